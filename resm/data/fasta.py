@@ -1,0 +1,113 @@
+"""Streaming FASTA reading (plain or gzip) and token-budget batching."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator, List, Optional, Sequence
+
+
+class FastaError(ValueError):
+    """Malformed FASTA; the message names the file, line and record."""
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    description: str
+    seq: str
+    line: int  # 1-based line of the header, for error messages
+
+
+def _open_text(path: str | os.PathLike) -> io.TextIOBase:
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="ascii", errors="replace")
+    return open(path, "r", encoding="ascii", errors="replace")
+
+
+def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record]:
+    """Yield records one by one, never holding the file in memory.
+
+    Sequence lines are joined with whitespace removed; the sequence itself is not validated
+    here (the mapping layer does that and names the record). Raises FastaError on text before
+    the first header, a header without an id, a record without sequence lines, or (with
+    ``unique``) a repeated id.
+    """
+    name = os.path.basename(os.fspath(path))
+    seen = set() if unique else None
+    header: Optional[str] = None
+    header_line = 0
+    chunks: List[str] = []
+
+    def emit() -> Record:
+        rid, _, desc = header.partition(" ")
+        if not chunks:
+            raise FastaError(f"{name} line {header_line}: record {rid!r} has no sequence")
+        if seen is not None:
+            if rid in seen:
+                raise FastaError(f"{name} line {header_line}: duplicate id {rid!r}")
+            seen.add(rid)
+        return Record(rid, desc.strip(), "".join(chunks), header_line)
+
+    try:
+        with _open_text(path) as fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line or line.startswith(";"):
+                    continue
+                if line.startswith(">"):
+                    if header is not None:
+                        yield emit()
+                    header = line[1:].strip()
+                    header_line = lineno
+                    chunks = []
+                    if not header or header[0].isspace():
+                        raise FastaError(f"{name} line {lineno}: header has no id")
+                elif header is None:
+                    raise FastaError(f"{name} line {lineno}: sequence data before the first '>' header")
+                else:
+                    chunks.append("".join(line.split()))
+            if header is not None:
+                yield emit()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise FastaError(f"{name}: cannot read ({e})") from e
+
+
+def write_fasta(records: Iterable[tuple], fh, width: int = 0) -> None:
+    for rid, seq in records:
+        fh.write(f">{rid}\n")
+        if width:
+            for i in range(0, len(seq), width):
+                fh.write(seq[i : i + width] + "\n")
+        else:
+            fh.write(seq + "\n")
+
+
+def token_batches(
+    lengths: Sequence[int], max_tokens: int, max_batch: Optional[int] = None, extra: int = 2
+) -> List[List[int]]:
+    """Group indices into batches sorted by length whose padded size stays within
+    ``max_tokens`` (a batch's cost is ``count x (longest + extra)``). A sequence longer than
+    the budget gets a batch of its own."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: List[List[int]] = []
+    cur: List[int] = []
+    longest = 0
+    for i in order:
+        n = lengths[i] + extra
+        if cur and (
+            max(longest, n) * (len(cur) + 1) > max_tokens
+            or (max_batch is not None and len(cur) >= max_batch)
+        ):
+            batches.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, n)
+    if cur:
+        batches.append(cur)
+    return batches

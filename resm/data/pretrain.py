@@ -1,0 +1,423 @@
+"""Streaming data for continued masked-language-model pretraining on RNA.
+
+The corpus is one or more FASTA files (plain or gzip), read record by record and never held in
+memory. Each record is mapped through a nucleotide -> protein-letter scheme, filtered (bad
+symbols, too short, too long, duplicates), assigned to the train or validation split by a
+deterministic hash, sharded over ranks, randomly cropped and grouped into token-budget batches.
+
+Determinism is the backbone of the design: an epoch's batches are a pure function of
+``(config, epoch, rank, world_size)``. Resuming therefore regenerates the epoch and skips the
+batches already consumed, which yields exactly what the uninterrupted stream would have yielded.
+
+A batch is a list of int64 token-id arrays (one per sequence, residues only, no BOS/EOS);
+``resm.alphabet.pad_batch`` turns it into the model's (B, T) input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..alphabet import BOS, EOS, MASK, PAD, VOCAB_SIZE
+from ..mapping import MappingError, Scheme, get_scheme, rna_codes
+from .fasta import read_fasta, token_batches
+
+Batch = List[np.ndarray]
+PathLike = Union[str, "os.PathLike[str]"]
+
+SPLITS = ("train", "validation")
+SKIP_REASONS = ("bad_symbol", "too_short", "too_long", "duplicate")
+# BOS + EOS around every sequence in a padded batch.
+_EXTRA = 2
+
+
+@dataclass
+class PretrainDataConfig:
+    """Data settings of continued MLM pretraining.
+
+    Attributes:
+        train: FASTA or FASTA.gz files of the corpus, read in this order.
+        scheme: name of the nucleotide -> protein-letter mapping scheme.
+        max_length: longest sequence (residues, without BOS/EOS) fed to the model; longer
+            training records are randomly cropped to a window of this size (validation
+            records are center-cropped).
+        min_length: records shorter than this (after mapping) are skipped.
+        max_input_length: if set, records longer than this are skipped instead of cropped.
+        dedupe: drop exact duplicate sequences (after normalisation: case, T->U, ambiguity
+            codes). Only a 16-byte blake2b digest per distinct sequence is kept in memory.
+            Duplicates are dropped before the split, so a sequence never lands in both splits.
+        val_fraction: fraction of records (or families) held out for validation.
+        val_by: "hash" (hash of the record id), "family" (hash of the id's prefix before
+            '|', as in Rfam headers ``RF00001|X01556.1/3-119``) or "auto" (family for ids
+            that contain '|', the id otherwise).
+        bad_records: "skip" (count records that fail mapping in ``stats``) or "error"
+            (raise MappingError naming the file and record).
+        tokens_per_batch: budget of padded tokens per batch (batch size x (longest + 2)).
+        max_batch: optional cap on the number of sequences per batch.
+        bucket_size: number of records read ahead, sorted by length and cut into batches;
+            batch order is shuffled within a bucket.
+        seed: seed of crops and batch shuffling (the split does not depend on it).
+    """
+
+    train: List[str] = field(default_factory=list)
+    scheme: str = "kdny"
+    max_length: int = 1024
+    min_length: int = 10
+    max_input_length: Optional[int] = None
+    dedupe: bool = True
+    val_fraction: float = 0.02
+    val_by: str = "auto"
+    bad_records: str = "skip"
+    tokens_per_batch: int = 16384
+    max_batch: Optional[int] = None
+    bucket_size: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, (str, os.PathLike)):
+            self.train = [self.train]
+        self.train = [os.fspath(p) for p in self.train]
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {self.max_length}")
+        if self.min_length < 1:
+            raise ValueError(f"min_length must be >= 1, got {self.min_length}")
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length {self.min_length} > max_length {self.max_length}")
+        if self.max_input_length is not None and self.max_input_length < self.min_length:
+            raise ValueError(
+                f"max_input_length {self.max_input_length} < min_length {self.min_length}"
+            )
+        if not 0.0 <= self.val_fraction <= 1.0:
+            raise ValueError(f"val_fraction must lie in [0, 1], got {self.val_fraction}")
+        if self.val_by not in ("auto", "hash", "family"):
+            raise ValueError(f"val_by must be 'auto', 'hash' or 'family', got {self.val_by!r}")
+        if self.bad_records not in ("skip", "error"):
+            raise ValueError(f"bad_records must be 'skip' or 'error', got {self.bad_records!r}")
+        if self.tokens_per_batch < self.max_length + _EXTRA:
+            raise ValueError(
+                f"tokens_per_batch {self.tokens_per_batch} cannot hold one sequence of "
+                f"max_length {self.max_length} (+{_EXTRA} for BOS/EOS)"
+            )
+        if self.max_batch is not None and self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+        if self.bucket_size < 1:
+            raise ValueError(f"bucket_size must be >= 1, got {self.bucket_size}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "PretrainDataConfig":
+        """Build from a mapping (e.g. a YAML section); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown data config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+
+# ---- split ------------------------------------------------------------------------------
+def _unit_hash(key: str) -> float:
+    """A stable number in [0, 1) from a string (blake2b, independent of PYTHONHASHSEED)."""
+    h = hashlib.blake2b(key.encode("utf-8"), digest_size=8, person=b"resm-split").digest()
+    return int.from_bytes(h, "big") / 2.0**64
+
+
+def split_key(record_id: str, val_by: str = "auto") -> str:
+    """The string whose hash decides the split of a record: its family or its id."""
+    if val_by == "hash":
+        return record_id
+    if val_by == "family" or (val_by == "auto" and "|" in record_id):
+        return record_id.split("|", 1)[0]
+    return record_id
+
+
+def is_validation(record_id: str, cfg: PretrainDataConfig) -> bool:
+    """Whether a record belongs to the validation split (deterministic across runs/ranks)."""
+    if cfg.val_fraction <= 0.0:
+        return False
+    if cfg.val_fraction >= 1.0:
+        return True
+    return _unit_hash(split_key(record_id, cfg.val_by)) < cfg.val_fraction
+
+
+# ---- record pipeline ------------------------------------------------------------------
+def new_stats() -> Dict[str, Any]:
+    """An empty statistics dict as kept by PretrainStream."""
+    return {
+        "read": 0,
+        "skipped": {r: 0 for r in SKIP_REASONS},
+        "other_split": 0,
+        "kept": 0,
+        "rank_records": 0,
+        "cropped": 0,
+        "tokens": 0,
+    }
+
+
+def _digest(seq: str, ids: np.ndarray, scheme: Scheme, record: str) -> bytes:
+    # Normalised RNA codes (A C G U N) identify the sequence even for many-to-one schemes;
+    # the identity (protein) scheme is keyed by its token ids.
+    key = ids.tobytes() if scheme.kind == "identity" else rna_codes(seq, record).tobytes()
+    return hashlib.blake2b(key, digest_size=16).digest()
+
+
+def iter_split_records(
+    cfg: PretrainDataConfig, split: str, stats: Optional[Dict[str, Any]] = None
+) -> Iterator[Tuple[str, np.ndarray]]:
+    """Stream ``(record_id, token_ids)`` of one split, filtered and deduplicated, uncropped.
+
+    Every rank runs the same pass, so filtering, dedupe and the split agree everywhere.
+    ``stats`` (see ``new_stats``) is updated in place.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not cfg.train:
+        raise ValueError("no training files given (PretrainDataConfig.train is empty)")
+    stats = new_stats() if stats is None else stats
+    skipped = stats["skipped"]
+    scheme = get_scheme(cfg.scheme)
+    want_val = split == "validation"
+    seen: Optional[set] = set() if cfg.dedupe else None
+    for path in cfg.train:
+        name = os.path.basename(path)
+        for rec in read_fasta(path):
+            stats["read"] += 1
+            try:
+                ids = scheme.encode(rec.seq, rec.id)
+            except MappingError as e:
+                if cfg.bad_records == "error":
+                    raise MappingError(f"{name} line {rec.line}: {e}") from e
+                skipped["bad_symbol"] += 1
+                continue
+            n = len(ids)
+            if n < cfg.min_length:
+                skipped["too_short"] += 1
+                continue
+            if cfg.max_input_length is not None and n > cfg.max_input_length:
+                skipped["too_long"] += 1
+                continue
+            if seen is not None:
+                d = _digest(rec.seq, ids, scheme, rec.id)
+                if d in seen:
+                    skipped["duplicate"] += 1
+                    continue
+                seen.add(d)
+            if is_validation(rec.id, cfg) != want_val:
+                stats["other_split"] += 1
+                continue
+            stats["kept"] += 1
+            yield rec.id, ids
+
+
+def center_crop(ids: np.ndarray, max_length: int) -> np.ndarray:
+    """The central window of ``max_length`` tokens (the whole array if it is short enough)."""
+    n = len(ids)
+    if n <= max_length:
+        return ids
+    start = (n - max_length) // 2
+    return ids[start : start + max_length]
+
+
+def _bucket_batches(lengths: Sequence[int], cfg: PretrainDataConfig) -> List[List[int]]:
+    return token_batches(lengths, cfg.tokens_per_batch, cfg.max_batch, extra=_EXTRA)
+
+
+# ---- training stream ------------------------------------------------------------------
+class PretrainStream:
+    """Deterministic, resumable, sharded stream of training batches.
+
+    Record k of the training split (counted over records that pass all filters) goes to rank
+    ``k % world_size``, so the ranks partition the split. Iterating the stream itself is
+    infinite (epoch after epoch); ``iter_epoch(e)`` gives one epoch. ``state_dict()`` records
+    the epoch and the batches already yielded in it; after ``load_state_dict`` iteration
+    continues with exactly the batch the uninterrupted stream would have yielded next.
+
+    Ranks may get a different number of batches per epoch; with the infinite iterator each
+    rank simply moves on to its next epoch, so step-based training never stalls.
+
+    ``stats`` describes the most recent epoch pass (reset whenever one starts): records read,
+    skipped by reason, sent to the other split, kept in this split (all ranks), given to
+    this rank, cropped, and residue tokens yielded by this rank.
+    """
+
+    def __init__(self, cfg: PretrainDataConfig, rank: int = 0, world_size: int = 1) -> None:
+        if world_size < 1:
+            raise ValueError(f"world_size must be >= 1, got {world_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
+        self.cfg = cfg
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.batches_done = 0  # batches of ``self.epoch`` already yielded by __iter__
+        self.stats: Dict[str, Any] = new_stats()
+        get_scheme(cfg.scheme)  # fail early on an unknown scheme
+
+    # -- records and batches of one epoch --
+    def _rng(self, epoch: int, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.cfg.seed, epoch, self.rank, self.world_size, stream])
+
+    def iter_records(self, epoch: int) -> Iterator[Tuple[str, np.ndarray]]:
+        """``(record_id, cropped token ids)`` of this rank in file order for one epoch."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.stats = stats = new_stats()
+        crop_rng = self._rng(epoch, 0)
+        max_len = self.cfg.max_length
+        for k, (rid, ids) in enumerate(iter_split_records(self.cfg, "train", stats)):
+            if k % self.world_size != self.rank:
+                continue
+            n = len(ids)
+            if n > max_len:
+                start = int(crop_rng.integers(0, n - max_len + 1))
+                ids = ids[start : start + max_len]
+                stats["cropped"] += 1
+            stats["rank_records"] += 1
+            stats["tokens"] += len(ids)
+            yield rid, ids
+
+    def iter_epoch(self, epoch: int, with_ids: bool = False) -> Iterator[list]:
+        """Batches of one epoch: lists of token-id arrays, or of ``(record_id, ids)`` pairs
+        with ``with_ids``. Does not touch the resumption state."""
+        shuffle_rng = self._rng(epoch, 1)
+        bucket: List[Tuple[str, np.ndarray]] = []
+
+        def flush() -> Iterator[list]:
+            groups = _bucket_batches([len(ids) for _, ids in bucket], self.cfg)
+            for g in shuffle_rng.permutation(len(groups)):
+                items = [bucket[i] for i in groups[g]]
+                yield items if with_ids else [ids for _, ids in items]
+
+        for item in self.iter_records(epoch):
+            bucket.append(item)
+            if len(bucket) >= self.cfg.bucket_size:
+                yield from flush()
+                bucket = []
+        if bucket:
+            yield from flush()
+
+    def __iter__(self) -> Iterator[Batch]:
+        """Endless batches from the saved position on, advancing ``epoch`` as epochs end."""
+        while True:
+            epoch, skip = self.epoch, self.batches_done
+            produced = 0
+            for i, batch in enumerate(self.iter_epoch(epoch)):
+                produced += 1
+                if i < skip:
+                    continue
+                self.batches_done = i + 1
+                yield batch
+            if produced == 0:
+                raise ValueError(
+                    f"rank {self.rank}/{self.world_size}: epoch {epoch} has no training "
+                    f"records (stats: {self.summary()})"
+                )
+            if produced < skip:
+                raise ValueError(
+                    f"cannot resume: epoch {epoch} has {produced} batches but the state "
+                    f"says {skip} were already yielded (was the data or config changed?)"
+                )
+            self.epoch, self.batches_done = epoch + 1, 0
+
+    # -- resumption --
+    def state_dict(self) -> Dict[str, int]:
+        """Position of the stream: epoch and batches already yielded in it."""
+        return {
+            "epoch": self.epoch,
+            "batches": self.batches_done,
+            "seed": self.cfg.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+        }
+
+    def load_state_dict(self, state: Dict[str, int], strict: bool = True) -> None:
+        """Restore a position saved by ``state_dict``. With ``strict``, a different seed or
+        world size (which would change the batches) is an error."""
+        if strict:
+            for key, mine in (("seed", self.cfg.seed), ("world_size", self.world_size)):
+                if key in state and int(state[key]) != mine:
+                    raise ValueError(
+                        f"stream state was saved with {key}={state[key]}, this stream has "
+                        f"{key}={mine}; the batches would differ (use strict=False to accept)"
+                    )
+        epoch, batches = int(state["epoch"]), int(state["batches"])
+        if epoch < 0 or batches < 0:
+            raise ValueError(f"invalid stream state {state!r}")
+        self.epoch, self.batches_done = epoch, batches
+
+    def summary(self) -> str:
+        """One line describing ``stats`` (for logs)."""
+        s = self.stats
+        skipped = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s["skipped"].items())
+        return (
+            f"read {s['read']}, skipped ({skipped}), other split {s['other_split']}, "
+            f"kept {s['kept']}, this rank {s['rank_records']} records / {s['tokens']} tokens "
+            f"({s['cropped']} cropped)"
+        )
+
+
+# ---- validation -----------------------------------------------------------------------
+def validation_batches(
+    cfg: PretrainDataConfig,
+    limit: Optional[int] = None,
+    rank: int = 0,
+    world_size: int = 1,
+    stats: Optional[Dict[str, Any]] = None,
+) -> List[Batch]:
+    """Batches of the validation split, center-cropped to ``max_length``, in a fixed order.
+
+    ``limit`` caps the number of validation records (the first ones in file order). With
+    ``world_size > 1`` this rank gets every ``world_size``-th batch. ``stats`` (a dict from
+    ``new_stats``) is filled in if given.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    seqs: List[np.ndarray] = []
+    if limit != 0:
+        for _, ids in iter_split_records(cfg, "validation", stats):
+            seqs.append(center_crop(ids, cfg.max_length))
+            if limit is not None and len(seqs) >= limit:
+                break
+    batches = [[seqs[i] for i in g] for g in _bucket_batches([len(s) for s in seqs], cfg)]
+    return batches[rank::world_size]
+
+
+# ---- baseline -------------------------------------------------------------------------
+_SPECIALS = (PAD, BOS, EOS, MASK)
+
+
+def unigram_counts(batches: Iterable[Union[Batch, torch.Tensor, np.ndarray]]) -> np.ndarray:
+    """Token counts (length VOCAB_SIZE) over batches, ignoring PAD/BOS/EOS/MASK.
+
+    A batch is a list of token-id arrays or a padded (B, T) tensor/array.
+    """
+    counts = np.zeros(VOCAB_SIZE, dtype=np.int64)
+    for batch in batches:
+        if isinstance(batch, torch.Tensor):
+            arrays = [batch.detach().cpu().numpy().ravel()]
+        elif isinstance(batch, np.ndarray):
+            arrays = [batch.ravel()]
+        else:
+            arrays = [np.asarray(x).ravel() for x in batch]
+        for a in arrays:
+            counts += np.bincount(a.astype(np.int64), minlength=VOCAB_SIZE)[:VOCAB_SIZE]
+    counts[list(_SPECIALS)] = 0
+    return counts
+
+
+def unigram_entropy(batches: Iterable[Union[Batch, torch.Tensor, np.ndarray]]) -> float:
+    """Entropy (nats) of the token distribution in ``batches``: the MLM loss of a model
+    that always predicts the corpus letter frequencies. The baseline a trained model must
+    beat (ln 4 = 1.386 for uniform nucleotides). NaN when there are no tokens."""
+    counts = unigram_counts(batches).astype(np.float64)
+    total = counts.sum()
+    if total == 0:
+        return math.nan
+    p = counts[counts > 0] / total
+    return float(-(p * np.log(p)).sum())

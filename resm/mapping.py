@@ -1,0 +1,258 @@
+"""Nucleotide -> pseudo-protein mapping.
+
+The scheme tables live in the repository's top-level ``mapping/`` folder (installed as the
+package data ``resm._schemes``); this module loads them and turns sequences into token ids of
+ESM-2's own 33-token alphabet, so no embedding or LM-head row is new.
+
+All work is vectorised through 256-entry byte lookup tables, so mapping a million
+nucleotides takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Dict, List, Optional
+
+import numpy as np
+import yaml
+
+from .alphabet import ALPHABET, tok
+
+DEFAULT_SCHEME = "kdny"
+
+# Letters that mean "some nucleotide we cannot name": IUPAC ambiguity codes and the
+# common one-letter codes of modified bases (inosine I, pseudouridine P, unknown X).
+IUPAC_AMBIGUOUS = "RYSWKMBDHVN"
+MODIFIED = "IPX"
+NUCLEOTIDES = "ACGU"
+
+# Codes of the normalised RNA alphabet: 0..3 = A C G U, 4 = unknown base.
+_UNKNOWN_CODE = 4
+_INVALID = 255
+
+
+class MappingError(ValueError):
+    """A sequence that cannot be mapped; the message names the record and the position."""
+
+
+def _describe(ch: int) -> str:
+    c = chr(ch)
+    if c in "-.":
+        return f"gap {c!r}"
+    if c.isdigit():
+        return f"digit {c!r}"
+    if c.isspace():
+        return "whitespace"
+    return f"symbol {c!r}"
+
+
+def _rna_code_lut() -> np.ndarray:
+    """byte -> 0..3 (ACGU), 4 (unknown base) or 255 (invalid)."""
+    lut = np.full(256, _INVALID, dtype=np.uint8)
+    for i, n in enumerate(NUCLEOTIDES):
+        lut[ord(n)] = lut[ord(n.lower())] = i
+    lut[ord("T")] = lut[ord("t")] = NUCLEOTIDES.index("U")
+    for c in IUPAC_AMBIGUOUS + MODIFIED:
+        lut[ord(c)] = lut[ord(c.lower())] = _UNKNOWN_CODE
+    return lut
+
+
+_RNA_LUT = _rna_code_lut()
+
+
+def _as_bytes(seq) -> np.ndarray:
+    if isinstance(seq, str):
+        seq = seq.encode("ascii", errors="replace")
+    return np.frombuffer(bytes(seq), dtype=np.uint8)
+
+
+def rna_codes(seq, record: str = "<sequence>") -> np.ndarray:
+    """Normalise an RNA/DNA sequence to codes 0..4 (A C G U unknown).
+
+    Raises MappingError naming the record and 1-based position of the first bad symbol.
+    """
+    raw = _as_bytes(seq)
+    if raw.size == 0:
+        raise MappingError(f"record {record!r}: empty sequence")
+    codes = _RNA_LUT[raw]
+    bad = np.flatnonzero(codes == _INVALID)
+    if bad.size:
+        p = int(bad[0])
+        raise MappingError(
+            f"record {record!r}: {_describe(int(raw[p]))} at position {p + 1} is not a nucleotide"
+        )
+    return codes
+
+
+def normalise(seq, record: str = "<sequence>") -> str:
+    """Upper-case ACGU string with unknown bases as N."""
+    return np.frombuffer(b"ACGUN", dtype=np.uint8)[rna_codes(seq, record)].tobytes().decode()
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A named, declarative nucleotide -> protein-letter scheme."""
+
+    name: str
+    kind: str  # "letter", "context" or "identity"
+    description: str
+    spec: dict = field(repr=False)
+    table_hash: str = ""
+    # Token ids (ESM alphabet) the scheme emits for the four nucleotides / context letters.
+    letter_ids: tuple = ()
+    unknown_id: int = 0
+    _lut: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+    _fallback: Optional["Scheme"] = field(default=None, repr=False, compare=False)
+
+    # ---- encoding -------------------------------------------------------------------
+    def encode(self, seq, record: str = "<sequence>") -> np.ndarray:
+        """Token ids (int64, one per residue, no BOS/EOS) of the mapped sequence."""
+        if self.kind == "identity":
+            raw = _as_bytes(seq)
+            if raw.size == 0:
+                raise MappingError(f"record {record!r}: empty sequence")
+            ids = self._lut[raw]
+            bad = np.flatnonzero(ids < 0)
+            if bad.size:
+                p = int(bad[0])
+                raise MappingError(
+                    f"record {record!r}: {_describe(int(raw[p]))} at position {p + 1} "
+                    "is not an amino acid"
+                )
+            return ids.astype(np.int64)
+        codes = rna_codes(seq, record)
+        if self.kind == "letter":
+            return self._lut[codes].astype(np.int64)
+        # context (centred triplet): code = 25*left + 5*centre + right over a 5-letter alphabet
+        # in which 4 marks "unknown or beyond the end".
+        left = np.empty_like(codes)
+        right = np.empty_like(codes)
+        left[0], right[-1] = _UNKNOWN_CODE, _UNKNOWN_CODE
+        left[1:], right[:-1] = codes[:-1], codes[1:]
+        idx = left.astype(np.int64) * 25 + codes.astype(np.int64) * 5 + right
+        return self._lut[idx].astype(np.int64)
+
+    def to_protein(self, seq, record: str = "<sequence>") -> str:
+        """The pseudo-protein string that the model sees."""
+        return "".join(ALPHABET.all_toks[i] for i in self.encode(seq, record))
+
+    def decode(self, ids) -> str:
+        """Invert a single-letter scheme: token ids -> RNA (unknown letter -> N)."""
+        if self.kind != "letter":
+            raise ValueError(f"scheme {self.name!r} ({self.kind}) has no per-letter inverse")
+        inv = {tid: n for n, tid in zip(NUCLEOTIDES, self.letter_ids)}
+        inv[self.unknown_id] = "N"
+        try:
+            return "".join(inv[int(i)] for i in ids)
+        except KeyError as e:
+            raise ValueError(f"token id {e.args[0]} is not a letter of scheme {self.name!r}")
+
+    @property
+    def letters(self) -> str:
+        return "".join(ALPHABET.all_toks[i] for i in self.letter_ids)
+
+    def metadata(self) -> Dict[str, str]:
+        return {"scheme": self.name, "scheme_hash": self.table_hash}
+
+    def check(self, meta: Optional[dict], where: str = "checkpoint") -> None:
+        """Raise if `meta` (from a checkpoint) names another scheme or another table."""
+        if not meta or "scheme" not in meta:
+            return  # a plain protein checkpoint: any scheme may be applied
+        if meta["scheme"] != self.name:
+            raise MappingError(
+                f"{where} was trained with mapping scheme {meta['scheme']!r}, not {self.name!r}"
+            )
+        if meta.get("scheme_hash") and meta["scheme_hash"] != self.table_hash:
+            raise MappingError(
+                f"{where}: the table of scheme {self.name!r} differs from the one it was "
+                f"trained with (hash {meta['scheme_hash'][:12]} != {self.table_hash[:12]})"
+            )
+
+
+def _hash(spec: dict, fallback: Optional[Scheme] = None) -> str:
+    body = {k: v for k, v in spec.items() if k != "description"}
+    if fallback is not None:  # a context scheme also depends on its fallback's table
+        body["fallback_hash"] = fallback.table_hash
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _letter_lut(spec: dict) -> np.ndarray:
+    lut = np.full(5, tok(spec["unknown"]), dtype=np.int64)
+    for i, n in enumerate(NUCLEOTIDES):
+        lut[i] = tok(spec["table"][n])
+    return lut
+
+
+def _build(spec: dict) -> Scheme:
+    kind = spec["kind"]
+    name = spec["name"]
+    unknown = tok(spec.get("unknown", "X"))
+    fallback = None
+    if kind == "letter":
+        if sorted(spec["table"]) != sorted(NUCLEOTIDES):
+            raise ValueError(f"scheme {name!r}: table must map exactly A, C, G, U")
+        lut = _letter_lut(spec)
+        letter_ids = tuple(int(x) for x in lut[:4])
+        if len(set(letter_ids)) != 4:
+            raise ValueError(f"scheme {name!r}: letters must be distinct")
+    elif kind == "context":
+        fallback = get_scheme(spec["fallback"])
+        fb = fallback._lut
+        lut = np.empty(125, dtype=np.int64)
+        stop = tok(spec["stop"])
+        for left in range(5):
+            for centre in range(5):
+                for right in range(5):
+                    i = left * 25 + centre * 5 + right
+                    if centre == _UNKNOWN_CODE:
+                        lut[i] = unknown
+                    elif left == _UNKNOWN_CODE or right == _UNKNOWN_CODE:
+                        lut[i] = fb[centre]
+                    else:
+                        codon = NUCLEOTIDES[left] + NUCLEOTIDES[centre] + NUCLEOTIDES[right]
+                        aa = spec["codons"][codon]
+                        lut[i] = stop if aa == "*" else tok(aa)
+        letter_ids = tuple(sorted(set(int(x) for x in lut) - {unknown}))
+    elif kind == "identity":
+        lut = np.full(256, -1, dtype=np.int64)
+        for c in spec["letters"] + spec.get("rare", ""):
+            lut[ord(c)] = lut[ord(c.lower())] = tok(c)
+        letter_ids = tuple(tok(c) for c in spec["letters"])
+    else:
+        raise ValueError(f"scheme {name!r}: unknown kind {kind!r}")
+    lut.setflags(write=False)
+    return Scheme(
+        name=name,
+        kind=kind,
+        description=spec.get("description", ""),
+        spec=spec,
+        table_hash=_hash(spec, fallback),
+        letter_ids=letter_ids,
+        unknown_id=unknown,
+        _lut=lut,
+        _fallback=fallback,
+    )
+
+
+def _scheme_files() -> Dict[str, "resources.abc.Traversable"]:
+    root = resources.files("resm._schemes")
+    return {p.name[:-5]: p for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def list_schemes() -> List[str]:
+    return sorted(_scheme_files())
+
+
+@functools.lru_cache(maxsize=None)
+def get_scheme(name: str = DEFAULT_SCHEME) -> Scheme:
+    files = _scheme_files()
+    if name not in files:
+        raise MappingError(f"unknown mapping scheme {name!r}; known: {', '.join(sorted(files))}")
+    spec = yaml.safe_load(files[name].read_text())
+    if spec.get("name") != name:
+        raise ValueError(f"scheme file {name}.yaml declares name {spec.get('name')!r}")
+    return _build(spec)

@@ -1,0 +1,184 @@
+"""Secondary-structure metrics.
+
+Inputs are partner arrays (``pairs[i]`` = partner or -1, see
+:mod:`resm.structure`) or square contact matrices (nonzero = paired; the
+matrix is symmetrised and only i < j is used, so a matrix may give a base
+several partners). A structure is the set of pairs (i, j) with i < j.
+
+Conventions
+-----------
+* Strict: a predicted pair is correct iff it is a true pair.
+  TP = |P ∩ T|, precision = TP / |P|, recall = TP / |T|,
+  F1 = 2 TP / (|P| + |T|).
+* Shift-tolerant (±1, the bpRNA / SPOT-RNA / RiNALMo convention): a predicted
+  pair (i, j) is correct iff one of (i, j), (i-1, j), (i+1, j), (i, j-1),
+  (i, j+1) is a true pair; a true pair is recovered iff one of the same five
+  neighbours of it is a predicted pair. precision = #correct predicted / |P|,
+  recall = #recovered true / |T|, F1 = 2 P R / (P + R) (harmonic mean). Only
+  one index moves at a time; diagonal shifts such as (i+1, j-1) do not count.
+* Empty cases (both strict and shifted): |P| = |T| = 0 gives precision =
+  recall = F1 = 1; exactly one of P, T empty gives precision = recall =
+  F1 = 0.
+* MCC is computed strictly over the L(L-1)/2 cells i < j of the pair matrix;
+  when its denominator is 0 it is 1 if the prediction equals the truth (e.g.
+  both empty) and 0 otherwise (sklearn gives 0 in both cases).
+* Aggregation over sequences: ``*_mean`` averages the per-sequence values;
+  ``*_pooled`` (micro) sums counts over sequences first (for shifted scores
+  the correct-predicted and recovered-true counts are summed separately) and
+  applies the formulas above, empty cases included, to the sums.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = [
+    "PairCounts",
+    "pair_counts",
+    "prf_from_counts",
+    "precision_recall_f1",
+    "f1_score",
+    "mcc",
+    "evaluate",
+]
+
+_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+class PairCounts(NamedTuple):
+    """Counts for one sequence (or summed over many)."""
+
+    n_pred: int  # |P|
+    n_true: int  # |T|
+    hit_pred: int  # predicted pairs counted correct
+    hit_true: int  # true pairs counted recovered
+
+
+def _ij(x: np.ndarray | Sequence[int]) -> tuple[int, np.ndarray, np.ndarray]:
+    """Length and the i < j index arrays of a partner array or square matrix."""
+    a = np.asarray(x)
+    if a.ndim == 1:
+        L = len(a)
+        a = a.astype(np.int64, copy=False)
+        i = np.flatnonzero(a > np.arange(L))
+        return L, i, a[i]
+    if a.ndim == 2 and a.shape[0] == a.shape[1]:
+        m = a.astype(bool)
+        i, j = np.nonzero(np.triu(m | m.T, 1))
+        return a.shape[0], i, j
+    raise ValueError(f"expected a partner array or square matrix, got shape {a.shape}")
+
+
+def _keys(i: np.ndarray, j: np.ndarray, L: int) -> np.ndarray:
+    # indices may be -1..L after shifting; stride L+2 keeps keys distinct
+    return (i + 1) * (L + 2) + (j + 1)
+
+
+def _hits(src_i: np.ndarray, src_j: np.ndarray, ref: np.ndarray, L: int, shift: bool) -> int:
+    """Number of src pairs with an exact (or ±1-shifted) match among ref keys."""
+    if src_i.size == 0 or ref.size == 0:
+        return 0
+    shifts = _SHIFTS if shift else _SHIFTS[:1]
+    hit = np.zeros(src_i.size, dtype=bool)
+    for di, dj in shifts:
+        hit |= np.isin(_keys(src_i + di, src_j + dj, L), ref)
+    return int(hit.sum())
+
+
+def _pair_sets(pred, true) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    Lp, pi, pj = _ij(pred)
+    Lt, ti, tj = _ij(true)
+    if Lp != Lt:
+        raise ValueError(f"length mismatch: prediction {Lp}, truth {Lt}")
+    return Lt, pi, pj, ti, tj
+
+
+def pair_counts(pred, true, shift: bool = False) -> PairCounts:
+    """Counts of predicted / true pairs and their (shift-tolerant) matches."""
+    L, pi, pj, ti, tj = _pair_sets(pred, true)
+    hit_pred = _hits(pi, pj, _keys(ti, tj, L), L, shift)
+    hit_true = _hits(ti, tj, _keys(pi, pj, L), L, shift) if shift else hit_pred
+    return PairCounts(pi.size, ti.size, hit_pred, hit_true)
+
+
+def prf_from_counts(n_pred, n_true, hit_pred, hit_true) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall, F1 (arrays, elementwise) with the module's empty-case rules."""
+    n_pred, n_true, hit_pred, hit_true = (np.asarray(v, dtype=np.float64) for v in (n_pred, n_true, hit_pred, hit_true))
+    both_empty = (n_pred == 0) & (n_true == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(n_pred > 0, hit_pred / n_pred, both_empty * 1.0)
+        recall = np.where(n_true > 0, hit_true / n_true, both_empty * 1.0)
+        s = precision + recall
+        f1 = np.where(s > 0, 2 * precision * recall / s, 0.0)
+    f1 = np.where(both_empty, 1.0, f1)
+    return precision, recall, f1
+
+
+def precision_recall_f1(pred, true, shift: bool = False) -> tuple[float, float, float]:
+    """Per-sequence precision, recall and F1 (strict, or ±1-shift tolerant)."""
+    p, r, f = prf_from_counts(*pair_counts(pred, true, shift))
+    return float(p), float(r), float(f)
+
+
+def f1_score(pred, true, shift: bool = False) -> float:
+    """Per-sequence F1."""
+    return precision_recall_f1(pred, true, shift)[2]
+
+
+def _mcc_from(tp, fp, fn, tn) -> np.ndarray:
+    tp, fp, fn, tn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn, tn))
+    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = (tp * tn - fp * fn) / den
+    return np.where(den > 0, m, np.where((fp == 0) & (fn == 0), 1.0, 0.0))
+
+
+def _confusion(c: PairCounts, L: int) -> tuple[int, int, int, int]:
+    tp = c.hit_pred
+    fp = c.n_pred - tp
+    fn = c.n_true - tp
+    tn = L * (L - 1) // 2 - tp - fp - fn
+    return tp, fp, fn, tn
+
+
+def mcc(pred, true) -> float:
+    """Matthews correlation over the i < j cells of the pair matrix."""
+    L = _ij(true)[0]
+    return float(_mcc_from(*_confusion(pair_counts(pred, true), L)))
+
+
+def evaluate(pred_list: Sequence, true_list: Sequence) -> dict[str, float]:
+    """All metrics over paired lists of predictions and truths.
+
+    Keys: ``n``; ``{precision,recall,f1}_{mean,pooled}``;
+    ``{precision,recall,f1}_shift_{mean,pooled}``; ``mcc_mean``, ``mcc_pooled``.
+    With no sequences only ``n`` (= 0) is returned.
+    """
+    if len(pred_list) != len(true_list):
+        raise ValueError(f"{len(pred_list)} predictions for {len(true_list)} truths")
+    strict = np.zeros((len(true_list), 4), dtype=np.int64)
+    shifted = np.zeros_like(strict)
+    conf = np.zeros((len(true_list), 4), dtype=np.int64)
+    for k, (pred, true) in enumerate(zip(pred_list, true_list)):
+        L, pi, pj, ti, tj = _pair_sets(pred, true)
+        tkeys, pkeys = _keys(ti, tj, L), _keys(pi, pj, L)
+        tp = _hits(pi, pj, tkeys, L, False)
+        c = PairCounts(pi.size, ti.size, tp, tp)
+        strict[k] = c
+        shifted[k] = (pi.size, ti.size, _hits(pi, pj, tkeys, L, True), _hits(ti, tj, pkeys, L, True))
+        conf[k] = _confusion(c, L)
+    out: dict[str, float] = {"n": len(true_list)}
+    if not len(true_list):
+        return out
+    for tag, counts in (("", strict), ("_shift", shifted)):
+        per_seq = prf_from_counts(*counts.T)
+        pooled = prf_from_counts(*counts.sum(axis=0))
+        for name, v, pv in zip(("precision", "recall", "f1"), per_seq, pooled):
+            out[f"{name}{tag}_mean"] = float(v.mean())
+            out[f"{name}{tag}_pooled"] = float(pv)
+    m = _mcc_from(*conf.T)
+    out["mcc_mean"] = float(m.mean())
+    out["mcc_pooled"] = float(_mcc_from(*conf.sum(axis=0)))
+    return out

@@ -1,0 +1,155 @@
+"""Key conversion between fair-esm and Hugging Face ``EsmForMaskedLM`` state dicts.
+
+resm's backbone uses fair-esm's parameter names, so a fair-esm checkpoint only loses its
+``encoder.``/``encoder.sentence_encoder.`` prefixes; a Hugging Face folder is renamed here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict
+
+import torch
+
+from .config import ESM2Config
+
+Tensor = torch.Tensor
+
+# (fair-esm name inside layer i, Hugging Face name inside layer i)
+_LAYER_KEYS = [
+    ("self_attn.q_proj", "attention.self.query"),
+    ("self_attn.k_proj", "attention.self.key"),
+    ("self_attn.v_proj", "attention.self.value"),
+    ("self_attn.out_proj", "attention.output.dense"),
+    ("self_attn_layer_norm", "attention.LayerNorm"),
+    ("fc1", "intermediate.dense"),
+    ("fc2", "output.dense"),
+    ("final_layer_norm", "LayerNorm"),
+]
+_GLOBAL_KEYS = [
+    ("embed_tokens.weight", "esm.embeddings.word_embeddings.weight"),
+    ("emb_layer_norm_after.weight", "esm.encoder.emb_layer_norm_after.weight"),
+    ("emb_layer_norm_after.bias", "esm.encoder.emb_layer_norm_after.bias"),
+    ("lm_head.dense.weight", "lm_head.dense.weight"),
+    ("lm_head.dense.bias", "lm_head.dense.bias"),
+    ("lm_head.layer_norm.weight", "lm_head.layer_norm.weight"),
+    ("lm_head.layer_norm.bias", "lm_head.layer_norm.bias"),
+    ("lm_head.bias", "lm_head.bias"),
+    ("contact_head.regression.weight", "esm.contact_head.regression.weight"),
+    ("contact_head.regression.bias", "esm.contact_head.regression.bias"),
+]
+
+_FAIR_PREFIX = re.compile(r"^(encoder\.sentence_encoder\.|encoder\.)")
+
+
+def strip_fair_prefixes(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """fair-esm checkpoint keys (``encoder.sentence_encoder.layers...``) -> module keys."""
+    return {_FAIR_PREFIX.sub("", k): v for k, v in state.items()}
+
+
+def add_fair_prefixes(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Module keys -> the key layout of fair-esm's released ``.pt`` files."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith("lm_head.") or k.startswith("contact_head."):
+            out["encoder." + k] = v
+        else:
+            out["encoder.sentence_encoder." + k] = v
+    return out
+
+
+def normalise_hf_names(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Drop rotary buffers (recomputed) and accept LayerNorm ``gamma``/``beta`` names, which
+    older checkpoints and some transformers releases write instead of ``weight``/``bias``."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith("rotary_embeddings.inv_freq"):
+            continue
+        if "LayerNorm" in k or "layer_norm" in k:
+            k = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", k))
+        out[k] = v
+    return out
+
+
+def hf_to_fair(state: Dict[str, Tensor], num_layers: int) -> Dict[str, Tensor]:
+    out: Dict[str, Tensor] = {}
+    for fair, hf in _GLOBAL_KEYS:
+        if hf in state:
+            out[fair] = state[hf]
+    for i in range(num_layers):
+        for fair, hf in _LAYER_KEYS:
+            for p in ("weight", "bias"):
+                key = f"esm.encoder.layer.{i}.{hf}.{p}"
+                if key in state:
+                    out[f"layers.{i}.{fair}.{p}"] = state[key]
+    if "lm_head.weight" not in out:
+        out["lm_head.weight"] = state.get("lm_head.decoder.weight", out.get("embed_tokens.weight"))
+    return out
+
+
+def fair_to_hf(state: Dict[str, Tensor], num_layers: int) -> Dict[str, Tensor]:
+    out: Dict[str, Tensor] = {}
+    for fair, hf in _GLOBAL_KEYS:
+        if fair in state:
+            out[hf] = state[fair]
+    for i in range(num_layers):
+        for fair, hf in _LAYER_KEYS:
+            for p in ("weight", "bias"):
+                out[f"esm.encoder.layer.{i}.{hf}.{p}"] = state[f"layers.{i}.{fair}.{p}"]
+        out[f"esm.encoder.layer.{i}.attention.self.rotary_embeddings.inv_freq"] = state[
+            f"layers.{i}.self_attn.rot_emb.inv_freq"
+        ]
+    out["lm_head.decoder.weight"] = state["lm_head.weight"]
+    return out
+
+
+def hf_keys(num_layers: int) -> set:
+    """Every weight name an ``EsmForMaskedLM`` of ``num_layers`` layers may hold."""
+    keys = {hf for _, hf in _GLOBAL_KEYS} | {"lm_head.decoder.weight"}
+    for i in range(num_layers):
+        keys |= {f"esm.encoder.layer.{i}.{hf}.{p}" for _, hf in _LAYER_KEYS for p in ("weight", "bias")}
+    return keys
+
+
+def hf_config(cfg: ESM2Config) -> dict:
+    """config.json of an ``EsmForMaskedLM`` with this architecture."""
+    return {
+        "architectures": ["EsmForMaskedLM"],
+        "model_type": "esm",
+        "attention_probs_dropout_prob": 0.0,
+        "hidden_dropout_prob": 0.0,
+        "hidden_act": "gelu",
+        "hidden_size": cfg.embed_dim,
+        "intermediate_size": cfg.ffn_dim,
+        "num_attention_heads": cfg.attention_heads,
+        "num_hidden_layers": cfg.num_layers,
+        "layer_norm_eps": cfg.layer_norm_eps,
+        "vocab_size": cfg.vocab_size,
+        "max_position_embeddings": 1026,
+        "position_embedding_type": "rotary",
+        "token_dropout": cfg.token_dropout,
+        "emb_layer_norm_before": False,
+        "mask_token_id": 32,
+        "pad_token_id": 1,
+        "is_folding_model": False,
+        "initializer_range": 0.02,
+        "use_cache": True,
+        "torch_dtype": "float32",
+    }
+
+
+def config_from_hf(cfg: dict) -> ESM2Config:
+    if cfg.get("model_type") not in (None, "esm"):
+        raise ValueError(f"model_type {cfg.get('model_type')!r} is not an ESM model")
+    if cfg.get("position_embedding_type", "rotary") != "rotary":
+        raise ValueError("only rotary (ESM-2) models are supported, not ESM-1b/absolute positions")
+    if cfg.get("emb_layer_norm_before"):
+        raise ValueError("emb_layer_norm_before models (ESM-1b) are not supported")
+    return ESM2Config(
+        num_layers=cfg["num_hidden_layers"],
+        embed_dim=cfg["hidden_size"],
+        attention_heads=cfg["num_attention_heads"],
+        token_dropout=cfg.get("token_dropout", True),
+        vocab_size=cfg.get("vocab_size", 33),
+        layer_norm_eps=cfg.get("layer_norm_eps", 1e-5),
+    )

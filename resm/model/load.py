@@ -1,0 +1,305 @@
+"""Loading and saving ESM-2 weights: fair-esm ``.pt`` files, fair-esm model names and
+Hugging Face ``EsmForMaskedLM`` folders.
+
+Checkpoints are unpickled with ``weights_only=True``. fair-esm's released ESM-2 files keep their
+config as an ``argparse.Namespace``, which is the one global allow-listed here; anything else
+is refused with a message naming it, unless the caller passes ``trust=True`` explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..mapping import Scheme
+from ..utils.io import atomic_dir, atomic_path
+from .config import ARCHS, ESM2Config
+from .convert import (
+    add_fair_prefixes,
+    config_from_hf,
+    fair_to_hf,
+    hf_config,
+    hf_keys,
+    hf_to_fair,
+    normalise_hf_names,
+    strip_fair_prefixes,
+)
+from .esm2 import ESM2
+
+FAIR_ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm"
+SAFE_GLOBALS = [argparse.Namespace]
+
+
+class CheckpointError(RuntimeError):
+    """An unreadable, unsafe or mismatched checkpoint."""
+
+
+@dataclass
+class Loaded:
+    model: ESM2
+    meta: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def cfg(self) -> ESM2Config:
+        return self.model.cfg
+
+
+def safe_load(path: str | os.PathLike, trust: bool = False) -> object:
+    """``torch.load`` with weights_only=True and only ``argparse.Namespace`` allow-listed."""
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" not in str(e):
+            raise CheckpointError(f"{path}: not a readable torch checkpoint (corrupt or not a .pt file)") from None
+        if trust:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        detail = next((ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln), str(e)[:200])
+        raise CheckpointError(
+            f"{path}: refusing to unpickle it ({detail}); if you trust this file, pass --trust-checkpoint"
+        ) from None
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({first})") from None
+
+
+def _cfg_get(cfg, name, default=None):
+    if isinstance(cfg, dict):
+        return cfg.get(name, default)
+    return getattr(cfg, name, default)
+
+
+def _config_from_fair(data: dict, where: str) -> ESM2Config:
+    try:
+        cfg = data["cfg"]["model"]
+        return ESM2Config(
+            num_layers=int(_cfg_get(cfg, "encoder_layers")),
+            embed_dim=int(_cfg_get(cfg, "encoder_embed_dim")),
+            attention_heads=int(_cfg_get(cfg, "encoder_attention_heads")),
+            token_dropout=bool(_cfg_get(cfg, "token_dropout", True)),
+        )
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{where}: not an ESM-2 checkpoint (no cfg.model; {e})") from None
+
+
+def _load_state(model: ESM2, state: Dict[str, torch.Tensor], where: str) -> bool:
+    """Load weights strictly except for rotary buffers (recomputed) and the contact regression
+    (optional). Returns whether the contact regression was present."""
+    expected = set(model.state_dict())
+    got = set(state)
+    unexpected = sorted(got - expected)
+    if unexpected:
+        raise CheckpointError(f"{where}: unexpected weights {unexpected[:5]} (not an ESM-2 model?)")
+    optional = {k for k in expected if k.endswith("rot_emb.inv_freq") or k.startswith("contact_head.")}
+    missing = sorted((expected - got) - optional)
+    if missing:
+        raise CheckpointError(f"{where}: missing weights {missing[:5]}")
+    own = model.state_dict()
+    for k, v in state.items():
+        want = own[k].shape
+        if tuple(v.shape) != tuple(want):
+            raise CheckpointError(f"{where}: {k} has shape {tuple(v.shape)}, expected {tuple(want)}")
+    model.load_state_dict(state, strict=False)
+    return "contact_head.regression.weight" in got
+
+
+def _regression_path(path: Path) -> Path:
+    return path.with_name(path.stem + "-contact-regression.pt")
+
+
+def load_fair_esm(
+    path: str | os.PathLike, regression: Optional[str | os.PathLike] = None, trust: bool = False
+) -> Loaded:
+    """A fair-esm ESM-2 ``.pt`` under any file name. The contact regression is taken from
+    ``regression`` or, like fair-esm, from ``<stem>-contact-regression.pt`` beside it."""
+    path = Path(path)
+    data = safe_load(path, trust)
+    if not isinstance(data, dict) or "model" not in data:
+        raise CheckpointError(f"{path}: not a fair-esm checkpoint (no 'model' entry)")
+    cfg = _config_from_fair(data, str(path))
+    state = strip_fair_prefixes(dict(data["model"]))
+    reg_path = Path(regression) if regression else _regression_path(path)
+    if regression or reg_path.exists():
+        reg = safe_load(reg_path, trust)
+        if not isinstance(reg, dict) or "model" not in reg:
+            raise CheckpointError(f"{reg_path}: not a contact-regression file")
+        state.update(strip_fair_prefixes(dict(reg["model"])))
+    model = ESM2(cfg)
+    has_reg = _load_state(model, state, str(path))
+    meta = dict(data.get("resm") or {})
+    meta.update(source=str(path), format="fair-esm", contact_regression=has_reg)
+    return Loaded(model.eval(), meta)
+
+
+def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
+    """A Hugging Face ``EsmForMaskedLM`` folder (config.json + safetensors or bin)."""
+    folder = Path(folder)
+    cfg_file = folder / "config.json"
+    if not cfg_file.exists():
+        raise CheckpointError(f"{folder}: no config.json (not a Hugging Face model folder)")
+    try:
+        hf_cfg = json.loads(cfg_file.read_text())
+        cfg = config_from_hf(hf_cfg)
+        if hf_cfg.get("intermediate_size", cfg.ffn_dim) != cfg.ffn_dim:
+            raise ValueError("intermediate_size must be 4 x hidden_size for ESM-2")
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"{cfg_file}: {e}") from None
+    st, binf = folder / "model.safetensors", folder / "pytorch_model.bin"
+    if st.exists():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            raw = load_file(str(st))
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{st}: unreadable safetensors file ({e})") from None
+    elif binf.exists():
+        raw = safe_load(binf, trust)
+    else:
+        raise CheckpointError(f"{folder}: neither model.safetensors nor pytorch_model.bin")
+    raw = normalise_hf_names(raw)
+    state = hf_to_fair(raw, cfg.num_layers)
+    unknown = sorted(set(raw) - hf_keys(cfg.num_layers))
+    if unknown:
+        raise CheckpointError(f"{folder}: unexpected weights {unknown[:5]} (not EsmForMaskedLM?)")
+    model = ESM2(cfg)
+    has_reg = _load_state(model, state, str(folder))
+    meta = {}
+    resm_file = folder / "resm.json"
+    if resm_file.exists():
+        meta.update(json.loads(resm_file.read_text()))
+    meta.update(source=str(folder), format="huggingface", contact_regression=has_reg)
+    return Loaded(model.eval(), meta)
+
+
+def _hub_file(name: str) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
+
+
+def load_pretrained(name: str, trust: bool = False) -> Loaded:
+    """A released ESM-2 by fair-esm name; downloaded once into torch's hub cache (the same
+    place fair-esm uses), then loaded safely."""
+    model_file = _hub_file(name)
+    reg_file = model_file.with_name(f"{name}-contact-regression.pt")
+    for url, dest in (
+        (f"{FAIR_ESM_URL}/models/{name}.pt", model_file),
+        (f"{FAIR_ESM_URL}/regression/{name}-contact-regression.pt", reg_file),
+    ):
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                torch.hub.download_url_to_file(url, str(dest), progress=True)
+            except Exception as e:  # network errors come in many types
+                raise CheckpointError(
+                    f"cannot download {name} ({type(e).__name__}: {e}); give a local checkpoint path instead"
+                ) from None
+    return load_fair_esm(model_file, reg_file, trust)
+
+
+def load_backbone(
+    spec: str | os.PathLike,
+    scheme: Optional[Scheme] = None,
+    regression: Optional[str | os.PathLike] = None,
+    trust: bool = False,
+) -> Loaded:
+    """Load ESM-2 weights from a fair-esm ``.pt`` path, a Hugging Face folder or a fair-esm
+    model name, and check that ``scheme`` is the one the checkpoint was trained with."""
+    p = Path(spec)
+    if p.is_dir():
+        loaded = load_hf(p, trust)
+    elif p.is_file():
+        loaded = load_fair_esm(p, regression, trust)
+    elif str(spec) in ARCHS and str(spec).startswith("esm2_"):
+        loaded = load_pretrained(str(spec), trust)
+    else:
+        raise CheckpointError(f"{spec}: no such checkpoint file, model folder or ESM-2 model name")
+    if scheme is not None:
+        scheme.check(loaded.meta, where=str(spec))
+    return loaded
+
+
+# ---------------------------------------------------------------------------------------
+def _fair_namespace(cfg: ESM2Config, arch: str) -> argparse.Namespace:
+    return argparse.Namespace(
+        _name="ESM2",
+        arch=arch,
+        encoder_layers=cfg.num_layers,
+        encoder_embed_dim=cfg.embed_dim,
+        encoder_ffn_embed_dim=cfg.ffn_dim,
+        encoder_attention_heads=cfg.attention_heads,
+        token_dropout=cfg.token_dropout,
+        max_positions=1024,
+    )
+
+
+def resm_meta(scheme: Optional[Scheme], arch: Optional[str] = None, **extra) -> dict:
+    from .. import __version__
+
+    meta = {"resm_version": __version__}
+    if arch:
+        meta["arch"] = arch
+    if scheme is not None:
+        meta.update(scheme.metadata())
+    meta.update(extra)
+    return meta
+
+
+def save_fair_esm(
+    model: ESM2, path: str | os.PathLike, meta: Optional[dict] = None, regression: bool = True
+) -> None:
+    """Write ``model`` as a fair-esm ESM-2 ``.pt`` (loadable by ``esm.pretrained``) atomically.
+    resm's own metadata (mapping scheme, hash) rides along under the key ``resm``."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if not regression:
+        state = {k: v for k, v in state.items() if not k.startswith("contact_head.")}
+    arch = (meta or {}).get("arch", "esm2")
+    data = {
+        "model": add_fair_prefixes(state),
+        "cfg": {"model": _fair_namespace(model.cfg, str(arch))},
+        "resm": dict(meta or {}),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+
+
+def save_hf(model: ESM2, folder: str | os.PathLike, meta: Optional[dict] = None) -> None:
+    """Write ``model`` as a Hugging Face ``EsmForMaskedLM`` folder (config.json +
+    model.safetensors), plus resm.json with the mapping metadata; atomically."""
+    from safetensors.torch import save_file
+
+    state = fair_to_hf(model.state_dict(), model.cfg.num_layers)
+    state.pop("lm_head.decoder.weight")  # tied to the word embeddings, as HF saves it
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    with atomic_dir(folder) as tmp:
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg), indent=2) + "\n")
+        (tmp / "resm.json").write_text(json.dumps(dict(meta or {}), indent=2) + "\n")
+
+
+def init_model(arch: str | ESM2Config, seed: int = 0) -> ESM2:
+    """A randomly initialised ESM-2 (BERT-style N(0, 0.02) init, zero biases, unit norms)."""
+    cfg = ARCHS[arch] if isinstance(arch, str) else arch
+    gen = torch.Generator().manual_seed(seed)
+    model = ESM2(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+            elif "layer_norm" in name and name.endswith("weight"):
+                p.fill_(1.0)
+            else:
+                p.zero_()
+        model.embed_tokens.weight[model.embed_tokens.padding_idx].zero_()
+    return model.eval()

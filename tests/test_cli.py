@@ -1,0 +1,125 @@
+"""The command line as a user runs it: real subprocesses, exit codes, files left behind."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from resm.embed import read_embeddings
+from resm.model.load import load_backbone
+
+
+def resm(*args, check=True):
+    p = subprocess.run([sys.executable, "-m", "resm", *map(str, args)], capture_output=True, text=True, cwd=REPO)
+    if check and p.returncode != 0:
+        raise AssertionError(p.stderr)
+    return p
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ck") / "tiny.pt"
+    resm("init-checkpoint", "--arch", "tiny", "--out", path, "--seed", "3")
+    return path
+
+
+def test_readme_demo_runs(tmp_path):
+    """The README's main-job commands, on the example FASTA that ships in the repository."""
+    readme = (REPO / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    ck = tmp_path / "esm2_t6_random.pt"
+    resm("init-checkpoint", "--arch", "esm2_t6_8M_UR50D", "--out", ck)
+    out = tmp_path / "emb.safetensors"
+    p = resm("embed", ck, REPO / "examples" / "rna.fasta", out, "--include", "mean", "per_tok")
+    assert "3 sequences" in p.stdout
+    arrays, index = read_embeddings(out)
+    assert index["ids"] == ["tRNA-Phe_yeast", "5S_rRNA_Ecoli", "hairpin_dna_lowercase"]
+    assert arrays["tRNA-Phe_yeast/per_tok/6"].shape == (76, 320)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_embed_outputs_match_the_model(tmp_path, ckpt, suffix):
+    fa = tmp_path / "x.fa"
+    fa.write_text(">b\nGGGAAACCCAUGC\n>a\nACGUACGUAAAAACCCGGGUUUACGU\n")
+    out = tmp_path / f"e{suffix}"
+    resm("embed", ckpt, fa, out, "--repr-layers", "0", "-1", "--include", "mean", "per_tok", "bos", "contacts", "--toks-per-batch", "20")
+    arrays, index = read_embeddings(out)
+    assert index["ids"] == ["b", "a"] and index["lengths"] == [13, 26] and index["layers"] == [0, 2]
+    model = load_backbone(ckpt).model
+    from resm.alphabet import pad_batch
+    from resm.mapping import get_scheme
+
+    toks = pad_batch([get_scheme().encode("ACGUACGUAAAAACCCGGGUUUACGU")])
+    with torch.no_grad():
+        res = model(toks, repr_layers=[2], return_contacts=True)
+    h = res["representations"][2][0, 1:-1].numpy()
+    np.testing.assert_allclose(arrays["a/per_tok/2"], h, atol=1e-5)
+    np.testing.assert_allclose(arrays["a/mean/2"], h.mean(0), atol=1e-5)
+    np.testing.assert_allclose(arrays["a/bos/2"], res["representations"][2][0, 0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(arrays["a/contacts"], res["contacts"][0].numpy(), atol=1e-5)
+
+
+def test_long_sequence_is_not_truncated(tmp_path, ckpt):
+    rng = np.random.default_rng(0)
+    seq = "".join(rng.choice(list("ACGU"), 4500))
+    fa = tmp_path / "long.fa"
+    fa.write_text(f">long\n{seq}\n")
+    out = tmp_path / "long.npz"
+    resm("embed", ckpt, fa, out, "--include", "per_tok")
+    arrays, _ = read_embeddings(out)
+    assert arrays["long/per_tok/2"].shape[0] == 4500
+    p = resm("embed", ckpt, fa, tmp_path / "no.npz", "--max-length", "4000", check=False)
+    assert p.returncode == 1 and "'long'" in p.stderr and "--max-length" in p.stderr
+
+
+BAD_INPUTS = {
+    "malformed": ("ACGU\n>x\nACGU\n", "before the first"),
+    "duplicate": (">a\nACGU\n>a\nGGCC\n", "duplicate id 'a'"),
+    "digit": (">a\nACGU\n>b\nAC9GU\n", "record 'b': digit '9' at position 3"),
+    "gap": (">a\nAC-GU\n", "record 'a': gap '-' at position 3"),
+    "empty": (">a\n>b\nACGU\n", "record 'a' has no sequence"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_fasta_one_line_error_nothing_written(tmp_path, ckpt, case):
+    text, expected = BAD_INPUTS[case]
+    fa = tmp_path / "bad.fa"
+    fa.write_text(text)
+    out = tmp_path / "out.npz"
+    p = resm("embed", ckpt, fa, out, check=False)
+    assert p.returncode == 1
+    assert expected in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+    assert list(tmp_path.iterdir()) == [fa]  # nothing half-written
+
+
+def test_bad_checkpoint_and_scheme(tmp_path, ckpt):
+    fa = tmp_path / "x.fa"
+    fa.write_text(">a\nACGU\n")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    p = resm("embed", bad, fa, tmp_path / "o.npz", check=False)
+    assert p.returncode == 1 and "not a readable torch checkpoint" in p.stderr
+    p = resm("embed", ckpt, fa, tmp_path / "o.npz", "--scheme", "nope", check=False)
+    assert p.returncode == 1 and "unknown mapping scheme 'nope'" in p.stderr
+    kerd = tmp_path / "kerd.pt"
+    resm("init-checkpoint", "--arch", "tiny", "--out", kerd, "--scheme", "kerd")
+    p = resm("embed", kerd, fa, tmp_path / "o.npz", "--scheme", "kdny", check=False)
+    assert p.returncode == 1 and "trained with mapping scheme 'kerd'" in p.stderr
+    p = resm("--debug", "embed", bad, fa, tmp_path / "o.npz", check=False)
+    assert "Traceback" in p.stderr  # --debug shows where it failed
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["bad.pt", "kerd.pt", "x.fa"]
+
+
+def test_hf_format_init_and_embed(tmp_path):
+    folder = tmp_path / "hfmodel"
+    resm("init-checkpoint", "--arch", "tiny", "--out", folder, "--format", "hf")
+    assert (folder / "config.json").exists() and (folder / "model.safetensors").exists()
+    fa = tmp_path / "x.fa"
+    fa.write_text(">a\nACGUUU\n")
+    resm("embed", folder, fa, tmp_path / "o.safetensors")
+    assert read_embeddings(tmp_path / "o.safetensors")[0]["a/mean/2"].shape == (64,)
