@@ -15,7 +15,9 @@ def _user_errors() -> tuple:
     from .mapping import MappingError
     from .model.load import CheckpointError
 
-    errs = [FastaError, MappingError, CheckpointError, FileNotFoundError, ValueError, KeyError]
+    from .train import ConfigError
+
+    errs = [FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError]
     try:
         from .structure import StructureError
 
@@ -90,6 +92,26 @@ def cmd_embed(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}: {len(records)} sequences, {nt} nt in {time.perf_counter() - t0:.1f}s")
 
 
+def cmd_pretrain(a: argparse.Namespace) -> None:
+    from .config import load_config
+    from .pretrain import run_pretrain
+
+    result = run_pretrain(load_config(a.config, a.overrides))
+    v = result.get("validation") or {}
+    line = f"finished at step {result['step']}"
+    if "val_loss" in v:
+        line += f": validation loss {v['val_loss']:.4f} (unigram baseline {v['unigram_baseline']:.4f})"
+    if int(__import__("os").environ.get("RANK", 0)) == 0:
+        print(line)
+
+
+def cmd_export(a: argparse.Namespace) -> None:
+    from .export import export_checkpoint
+
+    export_checkpoint(a.checkpoint, a.out, a.hf)
+    print(f"wrote {a.out}" + (f" and {a.hf}" if a.hf else ""))
+
+
 def cmd_schemes(a: argparse.Namespace) -> None:
     from .mapping import get_scheme, list_schemes
 
@@ -142,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--toks-per-batch", type=int, default=4096, help="token budget of a batch (padded tokens)")
     sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences (no silent truncation)")
     sp.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="autocast dtype (GPU: bf16)")
+
+    sp = add("pretrain", cmd_pretrain, "continue masked-LM pretraining of ESM-2 on mapped RNA (or train from scratch)")
+    sp.add_argument("--config", required=True, type=Path, help="YAML config (see configs/pretrain/)")
+    sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.max_steps=100")
+
+    sp = add("export", cmd_export, "consolidate a training checkpoint (torch or ZeRO-sharded) into a fair-esm .pt / HF folder")
+    sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
+    sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write")
+    sp.add_argument("--hf", type=Path, default=None, help="also write a Hugging Face folder here")
 
     sp = add("schemes", cmd_schemes, "list the mapping schemes")
     sp.add_argument("--show", default=None, help="show how one scheme maps ACGU")

@@ -1,0 +1,221 @@
+"""Pair-probability (or score) matrix -> secondary structure (partner array).
+
+A model gives an (L, L) matrix ``P`` of pair probabilities or scores. Decoding:
+
+1. symmetrise, ``S = (P + P^T) / 2``;
+2. candidates are the pairs (i, j), i < j, with ``j - i > min_loop`` (default 3: a hairpin
+   loop holds at least three unpaired bases) and ``S[i, j] > threshold``; by default only
+   canonical pairs (AU, UA, GC, CG, GU, UG) are kept, and unknown bases (``N`` or any letter
+   other than ACGUT) never pair; ``noncanonical=True`` keeps every pair;
+3. each base gets at most one partner:
+
+   * ``method="greedy"``: candidates sorted by decreasing score (ties: smaller i, then
+     smaller j first) are accepted when both bases are still free;
+   * ``method="matching"``: a maximum-weight matching of the candidate graph (weights = the
+     scores) through networkx; exact but O(V^3), so meant for short sequences or sparse maps.
+
+No nesting constraint is applied, so pseudoknots can be predicted.
+
+Candidate extraction is vectorised; only candidates above the threshold are ever listed, so
+an L = 4000 map with a few thousand candidates decodes in well under a second.
+
+The threshold is a hyper-parameter: pick it on validation data with :func:`choose_threshold`,
+never on the test set.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .metrics import evaluate
+
+__all__ = [
+    "CANONICAL_PAIRS",
+    "METHODS",
+    "base_codes",
+    "candidate_pairs",
+    "decode",
+    "choose_threshold",
+]
+
+CANONICAL_PAIRS = ("AU", "UA", "GC", "CG", "GU", "UG")
+METHODS = ("greedy", "matching")
+
+_NUC = "ACGUN"
+_UNKNOWN = 4
+
+
+def _code_lut() -> np.ndarray:
+    lut = np.full(256, _UNKNOWN, dtype=np.uint8)
+    for k, c in enumerate("ACGU"):
+        lut[ord(c)] = lut[ord(c.lower())] = k
+    lut[ord("T")] = lut[ord("t")] = 3
+    return lut
+
+
+_LUT = _code_lut()
+_ALLOWED = np.zeros((5, 5), dtype=bool)
+for _a, _b in CANONICAL_PAIRS:
+    _ALLOWED[_NUC.index(_a), _NUC.index(_b)] = True
+
+
+def base_codes(seq: str) -> np.ndarray:
+    """Codes 0..4 (A C G U, anything else = unknown); case-insensitive, T counts as U."""
+    raw = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
+    return _LUT[raw]
+
+
+def _as_matrix(P) -> np.ndarray:
+    if hasattr(P, "detach"):  # a torch tensor
+        P = P.detach().float().cpu().numpy()
+    P = np.asarray(P)
+    if P.ndim != 2 or P.shape[0] != P.shape[1]:
+        raise ValueError(f"pair matrix must be square, got shape {P.shape}")
+    if not np.issubdtype(P.dtype, np.floating):
+        P = P.astype(np.float32)
+    return P
+
+
+def candidate_pairs(
+    P,
+    seq: Optional[str],
+    threshold: float = 0.5,
+    noncanonical: bool = False,
+    min_loop: int = 3,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate pairs ``(i, j, score)`` with i < j, ``j - i > min_loop`` and symmetrised
+    score ``> threshold`` (NaN never passes), canonical unless ``noncanonical``.
+
+    Sorted by decreasing score, ties by increasing i then j. ``seq`` may be None only with
+    ``noncanonical=True``.
+    """
+    P = _as_matrix(P)
+    L = P.shape[0]
+    if seq is not None and len(seq) != L:
+        raise ValueError(f"sequence length {len(seq)} != matrix size {L}")
+    if seq is None and not noncanonical:
+        raise ValueError("a sequence is needed to keep canonical pairs (or pass noncanonical=True)")
+    S = P + P.T  # 2 x the symmetrised score; one L x L temporary
+    i, j = np.nonzero(S > 2 * threshold)
+    keep = j - i > min_loop
+    i, j = i[keep], j[keep]
+    if not noncanonical:
+        codes = base_codes(seq)
+        ok = _ALLOWED[codes[i], codes[j]]
+        i, j = i[ok], j[ok]
+    score = S[i, j] * 0.5
+    order = np.lexsort((j, i, -score))
+    return i[order].astype(np.int64), j[order].astype(np.int64), score[order]
+
+
+def _greedy(i: np.ndarray, j: np.ndarray, L: int) -> np.ndarray:
+    """Accept sorted candidates whose bases are both free; returns the accepted mask."""
+    free = bytearray(b"\x01") * L
+    accepted = np.zeros(len(i), dtype=bool)
+    n_acc, max_pairs = 0, L // 2
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+        if free[a] and free[b]:
+            free[a] = free[b] = 0
+            accepted[k] = True
+            n_acc += 1
+            if n_acc == max_pairs:
+                break
+    return accepted
+
+
+def _matching(i: np.ndarray, j: np.ndarray, w: np.ndarray) -> np.ndarray:
+    try:
+        import networkx as nx
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "method='matching' needs networkx (pip install networkx); use method='greedy'"
+        ) from None
+    g = nx.Graph()
+    g.add_weighted_edges_from(zip(i.tolist(), j.tolist(), w.astype(np.float64).tolist()))
+    matched = nx.max_weight_matching(g, maxcardinality=False)
+    keys = {(min(a, b), max(a, b)) for a, b in matched}
+    return np.fromiter(((a, b) in keys for a, b in zip(i.tolist(), j.tolist())), dtype=bool, count=len(i))
+
+
+def _to_partners(i: np.ndarray, j: np.ndarray, L: int) -> np.ndarray:
+    p = np.full(L, -1, dtype=np.int64)
+    p[i] = j
+    p[j] = i
+    return p
+
+
+def decode(
+    P,
+    seq: Optional[str],
+    threshold: float = 0.5,
+    method: str = "greedy",
+    noncanonical: bool = False,
+    min_loop: int = 3,
+) -> np.ndarray:
+    """Partner array (``pairs[i]`` = partner or -1) decoded from the (L, L) matrix ``P``.
+
+    ``P`` may hold probabilities or any real scores (a numpy array or torch tensor); only
+    pairs scoring above ``threshold`` can be chosen. With ``method="matching"`` pairs of
+    non-positive weight never help a matching, so use a positive threshold with scores.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    P = _as_matrix(P)
+    L = P.shape[0]
+    i, j, s = candidate_pairs(P, seq, threshold, noncanonical, min_loop)
+    if len(i) == 0:
+        return np.full(L, -1, dtype=np.int64)
+    keep = _greedy(i, j, L) if method == "greedy" else _matching(i, j, s)
+    return _to_partners(i[keep], j[keep], L)
+
+
+def choose_threshold(
+    prob_maps: Sequence,
+    seqs: Sequence[Optional[str]],
+    true_pairs: Sequence,
+    grid: Sequence[float] = np.linspace(0.05, 0.95, 19),
+    metric: str = "f1_mean",
+    method: str = "greedy",
+    noncanonical: bool = False,
+    min_loop: int = 3,
+    return_scores: bool = False,
+):
+    """The grid threshold that maximises ``metric`` (a key of :func:`resm.metrics.evaluate`)
+    over validation maps; the first (lowest) one on ties.
+
+    Use validation data only. For ``method="greedy"`` each map is decoded once at the lowest
+    threshold: greedy at a higher threshold t accepts exactly the pairs of that run scoring
+    above t (it sees a prefix of the same sorted candidates), so the whole grid costs one
+    decode. With ``return_scores=True`` returns ``(best, {threshold: score})``.
+    """
+    if not (len(prob_maps) == len(seqs) == len(true_pairs)):
+        raise ValueError("prob_maps, seqs and true_pairs must have the same length")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    grid = np.asarray(sorted(float(t) for t in grid), dtype=np.float64)
+    if grid.size == 0:
+        raise ValueError("empty threshold grid")
+    preds: list[list[np.ndarray]] = [[] for _ in grid]
+    for P, seq in zip(prob_maps, seqs):
+        P = _as_matrix(P)
+        L = P.shape[0]
+        if method == "greedy":
+            i, j, s = candidate_pairs(P, seq, grid[0], noncanonical, min_loop)
+            keep = _greedy(i, j, L) if len(i) else np.zeros(0, dtype=bool)
+            i, j, s = i[keep], j[keep], s[keep]
+            for k, t in enumerate(grid):
+                above = s > t
+                preds[k].append(_to_partners(i[above], j[above], L))
+        else:
+            for k, t in enumerate(grid):
+                preds[k].append(decode(P, seq, t, method, noncanonical, min_loop))
+    scores = {}
+    for k, t in enumerate(grid):
+        res = evaluate(preds[k], list(true_pairs))
+        if metric not in res:
+            raise KeyError(f"unknown metric {metric!r}; expected one of {sorted(res)}")
+        scores[float(t)] = res[metric]
+    best = max(scores, key=lambda t: (scores[t], -t))
+    return (best, scores) if return_scores else best

@@ -1,0 +1,1 @@
+"""Task heads that sit on top of the ESM-2 backbone."""

@@ -1,0 +1,605 @@
+"""The one training loop of resm, shared by pretraining and every fine-tuning task.
+
+A *task* supplies the trainable module, a resumable stream of batches, a loss and a validation
+function; an *engine* (plain torch, optionally DDP, or DeepSpeed ZeRO 0-3) owns the optimiser,
+schedule, precision and checkpoint files. ``Trainer.fit`` runs the loop:
+
+* optimiser AdamW, linear warm-up then cosine or linear decay (``OptimConfig``);
+* logs loss, perplexity, tokens/s, learning rate and gradient norm to the console (tqdm), to
+  ``log.jsonl`` and, when ``tensorboard`` is installed, to TensorBoard;
+* periodic validation, periodic atomic checkpoints (write a temporary folder, then rename;
+  the last N kept) holding weights, optimiser, scheduler, RNG states and the data position, so
+  a killed run resumes where its last checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+CKPT_RE = re.compile(r"^step_(\d{8})$")
+
+
+class ConfigError(ValueError):
+    """A bad or mismatched training configuration."""
+
+
+def from_dict(cls, d: Optional[Dict[str, Any]], where: str):
+    """Build dataclass ``cls`` from a dict, rejecting unknown keys with a clear message."""
+    d = dict(d or {})
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
+    return cls(**d)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with warm-up and decay.
+
+    Attributes:
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay (not applied to biases and norms).
+        betas, eps: AdamW moments.
+        warmup_steps: linear warm-up from 0 to ``lr``.
+        schedule: "cosine", "linear" or "constant" decay after warm-up, down to
+            ``lr * min_lr_ratio`` at ``TrainConfig.max_steps``.
+        min_lr_ratio: final learning rate as a fraction of ``lr``.
+        max_grad_norm: clip the global gradient norm to this (0: no clipping).
+    """
+
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: tuple = (0.9, 0.98)
+    eps: float = 1e-8
+    warmup_steps: int = 100
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self):
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise ConfigError(f"optim.schedule must be cosine, linear or constant, not {self.schedule!r}")
+        self.betas = tuple(self.betas)
+
+
+@dataclass
+class TrainConfig:
+    """Loop settings.
+
+    Attributes:
+        out_dir: run folder (log.jsonl, checkpoints/, final model).
+        max_steps: optimiser steps to run.
+        max_minutes: optional wall-clock budget; the run stops (and checkpoints) when spent.
+        grad_accum: micro-batches per optimiser step.
+        log_every / val_every / ckpt_every: intervals in optimiser steps (0: never).
+        keep_last: number of checkpoints kept.
+        seed: seeds torch, numpy and Python (and the masking generator).
+        engine: "torch" (one process, or DDP under torchrun) or "deepspeed".
+        deepspeed_config: DeepSpeed JSON (ZeRO stage, offload, bf16) for engine "deepspeed".
+        precision: "fp32", "bf16" (autocast; on GPU) or "fp16" (DeepSpeed only).
+        activation_checkpointing: recompute each layer in the backward pass.
+        device: "auto" (cuda when available), "cpu" or "cuda".
+        progress: show a progress bar.
+    """
+
+    out_dir: str = "runs/train"
+    max_steps: int = 1000
+    max_minutes: Optional[float] = None
+    grad_accum: int = 1
+    log_every: int = 10
+    val_every: int = 200
+    ckpt_every: int = 200
+    keep_last: int = 3
+    seed: int = 0
+    engine: str = "torch"
+    deepspeed_config: Optional[str] = None
+    precision: str = "fp32"
+    activation_checkpointing: bool = False
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.engine not in ("torch", "deepspeed"):
+            raise ConfigError(f"train.engine must be torch or deepspeed, not {self.engine!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {self.precision!r}")
+
+
+class Task(Protocol):
+    """What a training job provides to the loop."""
+
+    model: torch.nn.Module  # the module whose trainable parameters are optimised
+
+    def train_stream(self, rank: int, world_size: int) -> Any:
+        """An iterator of batches with ``state_dict()``/``load_state_dict()``."""
+
+    def loss(self, model: torch.nn.Module, batch: Any, generator: torch.Generator, device) -> tuple:
+        """(scalar loss, {"tokens": n, ...}) for one micro-batch."""
+
+    def validate(self, model: torch.nn.Module, device) -> Dict[str, float]:
+        """Validation metrics (run on every rank; reduced by the caller)."""
+
+    def fingerprint(self) -> Dict[str, Any]:
+        """Settings that must not change across a resume."""
+
+    def save_final(self, model: torch.nn.Module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+        """Write the finished model (consolidated ``state``) in its user-facing format."""
+
+
+# ----------------------------------------------------------------------------- distributed
+def dist_info() -> tuple:
+    """(rank, world_size, local_rank) from the launcher's environment (torchrun/deepspeed)."""
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def init_distributed(engine: str, device: torch.device) -> None:
+    """Start the process group. One-process DeepSpeed runs need the rendezvous variables too,
+    so they are filled in for a single local process."""
+    rank, world, _ = dist_info()
+    if world == 1 and engine != "deepspeed":
+        return
+    for k, v in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1")):
+        os.environ.setdefault(k, v)
+    if "MASTER_PORT" not in os.environ:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if engine == "deepspeed":
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=backend)
+    elif not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+
+
+def shutdown_distributed() -> None:
+    """An orderly shutdown (ZeRO-3 otherwise sometimes aborts at exit)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _all_mean(values: Dict[str, float], weights_key: Optional[str] = None) -> Dict[str, float]:
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    dist.all_reduce(t)
+    out = {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+    for k in keys:  # counts are summed, not averaged
+        if k.startswith("n_") or k == "tokens":
+            out[k] = out[k] * dist.get_world_size()
+    return out
+
+
+# ----------------------------------------------------------------------------- schedule
+def lr_lambda(cfg: OptimConfig, max_steps: int):
+    def f(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return 1.0
+        span = max(1, max_steps - cfg.warmup_steps)
+        t = min(1.0, (step - cfg.warmup_steps) / span)
+        decay = 0.5 * (1 + math.cos(math.pi * t)) if cfg.schedule == "cosine" else 1 - t
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
+
+    return f
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> List[dict]:
+    decay, no_decay = [], []
+    seen = set()
+    for name, p in model.named_parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+# ----------------------------------------------------------------------------- engines
+class TorchEngine:
+    """Plain torch: one process, or DistributedDataParallel under torchrun."""
+
+    name = "torch"
+
+    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device):
+        self.device = device
+        self.module = model.to(device)
+        self.model = model
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.optimizer = torch.optim.AdamW(
+            param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(optim, train.max_steps))
+        self.max_grad_norm = optim.max_grad_norm
+        self.grad_accum = train.grad_accum
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
+        if self.autocast_dtype is torch.float16:
+            raise ConfigError("precision fp16 needs engine deepspeed (loss scaling); use bf16")
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss / self.grad_accum).backward()
+
+    def step(self) -> float:
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        if self.max_grad_norm:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        else:
+            norm = torch.norm(torch.stack([p.grad.norm() for p in params])) if params else torch.tensor(0.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def save(self, folder: Path, client: dict) -> None:
+        rank, _, _ = dist_info()
+        if rank == 0:
+            torch.save(
+                {
+                    "model": self.module.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                },
+                folder / "engine.pt",
+            )
+
+    def load(self, folder: Path) -> None:
+        state = torch.load(folder / "engine.pt", map_location=self.device, weights_only=True)
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+    def full_state_dict(self) -> Dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+
+class DeepSpeedEngine:
+    """DeepSpeed ZeRO (stage from the JSON config), our AdamW and schedule as client objects."""
+
+    name = "deepspeed"
+
+    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device):
+        import deepspeed
+
+        if not train.deepspeed_config:
+            raise ConfigError("engine deepspeed needs train.deepspeed_config (see configs/deepspeed/)")
+        ds_cfg = json.loads(Path(train.deepspeed_config).read_text())
+        ds_cfg.setdefault("train_micro_batch_size_per_gpu", 1)  # batches are token budgets
+        ds_cfg["gradient_accumulation_steps"] = train.grad_accum
+        ds_cfg.pop("train_batch_size", None)
+        ds_cfg["gradient_clipping"] = optim.max_grad_norm
+        ds_cfg.setdefault("steps_per_print", 10**9)
+        if device.type != "cuda":  # CPU runs: no half precision, no fused GPU kernels
+            ds_cfg.pop("bf16", None)
+            ds_cfg.pop("fp16", None)
+        elif train.precision == "bf16":
+            ds_cfg["bf16"] = {"enabled": True}
+        elif train.precision == "fp16":
+            ds_cfg["fp16"] = {"enabled": True}
+        self.device = device
+        offload = ds_cfg.get("zero_optimization", {}).get("offload_optimizer", {}).get("device") == "cpu"
+        if offload:
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+            opt = DeepSpeedCPUAdam(param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps, adamw_mode=True)
+        else:
+            opt = torch.optim.AdamW(param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, train.max_steps))
+        self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg
+        )
+        self.module = self.model.module
+        self.autocast_dtype = None  # DeepSpeed casts the model itself
+
+    def autocast(self):
+        return torch.autocast(self.device.type, enabled=False)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.model.backward(loss)
+
+    def step(self) -> float:
+        self.model.step()
+        norm = self.model.get_global_grad_norm()
+        return float(norm) if norm is not None else float("nan")
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def save(self, folder: Path, client: dict) -> None:
+        self.model.save_checkpoint(str(folder), tag="ds", save_latest=False)
+
+    def load(self, folder: Path) -> None:
+        path, _ = self.model.load_checkpoint(str(folder), tag="ds")
+        if path is None:
+            raise ConfigError(f"{folder}: DeepSpeed could not load its checkpoint")
+
+    def full_state_dict(self) -> Dict[str, torch.Tensor]:
+        """Consolidated fp32 weights (gathers ZeRO-3 partitions)."""
+        if self.model.zero_optimization_partition_weights():
+            import deepspeed
+
+            params = list(self.module.parameters())
+            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+                return {k: v.detach().clone().float() for k, v in self.module.state_dict().items()}
+        return self.module.state_dict()
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def list_checkpoints(out_dir: Path) -> List[Path]:
+    d = Path(out_dir) / "checkpoints"
+    if not d.is_dir():
+        return []
+    return sorted((p for p in d.iterdir() if CKPT_RE.match(p.name)), key=lambda p: p.name)
+
+
+def _rng_state() -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(s: dict) -> None:
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    torch.set_rng_state(s["torch"])
+    if s.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _broadcast_str(s: str) -> str:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        obj = [s]
+        dist.broadcast_object_list(obj, src=0)
+        return obj[0]
+    return s
+
+
+# ----------------------------------------------------------------------------- trainer
+@dataclass
+class Trainer:
+    task: Any
+    optim: OptimConfig
+    train: TrainConfig
+    config_dump: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.out_dir = Path(self.train.out_dir)
+        self.rank, self.world_size, local = dist_info()
+        want = self.train.device
+        if want == "auto":
+            want = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(f"cuda:{local}" if want == "cuda" else want)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        init_distributed(self.train.engine, self.device)
+        self.rank, self.world_size, _ = dist_info()
+        self.step = 0
+        self.tokens_seen = 0
+
+    # ---------------------------------------------------------------- checkpointing
+    def _save(self) -> None:
+        final = self.out_dir / "checkpoints" / f"step_{self.step:08d}"
+        tmp = final.with_name(final.name + ".tmp")
+        if self.rank == 0:
+            for stale in final.parent.glob("*.tmp") if final.parent.exists() else ():
+                shutil.rmtree(stale, ignore_errors=True)  # left by a run killed mid-save
+            tmp.mkdir(parents=True)
+        _barrier()
+        self.engine.save(tmp, {})
+        torch.save(
+            {
+                "step": self.step,
+                "tokens_seen": self.tokens_seen,
+                "data": self.stream.state_dict(),
+                "rng": _rng_state(),
+                "mask_rng": self.generator.get_state(),
+                "fingerprint": self.task.fingerprint(),
+                "world_size": self.world_size,
+                "engine": self.engine.name,
+            },
+            tmp / f"trainer_rank{self.rank}.pt",
+        )
+        _barrier()
+        if self.rank == 0:
+            (tmp / "config.json").write_text(json.dumps(self.config_dump, indent=2, default=str))
+            os.replace(tmp, final)  # the checkpoint appears whole or not at all
+            for old in list_checkpoints(self.out_dir)[: -self.train.keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+        _barrier()
+
+    def _resume(self) -> bool:
+        found = list_checkpoints(self.out_dir)
+        path = _broadcast_str(str(found[-1]) if found else "")
+        if not path:
+            return False
+        folder = Path(path)
+        state_file = folder / f"trainer_rank{self.rank}.pt"
+        if not state_file.exists():
+            raise ConfigError(f"{folder}: no state for rank {self.rank} (was it written with another world size?)")
+        state = torch.load(state_file, map_location="cpu", weights_only=False)  # our own file
+        if state["engine"] != self.engine.name or state["world_size"] != self.world_size:
+            raise ConfigError(
+                f"{folder}: written by engine {state['engine']} with {state['world_size']} process(es), "
+                f"cannot resume with {self.engine.name} and {self.world_size}"
+            )
+        now = self.task.fingerprint()
+        diff = sorted(k for k in set(now) | set(state["fingerprint"]) if now.get(k) != state["fingerprint"].get(k))
+        if diff:
+            raise ConfigError(
+                f"{folder}: cannot resume, the config changed in {diff} "
+                f"(checkpoint: {[state['fingerprint'].get(k) for k in diff]}, now: {[now.get(k) for k in diff]})"
+            )
+        self.engine.load(folder)
+        if self.rank == 0:
+            self._truncate_log(state["step"])
+        self.step = state["step"]
+        self.tokens_seen = state["tokens_seen"]
+        self.stream.load_state_dict(state["data"])
+        _set_rng_state(state["rng"])
+        self.generator.set_state(state["mask_rng"])
+        return True
+
+    # ---------------------------------------------------------------- logging
+    def _truncate_log(self, step: int) -> None:
+        """Drop log lines past the checkpoint being resumed: they are about to be redone."""
+        log = self.out_dir / "log.jsonl"
+        if log.exists():
+            keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+            from .utils.io import atomic_write_text
+
+            atomic_write_text(log, "".join(k + "\n" for k in keep))
+
+    def _log(self, record: Dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        with open(self.out_dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self.tb.add_scalar(f"{record.get('split', 'train')}/{k}", v, record["step"])
+
+    def _validate(self) -> Dict[str, float]:
+        model = self.engine.module
+        model.eval()
+        with torch.no_grad(), self.engine.autocast():
+            metrics = self.task.validate(model, self.device)
+        model.train()
+        metrics = _all_mean(metrics)
+        self._log({"split": "validation", "step": self.step, **metrics})
+        return metrics
+
+    # ---------------------------------------------------------------- loop
+    def fit(self) -> Dict[str, Any]:
+        t = self.train
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(t.seed)
+        np.random.seed(t.seed)
+        random.seed(t.seed)
+        self.generator = torch.Generator().manual_seed(t.seed * 1000 + self.rank)
+        model = self.task.model
+        if t.activation_checkpointing:
+            for m in model.modules():
+                if hasattr(m, "gradient_checkpointing"):
+                    m.gradient_checkpointing = True
+        cls = DeepSpeedEngine if t.engine == "deepspeed" else TorchEngine
+        self.engine = cls(model, self.optim, t, self.device)
+        self.stream = self.task.train_stream(self.rank, self.world_size)
+        self.tb = None
+        if self.rank == 0:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+            except ImportError:
+                pass
+        resumed = self._resume()
+        if self.rank == 0 and not resumed:
+            (self.out_dir / "config.json").write_text(json.dumps(self.config_dump, indent=2, default=str))
+        self.engine.module.train()
+        batches: Iterator = iter(self.stream)
+        start = time.time()
+        window = {"loss": 0.0, "n": 0, "tokens": 0, "t0": time.time()}
+        bar = tqdm(total=t.max_steps, initial=self.step, desc="train", unit="step", disable=not (t.progress and self.rank == 0))
+        last: Dict[str, Any] = {}
+        last_val: Dict[str, Any] = {}
+        last_val_step = -1
+        stop_for_time = False
+        while self.step < t.max_steps:
+            for _ in range(t.grad_accum):
+                batch = next(batches)
+                with self.engine.autocast():
+                    loss, info = self.task.loss(self.engine.model, batch, self.generator, self.device)
+                self.engine.backward(loss)
+                window["loss"] += float(loss.detach())
+                window["n"] += 1
+                window["tokens"] += int(info.get("tokens", 0))
+            lr = self.engine.lr  # the rate this step uses
+            gnorm = self.engine.step()
+            self.step += 1
+            bar.update(1)
+            if t.log_every and self.step % t.log_every == 0:
+                stats = _all_mean({"loss": window["loss"] / window["n"], "tokens": window["tokens"]})
+                dt = time.time() - window["t0"]
+                self.tokens_seen += int(stats["tokens"])
+                last = {
+                    "split": "train",
+                    "step": self.step,
+                    "loss": stats["loss"],
+                    "ppl": math.exp(min(stats["loss"], 50)),
+                    "tokens_per_s": stats["tokens"] / max(dt, 1e-9),
+                    "lr": lr,
+                    "grad_norm": gnorm,
+                    "tokens_seen": self.tokens_seen,
+                    "elapsed_s": time.time() - start,
+                }
+                self._log(last)
+                bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.2e}")
+                window = {"loss": 0.0, "n": 0, "tokens": 0, "t0": time.time()}
+            if t.val_every and self.step % t.val_every == 0:
+                last_val, last_val_step = self._validate(), self.step
+            if t.max_minutes is not None:
+                over = (time.time() - start) / 60 > t.max_minutes
+                stop_for_time = bool(_broadcast_str("1" if over else ""))
+            if (t.ckpt_every and self.step % t.ckpt_every == 0) or stop_for_time:
+                self._save()
+            if stop_for_time:
+                break
+        bar.close()
+        final_val = self._validate() if t.val_every and self.step != last_val_step else last_val
+        if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
+            self._save()
+        state = self.engine.full_state_dict()
+        if self.rank == 0:
+            self.task.save_final(self.engine.module, self.out_dir, state)
+        if self.tb is not None:
+            self.tb.close()
+        return {"step": self.step, "train": last, "validation": final_val}

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from resm.baselines import fold_many, normalise_rna, rnafold, rnafold_bpp, rnafold_duplex_energy
+from resm.structure import parse_dotbracket, to_dotbracket
+
+HAIRPIN = "GGGGAAAACCCC"
+
+
+def test_normalise():
+    assert normalise_rna("acgtuNRX-i") == "ACGUUNNNNN"
+    assert normalise_rna("") == ""
+
+
+def test_rnafold_hairpin():
+    pairs, mfe = rnafold(HAIRPIN)
+    assert to_dotbracket(pairs) == "((((....))))"
+    assert mfe == pytest.approx(-5.4, abs=0.05)
+    assert pairs.dtype == np.int64
+
+
+def test_rnafold_normalises_input():
+    ref, mfe = rnafold(HAIRPIN)
+    for variant in ("ggggaaaacccc", "GgGgAaAaCcCc"):
+        p, e = rnafold(variant)
+        np.testing.assert_array_equal(p, ref)
+        assert e == pytest.approx(mfe)
+    # T is U: a T-loop hairpin folds like the U one
+    np.testing.assert_array_equal(rnafold("GGGGTTTTCCCC")[0], rnafold("GGGGUUUUCCCC")[0])
+    # unknown letters become N and never pair
+    p, _ = rnafold("NNNNAAAANNNN")
+    assert (p == -1).all()
+    p, _ = rnafold("GGGGAAAACCCX")
+    assert p[11] == -1
+    assert rnafold("")[0].size == 0
+
+
+def test_bpp_properties():
+    seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC"
+    b = rnafold_bpp(seq)
+    assert b.shape == (len(seq), len(seq)) and b.dtype == np.float32
+    np.testing.assert_array_equal(b, b.T)
+    assert np.all(np.diagonal(b) == 0)
+    assert np.all(b >= 0)
+    assert np.all(b.sum(1) <= 1 + 1e-5)
+
+
+def test_bpp_high_on_mfe_pairs_of_strong_hairpin():
+    seq = "GGGCGCGCAAAAGCGCGCCC"
+    pairs, _ = rnafold(seq)
+    assert to_dotbracket(pairs) == "((((((((....))))))))"
+    b = rnafold_bpp(seq)
+    i = np.flatnonzero(pairs >= 0)
+    assert b[i, pairs[i]].min() > 0.9
+    assert b[i, pairs[i]].mean() > 0.95
+
+
+def test_bpp_sparse_path_matches_dense():
+    seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC"
+    dense = rnafold_bpp(seq)
+    sparse = rnafold_bpp(seq, dense_max=0, cutoff=1e-7)
+    np.testing.assert_allclose(sparse, dense, atol=1e-6)
+    np.testing.assert_array_equal(sparse, sparse.T)
+
+
+def test_bpp_normalises_and_handles_n():
+    b = rnafold_bpp("ggggaaaaccccN")
+    assert b.shape == (13, 13)
+    assert np.all(b[12] == 0)
+    np.testing.assert_allclose(rnafold_bpp("GGGGTTTTCCCC"), rnafold_bpp("GGGGUUUUCCCC"))
+
+
+def test_max_bp_span():
+    pairs, _ = rnafold(HAIRPIN, max_bp_span=5)
+    assert np.all(np.abs(pairs[pairs >= 0] - np.flatnonzero(pairs >= 0)) <= 5)
+    b = rnafold_bpp(HAIRPIN, max_bp_span=5)
+    i, j = np.nonzero(b)
+    assert np.all(np.abs(i - j) <= 5)
+
+
+def test_fold_many():
+    seqs = [HAIRPIN, "ACGUACGU"]
+    out = fold_many(seqs, progress=False)
+    assert len(out) == 2
+    np.testing.assert_array_equal(out[0][0], parse_dotbracket("((((....))))"))
+    bpps = fold_many(seqs, rnafold_bpp, progress=False)
+    assert [b.shape for b in bpps] == [(12, 12), (8, 8)]
+
+
+def test_duplex_energy():
+    e = rnafold_duplex_energy("GGGGAAAA", "uuuuCCCC")
+    assert e < -5
+    weak = rnafold_duplex_energy("AAAAAAAA", "AAAAAAAA")
+    assert weak > e
+    assert rnafold_duplex_energy("GGGGACGU", "ACGTCCCC") == pytest.approx(rnafold_duplex_energy("GGGGACGU", "ACGUCCCC"))
+    assert rnafold_duplex_energy("", "ACGU") == 0.0

@@ -1,0 +1,232 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from resm.decode import base_codes, candidate_pairs, choose_threshold, decode
+from resm.metrics import f1_score
+from resm.structure import check_pairs, pairs_to_matrix, parse_dotbracket
+
+HAIRPIN = "GGGGAAAACCCC"
+HAIRPIN_DB = "((((....))))"
+
+
+def _valid(p: np.ndarray, seq: str | None = None, canonical: bool = True) -> None:
+    p = check_pairs(p)  # symmetric, one partner per base, no self pairs
+    i = np.flatnonzero(p > np.arange(len(p)))
+    assert np.all(p[i] - i > 3)
+    if seq is not None and canonical:
+        for a, b in zip(i, p[i]):
+            assert seq[a].upper().replace("T", "U") + seq[b].upper().replace("T", "U") in {
+                "AU", "UA", "GC", "CG", "GU", "UG"
+            }
+
+
+def test_perfect_hairpin():
+    true = parse_dotbracket(HAIRPIN_DB)
+    P = pairs_to_matrix(true).astype(np.float32)
+    np.testing.assert_array_equal(decode(P, HAIRPIN), true)
+    np.testing.assert_array_equal(decode(P, HAIRPIN, method="matching"), true)
+    np.testing.assert_array_equal(decode(torch.from_numpy(P), HAIRPIN), true)
+
+
+def test_asymmetric_input_is_symmetrised():
+    L = 12
+    P = np.zeros((L, L), np.float32)
+    P[0, 11] = 0.8  # symmetrised 0.4
+    P[11, 0] = 0.0
+    assert (decode(P, HAIRPIN, threshold=0.5) == -1).all()
+    p = decode(P, HAIRPIN, threshold=0.3)
+    assert p[0] == 11 and p[11] == 0
+    P[11, 0] = 0.8
+    assert decode(P, HAIRPIN, threshold=0.5)[0] == 11
+
+
+def test_min_loop_enforced():
+    seq = "GAAACAAAAAAA"
+    P = np.zeros((12, 12), np.float32)
+    P[0, 4] = P[4, 0] = 0.99  # G-C with j - i = 4: allowed
+    assert decode(P, seq, threshold=0.5)[0] == 4
+    seq2 = "GAACAAAAAAAA"
+    P2 = np.zeros((12, 12), np.float32)
+    P2[0, 3] = P2[3, 0] = 0.99  # j - i = 3: forbidden
+    assert (decode(P2, seq2, threshold=0.5) == -1).all()
+    _valid(decode(np.ones((12, 12)), "GC" * 6, noncanonical=True), canonical=False)
+
+
+def test_canonical_filter_and_flag():
+    seq = "AAAAAAAAAAAA"  # no canonical pair possible
+    P = np.full((12, 12), 0.9, np.float32)
+    assert (decode(P, seq) == -1).all()
+    p = decode(P, seq, noncanonical=True)
+    assert (p >= 0).sum() > 0
+    _valid(p, canonical=False)
+    # N never pairs in canonical mode; T counts as U, lower case is fine
+    P = np.zeros((10, 10), np.float32)
+    P[0, 9] = P[9, 0] = P[1, 8] = P[8, 1] = 0.9
+    p = decode(P, "aNxxxxxxCt")
+    assert p[0] == 9 and p[1] == -1 and p[8] == -1
+    assert decode(P, "aNxxxxxxCt", noncanonical=True)[1] == 8
+    np.testing.assert_array_equal(base_codes("ACGUTNacgut-"), [0, 1, 2, 3, 3, 4, 0, 1, 2, 3, 3, 4])
+
+
+def test_gu_wobble_allowed():
+    P = np.zeros((8, 8), np.float32)
+    P[0, 7] = P[7, 0] = 0.9
+    assert decode(P, "GAAAAAAU")[0] == 7
+    assert decode(P, "UAAAAAAG")[0] == 7
+
+
+def test_greedy_prefers_higher_probability():
+    seq = "GAAAACAAAAC"  # base 0 (G) can pair with 5 (C) or 10 (C)
+    P = np.zeros((11, 11), np.float32)
+    P[0, 5] = P[5, 0] = 0.7
+    P[0, 10] = P[10, 0] = 0.9
+    p = decode(P, seq, threshold=0.5)
+    assert p[0] == 10 and p[5] == -1
+    P[0, 5] = P[5, 0] = 0.95
+    p = decode(P, seq, threshold=0.5)
+    assert p[0] == 5 and p[10] == -1
+
+
+def test_matching_beats_greedy_on_total_weight():
+    # greedy takes the 0.9 pair (1, 6) and blocks two 0.8 pairs (0, 6) and (1, 7)
+    seq = "GGAAAACC"
+    P = np.zeros((8, 8), np.float32)
+    for (a, b), v in {(1, 6): 0.9, (0, 6): 0.8, (1, 7): 0.8}.items():
+        P[a, b] = P[b, a] = v
+    g = decode(P, seq, threshold=0.5)
+    m = decode(P, seq, threshold=0.5, method="matching")
+    assert g[1] == 6 and g[0] == -1
+    assert m[0] == 6 and m[1] == 7
+    _valid(m, seq)
+    with pytest.raises(ValueError):
+        decode(P, seq, method="nope")
+
+
+def test_errors():
+    with pytest.raises(ValueError):
+        decode(np.zeros((3, 4)), "AAA")
+    with pytest.raises(ValueError):
+        decode(np.zeros((4, 4)), "AAA")
+    with pytest.raises(ValueError):
+        decode(np.zeros((4, 4)), None)
+    assert (decode(np.zeros((4, 4)), None, noncanonical=True) == -1).all()
+
+
+@st.composite
+def nested_structures(draw, max_len: int = 60):
+    """Random nested structures of canonical pairs with hairpin loops >= 3."""
+    L = draw(st.integers(5, max_len))
+    pairs = [-1] * L
+
+    def fill(lo: int, hi: int) -> None:  # fill [lo, hi)
+        k = lo
+        while k < hi:
+            if draw(st.booleans()) and hi - k >= 5:
+                j = draw(st.integers(k + 4, hi - 1))
+                pairs[k], pairs[j] = j, k
+                fill(k + 1, j)
+                k = j + 1
+            else:
+                k += 1
+
+    fill(0, L)
+    seq = [draw(st.sampled_from("ACGU")) for _ in range(L)]
+    for i, j in enumerate(pairs):
+        if j > i:
+            seq[i], seq[j] = draw(st.sampled_from([("A", "U"), ("U", "A"), ("G", "C"), ("C", "G"), ("G", "U"), ("U", "G")]))
+    return "".join(seq), np.asarray(pairs, dtype=np.int64)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nested_structures(), st.integers(0, 2**31 - 1))
+def test_perfect_map_recovers_structure(case, seed):
+    seq, true = case
+    L = len(seq)
+    rng = np.random.default_rng(seed)
+    P = 0.4 * rng.random((L, L)).astype(np.float32)  # noise below the threshold
+    P[pairs_to_matrix(true)] = rng.uniform(0.6, 1.0, int((true >= 0).sum())).astype(np.float32)
+    for method in ("greedy", "matching"):
+        p = decode(P, seq, threshold=0.5, method=method)
+        np.testing.assert_array_equal(p, true)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(8, 40), st.integers(0, 2**31 - 1), st.floats(0.0, 0.9))
+def test_random_maps_give_valid_structures(L, seed, thr):
+    rng = np.random.default_rng(seed)
+    seq = "".join(rng.choice(list("ACGUN"), L))
+    P = rng.random((L, L)).astype(np.float32)
+    for method in ("greedy", "matching"):
+        _valid(decode(P, seq, threshold=thr, method=method), seq)
+    _valid(decode(P, seq, threshold=thr, noncanonical=True), canonical=False)
+
+
+def test_candidates_sorted_and_filtered():
+    rng = np.random.default_rng(1)
+    L = 50
+    seq = "".join(rng.choice(list("ACGU"), L))
+    P = rng.random((L, L))
+    i, j, s = candidate_pairs(P, seq, 0.3)
+    assert np.all(j - i > 3) and np.all(s > 0.3) and np.all(np.diff(s) <= 0)
+    S = (P + P.T) / 2
+    np.testing.assert_allclose(s, S[i, j])
+
+
+def test_choose_threshold_maximises_f1():
+    # One hairpin whose true pairs score 0.72 plus a false G-C candidate at 0.42: thresholds
+    # below 0.42 add the false pair, thresholds at or above 0.72 lose every pair.
+    seq = "GGGGAAAACCCCGAAAC"
+    true = parse_dotbracket("((((....)))).....")
+    L = len(seq)
+    P = np.zeros((L, L), np.float32)
+    P[pairs_to_matrix(true)] = 0.72
+    P[12, 16] = P[16, 12] = 0.42
+    grid = np.linspace(0.05, 0.95, 19)
+    best, scores = choose_threshold([P], [seq], [true], grid=grid, return_scores=True)
+    assert set(scores) == {float(t) for t in grid}
+
+    def at(t: float) -> float:
+        return scores[min(scores, key=lambda k: abs(k - t))]
+
+    assert best == pytest.approx(0.45)  # the lowest of the tied best thresholds
+    assert at(0.45) == at(0.7) == pytest.approx(1.0)
+    assert at(0.4) < 1.0 and at(0.75) == 0.0
+    # the greedy shortcut agrees with decoding at each threshold
+    for t, v in scores.items():
+        assert v == pytest.approx(f1_score(decode(P, seq, threshold=t), true))
+    assert choose_threshold([P], [seq], [true], grid=grid, method="matching") == pytest.approx(0.45)
+
+
+def test_choose_threshold_matches_per_threshold_decode_on_random_maps():
+    rng = np.random.default_rng(3)
+    maps, seqs, trues = [], [], []
+    for L in (30, 45):
+        seq = "".join(rng.choice(list("ACGU"), L))
+        P = rng.random((L, L)).astype(np.float32) ** 3
+        maps.append(P)
+        seqs.append(seq)
+        trues.append(decode(rng.random((L, L)), seq, 0.8))
+    grid = np.linspace(0.1, 0.9, 9)
+    _, scores = choose_threshold(maps, seqs, trues, grid=grid, metric="f1_shift_mean", return_scores=True)
+    from resm.metrics import evaluate
+
+    for t, v in scores.items():
+        preds = [decode(P, s, threshold=t) for P, s in zip(maps, seqs)]
+        assert v == pytest.approx(evaluate(preds, trues)["f1_shift_mean"])
+    with pytest.raises(KeyError):
+        choose_threshold(maps, seqs, trues, grid=grid, metric="nope")
+
+
+def test_long_sparse_map():
+    rng = np.random.default_rng(0)
+    L = 4000
+    seq = "".join(rng.choice(list("ACGU"), L))
+    P = np.zeros((L, L), np.float32)
+    k = 20000
+    P[rng.integers(0, L, k), rng.integers(0, L, k)] = rng.random(k).astype(np.float32)
+    p = decode(P, seq, threshold=0.3)
+    _valid(p, seq)
+    assert (p >= 0).sum() > 100

@@ -1,0 +1,24 @@
+"""The wheel must contain every subpackage and the scheme tables."""
+
+import pytest
+
+from conftest import REPO
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(p.parent.relative_to(REPO).parts)
+        for p in (REPO / "resm").rglob("__init__.py")
+    }
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"
+    assert "resm._schemes" in listed
+
+
+def test_scheme_tables_are_package_data():
+    from importlib import resources
+
+    names = {p.name for p in resources.files("resm._schemes").iterdir()}
+    assert {"kdny.yaml", "kerd.yaml", "codon3.yaml", "protein.yaml"} <= names
