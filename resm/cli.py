@@ -112,6 +112,101 @@ def cmd_export(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}" + (f" and {a.hf}" if a.hf else ""))
 
 
+# ---- resm probe / resm fold (zero-shot structure) -------------------------------------
+def cmd_probe(a: argparse.Namespace) -> None:
+    import torch
+
+    from .fold import fit_zero_shot, select_structures, sidecar_path
+
+    train, skipped = select_structures(a.train, a.max_train, a.max_length)  # inputs first
+    val, _ = select_structures(a.val, a.max_val, a.max_length) if a.val else (None, 0)
+    loaded, scheme = _load(a, a.scheme)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    model = loaded.model.to(a.device)
+    probe = fit_zero_shot(model, scheme, loaded.meta["source"], train, val, a.method, a.seed)
+    probe.write(model, a.out)
+    s = probe.stats
+    skip = f", {skipped} longer than {a.max_length} skipped" if skipped else ""
+    print(
+        f"fitted on {probe.n_train} structures{skip}: n_pos {s['n_pos']}, n_neg {s['n_neg']}, "
+        f"train AUROC {s['train_auroc']:.3f}"
+    )
+    on = (
+        f"{s['n_val']} validation structures"
+        if val
+        else f"the {s['n_val']} training structures (no --val given, so this F1 is optimistic)"
+    )
+    print(
+        f"threshold {probe.threshold:g} ({probe.method}) chosen on {on}: "
+        f"F1 {s['f1_mean']:.3f} strict, {s['f1_shift_mean']:.3f} with +-1 shift (mean)"
+    )
+    print(f"wrote {a.out} and {sidecar_path(a.out).name}")
+
+
+def cmd_fold(a: argparse.Namespace) -> None:
+    import contextlib
+
+    import torch
+
+    from . import fold
+    from .mapping import get_scheme
+    from .metrics import evaluate
+
+    # Choosing the predictor: only the zero-shot probe exists today. A supervised head goes
+    # here (its own scheme and a fold.Predictor with its pair_probs); the rest is shared.
+    if a.zero_shot is None:
+        raise fold.FoldError(
+            "the supervised default model has not shipped yet; for now --zero-shot PROBE.pt "
+            "is required (fit one with `resm probe`), together with --model"
+        )
+    if a.model is None:
+        raise fold.FoldError("--zero-shot needs --model, the backbone the probe was fitted on")
+    if a.reference is not None and (a.out is not None or a.plot is not None):
+        raise fold.FoldError("--reference only evaluates (prints F1); drop -o/--plot")
+    probe = fold.ProbeFile.read(a.zero_shot)
+    scheme_name = a.scheme or probe.scheme
+
+    # every input checked before the model loads; nothing is written until all is folded
+    records = fold.validate_fasta(a.fasta, get_scheme(scheme_name), a.max_length)
+    ids = [i for i, _ in records]
+    reference = fold.read_reference(a.reference, records) if a.reference else None
+    mode = None if reference is not None else fold.check_output(a.format, a.out, ids)
+    if a.plot is not None:
+        fold.require_matplotlib()
+        fold.record_file_names(ids, "png")
+    loaded, scheme = _load(a, scheme_name)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    model = loaded.model.to(a.device)
+    predictor = fold.zero_shot_predictor(model, scheme, loaded.meta["source"], a.zero_shot, probe)
+    folded = predictor.fold(fold.iter_fasta(a.fasta), a.threshold, a.method, a.noncanonical)
+
+    if reference is not None:
+        preds, trues = [], []
+        for rec, _ in folded:
+            preds.append(rec.pairs)
+            trues.append(reference[rec.name])
+        r = evaluate(preds, trues)
+        print(
+            f"F1 over {r['n']} sequences (mean): {r['f1_mean']:.3f} strict, "
+            f"{r['f1_shift_mean']:.3f} with +-1 shift"
+        )
+        return
+    plots = fold.staged_dir(a.plot) if a.plot is not None else contextlib.nullcontext()
+    with plots as plot_dir, fold.StructureSink(a.format, a.out, mode) as sink:
+        for rec, P in folded:
+            sink.add(rec)
+            if plot_dir is not None:
+                png = plot_dir / f"{fold.safe_filename(rec.name)}.png"
+                fold.plot_structure(png, rec.seq, rec.pairs, P, title=rec.name)
+    where = [f"{a.out}/ ({sink.n} {a.format} files)" if mode == "dir" else str(a.out)] if a.out is not None else []
+    where += [f"{sink.n} plots in {a.plot}"] if a.plot is not None else []
+    if where:
+        print(f"folded {sink.n} sequences: wrote " + " and ".join(where), file=sys.stdout if a.out else sys.stderr)
+# ---- end resm probe / resm fold -----------------------------------------------------------
+
+
 def cmd_schemes(a: argparse.Namespace) -> None:
     from .mapping import get_scheme, list_schemes
 
@@ -168,11 +263,43 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("pretrain", cmd_pretrain, "continue masked-LM pretraining of ESM-2 on mapped RNA (or train from scratch)")
     sp.add_argument("--config", required=True, type=Path, help="YAML config (see configs/pretrain/)")
     sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.max_steps=100")
+    # the deepspeed launcher appends --local_rank=N; the rank is read from the environment
+    sp.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
     sp = add("export", cmd_export, "consolidate a training checkpoint (torch or ZeRO-sharded) into a fair-esm .pt / HF folder")
     sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
     sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write")
     sp.add_argument("--hf", type=Path, default=None, help="also write a Hugging Face folder here")
+
+    # ---- resm probe / resm fold (zero-shot structure)
+    sp = add("probe", cmd_probe, "fit the zero-shot structure probe (logistic regression on attention maps) and choose its threshold")
+    model_args(sp)
+    sp.add_argument("train", type=Path, help="labelled structures to fit on (dbn, bpseq, ct or pairs; .gz ok)")
+    sp.add_argument("--out", required=True, type=Path, help="probe .pt to write (PROBE.pt.json is written beside it)")
+    sp.add_argument("--val", type=Path, default=None, help="structures to choose the threshold on (default: the training ones)")
+    sp.add_argument("--max-train", type=int, default=100, help="use at most this many training structures")
+    sp.add_argument("--max-val", type=int, default=100, help="use at most this many validation structures")
+    sp.add_argument("--max-length", type=int, default=1000, help="skip longer structures")
+    sp.add_argument("--method", choices=["greedy", "matching"], default="greedy", help="decoding the threshold is chosen for")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the non-pair sampling")
+
+    sp = add("fold", cmd_fold, "predict the secondary structures of the RNAs in a FASTA file")
+    sp.add_argument("fasta", type=Path)
+    sp.add_argument("--model", default=None, help="backbone: fair-esm .pt, Hugging Face folder or ESM-2 name")
+    sp.add_argument("--zero-shot", type=Path, default=None, metavar="PROBE.pt", help="zero-shot probe from `resm probe` (required for now)")
+    sp.add_argument("--format", choices=["dbn", "bpseq", "ct"], default="dbn")
+    sp.add_argument("-o", "--out", type=Path, default=None, help="output file (dbn: all records; bpseq/ct with several records: a directory of <id>.<ext>); default stdout")
+    sp.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write <id>.png (arc diagram + probability map) per record here")
+    sp.add_argument("--reference", type=Path, default=None, help="structure file with the same ids: print F1 instead of writing structures")
+    sp.add_argument("--noncanonical", action="store_true", help="allow pairs other than AU, GC, GU")
+    sp.add_argument("--method", choices=["greedy", "matching"], default=None, help="decoding (default: the probe's)")
+    sp.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: the probe's)")
+    sp.add_argument("--scheme", default=None, help="mapping scheme (default: the probe's)")
+    sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences")
+    sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    # ---- end resm probe / resm fold
 
     sp = add("schemes", cmd_schemes, "list the mapping schemes")
     sp.add_argument("--show", default=None, help="show how one scheme maps ACGU")

@@ -27,6 +27,10 @@ from .config import ESM2Config
 # callback(layer_index (0-based), attention probabilities (B, H, T, T)) -> None
 AttentionCallback = Callable[[int, torch.Tensor], None]
 
+# Attention maps and contact features are processed in slices of about this many elements
+# (64M floats = 256 MB), which bounds the temporaries at long lengths.
+_HEAD_CHUNK_ELEMS = 1 << 26
+
 
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (RoFormer), always evaluated in fp32."""
@@ -92,11 +96,19 @@ class SelfAttention(nn.Module):
         q, k = self.rot_emb(q, k)
         weights = None
         if need_weights:
-            scores = torch.matmul(q, k.transpose(-1, -2)).float()
-            if key_padding_mask is not None:
-                scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
-            weights = torch.softmax(scores, dim=-1)
-            out = torch.matmul(weights.to(v.dtype), v)
+            # Maps are built a few heads at a time into one (B, H, T, T) buffer, so the peak is
+            # one layer's maps plus a small slice, not several full-size temporaries.
+            weights = q.new_empty((b, self.num_heads, t, t), dtype=torch.float32)
+            out = torch.empty_like(q)
+            step = max(1, _HEAD_CHUNK_ELEMS // max(1, b * t * t))
+            for h0 in range(0, self.num_heads, step):
+                sl = slice(h0, h0 + step)
+                scores = torch.matmul(q[:, sl], k[:, sl].transpose(-1, -2)).float()
+                if key_padding_mask is not None:
+                    scores.masked_fill_(key_padding_mask[:, None, None, :], float("-inf"))
+                torch.softmax(scores, dim=-1, out=weights[:, sl])
+                del scores
+                out[:, sl] = torch.matmul(weights[:, sl].to(v.dtype), v[:, sl])
         else:
             mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
@@ -155,10 +167,16 @@ class ContactHead(nn.Module):
         return apc(attn + attn.transpose(-1, -2))
 
     def accumulate(self, acc: Optional[torch.Tensor], layer: int, attn, tokens) -> torch.Tensor:
-        feats = self.features(attn.float(), tokens)
-        w = self.regression.weight[0, layer * self.num_heads : (layer + 1) * self.num_heads]
-        part = torch.einsum("bhij,h->bij", feats, w.float())
-        return part if acc is None else acc + part
+        """Add this layer's weighted features to ``acc``, a few heads at a time."""
+        b, h, t, _ = attn.shape
+        w = self.regression.weight[0, layer * self.num_heads : (layer + 1) * self.num_heads].float()
+        step = max(1, _HEAD_CHUNK_ELEMS // max(1, b * t * t))
+        for h0 in range(0, h, step):
+            feats = self.features(attn[:, h0 : h0 + step].float(), tokens)
+            part = torch.einsum("bhij,h->bij", feats, w[h0 : h0 + step])
+            del feats
+            acc = part if acc is None else acc.add_(part)
+        return acc
 
     def finish(self, acc: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(acc + self.regression.bias.float())

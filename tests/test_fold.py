@@ -1,0 +1,248 @@
+"""``resm probe`` and ``resm fold``: real subprocesses on a tiny random checkpoint, plus the
+library functions they are built on."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from resm.decode import CANONICAL_PAIRS, decode
+from resm.fold import (
+    FoldError,
+    ProbeFile,
+    fold_records,
+    plot_structure,
+    require_matplotlib,
+    sidecar_path,
+)
+from resm.mapping import get_scheme
+from resm.model.load import init_model, load_backbone
+from resm.structure import iter_dbn, pair_list, read_structures
+from resm.zeroshot import load_probe, predict_pair_probs
+
+TRAIN = """>h1
+GGGGAAACCCCAUAGCGCGAAAGCGCU
+((((...))))...((((...))))..
+>h2
+GCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC
+((((....))))...((((.......)))).
+>h3
+ACGGCAUUCGUGCCGUAAAGGGCUAAAGCCCA
+.(((((....))))).....((((...)))).
+"""
+VAL = """>v1
+GGACUUCGGUCCAAAGCAGCGAAAGCUGCA
+((((....))))...((((.....))))..
+"""
+FASTA = ">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n>s3\nGCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC\n"
+LENGTHS = {"s1": 27, "s/2": 32, "s3": 31}
+
+
+def resm(*args, check=True):
+    p = subprocess.run([sys.executable, "-m", "resm", *map(str, args)], capture_output=True, text=True, cwd=REPO)
+    if check and p.returncode != 0:
+        raise AssertionError(p.stderr)
+    return p
+
+
+def one_line_error(p, expected: str) -> None:
+    assert p.returncode == 1, p.stderr
+    lines = [x for x in p.stderr.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert expected in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """Checkpoint, labelled structures and a probe fitted with ``resm probe``."""
+    d = tmp_path_factory.mktemp("fold")
+    resm("init-checkpoint", "--arch", "tiny", "--out", d / "tiny.pt", "--seed", "0")
+    (d / "train.dbn").write_text(TRAIN)
+    (d / "val.dbn").write_text(VAL)
+    (d / "in.fa").write_text(FASTA)
+    p = resm("probe", d / "tiny.pt", d / "train.dbn", "--out", d / "probe.pt", "--val", d / "val.dbn", "--max-train", "3")
+    return d, p.stdout
+
+
+def assert_valid(rec) -> None:
+    """|i - j| > 3, canonical pairs, one partner per base (read_structures checks symmetry)."""
+    seq = rec.seq.upper().replace("T", "U")
+    for i, j in pair_list(rec.pairs):
+        assert j - i > 3
+        assert seq[i] + seq[j] in CANONICAL_PAIRS
+    paired = rec.pairs[rec.pairs >= 0]
+    assert len(np.unique(paired)) == len(paired)
+
+
+def test_probe_writes_weights_and_record(work):
+    d, out = work
+    assert "threshold" in out and "n_pos" in out and "AUROC" in out and "+-1 shift" in out
+    assert "validation" in out
+    info = json.loads(sidecar_path(d / "probe.pt").read_text())
+    assert info["scheme"] == "kdny" and len(info["backbone_sha256"]) == 64
+    assert 0 < info["threshold"] < 1 and info["n_train"] == 3 and info["method"] == "greedy"
+    assert info["stats"]["threshold_on"] == "val" and info["stats"]["n_val"] == 1
+    assert not [f for f in d.iterdir() if f.name.startswith(".")]  # no temporary files left
+
+
+def test_fold_dbn_with_plots(work, tmp_path):
+    d, _ = work
+    out, plots = tmp_path / "pred.dbn", tmp_path / "plots"
+    resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "-o", out,
+         "--threshold", "0", *(["--plot", plots] if _has_matplotlib() else []))
+    recs = list(read_structures(out))
+    assert {r.name: len(r) for r in recs} == LENGTHS
+    assert recs[1].seq == "ACGGCAUUCGUGCCGUAAAGGGCUAAAGCCCA"  # normalised
+    for r in recs:
+        assert_valid(r)
+    assert sum(int((r.pairs >= 0).sum()) for r in recs) > 0  # threshold 0: the check is not vacuous
+    if _has_matplotlib():
+        pngs = sorted(p.name for p in plots.iterdir())
+        assert pngs == ["s1.png", "s3.png", "s_2.png"]
+        assert all((plots / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_fold_dbn_to_stdout_uses_the_probe_threshold(work):
+    d, _ = work
+    p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt")
+    recs = list(iter_dbn(p.stdout.splitlines()))
+    assert [r.name for r in recs] == list(LENGTHS)
+    # the same as the library with the probe's own threshold and method
+    model = load_backbone(d / "tiny.pt").model
+    load_probe(model, d / "probe.pt")
+    info = ProbeFile.read(d / "probe.pt")
+    for r in recs:
+        P = predict_pair_probs(model, get_scheme("kdny"), r.seq)
+        np.testing.assert_array_equal(r.pairs, decode(P, r.seq, info.threshold, info.method))
+
+
+@pytest.mark.parametrize("fmt", ["bpseq", "ct"])
+def test_fold_bpseq_ct_one_file_per_record(work, tmp_path, fmt):
+    d, _ = work
+    out = tmp_path / "pred"
+    resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--format", fmt,
+         "-o", out, "--threshold", "0.0", "--method", "matching")
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == sorted(f"{n}.{fmt}" for n in ("s1", "s_2", "s3"))
+    for f in files:
+        (rec,) = read_structures(f)
+        assert rec.name in LENGTHS and len(rec) == LENGTHS[rec.name]
+        assert_valid(rec)
+
+
+def test_fold_reference_prints_f1(work, tmp_path):
+    d, _ = work
+    ref = tmp_path / "ref.dbn"
+    ref.write_text(TRAIN.replace(">h1", ">s1").replace(">h2", ">s3").replace(">h3", ">s/2"))
+    p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--reference", ref)
+    assert p.stdout.startswith("F1 over 3 sequences") and "strict" in p.stdout and "shift" in p.stdout
+    assert len(p.stdout.strip().splitlines()) == 1
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["ref.dbn"]
+    (tmp_path / "part.dbn").write_text(TRAIN.replace(">h1", ">s1"))
+    p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--reference",
+             tmp_path / "part.dbn", check=False)
+    one_line_error(p, "no reference structure for 's/2', 's3'")
+
+
+def test_probe_for_another_backbone_is_refused(work, tmp_path):
+    d, _ = work
+    other = tmp_path / "other.pt"
+    resm("init-checkpoint", "--arch", "tiny", "--out", other, "--seed", "1")
+    out = tmp_path / "pred.dbn"
+    p = resm("fold", d / "in.fa", "--model", other, "--zero-shot", d / "probe.pt", "-o", out, check=False)
+    one_line_error(p, "probe was fitted on another backbone")
+    assert not out.exists()
+
+
+def test_fold_without_zero_shot(work, tmp_path):
+    d, _ = work
+    p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "-o", tmp_path / "x.dbn", check=False)
+    one_line_error(p, "supervised default model has not shipped yet")
+    assert "--zero-shot PROBE.pt" in p.stderr and not list(tmp_path.iterdir())
+
+
+def test_bad_fasta_leaves_no_output(work, tmp_path):
+    d, _ = work
+    fa = tmp_path / "bad.fa"
+    fa.write_text(">a\nGGGGAAACCCC\n>b\nGGG9AAACCC\n")
+    p = resm("fold", fa, "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "-o", tmp_path / "o.dbn",
+             "--plot", tmp_path / "plots", check=False)
+    one_line_error(p, "record 'b': digit '9' at position 4")
+    assert [f.name for f in tmp_path.iterdir()] == ["bad.fa"]
+
+
+# --------------------------------------------------------------------------- library level
+def _has_matplotlib() -> bool:
+    try:
+        require_matplotlib()
+        return True
+    except ImportError:
+        return False
+
+
+def test_fold_records_matches_predict_and_decode():
+    model = init_model("tiny", seed=2)
+    scheme = get_scheme("kdny")
+    rng = np.random.default_rng(0)
+    seqs = {f"r{k}": "".join(rng.choice(list("ACGU"), n)) for k, n in enumerate([25, 40, 33])}
+    P0 = predict_pair_probs(model, scheme, seqs["r0"])
+    t = float(np.quantile(P0, 0.6))  # a threshold that leaves candidates
+    for method in ("greedy", "matching"):
+        got = list(fold_records(model, scheme, list(seqs.items()), t, method=method, progress=False))
+        assert [s.name for s, _ in got] == list(seqs)
+        for (s, P), (name, seq) in zip(got, seqs.items()):
+            want_P = predict_pair_probs(model, scheme, seq)
+            np.testing.assert_array_equal(P, want_P)
+            np.testing.assert_array_equal(s.pairs, decode(want_P, seq, t, method))
+    assert any((s.pairs >= 0).any() for s, _ in got)
+
+
+def test_probe_record_checks_scheme(work):
+    d, _ = work
+    probe = ProbeFile.read(d / "probe.pt")
+    probe.verify(d / "probe.pt", get_scheme("kdny"), d / "tiny.pt")
+    with pytest.raises(FoldError, match="mapping scheme 'kdny'"):
+        probe.verify(d / "probe.pt", get_scheme("kerd"), d / "tiny.pt")
+    with pytest.raises(FoldError, match="tiny.pt.json is missing"):
+        ProbeFile.read(d / "tiny.pt")
+
+
+def test_plot_structure_writes_png(tmp_path):
+    if not _has_matplotlib():
+        pytest.skip("matplotlib not installed")
+    pairs = np.full(12, -1)
+    pairs[[0, 11, 1, 10]] = [11, 0, 10, 1]
+    plot_structure(tmp_path / "a.png", "GGAAAAAAAACC", pairs)
+    plot_structure(tmp_path / "b.png", "GGAAAAAAAACC", pairs, prob=np.eye(12, dtype=np.float32))
+    assert [p.name for p in sorted(tmp_path.iterdir())] == ["a.png", "b.png"]
+    with pytest.raises(ValueError, match="shape"):
+        plot_structure(tmp_path / "c.png", "GGAAAAAAAACC", pairs, prob=np.eye(5))
+    assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("fmt,mode", [("dbn", "file"), ("ct", "dir")])
+def test_failure_midway_leaves_nothing(tmp_path, fmt, mode):
+    """An error after some records were folded: no output file, directory or temporary."""
+    from resm.fold import StructureSink, check_output, staged_dir
+    from resm.structure import Structure
+
+    out = tmp_path / f"o.{fmt}"
+    recs = [Structure(f"r{k}", "GGGAAAACCC", [9, 8, -1, -1, -1, -1, -1, -1, 1, 0]) for k in range(3)]
+    assert check_output(fmt, out, [r.name for r in recs]) == mode
+    with pytest.raises(RuntimeError):
+        with staged_dir(tmp_path / "plots") as plots, StructureSink(fmt, out, mode) as sink:
+            for k, r in enumerate(recs):
+                sink.add(r)
+                (plots / f"{r.name}.png").write_bytes(b"x")
+                if k == 1:
+                    raise RuntimeError("model failed")
+    assert list(tmp_path.iterdir()) == []
+    with staged_dir(tmp_path / "plots") as plots, StructureSink(fmt, out, mode) as sink:
+        for r in recs:
+            sink.add(r)
+            (plots / f"{r.name}.png").write_bytes(b"x")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["o." + fmt, "plots"]
+    assert len(list((tmp_path / "plots").iterdir())) == 3
