@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 from . import __version__
 
@@ -92,6 +92,14 @@ def cmd_embed(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}: {len(records)} sequences, {nt} nt in {time.perf_counter() - t0:.1f}s")
 
 
+def _print_rank0(line: str) -> None:
+    """Print once per distributed job."""
+    import os
+
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(line)
+
+
 def cmd_pretrain(a: argparse.Namespace) -> None:
     from .config import load_config
     from .pretrain import run_pretrain
@@ -101,8 +109,7 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
     line = f"finished at step {result['step']}"
     if "val_loss" in v:
         line += f": validation loss {v['val_loss']:.4f} (unigram baseline {v['unigram_baseline']:.4f})"
-    if int(__import__("os").environ.get("RANK", 0)) == 0:
-        print(line)
+    _print_rank0(line)
 
 
 def cmd_export(a: argparse.Namespace) -> None:
@@ -112,7 +119,6 @@ def cmd_export(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}" + (f" and {a.hf}" if a.hf else ""))
 
 
-# ---- resm probe / resm fold (zero-shot structure) -------------------------------------
 def cmd_probe(a: argparse.Namespace) -> None:
     import torch
 
@@ -204,7 +210,38 @@ def cmd_fold(a: argparse.Namespace) -> None:
     where += [f"{sink.n} plots in {a.plot}"] if a.plot is not None else []
     if where:
         print(f"folded {sink.n} sequences: wrote " + " and ".join(where), file=sys.stdout if a.out else sys.stderr)
-# ---- end resm probe / resm fold -----------------------------------------------------------
+
+
+def cmd_finetune(a: argparse.Namespace) -> None:
+    from .config import load_config
+    from .finetune import run_finetune
+
+    result = run_finetune(load_config(a.config, a.overrides))
+    v = result.get("validation") or {}
+    line = f"finished at step {result['step']}"
+    if "val_f1" in v:
+        line += f": validation F1 {v['val_f1']:.3f} strict, {v['val_f1_shift']:.3f} shift (at 0.5), loss {v['val_loss']:.4f}"
+    if result.get("threshold") is not None:
+        line += f"; threshold {result['threshold']:g}; wrote {result['model_file']}"
+    _print_rank0(line)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    import shlex
+
+    from .config import default_data_dir
+    from .evaluate import evaluate_structure, format_table, write_table
+
+    if a.threads:
+        __import__("torch").set_num_threads(a.threads)
+    results = [
+        evaluate_structure(a.model, d, a.data_dir or default_data_dir(), a.limit, a.seed, a.tile)
+        for d in a.dataset
+    ]
+    text = format_table(results, "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:]), a.model)
+    print(text)
+    if a.out:
+        write_table(a.out, text)
 
 
 def cmd_schemes(a: argparse.Namespace) -> None:
@@ -241,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default="cpu")
         sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
+    def training_args(sp, where: str):
+        sp.add_argument("--config", required=True, type=Path, help=f"YAML config (see {where})")
+        sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.max_steps=100")
+        # the deepspeed launcher appends --local_rank=N; the rank is read from the environment
+        sp.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+
     from .model.config import ARCHS
 
     sp = add("init-checkpoint", cmd_init_checkpoint, "write a randomly initialised ESM-2 checkpoint (fair-esm .pt or HF folder)")
@@ -261,17 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="autocast dtype (GPU: bf16)")
 
     sp = add("pretrain", cmd_pretrain, "continue masked-LM pretraining of ESM-2 on mapped RNA (or train from scratch)")
-    sp.add_argument("--config", required=True, type=Path, help="YAML config (see configs/pretrain/)")
-    sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.max_steps=100")
-    # the deepspeed launcher appends --local_rank=N; the rank is read from the environment
-    sp.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    training_args(sp, "configs/pretrain/")
 
     sp = add("export", cmd_export, "consolidate a training checkpoint (torch or ZeRO-sharded) into a fair-esm .pt / HF folder")
     sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
     sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write")
     sp.add_argument("--hf", type=Path, default=None, help="also write a Hugging Face folder here")
 
-    # ---- resm probe / resm fold (zero-shot structure)
     sp = add("probe", cmd_probe, "fit the zero-shot structure probe (logistic regression on attention maps) and choose its threshold")
     model_args(sp)
     sp.add_argument("train", type=Path, help="labelled structures to fit on (dbn, bpseq, ct or pairs; .gz ok)")
@@ -299,7 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
     sp.add_argument("--device", default="cpu")
     sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    # ---- end resm probe / resm fold
+
+    sp = add("finetune", cmd_finetune, "fine-tune a task head (secondary structure) on an ESM-2 backbone through the shared training loop")
+    training_args(sp, "configs/finetune/")
+
+    sp = add("evaluate", cmd_evaluate, "score a structure model against known structures, with RNAfold in the same run")
+    sp.add_argument("what", choices=["structure"])
+    sp.add_argument("--model", required=True, type=Path, help="structure_model.pt written by resm finetune")
+    sp.add_argument("--dataset", nargs="+", required=True, choices=["ts0", "bprna-new", "archiveii", "archiveii-long"])
+    sp.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many sequences per set")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--tile", type=int, default=256, help="tile size of the memory-bounded 2D head")
+    sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
+    sp.add_argument("--threads", type=int, default=0)
+    sp.add_argument("--out", type=Path, default=None, help="markdown table to write")
 
     sp = add("schemes", cmd_schemes, "list the mapping schemes")
     sp.add_argument("--show", default=None, help="show how one scheme maps ACGU")

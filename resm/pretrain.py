@@ -25,7 +25,7 @@ from .data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, 
 from .mapping import get_scheme
 from .model.esm2 import ESM2
 from .model.load import init_model, load_backbone, resm_meta, save_fair_esm, save_hf
-from .train import ConfigError, OptimConfig, TrainConfig, Trainer, from_dict
+from .train import ConfigError, from_dict, run_task
 
 
 @dataclass
@@ -141,18 +141,6 @@ class MLMTask:
 
 
 def run_pretrain(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Build the task and the loop from a loaded config and train."""
-    known = {"model", "data", "masking", "validation", "optim", "train", "data_dir"}
-    unknown = sorted(set(cfg) - known)
-    if unknown:
-        raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
-    optim = from_dict(OptimConfig, cfg.get("optim"), "optim")
-    train = from_dict(TrainConfig, cfg.get("train"), "train")
-    task = MLMTask(cfg)
-    trainer = Trainer(task, optim, train, config_dump=cfg)
-    try:
-        return trainer.fit()
-    finally:
-        from .train import shutdown_distributed
-
-        shutdown_distributed()
+    """Build the MLM task and the shared loop from a loaded config and train."""
+    result, _ = run_task(MLMTask, cfg, {"model", "data", "masking", "validation"})
+    return result

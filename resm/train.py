@@ -21,7 +21,7 @@ import random
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Protocol
 
@@ -603,3 +603,20 @@ class Trainer:
         if self.tb is not None:
             self.tb.close()
         return {"step": self.step, "train": last, "validation": final_val}
+
+
+def run_task(make_task, cfg: Dict[str, Any], sections: set) -> tuple:
+    """The entry point every training command shares: check the config's sections, build the
+    task (``make_task(cfg)``) and the loop, train, and shut the process group down in order.
+    Returns ``(fit result, task)``."""
+    known = set(sections) | {"optim", "train", "data_dir"}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
+    optim = from_dict(OptimConfig, cfg.get("optim"), "optim")
+    train = from_dict(TrainConfig, cfg.get("train"), "train")
+    task = make_task(cfg)
+    try:
+        return Trainer(task, optim, train, config_dump=cfg).fit(), task
+    finally:
+        shutdown_distributed()

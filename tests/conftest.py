@@ -24,3 +24,20 @@ def data():
 def _few_threads():
     torch.set_num_threads(2)
     yield
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def resm_cli(*args, procs: int = 1, check: bool = True, **kw):
+    """Run the real command line (``python -m resm ...``; under torchrun when procs > 1)."""
+    import subprocess
+    import sys
+
+    launcher = [sys.executable]
+    if procs > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
+    p = subprocess.run([*launcher, "-m", "resm", *map(str, args)], capture_output=True, text=True, env=ENV, cwd=REPO, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(p.stdout[-2000:] + p.stderr[-4000:])
+    return p

@@ -1,22 +1,16 @@
 """The command line as a user runs it: real subprocesses, exit codes, files left behind."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, resm_cli
 from resm.embed import read_embeddings
 from resm.model.load import load_backbone
 
 
-def resm(*args, check=True):
-    p = subprocess.run([sys.executable, "-m", "resm", *map(str, args)], capture_output=True, text=True, cwd=REPO)
-    if check and p.returncode != 0:
-        raise AssertionError(p.stderr)
-    return p
+resm = resm_cli
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,11 @@
 library functions they are built on."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import resm_cli
 from resm.decode import CANONICAL_PAIRS, decode
 from resm.fold import (
     FoldError,
@@ -41,11 +39,7 @@ FASTA = ">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcua
 LENGTHS = {"s1": 27, "s/2": 32, "s3": 31}
 
 
-def resm(*args, check=True):
-    p = subprocess.run([sys.executable, "-m", "resm", *map(str, args)], capture_output=True, text=True, cwd=REPO)
-    if check and p.returncode != 0:
-        raise AssertionError(p.stderr)
-    return p
+resm = resm_cli
 
 
 def one_line_error(p, expected: str) -> None:

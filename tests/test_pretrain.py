@@ -2,7 +2,6 @@
 export. Runs real subprocesses (the launcher, the CLI) on a tiny model and a synthetic corpus."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
+from conftest import REPO, resm_cli
 from resm.model.load import load_backbone
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+from conftest import ENV
 
 
 def corpus(path, n=160, seed=0):
@@ -50,15 +49,7 @@ def write_cfg(tmp_path, arch="tiny", tokens=400, lr=3e-3, **train):
     return path
 
 
-def run(*args, procs=1, check=True, **kw):
-    if procs > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m", "resm", *map(str, args)]
-    else:
-        cmd = [sys.executable, "-m", "resm", *map(str, args)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, **kw)
-    if check and p.returncode != 0:
-        raise AssertionError(p.stdout[-2000:] + p.stderr[-4000:])
-    return p
+run = resm_cli
 
 
 def losses(run_dir, split="train", key="loss"):

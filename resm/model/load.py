@@ -12,11 +12,10 @@ import argparse
 import json
 import os
 import pickle
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 

@@ -1,0 +1,581 @@
+"""Supervised fine-tuning through the shared training loop (``resm finetune``).
+
+Today there is one task, ``structure``: RNA secondary structure from an ESM-2 backbone and the
+2-D :class:`resm.heads.structure.StructureHead`, trained with :func:`pair_loss` on labelled
+structures (e.g. bpRNA TR0, validated on VL0). The config has these sections (every option is
+documented on its dataclass):
+
+* ``task``: ``structure`` (the only one so far);
+* ``model`` (:class:`FinetuneModelConfig`): backbone weights, training mode, mapping scheme;
+* ``head`` (fields of :class:`StructureHeadConfig`; ``embed_dim``, ``attn_channels`` and
+  ``use_bpp`` are filled in from the backbone and ``data.use_bpp``);
+* ``data`` (:class:`StructureDataConfig`): structure files, crops, batching, RNAfold channel;
+* ``loss`` (:class:`StructureLossConfig`): positive-pair weight;
+* ``optim`` / ``train``: :class:`resm.train.OptimConfig` / :class:`resm.train.TrainConfig`.
+
+The loop is :class:`resm.train.Trainer` (checkpoints, exact resume, DDP / DeepSpeed); this
+module supplies the task. The finished model is one file, ``out_dir/structure_model.pt``
+(plain dicts and tensors, loadable with ``weights_only=True``): read it back with
+:func:`load_structure_model` and fold with :func:`predict_pairs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .alphabet import pad_batch
+from .data.fasta import token_batches
+from .heads.structure import StructureHead, StructureHeadConfig, attention_features, pair_loss, strip_special
+from .mapping import MappingError, Scheme, get_scheme, rna_codes
+from .model.config import ESM2Config
+from .model.esm2 import ESM2
+from .model.load import init_model, load_backbone
+from .structure import Structure, read_structures
+from .train import ConfigError, TrainConfig, from_dict, run_task
+
+__all__ = [
+    "MODES",
+    "TASKS",
+    "FinetuneModelConfig",
+    "StructureDataConfig",
+    "StructureLossConfig",
+    "StructureModel",
+    "StructureStream",
+    "StructureTask",
+    "load_structure_model",
+    "predict_pairs",
+    "run_finetune",
+]
+
+MODES = ("frozen", "full")
+TASKS = ("structure",)
+MODEL_FILE = "structure_model.pt"
+FORMAT = "resm-structure"
+UNKNOWN_BASE = 4
+_EXTRA = 2  # BOS + EOS
+
+
+# ----------------------------------------------------------------------------- model
+class StructureModel(nn.Module):
+    """ESM-2 backbone + :class:`StructureHead`: tokens -> base-pair logits (B, L, L).
+
+    ``mode`` "frozen": the backbone gets no gradients, runs under ``torch.no_grad()`` and stays
+    in eval mode even when the module is put in training mode (only the head trains).
+    "full": everything trains except the LM-head and contact-regression weights that a
+    structure model never uses. "adapters" is not available yet.
+    """
+
+    def __init__(self, backbone: ESM2, head: StructureHead, mode: str = "frozen"):
+        super().__init__()
+        if mode == "adapters":
+            raise ConfigError("model.mode adapters is not available yet: adapters arrive with the adapters issue; use frozen or full")
+        if mode not in MODES:
+            raise ConfigError(f"model.mode must be one of {list(MODES)}, not {mode!r}")
+        self.backbone = backbone
+        self.head = head
+        self.mode = mode
+        if mode == "frozen":
+            backbone.requires_grad_(False)
+        else:
+            backbone.requires_grad_(True)
+            backbone.contact_head.requires_grad_(False)
+            tied = backbone.embed_tokens.weight
+            for p in backbone.lm_head.parameters():
+                if p is not tied:
+                    p.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.mode == "frozen":
+            self.backbone.eval()
+        return self
+
+    def features(self, tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Residue embeddings (B, L, E), residue mask (B, L) and, if the head uses them,
+        attention features (B, layers * heads, L, L); L = T - 2."""
+        frozen = self.mode == "frozen" or not torch.is_grad_enabled()
+        attn = None
+        if self.head.cfg.use_attention:
+            # ESM2's attention-map path is inference-only: the maps are an input without
+            # gradient; with a trainable backbone the hidden states come from a second pass.
+            with torch.no_grad():
+                attn, reps = attention_features(self.backbone, tokens)
+            h = reps[self.backbone.num_layers] if frozen else None
+        if attn is None or not frozen:
+            with torch.no_grad() if frozen else contextlib.nullcontext():
+                h = self.backbone(tokens, return_logits=False)["last_hidden"]
+        h, mask = strip_special(h, tokens)
+        return h, mask, attn
+
+    def forward(self, tokens: torch.Tensor, nuc: torch.Tensor, bpp: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """tokens (B, T) from ``pad_batch``; nuc (B, T-2) codes 0..4 (4 at padding); bpp
+        (B, T-2, T-2) or (B, 1, T-2, T-2) when the head uses it. Returns fp32 logits (B, L, L)
+        over residues, NEG_LOGIT at padding and at ``|i - j| <= min_loop``."""
+        h, mask, attn = self.features(tokens)
+        if bpp is not None and bpp.ndim == 3:
+            bpp = bpp[:, None]
+        return self.head(h, mask, attn_feats=attn, bpp=bpp if self.head.cfg.use_bpp else None, nuc=nuc)
+
+
+# ----------------------------------------------------------------------------- configs
+@dataclass
+class FinetuneModelConfig:
+    """The backbone.
+
+    Attributes:
+        init: a fair-esm ``.pt`` path, a Hugging Face folder or an ESM-2 name (e.g. the model
+            written by ``resm pretrain``).
+        arch: instead of ``init``, a named architecture to start from random weights (tests).
+        init_seed: seed of that random initialisation.
+        mode: "frozen" (train the head only; cheap) or "full" (train the backbone too).
+            "adapters" is reserved for the adapters issue.
+        scheme: nucleotide -> protein-letter mapping scheme; must match the checkpoint's.
+        trust_checkpoint: allow unpickling arbitrary objects from ``init`` (trusted files only).
+    """
+
+    init: Optional[str] = None
+    arch: Optional[str] = None
+    init_seed: int = 0
+    mode: str = "frozen"
+    scheme: str = "kdny"
+    trust_checkpoint: bool = False
+
+    def __post_init__(self):
+        if bool(self.init) == bool(self.arch):
+            raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
+        if self.mode == "adapters":
+            raise ConfigError("model.mode adapters is not available yet: adapters arrive with the adapters issue; use frozen or full")
+        if self.mode not in MODES:
+            raise ConfigError(f"model.mode must be one of {list(MODES)}, not {self.mode!r}")
+
+
+@dataclass
+class StructureDataConfig:
+    """Labelled structures for the ``structure`` task.
+
+    Attributes:
+        train: structure file of the training set (dbn, bpseq, ct or pairs; ``.gz`` ok), e.g.
+            ``{data_dir}/ss/bprna/TR0.dbn``. Held in memory.
+        val: structure file of the validation set (e.g. ``VL0.dbn``); None: no validation
+            (the decoding threshold then stays 0.5).
+        max_length: training records longer than this are randomly cropped, each epoch anew,
+            to a window [s, s + max_length); only pairs with both ends inside it are kept.
+            Validation records are never cropped.
+        max_train: use only the first N training records after a shuffle seeded by ``seed``
+            (None: all).
+        max_val: the same cap for validation records.
+        tokens_per_batch: token budget of a batch: count x (longest + 2) stays within it
+            (records sorted by length, so batches hold similar lengths). Also used for
+            validation batches.
+        use_bpp: give the head a ViennaRNA base-pair-probability channel (``rnafold_bpp`` of
+            each whole record, computed the first time the record is used and then kept in
+            memory, fp16; a crop reads the matching window).
+        seed: seed of the record subsets, crops and batch order.
+    """
+
+    train: str = ""
+    val: Optional[str] = None
+    max_length: int = 200
+    max_train: Optional[int] = None
+    max_val: Optional[int] = 200
+    tokens_per_batch: int = 2048
+    use_bpp: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.train:
+            raise ConfigError("data.train: give the training structure file")
+        if self.max_length < 8:
+            raise ConfigError(f"data.max_length must be >= 8, got {self.max_length}")
+        if self.tokens_per_batch < self.max_length + _EXTRA:
+            raise ConfigError(
+                f"data.tokens_per_batch {self.tokens_per_batch} cannot hold one crop of "
+                f"max_length {self.max_length} (+2 for BOS/EOS)"
+            )
+        for k in ("max_train", "max_val"):
+            v = getattr(self, k)
+            if v is not None and v < 1:
+                raise ConfigError(f"data.{k} must be >= 1 or null, got {v}")
+
+
+@dataclass
+class StructureLossConfig:
+    """Loss of the ``structure`` task.
+
+    Attributes:
+        pos_weight: weight of the positive (paired) term of the binary cross-entropy; pairs
+            are rare (about 1 in L/2 cells), so it is well above 1.
+    """
+
+    pos_weight: float = 10.0
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class Item:
+    """One (possibly cropped) training or validation example."""
+
+    key: Tuple[str, int]  # (split, record index): the bpp cache key
+    name: str
+    seq: str  # the window's sequence
+    pairs: np.ndarray  # partners inside the window (-1: unpaired or partner outside)
+    start: int  # window start in the full record
+    tokens: np.ndarray  # mapped token ids of the window
+    nuc: np.ndarray  # codes 0..4 of the window
+
+
+def crop(rec: Structure, start: int, stop: int) -> Tuple[str, np.ndarray]:
+    """Sequence and partner array of the window [start, stop); pairs leaving it are dropped."""
+    p = rec.pairs[start:stop] - start
+    p[(p < 0) | (p >= stop - start)] = -1
+    return rec.seq[start:stop], p
+
+
+def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int) -> Tuple[List[Structure], List[np.ndarray], int]:
+    """Records of ``path`` that map under ``scheme`` (first ``cap`` after a seeded shuffle),
+    their token ids, and the number skipped."""
+    recs = list(read_structures(path))
+    if cap is not None and cap < len(recs):
+        order = np.random.default_rng([seed, 7]).permutation(len(recs))[:cap]
+        recs = [recs[i] for i in sorted(order)]
+    kept, ids, skipped = [], [], 0
+    for r in recs:
+        try:
+            if not r.seq:
+                raise MappingError(f"record {r.name!r}: no sequence")
+            ids.append(scheme.encode(r.seq, r.name))
+            kept.append(r)
+        except MappingError:
+            skipped += 1
+    if not kept:
+        raise ConfigError(f"{path}: no usable structure records ({skipped} skipped)")
+    return kept, ids, skipped
+
+
+class StructureStream:
+    """Deterministic, resumable, sharded batches of structure crops held in memory.
+
+    Record k goes to rank ``k % world_size``. An epoch's batches are a pure function of
+    ``(seed, epoch, rank)``: records are cropped (windows drawn from that seed), shuffled,
+    sorted by length (stable, so ties stay shuffled), cut into token-budget batches and the
+    batch order is shuffled. ``state_dict()`` holds the epoch and the batches already yielded;
+    after ``load_state_dict`` iteration continues exactly where the saved stream was.
+    Iteration is endless (epoch after epoch). A batch is a list of :class:`Item`.
+    """
+
+    def __init__(self, records: List[Structure], ids: List[np.ndarray], cfg: StructureDataConfig,
+                 rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
+        self.cfg = cfg
+        self.rank, self.world_size = rank, world_size
+        self.index = [k for k in range(len(records)) if k % world_size == rank]
+        if not self.index:
+            raise ConfigError(f"rank {rank}/{world_size}: no training records")
+        self.records, self.ids = records, ids
+        self.codes = {k: rna_codes(records[k].seq, records[k].name) for k in self.index}
+        self.epoch = 0
+        self.batches_done = 0
+
+    def iter_epoch(self, epoch: int) -> Iterator[List[Item]]:
+        rng = np.random.default_rng([self.cfg.seed, epoch, self.rank, 11])
+        items: List[Item] = []
+        for k in self.index:
+            rec, n, m = self.records[k], len(self.records[k]), self.cfg.max_length
+            s = int(rng.integers(0, n - m + 1)) if n > m else 0
+            e = min(n, s + m)
+            seq, pairs = crop(rec, s, e) if (s, e) != (0, n) else (rec.seq, rec.pairs)
+            items.append(Item(("train", k), rec.name, seq, pairs, s, self.ids[k][s:e], self.codes[k][s:e]))
+        items = [items[i] for i in rng.permutation(len(items))]
+        groups = token_batches([len(it.seq) for it in items], self.cfg.tokens_per_batch, extra=_EXTRA)
+        for g in rng.permutation(len(groups)):
+            yield [items[i] for i in groups[g]]
+
+    def __iter__(self) -> Iterator[List[Item]]:
+        while True:
+            skip = self.batches_done
+            for i, batch in enumerate(self.iter_epoch(self.epoch)):
+                if i < skip:
+                    continue
+                self.batches_done = i + 1
+                yield batch
+            self.epoch, self.batches_done = self.epoch + 1, 0
+
+    def state_dict(self) -> Dict[str, int]:
+        return {"epoch": self.epoch, "batches": self.batches_done, "seed": self.cfg.seed,
+                "rank": self.rank, "world_size": self.world_size}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        if int(state.get("seed", self.cfg.seed)) != self.cfg.seed or int(state.get("world_size", self.world_size)) != self.world_size:
+            raise ConfigError(f"stream state {state} was saved with another seed or world size")
+        self.epoch, self.batches_done = int(state["epoch"]), int(state["batches"])
+
+
+def collate(items: List[Item], bpp_of=None) -> Dict[str, torch.Tensor]:
+    """Padded tensors of a batch: tokens (B, T), nuc (B, L), target (B, L, L), mask (B, L),
+    and bpp (B, 1, L, L) when ``bpp_of(item)`` is given."""
+    B, L = len(items), max(len(it.seq) for it in items)
+    tokens = pad_batch([it.tokens for it in items])
+    nuc = torch.full((B, L), UNKNOWN_BASE, dtype=torch.long)
+    target = torch.zeros(B, L, L)
+    mask = torch.zeros(B, L, dtype=torch.bool)
+    bpp = torch.zeros(B, 1, L, L) if bpp_of is not None else None
+    for b, it in enumerate(items):
+        n = len(it.seq)
+        nuc[b, :n] = torch.as_tensor(it.nuc.astype(np.int64))
+        mask[b, :n] = True
+        i = np.flatnonzero(it.pairs >= 0)
+        target[b, i, it.pairs[i]] = 1.0
+        if bpp is not None:
+            bpp[b, 0, :n, :n] = torch.from_numpy(bpp_of(it).astype(np.float32))
+    out = {"tokens": tokens, "nuc": nuc, "target": target, "mask": mask}
+    if bpp is not None:
+        out["bpp"] = bpp
+    return out
+
+
+# ----------------------------------------------------------------------------- task
+def _head_config(section: Optional[Dict[str, Any]], backbone: ESM2, use_bpp: bool) -> StructureHeadConfig:
+    d = dict(section or {})
+    for k, why in (("embed_dim", "taken from the backbone"), ("attn_channels", "layers x heads of the backbone"),
+                   ("use_bpp", "set data.use_bpp instead")):
+        if k in d:
+            raise ConfigError(f"head.{k} is not set in the config ({why})")
+    known = {f.name for f in fields(StructureHeadConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"head: unknown option(s) {unknown}; known: {sorted(known)}")
+    d.update(embed_dim=backbone.embed_dim, use_bpp=use_bpp)
+    if d.get("use_attention"):
+        d["attn_channels"] = backbone.num_layers * backbone.attention_heads
+    try:
+        return StructureHeadConfig(**d)
+    except ValueError as e:
+        raise ConfigError(f"head: {e}") from None
+
+
+class StructureTask:
+    """Secondary structure: backbone + StructureHead, pair BCE, F1 on validation."""
+
+    def __init__(self, cfg: Dict[str, Any]):
+        self.model_cfg = from_dict(FinetuneModelConfig, cfg.get("model"), "model")
+        self.data_cfg = from_dict(StructureDataConfig, cfg.get("data"), "data")
+        self.loss_cfg = from_dict(StructureLossConfig, cfg.get("loss"), "loss")
+        self.scheme = get_scheme(self.model_cfg.scheme)
+        m = self.model_cfg
+        if m.init:
+            loaded = load_backbone(m.init, self.scheme, trust=m.trust_checkpoint)
+            backbone, self.arch = loaded.model, loaded.meta.get("arch")
+        else:
+            backbone, self.arch = init_model(m.arch, seed=m.init_seed), m.arch
+        self.head_cfg = _head_config(cfg.get("head"), backbone, self.data_cfg.use_bpp)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.data_cfg.seed)  # head initialisation, reproducible
+            head = StructureHead(self.head_cfg)
+        self.model = StructureModel(backbone, head, m.mode)
+        d = self.data_cfg
+        self.train_records, self.train_ids, self.n_skipped = load_records(d.train, self.scheme, d.max_train, d.seed)
+        self.val_records, self.val_ids = ([], [])
+        if d.val:
+            self.val_records, self.val_ids, _ = load_records(d.val, self.scheme, d.max_val, d.seed)
+        self._bpp: Dict[Tuple[str, int], np.ndarray] = {}
+        self.threshold: Optional[float] = None
+        self.final_metrics: Dict[str, float] = {}
+
+    # -------------------------------------------------------------- helpers
+    def bpp_of(self, it: Item) -> np.ndarray:
+        """RNAfold pair probabilities of the item's window (whole record folded once, cached)."""
+        full = self._bpp.get(it.key)
+        if full is None:
+            from .baselines import rnafold_bpp
+
+            split, k = it.key
+            rec = (self.train_records if split == "train" else self.val_records)[k]
+            full = self._bpp[it.key] = rnafold_bpp(rec.seq).astype(np.float16)
+        n = len(it.seq)
+        return full[it.start : it.start + n, it.start : it.start + n]
+
+    def _forward(self, model, batch: Dict[str, torch.Tensor], device) -> torch.Tensor:
+        bpp = batch.get("bpp")
+        return model(batch["tokens"].to(device), batch["nuc"].to(device), None if bpp is None else bpp.to(device))
+
+    def _val_items(self, rank: int = 0, world: int = 1) -> List[List[Item]]:
+        items = []
+        for k in range(rank, len(self.val_records), world):
+            r = self.val_records[k]
+            items.append(Item(("val", k), r.name, r.seq, r.pairs, 0, self.val_ids[k], rna_codes(r.seq, r.name)))
+        groups = token_batches([len(it.seq) for it in items], self.data_cfg.tokens_per_batch, extra=_EXTRA)
+        return [[items[i] for i in g] for g in groups]
+
+    def predict_val(self, model, device, rank: int = 0, world: int = 1):
+        """Validation probability maps (one (L, L) float32 array per record), the items and
+        the pooled validation loss."""
+        maps, items, total, n = [], [], 0.0, 0
+        bpp_of = self.bpp_of if self.head_cfg.use_bpp else None
+        with torch.no_grad():
+            for batch_items in self._val_items(rank, world):
+                batch = collate(batch_items, bpp_of)
+                logits = self._forward(model, batch, device).float()
+                mask, target = batch["mask"].to(device), batch["target"].to(device)
+                k = int(torch.triu(mask[:, :, None] & mask[:, None, :], self.head_cfg.min_loop + 1).sum())
+                total += float(pair_loss(logits, target, mask, self.loss_cfg.pos_weight, self.head_cfg.min_loop)) * k
+                n += k
+                probs = torch.sigmoid(logits).cpu().numpy()
+                for b, it in enumerate(batch_items):
+                    L = len(it.seq)
+                    maps.append(probs[b, :L, :L])
+                    items.append(it)
+        return maps, items, total / max(n, 1)
+
+    # -------------------------------------------------------------- Task protocol
+    def train_stream(self, rank: int, world_size: int) -> StructureStream:
+        return StructureStream(self.train_records, self.train_ids, self.data_cfg, rank, world_size)
+
+    def loss(self, model, batch: List[Item], generator, device):
+        b = collate(batch, self.bpp_of if self.head_cfg.use_bpp else None)
+        logits = self._forward(model, b, device)
+        loss = pair_loss(logits, b["target"].to(device), b["mask"].to(device), self.loss_cfg.pos_weight, self.head_cfg.min_loop)
+        return loss, {"tokens": int(b["mask"].sum())}
+
+    def validate(self, model, device) -> Dict[str, float]:
+        if not self.val_records:
+            return {}
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        from .decode import decode
+        from .metrics import evaluate
+
+        maps, items, val_loss = self.predict_val(model, device, rank, world)
+        preds = [decode(P, it.seq, 0.5, "greedy") for P, it in zip(maps, items)]
+        r = evaluate(preds, [it.pairs for it in items])
+        return {"val_loss": val_loss, "val_f1": r.get("f1_mean", float("nan")),
+                "val_f1_shift": r.get("f1_shift_mean", float("nan")), "n_val": len(items)}
+
+    def fingerprint(self) -> Dict[str, Any]:
+        return {
+            "task": "structure",
+            "model": asdict(self.model_cfg),
+            "head": self.head_cfg.to_dict(),
+            "data": asdict(self.data_cfg),
+            "loss": asdict(self.loss_cfg),
+            "scheme_hash": self.scheme.table_hash,
+            "architecture": self.model.backbone.cfg.to_dict(),
+        }
+
+    def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+        """Write ``out_dir/structure_model.pt`` with the threshold chosen on validation."""
+        payload = {
+            "format": FORMAT,
+            "version": 1,
+            "task": "structure",
+            "head": {k[5:]: v.detach().float().cpu().clone() for k, v in state.items() if k.startswith("head.")},
+            "head_config": self.head_cfg.to_dict(),
+            "backbone": {k[9:]: v.detach().cpu().half().clone() for k, v in state.items() if k.startswith("backbone.")},
+            "backbone_config": self.model.backbone.cfg.to_dict(),
+            "arch": self.arch,
+            "backbone_source": self.model_cfg.init or f"random:{self.model_cfg.arch}",
+            "mode": self.model_cfg.mode,
+            "scheme": self.scheme.name,
+            "scheme_hash": self.scheme.table_hash,
+            "threshold": 0.5,
+            "method": "greedy",
+            "val_metrics": {},
+        }
+        if self.val_records:
+            from .decode import choose_threshold, decode
+            from .metrics import evaluate
+
+            model, _ = _from_payload(payload)  # exactly the model that the file holds
+            device = next(iter(state.values())).device
+            maps, items, val_loss = self.predict_val(model.to(device), device)
+            seqs, trues = [it.seq for it in items], [it.pairs for it in items]
+            t = float(choose_threshold(maps, seqs, trues))
+            r = evaluate([decode(P, s, t, "greedy") for P, s in zip(maps, seqs)], trues)
+            payload["threshold"] = t
+            payload["val_metrics"] = {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"],
+                                      "val_loss": val_loss, "n": len(items)}
+        self.threshold, self.final_metrics = payload["threshold"], payload["val_metrics"]
+        from . import __version__
+        from .utils.io import atomic_path
+
+        payload["resm_version"] = __version__
+        final = Path(out_dir) / MODEL_FILE
+        with atomic_path(final) as tmp:
+            torch.save(payload, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(final, 0o666 & ~umask)  # mkstemp made it private
+
+
+# ----------------------------------------------------------------------------- loading / inference
+def _from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]:
+    backbone = ESM2(ESM2Config(**data["backbone_config"]))
+    backbone.load_state_dict({k: v.float() for k, v in data["backbone"].items()})
+    head = StructureHead(StructureHeadConfig.from_dict(data["head_config"]))
+    head.load_state_dict(data["head"])
+    model = StructureModel(backbone, head, "frozen").eval()
+    meta = {k: v for k, v in data.items() if k not in ("head", "backbone")}
+    return model, meta
+
+
+def load_structure_model(path: Union[str, Path]) -> Tuple[StructureModel, Dict[str, Any]]:
+    """``(model, meta)`` from a ``structure_model.pt`` (read with ``weights_only=True``);
+    meta holds the configs, scheme name and hash, threshold and validation metrics."""
+    from .model.load import CheckpointError
+
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except Exception as e:  # corrupt, not a torch file, or unsafe pickle
+        raise CheckpointError(f"{path}: not a readable structure model ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a resm structure model (written by `resm finetune`)")
+    return _from_payload(data)
+
+
+@torch.no_grad()
+def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, tile: int = 256) -> np.ndarray:
+    """Pair probabilities (L, L) float32 of one sequence, through the head's memory-bounded
+    :meth:`StructureHead.predict_tiled` (sigmoid of its logits). Needs RNAfold when the head
+    has a bpp channel. The backbone itself still runs on the whole sequence."""
+    scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
+    model.eval()
+    device = next(model.parameters()).device
+    tokens = pad_batch([scheme.encode(seq)]).to(device)
+    h, mask, attn = model.features(tokens)
+    nuc = torch.as_tensor(rna_codes(seq).astype(np.int64))[None].to(device)
+    bpp = None
+    if model.head.cfg.use_bpp:
+        from .baselines import rnafold_bpp
+
+        bpp = torch.from_numpy(rnafold_bpp(seq))[None, None]
+    logits = model.head.predict_tiled(h, mask, attn_feats=attn, bpp=bpp, nuc=nuc, tile=tile)
+    return torch.sigmoid(logits[0].float()).cpu().numpy().astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- entry point
+def run_finetune(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Build the task named by ``cfg["task"]`` and the shared loop, and train.
+
+    Returns the ``Trainer.fit`` result plus ``model_file``, ``threshold`` and ``final``
+    (validation metrics at that threshold)."""
+    task_name = cfg.get("task")
+    if task_name not in TASKS:
+        raise ConfigError(f"unknown task {task_name!r}; known tasks: {list(TASKS)}")
+    factory = {"structure": StructureTask}[task_name]
+    result, task = run_task(factory, cfg, {"task", "model", "head", "data", "loss"})
+    train_dir = Path(cfg.get("train", {}).get("out_dir", TrainConfig.out_dir))
+    result.update(model_file=str(train_dir / MODEL_FILE), threshold=task.threshold, final=task.final_metrics)
+    return result

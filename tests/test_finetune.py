@@ -1,0 +1,258 @@
+"""resm finetune (structure task) end to end: learning through the shared Trainer, exact
+resume, the structure_model.pt round trip and config errors. Tiny backbone, synthetic
+hairpins, frozen mode."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import resm_cli
+from resm.cli import main as cli_main
+
+COMP = {"A": "U", "U": "A", "G": "C", "C": "G"}
+
+
+def hairpins(path, n, seed):
+    """n random hairpins of 30-50 nt: random flanks, a Watson-Crick stem of 5-8 bp, a loop of
+    4-8 nt, written as .dbn."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as fh:
+        for k in range(n):
+            L = int(rng.integers(30, 51))
+            stem, loop = int(rng.integers(5, 9)), int(rng.integers(4, 9))
+            core = 2 * stem + loop
+            left = int(rng.integers(0, L - core + 1))
+            seq = list(rng.choice(list("ACGU"), L))
+            db = ["."] * L
+            for i in range(stem):
+                a, b = left + i, left + core - 1 - i
+                seq[b] = COMP[seq[a]]
+                db[a], db[b] = "(", ")"
+            fh.write(f">hp{seed}_{k}\n{''.join(seq)}\n{''.join(db)}\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ft")
+    backbone = d / "tiny.pt"
+    assert cli_main(["init-checkpoint", "--arch", "tiny", "--out", str(backbone), "--seed", "1"]) == 0
+    return {"dir": d, "backbone": str(backbone), "train": hairpins(d / "TR.dbn", 40, 0), "val": hairpins(d / "VL.dbn", 12, 1)}
+
+
+def config(assets, out_dir, **over):
+    cfg = {
+        "task": "structure",
+        "model": {"init": assets["backbone"], "mode": "frozen"},
+        "head": {"proj_dim": 8, "channels": 12, "blocks": 2, "dilations": [1, 2], "dropout": 0.0},
+        "data": {"train": assets["train"], "val": assets["val"], "max_length": 40, "tokens_per_batch": 400,
+                 "use_bpp": False, "seed": 0},
+        "loss": {"pos_weight": 30.0},  # positives are ~1% of cells: weigh them up to learn fast
+        "optim": {"lr": 1e-2, "warmup_steps": 5, "schedule": "cosine"},
+        "train": {"out_dir": str(out_dir), "max_steps": 80, "log_every": 1, "val_every": 80, "ckpt_every": 80,
+                  "progress": False, "device": "cpu"},
+    }
+    for k, v in over.items():
+        cfg[k].update(v)
+    return cfg
+
+
+def write(cfg, path):
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+run = resm_cli
+
+
+def log(run_dir, split="train", key="loss"):
+    out = {}
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["split"] == split:
+            out[r["step"]] = r[key]
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(assets):
+    """One CLI training run (80 steps), shared by the learning and round-trip tests."""
+    from resm.finetune import StructureTask
+
+    cfg = config(assets, assets["dir"] / "run")
+    task = StructureTask(cfg)
+    before = task.validate(task.model.eval(), torch.device("cpu"))
+    p = run("finetune", "--config", write(cfg, assets["dir"] / "cfg.yaml"))
+    return {"cfg": cfg, "before": before, "stdout": p.stdout, "dir": assets["dir"] / "run"}
+
+
+def test_finetune_learns_hairpins(trained):
+    out = trained["dir"]
+    assert "finished at step 80" in trained["stdout"] and "structure_model.pt" in trained["stdout"]
+    assert (out / "structure_model.pt").exists()
+    losses = log(out)
+    assert sorted(losses) == list(range(1, 81))
+    assert np.mean([losses[s] for s in range(76, 81)]) < 0.25 * np.mean([losses[s] for s in range(1, 6)]), losses
+    after = log(out, "validation", "val_f1")[80]
+    assert after > trained["before"]["val_f1"] + 0.4 and after > 0.6, (trained["before"], after)
+    assert log(out, "validation", "val_loss")[80] < trained["before"]["val_loss"] / 3
+
+
+def test_model_file_round_trip(trained):
+    from resm.finetune import StructureTask, load_structure_model, predict_pairs
+    from resm.mapping import get_scheme
+    from resm.structure import read_structures
+
+    path = trained["dir"] / "structure_model.pt"
+    raw = torch.load(path, weights_only=True)  # plain dicts and tensors only
+    assert raw["backbone"]["embed_tokens.weight"].dtype == torch.float16
+    assert 0.05 <= raw["threshold"] <= 0.95 and raw["scheme"] == "kdny"
+    assert raw["val_metrics"]["f1_mean"] > 0.6
+    from resm.model.load import load_backbone
+
+    init = load_backbone(trained["cfg"]["model"]["init"]).model.state_dict()
+    for k, v in raw["backbone"].items():  # frozen: the backbone is the initial one (fp16)
+        assert torch.equal(v, init[k].half()), k
+    model, meta = load_structure_model(path)
+    assert meta["head_config"]["channels"] == 12 and meta["threshold"] == raw["threshold"]
+
+    # the in-memory model with the trained weights (fp16-rounded backbone, as stored)
+    task = StructureTask(trained["cfg"])
+    task.model.head.load_state_dict(raw["head"])
+    task.model.backbone.load_state_dict({k: v.float() for k, v in raw["backbone"].items()})
+    task.model.eval()
+    scheme = get_scheme("kdny")
+    rec = next(iter(read_structures(trained["cfg"]["data"]["val"])))
+    P = predict_pairs(model, scheme, rec.seq, tile=8)  # several tiles
+    assert P.dtype == np.float32 and P.shape == (len(rec.seq),) * 2
+    from resm.finetune import collate, Item
+    from resm.mapping import rna_codes
+
+    it = Item(("val", 0), rec.name, rec.seq, rec.pairs, 0, scheme.encode(rec.seq), rna_codes(rec.seq))
+    b = collate([it])
+    with torch.no_grad():
+        ref = torch.sigmoid(task.model(b["tokens"], b["nuc"]))[0].numpy()
+    np.testing.assert_allclose(P, ref, atol=1e-5)
+    np.testing.assert_allclose(predict_pairs(model, "kdny", rec.seq, tile=256), P, atol=1e-5)
+
+
+def test_resume_matches_uninterrupted(assets, tmp_path):
+    common = {"optim": {"schedule": "constant", "warmup_steps": 2}, "head": {"dropout": 0.1}}
+    ref = config(assets, tmp_path / "ref", train={"max_steps": 9, "val_every": 0, "ckpt_every": 3}, **common)
+    run("finetune", "--config", write(ref, tmp_path / "ref.yaml"))
+    cfg = config(assets, tmp_path / "res", train={"max_steps": 6, "val_every": 0, "ckpt_every": 3}, **common)
+    path = write(cfg, tmp_path / "res.yaml")
+    run("finetune", "--config", path)
+    assert max(log(tmp_path / "res")) == 6
+    run("finetune", "--config", path, "train.max_steps=9")  # resumes from step_00000006
+    a, b = log(tmp_path / "ref"), log(tmp_path / "res")
+    assert sorted(b) == list(range(1, 10))
+    for s in (7, 8, 9):
+        assert abs(a[s] - b[s]) < 1e-4, (s, a[s], b[s])
+
+
+def test_stream_resume_and_sharding(assets):
+    from resm.finetune import StructureDataConfig, StructureStream, load_records
+    from resm.mapping import get_scheme
+
+    cfg = StructureDataConfig(train=assets["train"], max_length=30, tokens_per_batch=200)
+    recs, ids, _ = load_records(cfg.train, get_scheme("kdny"), None, 0)
+    s = StructureStream(recs, ids, cfg)
+    it = iter(s)
+    first = [next(it) for _ in range(5)]
+    state = s.state_dict()
+    rest = [next(it) for _ in range(20)]  # crosses an epoch boundary
+    s2 = StructureStream(recs, ids, cfg)
+    s2.load_state_dict(state)
+    it2 = iter(s2)
+    again = [next(it2) for _ in range(20)]
+    assert [[(x.name, x.start) for x in b] for b in rest] == [[(x.name, x.start) for x in b] for b in again]
+    for b in first + rest:
+        assert max(len(x.seq) for x in b) <= 30 and len(b) * 32 <= 200
+        for x in b:  # crops keep only pairs inside the window, and they are complementary
+            i = np.flatnonzero(x.pairs >= 0)
+            assert all(x.pairs[x.pairs[k]] == k for k in i)
+    shards = [{x.name for b in StructureStream(recs, ids, cfg, r, 2).iter_epoch(0) for x in b} for r in (0, 1)]
+    assert not shards[0] & shards[1] and len(shards[0] | shards[1]) == len(recs)
+
+
+def test_bpp_channel_small(assets, tmp_path):
+    from resm.finetune import StructureTask, predict_pairs
+    from resm.train import OptimConfig, TrainConfig, Trainer
+
+    small = hairpins(tmp_path / "five.dbn", 5, 3)
+    cfg = config(assets, tmp_path / "bpp", data={"train": small, "val": small, "use_bpp": True})
+    task = StructureTask(cfg)
+    assert task.head_cfg.use_bpp and task.model.head.stem_bpp is not None
+    res = Trainer(task, OptimConfig(lr=1e-3, warmup_steps=1), TrainConfig(out_dir=str(tmp_path / "bpp"), max_steps=2,
+                  val_every=2, ckpt_every=0, progress=False, device="cpu")).fit()
+    assert len(task._bpp) == 10  # each record folded once per split, lazily
+    assert np.isfinite(res["validation"]["val_loss"])
+    from resm.finetune import load_structure_model
+
+    model, meta = load_structure_model(tmp_path / "bpp" / "structure_model.pt")
+    assert meta["head_config"]["use_bpp"]
+    P = predict_pairs(model, "kdny", task.val_records[0].seq)
+    assert np.isfinite(P).all()
+
+
+def test_bad_configs_are_one_line_errors(assets, tmp_path, capsys):
+    p = run("finetune", "--config", write({**config(assets, tmp_path / "x"), "task": "folding"}, tmp_path / "a.yaml"), check=False)
+    assert p.returncode == 1 and "unknown task 'folding'; known tasks: ['structure']" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    path = write(config(assets, tmp_path / "y"), tmp_path / "b.yaml")
+    assert cli_main(["finetune", "--config", str(path), "model.mode=adapters"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "adapters arrive with the adapters issue" in err[0]
+    assert cli_main(["finetune", "--config", str(path), "head.embed_dim=7"]) == 1
+    assert "head.embed_dim" in capsys.readouterr().err
+    assert cli_main(["finetune", "--config", str(path), "head.chanels=7"]) == 1
+    assert "head: unknown option(s) ['chanels']" in capsys.readouterr().err
+
+
+def test_full_mode_and_attention_channels(assets):
+    from resm.finetune import StructureTask, predict_pairs
+
+    for mode, frozen_grads in (("full", False), ("frozen", True)):
+        task = StructureTask(config(assets, "/nonexistent", model={"mode": mode}, head={"use_attention": True}))
+        assert task.head_cfg.attn_channels == 2 * 4  # tiny: 2 layers x 4 heads
+        m = task.model.train()
+        assert m.backbone.training == (mode == "full")
+        loss, info = task.loss(m, next(iter(task.train_stream(0, 1))), None, torch.device("cpu"))
+        loss.backward()
+        n_grads = sum(p.grad is not None for p in m.backbone.parameters())
+        assert (n_grads == 0) == frozen_grads
+        assert not [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]  # DDP-safe
+        P = predict_pairs(m, "kdny", task.val_records[0].seq, tile=16)
+        assert np.isfinite(P).all()
+
+
+def test_evaluate_structure_against_rnafold(trained, tmp_path):
+    """resm evaluate structure: both rows scored on the same sequences; RNAfold's row equals
+    the metrics computed directly."""
+    from resm.baselines import rnafold
+    from resm.metrics import evaluate
+
+    data = tmp_path / "data"
+    (data / "ss" / "bprna").mkdir(parents=True)
+    src = trained["cfg"]["data"]["val"]
+    (data / "ss" / "bprna" / "TS0.dbn").write_text(open(src).read())
+    out = tmp_path / "table.md"
+    p = run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
+            "--data-dir", data, "--limit", "8", "--out", out)
+    table = out.read_text()
+    assert "| ts0 | 8 |" in table and "RNAfold F1" in table and "Command: `resm evaluate structure" in table
+    from resm.evaluate import load_dataset
+
+    recs = load_dataset("ts0", data, limit=8)
+    ref = evaluate([rnafold(r.seq)[0] for r in recs], [r.pairs for r in recs])
+    row = next(line for line in table.splitlines() if line.startswith("| ts0"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[6]) == pytest.approx(ref["f1_mean"], abs=5e-4)
+    assert float(cells[2]) > 0.5  # the trained head folds these hairpins well
+    p = run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
+            "--data-dir", tmp_path / "none", check=False)
+    assert p.returncode == 1 and "data set not found" in p.stderr
