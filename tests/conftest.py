@@ -41,3 +41,15 @@ def resm_cli(*args, procs: int = 1, check: bool = True, **kw):
     if check and p.returncode != 0:
         raise AssertionError(p.stdout[-2000:] + p.stderr[-4000:])
     return p
+
+
+def logged(run_dir, split: str = "train", key: str = "loss") -> dict:
+    """{step: value} of one metric from a run's log.jsonl."""
+    import json
+
+    out = {}
+    for line in (Path(run_dir) / "log.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["split"] == split:
+            out[r["step"]] = r[key]
+    return out

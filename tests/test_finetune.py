@@ -2,14 +2,13 @@
 resume, the structure_model.pt round trip and config errors. Tiny backbone, synthetic
 hairpins, frozen mode."""
 
-import json
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from conftest import resm_cli
+from conftest import logged, resm_cli
 from resm.cli import main as cli_main
 
 COMP = {"A": "U", "U": "A", "G": "C", "C": "G"}
@@ -68,13 +67,7 @@ def write(cfg, path):
 run = resm_cli
 
 
-def log(run_dir, split="train", key="loss"):
-    out = {}
-    for line in (run_dir / "log.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if r["split"] == split:
-            out[r["step"]] = r[key]
-    return out
+log = logged
 
 
 @pytest.fixture(scope="module")

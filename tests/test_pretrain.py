@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, resm_cli
+from conftest import REPO, logged, resm_cli
 from resm.model.load import load_backbone
 
 from conftest import ENV
@@ -52,13 +52,7 @@ def write_cfg(tmp_path, arch="tiny", tokens=400, lr=3e-3, **train):
 run = resm_cli
 
 
-def losses(run_dir, split="train", key="loss"):
-    out = {}
-    for line in (run_dir / "log.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if r["split"] == split:
-            out[r["step"]] = r[key]
-    return out
+losses = logged
 
 
 def test_training_learns_and_beats_unigram(tmp_path):
