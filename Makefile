@@ -24,9 +24,10 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# the main job: fold the example RNAs with the structure model that ships in the package
 demo: setup
-	$(VENV)/bin/resm init-checkpoint --arch esm2_t6_8M_UR50D --out $(DEMO)/esm2_t6_random.pt
-	$(VENV)/bin/resm embed $(DEMO)/esm2_t6_random.pt examples/rna.fasta $(DEMO)/embeddings.safetensors --include mean per_tok contacts
+	$(VENV)/bin/resm fold examples/rna.fasta -o $(DEMO)/structures.dbn --plot $(DEMO)/plots
+	cat $(DEMO)/structures.dbn
 
 test: setup
 	$(PY) -m pytest -q

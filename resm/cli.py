@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Callable, List, Optional
 
 from . import __version__
@@ -159,19 +160,22 @@ def cmd_fold(a: argparse.Namespace) -> None:
     from .mapping import get_scheme
     from .metrics import evaluate
 
-    # Choosing the predictor: only the zero-shot probe exists today. A supervised head goes
-    # here (its own scheme and a fold.Predictor with its pair_probs); the rest is shared.
-    if a.zero_shot is None:
-        raise fold.FoldError(
-            "the supervised default model has not shipped yet; for now --zero-shot PROBE.pt "
-            "is required (fit one with `resm probe`), together with --model"
-        )
-    if a.model is None:
-        raise fold.FoldError("--zero-shot needs --model, the backbone the probe was fitted on")
+    # Choosing the predictor: a supervised structure model (the shipped default unless --model
+    # names another), or the zero-shot probe on a backbone (--zero-shot PROBE --model BACKBONE).
     if a.reference is not None and (a.out is not None or a.plot is not None):
         raise fold.FoldError("--reference only evaluates (prints F1); drop -o/--plot")
-    probe = fold.ProbeFile.read(a.zero_shot)
-    scheme_name = a.scheme or probe.scheme
+    if a.zero_shot is not None:
+        if a.model is None:
+            raise fold.FoldError("--zero-shot needs --model, the backbone the probe was fitted on")
+        probe = fold.ProbeFile.read(a.zero_shot)
+        scheme_name = a.scheme or probe.scheme
+    else:
+        model_path = a.model or fold.default_model_path()
+        if not Path(model_path).exists():
+            raise fold.FoldError(f"{model_path}: no such structure model (train one with `resm finetune`)")
+        from .finetune import load_structure_model
+
+        scheme_name = load_structure_model(model_path)[1]["scheme"]
 
     # every input checked before the model loads; nothing is written until all is folded
     records = fold.validate_fasta(a.fasta, get_scheme(scheme_name), a.max_length)
@@ -181,11 +185,14 @@ def cmd_fold(a: argparse.Namespace) -> None:
     if a.plot is not None:
         fold.require_matplotlib()
         fold.record_file_names(ids, "png")
-    loaded, scheme = _load(a, scheme_name)
     if a.threads:
         torch.set_num_threads(a.threads)
-    model = loaded.model.to(a.device)
-    predictor = fold.zero_shot_predictor(model, scheme, loaded.meta["source"], a.zero_shot, probe)
+    if a.zero_shot is not None:
+        loaded, scheme = _load(a, scheme_name)
+        model = loaded.model.to(a.device)
+        predictor = fold.zero_shot_predictor(model, scheme, loaded.meta["source"], a.zero_shot, probe)
+    else:
+        predictor = fold.supervised_predictor(model_path, a.device)
     folded = predictor.fold(fold.iter_fasta(a.fasta), a.threshold, a.method, a.noncanonical)
 
     if reference is not None:
@@ -324,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("fold", cmd_fold, "predict the secondary structures of the RNAs in a FASTA file")
     sp.add_argument("fasta", type=Path)
-    sp.add_argument("--model", default=None, help="backbone: fair-esm .pt, Hugging Face folder or ESM-2 name")
-    sp.add_argument("--zero-shot", type=Path, default=None, metavar="PROBE.pt", help="zero-shot probe from `resm probe` (required for now)")
+    sp.add_argument("--model", default=None, help="structure model from `resm finetune` (default: the one shipped in the package); with --zero-shot: the backbone (fair-esm .pt, HF folder or ESM-2 name)")
+    sp.add_argument("--zero-shot", type=Path, default=None, metavar="PROBE.pt", help="fold with a zero-shot probe from `resm probe` instead of a supervised model")
     sp.add_argument("--format", choices=["dbn", "bpseq", "ct"], default="dbn")
     sp.add_argument("-o", "--out", type=Path, default=None, help="output file (dbn: all records; bpseq/ct with several records: a directory of <id>.<ext>); default stdout")
     sp.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write <id>.png (arc diagram + probability map) per record here")

@@ -532,14 +532,9 @@ def _from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]
 def load_structure_model(path: Union[str, Path]) -> Tuple[StructureModel, Dict[str, Any]]:
     """``(model, meta)`` from a ``structure_model.pt`` (read with ``weights_only=True``);
     meta holds the configs, scheme name and hash, threshold and validation metrics."""
-    from .model.load import CheckpointError
+    from .model.load import CheckpointError, safe_load
 
-    try:
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except Exception as e:  # corrupt, not a torch file, or unsafe pickle
-        raise CheckpointError(f"{path}: not a readable structure model ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    data = safe_load(path)  # weights_only; a fair-esm backbone file reads too, and is refused below
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a resm structure model (written by `resm finetune`)")
     return _from_payload(data)

@@ -37,7 +37,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 
 from .decode import METHODS, choose_threshold, decode
-from .mapping import MappingError, Scheme, normalise
+from .mapping import MappingError, Scheme, get_scheme, normalise
 from .metrics import evaluate
 from .structure import Structure, check_pairs, format_structures, pair_list, read_structures
 from .utils.io import atomic_path, atomic_write_text
@@ -271,6 +271,7 @@ def fit_zero_shot(
 
 # --------------------------------------------------------------------------- folding
 PairProbs = Callable[[str], np.ndarray]
+DEFAULT_MODEL_NAME = "structure_default.pt"
 
 
 def _name_seq(rec) -> Tuple[str, str]:
@@ -366,6 +367,27 @@ def zero_shot_predictor(model, scheme: Scheme, backbone: str | os.PathLike, prob
     probe = probe or ProbeFile.read(probe_path)
     probe.load_into(model, probe_path, scheme, backbone)
     return Predictor(model, scheme, float(probe.threshold), probe.method, None, f"zero-shot probe {probe_path}")
+
+
+def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int = 256) -> Predictor:
+    """A structure model written by ``resm finetune`` (backbone + 2D head + threshold)."""
+    from .finetune import load_structure_model, predict_pairs
+
+    model, meta = load_structure_model(path)
+    model = model.to(device).eval()
+    scheme = get_scheme(meta["scheme"])
+    if meta.get("scheme_hash") and meta["scheme_hash"] != scheme.table_hash:
+        raise FoldError(f"{path}: trained with another table of scheme {scheme.name!r}")
+
+    def pair_probs(seq: str) -> np.ndarray:
+        return predict_pairs(model, scheme, seq, tile=tile)
+
+    return Predictor(model, scheme, float(meta["threshold"]), "greedy", pair_probs, f"structure model {path}")
+
+
+def default_model_path() -> Path:
+    """The structure model that ships inside the package (used when no --model is given)."""
+    return Path(__file__).resolve().parent / "models" / DEFAULT_MODEL_NAME
 
 
 # --------------------------------------------------------------------------- inputs

@@ -21,9 +21,23 @@ def ckpt(tmp_path_factory):
 
 
 def test_readme_demo_runs(tmp_path):
-    """The README's main-job commands, on the example FASTA that ships in the repository."""
+    """The README's main job (`make demo`): fold the example FASTA with the shipped model."""
     readme = (REPO / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
+    recipe = (REPO / "Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0]
+    assert "resm fold examples/rna.fasta -o $(DEMO)/structures.dbn --plot $(DEMO)/plots" in recipe
+    resm("fold", REPO / "examples" / "rna.fasta", "-o", tmp_path / "structures.dbn", "--plot", tmp_path / "plots")
+    from resm.structure import read_structures
+
+    recs = list(read_structures(tmp_path / "structures.dbn"))
+    assert [r.name for r in recs] == ["tRNA-Phe_yeast", "5S_rRNA_Ecoli", "hairpin_dna_lowercase"]
+    assert [len(r.seq) for r in recs] == [76, 120, 21]
+    assert all((r.pairs >= 0).any() for r in recs[:2])  # the tRNA and 5S rRNA get paired bases
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "5S_rRNA_Ecoli.png", "hairpin_dna_lowercase.png", "tRNA-Phe_yeast.png"]
+
+
+def test_embed_example_fasta(tmp_path):
     ck = tmp_path / "esm2_t6_random.pt"
     resm("init-checkpoint", "--arch", "esm2_t6_8M_UR50D", "--out", ck)
     out = tmp_path / "emb.safetensors"

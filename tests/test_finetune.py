@@ -249,3 +249,24 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
     p = run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
             "--data-dir", tmp_path / "none", check=False)
     assert p.returncode == 1 and "data set not found" in p.stderr
+
+
+def test_fold_with_a_supervised_model(trained, tmp_path):
+    """resm fold --model structure_model.pt: the pairs are the stored-threshold decoding of
+    predict_pairs, written as valid dot-brackets."""
+    from resm.decode import decode
+    from resm.finetune import load_structure_model, predict_pairs
+    from resm.structure import read_structures
+
+    val = list(read_structures(trained["cfg"]["data"]["val"]))[:4]
+    fa = tmp_path / "in.fa"
+    fa.write_text("".join(f">{r.name}\n{r.seq}\n" for r in val))
+    model_file = trained["dir"] / "structure_model.pt"
+    run("fold", fa, "--model", model_file, "-o", tmp_path / "out.dbn")
+    got = {r.name: r.pairs for r in read_structures(tmp_path / "out.dbn")}
+    model, meta = load_structure_model(model_file)
+    for r in val:
+        want = decode(predict_pairs(model, meta["scheme"], r.seq), r.seq, threshold=meta["threshold"])
+        assert np.array_equal(got[r.name], want)
+    p = run("fold", fa, "--model", model_file, "--reference", trained["cfg"]["data"]["val"])
+    assert "F1 over 4 sequences" in p.stdout

@@ -151,11 +151,11 @@ def test_probe_for_another_backbone_is_refused(work, tmp_path):
     assert not out.exists()
 
 
-def test_fold_without_zero_shot(work, tmp_path):
+def test_fold_without_zero_shot_needs_a_structure_model(work, tmp_path):
     d, _ = work
     p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "-o", tmp_path / "x.dbn", check=False)
-    one_line_error(p, "supervised default model has not shipped yet")
-    assert "--zero-shot PROBE.pt" in p.stderr and not list(tmp_path.iterdir())
+    one_line_error(p, "not a resm structure model")  # a bare backbone is not a structure model
+    assert not list(tmp_path.iterdir())
 
 
 def test_bad_fasta_leaves_no_output(work, tmp_path):

@@ -22,3 +22,14 @@ def test_scheme_tables_are_package_data():
 
     names = {p.name for p in resources.files("resm._schemes").iterdir()}
     assert {"kdny.yaml", "kerd.yaml", "codon3.yaml", "protein.yaml"} <= names
+
+
+def test_default_structure_model_ships_and_is_small():
+    from resm.finetune import load_structure_model
+    from resm.fold import default_model_path
+
+    path = default_model_path()
+    assert path.exists(), "the default structure model must ship inside the package"
+    assert path.stat().st_size <= 20 * 2**20  # the bound: at most 20 MB in all
+    model, meta = load_structure_model(path)
+    assert meta["scheme"] == "kdny" and 0 < meta["threshold"] < 1
