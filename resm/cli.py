@@ -226,11 +226,58 @@ def cmd_finetune(a: argparse.Namespace) -> None:
     result = run_finetune(load_config(a.config, a.overrides))
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
-    if "val_f1" in v:
+    if "val_f1_shift" in v:
         line += f": validation F1 {v['val_f1']:.3f} strict, {v['val_f1_shift']:.3f} shift (at 0.5), loss {v['val_loss']:.4f}"
     if result.get("threshold") is not None:
         line += f"; threshold {result['threshold']:g}; wrote {result['model_file']}"
+    elif result.get("final"):
+        shown = {k: v for k, v in result["final"].items() if isinstance(v, float) and not k.startswith("n_")}
+        line += ": validation " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()) + f"; wrote {result['model_file']}"
     _print_rank0(line)
+
+
+def _print_metrics(label: str, m: dict) -> None:
+    print(label + ": " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()))
+
+
+def cmd_interact(a: argparse.Namespace) -> None:
+    from .predict import interact
+
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    r = interact(a.pairs, a.model, a.out, a.maps, a.zero_shot, a.backbone, a.probe, a.linker, a.scheme,
+                 a.batch_size, a.device, a.trust_checkpoint)
+    if a.out is None:
+        sys.stdout.write(r["text"])
+    else:
+        print(f"wrote {a.out}: {len(r['scores'])} pairs" + (f", pair maps in {a.maps}" if a.maps else ""))
+    if "metrics" in r:
+        _print_metrics("labels in the file", r["metrics"])
+
+
+def cmd_predict(a: argparse.Namespace) -> None:
+    if a.task == "rri":
+        a.maps, a.zero_shot, a.probe, a.linker, a.scheme, a.pairs = a.maps, False, None, "", None, a.input
+        return cmd_interact(a)
+    if a.maps:
+        raise ValueError("--maps is for --task rri")
+    from .predict import predict_expression
+
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    r = predict_expression(a.input, a.model, a.out, a.variants, a.backbone, a.batch_size, a.device, a.trust_checkpoint)
+    if a.out is None:
+        sys.stdout.write(r["text"])
+    else:
+        print(f"wrote {a.out}: {len(r['pred'])} predictions")
+    if "metrics" in r:
+        _print_metrics("observed MRL in the file", r["metrics"])
+    if "variants" in r:
+        _print_metrics("variant effect (variant - wild type)", r["variants"])
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -346,8 +393,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="cpu")
     sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
-    sp = add("finetune", cmd_finetune, "fine-tune a task head (secondary structure) on an ESM-2 backbone through the shared training loop")
+    sp = add("finetune", cmd_finetune, "fine-tune task heads (structure, rri, mrl, joint) on an ESM-2 backbone through the shared training loop")
     training_args(sp, "configs/finetune/")
+
+    def infer_args(sp):
+        sp.add_argument("--backbone", default=None, help="backbone checkpoint (default: the one recorded in the model's manifest; its checksum must match)")
+        sp.add_argument("-o", "--out", type=Path, default=None, help="TSV to write (default stdout)")
+        sp.add_argument("--batch-size", type=int, default=64)
+        sp.add_argument("--device", default="cpu")
+        sp.add_argument("--threads", type=int, default=0)
+        sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
+
+    sp = add("interact", cmd_interact, "score RNA-RNA pairs (a_name, a_seq, b_name, b_seq[, label] table) with an rri model or zero-shot")
+    sp.add_argument("pairs", type=Path)
+    sp.add_argument("--model", type=Path, default=None, help="rri model folder (out_dir/model of `resm finetune`)")
+    sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="also write each pair's intermolecular pair-probability map")
+    sp.add_argument("--zero-shot", action="store_true", help="score from the backbone's contact head (no trained head): needs --backbone")
+    sp.add_argument("--probe", type=Path, default=None, help="with --zero-shot: a contact regression from `resm probe`")
+    sp.add_argument("--linker", default="", help="with --zero-shot: nucleotides put between the two sequences")
+    sp.add_argument("--scheme", default=None, help="with --zero-shot: mapping scheme (default: the checkpoint's)")
+    infer_args(sp)
+
+    sp = add("predict", cmd_predict, "predict with a trained rri or mrl model (pairs table / UTR CSV or FASTA)")
+    sp.add_argument("--task", required=True, choices=["rri", "mrl"])
+    sp.add_argument("input", type=Path)
+    sp.add_argument("--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`)")
+    sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="rri: also write the pair maps")
+    sp.add_argument("--variants", action="store_true", help="mrl: the input is the human wild-type/variant file; report the variant-effect correlation")
+    infer_args(sp)
 
     sp = add("evaluate", cmd_evaluate, "score a structure model against known structures, with RNAfold in the same run")
     sp.add_argument("what", choices=["structure"])

@@ -55,8 +55,8 @@ __all__ = [
     "run_finetune",
 ]
 
-MODES = ("frozen", "full")
-TASKS = ("structure",)
+MODES = ("frozen", "adapters", "full")
+TASKS = ("structure", "rri", "mrl", "joint")
 MODEL_FILE = "structure_model.pt"
 FORMAT = "resm-structure"
 UNKNOWN_BASE = 4
@@ -69,21 +69,30 @@ class StructureModel(nn.Module):
 
     ``mode`` "frozen": the backbone gets no gradients, runs under ``torch.no_grad()`` and stays
     in eval mode even when the module is put in training mode (only the head trains).
+    "adapters": the backbone's base weights stay frozen and a LoRA adapter (``adapter``, an
+    :class:`resm.model.adapters.AdapterConfig`) trains with the head.
     "full": everything trains except the LM-head and contact-regression weights that a
-    structure model never uses. "adapters" is not available yet.
+    structure model never uses.
     """
 
-    def __init__(self, backbone: ESM2, head: StructureHead, mode: str = "frozen"):
+    def __init__(self, backbone: ESM2, head: StructureHead, mode: str = "frozen", adapter=None):
         super().__init__()
-        if mode == "adapters":
-            raise ConfigError("model.mode adapters is not available yet: adapters arrive with the adapters issue; use frozen or full")
         if mode not in MODES:
             raise ConfigError(f"model.mode must be one of {list(MODES)}, not {mode!r}")
+        if (mode == "adapters") != (adapter is not None):
+            raise ConfigError("model.adapter goes with model.mode adapters, and only with it")
         self.backbone = backbone
         self.head = head
         self.mode = mode
+        self.adapter_cfg = adapter
         if mode == "frozen":
             backbone.requires_grad_(False)
+        elif mode == "adapters":
+            from .model.adapters import add_adapter
+
+            with torch.random.fork_rng(devices=[]):  # reproducible LoRA initialisation
+                torch.manual_seed(0)
+                add_adapter(backbone, "shared", adapter)
         else:
             backbone.requires_grad_(True)
             backbone.contact_head.requires_grad_(False)
@@ -136,8 +145,9 @@ class FinetuneModelConfig:
             written by ``resm pretrain``).
         arch: instead of ``init``, a named architecture to start from random weights (tests).
         init_seed: seed of that random initialisation.
-        mode: "frozen" (train the head only; cheap) or "full" (train the backbone too).
-            "adapters" is reserved for the adapters issue.
+        mode: "frozen" (train the head only; cheap), "adapters" (a LoRA adapter on the frozen
+            backbone + the head) or "full" (train the backbone too).
+        adapter: LoRA settings for mode adapters (:class:`resm.model.adapters.AdapterConfig`).
         scheme: nucleotide -> protein-letter mapping scheme; must match the checkpoint's.
         trust_checkpoint: allow unpickling arbitrary objects from ``init`` (trusted files only).
     """
@@ -146,14 +156,17 @@ class FinetuneModelConfig:
     arch: Optional[str] = None
     init_seed: int = 0
     mode: str = "frozen"
+    adapter: Optional[Dict[str, Any]] = None
     scheme: str = "kdny"
     trust_checkpoint: bool = False
 
     def __post_init__(self):
         if bool(self.init) == bool(self.arch):
             raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
-        if self.mode == "adapters":
-            raise ConfigError("model.mode adapters is not available yet: adapters arrive with the adapters issue; use frozen or full")
+        if self.mode == "adapters" and self.adapter is None:
+            self.adapter = {}
+        if self.mode != "adapters" and self.adapter:
+            raise ConfigError("model.adapter is only used with model.mode adapters")
         if self.mode not in MODES:
             raise ConfigError(f"model.mode must be one of {list(MODES)}, not {self.mode!r}")
 
@@ -381,7 +394,15 @@ class StructureTask:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.data_cfg.seed)  # head initialisation, reproducible
             head = StructureHead(self.head_cfg)
-        self.model = StructureModel(backbone, head, m.mode)
+        adapter = None
+        if m.mode == "adapters":
+            from .model.adapters import AdapterConfig
+
+            try:
+                adapter = AdapterConfig.from_dict(m.adapter or {})
+            except ValueError as e:
+                raise ConfigError(f"model.adapter: {e}") from None
+        self.model = StructureModel(backbone, head, m.mode, adapter)
         d = self.data_cfg
         self.train_records, self.train_ids, self.n_skipped = load_records(d.train, self.scheme, d.max_train, d.seed)
         self.val_records, self.val_ids = ([], [])
@@ -481,7 +502,7 @@ class StructureTask:
             "task": "structure",
             "head": {k[5:]: v.detach().float().cpu().clone() for k, v in state.items() if k.startswith("head.")},
             "head_config": self.head_cfg.to_dict(),
-            "backbone": {k[9:]: v.detach().cpu().half().clone() for k, v in state.items() if k.startswith("backbone.")},
+            "backbone": _backbone_payload(state),
             "backbone_config": self.model.backbone.cfg.to_dict(),
             "arch": self.arch,
             "backbone_source": self.model_cfg.init or f"random:{self.model_cfg.arch}",
@@ -492,6 +513,12 @@ class StructureTask:
             "method": "greedy",
             "val_metrics": {},
         }
+        if self.model_cfg.mode == "adapters":
+            from .model.adapters import adapter_state_dict
+
+            payload["adapter"] = {"config": self.model.adapter_cfg.to_dict(),
+                                  "state": {k: v.detach().float().cpu().clone()
+                                            for k, v in adapter_state_dict(self.model.backbone, "shared").items()}}
         if self.val_records:
             from .decode import choose_threshold, decode
             from .metrics import evaluate
@@ -519,13 +546,28 @@ class StructureTask:
 
 
 # ----------------------------------------------------------------------------- loading / inference
+def _backbone_payload(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """fp16 base backbone weights (fair-esm names) from the model's state dict; LoRA tensors
+    and peft's ``.base_layer`` infix are dropped (the adapter is stored on its own)."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith("backbone.") and ".lora_" not in k:
+            out[k[9:].replace(".base_layer.", ".")] = v.detach().cpu().half().clone()
+    return out
+
+
 def _from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]:
     backbone = ESM2(ESM2Config(**data["backbone_config"]))
     backbone.load_state_dict({k: v.float() for k, v in data["backbone"].items()})
+    if data.get("adapter"):
+        from .model.adapters import AdapterConfig, add_adapter, load_adapter_state_dict
+
+        add_adapter(backbone, "shared", AdapterConfig.from_dict(data["adapter"]["config"]))
+        load_adapter_state_dict(backbone, "shared", data["adapter"]["state"])
     head = StructureHead(StructureHeadConfig.from_dict(data["head_config"]))
     head.load_state_dict(data["head"])
     model = StructureModel(backbone, head, "frozen").eval()
-    meta = {k: v for k, v in data.items() if k not in ("head", "backbone")}
+    meta = {k: v for k, v in data.items() if k not in ("head", "backbone", "adapter")}
     return model, meta
 
 
@@ -569,8 +611,22 @@ def run_finetune(cfg: Dict[str, Any]) -> Dict[str, Any]:
     task_name = cfg.get("task")
     if task_name not in TASKS:
         raise ConfigError(f"unknown task {task_name!r}; known tasks: {list(TASKS)}")
-    factory = {"structure": StructureTask}[task_name]
-    result, task = run_task(factory, cfg, {"task", "model", "head", "data", "loss"})
     train_dir = Path(cfg.get("train", {}).get("out_dir", TrainConfig.out_dir))
-    result.update(model_file=str(train_dir / MODEL_FILE), threshold=task.threshold, final=task.final_metrics)
+    if task_name == "structure":
+        result, task = run_task(StructureTask, cfg, {"task", "model", "head", "data", "loss"})
+        result.update(model_file=str(train_dir / MODEL_FILE), threshold=task.threshold, final=task.final_metrics)
+        return result
+    from .tasks.base import BUNDLE_DIR
+
+    if task_name == "joint":
+        from .tasks.multi import JointTask as factory
+
+        sections = {"task", "model", "tasks"}
+    else:
+        from .tasks.mrl import MRLTask
+        from .tasks.rri import RRITask
+
+        factory, sections = {"rri": RRITask, "mrl": MRLTask}[task_name], {"task", "model", "head", "data"}
+    result, task = run_task(factory, cfg, sections)
+    result.update(model_file=str(train_dir / BUNDLE_DIR), final=task.final_metrics)
     return result

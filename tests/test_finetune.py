@@ -194,12 +194,14 @@ def test_bpp_channel_small(assets, tmp_path):
 
 def test_bad_configs_are_one_line_errors(assets, tmp_path, capsys):
     p = run("finetune", "--config", write({**config(assets, tmp_path / "x"), "task": "folding"}, tmp_path / "a.yaml"), check=False)
-    assert p.returncode == 1 and "unknown task 'folding'; known tasks: ['structure']" in p.stderr
+    assert p.returncode == 1 and "unknown task 'folding'; known tasks: ['structure', 'rri', 'mrl', 'joint']" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     path = write(config(assets, tmp_path / "y"), tmp_path / "b.yaml")
-    assert cli_main(["finetune", "--config", str(path), "model.mode=adapters"]) == 1
+    assert cli_main(["finetune", "--config", str(path), "model.mode=adapters", "model.adapter.r=0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "adapters arrive with the adapters issue" in err[0]
+    assert len(err) == 1 and "model.adapter" in err[0]
+    assert cli_main(["finetune", "--config", str(path), "model.adapter.r=4"]) == 1
+    assert "only used with model.mode adapters" in capsys.readouterr().err
     assert cli_main(["finetune", "--config", str(path), "head.embed_dim=7"]) == 1
     assert "head.embed_dim" in capsys.readouterr().err
     assert cli_main(["finetune", "--config", str(path), "head.chanels=7"]) == 1

@@ -119,6 +119,37 @@ def test_split_key_rules():
     assert is_validation("a", PretrainDataConfig(train=["x"], val_fraction=1.0))
 
 
+def test_cluster_split_keeps_clusters_together(tmp_path):
+    """val_by cluster: all members of a cluster share a split; unknown ids are own clusters;
+    protein records run through the identity scheme."""
+    rng = np.random.default_rng(0)
+    rows, recs = [], []
+    for c in range(40):
+        for m in range(3):
+            rid = f"P{c:03d}_{m}"
+            rows.append(f"P{c:03d}_0\t{rid}\n")
+            recs.append((rid, "".join(rng.choice(list("LAGVSERTIDPKQNFYMHWC"), 30))))
+    recs.append(("LONER", "MKV" * 10))
+    table = tmp_path / "clu.tsv.gz"
+    with gzip.open(table, "wt") as f:
+        f.writelines(rows)
+    cfg = PretrainDataConfig(train=[write(tmp_path / "p.fa", recs)], scheme="protein",
+                             val_by="cluster", clusters=str(table), val_fraction=0.3)
+    val = {rid for rid, _ in iter_split_records(cfg, "validation")}
+    train = {rid for rid, _ in iter_split_records(cfg, "train")}
+    assert val and train and not val & train and len(val | train) == len(recs)
+    for c in range(40):
+        members = {f"P{c:03d}_{m}" for m in range(3)}
+        assert members <= val or members <= train
+    assert split_key("LONER", "cluster", {"a": "b"}) == "LONER"
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("A\tA\nonly_one_column\n")
+    with pytest.raises(ValueError, match="bad.tsv line 2"):
+        is_validation("A", PretrainDataConfig(train=["x"], val_by="cluster", clusters=str(bad), val_fraction=0.5))
+    with pytest.raises(ValueError, match="clusters"):
+        PretrainDataConfig(train=["x"], val_by="cluster")
+
+
 @pytest.mark.parametrize("val_by", ["auto", "family", "hash"])
 def test_train_and_validation_are_disjoint_and_cover(tmp_path, val_by):
     recs = corpus(n_fam=30, per_fam=4, seed=1)

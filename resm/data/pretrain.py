@@ -15,6 +15,8 @@ A batch is a list of int64 token-id arrays (one per sequence, residues only, no 
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import math
 import os
@@ -54,8 +56,12 @@ class PretrainDataConfig:
             Duplicates are dropped before the split, so a sequence never lands in both splits.
         val_fraction: fraction of records (or families) held out for validation.
         val_by: "hash" (hash of the record id), "family" (hash of the id's prefix before
-            '|', as in Rfam headers ``RF00001|X01556.1/3-119``) or "auto" (family for ids
-            that contain '|', the id otherwise).
+            '|', as in Rfam headers ``RF00001|X01556.1/3-119``), "cluster" (hash of the
+            record's cluster representative, read from ``clusters``) or "auto" (family for
+            ids that contain '|', the id otherwise).
+        clusters: with ``val_by: cluster``, a TSV (plain or gzip) of ``representative <TAB>
+            member`` rows, e.g. an mmseqs2 cluster table. Every member of a cluster lands in
+            the same split; a record missing from the table is its own cluster.
         bad_records: "skip" (count records that fail mapping in ``stats``) or "error"
             (raise MappingError naming the file and record).
         tokens_per_batch: budget of padded tokens per batch (batch size x (longest + 2)).
@@ -73,6 +79,7 @@ class PretrainDataConfig:
     dedupe: bool = True
     val_fraction: float = 0.02
     val_by: str = "auto"
+    clusters: Optional[str] = None
     bad_records: str = "skip"
     tokens_per_batch: int = 16384
     max_batch: Optional[int] = None
@@ -95,8 +102,12 @@ class PretrainDataConfig:
             )
         if not 0.0 <= self.val_fraction <= 1.0:
             raise ValueError(f"val_fraction must lie in [0, 1], got {self.val_fraction}")
-        if self.val_by not in ("auto", "hash", "family"):
-            raise ValueError(f"val_by must be 'auto', 'hash' or 'family', got {self.val_by!r}")
+        if self.val_by not in ("auto", "hash", "family", "cluster"):
+            raise ValueError(f"val_by must be 'auto', 'hash', 'family' or 'cluster', got {self.val_by!r}")
+        if (self.val_by == "cluster") != bool(self.clusters):
+            raise ValueError("val_by 'cluster' needs a clusters table (data.clusters), and clusters needs val_by 'cluster'")
+        if self.clusters is not None:
+            self.clusters = os.fspath(self.clusters)
         if self.bad_records not in ("skip", "error"):
             raise ValueError(f"bad_records must be 'skip' or 'error', got {self.bad_records!r}")
         if self.tokens_per_batch < self.max_length + _EXTRA:
@@ -128,8 +139,31 @@ def _unit_hash(key: str) -> float:
     return int.from_bytes(h, "big") / 2.0**64
 
 
-def split_key(record_id: str, val_by: str = "auto") -> str:
-    """The string whose hash decides the split of a record: its family or its id."""
+@functools.lru_cache(maxsize=4)
+def read_clusters(path: str) -> Dict[str, str]:
+    """member -> representative from a ``representative <TAB> member`` TSV (plain or gzip).
+
+    A malformed line is a ValueError naming the file and line number."""
+    opener = gzip.open if path.endswith(".gz") else open
+    out: Dict[str, str] = {}
+    with opener(path, "rt") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2 or not parts[0] or not parts[1]:
+                raise ValueError(f"{path} line {n}: expected 'representative<TAB>member'")
+            out[parts[1]] = parts[0]
+    return out
+
+
+def split_key(record_id: str, val_by: str = "auto", clusters: Optional[Dict[str, str]] = None) -> str:
+    """The string whose hash decides the split of a record: its cluster, family or id."""
+    if val_by == "cluster":
+        if clusters is None:
+            raise ValueError("val_by 'cluster' needs the cluster table")
+        return clusters.get(record_id, record_id)
     if val_by == "hash":
         return record_id
     if val_by == "family" or (val_by == "auto" and "|" in record_id):
@@ -143,7 +177,8 @@ def is_validation(record_id: str, cfg: PretrainDataConfig) -> bool:
         return False
     if cfg.val_fraction >= 1.0:
         return True
-    return _unit_hash(split_key(record_id, cfg.val_by)) < cfg.val_fraction
+    table = read_clusters(cfg.clusters) if cfg.val_by == "cluster" else None
+    return _unit_hash(split_key(record_id, cfg.val_by, table)) < cfg.val_fraction
 
 
 # ---- record pipeline ------------------------------------------------------------------

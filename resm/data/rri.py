@@ -1,0 +1,230 @@
+"""RNA-RNA interaction pairs (miRNA-target and the like): reading and a fixed split.
+
+A pair file is a delimited table with one pair per line; three layouts are recognised:
+
+* **with a header** (CSV or TSV): the first non-blank row names the columns and contains
+  ``a_seq`` and ``b_seq``; ``a_name``, ``b_name`` and ``label`` are optional, other columns are
+  ignored and the column order is taken from the header. This is ``MirTarRAW.csv``
+  (``a_name,a_seq,b_name,b_seq,label``) and what ``resm interact PAIRS.tsv`` accepts::
+
+      a_name	a_seq	b_name	b_seq
+      miR-1	UGGAAUGUAAAGAAGUAUGUAU	site-7	ACAUACUUCUUUACAUUCCA
+
+* **without a header, 5 columns**: ``a_name a_seq b_name b_seq label``
+  (``DeepMirTar_IndTest.tsv``);
+* **without a header, 4 columns**: ``a_name a_seq b_name b_seq`` (no labels).
+
+The delimiter follows the extension (``.csv`` -> comma, ``.tsv``/``.tab`` -> tab, a trailing
+``.gz`` ignored); for any other extension a first line holding a tab means tab, else comma.
+Gzip input is recognised by its magic bytes. Blank lines are skipped. Sequences are
+normalised with :func:`resm.mapping.normalise` (upper case, ``T`` -> ``U``, IUPAC ambiguity and
+modified-base codes -> ``N``); labels are ``0``/``1`` (``0.0``/``1.0`` accepted).
+
+The file is streamed with the ``csv`` module and reading stops at the first bad line with a
+:class:`PairsError` whose message is ``"<file> line <n>: <problem>"`` (``<file>`` is the base
+name, ``<n>`` the 1-based physical line).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..mapping import MappingError, normalise
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+COLUMNS = ("a_name", "a_seq", "b_name", "b_seq", "label")
+_LABELS = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
+
+
+class PairsError(ValueError):
+    """A malformed pair file; the message is ``"<file> line <n>: <problem>"``."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    a_name: str
+    a: str  # normalised sequence (ACGU, N for unknown)
+    b_name: str
+    b: str
+    label: Optional[int]  # 0/1, None when the file has no labels
+    line: int  # 1-based line in the file
+
+    @property
+    def name(self) -> str:
+        return f"{self.a_name}|{self.b_name}"
+
+
+# ---- delimited-table plumbing, shared with resm.data.mrl -------------------------------------
+def open_table(path: PathLike) -> io.TextIOBase:
+    """Text handle (``newline=""`` as the csv module wants) on a plain or gzip file."""
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
+    return open(path, "r", encoding="utf-8", errors="replace", newline="")
+
+
+def table_delimiter(path: PathLike) -> str:
+    """Comma or tab: from the extension (``.csv``/``.tsv``/``.tab``, ``.gz`` ignored), else
+    sniffed from the first non-blank line (a tab means tab)."""
+    name = os.path.basename(os.fspath(path)).lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    if name.endswith(".csv"):
+        return ","
+    if name.endswith((".tsv", ".tab")):
+        return "\t"
+    with open_table(path) as fh:
+        for line in fh:
+            if line.strip():
+                return "\t" if "\t" in line else ","
+    return ","
+
+
+def table_rows(path: PathLike, error: type) -> Iterator[Tuple[int, List[str]]]:
+    """Yield ``(line, cells)`` for each non-blank row, cells stripped of surrounding blanks.
+
+    ``line`` is the 1-based physical line where the row starts (a quoted field may span lines).
+    Unreadable input (bad gzip, csv syntax) raises ``error`` naming the file and line.
+    """
+    name = os.path.basename(os.fspath(path))
+    delim = table_delimiter(path)
+    last = 0  # physical lines consumed so far
+    try:
+        with open_table(path) as fh:
+            reader = csv.reader(fh, delimiter=delim)
+            for row in reader:
+                start, last = last + 1, reader.line_num
+                cells = [c.strip() for c in row]
+                if not any(cells):
+                    continue
+                yield start, cells
+    except csv.Error as e:
+        raise error(f"{name} line {last + 1}: {e}") from e
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise error(f"{name} line {last + 1}: cannot read ({e})") from e
+
+
+# ---- pairs ------------------------------------------------------------------------------------
+def _header_columns(cells: List[str]) -> Optional[dict]:
+    """Column name -> index if ``cells`` is a header row (it holds ``a_seq`` and ``b_seq``)."""
+    low = [c.lower() for c in cells]
+    if "a_seq" not in low or "b_seq" not in low:
+        return None
+    cols = {}
+    for i, c in enumerate(low):
+        if c in COLUMNS and c not in cols:
+            cols[c] = i
+    return cols
+
+
+def iter_pairs(
+    path: PathLike, require_label: bool = True, max_length: Optional[int] = None
+) -> Iterator[Pair]:
+    """Stream the pairs of a file one by one (see the module docstring for the formats).
+
+    Raises :class:`PairsError` at the first bad line: wrong number of columns, an empty
+    sequence, a symbol that is not a nucleotide, a label other than 0/1, a missing label while
+    ``require_label``, a sequence longer than ``max_length`` nt, or a file without pairs.
+    """
+    name = os.path.basename(os.fspath(path))
+    cols: Optional[dict] = None
+    ncols = 0
+    first_line = 0
+    count = 0
+    for line, cells in table_rows(path, PairsError):
+        where = f"{name} line {line}"
+        if cols is None:  # first non-blank row: header or first record
+            first_line = line
+            cols = _header_columns(cells)
+            is_header = cols is not None
+            if is_header:
+                ncols = len(cells)
+            elif len(cells) in (4, 5):
+                ncols = len(cells)
+                cols = {c: i for i, c in enumerate(COLUMNS[:ncols])}
+            else:
+                raise PairsError(
+                    f"{where}: expected 5 columns (a_name a_seq b_name b_seq label) or 4 without "
+                    f"the label, or a header naming a_seq and b_seq; found {len(cells)} column(s)"
+                )
+            if require_label and "label" not in cols:
+                raise PairsError(f"{where}: labels are required but the file has no label column")
+            if is_header:
+                continue
+        if len(cells) != ncols:
+            raise PairsError(f"{where}: expected {ncols} columns, found {len(cells)}")
+        seqs = {}
+        names = {}
+        for side in ("a", "b"):
+            col = f"{side}_seq"
+            raw = cells[cols[col]]
+            nm = cells[cols[f"{side}_name"]] if f"{side}_name" in cols else ""
+            nm = nm or f"{side}_line{line}"
+            if not raw:
+                raise PairsError(f"{where}: {col} is empty")
+            try:
+                seq = normalise(raw, nm)
+            except MappingError as e:
+                raise PairsError(f"{where}: {col}: {e}") from None
+            if max_length is not None and len(seq) > max_length:
+                raise PairsError(
+                    f"{where}: {col} has {len(seq)} nt, longer than the {max_length} nt this "
+                    "model supports"
+                )
+            seqs[side], names[side] = seq, nm
+        label: Optional[int] = None
+        if "label" in cols:
+            raw = cells[cols["label"]]
+            if raw:
+                if raw not in _LABELS:
+                    raise PairsError(f"{where}: label {raw!r} is not 0 or 1")
+                label = _LABELS[raw]
+            elif require_label:
+                raise PairsError(f"{where}: label is empty")
+        count += 1
+        yield Pair(names["a"], seqs["a"], names["b"], seqs["b"], label, line)
+    if cols is None:
+        raise PairsError(f"{name} line 1: empty file, no pairs")
+    if count == 0:
+        raise PairsError(f"{name} line {first_line}: a header but no pairs")
+
+
+def read_pairs(
+    path: PathLike, require_label: bool = True, max_length: Optional[int] = None
+) -> List[Pair]:
+    """All pairs of a file, in file order (see :func:`iter_pairs`)."""
+    return list(iter_pairs(path, require_label=require_label, max_length=max_length))
+
+
+def split_pairs(
+    pairs: Sequence[Pair], val_fraction: float = 0.1, seed: int = 0
+) -> Tuple[List[Pair], List[Pair]]:
+    """Fixed, seeded train/validation split.
+
+    ``numpy.random.default_rng([seed, 17]).permutation(n)``: its first
+    ``round(val_fraction * n)`` indices are validation (at least one, and at least one pair left
+    for training, when ``0 < val_fraction`` and ``n >= 2``). Both parts keep file order, so the
+    split depends only on ``(n, val_fraction, seed)``.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n = len(pairs)
+    n_val = int(round(val_fraction * n))
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    perm = np.random.default_rng([seed, 17]).permutation(n)
+    is_val = np.zeros(n, dtype=bool)
+    is_val[perm[:n_val]] = True
+    train = [p for p, v in zip(pairs, is_val) if not v]
+    val = [p for p, v in zip(pairs, is_val) if v]
+    return train, val

@@ -1,0 +1,285 @@
+"""What the sequence-level fine-tuning tasks (RNA–RNA interaction, expression) share.
+
+* :class:`EncoderConfig` (the ``model`` config section) and :func:`build_encoder`: an ESM-2
+  backbone (fair-esm ``.pt``, Hugging Face folder or name; or a random architecture in tests)
+  in mode frozen / adapters / full, or the one-hot CNN baseline encoder;
+* :class:`TaskModel`: one encoder and a dict of heads. ``model(batch, names)`` runs the encoder
+  once and every named head on its output: heads that share an adapter share the pass;
+* :class:`ItemStream`: deterministic, resumable, sharded mini-batches over examples held in
+  memory (the same contract as the pretraining and structure streams);
+* :func:`save_bundle` / :func:`load_bundle`: the trained parts saved apart from the backbone
+  (adapter file, one head file per head, ``manifest.json`` naming the backbone checksum and the
+  mapping scheme; see :mod:`resm.model.adapters`). With mode ``full`` the fine-tuned backbone
+  is saved into the bundle as a fair-esm ``.pt``; the one-hot baseline saves its encoder with
+  its head.
+
+The loop itself is :class:`resm.train.Trainer`: the tasks only supply streams, losses,
+validation metrics and the final save.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..alphabet import pad_batch
+from ..mapping import Scheme, get_scheme, rna_codes
+from ..model.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
+from ..train import ConfigError, from_dict
+
+__all__ = ["EncoderConfig", "build_encoder", "TaskModel", "ItemStream", "encode_batch",
+           "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]
+
+BUNDLE_DIR = "model"
+UNKNOWN_BASE = 4
+
+
+@dataclass
+class EncoderConfig:
+    """The ``model`` section: which encoder feeds the heads.
+
+    Attributes:
+        encoder: "backbone" (an ESM-2 model) or "onehot" (the one-hot CNN baseline; no
+            pretrained weights, trained with the head).
+        init: backbone weights: a fair-esm ``.pt`` path, a Hugging Face folder or an ESM-2 name.
+        arch: instead of ``init``, a named architecture with random weights (tests).
+        init_seed: seed of that random initialisation and of the adapter's.
+        mode: "frozen" (heads only), "adapters" (LoRA adapter + heads; backbone frozen) or
+            "full" (backbone trains too).
+        adapter: LoRA settings for mode adapters (:class:`resm.model.adapters.AdapterConfig`:
+            r, alpha, dropout, targets, layers).
+        scheme: nucleotide -> protein-letter scheme; must match the checkpoint's.
+        trust_checkpoint: allow unpickling arbitrary objects from ``init``.
+        onehot: settings of the one-hot encoder (:class:`resm.model.encoder.OneHotConfig`).
+    """
+
+    encoder: str = "backbone"
+    init: Optional[str] = None
+    arch: Optional[str] = None
+    init_seed: int = 0
+    mode: str = "frozen"
+    adapter: Optional[Dict[str, Any]] = None
+    scheme: str = "kdny"
+    trust_checkpoint: bool = False
+    onehot: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.encoder not in ("backbone", "onehot"):
+            raise ConfigError(f"model.encoder must be backbone or onehot, not {self.encoder!r}")
+        if self.encoder == "backbone" and bool(self.init) == bool(self.arch):
+            raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
+        if self.mode not in MODES:
+            raise ConfigError(f"model.mode must be one of {list(MODES)}, not {self.mode!r}")
+        if self.mode == "adapters" and self.adapter is None:
+            self.adapter = {}
+        if self.mode != "adapters" and self.adapter:
+            raise ConfigError("model.adapter is only used with model.mode adapters")
+
+
+def build_encoder(cfg: EncoderConfig) -> Tuple[nn.Module, Scheme, str]:
+    """``(encoder, scheme, backbone source)`` for a ``model`` section."""
+    scheme = get_scheme(cfg.scheme)
+    if cfg.encoder == "onehot":
+        return OneHotEncoder(from_dict(OneHotConfig, cfg.onehot, "model.onehot")), scheme, "onehot"
+    from ..model.adapters import AdapterConfig
+    from ..model.load import init_model, load_backbone
+
+    if cfg.init:
+        backbone, source = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint).model, cfg.init
+    else:
+        backbone, source = init_model(cfg.arch, seed=cfg.init_seed), f"random:{cfg.arch}"
+    adapter = None
+    if cfg.mode == "adapters":
+        try:
+            adapter = AdapterConfig.from_dict(cfg.adapter or {})
+        except ValueError as e:
+            raise ConfigError(f"model.adapter: {e}") from None
+    return BackboneEncoder(backbone, cfg.mode, adapter, seed=cfg.init_seed), scheme, source
+
+
+class TaskModel(nn.Module):
+    """One encoder, several heads. ``heads`` maps a head name to ``(module, apply)`` where
+    ``apply(head, h, mask, batch) -> output`` reads the encoder output for that head."""
+
+    def __init__(self, encoder: nn.Module, heads: Dict[str, nn.Module], apply: Dict[str, Callable]):
+        super().__init__()
+        self.encoder = encoder
+        self.heads = nn.ModuleDict(heads)
+        self.appliers = dict(apply)
+        self.encoder_calls = 0  # counts encoder passes (tests check one pass serves all heads)
+
+    def add_head(self, name: str, head: nn.Module, apply: Callable) -> None:
+        self.heads[name] = head
+        self.appliers[name] = apply
+
+    def forward(self, batch: Dict[str, Any], names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+        names = list(self.heads) if names is None else list(names)
+        h, mask = self.encoder(batch)
+        self.encoder_calls += 1
+        return {n: self.appliers[n](self.heads[n], h, mask, batch) for n in names}
+
+
+def subset(items: Sequence[Any], n: Optional[int], seed: int) -> List[Any]:
+    """A seeded random subset of ``n`` items (file order kept); all of them when n is None."""
+    if n is None or n >= len(items):
+        return list(items)
+    keep = np.sort(np.random.default_rng([seed, 23]).permutation(len(items))[:n])
+    return [items[i] for i in keep]
+
+
+def encode_batch(seqs: Sequence[str], scheme: Scheme, names: Optional[Sequence[str]] = None) -> Dict[str, torch.Tensor]:
+    """tokens (B, T) with BOS/EOS, nuc (B, L) codes (4 at padding) and mask (B, L)."""
+    names = names or [f"seq{i}" for i in range(len(seqs))]
+    ids = [scheme.encode(s, n) for s, n in zip(seqs, names)]
+    B, L = len(seqs), max(len(s) for s in seqs)
+    nuc = torch.full((B, L), UNKNOWN_BASE, dtype=torch.long)
+    mask = torch.zeros(B, L, dtype=torch.bool)
+    for b, (s, n) in enumerate(zip(seqs, names)):
+        nuc[b, : len(s)] = torch.from_numpy(rna_codes(s, n).astype(np.int64))
+        mask[b, : len(s)] = True
+    return {"tokens": pad_batch(ids), "nuc": nuc, "mask": mask}
+
+
+class ItemStream:
+    """Deterministic, resumable, sharded mini-batches of ``batch_size`` examples.
+
+    Example k goes to rank ``k % world_size``; an epoch's order is a pure function of
+    ``(seed, epoch, rank)``; ``state_dict()`` holds the epoch and batches already yielded, and
+    iteration after ``load_state_dict`` continues exactly there. Endless (epoch after epoch).
+    A batch is a list of examples (whatever ``items`` holds).
+    """
+
+    def __init__(self, items: Sequence[Any], batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.items = [items[k] for k in range(rank, len(items), world_size)]
+        if not self.items:
+            raise ConfigError(f"rank {rank}/{world_size}: no training examples")
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.epoch = self.batches_done = 0
+
+    def iter_epoch(self, epoch: int) -> Iterator[List[Any]]:
+        order = np.random.default_rng([self.seed, epoch, self.rank, 13]).permutation(len(self.items))
+        for s in range(0, len(order), self.batch_size):
+            yield [self.items[i] for i in order[s : s + self.batch_size]]
+
+    def __iter__(self) -> Iterator[List[Any]]:
+        while True:
+            skip = self.batches_done
+            for i, batch in enumerate(self.iter_epoch(self.epoch)):
+                if i < skip:
+                    continue
+                self.batches_done = i + 1
+                yield batch
+            self.epoch, self.batches_done = self.epoch + 1, 0
+
+    def state_dict(self) -> Dict[str, int]:
+        return {"epoch": self.epoch, "batches": self.batches_done, "seed": self.seed, "world_size": self.world_size}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        if int(state.get("seed", self.seed)) != self.seed or int(state.get("world_size", self.world_size)) != self.world_size:
+            raise ConfigError(f"stream state {state} was saved with another seed or world size")
+        self.epoch, self.batches_done = int(state["epoch"]), int(state["batches"])
+
+
+# ----------------------------------------------------------------------------- bundles
+def save_bundle(folder: Path, model: TaskModel, model_cfg: EncoderConfig, scheme: Scheme, source: str,
+                heads: Dict[str, Dict[str, Any]]) -> Path:
+    """Write ``folder`` (created atomically): adapter (mode adapters), head files and manifest.
+
+    ``heads`` maps a head name to ``{"task", "config", "extra"}`` (JSON-able). Returns folder.
+    """
+    from ..model import adapters as A
+    from ..utils.io import atomic_dir
+
+    folder = Path(folder)
+    enc = model.encoder
+    with atomic_dir(folder) as tmp:
+        if isinstance(enc, OneHotEncoder):
+            for name, spec in heads.items():
+                state = {f"head.{k}": v for k, v in model.heads[name].state_dict().items()}
+                state.update({f"encoder.{k}": v for k, v in enc.state_dict().items()})
+                torch.save({"format": "resm-onehot-task", "task": spec["task"], "head_config": spec["config"],
+                            "encoder_config": asdict(enc.cfg), "extra": spec.get("extra", {}),
+                            "scheme": scheme.name, "state": state}, tmp / f"onehot-{name}.pt")
+            return folder
+        backbone = enc.backbone
+        if enc.mode == "full":
+            _save_full_backbone(backbone, tmp / "backbone.pt", scheme)
+            source = "backbone.pt"
+        adapter = None
+        if enc.mode == "adapters":
+            A.save_adapter(tmp, backbone, enc.adapter_name, enc.adapter_cfg, scheme, backbone_source=source)
+            adapter = enc.adapter_name
+        for name, spec in heads.items():
+            extra = dict(spec.get("extra", {}), backbone_source=source, mode=enc.mode)
+            A.save_head(tmp, name, model.heads[name], spec["config"], spec["task"], adapter, extra=extra,
+                        model=backbone, scheme=scheme, backbone_source=source)
+    return folder
+
+
+def _save_full_backbone(backbone, path: Path, scheme: Scheme) -> None:
+    from ..model.load import resm_meta, save_fair_esm
+
+    save_fair_esm(backbone, path, meta=resm_meta(scheme))
+
+
+def load_bundle(folder: Path, builders: Dict[str, Callable[[dict, int], Tuple[nn.Module, Callable]]],
+                backbone: Optional[str] = None, trust: bool = False) -> Tuple[TaskModel, Dict[str, dict], Scheme]:
+    """``(TaskModel in eval mode, manifest head entries, scheme)`` from a bundle folder.
+
+    ``builders[task](head_config, embed_dim) -> (head module, apply)`` rebuild each head.
+    ``backbone`` overrides the backbone recorded in the manifest (its checksum must match).
+    """
+    from ..model import adapters as A
+    from ..model.load import load_backbone
+
+    folder = Path(folder)
+    onehot = sorted(folder.glob("onehot-*.pt"))
+    if onehot:
+        from ..model.load import safe_load
+
+        heads, apply, entries = {}, {}, {}
+        enc = None
+        for f in onehot:
+            d = safe_load(f)
+            name = f.stem[len("onehot-"):]
+            if enc is None:
+                enc = OneHotEncoder(OneHotConfig(**d["encoder_config"]))
+                enc.load_state_dict({k[8:]: v for k, v in d["state"].items() if k.startswith("encoder.")})
+            head, fn = builders[d["task"]](d["head_config"], enc.embed_dim)
+            head.load_state_dict({k[5:]: v for k, v in d["state"].items() if k.startswith("head.")})
+            heads[name], apply[name] = head, fn
+            entries[name] = {"task": d["task"], "config": d["head_config"], "extra": d["extra"]}
+        return TaskModel(enc, heads, apply).eval(), entries, get_scheme(d["scheme"])
+    manifest = A.read_manifest(folder)
+    scheme = get_scheme(manifest["scheme"]["name"])
+    entries = manifest.get("heads", {})
+    if not entries:
+        raise A.AdapterError(f"{folder}: the bundle has no heads")
+    first = next(iter(entries.values()))
+    src = backbone or manifest["backbone"].get("source") or first.get("extra", {}).get("backbone_source", "")
+    if src == "backbone.pt":
+        src = str(folder / "backbone.pt")
+    if not src or src.startswith("random:"):
+        raise A.AdapterError(f"{folder}: no backbone recorded ({src or 'none'}); pass the backbone checkpoint")
+    bb = load_backbone(src, scheme, trust=trust).model
+    A.check_manifest(manifest, bb, scheme, str(folder))
+    names = list(manifest.get("adapters", {}))
+    enc = BackboneEncoder(bb, "frozen")
+    for n in names:
+        A.load_adapter(folder, bb, n, scheme)
+    heads, apply = {}, {}
+    for name, entry in entries.items():
+        head, fn = builders[entry["task"]](entry["config"], bb.embed_dim)
+        state, _ = A.load_head_state(folder, name)
+        head.load_state_dict(state)
+        heads[name], apply[name] = head, fn
+        if entry.get("adapter"):
+            A.set_active_adapter(bb, entry["adapter"])
+    return TaskModel(enc, heads, apply).eval(), entries, scheme

@@ -1,0 +1,243 @@
+"""Expression (``task: mrl``): mean ribosome load of 5'UTRs, and variant effects.
+
+Config sections: ``model`` (:class:`resm.tasks.base.EncoderConfig`), ``head`` (fields of
+:class:`resm.heads.mrl.ExpressionHeadConfig` except ``embed_dim``; or, with ``head.kind:
+optimus``, of :class:`resm.heads.mrl.OptimusConfig`, the one-hot CNN baseline that needs no
+encoder), ``data`` (:class:`MRLDataConfig`), ``optim`` / ``train``.
+
+Targets are standardised with the training mean and standard deviation (saved with the head);
+predictions are returned in MRL units. Metrics: R^2 (scikit-learn) and Spearman's rho (SciPy).
+The variant effect of a (wild type, variant) pair is ``pred(var) - pred(wt)``, correlated with
+the observed ``mrl(var) - mrl(wt)`` (:func:`variant_effect`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.mrl import UTR, VariantPair, read_mrl, split_utrs
+from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, OptimusConfig
+from ..train import ConfigError, from_dict
+from .base import BUNDLE_DIR, EncoderConfig, ItemStream, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
+
+__all__ = ["MRLDataConfig", "MRLTask", "mrl_metrics", "predict_mrl", "variant_effect", "load_mrl_model",
+           "build_mrl_head", "mrl_apply"]
+
+
+@dataclass
+class MRLDataConfig:
+    """UTRs for the ``mrl`` task.
+
+    Attributes:
+        train: CSV of UTRs with a target column (e.g. ``{data_dir}/mrl/Smart5UTR_...20k.csv``),
+            split train / validation / test by ``fractions`` (fixed, seeded). The test part is
+            never used in training or model selection.
+        fractions: train / validation / test shares of ``train``.
+        target: target column (None: ``rl``, else ``hrl``).
+        max_train / max_val: optional caps (a seeded random subset) for quick runs.
+        batch_size: UTRs per batch.
+        seed: seed of the split and the batch order.
+    """
+
+    train: str = ""
+    fractions: List[float] = None
+    target: Optional[str] = None
+    max_train: Optional[int] = None
+    max_val: Optional[int] = None
+    batch_size: int = 128
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.train:
+            raise ConfigError("data.train: give the UTR file")
+        self.fractions = list(self.fractions or [0.8, 0.1, 0.1])
+        if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6 or min(self.fractions) < 0:
+            raise ConfigError(f"data.fractions must be three shares summing to 1, got {self.fractions}")
+
+
+def mrl_apply(head, h, mask, batch):
+    return head(h, mask)
+
+
+def _optimus_apply(head, h, mask, batch):
+    return head(batch["nuc"], batch["mask"])
+
+
+class _NoEncoder(torch.nn.Module):
+    """Encoder stand-in for heads that read the batch themselves (the Optimus baseline)."""
+
+    kind, mode, embed_dim = "none", "full", 0
+
+    def forward(self, batch):
+        return None, batch["mask"]
+
+
+def build_mrl_head(config: dict, embed_dim: int):
+    if config.get("kind") == "optimus":
+        return OptimusCNN(OptimusConfig.from_dict(config)), _optimus_apply
+    return ExpressionHead(ExpressionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), mrl_apply
+
+
+def mrl_metrics(y: np.ndarray, pred: np.ndarray) -> Dict[str, float]:
+    """R^2 and Spearman's rho (and Pearson's r) of predictions against targets."""
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import r2_score
+
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    return {"r2": float(r2_score(y, pred)), "spearman": float(spearmanr(y, pred).statistic),
+            "pearson": float(pearsonr(y, pred).statistic), "n": int(len(y))}
+
+
+def variant_effect(pred: np.ndarray, utrs: Sequence[UTR], pairs: Sequence[VariantPair]) -> Dict[str, float]:
+    """Correlation of predicted and observed MRL changes (variant minus wild type)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    obs = np.array([utrs[p.var].mrl - utrs[p.wt].mrl for p in pairs])
+    dp = np.array([pred[p.var] - pred[p.wt] for p in pairs])
+    return {"spearman": float(spearmanr(obs, dp).statistic), "pearson": float(pearsonr(obs, dp).statistic),
+            "n_pairs": int(len(pairs))}
+
+
+class MRLTask:
+    """MRL regression through the shared loop."""
+
+    head_name = "mrl"
+
+    def __init__(self, cfg: Dict[str, Any], encoder=None):
+        head_section = dict(cfg.get("head") or {})
+        kind = head_section.pop("kind", "mlp")
+        if kind not in ("mlp", "optimus"):
+            raise ConfigError(f"head.kind must be mlp (on an encoder) or optimus (one-hot CNN baseline), not {kind!r}")
+        self.data_cfg = d = from_dict(MRLDataConfig, cfg.get("data"), "data")
+        if kind == "optimus":
+            from ..mapping import get_scheme
+
+            self.model_cfg = from_dict(EncoderConfig, dict(cfg.get("model") or {}, encoder="onehot"), "model")
+            encoder, self.scheme, self.source = _NoEncoder(), get_scheme(self.model_cfg.scheme), "none"
+            head_cls, cfg_cls = OptimusCNN, OptimusConfig
+        else:
+            self.model_cfg = from_dict(EncoderConfig, cfg.get("model"), "model")
+            if encoder is None:
+                encoder, self.scheme, self.source = build_encoder(self.model_cfg)
+            else:
+                encoder, self.scheme, self.source = encoder
+            head_cls, cfg_cls = ExpressionHead, ExpressionHeadConfig
+        known = {f.name for f in fields(cfg_cls)} - {"embed_dim"}
+        unknown = sorted(set(head_section) - known)
+        if unknown or "embed_dim" in head_section:
+            raise ConfigError(f"head: unknown option(s) {unknown or ['embed_dim']}; known: {sorted(known)}")
+        try:
+            self.head_cfg = cfg_cls(**head_section) if kind == "optimus" else cfg_cls(embed_dim=encoder.embed_dim, **head_section)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"head: {e}") from None
+        self.kind = kind
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(d.seed)
+            head = head_cls(self.head_cfg)
+        apply = _optimus_apply if kind == "optimus" else mrl_apply
+        self.model = TaskModel(encoder, {self.head_name: head}, {self.head_name: apply})
+        utrs = read_mrl(d.train, target_column=d.target)
+        limit = self.head_cfg.length if kind == "optimus" else self.head_cfg.max_length
+        for u in utrs:
+            if len(u.seq) > limit:
+                raise ConfigError(f"{d.train} line {u.line}: UTR {u.name!r} has {len(u.seq)} nt, longer than the {limit} nt this head supports")
+        self.train_utrs, self.val_utrs, self.test_utrs = split_utrs(utrs, tuple(d.fractions), d.seed)
+        self.train_utrs = subset(self.train_utrs, d.max_train, d.seed)
+        self.val_utrs = subset(self.val_utrs, d.max_val, d.seed)
+        y = np.array([u.mrl for u in self.train_utrs])
+        self.mean, self.std = float(y.mean()), float(y.std() or 1.0)
+        self.final_metrics: Dict[str, float] = {}
+
+    def _batch(self, utrs: Sequence[UTR], device) -> Dict[str, Any]:
+        b = encode_batch([u.seq for u in utrs], self.scheme, [f"{u.name} (line {u.line})" for u in utrs])
+        b["y"] = torch.tensor([(u.mrl - self.mean) / self.std for u in utrs], dtype=torch.float32)
+        return {k: v.to(device) for k, v in b.items()}
+
+    # ---- Task protocol
+    def train_stream(self, rank: int, world_size: int) -> ItemStream:
+        return ItemStream(self.train_utrs, self.data_cfg.batch_size, self.data_cfg.seed, rank, world_size)
+
+    def loss(self, model, batch: List[UTR], generator, device):
+        b = self._batch(batch, device)
+        pred = model(b, [self.head_name])[self.head_name]
+        return F.mse_loss(pred.float(), b["y"]), {"tokens": int(b["mask"].sum())}
+
+    def validate(self, model, device) -> Dict[str, float]:
+        if not self.val_utrs:
+            return {}
+        pred = predict_mrl(model, self.scheme, [u.seq for u in self.val_utrs], self.mean, self.std,
+                           self.data_cfg.batch_size, device, self.head_name)
+        y = np.array([u.mrl for u in self.val_utrs])
+        m = mrl_metrics(y, pred)
+        return {"val_loss": float(np.mean(((pred - y) / self.std) ** 2)), "val_r2": m["r2"],
+                "val_spearman": m["spearman"], "n_val": m["n"]}
+
+    def fingerprint(self) -> Dict[str, Any]:
+        return {"task": "mrl", "kind": self.kind, "model": asdict(self.model_cfg), "head": self.head_cfg.to_dict(),
+                "data": asdict(self.data_cfg), "scheme_hash": self.scheme.table_hash}
+
+    def head_spec(self) -> Dict[str, Any]:
+        cfg = {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
+        if self.kind == "optimus":
+            cfg["kind"] = "optimus"
+        return {"task": "mrl", "config": cfg,
+                "extra": {"mean": self.mean, "std": self.std, "val_metrics": self.final_metrics}}
+
+    def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+        device = next(iter(state.values())).device
+        self.final_metrics = dict(self.validate(module, device))
+        if self.kind == "optimus":
+            from ..utils.io import atomic_path
+
+            path = Path(out_dir) / BUNDLE_DIR / "optimus-mrl.pt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                torch.save({"format": "resm-optimus", "config": self.head_cfg.to_dict(),
+                            "extra": self.head_spec()["extra"], "scheme": self.scheme.name,
+                            "state": module.heads[self.head_name].state_dict()}, tmp)
+            return
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.model_cfg, self.scheme, self.source,
+                    {self.head_name: self.head_spec()})
+
+
+@torch.no_grad()
+def predict_mrl(model: TaskModel, scheme, seqs: Sequence[str], mean: float, std: float, batch_size: int = 128,
+                device="cpu", head: str = "mrl") -> np.ndarray:
+    """Predicted MRL (in the training target's units) of each sequence."""
+    was = model.training
+    model.eval()
+    out = []
+    try:
+        for s in range(0, len(seqs), batch_size):
+            chunk = list(seqs[s : s + batch_size])
+            b = {k: v.to(device) for k, v in encode_batch(chunk, scheme).items()}
+            out.append(model(b, [head])[head].float().cpu().numpy() * std + mean)
+    finally:
+        model.train(was)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False):
+    """``(TaskModel, head name, manifest entry, scheme)`` from ``out_dir/model``."""
+    folder = Path(folder)
+    optimus = folder / "optimus-mrl.pt"
+    if optimus.exists():
+        from ..mapping import get_scheme
+        from ..model.load import safe_load
+
+        d = safe_load(optimus)
+        head = OptimusCNN(OptimusConfig.from_dict(d["config"]))
+        head.load_state_dict(d["state"])
+        model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": _optimus_apply}).eval()
+        return model, "mrl", {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}, get_scheme(d["scheme"])
+    model, entries, scheme = load_bundle(folder, {"mrl": build_mrl_head}, backbone=backbone, trust=trust)
+    names = [n for n, e in entries.items() if e["task"] == "mrl"]
+    if not names:
+        raise ConfigError(f"{folder}: the bundle has no mrl head")
+    return model, names[0], entries[names[0]], scheme

@@ -1,0 +1,126 @@
+"""Several heads on one shared encoder (``task: joint``), e.g. one LoRA adapter trained jointly
+for RNA–RNA interaction and expression.
+
+Config::
+
+    task: joint
+    model: {init: ..., mode: adapters, adapter: {r: 8}}   # one encoder / adapter for all heads
+    tasks:
+      rri: {head: {...}, data: {...}, weight: 1.0}
+      mrl: {head: {...}, data: {...}, weight: 1.0}
+    optim: ...
+    train: ...
+
+Each sub-task is the ordinary single-head task (:class:`resm.tasks.rri.RRITask`,
+:class:`resm.tasks.mrl.MRLTask`) built on the shared encoder. The training stream interleaves
+their batches round-robin; a step's loss is the named sub-task's loss times its weight.
+Validation reports every sub-task's metrics prefixed with its name, and ``val_loss`` is their
+weighted sum. The bundle holds the shared adapter once and one head file per task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import torch
+
+from ..train import ConfigError, from_dict
+from .base import BUNDLE_DIR, EncoderConfig, TaskModel, build_encoder, save_bundle
+
+__all__ = ["JointTask", "JointStream"]
+
+
+def _factories():
+    from .mrl import MRLTask
+    from .rri import RRITask
+
+    return {"rri": RRITask, "mrl": MRLTask}
+
+
+class JointStream:
+    """Round-robin over named sub-streams; resumable (each sub-stream keeps its own state)."""
+
+    def __init__(self, streams: Dict[str, Any]):
+        self.streams = streams
+        self.names = list(streams)
+        self.turn = 0
+        self._iters: Dict[str, Iterator] = {}
+
+    def __iter__(self) -> Iterator[Tuple[str, List[Any]]]:
+        self._iters = {n: iter(s) for n, s in self.streams.items()}
+        while True:
+            name = self.names[self.turn % len(self.names)]
+            batch = next(self._iters[name])
+            self.turn += 1
+            yield name, batch
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"turn": self.turn, **{n: s.state_dict() for n, s in self.streams.items()}}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.turn = int(state["turn"])
+        for n, s in self.streams.items():
+            s.load_state_dict(state[n])
+
+
+class JointTask:
+    def __init__(self, cfg: Dict[str, Any]):
+        self.model_cfg = from_dict(EncoderConfig, cfg.get("model"), "model")
+        subs = cfg.get("tasks") or {}
+        factories = _factories()
+        if not subs:
+            raise ConfigError(f"tasks: name at least one sub-task ({sorted(factories)})")
+        unknown = sorted(set(subs) - set(factories))
+        if unknown:
+            raise ConfigError(f"tasks: unknown task(s) {unknown}; known: {sorted(factories)}")
+        enc = build_encoder(self.model_cfg)
+        self.scheme, self.source = enc[1], enc[2]
+        self.tasks, self.weights = {}, {}
+        heads, apply = {}, {}
+        for name, sub in subs.items():
+            sub = dict(sub or {})
+            extra = sorted(set(sub) - {"head", "data", "weight"})
+            if extra:
+                raise ConfigError(f"tasks.{name}: unknown option(s) {extra}; known: ['data', 'head', 'weight']")
+            self.weights[name] = float(sub.pop("weight", 1.0))
+            task = factories[name]({"model": cfg.get("model"), **sub}, encoder=enc)
+            self.tasks[name] = task
+            heads[name] = task.model.heads[task.head_name]
+            apply[name] = task.model.appliers[task.head_name]
+        self.model = TaskModel(enc[0], heads, apply)
+        for t in self.tasks.values():
+            t.head_name_in_joint = True
+        self.final_metrics: Dict[str, float] = {}
+
+    def train_stream(self, rank: int, world_size: int) -> JointStream:
+        return JointStream({n: t.train_stream(rank, world_size) for n, t in self.tasks.items()})
+
+    def loss(self, model, item, generator, device):
+        name, batch = item
+        loss, info = self.tasks[name].loss(model, batch, generator, device)
+        return loss * self.weights[name], {**info, f"loss_{name}": float(loss.detach())}
+
+    def validate(self, model, device) -> Dict[str, float]:
+        out: Dict[str, float] = {}
+        total = 0.0
+        for name, t in self.tasks.items():
+            m = t.validate(model, device)
+            total += self.weights[name] * m.get("val_loss", 0.0)
+            out.update({f"{name}_{k}": v for k, v in m.items()})
+        out["val_loss"] = total
+        return out
+
+    def fingerprint(self) -> Dict[str, Any]:
+        return {"task": "joint", "model": asdict(self.model_cfg), "weights": self.weights,
+                "tasks": {n: t.fingerprint() for n, t in self.tasks.items()}}
+
+    def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+        device = next(iter(state.values())).device
+        specs = {}
+        for name, t in self.tasks.items():
+            t.final_metrics = dict(t.validate(module, device))
+            specs[name] = t.head_spec()
+        self.final_metrics = {f"{n}_{k}": v for n, t in self.tasks.items() for k, v in t.final_metrics.items()}
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.model_cfg, self.scheme, self.source, specs)

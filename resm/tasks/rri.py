@@ -1,0 +1,226 @@
+"""RNA–RNA interaction (``task: rri``): miRNA–target pairs -> interaction probability + pair map.
+
+Config sections: ``model`` (:class:`resm.tasks.base.EncoderConfig`), ``head`` (fields of
+:class:`resm.heads.rri.InteractionHeadConfig` except ``embed_dim``), ``data``
+(:class:`RRIDataConfig`), ``optim`` / ``train`` (the shared loop).
+
+Both partners of every pair go through the encoder in one batch (2B sequences, one pass); the
+head sees their embeddings side by side. Metrics: accuracy and F1 at probability 0.5, AUROC,
+AUPRC (scikit-learn). The finished model is a bundle folder ``out_dir/model`` (head file,
+adapter file in mode adapters, manifest) read back by :func:`load_rri_model`.
+
+Also here: :func:`zero_shot_scores`, an interaction score that needs no RRI training: the two
+sequences are joined (with an optional linker) and run through the backbone's contact head
+(ESM's attention-map logistic regression, e.g. a probe fitted by ``resm probe`` on RNA
+structures); the score is the mean, over the first partner's bases, of its strongest contact
+probability into the second partner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.rri import Pair, read_pairs, split_pairs
+from ..heads.rri import InteractionHead, InteractionHeadConfig
+from ..train import ConfigError, from_dict
+from .base import BUNDLE_DIR, EncoderConfig, ItemStream, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
+
+__all__ = ["RRIDataConfig", "RRITask", "rri_metrics", "predict_rri", "load_rri_model", "zero_shot_scores",
+           "rri_apply", "build_rri_head"]
+
+
+@dataclass
+class RRIDataConfig:
+    """Pairs for the ``rri`` task.
+
+    Attributes:
+        train: pairs file (CSV/TSV: a_name, a_seq, b_name, b_seq, label), e.g.
+            ``{data_dir}/rri/MirTarRAW.csv``; split into train/validation by ``val_fraction``.
+        val_fraction: share of ``train`` held out for validation (fixed seeded split).
+        val: optional separate validation file (then ``train`` is used whole).
+        max_train / max_val: optional caps (a seeded random subset) for quick runs.
+        batch_size: pairs per batch.
+        seed: seed of the split and the batch order.
+    """
+
+    train: str = ""
+    val_fraction: float = 0.1
+    val: Optional[str] = None
+    max_train: Optional[int] = None
+    max_val: Optional[int] = None
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.train:
+            raise ConfigError("data.train: give the pairs file")
+        if not 0.0 < self.val_fraction < 1.0 and not self.val:
+            raise ConfigError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
+
+
+def build_rri_head(config: dict, embed_dim: int):
+    cfg = InteractionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))
+    return InteractionHead(cfg), rri_apply
+
+
+def rri_apply(head: InteractionHead, h: torch.Tensor, mask: torch.Tensor, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    """Split the encoder output of ``[a_1..a_B, b_1..b_B]`` and run the head."""
+    B, la, lb = batch["n_pairs"], batch["la"], batch["lb"]
+    nuc = batch["nuc"]
+    return head(h[:B, :la], mask[:B, :la], h[B:, :lb], mask[B:, :lb], nuc[:B, :la], nuc[B:, :lb])
+
+
+def collate_pairs(pairs: Sequence[Pair], scheme) -> Dict[str, Any]:
+    seqs = [p.a for p in pairs] + [p.b for p in pairs]
+    names = [f"{p.a_name} (line {p.line})" for p in pairs] + [f"{p.b_name} (line {p.line})" for p in pairs]
+    batch = encode_batch(seqs, scheme, names)
+    batch.update(n_pairs=len(pairs), la=max(len(p.a) for p in pairs), lb=max(len(p.b) for p in pairs))
+    if all(p.label is not None for p in pairs):
+        batch["label"] = torch.tensor([float(p.label) for p in pairs])
+    return batch
+
+
+def _to(batch: Dict[str, Any], device) -> Dict[str, Any]:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def rri_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> Dict[str, float]:
+    """accuracy and F1 at ``threshold``, AUROC and AUPRC (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
+
+    y, p = np.asarray(labels).astype(int), np.asarray(probs, dtype=np.float64)
+    pred = (p >= threshold).astype(int)
+    out = {"accuracy": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred, zero_division=0)), "n": int(len(y))}
+    both = len(set(y.tolist())) == 2
+    out["auroc"] = float(roc_auc_score(y, p)) if both else float("nan")
+    out["auprc"] = float(average_precision_score(y, p)) if both else float("nan")
+    return out
+
+
+class RRITask:
+    """Interaction classification through the shared loop."""
+
+    head_name = "rri"
+
+    def __init__(self, cfg: Dict[str, Any], encoder=None):
+        self.model_cfg = from_dict(EncoderConfig, cfg.get("model"), "model")
+        self.data_cfg = d = from_dict(RRIDataConfig, cfg.get("data"), "data")
+        if encoder is None:
+            encoder, self.scheme, self.source = build_encoder(self.model_cfg)
+        else:
+            encoder, self.scheme, self.source = encoder
+        head_section = dict(cfg.get("head") or {})
+        if "embed_dim" in head_section:
+            raise ConfigError("head.embed_dim is not set in the config (taken from the encoder)")
+        known = {f.name for f in fields(InteractionHeadConfig)} - {"embed_dim"}
+        unknown = sorted(set(head_section) - known)
+        if unknown:
+            raise ConfigError(f"head: unknown option(s) {unknown}; known: {sorted(known)}")
+        try:
+            self.head_cfg = InteractionHeadConfig(embed_dim=encoder.embed_dim, **head_section)
+        except ValueError as e:
+            raise ConfigError(f"head: {e}") from None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(d.seed)
+            head = InteractionHead(self.head_cfg)
+        self.model = TaskModel(encoder, {self.head_name: head}, {self.head_name: rri_apply})
+        n = self.head_cfg.max_length
+        if d.val:
+            self.train_pairs, self.val_pairs = read_pairs(d.train, max_length=n), read_pairs(d.val, max_length=n)
+        else:
+            self.train_pairs, self.val_pairs = split_pairs(read_pairs(d.train, max_length=n), d.val_fraction, d.seed)
+        self.train_pairs = subset(self.train_pairs, d.max_train, d.seed)
+        self.val_pairs = subset(self.val_pairs, d.max_val, d.seed)
+        self.final_metrics: Dict[str, float] = {}
+
+    # ---- Task protocol
+    def train_stream(self, rank: int, world_size: int) -> ItemStream:
+        return ItemStream(self.train_pairs, self.data_cfg.batch_size, self.data_cfg.seed, rank, world_size)
+
+    def loss(self, model, batch: List[Pair], generator, device):
+        b = _to(collate_pairs(batch, self.scheme), device)
+        out = model(b, [self.head_name])[self.head_name]
+        return F.binary_cross_entropy_with_logits(out["logit"].float(), b["label"]), {"tokens": int(b["mask"].sum())}
+
+    def predict(self, model, pairs: Sequence[Pair], device) -> np.ndarray:
+        return predict_rri(model, self.scheme, pairs, self.data_cfg.batch_size, device, self.head_name)[0]
+
+    def validate(self, model, device) -> Dict[str, float]:
+        if not self.val_pairs:
+            return {}
+        probs = self.predict(model, self.val_pairs, device)
+        y = np.array([p.label for p in self.val_pairs])
+        eps = 1e-7
+        loss = float(-np.mean(y * np.log(probs + eps) + (1 - y) * np.log(1 - probs + eps)))
+        m = rri_metrics(y, probs)
+        return {"val_loss": loss, "val_auroc": m["auroc"], "val_accuracy": m["accuracy"], "val_f1": m["f1"], "n_val": m["n"]}
+
+    def fingerprint(self) -> Dict[str, Any]:
+        return {"task": "rri", "model": asdict(self.model_cfg), "head": self.head_cfg.to_dict(),
+                "data": asdict(self.data_cfg), "scheme_hash": self.scheme.table_hash}
+
+    def head_spec(self) -> Dict[str, Any]:
+        cfg = {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
+        return {"task": "rri", "config": cfg, "extra": {"threshold": 0.5, "val_metrics": self.final_metrics}}
+
+    def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+        device = next(iter(state.values())).device
+        self.final_metrics = {k: v for k, v in self.validate(module, device).items()}
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.model_cfg, self.scheme, self.source,
+                    {self.head_name: self.head_spec()})
+
+
+@torch.no_grad()
+def predict_rri(model: TaskModel, scheme, pairs: Sequence[Pair], batch_size: int = 64, device="cpu",
+                head: str = "rri", with_maps: bool = False) -> Tuple[np.ndarray, List[np.ndarray]]:
+    """Interaction probabilities (N,) and, with ``with_maps``, one (La, Lb) pair-probability map
+    per pair."""
+    was = model.training
+    model.eval()
+    probs, maps = [], []
+    try:
+        for s in range(0, len(pairs), batch_size):
+            chunk = list(pairs[s : s + batch_size])
+            out = model(_to(collate_pairs(chunk, scheme), device), [head])[head]
+            probs.append(torch.sigmoid(out["logit"].float()).cpu().numpy())
+            if with_maps:
+                pm = torch.sigmoid(out["pair_logits"].float()).cpu().numpy()
+                maps += [pm[i, : len(p.a), : len(p.b)] for i, p in enumerate(chunk)]
+    finally:
+        model.train(was)
+    return np.concatenate(probs) if probs else np.zeros(0, np.float32), maps
+
+
+def load_rri_model(folder, backbone: Optional[str] = None, trust: bool = False):
+    """``(TaskModel, manifest entry of the rri head, scheme)`` from ``out_dir/model``."""
+    model, entries, scheme = load_bundle(Path(folder), {"rri": build_rri_head}, backbone=backbone, trust=trust)
+    rri = [n for n, e in entries.items() if e["task"] == "rri"]
+    if not rri:
+        raise ConfigError(f"{folder}: the bundle has no rri head")
+    return model, rri[0], entries[rri[0]], scheme
+
+
+@torch.no_grad()
+def zero_shot_scores(backbone, scheme, pairs: Sequence[Pair], linker: str = "", batch_size: int = 32) -> np.ndarray:
+    """Training-free interaction score of each pair from the backbone's contact head.
+
+    ``a + linker + b`` is mapped and run through ``backbone.predict_contacts``; the score is
+    the mean over a's bases of the largest contact probability into b's bases."""
+    backbone.eval()
+    out = np.zeros(len(pairs), np.float32)
+    for s in range(0, len(pairs), batch_size):
+        chunk = list(pairs[s : s + batch_size])
+        seqs = [p.a + linker + p.b for p in chunk]
+        batch = encode_batch(seqs, scheme, [p.name for p in chunk])
+        contacts = backbone.predict_contacts(batch["tokens"].to(backbone.device)).float().cpu()
+        for i, p in enumerate(chunk):
+            off = len(p.a) + len(linker)
+            block = contacts[i, : len(p.a), off : off + len(p.b)]
+            out[s + i] = float(block.amax(dim=1).mean())
+    return out
