@@ -160,8 +160,8 @@ class Scheme:
 
     def check(self, meta: Optional[dict], where: str = "checkpoint") -> None:
         """Raise if `meta` (from a checkpoint) names another scheme or another table."""
-        if not meta or "scheme" not in meta:
-            return  # a plain protein checkpoint: any scheme may be applied
+        if not meta or "scheme" not in meta or meta["scheme"] == "protein":
+            return  # a protein checkpoint (ESM-2's own, or ours): any scheme may be applied
         if meta["scheme"] != self.name:
             raise MappingError(
                 f"{where} was trained with mapping scheme {meta['scheme']!r}, not {self.name!r}"

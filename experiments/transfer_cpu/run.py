@@ -1,0 +1,191 @@
+"""Does a protein model, mapped onto RNA, transfer? The equal-budget experiment on CPU.
+
+    OMP_NUM_THREADS=1 python experiments/transfer_cpu/run.py --protein runs/protein_small/model.pt \
+        --steps 1200 --out experiments/results/transfer_cpu.md
+
+Four arms, continued MLM pretraining on the Rfam seed corpus with configs/pretrain/cpu_demo.yaml
+(same `small` architecture, same steps, same batches: the stream depends on the corpus and
+seed only, and every scheme emits one token per nucleotide, so the arms see the same
+nucleotides in the same order):
+
+  (a) kdny mapping, initialised from our protein checkpoint (configs/pretrain/protein_small_cpu.yaml)
+  (b) kdny mapping, random initialisation
+  (c) native nucleotide tokens (scheme `nt`), random initialisation
+  (d) the codon3 context scheme, initialised from the protein checkpoint
+
+Measured per arm: the validation MLM loss on held-out Rfam families along the run; zero-shot
+structure F1 with the attention probe (fitted on 100 TR0 structures, threshold chosen on 100
+VL0 structures, scored on VL0 and TS0 subsets); and supervised structure F1 with the backbone
+frozen, the same head, data and budget for every arm (configs/finetune/structure.yaml without
+the RNAfold channel, so that only the backbone differs), scored on TS0 and bpRNA-new subsets.
+Arms can be run in parallel processes with ``--arms``; ``--report`` only writes the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+ARMS = {
+    "a_kdny_protein": ("kdny", "protein", "(a) mapped kdny, protein init"),
+    "b_kdny_random": ("kdny", None, "(b) mapped kdny, random init"),
+    "c_nt_random": ("nt", None, "(c) native nucleotide tokens, random init"),
+    "d_codon3_protein": ("codon3", "protein", "(d) codon3 context scheme, protein init"),
+}
+
+
+def sh(args, log):
+    t = time.time()
+    p = subprocess.run([sys.executable, "-m", "resm", *map(str, args)], cwd=REPO, capture_output=True, text=True)
+    with open(log, "a") as fh:
+        fh.write(f"$ resm {' '.join(map(str, args))}\n{p.stdout[-2000:]}{p.stderr[-3000:] if p.returncode else ''}\n")
+    if p.returncode:
+        raise SystemExit(f"failed: resm {' '.join(map(str, args))}\n{p.stderr[-3000:]}")
+    return time.time() - t
+
+
+def run_arm(name: str, a) -> None:
+    scheme, init, _ = ARMS[name]
+    out = REPO / a.runs / name
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "commands.log"
+    res_file = out / "result.json"
+    res = json.loads(res_file.read_text()) if res_file.exists() else {}
+    model_init = [f"model.init={a.protein}", "model.arch=null"] if init else ["model.arch=small", "model.init=null"]
+    if "pretrain_s" not in res:
+        res["pretrain_s"] = sh(["pretrain", "--config", "configs/pretrain/cpu_demo.yaml", *model_init, f"data.scheme={scheme}",
+                                f"train.max_steps={a.steps}", "train.max_minutes=null", "train.val_every=200",
+                                "train.ckpt_every=200", "train.progress=false", f"train.out_dir={out / 'pretrain'}"], log)
+        res_file.write_text(json.dumps(res))
+    model = out / "pretrain" / "model.pt"
+    data = Path(a.data_dir)
+    if "probe" not in res:
+        t = time.time()
+        sh(["probe", model, data / "ss/bprna/TR0.dbn", "--val", data / "ss/bprna/VL0.dbn", "--scheme", scheme,
+            "--out", out / "probe.pt", "--max-train", 100, "--max-val", 100], log)
+        res["probe"] = zero_shot_scores(model, out / "probe.pt", scheme, data, a.limit)
+        res["probe"]["seconds"] = time.time() - t
+        res_file.write_text(json.dumps(res))
+    if "supervised" not in res:
+        t = time.time()
+        sh(["finetune", "--config", "configs/finetune/structure.yaml", f"model.init={model}", f"model.scheme={scheme}",
+            "data.use_bpp=false", f"train.max_steps={a.head_steps}", "train.max_minutes=null", "train.val_every=0",
+            "train.progress=false", f"train.out_dir={out / 'structure'}"], log)
+        sys.path.insert(0, str(REPO))
+        from resm.evaluate import evaluate_structure
+
+        sup = {}
+        for ds in ("ts0", "bprna-new"):
+            r = evaluate_structure(out / "structure" / "structure_model.pt", ds, data, limit=a.limit, progress=False)
+            sup[ds] = {k: r[k] for k in r if isinstance(r[k], (int, float, str))}
+        res["supervised"] = sup
+        res["supervised"]["seconds"] = time.time() - t
+        res_file.write_text(json.dumps(res, default=float))
+
+
+def zero_shot_scores(model_path, probe, scheme_name, data: Path, limit: int) -> dict:
+    sys.path.insert(0, str(REPO))
+    from resm.decode import decode
+    from resm.evaluate import load_dataset
+    from resm.fold import ProbeFile
+    from resm.mapping import get_scheme
+    from resm.metrics import evaluate
+    from resm.model.load import load_backbone
+    from resm.structure import read_structures
+    from resm.zeroshot import load_probe, predict_pair_probs
+
+    scheme = get_scheme(scheme_name)
+    model = load_backbone(str(model_path), scheme).model.eval()
+    load_probe(model, probe)
+    pf = ProbeFile.read(probe)
+    out = {"threshold": pf.threshold}
+    vl0 = list(read_structures(data / "ss/bprna/VL0.dbn"))
+    rng = np.random.default_rng(0)
+    vl0 = [vl0[i] for i in sorted(rng.permutation(len(vl0))[100 : 100 + limit])]  # not the 100 used for the threshold
+    for name, recs in (("vl0", vl0), ("ts0", load_dataset("ts0", data, limit, 0))):
+        pred = [decode(predict_pair_probs(model, scheme, r.seq), r.seq, pf.threshold, pf.method) for r in recs]
+        m = evaluate(pred, [r.pairs for r in recs])
+        out[name] = {"f1": m["f1_mean"], "f1_shift": m["f1_shift_mean"], "n": len(recs)}
+    return out
+
+
+def report(a) -> None:
+    rows, curves = [], {}
+    for name, (scheme, init, label) in ARMS.items():
+        d = REPO / a.runs / name
+        if not (d / "result.json").exists():
+            continue
+        r = json.loads((d / "result.json").read_text())
+        log = [json.loads(x) for x in (d / "pretrain" / "log.jsonl").read_text().splitlines()]
+        val = [(x["step"], x["val_loss"], x["unigram_baseline"]) for x in log if x["split"] == "validation"]
+        tr = [x for x in log if x["split"] == "train"]
+        curves[label] = val
+        p, s = r.get("probe", {}), r.get("supervised", {})
+        rows.append((label, val[-1][1] if val else float("nan"), val[-1][2] if val else float("nan"),
+                     tr[-1]["tokens_seen"] if tr else 0, r.get("pretrain_s", 0) / 60,
+                     p.get("vl0", {}).get("f1", float("nan")), p.get("ts0", {}).get("f1", float("nan")),
+                     s.get("ts0", {}).get("f1_mean", float("nan")), s.get("ts0", {}).get("f1_shift_mean", float("nan")),
+                     s.get("bprna-new", {}).get("f1_mean", float("nan")), s.get("bprna-new", {}).get("f1_shift_mean", float("nan"))))
+    lines = ["# Transfer at equal budget (CPU scale): protein-initialised vs random vs native tokens", "",
+             f"Command: `python experiments/transfer_cpu/run.py --protein {a.protein} --steps {a.steps} --head-steps {a.head_steps} --limit {a.limit}`", "",
+             "| arm | val MLM loss (held-out families) | unigram | tokens | pretrain min | zero-shot F1 VL0 | zero-shot F1 TS0 | supervised TS0 F1 | ±1 | supervised bpRNA-new F1 | ±1 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:,} | {r[4]:.1f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.3f} | {r[8]:.3f} | {r[9]:.3f} | {r[10]:.3f} |")
+    lines += ["", "Validation MLM loss along the run (step: loss):", ""]
+    for label, val in curves.items():
+        lines.append(f"* {label}: " + ", ".join(f"{s}: {v:.4f}" for s, v, _ in val))
+    a.out.write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, val in curves.items():
+            ax.plot([v[0] for v in val], [v[1] for v in val], label=label, marker="o", ms=3)
+        if curves:
+            ax.axhline(next(iter(curves.values()))[-1][2], color="grey", ls="--", label="unigram")
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation MLM loss (nats)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(a.out.with_suffix(".png"), dpi=120)
+    except ImportError:
+        pass
+    print("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--protein", default="runs/protein_small/model.pt")
+    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--head-steps", type=int, default=300)
+    ap.add_argument("--limit", type=int, default=200, help="structures per evaluation set (seeded subset)")
+    ap.add_argument("--runs", default="runs/transfer_cpu")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--arms", nargs="*", default=list(ARMS))
+    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--out", type=Path, default=REPO / "experiments/results/transfer_cpu.md")
+    a = ap.parse_args()
+    if a.data_dir is None:
+        sys.path.insert(0, str(REPO))
+        from resm.config import default_data_dir
+
+        a.data_dir = default_data_dir()
+    if not a.report:
+        for name in a.arms:
+            run_arm(name, a)
+    report(a)
+
+
+if __name__ == "__main__":
+    main()
