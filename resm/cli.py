@@ -284,14 +284,21 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     import shlex
 
     from .config import default_data_dir
-    from .evaluate import evaluate_structure, format_table, write_table
+    from .evaluate import evaluate_famfold, evaluate_structure, format_table, write_table
 
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
-    results = [
-        evaluate_structure(a.model, d, a.data_dir or default_data_dir(), a.limit, a.seed, a.tile)
-        for d in a.dataset
-    ]
+    data_dir = a.data_dir or default_data_dir()
+    if "archiveii-famfold" in a.dataset and "{fold}" not in str(a.model):
+        raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
+    if "{fold}" in str(a.model) and set(a.dataset) != {"archiveii-famfold"}:
+        raise ValueError("a --model path with {fold} goes with --dataset archiveii-famfold only")
+    results = []
+    for d in a.dataset:
+        if d == "archiveii-famfold":
+            results += evaluate_famfold(str(a.model), data_dir, a.folds, a.limit, a.seed, a.tile)
+        else:
+            results.append(evaluate_structure(a.model, d, data_dir, a.limit, a.seed, a.tile))
     text = format_table(results, "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:]), a.model)
     print(text)
     if a.out:
@@ -424,8 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("evaluate", cmd_evaluate, "score a structure model against known structures, with RNAfold in the same run")
     sp.add_argument("what", choices=["structure"])
-    sp.add_argument("--model", required=True, type=Path, help="structure_model.pt written by resm finetune")
-    sp.add_argument("--dataset", nargs="+", required=True, choices=["ts0", "bprna-new", "archiveii", "archiveii-long"])
+    sp.add_argument("--model", required=True, type=Path, help="structure_model.pt written by resm finetune; for archiveii-famfold a path with {fold} (one model per fold)")
+    sp.add_argument("--dataset", nargs="+", required=True, choices=["ts0", "bprna-new", "archiveii", "archiveii-long", "archiveii-famfold"])
+    sp.add_argument("--folds", nargs="+", default=None, help="archiveii-famfold: only these folds (default: all 9)")
     sp.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many sequences per set")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--tile", type=int, default=256, help="tile size of the memory-bounded 2D head")

@@ -30,7 +30,27 @@ DATASETS = {
     "bprna-new": "ss/bprna/bpRNAnew.dbn",
     "archiveii": "ss/archiveII/ArchiveII.csv",
     "archiveii-long": "ss/archiveII/archiveII_ct.tar.gz",
+    "archiveii-famfold": "ss/archiveII/ArchiveII.csv",
 }
+FAMFOLD_SPLIT = "ss/archiveII/split_famfold.csv"
+
+
+def read_split(path: str | os.PathLike) -> Dict[str, Dict[str, set]]:
+    """``{fold_name: {partition: ids}}`` from a fold table with columns ``fold_name``,
+    ``partition`` (train / valid / test) and ``id`` (ArchiveII's split_famfold.csv)."""
+    import csv
+
+    out: Dict[str, Dict[str, set]] = {}
+    with open(path, newline="") as fh:
+        rows = csv.DictReader(fh)
+        missing = {"fold_name", "partition", "id"} - set(rows.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: fold table lacks column(s) {sorted(missing)}")
+        for n, r in enumerate(rows, 2):
+            if not r["fold_name"] or r["partition"] not in ("train", "valid", "test") or not r["id"]:
+                raise ValueError(f"{path} line {n}: expected fold_name, partition in train/valid/test, id")
+            out.setdefault(r["fold_name"], {"train": set(), "valid": set(), "test": set()})[r["partition"]].add(r["id"])
+    return out
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike, limit: Optional[int] = None, seed: int = 0) -> List[Structure]:
@@ -40,7 +60,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike, limit: Optional[int] = 
     path = Path(data_dir) / DATASETS[name]
     if not path.exists():
         raise FileNotFoundError(f"{path}: data set not found (set RESM_DATA or --data-dir)")
-    if name == "archiveii":
+    if name in ("archiveii", "archiveii-famfold"):
         recs = list(read_archiveii_csv(path))
     elif name == "archiveii-long":
         recs = [r for r in iter_ct_tarball(path) if len(r.seq) >= 1000]
@@ -58,12 +78,53 @@ def _peak_gib() -> float:
 
 def evaluate_structure(model_path, dataset: str, data_dir, limit: Optional[int] = None, seed: int = 0,
                        tile: int = 256, progress: bool = True) -> Dict[str, object]:
-    from .finetune import load_structure_model, predict_pairs
+    from .finetune import load_structure_model
 
+    if dataset == "archiveii-famfold":
+        raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
     model, meta = load_structure_model(model_path)
+    return _score(model, meta, load_dataset(dataset, data_dir, limit, seed), dataset, tile, progress)
+
+
+def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = None, limit: Optional[int] = None,
+                     seed: int = 0, tile: int = 256, progress: bool = True) -> List[Dict[str, object]]:
+    """Family-wise cross-validation on ArchiveII (<= 512 nt): for each fold, the model trained
+    without that family (``model_path`` with ``{fold}`` in it, e.g.
+    ``runs/famfold/{fold}/structure_model.pt``) on the held-out family's test partition, with
+    RNAfold on the same sequences. One result per fold, then a pooled row ("all folds": every
+    test sequence once, each scored by its own fold's model)."""
+    from .finetune import load_structure_model
+
+    if "{fold}" not in str(model_path):
+        raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
+    split = read_split(Path(data_dir) / FAMFOLD_SPLIT)
+    names = folds or sorted(split)
+    unknown = sorted(set(names) - set(split))
+    if unknown:
+        raise ValueError(f"unknown fold(s) {unknown}; known: {sorted(split)}")
+    recs = load_dataset("archiveii-famfold", data_dir)
+    results, pooled = [], {"pred": [], "fold": [], "true": [], "seconds_model": 0.0, "seconds_rnafold": 0.0, "per_seq": []}
+    for name in names:
+        test = [r for r in recs if r.name in split[name]["test"]]
+        if limit is not None and limit < len(test):
+            idx = sorted(np.random.default_rng(seed).choice(len(test), limit, replace=False))
+            test = [test[i] for i in idx]
+        model, meta = load_structure_model(str(model_path).replace("{fold}", name))
+        r = _score(model, meta, test, f"archiveii-famfold {name}", tile, progress, keep=pooled)
+        results.append(r)
+    results.append({"dataset": "archiveii-famfold, all folds", "n": len(pooled["true"]), "threshold": float("nan"),
+                    "model": evaluate(pooled["pred"], pooled["true"]), "rnafold": evaluate(pooled["fold"], pooled["true"]),
+                    "seconds_model": pooled["seconds_model"], "seconds_rnafold": pooled["seconds_rnafold"],
+                    "peak_gib": _peak_gib(), "per_seq": pooled["per_seq"]})
+    return results
+
+
+def _score(model, meta, recs: List[Structure], dataset: str, tile: int = 256, progress: bool = True,
+           keep: Optional[dict] = None) -> Dict[str, object]:
+    from .finetune import predict_pairs
+
     threshold = float(meta["threshold"])
     scheme = meta["scheme"]
-    recs = load_dataset(dataset, data_dir, limit, seed)
     pred, fold, true = [], [], []
     t_model = t_fold = 0.0
     per_seq = []
@@ -81,6 +142,13 @@ def evaluate_structure(model_path, dataset: str, data_dir, limit: Optional[int] 
         t_model += t1 - t0
         t_fold += t2 - t1
         per_seq.append((rec.name, len(rec.seq), t1 - t0, t2 - t1))
+    if keep is not None:
+        keep["pred"] += pred
+        keep["fold"] += fold
+        keep["true"] += true
+        keep["seconds_model"] += t_model
+        keep["seconds_rnafold"] += t_fold
+        keep["per_seq"] += per_seq
     return {
         "dataset": dataset,
         "n": len(recs),

@@ -176,7 +176,8 @@ class StructureDataConfig:
     """Labelled structures for the ``structure`` task.
 
     Attributes:
-        train: structure file of the training set (dbn, bpseq, ct or pairs; ``.gz`` ok), e.g.
+        train: structure file of the training set (dbn, bpseq, ct, pairs or ArchiveII's CSV;
+            ``.gz`` ok), e.g.
             ``{data_dir}/ss/bprna/TR0.dbn``. Held in memory.
         val: structure file of the validation set (e.g. ``VL0.dbn``); None: no validation
             (the decoding threshold then stays 0.5).
@@ -193,6 +194,12 @@ class StructureDataConfig:
             each whole record, computed the first time the record is used and then kept in
             memory, fp16; a crop reads the matching window).
         seed: seed of the record subsets, crops and batch order.
+        split: a fold table (``fold_name, fold_number, partition, id``; e.g. ArchiveII's
+            ``split_famfold.csv``) selecting records of ``train`` by id; needs ``fold``.
+        fold: the fold to train: its ``train`` partition is the training set and its
+            ``valid`` partition the validation set (from ``val`` if given, else from
+            ``train``). Its ``test`` partition is never read here (``resm evaluate structure
+            --dataset archiveii-famfold``).
     """
 
     train: str = ""
@@ -203,10 +210,14 @@ class StructureDataConfig:
     tokens_per_batch: int = 2048
     use_bpp: bool = False
     seed: int = 0
+    split: Optional[str] = None
+    fold: Optional[str] = None
 
     def __post_init__(self):
         if not self.train:
             raise ConfigError("data.train: give the training structure file")
+        if bool(self.split) != bool(self.fold):
+            raise ConfigError("data.split (fold table) and data.fold go together")
         if self.max_length < 8:
             raise ConfigError(f"data.max_length must be >= 8, got {self.max_length}")
         if self.tokens_per_batch < self.max_length + _EXTRA:
@@ -253,10 +264,20 @@ def crop(rec: Structure, start: int, stop: int) -> Tuple[str, np.ndarray]:
     return rec.seq[start:stop], p
 
 
-def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int) -> Tuple[List[Structure], List[np.ndarray], int]:
-    """Records of ``path`` that map under ``scheme`` (first ``cap`` after a seeded shuffle),
-    their token ids, and the number skipped."""
-    recs = list(read_structures(path))
+def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int,
+                 keep: Optional[set] = None) -> Tuple[List[Structure], List[np.ndarray], int]:
+    """Records of ``path`` that map under ``scheme`` (only ids in ``keep`` when given; first
+    ``cap`` after a seeded shuffle), their token ids, and the number skipped."""
+    if str(path).lower().endswith(".csv"):  # ArchiveII's id,sequence,len,structure,base_pairs
+        from .structure import read_archiveii_csv
+
+        recs = list(read_archiveii_csv(path))
+    else:
+        recs = list(read_structures(path))
+    if keep is not None:
+        recs = [r for r in recs if r.name in keep]
+        if not recs:
+            raise ConfigError(f"{path}: no record is in the selected fold partition")
     if cap is not None and cap < len(recs):
         order = np.random.default_rng([seed, 7]).permutation(len(recs))[:cap]
         recs = [recs[i] for i in sorted(order)]
@@ -404,10 +425,19 @@ class StructureTask:
                 raise ConfigError(f"model.adapter: {e}") from None
         self.model = StructureModel(backbone, head, m.mode, adapter)
         d = self.data_cfg
-        self.train_records, self.train_ids, self.n_skipped = load_records(d.train, self.scheme, d.max_train, d.seed)
+        keep_train = keep_val = None
+        if d.split:
+            from .evaluate import read_split
+
+            folds = read_split(d.split)
+            if d.fold not in folds:
+                raise ConfigError(f"data.fold {d.fold!r} is not in {d.split} (folds: {sorted(folds)})")
+            keep_train, keep_val = folds[d.fold]["train"], folds[d.fold]["valid"]
+        self.train_records, self.train_ids, self.n_skipped = load_records(d.train, self.scheme, d.max_train, d.seed, keep_train)
         self.val_records, self.val_ids = ([], [])
-        if d.val:
-            self.val_records, self.val_ids, _ = load_records(d.val, self.scheme, d.max_val, d.seed)
+        val_path = d.val or (d.train if d.split else None)
+        if val_path:
+            self.val_records, self.val_ids, _ = load_records(val_path, self.scheme, d.max_val, d.seed, keep_val)
         self._bpp: Dict[Tuple[str, int], np.ndarray] = {}
         self.threshold: Optional[float] = None
         self.final_metrics: Dict[str, float] = {}
