@@ -305,6 +305,16 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         write_table(a.out, text)
 
 
+def cmd_compare(a: argparse.Namespace) -> None:
+    from .compare import format_markdown, parse_config, run_compare
+    from .config import load_config
+
+    cfg = parse_config(load_config(a.config, a.overrides), a.config.stem)  # checked before any work
+    result = run_compare(cfg)
+    print(format_markdown(cfg, result))
+    print(f"wrote {len(result['files'])} files to {result['out_dir']}/")
+
+
 def cmd_schemes(a: argparse.Namespace) -> None:
     from .mapping import get_scheme, list_schemes
 
@@ -440,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
     sp.add_argument("--threads", type=int, default=0)
     sp.add_argument("--out", type=Path, default=None, help="markdown table to write")
+
+    sp = add("compare", cmd_compare, "compare backbones (mapped ESM-2, nucleotide models, RNA-FM, ViennaRNA) on the same structure tasks")
+    sp.add_argument("--config", required=True, type=Path, help="YAML config (see configs/compare/)")
+    sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.steps=50")
 
     sp = add("schemes", cmd_schemes, "list the mapping schemes")
     sp.add_argument("--show", default=None, help="show how one scheme maps ACGU")

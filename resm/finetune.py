@@ -33,6 +33,7 @@ import torch.nn as nn
 
 from .alphabet import pad_batch
 from .data.fasta import token_batches
+from .data.stream import EpochStream
 from .heads.structure import StructureHead, StructureHeadConfig, attention_features, pair_loss, strip_special
 from .mapping import MappingError, Scheme, get_scheme, rna_codes
 from .model.config import ESM2Config
@@ -77,29 +78,16 @@ class StructureModel(nn.Module):
 
     def __init__(self, backbone: ESM2, head: StructureHead, mode: str = "frozen", adapter=None):
         super().__init__()
-        if mode not in MODES:
-            raise ConfigError(f"model.mode must be one of {list(MODES)}, not {mode!r}")
-        if (mode == "adapters") != (adapter is not None):
-            raise ConfigError("model.adapter goes with model.mode adapters, and only with it")
+        from .model.encoder import EncoderError, prepare_backbone
+
+        try:
+            prepare_backbone(backbone, mode, adapter)
+        except EncoderError as e:
+            raise ConfigError(str(e)) from None
         self.backbone = backbone
         self.head = head
         self.mode = mode
         self.adapter_cfg = adapter
-        if mode == "frozen":
-            backbone.requires_grad_(False)
-        elif mode == "adapters":
-            from .model.adapters import add_adapter
-
-            with torch.random.fork_rng(devices=[]):  # reproducible LoRA initialisation
-                torch.manual_seed(0)
-                add_adapter(backbone, "shared", adapter)
-        else:
-            backbone.requires_grad_(True)
-            backbone.contact_head.requires_grad_(False)
-            tied = backbone.embed_tokens.weight
-            for p in backbone.lm_head.parameters():
-                if p is not tied:
-                    p.requires_grad_(False)
         self.train(self.training)
 
     def train(self, mode: bool = True):
@@ -295,7 +283,7 @@ def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int,
     return kept, ids, skipped
 
 
-class StructureStream:
+class StructureStream(EpochStream):
     """Deterministic, resumable, sharded batches of structure crops held in memory.
 
     Record k goes to rank ``k % world_size``. An epoch's batches are a pure function of
@@ -308,17 +296,13 @@ class StructureStream:
 
     def __init__(self, records: List[Structure], ids: List[np.ndarray], cfg: StructureDataConfig,
                  rank: int = 0, world_size: int = 1):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must lie in [0, {world_size}), got {rank}")
+        super().__init__(cfg.seed, rank, world_size)
         self.cfg = cfg
-        self.rank, self.world_size = rank, world_size
         self.index = [k for k in range(len(records)) if k % world_size == rank]
         if not self.index:
             raise ConfigError(f"rank {rank}/{world_size}: no training records")
         self.records, self.ids = records, ids
         self.codes = {k: rna_codes(records[k].seq, records[k].name) for k in self.index}
-        self.epoch = 0
-        self.batches_done = 0
 
     def iter_epoch(self, epoch: int) -> Iterator[List[Item]]:
         rng = np.random.default_rng([self.cfg.seed, epoch, self.rank, 11])
@@ -333,25 +317,6 @@ class StructureStream:
         groups = token_batches([len(it.seq) for it in items], self.cfg.tokens_per_batch, extra=_EXTRA)
         for g in rng.permutation(len(groups)):
             yield [items[i] for i in groups[g]]
-
-    def __iter__(self) -> Iterator[List[Item]]:
-        while True:
-            skip = self.batches_done
-            for i, batch in enumerate(self.iter_epoch(self.epoch)):
-                if i < skip:
-                    continue
-                self.batches_done = i + 1
-                yield batch
-            self.epoch, self.batches_done = self.epoch + 1, 0
-
-    def state_dict(self) -> Dict[str, int]:
-        return {"epoch": self.epoch, "batches": self.batches_done, "seed": self.cfg.seed,
-                "rank": self.rank, "world_size": self.world_size}
-
-    def load_state_dict(self, state: Dict[str, int]) -> None:
-        if int(state.get("seed", self.cfg.seed)) != self.cfg.seed or int(state.get("world_size", self.world_size)) != self.world_size:
-            raise ConfigError(f"stream state {state} was saved with another seed or world size")
-        self.epoch, self.batches_done = int(state["epoch"]), int(state["batches"])
 
 
 def collate(items: List[Item], bpp_of=None) -> Dict[str, torch.Tensor]:

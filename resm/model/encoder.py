@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .esm2 import ESM2, bos_eos_positions
 
-__all__ = ["MODES", "BackboneEncoder", "OneHotEncoder", "OneHotConfig", "EncoderError"]
+__all__ = ["MODES", "prepare_backbone", "BackboneEncoder", "OneHotEncoder", "OneHotConfig", "EncoderError"]
 
 MODES = ("frozen", "adapters", "full")
 SHARED_ADAPTER = "shared"
@@ -37,6 +37,33 @@ SHARED_ADAPTER = "shared"
 
 class EncoderError(ValueError):
     """A bad encoder setting (one line)."""
+
+
+def prepare_backbone(backbone: ESM2, mode: str, adapter: Optional[Any] = None, adapter_name: str = SHARED_ADAPTER,
+                     seed: int = 0) -> None:
+    """Set which backbone weights train, in place: ``frozen`` none; ``adapters`` a new LoRA
+    adapter (``adapter``, an :class:`resm.model.adapters.AdapterConfig`, initialised from
+    ``seed``) and nothing else; ``full`` everything except the LM head and the contact
+    regression, which no fine-tuning head uses."""
+    if mode not in MODES:
+        raise EncoderError(f"model.mode must be one of {list(MODES)}, not {mode!r}")
+    if (mode == "adapters") != (adapter is not None):
+        raise EncoderError("model.adapter (r, alpha, ...) goes with model.mode adapters, and only with it")
+    if mode == "frozen":
+        backbone.requires_grad_(False)
+    elif mode == "adapters":
+        from .adapters import add_adapter
+
+        with torch.random.fork_rng(devices=[]):  # the LoRA initialisation is reproducible
+            torch.manual_seed(seed)
+            add_adapter(backbone, adapter_name, adapter)  # freezes the base, adapter trainable
+    else:
+        backbone.requires_grad_(True)
+        backbone.contact_head.requires_grad_(False)
+        tied = backbone.embed_tokens.weight
+        for p in backbone.lm_head.parameters():
+            if p is not tied:
+                p.requires_grad_(False)
 
 
 class BackboneEncoder(nn.Module):
@@ -47,27 +74,9 @@ class BackboneEncoder(nn.Module):
     def __init__(self, backbone: ESM2, mode: str = "frozen", adapter: Optional[Any] = None,
                  adapter_name: str = SHARED_ADAPTER, seed: int = 0):
         super().__init__()
-        if mode not in MODES:
-            raise EncoderError(f"model.mode must be one of {list(MODES)}, not {mode!r}")
-        if (mode == "adapters") != (adapter is not None):
-            raise EncoderError("model.adapter (r, alpha, ...) goes with model.mode adapters, and only with it")
+        prepare_backbone(backbone, mode, adapter, adapter_name, seed)
         self.backbone, self.mode = backbone, mode
         self.adapter_cfg, self.adapter_name = adapter, adapter_name if adapter is not None else None
-        if mode == "frozen":
-            backbone.requires_grad_(False)
-        elif mode == "adapters":
-            from .adapters import add_adapter
-
-            with torch.random.fork_rng(devices=[]):  # the LoRA initialisation is reproducible
-                torch.manual_seed(seed)
-                add_adapter(backbone, adapter_name, adapter)  # freezes the base, adapter trainable
-        else:
-            backbone.requires_grad_(True)
-            backbone.contact_head.requires_grad_(False)
-            tied = backbone.embed_tokens.weight
-            for p in backbone.lm_head.parameters():
-                if p is not tied:
-                    p.requires_grad_(False)
         self.train(self.training)
 
     @property

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from ..alphabet import pad_batch
+from ..data.stream import EpochStream
 from ..mapping import Scheme, get_scheme, rna_codes
 from ..model.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 from ..train import ConfigError, from_dict
@@ -145,46 +146,27 @@ def encode_batch(seqs: Sequence[str], scheme: Scheme, names: Optional[Sequence[s
     return {"tokens": pad_batch(ids), "nuc": nuc, "mask": mask}
 
 
-class ItemStream:
+class ItemStream(EpochStream):
     """Deterministic, resumable, sharded mini-batches of ``batch_size`` examples.
 
     Example k goes to rank ``k % world_size``; an epoch's order is a pure function of
-    ``(seed, epoch, rank)``; ``state_dict()`` holds the epoch and batches already yielded, and
-    iteration after ``load_state_dict`` continues exactly there. Endless (epoch after epoch).
-    A batch is a list of examples (whatever ``items`` holds).
+    ``(seed, epoch, rank)`` (resumption: :class:`resm.data.stream.EpochStream`). Endless. A
+    batch is a list of examples (whatever ``items`` holds).
     """
 
     def __init__(self, items: Sequence[Any], batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        super().__init__(seed, rank, world_size)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.items = [items[k] for k in range(rank, len(items), world_size)]
         if not self.items:
             raise ConfigError(f"rank {rank}/{world_size}: no training examples")
-        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
-        self.epoch = self.batches_done = 0
+        self.batch_size = batch_size
 
     def iter_epoch(self, epoch: int) -> Iterator[List[Any]]:
         order = np.random.default_rng([self.seed, epoch, self.rank, 13]).permutation(len(self.items))
         for s in range(0, len(order), self.batch_size):
             yield [self.items[i] for i in order[s : s + self.batch_size]]
-
-    def __iter__(self) -> Iterator[List[Any]]:
-        while True:
-            skip = self.batches_done
-            for i, batch in enumerate(self.iter_epoch(self.epoch)):
-                if i < skip:
-                    continue
-                self.batches_done = i + 1
-                yield batch
-            self.epoch, self.batches_done = self.epoch + 1, 0
-
-    def state_dict(self) -> Dict[str, int]:
-        return {"epoch": self.epoch, "batches": self.batches_done, "seed": self.seed, "world_size": self.world_size}
-
-    def load_state_dict(self, state: Dict[str, int]) -> None:
-        if int(state.get("seed", self.seed)) != self.seed or int(state.get("world_size", self.world_size)) != self.world_size:
-            raise ConfigError(f"stream state {state} was saved with another seed or world size")
-        self.epoch, self.batches_done = int(state["epoch"]), int(state["batches"])
 
 
 # ----------------------------------------------------------------------------- bundles

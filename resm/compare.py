@@ -1,0 +1,937 @@
+"""``resm compare``: every backbone on the same structure tasks, splits, budgets and metrics.
+
+The question it answers: does a protein language model read through a nucleotide -> protein
+letter mapping do as well as a model trained on nucleotides? Backends
+(:mod:`resm.backends`: mapped ESM-2, the native-nucleotide ESM-2 control, RNA-FM, other RNA LMs
+through the optional multimolecule package, and ViennaRNA as the classical reference) all go
+through one frozen-backbone protocol:
+
+1. **Zero-shot structure probe.** A logistic regression (StandardScaler + L2
+   ``LogisticRegression``, as :func:`resm.zeroshot.fit_probe`, but backend-generic) over the
+   symmetrised + APC attention maps of all layers and heads, fitted on the training structures
+   (all pairs with ``j - i > min_sep`` as positives, ``max_pairs_per_seq`` sampled non-pairs,
+   :func:`resm.zeroshot.sample_pairs`); the decoding threshold is chosen on the validation
+   structures (:func:`resm.decode.choose_threshold`); F1 on the test structures
+   (:func:`resm.metrics.evaluate`, per-sequence mean, strict and ±1 shift).
+2. **Supervised structure head, backbone frozen.** The same :class:`StructureHeadConfig` and the
+   same budget (steps, lr, batch, crop, seed: identical initialisation and identical batches)
+   for every backbone: :class:`resm.heads.structure.StructureHead` on the backend's per-residue
+   embeddings, computed once per sequence (full sequence) and cached in memory; training windows
+   of ``crop`` residues are cut from the cache; plain AdamW steps on
+   :func:`resm.heads.structure.pair_loss`. Threshold on validation, F1 on test. The shared
+   training loop (:mod:`resm.train`, ``resm finetune``) drives backbones that need gradients
+   (adapters, full fine-tuning); a frozen-embedding comparison only trains a head on cached
+   features, so this small loop is all it needs.
+3. **ViennaRNA row.** RNAfold MFE F1 on the same test structures.
+
+RNA-RNA interaction and mean-ribosome-load are not in this first version; they plug in later
+through :mod:`resm.tasks`, whose heads read residue embeddings from ``model.encoder``.
+
+Outputs under ``out_dir`` (default ``experiments/results/compare_<config name>/``), all written
+atomically: ``results.md`` and ``results.csv`` (backend x zero-shot F1, supervised F1 strict and
+±1, RNAfold MFE F1, embedding seconds over the test set, peak memory of one forward pass),
+``per_sequence.csv``, ``config.json``, and the plots ``f1_vs_length.png``,
+``time_memory_vs_length.png`` and, when the test set is an ArchiveII CSV (family = the name's
+prefix before ``_``), ``per_family.png``. A backend whose package or weights are missing is a
+``skipped: <reason>`` row.
+
+Timing and memory: each sequence's embedding pass (no attention maps) is timed; its peak memory
+is the allocator's peak above the start on CUDA and, on CPU, the resident set size sampled every
+2 ms by a thread, above the start (approximate: freed memory the allocator keeps, or a pass
+shorter than the sampling interval, read as little). Weights are not counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import io
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .backends import Backend, BackendSpec, BackendUnavailable, ViennaBackend, make_backend
+from .heads.structure import StructureHead, StructureHeadConfig, pair_loss
+from .structure import Structure
+from .train import ConfigError
+from .utils.io import atomic_path, atomic_write_text
+
+__all__ = [
+    "DataSection",
+    "ProbeSection",
+    "TrainSection",
+    "CompareConfig",
+    "parse_config",
+    "load_split",
+    "PeakMemory",
+    "AttentionProbe",
+    "fit_attention_probe",
+    "train_head",
+    "run_compare",
+    "format_markdown",
+]
+
+HEAD_FORBIDDEN = {
+    "embed_dim": "taken from each backend",
+    "use_attention": "the head reads embeddings only (the probe covers attention)",
+    "attn_channels": "the head reads embeddings only",
+    "use_bpp": "the head reads embeddings only (ViennaRNA is its own row)",
+}
+
+
+# --------------------------------------------------------------------------- config
+def _check_keys(d: Any, cls, where: str) -> Dict[str, Any]:
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {d!r}")
+    known = [f.name for f in fields(cls)]
+    for k in d:
+        if k not in known:
+            raise ConfigError(f"{where}: unknown key {k!r}; known: {', '.join(known)}")
+    return d
+
+
+def _positive(where: str, v: Any, allow_none: bool = False, zero: bool = False) -> None:
+    if v is None and allow_none:
+        return
+    if not isinstance(v, int) or isinstance(v, bool) or v < (0 if zero else 1):
+        raise ConfigError(f"{where} must be an integer >= {0 if zero else 1}{' or null' if allow_none else ''}, got {v!r}")
+
+
+@dataclass
+class DataSection:
+    """The structure sets: the same records for every backend.
+
+    Attributes:
+        train: structures to fit the probe and train the head on: any file
+            :func:`resm.structure.read_structures` reads (dbn, bpseq, ct, pairs; ``.gz`` ok) or
+            an ArchiveII CSV (:func:`resm.structure.read_archiveii_csv`).
+        val: structures to choose the decoding thresholds on.
+        test: structures the F1 is reported on (an ArchiveII CSV also gives ``per_family.png``).
+        max_train, max_val, max_test: seeded random subsets of this size (null: all).
+        max_length: records longer than this are left out of every set (no cropping at test).
+        seed: seed of the subsets.
+    """
+
+    train: str = ""
+    val: str = ""
+    test: str = ""
+    max_train: Optional[int] = 100
+    max_val: Optional[int] = 100
+    max_test: Optional[int] = 200
+    max_length: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for k in ("train", "val", "test"):
+            if not getattr(self, k):
+                raise ConfigError(f"data.{k}: give a structure file")
+        for k in ("max_train", "max_val", "max_test"):
+            _positive(f"data.{k}", getattr(self, k), allow_none=True)
+        _positive("data.max_length", self.max_length)
+        _positive("data.seed", self.seed, zero=True)
+
+
+@dataclass
+class ProbeSection:
+    """The zero-shot attention probe.
+
+    Attributes:
+        enabled: run it (backends without attention maps show "n/a").
+        max_pairs_per_seq: sampled non-pairs per training structure.
+        C: inverse L2 strength of the logistic regression.
+        min_sep: pairs need ``j - i > min_sep``.
+        method: decoding, ``greedy`` or ``matching``.
+        seed: seed of the non-pair sampling.
+    """
+
+    enabled: bool = True
+    max_pairs_per_seq: int = 1000
+    C: float = 1.0
+    min_sep: int = 3
+    method: str = "greedy"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("probe.max_pairs_per_seq", self.max_pairs_per_seq)
+        _positive("probe.min_sep", self.min_sep, zero=True)
+        if self.method not in ("greedy", "matching"):
+            raise ConfigError(f"probe.method must be greedy or matching, got {self.method!r}")
+        if not isinstance(self.C, (int, float)) or self.C <= 0:
+            raise ConfigError(f"probe.C must be a positive number, got {self.C!r}")
+
+
+@dataclass
+class TrainSection:
+    """The supervised head's budget: identical for every backend.
+
+    Attributes:
+        enabled: train the head.
+        steps: AdamW steps.
+        lr: learning rate (constant).
+        weight_decay: AdamW weight decay.
+        batch: training windows per step.
+        crop: window length; longer records are cropped at a random start (pairs leaving the
+            window are dropped); shorter ones are used whole.
+        pos_weight: weight of the paired term of the binary cross-entropy.
+        max_grad_norm: gradient clipping (0: none).
+        seed: seed of the head's initialisation and of the batches and crops.
+        tile: tile of the memory-bounded inference (:meth:`StructureHead.predict_tiled`).
+    """
+
+    enabled: bool = True
+    steps: int = 200
+    lr: float = 2.0e-3
+    weight_decay: float = 0.01
+    batch: int = 4
+    crop: int = 160
+    pos_weight: float = 10.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    tile: int = 256
+
+    def __post_init__(self) -> None:
+        for k in ("steps", "batch", "crop", "tile"):
+            _positive(f"train.{k}", getattr(self, k))
+        _positive("train.seed", self.seed, zero=True)
+        for k in ("lr", "pos_weight"):
+            v = getattr(self, k)
+            if not isinstance(v, (int, float)) or v <= 0:
+                raise ConfigError(f"train.{k} must be a positive number, got {v!r}")
+        for k in ("weight_decay", "max_grad_norm"):
+            v = getattr(self, k)
+            if not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"train.{k} must be a number >= 0, got {v!r}")
+
+
+@dataclass
+class CompareConfig:
+    """A whole ``resm compare`` config.
+
+    Attributes:
+        name: config name (the YAML file's stem): names the default output folder.
+        data: :class:`DataSection`.
+        backends: :class:`resm.backends.BackendSpec` entries, run in order.
+        probe: :class:`ProbeSection`.
+        head: :class:`resm.heads.structure.StructureHeadConfig` options except embed_dim
+            (taken from each backend) and the attention / bpp inputs.
+        train: :class:`TrainSection`.
+        out_dir: output folder (default ``experiments/results/compare_<name>``).
+        device: ``cpu`` or ``cuda[:n]``.
+        threads: torch CPU threads (0: torch's default).
+        progress: show tqdm progress bars.
+    """
+
+    name: str
+    data: DataSection
+    backends: List[BackendSpec]
+    probe: ProbeSection = field(default_factory=ProbeSection)
+    head: Dict[str, Any] = field(default_factory=dict)
+    train: TrainSection = field(default_factory=TrainSection)
+    out_dir: Optional[str] = None
+    device: str = "cpu"
+    threads: int = 0
+    progress: bool = True
+
+    def head_config(self, embed_dim: int) -> StructureHeadConfig:
+        return StructureHeadConfig(**{**self.head, "embed_dim": int(embed_dim)})
+
+    def output_dir(self) -> Path:
+        return Path(self.out_dir or f"experiments/results/compare_{self.name}")
+
+
+TOP_KEYS = ("data", "backends", "probe", "head", "train", "out_dir", "device", "threads", "progress", "data_dir")
+
+
+def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
+    """Validate a config dict (from :func:`resm.config.load_config`); every problem is a
+    one-line :class:`resm.train.ConfigError` (a ValueError) naming the key."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("compare config: expected a mapping of sections")
+    for k in cfg:
+        if k not in TOP_KEYS:
+            raise ConfigError(f"compare config: unknown key {k!r}; known: {', '.join(TOP_KEYS)}")
+    if "data" not in cfg:
+        raise ConfigError("compare config: missing section 'data'")
+    data = DataSection(**_check_keys(cfg["data"], DataSection, "data"))
+    raw = cfg.get("backends")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("backends: give a non-empty list of {name, kind, ...} entries")
+    backends = [BackendSpec.from_dict(d, f"backends[{i}]") for i, d in enumerate(raw)]
+    seen = set()
+    for b in backends:
+        if b.name in seen:
+            raise ConfigError(f"backends: name {b.name!r} is used twice")
+        seen.add(b.name)
+    probe = ProbeSection(**_check_keys(cfg.get("probe"), ProbeSection, "probe"))
+    train = TrainSection(**_check_keys(cfg.get("train"), TrainSection, "train"))
+    head = cfg.get("head") or {}
+    if not isinstance(head, dict):
+        raise ConfigError(f"head: expected a mapping, got {head!r}")
+    known = {f.name for f in fields(StructureHeadConfig)}
+    for k in head:
+        if k in HEAD_FORBIDDEN:
+            raise ConfigError(f"head.{k} cannot be set here ({HEAD_FORBIDDEN[k]})")
+        if k not in known:
+            raise ConfigError(f"head: unknown key {k!r}; known: {', '.join(sorted(known - set(HEAD_FORBIDDEN)))}")
+    try:
+        StructureHeadConfig(**{**head, "embed_dim": 8})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"head: {e}") from None
+    device = str(cfg.get("device") or "cpu")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ConfigError(f"device must be cpu or cuda[:n], got {device!r}")
+    threads = cfg.get("threads") or 0
+    _positive("threads", threads, zero=True)
+    return CompareConfig(name=name, data=data, backends=backends, probe=probe, head=dict(head), train=train,
+                         out_dir=cfg.get("out_dir"), device=device, threads=threads,
+                         progress=bool(cfg.get("progress", True)))
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class Split:
+    """The records of one set after filtering and subsetting, with what was left out."""
+
+    path: str
+    records: List[Structure]
+    n_read: int
+    n_long: int
+    n_bad: int
+    archiveii: bool
+
+    def family(self, rec: Structure) -> Optional[str]:
+        """ArchiveII family (name prefix before ``_``), or None."""
+        if not self.archiveii or "_" not in rec.name:
+            return None
+        return rec.name.split("_", 1)[0]
+
+
+def load_split(path: str, cap: Optional[int], max_length: int, seed: int, what: str = "data") -> Split:
+    """Records of ``path`` with a usable sequence (A C G U/T and IUPAC codes) and length <=
+    ``max_length``; then a seeded random subset of ``cap`` (file order kept)."""
+    from .mapping import MappingError, rna_codes
+    from .structure import read_archiveii_csv, read_structures
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what}: {p} not found")
+    archiveii = p.name.lower().endswith(".csv")
+    recs = list(read_archiveii_csv(p) if archiveii else read_structures(p))
+    keep, n_long, n_bad = [], 0, 0
+    for r in recs:
+        if not r.seq:
+            n_bad += 1
+            continue
+        try:
+            rna_codes(r.seq, r.name)
+        except MappingError:
+            n_bad += 1
+            continue
+        if len(r) > max_length:
+            n_long += 1
+            continue
+        keep.append(r)
+    if not keep:
+        raise ConfigError(f"{what}: no usable structures in {p} ({n_long} longer than max_length {max_length}, {n_bad} without a valid sequence)")
+    if cap is not None and cap < len(keep):
+        idx = sorted(np.random.default_rng(seed).choice(len(keep), cap, replace=False).tolist())
+        keep = [keep[i] for i in idx]
+    return Split(str(p), keep, len(recs), n_long, n_bad, archiveii)
+
+
+# --------------------------------------------------------------------------- measurement
+def _rss_bytes() -> Optional[int]:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        try:
+            import psutil
+
+            return int(psutil.Process().memory_info().rss)
+        except Exception:  # psutil missing or failing: no CPU memory figure
+            return None
+
+
+class PeakMemory:
+    """Context manager: ``.mb`` is the peak extra memory of the block (see the module notes)."""
+
+    def __init__(self, device: torch.device, interval: float = 0.002):
+        self.device = torch.device(device)
+        self.interval = interval
+        self.mb = float("nan")
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        self._base = _rss_bytes()
+        self._peak = self._base
+        self._stop = threading.Event()
+        if self._base is not None:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            v = _rss_bytes()
+            if v is not None and v > self._peak:
+                self._peak = v
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.mb = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
+            return
+        if self._base is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        end = _rss_bytes() or 0
+        self.mb = max(self._peak, end, self._base) / 2**20 - self._base / 2**20
+
+
+@dataclass
+class Timed:
+    seconds: List[float]
+    peak_mb: List[float]
+
+
+def embed_all(backend: Backend, recs: Sequence[Structure], progress: bool, desc: str) -> Tuple[List[torch.Tensor], Timed]:
+    """Embeddings (cached, CPU float32) of ``recs``, each pass timed and its memory measured
+    (after one untimed warm-up pass, so first-call set-up is not charged to a sequence)."""
+    out, secs, mems = [], [], []
+    if recs:
+        backend.embed(recs[0].seq)
+    for r in tqdm(recs, desc=desc, disable=not progress, leave=False):
+        with PeakMemory(backend.device) as pm:
+            t0 = time.perf_counter()
+            h = backend.embed(r.seq)
+            secs.append(time.perf_counter() - t0)
+        if h.shape[0] != len(r):
+            raise ValueError(f"{backend.name}: {h.shape[0]} embeddings for {len(r)} nt in {r.name}")
+        mems.append(pm.mb)
+        out.append(h)
+    return out, Timed(secs, mems)
+
+
+# --------------------------------------------------------------------------- zero-shot probe
+@dataclass
+class AttentionProbe:
+    """Logistic regression over attention features, folded back to raw-feature weights."""
+
+    weight: np.ndarray  # (layers * heads,)
+    bias: float
+    heads: int
+    n_seqs: int
+    n_pos: int
+    n_neg: int
+    train_auroc: float
+
+    def pair_probs(self, backend: Backend, seq: str) -> np.ndarray:
+        """(L, L) probabilities, accumulated layer by layer (O(H L^2) memory)."""
+        w = torch.as_tensor(self.weight, dtype=torch.float32, device=backend.device)
+        H = self.heads
+        acc: Dict[str, torch.Tensor] = {}
+
+        def grab(layer: int, f: torch.Tensor) -> None:
+            part = torch.einsum("hij,h->ij", f.float(), w[layer * H : (layer + 1) * H])
+            acc["x"] = part if "x" not in acc else acc["x"].add_(part)
+
+        backend.run(seq, grab)
+        return torch.sigmoid(acc["x"] + self.bias).cpu().numpy()
+
+
+def fit_attention_probe(backend: Backend, recs: Sequence[Structure], cfg: ProbeSection,
+                        progress: bool = True) -> AttentionProbe:
+    """Fit the probe on ``recs`` (backend-generic :func:`resm.zeroshot.fit_probe`)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .zeroshot import sample_pairs
+
+    rng = np.random.default_rng(cfg.seed)
+    H, C = backend.num_heads, backend.num_layers * backend.num_heads
+    feats, labels = [], []
+    for r in tqdm(recs, desc=f"{backend.name}: probe features", disable=not progress, leave=False):
+        index, label = sample_pairs(r.pairs, cfg.max_pairs_per_seq, rng, cfg.min_sep)
+        if not len(index):
+            continue
+        X = np.zeros((len(index), C), dtype=np.float32)
+        ti = torch.as_tensor(index[:, 0], device=backend.device)
+        tj = torch.as_tensor(index[:, 1], device=backend.device)
+
+        def grab(layer: int, f: torch.Tensor) -> None:
+            if f.shape[0] != H:
+                raise ValueError(f"{backend.name}: layer {layer} has {f.shape[0]} heads, expected {H}")
+            X[:, layer * H : (layer + 1) * H] = f[:, ti, tj].T.float().cpu().numpy()
+
+        backend.run(r.seq, grab)
+        feats.append(X)
+        labels.append(label)
+    if not feats:
+        raise ValueError(f"{backend.name}: no training structure gave probe examples")
+    X = np.concatenate(feats).astype(np.float64)
+    y = np.concatenate(labels)
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == len(y):
+        raise ValueError(f"the probe needs pairs and non-pairs in the training structures (n_pos={n_pos}, n={len(y)})")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=2000, random_state=cfg.seed))
+    clf.fit(X, y)
+    scaler, lr = clf[0], clf[-1]
+    w = lr.coef_[0] / scaler.scale_
+    b = float(lr.intercept_[0] - np.dot(w, scaler.mean_))
+    auroc = float(roc_auc_score(y, clf.decision_function(X)))
+    return AttentionProbe(w.astype(np.float32), b, H, len(feats), n_pos, int(len(y) - n_pos), auroc)
+
+
+# --------------------------------------------------------------------------- supervised head
+def _batch(embs: Sequence[torch.Tensor], recs: Sequence[Structure], picks: List[Tuple[int, int, int]]):
+    """Padded (h, mask, nuc, target) of windows ``(record, start, stop)``."""
+    from .mapping import rna_codes
+
+    B, W, E = len(picks), max(e - s for _, s, e in picks), embs[0].shape[1]
+    h = torch.zeros(B, W, E)
+    mask = torch.zeros(B, W, dtype=torch.bool)
+    nuc = torch.full((B, W), 4, dtype=torch.long)
+    target = torch.zeros(B, W, W)
+    for b, (k, s, e) in enumerate(picks):
+        n = e - s
+        h[b, :n] = embs[k][s:e]
+        mask[b, :n] = True
+        nuc[b, :n] = torch.as_tensor(rna_codes(recs[k].seq[s:e]).astype(np.int64))
+        p = recs[k].pairs[s:e] - s
+        i = np.flatnonzero((p >= 0) & (p < n))
+        target[b, torch.as_tensor(i), torch.as_tensor(p[i])] = 1.0
+    return h, mask, nuc, target
+
+
+def train_head(embs: Sequence[torch.Tensor], recs: Sequence[Structure], head_cfg: StructureHeadConfig,
+               cfg: TrainSection, device: str | torch.device = "cpu", progress: bool = True,
+               desc: str = "head") -> Tuple[StructureHead, float]:
+    """Train a :class:`StructureHead` on cached embeddings; returns it (eval mode) and the mean
+    loss of the last 10% of steps. Initialisation, batches and crops depend only on
+    ``cfg.seed`` and the records, so every backend sees the same ones."""
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    head = StructureHead(head_cfg).to(device)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    head.train()
+    losses = []
+    for _ in tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False):
+        picks = []
+        for k in rng.integers(0, len(recs), size=cfg.batch).tolist():
+            L = len(recs[k])
+            s = int(rng.integers(0, L - cfg.crop + 1)) if L > cfg.crop else 0
+            picks.append((k, s, min(L, s + cfg.crop)))
+        h, mask, nuc, target = (x.to(device) for x in _batch(embs, recs, picks))
+        logits = head(h, mask, nuc=nuc)
+        loss = pair_loss(logits, target, mask, cfg.pos_weight, head_cfg.min_loop)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.max_grad_norm)
+        opt.step()
+        losses.append(float(loss.detach()))
+    head.eval()
+    tail = losses[-max(1, len(losses) // 10):]
+    return head, float(np.mean(tail))
+
+
+def head_probs(head: StructureHead, embs: Sequence[torch.Tensor], recs: Sequence[Structure], tile: int,
+               progress: bool = False, desc: str = "head") -> List[np.ndarray]:
+    """(L, L) pair probabilities of each record from the head (tiled inference)."""
+    from .mapping import rna_codes
+
+    device = next(head.parameters()).device
+    out = []
+    for h, r in tqdm(list(zip(embs, recs)), desc=desc, disable=not progress, leave=False):
+        mask = torch.ones(1, len(r), dtype=torch.bool)
+        nuc = torch.as_tensor(rna_codes(r.seq).astype(np.int64))[None]
+        logits = head.predict_tiled(h[None].to(device), mask, nuc=nuc, tile=tile)
+        out.append(torch.sigmoid(logits[0].float()).cpu().numpy())
+    return out
+
+
+# --------------------------------------------------------------------------- scoring
+def _choose_and_decode(val_maps, val_recs, test_maps, test_recs, method: str, min_loop: int):
+    from .decode import choose_threshold, decode
+
+    t = float(choose_threshold(val_maps, [r.seq for r in val_recs], [r.pairs for r in val_recs],
+                               method=method, min_loop=min_loop))
+    preds = [decode(P, r.seq, t, method, min_loop=min_loop) for P, r in zip(test_maps, test_recs)]
+    return t, preds
+
+
+def _score(preds, recs) -> Tuple[Dict[str, float], List[Tuple[float, float]]]:
+    from .metrics import evaluate, f1_score
+
+    m = evaluate(preds, [r.pairs for r in recs])
+    per = [(f1_score(p, r.pairs), f1_score(p, r.pairs, shift=True)) for p, r in zip(preds, recs)]
+    return m, per
+
+
+# --------------------------------------------------------------------------- the run
+COLUMNS = [
+    ("backend", "backend"), ("kind", "kind"), ("status", "status"),
+    ("zeroshot_f1", "zero-shot F1"), ("zeroshot_f1_shift", "zero-shot F1 ±1"),
+    ("supervised_f1", "supervised F1"), ("supervised_f1_shift", "supervised F1 ±1"),
+    ("mfe_f1", "RNAfold MFE F1"), ("mfe_f1_shift", "RNAfold MFE F1 ±1"),
+    ("embed_s", "embed s (test)"), ("peak_mem_mb", "peak MB"), ("params_m", "params (M)"),
+]
+
+
+def _empty_row(spec: BackendSpec, status: str) -> Dict[str, Any]:
+    row = {k: None for k, _ in COLUMNS}
+    row.update(backend=spec.name, kind=spec.kind, status=status)
+    return row
+
+
+def _free(backend: Optional[Backend]) -> None:
+    if backend is not None:
+        backend.close()
+    gc.collect()
+
+
+def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], log) -> Tuple[Dict[str, Any], List[Dict[str, Any]], Dict[str, Any]]:
+    """The whole protocol for one loaded backend: (table row, per-sequence rows, details)."""
+    tr, va, te = (splits[k].records for k in ("train", "val", "test"))
+    row = _empty_row(backend.spec, "ok")
+    per_seq: List[Dict[str, Any]] = []
+    details: Dict[str, Any] = {}
+    prog = cfg.progress
+
+    def seq_rows(method: str, scores, timed: Optional[Timed]):
+        for k, (r, (f, fs)) in enumerate(zip(te, scores)):
+            per_seq.append({"backend": backend.name, "method": method, "name": r.name, "length": len(r),
+                            "family": splits["test"].family(r), "f1": f, "f1_shift": fs,
+                            "seconds": timed.seconds[k] if timed else None,
+                            "peak_mem_mb": timed.peak_mb[k] if timed else None})
+
+    if isinstance(backend, ViennaBackend):
+        preds, secs, mems = [], [], []
+        for r in tqdm(te, desc=f"{backend.name}: RNAfold", disable=not prog, leave=False):
+            with PeakMemory("cpu") as pm:
+                t0 = time.perf_counter()
+                preds.append(backend.fold(r.seq))
+                secs.append(time.perf_counter() - t0)
+            mems.append(pm.mb)
+        m, per = _score(preds, te)
+        row.update(status="ok (RNAfold MFE)", mfe_f1=m["f1_mean"], mfe_f1_shift=m["f1_shift_mean"],
+                   embed_s=float(np.sum(secs)), peak_mem_mb=_nanmax(mems))
+        seq_rows("mfe", per, Timed(secs, mems))
+        return row, per_seq, {"mfe": m}
+
+    if backend.max_length is not None:
+        longest = max(len(r) for s in splits.values() for r in s.records)
+        if longest > backend.max_length:
+            raise BackendUnavailable(
+                f"sequences up to {longest} nt exceed its limit of {backend.max_length} nt (set data.max_length <= {backend.max_length})")
+    row.update(params_m=backend.num_params / 1e6)
+    details["model"] = backend.describe()
+
+    # embeddings: one timed pass per sequence, cached (the head's input)
+    need_embs = cfg.train.enabled
+    timed_test: Optional[Timed] = None
+    embs: Dict[str, List[torch.Tensor]] = {}
+    for k in ("test", "val", "train") if need_embs else ("test",):
+        e, timed = embed_all(backend, splits[k].records, prog, f"{backend.name}: embed {k}")
+        embs[k] = e if need_embs else []
+        if k == "test":
+            timed_test = timed
+    assert timed_test is not None
+    row.update(embed_s=float(np.sum(timed_test.seconds)), peak_mem_mb=_nanmax(timed_test.peak_mb))
+
+    # 1. zero-shot probe
+    if cfg.probe.enabled and backend.has_attention:
+        probe = fit_attention_probe(backend, tr, cfg.probe, prog)
+        val_maps = [probe.pair_probs(backend, r.seq) for r in tqdm(va, desc=f"{backend.name}: probe val", disable=not prog, leave=False)]
+        test_maps = [probe.pair_probs(backend, r.seq) for r in tqdm(te, desc=f"{backend.name}: probe test", disable=not prog, leave=False)]
+        t, preds = _choose_and_decode(val_maps, va, test_maps, te, cfg.probe.method, cfg.probe.min_sep)
+        m, per = _score(preds, te)
+        row.update(zeroshot_f1=m["f1_mean"], zeroshot_f1_shift=m["f1_shift_mean"])
+        seq_rows("zeroshot", per, timed_test)
+        details["zeroshot"] = {"threshold": t, "train_auroc": probe.train_auroc, "n_pos": probe.n_pos,
+                               "n_neg": probe.n_neg, **m}
+        log(f"{backend.name}: zero-shot F1 {m['f1_mean']:.3f} (±1 {m['f1_shift_mean']:.3f}), threshold {t:g}, "
+            f"train AUROC {probe.train_auroc:.3f}")
+
+    # 2. supervised head on frozen, cached embeddings
+    if cfg.train.enabled:
+        hcfg = cfg.head_config(backend.embed_dim)
+        head, loss = train_head(embs["train"], tr, hcfg, cfg.train, backend.device, prog, f"{backend.name}: head")
+        val_maps = head_probs(head, embs["val"], va, cfg.train.tile, prog, f"{backend.name}: head val")
+        test_maps = head_probs(head, embs["test"], te, cfg.train.tile, prog, f"{backend.name}: head test")
+        t, preds = _choose_and_decode(val_maps, va, test_maps, te, cfg.probe.method, hcfg.min_loop)
+        m, per = _score(preds, te)
+        row.update(supervised_f1=m["f1_mean"], supervised_f1_shift=m["f1_shift_mean"])
+        seq_rows("supervised", per, timed_test)
+        details["supervised"] = {"threshold": t, "final_loss": loss, "head_params": head.num_parameters(), **m}
+        log(f"{backend.name}: supervised F1 {m['f1_mean']:.3f} (±1 {m['f1_shift_mean']:.3f}), threshold {t:g}, "
+            f"final loss {loss:.4f}")
+    if not any(r["method"] != "embed" for r in per_seq):
+        seq_rows("embed", [(None, None)] * len(te), timed_test)
+    return row, per_seq, details
+
+
+def _nanmax(v: Sequence[float]) -> Optional[float]:
+    a = np.asarray([x for x in v if x is not None], dtype=float)
+    return None if a.size == 0 or np.all(np.isnan(a)) else float(np.nanmax(a))
+
+
+def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=print) -> Dict[str, Any]:
+    """Run every backend of ``cfg`` and write the tables and plots; returns
+    ``{"rows", "per_sequence", "details", "splits", "out_dir", "files"}``."""
+    if not isinstance(cfg, CompareConfig):
+        cfg = parse_config(cfg, name)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    d = cfg.data
+    splits = {
+        "train": load_split(d.train, d.max_train, d.max_length, d.seed, "data.train"),
+        "val": load_split(d.val, d.max_val, d.max_length, d.seed, "data.val"),
+        "test": load_split(d.test, d.max_test, d.max_length, d.seed, "data.test"),
+    }
+    out_dir = cfg.output_dir()
+    for k, s in splits.items():
+        log(f"{k}: {len(s.records)} structures from {s.path} ({s.n_long} longer than {d.max_length} nt and "
+            f"{s.n_bad} without a valid sequence left out)")
+    rows, per_seq, details = [], [], {}
+    for spec in cfg.backends:
+        backend = None
+        t0 = time.perf_counter()
+        try:
+            backend = make_backend(spec, cfg.device).load()
+            row, seqs, det = run_backend(backend, cfg, splits, log)
+        except BackendUnavailable as e:
+            log(f"skipped {spec.name}: {e}")
+            rows.append(_empty_row(spec, f"skipped: {e}"))
+            _free(backend)
+            continue
+        _free(backend)
+        det["seconds_total"] = time.perf_counter() - t0
+        rows.append(row)
+        per_seq.extend(seqs)
+        details[spec.name] = det
+    result = {"rows": rows, "per_sequence": per_seq, "details": details, "splits": splits, "out_dir": out_dir}
+    result["files"] = write_outputs(cfg, result, log)
+    return result
+
+
+# --------------------------------------------------------------------------- outputs
+def _fmt(v: Any, key: str) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "—"
+    if isinstance(v, float):
+        if key == "embed_s":
+            return f"{v:.2f}"
+        if key == "peak_mem_mb":
+            return f"{v:.1f}"
+        if key == "params_m":
+            return f"{v:.3g}"
+        return f"{v:.3f}"
+    return str(v).replace("|", "/")
+
+
+def format_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> str:
+    """The results table in markdown, with the data, protocol and budgets it came from."""
+    s = result["splits"]
+    t, p = cfg.train, cfg.probe
+    lines = [
+        f"# Backbone comparison: {cfg.name}",
+        "",
+        "Same structures, same frozen-backbone protocol and budgets for every backend (`resm compare`).",
+        "",
+        "Data (records longer than {} nt left out, seeded subsets, seed {}):".format(cfg.data.max_length, cfg.data.seed),
+        "",
+    ]
+    for k in ("train", "val", "test"):
+        lines.append(f"- {k}: {len(s[k].records)} structures from `{s[k].path}`")
+    lines += [
+        "",
+        f"- zero-shot: logistic regression on sym+APC attention maps of all layers and heads, fitted on the "
+        f"train set ({p.max_pairs_per_seq} sampled non-pairs per structure, C = {p.C}), threshold chosen on val, "
+        f"{p.method} decoding." + ("" if p.enabled else " (disabled)"),
+        f"- supervised: StructureHead {json.dumps(cfg.head, sort_keys=True)} on frozen embeddings "
+        f"(cached; each backend's `layer`, default the last), {t.steps} AdamW steps, lr {t.lr:g}, batch {t.batch}, crop {t.crop}, pos_weight {t.pos_weight:g}, "
+        f"seed {t.seed}; threshold chosen on val." + ("" if t.enabled else " (disabled)"),
+        "- F1: mean over test sequences, strict and with ±1 shift (`resm.metrics`).",
+        "- embed s: total seconds of the embedding passes over the test set (ViennaRNA: RNAfold MFE); "
+        f"peak MB: largest extra memory of one pass (weights excluded); device {cfg.device}.",
+        "",
+        "| " + " | ".join(h for _, h in COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for row in result["rows"]:
+        lines.append("| " + " | ".join(_fmt(row[k], k) for k, _ in COLUMNS) + " |")
+    plots = [f for f in result.get("plots", []) if f]
+    if plots:
+        lines += ["", "Plots: " + ", ".join(f"[{f}]({f})" for f in plots) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_text(rows: List[Dict[str, Any]], keys: List[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in keys})
+    return buf.getvalue()
+
+
+def write_outputs(cfg: CompareConfig, result: Dict[str, Any], log=print) -> List[Path]:
+    out = Path(result["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    result["plots"] = make_plots(cfg, result, out, log)
+    files = []
+    atomic_write_text(out / "results.csv", _csv_text(result["rows"], [k for k, _ in COLUMNS]))
+    files.append(out / "results.csv")
+    keys = ["backend", "method", "name", "length", "family", "f1", "f1_shift", "seconds", "peak_mem_mb"]
+    atomic_write_text(out / "per_sequence.csv", _csv_text(result["per_sequence"], keys))
+    files.append(out / "per_sequence.csv")
+    conf = {"name": cfg.name, "data": asdict(cfg.data), "backends": [asdict(b) for b in cfg.backends],
+            "probe": asdict(cfg.probe), "head": cfg.head, "train": asdict(cfg.train), "device": cfg.device,
+            "details": result["details"]}
+    atomic_write_text(out / "config.json", json.dumps(conf, indent=2, default=str) + "\n")
+    files.append(out / "config.json")
+    atomic_write_text(out / "results.md", format_markdown(cfg, result))
+    files.append(out / "results.md")
+    return files + [out / f for f in result["plots"]]
+
+
+# --------------------------------------------------------------------------- plots
+def _savefig(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _length_bins(lengths: np.ndarray, n: int = 5) -> np.ndarray:
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, n + 1)).round().astype(int))
+    if len(edges) < 2:
+        edges = np.array([lengths.min(), lengths.max() + 1])
+    edges[-1] = max(edges[-1], lengths.max()) + 1  # right edge exclusive
+    return edges
+
+
+def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print) -> List[str]:
+    """Write the plots; returns their file names (none without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("plots skipped: matplotlib is not installed (pip install 'resm[plot]')")
+        return []
+    seqs = result["per_sequence"]
+    te = result["splits"]["test"]
+    lengths = np.array([len(r) for r in te.records])
+    edges = _length_bins(lengths)
+    centres = [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    names = [r["backend"] for r in result["rows"] if not str(r["status"]).startswith("skipped")]
+    written = []
+
+    def series(backend: str, method: str, key: str) -> List[Dict[str, Any]]:
+        return [s for s in seqs if s["backend"] == backend and s["method"] == method and s.get(key) is not None]
+
+    # F1 against length
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, method, title in ((axes[0], "zeroshot", "zero-shot probe"), (axes[1], "supervised", "supervised head (frozen)")):
+        for b in names:
+            for m, style in ((method, "-o"), ("mfe", "--s")):
+                ss = series(b, m, "f1")
+                if not ss:
+                    continue
+                L = np.array([s["length"] for s in ss])
+                f = np.array([s["f1"] for s in ss])
+                k = np.searchsorted(edges, L, side="right") - 1
+                y = [f[k == i].mean() if np.any(k == i) else np.nan for i in range(len(centres))]
+                ax.plot(centres, y, style, label=b + (" (RNAfold MFE)" if m == "mfe" else ""))
+        ax.set_title(title)
+        ax.set_xlabel("sequence length (nt), bin centres")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean F1 (test)")
+    axes[1].legend(fontsize=8, loc="best")
+    fig.suptitle(f"F1 against length: {cfg.name}")
+    _savefig(fig, out / "f1_vs_length.png")
+    written.append("f1_vs_length.png")
+
+    # time and memory against length: every test sequence (points) and bin means (lines)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for b in names:
+        pts: Dict[str, Dict[str, Any]] = {}
+        for s in seqs:
+            if s["backend"] == b and s.get("seconds") is not None:
+                pts.setdefault(s["name"], s)  # one timing per sequence, whatever the method
+        if not pts:
+            continue
+        L = np.array([s["length"] for s in pts.values()])
+        label = b + (" (RNAfold)" if any(s["method"] == "mfe" for s in pts.values()) else "")
+        k = np.searchsorted(edges, L, side="right") - 1
+        for ax, vals in ((axes[0], [1000 * s["seconds"] for s in pts.values()]),
+                         (axes[1], [np.nan if s["peak_mem_mb"] is None else s["peak_mem_mb"] for s in pts.values()])):
+            v = np.asarray(vals, dtype=float)
+            line = ax.plot(centres, [np.nanmean(v[k == i]) if np.any((k == i) & ~np.isnan(v)) else np.nan
+                                     for i in range(len(centres))], "-o", label=label)[0]
+            ax.scatter(L, v, s=8, alpha=0.35, color=line.get_color())
+    axes[0].set_ylabel("embedding time per sequence (ms)")
+    axes[1].set_ylabel("peak extra memory of one pass (MB)")
+    for ax in axes:
+        ax.set_xlabel("sequence length (nt); lines: bin means")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"time and memory against length ({cfg.device}): {cfg.name}")
+    _savefig(fig, out / "time_memory_vs_length.png")
+    written.append("time_memory_vs_length.png")
+
+    # per family (ArchiveII)
+    fams = sorted({te.family(r) for r in te.records} - {None})
+    if not fams:
+        if te.archiveii:
+            log("per_family.png skipped: no family prefix in the test record names")
+        return written
+    method = "supervised" if cfg.train.enabled else "zeroshot"
+    bars = []
+    for b in names:
+        for m in (method, "mfe"):
+            ss = series(b, m, "f1")
+            if ss:
+                vals = [np.mean([s["f1"] for s in ss if s["family"] == f] or [np.nan]) for f in fams]
+                bars.append((b + (" (RNAfold MFE)" if m == "mfe" else ""), vals))
+    if not bars:
+        return written
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(fams) * max(1, len(bars)) / 2), 4))
+    width = 0.8 / len(bars)
+    x = np.arange(len(fams))
+    for i, (label, vals) in enumerate(bars):
+        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels(fams, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"mean F1 ({'supervised' if method == 'supervised' else 'zero-shot'}; test)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"F1 per ArchiveII family: {cfg.name}")
+    _savefig(fig, out / "per_family.png")
+    written.append("per_family.png")
+    return written
