@@ -53,7 +53,7 @@ def _tiny_rnafm(path, seed: int = 0, max_positions: int = 64):
     """A 2-layer RNA-FM built with fm's own classes, saved as RNA-FM's released file is: a dict
     with fairseq-style ``args`` (``encoder_*`` names) and ``model`` (``encoder.sentence_encoder.*``
     and ``encoder.lm_head.*`` weights, no contact regression)."""
-    import fm
+    fm = pytest.importorskip("fm")  # the optional `compare` extra (installed with `dev`)
     from fm.model.esm1 import BioBertModel
 
     torch.manual_seed(seed)
@@ -136,7 +136,7 @@ def test_resm_backend_scheme_mismatch_is_an_error(ckpts):
 
 
 def test_rnafm_backend(ckpts, tmp_path):
-    import fm
+    fm = pytest.importorskip("fm")
 
     b = make_backend(_spec(name="rna-fm", kind="rnafm", checkpoint=str(ckpts["rnafm"]))).load()
     assert (b.num_layers, b.num_heads, b.embed_dim, b.max_length) == (2, 4, 32, 62)
