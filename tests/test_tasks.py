@@ -230,6 +230,11 @@ def test_joint_adapter_one_pass_serves_both_heads(tmp_path, tiny_ckpt):
         out = model(batch)
     assert model.encoder_calls == 1 and set(out) == {"rri", "mrl"}
     assert out["rri"]["pair_logits"].shape == (1, len(seqs[0]), len(seqs[1])) and out["mrl"].shape == (2,)
+    # the task loaders read a joint bundle too
+    from resm.tasks.mrl import load_mrl_model
+    from resm.tasks.rri import load_rri_model
+
+    assert load_rri_model(res["model_file"])[1] == "rri" and load_mrl_model(res["model_file"])[1] == "mrl"
     log = [json.loads(x) for x in (tmp_path / "joint" / "log.jsonl").read_text().splitlines()]
     assert any(x["split"] == "validation" and "rri_val_loss" in x for x in log)
 

@@ -73,18 +73,21 @@ def run_arm(name: str, a) -> None:
         res["probe"] = zero_shot_scores(model, out / "probe.pt", scheme, data, a.limit)
         res["probe"]["seconds"] = time.time() - t
         res_file.write_text(json.dumps(res))
-    if "supervised" not in res:
+    if "f1_mean" not in res.get("supervised", {}).get("ts0", {}):
         t = time.time()
-        sh(["finetune", "--config", "configs/finetune/structure.yaml", f"model.init={model}", f"model.scheme={scheme}",
-            "data.use_bpp=false", f"train.max_steps={a.head_steps}", "train.max_minutes=null", "train.val_every=0",
-            "train.progress=false", f"train.out_dir={out / 'structure'}"], log)
+        if not (out / "structure" / "structure_model.pt").exists():
+            sh(["finetune", "--config", "configs/finetune/structure.yaml", f"model.init={model}", f"model.scheme={scheme}",
+                "data.use_bpp=false", f"train.max_steps={a.head_steps}", "train.max_minutes=null", "train.val_every=0",
+                "train.progress=false", f"train.out_dir={out / 'structure'}"], log)
         sys.path.insert(0, str(REPO))
         from resm.evaluate import evaluate_structure
 
         sup = {}
         for ds in ("ts0", "bprna-new"):
             r = evaluate_structure(out / "structure" / "structure_model.pt", ds, data, limit=a.limit, progress=False)
-            sup[ds] = {k: r[k] for k in r if isinstance(r[k], (int, float, str))}
+            sup[ds] = {"n": r["n"], "threshold": r["threshold"], "f1_mean": r["model"]["f1_mean"],
+                       "f1_shift_mean": r["model"]["f1_shift_mean"], "rnafold_f1_mean": r["rnafold"]["f1_mean"],
+                       "rnafold_f1_shift_mean": r["rnafold"]["f1_shift_mean"], "seconds_model": r["seconds_model"]}
         res["supervised"] = sup
         res["supervised"]["seconds"] = time.time() - t
         res_file.write_text(json.dumps(res, default=float))
@@ -139,6 +142,16 @@ def report(a) -> None:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:,} | {r[4]:.1f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.3f} | {r[8]:.3f} | {r[9]:.3f} | {r[10]:.3f} |")
+    ref = None
+    for n in ARMS:
+        f = REPO / a.runs / n / "result.json"
+        sup = json.loads(f.read_text()).get("supervised", {}) if f.exists() else {}
+        if "f1_mean" in sup.get("ts0", {}):
+            ref = sup
+            break
+    if ref:
+        lines += ["", f"RNAfold (MFE) on the same subsets: TS0 {ref['ts0']['rnafold_f1_mean']:.3f} / {ref['ts0']['rnafold_f1_shift_mean']:.3f}, "
+                  f"bpRNA-new {ref['bprna-new']['rnafold_f1_mean']:.3f} / {ref['bprna-new']['rnafold_f1_shift_mean']:.3f} (strict / ±1)."]
     lines += ["", "Validation MLM loss along the run (step: loss):", ""]
     for label, val in curves.items():
         lines.append(f"* {label}: " + ", ".join(f"{s}: {v:.4f}" for s, v, _ in val))

@@ -236,7 +236,9 @@ def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False):
         head.load_state_dict(d["state"])
         model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": _optimus_apply}).eval()
         return model, "mrl", {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}, get_scheme(d["scheme"])
-    model, entries, scheme = load_bundle(folder, {"mrl": build_mrl_head}, backbone=backbone, trust=trust)
+    from .rri import build_rri_head  # a jointly trained bundle also holds other heads
+
+    model, entries, scheme = load_bundle(folder, {"mrl": build_mrl_head, "rri": build_rri_head}, backbone=backbone, trust=trust)
     names = [n for n, e in entries.items() if e["task"] == "mrl"]
     if not names:
         raise ConfigError(f"{folder}: the bundle has no mrl head")

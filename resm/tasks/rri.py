@@ -199,7 +199,10 @@ def predict_rri(model: TaskModel, scheme, pairs: Sequence[Pair], batch_size: int
 
 def load_rri_model(folder, backbone: Optional[str] = None, trust: bool = False):
     """``(TaskModel, manifest entry of the rri head, scheme)`` from ``out_dir/model``."""
-    model, entries, scheme = load_bundle(Path(folder), {"rri": build_rri_head}, backbone=backbone, trust=trust)
+    from .mrl import build_mrl_head  # a jointly trained bundle also holds other heads
+
+    model, entries, scheme = load_bundle(Path(folder), {"rri": build_rri_head, "mrl": build_mrl_head},
+                                         backbone=backbone, trust=trust)
     rri = [n for n, e in entries.items() if e["task"] == "rri"]
     if not rri:
         raise ConfigError(f"{folder}: the bundle has no rri head")
