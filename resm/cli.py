@@ -259,7 +259,7 @@ def cmd_interact(a: argparse.Namespace) -> None:
 
 def cmd_predict(a: argparse.Namespace) -> None:
     if a.task == "rri":
-        a.maps, a.zero_shot, a.probe, a.linker, a.scheme, a.pairs = a.maps, False, None, "", None, a.input
+        a.zero_shot, a.probe, a.linker, a.scheme, a.pairs = False, None, "", None, a.input
         return cmd_interact(a)
     if a.maps:
         raise ValueError("--maps is for --task rri")

@@ -38,8 +38,8 @@ from .heads.structure import StructureHead, StructureHeadConfig, attention_featu
 from .mapping import MappingError, Scheme, get_scheme, rna_codes
 from .model.config import ESM2Config
 from .model.esm2 import ESM2
-from .model.load import init_model, load_backbone
 from .structure import Structure, read_structures
+from .tasks.base import adapter_config, load_model_backbone
 from .train import ConfigError, TrainConfig, from_dict, run_task
 
 __all__ = [
@@ -371,24 +371,12 @@ class StructureTask:
         self.loss_cfg = from_dict(StructureLossConfig, cfg.get("loss"), "loss")
         self.scheme = get_scheme(self.model_cfg.scheme)
         m = self.model_cfg
-        if m.init:
-            loaded = load_backbone(m.init, self.scheme, trust=m.trust_checkpoint)
-            backbone, self.arch = loaded.model, loaded.meta.get("arch")
-        else:
-            backbone, self.arch = init_model(m.arch, seed=m.init_seed), m.arch
+        backbone, self.arch, _ = load_model_backbone(m, self.scheme)
         self.head_cfg = _head_config(cfg.get("head"), backbone, self.data_cfg.use_bpp)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.data_cfg.seed)  # head initialisation, reproducible
             head = StructureHead(self.head_cfg)
-        adapter = None
-        if m.mode == "adapters":
-            from .model.adapters import AdapterConfig
-
-            try:
-                adapter = AdapterConfig.from_dict(m.adapter or {})
-            except ValueError as e:
-                raise ConfigError(f"model.adapter: {e}") from None
-        self.model = StructureModel(backbone, head, m.mode, adapter)
+        self.model = StructureModel(backbone, head, m.mode, adapter_config(m))
         d = self.data_cfg
         keep_train = keep_val = None
         if d.split:

@@ -69,8 +69,6 @@ def prepare_backbone(backbone: ESM2, mode: str, adapter: Optional[Any] = None, a
 class BackboneEncoder(nn.Module):
     """ESM-2 backbone -> residue embeddings (last layer), in mode frozen / adapters / full."""
 
-    kind = "backbone"
-
     def __init__(self, backbone: ESM2, mode: str = "frozen", adapter: Optional[Any] = None,
                  adapter_name: str = SHARED_ADAPTER, seed: int = 0):
         super().__init__()
@@ -123,7 +121,6 @@ class OneHotConfig:
 class OneHotEncoder(nn.Module):
     """One-hot nucleotides (A C G U, unknown = all zero) -> masked residual 1-D CNN."""
 
-    kind = "onehot"
     mode = "full"
 
     def __init__(self, cfg: Optional[OneHotConfig] = None):

@@ -82,25 +82,37 @@ class EncoderConfig:
             raise ConfigError("model.adapter is only used with model.mode adapters")
 
 
+def load_model_backbone(cfg, scheme: Scheme):
+    """``(ESM2, arch name or None, source)`` of a ``model`` section with ``init`` (a checkpoint)
+    or ``arch`` (random weights from ``init_seed``); shared by every fine-tuning task."""
+    from ..model.load import init_model, load_backbone
+
+    if cfg.init:
+        loaded = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint)
+        return loaded.model, loaded.meta.get("arch"), cfg.init
+    return init_model(cfg.arch, seed=cfg.init_seed), cfg.arch, f"random:{cfg.arch}"
+
+
+def adapter_config(cfg):
+    """The :class:`resm.model.adapters.AdapterConfig` of a ``model`` section in mode adapters
+    (None in the other modes); a bad setting is a ConfigError naming ``model.adapter``."""
+    if cfg.mode != "adapters":
+        return None
+    from ..model.adapters import AdapterConfig
+
+    try:
+        return AdapterConfig.from_dict(cfg.adapter or {})
+    except ValueError as e:
+        raise ConfigError(f"model.adapter: {e}") from None
+
+
 def build_encoder(cfg: EncoderConfig) -> Tuple[nn.Module, Scheme, str]:
     """``(encoder, scheme, backbone source)`` for a ``model`` section."""
     scheme = get_scheme(cfg.scheme)
     if cfg.encoder == "onehot":
         return OneHotEncoder(from_dict(OneHotConfig, cfg.onehot, "model.onehot")), scheme, "onehot"
-    from ..model.adapters import AdapterConfig
-    from ..model.load import init_model, load_backbone
-
-    if cfg.init:
-        backbone, source = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint).model, cfg.init
-    else:
-        backbone, source = init_model(cfg.arch, seed=cfg.init_seed), f"random:{cfg.arch}"
-    adapter = None
-    if cfg.mode == "adapters":
-        try:
-            adapter = AdapterConfig.from_dict(cfg.adapter or {})
-        except ValueError as e:
-            raise ConfigError(f"model.adapter: {e}") from None
-    return BackboneEncoder(backbone, cfg.mode, adapter, seed=cfg.init_seed), scheme, source
+    backbone, _, source = load_model_backbone(cfg, scheme)
+    return BackboneEncoder(backbone, cfg.mode, adapter_config(cfg), seed=cfg.init_seed), scheme, source
 
 
 class TaskModel(nn.Module):
@@ -170,7 +182,7 @@ class ItemStream(EpochStream):
 
 
 # ----------------------------------------------------------------------------- bundles
-def save_bundle(folder: Path, model: TaskModel, model_cfg: EncoderConfig, scheme: Scheme, source: str,
+def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
                 heads: Dict[str, Dict[str, Any]]) -> Path:
     """Write ``folder`` (created atomically): adapter (mode adapters), head files and manifest.
 
@@ -192,7 +204,9 @@ def save_bundle(folder: Path, model: TaskModel, model_cfg: EncoderConfig, scheme
             return folder
         backbone = enc.backbone
         if enc.mode == "full":
-            _save_full_backbone(backbone, tmp / "backbone.pt", scheme)
+            from ..model.load import resm_meta, save_fair_esm
+
+            save_fair_esm(backbone, tmp / "backbone.pt", meta=resm_meta(scheme))
             source = "backbone.pt"
         adapter = None
         if enc.mode == "adapters":
@@ -203,12 +217,6 @@ def save_bundle(folder: Path, model: TaskModel, model_cfg: EncoderConfig, scheme
             A.save_head(tmp, name, model.heads[name], spec["config"], spec["task"], adapter, extra=extra,
                         model=backbone, scheme=scheme, backbone_source=source)
     return folder
-
-
-def _save_full_backbone(backbone, path: Path, scheme: Scheme) -> None:
-    from ..model.load import resm_meta, save_fair_esm
-
-    save_fair_esm(backbone, path, meta=resm_meta(scheme))
 
 
 def load_bundle(folder: Path, builders: Dict[str, Callable[[dict, int], Tuple[nn.Module, Callable]]],

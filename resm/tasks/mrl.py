@@ -72,7 +72,7 @@ def _optimus_apply(head, h, mask, batch):
 class _NoEncoder(torch.nn.Module):
     """Encoder stand-in for heads that read the batch themselves (the Optimus baseline)."""
 
-    kind, mode, embed_dim = "none", "full", 0
+    mode, embed_dim = "full", 0
 
     def forward(self, batch):
         return None, batch["mask"]
@@ -202,7 +202,7 @@ class MRLTask:
                             "extra": self.head_spec()["extra"], "scheme": self.scheme.name,
                             "state": module.heads[self.head_name].state_dict()}, tmp)
             return
-        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.model_cfg, self.scheme, self.source,
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source,
                     {self.head_name: self.head_spec()})
 
 

@@ -90,8 +90,6 @@ class JointTask:
             heads[name] = task.model.heads[task.head_name]
             apply[name] = task.model.appliers[task.head_name]
         self.model = TaskModel(enc[0], heads, apply)
-        for t in self.tasks.values():
-            t.head_name_in_joint = True
         self.final_metrics: Dict[str, float] = {}
 
     def train_stream(self, rank: int, world_size: int) -> JointStream:
@@ -123,4 +121,4 @@ class JointTask:
             t.final_metrics = dict(t.validate(module, device))
             specs[name] = t.head_spec()
         self.final_metrics = {f"{n}_{k}": v for n, t in self.tasks.items() for k, v in t.final_metrics.items()}
-        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.model_cfg, self.scheme, self.source, specs)
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, specs)

@@ -172,7 +172,7 @@ class RRITask:
     def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
         device = next(iter(state.values())).device
         self.final_metrics = {k: v for k, v in self.validate(module, device).items()}
-        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.model_cfg, self.scheme, self.source,
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source,
                     {self.head_name: self.head_spec()})
 
 
