@@ -13,6 +13,11 @@ CPU core, larger lengths extrapolated with the cubic law, so treat them as estim
   with several L x L double tables (of order 1-2 GB at L = 4000). The Boltzmann factors are rescaled from the MFE first so long
   sequences do not overflow. Long sequences read their probabilities through ViennaRNA's
   sparse pair list instead of ``fc.bpp()``, which would build (L+1)^2 Python floats.
+* Local pair probabilities (:func:`rnafold_bpp_local`, RNAplfold's model): every pair
+  averaged over the ``window``-nt windows that contain it, pairs at most ``span`` apart;
+  O(L * window * span) time, a few seconds at L = 4000 (window 240, span 160). With
+  ``window = span = L`` it is the global partition function. :func:`pair_prior` picks global
+  or local by length, as a structure head's config asks.
 * ``max_bp_span`` (both functions) limits pairs to ``j - i <= max_bp_span``, which bounds
   the cost to O(L * span^2) for long RNAs at the price of missing long-range pairs.
 """
@@ -29,6 +34,10 @@ __all__ = [
     "normalise_rna",
     "rnafold",
     "rnafold_bpp",
+    "rnafold_bpp_local",
+    "pair_prior",
+    "head_pair_prior",
+    "cached_prior",
     "fold_many",
     "rnafold_duplex_energy",
 ]
@@ -113,6 +122,73 @@ def rnafold_bpp(
             i, j = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
             out[i, j] = arr[:, 2]
             out[j, i] = arr[:, 2]
+    return out
+
+
+def rnafold_bpp_local(seq: str, window: int = 240, span: int = 160) -> np.ndarray:
+    """Local base-pair probabilities (L, L), float32, symmetric (ViennaRNA's sliding-window
+    partition function, as RNAplfold ``-W window -L span``): pair (i, j) with
+    ``j - i <= span``, averaged over the windows of ``window`` nt that contain both bases.
+    A sequence shorter than the window is folded as one window (global probabilities, with
+    pairs limited to ``span``)."""
+    s = normalise_rna(seq)
+    L = len(s)
+    out = np.zeros((L, L), dtype=np.float32)
+    if L < 2:
+        return out
+    md = RNA.md()
+    md.window_size = min(int(window), L)
+    md.max_bp_span = min(int(span), md.window_size)
+    fc = RNA.fold_compound(s, md, RNA.OPTION_WINDOW)
+
+    def take(v, v_size, i, maxsize, what, data) -> None:
+        if what & RNA.PROBS_WINDOW_BPP:
+            stop = min(v_size, maxsize)
+            row = np.fromiter((x or 0.0 for x in v[i + 1 : stop + 1]), dtype=np.float32)
+            out[i - 1, i : i + row.size] = row
+
+    fc.probs_window(1, RNA.PROBS_WINDOW_BPP, take, None)
+    upper = np.triu(out, 1)
+    return upper + upper.T
+
+
+def pair_prior(seq: str, local_above: Optional[int] = None, window: int = 240, span: int = 160) -> np.ndarray:
+    """The base-pair-probability channel of a structure head: :func:`rnafold_bpp` (global) up
+    to ``local_above`` nt, :func:`rnafold_bpp_local` above it (never local when None)."""
+    if local_above is not None and len(seq) > local_above:
+        return rnafold_bpp_local(seq, window, span)
+    return rnafold_bpp(seq)
+
+
+def head_pair_prior(seq: str, cfg) -> np.ndarray:
+    """:func:`pair_prior` with the settings of a :class:`resm.heads.structure.StructureHeadConfig`."""
+    return pair_prior(seq, cfg.bpp_local_above, cfg.bpp_window, cfg.bpp_span)
+
+
+def cached_prior(folder, seq: str, cfg) -> np.ndarray:
+    """:func:`head_pair_prior` as fp16, stored in ``folder`` (one ``.npy`` per sequence and
+    prior setting, named by their SHA-1) and read back when already there. Writes are atomic,
+    so concurrent runs sharing the folder at worst compute a matrix twice."""
+    import hashlib
+    import os
+    import tempfile
+    from pathlib import Path
+
+    local = cfg.bpp_local_above is not None and len(seq) > cfg.bpp_local_above
+    key = f"{normalise_rna(seq)}|" + (f"local:{cfg.bpp_window}:{cfg.bpp_span}" if local else "global")
+    path = Path(folder) / f"{hashlib.sha1(key.encode()).hexdigest()}.npy"
+    if path.exists():
+        return np.load(path)
+    out = head_pair_prior(seq, cfg).astype(np.float16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, out)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return out
 
 

@@ -296,9 +296,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     results = []
     for d in a.dataset:
         if d == "archiveii-famfold":
-            results += evaluate_famfold(str(a.model), data_dir, a.folds, a.limit, a.seed, a.tile)
+            results += evaluate_famfold(str(a.model), data_dir, a.folds, a.limit, a.seed, a.tile,
+                                        bpp_cache=a.bpp_cache)
         else:
-            results.append(evaluate_structure(a.model, d, data_dir, a.limit, a.seed, a.tile))
+            results.append(evaluate_structure(a.model, d, data_dir, a.limit, a.seed, a.tile, bpp_cache=a.bpp_cache))
     text = format_table(results, "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:]), a.model)
     print(text)
     if a.out:
@@ -446,9 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--folds", nargs="+", default=None, help="archiveii-famfold: only these folds (default: all 9)")
     sp.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many sequences per set")
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--tile", type=int, default=256, help="tile size of the memory-bounded 2D head")
+    sp.add_argument("--tile", type=int, default=512, help="tile size of the memory-bounded 2D head")
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
     sp.add_argument("--threads", type=int, default=0)
+    sp.add_argument("--bpp-cache", default=None, metavar="DIR",
+                    help="reuse the pair-probability channel stored here by training (data.bpp_cache); "
+                         "the model's time then leaves out the ViennaRNA prior")
     sp.add_argument("--out", type=Path, default=None, help="markdown table to write")
 
     sp = add("compare", cmd_compare, "compare backbones (mapped ESM-2, nucleotide models, RNA-FM, ViennaRNA) on the same structure tasks")

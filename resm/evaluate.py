@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .baselines import rnafold
 from .decode import decode
+from .heads.structure import DEFAULT_TILE
 from .metrics import evaluate
 from .structure import Structure, iter_ct_tarball, read_archiveii_csv, read_structures
 from .utils.io import atomic_write_text
@@ -77,17 +78,19 @@ def _peak_gib() -> float:
 
 
 def evaluate_structure(model_path, dataset: str, data_dir, limit: Optional[int] = None, seed: int = 0,
-                       tile: int = 256, progress: bool = True) -> Dict[str, object]:
+                       tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None) -> Dict[str, object]:
     from .finetune import load_structure_model
 
     if dataset == "archiveii-famfold":
         raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
     model, meta = load_structure_model(model_path)
-    return _score(model, meta, load_dataset(dataset, data_dir, limit, seed), dataset, tile, progress)
+    return _score(model, meta, load_dataset(dataset, data_dir, limit, seed), dataset, tile, progress,
+                  bpp_cache=bpp_cache)
 
 
 def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = None, limit: Optional[int] = None,
-                     seed: int = 0, tile: int = 256, progress: bool = True) -> List[Dict[str, object]]:
+                     seed: int = 0, tile: int = DEFAULT_TILE, progress: bool = True,
+                     bpp_cache=None) -> List[Dict[str, object]]:
     """Family-wise cross-validation on ArchiveII (<= 512 nt): for each fold, the model trained
     without that family (``model_path`` with ``{fold}`` in it, e.g.
     ``runs/famfold/{fold}/structure_model.pt``) on the held-out family's test partition, with
@@ -110,7 +113,7 @@ def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = Non
             idx = sorted(np.random.default_rng(seed).choice(len(test), limit, replace=False))
             test = [test[i] for i in idx]
         model, meta = load_structure_model(str(model_path).replace("{fold}", name))
-        r = _score(model, meta, test, f"archiveii-famfold {name}", tile, progress, keep=pooled)
+        r = _score(model, meta, test, f"archiveii-famfold {name}", tile, progress, keep=pooled, bpp_cache=bpp_cache)
         results.append(r)
     results.append({"dataset": "archiveii-famfold, all folds", "n": len(pooled["true"]), "threshold": float("nan"),
                     "model": evaluate(pooled["pred"], pooled["true"]), "rnafold": evaluate(pooled["fold"], pooled["true"]),
@@ -119,8 +122,8 @@ def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = Non
     return results
 
 
-def _score(model, meta, recs: List[Structure], dataset: str, tile: int = 256, progress: bool = True,
-           keep: Optional[dict] = None) -> Dict[str, object]:
+def _score(model, meta, recs: List[Structure], dataset: str, tile: int = DEFAULT_TILE, progress: bool = True,
+           keep: Optional[dict] = None, bpp_cache=None) -> Dict[str, object]:
     from .finetune import predict_pairs
 
     threshold = float(meta["threshold"])
@@ -131,7 +134,7 @@ def _score(model, meta, recs: List[Structure], dataset: str, tile: int = 256, pr
     for rec in tqdm(recs, desc=f"evaluate {dataset}", disable=not progress):
         t0 = time.perf_counter()
         with torch.inference_mode():
-            probs = predict_pairs(model, scheme, rec.seq, tile=tile)
+            probs = predict_pairs(model, scheme, rec.seq, tile=tile, bpp_cache=bpp_cache)
         p = decode(probs, rec.seq, threshold=threshold)
         t1 = time.perf_counter()
         f, _ = rnafold(rec.seq)

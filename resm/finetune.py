@@ -34,7 +34,7 @@ import torch.nn as nn
 from .alphabet import pad_batch
 from .data.fasta import token_batches
 from .data.stream import EpochStream
-from .heads.structure import StructureHead, StructureHeadConfig, attention_features, pair_loss, strip_special
+from .heads.structure import DEFAULT_TILE, StructureHead, StructureHeadConfig, attention_features, pair_loss, strip_special
 from .mapping import MappingError, Scheme, get_scheme, rna_codes
 from .model.config import ESM2Config
 from .model.esm2 import ESM2
@@ -180,7 +180,11 @@ class StructureDataConfig:
             validation batches.
         use_bpp: give the head a ViennaRNA base-pair-probability channel (``rnafold_bpp`` of
             each whole record, computed the first time the record is used and then kept in
-            memory, fp16; a crop reads the matching window).
+            memory, fp16; a crop reads the matching window). Above the head's
+            ``bpp_local_above`` the channel is the local (RNAplfold-style) one.
+        bpp_cache: optional folder where those matrices are also stored (fp16 ``.npy``, one per
+            sequence and prior setting, written atomically) and read back by later runs, e.g.
+            the nine family folds of ArchiveII, which share their records.
         seed: seed of the record subsets, crops and batch order.
         split: a fold table (``fold_name, fold_number, partition, id``; e.g. ArchiveII's
             ``split_famfold.csv``) selecting records of ``train`` by id; needs ``fold``.
@@ -197,6 +201,7 @@ class StructureDataConfig:
     max_val: Optional[int] = 200
     tokens_per_batch: int = 2048
     use_bpp: bool = False
+    bpp_cache: Optional[str] = None
     seed: int = 0
     split: Optional[str] = None
     fold: Optional[str] = None
@@ -400,11 +405,18 @@ class StructureTask:
         """RNAfold pair probabilities of the item's window (whole record folded once, cached)."""
         full = self._bpp.get(it.key)
         if full is None:
-            from .baselines import rnafold_bpp
+            from .baselines import head_pair_prior
 
             split, k = it.key
             rec = (self.train_records if split == "train" else self.val_records)[k]
-            full = self._bpp[it.key] = rnafold_bpp(rec.seq).astype(np.float16)
+            cache = self.data_cfg.bpp_cache
+            if cache:
+                from .baselines import cached_prior
+
+                full = cached_prior(cache, rec.seq, self.head_cfg)
+            else:
+                full = head_pair_prior(rec.seq, self.head_cfg).astype(np.float16)
+            self._bpp[it.key] = full
         n = len(it.seq)
         return full[it.start : it.start + n, it.start : it.start + n]
 
@@ -566,10 +578,12 @@ def load_structure_model(path: Union[str, Path]) -> Tuple[StructureModel, Dict[s
 
 
 @torch.no_grad()
-def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, tile: int = 256) -> np.ndarray:
+def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, tile: int = DEFAULT_TILE,
+                  bpp_cache=None) -> np.ndarray:
     """Pair probabilities (L, L) float32 of one sequence, through the head's memory-bounded
     :meth:`StructureHead.predict_tiled` (sigmoid of its logits). Needs RNAfold when the head
-    has a bpp channel. The backbone itself still runs on the whole sequence."""
+    has a bpp channel (read from / stored in the folder ``bpp_cache`` when given:
+    :func:`resm.baselines.cached_prior`). The backbone itself still runs on the whole sequence."""
     scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
     model.eval()
     device = next(model.parameters()).device
@@ -578,9 +592,11 @@ def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, t
     nuc = torch.as_tensor(rna_codes(seq).astype(np.int64))[None].to(device)
     bpp = None
     if model.head.cfg.use_bpp:
-        from .baselines import rnafold_bpp
+        from .baselines import cached_prior, head_pair_prior
 
-        bpp = torch.from_numpy(rnafold_bpp(seq))[None, None]
+        cfg = model.head.cfg
+        prior = cached_prior(bpp_cache, seq, cfg) if bpp_cache else head_pair_prior(seq, cfg)
+        bpp = torch.from_numpy(prior.astype(np.float32))[None, None]
     logits = model.head.predict_tiled(h, mask, attn_feats=attn, bpp=bpp, nuc=nuc, tile=tile)
     return torch.sigmoid(logits[0].float()).cpu().numpy().astype(np.float32)
 

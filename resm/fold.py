@@ -369,7 +369,7 @@ def zero_shot_predictor(model, scheme: Scheme, backbone: str | os.PathLike, prob
     return Predictor(model, scheme, float(probe.threshold), probe.method, None, f"zero-shot probe {probe_path}")
 
 
-def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int = 256) -> Predictor:
+def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int = 512) -> Predictor:
     """A structure model written by ``resm finetune`` (backbone + 2D head + threshold)."""
     from .finetune import load_structure_model, predict_pairs
 

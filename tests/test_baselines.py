@@ -1,7 +1,17 @@
 import numpy as np
 import pytest
 
-from resm.baselines import fold_many, normalise_rna, rnafold, rnafold_bpp, rnafold_duplex_energy
+from resm.baselines import (
+    fold_many,
+    normalise_rna,
+    cached_prior,
+    head_pair_prior,
+    pair_prior,
+    rnafold,
+    rnafold_bpp,
+    rnafold_bpp_local,
+    rnafold_duplex_energy,
+)
 from resm.structure import parse_dotbracket, to_dotbracket
 
 HAIRPIN = "GGGGAAAACCCC"
@@ -94,3 +104,43 @@ def test_duplex_energy():
     assert weak > e
     assert rnafold_duplex_energy("GGGGACGU", "ACGTCCCC") == pytest.approx(rnafold_duplex_energy("GGGGACGU", "ACGUCCCC"))
     assert rnafold_duplex_energy("", "ACGU") == 0.0
+
+
+def test_local_bpp_is_global_with_a_whole_window_and_respects_span():
+    rng = np.random.default_rng(3)
+    seq = "".join(rng.choice(list("ACGU"), 120)) + HAIRPIN
+    L = len(seq)
+    np.testing.assert_allclose(rnafold_bpp_local(seq, window=L, span=L), rnafold_bpp(seq), atol=1e-5)
+    local = rnafold_bpp_local(seq, window=60, span=30)
+    assert local.shape == (L, L) and local.dtype == np.float32
+    np.testing.assert_array_equal(local, local.T)
+    i, j = np.nonzero(local)
+    assert len(i) > 0 and np.abs(i - j).max() <= 30
+    assert local.max() <= 1 + 1e-6  # per pair; row sums may pass 1 (pairs average over different windows)
+    # a short sequence (shorter than the window) is one window
+    np.testing.assert_allclose(rnafold_bpp_local(HAIRPIN, window=240, span=240), rnafold_bpp(HAIRPIN), atol=1e-5)
+
+
+def test_pair_prior_switches_to_local_above_the_threshold():
+    rng = np.random.default_rng(4)
+    seq = "".join(rng.choice(list("ACGU"), 150))
+    np.testing.assert_array_equal(pair_prior(seq), rnafold_bpp(seq))
+    np.testing.assert_array_equal(pair_prior(seq, local_above=150), rnafold_bpp(seq))
+    np.testing.assert_array_equal(pair_prior(seq, local_above=149, window=50, span=40),
+                                  rnafold_bpp_local(seq, 50, 40))
+
+
+def test_cached_prior_round_trips_and_keys_on_the_prior_setting(tmp_path):
+    from resm.heads.structure import StructureHeadConfig
+
+    seq = "GGGGAAACCCCAUAUGGCGCAAAGCGCCAUAUGGG"
+    glob_cfg = StructureHeadConfig(use_bpp=True)
+    local_cfg = StructureHeadConfig(use_bpp=True, bpp_local_above=20, bpp_window=30, bpp_span=20)
+    a = cached_prior(tmp_path, seq, glob_cfg)
+    assert a.dtype == np.float16 and len(list(tmp_path.glob("*.npy"))) == 1
+    np.testing.assert_array_equal(cached_prior(tmp_path, seq, glob_cfg), a)  # read back
+    np.testing.assert_allclose(a, head_pair_prior(seq, glob_cfg), atol=1e-3)
+    b = cached_prior(tmp_path, seq, local_cfg)  # another setting: another file, other values
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+    np.testing.assert_allclose(b, rnafold_bpp_local(seq, 30, 20), atol=1e-3)
+    assert not list(tmp_path.glob("*.tmp"))

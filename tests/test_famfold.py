@@ -48,7 +48,8 @@ def test_famfold_training_and_evaluation(tmp_path):
     cfg = {"task": "structure", "model": {"init": str(ckpt)},
            "head": {"proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
            "data": {"train": "{data_dir}/ss/archiveII/ArchiveII.csv", "split": "{data_dir}/ss/archiveII/split_famfold.csv",
-                    "max_length": 32, "tokens_per_batch": 256},
+                    "max_length": 32, "tokens_per_batch": 256, "use_bpp": True,
+                    "bpp_cache": str(tmp_path / "bpp")},
            "optim": {"lr": 3e-3, "warmup_steps": 2},
            "train": {"max_steps": 4, "val_every": 0, "ckpt_every": 0, "progress": False}}
     path = tmp_path / "famfold.yaml"
@@ -57,6 +58,8 @@ def test_famfold_training_and_evaluation(tmp_path):
         resm_cli("finetune", "--config", path, f"data_dir={data}", f"data.fold={fold}", f"train.out_dir={tmp_path / 'runs' / fold}")
         used = json.loads((tmp_path / "runs" / fold / "config.json").read_text())["data"]
         assert used["fold"] == fold
+    cached = sorted((tmp_path / "bpp").glob("*.npy"))  # the folds share one pair-probability cache
+    assert cached and not list((tmp_path / "bpp").glob("*.tmp"))
     # the held-out family was never trained on: the fold's training records are the other family's
     from resm.finetune import StructureTask
     from resm.config import load_config
@@ -73,6 +76,13 @@ def test_famfold_training_and_evaluation(tmp_path):
     # RNAfold folds these perfect hairpins well: its column is real, not a placeholder
     row = [r for r in text.splitlines() if r.startswith("| archiveii-famfold, all folds")][0].split("|")
     assert float(row[7]) > 0.8
+    # the same evaluation reading the training runs' cache (fp16 priors): the same scores
+    out2 = tmp_path / "famfold_cached.md"
+    resm_cli("evaluate", "structure", "--model", str(tmp_path / "runs" / "{fold}" / "structure_model.pt"),
+             "--dataset", "archiveii-famfold", "--data-dir", data, "--bpp-cache", tmp_path / "bpp", "--out", out2)
+    row2 = [r for r in out2.read_text().splitlines() if r.startswith("| archiveii-famfold, all folds")][0].split("|")
+    assert abs(float(row2[3]) - float(row[3])) < 0.02 and row2[7] == row[7]
+    assert len(list((tmp_path / "bpp").glob("*.npy"))) >= len(cached)
     p = resm_cli("evaluate", "structure", "--model", tmp_path / "runs" / "5s" / "structure_model.pt",
                  "--dataset", "archiveii-famfold", "--data-dir", data, check=False)
     assert p.returncode == 1 and "{fold}" in p.stderr

@@ -57,6 +57,10 @@ def test_defaults_are_small_and_config_round_trips():
         StructureHeadConfig(kernel=4)
     with pytest.raises(ValueError):
         StructureHeadConfig(use_attention=True, attn_channels=0)
+    with pytest.raises(ValueError, match="symmetry"):
+        StructureHeadConfig(symmetry="lower")
+    with pytest.raises(ValueError, match="bpp_span"):
+        StructureHeadConfig(bpp_window=100, bpp_span=200)
 
 
 def test_output_symmetric_masked_and_batch_invariant():
@@ -94,8 +98,9 @@ def test_missing_inputs_raise():
         dict(use_onehot_pairs=False),
         dict(use_onehot_pairs=True, use_bpp=True, use_attention=True, attn_channels=5),
         dict(default=True),  # the default trunk (8 blocks, 48 channels, R = 38)
+        dict(symmetry="upper", use_bpp=True),
     ],
-    ids=["plain", "all-channels", "default-trunk"],
+    ids=["plain", "all-channels", "default-trunk", "upper"],
 )
 def test_tiled_equals_full_fp32(opts):
     if opts.pop("default", False):
@@ -115,6 +120,32 @@ def test_tiled_equals_full_fp32(opts):
     assert tiled.shape == full.shape and tiled.dtype == torch.float32
     torch.testing.assert_close(tiled, full, atol=1e-4, rtol=0)
     assert not head.training  # predict_tiled leaves the mode as it found it
+
+
+@pytest.mark.parametrize("symmetry", ["mean", "upper"])
+def test_tiled_equals_full_with_interior_windows(symmetry, monkeypatch):
+    """One unpadded sequence long enough for windows wholly inside it (the unmasked fast path);
+    with symmetry upper every tile pair is computed once, with mean off-diagonal ones twice."""
+    cfg = small_cfg(use_bpp=True, symmetry=symmetry)  # R = 38
+    head = make_head(cfg)
+    h, mask, nuc, _, bpp = batch(L=200, lengths=(200,))
+    with torch.no_grad():
+        full = head(h, mask, bpp=bpp, nuc=nuc)
+    calls = []
+    window = StructureHead._window_logits
+    monkeypatch.setattr(StructureHead, "_window_logits", lambda self, *a: calls.append(a[5:9]) or window(self, *a))
+    tiled = head.predict_tiled(h, mask, bpp=bpp, nuc=nuc, tile=40, dtype=torch.float32)
+    torch.testing.assert_close(tiled, full, atol=1e-4, rtol=0)
+    n_tiles = 5
+    diagonal, off = n_tiles, n_tiles * (n_tiles - 1) // 2
+    assert len(calls) == diagonal + off * (1 if symmetry == "upper" else 2)
+    if symmetry == "upper":  # the map is the trunk's upper triangle, mirrored
+        with torch.no_grad():
+            p = head.project(h, mask)
+            raw = head.trunk(p, p, mask, mask, None, bpp, nuc, nuc)
+        i, j = torch.triu_indices(200, 200, 4)
+        torch.testing.assert_close(full[0, i, j], raw[0, i, j], atol=1e-5, rtol=0)
+        torch.testing.assert_close(full[0, j, i], raw[0, i, j], atol=1e-5, rtol=0)
 
 
 def test_tiled_accepts_callable_channels_and_restores_mode():
