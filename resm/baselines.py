@@ -125,31 +125,25 @@ def rnafold_bpp(
     return out
 
 
-def rnafold_bpp_local(seq: str, window: int = 240, span: int = 160) -> np.ndarray:
+def rnafold_bpp_local(seq: str, window: int = 240, span: int = 160, cutoff: float = 1e-6) -> np.ndarray:
     """Local base-pair probabilities (L, L), float32, symmetric (ViennaRNA's sliding-window
     partition function, as RNAplfold ``-W window -L span``): pair (i, j) with
     ``j - i <= span``, averaged over the windows of ``window`` nt that contain both bases.
     A sequence shorter than the window is folded as one window (global probabilities, with
-    pairs limited to ``span``)."""
+    pairs limited to ``span``). Probabilities below ``cutoff`` are left out (zero)."""
     s = normalise_rna(seq)
     L = len(s)
     out = np.zeros((L, L), dtype=np.float32)
     if L < 2:
         return out
-    md = RNA.md()
-    md.window_size = min(int(window), L)
-    md.max_bp_span = min(int(span), md.window_size)
-    fc = RNA.fold_compound(s, md, RNA.OPTION_WINDOW)
-
-    def take(v, v_size, i, maxsize, what, data) -> None:
-        if what & RNA.PROBS_WINDOW_BPP:
-            stop = min(v_size, maxsize)
-            row = np.fromiter((x or 0.0 for x in v[i + 1 : stop + 1]), dtype=np.float32)
-            out[i - 1, i : i + row.size] = row
-
-    fc.probs_window(1, RNA.PROBS_WINDOW_BPP, take, None)
-    upper = np.triu(out, 1)
-    return upper + upper.T
+    w = min(int(window), L)
+    plist = RNA.pfl_fold(s, w, min(int(span), w), float(cutoff))
+    if plist:
+        arr = np.asarray([(e.i - 1, e.j - 1, e.p) for e in plist], dtype=np.float64)
+        i, j = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+        out[i, j] = arr[:, 2]
+        out[j, i] = arr[:, 2]
+    return out
 
 
 def pair_prior(seq: str, local_above: Optional[int] = None, window: int = 240, span: int = 160) -> np.ndarray:
