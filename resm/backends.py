@@ -36,7 +36,10 @@ Kinds (``BackendSpec.kind``):
   package is AGPL-licensed and never a dependency of resm: it is imported inside
   :meth:`MultiMoleculeBackend.load` only, and the backend is skipped when it is missing.
 * ``viennarna``: RNAfold, the classical reference: no embeddings and no attention; it only
-  folds (:meth:`ViennaBackend.fold`, MFE structure).
+  folds (:meth:`ViennaBackend.fold`, MFE structure) and scores duplexes
+  (:meth:`ViennaBackend.duplex_energy`, ``RNA.duplexfold``).
+* ``onehot``: one-hot nucleotides (A, C, G, U; unknown bases all zero), 4 dimensions per
+  residue, no weights and no attention: the no-pretraining floor every table needs.
 
 A backend whose package or weights are not present raises :class:`BackendUnavailable` from
 ``load()`` with a one-line reason; the harness records the row as ``skipped: <reason>`` and
@@ -64,6 +67,7 @@ __all__ = [
     "RnaFmBackend",
     "MultiMoleculeBackend",
     "ViennaBackend",
+    "OneHotBackend",
     "KINDS",
     "sym_apc",
     "make_backend",
@@ -91,6 +95,7 @@ _KIND_KEYS = {
     "rnafm": ({"checkpoint"}, {"layer", "trust_checkpoint"}),
     "multimolecule": ({"model"}, {"layer"}),
     "viennarna": (set(), {"max_bp_span"}),
+    "onehot": (set(), set()),
 }
 
 
@@ -100,7 +105,7 @@ class BackendSpec:
 
     Attributes:
         name: label in tables and plots; unique within a config.
-        kind: ``resm``, ``rnafm``, ``multimolecule`` or ``viennarna``.
+        kind: ``resm``, ``rnafm``, ``multimolecule``, ``viennarna`` or ``onehot``.
         checkpoint: resm: fair-esm ``.pt``, Hugging Face folder or ESM-2 name; rnafm: local
             RNA-FM ``.pth`` (``~`` is expanded). A path that does not exist skips the backend.
         scheme: resm only: mapping scheme (default: the checkpoint's own, else kdny); must
@@ -404,8 +409,35 @@ class ViennaBackend(Backend):
 
         return rnafold(seq, self.spec.max_bp_span)[0]
 
+    def duplex_energy(self, a: str, b: str) -> float:
+        """Free energy (kcal/mol) of the best intermolecular duplex of ``a`` and ``b``."""
+        from .baselines import rnafold_duplex_energy
+
+        return rnafold_duplex_energy(a, b)
+
     def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
         raise ValueError(f"{self.name}: ViennaRNA has no embeddings")
+
+
+# --------------------------------------------------------------------------- one-hot
+class OneHotBackend(Backend):
+    """One-hot nucleotides, (L, 4) in the order A C G U (T read as U, unknown bases all
+    zero): no weights, no attention maps. The floor a pretrained backbone has to beat."""
+
+    kind = "onehot"
+    has_attention = False
+
+    def load(self) -> "OneHotBackend":
+        self.embed_dim = 4
+        return self
+
+    def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
+        from .mapping import rna_codes
+
+        if attention_callback is not None:
+            raise ValueError(f"{self.name}: one-hot embeddings have no attention maps")
+        codes = torch.from_numpy(rna_codes(seq, self.name).astype(np.int64))
+        return torch.nn.functional.one_hot(codes, 5)[:, :4].float()
 
 
 KINDS = {
@@ -413,6 +445,7 @@ KINDS = {
     "rnafm": RnaFmBackend,
     "multimolecule": MultiMoleculeBackend,
     "viennarna": ViennaBackend,
+    "onehot": OneHotBackend,
 }
 
 

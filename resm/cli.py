@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "the model's time then leaves out the ViennaRNA prior")
     sp.add_argument("--out", type=Path, default=None, help="markdown table to write")
 
-    sp = add("compare", cmd_compare, "compare backbones (mapped ESM-2, nucleotide models, RNA-FM, ViennaRNA) on the same structure tasks")
+    sp = add("compare", cmd_compare, "compare backbones (mapped ESM-2, nucleotide models, RNA-FM, one-hot, ViennaRNA) on the same structure, RRI and MRL tasks")
     sp.add_argument("--config", required=True, type=Path, help="YAML config (see configs/compare/)")
     sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.steps=50")
 

@@ -1,10 +1,14 @@
-"""``resm compare``: every backbone on the same structure tasks, splits, budgets and metrics.
+"""``resm compare``: every backbone on the same tasks, splits, budgets and metrics.
 
 The question it answers: does a protein language model read through a nucleotide -> protein
 letter mapping do as well as a model trained on nucleotides? Backends
 (:mod:`resm.backends`: mapped ESM-2, the native-nucleotide ESM-2 control, RNA-FM, other RNA LMs
-through the optional multimolecule package, and ViennaRNA as the classical reference) all go
-through one frozen-backbone protocol:
+through the optional multimolecule package, ViennaRNA as the classical reference and one-hot
+nucleotides as the no-pretraining floor) all go through one frozen-backbone protocol, for each
+task named in the config's ``tasks`` list (``structure``, ``rri``, ``mrl``; default
+``[structure]``).
+
+**structure** (sections ``data``, ``probe``, ``head``, ``train``):
 
 1. **Zero-shot structure probe.** A logistic regression (StandardScaler + L2
    ``LogisticRegression``, as :func:`resm.zeroshot.fit_probe`, but backend-generic) over the
@@ -12,7 +16,8 @@ through one frozen-backbone protocol:
    (all pairs with ``j - i > min_sep`` as positives, ``max_pairs_per_seq`` sampled non-pairs,
    :func:`resm.zeroshot.sample_pairs`); the decoding threshold is chosen on the validation
    structures (:func:`resm.decode.choose_threshold`); F1 on the test structures
-   (:func:`resm.metrics.evaluate`, per-sequence mean, strict and ±1 shift).
+   (:func:`resm.metrics.evaluate`, per-sequence mean, strict and ±1 shift). A backend without
+   attention maps (one-hot) shows "n/a".
 2. **Supervised structure head, backbone frozen.** The same :class:`StructureHeadConfig` and the
    same budget (steps, lr, batch, crop, seed: identical initialisation and identical batches)
    for every backbone: :class:`resm.heads.structure.StructureHead` on the backend's per-residue
@@ -24,16 +29,45 @@ through one frozen-backbone protocol:
    features, so this small loop is all it needs.
 3. **ViennaRNA row.** RNAfold MFE F1 on the same test structures.
 
-RNA-RNA interaction and mean-ribosome-load are not in this first version; they plug in later
-through :mod:`resm.tasks`, whose heads read residue embeddings from ``model.encoder``.
+**rri**, RNA-RNA interaction (section ``rri``, :class:`RRISection`): pairs read by
+:func:`resm.data.rri.read_pairs`; train / validation are :func:`resm.data.rri.split_pairs` of the
+training file (the split of ``resm finetune`` with ``configs/finetune/rri.yaml``) or a separate
+validation file; the test file stands apart (``DeepMirTar_IndTest.tsv``, as
+``experiments/rri_mrl_cpu``). Metrics on test: AUROC and AUPRC
+(:func:`resm.tasks.rri.rri_metrics`); validation AUROC alongside. ViennaRNA's row scores each
+pair by ``-dG`` of ``RNA.duplexfold`` (no training).
+
+**mrl**, mean ribosome load (section ``mrl``, :class:`MRLSection`): UTRs read by
+:func:`resm.data.mrl.read_mrl`, split train / validation / test by
+:func:`resm.data.mrl.split_utrs` (the split of ``configs/finetune/mrl.yaml``), or tested on a
+separate file. Metrics on test: R^2 and Spearman's rho (:func:`resm.tasks.mrl.mrl_metrics`);
+validation R^2 alongside. ViennaRNA has no MRL model: "n/a".
+
+Both sequence-level tasks train the task's own head (:class:`resm.heads.rri.InteractionHead`,
+:class:`resm.heads.mrl.ExpressionHead`, created right after ``torch.manual_seed(seed)``) on
+frozen embeddings: every distinct sequence is embedded once (``backend.embed``, per-residue
+(L, E)) and cached in memory, and a :class:`CachedEncoder` hands a batch's cached rows, padded,
+with their mask, to a :class:`resm.tasks.base.TaskModel`, so the tasks' ``rri_apply`` /
+``mrl_apply``, ``predict_rri`` / ``predict_mrl`` and batch layouts (``collate_pairs``,
+``encode_batch``) are used unchanged. Batches come from :class:`resm.tasks.base.ItemStream`
+(seeded: the same batches in the same order for every backend); plain AdamW steps (constant lr,
+gradient clipping) on the tasks' losses (binary cross-entropy on the interaction logit; mean
+squared error on the MRL standardised with the training mean and standard deviation). There is
+no model selection: the head after the last step is scored. Caps are seeded subsets
+(:func:`resm.tasks.base.subset`), drawn once, so every backend sees the same examples.
 
 Outputs under ``out_dir`` (default ``experiments/results/compare_<config name>/``), all written
-atomically: ``results.md`` and ``results.csv`` (backend x zero-shot F1, supervised F1 strict and
-±1, RNAfold MFE F1, embedding seconds over the test set, peak memory of one forward pass),
-``per_sequence.csv``, ``config.json``, and the plots ``f1_vs_length.png``,
-``time_memory_vs_length.png`` and, when the test set is an ArchiveII CSV (family = the name's
-prefix before ``_``), ``per_family.png``. A backend whose package or weights are missing is a
-``skipped: <reason>`` row.
+atomically: ``results.md`` (one section and table per task); one CSV per task:
+``results.csv`` (structure: backend x zero-shot F1, supervised F1 strict and ±1, RNAfold MFE
+F1, embedding seconds over the test set, peak memory of one forward pass),
+``results_rri.csv`` (test AUROC, AUPRC, validation AUROC, embedding seconds over the test
+pairs' distinct sequences, head training seconds) and ``results_mrl.csv`` (test R^2,
+Spearman, validation R^2, the same seconds), each written when its task ran; for structure
+also ``per_sequence.csv`` and the plots ``f1_vs_length.png``, ``time_memory_vs_length.png``
+and, when the test set is an ArchiveII CSV (family = the name's prefix before ``_``),
+``per_family.png``; and ``config.json``. A backend whose package or weights are missing is a
+``skipped: <reason>`` row in every task's table; one whose length limit a task's sequences
+exceed is skipped in that task's table only. "n/a" marks what a backend cannot do.
 
 Timing and memory: each sequence's embedding pass (no attention maps) is timed; its peak memory
 is the allocator's peak above the start on CUDA and, on CPU, the resident set size sampled every
@@ -56,11 +90,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .backends import Backend, BackendSpec, BackendUnavailable, ViennaBackend, make_backend
+from .heads.mrl import ExpressionHead, ExpressionHeadConfig
+from .heads.rri import InteractionHead, InteractionHeadConfig
 from .heads.structure import StructureHead, StructureHeadConfig, pair_loss
 from .structure import Structure
+from .tasks.base import TaskModel
 from .train import ConfigError
 from .utils.io import atomic_path, atomic_write_text
 
@@ -68,9 +106,17 @@ __all__ = [
     "DataSection",
     "ProbeSection",
     "TrainSection",
+    "RRISection",
+    "MRLSection",
+    "TASKS",
     "CompareConfig",
     "parse_config",
     "load_split",
+    "TaskData",
+    "load_rri",
+    "load_mrl",
+    "CachedEncoder",
+    "train_task_head",
     "PeakMemory",
     "AttentionProbe",
     "fit_attention_probe",
@@ -213,18 +259,178 @@ class TrainSection:
                 raise ConfigError(f"train.{k} must be a number >= 0, got {v!r}")
 
 
+def _number(where: str, v: Any, low: float = 0.0, strict: bool = True, high: Optional[float] = None) -> None:
+    """A real number above ``low`` (``>= low`` unless ``strict``) and below ``high`` when given."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > low if strict else v >= low)
+    if ok and high is not None:
+        ok = v < high
+    if not ok:
+        rng = f"{'>' if strict else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
+        raise ConfigError(f"{where} must be a number {rng}, got {v!r}")
+
+
+def _file_key(where: str, v: Any, what: str, optional: bool = False) -> None:
+    if optional and v is None:
+        return
+    if not isinstance(v, str) or not v:
+        raise ConfigError(f"{where}: give {what}{' (or null)' if optional else ''}, got {v!r}")
+
+
+def _head_options(where: str, head: Any, head_cls) -> Dict[str, Any]:
+    """Validate a task's ``head`` mapping (fields of ``head_cls`` except embed_dim)."""
+    if head is None:
+        return {}
+    if not isinstance(head, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {head!r}")
+    known = {f.name for f in fields(head_cls)} - {"embed_dim"}
+    for k in head:
+        if k == "embed_dim":
+            raise ConfigError(f"{where}.embed_dim cannot be set here (taken from each backend)")
+        if k not in known:
+            raise ConfigError(f"{where}: unknown key {k!r}; known: {', '.join(sorted(known))}")
+    try:
+        head_cls(**{**head, "embed_dim": 8})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return dict(head)
+
+
+def _check_budget(sec: Any, where: str, head_cls) -> None:
+    """The fields :class:`RRISection` and :class:`MRLSection` share."""
+    for k in ("max_train", "max_val", "max_test"):
+        _positive(f"{where}.{k}", getattr(sec, k), allow_none=True)
+    for k in ("steps", "batch"):
+        _positive(f"{where}.{k}", getattr(sec, k))
+    _positive(f"{where}.seed", sec.seed, zero=True)
+    _number(f"{where}.lr", sec.lr)
+    for k in ("weight_decay", "max_grad_norm"):
+        _number(f"{where}.{k}", getattr(sec, k), strict=False)
+    sec.head = _head_options(f"{where}.head", sec.head, head_cls)
+
+
+@dataclass
+class RRISection:
+    """The RNA-RNA interaction task (``rri``): the same pairs, head and budget for every backend.
+
+    Attributes:
+        train: pairs file (:func:`resm.data.rri.read_pairs`: CSV/TSV with a_name, a_seq, b_name,
+            b_seq, label), e.g. ``{data_dir}/rri/MirTarRAW.csv``; split into train and
+            validation by :func:`resm.data.rri.split_pairs` (``val_fraction``, ``seed``), as
+            ``resm finetune`` does with ``configs/finetune/rri.yaml``.
+        val_fraction: share of ``train`` held out for validation.
+        val: optional separate validation pairs file (then ``train`` is used whole).
+        test: pairs file the metrics are reported on, e.g.
+            ``{data_dir}/rri/DeepMirTar_IndTest.tsv`` (the test set of experiments/rri_mrl_cpu).
+        max_train, max_val, max_test: seeded random subsets of this size
+            (:func:`resm.tasks.base.subset`; null: all), drawn once for every backend.
+        head: :class:`resm.heads.rri.InteractionHeadConfig` options except embed_dim (taken from
+            each backend); its ``max_length`` is the longest partner accepted (a longer one is
+            an error naming the file and line).
+        steps: AdamW steps.
+        lr: learning rate (constant).
+        weight_decay: AdamW weight decay.
+        batch: pairs per step (and per prediction batch).
+        max_grad_norm: gradient clipping (0: none).
+        seed: seed of the split, the subsets, the head's initialisation and the batch order.
+    """
+
+    train: str = ""
+    val_fraction: float = 0.1
+    val: Optional[str] = None
+    test: str = ""
+    max_train: Optional[int] = 2000
+    max_val: Optional[int] = 500
+    max_test: Optional[int] = None
+    head: Dict[str, Any] = field(default_factory=dict)
+    steps: int = 300
+    lr: float = 1.0e-3
+    weight_decay: float = 0.01
+    batch: int = 32
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _file_key("rri.train", self.train, "the training pairs file")
+        _file_key("rri.test", self.test, "the test pairs file")
+        _file_key("rri.val", self.val, "a validation pairs file", optional=True)
+        if not self.val:
+            _number("rri.val_fraction", self.val_fraction, high=1.0)
+        _check_budget(self, "rri", InteractionHeadConfig)
+
+    def head_config(self, embed_dim: int) -> InteractionHeadConfig:
+        return InteractionHeadConfig(**{**self.head, "embed_dim": int(embed_dim)})
+
+
+@dataclass
+class MRLSection:
+    """The mean-ribosome-load task (``mrl``): the same UTRs, head and budget for every backend.
+
+    Attributes:
+        train: UTR table (:func:`resm.data.mrl.read_mrl`: a ``utr`` column and a target
+            column), e.g. ``{data_dir}/mrl/Smart5UTR_egfp_m1pseudo_2_test20k.csv``; split
+            train / validation / test by :func:`resm.data.mrl.split_utrs` (``fractions``,
+            ``seed``), as ``resm finetune`` does with ``configs/finetune/mrl.yaml``.
+        fractions: train / validation / test shares of ``train``.
+        target: target column (null: ``rl``, else ``hrl``).
+        test: optional separate test file (target column detected: ``rl``, else ``hrl``);
+            then the test share of the split is not used.
+        max_train, max_val, max_test: seeded random subsets of this size (null: all).
+        head: :class:`resm.heads.mrl.ExpressionHeadConfig` options except embed_dim; its
+            ``max_length`` is the longest UTR accepted (a longer one is an error).
+        steps, lr, weight_decay, batch, max_grad_norm: as in :class:`RRISection`.
+        seed: seed of the split, the subsets, the head's initialisation and the batch order.
+    """
+
+    train: str = ""
+    fractions: List[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    target: Optional[str] = None
+    test: Optional[str] = None
+    max_train: Optional[int] = 2000
+    max_val: Optional[int] = 500
+    max_test: Optional[int] = None
+    head: Dict[str, Any] = field(default_factory=dict)
+    steps: int = 300
+    lr: float = 1.0e-3
+    weight_decay: float = 0.01
+    batch: int = 64
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _file_key("mrl.train", self.train, "the UTR file")
+        _file_key("mrl.test", self.test, "a test UTR file", optional=True)
+        _file_key("mrl.target", self.target, "a column name", optional=True)
+        f = self.fractions
+        if (not isinstance(f, (list, tuple)) or len(f) != 3
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in f)
+                or abs(sum(f) - 1) > 1e-6 or f[0] <= 0):
+            raise ConfigError(f"mrl.fractions must be three shares >= 0 (train > 0) summing to 1, got {f!r}")
+        self.fractions = [float(x) for x in f]
+        _check_budget(self, "mrl", ExpressionHeadConfig)
+
+    def head_config(self, embed_dim: int) -> ExpressionHeadConfig:
+        return ExpressionHeadConfig(**{**self.head, "embed_dim": int(embed_dim)})
+
+
+TASKS = ("structure", "rri", "mrl")
+
+
 @dataclass
 class CompareConfig:
     """A whole ``resm compare`` config.
 
     Attributes:
         name: config name (the YAML file's stem): names the default output folder.
-        data: :class:`DataSection`.
+        data: :class:`DataSection` (the structure sets; needed when ``structure`` is a task).
         backends: :class:`resm.backends.BackendSpec` entries, run in order.
-        probe: :class:`ProbeSection`.
+        tasks: which tasks to run, a list of ``structure``, ``rri``, ``mrl`` (default
+            ``[structure]``).
+        probe: :class:`ProbeSection` (structure).
         head: :class:`resm.heads.structure.StructureHeadConfig` options except embed_dim
-            (taken from each backend) and the attention / bpp inputs.
-        train: :class:`TrainSection`.
+            (taken from each backend) and the attention / bpp inputs (structure).
+        train: :class:`TrainSection` (structure).
+        rri: :class:`RRISection` (needed when ``rri`` is a task).
+        mrl: :class:`MRLSection` (needed when ``mrl`` is a task).
         out_dir: output folder (default ``experiments/results/compare_<name>``).
         device: ``cpu`` or ``cuda[:n]``.
         threads: torch CPU threads (0: torch's default).
@@ -232,11 +438,14 @@ class CompareConfig:
     """
 
     name: str
-    data: DataSection
+    data: Optional[DataSection]
     backends: List[BackendSpec]
     probe: ProbeSection = field(default_factory=ProbeSection)
     head: Dict[str, Any] = field(default_factory=dict)
     train: TrainSection = field(default_factory=TrainSection)
+    tasks: List[str] = field(default_factory=lambda: ["structure"])
+    rri: Optional[RRISection] = None
+    mrl: Optional[MRLSection] = None
     out_dir: Optional[str] = None
     device: str = "cpu"
     threads: int = 0
@@ -249,7 +458,21 @@ class CompareConfig:
         return Path(self.out_dir or f"experiments/results/compare_{self.name}")
 
 
-TOP_KEYS = ("data", "backends", "probe", "head", "train", "out_dir", "device", "threads", "progress", "data_dir")
+TOP_KEYS = ("data", "backends", "tasks", "probe", "head", "train", "rri", "mrl", "out_dir", "device", "threads",
+            "progress", "data_dir")
+
+
+def _parse_tasks(raw: Any) -> List[str]:
+    if raw is None:
+        return ["structure"]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"tasks: give a non-empty list of {', '.join(TASKS)}, got {raw!r}")
+    for t in raw:
+        if t not in TASKS:
+            raise ConfigError(f"tasks: unknown task {t!r}; known: {', '.join(TASKS)}")
+    if len(set(raw)) != len(raw):
+        raise ConfigError(f"tasks: a task is listed twice in {raw!r}")
+    return [t for t in TASKS if t in raw]  # always run in this order
 
 
 def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
@@ -260,9 +483,16 @@ def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
     for k in cfg:
         if k not in TOP_KEYS:
             raise ConfigError(f"compare config: unknown key {k!r}; known: {', '.join(TOP_KEYS)}")
-    if "data" not in cfg:
-        raise ConfigError("compare config: missing section 'data'")
-    data = DataSection(**_check_keys(cfg["data"], DataSection, "data"))
+    tasks = _parse_tasks(cfg.get("tasks"))
+    if "structure" in tasks and "data" not in cfg:
+        raise ConfigError("compare config: missing section 'data' (the structure sets)")
+    data = DataSection(**_check_keys(cfg["data"], DataSection, "data")) if "data" in cfg else None
+    sections: Dict[str, Any] = {}
+    for key, cls in (("rri", RRISection), ("mrl", MRLSection)):
+        if key in tasks or cfg.get(key) is not None:  # a section present is checked even when its task is off
+            if key in tasks and cfg.get(key) is None:
+                raise ConfigError(f"compare config: task {key} needs a section {key!r}")
+            sections[key] = cls(**_check_keys(cfg.get(key), cls, key))
     raw = cfg.get("backends")
     if not isinstance(raw, list) or not raw:
         raise ConfigError("backends: give a non-empty list of {name, kind, ...} entries")
@@ -293,6 +523,7 @@ def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
     threads = cfg.get("threads") or 0
     _positive("threads", threads, zero=True)
     return CompareConfig(name=name, data=data, backends=backends, probe=probe, head=dict(head), train=train,
+                         tasks=tasks, rri=sections.get("rri"), mrl=sections.get("mrl"),
                          out_dir=cfg.get("out_dir"), device=device, threads=threads,
                          progress=bool(cfg.get("progress", True)))
 
@@ -347,6 +578,107 @@ def load_split(path: str, cap: Optional[int], max_length: int, seed: int, what: 
         idx = sorted(np.random.default_rng(seed).choice(len(keep), cap, replace=False).tolist())
         keep = [keep[i] for i in idx]
     return Split(str(p), keep, len(recs), n_long, n_bad, archiveii)
+
+
+def load_structure_splits(d: DataSection) -> Dict[str, Split]:
+    """The train / val / test structure sets of ``data``."""
+    return {
+        "train": load_split(d.train, d.max_train, d.max_length, d.seed, "data.train"),
+        "val": load_split(d.val, d.max_val, d.max_length, d.seed, "data.val"),
+        "test": load_split(d.test, d.max_test, d.max_length, d.seed, "data.test"),
+    }
+
+
+@dataclass
+class TaskData:
+    """The examples of a sequence-level task, drawn once: the same for every backend.
+
+    ``train`` / ``val`` / ``test`` hold :class:`resm.data.rri.Pair` or
+    :class:`resm.data.mrl.UTR` records; ``about`` describes each set for the tables; ``mean``
+    and ``std`` standardise the MRL target (training set; 0 / 1 for RRI).
+    """
+
+    train: List[Any]
+    val: List[Any]
+    test: List[Any]
+    about: Dict[str, str]
+    mean: float = 0.0
+    std: float = 1.0
+
+    def sequences(self, part: str) -> List[str]:
+        """The sequences of one set (both partners of every pair), in order."""
+        items = getattr(self, part)
+        if items and hasattr(items[0], "b"):
+            return [s for p in items for s in (p.a, p.b)]
+        return [u.seq for u in items]
+
+
+def _of(kept: int, total: int) -> str:
+    return f"{kept}" if kept == total else f"{kept} (seeded subset) of {total}"
+
+
+def _table_file(path: str, key: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{key}: {p} not found")
+    return p
+
+
+def load_rri(sec: RRISection) -> TaskData:
+    """Train / val / test pairs of the ``rri`` section (see :class:`RRISection`)."""
+    from .data.rri import read_pairs, split_pairs
+    from .tasks.base import subset
+
+    n = sec.head_config(1).max_length
+    pairs = read_pairs(_table_file(sec.train, "rri.train"), max_length=n)
+    if sec.val:
+        tr, va = pairs, read_pairs(_table_file(sec.val, "rri.val"), max_length=n)
+        src_tr, src_va = f"`{sec.train}`", f"`{sec.val}`"
+    else:
+        tr, va = split_pairs(pairs, sec.val_fraction, sec.seed)
+        src_tr = f"the training part of `{sec.train}` (`split_pairs`, val_fraction {sec.val_fraction:g}, seed {sec.seed})"
+        src_va = "its validation part"
+    te = read_pairs(_table_file(sec.test, "rri.test"), max_length=n)
+    sub = [subset(x, cap, sec.seed) for x, cap in ((tr, sec.max_train), (va, sec.max_val), (te, sec.max_test))]
+    if len({p.label for p in sub[0]}) < 2:
+        raise ConfigError("rri.train: the training pairs need both labels, 0 and 1")
+    if len({p.label for p in sub[2]}) < 2:
+        raise ConfigError("rri.test: AUROC and AUPRC need both labels, 0 and 1, among the test pairs")
+    seen = {(p.a, p.b) for p in sub[0]}
+    overlap = sum((p.a, p.b) in seen for p in sub[2])
+    about = {"train": f"{_of(len(sub[0]), len(tr))} pairs: {src_tr}",
+             "val": f"{_of(len(sub[1]), len(va))} pairs: {src_va}",
+             "test": f"{_of(len(sub[2]), len(te))} pairs from `{sec.test}` ({overlap} of them also among the training pairs)"}
+    return TaskData(*sub, about=about)
+
+
+def load_mrl(sec: MRLSection) -> TaskData:
+    """Train / val / test UTRs of the ``mrl`` section (see :class:`MRLSection`)."""
+    from .data.mrl import read_mrl, split_utrs
+    from .tasks.base import subset
+
+    utrs = read_mrl(_table_file(sec.train, "mrl.train"), target_column=sec.target)
+    tr, va, te = split_utrs(utrs, tuple(sec.fractions), sec.seed)
+    split = f"`split_utrs` of `{sec.train}` (fractions {'/'.join(f'{f:g}' for f in sec.fractions)}, seed {sec.seed})"
+    src_te = "its test part"
+    if sec.test:
+        te = read_mrl(_table_file(sec.test, "mrl.test"))
+        src_te = f"`{sec.test}`"
+    limit = sec.head_config(1).max_length
+    for u in (*tr, *va, *te):
+        if len(u.seq) > limit:
+            raise ConfigError(f"mrl: UTR {u.name!r} (line {u.line}) has {len(u.seq)} nt, longer than "
+                              f"mrl.head.max_length {limit}")
+    sub = [subset(x, cap, sec.seed) for x, cap in ((tr, sec.max_train), (va, sec.max_val), (te, sec.max_test))]
+    if len(sub[0]) < 2:
+        raise ConfigError(f"mrl.train: {len(sub[0])} training UTRs; the head needs at least 2")
+    if len(sub[2]) < 2:
+        raise ConfigError("mrl: fewer than 2 test UTRs (mrl.fractions gives the test share none; or give mrl.test)")
+    y = np.array([u.mrl for u in sub[0]])
+    about = {"train": f"{_of(len(sub[0]), len(tr))} UTRs: the training part of {split}",
+             "val": f"{_of(len(sub[1]), len(va))} UTRs: its validation part",
+             "test": f"{_of(len(sub[2]), len(te))} UTRs: {src_te}"}
+    return TaskData(*sub, about=about, mean=float(y.mean()), std=float(y.std() or 1.0))
 
 
 # --------------------------------------------------------------------------- measurement
@@ -569,6 +901,97 @@ def head_probs(head: StructureHead, embs: Sequence[torch.Tensor], recs: Sequence
     return out
 
 
+# --------------------------------------------------------------------------- sequence-level heads
+_LETTERS = np.frombuffer(b"ACGUN", dtype=np.uint8)  # nucleotide codes 0..4, as resm.mapping.normalise
+
+
+class CachedEncoder(torch.nn.Module):
+    """A frozen encoder that reads embeddings computed beforehand.
+
+    ``forward(batch) -> (h, mask)`` like the tasks' encoders: ``batch`` is what
+    :func:`resm.tasks.base.encode_batch` builds (``collate_pairs`` for RRI); its ``nuc`` codes
+    and ``mask`` spell each row's normalised sequence, whose cached (L, E) embedding is copied
+    into a zero-padded (B, Lmax, E) tensor. A :class:`resm.tasks.base.TaskModel` over it runs
+    the tasks' own ``apply`` and ``predict`` functions unchanged. No parameters.
+    """
+
+    mode = "frozen"
+
+    def __init__(self, cache: Dict[str, torch.Tensor], embed_dim: int):
+        super().__init__()
+        self.cache = cache
+        self.embed_dim = int(embed_dim)
+
+    def forward(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor]:
+        nuc, mask = batch["nuc"], batch["mask"]
+        codes = nuc.cpu().numpy().astype(np.intp)
+        lengths = mask.sum(1).tolist()
+        h = torch.zeros(nuc.shape[0], nuc.shape[1], self.embed_dim)
+        for b, n in enumerate(lengths):
+            seq = _LETTERS[codes[b, :n]].tobytes().decode()
+            e = self.cache.get(seq)
+            if e is None:
+                raise KeyError(f"no cached embedding for the {n}-nt sequence {seq[:40]}")
+            h[b, :n] = e
+        return h.to(nuc.device), mask
+
+
+def embed_unique(backend: Backend, groups: Sequence[Sequence[str]], progress: bool = False,
+                 desc: str = "embed") -> Tuple[Dict[str, torch.Tensor], List[float]]:
+    """Embed every distinct sequence of ``groups`` once (after one untimed warm-up pass).
+
+    Returns the cache (sequence -> (L, E) CPU float32) and, per group, the seconds spent on the
+    sequences it added (the first group's figure is its full embedding time)."""
+    cache: Dict[str, torch.Tensor] = {}
+    secs: List[float] = []
+    first = next((s for g in groups for s in g), None)
+    if first is not None:
+        backend.embed(first)
+    for k, g in enumerate(groups):
+        new = [s for s in dict.fromkeys(g) if s not in cache]
+        t = 0.0
+        for s in tqdm(new, desc=f"{desc} ({k + 1}/{len(groups)})", disable=not progress, leave=False):
+            t0 = time.perf_counter()
+            e = backend.embed(s)
+            t += time.perf_counter() - t0
+            if e.shape[0] != len(s):
+                raise ValueError(f"{backend.name}: {e.shape[0]} embeddings for a {len(s)}-nt sequence")
+            cache[s] = e
+        secs.append(t)
+    return cache, secs
+
+
+def _on(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def train_task_head(model: TaskModel, name: str, items: Sequence[Any], collate, loss_fn, sec: Any,
+                    progress: bool = False, desc: str = "head") -> float:
+    """Train ``model.heads[name]`` (the encoder is frozen) for ``sec.steps`` AdamW steps on
+    batches of ``sec.batch`` items from :class:`resm.tasks.base.ItemStream` (seed
+    ``sec.seed``: the same batches in the same order whatever the backend); ``collate(items)``
+    makes the batch dict, ``loss_fn(output, batch)`` the loss. Leaves the model in eval mode;
+    returns the mean loss of the last 10% of steps."""
+    from .tasks.base import ItemStream
+
+    head = model.heads[name]
+    opt = torch.optim.AdamW(head.parameters(), lr=sec.lr, weight_decay=sec.weight_decay)
+    stream = iter(ItemStream(list(items), sec.batch, sec.seed))
+    model.train()
+    losses = []
+    for _ in tqdm(range(sec.steps), desc=desc, disable=not progress, leave=False):
+        batch = collate(next(stream))
+        loss = loss_fn(model(batch, [name])[name], batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if sec.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(head.parameters(), sec.max_grad_norm)
+        opt.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return float(np.mean(losses[-max(1, len(losses) // 10):]))
+
+
 # --------------------------------------------------------------------------- scoring
 def _choose_and_decode(val_maps, val_recs, test_maps, test_recs, method: str, min_loop: int):
     from .decode import choose_threshold, decode
@@ -595,12 +1018,32 @@ COLUMNS = [
     ("mfe_f1", "RNAfold MFE F1"), ("mfe_f1_shift", "RNAfold MFE F1 ±1"),
     ("embed_s", "embed s (test)"), ("peak_mem_mb", "peak MB"), ("params_m", "params (M)"),
 ]
+RRI_COLUMNS = [
+    ("backend", "backend"), ("kind", "kind"), ("status", "status"),
+    ("auroc", "test AUROC"), ("auprc", "test AUPRC"), ("val_auroc", "val AUROC"),
+    ("embed_s", "embed s (test)"), ("train_s", "head train s"),
+]
+MRL_COLUMNS = [
+    ("backend", "backend"), ("kind", "kind"), ("status", "status"),
+    ("r2", "test R²"), ("spearman", "test Spearman"), ("val_r2", "val R²"),
+    ("embed_s", "embed s (test)"), ("train_s", "head train s"),
+]
+TASK_COLUMNS = {"structure": COLUMNS, "rri": RRI_COLUMNS, "mrl": MRL_COLUMNS}
+TASK_CSV = {"structure": "results.csv", "rri": "results_rri.csv", "mrl": "results_mrl.csv"}
+NA = "n/a"  # what a backend cannot do (no attention maps for the probe, no MRL model in ViennaRNA)
 
 
-def _empty_row(spec: BackendSpec, status: str) -> Dict[str, Any]:
-    row = {k: None for k, _ in COLUMNS}
+def _empty_row(spec: BackendSpec, status: str, columns: Sequence[Tuple[str, str]] = COLUMNS) -> Dict[str, Any]:
+    row = {k: None for k, _ in columns}
     row.update(backend=spec.name, kind=spec.kind, status=status)
     return row
+
+
+def _check_length(backend: Backend, seqs: Sequence[str]) -> None:
+    if backend.max_length is not None and seqs:
+        longest = max(len(s) for s in seqs)
+        if longest > backend.max_length:
+            raise BackendUnavailable(f"sequences up to {longest} nt exceed its limit of {backend.max_length} nt")
 
 
 def _free(backend: Optional[Backend]) -> None:
@@ -671,6 +1114,9 @@ def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], 
                                "n_neg": probe.n_neg, **m}
         log(f"{backend.name}: zero-shot F1 {m['f1_mean']:.3f} (±1 {m['f1_shift_mean']:.3f}), threshold {t:g}, "
             f"train AUROC {probe.train_auroc:.3f}")
+    elif cfg.probe.enabled:
+        row.update(zeroshot_f1=NA, zeroshot_f1_shift=NA)
+        details["zeroshot"] = "n/a: the backend has no attention maps"
 
     # 2. supervised head on frozen, cached embeddings
     if cfg.train.enabled:
@@ -695,41 +1141,166 @@ def _nanmax(v: Sequence[float]) -> Optional[float]:
     return None if a.size == 0 or np.all(np.isnan(a)) else float(np.nanmax(a))
 
 
+def _sequence_task_model(backend: Backend, cache: Dict[str, torch.Tensor], name: str, head: torch.nn.Module,
+                         apply) -> TaskModel:
+    return TaskModel(CachedEncoder(cache, backend.embed_dim), {name: head}, {name: apply}).to(backend.device)
+
+
+def _scheme():
+    """The scheme ``encode_batch`` builds tokens with: the cached encoder never reads them."""
+    from .mapping import DEFAULT_SCHEME, get_scheme
+
+    return get_scheme(DEFAULT_SCHEME)
+
+
+def run_rri(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """RNA-RNA interaction for one loaded backend: (table row, details)."""
+    from .tasks.rri import collate_pairs, predict_rri, rri_apply, rri_metrics
+
+    sec, prog = cfg.rri, cfg.progress
+    row = _empty_row(backend.spec, "ok", RRI_COLUMNS)
+    y_val = np.array([p.label for p in data.val])
+    y_test = np.array([p.label for p in data.test])
+
+    def metrics(y: np.ndarray, score: np.ndarray) -> Optional[Dict[str, float]]:
+        return rri_metrics(y, score) if len(y) else None
+
+    if isinstance(backend, ViennaBackend):
+        t0 = time.perf_counter()
+        s_test = -np.array([backend.duplex_energy(p.a, p.b) for p in tqdm(data.test, desc=f"{backend.name}: duplexfold",
+                                                                           disable=not prog, leave=False)])
+        secs = time.perf_counter() - t0
+        s_val = -np.array([backend.duplex_energy(p.a, p.b) for p in data.val])
+        m, mv = metrics(y_test, s_test), metrics(y_val, s_val)
+        row.update(status="ok (duplexfold -dG, no training)", auroc=m["auroc"], auprc=m["auprc"],
+                   val_auroc=mv["auroc"] if mv else None, embed_s=secs)
+        log(f"{backend.name}: RRI duplexfold -dG test AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}")
+        return row, {"test": m, "val": mv, "score": "-dG of RNA.duplexfold"}
+    if not backend.has_embeddings:
+        row.update(status=f"{NA}: no embeddings")
+        return row, {}
+    _check_length(backend, [s for part in ("train", "val", "test") for s in data.sequences(part)])
+    cache, secs = embed_unique(backend, [data.sequences("test"), data.sequences("val"), data.sequences("train")],
+                               prog, f"{backend.name}: embed rri")
+    scheme = _scheme()
+    torch.manual_seed(sec.seed)
+    head = InteractionHead(sec.head_config(backend.embed_dim))
+    model = _sequence_task_model(backend, cache, "rri", head, rri_apply)
+    t0 = time.perf_counter()
+    loss = train_task_head(
+        model, "rri", data.train, lambda items: _on(collate_pairs(items, scheme), backend.device),
+        lambda out, b: F.binary_cross_entropy_with_logits(out["logit"].float(), b["label"]),
+        sec, prog, f"{backend.name}: rri head")
+    train_s = time.perf_counter() - t0
+    p_test = predict_rri(model, scheme, data.test, sec.batch, backend.device, "rri")[0]
+    m = metrics(y_test, p_test)
+    mv = metrics(y_val, predict_rri(model, scheme, data.val, sec.batch, backend.device, "rri")[0]) if data.val else None
+    row.update(auroc=m["auroc"], auprc=m["auprc"], val_auroc=mv["auroc"] if mv else None, embed_s=secs[0], train_s=train_s)
+    log(f"{backend.name}: RRI test AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}"
+        + (f", val AUROC {mv['auroc']:.3f}" if mv else "") + f", final loss {loss:.4f}, head {train_s:.0f} s")
+    return row, {"test": m, "val": mv, "final_loss": loss, "head_params": sum(q.numel() for q in head.parameters()),
+                 "distinct_sequences": len(cache), "embed_s_all": float(sum(secs)), "train_s": train_s}
+
+
+def run_mrl(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Mean ribosome load for one loaded backend: (table row, details)."""
+    from .tasks.base import encode_batch
+    from .tasks.mrl import mrl_apply, mrl_metrics, predict_mrl
+
+    sec, prog = cfg.mrl, cfg.progress
+    row = _empty_row(backend.spec, "ok", MRL_COLUMNS)
+    if not backend.has_embeddings:
+        row.update(status=f"{NA}: no MRL model" if isinstance(backend, ViennaBackend) else f"{NA}: no embeddings")
+        return row, {}
+    _check_length(backend, [s for part in ("train", "val", "test") for s in data.sequences(part)])
+    cache, secs = embed_unique(backend, [data.sequences("test"), data.sequences("val"), data.sequences("train")],
+                               prog, f"{backend.name}: embed mrl")
+    scheme = _scheme()
+    mean, std = data.mean, data.std
+
+    def collate(items):
+        b = encode_batch([u.seq for u in items], scheme, [f"{u.name} (line {u.line})" for u in items])
+        b["y"] = torch.tensor([(u.mrl - mean) / std for u in items], dtype=torch.float32)
+        return _on(b, backend.device)
+
+    torch.manual_seed(sec.seed)
+    head = ExpressionHead(sec.head_config(backend.embed_dim))
+    model = _sequence_task_model(backend, cache, "mrl", head, mrl_apply)
+    t0 = time.perf_counter()
+    loss = train_task_head(model, "mrl", data.train, collate, lambda out, b: F.mse_loss(out.float(), b["y"]),
+                           sec, prog, f"{backend.name}: mrl head")
+    train_s = time.perf_counter() - t0
+
+    def metrics(utrs) -> Optional[Dict[str, float]]:
+        if not utrs:
+            return None
+        pred = predict_mrl(model, scheme, [u.seq for u in utrs], mean, std, sec.batch, backend.device, "mrl")
+        return mrl_metrics(np.array([u.mrl for u in utrs]), pred)
+
+    m, mv = metrics(data.test), metrics(data.val)
+    row.update(r2=m["r2"], spearman=m["spearman"], val_r2=mv["r2"] if mv else None, embed_s=secs[0], train_s=train_s)
+    log(f"{backend.name}: MRL test R² {m['r2']:.3f}, Spearman {m['spearman']:.3f}"
+        + (f", val R² {mv['r2']:.3f}" if mv else "") + f", final loss {loss:.4f}, head {train_s:.0f} s")
+    return row, {"test": m, "val": mv, "final_loss": loss, "head_params": sum(q.numel() for q in head.parameters()),
+                 "distinct_sequences": len(cache), "embed_s_all": float(sum(secs)), "train_s": train_s,
+                 "target_mean": mean, "target_std": std}
+
+
 def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=print) -> Dict[str, Any]:
-    """Run every backend of ``cfg`` and write the tables and plots; returns
-    ``{"rows", "per_sequence", "details", "splits", "out_dir", "files"}``."""
+    """Run every task of ``cfg`` for every backend and write the tables and plots; returns
+    ``{"rows" (structure), "rri_rows", "mrl_rows", "per_sequence", "details", "splits",
+    "task_data", "tasks", "out_dir", "files"}``."""
     if not isinstance(cfg, CompareConfig):
         cfg = parse_config(cfg, name)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    d = cfg.data
-    splits = {
-        "train": load_split(d.train, d.max_train, d.max_length, d.seed, "data.train"),
-        "val": load_split(d.val, d.max_val, d.max_length, d.seed, "data.val"),
-        "test": load_split(d.test, d.max_test, d.max_length, d.seed, "data.test"),
-    }
+    # every data set is read (and checked) before any backend runs
+    splits: Dict[str, Split] = {}
+    if "structure" in cfg.tasks:
+        d = cfg.data
+        splits = load_structure_splits(d)
+        for k, s in splits.items():
+            log(f"{k}: {len(s.records)} structures from {s.path} ({s.n_long} longer than {d.max_length} nt and "
+                f"{s.n_bad} without a valid sequence left out)")
+    task_data: Dict[str, TaskData] = {}
+    for task, loader, sec in (("rri", load_rri, cfg.rri), ("mrl", load_mrl, cfg.mrl)):
+        if task in cfg.tasks:
+            task_data[task] = loader(sec)
+            for k, text in task_data[task].about.items():
+                log(f"{task} {k}: {text}")
     out_dir = cfg.output_dir()
-    for k, s in splits.items():
-        log(f"{k}: {len(s.records)} structures from {s.path} ({s.n_long} longer than {d.max_length} nt and "
-            f"{s.n_bad} without a valid sequence left out)")
-    rows, per_seq, details = [], [], {}
+    rows: Dict[str, List[Dict[str, Any]]] = {t: [] for t in cfg.tasks}
+    per_seq: List[Dict[str, Any]] = []
+    details: Dict[str, Any] = {}
     for spec in cfg.backends:
         backend = None
         t0 = time.perf_counter()
         try:
             backend = make_backend(spec, cfg.device).load()
-            row, seqs, det = run_backend(backend, cfg, splits, log)
         except BackendUnavailable as e:
             log(f"skipped {spec.name}: {e}")
-            rows.append(_empty_row(spec, f"skipped: {e}"))
+            for t in cfg.tasks:
+                rows[t].append(_empty_row(spec, f"skipped: {e}", TASK_COLUMNS[t]))
             _free(backend)
             continue
+        det: Dict[str, Any] = {}
+        for t in cfg.tasks:
+            try:
+                if t == "structure":
+                    row, seqs, det[t] = run_backend(backend, cfg, splits, log)
+                    per_seq.extend(seqs)
+                else:
+                    row, det[t] = (run_rri if t == "rri" else run_mrl)(backend, cfg, task_data[t], log)
+            except BackendUnavailable as e:
+                log(f"skipped {spec.name}: {e} ({t})")
+                row, det[t] = _empty_row(spec, f"skipped: {e}", TASK_COLUMNS[t]), {"skipped": str(e)}
+            rows[t].append(row)
         _free(backend)
         det["seconds_total"] = time.perf_counter() - t0
-        rows.append(row)
-        per_seq.extend(seqs)
         details[spec.name] = det
-    result = {"rows": rows, "per_sequence": per_seq, "details": details, "splits": splits, "out_dir": out_dir}
+    result = {"rows": rows.get("structure", []), "rri_rows": rows.get("rri", []), "mrl_rows": rows.get("mrl", []),
+              "per_sequence": per_seq, "details": details, "splits": splits, "task_data": task_data,
+              "tasks": list(cfg.tasks), "out_dir": out_dir}
     result["files"] = write_outputs(cfg, result, log)
     return result
 
@@ -741,7 +1312,7 @@ def _fmt(v: Any, key: str) -> str:
     if isinstance(v, float):
         if key == "embed_s":
             return f"{v:.2f}"
-        if key == "peak_mem_mb":
+        if key in ("peak_mem_mb", "train_s"):
             return f"{v:.1f}"
         if key == "params_m":
             return f"{v:.3g}"
@@ -749,14 +1320,23 @@ def _fmt(v: Any, key: str) -> str:
     return str(v).replace("|", "/")
 
 
-def format_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> str:
-    """The results table in markdown, with the data, protocol and budgets it came from."""
+def _table(rows: List[Dict[str, Any]], columns: Sequence[Tuple[str, str]]) -> List[str]:
+    lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(k), k) for k, _ in columns) + " |")
+    return lines
+
+
+def _budget(sec: Any) -> str:
+    return (f"{sec.steps} AdamW steps, lr {sec.lr:g} (constant), weight decay {sec.weight_decay:g}, batch {sec.batch}, "
+            f"gradient clipping {sec.max_grad_norm:g}, seed {sec.seed}")
+
+
+def _structure_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> List[str]:
     s = result["splits"]
     t, p = cfg.train, cfg.probe
     lines = [
-        f"# Backbone comparison: {cfg.name}",
-        "",
-        "Same structures, same frozen-backbone protocol and budgets for every backend (`resm compare`).",
+        "## Secondary structure",
         "",
         "Data (records longer than {} nt left out, seeded subsets, seed {}):".format(cfg.data.max_length, cfg.data.seed),
         "",
@@ -767,7 +1347,7 @@ def format_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> str:
         "",
         f"- zero-shot: logistic regression on sym+APC attention maps of all layers and heads, fitted on the "
         f"train set ({p.max_pairs_per_seq} sampled non-pairs per structure, C = {p.C}), threshold chosen on val, "
-        f"{p.method} decoding." + ("" if p.enabled else " (disabled)"),
+        f"{p.method} decoding; n/a: the backend has no attention maps." + ("" if p.enabled else " (disabled)"),
         f"- supervised: StructureHead {json.dumps(cfg.head, sort_keys=True)} on frozen embeddings "
         f"(cached; each backend's `layer`, default the last), {t.steps} AdamW steps, lr {t.lr:g}, batch {t.batch}, crop {t.crop}, pos_weight {t.pos_weight:g}, "
         f"seed {t.seed}; threshold chosen on val." + ("" if t.enabled else " (disabled)"),
@@ -775,14 +1355,62 @@ def format_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> str:
         "- embed s: total seconds of the embedding passes over the test set (ViennaRNA: RNAfold MFE); "
         f"peak MB: largest extra memory of one pass (weights excluded); device {cfg.device}.",
         "",
-        "| " + " | ".join(h for _, h in COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
     ]
-    for row in result["rows"]:
-        lines.append("| " + " | ".join(_fmt(row[k], k) for k, _ in COLUMNS) + " |")
+    lines += _table(result["rows"], COLUMNS)
     plots = [f for f in result.get("plots", []) if f]
     if plots:
         lines += ["", "Plots: " + ", ".join(f"[{f}]({f})" for f in plots) + "."]
+    return lines
+
+
+def _task_markdown(cfg: CompareConfig, result: Dict[str, Any], task: str) -> List[str]:
+    data: TaskData = result["task_data"][task]
+    common = ("on frozen per-residue embeddings (each backend's `layer`, default the last; one pass per distinct "
+              "sequence, cached), ")
+    if task == "rri":
+        sec = cfg.rri
+        intro = (f"Pairs (each partner at most {sec.head_config(1).max_length} nt; seeded subsets, "
+                 f"seed {sec.seed}):")
+        lines = ["## RNA-RNA interaction", "", intro, ""]
+        about = [
+            (f"- head: InteractionHead {json.dumps(sec.head, sort_keys=True)} {common}the two partners embedded "
+             f"apart; {_budget(sec)}; binary cross-entropy on the interaction label; the head after the last step "
+             "is scored."),
+            ("- AUROC / AUPRC on the test pairs (`resm.tasks.rri.rri_metrics`), val AUROC alongside; ViennaRNA: "
+             "-dG of `RNA.duplexfold` as the score, no training."),
+            ("- embed s: seconds of the embedding passes over the test pairs' distinct sequences (ViennaRNA: "
+             f"duplexfold over the test pairs); head train s: the head's training steps; device {cfg.device}."),
+        ]
+        rows, columns = result["rri_rows"], RRI_COLUMNS
+    else:
+        sec = cfg.mrl
+        intro = (f"5'UTRs (at most {sec.head_config(1).max_length} nt; seeded subsets, seed {sec.seed}; "
+                 f"target mean {data.mean:.3f}, sd {data.std:.3f} on train):")
+        lines = ["## Mean ribosome load", "", intro, ""]
+        about = [
+            (f"- head: ExpressionHead {json.dumps(sec.head, sort_keys=True)} {common}{_budget(sec)}; mean squared "
+             "error on the standardised MRL; the head after the last step is scored."),
+            ("- R² and Spearman's rho on the test UTRs (`resm.tasks.mrl.mrl_metrics`), val R² alongside; "
+             "ViennaRNA has no MRL model (n/a)."),
+            ("- embed s: seconds of the embedding passes over the test UTRs' distinct sequences; head train s: "
+             f"the head's training steps; device {cfg.device}."),
+        ]
+        rows, columns = result["mrl_rows"], MRL_COLUMNS
+    lines += [f"- {k}: {data.about[k]}" for k in ("train", "val", "test")] + ["", *about, ""]
+    return lines + _table(rows, columns)
+
+
+def format_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> str:
+    """The result tables in markdown (one section per task), with the data, protocol and
+    budgets they came from."""
+    tasks = result.get("tasks", cfg.tasks)
+    intro = ("Same data, same frozen-backbone protocol, same heads and budgets for every backend "
+             f"(`resm compare`); tasks: {', '.join(tasks)}. A skipped backend lacks its package or weights "
+             "(or, in one task's table, cannot take that task's sequences); n/a: the backend cannot do it.")
+    lines = [f"# Backbone comparison: {cfg.name}", "", intro]
+    for task in tasks:
+        lines.append("")
+        lines += _structure_markdown(cfg, result) if task == "structure" else _task_markdown(cfg, result, task)
     return "\n".join(lines) + "\n"
 
 
@@ -796,18 +1424,25 @@ def _csv_text(rows: List[Dict[str, Any]], keys: List[str]) -> str:
 
 
 def write_outputs(cfg: CompareConfig, result: Dict[str, Any], log=print) -> List[Path]:
+    """Write the tables (one CSV per task that ran), config.json, results.md and, with the
+    structure task, per_sequence.csv and the plots; returns the paths."""
     out = Path(result["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
-    result["plots"] = make_plots(cfg, result, out, log)
+    tasks = result.get("tasks", cfg.tasks)
+    result["plots"] = make_plots(cfg, result, out, log) if "structure" in tasks else []
     files = []
-    atomic_write_text(out / "results.csv", _csv_text(result["rows"], [k for k, _ in COLUMNS]))
-    files.append(out / "results.csv")
-    keys = ["backend", "method", "name", "length", "family", "f1", "f1_shift", "seconds", "peak_mem_mb"]
-    atomic_write_text(out / "per_sequence.csv", _csv_text(result["per_sequence"], keys))
-    files.append(out / "per_sequence.csv")
-    conf = {"name": cfg.name, "data": asdict(cfg.data), "backends": [asdict(b) for b in cfg.backends],
-            "probe": asdict(cfg.probe), "head": cfg.head, "train": asdict(cfg.train), "device": cfg.device,
-            "details": result["details"]}
+    task_rows = {"structure": result["rows"], "rri": result.get("rri_rows", []), "mrl": result.get("mrl_rows", [])}
+    for task in tasks:
+        atomic_write_text(out / TASK_CSV[task], _csv_text(task_rows[task], [k for k, _ in TASK_COLUMNS[task]]))
+        files.append(out / TASK_CSV[task])
+    if "structure" in tasks:
+        keys = ["backend", "method", "name", "length", "family", "f1", "f1_shift", "seconds", "peak_mem_mb"]
+        atomic_write_text(out / "per_sequence.csv", _csv_text(result["per_sequence"], keys))
+        files.append(out / "per_sequence.csv")
+    conf = {"name": cfg.name, "tasks": list(tasks), "data": asdict(cfg.data) if cfg.data else None,
+            "backends": [asdict(b) for b in cfg.backends], "probe": asdict(cfg.probe), "head": cfg.head,
+            "train": asdict(cfg.train), "rri": asdict(cfg.rri) if cfg.rri else None,
+            "mrl": asdict(cfg.mrl) if cfg.mrl else None, "device": cfg.device, "details": result["details"]}
     atomic_write_text(out / "config.json", json.dumps(conf, indent=2, default=str) + "\n")
     files.append(out / "config.json")
     atomic_write_text(out / "results.md", format_markdown(cfg, result))
