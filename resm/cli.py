@@ -300,7 +300,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                                         bpp_cache=a.bpp_cache)
         else:
             results.append(evaluate_structure(a.model, d, data_dir, a.limit, a.seed, a.tile, bpp_cache=a.bpp_cache))
-    text = format_table(results, "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:]), a.model)
+    text = format_table(results, "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:]), a.model,
+                        cached_prior=bool(a.bpp_cache))
     print(text)
     if a.out:
         write_table(a.out, text)

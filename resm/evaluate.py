@@ -165,13 +165,16 @@ def _score(model, meta, recs: List[Structure], dataset: str, tile: int = DEFAULT
     }
 
 
-def format_table(results: List[Dict[str, object]], command: str, model_path) -> str:
+def format_table(results: List[Dict[str, object]], command: str, model_path, cached_prior: bool = False) -> str:
+    threads = torch.get_num_threads()
+    timing = f"time is the total over the set on this machine ({threads} CPU thread{'s' if threads > 1 else ''}"
+    timing += "; the model's time leaves out its ViennaRNA prior, read from a cache)." if cached_prior else ")."
     lines = [
         "# Secondary structure: resm model vs RNAfold (same sequences, same run)",
         "",
         f"Command: `{command}`  ",
         f"Model: `{model_path}`. Mean per-sequence F1 (strict / ±1 shift), pooled F1 (strict), "
-        "mean MCC; time is the total over the set on this machine (2 CPU threads).",
+        f"mean MCC; {timing}",
         "",
         "| set | n | resm F1 | resm F1 ±1 | resm pooled F1 | resm MCC | RNAfold F1 | RNAfold F1 ±1 | RNAfold pooled F1 | RNAfold MCC | resm s | RNAfold s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
