@@ -146,10 +146,15 @@ def rnafold_bpp_local(seq: str, window: int = 240, span: int = 160, cutoff: floa
     return out
 
 
+def _local(n: int, local_above: Optional[int]) -> bool:
+    """Whether a sequence of ``n`` nt gets the local prior under ``local_above``."""
+    return local_above is not None and n > local_above
+
+
 def pair_prior(seq: str, local_above: Optional[int] = None, window: int = 240, span: int = 160) -> np.ndarray:
     """The base-pair-probability channel of a structure head: :func:`rnafold_bpp` (global) up
     to ``local_above`` nt, :func:`rnafold_bpp_local` above it (never local when None)."""
-    if local_above is not None and len(seq) > local_above:
+    if _local(len(seq), local_above):
         return rnafold_bpp_local(seq, window, span)
     return rnafold_bpp(seq)
 
@@ -164,25 +169,17 @@ def cached_prior(folder, seq: str, cfg) -> np.ndarray:
     prior setting, named by their SHA-1) and read back when already there. Writes are atomic,
     so concurrent runs sharing the folder at worst compute a matrix twice."""
     import hashlib
-    import os
-    import tempfile
     from pathlib import Path
 
-    local = cfg.bpp_local_above is not None and len(seq) > cfg.bpp_local_above
-    key = f"{normalise_rna(seq)}|" + (f"local:{cfg.bpp_window}:{cfg.bpp_span}" if local else "global")
-    path = Path(folder) / f"{hashlib.sha1(key.encode()).hexdigest()}.npy"
+    from .utils.io import atomic_path
+
+    setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
+    path = Path(folder) / f"{hashlib.sha1(f'{normalise_rna(seq)}|{setting}'.encode()).hexdigest()}.npy"
     if path.exists():
         return np.load(path)
     out = head_pair_prior(seq, cfg).astype(np.float16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, out)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, out)
     return out
 
 

@@ -86,7 +86,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -295,21 +295,44 @@ def _head_options(where: str, head: Any, head_cls) -> Dict[str, Any]:
     return dict(head)
 
 
-def _check_budget(sec: Any, where: str, head_cls) -> None:
-    """The fields :class:`RRISection` and :class:`MRLSection` share."""
-    for k in ("max_train", "max_val", "max_test"):
-        _positive(f"{where}.{k}", getattr(sec, k), allow_none=True)
-    for k in ("steps", "batch"):
-        _positive(f"{where}.{k}", getattr(sec, k))
-    _positive(f"{where}.seed", sec.seed, zero=True)
-    _number(f"{where}.lr", sec.lr)
-    for k in ("weight_decay", "max_grad_norm"):
-        _number(f"{where}.{k}", getattr(sec, k), strict=False)
-    sec.head = _head_options(f"{where}.head", sec.head, head_cls)
+@dataclass
+class _TaskSection:
+    """What the ``rri`` and ``mrl`` sections share: caps, head options and the training budget
+    (documented on :class:`RRISection`). Subclasses set ``task`` and ``head_cls``."""
+
+    task: ClassVar[str] = ""
+    head_cls: ClassVar[type] = object
+
+    max_train: Optional[int] = 2000
+    max_val: Optional[int] = 500
+    max_test: Optional[int] = None
+    head: Dict[str, Any] = field(default_factory=dict)
+    steps: int = 300
+    lr: float = 1.0e-3
+    weight_decay: float = 0.01
+    batch: int = 32
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        where = self.task
+        for k in ("max_train", "max_val", "max_test"):
+            _positive(f"{where}.{k}", getattr(self, k), allow_none=True)
+        for k in ("steps", "batch"):
+            _positive(f"{where}.{k}", getattr(self, k))
+        _positive(f"{where}.seed", self.seed, zero=True)
+        _number(f"{where}.lr", self.lr)
+        for k in ("weight_decay", "max_grad_norm"):
+            _number(f"{where}.{k}", getattr(self, k), strict=False)
+        self.head = _head_options(f"{where}.head", self.head, self.head_cls)
+
+    def head_config(self, embed_dim: int):
+        """The task's head config for a backend of width ``embed_dim``."""
+        return self.head_cls(**{**self.head, "embed_dim": int(embed_dim)})
 
 
 @dataclass
-class RRISection:
+class RRISection(_TaskSection):
     """The RNA-RNA interaction task (``rri``): the same pairs, head and budget for every backend.
 
     Attributes:
@@ -334,20 +357,13 @@ class RRISection:
         seed: seed of the split, the subsets, the head's initialisation and the batch order.
     """
 
+    task: ClassVar[str] = "rri"
+    head_cls: ClassVar[type] = InteractionHeadConfig
+
     train: str = ""
     val_fraction: float = 0.1
     val: Optional[str] = None
     test: str = ""
-    max_train: Optional[int] = 2000
-    max_val: Optional[int] = 500
-    max_test: Optional[int] = None
-    head: Dict[str, Any] = field(default_factory=dict)
-    steps: int = 300
-    lr: float = 1.0e-3
-    weight_decay: float = 0.01
-    batch: int = 32
-    max_grad_norm: float = 1.0
-    seed: int = 0
 
     def __post_init__(self) -> None:
         _file_key("rri.train", self.train, "the training pairs file")
@@ -355,14 +371,11 @@ class RRISection:
         _file_key("rri.val", self.val, "a validation pairs file", optional=True)
         if not self.val:
             _number("rri.val_fraction", self.val_fraction, high=1.0)
-        _check_budget(self, "rri", InteractionHeadConfig)
-
-    def head_config(self, embed_dim: int) -> InteractionHeadConfig:
-        return InteractionHeadConfig(**{**self.head, "embed_dim": int(embed_dim)})
+        super().__post_init__()
 
 
 @dataclass
-class MRLSection:
+class MRLSection(_TaskSection):
     """The mean-ribosome-load task (``mrl``): the same UTRs, head and budget for every backend.
 
     Attributes:
@@ -381,20 +394,14 @@ class MRLSection:
         seed: seed of the split, the subsets, the head's initialisation and the batch order.
     """
 
+    task: ClassVar[str] = "mrl"
+    head_cls: ClassVar[type] = ExpressionHeadConfig
+
     train: str = ""
     fractions: List[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     target: Optional[str] = None
     test: Optional[str] = None
-    max_train: Optional[int] = 2000
-    max_val: Optional[int] = 500
-    max_test: Optional[int] = None
-    head: Dict[str, Any] = field(default_factory=dict)
-    steps: int = 300
-    lr: float = 1.0e-3
-    weight_decay: float = 0.01
     batch: int = 64
-    max_grad_norm: float = 1.0
-    seed: int = 0
 
     def __post_init__(self) -> None:
         _file_key("mrl.train", self.train, "the UTR file")
@@ -406,10 +413,7 @@ class MRLSection:
                 or abs(sum(f) - 1) > 1e-6 or f[0] <= 0):
             raise ConfigError(f"mrl.fractions must be three shares >= 0 (train > 0) summing to 1, got {f!r}")
         self.fractions = [float(x) for x in f]
-        _check_budget(self, "mrl", ExpressionHeadConfig)
-
-    def head_config(self, embed_dim: int) -> ExpressionHeadConfig:
-        return ExpressionHeadConfig(**{**self.head, "embed_dim": int(embed_dim)})
+        super().__post_init__()
 
 
 TASKS = ("structure", "rri", "mrl")
@@ -1141,9 +1145,24 @@ def _nanmax(v: Sequence[float]) -> Optional[float]:
     return None if a.size == 0 or np.all(np.isnan(a)) else float(np.nanmax(a))
 
 
-def _sequence_task_model(backend: Backend, cache: Dict[str, torch.Tensor], name: str, head: torch.nn.Module,
-                         apply) -> TaskModel:
-    return TaskModel(CachedEncoder(cache, backend.embed_dim), {name: head}, {name: apply}).to(backend.device)
+def _sequence_task_model(backend: Backend, data: TaskData, sec: _TaskSection, head_cls, apply, progress: bool):
+    """What the ``rri`` and ``mrl`` runs share before training: every distinct sequence embedded
+    once (test first, so its time is measured apart), the head built from the task's seed (the
+    same initial weights for every backend) and a :class:`TaskModel` over the cached embeddings.
+    Returns ``(model, head, cache, seconds per set)``."""
+    name = sec.task
+    _check_length(backend, [s for part in ("train", "val", "test") for s in data.sequences(part)])
+    cache, secs = embed_unique(backend, [data.sequences("test"), data.sequences("val"), data.sequences("train")],
+                               progress, f"{backend.name}: embed {name}")
+    torch.manual_seed(sec.seed)
+    head = head_cls(sec.head_config(backend.embed_dim))
+    model = TaskModel(CachedEncoder(cache, backend.embed_dim), {name: head}, {name: apply}).to(backend.device)
+    return model, head, cache, secs
+
+
+def _task_details(m, mv, loss: float, head, cache, secs, train_s: float) -> Dict[str, Any]:
+    return {"test": m, "val": mv, "final_loss": loss, "head_params": sum(q.numel() for q in head.parameters()),
+            "distinct_sequences": len(cache), "embed_s_all": float(sum(secs)), "train_s": train_s}
 
 
 def _scheme():
@@ -1179,13 +1198,8 @@ def run_rri(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
     if not backend.has_embeddings:
         row.update(status=f"{NA}: no embeddings")
         return row, {}
-    _check_length(backend, [s for part in ("train", "val", "test") for s in data.sequences(part)])
-    cache, secs = embed_unique(backend, [data.sequences("test"), data.sequences("val"), data.sequences("train")],
-                               prog, f"{backend.name}: embed rri")
+    model, head, cache, secs = _sequence_task_model(backend, data, sec, InteractionHead, rri_apply, prog)
     scheme = _scheme()
-    torch.manual_seed(sec.seed)
-    head = InteractionHead(sec.head_config(backend.embed_dim))
-    model = _sequence_task_model(backend, cache, "rri", head, rri_apply)
     t0 = time.perf_counter()
     loss = train_task_head(
         model, "rri", data.train, lambda items: _on(collate_pairs(items, scheme), backend.device),
@@ -1198,8 +1212,7 @@ def run_rri(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
     row.update(auroc=m["auroc"], auprc=m["auprc"], val_auroc=mv["auroc"] if mv else None, embed_s=secs[0], train_s=train_s)
     log(f"{backend.name}: RRI test AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}"
         + (f", val AUROC {mv['auroc']:.3f}" if mv else "") + f", final loss {loss:.4f}, head {train_s:.0f} s")
-    return row, {"test": m, "val": mv, "final_loss": loss, "head_params": sum(q.numel() for q in head.parameters()),
-                 "distinct_sequences": len(cache), "embed_s_all": float(sum(secs)), "train_s": train_s}
+    return row, _task_details(m, mv, loss, head, cache, secs, train_s)
 
 
 def run_mrl(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -1212,9 +1225,7 @@ def run_mrl(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
     if not backend.has_embeddings:
         row.update(status=f"{NA}: no MRL model" if isinstance(backend, ViennaBackend) else f"{NA}: no embeddings")
         return row, {}
-    _check_length(backend, [s for part in ("train", "val", "test") for s in data.sequences(part)])
-    cache, secs = embed_unique(backend, [data.sequences("test"), data.sequences("val"), data.sequences("train")],
-                               prog, f"{backend.name}: embed mrl")
+    model, head, cache, secs = _sequence_task_model(backend, data, sec, ExpressionHead, mrl_apply, prog)
     scheme = _scheme()
     mean, std = data.mean, data.std
 
@@ -1223,9 +1234,6 @@ def run_mrl(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
         b["y"] = torch.tensor([(u.mrl - mean) / std for u in items], dtype=torch.float32)
         return _on(b, backend.device)
 
-    torch.manual_seed(sec.seed)
-    head = ExpressionHead(sec.head_config(backend.embed_dim))
-    model = _sequence_task_model(backend, cache, "mrl", head, mrl_apply)
     t0 = time.perf_counter()
     loss = train_task_head(model, "mrl", data.train, collate, lambda out, b: F.mse_loss(out.float(), b["y"]),
                            sec, prog, f"{backend.name}: mrl head")
@@ -1241,9 +1249,7 @@ def run_mrl(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
     row.update(r2=m["r2"], spearman=m["spearman"], val_r2=mv["r2"] if mv else None, embed_s=secs[0], train_s=train_s)
     log(f"{backend.name}: MRL test R² {m['r2']:.3f}, Spearman {m['spearman']:.3f}"
         + (f", val R² {mv['r2']:.3f}" if mv else "") + f", final loss {loss:.4f}, head {train_s:.0f} s")
-    return row, {"test": m, "val": mv, "final_loss": loss, "head_params": sum(q.numel() for q in head.parameters()),
-                 "distinct_sequences": len(cache), "embed_s_all": float(sum(secs)), "train_s": train_s,
-                 "target_mean": mean, "target_std": std}
+    return row, {**_task_details(m, mv, loss, head, cache, secs, train_s), "target_mean": mean, "target_std": std}
 
 
 def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=print) -> Dict[str, Any]:
