@@ -276,16 +276,18 @@ def _file_key(where: str, v: Any, what: str, optional: bool = False) -> None:
         raise ConfigError(f"{where}: give {what}{' (or null)' if optional else ''}, got {v!r}")
 
 
-def _head_options(where: str, head: Any, head_cls) -> Dict[str, Any]:
-    """Validate a task's ``head`` mapping (fields of ``head_cls`` except embed_dim)."""
+def _head_options(where: str, head: Any, head_cls, forbidden: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Validate a ``head`` mapping: fields of ``head_cls`` except the ``forbidden`` ones (name ->
+    why it is not set in the config; default: embed_dim, taken from each backend)."""
+    forbidden = {"embed_dim": "taken from each backend"} if forbidden is None else forbidden
     if head is None:
         return {}
     if not isinstance(head, dict):
         raise ConfigError(f"{where}: expected a mapping, got {head!r}")
-    known = {f.name for f in fields(head_cls)} - {"embed_dim"}
+    known = {f.name for f in fields(head_cls)} - set(forbidden)
     for k in head:
-        if k == "embed_dim":
-            raise ConfigError(f"{where}.embed_dim cannot be set here (taken from each backend)")
+        if k in forbidden:
+            raise ConfigError(f"{where}.{k} cannot be set here ({forbidden[k]})")
         if k not in known:
             raise ConfigError(f"{where}: unknown key {k!r}; known: {', '.join(sorted(known))}")
     try:
@@ -508,19 +510,7 @@ def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
         seen.add(b.name)
     probe = ProbeSection(**_check_keys(cfg.get("probe"), ProbeSection, "probe"))
     train = TrainSection(**_check_keys(cfg.get("train"), TrainSection, "train"))
-    head = cfg.get("head") or {}
-    if not isinstance(head, dict):
-        raise ConfigError(f"head: expected a mapping, got {head!r}")
-    known = {f.name for f in fields(StructureHeadConfig)}
-    for k in head:
-        if k in HEAD_FORBIDDEN:
-            raise ConfigError(f"head.{k} cannot be set here ({HEAD_FORBIDDEN[k]})")
-        if k not in known:
-            raise ConfigError(f"head: unknown key {k!r}; known: {', '.join(sorted(known - set(HEAD_FORBIDDEN)))}")
-    try:
-        StructureHeadConfig(**{**head, "embed_dim": 8})
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"head: {e}") from None
+    head = _head_options("head", cfg.get("head") or {}, StructureHeadConfig, HEAD_FORBIDDEN)
     device = str(cfg.get("device") or "cpu")
     if not (device == "cpu" or device.startswith("cuda")):
         raise ConfigError(f"device must be cpu or cuda[:n], got {device!r}")
