@@ -847,6 +847,17 @@ def _batch(embs: Sequence[torch.Tensor], recs: Sequence[Structure], picks: List[
     return h, mask, nuc, target
 
 
+def _step(opt: torch.optim.Optimizer, head: torch.nn.Module, loss: torch.Tensor, max_grad_norm: float) -> float:
+    """One optimiser step on ``loss`` (gradients of ``head`` clipped to ``max_grad_norm``, 0:
+    none); returns the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(head.parameters(), max_grad_norm)
+    opt.step()
+    return float(loss.detach())
+
+
 def train_head(embs: Sequence[torch.Tensor], recs: Sequence[Structure], head_cfg: StructureHeadConfig,
                cfg: TrainSection, device: str | torch.device = "cpu", progress: bool = True,
                desc: str = "head") -> Tuple[StructureHead, float]:
@@ -869,12 +880,7 @@ def train_head(embs: Sequence[torch.Tensor], recs: Sequence[Structure], head_cfg
         h, mask, nuc, target = (x.to(device) for x in _batch(embs, recs, picks))
         logits = head(h, mask, nuc=nuc)
         loss = pair_loss(logits, target, mask, cfg.pos_weight, head_cfg.min_loop)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.max_grad_norm)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(_step(opt, head, loss, cfg.max_grad_norm))
     head.eval()
     tail = losses[-max(1, len(losses) // 10):]
     return head, float(np.mean(tail))
@@ -975,13 +981,7 @@ def train_task_head(model: TaskModel, name: str, items: Sequence[Any], collate, 
     losses = []
     for _ in tqdm(range(sec.steps), desc=desc, disable=not progress, leave=False):
         batch = collate(next(stream))
-        loss = loss_fn(model(batch, [name])[name], batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if sec.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(head.parameters(), sec.max_grad_norm)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(_step(opt, head, loss_fn(model(batch, [name])[name], batch), sec.max_grad_norm))
     model.eval()
     return float(np.mean(losses[-max(1, len(losses) // 10):]))
 
