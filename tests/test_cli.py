@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, resm_cli
+from tests.conftest import REPO, resm_cli
 from resm.embed import read_embeddings
 from resm.model.load import load_backbone
 

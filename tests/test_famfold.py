@@ -8,7 +8,7 @@ import json
 import numpy as np
 import yaml
 
-from conftest import resm_cli
+from tests.conftest import resm_cli
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}
 

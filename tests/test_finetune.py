@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import logged, resm_cli
+from tests.conftest import logged, resm_cli
 from resm.cli import main as cli_main
 
 COMP = {"A": "U", "U": "A", "G": "C", "C": "G"}

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import resm_cli
+from tests.conftest import resm_cli
 from resm.decode import CANONICAL_PAIRS, decode
 from resm.fold import (
     FoldError,

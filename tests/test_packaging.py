@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import REPO
+from tests.conftest import REPO
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, logged, resm_cli
+from tests.conftest import REPO, logged, resm_cli
 from resm.model.load import load_backbone
 
-from conftest import ENV
+from tests.conftest import ENV
 
 
 def corpus(path, n=160, seed=0):

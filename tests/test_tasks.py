@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import resm_cli
+from tests.conftest import resm_cli
 from resm.cli import main as cli_main
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}
