@@ -130,7 +130,7 @@ class BackendSpec:
     @classmethod
     def from_dict(cls, d: object, where: str = "backend") -> "BackendSpec":
         """Validate one ``backends`` entry; every problem is a ValueError naming the key."""
-        from .train import ConfigError
+        from .config import ConfigError
 
         if not isinstance(d, dict):
             raise ConfigError(f"{where}: expected a mapping like {{name: ..., kind: ...}}, got {d!r}")

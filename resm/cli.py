@@ -16,7 +16,7 @@ def _user_errors() -> tuple:
     from .mapping import MappingError
     from .model.load import CheckpointError
 
-    from .train import ConfigError
+    from .config import ConfigError
 
     errs = [FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError]
     try:

@@ -99,7 +99,7 @@ from .heads.rri import InteractionHead, InteractionHeadConfig
 from .heads.structure import StructureHead, StructureHeadConfig, pair_loss
 from .structure import Structure
 from .tasks.base import TaskModel
-from .train import ConfigError
+from .config import ConfigError
 from .utils.io import atomic_path, atomic_write_text
 
 __all__ = [

@@ -1,16 +1,145 @@
-"""YAML configs with ``key.sub=value`` overrides from the command line."""
+"""Configs: YAML files with ``key.sub=value`` overrides, and the one validator of their sections.
+
+* :func:`load_config` reads a YAML file, applies command-line overrides and expands
+  ``{data_dir}`` (:func:`default_data_dir`).
+* :func:`from_dict` turns one section (a mapping) into its dataclass. Every config section of
+  the package goes through it: pretraining, every fine-tuning task and the comparison harness.
+  An unknown key is a one-line :class:`ConfigError` naming ``section`` and the key; each value
+  is coerced to the type its dataclass field declares (``optim.lr=1e-3`` arrives from YAML as
+  the string ``"1e-3"`` and becomes a float; ``train.max_steps=abc`` is
+  ``train.max_steps: expected an integer, got 'abc'``). Range checks stay on the dataclasses
+  (``__post_init__``); a ``ValueError`` they raise is reported as ``section: message``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import types
+import typing
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
-from .train import ConfigError
+__all__ = ["ConfigError", "from_dict", "coerce", "load_config", "apply_override", "default_data_dir"]
 
 
+class ConfigError(ValueError):
+    """A bad or mismatched configuration (reported in one line)."""
+
+
+# ----------------------------------------------------------------------------- validation
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def coerce(tp: Any, value: Any, where: str) -> Any:
+    """``value`` as type ``tp`` (a field annotation), or a :class:`ConfigError` naming ``where``.
+
+    int: an integer or a string of one; float: a number or a string of one (YAML reads
+    ``1e-3`` as a string); bool: true or false only; str: a string (numbers are written out);
+    ``Optional[T]``: null or a T; ``List[T]`` / ``Tuple[T, ...]`` / ``tuple`` / ``list``: a
+    list or tuple, item by item; ``Dict``: a mapping; anything else is passed through.
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        arms = [a for a in args if a is not type(None)]
+        if value is None:
+            if len(arms) < len(args):
+                return None
+            raise ConfigError(f"{where}: a value is required, got null")
+        errors = []
+        for arm in arms:
+            try:
+                return coerce(arm, value, where)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0]
+    if tp is Any or tp is object:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if _is_number(value):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if _is_number(value):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    container = origin or tp
+    if container in (list, tuple, List, typing.Tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if container is tuple and len(args) == 2 and args[1] is Ellipsis:
+            item_types = [args[0]] * len(value)
+        elif container is tuple and args:
+            if len(args) != len(value):
+                raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+            item_types = list(args)
+        else:
+            item_types = [args[0] if args else Any] * len(value)
+        items = [coerce(t, v, f"{where}[{k}]") for k, (t, v) in enumerate(zip(item_types, value))]
+        return tuple(items) if container is tuple else items
+    if container in (dict, Dict, Mapping):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def from_dict(cls, d: Optional[Mapping[str, Any]], where: str, *, fixed: Optional[Mapping[str, str]] = None,
+              extra: Optional[Mapping[str, Any]] = None):
+    """Build dataclass ``cls`` from the config section ``d`` (None: all defaults).
+
+    ``where`` names the section in messages (``"train"``, ``"rri.head"``). ``fixed`` maps
+    fields the config may not set to the reason (they come from elsewhere, e.g. a head's
+    ``embed_dim`` from the backbone); ``extra`` supplies such values. Unknown keys, values
+    that do not fit their field's type and ``ValueError``s of the dataclass itself are one-line
+    :class:`ConfigError`\\ s naming the section (and the key)."""
+    if d is None:
+        d = {}
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {d!r}")
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    fixed = dict(fixed or {})
+    for k in d:
+        if k in fixed:
+            raise ConfigError(f"{where}.{k} cannot be set here ({fixed[k]})")
+        if k not in names:
+            known = ", ".join(n for n in names if n not in fixed)
+            raise ConfigError(f"{where}: unknown key {k!r}; known: {known}")
+    hints = typing.get_type_hints(cls)
+    values = {k: coerce(hints.get(k, Any), v, f"{where}.{k}") for k, v in d.items()}
+    values.update(extra or {})
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+# ----------------------------------------------------------------------------- files
 def default_data_dir() -> str:
     """``$RESM_DATA``, else ``../shared/data`` (the development layout)."""
     return os.environ.get("RESM_DATA", "../shared/data")

@@ -40,7 +40,8 @@ from .model.config import ESM2Config
 from .model.esm2 import ESM2
 from .structure import Structure, read_structures
 from .tasks.base import adapter_config, load_model_backbone
-from .train import ConfigError, TrainConfig, from_dict, run_task
+from .config import ConfigError, from_dict
+from .train import TrainConfig, run_task
 
 __all__ = [
     "MODES",

@@ -25,7 +25,8 @@ from .data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, 
 from .mapping import get_scheme
 from .model.esm2 import ESM2
 from .model.load import init_model, load_backbone, resm_meta, save_fair_esm, save_hf
-from .train import ConfigError, from_dict, run_task
+from .config import ConfigError, from_dict
+from .train import run_task
 
 
 @dataclass
@@ -70,7 +71,7 @@ class MLMTask:
 
     def __init__(self, cfg: Dict[str, Any]):
         self.model_cfg = from_dict(ModelConfig, cfg.get("model"), "model")
-        self.data_cfg = PretrainDataConfig.from_dict(cfg.get("data") or {})
+        self.data_cfg = from_dict(PretrainDataConfig, cfg.get("data"), "data")
         self.mask_cfg = from_dict(MaskingConfig, cfg.get("masking"), "masking")
         self.val_cfg = from_dict(ValidationConfig, cfg.get("validation"), "validation")
         self.scheme = get_scheme(self.data_cfg.scheme)

@@ -21,7 +21,7 @@ import random
 import re
 import shutil
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Protocol
 
@@ -30,21 +30,9 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from .config import ConfigError, from_dict
+
 CKPT_RE = re.compile(r"^step_(\d{8})$")
-
-
-class ConfigError(ValueError):
-    """A bad or mismatched training configuration."""
-
-
-def from_dict(cls, d: Optional[Dict[str, Any]], where: str):
-    """Build dataclass ``cls`` from a dict, rejecting unknown keys with a clear message."""
-    d = dict(d or {})
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown option(s) {unknown}; known: {sorted(names)}")
-    return cls(**d)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from resm.backends import BackendSpec, make_backend
 from resm.cli import main as cli_main
 from resm.compare import CachedEncoder, parse_config, run_compare
 from resm.structure import Structure, write_structures
-from resm.train import ConfigError
+from resm.config import ConfigError
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}
 

@@ -346,9 +346,11 @@ def test_config_validation():
         PretrainDataConfig(train=["x"], bad_records="ignore")
     with pytest.raises(ValueError):
         PretrainDataConfig(train=["x"], max_length=1024, tokens_per_batch=1000)
-    with pytest.raises(ValueError, match="bogus"):
-        PretrainDataConfig.from_dict({"train": ["x"], "bogus": 1})
-    assert PretrainDataConfig.from_dict({"train": "x.fa"}).train == ["x.fa"]
+    from resm.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="data: unknown key 'bogus'"):
+        from_dict(PretrainDataConfig, {"train": ["x"], "bogus": 1}, "data")
+    assert from_dict(PretrainDataConfig, {"train": "x.fa"}, "data").train == ["x.fa"]
 
 
 # ---- validation and baseline ----------------------------------------------------------

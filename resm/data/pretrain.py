@@ -20,7 +20,7 @@ import gzip
 import hashlib
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -71,7 +71,7 @@ class PretrainDataConfig:
         seed: seed of crops and batch shuffling (the split does not depend on it).
     """
 
-    train: List[str] = field(default_factory=list)
+    train: Union[str, List[str]] = field(default_factory=list)
     scheme: str = "kdny"
     max_length: int = 1024
     min_length: int = 10
@@ -121,15 +121,6 @@ class PretrainDataConfig:
             raise ValueError(f"bucket_size must be >= 1, got {self.bucket_size}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
-
-    @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "PretrainDataConfig":
-        """Build from a mapping (e.g. a YAML section); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown data config keys: {', '.join(unknown)}")
-        return cls(**d)
 
 
 # ---- split ------------------------------------------------------------------------------

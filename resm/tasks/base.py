@@ -31,7 +31,7 @@ from ..alphabet import pad_batch
 from ..data.stream import EpochStream
 from ..mapping import Scheme, get_scheme, rna_codes
 from ..model.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
-from ..train import ConfigError, from_dict
+from ..config import ConfigError, from_dict
 
 __all__ = ["EncoderConfig", "build_encoder", "TaskModel", "ItemStream", "encode_batch",
            "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]

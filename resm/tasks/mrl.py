@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..data.mrl import UTR, VariantPair, read_mrl, split_utrs
 from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, OptimusConfig
-from ..train import ConfigError, from_dict
+from ..config import ConfigError, from_dict
 from .base import BUNDLE_DIR, EncoderConfig, ItemStream, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
 
 __all__ = ["MRLDataConfig", "MRLTask", "mrl_metrics", "predict_mrl", "variant_effect", "load_mrl_model",
@@ -46,7 +46,7 @@ class MRLDataConfig:
     """
 
     train: str = ""
-    fractions: List[float] = None
+    fractions: Optional[List[float]] = None
     target: Optional[str] = None
     max_train: Optional[int] = None
     max_val: Optional[int] = None

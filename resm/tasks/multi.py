@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import torch
 
-from ..train import ConfigError, from_dict
+from ..config import ConfigError, from_dict
 from .base import BUNDLE_DIR, EncoderConfig, TaskModel, build_encoder, save_bundle
 
 __all__ = ["JointTask", "JointStream"]

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..data.rri import Pair, read_pairs, split_pairs
 from ..heads.rri import InteractionHead, InteractionHeadConfig
-from ..train import ConfigError, from_dict
+from ..config import ConfigError, from_dict
 from .base import BUNDLE_DIR, EncoderConfig, ItemStream, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
 
 __all__ = ["RRIDataConfig", "RRITask", "rri_metrics", "predict_rri", "load_rri_model", "zero_shot_scores",

@@ -1,0 +1,75 @@
+"""The one config validator, :func:`resm.config.from_dict`: unknown keys, types, coercion."""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+from resm.config import ConfigError, from_dict, load_config
+from resm.train import OptimConfig, TrainConfig
+
+
+@dataclass
+class Section:
+    count: int = 1
+    rate: float = 0.5
+    flag: bool = False
+    name: str = "x"
+    cap: Optional[int] = 3
+    sizes: Tuple[int, ...] = (1, 2)
+    shares: List[float] = field(default_factory=lambda: [0.5, 0.5])
+    options: Dict[str, Any] = field(default_factory=dict)
+    width: int = 0
+
+    def __post_init__(self):
+        if self.count < 1:
+            raise ValueError(f"count must be >= 1, got {self.count}")
+
+
+def test_values_are_coerced_to_the_field_types():
+    s = from_dict(Section, {"count": "7", "rate": "1e-3", "name": 12, "cap": None, "sizes": [4, "5"],
+                            "shares": (1, "0.25"), "options": {"a": 1}}, "sec")
+    assert (s.count, s.rate, s.name, s.cap, s.sizes, s.shares, s.options) == \
+        (7, 1e-3, "12", None, (4, 5), [1.0, 0.25], {"a": 1})
+    assert isinstance(s.rate, float) and isinstance(s.shares[0], float)
+    assert from_dict(Section, None, "sec") == Section()
+    # YAML reads 1e-3 as a string: the optimiser still gets a float
+    assert from_dict(OptimConfig, {"lr": "1e-3", "betas": [0.9, 0.99]}, "optim").lr == 1e-3
+
+
+@pytest.mark.parametrize("d, msg", [
+    ({"cuont": 2}, "sec: unknown key 'cuont'; known: count, rate"),
+    ({"count": "abc"}, "sec.count: expected an integer, got 'abc'"),
+    ({"count": 2.5}, "sec.count: expected an integer, got 2.5"),
+    ({"count": True}, "sec.count: expected an integer, got True"),
+    ({"rate": "fast"}, "sec.rate: expected a number, got 'fast'"),
+    ({"flag": "yes"}, "sec.flag: expected true or false, got 'yes'"),
+    ({"flag": 1}, "sec.flag: expected true or false, got 1"),
+    ({"name": None}, "sec.name: expected a string, got None"),
+    ({"cap": "many"}, "sec.cap: expected an integer, got 'many'"),
+    ({"sizes": 3}, "sec.sizes: expected a list, got 3"),
+    ({"sizes": [1, "x"]}, r"sec.sizes\[1\]: expected an integer, got 'x'"),
+    ({"options": [1]}, "sec.options: expected a mapping, got \\[1\\]"),
+    ({"count": 0}, "sec: count must be >= 1, got 0"),
+    ({"width": 3}, r"sec.width cannot be set here \(taken from the model\)"),
+])
+def test_bad_values_are_one_line_errors_naming_the_key(d, msg):
+    with pytest.raises(ConfigError, match=msg) as e:
+        from_dict(Section, d, "sec", fixed={"width": "taken from the model"})
+    assert "\n" not in str(e.value)
+
+
+def test_fixed_fields_get_their_values_from_the_caller():
+    assert from_dict(Section, {"count": 2}, "sec", fixed={"width": "x"}, extra={"width": 9}).width == 9
+    with pytest.raises(ConfigError, match="sec: expected a mapping"):
+        from_dict(Section, [1, 2], "sec")
+
+
+def test_command_line_overrides_are_validated_like_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  max_steps: 5\noptim:\n  lr: 1e-3\n")
+    cfg = load_config(path, ["train.max_steps=abc"])
+    assert from_dict(OptimConfig, cfg["optim"], "optim").lr == 1e-3
+    with pytest.raises(ConfigError, match="train.max_steps: expected an integer, got 'abc'"):
+        from_dict(TrainConfig, cfg["train"], "train")
+    assert from_dict(TrainConfig, load_config(path, ["train.max_minutes=null"])["train"], "train").max_minutes is None
