@@ -22,7 +22,6 @@ module supplies the task. The finished model is one file, ``out_dir/structure_mo
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
@@ -536,9 +535,6 @@ class StructureTask:
         final = Path(out_dir) / MODEL_FILE
         with atomic_path(final) as tmp:
             torch.save(payload, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(final, 0o666 & ~umask)  # mkstemp made it private
 
 
 # ----------------------------------------------------------------------------- loading / inference

@@ -429,14 +429,6 @@ def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]]) -
 
 
 # --------------------------------------------------------------------------- outputs
-def _user_mode(path: Path) -> None:
-    """Give a finished temporary file the permissions of a normally created one (temporary
-    files are private, 0600)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
 
 
@@ -533,7 +525,6 @@ class StructureSink:
                 raise FoldError(f"records {self._names[fn.lower()]!r} and {rec.name!r} would both be written to {fn}")
             self._names[fn.lower()] = rec.name
             atomic_write_text(self._dir / fn, text)
-            _user_mode(self._dir / fn)
         self.n += 1
 
     def commit(self) -> None:
@@ -544,7 +535,6 @@ class StructureSink:
         elif self.mode == "file":
             self._fh.flush()
             os.fsync(self._fh.fileno())
-            _user_mode(self._tmp)
         self._stack.close()
 
     def close(self, exc: Optional[BaseException] = None) -> None:
@@ -644,4 +634,3 @@ def plot_structure(
     fig.tight_layout()
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        _user_mode(tmp)

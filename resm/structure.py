@@ -30,7 +30,6 @@ import json
 import os
 import re
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -579,19 +578,10 @@ def read_structure(path: str | os.PathLike, fmt: str | None = None) -> Structure
     return recs[0]
 
 
-_UMASK: int | None = None
-
-
-def _default_mode() -> int:
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0o022)
-        os.umask(_UMASK)
-    return 0o666 & ~_UMASK
-
-
 def write_structures(records: Iterable[Structure] | Structure, path: str | os.PathLike, fmt: str | None = None) -> None:
-    """Write records atomically (temp file in the same directory, then os.replace)."""
+    """Write records atomically (temporary file in the same directory, then renamed)."""
+    from .utils.io import atomic_path
+
     path = Path(path)
     fmt = fmt or _infer_fmt(path)
     if isinstance(records, Structure):
@@ -599,21 +589,10 @@ def write_structures(records: Iterable[Structure] | Structure, path: str | os.Pa
     data = format_structures(records, fmt).encode("utf-8")
     if path.name.lower().endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    mode = path.stat().st_mode & 0o777 if path.exists() else _default_mode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 # ---------------------------------------------------------------- ArchiveII
