@@ -8,7 +8,7 @@ A backend turns one RNA sequence of length L into
   (ESM's contact-head features, ``apc(a + a^T)`` over the residue block of each map), handed to
   a callback one layer at a time as (H, L, L) tensors, so a caller that keeps only a few cells
   (the probe's sampled pairs) or a weighted sum (the probe's map) never holds all
-  ``layers x heads`` maps. :meth:`Backend.attention_features` stacks them into
+  ``layers x heads`` maps. :meth:`Backend.attention_maps` stacks them into
   (layers * heads, L, L), channel ``layer * heads + head``, as ESM's regression orders them.
 
 Kinds (``BackendSpec.kind``):
@@ -58,6 +58,8 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import torch
 
+from .model.attention import LinearMap, PairCells, StackedMaps, run_attention, sym_apc
+
 __all__ = [
     "AttentionCallback",
     "BackendUnavailable",
@@ -69,7 +71,6 @@ __all__ = [
     "ViennaBackend",
     "OneHotBackend",
     "KINDS",
-    "sym_apc",
     "make_backend",
 ]
 
@@ -79,14 +80,6 @@ AttentionCallback = Callable[[int, torch.Tensor], None]
 
 class BackendUnavailable(RuntimeError):
     """The backend's package or weights are not present: it is skipped, with this reason."""
-
-
-def sym_apc(attn: torch.Tensor) -> torch.Tensor:
-    """Residue-only attention (..., L, L) -> ``apc(a + a^T)``, as ``ContactHead.features``."""
-    from .model.esm2 import apc
-
-    a = attn.float()
-    return apc(a + a.transpose(-1, -2))
 
 
 # --------------------------------------------------------------------------- spec
@@ -206,13 +199,31 @@ class Backend:
         """(L, E) float32 per-residue embeddings (no BOS/EOS rows)."""
         return self.run(seq)
 
-    def attention_features(self, seq: str) -> torch.Tensor:
-        """(layers * heads, L, L) float32 sym+APC attention maps, channel ``layer * H + head``."""
+    def _attention(self, seq: str, consume) -> None:
         if not self.has_attention:
             raise ValueError(f"{self.name}: this backend has no attention maps")
-        maps: Dict[int, torch.Tensor] = {}
-        self.run(seq, lambda layer, f: maps.__setitem__(layer, f.detach().float().cpu()))
-        return torch.cat([maps[k] for k in sorted(maps)], dim=0)
+        self.run(seq, consume)
+
+    def attention_maps(self, seq: str) -> torch.Tensor:
+        """(layers * heads, L, L) float32 sym+APC attention maps, channel ``layer * H + head``
+        (:class:`resm.model.attention.StackedMaps`)."""
+        stack = StackedMaps(cpu=True)
+        self._attention(seq, stack)
+        return stack.result()
+
+    def pair_features(self, seq: str, index: np.ndarray) -> np.ndarray:
+        """float32 (n, layers * heads) attention features at the (i, j) rows of ``index``
+        (:class:`resm.model.attention.PairCells`): the zero-shot probe's examples."""
+        cells = PairCells(index[:, 0], index[:, 1], self.num_layers, self.num_heads, self.device, self.name)
+        self._attention(seq, cells)
+        return cells.out
+
+    def weighted_attention(self, seq: str, weight: np.ndarray) -> torch.Tensor:
+        """(L, L) sum over channels of ``weight[c]`` times map c (:class:`resm.model.attention.LinearMap`):
+        a probe's logits before its bias, accumulated one layer at a time."""
+        acc = LinearMap(weight, self.num_heads, self.device)
+        self._attention(seq, acc)
+        return acc.result()
 
     def close(self) -> None:
         """Drop the weights (the harness loads one backend at a time)."""
@@ -261,16 +272,14 @@ class ResmBackend(Backend):
 
     def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
         from .alphabet import pad_batch
-        from .model.esm2 import ContactHead
 
         tokens = pad_batch([self.scheme.encode(seq, self.name)]).to(self.device)
-        grab = None
-        if attention_callback is not None:
-            def grab(layer: int, attn: torch.Tensor) -> None:
-                attention_callback(layer, ContactHead.features(attn.float(), tokens)[0])
-
         with torch.no_grad():
-            out = self.model(tokens, repr_layers=[self.layer], attention_callback=grab, return_logits=False)
+            if attention_callback is None:
+                out = self.model(tokens, repr_layers=[self.layer], return_logits=False)
+            else:
+                out = run_attention(self.model, tokens, lambda layer, maps: attention_callback(layer, maps[0]),
+                                    repr_layers=[self.layer])
         return out["representations"][self.layer][0, 1:-1].float().cpu()
 
 

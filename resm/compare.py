@@ -769,16 +769,7 @@ class AttentionProbe:
 
     def pair_probs(self, backend: Backend, seq: str) -> np.ndarray:
         """(L, L) probabilities, accumulated layer by layer (O(H L^2) memory)."""
-        w = torch.as_tensor(self.weight, dtype=torch.float32, device=backend.device)
-        H = self.heads
-        acc: Dict[str, torch.Tensor] = {}
-
-        def grab(layer: int, f: torch.Tensor) -> None:
-            part = torch.einsum("hij,h->ij", f.float(), w[layer * H : (layer + 1) * H])
-            acc["x"] = part if "x" not in acc else acc["x"].add_(part)
-
-        backend.run(seq, grab)
-        return torch.sigmoid(acc["x"] + self.bias).cpu().numpy()
+        return torch.sigmoid(backend.weighted_attention(seq, self.weight) + self.bias).cpu().numpy()
 
 
 def fit_attention_probe(backend: Backend, recs: Sequence[Structure], cfg: ProbeSection,
@@ -792,23 +783,13 @@ def fit_attention_probe(backend: Backend, recs: Sequence[Structure], cfg: ProbeS
     from .zeroshot import sample_pairs
 
     rng = np.random.default_rng(cfg.seed)
-    H, C = backend.num_heads, backend.num_layers * backend.num_heads
+    H = backend.num_heads
     feats, labels = [], []
     for r in tqdm(recs, desc=f"{backend.name}: probe features", disable=not progress, leave=False):
         index, label = sample_pairs(r.pairs, cfg.max_pairs_per_seq, rng, cfg.min_sep)
         if not len(index):
             continue
-        X = np.zeros((len(index), C), dtype=np.float32)
-        ti = torch.as_tensor(index[:, 0], device=backend.device)
-        tj = torch.as_tensor(index[:, 1], device=backend.device)
-
-        def grab(layer: int, f: torch.Tensor) -> None:
-            if f.shape[0] != H:
-                raise ValueError(f"{backend.name}: layer {layer} has {f.shape[0]} heads, expected {H}")
-            X[:, layer * H : (layer + 1) * H] = f[:, ti, tj].T.float().cpu().numpy()
-
-        backend.run(r.seq, grab)
-        feats.append(X)
+        feats.append(backend.pair_features(r.seq, index))
         labels.append(label)
     if not feats:
         raise ValueError(f"{backend.name}: no training structure gave probe examples")

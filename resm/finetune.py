@@ -33,8 +33,9 @@ import torch.nn as nn
 from .alphabet import pad_batch
 from .data.fasta import token_batches
 from .data.stream import EpochStream
-from .heads.structure import DEFAULT_TILE, StructureHead, StructureHeadConfig, attention_features, pair_loss, strip_special
+from .heads.structure import DEFAULT_TILE, StructureHead, StructureHeadConfig, pair_loss, strip_special
 from .mapping import MappingError, Scheme, get_scheme, rna_codes
+from .model.attention import stacked_attention_maps
 from .model.config import ESM2Config
 from .model.esm2 import ESM2
 from .structure import Structure, read_structures
@@ -105,7 +106,7 @@ class StructureModel(nn.Module):
             # ESM2's attention-map path is inference-only: the maps are an input without
             # gradient; with a trainable backbone the hidden states come from a second pass.
             with torch.no_grad():
-                attn, reps = attention_features(self.backbone, tokens)
+                attn, reps = stacked_attention_maps(self.backbone, tokens)
             h = reps[self.backbone.num_layers] if frozen else None
         if attn is None or not frozen:
             with torch.no_grad() if frozen else contextlib.nullcontext():

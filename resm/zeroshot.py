@@ -4,9 +4,9 @@ The probe is ESM's contact head: a logistic regression over the symmetrised, APC
 attention maps of every layer and head (``ContactHead.features``). Its channel order is
 layer-major, ``channel = layer * heads + head``, as in ``model.contact_head.regression``.
 
-* :func:`attention_features` runs the model once and keeps, layer by layer, only the
-  requested (i, j) cells, so memory is one layer's maps, O(H L^2), plus
-  O(n_pairs x layers x heads) for the result.
+* its examples are the attention features of sampled (i, j) cells
+  (:func:`resm.model.attention.pair_attention_features`: one layer's maps at a time, O(H L^2),
+  plus O(n_pairs x layers x heads) for the result).
 * :func:`fit_probe` fits the regression on a few labelled structures (all pairs with
   ``j - i > min_sep`` as positives, a random sample of the other cells as negatives) and
   writes it into ``model.contact_head.regression``, so ``model.predict_contacts`` (the
@@ -25,77 +25,18 @@ import torch
 
 from .alphabet import pad_batch
 from .mapping import Scheme
-from .model.esm2 import ESM2, ContactHead
+from .model.attention import pair_attention_features
+from .model.esm2 import ESM2
 from .structure import Structure
 from .utils.io import atomic_path
 
 __all__ = [
-    "attention_features",
     "sample_pairs",
     "fit_probe",
     "predict_pair_probs",
     "save_probe",
     "load_probe",
 ]
-
-
-def _one_seq_tokens(tokens: torch.Tensor) -> torch.Tensor:
-    tokens = torch.as_tensor(tokens)
-    if tokens.ndim == 1:
-        tokens = tokens[None]
-    if tokens.ndim != 2 or tokens.shape[0] != 1:
-        raise ValueError(f"expected the tokens of one sequence, (T,) or (1, T); got {tuple(tokens.shape)}")
-    return tokens.long()
-
-
-def _pair_index(pairs_mask, L: int) -> tuple[np.ndarray, np.ndarray]:
-    if pairs_mask is None:
-        i, j = np.triu_indices(L, 1)
-        return i.astype(np.int64), j.astype(np.int64)
-    m = np.asarray(pairs_mask.detach().cpu() if hasattr(pairs_mask, "detach") else pairs_mask)
-    if m.ndim == 2 and m.shape == (L, L) and m.dtype == bool:
-        i, j = np.nonzero(m)
-    elif m.ndim == 2 and m.shape[1] == 2 and np.issubdtype(m.dtype, np.integer):
-        i, j = m[:, 0].astype(np.int64), m[:, 1].astype(np.int64)
-    else:
-        raise ValueError(
-            f"pairs_mask must be an (L, L) bool mask or an (n, 2) integer index array; got "
-            f"shape {m.shape}, dtype {m.dtype} for L = {L}"
-        )
-    if i.size and (min(i.min(), j.min()) < 0 or max(i.max(), j.max()) >= L):
-        raise ValueError(f"pair index out of range for L = {L}")
-    return i.astype(np.int64), j.astype(np.int64)
-
-
-def attention_features(
-    model: ESM2, tokens_1seq: torch.Tensor, pairs_mask=None
-) -> np.ndarray:
-    """Contact-head features of one sequence at chosen residue pairs.
-
-    ``tokens_1seq``: (T,) or (1, T) token ids with BOS/EOS and no padding (``pad_batch``
-    of one sequence); residues are 0..L-1 with L = T - 2. ``pairs_mask``: an (L, L) bool
-    mask (rows in ``np.nonzero`` order), an (n, 2) integer array of (i, j) residue indices
-    (rows in the given order), or None for all i < j (``np.triu_indices(L, 1)`` order).
-
-    Returns float32 (n_pairs, layers * heads), channel ``layer * heads + head`` (the order of
-    ``model.contact_head.regression.weight``), so
-    ``sigmoid(X @ w + b) == model.predict_contacts(tokens)[0, i, j]``.
-    """
-    tokens = _one_seq_tokens(tokens_1seq).to(model.device)
-    L = tokens.shape[1] - 2
-    i, j = _pair_index(pairs_mask, L)
-    H = model.attention_heads
-    out = np.zeros((len(i), model.num_layers * H), dtype=np.float32)
-    ti = torch.as_tensor(i, device=model.device)
-    tj = torch.as_tensor(j, device=model.device)
-
-    def grab(layer: int, attn: torch.Tensor) -> None:
-        feats = ContactHead.features(attn.float(), tokens)[0]  # (H, L, L)
-        out[:, layer * H : (layer + 1) * H] = feats[:, ti, tj].T.cpu().numpy()
-
-    with torch.inference_mode():
-        model(tokens, attention_callback=grab, return_logits=False)
-    return out
 
 
 def sample_pairs(
@@ -191,7 +132,7 @@ def fit_probe(
         index, label = sample_pairs(rec.pairs, max_pairs_per_seq, rng, min_sep)
         if len(index) == 0:
             continue
-        feats.append(attention_features(model, _tokens(scheme, rec.seq, rec.name), index))
+        feats.append(pair_attention_features(model, _tokens(scheme, rec.seq, rec.name), index))
         labels.append(label)
         n_seqs += 1
     if not feats:

@@ -16,7 +16,8 @@ import pytest
 import torch
 import yaml
 
-from resm.backends import BackendSpec, BackendUnavailable, make_backend, sym_apc
+from resm.backends import BackendSpec, BackendUnavailable, make_backend
+from resm.model.attention import sym_apc
 from resm.cli import main as cli_main
 from resm.compare import parse_config
 from resm.structure import Structure, write_structures
@@ -114,7 +115,7 @@ def test_resm_backend_shapes_and_features(ckpts, scheme):
     L = len(seq)
     h = b.embed(seq)
     assert h.shape == (L, 64) and h.dtype == torch.float32
-    f = b.attention_features(seq)
+    f = b.attention_maps(seq)
     assert f.shape == (2 * 4, L, L)
     # the same features as ContactHead.features on fair-esm-style stacked maps
     tokens = pad_batch([b.scheme.encode(seq)])
@@ -143,7 +144,7 @@ def test_rnafm_backend(ckpts, tmp_path):
     seq = "GGGCAUCGAAAGAUGCCCNAU"
     L = len(seq)
     h = b.embed(seq)
-    f = b.attention_features(seq)
+    f = b.attention_maps(seq)
     assert h.shape == (L, 32) and f.shape == (2 * 4, L, L)
     assert torch.isfinite(h).all() and torch.isfinite(f).all()
     assert torch.allclose(f, f.transpose(1, 2), atol=1e-5)  # symmetrised

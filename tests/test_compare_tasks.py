@@ -127,7 +127,7 @@ def test_onehot_backend():
     assert h.shape == (6, 4) and b.embed_dim == 4 and not b.has_attention and b.num_params == 0
     assert torch.equal(h[:4], torch.eye(4)) and torch.equal(h[4], torch.zeros(4)) and torch.equal(h[5], h[3])
     with pytest.raises(ValueError, match="no attention maps"):
-        b.attention_features("ACGU")
+        b.attention_maps("ACGU")
     with pytest.raises(ConfigError, match="unknown key 'checkpoint' for kind onehot"):
         BackendSpec.from_dict({"name": "oh", "kind": "onehot", "checkpoint": "x.pt"})
 

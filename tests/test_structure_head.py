@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from resm.model.attention import stacked_attention_maps
 from resm.heads.structure import (
     NEG_LOGIT,
     StructureHead,
     StructureHeadConfig,
-    attention_features,
     pair_loss,
     receptive_field,
     strip_special,
@@ -282,7 +282,7 @@ def test_backbone_glue_with_tiny_model():
     seqs = ["GGGAAACCCAUGC", "ACGUACGUAC"]
     tokens = pad_batch([get_scheme().encode(s) for s in seqs])
     with torch.no_grad():
-        attn, reps = attention_features(model, tokens)
+        attn, reps = stacked_attention_maps(model, tokens)
     h, mask = strip_special(reps[model.num_layers], tokens)
     n_attn = model.num_layers * model.attention_heads
     assert attn.shape == (2, n_attn, 13, 13) and h.shape == (2, 13, 64)

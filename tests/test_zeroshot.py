@@ -10,8 +10,8 @@ from resm.decode import decode
 from resm.mapping import get_scheme
 from resm.model.load import init_model
 from resm.structure import Structure, check_pairs, read_structures
+from resm.model.attention import pair_attention_features
 from resm.zeroshot import (
-    attention_features,
     fit_probe,
     load_probe,
     predict_pair_probs,
@@ -44,7 +44,7 @@ def test_features_match_contact_head(arch):
     tokens = pad_batch([SCHEME.encode(seq)])
     L = len(seq)
     idx = rng.integers(0, L, size=(300, 2))
-    X = attention_features(model, tokens, idx)
+    X = pair_attention_features(model, tokens, idx)
     assert X.shape == (300, n_ch) and X.dtype == np.float32
     logits = X.astype(np.float64) @ w.double().numpy() - 0.2
     p_feat = 1 / (1 + np.exp(-logits))
@@ -61,19 +61,19 @@ def test_feature_pair_selections_agree():
     rng = np.random.default_rng(1)
     seq = _random_seq(rng, 30)
     tokens = pad_batch([SCHEME.encode(seq)])
-    full = attention_features(model, tokens[0])  # (T,) tokens and all i < j
+    full = pair_attention_features(model, tokens[0])  # (T,) tokens and all i < j
     i, j = np.triu_indices(30, 1)
     assert full.shape == (len(i), model.num_layers * model.attention_heads)
     mask = np.zeros((30, 30), dtype=bool)
     mask[i[::7], j[::7]] = True
-    np.testing.assert_allclose(attention_features(model, tokens, mask), full[::7], atol=1e-7)
+    np.testing.assert_allclose(pair_attention_features(model, tokens, mask), full[::7], atol=1e-7)
     np.testing.assert_allclose(
-        attention_features(model, tokens, np.stack([j[::5], i[::5]], 1)), full[::5], atol=1e-6
+        pair_attention_features(model, tokens, np.stack([j[::5], i[::5]], 1)), full[::5], atol=1e-6
     )  # features are symmetric
     with pytest.raises(ValueError):
-        attention_features(model, tokens, np.array([[0, 30]]))
+        pair_attention_features(model, tokens, np.array([[0, 30]]))
     with pytest.raises(ValueError):
-        attention_features(model, pad_batch([SCHEME.encode(seq)] * 2))
+        pair_attention_features(model, pad_batch([SCHEME.encode(seq)] * 2))
 
 
 def test_sample_pairs():
@@ -154,7 +154,7 @@ def test_fit_probe_real_data_end_to_end(data, tmp_path):
     # the contact head now computes exactly the sklearn classifier's probabilities
     rec = recs[4]
     index, _ = sample_pairs(rec.pairs, 100, np.random.default_rng(1))
-    X = attention_features(model, pad_batch([SCHEME.encode(rec.seq)]), index)
+    X = pair_attention_features(model, pad_batch([SCHEME.encode(rec.seq)]), index)
     p_sk = report["classifier"].predict_proba(X.astype(np.float64))[:, 1]
     P = predict_pair_probs(model, SCHEME, rec.seq)
     np.testing.assert_allclose(P[index[:, 0], index[:, 1]], p_sk, atol=1e-5)

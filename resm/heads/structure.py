@@ -5,7 +5,7 @@ Inputs (per batch, residues only, BOS/EOS already stripped — see :func:`strip_
 * ``h`` (B, L, E): residue embeddings from the backbone;
 * ``mask`` (B, L) bool: True at real residues;
 * ``attn_feats`` (B, C_attn, L, L), optional: symmetrised + APC attention maps, e.g. from
-  :func:`attention_features` (``layers * heads`` channels);
+  :func:`resm.model.attention.stacked_attention_maps` (``layers * heads`` channels);
 * ``bpp`` (B, 1, L, L), optional: ViennaRNA base-pair probabilities, computed by the caller;
 * ``nuc`` (B, L) int, optional (required when ``use_onehot_pairs``): 0..3 for A C G U and 4
   for an unknown base (``resm.mapping.rna_codes`` gives exactly these codes).
@@ -33,7 +33,7 @@ full computation (to float rounding) with memory that grows with the tile, not w
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -48,7 +48,6 @@ __all__ = [
     "valid_pair_mask",
     "pair_loss",
     "strip_special",
-    "attention_features",
 ]
 
 NEG_LOGIT = -1e4
@@ -507,25 +506,3 @@ def strip_special(x: torch.Tensor, tokens: torch.Tensor) -> Tuple[torch.Tensor, 
     from ..model.esm2 import bos_eos_positions
 
     return x[:, 1:-1], bos_eos_positions(tokens)[:, 1:-1]
-
-
-def attention_features(model: nn.Module, tokens: torch.Tensor,
-                       layers: Optional[Sequence[int]] = None) -> Tuple[torch.Tensor, Dict[int, torch.Tensor]]:
-    """Run the backbone once and return ``(attn_feats, representations)``.
-
-    attn_feats: (B, n_layers * heads, L, L) fp32 sym+APC maps (``ContactHead.features``), layer
-    by layer so only one layer's raw maps live at a time. The result itself is
-    ``layers*heads*L^2`` floats (esm2_t6_8M at L = 1000: 120 channels, 480 MB), so for long RNAs
-    prefer no attention channels or a caller-side callable source for ``predict_tiled``.
-    representations: hidden states of ``layers`` (default: the last layer).
-    """
-    from ..model.esm2 import ContactHead
-
-    feats: List[torch.Tensor] = []
-
-    def grab(layer: int, attn: torch.Tensor) -> None:
-        feats.append(ContactHead.features(attn.float(), tokens))
-
-    want = [model.num_layers] if layers is None else list(layers)
-    out = model(tokens, repr_layers=want, attention_callback=grab, return_logits=False)
-    return torch.cat(feats, dim=1), out["representations"]
