@@ -33,9 +33,9 @@ else:
     import numpy as np, torch
     torch.set_num_threads(threads)
     from resm.alphabet import pad_batch
-    from resm.baselines import head_pair_prior
-    from resm.decode import decode
-    from resm.finetune import load_structure_model
+    from resm.structure.folders import head_pair_prior
+    from resm.structure.decode import decode
+    from resm.structure.model import load_structure_model
     from resm.mapping import get_scheme, rna_codes
     model, meta = load_structure_model(model_path)
     model.eval()
@@ -81,7 +81,7 @@ def run_child(method: str, model: str, threads: int, seq: str, tmp: Path) -> dic
 def main() -> None:
     import tempfile
 
-    from resm.fold import default_model_path
+    from resm.structure.pipeline import default_model_path
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(default_model_path()))
@@ -94,7 +94,7 @@ def main() -> None:
 
     cases = [(f"random {L}", random_rna(L, seed=L)) for L in a.lengths]
     try:
-        from resm.evaluate import load_dataset
+        from resm.structure.datasets import load_dataset
 
         longest = max(load_dataset("archiveii-long", a.data), key=lambda r: len(r.seq))
         cases.append((f"{longest.name}", longest.seq))

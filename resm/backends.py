@@ -245,23 +245,20 @@ class ResmBackend(Backend):
     kind = "resm"
 
     def load(self) -> "ResmBackend":
-        from .mapping import DEFAULT_SCHEME, get_scheme
         from .model.config import ARCHS
-        from .model.load import CheckpointError, load_backbone
+        from .model.load import CheckpointError, load_with_scheme
 
         spec = self.spec
         p = _path(spec.checkpoint)
         if p.exists():
-            loaded = load_backbone(p, None, None, spec.trust_checkpoint)
+            loaded, self.scheme = load_with_scheme(p, spec.scheme, None, spec.trust_checkpoint)
         elif str(spec.checkpoint) in ARCHS and str(spec.checkpoint).startswith("esm2_"):
             try:
-                loaded = load_backbone(str(spec.checkpoint), None, None, spec.trust_checkpoint)
+                loaded, self.scheme = load_with_scheme(str(spec.checkpoint), spec.scheme, None, spec.trust_checkpoint)
             except CheckpointError as e:
                 raise BackendUnavailable(f"ESM-2 weights {spec.checkpoint} not available ({e})") from None
         else:
             raise BackendUnavailable(f"checkpoint {p} not found")
-        self.scheme = get_scheme(spec.scheme or loaded.meta.get("scheme") or DEFAULT_SCHEME)
-        self.scheme.check(loaded.meta, where=str(p))
         self.model = loaded.model.to(self.device).eval()
         self.num_layers = self.model.num_layers
         self.num_heads = self.model.attention_heads
@@ -407,20 +404,20 @@ class ViennaBackend(Backend):
 
     def load(self) -> "ViennaBackend":
         try:
-            from . import baselines  # noqa: F401  (imports RNA)
+            from .structure import folders  # noqa: F401  (imports RNA)
         except ImportError:
             raise BackendUnavailable("ViennaRNA's Python module RNA is not installed (pip install viennarna)") from None
         return self
 
     def fold(self, seq: str) -> np.ndarray:
         """MFE partner array of ``seq``."""
-        from .baselines import rnafold
+        from .structure.folders import rnafold
 
         return rnafold(seq, self.spec.max_bp_span)[0]
 
     def duplex_energy(self, a: str, b: str) -> float:
         """Free energy (kcal/mol) of the best intermolecular duplex of ``a`` and ``b``."""
-        from .baselines import rnafold_duplex_energy
+        from .structure.folders import rnafold_duplex_energy
 
         return rnafold_duplex_energy(a, b)
 

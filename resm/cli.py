@@ -20,7 +20,7 @@ def _user_errors() -> tuple:
 
     errs = [FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError]
     try:
-        from .structure import StructureError
+        from .structure.io import StructureError
 
         errs.append(StructureError)
     except ImportError:
@@ -53,14 +53,9 @@ def cmd_init_checkpoint(a: argparse.Namespace) -> None:
 def _load(a: argparse.Namespace, scheme_name: Optional[str]):
     """Load the backbone and choose the scheme: the one asked for, else the checkpoint's own,
     else the default."""
-    from .mapping import DEFAULT_SCHEME, get_scheme
-    from .model.load import load_backbone
+    from .model.load import load_with_scheme
 
-    loaded = load_backbone(a.model, None, getattr(a, "regression", None), a.trust_checkpoint)
-    name = scheme_name or loaded.meta.get("scheme") or DEFAULT_SCHEME
-    scheme = get_scheme(name)
-    scheme.check(loaded.meta, where=str(a.model))
-    return loaded, scheme
+    return load_with_scheme(a.model, scheme_name, a.regression, a.trust_checkpoint)
 
 
 def cmd_embed(a: argparse.Namespace) -> None:
@@ -123,7 +118,7 @@ def cmd_export(a: argparse.Namespace) -> None:
 def cmd_probe(a: argparse.Namespace) -> None:
     import torch
 
-    from .fold import fit_zero_shot, select_structures, sidecar_path
+    from .structure.probe import fit_zero_shot, select_structures, sidecar_path
 
     train, skipped = select_structures(a.train, a.max_train, a.max_length)  # inputs first
     val, _ = select_structures(a.val, a.max_val, a.max_length) if a.val else (None, 0)
@@ -152,71 +147,20 @@ def cmd_probe(a: argparse.Namespace) -> None:
 
 
 def cmd_fold(a: argparse.Namespace) -> None:
-    import contextlib
+    from .structure.pipeline import fold_fasta
 
-    import torch
-
-    from . import fold
-    from .mapping import get_scheme
-    from .metrics import evaluate
-
-    # Choosing the predictor: a supervised structure model (the shipped default unless --model
-    # names another), or the zero-shot probe on a backbone (--zero-shot PROBE --model BACKBONE).
-    if a.reference is not None and (a.out is not None or a.plot is not None):
-        raise fold.FoldError("--reference only evaluates (prints F1); drop -o/--plot")
-    if a.zero_shot is not None:
-        if a.model is None:
-            raise fold.FoldError("--zero-shot needs --model, the backbone the probe was fitted on")
-        probe = fold.ProbeFile.read(a.zero_shot)
-        scheme_name = a.scheme or probe.scheme
-    else:
-        model_path = a.model or fold.default_model_path()
-        if not Path(model_path).exists():
-            raise fold.FoldError(f"{model_path}: no such structure model (train one with `resm finetune`)")
-        from .finetune import load_structure_model
-
-        scheme_name = load_structure_model(model_path)[1]["scheme"]
-
-    # every input checked before the model loads; nothing is written until all is folded
-    records = fold.validate_fasta(a.fasta, get_scheme(scheme_name), a.max_length)
-    ids = [i for i, _ in records]
-    reference = fold.read_reference(a.reference, records) if a.reference else None
-    mode = None if reference is not None else fold.check_output(a.format, a.out, ids)
-    if a.plot is not None:
-        fold.require_matplotlib()
-        fold.record_file_names(ids, "png")
     if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.zero_shot is not None:
-        loaded, scheme = _load(a, scheme_name)
-        model = loaded.model.to(a.device)
-        predictor = fold.zero_shot_predictor(model, scheme, loaded.meta["source"], a.zero_shot, probe)
-    else:
-        predictor = fold.supervised_predictor(model_path, a.device)
-    folded = predictor.fold(fold.iter_fasta(a.fasta), a.threshold, a.method, a.noncanonical)
-
-    if reference is not None:
-        preds, trues = [], []
-        for rec, _ in folded:
-            preds.append(rec.pairs)
-            trues.append(reference[rec.name])
-        r = evaluate(preds, trues)
-        print(
-            f"F1 over {r['n']} sequences (mean): {r['f1_mean']:.3f} strict, "
-            f"{r['f1_shift_mean']:.3f} with +-1 shift"
-        )
+        __import__("torch").set_num_threads(a.threads)
+    r = fold_fasta(a.fasta, a.model, a.zero_shot, a.format, a.out, a.plot, a.reference, a.threshold, a.method,
+                   a.noncanonical, a.scheme, a.max_length, a.trust_checkpoint, a.device)
+    if "metrics" in r:
+        m = r["metrics"]
+        print(f"F1 over {m['n']} sequences (mean): {m['f1_mean']:.3f} strict, {m['f1_shift_mean']:.3f} with +-1 shift")
         return
-    plots = fold.staged_dir(a.plot) if a.plot is not None else contextlib.nullcontext()
-    with plots as plot_dir, fold.StructureSink(a.format, a.out, mode) as sink:
-        for rec, P in folded:
-            sink.add(rec)
-            if plot_dir is not None:
-                png = plot_dir / f"{fold.safe_filename(rec.name)}.png"
-                fold.plot_structure(png, rec.seq, rec.pairs, P, title=rec.name)
-    where = [f"{a.out}/ ({sink.n} {a.format} files)" if mode == "dir" else str(a.out)] if a.out is not None else []
-    where += [f"{sink.n} plots in {a.plot}"] if a.plot is not None else []
+    where = [f"{a.out}/ ({r['n']} {a.format} files)" if r["mode"] == "dir" else str(a.out)] if a.out is not None else []
+    where += [f"{r['n']} plots in {a.plot}"] if a.plot is not None else []
     if where:
-        print(f"folded {sink.n} sequences: wrote " + " and ".join(where), file=sys.stdout if a.out else sys.stderr)
+        print(f"folded {r['n']} sequences: wrote " + " and ".join(where), file=sys.stdout if a.out else sys.stderr)
 
 
 def cmd_finetune(a: argparse.Namespace) -> None:
@@ -284,7 +228,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     import shlex
 
     from .config import default_data_dir
-    from .evaluate import evaluate_famfold, evaluate_structure, format_table, write_table
+    from .structure.benchmark import evaluate_famfold, evaluate_structure, format_table, write_table
 
     if a.threads:
         __import__("torch").set_num_threads(a.threads)

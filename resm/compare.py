@@ -97,7 +97,7 @@ from .backends import Backend, BackendSpec, BackendUnavailable, ViennaBackend, m
 from .heads.mrl import ExpressionHead, ExpressionHeadConfig
 from .heads.rri import InteractionHead, InteractionHeadConfig
 from .heads.structure import StructureHead, StructureHeadConfig, pair_loss
-from .structure import Structure
+from .structure.io import Structure
 from .tasks.base import TaskModel
 from .config import ConfigError
 from .utils.io import atomic_path, atomic_write_text
@@ -545,7 +545,7 @@ def load_split(path: str, cap: Optional[int], max_length: int, seed: int, what: 
     """Records of ``path`` with a usable sequence (A C G U/T and IUPAC codes) and length <=
     ``max_length``; then a seeded random subset of ``cap`` (file order kept)."""
     from .mapping import MappingError, rna_codes
-    from .structure import read_archiveii_csv, read_structures
+    from .structure.io import read_archiveii_csv, read_structures
 
     p = Path(path)
     if not p.is_file():
@@ -774,37 +774,14 @@ class AttentionProbe:
 
 def fit_attention_probe(backend: Backend, recs: Sequence[Structure], cfg: ProbeSection,
                         progress: bool = True) -> AttentionProbe:
-    """Fit the probe on ``recs`` (backend-generic :func:`resm.zeroshot.fit_probe`)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """Fit the probe on ``recs`` with the one probe fit, :func:`resm.structure.probe.fit_probe_weights`,
+    on the backend's attention features (:meth:`resm.backends.Backend.pair_features`)."""
+    from .structure.probe import fit_probe_weights
 
-    from .zeroshot import sample_pairs
-
-    rng = np.random.default_rng(cfg.seed)
-    H = backend.num_heads
-    feats, labels = [], []
-    for r in tqdm(recs, desc=f"{backend.name}: probe features", disable=not progress, leave=False):
-        index, label = sample_pairs(r.pairs, cfg.max_pairs_per_seq, rng, cfg.min_sep)
-        if not len(index):
-            continue
-        feats.append(backend.pair_features(r.seq, index))
-        labels.append(label)
-    if not feats:
-        raise ValueError(f"{backend.name}: no training structure gave probe examples")
-    X = np.concatenate(feats).astype(np.float64)
-    y = np.concatenate(labels)
-    n_pos = int(y.sum())
-    if n_pos == 0 or n_pos == len(y):
-        raise ValueError(f"the probe needs pairs and non-pairs in the training structures (n_pos={n_pos}, n={len(y)})")
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=2000, random_state=cfg.seed))
-    clf.fit(X, y)
-    scaler, lr = clf[0], clf[-1]
-    w = lr.coef_[0] / scaler.scale_
-    b = float(lr.intercept_[0] - np.dot(w, scaler.mean_))
-    auroc = float(roc_auc_score(y, clf.decision_function(X)))
-    return AttentionProbe(w.astype(np.float32), b, H, len(feats), n_pos, int(len(y) - n_pos), auroc)
+    fit = fit_probe_weights(lambda r, index: backend.pair_features(r.seq, index), recs, cfg.max_pairs_per_seq,
+                            cfg.C, cfg.seed, cfg.min_sep, progress=progress, desc=f"{backend.name}: probe features")
+    return AttentionProbe(fit["weight"].astype(np.float32), fit["bias"], backend.num_heads, fit["n_seqs"],
+                          fit["n_pos"], fit["n_neg"], fit["train_auroc"])
 
 
 # --------------------------------------------------------------------------- supervised head
@@ -969,7 +946,7 @@ def train_task_head(model: TaskModel, name: str, items: Sequence[Any], collate, 
 
 # --------------------------------------------------------------------------- scoring
 def _choose_and_decode(val_maps, val_recs, test_maps, test_recs, method: str, min_loop: int):
-    from .decode import choose_threshold, decode
+    from .structure.decode import choose_threshold, decode
 
     t = float(choose_threshold(val_maps, [r.seq for r in val_recs], [r.pairs for r in val_recs],
                                method=method, min_loop=min_loop))
@@ -978,7 +955,7 @@ def _choose_and_decode(val_maps, val_recs, test_maps, test_recs, method: str, mi
 
 
 def _score(preds, recs) -> Tuple[Dict[str, float], List[Tuple[float, float]]]:
-    from .metrics import evaluate, f1_score
+    from .structure.metrics import evaluate, f1_score
 
     m = evaluate(preds, [r.pairs for r in recs])
     per = [(f1_score(p, r.pairs), f1_score(p, r.pairs, shift=True)) for p, r in zip(preds, recs)]

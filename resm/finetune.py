@@ -21,24 +21,21 @@ module supplies the task. The finished model is one file, ``out_dir/structure_mo
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from .alphabet import pad_batch
 from .data.fasta import token_batches
 from .data.stream import EpochStream
-from .heads.structure import DEFAULT_TILE, StructureHead, StructureHeadConfig, pair_loss, strip_special
+from .heads.structure import StructureHead, StructureHeadConfig, pair_loss
 from .mapping import MappingError, Scheme, get_scheme, rna_codes
-from .model.attention import stacked_attention_maps
-from .model.config import ESM2Config
 from .model.esm2 import ESM2
-from .structure import Structure, read_structures
+from .structure.io import Structure, read_structures
+from .structure.model import MODEL_FILE, StructureModel, model_from_payload, save_structure_model, structure_payload
 from .tasks.base import adapter_config, load_model_backbone
 from .config import ConfigError, from_dict
 from .train import TrainConfig, run_task
@@ -49,79 +46,15 @@ __all__ = [
     "FinetuneModelConfig",
     "StructureDataConfig",
     "StructureLossConfig",
-    "StructureModel",
     "StructureStream",
     "StructureTask",
-    "load_structure_model",
-    "predict_pairs",
     "run_finetune",
 ]
 
 MODES = ("frozen", "adapters", "full")
 TASKS = ("structure", "rri", "mrl", "joint")
-MODEL_FILE = "structure_model.pt"
-FORMAT = "resm-structure"
 UNKNOWN_BASE = 4
 _EXTRA = 2  # BOS + EOS
-
-
-# ----------------------------------------------------------------------------- model
-class StructureModel(nn.Module):
-    """ESM-2 backbone + :class:`StructureHead`: tokens -> base-pair logits (B, L, L).
-
-    ``mode`` "frozen": the backbone gets no gradients, runs under ``torch.no_grad()`` and stays
-    in eval mode even when the module is put in training mode (only the head trains).
-    "adapters": the backbone's base weights stay frozen and a LoRA adapter (``adapter``, an
-    :class:`resm.model.adapters.AdapterConfig`) trains with the head.
-    "full": everything trains except the LM-head and contact-regression weights that a
-    structure model never uses.
-    """
-
-    def __init__(self, backbone: ESM2, head: StructureHead, mode: str = "frozen", adapter=None):
-        super().__init__()
-        from .model.encoder import EncoderError, prepare_backbone
-
-        try:
-            prepare_backbone(backbone, mode, adapter)
-        except EncoderError as e:
-            raise ConfigError(str(e)) from None
-        self.backbone = backbone
-        self.head = head
-        self.mode = mode
-        self.adapter_cfg = adapter
-        self.train(self.training)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.mode == "frozen":
-            self.backbone.eval()
-        return self
-
-    def features(self, tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """Residue embeddings (B, L, E), residue mask (B, L) and, if the head uses them,
-        attention features (B, layers * heads, L, L); L = T - 2."""
-        frozen = self.mode == "frozen" or not torch.is_grad_enabled()
-        attn = None
-        if self.head.cfg.use_attention:
-            # ESM2's attention-map path is inference-only: the maps are an input without
-            # gradient; with a trainable backbone the hidden states come from a second pass.
-            with torch.no_grad():
-                attn, reps = stacked_attention_maps(self.backbone, tokens)
-            h = reps[self.backbone.num_layers] if frozen else None
-        if attn is None or not frozen:
-            with torch.no_grad() if frozen else contextlib.nullcontext():
-                h = self.backbone(tokens, return_logits=False)["last_hidden"]
-        h, mask = strip_special(h, tokens)
-        return h, mask, attn
-
-    def forward(self, tokens: torch.Tensor, nuc: torch.Tensor, bpp: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """tokens (B, T) from ``pad_batch``; nuc (B, T-2) codes 0..4 (4 at padding); bpp
-        (B, T-2, T-2) or (B, 1, T-2, T-2) when the head uses it. Returns fp32 logits (B, L, L)
-        over residues, NEG_LOGIT at padding and at ``|i - j| <= min_loop``."""
-        h, mask, attn = self.features(tokens)
-        if bpp is not None and bpp.ndim == 3:
-            bpp = bpp[:, None]
-        return self.head(h, mask, attn_feats=attn, bpp=bpp if self.head.cfg.use_bpp else None, nuc=nuc)
 
 
 # ----------------------------------------------------------------------------- configs
@@ -263,7 +196,7 @@ def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int,
     """Records of ``path`` that map under ``scheme`` (only ids in ``keep`` when given; first
     ``cap`` after a seeded shuffle), their token ids, and the number skipped."""
     if str(path).lower().endswith(".csv"):  # ArchiveII's id,sequence,len,structure,base_pairs
-        from .structure import read_archiveii_csv
+        from .structure.io import read_archiveii_csv
 
         recs = list(read_archiveii_csv(path))
     else:
@@ -386,7 +319,7 @@ class StructureTask:
         d = self.data_cfg
         keep_train = keep_val = None
         if d.split:
-            from .evaluate import read_split
+            from .structure.datasets import read_split
 
             folds = read_split(d.split)
             if d.fold not in folds:
@@ -406,13 +339,13 @@ class StructureTask:
         """RNAfold pair probabilities of the item's window (whole record folded once, cached)."""
         full = self._bpp.get(it.key)
         if full is None:
-            from .baselines import head_pair_prior
+            from .structure.folders import head_pair_prior
 
             split, k = it.key
             rec = (self.train_records if split == "train" else self.val_records)[k]
             cache = self.data_cfg.bpp_cache
             if cache:
-                from .baselines import cached_prior
+                from .structure.folders import cached_prior
 
                 full = cached_prior(cache, rec.seq, self.head_cfg)
             else:
@@ -470,8 +403,8 @@ class StructureTask:
 
         rank = dist.get_rank() if dist.is_initialized() else 0
         world = dist.get_world_size() if dist.is_initialized() else 1
-        from .decode import decode
-        from .metrics import evaluate
+        from .structure.decode import decode
+        from .structure.metrics import evaluate
 
         maps, items, val_loss = self.predict_val(model, device, rank, world)
         preds = [decode(P, it.seq, 0.5, "greedy") for P, it in zip(maps, items)]
@@ -492,34 +425,14 @@ class StructureTask:
 
     def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
         """Write ``out_dir/structure_model.pt`` with the threshold chosen on validation."""
-        payload = {
-            "format": FORMAT,
-            "version": 1,
-            "task": "structure",
-            "head": {k[5:]: v.detach().float().cpu().clone() for k, v in state.items() if k.startswith("head.")},
-            "head_config": self.head_cfg.to_dict(),
-            "backbone": _backbone_payload(state),
-            "backbone_config": self.model.backbone.cfg.to_dict(),
-            "arch": self.arch,
-            "backbone_source": self.model_cfg.init or f"random:{self.model_cfg.arch}",
-            "mode": self.model_cfg.mode,
-            "scheme": self.scheme.name,
-            "scheme_hash": self.scheme.table_hash,
-            "threshold": 0.5,
-            "method": "greedy",
-            "val_metrics": {},
-        }
-        if self.model_cfg.mode == "adapters":
-            from .model.adapters import adapter_state_dict
-
-            payload["adapter"] = {"config": self.model.adapter_cfg.to_dict(),
-                                  "state": {k: v.detach().float().cpu().clone()
-                                            for k, v in adapter_state_dict(self.model.backbone, "shared").items()}}
+        m = self.model_cfg
+        payload = structure_payload(self.model, state, self.head_cfg, self.scheme, self.arch,
+                                    m.init or f"random:{m.arch}", m.mode)
         if self.val_records:
-            from .decode import choose_threshold, decode
-            from .metrics import evaluate
+            from .structure.decode import choose_threshold, decode
+            from .structure.metrics import evaluate
 
-            model, _ = _from_payload(payload)  # exactly the model that the file holds
+            model, _ = model_from_payload(payload)  # exactly the model that the file holds
             device = next(iter(state.values())).device
             maps, items, val_loss = self.predict_val(model.to(device), device)
             seqs, trues = [it.seq for it in items], [it.pairs for it in items]
@@ -529,74 +442,7 @@ class StructureTask:
             payload["val_metrics"] = {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"],
                                       "val_loss": val_loss, "n": len(items)}
         self.threshold, self.final_metrics = payload["threshold"], payload["val_metrics"]
-        from . import __version__
-        from .utils.io import atomic_path
-
-        payload["resm_version"] = __version__
-        final = Path(out_dir) / MODEL_FILE
-        with atomic_path(final) as tmp:
-            torch.save(payload, tmp)
-
-
-# ----------------------------------------------------------------------------- loading / inference
-def _backbone_payload(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """fp16 base backbone weights (fair-esm names) from the model's state dict; LoRA tensors
-    and peft's ``.base_layer`` infix are dropped (the adapter is stored on its own)."""
-    out = {}
-    for k, v in state.items():
-        if k.startswith("backbone.") and ".lora_" not in k:
-            out[k[9:].replace(".base_layer.", ".")] = v.detach().cpu().half().clone()
-    return out
-
-
-def _from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]:
-    backbone = ESM2(ESM2Config(**data["backbone_config"]))
-    backbone.load_state_dict({k: v.float() for k, v in data["backbone"].items()})
-    if data.get("adapter"):
-        from .model.adapters import AdapterConfig, add_adapter, load_adapter_state_dict
-
-        add_adapter(backbone, "shared", AdapterConfig.from_dict(data["adapter"]["config"]))
-        load_adapter_state_dict(backbone, "shared", data["adapter"]["state"])
-    head = StructureHead(StructureHeadConfig.from_dict(data["head_config"]))
-    head.load_state_dict(data["head"])
-    model = StructureModel(backbone, head, "frozen").eval()
-    meta = {k: v for k, v in data.items() if k not in ("head", "backbone", "adapter")}
-    return model, meta
-
-
-def load_structure_model(path: Union[str, Path]) -> Tuple[StructureModel, Dict[str, Any]]:
-    """``(model, meta)`` from a ``structure_model.pt`` (read with ``weights_only=True``);
-    meta holds the configs, scheme name and hash, threshold and validation metrics."""
-    from .model.load import CheckpointError, safe_load
-
-    data = safe_load(path)  # weights_only; a fair-esm backbone file reads too, and is refused below
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a resm structure model (written by `resm finetune`)")
-    return _from_payload(data)
-
-
-@torch.no_grad()
-def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, tile: int = DEFAULT_TILE,
-                  bpp_cache=None) -> np.ndarray:
-    """Pair probabilities (L, L) float32 of one sequence, through the head's memory-bounded
-    :meth:`StructureHead.predict_tiled` (sigmoid of its logits). Needs RNAfold when the head
-    has a bpp channel (read from / stored in the folder ``bpp_cache`` when given:
-    :func:`resm.baselines.cached_prior`). The backbone itself still runs on the whole sequence."""
-    scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
-    model.eval()
-    device = next(model.parameters()).device
-    tokens = pad_batch([scheme.encode(seq)]).to(device)
-    h, mask, attn = model.features(tokens)
-    nuc = torch.as_tensor(rna_codes(seq).astype(np.int64))[None].to(device)
-    bpp = None
-    if model.head.cfg.use_bpp:
-        from .baselines import cached_prior, head_pair_prior
-
-        cfg = model.head.cfg
-        prior = cached_prior(bpp_cache, seq, cfg) if bpp_cache else head_pair_prior(seq, cfg)
-        bpp = torch.from_numpy(prior.astype(np.float32))[None, None]
-    logits = model.head.predict_tiled(h, mask, attn_feats=attn, bpp=bpp, nuc=nuc, tile=tile)
-    return torch.sigmoid(logits[0].float()).cpu().numpy().astype(np.float32)
+        save_structure_model(payload, Path(out_dir) / MODEL_FILE)
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -47,15 +47,12 @@ def interact(pairs_path: Path, model: Optional[Path] = None, out: Optional[Path]
     if zero_shot:
         if not backbone:
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
-        from .mapping import DEFAULT_SCHEME, get_scheme
-        from .model.load import load_backbone
+        from .model.load import load_with_scheme
 
-        loaded = load_backbone(backbone, None, trust=trust)
-        scheme = get_scheme(scheme_name or loaded.meta.get("scheme") or DEFAULT_SCHEME)
-        scheme.check(loaded.meta, where=str(backbone))
+        loaded, scheme = load_with_scheme(backbone, scheme_name, trust=trust)
         bb = loaded.model.to(device).eval()
         if probe:
-            from .zeroshot import load_probe
+            from .structure.probe import load_probe
 
             load_probe(bb, probe)
         pairs = read_pairs(pairs_path, require_label=False)

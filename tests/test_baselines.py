@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from resm.baselines import (
+from resm.structure.folders import (
     fold_many,
     normalise_rna,
     cached_prior,
@@ -12,7 +12,7 @@ from resm.baselines import (
     rnafold_bpp_local,
     rnafold_duplex_energy,
 )
-from resm.structure import parse_dotbracket, to_dotbracket
+from resm.structure.io import parse_dotbracket, to_dotbracket
 
 HAIRPIN = "GGGGAAAACCCC"
 

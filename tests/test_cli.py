@@ -27,7 +27,7 @@ def test_readme_demo_runs(tmp_path):
     recipe = (REPO / "Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0]
     assert "resm fold examples/rna.fasta -o $(DEMO)/structures.dbn --plot $(DEMO)/plots" in recipe
     resm("fold", REPO / "examples" / "rna.fasta", "-o", tmp_path / "structures.dbn", "--plot", tmp_path / "plots")
-    from resm.structure import read_structures
+    from resm.structure.io import read_structures
 
     recs = list(read_structures(tmp_path / "structures.dbn"))
     assert [r.name for r in recs] == ["tRNA-Phe_yeast", "5S_rRNA_Ecoli", "hairpin_dna_lowercase"]

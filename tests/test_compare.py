@@ -20,7 +20,7 @@ from resm.backends import BackendSpec, BackendUnavailable, make_backend
 from resm.model.attention import sym_apc
 from resm.cli import main as cli_main
 from resm.compare import parse_config
-from resm.structure import Structure, write_structures
+from resm.structure.io import Structure, write_structures
 from resm.config import ConfigError
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}

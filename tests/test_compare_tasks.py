@@ -20,7 +20,7 @@ import yaml
 from resm.backends import BackendSpec, make_backend
 from resm.cli import main as cli_main
 from resm.compare import CachedEncoder, parse_config, run_compare
-from resm.structure import Structure, write_structures
+from resm.structure.io import Structure, write_structures
 from resm.config import ConfigError
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}

@@ -4,9 +4,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resm.decode import base_codes, candidate_pairs, choose_threshold, decode
-from resm.metrics import f1_score
-from resm.structure import check_pairs, pairs_to_matrix, parse_dotbracket
+from resm.structure.decode import base_codes, candidate_pairs, choose_threshold, decode
+from resm.structure.metrics import f1_score
+from resm.structure.io import check_pairs, pairs_to_matrix, parse_dotbracket
 
 HAIRPIN = "GGGGAAAACCCC"
 HAIRPIN_DB = "((((....))))"
@@ -211,7 +211,7 @@ def test_choose_threshold_matches_per_threshold_decode_on_random_maps():
         trues.append(decode(rng.random((L, L)), seq, 0.8))
     grid = np.linspace(0.1, 0.9, 9)
     _, scores = choose_threshold(maps, seqs, trues, grid=grid, metric="f1_shift_mean", return_scores=True)
-    from resm.metrics import evaluate
+    from resm.structure.metrics import evaluate
 
     for t, v in scores.items():
         preds = [decode(P, s, threshold=t) for P, s in zip(maps, seqs)]

@@ -95,9 +95,10 @@ def test_finetune_learns_hairpins(trained):
 
 
 def test_model_file_round_trip(trained):
-    from resm.finetune import StructureTask, load_structure_model, predict_pairs
+    from resm.finetune import StructureTask
+    from resm.structure.model import load_structure_model, predict_pairs
     from resm.mapping import get_scheme
-    from resm.structure import read_structures
+    from resm.structure.io import read_structures
 
     path = trained["dir"] / "structure_model.pt"
     raw = torch.load(path, weights_only=True)  # plain dicts and tensors only
@@ -173,7 +174,8 @@ def test_stream_resume_and_sharding(assets):
 
 
 def test_bpp_channel_small(assets, tmp_path):
-    from resm.finetune import StructureTask, predict_pairs
+    from resm.finetune import StructureTask
+    from resm.structure.model import predict_pairs
     from resm.train import OptimConfig, TrainConfig, Trainer
 
     small = hairpins(tmp_path / "five.dbn", 5, 3)
@@ -184,7 +186,7 @@ def test_bpp_channel_small(assets, tmp_path):
                   val_every=2, ckpt_every=0, progress=False, device="cpu")).fit()
     assert len(task._bpp) == 10  # each record folded once per split, lazily
     assert np.isfinite(res["validation"]["val_loss"])
-    from resm.finetune import load_structure_model
+    from resm.structure.model import load_structure_model
 
     model, meta = load_structure_model(tmp_path / "bpp" / "structure_model.pt")
     assert meta["head_config"]["use_bpp"]
@@ -209,7 +211,8 @@ def test_bad_configs_are_one_line_errors(assets, tmp_path, capsys):
 
 
 def test_full_mode_and_attention_channels(assets):
-    from resm.finetune import StructureTask, predict_pairs
+    from resm.finetune import StructureTask
+    from resm.structure.model import predict_pairs
 
     for mode, frozen_grads in (("full", False), ("frozen", True)):
         task = StructureTask(config(assets, "/nonexistent", model={"mode": mode}, head={"use_attention": True}))
@@ -228,8 +231,8 @@ def test_full_mode_and_attention_channels(assets):
 def test_evaluate_structure_against_rnafold(trained, tmp_path):
     """resm evaluate structure: both rows scored on the same sequences; RNAfold's row equals
     the metrics computed directly."""
-    from resm.baselines import rnafold
-    from resm.metrics import evaluate
+    from resm.structure.folders import rnafold
+    from resm.structure.metrics import evaluate
 
     data = tmp_path / "data"
     (data / "ss" / "bprna").mkdir(parents=True)
@@ -240,7 +243,7 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
             "--data-dir", data, "--limit", "8", "--out", out)
     table = out.read_text()
     assert "| ts0 | 8 |" in table and "RNAfold F1" in table and "Command: `resm evaluate structure" in table
-    from resm.evaluate import load_dataset
+    from resm.structure.datasets import load_dataset
 
     recs = load_dataset("ts0", data, limit=8)
     ref = evaluate([rnafold(r.seq)[0] for r in recs], [r.pairs for r in recs])
@@ -256,9 +259,9 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
 def test_fold_with_a_supervised_model(trained, tmp_path):
     """resm fold --model structure_model.pt: the pairs are the stored-threshold decoding of
     predict_pairs, written as valid dot-brackets."""
-    from resm.decode import decode
-    from resm.finetune import load_structure_model, predict_pairs
-    from resm.structure import read_structures
+    from resm.structure.decode import decode
+    from resm.structure.model import load_structure_model, predict_pairs
+    from resm.structure.io import read_structures
 
     val = list(read_structures(trained["cfg"]["data"]["val"]))[:4]
     fa = tmp_path / "in.fa"

@@ -7,19 +7,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import resm_cli
-from resm.decode import CANONICAL_PAIRS, decode
-from resm.fold import (
-    FoldError,
-    ProbeFile,
-    fold_records,
-    plot_structure,
-    require_matplotlib,
-    sidecar_path,
-)
+from resm.structure.decode import CANONICAL_PAIRS, decode
+from resm.structure.io import FoldError
+from resm.structure.pipeline import fold_records
+from resm.structure.plot import plot_structure, require_matplotlib
+from resm.structure.probe import ProbeFile, sidecar_path
 from resm.mapping import get_scheme
 from resm.model.load import init_model, load_backbone
-from resm.structure import iter_dbn, pair_list, read_structures
-from resm.zeroshot import load_probe, predict_pair_probs
+from resm.structure.io import iter_dbn, pair_list, read_structures
+from resm.structure.probe import load_probe, predict_pair_probs
 
 TRAIN = """>h1
 GGGGAAACCCCAUAGCGCGAAAGCGCU
@@ -220,8 +216,8 @@ def test_plot_structure_writes_png(tmp_path):
 @pytest.mark.parametrize("fmt,mode", [("dbn", "file"), ("ct", "dir")])
 def test_failure_midway_leaves_nothing(tmp_path, fmt, mode):
     """An error after some records were folded: no output file, directory or temporary."""
-    from resm.fold import StructureSink, check_output, staged_dir
-    from resm.structure import Structure
+    from resm.structure.writers import StructureSink, check_output, staged_dir
+    from resm.structure.io import Structure
 
     out = tmp_path / f"o.{fmt}"
     recs = [Structure(f"r{k}", "GGGAAAACCC", [9, 8, -1, -1, -1, -1, -1, -1, 1, 0]) for k in range(3)]

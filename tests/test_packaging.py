@@ -25,8 +25,8 @@ def test_scheme_tables_are_package_data():
 
 
 def test_default_structure_model_ships_and_is_small():
-    from resm.finetune import load_structure_model
-    from resm.fold import default_model_path
+    from resm.structure.model import load_structure_model
+    from resm.structure.pipeline import default_model_path
 
     path = default_model_path()
     assert path.exists(), "the default structure model must ship inside the package"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resm.structure import (
+from resm.structure.io import (
     Structure,
     StructureError,
     check_pairs,

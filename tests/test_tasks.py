@@ -295,8 +295,9 @@ def test_bad_task_configs_are_one_line_errors(tmp_path, tiny_ckpt):
 
 
 def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
-    from resm.finetune import load_structure_model, predict_pairs, run_finetune
-    from resm.structure import Structure, write_structures
+    from resm.finetune import run_finetune
+    from resm.structure.model import load_structure_model, predict_pairs
+    from resm.structure.io import Structure, write_structures
 
     rng = np.random.default_rng(0)
     recs = []

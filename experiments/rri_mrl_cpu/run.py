@@ -49,7 +49,7 @@ def main() -> None:
     a = ap.parse_args()
 
     sys.path.insert(0, str(REPO))
-    from resm.baselines import rnafold_duplex_energy
+    from resm.structure.folders import rnafold_duplex_energy
     from resm.config import default_data_dir
     from resm.data.mrl import read_mrl, read_variants, split_utrs
     from resm.data.rri import read_pairs, split_pairs
@@ -57,7 +57,7 @@ def main() -> None:
     from resm.model.load import load_backbone
     from resm.predict import interact, predict_expression
     from resm.tasks.rri import rri_metrics, zero_shot_scores
-    from resm.zeroshot import load_probe
+    from resm.structure.probe import load_probe
 
     data = Path(a.data_dir or default_data_dir())
     runs = REPO / a.runs

@@ -80,7 +80,7 @@ def run_arm(name: str, a) -> None:
                 "data.use_bpp=false", f"train.max_steps={a.head_steps}", "train.max_minutes=null", "train.val_every=0",
                 "train.progress=false", f"train.out_dir={out / 'structure'}"], log)
         sys.path.insert(0, str(REPO))
-        from resm.evaluate import evaluate_structure
+        from resm.structure.benchmark import evaluate_structure
 
         sup = {}
         for ds in ("ts0", "bprna-new"):
@@ -95,14 +95,14 @@ def run_arm(name: str, a) -> None:
 
 def zero_shot_scores(model_path, probe, scheme_name, data: Path, limit: int) -> dict:
     sys.path.insert(0, str(REPO))
-    from resm.decode import decode
-    from resm.evaluate import load_dataset
-    from resm.fold import ProbeFile
+    from resm.structure.decode import decode
+    from resm.structure.datasets import load_dataset
+    from resm.structure.probe import ProbeFile
     from resm.mapping import get_scheme
-    from resm.metrics import evaluate
+    from resm.structure.metrics import evaluate
     from resm.model.load import load_backbone
-    from resm.structure import read_structures
-    from resm.zeroshot import load_probe, predict_pair_probs
+    from resm.structure.io import read_structures
+    from resm.structure.probe import load_probe, predict_pair_probs
 
     scheme = get_scheme(scheme_name)
     model = load_backbone(str(model_path), scheme).model.eval()

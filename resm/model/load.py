@@ -15,7 +15,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -227,6 +227,22 @@ def load_backbone(
     if scheme is not None:
         scheme.check(loaded.meta, where=str(spec))
     return loaded
+
+
+def load_with_scheme(
+    spec: str | os.PathLike,
+    scheme_name: Optional[str] = None,
+    regression: Optional[str | os.PathLike] = None,
+    trust: bool = False,
+) -> Tuple[Loaded, Scheme]:
+    """:func:`load_backbone`, with the scheme chosen: the one named, else the checkpoint's own,
+    else the default; it must be the scheme the checkpoint was trained with."""
+    from ..mapping import DEFAULT_SCHEME, get_scheme
+
+    loaded = load_backbone(spec, None, regression, trust)
+    scheme = get_scheme(scheme_name or loaded.meta.get("scheme") or DEFAULT_SCHEME)
+    scheme.check(loaded.meta, where=str(spec))
+    return loaded, scheme
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""RNA secondary-structure I/O.
+"""RNA secondary structures: the :class:`Structure` record and its file formats.
 
 A structure is a numpy int array ``pairs`` of length L: ``pairs[i]`` is the
 0-based partner of base i, or -1 when i is unpaired. Each base has at most one
@@ -38,6 +38,7 @@ import numpy as np
 
 __all__ = [
     "StructureError",
+    "FoldError",
     "Structure",
     "check_pairs",
     "parse_dotbracket",
@@ -72,6 +73,10 @@ _EXT_TO_FMT = {".dbn": "dbn", ".db": "dbn", ".dot": "dbn", ".bpseq": "bpseq", ".
 
 class StructureError(ValueError):
     """Invalid structure or malformed structure file."""
+
+
+class FoldError(ValueError):
+    """A user error of the fold and probe commands (reported in one line by the CLI)."""
 
 
 @dataclass
@@ -580,7 +585,7 @@ def read_structure(path: str | os.PathLike, fmt: str | None = None) -> Structure
 
 def write_structures(records: Iterable[Structure] | Structure, path: str | os.PathLike, fmt: str | None = None) -> None:
     """Write records atomically (temporary file in the same directory, then renamed)."""
-    from .utils.io import atomic_path
+    from ..utils.io import atomic_path
 
     path = Path(path)
     fmt = fmt or _infer_fmt(path)

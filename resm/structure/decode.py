@@ -182,7 +182,7 @@ def choose_threshold(
     min_loop: int = 3,
     return_scores: bool = False,
 ):
-    """The grid threshold that maximises ``metric`` (a key of :func:`resm.metrics.evaluate`)
+    """The grid threshold that maximises ``metric`` (a key of :func:`resm.structure.metrics.evaluate`)
     over validation maps; the first (lowest) one on ties.
 
     Use validation data only. For ``method="greedy"`` each map is decoded once at the lowest

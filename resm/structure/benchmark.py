@@ -2,14 +2,13 @@
 
 For each sequence of the chosen set, the model's pair probabilities are decoded at the
 threshold stored in the model file (chosen on validation data when it was trained) and
-RNAfold's MFE structure is computed; both are scored with ``resm.metrics.evaluate``
+RNAfold's MFE structure is computed; both are scored with :func:`resm.structure.metrics.evaluate`
 (per-sequence mean and pooled, strict and ±1 shift). Time per sequence and the peak resident
 memory of the process are recorded too.
 """
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 from pathlib import Path
@@ -19,58 +18,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .baselines import rnafold
+from ..heads.structure import DEFAULT_TILE
+from ..utils.io import atomic_write_text
+from .datasets import FAMFOLD_SPLIT, load_dataset, read_split
 from .decode import decode
-from .heads.structure import DEFAULT_TILE
+from .folders import rnafold
+from .io import Structure
 from .metrics import evaluate
-from .structure import Structure, iter_ct_tarball, read_archiveii_csv, read_structures
-from .utils.io import atomic_write_text
+from .model import load_structure_model, predict_pairs
 
-DATASETS = {
-    "ts0": "ss/bprna/TS0.dbn",
-    "bprna-new": "ss/bprna/bpRNAnew.dbn",
-    "archiveii": "ss/archiveII/ArchiveII.csv",
-    "archiveii-long": "ss/archiveII/archiveII_ct.tar.gz",
-    "archiveii-famfold": "ss/archiveII/ArchiveII.csv",
-}
-FAMFOLD_SPLIT = "ss/archiveII/split_famfold.csv"
-
-
-def read_split(path: str | os.PathLike) -> Dict[str, Dict[str, set]]:
-    """``{fold_name: {partition: ids}}`` from a fold table with columns ``fold_name``,
-    ``partition`` (train / valid / test) and ``id`` (ArchiveII's split_famfold.csv)."""
-    import csv
-
-    out: Dict[str, Dict[str, set]] = {}
-    with open(path, newline="") as fh:
-        rows = csv.DictReader(fh)
-        missing = {"fold_name", "partition", "id"} - set(rows.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: fold table lacks column(s) {sorted(missing)}")
-        for n, r in enumerate(rows, 2):
-            if not r["fold_name"] or r["partition"] not in ("train", "valid", "test") or not r["id"]:
-                raise ValueError(f"{path} line {n}: expected fold_name, partition in train/valid/test, id")
-            out.setdefault(r["fold_name"], {"train": set(), "valid": set(), "test": set()})[r["partition"]].add(r["id"])
-    return out
-
-
-def load_dataset(name: str, data_dir: str | os.PathLike, limit: Optional[int] = None, seed: int = 0) -> List[Structure]:
-    """The structures of a named set; ``limit`` takes a seeded random subset (reported)."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    path = Path(data_dir) / DATASETS[name]
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: data set not found (set RESM_DATA or --data-dir)")
-    if name in ("archiveii", "archiveii-famfold"):
-        recs = list(read_archiveii_csv(path))
-    elif name == "archiveii-long":
-        recs = [r for r in iter_ct_tarball(path) if len(r.seq) >= 1000]
-    else:
-        recs = list(read_structures(path))
-    if limit is not None and limit < len(recs):
-        idx = sorted(np.random.default_rng(seed).choice(len(recs), limit, replace=False))
-        recs = [recs[i] for i in idx]
-    return recs
+__all__ = ["evaluate_structure", "evaluate_famfold", "format_table", "write_table"]
 
 
 def _peak_gib() -> float:
@@ -79,8 +36,6 @@ def _peak_gib() -> float:
 
 def evaluate_structure(model_path, dataset: str, data_dir, limit: Optional[int] = None, seed: int = 0,
                        tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None) -> Dict[str, object]:
-    from .finetune import load_structure_model
-
     if dataset == "archiveii-famfold":
         raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
     model, meta = load_structure_model(model_path)
@@ -96,8 +51,6 @@ def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = Non
     ``runs/famfold/{fold}/structure_model.pt``) on the held-out family's test partition, with
     RNAfold on the same sequences. One result per fold, then a pooled row ("all folds": every
     test sequence once, each scored by its own fold's model)."""
-    from .finetune import load_structure_model
-
     if "{fold}" not in str(model_path):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     split = read_split(Path(data_dir) / FAMFOLD_SPLIT)
@@ -124,8 +77,6 @@ def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = Non
 
 def _score(model, meta, recs: List[Structure], dataset: str, tile: int = DEFAULT_TILE, progress: bool = True,
            keep: Optional[dict] = None, bpp_cache=None) -> Dict[str, object]:
-    from .finetune import predict_pairs
-
     threshold = float(meta["threshold"])
     scheme = meta["scheme"]
     pred, fold, true = [], [], []

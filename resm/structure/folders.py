@@ -1,4 +1,5 @@
-"""ViennaRNA (RNAfold) as the classical reference for secondary structure.
+"""The classical folders: ViennaRNA (RNAfold), the reference for secondary structure, and
+the pair-probability priors a structure head can read.
 
 Every function first normalises its sequence: upper case, ``T`` -> ``U``, and any letter
 other than A C G U (IUPAC codes, modified bases, gaps) -> ``N``, which ViennaRNA never pairs.
@@ -171,7 +172,7 @@ def cached_prior(folder, seq: str, cfg) -> np.ndarray:
     import hashlib
     from pathlib import Path
 
-    from .utils.io import atomic_path
+    from ..utils.io import atomic_path
 
     setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
     path = Path(folder) / f"{hashlib.sha1(f'{normalise_rna(seq)}|{setting}'.encode()).hexdigest()}.npy"

@@ -1,7 +1,7 @@
 """Secondary-structure metrics.
 
 Inputs are partner arrays (``pairs[i]`` = partner or -1, see
-:mod:`resm.structure`) or square contact matrices (nonzero = paired; the
+:mod:`resm.structure.io`) or square contact matrices (nonzero = paired; the
 matrix is symmetrised and only i < j is used, so a matrix may give a base
 several partners). A structure is the set of pairs (i, j) with i < j.
 

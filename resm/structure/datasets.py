@@ -1,0 +1,65 @@
+"""The named structure sets of ``resm evaluate structure`` and the fold tables.
+
+``DATASETS`` names files under the data folder (``$RESM_DATA``, :func:`resm.config.default_data_dir`):
+bpRNA's TS0 and bpRNA-new (dbn), ArchiveII (CSV; ``archiveii-long`` is its ct archive, RNAs of
+at least 1,000 nt) and ArchiveII's family-wise folds (``split_famfold.csv``, read by
+:func:`read_split`; also the ``data.split`` of the structure task).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .io import Structure, iter_ct_tarball, read_archiveii_csv, read_structures
+
+__all__ = ["DATASETS", "FAMFOLD_SPLIT", "read_split", "load_dataset"]
+
+DATASETS = {
+    "ts0": "ss/bprna/TS0.dbn",
+    "bprna-new": "ss/bprna/bpRNAnew.dbn",
+    "archiveii": "ss/archiveII/ArchiveII.csv",
+    "archiveii-long": "ss/archiveII/archiveII_ct.tar.gz",
+    "archiveii-famfold": "ss/archiveII/ArchiveII.csv",
+}
+FAMFOLD_SPLIT = "ss/archiveII/split_famfold.csv"
+
+
+def read_split(path: str | os.PathLike) -> Dict[str, Dict[str, set]]:
+    """``{fold_name: {partition: ids}}`` from a fold table with columns ``fold_name``,
+    ``partition`` (train / valid / test) and ``id`` (ArchiveII's split_famfold.csv)."""
+    import csv
+
+    out: Dict[str, Dict[str, set]] = {}
+    with open(path, newline="") as fh:
+        rows = csv.DictReader(fh)
+        missing = {"fold_name", "partition", "id"} - set(rows.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: fold table lacks column(s) {sorted(missing)}")
+        for n, r in enumerate(rows, 2):
+            if not r["fold_name"] or r["partition"] not in ("train", "valid", "test") or not r["id"]:
+                raise ValueError(f"{path} line {n}: expected fold_name, partition in train/valid/test, id")
+            out.setdefault(r["fold_name"], {"train": set(), "valid": set(), "test": set()})[r["partition"]].add(r["id"])
+    return out
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike, limit: Optional[int] = None, seed: int = 0) -> List[Structure]:
+    """The structures of a named set; ``limit`` takes a seeded random subset (reported)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    path = Path(data_dir) / DATASETS[name]
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: data set not found (set RESM_DATA or --data-dir)")
+    if name in ("archiveii", "archiveii-famfold"):
+        recs = list(read_archiveii_csv(path))
+    elif name == "archiveii-long":
+        recs = [r for r in iter_ct_tarball(path) if len(r.seq) >= 1000]
+    else:
+        recs = list(read_structures(path))
+    if limit is not None and limit < len(recs):
+        idx = sorted(np.random.default_rng(seed).choice(len(recs), limit, replace=False))
+        recs = [recs[i] for i in idx]
+    return recs

@@ -1,0 +1,442 @@
+"""The zero-shot structure probe: ESM's contact head, fitted on RNA structures.
+
+The probe is a logistic regression over the symmetrised, APC-corrected attention maps of every
+layer and head (``ContactHead.features``), channel ``layer * heads + head`` as in
+``model.contact_head.regression``. One fit serves every backbone:
+
+* :func:`fit_probe_weights` is the fit: for each labelled structure, all pairs with
+  ``j - i > min_sep`` are positives and a sample of the other cells negatives
+  (:func:`sample_pairs`); their attention features come from a caller's function (for ESM-2
+  :func:`resm.model.attention.pair_attention_features`, for any backbone of ``resm compare``
+  its ``pair_features``); standardised features, an L2 logistic regression, weights folded
+  back onto the raw features.
+* :func:`fit_probe` fits it on an ESM-2 backbone and writes it into
+  ``model.contact_head.regression``, so ``model.predict_contacts`` (the O(L^2) layer-by-layer
+  path) gives the probe's probabilities (:func:`predict_pair_probs`); :func:`save_probe` /
+  :func:`load_probe` store that regression.
+* :class:`ProbeFile` is the JSON sidecar (``PROBE.pt.json``) beside the weights: the decoding
+  threshold and method, the mapping scheme (name and table hash), the backbone (path and a
+  SHA-256 of its weights) and the fit's summary; :func:`fit_zero_shot` (``resm probe``) fits
+  and chooses the threshold on validation structures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..alphabet import pad_batch
+from ..mapping import Scheme
+from ..model.attention import pair_attention_features
+from ..model.esm2 import ESM2
+from ..utils.io import atomic_path
+from .decode import METHODS, choose_threshold, decode
+from .io import FoldError, Structure, read_structures
+from .metrics import evaluate
+
+__all__ = [
+    "sample_pairs",
+    "fit_probe_weights",
+    "fit_probe",
+    "predict_pair_probs",
+    "save_probe",
+    "load_probe",
+    "backbone_sha256",
+    "sidecar_path",
+    "ProbeFile",
+    "select_structures",
+    "fit_zero_shot",
+]
+
+PROBE_FORMAT = "resm-zero-shot-probe"
+PROBE_VERSION = 1
+
+PairFeatures = Callable[[Structure, np.ndarray], np.ndarray]
+"""``features(structure, index)``: float32 (n, channels) attention features at the (i, j) rows
+of ``index``."""
+
+
+def sample_pairs(
+    pairs: np.ndarray,
+    n_neg: int,
+    rng: np.random.Generator,
+    min_sep: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positives (all true pairs with ``j - i > min_sep``) and up to ``n_neg`` negatives drawn
+    uniformly without replacement from the other cells i < j with ``j - i > min_sep``.
+
+    Returns ``(index, label)``: an (n, 2) int64 array of (i, j) and 0/1 labels. Long sequences
+    are sampled by rejection, never by listing all L^2 cells.
+    """
+    pairs = np.asarray(pairs, dtype=np.int64)
+    L = len(pairs)
+    pi = np.flatnonzero(pairs > np.arange(L))
+    pj = pairs[pi]
+    sel = pj - pi > min_sep
+    pos = np.stack([pi[sel], pj[sel]], 1)
+    pos_keys = set((pos[:, 0] * L + pos[:, 1]).tolist())
+    n_cells = max(L - min_sep - 1, 0) * max(L - min_sep, 0) // 2  # cells with j - i > min_sep
+    n_free = n_cells - len(pos)
+    n_neg = max(min(int(n_neg), n_free), 0)
+    if n_neg == 0:
+        neg = np.zeros((0, 2), dtype=np.int64)
+    elif n_free <= 4 * n_neg:  # dense: list the eligible cells and choose
+        a, b = np.triu_indices(L, min_sep + 1)
+        keys = a * L + b
+        ok = ~np.isin(keys, np.fromiter(pos_keys, dtype=np.int64, count=len(pos_keys)))
+        cells = np.stack([a[ok], b[ok]], 1).astype(np.int64)
+        neg = cells[rng.choice(len(cells), n_neg, replace=False)]
+    else:  # sparse: rejection sampling keeps memory O(n_neg)
+        chosen: dict[int, None] = {}
+        while len(chosen) < n_neg:
+            draw = rng.integers(0, L, size=(2 * (n_neg - len(chosen)) + 16, 2))
+            a, b = draw.min(1), draw.max(1)
+            for key in (a * L + b)[b - a > min_sep].tolist():
+                if key not in pos_keys and key not in chosen:
+                    chosen[key] = None
+                    if len(chosen) == n_neg:
+                        break
+        keys = np.fromiter(chosen, dtype=np.int64, count=n_neg)
+        neg = np.stack([keys // L, keys % L], 1)
+    index = np.concatenate([pos, neg]).astype(np.int64)
+    label = np.concatenate([np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
+    return index, label
+
+
+def _tokens(scheme: Scheme, seq: str, record: str = "<sequence>") -> torch.Tensor:
+    return pad_batch([scheme.encode(seq, record)])
+
+
+def fit_probe_weights(
+    features: PairFeatures,
+    structures: Iterable[Structure],
+    max_pairs_per_seq: int = 1000,
+    C: float = 1.0,
+    seed: int = 0,
+    min_sep: int = 3,
+    max_len: Optional[int] = None,
+    class_weight: Optional[str | dict] = None,
+    max_iter: int = 2000,
+    progress: bool = False,
+    desc: str = "probe features",
+) -> dict:
+    """Fit the probe's logistic regression on labelled structures; the one probe fit.
+
+    For each structure (longer than ``max_len`` skipped): all pairs with ``j - i > min_sep``
+    are positives and ``max_pairs_per_seq`` negatives are sampled (:func:`sample_pairs`), and
+    ``features(structure, index)`` gives their attention features. Features are standardised,
+    an L2 ``LogisticRegression(C=C)`` is fitted, and the scaling is folded back into
+    raw-feature weights (``w = w_std / sd``, ``b = b_std - sum(w * mean)``). ``class_weight``
+    defaults to None: negatives are subsampled anyway, so the probabilities are not calibrated
+    to the true pair frequency — pick the decoding threshold on validation data
+    (:func:`resm.structure.decode.choose_threshold`).
+
+    Returns ``{"weight" (channels,), "bias", "n_seqs", "n_pos", "n_neg", "train_auroc",
+    "classifier"}``; ``classifier`` is the fitted sklearn pipeline (StandardScaler +
+    LogisticRegression) on raw features.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    feats, labels = [], []
+    for rec in tqdm(structures, desc=desc, disable=not progress, leave=False):
+        if not rec.seq:
+            raise ValueError(f"{rec.name}: structure has no sequence")
+        if max_len is not None and len(rec) > max_len:
+            continue
+        index, label = sample_pairs(rec.pairs, max_pairs_per_seq, rng, min_sep)
+        if len(index) == 0:
+            continue
+        feats.append(features(rec, index))
+        labels.append(label)
+    if not feats:
+        raise ValueError("no usable structures to fit the probe")
+    X = np.concatenate(feats).astype(np.float64)
+    y = np.concatenate(labels)
+    n_pos = int(y.sum())
+    if n_pos == 0 or n_pos == len(y):
+        raise ValueError(f"need both pairs and non-pairs to fit the probe (n_pos={n_pos}, n={len(y)})")
+    clf = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, random_state=seed),
+    )
+    clf.fit(X, y)
+    scaler, lr = clf[0], clf[-1]
+    w = lr.coef_[0] / scaler.scale_
+    b = float(lr.intercept_[0] - np.dot(w, scaler.mean_))
+    auroc = float(roc_auc_score(y, clf.decision_function(X)))
+    return {"weight": w, "bias": b, "n_seqs": len(feats), "n_pos": n_pos, "n_neg": int(len(y) - n_pos),
+            "train_auroc": auroc, "classifier": clf}
+
+
+def fit_probe(
+    model: ESM2,
+    scheme: Scheme,
+    structures: Iterable[Structure],
+    max_pairs_per_seq: int = 1000,
+    C: float = 1.0,
+    seed: int = 0,
+    min_sep: int = 3,
+    max_len: Optional[int] = None,
+    class_weight: Optional[str | dict] = None,
+    max_iter: int = 2000,
+) -> dict:
+    """:func:`fit_probe_weights` on an ESM-2 backbone's attention features
+    (:func:`resm.model.attention.pair_attention_features`), written into
+    ``model.contact_head.regression``.
+
+    Returns ``{"n_seqs", "n_pos", "n_neg", "train_auroc", "classifier"}``.
+    """
+    def features(rec: Structure, index: np.ndarray) -> np.ndarray:
+        return pair_attention_features(model, _tokens(scheme, rec.seq, rec.name), index)
+
+    fit = fit_probe_weights(features, structures, max_pairs_per_seq, C, seed, min_sep, max_len, class_weight, max_iter)
+    reg = model.contact_head.regression
+    with torch.no_grad():
+        reg.weight.copy_(torch.as_tensor(fit["weight"], dtype=reg.weight.dtype).view_as(reg.weight))
+        reg.bias.fill_(fit["bias"])
+    return {k: fit[k] for k in ("n_seqs", "n_pos", "n_neg", "train_auroc", "classifier")}
+
+
+def predict_pair_probs(model: ESM2, scheme: Scheme, seq: str) -> np.ndarray:
+    """(L, L) float32 pair probabilities of one sequence from ``model.predict_contacts``."""
+    tokens = _tokens(scheme, seq).to(model.device)
+    with torch.inference_mode():
+        probs = model.predict_contacts(tokens)[0]
+    return probs.float().cpu().numpy()
+
+
+def save_probe(model: ESM2, path: str | os.PathLike) -> None:
+    """Write the contact-head regression (weight, bias) with num_layers and heads, as tensors
+    only, to a small ``.pt`` file (atomically)."""
+    reg = model.contact_head.regression
+    data = {
+        "weight": reg.weight.detach().float().cpu().clone(),
+        "bias": reg.bias.detach().float().cpu().clone(),
+        "num_layers": torch.tensor(model.num_layers),
+        "heads": torch.tensor(model.attention_heads),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+
+
+def load_probe(model: ESM2, path: str | os.PathLike) -> ESM2:
+    """Load a probe written by :func:`save_probe` into ``model`` (``weights_only=True``).
+
+    Raises ValueError if the file is not a probe or was fitted for another number of
+    layers or heads.
+    """
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    need = {"weight", "bias", "num_layers", "heads"}
+    if not isinstance(data, dict) or not need <= set(data):
+        raise ValueError(f"{path}: not a probe file (expected keys {sorted(need)})")
+    layers, heads = int(data["num_layers"]), int(data["heads"])
+    if (layers, heads) != (model.num_layers, model.attention_heads):
+        raise ValueError(
+            f"{path}: probe is for {layers} layers x {heads} heads, model has "
+            f"{model.num_layers} x {model.attention_heads}"
+        )
+    reg = model.contact_head.regression
+    if tuple(data["weight"].shape) != tuple(reg.weight.shape) or data["bias"].numel() != 1:
+        raise ValueError(
+            f"{path}: weight shape {tuple(data['weight'].shape)} does not match {tuple(reg.weight.shape)}"
+        )
+    with torch.no_grad():
+        reg.weight.copy_(data["weight"].to(reg.weight))
+        reg.bias.copy_(data["bias"].reshape(reg.bias.shape).to(reg.bias))
+    return model
+
+
+# ----------------------------------------------------------------------------- checksums
+def _sha256_files(files: Sequence[Path], named: bool = False) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        if named:  # a folder: file names are part of its identity
+            h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def backbone_sha256(source: str | os.PathLike) -> str:
+    """SHA-256 identifying a backbone: of the file's bytes (fair-esm ``.pt``), or of a
+    Hugging Face folder's ``*.safetensors`` files (``*.bin`` if it has none), by name order."""
+    p = Path(source)
+    if p.is_file():
+        return _sha256_files([p])
+    if p.is_dir():
+        files = sorted(p.glob("*.safetensors")) or sorted(p.glob("*.bin"))
+        if not files:
+            raise FoldError(f"{p}: no *.safetensors or *.bin weights to identify the backbone by")
+        return _sha256_files(files, named=True)
+    raise FoldError(f"{p}: backbone file not found (cannot check the probe against it)")
+
+
+# ----------------------------------------------------------------------------- the sidecar
+def sidecar_path(probe: str | os.PathLike) -> Path:
+    """``PROBE.pt`` -> ``PROBE.pt.json``."""
+    p = Path(probe)
+    return p.with_name(p.name + ".json")
+
+
+@dataclass
+class ProbeFile:
+    """What a probe's weights do not say: how to decode, and what it belongs to.
+
+    ``stats`` holds the fitting summary (``n_pos``, ``n_neg``, ``train_auroc``,
+    ``threshold_on``, ``n_val``, ``f1_mean``, ``f1_shift_mean``, ``seed``, ...)."""
+
+    threshold: float
+    method: str
+    scheme: str
+    scheme_hash: str
+    backbone: str
+    backbone_sha256: str
+    n_train: int
+    probe_sha256: str = ""
+    stats: Dict[str, object] = field(default_factory=dict)
+
+    # ---- writing
+    def write(self, model, path: str | os.PathLike) -> None:
+        """Write the regression weights to ``path`` (:func:`save_probe`) and this
+        record to ``path.json``. Both go to temporary files first and are renamed only when
+        both are complete; the JSON records the SHA-256 of the weights file, so a stale pair
+        is detected on load."""
+        path = Path(path)
+        with atomic_path(path) as tmp_pt, atomic_path(sidecar_path(path)) as tmp_js:
+            save_probe(model, tmp_pt)
+            self.probe_sha256 = _sha256_files([tmp_pt])
+            tmp_js.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    def to_json(self) -> dict:
+        return {"format": PROBE_FORMAT, "version": PROBE_VERSION, **asdict(self)}
+
+    # ---- reading
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "ProbeFile":
+        """The sidecar of the probe at ``path`` (no weights are loaded, no checks made)."""
+        path = Path(path)
+        side = sidecar_path(path)
+        if not path.is_file():
+            raise FoldError(f"{path}: no such probe file")
+        if not side.is_file():
+            raise FoldError(
+                f"{path}: {side.name} is missing beside it (it records the threshold and the "
+                "backbone); fit the probe with `resm probe`"
+            )
+        try:
+            data = json.loads(side.read_text())
+            if data.pop("format", None) != PROBE_FORMAT:
+                raise ValueError("not a resm probe record")
+            data.pop("version", None)
+            names = {f for f in cls.__dataclass_fields__}
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (ValueError, TypeError) as e:
+            raise FoldError(f"{side}: unreadable probe record ({e})") from None
+
+    def verify(self, path: str | os.PathLike, scheme: Scheme, backbone: str | os.PathLike) -> None:
+        """Raise :class:`FoldError` unless the probe at ``path`` was fitted with ``scheme`` on
+        the backbone whose weights are at ``backbone`` (and its weights file is the one this
+        record was written with)."""
+        path = Path(path)
+        if self.scheme != scheme.name or (self.scheme_hash and self.scheme_hash != scheme.table_hash):
+            raise FoldError(
+                f"{path}: probe was fitted with mapping scheme {self.scheme!r} "
+                f"(hash {self.scheme_hash[:12]}), not {scheme.name!r} (hash {scheme.table_hash[:12]})"
+            )
+        sha = backbone_sha256(backbone)
+        if sha != self.backbone_sha256:
+            raise FoldError(
+                f"{path}: probe was fitted on another backbone ({self.backbone}, sha256 "
+                f"{self.backbone_sha256[:12]}); {backbone} has sha256 {sha[:12]} - fit a probe "
+                "for this backbone with `resm probe`"
+            )
+        if self.probe_sha256 and _sha256_files([path]) != self.probe_sha256:
+            raise FoldError(f"{path}: weights do not match {sidecar_path(path).name} (rewritten separately?)")
+
+    def load_into(self, model, path: str | os.PathLike, scheme: Scheme, backbone: str | os.PathLike):
+        """:meth:`verify`, then load the probe weights into ``model``'s contact head."""
+        self.verify(path, scheme, backbone)
+        return load_probe(model, path)
+
+
+# ----------------------------------------------------------------------------- resm probe
+def select_structures(
+    path: str | os.PathLike, limit: Optional[int], max_length: Optional[int] = None
+) -> Tuple[List[Structure], int]:
+    """Up to ``limit`` structures of ``path`` (any format :func:`read_structures` reads) in file
+    order, skipping those longer than ``max_length``; returns ``(structures, n_skipped)``.
+    Structures must carry their sequence."""
+    kept: List[Structure] = []
+    skipped = 0
+    for rec in read_structures(path):
+        if limit is not None and len(kept) >= limit:
+            break
+        if max_length is not None and len(rec) > max_length:
+            skipped += 1
+            continue
+        if not rec.seq:
+            raise FoldError(f"{Path(path).name}: record {rec.name!r} has no sequence")
+        kept.append(rec)
+    if not kept:
+        raise FoldError(f"{Path(path).name}: no structures to use" + (f" ({skipped} longer than {max_length})" if skipped else ""))
+    return kept, skipped
+
+
+def _f1_at(maps: Sequence[np.ndarray], structures: Sequence[Structure], threshold: float, method: str) -> dict:
+    preds = [decode(P, s.seq, threshold, method) for P, s in zip(maps, structures)]
+    return evaluate(preds, [s.pairs for s in structures])
+
+
+def fit_zero_shot(
+    model,
+    scheme: Scheme,
+    backbone: str | os.PathLike,
+    train: Sequence[Structure],
+    val: Optional[Sequence[Structure]] = None,
+    method: str = "greedy",
+    seed: int = 0,
+) -> ProbeFile:
+    """Fit the probe on ``train`` (:func:`fit_probe`, written into ``model``),
+    choose the decoding threshold on ``val`` (on ``train`` when ``val`` is None; then
+    ``stats["threshold_on"] == "train"`` and the F1 is optimistic) and return the record to
+    save with :meth:`ProbeFile.write`. The validation maps are held in memory: bound ``val``."""
+    if method not in METHODS:
+        raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
+    fit = fit_probe(model, scheme, train, seed=seed)
+    on = list(val) if val else list(train)
+    maps = [predict_pair_probs(model, scheme, s.seq) for s in on]
+    best = choose_threshold(maps, [s.seq for s in on], [s.pairs for s in on], method=method)
+    res = _f1_at(maps, on, best, method)
+    stats = {
+        "n_pos": fit["n_pos"],
+        "n_neg": fit["n_neg"],
+        "train_auroc": round(fit["train_auroc"], 6),
+        "threshold_on": "val" if val else "train",
+        "n_val": len(on),
+        "f1_mean": round(res["f1_mean"], 6),
+        "f1_shift_mean": round(res["f1_shift_mean"], 6),
+        "seed": seed,
+    }
+    return ProbeFile(
+        threshold=round(float(best), 6),
+        method=method,
+        scheme=scheme.name,
+        scheme_hash=scheme.table_hash,
+        backbone=str(Path(backbone).resolve()),
+        backbone_sha256=backbone_sha256(backbone),
+        n_train=int(fit["n_seqs"]),
+        stats=stats,
+    )
