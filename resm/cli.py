@@ -10,13 +10,13 @@ from typing import Callable, List, Optional
 
 from . import __version__
 
+
 def _user_errors() -> tuple:
     """Errors a user can cause: reported in one line (a traceback only with --debug)."""
+    from .config import ConfigError
     from .data.fasta import FastaError
     from .mapping import MappingError
     from .model.load import CheckpointError
-
-    from .config import ConfigError
 
     errs = [FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError]
     try:
@@ -98,9 +98,9 @@ def _print_rank0(line: str) -> None:
 
 def cmd_pretrain(a: argparse.Namespace) -> None:
     from .config import load_config
-    from .pretrain import run_pretrain
+    from .tasks import run
 
-    result = run_pretrain(load_config(a.config, a.overrides))
+    result = run(load_config(a.config, a.overrides), default="mlm", known=("mlm",))
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_loss" in v:
@@ -116,18 +116,12 @@ def cmd_export(a: argparse.Namespace) -> None:
 
 
 def cmd_probe(a: argparse.Namespace) -> None:
-    import torch
+    from .structure.probe import fit_probe_file, sidecar_path
 
-    from .structure.probe import fit_zero_shot, select_structures, sidecar_path
-
-    train, skipped = select_structures(a.train, a.max_train, a.max_length)  # inputs first
-    val, _ = select_structures(a.val, a.max_val, a.max_length) if a.val else (None, 0)
-    loaded, scheme = _load(a, a.scheme)
     if a.threads:
-        torch.set_num_threads(a.threads)
-    model = loaded.model.to(a.device)
-    probe = fit_zero_shot(model, scheme, loaded.meta["source"], train, val, a.method, a.seed)
-    probe.write(model, a.out)
+        __import__("torch").set_num_threads(a.threads)
+    probe, skipped, val = fit_probe_file(a.model, a.train, a.out, a.val, a.scheme, a.regression, a.trust_checkpoint,
+                                        a.device, a.max_train, a.max_val, a.max_length, a.method, a.seed)
     s = probe.stats
     skip = f", {skipped} longer than {a.max_length} skipped" if skipped else ""
     print(
@@ -165,9 +159,9 @@ def cmd_fold(a: argparse.Namespace) -> None:
 
 def cmd_finetune(a: argparse.Namespace) -> None:
     from .config import load_config
-    from .finetune import run_finetune
+    from .tasks import FINETUNE_TASKS, run
 
-    result = run_finetune(load_config(a.config, a.overrides))
+    result = run(load_config(a.config, a.overrides), known=FINETUNE_TASKS)
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_f1_shift" in v:
@@ -252,7 +246,9 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 
 def cmd_compare(a: argparse.Namespace) -> None:
-    from .compare import format_markdown, parse_config, run_compare
+    from .compare.config import parse_config
+    from .compare.harness import run_compare
+    from .compare.report import format_markdown
     from .config import load_config
 
     cfg = parse_config(load_config(a.config, a.overrides), a.config.stem)  # checked before any work

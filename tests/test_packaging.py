@@ -1,20 +1,48 @@
-"""The wheel must contain every subpackage and the scheme tables."""
+"""The wheel must contain every subpackage and the package data (scheme tables, the shipped model)."""
+
+import shutil
+import subprocess
+import sys
+import zipfile
 
 import pytest
+from setuptools import find_packages
 
 from tests.conftest import REPO
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 
+def listed_packages() -> set:
+    return set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+
+
 def test_every_subpackage_is_listed_in_pyproject():
-    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {
-        ".".join(p.parent.relative_to(REPO).parts)
-        for p in (REPO / "resm").rglob("__init__.py")
-    }
+    listed = listed_packages()
+    found = set(find_packages(where=str(REPO), include=["resm", "resm.*"]))
     assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"
-    assert "resm._schemes" in listed
+    by_init = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "resm").rglob("__init__.py")}
+    assert by_init == found
+    assert {"resm._schemes", "resm.models"} <= listed
+
+
+def test_the_wheel_holds_every_module_and_the_package_data(tmp_path):
+    """``pip install .`` installs what a wheel built from the tree holds: build one (offline,
+    from a copy of the tree) and compare it with the package's files."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "resm", src / "resm", ignore=ignore)
+    shutil.copytree(REPO / "mapping", src / "mapping", ignore=ignore)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("resm-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {str(p.relative_to(REPO)) for p in (REPO / "resm").rglob("*.py")}
+    assert modules <= names, f"missing from the wheel: {sorted(modules - names)}"
+    assert {"resm/_schemes/kdny.yaml", "resm/models/structure_default.pt"} <= names
 
 
 def test_scheme_tables_are_package_data():

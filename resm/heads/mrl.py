@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ExpressionHeadConfig", "ExpressionHead", "OptimusConfig", "OptimusCNN"]
+__all__ = ["ExpressionHeadConfig", "ExpressionHead", "OptimusConfig", "OptimusCNN", "build_mrl_head", "mrl_apply",
+           "optimus_apply"]
 
 
 @dataclass
@@ -157,3 +158,20 @@ class OptimusCNN(nn.Module):
             k = int(lengths[b])
             out[b, n - k:] = x[b, :k]
         return self.dense(self.convs(out.transpose(1, 2)))[:, 0]
+
+
+def mrl_apply(head: ExpressionHead, h: torch.Tensor, mask: torch.Tensor, batch) -> torch.Tensor:
+    return head(h, mask)
+
+
+def optimus_apply(head: OptimusCNN, h, mask, batch) -> torch.Tensor:
+    """The Optimus baseline reads the batch's nucleotide codes, not an encoder's output."""
+    return head(batch["nuc"], batch["mask"])
+
+
+def build_mrl_head(config: dict, embed_dim: int):
+    """``(head, apply)`` from a saved head config: the Optimus CNN when ``kind`` is optimus, else
+    the expression head (the registry's builder)."""
+    if config.get("kind") == "optimus":
+        return OptimusCNN(OptimusConfig.from_dict(config)), optimus_apply
+    return ExpressionHead(ExpressionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), mrl_apply

@@ -19,7 +19,7 @@ rejected by the data path, never truncated.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Dict
+from typing import Any, Dict
 
 import torch
 import torch.nn as nn
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .structure import NEG_LOGIT, ChannelLayerNorm, ResidualBlock
 
-__all__ = ["InteractionHeadConfig", "InteractionHead"]
+__all__ = ["InteractionHeadConfig", "InteractionHead", "build_rri_head", "rri_apply"]
 
 
 @dataclass
@@ -118,3 +118,17 @@ class InteractionHead(nn.Module):
         best = pair_logits.flatten(1).amax(dim=1, keepdim=True)
         logit = self.readout(self.drop(torch.cat([mean, mx, best], dim=1)))[:, 0]
         return {"logit": logit, "pair_logits": pair_logits}
+
+
+def rri_apply(head: InteractionHead, h: torch.Tensor, mask: torch.Tensor, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    """Split the encoder output of ``[a_1..a_B, b_1..b_B]`` (``resm.tasks.rri.collate_pairs``)
+    and run the head."""
+    B, la, lb = batch["n_pairs"], batch["la"], batch["lb"]
+    nuc = batch["nuc"]
+    return head(h[:B, :la], mask[:B, :la], h[B:, :lb], mask[B:, :lb], nuc[:B, :la], nuc[B:, :lb])
+
+
+def build_rri_head(config: dict, embed_dim: int):
+    """``(InteractionHead, rri_apply)`` from a saved head config (the registry's builder)."""
+    cfg = InteractionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))
+    return InteractionHead(cfg), rri_apply

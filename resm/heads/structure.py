@@ -48,6 +48,8 @@ __all__ = [
     "valid_pair_mask",
     "pair_loss",
     "strip_special",
+    "build_structure_head",
+    "structure_apply",
 ]
 
 NEG_LOGIT = -1e4
@@ -506,3 +508,14 @@ def strip_special(x: torch.Tensor, tokens: torch.Tensor) -> Tuple[torch.Tensor, 
     from ..model.esm2 import bos_eos_positions
 
     return x[:, 1:-1], bos_eos_positions(tokens)[:, 1:-1]
+
+
+def structure_apply(head: StructureHead, h: torch.Tensor, mask: torch.Tensor, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Pair logits from residue embeddings and the batch's ``nuc`` (and ``bpp`` / ``attn``
+    channels when the head reads them)."""
+    return head(h, mask, attn_feats=batch.get("attn"), bpp=batch.get("bpp"), nuc=batch.get("nuc"))
+
+
+def build_structure_head(config: dict, embed_dim: int):
+    """``(StructureHead, structure_apply)`` from a head config (the registry's builder)."""
+    return StructureHead(StructureHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), structure_apply

@@ -53,6 +53,7 @@ __all__ = [
     "ProbeFile",
     "select_structures",
     "fit_zero_shot",
+    "fit_probe_file",
 ]
 
 PROBE_FORMAT = "resm-zero-shot-probe"
@@ -180,20 +181,9 @@ def fit_probe_weights(
             "train_auroc": auroc, "classifier": clf}
 
 
-def fit_probe(
-    model: ESM2,
-    scheme: Scheme,
-    structures: Iterable[Structure],
-    max_pairs_per_seq: int = 1000,
-    C: float = 1.0,
-    seed: int = 0,
-    min_sep: int = 3,
-    max_len: Optional[int] = None,
-    class_weight: Optional[str | dict] = None,
-    max_iter: int = 2000,
-) -> dict:
-    """:func:`fit_probe_weights` on an ESM-2 backbone's attention features
-    (:func:`resm.model.attention.pair_attention_features`), written into
+def fit_probe(model: ESM2, scheme: Scheme, structures: Iterable[Structure], **options) -> dict:
+    """:func:`fit_probe_weights` (``options``: its keyword arguments) on an ESM-2 backbone's
+    attention features (:func:`resm.model.attention.pair_attention_features`), written into
     ``model.contact_head.regression``.
 
     Returns ``{"n_seqs", "n_pos", "n_neg", "train_auroc", "classifier"}``.
@@ -201,7 +191,7 @@ def fit_probe(
     def features(rec: Structure, index: np.ndarray) -> np.ndarray:
         return pair_attention_features(model, _tokens(scheme, rec.seq, rec.name), index)
 
-    fit = fit_probe_weights(features, structures, max_pairs_per_seq, C, seed, min_sep, max_len, class_weight, max_iter)
+    fit = fit_probe_weights(features, structures, **options)
     reg = model.contact_head.regression
     with torch.no_grad():
         reg.weight.copy_(torch.as_tensor(fit["weight"], dtype=reg.weight.dtype).view_as(reg.weight))
@@ -440,3 +430,33 @@ def fit_zero_shot(
         n_train=int(fit["n_seqs"]),
         stats=stats,
     )
+
+
+def fit_probe_file(
+    backbone: str | os.PathLike,
+    train: str | os.PathLike,
+    out: str | os.PathLike,
+    val: Optional[str | os.PathLike] = None,
+    scheme: Optional[str] = None,
+    regression: Optional[str | os.PathLike] = None,
+    trust: bool = False,
+    device: str = "cpu",
+    max_train: Optional[int] = 100,
+    max_val: Optional[int] = 100,
+    max_length: Optional[int] = 1000,
+    method: str = "greedy",
+    seed: int = 0,
+) -> Tuple[ProbeFile, int, bool]:
+    """``resm probe``: read the structures first (:func:`select_structures`), load the backbone
+    (:func:`resm.model.load.load_with_scheme`), fit the probe and choose its threshold
+    (:func:`fit_zero_shot`) and write it to ``out`` with its sidecar. Returns ``(probe record,
+    training structures skipped as too long, whether validation structures were given)``."""
+    from ..model.load import load_with_scheme
+
+    structures, skipped = select_structures(train, max_train, max_length)
+    held_out = select_structures(val, max_val, max_length)[0] if val else None
+    loaded, the_scheme = load_with_scheme(backbone, scheme, regression, trust)
+    model = loaded.model.to(device)
+    probe = fit_zero_shot(model, the_scheme, loaded.meta["source"], structures, held_out, method, seed)
+    probe.write(model, out)
+    return probe, skipped, held_out is not None

@@ -1,17 +1,18 @@
-"""What the sequence-level fine-tuning tasks (RNA–RNA interaction, expression) share.
+"""What every training task shares.
 
-* :class:`EncoderConfig` (the ``model`` config section) and :func:`build_encoder`: an ESM-2
-  backbone (fair-esm ``.pt``, Hugging Face folder or name; or a random architecture in tests)
-  in mode frozen / adapters / full, or the one-hot CNN baseline encoder;
+* :class:`ModelConfig` (the ``model`` section of every task) and :func:`build_encoder`: an
+  ESM-2 backbone (fair-esm ``.pt``, Hugging Face folder or name; or a random architecture) in
+  mode frozen / adapters / full, or the one-hot CNN baseline encoder. A task refuses the keys
+  it does not use (:meth:`ModelConfig.for_task`);
 * :class:`TaskModel`: one encoder and a dict of heads. ``model(batch, names)`` runs the encoder
   once and every named head on its output: heads that share an adapter share the pass;
 * :class:`ItemStream`: deterministic, resumable, sharded mini-batches over examples held in
   memory (the same contract as the pretraining and structure streams);
 * :func:`save_bundle` / :func:`load_bundle`: the trained parts saved apart from the backbone
   (adapter file, one head file per head, ``manifest.json`` naming the backbone checksum and the
-  mapping scheme; see :mod:`resm.model.adapters`). With mode ``full`` the fine-tuned backbone
-  is saved into the bundle as a fair-esm ``.pt``; the one-hot baseline saves its encoder with
-  its head.
+  mapping scheme; see :mod:`resm.model.adapters`), heads rebuilt through the head registry
+  (:data:`resm.heads.HEADS`). With mode ``full`` the fine-tuned backbone is saved into the
+  bundle as a fair-esm ``.pt``; the one-hot baseline saves its encoder with its head.
 
 The loop itself is :class:`resm.train.Trainer`: the tasks only supply streams, losses,
 validation metrics and the final save.
@@ -19,7 +20,7 @@ validation metrics and the final save.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -33,30 +34,47 @@ from ..mapping import Scheme, get_scheme, rna_codes
 from ..model.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 from ..config import ConfigError, from_dict
 
-__all__ = ["EncoderConfig", "build_encoder", "TaskModel", "ItemStream", "encode_batch",
-           "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]
+__all__ = ["ModelConfig", "MODEL_KEYS", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
+           "ItemStream", "encode_batch", "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]
 
 BUNDLE_DIR = "model"
 UNKNOWN_BASE = 4
 
 
+# Which ``model`` keys each task reads; the others are refused with a one-line error.
+_SEQUENCE_KEYS = ("encoder", "init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint", "onehot")
+MODEL_KEYS = {
+    "mlm": ("init", "arch", "init_seed", "trust_checkpoint", "save_hf"),
+    "structure": ("init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint"),
+    "rri": _SEQUENCE_KEYS,
+    "mrl": _SEQUENCE_KEYS,
+    "joint": _SEQUENCE_KEYS,
+}
+
+
 @dataclass
-class EncoderConfig:
-    """The ``model`` section: which encoder feeds the heads.
+class ModelConfig:
+    """The ``model`` section of every task: which backbone (or encoder) it trains on.
 
     Attributes:
         encoder: "backbone" (an ESM-2 model) or "onehot" (the one-hot CNN baseline; no
-            pretrained weights, trained with the head).
-        init: backbone weights: a fair-esm ``.pt`` path, a Hugging Face folder or an ESM-2 name.
-        arch: instead of ``init``, a named architecture with random weights (tests).
-        init_seed: seed of that random initialisation and of the adapter's.
-        mode: "frozen" (heads only), "adapters" (LoRA adapter + heads; backbone frozen) or
-            "full" (backbone trains too).
+            pretrained weights, trained with the head). Tasks rri, mrl and joint.
+        init: backbone weights: a fair-esm ``.pt`` path, a Hugging Face folder or an ESM-2
+            name (e.g. the model written by ``resm pretrain``) to continue from.
+        arch: instead of ``init``, a named architecture (``esm2_t6_8M_UR50D``, ...) with random
+            weights.
+        init_seed: seed of that random initialisation (and of a LoRA adapter's).
+        mode: "frozen" (heads only), "adapters" (a LoRA adapter on the frozen backbone + heads)
+            or "full" (the backbone trains too). Fine-tuning tasks; the mlm task always trains
+            the whole backbone (it accepts ``full`` only).
         adapter: LoRA settings for mode adapters (:class:`resm.model.adapters.AdapterConfig`:
             r, alpha, dropout, targets, layers).
-        scheme: nucleotide -> protein-letter scheme; must match the checkpoint's.
-        trust_checkpoint: allow unpickling arbitrary objects from ``init``.
+        scheme: nucleotide -> protein-letter mapping scheme; must match the checkpoint's.
+            Fine-tuning tasks (the mlm task reads ``data.scheme``).
+        trust_checkpoint: allow unpickling arbitrary objects from ``init`` (trusted files only).
         onehot: settings of the one-hot encoder (:class:`resm.model.encoder.OneHotConfig`).
+            Tasks rri, mrl and joint.
+        save_hf: also write the final model as a Hugging Face folder. Task mlm.
     """
 
     encoder: str = "backbone"
@@ -68,6 +86,7 @@ class EncoderConfig:
     scheme: str = "kdny"
     trust_checkpoint: bool = False
     onehot: Dict[str, Any] = field(default_factory=dict)
+    save_hf: bool = False
 
     def __post_init__(self):
         if self.encoder not in ("backbone", "onehot"):
@@ -81,10 +100,29 @@ class EncoderConfig:
         if self.mode != "adapters" and self.adapter:
             raise ConfigError("model.adapter is only used with model.mode adapters")
 
+    @classmethod
+    def for_task(cls, section: Optional[Dict[str, Any]], task: str, **values) -> "ModelConfig":
+        """The ``model`` section of ``task``, validated by :func:`resm.config.from_dict`; keys
+        the task does not use are refused. ``values`` set fields the task decides itself."""
+        used = MODEL_KEYS[task]
+        unused = {f.name: f"not used by task {task}" for f in fields(cls) if f.name not in used}
+        d = dict(section) if isinstance(section, dict) else section
+        if task == "mlm" and isinstance(d, dict) and "mode" in d:
+            if d.pop("mode") != "full":
+                raise ConfigError("model.mode: task mlm trains the whole backbone (full only)")
+        if task == "mlm":
+            values.setdefault("mode", "full")
+        return from_dict(cls, d, "model", fixed={k: v for k, v in unused.items() if k not in values}, extra=values)
+
+    def settings(self, task: str) -> Dict[str, Any]:
+        """The keys ``task`` reads, with their values (what a resumed run must not change)."""
+        d = asdict(self)
+        return {k: d[k] for k in MODEL_KEYS[task]}
+
 
 def load_model_backbone(cfg, scheme: Scheme):
     """``(ESM2, arch name or None, source)`` of a ``model`` section with ``init`` (a checkpoint)
-    or ``arch`` (random weights from ``init_seed``); shared by every fine-tuning task."""
+    or ``arch`` (random weights from ``init_seed``); shared by every task."""
     from ..model.load import init_model, load_backbone
 
     if cfg.init:
@@ -100,13 +138,10 @@ def adapter_config(cfg):
         return None
     from ..model.adapters import AdapterConfig
 
-    try:
-        return AdapterConfig.from_dict(cfg.adapter or {})
-    except ValueError as e:
-        raise ConfigError(f"model.adapter: {e}") from None
+    return from_dict(AdapterConfig, cfg.adapter, "model.adapter")
 
 
-def build_encoder(cfg: EncoderConfig) -> Tuple[nn.Module, Scheme, str]:
+def build_encoder(cfg: ModelConfig) -> Tuple[nn.Module, Scheme, str]:
     """``(encoder, scheme, backbone source)`` for a ``model`` section."""
     scheme = get_scheme(cfg.scheme)
     if cfg.encoder == "onehot":
@@ -219,14 +254,19 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
     return folder
 
 
-def load_bundle(folder: Path, builders: Dict[str, Callable[[dict, int], Tuple[nn.Module, Callable]]],
-                backbone: Optional[str] = None, trust: bool = False) -> Tuple[TaskModel, Dict[str, dict], Scheme]:
+def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = False,
+                builders: Optional[Dict[str, Callable[[dict, int], Tuple[nn.Module, Callable]]]] = None,
+                ) -> Tuple[TaskModel, Dict[str, dict], Scheme]:
     """``(TaskModel in eval mode, manifest head entries, scheme)`` from a bundle folder.
 
-    ``builders[task](head_config, embed_dim) -> (head module, apply)`` rebuild each head.
-    ``backbone`` overrides the backbone recorded in the manifest (its checksum must match).
+    Each head is rebuilt by ``builders[task](head_config, embed_dim) -> (head module, apply)``,
+    by default the head registry :data:`resm.heads.HEADS`. ``backbone`` overrides the backbone
+    recorded in the manifest (its checksum must match).
     """
+    from ..heads import HEADS
     from ..model import adapters as A
+
+    builders = HEADS if builders is None else builders
     from ..model.load import load_backbone
 
     folder = Path(folder)

@@ -1,6 +1,6 @@
 """Expression (``task: mrl``): mean ribosome load of 5'UTRs, and variant effects.
 
-Config sections: ``model`` (:class:`resm.tasks.base.EncoderConfig`), ``head`` (fields of
+Config sections: ``model`` (:class:`resm.tasks.base.ModelConfig`), ``head`` (fields of
 :class:`resm.heads.mrl.ExpressionHeadConfig` except ``embed_dim``; or, with ``head.kind:
 optimus``, of :class:`resm.heads.mrl.OptimusConfig`, the one-hot CNN baseline that needs no
 encoder), ``data`` (:class:`MRLDataConfig`), ``optim`` / ``train``.
@@ -13,7 +13,7 @@ the observed ``mrl(var) - mrl(wt)`` (:func:`variant_effect`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -22,12 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from ..data.mrl import UTR, VariantPair, read_mrl, split_utrs
-from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, OptimusConfig
 from ..config import ConfigError, from_dict
-from .base import BUNDLE_DIR, EncoderConfig, ItemStream, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
+from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, OptimusConfig, mrl_apply, optimus_apply
+from .base import BUNDLE_DIR, ItemStream, ModelConfig, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
 
-__all__ = ["MRLDataConfig", "MRLTask", "mrl_metrics", "predict_mrl", "variant_effect", "load_mrl_model",
-           "build_mrl_head", "mrl_apply"]
+__all__ = ["MRLDataConfig", "MRLTask", "mrl_metrics", "predict_mrl", "variant_effect", "load_mrl_model"]
 
 
 @dataclass
@@ -61,14 +60,6 @@ class MRLDataConfig:
             raise ConfigError(f"data.fractions must be three shares summing to 1, got {self.fractions}")
 
 
-def mrl_apply(head, h, mask, batch):
-    return head(h, mask)
-
-
-def _optimus_apply(head, h, mask, batch):
-    return head(batch["nuc"], batch["mask"])
-
-
 class _NoEncoder(torch.nn.Module):
     """Encoder stand-in for heads that read the batch themselves (the Optimus baseline)."""
 
@@ -76,12 +67,6 @@ class _NoEncoder(torch.nn.Module):
 
     def forward(self, batch):
         return None, batch["mask"]
-
-
-def build_mrl_head(config: dict, embed_dim: int):
-    if config.get("kind") == "optimus":
-        return OptimusCNN(OptimusConfig.from_dict(config)), _optimus_apply
-    return ExpressionHead(ExpressionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), mrl_apply
 
 
 def mrl_metrics(y: np.ndarray, pred: np.ndarray) -> Dict[str, float]:
@@ -107,7 +92,9 @@ def variant_effect(pred: np.ndarray, utrs: Sequence[UTR], pairs: Sequence[Varian
 class MRLTask:
     """MRL regression through the shared loop."""
 
-    head_name = "mrl"
+    name = head_name = "mrl"
+    sections = ("model", "head", "data")
+    output = BUNDLE_DIR
 
     def __init__(self, cfg: Dict[str, Any], encoder=None):
         head_section = dict(cfg.get("head") or {})
@@ -118,29 +105,26 @@ class MRLTask:
         if kind == "optimus":
             from ..mapping import get_scheme
 
-            self.model_cfg = from_dict(EncoderConfig, dict(cfg.get("model") or {}, encoder="onehot"), "model")
+            self.model_cfg = ModelConfig.for_task(cfg.get("model"), "mrl", encoder="onehot")
             encoder, self.scheme, self.source = _NoEncoder(), get_scheme(self.model_cfg.scheme), "none"
             head_cls, cfg_cls = OptimusCNN, OptimusConfig
         else:
-            self.model_cfg = from_dict(EncoderConfig, cfg.get("model"), "model")
+            self.model_cfg = ModelConfig.for_task(cfg.get("model"), "mrl")
             if encoder is None:
                 encoder, self.scheme, self.source = build_encoder(self.model_cfg)
             else:
                 encoder, self.scheme, self.source = encoder
             head_cls, cfg_cls = ExpressionHead, ExpressionHeadConfig
-        known = {f.name for f in fields(cfg_cls)} - {"embed_dim"}
-        unknown = sorted(set(head_section) - known)
-        if unknown or "embed_dim" in head_section:
-            raise ConfigError(f"head: unknown option(s) {unknown or ['embed_dim']}; known: {sorted(known)}")
-        try:
-            self.head_cfg = cfg_cls(**head_section) if kind == "optimus" else cfg_cls(embed_dim=encoder.embed_dim, **head_section)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"head: {e}") from None
+        if kind == "optimus":
+            self.head_cfg = from_dict(cfg_cls, head_section, "head")
+        else:
+            self.head_cfg = from_dict(cfg_cls, head_section, "head", fixed={"embed_dim": "taken from the encoder"},
+                                      extra={"embed_dim": encoder.embed_dim})
         self.kind = kind
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(d.seed)
             head = head_cls(self.head_cfg)
-        apply = _optimus_apply if kind == "optimus" else mrl_apply
+        apply = optimus_apply if kind == "optimus" else mrl_apply
         self.model = TaskModel(encoder, {self.head_name: head}, {self.head_name: apply})
         utrs = read_mrl(d.train, target_column=d.target)
         limit = self.head_cfg.length if kind == "optimus" else self.head_cfg.max_length
@@ -179,7 +163,7 @@ class MRLTask:
                 "val_spearman": m["spearman"], "n_val": m["n"]}
 
     def fingerprint(self) -> Dict[str, Any]:
-        return {"task": "mrl", "kind": self.kind, "model": asdict(self.model_cfg), "head": self.head_cfg.to_dict(),
+        return {"task": "mrl", "kind": self.kind, "model": self.model_cfg.settings("mrl"), "head": self.head_cfg.to_dict(),
                 "data": asdict(self.data_cfg), "scheme_hash": self.scheme.table_hash}
 
     def head_spec(self) -> Dict[str, Any]:
@@ -204,6 +188,9 @@ class MRLTask:
             return
         save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source,
                     {self.head_name: self.head_spec()})
+
+    def summary(self) -> Dict[str, Any]:
+        return {"final": self.final_metrics}
 
 
 @torch.no_grad()
@@ -234,11 +221,9 @@ def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False):
         d = safe_load(optimus)
         head = OptimusCNN(OptimusConfig.from_dict(d["config"]))
         head.load_state_dict(d["state"])
-        model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": _optimus_apply}).eval()
+        model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": optimus_apply}).eval()
         return model, "mrl", {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}, get_scheme(d["scheme"])
-    from .rri import build_rri_head  # a jointly trained bundle also holds other heads
-
-    model, entries, scheme = load_bundle(folder, {"mrl": build_mrl_head, "rri": build_rri_head}, backbone=backbone, trust=trust)
+    model, entries, scheme = load_bundle(folder, backbone=backbone, trust=trust)  # a joint bundle holds other heads too
     names = [n for n, e in entries.items() if e["task"] == "mrl"]
     if not names:
         raise ConfigError(f"{folder}: the bundle has no mrl head")

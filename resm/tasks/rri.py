@@ -1,6 +1,6 @@
 """RNA–RNA interaction (``task: rri``): miRNA–target pairs -> interaction probability + pair map.
 
-Config sections: ``model`` (:class:`resm.tasks.base.EncoderConfig`), ``head`` (fields of
+Config sections: ``model`` (:class:`resm.tasks.base.ModelConfig`), ``head`` (fields of
 :class:`resm.heads.rri.InteractionHeadConfig` except ``embed_dim``), ``data``
 (:class:`RRIDataConfig`), ``optim`` / ``train`` (the shared loop).
 
@@ -18,7 +18,7 @@ probability into the second partner.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from ..data.rri import Pair, read_pairs, split_pairs
-from ..heads.rri import InteractionHead, InteractionHeadConfig
 from ..config import ConfigError, from_dict
-from .base import BUNDLE_DIR, EncoderConfig, ItemStream, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
+from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
+from .base import BUNDLE_DIR, ItemStream, ModelConfig, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
 
-__all__ = ["RRIDataConfig", "RRITask", "rri_metrics", "predict_rri", "load_rri_model", "zero_shot_scores",
-           "rri_apply", "build_rri_head"]
+__all__ = ["RRIDataConfig", "RRITask", "collate_pairs", "rri_metrics", "predict_rri", "load_rri_model",
+           "zero_shot_scores"]
 
 
 @dataclass
@@ -62,18 +62,6 @@ class RRIDataConfig:
             raise ConfigError("data.train: give the pairs file")
         if not 0.0 < self.val_fraction < 1.0 and not self.val:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
-
-
-def build_rri_head(config: dict, embed_dim: int):
-    cfg = InteractionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))
-    return InteractionHead(cfg), rri_apply
-
-
-def rri_apply(head: InteractionHead, h: torch.Tensor, mask: torch.Tensor, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
-    """Split the encoder output of ``[a_1..a_B, b_1..b_B]`` and run the head."""
-    B, la, lb = batch["n_pairs"], batch["la"], batch["lb"]
-    nuc = batch["nuc"]
-    return head(h[:B, :la], mask[:B, :la], h[B:, :lb], mask[B:, :lb], nuc[:B, :la], nuc[B:, :lb])
 
 
 def collate_pairs(pairs: Sequence[Pair], scheme) -> Dict[str, Any]:
@@ -106,26 +94,19 @@ def rri_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -
 class RRITask:
     """Interaction classification through the shared loop."""
 
-    head_name = "rri"
+    name = head_name = "rri"
+    sections = ("model", "head", "data")
+    output = BUNDLE_DIR
 
     def __init__(self, cfg: Dict[str, Any], encoder=None):
-        self.model_cfg = from_dict(EncoderConfig, cfg.get("model"), "model")
+        self.model_cfg = ModelConfig.for_task(cfg.get("model"), "rri")
         self.data_cfg = d = from_dict(RRIDataConfig, cfg.get("data"), "data")
         if encoder is None:
             encoder, self.scheme, self.source = build_encoder(self.model_cfg)
         else:
             encoder, self.scheme, self.source = encoder
-        head_section = dict(cfg.get("head") or {})
-        if "embed_dim" in head_section:
-            raise ConfigError("head.embed_dim is not set in the config (taken from the encoder)")
-        known = {f.name for f in fields(InteractionHeadConfig)} - {"embed_dim"}
-        unknown = sorted(set(head_section) - known)
-        if unknown:
-            raise ConfigError(f"head: unknown option(s) {unknown}; known: {sorted(known)}")
-        try:
-            self.head_cfg = InteractionHeadConfig(embed_dim=encoder.embed_dim, **head_section)
-        except ValueError as e:
-            raise ConfigError(f"head: {e}") from None
+        self.head_cfg = from_dict(InteractionHeadConfig, cfg.get("head"), "head",
+                                  fixed={"embed_dim": "taken from the encoder"}, extra={"embed_dim": encoder.embed_dim})
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(d.seed)
             head = InteractionHead(self.head_cfg)
@@ -162,7 +143,7 @@ class RRITask:
         return {"val_loss": loss, "val_auroc": m["auroc"], "val_accuracy": m["accuracy"], "val_f1": m["f1"], "n_val": m["n"]}
 
     def fingerprint(self) -> Dict[str, Any]:
-        return {"task": "rri", "model": asdict(self.model_cfg), "head": self.head_cfg.to_dict(),
+        return {"task": "rri", "model": self.model_cfg.settings("rri"), "head": self.head_cfg.to_dict(),
                 "data": asdict(self.data_cfg), "scheme_hash": self.scheme.table_hash}
 
     def head_spec(self) -> Dict[str, Any]:
@@ -174,6 +155,9 @@ class RRITask:
         self.final_metrics = {k: v for k, v in self.validate(module, device).items()}
         save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source,
                     {self.head_name: self.head_spec()})
+
+    def summary(self) -> Dict[str, Any]:
+        return {"final": self.final_metrics}
 
 
 @torch.no_grad()
@@ -198,11 +182,9 @@ def predict_rri(model: TaskModel, scheme, pairs: Sequence[Pair], batch_size: int
 
 
 def load_rri_model(folder, backbone: Optional[str] = None, trust: bool = False):
-    """``(TaskModel, manifest entry of the rri head, scheme)`` from ``out_dir/model``."""
-    from .mrl import build_mrl_head  # a jointly trained bundle also holds other heads
-
-    model, entries, scheme = load_bundle(Path(folder), {"rri": build_rri_head, "mrl": build_mrl_head},
-                                         backbone=backbone, trust=trust)
+    """``(TaskModel, head name, manifest entry of the rri head, scheme)`` from ``out_dir/model``
+    (a jointly trained bundle also holds other heads)."""
+    model, entries, scheme = load_bundle(Path(folder), backbone=backbone, trust=trust)
     rri = [n for n, e in entries.items() if e["task"] == "rri"]
     if not rri:
         raise ConfigError(f"{folder}: the bundle has no rri head")

@@ -1,4 +1,4 @@
-"""Tests for resm.structure."""
+"""Tests for resm.structure.io."""
 
 from __future__ import annotations
 
@@ -29,11 +29,7 @@ from resm.structure.io import (
     to_dotbracket,
     write_structures,
 )
-
-
-def data_dir() -> Path:
-    env = os.environ.get("RESM_DATA")
-    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+from tests.conftest import data_dir
 
 
 def data_file(rel: str) -> Path:

@@ -1,98 +1,56 @@
-"""Supervised fine-tuning through the shared training loop (``resm finetune``).
+"""The secondary-structure task (``structure``): an ESM-2 backbone and the 2-D
+:class:`resm.heads.structure.StructureHead`, trained with
+:func:`resm.heads.structure.pair_loss` on labelled structures (e.g. bpRNA TR0, validated on
+VL0). The config has these sections (every option is documented on its dataclass):
 
-Today there is one task, ``structure``: RNA secondary structure from an ESM-2 backbone and the
-2-D :class:`resm.heads.structure.StructureHead`, trained with :func:`pair_loss` on labelled
-structures (e.g. bpRNA TR0, validated on VL0). The config has these sections (every option is
-documented on its dataclass):
-
-* ``task``: ``structure`` (the only one so far);
-* ``model`` (:class:`FinetuneModelConfig`): backbone weights, training mode, mapping scheme;
-* ``head`` (fields of :class:`StructureHeadConfig`; ``embed_dim``, ``attn_channels`` and
-  ``use_bpp`` are filled in from the backbone and ``data.use_bpp``);
+* ``task``: ``structure``;
+* ``model`` (:class:`resm.tasks.base.ModelConfig`): backbone weights, training mode, mapping
+  scheme;
+* ``head`` (fields of :class:`resm.heads.structure.StructureHeadConfig`; ``embed_dim``,
+  ``attn_channels`` and ``use_bpp`` are filled in from the backbone and ``data.use_bpp``);
 * ``data`` (:class:`StructureDataConfig`): structure files, crops, batching, RNAfold channel;
 * ``loss`` (:class:`StructureLossConfig`): positive-pair weight;
 * ``optim`` / ``train``: :class:`resm.train.OptimConfig` / :class:`resm.train.TrainConfig`.
 
 The loop is :class:`resm.train.Trainer` (checkpoints, exact resume, DDP / DeepSpeed); this
 module supplies the task. The finished model is one file, ``out_dir/structure_model.pt``
-(plain dicts and tensors, loadable with ``weights_only=True``): read it back with
-:func:`load_structure_model` and fold with :func:`predict_pairs`.
+(:mod:`resm.structure.model`: read it back with
+:func:`resm.structure.model.load_structure_model` and fold with
+:func:`resm.structure.model.predict_pairs`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from .alphabet import pad_batch
-from .data.fasta import token_batches
-from .data.stream import EpochStream
-from .heads.structure import StructureHead, StructureHeadConfig, pair_loss
-from .mapping import MappingError, Scheme, get_scheme, rna_codes
-from .model.esm2 import ESM2
-from .structure.io import Structure, read_structures
-from .structure.model import MODEL_FILE, StructureModel, model_from_payload, save_structure_model, structure_payload
-from .tasks.base import adapter_config, load_model_backbone
-from .config import ConfigError, from_dict
-from .train import TrainConfig, run_task
+from ..alphabet import pad_batch
+from ..config import ConfigError, from_dict
+from ..data.fasta import token_batches
+from ..data.stream import EpochStream
+from ..heads.structure import StructureHead, StructureHeadConfig, pair_loss
+from ..mapping import MappingError, Scheme, get_scheme, rna_codes
+from ..model.esm2 import ESM2
+from ..structure.io import Structure, read_structures
+from ..structure.model import MODEL_FILE, StructureModel, model_from_payload, save_structure_model, structure_payload
+from .base import ModelConfig, adapter_config, load_model_backbone
 
 __all__ = [
-    "MODES",
-    "TASKS",
-    "FinetuneModelConfig",
     "StructureDataConfig",
     "StructureLossConfig",
     "StructureStream",
     "StructureTask",
-    "run_finetune",
 ]
 
-MODES = ("frozen", "adapters", "full")
-TASKS = ("structure", "rri", "mrl", "joint")
 UNKNOWN_BASE = 4
 _EXTRA = 2  # BOS + EOS
 
 
 # ----------------------------------------------------------------------------- configs
-@dataclass
-class FinetuneModelConfig:
-    """The backbone.
-
-    Attributes:
-        init: a fair-esm ``.pt`` path, a Hugging Face folder or an ESM-2 name (e.g. the model
-            written by ``resm pretrain``).
-        arch: instead of ``init``, a named architecture to start from random weights (tests).
-        init_seed: seed of that random initialisation.
-        mode: "frozen" (train the head only; cheap), "adapters" (a LoRA adapter on the frozen
-            backbone + the head) or "full" (train the backbone too).
-        adapter: LoRA settings for mode adapters (:class:`resm.model.adapters.AdapterConfig`).
-        scheme: nucleotide -> protein-letter mapping scheme; must match the checkpoint's.
-        trust_checkpoint: allow unpickling arbitrary objects from ``init`` (trusted files only).
-    """
-
-    init: Optional[str] = None
-    arch: Optional[str] = None
-    init_seed: int = 0
-    mode: str = "frozen"
-    adapter: Optional[Dict[str, Any]] = None
-    scheme: str = "kdny"
-    trust_checkpoint: bool = False
-
-    def __post_init__(self):
-        if bool(self.init) == bool(self.arch):
-            raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
-        if self.mode == "adapters" and self.adapter is None:
-            self.adapter = {}
-        if self.mode != "adapters" and self.adapter:
-            raise ConfigError("model.adapter is only used with model.mode adapters")
-        if self.mode not in MODES:
-            raise ConfigError(f"model.mode must be one of {list(MODES)}, not {self.mode!r}")
-
-
 @dataclass
 class StructureDataConfig:
     """Labelled structures for the ``structure`` task.
@@ -196,7 +154,7 @@ def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int,
     """Records of ``path`` that map under ``scheme`` (only ids in ``keep`` when given; first
     ``cap`` after a seeded shuffle), their token ids, and the number skipped."""
     if str(path).lower().endswith(".csv"):  # ArchiveII's id,sequence,len,structure,base_pairs
-        from .structure.io import read_archiveii_csv
+        from ..structure.io import read_archiveii_csv
 
         recs = list(read_archiveii_csv(path))
     else:
@@ -283,29 +241,23 @@ def collate(items: List[Item], bpp_of=None) -> Dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- task
 def _head_config(section: Optional[Dict[str, Any]], backbone: ESM2, use_bpp: bool) -> StructureHeadConfig:
-    d = dict(section or {})
-    for k, why in (("embed_dim", "taken from the backbone"), ("attn_channels", "layers x heads of the backbone"),
-                   ("use_bpp", "set data.use_bpp instead")):
-        if k in d:
-            raise ConfigError(f"head.{k} is not set in the config ({why})")
-    known = {f.name for f in fields(StructureHeadConfig)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"head: unknown option(s) {unknown}; known: {sorted(known)}")
-    d.update(embed_dim=backbone.embed_dim, use_bpp=use_bpp)
-    if d.get("use_attention"):
-        d["attn_channels"] = backbone.num_layers * backbone.attention_heads
-    try:
-        return StructureHeadConfig(**d)
-    except ValueError as e:
-        raise ConfigError(f"head: {e}") from None
+    extra = {"embed_dim": backbone.embed_dim, "use_bpp": use_bpp}
+    if isinstance(section, dict) and section.get("use_attention") is True:
+        extra["attn_channels"] = backbone.num_layers * backbone.attention_heads
+    fixed = {"embed_dim": "taken from the backbone", "attn_channels": "layers x heads of the backbone",
+             "use_bpp": "set data.use_bpp instead"}
+    return from_dict(StructureHeadConfig, section, "head", fixed=fixed, extra=extra)
 
 
 class StructureTask:
     """Secondary structure: backbone + StructureHead, pair BCE, F1 on validation."""
 
+    name = "structure"
+    sections = ("model", "head", "data", "loss")
+    output = MODEL_FILE
+
     def __init__(self, cfg: Dict[str, Any]):
-        self.model_cfg = from_dict(FinetuneModelConfig, cfg.get("model"), "model")
+        self.model_cfg = ModelConfig.for_task(cfg.get("model"), "structure")
         self.data_cfg = from_dict(StructureDataConfig, cfg.get("data"), "data")
         self.loss_cfg = from_dict(StructureLossConfig, cfg.get("loss"), "loss")
         self.scheme = get_scheme(self.model_cfg.scheme)
@@ -319,7 +271,7 @@ class StructureTask:
         d = self.data_cfg
         keep_train = keep_val = None
         if d.split:
-            from .structure.datasets import read_split
+            from ..structure.datasets import read_split
 
             folds = read_split(d.split)
             if d.fold not in folds:
@@ -339,13 +291,13 @@ class StructureTask:
         """RNAfold pair probabilities of the item's window (whole record folded once, cached)."""
         full = self._bpp.get(it.key)
         if full is None:
-            from .structure.folders import head_pair_prior
+            from ..structure.folders import head_pair_prior
 
             split, k = it.key
             rec = (self.train_records if split == "train" else self.val_records)[k]
             cache = self.data_cfg.bpp_cache
             if cache:
-                from .structure.folders import cached_prior
+                from ..structure.folders import cached_prior
 
                 full = cached_prior(cache, rec.seq, self.head_cfg)
             else:
@@ -403,8 +355,8 @@ class StructureTask:
 
         rank = dist.get_rank() if dist.is_initialized() else 0
         world = dist.get_world_size() if dist.is_initialized() else 1
-        from .structure.decode import decode
-        from .structure.metrics import evaluate
+        from ..structure.decode import decode
+        from ..structure.metrics import evaluate
 
         maps, items, val_loss = self.predict_val(model, device, rank, world)
         preds = [decode(P, it.seq, 0.5, "greedy") for P, it in zip(maps, items)]
@@ -415,7 +367,7 @@ class StructureTask:
     def fingerprint(self) -> Dict[str, Any]:
         return {
             "task": "structure",
-            "model": asdict(self.model_cfg),
+            "model": self.model_cfg.settings("structure"),
             "head": self.head_cfg.to_dict(),
             "data": asdict(self.data_cfg),
             "loss": asdict(self.loss_cfg),
@@ -429,8 +381,8 @@ class StructureTask:
         payload = structure_payload(self.model, state, self.head_cfg, self.scheme, self.arch,
                                     m.init or f"random:{m.arch}", m.mode)
         if self.val_records:
-            from .structure.decode import choose_threshold, decode
-            from .structure.metrics import evaluate
+            from ..structure.decode import choose_threshold, decode
+            from ..structure.metrics import evaluate
 
             model, _ = model_from_payload(payload)  # exactly the model that the file holds
             device = next(iter(state.values())).device
@@ -444,32 +396,5 @@ class StructureTask:
         self.threshold, self.final_metrics = payload["threshold"], payload["val_metrics"]
         save_structure_model(payload, Path(out_dir) / MODEL_FILE)
 
-
-# ----------------------------------------------------------------------------- entry point
-def run_finetune(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Build the task named by ``cfg["task"]`` and the shared loop, and train.
-
-    Returns the ``Trainer.fit`` result plus ``model_file``, ``threshold`` and ``final``
-    (validation metrics at that threshold)."""
-    task_name = cfg.get("task")
-    if task_name not in TASKS:
-        raise ConfigError(f"unknown task {task_name!r}; known tasks: {list(TASKS)}")
-    train_dir = Path(cfg.get("train", {}).get("out_dir", TrainConfig.out_dir))
-    if task_name == "structure":
-        result, task = run_task(StructureTask, cfg, {"task", "model", "head", "data", "loss"})
-        result.update(model_file=str(train_dir / MODEL_FILE), threshold=task.threshold, final=task.final_metrics)
-        return result
-    from .tasks.base import BUNDLE_DIR
-
-    if task_name == "joint":
-        from .tasks.multi import JointTask as factory
-
-        sections = {"task", "model", "tasks"}
-    else:
-        from .tasks.mrl import MRLTask
-        from .tasks.rri import RRITask
-
-        factory, sections = {"rri": RRITask, "mrl": MRLTask}[task_name], {"task", "model", "head", "data"}
-    result, task = run_task(factory, cfg, sections)
-    result.update(model_file=str(train_dir / BUNDLE_DIR), final=task.final_metrics)
-    return result
+    def summary(self) -> Dict[str, Any]:
+        return {"threshold": self.threshold, "final": self.final_metrics}

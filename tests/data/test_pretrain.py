@@ -27,9 +27,9 @@ from resm.data.pretrain import (
     validation_batches,
 )
 from resm.mapping import MappingError, get_scheme
+from tests.conftest import REPO
 
 SCHEME = get_scheme("kdny")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def rand_rna(rng: np.random.Generator, n: int) -> str:

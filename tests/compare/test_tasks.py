@@ -17,9 +17,11 @@ import pytest
 import torch
 import yaml
 
-from resm.backends import BackendSpec, make_backend
+from resm.compare.backends import BackendSpec, make_backend
 from resm.cli import main as cli_main
-from resm.compare import CachedEncoder, parse_config, run_compare
+from resm.compare.config import parse_config
+from resm.compare.harness import run_compare
+from resm.compare.training import CachedEncoder
 from resm.structure.io import Structure, write_structures
 from resm.config import ConfigError
 
@@ -165,9 +167,10 @@ GOOD = {"tasks": ["rri", "mrl"], "rri": {"train": "p.tsv", "test": "t.tsv"}, "mr
     ({"rri": {**GOOD["rri"], "head": {"chanels": 4}}}, "rri.head: unknown key 'chanels'"),
     ({"rri": {**GOOD["rri"], "head": {"kernel": 4}}}, "rri.head: kernel must be odd"),
     ({"mrl": {"train": "u.csv", "fractions": [0.5, 0.4]}}, "mrl.fractions must be three shares"),
-    ({"mrl": {"train": "u.csv", "batch": 2.5}}, "mrl.batch must be an integer >= 1"),
+    ({"mrl": {"train": "u.csv", "batch": 2.5}}, "mrl.batch: expected an integer, got 2.5"),
     ({"mrl": {"train": "u.csv", "weight_decay": -1}}, "mrl.weight_decay must be a number >= 0"),
-    ({"mrl": {"train": "u.csv", "seed": "a"}}, "mrl.seed must be an integer >= 0"),
+    ({"mrl": {"train": "u.csv", "seed": "a"}}, "mrl.seed: expected an integer, got 'a'"),
+    ({"mrl": {"train": "u.csv", "seed": -1}}, "mrl.seed must be an integer >= 0"),
     ({"mrl": {"train": "u.csv", "head": {"hidden": 0}}}, "mrl.head: hidden and max_length must be >= 1"),
     ({"mrl": {"train": ""}}, "mrl.train: give the UTR file"),
 ])
@@ -194,7 +197,7 @@ def test_missing_task_file_is_a_one_line_error(files, tmp_path, capsys):
 # --------------------------------------------------------------------------- end to end
 def test_compare_all_tasks_end_to_end(files, tmp_path, capsys, monkeypatch):
     """Every backend kind in every task's table: finite metrics, skipped rows, n/a where it applies."""
-    import resm.backends as B
+    import resm.compare.backends as B
 
     class Short(B.OneHotBackend):  # a length limit (as RNA-FM's) that the pairs fit, the hairpins and UTRs exceed
         def load(self):

@@ -73,7 +73,7 @@ log = logged
 @pytest.fixture(scope="module")
 def trained(assets):
     """One CLI training run (80 steps), shared by the learning and round-trip tests."""
-    from resm.finetune import StructureTask
+    from resm.tasks.structure import StructureTask
 
     cfg = config(assets, assets["dir"] / "run")
     task = StructureTask(cfg)
@@ -95,7 +95,7 @@ def test_finetune_learns_hairpins(trained):
 
 
 def test_model_file_round_trip(trained):
-    from resm.finetune import StructureTask
+    from resm.tasks.structure import StructureTask
     from resm.structure.model import load_structure_model, predict_pairs
     from resm.mapping import get_scheme
     from resm.structure.io import read_structures
@@ -122,7 +122,7 @@ def test_model_file_round_trip(trained):
     rec = next(iter(read_structures(trained["cfg"]["data"]["val"])))
     P = predict_pairs(model, scheme, rec.seq, tile=8)  # several tiles
     assert P.dtype == np.float32 and P.shape == (len(rec.seq),) * 2
-    from resm.finetune import collate, Item
+    from resm.tasks.structure import collate, Item
     from resm.mapping import rna_codes
 
     it = Item(("val", 0), rec.name, rec.seq, rec.pairs, 0, scheme.encode(rec.seq), rna_codes(rec.seq))
@@ -149,7 +149,7 @@ def test_resume_matches_uninterrupted(assets, tmp_path):
 
 
 def test_stream_resume_and_sharding(assets):
-    from resm.finetune import StructureDataConfig, StructureStream, load_records
+    from resm.tasks.structure import StructureDataConfig, StructureStream, load_records
     from resm.mapping import get_scheme
 
     cfg = StructureDataConfig(train=assets["train"], max_length=30, tokens_per_batch=200)
@@ -174,7 +174,7 @@ def test_stream_resume_and_sharding(assets):
 
 
 def test_bpp_channel_small(assets, tmp_path):
-    from resm.finetune import StructureTask
+    from resm.tasks.structure import StructureTask
     from resm.structure.model import predict_pairs
     from resm.train import OptimConfig, TrainConfig, Trainer
 
@@ -207,11 +207,11 @@ def test_bad_configs_are_one_line_errors(assets, tmp_path, capsys):
     assert cli_main(["finetune", "--config", str(path), "head.embed_dim=7"]) == 1
     assert "head.embed_dim" in capsys.readouterr().err
     assert cli_main(["finetune", "--config", str(path), "head.chanels=7"]) == 1
-    assert "head: unknown option(s) ['chanels']" in capsys.readouterr().err
+    assert "head: unknown key 'chanels'" in capsys.readouterr().err
 
 
 def test_full_mode_and_attention_channels(assets):
-    from resm.finetune import StructureTask
+    from resm.tasks.structure import StructureTask
     from resm.structure.model import predict_pairs
 
     for mode, frozen_grads in (("full", False), ("frozen", True)):

@@ -1,14 +1,20 @@
-"""Continued masked-language-model pretraining of ESM-2 on mapped RNA (``resm pretrain``).
+"""The masked-language-model task (``mlm``): continued ESM-2 pretraining on mapped RNA
+(``resm pretrain``), or pretraining from random weights.
 
 The config has these sections (every option is documented on its dataclass):
 
-* ``model``  (``ModelConfig``): where the weights start;
-* ``data``   (``resm.data.pretrain.PretrainDataConfig``): corpus, scheme, filters, split, batching;
-* ``masking`` (``resm.data.masking.MaskingConfig``): BERT masking, spans, restricted logits;
-* ``optim``  (``resm.train.OptimConfig``) and ``train`` (``resm.train.TrainConfig``): the loop
-  and its engine (plain torch, or DeepSpeed ZeRO with a JSON under ``configs/deepspeed/``).
+* ``model`` (:class:`resm.tasks.base.ModelConfig`: ``init`` or ``arch``, ``init_seed``,
+  ``trust_checkpoint``, ``save_hf``): where the weights start;
+* ``data`` (:class:`resm.data.pretrain.PretrainDataConfig`): corpus, scheme, filters, split,
+  batching;
+* ``masking`` (:class:`resm.data.masking.MaskingConfig`): BERT masking, spans, restricted logits;
+* ``validation`` (:class:`ValidationConfig`);
+* ``optim`` (:class:`resm.train.OptimConfig`) and ``train`` (:class:`resm.train.TrainConfig`):
+  the loop and its engine (plain torch, or DeepSpeed ZeRO with a JSON under
+  ``configs/deepspeed/``).
 
-The loop itself is ``resm.train.Trainer``; this module only supplies the MLM task.
+The loop itself is :class:`resm.train.Trainer`; this module only supplies the task. The
+finished model is ``out_dir/model.pt`` (fair-esm format; ``model_hf/`` too with ``save_hf``).
 """
 
 from __future__ import annotations
@@ -19,38 +25,16 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from .alphabet import PAD, pad_batch
-from .data.masking import MaskingConfig, mask_batch, mlm_loss
-from .data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, validation_batches
-from .mapping import get_scheme
-from .model.esm2 import ESM2
-from .model.load import init_model, load_backbone, resm_meta, save_fair_esm, save_hf
-from .config import ConfigError, from_dict
-from .train import run_task
+from ..alphabet import PAD, pad_batch
+from ..config import from_dict
+from ..data.masking import MaskingConfig, mask_batch, mlm_loss
+from ..data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, validation_batches
+from ..mapping import get_scheme
+from ..model.esm2 import ESM2
+from ..model.load import resm_meta, save_fair_esm, save_hf
+from .base import ModelConfig, load_model_backbone
 
-
-@dataclass
-class ModelConfig:
-    """Where the weights start.
-
-    Attributes:
-        init: a fair-esm ``.pt`` path, a Hugging Face folder or an ESM-2 name to continue from.
-        arch: instead of ``init``, a named architecture (``esm2_t6_8M_UR50D``, ...) to start
-            from random weights.
-        init_seed: seed of the random initialisation.
-        trust_checkpoint: allow unpickling arbitrary objects from ``init`` (trusted files only).
-        save_hf: also write the final model as a Hugging Face folder.
-    """
-
-    init: Optional[str] = None
-    arch: Optional[str] = None
-    init_seed: int = 0
-    trust_checkpoint: bool = False
-    save_hf: bool = False
-
-    def __post_init__(self):
-        if bool(self.init) == bool(self.arch):
-            raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
+__all__ = ["ValidationConfig", "MLMTask"]
 
 
 @dataclass
@@ -69,21 +53,18 @@ class ValidationConfig:
 class MLMTask:
     """Masked-LM on a streamed, mapped corpus."""
 
+    name = "mlm"
+    sections = ("model", "data", "masking", "validation")
+    output = "model.pt"
+
     def __init__(self, cfg: Dict[str, Any]):
-        self.model_cfg = from_dict(ModelConfig, cfg.get("model"), "model")
+        self.model_cfg = ModelConfig.for_task(cfg.get("model"), "mlm")
         self.data_cfg = from_dict(PretrainDataConfig, cfg.get("data"), "data")
         self.mask_cfg = from_dict(MaskingConfig, cfg.get("masking"), "masking")
         self.val_cfg = from_dict(ValidationConfig, cfg.get("validation"), "validation")
         self.scheme = get_scheme(self.data_cfg.scheme)
         self.letter_ids = list(self.scheme.letter_ids)
-        m = self.model_cfg
-        if m.init:
-            loaded = load_backbone(m.init, self.scheme, trust=m.trust_checkpoint)
-            self.model: ESM2 = loaded.model
-            self.arch = loaded.meta.get("arch")
-        else:
-            self.model = init_model(m.arch, seed=m.init_seed)
-            self.arch = m.arch
+        self.model, self.arch, _ = load_model_backbone(self.model_cfg, self.scheme)
         # MLM does not train the contact regression; freezing it keeps DDP/ZeRO from waiting
         # for gradients that never come.
         self.model.contact_head.requires_grad_(False)
@@ -124,7 +105,7 @@ class MLMTask:
 
     def fingerprint(self) -> Dict[str, Any]:
         return {
-            "model": asdict(self.model_cfg),
+            "model": self.model_cfg.settings("mlm"),
             "data": asdict(self.data_cfg),
             "masking": asdict(self.mask_cfg),
             "scheme_hash": self.scheme.table_hash,
@@ -136,12 +117,9 @@ class MLMTask:
         final = ESM2(self.model.cfg)
         final.load_state_dict({k: v.float().cpu() for k, v in state.items()})
         meta = resm_meta(self.scheme, self.arch, pretrained_from=self.model_cfg.init or "random")
-        save_fair_esm(final, out_dir / "model.pt", meta)
+        save_fair_esm(final, out_dir / self.output, meta)
         if self.model_cfg.save_hf:
             save_hf(final, out_dir / "model_hf", meta)
 
-
-def run_pretrain(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Build the MLM task and the shared loop from a loaded config and train."""
-    result, _ = run_task(MLMTask, cfg, {"model", "data", "masking", "validation"})
-    return result
+    def summary(self) -> Dict[str, Any]:
+        return {}

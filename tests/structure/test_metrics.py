@@ -1,4 +1,4 @@
-"""Tests for resm.metrics."""
+"""Tests for resm.structure.metrics."""
 
 from __future__ import annotations
 

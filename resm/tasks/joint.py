@@ -11,7 +11,7 @@ Config::
     optim: ...
     train: ...
 
-Each sub-task is the ordinary single-head task (:class:`resm.tasks.rri.RRITask`,
+Each sub-task (:class:`JointEntry`) is the ordinary single-head task (:class:`resm.tasks.rri.RRITask`,
 :class:`resm.tasks.mrl.MRLTask`) built on the shared encoder. The training stream interleaves
 their batches round-robin; a step's loss is the named sub-task's loss times its weight.
 Validation reports every sub-task's metrics prefixed with its name, and ``val_loss`` is their
@@ -20,23 +20,30 @@ weighted sum. The bundle holds the shared adapter once and one head file per tas
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import torch
 
 from ..config import ConfigError, from_dict
-from .base import BUNDLE_DIR, EncoderConfig, TaskModel, build_encoder, save_bundle
+from .base import BUNDLE_DIR, ModelConfig, TaskModel, build_encoder, save_bundle
+from .mrl import MRLTask
+from .rri import RRITask
 
-__all__ = ["JointTask", "JointStream"]
+__all__ = ["JointEntry", "JointTask", "JointStream"]
+
+SUB_TASKS = {"rri": RRITask, "mrl": MRLTask}
 
 
-def _factories():
-    from .mrl import MRLTask
-    from .rri import RRITask
+@dataclass
+class JointEntry:
+    """One sub-task of ``tasks``: its ``head`` and ``data`` sections (as in the single-head
+    task's config) and the weight of its loss."""
 
-    return {"rri": RRITask, "mrl": MRLTask}
+    head: Dict[str, Any] = field(default_factory=dict)
+    data: Dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
 
 
 class JointStream:
@@ -66,26 +73,28 @@ class JointStream:
 
 
 class JointTask:
+    """Several heads on one shared encoder (see the module notes)."""
+
+    name = "joint"
+    sections = ("model", "tasks")
+    output = BUNDLE_DIR
+
     def __init__(self, cfg: Dict[str, Any]):
-        self.model_cfg = from_dict(EncoderConfig, cfg.get("model"), "model")
+        self.model_cfg = ModelConfig.for_task(cfg.get("model"), "joint")
         subs = cfg.get("tasks") or {}
-        factories = _factories()
-        if not subs:
-            raise ConfigError(f"tasks: name at least one sub-task ({sorted(factories)})")
-        unknown = sorted(set(subs) - set(factories))
+        if not isinstance(subs, dict) or not subs:
+            raise ConfigError(f"tasks: name at least one sub-task ({sorted(SUB_TASKS)})")
+        unknown = sorted(set(subs) - set(SUB_TASKS))
         if unknown:
-            raise ConfigError(f"tasks: unknown task(s) {unknown}; known: {sorted(factories)}")
+            raise ConfigError(f"tasks: unknown task(s) {unknown}; known: {sorted(SUB_TASKS)}")
+        entries = {name: from_dict(JointEntry, sub, f"tasks.{name}") for name, sub in subs.items()}
         enc = build_encoder(self.model_cfg)
         self.scheme, self.source = enc[1], enc[2]
         self.tasks, self.weights = {}, {}
         heads, apply = {}, {}
-        for name, sub in subs.items():
-            sub = dict(sub or {})
-            extra = sorted(set(sub) - {"head", "data", "weight"})
-            if extra:
-                raise ConfigError(f"tasks.{name}: unknown option(s) {extra}; known: ['data', 'head', 'weight']")
-            self.weights[name] = float(sub.pop("weight", 1.0))
-            task = factories[name]({"model": cfg.get("model"), **sub}, encoder=enc)
+        for name, entry in entries.items():
+            self.weights[name] = entry.weight
+            task = SUB_TASKS[name]({"model": cfg.get("model"), "head": entry.head, "data": entry.data}, encoder=enc)
             self.tasks[name] = task
             heads[name] = task.model.heads[task.head_name]
             apply[name] = task.model.appliers[task.head_name]
@@ -111,7 +120,7 @@ class JointTask:
         return out
 
     def fingerprint(self) -> Dict[str, Any]:
-        return {"task": "joint", "model": asdict(self.model_cfg), "weights": self.weights,
+        return {"task": "joint", "model": self.model_cfg.settings("joint"), "weights": self.weights,
                 "tasks": {n: t.fingerprint() for n, t in self.tasks.items()}}
 
     def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
@@ -122,3 +131,6 @@ class JointTask:
             specs[name] = t.head_spec()
         self.final_metrics = {f"{n}_{k}": v for n, t in self.tasks.items() for k, v in t.final_metrics.items()}
         save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, specs)
+
+    def summary(self) -> Dict[str, Any]:
+        return {"final": self.final_metrics}

@@ -51,14 +51,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
 
-from .model.attention import LinearMap, PairCells, StackedMaps, run_attention, sym_apc
+from ..model.attention import LinearMap, PairCells, StackedMaps, run_attention, sym_apc
 
 __all__ = [
     "AttentionCallback",
@@ -122,8 +122,9 @@ class BackendSpec:
 
     @classmethod
     def from_dict(cls, d: object, where: str = "backend") -> "BackendSpec":
-        """Validate one ``backends`` entry; every problem is a ValueError naming the key."""
-        from .config import ConfigError
+        """Validate one ``backends`` entry (the keys its kind takes, then
+        :func:`resm.config.from_dict`); every problem is a one-line ConfigError naming the key."""
+        from ..config import ConfigError, from_dict
 
         if not isinstance(d, dict):
             raise ConfigError(f"{where}: expected a mapping like {{name: ..., kind: ...}}, got {d!r}")
@@ -142,12 +143,8 @@ class BackendSpec:
         for k in sorted(required):
             if not d.get(k):
                 raise ConfigError(f"{where}: kind {kind} needs key {k!r}")
-        known = {f.name for f in fields(cls)}
-        spec = cls(**{k: v for k, v in d.items() if k in known})
-        spec.name, spec.kind = name, kind
-        if not isinstance(spec.layer, int) or isinstance(spec.layer, bool):
-            raise ConfigError(f"{where}: layer must be an integer, got {spec.layer!r}")
-        if spec.max_bp_span is not None and (not isinstance(spec.max_bp_span, int) or spec.max_bp_span < 4):
+        spec = from_dict(cls, d, where)
+        if spec.max_bp_span is not None and spec.max_bp_span < 4:
             raise ConfigError(f"{where}: max_bp_span must be an integer >= 4, got {spec.max_bp_span!r}")
         return spec
 
@@ -245,8 +242,8 @@ class ResmBackend(Backend):
     kind = "resm"
 
     def load(self) -> "ResmBackend":
-        from .model.config import ARCHS
-        from .model.load import CheckpointError, load_with_scheme
+        from ..model.config import ARCHS
+        from ..model.load import CheckpointError, load_with_scheme
 
         spec = self.spec
         p = _path(spec.checkpoint)
@@ -268,7 +265,7 @@ class ResmBackend(Backend):
         return self
 
     def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
-        from .alphabet import pad_batch
+        from ..alphabet import pad_batch
 
         tokens = pad_batch([self.scheme.encode(seq, self.name)]).to(self.device)
         with torch.no_grad():
@@ -287,7 +284,7 @@ class RnaFmBackend(Backend):
     kind = "rnafm"
 
     def load(self) -> "RnaFmBackend":
-        from .model.load import CheckpointError, safe_load
+        from ..model.load import CheckpointError, safe_load
 
         try:
             import fm
@@ -320,7 +317,7 @@ class RnaFmBackend(Backend):
 
     def tokens(self, seq: str) -> torch.Tensor:
         """(1, T) token ids of the normalised sequence (T -> U, IUPAC -> N), with BOS/EOS."""
-        from .mapping import normalise
+        from ..mapping import normalise
 
         s = normalise(seq, self.name)
         if len(s) > self.max_length:
@@ -375,7 +372,7 @@ class MultiMoleculeBackend(Backend):
         return self
 
     def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
-        from .mapping import normalise
+        from ..mapping import normalise
 
         s = normalise(seq, self.name)
         enc = self.tokenizer(s, return_tensors="pt", return_special_tokens_mask=True)
@@ -404,20 +401,20 @@ class ViennaBackend(Backend):
 
     def load(self) -> "ViennaBackend":
         try:
-            from .structure import folders  # noqa: F401  (imports RNA)
+            from ..structure import folders  # noqa: F401  (imports RNA)
         except ImportError:
             raise BackendUnavailable("ViennaRNA's Python module RNA is not installed (pip install viennarna)") from None
         return self
 
     def fold(self, seq: str) -> np.ndarray:
         """MFE partner array of ``seq``."""
-        from .structure.folders import rnafold
+        from ..structure.folders import rnafold
 
         return rnafold(seq, self.spec.max_bp_span)[0]
 
     def duplex_energy(self, a: str, b: str) -> float:
         """Free energy (kcal/mol) of the best intermolecular duplex of ``a`` and ``b``."""
-        from .structure.folders import rnafold_duplex_energy
+        from ..structure.folders import rnafold_duplex_energy
 
         return rnafold_duplex_energy(a, b)
 
@@ -438,7 +435,7 @@ class OneHotBackend(Backend):
         return self
 
     def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
-        from .mapping import rna_codes
+        from ..mapping import rna_codes
 
         if attention_callback is not None:
             raise ValueError(f"{self.name}: one-hot embeddings have no attention maps")

@@ -93,10 +93,10 @@ def rri_config(tmp_path, ckpt, mode="adapters", steps=60, encoder="backbone"):
 
 @pytest.mark.slow
 def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
-    from resm.finetune import run_finetune
+    from resm.tasks import run
     from resm.model.adapters import read_manifest
 
-    res = run_finetune(rri_config(tmp_path, tiny_ckpt, steps=250))
+    res = run(rri_config(tmp_path, tiny_ckpt, steps=250))
     val = res["final"]
     # chance is 0.5: the complementarity rule is learnt through the adapter + head (observed
     # 0.80 on held-out pairs; training loss 0.72 -> 0.28)
@@ -149,9 +149,9 @@ def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
 
 
 def test_rri_onehot_baseline_and_zero_shot(tmp_path, tiny_ckpt):
-    from resm.finetune import run_finetune
+    from resm.tasks import run
 
-    res = run_finetune(rri_config(tmp_path, tiny_ckpt, mode="full", encoder="onehot", steps=250))
+    res = run(rri_config(tmp_path, tiny_ckpt, mode="full", encoder="onehot", steps=250))
     assert res["final"]["val_auroc"] > 0.65, res["final"]  # chance 0.5 (observed 0.72)
     test = write_pairs(tmp_path / "t.tsv", rri_pairs(40, 5))
     resm_cli("predict", "--task", "rri", test, "--model", res["model_file"], "-o", tmp_path / "o.tsv")
@@ -178,11 +178,11 @@ def mrl_config(tmp_path, ckpt, head=None, mode="frozen", steps=80):
 
 @pytest.mark.slow
 def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
-    from resm.finetune import run_finetune
+    from resm.tasks import run
 
-    res = run_finetune(mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=120))
+    res = run(mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=120))
     assert res["final"]["val_r2"] > 0.5 and res["final"]["val_spearman"] > 0.7, res["final"]
-    opt = run_finetune(mrl_config(tmp_path, tiny_ckpt, head={"kind": "optimus", "length": 40, "filters": 32, "dense": 16}, steps=120))
+    opt = run(mrl_config(tmp_path, tiny_ckpt, head={"kind": "optimus", "length": 40, "filters": 32, "dense": 16}, steps=120))
     assert opt["final"]["val_r2"] > 0.5, opt["final"]
     # predict: CSV with targets (metrics), CSV without, FASTA; predictions agree across formats
     rows = utr_rows(50, 7)
@@ -206,23 +206,21 @@ def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
 
 
 def test_joint_adapter_one_pass_serves_both_heads(tmp_path, tiny_ckpt):
-    from resm.finetune import run_finetune
+    from resm.tasks import run
     from resm.model.adapters import read_manifest
     from resm.tasks.base import encode_batch, load_bundle
-    from resm.tasks.mrl import build_mrl_head
-    from resm.tasks.rri import build_rri_head
 
     r = rri_config(tmp_path, tiny_ckpt, steps=8)
     m = mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=8)
     cfg = {"task": "joint", "model": r["model"], "tasks": {"rri": {"head": r["head"], "data": r["data"], "weight": 1.0},
            "mrl": {"head": m["head"], "data": m["data"], "weight": 0.5}},
            "optim": r["optim"], "train": train_cfg(tmp_path / "joint", 8, val_every=4)}
-    res = run_finetune(cfg)
+    res = run(cfg)
     assert {"rri_val_auroc", "mrl_val_r2"} <= set(res["final"])
     man = read_manifest(res["model_file"])
     assert list(man["adapters"]) == ["shared"]
     assert {h["adapter"] for h in man["heads"].values()} == {"shared"} and set(man["heads"]) == {"rri", "mrl"}
-    model, entries, scheme = load_bundle(Path(res["model_file"]), {"rri": build_rri_head, "mrl": build_mrl_head})
+    model, entries, scheme = load_bundle(Path(res["model_file"]))  # heads rebuilt through resm.heads.HEADS
     seqs = ["ACGUACGUAGCUAGCUAGCA", "GGGACUUCAGCUAGCUAGGAUCGAUCGAUC"]
     batch = encode_batch(seqs, scheme)
     batch.update(n_pairs=1, la=len(seqs[0]), lb=len(seqs[1]))
@@ -241,16 +239,16 @@ def test_joint_adapter_one_pass_serves_both_heads(tmp_path, tiny_ckpt):
 
 def test_adapter_files_swap_on_one_backbone(tmp_path, tiny_ckpt):
     """Two heads trained with their own adapters; one backbone, adapters swapped by file."""
-    from resm.finetune import run_finetune
+    from resm.tasks import run
     from resm.model.adapters import adapter_names, load_adapter, set_active_adapter
     from resm.model.load import load_backbone
     from resm.mapping import get_scheme
     from resm.tasks.base import encode_batch
 
-    a = run_finetune(rri_config(tmp_path, tiny_ckpt, steps=6))
+    a = run(rri_config(tmp_path, tiny_ckpt, steps=6))
     cfg = mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=6)
     cfg["model"]["adapter"] = {"r": 2, "targets": ["fc1", "fc2"]}
-    b = run_finetune(cfg)
+    b = run(cfg)
     scheme = get_scheme("kdny")
     bb = load_backbone(str(tiny_ckpt), scheme).model.eval()
     batch = encode_batch(["ACGUAGCUAGCUAGGCAUCG"], scheme)
@@ -295,7 +293,7 @@ def test_bad_task_configs_are_one_line_errors(tmp_path, tiny_ckpt):
 
 
 def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
-    from resm.finetune import run_finetune
+    from resm.tasks import run
     from resm.structure.model import load_structure_model, predict_pairs
     from resm.structure.io import Structure, write_structures
 
@@ -315,7 +313,7 @@ def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
            "data": {"train": str(tmp_path / "tr.dbn"), "val": str(tmp_path / "va.dbn"), "max_length": 32,
                     "tokens_per_batch": 256},
            "optim": {"lr": 3e-3, "warmup_steps": 2}, "train": train_cfg(tmp_path / "st", 6)}
-    res = run_finetune(cfg)
+    res = run(cfg)
     model, meta = load_structure_model(res["model_file"])
     from resm.model.adapters import adapter_names
 

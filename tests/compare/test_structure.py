@@ -16,10 +16,10 @@ import pytest
 import torch
 import yaml
 
-from resm.backends import BackendSpec, BackendUnavailable, make_backend
+from resm.compare.backends import BackendSpec, BackendUnavailable, make_backend
 from resm.model.attention import sym_apc
 from resm.cli import main as cli_main
-from resm.compare import parse_config
+from resm.compare.config import parse_config
 from resm.structure.io import Structure, write_structures
 from resm.config import ConfigError
 
@@ -287,7 +287,7 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys):
 
 
 def test_too_long_for_a_backend_is_a_skip_and_disabled_stages(tmp_path):
-    from resm.compare import run_compare
+    from resm.compare.harness import run_compare
 
     _tiny_rnafm(tmp_path / "RNA-FM_short.pth", max_positions=16)  # at most 14 nt
     write_structures(hairpins(4, 3), tmp_path / "s.dbn")

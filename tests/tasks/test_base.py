@@ -1,0 +1,97 @@
+"""The one ``model`` section (resm.tasks.base.ModelConfig) and the task registry, against every
+config that ships in configs/."""
+
+from pathlib import Path
+
+import pytest
+
+from resm.config import ConfigError, from_dict, load_config
+from resm.heads.mrl import ExpressionHeadConfig, OptimusConfig
+from resm.heads.rri import InteractionHeadConfig
+from resm.heads.structure import StructureHeadConfig
+from resm.tasks import FINETUNE_TASKS, TASKS
+from resm.tasks.base import MODEL_KEYS, ModelConfig
+from resm.tasks.mrl import MRLDataConfig
+from resm.tasks.rri import RRIDataConfig
+from resm.tasks.structure import StructureDataConfig
+from resm.train import OptimConfig, TrainConfig
+from tests.conftest import REPO
+
+
+def test_the_registry_holds_every_task():
+    assert set(TASKS) == {"mlm", "structure", "rri", "mrl", "joint"} == set(MODEL_KEYS)
+    assert set(FINETUNE_TASKS) == set(TASKS) - {"mlm"}
+    for name, cls in TASKS.items():
+        assert cls.name == name and cls.output and "model" in cls.sections
+
+
+@pytest.mark.parametrize("task, section, msg", [
+    ("structure", {"arch": "tiny", "save_hf": True}, r"model.save_hf cannot be set here \(not used by task structure\)"),
+    ("structure", {"arch": "tiny", "encoder": "onehot"}, "model.encoder cannot be set here"),
+    ("rri", {"arch": "tiny", "save_hf": True}, "model.save_hf cannot be set here"),
+    ("mlm", {"arch": "tiny", "mode": "frozen"}, "model.mode: task mlm trains the whole backbone"),
+    ("mlm", {"arch": "tiny", "scheme": "kdny"}, r"model.scheme cannot be set here \(not used by task mlm\)"),
+    ("mlm", {"arch": "tiny", "adapter": {"r": 4}}, "model.adapter cannot be set here"),
+    ("mlm", {"arch": "tiny", "init_sed": 1}, "model: unknown key 'init_sed'"),
+    ("structure", {"arch": "tiny", "init_seed": "x"}, "model.init_seed: expected an integer, got 'x'"),
+    ("structure", {"init": "a.pt", "arch": "tiny"}, "give exactly one of init"),
+    ("rri", {"arch": "tiny", "mode": "frozen", "adapter": {"r": 4}}, "only used with model.mode adapters"),
+])
+def test_a_task_refuses_model_keys_it_does_not_use(task, section, msg):
+    with pytest.raises(ConfigError, match=msg) as e:
+        ModelConfig.for_task(section, task)
+    assert "\n" not in str(e.value)
+
+
+def test_each_task_reads_its_own_keys():
+    mlm = ModelConfig.for_task({"arch": "tiny", "mode": "full", "save_hf": True}, "mlm")
+    assert mlm.mode == "full" and mlm.save_hf and set(mlm.settings("mlm")) == set(MODEL_KEYS["mlm"])
+    st = ModelConfig.for_task({"init": "m.pt", "mode": "adapters"}, "structure")
+    assert st.adapter == {} and set(st.settings("structure")) == {"init", "arch", "init_seed", "mode", "adapter",
+                                                                 "scheme", "trust_checkpoint"}
+    oh = ModelConfig.for_task({"encoder": "onehot", "onehot": {"channels": 8}}, "rri")
+    assert oh.encoder == "onehot" and oh.onehot == {"channels": 8}
+    assert ModelConfig.for_task({"arch": "tiny"}, "mrl", encoder="onehot").encoder == "onehot"
+
+
+def _sections(cfg):
+    """Validate every section of a shipped training config that can be checked without its data."""
+    task = cfg.get("task", "mlm")
+    ModelConfig.for_task(cfg.get("model"), task)
+    from_dict(OptimConfig, cfg.get("optim"), "optim")
+    from_dict(TrainConfig, cfg.get("train"), "train")
+    heads = {"structure": StructureHeadConfig, "rri": InteractionHeadConfig, "mrl": ExpressionHeadConfig}
+    data = {"structure": StructureDataConfig, "rri": RRIDataConfig, "mrl": MRLDataConfig}
+    if task == "mlm":
+        from resm.data.masking import MaskingConfig
+        from resm.data.pretrain import PretrainDataConfig
+        from resm.tasks.mlm import ValidationConfig
+
+        from_dict(PretrainDataConfig, cfg["data"], "data")
+        from_dict(MaskingConfig, cfg.get("masking"), "masking")
+        from_dict(ValidationConfig, cfg.get("validation"), "validation")
+    elif task == "joint":
+        from resm.tasks.joint import JointEntry
+
+        for name, sub in cfg["tasks"].items():
+            entry = from_dict(JointEntry, sub, f"tasks.{name}")
+            from_dict(data[name], entry.data, "data")
+            from_dict(heads[name], entry.head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
+    else:
+        from_dict(data[task], cfg["data"], "data")
+        head = dict(cfg.get("head") or {})
+        if head.pop("kind", None) == "optimus":
+            from_dict(OptimusConfig, head, "head")
+        else:
+            from_dict(heads[task], head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_still_validates(path: Path):
+    cfg = load_config(path)
+    if path.parent.name == "compare":
+        from resm.compare.config import parse_config
+
+        parse_config(cfg, path.stem)
+    else:
+        _sections(cfg)
