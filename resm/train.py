@@ -1,4 +1,5 @@
-"""The one training loop of resm, shared by pretraining and every fine-tuning task.
+"""The one training loop of resm, shared by pretraining, every fine-tuning task and the heads
+of the comparison harness (:mod:`resm.tasks`, :mod:`resm.compare.training`).
 
 A *task* supplies the trainable module, a resumable stream of batches, a loss and a validation
 function; an *engine* (plain torch, optionally DDP, or DeepSpeed ZeRO 0-3) owns the optimiser,

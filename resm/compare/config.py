@@ -19,6 +19,7 @@ __all__ = [
     "DataSection",
     "ProbeSection",
     "TrainSection",
+    "TaskSection",
     "RRISection",
     "MRLSection",
     "TASKS",
@@ -180,7 +181,7 @@ def _head_options(where: str, head: Any, head_cls, forbidden: Optional[Dict[str,
 
 
 @dataclass
-class _TaskSection:
+class TaskSection:
     """What the ``rri`` and ``mrl`` sections share: caps, head options and the training budget
     (documented on :class:`RRISection`). Subclasses set ``task`` and ``head_cls``."""
 
@@ -218,7 +219,7 @@ class _TaskSection:
 
 
 @dataclass
-class RRISection(_TaskSection):
+class RRISection(TaskSection):
     """The RNA-RNA interaction task (``rri``): the same pairs, head and budget for every backend.
 
     Attributes:
@@ -263,7 +264,7 @@ class RRISection(_TaskSection):
 
 
 @dataclass
-class MRLSection(_TaskSection):
+class MRLSection(TaskSection):
     """The mean-ribosome-load task (``mrl``): the same UTRs, head and budget for every backend.
 
     Attributes:

@@ -98,7 +98,7 @@ from ..structure.io import Structure
 from ..structure.probe import fit_probe_weights
 from ..tasks.base import TaskModel
 from .backends import Backend, BackendSpec, BackendUnavailable, ViennaBackend, make_backend
-from .config import CompareConfig, ProbeSection, _TaskSection, parse_config
+from .config import CompareConfig, ProbeSection, TaskSection, parse_config
 from .data import Split, TaskData, load_mrl, load_rri, load_structure_splits
 from .measure import PeakMemory, Timed, embed_all, embed_unique
 from .report import COLUMNS, MRL_COLUMNS, NA, RRI_COLUMNS, TASK_COLUMNS, write_outputs
@@ -246,9 +246,9 @@ def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], 
     # 2. supervised head on frozen, cached embeddings
     if cfg.train.enabled:
         hcfg = cfg.head_config(backend.embed_dim)
-        t = cfg.train
-        task = CachedStructureTask(embs["train"], tr, hcfg, t.batch, t.crop, t.pos_weight, t.seed)
-        loss = train_cached(task, t, backend.device, prog)
+        sec = cfg.train
+        task = CachedStructureTask(embs["train"], tr, hcfg, sec.batch, sec.crop, sec.pos_weight, sec.seed)
+        loss = train_cached(task, sec, backend.device, prog)
         head = task.model
         val_maps = head_probs(head, embs["val"], va, cfg.train.tile, prog, f"{backend.name}: head val")
         test_maps = head_probs(head, embs["test"], te, cfg.train.tile, prog, f"{backend.name}: head test")
@@ -269,7 +269,7 @@ def _nanmax(v: Sequence[float]) -> Optional[float]:
     return None if a.size == 0 or np.all(np.isnan(a)) else float(np.nanmax(a))
 
 
-def _sequence_task_model(backend: Backend, data: TaskData, sec: _TaskSection, head_cls, apply, progress: bool):
+def _sequence_task_model(backend: Backend, data: TaskData, sec: TaskSection, head_cls, apply, progress: bool):
     """What the ``rri`` and ``mrl`` runs share before training: every distinct sequence embedded
     once (test first, so its time is measured apart), the head built from the task's seed (the
     same initial weights for every backend) and a :class:`TaskModel` over the cached embeddings.
