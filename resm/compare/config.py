@@ -13,11 +13,13 @@ from ..config import ConfigError, coerce, from_dict
 from ..heads.mrl import ExpressionHeadConfig
 from ..heads.rri import InteractionHeadConfig
 from ..heads.structure import StructureHeadConfig
+from ..train import OptimConfig
 from .backends import BackendSpec
 
 __all__ = [
     "DataSection",
     "ProbeSection",
+    "Budget",
     "TrainSection",
     "TaskSection",
     "RRISection",
@@ -108,50 +110,76 @@ class ProbeSection:
 
 
 @dataclass
-class TrainSection:
-    """The supervised head's budget: identical for every backend.
+class Budget:
+    """A head's training budget, the same for every backend: what the one training loop
+    (:class:`resm.train.Trainer`) is given (:meth:`optim`; AdamW with no weight decay on norms
+    and biases). The ``train``, ``rri`` and ``mrl`` sections hold one each.
 
     Attributes:
-        enabled: train the head.
-        steps: optimiser steps (through :class:`resm.train.Trainer`: AdamW, no weight decay on
-            norms and biases).
+        steps: optimiser steps.
         lr: learning rate (constant after the warm-up).
         warmup_steps: linear warm-up steps (0: none).
         weight_decay: AdamW weight decay.
-        batch: training windows per step.
+        batch: examples per step (and per prediction batch).
+        max_grad_norm: gradient clipping (0: none).
+        seed: seed of the head's initialisation and of the batches.
+    """
+
+    where: ClassVar[str] = ""
+
+    steps: int = 300
+    lr: float = 1.0e-3
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    batch: int = 32
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        where = self.where
+        for k in ("steps", "batch"):
+            _positive(f"{where}.{k}", getattr(self, k))
+        for k in ("seed", "warmup_steps"):
+            _positive(f"{where}.{k}", getattr(self, k), zero=True)
+        _number(f"{where}.lr", self.lr)
+        for k in ("weight_decay", "max_grad_norm"):
+            _number(f"{where}.{k}", getattr(self, k), strict=False)
+
+    def optim(self) -> OptimConfig:
+        """The loop's optimiser settings: AdamW (betas 0.9 / 0.999) at a constant rate after
+        the warm-up, gradient clipping."""
+        return OptimConfig(lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.999), eps=1e-8,
+                           warmup_steps=self.warmup_steps, schedule="constant", max_grad_norm=self.max_grad_norm)
+
+
+@dataclass
+class TrainSection(Budget):
+    """The supervised structure head's budget (the fields of :class:`Budget`; ``batch``
+    counts training windows, ``seed`` also draws the crops), and:
+
+    Attributes:
+        enabled: train the head.
         crop: window length; longer records are cropped at a random start (pairs leaving the
             window are dropped); shorter ones are used whole.
         pos_weight: weight of the paired term of the binary cross-entropy.
-        max_grad_norm: gradient clipping (0: none).
-        seed: seed of the head's initialisation and of the batches and crops.
         tile: tile of the memory-bounded inference (:meth:`StructureHead.predict_tiled`).
     """
+
+    where: ClassVar[str] = "train"
 
     enabled: bool = True
     steps: int = 200
     lr: float = 2.0e-3
-    warmup_steps: int = 0
-    weight_decay: float = 0.01
     batch: int = 4
     crop: int = 160
     pos_weight: float = 10.0
-    max_grad_norm: float = 1.0
-    seed: int = 0
     tile: int = 256
 
     def __post_init__(self) -> None:
-        for k in ("steps", "batch", "crop", "tile"):
+        super().__post_init__()
+        for k in ("crop", "tile"):
             _positive(f"train.{k}", getattr(self, k))
-        for k in ("seed", "warmup_steps"):
-            _positive(f"train.{k}", getattr(self, k), zero=True)
-        for k in ("lr", "pos_weight"):
-            v = getattr(self, k)
-            if not isinstance(v, (int, float)) or v <= 0:
-                raise ConfigError(f"train.{k} must be a positive number, got {v!r}")
-        for k in ("weight_decay", "max_grad_norm"):
-            v = getattr(self, k)
-            if not isinstance(v, (int, float)) or v < 0:
-                raise ConfigError(f"train.{k} must be a number >= 0, got {v!r}")
+        _number("train.pos_weight", self.pos_weight)
 
 
 def _number(where: str, v: Any, low: float = 0.0, strict: bool = True, high: Optional[float] = None) -> None:
@@ -181,9 +209,10 @@ def _head_options(where: str, head: Any, head_cls, forbidden: Optional[Dict[str,
 
 
 @dataclass
-class TaskSection:
+class TaskSection(Budget):
     """What the ``rri`` and ``mrl`` sections share: caps, head options and the training budget
-    (documented on :class:`RRISection`). Subclasses set ``task`` and ``head_cls``."""
+    (:class:`Budget`; documented on :class:`RRISection`). Subclasses set ``task`` and
+    ``head_cls``."""
 
     task: ClassVar[str] = ""
     head_cls: ClassVar[type] = object
@@ -192,26 +221,16 @@ class TaskSection:
     max_val: Optional[int] = 500
     max_test: Optional[int] = None
     head: Optional[Dict[str, Any]] = field(default_factory=dict)
-    steps: int = 300
-    lr: float = 1.0e-3
-    warmup_steps: int = 0
-    weight_decay: float = 0.01
-    batch: int = 32
-    max_grad_norm: float = 1.0
-    seed: int = 0
+
+    @property
+    def where(self) -> str:
+        return self.task
 
     def __post_init__(self) -> None:
-        where = self.task
+        super().__post_init__()
         for k in ("max_train", "max_val", "max_test"):
-            _positive(f"{where}.{k}", getattr(self, k), allow_none=True)
-        for k in ("steps", "batch"):
-            _positive(f"{where}.{k}", getattr(self, k))
-        for k in ("seed", "warmup_steps"):
-            _positive(f"{where}.{k}", getattr(self, k), zero=True)
-        _number(f"{where}.lr", self.lr)
-        for k in ("weight_decay", "max_grad_norm"):
-            _number(f"{where}.{k}", getattr(self, k), strict=False)
-        self.head = _head_options(f"{where}.head", self.head, self.head_cls)
+            _positive(f"{self.task}.{k}", getattr(self, k), allow_none=True)
+        self.head = _head_options(f"{self.task}.head", self.head, self.head_cls)
 
     def head_config(self, embed_dim: int):
         """The task's head config for a backend of width ``embed_dim``."""
@@ -236,13 +255,8 @@ class RRISection(TaskSection):
         head: :class:`resm.heads.rri.InteractionHeadConfig` options except embed_dim (taken from
             each backend); its ``max_length`` is the longest partner accepted (a longer one is
             an error naming the file and line).
-        steps: optimiser steps (through :class:`resm.train.Trainer`: AdamW, no weight decay on
-            norms and biases).
-        lr: learning rate (constant after the warm-up).
-        warmup_steps: linear warm-up steps (0: none).
-        weight_decay: AdamW weight decay.
-        batch: pairs per step (and per prediction batch).
-        max_grad_norm: gradient clipping (0: none).
+        steps, lr, warmup_steps, weight_decay, batch (pairs per step), max_grad_norm: the
+            training budget (:class:`Budget`).
         seed: seed of the split, the subsets, the head's initialisation and the batch order.
     """
 

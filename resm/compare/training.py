@@ -14,9 +14,10 @@ that read the cache instead of running a backbone:
 
 Both make their head right after ``torch.manual_seed(seed)`` and draw their batches from the
 seed alone, so every backend gets the same initial weights and the same batches.
-:func:`train_cached` maps a section's budget onto the loop: AdamW (betas 0.9/0.999, no weight
-decay on norms and biases), constant learning rate after an optional linear warm-up, gradient
-clipping, no validation and no periodic checkpoint; the run folder is temporary.
+:func:`train_cached` runs a section's budget (:class:`resm.compare.config.Budget`: AdamW with
+betas 0.9/0.999 and no weight decay on norms and biases, constant learning rate after an
+optional linear warm-up, gradient clipping) through the loop, with no validation and no
+periodic checkpoint; the run folder is temporary.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from ..heads.structure import StructureHead, StructureHeadConfig, pair_loss
 from ..mapping import rna_codes
 from ..structure.io import Structure
 from ..tasks.base import ItemStream, TaskModel
-from ..train import OptimConfig, TrainConfig, Trainer
+from ..train import TrainConfig, Trainer
+from .config import Budget
 
 __all__ = ["CachedEncoder", "WindowStream", "CachedStructureTask", "CachedHeadTask", "train_cached", "head_probs"]
 
@@ -191,17 +193,14 @@ class CachedHeadTask(_CachedTask):
         return loss, {"tokens": int(batch["mask"].sum())}
 
 
-def train_cached(task: _CachedTask, sec: Any, device: torch.device | str, progress: bool = False) -> float:
-    """Train ``task`` with the budget of a compare section (``steps``, ``lr``,
-    ``warmup_steps``, ``weight_decay``, ``max_grad_norm``, ``seed``) through
-    :class:`resm.train.Trainer` in a temporary run folder; leaves the model in eval mode and
-    returns the mean loss of the last 10% of steps."""
-    optim = OptimConfig(lr=sec.lr, weight_decay=sec.weight_decay, betas=(0.9, 0.999), eps=1e-8,
-                        warmup_steps=sec.warmup_steps, schedule="constant", max_grad_norm=sec.max_grad_norm)
+def train_cached(task: _CachedTask, budget: Budget, device: torch.device | str, progress: bool = False) -> float:
+    """Train ``task`` with a compare section's budget (:meth:`resm.compare.config.Budget.optim`,
+    ``steps``, ``seed``) through :class:`resm.train.Trainer` in a temporary run folder; leaves
+    the model in eval mode and returns the mean loss of the last 10% of steps."""
     with tempfile.TemporaryDirectory(prefix="resm-compare-") as tmp:
-        train = TrainConfig(out_dir=tmp, max_steps=sec.steps, log_every=0, val_every=0, ckpt_every=0, keep_last=1,
-                            seed=sec.seed, device=str(device), progress=progress)
-        Trainer(task, optim, train).fit()
+        train = TrainConfig(out_dir=tmp, max_steps=budget.steps, log_every=0, val_every=0, ckpt_every=0, keep_last=1,
+                            seed=budget.seed, device=str(device), progress=progress)
+        Trainer(task, budget.optim(), train).fit()
     task.model.eval()
     return task.final_loss()
 
