@@ -29,10 +29,10 @@ import torch
 import torch.nn as nn
 
 from ..alphabet import pad_batch
+from ..config import ConfigError, from_dict
 from ..data.stream import EpochStream
 from ..mapping import Scheme, get_scheme, rna_codes
 from ..model.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
-from ..config import ConfigError, from_dict
 
 __all__ = ["ModelConfig", "MODEL_KEYS", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
            "ItemStream", "encode_batch", "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.mrl import UTR, VariantPair, read_mrl, split_utrs
 from ..config import ConfigError, from_dict
+from ..data.mrl import UTR, VariantPair, read_mrl, split_utrs
 from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, OptimusConfig, mrl_apply, optimus_apply
 from .base import BUNDLE_DIR, ItemStream, ModelConfig, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
 
