@@ -33,7 +33,7 @@ else:
     import numpy as np, torch
     torch.set_num_threads(threads)
     from resm.alphabet import pad_batch
-    from resm.structure.folders import head_pair_prior
+    from resm.structure.priors import head_pair_prior
     from resm.structure.decode import decode
     from resm.structure.model import load_structure_model
     from resm.mapping import get_scheme, rna_codes

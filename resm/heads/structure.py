@@ -88,7 +88,7 @@ class StructureHeadConfig:
         bpp_local_above: with ``use_bpp``, sequences longer than this get ViennaRNA's local
             (sliding-window, RNAplfold-style) pair probabilities instead of the global
             partition function, whose cost grows as L^3 (None: always global). Read by the
-            callers that compute the channel (:func:`resm.structure.folders.pair_prior`).
+            callers that compute the channel (:func:`resm.structure.priors.dense_prior`).
         bpp_window / bpp_span: window size and maximum base-pair span of the local read-out.
     """
 

@@ -1,47 +1,67 @@
-"""The classical folders: ViennaRNA (RNAfold), the reference for secondary structure, and
-the pair-probability priors a structure head can read.
+"""The classical folders: RNAfold, LinearPartition and LinearFold, run on the same records as
+resm's own model (``resm evaluate``, ``resm compare``, ``resm fold --reference``).
 
-Every function first normalises its sequence: upper case, ``T`` -> ``U``, and any letter
-other than A C G U (IUPAC codes, modified bases, gaps) -> ``N``, which ViennaRNA never pairs.
+:data:`FOLDERS` names each one with what it computes, the package it comes from and that
+package's licence:
 
-Cost (ViennaRNA 2.7.2, default model: Turner 2004, 37 C, dangles=2; measured on one busy
-CPU core, larger lengths extrapolated with the cubic law, so treat them as estimates):
+====================  ============================================================  ===========================
+name                  structure                                                     package (licence)
+====================  ============================================================  ===========================
+``rnafold``           minimum free energy, Turner 2004 (``RNAfold``)                viennarna (ViennaRNA licence)
+``rnafold-mea``       maximum expected accuracy (gamma 1) from the partition        viennarna
+                      function (``RNAfold -p --MEA``)
+``eternafold``        maximum expected accuracy from LinearPartition with the       linearpartition-unofficial
+                      EternaFold parameters (beam 100)                              (binding MIT; LinearPartition
+                                                                                    non-commercial)
+``linearpartition-v`` the same with ViennaRNA's parameters                          linearpartition-unofficial
+``linearfold-v``      LinearFold's minimum free energy, ViennaRNA parameters        linearfold-unofficial
+                      (beam 100)                                                    (binding MIT; LinearFold
+                                                                                    non-commercial)
+====================  ============================================================  ===========================
 
-* MFE (:func:`rnafold`): O(L^3) time, O(L^2) memory; about 1 s at L = 1000, so of order a
-  minute or two at L = 4000.
-* Partition function + pair probabilities (:func:`rnafold_bpp`): also O(L^3) / O(L^2) but
-  about four times slower than MFE (about 5 s at L = 1000, several minutes at L = 4000),
-  with several L x L double tables (of order 1-2 GB at L = 4000). The Boltzmann factors are rescaled from the MFE first so long
-  sequences do not overflow. Long sequences read their probabilities through ViennaRNA's
-  sparse pair list instead of ``fc.bpp()``, which would build (L+1)^2 Python floats.
-* Local pair probabilities (:func:`rnafold_bpp_local`, RNAplfold's model): every pair
-  averaged over the ``window``-nt windows that contain it, pairs at most ``span`` apart;
-  O(L * window * span) time, a few seconds at L = 4000 (window 240, span 160). With
-  ``window = span = L`` it is the global partition function. :func:`pair_prior` picks global
-  or local by length, as a structure head's config asks.
-* ``max_bp_span`` (both functions) limits pairs to ``j - i <= max_bp_span``, which bounds
-  the cost to O(L * span^2) for long RNAs at the price of missing long-range pairs.
+A folder whose package is missing raises :class:`FolderUnavailable`, a one-line error naming
+the package to install. Every function first normalises its sequence: upper case, ``T`` -> ``U``
+and any letter other than A C G U (IUPAC codes, modified bases, gaps) -> ``N``, which no folder
+pairs. Cost: ViennaRNA is O(L^3) (about 1 s at 1,000 nt and 25 s at 4,000 nt for the MFE on
+one core of the development machine; the partition function two to four times more);
+LinearPartition and LinearFold are O(L) with their beam (``experiments/bench_fold_speed.py``
+measures them side by side). Pair probabilities, the inputs of the structure heads, live in
+:mod:`resm.structure.priors`.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, List, Optional, Tuple, TypeVar
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 import numpy as np
 import RNA
 from tqdm.auto import tqdm
 
 __all__ = [
+    "FOLDERS",
+    "Folder",
+    "FolderUnavailable",
+    "fold_with",
     "normalise_rna",
     "rnafold",
-    "rnafold_bpp",
-    "rnafold_bpp_local",
-    "pair_prior",
-    "head_pair_prior",
-    "cached_prior",
+    "rnafold_mea",
+    "linearpartition_mea",
+    "linearfold_mfe",
     "fold_many",
     "rnafold_duplex_energy",
 ]
+
+
+class FolderUnavailable(ImportError):
+    """An optional folding package is not installed (a one-line user error naming it)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
 
 T = TypeVar("T")
 
@@ -90,98 +110,92 @@ def rnafold(seq: str, max_bp_span: Optional[int] = None) -> Tuple[np.ndarray, fl
     return _partners(db), float(mfe)
 
 
-def rnafold_bpp(
-    seq: str,
-    max_bp_span: Optional[int] = None,
-    dense_max: int = DENSE_BPP_MAX,
-    cutoff: float = 1e-6,
-) -> np.ndarray:
-    """Base-pair probability matrix (L, L), float32, symmetric, zero diagonal.
-
-    Row sums are the probabilities that each base is paired (<= 1). For ``L > dense_max``
-    probabilities below ``cutoff`` are dropped (sparse read-out); shorter sequences use the
-    full ``fc.bpp()`` matrix (1-based, upper triangle) and keep every value.
-    """
+def rnafold_mea(seq: str, gamma: float = 1.0) -> np.ndarray:
+    """Maximum expected accuracy structure from ViennaRNA's partition function (``RNAfold -p
+    --MEA gamma``): the partner array."""
     s = normalise_rna(seq)
-    L = len(s)
-    out = np.zeros((L, L), dtype=np.float32)
-    if L == 0:
-        return out
-    fc = _fold_compound(s, max_bp_span)
+    if not s:
+        return np.zeros(0, dtype=np.int64)
+    fc = RNA.fold_compound(s)
     _, mfe = fc.mfe()
     fc.exp_params_rescale(mfe)
     fc.pf()
-    if L <= dense_max:
-        bpp = np.asarray(fc.bpp(), dtype=np.float64)[1:, 1:]  # drop the 1-based padding row/col
-        upper = np.triu(bpp, 1).astype(np.float32)
-        out = upper + upper.T
-    else:
-        plist = fc.plist_from_probs(cutoff)
-        ij = [(e.i - 1, e.j - 1, e.p) for e in plist if e.type == 0]  # type 0: base pair
-        if ij:
-            arr = np.asarray(ij, dtype=np.float64)
-            i, j = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-            out[i, j] = arr[:, 2]
-            out[j, i] = arr[:, 2]
-    return out
+    db, _ = fc.MEA(float(gamma))
+    return _partners(db)
 
 
-def rnafold_bpp_local(seq: str, window: int = 240, span: int = 160, cutoff: float = 1e-6) -> np.ndarray:
-    """Local base-pair probabilities (L, L), float32, symmetric (ViennaRNA's sliding-window
-    partition function, as RNAplfold ``-W window -L span``): pair (i, j) with
-    ``j - i <= span``, averaged over the windows of ``window`` nt that contain both bases.
-    A sequence shorter than the window is folded as one window (global probabilities, with
-    pairs limited to ``span``). Probabilities below ``cutoff`` are left out (zero)."""
+def _optional(module: str, package: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise FolderUnavailable(f"this needs the package {package}, which is not installed: pip install {package}") from None
+
+
+def linearpartition_mea(seq: str, mode: str = "eterna", beam: int = 100) -> np.ndarray:
+    """LinearPartition's maximum expected accuracy structure with the EternaFold (``eterna``) or
+    ViennaRNA (``vienna``) parameters: the partner array."""
+    lp = _optional("linearpartition", "linearpartition-unofficial")
     s = normalise_rna(seq)
-    L = len(s)
-    out = np.zeros((L, L), dtype=np.float32)
-    if L < 2:
-        return out
-    w = min(int(window), L)
-    plist = RNA.pfl_fold(s, w, min(int(span), w), float(cutoff))
-    if plist:
-        arr = np.asarray([(e.i - 1, e.j - 1, e.p) for e in plist], dtype=np.float64)
-        i, j = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-        out[i, j] = arr[:, 2]
-        out[j, i] = arr[:, 2]
-    return out
+    if not s:  # the binding crashes on an empty sequence
+        return np.zeros(0, dtype=np.int64)
+    return _partners(lp.partition(s, mode=mode, beamsize=int(beam))["structure"])
 
 
-def _local(n: int, local_above: Optional[int]) -> bool:
-    """Whether a sequence of ``n`` nt gets the local prior under ``local_above``."""
-    return local_above is not None and n > local_above
+def linearfold_mfe(seq: str) -> np.ndarray:
+    """LinearFold's minimum free energy structure (ViennaRNA parameters, beam 100)."""
+    lf = _optional("linearfold", "linearfold-unofficial")
+    s = normalise_rna(seq)
+    if not s:  # the binding crashes on an empty sequence
+        return np.zeros(0, dtype=np.int64)
+    return _partners(lf.fold(s)[0])
 
 
-def pair_prior(seq: str, local_above: Optional[int] = None, window: int = 240, span: int = 160) -> np.ndarray:
-    """The base-pair-probability channel of a structure head: :func:`rnafold_bpp` (global) up
-    to ``local_above`` nt, :func:`rnafold_bpp_local` above it (never local when None)."""
-    if _local(len(seq), local_above):
-        return rnafold_bpp_local(seq, window, span)
-    return rnafold_bpp(seq)
+@dataclass(frozen=True)
+class Folder:
+    """A classical folder: its name, the function ``seq -> partner array``, the package that
+    provides it, the licence, and one line on what it computes."""
+
+    name: str
+    fold: Callable[[str], np.ndarray]
+    package: str
+    licence: str
+    about: str
+
+    def available(self) -> bool:
+        try:
+            self.fold("GGGAAACCC")
+        except FolderUnavailable:
+            return False
+        return True
 
 
-def head_pair_prior(seq: str, cfg) -> np.ndarray:
-    """:func:`pair_prior` with the settings of a :class:`resm.heads.structure.StructureHeadConfig`."""
-    return pair_prior(seq, cfg.bpp_local_above, cfg.bpp_window, cfg.bpp_span)
+FOLDERS: Dict[str, Folder] = {
+    f.name: f
+    for f in (
+        Folder("rnafold", lambda s: rnafold(s)[0], "viennarna", "ViennaRNA licence (free, with credit)",
+               "RNAfold minimum free energy (Turner 2004)"),
+        Folder("rnafold-mea", rnafold_mea, "viennarna", "ViennaRNA licence (free, with credit)",
+               "RNAfold maximum expected accuracy (partition function, gamma 1)"),
+        Folder("eternafold", lambda s: linearpartition_mea(s, "eterna"), "linearpartition-unofficial",
+               "binding MIT; LinearPartition free for non-commercial use; EternaFold parameters BSD",
+               "LinearPartition maximum expected accuracy, EternaFold parameters (beam 100)"),
+        Folder("linearpartition-v", lambda s: linearpartition_mea(s, "vienna"), "linearpartition-unofficial",
+               "binding MIT; LinearPartition free for non-commercial use",
+               "LinearPartition maximum expected accuracy, ViennaRNA parameters (beam 100)"),
+        Folder("linearfold-v", linearfold_mfe, "linearfold-unofficial",
+               "binding MIT; LinearFold free for non-commercial use",
+               "LinearFold minimum free energy, ViennaRNA parameters (beam 100)"),
+    )
+}
 
 
-def cached_prior(folder, seq: str, cfg) -> np.ndarray:
-    """:func:`head_pair_prior` as fp16, stored in ``folder`` (one ``.npy`` per sequence and
-    prior setting, named by their SHA-1) and read back when already there. Writes are atomic,
-    so concurrent runs sharing the folder at worst compute a matrix twice."""
-    import hashlib
-    from pathlib import Path
-
-    from ..utils.io import atomic_path
-
-    setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
-    path = Path(folder) / f"{hashlib.sha1(f'{normalise_rna(seq)}|{setting}'.encode()).hexdigest()}.npy"
-    if path.exists():
-        return np.load(path)
-    out = head_pair_prior(seq, cfg).astype(np.float16)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, out)
-    return out
+def fold_with(name: str, seq: str) -> np.ndarray:
+    """The structure of ``seq`` (partner array) by the classical folder ``name``."""
+    if name not in FOLDERS:
+        raise ValueError(f"unknown folder {name!r}; known: {', '.join(FOLDERS)}")
+    return FOLDERS[name].fold(seq)
 
 
 def fold_many(

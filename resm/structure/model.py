@@ -184,7 +184,7 @@ def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, t
     """Pair probabilities (L, L) float32 of one sequence, through the head's memory-bounded
     :meth:`StructureHead.predict_tiled` (sigmoid of its logits). Needs RNAfold when the head
     has a bpp channel (read from / stored in the folder ``bpp_cache`` when given:
-    :func:`resm.structure.folders.cached_prior`). The backbone itself still runs on the whole sequence."""
+    :func:`resm.structure.priors.cached_dense_prior`). The backbone itself still runs on the whole sequence."""
     scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
     model.eval()
     device = next(model.parameters()).device
@@ -193,10 +193,10 @@ def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, t
     nuc = torch.as_tensor(rna_codes(seq).astype(np.int64))[None].to(device)
     bpp = None
     if model.head.cfg.use_bpp:
-        from .folders import cached_prior, head_pair_prior
+        from .priors import cached_dense_prior, head_pair_prior
 
         cfg = model.head.cfg
-        prior = cached_prior(bpp_cache, seq, cfg) if bpp_cache else head_pair_prior(seq, cfg)
+        prior = cached_dense_prior(bpp_cache, seq, cfg) if bpp_cache else head_pair_prior(seq, cfg)
         bpp = torch.from_numpy(prior.astype(np.float32))[None, None]
     logits = model.head.predict_tiled(h, mask, attn_feats=attn, bpp=bpp, nuc=nuc, tile=tile)
     return torch.sigmoid(logits[0].float()).cpu().numpy().astype(np.float32)

@@ -291,15 +291,15 @@ class StructureTask:
         """RNAfold pair probabilities of the item's window (whole record folded once, cached)."""
         full = self._bpp.get(it.key)
         if full is None:
-            from ..structure.folders import head_pair_prior
+            from ..structure.priors import head_pair_prior
 
             split, k = it.key
             rec = (self.train_records if split == "train" else self.val_records)[k]
             cache = self.data_cfg.bpp_cache
             if cache:
-                from ..structure.folders import cached_prior
+                from ..structure.priors import cached_dense_prior
 
-                full = cached_prior(cache, rec.seq, self.head_cfg)
+                full = cached_dense_prior(cache, rec.seq, self.head_cfg)
             else:
                 full = head_pair_prior(rec.seq, self.head_cfg).astype(np.float16)
             self._bpp[it.key] = full

@@ -1,18 +1,9 @@
 import numpy as np
 import pytest
 
-from resm.structure.folders import (
-    fold_many,
-    normalise_rna,
-    cached_prior,
-    head_pair_prior,
-    pair_prior,
-    rnafold,
-    rnafold_bpp,
-    rnafold_bpp_local,
-    rnafold_duplex_energy,
-)
+from resm.structure.folders import FOLDERS, FolderUnavailable, fold_many, fold_with, normalise_rna, rnafold, rnafold_duplex_energy
 from resm.structure.io import parse_dotbracket, to_dotbracket
+from resm.structure.priors import rnafold_bpp
 
 HAIRPIN = "GGGGAAAACCCC"
 
@@ -45,41 +36,6 @@ def test_rnafold_normalises_input():
     assert rnafold("")[0].size == 0
 
 
-def test_bpp_properties():
-    seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC"
-    b = rnafold_bpp(seq)
-    assert b.shape == (len(seq), len(seq)) and b.dtype == np.float32
-    np.testing.assert_array_equal(b, b.T)
-    assert np.all(np.diagonal(b) == 0)
-    assert np.all(b >= 0)
-    assert np.all(b.sum(1) <= 1 + 1e-5)
-
-
-def test_bpp_high_on_mfe_pairs_of_strong_hairpin():
-    seq = "GGGCGCGCAAAAGCGCGCCC"
-    pairs, _ = rnafold(seq)
-    assert to_dotbracket(pairs) == "((((((((....))))))))"
-    b = rnafold_bpp(seq)
-    i = np.flatnonzero(pairs >= 0)
-    assert b[i, pairs[i]].min() > 0.9
-    assert b[i, pairs[i]].mean() > 0.95
-
-
-def test_bpp_sparse_path_matches_dense():
-    seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC"
-    dense = rnafold_bpp(seq)
-    sparse = rnafold_bpp(seq, dense_max=0, cutoff=1e-7)
-    np.testing.assert_allclose(sparse, dense, atol=1e-6)
-    np.testing.assert_array_equal(sparse, sparse.T)
-
-
-def test_bpp_normalises_and_handles_n():
-    b = rnafold_bpp("ggggaaaaccccN")
-    assert b.shape == (13, 13)
-    assert np.all(b[12] == 0)
-    np.testing.assert_allclose(rnafold_bpp("GGGGTTTTCCCC"), rnafold_bpp("GGGGUUUUCCCC"))
-
-
 def test_max_bp_span():
     pairs, _ = rnafold(HAIRPIN, max_bp_span=5)
     assert np.all(np.abs(pairs[pairs >= 0] - np.flatnonzero(pairs >= 0)) <= 5)
@@ -106,53 +62,41 @@ def test_duplex_energy():
     assert rnafold_duplex_energy("", "ACGU") == 0.0
 
 
-def test_local_bpp_is_global_with_a_whole_window_and_respects_span():
-    rng = np.random.default_rng(3)
-    seq = "".join(rng.choice(list("ACGU"), 120)) + HAIRPIN
-    L = len(seq)
-    np.testing.assert_allclose(rnafold_bpp_local(seq, window=L, span=L), rnafold_bpp(seq), atol=1e-5)
-    local = rnafold_bpp_local(seq, window=60, span=30)
-    assert local.shape == (L, L) and local.dtype == np.float32
-    np.testing.assert_array_equal(local, local.T)
-    i, j = np.nonzero(local)
-    assert len(i) > 0 and np.abs(i - j).max() <= 30
-    assert local.max() <= 1 + 1e-6  # per pair; row sums may pass 1 (pairs average over different windows)
-    # the definition: each pair's probability averaged over the windows that contain it, each
-    # window folded on its own (global partition function, span-limited); ViennaRNA's
-    # sliding-window recursions differ from this brute force by ~0.02 at most, while taking
-    # any single window's values instead of the average is off by up to ~1
-    sub = seq[:70]
-    W, S = 40, 25
-    total, count = np.zeros((70, 70)), np.zeros((70, 70))
-    for k in range(70 - W + 1):
-        total[k : k + W, k : k + W] += rnafold_bpp(sub[k : k + W], max_bp_span=S)
-        count[k : k + W, k : k + W] += 1
-    np.testing.assert_allclose(rnafold_bpp_local(sub, window=W, span=S, cutoff=0),
-                               total / np.maximum(count, 1), atol=0.03)
-    # a short sequence (shorter than the window) is one window
-    np.testing.assert_allclose(rnafold_bpp_local(HAIRPIN, window=240, span=240), rnafold_bpp(HAIRPIN), atol=1e-5)
+
+SEQS = [HAIRPIN, "GGGCGCGCAAAAGCGCGCCC", "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC", "acguNNRY", "A", ""]
 
 
-def test_pair_prior_switches_to_local_above_the_threshold():
-    rng = np.random.default_rng(4)
-    seq = "".join(rng.choice(list("ACGU"), 150))
-    np.testing.assert_array_equal(pair_prior(seq), rnafold_bpp(seq))
-    np.testing.assert_array_equal(pair_prior(seq, local_above=150), rnafold_bpp(seq))
-    np.testing.assert_array_equal(pair_prior(seq, local_above=149, window=50, span=40),
-                                  rnafold_bpp_local(seq, 50, 40))
+@pytest.mark.parametrize("name", list(FOLDERS))
+def test_every_folder_gives_a_valid_structure_and_normalises(name):
+    for seq in SEQS:
+        p = fold_with(name, seq)
+        assert p.shape == (len(seq),) and p.dtype == np.int64
+        paired = np.flatnonzero(p >= 0)
+        np.testing.assert_array_equal(p[p[paired]], paired)  # symmetric partner array
+        s = normalise_rna(seq)
+        assert all(s[i] != "N" for i in paired)  # unknown bases never pair
+    # a strong hairpin folds as one by every folder; lower case and T read as U
+    assert to_dotbracket(fold_with(name, "GGGCGCGCAAAAGCGCGCCC")) == "((((((((....))))))))"
+    np.testing.assert_array_equal(fold_with(name, "gggcgcgcttttgcgcgccc"), fold_with(name, "GGGCGCGCUUUUGCGCGCCC"))
 
 
-def test_cached_prior_round_trips_and_keys_on_the_prior_setting(tmp_path):
-    from resm.heads.structure import StructureHeadConfig
+def test_mea_differs_from_mfe_where_the_ensemble_says_so():
+    # a sequence whose ensemble is spread: MEA (gamma 1) leaves unpaired what MFE pairs weakly
+    rng = np.random.default_rng(11)
+    seqs = ["".join(rng.choice(list("ACGU"), 80)) for _ in range(20)]
+    mfe = [fold_with("rnafold", s) for s in seqs]
+    mea = [fold_with("rnafold-mea", s) for s in seqs]
+    assert sum((a >= 0).sum() for a in mea) < sum((a >= 0).sum() for a in mfe)
 
-    seq = "GGGGAAACCCCAUAUGGCGCAAAGCGCCAUAUGGG"
-    glob_cfg = StructureHeadConfig(use_bpp=True)
-    local_cfg = StructureHeadConfig(use_bpp=True, bpp_local_above=20, bpp_window=30, bpp_span=20)
-    a = cached_prior(tmp_path, seq, glob_cfg)
-    assert a.dtype == np.float16 and len(list(tmp_path.glob("*.npy"))) == 1
-    np.testing.assert_array_equal(cached_prior(tmp_path, seq, glob_cfg), a)  # read back
-    np.testing.assert_allclose(a, head_pair_prior(seq, glob_cfg), atol=1e-3)
-    b = cached_prior(tmp_path, seq, local_cfg)  # another setting: another file, other values
-    assert len(list(tmp_path.glob("*.npy"))) == 2
-    np.testing.assert_allclose(b, rnafold_bpp_local(seq, 30, 20), atol=1e-3)
-    assert not list(tmp_path.glob("*.tmp"))
+
+def test_unknown_folder_and_missing_package_are_one_line_errors(monkeypatch):
+    import sys
+
+    with pytest.raises(ValueError, match="unknown folder 'contrafold'; known: rnafold"):
+        fold_with("contrafold", HAIRPIN)
+    monkeypatch.setitem(sys.modules, "linearpartition", None)  # as if not installed
+    with pytest.raises(FolderUnavailable) as e:
+        fold_with("eternafold", HAIRPIN)
+    assert str(e.value) == ("this needs the package linearpartition-unofficial, which is not installed: "
+                            "pip install linearpartition-unofficial")
+    assert not FOLDERS["eternafold"].available() and FOLDERS["rnafold"].available()

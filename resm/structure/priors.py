@@ -1,0 +1,297 @@
+"""Pair priors: base-pair probabilities of classical folding models, read by the structure heads.
+
+A prior gives, for each pair of bases, the probability that they pair in the Boltzmann ensemble
+of a folding model. Every kind is returned as :class:`SparsePairs` (the pairs ``i < j`` whose
+probability is at least ``cutoff``):
+
+================  ===========================================================  ===============
+kind              model and algorithm                                          cost
+================  ===========================================================  ===============
+``eternafold``    LinearPartition (beam search) with the EternaFold parameters  O(L b^2)
+``vienna-lp``     LinearPartition with ViennaRNA's Turner 2004 parameters       O(L b^2)
+``vienna``        ViennaRNA's exact partition function (``RNAfold -p``)         O(L^3)
+``vienna-local``  ViennaRNA's local partition function (``RNAplfold``)          O(L W span)
+================  ===========================================================  ===============
+
+No kind caps the span of a pair except ``vienna-local`` (at most ``span`` nucleotides apart).
+LinearPartition comes from the package ``linearpartition-unofficial``: its binding is MIT, the
+LinearPartition code compiled into it is free for non-commercial use (see the README).
+Sequences are normalised first (upper case, T -> U, any other letter -> N, which never pairs).
+
+The dense functions (:func:`rnafold_bpp`, :func:`rnafold_bpp_local`, :func:`dense_prior`,
+:func:`head_pair_prior`, :func:`cached_dense_prior`) give the (L, L) matrices that the 2-D
+convolutional head (:mod:`resm.heads.structure`) reads; the sparse ones (:func:`pair_prior`,
+:func:`cached_prior`) feed the sparse pair head (:mod:`resm.heads.pairs`).
+
+Cost of the ViennaRNA functions (2.7, default model: Turner 2004, 37 C, dangles=2): the
+partition function is O(L^3) time and O(L^2) memory, about four times slower than the MFE
+(about 5 s at L = 1000, minutes at L = 4000), rescaled from the MFE first so long sequences do
+not overflow; long sequences read their probabilities through ViennaRNA's sparse pair list.
+The local probabilities average every pair over the ``window``-nt windows that contain it,
+pairs at most ``span`` apart: O(L * window * span), seconds at L = 4000.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import RNA
+
+from ..config import ConfigError
+from .folders import FolderUnavailable, _fold_compound, _optional, normalise_rna
+
+__all__ = [
+    "PRIOR_KINDS",
+    "PriorConfig",
+    "SparsePairs",
+    "pair_prior",
+    "cached_prior",
+    "rnafold_bpp",
+    "rnafold_bpp_local",
+    "dense_prior",
+    "head_pair_prior",
+    "cached_dense_prior",
+]
+
+PRIOR_KINDS = ("eternafold", "vienna-lp", "vienna", "vienna-local")
+
+# Above this length rnafold_bpp reads the sparse pair list instead of fc.bpp().
+DENSE_BPP_MAX = 1500
+
+
+def rnafold_bpp(
+    seq: str,
+    max_bp_span: Optional[int] = None,
+    dense_max: int = DENSE_BPP_MAX,
+    cutoff: float = 1e-6,
+) -> np.ndarray:
+    """Base-pair probability matrix (L, L), float32, symmetric, zero diagonal.
+
+    Row sums are the probabilities that each base is paired (<= 1). For ``L > dense_max``
+    probabilities below ``cutoff`` are dropped (sparse read-out); shorter sequences use the
+    full ``fc.bpp()`` matrix (1-based, upper triangle) and keep every value.
+    """
+    s = normalise_rna(seq)
+    L = len(s)
+    out = np.zeros((L, L), dtype=np.float32)
+    if L == 0:
+        return out
+    fc = _fold_compound(s, max_bp_span)
+    _, mfe = fc.mfe()
+    fc.exp_params_rescale(mfe)
+    fc.pf()
+    if L <= dense_max:
+        bpp = np.asarray(fc.bpp(), dtype=np.float64)[1:, 1:]  # drop the 1-based padding row/col
+        upper = np.triu(bpp, 1).astype(np.float32)
+        out = upper + upper.T
+    else:
+        plist = fc.plist_from_probs(cutoff)
+        ij = [(e.i - 1, e.j - 1, e.p) for e in plist if e.type == 0]  # type 0: base pair
+        if ij:
+            arr = np.asarray(ij, dtype=np.float64)
+            i, j = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+            out[i, j] = arr[:, 2]
+            out[j, i] = arr[:, 2]
+    return out
+
+
+def rnafold_bpp_local(seq: str, window: int = 240, span: int = 160, cutoff: float = 1e-6) -> np.ndarray:
+    """Local base-pair probabilities (L, L), float32, symmetric (ViennaRNA's sliding-window
+    partition function, as RNAplfold ``-W window -L span``): pair (i, j) with
+    ``j - i <= span``, averaged over the windows of ``window`` nt that contain both bases.
+    A sequence shorter than the window is folded as one window (global probabilities, with
+    pairs limited to ``span``). Probabilities below ``cutoff`` are left out (zero)."""
+    s = normalise_rna(seq)
+    L = len(s)
+    out = np.zeros((L, L), dtype=np.float32)
+    if L < 2:
+        return out
+    w = min(int(window), L)
+    plist = RNA.pfl_fold(s, w, min(int(span), w), float(cutoff))
+    if plist:
+        arr = np.asarray([(e.i - 1, e.j - 1, e.p) for e in plist], dtype=np.float64)
+        i, j = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+        out[i, j] = arr[:, 2]
+        out[j, i] = arr[:, 2]
+    return out
+
+
+def _local(n: int, local_above: Optional[int]) -> bool:
+    """Whether a sequence of ``n`` nt gets the local prior under ``local_above``."""
+    return local_above is not None and n > local_above
+
+
+def dense_prior(seq: str, local_above: Optional[int] = None, window: int = 240, span: int = 160) -> np.ndarray:
+    """The base-pair-probability channel of a structure head: :func:`rnafold_bpp` (global) up
+    to ``local_above`` nt, :func:`rnafold_bpp_local` above it (never local when None)."""
+    if _local(len(seq), local_above):
+        return rnafold_bpp_local(seq, window, span)
+    return rnafold_bpp(seq)
+
+
+def head_pair_prior(seq: str, cfg) -> np.ndarray:
+    """:func:`dense_prior` with the settings of a :class:`resm.heads.structure.StructureHeadConfig`."""
+    return dense_prior(seq, cfg.bpp_local_above, cfg.bpp_window, cfg.bpp_span)
+
+
+def cached_dense_prior(folder, seq: str, cfg) -> np.ndarray:
+    """:func:`head_pair_prior` as fp16, stored in ``folder`` (one ``.npy`` per sequence and
+    prior setting, named by their SHA-1) and read back when already there. Writes are atomic,
+    so concurrent runs sharing the folder at worst compute a matrix twice."""
+    from ..utils.io import atomic_path
+
+    setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
+    path = Path(folder) / f"{hashlib.sha1(f'{normalise_rna(seq)}|{setting}'.encode()).hexdigest()}.npy"
+    if path.exists():
+        return np.load(path)
+    out = head_pair_prior(seq, cfg).astype(np.float16)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, out)
+    return out
+
+
+
+# ----------------------------------------------------------------------------- sparse priors
+@dataclass(frozen=True)
+class PriorConfig:
+    """Which pair prior a structure head reads.
+
+    Attributes:
+        kind: one of :data:`PRIOR_KINDS`.
+        beam: LinearPartition's beam size (``eternafold``, ``vienna-lp``); 0 is exhaustive.
+        cutoff: pairs below this probability are left out.
+        window / span: ``vienna-local``'s window size and largest pair span.
+    """
+
+    kind: str = "eternafold"
+    beam: int = 100
+    cutoff: float = 1e-4
+    window: int = 240
+    span: int = 160
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRIOR_KINDS:
+            raise ConfigError(f"prior.kind must be one of {list(PRIOR_KINDS)}, not {self.kind!r}")
+        if self.beam < 0:
+            raise ConfigError(f"prior.beam must be >= 0, got {self.beam}")
+        if not 0.0 <= self.cutoff < 1.0:
+            raise ConfigError(f"prior.cutoff must be in [0, 1), got {self.cutoff}")
+        if not 1 <= self.span <= self.window:
+            raise ConfigError(f"prior: need 1 <= span <= window, got {self.span}, {self.window}")
+
+    def key(self) -> str:
+        """A short string naming the setting (cache file names)."""
+        if self.kind == "vienna-local":
+            return f"{self.kind}:{self.window}:{self.span}:{self.cutoff:g}"
+        if self.kind == "vienna":
+            return f"{self.kind}:{self.cutoff:g}"
+        return f"{self.kind}:{self.beam}:{self.cutoff:g}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SparsePairs:
+    """Pair probabilities of one sequence: pairs ``(i[k], j[k])`` with ``i < j`` and
+    probability ``p[k]``, 0-based; pairs not listed have probability 0 (or below a cutoff)."""
+
+    length: int
+    i: np.ndarray
+    j: np.ndarray
+    p: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.i = np.asarray(self.i, dtype=np.int64)
+        self.j = np.asarray(self.j, dtype=np.int64)
+        self.p = np.asarray(self.p, dtype=np.float32)
+        if not (self.i.shape == self.j.shape == self.p.shape) or self.i.ndim != 1:
+            raise ValueError("i, j and p must be 1-D arrays of one length")
+        if len(self.i) and (self.i.min() < 0 or self.j.max() >= self.length or np.any(self.i >= self.j)):
+            raise ValueError(f"pairs must satisfy 0 <= i < j < {self.length}")
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    @classmethod
+    def empty(cls, length: int) -> "SparsePairs":
+        z = np.zeros(0, dtype=np.int64)
+        return cls(length, z, z, np.zeros(0, dtype=np.float32))
+
+    @classmethod
+    def from_dense(cls, P: np.ndarray, cutoff: float = 0.0) -> "SparsePairs":
+        """The upper triangle of a square matrix, entries above ``cutoff``."""
+        P = np.asarray(P)
+        i, j = np.nonzero(np.triu(P, 1) > cutoff)
+        return cls(P.shape[0], i, j, P[i, j])
+
+    def dense(self) -> np.ndarray:
+        """The symmetric (L, L) float32 matrix (O(L^2) memory)."""
+        out = np.zeros((self.length, self.length), dtype=np.float32)
+        out[self.i, self.j] = self.p
+        out[self.j, self.i] = self.p
+        return out
+
+    def unpaired(self) -> np.ndarray:
+        """Probability that each base is unpaired, ``1 - sum_j p_ij`` (clipped at 0)."""
+        paired = np.zeros(self.length, dtype=np.float64)
+        np.add.at(paired, self.i, self.p)
+        np.add.at(paired, self.j, self.p)
+        return np.clip(1.0 - paired, 0.0, 1.0).astype(np.float32)
+
+    def window(self, start: int, stop: int) -> "SparsePairs":
+        """The pairs inside ``[start, stop)``, re-indexed from ``start``."""
+        keep = (self.i >= start) & (self.j < stop)
+        return SparsePairs(stop - start, self.i[keep] - start, self.j[keep] - start, self.p[keep])
+
+    def to_arrays(self) -> dict:
+        return {"length": np.asarray(self.length), "i": self.i.astype(np.int32),
+                "j": self.j.astype(np.int32), "p": self.p.astype(np.float16)}
+
+    @classmethod
+    def from_arrays(cls, d) -> "SparsePairs":
+        return cls(int(d["length"]), d["i"], d["j"], np.asarray(d["p"], dtype=np.float32))
+
+
+def _linear_partition(seq: str, mode: str, beam: int, cutoff: float) -> SparsePairs:
+    if not seq:  # the binding crashes on an empty sequence
+        return SparsePairs.empty(0)
+    out = _optional("linearpartition", "linearpartition-unofficial").partition(seq, mode=mode, beamsize=int(beam))
+    bp = out["bpp"]
+    keep = (bp["prob"] >= cutoff) & (bp["i"] != bp["j"])
+    i, j, p = bp["i"][keep], bp["j"][keep], bp["prob"][keep]
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    return SparsePairs(len(seq), lo, hi, p)
+
+
+def pair_prior(seq: str, cfg: Optional[PriorConfig] = None) -> SparsePairs:
+    """The prior of ``seq`` under ``cfg`` (default: EternaFold through LinearPartition)."""
+    cfg = cfg or PriorConfig()
+    s = normalise_rna(seq)
+    if cfg.kind == "eternafold":
+        return _linear_partition(s, "eterna", cfg.beam, cfg.cutoff)
+    if cfg.kind == "vienna-lp":
+        return _linear_partition(s, "vienna", cfg.beam, cfg.cutoff)
+    if cfg.kind == "vienna":
+        return SparsePairs.from_dense(rnafold_bpp(s, cutoff=cfg.cutoff), cfg.cutoff)
+    return SparsePairs.from_dense(rnafold_bpp_local(s, cfg.window, cfg.span, cfg.cutoff), cfg.cutoff)
+
+
+def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:
+    """:func:`pair_prior`, stored in ``folder`` (one ``.npz`` per sequence and setting, named by
+    their SHA-1, written atomically) and read back when already there."""
+    from ..utils.io import atomic_path
+
+    name = hashlib.sha1(f"{normalise_rna(seq)}|{cfg.key()}".encode()).hexdigest()
+    path = Path(folder) / f"{name}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as d:
+            return SparsePairs.from_arrays(d)
+    out = pair_prior(seq, cfg)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **out.to_arrays())
+    return out

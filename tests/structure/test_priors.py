@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+
+from resm.structure.folders import rnafold
+from resm.structure.io import to_dotbracket
+from resm.structure.priors import (
+    PriorConfig,
+    SparsePairs,
+    cached_dense_prior,
+    cached_prior,
+    dense_prior,
+    head_pair_prior,
+    pair_prior,
+    rnafold_bpp,
+    rnafold_bpp_local,
+)
+
+HAIRPIN = "GGGGAAAACCCC"
+
+
+def test_bpp_properties():
+    seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC"
+    b = rnafold_bpp(seq)
+    assert b.shape == (len(seq), len(seq)) and b.dtype == np.float32
+    np.testing.assert_array_equal(b, b.T)
+    assert np.all(np.diagonal(b) == 0)
+    assert np.all(b >= 0)
+    assert np.all(b.sum(1) <= 1 + 1e-5)
+
+
+def test_bpp_high_on_mfe_pairs_of_strong_hairpin():
+    seq = "GGGCGCGCAAAAGCGCGCCC"
+    pairs, _ = rnafold(seq)
+    assert to_dotbracket(pairs) == "((((((((....))))))))"
+    b = rnafold_bpp(seq)
+    i = np.flatnonzero(pairs >= 0)
+    assert b[i, pairs[i]].min() > 0.9
+    assert b[i, pairs[i]].mean() > 0.95
+
+
+def test_bpp_sparse_path_matches_dense():
+    seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC"
+    dense = rnafold_bpp(seq)
+    sparse = rnafold_bpp(seq, dense_max=0, cutoff=1e-7)
+    np.testing.assert_allclose(sparse, dense, atol=1e-6)
+    np.testing.assert_array_equal(sparse, sparse.T)
+
+
+def test_bpp_normalises_and_handles_n():
+    b = rnafold_bpp("ggggaaaaccccN")
+    assert b.shape == (13, 13)
+    assert np.all(b[12] == 0)
+    np.testing.assert_allclose(rnafold_bpp("GGGGTTTTCCCC"), rnafold_bpp("GGGGUUUUCCCC"))
+
+
+def test_local_bpp_is_global_with_a_whole_window_and_respects_span():
+    rng = np.random.default_rng(3)
+    seq = "".join(rng.choice(list("ACGU"), 120)) + HAIRPIN
+    L = len(seq)
+    np.testing.assert_allclose(rnafold_bpp_local(seq, window=L, span=L), rnafold_bpp(seq), atol=1e-5)
+    local = rnafold_bpp_local(seq, window=60, span=30)
+    assert local.shape == (L, L) and local.dtype == np.float32
+    np.testing.assert_array_equal(local, local.T)
+    i, j = np.nonzero(local)
+    assert len(i) > 0 and np.abs(i - j).max() <= 30
+    assert local.max() <= 1 + 1e-6  # per pair; row sums may pass 1 (pairs average over different windows)
+    # the definition: each pair's probability averaged over the windows that contain it, each
+    # window folded on its own (global partition function, span-limited); ViennaRNA's
+    # sliding-window recursions differ from this brute force by ~0.02 at most, while taking
+    # any single window's values instead of the average is off by up to ~1
+    sub = seq[:70]
+    W, S = 40, 25
+    total, count = np.zeros((70, 70)), np.zeros((70, 70))
+    for k in range(70 - W + 1):
+        total[k : k + W, k : k + W] += rnafold_bpp(sub[k : k + W], max_bp_span=S)
+        count[k : k + W, k : k + W] += 1
+    np.testing.assert_allclose(rnafold_bpp_local(sub, window=W, span=S, cutoff=0),
+                               total / np.maximum(count, 1), atol=0.03)
+    # a short sequence (shorter than the window) is one window
+    np.testing.assert_allclose(rnafold_bpp_local(HAIRPIN, window=240, span=240), rnafold_bpp(HAIRPIN), atol=1e-5)
+
+
+def test_dense_prior_switches_to_local_above_the_threshold():
+    rng = np.random.default_rng(4)
+    seq = "".join(rng.choice(list("ACGU"), 150))
+    np.testing.assert_array_equal(dense_prior(seq), rnafold_bpp(seq))
+    np.testing.assert_array_equal(dense_prior(seq, local_above=150), rnafold_bpp(seq))
+    np.testing.assert_array_equal(dense_prior(seq, local_above=149, window=50, span=40),
+                                  rnafold_bpp_local(seq, 50, 40))
+
+
+def test_cached_dense_prior_round_trips_and_keys_on_the_prior_setting(tmp_path):
+    from resm.heads.structure import StructureHeadConfig
+
+    seq = "GGGGAAACCCCAUAUGGCGCAAAGCGCCAUAUGGG"
+    glob_cfg = StructureHeadConfig(use_bpp=True)
+    local_cfg = StructureHeadConfig(use_bpp=True, bpp_local_above=20, bpp_window=30, bpp_span=20)
+    a = cached_dense_prior(tmp_path, seq, glob_cfg)
+    assert a.dtype == np.float16 and len(list(tmp_path.glob("*.npy"))) == 1
+    np.testing.assert_array_equal(cached_dense_prior(tmp_path, seq, glob_cfg), a)  # read back
+    np.testing.assert_allclose(a, head_pair_prior(seq, glob_cfg), atol=1e-3)
+    b = cached_dense_prior(tmp_path, seq, local_cfg)  # another setting: another file, other values
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+    np.testing.assert_allclose(b, rnafold_bpp_local(seq, 30, 20), atol=1e-3)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("kind", ["eternafold", "vienna-lp", "vienna", "vienna-local"])
+def test_sparse_priors_are_valid_probabilities(kind):
+    seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGCnnGGGGAAAACCCC"
+    sp = pair_prior(seq, PriorConfig(kind=kind, cutoff=1e-5))
+    assert isinstance(sp, SparsePairs) and sp.length == len(seq) and len(sp) > 0
+    assert np.all(sp.i < sp.j) and np.all((sp.p >= 1e-5) & (sp.p <= 1 + 1e-6))
+    assert np.all(sp.unpaired() >= 0) and np.all(sp.unpaired() <= 1)
+    assert not np.isin([40, 41], np.concatenate([sp.i, sp.j])).any()  # N never pairs
+    dense = sp.dense()
+    np.testing.assert_array_equal(dense, dense.T)
+    back = SparsePairs.from_dense(dense)
+    np.testing.assert_array_equal(back.i, sp.i[np.lexsort((sp.j, sp.i))])
+
+
+def test_vienna_sparse_prior_is_the_dense_one_and_lp_vienna_agrees_closely():
+    seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC"
+    exact = pair_prior(seq, PriorConfig(kind="vienna", cutoff=1e-6)).dense()
+    np.testing.assert_allclose(exact, rnafold_bpp(seq, cutoff=1e-6) * (rnafold_bpp(seq) >= 1e-6), atol=1e-6)
+    beam = pair_prior(seq, PriorConfig(kind="vienna-lp", beam=0, cutoff=1e-6)).dense()  # exhaustive beam
+    assert np.abs(beam - exact).max() < 0.05  # the same model; LinearPartition's energy details differ slightly
+
+
+def test_eternafold_prior_differs_from_vienna_and_finds_a_strong_hairpin():
+    seq = "GGGCGCGCAAAAGCGCGCCC"
+    e = pair_prior(seq, PriorConfig(kind="eternafold")).dense()
+    v = pair_prior(seq, PriorConfig(kind="vienna")).dense()
+    pairs, _ = rnafold(seq)
+    i = np.flatnonzero(pairs >= 0)
+    assert e[i, pairs[i]].mean() > 0.5 and np.abs(e - v).max() > 1e-3
+
+
+def test_prior_config_checks_and_window():
+    with pytest.raises(Exception, match="prior.kind must be one of"):
+        PriorConfig(kind="contrafold")
+    with pytest.raises(Exception, match="prior.beam must be >= 0"):
+        PriorConfig(beam=-1)
+    sp = SparsePairs(10, [0, 2, 5], [9, 6, 8], [0.5, 0.25, 0.75])
+    w = sp.window(2, 9)
+    assert (w.length, w.i.tolist(), w.j.tolist(), w.p.tolist()) == (7, [0, 3], [4, 6], [0.25, 0.75])
+    with pytest.raises(ValueError, match="0 <= i < j < 10"):
+        SparsePairs(10, [3], [3], [0.1])
+    assert len(pair_prior("")) == 0
+
+
+def test_cached_sparse_prior_round_trips(tmp_path):
+    seq = "GGGGAAACCCCAUAUGGCGCAAAGCGCCAUAUGGG"
+    cfg = PriorConfig(kind="eternafold", beam=50)
+    a = cached_prior(tmp_path, seq, cfg)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    b = cached_prior(tmp_path, seq, cfg)
+    np.testing.assert_array_equal(a.i, b.i)
+    np.testing.assert_allclose(a.p, b.p, atol=1e-3)  # stored as fp16
+    cached_prior(tmp_path, seq, PriorConfig(kind="vienna"))
+    assert len(list(tmp_path.glob("*.npz"))) == 2 and not list(tmp_path.glob("*.tmp"))
