@@ -165,8 +165,17 @@ def cmd_finetune(a: argparse.Namespace) -> None:
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_f1_shift" in v:
-        line += f": validation F1 {v['val_f1']:.3f} strict, {v['val_f1_shift']:.3f} shift (at 0.5), loss {v['val_loss']:.4f}"
-    if result.get("threshold") is not None:
+        line += f": validation F1 {v['val_f1']:.3f} strict, {v['val_f1_shift']:.3f} shift ("
+        line += ("MEA gamma 2" if result.get("decoding") else "at 0.5") + f"), loss {v['val_loss']:.4f}"
+    if result.get("decoding"):
+        d, f = result["decoding"], result.get("final") or {}
+        line += (f"; decoding: MEA gamma {d['gamma']:g}, prior weight {d['prior_weight']:g}, pseudoknots "
+                 + ("off" if d["pseudoknot_threshold"] is None else f"above {d['pseudoknot_threshold']:g}"))
+        for s in ("val", "family"):
+            if s in f:
+                line += f"; {s} F1 {f[s]['f1_mean']:.3f} strict, {f[s]['f1_shift_mean']:.3f} shift"
+        line += f"; wrote {result['model_file']}"
+    elif result.get("threshold") is not None:
         line += f"; threshold {result['threshold']:g}; wrote {result['model_file']}"
     elif result.get("final"):
         shown = {k: v for k, v in result["final"].items() if isinstance(v, float) and not k.startswith("n_")}

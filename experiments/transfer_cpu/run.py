@@ -16,7 +16,7 @@ nucleotides in the same order):
 Measured per arm: the validation MLM loss on held-out Rfam families along the run; zero-shot
 structure F1 with the attention probe (fitted on 100 TR0 structures, threshold chosen on 100
 VL0 structures, scored on VL0 and TS0 subsets); and supervised structure F1 with the backbone
-frozen, the same head, data and budget for every arm (configs/finetune/structure.yaml without
+frozen, the same head, data and budget for every arm (configs/finetune/structure_conv.yaml without
 the RNAfold channel, so that only the backbone differs), scored on TS0 and bpRNA-new subsets.
 Arms can be run in parallel processes with ``--arms``; ``--report`` only writes the table.
 """
@@ -76,7 +76,7 @@ def run_arm(name: str, a) -> None:
     if "f1_mean" not in res.get("supervised", {}).get("ts0", {}):
         t = time.time()
         if not (out / "structure" / "structure_model.pt").exists():
-            sh(["finetune", "--config", "configs/finetune/structure.yaml", f"model.init={model}", f"model.scheme={scheme}",
+            sh(["finetune", "--config", "configs/finetune/structure_conv.yaml", f"model.init={model}", f"model.scheme={scheme}",
                 "data.use_bpp=false", f"train.max_steps={a.head_steps}", "train.max_minutes=null", "train.val_every=0",
                 "train.progress=false", f"train.out_dir={out / 'structure'}"], log)
         sys.path.insert(0, str(REPO))

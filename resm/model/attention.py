@@ -10,6 +10,8 @@ layer's raw maps are alive at once; what the consumer keeps decides the memory:
   head with attention channels (:func:`stacked_attention_maps`);
 * :class:`PairCells` keeps the features of chosen (i, j) cells only, (n, layers * heads), the
   examples of the zero-shot probe (:func:`pair_attention_features`);
+* :class:`BatchCells` keeps the features of chosen cells of a batch, the attention input of the
+  sparse pair head;
 * :class:`LinearMap` keeps a weighted sum over the channels, (L, L): a probe's logit map.
 
 The consumers take one layer's maps as (B, H, L, L) or, for one sequence, (H, L, L), so other
@@ -32,6 +34,7 @@ __all__ = [
     "run_attention",
     "StackedMaps",
     "PairCells",
+    "BatchCells",
     "LinearMap",
     "pair_index",
     "stacked_attention_maps",
@@ -94,6 +97,25 @@ class PairCells:
         if maps.shape[0] != H:
             raise ValueError(f"{self.name}: layer {layer} has {maps.shape[0]} heads, expected {H}")
         self.out[:, layer * H : (layer + 1) * H] = maps[:, self.ti, self.tj].T.float().cpu().numpy()
+
+
+class BatchCells:
+    """Keeps the features of cells ``(b[k], i[k], j[k])`` of a batch (sequence, row, column):
+    :meth:`result` is (n, layers * heads) float32 on the maps' device, the attention input of
+    the sparse pair head (:mod:`resm.heads.pairs`)."""
+
+    def __init__(self, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor):
+        self.b, self.i, self.j = b, i, j
+        self.layers: Dict[int, torch.Tensor] = {}
+
+    def __call__(self, layer: int, maps: torch.Tensor) -> None:
+        if maps.ndim == 3:
+            maps = maps[None]
+        b, i, j = (t.to(maps.device) for t in (self.b, self.i, self.j))
+        self.layers[layer] = maps[b, :, i, j].float()  # (n, H)
+
+    def result(self) -> torch.Tensor:
+        return torch.cat([self.layers[k] for k in sorted(self.layers)], dim=1)
 
 
 class LinearMap:

@@ -1,21 +1,25 @@
 """The supervised structure model and its file, ``structure_model.pt``.
 
-:class:`StructureModel` is an ESM-2 backbone with the 2-D
-:class:`resm.heads.structure.StructureHead` (backbone frozen, with a LoRA adapter, or fully
-trained). ``resm finetune`` (:mod:`resm.tasks.structure`) trains it and writes one file
+:class:`StructureModel` is an ESM-2 backbone with a structure head (backbone frozen, with a
+LoRA adapter, or fully trained): either the sparse pair head
+(:class:`resm.heads.pairs.PairHead`, which scores the candidate pairs of one or more pair
+priors, :mod:`resm.structure.priors`, and is decoded by maximum expected accuracy) or the
+dense 2-D :class:`resm.heads.structure.StructureHead` (the first two shipped models). ``resm finetune`` (:mod:`resm.tasks.structure`) trains it and writes one file
 (:func:`structure_payload`, :func:`save_structure_model`): plain dicts and tensors, loadable
 with ``weights_only=True``, holding the head, the fp16 backbone weights (and the adapter), the
 configs, the mapping scheme (name and table hash) and the decoding threshold chosen on
-validation. :func:`load_structure_model` reads it back and :func:`predict_pairs` gives one
-sequence's pair probabilities through the head's memory-bounded tiled inference: the main
-inference path of ``resm fold``.
+validation (a threshold for the dense head; a :class:`resm.structure.decode.Decoding` and the
+prior settings for the pair head). :func:`load_structure_model` reads it back;
+:func:`predict_pairs` gives one sequence's dense pair probabilities through the 2-D head's
+memory-bounded tiled inference and :func:`predict_candidates` the candidate probabilities of a
+batch of sequences through the pair head: the inference paths of ``resm fold``.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,9 +27,10 @@ import torch.nn as nn
 
 from ..alphabet import pad_batch
 from ..config import ConfigError
+from ..heads.pairs import Candidates, PairHead, PairHeadConfig, collate_candidates
 from ..heads.structure import DEFAULT_TILE, StructureHead, StructureHeadConfig, strip_special
 from ..mapping import Scheme, get_scheme, rna_codes
-from ..model.attention import stacked_attention_maps
+from ..model.attention import BatchCells, run_attention, stacked_attention_maps
 from ..model.config import ESM2Config
 from ..model.esm2 import ESM2
 from ..utils.io import atomic_path
@@ -38,6 +43,7 @@ __all__ = [
     "model_from_payload",
     "load_structure_model",
     "predict_pairs",
+    "predict_candidates",
 ]
 
 MODEL_FILE = "structure_model.pt"
@@ -92,6 +98,36 @@ class StructureModel(nn.Module):
         h, mask = strip_special(h, tokens)
         return h, mask, attn
 
+    @property
+    def kind(self) -> str:
+        """"pairs" (the sparse pair head) or "conv" (the dense 2-D head)."""
+        return "pairs" if isinstance(self.head, PairHead) else "conv"
+
+    def pair_logits(self, tokens: torch.Tensor, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pair head: logits of the candidates of ``batch`` (:func:`collate_candidates` of the
+        same sequences, in the same order, as the rows of ``tokens``)."""
+        cfg = self.head.cfg
+        h = attn = None
+        if cfg.use_embeddings or cfg.use_attention:
+            frozen = self.mode == "frozen" or not torch.is_grad_enabled()
+            Lm = batch["mask"].shape[1]
+            if cfg.use_attention:
+                # maps are an input without gradient (as for the 2-D head); the residue states
+                # come from the same pass when the backbone is frozen
+                b = batch["seq"]
+                cells = BatchCells(b, batch["i"] - b * Lm, batch["j"] - b * Lm)
+                with torch.no_grad():
+                    reps = run_attention(self.backbone, tokens, cells, repr_layers=[self.backbone.num_layers])
+                attn = cells.result()
+                if frozen:
+                    h = reps["representations"][self.backbone.num_layers]
+            if cfg.use_embeddings and h is None:
+                with torch.no_grad() if frozen else contextlib.nullcontext():
+                    h = self.backbone(tokens, return_logits=False)["last_hidden"]
+            if h is not None:
+                h = h[:, 1 : 1 + Lm]
+        return self.head(batch, h, attn)
+
     def forward(self, tokens: torch.Tensor, nuc: torch.Tensor, bpp: Optional[torch.Tensor] = None) -> torch.Tensor:
         """tokens (B, T) from ``pad_batch``; nuc (B, T-2) codes 0..4 (4 at padding); bpp
         (B, T-2, T-2) or (B, 1, T-2, T-2) when the head uses it. Returns fp32 logits (B, L, L)
@@ -102,13 +138,16 @@ class StructureModel(nn.Module):
         return self.head(h, mask, attn_feats=attn, bpp=bpp if self.head.cfg.use_bpp else None, nuc=nuc)
 
 # ----------------------------------------------------------------------------- the file
-def structure_payload(model: StructureModel, state: Dict[str, torch.Tensor], head_cfg: StructureHeadConfig,
-                      scheme: Scheme, arch: Optional[str], source: str, mode: str) -> Dict[str, Any]:
+def structure_payload(model: StructureModel, state: Dict[str, torch.Tensor], head_cfg,
+                      scheme: Scheme, arch: Optional[str], source: str, mode: str,
+                      priors: Sequence = ()) -> Dict[str, Any]:
     """The content of ``structure_model.pt`` for ``model`` with the trained weights ``state``
-    (its consolidated state dict), threshold 0.5 until the trainer chooses one."""
+    (its consolidated state dict): threshold 0.5 (dense head) or the default decoding (pair
+    head, with its ``priors``' settings) until the trainer chooses them on validation."""
     payload = {
         "format": FORMAT,
-        "version": 1,
+        "version": 2 if model.kind == "pairs" else 1,
+        "head_kind": model.kind,
         "task": "structure",
         "head": {k[5:]: v.detach().float().cpu().clone() for k, v in state.items() if k.startswith("head.")},
         "head_config": head_cfg.to_dict(),
@@ -123,6 +162,10 @@ def structure_payload(model: StructureModel, state: Dict[str, torch.Tensor], hea
         "method": "greedy",
         "val_metrics": {},
     }
+    if model.kind == "pairs":
+        from .decode import Decoding
+
+        payload.update(priors=[p.to_dict() for p in priors], decoding=Decoding().to_dict(), method="mea")
     if mode == "adapters":
         from ..model.adapters import adapter_state_dict
 
@@ -160,7 +203,10 @@ def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, 
 
         add_adapter(backbone, "shared", AdapterConfig.from_dict(data["adapter"]["config"]))
         load_adapter_state_dict(backbone, "shared", data["adapter"]["state"])
-    head = StructureHead(StructureHeadConfig.from_dict(data["head_config"]))
+    if data.get("head_kind", "conv") == "pairs":
+        head = PairHead(PairHeadConfig.from_dict(data["head_config"]))
+    else:
+        head = StructureHead(StructureHeadConfig.from_dict(data["head_config"]))
     head.load_state_dict(data["head"])
     model = StructureModel(backbone, head, "frozen").eval()
     meta = {k: v for k, v in data.items() if k not in ("head", "backbone", "adapter")}
@@ -200,3 +246,34 @@ def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, t
         bpp = torch.from_numpy(prior.astype(np.float32))[None, None]
     logits = model.head.predict_tiled(h, mask, attn_feats=attn, bpp=bpp, nuc=nuc, tile=tile)
     return torch.sigmoid(logits[0].float()).cpu().numpy().astype(np.float32)
+
+
+def model_priors(meta: Dict[str, Any]) -> List:
+    """The :class:`resm.structure.priors.PriorConfig` list a pair-head model was trained with."""
+    from .priors import PriorConfig
+
+    return [PriorConfig(**p) for p in meta.get("priors", [])]
+
+
+@torch.no_grad()
+def predict_candidates(model: StructureModel, scheme: Union[str, Scheme], seqs: Sequence[str],
+                       priors: Sequence[Sequence], progress=None) -> List[Tuple[Candidates, np.ndarray]]:
+    """Pair head: ``(candidates, probabilities)`` of each sequence, run as one batch.
+    ``priors[k]`` holds sequence k's :class:`resm.structure.priors.SparsePairs`, one per prior
+    of the model, in its order (:func:`model_priors`)."""
+    from ..heads.pairs import candidates as make_candidates
+
+    scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
+    model.eval()
+    device = next(model.parameters()).device
+    cands = [make_candidates(s, p, model.head.cfg) for s, p in zip(seqs, priors)]
+    if not cands:
+        return []
+    batch = {k: v.to(device) for k, v in collate_candidates(cands).items()}
+    tokens = pad_batch([scheme.encode(s) for s in seqs]).to(device)
+    probs = torch.sigmoid(model.pair_logits(tokens, batch)).cpu().numpy() if len(batch["i"]) else np.zeros(0)
+    out, o = [], 0
+    for c in cands:
+        out.append((c, probs[o : o + len(c)].astype(np.float32)))
+        o += len(c)
+    return out

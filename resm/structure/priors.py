@@ -41,7 +41,6 @@ from typing import Optional
 import numpy as np
 import RNA
 
-from ..config import ConfigError
 from .folders import FolderUnavailable, _fold_compound, _optional, normalise_rna
 
 __all__ = [
@@ -55,6 +54,7 @@ __all__ = [
     "dense_prior",
     "head_pair_prior",
     "cached_dense_prior",
+    "compute_priors",
 ]
 
 PRIOR_KINDS = ("eternafold", "vienna-lp", "vienna", "vienna-local")
@@ -175,13 +175,13 @@ class PriorConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in PRIOR_KINDS:
-            raise ConfigError(f"prior.kind must be one of {list(PRIOR_KINDS)}, not {self.kind!r}")
+            raise ValueError(f"kind must be one of {list(PRIOR_KINDS)}, not {self.kind!r}")
         if self.beam < 0:
-            raise ConfigError(f"prior.beam must be >= 0, got {self.beam}")
+            raise ValueError(f"beam must be >= 0, got {self.beam}")
         if not 0.0 <= self.cutoff < 1.0:
-            raise ConfigError(f"prior.cutoff must be in [0, 1), got {self.cutoff}")
+            raise ValueError(f"cutoff must be in [0, 1), got {self.cutoff}")
         if not 1 <= self.span <= self.window:
-            raise ConfigError(f"prior: need 1 <= span <= window, got {self.span}, {self.window}")
+            raise ValueError(f"need 1 <= span <= window, got {self.span}, {self.window}")
 
     def key(self) -> str:
         """A short string naming the setting (cache file names)."""
@@ -295,3 +295,29 @@ def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **out.to_arrays())
     return out
+
+
+def _prior_job(args) -> list:
+    seq, cfgs, cache = args
+    return [cached_prior(cache, seq, c) if cache else pair_prior(seq, c) for c in cfgs]
+
+
+def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = True,
+                   desc: str = "pair priors") -> list:
+    """``[[pair_prior(s, c) for c in cfgs] for s in seqs]``, in ``workers`` processes (the
+    folding libraries hold one core each), read from / stored in the folder ``cache`` when
+    given, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    seqs, cfgs = list(seqs), list(cfgs)
+    jobs = [(s, cfgs, cache) for s in seqs]
+    bar = dict(total=len(jobs), desc=desc, unit="seq", disable=not progress, leave=False)
+    if workers <= 1 or len(jobs) < 2:
+        return [_prior_job(j) for j in tqdm(jobs, **bar)]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if "fork" in methods else methods[0])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return list(tqdm(pool.map(_prior_job, jobs, chunksize=max(1, min(16, len(jobs) // (8 * workers)))), **bar))

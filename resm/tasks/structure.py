@@ -1,119 +1,58 @@
-"""The secondary-structure task (``structure``): an ESM-2 backbone and the 2-D
-:class:`resm.heads.structure.StructureHead`, trained with
-:func:`resm.heads.structure.pair_loss` on labelled structures (e.g. bpRNA TR0, validated on
-VL0). The config has these sections (every option is documented on its dataclass):
+"""The secondary-structure task (``structure``): an ESM-2 backbone and a structure head trained
+on labelled structures (e.g. bpRNA TR0, validated on VL0). Two heads (``head.kind``):
+
+* ``pairs``: the sparse pair head (:mod:`resm.heads.pairs`) over the candidate pairs of one or
+  more pair priors (``data.priors``, :mod:`resm.structure.priors`), binary cross-entropy over
+  the candidates, decoded by maximum expected accuracy; the decoding (MEA gamma, the prior's
+  weight, whether to add pseudoknots) is chosen on validation structures at the end, on VL0
+  and/or on whole families held out of training (``data.families``);
+* ``conv`` (the default, for older configs): the dense 2-D
+  :class:`resm.heads.structure.StructureHead` with an optional ViennaRNA channel
+  (``data.use_bpp``), :func:`resm.heads.structure.pair_loss`, greedy decoding at a threshold
+  chosen on validation.
+
+The config has these sections (every option is documented on its dataclass):
 
 * ``task``: ``structure``;
 * ``model`` (:class:`resm.tasks.base.ModelConfig`): backbone weights, training mode, mapping
   scheme;
-* ``head`` (fields of :class:`resm.heads.structure.StructureHeadConfig`; ``embed_dim``,
-  ``attn_channels`` and ``use_bpp`` are filled in from the backbone and ``data.use_bpp``);
-* ``data`` (:class:`StructureDataConfig`): structure files, crops, batching, RNAfold channel;
+* ``head``: ``kind`` and the fields of :class:`resm.heads.pairs.PairHeadConfig` or
+  :class:`resm.heads.structure.StructureHeadConfig` (the backbone's sizes and the prior count
+  are filled in);
+* ``data`` (:class:`resm.data.structure.StructureDataConfig`): structure files, crops,
+  batching, priors, family hold-out;
 * ``loss`` (:class:`StructureLossConfig`): positive-pair weight;
 * ``optim`` / ``train``: :class:`resm.train.OptimConfig` / :class:`resm.train.TrainConfig`.
 
 The loop is :class:`resm.train.Trainer` (checkpoints, exact resume, DDP / DeepSpeed); this
 module supplies the task. The finished model is one file, ``out_dir/structure_model.pt``
-(:mod:`resm.structure.model`: read it back with
-:func:`resm.structure.model.load_structure_model` and fold with
-:func:`resm.structure.model.predict_pairs`).
+(:mod:`resm.structure.model`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..alphabet import pad_batch
 from ..config import ConfigError, from_dict
 from ..data.fasta import token_batches
-from ..data.stream import EpochStream
+from ..data.structure import StructureDataConfig, Item, StructureStream, collate, family_split, load_records
+from ..heads.pairs import PairHead, PairHeadConfig, candidates, collate_candidates, prior_probability
 from ..heads.structure import StructureHead, StructureHeadConfig, pair_loss
-from ..mapping import MappingError, Scheme, get_scheme, rna_codes
+from ..mapping import get_scheme, rna_codes
 from ..model.esm2 import ESM2
-from ..structure.io import Structure, read_structures
 from ..structure.model import MODEL_FILE, StructureModel, model_from_payload, save_structure_model, structure_payload
 from .base import ModelConfig, adapter_config, load_model_backbone
 
-__all__ = [
-    "StructureDataConfig",
-    "StructureLossConfig",
-    "StructureStream",
-    "StructureTask",
-]
+__all__ = ["StructureLossConfig", "StructureTask"]
 
-UNKNOWN_BASE = 4
 _EXTRA = 2  # BOS + EOS
-
-
-# ----------------------------------------------------------------------------- configs
-@dataclass
-class StructureDataConfig:
-    """Labelled structures for the ``structure`` task.
-
-    Attributes:
-        train: structure file of the training set (dbn, bpseq, ct, pairs or ArchiveII's CSV;
-            ``.gz`` ok), e.g.
-            ``{data_dir}/ss/bprna/TR0.dbn``. Held in memory.
-        val: structure file of the validation set (e.g. ``VL0.dbn``); None: no validation
-            (the decoding threshold then stays 0.5).
-        max_length: training records longer than this are randomly cropped, each epoch anew,
-            to a window [s, s + max_length); only pairs with both ends inside it are kept.
-            Validation records are never cropped.
-        max_train: use only the first N training records after a shuffle seeded by ``seed``
-            (None: all).
-        max_val: the same cap for validation records.
-        tokens_per_batch: token budget of a batch: count x (longest + 2) stays within it
-            (records sorted by length, so batches hold similar lengths). Also used for
-            validation batches.
-        use_bpp: give the head a ViennaRNA base-pair-probability channel (``rnafold_bpp`` of
-            each whole record, computed the first time the record is used and then kept in
-            memory, fp16; a crop reads the matching window). Above the head's
-            ``bpp_local_above`` the channel is the local (RNAplfold-style) one.
-        bpp_cache: optional folder where those matrices are also stored (fp16 ``.npy``, one per
-            sequence and prior setting, written atomically) and read back by later runs, e.g.
-            the nine family folds of ArchiveII, which share their records.
-        seed: seed of the record subsets, crops and batch order.
-        split: a fold table (``fold_name, fold_number, partition, id``; e.g. ArchiveII's
-            ``split_famfold.csv``) selecting records of ``train`` by id; needs ``fold``.
-        fold: the fold to train: its ``train`` partition is the training set and its
-            ``valid`` partition the validation set (from ``val`` if given, else from
-            ``train``). Its ``test`` partition is never read here (``resm evaluate structure
-            --dataset archiveii-famfold``).
-    """
-
-    train: str = ""
-    val: Optional[str] = None
-    max_length: int = 200
-    max_train: Optional[int] = None
-    max_val: Optional[int] = 200
-    tokens_per_batch: int = 2048
-    use_bpp: bool = False
-    bpp_cache: Optional[str] = None
-    seed: int = 0
-    split: Optional[str] = None
-    fold: Optional[str] = None
-
-    def __post_init__(self):
-        if not self.train:
-            raise ConfigError("data.train: give the training structure file")
-        if bool(self.split) != bool(self.fold):
-            raise ConfigError("data.split (fold table) and data.fold go together")
-        if self.max_length < 8:
-            raise ConfigError(f"data.max_length must be >= 8, got {self.max_length}")
-        if self.tokens_per_batch < self.max_length + _EXTRA:
-            raise ConfigError(
-                f"data.tokens_per_batch {self.tokens_per_batch} cannot hold one crop of "
-                f"max_length {self.max_length} (+2 for BOS/EOS)"
-            )
-        for k in ("max_train", "max_val"):
-            v = getattr(self, k)
-            if v is not None and v < 1:
-                raise ConfigError(f"data.{k} must be >= 1 or null, got {v}")
+HEAD_KINDS = ("conv", "pairs")
 
 
 @dataclass
@@ -121,125 +60,29 @@ class StructureLossConfig:
     """Loss of the ``structure`` task.
 
     Attributes:
-        pos_weight: weight of the positive (paired) term of the binary cross-entropy; pairs
-            are rare (about 1 in L/2 cells), so it is well above 1.
+        pos_weight: weight of the positive (paired) term of the binary cross-entropy. The 2-D
+            head sees every cell, of which about 1 in L/2 is paired, so it is well above 1
+            there; the pair head's candidates are already mostly plausible pairs, and 1 keeps
+            its probabilities calibrated for maximum-expected-accuracy decoding.
     """
 
     pos_weight: float = 10.0
 
-
-# ----------------------------------------------------------------------------- data
-@dataclass
-class Item:
-    """One (possibly cropped) training or validation example."""
-
-    key: Tuple[str, int]  # (split, record index): the bpp cache key
-    name: str
-    seq: str  # the window's sequence
-    pairs: np.ndarray  # partners inside the window (-1: unpaired or partner outside)
-    start: int  # window start in the full record
-    tokens: np.ndarray  # mapped token ids of the window
-    nuc: np.ndarray  # codes 0..4 of the window
-
-
-def crop(rec: Structure, start: int, stop: int) -> Tuple[str, np.ndarray]:
-    """Sequence and partner array of the window [start, stop); pairs leaving it are dropped."""
-    p = rec.pairs[start:stop] - start
-    p[(p < 0) | (p >= stop - start)] = -1
-    return rec.seq[start:stop], p
-
-
-def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int,
-                 keep: Optional[set] = None) -> Tuple[List[Structure], List[np.ndarray], int]:
-    """Records of ``path`` that map under ``scheme`` (only ids in ``keep`` when given; first
-    ``cap`` after a seeded shuffle), their token ids, and the number skipped."""
-    if str(path).lower().endswith(".csv"):  # ArchiveII's id,sequence,len,structure,base_pairs
-        from ..structure.io import read_archiveii_csv
-
-        recs = list(read_archiveii_csv(path))
-    else:
-        recs = list(read_structures(path))
-    if keep is not None:
-        recs = [r for r in recs if r.name in keep]
-        if not recs:
-            raise ConfigError(f"{path}: no record is in the selected fold partition")
-    if cap is not None and cap < len(recs):
-        order = np.random.default_rng([seed, 7]).permutation(len(recs))[:cap]
-        recs = [recs[i] for i in sorted(order)]
-    kept, ids, skipped = [], [], 0
-    for r in recs:
-        try:
-            if not r.seq:
-                raise MappingError(f"record {r.name!r}: no sequence")
-            ids.append(scheme.encode(r.seq, r.name))
-            kept.append(r)
-        except MappingError:
-            skipped += 1
-    if not kept:
-        raise ConfigError(f"{path}: no usable structure records ({skipped} skipped)")
-    return kept, ids, skipped
-
-
-class StructureStream(EpochStream):
-    """Deterministic, resumable, sharded batches of structure crops held in memory.
-
-    Record k goes to rank ``k % world_size``. An epoch's batches are a pure function of
-    ``(seed, epoch, rank)``: records are cropped (windows drawn from that seed), shuffled,
-    sorted by length (stable, so ties stay shuffled), cut into token-budget batches and the
-    batch order is shuffled. ``state_dict()`` holds the epoch and the batches already yielded;
-    after ``load_state_dict`` iteration continues exactly where the saved stream was.
-    Iteration is endless (epoch after epoch). A batch is a list of :class:`Item`.
-    """
-
-    def __init__(self, records: List[Structure], ids: List[np.ndarray], cfg: StructureDataConfig,
-                 rank: int = 0, world_size: int = 1):
-        super().__init__(cfg.seed, rank, world_size)
-        self.cfg = cfg
-        self.index = [k for k in range(len(records)) if k % world_size == rank]
-        if not self.index:
-            raise ConfigError(f"rank {rank}/{world_size}: no training records")
-        self.records, self.ids = records, ids
-        self.codes = {k: rna_codes(records[k].seq, records[k].name) for k in self.index}
-
-    def iter_epoch(self, epoch: int) -> Iterator[List[Item]]:
-        rng = np.random.default_rng([self.cfg.seed, epoch, self.rank, 11])
-        items: List[Item] = []
-        for k in self.index:
-            rec, n, m = self.records[k], len(self.records[k]), self.cfg.max_length
-            s = int(rng.integers(0, n - m + 1)) if n > m else 0
-            e = min(n, s + m)
-            seq, pairs = crop(rec, s, e) if (s, e) != (0, n) else (rec.seq, rec.pairs)
-            items.append(Item(("train", k), rec.name, seq, pairs, s, self.ids[k][s:e], self.codes[k][s:e]))
-        items = [items[i] for i in rng.permutation(len(items))]
-        groups = token_batches([len(it.seq) for it in items], self.cfg.tokens_per_batch, extra=_EXTRA)
-        for g in rng.permutation(len(groups)):
-            yield [items[i] for i in groups[g]]
-
-
-def collate(items: List[Item], bpp_of=None) -> Dict[str, torch.Tensor]:
-    """Padded tensors of a batch: tokens (B, T), nuc (B, L), target (B, L, L), mask (B, L),
-    and bpp (B, 1, L, L) when ``bpp_of(item)`` is given."""
-    B, L = len(items), max(len(it.seq) for it in items)
-    tokens = pad_batch([it.tokens for it in items])
-    nuc = torch.full((B, L), UNKNOWN_BASE, dtype=torch.long)
-    target = torch.zeros(B, L, L)
-    mask = torch.zeros(B, L, dtype=torch.bool)
-    bpp = torch.zeros(B, 1, L, L) if bpp_of is not None else None
-    for b, it in enumerate(items):
-        n = len(it.seq)
-        nuc[b, :n] = torch.as_tensor(it.nuc.astype(np.int64))
-        mask[b, :n] = True
-        i = np.flatnonzero(it.pairs >= 0)
-        target[b, i, it.pairs[i]] = 1.0
-        if bpp is not None:
-            bpp[b, 0, :n, :n] = torch.from_numpy(bpp_of(it).astype(np.float32))
-    out = {"tokens": tokens, "nuc": nuc, "target": target, "mask": mask}
-    if bpp is not None:
-        out["bpp"] = bpp
-    return out
+    def __post_init__(self):
+        if not self.pos_weight > 0:
+            raise ConfigError(f"loss.pos_weight must be > 0, got {self.pos_weight}")
 
 
 # ----------------------------------------------------------------------------- task
+def _pair_head_config(section: Dict[str, Any], backbone: ESM2, n_priors: int) -> PairHeadConfig:
+    extra = {"embed_dim": backbone.embed_dim, "priors": n_priors}
+    if section.get("use_attention") is True:
+        extra["attn_channels"] = backbone.num_layers * backbone.attention_heads
+    fixed = {"embed_dim": "taken from the backbone", "attn_channels": "layers x heads of the backbone",
+             "priors": "the number of data.priors"}
+    return from_dict(PairHeadConfig, section, "head", fixed=fixed, extra=extra)
+
+
 def _head_config(section: Optional[Dict[str, Any]], backbone: ESM2, use_bpp: bool) -> StructureHeadConfig:
     extra = {"embed_dim": backbone.embed_dim, "use_bpp": use_bpp}
     if isinstance(section, dict) and section.get("use_attention") is True:
@@ -250,7 +93,7 @@ def _head_config(section: Optional[Dict[str, Any]], backbone: ESM2, use_bpp: boo
 
 
 class StructureTask:
-    """Secondary structure: backbone + StructureHead, pair BCE, F1 on validation."""
+    """Secondary structure: backbone + a structure head (``head.kind``: ``pairs`` or ``conv``)."""
 
     name = "structure"
     sections = ("model", "head", "data", "loss")
@@ -261,14 +104,30 @@ class StructureTask:
         self.data_cfg = from_dict(StructureDataConfig, cfg.get("data"), "data")
         self.loss_cfg = from_dict(StructureLossConfig, cfg.get("loss"), "loss")
         self.scheme = get_scheme(self.model_cfg.scheme)
-        m = self.model_cfg
+        m, d = self.model_cfg, self.data_cfg
+        section = dict(cfg.get("head") or {}) if isinstance(cfg.get("head"), dict) else cfg.get("head")
+        self.kind = section.pop("kind", "conv") if isinstance(section, dict) else "conv"
+        if self.kind not in HEAD_KINDS:
+            raise ConfigError(f"head.kind must be one of {list(HEAD_KINDS)}, not {self.kind!r}")
         backbone, self.arch, _ = load_model_backbone(m, self.scheme)
-        self.head_cfg = _head_config(cfg.get("head"), backbone, self.data_cfg.use_bpp)
+        self.prior_cfgs: List = []
+        if self.kind == "pairs":
+            from ..structure.priors import PriorConfig
+
+            if d.use_bpp:
+                raise ConfigError("data.use_bpp is the 2-D head's channel; the pair head reads data.priors")
+            self.prior_cfgs = [from_dict(PriorConfig, p, f"data.priors[{k}]") for k, p in enumerate(d.priors or [{}])]
+            self.head_cfg = _pair_head_config(section or {}, backbone, len(self.prior_cfgs))
+            make_head = PairHead
+        else:
+            if d.priors is not None or d.family_holdout:
+                raise ConfigError("data.priors and data.family_holdout are for head.kind pairs")
+            self.head_cfg = _head_config(section, backbone, d.use_bpp)
+            make_head = StructureHead
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.data_cfg.seed)  # head initialisation, reproducible
-            head = StructureHead(self.head_cfg)
+            torch.manual_seed(d.seed)  # head initialisation, reproducible
+            head = make_head(self.head_cfg)
         self.model = StructureModel(backbone, head, m.mode, adapter_config(m))
-        d = self.data_cfg
         keep_train = keep_val = None
         if d.split:
             from ..structure.datasets import read_split
@@ -278,23 +137,49 @@ class StructureTask:
                 raise ConfigError(f"data.fold {d.fold!r} is not in {d.split} (folds: {sorted(folds)})")
             keep_train, keep_val = folds[d.fold]["train"], folds[d.fold]["valid"]
         self.train_records, self.train_ids, self.n_skipped = load_records(d.train, self.scheme, d.max_train, d.seed, keep_train)
+        self.family_records, self.family_ids, self.family_counts = [], [], {}
+        if d.family_holdout:
+            kept, out, self.family_counts = family_split(self.train_records, d.families, d.family_holdout, d.seed)
+            self.family_records = [self.train_records[k] for k in out][: d.max_val or None]
+            self.family_ids = [self.train_ids[k] for k in out][: d.max_val or None]
+            self.train_records = [self.train_records[k] for k in kept]
+            self.train_ids = [self.train_ids[k] for k in kept]
         self.val_records, self.val_ids = ([], [])
         val_path = d.val or (d.train if d.split else None)
         if val_path:
             self.val_records, self.val_ids, _ = load_records(val_path, self.scheme, d.max_val, d.seed, keep_val)
         self._bpp: Dict[Tuple[str, int], np.ndarray] = {}
+        self._priors: Dict[Tuple[str, int], list] = {}
+        if self.kind == "pairs":
+            self._compute_priors()
         self.threshold: Optional[float] = None
+        self.decoding: Optional[Dict[str, Any]] = None
         self.final_metrics: Dict[str, float] = {}
 
-    # -------------------------------------------------------------- helpers
+    # -------------------------------------------------------------- records and priors
+    def _records(self, split: str):
+        return {"train": self.train_records, "val": self.val_records, "family": self.family_records}[split]
+
+    def _compute_priors(self) -> None:
+        """Every record's pair priors, before training (parallel; cached on disk if asked)."""
+        import os
+
+        from ..structure.priors import compute_priors
+
+        keys = [(s, k) for s in ("train", "val", "family") for k in range(len(self._records(s)))]
+        workers = self.data_cfg.workers or (os.cpu_count() or 1)
+        out = compute_priors([self._records(s)[k].seq for s, k in keys], self.prior_cfgs, self.data_cfg.bpp_cache,
+                             workers, desc="pair priors")
+        self._priors = dict(zip(keys, out))
+
     def bpp_of(self, it: Item) -> np.ndarray:
-        """RNAfold pair probabilities of the item's window (whole record folded once, cached)."""
+        """2-D head: RNAfold pair probabilities of the item's window (whole record folded once, cached)."""
         full = self._bpp.get(it.key)
         if full is None:
             from ..structure.priors import head_pair_prior
 
             split, k = it.key
-            rec = (self.train_records if split == "train" else self.val_records)[k]
+            rec = self._records(split)[k]
             cache = self.data_cfg.bpp_cache
             if cache:
                 from ..structure.priors import cached_dense_prior
@@ -306,25 +191,38 @@ class StructureTask:
         n = len(it.seq)
         return full[it.start : it.start + n, it.start : it.start + n]
 
+    def _pair_batch(self, items: List[Item]):
+        """Pair head: token ids and the candidate batch of ``items``."""
+        from ..alphabet import pad_batch
+
+        cands = []
+        for it in items:
+            pri = [p.window(it.start, it.start + len(it.seq)) if (it.start or p.length != len(it.seq)) else p
+                   for p in self._priors[it.key]]
+            cands.append(candidates(it.seq, pri, self.head_cfg, it.pairs))
+        return pad_batch([it.tokens for it in items]), collate_candidates(cands), cands
+
     def _forward(self, model, batch: Dict[str, torch.Tensor], device) -> torch.Tensor:
         bpp = batch.get("bpp")
         return model(batch["tokens"].to(device), batch["nuc"].to(device), None if bpp is None else bpp.to(device))
 
-    def _val_items(self, rank: int = 0, world: int = 1) -> List[List[Item]]:
+    def _eval_items(self, split: str, rank: int = 0, world: int = 1) -> List[List[Item]]:
+        recs = self._records(split)
+        ids = {"val": self.val_ids, "family": self.family_ids, "train": self.train_ids}[split]
         items = []
-        for k in range(rank, len(self.val_records), world):
-            r = self.val_records[k]
-            items.append(Item(("val", k), r.name, r.seq, r.pairs, 0, self.val_ids[k], rna_codes(r.seq, r.name)))
+        for k in range(rank, len(recs), world):
+            r = recs[k]
+            items.append(Item((split, k), r.name, r.seq, r.pairs, 0, ids[k], rna_codes(r.seq, r.name)))
         groups = token_batches([len(it.seq) for it in items], self.data_cfg.tokens_per_batch, extra=_EXTRA)
         return [[items[i] for i in g] for g in groups]
 
-    def predict_val(self, model, device, rank: int = 0, world: int = 1):
-        """Validation probability maps (one (L, L) float32 array per record), the items and
-        the pooled validation loss."""
+    def predict_val(self, model, device, rank: int = 0, world: int = 1, split: str = "val"):
+        """2-D head: validation probability maps (one (L, L) float32 array per record), the
+        items and the pooled validation loss."""
         maps, items, total, n = [], [], 0.0, 0
         bpp_of = self.bpp_of if self.head_cfg.use_bpp else None
         with torch.no_grad():
-            for batch_items in self._val_items(rank, world):
+            for batch_items in self._eval_items(split, rank, world):
                 batch = collate(batch_items, bpp_of)
                 logits = self._forward(model, batch, device).float()
                 mask, target = batch["mask"].to(device), batch["target"].to(device)
@@ -338,26 +236,68 @@ class StructureTask:
                     items.append(it)
         return maps, items, total / max(n, 1)
 
+    def predict_pairs_val(self, model, device, split: str = "val", rank: int = 0, world: int = 1):
+        """Pair head: ``[(seq, i, j, model_p, prior_p, true_pairs)]`` of a validation split and
+        the pooled candidate loss."""
+        out, total, n = [], 0.0, 0
+        with torch.no_grad():
+            for batch_items in self._eval_items(split, rank, world):
+                tokens, batch, cands = self._pair_batch(batch_items)
+                if not len(batch["i"]):
+                    out += [(it.seq, c.i, c.j, np.zeros(0, np.float32), np.zeros(0, np.float32), it.pairs)
+                            for it, c in zip(batch_items, cands)]
+                    continue
+                logits = model.pair_logits(tokens.to(device), {k: v.to(device) for k, v in batch.items()})
+                target = batch["target"].to(device)
+                total += float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum",
+                                                                  pos_weight=torch.tensor(self.loss_cfg.pos_weight, device=device)))
+                n += len(target)
+                probs = torch.sigmoid(logits).cpu().numpy()
+                o = 0
+                for it, c in zip(batch_items, cands):
+                    out.append((it.seq, c.i, c.j, probs[o : o + len(c)], prior_probability(c, self.head_cfg), it.pairs))
+                    o += len(c)
+        return out, total / max(n, 1)
+
     # -------------------------------------------------------------- Task protocol
     def train_stream(self, rank: int, world_size: int) -> StructureStream:
         return StructureStream(self.train_records, self.train_ids, self.data_cfg, rank, world_size)
 
     def loss(self, model, batch: List[Item], generator, device):
+        if self.kind == "pairs":
+            tokens, b, _ = self._pair_batch(batch)
+            logits = model.pair_logits(tokens.to(device), {k: v.to(device) for k, v in b.items()})
+            if not len(logits):
+                return logits.sum() * 0.0, {"tokens": sum(len(it.seq) for it in batch)}
+            pw = torch.tensor(self.loss_cfg.pos_weight, device=device)
+            loss = F.binary_cross_entropy_with_logits(logits, b["target"].to(device), pos_weight=pw)
+            return loss, {"tokens": sum(len(it.seq) for it in batch)}
         b = collate(batch, self.bpp_of if self.head_cfg.use_bpp else None)
         logits = self._forward(model, b, device)
         loss = pair_loss(logits, b["target"].to(device), b["mask"].to(device), self.loss_cfg.pos_weight, self.head_cfg.min_loop)
         return loss, {"tokens": int(b["mask"].sum())}
 
     def validate(self, model, device) -> Dict[str, float]:
-        if not self.val_records:
+        if not self.val_records and not self.family_records:
             return {}
         import torch.distributed as dist
 
-        rank = dist.get_rank() if dist.is_initialized() else 0
-        world = dist.get_world_size() if dist.is_initialized() else 1
-        from ..structure.decode import decode
+        from ..structure.decode import Decoding, decode, decode_sparse
         from ..structure.metrics import evaluate
 
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        if self.kind == "pairs":
+            out: Dict[str, float] = {}
+            for split, tag in (("val", "val"), ("family", "family")):
+                if not self._records(split):
+                    continue
+                items, loss = self.predict_pairs_val(model, device, split, rank, world)
+                dec = Decoding()
+                r = evaluate([decode_sparse(s, i, j, q, dec) for s, i, j, q, _, _ in items], [t for *_, t in items])
+                out.update({f"{tag}_loss": loss, f"{tag}_f1": r.get("f1_mean", float("nan")),
+                            f"{tag}_f1_shift": r.get("f1_shift_mean", float("nan")), f"n_{tag}": len(items)})
+            return out
         maps, items, val_loss = self.predict_val(model, device, rank, world)
         preds = [decode(P, it.seq, 0.5, "greedy") for P, it in zip(maps, items)]
         r = evaluate(preds, [it.pairs for it in items])
@@ -365,7 +305,7 @@ class StructureTask:
                 "val_f1_shift": r.get("f1_shift_mean", float("nan")), "n_val": len(items)}
 
     def fingerprint(self) -> Dict[str, Any]:
-        return {
+        out = {
             "task": "structure",
             "model": self.model_cfg.settings("structure"),
             "head": self.head_cfg.to_dict(),
@@ -374,27 +314,56 @@ class StructureTask:
             "scheme_hash": self.scheme.table_hash,
             "architecture": self.model.backbone.cfg.to_dict(),
         }
+        if self.kind == "pairs":
+            out["head_kind"] = "pairs"
+        return out
 
     def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
-        """Write ``out_dir/structure_model.pt`` with the threshold chosen on validation."""
+        """Write ``out_dir/structure_model.pt`` with the decoding chosen on validation."""
         m = self.model_cfg
         payload = structure_payload(self.model, state, self.head_cfg, self.scheme, self.arch,
-                                    m.init or f"random:{m.arch}", m.mode)
-        if self.val_records:
+                                    m.init or f"random:{m.arch}", m.mode, self.prior_cfgs)
+        model, _ = model_from_payload(payload)  # exactly the model that the file holds
+        device = next(iter(state.values())).device
+        model = model.to(device)
+        if self.kind == "pairs":
+            self._choose_decoding(model, device, payload)
+        elif self.val_records:
             from ..structure.decode import choose_threshold, decode
             from ..structure.metrics import evaluate
 
-            model, _ = model_from_payload(payload)  # exactly the model that the file holds
-            device = next(iter(state.values())).device
-            maps, items, val_loss = self.predict_val(model.to(device), device)
+            maps, items, val_loss = self.predict_val(model, device)
             seqs, trues = [it.seq for it in items], [it.pairs for it in items]
             t = float(choose_threshold(maps, seqs, trues))
             r = evaluate([decode(P, s, t, "greedy") for P, s in zip(maps, seqs)], trues)
             payload["threshold"] = t
             payload["val_metrics"] = {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"],
                                       "val_loss": val_loss, "n": len(items)}
-        self.threshold, self.final_metrics = payload["threshold"], payload["val_metrics"]
+        self.threshold = payload["threshold"] if self.kind == "conv" else None
+        self.final_metrics, self.decoding = payload["val_metrics"], payload.get("decoding")
         save_structure_model(payload, Path(out_dir) / MODEL_FILE)
 
+    def _choose_decoding(self, model, device, payload: Dict[str, Any]) -> None:
+        """Pair head: MEA gamma, prior weight and pseudoknot threshold chosen on the validation
+        set(s) named by ``data.select_on``; their scores go into the file."""
+        from ..structure.decode import choose_decoding, decode_sparse
+        from ..structure.metrics import evaluate
+
+        sets = {s: self.predict_pairs_val(model, device, s)[0] for s in ("val", "family") if self._records(s)}
+        if not sets:
+            return
+        want = {"val": ["val"], "family": ["family"], "both": ["val", "family"]}[self.data_cfg.select_on]
+        chosen = [sets[s] for s in want if s in sets] or list(sets.values())
+        weights = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+        best = choose_decoding(chosen, prior_weights=weights)
+        payload["decoding"] = best.to_dict()
+        metrics: Dict[str, Any] = {"selected_on": [s for s in want if s in sets] or list(sets)}
+        for s, items in sets.items():
+            r = evaluate([decode_sparse(q[0], q[1], q[2], q[3], best, q[4]) for q in items], [q[5] for q in items])
+            metrics[s] = {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"], "n": len(items)}
+        if self.family_counts:
+            metrics["family_split"] = dict(self.family_counts)
+        payload["val_metrics"] = metrics
+
     def summary(self) -> Dict[str, Any]:
-        return {"threshold": self.threshold, "final": self.final_metrics}
+        return {"threshold": self.threshold, "decoding": self.decoding, "final": self.final_metrics}

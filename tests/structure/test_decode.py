@@ -230,3 +230,113 @@ def test_long_sparse_map():
     p = decode(P, seq, threshold=0.3)
     _valid(p, seq)
     assert (p >= 0).sum() > 100
+
+
+# ----------------------------------------------------------------------------- sparse MEA
+def _mea_brute(L, cands, gamma):
+    """Best nested set of candidates by exhaustive search, with the MEA objective."""
+    from functools import lru_cache
+
+    paired = np.zeros(L)
+    for a, b, p in cands:
+        paired[a] += p
+        paired[b] += p
+    q = np.clip(1 - paired, 0, 1)
+    by_left = {}
+    for a, b, p in cands:
+        by_left.setdefault(a, []).append((b, p))
+
+    @lru_cache(maxsize=None)
+    def best(a, b):  # interval [a, b]: weight gained over all-unpaired
+        if b <= a:
+            return 0.0
+        v = best(a + 1, b)
+        for k, p in by_left.get(a, []):
+            if k <= b:
+                v = max(v, 2 * gamma * p - q[a] - q[k] + best(a + 1, k - 1) + best(k + 1, b))
+        return v
+
+    return best(0, L - 1) + q.sum()
+
+
+def _mea_score(pairs, L, cands, gamma):
+    paired = np.zeros(L)
+    for a, b, p in cands:
+        paired[a] += p
+        paired[b] += p
+    q = np.clip(1 - paired, 0, 1)
+    prob = {(a, b): p for a, b, p in cands}
+    s = sum(2 * gamma * prob[(a, int(pairs[a]))] for a in range(L) if pairs[a] > a)
+    return s + sum(q[a] for a in range(L) if pairs[a] < 0)
+
+
+def test_sparse_mea_is_the_exact_optimum():
+    from resm.structure.decode import mea_pairs
+
+    rng = np.random.default_rng(0)
+    for case in range(150):
+        L = int(rng.integers(1, 16))
+        n = int(rng.integers(0, 25))
+        cands = {}
+        for _ in range(n):
+            a, b = sorted(rng.integers(0, L, 2).tolist())
+            if b > a:
+                cands[(a, b)] = float(rng.random() * 0.6)
+        cands = [(a, b, p) for (a, b), p in cands.items()]
+        gamma = float(rng.choice([0.5, 1.0, 2.0, 4.0]))
+        i = np.array([c[0] for c in cands], dtype=np.int64)
+        j = np.array([c[1] for c in cands], dtype=np.int64)
+        p = np.array([c[2] for c in cands])
+        got = mea_pairs("A" * L, i, j, p, gamma, cutoff=0.0)
+        # a valid nested structure made of candidates
+        for a in range(L):
+            if got[a] >= 0:
+                assert got[got[a]] == a and (min(a, got[a]), max(a, got[a])) in {(x, y) for x, y, _ in cands}
+        ks = [(a, int(got[a])) for a in range(L) if got[a] > a]
+        assert not any(a < c < b < d for a, b in ks for c, d in ks), (case, ks)
+        assert _mea_score(got, L, cands, gamma) == pytest.approx(_mea_brute(L, cands, gamma), abs=1e-9), case
+
+
+def test_pseudoknots_are_a_separate_step():
+    from resm.structure.decode import Decoding, add_pseudoknots, decode_sparse, mea_pairs
+
+    # a hairpin (0-3 with 16-19) and a crossing stem (8-10 with 22-24), both confident
+    i = np.array([0, 1, 2, 3, 8, 9, 10], dtype=np.int64)
+    j = np.array([19, 18, 17, 16, 24, 23, 22], dtype=np.int64)
+    p = np.array([0.9, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8])
+    seq = "A" * 26
+    nested = mea_pairs(seq, i, j, p, 2.0)
+    assert {(a, int(nested[a])) for a in range(26) if nested[a] > a} == {(0, 19), (1, 18), (2, 17), (3, 16)}
+    pk = add_pseudoknots(nested, i, j, p, 0.5)
+    assert {(a, int(pk[a])) for a in range(26) if pk[a] > a} == set(zip(i.tolist(), j.tolist()))
+    assert np.array_equal(add_pseudoknots(nested, i, j, p, 0.85), nested)  # below the threshold
+    d = Decoding(gamma=2.0, pseudoknot_threshold=0.5)
+    assert np.array_equal(decode_sparse(seq, i, j, p, d), pk)
+    assert np.array_equal(decode_sparse(seq, i, j, p, d, nested=True), nested)
+    # a lone crossing pair is not a stem: not added
+    assert np.array_equal(add_pseudoknots(nested, i[:5], j[:5], p[:5], 0.5), nested)
+    # the prior weight blends the prior's probabilities in
+    prior = np.zeros(7)
+    w = Decoding(gamma=2.0, prior_weight=1.0)
+    assert (decode_sparse(seq, i, j, p, w, prior) < 0).all()
+
+
+def test_choose_decoding_takes_the_best_setting():
+    from resm.structure.decode import choose_decoding, mea_pairs
+
+    rng = np.random.default_rng(1)
+    group = []
+    for _ in range(6):
+        L = 30
+        i, j = np.triu_indices(L, 4)
+        keep = rng.random(len(i)) < 0.1
+        i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
+        p = rng.random(len(i)) * 0.6
+        truth = mea_pairs("A" * L, i, j, p, 1.0)
+        group.append(("A" * L, i, j, p, rng.random(len(i)), truth))
+    best, scores = choose_decoding([group], gammas=(0.5, 1.0, 6.0), prior_weights=(0.0, 0.5), return_scores=True)
+    assert (best.gamma, best.prior_weight) == (1.0, 0.0)  # the setting the truth was made with
+    assert scores[(1.0, 0.0, None)] == pytest.approx(1.0) and max(scores.values()) == scores[
+        (best.gamma, best.prior_weight, best.pseudoknot_threshold)]
+    with pytest.raises(ValueError, match="no validation"):
+        choose_decoding([[]])

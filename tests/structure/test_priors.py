@@ -137,9 +137,9 @@ def test_eternafold_prior_differs_from_vienna_and_finds_a_strong_hairpin():
 
 
 def test_prior_config_checks_and_window():
-    with pytest.raises(Exception, match="prior.kind must be one of"):
+    with pytest.raises(Exception, match="kind must be one of"):
         PriorConfig(kind="contrafold")
-    with pytest.raises(Exception, match="prior.beam must be >= 0"):
+    with pytest.raises(Exception, match="beam must be >= 0"):
         PriorConfig(beam=-1)
     sp = SparsePairs(10, [0, 2, 5], [9, 6, 8], [0.5, 0.25, 0.75])
     w = sp.window(2, 9)

@@ -275,3 +275,68 @@ def test_fold_with_a_supervised_model(trained, tmp_path):
         assert np.array_equal(got[r.name], want)
     p = run("fold", fa, "--model", model_file, "--reference", trained["cfg"]["data"]["val"])
     assert "F1 over 4 sequences" in p.stdout
+
+
+def pair_config(assets, out_dir, **over):
+    cfg = {
+        "task": "structure",
+        "model": {"init": assets["backbone"], "mode": "frozen"},
+        "head": {"kind": "pairs", "width": 16, "pair_width": 16, "blocks": 1, "dilations": [1], "rounds": 1,
+                 "dropout": 0.0},
+        "data": {"train": assets["train"], "val": assets["val"], "max_length": 60, "tokens_per_batch": 400,
+                 "priors": [{"kind": "eternafold"}], "workers": 1, "seed": 0},
+        "loss": {"pos_weight": 1.0},
+        "optim": {"lr": 3e-3, "warmup_steps": 5, "schedule": "cosine"},
+        "train": {"out_dir": str(out_dir), "max_steps": 60, "log_every": 1, "val_every": 60, "ckpt_every": 60,
+                  "progress": False, "device": "cpu"},
+    }
+    for k, v in over.items():
+        cfg[k].update(v)
+    return cfg
+
+
+def test_pair_head_learns_and_chooses_its_decoding(assets, tmp_path):
+    """head.kind pairs: candidates from EternaFold (LinearPartition), loss that falls, the
+    decoding chosen on validation and stored, and a model file whose predictions decode to the
+    validation score it reports."""
+    pytest.importorskip("linearpartition")
+    from resm.structure.decode import Decoding, decode_sparse
+    from resm.structure.metrics import evaluate
+    from resm.structure.model import load_structure_model, model_priors, predict_candidates
+    from resm.structure.priors import pair_prior
+    from resm.structure.io import read_structures
+
+    cfg = pair_config(assets, tmp_path / "pairs")
+    p = run("finetune", "--config", write(cfg, tmp_path / "pairs.yaml"))
+    assert "decoding: MEA gamma" in p.stdout
+    losses = log(tmp_path / "pairs")
+    assert np.mean([losses[s] for s in range(56, 61)]) < 0.6 * np.mean([losses[s] for s in range(1, 6)]), losses
+    path = tmp_path / "pairs" / "structure_model.pt"
+    raw = torch.load(path, weights_only=True)
+    assert raw["head_kind"] == "pairs" and raw["priors"][0]["kind"] == "eternafold"
+    dec = Decoding.from_dict(raw["decoding"])
+    model, meta = load_structure_model(path)
+    val = list(read_structures(assets["val"]))
+    priors = [[pair_prior(r.seq, c) for c in model_priors(meta)] for r in val]
+    got = predict_candidates(model, meta["scheme"], [r.seq for r in val], priors)
+    from resm.heads.pairs import prior_probability
+
+    preds = [decode_sparse(r.seq, c.i, c.j, q, dec, prior_probability(c, model.head.cfg)) for r, (c, q) in zip(val, got)]
+    f1 = evaluate(preds, [r.pairs for r in val])["f1_mean"]
+    assert f1 == pytest.approx(raw["val_metrics"]["val"]["f1_mean"], abs=1e-6) and f1 > 0.7
+    # one sequence alone gets the probabilities it got in the batch
+    alone = predict_candidates(model, meta["scheme"], [val[3].seq], [priors[3]])[0][1]
+    np.testing.assert_allclose(alone, got[3][1], atol=1e-5)
+
+
+def test_pair_head_config_errors(assets, tmp_path, capsys):
+    path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
+    assert cli_main(["finetune", "--config", str(path), "data.priors=[{kind: rnastructure}]"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data.priors[0]" in err[0] and "rnastructure" in err[0]
+    assert cli_main(["finetune", "--config", str(path), "head.kind=axial"]) == 1
+    assert "head.kind must be one of ['conv', 'pairs']" in capsys.readouterr().err
+    assert cli_main(["finetune", "--config", str(path), "data.use_bpp=true"]) == 1
+    assert "data.use_bpp" in capsys.readouterr().err
+    assert cli_main(["finetune", "--config", str(path), "head.priors=2"]) == 1
+    assert "head.priors" in capsys.readouterr().err

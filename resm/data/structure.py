@@ -1,0 +1,278 @@
+"""Labelled secondary structures for training: the data side of the ``structure`` task.
+
+* :class:`StructureDataConfig`: the ``data`` section (files, crops, batching, priors, family
+  hold-out);
+* :func:`load_records`: structure files (or ArchiveII's CSV) -> records that map under a scheme;
+* :func:`family_split`: whole families held out of training (a second validation set), the
+  families read from a FASTA such as the Rfam seed sequences;
+* :class:`StructureStream`: deterministic, resumable, sharded batches of (cropped) records;
+* :func:`collate`: a padded batch for the dense 2-D head; the pair head builds its candidate
+  batches with :func:`resm.heads.pairs.collate_candidates`.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..alphabet import pad_batch
+from ..config import ConfigError, from_dict
+from ..mapping import MappingError, Scheme, rna_codes
+from ..structure.io import Structure, read_structures
+from .fasta import token_batches
+from .stream import EpochStream
+
+__all__ = ["StructureDataConfig", "Item", "crop", "load_records", "family_split", "StructureStream", "collate"]
+
+UNKNOWN_BASE = 4
+_EXTRA = 2  # BOS + EOS
+
+
+@dataclass
+class StructureDataConfig:
+    """Labelled structures for the ``structure`` task.
+
+    Attributes:
+        train: structure file of the training set (dbn, bpseq, ct, pairs or ArchiveII's CSV;
+            ``.gz`` ok), e.g.
+            ``{data_dir}/ss/bprna/TR0.dbn``. Held in memory.
+        val: structure file of the validation set (e.g. ``VL0.dbn``); None: no validation
+            (the decoding threshold then stays 0.5).
+        max_length: training records longer than this are randomly cropped, each epoch anew,
+            to a window [s, s + max_length); only pairs with both ends inside it are kept.
+            Validation records are never cropped.
+        max_train: use only the first N training records after a shuffle seeded by ``seed``
+            (None: all).
+        max_val: the same cap for validation records.
+        tokens_per_batch: token budget of a batch: count x (longest + 2) stays within it
+            (records sorted by length, so batches hold similar lengths). Also used for
+            validation batches.
+        use_bpp: give the 2-D head a ViennaRNA base-pair-probability channel (``rnafold_bpp``
+            of each whole record, computed the first time the record is used and then kept in
+            memory, fp16; a crop reads the matching window). Above the head's
+            ``bpp_local_above`` the channel is the local (RNAplfold-style) one.
+        priors: the pair priors of the pair head, a list of
+            :class:`resm.structure.priors.PriorConfig` settings (default: one, EternaFold
+            through LinearPartition, beam 100). Computed for every record before training
+            (``workers`` processes), kept in memory; a crop reads the matching window.
+        bpp_cache: optional folder where the priors (dense or sparse) are also stored, one file
+            per sequence and prior setting, written atomically, and read back by later runs,
+            e.g. the nine family folds of ArchiveII, which share their records.
+        workers: processes that compute the priors (0: one per CPU core).
+        families / family_holdout: hold out whole families for a second validation set: each
+            training record whose sequence is in the FASTA ``families`` (headers
+            ``>FAMILY|id``, e.g. the Rfam seed sequences) takes that family; a seeded
+            ``family_holdout`` share of the families moves out of training into the
+            family validation set. Pair head only.
+        select_on: which validation set the decoding (pair head: MEA gamma, prior weight,
+            pseudoknots) is chosen on: ``val``, ``family`` or ``both`` (the mean of the two).
+        seed: seed of the record subsets, crops and batch order.
+        split: a fold table (``fold_name, fold_number, partition, id``; e.g. ArchiveII's
+            ``split_famfold.csv``) selecting records of ``train`` by id; needs ``fold``.
+        fold: the fold to train: its ``train`` partition is the training set and its
+            ``valid`` partition the validation set (from ``val`` if given, else from
+            ``train``). Its ``test`` partition is never read here (``resm evaluate structure
+            --dataset archiveii-famfold``).
+    """
+
+    train: str = ""
+    val: Optional[str] = None
+    max_length: int = 200
+    max_train: Optional[int] = None
+    max_val: Optional[int] = 200
+    tokens_per_batch: int = 2048
+    use_bpp: bool = False
+    priors: Optional[List[Dict[str, Any]]] = None
+    bpp_cache: Optional[str] = None
+    workers: int = 0
+    families: Optional[str] = None
+    family_holdout: float = 0.0
+    select_on: str = "both"
+    seed: int = 0
+    split: Optional[str] = None
+    fold: Optional[str] = None
+
+    def __post_init__(self):
+        if not self.train:
+            raise ConfigError("data.train: give the training structure file")
+        if bool(self.split) != bool(self.fold):
+            raise ConfigError("data.split (fold table) and data.fold go together")
+        if self.max_length < 8:
+            raise ConfigError(f"data.max_length must be >= 8, got {self.max_length}")
+        if self.tokens_per_batch < self.max_length + _EXTRA:
+            raise ConfigError(
+                f"data.tokens_per_batch {self.tokens_per_batch} cannot hold one crop of "
+                f"max_length {self.max_length} (+2 for BOS/EOS)"
+            )
+        if not 0.0 <= self.family_holdout < 1.0:
+            raise ConfigError(f"data.family_holdout must be in [0, 1), got {self.family_holdout}")
+        if bool(self.families) != (self.family_holdout > 0):
+            raise ConfigError("data.families (a FASTA of >FAMILY|id records) and data.family_holdout go together")
+        if self.select_on not in ("val", "family", "both"):
+            raise ConfigError(f"data.select_on must be val, family or both, not {self.select_on!r}")
+        if self.workers < 0:
+            raise ConfigError(f"data.workers must be >= 0, got {self.workers}")
+        if self.priors is not None:
+            from ..structure.priors import PriorConfig
+
+            if not isinstance(self.priors, list) or not self.priors:
+                raise ConfigError("data.priors must be a non-empty list of prior settings (e.g. [{kind: eternafold}])")
+            for k, p in enumerate(self.priors):
+                from_dict(PriorConfig, p, f"data.priors[{k}]")
+        for k in ("max_train", "max_val"):
+            v = getattr(self, k)
+            if v is not None and v < 1:
+                raise ConfigError(f"data.{k} must be >= 1 or null, got {v}")
+
+
+@dataclass
+class Item:
+    """One (possibly cropped) training or validation example."""
+
+    key: Tuple[str, int]  # (split, record index): the prior cache key
+    name: str
+    seq: str  # the window's sequence
+    pairs: np.ndarray  # partners inside the window (-1: unpaired or partner outside)
+    start: int  # window start in the full record
+    tokens: np.ndarray  # mapped token ids of the window
+    nuc: np.ndarray  # codes 0..4 of the window
+
+
+def crop(rec: Structure, start: int, stop: int) -> Tuple[str, np.ndarray]:
+    """Sequence and partner array of the window [start, stop); pairs leaving it are dropped."""
+    p = rec.pairs[start:stop] - start
+    p[(p < 0) | (p >= stop - start)] = -1
+    return rec.seq[start:stop], p
+
+
+def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int,
+                 keep: Optional[set] = None) -> Tuple[List[Structure], List[np.ndarray], int]:
+    """Records of ``path`` that map under ``scheme`` (only ids in ``keep`` when given; first
+    ``cap`` after a seeded shuffle), their token ids, and the number skipped."""
+    if str(path).lower().endswith(".csv"):  # ArchiveII's id,sequence,len,structure,base_pairs
+        from ..structure.io import read_archiveii_csv
+
+        recs = list(read_archiveii_csv(path))
+    else:
+        recs = list(read_structures(path))
+    if keep is not None:
+        recs = [r for r in recs if r.name in keep]
+        if not recs:
+            raise ConfigError(f"{path}: no record is in the selected fold partition")
+    if cap is not None and cap < len(recs):
+        order = np.random.default_rng([seed, 7]).permutation(len(recs))[:cap]
+        recs = [recs[i] for i in sorted(order)]
+    kept, ids, skipped = [], [], 0
+    for r in recs:
+        try:
+            if not r.seq:
+                raise MappingError(f"record {r.name!r}: no sequence")
+            ids.append(scheme.encode(r.seq, r.name))
+            kept.append(r)
+        except MappingError:
+            skipped += 1
+    if not kept:
+        raise ConfigError(f"{path}: no usable structure records ({skipped} skipped)")
+    return kept, ids, skipped
+
+
+def _normal(seq: str) -> str:
+    return seq.upper().replace("T", "U")
+
+
+def family_split(records: Sequence[Structure], families_fasta: str, fraction: float,
+                 seed: int) -> Tuple[List[int], List[int], Dict[str, int]]:
+    """Indices of the records kept for training and of those held out, by family.
+
+    A record takes the family of an identical sequence in ``families_fasta`` (FASTA whose
+    headers start ``>FAMILY|``; gzip ok); a seeded ``fraction`` of the families found is held
+    out (all their records); records of no known family stay in training. Returns ``(train,
+    held_out, counts)`` with counts of records matched, families and families held out."""
+    seq_family: Dict[str, str] = {}
+    opener = gzip.open if str(families_fasta).endswith(".gz") else open
+    try:
+        with opener(families_fasta, "rt") as fh:
+            fam, buf = None, []
+            for line in fh:
+                if line.startswith(">"):
+                    if fam is not None:
+                        seq_family.setdefault(_normal("".join(buf)), fam)
+                    fam, buf = line[1:].split("|", 1)[0].strip(), []
+                else:
+                    buf.append(line.strip())
+            if fam is not None:
+                seq_family.setdefault(_normal("".join(buf)), fam)
+    except FileNotFoundError:
+        raise ConfigError(f"data.families: {families_fasta}: no such file") from None
+    fams = [seq_family.get(_normal(r.seq)) for r in records]
+    known = sorted({f for f in fams if f})
+    if not known:
+        raise ConfigError(f"data.families: no training sequence is in {families_fasta}")
+    n_out = max(1, int(round(fraction * len(known))))
+    held = set(np.random.default_rng([seed, 29]).permutation(known)[:n_out].tolist())
+    train = [k for k, f in enumerate(fams) if f not in held]
+    out = [k for k, f in enumerate(fams) if f in held]
+    return train, out, {"matched": sum(1 for f in fams if f), "families": len(known), "held_out_families": len(held)}
+
+
+class StructureStream(EpochStream):
+    """Deterministic, resumable, sharded batches of structure crops held in memory.
+
+    Record k goes to rank ``k % world_size``. An epoch's batches are a pure function of
+    ``(seed, epoch, rank)``: records are cropped (windows drawn from that seed), shuffled,
+    sorted by length (stable, so ties stay shuffled), cut into token-budget batches and the
+    batch order is shuffled. ``state_dict()`` holds the epoch and the batches already yielded;
+    after ``load_state_dict`` iteration continues exactly where the saved stream was.
+    Iteration is endless (epoch after epoch). A batch is a list of :class:`Item`.
+    """
+
+    def __init__(self, records: List[Structure], ids: List[np.ndarray], cfg: StructureDataConfig,
+                 rank: int = 0, world_size: int = 1):
+        super().__init__(cfg.seed, rank, world_size)
+        self.cfg = cfg
+        self.index = [k for k in range(len(records)) if k % world_size == rank]
+        if not self.index:
+            raise ConfigError(f"rank {rank}/{world_size}: no training records")
+        self.records, self.ids = records, ids
+        self.codes = {k: rna_codes(records[k].seq, records[k].name) for k in self.index}
+
+    def iter_epoch(self, epoch: int) -> Iterator[List[Item]]:
+        rng = np.random.default_rng([self.cfg.seed, epoch, self.rank, 11])
+        items: List[Item] = []
+        for k in self.index:
+            rec, n, m = self.records[k], len(self.records[k]), self.cfg.max_length
+            s = int(rng.integers(0, n - m + 1)) if n > m else 0
+            e = min(n, s + m)
+            seq, pairs = crop(rec, s, e) if (s, e) != (0, n) else (rec.seq, rec.pairs)
+            items.append(Item(("train", k), rec.name, seq, pairs, s, self.ids[k][s:e], self.codes[k][s:e]))
+        items = [items[i] for i in rng.permutation(len(items))]
+        groups = token_batches([len(it.seq) for it in items], self.cfg.tokens_per_batch, extra=_EXTRA)
+        for g in rng.permutation(len(groups)):
+            yield [items[i] for i in groups[g]]
+
+
+def collate(items: List[Item], bpp_of=None) -> Dict[str, torch.Tensor]:
+    """Padded tensors of a batch: tokens (B, T), nuc (B, L), target (B, L, L), mask (B, L),
+    and bpp (B, 1, L, L) when ``bpp_of(item)`` is given."""
+    B, L = len(items), max(len(it.seq) for it in items)
+    tokens = pad_batch([it.tokens for it in items])
+    nuc = torch.full((B, L), UNKNOWN_BASE, dtype=torch.long)
+    target = torch.zeros(B, L, L)
+    mask = torch.zeros(B, L, dtype=torch.bool)
+    bpp = torch.zeros(B, 1, L, L) if bpp_of is not None else None
+    for b, it in enumerate(items):
+        n = len(it.seq)
+        nuc[b, :n] = torch.as_tensor(it.nuc.astype(np.int64))
+        mask[b, :n] = True
+        i = np.flatnonzero(it.pairs >= 0)
+        target[b, i, it.pairs[i]] = 1.0
+        if bpp is not None:
+            bpp[b, 0, :n, :n] = torch.from_numpy(bpp_of(it).astype(np.float32))
+    out = {"tokens": tokens, "nuc": nuc, "target": target, "mask": mask}
+    if bpp is not None:
+        out["bpp"] = bpp
+    return out
