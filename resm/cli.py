@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
 from typing import Callable, List, Optional
 
-from . import __version__
+from ._version import __version__
 
 
 def _user_errors() -> tuple:

@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 PairProbs = Callable[[str], np.ndarray]
-DEFAULT_MODEL_NAME = "structure_default.pt"
 STAGE_LENGTH = 1000  # from this length on, the progress bar names the stage of each record
 
 
@@ -199,8 +198,11 @@ def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int
 
 
 def default_model_path() -> Path:
-    """The structure model that ships inside the package (used when no --model is given)."""
-    return Path(__file__).resolve().parents[1] / "models" / DEFAULT_MODEL_NAME
+    """The structure model that ships inside the package (used when no --model is given, or
+    ``--model default``)."""
+    from ..model.load import shipped_structure_model
+
+    return shipped_structure_model()
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -356,7 +358,6 @@ def fold_fasta(
     ``split_dir`` is given. Returns ``{"n", "mode", "rank", "world", "shards", "skipped"}`` and,
     with ``reference``, ``"metrics"`` (the report's means).
     """
-    from ..utils.shards import ShardRun
     from .inputs import read_sequences, source_name
     from .writers import check_distinct, check_output, record_file_names
 
