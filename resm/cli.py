@@ -221,6 +221,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
     data_dir = a.data_dir or default_data_dir()
+    if str(a.model) == "default" and not a.model.exists():
+        from .structure.pipeline import default_model_path
+
+        a.model = default_model_path()
     if "archiveii-famfold" in a.dataset and "{fold}" not in str(a.model):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     if "{fold}" in str(a.model) and set(a.dataset) != {"archiveii-famfold"}:
@@ -258,8 +262,7 @@ def cmd_schemes(a: argparse.Namespace) -> None:
         s = get_scheme(name)
         print(f"{name:8s} {s.kind:8s} {s.table_hash[:12]}  {s.description}")
     if a.show:
-        s = get_scheme(a.show)
-        print(f"\n{a.show}: {s.to_protein('ACGU')} for ACGU")
+        print("\n" + get_scheme(a.show).describe())
 
 
 # --------------------------------------------------------------------------- parser

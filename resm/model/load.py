@@ -42,7 +42,7 @@ FAIR_ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm"
 SAFE_GLOBALS = [argparse.Namespace]
 DEFAULT_MODEL = "default"  # the name of the shipped structure model (its backbone, where a backbone is asked for)
 STRUCTURE_FORMAT = "resm-structure"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
 def shipped_structure_model() -> Path:
@@ -293,7 +293,7 @@ def load_backbone(
         loaded = load_fair_esm(p, regression, trust)
     elif str(spec) in ARCHS and str(spec).startswith("esm2_"):
         loaded = load_pretrained(str(spec), trust)
-    elif _HUB_ID.match(str(spec)):
+    elif HUB_ID.match(str(spec)):
         loaded = load_hf(hf_cached_folder(str(spec)), trust)
         loaded.meta["source"] = str(spec)
     else:
