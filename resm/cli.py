@@ -85,10 +85,10 @@ def _print_rank0(line: str) -> None:
 
 
 def cmd_pretrain(a: argparse.Namespace) -> None:
-    from .config import load_config
+    from .config import find_config, load_config
     from .tasks import run
 
-    result = run(load_config(a.config, a.overrides), default="mlm", known=("mlm",))
+    result = run(load_config(find_config(a.config, "pretrain"), a.overrides), default="mlm", known=("mlm",))
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_loss" in v:
@@ -152,10 +152,10 @@ def cmd_fold(a: argparse.Namespace) -> None:
 
 
 def cmd_finetune(a: argparse.Namespace) -> None:
-    from .config import load_config
+    from .config import find_config, load_config
     from .tasks import FINETUNE_TASKS, run
 
-    result = run(load_config(a.config, a.overrides), known=FINETUNE_TASKS)
+    result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=FINETUNE_TASKS)
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_f1_shift" in v:
@@ -247,9 +247,10 @@ def cmd_compare(a: argparse.Namespace) -> None:
     from .compare.config import parse_config
     from .compare.harness import run_compare
     from .compare.report import format_markdown
-    from .config import load_config
+    from .config import find_config, load_config
 
-    cfg = parse_config(load_config(a.config, a.overrides), a.config.stem)  # checked before any work
+    path = find_config(a.config, "compare")
+    cfg = parse_config(load_config(path, a.overrides), path.stem)  # checked before any work
     result = run_compare(cfg)
     print(format_markdown(cfg, result))
     print(f"wrote {len(result['files'])} files to {result['out_dir']}/")
