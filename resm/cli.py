@@ -269,10 +269,12 @@ def cmd_schemes(a: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- parser
 class HelpFormatter(argparse.HelpFormatter):
     """Every option's help states its default: ``(default: X)`` is appended unless the help
-    already speaks of it; flags (no value) need none."""
+    already speaks of it, ``(required)`` to a required option; flags (no value) need none."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
+        if action.option_strings and action.required:
+            return text if "required" in text else text + " (required)"
         if (action.option_strings and action.nargs != 0 and "default" not in text
                 and action.default not in (None, argparse.SUPPRESS)):
             d = action.default
@@ -416,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True, type=Path, help="structure_model.pt written by resm finetune, or 'default' (the shipped model); for archiveii-famfold a path with {fold} (one model per fold); required")
     sp.add_argument("--dataset", nargs="+", required=True, choices=["ts0", "bprna-new", "archiveii", "archiveii-long", "archiveii-famfold"], help="benchmark sets (required)")
     sp.add_argument("--folds", nargs="+", default=None, help="archiveii-famfold: only these folds (default: all 9)")
-    sp.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many sequences per set")
+    sp.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many sequences per set (default: all)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
     sp.add_argument("--tile", type=int, default=512, help="tile size of the memory-bounded 2D head")
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")

@@ -172,7 +172,7 @@ class Scheme:
             fb, stop = self._fallback, self.spec["stop"]
             lines += ["The letter of base i is the amino acid that the triplet (i-1, i, i+1) encodes under",
                       f"the standard genetic code (stop codons give {stop}); one token per nucleotide, so pair",
-                      f"maps stay aligned. At the two ends, or next to an unknown base, the base takes its",
+                      "maps stay aligned. At the two ends, or next to an unknown base, the base takes its",
                       f"{fb.name} letter ({', '.join(f'{n}->{fb.letters[k]}' for k, n in enumerate(NUCLEOTIDES))});",
                       f"an unknown base is {unknown}.", "", "Triplet -> letter (the centre base is the one encoded):"]
             order = "UCAG"
