@@ -2,7 +2,8 @@
 
 :func:`read_sequences` returns the ``(id, sequence)`` records of
 
-* FASTA, from a file (plain or gzip) or from ``-`` / a pipe (standard input is read once);
+* FASTA, from a file (plain or gzip, streamed) or from ``-`` / a pipe (standard input is read
+  once);
 * bare sequences, one per line, with no header (named ``seq_1``, ``seq_2``, ... in order);
 * structure files, ``.dbn`` (also RNAfold's output: ``>name``, sequence, dot-bracket with an
   optional energy), ``.ct`` (several records allowed) and ``.bpseq``: their sequences are
@@ -17,11 +18,13 @@ else is bare sequences. Ids must be unique. Every error names the source and the
 from __future__ import annotations
 
 import gzip
+import io
+import itertools
 import os
 import re
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, TextIO, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from ..data.fasta import FastaError, parse_fasta
 from .io import StructureError, _infer_fmt, _stem, iter_bpseq, iter_ct, iter_dbn
@@ -29,6 +32,7 @@ from .io import StructureError, _infer_fmt, _stem, iter_bpseq, iter_ct, iter_dbn
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
 
 STDIN = "-"
+_SNIFF_LINES = 2000  # the text that decides the format of a file without a telling extension
 INPUT_FORMATS = ("fasta", "plain", "dbn", "ct", "bpseq")
 _STRUCTURE_LINE = re.compile(r"^[().\[\]{}<>,:_~-]*[().\[\]{}<>][().\[\]{}<>,:_~-]*(\s+\(\s*[-+]?\d+(\.\d*)?\s*\))?$")
 _ALL_DOTS = re.compile(r"^[.]+(\s+\(\s*[-+]?\d+(\.\d*)?\s*\))?$")
@@ -39,35 +43,40 @@ def source_name(path) -> str:
     return "<stdin>" if str(path) == STDIN else os.path.basename(os.fspath(path))
 
 
-def _read_lines(path, stdin: Optional[TextIO] = None) -> List[str]:
-    """Every line of ``path`` (gzip by its magic bytes) or, for ``-``, of standard input,
-    read once (a pipe cannot be read twice)."""
-    if str(path) == STDIN:
-        stream = stdin if stdin is not None else sys.stdin
-        if stream is None or (stream.isatty() if hasattr(stream, "isatty") else False):
-            raise FastaError("no input: give a FASTA file, or pipe sequences into `resm fold -`")
-        data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
-        if isinstance(data, bytes):
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            data = data.decode("ascii", errors="replace")
-        return data.splitlines()
+def _stdin_lines(stdin: Optional[TextIO]) -> List[str]:
+    """Every line of standard input, read once (a pipe cannot be read twice)."""
+    stream = stdin if stdin is not None else sys.stdin
+    if stream is None or (stream.isatty() if hasattr(stream, "isatty") else False):
+        raise FastaError("no input: give a FASTA file, or pipe sequences into `resm fold -`")
+    data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    if isinstance(data, bytes):
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        data = data.decode("ascii", errors="replace")
+    return data.splitlines()
+
+
+def _file_lines(p: Path) -> Iterator[str]:
+    """The lines of a plain or gzip file (by its magic bytes), streamed."""
+    name = p.name
+    try:
+        with open(p, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        raw = gzip.open(p, "rb") if gz else open(p, "rb")
+        with io.TextIOWrapper(raw, encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                yield line.rstrip("\r\n")
+    except (OSError, EOFError) as e:
+        raise FastaError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _check_file(path) -> Path:
     p = Path(path)
     if p.is_dir():
         raise FastaError(f"{p}: is a directory, not a sequence file")
-    try:
-        with open(p, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise FastaError(f"{p}: no such file") from None
-    except OSError as e:
-        raise FastaError(f"{p.name}: cannot read ({e.strerror or e})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise FastaError(f"{p.name}: cannot read ({e})") from None
-    return raw.decode("ascii", errors="replace").splitlines()
+    if not p.exists():
+        raise FastaError(f"{p}: no such file")
+    return p
 
 
 def sniff_format(lines: Sequence[str]) -> str:
@@ -114,14 +123,20 @@ def read_sequences(path, fmt: Optional[str] = None, stdin: Optional[TextIO] = No
     source = source_name(path)
     if fmt is not None and fmt not in INPUT_FORMATS:
         raise FastaError(f"unknown input format {fmt!r}; expected one of {INPUT_FORMATS}")
-    lines = _read_lines(path, stdin)
+    if str(path) == STDIN:
+        lines: Iterable[str] = _stdin_lines(stdin)
+        head = lines
+    else:
+        p = _check_file(path)
+        lines = _file_lines(p)
+        head = list(itertools.islice(_file_lines(p), _SNIFF_LINES)) if fmt is None else []
     if fmt is None and str(path) != STDIN:
         try:
             by_ext = _infer_fmt(Path(path))
         except ValueError:  # .fa, .fasta, .txt, ...: the text decides
             by_ext = None
         fmt = by_ext if by_ext in ("dbn", "ct", "bpseq") else None
-    fmt = fmt or sniff_format(lines)
+    fmt = fmt or sniff_format(head)
     if fmt == "fasta":
         records = [(r.id, r.seq) for r in parse_fasta(lines, source, unique=True)]
     elif fmt == "plain":
