@@ -212,18 +212,16 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, scheme: Op
     if not run.sharded:
         write_embeddings(out, embed(records), index)
     else:
-        for s in run.mine():
-            if run.done(s):
-                result["skipped"] += 1
-                continue
-            block = [records[k] for k in run.block(s)]
-            write_embeddings(run.path(s), embed(block), embedding_index(block, the_layers, include, the_scheme, str(model)))
-        if run.rank != 0:
-            return {**result, "seconds": time.perf_counter() - t0}
-        run.wait_all()
-        merged: Dict[str, np.ndarray] = {}
-        for path in run.shard_paths():
-            merged.update(read_embeddings(path)[0])
-        write_embeddings(out, merged, index)
-        run.cleanup()
+        def shard(s: int, block: range) -> None:
+            recs = [records[k] for k in block]
+            write_embeddings(run.path(s), embed(recs), embedding_index(recs, the_layers, include, the_scheme, str(model)))
+
+        def combine(paths: List[Path]) -> None:
+            merged: Dict[str, np.ndarray] = {}
+            for path in paths:
+                merged.update(read_embeddings(path)[0])
+            write_embeddings(out, merged, index)
+
+        result["skipped"] = run.process(shard)
+        run.merge(combine)
     return {**result, "seconds": time.perf_counter() - t0}

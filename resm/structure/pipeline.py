@@ -408,33 +408,33 @@ def fold_fasta(
     sinks = lambda: _Sinks(fmt, out, mode, bpp, bpp_min, reference is not None, report)  # noqa: E731
     result: Dict[str, object] = {"n": len(records), "mode": mode, "rank": run.rank, "world": run.world,
                                  "shards": run.n_shards, "skipped": 0}
+    rows: List[dict] = []  # the report's, with reference
     if not run.sharded:
         with sinks() as sink:
             _fold_block(predictor, records, plan, sink.add, fold_kw)
-        rows = sink.rows
+        rows.extend(sink.rows)
     else:
-        for s in run.mine():
-            if run.done(s):
-                result["skipped"] += 1
-                continue
-            block = [records[k] for k in run.block(s)]
-            fold_kw["desc"] = f"fold shard {s + 1}/{run.n_shards}"
+        def shard(s: int, block: range) -> None:
+            kw = {**fold_kw, "desc": f"fold shard {s + 1}/{run.n_shards}"}
+            recs = [records[k] for k in block]
 
-            def fill(tmp: Path, block=block) -> None:
+            def fill(tmp: Path) -> None:
                 with open(tmp, "w", encoding="utf-8") as fh:
-                    _fold_block(predictor, block, plan, lambda item: fh.write(json.dumps(item) + "\n"), fold_kw)
+                    _fold_block(predictor, recs, plan, lambda item: fh.write(json.dumps(item) + "\n"), kw)
 
             run.write(s, fill)
-        if run.rank != 0:
+
+        def combine(paths: List[Path]) -> None:
+            with sinks() as sink:
+                for path in paths:
+                    with open(path, encoding="utf-8") as fh:
+                        for line in fh:
+                            sink.add(json.loads(line))
+            rows.extend(sink.rows)
+
+        result["skipped"] = run.process(shard)
+        if not run.merge(combine):
             return result
-        run.wait_all()
-        with sinks() as sink:
-            for path in run.shard_paths():
-                with open(path, encoding="utf-8") as fh:
-                    for line in fh:
-                        sink.add(json.loads(line))
-        run.cleanup()
-        rows = sink.rows
     if reference is not None:
         from .report import summary
 

@@ -130,78 +130,21 @@ def staged_dir(final: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class StructureSink:
-    """Collects folded structures and writes them when :meth:`commit` is called.
-
-    ``mode`` comes from :func:`check_output`. Files (and directory members) are written to
-    temporary files as records arrive, so memory stays small, and renamed into place only at
-    :meth:`commit`; :meth:`close` without commit removes them. Used as a context manager it
-    commits on success and cleans up on error."""
-
-    def __init__(self, fmt: str, out: Optional[Path], mode: str, stream=None):
-        self.fmt, self.out, self.mode = fmt, out, mode
-        self.stream = stream or sys.stdout
-        self.n = 0
-        self._stack = contextlib.ExitStack()
-        self._text: List[str] = []
-        if mode == "file":
-            self._tmp = self._stack.enter_context(atomic_path(out))
-            self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))
-        elif mode == "dir":
-            self._dir = self._stack.enter_context(staged_dir(out))
-            self._names: Dict[str, str] = {}
-
-    def add(self, rec: Structure) -> None:
-        self.add_text(rec.name, format_structures([rec], self.fmt))
-
-    def add_text(self, name: str, text: str) -> None:
-        """Add one record already formatted in this sink's format (a shard's, when merging)."""
-        if self.mode == "stdout":
-            self._text.append(text)
-        elif self.mode == "file":
-            self._fh.write(text)
-        else:
-            fn = f"{safe_filename(name)}.{self.fmt}"
-            if fn.lower() in self._names:
-                raise FoldError(f"records {self._names[fn.lower()]!r} and {name!r} would both be written to {fn}")
-            self._names[fn.lower()] = name
-            atomic_write_text(self._dir / fn, text)
-        self.n += 1
-
-    def commit(self) -> None:
-        """Put everything in place (stdout: print it)."""
-        if self.mode == "stdout":
-            self.stream.write("".join(self._text))
-            self.stream.flush()
-        elif self.mode == "file":
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-        self._stack.close()
-
-    def close(self, exc: Optional[BaseException] = None) -> None:
-        """Abandon: remove the temporary files."""
-        err = exc or FoldError("output abandoned")
-        try:
-            self._stack.__exit__(type(err), err, None)
-        except BaseException as e:  # the cleanup re-raises the error it was given
-            if e is not err:
-                raise
-
-    def __enter__(self) -> "StructureSink":
-        return self
-
-    def __exit__(self, et, ev, tb) -> bool:
-        if et is None:
-            self.commit()
-        else:
-            self.close(ev)
-        return False
+def _abandon(stack: contextlib.ExitStack, exc: Optional[BaseException]) -> None:
+    """Unwind ``stack`` as after an error, so its staged files are removed."""
+    err = exc or FoldError("output abandoned")
+    try:
+        stack.__exit__(type(err), err, None)
+    except BaseException as e:  # the cleanup re-raises the error it was given
+        if e is not err:
+            raise
 
 
 class TextSink:
     """A text output written at :meth:`commit`: to ``path`` (a temporary file beside it until
     then, renamed into place) or, when ``path`` is None, to ``stream`` (default stdout).
-    As a context manager it commits on success and removes the temporary on error."""
+    :meth:`abandon` removes the temporary; as a context manager it commits on success and
+    abandons on error."""
 
     def __init__(self, path: Optional[Path], header: str = "", stream=None):
         self.path, self.stream = path, stream or sys.stdout
@@ -229,6 +172,9 @@ class TextSink:
             os.fsync(self._fh.fileno())
         self._stack.close()
 
+    def abandon(self, exc: Optional[BaseException] = None) -> None:
+        _abandon(self._stack, exc)
+
     def __enter__(self) -> "TextSink":
         return self
 
@@ -236,5 +182,63 @@ class TextSink:
         if et is None:
             self.commit()
         else:
-            self._stack.__exit__(et, ev, tb)
+            self.abandon(ev)
+        return False
+
+
+class StructureSink:
+    """Collects folded structures and writes them when :meth:`commit` is called.
+
+    ``mode`` comes from :func:`check_output`: ``"stdout"`` and ``"file"`` write one text
+    (:class:`TextSink`), ``"dir"`` one file per record into a folder staged until the commit.
+    Files are written to temporary files as records arrive, so memory stays small, and renamed
+    into place only at :meth:`commit`; :meth:`close` without commit removes them. Used as a
+    context manager it commits on success and cleans up on error."""
+
+    def __init__(self, fmt: str, out: Optional[Path], mode: str, stream=None):
+        self.fmt, self.out, self.mode = fmt, out, mode
+        self.n = 0
+        self._stack = contextlib.ExitStack()
+        self._sink: Optional[TextSink] = None
+        if mode in ("stdout", "file"):
+            self._sink = TextSink(out if mode == "file" else None, stream=stream)
+        elif mode == "dir":
+            self._dir = self._stack.enter_context(staged_dir(out))
+            self._names: Dict[str, str] = {}
+
+    def add(self, rec: Structure) -> None:
+        self.add_text(rec.name, format_structures([rec], self.fmt))
+
+    def add_text(self, name: str, text: str) -> None:
+        """Add one record already formatted in this sink's format (a shard's, when merging)."""
+        if self._sink is not None:
+            self._sink.write(text)
+        else:
+            fn = f"{safe_filename(name)}.{self.fmt}"
+            if fn.lower() in self._names:
+                raise FoldError(f"records {self._names[fn.lower()]!r} and {name!r} would both be written to {fn}")
+            self._names[fn.lower()] = name
+            atomic_write_text(self._dir / fn, text)
+        self.n += 1
+
+    def commit(self) -> None:
+        """Put everything in place (stdout: print it)."""
+        if self._sink is not None:
+            self._sink.commit()
+        self._stack.close()
+
+    def close(self, exc: Optional[BaseException] = None) -> None:
+        """Abandon: remove the temporary files."""
+        if self._sink is not None:
+            self._sink.abandon(exc)
+        _abandon(self._stack, exc)
+
+    def __enter__(self) -> "StructureSink":
+        return self
+
+    def __exit__(self, et, ev, tb) -> bool:
+        if et is None:
+            self.commit()
+        else:
+            self.close(ev)
         return False

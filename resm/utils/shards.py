@@ -110,6 +110,27 @@ class ShardRun:
         else:
             atomic_write_text(found, want)  # every rank writes the same bytes
 
+    def process(self, work: Callable[[int, range], None]) -> int:
+        """``work(s, records)`` for each shard of this process not already done (it writes the
+        shard, :meth:`write` or atomically itself); returns how many were skipped as done."""
+        skipped = 0
+        for s in self.mine():
+            if self.done(s):
+                skipped += 1
+                continue
+            work(s, self.block(s))
+        return skipped
+
+    def merge(self, combine: Callable[[List[Path]], None]) -> bool:
+        """Rank 0 waits for every shard, has ``combine(paths in order)`` write the output, and
+        removes the work folder; other ranks return at once. Whether this process merged."""
+        if self.rank != 0:
+            return False
+        self.wait_all()
+        combine(self.shard_paths())
+        self.cleanup()
+        return True
+
     def write(self, s: int, fill: Callable[[Path], None]) -> None:
         """Write shard ``s`` atomically: ``fill(tmp)`` writes the temporary file."""
         with atomic_path(self.path(s), self.suffix) as tmp:
