@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
 from typing import Callable, List, Optional
 
-from . import __version__
+from ._version import __version__
 
 
 def _user_errors() -> tuple:
@@ -26,6 +24,14 @@ def _user_errors() -> tuple:
     except ImportError:
         pass
     return tuple(errs)
+
+
+def _resolve_device(a: argparse.Namespace) -> None:
+    """``--device auto`` (the default): the GPU when CUDA is available, else the CPU."""
+    if getattr(a, "device", None) is not None:
+        from .utils.device import resolve_device
+
+        a.device = resolve_device(a.device)
 
 
 def _dtype(name: Optional[str]):
@@ -59,33 +65,15 @@ def _load(a: argparse.Namespace, scheme_name: Optional[str]):
 
 
 def cmd_embed(a: argparse.Namespace) -> None:
-    import torch
+    from .embed import embed_file
 
-    from .embed import embed_records, map_fasta, write_embeddings
-
-    loaded, scheme = _load(a, a.scheme)
-    records = map_fasta(a.fasta, scheme, a.max_length)  # every record checked before any work
-    if a.out.suffix not in (".safetensors", ".npz"):
-        raise ValueError(f"{a.out}: output must end in .safetensors or .npz")
-    model = loaded.model.to(a.device)
     if a.threads:
-        torch.set_num_threads(a.threads)
-    t0 = time.perf_counter()
-    arrays = embed_records(
-        model, records, a.repr_layers, a.include, a.toks_per_batch, a.device, _dtype(a.dtype)
-    )
-    index = {
-        "ids": [r.id for r in records],
-        "lengths": [int(len(r.ids)) for r in records],
-        "layers": sorted({int(k.rsplit("/", 1)[1]) for k in arrays if "/contacts" not in k}),
-        "include": list(a.include),
-        "scheme": scheme.name,
-        "scheme_hash": scheme.table_hash,
-        "model": str(a.model),
-    }
-    write_embeddings(a.out, arrays, index)
-    nt = sum(index["lengths"])
-    print(f"wrote {a.out}: {len(records)} sequences, {nt} nt in {time.perf_counter() - t0:.1f}s")
+        __import__("torch").set_num_threads(a.threads)
+    r = embed_file(a.model, a.fasta, a.out, a.scheme, a.regression, a.trust_checkpoint, a.repr_layers, a.include,
+                   a.toks_per_batch, a.max_length, a.device, _dtype(a.dtype), a.shard_size)
+    if r["rank"] == 0:
+        reused = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
+        print(f"wrote {a.out}: {r['n']} sequences, {r['nt']} nt in {r['seconds']:.1f}s{reused}")
 
 
 def _print_rank0(line: str) -> None:
@@ -97,10 +85,10 @@ def _print_rank0(line: str) -> None:
 
 
 def cmd_pretrain(a: argparse.Namespace) -> None:
-    from .config import load_config
+    from .config import find_config, load_config
     from .tasks import run
 
-    result = run(load_config(a.config, a.overrides), default="mlm", known=("mlm",))
+    result = run(load_config(find_config(a.config, "pretrain"), a.overrides), default="mlm", known=("mlm",))
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_loss" in v:
@@ -142,26 +130,32 @@ def cmd_probe(a: argparse.Namespace) -> None:
 
 def cmd_fold(a: argparse.Namespace) -> None:
     from .structure.pipeline import fold_fasta
+    from .structure.report import format_summary
 
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
     r = fold_fasta(a.fasta, a.model, a.zero_shot, a.format, a.out, a.plot, a.reference, a.threshold, a.method,
-                   a.noncanonical, a.scheme, a.max_length, a.trust_checkpoint, a.device)
-    if "metrics" in r:
-        m = r["metrics"]
-        print(f"F1 over {m['n']} sequences (mean): {m['f1_mean']:.3f} strict, {m['f1_shift_mean']:.3f} with +-1 shift")
+                   a.noncanonical, a.scheme, a.max_length, a.trust_checkpoint, a.device, split_dir=a.split_dir,
+                   bpp=a.bpp, bpp_min=a.bpp_min, report=a.report, nested=a.nested, no_lp=a.noLP,
+                   input_format=a.input_format, shard_size=a.shard_size)
+    if r["rank"] != 0:
         return
-    where = [f"{a.out}/ ({r['n']} {a.format} files)" if r["mode"] == "dir" else str(a.out)] if a.out is not None else []
-    where += [f"{r['n']} plots in {a.plot}"] if a.plot is not None else []
-    if where:
-        print(f"folded {r['n']} sequences: wrote " + " and ".join(where), file=sys.stdout if a.out else sys.stderr)
+    files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]
+    files += [f"{a.split_dir}/ ({r['n']} {a.format} files)"] if a.split_dir is not None else []
+    files += [f"{r['n']} plots in {a.plot}/"] if a.plot is not None else []
+    quiet = r["mode"] == "stdout" or (a.reference is not None and a.report is None)  # stdout holds the output
+    if "metrics" in r:
+        print(format_summary(r["metrics"]), file=sys.stderr if quiet else sys.stdout)
+    if files:
+        skipped = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
+        print(f"folded {r['n']} sequences{skipped}: wrote " + ", ".join(files), file=sys.stderr if quiet else sys.stdout)
 
 
 def cmd_finetune(a: argparse.Namespace) -> None:
-    from .config import load_config
+    from .config import find_config, load_config
     from .tasks import FINETUNE_TASKS, run
 
-    result = run(load_config(a.config, a.overrides), known=FINETUNE_TASKS)
+    result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=FINETUNE_TASKS)
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_f1_shift" in v:
@@ -236,6 +230,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
     data_dir = a.data_dir or default_data_dir()
+    if str(a.model) == "default" and not a.model.exists():
+        from .structure.pipeline import default_model_path
+
+        a.model = default_model_path()
     if "archiveii-famfold" in a.dataset and "{fold}" not in str(a.model):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     if "{fold}" in str(a.model) and set(a.dataset) != {"archiveii-famfold"}:
@@ -258,9 +256,10 @@ def cmd_compare(a: argparse.Namespace) -> None:
     from .compare.config import parse_config
     from .compare.harness import run_compare
     from .compare.report import format_markdown
-    from .config import load_config
+    from .config import find_config, load_config
 
-    cfg = parse_config(load_config(a.config, a.overrides), a.config.stem)  # checked before any work
+    path = find_config(a.config, "compare")
+    cfg = parse_config(load_config(path, a.overrides), path.stem)  # checked before any work
     result = run_compare(cfg)
     print(format_markdown(cfg, result))
     print(f"wrote {len(result['files'])} files to {result['out_dir']}/")
@@ -273,35 +272,58 @@ def cmd_schemes(a: argparse.Namespace) -> None:
         s = get_scheme(name)
         print(f"{name:8s} {s.kind:8s} {s.table_hash[:12]}  {s.description}")
     if a.show:
-        s = get_scheme(a.show)
-        print(f"\n{a.show}: {s.to_protein('ACGU')} for ACGU")
+        print("\n" + get_scheme(a.show).describe())
 
 
 # --------------------------------------------------------------------------- parser
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help states its default: ``(default: X)`` is appended unless the help
+    already speaks of it, ``(required)`` to a required option; flags (no value) need none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.required:
+            return text if "required" in text else text + " (required)"
+        if (action.option_strings and action.nargs != 0 and "default" not in text
+                and action.default not in (None, argparse.SUPPRESS)):
+            d = action.default
+            shown = " ".join(map(str, d)) if isinstance(d, (list, tuple)) else d
+            text += f" (default: {shown})".replace("%", "%%")
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pathlib import Path
 
-    p = argparse.ArgumentParser(prog="resm", description=__doc__)
+    from .utils.device import DEVICE_HELP
+    from .utils.shards import DEFAULT_SHARD_SIZE
+
+    p = argparse.ArgumentParser(prog="resm", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--version", action="version", version=f"resm {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help)
+        sp = sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
         sp.set_defaults(func=fn)
         return sp
 
+    def device_args(sp, threads: bool = True):
+        sp.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
+        sp.add_argument("--nogpu", dest="device", action="store_const", const="cpu", help="run on the CPU (same as --device cpu; esm-extract's spelling)")
+        if threads:
+            sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
+
     def model_args(sp):
-        sp.add_argument("model", help="fair-esm .pt file, Hugging Face folder, or ESM-2 name (e.g. esm2_t6_8M_UR50D)")
+        sp.add_argument("model", help="fair-esm .pt file, Hugging Face folder, Hugging Face hub id in the local cache (e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), or 'default' (the backbone of the shipped structure model)")
         sp.add_argument("--scheme", default=None, help="mapping scheme (default: the checkpoint's, else kdny)")
         sp.add_argument("--regression", default=None, help="contact-regression .pt (default: <stem>-contact-regression.pt beside the model)")
         sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
-        sp.add_argument("--device", default="cpu")
-        sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+        device_args(sp)
 
     def training_args(sp, where: str):
-        sp.add_argument("--config", required=True, type=Path, help=f"YAML config (see {where})")
+        sp.add_argument("--config", required=True, type=Path, help=f"YAML config, or the name of a shipped one (see {where}); required")
         sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.max_steps=100")
         # the deepspeed launcher appends --local_rank=N; the rank is read from the environment
         sp.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
@@ -309,34 +331,35 @@ def build_parser() -> argparse.ArgumentParser:
     from .model.config import ARCHS
 
     sp = add("init-checkpoint", cmd_init_checkpoint, "write a randomly initialised ESM-2 checkpoint (fair-esm .pt or HF folder)")
-    sp.add_argument("--arch", default="esm2_t6_8M_UR50D", choices=list(ARCHS))
-    sp.add_argument("--out", required=True, type=Path)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--arch", default="esm2_t6_8M_UR50D", choices=list(ARCHS), help="architecture")
+    sp.add_argument("--out", required=True, type=Path, help="file (fair-esm) or folder (hf) to write (required)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     sp.add_argument("--scheme", default=None, help="record a mapping scheme in the checkpoint (default: none, like a protein model)")
-    sp.add_argument("--format", choices=["fair-esm", "hf"], default="fair-esm")
+    sp.add_argument("--format", choices=["fair-esm", "hf"], default="fair-esm", help="checkpoint format")
 
     sp = add("embed", cmd_embed, "extract representations of the RNAs in a FASTA file (like esm-extract)")
     model_args(sp)
-    sp.add_argument("fasta", type=Path)
+    sp.add_argument("fasta", type=Path, metavar="INPUT", help="FASTA (.gz too), bare sequences, or .dbn/.ct/.bpseq; - reads standard input")
     sp.add_argument("out", type=Path, help="output file: .safetensors or .npz")
-    sp.add_argument("--repr-layers", type=int, nargs="+", default=[-1], help="layers to keep; 0 = embeddings, negative counts from the end")
-    sp.add_argument("--include", nargs="+", default=["mean"], choices=["mean", "per_tok", "bos", "contacts"])
-    sp.add_argument("--toks-per-batch", type=int, default=4096, help="token budget of a batch (padded tokens)")
+    sp.add_argument("--repr-layers", "--repr_layers", dest="repr_layers", type=int, nargs="+", default=[-1], help="layers to keep; 0 = embeddings, negative counts from the end")
+    sp.add_argument("--include", nargs="+", default=["mean"], choices=["mean", "per_tok", "bos", "contacts"], help="what to keep per sequence (esm-extract's names)")
+    sp.add_argument("--toks-per-batch", "--toks_per_batch", dest="toks_per_batch", type=int, default=4096, help="token budget of a batch (padded tokens)")
     sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences (no silent truncation)")
-    sp.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="autocast dtype (GPU: bf16)")
+    sp.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="autocast dtype (default: none, fp32; on a GPU bf16 is faster)")
+    sp.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="records per shard: batches form inside a shard; under torchrun each process takes shards and finished ones are resumed")
 
     sp = add("pretrain", cmd_pretrain, "continue masked-LM pretraining of ESM-2 on mapped RNA (or train from scratch)")
     training_args(sp, "configs/pretrain/")
 
     sp = add("export", cmd_export, "consolidate a training checkpoint (torch or ZeRO-sharded) into a fair-esm .pt / HF folder")
     sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
-    sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write")
-    sp.add_argument("--hf", type=Path, default=None, help="also write a Hugging Face folder here")
+    sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write (required)")
+    sp.add_argument("--hf", type=Path, default=None, help="also write a Hugging Face folder here, tokenizer included (default: none)")
 
     sp = add("probe", cmd_probe, "fit the zero-shot structure probe (logistic regression on attention maps) and choose its threshold")
     model_args(sp)
     sp.add_argument("train", type=Path, help="labelled structures to fit on (dbn, bpseq, ct or pairs; .gz ok)")
-    sp.add_argument("--out", required=True, type=Path, help="probe .pt to write (PROBE.pt.json is written beside it)")
+    sp.add_argument("--out", required=True, type=Path, help="probe .pt to write (required; PROBE.pt.json is written beside it)")
     sp.add_argument("--val", type=Path, default=None, help="structures to choose the threshold on (default: the training ones)")
     sp.add_argument("--max-train", type=int, default=100, help="use at most this many training structures")
     sp.add_argument("--max-val", type=int, default=100, help="use at most this many validation structures")
@@ -344,73 +367,82 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--method", choices=["greedy", "matching"], default="greedy", help="decoding the threshold is chosen for")
     sp.add_argument("--seed", type=int, default=0, help="seed of the non-pair sampling")
 
-    sp = add("fold", cmd_fold, "predict the secondary structures of the RNAs in a FASTA file")
-    sp.add_argument("fasta", type=Path)
-    sp.add_argument("--model", default=None, help="structure model from `resm finetune` (default: the one shipped in the package); with --zero-shot: the backbone (fair-esm .pt, HF folder or ESM-2 name)")
-    sp.add_argument("--zero-shot", type=Path, default=None, metavar="PROBE.pt", help="fold with a zero-shot probe from `resm probe` instead of a supervised model")
-    sp.add_argument("--format", choices=["dbn", "bpseq", "ct"], default="dbn")
-    sp.add_argument("-o", "--out", type=Path, default=None, help="output file (dbn: all records; bpseq/ct with several records: a directory of <id>.<ext>); default stdout")
-    sp.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write <id>.png (arc diagram + probability map) per record here")
-    sp.add_argument("--reference", type=Path, default=None, help="structure file with the same ids: print F1 instead of writing structures")
+    sp = add("fold", cmd_fold, "predict the secondary structures of RNAs (FASTA, bare sequences, or .dbn/.ct/.bpseq files)")
+    sp.add_argument("fasta", nargs="?", default="-", metavar="INPUT",
+                    help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq file whose sequences are "
+                         "folded; - or a pipe: standard input")
+    sp.add_argument("--model", default=None, help="structure model from `resm finetune` (default: the one shipped in the package, also named 'default'); with --zero-shot: the backbone (fair-esm .pt, HF folder or ESM-2 name)")
+    sp.add_argument("--zero-shot", type=Path, default=None, metavar="PROBE.pt", help="fold with a zero-shot probe from `resm probe` instead of a supervised model (default: no probe)")
+    sp.add_argument("--format", choices=["dbn", "bpseq", "ct"], default="dbn", help="structure format (dbn: pseudoknots as [] {} <> Aa...)")
+    sp.add_argument("--input-format", choices=["fasta", "plain", "dbn", "ct", "bpseq"], default=None,
+                    help="input format (default: from the extension, else from the text)")
+    sp.add_argument("-o", "--out", type=Path, default=None, help="one output file holding every record (dbn, or ct: records one after the other; bpseq: one record) (default: stdout)")
+    sp.add_argument("--split-dir", type=Path, default=None, metavar="DIR", help="write one <id>.<format> file per record into DIR instead of -o (default: off)")
+    sp.add_argument("--bpp", type=Path, default=None, metavar="FILE", help="also write base-pair probabilities: '>id' blocks of 'i j p' lines, 1-based, i < j (default: off)")
+    sp.add_argument("--bpp-min", type=float, default=1e-3, help="leave out pairs of lower probability in --bpp")
+    sp.add_argument("--noLP", "--no-lp", dest="noLP", action="store_true", help="no lone pairs: drop every pair without a stacked neighbour (as RNAfold --noLP)")
+    sp.add_argument("--nested", action="store_true", help="no pseudoknots: keep a maximum nested subset of the pairs")
+    sp.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write <id>.png (arc diagram + probability map; against the reference with --reference) per record here (default: no plots)")
+    sp.add_argument("--reference", type=Path, default=None, help="known structures with the same ids (dbn, ct, bpseq): score each record, with RNAfold alongside, as a TSV (default: no scoring)")
+    sp.add_argument("--report", type=Path, default=None, metavar="TSV", help="with --reference: write the per-record scores here (default: stdout)")
     sp.add_argument("--noncanonical", action="store_true", help="allow pairs other than AU, GC, GU")
-    sp.add_argument("--method", choices=["greedy", "matching"], default=None, help="decoding (default: the probe's)")
-    sp.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: the probe's)")
+    sp.add_argument("--method", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
+    sp.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: the model's)")
     sp.add_argument("--scheme", default=None, help="mapping scheme (default: the probe's)")
     sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences")
+    sp.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="records per shard of a sharded run (under torchrun; shards are resumed)")
     sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
-    sp.add_argument("--device", default="cpu")
-    sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    device_args(sp)
 
     sp = add("finetune", cmd_finetune, "fine-tune task heads (structure, rri, mrl, joint) on an ESM-2 backbone through the shared training loop")
     training_args(sp, "configs/finetune/")
 
     def infer_args(sp):
         sp.add_argument("--backbone", default=None, help="backbone checkpoint (default: the one recorded in the model's manifest; its checksum must match)")
-        sp.add_argument("-o", "--out", type=Path, default=None, help="TSV to write (default stdout)")
-        sp.add_argument("--batch-size", type=int, default=64)
-        sp.add_argument("--device", default="cpu")
-        sp.add_argument("--threads", type=int, default=0)
+        sp.add_argument("-o", "--out", type=Path, default=None, help="TSV to write (default: stdout)")
+        sp.add_argument("--batch-size", type=int, default=64, help="pairs or UTRs per batch")
+        device_args(sp)
         sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
 
     sp = add("interact", cmd_interact, "score RNA-RNA pairs (a_name, a_seq, b_name, b_seq[, label] table) with an rri model or zero-shot")
-    sp.add_argument("pairs", type=Path)
-    sp.add_argument("--model", type=Path, default=None, help="rri model folder (out_dir/model of `resm finetune`)")
-    sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="also write each pair's intermolecular pair-probability map")
+    sp.add_argument("pairs", type=Path, help="pairs table (TSV or CSV)")
+    sp.add_argument("--model", type=Path, default=None, help="rri model folder (out_dir/model of `resm finetune`; default: none, for --zero-shot)")
+    sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="also write each pair's intermolecular pair-probability map (default: none)")
     sp.add_argument("--zero-shot", action="store_true", help="score from the backbone's contact head (no trained head): needs --backbone")
-    sp.add_argument("--probe", type=Path, default=None, help="with --zero-shot: a contact regression from `resm probe`")
-    sp.add_argument("--linker", default="", help="with --zero-shot: nucleotides put between the two sequences")
+    sp.add_argument("--probe", type=Path, default=None, help="with --zero-shot: a contact regression from `resm probe` (default: the backbone's own)")
+    sp.add_argument("--linker", default="", help="with --zero-shot: nucleotides put between the two sequences (default: none)")
     sp.add_argument("--scheme", default=None, help="with --zero-shot: mapping scheme (default: the checkpoint's)")
     infer_args(sp)
 
     sp = add("predict", cmd_predict, "predict with a trained rri or mrl model (pairs table / UTR CSV or FASTA)")
-    sp.add_argument("--task", required=True, choices=["rri", "mrl"])
-    sp.add_argument("input", type=Path)
-    sp.add_argument("--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`)")
-    sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="rri: also write the pair maps")
+    sp.add_argument("--task", required=True, choices=["rri", "mrl"], help="which head (required)")
+    sp.add_argument("input", type=Path, help="pairs table (rri), or UTR CSV / FASTA (mrl)")
+    sp.add_argument("--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`; required)")
+    sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="rri: also write the pair maps (default: none)")
     sp.add_argument("--variants", action="store_true", help="mrl: the input is the human wild-type/variant file; report the variant-effect correlation")
     infer_args(sp)
 
     sp = add("evaluate", cmd_evaluate, "score a structure model against known structures, with RNAfold in the same run")
-    sp.add_argument("what", choices=["structure"])
-    sp.add_argument("--model", required=True, type=Path, help="structure_model.pt written by resm finetune; for archiveii-famfold a path with {fold} (one model per fold)")
-    sp.add_argument("--dataset", nargs="+", required=True, choices=["ts0", "bprna-new", "archiveii", "archiveii-long", "archiveii-famfold"])
+    sp.add_argument("what", choices=["structure"], help="what to evaluate")
+    sp.add_argument("--model", required=True, type=Path, help="structure_model.pt written by resm finetune, or 'default' (the shipped model); for archiveii-famfold a path with {fold} (one model per fold); required")
+    sp.add_argument("--dataset", nargs="+", required=True, choices=["ts0", "bprna-new", "archiveii", "archiveii-long", "archiveii-famfold"], help="benchmark sets (required)")
     sp.add_argument("--folds", nargs="+", default=None, help="archiveii-famfold: only these folds (default: all 9)")
-    sp.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many sequences per set")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many sequences per set (default: all)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
     sp.add_argument("--tile", type=int, default=512, help="tile size of the memory-bounded 2D head")
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
-    sp.add_argument("--threads", type=int, default=0)
+    sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
     sp.add_argument("--bpp-cache", default=None, metavar="DIR",
                     help="reuse the pair-probability channel stored here by training (data.bpp_cache); "
-                         "the model's time then leaves out the ViennaRNA prior")
-    sp.add_argument("--out", type=Path, default=None, help="markdown table to write")
+                         "the model's time then leaves out the ViennaRNA prior (default: compute it)")
+    sp.add_argument("--out", type=Path, default=None, help="markdown table to write (default: print only)")
 
     sp = add("compare", cmd_compare, "compare backbones (mapped ESM-2, nucleotide models, RNA-FM, one-hot, ViennaRNA) on the same structure, RRI and MRL tasks")
-    sp.add_argument("--config", required=True, type=Path, help="YAML config (see configs/compare/)")
+    sp.add_argument("--config", required=True, type=Path, help="YAML config, or the name of a shipped one (e.g. cpu_small; see configs/compare/); required")
     sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.steps=50")
 
     sp = add("schemes", cmd_schemes, "list the mapping schemes")
-    sp.add_argument("--show", default=None, help="show how one scheme maps ACGU")
+    sp.add_argument("--show", default=None, metavar="SCHEME", help="print one scheme's whole table (default: list them only)")
     return p
 
 
@@ -419,6 +451,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     errors = _user_errors()
     try:
+        _resolve_device(args)
         args.func(args)
     except errors as e:
         if args.debug:

@@ -2,6 +2,9 @@
 
 * :func:`load_config` reads a YAML file, applies command-line overrides and expands
   ``{data_dir}`` (:func:`default_data_dir`).
+* :func:`find_config` finds a config by path or by the name of one shipped with the package
+  (``--config structure``: ``configs/finetune/structure.yaml``; ``train.deepspeed_config=zero2``:
+  ``configs/deepspeed/zero2.json``), from any working directory.
 * :func:`from_dict` turns one section (a mapping) into its dataclass. Every config section of
   the package goes through it: pretraining, every fine-tuning task and the comparison harness.
   An unknown key is a one-line :class:`ConfigError` naming ``section`` and the key; each value
@@ -22,7 +25,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
-__all__ = ["ConfigError", "from_dict", "coerce", "load_config", "apply_override", "default_data_dir"]
+__all__ = ["ConfigError", "from_dict", "coerce", "load_config", "apply_override", "default_data_dir", "find_config",
+           "CONFIG_KINDS"]
 
 
 class ConfigError(ValueError):
@@ -177,3 +181,45 @@ def load_config(path: str | os.PathLike, overrides: List[str] = ()) -> Dict[str,
     cfg = _substitute(cfg, data_dir)
     cfg["data_dir"] = data_dir
     return cfg
+
+
+# ----------------------------------------------------------------------------- shipped configs
+CONFIG_KINDS = {"pretrain": ".yaml", "finetune": ".yaml", "compare": ".yaml", "deepspeed": ".json"}
+
+
+def _config_roots() -> List[Path]:
+    """Where shipped configs live: the package data ``resm._configs`` (an installed package),
+    and the repository's ``configs/`` folder beside the package (a source checkout)."""
+    roots = []
+    try:
+        from importlib import resources
+
+        roots.append(Path(str(resources.files("resm._configs"))))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    roots.append(Path(__file__).resolve().parents[1] / "configs")
+    return [r for r in roots if r.is_dir()]
+
+
+def find_config(spec: str | os.PathLike, kind: str) -> Path:
+    """The config file ``spec`` names: a path that exists, else a shipped config of ``kind``
+    (a folder of ``configs/``: pretrain, finetune, compare, deepspeed) given by name
+    (``structure``, ``zero2.json``) or by its path in the repository (``configs/deepspeed/zero2.json``).
+    A ConfigError lists the shipped ones otherwise."""
+    ext = CONFIG_KINDS[kind]
+    p = Path(spec).expanduser()
+    if p.is_file():
+        return p
+    parts = [x for x in p.parts if x not in (".", "configs")]
+    if parts[:1] == [kind]:
+        parts = parts[1:]
+    rel = Path(*parts) if parts else Path(str(spec))
+    if not rel.suffix:
+        rel = rel.with_suffix(ext)
+    roots = _config_roots()
+    for root in roots:
+        if (root / kind / rel).is_file():
+            return root / kind / rel
+    shipped = sorted({f.stem for r in roots for f in (r / kind).glob(f"*{ext}")})
+    raise ConfigError(f"{spec}: no such config file, nor a shipped {kind} config of that name "
+                      f"(shipped: {', '.join(shipped) or 'none'})")

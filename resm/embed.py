@@ -2,6 +2,15 @@
 
 All records are read, mapped and checked before the model runs, and the output file is written
 atomically at the end, so a bad record never leaves a half-written file behind.
+
+The output is one file (:func:`write_embeddings`): ``.safetensors`` or ``.npz``, holding one
+array per record and kind, keyed ``<id>/mean/<layer>`` (E,), ``<id>/per_tok/<layer>`` (L, E),
+``<id>/bos/<layer>`` (E,) and ``<id>/contacts`` (L, L), float32, plus a JSON index: ``ids`` (in
+input order), ``lengths``, ``layers`` (absolute layer numbers, 0 = the embedding layer),
+``include``, ``scheme``, ``scheme_hash`` and ``model``. :func:`read_embeddings` returns
+``(arrays, index)``. :func:`embed_file` is the command: under ``torchrun`` every process embeds
+its shards of the records and rank 0 merges them into the same file
+(:mod:`resm.utils.shards`).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from .data.fasta import read_fasta, token_batches
 from .mapping import MappingError, Scheme
 from .model.esm2 import ESM2
 from .utils.io import atomic_path
+from .utils.shards import DEFAULT_SHARD_SIZE
 
 INCLUDE_CHOICES = ("mean", "per_tok", "bos", "contacts")
 
@@ -31,19 +41,24 @@ class Mapped:
     ids: np.ndarray  # token ids, one per nucleotide
 
 
-def map_fasta(path, scheme: Scheme, max_length: Optional[int] = None) -> List[Mapped]:
-    """Read and map every record; errors name the record (duplicate ids are errors too)."""
+def map_records(records, scheme: Scheme, max_length: Optional[int] = None, source: str = "input") -> List[Mapped]:
+    """Map every ``(id, sequence)`` record; errors name the record."""
     out = []
-    for rec in read_fasta(path, unique=True):
-        ids = scheme.encode(rec.seq, rec.id)
+    for rid, seq in records:
+        ids = scheme.encode(seq, rid)
         if max_length is not None and len(ids) > max_length:
-            raise MappingError(
-                f"record {rec.id!r}: {len(ids)} nt is longer than --max-length {max_length}"
-            )
-        out.append(Mapped(rec.id, ids))
+            raise MappingError(f"record {rid!r}: {len(ids)} nt is longer than --max-length {max_length}")
+        out.append(Mapped(rid, ids))
     if not out:
-        raise MappingError(f"{os.path.basename(str(path))}: no records")
+        raise MappingError(f"{source}: no records")
     return out
+
+
+def map_fasta(path, scheme: Scheme, max_length: Optional[int] = None) -> List[Mapped]:
+    """Read and map every record of a FASTA file; errors name the record (duplicate ids are
+    errors too)."""
+    return map_records(((r.id, r.seq) for r in read_fasta(path, unique=True)), scheme, max_length,
+                       os.path.basename(str(path)))
 
 
 def resolve_layers(layers: Sequence[int], num_layers: int) -> List[int]:
@@ -95,13 +110,21 @@ def embed_records(
     return out
 
 
+def _record_of(key: str) -> str:
+    """The record id of an array key (ids may hold ``/``)."""
+    return key[: -len("/contacts")] if key.endswith("/contacts") else key.rsplit("/", 2)[0]
+
+
 def write_embeddings(path: str | os.PathLike, arrays: Dict[str, np.ndarray], index: dict) -> None:
     """One file holding every array plus a JSON index (ids in input order, lengths, layers).
 
     ``.safetensors``: the index is in the file's metadata under ``resm_index``;
-    ``.npz``: the index is the array ``__index__`` (a JSON string)."""
+    ``.npz``: the index is the array ``__index__`` (a JSON string). Arrays are stored in the
+    order of the index's ids (then by key), whatever order they were computed in."""
     path = Path(path)
     text = json.dumps(index)
+    rank = {rid: k for k, rid in enumerate(index.get("ids", []))}
+    arrays = {k: arrays[k] for k in sorted(arrays, key=lambda k: (rank.get(_record_of(k), len(rank)), k))}
     if path.suffix == ".safetensors":
         from safetensors.numpy import save_file
 
@@ -127,3 +150,78 @@ def read_embeddings(path: str | os.PathLike):
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files if k != "__index__"}
         return arrays, json.loads(str(z["__index__"]))
+
+
+def embedding_index(records: List[Mapped], layers: List[int], include: Sequence[str], scheme: Scheme, model: str) -> dict:
+    """The index of an embeddings file (see the module's docstring)."""
+    per_layer = any(w in include for w in ("mean", "per_tok", "bos"))
+    return {
+        "ids": [r.id for r in records],
+        "lengths": [int(len(r.ids)) for r in records],
+        "layers": list(layers) if per_layer else [],
+        "include": list(include),
+        "scheme": scheme.name,
+        "scheme_hash": scheme.table_hash,
+        "model": str(model),
+    }
+
+
+def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, scheme: Optional[str] = None,
+               regression=None, trust: bool = False, layers: Sequence[int] = (-1,),
+               include: Sequence[str] = ("mean",), toks_per_batch: int = 4096, max_length: Optional[int] = 10000,
+               device: str = "cpu", dtype: Optional[torch.dtype] = None, shard_size: int = DEFAULT_SHARD_SIZE,
+               input_format: Optional[str] = None, progress: bool = True) -> dict:
+    """``resm embed``: embed every record of ``inp`` (FASTA, bare sequences or structure files;
+    ``-``: standard input) with the backbone ``model`` into the file ``out``.
+
+    Every record is checked before any work and ``out`` is written atomically. Records are
+    embedded in shards of ``shard_size`` (token-budget batches form inside a shard); under
+    ``torchrun`` each process takes its shards (:class:`resm.utils.shards.ShardRun`), finished
+    shards are kept in ``<out>.shards/`` and reused by a re-run, and rank 0 merges them into
+    ``out``. Returns ``{"n", "nt", "rank", "world", "shards", "skipped", "seconds"}``."""
+    import time
+
+    from .model.load import load_with_scheme
+    from .structure.inputs import read_sequences, source_name
+    from .utils.shards import ShardRun, fingerprint_records
+
+    out = Path(out)
+    if out.suffix not in (".safetensors", ".npz"):
+        raise ValueError(f"{out}: output must end in .safetensors or .npz")
+    bad = set(include) - set(INCLUDE_CHOICES)
+    if bad:
+        raise ValueError(f"unknown --include {sorted(bad)}; choose from {INCLUDE_CHOICES}")
+    loaded, the_scheme = load_with_scheme(model, scheme, regression, trust)
+    seqs = read_sequences(inp, input_format)
+    records = map_records(seqs, the_scheme, max_length, source_name(inp))  # every record checked first
+    the_layers = resolve_layers(layers, loaded.model.num_layers)
+    index = embedding_index(records, the_layers, include, the_scheme, str(model))
+    job = {"command": "embed", "input": fingerprint_records(seqs), "model": ShardRun.hash_file(model),
+           "scheme": the_scheme.name, "layers": the_layers, "include": sorted(include),
+           "toks_per_batch": toks_per_batch, "dtype": str(dtype)}
+    run = ShardRun(out, len(records), shard_size, job, out.suffix)
+    run.prepare()
+    net = loaded.model.to(device)
+    t0 = time.perf_counter()
+    result = {"n": len(records), "nt": sum(index["lengths"]), "rank": run.rank, "world": run.world,
+              "shards": run.n_shards, "skipped": 0}
+
+    def embed(recs: List[Mapped]) -> Dict[str, np.ndarray]:
+        return embed_records(net, recs, the_layers, include, toks_per_batch, device, dtype, progress)
+
+    if not run.sharded:
+        write_embeddings(out, embed(records), index)
+    else:
+        def shard(s: int, block: range) -> None:
+            recs = [records[k] for k in block]
+            write_embeddings(run.path(s), embed(recs), embedding_index(recs, the_layers, include, the_scheme, str(model)))
+
+        def combine(paths: List[Path]) -> None:
+            merged: Dict[str, np.ndarray] = {}
+            for path in paths:
+                merged.update(read_embeddings(path)[0])
+            write_embeddings(out, merged, index)
+
+        result["skipped"] = run.process(shard)
+        run.merge(combine)
+    return {**result, "seconds": time.perf_counter() - t0}

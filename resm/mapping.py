@@ -155,6 +155,42 @@ class Scheme:
     def letters(self) -> str:
         return "".join(ALPHABET.all_toks[i] for i in self.letter_ids)
 
+    def describe(self, example: str = "GGACUUCGGUCC") -> str:
+        """A readable account of the scheme: its whole table, and for the context scheme how a
+        base's letter comes from its centred triplet, with ``example`` worked through."""
+        lines = [f"{self.name} ({self.kind}): {self.description}", f"table hash {self.table_hash}", ""]
+        unknown = ALPHABET.all_toks[self.unknown_id]
+        if self.kind == "letter":
+            lines += [f"  {n} -> {ALPHABET.all_toks[i]}" for n, i in zip(NUCLEOTIDES, self.letter_ids)]
+            lines += [f"  any unknown base (N, IUPAC codes, I, P, X) -> {unknown}", "",
+                      "T is read as U; case does not matter; one token per nucleotide."]
+        elif self.kind == "identity":
+            lines += [f"  letters kept as they are: {self.spec['letters']}",
+                      f"  rare letters kept: {self.spec.get('rare', '')}", f"  unknown: {unknown}"]
+            return "\n".join(lines)
+        else:
+            fb, stop = self._fallback, self.spec["stop"]
+            lines += ["The letter of base i is the amino acid that the triplet (i-1, i, i+1) encodes under",
+                      f"the standard genetic code (stop codons give {stop}); one token per nucleotide, so pair",
+                      "maps stay aligned. At the two ends, or next to an unknown base, the base takes its",
+                      f"{fb.name} letter ({', '.join(f'{n}->{fb.letters[k]}' for k, n in enumerate(NUCLEOTIDES))});",
+                      f"an unknown base is {unknown}.", "", "Triplet -> letter (the centre base is the one encoded):"]
+            order = "UCAG"
+            for a in order:
+                for c in order:
+                    lines.append("  " + "   ".join(f"{a}{b}{c} {self.spec['codons'][a + b + c].replace('*', stop)}" for b in order))
+        if example:
+            seq = normalise(example)
+            out = self.to_protein(seq)
+            lines += ["", f"Example: {seq} -> {out}"]
+            if self.kind == "context":
+                for k in range(min(len(seq), 4)):
+                    left, right = (seq[k - 1] if k else "-"), (seq[k + 1] if k + 1 < len(seq) else "-")
+                    how = f"end: {fb.name} letter" if "-" in left + right else f"triplet {left}{seq[k]}{right}"
+                    lines.append(f"  base {k + 1} {seq[k]}: {how} -> {out[k]}")
+                lines.append("  ...")
+        return "\n".join(lines)
+
     def metadata(self) -> Dict[str, str]:
         return {"scheme": self.name, "scheme_hash": self.table_hash}
 

@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .config import ConfigError, from_dict
+from .config import ConfigError, find_config, from_dict
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
 
@@ -79,7 +79,8 @@ class TrainConfig:
         keep_last: number of checkpoints kept.
         seed: seeds torch, numpy and Python (and the masking generator).
         engine: "torch" (one process, or DDP under torchrun) or "deepspeed".
-        deepspeed_config: DeepSpeed JSON (ZeRO stage, offload, bf16) for engine "deepspeed".
+        deepspeed_config: DeepSpeed JSON (ZeRO stage, offload, bf16) for engine "deepspeed": a
+            path, or the name of a shipped one (``zero2``: ``configs/deepspeed/zero2.json``).
         precision: "fp32", "bf16" (autocast; on GPU) or "fp16" (DeepSpeed only).
         activation_checkpointing: recompute each layer in the backward pass.
         device: "auto" (cuda when available), "cpu" or "cuda".
@@ -107,6 +108,13 @@ class TrainConfig:
             raise ConfigError(f"train.engine must be torch or deepspeed, not {self.engine!r}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {self.precision!r}")
+        if self.engine == "deepspeed":  # checked here, before any model is built or op compiled
+            if not self.deepspeed_config:
+                raise ConfigError("engine deepspeed needs train.deepspeed_config (a file, or a shipped name: zero0..zero3, zero2_offload)")
+            try:
+                self.deepspeed_config = str(find_config(self.deepspeed_config, "deepspeed"))
+            except ConfigError as e:
+                raise ConfigError(f"train.deepspeed_config: {e}") from None
 
 
 class Task(Protocol):

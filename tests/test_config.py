@@ -7,6 +7,7 @@ import pytest
 
 from resm.config import ConfigError, from_dict, load_config
 from resm.train import OptimConfig, TrainConfig
+from tests.conftest import REPO
 
 
 @dataclass
@@ -73,3 +74,24 @@ def test_command_line_overrides_are_validated_like_the_file(tmp_path):
     with pytest.raises(ConfigError, match="train.max_steps: expected an integer, got 'abc'"):
         from_dict(TrainConfig, cfg["train"], "train")
     assert from_dict(TrainConfig, load_config(path, ["train.max_minutes=null"])["train"], "train").max_minutes is None
+
+
+def test_shipped_configs_are_found_by_name_from_anywhere(tmp_path, monkeypatch):
+    from resm.config import ConfigError, find_config
+    from resm.train import TrainConfig
+
+    monkeypatch.chdir(tmp_path)  # not the repository
+    assert find_config("structure", "finetune").read_text() == (REPO / "configs/finetune/structure.yaml").read_text()
+    for spec in ("zero2", "zero2.json", "configs/deepspeed/zero2.json", "deepspeed/zero2.json"):
+        assert find_config(spec, "deepspeed").name == "zero2.json"
+    assert find_config("cpu_small", "compare").name == "cpu_small.yaml"
+    own = tmp_path / "mine.yaml"
+    own.write_text("task: structure\n")
+    assert find_config(own, "finetune") == own and find_config("mine.yaml", "finetune").resolve() == own.resolve()
+    with pytest.raises(ConfigError, match="nope: no such config file, nor a shipped finetune config .*structure"):
+        find_config("nope", "finetune")
+    # a DeepSpeed config is resolved (or refused) when the train section is read, before any build
+    t = from_dict(TrainConfig, {"engine": "deepspeed", "deepspeed_config": "zero2"}, "train")
+    assert t.deepspeed_config.endswith("zero2.json")
+    with pytest.raises(ConfigError, match="train.deepspeed_config: zero9: no such config file"):
+        from_dict(TrainConfig, {"engine": "deepspeed", "deepspeed_config": "zero9"}, "train")

@@ -23,7 +23,7 @@ def test_every_subpackage_is_listed_in_pyproject():
     assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"
     by_init = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "resm").rglob("__init__.py")}
     assert by_init == found
-    assert {"resm._schemes", "resm.models"} <= listed
+    assert {"resm._schemes", "resm.models", "resm._configs"} <= listed
 
 
 def test_the_wheel_holds_every_module_and_the_package_data(tmp_path):
@@ -36,6 +36,7 @@ def test_the_wheel_holds_every_module_and_the_package_data(tmp_path):
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO / "resm", src / "resm", ignore=ignore)
     shutil.copytree(REPO / "mapping", src / "mapping", ignore=ignore)
+    shutil.copytree(REPO / "configs", src / "configs", ignore=ignore)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("resm-*.whl")
@@ -43,6 +44,8 @@ def test_the_wheel_holds_every_module_and_the_package_data(tmp_path):
     modules = {str(p.relative_to(REPO)) for p in (REPO / "resm").rglob("*.py")}
     assert modules <= names, f"missing from the wheel: {sorted(modules - names)}"
     assert {"resm/_schemes/kdny.yaml", "resm/models/structure_default.pt"} <= names
+    shipped = {f"resm/_configs/{p.relative_to(REPO / 'configs')}" for p in (REPO / "configs").glob("*/*")}
+    assert {"resm/_configs/deepspeed/zero2.json", "resm/_configs/finetune/structure.yaml"} <= shipped <= names
 
 
 def test_scheme_tables_are_package_data():

@@ -99,7 +99,8 @@ class BackendSpec:
     Attributes:
         name: label in tables and plots; unique within a config.
         kind: ``resm``, ``rnafm``, ``multimolecule``, ``viennarna`` or ``onehot``.
-        checkpoint: resm: fair-esm ``.pt``, Hugging Face folder or ESM-2 name; rnafm: local
+        checkpoint: resm: fair-esm ``.pt``, Hugging Face folder, ESM-2 name, Hugging Face hub id
+            in the local cache, or ``default`` (the backbone of the shipped structure model); rnafm: local
             RNA-FM ``.pth`` (``~`` is expanded). A path that does not exist skips the backend.
         scheme: resm only: mapping scheme (default: the checkpoint's own, else kdny); must
             match the scheme the checkpoint was trained with.
@@ -243,13 +244,14 @@ class ResmBackend(Backend):
 
     def load(self) -> "ResmBackend":
         from ..model.config import ARCHS
-        from ..model.load import CheckpointError, load_with_scheme
+        from ..model.load import DEFAULT_MODEL, HUB_ID, CheckpointError, load_with_scheme
 
         spec = self.spec
         p = _path(spec.checkpoint)
-        if p.exists():
-            loaded, self.scheme = load_with_scheme(p, spec.scheme, None, spec.trust_checkpoint)
-        elif str(spec.checkpoint) in ARCHS and str(spec.checkpoint).startswith("esm2_"):
+        if p.exists() or str(spec.checkpoint) == DEFAULT_MODEL:  # a file or folder, or the shipped model's backbone
+            loaded, self.scheme = load_with_scheme(p if p.exists() else DEFAULT_MODEL, spec.scheme, None,
+                                                   spec.trust_checkpoint)
+        elif (str(spec.checkpoint) in ARCHS and str(spec.checkpoint).startswith("esm2_")) or HUB_ID.match(str(spec.checkpoint)):
             try:
                 loaded, self.scheme = load_with_scheme(str(spec.checkpoint), spec.scheme, None, spec.trust_checkpoint)
             except CheckpointError as e:

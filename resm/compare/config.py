@@ -338,8 +338,9 @@ class CompareConfig:
         train: :class:`TrainSection` (structure).
         rri: :class:`RRISection` (needed when ``rri`` is a task).
         mrl: :class:`MRLSection` (needed when ``mrl`` is a task).
-        out_dir: output folder (default ``experiments/results/compare_<name>``).
-        device: ``cpu`` or ``cuda[:n]``.
+        out_dir: output folder (default ``runs/compare/<name>``: a run never overwrites the
+            committed results in ``experiments/results/`` unless asked to).
+        device: ``auto`` (the GPU when CUDA is available), ``cpu`` or ``cuda[:n]``.
         threads: torch CPU threads (0: torch's default).
         progress: show tqdm progress bars.
     """
@@ -354,7 +355,7 @@ class CompareConfig:
     rri: Optional[RRISection] = None
     mrl: Optional[MRLSection] = None
     out_dir: Optional[str] = None
-    device: str = "cpu"
+    device: str = "auto"
     threads: int = 0
     progress: bool = True
 
@@ -362,7 +363,7 @@ class CompareConfig:
         return StructureHeadConfig(**{**self.head, "embed_dim": int(embed_dim)})
 
     def output_dir(self) -> Path:
-        return Path(self.out_dir or f"experiments/results/compare_{self.name}")
+        return Path(self.out_dir or f"runs/compare/{self.name}")
 
 
 TOP_KEYS = ("data", "backends", "tasks", "probe", "head", "train", "rri", "mrl", "out_dir", "device", "threads",
@@ -413,9 +414,13 @@ def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
     probe = from_dict(ProbeSection, cfg.get("probe"), "probe")
     train = from_dict(TrainSection, cfg.get("train"), "train")
     head = _head_options("head", cfg.get("head") or {}, StructureHeadConfig, HEAD_FORBIDDEN)
-    device = coerce(str, cfg.get("device") or "cpu", "device")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ConfigError(f"device must be cpu or cuda[:n], got {device!r}")
+    device = coerce(str, cfg.get("device") or "auto", "device")
+    if not (device in ("cpu", "auto") or device.startswith("cuda")):
+        raise ConfigError(f"device must be auto, cpu or cuda[:n], got {device!r}")
+    if device == "auto":
+        from ..utils.device import resolve_device
+
+        device = resolve_device(device)
     threads = coerce(int, cfg.get("threads") or 0, "threads")
     _positive("threads", threads, zero=True)
     return CompareConfig(name=name, data=data, backends=backends, probe=probe, head=dict(head), train=train,

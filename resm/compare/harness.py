@@ -62,7 +62,7 @@ linear warm-up (``warmup_steps``, default 0), gradient clipping, no validation d
 the loop's run folder is temporary. Caps are seeded subsets
 (:func:`resm.tasks.base.subset`), drawn once, so every backend sees the same examples.
 
-Outputs under ``out_dir`` (default ``experiments/results/compare_<config name>/``), all written
+Outputs under ``out_dir`` (default ``runs/compare/<config name>/``), all written
 atomically: ``results.md`` (one section and table per task); one CSV per task:
 ``results.csv`` (structure: backend x zero-shot F1, supervised F1 strict and ±1, RNAfold MFE
 F1, embedding seconds over the test set, peak memory of one forward pass),

@@ -1,6 +1,7 @@
 """The plots of ``resm compare`` (matplotlib, optional: without it they are skipped with a
 note): F1 against length, embedding time and memory against length, and F1 per ArchiveII
-family, each written atomically as a PNG."""
+family, each written atomically as a PNG. Each backend keeps one colour in every panel and
+figure (:func:`backend_colours`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from ..utils.io import atomic_path
 from .config import CompareConfig
 
-__all__ = ["make_plots"]
+__all__ = ["make_plots", "backend_colours"]
 
 
 def _savefig(fig, path: Path) -> None:
@@ -31,6 +32,12 @@ def _length_bins(lengths: np.ndarray, n: int = 5) -> np.ndarray:
     return edges
 
 
+def backend_colours(names: List[str]) -> Dict[str, str]:
+    """One colour per backend, in the config's order, the same in every figure."""
+    palette = [f"C{k}" for k in range(10)] + ["black", "olive", "navy", "teal", "maroon"]
+    return {b: palette[k % len(palette)] for k, b in enumerate(names)}
+
+
 def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print) -> List[str]:
     """Write the plots; returns their file names (none without matplotlib)."""
     try:
@@ -47,6 +54,7 @@ def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print)
     edges = _length_bins(lengths)
     centres = [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])]
     names = [r["backend"] for r in result["rows"] if not str(r["status"]).startswith("skipped")]
+    colour = backend_colours([b.name for b in cfg.backends])
     written = []
 
     def series(backend: str, method: str, key: str) -> List[Dict[str, Any]]:
@@ -64,7 +72,7 @@ def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print)
                 f = np.array([s["f1"] for s in ss])
                 k = np.searchsorted(edges, L, side="right") - 1
                 y = [f[k == i].mean() if np.any(k == i) else np.nan for i in range(len(centres))]
-                ax.plot(centres, y, style, label=b + (" (RNAfold MFE)" if m == "mfe" else ""))
+                ax.plot(centres, y, style, color=colour[b], label=b + (" (RNAfold MFE)" if m == "mfe" else ""))
         ax.set_title(title)
         ax.set_xlabel("sequence length (nt), bin centres")
         ax.set_ylim(0, 1)
@@ -91,7 +99,7 @@ def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print)
                          (axes[1], [np.nan if s["peak_mem_mb"] is None else s["peak_mem_mb"] for s in pts.values()])):
             v = np.asarray(vals, dtype=float)
             line = ax.plot(centres, [np.nanmean(v[k == i]) if np.any((k == i) & ~np.isnan(v)) else np.nan
-                                     for i in range(len(centres))], "-o", label=label)[0]
+                                     for i in range(len(centres))], "-o", color=colour[b], label=label)[0]
             ax.scatter(L, v, s=8, alpha=0.35, color=line.get_color())
     axes[0].set_ylabel("embedding time per sequence (ms)")
     axes[1].set_ylabel("peak extra memory of one pass (MB)")
@@ -116,14 +124,15 @@ def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print)
             ss = series(b, m, "f1")
             if ss:
                 vals = [np.mean([s["f1"] for s in ss if s["family"] == f] or [np.nan]) for f in fams]
-                bars.append((b + (" (RNAfold MFE)" if m == "mfe" else ""), vals))
+                bars.append((b + (" (RNAfold MFE)" if m == "mfe" else ""), vals, colour[b], m == "mfe"))
     if not bars:
         return written
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(fams) * max(1, len(bars)) / 2), 4))
     width = 0.8 / len(bars)
     x = np.arange(len(fams))
-    for i, (label, vals) in enumerate(bars):
-        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=label)
+    for i, (label, vals, c, mfe) in enumerate(bars):
+        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=label, color=c, hatch="//" if mfe else None,
+               edgecolor="white" if mfe else None)
     ax.set_xticks(x)
     ax.set_xticklabels(fams, rotation=30, ha="right")
     ax.set_ylim(0, 1)

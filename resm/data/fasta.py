@@ -31,14 +31,24 @@ def _open_text(path: str | os.PathLike) -> io.TextIOBase:
 
 
 def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record]:
-    """Yield records one by one, never holding the file in memory.
+    """Yield records one by one, never holding the file in memory (:func:`parse_fasta` over
+    the lines of a plain or gzip file)."""
+    name = os.path.basename(os.fspath(path))
+    try:
+        with _open_text(path) as fh:
+            yield from parse_fasta(fh, name, unique)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise FastaError(f"{name}: cannot read ({e})") from e
+
+
+def parse_fasta(lines: Iterable[str], name: str = "<fasta>", unique: bool = False) -> Iterator[Record]:
+    """Records of FASTA text given as lines; ``name`` (the source) is used in messages.
 
     Sequence lines are joined with whitespace removed; the sequence itself is not validated
     here (the mapping layer does that and names the record). Raises FastaError on text before
     the first header, a header without an id, a record without sequence lines, or (with
     ``unique``) a repeated id.
     """
-    name = os.path.basename(os.fspath(path))
     seen = set() if unique else None
     header: Optional[str] = None
     header_line = 0
@@ -54,28 +64,24 @@ def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record
             seen.add(rid)
         return Record(rid, desc.strip(), "".join(chunks), header_line)
 
-    try:
-        with _open_text(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                line = line.strip()
-                if not line or line.startswith(";"):
-                    continue
-                if line.startswith(">"):
-                    if header is not None:
-                        yield emit()
-                    header = line[1:].strip()
-                    header_line = lineno
-                    chunks = []
-                    if not header or header[0].isspace():
-                        raise FastaError(f"{name} line {lineno}: header has no id")
-                elif header is None:
-                    raise FastaError(f"{name} line {lineno}: sequence data before the first '>' header")
-                else:
-                    chunks.append("".join(line.split()))
+    for lineno, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith(";"):
+            continue
+        if line.startswith(">"):
             if header is not None:
                 yield emit()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise FastaError(f"{name}: cannot read ({e})") from e
+            header = line[1:].strip()
+            header_line = lineno
+            chunks = []
+            if not header or header[0].isspace():
+                raise FastaError(f"{name} line {lineno}: header has no id")
+        elif header is None:
+            raise FastaError(f"{name} line {lineno}: sequence data before the first '>' header")
+        else:
+            chunks.append("".join(line.split()))
+    if header is not None:
+        yield emit()
 
 
 def write_fasta(records: Iterable[tuple], fh, width: int = 0) -> None:

@@ -153,3 +153,23 @@ def config_from_hf(cfg: dict) -> ESM2Config:
         vocab_size=cfg.get("vocab_size", 33),
         layer_norm_eps=cfg.get("layer_norm_eps", 1e-5),
     )
+
+
+def hf_tokenizer_files() -> Dict[str, str]:
+    """File name -> text of the tokenizer of an ESM-2 Hugging Face folder (``EsmTokenizer``:
+    ESM-2's 33 tokens in id order, its special tokens), so that
+    ``transformers.AutoTokenizer.from_pretrained(folder)`` works on a folder resm wrote. The
+    tokenizer reads protein letters: map RNA first (``Scheme.to_protein``)."""
+    import json
+
+    from ..alphabet import ALPHABET
+
+    special = {"cls_token": "<cls>", "pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>",
+               "mask_token": "<mask>"}
+    config = {"tokenizer_class": "EsmTokenizer", "model_max_length": 1026, "clean_up_tokenization_spaces": True,
+              **special}
+    return {
+        "vocab.txt": "".join(t + "\n" for t in ALPHABET.all_toks),
+        "tokenizer_config.json": json.dumps(config, indent=2) + "\n",
+        "special_tokens_map.json": json.dumps(special, indent=2) + "\n",
+    }

@@ -1,5 +1,7 @@
-"""Loading and saving ESM-2 weights: fair-esm ``.pt`` files, fair-esm model names and
-Hugging Face ``EsmForMaskedLM`` folders.
+"""Loading and saving ESM-2 weights: fair-esm ``.pt`` files, fair-esm model names, Hugging Face
+``EsmForMaskedLM`` folders and hub ids found in the local Hugging Face cache, the backbone of a
+structure model (``structure_model.pt``), and ``default``, the backbone of the structure model
+shipped in the package.
 
 Checkpoints are unpickled with ``weights_only=True``. fair-esm's released ESM-2 files keep their
 config as an ``argparse.Namespace``, which is the one global allow-listed here; anything else
@@ -12,6 +14,7 @@ import argparse
 import json
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,7 @@ from .convert import (
     hf_config,
     hf_keys,
     hf_to_fair,
+    hf_tokenizer_files,
     normalise_hf_names,
     strip_fair_prefixes,
 )
@@ -36,6 +40,14 @@ from .esm2 import ESM2
 
 FAIR_ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm"
 SAFE_GLOBALS = [argparse.Namespace]
+DEFAULT_MODEL = "default"  # the name of the shipped structure model (its backbone, where a backbone is asked for)
+STRUCTURE_FORMAT = "resm-structure"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def shipped_structure_model() -> Path:
+    """The structure model that ships inside the package (``default``)."""
+    return Path(__file__).resolve().parents[1] / "models" / "structure_default.pt"
 
 
 class CheckpointError(RuntimeError):
@@ -125,6 +137,10 @@ def load_fair_esm(
     ``regression`` or, like fair-esm, from ``<stem>-contact-regression.pt`` beside it."""
     path = Path(path)
     data = safe_load(path, trust)
+    if isinstance(data, dict) and data.get("format") == STRUCTURE_FORMAT:
+        meta = {"scheme": data.get("scheme"), "scheme_hash": data.get("scheme_hash"), "arch": data.get("arch"),
+                "source": str(path), "format": "resm-structure", "contact_regression": False}
+        return Loaded(backbone_from_structure_payload(data, str(path)).eval(), meta)
     if not isinstance(data, dict) or "model" not in data:
         raise CheckpointError(f"{path}: not a fair-esm checkpoint (no 'model' entry)")
     cfg = _config_from_fair(data, str(path))
@@ -183,6 +199,58 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
     return Loaded(model.eval(), meta)
 
 
+def backbone_from_structure_payload(data: dict, where: str = "structure model") -> ESM2:
+    """The ESM-2 backbone held in a ``structure_model.pt`` payload (fp16 weights, made fp32),
+    with its LoRA adapter active when it was trained with one."""
+    try:
+        model = ESM2(ESM2Config(**data["backbone_config"]))
+        _load_state(model, {k: v.float() for k, v in data["backbone"].items()}, where)
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{where}: a structure model without a readable backbone ({e})") from None
+    if data.get("adapter"):
+        from .adapters import AdapterConfig, add_adapter, load_adapter_state_dict, set_active_adapter
+
+        add_adapter(model, "shared", AdapterConfig.from_dict(data["adapter"]["config"]))
+        load_adapter_state_dict(model, "shared", data["adapter"]["state"])
+        set_active_adapter(model, "shared")
+    return model
+
+
+def _hf_cache_root() -> Path:
+    """The Hugging Face hub cache, as ``huggingface_hub`` finds it: ``$HF_HUB_CACHE`` or
+    ``$HUGGINGFACE_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hf_cached_folder(repo_id: str) -> Path:
+    """The local snapshot of a Hugging Face hub model (``owner/name``), never downloading:
+    through ``huggingface_hub`` (``local_files_only``) when it is installed, else read from
+    the cache's own layout (``models--owner--name/refs/main`` -> ``snapshots/<revision>``)."""
+    root = _hf_cache_root()
+    missing = CheckpointError(
+        f"{repo_id}: not in the local Hugging Face cache ({root}); fetch it first "
+        f"(huggingface-cli download {repo_id}) or give a local model folder")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        snapshot_download = None
+    if snapshot_download is not None:
+        try:
+            return Path(snapshot_download(repo_id, cache_dir=str(root), local_files_only=True))
+        except Exception:  # LocalEntryNotFoundError and its kin: not cached
+            raise missing from None
+    folder = root / ("models--" + repo_id.replace("/", "--"))
+    ref = folder / "refs" / "main"
+    snap = folder / "snapshots" / (ref.read_text().strip() if ref.exists() else "")
+    if ref.exists() and snap.is_dir():
+        return snap
+    raise missing
+
+
 def _hub_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
 
@@ -216,14 +284,20 @@ def load_backbone(
     """Load ESM-2 weights from a fair-esm ``.pt`` path, a Hugging Face folder or a fair-esm
     model name, and check that ``scheme`` is the one the checkpoint was trained with."""
     p = Path(spec)
-    if p.is_dir():
+    if str(spec) == DEFAULT_MODEL and not p.exists():
+        loaded = load_fair_esm(shipped_structure_model(), None, trust)
+        loaded.meta["source"] = DEFAULT_MODEL
+    elif p.is_dir():
         loaded = load_hf(p, trust)
     elif p.is_file():
         loaded = load_fair_esm(p, regression, trust)
     elif str(spec) in ARCHS and str(spec).startswith("esm2_"):
         loaded = load_pretrained(str(spec), trust)
+    elif HUB_ID.match(str(spec)):
+        loaded = load_hf(hf_cached_folder(str(spec)), trust)
+        loaded.meta["source"] = str(spec)
     else:
-        raise CheckpointError(f"{spec}: no such checkpoint file, model folder or ESM-2 model name")
+        raise CheckpointError(f"{spec}: no such checkpoint file, model folder, ESM-2 model name or cached Hugging Face id")
     if scheme is not None:
         scheme.check(loaded.meta, where=str(spec))
     return loaded
@@ -260,7 +334,7 @@ def _fair_namespace(cfg: ESM2Config, arch: str) -> argparse.Namespace:
 
 
 def resm_meta(scheme: Optional[Scheme], arch: Optional[str] = None, **extra) -> dict:
-    from .. import __version__
+    from .._version import __version__
 
     meta = {"resm_version": __version__}
     if arch:
@@ -291,7 +365,8 @@ def save_fair_esm(
 
 def save_hf(model: ESM2, folder: str | os.PathLike, meta: Optional[dict] = None) -> None:
     """Write ``model`` as a Hugging Face ``EsmForMaskedLM`` folder (config.json +
-    model.safetensors), plus resm.json with the mapping metadata; atomically."""
+    model.safetensors and the tokenizer files, :func:`hf_tokenizer_files`), plus resm.json with
+    the mapping metadata; atomically."""
     from safetensors.torch import save_file
 
     state = fair_to_hf(model.state_dict(), model.cfg.num_layers)
@@ -301,6 +376,8 @@ def save_hf(model: ESM2, folder: str | os.PathLike, meta: Optional[dict] = None)
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg), indent=2) + "\n")
         (tmp / "resm.json").write_text(json.dumps(dict(meta or {}), indent=2) + "\n")
+        for name, text in hf_tokenizer_files().items():
+            (tmp / name).write_text(text)
 
 
 def init_model(arch: str | ESM2Config, seed: int = 0) -> ESM2:

@@ -33,6 +33,10 @@ scoring above a threshold that are the best of their row and column and stack on
 pair are added, crossing pairs allowed. :class:`Decoding` holds these choices with the weight
 given to the prior (the probabilities decoded are ``(1 - w) * model + w * prior``), and
 :func:`choose_decoding` picks them on validation structures.
+
+Post-processing of any decoded structure (``resm fold --nested`` / ``--noLP``):
+:func:`nested_subset` keeps a maximum set of mutually non-crossing pairs (no pseudoknots) and
+:func:`remove_lone_pairs` drops every pair without a stacked neighbour.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ __all__ = [
     "Decoding",
     "decode_sparse",
     "choose_decoding",
+    "remove_lone_pairs",
+    "nested_subset",
 ]
 
 CANONICAL_PAIRS = ("AU", "UA", "GC", "CG", "GU", "UG")
@@ -419,3 +425,85 @@ def choose_decoding(groups: Sequence[Sequence[tuple]], gammas: Sequence[float] =
         if sc > best_score:
             best, best_score = d, sc
     return (best, scores) if return_scores else best
+
+
+# ----------------------------------------------------------------------------- post-processing
+def _pair_arrays(pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(partners, i, j)``: a copy of the partner array and its pairs, i < j, by increasing i."""
+    p = np.array(pairs, dtype=np.int64)
+    if p.ndim != 1:
+        raise ValueError(f"pairs must be a 1-D partner array, got shape {p.shape}")
+    i = np.flatnonzero(p > np.arange(len(p)))
+    return p, i, p[i]
+
+
+def remove_lone_pairs(pairs) -> np.ndarray:
+    """The partner array without lone pairs (RNAfold's ``--noLP``): a pair (i, j) is kept only
+    when (i - 1, j + 1) or (i + 1, j - 1) is a pair too. One pass suffices: a dropped pair had
+    no stacked neighbour, so no kept pair loses one."""
+    p, i, j = _pair_arrays(pairs)
+    L = len(p)
+    outer = np.zeros(len(i), dtype=bool)
+    ok = (i > 0) & (j + 1 < L)
+    outer[ok] = p[i[ok] - 1] == j[ok] + 1
+    inner = p[np.minimum(i + 1, L - 1)] == j - 1
+    lone = ~(outer | inner)
+    p[i[lone]] = -1
+    p[j[lone]] = -1
+    return p
+
+
+def _crossing(i: np.ndarray, j: np.ndarray, block: int = 2048) -> np.ndarray:
+    """Mask of the pairs (i sorted) that cross at least one other pair."""
+    out = np.zeros(len(i), dtype=bool)
+    for s in range(0, len(i), block):
+        a, b = i[s : s + block, None], j[s : s + block, None]
+        cross = (a < i) & (i < b) & (b < j)  # pair s+k opens first, the other closes after it
+        out[s : s + block] |= cross.any(axis=1)
+        out |= cross.any(axis=0)
+    return out
+
+
+def nested_subset(pairs) -> np.ndarray:
+    """A maximum nested subset of the pairs: the most pairs of which no two cross (the
+    pseudoknot-free part RNAfold's ``--nested``-style tools keep); returned as a partner array.
+
+    Pairs crossing no other pair are always kept; among the crossing ones the exact maximum is
+    found by a dynamic programme over their endpoints (``M[a][b]`` = most nested pairs with both
+    ends within endpoints a..b; O(n^2) time and memory in the n crossing endpoints, one numpy
+    row at a time). Ties keep the pair with the 5'-most opening base.
+    """
+    p, i, j = _pair_arrays(pairs)
+    crossed = _crossing(i, j)
+    if not crossed.any():
+        return p
+    ci, cj = i[crossed], j[crossed]
+    pos = np.sort(np.concatenate([ci, cj]))  # endpoints of the crossing pairs, in order
+    n = len(pos)
+    rank = {int(x): k for k, x in enumerate(pos)}
+    mate = np.array([rank[int(p[x])] for x in pos], dtype=np.int64)  # endpoint -> its partner's
+    dtype = np.int16 if n < 32767 else np.int32
+    M = np.zeros((n + 2, n + 1), dtype=dtype)  # M[a, b + 1]; rows a > b are zero
+    for a in range(n - 1, -1, -1):
+        row = M[a + 1].copy()
+        c = mate[a]
+        if c > a:  # a opens a pair closing at c: take it for every b >= c
+            take = 1 + M[a + 1, c] + M[c + 1, c + 1 :]
+            np.maximum(row[c + 1 :], take, out=row[c + 1 :])
+        M[a] = row
+    keep = np.zeros(n, dtype=bool)
+    stack = [(0, n - 1)]
+    while stack:
+        a, b = stack.pop()
+        while a <= b:
+            c = mate[a]
+            if a < c <= b and M[a, b + 1] == 1 + M[a + 1, c] + M[c + 1, b + 1]:
+                keep[a] = True
+                stack.append((c + 1, b))
+                a, b = a + 1, c - 1
+            else:
+                a += 1
+    drop = pos[(mate > np.arange(n)) & ~keep]
+    p[p[drop]] = -1
+    p[drop] = -1
+    return p

@@ -31,7 +31,6 @@ from ..heads.pairs import Candidates, PairHead, PairHeadConfig, collate_candidat
 from ..heads.structure import DEFAULT_TILE, StructureHead, StructureHeadConfig, strip_special
 from ..mapping import Scheme, get_scheme, rna_codes
 from ..model.attention import BatchCells, run_attention, stacked_attention_maps
-from ..model.config import ESM2Config
 from ..model.esm2 import ESM2
 from ..utils.io import atomic_path
 
@@ -177,7 +176,7 @@ def structure_payload(model: StructureModel, state: Dict[str, torch.Tensor], hea
 
 def save_structure_model(payload: Dict[str, Any], path: Union[str, Path]) -> Path:
     """Write ``payload`` (:func:`structure_payload`) to ``path`` atomically."""
-    from .. import __version__
+    from .._version import __version__
 
     payload["resm_version"] = __version__
     with atomic_path(path) as tmp:
@@ -196,13 +195,9 @@ def _backbone_payload(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]
 
 
 def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]:
-    backbone = ESM2(ESM2Config(**data["backbone_config"]))
-    backbone.load_state_dict({k: v.float() for k, v in data["backbone"].items()})
-    if data.get("adapter"):
-        from ..model.adapters import AdapterConfig, add_adapter, load_adapter_state_dict
+    from ..model.load import backbone_from_structure_payload
 
-        add_adapter(backbone, "shared", AdapterConfig.from_dict(data["adapter"]["config"]))
-        load_adapter_state_dict(backbone, "shared", data["adapter"]["state"])
+    backbone = backbone_from_structure_payload(data)
     if data.get("head_kind", "conv") == "pairs":
         head = PairHead(PairHeadConfig.from_dict(data["head_config"]))
     else:

@@ -7,14 +7,20 @@
   the function giving a pair-probability map): :func:`supervised_predictor` for a structure
   model (:mod:`resm.structure.model`; the shipped one is :func:`default_model_path`),
   :func:`zero_shot_predictor` for a backbone with a fitted probe (:mod:`resm.structure.probe`).
-* :func:`fold_fasta` is the whole command: every input checked before any work, then the
-  structures written (:mod:`resm.structure.writers`), drawn (:mod:`resm.structure.plot`) or
-  scored against reference structures.
+* :func:`fold_fasta` is the whole command: the input read once (FASTA, ``-``/a pipe, bare
+  sequences, or the sequences of structure files: :mod:`resm.structure.inputs`), every input
+  checked before any work, then the structures written (:mod:`resm.structure.writers`: dbn,
+  multi-record ct, bpseq; sparse base-pair probabilities with ``bpp``), drawn
+  (:mod:`resm.structure.plot`) and, with ``reference``, scored record by record next to RNAfold
+  (:mod:`resm.structure.report`). Under ``torchrun`` every process folds its shards of the
+  records and rank 0 merges them into the output a one-process run writes
+  (:mod:`resm.utils.shards`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +29,9 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import numpy as np
 
 from ..mapping import MappingError, Scheme, get_scheme, normalise
-from .decode import METHODS, decode
-from .io import FoldError, Structure, read_structures
+from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
+from .decode import METHODS, decode, nested_subset, remove_lone_pairs
+from .io import FoldError, Structure, format_structures, read_structures
 from .probe import ProbeFile, predict_pair_probs
 
 __all__ = [
@@ -34,14 +41,13 @@ __all__ = [
     "zero_shot_predictor",
     "supervised_predictor",
     "default_model_path",
-    "validate_fasta",
-    "iter_fasta",
+    "check_records",
     "read_reference",
     "fold_fasta",
 ]
 
 PairProbs = Callable[[str], np.ndarray]
-DEFAULT_MODEL_NAME = "structure_default.pt"
+STAGE_LENGTH = 1000  # from this length on, the progress bar names the stage of each record
 
 
 def _name_seq(rec) -> Tuple[str, str]:
@@ -69,17 +75,26 @@ def fold_records(
     noncanonical: bool = False,
     progress: bool = True,
     pair_probs: Optional[PairProbs] = None,
+    nested: bool = False,
+    no_lp: bool = False,
+    desc: str = "fold",
 ) -> Iterator[Tuple[Structure, np.ndarray]]:
-    """Fold ``records`` one at a time, yielding ``(Structure, prob_map)``.
+    """Fold ``records`` one at a time, yielding ``(Structure, probabilities)``.
 
-    ``records``: ``(id, sequence)`` tuples, :class:`Structure` or FASTA records. Each map is
-    ``pair_probs(seq)`` — by default :func:`resm.structure.probe.predict_pair_probs` with
-    ``model`` and ``scheme`` — decoded by :func:`resm.structure.decode.decode` at
-    ``probe_threshold``. Only the
-    current map is alive unless the caller keeps it. The structure's sequence is normalised
-    (upper case, U for T).
+    ``records``: ``(id, sequence)`` tuples, :class:`Structure` or FASTA records. The
+    probabilities are ``pair_probs(seq)`` — by default
+    :func:`resm.structure.probe.predict_pair_probs` with ``model`` and ``scheme`` — dense (L, L)
+    or sparse ``(i, j, p)``, decoded by :func:`resm.structure.decode.decode` at
+    ``probe_threshold``; then, with ``nested``, pseudoknots are removed
+    (:func:`resm.structure.decode.nested_subset`) and, with ``no_lp``, lone pairs
+    (:func:`resm.structure.decode.remove_lone_pairs`). Only the current map is alive unless the
+    caller keeps it. The structure's sequence is normalised (upper case, U for T). The progress
+    bar (stderr) counts records against their total with an ETA, and names the stage of a long
+    record.
     """
     from tqdm.auto import tqdm
+
+    from .io import dense_probs
 
     if method not in METHODS:
         raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -88,10 +103,23 @@ def fold_records(
             return predict_pair_probs(model, scheme, seq)
 
     total = len(records) if hasattr(records, "__len__") else None
-    for rec in tqdm(records, desc="fold", unit="seq", total=total, disable=not progress):
+    bar = tqdm(records, desc=desc, unit="seq", total=total, disable=not progress)
+    for rec in bar:
         name, seq = _name_seq(rec)
+        staged = progress and len(seq) >= STAGE_LENGTH
+        if staged:
+            bar.set_postfix_str(f"{name} ({len(seq)} nt): pair probabilities")
         P = pair_probs(seq)
-        pairs = decode(P, seq, probe_threshold, method, noncanonical)
+        if staged:
+            bar.set_postfix_str(f"{name} ({len(seq)} nt): decoding")
+        dense = P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(seq))
+        pairs = decode(dense, seq, probe_threshold, method, noncanonical)
+        if nested:
+            pairs = nested_subset(pairs)
+        if no_lp:
+            pairs = remove_lone_pairs(pairs)
+        if staged:
+            bar.set_postfix_str(f"{name} ({len(seq)} nt): done")
         yield Structure(name, _output_seq(seq, name), pairs), P
 
 
@@ -116,6 +144,9 @@ class Predictor:
         method: Optional[str] = None,
         noncanonical: bool = False,
         progress: bool = True,
+        nested: bool = False,
+        no_lp: bool = False,
+        desc: str = "fold",
     ) -> Iterator[Tuple[Structure, np.ndarray]]:
         """:func:`fold_records` with this predictor's threshold and method unless overridden."""
         return fold_records(
@@ -127,7 +158,19 @@ class Predictor:
             noncanonical,
             progress,
             self.pair_probs,
+            nested,
+            no_lp,
+            desc,
         )
+
+    def fold_one(self, seq: str, name: str = "seq", **kw) -> Tuple[Structure, np.ndarray]:
+        """One sequence: ``(Structure, probabilities)``, the probabilities as a dense (L, L)
+        map (keyword arguments as :meth:`fold`)."""
+        from .io import dense_probs
+
+        kw.setdefault("progress", False)
+        ((rec, P),) = list(self.fold([(name, seq)], **kw))
+        return rec, (P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(seq)))
 
 
 def zero_shot_predictor(model, scheme: Scheme, backbone: str | os.PathLike, probe_path, probe: Optional[ProbeFile] = None) -> Predictor:
@@ -155,25 +198,24 @@ def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int
 
 
 def default_model_path() -> Path:
-    """The structure model that ships inside the package (used when no --model is given)."""
-    return Path(__file__).resolve().parents[1] / "models" / DEFAULT_MODEL_NAME
+    """The structure model that ships inside the package (used when no --model is given, or
+    ``--model default``)."""
+    from ..model.load import shipped_structure_model
+
+    return shipped_structure_model()
 
 
 # ----------------------------------------------------------------------------- inputs
-def validate_fasta(path: str | os.PathLike, scheme: Scheme, max_length: Optional[int] = None) -> List[Tuple[str, int]]:
-    """Check every record of a FASTA file before any work (:func:`resm.embed.map_fasta`: ids
-    unique, sequences mappable, none longer than ``max_length``); ``[(id, length)]``."""
-    from ..embed import map_fasta
-
-    return [(m.id, int(len(m.ids))) for m in map_fasta(path, scheme, max_length)]
-
-
-def iter_fasta(path: str | os.PathLike) -> Iterator[Tuple[str, str]]:
-    """Stream ``(id, sequence)`` of a FASTA file (validate it first with :func:`validate_fasta`)."""
-    from ..data.fasta import read_fasta
-
-    for rec in read_fasta(path, unique=True):
-        yield rec.id, rec.seq
+def check_records(records: Sequence[Tuple[str, str]], scheme: Scheme, max_length: Optional[int] = None) -> List[int]:
+    """Check every record before any work (sequences mappable under ``scheme``, none longer
+    than ``max_length``); their lengths."""
+    lengths = []
+    for name, seq in records:
+        n = len(scheme.encode(seq, name))
+        if max_length is not None and n > max_length:
+            raise MappingError(f"record {name!r}: {n} nt is longer than --max-length {max_length}")
+        lengths.append(n)
+    return lengths
 
 
 def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]]) -> Dict[str, np.ndarray]:
@@ -198,6 +240,84 @@ def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]]) -
 
 
 # ----------------------------------------------------------------------------- the command
+@dataclass
+class _Plan:
+    """What one record turns into (decided before any work)."""
+
+    fmt: str
+    structures: bool  # formatted into the merged structure output (stdout or -o)
+    split_dir: Optional[Path]
+    plot: Optional[Path]
+    bpp_min: Optional[float]  # None: no --bpp
+    wanted: Optional[Dict[str, np.ndarray]]  # reference structures
+
+
+def _fold_block(predictor: "Predictor", records: Sequence[Tuple[str, str]], plan: _Plan, emit: Callable[[dict], None],
+                fold_kw: dict) -> None:
+    """Fold ``records``; per record, the texts of the merged outputs go to ``emit`` and the
+    per-record files (``--split-dir``, plots) into folders staged until the block is done."""
+    from .writers import format_bpp, safe_filename, staged_dir
+
+    with contextlib.ExitStack() as stack:
+        split = stack.enter_context(staged_dir(plan.split_dir)) if plan.split_dir is not None else None
+        plots = stack.enter_context(staged_dir(plan.plot)) if plan.plot is not None else None
+        for rec, P in predictor.fold(records, **fold_kw):
+            item: Dict[str, object] = {"name": rec.name}
+            if plan.structures:
+                item["structure"] = format_structures([rec], plan.fmt)
+            if split is not None:
+                from ..utils.io import atomic_write_text
+
+                atomic_write_text(split / f"{safe_filename(rec.name)}.{plan.fmt}", format_structures([rec], plan.fmt))
+            if plan.bpp_min is not None:
+                item["bpp"] = format_bpp(rec.name, P, plan.bpp_min)
+            ref = plan.wanted[rec.name] if plan.wanted is not None else None
+            if ref is not None:
+                from .report import score_record
+
+                item["report"] = score_record(rec.name, rec.seq, rec.pairs, ref)
+            if plots is not None:
+                from .plot import plot_structure
+
+                plot_structure(plots / f"{safe_filename(rec.name)}.png", rec.seq, rec.pairs, P, title=rec.name,
+                               reference=ref)
+            emit(item)
+
+
+class _Sinks:
+    """The merged outputs (structures, ``--bpp``, the report), committed together."""
+
+    def __init__(self, fmt: str, out: Optional[Path], mode: Optional[str], bpp: Optional[Path], bpp_min: float,
+                 reference: bool, report: Optional[Path]):
+        from .report import HEADER
+        from .writers import BPP_HEADER, StructureSink, TextSink
+
+        self._stack = contextlib.ExitStack()
+        self.structures = self._stack.enter_context(StructureSink(fmt, out, mode)) if mode in ("stdout", "file") else None
+        self.bpp = self._stack.enter_context(TextSink(bpp, BPP_HEADER.format(min_p=bpp_min))) if bpp is not None else None
+        self.report = self._stack.enter_context(TextSink(report, HEADER)) if reference else None
+        self.rows: List[dict] = []
+        self.n = 0
+
+    def add(self, item: dict) -> None:
+        from .report import format_row
+
+        if self.structures is not None:
+            self.structures.add_text(item["name"], item["structure"])
+        if self.bpp is not None:
+            self.bpp.write(item["bpp"])
+        if self.report is not None:
+            self.rows.append(item["report"])
+            self.report.write(format_row(item["report"]))
+        self.n += 1
+
+    def __enter__(self) -> "_Sinks":
+        return self
+
+    def __exit__(self, et, ev, tb) -> bool:
+        return self._stack.__exit__(et, ev, tb)
+
+
 def fold_fasta(
     fasta: str | os.PathLike,
     model: Optional[str | os.PathLike] = None,
@@ -214,21 +334,33 @@ def fold_fasta(
     trust: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    *,
+    split_dir: Optional[Path] = None,
+    bpp: Optional[Path] = None,
+    bpp_min: float = 1e-3,
+    report: Optional[Path] = None,
+    nested: bool = False,
+    no_lp: bool = False,
+    input_format: Optional[str] = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    stdin=None,
 ) -> Dict[str, object]:
-    """``resm fold``: fold every record of ``fasta`` and write, draw or score the structures.
+    """``resm fold``: fold every record of ``fasta`` (``-``: standard input) and write, draw
+    and score the structures.
 
-    The predictor is the structure model at ``model`` (default: the shipped one), or, with
-    ``zero_shot`` (a probe from ``resm probe``), the backbone at ``model`` with that probe. Every
-    input is checked before the backbone loads (the FASTA against the scheme, the output
-    target, the reference structures) and nothing is written until every record is folded.
-    With ``reference`` the structures are only scored. Returns ``{"n", "mode"}`` (how the
-    structures were written: :func:`resm.structure.writers.check_output`) or, with
-    ``reference``, ``{"n", "metrics"}``.
+    The predictor is the structure model at ``model`` (default or ``"default"``: the shipped
+    one), or, with ``zero_shot`` (a probe from ``resm probe``), the backbone at ``model`` with
+    that probe. Every input is checked before the backbone loads (the records against the
+    scheme, the output targets, the reference structures) and nothing is written until every
+    record is folded (a sharded run: until its shard is). Structures go to ``out`` (one file;
+    stdout when None) or to ``split_dir`` (one file per record); with ``reference`` they are
+    scored (a TSV row per record to ``report``, else stdout) and written only when ``out`` or
+    ``split_dir`` is given. Returns ``{"n", "mode", "rank", "world", "shards", "skipped"}`` and,
+    with ``reference``, ``"metrics"`` (the report's means).
     """
-    from .writers import StructureSink, check_output, record_file_names, safe_filename, staged_dir
+    from .inputs import read_sequences, source_name
+    from .writers import check_distinct, check_output, record_file_names
 
-    if reference is not None and (out is not None or plot is not None):
-        raise FoldError("--reference only evaluates (prints F1); drop -o/--plot")
     predictor: Optional[Predictor] = None
     if zero_shot is not None:
         if model is None:
@@ -236,42 +368,75 @@ def fold_fasta(
         probe = ProbeFile.read(zero_shot)
         the_scheme = get_scheme(scheme or probe.scheme)
     else:
-        model_path = model or default_model_path()
+        model_path = default_model_path() if model in (None, "default") else model
         if not Path(model_path).exists():
             raise FoldError(f"{model_path}: no such structure model (train one with `resm finetune`)")
         predictor = supervised_predictor(model_path, device)
         the_scheme = predictor.scheme
 
-    records = validate_fasta(fasta, the_scheme, max_length)
+    records = read_sequences(fasta, input_format, stdin)
+    lengths = check_records(records, the_scheme, max_length)
     ids = [i for i, _ in records]
-    wanted = read_reference(reference, records) if reference is not None else None
-    mode = None if wanted is not None else check_output(fmt, out, ids)
+    wanted = read_reference(reference, list(zip(ids, lengths))) if reference is not None else None
+    write_structures = reference is None or out is not None or split_dir is not None
+    mode = check_output(fmt, out, ids, split_dir) if write_structures else None
+    check_distinct(**{"-o": out, "--bpp": bpp, "--report": report})
+    if report is not None and reference is None:
+        raise FoldError("--report writes the --reference scores: give --reference too")
     if plot is not None:
         from .plot import require_matplotlib
 
         require_matplotlib()
         record_file_names(ids, "png")
+    plan = _Plan(fmt, mode in ("stdout", "file"), split_dir if mode == "dir" else None, plot,
+                 bpp_min if bpp is not None else None, wanted)
+    job = {"command": "fold", "input": fingerprint_records(records), "source": source_name(fasta),
+           "model": ShardRun.hash_file(model or default_model_path()), "zero_shot": ShardRun.hash_file(zero_shot),
+           "scheme": the_scheme.name, "format": fmt, "threshold": threshold, "method": method,
+           "noncanonical": noncanonical, "nested": nested, "no_lp": no_lp, "bpp_min": plan.bpp_min,
+           "reference": ShardRun.hash_file(reference), "structures": plan.structures,
+           "split_dir": str(split_dir) if split_dir else None, "plot": str(plot) if plot else None}
+    run = ShardRun(out or split_dir or bpp or report, len(records), shard_size, job, ".jsonl")
+    run.prepare()
     if predictor is None:
         from ..model.load import load_with_scheme
 
         loaded, the_scheme = load_with_scheme(model, the_scheme.name, trust=trust)
         predictor = zero_shot_predictor(loaded.model.to(device), the_scheme, loaded.meta["source"], zero_shot, probe)
-    folded = predictor.fold(iter_fasta(fasta), threshold, method, noncanonical, progress)
+    fold_kw = dict(threshold=threshold, method=method, noncanonical=noncanonical, progress=progress, nested=nested,
+                   no_lp=no_lp)
+    sinks = lambda: _Sinks(fmt, out, mode, bpp, bpp_min, reference is not None, report)  # noqa: E731
+    result: Dict[str, object] = {"n": len(records), "mode": mode, "rank": run.rank, "world": run.world,
+                                 "shards": run.n_shards, "skipped": 0}
+    rows: List[dict] = []  # the report's, with reference
+    if not run.sharded:
+        with sinks() as sink:
+            _fold_block(predictor, records, plan, sink.add, fold_kw)
+        rows.extend(sink.rows)
+    else:
+        def shard(s: int, block: range) -> None:
+            kw = {**fold_kw, "desc": f"fold shard {s + 1}/{run.n_shards}"}
+            recs = [records[k] for k in block]
 
-    if wanted is not None:
-        from .metrics import evaluate
+            def fill(tmp: Path) -> None:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    _fold_block(predictor, recs, plan, lambda item: fh.write(json.dumps(item) + "\n"), kw)
 
-        preds, trues = [], []
-        for rec, _ in folded:
-            preds.append(rec.pairs)
-            trues.append(wanted[rec.name])
-        return {"n": len(preds), "metrics": evaluate(preds, trues)}
-    plots = staged_dir(plot) if plot is not None else contextlib.nullcontext()
-    with plots as plot_dir, StructureSink(fmt, out, mode) as sink:
-        for rec, P in folded:
-            sink.add(rec)
-            if plot_dir is not None:
-                from .plot import plot_structure
+            run.write(s, fill)
 
-                plot_structure(plot_dir / f"{safe_filename(rec.name)}.png", rec.seq, rec.pairs, P, title=rec.name)
-    return {"n": sink.n, "mode": mode}
+        def combine(paths: List[Path]) -> None:
+            with sinks() as sink:
+                for path in paths:
+                    with open(path, encoding="utf-8") as fh:
+                        for line in fh:
+                            sink.add(json.loads(line))
+            rows.extend(sink.rows)
+
+        result["skipped"] = run.process(shard)
+        if not run.merge(combine):
+            return result
+    if reference is not None:
+        from .report import summary
+
+        result["metrics"] = summary(rows)
+    return result

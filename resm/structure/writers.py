@@ -1,10 +1,21 @@
 """Writing folded structures: every output goes to temporary files first and is moved into
 place only when all records are done, so an error never leaves a half-written output behind.
 
-:func:`check_output` decides, before any work, how structures will be written (stdout, one
-file, or a folder of ``<id>.<ext>`` files named by :func:`safe_filename`);
-:class:`StructureSink` collects them and commits; :func:`staged_dir` stages a folder's files
-(plots, one structure file per record).
+:func:`check_output` decides, before any work, how structures will be written: to stdout, to
+one file (dbn and ct hold many records: a multi-record ct is records one after the other), or,
+only when asked for with ``--split-dir``, to a folder of ``<id>.<ext>`` files named by
+:func:`safe_filename`. :class:`StructureSink` collects them and commits; :class:`TextSink` does
+the same for any other text output (base-pair probabilities, the reference report);
+:func:`staged_dir` stages a folder's files (plots, one structure file per record).
+
+Base-pair probabilities (``--bpp FILE``) are written as sparse text, :data:`BPP_HEADER`::
+
+    # resm base-pair probabilities ...
+    >id
+    i j p
+
+one block per record, ``i < j`` 1-based positions, ``p`` the pair's probability (pairs below
+the cut-off left out), pairs sorted by i then j.
 """
 
 from __future__ import annotations
@@ -19,9 +30,10 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from ..utils.io import atomic_path, atomic_write_text
-from .io import FoldError, Structure, format_structures
+from .io import FoldError, Structure, format_structures, sparse_probs
 
-__all__ = ["OUTPUT_FORMATS", "safe_filename", "record_file_names", "check_output", "staged_dir", "StructureSink"]
+__all__ = ["OUTPUT_FORMATS", "BPP_HEADER", "safe_filename", "record_file_names", "check_output", "check_distinct",
+           "staged_dir", "StructureSink", "TextSink", "format_bpp"]
 
 OUTPUT_FORMATS = ("dbn", "bpseq", "ct")
 
@@ -49,28 +61,57 @@ def record_file_names(ids: Sequence[str], ext: str) -> Dict[str, str]:
     return out
 
 
-def check_output(fmt: str, out: Optional[Path], ids: Sequence[str]) -> str:
-    """How the structures will be written: ``"stdout"``, ``"file"`` or ``"dir"``.
+def check_output(fmt: str, out: Optional[Path], ids: Sequence[str], split_dir: Optional[Path] = None) -> str:
+    """How the structures will be written: ``"stdout"``, ``"file"`` (``out``) or ``"dir"``
+    (``split_dir``, one ``<id>.<ext>`` file per record).
 
-    dbn and ct hold many records in one text; bpseq holds one. Several records in bpseq or ct
-    with ``out`` given go to a directory (one ``<id>.<ext>`` file each); an existing directory
-    ``out`` always receives one file per record."""
+    dbn and ct hold many records in one text (several ct records are written one after the
+    other, as ct allows); bpseq holds one, so several bpseq records need ``split_dir``."""
     if fmt not in OUTPUT_FORMATS:
         raise FoldError(f"unknown format {fmt!r}; expected one of {OUTPUT_FORMATS}")
-    if out is None:
-        if fmt == "bpseq" and len(ids) > 1:
-            raise FoldError(f"bpseq holds one record per file and the FASTA has {len(ids)}: give -o DIR")
-        return "stdout"
-    if fmt == "dbn":
-        if out.is_dir():
-            raise FoldError(f"{out} is a directory; dbn output is one file holding every record")
-        return "file"
-    if out.is_dir() or len(ids) > 1:
-        if out.exists() and not out.is_dir():
-            raise FoldError(f"{out} is a file; {len(ids)} {fmt} records need a directory (one file each)")
+    if split_dir is not None:
+        if out is not None:
+            raise FoldError("-o writes one file and --split-dir one file per record: give one of them")
+        if split_dir.exists() and not split_dir.is_dir():
+            raise FoldError(f"--split-dir {split_dir}: is a file, not a folder")
         record_file_names(ids, fmt)
         return "dir"
+    if fmt == "bpseq" and len(ids) > 1:
+        raise FoldError(f"bpseq holds one record per file and the input has {len(ids)}: "
+                        "give --split-dir DIR (one file per record) or --format dbn/ct")
+    if out is None:
+        return "stdout"
+    if out.is_dir():
+        raise FoldError(f"-o {out}: is a folder; -o names one file (--split-dir {out} writes one file per record)")
     return "file"
+
+
+def check_distinct(**paths: Optional[Path]) -> None:
+    """Refuse two outputs that name the same file (``-o x --bpp x``)."""
+    seen: Dict[str, str] = {}
+    for opt, p in paths.items():
+        if p is None:
+            continue
+        key = os.path.abspath(p)
+        if key in seen:
+            raise FoldError(f"{seen[key]} and {opt} both name {p}")
+        seen[key] = opt
+
+
+BPP_HEADER = (
+    "# resm base-pair probabilities\n"
+    "# one block per record: a line '>id', then one line 'i j p' per pair: 1-based positions i < j\n"
+    "# and the probability p that they pair; pairs with p below {min_p:g} are left out\n"
+)
+
+
+def format_bpp(name: str, probs, min_p: float = 1e-3) -> str:
+    """One record's block of the ``--bpp`` file from dense (L, L) or sparse ``(i, j, p)``
+    probabilities (:func:`resm.structure.io.sparse_probs`)."""
+    i, j, p = sparse_probs(probs, min_p)
+    rows = [f">{name}\n"]
+    rows += [f"{a} {b} {q:.4g}\n" for a, b, q in zip((i + 1).tolist(), (j + 1).tolist(), p.tolist())]
+    return "".join(rows)
 
 
 @contextlib.contextmanager
@@ -89,59 +130,108 @@ def staged_dir(final: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _abandon(stack: contextlib.ExitStack, exc: Optional[BaseException]) -> None:
+    """Unwind ``stack`` as after an error, so its staged files are removed."""
+    err = exc or FoldError("output abandoned")
+    try:
+        stack.__exit__(type(err), err, None)
+    except BaseException as e:  # the cleanup re-raises the error it was given
+        if e is not err:
+            raise
+
+
+class TextSink:
+    """A text output written at :meth:`commit`: to ``path`` (a temporary file beside it until
+    then, renamed into place) or, when ``path`` is None, to ``stream`` (default stdout).
+    :meth:`abandon` removes the temporary; as a context manager it commits on success and
+    abandons on error."""
+
+    def __init__(self, path: Optional[Path], header: str = "", stream=None):
+        self.path, self.stream = path, stream or sys.stdout
+        self._stack = contextlib.ExitStack()
+        self._text: List[str] = []
+        if path is not None:
+            self._tmp = self._stack.enter_context(atomic_path(path))
+            self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))
+        self.write(header)
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        if self.path is None:
+            self._text.append(text)
+        else:
+            self._fh.write(text)
+
+    def commit(self) -> None:
+        if self.path is None:
+            self.stream.write("".join(self._text))
+            self.stream.flush()
+        else:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        self._stack.close()
+
+    def abandon(self, exc: Optional[BaseException] = None) -> None:
+        _abandon(self._stack, exc)
+
+    def __enter__(self) -> "TextSink":
+        return self
+
+    def __exit__(self, et, ev, tb) -> bool:
+        if et is None:
+            self.commit()
+        else:
+            self.abandon(ev)
+        return False
+
+
 class StructureSink:
     """Collects folded structures and writes them when :meth:`commit` is called.
 
-    ``mode`` comes from :func:`check_output`. Files (and directory members) are written to
-    temporary files as records arrive, so memory stays small, and renamed into place only at
-    :meth:`commit`; :meth:`close` without commit removes them. Used as a context manager it
-    commits on success and cleans up on error."""
+    ``mode`` comes from :func:`check_output`: ``"stdout"`` and ``"file"`` write one text
+    (:class:`TextSink`), ``"dir"`` one file per record into a folder staged until the commit.
+    Files are written to temporary files as records arrive, so memory stays small, and renamed
+    into place only at :meth:`commit`; :meth:`close` without commit removes them. Used as a
+    context manager it commits on success and cleans up on error."""
 
     def __init__(self, fmt: str, out: Optional[Path], mode: str, stream=None):
         self.fmt, self.out, self.mode = fmt, out, mode
-        self.stream = stream or sys.stdout
         self.n = 0
         self._stack = contextlib.ExitStack()
-        self._text: List[str] = []
-        if mode == "file":
-            self._tmp = self._stack.enter_context(atomic_path(out))
-            self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))
+        self._sink: Optional[TextSink] = None
+        if mode in ("stdout", "file"):
+            self._sink = TextSink(out if mode == "file" else None, stream=stream)
         elif mode == "dir":
             self._dir = self._stack.enter_context(staged_dir(out))
             self._names: Dict[str, str] = {}
 
     def add(self, rec: Structure) -> None:
-        text = format_structures([rec], self.fmt)
-        if self.mode == "stdout":
-            self._text.append(text)
-        elif self.mode == "file":
-            self._fh.write(text)
+        self.add_text(rec.name, format_structures([rec], self.fmt))
+
+    def add_text(self, name: str, text: str) -> None:
+        """Add one record already formatted in this sink's format (a shard's, when merging)."""
+        if self._sink is not None:
+            self._sink.write(text)
         else:
-            fn = f"{safe_filename(rec.name)}.{self.fmt}"
+            fn = f"{safe_filename(name)}.{self.fmt}"
             if fn.lower() in self._names:
-                raise FoldError(f"records {self._names[fn.lower()]!r} and {rec.name!r} would both be written to {fn}")
-            self._names[fn.lower()] = rec.name
+                raise FoldError(f"records {self._names[fn.lower()]!r} and {name!r} would both be written to {fn}")
+            self._names[fn.lower()] = name
             atomic_write_text(self._dir / fn, text)
         self.n += 1
 
     def commit(self) -> None:
         """Put everything in place (stdout: print it)."""
-        if self.mode == "stdout":
-            self.stream.write("".join(self._text))
-            self.stream.flush()
-        elif self.mode == "file":
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+        if self._sink is not None:
+            self._sink.commit()
         self._stack.close()
 
     def close(self, exc: Optional[BaseException] = None) -> None:
         """Abandon: remove the temporary files."""
-        err = exc or FoldError("output abandoned")
-        try:
-            self._stack.__exit__(type(err), err, None)
-        except BaseException as e:  # the cleanup re-raises the error it was given
-            if e is not err:
-                raise
+        if self._sink is not None:
+            self._sink.abandon(exc)
+        _abandon(self._stack, exc)
 
     def __enter__(self) -> "StructureSink":
         return self

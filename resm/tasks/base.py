@@ -20,6 +20,7 @@ validation metrics and the final save.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -227,6 +228,7 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
     from ..utils.io import atomic_dir
 
     folder = Path(folder)
+    source = manifest_source(source, folder)
     enc = model.encoder
     with atomic_dir(folder) as tmp:
         if isinstance(enc, OneHotEncoder):
@@ -252,6 +254,25 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
             A.save_head(tmp, name, model.heads[name], spec["config"], spec["task"], adapter, extra=extra,
                         model=backbone, scheme=scheme, backbone_source=source)
     return folder
+
+
+def manifest_source(source: str, folder: Path) -> str:
+    """The backbone as a bundle's manifest records it: a path that exists, relative to the
+    bundle folder (so the bundle can move with its backbone, and loads from any working
+    directory); a model name (``esm2_...``, ``default``, a hub id, ``random:...``) as it is."""
+    if not source or not Path(source).exists():
+        return source
+    return os.path.relpath(Path(source).resolve(), Path(folder).resolve())
+
+
+def resolve_source(src: str, folder: Path) -> str:
+    """Inverse of :func:`manifest_source`: a relative path is read from the bundle folder; a
+    manifest written before paths were recorded that way (relative to the working directory
+    of training) still loads when that path exists."""
+    if not src or Path(src).is_absolute() or src.startswith("random:"):
+        return src
+    beside = Path(folder) / src
+    return str(beside) if beside.exists() else src
 
 
 def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = False,
@@ -293,9 +314,8 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     if not entries:
         raise A.AdapterError(f"{folder}: the bundle has no heads")
     first = next(iter(entries.values()))
-    src = backbone or manifest["backbone"].get("source") or first.get("extra", {}).get("backbone_source", "")
-    if src == "backbone.pt":
-        src = str(folder / "backbone.pt")
+    src = backbone or resolve_source(manifest["backbone"].get("source") or
+                                     first.get("extra", {}).get("backbone_source", ""), folder)
     if not src or src.startswith("random:"):
         raise A.AdapterError(f"{folder}: no backbone recorded ({src or 'none'}); pass the backbone checkpoint")
     bb = load_backbone(src, scheme, trust=trust).model

@@ -208,7 +208,7 @@ GOOD = {
 def test_config_errors_name_the_key(patch, msg):
     with pytest.raises(ConfigError, match=msg):
         parse_config({**GOOD, **patch})
-    assert parse_config(GOOD).output_dir().name == "compare_compare"
+    assert parse_config(GOOD).output_dir() == Path("runs/compare/compare")  # never experiments/results/
 
 
 def test_bad_config_is_a_one_line_error(tmp_path, capsys):
@@ -223,7 +223,23 @@ def test_bad_config_is_a_one_line_error(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- end to end
-def test_compare_end_to_end(ckpts, tmp_path, capsys):
+def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
+    import matplotlib.colors as mcolors
+
+    from resm.compare import plots
+
+    drawn = []  # (figure, backend label, colour) of every line and bar, before the figure is saved
+    real_savefig = plots._savefig
+
+    def savefig(fig, path):
+        for ax in fig.axes:
+            drawn.extend([(path.name, ln.get_label(), mcolors.to_hex(ln.get_color())) for ln in ax.get_lines()
+                      if not ln.get_label().startswith("_")])
+            drawn.extend([(path.name, c.get_label(), mcolors.to_hex(c.patches[0].get_facecolor()))
+                      for c in ax.containers if c.patches])
+        real_savefig(fig, path)
+
+    monkeypatch.setattr(plots, "_savefig", savefig)
     fams = ["tRNA", "5s", "srp"]
     write_structures(hairpins(24, 0), tmp_path / "tr.dbn")
     write_structures(hairpins(8, 1), tmp_path / "va.dbn")
@@ -276,6 +292,13 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys):
     assert "skipped: checkpoint" in md and "| viennarna | viennarna | ok (RNAfold MFE) |" in md
     for png in ("f1_vs_length.png", "time_memory_vs_length.png", "per_family.png"):
         assert (out / png).stat().st_size > 1000
+    colours = {}  # one colour per backend across every panel and figure, distinct between backends
+    for fig, label, c in drawn:
+        colours.setdefault(label.split(" (")[0], set()).add(c)
+    assert {"resm-kdny", "native-nt", "rna-fm", "viennarna"} <= set(colours)
+    assert all(len(c) == 1 for c in colours.values()), colours
+    assert len({next(iter(c)) for c in colours.values()}) == len(colours)
+    assert {f for f, _, _ in drawn} == {"f1_vs_length.png", "time_memory_vs_length.png", "per_family.png"}
     with open(out / "per_sequence.csv") as fh:
         per = list(csv.DictReader(fh))
     assert {r["family"] for r in per} == set(fams)
@@ -303,3 +326,32 @@ def test_too_long_for_a_backend_is_a_skip_and_disabled_stages(tmp_path):
     assert rows["viennarna"]["mfe_f1"] > 0.8
     assert not (tmp_path / "o" / "per_family.png").exists()  # not ArchiveII: no families
     assert (tmp_path / "o" / "f1_vs_length.png").exists()
+
+
+def test_plots_keep_one_colour_per_backend_when_a_panel_lacks_one(tmp_path, monkeypatch):
+    """A backend with no zero-shot series must not shift the colours of the others."""
+    import types
+
+    import matplotlib.colors as mcolors
+
+    from resm.compare import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_savefig", lambda fig, path: drawn.extend(
+        (ln.get_label(), mcolors.to_hex(ln.get_color())) for ax in fig.axes for ln in ax.get_lines()
+        if not ln.get_label().startswith("_")))
+    names = ["a", "b", "c"]
+    recs = [types.SimpleNamespace(name=f"r{k}", length=20 + 10 * k) for k in range(6)]
+    test = types.SimpleNamespace(records=[r.name * r.length for r in recs], archiveii=False, family=lambda r: None)
+    per = [{"backend": b, "method": m, "f1": 0.5, "length": r.length, "name": r.name, "seconds": 0.1,
+            "peak_mem_mb": 1.0, "family": None}
+           for b in names for m in ("zeroshot", "supervised") for r in recs if not (b == "a" and m == "zeroshot")]
+    cfg = types.SimpleNamespace(name="x", device="cpu", train=types.SimpleNamespace(enabled=True),
+                                backends=[types.SimpleNamespace(name=b) for b in names])
+    result = {"per_sequence": per, "splits": {"test": test}, "rows": [{"backend": b, "status": "ok"} for b in names]}
+    plots.make_plots(cfg, result, tmp_path)
+    colours = {}
+    for label, c in drawn:
+        colours.setdefault(label, set()).add(c)
+    assert set(colours) == set(names) and all(len(c) == 1 for c in colours.values()), colours
+    assert len({next(iter(c)) for c in colours.values()}) == 3

@@ -340,3 +340,70 @@ def test_choose_decoding_takes_the_best_setting():
         (best.gamma, best.prior_weight, best.pseudoknot_threshold)]
     with pytest.raises(ValueError, match="no validation"):
         choose_decoding([[]])
+
+
+# --------------------------------------------------------------------------- post-processing
+from itertools import combinations  # noqa: E402
+
+from resm.structure.decode import nested_subset, remove_lone_pairs  # noqa: E402
+from resm.structure.io import pair_list, pairs_from_list, to_dotbracket  # noqa: E402
+
+
+def _crosses(a, b) -> bool:
+    (i, j), (k, m) = sorted([a, b])
+    return i < k < j < m
+
+
+def test_remove_lone_pairs():
+    p = parse_dotbracket("((.(....).))..(....)")
+    assert to_dotbracket(remove_lone_pairs(p)) == "((........))........"
+    stacked = parse_dotbracket("((((....))))")
+    np.testing.assert_array_equal(remove_lone_pairs(stacked), stacked)
+    # a bulge still counts as lone; a pseudoknotted stem of two keeps both pairs
+    assert to_dotbracket(remove_lone_pairs(parse_dotbracket("(.((....)).)"))) == "..((....)).."
+    assert to_dotbracket(remove_lone_pairs(parse_dotbracket("((..[[..))..]]"))) == "((..[[..))..]]"
+    assert to_dotbracket(remove_lone_pairs(parse_dotbracket("(..[..)..]"))) == ".........."
+    assert remove_lone_pairs(np.zeros(0, dtype=np.int64)).tolist() == []
+    assert p.tolist() == parse_dotbracket("((.(....).))..(....)").tolist()  # the input is left alone
+
+
+def test_nested_subset_examples():
+    # H-type pseudoknot: the longer stem stays, the crossing one goes
+    assert to_dotbracket(nested_subset(parse_dotbracket("(((..[[..)))..]]"))) == "(((......)))...."
+    # pairs crossing nothing always stay; ties keep the 5'-most opening pair
+    assert to_dotbracket(nested_subset(parse_dotbracket("((..[..))..]..(...)"))) == "((.....)).....(...)"
+    assert to_dotbracket(nested_subset(parse_dotbracket("(.[.).]"))) == "(...).."
+    nested = parse_dotbracket("((..)).((...))")
+    np.testing.assert_array_equal(nested_subset(nested), nested)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_nested_subset_is_a_maximum_nested_subset(seed):
+    rng = np.random.default_rng(seed)
+    L = int(rng.integers(6, 15))
+    ends = rng.permutation(L)[: 2 * int(rng.integers(1, L // 2 + 1))]
+    p = pairs_from_list(ends.reshape(-1, 2), L)
+    got = nested_subset(p)
+    kept = pair_list(got)
+    assert set(kept) <= set(pair_list(p))
+    assert not any(_crosses(a, b) for a, b in combinations(kept, 2))
+    pairs = pair_list(p)
+    best = max(r for r in range(len(pairs) + 1) for sub in combinations(pairs, r)
+               if not any(_crosses(a, b) for a, b in combinations(sub, 2)))
+    assert len(kept) == best
+    assert set(to_dotbracket(got)) <= set("().")
+
+
+def test_nested_subset_long():
+    """4,000 nt with many crossing pairs: exact and fast enough for inference."""
+    import time
+
+    rng = np.random.default_rng(0)
+    L = 4000
+    p = pairs_from_list(rng.permutation(L)[:1600].reshape(-1, 2), L)
+    t0 = time.perf_counter()
+    got = nested_subset(p)
+    assert time.perf_counter() - t0 < 10
+    kept = np.asarray(pair_list(got))
+    i, j = kept[:, 0], kept[:, 1]
+    assert not ((i[:, None] < i) & (i < j[:, None]) & (j[:, None] < j)).any()

@@ -117,6 +117,28 @@ def test_dotbracket_roundtrip_long(p):
     assert np.array_equal(parse_dotbracket(to_dotbracket(p)), p)
 
 
+@settings(max_examples=60, deadline=None)
+@given(pairings(max_len=120))
+def test_dotbracket_is_what_viennarna_parses(p):
+    """The writer's brackets, ``()`` ``[]`` ``{}`` ``<>`` then ``Aa`` ``Bb`` ..., read back by
+    ViennaRNA's own parser (all bracket types) into the same pairs."""
+    RNA = pytest.importorskip("RNA")
+    if len(p) == 0:  # ViennaRNA returns nothing for an empty string
+        return
+    db = to_dotbracket(p)
+    pt = list(RNA.ptable(db, RNA.BRACKETS_ANY))  # 1-based, pt[0] = length, 0 = unpaired
+    assert pt[0] == len(p)
+    assert [x - 1 for x in pt[1:]] == p.tolist()
+
+
+def test_dotbracket_bracket_order():
+    """Levels in the order the tools read them: (, [, {, <, then A/a, B/b, ..."""
+    n = 7
+    db = to_dotbracket(pairs_from_list([(k, k + n) for k in range(n)], 2 * n))
+    assert db == "([{<ABC)]}>abc"
+
+
+# ------------------------------------------------------------ pair helpers
 # ------------------------------------------------------------ pair helpers
 
 
@@ -351,3 +373,26 @@ def test_archiveii_csv_matches_dotbracket_and_ct():
     for c in shared:
         assert np.array_equal(by_name[c.name].pairs, c.pairs)
         assert by_name[c.name].seq.upper() == c.seq.upper()
+
+
+# ------------------------------------------------------------ pair probabilities
+def test_sparse_and_dense_probs():
+    from resm.structure.io import dense_probs, sparse_probs
+
+    M = np.zeros((5, 5), np.float32)
+    M[0, 4], M[4, 0] = 0.8, 0.6  # symmetrised 0.7
+    M[1, 3] = 0.4  # symmetrised 0.2
+    i, j, p = sparse_probs(M, min_p=0.1)
+    assert i.tolist() == [0, 1] and j.tolist() == [4, 3] and np.allclose(p, [0.7, 0.2])
+    assert len(sparse_probs(M, min_p=0.5)[0]) == 1
+    # sparse in either order (and as a mapping) gives the same, duplicates keep the larger p
+    i2, j2, p2 = sparse_probs(([4, 1, 0], [0, 3, 4], [0.7, 0.2, 0.1]))
+    assert i2.tolist() == [0, 1] and j2.tolist() == [4, 3] and np.allclose(p2, [0.7, 0.2])
+    i3, _, _ = sparse_probs({"i": np.array([1]), "j": np.array([3]), "p": np.array([0.2])})
+    assert i3.tolist() == [1]
+    D = dense_probs((i2, j2, p2), 5)
+    assert D.shape == (5, 5) and np.allclose(D, D.T) and np.isclose(D[4, 0], 0.7)
+    with pytest.raises(ValueError, match="out of range"):
+        dense_probs(([0], [9], [0.5]), 5)
+    with pytest.raises(ValueError, match="differ in length"):
+        sparse_probs(([0, 1], [4], [0.5]))

@@ -114,7 +114,7 @@ def test_fold_bpseq_ct_one_file_per_record(work, tmp_path, fmt):
     d, _ = work
     out = tmp_path / "pred"
     resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--format", fmt,
-         "-o", out, "--threshold", "0.0", "--method", "matching")
+         "--split-dir", out, "--threshold", "0.0", "--method", "matching")
     files = sorted(out.iterdir())
     assert [f.name for f in files] == sorted(f"{n}.{fmt}" for n in ("s1", "s_2", "s3"))
     for f in files:
@@ -123,13 +123,15 @@ def test_fold_bpseq_ct_one_file_per_record(work, tmp_path, fmt):
         assert_valid(rec)
 
 
-def test_fold_reference_prints_f1(work, tmp_path):
+def test_fold_reference_prints_a_report(work, tmp_path):
     d, _ = work
     ref = tmp_path / "ref.dbn"
     ref.write_text(TRAIN.replace(">h1", ">s1").replace(">h2", ">s3").replace(">h3", ">s/2"))
     p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--reference", ref)
-    assert p.stdout.startswith("F1 over 3 sequences") and "strict" in p.stdout and "shift" in p.stdout
-    assert len(p.stdout.strip().splitlines()) == 1
+    lines = p.stdout.strip().splitlines()
+    assert lines[0].split("\t")[:7] == ["id", "length", "n_ref", "n_pred", "f1", "f1_shift", "mcc"]
+    assert [ln.split("\t")[0] for ln in lines[1:]] == ["s1", "s/2", "s3"]
+    assert "F1 over 3 sequences (mean)" in p.stderr and "RNAfold" in p.stderr
     assert sorted(f.name for f in tmp_path.iterdir()) == ["ref.dbn"]
     (tmp_path / "part.dbn").write_text(TRAIN.replace(">h1", ">s1"))
     p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--reference",
@@ -213,7 +215,7 @@ def test_plot_structure_writes_png(tmp_path):
     assert not (tmp_path / "c.png").exists()
 
 
-@pytest.mark.parametrize("fmt,mode", [("dbn", "file"), ("ct", "dir")])
+@pytest.mark.parametrize("fmt,mode", [("dbn", "file"), ("ct", "file"), ("ct", "dir")])
 def test_failure_midway_leaves_nothing(tmp_path, fmt, mode):
     """An error after some records were folded: no output file, directory or temporary."""
     from resm.structure.writers import StructureSink, check_output, staged_dir
@@ -221,7 +223,8 @@ def test_failure_midway_leaves_nothing(tmp_path, fmt, mode):
 
     out = tmp_path / f"o.{fmt}"
     recs = [Structure(f"r{k}", "GGGAAAACCC", [9, 8, -1, -1, -1, -1, -1, -1, 1, 0]) for k in range(3)]
-    assert check_output(fmt, out, [r.name for r in recs]) == mode
+    names = [r.name for r in recs]
+    assert (check_output(fmt, None, names, split_dir=out) if mode == "dir" else check_output(fmt, out, names)) == mode
     with pytest.raises(RuntimeError):
         with staged_dir(tmp_path / "plots") as plots, StructureSink(fmt, out, mode) as sink:
             for k, r in enumerate(recs):

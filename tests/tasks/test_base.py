@@ -95,3 +95,22 @@ def test_every_shipped_config_still_validates(path: Path):
         parse_config(cfg, path.stem)
     else:
         _sections(cfg)
+
+
+def test_bundle_records_the_backbone_relative_to_itself(tmp_path, monkeypatch):
+    """A backbone given relative to the training folder is found again from anywhere."""
+    from resm.tasks.base import manifest_source, resolve_source
+
+    (tmp_path / "work" / "runs" / "x" / "model").mkdir(parents=True)
+    (tmp_path / "work" / "ckpt").mkdir()
+    (tmp_path / "work" / "ckpt" / "bb.pt").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path / "work")
+    bundle = "runs/x/model"
+    recorded = manifest_source("ckpt/bb.pt", bundle)
+    assert recorded == "../../../ckpt/bb.pt"
+    monkeypatch.chdir(tmp_path)  # another working directory
+    src = resolve_source(recorded, tmp_path / "work" / bundle)
+    assert Path(src).resolve() == (tmp_path / "work" / "ckpt" / "bb.pt").resolve()
+    for name in ("esm2_t6_8M_UR50D", "default", "facebook/esm2_t6_8M_UR50D", "random:tiny", ""):
+        assert manifest_source(name, bundle) == name and resolve_source(name, tmp_path) == name
+    assert resolve_source("work/ckpt/bb.pt", tmp_path / "elsewhere") == "work/ckpt/bb.pt"  # older manifests

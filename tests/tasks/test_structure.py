@@ -274,7 +274,7 @@ def test_fold_with_a_supervised_model(trained, tmp_path):
         want = decode(predict_pairs(model, meta["scheme"], r.seq), r.seq, threshold=meta["threshold"])
         assert np.array_equal(got[r.name], want)
     p = run("fold", fa, "--model", model_file, "--reference", trained["cfg"]["data"]["val"])
-    assert "F1 over 4 sequences" in p.stdout
+    assert "F1 over 4 sequences" in p.stderr and len(p.stdout.splitlines()) == 5  # the report: header + 4 rows
 
 
 def pair_config(assets, out_dir, **over):

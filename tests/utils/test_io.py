@@ -51,7 +51,7 @@ def test_fold_output_honours_the_umask(tmp_path, mask):
     out, plots = tmp_path / "s.dbn", tmp_path / "ct"
     with user_umask(mask):  # the command inherits it
         resm_cli("fold", REPO / "examples" / "rna.fasta", "-o", out)
-        resm_cli("fold", REPO / "examples" / "rna.fasta", "--format", "ct", "-o", plots)
+        resm_cli("fold", REPO / "examples" / "rna.fasta", "--format", "ct", "--split-dir", plots)
     assert mode(out) == 0o666 & ~mask
     assert mode(plots) == 0o777 & ~mask
     assert {mode(p) for p in plots.iterdir()} == {0o666 & ~mask}

@@ -1,0 +1,93 @@
+"""The Python API: what ``resm fold`` and ``resm embed`` do, as calls (exposed lazily at the
+top level: ``resm.load_predictor``, ``resm.embed_sequences``, ...; see the package's docstring).
+
+* :func:`load_predictor`: the shipped structure model, a ``structure_model.pt`` of your own, or
+  a backbone with a zero-shot probe, ready to fold
+  (:meth:`resm.structure.pipeline.Predictor.fold_one` gives a structure and its probabilities;
+  :meth:`~resm.structure.pipeline.Predictor.fold` folds many, lazily);
+* :func:`load_backbone`: an ESM-2 backbone and its mapping scheme, from any model spec;
+* :func:`embed_sequences`: representations of sequences, the arrays and index ``resm embed`` writes;
+* :func:`read_embeddings` / :func:`write_embeddings`: the embeddings file (layout in
+  :mod:`resm.embed`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .embed import embed_records, embedding_index, map_records, read_embeddings, resolve_layers, write_embeddings
+from .mapping import Scheme, get_scheme
+from .model.esm2 import ESM2
+from .model.load import DEFAULT_MODEL, load_with_scheme
+from .structure.io import Structure
+from .structure.pipeline import Predictor, default_model_path, supervised_predictor, zero_shot_predictor
+from .utils.device import resolve_device
+
+__all__ = ["load_predictor", "load_backbone", "embed_sequences", "read_embeddings", "write_embeddings", "Structure", "Predictor"]
+
+Sequences = Union[Mapping[str, str], Iterable[Tuple[str, str]], Iterable[str], str, os.PathLike]
+
+
+def load_predictor(model: Union[str, os.PathLike, None] = DEFAULT_MODEL, zero_shot: Union[str, os.PathLike, None] = None,
+                   device: str = "auto", scheme: Optional[str] = None, trust: bool = False) -> Predictor:
+    """A :class:`~resm.structure.pipeline.Predictor`: the structure model at ``model``
+    (``"default"`` or None: the one shipped in the package), or, with ``zero_shot`` (a probe
+    from ``resm probe``), the backbone at ``model`` with that probe. ``device`` ``auto``: the
+    GPU when there is one."""
+    dev = resolve_device(device)
+    if zero_shot is None:
+        return supervised_predictor(default_model_path() if model in (None, DEFAULT_MODEL) else model, dev)
+    from .structure.probe import ProbeFile
+
+    probe = ProbeFile.read(zero_shot)
+    loaded, the_scheme = load_with_scheme(model, scheme or probe.scheme, trust=trust)
+    return zero_shot_predictor(loaded.model.to(dev), the_scheme, loaded.meta["source"], zero_shot, probe)
+
+
+def load_backbone(model: Union[str, os.PathLike] = DEFAULT_MODEL, scheme: Optional[str] = None, device: str = "auto",
+                  trust: bool = False) -> Tuple[ESM2, Scheme]:
+    """``(ESM-2 model in eval mode, its mapping scheme)`` from a fair-esm ``.pt``, a Hugging
+    Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or ``"default"``."""
+    loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
+    return loaded.model.to(resolve_device(device)).eval(), the_scheme
+
+
+def _records(sequences: Sequences) -> list:
+    if isinstance(sequences, (str, os.PathLike)):
+        from .structure.inputs import read_sequences
+
+        return read_sequences(sequences)
+    if isinstance(sequences, Mapping):
+        return [(str(k), str(v)) for k, v in sequences.items()]
+    out = []
+    for k, item in enumerate(sequences, 1):
+        out.append((f"seq_{k}", item) if isinstance(item, str) else (str(item[0]), str(item[1])))
+    ids = [i for i, _ in out]
+    if len(set(ids)) != len(ids):
+        raise ValueError("sequence ids must be unique")
+    return out
+
+
+def embed_sequences(model: Union[str, os.PathLike, ESM2], sequences: Sequences, layers: Sequence[int] = (-1,),
+          include: Sequence[str] = ("mean",), scheme: Optional[str] = None, device: str = "auto",
+          toks_per_batch: int = 4096, dtype=None, progress: bool = False) -> Tuple[Dict[str, np.ndarray], dict]:
+    """Representations of ``sequences`` (a dict id -> sequence, ``(id, sequence)`` pairs, bare
+    sequences named ``seq_1``..., or a FASTA / structure file) under ``model`` (any spec of
+    :func:`load_backbone`, or a loaded ``ESM2``, then with ``scheme``, default kdny).
+
+    Returns ``(arrays, index)`` exactly as :func:`read_embeddings` gives them back from a file
+    of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
+    ``<id>/bos/<layer>``, ``<id>/contacts``."""
+    dev = resolve_device(device)
+    if isinstance(model, ESM2):
+        net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
+    else:
+        net, the_scheme = load_backbone(model, scheme, dev)
+        name = str(model)
+    records = map_records(_records(sequences), the_scheme, None, "sequences")
+    the_layers = resolve_layers(layers, net.num_layers)
+    arrays = embed_records(net, records, the_layers, include, toks_per_batch, dev, dtype, progress)
+    return arrays, embedding_index(records, the_layers, include, the_scheme, name)

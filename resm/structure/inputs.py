@@ -1,0 +1,157 @@
+"""What ``resm fold`` reads, the way RNAfold users hand it over.
+
+:func:`read_sequences` returns the ``(id, sequence)`` records of
+
+* FASTA, from a file (plain or gzip, streamed) or from ``-`` / a pipe (standard input is read
+  once);
+* bare sequences, one per line, with no header (named ``seq_1``, ``seq_2``, ... in order);
+* structure files, ``.dbn`` (also RNAfold's output: ``>name``, sequence, dot-bracket with an
+  optional energy), ``.ct`` (several records allowed) and ``.bpseq``: their sequences are
+  folded, their structures ignored (give the file as ``--reference`` to score against them).
+
+The format follows the file's extension when it names one, else the text: ``>`` headers make
+FASTA, or dot-bracket records when a record holds a line of brackets and dots; ``N title``
+followed by six columns is ct, ``i base j`` rows (or ``#`` comments first) are bpseq, anything
+else is bare sequences. Ids must be unique. Every error names the source and the line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
+
+from ..data.fasta import FastaError, parse_fasta
+from .io import StructureError, _infer_fmt, _stem, iter_bpseq, iter_ct, iter_dbn
+
+__all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
+
+STDIN = "-"
+_SNIFF_LINES = 2000  # the text that decides the format of a file without a telling extension
+INPUT_FORMATS = ("fasta", "plain", "dbn", "ct", "bpseq")
+_STRUCTURE_LINE = re.compile(r"^[().\[\]{}<>,:_~-]*[().\[\]{}<>][().\[\]{}<>,:_~-]*(\s+\(\s*[-+]?\d+(\.\d*)?\s*\))?$")
+_ALL_DOTS = re.compile(r"^[.]+(\s+\(\s*[-+]?\d+(\.\d*)?\s*\))?$")
+
+
+def source_name(path) -> str:
+    """How messages name the input: the file's name, or ``<stdin>``."""
+    return "<stdin>" if str(path) == STDIN else os.path.basename(os.fspath(path))
+
+
+def _stdin_lines(stdin: Optional[TextIO]) -> List[str]:
+    """Every line of standard input, read once (a pipe cannot be read twice)."""
+    stream = stdin if stdin is not None else sys.stdin
+    if stream is None or (stream.isatty() if hasattr(stream, "isatty") else False):
+        raise FastaError("no input: give a FASTA file, or pipe sequences into `resm fold -`")
+    data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    if isinstance(data, bytes):
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        data = data.decode("ascii", errors="replace")
+    return data.splitlines()
+
+
+def _file_lines(p: Path) -> Iterator[str]:
+    """The lines of a plain or gzip file (by its magic bytes), streamed."""
+    name = p.name
+    try:
+        with open(p, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        raw = gzip.open(p, "rb") if gz else open(p, "rb")
+        with io.TextIOWrapper(raw, encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                yield line.rstrip("\r\n")
+    except (OSError, EOFError) as e:
+        raise FastaError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _check_file(path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        raise FastaError(f"{p}: is a directory, not a sequence file")
+    if not p.exists():
+        raise FastaError(f"{p}: no such file")
+    return p
+
+
+def sniff_format(lines: Sequence[str]) -> str:
+    """One of :data:`INPUT_FORMATS`, from the text (see the module's rules)."""
+    body = [(k, ln.strip()) for k, ln in enumerate(lines) if ln.strip()]
+    if not body:
+        return "fasta"  # reported as "no records" by the caller
+    first = body[0][1]
+    if any(ln.startswith(">") for _, ln in body):  # FASTA, or text before its first header (an error)
+        for _, ln in body[1:]:
+            if not ln.startswith(">") and (_STRUCTURE_LINE.match(ln) or _ALL_DOTS.match(ln)):
+                return "dbn"
+        return "fasta"
+    if first.startswith("#"):
+        return "bpseq"
+    toks = first.split()
+    if toks[0].isdigit():
+        if len(toks) == 3 and toks[2].lstrip("-").isdigit():
+            return "bpseq"
+        if len(body) > 1 and len(body[1][1].split()) == 6:
+            return "ct"
+    return "plain"
+
+
+def _plain(lines: Sequence[str], source: str) -> List[Tuple[str, str]]:
+    out = []
+    for lineno, ln in enumerate(lines, 1):
+        s = ln.strip()
+        if not s:
+            continue
+        if any(c.isspace() for c in s):
+            raise FastaError(f"{source} line {lineno}: a bare sequence holds whitespace "
+                             "(one sequence per line, or FASTA with '>' headers)")
+        out.append((f"seq_{len(out) + 1}", s))
+    return out
+
+
+def read_sequences(path, fmt: Optional[str] = None, stdin: Optional[TextIO] = None) -> List[Tuple[str, str]]:
+    """The ``(id, sequence)`` records of ``path`` (``-``: standard input) in file order.
+
+    ``fmt`` forces one of :data:`INPUT_FORMATS`; by default the extension decides when it is a
+    structure format's, else :func:`sniff_format`. Raises :class:`FastaError` /
+    :class:`StructureError` naming the source and line (no records, duplicate ids included)."""
+    source = source_name(path)
+    if fmt is not None and fmt not in INPUT_FORMATS:
+        raise FastaError(f"unknown input format {fmt!r}; expected one of {INPUT_FORMATS}")
+    if str(path) == STDIN:
+        lines: Iterable[str] = _stdin_lines(stdin)
+        head = lines
+    else:
+        p = _check_file(path)
+        lines = _file_lines(p)
+        head = list(itertools.islice(_file_lines(p), _SNIFF_LINES)) if fmt is None else []
+    if fmt is None and str(path) != STDIN:
+        try:
+            by_ext = _infer_fmt(Path(path))
+        except ValueError:  # .fa, .fasta, .txt, ...: the text decides
+            by_ext = None
+        fmt = by_ext if by_ext in ("dbn", "ct", "bpseq") else None
+    fmt = fmt or sniff_format(head)
+    if fmt == "fasta":
+        records = [(r.id, r.seq) for r in parse_fasta(lines, source, unique=True)]
+    elif fmt == "plain":
+        records = _plain(lines, source)
+    else:
+        stem = "seq" if str(path) == STDIN else _stem(Path(path))
+        it = {"dbn": iter_dbn, "ct": iter_ct, "bpseq": iter_bpseq}[fmt]
+        kwargs = {} if fmt == "dbn" else {"name": stem}
+        records = []
+        seen = {}
+        for k, rec in enumerate(it(lines, source=source, **kwargs), 1):
+            if rec.name in seen:
+                raise StructureError(f"{source}: duplicate id {rec.name!r} (records {seen[rec.name]} and {k})")
+            seen[rec.name] = k
+            records.append((rec.name, rec.seq))
+    if not records:
+        raise FastaError(f"{source}: no records")
+    return records

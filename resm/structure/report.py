@@ -1,0 +1,58 @@
+"""``resm fold --reference``: a per-record report of the prediction against known structures,
+with RNAfold's minimum free energy structure scored on the same record.
+
+One TSV row per record (:data:`COLUMNS`): ``id``, ``length``, the number of reference and
+predicted pairs, F1 strict and with the ±1 shift, MCC (:mod:`resm.structure.metrics`), then the
+same three scores of RNAfold's MFE structure (:func:`resm.structure.folders.rnafold`).
+:func:`summary` gives the means over the rows.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import numpy as np
+
+from .metrics import f1_score, mcc
+
+__all__ = ["COLUMNS", "HEADER", "score_record", "format_row", "summary", "format_summary"]
+
+COLUMNS = ("id", "length", "n_ref", "n_pred", "f1", "f1_shift", "mcc", "rnafold_f1", "rnafold_f1_shift", "rnafold_mcc")
+HEADER = "\t".join(COLUMNS) + "\n"
+_SCORES = ("f1", "f1_shift", "mcc", "rnafold_f1", "rnafold_f1_shift", "rnafold_mcc")
+
+
+def _scores(pred: np.ndarray, ref: np.ndarray) -> tuple:
+    return f1_score(pred, ref), f1_score(pred, ref, shift=True), mcc(pred, ref)
+
+
+def score_record(name: str, seq: str, pred: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
+    """The report row of one record (RNAfold folds ``seq`` here)."""
+    from .folders import rnafold
+
+    pred, ref = np.asarray(pred), np.asarray(ref)
+    mfe, _ = rnafold(seq)
+    row: Dict[str, object] = {"id": name, "length": int(len(ref)), "n_ref": int((ref >= 0).sum() // 2),
+                              "n_pred": int((pred >= 0).sum() // 2)}
+    row.update(zip(("f1", "f1_shift", "mcc"), _scores(pred, ref)))
+    row.update(zip(("rnafold_f1", "rnafold_f1_shift", "rnafold_mcc"), _scores(mfe, ref)))
+    return row
+
+
+def format_row(row: Dict[str, object]) -> str:
+    return "\t".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS) + "\n"
+
+
+def summary(rows: Sequence[Dict[str, object]]) -> Dict[str, float]:
+    """``n`` and the mean of every score over ``rows``."""
+    out: Dict[str, float] = {"n": len(rows)}
+    for c in _SCORES:
+        out[c] = float(np.mean([float(r[c]) for r in rows])) if rows else float("nan")
+    return out
+
+
+def format_summary(s: Dict[str, float]) -> str:
+    """One line: the means of the model and of RNAfold."""
+    return (f"F1 over {s['n']} sequences (mean): {s['f1']:.3f} strict, {s['f1_shift']:.3f} with +-1 shift, "
+            f"MCC {s['mcc']:.3f}; RNAfold on the same records: {s['rnafold_f1']:.3f} strict, "
+            f"{s['rnafold_f1_shift']:.3f} with +-1 shift, MCC {s['rnafold_mcc']:.3f}")

@@ -1,0 +1,142 @@
+"""Checks that need a CUDA GPU (marker ``gpu``): they skip cleanly without one, and
+``python experiments/gpu_checks.py`` runs them and writes ``experiments/results/gpu.md``.
+
+* bf16 autocast forward against fp32 on the same weights (tolerances below);
+* the SDPA flash / memory-efficient attention path at 4,000 nt (the math path disallowed);
+* 20 steps of DeepSpeed ZeRO-2 bf16 pretraining through ``resm pretrain``;
+* a 4,000-nt ``resm fold`` with the shipped model on the GPU.
+
+Each test records its time and peak GPU memory into the JSON-lines file named by
+``$RESM_GPU_REPORT`` when that is set.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REPO, resm_cli
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+# bf16 keeps 8 bits of mantissa: per-token final representations stay within cosine 0.99 of
+# fp32, and the logits within 5% (relative Frobenius error) on a 6-layer ESM-2.
+BF16_MIN_COSINE = 0.99
+BF16_MAX_REL_LOGITS = 0.05
+LONG = 4000
+
+
+@pytest.fixture(autouse=True)
+def _fresh_peak():
+    torch.cuda.reset_peak_memory_stats()
+    yield
+
+
+def record(name: str, seconds: float, in_process: bool = True, **extra) -> None:
+    """One line of the report: time, and this process's peak GPU memory (None for a check run
+    in a subprocess)."""
+    path = os.environ.get("RESM_GPU_REPORT")
+    if path:
+        peak = round(torch.cuda.max_memory_allocated() / 2**30, 3) if in_process else None
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"test": name, "seconds": round(seconds, 2), "peak_gib": peak, **extra}) + "\n")
+
+
+def random_rna(n: int, seed: int = 0) -> str:
+    return "".join(np.random.default_rng(seed).choice(list("ACGU"), n))
+
+
+@pytest.fixture
+def model():
+    from resm.model.load import init_model
+
+    return init_model("esm2_t6_8M_UR50D", seed=0).cuda().eval()
+
+
+def test_bf16_forward_matches_fp32(model):
+    from resm.alphabet import pad_batch
+    from resm.mapping import get_scheme
+
+    scheme = get_scheme("kdny")
+    toks = pad_batch([scheme.encode(random_rna(n, k)) for k, n in enumerate((300, 512, 1000))]).cuda()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        ref = model(toks, repr_layers=[6])
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            low = model(toks, repr_layers=[6])
+    torch.cuda.synchronize()
+    mask = toks != 1
+    a, b = ref["representations"][6][mask].float(), low["representations"][6][mask].float()
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)
+    la, lb = ref["logits"][mask].float(), low["logits"][mask].float()
+    rel = float((la - lb).norm() / la.norm())
+    record("bf16 forward vs fp32 (3 RNAs, 300-1000 nt)", time.perf_counter() - t0, min_cosine=round(float(cos.min()), 5),
+           rel_logits=round(rel, 5))
+    assert float(cos.min()) >= BF16_MIN_COSINE and rel <= BF16_MAX_REL_LOGITS
+
+
+def test_sdpa_fused_attention_at_4000_nt(model):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from resm.alphabet import pad_batch
+    from resm.mapping import get_scheme
+
+    toks = pad_batch([get_scheme("kdny").encode(random_rna(LONG))]).cuda()
+    t0 = time.perf_counter()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):  # no math fallback
+            out = model(toks, repr_layers=[6])
+    torch.cuda.synchronize()
+    h = out["representations"][6]
+    peak = torch.cuda.max_memory_allocated()
+    dense_scores = 20 * (LONG + 2) ** 2 * 2  # what one layer's (heads, T, T) bf16 score matrix would take
+    record(f"SDPA flash/memory-efficient forward, {LONG} nt, bf16", time.perf_counter() - t0)
+    assert h.shape == (1, LONG + 2, 320) and torch.isfinite(h.float()).all()
+    assert peak < dense_scores, (peak, dense_scores)
+
+
+def test_deepspeed_zero2_bf16_pretraining_20_steps(tmp_path):
+    pytest.importorskip("deepspeed")
+    import yaml
+
+    from tests.tasks.test_mlm import corpus
+
+    fa = corpus(tmp_path / "corpus.fa", n=400)
+    cfg = {"model": {"arch": "esm2_t6_8M_UR50D", "init_seed": 1},
+           "data": {"train": [str(fa)], "max_length": 64, "tokens_per_batch": 4096, "val_fraction": 0.1,
+                    "val_by": "family", "min_length": 5, "bucket_size": 256},
+           "validation": {"max_records": 40},
+           "optim": {"lr": 1e-3, "warmup_steps": 5, "schedule": "cosine"},
+           "train": {"out_dir": str(tmp_path / "run"), "max_steps": 20, "log_every": 1, "val_every": 20,
+                     "ckpt_every": 20, "progress": False, "engine": "deepspeed", "deepspeed_config": "zero2",
+                     "precision": "bf16", "device": "cuda"}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    t0 = time.perf_counter()
+    p = resm_cli("pretrain", "--config", path)
+    seconds = time.perf_counter() - t0
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    train = [r for r in log if r["split"] == "train"]
+    record("DeepSpeed ZeRO-2 bf16 pretraining, 20 steps (esm2_t6 architecture), whole command", seconds, False,
+           first_loss=round(train[0]["loss"], 4), last_loss=round(train[-1]["loss"], 4))
+    assert "finished at step 20" in p.stdout and len(train) == 20
+    assert all(np.isfinite(r["loss"]) for r in train) and train[-1]["loss"] < train[0]["loss"]
+
+
+def test_fold_4000_nt_on_the_gpu(tmp_path):
+    from resm.structure.io import read_structures
+    from resm.structure.pipeline import fold_fasta
+
+    (tmp_path / "long.fa").write_text(f">long\n{random_rna(LONG, 7)}\n")
+    t0 = time.perf_counter()
+    r = fold_fasta(tmp_path / "long.fa", out=tmp_path / "long.dbn", bpp=tmp_path / "long.bpp", device="cuda:0",
+                   progress=False)
+    seconds = time.perf_counter() - t0
+    (rec,) = read_structures(tmp_path / "long.dbn")
+    record(f"resm fold, {LONG} nt, shipped model on the GPU (load and RNAfold prior on the CPU included)", seconds,
+           pairs=int((rec.pairs >= 0).sum() // 2))
+    assert r["n"] == 1 and len(rec) == LONG
+    assert (tmp_path / "long.bpp").read_text().count("\n") > 3

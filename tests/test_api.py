@@ -1,0 +1,60 @@
+"""The Python API: the examples of the package docstring and of the README run as written, and
+``import resm`` stays light."""
+
+import doctest
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.conftest import ENV, REPO
+
+
+def test_import_resm_is_light():
+    code = "import sys, resm; print(resm.__version__, 'torch' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=REPO, check=True)
+    assert out.stdout.split()[1:] == ["False", "False"]
+    assert "load_predictor" in dir(__import__("resm"))
+
+
+def test_package_docstring_examples(tmp_path, monkeypatch):
+    import resm
+
+    monkeypatch.chdir(tmp_path)  # the example writes emb.safetensors here
+    result = doctest.testmod(resm, raise_on_error=False, verbose=False)
+    assert result.attempted >= 8 and result.failed == 0
+    assert (tmp_path / "emb.safetensors").exists()
+
+
+def readme_python_blocks() -> list:
+    return re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    """Every python block of the README, in order, in one namespace, in a folder holding what
+    the blocks name (a small random backbone under the name they use)."""
+    from resm.model.load import init_model, save_fair_esm
+
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 3
+    monkeypatch.chdir(tmp_path)
+    save_fair_esm(init_model("tiny", seed=0), tmp_path / "esm2_t6_8M_UR50D.pt")
+    namespace: dict = {}
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "emb.safetensors").exists()
+
+
+def test_embed_sequences_equals_resm_embed(tmp_path):
+    import resm
+    from tests.conftest import resm_cli
+
+    seqs = {"a": "GGGGAAACCCCAUAGCGCGAAAGCGCU", "b/2": "ACGUACGUAAAAACCCGGGUUUACGU"}
+    (tmp_path / "x.fa").write_text("".join(f">{k}\n{v}\n" for k, v in seqs.items()))
+    resm_cli("embed", "default", tmp_path / "x.fa", tmp_path / "e.npz", "--include", "mean", "per_tok", "--nogpu")
+    want, want_index = resm.read_embeddings(tmp_path / "e.npz")
+    got, index = resm.embed_sequences("default", seqs, include=["mean", "per_tok"], device="cpu")
+    assert index == want_index and set(got) == set(want)
+    for k in got:
+        np.testing.assert_allclose(got[k], want[k], atol=1e-5)

@@ -1,0 +1,139 @@
+"""The ecosystem's conventions: esm-extract's option spellings, Hugging Face hub ids from the
+local cache, tokenizer files in exported folders, --device auto, help texts that state their
+defaults, the shipped model by name, and `resm schemes --show`."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from tests.conftest import ENV, resm_cli
+from resm.cli import HelpFormatter, build_parser
+from resm.embed import read_embeddings
+from resm.model.load import init_model, load_backbone, save_hf
+
+
+def subparsers(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from action.choices.items()
+
+
+def test_every_option_states_its_default():
+    """Each option's help, as printed, names its default (or says it is required), unless it is
+    a flag (no value)."""
+    parser = build_parser()
+    missing = []
+    for name, sp in subparsers(parser):
+        assert sp.formatter_class is HelpFormatter
+        fmt = sp._get_formatter()
+        for a in sp._actions:
+            if not a.option_strings or a.help == argparse.SUPPRESS or a.nargs == 0:
+                continue
+            if ("required" if a.required else "default") not in fmt._get_help_string(a):
+                missing.append(f"{name} {a.option_strings[0]}")
+    assert not missing, f"options whose help gives no default: {missing}"
+    text = " ".join(dict(subparsers(parser))["embed"].format_help().split())
+    assert "(default: -1)" in text and "(default: mean)" in text and "(default: 4096)" in text
+
+
+def test_device_defaults_to_auto_everywhere():
+    from resm.utils.device import resolve_device
+
+    parser = build_parser()
+    with_device = [n for n, sp in subparsers(parser) if any("--device" in a.option_strings for a in sp._actions)]
+    assert {"embed", "probe", "fold", "interact", "predict"} <= set(with_device)
+    for n in with_device:
+        sp = dict(subparsers(parser))[n]
+        assert next(a for a in sp._actions if "--device" in a.option_strings).default == "auto"
+    import torch
+
+    assert resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+
+
+def test_esm_extract_spellings(tmp_path):
+    ck = tmp_path / "tiny.pt"
+    from resm.model.load import save_fair_esm
+
+    save_fair_esm(init_model("tiny", seed=0), ck)
+    (tmp_path / "x.fa").write_text(">a\nGGGAAACCC\n>b\nACGUACGU\n")
+    parse = build_parser().parse_args
+    a = parse(["embed", str(ck), "x.fa", "o.pt", "--repr_layers", "0", "2", "--toks_per_batch", "99", "--nogpu",
+               "--include", "mean", "per_tok", "bos", "contacts"])
+    assert a.repr_layers == [0, 2] and a.toks_per_batch == 99 and a.device == "cpu"
+    assert a.include == ["mean", "per_tok", "bos", "contacts"]
+    resm_cli("embed", ck, tmp_path / "x.fa", tmp_path / "e.npz", "--repr_layers", "0", "-1", "--toks_per_batch", "30",
+             "--nogpu", "--include", "mean", "contacts")
+    arrays, index = read_embeddings(tmp_path / "e.npz")
+    assert index["layers"] == [0, 2] and arrays["a/contacts"].shape == (9, 9)
+
+
+def _fake_hf_cache(root, repo_id: str, model) -> None:
+    """The layout huggingface_hub writes: models--owner--name/{refs/main, snapshots/<rev>/}."""
+    folder = root / "hub" / ("models--" + repo_id.replace("/", "--"))
+    save_hf(model, folder / "snapshots" / "0123abcd")
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0123abcd")
+
+
+def test_hugging_face_hub_ids_from_the_local_cache(tmp_path):
+    model = init_model("tiny", seed=4)
+    _fake_hf_cache(tmp_path / "hf", "facebook/esm2_t6_8M_UR50D", model)
+    (tmp_path / "x.fa").write_text(">a\nGGGAAACCC\n")
+    env = {**ENV, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("HUGGINGFACE_HUB_CACHE", None)
+    resm_cli("embed", "facebook/esm2_t6_8M_UR50D", tmp_path / "x.fa", tmp_path / "e.npz", "--nogpu", env=env)
+    arrays, index = read_embeddings(tmp_path / "e.npz")
+    assert index["model"] == "facebook/esm2_t6_8M_UR50D" and arrays["a/mean/2"].shape == (64,)
+    p = resm_cli("embed", "facebook/esm2_t12_35M_UR50D", tmp_path / "x.fa", tmp_path / "f.npz", "--nogpu", env=env,
+                 check=False)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(err) == 1
+    assert "facebook/esm2_t12_35M_UR50D: not in the local Hugging Face cache" in err[0]
+    assert "huggingface-cli download facebook/esm2_t12_35M_UR50D" in err[0]
+    assert not (tmp_path / "f.npz").exists()
+
+
+def test_hf_folders_carry_a_tokenizer(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from resm.alphabet import pad_batch
+    from resm.mapping import get_scheme
+
+    save_hf(init_model("tiny", seed=0), tmp_path / "hf")
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    scheme = get_scheme("kdny")
+    rna = "GGGAAACCCUN"
+    assert tok(scheme.to_protein(rna))["input_ids"] == pad_batch([scheme.encode(rna)])[0].tolist()
+    assert tok.mask_token == "<mask>" and tok.pad_token_id == 1 and len(tok) == 33
+    # the model and its tokenizer load together in transformers and agree with resm
+    import torch
+
+    hf = transformers.EsmForMaskedLM.from_pretrained(tmp_path / "hf").eval()
+    ids = tok([scheme.to_protein(rna)], return_tensors="pt")["input_ids"]
+    ours = load_backbone(tmp_path / "hf").model
+    with torch.no_grad():
+        np.testing.assert_allclose(hf(ids).logits.numpy(), ours(ids)["logits"].numpy(), atol=1e-4)
+
+
+def test_default_names_the_shipped_model(tmp_path):
+    from resm.structure.pipeline import default_model_path
+
+    loaded = load_backbone("default")
+    assert loaded.meta["scheme"] == "kdny" and loaded.meta["source"] == "default"
+    a = build_parser().parse_args(["evaluate", "structure", "--model", "default", "--dataset", "ts0"])
+    assert str(a.model) == "default" and default_model_path().exists()
+    from resm.compare.backends import BackendSpec, make_backend
+
+    b = make_backend(BackendSpec(name="shipped", kind="resm", checkpoint="default"), "cpu").load()
+    assert b.num_layers == loaded.model.num_layers and b.scheme.name == "kdny"
+
+
+def test_schemes_show_prints_the_tables():
+    p = resm_cli("schemes", "--show", "codon3")
+    out = p.stdout
+    assert "centred triplet" in out and "AUG M" in out and "UAA Z" in out and out.count(" -> ") >= 4
+    assert "Example: GGACUUCGGUCC -> " in out and "triplet GGA -> G" in out
+    out = resm_cli("schemes", "--show", "kdny").stdout
+    assert "A -> K" in out and "U -> D" in out and "C -> N" in out and "G -> Y" in out
