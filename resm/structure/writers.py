@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
-from ..utils.io import atomic_path, atomic_write_text
+from ..utils.io import atomic_path, atomic_write_text, merge_dir
 from .io import FoldError, Structure, format_structures
 
 __all__ = ["OUTPUT_FORMATS", "safe_filename", "record_file_names", "check_output", "staged_dir", "StructureSink"]
@@ -73,20 +73,11 @@ def check_output(fmt: str, out: Optional[Path], ids: Sequence[str]) -> str:
     return "file"
 
 
-@contextlib.contextmanager
-def staged_dir(final: Path) -> Iterator[Path]:
+def staged_dir(final: Path) -> contextlib.AbstractContextManager:
     """A temporary folder beside ``final``; on success its files are moved into ``final``
-    (created if needed; other files there are left alone), on error it is removed."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        yield tmp
-        final.mkdir(exist_ok=True)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, final / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    (created if needed; other files there are left alone), on error it is removed
+    (:func:`resm.utils.io.merge_dir`)."""
+    return merge_dir(final)
 
 
 class StructureSink:
