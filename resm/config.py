@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
-__all__ = ["ConfigError", "from_dict", "coerce", "load_config", "apply_override", "default_data_dir"]
+__all__ = ["ConfigError", "from_dict", "coerce", "check_device", "load_config", "apply_override", "default_data_dir"]
 
 
 class ConfigError(ValueError):
@@ -128,6 +128,24 @@ def from_dict(cls, d: Optional[Mapping[str, Any]], where: str, *, fixed: Optiona
         raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def check_device(name: str, key: str) -> str:
+    """``name`` if it is ``auto`` or a device torch knows (and CUDA is present for a cuda one);
+    else a ConfigError naming ``key``."""
+    if name == "auto":
+        return name
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"{key}: unknown device {name!r} (auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}: {name!r} asked for, but CUDA is not available here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"{key}: {name!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
+    return name
 
 
 # ----------------------------------------------------------------------------- files

@@ -228,7 +228,10 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
 
     folder = Path(folder)
     enc = model.encoder
-    with atomic_dir(folder) as tmp:
+    def earlier(p: Path) -> bool:  # an existing folder is replaced only if it is an earlier bundle
+        return (p / A.MANIFEST).is_file() or any(p.glob("onehot-*.pt"))
+
+    with atomic_dir(folder, replaces=earlier) as tmp:
         if isinstance(enc, OneHotEncoder):
             for name, spec in heads.items():
                 state = {f"head.{k}": v for k, v in model.heads[name].state_dict().items()}
