@@ -155,17 +155,27 @@ def default_data_dir() -> str:
 
 
 def apply_override(cfg: Dict[str, Any], item: str) -> None:
+    """Apply one ``section.key=value`` override (the value is read as YAML)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not key=value")
     key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else None
+    parts = key.strip().split(".")
+    if not all(p.strip() for p in parts):
+        raise ConfigError(f"override {item!r}: {key!r} is not a key (section.key)")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({_first_line(e)})") from None
     node = cfg
-    parts = key.split(".")
     for p in parts[:-1]:
         if not isinstance(node.setdefault(p, {}), dict):
             raise ConfigError(f"override {item!r}: {p} is not a section")
         node = node[p]
     node[parts[-1]] = value
+
+
+def _first_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:160] or type(e).__name__
 
 
 def _substitute(x: Any, data_dir: str) -> Any:
@@ -181,12 +191,18 @@ def _substitute(x: Any, data_dir: str) -> Any:
 def load_config(path: str | os.PathLike, overrides: List[str] = ()) -> Dict[str, Any]:
     """Read a YAML config, apply overrides, and expand ``{data_dir}`` in strings."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; --config takes a YAML file")
     try:
-        cfg = yaml.safe_load(path.read_text()) or {}
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: not valid YAML ({_first_line(e)})") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections")
     for item in overrides:

@@ -9,6 +9,7 @@ is refused with a message naming it, unless the caller passes ``trust=True`` exp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
@@ -16,7 +17,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 
@@ -95,6 +96,19 @@ def safe_load(path: str | os.PathLike, trust: bool = False, allow: Sequence[obje
         raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
     except Exception as e:  # torch raises many kinds of error for a file that is no checkpoint
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({_first_sentence(e)})") from None
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Building something from a loaded file: a missing entry or a value of the wrong type or
+    shape is a one-line :class:`CheckpointError` naming the file, not a ``KeyError``."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+        detail = f"no entry {e.args[0]!r}" if isinstance(e, KeyError) else _first_sentence(e)
+        raise CheckpointError(f"{path}: not a usable {what} ({detail})") from None
 
 
 def _cfg_get(cfg, name, default=None):

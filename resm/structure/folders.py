@@ -169,6 +169,7 @@ def cached_prior(folder, seq: str, cfg) -> np.ndarray:
     """:func:`head_pair_prior` as fp16, stored in ``folder`` (one ``.npy`` per sequence and
     prior setting, named by their SHA-1) and read back when already there. Writes are atomic,
     so concurrent runs sharing the folder at worst compute a matrix twice."""
+    import contextlib
     import hashlib
     from pathlib import Path
 
@@ -177,7 +178,8 @@ def cached_prior(folder, seq: str, cfg) -> np.ndarray:
     setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
     path = Path(folder) / f"{hashlib.sha1(f'{normalise_rna(seq)}|{setting}'.encode()).hexdigest()}.npy"
     if path.exists():
-        return np.load(path)
+        with contextlib.suppress(OSError, ValueError):  # unreadable: computed again below
+            return np.load(path, allow_pickle=False)
     out = head_pair_prior(seq, cfg).astype(np.float16)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, out)

@@ -26,12 +26,13 @@ __all__ = ["OUTPUT_FORMATS", "safe_filename", "record_file_names", "check_output
 OUTPUT_FORMATS = ("dbn", "bpseq", "ct")
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
+_UNSAFE = re.compile(r"[^\w.+=-]")  # \w: letters and digits of every script, and _
 
 
 def safe_filename(name: str) -> str:
-    """A file name for a record id: characters other than letters, digits and ``._+=-``
-    become ``_``; a leading dot is prefixed with ``_`` (no hidden files, no ``..``)."""
+    """A file name for a record id: characters other than letters and digits (of any script:
+    ``ARN_é`` stays as it is) and ``._+=-`` become ``_``; a leading dot is prefixed with ``_``
+    (no hidden files, no ``..``)."""
     s = _UNSAFE.sub("_", name) or "_"
     return "_" + s if s.startswith(".") else s
 

@@ -93,6 +93,11 @@ class ModelConfig:
             raise ConfigError(f"model.encoder must be backbone or onehot, not {self.encoder!r}")
         if self.encoder == "backbone" and bool(self.init) == bool(self.arch):
             raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
+        if self.arch is not None:
+            from ..model.config import ARCHS
+
+            if self.arch not in ARCHS:
+                raise ConfigError(f"model.arch: unknown architecture {self.arch!r}; known: {', '.join(ARCHS)}")
         if self.mode not in MODES:
             raise ConfigError(f"model.mode must be one of {list(MODES)}, not {self.mode!r}")
         if self.mode == "adapters" and self.adapter is None:
@@ -270,7 +275,7 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     from ..model import adapters as A
 
     builders = HEADS if builders is None else builders
-    from ..model.load import load_backbone
+    from ..model.load import load_backbone, reading
 
     folder = Path(folder)
     onehot = sorted(folder.glob("onehot-*.pt"))
@@ -282,14 +287,16 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
         for f in onehot:
             d = safe_load(f)
             name = f.stem[len("onehot-"):]
-            if enc is None:
-                enc = OneHotEncoder(OneHotConfig(**d["encoder_config"]))
-                enc.load_state_dict({k[8:]: v for k, v in d["state"].items() if k.startswith("encoder.")})
-            head, fn = builders[d["task"]](d["head_config"], enc.embed_dim)
-            head.load_state_dict({k[5:]: v for k, v in d["state"].items() if k.startswith("head.")})
-            heads[name], apply[name] = head, fn
-            entries[name] = {"task": d["task"], "config": d["head_config"], "extra": d["extra"]}
-        return TaskModel(enc, heads, apply).eval(), entries, get_scheme(d["scheme"])
+            with reading(f, "one-hot model"):
+                if enc is None:
+                    enc = OneHotEncoder(OneHotConfig(**d["encoder_config"]))
+                    enc.load_state_dict({k[8:]: v for k, v in d["state"].items() if k.startswith("encoder.")})
+                head, fn = builders[d["task"]](d["head_config"], enc.embed_dim)
+                head.load_state_dict({k[5:]: v for k, v in d["state"].items() if k.startswith("head.")})
+                heads[name], apply[name] = head, fn
+                entries[name] = {"task": d["task"], "config": d["head_config"], "extra": d["extra"]}
+                scheme = get_scheme(d["scheme"])
+        return TaskModel(enc, heads, apply).eval(), entries, scheme
     manifest = A.read_manifest(folder)
     scheme = get_scheme(manifest["scheme"]["name"])
     entries = manifest.get("heads", {})
@@ -309,9 +316,10 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
         A.load_adapter(folder, bb, n, scheme)
     heads, apply = {}, {}
     for name, entry in entries.items():
-        head, fn = builders[entry["task"]](entry["config"], bb.embed_dim)
         state, _ = A.load_head_state(folder, name)
-        head.load_state_dict(state)
+        with reading(folder / A.MANIFEST, f"model bundle (head {name!r})"):
+            head, fn = builders[entry["task"]](entry["config"], bb.embed_dim)
+            head.load_state_dict(state)
         heads[name], apply[name] = head, fn
         if entry.get("adapter"):
             A.set_active_adapter(bb, entry["adapter"])

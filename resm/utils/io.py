@@ -136,15 +136,17 @@ def _nearest_existing(p: Path) -> Path:
 
 
 def check_output(path: str | os.PathLike, kind: str = "file") -> None:
-    """Raise :class:`OutputError` unless ``path`` can receive a ``kind`` output ("file", or
-    "dir" for a folder). Nothing is left behind: the check creates one temporary file in the
-    nearest existing folder on the way and removes it."""
+    """Raise :class:`OutputError` unless ``path`` can receive a ``kind`` output ("file", "dir"
+    for a folder, or "any" of the two). Nothing is left behind: the check creates one
+    temporary file in the nearest existing folder on the way and removes it."""
     p = Path(path)
+    if str(p) == "":
+        raise OutputError("an output path is empty")
     if kind == "file" and p.is_dir():
         raise OutputError(f"{p}: is a folder; a file is to be written here")
     if kind != "file" and os.path.lexists(p) and not p.is_dir():
         raise OutputError(f"{p}: is a file; a folder is to be written here")
-    where = _nearest_existing(p if kind != "file" and p.is_dir() else p.parent)
+    where = _nearest_existing(p if p.is_dir() and kind != "file" else p.parent)
     if not where.is_dir():
         raise OutputError(f"{p}: cannot be created, {where} is not a folder")
     try:
