@@ -254,7 +254,10 @@ def cmd_compare(a: argparse.Namespace) -> None:
     from .compare.report import format_markdown
     from .config import load_config
 
+    from .utils.io import check_output
+
     cfg = parse_config(load_config(a.config, a.overrides), a.config.stem)  # checked before any work
+    check_output(cfg.output_dir(), "dir")
     result = run_compare(cfg)
     print(format_markdown(cfg, result))
     print(f"wrote {len(result['files'])} files to {result['out_dir']}/")

@@ -175,6 +175,10 @@ def apply_override(cfg: Dict[str, Any], item: str) -> None:
 
 
 def _first_line(e: BaseException) -> str:
+    """A YAML error in a few words: where, and what is wrong."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
     return " ".join(str(e).split())[:160] or type(e).__name__
 
 

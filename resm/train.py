@@ -326,22 +326,30 @@ class TorchEngine:
         return self.module.state_dict()
 
 
+def read_deepspeed_config(train: TrainConfig) -> Dict[str, Any]:
+    """The DeepSpeed JSON of ``train.deepspeed_config``; a one-line ConfigError naming it."""
+    if not train.deepspeed_config:
+        raise ConfigError("engine deepspeed needs train.deepspeed_config (see configs/deepspeed/)")
+    try:
+        ds_cfg = json.loads(Path(train.deepspeed_config).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or " ".join(str(e).split())
+        raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: unreadable JSON ({why})") from None
+    if not isinstance(ds_cfg, dict):
+        raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: not a JSON object")
+    return ds_cfg
+
+
 class DeepSpeedEngine:
     """DeepSpeed ZeRO (stage from the JSON config), our AdamW and schedule as client objects."""
 
     name = "deepspeed"
 
     def __init__(self, model, optim: OptimConfig, train: TrainConfig, device):
+        ds_cfg = read_deepspeed_config(train)
+        self.trust = train.trust_checkpoint
         import deepspeed
 
-        if not train.deepspeed_config:
-            raise ConfigError("engine deepspeed needs train.deepspeed_config (see configs/deepspeed/)")
-        try:
-            ds_cfg = json.loads(Path(train.deepspeed_config).read_text())
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: unreadable JSON "
-                              f"({getattr(e, 'strerror', None) or str(e).splitlines()[0]})") from None
-        self.trust = train.trust_checkpoint
         ds_cfg.setdefault("train_micro_batch_size_per_gpu", 1)  # batches are token budgets
         ds_cfg["gradient_accumulation_steps"] = train.grad_accum
         ds_cfg.pop("train_batch_size", None)
@@ -710,6 +718,8 @@ def run_task(make_task, cfg: Dict[str, Any], sections: set) -> tuple:
         raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
     optim = from_dict(OptimConfig, cfg.get("optim"), "optim")
     train = from_dict(TrainConfig, cfg.get("train"), "train")
+    if train.engine == "deepspeed":
+        read_deepspeed_config(train)
     try:  # before any work: a run folder that cannot be written fails now, not after loading
         check_output(train.out_dir, "dir")
     except OutputError as e:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError
-from .model.load import CheckpointError, safe_load
+from .model.load import CheckpointError, load_failure, safe_load
 
 __all__ = ["STATE_FORMAT", "DEEPSPEED_GLOBALS", "rng_state", "set_rng_state", "save_trainer_state",
            "load_trainer_state", "load_engine_state", "guarded_torch_load", "jsonable", "changes"]
@@ -178,8 +178,7 @@ def guarded_torch_load(trust: bool = False, hint: str = TRAIN_HINT) -> Iterator[
         except (FileNotFoundError, CheckpointError):
             raise
         except Exception as e:  # a truncated or foreign file
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
-            raise CheckpointError(f"{f}: not a readable torch checkpoint ({first})") from None
+            raise CheckpointError(f"{f}: not a readable torch checkpoint ({load_failure(Path(f), e)})") from None
 
     torch.load = load
     try:

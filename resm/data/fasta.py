@@ -75,7 +75,7 @@ def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record
             if header is not None:
                 yield emit()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise FastaError(f"{name}: cannot read ({e})") from e
+        raise FastaError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from e
 
 
 def write_fasta(records: Iterable[tuple], fh, width: int = 0) -> None:

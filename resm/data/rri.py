@@ -111,7 +111,7 @@ def table_rows(path: PathLike, error: type) -> Iterator[Tuple[int, List[str]]]:
     except csv.Error as e:
         raise error(f"{name} line {last + 1}: {e}") from e
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise error(f"{name} line {last + 1}: cannot read ({e})") from e
+        raise error(f"{name} line {last + 1}: cannot read ({getattr(e, 'strerror', None) or e})") from e
 
 
 # ---- pairs ------------------------------------------------------------------------------------

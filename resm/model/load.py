@@ -59,6 +59,22 @@ def _first_sentence(e: BaseException) -> str:
     return text.split(". ")[0].rstrip(".")[:200]
 
 
+def load_failure(path: Path, e: BaseException) -> str:
+    """Why a file did not load, in words: from its first bytes where torch's words say little."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return _first_sentence(e)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK"):  # a torch zip file: torch's first sentence is meaningful
+        return _first_sentence(e)
+    if head[:1] == b"\x80":
+        return f"damaged or truncated pickle: {_first_sentence(e)}"
+    return "it is not a torch file (no zip or pickle header)"
+
+
 TRUST_HINT = "if you trust this file, pass --trust-checkpoint (in a config: trust_checkpoint: true)"
 
 
@@ -95,7 +111,7 @@ def safe_load(path: str | os.PathLike, trust: bool = False, allow: Sequence[obje
     except PermissionError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
     except Exception as e:  # torch raises many kinds of error for a file that is no checkpoint
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_first_sentence(e)})") from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({load_failure(path, e)})") from None
 
 
 @contextlib.contextmanager

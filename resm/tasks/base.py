@@ -278,6 +278,8 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     from ..model.load import load_backbone, reading
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise A.AdapterError(f"{folder}: no such model folder (out_dir/model of `resm finetune`)")
     onehot = sorted(folder.glob("onehot-*.pt"))
     if onehot:
         from ..model.load import safe_load

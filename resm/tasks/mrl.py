@@ -55,6 +55,10 @@ class MRLDataConfig:
     def __post_init__(self):
         if not self.train:
             raise ConfigError("data.train: give the UTR file")
+        for key in ("batch_size", "max_train", "max_val"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"data.{key} must be >= 1, got {v}")
         self.fractions = list(self.fractions or [0.8, 0.1, 0.1])
         if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6 or min(self.fractions) < 0:
             raise ConfigError(f"data.fractions must be three shares summing to 1, got {self.fractions}")
