@@ -9,9 +9,9 @@ from typing import Optional
 from .mapping import get_scheme
 from .model.config import ESM2Config
 from .model.esm2 import ESM2
-from .model.load import TRUST_HINT, CheckpointError, resm_meta, save_fair_esm, save_hf
+from .model.load import CheckpointError, resm_meta, save_fair_esm, save_hf
 from .train import list_checkpoints
-from .train_state import guarded_torch_load, load_engine_state, load_trainer_state
+from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
 from .utils.io import transaction
 
 
@@ -38,7 +38,7 @@ def consolidated_state(folder: Path, trust: bool = False) -> dict:
     if (folder / "ds").is_dir():
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-        with guarded_torch_load(trust, hint=TRUST_HINT):
+        with guarded_torch_load(trust, hint=EXPORT_HINT):
             try:
                 return get_fp32_state_dict_from_zero_checkpoint(str(folder), tag="ds")
             except CheckpointError:
@@ -53,7 +53,7 @@ def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: b
     """Write the model of checkpoint (or run folder) ``path`` to the fair-esm ``.pt`` ``out``
     and, given ``hf``, a Hugging Face folder; both or neither (one transaction)."""
     folder = resolve_checkpoint(path)
-    state = load_trainer_state(folder, 0, trust)
+    state = load_trainer_state(folder, 0, trust, hint=EXPORT_HINT)
     fp = state["fingerprint"]
     if not isinstance(fp, dict) or "architecture" not in fp:
         raise CheckpointError(f"{state['file']}: not a resm pretraining checkpoint (no architecture)")

@@ -37,7 +37,7 @@ import torch
 from .config import ConfigError
 from .model.load import CheckpointError, load_failure, safe_load
 
-__all__ = ["STATE_FORMAT", "DEEPSPEED_GLOBALS", "rng_state", "set_rng_state", "save_trainer_state",
+__all__ = ["STATE_FORMAT", "DEEPSPEED_GLOBALS", "TRAIN_HINT", "EXPORT_HINT", "rng_state", "set_rng_state", "save_trainer_state",
            "load_trainer_state", "load_engine_state", "guarded_torch_load", "jsonable", "changes"]
 
 STATE_FORMAT = "resm-trainer-state"
@@ -48,6 +48,7 @@ DEEPSPEED_GLOBALS = (
     "deepspeed.utils.tensor_fragment.fragment_address",
 )
 TRAIN_HINT = "if you trust this run folder, set train.trust_checkpoint=true"
+EXPORT_HINT = "if you trust this run folder, pass --trust-checkpoint"
 
 
 # ----------------------------------------------------------------------------- random states
@@ -106,7 +107,7 @@ def save_trainer_state(folder: Path, rank: int, state: Dict[str, Any]) -> Path:
 _NEEDED = ("step", "tokens_seen", "data", "rng", "mask_rng", "fingerprint", "world_size", "engine")
 
 
-def load_trainer_state(folder: Path, rank: int, trust: bool = False) -> Dict[str, Any]:
+def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str = TRAIN_HINT) -> Dict[str, Any]:
     """The trainer state of ``rank`` in checkpoint ``folder`` (JSON; an old ``.pt`` state is
     read with ``weights_only=True``). One-line errors name the file."""
     folder = Path(folder)
@@ -123,7 +124,7 @@ def load_trainer_state(folder: Path, rank: int, trust: bool = False) -> Dict[str
         reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct
         allow = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), reconstruct,
                  (reconstruct, "numpy.core.multiarray._reconstruct")]  # written by numpy 1 or 2
-        state = safe_load(path, trust, allow=allow, hint=TRAIN_HINT)
+        state = safe_load(path, trust, allow=allow, hint=hint)
         if not isinstance(state, dict):
             raise CheckpointError(f"{path}: not a resm trainer state")
     else:
@@ -136,8 +137,10 @@ def load_trainer_state(folder: Path, rank: int, trust: bool = False) -> Dict[str
 
 
 def load_engine_state(path: Path, map_location) -> Dict[str, Any]:
-    """``engine.pt`` of the plain torch engine, read with ``weights_only=True``."""
-    state = safe_load(path, map_location=map_location, hint=TRAIN_HINT)
+    """``engine.pt`` of the plain torch engine, read with ``weights_only=True`` (it holds only
+    tensors and numbers; a file that names anything else was not written by resm, and is never
+    unpickled in full)."""
+    state = safe_load(path, map_location=map_location, hint="")
     if not isinstance(state, dict) or not {"model", "optimizer", "scheduler"} <= set(state):
         raise CheckpointError(f"{path}: not an engine state (model, optimizer, scheduler)")
     return state

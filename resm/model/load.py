@@ -83,7 +83,8 @@ def safe_load(path: str | os.PathLike, trust: bool = False, allow: Sequence[obje
     """``torch.load`` with ``weights_only=True``: only tensors, plain containers and the
     globals allow-listed here (``argparse.Namespace``, plus ``allow``) are rebuilt, so loading
     runs no code from the file. A file that names anything else is a :class:`CheckpointError`
-    naming the global, unless ``trust`` (then it is unpickled in full); any file that is not a
+    naming the global (and ``hint``, how to trust it), unless ``trust`` (then it is unpickled in
+    full); any file that is not a
     readable checkpoint (text, truncated, a folder) is a one-line :class:`CheckpointError`
     naming it."""
     path = Path(path)
@@ -104,7 +105,7 @@ def safe_load(path: str | os.PathLike, trust: bool = False, allow: Sequence[obje
                 return torch.load(path, map_location=map_location, weights_only=False)
         raise CheckpointError(
             f"{path}: refusing to unpickle it: it names {named.group(1)}, which is not allowed in a "
-            f"checkpoint (loading it could run code); {hint}"
+            f"checkpoint (loading it could run code)" + (f"; {hint}" if hint else "")
         ) from None
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None

@@ -278,7 +278,7 @@ class Transaction:
             self._aside(e.final, keep, undo, done)
             os.replace(e.tmp, e.final)
         elif e.kind == "dir":
-            os.chmod(e.tmp, 0o777 & ~umask())
+            _open_up(e.tmp)
             if e.final.exists():
                 old = _aside_name(e.final)
                 os.replace(e.final, old)
@@ -300,6 +300,18 @@ class Transaction:
                 self._aside(target, keep, undo, done)
                 os.replace(f, target)
             e.tmp.rmdir()
+
+
+def _open_up(folder: Path) -> None:
+    """A staged folder and what is in it get the modes of plainly created ones (some writers,
+    safetensors for one, create their files private)."""
+    mask = umask()
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~mask)
+        for f in files:
+            p = os.path.join(root, f)
+            if not os.path.islink(p):
+                os.chmod(p, 0o666 & ~mask)
 
 
 _CURRENT: contextvars.ContextVar[Optional[Transaction]] = contextvars.ContextVar("resm_outputs", default=None)
