@@ -11,8 +11,8 @@
   otherwise (with the folders created for them), so a command that fails writes nothing and
   a command that succeeds writes all of its outputs. The command line runs every command but
   the training ones inside one (a training run writes its checkpoints as it goes, and
-  :func:`suspended` lets the loop do that even inside a transaction). Writes into a folder
-  that is itself staged go straight in: the folder is the unit.
+  :func:`suspended` lets the loop do that even inside a transaction). Writes to a staged
+  temporary, or into a staged folder, go straight in: that output is the unit.
 * :func:`check_output` refuses, before any work, a target that cannot be written: a folder
   where a file goes (or the reverse), a path under a file, or a place where no file can be
   created (read-only or not a real folder: it tries).
@@ -124,7 +124,7 @@ def remove_stale(folder: Path, name: str) -> List[Path]:
 
 
 def _why(e: OSError) -> str:
-    return e.strerror or type(e).__name__
+    return e.strerror or str(e) or type(e).__name__
 
 
 # ----------------------------------------------------------------------------- checks
@@ -173,9 +173,11 @@ class Transaction:
     made: List[Path] = field(default_factory=list)  # folders created for the outputs, outermost first
 
     def holds(self, path: str | os.PathLike) -> bool:
-        """Whether ``path`` lies inside a folder this transaction stages."""
+        """Whether ``path`` is one of this transaction's temporaries or lies inside one (a
+        write there is part of a staged output already)."""
         p = os.path.abspath(path)
-        return any(e.kind != "file" and p.startswith(os.path.abspath(e.tmp) + os.sep) for e in self.entries.values())
+        return any(p == os.path.abspath(e.tmp) or p.startswith(os.path.abspath(e.tmp) + os.sep)
+                   for e in self.entries.values())
 
     def _parent(self, final: Path) -> None:
         missing = []
@@ -259,24 +261,32 @@ class Transaction:
         self.made.clear()
 
     @staticmethod
-    def _aside(target: Path, keep: bool, undo: list, done: list) -> None:
-        """Keep the current ``target`` file (if any) until the commit is through."""
-        if not keep or not os.path.lexists(target):
-            undo.append(lambda: _remove(target))
-            return
-        backup = _aside_name(target)
+    def _put(tmp: Path, target: Path, keep: bool, undo: list, done: list) -> None:
+        """``os.replace(tmp, target)``; with ``keep``, the file it replaces is kept aside (a
+        hard link) until the commit is through, so that a failed commit can restore it."""
+        backup = None
+        if keep and os.path.lexists(target):
+            backup = _aside_name(target)
+            try:
+                os.link(target, backup)
+            except OSError:
+                shutil.copy2(target, backup)
         try:
-            os.link(target, backup)
-        except OSError:
-            shutil.copy2(target, backup)
-        undo.append(lambda: os.replace(backup, target))
-        done.append(lambda: backup.unlink())
+            os.replace(tmp, target)
+        except BaseException:
+            if backup is not None:
+                backup.unlink()
+            raise
+        if backup is None:
+            undo.append(lambda: _remove(target))
+        else:
+            undo.append(lambda: os.replace(backup, target))
+            done.append(lambda: backup.unlink())
 
     def _install(self, e: _Entry, keep: bool, undo: list, done: list) -> None:
         if e.kind == "file":
             os.chmod(e.tmp, _file_mode(e.final))
-            self._aside(e.final, keep, undo, done)
-            os.replace(e.tmp, e.final)
+            self._put(e.tmp, e.final, keep, undo, done)
         elif e.kind == "dir":
             _open_up(e.tmp)
             if e.final.exists():
@@ -297,8 +307,7 @@ class Transaction:
                 target = e.final / f.name
                 if f.is_file():
                     os.chmod(f, _file_mode(target))
-                self._aside(target, keep, undo, done)
-                os.replace(f, target)
+                self._put(f, target, True, undo, done)  # several files: always restorable
             e.tmp.rmdir()
 
 

@@ -223,3 +223,15 @@ def test_sigterm_cleans_up(tmp_path):
     assert p.returncode == 143
     assert [ln for ln in err.splitlines() if "terminated" in ln] == ["resm fold: terminated"]
     assert sorted(tmp_path.iterdir()) == [fa]  # neither s.dbn, nor its temporary, nor the folder o/
+
+
+def test_a_write_to_a_staged_temporary_goes_straight_in(tmp_path):
+    """Writers that stage their own output (``save_probe`` into the probe's temporary) inside
+    a transaction: the inner write lands in the temporary, which is then put in place."""
+    from resm.utils import io
+
+    with io.transaction():
+        with io.atomic_path(tmp_path / "p.pt") as outer:
+            io.atomic_write_text(outer, "weights")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.pt"]
+    assert (tmp_path / "p.pt").read_text() == "weights"
