@@ -488,6 +488,8 @@ class Terminated(BaseException):
 
 
 def _os_error(e: OSError) -> str:
+    if e.filename is None and e.strerror is None:  # raised with a message of its own
+        return str(e) or type(e).__name__
     where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "") if e.filename else ""
     what = e.strerror or type(e).__name__
     return f"{where}: {what}" if where else what

@@ -304,6 +304,10 @@ CASES = [
          ["--dataset"]),
     Case("evaluate/tile-0", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--tile", "0"], 2,
          ["--tile"]),
+    Case("evaluate/data-missing", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0",
+                                   "--data-dir", "{t}/none"], 1, ["none", "data set not found"]),
+    Case("evaluate/model-missing", ["evaluate", "structure", "--model", "{t}/none.pt", "--dataset", "ts0",
+                                    "--data-dir", "{t}"], 1, ["none.pt"]),
     Case("evaluate/famfold-without-fold", ["evaluate", "structure", "--model", "{structure_model}", "--dataset",
                                            "archiveii-famfold"], 1, ["{fold}"]),
     # ------------------------------------------------------------------ compare

@@ -166,6 +166,6 @@ def test_zero2_two_processes_match_ddp(tmp_path):
     assert abs(va - vb) < 1e-4
     # both ranks wrote their own trainer state; export consolidates the ZeRO-2 shards
     ck = tmp_path / "z2" / "checkpoints" / "step_00000005"
-    assert (ck / "trainer_rank0.pt").exists() and (ck / "trainer_rank1.pt").exists()
+    assert (ck / "trainer_rank0.json").exists() and (ck / "trainer_rank1.json").exists()
     run("export", tmp_path / "z2", "--out", tmp_path / "z2.pt")
     assert load_backbone(tmp_path / "z2.pt").meta["step"] == 5
