@@ -253,7 +253,6 @@ def cmd_compare(a: argparse.Namespace) -> None:
     from .compare.harness import run_compare
     from .compare.report import format_markdown
     from .config import load_config
-
     from .utils.io import check_output
 
     cfg = parse_config(load_config(a.config, a.overrides), a.config.stem)  # checked before any work

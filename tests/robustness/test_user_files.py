@@ -40,6 +40,7 @@ def test_optim_lr_in_e_notation_works(ws, tmp_path):
     assert log[0]["lr"] == pytest.approx(1e-3 / 5)  # the first warm-up step of five
 
 
+@pytest.mark.filterwarnings("ignore:Glyph")  # the plot font lacks CJK glyphs; the file names are the point
 def test_bom_and_ids_in_any_script_are_kept(ws, tmp_path, capfd):
     fa = tmp_path / "u.fa"
     fa.write_text(BOM + "".join(f">{i} note\nGGGAAACCCAUGCGG\n" for i in IDS), encoding="utf-8")
