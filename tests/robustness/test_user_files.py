@@ -236,3 +236,19 @@ def test_a_write_to_a_staged_temporary_goes_straight_in(tmp_path):
             io.atomic_write_text(outer, "weights")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.pt"]
     assert (tmp_path / "p.pt").read_text() == "weights"
+
+
+@pytest.mark.parametrize("argv,code,named", [
+    (["fold", "{fa}", "-o", "/sys/x.dbn"], 1, "/sys/x.dbn"),
+    (["pretrain", "--config", "{pretrain_cfg}", "train.max_steps=abc"], 1, "train.max_steps"),
+    (["embed", "{text}", "{fa}", "{t}/e.npz", "--threads", "-3"], 2, "--threads"),
+])
+def test_a_real_process_prints_one_line(ws, tmp_path, argv, code, named):
+    """The same rules in a process of its own (what a user runs): import-time noise of torch
+    and friends must not reach stderr either."""
+    places = {**ws.files, "t": tmp_path}
+    args = [a.format(**places) for a in argv]
+    p = subprocess.run([sys.executable, "-m", "resm", *args], cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert p.returncode == code and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert named in p.stderr and "Traceback" not in p.stderr
+    assert list(tmp_path.iterdir()) == []
