@@ -16,9 +16,9 @@
 * :func:`check_output` refuses, before any work, a target that cannot be written: a folder
   where a file goes (or the reverse), a path under a file, or a place where no file can be
   created (read-only or not a real folder: it tries).
-* A process killed with ``SIGKILL`` cannot clean up: its temporaries stay. The next write to
-  the same target removes those left by processes of this machine that are no longer
-  running (their names carry host and process id).
+* A process killed with ``SIGKILL`` cannot clean up: its temporaries stay. The first write
+  of a later run into the same folder removes those left by processes of this machine that
+  are no longer running (their names carry host and process id).
 
 Outputs get the permissions a plainly created file or folder would get: ``0666`` (files) or
 ``0777`` (folders) less the user's umask, or, when a file is replaced, the mode it had. (The
@@ -104,22 +104,31 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def remove_stale(folder: Path, name: str) -> List[Path]:
-    """Remove the temporaries of target ``name`` in ``folder`` that processes of this machine
-    left when they were killed (their process is gone); returns what was removed."""
-    start = f".{name}.{_host()}-"
-    removed = []
+_SWEPT: set = set()  # folders already swept by this process
+
+
+def remove_stale(folder: str | os.PathLike) -> List[Path]:
+    """Remove the temporaries in ``folder`` that resm processes of this machine left when they
+    were killed (the name carries host and process id, and that process is gone); returns
+    what was removed. Each folder is swept once per process."""
+    key = os.path.abspath(folder)
+    removed: List[Path] = []
+    if key in _SWEPT:
+        return removed
+    _SWEPT.add(key)
+    mark = re.compile(rf"\.{re.escape(_host())}-(\d+)\.")
     try:
-        entries = list(Path(folder).iterdir())
+        entries = list(os.scandir(key))
     except OSError:
         return removed
-    for p in entries:
-        if not (p.name.startswith(start) and p.name.endswith(".tmp")):
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".tmp")):
             continue
-        pid = p.name[len(start):].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            _remove(p)
-            removed.append(p)
+        m = mark.search(name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            _remove(Path(entry.path))
+            removed.append(Path(entry.path))
     return removed
 
 
@@ -204,7 +213,7 @@ class Transaction:
         if kind == "dir" and final.is_dir() and any(final.iterdir()) and not (replaces and replaces(final)):
             raise OutputError(f"{final}: is a folder that holds other files; not replacing it (give a new path)")
         self._parent(final)
-        remove_stale(final.parent, final.name)
+        remove_stale(final.parent)
         key = os.path.abspath(final)
         old = self.entries.pop(key, None)
         if old is not None:
