@@ -17,6 +17,9 @@ def _user_errors() -> tuple:
     from .model.load import CheckpointError
 
     errs = [FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError]
+    from .utils.io import OutputError
+
+    errs.append(OutputError)
     try:
         from .structure.io import StructureError
 
@@ -99,7 +102,7 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
 def cmd_export(a: argparse.Namespace) -> None:
     from .export import export_checkpoint
 
-    export_checkpoint(a.checkpoint, a.out, a.hf)
+    export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint)
     print(f"wrote {a.out}" + (f" and {a.hf}" if a.hf else ""))
 
 
@@ -257,9 +260,11 @@ def cmd_compare(a: argparse.Namespace) -> None:
     from .compare.harness import run_compare
     from .compare.report import format_markdown
     from .config import find_config, load_config
+    from .utils.io import check_output
 
     path = find_config(a.config, "compare")
     cfg = parse_config(load_config(path, a.overrides), path.stem)  # checked before any work
+    check_output(cfg.output_dir(), "dir")
     result = run_compare(cfg)
     print(format_markdown(cfg, result))
     print(f"wrote {len(result['files'])} files to {result['out_dir']}/")
@@ -298,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .utils.device import DEVICE_HELP
     from .utils.shards import DEFAULT_SHARD_SIZE
 
-    p = argparse.ArgumentParser(prog="resm", description=__doc__, formatter_class=HelpFormatter)
+    p = _Parser(prog="resm", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--version", action="version", version=f"resm {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -355,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
     sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write (required)")
     sp.add_argument("--hf", type=Path, default=None, help="also write a Hugging Face folder here, tokenizer included (default: none)")
+    sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects from the checkpoint's DeepSpeed files (only for run folders you trust; default: refuse)")
 
     sp = add("probe", cmd_probe, "fit the zero-shot structure probe (logistic regression on attention maps) and choose its threshold")
     model_args(sp)
@@ -446,22 +452,147 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# --------------------------------------------------------------------------- checks and errors
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a command-line error in one line (exit code 2); the usage is in --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(ln.strip() for ln in str(text).splitlines() if ln.strip())
+
+
+def _device_ok(v: str) -> Optional[str]:
+    from .config import ConfigError, check_device
+
+    try:
+        check_device(v, "--device")
+    except ConfigError as e:
+        return str(e).split(": ", 1)[1]
+    return None
+
+
+# option -> (rule, check): checked after parsing, before any work, for every command that has it
+_OPTION_RULES = {
+    "threads": ("must be >= 0 (0: torch's default)", lambda v: v >= 0),
+    "batch_size": ("must be >= 1", lambda v: v >= 1),
+    "toks_per_batch": ("must be >= 1", lambda v: v >= 1),
+    "max_length": ("must be >= 1", lambda v: v >= 1),
+    "max_train": ("must be >= 1", lambda v: v >= 1),
+    "max_val": ("must be >= 1", lambda v: v >= 1),
+    "limit": ("must be >= 1 (a number of sequences)", lambda v: v >= 1),
+    "tile": ("must be >= 16", lambda v: v >= 16),
+    "seed": ("must be >= 0", lambda v: v >= 0),
+    "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
+}
+
+# command -> outputs checked before any work: (option, kind), kind "file", "dir" or "any"
+_OUTPUTS = {
+    "init-checkpoint": [("out", lambda a: "dir" if a.format == "hf" else "file")],
+    "embed": [("out", "file")],
+    "export": [("out", "file"), ("hf", "dir")],
+    "probe": [("out", "file")],
+    "fold": [("out", "file"), ("bpp", "file"), ("report", "file"), ("split_dir", "dir"), ("plot", "dir")],
+    "interact": [("out", "file"), ("maps", "file")],
+    "predict": [("out", "file"), ("maps", "file")],
+    "evaluate": [("out", "file")],
+}
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Option values and output paths, before any work: a bad one is a one-line error."""
+    from .utils.io import check_output
+
+    prog = f"resm {args.command}"
+    for dest, (rule, ok) in _OPTION_RULES.items():
+        v = getattr(args, dest, None)
+        if v is not None and not ok(v):
+            parser.exit(2, f"{prog}: error: argument --{dest.replace('_', '-')}: {rule}, got {v} (see {prog} --help)\n")
+    dev = getattr(args, "device", None)
+    if dev is not None and _device_ok(dev):
+        parser.exit(2, f"{prog}: error: argument --device: {_device_ok(dev)} (see {prog} --help)\n")
+    if dev == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    for dest, kind in _OUTPUTS.get(args.command, []):
+        path = getattr(args, dest, None)
+        if path is not None:
+            check_output(path, kind(args) if callable(kind) else kind)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that staged outputs are cleaned up."""
+
+
+def _os_error(e: OSError) -> str:
+    if e.filename is None and e.strerror is None:  # raised with a message of its own
+        return str(e) or type(e).__name__
+    where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "") if e.filename else ""
+    what = e.strerror or type(e).__name__
+    return f"{where}: {what}" if where else what
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command. A bad input is one line on stderr naming the file, record or key, exit
+    code 1 (2 for a bad command line), and nothing written: every command but the training
+    ones writes its outputs in one :func:`resm.utils.io.transaction`."""
+    import contextlib
+    import signal
+    import threading
+    import warnings
+
+    from .utils.io import transaction
+
     parser = build_parser()
     args = parser.parse_args(argv)
     errors = _user_errors()
+    old_term = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        def _term(signum, frame):
+            raise Terminated()
+
+        old_term = signal.signal(signal.SIGTERM, _term)
     try:
-        _resolve_device(args)
-        args.func(args)
+        with warnings.catch_warnings():
+            if not args.debug:  # other packages' warnings would break the one-line error
+                warnings.filterwarnings("ignore")
+                warnings.filterwarnings("default", module=r"resm(\.|$)")
+            _check_args(parser, args)
+            _resolve_device(args)
+            training = args.command in ("pretrain", "finetune")
+            with contextlib.nullcontext() if training else transaction():
+                args.func(args)
     except errors as e:
         if args.debug:
             raise
         msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
-        print(f"resm {args.command}: error: {msg}", file=sys.stderr)
+        if isinstance(e, OSError):
+            msg = _os_error(e)
+        print(f"resm {args.command}: error: {_one_line(msg)}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if args.debug:
+            raise
+        print(f"resm {args.command}: error: {_one_line(_os_error(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"resm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"resm {args.command}: terminated", file=sys.stderr)
+        return 143
+    except Exception as e:  # a case no check foresaw: still one line, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"resm {args.command}: error: {type(e).__name__}: {_one_line(e) or 'no message'} "
+              "(unexpected; rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     return 0
 
 

@@ -25,8 +25,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
-__all__ = ["ConfigError", "from_dict", "coerce", "load_config", "apply_override", "default_data_dir", "find_config",
-           "CONFIG_KINDS"]
+__all__ = ["ConfigError", "from_dict", "coerce", "check_device", "load_config", "apply_override", "default_data_dir",
+           "find_config", "CONFIG_KINDS"]
 
 
 class ConfigError(ValueError):
@@ -134,6 +134,24 @@ def from_dict(cls, d: Optional[Mapping[str, Any]], where: str, *, fixed: Optiona
         raise ConfigError(f"{where}: {e}") from None
 
 
+def check_device(name: str, key: str) -> str:
+    """``name`` if it is ``auto`` or a device torch knows (and CUDA is present for a cuda one);
+    else a ConfigError naming ``key``."""
+    if name == "auto":
+        return name
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"{key}: unknown device {name!r} (auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}: {name!r} asked for, but CUDA is not available here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"{key}: {name!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
+    return name
+
+
 # ----------------------------------------------------------------------------- files
 def default_data_dir() -> str:
     """``$RESM_DATA``, else ``../shared/data`` (the development layout)."""
@@ -141,17 +159,31 @@ def default_data_dir() -> str:
 
 
 def apply_override(cfg: Dict[str, Any], item: str) -> None:
+    """Apply one ``section.key=value`` override (the value is read as YAML)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not key=value")
     key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else None
+    parts = key.strip().split(".")
+    if not all(p.strip() for p in parts):
+        raise ConfigError(f"override {item!r}: {key!r} is not a key (section.key)")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({_first_line(e)})") from None
     node = cfg
-    parts = key.split(".")
     for p in parts[:-1]:
         if not isinstance(node.setdefault(p, {}), dict):
             raise ConfigError(f"override {item!r}: {p} is not a section")
         node = node[p]
     node[parts[-1]] = value
+
+
+def _first_line(e: BaseException) -> str:
+    """A YAML error in a few words: where, and what is wrong."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(e).split())[:160] or type(e).__name__
 
 
 def _substitute(x: Any, data_dir: str) -> Any:
@@ -167,12 +199,18 @@ def _substitute(x: Any, data_dir: str) -> Any:
 def load_config(path: str | os.PathLike, overrides: List[str] = ()) -> Dict[str, Any]:
     """Read a YAML config, apply overrides, and expand ``{data_dir}`` in strings."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; --config takes a YAML file")
     try:
-        cfg = yaml.safe_load(path.read_text()) or {}
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: not valid YAML ({_first_line(e)})") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections")
     for item in overrides:

@@ -6,19 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import torch
-
 from .mapping import get_scheme
 from .model.config import ESM2Config
 from .model.esm2 import ESM2
 from .model.load import CheckpointError, resm_meta, save_fair_esm, save_hf
 from .train import list_checkpoints
+from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
+from .utils.io import transaction
 
 
 def resolve_checkpoint(path: Path) -> Path:
     """A checkpoint folder, or a run folder (its newest checkpoint)."""
     path = Path(path)
-    if (path / "trainer_rank0.pt").exists():
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint or run folder")
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: is a file; give a run folder or one of its checkpoints/step_* folders")
+    if any(path.glob("trainer_rank0.*")):
         return path
     found = list_checkpoints(path)
     if not found:
@@ -26,31 +30,46 @@ def resolve_checkpoint(path: Path) -> Path:
     return found[-1]
 
 
-def consolidated_state(folder: Path) -> dict:
+def consolidated_state(folder: Path, trust: bool = False) -> dict:
+    """The model's weights from a checkpoint: ``engine.pt`` (plain torch), or DeepSpeed's
+    shards merged by ``zero_to_fp32``, which reads them through :func:`guarded_torch_load`."""
     if (folder / "engine.pt").exists():
-        return torch.load(folder / "engine.pt", map_location="cpu", weights_only=True)["model"]
+        return load_engine_state(folder / "engine.pt", "cpu")["model"]
     if (folder / "ds").is_dir():
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-        return get_fp32_state_dict_from_zero_checkpoint(str(folder), tag="ds")
+        with guarded_torch_load(trust, hint=EXPORT_HINT):
+            try:
+                return get_fp32_state_dict_from_zero_checkpoint(str(folder), tag="ds")
+            except CheckpointError:
+                raise
+            except Exception as e:  # DeepSpeed's own complaints about a damaged folder
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise CheckpointError(f"{folder / 'ds'}: not a readable DeepSpeed checkpoint ({first})") from None
     raise CheckpointError(f"{folder}: no engine.pt and no DeepSpeed 'ds' folder")
 
 
-def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None) -> ESM2:
+def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: bool = False) -> ESM2:
+    """Write the model of checkpoint (or run folder) ``path`` to the fair-esm ``.pt`` ``out``
+    and, given ``hf``, a Hugging Face folder; both or neither (one transaction)."""
     folder = resolve_checkpoint(path)
-    state = torch.load(folder / "trainer_rank0.pt", map_location="cpu", weights_only=False)
+    state = load_trainer_state(folder, 0, trust, hint=EXPORT_HINT)
     fp = state["fingerprint"]
-    if "architecture" not in fp:
-        raise CheckpointError(f"{folder}: not a resm pretraining checkpoint (no architecture)")
-    model = ESM2(ESM2Config(**fp["architecture"]))
-    weights = {k: v.float() for k, v in consolidated_state(folder).items()}
+    if not isinstance(fp, dict) or "architecture" not in fp:
+        raise CheckpointError(f"{state['file']}: not a resm pretraining checkpoint (no architecture)")
+    try:
+        model = ESM2(ESM2Config(**fp["architecture"]))
+        scheme = get_scheme(fp["data"]["scheme"])
+    except (TypeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{state['file']}: unusable architecture or scheme ({e})") from None
+    weights = {k: v.float() for k, v in consolidated_state(folder, trust).items()}
     missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith("inv_freq")]
     if missing or unexpected:
         raise CheckpointError(f"{folder}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    scheme = get_scheme(fp["data"]["scheme"])
-    meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=state["step"])
-    save_fair_esm(model, out, meta)
-    if hf is not None:
-        save_hf(model, hf, meta)
+    meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]))
+    with transaction():
+        save_fair_esm(model, out, meta)
+        if hf is not None:
+            save_hf(model, hf, meta)
     return model

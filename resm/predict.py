@@ -70,6 +70,8 @@ def interact(pairs_path: Path, model: Optional[Path] = None, out: Optional[Path]
         tm = tm.to(device)
         scores, pair_maps = predict_rri(tm, scheme, pairs, batch_size, device, head, with_maps=maps is not None)
     result: Dict[str, object] = {"scores": scores, "pairs": pairs}
+    if maps is not None and Path(maps).suffix != ".npz":
+        raise ValueError(f"{maps}: --maps writes one .npz file (arrays named by pair index)")
     rows = [[i + 1, p.a_name, p.b_name, float(s)] + ([p.label] if p.label is not None else []) for i, (p, s) in enumerate(zip(pairs, scores))]
     labelled = all(p.label is not None for p in pairs)
     header = ["index", "a_name", "b_name", "score"] + (["label"] if labelled else [])
@@ -141,6 +143,10 @@ def predict_expression(path: Path, model: Path, out: Optional[Path] = None, vari
         names, seqs, y = [u.name for u in utrs], [u.seq for u in utrs], np.array([u.mrl for u in utrs])
     else:
         names, seqs, y = _read_utrs(path)
+    if not seqs:
+        from .data.mrl import MRLError
+
+        raise MRLError(f"{path}: no UTRs to predict (the file holds a header only)")
     for i, (n, s) in enumerate(zip(names, seqs)):
         if limit and len(s) > int(limit):
             raise ValueError(f"{Path(path).name}: record {n!r} has {len(s)} nt, longer than the {limit} nt this model supports")

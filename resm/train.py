@@ -22,7 +22,7 @@ import random
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Protocol
 
@@ -31,9 +31,28 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .config import ConfigError, find_config, from_dict
+from .config import ConfigError, check_device, find_config, from_dict
+from .train_state import (
+    changes,
+    generator_state,
+    guarded_torch_load,
+    jsonable,
+    load_engine_state,
+    load_trainer_state,
+    rng_state,
+    save_trainer_state,
+    set_generator_state,
+    set_rng_state,
+)
+from .utils.io import OutputError, atomic_write_text, check_output, suspended
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
+
+
+def _check(key: str, value, rule: str, ok: bool) -> None:
+    """A ConfigError naming ``key`` unless ``ok`` (and the number is finite)."""
+    if not ok or (isinstance(value, float) and not math.isfinite(value)):
+        raise ConfigError(f"{key} must be {rule}, got {value!r}")
 
 
 @dataclass
@@ -64,6 +83,14 @@ class OptimConfig:
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ConfigError(f"optim.schedule must be cosine, linear or constant, not {self.schedule!r}")
         self.betas = tuple(self.betas)
+        _check("optim.lr", self.lr, "> 0", self.lr > 0)
+        _check("optim.weight_decay", self.weight_decay, ">= 0", self.weight_decay >= 0)
+        _check("optim.eps", self.eps, "> 0", self.eps > 0)
+        _check("optim.warmup_steps", self.warmup_steps, ">= 0", self.warmup_steps >= 0)
+        _check("optim.min_lr_ratio", self.min_lr_ratio, "in [0, 1]", 0 <= self.min_lr_ratio <= 1)
+        _check("optim.max_grad_norm", self.max_grad_norm, ">= 0 (0: no clipping)", self.max_grad_norm >= 0)
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {list(self.betas)}")
 
 
 @dataclass
@@ -85,6 +112,12 @@ class TrainConfig:
         activation_checkpointing: recompute each layer in the backward pass.
         device: "auto" (cuda when available), "cpu" or "cuda".
         progress: show a progress bar.
+        trust_checkpoint: allow unpickling arbitrary objects from this run folder's checkpoint
+            files (DeepSpeed's, or a trainer state of the old ``.pt`` format) beyond the
+            allow-list; only for run folders you trust.
+        resume_changed: resume even though ``optim`` or ``train`` settings differ from the
+            checkpoint's (the new values apply, and what changed is logged); without it such a
+            resume is refused. Changes to the task's own sections are always refused.
     """
 
     out_dir: str = "runs/train"
@@ -102,12 +135,24 @@ class TrainConfig:
     activation_checkpointing: bool = False
     device: str = "auto"
     progress: bool = True
+    trust_checkpoint: bool = False
+    resume_changed: bool = False
 
     def __post_init__(self):
         if self.engine not in ("torch", "deepspeed"):
             raise ConfigError(f"train.engine must be torch or deepspeed, not {self.engine!r}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {self.precision!r}")
+        _check("train.max_steps", self.max_steps, ">= 1", self.max_steps >= 1)
+        _check("train.grad_accum", self.grad_accum, ">= 1", self.grad_accum >= 1)
+        _check("train.keep_last", self.keep_last, ">= 1", self.keep_last >= 1)
+        for key in ("log_every", "val_every", "ckpt_every"):
+            _check(f"train.{key}", getattr(self, key), ">= 0 (0: never)", getattr(self, key) >= 0)
+        if self.max_minutes is not None:
+            _check("train.max_minutes", self.max_minutes, "> 0", self.max_minutes > 0)
+        if not self.out_dir:
+            raise ConfigError("train.out_dir must be a folder path, got an empty string")
+        self.device = check_device(self.device, "train.device")
         if self.engine == "deepspeed":  # checked here, before any model is built or op compiled
             if not self.deepspeed_config:
                 raise ConfigError("engine deepspeed needs train.deepspeed_config (a file, or a shipped name: zero0..zero3, zero2_offload)")
@@ -280,7 +325,7 @@ class TorchEngine:
             )
 
     def load(self, folder: Path) -> None:
-        state = torch.load(folder / "engine.pt", map_location=self.device, weights_only=True)
+        state = load_engine_state(folder / "engine.pt", self.device)
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -289,17 +334,30 @@ class TorchEngine:
         return self.module.state_dict()
 
 
+def read_deepspeed_config(train: TrainConfig) -> Dict[str, Any]:
+    """The DeepSpeed JSON of ``train.deepspeed_config``; a one-line ConfigError naming it."""
+    if not train.deepspeed_config:
+        raise ConfigError("engine deepspeed needs train.deepspeed_config (see configs/deepspeed/)")
+    try:
+        ds_cfg = json.loads(Path(train.deepspeed_config).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or " ".join(str(e).split())
+        raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: unreadable JSON ({why})") from None
+    if not isinstance(ds_cfg, dict):
+        raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: not a JSON object")
+    return ds_cfg
+
+
 class DeepSpeedEngine:
     """DeepSpeed ZeRO (stage from the JSON config), our AdamW and schedule as client objects."""
 
     name = "deepspeed"
 
     def __init__(self, model, optim: OptimConfig, train: TrainConfig, device):
+        ds_cfg = read_deepspeed_config(train)
+        self.trust = train.trust_checkpoint
         import deepspeed
 
-        if not train.deepspeed_config:
-            raise ConfigError("engine deepspeed needs train.deepspeed_config (see configs/deepspeed/)")
-        ds_cfg = json.loads(Path(train.deepspeed_config).read_text())
         ds_cfg.setdefault("train_micro_batch_size_per_gpu", 1)  # batches are token budgets
         ds_cfg["gradient_accumulation_steps"] = train.grad_accum
         ds_cfg.pop("train_batch_size", None)
@@ -346,7 +404,8 @@ class DeepSpeedEngine:
         self.model.save_checkpoint(str(folder), tag="ds", save_latest=False)
 
     def load(self, folder: Path) -> None:
-        path, _ = self.model.load_checkpoint(str(folder), tag="ds")
+        with guarded_torch_load(self.trust):
+            path, _ = self.model.load_checkpoint(str(folder), tag="ds")
         if path is None:
             raise ConfigError(f"{folder}: DeepSpeed could not load its checkpoint")
 
@@ -367,23 +426,6 @@ def list_checkpoints(out_dir: Path) -> List[Path]:
     if not d.is_dir():
         return []
     return sorted((p for p in d.iterdir() if CKPT_RE.match(p.name)), key=lambda p: p.name)
-
-
-def _rng_state() -> dict:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def _set_rng_state(s: dict) -> None:
-    random.setstate(s["python"])
-    np.random.set_state(s["numpy"])
-    torch.set_rng_state(s["torch"])
-    if s.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
 
 
 def _barrier() -> None:
@@ -431,19 +473,17 @@ class Trainer:
             tmp.mkdir(parents=True)
         _barrier()
         self.engine.save(tmp, {})
-        torch.save(
-            {
-                "step": self.step,
-                "tokens_seen": self.tokens_seen,
-                "data": self.stream.state_dict(),
-                "rng": _rng_state(),
-                "mask_rng": self.generator.get_state(),
-                "fingerprint": self.task.fingerprint(),
-                "world_size": self.world_size,
-                "engine": self.engine.name,
-            },
-            tmp / f"trainer_rank{self.rank}.pt",
-        )
+        save_trainer_state(tmp, self.rank, {
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "data": self.stream.state_dict(),
+            "rng": rng_state(),
+            "mask_rng": generator_state(self.generator),
+            "fingerprint": self.task.fingerprint(),
+            "settings": self._settings(),
+            "world_size": self.world_size,
+            "engine": self.engine.name,
+        })
         _barrier()
         if self.rank == 0:
             (tmp / "config.json").write_text(json.dumps(self.config_dump, indent=2, default=str))
@@ -452,47 +492,99 @@ class Trainer:
                 shutil.rmtree(old, ignore_errors=True)
         _barrier()
 
+    # settings of optim/train that a resume may not change silently (the rest is bookkeeping)
+    BOOKKEEPING = ("out_dir", "max_minutes", "log_every", "val_every", "ckpt_every", "keep_last", "device",
+                   "progress", "activation_checkpointing", "trust_checkpoint", "resume_changed")
+
+    def _settings(self) -> Dict[str, Any]:
+        train = {k: v for k, v in asdict(self.train).items() if k not in self.BOOKKEEPING}
+        return jsonable({"optim": asdict(self.optim), "train": train})
+
     def _resume(self) -> bool:
+        """Continue from the newest checkpoint, if any. Everything is checked before anything
+        is written: the trainer state, the engine, the task's fingerprint (a change there is
+        refused) and the optim/train settings (a change is refused unless
+        ``train.resume_changed``; then the new values apply and the change is logged)."""
         found = list_checkpoints(self.out_dir)
         path = _broadcast_str(str(found[-1]) if found else "")
         if not path:
             return False
         folder = Path(path)
-        state_file = folder / f"trainer_rank{self.rank}.pt"
-        if not state_file.exists():
-            raise ConfigError(f"{folder}: no state for rank {self.rank} (was it written with another world size?)")
-        state = torch.load(state_file, map_location="cpu", weights_only=False)  # our own file
+        state = load_trainer_state(folder, self.rank, self.train.trust_checkpoint)
         if state["engine"] != self.engine.name or state["world_size"] != self.world_size:
             raise ConfigError(
                 f"{folder}: written by engine {state['engine']} with {state['world_size']} process(es), "
                 f"cannot resume with {self.engine.name} and {self.world_size}"
             )
-        now = self.task.fingerprint()
-        diff = sorted(k for k in set(now) | set(state["fingerprint"]) if now.get(k) != state["fingerprint"].get(k))
-        if diff:
-            raise ConfigError(
-                f"{folder}: cannot resume, the config changed in {diff} "
-                f"(checkpoint: {[state['fingerprint'].get(k) for k in diff]}, now: {[now.get(k) for k in diff]})"
-            )
+        fixed = changes(state["fingerprint"], self.task.fingerprint(), ignore=("trust_checkpoint",))
+        if fixed:
+            raise ConfigError(f"cannot resume {self.out_dir}: {', '.join(fixed)} differ{'s' if len(fixed) == 1 else ''} "
+                              f"from its checkpoint {folder.name} (use a new train.out_dir)")
+        changed = changes(state["settings"], self._settings()) if "settings" in state else []
+        if changed and not self.train.resume_changed:
+            raise ConfigError(f"cannot resume {self.out_dir}: {', '.join(changed)} differ{'s' if len(changed) == 1 else ''} "
+                              f"from its checkpoint {folder.name} (use a new train.out_dir, or "
+                              "train.resume_changed=true to accept)")
         self.engine.load(folder)
-        if self.rank == 0:
-            self._truncate_log(state["step"])
-        self.step = state["step"]
-        self.tokens_seen = state["tokens_seen"]
+        if changed:
+            self._apply_optim(int(state["step"]))
+        self.step = int(state["step"])
+        self.tokens_seen = int(state["tokens_seen"])
         self.stream.load_state_dict(state["data"])
-        _set_rng_state(state["rng"])
-        self.generator.set_state(state["mask_rng"])
+        set_rng_state(state["rng"])
+        set_generator_state(self.generator, state["mask_rng"])
+        if self.rank == 0:
+            self._truncate_log(self.step)
+            if changed:
+                import sys
+
+                print(f"resm: resuming from {folder} with changed settings: {', '.join(changed)}", file=sys.stderr)
+                self._log({"split": "resume", "step": self.step, "changed": changed})
+                atomic_write_text(self.out_dir / "config.json", json.dumps(self.config_dump, indent=2, default=str))
         return True
+
+    def _apply_optim(self, step: int) -> None:
+        """After a resume with changed settings: the new optimiser settings replace the ones
+        the checkpoint restored (the schedule is rebuilt from the config already)."""
+        o, sched = self.optim, self.engine.scheduler
+        groups = self.engine.optimizer.param_groups
+        for k, g in enumerate(groups):
+            g["initial_lr"] = o.lr
+            g["betas"], g["eps"] = tuple(o.betas), o.eps
+            if k == 0:  # param_groups(): the decayed group first, then norms and biases
+                g["weight_decay"] = o.weight_decay
+        sched.base_lrs = [o.lr] * len(groups)
+        factor = lr_lambda(o, self.train.max_steps)(step)
+        for g in groups:
+            g["lr"] = o.lr * factor
+        sched._last_lr = [g["lr"] for g in groups]
+        self.engine.max_grad_norm = o.max_grad_norm
 
     # ---------------------------------------------------------------- logging
     def _truncate_log(self, step: int) -> None:
-        """Drop log lines past the checkpoint being resumed: they are about to be redone."""
+        """Drop log lines past the checkpoint being resumed: they are about to be redone. A
+        line that is not JSON (cut off by a crash mid-write) is dropped with a warning."""
         log = self.out_dir / "log.jsonl"
-        if log.exists():
-            keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-            from .utils.io import atomic_write_text
+        if not log.exists():
+            return
+        keep, bad = [], []
+        for n, ln in enumerate(log.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if not ln.strip():
+                continue
+            try:
+                rec = json.loads(ln)
+                past = int(rec["step"]) > step
+            except (ValueError, KeyError, TypeError):
+                bad.append(n)
+                continue
+            if not past:
+                keep.append(ln)
+        if bad:
+            import sys
 
-            atomic_write_text(log, "".join(k + "\n" for k in keep))
+            print(f"resm: warning: {log}: dropped line{'s' if len(bad) > 1 else ''} "
+                  f"{', '.join(map(str, bad))}, not complete JSON (cut off by a crash?)", file=sys.stderr)
+        atomic_write_text(log, "".join(k + "\n" for k in keep))
 
     def _log(self, record: Dict[str, Any]) -> None:
         if self.rank != 0:
@@ -516,8 +608,29 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def fit(self) -> Dict[str, Any]:
+        """Train (resuming from the newest checkpoint, if any) and write the final model.
+
+        The run folder is written as the run goes (checkpoints, log, final model), even inside
+        a :func:`resm.utils.io.transaction`. A run that fails before its first checkpoint
+        removes what it wrote, and the folder itself if it created it."""
+        if os.path.lexists(self.out_dir) and not self.out_dir.is_dir():
+            raise ConfigError(f"train.out_dir {self.out_dir}: is a file, not a folder")
+        existed = self.out_dir.is_dir()
+        before = set(self.out_dir.iterdir()) if existed else set()
+        try:
+            with suspended():
+                return self._fit()
+        except BaseException:
+            if self.rank == 0 and not list_checkpoints(self.out_dir):
+                if not existed:
+                    shutil.rmtree(self.out_dir, ignore_errors=True)
+                elif self.out_dir.is_dir():
+                    for p in set(self.out_dir.iterdir()) - before:
+                        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            raise
+
+    def _fit(self) -> Dict[str, Any]:
         t = self.train
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(t.seed)
         np.random.seed(t.seed)
         random.seed(t.seed)
@@ -531,6 +644,10 @@ class Trainer:
         self.engine = cls(model, self.optim, t, self.device)
         self.stream = self.task.train_stream(self.rank, self.world_size)
         self.tb = None
+        resumed = self._resume()  # reads and checks everything before the first write
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0 and not resumed:
+            atomic_write_text(self.out_dir / "config.json", json.dumps(self.config_dump, indent=2, default=str))
         if self.rank == 0:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -538,9 +655,6 @@ class Trainer:
                 self.tb = SummaryWriter(str(self.out_dir / "tensorboard"))
             except ImportError:
                 pass
-        resumed = self._resume()
-        if self.rank == 0 and not resumed:
-            (self.out_dir / "config.json").write_text(json.dumps(self.config_dump, indent=2, default=str))
         self.engine.module.train()
         batches: Iterator = iter(self.stream)
         start = time.time()
@@ -612,6 +726,12 @@ def run_task(make_task, cfg: Dict[str, Any], sections: set) -> tuple:
         raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
     optim = from_dict(OptimConfig, cfg.get("optim"), "optim")
     train = from_dict(TrainConfig, cfg.get("train"), "train")
+    if train.engine == "deepspeed":
+        read_deepspeed_config(train)
+    try:  # before any work: a run folder that cannot be written fails now, not after loading
+        check_output(train.out_dir, "dir")
+    except OutputError as e:
+        raise ConfigError(f"train.out_dir: {e}") from None
     task = make_task(cfg)
     try:
         return Trainer(task, optim, train, config_dump=cfg).fit(), task

@@ -165,8 +165,7 @@ def _csv_text(rows: List[Dict[str, Any]], keys: List[str]) -> str:
 def write_outputs(cfg: CompareConfig, result: Dict[str, Any], log=print) -> List[Path]:
     """Write the tables (one CSV per task that ran), config.json, results.md and, with the
     structure task, per_sequence.csv and the plots; returns the paths."""
-    out = Path(result["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(result["out_dir"])  # created by the first write (and removed again if the command fails)
     tasks = result.get("tasks", cfg.tasks)
     result["plots"] = make_plots(cfg, result, out, log) if "structure" in tasks else []
     files = []

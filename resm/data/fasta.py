@@ -26,8 +26,8 @@ def _open_text(path: str | os.PathLike) -> io.TextIOBase:
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="ascii", errors="replace")
-    return open(path, "r", encoding="ascii", errors="replace")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
+    return open(path, "r", encoding="utf-8-sig", errors="replace")
 
 
 def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record]:
@@ -38,7 +38,7 @@ def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record
         with _open_text(path) as fh:
             yield from parse_fasta(fh, name, unique)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise FastaError(f"{name}: cannot read ({e})") from e
+        raise FastaError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from e
 
 
 def parse_fasta(lines: Iterable[str], name: str = "<fasta>", unique: bool = False) -> Iterator[Record]:

@@ -137,7 +137,7 @@ def read_clusters(path: str) -> Dict[str, str]:
     A malformed line is a ValueError naming the file and line number."""
     opener = gzip.open if path.endswith(".gz") else open
     out: Dict[str, str] = {}
-    with opener(path, "rt") as f:
+    with opener(path, "rt", encoding="utf-8-sig") as f:
         for n, line in enumerate(f, 1):
             line = line.rstrip("\n")
             if not line:

@@ -69,8 +69,8 @@ def open_table(path: PathLike) -> io.TextIOBase:
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
-    return open(path, "r", encoding="utf-8", errors="replace", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace", newline="")
+    return open(path, "r", encoding="utf-8-sig", errors="replace", newline="")
 
 
 def table_delimiter(path: PathLike) -> str:
@@ -111,7 +111,7 @@ def table_rows(path: PathLike, error: type) -> Iterator[Tuple[int, List[str]]]:
     except csv.Error as e:
         raise error(f"{name} line {last + 1}: {e}") from e
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise error(f"{name} line {last + 1}: cannot read ({e})") from e
+        raise error(f"{name} line {last + 1}: cannot read ({getattr(e, 'strerror', None) or e})") from e
 
 
 # ---- pairs ------------------------------------------------------------------------------------

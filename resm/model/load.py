@@ -11,14 +11,15 @@ is refused with a message naming it, unless the caller passes ``trust=True`` exp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
 import re
-import zipfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 
@@ -64,26 +65,78 @@ class Loaded:
         return self.model.cfg
 
 
-def safe_load(path: str | os.PathLike, trust: bool = False) -> object:
-    """``torch.load`` with weights_only=True and only ``argparse.Namespace`` allow-listed."""
-    path = Path(path)
+def _first_sentence(e: BaseException) -> str:
+    text = (str(e).strip().splitlines() or [""])[0] or type(e).__name__
+    return text.split(". ")[0].rstrip(".")[:200]
+
+
+def load_failure(path: Path, e: BaseException) -> str:
+    """Why a file did not load, in words: from its first bytes where torch's words say little."""
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return _first_sentence(e)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK"):  # a torch zip file: torch's first sentence is meaningful
+        return _first_sentence(e)
+    if head[:1] == b"\x80":
+        return f"damaged or truncated pickle: {_first_sentence(e)}"
+    return "it is not a torch file (no zip or pickle header)"
+
+
+TRUST_HINT = "if you trust this file, pass --trust-checkpoint (in a config: trust_checkpoint: true)"
+
+
+def safe_load(path: str | os.PathLike, trust: bool = False, allow: Sequence[object] = (),
+              map_location="cpu", hint: str = TRUST_HINT) -> object:
+    """``torch.load`` with ``weights_only=True``: only tensors, plain containers and the
+    globals allow-listed here (``argparse.Namespace``, plus ``allow``) are rebuilt, so loading
+    runs no code from the file. A file that names anything else is a :class:`CheckpointError`
+    naming the global (and ``hint``, how to trust it), unless ``trust`` (then it is unpickled in
+    full); any file that is not a
+    readable checkpoint (text, truncated, a folder) is a one-line :class:`CheckpointError`
+    naming it."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols are not the user's concern
+            with torch.serialization.safe_globals([*SAFE_GLOBALS, *allow]):
+                return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "GLOBAL" not in str(e):
+        named = re.search(r"GLOBAL ([\w.]+\w)", str(e))
+        if named is None:
             raise CheckpointError(f"{path}: not a readable torch checkpoint (corrupt or not a .pt file)") from None
         if trust:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        detail = next((ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln), str(e)[:200])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return torch.load(path, map_location=map_location, weights_only=False)
         raise CheckpointError(
-            f"{path}: refusing to unpickle it ({detail}); if you trust this file, pass --trust-checkpoint"
+            f"{path}: refusing to unpickle it: it names {named.group(1)}, which is not allowed in a "
+            f"checkpoint (loading it could run code)" + (f"; {hint}" if hint else "")
         ) from None
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
-    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
-        first = (str(e).splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({first})") from None
+    except PermissionError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
+    except Exception as e:  # torch raises many kinds of error for a file that is no checkpoint
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({load_failure(path, e)})") from None
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Building something from a loaded file: a missing entry or a value of the wrong type or
+    shape is a one-line :class:`CheckpointError` naming the file, not a ``KeyError``."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+        detail = f"no entry {e.args[0]!r}" if isinstance(e, KeyError) else _first_sentence(e)
+        raise CheckpointError(f"{path}: not a usable {what} ({detail})") from None
 
 
 def _cfg_get(cfg, name, default=None):
@@ -141,7 +194,7 @@ def load_fair_esm(
         meta = {"scheme": data.get("scheme"), "scheme_hash": data.get("scheme_hash"), "arch": data.get("arch"),
                 "source": str(path), "format": "resm-structure", "contact_regression": False}
         return Loaded(backbone_from_structure_payload(data, str(path)).eval(), meta)
-    if not isinstance(data, dict) or "model" not in data:
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise CheckpointError(f"{path}: not a fair-esm checkpoint (no 'model' entry)")
     cfg = _config_from_fair(data, str(path))
     state = strip_fair_prefixes(dict(data["model"]))
@@ -372,7 +425,7 @@ def save_hf(model: ESM2, folder: str | os.PathLike, meta: Optional[dict] = None)
     state = fair_to_hf(model.state_dict(), model.cfg.num_layers)
     state.pop("lm_head.decoder.weight")  # tied to the word embeddings, as HF saves it
     state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, replaces=lambda p: (p / "config.json").is_file()) as tmp:  # an earlier model folder
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg), indent=2) + "\n")
         (tmp / "resm.json").write_text(json.dumps(dict(meta or {}), indent=2) + "\n")

@@ -34,7 +34,7 @@ def read_split(path: str | os.PathLike) -> Dict[str, Dict[str, set]]:
     import csv
 
     out: Dict[str, Dict[str, set]] = {}
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = csv.DictReader(fh)
         missing = {"fold_name", "partition", "id"} - set(rows.fieldnames or [])
         if missing:

@@ -631,7 +631,7 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     kwargs = {} if fmt == "dbn" else {"name": _stem(path)}
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark is dropped
         yield from _ITERS[fmt](fh, source=path.name, **kwargs)
 
 
@@ -670,7 +670,7 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
     """
     path = Path(path)
     src = path.name
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = {"id", "sequence", "base_pairs"} - set(reader.fieldnames or [])
         if missing:

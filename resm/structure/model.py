@@ -211,12 +211,13 @@ def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, 
 def load_structure_model(path: Union[str, Path]) -> Tuple[StructureModel, Dict[str, Any]]:
     """``(model, meta)`` from a ``structure_model.pt`` (read with ``weights_only=True``);
     meta holds the configs, scheme name and hash, threshold and validation metrics."""
-    from ..model.load import CheckpointError, safe_load
+    from ..model.load import CheckpointError, reading, safe_load
 
     data = safe_load(path)  # weights_only; a fair-esm backbone file reads too, and is refused below
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a resm structure model (written by `resm finetune`)")
-    return model_from_payload(data)
+    with reading(path, "structure model"):
+        return model_from_payload(data)
 
 
 @torch.no_grad()

@@ -227,7 +227,9 @@ def load_probe(model: ESM2, path: str | os.PathLike) -> ESM2:
     Raises ValueError if the file is not a probe or was fitted for another number of
     layers or heads.
     """
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    from ..model.load import safe_load
+
+    data = safe_load(path)
     need = {"weight", "bias", "num_layers", "heads"}
     if not isinstance(data, dict) or not need <= set(data):
         raise ValueError(f"{path}: not a probe file (expected keys {sorted(need)})")

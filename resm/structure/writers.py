@@ -23,13 +23,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from ..utils.io import atomic_path, atomic_write_text
+from ..utils.io import atomic_path, atomic_write_text, merge_dir
 from .io import FoldError, Structure, format_structures, sparse_probs
 
 __all__ = ["OUTPUT_FORMATS", "BPP_HEADER", "safe_filename", "record_file_names", "check_output", "check_distinct",
@@ -38,12 +36,13 @@ __all__ = ["OUTPUT_FORMATS", "BPP_HEADER", "safe_filename", "record_file_names",
 OUTPUT_FORMATS = ("dbn", "bpseq", "ct")
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
+_UNSAFE = re.compile(r"[^\w.+=-]")  # \w: letters and digits of every script, and _
 
 
 def safe_filename(name: str) -> str:
-    """A file name for a record id: characters other than letters, digits and ``._+=-``
-    become ``_``; a leading dot is prefixed with ``_`` (no hidden files, no ``..``)."""
+    """A file name for a record id: characters other than letters and digits (of any script:
+    ``ARN_é`` stays as it is) and ``._+=-`` become ``_``; a leading dot is prefixed with ``_``
+    (no hidden files, no ``..``)."""
     s = _UNSAFE.sub("_", name) or "_"
     return "_" + s if s.startswith(".") else s
 
@@ -114,20 +113,11 @@ def format_bpp(name: str, probs, min_p: float = 1e-3) -> str:
     return "".join(rows)
 
 
-@contextlib.contextmanager
-def staged_dir(final: Path) -> Iterator[Path]:
+def staged_dir(final: Path) -> contextlib.AbstractContextManager:
     """A temporary folder beside ``final``; on success its files are moved into ``final``
-    (created if needed; other files there are left alone), on error it is removed."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        yield tmp
-        final.mkdir(exist_ok=True)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, final / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    (created if needed; other files there are left alone), on error it is removed
+    (:func:`resm.utils.io.merge_dir`)."""
+    return merge_dir(final)
 
 
 def _abandon(stack: contextlib.ExitStack, exc: Optional[BaseException]) -> None:

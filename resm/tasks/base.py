@@ -94,6 +94,11 @@ class ModelConfig:
             raise ConfigError(f"model.encoder must be backbone or onehot, not {self.encoder!r}")
         if self.encoder == "backbone" and bool(self.init) == bool(self.arch):
             raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
+        if self.arch is not None:
+            from ..model.config import ARCHS
+
+            if self.arch not in ARCHS:
+                raise ConfigError(f"model.arch: unknown architecture {self.arch!r}; known: {', '.join(ARCHS)}")
         if self.mode not in MODES:
             raise ConfigError(f"model.mode must be one of {list(MODES)}, not {self.mode!r}")
         if self.mode == "adapters" and self.adapter is None:
@@ -230,7 +235,10 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
     folder = Path(folder)
     source = manifest_source(source, folder)
     enc = model.encoder
-    with atomic_dir(folder) as tmp:
+    def earlier(p: Path) -> bool:  # an existing folder is replaced only if it is an earlier bundle
+        return (p / A.MANIFEST).is_file() or any(p.glob("onehot-*.pt"))
+
+    with atomic_dir(folder, replaces=earlier) as tmp:
         if isinstance(enc, OneHotEncoder):
             for name, spec in heads.items():
                 state = {f"head.{k}": v for k, v in model.heads[name].state_dict().items()}
@@ -288,9 +296,11 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     from ..model import adapters as A
 
     builders = HEADS if builders is None else builders
-    from ..model.load import load_backbone
+    from ..model.load import load_backbone, reading
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise A.AdapterError(f"{folder}: no such model folder (out_dir/model of `resm finetune`)")
     onehot = sorted(folder.glob("onehot-*.pt"))
     if onehot:
         from ..model.load import safe_load
@@ -300,14 +310,16 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
         for f in onehot:
             d = safe_load(f)
             name = f.stem[len("onehot-"):]
-            if enc is None:
-                enc = OneHotEncoder(OneHotConfig(**d["encoder_config"]))
-                enc.load_state_dict({k[8:]: v for k, v in d["state"].items() if k.startswith("encoder.")})
-            head, fn = builders[d["task"]](d["head_config"], enc.embed_dim)
-            head.load_state_dict({k[5:]: v for k, v in d["state"].items() if k.startswith("head.")})
-            heads[name], apply[name] = head, fn
-            entries[name] = {"task": d["task"], "config": d["head_config"], "extra": d["extra"]}
-        return TaskModel(enc, heads, apply).eval(), entries, get_scheme(d["scheme"])
+            with reading(f, "one-hot model"):
+                if enc is None:
+                    enc = OneHotEncoder(OneHotConfig(**d["encoder_config"]))
+                    enc.load_state_dict({k[8:]: v for k, v in d["state"].items() if k.startswith("encoder.")})
+                head, fn = builders[d["task"]](d["head_config"], enc.embed_dim)
+                head.load_state_dict({k[5:]: v for k, v in d["state"].items() if k.startswith("head.")})
+                heads[name], apply[name] = head, fn
+                entries[name] = {"task": d["task"], "config": d["head_config"], "extra": d["extra"]}
+                scheme = get_scheme(d["scheme"])
+        return TaskModel(enc, heads, apply).eval(), entries, scheme
     manifest = A.read_manifest(folder)
     scheme = get_scheme(manifest["scheme"]["name"])
     entries = manifest.get("heads", {})
@@ -326,9 +338,10 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
         A.load_adapter(folder, bb, n, scheme)
     heads, apply = {}, {}
     for name, entry in entries.items():
-        head, fn = builders[entry["task"]](entry["config"], bb.embed_dim)
         state, _ = A.load_head_state(folder, name)
-        head.load_state_dict(state)
+        with reading(folder / A.MANIFEST, f"model bundle (head {name!r})"):
+            head, fn = builders[entry["task"]](entry["config"], bb.embed_dim)
+            head.load_state_dict(state)
         heads[name], apply[name] = head, fn
         if entry.get("adapter"):
             A.set_active_adapter(bb, entry["adapter"])

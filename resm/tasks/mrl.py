@@ -55,6 +55,10 @@ class MRLDataConfig:
     def __post_init__(self):
         if not self.train:
             raise ConfigError("data.train: give the UTR file")
+        for key in ("batch_size", "max_train", "max_val"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"data.{key} must be >= 1, got {v}")
         self.fractions = list(self.fractions or [0.8, 0.1, 0.1])
         if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6 or min(self.fractions) < 0:
             raise ConfigError(f"data.fractions must be three shares summing to 1, got {self.fractions}")
@@ -216,13 +220,15 @@ def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False):
     optimus = folder / "optimus-mrl.pt"
     if optimus.exists():
         from ..mapping import get_scheme
-        from ..model.load import safe_load
+        from ..model.load import reading, safe_load
 
         d = safe_load(optimus)
-        head = OptimusCNN(OptimusConfig.from_dict(d["config"]))
-        head.load_state_dict(d["state"])
-        model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": optimus_apply}).eval()
-        return model, "mrl", {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}, get_scheme(d["scheme"])
+        with reading(optimus, "Optimus model"):
+            head = OptimusCNN(OptimusConfig.from_dict(d["config"]))
+            head.load_state_dict(d["state"])
+            model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": optimus_apply}).eval()
+            entry = {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}
+            return model, "mrl", entry, get_scheme(d["scheme"])
     model, entries, scheme = load_bundle(folder, backbone=backbone, trust=trust)  # a joint bundle holds other heads too
     names = [n for n, e in entries.items() if e["task"] == "mrl"]
     if not names:

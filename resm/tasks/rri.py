@@ -60,6 +60,10 @@ class RRIDataConfig:
     def __post_init__(self):
         if not self.train:
             raise ConfigError("data.train: give the pairs file")
+        for key in ("batch_size", "max_train", "max_val"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"data.{key} must be >= 1, got {v}")
         if not 0.0 < self.val_fraction < 1.0 and not self.val:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
 

@@ -1,22 +1,52 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename.
+"""Writing outputs: staged beside their targets, put in place atomically, all or nothing.
+
+* :func:`atomic_path`, :func:`atomic_dir`, :func:`merge_dir` and :func:`atomic_write_text`
+  write to a hidden temporary beside the target (``.NAME.<host>-<pid>.<random>.tmp``) and
+  rename it into place when the block ends without error; on any error (``SIGTERM`` too,
+  which the command line turns into an exception) the temporary is removed, so a target is
+  never half-written. ``atomic_dir`` replaces a folder whole; ``merge_dir`` moves its files
+  into a folder and leaves the folder's other files alone.
+* :func:`transaction` makes several outputs one unit: inside it, those writes are staged and
+  renamed into place together when the transaction ends without error, and all removed
+  otherwise (with the folders created for them), so a command that fails writes nothing and
+  a command that succeeds writes all of its outputs. The command line runs every command but
+  the training ones inside one (a training run writes its checkpoints as it goes, and
+  :func:`suspended` lets the loop do that even inside a transaction). Writes to a staged
+  temporary, or into a staged folder, go straight in: that output is the unit.
+* :func:`check_output` refuses, before any work, a target that cannot be written: a folder
+  where a file goes (or the reverse), a path under a file, or a place where no file can be
+  created (read-only or not a real folder: it tries).
+* A process killed with ``SIGKILL`` cannot clean up: its temporaries stay. The first write
+  of a later run into the same folder removes those left by processes of this machine that
+  are no longer running (their names carry host and process id).
 
 Outputs get the permissions a plainly created file or folder would get: ``0666`` (files) or
 ``0777`` (folders) less the user's umask, or, when a file is replaced, the mode it had. (The
-temporary files themselves are created private, as ``mkstemp``/``mkdtemp`` make them, and
-opened up only when they are complete.)
+temporaries themselves are created private, as ``mkstemp``/``mkdtemp`` make them, and opened
+up only when they are complete.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
+import re
+import secrets
 import shutil
+import socket
 import stat
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Dict, Iterator, List, Optional
 
-__all__ = ["umask", "atomic_path", "atomic_dir", "atomic_write_text"]
+__all__ = ["umask", "OutputError", "check_output", "transaction", "suspended", "atomic_path", "atomic_dir",
+           "merge_dir", "atomic_write_text", "remove_stale"]
+
+
+class OutputError(ValueError):
+    """An output that cannot be written where it was asked for (one line naming the path)."""
 
 
 def umask() -> int:
@@ -38,51 +68,345 @@ def _file_mode(path: Path) -> int:
         st = path.stat()
         if stat.S_ISREG(st.st_mode):
             return stat.S_IMODE(st.st_mode)  # replacing a file keeps its permissions
-    except FileNotFoundError:
+    except OSError:
         pass
     return 0o666 & ~umask()
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically,
-    on any error it is removed, so ``path`` is never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, _file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+# ----------------------------------------------------------------------------- temporaries
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16] or "host"
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Like ``atomic_path`` for a directory: fill the yielded folder; it then replaces ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+def _prefix(name: str) -> str:
+    return f".{name}.{_host()}-{os.getpid()}."
+
+
+def _aside_name(target: Path) -> Path:
+    return target.with_name(f"{_prefix(target.name)}{secrets.token_hex(4)}.old.tmp")
+
+
+def _alive(pid: int) -> bool:
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~umask())
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+_SWEPT: set = set()  # folders already swept by this process
+
+
+def remove_stale(folder: str | os.PathLike) -> List[Path]:
+    """Remove the temporaries in ``folder`` that resm processes of this machine left when they
+    were killed (the name carries host and process id, and that process is gone); returns
+    what was removed. Each folder is swept once per process."""
+    key = os.path.abspath(folder)
+    removed: List[Path] = []
+    if key in _SWEPT:
+        return removed
+    _SWEPT.add(key)
+    mark = re.compile(rf"\.{re.escape(_host())}-(\d+)\.")
+    try:
+        entries = list(os.scandir(key))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        m = mark.search(name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            _remove(Path(entry.path))
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _why(e: OSError) -> str:
+    return e.strerror or str(e) or type(e).__name__
+
+
+# ----------------------------------------------------------------------------- checks
+def _nearest_existing(p: Path) -> Path:
+    p = Path(os.path.abspath(p))
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output(path: str | os.PathLike, kind: str = "file") -> None:
+    """Raise :class:`OutputError` unless ``path`` can receive a ``kind`` output ("file", "dir"
+    for a folder, or "any" of the two). Nothing is left behind: the check creates one
+    temporary file in the nearest existing folder on the way and removes it."""
+    p = Path(path)
+    if str(p) == "":
+        raise OutputError("an output path is empty")
+    if kind == "file" and p.is_dir():
+        raise OutputError(f"{p}: is a folder; a file is to be written here")
+    if kind != "file" and os.path.lexists(p) and not p.is_dir():
+        raise OutputError(f"{p}: is a file; a folder is to be written here")
+    where = _nearest_existing(p if p.is_dir() and kind != "file" else p.parent)
+    if not where.is_dir():
+        raise OutputError(f"{p}: cannot be created, {where} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=_prefix("probe"), suffix=".tmp", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{p}: cannot write in {where} ({_why(e)})") from None
+
+
+# ----------------------------------------------------------------------------- transactions
+@dataclass
+class _Entry:
+    final: Path
+    tmp: Path
+    kind: str  # "file", "dir" (replaces the folder) or "merge" (files moved into the folder)
+
+
+@dataclass
+class Transaction:
+    """Outputs staged as temporaries, put in place together by :meth:`commit`."""
+
+    entries: Dict[str, _Entry] = field(default_factory=dict)
+    made: List[Path] = field(default_factory=list)  # folders created for the outputs, outermost first
+
+    def holds(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` is one of this transaction's temporaries or lies inside one (a
+        write there is part of a staged output already)."""
+        p = os.path.abspath(path)
+        return any(p == os.path.abspath(e.tmp) or p.startswith(os.path.abspath(e.tmp) + os.sep)
+                   for e in self.entries.values())
+
+    def _parent(self, final: Path) -> None:
+        missing = []
+        p = Path(os.path.abspath(final.parent))
+        while not os.path.lexists(p) and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{final}: cannot create its folder {final.parent} ({_why(e)})") from None
+        self.made.extend(reversed(missing))
+
+    def stage(self, final: str | os.PathLike, kind: str = "file", suffix: str = "",
+              replaces: Optional[Callable[[Path], bool]] = None) -> Path:
+        """A new temporary for ``final``; staging the same target again replaces the first.
+        An existing folder that is not empty is replaced (kind "dir") only when ``replaces``
+        says it is an earlier output of the same kind."""
+        final = Path(final)
+        if kind == "file" and final.is_dir():
+            raise OutputError(f"{final}: is a folder; a file is to be written here")
+        if kind != "file" and os.path.lexists(final) and not final.is_dir():
+            raise OutputError(f"{final}: is a file; a folder is to be written here")
+        if kind == "dir" and final.is_dir() and any(final.iterdir()) and not (replaces and replaces(final)):
+            raise OutputError(f"{final}: is a folder that holds other files; not replacing it (give a new path)")
+        self._parent(final)
+        remove_stale(final.parent)
+        key = os.path.abspath(final)
+        old = self.entries.pop(key, None)
+        if old is not None:
+            _remove(old.tmp)
+        try:
+            if kind == "file":
+                fd, tmp = tempfile.mkstemp(prefix=_prefix(final.name), suffix=suffix + ".tmp", dir=final.parent)
+                os.close(fd)
+            else:
+                tmp = tempfile.mkdtemp(prefix=_prefix(final.name), suffix=".tmp", dir=final.parent)
+        except OSError as e:
+            raise OutputError(f"{final}: cannot write in {final.parent} ({_why(e)})") from None
+        self.entries[key] = _Entry(final, Path(tmp), kind)
+        return Path(tmp)
+
+    def discard(self, tmp: Path) -> None:
+        """Drop one staged output (its temporary is removed)."""
+        for key, e in list(self.entries.items()):
+            if e.tmp == tmp:
+                del self.entries[key]
+                _remove(e.tmp)
+
+    def abort(self) -> None:
+        """Remove every temporary, and the folders created for them if they are empty."""
+        for e in self.entries.values():
+            _remove(e.tmp)
+        self.entries.clear()
+        for d in reversed(self.made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        self.made.clear()
+
+    def commit(self) -> None:
+        """Rename every temporary into place. With several outputs, what they replace is kept
+        aside until all are in, and put back if one fails."""
+        keep = len(self.entries) > 1
+        undo: List[Callable[[], None]] = []
+        done: List[Callable[[], None]] = []
+        try:
+            for e in list(self.entries.values()):
+                self._install(e, keep, undo, done)
+        except BaseException as err:
+            for u in reversed(undo):
+                with contextlib.suppress(OSError):
+                    u()
+            self.abort()
+            if isinstance(err, OSError):
+                raise OutputError(f"{e.final}: cannot be put in place ({_why(err)})") from None
+            raise
+        for d in done:
+            with contextlib.suppress(OSError):
+                d()
+        self.entries.clear()
+        self.made.clear()
+
+    @staticmethod
+    def _put(tmp: Path, target: Path, keep: bool, undo: list, done: list) -> None:
+        """``os.replace(tmp, target)``; with ``keep``, the file it replaces is kept aside (a
+        hard link) until the commit is through, so that a failed commit can restore it."""
+        backup = None
+        if keep and os.path.lexists(target):
+            backup = _aside_name(target)
+            try:
+                os.link(target, backup)
+            except OSError:
+                shutil.copy2(target, backup)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if backup is not None:
+                backup.unlink()
+            raise
+        if backup is None:
+            undo.append(lambda: _remove(target))
         else:
-            os.replace(tmp, path)
+            undo.append(lambda: os.replace(backup, target))
+            done.append(lambda: backup.unlink())
+
+    def _install(self, e: _Entry, keep: bool, undo: list, done: list) -> None:
+        if e.kind == "file":
+            os.chmod(e.tmp, _file_mode(e.final))
+            self._put(e.tmp, e.final, keep, undo, done)
+        elif e.kind == "dir":
+            _open_up(e.tmp)
+            if e.final.exists():
+                old = _aside_name(e.final)
+                os.replace(e.final, old)
+                undo.append(lambda: os.replace(old, e.final))
+                os.replace(e.tmp, e.final)
+                undo.append(lambda: shutil.rmtree(e.final))
+                done.append(lambda: shutil.rmtree(old))
+            else:
+                os.replace(e.tmp, e.final)
+                undo.append(lambda: shutil.rmtree(e.final))
+        else:
+            if not e.final.is_dir():
+                e.final.mkdir()
+                undo.append(lambda: shutil.rmtree(e.final))
+            for f in sorted(e.tmp.iterdir()):
+                target = e.final / f.name
+                if f.is_file():
+                    os.chmod(f, _file_mode(target))
+                self._put(f, target, True, undo, done)  # several files: always restorable
+            e.tmp.rmdir()
+
+
+def _open_up(folder: Path) -> None:
+    """A staged folder and what is in it get the modes of plainly created ones (some writers,
+    safetensors for one, create their files private)."""
+    mask = umask()
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~mask)
+        for f in files:
+            p = os.path.join(root, f)
+            if not os.path.islink(p):
+                os.chmod(p, 0o666 & ~mask)
+
+
+_CURRENT: contextvars.ContextVar[Optional[Transaction]] = contextvars.ContextVar("resm_outputs", default=None)
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[Transaction]:
+    """Make every atomic write inside the block part of one all-or-nothing unit (see the
+    module notes). A transaction opened inside another one joins it."""
+    outer = _CURRENT.get()
+    if outer is not None:
+        yield outer
+        return
+    tx = Transaction()
+    token = _CURRENT.set(tx)
+    try:
+        yield tx
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        tx.abort()
         raise
+    finally:
+        _CURRENT.reset(token)
+    tx.commit()
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """Writes inside the block go in place at once, even within a transaction (a training
+    run's checkpoints and final model)."""
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+@contextlib.contextmanager
+def _staged(path: str | os.PathLike, kind: str, suffix: str = "",
+            replaces: Optional[Callable[[Path], bool]] = None) -> Iterator[Path]:
+    tx = _CURRENT.get()
+    own = tx is None or tx.holds(path)
+    if own:
+        tx = Transaction()
+    tmp = tx.stage(path, kind, suffix, replaces)
+    try:
+        yield tmp
+    except BaseException:
+        if own:
+            tx.abort()
+        else:
+            tx.discard(tmp)
+        raise
+    if own:
+        tx.commit()
+
+
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> contextlib.AbstractContextManager:
+    """Yield a temporary path beside ``path``; when the block ends without error it replaces
+    ``path`` (at once, or when the enclosing :func:`transaction` commits); on error it is
+    removed, so ``path`` is never half-written."""
+    return _staged(path, "file", suffix)
+
+
+def atomic_dir(path: str | os.PathLike,
+               replaces: Optional[Callable[[Path], bool]] = None) -> contextlib.AbstractContextManager:
+    """Like :func:`atomic_path` for a folder: fill the yielded folder; it then replaces ``path``.
+    An existing ``path`` that holds files is replaced only if ``replaces(path)`` says it is an
+    earlier output of the same kind (say, a model folder); otherwise it is an OutputError."""
+    return _staged(path, "dir", replaces=replaces)
+
+
+def merge_dir(path: str | os.PathLike) -> contextlib.AbstractContextManager:
+    """A temporary folder whose files are moved into ``path`` (created if needed; its other
+    files are left alone) when the block ends without error."""
+    return _staged(path, "merge")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")

@@ -141,7 +141,7 @@ def test_resume_matches_uninterrupted(assets, tmp_path):
     path = write(cfg, tmp_path / "res.yaml")
     run("finetune", "--config", path)
     assert max(log(tmp_path / "res")) == 6
-    run("finetune", "--config", path, "train.max_steps=9")  # resumes from step_00000006
+    run("finetune", "--config", path, "train.max_steps=9", "train.resume_changed=true")  # resumes from step_00000006
     a, b = log(tmp_path / "ref"), log(tmp_path / "res")
     assert sorted(b) == list(range(1, 10))
     for s in (7, 8, 9):

@@ -1,0 +1,219 @@
+"""The files of a training checkpoint, and reading them without running code from them.
+
+A checkpoint folder (``out_dir/checkpoints/step_XXXXXXXX/``) holds
+
+* ``trainer_rank{r}.json`` for each process: the step, tokens seen, the data stream's
+  position, the random states (Python's and numpy's as JSON numbers, torch's and the masking
+  generator's as base64 bytes), the task's fingerprint and the ``optim``/``train`` settings
+  the run was started with. Plain JSON: reading it cannot run code.
+* ``engine.pt`` (plain torch engine): weights, optimiser and schedule, read with
+  ``weights_only=True`` (:func:`load_engine_state`);
+* ``ds/`` (DeepSpeed engine): DeepSpeed's own files. DeepSpeed unpickles them in full, so
+  while it reads them (resume, and ``resm export`` through ``zero_to_fp32``)
+  :func:`guarded_torch_load` makes every ``torch.load`` a ``weights_only`` one that allows,
+  besides tensors and containers, only the few DeepSpeed classes those files hold
+  (:data:`DEEPSPEED_GLOBALS`); anything else is refused unless the user trusts the folder.
+* ``config.json``, the whole config of the run.
+
+Checkpoints written before the JSON trainer state hold ``trainer_rank{r}.pt`` instead; it is
+read with ``weights_only=True`` and numpy's array classes allowed, which is all it holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import pickle
+import random
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping
+
+import numpy as np
+import torch
+
+from .config import ConfigError
+from .model.load import CheckpointError, load_failure, safe_load
+
+__all__ = ["STATE_FORMAT", "DEEPSPEED_GLOBALS", "TRAIN_HINT", "EXPORT_HINT", "rng_state", "set_rng_state", "save_trainer_state",
+           "load_trainer_state", "load_engine_state", "guarded_torch_load", "jsonable", "changes"]
+
+STATE_FORMAT = "resm-trainer-state"
+DEEPSPEED_GLOBALS = (
+    "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+    "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler",
+    "deepspeed.runtime.zero.config.ZeroStageEnum",
+    "deepspeed.utils.tensor_fragment.fragment_address",
+)
+TRAIN_HINT = "if you trust this run folder, set train.trust_checkpoint=true"
+EXPORT_HINT = "if you trust this run folder, pass --trust-checkpoint"
+
+
+# ----------------------------------------------------------------------------- random states
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _bytes_tensor(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8).clone()
+
+
+def rng_state() -> Dict[str, Any]:
+    """Python's, numpy's (legacy global), torch's and CUDA's random states, as JSON values."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": _b64(torch.get_rng_state()),
+        "cuda": [_b64(s) for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(s: Mapping[str, Any]) -> None:
+    """Restore :func:`rng_state` (or the tuples and tensors an old ``.pt`` state held)."""
+    version, internal, gauss = s["python"]
+    random.setstate((int(version), tuple(int(x) for x in internal), gauss))
+    kind, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    t = s["torch"]
+    torch.set_rng_state(_bytes_tensor(t) if isinstance(t, str) else t)
+    if s.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([_bytes_tensor(c) if isinstance(c, str) else c for c in s["cuda"]])
+
+
+def generator_state(g: torch.Generator) -> str:
+    return _b64(g.get_state())
+
+
+def set_generator_state(g: torch.Generator, s) -> None:
+    g.set_state(_bytes_tensor(s) if isinstance(s, str) else s)
+
+
+# ----------------------------------------------------------------------------- trainer state
+def jsonable(x: Any) -> Any:
+    """``x`` as it reads back from JSON (tuples become lists, ...)."""
+    return json.loads(json.dumps(x, default=str))
+
+
+def save_trainer_state(folder: Path, rank: int, state: Dict[str, Any]) -> Path:
+    path = Path(folder) / f"trainer_rank{rank}.json"
+    path.write_text(json.dumps({"format": STATE_FORMAT, "version": 1, **state}, default=str), encoding="utf-8")
+    return path
+
+
+_NEEDED = ("step", "tokens_seen", "data", "rng", "mask_rng", "fingerprint", "world_size", "engine")
+
+
+def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str = TRAIN_HINT) -> Dict[str, Any]:
+    """The trainer state of ``rank`` in checkpoint ``folder`` (JSON; an old ``.pt`` state is
+    read with ``weights_only=True``). One-line errors name the file."""
+    folder = Path(folder)
+    path = folder / f"trainer_rank{rank}.json"
+    if path.exists():
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{path}: unreadable trainer state ({str(e).splitlines()[0]})") from None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise CheckpointError(f"{path}: not a resm trainer state")
+    elif (folder / f"trainer_rank{rank}.pt").exists():
+        path = folder / f"trainer_rank{rank}.pt"
+        reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct
+        allow = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), reconstruct,
+                 (reconstruct, "numpy.core.multiarray._reconstruct")]  # written by numpy 1 or 2
+        state = safe_load(path, trust, allow=allow, hint=hint)
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path}: not a resm trainer state")
+    else:
+        raise ConfigError(f"{folder}: no state for rank {rank} (was it written with another world size?)")
+    missing = [k for k in _NEEDED if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a complete trainer state (no {missing[0]!r})")
+    state["file"] = str(path)
+    return state
+
+
+def load_engine_state(path: Path, map_location) -> Dict[str, Any]:
+    """``engine.pt`` of the plain torch engine, read with ``weights_only=True`` (it holds only
+    tensors and numbers; a file that names anything else was not written by resm, and is never
+    unpickled in full)."""
+    state = safe_load(path, map_location=map_location, hint="")
+    if not isinstance(state, dict) or not {"model", "optimizer", "scheduler"} <= set(state):
+        raise CheckpointError(f"{path}: not an engine state (model, optimizer, scheduler)")
+    return state
+
+
+# ----------------------------------------------------------------------------- DeepSpeed files
+def _deepspeed_globals() -> List[object]:
+    import importlib
+
+    out = []
+    for name in DEEPSPEED_GLOBALS:
+        module, _, attr = name.rpartition(".")
+        with contextlib.suppress(ImportError, AttributeError):
+            out.append(getattr(importlib.import_module(module), attr))
+    return out
+
+
+@contextlib.contextmanager
+def guarded_torch_load(trust: bool = False, hint: str = TRAIN_HINT) -> Iterator[None]:
+    """Inside the block every ``torch.load`` (DeepSpeed's included) is ``weights_only=True``
+    with :data:`DEEPSPEED_GLOBALS` allowed; a file naming anything else is a
+    :class:`CheckpointError` naming the file and the global, unless ``trust``."""
+    original = torch.load
+    allow = _deepspeed_globals()
+
+    def load(f, *args, **kwargs):
+        kwargs.pop("weights_only", None)
+        if trust:
+            return original(f, *args, weights_only=False, **kwargs)
+        try:
+            with warnings.catch_warnings(), torch.serialization.safe_globals(allow):
+                warnings.simplefilter("ignore")
+                return original(f, *args, weights_only=True, **kwargs)
+        except pickle.UnpicklingError as e:
+            named = re.search(r"GLOBAL ([\w.]+\w)", str(e))
+            what = f"it names {named.group(1)}, which is not allowed" if named else "corrupt pickle"
+            raise CheckpointError(f"{f}: refusing to unpickle it: {what}; {hint}") from None
+        except (FileNotFoundError, CheckpointError):
+            raise
+        except Exception as e:  # a truncated or foreign file
+            raise CheckpointError(f"{f}: not a readable torch checkpoint ({load_failure(Path(f), e)})") from None
+
+    torch.load = load
+    try:
+        yield
+    finally:
+        torch.load = original
+
+
+# ----------------------------------------------------------------------------- resume checks
+def _flat(x: Any, prefix: str) -> Dict[str, Any]:
+    if isinstance(x, dict):
+        out: Dict[str, Any] = {}
+        for k, v in x.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: x}
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def changes(before: Mapping[str, Any], now: Mapping[str, Any], ignore: tuple = ()) -> List[str]:
+    """``["key old → new", ...]`` for the dotted keys whose values differ (JSON-compared);
+    keys whose last part is in ``ignore`` are left out."""
+    a, b = _flat(jsonable(dict(before)), ""), _flat(jsonable(dict(now)), "")
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k.rsplit(".", 1)[-1] in ignore or a.get(k) == b.get(k):
+            continue
+        old = _short(a[k]) if k in a else "(absent)"
+        new = _short(b[k]) if k in b else "(absent)"
+        out.append(f"{k} {old} → {new}")
+    return out
