@@ -20,12 +20,10 @@ def _user_errors() -> tuple:
     from .utils.io import OutputError
 
     errs.append(OutputError)
-    try:
-        from .structure.io import StructureError
+    from .structure.folders import FolderUnavailable
+    from .structure.io import StructureError
 
-        errs.append(StructureError)
-    except ImportError:
-        pass
+    errs += [StructureError, FolderUnavailable]
     return tuple(errs)
 
 
@@ -140,7 +138,7 @@ def cmd_fold(a: argparse.Namespace) -> None:
     r = fold_fasta(a.fasta, a.model, a.zero_shot, a.format, a.out, a.plot, a.reference, a.threshold, a.method,
                    a.noncanonical, a.scheme, a.max_length, a.trust_checkpoint, a.device, split_dir=a.split_dir,
                    bpp=a.bpp, bpp_min=a.bpp_min, report=a.report, nested=a.nested, no_lp=a.noLP,
-                   input_format=a.input_format, shard_size=a.shard_size)
+                   input_format=a.input_format, shard_size=a.shard_size, threads=a.threads)
     if r["rank"] != 0:
         return
     files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]
@@ -245,9 +243,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     for d in a.dataset:
         if d == "archiveii-famfold":
             results += evaluate_famfold(str(a.model), data_dir, a.folds, a.limit, a.seed, a.tile,
-                                        bpp_cache=a.bpp_cache)
+                                        bpp_cache=a.bpp_cache, folders=a.folders, workers=a.threads)
         else:
-            results.append(evaluate_structure(a.model, d, data_dir, a.limit, a.seed, a.tile, bpp_cache=a.bpp_cache))
+            results.append(evaluate_structure(a.model, d, data_dir, a.limit, a.seed, a.tile, bpp_cache=a.bpp_cache,
+                                              folders=a.folders, workers=a.threads))
     text = format_table(results, "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:]), a.model,
                         cached_prior=bool(a.bpp_cache))
     print(text)
@@ -318,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
         sp.add_argument("--nogpu", dest="device", action="store_const", const="cpu", help="run on the CPU (same as --device cpu; esm-extract's spelling)")
         if threads:
-            sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
+            sp.add_argument("--threads", type=int, default=0, help="CPU threads: torch's, and for `fold` the processes computing pair priors (default 0: every core)")
 
     def model_args(sp):
         sp.add_argument("model", help="fair-esm .pt file, Hugging Face folder, Hugging Face hub id in the local cache (e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), or 'default' (the backbone of the shipped structure model)")
@@ -435,12 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--folds", nargs="+", default=None, help="archiveii-famfold: only these folds (default: all 9)")
     sp.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many sequences per set (default: all)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
-    sp.add_argument("--tile", type=int, default=512, help="tile size of the memory-bounded 2D head")
+    sp.add_argument("--tile", type=int, default=512, help="tile size of the memory-bounded 2D head (default: 512)")
+    sp.add_argument("--folders", nargs="*", default=None, metavar="FOLDER",
+                    help="classical folders run on the same records (default: all five: rnafold, rnafold-mea, eternafold, linearpartition-v, linearfold-v)")
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
     sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
     sp.add_argument("--bpp-cache", default=None, metavar="DIR",
-                    help="reuse the pair-probability channel stored here by training (data.bpp_cache); "
-                         "the model's time then leaves out the ViennaRNA prior (default: compute it)")
+                    help="reuse the pair priors stored here by training (data.bpp_cache), and store new ones; "
+                         "the model's time then leaves out the priors found there (default: compute them)")
     sp.add_argument("--out", type=Path, default=None, help="markdown table to write (default: print only)")
 
     sp = add("compare", cmd_compare, "compare backbones (mapped ESM-2, nucleotide models, RNA-FM, one-hot, ViennaRNA) on the same structure, RRI and MRL tasks")

@@ -258,6 +258,8 @@ def find_config(spec: str | os.PathLike, kind: str) -> Path:
     for root in roots:
         if (root / kind / rel).is_file():
             return root / kind / rel
+    if p.is_dir():
+        raise ConfigError(f"{spec}: is a folder, not a config file")
     shipped = sorted({f.stem for r in roots for f in (r / kind).glob(f"*{ext}")})
     raise ConfigError(f"{spec}: no such config file, nor a shipped {kind} config of that name "
                       f"(shipped: {', '.join(shipped) or 'none'})")

@@ -1,10 +1,14 @@
-"""``resm evaluate structure``: a structure model against RNAfold, same sequences, same run.
+"""``resm evaluate structure``: a structure model against the classical folders, on the same
+records, in the same run.
 
-For each sequence of the chosen set, the model's pair probabilities are decoded at the
-threshold stored in the model file (chosen on validation data when it was trained) and
-RNAfold's MFE structure is computed; both are scored with :func:`resm.structure.metrics.evaluate`
-(per-sequence mean and pooled, strict and ±1 shift). Time per sequence and the peak resident
-memory of the process are recorded too.
+For each record of the chosen set the model predicts a structure (a pair-head model through
+:func:`resm.structure.pipeline.pair_head_folder`, decoded as stored in its file; a 2-D head
+model at its stored threshold), and every classical folder asked for
+(:data:`resm.structure.folders.FOLDERS`: RNAfold MFE and MEA, LinearPartition MEA with
+EternaFold or ViennaRNA parameters, LinearFold) folds the same sequence. All are scored with
+:func:`resm.structure.metrics.evaluate` (per-sequence mean and pooled, strict and ±1 shift, MCC).
+Each method's wall time over the set and the peak resident memory of the process are recorded
+too. The table ends, per set, with the model's margin over the best classical folder.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import resource
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -22,121 +26,170 @@ from ..heads.structure import DEFAULT_TILE
 from ..utils.io import atomic_write_text
 from .datasets import FAMFOLD_SPLIT, load_dataset, read_split
 from .decode import decode
-from .folders import rnafold
+from .folders import FOLDERS
 from .io import Structure
 from .metrics import evaluate
 from .model import load_structure_model, predict_pairs
 
-__all__ = ["evaluate_structure", "evaluate_famfold", "format_table", "write_table"]
+__all__ = ["DEFAULT_FOLDERS", "evaluate_structure", "evaluate_famfold", "format_table", "write_table"]
+
+DEFAULT_FOLDERS = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", "linearfold-v")
+MODEL = "resm"
 
 
 def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def check_folders(names: Optional[Sequence[str]]) -> List[str]:
+    """The folders asked for, each known and installed (else a one-line error naming it or
+    its package)."""
+    from .folders import FolderUnavailable
+
+    out = []
+    for n in DEFAULT_FOLDERS if names is None else names:
+        if n not in FOLDERS:
+            raise ValueError(f"unknown folder {n!r}; known: {', '.join(FOLDERS)}")
+        if not FOLDERS[n].available():
+            f = FOLDERS[n]
+            raise FolderUnavailable(f"folder {n} needs the package {f.package}, which is not installed: pip install {f.package}")
+        out.append(n)
+    return out
+
+
+def _model_predictor(model, meta, workers: int, bpp_cache, tile: int) -> Callable[[List[Structure], str, bool], List[np.ndarray]]:
+    """``predict(records, desc, progress) -> partner arrays`` for either kind of model."""
+    if model.kind == "pairs":
+        from ..mapping import get_scheme
+        from .pipeline import pair_head_folder
+
+        fold_many = pair_head_folder(model, meta, get_scheme(meta["scheme"]), workers, cache=bpp_cache)
+
+        def predict(recs, desc, progress):
+            return [s.pairs for s, _ in fold_many([(r.name, r.seq) for r in recs], progress=progress, desc=desc)]
+
+        return predict
+    threshold, scheme = float(meta["threshold"]), meta["scheme"]
+
+    def predict(recs, desc, progress):
+        out = []
+        for rec in tqdm(recs, desc=desc, disable=not progress):
+            with torch.inference_mode():
+                probs = predict_pairs(model, scheme, rec.seq, tile=tile, bpp_cache=bpp_cache)
+            out.append(decode(probs, rec.seq, threshold=threshold))
+        return out
+
+    return predict
+
+
+def _score(predict, recs: List[Structure], dataset: str, folders: Sequence[str], progress: bool = True,
+           keep: Optional[dict] = None) -> Dict[str, object]:
+    """Every method on ``recs``: ``{"dataset", "n", "methods": {name: metrics}, "seconds": {name: s}}``."""
+    true = [r.pairs for r in recs]
+    preds: Dict[str, list] = {}
+    seconds: Dict[str, float] = {}
+    t0 = time.perf_counter()
+    preds[MODEL] = predict(recs, f"{dataset}: resm", progress)
+    seconds[MODEL] = time.perf_counter() - t0
+    for name in folders:
+        fold = FOLDERS[name].fold
+        t0 = time.perf_counter()
+        preds[name] = [fold(r.seq) for r in tqdm(recs, desc=f"{dataset}: {name}", disable=not progress)]
+        seconds[name] = time.perf_counter() - t0
+    if keep is not None:
+        keep.setdefault("true", []).extend(true)
+        for name, p in preds.items():
+            keep.setdefault("pred", {}).setdefault(name, []).extend(p)
+            keep.setdefault("seconds", {}).setdefault(name, 0.0)
+            keep["seconds"][name] += seconds[name]
+    return {"dataset": dataset, "n": len(recs), "methods": {k: evaluate(p, true) for k, p in preds.items()},
+            "seconds": seconds, "peak_gib": _peak_gib()}
+
+
 def evaluate_structure(model_path, dataset: str, data_dir, limit: Optional[int] = None, seed: int = 0,
-                       tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None) -> Dict[str, object]:
+                       tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None,
+                       folders: Optional[Sequence[str]] = None, workers: int = 0) -> Dict[str, object]:
+    """The model at ``model_path`` and the classical ``folders`` on one benchmark set."""
     if dataset == "archiveii-famfold":
         raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
+    folders = check_folders(folders)
     model, meta = load_structure_model(model_path)
-    return _score(model, meta, load_dataset(dataset, data_dir, limit, seed), dataset, tile, progress,
-                  bpp_cache=bpp_cache)
+    predict = _model_predictor(model, meta, workers, bpp_cache, tile)
+    return _score(predict, load_dataset(dataset, data_dir, limit, seed), dataset, folders, progress)
 
 
 def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = None, limit: Optional[int] = None,
-                     seed: int = 0, tile: int = DEFAULT_TILE, progress: bool = True,
-                     bpp_cache=None) -> List[Dict[str, object]]:
+                     seed: int = 0, tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None,
+                     folders: Optional[Sequence[str]] = None, workers: int = 0) -> List[Dict[str, object]]:
     """Family-wise cross-validation on ArchiveII (<= 512 nt): for each fold, the model trained
     without that family (``model_path`` with ``{fold}`` in it, e.g.
     ``runs/famfold/{fold}/structure_model.pt``) on the held-out family's test partition, with
-    RNAfold on the same sequences. One result per fold, then a pooled row ("all folds": every
-    test sequence once, each scored by its own fold's model)."""
+    the classical folders on the same sequences. One result per fold, then a pooled row ("all
+    folds": every test sequence once, each scored by its own fold's model)."""
     if "{fold}" not in str(model_path):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
+    folders = check_folders(folders)
     split = read_split(Path(data_dir) / FAMFOLD_SPLIT)
     names = folds or sorted(split)
     unknown = sorted(set(names) - set(split))
     if unknown:
         raise ValueError(f"unknown fold(s) {unknown}; known: {sorted(split)}")
     recs = load_dataset("archiveii-famfold", data_dir)
-    results, pooled = [], {"pred": [], "fold": [], "true": [], "seconds_model": 0.0, "seconds_rnafold": 0.0, "per_seq": []}
+    results: List[Dict[str, object]] = []
+    pooled: dict = {}
     for name in names:
         test = [r for r in recs if r.name in split[name]["test"]]
         if limit is not None and limit < len(test):
             idx = sorted(np.random.default_rng(seed).choice(len(test), limit, replace=False))
             test = [test[i] for i in idx]
         model, meta = load_structure_model(str(model_path).replace("{fold}", name))
-        r = _score(model, meta, test, f"archiveii-famfold {name}", tile, progress, keep=pooled, bpp_cache=bpp_cache)
-        results.append(r)
-    results.append({"dataset": "archiveii-famfold, all folds", "n": len(pooled["true"]), "threshold": float("nan"),
-                    "model": evaluate(pooled["pred"], pooled["true"]), "rnafold": evaluate(pooled["fold"], pooled["true"]),
-                    "seconds_model": pooled["seconds_model"], "seconds_rnafold": pooled["seconds_rnafold"],
-                    "peak_gib": _peak_gib(), "per_seq": pooled["per_seq"]})
+        predict = _model_predictor(model, meta, workers, bpp_cache, tile)
+        results.append(_score(predict, test, f"archiveii-famfold {name}", folders, progress, keep=pooled))
+    true = pooled.get("true", [])
+    results.append({"dataset": "archiveii-famfold, all folds", "n": len(true),
+                    "methods": {k: evaluate(p, true) for k, p in pooled.get("pred", {}).items()},
+                    "seconds": dict(pooled.get("seconds", {})), "peak_gib": _peak_gib()})
     return results
 
 
-def _score(model, meta, recs: List[Structure], dataset: str, tile: int = DEFAULT_TILE, progress: bool = True,
-           keep: Optional[dict] = None, bpp_cache=None) -> Dict[str, object]:
-    threshold = float(meta["threshold"])
-    scheme = meta["scheme"]
-    pred, fold, true = [], [], []
-    t_model = t_fold = 0.0
-    per_seq = []
-    for rec in tqdm(recs, desc=f"evaluate {dataset}", disable=not progress):
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            probs = predict_pairs(model, scheme, rec.seq, tile=tile, bpp_cache=bpp_cache)
-        p = decode(probs, rec.seq, threshold=threshold)
-        t1 = time.perf_counter()
-        f, _ = rnafold(rec.seq)
-        t2 = time.perf_counter()
-        pred.append(p)
-        fold.append(f)
-        true.append(rec.pairs)
-        t_model += t1 - t0
-        t_fold += t2 - t1
-        per_seq.append((rec.name, len(rec.seq), t1 - t0, t2 - t1))
-    if keep is not None:
-        keep["pred"] += pred
-        keep["fold"] += fold
-        keep["true"] += true
-        keep["seconds_model"] += t_model
-        keep["seconds_rnafold"] += t_fold
-        keep["per_seq"] += per_seq
-    return {
-        "dataset": dataset,
-        "n": len(recs),
-        "threshold": threshold,
-        "model": evaluate(pred, true),
-        "rnafold": evaluate(fold, true),
-        "seconds_model": t_model,
-        "seconds_rnafold": t_fold,
-        "peak_gib": _peak_gib(),
-        "per_seq": per_seq,
-    }
+def _label(name: str) -> str:
+    return "**resm**" if name == MODEL else name
 
 
 def format_table(results: List[Dict[str, object]], command: str, model_path, cached_prior: bool = False) -> str:
     threads = torch.get_num_threads()
-    timing = f"time is the total over the set on this machine ({threads} CPU thread{'s' if threads > 1 else ''}"
-    timing += "; the model's time leaves out its ViennaRNA prior, read from a cache)." if cached_prior else ")."
+    timing = f"seconds: wall time over the set on this machine ({threads} torch thread{'s' if threads > 1 else ''}; "
+    timing += "the folders run on one core each)"
+    if cached_prior:
+        timing += "; resm's time leaves out its pair priors, read from a cache"
     lines = [
-        "# Secondary structure: resm model vs RNAfold (same sequences, same run)",
+        "# Secondary structure: resm against the classical folders (same records, same run)",
         "",
         f"Command: `{command}`  ",
-        f"Model: `{model_path}`. Mean per-sequence F1 (strict / ±1 shift), pooled F1 (strict), "
-        f"mean MCC; {timing}",
+        f"Model: `{model_path}`. Mean per-sequence F1 (strict / ±1 shift), pooled F1 (strict), mean MCC; {timing}.",
         "",
-        "| set | n | resm F1 | resm F1 ±1 | resm pooled F1 | resm MCC | RNAfold F1 | RNAfold F1 ±1 | RNAfold pooled F1 | RNAfold MCC | resm s | RNAfold s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| set | n | method | F1 | F1 ±1 | pooled F1 | MCC | seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    margins = []
     for r in results:
-        m, f = r["model"], r["rnafold"]
-        lines.append(
-            f"| {r['dataset']} | {r['n']} | {m['f1_mean']:.3f} | {m['f1_shift_mean']:.3f} | {m['f1_pooled']:.3f} | {m['mcc_mean']:.3f} "
-            f"| {f['f1_mean']:.3f} | {f['f1_shift_mean']:.3f} | {f['f1_pooled']:.3f} | {f['mcc_mean']:.3f} "
-            f"| {r['seconds_model']:.0f} | {r['seconds_rnafold']:.0f} |"
-        )
+        for name, m in r["methods"].items():
+            lines.append(f"| {r['dataset']} | {r['n']} | {_label(name)} | {m['f1_mean']:.3f} | {m['f1_shift_mean']:.3f} "
+                         f"| {m['f1_pooled']:.3f} | {m['mcc_mean']:.3f} | {r['seconds'].get(name, float('nan')):.0f} |")
+        classical = {k: m for k, m in r["methods"].items() if k != MODEL}
+        if classical and MODEL in r["methods"]:
+            best = max(classical, key=lambda k: classical[k]["f1_mean"])
+            best_s = max(classical, key=lambda k: classical[k]["f1_shift_mean"])
+            m = r["methods"][MODEL]
+            margins.append(f"| {r['dataset']} | {best} {classical[best]['f1_mean']:.3f} | {m['f1_mean'] - classical[best]['f1_mean']:+.3f} "
+                           f"| {best_s} {classical[best_s]['f1_shift_mean']:.3f} | {m['f1_shift_mean'] - classical[best_s]['f1_shift_mean']:+.3f} |")
+    if margins:
+        lines += ["", "resm against the best classical folder of each set (by that metric):", "",
+                  "| set | best classical F1 | resm − best | best classical F1 ±1 | resm − best |", "|---|---|---|---|---|"]
+        lines += margins
+    used = [k for k in FOLDERS if any(k in r["methods"] for r in results)]
+    if used:
+        lines += ["", "Classical folders: " + "; ".join(f"{k}: {FOLDERS[k].about} ({FOLDERS[k].package})" for k in used) + "."]
     lines += ["", f"Peak resident memory of the run: {max(r['peak_gib'] for r in results):.2f} GiB."]
     return "\n".join(lines) + "\n"
 

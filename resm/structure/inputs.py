@@ -52,7 +52,7 @@ def _stdin_lines(stdin: Optional[TextIO]) -> List[str]:
     if isinstance(data, bytes):
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
-        data = data.decode("ascii", errors="replace")
+        data = data.decode("utf-8-sig", errors="replace")  # a byte-order mark dropped, ids in any script kept
     return data.splitlines()
 
 
@@ -63,7 +63,7 @@ def _file_lines(p: Path) -> Iterator[str]:
         with open(p, "rb") as fh:
             gz = fh.read(2) == b"\x1f\x8b"
         raw = gzip.open(p, "rb") if gz else open(p, "rb")
-        with io.TextIOWrapper(raw, encoding="ascii", errors="replace") as fh:
+        with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace") as fh:  # BOM dropped, ids in any script kept
             for line in fh:
                 yield line.rstrip("\r\n")
     except (OSError, EOFError) as e:

@@ -132,10 +132,11 @@ class Predictor:
 
     model: object
     scheme: Scheme
-    threshold: float
+    threshold: Optional[float]
     method: str = "greedy"
     pair_probs: Optional[PairProbs] = None
     source: str = ""
+    fold_many: Optional[Callable[..., Iterator[Tuple[Structure, tuple]]]] = None  # a pair-head model's own folding
 
     def fold(
         self,
@@ -148,7 +149,14 @@ class Predictor:
         no_lp: bool = False,
         desc: str = "fold",
     ) -> Iterator[Tuple[Structure, np.ndarray]]:
-        """:func:`fold_records` with this predictor's threshold and method unless overridden."""
+        """:func:`fold_records` with this predictor's threshold and method unless overridden; a
+        pair-head model folds through its own :func:`pair_head_folder` (MEA decoding; no
+        threshold or method)."""
+        if self.fold_many is not None:
+            if threshold is not None or method is not None or noncanonical:
+                raise FoldError("--threshold, --method and --noncanonical set the greedy decoding of 2-D heads and "
+                                "probes; this model decodes by maximum expected accuracy, as stored in its file")
+            return self.fold_many(records, nested=nested, no_lp=no_lp, progress=progress, desc=desc)
         return fold_records(
             self.model,
             self.scheme,
@@ -181,20 +189,87 @@ def zero_shot_predictor(model, scheme: Scheme, backbone: str | os.PathLike, prob
     return Predictor(model, scheme, float(probe.threshold), probe.method, None, f"zero-shot probe {probe_path}")
 
 
-def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int = 512) -> Predictor:
-    """A structure model written by ``resm finetune`` (backbone + 2D head + threshold), loaded
-    once; its file names the mapping scheme (name and table hash, checked here)."""
+def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int = 512, workers: int = 0) -> Predictor:
+    """A structure model written by ``resm finetune``, loaded once; its file names the mapping
+    scheme (name and table hash, checked here). A pair-head model folds in batches with
+    ``workers`` processes for its priors (0: one per CPU core); a 2-D head model decodes its
+    map at the stored threshold."""
     from .model import load_structure_model, predict_pairs
 
     model, meta = load_structure_model(path)
     model = model.to(device).eval()
     scheme = get_scheme(meta["scheme"])
     scheme.check(meta, where=str(path))
+    if model.kind == "pairs":
+        return Predictor(model, scheme, None, "mea", None, f"structure model {path}",
+                         pair_head_folder(model, meta, scheme, workers))
 
     def pair_probs(seq: str) -> np.ndarray:
         return predict_pairs(model, scheme, seq, tile=tile)
 
     return Predictor(model, scheme, float(meta["threshold"]), "greedy", pair_probs, f"structure model {path}")
+
+
+BATCH_TOKENS = 8192  # nucleotides per batch of the pair head
+CHUNK = 256  # records whose priors are computed together (one process pool)
+
+
+def pair_head_folder(model, meta: Dict, scheme: Scheme, workers: int = 0, batch_tokens: int = BATCH_TOKENS,
+                     chunk: int = CHUNK, cache=None) -> Callable[..., Iterator[Tuple[Structure, tuple]]]:
+    """The folding function of a pair-head model: records go in chunks; each chunk's priors
+    (:func:`resm.structure.priors.compute_priors`, ``workers`` processes) are computed
+    together, its sequences run through the model in batches of about ``batch_tokens``
+    nucleotides (sorted by length, so little padding), and each record is decoded by the
+    model's stored :class:`resm.structure.decode.Decoding` (``nested``: without the pseudoknot
+    step; ``no_lp``: lone pairs removed). Yields ``(Structure, (i, j, p))`` in input order, ``p``
+    the decoded (blended) probabilities of the candidate pairs. ``cache``: a folder of stored
+    priors (:func:`resm.structure.priors.cached_prior`), read and filled."""
+    from tqdm.auto import tqdm
+
+    from ..data.fasta import token_batches
+    from ..heads.pairs import prior_probability
+    from .decode import Decoding, decode_sparse
+    from .model import model_priors, predict_candidates
+    from .priors import compute_priors
+
+    cfgs = model_priors(meta)
+    decoding = Decoding.from_dict(meta.get("decoding") or {})
+    n_workers = workers or os.cpu_count() or 1
+
+    def fold_many(records: Iterable, nested: bool = False, no_lp: bool = False, progress: bool = True,
+                  desc: str = "fold") -> Iterator[Tuple[Structure, tuple]]:
+        records = [_name_seq(r) for r in records]
+        bar = tqdm(total=len(records), desc=desc, unit="seq", disable=not progress)
+        try:
+            for start in range(0, len(records), chunk):
+                block = records[start : start + chunk]
+                seqs = [_output_seq(seq, name) for name, seq in block]
+                long = progress and max(len(x) for x in seqs) >= STAGE_LENGTH
+                if long:
+                    bar.set_postfix_str(f"{block[0][0]} ({len(seqs[0])} nt): pair priors" if len(block) == 1 else "pair priors")
+                priors = compute_priors(seqs, cfgs, cache, min(n_workers, len(seqs)), progress=False)
+                done: Dict[int, Tuple[Structure, tuple]] = {}
+                for group in token_batches([len(x) for x in seqs], batch_tokens, extra=2):
+                    if long:
+                        bar.set_postfix_str("model")
+                    got = predict_candidates(model, scheme, [seqs[k] for k in group], [priors[k] for k in group])
+                    if long:
+                        bar.set_postfix_str("decoding")
+                    for k, (c, q) in zip(group, got):
+                        prior_p = prior_probability(c, model.head.cfg)
+                        pairs = decode_sparse(seqs[k], c.i, c.j, q, decoding, prior_p, nested)
+                        if no_lp:
+                            pairs = remove_lone_pairs(pairs)
+                        w = decoding.prior_weight
+                        p = ((1 - w) * q + w * prior_p).astype(np.float32) if w else q
+                        done[k] = (Structure(block[k][0], seqs[k], pairs), (c.i, c.j, p))
+                for k in range(len(block)):
+                    yield done.pop(k)
+                    bar.update(1)
+        finally:
+            bar.close()
+
+    return fold_many
 
 
 def default_model_path() -> Path:
@@ -344,6 +419,7 @@ def fold_fasta(
     input_format: Optional[str] = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     stdin=None,
+    threads: int = 0,
 ) -> Dict[str, object]:
     """``resm fold``: fold every record of ``fasta`` (``-``: standard input) and write, draw
     and score the structures.
@@ -371,7 +447,7 @@ def fold_fasta(
         model_path = default_model_path() if model in (None, "default") else model
         if not Path(model_path).exists():
             raise FoldError(f"{model_path}: no such structure model (train one with `resm finetune`)")
-        predictor = supervised_predictor(model_path, device)
+        predictor = supervised_predictor(model_path, device, workers=threads)
         the_scheme = predictor.scheme
 
     records = read_sequences(fasta, input_format, stdin)

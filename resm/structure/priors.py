@@ -33,6 +33,7 @@ pairs at most ``span`` apart: O(L * window * span), seconds at L = 4000.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -147,7 +148,8 @@ def cached_dense_prior(folder, seq: str, cfg) -> np.ndarray:
     setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
     path = Path(folder) / f"{hashlib.sha1(f'{normalise_rna(seq)}|{setting}'.encode()).hexdigest()}.npy"
     if path.exists():
-        return np.load(path)
+        with contextlib.suppress(OSError, ValueError):  # unreadable (or holding objects): computed again
+            return np.load(path, allow_pickle=False)
     out = head_pair_prior(seq, cfg).astype(np.float16)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, out)
@@ -289,8 +291,9 @@ def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:
     name = hashlib.sha1(f"{normalise_rna(seq)}|{cfg.key()}".encode()).hexdigest()
     path = Path(folder) / f"{name}.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as d:
-            return SparsePairs.from_arrays(d)
+        with contextlib.suppress(OSError, ValueError, KeyError):  # unreadable (or holding objects): computed again
+            with np.load(path, allow_pickle=False) as d:
+                return SparsePairs.from_arrays(d)
     out = pair_prior(seq, cfg)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **out.to_arrays())
@@ -319,5 +322,10 @@ def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = Tr
 
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else methods[0])
+    order = sorted(range(len(jobs)), key=lambda k: -len(seqs[k]))  # longest first: the workers end together
+    out: list = [None] * len(jobs)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return list(tqdm(pool.map(_prior_job, jobs, chunksize=max(1, min(16, len(jobs) // (8 * workers)))), **bar))
+        done = pool.map(_prior_job, [jobs[k] for k in order], chunksize=max(1, min(16, len(jobs) // (8 * workers))))
+        for k, r in zip(order, tqdm(done, **bar)):
+            out[k] = r
+    return out

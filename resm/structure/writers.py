@@ -76,7 +76,7 @@ def check_output(fmt: str, out: Optional[Path], ids: Sequence[str], split_dir: O
         record_file_names(ids, fmt)
         return "dir"
     if fmt == "bpseq" and len(ids) > 1:
-        raise FoldError(f"bpseq holds one record per file and the input has {len(ids)}: "
+        raise FoldError(f"{out if out is not None else 'stdout'}: bpseq holds one record per file and the input has {len(ids)}: "
                         "give --split-dir DIR (one file per record) or --format dbn/ct")
     if out is None:
         return "stdout"

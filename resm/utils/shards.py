@@ -18,6 +18,7 @@ process sees).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, List, Optional
 
 from .device import launch
-from .io import atomic_path, atomic_write_text
+from .io import atomic_path, atomic_write_text, suspended
 
 __all__ = ["ShardError", "ShardRun", "fingerprint_records", "DEFAULT_SHARD_SIZE"]
 
@@ -108,7 +109,8 @@ class ShardRun:
             if self.rank == 0 and finished:
                 self.log(f"resuming: {finished} of {self.n_shards} shards already done in {self.work}")
         else:
-            atomic_write_text(found, want)  # every rank writes the same bytes
+            with suspended():
+                atomic_write_text(found, want)  # every rank writes the same bytes
 
     def process(self, work: Callable[[int, range], None]) -> int:
         """``work(s, records)`` for each shard of this process not already done (it writes the
@@ -133,7 +135,9 @@ class ShardRun:
 
     def write(self, s: int, fill: Callable[[Path], None]) -> None:
         """Write shard ``s`` atomically: ``fill(tmp)`` writes the temporary file."""
-        with atomic_path(self.path(s), self.suffix) as tmp:
+        with contextlib.ExitStack() as stack:
+            with suspended():  # a finished shard is on disk at once, even inside a command's transaction
+                tmp = stack.enter_context(atomic_path(self.path(s), self.suffix))
             fill(tmp)
 
     def wait_all(self, poll: float = 0.5) -> None:

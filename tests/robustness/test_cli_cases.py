@@ -119,7 +119,7 @@ CASES = [
     Case("embed/fasta-bad-symbol", ["embed", "{tiny}", "{t}/bad.fa", "{t}/e.npz"], 1, ["bad"], _write("bad.fa", FA_BAD)),
     Case("embed/fasta-duplicate-id", ["embed", "{tiny}", "{t}/d.fa", "{t}/e.npz"], 1, ["d.fa", "duplicate id 'a'"],
          _write("d.fa", ">a\nACGU\n>a\nGGCC\n")),
-    Case("embed/fasta-no-header", ["embed", "{tiny}", "{t}/n.fa", "{t}/e.npz"], 1, ["n.fa line 1"], _write("n.fa", "ACGU\n")),
+    Case("embed/fasta-no-header", ["embed", "{tiny}", "{t}/n.fa", "{t}/e.npz"], 1, ["n.fa line 1"], _write("n.fa", "ACGU\n>a\nGGCC\n")),
     Case("embed/fasta-binary", ["embed", "{tiny}", "{t}/b.fa", "{t}/e.npz"], 1, ["b.fa"], _write("b.fa", bytes(range(256)))),
     Case("embed/fasta-empty", ["embed", "{tiny}", "{t}/e.fa", "{t}/e.npz"], 1, ["e.fa"], _write("e.fa", "")),
     Case("embed/fasta-bad-gzip", ["embed", "{tiny}", "{t}/x.fa.gz", "{t}/e.npz"], 1, ["x.fa.gz"],
@@ -244,8 +244,8 @@ CASES = [
     Case("fold/plot-is-a-file", ["fold", "{fa}", "--plot", "{t}/p.png"], 1, ["p.png", "is a file"], _write("p.png", "x")),
     Case("fold/plot-is-a-file-with-out", ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "{fa}"], 1, ["x.fa", "is a file"]),
     Case("fold/plot-readonly", ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "/sys/plots"], 1, ["/sys/plots"]),
-    Case("fold/ct-records-onto-a-file", ["fold", "{fa}", "--format", "ct", "-o", "{t}/o.ct"], 1, ["o.ct", "is a file"],
-         _write("o.ct", "keep\n")),
+    Case("fold/bpseq-records-onto-one-file", ["fold", "{fa}", "--format", "bpseq", "-o", "{t}/o.bpseq"], 1,
+         ["o.bpseq", "--split-dir"]),
     Case("fold/threshold-nan", ["fold", "{fa}", "--threshold", "nan"], 2, ["--threshold", "nan"]),
     Case("fold/threshold-above-1", ["fold", "{fa}", "--threshold", "1.5"], 2, ["--threshold"]),
     Case("fold/threads-negative", ["fold", "{fa}", "--threads", "-3"], 2, ["--threads", "-3"]),
@@ -260,7 +260,8 @@ CASES = [
     Case("fold/probe-missing", ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/none.pt"], 1, ["none.pt"]),
     Case("fold/probe-sidecar-garbage", ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/probe.pt"], 1,
          ["probe.pt.json"], _then(_copy("probe", "probe.pt"), _write("probe.pt.json", "{"))),
-    Case("fold/reference-with-out", ["fold", "{fa}", "--reference", "{dbn}", "-o", "{t}/s.dbn"], 1, ["--reference"]),
+    Case("fold/reference-lacks-records", ["fold", "{fa}", "--reference", "{dbn}", "-o", "{t}/s.dbn"], 1,
+         ["hp.dbn", "no reference structure"]),
     # ------------------------------------------------------------------ finetune
     Case("finetune/config-is-a-folder", ["finetune", "--config", "{dir}"], 1, ["a_folder"]),
     Case("finetune/max-steps-negative", ["finetune", "--config", "{rri_cfg}", "train.max_steps=-5",
@@ -296,7 +297,7 @@ CASES = [
     Case("interact/zero-shot-no-backbone", ["interact", "{pairs}", "--zero-shot"], 1, ["--backbone"]),
     Case("interact/zero-shot-probe-is-text", ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--probe", "{text}"],
          1, ["text.pt"]),
-    Case("interact/head-file-changed", ["interact", "{pairs}", "--model", "{t}/m"], 1, ["head-rri.safetensors", "sha256"],
+    Case("interact/head-file-changed", ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}"], 1, ["head-rri.safetensors", "sha256"],
          _then(_copy("rri_model", "m"), _write("m/head-rri.safetensors", "tampered"))),
     Case("predict/mrl-header-only", ["predict", "--task", "mrl", "{t}/h.csv", "--model", "{mrl_model}"], 1,
          ["h.csv", "header only"], _write("h.csv", "id,utr\n")),
@@ -344,7 +345,7 @@ CASES = [
     # ------------------------------------------------------------------ the rest
     Case("schemes/show-bogus", ["schemes", "--show", "bogus"], 1, ["bogus"]),
     Case("cli/command-bogus", ["bogus"], 2, ["bogus"]),
-    Case("cli/positional-missing", ["fold"], 2, ["fasta"]),
+    Case("cli/positional-missing", ["embed", "{tiny}"], 2, ["INPUT", "out"]),
 ]
 
 

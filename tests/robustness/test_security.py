@@ -133,8 +133,15 @@ def _probe_fold(ws, t, m):
 
 
 def _bundle_copy(ws, t, which="rri_model"):
+    """A copy of a bundle elsewhere; its manifest's backbone (recorded relative to the bundle)
+    is pointed at the original's."""
     d = t / "model"
     shutil.copytree(ws[which], d)
+    m = json.loads((d / "manifest.json").read_text())
+    src = m["backbone"]["source"]
+    if src and not Path(src).is_absolute():
+        m["backbone"]["source"] = str((Path(ws[which]) / src).resolve())
+        (d / "manifest.json").write_text(json.dumps(m))
     return d
 
 
@@ -288,18 +295,23 @@ def test_arrays_read_back_never_unpickle(tmp_path):
     """numpy files resm reads (the RNAfold prior cache, embeddings) are read without pickle."""
     from resm.embed import read_embeddings
     from resm.heads.structure import StructureHeadConfig
-    from resm.structure.folders import cached_prior
+    from resm.structure.priors import PriorConfig, cached_dense_prior, cached_prior
 
     marker = tmp_path / MARKER_NAME
     arr = np.empty(1, dtype=object)
     arr[0] = Payload(marker)
     seq = "GGGAAACCC"
     cfg = StructureHeadConfig()
-    cached_prior(tmp_path / "cache", seq, cfg)  # writes the cache file
+    cached_dense_prior(tmp_path / "cache", seq, cfg)  # writes the cache file
     (cache_file,) = (tmp_path / "cache").glob("*.npy")
     np.save(cache_file, arr, allow_pickle=True)  # replaced by a pickled object array
-    prior = cached_prior(tmp_path / "cache", seq, cfg)  # not unpickled: computed again
+    prior = cached_dense_prior(tmp_path / "cache", seq, cfg)  # not unpickled: computed again
     assert prior.shape == (len(seq), len(seq))
+    sparse = cached_prior(tmp_path / "sparse", seq, PriorConfig())  # the pair head's prior cache
+    (cache_file,) = (tmp_path / "sparse").glob("*.npz")
+    np.savez(cache_file, i=arr, j=arr, p=arr, length=arr)
+    again = cached_prior(tmp_path / "sparse", seq, PriorConfig())  # not unpickled: computed again
+    assert np.array_equal(again.i, sparse.i) and np.allclose(again.p, sparse.p)
     np.savez(tmp_path / "emb.npz", __index__=arr, x=arr)
     with pytest.raises(ValueError):
         read_embeddings(tmp_path / "emb.npz")

@@ -80,8 +80,13 @@ def _sections(cfg):
     else:
         from_dict(data[task], cfg["data"], "data")
         head = dict(cfg.get("head") or {})
-        if head.pop("kind", None) == "optimus":
+        kind = head.pop("kind", None)
+        if kind == "optimus":
             from_dict(OptimusConfig, head, "head")
+        elif task == "structure" and kind == "pairs":
+            from resm.heads.pairs import PairHeadConfig
+
+            from_dict(PairHeadConfig, head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
         else:
             from_dict(heads[task], head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
 

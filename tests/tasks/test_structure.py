@@ -229,9 +229,10 @@ def test_full_mode_and_attention_channels(assets):
 
 
 def test_evaluate_structure_against_rnafold(trained, tmp_path):
-    """resm evaluate structure: both rows scored on the same sequences; RNAfold's row equals
-    the metrics computed directly."""
-    from resm.structure.folders import rnafold
+    """resm evaluate structure: the model and the classical folders scored on the same
+    sequences; RNAfold's row equals the metrics computed directly, and the margin row is the
+    difference."""
+    from resm.structure.folders import rnafold, linearpartition_mea
     from resm.structure.metrics import evaluate
 
     data = tmp_path / "data"
@@ -239,21 +240,31 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
     src = trained["cfg"]["data"]["val"]
     (data / "ss" / "bprna" / "TS0.dbn").write_text(open(src).read())
     out = tmp_path / "table.md"
-    p = run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
-            "--data-dir", data, "--limit", "8", "--out", out)
+    run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
+        "--data-dir", data, "--limit", "8", "--out", out, "--folders", "rnafold", "eternafold")
     table = out.read_text()
-    assert "| ts0 | 8 |" in table and "RNAfold F1" in table and "Command: `resm evaluate structure" in table
+    assert "Command: `resm evaluate structure" in table and "EternaFold parameters" in table
     from resm.structure.datasets import load_dataset
 
     recs = load_dataset("ts0", data, limit=8)
+    rows = {c[2]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in table.splitlines()
+                              if line.startswith("| ts0 | 8 |"))}
+    assert set(rows) == {"**resm**", "rnafold", "eternafold"}
     ref = evaluate([rnafold(r.seq)[0] for r in recs], [r.pairs for r in recs])
-    row = next(line for line in table.splitlines() if line.startswith("| ts0"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert float(cells[6]) == pytest.approx(ref["f1_mean"], abs=5e-4)
-    assert float(cells[2]) > 0.5  # the trained head folds these hairpins well
+    assert float(rows["rnafold"][3]) == pytest.approx(ref["f1_mean"], abs=5e-4)
+    lp = evaluate([linearpartition_mea(r.seq, "eterna") for r in recs], [r.pairs for r in recs])
+    assert float(rows["eternafold"][4]) == pytest.approx(lp["f1_shift_mean"], abs=5e-4)
+    assert float(rows["**resm**"][3]) > 0.5  # the trained head folds these hairpins well
+    best = max(float(rows["rnafold"][3]), float(rows["eternafold"][3]))
+    margin = next(line for line in table.splitlines() if line.startswith("| ts0 |") and "best" not in line
+                  and line.count("|") == 6)
+    assert float(margin.split("|")[3]) == pytest.approx(float(rows["**resm**"][3]) - best, abs=2e-3)
     p = run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
             "--data-dir", tmp_path / "none", check=False)
     assert p.returncode == 1 and "data set not found" in p.stderr
+    p = run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
+            "--data-dir", data, "--folders", "mfold", check=False)
+    assert p.returncode == 1 and "unknown folder 'mfold'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
 def test_fold_with_a_supervised_model(trained, tmp_path):
@@ -295,23 +306,29 @@ def pair_config(assets, out_dir, **over):
     return cfg
 
 
-def test_pair_head_learns_and_chooses_its_decoding(assets, tmp_path):
+@pytest.fixture(scope="module")
+def pair_trained(assets):
+    pytest.importorskip("linearpartition")
+    out = assets["dir"] / "pairs"
+    cfg = pair_config(assets, out)
+    p = run("finetune", "--config", write(cfg, assets["dir"] / "pairs.yaml"))
+    return {"stdout": p.stdout, "dir": out, "cfg": cfg}
+
+
+def test_pair_head_learns_and_chooses_its_decoding(assets, pair_trained):
     """head.kind pairs: candidates from EternaFold (LinearPartition), loss that falls, the
     decoding chosen on validation and stored, and a model file whose predictions decode to the
     validation score it reports."""
-    pytest.importorskip("linearpartition")
     from resm.structure.decode import Decoding, decode_sparse
     from resm.structure.metrics import evaluate
     from resm.structure.model import load_structure_model, model_priors, predict_candidates
     from resm.structure.priors import pair_prior
     from resm.structure.io import read_structures
 
-    cfg = pair_config(assets, tmp_path / "pairs")
-    p = run("finetune", "--config", write(cfg, tmp_path / "pairs.yaml"))
-    assert "decoding: MEA gamma" in p.stdout
-    losses = log(tmp_path / "pairs")
+    assert "decoding: MEA gamma" in pair_trained["stdout"]
+    losses = log(pair_trained["dir"])
     assert np.mean([losses[s] for s in range(56, 61)]) < 0.6 * np.mean([losses[s] for s in range(1, 6)]), losses
-    path = tmp_path / "pairs" / "structure_model.pt"
+    path = pair_trained["dir"] / "structure_model.pt"
     raw = torch.load(path, weights_only=True)
     assert raw["head_kind"] == "pairs" and raw["priors"][0]["kind"] == "eternafold"
     dec = Decoding.from_dict(raw["decoding"])
@@ -340,3 +357,35 @@ def test_pair_head_config_errors(assets, tmp_path, capsys):
     assert "data.use_bpp" in capsys.readouterr().err
     assert cli_main(["finetune", "--config", str(path), "head.priors=2"]) == 1
     assert "head.priors" in capsys.readouterr().err
+
+
+def test_fold_with_a_pair_model(assets, pair_trained, tmp_path):
+    """resm fold with a pair-head model: batched folding gives each record the structure that
+    its own candidates decode to; --nested leaves no crossing pair, --bpp lists the decoded
+    probabilities, and greedy-decoding options are refused in one line."""
+    from resm.heads.pairs import prior_probability
+    from resm.structure.decode import Decoding, decode_sparse
+    from resm.structure.io import read_structures
+    from resm.structure.model import load_structure_model, model_priors, predict_candidates
+    from resm.structure.priors import pair_prior
+
+    model_file = pair_trained["dir"] / "structure_model.pt"
+    val = list(read_structures(assets["val"]))
+    fa = tmp_path / "in.fa"
+    fa.write_text("".join(f">{r.name}\n{r.seq}\n" for r in val))
+    run("fold", fa, "--model", model_file, "-o", tmp_path / "out.dbn", "--bpp", tmp_path / "out.bpp", "--threads", "2")
+    got = {r.name: r.pairs for r in read_structures(tmp_path / "out.dbn")}
+    model, meta = load_structure_model(model_file)
+    dec = Decoding.from_dict(meta["decoding"])
+    for r in val:
+        ((c, q),) = predict_candidates(model, meta["scheme"], [r.seq], [[pair_prior(r.seq, k) for k in model_priors(meta)]])
+        want = decode_sparse(r.seq, c.i, c.j, q, dec, prior_probability(c, model.head.cfg))
+        assert np.array_equal(got[r.name], want), r.name
+    bpp = (tmp_path / "out.bpp").read_text()
+    assert sum(line.startswith(">") for line in bpp.splitlines()) == len(val)
+    run("fold", fa, "--model", model_file, "-o", tmp_path / "nested.dbn", "--nested")
+    for r in read_structures(tmp_path / "nested.dbn"):
+        k = [(a, int(r.pairs[a])) for a in range(len(r.pairs)) if r.pairs[a] > a]
+        assert not any(a < c < b < d for a, b in k for c, d in k)
+    p = run("fold", fa, "--model", model_file, "--threshold", "0.4", check=False)
+    assert p.returncode == 1 and "maximum expected accuracy" in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -1,0 +1,140 @@
+"""Folding speed: ``resm fold`` with the shipped model against RNAfold and LinearPartition
+(EternaFold), side by side, from 50 to 4,000 nt.
+
+Every cell is a whole fresh process on the same FASTA file, start-up and model loading
+included, as a user meets it: ``resm fold FILE -o OUT --threads T``; RNAfold (ViennaRNA's MFE,
+``RNA.fold`` in a loop; single-threaded, as the RNAfold program); LinearPartition's MEA
+structure with EternaFold parameters (beam 100, one process, as the ``linearpartition``
+program). Cases:
+
+* ``random L``: seeded random A/C/G/U sequences of length L, ``max(1, 8000 // L)`` of them (so
+  short lengths are batches and start-up does not dominate);
+* ``TS0 300``: 300 records of bpRNA TS0 (30-999 nt, seeded sample) and ``TS0 all``: all 1,305;
+* ``23S``: the longest ArchiveII structure (2,968 nt).
+
+Ratios are RNAfold seconds / resm seconds (> 1: resm faster). Peak memory is each process's
+maximum RSS.
+
+    python experiments/bench_fold_speed.py --threads 2 --out experiments/results/fold_speed_cpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+LOOP = r"""
+import sys
+method, path = sys.argv[1], sys.argv[2]
+recs, name = [], None
+for line in open(path):
+    line = line.strip()
+    if line.startswith(">"):
+        name = line[1:]
+    elif line:
+        recs.append(line)
+if method == "rnafold":
+    import RNA
+    for s in recs:
+        RNA.fold(s)
+else:
+    from resm.structure.folders import linearpartition_mea
+    for s in recs:
+        linearpartition_mea(s, "eterna", 100)
+"""
+
+
+def timed(cmd, env=None):
+    """Wall seconds and peak RSS (GiB) of one child process (its own, from wait4)."""
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
+        _, status, usage = os.wait4(p.pid, 0)
+        secs = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{err.read().decode()[-2000:]}")
+    return secs, usage.ru_maxrss / 2**20
+
+
+def write_fasta(path: Path, recs):
+    path.write_text("".join(f">{n}\n{s}\n" for n, s in recs))
+
+
+def cases(data_dir: Path, lengths, seed: int):
+    rng = random.Random(seed)
+    out = []
+    for L in lengths:
+        n = max(1, 8000 // L)
+        out.append((f"random {L}", L, [(f"r{L}_{k}", "".join(rng.choice("ACGU") for _ in range(L))) for k in range(n)]))
+    ts0 = data_dir / "ss" / "bprna" / "TS0.dbn"
+    if ts0.exists():
+        from resm.structure.io import read_structures
+
+        recs = [(r.name, r.seq) for r in read_structures(ts0)]
+        short = [r for r in recs if 30 <= len(r[1]) <= 999]
+        out.append(("TS0 300 (30-999 nt)", None, random.Random(seed).sample(short, 300)))
+        out.append(("TS0 all", None, recs))
+    arch = data_dir / "ss" / "archiveII" / "ArchiveII.csv"
+    if arch.exists():
+        from resm.structure.datasets import load_dataset
+
+        longest = max(load_dataset("archiveii-long", data_dir), key=lambda r: len(r.seq))
+        out.append((f"23S ({longest.name})", len(longest.seq), [(longest.name, longest.seq)]))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200, 500, 1000, 2000, 4000])
+    ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("RESM_DATA", REPO.parent / "shared" / "data")))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, L, recs in cases(a.data_dir, a.lengths, a.seed):
+            fa = Path(tmp) / "in.fa"
+            write_fasta(fa, recs)
+            nt = sum(len(s) for _, s in recs)
+            resm_s, resm_m = timed([sys.executable, "-m", "resm", "fold", fa, "--model", a.model, "-o", Path(tmp) / "o.dbn",
+                                    "--threads", str(a.threads)])
+            rna_s, _ = timed([sys.executable, "-c", LOOP, "rnafold", fa])
+            lp_s, _ = timed([sys.executable, "-c", LOOP, "eternafold", fa])
+            rows.append((name, len(recs), nt, resm_s, rna_s, lp_s, resm_m))
+            print(f"{name}: {len(recs)} records, {nt} nt: resm {resm_s:.1f} s, RNAfold {rna_s:.1f} s, "
+                  f"LinearPartition-E {lp_s:.1f} s", flush=True)
+    lines = [
+        "# Folding speed: resm fold against RNAfold and LinearPartition (same files, same run)",
+        "",
+        f"Command: `python experiments/{Path(__file__).name} {' '.join(sys.argv[1:])}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch CPU; resm with --threads {a.threads} "
+        "(torch threads and prior processes); RNAfold and LinearPartition single-process. Every cell is a whole "
+        "fresh process (start-up and model loading included).",
+        "",
+        "| case | records | nt | resm s | RNAfold s | LinearPartition-E s | RNAfold s / resm s | LinearPartition-E s / resm s | resm peak GiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, n, nt, rs, fs, ls, rm in rows:
+        lines.append(f"| {name} | {n} | {nt} | {rs:.1f} | {fs:.1f} | {ls:.1f} | {fs / rs:.2f} | {ls / rs:.2f} | {rm:.2f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        a.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
