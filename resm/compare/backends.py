@@ -69,6 +69,7 @@ __all__ = [
     "RnaFmBackend",
     "MultiMoleculeBackend",
     "ViennaBackend",
+    "FolderBackend",
     "OneHotBackend",
     "KINDS",
     "make_backend",
@@ -88,6 +89,7 @@ _KIND_KEYS = {
     "rnafm": ({"checkpoint"}, {"layer", "trust_checkpoint"}),
     "multimolecule": ({"model"}, {"layer"}),
     "viennarna": (set(), {"max_bp_span"}),
+    "folder": ({"folder"}, set()),
     "onehot": (set(), set()),
 }
 
@@ -110,6 +112,9 @@ class BackendSpec:
             final LayerNorm where the model has one).
         trust_checkpoint: resm / rnafm: allow unpickling arbitrary objects (trusted files only).
         max_bp_span: viennarna only: RNAfold's maximum base-pair span (None: unlimited).
+        folder: folder only: one of :data:`resm.structure.folders.FOLDERS` (``rnafold``,
+            ``rnafold-mea``, ``eternafold``, ``linearpartition-v``, ``linearfold-v``): a
+            classical structure row; no RRI or MRL model.
     """
 
     name: str
@@ -120,6 +125,7 @@ class BackendSpec:
     layer: int = -1
     trust_checkpoint: bool = False
     max_bp_span: Optional[int] = None
+    folder: Optional[str] = None
 
     @classmethod
     def from_dict(cls, d: object, where: str = "backend") -> "BackendSpec":
@@ -145,6 +151,10 @@ class BackendSpec:
             if not d.get(k):
                 raise ConfigError(f"{where}: kind {kind} needs key {k!r}")
         spec = from_dict(cls, d, where)
+        if spec.folder is not None:
+            known = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", "linearfold-v")
+            if spec.folder not in known:
+                raise ConfigError(f"{where}: unknown folder {spec.folder!r}; known: {', '.join(known)}")
         if spec.max_bp_span is not None and spec.max_bp_span < 4:
             raise ConfigError(f"{where}: max_bp_span must be an integer >= 4, got {spec.max_bp_span!r}")
         return spec
@@ -424,6 +434,30 @@ class ViennaBackend(Backend):
         raise ValueError(f"{self.name}: ViennaRNA has no embeddings")
 
 
+class FolderBackend(ViennaBackend):
+    """Any classical folder of :data:`resm.structure.folders.FOLDERS` (RNAfold MEA,
+    LinearPartition with EternaFold or ViennaRNA parameters, LinearFold): a structure row
+    scored like RNAfold's; no duplex score, so no RRI row, and no MRL model."""
+
+    kind = "folder"
+
+    def load(self) -> "FolderBackend":
+        from ..structure.folders import FOLDERS
+
+        f = FOLDERS[self.spec.folder]
+        if not f.available():
+            raise BackendUnavailable(f"folder {f.name} needs the package {f.package}, which is not installed (pip install {f.package})")
+        self._fold = f.fold
+        self.about = f.about
+        return self
+
+    def fold(self, seq: str) -> np.ndarray:
+        return self._fold(seq)
+
+    def duplex_energy(self, a: str, b: str) -> float:
+        raise ValueError(f"{self.name}: {self.spec.folder} scores no duplexes")
+
+
 # --------------------------------------------------------------------------- one-hot
 class OneHotBackend(Backend):
     """One-hot nucleotides, (L, 4) in the order A C G U (T read as U, unknown bases all
@@ -450,6 +484,7 @@ KINDS = {
     "rnafm": RnaFmBackend,
     "multimolecule": MultiMoleculeBackend,
     "viennarna": ViennaBackend,
+    "folder": FolderBackend,
     "onehot": OneHotBackend,
 }
 

@@ -97,7 +97,7 @@ from ..heads.rri import InteractionHead
 from ..structure.io import Structure
 from ..structure.probe import fit_probe_weights
 from ..tasks.base import TaskModel
-from .backends import Backend, BackendSpec, BackendUnavailable, ViennaBackend, make_backend
+from .backends import Backend, BackendSpec, BackendUnavailable, FolderBackend, ViennaBackend, make_backend
 from .config import CompareConfig, ProbeSection, TaskSection, parse_config
 from .data import Split, TaskData, load_mrl, load_rri, load_structure_splits
 from .measure import PeakMemory, Timed, embed_all, embed_unique
@@ -194,14 +194,15 @@ def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], 
 
     if isinstance(backend, ViennaBackend):
         preds, secs, mems = [], [], []
-        for r in tqdm(te, desc=f"{backend.name}: RNAfold", disable=not prog, leave=False):
+        for r in tqdm(te, desc=f"{backend.name}: fold", disable=not prog, leave=False):
             with PeakMemory("cpu") as pm:
                 t0 = time.perf_counter()
                 preds.append(backend.fold(r.seq))
                 secs.append(time.perf_counter() - t0)
             mems.append(pm.mb)
         m, per = _score(preds, te)
-        row.update(status="ok (RNAfold MFE)", mfe_f1=m["f1_mean"], mfe_f1_shift=m["f1_shift_mean"],
+        what = getattr(backend, "about", "RNAfold MFE")
+        row.update(status=f"ok ({what})", mfe_f1=m["f1_mean"], mfe_f1_shift=m["f1_shift_mean"],
                    embed_s=float(np.sum(secs)), peak_mem_mb=_nanmax(mems))
         seq_rows("mfe", per, Timed(secs, mems))
         return row, per_seq, {"mfe": m}
@@ -309,6 +310,9 @@ def run_rri(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
     def metrics(y: np.ndarray, score: np.ndarray) -> Optional[Dict[str, float]]:
         return rri_metrics(y, score) if len(y) else None
 
+    if isinstance(backend, FolderBackend):
+        row.update(status=f"{NA}: scores no duplexes")
+        return row, {}
     if isinstance(backend, ViennaBackend):
         t0 = time.perf_counter()
         s_test = -np.array([backend.duplex_energy(p.a, p.b) for p in tqdm(data.test, desc=f"{backend.name}: duplexfold",

@@ -25,7 +25,7 @@ COLUMNS = [
     ("backend", "backend"), ("kind", "kind"), ("status", "status"),
     ("zeroshot_f1", "zero-shot F1"), ("zeroshot_f1_shift", "zero-shot F1 ±1"),
     ("supervised_f1", "supervised F1"), ("supervised_f1_shift", "supervised F1 ±1"),
-    ("mfe_f1", "RNAfold MFE F1"), ("mfe_f1_shift", "RNAfold MFE F1 ±1"),
+    ("mfe_f1", "classical fold F1"), ("mfe_f1_shift", "classical fold F1 ±1"),
     ("embed_s", "embed s (test)"), ("peak_mem_mb", "peak MB"), ("params_m", "params (M)"),
 ]
 RRI_COLUMNS = [

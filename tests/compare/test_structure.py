@@ -199,6 +199,8 @@ GOOD = {
     ({"backends": [{"name": "x", "kind": "esm3"}]}, "unknown kind 'esm3'"),
     ({"backends": [{"name": "x", "kind": "resm", "checkpoint": "m.pt", "model": "y"}]}, "unknown key 'model' for kind resm"),
     ({"backends": [{"name": "x", "kind": "rnafm"}]}, "needs key 'checkpoint'"),
+    ({"backends": [{"name": "x", "kind": "folder", "folder": "mfold"}]}, "unknown folder 'mfold'"),
+    ({"backends": [{"name": "x", "kind": "folder"}]}, "needs key 'folder'"),
     ({"backends": [{"name": "v", "kind": "viennarna"}, {"name": "v", "kind": "viennarna"}]}, "used twice"),
     ({"head": {"use_attention": True}}, r"head.use_attention cannot be set"),
     ({"head": {"chanels": 8}}, "head: unknown key 'chanels'"),
@@ -258,6 +260,7 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
             {"name": "missing", "kind": "resm", "checkpoint": str(tmp_path / "absent.pt")},
             {"name": "rinalmo", "kind": "multimolecule", "model": "multimolecule/rinalmo"},
             {"name": "viennarna", "kind": "viennarna"},
+            {"name": "eternafold", "kind": "folder", "folder": "eternafold"},
         ],
         "probe": {"max_pairs_per_seq": 200},
         "head": {"proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1], "dropout": 0.0},
@@ -273,7 +276,7 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
 
     with open(out / "results.csv") as fh:
         rows = {r["backend"]: r for r in csv.DictReader(fh)}
-    assert list(rows) == ["resm-kdny", "native-nt", "rna-fm", "missing", "rinalmo", "viennarna"]
+    assert list(rows) == ["resm-kdny", "native-nt", "rna-fm", "missing", "rinalmo", "viennarna", "eternafold"]
     assert rows["missing"]["status"].startswith("skipped: checkpoint") and "absent.pt" in rows["missing"]["status"]
     assert rows["rinalmo"]["status"].startswith("skipped: ")
     for name in ("resm-kdny", "native-nt", "rna-fm"):
@@ -285,6 +288,7 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
     assert float(rows["resm-kdny"]["supervised_f1"]) > 0  # the head learns the easy stems
     assert float(rows["viennarna"]["mfe_f1"]) > 0.8
     assert rows["viennarna"]["supervised_f1"] == ""
+    assert float(rows["eternafold"]["mfe_f1"]) > 0.8 and "EternaFold parameters" in rows["eternafold"]["status"]
 
     md = (out / "results.md").read_text()
     for name in rows:
@@ -306,7 +310,7 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
                                                            ("viennarna", "mfe")}
     # identical budgets: every trained backbone's head saw the same data, splits and steps
     conf = json.loads((out / "config.json").read_text())
-    assert conf["train"]["steps"] == 60 and set(conf["details"]) == {"resm-kdny", "native-nt", "rna-fm", "viennarna"}
+    assert conf["train"]["steps"] == 60 and set(conf["details"]) == {"resm-kdny", "native-nt", "rna-fm", "viennarna", "eternafold"}
 
 
 def test_too_long_for_a_backend_is_a_skip_and_disabled_stages(tmp_path):
