@@ -26,8 +26,10 @@ setup: $(VENV)/.installed
 
 # the main job: fold the example RNAs with the structure model that ships in the package
 demo: setup
-	$(VENV)/bin/resm fold examples/rna.fasta -o $(DEMO)/structures.dbn --plot $(DEMO)/plots
+	$(VENV)/bin/resm fold examples/rna.fasta -o $(DEMO)/structures.dbn --plot $(DEMO)/plots \
+		--reference examples/known.dbn --report $(DEMO)/scores.tsv
 	cat $(DEMO)/structures.dbn
+	cat $(DEMO)/scores.tsv
 
 test: setup
 	$(PY) -m pytest -q

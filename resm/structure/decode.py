@@ -42,7 +42,7 @@ Post-processing of any decoded structure (``resm fold --nested`` / ``--noLP``):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -246,18 +246,6 @@ def choose_threshold(
 
 
 # ----------------------------------------------------------------------------- sparse decoding
-def _partners_of(db: str) -> np.ndarray:
-    p = np.full(len(db), -1, dtype=np.int64)
-    stack: List[int] = []
-    for k, c in enumerate(db):
-        if c == "(":
-            stack.append(k)
-        elif c == ")":
-            i = stack.pop()
-            p[i], p[k] = k, i
-    return p
-
-
 def mea_pairs(seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray, gamma: float = 1.0,
               cutoff: float = 1e-3) -> np.ndarray:
     """Nested maximum-expected-accuracy structure (partner array) over the candidate pairs

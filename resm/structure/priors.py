@@ -42,7 +42,7 @@ from typing import Optional
 import numpy as np
 import RNA
 
-from .folders import FolderUnavailable, _fold_compound, _optional, normalise_rna
+from .folders import _fold_compound, _optional, normalise_rna
 
 __all__ = [
     "PRIOR_KINDS",

@@ -3,7 +3,6 @@ robustness and security tests copy from and spoil."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import resm_cli
+from tests.conftest import REPO, resm_cli
 from resm.structure.decode import CANONICAL_PAIRS, decode
 from resm.structure.io import FoldError
 from resm.structure.pipeline import fold_records
@@ -239,3 +239,23 @@ def test_failure_midway_leaves_nothing(tmp_path, fmt, mode):
             (plots / f"{r.name}.png").write_bytes(b"x")
     assert sorted(f.name for f in tmp_path.iterdir()) == ["o." + fmt, "plots"]
     assert len(list((tmp_path / "plots").iterdir())) == 3
+
+
+def test_shipped_model_folds_the_trna_as_a_cloverleaf():
+    """The shipped pair-head model on the README's examples (a smoke test: nothing was tuned on
+    them): yeast tRNA-Phe comes out as its cloverleaf (acceptor, D, anticodon and T arms, no
+    pseudoknot), and the batch of examples decodes as it does one record at a time."""
+    from resm.structure.io import read_structures
+    from resm.structure.metrics import f1_score
+    from resm.structure.pipeline import default_model_path, supervised_predictor
+
+    pytest.importorskip("linearpartition")
+    known = {r.name: r for r in read_structures(REPO / "examples" / "known.dbn")}
+    pred = supervised_predictor(default_model_path(), workers=1)
+    got = {s.name: s.pairs for s, _ in pred.fold([(r.name, r.seq) for r in known.values()], progress=False)}
+    trna = got["tRNA-Phe_yeast"]
+    stems = [(0, 71), (9, 24), (26, 42), (48, 64)]  # 0-based outermost pair of each arm
+    assert all(trna[i] == j for i, j in stems), trna
+    assert f1_score(trna, known["tRNA-Phe_yeast"].pairs) > 0.95
+    alone, _ = pred.fold_one(known["5S_rRNA_Ecoli"].seq, "5S")
+    assert np.array_equal(alone.pairs, got["5S_rRNA_Ecoli"])
