@@ -64,7 +64,7 @@ def main():
         f"# Pairs spanning more than {a.span} nt in ArchiveII's RNAs of 1,000 nt and more",
         "",
         f"Command: `python experiments/{Path(__file__).name} {' '.join(sys.argv[1:])}`  ",
-        f"Model: `{model}`. Each cell: predicted pairs with j - i > {a.span}, in brackets how many of them are "
+        f"Model: `{os.path.relpath(model, REPO) if Path(model).is_absolute() else model}`. Each cell: predicted pairs with j - i > {a.span}, in brackets how many of them are "
         "reference pairs. Last column: the longest span of any pair resm predicts.",
         "",
         "| RNA | nt | reference | " + " | ".join(names) + " | resm longest span |",

@@ -51,6 +51,18 @@ def fingerprint_records(records: Iterable) -> str:
     return h.hexdigest()
 
 
+def _process_start() -> float:
+    """When this process started (epoch seconds; Linux /proc, else now)."""
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as fh:
+            boot = next(float(line.split()[1]) for line in fh if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
 class ShardRun:
     """The shards of one job, seen from one process.
 
@@ -105,7 +117,9 @@ class ShardRun:
             if found.read_text() != want:
                 raise ShardError(f"{self.work} holds the shards of another job (other input or options); "
                                  "remove it, or re-run the command that made it")
-            finished = sum(self.path(s).exists() for s in range(self.n_shards))
+            # shards written before this process started: a resumed job (not the other ranks' work of this one)
+            started = _process_start()
+            finished = sum(self.path(s).exists() and self.path(s).stat().st_mtime < started for s in range(self.n_shards))
             if self.rank == 0 and finished:
                 self.log(f"resuming: {finished} of {self.n_shards} shards already done in {self.work}")
         else:
