@@ -231,10 +231,12 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
     data_dir = a.data_dir or default_data_dir()
+    label = a.model
     if str(a.model) == "default" and not a.model.exists():
         from .structure.pipeline import default_model_path
 
         a.model = default_model_path()
+        label = "default (resm/models/structure_default.pt, the shipped model)"
     if "archiveii-famfold" in a.dataset and "{fold}" not in str(a.model):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     if "{fold}" in str(a.model) and set(a.dataset) != {"archiveii-famfold"}:
@@ -247,7 +249,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         else:
             results.append(evaluate_structure(a.model, d, data_dir, a.limit, a.seed, a.tile, bpp_cache=a.bpp_cache,
                                               folders=a.folders, workers=a.threads))
-    text = format_table(results, "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:]), a.model,
+    text = format_table(results, "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:]), label,
                         cached_prior=bool(a.bpp_cache))
     print(text)
     if a.out:

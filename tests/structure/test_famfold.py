@@ -68,20 +68,28 @@ def test_famfold_training_and_evaluation(tmp_path):
     assert {r.name.split("_")[0] for r in task.train_records} == {"tRNA"}
     assert len(task.val_records) == 3 and all(r.name.startswith("tRNA") for r in task.val_records)
     out = tmp_path / "famfold.md"
+    folders = ("--folders", "rnafold", "eternafold")
     p = resm_cli("evaluate", "structure", "--model", str(tmp_path / "runs" / "{fold}" / "structure_model.pt"),
-                 "--dataset", "archiveii-famfold", "--data-dir", data, "--out", out)
+                 "--dataset", "archiveii-famfold", "--data-dir", data, "--out", out, *folders)
     text = out.read_text()
-    assert "archiveii-famfold 5s | 12 |" in text and "archiveii-famfold tRNA | 12 |" in text
-    assert "archiveii-famfold, all folds | 24 |" in text
-    # RNAfold folds these perfect hairpins well: its column is real, not a placeholder
-    row = [r for r in text.splitlines() if r.startswith("| archiveii-famfold, all folds")][0].split("|")
-    assert float(row[7]) > 0.8
+    assert "archiveii-famfold 5s | 12 | **resm**" in text and "archiveii-famfold tRNA | 12 | rnafold" in text
+
+    def rows(text):  # method -> cells of the pooled row
+        return {c[2].strip(): c for c in (r.split("|")[1:] for r in text.splitlines()
+                                          if r.startswith("| archiveii-famfold, all folds | 24 |"))}
+
+    pooled = rows(text)
+    assert set(pooled) == {"**resm**", "rnafold", "eternafold"}
+    # the folders fold these perfect hairpins well: their rows are real, not placeholders
+    assert float(pooled["rnafold"][3]) > 0.8 and float(pooled["eternafold"][3]) > 0.8
     # the same evaluation reading the training runs' cache (fp16 priors): the same scores
     out2 = tmp_path / "famfold_cached.md"
     resm_cli("evaluate", "structure", "--model", str(tmp_path / "runs" / "{fold}" / "structure_model.pt"),
-             "--dataset", "archiveii-famfold", "--data-dir", data, "--bpp-cache", tmp_path / "bpp", "--out", out2)
-    row2 = [r for r in out2.read_text().splitlines() if r.startswith("| archiveii-famfold, all folds")][0].split("|")
-    assert abs(float(row2[3]) - float(row[3])) < 0.02 and row2[7] == row[7]
+             "--dataset", "archiveii-famfold", "--data-dir", data, "--bpp-cache", tmp_path / "bpp", "--out", out2,
+             *folders)
+    pooled2 = rows(out2.read_text())
+    assert abs(float(pooled2["**resm**"][3]) - float(pooled["**resm**"][3])) < 0.02
+    assert pooled2["rnafold"][3] == pooled["rnafold"][3]
     assert len(list((tmp_path / "bpp").glob("*.npy"))) >= len(cached)
     p = resm_cli("evaluate", "structure", "--model", tmp_path / "runs" / "5s" / "structure_model.pt",
                  "--dataset", "archiveii-famfold", "--data-dir", data, check=False)
