@@ -183,6 +183,7 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, scheme: Op
 
     from .model.load import load_with_scheme
     from .structure.inputs import read_sequences, source_name
+    from .utils.io import suspended
     from .utils.shards import ShardRun, fingerprint_records
 
     out = Path(out)
@@ -214,7 +215,9 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, scheme: Op
     else:
         def shard(s: int, block: range) -> None:
             recs = [records[k] for k in block]
-            write_embeddings(run.path(s), embed(recs), embedding_index(recs, the_layers, include, the_scheme, str(model)))
+            arrays = embed(recs)
+            with suspended():  # on disk at once, even inside the command's transaction: other ranks read it
+                write_embeddings(run.path(s), arrays, embedding_index(recs, the_layers, include, the_scheme, str(model)))
 
         def combine(paths: List[Path]) -> None:
             merged: Dict[str, np.ndarray] = {}

@@ -18,7 +18,6 @@ process sees).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -149,9 +148,9 @@ class ShardRun:
 
     def write(self, s: int, fill: Callable[[Path], None]) -> None:
         """Write shard ``s`` atomically: ``fill(tmp)`` writes the temporary file."""
-        with contextlib.ExitStack() as stack:
-            with suspended():  # a finished shard is on disk at once, even inside a command's transaction
-                tmp = stack.enter_context(atomic_path(self.path(s), self.suffix))
+        # a finished shard is on disk at once, even inside a command's transaction (so are the
+        # per-record files its work writes): the other ranks and a resumed job read it
+        with suspended(), atomic_path(self.path(s), self.suffix) as tmp:
             fill(tmp)
 
     def wait_all(self, poll: float = 0.5) -> None:
