@@ -152,9 +152,10 @@ class BackendSpec:
                 raise ConfigError(f"{where}: kind {kind} needs key {k!r}")
         spec = from_dict(cls, d, where)
         if spec.folder is not None:
-            known = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", "linearfold-v")
-            if spec.folder not in known:
-                raise ConfigError(f"{where}: unknown folder {spec.folder!r}; known: {', '.join(known)}")
+            from ..structure.folders import FOLDERS
+
+            if spec.folder not in FOLDERS:
+                raise ConfigError(f"{where}: unknown folder {spec.folder!r}; known: {', '.join(FOLDERS)}")
         if spec.max_bp_span is not None and spec.max_bp_span < 4:
             raise ConfigError(f"{where}: max_bp_span must be an integer >= 4, got {spec.max_bp_span!r}")
         return spec
@@ -442,11 +443,13 @@ class FolderBackend(ViennaBackend):
     kind = "folder"
 
     def load(self) -> "FolderBackend":
-        from ..structure.folders import FOLDERS
+        from ..structure.folders import FOLDERS, FolderUnavailable
 
         f = FOLDERS[self.spec.folder]
-        if not f.available():
-            raise BackendUnavailable(f"folder {f.name} needs the package {f.package}, which is not installed (pip install {f.package})")
+        try:
+            f.check()
+        except FolderUnavailable as e:
+            raise BackendUnavailable(str(e)) from None
         self._fold = f.fold
         self.about = f.about
         return self

@@ -33,7 +33,7 @@ from .model import load_structure_model, predict_pairs
 
 __all__ = ["DEFAULT_FOLDERS", "evaluate_structure", "evaluate_famfold", "format_table", "write_table"]
 
-DEFAULT_FOLDERS = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", "linearfold-v")
+DEFAULT_FOLDERS = tuple(FOLDERS)
 MODEL = "resm"
 
 
@@ -44,15 +44,11 @@ def _peak_gib() -> float:
 def check_folders(names: Optional[Sequence[str]]) -> List[str]:
     """The folders asked for, each known and installed (else a one-line error naming it or
     its package)."""
-    from .folders import FolderUnavailable
-
     out = []
     for n in DEFAULT_FOLDERS if names is None else names:
         if n not in FOLDERS:
             raise ValueError(f"unknown folder {n!r}; known: {', '.join(FOLDERS)}")
-        if not FOLDERS[n].available():
-            f = FOLDERS[n]
-            raise FolderUnavailable(f"folder {n} needs the package {f.package}, which is not installed: pip install {f.package}")
+        FOLDERS[n].check()
         out.append(n)
     return out
 

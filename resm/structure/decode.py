@@ -58,6 +58,7 @@ __all__ = [
     "mea_pairs",
     "add_pseudoknots",
     "Decoding",
+    "blend",
     "decode_sparse",
     "choose_decoding",
     "remove_lone_pairs",
@@ -362,7 +363,8 @@ class Decoding:
         return cls(**{k: d[k] for k in ("gamma", "prior_weight", "pseudoknot_threshold") if k in d})
 
 
-def _blend(model_p: np.ndarray, prior_p: Optional[np.ndarray], w: float) -> np.ndarray:
+def blend(model_p: np.ndarray, prior_p: Optional[np.ndarray], w: float) -> np.ndarray:
+    """The probabilities decoded: ``(1 - w) * model + w * prior`` (the model alone when w is 0)."""
     if prior_p is None or w == 0.0:
         return np.asarray(model_p, dtype=np.float32)
     return ((1.0 - w) * np.asarray(model_p) + w * np.asarray(prior_p)).astype(np.float32)
@@ -373,7 +375,7 @@ def decode_sparse(seq: str, i: np.ndarray, j: np.ndarray, model_p: np.ndarray, d
     """The structure of one sequence from its candidates' probabilities (``prior_p``: the
     prior's probability of each candidate, needed when ``decoding.prior_weight`` > 0);
     ``nested=True`` skips the pseudoknot step."""
-    p = _blend(model_p, prior_p, decoding.prior_weight)
+    p = blend(model_p, prior_p, decoding.prior_weight)
     pairs = mea_pairs(seq, i, j, p, decoding.gamma)
     if decoding.pseudoknot_threshold is not None and not nested:
         pairs = add_pseudoknots(pairs, i, j, p, decoding.pseudoknot_threshold)
@@ -408,7 +410,7 @@ def choose_decoding(groups: Sequence[Sequence[tuple]], gammas: Sequence[float] =
     base = best
     for t in pseudoknot_thresholds:
         d = Decoding(base.gamma, base.prior_weight, float(t))
-        sc = score(lambda it: add_pseudoknots(nested[id(it)], it[1], it[2], _blend(it[3], it[4], d.prior_weight), d.pseudoknot_threshold))
+        sc = score(lambda it: add_pseudoknots(nested[id(it)], it[1], it[2], blend(it[3], it[4], d.prior_weight), d.pseudoknot_threshold))
         scores[(base.gamma, base.prior_weight, float(t))] = sc
         if sc > best_score:
             best, best_score = d, sc

@@ -163,9 +163,13 @@ class Folder:
     licence: str
     about: str
 
+    def check(self) -> None:
+        """Raise :class:`FolderUnavailable` (one line naming the package) when it cannot run."""
+        self.fold("GGGAAACCC")
+
     def available(self) -> bool:
         try:
-            self.fold("GGGAAACCC")
+            self.check()
         except FolderUnavailable:
             return False
         return True

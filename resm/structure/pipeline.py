@@ -228,7 +228,7 @@ def pair_head_folder(model, meta: Dict, scheme: Scheme, workers: int = 0, batch_
 
     from ..data.fasta import token_batches
     from ..heads.pairs import prior_probability
-    from .decode import Decoding, decode_sparse
+    from .decode import Decoding, blend, decode_sparse
     from .model import model_priors, predict_candidates
     from .priors import compute_priors
 
@@ -260,8 +260,7 @@ def pair_head_folder(model, meta: Dict, scheme: Scheme, workers: int = 0, batch_
                         pairs = decode_sparse(seqs[k], c.i, c.j, q, decoding, prior_p, nested)
                         if no_lp:
                             pairs = remove_lone_pairs(pairs)
-                        w = decoding.prior_weight
-                        p = ((1 - w) * q + w * prior_p).astype(np.float32) if w else q
+                        p = blend(q, prior_p, decoding.prior_weight)
                         done[k] = (Structure(block[k][0], seqs[k], pairs), (c.i, c.j, p))
                 for k in range(len(block)):
                     yield done.pop(k)

@@ -100,3 +100,19 @@ def test_unknown_folder_and_missing_package_are_one_line_errors(monkeypatch):
     assert str(e.value) == ("this needs the package linearpartition-unofficial, which is not installed: "
                             "pip install linearpartition-unofficial")
     assert not FOLDERS["eternafold"].available() and FOLDERS["rnafold"].available()
+
+
+def test_evaluate_names_a_missing_folder_package(monkeypatch):
+    """resm evaluate's folder list: an unknown name lists the known ones; a folder whose package
+    is missing is one line naming the package, before any work."""
+    import resm.structure.folders as F
+    from resm.structure.benchmark import check_folders
+
+    assert check_folders(["rnafold"]) == ["rnafold"] and check_folders(None) == list(FOLDERS)
+    with pytest.raises(ValueError, match="unknown folder 'mfold'; known: rnafold, rnafold-mea"):
+        check_folders(["mfold"])
+    gone = F.Folder("gone", lambda s: F._optional("resm_no_such_module", "no-such-pkg"), "no-such-pkg", "-", "-")
+    monkeypatch.setitem(F.FOLDERS, "gone", gone)
+    with pytest.raises(FolderUnavailable) as e:
+        check_folders(["rnafold", "gone"])
+    assert str(e.value) == "this needs the package no-such-pkg, which is not installed: pip install no-such-pkg"
