@@ -305,11 +305,21 @@ def _prior_job(args) -> list:
     return [cached_prior(cache, seq, c) if cache else pair_prior(seq, c) for c in cfgs]
 
 
+def _worker_init() -> None:
+    """Workers die quietly when the pool is terminated (the parent's SIGTERM / Ctrl-C handlers
+    are its own: it cleans up its outputs and stops the workers)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = True,
                    desc: str = "pair priors") -> list:
     """``[[pair_prior(s, c) for c in cfgs] for s in seqs]``, in ``workers`` processes (the
     folding libraries hold one core each), read from / stored in the folder ``cache`` when
-    given, with a progress bar."""
+    given, with a progress bar. An error or signal in the parent terminates the workers at
+    once."""
     from tqdm.auto import tqdm
 
     seqs, cfgs = list(seqs), list(cfgs)
@@ -318,14 +328,13 @@ def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = Tr
     if workers <= 1 or len(jobs) < 2:
         return [_prior_job(j) for j in tqdm(jobs, **bar)]
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
 
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else methods[0])
     order = sorted(range(len(jobs)), key=lambda k: -len(seqs[k]))  # longest first: the workers end together
     out: list = [None] * len(jobs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        done = pool.map(_prior_job, [jobs[k] for k in order], chunksize=max(1, min(16, len(jobs) // (8 * workers))))
+    with ctx.Pool(workers, initializer=_worker_init) as pool:  # leaving the block terminates the workers
+        done = pool.imap(_prior_job, [jobs[k] for k in order], chunksize=max(1, min(16, len(jobs) // (8 * workers))))
         for k, r in zip(order, tqdm(done, **bar)):
             out[k] = r
     return out

@@ -213,7 +213,7 @@ def test_sigterm_cleans_up(tmp_path):
     fa = tmp_path / "many.fa"
     fa.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGU'), 120))}\n" for i in range(400)))
     out = tmp_path / "o" / "s.dbn"
-    p = subprocess.Popen([sys.executable, "-m", "resm", "fold", str(fa), "-o", str(out)], cwd=REPO, env=ENV,
+    p = subprocess.Popen([sys.executable, "-m", "resm", "fold", str(fa), "-o", str(out), "--threads", "1"], cwd=REPO, env=ENV,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list((tmp_path / "o").glob(".s.dbn.*.tmp")) if (tmp_path / "o").exists() else True:
