@@ -526,8 +526,38 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             check_output(path, kind(args) if callable(kind) else kind)
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the program is, so that staged outputs are cleaned up."""
+def _terminate_handler(command: str):
+    """The SIGTERM handler of a command: remove every staged output and scratch folder
+    (:func:`resm.utils.io.abort_all`), kill the worker processes, say so in one line and exit
+    with 143. It does the cleanup itself rather than raise an exception: Python drops an
+    exception raised while it runs a fork hook or a finaliser, and the signal would be lost.
+    Commits and stagings hold the signal until they are through (``held_signals``). A forked
+    child that still has this handler just exits."""
+    import multiprocessing
+    import os
+
+    pid = os.getpid()
+
+    def _term(signum, frame):
+        if os.getpid() != pid:
+            os._exit(128 + signum)
+        from .utils.io import abort_all, defer_signal
+
+        if defer_signal(signum):  # a commit or a staging is under way: raised again at its end
+            return
+
+        try:
+            abort_all()
+            for child in multiprocessing.active_children():
+                child.kill()
+            bars = getattr(sys.modules.get("tqdm"), "tqdm", None)
+            live = bool(getattr(bars, "_instances", None))  # a progress bar is mid-line
+            sys.stderr.write(("\n" if live else "") + f"resm {command}: terminated\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(128 + signum)
+
+    return _term
 
 
 def _os_error(e: OSError) -> str:
@@ -554,10 +584,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     errors = _user_errors()
     old_term = None
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        def _term(signum, frame):
-            raise Terminated()
-
-        old_term = signal.signal(signal.SIGTERM, _term)
+        old_term = signal.signal(signal.SIGTERM, _terminate_handler(args.command))
     try:
         with warnings.catch_warnings():
             if not args.debug:  # other packages' warnings would break the one-line error
@@ -584,9 +611,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"resm {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Terminated:
-        print(f"resm {args.command}: terminated", file=sys.stderr)
-        return 143
     except Exception as e:  # a case no check foresaw: still one line, the traceback with --debug
         if args.debug:
             raise

@@ -22,7 +22,6 @@ periodic checkpoint; the run folder is temporary.
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
@@ -33,6 +32,7 @@ from ..mapping import rna_codes
 from ..structure.io import Structure
 from ..tasks.base import ItemStream, TaskModel
 from ..train import TrainConfig, Trainer
+from ..utils.io import scratch_dir
 from .config import Budget
 
 __all__ = ["CachedEncoder", "WindowStream", "CachedStructureTask", "CachedHeadTask", "train_cached", "head_probs"]
@@ -197,8 +197,8 @@ def train_cached(task: _CachedTask, budget: Budget, device: torch.device | str, 
     """Train ``task`` with a compare section's budget (:meth:`resm.compare.config.Budget.optim`,
     ``steps``, ``seed``) through :class:`resm.train.Trainer` in a temporary run folder; leaves
     the model in eval mode and returns the mean loss of the last 10% of steps."""
-    with tempfile.TemporaryDirectory(prefix="resm-compare-") as tmp:
-        train = TrainConfig(out_dir=tmp, max_steps=budget.steps, log_every=0, val_every=0, ckpt_every=0, keep_last=1,
+    with scratch_dir("resm-compare-") as tmp:
+        train = TrainConfig(out_dir=str(tmp), max_steps=budget.steps, log_every=0, val_every=0, ckpt_every=0, keep_last=1,
                             seed=budget.seed, device=str(device), progress=progress)
         Trainer(task, budget.optim(), train).fit()
     task.model.eval()

@@ -305,36 +305,106 @@ def _prior_job(args) -> list:
     return [cached_prior(cache, seq, c) if cache else pair_prior(seq, c) for c in cfgs]
 
 
-def _worker_init() -> None:
-    """Workers die quietly when the pool is terminated (the parent's SIGTERM / Ctrl-C handlers
-    are its own: it cleans up its outputs and stops the workers)."""
+def _worker(conn, inherited, jobs) -> None:
+    """A prior worker: receives job indices on its own pipe and sends back ``(k, result,
+    error)``; None ends it, and so does the parent's end of the pipe closing (the parent died).
+    SIGTERM kills it at once (the parent's handler is the parent's: it cleans up the outputs and
+    stops the workers); Ctrl-C is left to the parent."""
     import signal
 
+    for c in inherited:  # the parent's ends of this and earlier workers' pipes, copied by fork
+        c.close()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            k = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if k is None:
+            return
+        try:
+            msg = (k, _prior_job(jobs[k]), None)
+        except Exception as e:  # noqa: BLE001 -- handed to the parent, which raises it
+            msg = (k, None, e)
+        try:
+            conn.send(msg)
+        except (EOFError, OSError):  # the parent is gone
+            return
+        except Exception:  # noqa: BLE001 -- an exception that cannot be pickled (nothing was sent)
+            e = msg[2]
+            conn.send((k, None, RuntimeError(f"{type(e).__name__}: {e}")))
 
 
 def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = True,
                    desc: str = "pair priors") -> list:
     """``[[pair_prior(s, c) for c in cfgs] for s in seqs]``, in ``workers`` processes (the
     folding libraries hold one core each), read from / stored in the folder ``cache`` when
-    given, with a progress bar. An error or signal in the parent terminates the workers at
-    once."""
+    given, with a progress bar.
+
+    Each worker has its own pipe and takes the next sequence (longest first, so the workers end
+    together) when it hands back a result; there is no shared queue, lock or helper thread, so
+    an error or a signal in the parent, wherever it lands, ends the run at once: the workers
+    are killed and reaped before the exception goes on."""
     from tqdm.auto import tqdm
 
     seqs, cfgs = list(seqs), list(cfgs)
     jobs = [(s, cfgs, cache) for s in seqs]
-    bar = dict(total=len(jobs), desc=desc, unit="seq", disable=not progress, leave=False)
-    if workers <= 1 or len(jobs) < 2:
-        return [_prior_job(j) for j in tqdm(jobs, **bar)]
+    bar = tqdm(total=len(jobs), desc=desc, unit="seq", disable=not progress, leave=False)
+    workers = min(int(workers), len(jobs))
+    if workers <= 1:
+        try:
+            out = []
+            for j in jobs:
+                out.append(_prior_job(j))
+                bar.update()
+            return out
+        finally:
+            bar.close()
     import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    from ..utils.io import held_signals
 
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else methods[0])
-    order = sorted(range(len(jobs)), key=lambda k: -len(seqs[k]))  # longest first: the workers end together
+    todo = iter(sorted(range(len(jobs)), key=lambda k: -len(seqs[k])))
     out: list = [None] * len(jobs)
-    with ctx.Pool(workers, initializer=_worker_init) as pool:  # leaving the block terminates the workers
-        done = pool.imap(_prior_job, [jobs[k] for k in order], chunksize=max(1, min(16, len(jobs) // (8 * workers))))
-        for k, r in zip(order, tqdm(done, **bar)):
-            out[k] = r
-    return out
+    procs, busy = [], {}
+    try:
+        for _ in range(workers):
+            with held_signals():  # a signal between the fork and the bookkeeping would orphan it
+                mine, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_worker, args=(theirs, [mine, *busy], jobs), daemon=True)
+                proc.start()
+                procs.append(proc)
+                busy[mine] = proc
+                theirs.close()
+            mine.send(next(todo))
+        while busy:
+            for conn in wait(list(busy)):
+                try:
+                    k, result, error = conn.recv()
+                except EOFError:
+                    proc = busy[conn]
+                    proc.join(1.0)
+                    raise RuntimeError(f"a pair-prior worker process stopped (exit code {proc.exitcode})") from None
+                if error is not None:
+                    raise error
+                out[k] = result
+                bar.update()
+                nxt = next(todo, None)
+                conn.send(nxt)
+                if nxt is None:
+                    del busy[conn]
+                    conn.close()
+        return out
+    finally:
+        bar.close()
+        for proc in procs:
+            if proc.is_alive() and busy:  # stopped early: kill, do not wait for the current job
+                proc.kill()
+        for proc in procs:
+            proc.join()
+        for conn in busy:
+            conn.close()

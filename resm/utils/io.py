@@ -2,9 +2,9 @@
 
 * :func:`atomic_path`, :func:`atomic_dir`, :func:`merge_dir` and :func:`atomic_write_text`
   write to a hidden temporary beside the target (``.NAME.<host>-<pid>.<random>.tmp``) and
-  rename it into place when the block ends without error; on any error (``SIGTERM`` too,
-  which the command line turns into an exception) the temporary is removed, so a target is
-  never half-written. ``atomic_dir`` replaces a folder whole; ``merge_dir`` moves its files
+  rename it into place when the block ends without error; on any error the temporary is
+  removed (on ``SIGTERM`` the command line removes every temporary, :func:`abort_all`, and
+  exits), so a target is never half-written. ``atomic_dir`` replaces a folder whole; ``merge_dir`` moves its files
   into a folder and leaves the folder's other files alone.
 * :func:`transaction` makes several outputs one unit: inside it, those writes are staged and
   renamed into place together when the transaction ends without error, and all removed
@@ -34,15 +34,18 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import stat
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 __all__ = ["umask", "OutputError", "check_output", "transaction", "suspended", "atomic_path", "atomic_dir",
-           "merge_dir", "atomic_write_text", "remove_stale"]
+           "merge_dir", "atomic_write_text", "remove_stale", "scratch_dir", "held_signals", "defer_signal",
+           "abort_all"]
 
 
 class OutputError(ValueError):
@@ -174,12 +177,45 @@ class _Entry:
     kind: str  # "file", "dir" (replaces the folder) or "merge" (files moved into the folder)
 
 
-@dataclass
+_HELD = [0]  # depth of the open held_signals blocks
+_DEFERRED: List[int] = []  # signals that came meanwhile
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """Signals whose handler defers (:func:`defer_signal`: resm's SIGTERM handler) wait until
+    the block ends, and are raised again then: a staging or a commit is never cut in two.
+    (A Python-level hold: blocking the signal in the main thread would not do, as the kernel
+    hands a process's signal to any thread that does not block it, torch's among them.)"""
+    _HELD[0] += 1
+    try:
+        yield
+    finally:
+        _HELD[0] -= 1
+        if _HELD[0] == 0 and _DEFERRED:
+            signum = _DEFERRED[0]
+            _DEFERRED.clear()
+            signal.raise_signal(signum)
+
+
+def defer_signal(signum: int) -> bool:
+    """For a signal handler, first thing: inside :func:`held_signals` the signal is kept for
+    the end of the block and this returns True (the handler then returns at once)."""
+    if _HELD[0]:
+        _DEFERRED.append(signum)
+        return True
+    return False
+
+
+@dataclass(eq=False)
 class Transaction:
     """Outputs staged as temporaries, put in place together by :meth:`commit`."""
 
     entries: Dict[str, _Entry] = field(default_factory=dict)
     made: List[Path] = field(default_factory=list)  # folders created for the outputs, outermost first
+
+    def __post_init__(self) -> None:
+        _LIVE.add(self)
 
     def holds(self, path: str | os.PathLike) -> bool:
         """Whether ``path`` is one of this transaction's temporaries or lies inside one (a
@@ -218,15 +254,16 @@ class Transaction:
         old = self.entries.pop(key, None)
         if old is not None:
             _remove(old.tmp)
-        try:
-            if kind == "file":
-                fd, tmp = tempfile.mkstemp(prefix=_prefix(final.name), suffix=suffix + ".tmp", dir=final.parent)
-                os.close(fd)
-            else:
-                tmp = tempfile.mkdtemp(prefix=_prefix(final.name), suffix=".tmp", dir=final.parent)
-        except OSError as e:
-            raise OutputError(f"{final}: cannot write in {final.parent} ({_why(e)})") from None
-        self.entries[key] = _Entry(final, Path(tmp), kind)
+        with held_signals():  # created and recorded together: abort_all() finds every temporary
+            try:
+                if kind == "file":
+                    fd, tmp = tempfile.mkstemp(prefix=_prefix(final.name), suffix=suffix + ".tmp", dir=final.parent)
+                    os.close(fd)
+                else:
+                    tmp = tempfile.mkdtemp(prefix=_prefix(final.name), suffix=".tmp", dir=final.parent)
+            except OSError as e:
+                raise OutputError(f"{final}: cannot write in {final.parent} ({_why(e)})") from None
+            self.entries[key] = _Entry(final, Path(tmp), kind)
         return Path(tmp)
 
     def discard(self, tmp: Path) -> None:
@@ -248,7 +285,13 @@ class Transaction:
 
     def commit(self) -> None:
         """Rename every temporary into place. With several outputs, what they replace is kept
-        aside until all are in, and put back if one fails."""
+        aside until all are in, and put back if one fails. resm's SIGTERM handler waits until
+        the commit is through (:func:`held_signals`); Ctrl-C in the middle puts back what it
+        replaced."""
+        with held_signals():
+            self._commit()
+
+    def _commit(self) -> None:
         keep = len(self.entries) > 1
         undo: List[Callable[[], None]] = []
         done: List[Callable[[], None]] = []
@@ -333,6 +376,33 @@ def _open_up(folder: Path) -> None:
 
 
 _CURRENT: contextvars.ContextVar[Optional[Transaction]] = contextvars.ContextVar("resm_outputs", default=None)
+_LIVE: "weakref.WeakSet[Transaction]" = weakref.WeakSet()  # every transaction not yet collected
+_SCRATCH: set = set()  # folders of the open scratch_dir blocks
+
+
+def abort_all() -> None:
+    """Remove the temporaries of every transaction of this process and every scratch folder:
+    what the command line's SIGTERM handler does before it exits (it cannot rely on an
+    exception reaching the ``except`` blocks: Python drops one raised inside a fork hook or a
+    finaliser)."""
+    for tx in list(_LIVE):
+        tx.abort()
+    for d in list(_SCRATCH):
+        shutil.rmtree(d, ignore_errors=True)
+        _SCRATCH.discard(d)
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str = "resm-") -> Iterator[Path]:
+    """A private temporary folder (in the system's temporary place) for the block, removed when
+    the block ends, on error, and by :func:`abort_all`."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _SCRATCH.add(d)
+    try:
+        yield Path(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        _SCRATCH.discard(d)
 
 
 @contextlib.contextmanager

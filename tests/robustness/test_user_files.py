@@ -207,13 +207,14 @@ def test_stale_temporaries_of_killed_processes_are_removed(tmp_path):
         live.wait()
 
 
-def test_sigterm_cleans_up(tmp_path):
-    """A real process: SIGTERM while it writes leaves no output and no temporary."""
+@pytest.mark.parametrize("threads", ["1", "2"])  # 2: pair priors in worker processes
+def test_sigterm_cleans_up(tmp_path, threads):
+    """A real process: SIGTERM while it writes leaves no output, no temporary and no worker."""
     rng = np.random.default_rng(0)
     fa = tmp_path / "many.fa"
     fa.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGU'), 120))}\n" for i in range(400)))
     out = tmp_path / "o" / "s.dbn"
-    p = subprocess.Popen([sys.executable, "-m", "resm", "fold", str(fa), "-o", str(out), "--threads", "1"], cwd=REPO, env=ENV,
+    p = subprocess.Popen([sys.executable, "-m", "resm", "fold", str(fa), "-o", str(out), "--threads", threads], cwd=REPO, env=ENV,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list((tmp_path / "o").glob(".s.dbn.*.tmp")) if (tmp_path / "o").exists() else True:
@@ -224,6 +225,8 @@ def test_sigterm_cleans_up(tmp_path):
     assert p.returncode == 143
     assert [ln for ln in err.splitlines() if "terminated" in ln] == ["resm fold: terminated"]
     assert sorted(tmp_path.iterdir()) == [fa]  # neither s.dbn, nor its temporary, nor the folder o/
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", str(fa)], capture_output=True).stdout == b""  # no worker left
 
 
 def test_a_write_to_a_staged_temporary_goes_straight_in(tmp_path):

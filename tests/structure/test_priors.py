@@ -1,6 +1,12 @@
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from resm.structure import priors
 from resm.structure.folders import rnafold
 from resm.structure.io import to_dotbracket
 from resm.structure.priors import (
@@ -159,3 +165,105 @@ def test_cached_sparse_prior_round_trips(tmp_path):
     np.testing.assert_allclose(a.p, b.p, atol=1e-3)  # stored as fp16
     cached_prior(tmp_path, seq, PriorConfig(kind="vienna"))
     assert len(list(tmp_path.glob("*.npz"))) == 2 and not list(tmp_path.glob("*.tmp"))
+
+
+# ----------------------------------------------------------------------------- worker processes
+def _seqs(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(list("ACGU"), int(rng.integers(20, 90)))) for _ in range(n)]
+
+
+def test_compute_priors_in_workers_equals_one_process_in_input_order():
+    seqs = _seqs(12)
+    cfgs = [PriorConfig("eternafold"), PriorConfig("vienna")]
+    one = priors.compute_priors(seqs, cfgs, workers=1, progress=False)
+    two = priors.compute_priors(seqs, cfgs, workers=3, progress=False)
+    assert len(one) == len(two) == len(seqs)
+    for a, b, s in zip(one, two, seqs):
+        for x, y in zip(a, b):
+            assert x.length == y.length == len(s)
+            np.testing.assert_array_equal(x.i, y.i)
+            np.testing.assert_array_equal(x.j, y.j)
+            np.testing.assert_allclose(x.p, y.p, atol=0)
+    assert multiprocessing.active_children() == []  # every worker reaped
+
+
+def test_compute_priors_raises_a_worker_error_and_reaps_the_workers(monkeypatch):
+    def boom(job):
+        if len(job[0]) == 55:
+            raise ValueError("record of 55 nt: cannot fold")
+        return priors.pair_prior(job[0], job[1][0])
+
+    monkeypatch.setattr(priors, "_prior_job", boom)  # the forked workers inherit it
+    seqs = _seqs(10) + ["A" * 55]
+    with pytest.raises(ValueError, match="record of 55 nt"):
+        priors.compute_priors(seqs, [PriorConfig("vienna")], workers=2, progress=False)
+    assert multiprocessing.active_children() == []
+
+
+def test_compute_priors_stops_at_once_on_an_error_in_the_parent_and_kills_the_workers(monkeypatch):
+    """An exception in the parent while the workers are busy (30 s jobs) ends the run at once;
+    no worker is left."""
+    import multiprocessing.connection as mpc
+
+    class Stop(Exception):
+        pass
+
+    real_wait, calls = mpc.wait, []
+
+    def wait(conns, timeout=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Stop()
+        return real_wait(conns, 0.2)
+
+    monkeypatch.setattr(priors, "_prior_job", lambda job: time.sleep(30))
+    monkeypatch.setattr(mpc, "wait", wait)
+    t = time.perf_counter()
+    with pytest.raises(Stop):
+        priors.compute_priors(_seqs(8), [PriorConfig("vienna")], workers=2, progress=False)
+    assert time.perf_counter() - t < 5.0
+    assert multiprocessing.active_children() == []
+
+
+def test_compute_priors_names_a_worker_that_died(monkeypatch):
+    def die(job):
+        os._exit(3)
+
+    monkeypatch.setattr(priors, "_prior_job", die)
+    with pytest.raises(RuntimeError, match=r"pair-prior worker process stopped \(exit code 3\)"):
+        priors.compute_priors(_seqs(4), [PriorConfig("vienna")], workers=2, progress=False)
+    assert multiprocessing.active_children() == []
+
+
+def test_workers_stop_when_their_parent_is_killed(tmp_path):
+    """SIGKILL cannot be caught: the workers see their parent's pipe close and stop (no worker
+    holds another's pipe open)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "from resm.structure import priors\n"
+        "priors._prior_job = lambda job: time.sleep(0.5)\n"
+        "priors.compute_priors(['ACGU'] * 200, [priors.PriorConfig('vienna')], workers=3, progress=False)\n")
+    p = subprocess.Popen([sys.executable, str(script)], cwd=str(Path(__file__).resolve().parents[2]))
+    deadline = time.time() + 60
+    while len(_children(p.pid)) < 3:
+        assert p.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    workers = _children(p.pid)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    deadline = time.time() + 10
+    while any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text() for w in workers):
+        assert time.time() < deadline, "workers outlived their parent"
+        time.sleep(0.1)
+
+
+def _children(pid):
+    import subprocess
+
+    return subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()

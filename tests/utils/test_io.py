@@ -55,3 +55,47 @@ def test_fold_output_honours_the_umask(tmp_path, mask):
     assert mode(out) == 0o666 & ~mask
     assert mode(plots) == 0o777 & ~mask
     assert {mode(p) for p in plots.iterdir()} == {0o666 & ~mask}
+
+
+def test_held_signals_defers_sigterm_to_the_end_of_the_block():
+    import signal
+
+    from resm.utils.io import defer_signal, held_signals
+
+    got = []
+
+    def handler(signum, frame):  # as resm's SIGTERM handler begins
+        if not defer_signal(signum):
+            got.append(signum)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        with held_signals():
+            with held_signals():  # nested: held until the outer block ends
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):  # plenty of bytecode boundaries: the handler has run
+                    pass
+            assert got == []
+        assert got == [signal.SIGTERM]  # raised again, synchronously, at the end
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_abort_all_removes_every_staged_temporary_and_scratch_folder(tmp_path):
+    """What resm's SIGTERM handler does before it exits: no temporary of an open transaction,
+    of a lone atomic write, or of a scratch folder is left."""
+    from resm.utils.io import abort_all, scratch_dir, transaction
+
+    with pytest.raises(RuntimeError):
+        with transaction():
+            with atomic_path(tmp_path / "a.txt") as a:
+                a.write_text("a")
+            with scratch_dir("resm-test-") as scratch:
+                (scratch / "x").write_text("x")
+                with atomic_path(tmp_path / "sub" / "b.txt") as b:
+                    b.write_text("b")
+                    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, "sub"])
+                    abort_all()
+                    assert list(tmp_path.iterdir()) == [] and not scratch.exists()
+                    raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
