@@ -44,7 +44,7 @@ from .train_state import (
     set_generator_state,
     set_rng_state,
 )
-from .utils.io import OutputError, atomic_write_text, check_output, suspended
+from .utils.io import OutputError, atomic_write_text, check_output, on_abort, suspended
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
 
@@ -617,16 +617,20 @@ class Trainer:
             raise ConfigError(f"train.out_dir {self.out_dir}: is a file, not a folder")
         existed = self.out_dir.is_dir()
         before = set(self.out_dir.iterdir()) if existed else set()
-        try:
-            with suspended():
-                return self._fit()
-        except BaseException:
+
+        def undo_start() -> None:  # on an error, and on SIGTERM at the command line (on_abort)
             if self.rank == 0 and not list_checkpoints(self.out_dir):
                 if not existed:
                     shutil.rmtree(self.out_dir, ignore_errors=True)
                 elif self.out_dir.is_dir():
                     for p in set(self.out_dir.iterdir()) - before:
                         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+        try:
+            with suspended(), on_abort(undo_start):
+                return self._fit()
+        except BaseException:
+            undo_start()
             raise
 
     def _fit(self) -> Dict[str, Any]:

@@ -45,7 +45,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 __all__ = ["umask", "OutputError", "check_output", "transaction", "suspended", "atomic_path", "atomic_dir",
            "merge_dir", "atomic_write_text", "remove_stale", "scratch_dir", "held_signals", "defer_signal",
-           "abort_all"]
+           "abort_all", "on_abort"]
 
 
 class OutputError(ValueError):
@@ -377,19 +377,33 @@ def _open_up(folder: Path) -> None:
 
 _CURRENT: contextvars.ContextVar[Optional[Transaction]] = contextvars.ContextVar("resm_outputs", default=None)
 _LIVE: "weakref.WeakSet[Transaction]" = weakref.WeakSet()  # every transaction not yet collected
-_SCRATCH: set = set()  # folders of the open scratch_dir blocks
+_UNDO: List[Callable[[], None]] = []  # the undo actions of the open on_abort blocks
 
 
 def abort_all() -> None:
-    """Remove the temporaries of every transaction of this process and every scratch folder:
-    what the command line's SIGTERM handler does before it exits (it cannot rely on an
-    exception reaching the ``except`` blocks: Python drops one raised inside a fork hook or a
-    finaliser)."""
+    """Remove the temporaries of every transaction of this process and run the undo action of
+    every open :func:`on_abort` block (newest first): what the command line's SIGTERM handler
+    does before it exits (it cannot rely on an exception reaching the ``except`` blocks: Python
+    drops one raised inside a fork hook or a finaliser)."""
     for tx in list(_LIVE):
         tx.abort()
-    for d in list(_SCRATCH):
-        shutil.rmtree(d, ignore_errors=True)
-        _SCRATCH.discard(d)
+    for undo in reversed(list(_UNDO)):
+        with contextlib.suppress(Exception):
+            undo()
+    _UNDO.clear()
+
+
+@contextlib.contextmanager
+def on_abort(undo: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, :func:`abort_all` (a SIGTERM at the command line) calls ``undo``:
+    for work that is written as it goes rather than staged (a training run's folder, a scratch
+    folder)."""
+    _UNDO.append(undo)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            _UNDO.remove(undo)
 
 
 @contextlib.contextmanager
@@ -397,12 +411,11 @@ def scratch_dir(prefix: str = "resm-") -> Iterator[Path]:
     """A private temporary folder (in the system's temporary place) for the block, removed when
     the block ends, on error, and by :func:`abort_all`."""
     d = tempfile.mkdtemp(prefix=prefix)
-    _SCRATCH.add(d)
     try:
-        yield Path(d)
+        with on_abort(lambda: shutil.rmtree(d, ignore_errors=True)):
+            yield Path(d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
-        _SCRATCH.discard(d)
 
 
 @contextlib.contextmanager

@@ -229,6 +229,26 @@ def test_sigterm_cleans_up(tmp_path, threads):
     assert subprocess.run(["pgrep", "-f", str(fa)], capture_output=True).stdout == b""  # no worker left
 
 
+def test_sigterm_before_the_first_checkpoint_leaves_no_run_folder(ws, tmp_path):
+    """A real training process stopped by SIGTERM before any checkpoint: the run folder it
+    created is removed (as on an error), exit 143, one line."""
+    cfg = yaml.safe_load(Path(ws["pretrain_cfg"]).read_text())
+    run_dir = tmp_path / "run"
+    cfg["train"].update(out_dir=str(run_dir), max_steps=100000, ckpt_every=0, val_every=0)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    p = subprocess.Popen([sys.executable, "-m", "resm", "pretrain", "--config", str(tmp_path / "c.yaml")], cwd=REPO,
+                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "log.jsonl").exists():  # training steps are being taken
+        assert p.poll() is None and time.time() < deadline, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143
+    assert [ln for ln in err.splitlines() if "terminated" in ln] == ["resm pretrain: terminated"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["c.yaml"]
+
+
 def test_a_write_to_a_staged_temporary_goes_straight_in(tmp_path):
     """Writers that stage their own output (``save_probe`` into the probe's temporary) inside
     a transaction: the inner write lands in the temporary, which is then put in place."""
