@@ -207,23 +207,30 @@ def test_stale_temporaries_of_killed_processes_are_removed(tmp_path):
         live.wait()
 
 
+def _terminate_when(argv, ready, command):
+    """Run ``resm ARGV`` as a real process, send SIGTERM once ``ready()`` holds, and check the
+    answer: exit 143 and exactly one line saying so."""
+    p = subprocess.Popen([sys.executable, "-m", "resm", *map(str, argv)], cwd=REPO, env=ENV,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ready():
+        assert p.poll() is None and time.time() < deadline, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143
+    assert [ln for ln in err.splitlines() if "terminated" in ln] == [f"resm {command}: terminated"]
+
+
 @pytest.mark.parametrize("threads", ["1", "2"])  # 2: pair priors in worker processes
 def test_sigterm_cleans_up(tmp_path, threads):
     """A real process: SIGTERM while it writes leaves no output, no temporary and no worker."""
     rng = np.random.default_rng(0)
     fa = tmp_path / "many.fa"
     fa.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGU'), 120))}\n" for i in range(400)))
-    out = tmp_path / "o" / "s.dbn"
-    p = subprocess.Popen([sys.executable, "-m", "resm", "fold", str(fa), "-o", str(out), "--threads", threads], cwd=REPO, env=ENV,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not list((tmp_path / "o").glob(".s.dbn.*.tmp")) if (tmp_path / "o").exists() else True:
-        assert p.poll() is None and time.time() < deadline, p.communicate()
-        time.sleep(0.05)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 143
-    assert [ln for ln in err.splitlines() if "terminated" in ln] == ["resm fold: terminated"]
+    out_dir = tmp_path / "o"
+    _terminate_when(["fold", fa, "-o", out_dir / "s.dbn", "--threads", threads],
+                    lambda: out_dir.exists() and bool(list(out_dir.glob(".s.dbn.*.tmp"))), "fold")
     assert sorted(tmp_path.iterdir()) == [fa]  # neither s.dbn, nor its temporary, nor the folder o/
     time.sleep(0.5)
     assert subprocess.run(["pgrep", "-f", str(fa)], capture_output=True).stdout == b""  # no worker left
@@ -236,16 +243,8 @@ def test_sigterm_before_the_first_checkpoint_leaves_no_run_folder(ws, tmp_path):
     run_dir = tmp_path / "run"
     cfg["train"].update(out_dir=str(run_dir), max_steps=100000, ckpt_every=0, val_every=0)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    p = subprocess.Popen([sys.executable, "-m", "resm", "pretrain", "--config", str(tmp_path / "c.yaml")], cwd=REPO,
-                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (run_dir / "log.jsonl").exists():  # training steps are being taken
-        assert p.poll() is None and time.time() < deadline, p.communicate()
-        time.sleep(0.05)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 143
-    assert [ln for ln in err.splitlines() if "terminated" in ln] == ["resm pretrain: terminated"]
+    _terminate_when(["pretrain", "--config", tmp_path / "c.yaml"],
+                    lambda: (run_dir / "log.jsonl").exists(), "pretrain")  # training steps are being taken
     assert sorted(x.name for x in tmp_path.iterdir()) == ["c.yaml"]
 
 
