@@ -154,6 +154,7 @@ def cmd_fold(a: argparse.Namespace) -> None:
 
 def cmd_finetune(a: argparse.Namespace) -> None:
     from .config import find_config, load_config
+    from .structure.decode import Decoding
     from .tasks import FINETUNE_TASKS, run
 
     result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=FINETUNE_TASKS)
@@ -164,8 +165,7 @@ def cmd_finetune(a: argparse.Namespace) -> None:
         line += ("MEA gamma 2" if result.get("decoding") else "at 0.5") + f"), loss {v['val_loss']:.4f}"
     if result.get("decoding"):
         d, f = result["decoding"], result.get("final") or {}
-        line += (f"; decoding: MEA gamma {d['gamma']:g}, prior weight {d['prior_weight']:g}, pseudoknots "
-                 + ("off" if d["pseudoknot_threshold"] is None else f"above {d['pseudoknot_threshold']:g}"))
+        line += f"; decoding: {Decoding.from_dict(d).describe()}"
         for s in ("val", "family"):
             if s in f:
                 line += f"; {s} F1 {f[s]['f1_mean']:.3f} strict, {f[s]['f1_shift_mean']:.3f} shift"

@@ -30,7 +30,12 @@ precision for sensitivity. (ViennaRNA's ``MEA_from_plist`` solves the same probl
 backtracking failed on some model outputs here, leaving unbalanced structures.) Pseudoknots are a separate, explicitly scored
 step (:func:`add_pseudoknots`): among the bases the nested structure leaves unpaired, pairs
 scoring above a threshold that are the best of their row and column and stack on another such
-pair are added, crossing pairs allowed. :class:`Decoding` holds these choices with the weight
+pair are added, crossing pairs allowed. Gamma may also be chosen per sequence
+(:func:`mea_auto`): the MEA structures at several gammas are scored by their pseudo-expected
+F1 under the same probabilities (Hamada, Sato and Asai's pseudo-expected accuracy, as in
+CentroidFold's automatic gamma) and the best is kept, so a degenerate ensemble (a repeat whose
+pairs are spread over many partners, a short designed hairpin) still gets the structure its
+probabilities support. :class:`Decoding` holds these choices with the weight
 given to the prior (the probabilities decoded are ``(1 - w) * model + w * prior``), and
 :func:`choose_decoding` picks them on validation structures.
 
@@ -56,6 +61,9 @@ __all__ = [
     "decode",
     "choose_threshold",
     "mea_pairs",
+    "AUTO_GAMMAS",
+    "expected_f1",
+    "mea_auto",
     "add_pseudoknots",
     "Decoding",
     "blend",
@@ -311,6 +319,33 @@ def mea_pairs(seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray, gamma: floa
     return out
 
 
+AUTO_GAMMAS = (1.0, 2.0, 4.0, 8.0)
+
+
+def expected_f1(pairs: np.ndarray, i: np.ndarray, j: np.ndarray, p: np.ndarray) -> float:
+    """Pseudo-expected F1 of a structure under the candidate probabilities: with
+    ``TP = sum of p over its pairs`` (expected true positives) and ``R = sum of every p``
+    (expected number of reference pairs), ``2 TP / (|S| + R)``; 0 when both are empty."""
+    pairs, i, j, p = np.asarray(pairs), np.asarray(i), np.asarray(j), np.asarray(p, dtype=np.float64)
+    hit = pairs[i] == j if len(i) else np.zeros(0, dtype=bool)
+    n = int(np.count_nonzero(pairs > np.arange(len(pairs))))
+    denom = n + float(p.sum())
+    return 2.0 * float(p[hit].sum()) / denom if denom > 0 else 0.0
+
+
+def mea_auto(seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray,
+             gammas: Sequence[float] = AUTO_GAMMAS) -> np.ndarray:
+    """The :func:`mea_pairs` structure of largest :func:`expected_f1` over ``gammas`` (ties:
+    the earlier gamma)."""
+    best, best_f = None, -1.0
+    for g in gammas:
+        pairs = mea_pairs(seq, i, j, p, g)
+        f = expected_f1(pairs, i, j, p)
+        if f > best_f + 1e-12:
+            best, best_f = pairs, f
+    return best if best is not None else np.full(len(seq), -1, dtype=np.int64)
+
+
 def add_pseudoknots(pairs: np.ndarray, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: float,
                     min_stem: int = 2) -> np.ndarray:
     """``pairs`` plus crossing pairs between bases it leaves unpaired: candidates above
@@ -345,6 +380,8 @@ class Decoding:
 
     Attributes:
         gamma: the MEA weight of a pair against unpaired bases (:func:`mea_pairs`).
+        auto_gamma: choose gamma per sequence among :data:`AUTO_GAMMAS` by pseudo-expected F1
+            (:func:`mea_auto`); ``gamma`` is then unused.
         prior_weight: weight w of the prior in the decoded probabilities
             ``(1 - w) * model + w * prior`` (0: the model alone).
         pseudoknot_threshold: probability above which :func:`add_pseudoknots` adds crossing
@@ -354,13 +391,21 @@ class Decoding:
     gamma: float = 2.0
     prior_weight: float = 0.0
     pseudoknot_threshold: Optional[float] = None
+    auto_gamma: bool = False
+
+    def describe(self) -> str:
+        """One phrase, e.g. ``MEA gamma 2, prior weight 0.2, pseudoknots above 0.5``."""
+        g = f"gamma per sequence ({'/'.join(f'{x:g}' for x in AUTO_GAMMAS)}, pseudo-expected F1)" if self.auto_gamma \
+            else f"gamma {self.gamma:g}"
+        pk = "off" if self.pseudoknot_threshold is None else f"above {self.pseudoknot_threshold:g}"
+        return f"MEA {g}, prior weight {self.prior_weight:g}, pseudoknots {pk}"
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Dict[str, object]) -> "Decoding":
-        return cls(**{k: d[k] for k in ("gamma", "prior_weight", "pseudoknot_threshold") if k in d})
+        return cls(**{k: d[k] for k in ("gamma", "prior_weight", "pseudoknot_threshold", "auto_gamma") if k in d})
 
 
 def blend(model_p: np.ndarray, prior_p: Optional[np.ndarray], w: float) -> np.ndarray:
@@ -376,7 +421,7 @@ def decode_sparse(seq: str, i: np.ndarray, j: np.ndarray, model_p: np.ndarray, d
     prior's probability of each candidate, needed when ``decoding.prior_weight`` > 0);
     ``nested=True`` skips the pseudoknot step."""
     p = blend(model_p, prior_p, decoding.prior_weight)
-    pairs = mea_pairs(seq, i, j, p, decoding.gamma)
+    pairs = mea_auto(seq, i, j, p) if decoding.auto_gamma else mea_pairs(seq, i, j, p, decoding.gamma)
     if decoding.pseudoknot_threshold is not None and not nested:
         pairs = add_pseudoknots(pairs, i, j, p, decoding.pseudoknot_threshold)
     return pairs
@@ -384,12 +429,14 @@ def decode_sparse(seq: str, i: np.ndarray, j: np.ndarray, model_p: np.ndarray, d
 
 def choose_decoding(groups: Sequence[Sequence[tuple]], gammas: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
                     prior_weights: Sequence[float] = (0.0,), pseudoknot_thresholds: Sequence[float] = (0.3, 0.5, 0.7),
-                    metric: str = "f1_mean", return_scores: bool = False):
+                    metric: str = "f1_mean", return_scores: bool = False, auto_gamma: bool = True):
     """The :class:`Decoding` that maximises ``metric`` on validation data: ``groups`` holds one
     or more validation sets (the score is the mean of their scores), each a list of
     ``(seq, i, j, model_p, prior_p, true_pairs)``. Gamma and prior weight go over their grids
     with nested structures; then, at the best of those, the pseudoknot step is tried at each
-    threshold and kept only if it scores higher. Ties keep the earlier grid value."""
+    threshold and kept only if it scores higher. ``auto_gamma``: the per-sequence gamma
+    (:func:`mea_auto`) is tried after the fixed ones at each prior weight (score key gamma
+    ``"auto"``). Ties keep the earlier grid value."""
     groups = [list(g) for g in groups if len(g)]
     if not groups:
         raise ValueError("no validation structures to choose the decoding on")
@@ -400,18 +447,20 @@ def choose_decoding(groups: Sequence[Sequence[tuple]], gammas: Sequence[float] =
     scores: Dict[tuple, float] = {}
     best, best_score = None, -1.0
     for w in prior_weights:
-        for g in gammas:
-            d = Decoding(float(g), float(w), None)
+        options = [Decoding(float(g), float(w), None) for g in gammas]
+        if auto_gamma:
+            options.append(Decoding(prior_weight=float(w), auto_gamma=True))
+        for d in options:
             sc = score(lambda it: decode_sparse(it[0], it[1], it[2], it[3], d, it[4]))
-            scores[(float(g), float(w), None)] = sc
+            scores[("auto" if d.auto_gamma else d.gamma, d.prior_weight, None)] = sc
             if sc > best_score:
                 best, best_score = d, sc
     nested = {id(it): decode_sparse(it[0], it[1], it[2], it[3], best, it[4]) for g in groups for it in g}
     base = best
     for t in pseudoknot_thresholds:
-        d = Decoding(base.gamma, base.prior_weight, float(t))
+        d = Decoding(base.gamma, base.prior_weight, float(t), base.auto_gamma)
         sc = score(lambda it: add_pseudoknots(nested[id(it)], it[1], it[2], blend(it[3], it[4], d.prior_weight), d.pseudoknot_threshold))
-        scores[(base.gamma, base.prior_weight, float(t))] = sc
+        scores[("auto" if d.auto_gamma else d.gamma, base.prior_weight, float(t))] = sc
         if sc > best_score:
             best, best_score = d, sc
     return (best, scores) if return_scores else best

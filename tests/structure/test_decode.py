@@ -342,6 +342,91 @@ def test_choose_decoding_takes_the_best_setting():
         choose_decoding([[]])
 
 
+def test_expected_f1_is_the_pseudo_expected_accuracy():
+    from resm.structure.decode import expected_f1
+
+    i = np.array([0, 1, 0], dtype=np.int64)
+    j = np.array([9, 8, 8], dtype=np.int64)
+    p = np.array([0.6, 0.5, 0.2])
+    s = np.full(10, -1)
+    s[0], s[9], s[1], s[8] = 9, 0, 8, 1
+    # TP = 0.6 + 0.5, |S| = 2, R = 1.3
+    assert expected_f1(s, i, j, p) == pytest.approx(2 * 1.1 / 3.3)
+    assert expected_f1(np.full(10, -1), i, j, p) == 0.0
+    assert expected_f1(np.full(10, -1), i[:0], j[:0], p[:0]) == 0.0
+
+
+def _spread_helix(L: int, shifts: int, p_each: float):
+    """Candidates of a self-complementary repeat: every (a, b) with a + b = L - 1 + 2 k for
+    |k| < shifts, each at probability ``p_each`` (the ensemble spreads each base over many
+    partners, as it does for (GC)n)."""
+    cand = {}
+    for a in range(L):
+        for k in range(-shifts + 1, shifts):
+            b = L - 1 + 2 * k - a
+            if b - a > 3 and b < L:
+                cand[(a, b)] = p_each
+    i = np.array([c[0] for c in cand], dtype=np.int64)
+    j = np.array([c[1] for c in cand], dtype=np.int64)
+    return i, j, np.full(len(i), p_each)
+
+
+def test_auto_gamma_gives_a_degenerate_ensemble_its_helix():
+    from resm.structure.decode import AUTO_GAMMAS, Decoding, decode_sparse, expected_f1, mea_auto, mea_pairs
+
+    L = 120
+    i, j, p = _spread_helix(L, 5, 0.085)  # each base paired with p ~ 0.77, no partner above 0.09
+    seq = "GC" * (L // 2)
+    assert (mea_pairs(seq, i, j, p, 2.0) < 0).all()  # a fixed gamma of 2 leaves it unfolded
+    got = mea_auto(seq, i, j, p)
+    n = int((got > np.arange(L)).sum())
+    assert n >= 40  # a long helix
+    ks = [(a, int(got[a])) for a in range(L) if got[a] > a]
+    assert not any(a < c < b < d for a, b in ks for c, d in ks)
+    best = max(expected_f1(mea_pairs(seq, i, j, p, g), i, j, p) for g in AUTO_GAMMAS)
+    assert expected_f1(got, i, j, p) == pytest.approx(best)
+    d = Decoding(prior_weight=0.0, auto_gamma=True)
+    assert np.array_equal(decode_sparse(seq, i, j, p, d), got)
+    # no candidates at all: unpaired
+    assert (mea_auto(seq, i[:0], j[:0], p[:0]) < 0).all()
+
+
+def test_decoding_round_trip_and_old_files():
+    from resm.structure.decode import Decoding
+
+    d = Decoding(gamma=3.0, prior_weight=0.2, pseudoknot_threshold=0.5, auto_gamma=True)
+    assert Decoding.from_dict(d.to_dict()) == d
+    old = {"gamma": 2.0, "prior_weight": 0.2, "pseudoknot_threshold": None}  # files written before auto_gamma
+    assert Decoding.from_dict(old) == Decoding(2.0, 0.2, None, False)
+    assert "per sequence" in d.describe() and Decoding.from_dict(old).describe() == (
+        "MEA gamma 2, prior weight 0.2, pseudoknots off")
+
+
+def test_choose_decoding_takes_the_per_sequence_gamma_when_it_scores_higher():
+    from resm.structure.decode import choose_decoding, mea_auto
+
+    rng = np.random.default_rng(3)
+    group = []
+    for k in range(8):
+        L = 40
+        if k % 2:  # a spread ensemble: only large gammas fold it
+            i, j, p = _spread_helix(L, 4, 0.11)
+        else:  # scattered confident and weak candidates: small gammas are the precise ones
+            i, j = np.triu_indices(L, 4)
+            keep = rng.random(len(i)) < 0.08
+            i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
+            p = np.where(rng.random(len(i)) < 0.3, 0.7, 0.12)
+        p = p.astype(np.float32)  # what decode_sparse decodes
+        group.append(("A" * L, i, j, p, np.zeros(len(i)), mea_auto("A" * L, i, j, p)))
+    best, scores = choose_decoding([group], gammas=(1.0, 2.0, 4.0, 8.0), pseudoknot_thresholds=(), return_scores=True)
+    assert scores[("auto", 0.0, None)] == pytest.approx(1.0)
+    assert max(v for key, v in scores.items() if key[0] != "auto") < 1.0  # no single gamma fits both kinds
+    assert best.auto_gamma
+    best, scores = choose_decoding([group], gammas=(1.0, 2.0), pseudoknot_thresholds=(), return_scores=True,
+                                   auto_gamma=False)
+    assert not best.auto_gamma and all(key[0] != "auto" for key in scores)
+
+
 # --------------------------------------------------------------------------- post-processing
 from itertools import combinations  # noqa: E402
 
