@@ -327,7 +327,7 @@ class StructureTask:
         device = next(iter(state.values())).device
         model = model.to(device)
         if self.kind == "pairs":
-            self._choose_decoding(model, device, payload)
+            self.choose_decoding(model, device, payload)
         elif self.val_records:
             from ..structure.decode import choose_threshold, decode
             from ..structure.metrics import evaluate
@@ -343,7 +343,7 @@ class StructureTask:
         self.final_metrics, self.decoding = payload["val_metrics"], payload.get("decoding")
         save_structure_model(payload, Path(out_dir) / MODEL_FILE)
 
-    def _choose_decoding(self, model, device, payload: Dict[str, Any]) -> None:
+    def choose_decoding(self, model, device, payload: Dict[str, Any]) -> None:
         """Pair head: MEA gamma, prior weight and pseudoknot threshold chosen on the validation
         set(s) named by ``data.select_on``; their scores go into the file."""
         from ..structure.decode import choose_decoding, decode_sparse
