@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from resm.config import load_config
-from resm.structure.model import load_structure_model, save_structure_model
+from resm.model.load import safe_load
+from resm.structure.model import model_from_payload, save_structure_model
 from resm.tasks.structure import StructureTask
 
 
@@ -30,8 +29,8 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     a = ap.parse_intermixed_args()
     task = StructureTask(load_config(a.config, a.overrides))
-    model, _ = load_structure_model(a.model)
-    payload = torch.load(a.model, weights_only=True)  # the same file, read again as its payload
+    payload = safe_load(a.model)  # weights_only, like every model file resm reads
+    model, _ = model_from_payload(payload)
     old = dict(payload.get("decoding") or {})
     task.choose_decoding(model, "cpu", payload)  # fills payload["decoding"] and ["val_metrics"]
     save_structure_model(payload, a.out)
