@@ -2,7 +2,7 @@
 
 For every ArchiveII structure of at least 1,000 nt (16S and 23S rRNAs, group I/II introns,
 ...), counts the reference pairs that span more than ``--span`` nt (j - i), and for the shipped
-model (``resm fold``'s path: EternaFold priors through LinearPartition, no window, the pair head,
+model (``resm fold``'s path: EternaFold priors through LinearPartition, no span window, the pair head,
 MEA decoding), RNAfold MFE and LinearPartition-EternaFold MEA the predicted pairs over that
 span and how many of them are in the reference. Same records, same run.
 
@@ -64,7 +64,8 @@ def main():
         f"# Pairs spanning more than {a.span} nt in ArchiveII's RNAs of 1,000 nt and more",
         "",
         f"Command: `python experiments/{Path(__file__).name} {' '.join(sys.argv[1:])}`  ",
-        f"Model: `{os.path.relpath(model, REPO) if Path(model).is_absolute() else model}`. Each cell: predicted pairs with j - i > {a.span}, in brackets how many of them are "
+        f"Model: `{os.path.relpath(model, REPO) if Path(model).is_absolute() else model}`"
+        + (" (the shipped one)" if a.model is None else "") + f". Each cell: predicted pairs with j - i > {a.span}, in brackets how many of them are "
         "reference pairs. Last column: the longest span of any pair resm predicts.",
         "",
         "| RNA | nt | reference | " + " | ".join(names) + " | resm longest span |",

@@ -74,6 +74,11 @@ class PairHeadConfig:
         min_prob: a canonical pair is a candidate when some prior gives it at least this.
         patch: half-width w of the prior patch read around each candidate.
         min_loop: pairs with ``j - i <= min_loop`` are never candidates.
+        embed_window: residue embeddings of a sequence longer than this many nucleotides come
+            from overlapping windows of that length (:func:`resm.model.encoder.window_hidden`);
+            set it near the longest sequences the backbone was trained on. 0: the whole
+            sequence in one pass. Attention maps (``use_attention``) always see the whole
+            sequence.
     """
 
     priors: int = 1
@@ -92,6 +97,7 @@ class PairHeadConfig:
     min_prob: float = 1e-4
     patch: int = 3
     min_loop: int = 3
+    embed_window: int = 0
 
     def __post_init__(self) -> None:
         self.dilations = tuple(int(d) for d in self.dilations)
@@ -104,8 +110,8 @@ class PairHeadConfig:
         for k in ("width", "pair_width"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
-        if self.rounds < 0 or self.patch < 0 or self.min_loop < 0:
-            raise ValueError("rounds, patch and min_loop must be >= 0")
+        if self.rounds < 0 or self.patch < 0 or self.min_loop < 0 or self.embed_window < 0:
+            raise ValueError("rounds, patch, min_loop and embed_window must be >= 0")
         if not 0.0 < self.min_prob < 1.0:
             raise ValueError(f"min_prob must be in (0, 1), got {self.min_prob}")
         if not 0.0 <= self.dropout < 1.0:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .esm2 import ESM2, bos_eos_positions
 
-__all__ = ["MODES", "prepare_backbone", "BackboneEncoder", "OneHotEncoder", "OneHotConfig", "EncoderError"]
+__all__ = ["MODES", "prepare_backbone", "window_hidden", "BackboneEncoder", "OneHotEncoder", "OneHotConfig", "EncoderError"]
 
 MODES = ("frozen", "adapters", "full")
 SHARED_ADAPTER = "shared"
@@ -64,6 +64,54 @@ def prepare_backbone(backbone: ESM2, mode: str, adapter: Optional[Any] = None, a
         for p in backbone.lm_head.parameters():
             if p is not tied:
                 p.requires_grad_(False)
+
+
+def window_hidden(backbone: ESM2, tokens: torch.Tensor, window: int, max_windows: int = 64) -> torch.Tensor:
+    """The backbone's last hidden states (B, T, E) for ``tokens`` (:func:`resm.alphabet.pad_batch`),
+    with every sequence longer than ``window`` nucleotides read through overlapping windows.
+
+    A backbone trained on crops of a few hundred nucleotides has never attended over thousands
+    of positions; its states there drift. Here a long sequence is cut into windows of
+    ``window`` nucleotides every ``window // 2``, the last one ending at the sequence's end;
+    each window runs as a sequence of its own (with BOS and EOS), and each position takes its
+    state from the window whose centre is nearest (the first on a tie). BOS comes from the
+    first window, EOS from the last. Sequences of at most ``window`` nucleotides, and every
+    sequence when ``window`` is 0, run whole, exactly as ``backbone(tokens)``. Cost and memory
+    grow as L x window instead of L^2. Windows run ``max_windows`` at a time; gradients flow
+    as through an ordinary pass."""
+    from ..alphabet import BOS, EOS, PAD
+
+    lengths = (tokens != PAD).sum(1) - 2
+    window = int(window)
+    if window <= 0 or int(lengths.max()) <= window:
+        return backbone(tokens, return_logits=False)["last_hidden"]
+    B, T = tokens.shape
+    long_rows = [b for b in range(B) if int(lengths[b]) > window]
+    short_rows = [b for b in range(B) if int(lengths[b]) <= window]
+    parts: Dict[int, torch.Tensor] = {}
+    if short_rows:
+        width = int(lengths[short_rows].max()) + 2
+        h = backbone(tokens[short_rows, :width], return_logits=False)["last_hidden"]
+        for k, b in enumerate(short_rows):
+            parts[b] = h[k]
+    step = max(1, window // 2)
+    for b in long_rows:
+        n = int(lengths[b])
+        starts = list(range(0, n - window, step)) + [n - window]
+        res = tokens[b, 1 : 1 + n]
+        wins = torch.stack([torch.cat([tokens.new_tensor([BOS]), res[s : s + window], tokens.new_tensor([EOS])])
+                            for s in starts])
+        hs = torch.cat([backbone(wins[k : k + max_windows], return_logits=False)["last_hidden"]
+                        for k in range(0, len(starts), max_windows)])
+        centres = torch.tensor([s + (window - 1) / 2 for s in starts], dtype=torch.float64)
+        pos = torch.arange(n, dtype=torch.float64)
+        mids = (centres[1:] + centres[:-1]) / 2  # a position on a midpoint stays with the first window
+        owner = torch.searchsorted(mids, pos, right=False)
+        offset = pos.long() - torch.tensor(starts)[owner]
+        body = hs[owner, 1 + offset]
+        parts[b] = torch.cat([hs[0, :1], body, hs[-1, window + 1 : window + 2]])
+    E = parts[0].shape[-1]
+    return torch.stack([torch.cat([parts[b], parts[b].new_zeros(T - parts[b].shape[0], E)]) for b in range(B)])
 
 
 class BackboneEncoder(nn.Module):

@@ -31,6 +31,7 @@ from ..heads.pairs import Candidates, PairHead, PairHeadConfig, collate_candidat
 from ..heads.structure import DEFAULT_TILE, StructureHead, StructureHeadConfig, strip_special
 from ..mapping import Scheme, get_scheme, rna_codes
 from ..model.attention import BatchCells, run_attention, stacked_attention_maps
+from ..model.encoder import window_hidden
 from ..model.esm2 import ESM2
 from ..utils.io import atomic_path
 
@@ -120,9 +121,9 @@ class StructureModel(nn.Module):
                 attn = cells.result()
                 if frozen:
                     h = reps["representations"][self.backbone.num_layers]
-            if cfg.use_embeddings and h is None:
+            if cfg.use_embeddings and (h is None or 0 < cfg.embed_window < Lm):
                 with torch.no_grad() if frozen else contextlib.nullcontext():
-                    h = self.backbone(tokens, return_logits=False)["last_hidden"]
+                    h = window_hidden(self.backbone, tokens, cfg.embed_window)
             if h is not None:
                 h = h[:, 1 : 1 + Lm]
         return self.head(batch, h, attn)

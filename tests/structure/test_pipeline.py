@@ -259,3 +259,26 @@ def test_shipped_model_folds_the_trna_as_a_cloverleaf():
     assert f1_score(trna, known["tRNA-Phe_yeast"].pairs) > 0.95
     alone, _ = pred.fold_one(known["5S_rRNA_Ecoli"].seq, "5S")
     assert np.array_equal(alone.pairs, got["5S_rRNA_Ecoli"])
+
+
+def test_shipped_model_reads_long_sequences_through_backbone_windows():
+    """The shipped model's backbone was pretrained on 256-nt crops, so sequences over 512 nt
+    reach it in windows (head.embed_window; experiments/results/length_proxy_cpu.md). A long
+    record folds the same in a batch with a short one as alone, and the windows change it."""
+    from resm.structure.pipeline import default_model_path, supervised_predictor
+
+    pytest.importorskip("linearpartition")
+    pred = supervised_predictor(default_model_path(), workers=1)
+    assert pred.model.head.cfg.embed_window == 512
+    rng = np.random.default_rng(3)
+    long_seq = "".join(rng.choice(list("ACGU"), 700))
+    short_seq = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
+    both = [s for s, _ in pred.fold([("long", long_seq), ("short", short_seq)], progress=False)]
+    alone, P = pred.fold_one(long_seq, "long")
+    assert np.array_equal(both[0].pairs, alone.pairs) and (alone.pairs >= 0).sum() > 50
+    pred.model.head.cfg.embed_window = 0  # the whole sequence at once
+    try:
+        _, P0 = pred.fold_one(long_seq, "long")
+    finally:
+        pred.model.head.cfg.embed_window = 512
+    assert np.array_equal(P > 0, P0 > 0) and np.abs(P - P0).max() > 1e-3
