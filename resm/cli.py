@@ -74,7 +74,7 @@ def cmd_embed(a: argparse.Namespace) -> None:
                    a.toks_per_batch, a.max_length, a.device, _dtype(a.dtype), a.shard_size)
     if r["rank"] == 0:
         reused = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
-        print(f"wrote {a.out}: {r['n']} sequences, {r['nt']} nt in {r['seconds']:.1f}s{reused}")
+        print(f"wrote {a.out}: {r['n']} sequence{'' if r['n'] == 1 else 's'}, {r['nt']} nt in {r['seconds']:.1f}s{reused}")
 
 
 def _print_rank0(line: str) -> None:
@@ -149,7 +149,7 @@ def cmd_fold(a: argparse.Namespace) -> None:
         print(format_summary(r["metrics"]), file=sys.stderr if quiet else sys.stdout)
     if files:
         skipped = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
-        print(f"folded {r['n']} sequences{skipped}: wrote " + ", ".join(files), file=sys.stderr if quiet else sys.stdout)
+        print(f"folded {r['n']} sequence{'' if r['n'] == 1 else 's'}{skipped}: wrote " + ", ".join(files), file=sys.stderr if quiet else sys.stdout)
 
 
 def cmd_finetune(a: argparse.Namespace) -> None:

@@ -389,3 +389,26 @@ def test_fold_with_a_pair_model(assets, pair_trained, tmp_path):
         assert not any(a < c < b < d for a, b in k for c, d in k)
     p = run("fold", fa, "--model", model_file, "--threshold", "0.4", check=False)
     assert p.returncode == 1 and "maximum expected accuracy" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_gpu_recipe_runs_on_cpu_with_a_tiny_checkpoint(assets, tmp_path):
+    """configs/finetune/structure_esm2_gpu.yaml (attention at the candidates, backbone windows,
+    bf16) is the shipped head's GPU recipe; with CPU overrides it trains end to end, and the
+    model it writes reads attention maps and windows its embeddings."""
+    from resm.structure.model import load_structure_model
+    from resm.structure.pipeline import supervised_predictor
+
+    pytest.importorskip("linearpartition")
+    out = tmp_path / "gpu_recipe"
+    run("finetune", "--config", "structure_esm2_gpu", f"model.init={assets['backbone']}",
+        f"data.train={assets['train']}", f"data.val={assets['val']}", "data.families=null", "data.family_holdout=0",
+        "data.bpp_cache=null", "data.max_length=60", "data.tokens_per_batch=400", "data.workers=1", "data.max_val=12",
+        "head.width=16", "head.pair_width=16", "head.blocks=1", "head.rounds=1", "head.embed_window=32",
+        "train.precision=fp32", "train.device=cpu", "train.max_steps=3", "train.val_every=3", "train.ckpt_every=3",
+        "train.progress=false", f"train.out_dir={out}")
+    model, meta = load_structure_model(out / "structure_model.pt")
+    cfg = model.head.cfg
+    assert cfg.use_attention and cfg.attn_channels > 0 and cfg.embed_window == 32 and meta["decoding"]
+    pred = supervised_predictor(out / "structure_model.pt", workers=1)
+    rec, P = pred.fold_one("GGGGCGCAAAGCGCCCC" + "A" * 30 + "GCGGAUUUAGCUCAGUUGGGAGAGC")  # 72 nt > 32: windows
+    assert len(rec.pairs) == 72 and P.shape == (72, 72)
