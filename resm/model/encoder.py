@@ -75,8 +75,9 @@ def window_hidden(backbone: ESM2, tokens: torch.Tensor, window: int, max_windows
     ``window`` nucleotides every ``window // 2``, the last one ending at the sequence's end;
     each window runs as a sequence of its own (with BOS and EOS), and each position takes its
     state from the window whose centre is nearest (the first on a tie). BOS comes from the
-    first window, EOS from the last. Sequences of at most ``window`` nucleotides, and every
-    sequence when ``window`` is 0, run whole, exactly as ``backbone(tokens)``. Cost and memory
+    first window, EOS from the last. When ``window`` is 0 or no sequence is longer, this is
+    ``backbone(tokens)`` itself; otherwise the shorter sequences run whole in a batch of their
+    own (the same states up to float rounding). Cost and memory
     grow as L x window instead of L^2. Windows run ``max_windows`` at a time; gradients flow
     as through an ordinary pass."""
     from ..alphabet import BOS, EOS, PAD
@@ -108,7 +109,7 @@ def window_hidden(backbone: ESM2, tokens: torch.Tensor, window: int, max_windows
         mids = (centres[1:] + centres[:-1]) / 2  # a position on a midpoint stays with the first window
         owner = torch.searchsorted(mids, pos, right=False)
         offset = pos.long() - torch.tensor(starts)[owner]
-        body = hs[owner, 1 + offset]
+        body = hs[owner.to(hs.device), (1 + offset).to(hs.device)]
         parts[b] = torch.cat([hs[0, :1], body, hs[-1, window + 1 : window + 2]])
     E = parts[0].shape[-1]
     return torch.stack([torch.cat([parts[b], parts[b].new_zeros(T - parts[b].shape[0], E)]) for b in range(B)])
