@@ -86,7 +86,8 @@ def _sections(cfg):
         elif task == "structure" and kind == "pairs":
             from resm.heads.pairs import PairHeadConfig
 
-            from_dict(PairHeadConfig, head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
+            from_dict(PairHeadConfig, head, "head", fixed={"embed_dim": "x", "attn_channels": "x"},
+                      extra={"embed_dim": 8, "attn_channels": 4})  # both filled in from the backbone
         else:
             from_dict(heads[task], head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
 
