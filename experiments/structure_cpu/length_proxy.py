@@ -35,16 +35,20 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 
-def join(records):
-    seq = "".join(r.seq for r in records)
-    ref = -np.ones(len(seq), dtype=np.int64)
+def side_by_side(partners):
+    """Partner arrays of consecutive pieces as one partner array of the joined sequence."""
+    out = -np.ones(sum(len(p) for p in partners), dtype=np.int64)
     o = 0
-    for r in records:
-        p = np.asarray(r.pairs)
+    for p in partners:
+        p = np.asarray(p)
         m = p >= 0
-        ref[o : o + len(p)][m] = p[m] + o
+        out[o : o + len(p)][m] = p[m] + o
         o += len(p)
-    return seq, ref
+    return out
+
+
+def join(records):
+    return "".join(r.seq for r in records), side_by_side([r.pairs for r in records])
 
 
 def cases(records, length: int, total: int, seed: int):
@@ -93,9 +97,8 @@ def main() -> None:
     scheme = get_scheme(meta["scheme"])
 
     def fold(seqs, window):
-        m = dict(meta, head_config=dict(meta["head_config"], embed_window=window))
-        model.head.cfg.embed_window = window
-        run = pair_head_folder(model, m, scheme, workers=a.threads, cache=a.bpp_cache)
+        model.head.cfg.embed_window = window  # what the model reads when it runs
+        run = pair_head_folder(model, meta, scheme, workers=a.threads, cache=a.bpp_cache)
         t = time.perf_counter()
         out = [s.pairs for s, _ in run([(f"r{k}", s) for k, s in enumerate(seqs)], progress=False)]
         return out, time.perf_counter() - t
@@ -112,16 +115,9 @@ def main() -> None:
         parts = [r.seq for g in groups for r in g]
         alone, secs = fold(parts, 0)
         stitched, k = [], 0
-        for g, (s, ref) in zip(groups, joined):
-            p = -np.ones(len(s), dtype=np.int64)
-            o = 0
-            for r in g:
-                q = np.asarray(alone[k])
-                m = q >= 0
-                p[o : o + len(q)][m] = q[m] + o
-                o += len(q)
-                k += 1
-            stitched.append(p)
+        for g in groups:
+            stitched.append(side_by_side(alone[k : k + len(g)]))
+            k += len(g)
 
         def score(preds):
             return (float(np.mean([f1_score(p, r) for p, r in zip(preds, refs)])),

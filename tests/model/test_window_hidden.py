@@ -55,7 +55,7 @@ def test_each_position_comes_from_the_window_whose_centre_is_nearest():
         torch.testing.assert_close(out[0, 1 + p], wins[k][1 + p - starts[k]], rtol=0, atol=1e-6)
     torch.testing.assert_close(out[0, 0], wins[0][0], rtol=0, atol=1e-6)  # BOS from the first window
     torch.testing.assert_close(out[0, 71], wins[-1][W + 1], rtol=0, atol=1e-6)  # EOS from the last
-    # the short rows (12 and 30 nt: 12 <= W runs whole, 30 > W is windowed too)
+    # a row no longer than the window (12 nt) runs whole, beside the windowed ones
     torch.testing.assert_close(out[1, :14], _alone(bb, seqs[1]), rtol=0, atol=1e-5)
     assert torch.count_nonzero(out[1, 14:]) == 0  # padding stays zero
     # and the windowed states differ from the whole pass where the context was cut
