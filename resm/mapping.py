@@ -39,8 +39,14 @@ class MappingError(ValueError):
     """A sequence that cannot be mapped; the message names the record and the position."""
 
 
-def _describe(ch: int) -> str:
-    c = chr(ch)
+def _describe(seq, raw: np.ndarray, p: int) -> str:
+    """The symbol at position ``p`` of ``seq`` in words (a non-ASCII letter of a str, which
+    :func:`_as_bytes` turned into '?', is named with its code point)."""
+    if not isinstance(seq, str) and raw[p] > 127:
+        return f"byte 0x{int(raw[p]):02x}"
+    c = seq[p] if isinstance(seq, str) else chr(int(raw[p]))
+    if ord(c) > 127:
+        return f"symbol {c!r} (U+{ord(c):04X})"
     if c in "-.":
         return f"gap {c!r}"
     if c.isdigit():
@@ -83,7 +89,7 @@ def rna_codes(seq, record: str = "<sequence>") -> np.ndarray:
     if bad.size:
         p = int(bad[0])
         raise MappingError(
-            f"record {record!r}: {_describe(int(raw[p]))} at position {p + 1} is not a nucleotide"
+            f"record {record!r}: {_describe(seq, raw, p)} at position {p + 1} is not a nucleotide"
         )
     return codes
 
@@ -120,7 +126,7 @@ class Scheme:
             if bad.size:
                 p = int(bad[0])
                 raise MappingError(
-                    f"record {record!r}: {_describe(int(raw[p]))} at position {p + 1} "
+                    f"record {record!r}: {_describe(seq, raw, p)} at position {p + 1} "
                     "is not an amino acid"
                 )
             return ids.astype(np.int64)

@@ -41,6 +41,18 @@ def test_bad_symbols_name_record_and_position(seq, pos, what):
     assert "rec7" in msg and f"position {pos}" in msg and what in msg
 
 
+@pytest.mark.parametrize(
+    "seq,expected",
+    [("GGGＡAA", "symbol 'Ａ' (U+FF21) at position 4"), ("GGéA", "symbol 'é' (U+00E9) at position 3"),
+     (b"GG\xc3\xa9A", "byte 0xc3 at position 3"), ("GG\x00A", "symbol '\\x00' at position 3")],
+)
+def test_non_ascii_symbols_are_named_as_written(seq, expected):
+    for scheme in ("kdny", "protein"):
+        with pytest.raises(MappingError) as e:
+            get_scheme(scheme).encode(seq, "r")
+        assert str(e.value).startswith(f"record 'r': {expected} is not a")
+
+
 def test_empty_sequence_is_an_error():
     with pytest.raises(MappingError, match="rec1.*empty"):
         get_scheme().encode("", "rec1")

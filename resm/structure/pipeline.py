@@ -292,9 +292,12 @@ def check_records(records: Sequence[Tuple[str, str]], scheme: Scheme, max_length
     return lengths
 
 
-def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]]) -> Dict[str, np.ndarray]:
+def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]],
+                   sequences: Optional[Dict[str, str]] = None) -> Dict[str, np.ndarray]:
     """Reference partner arrays for the ``(id, length)`` records in ``wanted``, read from any
-    structure file; every id must be there with the same length (extra records are ignored)."""
+    structure file; every id must be there with the same length (extra records are ignored).
+    Where ``sequences`` gives the input's sequence and the reference holds one too, the two
+    must agree once normalised (case, T/U; an unknown letter, N, matches any base)."""
     want = dict(wanted)
     found: Dict[str, np.ndarray] = {}
     for rec in read_structures(path):
@@ -303,6 +306,8 @@ def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]]) -
                 raise FoldError(
                     f"{Path(path).name}: record {rec.name!r} has length {len(rec)}, the FASTA's has {want[rec.name]}"
                 )
+            if sequences is not None and rec.seq and rec.name in sequences:
+                _same_sequence(path, rec.name, rec.seq, sequences[rec.name])
             found[rec.name] = rec.pairs
     missing = [i for i in want if i not in found]
     if missing:
@@ -311,6 +316,20 @@ def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]]) -
             f"{Path(path).name}: no reference structure for {', '.join(repr(m) for m in missing[:3])}{more}"
         )
     return found
+
+
+def _same_sequence(path, name: str, ref_seq: str, seq: str) -> None:
+    """Raise a one-line FoldError where a reference's sequence is not the input's."""
+    try:
+        a, b = normalise(ref_seq, name), normalise(seq, name)
+    except MappingError as e:
+        raise FoldError(f"{Path(path).name}: {e}") from None
+    p = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y and "N" not in (x, y)), None)
+    if p is not None:
+        raise FoldError(
+            f"{Path(path).name}: record {name!r}: the reference's sequence differs from the input's "
+            f"at position {p + 1} ({a[p]} against {b[p]})"
+        )
 
 
 # ----------------------------------------------------------------------------- the command
@@ -452,7 +471,7 @@ def fold_fasta(
     records = read_sequences(fasta, input_format, stdin)
     lengths = check_records(records, the_scheme, max_length)
     ids = [i for i, _ in records]
-    wanted = read_reference(reference, list(zip(ids, lengths))) if reference is not None else None
+    wanted = read_reference(reference, list(zip(ids, lengths)), dict(records)) if reference is not None else None
     write_structures = reference is None or out is not None or split_dir is not None
     mode = check_output(fmt, out, ids, split_dir) if write_structures else None
     check_distinct(**{"-o": out, "--bpp": bpp, "--report": report})

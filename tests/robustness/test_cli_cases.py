@@ -262,6 +262,9 @@ CASES = [
          ["probe.pt.json"], _then(_copy("probe", "probe.pt"), _write("probe.pt.json", "{"))),
     Case("fold/reference-lacks-records", ["fold", "{fa}", "--reference", "{dbn}", "-o", "{t}/s.dbn"], 1,
          ["hp.dbn", "no reference structure"]),
+    Case("fold/reference-other-sequence", ["fold", "{t}/a.fa", "--reference", "{t}/r.dbn", "-o", "{t}/s.dbn"], 1,
+         ["r.dbn", "'a'", "position 12 (A against C)"],
+         _then(_write("a.fa", ">a\nGGGGAAAACCCC\n"), _write("r.dbn", ">a\nggggaaaaccca\n((((....))))\n"))),
     # ------------------------------------------------------------------ finetune
     Case("finetune/config-is-a-folder", ["finetune", "--config", "{dir}"], 1, ["a_folder"]),
     Case("finetune/max-steps-negative", ["finetune", "--config", "{rri_cfg}", "train.max_steps=-5",

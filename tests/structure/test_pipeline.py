@@ -139,6 +139,19 @@ def test_fold_reference_prints_a_report(work, tmp_path):
     one_line_error(p, "no reference structure for 's/2', 's3'")
 
 
+def test_reference_sequences_are_compared_after_normalising(tmp_path):
+    from resm.structure.io import FoldError
+    from resm.structure.pipeline import read_reference
+
+    ref = tmp_path / "r.dbn"
+    ref.write_text(">a\nggggaaaTcNcc\n((((....))))\n>b\nGGGAAACCC\n(((...)))\n")
+    got = read_reference(ref, [("a", 12)], {"a": "GGGGAAAUCCCC"})  # case, T, N: the same sequence
+    assert got["a"].tolist()[:4] == [11, 10, 9, 8]
+    with pytest.raises(FoldError, match=r"^r\.dbn: record 'b': the reference's sequence differs from the input's "
+                                        r"at position 4 \(A against G\)$"):
+        read_reference(ref, [("a", 12), ("b", 9)], {"a": "GGGGAAAUCCCC", "b": "GGGGAACCC"})
+
+
 def test_probe_for_another_backbone_is_refused(work, tmp_path):
     d, _ = work
     other = tmp_path / "other.pt"
