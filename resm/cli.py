@@ -12,7 +12,7 @@ from ._version import __version__
 def _user_errors() -> tuple:
     """Errors a user can cause: reported in one line (a traceback only with --debug)."""
     from .config import ConfigError
-    from .data.fasta import FastaError
+    from .fasta import FastaError
     from .mapping import MappingError
     from .model.load import CheckpointError
 

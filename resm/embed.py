@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .alphabet import pad_batch
-from .data.fasta import read_fasta, token_batches
+from .fasta import read_fasta, token_batches
 from .mapping import MappingError, Scheme
 from .model.esm2 import ESM2
 from .utils.io import atomic_path

@@ -99,7 +99,7 @@ def _read_utrs(path: Path):
 
     suffixes = "".join(Path(path).suffixes[-2:]).lower()
     if any(x in suffixes for x in (".fa", ".fasta", ".fna")):
-        from .data.fasta import read_fasta
+        from .fasta import read_fasta
 
         recs = list(read_fasta(path, unique=True))
         return [r.id for r in recs], [normalise(r.seq, r.id) for r in recs], None

@@ -28,7 +28,7 @@ import torch
 
 from ..alphabet import BOS, EOS, MASK, PAD, VOCAB_SIZE
 from ..mapping import MappingError, Scheme, get_scheme, rna_codes
-from .fasta import read_fasta, token_batches
+from ..fasta import read_fasta, token_batches
 
 Batch = List[np.ndarray]
 PathLike = Union[str, "os.PathLike[str]"]

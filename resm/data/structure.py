@@ -23,7 +23,7 @@ from ..alphabet import pad_batch
 from ..config import ConfigError, from_dict
 from ..mapping import MappingError, Scheme, rna_codes
 from ..structure.io import Structure, read_structures
-from .fasta import token_batches
+from ..fasta import token_batches
 from .stream import EpochStream
 
 __all__ = ["StructureDataConfig", "Item", "crop", "load_records", "family_split", "StructureStream", "collate"]

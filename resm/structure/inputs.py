@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
-from ..data.fasta import FastaError, parse_fasta
+from ..fasta import FastaError, parse_fasta
 from .io import StructureError, _infer_fmt, _stem, iter_bpseq, iter_ct, iter_dbn
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]

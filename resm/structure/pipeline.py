@@ -226,7 +226,7 @@ def pair_head_folder(model, meta: Dict, scheme: Scheme, workers: int = 0, batch_
     priors (:func:`resm.structure.priors.cached_prior`), read and filled."""
     from tqdm.auto import tqdm
 
-    from ..data.fasta import token_batches
+    from ..fasta import token_batches
     from ..heads.pairs import prior_probability
     from .decode import Decoding, blend, decode_sparse
     from .model import model_priors, predict_candidates

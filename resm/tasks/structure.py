@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ConfigError, from_dict
-from ..data.fasta import token_batches
+from ..fasta import token_batches
 from ..data.structure import StructureDataConfig, Item, StructureStream, collate, family_split, load_records
 from ..heads.pairs import PairHead, PairHeadConfig, candidates, collate_candidates, prior_probability
 from ..heads.structure import StructureHead, StructureHeadConfig, pair_loss

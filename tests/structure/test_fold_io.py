@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import resm_cli
-from resm.data.fasta import FastaError
+from resm.fasta import FastaError
 from resm.mapping import get_scheme
 from resm.model.load import init_model, save_fair_esm
 from resm.structure.decode import decode
