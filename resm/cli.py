@@ -304,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .utils.device import DEVICE_HELP
     from .utils.shards import DEFAULT_SHARD_SIZE
 
-    p = _Parser(prog="resm", description=__doc__, formatter_class=HelpFormatter)
+    p = _Parser(prog="resm", description="resm: protein language models (ESM-2) on RNA. `resm COMMAND --help` "
+                "explains each command; `resm fold FILE` folds RNAs with the shipped model.",
+                formatter_class=HelpFormatter)
     p.add_argument("--version", action="version", version=f"resm {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
