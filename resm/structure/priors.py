@@ -143,17 +143,25 @@ def cached_dense_prior(folder, seq: str, cfg) -> np.ndarray:
     """:func:`head_pair_prior` as fp16, stored in ``folder`` (one ``.npy`` per sequence and
     prior setting, named by their SHA-1) and read back when already there. Writes are atomic,
     so concurrent runs sharing the folder at worst compute a matrix twice."""
-    from ..utils.io import atomic_path
-
     setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
     path = Path(folder) / f"{hashlib.sha1(f'{normalise_rna(seq)}|{setting}'.encode()).hexdigest()}.npy"
     if path.exists():
         with contextlib.suppress(OSError, ValueError):  # unreadable (or holding objects): computed again
             return np.load(path, allow_pickle=False)
     out = head_pair_prior(seq, cfg).astype(np.float16)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, out)
+    _store(path, lambda fh: np.save(fh, out))
     return out
+
+
+def _store(path: Path, write) -> None:
+    """Write a cache file atomically and at once: a cache entry is not an output of the command
+    that computes it, so it does not wait for (or vanish with) the command's transaction, and a
+    worker process, which inherits the parent's transaction but never commits it, still puts
+    its entries in place."""
+    from ..utils.io import atomic_path, suspended
+
+    with suspended(), atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
 
 
 
@@ -286,8 +294,6 @@ def pair_prior(seq: str, cfg: Optional[PriorConfig] = None) -> SparsePairs:
 def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:
     """:func:`pair_prior`, stored in ``folder`` (one ``.npz`` per sequence and setting, named by
     their SHA-1, written atomically) and read back when already there."""
-    from ..utils.io import atomic_path
-
     name = hashlib.sha1(f"{normalise_rna(seq)}|{cfg.key()}".encode()).hexdigest()
     path = Path(folder) / f"{name}.npz"
     if path.exists():
@@ -295,8 +301,7 @@ def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:
             with np.load(path, allow_pickle=False) as d:
                 return SparsePairs.from_arrays(d)
     out = pair_prior(seq, cfg)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **out.to_arrays())
+    _store(path, lambda fh: np.savez(fh, **out.to_arrays()))
     return out
 
 

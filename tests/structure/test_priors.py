@@ -14,6 +14,7 @@ from resm.structure.priors import (
     SparsePairs,
     cached_dense_prior,
     cached_prior,
+    compute_priors,
     dense_prior,
     head_pair_prior,
     pair_prior,
@@ -165,6 +166,22 @@ def test_cached_sparse_prior_round_trips(tmp_path):
     np.testing.assert_allclose(a.p, b.p, atol=1e-3)  # stored as fp16
     cached_prior(tmp_path, seq, PriorConfig(kind="vienna"))
     assert len(list(tmp_path.glob("*.npz"))) == 2 and not list(tmp_path.glob("*.tmp"))
+
+
+def test_prior_cache_fills_at_once_inside_a_command_and_from_workers(tmp_path):
+    # the CLI runs every command inside a transaction; the cache's entries are not its outputs:
+    # they are in place at once (workers included, which inherit the transaction but never
+    # commit it), and they stay when the command fails
+    from resm.utils.io import transaction
+
+    seqs = ["GGGGAAACCCCAUAUGGCGCAAAGCGCC", "GCGCGAAAAGCGCGUUUUUCCCAAAGGG", "ACGUACGUAGGGAAACCCUUU"]
+    with pytest.raises(RuntimeError, match="the command failed"):
+        with transaction():
+            compute_priors(seqs, [PriorConfig(kind="eternafold", beam=50)], tmp_path / "c", workers=2, progress=False)
+            names = sorted(p.name for p in (tmp_path / "c").iterdir())
+            assert len(names) == 3 and all(n.endswith(".npz") and not n.startswith(".") for n in names)
+            raise RuntimeError("the command failed")
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == names
 
 
 # ----------------------------------------------------------------------------- worker processes
