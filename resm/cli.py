@@ -138,7 +138,7 @@ def cmd_fold(a: argparse.Namespace) -> None:
     r = fold_fasta(a.fasta, a.model, a.zero_shot, a.format, a.out, a.plot, a.reference, a.threshold, a.method,
                    a.noncanonical, a.scheme, a.max_length, a.trust_checkpoint, a.device, split_dir=a.split_dir,
                    bpp=a.bpp, bpp_min=a.bpp_min, report=a.report, nested=a.nested, no_lp=a.noLP,
-                   input_format=a.input_format, shard_size=a.shard_size, threads=a.threads)
+                   input_format=a.input_format, shard_size=a.shard_size, threads=a.threads, bpp_cache=a.bpp_cache)
     if r["rank"] != 0:
         return
     files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]
@@ -400,6 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scheme", default=None, help="mapping scheme (default: the probe's)")
     sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences")
     sp.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="records per shard of a sharded run (under torchrun; shards are resumed)")
+    sp.add_argument("--bpp-cache", type=Path, default=None, metavar="DIR",
+                    help="store the model's thermodynamic pair priors here and reuse them when the same sequences "
+                         "are folded again, with any options (the priors are most of the time on short RNAs; "
+                         "default: compute them every run)")
     sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
     device_args(sp)
 

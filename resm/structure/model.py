@@ -239,7 +239,8 @@ def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, t
         from .priors import cached_dense_prior, head_pair_prior
 
         cfg = model.head.cfg
-        prior = cached_dense_prior(bpp_cache, seq, cfg) if bpp_cache else head_pair_prior(seq, cfg)
+        # fp16, as the cache holds it and training read it (resm.tasks.structure.StructureTask.bpp_of)
+        prior = cached_dense_prior(bpp_cache, seq, cfg) if bpp_cache else head_pair_prior(seq, cfg).astype(np.float16)
         bpp = torch.from_numpy(prior.astype(np.float32))[None, None]
     logits = model.head.predict_tiled(h, mask, attn_feats=attn, bpp=bpp, nuc=nuc, tile=tile)
     return torch.sigmoid(logits[0].float()).cpu().numpy().astype(np.float32)

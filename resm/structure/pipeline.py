@@ -189,11 +189,14 @@ def zero_shot_predictor(model, scheme: Scheme, backbone: str | os.PathLike, prob
     return Predictor(model, scheme, float(probe.threshold), probe.method, None, f"zero-shot probe {probe_path}")
 
 
-def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int = 512, workers: int = 0) -> Predictor:
+def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int = 512, workers: int = 0,
+                         cache: Optional[str | os.PathLike] = None) -> Predictor:
     """A structure model written by ``resm finetune``, loaded once; its file names the mapping
     scheme (name and table hash, checked here). A pair-head model folds in batches with
     ``workers`` processes for its priors (0: one per CPU core); a 2-D head model decodes its
-    map at the stored threshold."""
+    map at the stored threshold. ``cache``: a folder where the thermodynamic priors are stored
+    and found again (:func:`resm.structure.priors.cached_prior`; the same folder serves
+    ``resm evaluate --bpp-cache`` and training's ``data.bpp_cache``)."""
     from .model import load_structure_model, predict_pairs
 
     model, meta = load_structure_model(path)
@@ -202,10 +205,10 @@ def supervised_predictor(path: str | os.PathLike, device: str = "cpu", tile: int
     scheme.check(meta, where=str(path))
     if model.kind == "pairs":
         return Predictor(model, scheme, None, "mea", None, f"structure model {path}",
-                         pair_head_folder(model, meta, scheme, workers))
+                         pair_head_folder(model, meta, scheme, workers, cache=cache))
 
     def pair_probs(seq: str) -> np.ndarray:
-        return predict_pairs(model, scheme, seq, tile=tile)
+        return predict_pairs(model, scheme, seq, tile=tile, bpp_cache=cache)
 
     return Predictor(model, scheme, float(meta["threshold"]), "greedy", pair_probs, f"structure model {path}")
 
@@ -438,6 +441,7 @@ def fold_fasta(
     shard_size: int = DEFAULT_SHARD_SIZE,
     stdin=None,
     threads: int = 0,
+    bpp_cache: Optional[Path] = None,
 ) -> Dict[str, object]:
     """``resm fold``: fold every record of ``fasta`` (``-``: standard input) and write, draw
     and score the structures.
@@ -450,12 +454,18 @@ def fold_fasta(
     stdout when None) or to ``split_dir`` (one file per record); with ``reference`` they are
     scored (a TSV row per record to ``report``, else stdout) and written only when ``out`` or
     ``split_dir`` is given. Returns ``{"n", "mode", "rank", "world", "shards", "skipped"}`` and,
-    with ``reference``, ``"metrics"`` (the report's means).
+    with ``reference``, ``"metrics"`` (the report's means). ``bpp_cache``: a folder of stored
+    thermodynamic priors, read and filled (a supervised model's; the results are the same).
     """
     from .inputs import read_sequences, source_name
     from .writers import check_distinct, check_output, record_file_names
 
     predictor: Optional[Predictor] = None
+    if bpp_cache is not None:
+        if zero_shot is not None:
+            raise FoldError("--bpp-cache stores a structure model's pair priors; a --zero-shot probe reads none")
+        if Path(bpp_cache).exists() and not Path(bpp_cache).is_dir():
+            raise FoldError(f"{bpp_cache}: --bpp-cache must be a folder, not a file")
     if zero_shot is not None:
         if model is None:
             raise FoldError("--zero-shot needs --model, the backbone the probe was fitted on")
@@ -465,7 +475,7 @@ def fold_fasta(
         model_path = default_model_path() if model in (None, "default") else model
         if not Path(model_path).exists():
             raise FoldError(f"{model_path}: no such structure model (train one with `resm finetune`)")
-        predictor = supervised_predictor(model_path, device, workers=threads)
+        predictor = supervised_predictor(model_path, device, workers=threads, cache=bpp_cache)
         the_scheme = predictor.scheme
 
     records = read_sequences(fasta, input_format, stdin)

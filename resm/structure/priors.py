@@ -279,16 +279,21 @@ def _linear_partition(seq: str, mode: str, beam: int, cutoff: float) -> SparsePa
 
 
 def pair_prior(seq: str, cfg: Optional[PriorConfig] = None) -> SparsePairs:
-    """The prior of ``seq`` under ``cfg`` (default: EternaFold through LinearPartition)."""
+    """The prior of ``seq`` under ``cfg`` (default: EternaFold through LinearPartition). Its
+    probabilities are rounded to fp16, the precision of the prior caches, so that a prior is the
+    same number whether it was just computed or read back (training, evaluation and ``resm fold``
+    with or without a cache see identical inputs)."""
     cfg = cfg or PriorConfig()
     s = normalise_rna(seq)
     if cfg.kind == "eternafold":
-        return _linear_partition(s, "eterna", cfg.beam, cfg.cutoff)
-    if cfg.kind == "vienna-lp":
-        return _linear_partition(s, "vienna", cfg.beam, cfg.cutoff)
-    if cfg.kind == "vienna":
-        return SparsePairs.from_dense(rnafold_bpp(s, cutoff=cfg.cutoff), cfg.cutoff)
-    return SparsePairs.from_dense(rnafold_bpp_local(s, cfg.window, cfg.span, cfg.cutoff), cfg.cutoff)
+        sp = _linear_partition(s, "eterna", cfg.beam, cfg.cutoff)
+    elif cfg.kind == "vienna-lp":
+        sp = _linear_partition(s, "vienna", cfg.beam, cfg.cutoff)
+    elif cfg.kind == "vienna":
+        sp = SparsePairs.from_dense(rnafold_bpp(s, cutoff=cfg.cutoff), cfg.cutoff)
+    else:
+        sp = SparsePairs.from_dense(rnafold_bpp_local(s, cfg.window, cfg.span, cfg.cutoff), cfg.cutoff)
+    return SparsePairs(sp.length, sp.i, sp.j, np.asarray(sp.p, dtype=np.float16).astype(np.float32))
 
 
 def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:

@@ -295,3 +295,21 @@ def test_shipped_model_reads_long_sequences_through_backbone_windows():
     finally:
         pred.model.head.cfg.embed_window = 512
     assert np.array_equal(P > 0, P0 > 0) and np.abs(P - P0).max() > 1e-3
+
+
+def test_fold_bpp_cache_gives_the_same_structures_and_fills_once(tmp_path):
+    """``resm fold --bpp-cache``: the priors are stored on the first run (2 prior workers, from
+    inside the command's transaction) and read back on the next; the structures and
+    probabilities are byte for byte those of a run without a cache."""
+    pytest.importorskip("linearpartition")
+    fa = tmp_path / "in.fa"
+    fa.write_text(FASTA + ">t4\nGCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA\n")
+    resm("fold", fa, "-o", tmp_path / "plain.dbn", "--bpp", tmp_path / "plain.bpp", "--threads", "2")
+    assert not (tmp_path / "cache").exists()
+    for run in ("first", "second"):
+        resm("fold", fa, "-o", tmp_path / f"{run}.dbn", "--bpp", tmp_path / f"{run}.bpp", "--threads", "2",
+             "--bpp-cache", tmp_path / "cache")
+        assert (tmp_path / f"{run}.dbn").read_bytes() == (tmp_path / "plain.dbn").read_bytes()
+        assert (tmp_path / f"{run}.bpp").read_bytes() == (tmp_path / "plain.bpp").read_bytes()
+        names = sorted(p.name for p in (tmp_path / "cache").iterdir())
+        assert len(names) == 4 and all(n.endswith(".npz") and not n.startswith(".") for n in names)

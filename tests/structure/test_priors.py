@@ -129,7 +129,8 @@ def test_sparse_priors_are_valid_probabilities(kind):
 def test_vienna_sparse_prior_is_the_dense_one_and_lp_vienna_agrees_closely():
     seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC"
     exact = pair_prior(seq, PriorConfig(kind="vienna", cutoff=1e-6)).dense()
-    np.testing.assert_allclose(exact, rnafold_bpp(seq, cutoff=1e-6) * (rnafold_bpp(seq) >= 1e-6), atol=1e-6)
+    # fp16 probabilities (the caches' precision): relative error <= 2^-11, absolute 2^-25 below 2^-14
+    np.testing.assert_allclose(exact, rnafold_bpp(seq, cutoff=1e-6) * (rnafold_bpp(seq) >= 1e-6), rtol=2**-11, atol=2**-25)
     beam = pair_prior(seq, PriorConfig(kind="vienna-lp", beam=0, cutoff=1e-6)).dense()  # exhaustive beam
     assert np.abs(beam - exact).max() < 0.05  # the same model; LinearPartition's energy details differ slightly
 
@@ -163,7 +164,10 @@ def test_cached_sparse_prior_round_trips(tmp_path):
     assert len(list(tmp_path.glob("*.npz"))) == 1
     b = cached_prior(tmp_path, seq, cfg)
     np.testing.assert_array_equal(a.i, b.i)
-    np.testing.assert_allclose(a.p, b.p, atol=1e-3)  # stored as fp16
+    np.testing.assert_array_equal(a.p, b.p)  # fp16 both when computed and when read back
+    assert a.p.dtype == np.float32 and np.array_equal(a.p, a.p.astype(np.float16).astype(np.float32))
+    fresh = pair_prior(seq, cfg)
+    np.testing.assert_array_equal(fresh.p, b.p)
     cached_prior(tmp_path, seq, PriorConfig(kind="vienna"))
     assert len(list(tmp_path.glob("*.npz"))) == 2 and not list(tmp_path.glob("*.tmp"))
 
