@@ -32,14 +32,20 @@ Sequences = Union[Mapping[str, str], Iterable[Tuple[str, str]], Iterable[str], s
 
 
 def load_predictor(model: Union[str, os.PathLike, None] = DEFAULT_MODEL, zero_shot: Union[str, os.PathLike, None] = None,
-                   device: str = "auto", scheme: Optional[str] = None, trust: bool = False) -> Predictor:
+                   device: str = "auto", scheme: Optional[str] = None, trust: bool = False, threads: int = 0,
+                   bpp_cache: Union[str, os.PathLike, None] = None) -> Predictor:
     """A :class:`~resm.structure.pipeline.Predictor`: the structure model at ``model``
     (``"default"`` or None: the one shipped in the package), or, with ``zero_shot`` (a probe
     from ``resm probe``), the backbone at ``model`` with that probe. ``device`` ``auto``: the
-    GPU when there is one."""
+    GPU when there is one. A structure model computes its thermodynamic priors in ``threads``
+    processes (0: one per core) and, with ``bpp_cache``, stores them in that folder and reads
+    them back (as ``resm fold --threads --bpp-cache``)."""
     dev = resolve_device(device)
     if zero_shot is None:
-        return supervised_predictor(default_model_path() if model in (None, DEFAULT_MODEL) else model, dev)
+        return supervised_predictor(default_model_path() if model in (None, DEFAULT_MODEL) else model, dev,
+                                    workers=threads, cache=bpp_cache)
+    if bpp_cache is not None:
+        raise ValueError("bpp_cache stores a structure model's pair priors; a zero-shot probe reads none")
     from .structure.probe import ProbeFile
 
     probe = ProbeFile.read(zero_shot)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import ENV, REPO
 
@@ -58,3 +59,18 @@ def test_embed_sequences_equals_resm_embed(tmp_path):
     assert index == want_index and set(got) == set(want)
     for k in got:
         np.testing.assert_allclose(got[k], want[k], atol=1e-5)
+
+
+def test_load_predictor_passes_threads_and_prior_cache(tmp_path):
+    pytest.importorskip("linearpartition")
+    import resm
+
+    seq = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
+    plain, _ = resm.load_predictor(device="cpu").fold_one(seq)
+    cached = resm.load_predictor(device="cpu", threads=1, bpp_cache=tmp_path / "c")
+    s1, _ = cached.fold_one(seq)
+    s2, _ = cached.fold_one(seq)
+    assert s1.dotbracket == s2.dotbracket == plain.dotbracket
+    assert len(list((tmp_path / "c").glob("*.npz"))) == 1
+    with pytest.raises(ValueError, match="zero-shot"):
+        resm.load_predictor("default", zero_shot=tmp_path / "p.pt", bpp_cache=tmp_path / "c")
