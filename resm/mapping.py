@@ -5,7 +5,8 @@ package data ``resm._schemes``); this module loads them and turns sequences into
 ESM-2's own 33-token alphabet, so no embedding or LM-head row is new.
 
 All work is vectorised through 256-entry byte lookup tables, so mapping a million
-nucleotides takes milliseconds.
+nucleotides takes milliseconds. Sequences are read by the strict normaliser of
+:mod:`resm.nucleotides` (where :class:`MappingError` lives too).
 """
 
 from __future__ import annotations
@@ -21,82 +22,18 @@ import numpy as np
 import yaml
 
 from .alphabet import ALPHABET, tok
+from .nucleotides import (
+    NUCLEOTIDES,
+    UNKNOWN_BASE,
+    UNKNOWN_LETTER,
+    MappingError,
+    as_bytes,
+    describe_symbol,
+    normalise,
+    rna_codes,
+)
 
 DEFAULT_SCHEME = "kdny"
-
-# Letters that mean "some nucleotide we cannot name": IUPAC ambiguity codes and the
-# common one-letter codes of modified bases (inosine I, pseudouridine P, unknown X).
-IUPAC_AMBIGUOUS = "RYSWKMBDHVN"
-MODIFIED = "IPX"
-NUCLEOTIDES = "ACGU"
-
-# Codes of the normalised RNA alphabet: 0..3 = A C G U, 4 = unknown base.
-_UNKNOWN_CODE = 4
-_INVALID = 255
-
-
-class MappingError(ValueError):
-    """A sequence that cannot be mapped; the message names the record and the position."""
-
-
-def _describe(seq, raw: np.ndarray, p: int) -> str:
-    """The symbol at position ``p`` of ``seq`` in words (a non-ASCII letter of a str, which
-    :func:`_as_bytes` turned into '?', is named with its code point)."""
-    if not isinstance(seq, str) and raw[p] > 127:
-        return f"byte 0x{int(raw[p]):02x}"
-    c = seq[p] if isinstance(seq, str) else chr(int(raw[p]))
-    if ord(c) > 127:
-        return f"symbol {c!r} (U+{ord(c):04X})"
-    if c in "-.":
-        return f"gap {c!r}"
-    if c.isdigit():
-        return f"digit {c!r}"
-    if c.isspace():
-        return "whitespace"
-    return f"symbol {c!r}"
-
-
-def _rna_code_lut() -> np.ndarray:
-    """byte -> 0..3 (ACGU), 4 (unknown base) or 255 (invalid)."""
-    lut = np.full(256, _INVALID, dtype=np.uint8)
-    for i, n in enumerate(NUCLEOTIDES):
-        lut[ord(n)] = lut[ord(n.lower())] = i
-    lut[ord("T")] = lut[ord("t")] = NUCLEOTIDES.index("U")
-    for c in IUPAC_AMBIGUOUS + MODIFIED:
-        lut[ord(c)] = lut[ord(c.lower())] = _UNKNOWN_CODE
-    return lut
-
-
-_RNA_LUT = _rna_code_lut()
-
-
-def _as_bytes(seq) -> np.ndarray:
-    if isinstance(seq, str):
-        seq = seq.encode("ascii", errors="replace")
-    return np.frombuffer(bytes(seq), dtype=np.uint8)
-
-
-def rna_codes(seq, record: str = "<sequence>") -> np.ndarray:
-    """Normalise an RNA/DNA sequence to codes 0..4 (A C G U unknown).
-
-    Raises MappingError naming the record and 1-based position of the first bad symbol.
-    """
-    raw = _as_bytes(seq)
-    if raw.size == 0:
-        raise MappingError(f"record {record!r}: empty sequence")
-    codes = _RNA_LUT[raw]
-    bad = np.flatnonzero(codes == _INVALID)
-    if bad.size:
-        p = int(bad[0])
-        raise MappingError(
-            f"record {record!r}: {_describe(seq, raw, p)} at position {p + 1} is not a nucleotide"
-        )
-    return codes
-
-
-def normalise(seq, record: str = "<sequence>") -> str:
-    """Upper-case ACGU string with unknown bases as N."""
-    return np.frombuffer(b"ACGUN", dtype=np.uint8)[rna_codes(seq, record)].tobytes().decode()
 
 
 @dataclass(frozen=True)
@@ -118,7 +55,7 @@ class Scheme:
     def encode(self, seq, record: str = "<sequence>") -> np.ndarray:
         """Token ids (int64, one per residue, no BOS/EOS) of the mapped sequence."""
         if self.kind == "identity":
-            raw = _as_bytes(seq)
+            raw = as_bytes(seq)
             if raw.size == 0:
                 raise MappingError(f"record {record!r}: empty sequence")
             ids = self._lut[raw]
@@ -126,7 +63,7 @@ class Scheme:
             if bad.size:
                 p = int(bad[0])
                 raise MappingError(
-                    f"record {record!r}: {_describe(seq, raw, p)} at position {p + 1} "
+                    f"record {record!r}: {describe_symbol(seq, raw, p)} at position {p + 1} "
                     "is not an amino acid"
                 )
             return ids.astype(np.int64)
@@ -137,7 +74,7 @@ class Scheme:
         # in which 4 marks "unknown or beyond the end".
         left = np.empty_like(codes)
         right = np.empty_like(codes)
-        left[0], right[-1] = _UNKNOWN_CODE, _UNKNOWN_CODE
+        left[0], right[-1] = UNKNOWN_BASE, UNKNOWN_BASE
         left[1:], right[:-1] = codes[:-1], codes[1:]
         idx = left.astype(np.int64) * 25 + codes.astype(np.int64) * 5 + right
         return self._lut[idx].astype(np.int64)
@@ -151,7 +88,7 @@ class Scheme:
         if self.kind != "letter":
             raise ValueError(f"scheme {self.name!r} ({self.kind}) has no per-letter inverse")
         inv = {tid: n for n, tid in zip(NUCLEOTIDES, self.letter_ids)}
-        inv[self.unknown_id] = "N"
+        inv[self.unknown_id] = UNKNOWN_LETTER
         try:
             return "".join(inv[int(i)] for i in ids)
         except KeyError as e:
@@ -250,9 +187,9 @@ def _build(spec: dict) -> Scheme:
             for centre in range(5):
                 for right in range(5):
                     i = left * 25 + centre * 5 + right
-                    if centre == _UNKNOWN_CODE:
+                    if centre == UNKNOWN_BASE:
                         lut[i] = unknown
-                    elif left == _UNKNOWN_CODE or right == _UNKNOWN_CODE:
+                    elif left == UNKNOWN_BASE or right == UNKNOWN_BASE:
                         lut[i] = fb[centre]
                     else:
                         codon = NUCLEOTIDES[left] + NUCLEOTIDES[centre] + NUCLEOTIDES[right]

@@ -95,7 +95,7 @@ def _read_utrs(path: Path):
     """(names, seqs, targets or None) from a FASTA or a CSV/TSV with a ``utr`` column."""
     from .data.mrl import TARGET_COLUMNS, MRLError, read_mrl
     from .data.rri import table_rows
-    from .mapping import normalise
+    from .nucleotides import normalise
 
     suffixes = "".join(Path(path).suffixes[-2:]).lower()
     if any(x in suffixes for x in (".fa", ".fasta", ".fna")):

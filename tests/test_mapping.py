@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resm.alphabet import ALPHABET
-from resm.mapping import MappingError, get_scheme, list_schemes, normalise
+from resm.mapping import MappingError, get_scheme, list_schemes
+from resm.nucleotides import normalise
 
 RNA = st.text(alphabet="ACGUacgutTN", min_size=1, max_size=300)
 

@@ -29,7 +29,7 @@ Kinds (``BackendSpec.kind``):
   a contact-regression file unless the file name contains "RNA-FM". The alphabet is RNA-FM's
   nucleotide one (theme ``rna``: A C G U, IUPAC codes, BOS ``<cls>`` and EOS): it has no ``T``
   (fm would turn T into ``<unk>``), so sequences are normalised first (upper case, T -> U,
-  IUPAC codes -> N, :func:`resm.mapping.normalise`). Learnt positions limit RNA-FM to
+  IUPAC codes -> N, :func:`resm.nucleotides.normalise`). Learnt positions limit RNA-FM to
   ``max_positions - 2`` nucleotides (1022 for the released model).
 * ``multimolecule``: other RNA language models (RNA-FM, RiNALMo, ...) through the
   ``multimolecule`` package and transformers' ``AutoModel`` with ``output_attentions``. That
@@ -330,7 +330,7 @@ class RnaFmBackend(Backend):
 
     def tokens(self, seq: str) -> torch.Tensor:
         """(1, T) token ids of the normalised sequence (T -> U, IUPAC -> N), with BOS/EOS."""
-        from ..mapping import normalise
+        from ..nucleotides import normalise
 
         s = normalise(seq, self.name)
         if len(s) > self.max_length:
@@ -385,7 +385,7 @@ class MultiMoleculeBackend(Backend):
         return self
 
     def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
-        from ..mapping import normalise
+        from ..nucleotides import normalise
 
         s = normalise(seq, self.name)
         enc = self.tokenizer(s, return_tensors="pt", return_special_tokens_mask=True)
@@ -474,7 +474,7 @@ class OneHotBackend(Backend):
         return self
 
     def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
-        from ..mapping import rna_codes
+        from ..nucleotides import rna_codes
 
         if attention_callback is not None:
             raise ValueError(f"{self.name}: one-hot embeddings have no attention maps")

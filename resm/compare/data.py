@@ -38,7 +38,7 @@ class Split:
 def load_split(path: str, cap: Optional[int], max_length: int, seed: int, what: str = "data") -> Split:
     """Records of ``path`` with a usable sequence (A C G U/T and IUPAC codes) and length <=
     ``max_length``; then a seeded random subset of ``cap`` (file order kept)."""
-    from ..mapping import MappingError, rna_codes
+    from ..nucleotides import MappingError, rna_codes
     from ..structure.io import read_archiveii_csv, read_structures
 
     p = Path(path)

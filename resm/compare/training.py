@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..heads.structure import StructureHead, StructureHeadConfig, pair_loss
-from ..mapping import rna_codes
+from ..nucleotides import letters_of, rna_codes
 from ..structure.io import Structure
 from ..tasks.base import ItemStream, TaskModel
 from ..train import TrainConfig, Trainer
@@ -36,9 +36,6 @@ from ..utils.io import scratch_dir
 from .config import Budget
 
 __all__ = ["CachedEncoder", "WindowStream", "CachedStructureTask", "CachedHeadTask", "train_cached", "head_probs"]
-
-_LETTERS = np.frombuffer(b"ACGUN", dtype=np.uint8)  # nucleotide codes 0..4, as resm.mapping.normalise
-
 
 class CachedEncoder(torch.nn.Module):
     """A frozen encoder that reads embeddings computed beforehand.
@@ -63,7 +60,7 @@ class CachedEncoder(torch.nn.Module):
         lengths = mask.sum(1).tolist()
         h = torch.zeros(nuc.shape[0], nuc.shape[1], self.embed_dim)
         for b, n in enumerate(lengths):
-            seq = _LETTERS[codes[b, :n]].tobytes().decode()
+            seq = letters_of(codes[b, :n])
             e = self.cache.get(seq)
             if e is None:
                 raise KeyError(f"no cached embedding for the {n}-nt sequence {seq[:40]}")

@@ -2,7 +2,7 @@
 
 An MRL file is a delimited table (CSV; a ``.tsv`` or tab-separated first line means TSV; plain
 or gzip) whose first non-blank row is a header. One column holds the UTR (``utr`` by default,
-DNA or RNA alphabet, normalised to ACGU/N with :func:`resm.mapping.normalise`) and one the
+DNA or RNA alphabet, normalised to ACGU/N with :func:`resm.nucleotides.normalise`) and one the
 measured MRL (``rl`` in the random-library files, ``hrl`` in the human designed library). The
 record name is the ``id`` column when there is one, else the first column (the pandas index of
 the released files, whose header is empty), else ``line<n>``::
@@ -24,7 +24,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..mapping import MappingError, normalise
+from ..mapping import MappingError
+from ..nucleotides import normalise
 from .rri import PathLike, table_rows
 
 TARGET_COLUMNS = ("rl", "hrl")  # auto-detected target columns, in order of preference

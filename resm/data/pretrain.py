@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ..alphabet import BOS, EOS, MASK, PAD, VOCAB_SIZE
-from ..mapping import MappingError, Scheme, get_scheme, rna_codes
+from ..mapping import MappingError, Scheme, get_scheme
+from ..nucleotides import rna_codes
 from ..fasta import read_fasta, token_batches
 
 Batch = List[np.ndarray]

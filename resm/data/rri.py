@@ -17,7 +17,7 @@ A pair file is a delimited table with one pair per line; three layouts are recog
 The delimiter follows the extension (``.csv`` -> comma, ``.tsv``/``.tab`` -> tab, a trailing
 ``.gz`` ignored); for any other extension a first line holding a tab means tab, else comma.
 Gzip input is recognised by its magic bytes. Blank lines are skipped. Sequences are
-normalised with :func:`resm.mapping.normalise` (upper case, ``T`` -> ``U``, IUPAC ambiguity and
+normalised with :func:`resm.nucleotides.normalise` (upper case, ``T`` -> ``U``, IUPAC ambiguity and
 modified-base codes -> ``N``); labels are ``0``/``1`` (``0.0``/``1.0`` accepted).
 
 The file is streamed with the ``csv`` module and reading stops at the first bad line with a
@@ -36,7 +36,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..mapping import MappingError, normalise
+from ..mapping import MappingError
+from ..nucleotides import normalise
 
 PathLike = Union[str, "os.PathLike[str]"]
 

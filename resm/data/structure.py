@@ -21,14 +21,14 @@ import torch
 
 from ..alphabet import pad_batch
 from ..config import ConfigError, from_dict
-from ..mapping import MappingError, Scheme, rna_codes
+from ..mapping import MappingError, Scheme
+from ..nucleotides import UNKNOWN_BASE, normalise_lenient, rna_codes
 from ..structure.io import Structure, read_structures
 from ..fasta import token_batches
 from .stream import EpochStream
 
 __all__ = ["StructureDataConfig", "Item", "crop", "load_records", "family_split", "StructureStream", "collate"]
 
-UNKNOWN_BASE = 4
 _EXTRA = 2  # BOS + EOS
 
 
@@ -180,10 +180,6 @@ def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int,
     return kept, ids, skipped
 
 
-def _normal(seq: str) -> str:
-    return seq.upper().replace("T", "U")
-
-
 def family_split(records: Sequence[Structure], families_fasta: str, fraction: float,
                  seed: int) -> Tuple[List[int], List[int], Dict[str, int]]:
     """Indices of the records kept for training and of those held out, by family.
@@ -200,15 +196,15 @@ def family_split(records: Sequence[Structure], families_fasta: str, fraction: fl
             for line in fh:
                 if line.startswith(">"):
                     if fam is not None:
-                        seq_family.setdefault(_normal("".join(buf)), fam)
+                        seq_family.setdefault(normalise_lenient("".join(buf)), fam)
                     fam, buf = line[1:].split("|", 1)[0].strip(), []
                 else:
                     buf.append(line.strip())
             if fam is not None:
-                seq_family.setdefault(_normal("".join(buf)), fam)
+                seq_family.setdefault(normalise_lenient("".join(buf)), fam)
     except FileNotFoundError:
         raise ConfigError(f"data.families: {families_fasta}: no such file") from None
-    fams = [seq_family.get(_normal(r.seq)) for r in records]
+    fams = [seq_family.get(normalise_lenient(r.seq)) for r in records]
     known = sorted({f for f in fams if f})
     if not known:
         raise ConfigError(f"data.families: no training sequence is in {families_fasta}")

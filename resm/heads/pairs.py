@@ -41,17 +41,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PairHeadConfig", "Candidates", "candidates", "collate_candidates", "PairHead", "n_pair_features", "prior_probability", "split_by_sequence"]
+from ..nucleotides import PAIR_TYPE, UNKNOWN_BASE, lenient_codes
 
-UNKNOWN_BASE = 4
-_CANONICAL = ("AU", "UA", "GC", "CG", "GU", "UG")
-_CODES = np.full(256, UNKNOWN_BASE, dtype=np.int64)
-for _k, _c in enumerate("ACGU"):
-    _CODES[ord(_c)] = _CODES[ord(_c.lower())] = _k
-_CODES[ord("T")] = _CODES[ord("t")] = 3
-_PTYPE = -np.ones((5, 5), dtype=np.int64)
-for _k, (_a, _b) in enumerate(_CANONICAL):
-    _PTYPE["ACGU".index(_a), "ACGU".index(_b)] = _k
+__all__ = ["PairHeadConfig", "Candidates", "candidates", "collate_candidates", "PairHead", "n_pair_features", "prior_probability", "split_by_sequence"]
 
 
 @dataclass
@@ -177,7 +169,7 @@ def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: Optional[
     if len(priors) != cfg.priors:
         raise ValueError(f"this head reads {cfg.priors} prior(s), got {len(priors)}")
     L = len(seq)
-    nuc = _CODES[np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)] if L else np.zeros(0, np.int64)
+    nuc = lenient_codes(seq).astype(np.int64)
     prepared, keys = [], []
     for sp in priors:
         if sp.length != L:
@@ -185,7 +177,7 @@ def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: Optional[
         order = np.argsort(sp.i * (L + 2) + sp.j, kind="stable")
         i, j, p = sp.i[order], sp.j[order], sp.p[order].astype(np.float32)
         prepared.append((i, j, p, i * (L + 2) + j))
-        ok = (j - i > cfg.min_loop) & (p >= cfg.min_prob) & (_PTYPE[nuc[i], nuc[j]] >= 0)
+        ok = (j - i > cfg.min_loop) & (p >= cfg.min_prob) & (PAIR_TYPE[nuc[i], nuc[j]] >= 0)
         keys.append((i * (L + 2) + j)[ok])
     key = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
     ci, cj = key // (L + 2), key % (L + 2)
@@ -206,7 +198,7 @@ def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: Optional[
 
     def can_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ok = (a >= 0) & (b < L) & (b - a > cfg.min_loop)
-        return (ok & (_PTYPE[nuc[np.clip(a, 0, max(L - 1, 0))], nuc[np.clip(b, 0, max(L - 1, 0))]] >= 0)).astype(np.float32)
+        return (ok & (PAIR_TYPE[nuc[np.clip(a, 0, max(L - 1, 0))], nuc[np.clip(b, 0, max(L - 1, 0))]] >= 0)).astype(np.float32)
 
     for d in (1, 2, 3):
         cols += [can_pair(ci - d, cj + d), can_pair(ci + d, cj - d)]
@@ -226,7 +218,7 @@ def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: Optional[
         pairs = np.asarray(pairs)
         target = (pairs[ci] == cj).astype(np.float32) if len(ci) else np.zeros(0, np.float32)
     res = np.stack(residue, 1).astype(np.float32) if L else np.zeros((0, 2 * cfg.priors), np.float32)
-    return Candidates(L, ci.astype(np.int64), cj.astype(np.int64), feats, _PTYPE[nuc[ci], nuc[cj]] if len(ci) else
+    return Candidates(L, ci.astype(np.int64), cj.astype(np.int64), feats, PAIR_TYPE[nuc[ci], nuc[cj]] if len(ci) else
                       np.zeros(0, np.int64), index_of(ci - 1, cj + 1), index_of(ci + 1, cj - 1), nuc, res, target)
 
 

@@ -8,7 +8,7 @@ Inputs (per batch, residues only, BOS/EOS already stripped — see :func:`strip_
   :func:`resm.model.attention.stacked_attention_maps` (``layers * heads`` channels);
 * ``bpp`` (B, 1, L, L), optional: ViennaRNA base-pair probabilities, computed by the caller;
 * ``nuc`` (B, L) int, optional (required when ``use_onehot_pairs``): 0..3 for A C G U and 4
-  for an unknown base (``resm.mapping.rna_codes`` gives exactly these codes).
+  for an unknown base (:func:`resm.nucleotides.rna_codes` gives exactly these codes).
 
 Pipeline: ``p = proj(LayerNorm(h))`` per residue, then a 1x1 "stem" convolution over the pair
 features ``[p_i ; p_j ; attn ; bpp ; onehot(n_i) (x) onehot(n_j)]``, then ``blocks`` residual
@@ -39,6 +39,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..nucleotides import UNKNOWN_BASE
+
 __all__ = [
     "NEG_LOGIT",
     "PairSource",
@@ -55,7 +57,6 @@ __all__ = [
 NEG_LOGIT = -1e4
 """Logit written at padding and at pairs closer than ``min_loop``; exact in fp16 and fp32."""
 
-UNKNOWN_BASE = 4
 DEFAULT_TILE = 512  # output tile of predict_tiled: (512 + 2R)^2 windows; fewer halo pixels than 256
 SYMMETRIES = ("mean", "upper")
 

@@ -3,7 +3,7 @@
 Every supervised head (structure, RNA–RNA interaction, expression) reads the same thing:
 residue embeddings ``h`` (B, L, E) and a residue mask (B, L), BOS/EOS stripped. Two encoders
 produce it from a batch dict (``tokens`` from :func:`resm.alphabet.pad_batch`, ``nuc`` codes
-0..4 from :func:`resm.mapping.rna_codes`, 4 at padding):
+0..4 from :func:`resm.nucleotides.rna_codes`, 4 at padding):
 
 * :class:`BackboneEncoder`: an ESM-2 backbone in one of three modes, ``frozen`` (no
   gradients, eval mode always), ``adapters`` (frozen base weights + a trainable LoRA adapter,

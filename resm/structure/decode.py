@@ -51,12 +51,11 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from ..nucleotides import PAIR_TYPE, lenient_codes
 from .metrics import evaluate
 
 __all__ = [
-    "CANONICAL_PAIRS",
     "METHODS",
-    "base_codes",
     "candidate_pairs",
     "decode",
     "choose_threshold",
@@ -73,31 +72,8 @@ __all__ = [
     "nested_subset",
 ]
 
-CANONICAL_PAIRS = ("AU", "UA", "GC", "CG", "GU", "UG")
 METHODS = ("greedy", "matching")
-
-_NUC = "ACGUN"
-_UNKNOWN = 4
-
-
-def _code_lut() -> np.ndarray:
-    lut = np.full(256, _UNKNOWN, dtype=np.uint8)
-    for k, c in enumerate("ACGU"):
-        lut[ord(c)] = lut[ord(c.lower())] = k
-    lut[ord("T")] = lut[ord("t")] = 3
-    return lut
-
-
-_LUT = _code_lut()
-_ALLOWED = np.zeros((5, 5), dtype=bool)
-for _a, _b in CANONICAL_PAIRS:
-    _ALLOWED[_NUC.index(_a), _NUC.index(_b)] = True
-
-
-def base_codes(seq: str) -> np.ndarray:
-    """Codes 0..4 (A C G U, anything else = unknown); case-insensitive, T counts as U."""
-    raw = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
-    return _LUT[raw]
+_ALLOWED = PAIR_TYPE >= 0
 
 
 def _as_matrix(P) -> np.ndarray:
@@ -135,7 +111,7 @@ def candidate_pairs(
     keep = j - i > min_loop
     i, j = i[keep], j[keep]
     if not noncanonical:
-        codes = base_codes(seq)
+        codes = lenient_codes(seq)
         ok = _ALLOWED[codes[i], codes[j]]
         i, j = i[ok], j[ok]
     score = S[i, j] * 0.5

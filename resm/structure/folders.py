@@ -20,9 +20,9 @@ name                  structure                                                 
 ====================  ============================================================  ===========================
 
 A folder whose package is missing raises :class:`FolderUnavailable`, a one-line error naming
-the package to install. Every function first normalises its sequence: upper case, ``T`` -> ``U``
-and any letter other than A C G U (IUPAC codes, modified bases, gaps) -> ``N``, which no folder
-pairs. Cost: ViennaRNA is O(L^3) (about 1 s at 1,000 nt and 25 s at 4,000 nt for the MFE on
+the package to install. Every function first normalises its sequence
+(:func:`resm.nucleotides.normalise_lenient`): upper case, ``T`` -> ``U`` and any letter other
+than A C G U (IUPAC codes, modified bases, gaps) -> ``N``, which no folder pairs. Cost: ViennaRNA is O(L^3) (about 1 s at 1,000 nt and 25 s at 4,000 nt for the MFE on
 one core of the development machine; the partition function two to four times more);
 LinearPartition and LinearFold are O(L) with their beam (``experiments/bench_fold_speed.py``
 measures them side by side). Pair probabilities, the inputs of the structure heads, live in
@@ -38,12 +38,13 @@ import numpy as np
 import RNA
 from tqdm.auto import tqdm
 
+from ..nucleotides import normalise_lenient
+
 __all__ = [
     "FOLDERS",
     "Folder",
     "FolderUnavailable",
     "fold_with",
-    "normalise_rna",
     "rnafold",
     "rnafold_mea",
     "linearpartition_mea",
@@ -65,22 +66,10 @@ class FolderUnavailable(ImportError):
 
 T = TypeVar("T")
 
-_LUT = np.full(256, ord("N"), dtype=np.uint8)
-for _c in "ACGU":
-    _LUT[ord(_c)] = _LUT[ord(_c.lower())] = ord(_c)
-_LUT[ord("T")] = _LUT[ord("t")] = ord("U")
 
-# Above this length rnafold_bpp reads the sparse pair list instead of fc.bpp().
-DENSE_BPP_MAX = 1500
-
-
-def normalise_rna(seq: str) -> str:
-    """Upper-case ACGU string; T -> U, every other letter -> N."""
-    raw = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
-    return _LUT[raw].tobytes().decode("ascii")
-
-
-def _fold_compound(seq: str, max_bp_span: Optional[int]) -> "RNA.fold_compound":
+def fold_compound(seq: str, max_bp_span: Optional[int]) -> "RNA.fold_compound":
+    """ViennaRNA's fold compound of a normalised sequence (default model details, with
+    ``max_bp_span`` when given)."""
     md = RNA.md()
     if max_bp_span is not None:
         md.max_bp_span = int(max_bp_span)
@@ -102,10 +91,10 @@ def _partners(db: str) -> np.ndarray:
 
 def rnafold(seq: str, max_bp_span: Optional[int] = None) -> Tuple[np.ndarray, float]:
     """Minimum free energy structure: ``(pairs, mfe)`` with the partner array and kcal/mol."""
-    s = normalise_rna(seq)
+    s = normalise_lenient(seq)
     if not s:
         return np.zeros(0, dtype=np.int64), 0.0
-    fc = _fold_compound(s, max_bp_span)
+    fc = fold_compound(s, max_bp_span)
     db, mfe = fc.mfe()
     return _partners(db), float(mfe)
 
@@ -113,7 +102,7 @@ def rnafold(seq: str, max_bp_span: Optional[int] = None) -> Tuple[np.ndarray, fl
 def rnafold_mea(seq: str, gamma: float = 1.0) -> np.ndarray:
     """Maximum expected accuracy structure from ViennaRNA's partition function (``RNAfold -p
     --MEA gamma``): the partner array."""
-    s = normalise_rna(seq)
+    s = normalise_lenient(seq)
     if not s:
         return np.zeros(0, dtype=np.int64)
     fc = RNA.fold_compound(s)
@@ -124,7 +113,9 @@ def rnafold_mea(seq: str, gamma: float = 1.0) -> np.ndarray:
     return _partners(db)
 
 
-def _optional(module: str, package: str):
+def optional_package(module: str, package: str):
+    """The module ``module`` of the optional ``package``; :class:`FolderUnavailable` naming the
+    package when it is not installed."""
     import importlib
 
     try:
@@ -136,8 +127,8 @@ def _optional(module: str, package: str):
 def linearpartition_mea(seq: str, mode: str = "eterna", beam: int = 100) -> np.ndarray:
     """LinearPartition's maximum expected accuracy structure with the EternaFold (``eterna``) or
     ViennaRNA (``vienna``) parameters: the partner array."""
-    lp = _optional("linearpartition", "linearpartition-unofficial")
-    s = normalise_rna(seq)
+    lp = optional_package("linearpartition", "linearpartition-unofficial")
+    s = normalise_lenient(seq)
     if not s:  # the binding crashes on an empty sequence
         return np.zeros(0, dtype=np.int64)
     return _partners(lp.partition(s, mode=mode, beamsize=int(beam))["structure"])
@@ -145,8 +136,8 @@ def linearpartition_mea(seq: str, mode: str = "eterna", beam: int = 100) -> np.n
 
 def linearfold_mfe(seq: str) -> np.ndarray:
     """LinearFold's minimum free energy structure (ViennaRNA parameters, beam 100)."""
-    lf = _optional("linearfold", "linearfold-unofficial")
-    s = normalise_rna(seq)
+    lf = optional_package("linearfold", "linearfold-unofficial")
+    s = normalise_lenient(seq)
     if not s:  # the binding crashes on an empty sequence
         return np.zeros(0, dtype=np.int64)
     return _partners(lf.fold(s)[0])
@@ -216,7 +207,7 @@ def fold_many(
 def rnafold_duplex_energy(a: str, b: str) -> float:
     """Free energy (kcal/mol) of the best intermolecular duplex of ``a`` and ``b``
     (``RNA.duplexfold``: no intramolecular pairs); 0.0 when either is empty."""
-    sa, sb = normalise_rna(a), normalise_rna(b)
+    sa, sb = normalise_lenient(a), normalise_lenient(b)
     if not sa or not sb:
         return 0.0
     return float(RNA.duplexfold(sa, sb).energy)

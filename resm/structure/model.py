@@ -29,7 +29,8 @@ from ..alphabet import pad_batch
 from ..config import ConfigError
 from ..heads.pairs import Candidates, PairHead, PairHeadConfig, collate_candidates
 from ..heads.structure import DEFAULT_TILE, StructureHead, StructureHeadConfig, strip_special
-from ..mapping import Scheme, get_scheme, rna_codes
+from ..mapping import Scheme, get_scheme
+from ..nucleotides import rna_codes
 from ..model.attention import BatchCells, run_attention, stacked_attention_maps
 from ..model.encoder import window_hidden
 from ..model.esm2 import ESM2

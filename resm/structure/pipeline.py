@@ -28,7 +28,8 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 import numpy as np
 
-from ..mapping import MappingError, Scheme, get_scheme, normalise
+from ..mapping import MappingError, Scheme, get_scheme
+from ..nucleotides import normalise
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
 from .decode import METHODS, decode, nested_subset, remove_lone_pairs
 from .io import FoldError, Structure, format_structures, read_structures

@@ -16,7 +16,8 @@ kind              model and algorithm                                          c
 No kind caps the span of a pair except ``vienna-local`` (at most ``span`` nucleotides apart).
 LinearPartition comes from the package ``linearpartition-unofficial``: its binding is MIT, the
 LinearPartition code compiled into it is free for non-commercial use (see the README).
-Sequences are normalised first (upper case, T -> U, any other letter -> N, which never pairs).
+Sequences are normalised first (:func:`resm.nucleotides.normalise_lenient`: upper case, T -> U,
+any other letter -> N, which never pairs).
 
 The dense functions (:func:`rnafold_bpp`, :func:`rnafold_bpp_local`, :func:`dense_prior`,
 :func:`head_pair_prior`, :func:`cached_dense_prior`) give the (L, L) matrices that the 2-D
@@ -42,7 +43,8 @@ from typing import Optional
 import numpy as np
 import RNA
 
-from .folders import _fold_compound, _optional, normalise_rna
+from ..nucleotides import normalise_lenient
+from .folders import fold_compound, optional_package
 
 __all__ = [
     "PRIOR_KINDS",
@@ -76,12 +78,12 @@ def rnafold_bpp(
     probabilities below ``cutoff`` are dropped (sparse read-out); shorter sequences use the
     full ``fc.bpp()`` matrix (1-based, upper triangle) and keep every value.
     """
-    s = normalise_rna(seq)
+    s = normalise_lenient(seq)
     L = len(s)
     out = np.zeros((L, L), dtype=np.float32)
     if L == 0:
         return out
-    fc = _fold_compound(s, max_bp_span)
+    fc = fold_compound(s, max_bp_span)
     _, mfe = fc.mfe()
     fc.exp_params_rescale(mfe)
     fc.pf()
@@ -106,7 +108,7 @@ def rnafold_bpp_local(seq: str, window: int = 240, span: int = 160, cutoff: floa
     ``j - i <= span``, averaged over the windows of ``window`` nt that contain both bases.
     A sequence shorter than the window is folded as one window (global probabilities, with
     pairs limited to ``span``). Probabilities below ``cutoff`` are left out (zero)."""
-    s = normalise_rna(seq)
+    s = normalise_lenient(seq)
     L = len(s)
     out = np.zeros((L, L), dtype=np.float32)
     if L < 2:
@@ -144,7 +146,7 @@ def cached_dense_prior(folder, seq: str, cfg) -> np.ndarray:
     prior setting, named by their SHA-1) and read back when already there. Writes are atomic,
     so concurrent runs sharing the folder at worst compute a matrix twice."""
     setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
-    path = Path(folder) / f"{hashlib.sha1(f'{normalise_rna(seq)}|{setting}'.encode()).hexdigest()}.npy"
+    path = Path(folder) / f"{hashlib.sha1(f'{normalise_lenient(seq)}|{setting}'.encode()).hexdigest()}.npy"
     if path.exists():
         with contextlib.suppress(OSError, ValueError):  # unreadable (or holding objects): computed again
             return np.load(path, allow_pickle=False)
@@ -270,7 +272,7 @@ class SparsePairs:
 def _linear_partition(seq: str, mode: str, beam: int, cutoff: float) -> SparsePairs:
     if not seq:  # the binding crashes on an empty sequence
         return SparsePairs.empty(0)
-    out = _optional("linearpartition", "linearpartition-unofficial").partition(seq, mode=mode, beamsize=int(beam))
+    out = optional_package("linearpartition", "linearpartition-unofficial").partition(seq, mode=mode, beamsize=int(beam))
     bp = out["bpp"]
     keep = (bp["prob"] >= cutoff) & (bp["i"] != bp["j"])
     i, j, p = bp["i"][keep], bp["j"][keep], bp["prob"][keep]
@@ -284,7 +286,7 @@ def pair_prior(seq: str, cfg: Optional[PriorConfig] = None) -> SparsePairs:
     same number whether it was just computed or read back (training, evaluation and ``resm fold``
     with or without a cache see identical inputs)."""
     cfg = cfg or PriorConfig()
-    s = normalise_rna(seq)
+    s = normalise_lenient(seq)
     if cfg.kind == "eternafold":
         sp = _linear_partition(s, "eterna", cfg.beam, cfg.cutoff)
     elif cfg.kind == "vienna-lp":
@@ -299,7 +301,7 @@ def pair_prior(seq: str, cfg: Optional[PriorConfig] = None) -> SparsePairs:
 def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:
     """:func:`pair_prior`, stored in ``folder`` (one ``.npz`` per sequence and setting, named by
     their SHA-1, written atomically) and read back when already there."""
-    name = hashlib.sha1(f"{normalise_rna(seq)}|{cfg.key()}".encode()).hexdigest()
+    name = hashlib.sha1(f"{normalise_lenient(seq)}|{cfg.key()}".encode()).hexdigest()
     path = Path(folder) / f"{name}.npz"
     if path.exists():
         with contextlib.suppress(OSError, ValueError, KeyError):  # unreadable (or holding objects): computed again

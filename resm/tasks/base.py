@@ -32,14 +32,14 @@ import torch.nn as nn
 from ..alphabet import pad_batch
 from ..config import ConfigError, from_dict
 from ..data.stream import EpochStream
-from ..mapping import Scheme, get_scheme, rna_codes
+from ..mapping import Scheme, get_scheme
+from ..nucleotides import UNKNOWN_BASE, rna_codes
 from ..model.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 
 __all__ = ["ModelConfig", "MODEL_KEYS", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
            "ItemStream", "encode_batch", "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]
 
 BUNDLE_DIR = "model"
-UNKNOWN_BASE = 4
 
 
 # Which ``model`` keys each task reads; the others are refused with a one-line error.

@@ -44,7 +44,8 @@ from ..fasta import token_batches
 from ..data.structure import StructureDataConfig, Item, StructureStream, collate, family_split, load_records
 from ..heads.pairs import PairHead, PairHeadConfig, candidates, collate_candidates, prior_probability
 from ..heads.structure import StructureHead, StructureHeadConfig, pair_loss
-from ..mapping import get_scheme, rna_codes
+from ..mapping import get_scheme
+from ..nucleotides import rna_codes
 from ..model.esm2 import ESM2
 from ..structure.model import MODEL_FILE, StructureModel, model_from_payload, save_structure_model, structure_payload
 from .base import ModelConfig, adapter_config, load_model_backbone

@@ -275,7 +275,8 @@ def test_overfits_synthetic_hairpins():
 
 def test_backbone_glue_with_tiny_model():
     from resm.alphabet import pad_batch
-    from resm.mapping import get_scheme, rna_codes
+    from resm.mapping import get_scheme
+    from resm.nucleotides import rna_codes
     from resm.model.load import init_model
 
     model = init_model("tiny", seed=0)

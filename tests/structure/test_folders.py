@@ -1,16 +1,12 @@
 import numpy as np
 import pytest
 
-from resm.structure.folders import FOLDERS, FolderUnavailable, fold_many, fold_with, normalise_rna, rnafold, rnafold_duplex_energy
+from resm.nucleotides import normalise_lenient
+from resm.structure.folders import FOLDERS, FolderUnavailable, fold_many, fold_with, rnafold, rnafold_duplex_energy
 from resm.structure.io import parse_dotbracket, to_dotbracket
 from resm.structure.priors import rnafold_bpp
 
 HAIRPIN = "GGGGAAAACCCC"
-
-
-def test_normalise():
-    assert normalise_rna("acgtuNRX-i") == "ACGUUNNNNN"
-    assert normalise_rna("") == ""
 
 
 def test_rnafold_hairpin():
@@ -73,7 +69,7 @@ def test_every_folder_gives_a_valid_structure_and_normalises(name):
         assert p.shape == (len(seq),) and p.dtype == np.int64
         paired = np.flatnonzero(p >= 0)
         np.testing.assert_array_equal(p[p[paired]], paired)  # symmetric partner array
-        s = normalise_rna(seq)
+        s = normalise_lenient(seq)
         assert all(s[i] != "N" for i in paired)  # unknown bases never pair
     # a strong hairpin folds as one by every folder; lower case and T read as U
     assert to_dotbracket(fold_with(name, "GGGCGCGCAAAAGCGCGCCC")) == "((((((((....))))))))"
@@ -111,7 +107,7 @@ def test_evaluate_names_a_missing_folder_package(monkeypatch):
     assert check_folders(["rnafold"]) == ["rnafold"] and check_folders(None) == list(FOLDERS)
     with pytest.raises(ValueError, match="unknown folder 'mfold'; known: rnafold, rnafold-mea"):
         check_folders(["mfold"])
-    gone = F.Folder("gone", lambda s: F._optional("resm_no_such_module", "no-such-pkg"), "no-such-pkg", "-", "-")
+    gone = F.Folder("gone", lambda s: F.optional_package("resm_no_such_module", "no-such-pkg"), "no-such-pkg", "-", "-")
     monkeypatch.setitem(F.FOLDERS, "gone", gone)
     with pytest.raises(FolderUnavailable) as e:
         check_folders(["rnafold", "gone"])

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, resm_cli
-from resm.structure.decode import CANONICAL_PAIRS, decode
+from resm.nucleotides import CANONICAL_PAIRS
+from resm.structure.decode import decode
 from resm.structure.io import FoldError
 from resm.structure.pipeline import fold_records
 from resm.structure.plot import plot_structure, require_matplotlib

@@ -123,7 +123,7 @@ def test_model_file_round_trip(trained):
     P = predict_pairs(model, scheme, rec.seq, tile=8)  # several tiles
     assert P.dtype == np.float32 and P.shape == (len(rec.seq),) * 2
     from resm.tasks.structure import collate, Item
-    from resm.mapping import rna_codes
+    from resm.nucleotides import rna_codes
 
     it = Item(("val", 0), rec.name, rec.seq, rec.pairs, 0, scheme.encode(rec.seq), rna_codes(rec.seq))
     b = collate([it])
