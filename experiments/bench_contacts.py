@@ -22,8 +22,8 @@ CHILD = r"""
 import json, resource, sys, time, torch
 impl, arch, L = sys.argv[1], sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(2)
-from resm.model.config import ARCHS
-from resm.model.load import init_model
+from resm.backbone.config import ARCHS
+from resm.backbone.load import init_model
 cfg = ARCHS[arch]
 model = init_model(arch, seed=0)
 if impl == "fair-esm":

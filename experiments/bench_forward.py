@@ -25,8 +25,8 @@ import json, resource, sys, time
 import torch
 impl, arch, length, repeats, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(threads)
-from resm.model.config import ARCHS
-from resm.model.load import init_model
+from resm.backbone.config import ARCHS
+from resm.backbone.load import init_model
 cfg = ARCHS[arch]
 ours = init_model(arch, seed=0)
 if impl == "fair-esm":

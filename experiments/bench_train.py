@@ -34,8 +34,8 @@ from resm.alphabet import pad_batch, PAD
 from resm.data.masking import MaskingConfig, mask_batch, mlm_loss
 from resm.data.pretrain import PretrainDataConfig, PretrainStream
 from resm.mapping import get_scheme
-from resm.model.config import ARCHS
-from resm.model.load import init_model
+from resm.backbone.config import ARCHS
+from resm.backbone.load import init_model
 cfg = ARCHS[arch]
 model = init_model(arch, seed=0)
 letters = list(get_scheme("kdny").letter_ids)

@@ -13,7 +13,6 @@ PAD = ALPHABET.padding_idx
 BOS = ALPHABET.cls_idx
 EOS = ALPHABET.eos_idx
 MASK = ALPHABET.mask_idx
-UNK = ALPHABET.unk_idx
 VOCAB_SIZE = len(ALPHABET.all_toks)
 
 

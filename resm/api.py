@@ -20,8 +20,8 @@ import numpy as np
 
 from .embed import embed_records, embedding_index, map_records, read_embeddings, resolve_layers, write_embeddings
 from .mapping import Scheme, get_scheme
-from .model.esm2 import ESM2
-from .model.load import DEFAULT_MODEL, load_with_scheme
+from .backbone.esm2 import ESM2
+from .backbone.load import DEFAULT_MODEL, load_with_scheme
 from .structure.io import Structure
 from .structure.pipeline import Predictor, default_model_path, supervised_predictor, zero_shot_predictor
 from .utils.device import resolve_device

@@ -14,7 +14,7 @@ def _user_errors() -> tuple:
     from .config import ConfigError
     from .fasta import FastaError
     from .mapping import MappingError
-    from .model.load import CheckpointError
+    from .backbone.load import CheckpointError
 
     errs = [FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError]
     from .utils.io import OutputError
@@ -44,7 +44,7 @@ def _dtype(name: Optional[str]):
 # --------------------------------------------------------------------------- commands
 def cmd_init_checkpoint(a: argparse.Namespace) -> None:
     from .mapping import get_scheme
-    from .model.load import init_model, resm_meta, save_fair_esm, save_hf
+    from .backbone.load import init_model, resm_meta, save_fair_esm, save_hf
 
     model = init_model(a.arch, seed=a.seed)
     scheme = get_scheme(a.scheme) if a.scheme else None
@@ -55,14 +55,6 @@ def cmd_init_checkpoint(a: argparse.Namespace) -> None:
         save_fair_esm(model, a.out, meta)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {a.out}: {a.arch}, {n / 1e6:.1f}M parameters, random init (seed {a.seed})")
-
-
-def _load(a: argparse.Namespace, scheme_name: Optional[str]):
-    """Load the backbone and choose the scheme: the one asked for, else the checkpoint's own,
-    else the default."""
-    from .model.load import load_with_scheme
-
-    return load_with_scheme(a.model, scheme_name, a.regression, a.trust_checkpoint)
 
 
 def cmd_embed(a: argparse.Namespace) -> None:
@@ -336,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         # the deepspeed launcher appends --local_rank=N; the rank is read from the environment
         sp.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
-    from .model.config import ARCHS
+    from .backbone.config import ARCHS
 
     sp = add("init-checkpoint", cmd_init_checkpoint, "write a randomly initialised ESM-2 checkpoint (fair-esm .pt or HF folder)")
     sp.add_argument("--arch", default="esm2_t6_8M_UR50D", choices=list(ARCHS), help="architecture")

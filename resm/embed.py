@@ -26,9 +26,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .alphabet import pad_batch
-from .fasta import read_fasta, token_batches
+from .fasta import token_batches
 from .mapping import MappingError, Scheme
-from .model.esm2 import ESM2
+from .backbone.esm2 import ESM2
 from .utils.io import atomic_path
 from .utils.shards import DEFAULT_SHARD_SIZE
 
@@ -52,13 +52,6 @@ def map_records(records, scheme: Scheme, max_length: Optional[int] = None, sourc
     if not out:
         raise MappingError(f"{source}: no records")
     return out
-
-
-def map_fasta(path, scheme: Scheme, max_length: Optional[int] = None) -> List[Mapped]:
-    """Read and map every record of a FASTA file; errors name the record (duplicate ids are
-    errors too)."""
-    return map_records(((r.id, r.seq) for r in read_fasta(path, unique=True)), scheme, max_length,
-                       os.path.basename(str(path)))
 
 
 def resolve_layers(layers: Sequence[int], num_layers: int) -> List[int]:
@@ -181,7 +174,7 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, scheme: Op
     ``out``. Returns ``{"n", "nt", "rank", "world", "shards", "skipped", "seconds"}``."""
     import time
 
-    from .model.load import load_with_scheme
+    from .backbone.load import load_with_scheme
     from .structure.inputs import read_sequences, source_name
     from .utils.io import suspended
     from .utils.shards import ShardRun, fingerprint_records

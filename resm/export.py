@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 from .mapping import get_scheme
-from .model.config import ESM2Config
-from .model.esm2 import ESM2
-from .model.load import CheckpointError, resm_meta, save_fair_esm, save_hf
+from .backbone.config import ESM2Config
+from .backbone.esm2 import ESM2
+from .backbone.load import CheckpointError, resm_meta, save_fair_esm, save_hf
 from .train import list_checkpoints
 from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
 from .utils.io import transaction

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError
-from .model.load import CheckpointError, load_failure, safe_load
+from .backbone.load import CheckpointError, load_failure, safe_load
 
 __all__ = ["STATE_FORMAT", "DEEPSPEED_GLOBALS", "TRAIN_HINT", "EXPORT_HINT", "rng_state", "set_rng_state", "save_trainer_state",
            "load_trainer_state", "load_engine_state", "guarded_torch_load", "jsonable", "changes"]

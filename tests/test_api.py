@@ -35,7 +35,7 @@ def readme_python_blocks() -> list:
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     """Every python block of the README, in order, in one namespace, in a folder holding what
     the blocks name (a small random backbone under the name they use)."""
-    from resm.model.load import init_model, save_fair_esm
+    from resm.backbone.load import init_model, save_fair_esm
 
     blocks = readme_python_blocks()
     assert len(blocks) >= 3

@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import REPO, resm_cli
 from resm.embed import read_embeddings
-from resm.model.load import load_backbone
+from resm.backbone.load import load_backbone
 
 
 resm = resm_cli

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import ENV, resm_cli
 from resm.cli import HelpFormatter, build_parser
 from resm.embed import read_embeddings
-from resm.model.load import init_model, load_backbone, save_hf
+from resm.backbone.load import init_model, load_backbone, save_hf
 
 
 def subparsers(parser: argparse.ArgumentParser):
@@ -54,7 +54,7 @@ def test_device_defaults_to_auto_everywhere():
 
 def test_esm_extract_spellings(tmp_path):
     ck = tmp_path / "tiny.pt"
-    from resm.model.load import save_fair_esm
+    from resm.backbone.load import save_fair_esm
 
     save_fair_esm(init_model("tiny", seed=0), ck)
     (tmp_path / "x.fa").write_text(">a\nGGGAAACCC\n>b\nACGUACGU\n")

@@ -107,7 +107,7 @@ def test_the_graph_reader_sees_function_level_and_relative_imports():
     graph = import_graph()
     assert "resm.cli" in graph and "resm.train" in graph
     assert "resm.config" in graph["resm.train"]  # ConfigError and from_dict live in config
-    assert {"resm.model.esm2"} <= graph["resm.model.attention"]
+    assert {"resm.backbone.esm2"} <= graph["resm.backbone.attention"]
     # cli imports its commands' modules inside the command functions
     assert any(m.startswith("resm.structure.") for m in graph["resm.cli"])
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -54,7 +54,7 @@ def main() -> None:
     from resm.data.mrl import read_mrl, read_variants, split_utrs
     from resm.data.rri import read_pairs, split_pairs
     from resm.mapping import get_scheme
-    from resm.model.load import load_backbone
+    from resm.backbone.load import load_backbone
     from resm.predict import interact, predict_expression
     from resm.tasks.rri import rri_metrics, zero_shot_scores
     from resm.structure.probe import load_probe

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 
 from resm.config import load_config
-from resm.model.load import safe_load
+from resm.backbone.load import safe_load
 from resm.structure.model import model_from_payload, save_structure_model
-from resm.tasks.structure import StructureTask
+from resm.tasks.structure_task import StructureTask
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def main() -> None:
 
     from resm.config import load_config
     from resm.fasta import token_batches
-    from resm.data.structure import family_split, load_records
+    from resm.data.labelled_structures import family_split, load_records
     from resm.heads.pairs import prior_probability
     from resm.mapping import get_scheme
     from resm.structure.decode import Decoding, decode_sparse

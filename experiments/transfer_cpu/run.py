@@ -100,7 +100,7 @@ def zero_shot_scores(model_path, probe, scheme_name, data: Path, limit: int) -> 
     from resm.structure.probe import ProbeFile
     from resm.mapping import get_scheme
     from resm.structure.metrics import evaluate
-    from resm.model.load import load_backbone
+    from resm.backbone.load import load_backbone
     from resm.structure.io import read_structures
     from resm.structure.probe import load_probe, predict_pair_probs
 

@@ -13,7 +13,7 @@ A backend turns one RNA sequence of length L into
 
 Kinds (``BackendSpec.kind``):
 
-* ``resm``: an ESM-2 checkpoint read by :func:`resm.model.load.load_backbone` (fair-esm .pt,
+* ``resm``: an ESM-2 checkpoint read by :func:`resm.backbone.load.load_backbone` (fair-esm .pt,
   Hugging Face folder or fair-esm model name) under a mapping scheme; with scheme ``nt`` (A, C,
   G, U as the ESM alphabet's own letters) and a checkpoint pretrained from random init with
   ``data.scheme=nt`` this is the in-project nucleotide-model control.
@@ -21,7 +21,7 @@ Kinds (``BackendSpec.kind``):
   The file is a dict ``{"args": argparse.Namespace(arch="roberta_large", encoder_layers=...,
   encoder_embed_dim=..., encoder_ffn_embed_dim=..., encoder_attention_heads=...,
   max_positions=...), "model": {"encoder.sentence_encoder.<name>" / "encoder.lm_head.<name>":
-  tensor}}``. It is read with :func:`resm.model.load.safe_load` (``weights_only=True``, only
+  tensor}}``. It is read with :func:`resm.backbone.load.safe_load` (``weights_only=True``, only
   ``argparse.Namespace`` allowed) and built by ``fm.pretrained.load_model_and_alphabet_core``,
   which is what ``fm.pretrained.load_model_and_alphabet_local`` does after its own
   ``torch.load``; that call is not used because under torch >= 2.6 it refuses the Namespace
@@ -58,7 +58,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import torch
 
-from ..model.attention import LinearMap, PairCells, StackedMaps, run_attention, sym_apc
+from ..backbone.attention import LinearMap, PairCells, StackedMaps, run_attention, sym_apc
 
 __all__ = [
     "AttentionCallback",
@@ -215,20 +215,20 @@ class Backend:
 
     def attention_maps(self, seq: str) -> torch.Tensor:
         """(layers * heads, L, L) float32 sym+APC attention maps, channel ``layer * H + head``
-        (:class:`resm.model.attention.StackedMaps`)."""
+        (:class:`resm.backbone.attention.StackedMaps`)."""
         stack = StackedMaps(cpu=True)
         self._attention(seq, stack)
         return stack.result()
 
     def pair_features(self, seq: str, index: np.ndarray) -> np.ndarray:
         """float32 (n, layers * heads) attention features at the (i, j) rows of ``index``
-        (:class:`resm.model.attention.PairCells`): the zero-shot probe's examples."""
+        (:class:`resm.backbone.attention.PairCells`): the zero-shot probe's examples."""
         cells = PairCells(index[:, 0], index[:, 1], self.num_layers, self.num_heads, self.device, self.name)
         self._attention(seq, cells)
         return cells.out
 
     def weighted_attention(self, seq: str, weight: np.ndarray) -> torch.Tensor:
-        """(L, L) sum over channels of ``weight[c]`` times map c (:class:`resm.model.attention.LinearMap`):
+        """(L, L) sum over channels of ``weight[c]`` times map c (:class:`resm.backbone.attention.LinearMap`):
         a probe's logits before its bias, accumulated one layer at a time."""
         acc = LinearMap(weight, self.num_heads, self.device)
         self._attention(seq, acc)
@@ -254,8 +254,8 @@ class ResmBackend(Backend):
     kind = "resm"
 
     def load(self) -> "ResmBackend":
-        from ..model.config import ARCHS
-        from ..model.load import DEFAULT_MODEL, HUB_ID, CheckpointError, load_with_scheme
+        from ..backbone.config import ARCHS
+        from ..backbone.load import DEFAULT_MODEL, HUB_ID, CheckpointError, load_with_scheme
 
         spec = self.spec
         p = _path(spec.checkpoint)
@@ -297,7 +297,7 @@ class RnaFmBackend(Backend):
     kind = "rnafm"
 
     def load(self) -> "RnaFmBackend":
-        from ..model.load import CheckpointError, safe_load
+        from ..backbone.load import CheckpointError, safe_load
 
         try:
             import fm

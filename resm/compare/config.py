@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Dict, List, Optional
 from ..config import ConfigError, coerce, from_dict
 from ..heads.mrl import ExpressionHeadConfig
 from ..heads.rri import InteractionHeadConfig
-from ..heads.structure import StructureHeadConfig
+from ..heads.pair_map import StructureHeadConfig
 from ..train import OptimConfig
 from .backends import BackendSpec
 
@@ -333,7 +333,7 @@ class CompareConfig:
         tasks: which tasks to run, a list of ``structure``, ``rri``, ``mrl`` (default
             ``[structure]``).
         probe: :class:`ProbeSection` (structure).
-        head: :class:`resm.heads.structure.StructureHeadConfig` options except embed_dim
+        head: :class:`resm.heads.pair_map.StructureHeadConfig` options except embed_dim
             (taken from each backend) and the attention / bpp inputs (structure).
         train: :class:`TrainSection` (structure).
         rri: :class:`RRISection` (needed when ``rri`` is a task).

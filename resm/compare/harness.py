@@ -13,7 +13,7 @@ task named in the config's ``tasks`` list (``structure``, ``rri``, ``mrl``; defa
 1. **Zero-shot structure probe.** The one probe fit of :mod:`resm.structure.probe`
    (:func:`resm.structure.probe.fit_probe_weights`: StandardScaler + L2 ``LogisticRegression``)
    over the symmetrised + APC attention maps of all layers and heads, read from each backend
-   through the attention consumers of :mod:`resm.model.attention`, fitted on the training
+   through the attention consumers of :mod:`resm.backbone.attention`, fitted on the training
    structures (all pairs with ``j - i > min_sep`` as positives, ``max_pairs_per_seq`` sampled
    non-pairs); the decoding threshold is chosen on the validation structures
    (:func:`resm.structure.decode.choose_threshold`); F1 on the test structures
@@ -21,10 +21,10 @@ task named in the config's ``tasks`` list (``structure``, ``rri``, ``mrl``; defa
    backend without attention maps (one-hot) shows "n/a".
 2. **Supervised structure head, backbone frozen.** The same :class:`StructureHeadConfig` and the
    same budget (steps, lr, batch, crop, seed: identical initialisation and identical batches)
-   for every backbone: :class:`resm.heads.structure.StructureHead` on the backend's per-residue
+   for every backbone: :class:`resm.heads.pair_map.StructureHead` on the backend's per-residue
    embeddings, computed once per sequence (full sequence) and cached in memory; training windows
    of ``crop`` residues are cut from the cache; trained on
-   :func:`resm.heads.structure.pair_loss` by the one training loop, :class:`resm.train.Trainer`
+   :func:`resm.heads.pair_map.pair_loss` by the one training loop, :class:`resm.train.Trainer`
    (:mod:`resm.compare.training`). Threshold on validation, F1 on test.
 3. **ViennaRNA row.** RNAfold MFE F1 on the same test structures.
 

@@ -4,10 +4,10 @@ Every backend's embeddings are computed once per sequence and cached in memory; 
 then trained by :class:`resm.train.Trainer`, as ``resm finetune`` trains them, on two tasks
 that read the cache instead of running a backbone:
 
-* :class:`CachedStructureTask`: a :class:`resm.heads.structure.StructureHead` on windows of
+* :class:`CachedStructureTask`: a :class:`resm.heads.pair_map.StructureHead` on windows of
   ``crop`` residues cut from the cached embeddings of the training structures
   (:class:`WindowStream`: records drawn with replacement and cropped at random, from the
-  section's seed), :func:`resm.heads.structure.pair_loss`;
+  section's seed), :func:`resm.heads.pair_map.pair_loss`;
 * :class:`CachedHeadTask`: a task's own head (interaction or expression) in a
   :class:`resm.tasks.base.TaskModel` over a :class:`CachedEncoder`, batches from
   :class:`resm.tasks.base.ItemStream`, the task's own loss.
@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..heads.structure import StructureHead, StructureHeadConfig, pair_loss
+from ..heads.pair_map import StructureHead, StructureHeadConfig, pair_loss
 from ..nucleotides import letters_of, rna_codes
 from ..structure.io import Structure
 from ..tasks.base import ItemStream, TaskModel

@@ -8,7 +8,7 @@ for that head (:class:`resm.tasks.base.TaskModel`). Saved models name their head
 
 from .mrl import build_mrl_head
 from .rri import build_rri_head
-from .structure import build_structure_head
+from .pair_map import build_structure_head
 
 HEADS = {"structure": build_structure_head, "rri": build_rri_head, "mrl": build_mrl_head}
 

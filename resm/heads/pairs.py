@@ -67,7 +67,7 @@ class PairHeadConfig:
         patch: half-width w of the prior patch read around each candidate.
         min_loop: pairs with ``j - i <= min_loop`` are never candidates.
         embed_window: residue embeddings of a sequence longer than this many nucleotides come
-            from overlapping windows of that length (:func:`resm.model.encoder.window_hidden`);
+            from overlapping windows of that length (:func:`resm.backbone.encoder.window_hidden`);
             set it near the longest sequences the backbone was trained on. 0: the whole
             sequence in one pass. Attention maps (``use_attention``) always see the whole
             sequence.

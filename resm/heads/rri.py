@@ -3,7 +3,7 @@
 Inputs are the residue embeddings of both partners from one shared encoder (``ha`` (B, La, E),
 ``hb`` (B, Lb, E), masks and nucleotide codes). The head builds an La x Lb map of pair
 features, ``[p_i ; q_j ; onehot(a_i) (x) onehot(b_j)]`` through a 1x1 stem (computed as row +
-column terms, as in :class:`resm.heads.structure.StructureHead`), runs ``blocks`` masked 2-D
+column terms, as in :class:`resm.heads.pair_map.StructureHead`), runs ``blocks`` masked 2-D
 residual blocks over it and reads out
 
 * ``pair_logits`` (B, La, Lb): one logit per intermolecular base pair (the predicted duplex;
@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .structure import NEG_LOGIT, ChannelLayerNorm, ResidualBlock
+from .pair_map import NEG_LOGIT, ChannelLayerNorm, ResidualBlock
 
 __all__ = ["InteractionHeadConfig", "InteractionHead", "build_rri_head", "rri_apply"]
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..heads.structure import DEFAULT_TILE
+from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
 from .datasets import FAMFOLD_SPLIT, load_dataset, read_split
 from .decode import decode

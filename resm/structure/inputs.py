@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from ..fasta import FastaError, parse_fasta
-from .io import StructureError, _infer_fmt, _stem, iter_bpseq, iter_ct, iter_dbn
+from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
 
@@ -132,7 +132,7 @@ def read_sequences(path, fmt: Optional[str] = None, stdin: Optional[TextIO] = No
         head = list(itertools.islice(_file_lines(p), _SNIFF_LINES)) if fmt is None else []
     if fmt is None and str(path) != STDIN:
         try:
-            by_ext = _infer_fmt(Path(path))
+            by_ext = infer_format(Path(path))
         except ValueError:  # .fa, .fasta, .txt, ...: the text decides
             by_ext = None
         fmt = by_ext if by_ext in ("dbn", "ct", "bpseq") else None
@@ -142,7 +142,7 @@ def read_sequences(path, fmt: Optional[str] = None, stdin: Optional[TextIO] = No
     elif fmt == "plain":
         records = _plain(lines, source)
     else:
-        stem = "seq" if str(path) == STDIN else _stem(Path(path))
+        stem = "seq" if str(path) == STDIN else file_stem(Path(path))
         it = {"dbn": iter_dbn, "ct": iter_ct, "bpseq": iter_bpseq}[fmt]
         kwargs = {} if fmt == "dbn" else {"name": stem}
         records = []

@@ -608,7 +608,9 @@ def format_structures(records: Iterable[Structure], fmt: str) -> str:
 # ---------------------------------------------------------------- files
 
 
-def _infer_fmt(path: Path) -> str:
+def infer_format(path: Path) -> str:
+    """The structure format named by a file's extension (``.gz`` ignored); ValueError when
+    the extension names none."""
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -618,7 +620,9 @@ def _infer_fmt(path: Path) -> str:
     return _EXT_TO_FMT[ext]
 
 
-def _stem(path: Path) -> str:
+def file_stem(path: Path) -> str:
+    """A file's name without its extension (and without ``.gz``): the record name of a
+    one-record file."""
     name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
     return os.path.splitext(name)[0]
 
@@ -626,11 +630,11 @@ def _stem(path: Path) -> str:
 def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator[Structure]:
     """Yield the records of a structure file (format from extension unless given)."""
     path = Path(path)
-    fmt = fmt or _infer_fmt(path)
+    fmt = fmt or infer_format(path)
     if fmt not in _ITERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    kwargs = {} if fmt == "dbn" else {"name": _stem(path)}
+    kwargs = {} if fmt == "dbn" else {"name": file_stem(path)}
     with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark is dropped
         yield from _ITERS[fmt](fh, source=path.name, **kwargs)
 
@@ -648,7 +652,7 @@ def write_structures(records: Iterable[Structure] | Structure, path: str | os.Pa
     from ..utils.io import atomic_path
 
     path = Path(path)
-    fmt = fmt or _infer_fmt(path)
+    fmt = fmt or infer_format(path)
     if isinstance(records, Structure):
         records = [records]
     data = format_structures(records, fmt).encode("utf-8")
@@ -708,7 +712,7 @@ def iter_ct_tarball(path: str | os.PathLike, limit: int | None = None) -> Iterat
             n += 1
             fh = tar.extractfile(member)
             assert fh is not None
-            stem = _stem(Path(member.name))
+            stem = file_stem(Path(member.name))
             text = fh.read().decode("utf-8", errors="replace").splitlines()
             for k, rec in enumerate(iter_ct(text, source=f"{path.name}:{member.name}", name=stem)):
                 rec.name = stem if k == 0 else f"{stem}_{k + 1}"

@@ -4,7 +4,7 @@
 LoRA adapter, or fully trained): either the sparse pair head
 (:class:`resm.heads.pairs.PairHead`, which scores the candidate pairs of one or more pair
 priors, :mod:`resm.structure.priors`, and is decoded by maximum expected accuracy) or the
-dense 2-D :class:`resm.heads.structure.StructureHead` (the first two shipped models). ``resm finetune`` (:mod:`resm.tasks.structure`) trains it and writes one file
+dense 2-D :class:`resm.heads.pair_map.StructureHead` (the first two shipped models). ``resm finetune`` (:mod:`resm.tasks.structure_task`) trains it and writes one file
 (:func:`structure_payload`, :func:`save_structure_model`): plain dicts and tensors, loadable
 with ``weights_only=True``, holding the head, the fp16 backbone weights (and the adapter), the
 configs, the mapping scheme (name and table hash) and the decoding threshold chosen on
@@ -28,12 +28,12 @@ import torch.nn as nn
 from ..alphabet import pad_batch
 from ..config import ConfigError
 from ..heads.pairs import Candidates, PairHead, PairHeadConfig, collate_candidates
-from ..heads.structure import DEFAULT_TILE, StructureHead, StructureHeadConfig, strip_special
+from ..heads.pair_map import DEFAULT_TILE, StructureHead, StructureHeadConfig, strip_special
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import rna_codes
-from ..model.attention import BatchCells, run_attention, stacked_attention_maps
-from ..model.encoder import window_hidden
-from ..model.esm2 import ESM2
+from ..backbone.attention import BatchCells, run_attention, stacked_attention_maps
+from ..backbone.encoder import window_hidden
+from ..backbone.esm2 import ESM2
 from ..utils.io import atomic_path
 
 __all__ = [
@@ -57,14 +57,14 @@ class StructureModel(nn.Module):
     ``mode`` "frozen": the backbone gets no gradients, runs under ``torch.no_grad()`` and stays
     in eval mode even when the module is put in training mode (only the head trains).
     "adapters": the backbone's base weights stay frozen and a LoRA adapter (``adapter``, an
-    :class:`resm.model.adapters.AdapterConfig`) trains with the head.
+    :class:`resm.backbone.adapters.AdapterConfig`) trains with the head.
     "full": everything trains except the LM-head and contact-regression weights that a
     structure model never uses.
     """
 
     def __init__(self, backbone: ESM2, head: StructureHead, mode: str = "frozen", adapter=None):
         super().__init__()
-        from ..model.encoder import EncoderError, prepare_backbone
+        from ..backbone.encoder import EncoderError, prepare_backbone
 
         try:
             prepare_backbone(backbone, mode, adapter)
@@ -168,7 +168,7 @@ def structure_payload(model: StructureModel, state: Dict[str, torch.Tensor], hea
 
         payload.update(priors=[p.to_dict() for p in priors], decoding=Decoding().to_dict(), method="mea")
     if mode == "adapters":
-        from ..model.adapters import adapter_state_dict
+        from ..backbone.adapters import adapter_state_dict
 
         payload["adapter"] = {"config": model.adapter_cfg.to_dict(),
                               "state": {k: v.detach().float().cpu().clone()
@@ -197,7 +197,7 @@ def _backbone_payload(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]
 
 
 def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]:
-    from ..model.load import backbone_from_structure_payload
+    from ..backbone.load import backbone_from_structure_payload
 
     backbone = backbone_from_structure_payload(data)
     if data.get("head_kind", "conv") == "pairs":
@@ -213,7 +213,7 @@ def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, 
 def load_structure_model(path: Union[str, Path]) -> Tuple[StructureModel, Dict[str, Any]]:
     """``(model, meta)`` from a ``structure_model.pt`` (read with ``weights_only=True``);
     meta holds the configs, scheme name and hash, threshold and validation metrics."""
-    from ..model.load import CheckpointError, reading, safe_load
+    from ..backbone.load import CheckpointError, reading, safe_load
 
     data = safe_load(path)  # weights_only; a fair-esm backbone file reads too, and is refused below
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -240,7 +240,7 @@ def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, t
         from .priors import cached_dense_prior, head_pair_prior
 
         cfg = model.head.cfg
-        # fp16, as the cache holds it and training read it (resm.tasks.structure.StructureTask.bpp_of)
+        # fp16, as the cache holds it and training read it (resm.tasks.structure_task.StructureTask.bpp_of)
         prior = cached_dense_prior(bpp_cache, seq, cfg) if bpp_cache else head_pair_prior(seq, cfg).astype(np.float16)
         bpp = torch.from_numpy(prior.astype(np.float32))[None, None]
     logits = model.head.predict_tiled(h, mask, attn_feats=attn, bpp=bpp, nuc=nuc, tile=tile)

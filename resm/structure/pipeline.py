@@ -278,7 +278,7 @@ def pair_head_folder(model, meta: Dict, scheme: Scheme, workers: int = 0, batch_
 def default_model_path() -> Path:
     """The structure model that ships inside the package (used when no --model is given, or
     ``--model default``)."""
-    from ..model.load import shipped_structure_model
+    from ..backbone.load import shipped_structure_model
 
     return shipped_structure_model()
 
@@ -459,7 +459,7 @@ def fold_fasta(
     thermodynamic priors, read and filled (a supervised model's; the results are the same).
     """
     from .inputs import read_sequences, source_name
-    from .writers import check_distinct, check_output, record_file_names
+    from .writers import check_distinct, record_file_names, structure_output_mode
 
     predictor: Optional[Predictor] = None
     if bpp_cache is not None:
@@ -484,7 +484,7 @@ def fold_fasta(
     ids = [i for i, _ in records]
     wanted = read_reference(reference, list(zip(ids, lengths)), dict(records)) if reference is not None else None
     write_structures = reference is None or out is not None or split_dir is not None
-    mode = check_output(fmt, out, ids, split_dir) if write_structures else None
+    mode = structure_output_mode(fmt, out, ids, split_dir) if write_structures else None
     check_distinct(**{"-o": out, "--bpp": bpp, "--report": report})
     if report is not None and reference is None:
         raise FoldError("--report writes the --reference scores: give --reference too")
@@ -504,7 +504,7 @@ def fold_fasta(
     run = ShardRun(out or split_dir or bpp or report, len(records), shard_size, job, ".jsonl")
     run.prepare()
     if predictor is None:
-        from ..model.load import load_with_scheme
+        from ..backbone.load import load_with_scheme
 
         loaded, the_scheme = load_with_scheme(model, the_scheme.name, trust=trust)
         predictor = zero_shot_predictor(loaded.model.to(device), the_scheme, loaded.meta["source"], zero_shot, probe)

@@ -21,7 +21,7 @@ any other letter -> N, which never pairs).
 
 The dense functions (:func:`rnafold_bpp`, :func:`rnafold_bpp_local`, :func:`dense_prior`,
 :func:`head_pair_prior`, :func:`cached_dense_prior`) give the (L, L) matrices that the 2-D
-convolutional head (:mod:`resm.heads.structure`) reads; the sparse ones (:func:`pair_prior`,
+convolutional head (:mod:`resm.heads.pair_map`) reads; the sparse ones (:func:`pair_prior`,
 :func:`cached_prior`) feed the sparse pair head (:mod:`resm.heads.pairs`).
 
 Cost of the ViennaRNA functions (2.7, default model: Turner 2004, 37 C, dangles=2): the
@@ -137,7 +137,7 @@ def dense_prior(seq: str, local_above: Optional[int] = None, window: int = 240, 
 
 
 def head_pair_prior(seq: str, cfg) -> np.ndarray:
-    """:func:`dense_prior` with the settings of a :class:`resm.heads.structure.StructureHeadConfig`."""
+    """:func:`dense_prior` with the settings of a :class:`resm.heads.pair_map.StructureHeadConfig`."""
     return dense_prior(seq, cfg.bpp_local_above, cfg.bpp_window, cfg.bpp_span)
 
 

@@ -7,7 +7,7 @@ layer and head (``ContactHead.features``), channel ``layer * heads + head`` as i
 * :func:`fit_probe_weights` is the fit: for each labelled structure, all pairs with
   ``j - i > min_sep`` are positives and a sample of the other cells negatives
   (:func:`sample_pairs`); their attention features come from a caller's function (for ESM-2
-  :func:`resm.model.attention.pair_attention_features`, for any backbone of ``resm compare``
+  :func:`resm.backbone.attention.pair_attention_features`, for any backbone of ``resm compare``
   its ``pair_features``); standardised features, an L2 logistic regression, weights folded
   back onto the raw features.
 * :func:`fit_probe` fits it on an ESM-2 backbone and writes it into
@@ -34,8 +34,8 @@ import torch
 
 from ..alphabet import pad_batch
 from ..mapping import Scheme
-from ..model.attention import pair_attention_features
-from ..model.esm2 import ESM2
+from ..backbone.attention import pair_attention_features
+from ..backbone.esm2 import ESM2
 from ..utils.io import atomic_path
 from .decode import METHODS, choose_threshold, decode
 from .io import FoldError, Structure, read_structures
@@ -183,7 +183,7 @@ def fit_probe_weights(
 
 def fit_probe(model: ESM2, scheme: Scheme, structures: Iterable[Structure], **options) -> dict:
     """:func:`fit_probe_weights` (``options``: its keyword arguments) on an ESM-2 backbone's
-    attention features (:func:`resm.model.attention.pair_attention_features`), written into
+    attention features (:func:`resm.backbone.attention.pair_attention_features`), written into
     ``model.contact_head.regression``.
 
     Returns ``{"n_seqs", "n_pos", "n_neg", "train_auroc", "classifier"}``.
@@ -227,7 +227,7 @@ def load_probe(model: ESM2, path: str | os.PathLike) -> ESM2:
     Raises ValueError if the file is not a probe or was fitted for another number of
     layers or heads.
     """
-    from ..model.load import safe_load
+    from ..backbone.load import safe_load
 
     data = safe_load(path)
     need = {"weight", "bias", "num_layers", "heads"}
@@ -450,10 +450,10 @@ def fit_probe_file(
     seed: int = 0,
 ) -> Tuple[ProbeFile, int, bool]:
     """``resm probe``: read the structures first (:func:`select_structures`), load the backbone
-    (:func:`resm.model.load.load_with_scheme`), fit the probe and choose its threshold
+    (:func:`resm.backbone.load.load_with_scheme`), fit the probe and choose its threshold
     (:func:`fit_zero_shot`) and write it to ``out`` with its sidecar. Returns ``(probe record,
     training structures skipped as too long, whether validation structures were given)``."""
-    from ..model.load import load_with_scheme
+    from ..backbone.load import load_with_scheme
 
     structures, skipped = select_structures(train, max_train, max_length)
     held_out = select_structures(val, max_val, max_length)[0] if val else None

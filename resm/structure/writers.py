@@ -1,10 +1,10 @@
 """Writing folded structures: every output goes to temporary files first and is moved into
 place only when all records are done, so an error never leaves a half-written output behind.
 
-:func:`check_output` decides, before any work, how structures will be written: to stdout, to
-one file (dbn and ct hold many records: a multi-record ct is records one after the other), or,
-only when asked for with ``--split-dir``, to a folder of ``<id>.<ext>`` files named by
-:func:`safe_filename`. :class:`StructureSink` collects them and commits; :class:`TextSink` does
+:func:`structure_output_mode` decides, before any work, how structures will be written: to
+stdout, to one file (dbn and ct hold many records: a multi-record ct is records one after the
+other), or, only when asked for with ``--split-dir``, to a folder of ``<id>.<ext>`` files named
+by :func:`safe_filename`. :class:`StructureSink` collects them and commits; :class:`TextSink` does
 the same for any other text output (base-pair probabilities, the reference report);
 :func:`staged_dir` stages a folder's files (plots, one structure file per record).
 
@@ -30,8 +30,8 @@ from typing import Dict, List, Optional, Sequence
 from ..utils.io import atomic_path, atomic_write_text, merge_dir
 from .io import FoldError, Structure, format_structures, sparse_probs
 
-__all__ = ["OUTPUT_FORMATS", "BPP_HEADER", "safe_filename", "record_file_names", "check_output", "check_distinct",
-           "staged_dir", "StructureSink", "TextSink", "format_bpp"]
+__all__ = ["OUTPUT_FORMATS", "BPP_HEADER", "safe_filename", "record_file_names", "structure_output_mode",
+           "check_distinct", "staged_dir", "StructureSink", "TextSink", "format_bpp"]
 
 OUTPUT_FORMATS = ("dbn", "bpseq", "ct")
 
@@ -60,7 +60,7 @@ def record_file_names(ids: Sequence[str], ext: str) -> Dict[str, str]:
     return out
 
 
-def check_output(fmt: str, out: Optional[Path], ids: Sequence[str], split_dir: Optional[Path] = None) -> str:
+def structure_output_mode(fmt: str, out: Optional[Path], ids: Sequence[str], split_dir: Optional[Path] = None) -> str:
     """How the structures will be written: ``"stdout"``, ``"file"`` (``out``) or ``"dir"``
     (``split_dir``, one ``<id>.<ext>`` file per record).
 
@@ -179,7 +179,7 @@ class TextSink:
 class StructureSink:
     """Collects folded structures and writes them when :meth:`commit` is called.
 
-    ``mode`` comes from :func:`check_output`: ``"stdout"`` and ``"file"`` write one text
+    ``mode`` comes from :func:`structure_output_mode`: ``"stdout"`` and ``"file"`` write one text
     (:class:`TextSink`), ``"dir"`` one file per record into a folder staged until the commit.
     Files are written to temporary files as records arrive, so memory stays small, and renamed
     into place only at :meth:`commit`; :meth:`close` without commit removes them. Used as a

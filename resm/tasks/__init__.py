@@ -1,7 +1,7 @@
 """Every training task of resm, in one registry, and the entry point that trains one.
 
 ``TASKS`` maps a task name to its class: ``mlm`` (masked-LM pretraining,
-:mod:`resm.tasks.mlm`), ``structure`` (:mod:`resm.tasks.structure`), ``rri``
+:mod:`resm.tasks.mlm`), ``structure`` (:mod:`resm.tasks.structure_task`), ``rri``
 (:mod:`resm.tasks.rri`), ``mrl`` (:mod:`resm.tasks.mrl`) and ``joint`` (several heads on one
 encoder, :mod:`resm.tasks.joint`). A task class follows :class:`resm.train.Task` and names the
 config ``sections`` it reads and the ``output`` it writes into ``train.out_dir``; what the tasks
@@ -21,7 +21,7 @@ from .joint import JointTask
 from .mlm import MLMTask
 from .mrl import MRLTask
 from .rri import RRITask
-from .structure import StructureTask
+from .structure_task import StructureTask
 
 __all__ = ["TASKS", "FINETUNE_TASKS", "run"]
 

@@ -10,7 +10,7 @@
   memory (the same contract as the pretraining and structure streams);
 * :func:`save_bundle` / :func:`load_bundle`: the trained parts saved apart from the backbone
   (adapter file, one head file per head, ``manifest.json`` naming the backbone checksum and the
-  mapping scheme; see :mod:`resm.model.adapters`), heads rebuilt through the head registry
+  mapping scheme; see :mod:`resm.backbone.adapters`), heads rebuilt through the head registry
   (:data:`resm.heads.HEADS`). With mode ``full`` the fine-tuned backbone is saved into the
   bundle as a fair-esm ``.pt``; the one-hot baseline saves its encoder with its head.
 
@@ -34,7 +34,7 @@ from ..config import ConfigError, from_dict
 from ..data.stream import EpochStream
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import UNKNOWN_BASE, rna_codes
-from ..model.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
+from ..backbone.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 
 __all__ = ["ModelConfig", "MODEL_KEYS", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
            "ItemStream", "encode_batch", "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]
@@ -68,12 +68,12 @@ class ModelConfig:
         mode: "frozen" (heads only), "adapters" (a LoRA adapter on the frozen backbone + heads)
             or "full" (the backbone trains too). Fine-tuning tasks; the mlm task always trains
             the whole backbone (it accepts ``full`` only).
-        adapter: LoRA settings for mode adapters (:class:`resm.model.adapters.AdapterConfig`:
+        adapter: LoRA settings for mode adapters (:class:`resm.backbone.adapters.AdapterConfig`:
             r, alpha, dropout, targets, layers).
         scheme: nucleotide -> protein-letter mapping scheme; must match the checkpoint's.
             Fine-tuning tasks (the mlm task reads ``data.scheme``).
         trust_checkpoint: allow unpickling arbitrary objects from ``init`` (trusted files only).
-        onehot: settings of the one-hot encoder (:class:`resm.model.encoder.OneHotConfig`).
+        onehot: settings of the one-hot encoder (:class:`resm.backbone.encoder.OneHotConfig`).
             Tasks rri, mrl and joint.
         save_hf: also write the final model as a Hugging Face folder. Task mlm.
     """
@@ -95,7 +95,7 @@ class ModelConfig:
         if self.encoder == "backbone" and bool(self.init) == bool(self.arch):
             raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
         if self.arch is not None:
-            from ..model.config import ARCHS
+            from ..backbone.config import ARCHS
 
             if self.arch not in ARCHS:
                 raise ConfigError(f"model.arch: unknown architecture {self.arch!r}; known: {', '.join(ARCHS)}")
@@ -129,7 +129,7 @@ class ModelConfig:
 def load_model_backbone(cfg, scheme: Scheme):
     """``(ESM2, arch name or None, source)`` of a ``model`` section with ``init`` (a checkpoint)
     or ``arch`` (random weights from ``init_seed``); shared by every task."""
-    from ..model.load import init_model, load_backbone
+    from ..backbone.load import init_model, load_backbone
 
     if cfg.init:
         loaded = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint)
@@ -138,11 +138,11 @@ def load_model_backbone(cfg, scheme: Scheme):
 
 
 def adapter_config(cfg):
-    """The :class:`resm.model.adapters.AdapterConfig` of a ``model`` section in mode adapters
+    """The :class:`resm.backbone.adapters.AdapterConfig` of a ``model`` section in mode adapters
     (None in the other modes); a bad setting is a ConfigError naming ``model.adapter``."""
     if cfg.mode != "adapters":
         return None
-    from ..model.adapters import AdapterConfig
+    from ..backbone.adapters import AdapterConfig
 
     return from_dict(AdapterConfig, cfg.adapter, "model.adapter")
 
@@ -229,7 +229,7 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
 
     ``heads`` maps a head name to ``{"task", "config", "extra"}`` (JSON-able). Returns folder.
     """
-    from ..model import adapters as A
+    from ..backbone import adapters as A
     from ..utils.io import atomic_dir
 
     folder = Path(folder)
@@ -249,7 +249,7 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
             return folder
         backbone = enc.backbone
         if enc.mode == "full":
-            from ..model.load import resm_meta, save_fair_esm
+            from ..backbone.load import resm_meta, save_fair_esm
 
             save_fair_esm(backbone, tmp / "backbone.pt", meta=resm_meta(scheme))
             source = "backbone.pt"
@@ -293,17 +293,17 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     recorded in the manifest (its checksum must match).
     """
     from ..heads import HEADS
-    from ..model import adapters as A
+    from ..backbone import adapters as A
 
     builders = HEADS if builders is None else builders
-    from ..model.load import load_backbone, reading
+    from ..backbone.load import load_backbone, reading
 
     folder = Path(folder)
     if not folder.is_dir():
         raise A.AdapterError(f"{folder}: no such model folder (out_dir/model of `resm finetune`)")
     onehot = sorted(folder.glob("onehot-*.pt"))
     if onehot:
-        from ..model.load import safe_load
+        from ..backbone.load import safe_load
 
         heads, apply, entries = {}, {}, {}
         enc = None

@@ -30,8 +30,8 @@ from ..config import from_dict
 from ..data.masking import MaskingConfig, mask_batch, mlm_loss
 from ..data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, validation_batches
 from ..mapping import get_scheme
-from ..model.esm2 import ESM2
-from ..model.load import resm_meta, save_fair_esm, save_hf
+from ..backbone.esm2 import ESM2
+from ..backbone.load import resm_meta, save_fair_esm, save_hf
 from .base import ModelConfig, load_model_backbone
 
 __all__ = ["ValidationConfig", "MLMTask"]

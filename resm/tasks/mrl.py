@@ -220,7 +220,7 @@ def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False):
     optimus = folder / "optimus-mrl.pt"
     if optimus.exists():
         from ..mapping import get_scheme
-        from ..model.load import reading, safe_load
+        from ..backbone.load import reading, safe_load
 
         d = safe_load(optimus)
         with reading(optimus, "Optimus model"):

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from resm.compare.backends import BackendSpec, BackendUnavailable, make_backend
-from resm.model.attention import sym_apc
+from resm.backbone.attention import sym_apc
 from resm.cli import main as cli_main
 from resm.compare.config import parse_config
 from resm.structure.io import Structure, write_structures
@@ -37,7 +37,7 @@ def _one_thread():
 def ckpts(tmp_path_factory):
     """Tiny resm checkpoints (kdny and nt) and a tiny RNA-FM checkpoint."""
     from resm.mapping import get_scheme
-    from resm.model.load import init_model, resm_meta, save_fair_esm
+    from resm.backbone.load import init_model, resm_meta, save_fair_esm
 
     d = tmp_path_factory.mktemp("ckpt")
     out = {}
@@ -108,7 +108,7 @@ def _spec(**kw):
 @pytest.mark.parametrize("scheme", ["kdny", "nt"])
 def test_resm_backend_shapes_and_features(ckpts, scheme):
     from resm.alphabet import pad_batch
-    from resm.model.esm2 import ContactHead
+    from resm.backbone.esm2 import ContactHead
 
     b = make_backend(_spec(name=f"t-{scheme}", kind="resm", checkpoint=str(ckpts[scheme]), scheme=scheme)).load()
     seq = "GGGCAUCGAAAGAUGCCCAU"

@@ -89,7 +89,7 @@ def hairpins(n: int, seed: int):
 def files(tmp_path_factory):
     """Tiny resm checkpoints (kdny, nt) and the synthetic data sets."""
     from resm.mapping import get_scheme
-    from resm.model.load import init_model, resm_meta, save_fair_esm
+    from resm.backbone.load import init_model, resm_meta, save_fair_esm
 
     d = tmp_path_factory.mktemp("compare_tasks")
     out = {}

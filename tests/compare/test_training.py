@@ -5,7 +5,7 @@ import torch
 
 from resm.compare.config import TrainSection
 from resm.compare.training import CachedStructureTask, WindowStream, train_cached
-from resm.heads.structure import StructureHeadConfig
+from resm.heads.pair_map import StructureHeadConfig
 from resm.structure.io import Structure, parse_dotbracket
 
 

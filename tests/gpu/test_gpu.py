@@ -51,7 +51,7 @@ def random_rna(n: int, seed: int = 0) -> str:
 
 @pytest.fixture
 def model():
-    from resm.model.load import init_model
+    from resm.backbone.load import init_model
 
     return init_model("esm2_t6_8M_UR50D", seed=0).cuda().eval()
 

@@ -255,7 +255,7 @@ def test_a_planted_pickle_never_runs(kind, ws, tmp_path, capfd):
 
 def test_the_payload_is_live(tmp_path):
     """The control: unpickled in full (what --trust-checkpoint allows), the payload runs."""
-    from resm.model.load import CheckpointError, safe_load
+    from resm.backbone.load import CheckpointError, safe_load
 
     marker = tmp_path / MARKER_NAME
     evil = plant(tmp_path / "evil.pt", marker)
@@ -277,7 +277,7 @@ def test_trusting_a_zero_folder_is_explicit(ws, tmp_path, capfd):
 
 def test_deepspeed_loads_are_weights_only(tmp_path):
     """What DeepSpeed's resume reads goes through the same guard."""
-    from resm.model.load import CheckpointError
+    from resm.backbone.load import CheckpointError
     from resm.train_state import guarded_torch_load
 
     marker = tmp_path / MARKER_NAME
@@ -294,7 +294,7 @@ def test_deepspeed_loads_are_weights_only(tmp_path):
 def test_arrays_read_back_never_unpickle(tmp_path):
     """numpy files resm reads (the RNAfold prior cache, embeddings) are read without pickle."""
     from resm.embed import read_embeddings
-    from resm.heads.structure import StructureHeadConfig
+    from resm.heads.pair_map import StructureHeadConfig
     from resm.structure.priors import PriorConfig, cached_dense_prior, cached_prior
 
     marker = tmp_path / MARKER_NAME

@@ -113,7 +113,7 @@ def test_outputs_of_the_same_kind_are_replaced(ws, tmp_path):
     for seed in ("1", "2"):
         assert run("init-checkpoint", "--arch", "tiny", "--seed", seed, "--out", out) == 0
         assert run("init-checkpoint", "--arch", "tiny", "--seed", seed, "--format", "hf", "--out", hf) == 0
-    from resm.model.load import load_backbone
+    from resm.backbone.load import load_backbone
 
     assert json.loads((hf / "resm.json").read_text())["seed"] == 2
     assert load_backbone(out).meta["seed"] == 2

@@ -61,7 +61,7 @@ def test_famfold_training_and_evaluation(tmp_path):
     cached = sorted((tmp_path / "bpp").glob("*.npy"))  # the folds share one pair-probability cache
     assert cached and not list((tmp_path / "bpp").glob("*.tmp"))
     # the held-out family was never trained on: the fold's training records are the other family's
-    from resm.tasks.structure import StructureTask
+    from resm.tasks.structure_task import StructureTask
     from resm.config import load_config
 
     task = StructureTask(load_config(path, [f"data_dir={data}", "data.fold=5s"]))

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import resm_cli
 from resm.fasta import FastaError
 from resm.mapping import get_scheme
-from resm.model.load import init_model, save_fair_esm
+from resm.backbone.load import init_model, save_fair_esm
 from resm.structure.decode import decode
 from resm.structure.inputs import read_sequences, sniff_format
 from resm.structure.io import FoldError, iter_dbn, pair_list, parse_dotbracket, read_structures
@@ -121,7 +121,7 @@ def test_one_ct_file_holds_every_record(tiny, tmp_path):
 
 
 def test_bpp_file_is_sparse_one_based_and_matches_the_map(tiny, tmp_path):
-    from resm.model.load import load_backbone
+    from resm.backbone.load import load_backbone
     from resm.structure.probe import load_probe, predict_pair_probs
 
     d = tiny

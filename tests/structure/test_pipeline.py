@@ -14,7 +14,7 @@ from resm.structure.pipeline import fold_records
 from resm.structure.plot import plot_structure, require_matplotlib
 from resm.structure.probe import ProbeFile, sidecar_path
 from resm.mapping import get_scheme
-from resm.model.load import init_model, load_backbone
+from resm.backbone.load import init_model, load_backbone
 from resm.structure.io import iter_dbn, pair_list, read_structures
 from resm.structure.probe import load_probe, predict_pair_probs
 
@@ -232,13 +232,13 @@ def test_plot_structure_writes_png(tmp_path):
 @pytest.mark.parametrize("fmt,mode", [("dbn", "file"), ("ct", "file"), ("ct", "dir")])
 def test_failure_midway_leaves_nothing(tmp_path, fmt, mode):
     """An error after some records were folded: no output file, directory or temporary."""
-    from resm.structure.writers import StructureSink, check_output, staged_dir
+    from resm.structure.writers import StructureSink, staged_dir, structure_output_mode
     from resm.structure.io import Structure
 
     out = tmp_path / f"o.{fmt}"
     recs = [Structure(f"r{k}", "GGGAAAACCC", [9, 8, -1, -1, -1, -1, -1, -1, 1, 0]) for k in range(3)]
     names = [r.name for r in recs]
-    assert (check_output(fmt, None, names, split_dir=out) if mode == "dir" else check_output(fmt, out, names)) == mode
+    assert (structure_output_mode(fmt, None, names, split_dir=out) if mode == "dir" else structure_output_mode(fmt, out, names)) == mode
     with pytest.raises(RuntimeError):
         with staged_dir(tmp_path / "plots") as plots, StructureSink(fmt, out, mode) as sink:
             for k, r in enumerate(recs):

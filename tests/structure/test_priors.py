@@ -97,7 +97,7 @@ def test_dense_prior_switches_to_local_above_the_threshold():
 
 
 def test_cached_dense_prior_round_trips_and_keys_on_the_prior_setting(tmp_path):
-    from resm.heads.structure import StructureHeadConfig
+    from resm.heads.pair_map import StructureHeadConfig
 
     seq = "GGGGAAACCCCAUAUGGCGCAAAGCGCCAUAUGGG"
     glob_cfg = StructureHeadConfig(use_bpp=True)

@@ -8,9 +8,9 @@ from sklearn.metrics import roc_auc_score
 from resm.alphabet import pad_batch
 from resm.structure.decode import decode
 from resm.mapping import get_scheme
-from resm.model.load import init_model
+from resm.backbone.load import init_model
 from resm.structure.io import Structure, check_pairs, read_structures
-from resm.model.attention import pair_attention_features
+from resm.backbone.attention import pair_attention_features
 from resm.structure.probe import fit_probe, load_probe, predict_pair_probs, sample_pairs, save_probe
 
 SCHEME = get_scheme("kdny")

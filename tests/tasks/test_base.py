@@ -8,12 +8,12 @@ import pytest
 from resm.config import ConfigError, from_dict, load_config
 from resm.heads.mrl import ExpressionHeadConfig, OptimusConfig
 from resm.heads.rri import InteractionHeadConfig
-from resm.heads.structure import StructureHeadConfig
+from resm.heads.pair_map import StructureHeadConfig
 from resm.tasks import FINETUNE_TASKS, TASKS
 from resm.tasks.base import MODEL_KEYS, ModelConfig
 from resm.tasks.mrl import MRLDataConfig
 from resm.tasks.rri import RRIDataConfig
-from resm.tasks.structure import StructureDataConfig
+from resm.tasks.structure_task import StructureDataConfig
 from resm.train import OptimConfig, TrainConfig
 from tests.conftest import REPO
 

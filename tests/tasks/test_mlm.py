@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from tests.conftest import REPO, logged, resm_cli
-from resm.model.load import load_backbone
+from resm.backbone.load import load_backbone
 
 from tests.conftest import ENV
 

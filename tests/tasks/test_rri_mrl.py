@@ -94,7 +94,7 @@ def rri_config(tmp_path, ckpt, mode="adapters", steps=60, encoder="backbone"):
 @pytest.mark.slow
 def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
     from resm.tasks import run
-    from resm.model.adapters import read_manifest
+    from resm.backbone.adapters import read_manifest
 
     res = run(rri_config(tmp_path, tiny_ckpt, steps=250))
     val = res["final"]
@@ -208,7 +208,7 @@ def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
 
 def test_joint_adapter_one_pass_serves_both_heads(tmp_path, tiny_ckpt):
     from resm.tasks import run
-    from resm.model.adapters import read_manifest
+    from resm.backbone.adapters import read_manifest
     from resm.tasks.base import encode_batch, load_bundle
 
     r = rri_config(tmp_path, tiny_ckpt, steps=8)
@@ -241,8 +241,8 @@ def test_joint_adapter_one_pass_serves_both_heads(tmp_path, tiny_ckpt):
 def test_adapter_files_swap_on_one_backbone(tmp_path, tiny_ckpt):
     """Two heads trained with their own adapters; one backbone, adapters swapped by file."""
     from resm.tasks import run
-    from resm.model.adapters import adapter_names, load_adapter, set_active_adapter
-    from resm.model.load import load_backbone
+    from resm.backbone.adapters import adapter_names, load_adapter, set_active_adapter
+    from resm.backbone.load import load_backbone
     from resm.mapping import get_scheme
     from resm.tasks.base import encode_batch
 
@@ -256,7 +256,7 @@ def test_adapter_files_swap_on_one_backbone(tmp_path, tiny_ckpt):
     with torch.no_grad():
         base = bb(batch["tokens"])["logits"]
     # same adapter name in both bundles: load each under its own name by copying state
-    from resm.model.adapters import add_adapter, adapter_state_dict, load_adapter_state_dict
+    from resm.backbone.adapters import add_adapter, adapter_state_dict, load_adapter_state_dict
 
     outs = {}
     for tag, res in (("rri", a), ("mrl", b)):
@@ -316,7 +316,7 @@ def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
            "optim": {"lr": 3e-3, "warmup_steps": 2}, "train": train_cfg(tmp_path / "st", 6)}
     res = run(cfg)
     model, meta = load_structure_model(res["model_file"])
-    from resm.model.adapters import adapter_names
+    from resm.backbone.adapters import adapter_names
 
     assert meta["mode"] == "adapters" and adapter_names(model.backbone) == ["shared"]
     P = predict_pairs(model, "kdny", recs[25].seq)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ENV, REPO, resm_cli
 from resm.embed import read_embeddings
-from resm.model.load import init_model, save_fair_esm
+from resm.backbone.load import init_model, save_fair_esm
 from resm.utils.shards import ShardError, ShardRun
 
 SEQS = ["GGGGAAACCCCAUAGCGCGAAAGCGCU", "ACGGCAUUCGUGCCGUAAAGGGCUAAAGCCCA", "GCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC",

@@ -43,9 +43,3 @@ ARCHS = {
     "tiny": ESM2Config(2, 64, 4),
     "small": ESM2Config(4, 128, 8),
 }
-
-
-def arch_config(name: str) -> ESM2Config:
-    if name not in ARCHS:
-        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(ARCHS)}")
-    return ARCHS[name]

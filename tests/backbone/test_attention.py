@@ -5,7 +5,7 @@ import torch
 
 from resm.alphabet import pad_batch
 from resm.mapping import get_scheme
-from resm.model.attention import (
+from resm.backbone.attention import (
     LinearMap,
     PairCells,
     StackedMaps,
@@ -13,7 +13,7 @@ from resm.model.attention import (
     run_attention,
     stacked_attention_maps,
 )
-from resm.model.load import init_model
+from resm.backbone.load import init_model
 
 SCHEME = get_scheme("kdny")
 

@@ -1,4 +1,4 @@
-"""Tests of the supervised secondary-structure head (resm.heads.structure)."""
+"""Tests of the supervised secondary-structure head (resm.heads.pair_map)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resm.model.attention import stacked_attention_maps
-from resm.heads.structure import (
+from resm.backbone.attention import stacked_attention_maps
+from resm.heads.pair_map import (
     NEG_LOGIT,
     StructureHead,
     StructureHeadConfig,
@@ -277,7 +277,7 @@ def test_backbone_glue_with_tiny_model():
     from resm.alphabet import pad_batch
     from resm.mapping import get_scheme
     from resm.nucleotides import rna_codes
-    from resm.model.load import init_model
+    from resm.backbone.load import init_model
 
     model = init_model("tiny", seed=0)
     seqs = ["GGGAAACCCAUGC", "ACGUACGUAC"]

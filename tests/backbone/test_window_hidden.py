@@ -6,9 +6,9 @@ import torch
 
 from resm.alphabet import pad_batch
 from resm.mapping import get_scheme
-from resm.model.config import ESM2Config
-from resm.model.encoder import window_hidden
-from resm.model.esm2 import ESM2
+from resm.backbone.config import ESM2Config
+from resm.backbone.encoder import window_hidden
+from resm.backbone.esm2 import ESM2
 
 
 def _backbone(seed=0):

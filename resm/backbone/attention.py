@@ -1,7 +1,7 @@
 """The per-layer attention hook: every layer's symmetrised, APC-corrected attention maps.
 
 ESM's contact head reads attention maps as features: each head's map over the residues,
-symmetrised and APC-corrected (:meth:`resm.model.esm2.ContactHead.features`), channel
+symmetrised and APC-corrected (:meth:`resm.backbone.esm2.ContactHead.features`), channel
 ``layer * heads + head`` (the order of ``contact_head.regression``). :func:`run_attention`
 runs a backbone once and hands those maps to a *consumer* one layer at a time, so only one
 layer's raw maps are alive at once; what the consumer keeps decides the memory:

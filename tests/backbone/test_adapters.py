@@ -1,4 +1,4 @@
-"""LoRA adapters (resm.model.adapters) on the tiny 2-layer ESM-2: injection, training,
+"""LoRA adapters (resm.backbone.adapters) on the tiny 2-layer ESM-2: injection, training,
 switching, disabling, the on-disk bundle and its checks."""
 
 import copy
@@ -11,9 +11,9 @@ import torch
 import torch.nn as nn
 
 from resm.mapping import get_scheme
-from resm.model import adapters as A
-from resm.model.adapters import AdapterConfig, AdapterError
-from resm.model.load import init_model
+from resm.backbone import adapters as A
+from resm.backbone.adapters import AdapterConfig, AdapterError
+from resm.backbone.load import init_model
 
 CFG_A = AdapterConfig(r=4, alpha=8.0, targets=["q_proj", "v_proj"])
 CFG_B = AdapterConfig(r=4, alpha=8.0, targets=["fc1", "fc2"], layers=[1])

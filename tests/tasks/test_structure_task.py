@@ -73,7 +73,7 @@ log = logged
 @pytest.fixture(scope="module")
 def trained(assets):
     """One CLI training run (80 steps), shared by the learning and round-trip tests."""
-    from resm.tasks.structure import StructureTask
+    from resm.tasks.structure_task import StructureTask
 
     cfg = config(assets, assets["dir"] / "run")
     task = StructureTask(cfg)
@@ -95,7 +95,7 @@ def test_finetune_learns_hairpins(trained):
 
 
 def test_model_file_round_trip(trained):
-    from resm.tasks.structure import StructureTask
+    from resm.tasks.structure_task import StructureTask
     from resm.structure.model import load_structure_model, predict_pairs
     from resm.mapping import get_scheme
     from resm.structure.io import read_structures
@@ -105,7 +105,7 @@ def test_model_file_round_trip(trained):
     assert raw["backbone"]["embed_tokens.weight"].dtype == torch.float16
     assert 0.05 <= raw["threshold"] <= 0.95 and raw["scheme"] == "kdny"
     assert raw["val_metrics"]["f1_mean"] > 0.6
-    from resm.model.load import load_backbone
+    from resm.backbone.load import load_backbone
 
     init = load_backbone(trained["cfg"]["model"]["init"]).model.state_dict()
     for k, v in raw["backbone"].items():  # frozen: the backbone is the initial one (fp16)
@@ -122,7 +122,7 @@ def test_model_file_round_trip(trained):
     rec = next(iter(read_structures(trained["cfg"]["data"]["val"])))
     P = predict_pairs(model, scheme, rec.seq, tile=8)  # several tiles
     assert P.dtype == np.float32 and P.shape == (len(rec.seq),) * 2
-    from resm.tasks.structure import collate, Item
+    from resm.tasks.structure_task import collate, Item
     from resm.nucleotides import rna_codes
 
     it = Item(("val", 0), rec.name, rec.seq, rec.pairs, 0, scheme.encode(rec.seq), rna_codes(rec.seq))
@@ -149,7 +149,7 @@ def test_resume_matches_uninterrupted(assets, tmp_path):
 
 
 def test_stream_resume_and_sharding(assets):
-    from resm.tasks.structure import StructureDataConfig, StructureStream, load_records
+    from resm.tasks.structure_task import StructureDataConfig, StructureStream, load_records
     from resm.mapping import get_scheme
 
     cfg = StructureDataConfig(train=assets["train"], max_length=30, tokens_per_batch=200)
@@ -174,7 +174,7 @@ def test_stream_resume_and_sharding(assets):
 
 
 def test_bpp_channel_small(assets, tmp_path):
-    from resm.tasks.structure import StructureTask
+    from resm.tasks.structure_task import StructureTask
     from resm.structure.model import predict_pairs
     from resm.train import OptimConfig, TrainConfig, Trainer
 
@@ -211,7 +211,7 @@ def test_bad_configs_are_one_line_errors(assets, tmp_path, capsys):
 
 
 def test_full_mode_and_attention_channels(assets):
-    from resm.tasks.structure import StructureTask
+    from resm.tasks.structure_task import StructureTask
     from resm.structure.model import predict_pairs
 
     for mode, frozen_grads in (("full", False), ("frozen", True)):

@@ -5,7 +5,7 @@ Inputs (per batch, residues only, BOS/EOS already stripped — see :func:`strip_
 * ``h`` (B, L, E): residue embeddings from the backbone;
 * ``mask`` (B, L) bool: True at real residues;
 * ``attn_feats`` (B, C_attn, L, L), optional: symmetrised + APC attention maps, e.g. from
-  :func:`resm.model.attention.stacked_attention_maps` (``layers * heads`` channels);
+  :func:`resm.backbone.attention.stacked_attention_maps` (``layers * heads`` channels);
 * ``bpp`` (B, 1, L, L), optional: ViennaRNA base-pair probabilities, computed by the caller;
 * ``nuc`` (B, L) int, optional (required when ``use_onehot_pairs``): 0..3 for A C G U and 4
   for an unknown base (:func:`resm.nucleotides.rna_codes` gives exactly these codes).
@@ -506,7 +506,7 @@ def strip_special(x: torch.Tensor, tokens: torch.Tensor) -> Tuple[torch.Tensor, 
     Tokens as made by ``resm.alphabet.pad_batch`` (BOS, residues, EOS, PAD...); the residue
     grid matches ``ContactHead.features`` (which also drops BOS and the last column).
     """
-    from ..model.esm2 import bos_eos_positions
+    from ..backbone.esm2 import bos_eos_positions
 
     return x[:, 1:-1], bos_eos_positions(tokens)[:, 1:-1]
 

@@ -6,8 +6,8 @@ import torch
 
 from resm.alphabet import MASK, pad_batch
 from resm.mapping import get_scheme
-from resm.model.config import ESM2Config
-from resm.model.esm2 import ESM2
+from resm.backbone.config import ESM2Config
+from resm.backbone.esm2 import ESM2
 
 TOL = 1e-4  # the issue's bound; observed differences are ~1e-6 in fp32
 
@@ -102,7 +102,7 @@ def test_bf16_autocast_runs_and_rotary_stays_fp32():
 
 def test_rotary_is_relative_far_out():
     """Scores depend only on the offset, also past 4,000 positions (no drift from fp error)."""
-    from resm.model.esm2 import RotaryEmbedding
+    from resm.backbone.esm2 import RotaryEmbedding
 
     q = torch.randn(1, 1, 1, 16).expand(1, 1, 9000, 16)
     k = torch.randn(1, 1, 1, 16).expand(1, 1, 9000, 16)

@@ -7,7 +7,7 @@ produce it from a batch dict (``tokens`` from :func:`resm.alphabet.pad_batch`, `
 
 * :class:`BackboneEncoder`: an ESM-2 backbone in one of three modes, ``frozen`` (no
   gradients, eval mode always), ``adapters`` (frozen base weights + a trainable LoRA adapter,
-  see :mod:`resm.model.adapters`) or ``full`` (everything trains except the LM head and the
+  see :mod:`resm.backbone.adapters`) or ``full`` (everything trains except the LM head and the
   contact regression, which no head uses);
 * :class:`OneHotEncoder`: one-hot nucleotides and a small 1-D CNN. It has no pretrained
   weights: it is the in-project baseline ("one-hot CNN") that any language-model encoder must
@@ -42,7 +42,7 @@ class EncoderError(ValueError):
 def prepare_backbone(backbone: ESM2, mode: str, adapter: Optional[Any] = None, adapter_name: str = SHARED_ADAPTER,
                      seed: int = 0) -> None:
     """Set which backbone weights train, in place: ``frozen`` none; ``adapters`` a new LoRA
-    adapter (``adapter``, an :class:`resm.model.adapters.AdapterConfig`, initialised from
+    adapter (``adapter``, an :class:`resm.backbone.adapters.AdapterConfig`, initialised from
     ``seed``) and nothing else; ``full`` everything except the LM head and the contact
     regression, which no fine-tuning head uses."""
     if mode not in MODES:

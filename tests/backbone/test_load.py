@@ -9,7 +9,7 @@ import torch
 
 from resm.alphabet import pad_batch
 from resm.mapping import MappingError, get_scheme
-from resm.model.load import (
+from resm.backbone.load import (
     CheckpointError,
     init_model,
     load_backbone,

@@ -7,8 +7,8 @@ on labelled structures (e.g. bpRNA TR0, validated on VL0). Two heads (``head.kin
   weight, whether to add pseudoknots) is chosen on validation structures at the end, on VL0
   and/or on whole families held out of training (``data.families``);
 * ``conv`` (the default, for older configs): the dense 2-D
-  :class:`resm.heads.structure.StructureHead` with an optional ViennaRNA channel
-  (``data.use_bpp``), :func:`resm.heads.structure.pair_loss`, greedy decoding at a threshold
+  :class:`resm.heads.pair_map.StructureHead` with an optional ViennaRNA channel
+  (``data.use_bpp``), :func:`resm.heads.pair_map.pair_loss`, greedy decoding at a threshold
   chosen on validation.
 
 The config has these sections (every option is documented on its dataclass):
@@ -17,9 +17,9 @@ The config has these sections (every option is documented on its dataclass):
 * ``model`` (:class:`resm.tasks.base.ModelConfig`): backbone weights, training mode, mapping
   scheme;
 * ``head``: ``kind`` and the fields of :class:`resm.heads.pairs.PairHeadConfig` or
-  :class:`resm.heads.structure.StructureHeadConfig` (the backbone's sizes and the prior count
+  :class:`resm.heads.pair_map.StructureHeadConfig` (the backbone's sizes and the prior count
   are filled in);
-* ``data`` (:class:`resm.data.structure.StructureDataConfig`): structure files, crops,
+* ``data`` (:class:`resm.data.labelled_structures.StructureDataConfig`): structure files, crops,
   batching, priors, family hold-out;
 * ``loss`` (:class:`StructureLossConfig`): positive-pair weight;
 * ``optim`` / ``train``: :class:`resm.train.OptimConfig` / :class:`resm.train.TrainConfig`.
@@ -41,12 +41,12 @@ import torch.nn.functional as F
 
 from ..config import ConfigError, from_dict
 from ..fasta import token_batches
-from ..data.structure import StructureDataConfig, Item, StructureStream, collate, family_split, load_records
+from ..data.labelled_structures import StructureDataConfig, Item, StructureStream, collate, family_split, load_records
 from ..heads.pairs import PairHead, PairHeadConfig, candidates, collate_candidates, prior_probability
-from ..heads.structure import StructureHead, StructureHeadConfig, pair_loss
+from ..heads.pair_map import StructureHead, StructureHeadConfig, pair_loss
 from ..mapping import get_scheme
 from ..nucleotides import rna_codes
-from ..model.esm2 import ESM2
+from ..backbone.esm2 import ESM2
 from ..structure.model import MODEL_FILE, StructureModel, model_from_payload, save_structure_model, structure_payload
 from .base import ModelConfig, adapter_config, load_model_backbone
 
