@@ -1,6 +1,7 @@
 # resm: set-up, tests and the demo job. Everything installs into ./.venv.
 #   make demo   set up, then run the main job on what ships in the repository
-#   make test   set up, then run the test suite (what CI runs)
+#   make test   set up, lint, then run the test suite (what CI runs)
+#   make lint   ruff check and ruff format --check (configured in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 DEMO ?= runs/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,13 @@ demo: setup
 	cat $(DEMO)/structures.dbn
 	cat $(DEMO)/scores.tsv
 
-test: setup
+LINTED := resm tests experiments
+
+lint: setup
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+test: setup lint
 	$(PY) -m pytest -q
 
 bench: setup

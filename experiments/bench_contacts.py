@@ -36,7 +36,8 @@ with torch.inference_mode():
     t = time.perf_counter()
     c = model(toks, return_contacts=True)["contacts"] if impl == "fair-esm" else model.predict_contacts(toks)
     dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "shape": list(c.shape)}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"seconds": dt, "peak_bytes": peak, "shape": list(c.shape)}))
 """
 
 
@@ -59,14 +60,15 @@ def main() -> None:
             print(impl, L, r, flush=True)
     lines = ["| length (nt) | fair-esm time (s) | fair-esm peak (GiB) | resm time (s) | resm peak (GiB) |", "|---|---|---|---|---|"]
     for L in a.lengths:
-        f = next(r for i, l, r in rows if i == "fair-esm" and l == L)
-        o = next(r for i, l, r in rows if i == "resm" and l == L)
+        f = next(r for i, n, r in rows if i == "fair-esm" and n == L)
+        o = next(r for i, n, r in rows if i == "resm" and n == L)
         fs = f"{f['seconds']:.1f} | {f['peak_bytes'] / 2**30:.2f}" if f else "not run | (> 20 GiB reported)"
         lines.append(f"| {L} | {fs} | {o['seconds']:.1f} | {o['peak_bytes'] / 2**30:.2f} |")
     text = "\n".join([
         f"# Zero-shot contact maps on CPU ({a.arch}, random weights, batch of 1)",
         "",
-        f"Command: `python experiments/bench_contacts.py --out {a.out}`; 2 threads, {time.strftime('%Y-%m-%d')}; "
+        f"Command: `python experiments/bench_contacts.py --out {a.out}`; "
+        f"2 threads, {time.strftime('%Y-%m-%d')}; "
         "peak = whole-process RSS including weights.",
         "",
         *lines,

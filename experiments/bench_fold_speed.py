@@ -106,7 +106,7 @@ def main():
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, L, recs in cases(a.data_dir, a.lengths, a.seed):
+        for name, _L, recs in cases(a.data_dir, a.lengths, a.seed):
             fa = Path(tmp) / "in.fa"
             write_fasta(fa, recs)
             nt = sum(len(s) for _, s in recs)
@@ -125,7 +125,8 @@ def main():
         "(torch threads and prior processes); RNAfold and LinearPartition single-process. Every cell is a whole "
         "fresh process (start-up and model loading included).",
         "",
-        "| case | records | nt | resm s | RNAfold s | LinearPartition-E s | RNAfold s / resm s | LinearPartition-E s / resm s | resm peak GiB |",
+        "| case | records | nt | resm s | RNAfold s | LinearPartition-E s "
+        "| RNAfold s / resm s | LinearPartition-E s / resm s | resm peak GiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, n, nt, rs, fs, ls, rm in rows:

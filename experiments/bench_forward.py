@@ -104,7 +104,8 @@ def main() -> None:
                           f"{statistics.median(r['times']):.2f}s, peak {r['peak_bytes'] / 2**30:.2f} GiB", flush=True)
 
     lines = [
-        "| model | length (nt) | fair-esm time (s) | resm time (s) | speed-up | fair-esm peak (GiB) | resm peak (GiB) | memory ratio (resm/fair-esm) |",
+        "| model | length (nt) | fair-esm time (s) | resm time (s) | speed-up "
+        "| fair-esm peak (GiB) | resm peak (GiB) | memory ratio (resm/fair-esm) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for arch in a.archs:

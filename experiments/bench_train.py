@@ -27,7 +27,8 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, time, os
 import numpy as np, torch
-impl, corpus, steps, max_len, batch, threads, arch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+impl, corpus, arch = sys.argv[1], sys.argv[2], sys.argv[7]
+steps, max_len, batch, threads = (int(x) for x in sys.argv[3:7])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 from resm.alphabet import pad_batch, PAD
@@ -106,7 +107,8 @@ def main() -> None:
         f"Command: `python experiments/bench_train.py --out {a.out}`  ",
         f"{a.arch}, random init, Rfam 14.2 seed corpus cropped to {a.max_length} nt, AdamW, 15% masking; "
         f"naive = fair-esm ESM2 on random batches of {a.batch} sequences padded to the longest; "
-        f"resm = resm backbone on length-bucketed batches of at most {a.batch * (a.max_length + 2)} padded tokens. "
+        f"resm = resm backbone on length-bucketed batches of at most "
+        f"{a.batch * (a.max_length + 2)} padded tokens. "
         f"{a.steps} steps after one warm-up, median over {a.rounds} alternating fresh processes; "
         f"{a.threads} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.",
         "",

@@ -29,7 +29,8 @@ def main() -> None:
     by_step = {r["step"]: r for r in train}
     for v in val:
         t = by_step.get(v["step"]) or min(train, key=lambda r: abs(r["step"] - v["step"]))
-        lines.append(f"| {v['step']} | {tokens_at_step(v['step']):,} | {t['loss']:.3f} | {v['val_loss']:.3f} | {v['unigram_baseline']:.3f} |")
+        lines.append(f"| {v['step']} | {tokens_at_step(v['step']):,} | {t['loss']:.3f} "
+                     f"| {v['val_loss']:.3f} | {v['unigram_baseline']:.3f} |")
     last = train[-1]
     summary = (f"{last['step']} steps, {last['tokens_seen']:,} tokens, {last['elapsed_s'] / 60:.1f} min wall, "
                f"final throughput {last['tokens_per_s']:.0f} tokens/s")

@@ -12,7 +12,8 @@ or a backbone with a zero-shot probe: ``load_predictor("esm2.pt", zero_shot="pro
 Embed sequences with any backbone (a fair-esm ``.pt``, a Hugging Face folder or cached hub id,
 an ESM-2 name, or ``"default"``, the backbone of the shipped model):
 
->>> arrays, index = resm.embed_sequences("default", {"a": "GGGGAAACCCC", "b": "ACGUACGUAAAC"}, include=["mean", "per_tok"])
+>>> arrays, index = resm.embed_sequences("default", {"a": "GGGGAAACCCC", "b": "ACGUACGUAAAC"},
+...                                      include=["mean", "per_tok"])
 >>> layer = index["layers"][-1]
 >>> arrays[f"a/per_tok/{layer}"].shape[0], arrays[f"b/mean/{layer}"].ndim, index["ids"]
 (11, 1, ['a', 'b'])

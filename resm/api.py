@@ -28,7 +28,7 @@ from .utils.device import resolve_device
 
 __all__ = ["load_predictor", "load_backbone", "embed_sequences", "read_embeddings", "write_embeddings", "Structure", "Predictor"]
 
-Sequences = Union[Mapping[str, str], Iterable[Tuple[str, str]], Iterable[str], str, os.PathLike]
+Sequences = Mapping[str, str] | Iterable[Tuple[str, str]] | Iterable[str] | str | os.PathLike
 
 
 def load_predictor(model: Union[str, os.PathLike, None] = DEFAULT_MODEL, zero_shot: Union[str, os.PathLike, None] = None,

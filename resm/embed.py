@@ -139,7 +139,7 @@ def read_embeddings(path: str | os.PathLike):
 
         with safe_open(str(path), framework="np") as fh:
             index = json.loads(fh.metadata()["resm_index"])
-            return {k: fh.get_tensor(k) for k in fh.keys()}, index
+            return {k: fh.get_tensor(k) for k in fh.keys()}, index  # noqa: SIM118 (a safetensors file, not a dict)
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files if k != "__index__"}
         return arrays, json.loads(str(z["__index__"]))

@@ -92,7 +92,7 @@ class Scheme:
         try:
             return "".join(inv[int(i)] for i in ids)
         except KeyError as e:
-            raise ValueError(f"token id {e.args[0]} is not a letter of scheme {self.name!r}")
+            raise ValueError(f"token id {e.args[0]} is not a letter of scheme {self.name!r}") from None
 
     @property
     def letters(self) -> str:

@@ -26,8 +26,6 @@ On a sequence the strict normaliser accepts, both give the same codes. Both work
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 
 __all__ = [
@@ -67,7 +65,7 @@ PAIR_TYPE.setflags(write=False)
 _INVALID = 255  # the strict table's mark of a symbol that is no nucleotide
 _LETTER_BYTES = np.frombuffer(LETTERS.encode("ascii"), dtype=np.uint8)
 
-Sequence = Union[str, bytes, bytearray, memoryview]
+Sequence = str | bytes | bytearray | memoryview
 
 
 class MappingError(ValueError):

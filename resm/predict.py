@@ -147,7 +147,7 @@ def predict_expression(path: Path, model: Path, out: Optional[Path] = None, vari
         from .data.mrl import MRLError
 
         raise MRLError(f"{path}: no UTRs to predict (the file holds a header only)")
-    for i, (n, s) in enumerate(zip(names, seqs)):
+    for n, s in zip(names, seqs):
         if limit and len(s) > int(limit):
             raise ValueError(f"{Path(path).name}: record {n!r} has {len(s)} nt, longer than the {limit} nt this model supports")
         scheme.encode(s, n)

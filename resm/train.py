@@ -155,7 +155,8 @@ class TrainConfig:
         self.device = check_device(self.device, "train.device")
         if self.engine == "deepspeed":  # checked here, before any model is built or op compiled
             if not self.deepspeed_config:
-                raise ConfigError("engine deepspeed needs train.deepspeed_config (a file, or a shipped name: zero0..zero3, zero2_offload)")
+                raise ConfigError("engine deepspeed needs train.deepspeed_config "
+                                  "(a file, or a shipped name: zero0..zero3, zero2_offload)")
             try:
                 self.deepspeed_config = str(find_config(self.deepspeed_config, "deepspeed"))
             except ConfigError as e:

@@ -62,7 +62,7 @@ def main() -> None:
     data = Path(a.data_dir or default_data_dir())
     runs = REPO / a.runs
     runs.mkdir(parents=True, exist_ok=True)
-    log = open(runs / "commands.log", "a")
+    log = open(runs / "commands.log", "a")  # noqa: SIM115 (appended to by every run below)
     common = [f"model.init={a.backbone}", f"train.max_steps={a.steps}", "train.max_minutes=null", "train.progress=false",
               "train.val_every=0", "train.ckpt_every=250"]
     if a.data_dir:
@@ -137,7 +137,8 @@ def main() -> None:
         "# RNA–RNA interaction and expression on CPU (resm vs baselines, one run)",
         "",
         f"Command: `python experiments/rri_mrl_cpu/run.py --backbone {a.backbone} --probe {a.probe} --steps {a.steps}`",
-        f"(backbone: the `small` RNA model of configs/pretrain/cpu_demo.yaml; {a.steps} optimiser steps per arm, the joint arm too (so each of its tasks gets half); one CPU thread).",
+        f"(backbone: the `small` RNA model of configs/pretrain/cpu_demo.yaml; {a.steps} optimiser steps per arm, "
+        "the joint arm too (so each of its tasks gets half); one CPU thread).",
         "",
         "## RNA–RNA interaction (miRNA–target)",
         "",
@@ -150,9 +151,11 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.0f} |")
     lines += ["", "## Expression: mean ribosome load of 50-nt 5'UTRs", "",
-              f"Test 20k: the seeded 10% of the 20k library ({len(te20)} UTRs). Human: {len(hu)} wild-type and variant fragments "
+              f"Test 20k: the seeded 10% of the 20k library ({len(te20)} UTRs). "
+              f"Human: {len(hu)} wild-type and variant fragments "
               f"(another library, measured as `hrl`); variant effect over {len(vp)} (wild type, variant) pairs.", "",
-              "| model | test20k R² | test20k Spearman | human R² | human Spearman | variant Δ Spearman | variant Δ Pearson | eval s |",
+              "| model | test20k R² | test20k Spearman | human R² | human Spearman "
+              "| variant Δ Spearman | variant Δ Pearson | eval s |",
               "|---|---|---|---|---|---|---|---|"]
     for r in mrows:
         lines.append(f"| {r[0]} | {r[1]:.3f} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.0f} |")

@@ -119,7 +119,7 @@ def main() -> None:
             stitched.append(side_by_side(alone[k : k + len(g)]))
             k += len(g)
 
-        def score(preds):
+        def score(preds, refs=refs):
             return (float(np.mean([f1_score(p, r) for p, r in zip(preds, refs)])),
                     float(np.mean([f1_score(p, r, shift=True) for p, r in zip(preds, refs)])))
 
@@ -143,7 +143,8 @@ def main() -> None:
         f"Command: `python experiments/structure_cpu/length_proxy.py --threads {a.threads}"
         + (f" --bpp-cache {a.bpp_cache}" if a.bpp_cache else "") + f" --out {a.out}`  ",
         f"Model: `{a.model or 'default (the shipped model)'}`, its stored decoding; every resm row reads one "
-        f"model file, only `head.embed_window` changes. Validation records only (VL0). Machine: {platform.machine()}, {a.threads} threads. "
+        f"model file, only `head.embed_window` changes. Validation records only (VL0). "
+        f"Machine: {platform.machine()}, {a.threads} threads. "
         "Mean per-sequence F1 over the joined sequences (strict / ±1 shift); seconds include the priors "
         "when they were not yet cached (the first resm row on the joined sequences computes them).",
         "",

@@ -83,7 +83,7 @@ def main() -> None:
                 items[k] = (seqs[k], c.i, c.j, q, prior_probability(c, model.head.cfg))
         model_s = time.perf_counter() - t
 
-        def score(preds):
+        def score(preds, truth=truth):
             r = evaluate(preds, truth)
             return r["f1_mean"], r["f1_shift_mean"]
 

@@ -121,7 +121,7 @@ def zero_shot_scores(model_path, probe, scheme_name, data: Path, limit: int) -> 
 
 def report(a) -> None:
     rows, curves = [], {}
-    for name, (scheme, init, label) in ARMS.items():
+    for name, (_scheme, _init, label) in ARMS.items():
         d = REPO / a.runs / name
         if not (d / "result.json").exists():
             continue
@@ -137,11 +137,14 @@ def report(a) -> None:
                      s.get("ts0", {}).get("f1_mean", float("nan")), s.get("ts0", {}).get("f1_shift_mean", float("nan")),
                      s.get("bprna-new", {}).get("f1_mean", float("nan")), s.get("bprna-new", {}).get("f1_shift_mean", float("nan"))))
     lines = ["# Transfer at equal budget (CPU scale): protein-initialised vs random vs native tokens", "",
-             f"Command: `python experiments/transfer_cpu/run.py --protein {a.protein} --steps {a.steps} --head-steps {a.head_steps} --limit {a.limit}`", "",
-             "| arm | val MLM loss (held-out families) | unigram | tokens | pretrain min | zero-shot F1 VL0 | zero-shot F1 TS0 | supervised TS0 F1 | ±1 | supervised bpRNA-new F1 | ±1 |",
+             f"Command: `python experiments/transfer_cpu/run.py --protein {a.protein} --steps {a.steps} "
+             f"--head-steps {a.head_steps} --limit {a.limit}`", "",
+             "| arm | val MLM loss (held-out families) | unigram | tokens | pretrain min | zero-shot F1 VL0 "
+             "| zero-shot F1 TS0 | supervised TS0 F1 | ±1 | supervised bpRNA-new F1 | ±1 |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:,} | {r[4]:.1f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.3f} | {r[8]:.3f} | {r[9]:.3f} | {r[10]:.3f} |")
+        lines.append(f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:,} | {r[4]:.1f} | {r[5]:.3f} | {r[6]:.3f} "
+                     f"| {r[7]:.3f} | {r[8]:.3f} | {r[9]:.3f} | {r[10]:.3f} |")
     ref = None
     for n in ARMS:
         f = REPO / a.runs / n / "result.json"
@@ -150,8 +153,10 @@ def report(a) -> None:
             ref = sup
             break
     if ref:
-        lines += ["", f"RNAfold (MFE) on the same subsets: TS0 {ref['ts0']['rnafold_f1_mean']:.3f} / {ref['ts0']['rnafold_f1_shift_mean']:.3f}, "
-                  f"bpRNA-new {ref['bprna-new']['rnafold_f1_mean']:.3f} / {ref['bprna-new']['rnafold_f1_shift_mean']:.3f} (strict / ±1)."]
+        ts0, new = ref["ts0"], ref["bprna-new"]
+        lines += ["", f"RNAfold (MFE) on the same subsets: TS0 {ts0['rnafold_f1_mean']:.3f} / "
+                  f"{ts0['rnafold_f1_shift_mean']:.3f}, bpRNA-new {new['rnafold_f1_mean']:.3f} / "
+                  f"{new['rnafold_f1_shift_mean']:.3f} (strict / ±1)."]
     lines += ["", "Validation MLM loss along the run (step: loss):", ""]
     for label, val in curves.items():
         lines.append(f"* {label}: " + ", ".join(f"{s}: {v:.4f}" for s, v, _ in val))

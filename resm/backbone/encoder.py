@@ -188,7 +188,7 @@ class OneHotEncoder(nn.Module):
 
     def forward(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         nuc = batch["nuc"]
-        mask = batch["mask"] if "mask" in batch else nuc < 4
+        mask = batch.get("mask", nuc < 4)
         x = F.one_hot(nuc.clamp(max=4), 5)[..., :4].float() * mask[..., None]
         if self.stem is None:
             return x, mask

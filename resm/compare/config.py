@@ -425,5 +425,5 @@ def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
     _positive("threads", threads, zero=True)
     return CompareConfig(name=name, data=data, backends=backends, probe=probe, head=dict(head), train=train,
                          tasks=tasks, rri=sections.get("rri"), mrl=sections.get("mrl"),
-                         out_dir=coerce(Optional[str], cfg.get("out_dir"), "out_dir"), device=device, threads=threads,
+                         out_dir=coerce(str | None, cfg.get("out_dir"), "out_dir"), device=device, threads=threads,
                          progress=coerce(bool, cfg.get("progress", True), "progress"))

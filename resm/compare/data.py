@@ -61,7 +61,8 @@ def load_split(path: str, cap: Optional[int], max_length: int, seed: int, what: 
             continue
         keep.append(r)
     if not keep:
-        raise ConfigError(f"{what}: no usable structures in {p} ({n_long} longer than max_length {max_length}, {n_bad} without a valid sequence)")
+        raise ConfigError(f"{what}: no usable structures in {p} ({n_long} longer than max_length {max_length}, "
+                          f"{n_bad} without a valid sequence)")
     if cap is not None and cap < len(keep):
         idx = sorted(np.random.default_rng(seed).choice(len(keep), cap, replace=False).tolist())
         keep = [keep[i] for i in idx]
@@ -136,7 +137,8 @@ def load_rri(sec: RRISection) -> TaskData:
     overlap = sum((p.a, p.b) in seen for p in sub[2])
     about = {"train": f"{_of(len(sub[0]), len(tr))} pairs: {src_tr}",
              "val": f"{_of(len(sub[1]), len(va))} pairs: {src_va}",
-             "test": f"{_of(len(sub[2]), len(te))} pairs from `{sec.test}` ({overlap} of them also among the training pairs)"}
+             "test": f"{_of(len(sub[2]), len(te))} pairs from `{sec.test}` "
+                     f"({overlap} of them also among the training pairs)"}
     return TaskData(*sub, about=about)
 
 

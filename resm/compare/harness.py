@@ -211,7 +211,8 @@ def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], 
         longest = max(len(r) for s in splits.values() for r in s.records)
         if longest > backend.max_length:
             raise BackendUnavailable(
-                f"sequences up to {longest} nt exceed its limit of {backend.max_length} nt (set data.max_length <= {backend.max_length})")
+                f"sequences up to {longest} nt exceed its limit of {backend.max_length} nt "
+                f"(set data.max_length <= {backend.max_length})")
     row.update(params_m=backend.num_params / 1e6)
     details["model"] = backend.describe()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..alphabet import MASK
 
 IGNORE_INDEX = -100
-LetterIds = Union[Sequence[int], torch.Tensor]
+LetterIds = Sequence[int] | torch.Tensor
 
 
 @dataclass

@@ -62,7 +62,7 @@ SYMMETRIES = ("mean", "upper")
 
 # A pair-channel input: a (B, C, L, L) tensor (any device) or a callable
 # ``get(r0, r1, c0, c1) -> (B, C, r1 - r0, c1 - c0)`` that is only ever asked for in-range blocks.
-PairSource = Union[torch.Tensor, Callable[[int, int, int, int], torch.Tensor]]
+PairSource = torch.Tensor | Callable[[int, int, int, int], torch.Tensor]
 
 
 @dataclass

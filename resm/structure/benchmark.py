@@ -177,8 +177,9 @@ def format_table(results: List[Dict[str, object]], command: str, model_path, cac
             best = max(classical, key=lambda k: classical[k]["f1_mean"])
             best_s = max(classical, key=lambda k: classical[k]["f1_shift_mean"])
             m = r["methods"][MODEL]
-            margins.append(f"| {r['dataset']} | {best} {classical[best]['f1_mean']:.3f} | {m['f1_mean'] - classical[best]['f1_mean']:+.3f} "
-                           f"| {best_s} {classical[best_s]['f1_shift_mean']:.3f} | {m['f1_shift_mean'] - classical[best_s]['f1_shift_mean']:+.3f} |")
+            f1, f1_shift = classical[best]["f1_mean"], classical[best_s]["f1_shift_mean"]
+            margins.append(f"| {r['dataset']} | {best} {f1:.3f} | {m['f1_mean'] - f1:+.3f} "
+                           f"| {best_s} {f1_shift:.3f} | {m['f1_shift_mean'] - f1_shift:+.3f} |")
     if margins:
         lines += ["", "resm against the best classical folder of each set (by that metric):", "",
                   "| set | best classical F1 | resm − best | best classical F1 ±1 | resm − best |", "|---|---|---|---|---|"]

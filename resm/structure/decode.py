@@ -27,10 +27,10 @@ candidates (the pair head, :mod:`resm.heads.pairs`): the nested structure S maxi
 ``sum_{(i,j) in S} 2 gamma p_ij + sum_{i unpaired} (1 - sum_j p_ij)``, by a dynamic programme
 over the candidates above ``cutoff`` (numpy, O(L * candidates)); larger ``gamma`` trades
 precision for sensitivity. (ViennaRNA's ``MEA_from_plist`` solves the same problem but its
-backtracking failed on some model outputs here, leaving unbalanced structures.) Pseudoknots are a separate, explicitly scored
-step (:func:`add_pseudoknots`): among the bases the nested structure leaves unpaired, pairs
-scoring above a threshold that are the best of their row and column and stack on another such
-pair are added, crossing pairs allowed. Gamma may also be chosen per sequence
+backtracking failed on some model outputs here, leaving unbalanced structures.) Pseudoknots are
+a separate, explicitly scored step (:func:`add_pseudoknots`): among the bases the nested
+structure leaves unpaired, pairs scoring above a threshold that are the best of their row and
+column and stack on another such pair are added, crossing pairs allowed. Gamma may also be chosen per sequence
 (:func:`mea_auto`): the MEA structures at several gammas are scored by their pseudo-expected
 F1 under the same probabilities (Hamada, Sato and Asai's pseudo-expected accuracy, as in
 CentroidFold's automatic gamma) and the best is kept, so a degenerate ensemble (a repeat whose
@@ -427,7 +427,7 @@ def choose_decoding(groups: Sequence[Sequence[tuple]], gammas: Sequence[float] =
         if auto_gamma:
             options.append(Decoding(prior_weight=float(w), auto_gamma=True))
         for d in options:
-            sc = score(lambda it: decode_sparse(it[0], it[1], it[2], it[3], d, it[4]))
+            sc = score(lambda it, d=d: decode_sparse(it[0], it[1], it[2], it[3], d, it[4]))
             scores[("auto" if d.auto_gamma else d.gamma, d.prior_weight, None)] = sc
             if sc > best_score:
                 best, best_score = d, sc
@@ -435,7 +435,8 @@ def choose_decoding(groups: Sequence[Sequence[tuple]], gammas: Sequence[float] =
     base = best
     for t in pseudoknot_thresholds:
         d = Decoding(base.gamma, base.prior_weight, float(t), base.auto_gamma)
-        sc = score(lambda it: add_pseudoknots(nested[id(it)], it[1], it[2], blend(it[3], it[4], d.prior_weight), d.pseudoknot_threshold))
+        sc = score(lambda it, d=d: add_pseudoknots(nested[id(it)], it[1], it[2], blend(it[3], it[4], d.prior_weight),
+                                                   d.pseudoknot_threshold))
         scores[("auto" if d.auto_gamma else d.gamma, base.prior_weight, float(t))] = sc
         if sc > best_score:
             best, best_score = d, sc

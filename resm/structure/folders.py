@@ -22,8 +22,9 @@ name                  structure                                                 
 A folder whose package is missing raises :class:`FolderUnavailable`, a one-line error naming
 the package to install. Every function first normalises its sequence
 (:func:`resm.nucleotides.normalise_lenient`): upper case, ``T`` -> ``U`` and any letter other
-than A C G U (IUPAC codes, modified bases, gaps) -> ``N``, which no folder pairs. Cost: ViennaRNA is O(L^3) (about 1 s at 1,000 nt and 25 s at 4,000 nt for the MFE on
-one core of the development machine; the partition function two to four times more);
+than A C G U (IUPAC codes, modified bases, gaps) -> ``N``, which no folder pairs. Cost:
+ViennaRNA is O(L^3) (about 1 s at 1,000 nt and 25 s at 4,000 nt for the MFE on one core of the
+development machine; the partition function two to four times more);
 LinearPartition and LinearFold are O(L) with their beam (``experiments/bench_fold_speed.py``
 measures them side by side). Pair probabilities, the inputs of the structure heads, live in
 :mod:`resm.structure.priors`.

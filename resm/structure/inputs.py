@@ -62,7 +62,7 @@ def _file_lines(p: Path) -> Iterator[str]:
     try:
         with open(p, "rb") as fh:
             gz = fh.read(2) == b"\x1f\x8b"
-        raw = gzip.open(p, "rb") if gz else open(p, "rb")
+        raw = gzip.open(p, "rb") if gz else open(p, "rb")  # noqa: SIM115 (closed by the wrapper below)
         with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace") as fh:  # BOM dropped, ids in any script kept
             for line in fh:
                 yield line.rstrip("\r\n")

@@ -122,9 +122,8 @@ def check_pairs(pairs: Sequence[int] | np.ndarray) -> np.ndarray:
         raise StructureError(f"pairs must be 1-D, got shape {p.shape}")
     if p.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if not np.issubdtype(p.dtype, np.integer):
-        if not np.all(np.equal(np.mod(p, 1), 0)):
-            raise StructureError("pairs must be integers")
+    if not np.issubdtype(p.dtype, np.integer) and not np.all(np.equal(np.mod(p, 1), 0)):
+        raise StructureError("pairs must be integers")
     p = p.astype(np.int64)
     L = len(p)
     bad = np.flatnonzero((p < -1) | (p >= L))
@@ -293,7 +292,7 @@ def _levels(pairs: np.ndarray) -> list[tuple[int, int, int]]:
     out = []
     stacks: list[list[int]] = []
     for i, j in pair_list(pairs):
-        for lev, st in enumerate(stacks):
+        for st in stacks:
             while st and st[-1] < i:
                 st.pop()
             if not st or st[-1] > j:

@@ -4,7 +4,8 @@
 LoRA adapter, or fully trained): either the sparse pair head
 (:class:`resm.heads.pairs.PairHead`, which scores the candidate pairs of one or more pair
 priors, :mod:`resm.structure.priors`, and is decoded by maximum expected accuracy) or the
-dense 2-D :class:`resm.heads.pair_map.StructureHead` (the first two shipped models). ``resm finetune`` (:mod:`resm.tasks.structure_task`) trains it and writes one file
+dense 2-D :class:`resm.heads.pair_map.StructureHead` (the first two shipped models).
+``resm finetune`` (:mod:`resm.tasks.structure_task`) trains it and writes one file
 (:func:`structure_payload`, :func:`save_structure_model`): plain dicts and tensors, loadable
 with ``weights_only=True``, holding the head, the fp16 backbone weights (and the adapter), the
 configs, the mapping scheme (name and table hash) and the decoding threshold chosen on

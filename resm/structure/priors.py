@@ -304,9 +304,9 @@ def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:
     name = hashlib.sha1(f"{normalise_lenient(seq)}|{cfg.key()}".encode()).hexdigest()
     path = Path(folder) / f"{name}.npz"
     if path.exists():
-        with contextlib.suppress(OSError, ValueError, KeyError):  # unreadable (or holding objects): computed again
-            with np.load(path, allow_pickle=False) as d:
-                return SparsePairs.from_arrays(d)
+        # unreadable (or holding objects): computed again
+        with contextlib.suppress(OSError, ValueError, KeyError), np.load(path, allow_pickle=False) as d:
+            return SparsePairs.from_arrays(d)
     out = pair_prior(seq, cfg)
     _store(path, lambda fh: np.savez(fh, **out.to_arrays()))
     return out

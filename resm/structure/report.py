@@ -53,6 +53,7 @@ def summary(rows: Sequence[Dict[str, object]]) -> Dict[str, float]:
 
 def format_summary(s: Dict[str, float]) -> str:
     """One line: the means of the model and of RNAfold."""
-    return (f"F1 over {s['n']} sequence{'' if s['n'] == 1 else 's'} (mean): {s['f1']:.3f} strict, {s['f1_shift']:.3f} with +-1 shift, "
+    return (f"F1 over {s['n']} sequence{'' if s['n'] == 1 else 's'} (mean): {s['f1']:.3f} strict, "
+            f"{s['f1_shift']:.3f} with +-1 shift, "
             f"MCC {s['mcc']:.3f}; RNAfold on the same records: {s['rnafold_f1']:.3f} strict, "
             f"{s['rnafold_f1_shift']:.3f} with +-1 shift, MCC {s['rnafold_mcc']:.3f}")

@@ -142,7 +142,7 @@ class TextSink:
         self._text: List[str] = []
         if path is not None:
             self._tmp = self._stack.enter_context(atomic_path(path))
-            self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))
+            self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))  # noqa: SIM115 (the stack closes it)
         self.write(header)
 
     def write(self, text: str) -> None:

@@ -13,7 +13,7 @@ share (the ``model`` section, :class:`resm.tasks.base.ModelConfig`; streams, bun
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Sequence
 
 from ..config import ConfigError, from_dict
 from ..train import TrainConfig, run_task
@@ -29,7 +29,7 @@ TASKS = {"mlm": MLMTask, "structure": StructureTask, "rri": RRITask, "mrl": MRLT
 FINETUNE_TASKS = ("structure", "rri", "mrl", "joint")
 
 
-def run(cfg: Dict[str, Any], default: Optional[str] = None, known: Sequence[str] = tuple(TASKS)) -> Dict[str, Any]:
+def run(cfg: dict[str, Any], default: str | None = None, known: Sequence[str] = tuple(TASKS)) -> dict[str, Any]:
     """Train the task named by ``cfg["task"]`` (``default`` when the config names none) on a
     loaded config (:func:`resm.config.load_config`); ``known`` limits the choice.
 

@@ -113,9 +113,8 @@ class ModelConfig:
         used = MODEL_KEYS[task]
         unused = {f.name: f"not used by task {task}" for f in fields(cls) if f.name not in used}
         d = dict(section) if isinstance(section, dict) else section
-        if task == "mlm" and isinstance(d, dict) and "mode" in d:
-            if d.pop("mode") != "full":
-                raise ConfigError("model.mode: task mlm trains the whole backbone (full only)")
+        if task == "mlm" and isinstance(d, dict) and "mode" in d and d.pop("mode") != "full":
+            raise ConfigError("model.mode: task mlm trains the whole backbone (full only)")
         if task == "mlm":
             values.setdefault("mode", "full")
         return from_dict(cls, d, "model", fixed={k: v for k, v in unused.items() if k not in values}, extra=values)

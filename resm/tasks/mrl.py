@@ -134,7 +134,8 @@ class MRLTask:
         limit = self.head_cfg.length if kind == "optimus" else self.head_cfg.max_length
         for u in utrs:
             if len(u.seq) > limit:
-                raise ConfigError(f"{d.train} line {u.line}: UTR {u.name!r} has {len(u.seq)} nt, longer than the {limit} nt this head supports")
+                raise ConfigError(f"{d.train} line {u.line}: UTR {u.name!r} has {len(u.seq)} nt, "
+                                  f"longer than the {limit} nt this head supports")
         self.train_utrs, self.val_utrs, self.test_utrs = split_utrs(utrs, tuple(d.fractions), d.seed)
         self.train_utrs = subset(self.train_utrs, d.max_train, d.seed)
         self.val_utrs = subset(self.val_utrs, d.max_val, d.seed)

@@ -367,7 +367,7 @@ def _open_up(folder: Path) -> None:
     """A staged folder and what is in it get the modes of plainly created ones (some writers,
     safetensors for one, create their files private)."""
     mask = umask()
-    for root, dirs, files in os.walk(folder):
+    for root, _dirs, files in os.walk(folder):
         os.chmod(root, 0o777 & ~mask)
         for f in files:
             p = os.path.join(root, f)

@@ -297,7 +297,7 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
     for png in ("f1_vs_length.png", "time_memory_vs_length.png", "per_family.png"):
         assert (out / png).stat().st_size > 1000
     colours = {}  # one colour per backend across every panel and figure, distinct between backends
-    for fig, label, c in drawn:
+    for _fig, label, c in drawn:
         colours.setdefault(label.split(" (")[0], set()).add(c)
     assert {"resm-kdny", "native-nt", "rna-fm", "viennarna"} <= set(colours)
     assert all(len(c) == 1 for c in colours.values()), colours

@@ -86,9 +86,9 @@ def test_sdpa_fused_attention_at_4000_nt(model):
 
     toks = pad_batch([get_scheme("kdny").encode(random_rna(LONG))]).cuda()
     t0 = time.perf_counter()
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):  # no math fallback
-            out = model(toks, repr_layers=[6])
+    no_math_fallback = sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION])
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16), no_math_fallback:
+        out = model(toks, repr_layers=[6])
     torch.cuda.synchronize()
     h = out["representations"][6]
     peak = torch.cuda.max_memory_allocated()

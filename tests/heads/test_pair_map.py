@@ -103,10 +103,7 @@ def test_missing_inputs_raise():
     ids=["plain", "all-channels", "default-trunk", "upper"],
 )
 def test_tiled_equals_full_fp32(opts):
-    if opts.pop("default", False):
-        cfg = StructureHeadConfig(embed_dim=24, use_bpp=True)
-    else:
-        cfg = small_cfg(**opts)
+    cfg = StructureHeadConfig(embed_dim=24, use_bpp=True) if opts.pop("default", False) else small_cfg(**opts)
     head = make_head(cfg)
     h, mask, nuc, attn, bpp = batch(L=70, lengths=(70, 55), C_attn=cfg.attn_channels)
     kw = dict(

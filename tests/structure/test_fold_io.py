@@ -19,7 +19,8 @@ from resm.structure.pipeline import Predictor, fold_fasta
 from resm.structure.probe import fit_probe_file
 from resm.structure.report import COLUMNS
 
-FASTA = ">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n>s3\nGCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC\n"
+FASTA = (">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n"
+         ">s3\nGCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC\n")
 REF = """>s1
 GGGGAAACCCCAUAGCGCGAAAGCGCU
 ((((...))))...((((...))))..

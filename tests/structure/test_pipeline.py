@@ -32,7 +32,8 @@ VAL = """>v1
 GGACUUCGGUCCAAAGCAGCGAAAGCUGCA
 ((((....))))...((((.....))))..
 """
-FASTA = ">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n>s3\nGCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC\n"
+FASTA = (">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n"
+         ">s3\nGCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC\n")
 LENGTHS = {"s1": 27, "s/2": 32, "s3": 31}
 
 
@@ -199,7 +200,7 @@ def test_fold_records_matches_predict_and_decode():
     for method in ("greedy", "matching"):
         got = list(fold_records(model, scheme, list(seqs.items()), t, method=method, progress=False))
         assert [s.name for s, _ in got] == list(seqs)
-        for (s, P), (name, seq) in zip(got, seqs.items()):
+        for (s, P), (_name, seq) in zip(got, seqs.items()):
             want_P = predict_pair_probs(model, scheme, seq)
             np.testing.assert_array_equal(P, want_P)
             np.testing.assert_array_equal(s.pairs, decode(want_P, seq, t, method))
@@ -239,13 +240,13 @@ def test_failure_midway_leaves_nothing(tmp_path, fmt, mode):
     recs = [Structure(f"r{k}", "GGGAAAACCC", [9, 8, -1, -1, -1, -1, -1, -1, 1, 0]) for k in range(3)]
     names = [r.name for r in recs]
     assert (structure_output_mode(fmt, None, names, split_dir=out) if mode == "dir" else structure_output_mode(fmt, out, names)) == mode
-    with pytest.raises(RuntimeError):
-        with staged_dir(tmp_path / "plots") as plots, StructureSink(fmt, out, mode) as sink:
-            for k, r in enumerate(recs):
-                sink.add(r)
-                (plots / f"{r.name}.png").write_bytes(b"x")
-                if k == 1:
-                    raise RuntimeError("model failed")
+    plots_dir = tmp_path / "plots"
+    with pytest.raises(RuntimeError), staged_dir(plots_dir) as plots, StructureSink(fmt, out, mode) as sink:
+        for k, r in enumerate(recs):
+            sink.add(r)
+            (plots / f"{r.name}.png").write_bytes(b"x")
+            if k == 1:
+                raise RuntimeError("model failed")
     assert list(tmp_path.iterdir()) == []
     with staged_dir(tmp_path / "plots") as plots, StructureSink(fmt, out, mode) as sink:
         for r in recs:

@@ -3,6 +3,8 @@ resume, the structure_model.pt round trip and config errors. Tiny backbone, synt
 hairpins, frozen mode."""
 
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -238,7 +240,7 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
     data = tmp_path / "data"
     (data / "ss" / "bprna").mkdir(parents=True)
     src = trained["cfg"]["data"]["val"]
-    (data / "ss" / "bprna" / "TS0.dbn").write_text(open(src).read())
+    (data / "ss" / "bprna" / "TS0.dbn").write_text(Path(src).read_text())
     out = tmp_path / "table.md"
     run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
         "--data-dir", data, "--limit", "8", "--out", out, "--folders", "rnafold", "eternafold")
