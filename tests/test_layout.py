@@ -122,3 +122,146 @@ def test_no_source_file_is_over_800_lines():
     long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"files over {MAX_LINES} lines: {long}"
+
+
+# ----------------------------------------------------------------------------- function width
+MAX_PARAMETERS = 12
+# Entry points still wider than MAX_PARAMETERS, each with its width today. They are being turned
+# into keyword-only options dataclasses (issue 25, "options as data"); this list may only shrink:
+# an entry that grows fails, and one that no longer exceeds the limit must be removed.
+WIDE_ALLOWED = {
+    "resm/embed.py::embed_file": 15,
+    "resm/structure/pipeline.py::fold_fasta": 26,
+    "resm/structure/probe.py::fit_probe_file": 13,
+}
+
+
+def parameter_counts() -> Dict[str, int]:
+    """``file::function`` -> its positional and keyword-only parameters (not ``self``/``cls``,
+    not ``*args``/``**kwargs``), for every function and method in resm/."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = str(path.relative_to(REPO))
+        for node in ast.walk(ast.parse(path.read_text(), rel)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+                if names and names[0] in ("self", "cls"):
+                    names = names[1:]
+                key = f"{rel}::{node.name}"
+                out[key] = max(out.get(key, 0), len(names))
+    return out
+
+
+def test_no_function_takes_more_than_12_parameters():
+    counts = parameter_counts()
+    wide = {k: n for k, n in counts.items() if n > MAX_PARAMETERS and k not in WIDE_ALLOWED}
+    assert not wide, f"functions with more than {MAX_PARAMETERS} parameters (pass an options dataclass): {wide}"
+    grown = {k: (counts[k], n) for k, n in WIDE_ALLOWED.items() if k in counts and counts[k] > n}
+    assert not grown, f"allow-listed functions that grew (now, allowed): {grown}"
+    done = [k for k, n in WIDE_ALLOWED.items() if counts.get(k, 0) <= MAX_PARAMETERS]
+    assert not done, f"no longer wider than {MAX_PARAMETERS} parameters (or gone): remove from WIDE_ALLOWED: {done}"
+
+
+def test_parameter_counter_counts_keyword_only_and_skips_self():
+    tree = ast.parse("class C:\n    def f(self, a, /, b, *args, c, d=1, **kw): pass\n")
+    a = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)).args
+    names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+    assert names[1:] == ["a", "b", "c", "d"]
+
+
+# ----------------------------------------------------------------------------- one home for the RNA alphabet
+NUCLEOTIDE_HOME = "resm/nucleotides.py"
+NUCLEOTIDE_NAMES = {"UNKNOWN_BASE", "CANONICAL_PAIRS", "PAIR_TYPE", "NUCLEOTIDES", "IUPAC_AMBIGUOUS"}
+CODE_ORDERS = {"ACGU", "ACGUN", "ACGUT"}  # the spellings a code table is built from
+
+
+def nucleotide_tables(rel: str, source: str) -> List[str]:
+    """What in ``source`` builds a nucleotide table of its own: a module-level or class-level
+    definition of one of the alphabet's names, a string in code order (``"ACGU"``, ``b"ACGUN"``,
+    either case) or a dict keyed by A, C, G and U."""
+    found = []
+    for node in ast.walk(ast.parse(source, rel)):
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        for t in targets:
+            if isinstance(t, ast.Name) and t.id.lstrip("_") in NUCLEOTIDE_NAMES:
+                found.append(f"{rel}:{node.lineno} defines {t.id}")
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
+            text = node.value.decode("latin-1") if isinstance(node.value, bytes) else node.value
+            if text.upper() in CODE_ORDERS:
+                found.append(f"{rel}:{node.lineno} spells {node.value!r}")
+        if isinstance(node, ast.Dict):
+            keys = {k.value.upper() for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+            if {"A", "C", "G", "U"} <= keys:
+                found.append(f"{rel}:{node.lineno} maps A, C, G, U")
+    return found
+
+
+def test_the_nucleotide_tables_have_one_home():
+    found = [f for p in sorted(PACKAGE.rglob("*.py")) if str(p.relative_to(REPO)) != NUCLEOTIDE_HOME
+             for f in nucleotide_tables(str(p.relative_to(REPO)), p.read_text())]
+    assert not found, "nucleotide tables outside resm/nucleotides.py: " + "; ".join(found)
+    home = nucleotide_tables(NUCLEOTIDE_HOME, (REPO / NUCLEOTIDE_HOME).read_text())
+    assert any("UNKNOWN_BASE" in f for f in home) and any("CANONICAL_PAIRS" in f for f in home)
+
+
+def test_the_nucleotide_check_sees_copies():
+    copy = 'UNKNOWN_BASE = 4\n_LUT = {"A": 0, "C": 1, "G": 2, "U": 3}\nfor c in "ACGU": pass\nX = b"ACGUN"\n'
+    assert len(nucleotide_tables("x.py", copy)) == 4
+    assert nucleotide_tables("x.py", 'order = "UCAG"  # codon order\n"""Docstring about ACGU."""\n') == []
+
+
+# ----------------------------------------------------------------------------- private names stay home
+def private_imports(name: str, path: Path, modules: Dict[str, Path]) -> List[str]:
+    """``from resm... import _x`` and ``module._x`` (``module`` an imported resm module) in
+    ``name``'s file, where ``_x`` is a private (single-underscore) name of another module."""
+    package = name if _is_package(path) else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(), str(path))
+    rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    found, aliases = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                full = ".".join(base + ([node.module] if node.module else []))
+            else:
+                full = node.module or ""
+            if not (full == "resm" or full.startswith("resm.")):
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{rel}:{node.lineno} imports {full}.{alias.name}")
+                elif f"{full}.{alias.name}" in modules:
+                    aliases.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "resm" or alias.name.startswith("resm."):
+                    aliases.add(alias.asname or alias.name.split(".")[0])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in aliases:
+                found.append(f"{rel}:{node.lineno} uses {ast.unparse(node)}")
+    return found
+
+
+def test_no_private_name_is_imported_across_modules():
+    modules = module_names()
+    found = [f for name, path in modules.items() for f in private_imports(name, path, modules)]
+    assert not found, "private names used outside their module: " + "; ".join(found)
+
+
+def test_the_private_name_check_sees_both_forms(tmp_path):
+    src = tmp_path / "priors.py"
+    src.write_text("from .folders import _optional, fold_with\nfrom . import io\nfrom .io import read\n"
+                   "io._stem(p)\nio.read(p)\nself._x\n")
+    modules = {"resm.structure.priors": src, "resm.structure.io": src, "resm.structure.folders": src}
+    found = private_imports("resm.structure.priors", src, modules)
+    assert [f.split(" ", 1)[1] for f in found] == ["imports resm.structure.folders._optional", "uses io._stem"]
