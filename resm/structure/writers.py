@@ -142,7 +142,8 @@ class TextSink:
         self._text: List[str] = []
         if path is not None:
             self._tmp = self._stack.enter_context(atomic_path(path))
-            self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))  # noqa: SIM115 (the stack closes it)
+            # the exit stack closes the file
+            self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))  # noqa: SIM115
         self.write(header)
 
     def write(self, text: str) -> None:
