@@ -292,7 +292,7 @@ def _levels(pairs: np.ndarray) -> list[tuple[int, int, int]]:
     out = []
     stacks: list[list[int]] = []
     for i, j in pair_list(pairs):
-        for st in stacks:
+        for lev, st in enumerate(stacks):  # noqa: B007 (lev is read after the break)
             while st and st[-1] < i:
                 st.pop()
             if not st or st[-1] > j:
