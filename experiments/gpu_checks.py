@@ -7,9 +7,12 @@ the SDPA flash / memory-efficient path at 4,000 nt, 20 steps of DeepSpeed ZeRO-2
 pretraining, a 4,000-nt fold on the GPU), collects each check's time and peak GPU memory, and
 writes them with the GPU, torch and CUDA versions to ``experiments/results/gpu.md``.
 
+The report has one row per test, with its outcome (from pytest's JUnit XML), so a check that
+failed before it could record its numbers still shows, with the first line of its error.
+
 The development machines of this project have no GPU, so the report can only be produced by
-someone with one; without CUDA the checks are skipped and no report is written. The same
-tests run (and skip cleanly) in the ordinary suite.
+someone with one; without CUDA the checks are skipped, no report is written and the exit
+status is 3. The same tests run (and skip cleanly) in the ordinary suite.
 """
 
 from __future__ import annotations
@@ -21,28 +24,56 @@ import os
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+NO_CUDA = 3
+
+
+def outcomes(junit: Path) -> dict:
+    """{test function name: (outcome, seconds, first line of the failure)} from JUnit XML."""
+    out = {}
+    if not junit.is_file():
+        return out
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        outcome, why = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            el = case.find(tag)
+            if el is not None:
+                outcome = {"failure": "FAILED", "error": "ERROR", "skipped": "skipped"}[tag]
+                why = (el.get("message") or el.text or "").strip().splitlines()[:1]
+                why = why[0][:160] if why else ""
+                break
+        out[case.get("name")] = (outcome, float(case.get("time") or 0.0), why)
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "experiments/results/gpu.md",
                     help="report to write (default: experiments/results/gpu.md)")
+    ap.add_argument("--log", type=Path, default=None, help="also write pytest's whole output here")
     a = ap.parse_args()
     import torch
 
     if not torch.cuda.is_available():
         print("no CUDA GPU here: the gpu checks skip and no report is written", file=sys.stderr)
-        return 1
+        return NO_CUDA
     with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "gpu.jsonl"
+        log, junit = Path(tmp) / "gpu.jsonl", Path(tmp) / "junit.xml"
         env = {**os.environ, "RESM_GPU_REPORT": str(log)}
-        cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "tests/gpu", "-q", "-p", "no:cacheprovider"]
+        cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "tests/gpu", "-q", "-rA", "-p", "no:cacheprovider",
+               f"--junitxml={junit}"]
         p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
         print(p.stdout[-3000:], p.stderr[-2000:], sep="\n")
+        if a.log:
+            a.log.parent.mkdir(parents=True, exist_ok=True)
+            a.log.write_text(p.stdout + "\n" + p.stderr)
         rows = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        results = outcomes(junit)
     summary = (p.stdout.strip().splitlines() or ["(no pytest output)"])[-1]
     lines = [
         "# GPU checks",
@@ -51,13 +82,20 @@ def main() -> int:
         f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}.",
         f"pytest: {summary}",
         "",
-        "| check | time (s) | peak GPU memory (GiB) | details |",
-        "|---|---:|---:|---|",
+        "| test | outcome | test time (s) | check | check time (s) | peak GPU memory (GiB) | details |",
+        "|---|---|---:|---|---:|---:|---|",
     ]
-    for r in rows:
-        extra = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("test", "seconds", "peak_gib"))
+    recorded = {r.get("function"): r for r in rows}
+    for name, (outcome, secs, why) in results.items():
+        r = recorded.get(name)
+        if r is None:
+            lines.append(f"| {name} | {outcome} | {secs:.1f} | (not recorded) | | | {why} |")
+            continue
+        extra = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("test", "function", "seconds", "peak_gib"))
+        if outcome != "passed" and why:
+            extra = f"{extra}; {why}" if extra else why
         peak = "n/a (own process)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
-        lines.append(f"| {r['test']} | {r['seconds']:.1f} | {peak} | {extra} |")
+        lines.append(f"| {name} | {outcome} | {secs:.1f} | {r['test']} | {r['seconds']:.1f} | {peak} | {extra} |")
     lines += ["", "Tolerances and what each check asserts: `tests/gpu/test_gpu.py`."]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n")

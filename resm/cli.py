@@ -92,7 +92,7 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
 def cmd_export(a: argparse.Namespace) -> None:
     from .export import export_checkpoint
 
-    export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint)
+    export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype)
     print(f"wrote {a.out}" + (f" and {a.hf}" if a.hf else ""))
 
 
@@ -355,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
     sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write (required)")
     sp.add_argument("--hf", type=Path, default=None, help="also write a Hugging Face folder here, tokenizer included (default: none)")
+    sp.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32", help="weights of the .pt: fp16 halves the file, read back as fp32 (default: fp32; the HF folder stays fp32)")
     sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects from the checkpoint's DeepSpeed files (only for run folders you trust; default: refuse)")
 
     sp = add("probe", cmd_probe, "fit the zero-shot structure probe (logistic regression on attention maps) and choose its threshold")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import torch
+
 from .mapping import get_scheme
 from .backbone.config import ESM2Config
 from .backbone.esm2 import ESM2
@@ -49,9 +51,16 @@ def consolidated_state(folder: Path, trust: bool = False) -> dict:
     raise CheckpointError(f"{folder}: no engine.pt and no DeepSpeed 'ds' folder")
 
 
-def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: bool = False) -> ESM2:
+DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: bool = False,
+                      dtype: str = "fp32") -> ESM2:
     """Write the model of checkpoint (or run folder) ``path`` to the fair-esm ``.pt`` ``out``
-    and, given ``hf``, a Hugging Face folder; both or neither (one transaction)."""
+    and, given ``hf``, a Hugging Face folder; both or neither (one transaction). ``dtype``
+    ``fp16``/``bf16`` halves the ``.pt`` (the Hugging Face folder stays fp32)."""
+    if dtype not in DTYPES:
+        raise CheckpointError(f"export dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     folder = resolve_checkpoint(path)
     state = load_trainer_state(folder, 0, trust, hint=EXPORT_HINT)
     fp = state["fingerprint"]
@@ -67,9 +76,9 @@ def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: b
     missing = [k for k in missing if not k.endswith("inv_freq")]
     if missing or unexpected:
         raise CheckpointError(f"{folder}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]))
+    meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]), dtype=dtype)
     with transaction():
-        save_fair_esm(model, out, meta)
+        save_fair_esm(model, out, meta, dtype=DTYPES[dtype])
         if hf is not None:
             save_hf(model, hf, meta)
     return model

@@ -399,11 +399,16 @@ def resm_meta(scheme: Optional[Scheme], arch: Optional[str] = None, **extra) -> 
 
 
 def save_fair_esm(
-    model: ESM2, path: str | os.PathLike, meta: Optional[dict] = None, regression: bool = True
+    model: ESM2, path: str | os.PathLike, meta: Optional[dict] = None, regression: bool = True,
+    dtype: Optional[torch.dtype] = None,
 ) -> None:
     """Write ``model`` as a fair-esm ESM-2 ``.pt`` (loadable by ``esm.pretrained``) atomically.
-    resm's own metadata (mapping scheme, hash) rides along under the key ``resm``."""
+    resm's own metadata (mapping scheme, hash) rides along under the key ``resm``. ``dtype``
+    (e.g. ``torch.float16``: half the file) casts the weights; the rotary frequencies stay fp32,
+    and loaders read the file back into fp32 parameters."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v if k.endswith("inv_freq") or not v.is_floating_point() else v.to(dtype) for k, v in state.items()}
     if not regression:
         state = {k: v for k, v in state.items() if not k.startswith("contact_head.")}
     arch = (meta or {}).get("arch", "esm2")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import REPO, resm_cli
+from tests.conftest import resm_cli
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -41,8 +41,11 @@ def record(name: str, seconds: float, in_process: bool = True, **extra) -> None:
     path = os.environ.get("RESM_GPU_REPORT")
     if path:
         peak = round(torch.cuda.max_memory_allocated() / 2**30, 3) if in_process else None
+        current = os.environ.get("PYTEST_CURRENT_TEST", "")  # "tests/gpu/test_gpu.py::test_x (call)"
+        function = current.split("::")[-1].split(" ")[0]
         with open(path, "a") as fh:
-            fh.write(json.dumps({"test": name, "seconds": round(seconds, 2), "peak_gib": peak, **extra}) + "\n")
+            fh.write(json.dumps({"test": name, "function": function, "seconds": round(seconds, 2), "peak_gib": peak,
+                                 **extra}) + "\n")
 
 
 def random_rna(n: int, seed: int = 0) -> str:
