@@ -12,21 +12,27 @@
 #   env          python, torch, CUDA, GPU
 #   install      resm's missing dependencies from the carried wheels (pip --no-index)
 #   checks       the gpu-marked tests via experiments/gpu_checks.py -> OUTDIR/gpu.md
-#   protein      a protein checkpoint: configs/pretrain/sprint_protein_gpu.yaml, ~1 min
+#   protein      a protein checkpoint: configs/pretrain/sprint_protein_gpu.yaml, 40 s of training
 #                (skipped when RESM_SPRINT_PROTEIN names a fair-esm .pt of the same architecture)
-#   rna_protein  continued pretraining on mapped Rfam from that protein checkpoint, ~2.5 min
-#   rna_random   the same from random initialisation, ~2.5 min
+#   rna_protein  continued pretraining on mapped Rfam from that protein checkpoint, 105 s
+#   rna_random   the same from random initialisation, 105 s
 #                (configs/pretrain/sprint_rna_gpu.yaml: ESM-2 t6, DeepSpeed ZeRO-2, bf16)
-#   export       each run's ZeRO checkpoint -> OUTDIR/<run>.pt, fair-esm, fp16, <= 16 MiB
-# OUTDIR gets summary.md (stages, tokens/s, validation curves, export sizes), gpu.md, the .pt
-# files and logs.tar.gz (stage logs, run logs and configs), rewritten after every stage.
-# Checkpoints and run folders stay in RESM_SPRINT_WORK (default OUTDIR/../<name>.work).
+#   export       after each run: its ZeRO checkpoint -> OUTDIR/<run>.pt, fair-esm, fp16, <= 16 MiB
+# The budgets shrink to what is left before RESM_SPRINT_DEADLINE (570 s after the start; the
+# device tool stops a command at 600 s), the two RNA arms always equal. OUTDIR gets summary.md
+# (stages, tokens/s, validation curves, export sizes), gpu.md, the .pt files and logs.tar.gz
+# (stage logs, run logs and configs), rewritten after every stage, so a run cut short still
+# brings back what it finished. Run folders and checkpoints stay in RESM_SPRINT_WORK (default
+# OUTDIR/../<name>.work).
 #
-# Settings (environment): RESM_SPRINT_DRY=1 (CPU, tiny architecture, a few steps: the suite's
-# dry run), RESM_SPRINT_STAGES (comma list; default all), RESM_SPRINT_PYTHON (python3),
-# RESM_SPRINT_WHEELS (.whl/gpu_sprint), RESM_SPRINT_DATA (.sprint/data), RESM_SPRINT_WORK,
-# RESM_SPRINT_PROTEIN (a protein .pt to start from instead of the protein stage),
-# RESM_SPRINT_RNA_MINUTES (2.5), RESM_SPRINT_PROTEIN_MINUTES (1.0).
+# Exit status: 1 if any stage failed or timed out (skipped ones do not count), else 0.
+#
+# Settings (environment): RESM_SPRINT_DRY=1 (CPU, tiny architecture, 4 steps a run: the suite's
+# dry run), RESM_SPRINT_STAGES (comma list of the stages above; default all),
+# RESM_SPRINT_PYTHON (python3), RESM_SPRINT_WHEELS (.whl/gpu_sprint), RESM_SPRINT_DATA
+# (.sprint/data), RESM_SPRINT_WORK, RESM_SPRINT_PROTEIN (a protein .pt to start from instead of
+# the protein stage, e.g. protein.pt of an earlier sprint), RESM_SPRINT_RNA_SECONDS (105),
+# RESM_SPRINT_PROTEIN_SECONDS (40), RESM_SPRINT_DEADLINE (570).
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -43,8 +49,12 @@ PY=${RESM_SPRINT_PYTHON:-python3}
 DRY=${RESM_SPRINT_DRY:-0}
 WHEELS=${RESM_SPRINT_WHEELS:-$REPO/.whl/gpu_sprint}
 STAGES=${RESM_SPRINT_STAGES:-env,install,checks,protein,rna_protein,rna_random,export}
-RNA_MIN=${RESM_SPRINT_RNA_MINUTES:-2.5}
-PROTEIN_MIN=${RESM_SPRINT_PROTEIN_MINUTES:-1.0}
+START=$(date +%s)
+DEADLINE=${RESM_SPRINT_DEADLINE:-570}           # seconds: the device tool stops a command at 600
+RNA_SECONDS=${RESM_SPRINT_RNA_SECONDS:-105}     # training budget of each RNA arm
+PROTEIN_SECONDS=${RESM_SPRINT_PROTEIN_SECONDS:-40}
+OVERHEAD=35                                     # per pretraining: start-up, data, validation, saving
+EXPORT=15                                       # per export
 export RESM_DATA=${RESM_SPRINT_DATA:-$REPO/.sprint/data}
 export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
@@ -61,11 +71,7 @@ else
     SIZE=()
 fi
 
-seconds_for() {  # a stage's hard limit: its training budget plus start-up, validation and saving
-    "$PY" -c "import sys; print(int(float(sys.argv[1]) * 60 + float(sys.argv[2])))" "$1" "$2"
-}
-
-wanted() { [[ ",$STAGES," == *",$1,"* ]]; }
+wanted() { [[ ",$STAGES," == *",$1,"* || ($1 == export_* && ",$STAGES," == *",export,"*) ]]; }
 
 record() {  # stage status seconds note
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$WORK/stages.tsv"
@@ -84,7 +90,7 @@ stage() {
     if ! wanted "$name"; then
         return 0
     fi
-    echo "== $name (limit ${limit} s): $*"
+    echo "== $name (limit ${limit} s): $(printf '%s' "$*" | head -n 1 | cut -c1-400)"
     t0=$(date +%s)
     set +e
     timeout --kill-after=15 "$limit" "$@" >"$WORK/logs/$name.log" 2>&1
@@ -108,12 +114,45 @@ skip() {  # NAME WHY
     fi
 }
 
-pretrain() {  # NAME CONFIG MINUTES OVERRIDES...
-    local name=$1 config=$2 minutes=$3
+left() { echo $((DEADLINE - ($(date +%s) - START))); }
+
+minutes() { printf '%d.%04d' $(($1 / 60)) $((($1 % 60) * 10000 / 60)); }
+
+pretrain() {  # NAME CONFIG SECONDS OVERRIDES...: a wall-clock budget of SECONDS of training
+    local name=$1 config=$2 secs=$3 limit
     shift 3
-    stage "$name" "$(seconds_for "$minutes" 100)" "$PY" -m resm pretrain --config "$config" \
-        "train.out_dir=$WORK/runs/$name" "train.device=$DEVICE" "train.max_minutes=$minutes" \
+    limit=$((secs + OVERHEAD + 30))
+    [ "$limit" -le "$(left)" ] || limit=$(($(left) > 10 ? $(left) : 10))
+    stage "$name" "$limit" "$PY" -m resm pretrain --config "$config" \
+        "train.out_dir=$WORK/runs/$name" "train.device=$DEVICE" "train.max_minutes=$(minutes "$secs")" \
         ${SIZE[@]+"${SIZE[@]}"} "$@"
+}
+
+export_one() {  # RUN: the run's newest (ZeRO) checkpoint -> OUT/RUN.pt, fp16, at most 16 MiB
+    local run=$1 size
+    if ! "$PY" -m resm export "$WORK/runs/$run" --out "$OUT/$run.pt" --dtype fp16; then
+        # our own run folder, just written: the refusal above names what the allow-list lacks
+        echo "refused or failed as above; again with --trust-checkpoint"
+        "$PY" -m resm export "$WORK/runs/$run" --out "$OUT/$run.pt" --dtype fp16 --trust-checkpoint
+        echo "exported only with --trust-checkpoint"
+    fi
+    size=$(stat -c %s "$OUT/$run.pt")
+    echo "$run.pt: $size bytes"
+    if [ "$size" -gt $((16 * 1024 * 1024)) ]; then
+        echo "$run.pt is over 16 MiB: it will not come back"
+        return 1
+    fi
+}
+
+export_run() {  # RUN
+    if ! wanted export; then
+        return 0
+    fi
+    if [ ! -d "$WORK/runs/$1/checkpoints" ]; then
+        record "export_$1" skipped 0 "no checkpoint of $1"
+        return 0
+    fi
+    stage "export_$1" 150 env PY="$PY" WORK="$WORK" OUT="$OUT" bash -c "set -euo pipefail; $(declare -f export_one); export_one $1"
 }
 
 # ---------------------------------------------------------------------------- env, install, checks
@@ -126,61 +165,54 @@ if [ "$DRY" = 1 ]; then  # the CPU has everything (and cannot install 3.12 wheel
         stage install 120 "$PY" experiments/gpu_sprint_install.py --wheels "$WHEELS" --no-import-probe
     fi
 else
-    stage install 240 "$PY" experiments/gpu_sprint_install.py --wheels "$WHEELS"
+    stage install 180 "$PY" experiments/gpu_sprint_install.py --wheels "$WHEELS"
 fi
 
-stage checks 300 "$PY" experiments/gpu_checks.py --out "$OUT/gpu.md" --log "$WORK/logs/checks_pytest.log"
+stage checks 200 "$PY" experiments/gpu_checks.py --out "$OUT/gpu.md" --log "$WORK/logs/checks_pytest.log"
 
 # ---------------------------------------------------------------------------- pretraining
+# Seconds left decide the budgets: both RNA arms get the same; the protein stage takes what the
+# arms leave (and is skipped if that is under 15 s).
 PROTEIN=${RESM_SPRINT_PROTEIN:-}
-if [ -n "$PROTEIN" ]; then
-    skip protein "RESM_SPRINT_PROTEIN=$PROTEIN given"
-else
-    pretrain protein configs/pretrain/sprint_protein_gpu.yaml "$PROTEIN_MIN"
+RNA_S=$RNA_SECONDS
+if [ -z "$PROTEIN" ]; then
     PROTEIN=$WORK/runs/protein/model.pt
-fi
-if [ -f "$PROTEIN" ]; then
-    pretrain rna_protein configs/pretrain/sprint_rna_gpu.yaml "$RNA_MIN" model.arch=null "model.init=$PROTEIN"
+    if wanted protein; then
+        P_S=$(($(left) - 2 * (RNA_S + OVERHEAD + EXPORT) - OVERHEAD - EXPORT))
+        [ "$P_S" -le "$PROTEIN_SECONDS" ] || P_S=$PROTEIN_SECONDS
+        if [ "$P_S" -ge 15 ]; then
+            pretrain protein configs/pretrain/sprint_protein_gpu.yaml "$P_S"
+            export_run protein
+        else
+            skip protein "only $(left) s left"
+        fi
+    fi
 else
-    skip rna_protein "no protein checkpoint ($PROTEIN)"
+    skip protein "RESM_SPRINT_PROTEIN=$PROTEIN given"
 fi
-pretrain rna_random configs/pretrain/sprint_rna_gpu.yaml "$RNA_MIN"
-
-# ---------------------------------------------------------------------------- export
-export_runs() {
-    local run status=0 size
-    for run in protein rna_protein rna_random; do
-        [ -d "$WORK/runs/$run/checkpoints" ] || continue
-        echo "-- $run"
-        if ! timeout 120 "$PY" -m resm export "$WORK/runs/$run" --out "$OUT/$run.pt" --dtype fp16; then
-            # our own run folder, just written: say what the allow-list refused, then trust it
-            echo "-- $run: refused or failed as above; again with --trust-checkpoint"
-            timeout 120 "$PY" -m resm export "$WORK/runs/$run" --out "$OUT/$run.pt" --dtype fp16 --trust-checkpoint || {
-                status=1
-                continue
-            }
-        fi
-        size=$(stat -c %s "$OUT/$run.pt")
-        echo "-- $run.pt: $size bytes"
-        if [ "$size" -gt $((16 * 1024 * 1024)) ]; then
-            echo "-- $run.pt is over 16 MiB: it will not come back"
-            status=1
-        fi
-    done
-    return $status
-}
-if wanted export; then
-    echo "== export"
-    t0=$(date +%s)
-    set +e
-    (export_runs) >"$WORK/logs/export.log" 2>&1
-    rc=$?
-    set -e
-    note=$(grep -c -- '--trust-checkpoint$' "$WORK/logs/export.log" || true)
-    [ "$note" = 0 ] && note="" || note="$note run(s) needed --trust-checkpoint (see export.log)"
-    record export "$([ $rc = 0 ] && echo ok || echo failed)" "$(($(date +%s) - t0))" "$note"
-    tail -n 6 "$WORK/logs/export.log" | sed 's/^/   | /'
-    summarise
+ARMS=$(( ($(wanted rna_protein && echo 1 || echo 0)) + ($(wanted rna_random && echo 1 || echo 0)) ))
+if [ "$ARMS" -gt 0 ]; then
+    FIT=$((($(left) - ARMS * (OVERHEAD + EXPORT)) / ARMS))
+    [ "$FIT" -ge "$RNA_S" ] || RNA_S=$FIT
+    echo "== RNA arms: $RNA_S s of training each ($(left) s left)"
 fi
-echo "== done: $OUT/summary.md"
+if [ "$RNA_S" -lt 20 ]; then
+    skip rna_protein "only $(left) s left"
+    skip rna_random "only $(left) s left"
+else
+    if [ -f "$PROTEIN" ]; then
+        pretrain rna_protein configs/pretrain/sprint_rna_gpu.yaml "$RNA_S" model.arch=null "model.init=$PROTEIN"
+        export_run rna_protein
+    else
+        skip rna_protein "no protein checkpoint ($PROTEIN)"
+    fi
+    pretrain rna_random configs/pretrain/sprint_rna_gpu.yaml "$RNA_S"
+    export_run rna_random
+fi
+echo "== done in $(($(date +%s) - START)) s: $OUT/summary.md"
 cat "$OUT/summary.md" 2>/dev/null || true
+BAD=$(awk -F'\t' '$2 == "failed" || $2 == "timeout" {print $1}' "$WORK/stages.tsv" | paste -sd, -)
+if [ -n "$BAD" ]; then
+    echo "== failed or timed out: $BAD" >&2
+    exit 1
+fi
