@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -218,7 +219,12 @@ def _build(spec: dict) -> Scheme:
 
 
 def _scheme_files() -> Dict[str, "resources.abc.Traversable"]:
-    root = resources.files("resm._schemes")
+    """The scheme files: the package data ``resm._schemes`` of an installed package, else the
+    repository's ``mapping/`` folder beside the package (a source checkout on ``PYTHONPATH``)."""
+    try:
+        root = resources.files("resm._schemes")
+    except ModuleNotFoundError:
+        root = Path(__file__).resolve().parents[1] / "mapping"
     return {p.name[:-5]: p for p in root.iterdir() if p.name.endswith(".yaml")}
 
 

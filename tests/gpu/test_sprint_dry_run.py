@@ -132,3 +132,25 @@ def test_wheel_closure_check_names_what_the_gpu_machine_would_lack(tmp_path, mon
     assert inst.check_closure(tmp_path) == []  # torch is the image's; gamma and delta do not apply
     _wheel(tmp_path, "beta", "1.0")
     assert any("second version of beta" in x for x in inst.check_closure(tmp_path))
+
+
+def test_resm_runs_from_the_source_checkout_without_being_installed(tmp_path):
+    """On the GPU machine resm is not installed: the sprint runs it from the checkout on
+    PYTHONPATH. Schemes (mapping/) and shipped configs (configs/) must be found there, not
+    only as the package data of an installed resm (an editable install's finder removed)."""
+    code = (
+        "import sys\n"
+        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "import resm.mapping, resm.config\n"
+        "assert resm.__file__.startswith(sys.path[0])\n"
+        "print(resm.mapping.get_scheme('kdny').name, resm.mapping.list_schemes())\n"
+        "print(resm.config.find_config('sprint_rna_gpu', 'pretrain'))\n"
+        "print(resm.config.find_config('zero2', 'deepspeed'))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    first, rna, zero2 = p.stdout.splitlines()
+    assert first.startswith("kdny [") and "'protein'" in first
+    assert rna == str(REPO / "configs" / "pretrain" / "sprint_rna_gpu.yaml")
+    assert zero2 == str(REPO / "configs" / "deepspeed" / "zero2.json")
