@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_sprint_install import IMAGE_HAS, TORCH_FAMILY, check_closure, norm, requirements, wheel_metadata  # noqa: E402
+from gpu_sprint_install import IMAGE_HAS, check_closure, norm, requirements, wheel_metadata  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WHEELS = REPO / ".whl" / "gpu_sprint"
@@ -84,27 +84,30 @@ def resolve(reqs: list[str]) -> dict[str, dict]:
 
 
 def carried(resolved: dict[str, dict], roots: list[str]) -> dict[str, str]:
-    """{name: version} to carry: the roots, and, below them, what the image lacks."""
+    """{name: version} to carry: the roots, and, below them, what the image lacks. A package
+    the image lacks also brings the image's packages that it needs at a given version (pydantic
+    needs a newer typing-extensions than an image may hold): pip upgrades those only if the
+    installed version falls short."""
     from packaging.requirements import Requirement
 
     env = {"python_version": "3.12", "python_full_version": "3.12.0", "sys_platform": "linux",
            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
            "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
     out: dict[str, str] = {}
-    todo = [norm(Requirement(r).name) for r in roots]
-    direct = set(todo)
+    todo = [(norm(Requirement(r).name), True) for r in roots]
     while todo:
-        name = todo.pop()
-        if name in out or name in TORCH_FAMILY or name.startswith("nvidia-") or name == "deepspeed":
+        name, wanted = todo.pop()
+        if name in out or name in ("torch", "numpy", "triton", "deepspeed") or name.startswith("nvidia-"):
             continue
-        if name in IMAGE_HAS and name not in direct:
+        if name in IMAGE_HAS and not wanted:
             continue
         entry = resolved[name]
         out[name] = entry["metadata"]["version"]
+        lacking = name not in IMAGE_HAS
         for text in entry["metadata"].get("requires_dist", []):
             r = Requirement(text)
             if r.marker is None or r.marker.evaluate(env):
-                todo.append(norm(r.name))
+                todo.append((norm(r.name), lacking and bool(r.specifier)))
     return out
 
 
