@@ -51,6 +51,33 @@ def outcomes(junit: Path) -> dict:
     return out
 
 
+def report_lines(device: str, summary: str, rows: list, results: dict) -> list:
+    """The report: one row per test of ``results`` (:func:`outcomes`), with the time, peak
+    memory and details its check recorded (``rows``, the $RESM_GPU_REPORT lines), if any."""
+    cell = lambda x: str(x).replace("|", "/").replace("\n", " ")  # noqa: E731
+    lines = [
+        "# GPU checks",
+        "",
+        f"Written by `python experiments/gpu_checks.py` on {datetime.date.today()}: {device}.",
+        f"pytest: {cell(summary)}",
+        "",
+        "| test | outcome | test time (s) | check | check time (s) | peak GPU memory (GiB) | details |",
+        "|---|---|---:|---|---:|---:|---|",
+    ]
+    recorded = {r.get("function"): r for r in rows}
+    for name, (outcome, secs, why) in results.items():
+        r = recorded.get(name)
+        if r is None:
+            lines.append(f"| {name} | {outcome} | {secs:.1f} | (not recorded) | | | {cell(why)} |")
+            continue
+        extra = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("test", "function", "seconds", "peak_gib"))
+        if outcome != "passed" and why:
+            extra = f"{extra}; {why}" if extra else why
+        peak = "n/a (own process)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
+        lines.append(f"| {name} | {outcome} | {secs:.1f} | {cell(r['test'])} | {r['seconds']:.1f} | {peak} | {cell(extra)} |")
+    return lines + ["", "Tolerances and what each check asserts: `tests/gpu/test_gpu.py`."]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "experiments/results/gpu.md",
@@ -75,28 +102,8 @@ def main() -> int:
         rows = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
         results = outcomes(junit)
     summary = (p.stdout.strip().splitlines() or ["(no pytest output)"])[-1]
-    lines = [
-        "# GPU checks",
-        "",
-        f"Written by `python experiments/gpu_checks.py` on {datetime.date.today()}: "
-        f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}.",
-        f"pytest: {summary}",
-        "",
-        "| test | outcome | test time (s) | check | check time (s) | peak GPU memory (GiB) | details |",
-        "|---|---|---:|---|---:|---:|---|",
-    ]
-    recorded = {r.get("function"): r for r in rows}
-    for name, (outcome, secs, why) in results.items():
-        r = recorded.get(name)
-        if r is None:
-            lines.append(f"| {name} | {outcome} | {secs:.1f} | (not recorded) | | | {why} |")
-            continue
-        extra = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("test", "function", "seconds", "peak_gib"))
-        if outcome != "passed" and why:
-            extra = f"{extra}; {why}" if extra else why
-        peak = "n/a (own process)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
-        lines.append(f"| {name} | {outcome} | {secs:.1f} | {r['test']} | {r['seconds']:.1f} | {peak} | {extra} |")
-    lines += ["", "Tolerances and what each check asserts: `tests/gpu/test_gpu.py`."]
+    device = f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
+    lines = report_lines(device, summary, rows, results)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {a.out}")

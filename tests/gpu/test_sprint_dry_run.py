@@ -154,3 +154,29 @@ def test_resm_runs_from_the_source_checkout_without_being_installed(tmp_path):
     assert first.startswith("kdny [") and "'protein'" in first
     assert rna == str(REPO / "configs" / "pretrain" / "sprint_rna_gpu.yaml")
     assert zero2 == str(REPO / "configs" / "deepspeed" / "zero2.json")
+
+
+def test_gpu_report_has_a_row_per_test_with_its_outcome(tmp_path, monkeypatch):
+    """gpu.md: the outcome of every gpu test from pytest's JUnit XML, joined with what each
+    check recorded; a check that failed before recording still has its row and its error."""
+    monkeypatch.syspath_prepend(str(REPO / "experiments"))
+    import gpu_checks
+
+    (tmp_path / "j.xml").write_text(
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.gpu.test_gpu" name="test_a" time="1.5"/>'
+        '<testcase classname="tests.gpu.test_gpu" name="test_b" time="0.2">'
+        '<failure message="RuntimeError: No available kernel | aborting">trace</failure></testcase>'
+        '<testcase classname="tests.gpu.test_gpu" name="test_c" time="9.0">'
+        '<failure message="assert 0.9 &gt;= 0.99">trace</failure></testcase>'
+        "</testsuite></testsuites>")
+    results = gpu_checks.outcomes(tmp_path / "j.xml")
+    assert results["test_a"] == ("passed", 1.5, "") and results["test_b"][0] == "FAILED"
+    rows = [{"test": "check A", "function": "test_a", "seconds": 1.2, "peak_gib": 0.5, "pairs": 3},
+            {"test": "check C", "function": "test_c", "seconds": 8.0, "peak_gib": None, "min_cosine": 0.9}]
+    lines = gpu_checks.report_lines("GPU X", "1 passed, 2 failed in 10s", rows, results)
+    table = [ln for ln in lines if ln.startswith("| test_")]
+    assert table[0] == "| test_a | passed | 1.5 | check A | 1.2 | 0.50 | pairs 3 |"
+    assert table[1] == "| test_b | FAILED | 0.2 | (not recorded) | | | RuntimeError: No available kernel / aborting |"
+    assert table[2] == "| test_c | FAILED | 9.0 | check C | 8.0 | n/a (own process) | min_cosine 0.9; assert 0.9 >= 0.99 |"
+    assert all(ln.count("|") == 8 for ln in table)
