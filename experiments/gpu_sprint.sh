@@ -31,7 +31,8 @@
 # dry run), RESM_SPRINT_STAGES (comma list of the stages above; default all),
 # RESM_SPRINT_PYTHON (python3), RESM_SPRINT_WHEELS (.whl/gpu_sprint), RESM_SPRINT_DATA
 # (.sprint/data), RESM_SPRINT_WORK, RESM_SPRINT_PROTEIN (a protein .pt to start from instead of
-# the protein stage, e.g. protein.pt of an earlier sprint), RESM_SPRINT_RNA_SECONDS (105),
+# the protein stage, e.g. protein.pt of an earlier sprint), RESM_SPRINT_ARCH (an architecture
+# preset instead of esm2_t6_8M_UR50D, matching RESM_SPRINT_PROTEIN's), RESM_SPRINT_RNA_SECONDS (105),
 # RESM_SPRINT_PROTEIN_SECONDS (40), RESM_SPRINT_DEADLINE (570).
 set -euo pipefail
 
@@ -69,6 +70,9 @@ if [ "$DRY" = 1 ]; then  # the same commands, sized for seconds on one CPU core
 else
     DEVICE=cuda
     SIZE=()
+fi
+if [ -n "${RESM_SPRINT_ARCH:-}" ]; then  # the protein stage and the random arm; rna_protein takes its checkpoint's
+    SIZE+=("model.arch=$RESM_SPRINT_ARCH")
 fi
 
 wanted() { [[ ",$STAGES," == *",$1,"* || ($1 == export_* && ",$STAGES," == *",export,"*) ]]; }
