@@ -12,14 +12,14 @@
 #   env          python, torch, CUDA, GPU
 #   install      resm's missing dependencies from the carried wheels (pip --no-index)
 #   checks       the gpu-marked tests via experiments/gpu_checks.py -> OUTDIR/gpu.md
-#   protein      a protein checkpoint: configs/pretrain/sprint_protein_gpu.yaml, 40 s of training
+#   protein      a protein checkpoint: configs/pretrain/sprint_protein_gpu.yaml, 35 s of training
 #                (skipped when RESM_SPRINT_PROTEIN names a fair-esm .pt of the same architecture)
-#   rna_protein  continued pretraining on mapped Rfam from that protein checkpoint, 105 s
-#   rna_random   the same from random initialisation, 105 s
+#   rna_protein  continued pretraining on mapped Rfam from that protein checkpoint, 80 s
+#   rna_random   the same from random initialisation, 80 s
 #                (configs/pretrain/sprint_rna_gpu.yaml: ESM-2 t6, DeepSpeed ZeRO-2, bf16)
 #   export       after each run: its ZeRO checkpoint -> OUTDIR/<run>.pt, fair-esm, fp16, <= 16 MiB
-# The budgets shrink to what is left before RESM_SPRINT_DEADLINE (570 s after the start; the
-# device tool stops a command at 600 s), the two RNA arms always equal. OUTDIR gets summary.md
+# The budgets shrink to what is left before RESM_SPRINT_DEADLINE (480 s after the start), the
+# two RNA arms always equal; with more time, raise it (and the budgets) together. OUTDIR gets summary.md
 # (stages, tokens/s, validation curves, export sizes), gpu.md, the .pt files and logs.tar.gz
 # (stage logs, run logs and configs), rewritten after every stage, so a run cut short still
 # brings back what it finished. Run folders and checkpoints stay in RESM_SPRINT_WORK (default
@@ -32,8 +32,8 @@
 # RESM_SPRINT_PYTHON (python3), RESM_SPRINT_WHEELS (.whl/gpu_sprint), RESM_SPRINT_DATA
 # (.sprint/data), RESM_SPRINT_WORK, RESM_SPRINT_PROTEIN (a protein .pt to start from instead of
 # the protein stage, e.g. protein.pt of an earlier sprint), RESM_SPRINT_ARCH (an architecture
-# preset instead of esm2_t6_8M_UR50D, matching RESM_SPRINT_PROTEIN's), RESM_SPRINT_RNA_SECONDS (105),
-# RESM_SPRINT_PROTEIN_SECONDS (40), RESM_SPRINT_DEADLINE (570).
+# preset instead of esm2_t6_8M_UR50D, matching RESM_SPRINT_PROTEIN's), RESM_SPRINT_RNA_SECONDS (80),
+# RESM_SPRINT_PROTEIN_SECONDS (35), RESM_SPRINT_DEADLINE (480).
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -51,9 +51,9 @@ DRY=${RESM_SPRINT_DRY:-0}
 WHEELS=${RESM_SPRINT_WHEELS:-$REPO/.whl/gpu_sprint}
 STAGES=${RESM_SPRINT_STAGES:-env,install,checks,protein,rna_protein,rna_random,export}
 START=$(date +%s)
-DEADLINE=${RESM_SPRINT_DEADLINE:-570}           # seconds: the device tool stops a command at 600
-RNA_SECONDS=${RESM_SPRINT_RNA_SECONDS:-105}     # training budget of each RNA arm
-PROTEIN_SECONDS=${RESM_SPRINT_PROTEIN_SECONDS:-40}
+DEADLINE=${RESM_SPRINT_DEADLINE:-480}           # seconds: the whole sprint in 8 minutes
+RNA_SECONDS=${RESM_SPRINT_RNA_SECONDS:-80}      # training budget of each RNA arm
+PROTEIN_SECONDS=${RESM_SPRINT_PROTEIN_SECONDS:-35}
 OVERHEAD=35                                     # per pretraining: start-up, data, validation, saving
 EXPORT=15                                       # per export
 export RESM_DATA=${RESM_SPRINT_DATA:-$REPO/.sprint/data}
@@ -156,7 +156,8 @@ export_run() {  # RUN
         record "export_$1" skipped 0 "no checkpoint of $1"
         return 0
     fi
-    stage "export_$1" 150 env PY="$PY" WORK="$WORK" OUT="$OUT" bash -c "set -euo pipefail; $(declare -f export_one); export_one $1"
+    local limit=$(($(left) > 150 ? 150 : ($(left) > 40 ? $(left) : 40)))
+    stage "export_$1" "$limit" env PY="$PY" WORK="$WORK" OUT="$OUT" bash -c "set -euo pipefail; $(declare -f export_one); export_one $1"
 }
 
 # ---------------------------------------------------------------------------- env, install, checks

@@ -194,7 +194,7 @@ def main() -> int:
     print(f"{'total':14s} {total / 2**20:6.1f} MiB of {LIMIT / 2**20:.0f} MiB")
     if total > LIMIT:
         raise SystemExit("over the device tool's limit: carry less (--protein-fraction)")
-    call = {"command": RUN_COMMAND, "carry": CARRY, "timeout_s": 600}
+    call = {"command": RUN_COMMAND, "carry": CARRY, "timeout_s": 560}
     print("\nThe device call to make (from this checkout):\nrun " + json.dumps(call))
     return 0
 
