@@ -67,6 +67,7 @@ if [ "$DRY" = 1 ]; then  # the same commands, sized for seconds on one CPU core
     SIZE=(model.arch=tiny data.max_length=64 data.tokens_per_batch=1024 data.bucket_size=200 train.max_steps=4
           train.log_every=1 train.val_every=2 validation.max_records=20 optim.warmup_steps=1 data.val_fraction=0.2)
     export OMP_NUM_THREADS=1
+    DEADLINE=${RESM_SPRINT_DEADLINE:-3600}  # a busy CPU must not shrink the dry run's stages
 else
     DEVICE=cuda
     SIZE=()
@@ -176,14 +177,14 @@ fi
 stage checks 200 "$PY" experiments/gpu_checks.py --out "$OUT/gpu.md" --log "$WORK/logs/checks_pytest.log"
 
 # ---------------------------------------------------------------------------- pretraining
-# Seconds left decide the budgets: both RNA arms get the same; the protein stage takes what the
-# arms leave (and is skipped if that is under 15 s).
+# Seconds left decide the budgets: the protein stage at most a third of the training time left
+# (skipped under 15 s), then both RNA arms the same share of what remains (skipped under 20 s).
 PROTEIN=${RESM_SPRINT_PROTEIN:-}
 RNA_S=$RNA_SECONDS
 if [ -z "$PROTEIN" ]; then
     PROTEIN=$WORK/runs/protein/model.pt
     if wanted protein; then
-        P_S=$(($(left) - 2 * (RNA_S + OVERHEAD + EXPORT) - OVERHEAD - EXPORT))
+        P_S=$((($(left) - 3 * (OVERHEAD + EXPORT)) / 3))  # short of time, all three shrink
         [ "$P_S" -le "$PROTEIN_SECONDS" ] || P_S=$PROTEIN_SECONDS
         if [ "$P_S" -ge 15 ]; then
             pretrain protein configs/pretrain/sprint_protein_gpu.yaml "$P_S"
@@ -195,7 +196,7 @@ if [ -z "$PROTEIN" ]; then
 else
     skip protein "RESM_SPRINT_PROTEIN=$PROTEIN given"
 fi
-ARMS=$(( ($(wanted rna_protein && echo 1 || echo 0)) + ($(wanted rna_random && echo 1 || echo 0)) ))
+ARMS=$(( ($(wanted rna_protein && [ -f "$PROTEIN" ] && echo 1 || echo 0)) + ($(wanted rna_random && echo 1 || echo 0)) ))
 if [ "$ARMS" -gt 0 ]; then
     FIT=$((($(left) - ARMS * (OVERHEAD + EXPORT)) / ARMS))
     [ "$FIT" -ge "$RNA_S" ] || RNA_S=$FIT
