@@ -74,7 +74,8 @@ def report_lines(device: str, summary: str, rows: list, results: dict) -> list:
         if outcome != "passed" and why:
             extra = f"{extra}; {why}" if extra else why
         peak = "n/a (own process)" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
-        lines.append(f"| {name} | {outcome} | {secs:.1f} | {cell(r['test'])} | {r['seconds']:.1f} | {peak} | {cell(extra)} |")
+        check = f"{cell(r['test'])} | {r['seconds']:.1f} | {peak} | {cell(extra)}"
+        lines.append(f"| {name} | {outcome} | {secs:.1f} | {check} |")
     return lines + ["", "Tolerances and what each check asserts: `tests/gpu/test_gpu.py`."]
 
 

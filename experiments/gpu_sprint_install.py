@@ -21,28 +21,89 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
+
 REPO = Path(__file__).resolve().parents[1]
 
 # the import name of each distribution whose module is named otherwise
-IMPORT_NAMES = {"fair-esm": "esm", "viennarna": "RNA", "linearpartition-unofficial": "linearpartition",
-                "scikit-learn": "sklearn", "pyyaml": "yaml", "pytest": "pytest"}
+IMPORT_NAMES = {
+    "fair-esm": "esm",
+    "viennarna": "RNA",
+    "linearpartition-unofficial": "linearpartition",
+    "scikit-learn": "sklearn",
+    "pyyaml": "yaml",
+    "pytest": "pytest",
+}
 # provided by any PyTorch GPU image (never carried)
-TORCH_FAMILY = ("torch", "numpy", "triton", "sympy", "mpmath", "networkx", "jinja2", "markupsafe", "filelock",
-                "fsspec", "setuptools", "typing-extensions")
+TORCH_FAMILY = (
+    "torch",
+    "numpy",
+    "triton",
+    "sympy",
+    "mpmath",
+    "networkx",
+    "jinja2",
+    "markupsafe",
+    "filelock",
+    "fsspec",
+    "setuptools",
+    "typing-extensions",
+)
 # What the project's GPU image held when last listed (2026-11): used only by --check, to tell
 # which requirements of the carried wheels the image will satisfy. On the GPU the installed
 # packages themselves decide.
-IMAGE_HAS = frozenset(TORCH_FAMILY) | frozenset("""
-accelerate annotated-doc anyio certifi charset-normalizer click cloudpickle einops h11 hf-xet httpcore httpx
-huggingface-hub hypothesis idna joblib msgpack ninja nvidia-ml-py packaging peft pluggy psutil py-cpuinfo pytest
-pyyaml regex requests rich safetensors scikit-learn scipy shellingham threadpoolctl tokenizers tqdm transformers
-typer typing-inspect urllib3 iniconfig pygments markdown-it-py mdurl
-""".split())
+IMAGE_HAS = frozenset(TORCH_FAMILY) | frozenset(
+    [
+        "accelerate",
+        "annotated-doc",
+        "anyio",
+        "certifi",
+        "charset-normalizer",
+        "click",
+        "cloudpickle",
+        "einops",
+        "h11",
+        "hf-xet",
+        "httpcore",
+        "httpx",
+        "huggingface-hub",
+        "hypothesis",
+        "idna",
+        "joblib",
+        "msgpack",
+        "ninja",
+        "nvidia-ml-py",
+        "packaging",
+        "peft",
+        "pluggy",
+        "psutil",
+        "py-cpuinfo",
+        "pytest",
+        "pyyaml",
+        "regex",
+        "requests",
+        "rich",
+        "safetensors",
+        "scikit-learn",
+        "scipy",
+        "shellingham",
+        "threadpoolctl",
+        "tokenizers",
+        "tqdm",
+        "transformers",
+        "typer",
+        "typing-inspect",
+        "urllib3",
+        "iniconfig",
+        "pygments",
+        "markdown-it-py",
+        "mdurl",
+    ]
+)
 
 
 def norm(name: str) -> str:
@@ -83,8 +144,18 @@ def install(wheels: Path, probe_imports: bool = True) -> int:
     if missing and not wheels.is_dir():
         print(f"no wheel folder {wheels}: cannot install {', '.join(missing)}")
     elif missing:
-        pip = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(wheels),
-               "--no-cache-dir", "--disable-pip-version-check", "--no-input"]
+        pip = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--no-input",
+        ]
         t0 = time.time()
         if subprocess.run(pip + missing).returncode != 0:
             print("installing all together failed; one at a time:")
@@ -97,8 +168,11 @@ def install(wheels: Path, probe_imports: bool = True) -> int:
     if not probe_imports:
         return 1 if any(satisfied(r) is None for r in reqs) else 0
     modules = {req_name(r): IMPORT_NAMES.get(req_name(r), req_name(r).replace("-", "_")) for r in reqs}
-    probe = ("import importlib, sys\nfor m in sys.argv[1:]:\n    try:\n        importlib.import_module(m)\n"
-             "    except Exception as e:\n        print('IMPORT-FAILED', m, type(e).__name__, str(e).splitlines()[0][:120] if str(e) else '')")
+    probe = (
+        "import importlib, sys\nfor m in sys.argv[1:]:\n    try:\n        importlib.import_module(m)\n"
+        "    except Exception as e:\n"
+        "        print('IMPORT-FAILED', m, type(e).__name__, (str(e).splitlines() or [''])[0][:120])"
+    )
     p = subprocess.run([sys.executable, "-c", probe, *modules.values()], capture_output=True, text=True)
     bad = [ln.split(" ", 1)[1] for ln in p.stdout.splitlines() if ln.startswith("IMPORT-FAILED ")]
     if p.returncode != 0:
@@ -123,9 +197,17 @@ def check_closure(wheels: Path, python: str = "3.12") -> list[str]:
     machine: neither a carried wheel nor :data:`IMAGE_HAS`. Also two versions of one package."""
     from packaging.requirements import Requirement
 
-    env = {"python_version": python, "python_full_version": python + ".0", "sys_platform": "linux",
-           "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-           "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
+    env = {
+        "python_version": python,
+        "python_full_version": python + ".0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
     have: dict[str, str] = {}
     needs: list[tuple[str, str]] = [("pyproject.toml", r) for r in requirements()]
     problems = []

@@ -45,12 +45,23 @@ DATA = REPO / ".sprint" / "data"
 CARRY = [".whl", ".sprint"]
 LIMIT = 64 * 2**20
 DEEPSPEED = "deepspeed==0.19.8"
-PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_27_x86_64",
-             "manylinux_2_28_x86_64", "manylinux1_x86_64"]
-TARGET = ["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
-          *[x for p in PLATFORMS for x in ("--platform", p)]]
-RUN_COMMAND = ("RESM_SPRINT_WORK=/tmp/resm_sprint bash experiments/gpu_sprint.sh $OUT "
-               "2>&1 | tee $OUT/sprint.log")
+PLATFORMS = [
+    "manylinux2014_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux_2_24_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_28_x86_64",
+    "manylinux1_x86_64",
+]
+TARGET = [
+    "--only-binary=:all:",
+    "--python-version",
+    "3.12",
+    "--implementation",
+    "cp",
+    *[x for p in PLATFORMS for x in ("--platform", p)],
+]
+RUN_COMMAND = "RESM_SPRINT_WORK=/tmp/resm_sprint bash experiments/gpu_sprint.sh $OUT 2>&1 | tee $OUT/sprint.log"
 
 
 def pip(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -77,8 +88,18 @@ def resolve(reqs: list[str]) -> dict[str, dict]:
     """{normalised name: pip's report entry} of the joint resolution of ``reqs`` for 3.12."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        pip("install", "-q", "--dry-run", "--ignore-installed", "--report", str(report), *TARGET,
-            "--target", str(Path(tmp) / "t"), *reqs)
+        pip(
+            "install",
+            "-q",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            *TARGET,
+            "--target",
+            str(Path(tmp) / "t"),
+            *reqs,
+        )
         entries = json.loads(report.read_text())["install"]
     return {norm(e["metadata"]["name"]): e for e in entries}
 
@@ -90,9 +111,17 @@ def carried(resolved: dict[str, dict], roots: list[str]) -> dict[str, str]:
     installed version falls short."""
     from packaging.requirements import Requirement
 
-    env = {"python_version": "3.12", "python_full_version": "3.12.0", "sys_platform": "linux",
-           "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-           "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
+    env = {
+        "python_version": "3.12",
+        "python_full_version": "3.12.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
     out: dict[str, str] = {}
     todo = [(norm(Requirement(r).name), True) for r in roots]
     while todo:
@@ -118,8 +147,7 @@ def prepare_wheels() -> None:
     from packaging.requirements import Requirement
 
     ds_direct = [r for r in ds_reqs if "extra ==" not in r]
-    roots = [r for r in requirements() + ds_direct
-             if norm(Requirement(r).name) not in ("deepspeed", "torch", "numpy")]
+    roots = [r for r in requirements() + ds_direct if norm(Requirement(r).name) not in ("deepspeed", "torch", "numpy")]
     want = carried(resolve(roots), roots)
     have = {}
     for whl in WHEELS.glob("*.whl"):
@@ -169,8 +197,16 @@ def prepare_data(source: Path, fraction: float) -> None:
 
 def tree_bytes() -> dict[str, int]:
     """What the device tool sends: tracked and untracked-not-ignored files, and the carry."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     sizes = {"working tree": sum((REPO / f).stat().st_size for f in files if f and (REPO / f).is_file())}
     for c in CARRY:
         sizes[c] = sum(p.stat().st_size for p in (REPO / c).rglob("*") if p.is_file())
@@ -179,8 +215,12 @@ def tree_bytes() -> dict[str, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("RESM_DATA", REPO.parent / "shared" / "data")),
-                    help="shared data folder (default: $RESM_DATA, else ../shared/data)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("RESM_DATA", REPO.parent / "shared" / "data")),
+        help="shared data folder (default: $RESM_DATA, else ../shared/data)",
+    )
     ap.add_argument("--protein-fraction", type=float, default=0.3, help="share of Swiss-Prot carried (default 0.3)")
     ap.add_argument("--skip-wheels", action="store_true", help="keep .whl/gpu_sprint as it is")
     a = ap.parse_args()

@@ -76,7 +76,8 @@ def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: b
     missing = [k for k in missing if not k.endswith("inv_freq")]
     if missing or unexpected:
         raise CheckpointError(f"{folder}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]), dtype=dtype)
+    meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]))
+    meta["dtype"] = dtype
     with transaction():
         save_fair_esm(model, out, meta, dtype=DTYPES[dtype])
         if hf is not None:

@@ -400,7 +400,7 @@ def resm_meta(scheme: Optional[Scheme], arch: Optional[str] = None, **extra) -> 
 
 def save_fair_esm(
     model: ESM2, path: str | os.PathLike, meta: Optional[dict] = None, regression: bool = True,
-    dtype: Optional[torch.dtype] = None,
+    dtype: torch.dtype | None = None,
 ) -> None:
     """Write ``model`` as a fair-esm ESM-2 ``.pt`` (loadable by ``esm.pretrained``) atomically.
     resm's own metadata (mapping scheme, hash) rides along under the key ``resm``. ``dtype``

@@ -31,16 +31,25 @@ def sprint_data(root):
     rng = np.random.default_rng(0)
     with gzip.open(root / "protein" / "swissprot201401_clu50_reps.sprint_subset.fasta.gz", "wt") as fh:
         for i in range(300):
-            fh.write(f">sp|P{i:05d}|TEST\n{''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), int(rng.integers(30, 80))))}\n")
+            fh.write(
+                f">sp|P{i:05d}|TEST\n{''.join(rng.choice(list('ACDEFGHIKLMNPQRSTVWY'), int(rng.integers(30, 80))))}\n"
+            )
     return root
 
 
 def sprint(tmp_path, out, **env):
-    full = {**os.environ, "RESM_SPRINT_DRY": "1", "RESM_SPRINT_PYTHON": sys.executable,
-            "RESM_SPRINT_WORK": str(tmp_path / "work"), "RESM_SPRINT_WHEELS": str(tmp_path / "no_wheels"),
-            "OMP_NUM_THREADS": "1", **env}
-    return subprocess.run(["bash", str(SCRIPT), str(out)], cwd=tmp_path, env=full, capture_output=True, text=True,
-                          timeout=600)
+    full = {
+        **os.environ,
+        "RESM_SPRINT_DRY": "1",
+        "RESM_SPRINT_PYTHON": sys.executable,
+        "RESM_SPRINT_WORK": str(tmp_path / "work"),
+        "RESM_SPRINT_WHEELS": str(tmp_path / "no_wheels"),
+        "OMP_NUM_THREADS": "1",
+        **env,
+    }
+    return subprocess.run(
+        ["bash", str(SCRIPT), str(out)], cwd=tmp_path, env=full, capture_output=True, text=True, timeout=600
+    )
 
 
 def stages(work):
@@ -49,7 +58,7 @@ def stages(work):
 
 @pytest.mark.slow
 def test_dry_run_writes_logs_curves_and_loadable_fp16_exports(tmp_path):
-    from resm.model.load import load_backbone, safe_load
+    from resm.backbone.load import load_backbone, safe_load
 
     data = sprint_data(tmp_path / "data")
     out = tmp_path / "out"
@@ -74,7 +83,11 @@ def test_dry_run_writes_logs_curves_and_loadable_fp16_exports(tmp_path):
         assert [x["step"] for x in val] == [2, 4] and all(np.isfinite(x["val_loss"]) for x in val)
         row = next(ln for ln in summary.splitlines() if ln.startswith(f"| {r} ("))
         cells = [c.strip() for c in row.split("|")[2:-1]]
-        assert cells[0] == "4" and float(cells[3].replace(",", "")) > 0 and float(cells[5]) == pytest.approx(val[-1]["val_loss"], abs=1e-4)
+        assert (
+            cells[0] == "4"
+            and float(cells[3].replace(",", "")) > 0
+            and float(cells[5]) == pytest.approx(val[-1]["val_loss"], abs=1e-4)
+        )
 
         # the export: fair-esm, fp16 on disk, read back by resm's loader as the run's own model
         exported = out / f"{r}.pt"
@@ -101,7 +114,9 @@ def test_a_failed_stage_is_recorded_and_the_later_ones_still_run(tmp_path):
     """No data: both pretraining stages fail with the loader's one-line error, the arm that
     needs the protein checkpoint is skipped, the summary is written, and the exit status is 1."""
     out = tmp_path / "out"
-    p = sprint(tmp_path, out, RESM_SPRINT_DATA=str(tmp_path / "missing"), RESM_SPRINT_STAGES="protein,rna_protein,rna_random")
+    p = sprint(
+        tmp_path, out, RESM_SPRINT_DATA=str(tmp_path / "missing"), RESM_SPRINT_STAGES="protein,rna_protein,rna_random"
+    )
     assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-2000:]
     st = stages(tmp_path / "work")
     assert list(st) == ["protein", "rna_protein", "rna_random"]
@@ -114,7 +129,9 @@ def test_a_failed_stage_is_recorded_and_the_later_ones_still_run(tmp_path):
 
 def _wheel(folder, name, version, requires=()):
     path = folder / f"{name}-{version}-py3-none-any.whl"
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires
+    )
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(f"{name}-{version}.dist-info/METADATA", meta + "\nlong description\nRequires-Dist: not-a-header\n")
     return path
@@ -125,9 +142,13 @@ def test_wheel_closure_check_names_what_the_gpu_machine_would_lack(tmp_path, mon
     import gpu_sprint_install as inst
 
     monkeypatch.setattr(inst, "requirements", lambda: ["alpha>=1.0"])
-    _wheel(tmp_path, "alpha", "1.2", ["beta>=2", "torch>=2.0", "gamma; python_version < '3.10'", "delta; extra == 'dev'"])
+    _wheel(
+        tmp_path, "alpha", "1.2", ["beta>=2", "torch>=2.0", "gamma; python_version < '3.10'", "delta; extra == 'dev'"]
+    )
     _wheel(tmp_path, "beta", "2.1", ["epsilon"])
-    assert inst.check_closure(tmp_path) == ["beta-2.1-py3-none-any.whl: needs epsilon, neither carried nor on the image"]
+    assert inst.check_closure(tmp_path) == [
+        "beta-2.1-py3-none-any.whl: needs epsilon, neither carried nor on the image"
+    ]
     _wheel(tmp_path, "epsilon", "0.1")
     assert inst.check_closure(tmp_path) == []  # torch is the image's; gamma and delta do not apply
     _wheel(tmp_path, "beta", "1.0")
@@ -169,14 +190,19 @@ def test_gpu_report_has_a_row_per_test_with_its_outcome(tmp_path, monkeypatch):
         '<failure message="RuntimeError: No available kernel | aborting">trace</failure></testcase>'
         '<testcase classname="tests.gpu.test_gpu" name="test_c" time="9.0">'
         '<failure message="assert 0.9 &gt;= 0.99">trace</failure></testcase>'
-        "</testsuite></testsuites>")
+        "</testsuite></testsuites>"
+    )
     results = gpu_checks.outcomes(tmp_path / "j.xml")
     assert results["test_a"] == ("passed", 1.5, "") and results["test_b"][0] == "FAILED"
-    rows = [{"test": "check A", "function": "test_a", "seconds": 1.2, "peak_gib": 0.5, "pairs": 3},
-            {"test": "check C", "function": "test_c", "seconds": 8.0, "peak_gib": None, "min_cosine": 0.9}]
+    rows = [
+        {"test": "check A", "function": "test_a", "seconds": 1.2, "peak_gib": 0.5, "pairs": 3},
+        {"test": "check C", "function": "test_c", "seconds": 8.0, "peak_gib": None, "min_cosine": 0.9},
+    ]
     lines = gpu_checks.report_lines("GPU X", "1 passed, 2 failed in 10s", rows, results)
     table = [ln for ln in lines if ln.startswith("| test_")]
     assert table[0] == "| test_a | passed | 1.5 | check A | 1.2 | 0.50 | pairs 3 |"
     assert table[1] == "| test_b | FAILED | 0.2 | (not recorded) | | | RuntimeError: No available kernel / aborting |"
-    assert table[2] == "| test_c | FAILED | 9.0 | check C | 8.0 | n/a (own process) | min_cosine 0.9; assert 0.9 >= 0.99 |"
+    assert (
+        table[2] == "| test_c | FAILED | 9.0 | check C | 8.0 | n/a (own process) | min_cosine 0.9; assert 0.9 >= 0.99 |"
+    )
     assert all(ln.count("|") == 8 for ln in table)
