@@ -47,7 +47,7 @@ def interact(pairs_path: Path, model: Optional[Path] = None, out: Optional[Path]
     if zero_shot:
         if not backbone:
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
-        from .backbone.load import load_with_scheme
+        from .structure.model import load_with_scheme
 
         loaded, scheme = load_with_scheme(backbone, scheme_name, trust=trust)
         bb = loaded.model.to(device).eval()

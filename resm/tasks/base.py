@@ -128,7 +128,8 @@ class ModelConfig:
 def load_model_backbone(cfg, scheme: Scheme):
     """``(ESM2, arch name or None, source)`` of a ``model`` section with ``init`` (a checkpoint)
     or ``arch`` (random weights from ``init_seed``); shared by every task."""
-    from ..backbone.load import init_model, load_backbone
+    from ..backbone.load import init_model
+    from ..structure.model import load_backbone
 
     if cfg.init:
         loaded = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint)
@@ -295,7 +296,8 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     from ..backbone import adapters as A
 
     builders = HEADS if builders is None else builders
-    from ..backbone.load import load_backbone, reading
+    from ..backbone.load import reading
+    from ..structure.model import load_backbone
 
     folder = Path(folder)
     if not folder.is_dir():
