@@ -149,9 +149,9 @@ def cmd_fold(a: argparse.Namespace) -> None:
 def cmd_finetune(a: argparse.Namespace) -> None:
     from .config import find_config, load_config
     from .structure.decode import Decoding
-    from .tasks import FINETUNE_TASKS, run
+    from .tasks import run, tasks_with
 
-    result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=FINETUNE_TASKS)
+    result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=tasks_with("finetune"))
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_f1_shift" in v:
@@ -194,26 +194,26 @@ def cmd_interact(a: argparse.Namespace) -> None:
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
-    if a.task == "rri":
-        a.zero_shot, a.probe, a.linker, a.scheme, a.pairs = False, None, "", None, a.input
-        return cmd_interact(a)
-    if a.maps:
-        raise ValueError("--maps is for --task rri")
-    from .predict import predict_expression
+    """``resm predict --task NAME``: the predict function of the task's descriptor
+    (:data:`resm.tasks.TASKS`)."""
+    from .config import options
+    from .predict import PredictOptions
+    from .tasks import TASKS, tasks_with
+    from .tasks.base import resolve
 
+    if a.task not in tasks_with("predict"):
+        raise ValueError(f"--task {a.task}: no predict command for this task; choose from {', '.join(tasks_with('predict'))}")
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
-    r = predict_expression(a.input, a.model, a.out, a.variants, a.backbone, a.batch_size, a.device, a.trust_checkpoint)
+    r = resolve(TASKS[a.task].predict)(options(PredictOptions, a, _CLI_NAMES))
     if a.out is None:
         sys.stdout.write(r["text"])
     else:
-        print(f"wrote {a.out}: {len(r['pred'])} predictions")
-    if "metrics" in r:
-        _print_metrics("observed MRL in the file", r["metrics"])
-    if "variants" in r:
-        _print_metrics("variant effect (variant - wild type)", r["variants"])
+        print(f"wrote {a.out}: {r['n']} {r['what']}")
+    for label, m in r.get("metrics", {}).items():
+        _print_metrics(label, m)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
     device_args(sp)
 
-    sp = add("finetune", cmd_finetune, "fine-tune task heads (structure, rri, mrl, joint) on an ESM-2 backbone through the shared training loop")
+    sp = add("finetune", cmd_finetune, "fine-tune the task a config names (any task of resm.tasks.TASKS that supports finetune; see configs/finetune/) on an ESM-2 backbone through the shared training loop")
     training_args(sp, "configs/finetune/")
 
     def infer_args(sp):
@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer_args(sp)
 
     sp = add("predict", cmd_predict, "predict with a trained rri or mrl model (pairs table / UTR CSV or FASTA)")
-    sp.add_argument("--task", required=True, choices=["rri", "mrl"], help="which head (required)")
+    sp.add_argument("--task", required=True, help="the model's task: one whose descriptor in resm.tasks.TASKS has a predict command (rri, mrl; required)")
     sp.add_argument("input", type=Path, help="pairs table (rri), or UTR CSV / FASTA (mrl)")
     sp.add_argument("--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`; required)")
     sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="rri: also write the pair maps (default: none)")

@@ -34,8 +34,8 @@ import torch.nn as nn
 
 from ..alphabet import pad_batch
 from ..config import ConfigError
-from ..heads.pairs import Candidates, PairHead, PairHeadConfig, collate_candidates
-from ..heads.pair_map import DEFAULT_TILE, StructureHead, StructureHeadConfig, strip_special
+from ..heads.pairs import Candidates, PairHead, collate_candidates
+from ..heads.pair_map import DEFAULT_TILE, StructureHead, strip_special
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import rna_codes
 from ..backbone.attention import BatchCells, run_attention, stacked_attention_maps
@@ -45,6 +45,8 @@ from ..utils.io import atomic_path
 
 __all__ = [
     "MODEL_FILE",
+    "HEAD_KINDS",
+    "DEFAULT_KIND",
     "FORMAT",
     "DEFAULT_MODEL",
     "shipped_model_path",
@@ -61,6 +63,9 @@ __all__ = [
 ]
 
 MODEL_FILE = "structure_model.pt"
+# head.kind -> the head's name in resm.heads.HEADS; a file records its kind ("conv" when it has none)
+HEAD_KINDS = {"pairs": "pairs", "conv": "structure"}
+DEFAULT_KIND = "pairs"  # the shipped model's
 FORMAT = "resm-structure"  # the "format" entry of a structure model's file
 DEFAULT_MODEL = "default"  # the name of the shipped structure model (its backbone, where a backbone is asked for)
 
@@ -276,11 +281,12 @@ def load_with_scheme(spec, scheme_name: Optional[str] = None, regression=None, t
 
 
 def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]:
+    """``(model, meta)`` of a structure model file's content (its head rebuilt through
+    :data:`resm.heads.HEADS`, by the kind the file records; files without one hold the 2-D head)."""
+    from ..heads import HEADS
+
     backbone = backbone_from_payload(data)
-    if data.get("head_kind", "conv") == "pairs":
-        head = PairHead(PairHeadConfig.from_dict(data["head_config"]))
-    else:
-        head = StructureHead(StructureHeadConfig.from_dict(data["head_config"]))
+    head, _ = HEADS[HEAD_KINDS[data.get("head_kind", "conv")]](data["head_config"], backbone.embed_dim)
     head.load_state_dict(data["head"])
     model = StructureModel(backbone, head, "frozen").eval()
     meta = {k: v for k, v in data.items() if k not in ("head", "backbone", "adapter")}

@@ -165,6 +165,11 @@ class MapPredictor(Predictor):
     pair_probs: Optional[PairProbs] = None
     source: str = ""
 
+    def decode(self, P: np.ndarray, seq: str, threshold: Optional[float] = None) -> np.ndarray:
+        """The partner array of one dense (L, L) map at this predictor's threshold (or
+        ``threshold``) and method, canonical pairs only (as :meth:`fold`)."""
+        return decode(P, seq, self.threshold if threshold is None else threshold, self.method)
+
     def fold(self, records: Iterable, *, threshold: Optional[float] = None, method: Optional[str] = None,
              noncanonical: bool = False, progress: bool = True, nested: bool = False, no_lp: bool = False,
              desc: str = "fold") -> Iterator[Tuple[Structure, np.ndarray]]:
@@ -250,7 +255,7 @@ class PairPredictor(Predictor):
             bar.set_postfix_str("decoding")
         out = []
         for seq, (c, q, prior_p) in zip(seqs, got):
-            pairs = self.decode(seq, c, q, prior_p, nested)
+            pairs = self.decode(seq, c.i, c.j, q, prior_p, nested)
             if no_lp:
                 pairs = remove_lone_pairs(pairs)
             out.append((pairs, (c.i, c.j, blend(q, prior_p, self.decoding.prior_weight))))
@@ -266,13 +271,14 @@ class PairPredictor(Predictor):
         got = predict_candidates(self.model, self.scheme, seqs, priors)
         return [(c, q, prior_probability(c, self.model.head.cfg)) for c, q in got]
 
-    def decode(self, seq: str, c, q: np.ndarray, prior_p: np.ndarray, nested: bool = False,
-               decoding=None) -> np.ndarray:
-        """The partner array of one sequence from its :meth:`probabilities`, by the stored
-        decoding (or ``decoding``, a :class:`resm.structure.decode.Decoding` tried instead)."""
+    def decode(self, seq: str, i: np.ndarray, j: np.ndarray, q: np.ndarray, prior_p: Optional[np.ndarray],
+               nested: bool = False, decoding=None) -> np.ndarray:
+        """The partner array of one sequence from its candidates ``(i, j)`` and their model
+        and prior probabilities (:meth:`probabilities`), by the stored decoding (or
+        ``decoding``, a :class:`resm.structure.decode.Decoding` tried instead)."""
         from .decode import decode_sparse
 
-        return decode_sparse(seq, c.i, c.j, q, decoding or self.decoding, prior_p, nested)
+        return decode_sparse(seq, i, j, q, decoding or self.decoding, prior_p, nested)
 
 
 # ----------------------------------------------------------------------------- building one

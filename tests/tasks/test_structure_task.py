@@ -48,7 +48,7 @@ def config(assets, out_dir, **over):
     cfg = {
         "task": "structure",
         "model": {"init": assets["backbone"], "mode": "frozen"},
-        "head": {"proj_dim": 8, "channels": 12, "blocks": 2, "dilations": [1, 2], "dropout": 0.0},
+        "head": {"kind": "conv", "proj_dim": 8, "channels": 12, "blocks": 2, "dilations": [1, 2], "dropout": 0.0},
         "data": {"train": assets["train"], "val": assets["val"], "max_length": 40, "tokens_per_batch": 400,
                  "use_bpp": False, "seed": 0},
         "loss": {"pos_weight": 30.0},  # positives are ~1% of cells: weigh them up to learn fast
@@ -136,7 +136,7 @@ def test_model_file_round_trip(trained):
 
 
 def test_resume_matches_uninterrupted(assets, tmp_path):
-    common = {"optim": {"schedule": "constant", "warmup_steps": 2}, "head": {"dropout": 0.1}}
+    common = {"optim": {"schedule": "constant", "warmup_steps": 2}, "head": {"kind": "conv", "dropout": 0.1}}
     ref = config(assets, tmp_path / "ref", train={"max_steps": 9, "val_every": 0, "ckpt_every": 3}, **common)
     run("finetune", "--config", write(ref, tmp_path / "ref.yaml"))
     cfg = config(assets, tmp_path / "res", train={"max_steps": 6, "val_every": 0, "ckpt_every": 3}, **common)
