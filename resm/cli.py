@@ -202,7 +202,8 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from .tasks.base import resolve
 
     if a.task not in tasks_with("predict"):
-        raise ValueError(f"--task {a.task}: no predict command for this task; choose from {', '.join(tasks_with('predict'))}")
+        known = ", ".join(tasks_with("predict"))
+        raise ValueError(f"--task {a.task}: no predict command for this task; choose from {known}")
     if a.threads:
         import torch
 
@@ -400,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
     device_args(sp)
 
-    sp = add("finetune", cmd_finetune, "fine-tune the task a config names (any task of resm.tasks.TASKS that supports finetune; see configs/finetune/) on an ESM-2 backbone through the shared training loop")
+    sp = add("finetune", cmd_finetune, "fine-tune the task a config names (any task of resm.tasks.TASKS that "
+             "supports finetune; see configs/finetune/) on an ESM-2 backbone through the shared training loop")
     training_args(sp, "configs/finetune/")
 
     def infer_args(sp):
@@ -421,7 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     infer_args(sp)
 
     sp = add("predict", cmd_predict, "predict with a trained rri or mrl model (pairs table / UTR CSV or FASTA)")
-    sp.add_argument("--task", required=True, help="the model's task: one whose descriptor in resm.tasks.TASKS has a predict command (rri, mrl; required)")
+    sp.add_argument("--task", required=True,
+                    help="the model's task: one whose descriptor in resm.tasks.TASKS has a predict command "
+                         "(rri, mrl; required)")
     sp.add_argument("input", type=Path, help="pairs table (rri), or UTR CSV / FASTA (mrl)")
     sp.add_argument("--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`; required)")
     sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="rri: also write the pair maps (default: none)")

@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
-__all__ = ["ConfigError", "from_dict", "options", "coerce", "check_device", "load_config", "apply_override", "default_data_dir",
+__all__ = ["ConfigError", "from_dict", "options", "coerce", "check_device",
+           "load_config", "apply_override", "default_data_dir",
            "find_config", "CONFIG_KINDS"]
 
 

@@ -89,7 +89,8 @@ def main() -> None:
 
         gamma = "per sequence" if stored.auto_gamma else f"{stored.gamma:g}"
         rows = [(f"resm, stored decoding (gamma {gamma}, prior weight {stored.prior_weight:g}, "
-                 f"pseudoknots above {stored.pseudoknot_threshold})", *score([pred.decode(s, c.i, c.j, q, pp) for s, c, q, pp in items]))]
+                 f"pseudoknots above {stored.pseudoknot_threshold})",
+                 *score([pred.decode(s, c.i, c.j, q, pp) for s, c, q, pp in items]))]
         for w in WEIGHTS:
             dec = Decoding(stored.gamma, w, stored.pseudoknot_threshold, stored.auto_gamma)
             label = "EternaFold probabilities alone, resm's MEA decoder" if w == 1.0 else f"resm, prior weight {w:g}"

@@ -369,7 +369,8 @@ def split_by_sequence(values: torch.Tensor, counts: torch.Tensor) -> List[torch.
     return list(torch.split(values, counts.tolist()))
 
 
-def pair_apply(head: PairHead, h: Optional[torch.Tensor], mask: torch.Tensor, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+def pair_apply(head: PairHead, h: Optional[torch.Tensor], mask: torch.Tensor,
+               batch: Dict[str, torch.Tensor]) -> torch.Tensor:
     """Candidate logits from residue embeddings ``h`` and the batch's candidates
     (:func:`collate_candidates`, with ``attn`` when the head reads attention maps)."""
     return head(batch, h, batch.get("attn"))

@@ -231,7 +231,8 @@ class PairPredictor(Predictor):
                 seqs = [_output_seq(seq, name) for name, seq in block]
                 long = progress and max(len(x) for x in seqs) >= STAGE_LENGTH
                 if long:
-                    bar.set_postfix_str(f"{block[0][0]} ({len(seqs[0])} nt): pair priors" if len(block) == 1 else "pair priors")
+                    one = f"{block[0][0]} ({len(seqs[0])} nt): "
+                    bar.set_postfix_str((one if len(block) == 1 else "") + "pair priors")
                 priors = compute_priors(seqs, self.priors, self.cache, min(n_workers, len(seqs)), progress=False)
                 done: Dict[int, Tuple[Structure, tuple]] = {}
                 for group in token_batches([len(x) for x in seqs], self.batch_tokens, extra=2):
@@ -244,7 +245,8 @@ class PairPredictor(Predictor):
         finally:
             bar.close()
 
-    def _batch(self, seqs: List[str], priors: List, nested: bool, no_lp: bool, bar=None) -> List[Tuple[np.ndarray, tuple]]:
+    def _batch(self, seqs: List[str], priors: List, nested: bool, no_lp: bool,
+               bar=None) -> List[Tuple[np.ndarray, tuple]]:
         """One batch through the model, each sequence decoded: ``(pairs, (i, j, p))``."""
         from .decode import blend
 
@@ -333,7 +335,8 @@ def load_predictor(opts: PredictorOptions, probe: Optional[ProbeFile] = None) ->
     return zero_shot_predictor(loaded.model.to(opts.device), the_scheme, loaded.meta["source"], opts.zero_shot, probe)
 
 
-def zero_shot_predictor(model, scheme: Scheme, backbone: PathLike, probe_path, probe: Optional[ProbeFile] = None) -> MapPredictor:
+def zero_shot_predictor(model, scheme: Scheme, backbone: PathLike, probe_path,
+                        probe: Optional[ProbeFile] = None) -> MapPredictor:
     """Load the probe at ``probe_path`` into ``model`` after checking it belongs to this scheme
     and to the backbone at ``backbone``; threshold and method come from its sidecar."""
     probe = probe or ProbeFile.read(probe_path)

@@ -36,7 +36,8 @@ from ..mapping import Scheme, get_scheme
 from ..nucleotides import UNKNOWN_BASE, rna_codes
 from ..backbone.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 
-__all__ = ["TaskSpec", "SEQUENCE_KEYS", "resolve", "ModelConfig", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
+__all__ = ["TaskSpec", "SEQUENCE_KEYS", "resolve",
+           "ModelConfig", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
            "ItemStream", "encode_batch", "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]
 
 BUNDLE_DIR = "model"

@@ -387,5 +387,6 @@ class StructureTask:
         return {"threshold": self.threshold, "decoding": self.decoding, "final": self.final_metrics}
 
 
-TASK = TaskSpec("structure", StructureTask, ("init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint"),
+TASK = TaskSpec("structure", StructureTask,
+                ("init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint"),
                 head=HEAD_KINDS[DEFAULT_KIND], config="structure", compare="resm.compare.harness:run_backend", order=10)

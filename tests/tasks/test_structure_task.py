@@ -124,6 +124,12 @@ def test_model_file_round_trip(trained):
     rec = next(iter(read_structures(trained["cfg"]["data"]["val"])))
     P = predict_pairs(model, scheme, rec.seq, tile=8)  # several tiles
     assert P.dtype == np.float32 and P.shape == (len(rec.seq),) * 2
+    # a file from before the pair head records no head_kind: it loads as the 2-D head it holds
+    assert raw["head_kind"] == "conv" and model.kind == "conv"
+    torch.save({k: v for k, v in raw.items() if k != "head_kind"}, trained["dir"] / "no_kind.pt")
+    old, _ = load_structure_model(trained["dir"] / "no_kind.pt")
+    assert old.kind == "conv"
+    np.testing.assert_array_equal(predict_pairs(old, scheme, rec.seq, tile=8), P)
     from resm.tasks.structure_task import collate, Item
     from resm.nucleotides import rna_codes
 
