@@ -30,7 +30,8 @@ def long_pairs(pairs: np.ndarray, span: int) -> set:
 def main():
     from resm.structure.datasets import load_dataset
     from resm.structure.folders import FOLDERS
-    from resm.structure.pipeline import default_model_path, supervised_predictor
+    from resm.structure.model import resolve_model
+    from resm.structure.predictor import supervised_predictor
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None)
@@ -40,7 +41,7 @@ def main():
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     recs = load_dataset("archiveii-long", a.data_dir)
-    model = a.model or default_model_path()
+    model = resolve_model(a.model)
     pred = supervised_predictor(model, workers=a.threads)
     methods = {"resm": {s.name: s.pairs for s, _ in pred.fold([(r.name, r.seq) for r in recs], progress=True)}}
     for name in ("rnafold", "eternafold"):

@@ -3,8 +3,10 @@ top level: ``resm.load_predictor``, ``resm.embed_sequences``, ...; see the packa
 
 * :func:`load_predictor`: the shipped structure model, a ``structure_model.pt`` of your own, or
   a backbone with a zero-shot probe, ready to fold
-  (:meth:`resm.structure.pipeline.Predictor.fold_one` gives a structure and its probabilities;
-  :meth:`~resm.structure.pipeline.Predictor.fold` folds many, lazily);
+  (:meth:`resm.structure.predictor.Predictor.fold_one` gives a structure and its probabilities;
+  :meth:`~resm.structure.predictor.Predictor.fold` folds many, lazily), built from the same
+  options as ``resm fold``'s (:class:`resm.structure.predictor.PredictorOptions`, through
+  :func:`resm.config.options`);
 * :func:`load_backbone`: an ESM-2 backbone and its mapping scheme, from any model spec;
 * :func:`embed_sequences`: representations of sequences, the arrays and index ``resm embed`` writes;
 * :func:`read_embeddings` / :func:`write_embeddings`: the embeddings file (layout in
@@ -21,9 +23,9 @@ import numpy as np
 from .embed import embed_records, embedding_index, map_records, read_embeddings, resolve_layers, write_embeddings
 from .mapping import Scheme, get_scheme
 from .backbone.esm2 import ESM2
-from .backbone.load import DEFAULT_MODEL, load_with_scheme
 from .structure.io import Structure
-from .structure.pipeline import Predictor, default_model_path, supervised_predictor, zero_shot_predictor
+from .structure.model import DEFAULT_MODEL, load_with_scheme
+from .structure.predictor import Predictor
 from .utils.device import resolve_device
 
 __all__ = ["load_predictor", "load_backbone", "embed_sequences", "read_embeddings", "write_embeddings", "Structure", "Predictor"]
@@ -34,23 +36,19 @@ Sequences = Mapping[str, str] | Iterable[Tuple[str, str]] | Iterable[str] | str 
 def load_predictor(model: Union[str, os.PathLike, None] = DEFAULT_MODEL, zero_shot: Union[str, os.PathLike, None] = None,
                    device: str = "auto", scheme: Optional[str] = None, trust: bool = False, threads: int = 0,
                    bpp_cache: Union[str, os.PathLike, None] = None) -> Predictor:
-    """A :class:`~resm.structure.pipeline.Predictor`: the structure model at ``model``
+    """A :class:`~resm.structure.predictor.Predictor`: the structure model at ``model``
     (``"default"`` or None: the one shipped in the package), or, with ``zero_shot`` (a probe
     from ``resm probe``), the backbone at ``model`` with that probe. ``device`` ``auto``: the
     GPU when there is one. A structure model computes its thermodynamic priors in ``threads``
     processes (0: one per core) and, with ``bpp_cache``, stores them in that folder and reads
     them back (as ``resm fold --threads --bpp-cache``)."""
-    dev = resolve_device(device)
-    if zero_shot is None:
-        return supervised_predictor(default_model_path() if model in (None, DEFAULT_MODEL) else model, dev,
-                                    workers=threads, cache=bpp_cache)
-    if bpp_cache is not None:
-        raise ValueError("bpp_cache stores a structure model's pair priors; a zero-shot probe reads none")
-    from .structure.probe import ProbeFile
+    from .config import options
+    from .structure.predictor import PredictorOptions
+    from .structure.predictor import load_predictor as build
 
-    probe = ProbeFile.read(zero_shot)
-    loaded, the_scheme = load_with_scheme(model, scheme or probe.scheme, trust=trust)
-    return zero_shot_predictor(loaded.model.to(dev), the_scheme, loaded.meta["source"], zero_shot, probe)
+    given = dict(model=model, zero_shot=zero_shot, device=resolve_device(device), scheme=scheme, trust=trust,
+                 threads=threads, bpp_cache=bpp_cache)
+    return build(options(PredictorOptions, given))
 
 
 def load_backbone(model: Union[str, os.PathLike] = DEFAULT_MODEL, scheme: Optional[str] = None, device: str = "auto",

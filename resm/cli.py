@@ -42,6 +42,10 @@ def _dtype(name: Optional[str]):
 
 
 # --------------------------------------------------------------------------- commands
+# options dataclass field -> the command line's name for it (resm.config.options)
+_CLI_NAMES = {"fmt": "format", "no_lp": "noLP", "trust": "trust_checkpoint", "layers": "repr_layers"}
+
+
 def cmd_init_checkpoint(a: argparse.Namespace) -> None:
     from .mapping import get_scheme
     from .backbone.load import init_model, resm_meta, save_fair_esm, save_hf
@@ -58,12 +62,12 @@ def cmd_init_checkpoint(a: argparse.Namespace) -> None:
 
 
 def cmd_embed(a: argparse.Namespace) -> None:
-    from .embed import embed_file
+    from .config import options
+    from .embed import EmbedOptions, embed_file
 
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
-    r = embed_file(a.model, a.fasta, a.out, a.scheme, a.regression, a.trust_checkpoint, a.repr_layers, a.include,
-                   a.toks_per_batch, a.max_length, a.device, _dtype(a.dtype), a.shard_size)
+    r = embed_file(a.model, a.fasta, a.out, options(EmbedOptions, {**vars(a), "dtype": _dtype(a.dtype)}, _CLI_NAMES))
     if r["rank"] == 0:
         reused = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
         print(f"wrote {a.out}: {r['n']} sequence{'' if r['n'] == 1 else 's'}, {r['nt']} nt in {r['seconds']:.1f}s{reused}")
@@ -97,12 +101,12 @@ def cmd_export(a: argparse.Namespace) -> None:
 
 
 def cmd_probe(a: argparse.Namespace) -> None:
-    from .structure.probe import fit_probe_file, sidecar_path
+    from .config import options
+    from .structure.probe import ProbeOptions, fit_probe_file, sidecar_path
 
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
-    probe, skipped, val = fit_probe_file(a.model, a.train, a.out, a.val, a.scheme, a.regression, a.trust_checkpoint,
-                                        a.device, a.max_train, a.max_val, a.max_length, a.method, a.seed)
+    probe, skipped, val = fit_probe_file(a.model, a.train, a.out, options(ProbeOptions, a, _CLI_NAMES))
     s = probe.stats
     skip = f", {skipped} longer than {a.max_length} skipped" if skipped else ""
     print(
@@ -122,15 +126,13 @@ def cmd_probe(a: argparse.Namespace) -> None:
 
 
 def cmd_fold(a: argparse.Namespace) -> None:
-    from .structure.pipeline import fold_fasta
+    from .config import options
+    from .structure.pipeline import FoldOptions, fold_fasta
     from .structure.report import format_summary
 
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
-    r = fold_fasta(a.fasta, a.model, a.zero_shot, a.format, a.out, a.plot, a.reference, a.threshold, a.method,
-                   a.noncanonical, a.scheme, a.max_length, a.trust_checkpoint, a.device, split_dir=a.split_dir,
-                   bpp=a.bpp, bpp_min=a.bpp_min, report=a.report, nested=a.nested, no_lp=a.noLP,
-                   input_format=a.input_format, shard_size=a.shard_size, threads=a.threads, bpp_cache=a.bpp_cache)
+    r = fold_fasta(a.fasta, options(FoldOptions, a, _CLI_NAMES))
     if r["rank"] != 0:
         return
     files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]
@@ -147,9 +149,9 @@ def cmd_fold(a: argparse.Namespace) -> None:
 def cmd_finetune(a: argparse.Namespace) -> None:
     from .config import find_config, load_config
     from .structure.decode import Decoding
-    from .tasks import FINETUNE_TASKS, run
+    from .tasks import run, tasks_with
 
-    result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=FINETUNE_TASKS)
+    result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=tasks_with("finetune"))
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_f1_shift" in v:
@@ -192,26 +194,27 @@ def cmd_interact(a: argparse.Namespace) -> None:
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
-    if a.task == "rri":
-        a.zero_shot, a.probe, a.linker, a.scheme, a.pairs = False, None, "", None, a.input
-        return cmd_interact(a)
-    if a.maps:
-        raise ValueError("--maps is for --task rri")
-    from .predict import predict_expression
+    """``resm predict --task NAME``: the predict function of the task's descriptor
+    (:data:`resm.tasks.TASKS`)."""
+    from .config import options
+    from .predict import PredictOptions
+    from .tasks import TASKS, tasks_with
+    from .tasks.base import resolve
 
+    if a.task not in tasks_with("predict"):
+        known = ", ".join(tasks_with("predict"))
+        raise ValueError(f"--task {a.task}: no predict command for this task; choose from {known}")
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
-    r = predict_expression(a.input, a.model, a.out, a.variants, a.backbone, a.batch_size, a.device, a.trust_checkpoint)
+    r = resolve(TASKS[a.task].predict)(options(PredictOptions, a, _CLI_NAMES))
     if a.out is None:
         sys.stdout.write(r["text"])
     else:
-        print(f"wrote {a.out}: {len(r['pred'])} predictions")
-    if "metrics" in r:
-        _print_metrics("observed MRL in the file", r["metrics"])
-    if "variants" in r:
-        _print_metrics("variant effect (variant - wild type)", r["variants"])
+        print(f"wrote {a.out}: {r['n']} {r['what']}")
+    for label, m in r.get("metrics", {}).items():
+        _print_metrics(label, m)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -219,15 +222,14 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
     from .config import default_data_dir
     from .structure.benchmark import evaluate_famfold, evaluate_structure, format_table, write_table
+    from .structure.model import resolve_model
 
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
     data_dir = a.data_dir or default_data_dir()
     label = a.model
-    if str(a.model) == "default" and not a.model.exists():
-        from .structure.pipeline import default_model_path
-
-        a.model = default_model_path()
+    if resolve_model(a.model) is not a.model:
+        a.model = resolve_model(a.model)
         label = "default (resm/models/structure_default.pt, the shipped model)"
     if "archiveii-famfold" in a.dataset and "{fold}" not in str(a.model):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
@@ -400,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
     device_args(sp)
 
-    sp = add("finetune", cmd_finetune, "fine-tune task heads (structure, rri, mrl, joint) on an ESM-2 backbone through the shared training loop")
+    sp = add("finetune", cmd_finetune, "fine-tune the task a config names (any task of resm.tasks.TASKS that "
+             "supports finetune; see configs/finetune/) on an ESM-2 backbone through the shared training loop")
     training_args(sp, "configs/finetune/")
 
     def infer_args(sp):
@@ -421,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     infer_args(sp)
 
     sp = add("predict", cmd_predict, "predict with a trained rri or mrl model (pairs table / UTR CSV or FASTA)")
-    sp.add_argument("--task", required=True, choices=["rri", "mrl"], help="which head (required)")
+    sp.add_argument("--task", required=True,
+                    help="the model's task: one whose descriptor in resm.tasks.TASKS has a predict command "
+                         "(rri, mrl; required)")
     sp.add_argument("input", type=Path, help="pairs table (rri), or UTR CSV / FASTA (mrl)")
     sp.add_argument("--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`; required)")
     sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="rri: also write the pair maps (default: none)")

@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
-__all__ = ["ConfigError", "from_dict", "coerce", "check_device", "load_config", "apply_override", "default_data_dir",
+__all__ = ["ConfigError", "from_dict", "options", "coerce", "check_device",
+           "load_config", "apply_override", "default_data_dir",
            "find_config", "CONFIG_KINDS"]
 
 
@@ -132,6 +133,24 @@ def from_dict(cls, d: Optional[Mapping[str, Any]], where: str, *, fixed: Optiona
         raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def options(cls, values, renamed: Optional[Mapping[str, str]] = None):
+    """The keyword-only options dataclass ``cls`` of a command (e.g.
+    :class:`resm.structure.pipeline.FoldOptions`), built the same way from the command line and
+    from the Python API: each field takes the entry of ``values`` (a mapping, or an
+    ``argparse.Namespace``) of its name, or of the name ``renamed`` gives it; fields without an
+    entry keep their defaults, and entries that are no field are ignored (a command line holds
+    more than one command's options)."""
+    if not isinstance(values, Mapping):
+        values = vars(values)
+    renamed = dict(renamed or {})
+    got = {}
+    for f in dataclasses.fields(cls):
+        key = renamed.get(f.name, f.name)
+        if f.init and key in values:
+            got[f.name] = values[key]
+    return cls(**got)
 
 
 def check_device(name: str, key: str) -> str:

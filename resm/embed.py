@@ -159,13 +159,31 @@ def embedding_index(records: List[Mapped], layers: List[int], include: Sequence[
     }
 
 
-def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, scheme: Optional[str] = None,
-               regression=None, trust: bool = False, layers: Sequence[int] = (-1,),
-               include: Sequence[str] = ("mean",), toks_per_batch: int = 4096, max_length: Optional[int] = 10000,
-               device: str = "cpu", dtype: Optional[torch.dtype] = None, shard_size: int = DEFAULT_SHARD_SIZE,
-               input_format: Optional[str] = None, progress: bool = True) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class EmbedOptions:
+    """The options of ``resm embed`` (:func:`embed_file`), keyword-only: the backbone's
+    ``scheme`` (None: its own), ``regression`` (contact-regression file), ``trust``; what to
+    keep (``layers``, ``include``); the run (``toks_per_batch``, ``max_length``, ``device``,
+    ``dtype`` (autocast; None: fp32), ``shard_size``, ``input_format``, ``progress``)."""
+
+    scheme: Optional[str] = None
+    regression: Optional[str | os.PathLike] = None
+    trust: bool = False
+    layers: Sequence[int] = (-1,)
+    include: Sequence[str] = ("mean",)
+    toks_per_batch: int = 4096
+    max_length: Optional[int] = 10000
+    device: str = "cpu"
+    dtype: Optional[torch.dtype] = None
+    shard_size: int = DEFAULT_SHARD_SIZE
+    input_format: Optional[str] = None
+    progress: bool = True
+
+
+def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: EmbedOptions = EmbedOptions()) -> dict:
     """``resm embed``: embed every record of ``inp`` (FASTA, bare sequences or structure files;
-    ``-``: standard input) with the backbone ``model`` into the file ``out``.
+    ``-``: standard input) with the backbone ``model`` into the file ``out``, as ``opts``
+    (:class:`EmbedOptions`) says.
 
     Every record is checked before any work and ``out`` is written atomically. Records are
     embedded in shards of ``shard_size`` (token-budget batches form inside a shard); under
@@ -174,26 +192,28 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, scheme: Op
     ``out``. Returns ``{"n", "nt", "rank", "world", "shards", "skipped", "seconds"}``."""
     import time
 
-    from .backbone.load import load_with_scheme
     from .structure.inputs import read_sequences, source_name
+    from .structure.model import load_with_scheme
     from .utils.io import suspended
     from .utils.shards import ShardRun, fingerprint_records
 
+    o = opts
+    scheme, include, device, dtype, toks_per_batch = o.scheme, o.include, o.device, o.dtype, o.toks_per_batch
     out = Path(out)
     if out.suffix not in (".safetensors", ".npz"):
         raise ValueError(f"{out}: output must end in .safetensors or .npz")
     bad = set(include) - set(INCLUDE_CHOICES)
     if bad:
         raise ValueError(f"unknown --include {sorted(bad)}; choose from {INCLUDE_CHOICES}")
-    loaded, the_scheme = load_with_scheme(model, scheme, regression, trust)
-    seqs = read_sequences(inp, input_format)
-    records = map_records(seqs, the_scheme, max_length, source_name(inp))  # every record checked first
-    the_layers = resolve_layers(layers, loaded.model.num_layers)
+    loaded, the_scheme = load_with_scheme(model, scheme, o.regression, o.trust)
+    seqs = read_sequences(inp, o.input_format)
+    records = map_records(seqs, the_scheme, o.max_length, source_name(inp))  # every record checked first
+    the_layers = resolve_layers(o.layers, loaded.model.num_layers)
     index = embedding_index(records, the_layers, include, the_scheme, str(model))
     job = {"command": "embed", "input": fingerprint_records(seqs), "model": ShardRun.hash_file(model),
            "scheme": the_scheme.name, "layers": the_layers, "include": sorted(include),
            "toks_per_batch": toks_per_batch, "dtype": str(dtype)}
-    run = ShardRun(out, len(records), shard_size, job, out.suffix)
+    run = ShardRun(out, len(records), o.shard_size, job, out.suffix)
     run.prepare()
     net = loaded.model.to(device)
     t0 = time.perf_counter()
@@ -201,7 +221,7 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, scheme: Op
               "shards": run.n_shards, "skipped": 0}
 
     def embed(recs: List[Mapped]) -> Dict[str, np.ndarray]:
-        return embed_records(net, recs, the_layers, include, toks_per_batch, device, dtype, progress)
+        return embed_records(net, recs, the_layers, include, toks_per_batch, device, dtype, o.progress)
 
     if not run.sharded:
         write_embeddings(out, embed(records), index)

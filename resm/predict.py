@@ -6,6 +6,10 @@
   ``mrl`` bundle; with targets present also R^2 / Spearman, and with ``--variants`` the
   variant-effect correlation of the human wild-type/variant file.
 
+``resm predict --task NAME`` runs the function the task's descriptor names
+(:class:`resm.tasks.base.TaskSpec` ``predict``) on a :class:`PredictOptions`: here
+:func:`predict_rri` and :func:`predict_mrl`.
+
 Every input record is validated before any model runs (bad rows are one-line errors naming
 the line), and outputs are written atomically.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -21,7 +26,46 @@ import numpy as np
 
 from .utils.io import atomic_path, atomic_write_text
 
-__all__ = ["interact", "predict_expression"]
+__all__ = ["interact", "predict_expression", "PredictOptions", "predict_rri", "predict_mrl"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictOptions:
+    """The options of ``resm predict``, keyword-only: the ``input`` file, the trained ``model``
+    folder, the TSV ``out`` (None: returned as text only), ``maps`` (rri: the pair maps' .npz),
+    ``variants`` (mrl: the wild-type/variant file), the ``backbone`` (None: the one in the
+    model's manifest), ``batch_size``, ``device`` and ``trust``."""
+
+    input: Path
+    model: Path
+    out: Optional[Path] = None
+    maps: Optional[Path] = None
+    variants: bool = False
+    backbone: Optional[str] = None
+    batch_size: int = 64
+    device: str = "cpu"
+    trust: bool = False
+
+
+def predict_rri(o: PredictOptions) -> Dict[str, object]:
+    """``resm predict --task rri``: :func:`interact` with a trained model; adds ``n``, ``what``
+    and the labelled ``metrics`` the command prints."""
+    r = interact(o.input, o.model, o.out, o.maps, False, o.backbone, None, "", None, o.batch_size, o.device, o.trust)
+    shown = {"labels in the file": r["metrics"]} if "metrics" in r else {}
+    what = "pairs" + (f", pair maps in {o.maps}" if o.maps else "")
+    return {**r, "n": len(r["scores"]), "what": what, "metrics": shown}
+
+
+def predict_mrl(o: PredictOptions) -> Dict[str, object]:
+    """``resm predict --task mrl``: :func:`predict_expression`; adds ``n``, ``what`` and the
+    labelled ``metrics`` the command prints."""
+    if o.maps:
+        raise ValueError("--maps is for --task rri")
+    r = predict_expression(o.input, o.model, o.out, o.variants, o.backbone, o.batch_size, o.device, o.trust)
+    shown = {"observed MRL in the file": r["metrics"]} if "metrics" in r else {}
+    if "variants" in r:
+        shown["variant effect (variant - wild type)"] = r["variants"]
+    return {**r, "n": len(r["pred"]), "what": "predictions", "metrics": shown}
 
 
 def _table(header: List[str], rows: List[List[object]]) -> str:
@@ -47,7 +91,7 @@ def interact(pairs_path: Path, model: Optional[Path] = None, out: Optional[Path]
     if zero_shot:
         if not backbone:
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
-        from .backbone.load import load_with_scheme
+        from .structure.model import load_with_scheme
 
         loaded, scheme = load_with_scheme(backbone, scheme_name, trust=trust)
         bb = loaded.model.to(device).eval()

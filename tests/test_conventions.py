@@ -118,12 +118,13 @@ def test_hf_folders_carry_a_tokenizer(tmp_path):
 
 
 def test_default_names_the_shipped_model(tmp_path):
-    from resm.structure.pipeline import default_model_path
+    from resm.structure.model import load_backbone as load_any_backbone
+    from resm.structure.model import shipped_model_path
 
-    loaded = load_backbone("default")
+    loaded = load_any_backbone("default")
     assert loaded.meta["scheme"] == "kdny" and loaded.meta["source"] == "default"
     a = build_parser().parse_args(["evaluate", "structure", "--model", "default", "--dataset", "ts0"])
-    assert str(a.model) == "default" and default_model_path().exists()
+    assert str(a.model) == "default" and shipped_model_path().exists()
     from resm.compare.backends import BackendSpec, make_backend
 
     b = make_backend(BackendSpec(name="shipped", kind="resm", checkpoint="default"), "cpu").load()

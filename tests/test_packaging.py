@@ -57,9 +57,9 @@ def test_scheme_tables_are_package_data():
 
 def test_default_structure_model_ships_and_is_small():
     from resm.structure.model import load_structure_model
-    from resm.structure.pipeline import default_model_path
+    from resm.structure.model import shipped_model_path
 
-    path = default_model_path()
+    path = shipped_model_path()
     assert path.exists(), "the default structure model must ship inside the package"
     assert path.stat().st_size <= 20 * 2**20  # the bound: at most 20 MB in all
     model, meta = load_structure_model(path)

@@ -75,7 +75,8 @@ def main() -> None:
     from resm.structure.io import read_structures
     from resm.structure.metrics import f1_score
     from resm.structure.model import load_structure_model
-    from resm.structure.pipeline import default_model_path, pair_head_folder
+    from resm.structure.model import resolve_model
+    from resm.structure.predictor import PairPredictor
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="a pair-head structure_model.pt (default: the shipped model)")
@@ -92,15 +93,15 @@ def main() -> None:
 
     data = Path(a.data_dir or default_data_dir())
     vl0 = list(read_structures(data / "ss/bprna/VL0.dbn"))
-    path = a.model or default_model_path()
+    path = resolve_model(a.model)
     model, meta = load_structure_model(path)
     scheme = get_scheme(meta["scheme"])
 
     def fold(seqs, window):
         model.head.cfg.embed_window = window  # what the model reads when it runs
-        run = pair_head_folder(model, meta, scheme, workers=a.threads, cache=a.bpp_cache)
+        run = PairPredictor.from_meta(model, meta, scheme, workers=a.threads, cache=a.bpp_cache)
         t = time.perf_counter()
-        out = [s.pairs for s, _ in run([(f"r{k}", s) for k, s in enumerate(seqs)], progress=False)]
+        out = [s.pairs for s, _ in run.fold([(f"r{k}", s) for k, s in enumerate(seqs)], progress=False)]
         return out, time.perf_counter() - t
 
     saved = model.head.cfg.embed_window

@@ -41,13 +41,12 @@ def main() -> None:
     from resm.config import load_config
     from resm.fasta import token_batches
     from resm.data.labelled_structures import family_split, load_records
-    from resm.heads.pairs import prior_probability
     from resm.mapping import get_scheme
-    from resm.structure.decode import Decoding, decode_sparse
+    from resm.structure.decode import Decoding
     from resm.structure.folders import fold_with
     from resm.structure.metrics import evaluate
-    from resm.structure.model import load_structure_model, model_priors, predict_candidates
-    from resm.structure.pipeline import default_model_path
+    from resm.structure.model import load_structure_model, model_priors, resolve_model
+    from resm.structure.predictor import PairPredictor
     from resm.structure.priors import compute_priors
     from resm.utils.io import atomic_path
 
@@ -62,10 +61,11 @@ def main() -> None:
     torch.set_num_threads(a.threads)
 
     d = load_config(a.config, [])["data"]
-    model, meta = load_structure_model(a.model or default_model_path())
+    model, meta = load_structure_model(resolve_model(a.model))
     scheme = get_scheme(meta["scheme"])
     cfgs = model_priors(meta)
     stored = Decoding.from_dict(meta["decoding"])
+    pred = PairPredictor(model, scheme, cfgs, stored)
     train, _, _ = load_records(d["train"], scheme, None, d["seed"])
     _, out, _ = family_split(train, d["families"], d["family_holdout"], d["seed"])
     val, _, _ = load_records(d["val"], scheme, None, d["seed"])
@@ -78,9 +78,9 @@ def main() -> None:
         priors = compute_priors(seqs, cfgs, a.bpp_cache, a.threads, desc=f"{name}: priors")
         items = [None] * len(seqs)
         for g in token_batches([len(s) for s in seqs], 3200, extra=2):
-            got = predict_candidates(model, scheme, [seqs[k] for k in g], [priors[k] for k in g])
-            for k, (c, q) in zip(g, got):
-                items[k] = (seqs[k], c.i, c.j, q, prior_probability(c, model.head.cfg))
+            got = pred.probabilities([seqs[k] for k in g], [priors[k] for k in g])
+            for k, item in zip(g, got):
+                items[k] = (seqs[k], *item)
         model_s = time.perf_counter() - t
 
         def score(preds, truth=truth):
@@ -89,11 +89,12 @@ def main() -> None:
 
         gamma = "per sequence" if stored.auto_gamma else f"{stored.gamma:g}"
         rows = [(f"resm, stored decoding (gamma {gamma}, prior weight {stored.prior_weight:g}, "
-                 f"pseudoknots above {stored.pseudoknot_threshold})", *score([decode_sparse(s, i, j, q, stored, pp) for s, i, j, q, pp in items]))]
+                 f"pseudoknots above {stored.pseudoknot_threshold})",
+                 *score([pred.decode(s, c.i, c.j, q, pp) for s, c, q, pp in items]))]
         for w in WEIGHTS:
             dec = Decoding(stored.gamma, w, stored.pseudoknot_threshold, stored.auto_gamma)
             label = "EternaFold probabilities alone, resm's MEA decoder" if w == 1.0 else f"resm, prior weight {w:g}"
-            rows.append((label, *score([decode_sparse(s, i, j, q, dec, pp) for s, i, j, q, pp in items])))
+            rows.append((label, *score([pred.decode(s, c.i, c.j, q, pp, decoding=dec) for s, c, q, pp in items])))
         for folder in ("eternafold", "rnafold"):
             with ProcessPoolExecutor(a.threads) as ex:
                 preds = list(ex.map(fold_with, [folder] * len(seqs), seqs, chunksize=16))

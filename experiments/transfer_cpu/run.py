@@ -95,25 +95,26 @@ def run_arm(name: str, a) -> None:
 
 def zero_shot_scores(model_path, probe, scheme_name, data: Path, limit: int) -> dict:
     sys.path.insert(0, str(REPO))
-    from resm.structure.decode import decode
     from resm.structure.datasets import load_dataset
     from resm.structure.probe import ProbeFile
     from resm.mapping import get_scheme
     from resm.structure.metrics import evaluate
     from resm.backbone.load import load_backbone
     from resm.structure.io import read_structures
-    from resm.structure.probe import load_probe, predict_pair_probs
+    from resm.structure.probe import load_probe
+    from resm.structure.predictor import MapPredictor
 
     scheme = get_scheme(scheme_name)
     model = load_backbone(str(model_path), scheme).model.eval()
     load_probe(model, probe)
     pf = ProbeFile.read(probe)
+    predictor = MapPredictor(model, scheme, pf.threshold, pf.method)  # the probe's decoding, as resm fold's
     out = {"threshold": pf.threshold}
     vl0 = list(read_structures(data / "ss/bprna/VL0.dbn"))
     rng = np.random.default_rng(0)
     vl0 = [vl0[i] for i in sorted(rng.permutation(len(vl0))[100 : 100 + limit])]  # not the 100 used for the threshold
     for name, recs in (("vl0", vl0), ("ts0", load_dataset("ts0", data, limit, 0))):
-        pred = [decode(predict_pair_probs(model, scheme, r.seq), r.seq, pf.threshold, pf.method) for r in recs]
+        pred = [s.pairs for s, _ in predictor.fold(recs, progress=False)]
         m = evaluate(pred, [r.pairs for r in recs])
         out[name] = {"f1": m["f1_mean"], "f1_shift": m["f1_shift_mean"], "n": len(recs)}
     return out

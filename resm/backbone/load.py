@@ -1,7 +1,7 @@
 """Loading and saving ESM-2 weights: fair-esm ``.pt`` files, fair-esm model names, Hugging Face
-``EsmForMaskedLM`` folders and hub ids found in the local Hugging Face cache, the backbone of a
-structure model (``structure_model.pt``), and ``default``, the backbone of the structure model
-shipped in the package.
+``EsmForMaskedLM`` folders and hub ids found in the local Hugging Face cache. (The backbone of
+a structure model, and ``default``, the shipped one's, are read by
+:func:`resm.structure.model.load_backbone`, which builds on this module.)
 
 Checkpoints are unpickled with ``weights_only=True``. fair-esm's released ESM-2 files keep their
 config as an ``argparse.Namespace``, which is the one global allow-listed here; anything else
@@ -41,14 +41,7 @@ from .esm2 import ESM2
 
 FAIR_ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm"
 SAFE_GLOBALS = [argparse.Namespace]
-DEFAULT_MODEL = "default"  # the name of the shipped structure model (its backbone, where a backbone is asked for)
-STRUCTURE_FORMAT = "resm-structure"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
-
-
-def shipped_structure_model() -> Path:
-    """The structure model that ships inside the package (``default``)."""
-    return Path(__file__).resolve().parents[1] / "models" / "structure_default.pt"
 
 
 class CheckpointError(RuntimeError):
@@ -158,7 +151,7 @@ def _config_from_fair(data: dict, where: str) -> ESM2Config:
         raise CheckpointError(f"{where}: not an ESM-2 checkpoint (no cfg.model; {e})") from None
 
 
-def _load_state(model: ESM2, state: Dict[str, torch.Tensor], where: str) -> bool:
+def load_state(model: ESM2, state: Dict[str, torch.Tensor], where: str) -> bool:
     """Load weights strictly except for rotary buffers (recomputed) and the contact regression
     (optional). Returns whether the contact regression was present."""
     expected = set(model.state_dict())
@@ -184,16 +177,13 @@ def _regression_path(path: Path) -> Path:
 
 
 def load_fair_esm(
-    path: str | os.PathLike, regression: Optional[str | os.PathLike] = None, trust: bool = False
+    path: str | os.PathLike, regression: Optional[str | os.PathLike] = None, trust: bool = False, data=None
 ) -> Loaded:
-    """A fair-esm ESM-2 ``.pt`` under any file name. The contact regression is taken from
-    ``regression`` or, like fair-esm, from ``<stem>-contact-regression.pt`` beside it."""
+    """A fair-esm ESM-2 ``.pt`` under any file name (``data``: its content, when already read).
+    The contact regression is taken from ``regression`` or, like fair-esm, from
+    ``<stem>-contact-regression.pt`` beside it."""
     path = Path(path)
-    data = safe_load(path, trust)
-    if isinstance(data, dict) and data.get("format") == STRUCTURE_FORMAT:
-        meta = {"scheme": data.get("scheme"), "scheme_hash": data.get("scheme_hash"), "arch": data.get("arch"),
-                "source": str(path), "format": "resm-structure", "contact_regression": False}
-        return Loaded(backbone_from_structure_payload(data, str(path)).eval(), meta)
+    data = safe_load(path, trust) if data is None else data
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise CheckpointError(f"{path}: not a fair-esm checkpoint (no 'model' entry)")
     cfg = _config_from_fair(data, str(path))
@@ -205,7 +195,7 @@ def load_fair_esm(
             raise CheckpointError(f"{reg_path}: not a contact-regression file")
         state.update(strip_fair_prefixes(dict(reg["model"])))
     model = ESM2(cfg)
-    has_reg = _load_state(model, state, str(path))
+    has_reg = load_state(model, state, str(path))
     meta = dict(data.get("resm") or {})
     meta.update(source=str(path), format="fair-esm", contact_regression=has_reg)
     return Loaded(model.eval(), meta)
@@ -243,30 +233,13 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
     if unknown:
         raise CheckpointError(f"{folder}: unexpected weights {unknown[:5]} (not EsmForMaskedLM?)")
     model = ESM2(cfg)
-    has_reg = _load_state(model, state, str(folder))
+    has_reg = load_state(model, state, str(folder))
     meta = {}
     resm_file = folder / "resm.json"
     if resm_file.exists():
         meta.update(json.loads(resm_file.read_text()))
     meta.update(source=str(folder), format="huggingface", contact_regression=has_reg)
     return Loaded(model.eval(), meta)
-
-
-def backbone_from_structure_payload(data: dict, where: str = "structure model") -> ESM2:
-    """The ESM-2 backbone held in a ``structure_model.pt`` payload (fp16 weights, made fp32),
-    with its LoRA adapter active when it was trained with one."""
-    try:
-        model = ESM2(ESM2Config(**data["backbone_config"]))
-        _load_state(model, {k: v.float() for k, v in data["backbone"].items()}, where)
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{where}: a structure model without a readable backbone ({e})") from None
-    if data.get("adapter"):
-        from .adapters import AdapterConfig, add_adapter, load_adapter_state_dict, set_active_adapter
-
-        add_adapter(model, "shared", AdapterConfig.from_dict(data["adapter"]["config"]))
-        load_adapter_state_dict(model, "shared", data["adapter"]["state"])
-        set_active_adapter(model, "shared")
-    return model
 
 
 def _hf_cache_root() -> Path:
@@ -337,10 +310,7 @@ def load_backbone(
     """Load ESM-2 weights from a fair-esm ``.pt`` path, a Hugging Face folder or a fair-esm
     model name, and check that ``scheme`` is the one the checkpoint was trained with."""
     p = Path(spec)
-    if str(spec) == DEFAULT_MODEL and not p.exists():
-        loaded = load_fair_esm(shipped_structure_model(), None, trust)
-        loaded.meta["source"] = DEFAULT_MODEL
-    elif p.is_dir():
+    if p.is_dir():
         loaded = load_hf(p, trust)
     elif p.is_file():
         loaded = load_fair_esm(p, regression, trust)
@@ -364,12 +334,18 @@ def load_with_scheme(
 ) -> Tuple[Loaded, Scheme]:
     """:func:`load_backbone`, with the scheme chosen: the one named, else the checkpoint's own,
     else the default; it must be the scheme the checkpoint was trained with."""
+    loaded = load_backbone(spec, None, regression, trust)
+    return loaded, choose_scheme(loaded, scheme_name, spec)
+
+
+def choose_scheme(loaded: Loaded, scheme_name: Optional[str], spec) -> Scheme:
+    """The scheme named, else the checkpoint's own, else the default; it must be the scheme the
+    checkpoint was trained with."""
     from ..mapping import DEFAULT_SCHEME, get_scheme
 
-    loaded = load_backbone(spec, None, regression, trust)
     scheme = get_scheme(scheme_name or loaded.meta.get("scheme") or DEFAULT_SCHEME)
     scheme.check(loaded.meta, where=str(spec))
-    return loaded, scheme
+    return scheme
 
 
 # ---------------------------------------------------------------------------------------

@@ -255,7 +255,8 @@ class ResmBackend(Backend):
 
     def load(self) -> "ResmBackend":
         from ..backbone.config import ARCHS
-        from ..backbone.load import DEFAULT_MODEL, HUB_ID, CheckpointError, load_with_scheme
+        from ..backbone.load import HUB_ID, CheckpointError
+        from ..structure.model import DEFAULT_MODEL, load_with_scheme
 
         spec = self.spec
         p = _path(spec.checkpoint)

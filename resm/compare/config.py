@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 from ..config import ConfigError, coerce, from_dict
 from ..heads.mrl import ExpressionHeadConfig
@@ -24,7 +24,7 @@ __all__ = [
     "TaskSection",
     "RRISection",
     "MRLSection",
-    "TASKS",
+    "compare_tasks",
     "CompareConfig",
     "parse_config",
 ]
@@ -319,7 +319,12 @@ class MRLSection(TaskSection):
         super().__post_init__()
 
 
-TASKS = ("structure", "rri", "mrl")
+def compare_tasks() -> Tuple[str, ...]:
+    """The tasks ``resm compare`` runs: those whose descriptor (:data:`resm.tasks.TASKS`) has a
+    compare runner, in registry order."""
+    from ..tasks import tasks_with
+
+    return tasks_with("compare")
 
 
 @dataclass
@@ -371,6 +376,7 @@ TOP_KEYS = ("data", "backends", "tasks", "probe", "head", "train", "rri", "mrl",
 
 
 def _parse_tasks(raw: Any) -> List[str]:
+    TASKS = compare_tasks()
     if raw is None:
         return ["structure"]
     if not isinstance(raw, list) or not raw:

@@ -388,6 +388,9 @@ def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=
     """Run every task of ``cfg`` for every backend and write the tables and plots; returns
     ``{"rows" (structure), "rri_rows", "mrl_rows", "per_sequence", "details", "splits",
     "task_data", "tasks", "out_dir", "files"}``."""
+    from ..tasks import TASKS
+    from ..tasks.base import resolve
+
     if not isinstance(cfg, CompareConfig):
         cfg = parse_config(cfg, name)
     if cfg.threads:
@@ -423,12 +426,13 @@ def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=
             continue
         det: Dict[str, Any] = {}
         for t in cfg.tasks:
+            runner = resolve(TASKS[t].compare)  # the task descriptor's compare runner
             try:
                 if t == "structure":
-                    row, seqs, det[t] = run_backend(backend, cfg, splits, log)
+                    row, seqs, det[t] = runner(backend, cfg, splits, log)
                     per_seq.extend(seqs)
                 else:
-                    row, det[t] = (run_rri if t == "rri" else run_mrl)(backend, cfg, task_data[t], log)
+                    row, det[t] = runner(backend, cfg, task_data[t], log)
             except BackendUnavailable as e:
                 log(f"skipped {spec.name}: {e} ({t})")
                 row, det[t] = _empty_row(spec, f"skipped: {e}", TASK_COLUMNS[t]), {"skipped": str(e)}

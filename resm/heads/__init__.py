@@ -1,15 +1,35 @@
 """Task heads on top of the backbone, and the registry of all of them.
 
-``HEADS`` maps a task name to its builder, ``build(head_config, embed_dim) -> (head, apply)``:
+``HEADS`` maps a head's name to its builder, ``build(head_config, embed_dim) -> (head, apply)``:
 ``apply(head, h, mask, batch)`` reads an encoder's residue embeddings ``h`` (B, L, E) and mask
-for that head (:class:`resm.tasks.base.TaskModel`). Saved models name their heads by task, and
-:func:`resm.tasks.base.load_bundle` rebuilds each one through this registry.
+for that head (:class:`resm.tasks.base.TaskModel`). The names: ``pairs``
+(:class:`resm.heads.pairs.PairHead`, the shipped structure head), ``structure`` (the dense
+2-D :class:`resm.heads.pair_map.StructureHead`), ``rri`` and ``mrl``. Saved models name their
+heads, and :func:`resm.tasks.base.load_bundle` rebuilds each one through this registry.
+
+Each module of this package declares its own entries in a module-level ``HEADS`` dict, and the
+registry is their union: a new head is one new module here, and nothing else in this package
+changes.
 """
 
-from .mrl import build_mrl_head
-from .rri import build_rri_head
-from .pair_map import build_structure_head
+from __future__ import annotations
 
-HEADS = {"structure": build_structure_head, "rri": build_rri_head, "mrl": build_mrl_head}
+import importlib
+import pkgutil
+from typing import Callable, Dict
+
+
+def _discover() -> Dict[str, Callable]:
+    found: Dict[str, Callable] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name, build in getattr(module, "HEADS", {}).items():
+            if name in found:
+                raise RuntimeError(f"head {name!r} is declared twice (resm.heads.{info.name})")
+            found[name] = build
+    return found
+
+
+HEADS = _discover()
 
 __all__ = ["HEADS"]

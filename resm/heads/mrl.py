@@ -175,3 +175,6 @@ def build_mrl_head(config: dict, embed_dim: int):
     if config.get("kind") == "optimus":
         return OptimusCNN(OptimusConfig.from_dict(config)), optimus_apply
     return ExpressionHead(ExpressionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), mrl_apply
+
+
+HEADS = {"mrl": build_mrl_head}  # this module's entries of resm.heads.HEADS

@@ -520,3 +520,6 @@ def structure_apply(head: StructureHead, h: torch.Tensor, mask: torch.Tensor, ba
 def build_structure_head(config: dict, embed_dim: int):
     """``(StructureHead, structure_apply)`` from a head config (the registry's builder)."""
     return StructureHead(StructureHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), structure_apply
+
+
+HEADS = {"structure": build_structure_head}  # this module's entries of resm.heads.HEADS

@@ -367,3 +367,18 @@ def prior_probability(c: Candidates, cfg: PairHeadConfig) -> np.ndarray:
 def split_by_sequence(values: torch.Tensor, counts: torch.Tensor) -> List[torch.Tensor]:
     """Per-sequence pieces of a concatenated candidate tensor."""
     return list(torch.split(values, counts.tolist()))
+
+
+def pair_apply(head: PairHead, h: Optional[torch.Tensor], mask: torch.Tensor,
+               batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Candidate logits from residue embeddings ``h`` and the batch's candidates
+    (:func:`collate_candidates`, with ``attn`` when the head reads attention maps)."""
+    return head(batch, h, batch.get("attn"))
+
+
+def build_pair_head(config: dict, embed_dim: int):
+    """``(PairHead, pair_apply)`` from a head config (the registry's builder)."""
+    return PairHead(PairHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), pair_apply
+
+
+HEADS = {"pairs": build_pair_head}  # this module's entries of resm.heads.HEADS

@@ -132,3 +132,6 @@ def build_rri_head(config: dict, embed_dim: int):
     """``(InteractionHead, rri_apply)`` from a saved head config (the registry's builder)."""
     cfg = InteractionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))
     return InteractionHead(cfg), rri_apply
+
+
+HEADS = {"rri": build_rri_head}  # this module's entries of resm.heads.HEADS

@@ -1,8 +1,8 @@
 """``resm evaluate structure``: a structure model against the classical folders, on the same
 records, in the same run.
 
-For each record of the chosen set the model predicts a structure (a pair-head model through
-:func:`resm.structure.pipeline.pair_head_folder`, decoded as stored in its file; a 2-D head
+For each record of the chosen set the model predicts a structure through its predictor
+(:mod:`resm.structure.predictor`: a pair-head model decoded as stored in its file, a 2-D head
 model at its stored threshold), and every classical folder asked for
 (:data:`resm.structure.folders.FOLDERS`: RNAfold MFE and MEA, LinearPartition MEA with
 EternaFold or ViennaRNA parameters, LinearFold) folds the same sequence. All are scored with
@@ -25,11 +25,10 @@ from tqdm.auto import tqdm
 from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
 from .datasets import FAMFOLD_SPLIT, load_dataset, read_split
-from .decode import decode
 from .folders import FOLDERS
 from .io import Structure
 from .metrics import evaluate
-from .model import load_structure_model, predict_pairs
+from .model import load_structure_model
 
 __all__ = ["DEFAULT_FOLDERS", "evaluate_structure", "evaluate_famfold", "format_table", "write_table"]
 
@@ -54,26 +53,15 @@ def check_folders(names: Optional[Sequence[str]]) -> List[str]:
 
 
 def _model_predictor(model, meta, workers: int, bpp_cache, tile: int) -> Callable[[List[Structure], str, bool], List[np.ndarray]]:
-    """``predict(records, desc, progress) -> partner arrays`` for either kind of model."""
-    if model.kind == "pairs":
-        from ..mapping import get_scheme
-        from .pipeline import pair_head_folder
+    """``predict(records, desc, progress) -> partner arrays`` through the model's predictor
+    (:func:`resm.structure.predictor.model_predictor`, decoding as stored in its file)."""
+    from .predictor import model_predictor
 
-        fold_many = pair_head_folder(model, meta, get_scheme(meta["scheme"]), workers, cache=bpp_cache)
-
-        def predict(recs, desc, progress):
-            return [s.pairs for s, _ in fold_many([(r.name, r.seq) for r in recs], progress=progress, desc=desc)]
-
-        return predict
-    threshold, scheme = float(meta["threshold"]), meta["scheme"]
+    pred = model_predictor(model, meta, workers=workers, cache=bpp_cache, tile=tile)
 
     def predict(recs, desc, progress):
-        out = []
-        for rec in tqdm(recs, desc=desc, disable=not progress):
-            with torch.inference_mode():
-                probs = predict_pairs(model, scheme, rec.seq, tile=tile, bpp_cache=bpp_cache)
-            out.append(decode(probs, rec.seq, threshold=threshold))
-        return out
+        with torch.inference_mode():
+            return [s.pairs for s, _ in pred.fold([(r.name, r.seq) for r in recs], progress=progress, desc=desc)]
 
     return predict
 

@@ -13,7 +13,13 @@ validation (a threshold for the dense head; a :class:`resm.structure.decode.Deco
 prior settings for the pair head). :func:`load_structure_model` reads it back;
 :func:`predict_pairs` gives one sequence's dense pair probabilities through the 2-D head's
 memory-bounded tiled inference and :func:`predict_candidates` the candidate probabilities of a
-batch of sequences through the pair head: the inference paths of ``resm fold``.
+batch of sequences through the pair head: the inference paths of the predictors
+(:mod:`resm.structure.predictor`), where decoding happens.
+
+The name ``default`` means the model shipped in the package (:func:`shipped_model_path`);
+:func:`resolve_model` is the one place it is resolved. :func:`load_backbone` and
+:func:`load_with_scheme` read a backbone from any spec :mod:`resm.backbone.load` reads, and also
+from a structure model (its backbone) or ``default`` (the shipped model's backbone).
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ import torch.nn as nn
 
 from ..alphabet import pad_batch
 from ..config import ConfigError
-from ..heads.pairs import Candidates, PairHead, PairHeadConfig, collate_candidates
-from ..heads.pair_map import DEFAULT_TILE, StructureHead, StructureHeadConfig, strip_special
+from ..heads.pairs import Candidates, PairHead, collate_candidates
+from ..heads.pair_map import DEFAULT_TILE, StructureHead, strip_special
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import rna_codes
 from ..backbone.attention import BatchCells, run_attention, stacked_attention_maps
@@ -39,6 +45,14 @@ from ..utils.io import atomic_path
 
 __all__ = [
     "MODEL_FILE",
+    "HEAD_KINDS",
+    "DEFAULT_KIND",
+    "FORMAT",
+    "DEFAULT_MODEL",
+    "shipped_model_path",
+    "resolve_model",
+    "load_backbone",
+    "load_with_scheme",
     "StructureModel",
     "structure_payload",
     "save_structure_model",
@@ -49,7 +63,24 @@ __all__ = [
 ]
 
 MODEL_FILE = "structure_model.pt"
-FORMAT = "resm-structure"
+# head.kind -> the head's name in resm.heads.HEADS; a file records its kind ("conv" when it has none)
+HEAD_KINDS = {"pairs": "pairs", "conv": "structure"}
+DEFAULT_KIND = "pairs"  # the shipped model's
+FORMAT = "resm-structure"  # the "format" entry of a structure model's file
+DEFAULT_MODEL = "default"  # the name of the shipped structure model (its backbone, where a backbone is asked for)
+
+
+def shipped_model_path() -> Path:
+    """The structure model that ships inside the package (``default``)."""
+    return Path(__file__).resolve().parents[1] / "models" / "structure_default.pt"
+
+
+def resolve_model(spec):
+    """``spec``, or the shipped model's path when ``spec`` is None or ``"default"`` (and no file
+    or folder of that name exists)."""
+    if spec is None or (str(spec) == DEFAULT_MODEL and not Path(spec).exists()):
+        return shipped_model_path()
+    return spec
 
 
 class StructureModel(nn.Module):
@@ -197,14 +228,65 @@ def _backbone_payload(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]
     return out
 
 
-def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]:
-    from ..backbone.load import backbone_from_structure_payload
+def backbone_from_payload(data: dict, where: str = "structure model") -> ESM2:
+    """The ESM-2 backbone held in a ``structure_model.pt`` payload (fp16 weights, made fp32),
+    with its LoRA adapter active when it was trained with one."""
+    from ..backbone.config import ESM2Config
+    from ..backbone.load import CheckpointError, load_state
 
-    backbone = backbone_from_structure_payload(data)
-    if data.get("head_kind", "conv") == "pairs":
-        head = PairHead(PairHeadConfig.from_dict(data["head_config"]))
+    try:
+        model = ESM2(ESM2Config(**data["backbone_config"]))
+        load_state(model, {k: v.float() for k, v in data["backbone"].items()}, where)
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{where}: a structure model without a readable backbone ({e})") from None
+    if data.get("adapter"):
+        from ..backbone.adapters import AdapterConfig, add_adapter, load_adapter_state_dict, set_active_adapter
+
+        add_adapter(model, "shared", AdapterConfig.from_dict(data["adapter"]["config"]))
+        load_adapter_state_dict(model, "shared", data["adapter"]["state"])
+        set_active_adapter(model, "shared")
+    return model
+
+
+def load_backbone(spec, scheme: Optional[Scheme] = None, regression=None, trust: bool = False):
+    """:func:`resm.backbone.load.load_backbone` (a :class:`resm.backbone.load.Loaded`), where ``spec``
+    may also be a structure model (its backbone) or ``default`` (the shipped model's backbone,
+    its source recorded as ``default``)."""
+    from ..backbone import load as L
+
+    path = resolve_model(spec)
+    if not Path(path).is_file():
+        return L.load_backbone(spec, scheme, regression, trust)
+    data = L.safe_load(path, trust)
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        meta = {"scheme": data.get("scheme"), "scheme_hash": data.get("scheme_hash"), "arch": data.get("arch"),
+                "source": str(path), "format": FORMAT, "contact_regression": False}
+        loaded = L.Loaded(backbone_from_payload(data, str(path)).eval(), meta)
     else:
-        head = StructureHead(StructureHeadConfig.from_dict(data["head_config"]))
+        loaded = L.load_fair_esm(path, regression, trust, data=data)
+    if path is not spec:
+        loaded.meta["source"] = DEFAULT_MODEL
+    if scheme is not None:
+        scheme.check(loaded.meta, where=str(spec))
+    return loaded
+
+
+def load_with_scheme(spec, scheme_name: Optional[str] = None, regression=None, trust: bool = False):
+    """:func:`load_backbone`, with the scheme chosen (:func:`resm.backbone.load.choose_scheme`):
+    ``(Loaded, Scheme)``."""
+    from ..backbone.load import choose_scheme
+
+    loaded = load_backbone(spec, None, regression, trust)
+    return loaded, choose_scheme(loaded, scheme_name, spec)
+
+
+def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]:
+    """``(model, meta)`` of a structure model file's content (its head rebuilt through
+    :data:`resm.heads.HEADS`, by the kind the file records; files without one hold the 2-D head)."""
+    from ..heads import HEADS
+
+    backbone = backbone_from_payload(data)
+    head, _ = HEADS[HEAD_KINDS[data.get("head_kind", "conv")]](data["head_config"], backbone.embed_dim)
     head.load_state_dict(data["head"])
     model = StructureModel(backbone, head, "frozen").eval()
     meta = {k: v for k, v in data.items() if k not in ("head", "backbone", "adapter")}

@@ -53,6 +53,7 @@ __all__ = [
     "ProbeFile",
     "select_structures",
     "fit_zero_shot",
+    "ProbeOptions",
     "fit_probe_file",
 ]
 
@@ -434,31 +435,40 @@ def fit_zero_shot(
     )
 
 
-def fit_probe_file(
-    backbone: str | os.PathLike,
-    train: str | os.PathLike,
-    out: str | os.PathLike,
-    val: Optional[str | os.PathLike] = None,
-    scheme: Optional[str] = None,
-    regression: Optional[str | os.PathLike] = None,
-    trust: bool = False,
-    device: str = "cpu",
-    max_train: Optional[int] = 100,
-    max_val: Optional[int] = 100,
-    max_length: Optional[int] = 1000,
-    method: str = "greedy",
-    seed: int = 0,
-) -> Tuple[ProbeFile, int, bool]:
-    """``resm probe``: read the structures first (:func:`select_structures`), load the backbone
-    (:func:`resm.backbone.load.load_with_scheme`), fit the probe and choose its threshold
-    (:func:`fit_zero_shot`) and write it to ``out`` with its sidecar. Returns ``(probe record,
-    training structures skipped as too long, whether validation structures were given)``."""
-    from ..backbone.load import load_with_scheme
+@dataclass(frozen=True, kw_only=True)
+class ProbeOptions:
+    """The options of ``resm probe`` (:func:`fit_probe_file`), keyword-only: ``val`` (the
+    structures the threshold is chosen on; None: the training ones), the backbone's ``scheme``,
+    ``regression`` and ``trust``, ``device``, at most ``max_train`` / ``max_val`` structures of
+    at most ``max_length`` nt, the decoding ``method`` the threshold is chosen for, and the
+    ``seed`` of the non-pair sampling."""
 
-    structures, skipped = select_structures(train, max_train, max_length)
-    held_out = select_structures(val, max_val, max_length)[0] if val else None
-    loaded, the_scheme = load_with_scheme(backbone, scheme, regression, trust)
-    model = loaded.model.to(device)
-    probe = fit_zero_shot(model, the_scheme, loaded.meta["source"], structures, held_out, method, seed)
+    val: Optional[str | os.PathLike] = None
+    scheme: Optional[str] = None
+    regression: Optional[str | os.PathLike] = None
+    trust: bool = False
+    device: str = "cpu"
+    max_train: Optional[int] = 100
+    max_val: Optional[int] = 100
+    max_length: Optional[int] = 1000
+    method: str = "greedy"
+    seed: int = 0
+
+
+def fit_probe_file(backbone: str | os.PathLike, train: str | os.PathLike, out: str | os.PathLike,
+                   opts: ProbeOptions = ProbeOptions()) -> Tuple[ProbeFile, int, bool]:
+    """``resm probe``: read the structures first (:func:`select_structures`), load the backbone
+    (:func:`resm.structure.model.load_with_scheme`), fit the probe and choose its threshold
+    (:func:`fit_zero_shot`) and write it to ``out`` with its sidecar, as ``opts``
+    (:class:`ProbeOptions`) says. Returns ``(probe record, training structures skipped as too
+    long, whether validation structures were given)``."""
+    from .model import load_with_scheme
+
+    o = opts
+    structures, skipped = select_structures(train, o.max_train, o.max_length)
+    held_out = select_structures(o.val, o.max_val, o.max_length)[0] if o.val else None
+    loaded, the_scheme = load_with_scheme(backbone, o.scheme, o.regression, o.trust)
+    model = loaded.model.to(o.device)
+    probe = fit_zero_shot(model, the_scheme, loaded.meta["source"], structures, held_out, o.method, o.seed)
     probe.write(model, out)
     return probe, skipped, held_out is not None

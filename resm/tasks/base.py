@@ -36,21 +36,67 @@ from ..mapping import Scheme, get_scheme
 from ..nucleotides import UNKNOWN_BASE, rna_codes
 from ..backbone.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 
-__all__ = ["ModelConfig", "MODEL_KEYS", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
+__all__ = ["TaskSpec", "SEQUENCE_KEYS", "resolve",
+           "ModelConfig", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
            "ItemStream", "encode_batch", "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]
 
 BUNDLE_DIR = "model"
 
 
-# Which ``model`` keys each task reads; the others are refused with a one-line error.
-_SEQUENCE_KEYS = ("encoder", "init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint", "onehot")
-MODEL_KEYS = {
-    "mlm": ("init", "arch", "init_seed", "trust_checkpoint", "save_hf"),
-    "structure": ("init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint"),
-    "rri": _SEQUENCE_KEYS,
-    "mrl": _SEQUENCE_KEYS,
-    "joint": _SEQUENCE_KEYS,
-}
+# The ``model`` keys of a task on a sequence encoder (a backbone or the one-hot baseline)
+SEQUENCE_KEYS = ("encoder", "init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint", "onehot")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task is and supports: the one descriptor of a task. Each module of
+    :mod:`resm.tasks` that holds a task declares it as a module-level ``TASK``, and
+    :data:`resm.tasks.TASKS` (name -> spec) is their union, which every list of tasks reads
+    (``resm finetune``, ``task: joint``, ``resm predict --task``, ``resm compare``'s tasks, the
+    ``model`` keys a task accepts).
+
+    Attributes:
+        name: the task's name (``task:`` in a config).
+        cls: the task class (:class:`resm.train.Task`; its ``sections`` are the config's
+            sections it reads).
+        model_keys: the ``model`` keys it reads (:class:`ModelConfig`); others are refused.
+        head: its head's name in :data:`resm.heads.HEADS` (None: no head, e.g. ``mlm``).
+        config: its shipped config (``configs/finetune/<config>.yaml``), if any.
+        finetune: ``resm finetune`` trains it.
+        joint: it can be a sub-task of ``task: joint`` (its class then takes ``encoder=``).
+        predict: ``"module:function"`` behind ``resm predict --task <name>``: the function
+            takes a :class:`resm.predict.PredictOptions` and returns ``{"text", "n", "what"}``
+            and optionally ``"metrics"`` (label -> metrics).
+        compare: ``"module:function"`` running it in ``resm compare`` for one backend.
+        order: its place in listings and in ``resm compare``'s runs.
+    """
+
+    name: str
+    cls: type
+    model_keys: Tuple[str, ...]
+    head: Optional[str] = None
+    config: Optional[str] = None
+    finetune: bool = True
+    joint: bool = False
+    predict: Optional[str] = None
+    compare: Optional[str] = None
+    order: int = 100
+
+
+def resolve(ref: str):
+    """The object a ``"module:attribute"`` reference of a :class:`TaskSpec` names."""
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _model_keys(task: str) -> Tuple[str, ...]:
+    from . import TASKS
+
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; known tasks: {list(TASKS)}")
+    return TASKS[task].model_keys
 
 
 @dataclass
@@ -110,7 +156,7 @@ class ModelConfig:
     def for_task(cls, section: Optional[Dict[str, Any]], task: str, **values) -> "ModelConfig":
         """The ``model`` section of ``task``, validated by :func:`resm.config.from_dict`; keys
         the task does not use are refused. ``values`` set fields the task decides itself."""
-        used = MODEL_KEYS[task]
+        used = _model_keys(task)
         unused = {f.name: f"not used by task {task}" for f in fields(cls) if f.name not in used}
         d = dict(section) if isinstance(section, dict) else section
         if task == "mlm" and isinstance(d, dict) and "mode" in d and d.pop("mode") != "full":
@@ -122,13 +168,14 @@ class ModelConfig:
     def settings(self, task: str) -> Dict[str, Any]:
         """The keys ``task`` reads, with their values (what a resumed run must not change)."""
         d = asdict(self)
-        return {k: d[k] for k in MODEL_KEYS[task]}
+        return {k: d[k] for k in _model_keys(task)}
 
 
 def load_model_backbone(cfg, scheme: Scheme):
     """``(ESM2, arch name or None, source)`` of a ``model`` section with ``init`` (a checkpoint)
     or ``arch`` (random weights from ``init_seed``); shared by every task."""
-    from ..backbone.load import init_model, load_backbone
+    from ..backbone.load import init_model
+    from ..structure.model import load_backbone
 
     if cfg.init:
         loaded = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint)
@@ -295,7 +342,8 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     from ..backbone import adapters as A
 
     builders = HEADS if builders is None else builders
-    from ..backbone.load import load_backbone, reading
+    from ..backbone.load import reading
+    from ..structure.model import load_backbone
 
     folder = Path(folder)
     if not folder.is_dir():

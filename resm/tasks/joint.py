@@ -11,7 +11,8 @@ Config::
     optim: ...
     train: ...
 
-Each sub-task (:class:`JointEntry`) is the ordinary single-head task (:class:`resm.tasks.rri.RRITask`,
+Each sub-task (:class:`JointEntry`) is the ordinary single-head task (any task whose
+descriptor in :data:`resm.tasks.TASKS` has ``joint``: :class:`resm.tasks.rri.RRITask`,
 :class:`resm.tasks.mrl.MRLTask`) built on the shared encoder. The training stream interleaves
 their batches round-robin; a step's loss is the named sub-task's loss times its weight.
 Validation reports every sub-task's metrics prefixed with its name, and ``val_loss`` is their
@@ -27,13 +28,16 @@ from typing import Any, Dict, Iterator, List, Tuple
 import torch
 
 from ..config import ConfigError, from_dict
-from .base import BUNDLE_DIR, ModelConfig, TaskModel, build_encoder, save_bundle
-from .mrl import MRLTask
-from .rri import RRITask
+from .base import BUNDLE_DIR, SEQUENCE_KEYS, ModelConfig, TaskModel, TaskSpec, build_encoder, save_bundle
 
-__all__ = ["JointEntry", "JointTask", "JointStream"]
+__all__ = ["JointEntry", "JointTask", "JointStream", "sub_tasks"]
 
-SUB_TASKS = {"rri": RRITask, "mrl": MRLTask}
+
+def sub_tasks() -> Dict[str, type]:
+    """The tasks that can be sub-tasks (their descriptor's ``joint``): name -> class."""
+    from . import TASKS
+
+    return {n: s.cls for n, s in TASKS.items() if s.joint}
 
 
 @dataclass
@@ -82,11 +86,12 @@ class JointTask:
     def __init__(self, cfg: Dict[str, Any]):
         self.model_cfg = ModelConfig.for_task(cfg.get("model"), "joint")
         subs = cfg.get("tasks") or {}
+        known = sub_tasks()
         if not isinstance(subs, dict) or not subs:
-            raise ConfigError(f"tasks: name at least one sub-task ({sorted(SUB_TASKS)})")
-        unknown = sorted(set(subs) - set(SUB_TASKS))
+            raise ConfigError(f"tasks: name at least one sub-task ({sorted(known)})")
+        unknown = sorted(set(subs) - set(known))
         if unknown:
-            raise ConfigError(f"tasks: unknown task(s) {unknown}; known: {sorted(SUB_TASKS)}")
+            raise ConfigError(f"tasks: unknown task(s) {unknown}; known: {sorted(known)}")
         entries = {name: from_dict(JointEntry, sub, f"tasks.{name}") for name, sub in subs.items()}
         enc = build_encoder(self.model_cfg)
         self.scheme, self.source = enc[1], enc[2]
@@ -94,7 +99,7 @@ class JointTask:
         heads, apply = {}, {}
         for name, entry in entries.items():
             self.weights[name] = entry.weight
-            task = SUB_TASKS[name]({"model": cfg.get("model"), "head": entry.head, "data": entry.data}, encoder=enc)
+            task = known[name]({"model": cfg.get("model"), "head": entry.head, "data": entry.data}, encoder=enc)
             self.tasks[name] = task
             heads[name] = task.model.heads[task.head_name]
             apply[name] = task.model.appliers[task.head_name]
@@ -134,3 +139,6 @@ class JointTask:
 
     def summary(self) -> Dict[str, Any]:
         return {"final": self.final_metrics}
+
+
+TASK = TaskSpec("joint", JointTask, SEQUENCE_KEYS, config="rri_mrl_joint", order=40)

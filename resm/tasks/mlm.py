@@ -32,7 +32,7 @@ from ..data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy,
 from ..mapping import get_scheme
 from ..backbone.esm2 import ESM2
 from ..backbone.load import resm_meta, save_fair_esm, save_hf
-from .base import ModelConfig, load_model_backbone
+from .base import ModelConfig, TaskSpec, load_model_backbone
 
 __all__ = ["ValidationConfig", "MLMTask"]
 
@@ -123,3 +123,6 @@ class MLMTask:
 
     def summary(self) -> Dict[str, Any]:
         return {}
+
+
+TASK = TaskSpec("mlm", MLMTask, ("init", "arch", "init_seed", "trust_checkpoint", "save_hf"), finetune=False, order=0)

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from ..config import ConfigError, from_dict
 from ..data.mrl import UTR, VariantPair, read_mrl, split_utrs
 from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, OptimusConfig, mrl_apply, optimus_apply
-from .base import BUNDLE_DIR, ItemStream, ModelConfig, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
+from .base import (BUNDLE_DIR, SEQUENCE_KEYS, ItemStream, ModelConfig, TaskModel, TaskSpec, build_encoder, encode_batch,
+                   load_bundle, save_bundle, subset)
 
 __all__ = ["MRLDataConfig", "MRLTask", "mrl_metrics", "predict_mrl", "variant_effect", "load_mrl_model"]
 
@@ -235,3 +236,7 @@ def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False):
     if not names:
         raise ConfigError(f"{folder}: the bundle has no mrl head")
     return model, names[0], entries[names[0]], scheme
+
+
+TASK = TaskSpec("mrl", MRLTask, SEQUENCE_KEYS, head="mrl", config="mrl", joint=True, predict="resm.predict:predict_mrl",
+                compare="resm.compare.harness:run_mrl", order=30)

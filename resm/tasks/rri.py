@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from ..config import ConfigError, from_dict
 from ..data.rri import Pair, read_pairs, split_pairs
 from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
-from .base import BUNDLE_DIR, ItemStream, ModelConfig, TaskModel, build_encoder, encode_batch, load_bundle, save_bundle, subset
+from .base import (BUNDLE_DIR, SEQUENCE_KEYS, ItemStream, ModelConfig, TaskModel, TaskSpec, build_encoder, encode_batch,
+                   load_bundle, save_bundle, subset)
 
 __all__ = ["RRIDataConfig", "RRITask", "collate_pairs", "rri_metrics", "predict_rri", "load_rri_model",
            "zero_shot_scores"]
@@ -213,3 +214,7 @@ def zero_shot_scores(backbone, scheme, pairs: Sequence[Pair], linker: str = "", 
             block = contacts[i, : len(p.a), off : off + len(p.b)]
             out[s + i] = float(block.amax(dim=1).mean())
     return out
+
+
+TASK = TaskSpec("rri", RRITask, SEQUENCE_KEYS, head="rri", config="rri", joint=True, predict="resm.predict:predict_rri",
+                compare="resm.compare.harness:run_rri", order=20)

@@ -5,11 +5,16 @@ on labelled structures (e.g. bpRNA TR0, validated on VL0). Two heads (``head.kin
   more pair priors (``data.priors``, :mod:`resm.structure.priors`), binary cross-entropy over
   the candidates, decoded by maximum expected accuracy; the decoding (MEA gamma, the prior's
   weight, whether to add pseudoknots) is chosen on validation structures at the end, on VL0
-  and/or on whole families held out of training (``data.families``);
-* ``conv`` (the default, for older configs): the dense 2-D
+  and/or on whole families held out of training (``data.families``); the default, as the
+  shipped model's;
+* ``conv`` (older models and configs): the dense 2-D
   :class:`resm.heads.pair_map.StructureHead` with an optional ViennaRNA channel
   (``data.use_bpp``), :func:`resm.heads.pair_map.pair_loss`, greedy decoding at a threshold
   chosen on validation.
+
+Each head is built through :data:`resm.heads.HEADS` (:data:`resm.structure.model.HEAD_KINDS`
+names it), and validation decodes through the model's predictor
+(:mod:`resm.structure.predictor`), as ``resm fold`` does.
 
 The config has these sections (every option is documented on its dataclass):
 
@@ -42,18 +47,18 @@ import torch.nn.functional as F
 from ..config import ConfigError, from_dict
 from ..fasta import token_batches
 from ..data.labelled_structures import StructureDataConfig, Item, StructureStream, collate, family_split, load_records
-from ..heads.pairs import PairHead, PairHeadConfig, candidates, collate_candidates, prior_probability
-from ..heads.pair_map import StructureHead, StructureHeadConfig, pair_loss
+from ..heads.pairs import PairHeadConfig, candidates, collate_candidates, prior_probability
+from ..heads.pair_map import StructureHeadConfig, pair_loss
 from ..mapping import get_scheme
 from ..nucleotides import rna_codes
 from ..backbone.esm2 import ESM2
-from ..structure.model import MODEL_FILE, StructureModel, model_from_payload, save_structure_model, structure_payload
-from .base import ModelConfig, adapter_config, load_model_backbone
+from ..structure.model import (DEFAULT_KIND, HEAD_KINDS, MODEL_FILE, StructureModel, model_from_payload,
+                               save_structure_model, structure_payload)
+from .base import ModelConfig, TaskSpec, adapter_config, load_model_backbone
 
 __all__ = ["StructureLossConfig", "StructureTask"]
 
 _EXTRA = 2  # BOS + EOS
-HEAD_KINDS = ("conv", "pairs")
 
 
 @dataclass
@@ -107,9 +112,9 @@ class StructureTask:
         self.scheme = get_scheme(self.model_cfg.scheme)
         m, d = self.model_cfg, self.data_cfg
         section = dict(cfg.get("head") or {}) if isinstance(cfg.get("head"), dict) else cfg.get("head")
-        self.kind = section.pop("kind", "conv") if isinstance(section, dict) else "conv"
+        self.kind = section.pop("kind", DEFAULT_KIND) if isinstance(section, dict) else DEFAULT_KIND
         if self.kind not in HEAD_KINDS:
-            raise ConfigError(f"head.kind must be one of {list(HEAD_KINDS)}, not {self.kind!r}")
+            raise ConfigError(f"head.kind must be one of {sorted(HEAD_KINDS)}, not {self.kind!r}")
         backbone, self.arch, _ = load_model_backbone(m, self.scheme)
         self.prior_cfgs: List = []
         if self.kind == "pairs":
@@ -119,15 +124,15 @@ class StructureTask:
                 raise ConfigError("data.use_bpp is the 2-D head's channel; the pair head reads data.priors")
             self.prior_cfgs = [from_dict(PriorConfig, p, f"data.priors[{k}]") for k, p in enumerate(d.priors or [{}])]
             self.head_cfg = _pair_head_config(section or {}, backbone, len(self.prior_cfgs))
-            make_head = PairHead
         else:
             if d.priors is not None or d.family_holdout:
                 raise ConfigError("data.priors and data.family_holdout are for head.kind pairs")
             self.head_cfg = _head_config(section, backbone, d.use_bpp)
-            make_head = StructureHead
+        from ..heads import HEADS
+
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(d.seed)  # head initialisation, reproducible
-            head = make_head(self.head_cfg)
+            head, _ = HEADS[HEAD_KINDS[self.kind]](self.head_cfg.to_dict(), backbone.embed_dim)
         self.model = StructureModel(backbone, head, m.mode, adapter_config(m))
         keep_train = keep_val = None
         if d.split:
@@ -260,6 +265,17 @@ class StructureTask:
                     o += len(c)
         return out, total / max(n, 1)
 
+    def predictor(self, model, threshold: float = 0.5, decoding=None):
+        """The predictor of ``model`` (:mod:`resm.structure.predictor`), through which
+        validation decodes: the pair head's with ``decoding`` (default: the untuned
+        :class:`resm.structure.decode.Decoding`), the 2-D head's at ``threshold``."""
+        from ..structure.decode import Decoding
+        from ..structure.predictor import MapPredictor, PairPredictor
+
+        if self.kind == "pairs":
+            return PairPredictor(model, self.scheme, self.prior_cfgs, decoding or Decoding())
+        return MapPredictor(model, self.scheme, threshold, "greedy")
+
     # -------------------------------------------------------------- Task protocol
     def train_stream(self, rank: int, world_size: int) -> StructureStream:
         return StructureStream(self.train_records, self.train_ids, self.data_cfg, rank, world_size)
@@ -283,24 +299,23 @@ class StructureTask:
             return {}
         import torch.distributed as dist
 
-        from ..structure.decode import Decoding, decode, decode_sparse
         from ..structure.metrics import evaluate
 
         rank = dist.get_rank() if dist.is_initialized() else 0
         world = dist.get_world_size() if dist.is_initialized() else 1
+        pred = self.predictor(model)
         if self.kind == "pairs":
             out: Dict[str, float] = {}
             for split, tag in (("val", "val"), ("family", "family")):
                 if not self._records(split):
                     continue
                 items, loss = self.predict_pairs_val(model, device, split, rank, world)
-                dec = Decoding()
-                r = evaluate([decode_sparse(s, i, j, q, dec) for s, i, j, q, _, _ in items], [t for *_, t in items])
+                r = evaluate([pred.decode(s, i, j, q, None) for s, i, j, q, _, _ in items], [t for *_, t in items])
                 out.update({f"{tag}_loss": loss, f"{tag}_f1": r.get("f1_mean", float("nan")),
                             f"{tag}_f1_shift": r.get("f1_shift_mean", float("nan")), f"n_{tag}": len(items)})
             return out
         maps, items, val_loss = self.predict_val(model, device, rank, world)
-        preds = [decode(P, it.seq, 0.5, "greedy") for P, it in zip(maps, items)]
+        preds = [pred.decode(P, it.seq) for P, it in zip(maps, items)]
         r = evaluate(preds, [it.pairs for it in items])
         return {"val_loss": val_loss, "val_f1": r.get("f1_mean", float("nan")),
                 "val_f1_shift": r.get("f1_shift_mean", float("nan")), "n_val": len(items)}
@@ -330,13 +345,14 @@ class StructureTask:
         if self.kind == "pairs":
             self.choose_decoding(model, device, payload)
         elif self.val_records:
-            from ..structure.decode import choose_threshold, decode
+            from ..structure.decode import choose_threshold
             from ..structure.metrics import evaluate
 
             maps, items, val_loss = self.predict_val(model, device)
             seqs, trues = [it.seq for it in items], [it.pairs for it in items]
             t = float(choose_threshold(maps, seqs, trues))
-            r = evaluate([decode(P, s, t, "greedy") for P, s in zip(maps, seqs)], trues)
+            pred = self.predictor(model, threshold=t)
+            r = evaluate([pred.decode(P, s) for P, s in zip(maps, seqs)], trues)
             payload["threshold"] = t
             payload["val_metrics"] = {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"],
                                       "val_loss": val_loss, "n": len(items)}
@@ -347,7 +363,7 @@ class StructureTask:
     def choose_decoding(self, model, device, payload: Dict[str, Any]) -> None:
         """Pair head: MEA gamma, prior weight and pseudoknot threshold chosen on the validation
         set(s) named by ``data.select_on``; their scores go into the file."""
-        from ..structure.decode import choose_decoding, decode_sparse
+        from ..structure.decode import choose_decoding
         from ..structure.metrics import evaluate
 
         sets = {s: self.predict_pairs_val(model, device, s)[0] for s in ("val", "family") if self._records(s)}
@@ -358,9 +374,10 @@ class StructureTask:
         weights = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
         best = choose_decoding(chosen, prior_weights=weights)
         payload["decoding"] = best.to_dict()
+        pred = self.predictor(model, decoding=best)
         metrics: Dict[str, Any] = {"selected_on": [s for s in want if s in sets] or list(sets)}
         for s, items in sets.items():
-            r = evaluate([decode_sparse(q[0], q[1], q[2], q[3], best, q[4]) for q in items], [q[5] for q in items])
+            r = evaluate([pred.decode(q[0], q[1], q[2], q[3], q[4]) for q in items], [q[5] for q in items])
             metrics[s] = {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"], "n": len(items)}
         if self.family_counts:
             metrics["family_split"] = dict(self.family_counts)
@@ -368,3 +385,8 @@ class StructureTask:
 
     def summary(self) -> Dict[str, Any]:
         return {"threshold": self.threshold, "decoding": self.decoding, "final": self.final_metrics}
+
+
+TASK = TaskSpec("structure", StructureTask,
+                ("init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint"),
+                head=HEAD_KINDS[DEFAULT_KIND], config="structure", compare="resm.compare.harness:run_backend", order=10)

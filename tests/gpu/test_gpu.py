@@ -131,12 +131,12 @@ def test_deepspeed_zero2_bf16_pretraining_20_steps(tmp_path):
 
 def test_fold_4000_nt_on_the_gpu(tmp_path):
     from resm.structure.io import read_structures
-    from resm.structure.pipeline import fold_fasta
+    from resm.structure.pipeline import FoldOptions, fold_fasta
 
     (tmp_path / "long.fa").write_text(f">long\n{random_rna(LONG, 7)}\n")
     t0 = time.perf_counter()
-    r = fold_fasta(tmp_path / "long.fa", out=tmp_path / "long.dbn", bpp=tmp_path / "long.bpp", device="cuda:0",
-                   progress=False)
+    r = fold_fasta(tmp_path / "long.fa", FoldOptions(out=tmp_path / "long.dbn", bpp=tmp_path / "long.bpp",
+                                                     device="cuda:0", progress=False))
     seconds = time.perf_counter() - t0
     (rec,) = read_structures(tmp_path / "long.dbn")
     record(f"resm fold, {LONG} nt, shipped model on the GPU (load and RNAfold prior on the CPU included)", seconds,

@@ -46,7 +46,7 @@ class Workspace:
 
 def _structure_config(ws: Workspace, out: Path) -> dict:
     return {"task": "structure", "model": {"init": str(ws["tiny"]), "mode": "frozen"},
-            "head": {"proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1], "dropout": 0.0},
+            "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1], "dropout": 0.0},
             "data": {"train": str(ws["dbn"]), "val": str(ws["dbn"]), "max_length": 40, "tokens_per_batch": 400,
                      "use_bpp": False, "seed": 0},
             "optim": {"lr": 1e-2, "warmup_steps": 1},

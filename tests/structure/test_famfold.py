@@ -46,7 +46,7 @@ def test_famfold_training_and_evaluation(tmp_path):
     ckpt = tmp_path / "tiny.pt"
     resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--out", ckpt)
     cfg = {"task": "structure", "model": {"init": str(ckpt)},
-           "head": {"proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
+           "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
            "data": {"train": "{data_dir}/ss/archiveII/ArchiveII.csv", "split": "{data_dir}/ss/archiveII/split_famfold.csv",
                     "max_length": 32, "tokens_per_batch": 256, "use_bpp": True,
                     "bpp_cache": str(tmp_path / "bpp")},

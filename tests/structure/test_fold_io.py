@@ -15,8 +15,9 @@ from resm.backbone.load import init_model, save_fair_esm
 from resm.structure.decode import decode
 from resm.structure.inputs import read_sequences, sniff_format
 from resm.structure.io import FoldError, iter_dbn, pair_list, parse_dotbracket, read_structures
-from resm.structure.pipeline import Predictor, fold_fasta
-from resm.structure.probe import fit_probe_file
+from resm.structure.pipeline import FoldOptions, fold_fasta
+from resm.structure.predictor import MapPredictor
+from resm.structure.probe import ProbeOptions, fit_probe_file
 from resm.structure.report import COLUMNS
 
 FASTA = (">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n"
@@ -41,13 +42,13 @@ def tiny(tmp_path_factory):
     save_fair_esm(init_model("tiny", seed=0), d / "tiny.pt")
     (d / "ref.dbn").write_text(REF)
     (d / "in.fa").write_text(FASTA)
-    fit_probe_file(d / "tiny.pt", d / "ref.dbn", d / "probe.pt", max_train=3)
+    fit_probe_file(d / "tiny.pt", d / "ref.dbn", d / "probe.pt", ProbeOptions(max_train=3))
     return d
 
 
 def fold(d, inp, **kw):
     kw.setdefault("threshold", 0.0)
-    return fold_fasta(inp, d / "tiny.pt", d / "probe.pt", progress=False, **kw)
+    return fold_fasta(inp, FoldOptions(model=d / "tiny.pt", zero_shot=d / "probe.pt", progress=False, **kw))
 
 
 # --------------------------------------------------------------------------- inputs
@@ -158,7 +159,7 @@ def test_nested_and_nolp_reach_decoding():
     planted = parse_dotbracket("((((((....[[[[[..))))))....((((....))))....]]]]]" + "." * 31)
     i = np.flatnonzero(planted >= 0)
     P[i, planted[i]] = 0.95  # stacked stems, an H-type pseudoknot among them
-    pred = Predictor(None, get_scheme("kdny"), 0.3, "greedy", lambda s: P)
+    pred = MapPredictor(None, get_scheme("kdny"), 0.3, "greedy", lambda s: P)
     kw = dict(noncanonical=True)
     base = pred.fold_one(seq, **kw)[0].pairs
     nested = pred.fold_one(seq, nested=True, **kw)[0].pairs
@@ -175,7 +176,7 @@ def test_nested_and_nolp_reach_decoding():
     np.testing.assert_array_equal(base, decode(P, seq, 0.3, noncanonical=True))
     # sparse probabilities work too, and fold_one gives them back dense
     i, j = np.triu_indices(80, 1)
-    sparse = Predictor(None, get_scheme("kdny"), 0.3, "greedy", lambda s: (i, j, ((P + P.T) / 2)[i, j]))
+    sparse = MapPredictor(None, get_scheme("kdny"), 0.3, "greedy", lambda s: (i, j, ((P + P.T) / 2)[i, j]))
     rec, dense = sparse.fold_one(seq, **kw)
     np.testing.assert_array_equal(rec.pairs, base)
     assert dense.shape == (80, 80) and np.allclose(dense, dense.T)

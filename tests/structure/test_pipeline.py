@@ -10,7 +10,7 @@ from tests.conftest import REPO, resm_cli
 from resm.nucleotides import CANONICAL_PAIRS
 from resm.structure.decode import decode
 from resm.structure.io import FoldError
-from resm.structure.pipeline import fold_records
+from resm.structure.predictor import fold_records
 from resm.structure.plot import plot_structure, require_matplotlib
 from resm.structure.probe import ProbeFile, sidecar_path
 from resm.mapping import get_scheme
@@ -262,11 +262,12 @@ def test_shipped_model_folds_the_trna_as_a_cloverleaf():
     pseudoknot), and the batch of examples decodes as it does one record at a time."""
     from resm.structure.io import read_structures
     from resm.structure.metrics import f1_score
-    from resm.structure.pipeline import default_model_path, supervised_predictor
+    from resm.structure.model import shipped_model_path
+    from resm.structure.predictor import supervised_predictor
 
     pytest.importorskip("linearpartition")
     known = {r.name: r for r in read_structures(REPO / "examples" / "known.dbn")}
-    pred = supervised_predictor(default_model_path(), workers=1)
+    pred = supervised_predictor(shipped_model_path(), workers=1)
     got = {s.name: s.pairs for s, _ in pred.fold([(r.name, r.seq) for r in known.values()], progress=False)}
     trna = got["tRNA-Phe_yeast"]
     stems = [(0, 71), (9, 24), (26, 42), (48, 64)]  # 0-based outermost pair of each arm
@@ -280,10 +281,11 @@ def test_shipped_model_reads_long_sequences_through_backbone_windows():
     """The shipped model's backbone was pretrained on 256-nt crops, so sequences over 512 nt
     reach it in windows (head.embed_window; experiments/results/length_proxy_cpu.md). A long
     record folds the same in a batch with a short one as alone, and the windows change it."""
-    from resm.structure.pipeline import default_model_path, supervised_predictor
+    from resm.structure.model import shipped_model_path
+    from resm.structure.predictor import supervised_predictor
 
     pytest.importorskip("linearpartition")
-    pred = supervised_predictor(default_model_path(), workers=1)
+    pred = supervised_predictor(shipped_model_path(), workers=1)
     assert pred.model.head.cfg.embed_window == 512
     rng = np.random.default_rng(3)
     long_seq = "".join(rng.choice(list("ACGU"), 700))

@@ -10,7 +10,7 @@ from resm.heads.mrl import ExpressionHeadConfig, OptimusConfig
 from resm.heads.rri import InteractionHeadConfig
 from resm.heads.pair_map import StructureHeadConfig
 from resm.tasks import FINETUNE_TASKS, TASKS
-from resm.tasks.base import MODEL_KEYS, ModelConfig
+from resm.tasks.base import ModelConfig
 from resm.tasks.mrl import MRLDataConfig
 from resm.tasks.rri import RRIDataConfig
 from resm.tasks.structure_task import StructureDataConfig
@@ -19,10 +19,15 @@ from tests.conftest import REPO
 
 
 def test_the_registry_holds_every_task():
-    assert set(TASKS) == {"mlm", "structure", "rri", "mrl", "joint"} == set(MODEL_KEYS)
+    from resm.heads import HEADS
+
+    assert set(TASKS) == {"mlm", "structure", "rri", "mrl", "joint"}
     assert set(FINETUNE_TASKS) == set(TASKS) - {"mlm"}
-    for name, cls in TASKS.items():
-        assert cls.name == name and cls.output and "model" in cls.sections
+    for name, spec in TASKS.items():
+        assert spec.cls.name == name and spec.cls.output and "model" in spec.cls.sections
+        assert spec.head is None or spec.head in HEADS
+        assert spec.config is None or (REPO / "configs" / "finetune" / f"{spec.config}.yaml").is_file()
+    assert TASKS["structure"].head == "pairs"  # the shipped head
 
 
 @pytest.mark.parametrize("task, section, msg", [
@@ -45,7 +50,7 @@ def test_a_task_refuses_model_keys_it_does_not_use(task, section, msg):
 
 def test_each_task_reads_its_own_keys():
     mlm = ModelConfig.for_task({"arch": "tiny", "mode": "full", "save_hf": True}, "mlm")
-    assert mlm.mode == "full" and mlm.save_hf and set(mlm.settings("mlm")) == set(MODEL_KEYS["mlm"])
+    assert mlm.mode == "full" and mlm.save_hf and set(mlm.settings("mlm")) == set(TASKS["mlm"].model_keys)
     st = ModelConfig.for_task({"init": "m.pt", "mode": "adapters"}, "structure")
     assert st.adapter == {} and set(st.settings("structure")) == {"init", "arch", "init_seed", "mode", "adapter",
                                                                  "scheme", "trust_checkpoint"}
@@ -83,7 +88,7 @@ def _sections(cfg):
         kind = head.pop("kind", None)
         if kind == "optimus":
             from_dict(OptimusConfig, head, "head")
-        elif task == "structure" and kind == "pairs":
+        elif task == "structure" and kind in ("pairs", None):  # pairs: the default
             from resm.heads.pairs import PairHeadConfig
 
             from_dict(PairHeadConfig, head, "head", fixed={"embed_dim": "x", "attn_channels": "x"},

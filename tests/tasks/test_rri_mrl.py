@@ -310,7 +310,7 @@ def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
     write_structures(recs[:24], tmp_path / "tr.dbn")
     write_structures(recs[24:], tmp_path / "va.dbn")
     cfg = {"task": "structure", "model": {"init": str(tiny_ckpt), "mode": "adapters", "adapter": {"r": 2}},
-           "head": {"proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
+           "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
            "data": {"train": str(tmp_path / "tr.dbn"), "val": str(tmp_path / "va.dbn"), "max_length": 32,
                     "tokens_per_batch": 256},
            "optim": {"lr": 3e-3, "warmup_steps": 2}, "train": train_cfg(tmp_path / "st", 6)}

@@ -48,7 +48,7 @@ def config(assets, out_dir, **over):
     cfg = {
         "task": "structure",
         "model": {"init": assets["backbone"], "mode": "frozen"},
-        "head": {"proj_dim": 8, "channels": 12, "blocks": 2, "dilations": [1, 2], "dropout": 0.0},
+        "head": {"kind": "conv", "proj_dim": 8, "channels": 12, "blocks": 2, "dilations": [1, 2], "dropout": 0.0},
         "data": {"train": assets["train"], "val": assets["val"], "max_length": 40, "tokens_per_batch": 400,
                  "use_bpp": False, "seed": 0},
         "loss": {"pos_weight": 30.0},  # positives are ~1% of cells: weigh them up to learn fast
@@ -124,6 +124,12 @@ def test_model_file_round_trip(trained):
     rec = next(iter(read_structures(trained["cfg"]["data"]["val"])))
     P = predict_pairs(model, scheme, rec.seq, tile=8)  # several tiles
     assert P.dtype == np.float32 and P.shape == (len(rec.seq),) * 2
+    # a file from before the pair head records no head_kind: it loads as the 2-D head it holds
+    assert raw["head_kind"] == "conv" and model.kind == "conv"
+    torch.save({k: v for k, v in raw.items() if k != "head_kind"}, trained["dir"] / "no_kind.pt")
+    old, _ = load_structure_model(trained["dir"] / "no_kind.pt")
+    assert old.kind == "conv"
+    np.testing.assert_array_equal(predict_pairs(old, scheme, rec.seq, tile=8), P)
     from resm.tasks.structure_task import collate, Item
     from resm.nucleotides import rna_codes
 
@@ -136,7 +142,7 @@ def test_model_file_round_trip(trained):
 
 
 def test_resume_matches_uninterrupted(assets, tmp_path):
-    common = {"optim": {"schedule": "constant", "warmup_steps": 2}, "head": {"dropout": 0.1}}
+    common = {"optim": {"schedule": "constant", "warmup_steps": 2}, "head": {"kind": "conv", "dropout": 0.1}}
     ref = config(assets, tmp_path / "ref", train={"max_steps": 9, "val_every": 0, "ckpt_every": 3}, **common)
     run("finetune", "--config", write(ref, tmp_path / "ref.yaml"))
     cfg = config(assets, tmp_path / "res", train={"max_steps": 6, "val_every": 0, "ckpt_every": 3}, **common)
@@ -398,7 +404,7 @@ def test_gpu_recipe_runs_on_cpu_with_a_tiny_checkpoint(assets, tmp_path):
     bf16) is the shipped head's GPU recipe; with CPU overrides it trains end to end, and the
     model it writes reads attention maps and windows its embeddings."""
     from resm.structure.model import load_structure_model
-    from resm.structure.pipeline import supervised_predictor
+    from resm.structure.predictor import supervised_predictor
 
     pytest.importorskip("linearpartition")
     out = tmp_path / "gpu_recipe"

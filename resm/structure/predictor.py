@@ -1,0 +1,376 @@
+"""Folding with a loaded model: one predictor per kind of model, each decoding as its file says.
+
+Decoding happens here and nowhere else (``resm fold``, ``resm evaluate``, the Python API and
+the experiments all fold through these classes):
+
+* :class:`PairPredictor`: a structure model with the sparse pair head
+  (:class:`resm.heads.pairs.PairHead`). Records go in chunks; each chunk's pair priors are
+  computed together (:func:`resm.structure.priors.compute_priors`, in worker processes), its
+  sequences run through the model in batches of about ``batch_tokens`` nucleotides (sorted by
+  length, so little padding), and each record is decoded by the model's stored
+  :class:`resm.structure.decode.Decoding` (maximum expected accuracy over the blended model and
+  prior probabilities).
+* :class:`MapPredictor`: a dense (L, L) pair-probability map decoded at a threshold
+  (:func:`resm.structure.decode.decode`, greedy or matching): a structure model with the 2-D
+  head (:func:`resm.structure.model.predict_pairs`, its stored threshold) or a backbone with a
+  zero-shot probe (:mod:`resm.structure.probe`, the probe's threshold and method).
+
+:func:`load_predictor` builds either from a :class:`PredictorOptions`, the one place where the
+name ``default`` (the shipped model, :func:`resm.structure.model.resolve_model`), the probe and
+the prior cache are resolved; ``resm fold`` (:class:`resm.structure.pipeline.FoldOptions`
+extends the options) and :func:`resm.load_predictor` both go through it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from ..mapping import Scheme, get_scheme
+from ..nucleotides import MappingError, normalise
+from .decode import METHODS, decode, nested_subset, remove_lone_pairs
+from .io import FoldError, Structure
+from .probe import ProbeFile, predict_pair_probs
+
+__all__ = [
+    "PairProbs",
+    "Predictor",
+    "MapPredictor",
+    "PairPredictor",
+    "PredictorOptions",
+    "load_predictor",
+    "fold_records",
+    "zero_shot_predictor",
+    "supervised_predictor",
+]
+
+PairProbs = Callable[[str], np.ndarray]
+PathLike = Union[str, os.PathLike]
+STAGE_LENGTH = 1000  # from this length on, the progress bar names the stage of each record
+BATCH_TOKENS = 8192  # nucleotides per batch of the pair head
+CHUNK = 256  # records whose priors are computed together (one process pool)
+
+
+def name_seq(rec) -> Tuple[str, str]:
+    """``(name, seq)`` of a tuple, a :class:`Structure` or a FASTA record."""
+    if isinstance(rec, tuple):
+        return str(rec[0]), str(rec[1])
+    return str(getattr(rec, "id", None) or getattr(rec, "name")), str(rec.seq)
+
+
+def _output_seq(seq: str, name: str) -> str:
+    """The sequence written with a structure: upper-case ACGU with N for unknown bases (as
+    decoding reads it); left as given when it is not a nucleotide sequence."""
+    try:
+        return normalise(seq, name)
+    except MappingError:
+        return seq
+
+
+def fold_records(
+    model,
+    scheme: Scheme,
+    records: Iterable,
+    probe_threshold: float,
+    method: str = "greedy",
+    noncanonical: bool = False,
+    progress: bool = True,
+    pair_probs: Optional[PairProbs] = None,
+    nested: bool = False,
+    no_lp: bool = False,
+    desc: str = "fold",
+) -> Iterator[Tuple[Structure, np.ndarray]]:
+    """Fold ``records`` one at a time, yielding ``(Structure, probabilities)``.
+
+    ``records``: ``(id, sequence)`` tuples, :class:`Structure` or FASTA records. The
+    probabilities are ``pair_probs(seq)`` — by default
+    :func:`resm.structure.probe.predict_pair_probs` with ``model`` and ``scheme`` — dense (L, L)
+    or sparse ``(i, j, p)``, decoded by :func:`resm.structure.decode.decode` at
+    ``probe_threshold``; then, with ``nested``, pseudoknots are removed
+    (:func:`resm.structure.decode.nested_subset`) and, with ``no_lp``, lone pairs
+    (:func:`resm.structure.decode.remove_lone_pairs`). Only the current map is alive unless the
+    caller keeps it. The structure's sequence is normalised (upper case, U for T). The progress
+    bar (stderr) counts records against their total with an ETA, and names the stage of a long
+    record.
+    """
+    from tqdm.auto import tqdm
+
+    from .io import dense_probs
+
+    if method not in METHODS:
+        raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
+    if pair_probs is None:
+        def pair_probs(seq: str) -> np.ndarray:
+            return predict_pair_probs(model, scheme, seq)
+
+    total = len(records) if hasattr(records, "__len__") else None
+    bar = tqdm(records, desc=desc, unit="seq", total=total, disable=not progress)
+    for rec in bar:
+        name, seq = name_seq(rec)
+        staged = progress and len(seq) >= STAGE_LENGTH
+        if staged:
+            bar.set_postfix_str(f"{name} ({len(seq)} nt): pair probabilities")
+        P = pair_probs(seq)
+        if staged:
+            bar.set_postfix_str(f"{name} ({len(seq)} nt): decoding")
+        dense = P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(seq))
+        pairs = decode(dense, seq, probe_threshold, method, noncanonical)
+        if nested:
+            pairs = nested_subset(pairs)
+        if no_lp:
+            pairs = remove_lone_pairs(pairs)
+        if staged:
+            bar.set_postfix_str(f"{name} ({len(seq)} nt): done")
+        yield Structure(name, _output_seq(seq, name), pairs), P
+
+
+class Predictor:
+    """A ready-to-fold model. :meth:`fold` yields ``(Structure, probabilities)`` per record, in
+    input order; :meth:`fold_one` folds one sequence. Subclasses: :class:`MapPredictor`,
+    :class:`PairPredictor`."""
+
+    model: object
+    scheme: Scheme
+    source: str
+
+    def fold(self, records: Iterable, *, threshold: Optional[float] = None, method: Optional[str] = None,
+             noncanonical: bool = False, progress: bool = True, nested: bool = False, no_lp: bool = False,
+             desc: str = "fold") -> Iterator[Tuple[Structure, object]]:
+        raise NotImplementedError
+
+    def fold_one(self, seq: str, name: str = "seq", **kw) -> Tuple[Structure, np.ndarray]:
+        """One sequence: ``(Structure, probabilities)``, the probabilities as a dense (L, L)
+        map (keyword arguments as :meth:`fold`)."""
+        from .io import dense_probs
+
+        kw.setdefault("progress", False)
+        ((rec, P),) = list(self.fold([(name, seq)], **kw))
+        return rec, (P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(seq)))
+
+
+@dataclass
+class MapPredictor(Predictor):
+    """A dense pair-probability map decoded at a threshold (:func:`fold_records`): a 2-D head
+    structure model (``pair_probs`` its tiled inference) or a zero-shot probe (``pair_probs``
+    None: the backbone's contact head with the probe loaded)."""
+
+    model: object
+    scheme: Scheme
+    threshold: float
+    method: str = "greedy"
+    pair_probs: Optional[PairProbs] = None
+    source: str = ""
+
+    def decode(self, P: np.ndarray, seq: str, threshold: Optional[float] = None) -> np.ndarray:
+        """The partner array of one dense (L, L) map at this predictor's threshold (or
+        ``threshold``) and method, canonical pairs only (as :meth:`fold`)."""
+        return decode(P, seq, self.threshold if threshold is None else threshold, self.method)
+
+    def fold(self, records: Iterable, *, threshold: Optional[float] = None, method: Optional[str] = None,
+             noncanonical: bool = False, progress: bool = True, nested: bool = False, no_lp: bool = False,
+             desc: str = "fold") -> Iterator[Tuple[Structure, np.ndarray]]:
+        """:func:`fold_records` with this predictor's threshold and method unless overridden."""
+        return fold_records(self.model, self.scheme, records, self.threshold if threshold is None else threshold,
+                            method or self.method, noncanonical, progress, self.pair_probs, nested, no_lp, desc)
+
+
+@dataclass
+class PairPredictor(Predictor):
+    """A pair-head structure model folding in batches with its stored decoding (see the
+    module's docstring). ``priors``: the model's :class:`resm.structure.priors.PriorConfig`
+    list; ``decoding``: its :class:`resm.structure.decode.Decoding`; ``workers`` processes
+    compute the priors (0: one per CPU core); ``cache``: a folder of stored priors
+    (:func:`resm.structure.priors.cached_prior`), read and filled."""
+
+    model: object
+    scheme: Scheme
+    priors: List
+    decoding: object
+    workers: int = 0
+    cache: Optional[PathLike] = None
+    batch_tokens: int = BATCH_TOKENS
+    chunk: int = CHUNK
+    source: str = ""
+
+    @classmethod
+    def from_meta(cls, model, meta: Dict, scheme: Scheme, **kw) -> "PairPredictor":
+        """The predictor of a loaded pair-head model and its file's ``meta``."""
+        from .decode import Decoding
+        from .model import model_priors
+
+        return cls(model, scheme, model_priors(meta), Decoding.from_dict(meta.get("decoding") or {}), **kw)
+
+    def fold(self, records: Iterable, *, threshold: Optional[float] = None, method: Optional[str] = None,
+             noncanonical: bool = False, progress: bool = True, nested: bool = False, no_lp: bool = False,
+             desc: str = "fold") -> Iterator[Tuple[Structure, tuple]]:
+        """Yields ``(Structure, (i, j, p))`` in input order, ``p`` the decoded (blended)
+        probabilities of the candidate pairs (``nested``: without the pseudoknot step;
+        ``no_lp``: lone pairs removed). The threshold, method and noncanonical switches belong
+        to the greedy decoding of dense maps, and are refused."""
+        if threshold is not None or method is not None or noncanonical:
+            raise FoldError("--threshold, --method and --noncanonical set the greedy decoding of 2-D heads and "
+                            "probes; this model decodes by maximum expected accuracy, as stored in its file")
+        return self._fold([name_seq(r) for r in records], nested, no_lp, progress, desc)
+
+    def _fold(self, records: List[Tuple[str, str]], nested: bool, no_lp: bool, progress: bool,
+              desc: str) -> Iterator[Tuple[Structure, tuple]]:
+        from tqdm.auto import tqdm
+
+        from ..fasta import token_batches
+        from .priors import compute_priors
+
+        n_workers = self.workers or os.cpu_count() or 1
+        bar = tqdm(total=len(records), desc=desc, unit="seq", disable=not progress)
+        try:
+            for start in range(0, len(records), self.chunk):
+                block = records[start : start + self.chunk]
+                seqs = [_output_seq(seq, name) for name, seq in block]
+                long = progress and max(len(x) for x in seqs) >= STAGE_LENGTH
+                if long:
+                    one = f"{block[0][0]} ({len(seqs[0])} nt): "
+                    bar.set_postfix_str((one if len(block) == 1 else "") + "pair priors")
+                priors = compute_priors(seqs, self.priors, self.cache, min(n_workers, len(seqs)), progress=False)
+                done: Dict[int, Tuple[Structure, tuple]] = {}
+                for group in token_batches([len(x) for x in seqs], self.batch_tokens, extra=2):
+                    for k, item in zip(group, self._batch([seqs[k] for k in group], [priors[k] for k in group],
+                                                         nested, no_lp, bar if long else None)):
+                        done[k] = (Structure(block[k][0], seqs[k], item[0]), item[1])
+                for k in range(len(block)):
+                    yield done.pop(k)
+                    bar.update(1)
+        finally:
+            bar.close()
+
+    def _batch(self, seqs: List[str], priors: List, nested: bool, no_lp: bool,
+               bar=None) -> List[Tuple[np.ndarray, tuple]]:
+        """One batch through the model, each sequence decoded: ``(pairs, (i, j, p))``."""
+        from .decode import blend
+
+        if bar is not None:
+            bar.set_postfix_str("model")
+        got = self.probabilities(seqs, priors)
+        if bar is not None:
+            bar.set_postfix_str("decoding")
+        out = []
+        for seq, (c, q, prior_p) in zip(seqs, got):
+            pairs = self.decode(seq, c.i, c.j, q, prior_p, nested)
+            if no_lp:
+                pairs = remove_lone_pairs(pairs)
+            out.append((pairs, (c.i, c.j, blend(q, prior_p, self.decoding.prior_weight))))
+        return out
+
+    def probabilities(self, seqs: List[str], priors: List) -> List[Tuple[object, np.ndarray, np.ndarray]]:
+        """One batch: per sequence ``(candidates, model probabilities, prior probabilities)``
+        (``priors[k]``: sequence k's :class:`resm.structure.priors.SparsePairs`, one per prior
+        of the model, in its order)."""
+        from ..heads.pairs import prior_probability
+        from .model import predict_candidates
+
+        got = predict_candidates(self.model, self.scheme, seqs, priors)
+        return [(c, q, prior_probability(c, self.model.head.cfg)) for c, q in got]
+
+    def decode(self, seq: str, i: np.ndarray, j: np.ndarray, q: np.ndarray, prior_p: Optional[np.ndarray],
+               nested: bool = False, decoding=None) -> np.ndarray:
+        """The partner array of one sequence from its candidates ``(i, j)`` and their model
+        and prior probabilities (:meth:`probabilities`), by the stored decoding (or
+        ``decoding``, a :class:`resm.structure.decode.Decoding` tried instead)."""
+        from .decode import decode_sparse
+
+        return decode_sparse(seq, i, j, q, decoding or self.decoding, prior_p, nested)
+
+
+# ----------------------------------------------------------------------------- building one
+@dataclass(frozen=True, kw_only=True)
+class PredictorOptions:
+    """What :func:`load_predictor` needs: ``model`` (a ``structure_model.pt``; None or
+    ``"default"``: the shipped one; with ``zero_shot``, a probe from ``resm probe``: the
+    backbone the probe was fitted on), ``scheme`` (zero-shot only; default: the probe's),
+    ``trust`` (unpickle a backbone's arbitrary objects), ``device``, ``threads`` (processes
+    computing a pair-head model's priors; 0: one per core) and ``bpp_cache`` (a folder of
+    stored priors, read and filled)."""
+
+    model: Optional[PathLike] = None
+    zero_shot: Optional[PathLike] = None
+    scheme: Optional[str] = None
+    trust: bool = False
+    device: str = "cpu"
+    threads: int = 0
+    bpp_cache: Optional[PathLike] = None
+
+    def check(self) -> None:
+        """The options' own consistency, before anything is read: a one-line FoldError."""
+        if self.bpp_cache is not None:
+            if self.zero_shot is not None:
+                raise FoldError("--bpp-cache stores a structure model's pair priors; a --zero-shot probe reads none")
+            if Path(self.bpp_cache).exists() and not Path(self.bpp_cache).is_dir():
+                raise FoldError(f"{self.bpp_cache}: --bpp-cache must be a folder, not a file")
+        if self.zero_shot is not None and self.model is None:
+            raise FoldError("--zero-shot needs --model, the backbone the probe was fitted on")
+
+    def model_file(self) -> Path:
+        """The structure model's file (``default`` resolved); a FoldError when it is missing."""
+        from .model import resolve_model
+
+        path = Path(resolve_model(self.model))
+        if not path.exists():
+            raise FoldError(f"{path}: no such structure model (train one with `resm finetune`)")
+        return path
+
+
+def load_predictor(opts: PredictorOptions, probe: Optional[ProbeFile] = None) -> Predictor:
+    """The predictor ``opts`` name (checked by :meth:`PredictorOptions.check`): the structure
+    model's (:func:`supervised_predictor`), or the backbone's with its zero-shot probe
+    (``probe``: the probe file already read, if it is)."""
+    opts.check()
+    if opts.zero_shot is None:
+        return supervised_predictor(opts.model_file(), opts.device, workers=opts.threads, cache=opts.bpp_cache)
+    from .model import load_with_scheme
+
+    probe = probe or ProbeFile.read(opts.zero_shot)
+    loaded, the_scheme = load_with_scheme(opts.model, opts.scheme or probe.scheme, trust=opts.trust)
+    return zero_shot_predictor(loaded.model.to(opts.device), the_scheme, loaded.meta["source"], opts.zero_shot, probe)
+
+
+def zero_shot_predictor(model, scheme: Scheme, backbone: PathLike, probe_path,
+                        probe: Optional[ProbeFile] = None) -> MapPredictor:
+    """Load the probe at ``probe_path`` into ``model`` after checking it belongs to this scheme
+    and to the backbone at ``backbone``; threshold and method come from its sidecar."""
+    probe = probe or ProbeFile.read(probe_path)
+    probe.load_into(model, probe_path, scheme, backbone)
+    return MapPredictor(model, scheme, float(probe.threshold), probe.method, None, f"zero-shot probe {probe_path}")
+
+
+def supervised_predictor(path: PathLike, device: str = "cpu", tile: int = 512, workers: int = 0,
+                         cache: Optional[PathLike] = None) -> Predictor:
+    """A structure model written by ``resm finetune``, loaded once; its file names the mapping
+    scheme (name and table hash, checked here). A pair-head model folds in batches with
+    ``workers`` processes for its priors (0: one per CPU core); a 2-D head model decodes its
+    map at the stored threshold. ``cache``: a folder where the thermodynamic priors are stored
+    and found again (:func:`resm.structure.priors.cached_prior`; the same folder serves
+    ``resm evaluate --bpp-cache`` and training's ``data.bpp_cache``)."""
+    from .model import load_structure_model
+
+    model, meta = load_structure_model(path)
+    return model_predictor(model.to(device).eval(), meta, workers=workers, cache=cache, tile=tile,
+                           source=f"structure model {path}", where=str(path))
+
+
+def model_predictor(model, meta: Dict, *, workers: int = 0, cache: Optional[PathLike] = None, tile: int = 512,
+                    source: str = "", where: str = "structure model") -> Predictor:
+    """The predictor of a loaded structure model and its file's ``meta`` (the scheme checked
+    against it, errors naming ``where``), decoding as the file says."""
+    from .model import predict_pairs
+
+    scheme = get_scheme(meta["scheme"])
+    scheme.check(meta, where=where)
+    if model.kind == "pairs":
+        return PairPredictor.from_meta(model, meta, scheme, workers=workers, cache=cache, source=source)
+
+    def pair_probs(seq: str) -> np.ndarray:
+        return predict_pairs(model, scheme, seq, tile=tile, bpp_cache=cache)
+
+    return MapPredictor(model, scheme, float(meta["threshold"]), "greedy", pair_probs, source)
