@@ -69,8 +69,11 @@ def cmd_embed(a: argparse.Namespace) -> None:
         __import__("torch").set_num_threads(a.threads)
     r = embed_file(a.model, a.fasta, a.out, options(EmbedOptions, {**vars(a), "dtype": _dtype(a.dtype)}, _CLI_NAMES))
     if r["rank"] == 0:
+        from .utils.io import is_stream
+
         reused = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
-        print(f"wrote {a.out}: {r['n']} sequence{'' if r['n'] == 1 else 's'}, {r['nt']} nt in {r['seconds']:.1f}s{reused}")
+        print(f"wrote {a.out}: {r['n']} sequence{'' if r['n'] == 1 else 's'}, {r['nt']} nt in {r['seconds']:.1f}s{reused}",
+              file=sys.stderr if is_stream(a.out) else sys.stdout)
 
 
 def _print_rank0(line: str) -> None:
@@ -88,7 +91,9 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
     result = run(load_config(find_config(a.config, "pretrain"), a.overrides), default="mlm", known=("mlm",))
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
-    if "val_loss" in v:
+    if "val_loss" in v and v.get("n_masked", 1) == 0:
+        line += ": no validation loss (the validation split is empty)"
+    elif "val_loss" in v:
         line += f": validation loss {v['val_loss']:.4f} (unigram baseline {v['unigram_baseline']:.4f})"
     _print_rank0(line)
 
@@ -138,7 +143,10 @@ def cmd_fold(a: argparse.Namespace) -> None:
     files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]
     files += [f"{a.split_dir}/ ({r['n']} {a.format} files)"] if a.split_dir is not None else []
     files += [f"{r['n']} plots in {a.plot}/"] if a.plot is not None else []
-    quiet = r["mode"] == "stdout" or (a.reference is not None and a.report is None)  # stdout holds the output
+    from .utils.io import is_stream
+
+    quiet = (r["mode"] == "stdout" or (a.reference is not None and a.report is None)  # stdout holds the output
+             or any(p is not None and is_stream(p) for p in (a.out, a.bpp, a.report)))
     if "metrics" in r:
         print(format_summary(r["metrics"]), file=sys.stderr if quiet else sys.stdout)
     if files:
@@ -349,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences (no silent truncation)")
     sp.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="autocast dtype (default: none, fp32; on a GPU bf16 is faster)")
     sp.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="records per shard: batches form inside a shard; under torchrun each process takes shards and finished ones are resumed")
+    sp.add_argument("--ignore-memory-check", action="store_true",
+                    help="run even when the estimated peak memory exceeds the available memory (default: refuse before any work)")
 
     sp = add("pretrain", cmd_pretrain, "continue masked-LM pretraining of ESM-2 on mapped RNA (or train from scratch)")
     training_args(sp, "configs/pretrain/")
@@ -395,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scheme", default=None, help="mapping scheme (default: the probe's)")
     sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences")
     sp.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, help="records per shard of a sharded run (under torchrun; shards are resumed)")
+    sp.add_argument("--ignore-memory-check", action="store_true",
+                    help="fold even when the estimated peak memory exceeds the available memory (default: refuse before any work)")
     sp.add_argument("--bpp-cache", type=Path, default=None, metavar="DIR",
                     help="store the model's thermodynamic pair priors here and reuse them when the same sequences "
                          "are folded again, with any options (the priors are most of the time on short RNAs; "
@@ -508,9 +520,32 @@ _OUTPUTS = {
 }
 
 
+# command -> the options that are inputs: no output may replace one (resm.utils.io.declared_inputs)
+_INPUTS = {
+    "embed": [("model", "the model"), ("regression", "--regression"), ("fasta", "the input")],
+    "export": [("checkpoint", "the checkpoint")],
+    "probe": [("model", "the model"), ("regression", "--regression"), ("train", "the training structures"),
+              ("val", "--val")],
+    "fold": [("fasta", "the input"), ("reference", "--reference"), ("model", "--model"), ("zero_shot", "--zero-shot")],
+    "interact": [("pairs", "the input"), ("model", "--model"), ("backbone", "--backbone"), ("probe", "--probe")],
+    "predict": [("input", "the input"), ("model", "--model"), ("backbone", "--backbone")],
+    "evaluate": [("model", "--model")],
+}
+
+
+def _inputs(args: argparse.Namespace) -> dict:
+    return {what: getattr(args, dest, None) for dest, what in _INPUTS.get(args.command, [])}
+
+
+# folder outputs whose files are added to the folder (not replacing it): a folder input may hold
+# an input there, which only the files written are checked against (when their names are known)
+_MERGED = ("split_dir", "plot")
+
+
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Option values and output paths, before any work: a bad one is a one-line error."""
-    from .utils.io import check_output
+    """Option values and output paths, before any work: a bad one is a one-line error (an
+    output that is an input, or two outputs that are one file, included)."""
+    from .utils.io import check_distinct_outputs, check_output
 
     prog = f"resm {args.command}"
     for dest, (rule, ok) in _OPTION_RULES.items():
@@ -527,7 +562,10 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     for dest, kind in _OUTPUTS.get(args.command, []):
         path = getattr(args, dest, None)
         if path is not None:
-            check_output(path, kind(args) if callable(kind) else kind)
+            check_output(path, kind(args) if callable(kind) else kind, f"--{dest.replace('_', '-')}",
+                         replaces=dest not in _MERGED)
+    check_distinct_outputs({f"--{dest.replace('_', '-')}": getattr(args, dest, None)
+                            for dest, kind in _OUTPUTS.get(args.command, [])})
 
 
 def _terminate_handler(command: str):
@@ -581,7 +619,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     import threading
     import warnings
 
-    from .utils.io import transaction
+    from .utils.io import declared_inputs, transaction
+    from .utils.memory import memory_check
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -594,11 +633,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not args.debug:  # other packages' warnings would break the one-line error
                 warnings.filterwarnings("ignore")
                 warnings.filterwarnings("default", module=r"resm(\.|$)")
-            _check_args(parser, args)
-            _resolve_device(args)
-            training = args.command in ("pretrain", "finetune")
-            with contextlib.nullcontext() if training else transaction():
-                args.func(args)
+            with declared_inputs(_inputs(args)), memory_check(not getattr(args, "ignore_memory_check", False)):
+                _check_args(parser, args)
+                _resolve_device(args)
+                training = args.command in ("pretrain", "finetune")
+                with contextlib.nullcontext() if training else transaction():
+                    args.func(args)
     except errors as e:
         if args.debug:
             raise

@@ -45,9 +45,12 @@ def map_records(records, scheme: Scheme, max_length: Optional[int] = None, sourc
     """Map every ``(id, sequence)`` record; errors name the record."""
     out = []
     for rid, seq in records:
-        ids = scheme.encode(seq, rid)
-        if max_length is not None and len(ids) > max_length:
-            raise MappingError(f"record {rid!r}: {len(ids)} nt is longer than --max-length {max_length}")
+        try:
+            ids = scheme.encode(seq, rid)
+            if max_length is not None and len(ids) > max_length:
+                raise MappingError(f"record {rid!r}: {len(ids)} nt is longer than --max-length {max_length}")
+        except MappingError as e:
+            raise MappingError(f"{source}: {e}") from None
         out.append(Mapped(rid, ids))
     if not out:
         raise MappingError(f"{source}: no records")
@@ -132,17 +135,59 @@ def write_embeddings(path: str | os.PathLike, arrays: Dict[str, np.ndarray], ind
 
 
 def read_embeddings(path: str | os.PathLike):
-    """Inverse of ``write_embeddings``: returns (arrays, index)."""
+    """Inverse of ``write_embeddings``: returns (arrays, index). A file that cannot be read (or
+    holds pickled objects, which are never loaded) is a ValueError naming it."""
     path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
 
-        with safe_open(str(path), framework="np") as fh:
-            index = json.loads(fh.metadata()["resm_index"])
-            return {k: fh.get_tensor(k) for k in fh.keys()}, index  # noqa: SIM118 (a safetensors file, not a dict)
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "__index__"}
-        return arrays, json.loads(str(z["__index__"]))
+            with safe_open(str(path), framework="np") as fh:
+                index = json.loads(fh.metadata()["resm_index"])
+                return {k: fh.get_tensor(k) for k in fh.keys()}, index  # noqa: SIM118 (a safetensors file, not a dict)
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files if k != "__index__"}
+            return arrays, json.loads(str(z["__index__"]))
+    except Exception as e:  # noqa: BLE001 -- every reader's error: one message naming the file
+        if isinstance(e, FileNotFoundError):
+            raise ValueError(f"{path}: no such file") from None
+        text = " ".join(str(e).split())
+        why = ("it holds pickled Python objects, which resm never loads" if "allow_pickle" in text
+               else f"{type(e).__name__}: {text}" if text else type(e).__name__)
+        raise ValueError(f"{path}: not a readable embeddings file ({why})") from None
+
+
+def _require_memory(net: ESM2, lengths: List[int], toks_per_batch: int, contacts: bool) -> None:
+    """Refuse, before any work, an embedding estimated to need more memory than is available
+    (:mod:`resm.utils.memory`; ``--ignore-memory-check`` turns it off)."""
+    from .utils.memory import embed_estimate, require_memory
+
+    n_params = sum(p.numel() for p in net.parameters())
+    need = embed_estimate(n_params, net.embed_dim, net.num_layers, net.attention_heads, lengths, toks_per_batch,
+                          contacts)
+    require_memory(need, f"embedding {len(lengths)} record{'' if len(lengths) == 1 else 's'} "
+                         f"(the longest {max(lengths)} nt{', with contacts' if contacts else ''})")
+
+
+def _read_shard(run, s: int, path: Path) -> Dict[str, np.ndarray]:
+    """The arrays of one shard of a sharded run: its index must list the input's records of that
+    shard, each with arrays; a damaged shard is refused naming it (never unpickled)."""
+    from .utils.shards import ShardError
+
+    try:
+        arrays, index = read_embeddings(path)
+        if not isinstance(index, dict) or not isinstance(index.get("ids"), list):
+            raise ValueError(f"{path}: no index of ids")
+    except ValueError as e:
+        why = str(e).split(": ", 1)[-1]
+        raise ShardError(f"{path}: damaged shard ({why}); remove it and re-run the command to recompute it") from None
+    run.check_ids(s, index["ids"])
+    have = {_record_of(k) for k in arrays}
+    lost = [i for i in index["ids"] if i not in have]
+    if lost or have - set(index["ids"]):
+        what = f"no arrays for {', '.join(map(repr, lost[:3]))}" if lost else "arrays of records it does not list"
+        raise ShardError(f"{path}: {what}; remove it and re-run the command to recompute it")
+    return arrays
 
 
 def embedding_index(records: List[Mapped], layers: List[int], include: Sequence[str], scheme: Scheme, model: str) -> dict:
@@ -209,11 +254,12 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
     seqs = read_sequences(inp, o.input_format)
     records = map_records(seqs, the_scheme, o.max_length, source_name(inp))  # every record checked first
     the_layers = resolve_layers(o.layers, loaded.model.num_layers)
+    _require_memory(loaded.model, [len(r.ids) for r in records], toks_per_batch, "contacts" in include)
     index = embedding_index(records, the_layers, include, the_scheme, str(model))
     job = {"command": "embed", "input": fingerprint_records(seqs), "model": ShardRun.hash_file(model),
            "scheme": the_scheme.name, "layers": the_layers, "include": sorted(include),
            "toks_per_batch": toks_per_batch, "dtype": str(dtype)}
-    run = ShardRun(out, len(records), o.shard_size, job, out.suffix)
+    run = ShardRun(out, len(records), o.shard_size, job, out.suffix, ids=[r.id for r in records])
     run.prepare()
     net = loaded.model.to(device)
     t0 = time.perf_counter()
@@ -231,11 +277,12 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
             arrays = embed(recs)
             with suspended():  # on disk at once, even inside the command's transaction: other ranks read it
                 write_embeddings(run.path(s), arrays, embedding_index(recs, the_layers, include, the_scheme, str(model)))
+            run.seal(s)
 
         def combine(paths: List[Path]) -> None:
             merged: Dict[str, np.ndarray] = {}
-            for path in paths:
-                merged.update(read_embeddings(path)[0])
+            for s, path in enumerate(paths):
+                merged.update(_read_shard(run, s, path))
             write_embeddings(out, merged, index)
 
         result["skipped"] = run.process(shard)

@@ -33,7 +33,7 @@ def _open_text(path: str | os.PathLike) -> io.TextIOBase:
 def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record]:
     """Yield records one by one, never holding the file in memory (:func:`parse_fasta` over
     the lines of a plain or gzip file)."""
-    name = os.path.basename(os.fspath(path))
+    name = os.fspath(path)
     try:
         with _open_text(path) as fh:
             yield from parse_fasta(fh, name, unique)

@@ -21,6 +21,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -629,10 +630,16 @@ class Trainer:
 
         try:
             with suspended(), on_abort(undo_start):
-                return self._fit()
+                result = self._fit()
         except BaseException:
             undo_start()
             raise
+        o = self.optim
+        if self.rank == 0 and o.warmup_steps and o.warmup_steps >= self.train.max_steps:  # said once the run is through
+            print(f"resm: warning: optim.warmup_steps {o.warmup_steps} >= train.max_steps {self.train.max_steps}: "
+                  f"the warm-up never ended, so the learning rate never reached optim.lr {o.lr} (it stopped at "
+                  f"{float(o.lr) * self.train.max_steps / o.warmup_steps:.3g})", file=sys.stderr, flush=True)
+        return result
 
     def _fit(self) -> Dict[str, Any]:
         t = self.train

@@ -168,14 +168,19 @@ def guarded_torch_load(trust: bool = False, hint: str = TRAIN_HINT) -> Iterator[
 
     def load(f, *args, **kwargs):
         kwargs.pop("weights_only", None)
-        if trust:
-            return original(f, *args, weights_only=False, **kwargs)
         try:
             with warnings.catch_warnings(), torch.serialization.safe_globals(allow):
                 warnings.simplefilter("ignore")
                 return original(f, *args, weights_only=True, **kwargs)
         except pickle.UnpicklingError as e:
             named = re.search(r"GLOBAL ([\w.]+\w)", str(e))
+            if trust:  # only what the safe load refused is unpickled in full, and it is said
+                from .model.load import warn_unpickling
+
+                if hasattr(f, "seek"):
+                    f.seek(0)
+                warn_unpickling(f, named.group(1) if named else "objects outside the allow-list")
+                return original(f, *args, weights_only=False, **kwargs)
             what = f"it names {named.group(1)}, which is not allowed" if named else "corrupt pickle"
             raise CheckpointError(f"{f}: refusing to unpickle it: {what}; {hint}") from None
         except (FileNotFoundError, CheckpointError):

@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,12 @@ def load_failure(path: Path, e: BaseException) -> str:
 TRUST_HINT = "if you trust this file, pass --trust-checkpoint (in a config: trust_checkpoint: true)"
 
 
+def warn_unpickling(path, named: str) -> None:
+    """The stderr line said whenever a file is unpickled in full because it is trusted."""
+    print(f"resm: warning: {path}: unpickled in full because it is trusted (--trust-checkpoint / trust_checkpoint); "
+          f"it names {named}, and unpickling runs whatever code the file holds", file=sys.stderr, flush=True)
+
+
 def safe_load(path: str | os.PathLike, trust: bool = False, allow: Sequence[object] = (),
               map_location="cpu", hint: str = TRUST_HINT) -> object:
     """``torch.load`` with ``weights_only=True``: only tensors, plain containers and the
@@ -104,6 +111,7 @@ def safe_load(path: str | os.PathLike, trust: bool = False, allow: Sequence[obje
         if named is None:
             raise CheckpointError(f"{path}: not a readable torch checkpoint (corrupt or not a .pt file)") from None
         if trust:
+            warn_unpickling(path, named.group(1))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return torch.load(path, map_location=map_location, weights_only=False)

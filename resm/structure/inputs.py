@@ -39,8 +39,8 @@ _ALL_DOTS = re.compile(r"^[.]+(\s+\(\s*[-+]?\d+(\.\d*)?\s*\))?$")
 
 
 def source_name(path) -> str:
-    """How messages name the input: the file's name, or ``<stdin>``."""
-    return "<stdin>" if str(path) == STDIN else os.path.basename(os.fspath(path))
+    """How messages name the input: the file's path as given, or ``<stdin>``."""
+    return "<stdin>" if str(path) == STDIN else os.fspath(path)
 
 
 def _stdin_lines(stdin: Optional[TextIO]) -> List[str]:
@@ -58,7 +58,7 @@ def _stdin_lines(stdin: Optional[TextIO]) -> List[str]:
 
 def _file_lines(p: Path) -> Iterator[str]:
     """The lines of a plain or gzip file (by its magic bytes), streamed."""
-    name = p.name
+    name = str(p)
     try:
         with open(p, "rb") as fh:
             gz = fh.read(2) == b"\x1f\x8b"

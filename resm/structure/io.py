@@ -615,7 +615,7 @@ def infer_format(path: Path) -> str:
         name = name[:-3]
     ext = os.path.splitext(name)[1]
     if ext not in _EXT_TO_FMT:
-        raise ValueError(f"cannot infer structure format of {path.name}; pass fmt= ({', '.join(FORMATS)})")
+        raise ValueError(f"cannot infer structure format of {path}; pass fmt= ({', '.join(FORMATS)})")
     return _EXT_TO_FMT[ext]
 
 
@@ -635,14 +635,14 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     kwargs = {} if fmt == "dbn" else {"name": file_stem(path)}
     with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark is dropped
-        yield from _ITERS[fmt](fh, source=path.name, **kwargs)
+        yield from _ITERS[fmt](fh, source=str(path), **kwargs)
 
 
 def read_structure(path: str | os.PathLike, fmt: str | None = None) -> Structure:
     """The single record of a structure file."""
     recs = list(read_structures(path, fmt))
     if len(recs) != 1:
-        raise StructureError(f"{Path(path).name}: expected one record, found {len(recs)}")
+        raise StructureError(f"{path}: expected one record, found {len(recs)}")
     return recs[0]
 
 
@@ -713,6 +713,6 @@ def iter_ct_tarball(path: str | os.PathLike, limit: int | None = None) -> Iterat
             assert fh is not None
             stem = file_stem(Path(member.name))
             text = fh.read().decode("utf-8", errors="replace").splitlines()
-            for k, rec in enumerate(iter_ct(text, source=f"{path.name}:{member.name}", name=stem)):
+            for k, rec in enumerate(iter_ct(text, source=f"{path}:{member.name}", name=stem)):
                 rec.name = stem if k == 0 else f"{stem}_{k + 1}"
                 yield rec

@@ -43,16 +43,33 @@ __all__ = [
 ]
 
 # ----------------------------------------------------------------------------- inputs
-def check_records(records: Sequence[Tuple[str, str]], scheme: Scheme, max_length: Optional[int] = None) -> List[int]:
+def check_records(records: Sequence[Tuple[str, str]], scheme: Scheme, max_length: Optional[int] = None,
+                  source: Optional[str] = None) -> List[int]:
     """Check every record before any work (sequences mappable under ``scheme``, none longer
-    than ``max_length``); their lengths."""
+    than ``max_length``); their lengths. Errors name ``source`` (the input file) too."""
     lengths = []
     for name, seq in records:
-        n = len(scheme.encode(seq, name))
-        if max_length is not None and n > max_length:
-            raise MappingError(f"record {name!r}: {n} nt is longer than --max-length {max_length}")
+        try:
+            n = len(scheme.encode(seq, name))
+            if max_length is not None and n > max_length:
+                raise MappingError(f"record {name!r}: {n} nt is longer than --max-length {max_length}")
+        except MappingError as e:
+            if source is None:
+                raise
+            raise MappingError(f"{source}: {e}") from None
         lengths.append(n)
     return lengths
+
+
+def _require_memory(lengths: Sequence[int], workers: int = 0) -> None:
+    """Refuse, before any work, records whose folding is estimated to need more memory than is
+    available (:mod:`resm.utils.memory`; ``--ignore-memory-check`` turns it off)."""
+    from ..utils.memory import fold_estimate, require_memory
+
+    workers = min(workers or os.cpu_count() or 1, len(lengths))
+    require_memory(fold_estimate(lengths, workers),
+                   f"folding {len(lengths)} record{'' if len(lengths) == 1 else 's'} (the longest {max(lengths)} nt, "
+                   f"{workers} prior worker{'' if workers == 1 else 's'})")
 
 
 def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]],
@@ -64,10 +81,12 @@ def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]],
     want = dict(wanted)
     found: Dict[str, np.ndarray] = {}
     for rec in read_structures(path):
-        if rec.name in want and rec.name not in found:
+        if rec.name in found:
+            raise FoldError(f"{path}: duplicate id {rec.name!r}: which reference structure to score against is unclear")
+        if rec.name in want:
             if len(rec) != want[rec.name]:
                 raise FoldError(
-                    f"{Path(path).name}: record {rec.name!r} has length {len(rec)}, the FASTA's has {want[rec.name]}"
+                    f"{path}: record {rec.name!r} has length {len(rec)}, the FASTA's has {want[rec.name]}"
                 )
             if sequences is not None and rec.seq and rec.name in sequences:
                 _same_sequence(path, rec.name, rec.seq, sequences[rec.name])
@@ -76,7 +95,7 @@ def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]],
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise FoldError(
-            f"{Path(path).name}: no reference structure for {', '.join(repr(m) for m in missing[:3])}{more}"
+            f"{path}: no reference structure for {', '.join(repr(m) for m in missing[:3])}{more}"
         )
     return found
 
@@ -86,11 +105,11 @@ def _same_sequence(path, name: str, ref_seq: str, seq: str) -> None:
     try:
         a, b = normalise(ref_seq, name), normalise(seq, name)
     except MappingError as e:
-        raise FoldError(f"{Path(path).name}: {e}") from None
+        raise FoldError(f"{path}: {e}") from None
     p = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y and "N" not in (x, y)), None)
     if p is not None:
         raise FoldError(
-            f"{Path(path).name}: record {name!r}: the reference's sequence differs from the input's "
+            f"{path}: record {name!r}: the reference's sequence differs from the input's "
             f"at position {p + 1} ({a[p]} against {b[p]})"
         )
 
@@ -138,6 +157,21 @@ def _fold_block(predictor: "Predictor", records: Sequence[Tuple[str, str]], plan
                 plot_structure(plots / f"{safe_filename(rec.name)}.png", rec.seq, rec.pairs, P, title=rec.name,
                                reference=ref)
             emit(item)
+
+
+def _read_shard(path: Path) -> List[dict]:
+    """The items of one shard file of a sharded fold; a damaged one is refused naming it."""
+    from ..utils.shards import ShardError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            items = [json.loads(line) for line in fh]
+        if not all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in items):
+            raise ValueError("a line is not a record")
+    except (OSError, ValueError) as e:
+        why = " ".join(str(getattr(e, "strerror", None) or e).split())
+        raise ShardError(f"{path}: damaged shard ({why}); remove it and re-run the command to recompute it") from None
+    return items
 
 
 class _Sinks:
@@ -237,7 +271,8 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         the_scheme = predictor.scheme
 
     records = read_sequences(fasta, o.input_format, stdin)
-    lengths = check_records(records, the_scheme, o.max_length)
+    lengths = check_records(records, the_scheme, o.max_length, source_name(fasta))
+    _require_memory(lengths, o.threads)
     ids = [i for i, _ in records]
     wanted = read_reference(o.reference, list(zip(ids, lengths)), dict(records)) if o.reference is not None else None
     write_structures = o.reference is None or o.out is not None or o.split_dir is not None
@@ -249,7 +284,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         from .plot import require_matplotlib
 
         require_matplotlib()
-        record_file_names(ids, "png")
+        record_file_names(ids, "png", o.plot)
     plan = _Plan(o.fmt, mode in ("stdout", "file"), o.split_dir if mode == "dir" else None, o.plot,
                  o.bpp_min if o.bpp is not None else None, wanted)
     job = {"command": "fold", "input": fingerprint_records(records), "source": source_name(fasta),
@@ -259,7 +294,8 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
            "no_lp": o.no_lp, "bpp_min": plan.bpp_min, "reference": ShardRun.hash_file(o.reference),
            "structures": plan.structures, "split_dir": str(o.split_dir) if o.split_dir else None,
            "plot": str(o.plot) if o.plot else None}
-    run = ShardRun(o.out or o.split_dir or o.bpp or o.report, len(records), o.shard_size, job, ".jsonl")
+    run = ShardRun(o.out or o.split_dir or o.bpp or o.report, len(records), o.shard_size, job, ".jsonl",
+                   ids=ids)
     run.prepare()
     if predictor is None:
         predictor = load_predictor(o, probe)
@@ -286,10 +322,11 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
 
         def combine(paths: List[Path]) -> None:
             with sinks() as sink:
-                for path in paths:
-                    with open(path, encoding="utf-8") as fh:
-                        for line in fh:
-                            sink.add(json.loads(line))
+                for s, path in enumerate(paths):
+                    items = _read_shard(path)
+                    run.check_ids(s, [item.get("name") for item in items])
+                    for item in items:
+                        sink.add(item)
             rows.extend(sink.rows)
 
         result["skipped"] = run.process(shard)

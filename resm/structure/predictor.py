@@ -128,6 +128,15 @@ def fold_records(
         yield Structure(name, _output_seq(seq, name), pairs), P
 
 
+def checked_records(records: Iterable, scheme: Scheme) -> List[Tuple[str, str]]:
+    """``(name, seq)`` of every record, each checked against ``scheme`` before any work, so that
+    a bad sequence is an error naming the caller's id (not the sequence's place in a batch)."""
+    out = [name_seq(r) for r in records]
+    for name, seq in out:
+        scheme.encode(seq, name)
+    return out
+
+
 class Predictor:
     """A ready-to-fold model. :meth:`fold` yields ``(Structure, probabilities)`` per record, in
     input order; :meth:`fold_one` folds one sequence. Subclasses: :class:`MapPredictor`,
@@ -173,7 +182,9 @@ class MapPredictor(Predictor):
     def fold(self, records: Iterable, *, threshold: Optional[float] = None, method: Optional[str] = None,
              noncanonical: bool = False, progress: bool = True, nested: bool = False, no_lp: bool = False,
              desc: str = "fold") -> Iterator[Tuple[Structure, np.ndarray]]:
-        """:func:`fold_records` with this predictor's threshold and method unless overridden."""
+        """:func:`fold_records` with this predictor's threshold and method unless overridden. Every
+        record is checked first (:func:`checked_records`)."""
+        records = checked_records(records, self.scheme)
         return fold_records(self.model, self.scheme, records, self.threshold if threshold is None else threshold,
                             method or self.method, noncanonical, progress, self.pair_probs, nested, no_lp, desc)
 
@@ -214,7 +225,7 @@ class PairPredictor(Predictor):
         if threshold is not None or method is not None or noncanonical:
             raise FoldError("--threshold, --method and --noncanonical set the greedy decoding of 2-D heads and "
                             "probes; this model decodes by maximum expected accuracy, as stored in its file")
-        return self._fold([name_seq(r) for r in records], nested, no_lp, progress, desc)
+        return self._fold(checked_records(records, self.scheme), nested, no_lp, progress, desc)
 
     def _fold(self, records: List[Tuple[str, str]], nested: bool, no_lp: bool, progress: bool,
               desc: str) -> Iterator[Tuple[Structure, tuple]]:

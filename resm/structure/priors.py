@@ -34,8 +34,8 @@ pairs at most ``span`` apart: O(L * window * span), seconds at L = 4000.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -141,15 +141,37 @@ def head_pair_prior(seq: str, cfg) -> np.ndarray:
     return dense_prior(seq, cfg.bpp_local_above, cfg.bpp_window, cfg.bpp_span)
 
 
+def _cache_miss(path: Path, why: str) -> None:
+    """One warning for a cache entry that cannot be used: it is computed again and replaced."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"resm: warning: {path}: prior cache entry not used ({why}); computed again", file=sys.stderr)
+
+
+def _checked_probs(p: np.ndarray) -> None:
+    if not np.all(np.isfinite(p)):
+        raise ValueError("a probability is not finite")
+    if p.size and (p.min() < 0 or p.max() > 1):
+        raise ValueError(f"a probability lies outside [0, 1] ({float(p.min()):g} to {float(p.max()):g})")
+
+
 def cached_dense_prior(folder, seq: str, cfg) -> np.ndarray:
     """:func:`head_pair_prior` as fp16, stored in ``folder`` (one ``.npy`` per sequence and
     prior setting, named by their SHA-1) and read back when already there. Writes are atomic,
-    so concurrent runs sharing the folder at worst compute a matrix twice."""
+    so concurrent runs sharing the folder at worst compute a matrix twice. An entry that cannot
+    be read, or is not an (L, L) matrix of probabilities, is computed again with one warning."""
     setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
     path = Path(folder) / f"{hashlib.sha1(f'{normalise_lenient(seq)}|{setting}'.encode()).hexdigest()}.npy"
     if path.exists():
-        with contextlib.suppress(OSError, ValueError):  # unreadable (or holding objects): computed again
-            return np.load(path, allow_pickle=False)
+        try:
+            m = np.load(path, allow_pickle=False)
+            L = len(normalise_lenient(seq))
+            if m.shape != (L, L):
+                raise ValueError(f"a {'x'.join(map(str, m.shape))} matrix for a {L}-nt sequence")
+            _checked_probs(m)
+            return m
+        except Exception as e:  # noqa: BLE001 -- whatever is wrong with it, a cache entry is only a cache
+            _cache_miss(path, _why(e))
     out = head_pair_prior(seq, cfg).astype(np.float16)
     _store(path, lambda fh: np.save(fh, out))
     return out
@@ -298,17 +320,44 @@ def pair_prior(seq: str, cfg: Optional[PriorConfig] = None) -> SparsePairs:
     return SparsePairs(sp.length, sp.i, sp.j, np.asarray(sp.p, dtype=np.float16).astype(np.float32))
 
 
+def _why(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    if "allow_pickle" in text:
+        return "it holds pickled Python objects, which resm never loads"
+    return f"{type(e).__name__}: {text}" if not isinstance(e, ValueError) or not text else text
+
+
+def _read_entry(path: Path, s: str) -> SparsePairs:
+    """A stored prior of the normalised sequence ``s``, checked: the sequence's hash (entries
+    written before it was stored have none), the length, the pairs' positions, and finite
+    probabilities in [0, 1]; ValueError (or the reader's error) otherwise."""
+    with np.load(path, allow_pickle=False) as d:
+        if "seq_sha256" in d.files and str(d["seq_sha256"]) != hashlib.sha256(s.encode()).hexdigest():
+            raise ValueError("stored for another sequence")
+        if int(d["length"]) != len(s):
+            raise ValueError(f"stored for a length of {int(d['length'])}, the sequence has {len(s)} nt")
+        sp = SparsePairs.from_arrays(d)
+    _checked_probs(sp.p)
+    return sp
+
+
 def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:
     """:func:`pair_prior`, stored in ``folder`` (one ``.npz`` per sequence and setting, named by
-    their SHA-1, written atomically) and read back when already there."""
-    name = hashlib.sha1(f"{normalise_lenient(seq)}|{cfg.key()}".encode()).hexdigest()
+    the SHA-1 of both, written atomically, holding the sequence's SHA-256 too) and read back
+    when already there. An entry that cannot be read, or that fails a check (another sequence,
+    another length, pairs out of range, a probability that is not finite or not in [0, 1]), is
+    never used: it is computed again and replaced, with one warning naming it."""
+    s = normalise_lenient(seq)
+    name = hashlib.sha1(f"{s}|{cfg.key()}".encode()).hexdigest()
     path = Path(folder) / f"{name}.npz"
     if path.exists():
-        # unreadable (or holding objects): computed again
-        with contextlib.suppress(OSError, ValueError, KeyError), np.load(path, allow_pickle=False) as d:
-            return SparsePairs.from_arrays(d)
+        try:
+            return _read_entry(path, s)
+        except Exception as e:  # noqa: BLE001 -- whatever is wrong with it, a cache entry is only a cache
+            _cache_miss(path, _why(e))
     out = pair_prior(seq, cfg)
-    _store(path, lambda fh: np.savez(fh, **out.to_arrays()))
+    digest = np.array(hashlib.sha256(s.encode()).hexdigest())
+    _store(path, lambda fh: np.savez(fh, **out.to_arrays(), seq_sha256=digest))
     return out
 
 

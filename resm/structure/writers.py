@@ -47,12 +47,25 @@ def safe_filename(name: str) -> str:
     return "_" + s if s.startswith(".") else s
 
 
-def record_file_names(ids: Sequence[str], ext: str) -> Dict[str, str]:
-    """id -> ``<safe id>.<ext>``; refuses two ids that give the same name."""
+NAME_MAX = 255  # bytes in one file name (Linux, macOS)
+
+
+def record_file_names(ids: Sequence[str], ext: str, folder: Optional[Path] = None) -> Dict[str, str]:
+    """id -> ``<safe id>.<ext>``; refuses two ids that give the same name, an id too long for a
+    file name, and (with ``folder``) a file there that is one of the command's inputs."""
+    from ..utils.io import check_not_input
+
     out: Dict[str, str] = {}
     seen: Dict[str, str] = {}
     for i in ids:
         fn = f"{safe_filename(i)}.{ext}"
+        if len(fn.encode("utf-8")) > NAME_MAX:
+            short = i if len(i) <= 40 else i[:40] + "..."
+            raise FoldError(f"record {short!r} ({len(i)} characters): its file name {fn[:20]}... would be "
+                            f"{len(fn.encode('utf-8'))} bytes, more than the {NAME_MAX} a file name may hold; "
+                            "shorten the id, or write one file (-o)")
+        if folder is not None:
+            check_not_input(Path(folder) / fn)
         if fn.lower() in seen:
             raise FoldError(f"records {seen[fn.lower()]!r} and {i!r} would both be written to {fn}")
         seen[fn.lower()] = i
@@ -73,7 +86,7 @@ def structure_output_mode(fmt: str, out: Optional[Path], ids: Sequence[str], spl
             raise FoldError("-o writes one file and --split-dir one file per record: give one of them")
         if split_dir.exists() and not split_dir.is_dir():
             raise FoldError(f"--split-dir {split_dir}: is a file, not a folder")
-        record_file_names(ids, fmt)
+        record_file_names(ids, fmt, split_dir)
         return "dir"
     if fmt == "bpseq" and len(ids) > 1:
         raise FoldError(f"{out if out is not None else 'stdout'}: bpseq holds one record per file and the input has {len(ids)}: "
@@ -86,15 +99,13 @@ def structure_output_mode(fmt: str, out: Optional[Path], ids: Sequence[str], spl
 
 
 def check_distinct(**paths: Optional[Path]) -> None:
-    """Refuse two outputs that name the same file (``-o x --bpp x``)."""
-    seen: Dict[str, str] = {}
-    for opt, p in paths.items():
-        if p is None:
-            continue
-        key = os.path.abspath(p)
-        if key in seen:
-            raise FoldError(f"{seen[key]} and {opt} both name {p}")
-        seen[key] = opt
+    """Refuse two outputs that name the same file (``-o x --bpp x``, through links too)."""
+    from ..utils.io import OutputError, check_distinct_outputs
+
+    try:
+        check_distinct_outputs(paths)
+    except OutputError as e:
+        raise FoldError(str(e)) from None
 
 
 BPP_HEADER = (

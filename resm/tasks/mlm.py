@@ -94,6 +94,11 @@ class MLMTask:
             world = dist.get_world_size() if dist.is_initialized() else 1
             self._val = validation_batches(self.data_cfg, self.val_cfg.max_records, rank, world)
             self.baseline = unigram_entropy(self._val) if self._val else float("nan")
+            if not self._val and rank == 0:
+                import sys
+
+                print(f"resm: warning: the validation split is empty (data.val_fraction {self.data_cfg.val_fraction}"
+                      f" of {self.data_cfg.train}): no validation loss is measured", file=sys.stderr, flush=True)
         gen = torch.Generator().manual_seed(self.val_cfg.mask_seed)
         total, n = 0.0, 0
         for batch in self._val:

@@ -16,6 +16,15 @@
 * :func:`check_output` refuses, before any work, a target that cannot be written: a folder
   where a file goes (or the reverse), a path under a file, or a place where no file can be
   created (read-only or not a real folder: it tries).
+* No output may replace an input: :func:`declared_inputs` names a command's inputs, and every
+  check and staging (:func:`check_output`, :meth:`Transaction.stage`, and the commit, for the
+  files of a folder output too) refuses an output that is one of them, compared through
+  symbolic and hard links (the same resolved path, or the same device and inode); a folder
+  output that would replace a folder holding an input is refused too.
+* ``-`` (standard output) and special files (``/dev/stdout``, a named pipe, a terminal) are
+  streamed: the output is staged in a private temporary file and copied into the stream at the
+  commit, never renamed over it. An output that is a symbolic link is written to the link's
+  target (staged beside the target and renamed there), so the link stays a link.
 * A process killed with ``SIGKILL`` cannot clean up: its temporaries stay. The first write
   of a later run into the same folder removes those left by processes of this machine that
   are no longer running (their names carry host and process id).
@@ -45,7 +54,8 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 __all__ = ["umask", "OutputError", "check_output", "transaction", "suspended", "atomic_path", "atomic_dir",
            "merge_dir", "atomic_write_text", "remove_stale", "scratch_dir", "held_signals", "defer_signal",
-           "abort_all", "on_abort"]
+           "abort_all", "on_abort", "declared_inputs", "check_not_input", "check_distinct_outputs", "is_stream",
+           "same_file"]
 
 
 class OutputError(ValueError):
@@ -139,6 +149,87 @@ def _why(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
+# ----------------------------------------------------------------------------- streams and inputs
+_STREAM_PATH = re.compile(r"^/dev/(stdout|stderr|fd/\d+)$|^/proc/(self|thread-self|\d+)/fd/\d+$")
+
+
+def is_stream(path: str | os.PathLike) -> bool:
+    """Whether an output path is streamed rather than replaced: ``-`` (standard output), a
+    process's file descriptor (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), or an
+    existing special file (a character device, a named pipe, a socket)."""
+    s = os.fspath(path)
+    if s == "-" or _STREAM_PATH.match(os.path.abspath(s)):
+        return True
+    try:
+        mode = os.stat(s).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with its symbolic links followed (also a dangling link's target)."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same resolved path, or (both existing) the same
+    device and inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+_INPUTS: contextvars.ContextVar[tuple] = contextvars.ContextVar("resm_inputs", default=())
+
+
+@contextlib.contextmanager
+def declared_inputs(inputs: Dict[str, object]) -> Iterator[None]:
+    """Inside the block, no output may replace one of ``inputs`` (``{what: path}``, e.g.
+    ``{"the input": "x.fa", "--reference": "r.dbn"}``; None values and ``-`` are skipped)."""
+    extra = tuple((what, Path(p)) for what, p in inputs.items() if p is not None and os.fspath(p) != "-")
+    token = _INPUTS.set(_INPUTS.get() + extra)
+    try:
+        yield
+    finally:
+        _INPUTS.reset(token)
+
+
+def check_not_input(path: str | os.PathLike, kind: str = "file", what: str = "") -> None:
+    """Raise :class:`OutputError` if the output ``path`` is one of the declared inputs (through
+    links), or, for a folder output (``kind`` "dir"), holds one."""
+    if is_stream(path):
+        return
+    out = os.path.realpath(path)
+    for name, inp in _INPUTS.get():
+        clash = same_file(path, inp)
+        if not clash and kind == "dir" and os.path.isdir(out):  # a folder output replacing a folder holding an input
+            clash = os.path.realpath(inp).startswith(out.rstrip(os.sep) + os.sep)
+        if not clash and os.path.isdir(inp) and os.path.lexists(path):  # replacing a file of a folder input
+            clash = out.startswith(os.path.realpath(inp).rstrip(os.sep) + os.sep)
+        if clash:
+            label = f"{what} {path}" if what else str(path)
+            where = f" ({inp})" if os.path.abspath(inp) != os.path.abspath(path) else ""
+            held = "is" if same_file(path, inp) else "holds" if kind == "dir" else "is a file of"
+            raise OutputError(f"{label}: {held} {name}{where}; an output may not replace an input (give another path)")
+
+
+def check_distinct_outputs(outputs: Dict[str, object]) -> None:
+    """Refuse two outputs (``{option: path}``) that name the same file, through links."""
+    seen: List[tuple] = []
+    for opt, p in outputs.items():
+        if p is None or is_stream(p):
+            continue
+        for other, q in seen:
+            if same_file(p, q):
+                raise OutputError(f"{other} and {opt} both name {p}" + (f" (through {q})" if str(p) != str(q) else ""))
+        seen.append((opt, p))
+
+
 # ----------------------------------------------------------------------------- checks
 def _nearest_existing(p: Path) -> Path:
     p = Path(os.path.abspath(p))
@@ -147,13 +238,20 @@ def _nearest_existing(p: Path) -> Path:
     return p
 
 
-def check_output(path: str | os.PathLike, kind: str = "file") -> None:
+def check_output(path: str | os.PathLike, kind: str = "file", what: str = "", replaces: bool = True) -> None:
     """Raise :class:`OutputError` unless ``path`` can receive a ``kind`` output ("file", "dir"
-    for a folder, or "any" of the two). Nothing is left behind: the check creates one
-    temporary file in the nearest existing folder on the way and removes it."""
-    p = Path(path)
-    if str(p) == "":
+    for a folder, or "any" of the two) that is no input (:func:`check_not_input`; ``replaces``:
+    the folder is replaced whole, so it may hold no input either; ``what`` names the option).
+    Nothing is left behind: the check creates one temporary file in the nearest existing folder
+    on the way and removes it."""
+    if str(path) == "":
         raise OutputError("an output path is empty")
+    if is_stream(path):
+        if kind == "dir":
+            raise OutputError(f"{what + ' ' if what else ''}{path}: a folder is to be written here, and this is a stream")
+        return
+    check_not_input(path, kind if replaces else "file", what)
+    p = _resolved(Path(path))
     if kind == "file" and p.is_dir():
         raise OutputError(f"{p}: is a folder; a file is to be written here")
     if kind != "file" and os.path.lexists(p) and not p.is_dir():
@@ -241,7 +339,12 @@ class Transaction:
         """A new temporary for ``final``; staging the same target again replaces the first.
         An existing folder that is not empty is replaced (kind "dir") only when ``replaces``
         says it is an earlier output of the same kind."""
-        final = Path(final)
+        if is_stream(final):
+            if kind != "file":
+                raise OutputError(f"{final}: a folder is to be written here, and this is a stream")
+            return self._stage_stream(Path(final), suffix)
+        check_not_input(final, "dir" if kind == "dir" else "file")
+        final = _resolved(Path(final))  # a link: written to its target, the link stays
         if kind == "file" and final.is_dir():
             raise OutputError(f"{final}: is a folder; a file is to be written here")
         if kind != "file" and os.path.lexists(final) and not final.is_dir():
@@ -264,6 +367,18 @@ class Transaction:
             except OSError as e:
                 raise OutputError(f"{final}: cannot write in {final.parent} ({_why(e)})") from None
             self.entries[key] = _Entry(final, Path(tmp), kind)
+        return Path(tmp)
+
+    def _stage_stream(self, final: Path, suffix: str) -> Path:
+        """A private temporary for a streamed output, copied into the stream at the commit."""
+        key = f"stream:{final}"
+        old = self.entries.pop(key, None)
+        if old is not None:
+            _remove(old.tmp)
+        with held_signals():
+            fd, tmp = tempfile.mkstemp(prefix="resm-stream-", suffix=suffix + ".tmp")
+            os.close(fd)
+            self.entries[key] = _Entry(final, Path(tmp), "stream")
         return Path(tmp)
 
     def discard(self, tmp: Path) -> None:
@@ -291,13 +406,33 @@ class Transaction:
         with held_signals():
             self._commit()
 
+    def _guard(self) -> None:
+        """Before anything is put in place: no target is an input (the files of a folder
+        output included, whose names are known only now)."""
+        try:
+            for e in self.entries.values():
+                if e.kind == "merge":
+                    for f in e.tmp.iterdir():
+                        check_not_input(e.final / f.name)
+                elif e.kind != "stream":
+                    check_not_input(e.final, "dir" if e.kind == "dir" else "file")
+        except BaseException:
+            self.abort()
+            raise
+
     def _commit(self) -> None:
-        keep = len(self.entries) > 1
+        self._guard()
+        files = [e for e in self.entries.values() if e.kind != "stream"]
+        keep = len(files) > 1
         undo: List[Callable[[], None]] = []
         done: List[Callable[[], None]] = []
         try:
-            for e in list(self.entries.values()):
+            for e in files:
                 self._install(e, keep, undo, done)
+            for e in self.entries.values():  # streams last: what went into them cannot be taken back
+                if e.kind == "stream":
+                    _copy_to_stream(e.tmp, e.final)
+                    _remove(e.tmp)
         except BaseException as err:
             for u in reversed(undo):
                 with contextlib.suppress(OSError):
@@ -361,6 +496,25 @@ class Transaction:
                     os.chmod(f, _file_mode(target))
                 self._put(f, target, True, undo, done)  # several files: always restorable
             e.tmp.rmdir()
+
+
+def _copy_to_stream(tmp: Path, final: Path) -> None:
+    """Copy a staged output into standard output (``-``) or a special file."""
+    import sys
+
+    with open(tmp, "rb") as src:
+        if str(final) == "-":
+            sys.stdout.flush()
+            out = getattr(sys.stdout, "buffer", None)
+            if out is None:
+                sys.stdout.write(src.read().decode("utf-8", errors="replace"))
+            else:
+                shutil.copyfileobj(src, out)
+                out.flush()
+            sys.stdout.flush()
+        else:
+            with open(final, "ab") as dst:  # append: a regular file behind /dev/stdout is not cut
+                shutil.copyfileobj(src, dst)
 
 
 def _open_up(folder: Path) -> None:

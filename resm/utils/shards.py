@@ -10,7 +10,12 @@ finished shard.
 Shards are written into a work folder beside the output, ``<output>.shards/``, each one atomically
 (a temporary file renamed into place when the shard is complete), next to ``job.json``, the
 fingerprint of the job (input, options, shard size): a re-run skips the finished shards, and a
-folder left by another job is refused. Rank 0 waits for every shard, merges them in order into
+folder left by another job is refused. A shard proves its contents: once its file is in place,
+a manifest beside it (``shard-...-of-....<suffix>.json``) records its index, the ids of its
+records, the SHA-256 of its file and of ``job.json``; a shard counts as finished only with its
+manifest, and the merge checks every shard against its manifest, the job and the input's ids
+before it reads any (the readers then check the ids inside the shard too), refusing in one line
+that names the shard file: no wrong merge exits 0. Rank 0 waits for every shard, merges them in order into
 the one output file that a one-process run writes, then removes the folder. No process group
 is needed: the ranks meet through the files (so the folder must be on a file system every
 process sees).
@@ -50,6 +55,18 @@ def fingerprint_records(records: Iterable) -> str:
     return h.hexdigest()
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(getattr(e, "strerror", None) or e).split()) or type(e).__name__
+
+
 def _process_start() -> float:
     """When this process started (epoch seconds; Linux /proc, else now)."""
     try:
@@ -71,7 +88,7 @@ class ShardRun:
     """
 
     def __init__(self, anchor: Optional[Path], n_items: int, shard_size: int, job: dict, suffix: str,
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)):
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr), ids: Optional[List[str]] = None):
         if shard_size < 1:
             raise ShardError(f"--shard-size must be >= 1, got {shard_size}")
         me = launch()
@@ -80,6 +97,9 @@ class ShardRun:
         self.n_shards = max(1, -(-n_items // shard_size))
         self.sharded = self.world > 1 or self.n_shards > 1
         self.job = {**job, "n_items": n_items, "shard_size": shard_size}
+        self.ids = list(ids) if ids is not None else [str(k) for k in range(n_items)]  # the records' ids, in order
+        if len(self.ids) != n_items:
+            raise ShardError(f"{len(self.ids)} ids for {n_items} records")
         self.work: Optional[Path] = None
         if self.sharded:
             if anchor is None:
@@ -100,8 +120,68 @@ class ShardRun:
         assert self.work is not None
         return self.work / f"shard-{s:06d}-of-{self.n_shards:06d}{self.suffix}"
 
+    def manifest(self, s: int) -> Path:
+        """The file that proves shard ``s``'s contents (written once the shard is in place)."""
+        p = self.path(s)
+        return p.with_name(p.name + ".json")
+
+    def expected_ids(self, s: int) -> List[str]:
+        """The ids of the records of shard ``s``, from the input."""
+        return [self.ids[k] for k in self.block(s)]
+
     def done(self, s: int) -> bool:
-        return self.sharded and self.path(s).exists()
+        return self.sharded and self.path(s).exists() and self.manifest(s).exists()
+
+    def _job_text(self) -> str:
+        return json.dumps(self.job, sort_keys=True, indent=1) + "\n"
+
+    def seal(self, s: int) -> None:
+        """Write the manifest of shard ``s``, whose file is in place: its index, its records'
+        ids, its checksum and the job's."""
+        info = {"shard": s, "n_shards": self.n_shards, "ids": self.expected_ids(s), "sha256": _sha256(self.path(s)),
+                "job_sha256": hashlib.sha256(self._job_text().encode()).hexdigest()}
+        with suspended():
+            atomic_write_text(self.manifest(s), json.dumps(info) + "\n")
+
+    def verify(self, s: int) -> None:
+        """Refuse (:class:`ShardError`, naming the shard file) a shard whose file or manifest is
+        missing, unreadable, of another job, index or records, or whose checksum differs."""
+        path, man = self.path(s), self.manifest(s)
+        again = f"remove it (and {man.name}) and re-run the command to recompute that shard"
+        if not path.exists():
+            raise ShardError(f"{path}: missing; re-run the command to recompute that shard")
+        try:
+            info = json.loads(man.read_text(encoding="utf-8"))
+            if not isinstance(info, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            raise ShardError(f"{path}: its manifest {man} cannot be read ({_one_line(e)}); {again}") from None
+        want_job = hashlib.sha256(self._job_text().encode()).hexdigest()
+        if info.get("job_sha256") != want_job:
+            raise ShardError(f"{path}: written by another job (its manifest's job checksum differs); {again}")
+        if info.get("shard") != s or info.get("n_shards") != self.n_shards:
+            raise ShardError(f"{path}: its manifest says shard {info.get('shard')} of {info.get('n_shards')}, "
+                             f"this is shard {s} of {self.n_shards}; {again}")
+        if info.get("ids") != self.expected_ids(s):
+            raise ShardError(f"{path}: holds other records than the input's shard {s} (ids differ); {again}")
+        try:
+            digest = _sha256(path)
+        except OSError as e:
+            raise ShardError(f"{path}: cannot be read ({_one_line(e)}); {again}") from None
+        if digest != info.get("sha256"):
+            raise ShardError(f"{path}: its contents changed since it was written (SHA-256 differs from its "
+                             f"manifest's); {again}")
+
+    def check_ids(self, s: int, found: List[str]) -> None:
+        """Refuse a shard whose records, as read, are not the input's (ids in order)."""
+        want = self.expected_ids(s)
+        if list(found) != want:
+            extra = [i for i in found if i not in set(want)][:3]
+            lost = [i for i in want if i not in set(found)][:3]
+            what = (f"lacks {', '.join(map(repr, lost))}" if lost else
+                    f"holds {', '.join(map(repr, extra))} too" if extra else "holds its records in another order or twice")
+            raise ShardError(f"{self.path(s)}: {what} (expected the {len(want)} records of shard {s}); "
+                             "remove it and re-run the command to recompute that shard")
 
     # ----------------------------------------------------------------- the folder
     def prepare(self) -> None:
@@ -110,7 +190,7 @@ class ShardRun:
             return
         assert self.work is not None
         self.work.mkdir(parents=True, exist_ok=True)
-        want = json.dumps(self.job, sort_keys=True, indent=1) + "\n"
+        want = self._job_text()
         found = self.work / "job.json"
         if found.exists():
             if found.read_text() != want:
@@ -118,7 +198,7 @@ class ShardRun:
                                  "remove it, or re-run the command that made it")
             # shards written before this process started: a resumed job (not the other ranks' work of this one)
             started = _process_start()
-            finished = sum(self.path(s).exists() and self.path(s).stat().st_mtime < started for s in range(self.n_shards))
+            finished = sum(self.done(s) and self.path(s).stat().st_mtime < started for s in range(self.n_shards))
             if self.rank == 0 and finished:
                 self.log(f"resuming: {finished} of {self.n_shards} shards already done in {self.work}")
         else:
@@ -142,6 +222,8 @@ class ShardRun:
         if self.rank != 0:
             return False
         self.wait_all()
+        for s in range(self.n_shards):
+            self.verify(s)
         combine(self.shard_paths())
         self.cleanup()
         return True
@@ -152,13 +234,14 @@ class ShardRun:
         # per-record files its work writes): the other ranks and a resumed job read it
         with suspended(), atomic_path(self.path(s), self.suffix) as tmp:
             fill(tmp)
+        self.seal(s)
 
     def wait_all(self, poll: float = 0.5) -> None:
         """Block until every shard is written (rank 0, before merging)."""
-        missing = [s for s in range(self.n_shards) if not self.path(s).exists()]
+        missing = [s for s in range(self.n_shards) if not self.done(s)]
         while missing:
             time.sleep(poll)
-            missing = [s for s in missing if not self.path(s).exists()]
+            missing = [s for s in missing if not self.done(s)]
 
     def shard_paths(self) -> List[Path]:
         return [self.path(s) for s in range(self.n_shards)]

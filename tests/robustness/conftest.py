@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import numpy as np
 import pytest
@@ -126,3 +126,11 @@ def listing(*roots: Path) -> Dict[str, tuple]:
             st = p.lstat()
             out[str(p)] = ("dir",) if p.is_dir() else (st.st_size, st.st_mtime_ns)
     return out
+
+
+def said(err: str) -> List[str]:
+    """The lines of stderr other than the progress bars' (tqdm's, which share lines with them)."""
+    import re
+
+    text = re.sub(r"[^\r\n]*\|[^\r\n|]*\| *\d+/\d+ \[[^\]\r\n]*\]", "", err)
+    return [ln for ln in re.split(r"[\r\n]+", text) if ln.strip()]

@@ -28,6 +28,7 @@ class Case:
     code: int
     names: List[str] = field(default_factory=list)  # substrings the one line must hold
     setup: Optional[Callable[[dict], None]] = None  # spoils copies in {t} before the run
+    env: dict = field(default_factory=dict)  # environment variables of the run ("{key}" filled in)
 
 
 def _copy(src: str, dst: str):
@@ -242,7 +243,8 @@ CASES = [
     Case("fold/out-readonly-proc", ["fold", "{fa}", "-o", "/proc/x.dbn"], 1, ["/proc/x.dbn"]),
     Case("fold/out-is-folder", ["fold", "{fa}", "-o", "{dir}"], 1, ["a_folder"]),
     Case("fold/plot-is-a-file", ["fold", "{fa}", "--plot", "{t}/p.png"], 1, ["p.png", "is a file"], _write("p.png", "x")),
-    Case("fold/plot-is-a-file-with-out", ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "{fa}"], 1, ["x.fa", "is a file"]),
+    Case("fold/plot-is-a-file-with-out", ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "{dbn}"], 1, ["hp.dbn", "is a file"]),
+    Case("fold/plot-is-the-input", ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "{fa}"], 1, ["--plot {fa}: is the input"]),
     Case("fold/plot-readonly", ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "/sys/plots"], 1, ["/sys/plots"]),
     Case("fold/bpseq-records-onto-one-file", ["fold", "{fa}", "--format", "bpseq", "-o", "{t}/o.bpseq"], 1,
          ["o.bpseq", "--split-dir"]),
@@ -376,18 +378,25 @@ def _fill(text: str, places: dict) -> str:
 
 def test_the_table_covers_every_command():
     from resm.cli import build_parser
+    from tests.robustness.test_outputs_and_names import OUTPUT_CASES
+    from tests.robustness.test_shards_caches_api import API_CASES, CACHE_CASES, SHARD_CASES
 
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     covered = {c.argv[0] for c in CASES}
     assert commands <= covered, commands - covered
     assert len(CASES) >= 80
+    # the whole table-driven suite: bad commands, outputs and names, shards, caches, the API
+    assert len(CASES) + len(OUTPUT_CASES) + len(SHARD_CASES) + len(CACHE_CASES) + len(API_CASES) >= 250
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd):
+def run_case(case: Case, ws, tmp_path, capfd, monkeypatch) -> tuple:
+    """Spoil, run ``resm`` in process, and return ``(code, stdout, stderr, places, before)``,
+    ``before`` the listing of the workspace and the case's folder before the run."""
     places = {**{k: str(v) for k, v in ws.files.items()}, "t": str(tmp_path)}
     if case.setup:
         case.setup(places)
+    for k, v in case.env.items():
+        monkeypatch.setenv(k, _fill(v, places))
     before = listing(ws.root, tmp_path)
     capfd.readouterr()
     argv = [_fill(a, places) for a in case.argv]
@@ -396,6 +405,12 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capf
     except SystemExit as e:  # argparse
         code = e.code
     out, err = capfd.readouterr()
+    return code, out, err, places, before
+
+
+def check_one_line(case: Case, ws, tmp_path, capfd, monkeypatch) -> None:
+    """The rule of every bad input: one line naming the thing, the exit code, nothing written."""
+    code, out, err, places, before = run_case(case, ws, tmp_path, capfd, monkeypatch)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
     assert code == case.code, err
@@ -404,3 +419,8 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capf
     for name in case.names:
         assert _fill(name, places) in line, (name, line)
     assert listing(ws.root, tmp_path) == before, "something was written or left behind"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)

@@ -1,6 +1,8 @@
 """Sharded inference: ``resm embed`` and ``resm fold`` under torchrun with 2 CPU processes give
 the file a one-process run writes, and a re-run reuses the shards a killed job finished."""
 
+import hashlib
+import json
 import os
 
 import numpy as np
@@ -71,10 +73,20 @@ def test_fold_on_two_processes_equals_one_process_and_resumes(job, tmp_path):
     env = {**ENV, "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}
     resm_cli("fold", job / "in.fa", "-o", out, *args, env=env)
     work = tmp_path / "resumed.dbn.shards"
-    assert not out.exists() and sorted(p.name for p in work.iterdir()) == ["job.json", "shard-000001-of-000003.jsonl"]
-    # mark the finished shard, so that its reuse shows in the output
+    assert not out.exists() and sorted(p.name for p in work.iterdir()) == [
+        "job.json", "shard-000001-of-000003.jsonl", "shard-000001-of-000003.jsonl.json"]
+    # mark the finished shard, so that its reuse shows in the output: changed behind its manifest's
+    # back it is refused, naming it; with its manifest's checksum updated too, it is merged
     shard = work / "shard-000001-of-000003.jsonl"
     shard.write_text(shard.read_text().replace(">r2\\n", ">r2 (from the finished shard)\\n"))
+    p = resm_cli("fold", job / "in.fa", "-o", out, *args, check=False)
+    assert p.returncode == 1 and not out.exists()
+    assert p.stderr.strip().splitlines()[-1] == (f"resm fold: error: {shard}: its contents changed since it was written "
+                                                 "(SHA-256 differs from its manifest's); remove it (and "
+                                                 f"{shard.name}.json) and re-run the command to recompute that shard")
+    manifest = json.loads((work / f"{shard.name}.json").read_text())
+    manifest["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
+    (work / f"{shard.name}.json").write_text(json.dumps(manifest))
     p = resm_cli("fold", job / "in.fa", "-o", out, *args)  # re-run: one process takes the rest
     assert "(1 finished shards reused)" in p.stdout
     assert out.read_text() == one.read_text().replace(">r2\n", ">r2 (from the finished shard)\n")

@@ -1,0 +1,146 @@
+"""Memory estimates before long work: ``resm fold`` and ``resm embed`` refuse, in one line and
+before any model runs, a job whose estimated peak exceeds the memory the machine has available,
+rather than be killed by the kernel half way (``--ignore-memory-check`` runs it anyway).
+
+* :func:`available_memory`: what the machine can still give, in bytes (``RESM_AVAILABLE_MEMORY``
+  where set, in bytes, for tests and for jobs that must leave room to others): ``MemAvailable`` of
+  ``/proc/meminfo`` (or psutil's, where there is no ``/proc``), capped by a cgroup's
+  ``memory.max`` (a container's limit) less what the cgroup uses; None where none is known
+  (then nothing is refused).
+* :func:`fold_estimate`: the peak of folding, fitted to measured peaks of ``resm fold`` with
+  the shipped model (``experiments/memory_fold.py``, table in
+  ``experiments/results/memory_fold_cpu.md``): dominated by LinearPartition's pair prior, which
+  grows about quadratically with length at the shipped beam (2.8 GiB of 3.1 at 10,000 nt).
+  Each prior worker holds one sequence, so ``workers`` long records count together.
+* :func:`embed_estimate`: the peak of ``resm embed`` from the model's size and the longest
+  batch: weights, the activations of a batch, and the (heads, L, L) attention of a layer (all
+  layers' with contacts).
+* :func:`require_memory`: the check itself; :func:`memory_check` (a context manager) is how a
+  command line turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from typing import Iterator, Optional, Sequence
+
+__all__ = ["MemoryCheckError", "available_memory", "fold_estimate", "embed_estimate", "require_memory",
+           "memory_check", "GIB"]
+
+GIB = 2**30
+
+# Fitted to measured peaks of resm fold (shipped model, one record, --threads 1): peak GiB =
+# BASE + LINEAR * kb + QUADRATIC * kb^2, kb the length in thousands of nucleotides; the fit is
+# raised by MARGIN so that the estimate stays above what was measured.
+FOLD_BASE_GIB = 0.21
+FOLD_LINEAR_GIB_PER_KB = 0.103
+FOLD_QUADRATIC_GIB_PER_KB2 = 0.0181
+FOLD_MARGIN = 1.15
+FOLD_PRIOR_BASE_GIB = 0.2  # what one more prior worker process adds before its sequence
+
+
+class MemoryCheckError(ValueError):
+    """A job estimated to need more memory than is available (one line, with the override)."""
+
+
+def _meminfo_available() -> Optional[int]:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_room() -> Optional[int]:
+    """What a cgroup v2 memory limit still allows (None: no limit)."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current") as fh:
+            used = int(fh.read().strip())
+        return max(0, int(limit) - used)
+    except (OSError, ValueError):
+        return None
+
+
+def available_memory() -> Optional[int]:
+    """Bytes the machine can still give this process (see the module notes); None if unknown."""
+    forced = os.environ.get("RESM_AVAILABLE_MEMORY")
+    if forced:  # bytes: the memory the check assumes (for tests, or a job that must leave room to others)
+        return int(forced)
+    avail = _meminfo_available()
+    if avail is None:
+        try:
+            import psutil
+
+            avail = int(psutil.virtual_memory().available)
+        except Exception:  # noqa: BLE001 -- psutil is optional
+            avail = None
+    room = _cgroup_room()
+    if room is not None:
+        avail = room if avail is None else min(avail, room)
+    return avail
+
+
+def fold_estimate(lengths: Sequence[int], workers: int = 1) -> int:
+    """Estimated peak bytes of folding records of these lengths with the shipped kind of model
+    (the pair head over a LinearPartition prior): the base process plus the prior of the
+    ``workers`` longest records, which are computed at the same time."""
+    if not len(lengths):
+        return 0
+    longest = sorted(lengths, reverse=True)[: max(1, int(workers))]
+
+    def grows(n: int) -> float:
+        kb = n / 1000
+        return FOLD_LINEAR_GIB_PER_KB * kb + FOLD_QUADRATIC_GIB_PER_KB2 * kb * kb
+
+    gib = FOLD_BASE_GIB + sum(grows(n) for n in longest) + FOLD_PRIOR_BASE_GIB * (len(longest) - 1)
+    return int(gib * FOLD_MARGIN * GIB)
+
+
+def embed_estimate(n_params: int, embed_dim: int, layers: int, heads: int, lengths: Sequence[int],
+                   toks_per_batch: int, contacts: bool = False, bytes_per_value: int = 4) -> int:
+    """Estimated peak bytes of ``resm embed``: the weights (fp32), about 12 activations of
+    ``embed_dim`` values per token of a batch (the feed-forward is 4 wide; the representations
+    kept), and the attention maps (heads, L, L) of the longest record: of one layer at a time,
+    or of every layer when contacts are asked for (the contact head reads them all)."""
+    if not len(lengths):
+        return 0
+    L = max(lengths) + 2  # BOS and EOS
+    batch = max(int(toks_per_batch), L)
+    maps = heads * L * L * bytes_per_value * (layers if contacts else 3)
+    acts = 12 * batch * embed_dim * bytes_per_value
+    return int(n_params * 4 + acts + maps + 0.4 * GIB)  # 0.4 GiB: Python, torch and numpy themselves
+
+
+_CHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("resm_memory_check", default=True)
+
+
+@contextlib.contextmanager
+def memory_check(enabled: bool) -> Iterator[None]:
+    """Turn :func:`require_memory` on or off inside the block (``--ignore-memory-check``)."""
+    token = _CHECK.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _CHECK.reset(token)
+
+
+def require_memory(need: int, what: str, available: Optional[int] = None) -> None:
+    """Raise :class:`MemoryCheckError` (one line) when ``need`` bytes exceed the available
+    memory; nothing when the check is off or the available memory is unknown."""
+    if not _CHECK.get():
+        return
+    avail = available_memory() if available is None else available
+    if avail is None or need <= avail:
+        return
+    raise MemoryCheckError(f"{what} needs about {need / GIB:.1f} GiB of memory and {avail / GIB:.1f} GiB are "
+                           "available; free memory, fold or embed fewer or shorter sequences at a time, or give "
+                           "--ignore-memory-check to run anyway")
