@@ -58,7 +58,7 @@ def _iter_rows(
     extra: Sequence[str] = (),
 ) -> Iterator[Tuple[UTR, Dict[str, str]]]:
     """Yield ``(UTR, {column: value for column in extra})`` per data row."""
-    name = os.path.basename(os.fspath(path))
+    name = os.fspath(path)
     header: Optional[List[str]] = None
     header_line = 0
     count = 0
@@ -184,7 +184,7 @@ def read_variants(path: PathLike) -> Tuple[List[UTR], List[VariantPair]]:
 
     Pairs come in the file order of their variant rows.
     """
-    name = os.path.basename(os.fspath(path))
+    name = os.fspath(path)
     utrs: List[UTR] = []
     kinds: List[str] = []
     mothers: List[str] = []

@@ -212,7 +212,7 @@ def iter_split_records(
     want_val = split == "validation"
     seen: Optional[set] = set() if cfg.dedupe else None
     for path in cfg.train:
-        name = os.path.basename(path)
+        name = os.fspath(path)
         for rec in read_fasta(path):
             stats["read"] += 1
             try:

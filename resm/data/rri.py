@@ -97,7 +97,7 @@ def table_rows(path: PathLike, error: type) -> Iterator[Tuple[int, List[str]]]:
     ``line`` is the 1-based physical line where the row starts (a quoted field may span lines).
     Unreadable input (bad gzip, csv syntax) raises ``error`` naming the file and line.
     """
-    name = os.path.basename(os.fspath(path))
+    name = os.fspath(path)
     delim = table_delimiter(path)
     last = 0  # physical lines consumed so far
     try:
@@ -137,7 +137,7 @@ def iter_pairs(
     sequence, a symbol that is not a nucleotide, a label other than 0/1, a missing label while
     ``require_label``, a sequence longer than ``max_length`` nt, or a file without pairs.
     """
-    name = os.path.basename(os.fspath(path))
+    name = os.fspath(path)
     cols: Optional[dict] = None
     ncols = 0
     first_line = 0

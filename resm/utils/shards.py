@@ -104,6 +104,11 @@ class ShardRun:
         if self.sharded:
             if anchor is None:
                 raise ShardError(f"a sharded run ({self.world} processes, {self.n_shards} shards) needs an output file (-o)")
+            from .io import is_stream
+
+            if is_stream(anchor):
+                raise ShardError(f"a sharded run ({self.world} processes, {self.n_shards} shards) needs an output file "
+                                 f"for its work folder, not the stream {anchor}")
             anchor = Path(anchor)
             self.work = anchor.with_name(anchor.name + ".shards")
 
@@ -207,9 +212,14 @@ class ShardRun:
 
     def process(self, work: Callable[[int, range], None]) -> int:
         """``work(s, records)`` for each shard of this process not already done (it writes the
-        shard, :meth:`write` or atomically itself); returns how many were skipped as done."""
+        shard, :meth:`write` or atomically itself); returns how many were skipped as done. The
+        finished shards are verified (:meth:`verify`) first."""
         skipped = 0
-        for s in self.mine():
+        mine = self.mine()
+        for s in mine:  # a finished shard is checked before any work: a wrong one is refused at once
+            if self.done(s):
+                self.verify(s)
+        for s in mine:
             if self.done(s):
                 skipped += 1
                 continue

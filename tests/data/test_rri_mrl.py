@@ -102,21 +102,21 @@ def test_pair_errors_name_file_and_line(tmp_path, bad, message):
 
 def test_pair_errors_in_headered_csv_and_gzip(tmp_path):
     p = write(tmp_path, "pairs.csv.gz", HEADER_CSV + "m,ACGU,t,ACGU,1\nm,ACGU,t,ACGX!,0\n")
-    with pytest.raises(PairsError, match=r"^pairs.csv.gz line 3: b_seq: .*symbol '!' at position 5"):
+    with pytest.raises(PairsError, match=r"/pairs.csv.gz line 3: b_seq: .*symbol '!' at position 5"):
         read_pairs(p)
     p = write(tmp_path, "pairs.csv", HEADER_CSV + "m,ACGU,t,ACGU\n")
-    with pytest.raises(PairsError, match="^pairs.csv line 2: expected 5 columns, found 4"):
+    with pytest.raises(PairsError, match="/pairs.csv line 2: expected 5 columns, found 4"):
         read_pairs(p)
 
 
 def test_pair_file_level_errors(tmp_path):
-    with pytest.raises(PairsError, match="^empty.tsv line 1: empty file"):
+    with pytest.raises(PairsError, match="/empty.tsv line 1: empty file"):
         read_pairs(write(tmp_path, "empty.tsv", "\n  \n"))
-    with pytest.raises(PairsError, match="^head.csv line 2: a header but no pairs"):
+    with pytest.raises(PairsError, match="/head.csv line 2: a header but no pairs"):
         read_pairs(write(tmp_path, "head.csv", "\n" + HEADER_CSV))
-    with pytest.raises(PairsError, match="^three.tsv line 1: expected 5 columns .* found 3"):
+    with pytest.raises(PairsError, match="/three.tsv line 1: expected 5 columns .* found 3"):
         read_pairs(write(tmp_path, "three.tsv", "m\tACGU\tt\n"))
-    with pytest.raises(PairsError, match=r"^broken.tsv.gz line \d+: cannot read"):
+    with pytest.raises(PairsError, match=r"/broken.tsv.gz line \d+: cannot read"):
         read_pairs(_broken_gzip(tmp_path / "broken.tsv.gz"))
 
 
@@ -179,16 +179,16 @@ def test_mrl_errors_name_file_and_line(tmp_path, bad, message):
 
 def test_mrl_column_errors(tmp_path):
     p = write(tmp_path, "lib.csv", "\n,seq,total,y\n0,ACGU,1,5\n")
-    with pytest.raises(MRLError, match="^lib.csv line 2: no sequence column 'utr'; columns: '', 'seq'"):
+    with pytest.raises(MRLError, match="/lib.csv line 2: no sequence column 'utr'; columns: '', 'seq'"):
         read_mrl(p)
-    with pytest.raises(MRLError, match=r"^lib.csv line 2: no target column \(rl or hrl\).*'total', 'y'"):
+    with pytest.raises(MRLError, match=r"/lib.csv line 2: no target column \(rl or hrl\).*'total', 'y'"):
         read_mrl(p, seq_column="seq")
-    with pytest.raises(MRLError, match="^lib.csv line 2: no target column 'mrl'"):
+    with pytest.raises(MRLError, match="/lib.csv line 2: no target column 'mrl'"):
         read_mrl(p, seq_column="seq", target_column="mrl")
     assert read_mrl(p, seq_column="seq", target_column="y")[0].mrl == 5.0
-    with pytest.raises(MRLError, match="^empty.csv line 1: empty file"):
+    with pytest.raises(MRLError, match="/empty.csv line 1: empty file"):
         read_mrl(write(tmp_path, "empty.csv", ""))
-    with pytest.raises(MRLError, match="^head.csv line 1: a header but no UTRs"):
+    with pytest.raises(MRLError, match="/head.csv line 1: a header but no UTRs"):
         read_mrl(write(tmp_path, "head.csv", "utr,rl\n\n"))
 
 
@@ -226,9 +226,9 @@ def test_read_variants(tmp_path):
 
 def test_read_variants_errors(tmp_path):
     bad = VARIANTS.replace("2,TTTTACGT,4.5,g.99A>G,normal", "2,TTTTACGT,4.5,g.99A>G,wild")
-    with pytest.raises(MRLError, match="^snv.csv line 4: info4 'wild' is not 'normal' or 'variant'"):
+    with pytest.raises(MRLError, match="/snv.csv line 4: info4 'wild' is not 'normal' or 'variant'"):
         read_variants(write(tmp_path, "snv.csv", bad))
-    with pytest.raises(MRLError, match="^lib.csv line 1: no column 'info4'"):
+    with pytest.raises(MRLError, match="/lib.csv line 1: no column 'info4'"):
         read_variants(write(tmp_path, "lib.csv", ",utr,hrl,mother\n0,ACGU,1,ACGU\n"))
 
 

@@ -148,6 +148,9 @@ SHARD_CASES = [
          _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _other_shard(EMBED_SHARD, 1), reseal=True))),
     Case("shards/embed-manifest-not-json", EMBED_ARGS, 1, [E0, "cannot be read"],
          _then(EMBED_UNMERGED, _edit_manifest(EMBED_SHARD, 0, text="\x00"))),
+    Case("shards/fold-to-a-stream", ["fold", "{fa}", "-o", "/dev/stdout", "--shard-size", "1"], 1,
+         ["2 shards) needs an output file for its work folder, not the stream /dev/stdout"]),
+    Case("shards/embed-to-a-stream", ["embed", "{tiny}", "{fa}", "-", "--shard-size", "1"], 1, ["output must end in"]),
 ]
 
 

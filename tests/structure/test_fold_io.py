@@ -94,7 +94,7 @@ def test_fold_from_a_pipe_equals_fold_of_the_file(tiny):
     assert resm_cli("fold", *args, input=FASTA).stdout == from_file
     p = resm_cli("fold", "-", *args, input=">a\nGGGAAACCC\n>b\nGG9C\n", check=False)
     assert p.returncode == 1 and p.stdout == ""
-    assert p.stderr.strip().splitlines()[-1] == "resm fold: error: record 'b': digit '9' at position 3 is not a nucleotide"
+    assert p.stderr.strip().splitlines()[-1] == "resm fold: error: <stdin>: record 'b': digit '9' at position 3 is not a nucleotide"
 
 
 def test_structure_files_are_inputs(tiny, tmp_path):

@@ -2,6 +2,7 @@
 library functions they are built on."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -149,8 +150,8 @@ def test_reference_sequences_are_compared_after_normalising(tmp_path):
     ref.write_text(">a\nggggaaaTcNcc\n((((....))))\n>b\nGGGAAACCC\n(((...)))\n")
     got = read_reference(ref, [("a", 12)], {"a": "GGGGAAAUCCCC"})  # case, T, N: the same sequence
     assert got["a"].tolist()[:4] == [11, 10, 9, 8]
-    with pytest.raises(FoldError, match=r"^r\.dbn: record 'b': the reference's sequence differs from the input's "
-                                        r"at position 4 \(A against G\)$"):
+    with pytest.raises(FoldError, match=rf"^{re.escape(str(ref))}: record 'b': the reference's sequence differs from "
+                                        r"the input's at position 4 \(A against G\)$"):
         read_reference(ref, [("a", 12), ("b", 9)], {"a": "GGGGAAAUCCCC", "b": "GGGGAACCC"})
 
 

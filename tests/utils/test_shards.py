@@ -80,7 +80,9 @@ def test_fold_on_two_processes_equals_one_process_and_resumes(job, tmp_path):
     shard = work / "shard-000001-of-000003.jsonl"
     shard.write_text(shard.read_text().replace(">r2\\n", ">r2 (from the finished shard)\\n"))
     p = resm_cli("fold", job / "in.fa", "-o", out, *args, check=False)
-    assert p.returncode == 1 and not out.exists()
+    assert p.returncode == 1 and not out.exists()  # refused before any work: no other shard computed
+    assert sorted(p.name for p in work.iterdir()) == [
+        "job.json", "shard-000001-of-000003.jsonl", "shard-000001-of-000003.jsonl.json"]
     assert p.stderr.strip().splitlines()[-1] == (f"resm fold: error: {shard}: its contents changed since it was written "
                                                  "(SHA-256 differs from its manifest's); remove it (and "
                                                  f"{shard.name}.json) and re-run the command to recompute that shard")
