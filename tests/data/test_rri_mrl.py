@@ -96,7 +96,7 @@ GOOD = "m\tACGU\tt\tACGU\t1\n"
 )
 def test_pair_errors_name_file_and_line(tmp_path, bad, message):
     p = write(tmp_path, "pairs.tsv", GOOD + "\n" + bad + GOOD)
-    with pytest.raises(PairsError, match=f"^pairs.tsv line 3: {message}"):
+    with pytest.raises(PairsError, match=f"/pairs.tsv line 3: {message}"):
         read_pairs(p)
 
 
@@ -173,7 +173,7 @@ def test_read_mrl_formats(tmp_path):
 )
 def test_mrl_errors_name_file_and_line(tmp_path, bad, message):
     p = write(tmp_path, "lib.csv", ",utr,total,rl\n0,ACGU,1,5\n" + bad)
-    with pytest.raises(MRLError, match=f"^lib.csv line 3: {message}"):
+    with pytest.raises(MRLError, match=f"/lib.csv line 3: {message}"):
         read_mrl(p)
 
 
