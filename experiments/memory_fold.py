@@ -59,6 +59,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--raw", type=Path, default=None,
                     help="JSON of the measurements: written after each length; with --table-only, read back")
+    ap.add_argument("--embed", action="store_true",
+                    help="also measure resm embed (a random ESM-2 t6 checkpoint; --include mean, then contacts)")
+    ap.add_argument("--no-fold", action="store_true",
+                    help="measure resm embed only (with --embed), keeping the fold rows already in --raw")
     ap.add_argument("--table-only", action="store_true",
                     help="measure nothing: write the table from --raw (the estimate column recomputed)")
     a = ap.parse_args()
@@ -69,22 +73,36 @@ def main() -> None:
             return float("nan")
 
     py = sys.executable
-    raw = json.loads(a.raw.read_text()) if a.table_only else {"floor": None, "rows": []}
+    keep = a.raw is not None and a.raw.exists() and (a.table_only or a.no_fold)
+    raw = json.loads(a.raw.read_text()) if keep else {"floor": None, "rows": []}
     with tempfile.TemporaryDirectory() as d:
-        if not a.table_only:
+        if not a.table_only and not a.no_fold:
             raw["floor"] = peak([py, "-c", FLOOR])[1]
         for L in [] if a.table_only else a.lengths:
             rng = random.Random(a.seed + L)
             fa = Path(d) / f"r{L}.fa"
             fa.write_text(f">r{L}\n" + "".join(rng.choice("ACGU") for _ in range(L)) + "\n")
-            fold_s, fold_gib = peak([py, "-m", "resm", "fold", fa, "-o", Path(d) / "o.dbn", "--max-length", "20000",
-                                     "--threads", "1"])
-            lp_s, lp_gib = peak([py, "-c", PRIOR, fa])
-            raw["rows"].append([L, fold_gib, fold_s, lp_gib, lp_s])
+            if not a.no_fold:
+                fold_s, fold_gib = peak([py, "-m", "resm", "fold", fa, "-o", Path(d) / "o.dbn", "--max-length",
+                                         "20000", "--threads", "1"])
+                lp_s, lp_gib = peak([py, "-c", PRIOR, fa])
+                raw["rows"].append([L, fold_gib, fold_s, lp_gib, lp_s])
+                print(f"L={L}: resm fold {fold_gib:.2f} GiB {fold_s:.0f}s, LinearPartition alone {lp_gib:.2f} GiB "
+                      f"{lp_s:.0f}s", flush=True)
+            if a.embed:
+                ckpt = Path(d) / "t6.pt"
+                if not ckpt.exists():
+                    peak([py, "-m", "resm", "init-checkpoint", "--arch", "esm2_t6_8M_UR50D", "--scheme", "kdny",
+                          "--out", ckpt])
+                rows = [r for r in raw.get("embed", []) if r[0] != L]
+                for inc in ("mean", "contacts"):
+                    secs, gib = peak([py, "-m", "resm", "embed", ckpt, fa, Path(d) / "e.npz", "--include", inc,
+                                      "--threads", "1", "--max-length", "20000", "--ignore-memory-check"])
+                    rows.append([L, inc, gib, secs])
+                    print(f"L={L}: resm embed --include {inc} {gib:.2f} GiB {secs:.0f}s", flush=True)
+                raw["embed"] = sorted(rows, key=lambda r: (r[0], r[1]))
             if a.raw:
                 a.raw.write_text(json.dumps(raw, indent=1) + "\n")
-            print(f"L={L}: resm fold {fold_gib:.2f} GiB {fold_s:.0f}s, LinearPartition alone {lp_gib:.2f} GiB "
-                  f"{lp_s:.0f}s", flush=True)
     floor_gib = raw["floor"]
     rows = [(*r, fold_estimate([r[0]]) / 2**30) for r in raw["rows"]]
     lines = [
@@ -107,10 +125,29 @@ def main() -> None:
               f"gives {fold_estimate([20000]) / 2**30:.1f} GiB). It refuses in one line when the estimate exceeds "
               "the available memory, and `--ignore-memory-check` runs anyway. 20,000 nt was not re-measured here: "
               "at this machine's load a run takes well over an hour."]
+    if raw.get("embed"):
+        from resm.model.load import init_model
+        from resm.utils.memory import embed_estimate
+
+        net = init_model("esm2_t6_8M_UR50D")
+        n = sum(p.numel() for p in net.parameters())
+        lines += ["", "`resm embed` of the same sequences with ESM-2 t6 (8M parameters, random weights; "
+                  "`--toks-per-batch 4096`), and its estimate (`resm.utils.memory.embed_estimate`):", "",
+                  "| length (nt) | --include | resm embed peak (GiB) | resm embed (s) | resm's estimate (GiB) |",
+                  "|---:|---|---:|---:|---:|"]
+        for L, inc, gib, secs in raw["embed"]:
+            est = embed_estimate(n, net.embed_dim, net.num_layers, net.attention_heads, [L], 4096,
+                                 inc == "contacts") / 2**30
+            lines.append(f"| {L:,} | {inc} | {gib:.2f} | {secs:.0f} | {est:.2f} |")
     lines += ["", "Command (the measurements are kept in the --raw file; `--table-only` rewrites the table from it):",
               "", "    OMP_NUM_THREADS=1 python experiments/memory_fold.py --lengths "
               + " ".join(str(r[0]) for r in raw["rows"]) + (f" --raw {a.raw}" if a.raw else "")
-              + (f" --out {a.out}" if a.out else ""), ""]
+              + (f" --out {a.out}" if a.out else "")]
+    if raw.get("embed"):
+        lines += ["    OMP_NUM_THREADS=1 python experiments/memory_fold.py --no-fold --embed --lengths "
+                  + " ".join(sorted({str(r[0]) for r in raw["embed"]}, key=int)) + (f" --raw {a.raw}" if a.raw else "")
+                  + (f" --out {a.out}" if a.out else "")]
+    lines += [""]
     text = "\n".join(lines)
     print(text)
     if a.out:

@@ -13,8 +13,8 @@ rather than be killed by the kernel half way (``--ignore-memory-check`` runs it 
   grows about quadratically with length at the shipped beam (2.8 GiB of 3.1 at 10,000 nt).
   Each prior worker holds one sequence, so ``workers`` long records count together.
 * :func:`embed_estimate`: the peak of ``resm embed`` from the model's size and the longest
-  batch: weights, the activations of a batch, and the (heads, L, L) attention of a layer (all
-  layers' with contacts).
+  batch: weights, the activations of a batch, and, with contacts, the (heads, L, L) attention
+  maps of a layer.
 * :func:`require_memory`: the check itself; :func:`memory_check` (a context manager) is how a
   command line turns it off.
 """
@@ -106,19 +106,24 @@ def fold_estimate(lengths: Sequence[int], workers: int = 1) -> int:
     return int(gib * FOLD_MARGIN * GIB)
 
 
+EMBED_MAPS_WITH_CONTACTS = 4.5  # (heads, L, L) fp32 maps alive at once when contacts are computed
+
+
 def embed_estimate(n_params: int, embed_dim: int, layers: int, heads: int, lengths: Sequence[int],
                    toks_per_batch: int, contacts: bool = False, bytes_per_value: int = 4) -> int:
-    """Estimated peak bytes of ``resm embed``: the weights (fp32), about 12 activations of
-    ``embed_dim`` values per token of a batch (the feed-forward is 4 wide; the representations
-    kept), and the attention maps (heads, L, L) of the longest record: of one layer at a time,
-    or of every layer when contacts are asked for (the contact head reads them all)."""
+    """Estimated peak bytes of ``resm embed``: Python and torch themselves (0.4 GiB), the weights
+    (fp32), about 12 activations of ``embed_dim`` values per token of a batch, and, with
+    contacts, the attention maps of one layer at a time (the contact head accumulates layer by
+    layer; without contacts the fused attention keeps no (L, L) map). Measured with ESM-2 t6 at
+    2,000 and 5,000 nt (``experiments/memory_fold.py --embed``): the estimate lies above every
+    peak, by up to 2.7 times with contacts at 5,000 nt."""
     if not len(lengths):
         return 0
     L = max(lengths) + 2  # BOS and EOS
     batch = max(int(toks_per_batch), L)
-    maps = heads * L * L * bytes_per_value * (layers if contacts else 3)
+    maps = heads * L * L * bytes_per_value * EMBED_MAPS_WITH_CONTACTS if contacts else 0
     acts = 12 * batch * embed_dim * bytes_per_value
-    return int(n_params * 4 + acts + maps + 0.4 * GIB)  # 0.4 GiB: Python, torch and numpy themselves
+    return int(n_params * 4 + acts + maps + 0.4 * GIB)
 
 
 _CHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("resm_memory_check", default=True)

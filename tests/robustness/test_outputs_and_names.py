@@ -260,3 +260,8 @@ def test_the_fold_estimate_stays_above_the_measured_peaks():
     for length, peak in rows:
         est = fold_estimate([int(length.replace(",", ""))]) / GIB
         assert float(peak) <= est <= 1.6 * float(peak) + 0.3, (length, peak, est)
+    text = (REPO / "experiments/results/memory_fold_cpu.md").read_text()
+    embed = re.findall(r"^\| ([\d,]+) \| (mean|contacts) \| ([\d.]+) \| \d+ \| ([\d.]+) \|$", text, re.M)
+    assert len(embed) >= 4
+    for length, inc, peak, est in embed:  # the estimate printed by the script, from resm.utils.memory
+        assert float(peak) <= float(est), (length, inc, peak, est)
