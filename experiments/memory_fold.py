@@ -57,18 +57,32 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="+", default=[2000, 5000, 10000])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--raw", type=Path, default=None,
-                    help="JSON of the measurements: written after each length; with --table-only, read back")
-    ap.add_argument("--embed", action="store_true",
-                    help="also measure resm embed (a random ESM-2 t6 checkpoint; --include mean, then contacts)")
-    ap.add_argument("--no-fold", action="store_true",
-                    help="measure resm embed only (with --embed), keeping the fold rows already in --raw")
-    ap.add_argument("--table-only", action="store_true",
-                    help="measure nothing: write the table from --raw (the estimate column recomputed)")
+    ap.add_argument(
+        "--raw",
+        type=Path,
+        default=None,
+        help="JSON of the measurements: written after each length; with --table-only, read back",
+    )
+    ap.add_argument(
+        "--embed",
+        action="store_true",
+        help="also measure resm embed (a random ESM-2 t6 checkpoint; --include mean, then contacts)",
+    )
+    ap.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="measure resm embed only (with --embed), keeping the fold rows already in --raw",
+    )
+    ap.add_argument(
+        "--table-only",
+        action="store_true",
+        help="measure nothing: write the table from --raw (the estimate column recomputed)",
+    )
     a = ap.parse_args()
     try:
         from resm.utils.memory import fold_estimate
     except ImportError:  # an older resm: no estimate column
+
         def fold_estimate(lengths):
             return float("nan")
 
@@ -83,21 +97,53 @@ def main() -> None:
             fa = Path(d) / f"r{L}.fa"
             fa.write_text(f">r{L}\n" + "".join(rng.choice("ACGU") for _ in range(L)) + "\n")
             if not a.no_fold:
-                fold_s, fold_gib = peak([py, "-m", "resm", "fold", fa, "-o", Path(d) / "o.dbn", "--max-length",
-                                         "20000", "--threads", "1"])
+                fold_s, fold_gib = peak(
+                    [py, "-m", "resm", "fold", fa, "-o", Path(d) / "o.dbn", "--max-length", "20000", "--threads", "1"]
+                )
                 lp_s, lp_gib = peak([py, "-c", PRIOR, fa])
                 raw["rows"].append([L, fold_gib, fold_s, lp_gib, lp_s])
-                print(f"L={L}: resm fold {fold_gib:.2f} GiB {fold_s:.0f}s, LinearPartition alone {lp_gib:.2f} GiB "
-                      f"{lp_s:.0f}s", flush=True)
+                print(
+                    f"L={L}: resm fold {fold_gib:.2f} GiB {fold_s:.0f}s, LinearPartition alone {lp_gib:.2f} GiB "
+                    f"{lp_s:.0f}s",
+                    flush=True,
+                )
             if a.embed:
                 ckpt = Path(d) / "t6.pt"
                 if not ckpt.exists():
-                    peak([py, "-m", "resm", "init-checkpoint", "--arch", "esm2_t6_8M_UR50D", "--scheme", "kdny",
-                          "--out", ckpt])
+                    peak(
+                        [
+                            py,
+                            "-m",
+                            "resm",
+                            "init-checkpoint",
+                            "--arch",
+                            "esm2_t6_8M_UR50D",
+                            "--scheme",
+                            "kdny",
+                            "--out",
+                            ckpt,
+                        ]
+                    )
                 rows = [r for r in raw.get("embed", []) if r[0] != L]
                 for inc in ("mean", "contacts"):
-                    secs, gib = peak([py, "-m", "resm", "embed", ckpt, fa, Path(d) / "e.npz", "--include", inc,
-                                      "--threads", "1", "--max-length", "20000", "--ignore-memory-check"])
+                    secs, gib = peak(
+                        [
+                            py,
+                            "-m",
+                            "resm",
+                            "embed",
+                            ckpt,
+                            fa,
+                            Path(d) / "e.npz",
+                            "--include",
+                            inc,
+                            "--threads",
+                            "1",
+                            "--max-length",
+                            "20000",
+                            "--ignore-memory-check",
+                        ]
+                    )
                     rows.append([L, inc, gib, secs])
                     print(f"L={L}: resm embed --include {inc} {gib:.2f} GiB {secs:.0f}s", flush=True)
                 raw["embed"] = sorted(rows, key=lambda r: (r[0], r[1]))
@@ -119,34 +165,51 @@ def main() -> None:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {L:,} | {f:.2f} | {fs:.0f} | {lp:.2f} | {ls:.0f} | {e:.2f} |" for L, f, fs, lp, ls, e in rows]
-    lines += ["", "The estimate is what `resm fold` checks against the available memory before any work "
-              "(`resm.utils.memory.fold_estimate`: a quadratic through the 5,000- and 10,000-nt peaks here and "
-              "the 9.5 GiB that issue 28 reported for `resm fold` at 20,000 nt, raised by 15%; at 20,000 nt it "
-              f"gives {fold_estimate([20000]) / 2**30:.1f} GiB). It refuses in one line when the estimate exceeds "
-              "the available memory, and `--ignore-memory-check` runs anyway. 20,000 nt was not re-measured here: "
-              "at this machine's load a run takes well over an hour."]
+    lines += [
+        "",
+        "The estimate is what `resm fold` checks against the available memory before any work "
+        "(`resm.utils.memory.fold_estimate`: a quadratic through the 5,000- and 10,000-nt peaks here and "
+        "the 9.5 GiB that issue 28 reported for `resm fold` at 20,000 nt, raised by 15%; at 20,000 nt it "
+        f"gives {fold_estimate([20000]) / 2**30:.1f} GiB). It refuses in one line when the estimate exceeds "
+        "the available memory, and `--ignore-memory-check` runs anyway. 20,000 nt was not re-measured here: "
+        "at this machine's load a run takes well over an hour.",
+    ]
     if raw.get("embed"):
-        from resm.model.load import init_model
+        from resm.backbone.load import init_model
         from resm.utils.memory import embed_estimate
 
         net = init_model("esm2_t6_8M_UR50D")
         n = sum(p.numel() for p in net.parameters())
-        lines += ["", "`resm embed` of the same sequences with ESM-2 t6 (8M parameters, random weights; "
-                  "`--toks-per-batch 4096`), and its estimate (`resm.utils.memory.embed_estimate`):", "",
-                  "| length (nt) | --include | resm embed peak (GiB) | resm embed (s) | resm's estimate (GiB) |",
-                  "|---:|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "`resm embed` of the same sequences with ESM-2 t6 (8M parameters, random weights; "
+            "`--toks-per-batch 4096`), and its estimate (`resm.utils.memory.embed_estimate`):",
+            "",
+            "| length (nt) | --include | resm embed peak (GiB) | resm embed (s) | resm's estimate (GiB) |",
+            "|---:|---|---:|---:|---:|",
+        ]
         for L, inc, gib, secs in raw["embed"]:
-            est = embed_estimate(n, net.embed_dim, net.num_layers, net.attention_heads, [L], 4096,
-                                 inc == "contacts") / 2**30
+            est = (
+                embed_estimate(n, net.embed_dim, net.num_layers, net.attention_heads, [L], 4096, inc == "contacts")
+                / 2**30
+            )
             lines.append(f"| {L:,} | {inc} | {gib:.2f} | {secs:.0f} | {est:.2f} |")
-    lines += ["", "Command (the measurements are kept in the --raw file; `--table-only` rewrites the table from it):",
-              "", "    OMP_NUM_THREADS=1 python experiments/memory_fold.py --lengths "
-              + " ".join(str(r[0]) for r in raw["rows"]) + (f" --raw {a.raw}" if a.raw else "")
-              + (f" --out {a.out}" if a.out else "")]
+    lines += [
+        "",
+        "Command (the measurements are kept in the --raw file; `--table-only` rewrites the table from it):",
+        "",
+        "    OMP_NUM_THREADS=1 python experiments/memory_fold.py --lengths "
+        + " ".join(str(r[0]) for r in raw["rows"])
+        + (f" --raw {a.raw}" if a.raw else "")
+        + (f" --out {a.out}" if a.out else ""),
+    ]
     if raw.get("embed"):
-        lines += ["    OMP_NUM_THREADS=1 python experiments/memory_fold.py --no-fold --embed --lengths "
-                  + " ".join(sorted({str(r[0]) for r in raw["embed"]}, key=int)) + (f" --raw {a.raw}" if a.raw else "")
-                  + (f" --out {a.out}" if a.out else "")]
+        lines += [
+            "    OMP_NUM_THREADS=1 python experiments/memory_fold.py --no-fold --embed --lengths "
+            + " ".join(sorted({str(r[0]) for r in raw["embed"]}, key=int))
+            + (f" --raw {a.raw}" if a.raw else "")
+            + (f" --out {a.out}" if a.out else "")
+        ]
     lines += [""]
     text = "\n".join(lines)
     print(text)

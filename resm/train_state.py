@@ -175,7 +175,7 @@ def guarded_torch_load(trust: bool = False, hint: str = TRAIN_HINT) -> Iterator[
         except pickle.UnpicklingError as e:
             named = re.search(r"GLOBAL ([\w.]+\w)", str(e))
             if trust:  # only what the safe load refused is unpickled in full, and it is said
-                from .model.load import warn_unpickling
+                from .backbone.load import warn_unpickling
 
                 if hasattr(f, "seek"):
                     f.seek(0)

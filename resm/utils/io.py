@@ -248,7 +248,8 @@ def check_output(path: str | os.PathLike, kind: str = "file", what: str = "", re
         raise OutputError("an output path is empty")
     if is_stream(path):
         if kind == "dir":
-            raise OutputError(f"{what + ' ' if what else ''}{path}: a folder is to be written here, and this is a stream")
+            label = f"{what} {path}" if what else str(path)
+            raise OutputError(f"{label}: a folder is to be written here, and this is a stream")
         return
     check_not_input(path, kind if replaces else "file", what)
     p = _resolved(Path(path))

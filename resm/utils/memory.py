@@ -24,10 +24,17 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-from typing import Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
 
-__all__ = ["MemoryCheckError", "available_memory", "fold_estimate", "embed_estimate", "require_memory",
-           "memory_check", "GIB"]
+__all__ = [
+    "MemoryCheckError",
+    "available_memory",
+    "fold_estimate",
+    "embed_estimate",
+    "require_memory",
+    "memory_check",
+    "GIB",
+]
 
 GIB = 2**30
 
@@ -46,7 +53,7 @@ class MemoryCheckError(ValueError):
     """A job estimated to need more memory than is available (one line, with the override)."""
 
 
-def _meminfo_available() -> Optional[int]:
+def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -57,7 +64,7 @@ def _meminfo_available() -> Optional[int]:
     return None
 
 
-def _cgroup_room() -> Optional[int]:
+def _cgroup_room() -> int | None:
     """What a cgroup v2 memory limit still allows (None: no limit)."""
     try:
         with open("/sys/fs/cgroup/memory.max") as fh:
@@ -71,7 +78,7 @@ def _cgroup_room() -> Optional[int]:
         return None
 
 
-def available_memory() -> Optional[int]:
+def available_memory() -> int | None:
     """Bytes the machine can still give this process (see the module notes); None if unknown."""
     forced = os.environ.get("RESM_AVAILABLE_MEMORY")
     if forced:  # bytes: the memory the check assumes (for tests, or a job that must leave room to others)
@@ -109,8 +116,16 @@ def fold_estimate(lengths: Sequence[int], workers: int = 1) -> int:
 EMBED_MAPS_WITH_CONTACTS = 4.5  # (heads, L, L) fp32 maps alive at once when contacts are computed
 
 
-def embed_estimate(n_params: int, embed_dim: int, layers: int, heads: int, lengths: Sequence[int],
-                   toks_per_batch: int, contacts: bool = False, bytes_per_value: int = 4) -> int:
+def embed_estimate(
+    n_params: int,
+    embed_dim: int,
+    layers: int,
+    heads: int,
+    lengths: Sequence[int],
+    toks_per_batch: int,
+    contacts: bool = False,
+    bytes_per_value: int = 4,
+) -> int:
     """Estimated peak bytes of ``resm embed``: Python and torch themselves (0.4 GiB), the weights
     (fp32), about 12 activations of ``embed_dim`` values per token of a batch, and, with
     contacts, the attention maps of one layer at a time (the contact head accumulates layer by
@@ -139,7 +154,7 @@ def memory_check(enabled: bool) -> Iterator[None]:
         _CHECK.reset(token)
 
 
-def require_memory(need: int, what: str, available: Optional[int] = None) -> None:
+def require_memory(need: int, what: str, available: int | None = None) -> None:
     """Raise :class:`MemoryCheckError` (one line) when ``need`` bytes exceed the available
     memory; nothing when the check is off or the available memory is unknown."""
     if not _CHECK.get():
@@ -147,6 +162,8 @@ def require_memory(need: int, what: str, available: Optional[int] = None) -> Non
     avail = available_memory() if available is None else available
     if avail is None or need <= avail:
         return
-    raise MemoryCheckError(f"{what} needs about {need / GIB:.1f} GiB of memory and {avail / GIB:.1f} GiB are "
-                           "available; free memory, fold or embed fewer or shorter sequences at a time, or give "
-                           "--ignore-memory-check to run anyway")
+    raise MemoryCheckError(
+        f"{what} needs about {need / GIB:.1f} GiB of memory and {avail / GIB:.1f} GiB are "
+        "available; free memory, fold or embed fewer or shorter sequences at a time, or give "
+        "--ignore-memory-check to run anyway"
+    )

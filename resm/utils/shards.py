@@ -183,8 +183,9 @@ class ShardRun:
         if list(found) != want:
             extra = [i for i in found if i not in set(want)][:3]
             lost = [i for i in want if i not in set(found)][:3]
-            what = (f"lacks {', '.join(map(repr, lost))}" if lost else
-                    f"holds {', '.join(map(repr, extra))} too" if extra else "holds its records in another order or twice")
+            what = (f"lacks {', '.join(map(repr, lost))}" if lost
+                    else f"holds {', '.join(map(repr, extra))} too" if extra
+                    else "holds its records in another order or twice")
             raise ShardError(f"{self.path(s)}: {what} (expected the {len(want)} records of shard {s}); "
                              "remove it and re-run the command to recompute that shard")
 

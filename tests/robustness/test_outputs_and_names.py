@@ -24,17 +24,21 @@ LONG_ID = "a" * 300
 
 def _link(rel: str, to: str):
     """A symbolic link ``{t}/rel`` to ``to`` (a path in {t}, or "{key}" of the workspace)."""
+
     def setup(p: dict) -> None:
         target = p[to[1:-1]] if to.startswith("{") else str(Path(p["t"]) / to)
         (Path(p["t"]) / rel).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, Path(p["t"]) / rel)
+
     return setup
 
 
 def _hard(rel: str, to: str):
     """A hard link ``{t}/rel`` of ``{t}/to``."""
+
     def setup(p: dict) -> None:
         os.link(Path(p["t"]) / to, Path(p["t"]) / rel)
+
     return setup
 
 
@@ -42,6 +46,7 @@ def _copy_to(src: str, dst: str):
     def setup(p: dict) -> None:
         (Path(p["t"]) / dst).parent.mkdir(parents=True, exist_ok=True)
         _copy(src, dst)(p)
+
     return setup
 
 
@@ -50,131 +55,421 @@ LOW_MEMORY = {"RESM_AVAILABLE_MEMORY": "1000"}  # bytes: every job is too big
 OUTPUT_CASES = [
     # ------------------------------------------------------------------ no output may be an input
     Case("fold/out-is-the-input", ["fold", "{t}/in.fa", "-o", "{t}/in.fa"], 1, ["--out {t}/in.fa: is the input"], IN),
-    Case("fold/out-is-the-dbn-input", ["fold", "{t}/k.dbn", "-o", "{t}/k.dbn"], 1, ["--out {t}/k.dbn: is the input"],
-         _copy("dbn", "k.dbn")),
-    Case("fold/bpp-is-the-input", ["fold", "{t}/in.fa", "-o", "{t}/o.dbn", "--bpp", "{t}/in.fa"], 1,
-         ["--bpp {t}/in.fa: is the input"], IN),
-    Case("fold/bpp-is-the-input-structures-to-stdout", ["fold", "{t}/in.fa", "--bpp", "{t}/in.fa"], 1,
-         ["--bpp {t}/in.fa: is the input"], IN),
-    Case("fold/report-is-the-reference", ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "--report", "{t}/r.dbn"], 1,
-         ["--report {t}/r.dbn: is --reference"], WITH_REF),
-    Case("fold/out-is-the-reference", ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "-o", "{t}/r.dbn"], 1,
-         ["--out {t}/r.dbn: is --reference"], WITH_REF),
-    Case("fold/report-is-the-input", ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "--report", "{t}/in.fa"], 1,
-         ["--report {t}/in.fa: is the input"], WITH_REF),
-    Case("fold/out-is-a-link-to-the-input", ["fold", "{t}/in.fa", "-o", "{t}/link.fa"], 1,
-         ["--out {t}/link.fa: is the input ({t}/in.fa)"], _then(IN, _link("link.fa", "in.fa"))),
-    Case("fold/input-is-a-link-out-names-its-target", ["fold", "{t}/link.fa", "-o", "{t}/in.fa"], 1,
-         ["--out {t}/in.fa: is the input ({t}/link.fa)"], _then(IN, _link("link.fa", "in.fa"))),
-    Case("fold/out-is-a-hard-link-of-the-input", ["fold", "{t}/in.fa", "-o", "{t}/h.dbn"], 1,
-         ["--out {t}/h.dbn: is the input ({t}/in.fa)"], _then(IN, _hard("h.dbn", "in.fa"))),
-    Case("fold/bpp-is-a-hard-link-of-the-reference", ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "--bpp",
-                                                      "{t}/h.bpp"], 1, ["--bpp {t}/h.bpp: is --reference"],
-         _then(WITH_REF, _hard("h.bpp", "r.dbn"))),
-    Case("fold/out-through-a-linked-folder", ["fold", "{t}/sub/in.fa", "-o", "{t}/L/in.fa"], 1,
-         ["--out {t}/L/in.fa: is the input"], _then(_copy_to("fa", "sub/in.fa"), _link("L", "sub"))),
+    Case(
+        "fold/out-is-the-dbn-input",
+        ["fold", "{t}/k.dbn", "-o", "{t}/k.dbn"],
+        1,
+        ["--out {t}/k.dbn: is the input"],
+        _copy("dbn", "k.dbn"),
+    ),
+    Case(
+        "fold/bpp-is-the-input",
+        ["fold", "{t}/in.fa", "-o", "{t}/o.dbn", "--bpp", "{t}/in.fa"],
+        1,
+        ["--bpp {t}/in.fa: is the input"],
+        IN,
+    ),
+    Case(
+        "fold/bpp-is-the-input-structures-to-stdout",
+        ["fold", "{t}/in.fa", "--bpp", "{t}/in.fa"],
+        1,
+        ["--bpp {t}/in.fa: is the input"],
+        IN,
+    ),
+    Case(
+        "fold/report-is-the-reference",
+        ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "--report", "{t}/r.dbn"],
+        1,
+        ["--report {t}/r.dbn: is --reference"],
+        WITH_REF,
+    ),
+    Case(
+        "fold/out-is-the-reference",
+        ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "-o", "{t}/r.dbn"],
+        1,
+        ["--out {t}/r.dbn: is --reference"],
+        WITH_REF,
+    ),
+    Case(
+        "fold/report-is-the-input",
+        ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "--report", "{t}/in.fa"],
+        1,
+        ["--report {t}/in.fa: is the input"],
+        WITH_REF,
+    ),
+    Case(
+        "fold/out-is-a-link-to-the-input",
+        ["fold", "{t}/in.fa", "-o", "{t}/link.fa"],
+        1,
+        ["--out {t}/link.fa: is the input ({t}/in.fa)"],
+        _then(IN, _link("link.fa", "in.fa")),
+    ),
+    Case(
+        "fold/input-is-a-link-out-names-its-target",
+        ["fold", "{t}/link.fa", "-o", "{t}/in.fa"],
+        1,
+        ["--out {t}/in.fa: is the input ({t}/link.fa)"],
+        _then(IN, _link("link.fa", "in.fa")),
+    ),
+    Case(
+        "fold/out-is-a-hard-link-of-the-input",
+        ["fold", "{t}/in.fa", "-o", "{t}/h.dbn"],
+        1,
+        ["--out {t}/h.dbn: is the input ({t}/in.fa)"],
+        _then(IN, _hard("h.dbn", "in.fa")),
+    ),
+    Case(
+        "fold/bpp-is-a-hard-link-of-the-reference",
+        ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "--bpp", "{t}/h.bpp"],
+        1,
+        ["--bpp {t}/h.bpp: is --reference"],
+        _then(WITH_REF, _hard("h.bpp", "r.dbn")),
+    ),
+    Case(
+        "fold/out-through-a-linked-folder",
+        ["fold", "{t}/sub/in.fa", "-o", "{t}/L/in.fa"],
+        1,
+        ["--out {t}/L/in.fa: is the input"],
+        _then(_copy_to("fa", "sub/in.fa"), _link("L", "sub")),
+    ),
     Case("fold/out-with-dot-dot", ["fold", "{t}/in.fa", "-o", "{t}/x/../in.fa"], 1, ["is the input"], IN),
-    Case("fold/split-dir-file-is-the-input", ["fold", "{t}/d/hp3.dbn", "--split-dir", "{t}/d"], 1,
-         ["{t}/d/hp3.dbn: is the input"], _copy_to("dbn", "d/hp3.dbn")),
-    Case("fold/plot-file-is-the-input", ["fold", "{t}/p/r1.png", "-o", "{t}/o.dbn", "--plot", "{t}/p"], 1,
-         ["{t}/p/r1.png: is the input"], _copy_to("fa", "p/r1.png")),
-    Case("fold/out-and-bpp-one-file-through-a-link", ["fold", "{fa}", "-o", "{t}/a.dbn", "--bpp", "{t}/l.txt"], 1,
-         ["--out and --bpp both name {t}/l.txt"], _link("l.txt", "a.dbn")),
-    Case("fold/out-and-report-hard-linked", ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "-o", "{t}/a.dbn",
-                                             "--report", "{t}/b.tsv"], 1, ["--out and --report both name {t}/b.tsv"],
-         _then(WITH_REF, _write("a.dbn", "old\n"), _hard("b.tsv", "a.dbn"))),
-    Case("fold/out-is-the-model", ["fold", "{fa}", "--model", "{t}/m.pt", "-o", "{t}/m.pt"], 1,
-         ["--out {t}/m.pt: is --model"], _copy("structure_model", "m.pt")),
-    Case("fold/out-is-the-probe", ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/p.pt"], 1,
-         ["--out {t}/p.pt: is --zero-shot"], _then(_copy("probe", "p.pt"))),
-    Case("fold/split-dir-is-stdout", ["fold", "{fa}", "--split-dir", "/dev/stdout"], 1,
-         ["--split-dir /dev/stdout: a folder is to be written here, and this is a stream"]),
-    Case("fold/plot-is-dash", ["fold", "{fa}", "-o", "{t}/o.dbn", "--plot", "-"], 1,
-         ["--plot -: a folder is to be written here"]),
-    Case("init/hf-out-is-stdout", ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "/dev/stdout"], 1,
-         ["--out /dev/stdout: a folder is to be written here"]),
-    Case("embed/out-is-the-input", ["embed", "{tiny}", "{t}/in.npz", "{t}/in.npz"], 1, ["--out {t}/in.npz: is the input"],
-         _copy("fa", "in.npz")),
-    Case("embed/out-links-to-the-model", ["embed", "{t}/m.pt", "{fa}", "{t}/o.npz"], 1,
-         ["--out {t}/o.npz: is the model ({t}/m.pt)"], _then(_copy("tiny", "m.pt"), _link("o.npz", "m.pt"))),
-    Case("embed/out-is-a-hard-link-of-the-input", ["embed", "{tiny}", "{t}/in.fa", "{t}/o.safetensors"], 1,
-         ["is the input ({t}/in.fa)"], _then(IN, _hard("o.safetensors", "in.fa"))),
-    Case("export/out-is-a-file-of-the-checkpoint", ["export", "{t}/run", "--out", "{t}/run/checkpoints/step_00000002/engine.pt"],
-         1, ["is a file of the checkpoint ({t}/run)"], _copy("run", "run")),
-    Case("export/hf-is-the-run-folder", ["export", "{t}/run", "--out", "{t}/m.pt", "--hf", "{t}/run"], 1,
-         ["--hf {t}/run: is the checkpoint"], _copy("run", "run")),
-    Case("probe/out-is-the-training-file", ["probe", "{tiny}", "{t}/h.dbn", "--out", "{t}/h.dbn"], 1,
-         ["--out {t}/h.dbn: is the training structures"], _copy("dbn", "h.dbn")),
-    Case("probe/out-is-val", ["probe", "{tiny}", "{dbn}", "--val", "{t}/v.dbn", "--out", "{t}/v.dbn"], 1,
-         ["--out {t}/v.dbn: is --val"], _copy("dbn", "v.dbn")),
-    Case("probe/out-is-the-model", ["probe", "{t}/b.pt", "{dbn}", "--out", "{t}/b.pt"], 1, ["--out {t}/b.pt: is the model"],
-         _copy("tiny", "b.pt")),
-    Case("interact/out-is-the-pairs", ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/p.tsv"], 1,
-         ["--out {t}/p.tsv: is the input"], _copy("pairs", "p.tsv")),
-    Case("interact/maps-link-to-the-pairs", ["interact", "{t}/p.tsv", "--model", "{rri_model}", "--maps", "{t}/m.npz"], 1,
-         ["--maps {t}/m.npz: is the input ({t}/p.tsv)"], _then(_copy("pairs", "p.tsv"), _link("m.npz", "p.tsv"))),
-    Case("interact/out-and-maps-one-file", ["interact", "{pairs}", "--model", "{rri_model}", "-o", "{t}/s.tsv", "--maps",
-                                            "{t}/m.npz"], 1, ["--out and --maps both name"], _link("m.npz", "s.tsv")),
-    Case("interact/out-is-the-probe", ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--probe", "{t}/p.pt",
-                                       "-o", "{t}/p.pt"], 1, ["--out {t}/p.pt: is --probe"], _copy("probe", "p.pt")),
-    Case("predict/out-is-the-input", ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/u.csv"],
-         1, ["--out {t}/u.csv: is the input"], _copy("utrs", "u.csv")),
-    Case("predict/out-links-to-the-input", ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o",
-                                            "{t}/o.tsv"], 1, ["--out {t}/o.tsv: is the input ({t}/u.csv)"],
-         _then(_copy("utrs", "u.csv"), _link("o.tsv", "u.csv"))),
-    Case("evaluate/out-is-the-model", ["evaluate", "structure", "--model", "{t}/m.pt", "--dataset", "ts0", "--out",
-                                       "{t}/m.pt"], 1, ["--out {t}/m.pt: is --model"], _copy("structure_model", "m.pt")),
+    Case(
+        "fold/split-dir-file-is-the-input",
+        ["fold", "{t}/d/hp3.dbn", "--split-dir", "{t}/d"],
+        1,
+        ["{t}/d/hp3.dbn: is the input"],
+        _copy_to("dbn", "d/hp3.dbn"),
+    ),
+    Case(
+        "fold/plot-file-is-the-input",
+        ["fold", "{t}/p/r1.png", "-o", "{t}/o.dbn", "--plot", "{t}/p"],
+        1,
+        ["{t}/p/r1.png: is the input"],
+        _copy_to("fa", "p/r1.png"),
+    ),
+    Case(
+        "fold/out-and-bpp-one-file-through-a-link",
+        ["fold", "{fa}", "-o", "{t}/a.dbn", "--bpp", "{t}/l.txt"],
+        1,
+        ["--out and --bpp both name {t}/l.txt"],
+        _link("l.txt", "a.dbn"),
+    ),
+    Case(
+        "fold/out-and-report-hard-linked",
+        ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "-o", "{t}/a.dbn", "--report", "{t}/b.tsv"],
+        1,
+        ["--out and --report both name {t}/b.tsv"],
+        _then(WITH_REF, _write("a.dbn", "old\n"), _hard("b.tsv", "a.dbn")),
+    ),
+    Case(
+        "fold/out-is-the-model",
+        ["fold", "{fa}", "--model", "{t}/m.pt", "-o", "{t}/m.pt"],
+        1,
+        ["--out {t}/m.pt: is --model"],
+        _copy("structure_model", "m.pt"),
+    ),
+    Case(
+        "fold/out-is-the-probe",
+        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/p.pt"],
+        1,
+        ["--out {t}/p.pt: is --zero-shot"],
+        _then(_copy("probe", "p.pt")),
+    ),
+    Case(
+        "fold/split-dir-is-stdout",
+        ["fold", "{fa}", "--split-dir", "/dev/stdout"],
+        1,
+        ["--split-dir /dev/stdout: a folder is to be written here, and this is a stream"],
+    ),
+    Case(
+        "fold/plot-is-dash",
+        ["fold", "{fa}", "-o", "{t}/o.dbn", "--plot", "-"],
+        1,
+        ["--plot -: a folder is to be written here"],
+    ),
+    Case(
+        "init/hf-out-is-stdout",
+        ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "/dev/stdout"],
+        1,
+        ["--out /dev/stdout: a folder is to be written here"],
+    ),
+    Case(
+        "embed/out-is-the-input",
+        ["embed", "{tiny}", "{t}/in.npz", "{t}/in.npz"],
+        1,
+        ["--out {t}/in.npz: is the input"],
+        _copy("fa", "in.npz"),
+    ),
+    Case(
+        "embed/out-links-to-the-model",
+        ["embed", "{t}/m.pt", "{fa}", "{t}/o.npz"],
+        1,
+        ["--out {t}/o.npz: is the model ({t}/m.pt)"],
+        _then(_copy("tiny", "m.pt"), _link("o.npz", "m.pt")),
+    ),
+    Case(
+        "embed/out-is-a-hard-link-of-the-input",
+        ["embed", "{tiny}", "{t}/in.fa", "{t}/o.safetensors"],
+        1,
+        ["is the input ({t}/in.fa)"],
+        _then(IN, _hard("o.safetensors", "in.fa")),
+    ),
+    Case(
+        "export/out-is-a-file-of-the-checkpoint",
+        ["export", "{t}/run", "--out", "{t}/run/checkpoints/step_00000002/engine.pt"],
+        1,
+        ["is a file of the checkpoint ({t}/run)"],
+        _copy("run", "run"),
+    ),
+    Case(
+        "export/hf-is-the-run-folder",
+        ["export", "{t}/run", "--out", "{t}/m.pt", "--hf", "{t}/run"],
+        1,
+        ["--hf {t}/run: is the checkpoint"],
+        _copy("run", "run"),
+    ),
+    Case(
+        "probe/out-is-the-training-file",
+        ["probe", "{tiny}", "{t}/h.dbn", "--out", "{t}/h.dbn"],
+        1,
+        ["--out {t}/h.dbn: is the training structures"],
+        _copy("dbn", "h.dbn"),
+    ),
+    Case(
+        "probe/out-is-val",
+        ["probe", "{tiny}", "{dbn}", "--val", "{t}/v.dbn", "--out", "{t}/v.dbn"],
+        1,
+        ["--out {t}/v.dbn: is --val"],
+        _copy("dbn", "v.dbn"),
+    ),
+    Case(
+        "probe/out-is-the-model",
+        ["probe", "{t}/b.pt", "{dbn}", "--out", "{t}/b.pt"],
+        1,
+        ["--out {t}/b.pt: is the model"],
+        _copy("tiny", "b.pt"),
+    ),
+    Case(
+        "interact/out-is-the-pairs",
+        ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/p.tsv"],
+        1,
+        ["--out {t}/p.tsv: is the input"],
+        _copy("pairs", "p.tsv"),
+    ),
+    Case(
+        "interact/maps-link-to-the-pairs",
+        ["interact", "{t}/p.tsv", "--model", "{rri_model}", "--maps", "{t}/m.npz"],
+        1,
+        ["--maps {t}/m.npz: is the input ({t}/p.tsv)"],
+        _then(_copy("pairs", "p.tsv"), _link("m.npz", "p.tsv")),
+    ),
+    Case(
+        "interact/out-and-maps-one-file",
+        ["interact", "{pairs}", "--model", "{rri_model}", "-o", "{t}/s.tsv", "--maps", "{t}/m.npz"],
+        1,
+        ["--out and --maps both name"],
+        _link("m.npz", "s.tsv"),
+    ),
+    Case(
+        "interact/out-is-the-probe",
+        ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/p.pt"],
+        1,
+        ["--out {t}/p.pt: is --probe"],
+        _copy("probe", "p.pt"),
+    ),
+    Case(
+        "predict/out-is-the-input",
+        ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/u.csv"],
+        1,
+        ["--out {t}/u.csv: is the input"],
+        _copy("utrs", "u.csv"),
+    ),
+    Case(
+        "predict/out-links-to-the-input",
+        ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/o.tsv"],
+        1,
+        ["--out {t}/o.tsv: is the input ({t}/u.csv)"],
+        _then(_copy("utrs", "u.csv"), _link("o.tsv", "u.csv")),
+    ),
+    Case(
+        "evaluate/out-is-the-model",
+        ["evaluate", "structure", "--model", "{t}/m.pt", "--dataset", "ts0", "--out", "{t}/m.pt"],
+        1,
+        ["--out {t}/m.pt: is --model"],
+        _copy("structure_model", "m.pt"),
+    ),
     # ------------------------------------------------------------------ messages name the whole path or the record
     Case("fold/missing-input-named-in-full", ["fold", "{t}/nowhere/x.fa", "-o", "{t}/o.dbn"], 1, ["{t}/nowhere/x.fa"]),
-    Case("embed/missing-input-named-in-full", ["embed", "{tiny}", "{t}/nowhere/x.fa", "{t}/e.npz"], 1, ["{t}/nowhere/x.fa"]),
-    Case("fold/only-semicolon-lines", ["fold", "{t}/s.txt", "-o", "{t}/o.dbn"], 1, ["{t}/s.txt: ", "';'"],
-         _write("s.txt", ";\n;\n;\n")),
-    Case("embed/only-semicolon-lines", ["embed", "{tiny}", "{t}/s.txt", "{t}/e.npz"], 1, ["{t}/s.txt: ", "';'"],
-         _write("s.txt", ";\n;\n")),
-    Case("fold/id-too-long-for-split-dir", ["fold", "{t}/long.fa", "--split-dir", "{t}/d"], 1,
-         [f"record '{LONG_ID[:40]}...' (300 characters)", "255"], _write("long.fa", f">{LONG_ID}\nACGUACGU\n")),
-    Case("fold/id-too-long-for-plot", ["fold", "{t}/long.fa", "-o", "{t}/o.dbn", "--plot", "{t}/p"], 1,
-         ["(300 characters)"], _write("long.fa", f">{LONG_ID}\nACGUACGU\n")),
-    Case("fold/reference-duplicate-id", ["fold", "{t}/in.fa", "--reference", "{t}/d.dbn"], 1,
-         ["{t}/d.dbn: duplicate id 'r1'"], _then(IN, _write("d.dbn", REF + f">r1\n{SEQ1}\n.............\n"))),
-    Case("fold/reference-missing-named-in-full", ["fold", "{fa}", "--reference", "{t}/nowhere/r.dbn"], 1,
-         ["{t}/nowhere/r.dbn"]),
-    Case("fold/reference-wrong-length-named-in-full", ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn"], 1,
-         ["{t}/r.dbn: record 'r1' has length 4"], _then(IN, _write("r.dbn", ">r1\nGGGA\n(..)\n"))),
-    Case("fold/reference-other-sequence-named-in-full", ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn"], 1,
-         ["{t}/r.dbn: record 'r1'"], _then(IN, _write("r.dbn", REF.replace(SEQ1, "A" * len(SEQ1))))),
-    Case("probe/structures-missing-named-in-full", ["probe", "{tiny}", "{t}/nowhere/h.dbn", "--out", "{t}/p.pt"], 1,
-         ["{t}/nowhere/h.dbn"]),
-    Case("fold/bad-symbol-names-the-file", ["fold", "{t}/bad.fa", "-o", "{t}/o.dbn"], 1, ["{t}/bad.fa: record 'bad'"],
-         _write("bad.fa", ">ok\nACGU\n>bad one\nACGUJ\n")),
-    Case("embed/bad-symbol-names-the-file", ["embed", "{tiny}", "{t}/bad.fa", "{t}/e.npz"], 1, ["{t}/bad.fa: record 'bad'"],
-         _write("bad.fa", ">ok\nACGU\n>bad one\nACGUJ\n")),
-    Case("fold/too-long-names-the-file", ["fold", "{fa}", "--max-length", "5", "-o", "{t}/o.dbn"], 1,
-         ["{fa}: record 'r1': 13 nt is longer than --max-length 5"]),
-    Case("embed/too-long-names-the-file", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--max-length", "5"], 1,
-         ["{fa}: record 'r1'"]),
-    Case("fold/unknown-extension-named-in-full", ["fold", "{fa}", "--reference", "{t}/r.xyz"], 1, ["{t}/r.xyz"],
-         _write("r.xyz", REF)),
+    Case(
+        "embed/missing-input-named-in-full",
+        ["embed", "{tiny}", "{t}/nowhere/x.fa", "{t}/e.npz"],
+        1,
+        ["{t}/nowhere/x.fa"],
+    ),
+    Case(
+        "fold/only-semicolon-lines",
+        ["fold", "{t}/s.txt", "-o", "{t}/o.dbn"],
+        1,
+        ["{t}/s.txt: ", "';'"],
+        _write("s.txt", ";\n;\n;\n"),
+    ),
+    Case(
+        "embed/only-semicolon-lines",
+        ["embed", "{tiny}", "{t}/s.txt", "{t}/e.npz"],
+        1,
+        ["{t}/s.txt: ", "';'"],
+        _write("s.txt", ";\n;\n"),
+    ),
+    Case(
+        "fold/id-too-long-for-split-dir",
+        ["fold", "{t}/long.fa", "--split-dir", "{t}/d"],
+        1,
+        [f"record '{LONG_ID[:40]}...' (300 characters)", "255"],
+        _write("long.fa", f">{LONG_ID}\nACGUACGU\n"),
+    ),
+    Case(
+        "fold/id-too-long-for-plot",
+        ["fold", "{t}/long.fa", "-o", "{t}/o.dbn", "--plot", "{t}/p"],
+        1,
+        ["(300 characters)"],
+        _write("long.fa", f">{LONG_ID}\nACGUACGU\n"),
+    ),
+    Case(
+        "fold/reference-duplicate-id",
+        ["fold", "{t}/in.fa", "--reference", "{t}/d.dbn"],
+        1,
+        ["{t}/d.dbn: duplicate id 'r1'"],
+        _then(IN, _write("d.dbn", REF + f">r1\n{SEQ1}\n.............\n")),
+    ),
+    Case(
+        "fold/reference-missing-named-in-full",
+        ["fold", "{fa}", "--reference", "{t}/nowhere/r.dbn"],
+        1,
+        ["{t}/nowhere/r.dbn"],
+    ),
+    Case(
+        "fold/reference-wrong-length-named-in-full",
+        ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn"],
+        1,
+        ["{t}/r.dbn: record 'r1' has length 4"],
+        _then(IN, _write("r.dbn", ">r1\nGGGA\n(..)\n")),
+    ),
+    Case(
+        "fold/reference-other-sequence-named-in-full",
+        ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn"],
+        1,
+        ["{t}/r.dbn: record 'r1'"],
+        _then(IN, _write("r.dbn", REF.replace(SEQ1, "A" * len(SEQ1)))),
+    ),
+    Case(
+        "probe/structures-missing-named-in-full",
+        ["probe", "{tiny}", "{t}/nowhere/h.dbn", "--out", "{t}/p.pt"],
+        1,
+        ["{t}/nowhere/h.dbn"],
+    ),
+    Case(
+        "fold/bad-symbol-names-the-file",
+        ["fold", "{t}/bad.fa", "-o", "{t}/o.dbn"],
+        1,
+        ["{t}/bad.fa: record 'bad'"],
+        _write("bad.fa", ">ok\nACGU\n>bad one\nACGUJ\n"),
+    ),
+    Case(
+        "embed/bad-symbol-names-the-file",
+        ["embed", "{tiny}", "{t}/bad.fa", "{t}/e.npz"],
+        1,
+        ["{t}/bad.fa: record 'bad'"],
+        _write("bad.fa", ">ok\nACGU\n>bad one\nACGUJ\n"),
+    ),
+    Case(
+        "fold/too-long-names-the-file",
+        ["fold", "{fa}", "--max-length", "5", "-o", "{t}/o.dbn"],
+        1,
+        ["{fa}: record 'r1': 13 nt is longer than --max-length 5"],
+    ),
+    Case(
+        "embed/too-long-names-the-file",
+        ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--max-length", "5"],
+        1,
+        ["{fa}: record 'r1'"],
+    ),
+    Case(
+        "fold/unknown-extension-named-in-full",
+        ["fold", "{fa}", "--reference", "{t}/r.xyz"],
+        1,
+        ["{t}/r.xyz"],
+        _write("r.xyz", REF),
+    ),
     # ------------------------------------------------------------------ memory, before the work
-    Case("fold/memory-refused", ["fold", "{fa}", "-o", "{t}/o.dbn"], 1,
-         ["folding 2 records (the longest 22 nt", "GiB are available", "--ignore-memory-check"], env=LOW_MEMORY),
-    Case("fold/memory-refused-to-stdout", ["fold", "{fa}", "--threads", "1"], 1, ["1 prior worker", "--ignore-memory-check"],
-         env=LOW_MEMORY),
-    Case("embed/memory-refused", ["embed", "{tiny}", "{fa}", "{t}/e.npz"], 1,
-         ["embedding 2 records (the longest 22 nt)", "--ignore-memory-check"], env=LOW_MEMORY),
-    Case("embed/memory-refused-with-contacts", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--include", "contacts"], 1,
-         ["with contacts", "--ignore-memory-check"], env=LOW_MEMORY),
+    Case(
+        "fold/memory-refused",
+        ["fold", "{fa}", "-o", "{t}/o.dbn"],
+        1,
+        ["folding 2 records (the longest 22 nt", "GiB are available", "--ignore-memory-check"],
+        env=LOW_MEMORY,
+    ),
+    Case(
+        "fold/memory-refused-to-stdout",
+        ["fold", "{fa}", "--threads", "1"],
+        1,
+        ["1 prior worker", "--ignore-memory-check"],
+        env=LOW_MEMORY,
+    ),
+    Case(
+        "embed/memory-refused",
+        ["embed", "{tiny}", "{fa}", "{t}/e.npz"],
+        1,
+        ["embedding 2 records (the longest 22 nt)", "--ignore-memory-check"],
+        env=LOW_MEMORY,
+    ),
+    Case(
+        "embed/memory-refused-with-contacts",
+        ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--include", "contacts"],
+        1,
+        ["with contacts", "--ignore-memory-check"],
+        env=LOW_MEMORY,
+    ),
     # ------------------------------------------------------------------ training values
-    *[Case(f"pretrain/{key}={value}", ["pretrain", "--config", "{t}/cfg.yaml", f"{key}={value}"], 1,
-           [key.split(".")[1], value.strip("[]").split(",")[0]], PRETRAIN_COPY)
-      for key, value in [("optim.warmup_steps", "-1"), ("optim.weight_decay", "-1"), ("optim.betas", "[1.5,0.9]"),
-                         ("optim.schedule", "bogus"), ("optim.min_lr_ratio", "2"), ("optim.max_grad_norm", "-1"),
-                         ("train.grad_accum", "0"), ("train.precision", "fp8"), ("train.engine", "bogus"),
-                         ("train.device", "bogus"), ("data.val_fraction", "2"), ("data.max_length", "0"),
-                         ("masking.mask_prob", "1.5"), ("train.log_every", "-1"), ("train.max_steps", "0")]],
-    *[Case(f"finetune/{key}={value}", ["finetune", "--config", "{rri_cfg}", f"{key}={value}", "train.out_dir={t}/new"],
-           1, [key]) for key, value in [("optim.warmup_steps", "-1"), ("train.val_every", "-1"), ("optim.lr", "0"),
-                                        ("train.grad_accum", "0")]],
+    *[
+        Case(
+            f"pretrain/{key}={value}",
+            ["pretrain", "--config", "{t}/cfg.yaml", f"{key}={value}"],
+            1,
+            [key.split(".")[1], value.strip("[]").split(",")[0]],
+            PRETRAIN_COPY,
+        )
+        for key, value in [
+            ("optim.warmup_steps", "-1"),
+            ("optim.weight_decay", "-1"),
+            ("optim.betas", "[1.5,0.9]"),
+            ("optim.schedule", "bogus"),
+            ("optim.min_lr_ratio", "2"),
+            ("optim.max_grad_norm", "-1"),
+            ("train.grad_accum", "0"),
+            ("train.precision", "fp8"),
+            ("train.engine", "bogus"),
+            ("train.device", "bogus"),
+            ("data.val_fraction", "2"),
+            ("data.max_length", "0"),
+            ("masking.mask_prob", "1.5"),
+            ("train.log_every", "-1"),
+            ("train.max_steps", "0"),
+        ]
+    ],
+    *[
+        Case(
+            f"finetune/{key}={value}",
+            ["finetune", "--config", "{rri_cfg}", f"{key}={value}", "train.out_dir={t}/new"],
+            1,
+            [key],
+        )
+        for key, value in [
+            ("optim.warmup_steps", "-1"),
+            ("train.val_every", "-1"),
+            ("optim.lr", "0"),
+            ("train.grad_accum", "0"),
+        ]
+    ],
 ]
 
 
@@ -211,7 +506,12 @@ def test_a_named_pipe_is_streamed(ws, folded, tmp_path):
     fifo = tmp_path / "bpp.pipe"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+
+    def read() -> None:
+        with open(fifo) as fh:
+            got.append(fh.read())
+
+    reader = threading.Thread(target=read)
     reader.start()
     assert cli_main(["fold", str(ws["fa"]), "-o", str(tmp_path / "s.dbn"), "--bpp", str(fifo), "--threads", "1"]) == 0
     reader.join(30)
@@ -226,8 +526,21 @@ def test_a_linked_output_is_written_to_its_target(ws, folded, tmp_path):
     os.chmod(target, 0o640)
     (tmp_path / "link.dbn").symlink_to(target)
     (tmp_path / "dangling.bpp").symlink_to(tmp_path / "real" / "new.bpp")
-    assert cli_main(["fold", str(ws["fa"]), "-o", str(tmp_path / "link.dbn"), "--bpp", str(tmp_path / "dangling.bpp"),
-                     "--threads", "1"]) == 0
+    assert (
+        cli_main(
+            [
+                "fold",
+                str(ws["fa"]),
+                "-o",
+                str(tmp_path / "link.dbn"),
+                "--bpp",
+                str(tmp_path / "dangling.bpp"),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert os.path.islink(tmp_path / "link.dbn") and os.path.islink(tmp_path / "dangling.bpp")
     assert target.read_text() == folded[0] and stat.S_IMODE(target.stat().st_mode) == 0o640
     assert (tmp_path / "real" / "new.bpp").read_text() == folded[1]
@@ -243,7 +556,9 @@ def test_a_hard_linked_output_that_is_no_input_is_replaced(ws, folded, tmp_path)
 
 def test_the_memory_check_can_be_overridden(ws, folded, tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("RESM_AVAILABLE_MEMORY", "1000")
-    assert cli_main(["fold", str(ws["fa"]), "-o", str(tmp_path / "s.dbn"), "--threads", "1", "--ignore-memory-check"]) == 0
+    assert (
+        cli_main(["fold", str(ws["fa"]), "-o", str(tmp_path / "s.dbn"), "--threads", "1", "--ignore-memory-check"]) == 0
+    )
     assert (tmp_path / "s.dbn").read_text() == folded[0]
     assert cli_main(["embed", str(ws["tiny"]), str(ws["fa"]), str(tmp_path / "e.npz"), "--ignore-memory-check"]) == 0
 
@@ -255,7 +570,9 @@ def test_the_fold_estimate_stays_above_the_measured_peaks():
     from resm.utils.memory import GIB, fold_estimate
     from tests.conftest import REPO
 
-    rows = re.findall(r"^\| ([\d,]+) \| ([\d.]+) \|", (REPO / "experiments/results/memory_fold_cpu.md").read_text(), re.M)
+    rows = re.findall(
+        r"^\| ([\d,]+) \| ([\d.]+) \|", (REPO / "experiments/results/memory_fold_cpu.md").read_text(), re.M
+    )
     assert len(rows) >= 3
     for length, peak in rows:
         est = fold_estimate([int(length.replace(",", ""))]) / GIB

@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
 from unittest import mock
 
 import numpy as np
@@ -34,14 +34,16 @@ FOLD_ARGS = ["fold", "{fa}", "-o", "{t}/o.dbn", "--shard-size", "1", "--threads"
 EMBED_ARGS = ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--shard-size", "1"]
 
 
-def _unmerged(argv: List[str]):
+def _unmerged(argv: list[str]):
     """Run a sharded job to the end of its shards, but stop it before the merge (as a job killed
     there would be)."""
+
     def setup(p: dict) -> None:
         from tests.robustness.test_cli_cases import _fill
 
         with mock.patch.object(ShardRun, "merge", lambda self, combine: False):
             assert cli_main([_fill(a, p) for a in argv]) == 0
+
     return setup
 
 
@@ -58,12 +60,14 @@ def _copy_shard(pattern: str, src: int, dst: int, with_manifest: bool = False):
         shutil.copy(_shard(p, pattern, src), _shard(p, pattern, dst))
         if with_manifest:
             shutil.copy(_manifest(_shard(p, pattern, src)), _manifest(_shard(p, pattern, dst)))
+
     return spoil
 
 
 def _rewrite(pattern: str, k: int, change: Callable[[bytes, dict], bytes], reseal: bool = False):
     """Change shard k's bytes (``change(data, p)``); with ``reseal`` its manifest's checksum
     is updated too, so that only the readers' own checks stand in the way."""
+
     def spoil(p: dict) -> None:
         path = _shard(p, pattern, k)
         path.write_bytes(change(path.read_bytes(), p))
@@ -71,10 +75,11 @@ def _rewrite(pattern: str, k: int, change: Callable[[bytes, dict], bytes], resea
             man = json.loads(_manifest(path).read_text())
             man["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
             _manifest(path).write_text(json.dumps(man))
+
     return spoil
 
 
-def _edit_manifest(pattern: str, k: int, text: Optional[str] = None, **changes):
+def _edit_manifest(pattern: str, k: int, text: str | None = None, **changes):
     def spoil(p: dict) -> None:
         man = _manifest(_shard(p, pattern, k))
         if text is not None:
@@ -83,6 +88,7 @@ def _edit_manifest(pattern: str, k: int, text: Optional[str] = None, **changes):
             d = json.loads(man.read_text())
             d.update(changes)
             man.write_text(json.dumps(d))
+
     return spoil
 
 
@@ -93,6 +99,7 @@ def _npz(**arrays) -> Callable[[bytes, dict], bytes]:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         return buf.getvalue()
+
     return make
 
 
@@ -105,51 +112,167 @@ FOLD_UNMERGED, EMBED_UNMERGED = _unmerged(FOLD_ARGS), _unmerged(EMBED_ARGS)
 AGAIN = "re-run the command to recompute"
 
 SHARD_CASES = [
-    Case("shards/fold-copied-over-another", FOLD_ARGS, 1, [F0, "SHA-256 differs", AGAIN],
-         _then(FOLD_UNMERGED, _copy_shard(FOLD_SHARD, 1, 0))),
-    Case("shards/fold-copied-with-its-manifest", FOLD_ARGS, 1, [F0, "says shard 1 of 2, this is shard 0 of 2"],
-         _then(FOLD_UNMERGED, _copy_shard(FOLD_SHARD, 1, 0, with_manifest=True))),
-    Case("shards/fold-emptied", FOLD_ARGS, 1, [F1, "SHA-256 differs"],
-         _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 1, lambda d, p: b""))),
-    Case("shards/fold-emptied-and-resealed", FOLD_ARGS, 1, [F1, "lacks 'r2'"],
-         _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 1, lambda d, p: b"", reseal=True))),
-    Case("shards/fold-damaged-and-resealed", FOLD_ARGS, 1, [F0, "damaged shard"],
-         _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: b'{"name": "r1", "struct', reseal=True))),
-    Case("shards/fold-other-records-resealed", FOLD_ARGS, 1, [F0, "lacks 'r1'"],
-         _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, _other_shard(FOLD_SHARD, 1), reseal=True))),
-    Case("shards/fold-a-record-twice-resealed", FOLD_ARGS, 1, [F0, "twice"],
-         _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: d + d, reseal=True))),
-    Case("shards/fold-a-line-not-a-record-resealed", FOLD_ARGS, 1, [F0, "damaged shard", "not a record"],
-         _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: d + b"[1, 2]\n", reseal=True))),
-    Case("shards/fold-manifest-not-json", FOLD_ARGS, 1, [F0, "its manifest", "cannot be read"],
-         _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, text='{"shard": 0,'))),
-    Case("shards/fold-manifest-a-list", FOLD_ARGS, 1, [F0, "not a JSON object"],
-         _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, text="[0]"))),
-    Case("shards/fold-manifest-of-another-job", FOLD_ARGS, 1, [F1, "written by another job"],
-         _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 1, job_sha256="0" * 64))),
-    Case("shards/fold-manifest-other-ids", FOLD_ARGS, 1, [F0, "ids differ"],
-         _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, ids=["r9"]))),
-    Case("shards/fold-manifest-other-count", FOLD_ARGS, 1, [F0, "says shard 0 of 3"],
-         _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, n_shards=3))),
-    Case("shards/embed-copied-over-another", EMBED_ARGS, 1, [E0, "SHA-256 differs"],
-         _then(EMBED_UNMERGED, _copy_shard(EMBED_SHARD, 1, 0))),
-    Case("shards/embed-copied-with-its-manifest", EMBED_ARGS, 1, [E0, "says shard 1 of 2"],
-         _then(EMBED_UNMERGED, _copy_shard(EMBED_SHARD, 1, 0, with_manifest=True))),
-    Case("shards/embed-emptied", EMBED_ARGS, 1, [E0, "SHA-256 differs"],
-         _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, lambda d, p: b""))),
-    Case("shards/embed-truncated-and-resealed", EMBED_ARGS, 1, [E0, "damaged shard"],
-         _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, lambda d, p: d[:200], reseal=True))),
-    Case("shards/embed-pickled-and-resealed", EMBED_ARGS, 1, [E0, "pickled Python objects, which resm never loads"],
-         _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _npz(__index__=np.array(['{"ids": ["r1"]}']),
-                                                             x=np.array([{"a": 1}], dtype=object)), reseal=True))),
-    Case("shards/embed-index-without-arrays-resealed", EMBED_ARGS, 1, [E0, "no arrays for 'r1'"],
-         _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _npz(__index__=np.array('{"ids": ["r1"]}')), reseal=True))),
-    Case("shards/embed-other-records-resealed", EMBED_ARGS, 1, [E0, "lacks 'r1'"],
-         _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _other_shard(EMBED_SHARD, 1), reseal=True))),
-    Case("shards/embed-manifest-not-json", EMBED_ARGS, 1, [E0, "cannot be read"],
-         _then(EMBED_UNMERGED, _edit_manifest(EMBED_SHARD, 0, text="\x00"))),
-    Case("shards/fold-to-a-stream", ["fold", "{fa}", "-o", "/dev/stdout", "--shard-size", "1"], 1,
-         ["2 shards) needs an output file for its work folder, not the stream /dev/stdout"]),
+    Case(
+        "shards/fold-copied-over-another",
+        FOLD_ARGS,
+        1,
+        [F0, "SHA-256 differs", AGAIN],
+        _then(FOLD_UNMERGED, _copy_shard(FOLD_SHARD, 1, 0)),
+    ),
+    Case(
+        "shards/fold-copied-with-its-manifest",
+        FOLD_ARGS,
+        1,
+        [F0, "says shard 1 of 2, this is shard 0 of 2"],
+        _then(FOLD_UNMERGED, _copy_shard(FOLD_SHARD, 1, 0, with_manifest=True)),
+    ),
+    Case(
+        "shards/fold-emptied",
+        FOLD_ARGS,
+        1,
+        [F1, "SHA-256 differs"],
+        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 1, lambda d, p: b"")),
+    ),
+    Case(
+        "shards/fold-emptied-and-resealed",
+        FOLD_ARGS,
+        1,
+        [F1, "lacks 'r2'"],
+        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 1, lambda d, p: b"", reseal=True)),
+    ),
+    Case(
+        "shards/fold-damaged-and-resealed",
+        FOLD_ARGS,
+        1,
+        [F0, "damaged shard"],
+        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: b'{"name": "r1", "struct', reseal=True)),
+    ),
+    Case(
+        "shards/fold-other-records-resealed",
+        FOLD_ARGS,
+        1,
+        [F0, "lacks 'r1'"],
+        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, _other_shard(FOLD_SHARD, 1), reseal=True)),
+    ),
+    Case(
+        "shards/fold-a-record-twice-resealed",
+        FOLD_ARGS,
+        1,
+        [F0, "twice"],
+        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: d + d, reseal=True)),
+    ),
+    Case(
+        "shards/fold-a-line-not-a-record-resealed",
+        FOLD_ARGS,
+        1,
+        [F0, "damaged shard", "not a record"],
+        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: d + b"[1, 2]\n", reseal=True)),
+    ),
+    Case(
+        "shards/fold-manifest-not-json",
+        FOLD_ARGS,
+        1,
+        [F0, "its manifest", "cannot be read"],
+        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, text='{"shard": 0,')),
+    ),
+    Case(
+        "shards/fold-manifest-a-list",
+        FOLD_ARGS,
+        1,
+        [F0, "not a JSON object"],
+        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, text="[0]")),
+    ),
+    Case(
+        "shards/fold-manifest-of-another-job",
+        FOLD_ARGS,
+        1,
+        [F1, "written by another job"],
+        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 1, job_sha256="0" * 64)),
+    ),
+    Case(
+        "shards/fold-manifest-other-ids",
+        FOLD_ARGS,
+        1,
+        [F0, "ids differ"],
+        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, ids=["r9"])),
+    ),
+    Case(
+        "shards/fold-manifest-other-count",
+        FOLD_ARGS,
+        1,
+        [F0, "says shard 0 of 3"],
+        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, n_shards=3)),
+    ),
+    Case(
+        "shards/embed-copied-over-another",
+        EMBED_ARGS,
+        1,
+        [E0, "SHA-256 differs"],
+        _then(EMBED_UNMERGED, _copy_shard(EMBED_SHARD, 1, 0)),
+    ),
+    Case(
+        "shards/embed-copied-with-its-manifest",
+        EMBED_ARGS,
+        1,
+        [E0, "says shard 1 of 2"],
+        _then(EMBED_UNMERGED, _copy_shard(EMBED_SHARD, 1, 0, with_manifest=True)),
+    ),
+    Case(
+        "shards/embed-emptied",
+        EMBED_ARGS,
+        1,
+        [E0, "SHA-256 differs"],
+        _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, lambda d, p: b"")),
+    ),
+    Case(
+        "shards/embed-truncated-and-resealed",
+        EMBED_ARGS,
+        1,
+        [E0, "damaged shard"],
+        _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, lambda d, p: d[:200], reseal=True)),
+    ),
+    Case(
+        "shards/embed-pickled-and-resealed",
+        EMBED_ARGS,
+        1,
+        [E0, "pickled Python objects, which resm never loads"],
+        _then(
+            EMBED_UNMERGED,
+            _rewrite(
+                EMBED_SHARD,
+                0,
+                _npz(__index__=np.array(['{"ids": ["r1"]}']), x=np.array([{"a": 1}], dtype=object)),
+                reseal=True,
+            ),
+        ),
+    ),
+    Case(
+        "shards/embed-index-without-arrays-resealed",
+        EMBED_ARGS,
+        1,
+        [E0, "no arrays for 'r1'"],
+        _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _npz(__index__=np.array('{"ids": ["r1"]}')), reseal=True)),
+    ),
+    Case(
+        "shards/embed-other-records-resealed",
+        EMBED_ARGS,
+        1,
+        [E0, "lacks 'r1'"],
+        _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _other_shard(EMBED_SHARD, 1), reseal=True)),
+    ),
+    Case(
+        "shards/embed-manifest-not-json",
+        EMBED_ARGS,
+        1,
+        [E0, "cannot be read"],
+        _then(EMBED_UNMERGED, _edit_manifest(EMBED_SHARD, 0, text="\x00")),
+    ),
+    Case(
+        "shards/fold-to-a-stream",
+        ["fold", "{fa}", "-o", "/dev/stdout", "--shard-size", "1"],
+        1,
+        ["2 shards) needs an output file for its work folder, not the stream /dev/stdout"],
+    ),
     Case("shards/embed-to-a-stream", ["embed", "{tiny}", "{fa}", "-", "--shard-size", "1"], 1, ["output must end in"]),
 ]
 
@@ -177,7 +300,7 @@ def test_an_unspoiled_resumed_shard_run_merges_what_one_run_writes(ws, tmp_path,
 class CacheCase:
     id: str
     spoil: Callable[[Path, Path], None]  # (the entry of record r1, the entry of record r2)
-    why: Optional[str]  # in the warning; None: no warning (the entry is good)
+    why: str | None  # in the warning; None: no warning (the entry is good)
 
 
 def _arrays(entry: Path) -> dict:
@@ -192,6 +315,7 @@ def _set(**changes):
             d[k] = v(d) if callable(v) else v
         with open(entry, "wb") as fh:
             np.savez(fh, **d)
+
     return spoil
 
 
@@ -201,6 +325,7 @@ def _drop(key: str):
         del d[key]
         with open(entry, "wb") as fh:
             np.savez(fh, **d)
+
     return spoil
 
 
@@ -223,8 +348,11 @@ CACHE_CASES = [
     CacheCase("cache/pair-reversed", _set(i=lambda d: d["j"], j=lambda d: d["i"]), "pairs must satisfy"),
     CacheCase("cache/ragged-arrays", _set(p=lambda d: d["p"][:-1]), "one length"),
     CacheCase("cache/no-probabilities", _drop("p"), "KeyError"),
-    CacheCase("cache/pickled-objects", _set(p=np.array([{"a": 1}], dtype=object)),
-              "pickled Python objects, which resm never loads"),
+    CacheCase(
+        "cache/pickled-objects",
+        _set(p=np.array([{"a": 1}], dtype=object)),
+        "pickled Python objects, which resm never loads",
+    ),
     CacheCase("cache/old-entry-without-hash-is-used", _drop("seq_sha256"), None),
 ]
 GOOD_ENTRY = "cache/old-entry-without-hash-is-used"
@@ -254,8 +382,18 @@ def test_a_bad_cache_entry_is_computed_again_with_one_warning(case: CacheCase, w
     shutil.copytree(folder, c)
     case.spoil(c / r1, c / r2)
     capfd.readouterr()
-    argv = ["fold", str(ws["fa"]), "-o", str(tmp_path / "s.dbn"), "--bpp", str(tmp_path / "s.bpp"), "--threads", "1",
-            "--bpp-cache", str(c)]
+    argv = [
+        "fold",
+        str(ws["fa"]),
+        "-o",
+        str(tmp_path / "s.dbn"),
+        "--bpp",
+        str(tmp_path / "s.bpp"),
+        "--threads",
+        "1",
+        "--bpp-cache",
+        str(c),
+    ]
     assert cli_main(argv) == 0
     err = said(capfd.readouterr().err)
     assert ((tmp_path / "s.dbn").read_bytes(), (tmp_path / "s.bpp").read_bytes()) == expected
@@ -269,7 +407,7 @@ def test_a_bad_cache_entry_is_computed_again_with_one_warning(case: CacheCase, w
 
 
 def test_a_bad_dense_cache_entry_is_computed_again(tmp_path, capfd):
-    from resm.heads.structure import StructureHeadConfig
+    from resm.heads.pair_map import StructureHeadConfig
     from resm.structure.priors import cached_dense_prior, head_pair_prior
 
     cfg, seq = StructureHeadConfig(), "GGGGAAAACCCCAUGCAUGC"
@@ -291,7 +429,7 @@ class ApiCase:
     id: str
     call: Callable[[object, Path], object]  # (workspace, case folder)
     error: type
-    names: List[str] = field(default_factory=list)  # "{t}": the case folder, "{key}": a workspace file
+    names: list[str] = field(default_factory=list)  # "{t}": the case folder, "{key}": a workspace file
 
 
 _LOADED: dict = {}  # predictors loaded once for the table
@@ -321,55 +459,125 @@ def _pickled_npz(t: Path) -> Path:
 
 def _api_cases() -> list:
     import resm
+    from resm.backbone.load import CheckpointError
     from resm.mapping import MappingError
-    from resm.model.load import CheckpointError
     from resm.structure.io import FoldError
 
     return [
-        ApiCase("api/predictor-fold-names-the-id", lambda ws, t: _predictor(ws).fold([("my-id", "ACGUJ")]), MappingError,
-                ["record 'my-id'", "'J'"]),
-        ApiCase("api/predictor-fold-checks-every-record-first",
-                lambda ws, t: _predictor(ws).fold([("ok", "ACGU"), ("second", "ACG!")]), MappingError, ["record 'second'"]),
-        ApiCase("api/predictor-fold-one-names-the-name", lambda ws, t: _predictor(ws).fold_one("ACGU!", name="x1"),
-                MappingError, ["record 'x1'"]),
-        ApiCase("api/zero-shot-fold-names-the-id", lambda ws, t: _zero_shot(ws).fold([("z9", "ACGU!")]), MappingError,
-                ["record 'z9'"]),
-        ApiCase("api/zero-shot-fold-one-names-the-name", lambda ws, t: _zero_shot(ws).fold_one("ACGUZ", name="q"),
-                MappingError, ["record 'q'"]),
-        ApiCase("api/embed-names-the-id", lambda ws, t: resm.embed_sequences(ws["tiny"], {"e1": "ACGUJ"}, device="cpu"),
-                MappingError, ["record 'e1'"]),
-        ApiCase("api/embed-pairs-name-the-id",
-                lambda ws, t: resm.embed_sequences(ws["tiny"], [("p1", "ACGU"), ("p2", "AC-GU")], device="cpu"),
-                MappingError, ["record 'p2'"]),
-        ApiCase("api/embed-duplicate-ids",
-                lambda ws, t: resm.embed_sequences(ws["tiny"], [("a", "ACGU"), ("a", "GGCC")], device="cpu"),
-                ValueError, ["unique"]),
-        ApiCase("api/embed-no-records", lambda ws, t: resm.embed_sequences(ws["tiny"], {}, device="cpu"), MappingError,
-                ["no records"]),
-        ApiCase("api/embed-file-missing-named-in-full",
-                lambda ws, t: resm.embed_sequences(ws["tiny"], t / "nowhere" / "x.fa", device="cpu"), Exception,
-                ["{t}/nowhere/x.fa"]),
-        ApiCase("api/predictor-model-missing", lambda ws, t: resm.load_predictor(t / "none.pt", device="cpu"),
-                Exception, ["{t}/none.pt"]),
-        ApiCase("api/predictor-model-is-text", lambda ws, t: resm.load_predictor(ws["text"], device="cpu"),
-                Exception, ["{text}"]),
-        ApiCase("api/predictor-cache-with-zero-shot",
-                lambda ws, t: resm.load_predictor(ws["tiny"], zero_shot=ws["probe"], bpp_cache=t / "c", device="cpu"),
-                ValueError, ["bpp_cache"]),
-        ApiCase("api/backbone-is-text", lambda ws, t: resm.load_backbone(ws["text"], device="cpu"), CheckpointError,
-                ["{text}"]),
-        ApiCase("api/read-embeddings-pickled", lambda ws, t: resm.read_embeddings(_pickled_npz(t)), ValueError,
-                ["{t}/p.npz", "pickled Python objects, which resm never loads"]),
-        ApiCase("api/read-embeddings-missing", lambda ws, t: resm.read_embeddings(t / "none.npz"), ValueError,
-                ["{t}/none.npz: no such file"]),
-        ApiCase("api/read-embeddings-truncated",
-                lambda ws, t: (t / "e.npz").write_bytes(b"PK\x03\x04broken") and resm.read_embeddings(t / "e.npz"),
-                ValueError, ["{t}/e.npz: not a readable embeddings file"]),
-        ApiCase("api/read-embeddings-safetensors-text",
-                lambda ws, t: (t / "e.safetensors").write_text("x") and resm.read_embeddings(t / "e.safetensors"),
-                ValueError, ["{t}/e.safetensors"]),
-        ApiCase("api/fold-pair-model-rejects-threshold",
-                lambda ws, t: _predictor(ws).fold([("a", "ACGU")], threshold=0.5), FoldError, ["--threshold"]),
+        ApiCase(
+            "api/predictor-fold-names-the-id",
+            lambda ws, t: _predictor(ws).fold([("my-id", "ACGUJ")]),
+            MappingError,
+            ["record 'my-id'", "'J'"],
+        ),
+        ApiCase(
+            "api/predictor-fold-checks-every-record-first",
+            lambda ws, t: _predictor(ws).fold([("ok", "ACGU"), ("second", "ACG!")]),
+            MappingError,
+            ["record 'second'"],
+        ),
+        ApiCase(
+            "api/predictor-fold-one-names-the-name",
+            lambda ws, t: _predictor(ws).fold_one("ACGU!", name="x1"),
+            MappingError,
+            ["record 'x1'"],
+        ),
+        ApiCase(
+            "api/zero-shot-fold-names-the-id",
+            lambda ws, t: _zero_shot(ws).fold([("z9", "ACGU!")]),
+            MappingError,
+            ["record 'z9'"],
+        ),
+        ApiCase(
+            "api/zero-shot-fold-one-names-the-name",
+            lambda ws, t: _zero_shot(ws).fold_one("ACGUZ", name="q"),
+            MappingError,
+            ["record 'q'"],
+        ),
+        ApiCase(
+            "api/embed-names-the-id",
+            lambda ws, t: resm.embed_sequences(ws["tiny"], {"e1": "ACGUJ"}, device="cpu"),
+            MappingError,
+            ["record 'e1'"],
+        ),
+        ApiCase(
+            "api/embed-pairs-name-the-id",
+            lambda ws, t: resm.embed_sequences(ws["tiny"], [("p1", "ACGU"), ("p2", "AC-GU")], device="cpu"),
+            MappingError,
+            ["record 'p2'"],
+        ),
+        ApiCase(
+            "api/embed-duplicate-ids",
+            lambda ws, t: resm.embed_sequences(ws["tiny"], [("a", "ACGU"), ("a", "GGCC")], device="cpu"),
+            ValueError,
+            ["unique"],
+        ),
+        ApiCase(
+            "api/embed-no-records",
+            lambda ws, t: resm.embed_sequences(ws["tiny"], {}, device="cpu"),
+            MappingError,
+            ["no records"],
+        ),
+        ApiCase(
+            "api/embed-file-missing-named-in-full",
+            lambda ws, t: resm.embed_sequences(ws["tiny"], t / "nowhere" / "x.fa", device="cpu"),
+            Exception,
+            ["{t}/nowhere/x.fa"],
+        ),
+        ApiCase(
+            "api/predictor-model-missing",
+            lambda ws, t: resm.load_predictor(t / "none.pt", device="cpu"),
+            Exception,
+            ["{t}/none.pt"],
+        ),
+        ApiCase(
+            "api/predictor-model-is-text",
+            lambda ws, t: resm.load_predictor(ws["text"], device="cpu"),
+            Exception,
+            ["{text}"],
+        ),
+        ApiCase(
+            "api/predictor-cache-with-zero-shot",
+            lambda ws, t: resm.load_predictor(ws["tiny"], zero_shot=ws["probe"], bpp_cache=t / "c", device="cpu"),
+            ValueError,
+            ["bpp_cache"],
+        ),
+        ApiCase(
+            "api/backbone-is-text",
+            lambda ws, t: resm.load_backbone(ws["text"], device="cpu"),
+            CheckpointError,
+            ["{text}"],
+        ),
+        ApiCase(
+            "api/read-embeddings-pickled",
+            lambda ws, t: resm.read_embeddings(_pickled_npz(t)),
+            ValueError,
+            ["{t}/p.npz", "pickled Python objects, which resm never loads"],
+        ),
+        ApiCase(
+            "api/read-embeddings-missing",
+            lambda ws, t: resm.read_embeddings(t / "none.npz"),
+            ValueError,
+            ["{t}/none.npz: no such file"],
+        ),
+        ApiCase(
+            "api/read-embeddings-truncated",
+            lambda ws, t: (t / "e.npz").write_bytes(b"PK\x03\x04broken") and resm.read_embeddings(t / "e.npz"),
+            ValueError,
+            ["{t}/e.npz: not a readable embeddings file"],
+        ),
+        ApiCase(
+            "api/read-embeddings-safetensors-text",
+            lambda ws, t: (t / "e.safetensors").write_text("x") and resm.read_embeddings(t / "e.safetensors"),
+            ValueError,
+            ["{t}/e.safetensors"],
+        ),
+        ApiCase(
+            "api/fold-pair-model-rejects-threshold",
+            lambda ws, t: _predictor(ws).fold([("a", "ACGU")], threshold=0.5),
+            FoldError,
+            ["--threshold"],
+        ),
     ]
 
 

@@ -25,8 +25,9 @@ def _pretrain_copy(ws, tmp_path, **changes) -> Path:
 
 
 def test_an_empty_validation_split_is_said(ws, tmp_path, capfd):
-    cfg = _pretrain_copy(ws, tmp_path, data__val_fraction=0.0, train__max_steps=1, train__val_every=1,
-                         optim__warmup_steps=0)
+    cfg = _pretrain_copy(
+        ws, tmp_path, data__val_fraction=0.0, train__max_steps=1, train__val_every=1, optim__warmup_steps=0
+    )
     capfd.readouterr()
     assert cli_main(["pretrain", "--config", str(cfg)]) == 0
     out, err = capfd.readouterr()
@@ -62,8 +63,10 @@ def test_unpickling_a_trusted_checkpoint_is_said(ws, tmp_path, capfd):
     assert "refusing to unpickle it: it names fractions.Fraction" in capfd.readouterr().err
     assert cli_main(["embed", str(ckpt), str(ws["fa"]), str(tmp_path / "e.npz"), "--trust-checkpoint"]) == 0
     err = said(capfd.readouterr().err)
-    assert err == [f"resm: warning: {ckpt}: unpickled in full because it is trusted (--trust-checkpoint / "
-                   "trust_checkpoint); it names fractions.Fraction, and unpickling runs whatever code the file holds"]
+    assert err == [
+        f"resm: warning: {ckpt}: unpickled in full because it is trusted (--trust-checkpoint / "
+        "trust_checkpoint); it names fractions.Fraction, and unpickling runs whatever code the file holds"
+    ]
     # a checkpoint the safe loader reads is not unpickled in full, and nothing is said
     assert cli_main(["embed", str(ws["tiny"]), str(ws["fa"]), str(tmp_path / "f.npz"), "--trust-checkpoint"]) == 0
     assert "warning" not in capfd.readouterr().err
@@ -83,7 +86,8 @@ def test_a_trusted_training_resume_says_what_it_unpickles(tmp_path, capfd):
         with open(odd, "rb") as fh:  # an open file is read again from its start
             assert torch.load(fh)["x"] == fractions.Fraction(2, 3)
     err = capfd.readouterr().err.splitlines()
-    assert len(err) == 2 and all("unpickled in full because it is trusted" in ln and "fractions.Fraction" in ln
-                                 for ln in err)
+    assert len(err) == 2 and all(
+        "unpickled in full because it is trusted" in ln and "fractions.Fraction" in ln for ln in err
+    )
     with guarded_torch_load(trust=False), pytest.raises(Exception, match="refusing to unpickle"):
         torch.load(odd)

@@ -83,9 +83,9 @@ def test_fold_on_two_processes_equals_one_process_and_resumes(job, tmp_path):
     assert p.returncode == 1 and not out.exists()  # refused before any work: no other shard computed
     assert sorted(p.name for p in work.iterdir()) == [
         "job.json", "shard-000001-of-000003.jsonl", "shard-000001-of-000003.jsonl.json"]
-    assert p.stderr.strip().splitlines()[-1] == (f"resm fold: error: {shard}: its contents changed since it was written "
-                                                 "(SHA-256 differs from its manifest's); remove it (and "
-                                                 f"{shard.name}.json) and re-run the command to recompute that shard")
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"resm fold: error: {shard}: its contents changed since it was written (SHA-256 differs from its "
+        f"manifest's); remove it (and {shard.name}.json) and re-run the command to recompute that shard")
     manifest = json.loads((work / f"{shard.name}.json").read_text())
     manifest["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
     (work / f"{shard.name}.json").write_text(json.dumps(manifest))
