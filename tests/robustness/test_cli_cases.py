@@ -325,7 +325,8 @@ CASES = [
     Case("predict/mrl-fasta-duplicate-ids", ["predict", "--task", "mrl", "{t}/u.fa", "--model", "{mrl_model}"], 1,
          ["u.fa", "duplicate id 'u'"], _write("u.fa", ">u\nACGU\n>u\nACGG\n")),
     Case("predict/rri-with-mrl-model", ["predict", "--task", "rri", "{pairs}", "--model", "{mrl_model}"], 1, ["no rri head"]),
-    Case("predict/task-bogus", ["predict", "--task", "bogus", "{utrs}", "--model", "{mrl_model}"], 2, ["--task"]),
+    Case("predict/task-bogus", ["predict", "--task", "bogus", "{utrs}", "--model", "{mrl_model}"], 1,
+         ["--task bogus: no predict command"]),
     # ------------------------------------------------------------------ evaluate
     Case("evaluate/limit-0", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--limit", "0"], 2,
          ["--limit"]),
