@@ -229,7 +229,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     import shlex
 
     from .config import default_data_dir
-    from .structure.benchmark import evaluate_famfold, evaluate_structure, format_table, write_table
+    from .structure.benchmark import evaluate_dataset, evaluate_famfold, format_table, write_table
     from .structure.model import resolve_model
 
     if a.threads:
@@ -249,8 +249,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
             results += evaluate_famfold(str(a.model), data_dir, a.folds, a.limit, a.seed, a.tile,
                                         bpp_cache=a.bpp_cache, folders=a.folders, workers=a.threads)
         else:
-            results.append(evaluate_structure(a.model, d, data_dir, a.limit, a.seed, a.tile, bpp_cache=a.bpp_cache,
-                                              folders=a.folders, workers=a.threads))
+            results += evaluate_dataset(a.model, d, data_dir, a.limit, a.seed, a.tile, bpp_cache=a.bpp_cache,
+                                        folders=a.folders, workers=a.threads)
     text = format_table(results, "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:]), label,
                         cached_prior=bool(a.bpp_cache))
     print(text)
@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "folded; - or a pipe: standard input")
     sp.add_argument("--model", default=None, help="structure model from `resm finetune` (default: the one shipped in the package, also named 'default'); with --zero-shot: the backbone (fair-esm .pt, HF folder or ESM-2 name)")
     sp.add_argument("--zero-shot", type=Path, default=None, metavar="PROBE.pt", help="fold with a zero-shot probe from `resm probe` instead of a supervised model (default: no probe)")
-    sp.add_argument("--format", choices=["dbn", "bpseq", "ct"], default="dbn", help="structure format (dbn: pseudoknots as [] {} <> Aa...)")
+    sp.add_argument("--format", choices=["dbn", "bpseq", "ct", "pairs"], default="dbn", help="structure format (dbn: pseudoknots as [] {} <> Aa...; pairs: a pair list, 'i j' lines, one record per file)")
     sp.add_argument("--input-format", choices=["fasta", "plain", "dbn", "ct", "bpseq"], default=None,
                     help="input format (default: from the extension, else from the text)")
     sp.add_argument("-o", "--out", type=Path, default=None, help="one output file holding every record (dbn, or ct: records one after the other; bpseq: one record) (default: stdout)")
@@ -448,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("evaluate", cmd_evaluate, "score a structure model against known structures, with RNAfold in the same run")
     sp.add_argument("what", choices=["structure"], help="what to evaluate")
     sp.add_argument("--model", required=True, type=Path, help="structure_model.pt written by resm finetune, or 'default' (the shipped model); for archiveii-famfold a path with {fold} (one model per fold); required")
-    sp.add_argument("--dataset", nargs="+", required=True, choices=["ts0", "bprna-new", "archiveii", "archiveii-long", "archiveii-famfold"], help="benchmark sets (required)")
+    sp.add_argument("--dataset", nargs="+", required=True, choices=["ts0", "bprna-new", "archiveii", "archiveii-long", "archiveii-famfold", "vl1", "tr1"], help="benchmark sets (required; vl1/tr1: PDB-derived, scored over canonical pairs and over all pairs)")
     sp.add_argument("--folds", nargs="+", default=None, help="archiveii-famfold: only these folds (default: all 9)")
     sp.add_argument("--limit", type=int, default=None, help="a seeded random subset of this many sequences per set (default: all)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")

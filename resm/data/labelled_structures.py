@@ -24,6 +24,7 @@ from ..config import ConfigError, from_dict
 from ..mapping import MappingError, Scheme
 from ..nucleotides import UNKNOWN_BASE, normalise_lenient, rna_codes
 from ..structure.io import Structure, read_structures
+from ..structure.pairsets import PairRecord, PairSet
 from ..fasta import token_batches
 from .stream import EpochStream
 
@@ -37,8 +38,9 @@ class StructureDataConfig:
     """Labelled structures for the ``structure`` task.
 
     Attributes:
-        train: structure file of the training set (dbn, bpseq, ct, pairs or ArchiveII's CSV;
-            ``.gz`` ok), e.g.
+        train: structure file of the training set (dbn, bpseq, ct, pairs, ArchiveII's CSV, or a
+            PDB pair table ``.tsv`` such as ``{data_dir}/ss/pdb/TR1.tsv``,
+            :mod:`resm.structure.pairsets`; ``.gz`` ok), e.g.
             ``{data_dir}/ss/bprna/TR0.dbn``. Held in memory.
         val: structure file of the validation set (e.g. ``VL0.dbn``); None: no validation
             (the decoding threshold then stays 0.5).
@@ -68,6 +70,10 @@ class StructureDataConfig:
             ``>FAMILY|id``, e.g. the Rfam seed sequences) takes that family; a seeded
             ``family_holdout`` share of the families moves out of training into the
             family validation set. Pair head only.
+        pdb_pairs: which pairs of a PDB pair table (``.tsv``) are the targets: ``canonical``
+            (AU, GC, GU; the only pairs the pair head's candidates hold) or ``all``
+            (non-canonical pairs too). Base multiplets are kept either way: a base may be the
+            target of several pairs.
         select_on: which validation set the decoding (pair head: MEA gamma, prior weight,
             pseudoknots) is chosen on: ``val``, ``family`` or ``both`` (the mean of the two).
         seed: seed of the record subsets, crops and batch order.
@@ -91,6 +97,7 @@ class StructureDataConfig:
     workers: int = 0
     families: Optional[str] = None
     family_holdout: float = 0.0
+    pdb_pairs: str = "canonical"
     select_on: str = "both"
     seed: int = 0
     split: Optional[str] = None
@@ -112,6 +119,8 @@ class StructureDataConfig:
             raise ConfigError(f"data.family_holdout must be in [0, 1), got {self.family_holdout}")
         if bool(self.families) != (self.family_holdout > 0):
             raise ConfigError("data.families (a FASTA of >FAMILY|id records) and data.family_holdout go together")
+        if self.pdb_pairs not in ("canonical", "all"):
+            raise ConfigError(f"data.pdb_pairs must be canonical or all, not {self.pdb_pairs!r}")
         if self.select_on not in ("val", "family", "both"):
             raise ConfigError(f"data.select_on must be val, family or both, not {self.select_on!r}")
         if self.workers < 0:
@@ -136,24 +145,35 @@ class Item:
     key: Tuple[str, int]  # (split, record index): the prior cache key
     name: str
     seq: str  # the window's sequence
-    pairs: np.ndarray  # partners inside the window (-1: unpaired or partner outside)
+    pairs: np.ndarray | PairSet  # partners inside the window (-1: unpaired or partner outside), or
+    # the window's pair set (a PDB record, where a base may sit in several pairs)
     start: int  # window start in the full record
     tokens: np.ndarray  # mapped token ids of the window
     nuc: np.ndarray  # codes 0..4 of the window
 
 
-def crop(rec: Structure, start: int, stop: int) -> Tuple[str, np.ndarray]:
-    """Sequence and partner array of the window [start, stop); pairs leaving it are dropped."""
+def crop(rec: Structure | PairRecord, start: int, stop: int) -> Tuple[str, np.ndarray | PairSet]:
+    """Sequence and partner array (or pair set) of the window [start, stop); pairs leaving it
+    are dropped."""
+    if isinstance(rec.pairs, PairSet):
+        return rec.seq[start:stop], rec.pairs.window(start, stop)
     p = rec.pairs[start:stop] - start
     p[(p < 0) | (p >= stop - start)] = -1
     return rec.seq[start:stop], p
 
 
-def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int,
-                 keep: Optional[set] = None) -> Tuple[List[Structure], List[np.ndarray], int]:
+def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int, keep: Optional[set] = None,
+                 pdb_pairs: str = "canonical") -> Tuple[List[Structure | PairRecord], List[np.ndarray], int]:
     """Records of ``path`` that map under ``scheme`` (only ids in ``keep`` when given; first
-    ``cap`` after a seeded shuffle), their token ids, and the number skipped."""
-    if str(path).lower().endswith(".csv"):  # ArchiveII's id,sequence,len,structure,base_pairs
+    ``cap`` after a seeded shuffle), their token ids, and the number skipped. A PDB pair table
+    (``.tsv``) gives :class:`PairRecord` with its ``pdb_pairs`` view (canonical or all)."""
+    if str(path).lower().endswith(".tsv"):
+        from ..structure.pairsets import read_pair_table
+
+        recs = read_pair_table(path)
+        if pdb_pairs == "canonical":
+            recs = [r.canonical() for r in recs]
+    elif str(path).lower().endswith(".csv"):  # ArchiveII's id,sequence,len,structure,base_pairs
         from ..structure.io import read_archiveii_csv
 
         recs = list(read_archiveii_csv(path))
@@ -264,8 +284,12 @@ def collate(items: List[Item], bpp_of=None) -> Dict[str, torch.Tensor]:
         n = len(it.seq)
         nuc[b, :n] = torch.as_tensor(it.nuc.astype(np.int64))
         mask[b, :n] = True
-        i = np.flatnonzero(it.pairs >= 0)
-        target[b, i, it.pairs[i]] = 1.0
+        if isinstance(it.pairs, PairSet):
+            a, c = it.pairs.ij[:, 0], it.pairs.ij[:, 1]
+            target[b, a, c] = target[b, c, a] = 1.0
+        else:
+            i = np.flatnonzero(it.pairs >= 0)
+            target[b, i, it.pairs[i]] = 1.0
         if bpp is not None:
             bpp[b, 0, :n, :n] = torch.from_numpy(bpp_of(it).astype(np.float32))
     out = {"tokens": tokens, "nuc": nuc, "target": target, "mask": mask}

@@ -165,7 +165,9 @@ def _lookup(keys: np.ndarray, values: np.ndarray, L: int, a: np.ndarray, b: np.n
 
 def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: Optional[np.ndarray] = None) -> Candidates:
     """Candidates and features of ``seq`` from its priors (:class:`resm.structure.priors.SparsePairs`,
-    in the order the head was trained with); ``pairs`` (partner array) adds the targets."""
+    in the order the head was trained with); ``pairs`` (partner array, or a
+    :class:`resm.structure.pairsets.PairSet`, where a base may sit in several pairs) adds the
+    targets."""
     if len(priors) != cfg.priors:
         raise ValueError(f"this head reads {cfg.priors} prior(s), got {len(priors)}")
     L = len(seq)
@@ -214,7 +216,9 @@ def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: Optional[
         return np.where((a >= 0) & (b < L) & (key[pos] == k), pos, -1).astype(np.int64)
 
     target = None
-    if pairs is not None:
+    if pairs is not None and hasattr(pairs, "ij"):  # a pair set
+        target = np.isin(key, pairs.ij[:, 0] * (L + 2) + pairs.ij[:, 1]).astype(np.float32)
+    elif pairs is not None:
         pairs = np.asarray(pairs)
         target = (pairs[ci] == cj).astype(np.float32) if len(ci) else np.zeros(0, np.float32)
     res = np.stack(residue, 1).astype(np.float32) if L else np.zeros((0, 2 * cfg.priors), np.float32)

@@ -24,13 +24,13 @@ from tqdm.auto import tqdm
 
 from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
-from .datasets import FAMFOLD_SPLIT, load_dataset, read_split
+from .datasets import FAMFOLD_SPLIT, load_dataset, read_split, reference_views
 from .folders import FOLDERS
 from .io import Structure
 from .metrics import evaluate
 from .model import load_structure_model
 
-__all__ = ["DEFAULT_FOLDERS", "evaluate_structure", "evaluate_famfold", "format_table", "write_table"]
+__all__ = ["DEFAULT_FOLDERS", "evaluate_dataset", "evaluate_structure", "evaluate_famfold", "format_table", "write_table"]
 
 DEFAULT_FOLDERS = tuple(FOLDERS)
 MODEL = "resm"
@@ -66,10 +66,9 @@ def _model_predictor(model, meta, workers: int, bpp_cache, tile: int) -> Callabl
     return predict
 
 
-def _score(predict, recs: List[Structure], dataset: str, folders: Sequence[str], progress: bool = True,
-           keep: Optional[dict] = None) -> Dict[str, object]:
-    """Every method on ``recs``: ``{"dataset", "n", "methods": {name: metrics}, "seconds": {name: s}}``."""
-    true = [r.pairs for r in recs]
+def _predict_all(predict, recs: List[Structure], dataset: str, folders: Sequence[str],
+                 progress: bool = True) -> tuple:
+    """Every method's partner arrays on ``recs`` and its wall time: ``(preds, seconds)``."""
     preds: Dict[str, list] = {}
     seconds: Dict[str, float] = {}
     t0 = time.perf_counter()
@@ -80,26 +79,53 @@ def _score(predict, recs: List[Structure], dataset: str, folders: Sequence[str],
         t0 = time.perf_counter()
         preds[name] = [fold(r.seq) for r in tqdm(recs, desc=f"{dataset}: {name}", disable=not progress)]
         seconds[name] = time.perf_counter() - t0
+    return preds, seconds
+
+
+def _result(label: str, preds: Dict[str, list], true: list, seconds: Dict[str, float]) -> Dict[str, object]:
+    return {"dataset": label, "n": len(true), "methods": {k: evaluate(p, true) for k, p in preds.items()},
+            "seconds": dict(seconds), "peak_gib": _peak_gib()}
+
+
+def _score(predict, recs: List[Structure], dataset: str, folders: Sequence[str], progress: bool = True,
+           keep: Optional[dict] = None) -> Dict[str, object]:
+    """Every method on ``recs``: ``{"dataset", "n", "methods": {name: metrics}, "seconds": {name: s}}``."""
+    true = [r.pairs for r in recs]
+    preds, seconds = _predict_all(predict, recs, dataset, folders, progress)
     if keep is not None:
         keep.setdefault("true", []).extend(true)
         for name, p in preds.items():
             keep.setdefault("pred", {}).setdefault(name, []).extend(p)
             keep.setdefault("seconds", {}).setdefault(name, 0.0)
             keep["seconds"][name] += seconds[name]
-    return {"dataset": dataset, "n": len(recs), "methods": {k: evaluate(p, true) for k, p in preds.items()},
-            "seconds": seconds, "peak_gib": _peak_gib()}
+    return _result(dataset, preds, true, seconds)
 
 
-def evaluate_structure(model_path, dataset: str, data_dir, limit: Optional[int] = None, seed: int = 0,
-                       tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None,
-                       folders: Optional[Sequence[str]] = None, workers: int = 0) -> Dict[str, object]:
-    """The model at ``model_path`` and the classical ``folders`` on one benchmark set."""
+def evaluate_dataset(model_path, dataset: str, data_dir, limit: Optional[int] = None, seed: int = 0,
+                     tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None,
+                     folders: Optional[Sequence[str]] = None, workers: int = 0) -> List[Dict[str, object]]:
+    """The model at ``model_path`` and the classical ``folders`` on one benchmark set: one
+    result per reference view (:func:`resm.structure.datasets.reference_views`; the PDB sets
+    give two, canonical pairs and all pairs, from the same predictions)."""
     if dataset == "archiveii-famfold":
         raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
     folders = check_folders(folders)
     model, meta = load_structure_model(model_path)
     predict = _model_predictor(model, meta, workers, bpp_cache, tile)
-    return _score(predict, load_dataset(dataset, data_dir, limit, seed), dataset, folders, progress)
+    recs = load_dataset(dataset, data_dir, limit, seed)
+    preds, seconds = _predict_all(predict, recs, dataset, folders, progress)
+    return [_result(label, preds, true, seconds) for label, true in reference_views(dataset, recs).items()]
+
+
+def evaluate_structure(model_path, dataset: str, data_dir, limit: Optional[int] = None, seed: int = 0,
+                       tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None,
+                       folders: Optional[Sequence[str]] = None, workers: int = 0) -> Dict[str, object]:
+    """The model at ``model_path`` and the classical ``folders`` on one benchmark set with one
+    reference view (:func:`evaluate_dataset` gives every view of the PDB sets)."""
+    out = evaluate_dataset(model_path, dataset, data_dir, limit, seed, tile, progress, bpp_cache, folders, workers)
+    if len(out) != 1:
+        raise ValueError(f"{dataset} is scored against {len(out)} references: use evaluate_dataset")
+    return out[0]
 
 
 def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = None, limit: Optional[int] = None,
@@ -129,10 +155,8 @@ def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = Non
         model, meta = load_structure_model(str(model_path).replace("{fold}", name))
         predict = _model_predictor(model, meta, workers, bpp_cache, tile)
         results.append(_score(predict, test, f"archiveii-famfold {name}", folders, progress, keep=pooled))
-    true = pooled.get("true", [])
-    results.append({"dataset": "archiveii-famfold, all folds", "n": len(true),
-                    "methods": {k: evaluate(p, true) for k, p in pooled.get("pred", {}).items()},
-                    "seconds": dict(pooled.get("seconds", {})), "peak_gib": _peak_gib()})
+    results.append(_result("archiveii-famfold, all folds", pooled.get("pred", {}), pooled.get("true", []),
+                           pooled.get("seconds", {})))
     return results
 
 
@@ -150,15 +174,18 @@ def format_table(results: List[Dict[str, object]], command: str, model_path, cac
         "# Secondary structure: resm against the classical folders (same records, same run)",
         "",
         f"Command: `{command}`  ",
-        f"Model: `{model_path}`. Mean per-sequence F1 (strict / ±1 shift), pooled F1 (strict), mean MCC; {timing}.",
+        f"Model: `{model_path}`. Mean per-sequence F1 (strict / ±1 shift), precision and recall (strict); "
+        "pred/ref: predicted pairs over reference pairs, summed over the set (the pair density); "
+        f"pooled F1 (strict), mean MCC; {timing}.",
         "",
-        "| set | n | method | F1 | F1 ±1 | pooled F1 | MCC | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| set | n | method | F1 | F1 ±1 | precision | recall | pred/ref pairs | pooled F1 | MCC | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     margins = []
     for r in results:
         for name, m in r["methods"].items():
             lines.append(f"| {r['dataset']} | {r['n']} | {_label(name)} | {m['f1_mean']:.3f} | {m['f1_shift_mean']:.3f} "
+                         f"| {m['precision_mean']:.3f} | {m['recall_mean']:.3f} | {m['pair_ratio']:.2f} "
                          f"| {m['f1_pooled']:.3f} | {m['mcc_mean']:.3f} | {r['seconds'].get(name, float('nan')):.0f} |")
         classical = {k: m for k, m in r["methods"].items() if k != MODEL}
         if classical and MODEL in r["methods"]:
@@ -167,10 +194,12 @@ def format_table(results: List[Dict[str, object]], command: str, model_path, cac
             m = r["methods"][MODEL]
             f1, f1_shift = classical[best]["f1_mean"], classical[best_s]["f1_shift_mean"]
             margins.append(f"| {r['dataset']} | {best} {f1:.3f} | {m['f1_mean'] - f1:+.3f} "
-                           f"| {best_s} {f1_shift:.3f} | {m['f1_shift_mean'] - f1_shift:+.3f} |")
+                           f"| {best_s} {f1_shift:.3f} | {m['f1_shift_mean'] - f1_shift:+.3f} "
+                           f"| {m['pair_ratio']:.2f} / {classical[best]['pair_ratio']:.2f} |")
     if margins:
         lines += ["", "resm against the best classical folder of each set (by that metric):", "",
-                  "| set | best classical F1 | resm − best | best classical F1 ±1 | resm − best |", "|---|---|---|---|---|"]
+                  "| set | best classical F1 | resm − best | best classical F1 ±1 | resm − best | pred/ref pairs: resm / best by F1 |",
+                  "|---|---|---|---|---|---|"]
         lines += margins
     used = [k for k in FOLDERS if any(k in r["methods"] for r in results)]
     if used:

@@ -3,7 +3,11 @@
 ``DATASETS`` names files under the data folder (``$RESM_DATA``, :func:`resm.config.default_data_dir`):
 bpRNA's TS0 and bpRNA-new (dbn), ArchiveII (CSV; ``archiveii-long`` is its ct archive, RNAs of
 at least 1,000 nt) and ArchiveII's family-wise folds (``split_famfold.csv``, read by
-:func:`read_split`; also the ``data.split`` of the structure task).
+:func:`read_split`; also the ``data.split`` of the structure task), and SPOT-RNA's PDB-derived
+``tr1`` and ``vl1`` (pair tables, :mod:`resm.structure.pairsets`: non-canonical pairs and base
+multiplets included). :func:`reference_views` gives the references a set is scored against:
+the PDB sets twice, over their canonical pairs (the pairs resm and the classical folders can
+predict) and over all their pairs.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .io import Structure, iter_ct_tarball, read_archiveii_csv, read_structures
+from .pairsets import PairRecord, read_pair_table
 
-__all__ = ["DATASETS", "FAMFOLD_SPLIT", "read_split", "load_dataset"]
+__all__ = ["DATASETS", "PAIR_TABLES", "FAMFOLD_SPLIT", "read_split", "load_dataset", "reference_views"]
 
 DATASETS = {
     "ts0": "ss/bprna/TS0.dbn",
@@ -24,7 +29,10 @@ DATASETS = {
     "archiveii": "ss/archiveII/ArchiveII.csv",
     "archiveii-long": "ss/archiveII/archiveII_ct.tar.gz",
     "archiveii-famfold": "ss/archiveII/ArchiveII.csv",
+    "tr1": "ss/pdb/TR1.tsv",
+    "vl1": "ss/pdb/VL1.tsv",
 }
+PAIR_TABLES = ("tr1", "vl1")  # sets whose records are PairRecord (a base may sit in several pairs)
 FAMFOLD_SPLIT = "ss/archiveII/split_famfold.csv"
 
 
@@ -46,7 +54,8 @@ def read_split(path: str | os.PathLike) -> Dict[str, Dict[str, set]]:
     return out
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike, limit: Optional[int] = None, seed: int = 0) -> List[Structure]:
+def load_dataset(name: str, data_dir: str | os.PathLike, limit: Optional[int] = None,
+                 seed: int = 0) -> List[Structure | PairRecord]:
     """The structures of a named set; ``limit`` takes a seeded random subset (reported)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
@@ -57,9 +66,20 @@ def load_dataset(name: str, data_dir: str | os.PathLike, limit: Optional[int] = 
         recs = list(read_archiveii_csv(path))
     elif name == "archiveii-long":
         recs = [r for r in iter_ct_tarball(path) if len(r.seq) >= 1000]
+    elif name in PAIR_TABLES:
+        recs = read_pair_table(path)
     else:
         recs = list(read_structures(path))
     if limit is not None and limit < len(recs):
         idx = sorted(np.random.default_rng(seed).choice(len(recs), limit, replace=False))
         recs = [recs[i] for i in idx]
     return recs
+
+
+def reference_views(name: str, records: List[Structure | PairRecord]) -> Dict[str, list]:
+    """``{label: references}`` a set is scored against: ``{name: pairs}``, or for a pair table
+    ``{"name, canonical pairs": ..., "name, all pairs": ...}``."""
+    if name in PAIR_TABLES or any(isinstance(r, PairRecord) for r in records):
+        return {f"{name}, canonical pairs": [r.canonical().pairs for r in records],
+                f"{name}, all pairs": [r.pairs for r in records]}
+    return {name: [r.pairs for r in records]}

@@ -1,9 +1,10 @@
 """Secondary-structure metrics.
 
 Inputs are partner arrays (``pairs[i]`` = partner or -1, see
-:mod:`resm.structure.io`) or square contact matrices (nonzero = paired; the
+:mod:`resm.structure.io`), square contact matrices (nonzero = paired; the
 matrix is symmetrised and only i < j is used, so a matrix may give a base
-several partners). A structure is the set of pairs (i, j) with i < j.
+several partners) or pair sets (:class:`resm.structure.pairsets.PairSet`, which
+may too). A structure is the set of pairs (i, j) with i < j.
 
 Conventions
 -----------
@@ -34,6 +35,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from .pairsets import PairSet
+
 __all__ = [
     "PairCounts",
     "pair_counts",
@@ -56,8 +59,10 @@ class PairCounts(NamedTuple):
     hit_true: int  # true pairs counted recovered
 
 
-def _ij(x: np.ndarray | Sequence[int]) -> tuple[int, np.ndarray, np.ndarray]:
-    """Length and the i < j index arrays of a partner array or square matrix."""
+def _ij(x) -> tuple[int, np.ndarray, np.ndarray]:
+    """Length and the i < j index arrays of a partner array, square matrix or pair set."""
+    if isinstance(x, PairSet):
+        return x.length, x.ij[:, 0], x.ij[:, 1]
     a = np.asarray(x)
     if a.ndim == 1:
         L = len(a)
@@ -153,7 +158,9 @@ def evaluate(pred_list: Sequence, true_list: Sequence) -> dict[str, float]:
     """All metrics over paired lists of predictions and truths.
 
     Keys: ``n``; ``{precision,recall,f1}_{mean,pooled}``;
-    ``{precision,recall,f1}_shift_{mean,pooled}``; ``mcc_mean``, ``mcc_pooled``.
+    ``{precision,recall,f1}_shift_{mean,pooled}``; ``mcc_mean``, ``mcc_pooled``; the pair
+    density: ``n_pred`` and ``n_true`` (pairs summed over the sequences) and ``pair_ratio``
+    = n_pred / n_true (nan when there is no true pair).
     With no sequences only ``n`` (= 0) is returned.
     """
     if len(pred_list) != len(true_list):
@@ -178,6 +185,8 @@ def evaluate(pred_list: Sequence, true_list: Sequence) -> dict[str, float]:
         for name, v, pv in zip(("precision", "recall", "f1"), per_seq, pooled):
             out[f"{name}{tag}_mean"] = float(v.mean())
             out[f"{name}{tag}_pooled"] = float(pv)
+    n_pred, n_true = int(strict[:, 0].sum()), int(strict[:, 1].sum())
+    out.update(n_pred=n_pred, n_true=n_true, pair_ratio=n_pred / n_true if n_true else float("nan"))
     m = _mcc_from(*conf.T)
     out["mcc_mean"] = float(m.mean())
     out["mcc_pooled"] = float(_mcc_from(*conf.sum(axis=0)))

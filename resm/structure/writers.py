@@ -33,7 +33,8 @@ from .io import FoldError, Structure, format_structures, sparse_probs
 __all__ = ["OUTPUT_FORMATS", "BPP_HEADER", "safe_filename", "record_file_names", "structure_output_mode",
            "check_distinct", "staged_dir", "StructureSink", "TextSink", "format_bpp"]
 
-OUTPUT_FORMATS = ("dbn", "bpseq", "ct")
+OUTPUT_FORMATS = ("dbn", "bpseq", "ct", "pairs")
+ONE_RECORD_FORMATS = ("bpseq", "pairs")  # one record per file
 
 
 _UNSAFE = re.compile(r"[^\w.+=-]")  # \w: letters and digits of every script, and _
@@ -78,7 +79,8 @@ def structure_output_mode(fmt: str, out: Optional[Path], ids: Sequence[str], spl
     (``split_dir``, one ``<id>.<ext>`` file per record).
 
     dbn and ct hold many records in one text (several ct records are written one after the
-    other, as ct allows); bpseq holds one, so several bpseq records need ``split_dir``."""
+    other, as ct allows); bpseq and pairs (the pair list, ``i j`` lines) hold one, so several
+    such records need ``split_dir``."""
     if fmt not in OUTPUT_FORMATS:
         raise FoldError(f"unknown format {fmt!r}; expected one of {OUTPUT_FORMATS}")
     if split_dir is not None:
@@ -88,8 +90,8 @@ def structure_output_mode(fmt: str, out: Optional[Path], ids: Sequence[str], spl
             raise FoldError(f"--split-dir {split_dir}: is a file, not a folder")
         record_file_names(ids, fmt, split_dir)
         return "dir"
-    if fmt == "bpseq" and len(ids) > 1:
-        raise FoldError(f"{out if out is not None else 'stdout'}: bpseq holds one record per file and the input has {len(ids)}: "
+    if fmt in ONE_RECORD_FORMATS and len(ids) > 1:
+        raise FoldError(f"{out if out is not None else 'stdout'}: {fmt} holds one record per file and the input has {len(ids)}: "
                         "give --split-dir DIR (one file per record) or --format dbn/ct")
     if out is None:
         return "stdout"

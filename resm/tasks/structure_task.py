@@ -142,7 +142,8 @@ class StructureTask:
             if d.fold not in folds:
                 raise ConfigError(f"data.fold {d.fold!r} is not in {d.split} (folds: {sorted(folds)})")
             keep_train, keep_val = folds[d.fold]["train"], folds[d.fold]["valid"]
-        self.train_records, self.train_ids, self.n_skipped = load_records(d.train, self.scheme, d.max_train, d.seed, keep_train)
+        self.train_records, self.train_ids, self.n_skipped = load_records(
+            d.train, self.scheme, d.max_train, d.seed, keep_train, d.pdb_pairs)
         self.family_records, self.family_ids, self.family_counts = [], [], {}
         if d.family_holdout:
             kept, out, self.family_counts = family_split(self.train_records, d.families, d.family_holdout, d.seed)
@@ -153,7 +154,7 @@ class StructureTask:
         self.val_records, self.val_ids = ([], [])
         val_path = d.val or (d.train if d.split else None)
         if val_path:
-            self.val_records, self.val_ids, _ = load_records(val_path, self.scheme, d.max_val, d.seed, keep_val)
+            self.val_records, self.val_ids, _ = load_records(val_path, self.scheme, d.max_val, d.seed, keep_val, d.pdb_pairs)
         self._bpp: Dict[Tuple[str, int], np.ndarray] = {}
         self._priors: Dict[Tuple[str, int], list] = {}
         if self.kind == "pairs":

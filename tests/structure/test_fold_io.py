@@ -115,6 +115,12 @@ def test_one_ct_file_holds_every_record(tiny, tmp_path):
     assert sorted(p.name for p in (tmp_path / "per").iterdir()) == ["s1.bpseq", "s3.bpseq", "s_2.bpseq"]
     with pytest.raises(FoldError, match="bpseq holds one record per file and the input has 3: give --split-dir"):
         fold(d, d / "in.fa", fmt="bpseq", out=tmp_path / "x.bpseq")
+    fold(d, d / "in.fa", fmt="pairs", split_dir=tmp_path / "per")  # the pair list: the same structures
+    for rec in recs:
+        got = next(read_structures(tmp_path / "per" / f"{rec.name.replace('/', '_')}.pairs"))
+        assert got.name == rec.name and got.seq == rec.seq and np.array_equal(got.pairs, rec.pairs)
+    with pytest.raises(FoldError, match="pairs holds one record per file and the input has 3"):
+        fold(d, d / "in.fa", fmt="pairs", out=tmp_path / "x.pairs")
     with pytest.raises(FoldError, match="is a folder; -o names one file"):
         fold(d, d / "in.fa", fmt="ct", out=tmp_path / "per")
     with pytest.raises(FoldError, match="both name"):

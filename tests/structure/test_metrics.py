@@ -172,8 +172,9 @@ def test_evaluate_mean_and_pooled():
     assert res["mcc_mean"] == pytest.approx((mcc(p1, t1) + 1 + 1) / 3)
     expected_keys = {
         f"{m}{s}_{a}" for m in ("precision", "recall", "f1") for s in ("", "_shift") for a in ("mean", "pooled")
-    } | {"n", "mcc_mean", "mcc_pooled"}
+    } | {"n", "mcc_mean", "mcc_pooled", "n_pred", "n_true", "pair_ratio"}
     assert set(res) == expected_keys
+    assert (res["n_pred"], res["n_true"], res["pair_ratio"]) == (5, 6, 5 / 6)
 
 
 def test_evaluate_pooled_mcc():

@@ -265,7 +265,7 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
     assert float(rows["**resm**"][3]) > 0.5  # the trained head folds these hairpins well
     best = max(float(rows["rnafold"][3]), float(rows["eternafold"][3]))
     margin = next(line for line in table.splitlines() if line.startswith("| ts0 |") and "best" not in line
-                  and line.count("|") == 6)
+                  and line.count("|") == 7)
     assert float(margin.split("|")[3]) == pytest.approx(float(rows["**resm**"][3]) - best, abs=2e-3)
     p = run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
             "--data-dir", tmp_path / "none", check=False)

@@ -1,0 +1,152 @@
+"""Structures in which a base may sit in several pairs: the pair lists of 3D-derived sets.
+
+Structures annotated from 3D coordinates (SPOT-RNA's PDB-derived TR1 and VL1, annotated with
+DSSR) hold non-canonical pairs and base multiplets: a base in two or more pairs (base triples).
+A partner array (:class:`resm.structure.io.Structure`) holds one partner per base, so these
+records are :class:`PairRecord`, whose :class:`PairSet` is a list of pairs.
+
+* :class:`PairSet`: 0-based pairs ``(i, j)``, i < j, sorted, each once, and the length;
+  :meth:`PairSet.window` crops it like a training crop;
+* :class:`PairRecord`: name, sequence (as deposited) and pair set, with the views
+  :meth:`PairRecord.canonical` (AU, GC and GU pairs only) and :meth:`PairRecord.non_canonical`;
+* :func:`read_pair_table`: a TSV with the header ``id  sequence  pairs`` (``pairs``:
+  space-separated 1-based ``i:j`` with i < j; empty when the record has none), the format of
+  ``ss/pdb/TR1.tsv`` and ``VL1.tsv``. A malformed line, a pair outside the sequence, a
+  self-pair, a pair written twice or a repeated id is a one-line :class:`StructureError`
+  naming the file and the line.
+
+Canonical means the two letters, upper-cased with T read as U, are AU, UA, GC, CG, GU or UG; a
+modified base (a letter such as ``P``) makes its pairs non-canonical. :mod:`resm.structure.metrics`
+scores a pair set as it scores a partner array, so precision and recall count every pair of a
+multiplet.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io import StructureError
+
+__all__ = ["CANONICAL_PAIRS", "PairRecord", "PairSet", "read_pair_table"]
+
+CANONICAL_PAIRS = frozenset({"AU", "UA", "GC", "CG", "GU", "UG"})
+HEADER = ("id", "sequence", "pairs")
+
+
+@dataclass(frozen=True, eq=False)
+class PairSet:
+    """Pairs of one structure, a base possibly in several: ``ij`` (n, 2) int64, 0-based,
+    i < j, sorted by (i, j), no pair twice; ``length`` the sequence length."""
+
+    ij: np.ndarray
+    length: int
+
+    def __post_init__(self) -> None:
+        ij = np.asarray(self.ij, dtype=np.int64).reshape(-1, 2)
+        if len(ij) and (ij.min() < 0 or ij.max() >= self.length):
+            raise StructureError(f"pair index out of range for length {self.length}")
+        if np.any(ij[:, 0] >= ij[:, 1]):
+            raise StructureError("pairs need i < j")
+        ij = np.unique(ij, axis=0) if len(ij) else ij
+        object.__setattr__(self, "ij", ij)
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.ij)
+
+    def multiplet_bases(self) -> int:
+        """Bases that sit in more than one pair."""
+        return int((np.bincount(self.ij.ravel(), minlength=self.length) > 1).sum())
+
+    def select(self, keep: np.ndarray) -> PairSet:
+        return PairSet(self.ij[np.asarray(keep, dtype=bool)], self.length)
+
+    def window(self, start: int, stop: int) -> PairSet:
+        """The pairs with both ends in [start, stop), renumbered from ``start``."""
+        inside = (self.ij[:, 0] >= start) & (self.ij[:, 1] < stop)
+        return PairSet(self.ij[inside] - start, stop - start)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PairSet):
+            return NotImplemented
+        return self.length == other.length and np.array_equal(self.ij, other.ij)
+
+
+@dataclass
+class PairRecord:
+    """One record of a pair table: name, sequence as deposited, and its pairs."""
+
+    name: str
+    seq: str
+    pairs: PairSet
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def is_canonical(self) -> np.ndarray:
+        """Per pair: whether it is AU, GC or GU (upper case, T read as U)."""
+        s = self.seq.upper().replace("T", "U")
+        return np.array([s[i] + s[j] in CANONICAL_PAIRS for i, j in self.pairs.ij.tolist()], dtype=bool)
+
+    def canonical(self) -> PairRecord:
+        return PairRecord(self.name, self.seq, self.pairs.select(self.is_canonical()))
+
+    def non_canonical(self) -> PairRecord:
+        return PairRecord(self.name, self.seq, self.pairs.select(~self.is_canonical()))
+
+
+def _pair(tok: str, src: str, n: int, L: int) -> tuple:
+    a, sep, b = tok.partition(":")
+    if not sep or not a.isdigit() or not b.isdigit():
+        raise StructureError(f"{src} line {n}: pair {tok!r} is not 'i:j' with positive integers")
+    i, j = int(a), int(b)
+    if i == j:
+        raise StructureError(f"{src} line {n}: pair {tok!r} pairs base {i} with itself")
+    if i < 1 or j > L or i > L:
+        raise StructureError(f"{src} line {n}: pair {tok!r} lies outside the sequence (1..{L})")
+    if i > j:
+        raise StructureError(f"{src} line {n}: pair {tok!r} needs i < j")
+    return i - 1, j - 1
+
+
+def read_pair_table(path: str | os.PathLike) -> list[PairRecord]:
+    """The records of a pair table (see the module notes); errors name the file and line."""
+    path = Path(path)
+    src = path.name
+    out: list[PairRecord] = []
+    seen: dict = {}
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for n, raw in enumerate(fh, 1):
+            line = raw.rstrip("\r\n")
+            if n == 1:
+                if tuple(c.strip().lower() for c in line.split("\t")) != HEADER:
+                    raise StructureError(f"{src} line 1: expected the header 'id<TAB>sequence<TAB>pairs'")
+                continue
+            if not line.strip():
+                continue
+            cols = line.split("\t")
+            if len(cols) != 3:
+                raise StructureError(f"{src} line {n}: expected 3 tab-separated columns (id, sequence, pairs), got {len(cols)}")
+            name, seq, pairs = cols[0].strip(), cols[1].strip(), cols[2].split()
+            if not name or not seq:
+                raise StructureError(f"{src} line {n}: empty id or sequence")
+            if not seq.isalpha():
+                raise StructureError(f"{src} line {n}: sequence of {name!r} holds a character that is not a letter")
+            if name in seen:
+                raise StructureError(f"{src} line {n}: id {name!r} already on line {seen[name]}")
+            seen[name] = n
+            ij = [_pair(t, src, n, len(seq)) for t in pairs]
+            if len(set(ij)) != len(ij):
+                dup = next(p for k, p in enumerate(ij) if p in ij[:k])
+                raise StructureError(f"{src} line {n}: pair {dup[0] + 1}:{dup[1] + 1} written twice")
+            out.append(PairRecord(name, seq, PairSet(np.asarray(ij, dtype=np.int64).reshape(-1, 2), len(seq))))
+    if not out:
+        raise StructureError(f"{src} line 1: no records")
+    return out
