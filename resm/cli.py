@@ -168,9 +168,10 @@ def cmd_finetune(a: argparse.Namespace) -> None:
     if result.get("decoding"):
         d, f = result["decoding"], result.get("final") or {}
         line += f"; decoding: {Decoding.from_dict(d).describe()}"
-        for s in ("val", "family"):
-            if s in f:
-                line += f"; {s} F1 {f[s]['f1_mean']:.3f} strict, {f[s]['f1_shift_mean']:.3f} shift"
+        for s, m in f.items():
+            if isinstance(m, dict) and "f1_mean" in m:
+                line += f"; {s} F1 {m['f1_mean']:.3f} strict, {m['f1_shift_mean']:.3f} shift"
+                line += f", pairs {m['pair_ratio']:.2f} of the reference's" if "pair_ratio" in m else ""
         line += f"; wrote {result['model_file']}"
     elif result.get("threshold") is not None:
         line += f"; threshold {result['threshold']:g}; wrote {result['model_file']}"

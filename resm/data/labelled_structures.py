@@ -74,8 +74,14 @@ class StructureDataConfig:
             (AU, GC, GU; the only pairs the pair head's candidates hold) or ``all``
             (non-canonical pairs too). Base multiplets are kept either way: a base may be the
             target of several pairs.
-        select_on: which validation set the decoding (pair head: MEA gamma, prior weight,
-            pseudoknots) is chosen on: ``val``, ``family`` or ``both`` (the mean of the two).
+        val_sets: more validation sets by name, e.g. ``{vl1: "{data_dir}/ss/pdb/VL1.tsv"}``
+            (any structure file; a pair table is read with ``pdb_pairs``; each capped at
+            ``max_val``): scored at every validation and, with ``select_on``, in the decoding
+            choice, so that no single annotation source decides it. Pair head only.
+        select_on: which validation sets the decoding (pair head: MEA gamma, prior weight,
+            pseudoknots) is chosen on, by the mean of their F1: ``val``, ``family``, ``both``
+            (val and family), ``all`` (val, family and every ``val_sets`` entry) or a list of
+            their names (e.g. ``[val, family, vl1]``).
         seed: seed of the record subsets, crops and batch order.
         split: a fold table (``fold_name, fold_number, partition, id``; e.g. ArchiveII's
             ``split_famfold.csv``) selecting records of ``train`` by id; needs ``fold``.
@@ -98,10 +104,18 @@ class StructureDataConfig:
     families: Optional[str] = None
     family_holdout: float = 0.0
     pdb_pairs: str = "canonical"
-    select_on: str = "both"
+    val_sets: Optional[Dict[str, str]] = None
+    select_on: Any = "both"
     seed: int = 0
     split: Optional[str] = None
     fold: Optional[str] = None
+
+    def selection(self) -> List[str]:
+        """The names of the validation sets the decoding is chosen on (``select_on``)."""
+        if isinstance(self.select_on, list):
+            return list(self.select_on)
+        return {"val": ["val"], "family": ["family"], "both": ["val", "family"],
+                "all": ["val", "family", *(self.val_sets or {})]}[self.select_on]
 
     def __post_init__(self):
         if not self.train:
@@ -121,8 +135,20 @@ class StructureDataConfig:
             raise ConfigError("data.families (a FASTA of >FAMILY|id records) and data.family_holdout go together")
         if self.pdb_pairs not in ("canonical", "all"):
             raise ConfigError(f"data.pdb_pairs must be canonical or all, not {self.pdb_pairs!r}")
-        if self.select_on not in ("val", "family", "both"):
-            raise ConfigError(f"data.select_on must be val, family or both, not {self.select_on!r}")
+        if self.val_sets is not None:
+            if not isinstance(self.val_sets, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                                              for k, v in self.val_sets.items()):
+                raise ConfigError("data.val_sets must map names to structure files, e.g. {vl1: path/VL1.tsv}")
+            clash = sorted(set(self.val_sets) & {"train", "val", "family", "both", "all"})
+            if clash:
+                raise ConfigError(f"data.val_sets: {clash[0]!r} is a reserved name (train, val, family, both, all)")
+        known = ["val", "family", *(self.val_sets or {})]
+        if isinstance(self.select_on, list):
+            bad = [x for x in self.select_on if x not in known]
+            if bad or not self.select_on:
+                raise ConfigError(f"data.select_on: {bad[0] if bad else '[]'!r} is not a validation set; known: {known}")
+        elif self.select_on not in ("val", "family", "both", "all"):
+            raise ConfigError(f"data.select_on must be val, family, both, all or a list of {known}, not {self.select_on!r}")
         if self.workers < 0:
             raise ConfigError(f"data.workers must be >= 0, got {self.workers}")
         if self.priors is not None:

@@ -105,7 +105,9 @@ class StructureTask:
     sections = ("model", "head", "data", "loss")
     output = MODEL_FILE
 
-    def __init__(self, cfg: Dict[str, Any]):
+    def __init__(self, cfg: Dict[str, Any], *, train_priors: bool = True):
+        """``train_priors=False``: the training records' pair priors are not computed (a task
+        built only to validate or choose the decoding of a trained model)."""
         self.model_cfg = ModelConfig.for_task(cfg.get("model"), "structure")
         self.data_cfg = from_dict(StructureDataConfig, cfg.get("data"), "data")
         self.loss_cfg = from_dict(StructureLossConfig, cfg.get("loss"), "loss")
@@ -125,8 +127,8 @@ class StructureTask:
             self.prior_cfgs = [from_dict(PriorConfig, p, f"data.priors[{k}]") for k, p in enumerate(d.priors or [{}])]
             self.head_cfg = _pair_head_config(section or {}, backbone, len(self.prior_cfgs))
         else:
-            if d.priors is not None or d.family_holdout:
-                raise ConfigError("data.priors and data.family_holdout are for head.kind pairs")
+            if d.priors is not None or d.family_holdout or d.val_sets:
+                raise ConfigError("data.priors, data.family_holdout and data.val_sets are for head.kind pairs")
             self.head_cfg = _head_config(section, backbone, d.use_bpp)
         from ..heads import HEADS
 
@@ -155,25 +157,40 @@ class StructureTask:
         val_path = d.val or (d.train if d.split else None)
         if val_path:
             self.val_records, self.val_ids, _ = load_records(val_path, self.scheme, d.max_val, d.seed, keep_val, d.pdb_pairs)
+        self.extra_sets: Dict[str, Tuple[list, list]] = {  # data.val_sets: name -> (records, token ids)
+            name: load_records(path, self.scheme, d.max_val, d.seed, None, d.pdb_pairs)[:2]
+            for name, path in (d.val_sets or {}).items()}
         self._bpp: Dict[Tuple[str, int], np.ndarray] = {}
         self._priors: Dict[Tuple[str, int], list] = {}
         if self.kind == "pairs":
-            self._compute_priors()
+            self._compute_priors(train_priors)
         self.threshold: Optional[float] = None
         self.decoding: Optional[Dict[str, Any]] = None
         self.final_metrics: Dict[str, float] = {}
 
     # -------------------------------------------------------------- records and priors
     def _records(self, split: str):
+        if split in self.extra_sets:
+            return self.extra_sets[split][0]
         return {"train": self.train_records, "val": self.val_records, "family": self.family_records}[split]
 
-    def _compute_priors(self) -> None:
+    def _ids(self, split: str):
+        if split in self.extra_sets:
+            return self.extra_sets[split][1]
+        return {"val": self.val_ids, "family": self.family_ids, "train": self.train_ids}[split]
+
+    def validation_splits(self) -> List[str]:
+        """The validation sets that hold records: ``val``, ``family``, then ``data.val_sets``."""
+        return [s for s in ("val", "family", *self.extra_sets) if self._records(s)]
+
+    def _compute_priors(self, train: bool = True) -> None:
         """Every record's pair priors, before training (parallel; cached on disk if asked)."""
         import os
 
         from ..structure.priors import compute_priors
 
-        keys = [(s, k) for s in ("train", "val", "family") for k in range(len(self._records(s)))]
+        splits = ("train", "val", "family", *self.extra_sets) if train else ("val", "family", *self.extra_sets)
+        keys = [(s, k) for s in splits for k in range(len(self._records(s)))]
         workers = self.data_cfg.workers or (os.cpu_count() or 1)
         out = compute_priors([self._records(s)[k].seq for s, k in keys], self.prior_cfgs, self.data_cfg.bpp_cache,
                              workers, desc="pair priors")
@@ -214,8 +231,7 @@ class StructureTask:
         return model(batch["tokens"].to(device), batch["nuc"].to(device), None if bpp is None else bpp.to(device))
 
     def _eval_items(self, split: str, rank: int = 0, world: int = 1) -> List[List[Item]]:
-        recs = self._records(split)
-        ids = {"val": self.val_ids, "family": self.family_ids, "train": self.train_ids}[split]
+        recs, ids = self._records(split), self._ids(split)
         items = []
         for k in range(rank, len(recs), world):
             r = recs[k]
@@ -296,7 +312,7 @@ class StructureTask:
         return loss, {"tokens": int(b["mask"].sum())}
 
     def validate(self, model, device) -> Dict[str, float]:
-        if not self.val_records and not self.family_records:
+        if not self.validation_splits():
             return {}
         import torch.distributed as dist
 
@@ -307,9 +323,8 @@ class StructureTask:
         pred = self.predictor(model)
         if self.kind == "pairs":
             out: Dict[str, float] = {}
-            for split, tag in (("val", "val"), ("family", "family")):
-                if not self._records(split):
-                    continue
+            for split in self.validation_splits():
+                tag = split
                 items, loss = self.predict_pairs_val(model, device, split, rank, world)
                 r = evaluate([pred.decode(s, i, j, q, None) for s, i, j, q, _, _ in items], [t for *_, t in items])
                 out.update({f"{tag}_loss": loss, f"{tag}_f1": r.get("f1_mean", float("nan")),
@@ -361,25 +376,38 @@ class StructureTask:
         self.final_metrics, self.decoding = payload["val_metrics"], payload.get("decoding")
         save_structure_model(payload, Path(out_dir) / MODEL_FILE)
 
-    def choose_decoding(self, model, device, payload: Dict[str, Any]) -> None:
-        """Pair head: MEA gamma, prior weight and pseudoknot threshold chosen on the validation
-        set(s) named by ``data.select_on``; their scores go into the file."""
-        from ..structure.decode import choose_decoding
+    def validation_predictions(self, model, device) -> Dict[str, list]:
+        """Pair head: ``{split: [(seq, i, j, model_p, prior_p, true_pairs)]}`` of every validation
+        set (:meth:`validation_splits`)."""
+        return {s: self.predict_pairs_val(model, device, s)[0] for s in self.validation_splits()}
+
+    def decoding_metrics(self, model, items: list, decoding) -> Dict[str, Any]:
+        """F1 (strict, ±1), precision, recall and predicted/reference pair ratio of one
+        validation set's predictions decoded with ``decoding`` (through the model's predictor)."""
         from ..structure.metrics import evaluate
 
-        sets = {s: self.predict_pairs_val(model, device, s)[0] for s in ("val", "family") if self._records(s)}
+        pred = self.predictor(model, decoding=decoding)
+        r = evaluate([pred.decode(q[0], q[1], q[2], q[3], q[4]) for q in items], [q[5] for q in items])
+        return {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"], "precision_mean": r["precision_mean"],
+                "recall_mean": r["recall_mean"], "pair_ratio": r["pair_ratio"], "n": len(items)}
+
+    def choose_decoding(self, model, device, payload: Dict[str, Any], sets: Optional[Dict[str, list]] = None) -> None:
+        """Pair head: MEA gamma, prior weight and pseudoknot threshold chosen on the validation
+        set(s) named by ``data.select_on`` (the mean of their F1, so that no single annotation
+        source decides); every set's scores, pair density included, go into the file.
+        ``sets``: :meth:`validation_predictions`, when already computed."""
+        from ..structure.decode import choose_decoding
+
+        sets = self.validation_predictions(model, device) if sets is None else sets
         if not sets:
             return
-        want = {"val": ["val"], "family": ["family"], "both": ["val", "family"]}[self.data_cfg.select_on]
-        chosen = [sets[s] for s in want if s in sets] or list(sets.values())
+        want = [s for s in self.data_cfg.selection() if s in sets] or list(sets)
         weights = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-        best = choose_decoding(chosen, prior_weights=weights)
+        best = choose_decoding([sets[s] for s in want], prior_weights=weights)
         payload["decoding"] = best.to_dict()
-        pred = self.predictor(model, decoding=best)
-        metrics: Dict[str, Any] = {"selected_on": [s for s in want if s in sets] or list(sets)}
+        metrics: Dict[str, Any] = {"selected_on": want}
         for s, items in sets.items():
-            r = evaluate([pred.decode(q[0], q[1], q[2], q[3], q[4]) for q in items], [q[5] for q in items])
-            metrics[s] = {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"], "n": len(items)}
+            metrics[s] = self.decoding_metrics(model, items, best)
         if self.family_counts:
             metrics["family_split"] = dict(self.family_counts)
         payload["val_metrics"] = metrics

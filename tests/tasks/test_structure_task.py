@@ -354,6 +354,51 @@ def test_pair_head_learns_and_chooses_its_decoding(assets, pair_trained):
     np.testing.assert_allclose(alone, got[3][1], atol=1e-5)
 
 
+def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, capsys):
+    """data.val_sets adds a validation set (here a PDB pair table with a base triple); with
+    select_on all the decoding maximises the mean F1 of every set, the file reports each set's
+    precision, recall and pair ratio, and a task built to choose decodings skips the training
+    priors. Bad val_sets / select_on are one-line config errors."""
+    from resm.model.load import safe_load
+    from resm.structure.decode import Decoding, choose_decoding
+    from resm.structure.io import read_structures
+    from resm.structure.model import model_from_payload
+    from resm.tasks.structure import StructureTask
+
+    recs = list(read_structures(assets["val"]))[:6]
+    rows = []
+    for r in recs:
+        ij = [f"{i + 1}:{j + 1}" for i, j in enumerate(r.pairs.tolist()) if j > i]
+        i0, j0 = next((i, j) for i, j in enumerate(r.pairs.tolist()) if j > i)
+        ij.append(f"{i0 + 1}:{j0}")  # base i0 in a second (usually non-canonical) pair: a triple
+        rows.append(f"{r.name}\t{r.seq}\t{' '.join(ij)}\n")
+    pdb = tmp_path / "PDB.tsv"
+    pdb.write_text("id\tsequence\tpairs\n" + "".join(rows))
+    cfg = pair_config(assets, tmp_path / "o")
+    cfg["data"].update(val_sets={"pdb": str(pdb)}, select_on="all", pdb_pairs="all")
+    task = StructureTask(cfg, train_priors=False)
+    assert task.validation_splits() == ["val", "pdb"] and not any(k[0] == "train" for k in task._priors)
+    payload = safe_load(pair_trained["dir"] / "structure_model.pt")
+    model, _ = model_from_payload(payload)
+    sets = task.validation_predictions(model, "cpu")
+    task.choose_decoding(model, "cpu", payload, sets=sets)
+    m = payload["val_metrics"]
+    assert m["selected_on"] == ["val", "pdb"] and m["pdb"]["n"] == 6
+    assert m["pdb"]["recall_mean"] < 1 and m["pdb"]["pair_ratio"] > 0  # one partner per predicted base
+    chosen = Decoding.from_dict(payload["decoding"])
+    _, scores = choose_decoding([sets["val"], sets["pdb"]], prior_weights=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+                                return_scores=True)
+    mean = (task.decoding_metrics(model, sets["val"], chosen)["f1_mean"] + task.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"]) / 2
+    assert mean == pytest.approx(max(scores.values()), abs=1e-12)
+    assert m["pdb"]["f1_mean"] == pytest.approx(task.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"])
+    path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
+    capsys.readouterr()
+    for over, what in (("data.val_sets={val: x.dbn}", "reserved name"), ("data.select_on=[val, vl9]", "'vl9' is not a validation set")):
+        assert cli_main(["finetune", "--config", str(path), over]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and what in err[0], err
+
+
 def test_pair_head_config_errors(assets, tmp_path, capsys):
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
     assert cli_main(["finetune", "--config", str(path), "data.priors=[{kind: rnastructure}]"]) == 1
