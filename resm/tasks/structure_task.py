@@ -27,6 +27,8 @@ The config has these sections (every option is documented on its dataclass):
 * ``data`` (:class:`resm.data.labelled_structures.StructureDataConfig`): structure files, crops,
   batching, priors, family hold-out;
 * ``loss`` (:class:`StructureLossConfig`): positive-pair weight;
+* ``start`` (:class:`StructureStartConfig`, optional): a trained structure model to start from
+  (fine-tuning it, e.g. the shipped model on PDB-derived TR1);
 * ``optim`` / ``train``: :class:`resm.train.OptimConfig` / :class:`resm.train.TrainConfig`.
 
 The loop is :class:`resm.train.Trainer` (checkpoints, exact resume, DDP / DeepSpeed); this
@@ -56,7 +58,7 @@ from ..structure.model import (DEFAULT_KIND, HEAD_KINDS, MODEL_FILE, StructureMo
                                save_structure_model, structure_payload)
 from .base import ModelConfig, TaskSpec, adapter_config, load_model_backbone
 
-__all__ = ["StructureLossConfig", "StructureTask"]
+__all__ = ["StructureLossConfig", "StructureStartConfig", "StructureTask"]
 
 _EXTRA = 2  # BOS + EOS
 
@@ -77,6 +79,53 @@ class StructureLossConfig:
     def __post_init__(self):
         if not self.pos_weight > 0:
             raise ConfigError(f"loss.pos_weight must be > 0, got {self.pos_weight}")
+
+
+@dataclass
+class StructureStartConfig:
+    """Where the ``structure`` task's weights start (the ``start`` section).
+
+    Attributes:
+        model: a ``structure_model.pt`` (e.g. ``resm/models/structure_default.pt``, the shipped
+            model) whose backbone and head weights the training starts from: fine-tuning a
+            trained model on other data. Its head kind and head settings, mapping scheme and
+            pair priors must be this config's (``model.arch`` or ``model.init`` only gives the
+            backbone's architecture; its weights are replaced). None: the head starts at random.
+    """
+
+    model: Optional[str] = None
+
+
+def _start_weights(path: str, backbone, head, kind: str, head_cfg, scheme, prior_cfgs) -> None:
+    """Load the backbone and head weights of the structure model at ``path`` into ``backbone``
+    and ``head``, after checking that it was built as this config builds them."""
+    from ..model.load import safe_load
+
+    where = f"start.model {path}"
+    try:
+        payload = safe_load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    if not isinstance(payload, dict) or payload.get("format") != "resm-structure":
+        raise ConfigError(f"{where}: not a resm structure model (written by resm finetune)")
+    if payload.get("head_kind", "conv") != kind:
+        raise ConfigError(f"{where}: its head is {payload.get('head_kind', 'conv')!r}, this config's head.kind {kind!r}")
+    if payload.get("scheme") != scheme.name:
+        raise ConfigError(f"{where}: trained with scheme {payload.get('scheme')!r}, this config's model.scheme {scheme.name!r}")
+    if kind == "pairs" and payload.get("priors") != [asdict(c) for c in prior_cfgs]:
+        raise ConfigError(f"{where}: its priors {payload.get('priors')} differ from data.priors")
+    mine, theirs = head_cfg.to_dict(), payload.get("head_config") or {}
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        raise ConfigError(f"{where}: head.{diff[0]} is {theirs.get(diff[0])!r} there, {mine.get(diff[0])!r} here")
+    from ..structure.model import model_from_payload
+
+    trained, _ = model_from_payload(payload)
+    try:
+        backbone.load_state_dict(trained.backbone.state_dict())
+        head.load_state_dict(trained.head.state_dict())
+    except RuntimeError as e:
+        raise ConfigError(f"{where}: weights do not fit this config's model ({str(e).splitlines()[0]})") from None
 
 
 # ----------------------------------------------------------------------------- task
@@ -102,7 +151,7 @@ class StructureTask:
     """Secondary structure: backbone + a structure head (``head.kind``: ``pairs`` or ``conv``)."""
 
     name = "structure"
-    sections = ("model", "head", "data", "loss")
+    sections = ("model", "head", "data", "loss", "start")
     output = MODEL_FILE
 
     def __init__(self, cfg: Dict[str, Any], *, train_priors: bool = True):
@@ -111,6 +160,7 @@ class StructureTask:
         self.model_cfg = ModelConfig.for_task(cfg.get("model"), "structure")
         self.data_cfg = from_dict(StructureDataConfig, cfg.get("data"), "data")
         self.loss_cfg = from_dict(StructureLossConfig, cfg.get("loss"), "loss")
+        self.start_cfg = from_dict(StructureStartConfig, cfg.get("start"), "start")
         self.scheme = get_scheme(self.model_cfg.scheme)
         m, d = self.model_cfg, self.data_cfg
         section = dict(cfg.get("head") or {}) if isinstance(cfg.get("head"), dict) else cfg.get("head")
@@ -135,6 +185,8 @@ class StructureTask:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(d.seed)  # head initialisation, reproducible
             head, _ = HEADS[HEAD_KINDS[self.kind]](self.head_cfg.to_dict(), backbone.embed_dim)
+        if self.start_cfg.model:
+            _start_weights(self.start_cfg.model, backbone, head, self.kind, self.head_cfg, self.scheme, self.prior_cfgs)
         self.model = StructureModel(backbone, head, m.mode, adapter_config(m))
         keep_train = keep_val = None
         if d.split:
@@ -348,6 +400,8 @@ class StructureTask:
         }
         if self.kind == "pairs":
             out["head_kind"] = "pairs"
+        if self.start_cfg.model:
+            out["start"] = asdict(self.start_cfg)
         return out
 
     def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:

@@ -399,6 +399,45 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, caps
         assert len(err) == 1 and what in err[0], err
 
 
+def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
+    """configs/finetune/structure_pdb.yaml, a few steps on a tiny PDB pair table: training starts
+    from the shipped model's weights (frozen backbone kept, head moved), the decoding is chosen on
+    VL0-like and VL1-like sets together; a start model built otherwise is a one-line error."""
+    pytest.importorskip("linearpartition")
+    from resm.model.load import safe_load
+    from resm.structure.io import read_structures
+    from resm.structure.model import load_structure_model
+
+    rows = []
+    for r in list(read_structures(assets["train"]))[:8]:
+        ij = [f"{i + 1}:{j + 1}" for i, j in enumerate(r.pairs.tolist()) if j > i]
+        i0, j0 = next((i, j) for i, j in enumerate(r.pairs.tolist()) if j > i)
+        rows.append(f"{r.name}\t{r.seq}\t{' '.join(ij + [f'{i0 + 1}:{j0}'])}\n")
+    tr1 = tmp_path / "TR1.tsv"
+    tr1.write_text("id\tsequence\tpairs\n" + "".join(rows))
+    out = tmp_path / "run"
+    over = [f"data.train={tr1}", f"data.val={assets['val']}", f"data.val_sets={{vl1: {tr1}}}", "data.max_val=4",
+            f"data.bpp_cache={tmp_path / 'cache'}", "data.workers=1", "data.tokens_per_batch=700",
+            f"train.out_dir={out}", "train.max_steps=3", "train.val_every=3", "train.ckpt_every=3",
+            "train.log_every=1", "train.progress=false", "train.device=cpu"]
+    p = run("finetune", "--config", "configs/finetune/structure_pdb.yaml", *over)
+    assert "vl1 F1" in p.stdout and "pairs" in p.stdout
+    shipped, _ = load_structure_model("resm/models/structure_default.pt")
+    tuned, meta = load_structure_model(out / "structure_model.pt")
+    for (k, a), b in zip(shipped.backbone.state_dict().items(), tuned.backbone.state_dict().values()):
+        assert torch.equal(a, b), k  # frozen
+    moved = [k for (k, a), b in zip(shipped.head.state_dict().items(), tuned.head.state_dict().values())
+             if a.dtype.is_floating_point and not torch.equal(a, b)]
+    assert moved and len(log(out)) == 3
+    assert meta["val_metrics"]["selected_on"] == ["val", "vl1"] and meta["val_metrics"]["vl1"]["n"] == 4  # data.max_val
+    raw = safe_load(out / "structure_model.pt")
+    assert raw["head_config"] == safe_load("resm/models/structure_default.pt")["head_config"]
+    capsys.readouterr()
+    assert cli_main(["finetune", "--config", "configs/finetune/structure_pdb.yaml", *over, "head.width=32"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "start.model resm/models/structure_default.pt: head.width is 64 there, 32 here" in err[0], err
+
+
 def test_pair_head_config_errors(assets, tmp_path, capsys):
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
     assert cli_main(["finetune", "--config", str(path), "data.priors=[{kind: rnastructure}]"]) == 1
