@@ -6,7 +6,10 @@ For each record of the chosen set the model predicts a structure through its pre
 model at its stored threshold), and every classical folder asked for
 (:data:`resm.structure.folders.FOLDERS`: RNAfold MFE and MEA, LinearPartition MEA with
 EternaFold or ViennaRNA parameters, LinearFold) folds the same sequence. All are scored with
-:func:`resm.structure.metrics.evaluate` (per-sequence mean and pooled, strict and ±1 shift, MCC).
+:func:`resm.structure.metrics.evaluate` (per-sequence mean and pooled, strict and ±1 shift, MCC),
+with the pair density beside F1: precision, recall and predicted/reference pair count. The PDB
+sets (``vl1``, ``tr1``) are scored twice from the same predictions, over their canonical pairs
+and over all their pairs (:func:`resm.structure.datasets.reference_views`).
 Each method's wall time over the set and the peak resident memory of the process are recorded
 too. The table ends, per set, with the model's margin over the best classical folder.
 """
