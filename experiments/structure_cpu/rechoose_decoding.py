@@ -41,7 +41,8 @@ def table(before: dict, after: dict, old: Decoding, new: Decoding, selected, com
         b, a = before[s], after[s]
         lines.append(f"| {s} | {b['n']} | {b['f1_mean']:.3f} | {a['f1_mean']:.3f} | {b['f1_shift_mean']:.3f} "
                      f"| {a['f1_shift_mean']:.3f} | {b['precision_mean']:.3f} / {a['precision_mean']:.3f} "
-                     f"| {b['recall_mean']:.3f} / {a['recall_mean']:.3f} | {b['pair_ratio']:.2f} | {a['pair_ratio']:.2f} |")
+                     f"| {b['recall_mean']:.3f} / {a['recall_mean']:.3f} "
+                     f"| {b['pair_ratio']:.2f} | {a['pair_ratio']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

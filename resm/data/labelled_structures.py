@@ -146,9 +146,11 @@ class StructureDataConfig:
         if isinstance(self.select_on, list):
             bad = [x for x in self.select_on if x not in known]
             if bad or not self.select_on:
-                raise ConfigError(f"data.select_on: {bad[0] if bad else '[]'!r} is not a validation set; known: {known}")
+                first = bad[0] if bad else "[]"
+                raise ConfigError(f"data.select_on: {first!r} is not a validation set; known: {known}")
         elif self.select_on not in ("val", "family", "both", "all"):
-            raise ConfigError(f"data.select_on must be val, family, both, all or a list of {known}, not {self.select_on!r}")
+            raise ConfigError(f"data.select_on must be val, family, both, all or a list of {known}, "
+                              f"not {self.select_on!r}")
         if self.workers < 0:
             raise ConfigError(f"data.workers must be >= 0, got {self.workers}")
         if self.priors is not None:

@@ -33,7 +33,8 @@ from .io import Structure
 from .metrics import evaluate
 from .model import load_structure_model
 
-__all__ = ["DEFAULT_FOLDERS", "evaluate_dataset", "evaluate_structure", "evaluate_famfold", "format_table", "write_table"]
+__all__ = ["DEFAULT_FOLDERS", "evaluate_dataset", "evaluate_structure", "evaluate_famfold", "format_table",
+           "write_table"]
 
 DEFAULT_FOLDERS = tuple(FOLDERS)
 MODEL = "resm"
@@ -201,7 +202,8 @@ def format_table(results: List[Dict[str, object]], command: str, model_path, cac
                            f"| {m['pair_ratio']:.2f} / {classical[best]['pair_ratio']:.2f} |")
     if margins:
         lines += ["", "resm against the best classical folder of each set (by that metric):", "",
-                  "| set | best classical F1 | resm − best | best classical F1 ±1 | resm − best | pred/ref pairs: resm / best by F1 |",
+                  "| set | best classical F1 | resm − best | best classical F1 ±1 | resm − best "
+                  "| pred/ref pairs: resm / best by F1 |",
                   "|---|---|---|---|---|---|"]
         lines += margins
     used = [k for k in FOLDERS if any(k in r["methods"] for r in results)]

@@ -133,7 +133,9 @@ def read_pair_table(path: str | os.PathLike) -> list[PairRecord]:
                 continue
             cols = line.split("\t")
             if len(cols) != 3:
-                raise StructureError(f"{src} line {n}: expected 3 tab-separated columns (id, sequence, pairs), got {len(cols)}")
+                raise StructureError(
+                    f"{src} line {n}: expected 3 tab-separated columns (id, sequence, pairs), got {len(cols)}"
+                )
             name, seq, pairs = cols[0].strip(), cols[1].strip(), cols[2].split()
             if not name or not seq:
                 raise StructureError(f"{src} line {n}: empty id or sequence")

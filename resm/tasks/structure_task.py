@@ -99,7 +99,7 @@ class StructureStartConfig:
 def _start_weights(path: str, backbone, head, kind: str, head_cfg, scheme, prior_cfgs) -> None:
     """Load the backbone and head weights of the structure model at ``path`` into ``backbone``
     and ``head``, after checking that it was built as this config builds them."""
-    from ..model.load import safe_load
+    from ..backbone.load import safe_load
 
     where = f"start.model {path}"
     try:
@@ -109,9 +109,11 @@ def _start_weights(path: str, backbone, head, kind: str, head_cfg, scheme, prior
     if not isinstance(payload, dict) or payload.get("format") != "resm-structure":
         raise ConfigError(f"{where}: not a resm structure model (written by resm finetune)")
     if payload.get("head_kind", "conv") != kind:
-        raise ConfigError(f"{where}: its head is {payload.get('head_kind', 'conv')!r}, this config's head.kind {kind!r}")
+        raise ConfigError(f"{where}: its head is {payload.get('head_kind', 'conv')!r}, "
+                          f"this config's head.kind {kind!r}")
     if payload.get("scheme") != scheme.name:
-        raise ConfigError(f"{where}: trained with scheme {payload.get('scheme')!r}, this config's model.scheme {scheme.name!r}")
+        raise ConfigError(f"{where}: trained with scheme {payload.get('scheme')!r}, "
+                          f"this config's model.scheme {scheme.name!r}")
     if kind == "pairs" and payload.get("priors") != [asdict(c) for c in prior_cfgs]:
         raise ConfigError(f"{where}: its priors {payload.get('priors')} differ from data.priors")
     mine, theirs = head_cfg.to_dict(), payload.get("head_config") or {}
@@ -208,7 +210,8 @@ class StructureTask:
         self.val_records, self.val_ids = ([], [])
         val_path = d.val or (d.train if d.split else None)
         if val_path:
-            self.val_records, self.val_ids, _ = load_records(val_path, self.scheme, d.max_val, d.seed, keep_val, d.pdb_pairs)
+            self.val_records, self.val_ids, _ = load_records(val_path, self.scheme, d.max_val, d.seed, keep_val,
+                                                             d.pdb_pairs)
         self.extra_sets: Dict[str, Tuple[list, list]] = {  # data.val_sets: name -> (records, token ids)
             name: load_records(path, self.scheme, d.max_val, d.seed, None, d.pdb_pairs)[:2]
             for name, path in (d.val_sets or {}).items()}

@@ -32,19 +32,22 @@ def test_read_keeps_multiplets_and_views(tmp_path):
     assert PairRecord("t", "GTAC", PairSet(np.array([[0, 3], [1, 2]]), 4)).canonical().pairs.n_pairs == 2  # GC, TA
 
 
-@pytest.mark.parametrize("line, lineno, what", [
-    ("r3\tACGUACGU\t1:9", 4, "outside the sequence"),
-    ("r3\tACGUACGU\t0:5", 4, "outside the sequence"),
-    ("r3\tACGUACGU\t4:4", 4, "with itself"),
-    ("r3\tACGUACGU\t5:2", 4, "needs i < j"),
-    ("r3\tACGUACGU\t1-8", 4, "is not 'i:j'"),
-    ("r3\tACGUACGU\t1:x", 4, "is not 'i:j'"),
-    ("r3\tACGUACGU", 4, "3 tab-separated columns"),
-    ("r3\tACGU ACGU\t1:8", 4, "not a letter"),
-    ("r3\tACGUACGU\t1:8 1:8", 4, "written twice"),
-    ("r1\tACGUACGU\t1:8", 4, "already on line 2"),
-    ("\tACGUACGU\t1:8", 4, "empty id or sequence"),
-])
+@pytest.mark.parametrize(
+    "line, lineno, what",
+    [
+        ("r3\tACGUACGU\t1:9", 4, "outside the sequence"),
+        ("r3\tACGUACGU\t0:5", 4, "outside the sequence"),
+        ("r3\tACGUACGU\t4:4", 4, "with itself"),
+        ("r3\tACGUACGU\t5:2", 4, "needs i < j"),
+        ("r3\tACGUACGU\t1-8", 4, "is not 'i:j'"),
+        ("r3\tACGUACGU\t1:x", 4, "is not 'i:j'"),
+        ("r3\tACGUACGU", 4, "3 tab-separated columns"),
+        ("r3\tACGU ACGU\t1:8", 4, "not a letter"),
+        ("r3\tACGUACGU\t1:8 1:8", 4, "written twice"),
+        ("r1\tACGUACGU\t1:8", 4, "already on line 2"),
+        ("\tACGUACGU\t1:8", 4, "empty id or sequence"),
+    ],
+)
 def test_bad_lines_are_one_line_errors(tmp_path, line, lineno, what):
     p = table(tmp_path, GOOD + line + "\n")
     with pytest.raises(StructureError) as e:
@@ -68,8 +71,21 @@ def test_cli_names_file_and_line(tmp_path):
     (data / "ss" / "pdb").mkdir(parents=True)
     (data / "ss" / "pdb" / "VL1.tsv").write_text(GOOD + "r3\tACGUACGU\t2:2\n")
     out = tmp_path / "t.md"
-    p = resm_cli("evaluate", "structure", "--model", "default", "--dataset", "vl1", "--data-dir", data,
-                 "--folders", "rnafold", "--out", out, check=False)
+    p = resm_cli(
+        "evaluate",
+        "structure",
+        "--model",
+        "default",
+        "--dataset",
+        "vl1",
+        "--data-dir",
+        data,
+        "--folders",
+        "rnafold",
+        "--out",
+        out,
+        check=False,
+    )
     assert p.returncode != 0 and not out.exists()
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "VL1.tsv line 4:" in p.stderr
 
@@ -101,8 +117,11 @@ def test_benchmark_rows_hand_computed():
     preds = {"resm": [parse_dotbracket("(((....)))")], "rnafold": [parse_dotbracket("((((..))))")]}
     res = [_result(k, preds, v, {"resm": 1.0, "rnafold": 0.5}) for k, v in views.items()]
     text = format_table(res, "resm evaluate structure --dataset vl1", "m.pt")
-    rows = {(c[0], c[2]): c for c in ([x.strip() for x in ln.strip("|").split("|")] for ln in text.splitlines())
-            if len(c) == 11}
+    rows = {
+        (c[0], c[2]): c
+        for c in ([x.strip() for x in ln.strip("|").split("|")] for ln in text.splitlines())
+        if len(c) == 11
+    }
     # canonical truth {09 18 27 36}: resm 3 of 3 -> P 1, R 0.75, ratio 0.75; rnafold 4 of 4
     assert rows[("vl1, canonical pairs", "**resm**")][5:8] == ["1.000", "0.750", "0.75"]
     assert rows[("vl1, canonical pairs", "rnafold")][5:8] == ["1.000", "1.000", "1.00"]
@@ -116,7 +135,7 @@ def test_benchmark_rows_hand_computed():
 def test_training_targets_keep_multiplets(tmp_path):
     """A PDB record's crop keeps the pairs inside the window, the pair head's candidates mark
     both pairs of a multiplet base as targets, and the dense target holds both."""
-    from resm.data.structure import Item, collate, crop, load_records
+    from resm.data.labelled_structures import Item, collate, crop, load_records
     from resm.heads.pairs import PairHeadConfig, candidates
     from resm.mapping import get_scheme
     from resm.structure.priors import SparsePairs

@@ -359,11 +359,11 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, caps
     select_on all the decoding maximises the mean F1 of every set, the file reports each set's
     precision, recall and pair ratio, and a task built to choose decodings skips the training
     priors. Bad val_sets / select_on are one-line config errors."""
-    from resm.model.load import safe_load
+    from resm.backbone.load import safe_load
     from resm.structure.decode import Decoding, choose_decoding
     from resm.structure.io import read_structures
     from resm.structure.model import model_from_payload
-    from resm.tasks.structure import StructureTask
+    from resm.tasks.structure_task import StructureTask
 
     recs = list(read_structures(assets["val"]))[:6]
     rows = []
@@ -388,12 +388,13 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, caps
     chosen = Decoding.from_dict(payload["decoding"])
     _, scores = choose_decoding([sets["val"], sets["pdb"]], prior_weights=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
                                 return_scores=True)
-    mean = (task.decoding_metrics(model, sets["val"], chosen)["f1_mean"] + task.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"]) / 2
+    mean = np.mean([task.decoding_metrics(model, sets[s], chosen)["f1_mean"] for s in ("val", "pdb")])
     assert mean == pytest.approx(max(scores.values()), abs=1e-12)
     assert m["pdb"]["f1_mean"] == pytest.approx(task.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"])
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
     capsys.readouterr()
-    for over, what in (("data.val_sets={val: x.dbn}", "reserved name"), ("data.select_on=[val, vl9]", "'vl9' is not a validation set")):
+    for over, what in (("data.val_sets={val: x.dbn}", "reserved name"),
+                       ("data.select_on=[val, vl9]", "'vl9' is not a validation set")):
         assert cli_main(["finetune", "--config", str(path), over]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and what in err[0], err
@@ -404,7 +405,7 @@ def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
     from the shipped model's weights (frozen backbone kept, head moved), the decoding is chosen on
     VL0-like and VL1-like sets together; a start model built otherwise is a one-line error."""
     pytest.importorskip("linearpartition")
-    from resm.model.load import safe_load
+    from resm.backbone.load import safe_load
     from resm.structure.io import read_structures
     from resm.structure.model import load_structure_model
 
@@ -435,7 +436,8 @@ def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
     capsys.readouterr()
     assert cli_main(["finetune", "--config", "configs/finetune/structure_pdb.yaml", *over, "head.width=32"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "start.model resm/models/structure_default.pt: head.width is 64 there, 32 here" in err[0], err
+    want = "start.model resm/models/structure_default.pt: head.width is 64 there, 32 here"
+    assert len(err) == 1 and want in err[0], err
 
 
 def test_pair_head_config_errors(assets, tmp_path, capsys):
