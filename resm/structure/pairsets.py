@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..nucleotides import PAIR_TYPE, lenient_codes
 from .io import StructureError
 
-__all__ = ["CANONICAL_PAIRS", "PairRecord", "PairSet", "read_pair_table"]
+__all__ = ["PairRecord", "PairSet", "read_pair_table"]
 
-CANONICAL_PAIRS = frozenset({"AU", "UA", "GC", "CG", "GU", "UG"})
 HEADER = ("id", "sequence", "pairs")
 
 
@@ -91,9 +91,9 @@ class PairRecord:
         return len(self.seq)
 
     def is_canonical(self) -> np.ndarray:
-        """Per pair: whether it is AU, GC or GU (upper case, T read as U)."""
-        s = self.seq.upper().replace("T", "U")
-        return np.array([s[i] + s[j] in CANONICAL_PAIRS for i, j in self.pairs.ij.tolist()], dtype=bool)
+        """Per pair: whether it is AU, GC or GU (any case, T read as U; other letters never)."""
+        codes = lenient_codes(self.seq)
+        return PAIR_TYPE[codes[self.pairs.ij[:, 0]], codes[self.pairs.ij[:, 1]]] >= 0
 
     def canonical(self) -> PairRecord:
         return PairRecord(self.name, self.seq, self.pairs.select(self.is_canonical()))
