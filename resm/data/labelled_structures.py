@@ -28,7 +28,8 @@ from ..structure.pairsets import PairRecord, PairSet
 from ..fasta import token_batches
 from .stream import EpochStream
 
-__all__ = ["StructureDataConfig", "Item", "crop", "load_records", "family_split", "StructureStream", "collate"]
+__all__ = ["StructureDataConfig", "Item", "crop", "load_records", "load_training_records", "family_split",
+           "StructureStream", "collate"]
 
 _EXTRA = 2  # BOS + EOS
 
@@ -41,7 +42,10 @@ class StructureDataConfig:
         train: structure file of the training set (dbn, bpseq, ct, pairs, ArchiveII's CSV, or a
             PDB pair table ``.tsv`` such as ``{data_dir}/ss/pdb/TR1.tsv``,
             :mod:`resm.structure.pairsets`; ``.gz`` ok), e.g.
-            ``{data_dir}/ss/bprna/TR0.dbn``. Held in memory.
+            ``{data_dir}/ss/bprna/TR0.dbn``. Held in memory. Several sets train together when
+            it is a list whose entries are files or ``{file: F, repeat: N}`` (F's records N times
+            an epoch: a small set such as PDB TR1 beside bpRNA TR0), e.g.
+            ``[TR0.dbn, {file: TR1.tsv, repeat: 10}]``; ``max_train`` then caps each file.
         val: structure file of the validation set (e.g. ``VL0.dbn``); None: no validation
             (the decoding threshold then stays 0.5).
         max_length: training records longer than this are randomly cropped, each epoch anew,
@@ -91,7 +95,7 @@ class StructureDataConfig:
             --dataset archiveii-famfold``).
     """
 
-    train: str = ""
+    train: Any = ""
     val: Optional[str] = None
     max_length: int = 200
     max_train: Optional[int] = None
@@ -110,6 +114,20 @@ class StructureDataConfig:
     split: Optional[str] = None
     fold: Optional[str] = None
 
+    def train_files(self) -> List[Tuple[str, int]]:
+        """``[(file, repeat)]`` of ``train``."""
+        entries = self.train if isinstance(self.train, list) else [self.train]
+        out = []
+        for k, e in enumerate(entries):
+            if isinstance(e, str) and e:
+                out.append((e, 1))
+            elif (isinstance(e, dict) and set(e) <= {"file", "repeat"} and isinstance(e.get("file"), str)
+                  and e["file"] and isinstance(e.get("repeat", 1), int) and e.get("repeat", 1) >= 1):
+                out.append((e["file"], int(e.get("repeat", 1))))
+            else:
+                raise ConfigError(f"data.train[{k}]: expected a file or {{file: F, repeat: N >= 1}}, got {e!r}")
+        return out
+
     def selection(self) -> List[str]:
         """The names of the validation sets the decoding is chosen on (``select_on``)."""
         if isinstance(self.select_on, list):
@@ -120,6 +138,9 @@ class StructureDataConfig:
     def __post_init__(self):
         if not self.train:
             raise ConfigError("data.train: give the training structure file")
+        self.train_files()  # checks a list's entries
+        if self.split and not isinstance(self.train, str):
+            raise ConfigError("data.split selects records of one training file: give data.train as one file")
         if bool(self.split) != bool(self.fold):
             raise ConfigError("data.split (fold table) and data.fold go together")
         if self.max_length < 8:
@@ -226,6 +247,19 @@ def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int, keep:
     if not kept:
         raise ConfigError(f"{path}: no usable structure records ({skipped} skipped)")
     return kept, ids, skipped
+
+
+def load_training_records(cfg: StructureDataConfig, scheme: Scheme, keep: Optional[set] = None
+                          ) -> Tuple[List[Structure | PairRecord], List[np.ndarray], int]:
+    """The training records of every ``data.train`` file (:func:`load_records`, each capped at
+    ``max_train``), each file's records ``repeat`` times, in the order given."""
+    recs, ids, skipped = [], [], 0
+    for path, repeat in cfg.train_files():
+        r, i, s = load_records(path, scheme, cfg.max_train, cfg.seed, keep, cfg.pdb_pairs)
+        recs += r * repeat
+        ids += i * repeat
+        skipped += s
+    return recs, ids, skipped
 
 
 def family_split(records: Sequence[Structure], families_fasta: str, fraction: float,

@@ -48,7 +48,15 @@ import torch.nn.functional as F
 
 from ..config import ConfigError, from_dict
 from ..fasta import token_batches
-from ..data.labelled_structures import StructureDataConfig, Item, StructureStream, collate, family_split, load_records
+from ..data.labelled_structures import (
+    Item,
+    StructureDataConfig,
+    StructureStream,
+    collate,
+    family_split,
+    load_records,
+    load_training_records,
+)
 from ..heads.pairs import PairHeadConfig, candidates, collate_candidates, prior_probability
 from ..heads.pair_map import StructureHeadConfig, pair_loss
 from ..mapping import get_scheme
@@ -198,8 +206,7 @@ class StructureTask:
             if d.fold not in folds:
                 raise ConfigError(f"data.fold {d.fold!r} is not in {d.split} (folds: {sorted(folds)})")
             keep_train, keep_val = folds[d.fold]["train"], folds[d.fold]["valid"]
-        self.train_records, self.train_ids, self.n_skipped = load_records(
-            d.train, self.scheme, d.max_train, d.seed, keep_train, d.pdb_pairs)
+        self.train_records, self.train_ids, self.n_skipped = load_training_records(d, self.scheme, keep_train)
         self.family_records, self.family_ids, self.family_counts = [], [], {}
         if d.family_holdout:
             kept, out, self.family_counts = family_split(self.train_records, d.families, d.family_holdout, d.seed)
@@ -247,9 +254,11 @@ class StructureTask:
         splits = ("train", "val", "family", *self.extra_sets) if train else ("val", "family", *self.extra_sets)
         keys = [(s, k) for s in splits for k in range(len(self._records(s)))]
         workers = self.data_cfg.workers or (os.cpu_count() or 1)
-        out = compute_priors([self._records(s)[k].seq for s, k in keys], self.prior_cfgs, self.data_cfg.bpp_cache,
-                             workers, desc="pair priors")
-        self._priors = dict(zip(keys, out))
+        seqs = [self._records(s)[k].seq for s, k in keys]
+        unique = list(dict.fromkeys(seqs))  # a record repeated (data.train's repeat) is folded once
+        out = dict(zip(unique, compute_priors(unique, self.prior_cfgs, self.data_cfg.bpp_cache, workers,
+                                              desc="pair priors")))
+        self._priors = {key: out[s] for key, s in zip(keys, seqs)}
 
     def bpp_of(self, it: Item) -> np.ndarray:
         """2-D head: RNAfold pair probabilities of the item's window (whole record folded once, cached)."""

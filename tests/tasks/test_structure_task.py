@@ -440,6 +440,32 @@ def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
     assert len(err) == 1 and want in err[0], err
 
 
+def test_training_on_several_sets(assets, tmp_path, capsys):
+    """data.train as a list: bpRNA-style dbn records and a PDB pair table taken three times an
+    epoch; a repeated record's priors are computed once; bad entries are one-line errors."""
+    pytest.importorskip("linearpartition")
+    from resm.tasks.structure_task import StructureTask
+
+    pdb = tmp_path / "TR1.tsv"
+    pdb.write_text("id\tsequence\tpairs\nt1\tGGGGAAACCCCAUAGCGCGAAAGCGCU\t1:11 2:10 3:9 4:8 1:9\n")
+    cfg = pair_config(assets, tmp_path / "o")
+    cfg["data"]["train"] = [assets["train"], {"file": str(pdb), "repeat": 3}]
+    task = StructureTask(cfg)
+    names = [r.name for r in task.train_records]
+    assert len(names) == 43 and names[-3:] == ["t1"] * 3
+    assert task.train_records[-1].pairs.multiplet_bases() == 2  # bases 1 and 9, each in two pairs
+    assert task._priors[("train", 40)] is task._priors[("train", 42)]
+    batch = next(iter(task.train_stream(0, 1)))
+    assert task.loss(task.model.train(), batch, None, torch.device("cpu"))[0].isfinite()
+    path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
+    capsys.readouterr()
+    for over, what in (("data.train=[{file: a.dbn, repeat: 0}]", "data.train[0]: expected a file"),
+                       ("data.train=[a.dbn, 3]", "data.train[1]")):
+        assert cli_main(["finetune", "--config", str(path), over]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and what in err[0], err
+
+
 def test_pair_head_config_errors(assets, tmp_path, capsys):
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
     assert cli_main(["finetune", "--config", str(path), "data.priors=[{kind: rnastructure}]"]) == 1
