@@ -186,18 +186,23 @@ def _print_metrics(label: str, m: dict) -> None:
 
 
 def cmd_interact(a: argparse.Namespace) -> None:
-    from .predict import interact
+    from .predict import InteractOptions, interact
+    from .tasks.rri_sites import ScanOptions
 
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
-    r = interact(a.pairs, a.model, a.out, a.maps, a.zero_shot, a.backbone, a.probe, a.linker, a.scheme,
-                 a.batch_size, a.device, a.trust_checkpoint)
+    scan = ScanOptions(window=a.window, stride=a.stride, max_sites=a.max_sites, progress=a.out is not None)
+    opts = InteractOptions(out=a.out, maps=a.maps, sites=a.sites, zero_shot=a.zero_shot, backbone=a.backbone,
+                           probe=a.probe, linker=a.linker, scheme_name=a.scheme, batch_size=a.batch_size,
+                           device=a.device, trust=a.trust_checkpoint, scan=scan)
+    r = interact(a.pairs, a.model, opts)
     if a.out is None:
         sys.stdout.write(r["text"])
     else:
-        print(f"wrote {a.out}: {len(r['scores'])} pairs" + (f", pair maps in {a.maps}" if a.maps else ""))
+        extra = (f", pair maps in {a.maps}" if a.maps else "") + (f", sites in {a.sites}" if a.sites else "")
+        print(f"wrote {a.out}: {len(r['scores'])} pairs" + extra)
     if "metrics" in r:
         _print_metrics("labels in the file", r["metrics"])
 
@@ -419,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
              "supports finetune; see configs/finetune/) on an ESM-2 backbone through the shared training loop")
     training_args(sp, "configs/finetune/")
 
+    def scan_args(sp):
+        sp.add_argument("--sites", type=Path, default=None, metavar="SITES.tsv", help="also write each pair's sites: window coordinates, probability and the duplex read from the pair map (default: none)")
+        sp.add_argument("--window", type=int, default=0, help="partners longer than this (nt) are scanned in windows of this length (default 0: the head's trained max_length)")
+        sp.add_argument("--stride", type=int, default=0, help="step between windows (default 0: half the window)")
+        sp.add_argument("--max-sites", type=int, default=10, help="sites kept per pair in --sites, strongest first")
+
     def infer_args(sp):
         sp.add_argument("--backbone", default=None, help="backbone checkpoint (default: the one recorded in the model's manifest; its checksum must match)")
         sp.add_argument("-o", "--out", type=Path, default=None, help="TSV to write (default: stdout)")
@@ -426,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         device_args(sp)
         sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (only for files you trust)")
 
-    sp = add("interact", cmd_interact, "score RNA-RNA pairs (a_name, a_seq, b_name, b_seq[, label] table) with an rri model or zero-shot")
+    sp = add("interact", cmd_interact, "score RNA-RNA pairs (a_name, a_seq, b_name, b_seq[, label] table) with an rri model (partners up to 4,000 nt, long ones scanned in windows) or zero-shot")
     sp.add_argument("pairs", type=Path, help="pairs table (TSV or CSV)")
     sp.add_argument("--model", type=Path, default=None, help="rri model folder (out_dir/model of `resm finetune`; default: none, for --zero-shot)")
     sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="also write each pair's intermolecular pair-probability map (default: none)")
@@ -434,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--probe", type=Path, default=None, help="with --zero-shot: a contact regression from `resm probe` (default: the backbone's own)")
     sp.add_argument("--linker", default="", help="with --zero-shot: nucleotides put between the two sequences (default: none)")
     sp.add_argument("--scheme", default=None, help="with --zero-shot: mapping scheme (default: the checkpoint's)")
+    scan_args(sp)
     infer_args(sp)
 
     sp = add("predict", cmd_predict, "predict with a trained rri or mrl model (pairs table / UTR CSV or FASTA)")
@@ -444,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`; required)")
     sp.add_argument("--maps", type=Path, default=None, metavar="MAPS.npz", help="rri: also write the pair maps (default: none)")
     sp.add_argument("--variants", action="store_true", help="mrl: the input is the human wild-type/variant file; report the variant-effect correlation")
+    scan_args(sp)
     infer_args(sp)
 
     sp = add("evaluate", cmd_evaluate, "score a structure model against known structures, with RNAfold in the same run")
@@ -500,6 +513,9 @@ _OPTION_RULES = {
     "batch_size": ("must be >= 1", lambda v: v >= 1),
     "toks_per_batch": ("must be >= 1", lambda v: v >= 1),
     "max_length": ("must be >= 1", lambda v: v >= 1),
+    "window": ("must be >= 0 (0: the head's max_length)", lambda v: v >= 0),
+    "stride": ("must be >= 0 (0: half the window)", lambda v: v >= 0),
+    "max_sites": ("must be >= 1", lambda v: v >= 1),
     "max_train": ("must be >= 1", lambda v: v >= 1),
     "max_val": ("must be >= 1", lambda v: v >= 1),
     "limit": ("must be >= 1 (a number of sequences)", lambda v: v >= 1),
@@ -515,8 +531,8 @@ _OUTPUTS = {
     "export": [("out", "file"), ("hf", "dir")],
     "probe": [("out", "file")],
     "fold": [("out", "file"), ("bpp", "file"), ("report", "file"), ("split_dir", "dir"), ("plot", "dir")],
-    "interact": [("out", "file"), ("maps", "file")],
-    "predict": [("out", "file"), ("maps", "file")],
+    "interact": [("out", "file"), ("maps", "file"), ("sites", "file")],
+    "predict": [("out", "file"), ("maps", "file"), ("sites", "file")],
     "evaluate": [("out", "file")],
 }
 

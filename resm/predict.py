@@ -26,7 +26,7 @@ import numpy as np
 
 from .utils.io import atomic_path, atomic_write_text
 
-__all__ = ["interact", "predict_expression", "PredictOptions", "predict_rri", "predict_mrl"]
+__all__ = ["interact", "InteractOptions", "predict_expression", "PredictOptions", "predict_rri", "predict_mrl"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,22 +45,30 @@ class PredictOptions:
     batch_size: int = 64
     device: str = "cpu"
     trust: bool = False
+    sites: Optional[Path] = None
+    window: int = 0
+    stride: int = 0
+    max_sites: int = 10
 
 
 def predict_rri(o: PredictOptions) -> Dict[str, object]:
-    """``resm predict --task rri``: :func:`interact` with a trained model; adds ``n``, ``what``
-    and the labelled ``metrics`` the command prints."""
-    r = interact(o.input, o.model, o.out, o.maps, False, o.backbone, None, "", None, o.batch_size, o.device, o.trust)
+    """``resm predict --task rri``: :func:`interact` with a trained model (partners to 4,000 nt,
+    scanned in windows); adds ``n``, ``what`` and the labelled ``metrics`` the command prints."""
+    from .tasks.rri_sites import ScanOptions
+
+    scan = ScanOptions(window=o.window, stride=o.stride, max_sites=o.max_sites, progress=o.out is not None)
+    r = interact(o.input, o.model, InteractOptions(out=o.out, maps=o.maps, sites=o.sites, backbone=o.backbone,
+                                                   batch_size=o.batch_size, device=o.device, trust=o.trust, scan=scan))
     shown = {"labels in the file": r["metrics"]} if "metrics" in r else {}
-    what = "pairs" + (f", pair maps in {o.maps}" if o.maps else "")
+    what = "pairs" + (f", pair maps in {o.maps}" if o.maps else "") + (f", sites in {o.sites}" if o.sites else "")
     return {**r, "n": len(r["scores"]), "what": what, "metrics": shown}
 
 
 def predict_mrl(o: PredictOptions) -> Dict[str, object]:
     """``resm predict --task mrl``: :func:`predict_expression`; adds ``n``, ``what`` and the
     labelled ``metrics`` the command prints."""
-    if o.maps:
-        raise ValueError("--maps is for --task rri")
+    if o.maps or o.sites:
+        raise ValueError("--maps and --sites are for --task rri")
     r = predict_expression(o.input, o.model, o.out, o.variants, o.backbone, o.batch_size, o.device, o.trust)
     shown = {"observed MRL in the file": r["metrics"]} if "metrics" in r else {}
     if "variants" in r:
@@ -77,59 +85,127 @@ def _table(header: List[str], rows: List[List[object]]) -> str:
     return buf.getvalue()
 
 
-def interact(pairs_path: Path, model: Optional[Path] = None, out: Optional[Path] = None, maps: Optional[Path] = None,
-             zero_shot: bool = False, backbone: Optional[str] = None, probe: Optional[Path] = None,
-             linker: str = "", scheme_name: Optional[str] = None, batch_size: int = 64,
-             device: str = "cpu", trust: bool = False) -> Dict[str, object]:
-    """Score every pair of ``pairs_path``; returns ``{"scores", "pairs", "metrics"?}``.
+@dataclass
+class InteractOptions:
+    """Options of :func:`interact` (``resm interact``).
 
-    With ``zero_shot`` the score comes from ``backbone`` (and an optional ``resm probe``
-    regression file) and needs no trained head; ``maps`` is then the contact block."""
+    Attributes:
+        out: TSV of pair scores to write (None: returned as ``text``).
+        maps: ``.npz`` of each pair's intermolecular pair-probability map (stitched from the
+            windows for long partners).
+        sites: TSV of each pair's sites (window coordinates, probability, predicted duplex).
+        zero_shot: score from ``backbone``'s contact head instead of a trained head.
+        backbone: backbone checkpoint (zero-shot; else overrides the bundle's, checksum checked).
+        probe: zero-shot contact regression from ``resm probe``.
+        linker: zero-shot: nucleotides put between the partners.
+        scheme_name: zero-shot mapping scheme.
+        batch_size: pairs (short partners) or window pairs (long ones) per batch.
+        device: torch device.
+        trust: allow unpickling arbitrary objects.
+        scan: window, stride and sites per pair for partners longer than the window
+            (:class:`resm.tasks.rri_sites.ScanOptions`).
+    """
+
+    out: Optional[Path] = None
+    maps: Optional[Path] = None
+    sites: Optional[Path] = None
+    zero_shot: bool = False
+    backbone: Optional[str] = None
+    probe: Optional[Path] = None
+    linker: str = ""
+    scheme_name: Optional[str] = None
+    batch_size: int = 64
+    device: str = "cpu"
+    trust: bool = False
+    scan: Optional[object] = None
+
+
+ZERO_SHOT_MAX = 1024  # the zero-shot score attends over a + linker + b in one pass
+
+
+def _sites_rows(pairs, scans) -> List[List[object]]:
+    rows = []
+    for k, (p, r) in enumerate(zip(pairs, scans), 1):
+        for rank, s in enumerate(r.sites, 1):
+            rows.append([k, p.a_name, p.b_name, rank, s.a_start, s.a_end, s.b_start, s.b_end, float(s.prob),
+                         s.duplex_a[0] or "", s.duplex_a[1] or "", s.duplex_b[0] or "", s.duplex_b[1] or "",
+                         s.duplex or "-"])
+    return rows
+
+
+SITES_HEADER = ["index", "a_name", "b_name", "rank", "a_start", "a_end", "b_start", "b_end", "probability",
+                "duplex_a_start", "duplex_a_end", "duplex_b_start", "duplex_b_end", "duplex"]
+
+
+def interact(pairs_path: Path, model: Optional[Path] = None, options: Optional[InteractOptions] = None,
+             **kwargs) -> Dict[str, object]:
+    """Score every pair of ``pairs_path``; returns ``{"scores", "pairs", "scans"?, "metrics"?}``.
+
+    ``options`` (or its fields as keywords) is :class:`InteractOptions`. With a trained model,
+    partners of any length up to :data:`resm.tasks.rri_sites.MAX_PARTNER` nt are scanned in
+    windows of the head's trained length (:mod:`resm.tasks.rri_sites`): the score is the best
+    window pair's probability, and ``scans`` holds each pair's sites. With ``zero_shot`` the
+    score comes from ``backbone`` (and an optional ``resm probe`` regression file) and needs no
+    trained head; ``maps`` is then refused."""
     from .data.rri import read_pairs
-    from .tasks.rri import load_rri_model, predict_rri, rri_metrics, zero_shot_scores
+    from .tasks.rri import load_rri_model, rri_metrics, zero_shot_scores
+    from .tasks.rri_sites import MAX_PARTNER, ScanOptions, scan_pairs
 
-    if zero_shot:
-        if not backbone:
+    o = options or InteractOptions(**kwargs)
+    for path, what in ((o.maps, "--maps writes one .npz file (arrays named by pair index)"),):
+        if path is not None and Path(path).suffix != ".npz":
+            raise ValueError(f"{path}: {what}")
+    scans = None
+    if o.zero_shot:
+        if not o.backbone:
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
+        if o.maps or o.sites:
+            raise ValueError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")
         from .structure.model import load_with_scheme
 
-        loaded, scheme = load_with_scheme(backbone, scheme_name, trust=trust)
-        bb = loaded.model.to(device).eval()
-        if probe:
+        pairs = read_pairs(pairs_path, require_label=False)
+        for p in pairs:
+            n = len(p.a) + len(o.linker) + len(p.b)
+            if n > ZERO_SHOT_MAX:
+                raise ValueError(f"{Path(pairs_path).name} line {p.line}: pair {p.name!r} joins to {n} nt, longer than "
+                                 f"the {ZERO_SHOT_MAX} nt the zero-shot score reads in one pass (a trained model scans any length)")
+        loaded, scheme = load_with_scheme(o.backbone, o.scheme_name, trust=o.trust)
+        bb = loaded.model.to(o.device).eval()
+        if o.probe:
             from .structure.probe import load_probe
 
-            load_probe(bb, probe)
-        pairs = read_pairs(pairs_path, require_label=False)
-        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, batch_size), []
-        if maps:
-            raise ValueError("--maps comes with a trained rri model (the zero-shot score has no duplex map)")
+            load_probe(bb, o.probe)
+        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, o.linker, o.batch_size), []
     else:
         if model is None:
             raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
-        tm, head, entry, scheme = load_rri_model(model, backbone=backbone, trust=trust)
-        pairs = read_pairs(pairs_path, require_label=False, max_length=int(entry["config"]["max_length"]))
+        pairs = read_pairs(pairs_path, require_label=False, max_length=MAX_PARTNER)
+        tm, head, entry, scheme = load_rri_model(model, backbone=o.backbone, trust=o.trust)
         for p in pairs:
             scheme.encode(p.a, f"{p.a_name} (line {p.line})")
             scheme.encode(p.b, f"{p.b_name} (line {p.line})")
-        tm = tm.to(device)
-        scores, pair_maps = predict_rri(tm, scheme, pairs, batch_size, device, head, with_maps=maps is not None)
+        scan = o.scan or ScanOptions()
+        scan.with_maps = o.maps is not None
+        scan.batch_size = o.batch_size
+        scans = scan_pairs(tm.to(o.device), head, scheme, pairs, int(entry["config"]["max_length"]), scan, o.device)
+        scores = np.array([r.score for r in scans], np.float32)
+        pair_maps = [r.map for r in scans]
     result: Dict[str, object] = {"scores": scores, "pairs": pairs}
-    if maps is not None and Path(maps).suffix != ".npz":
-        raise ValueError(f"{maps}: --maps writes one .npz file (arrays named by pair index)")
+    if scans is not None:
+        result["scans"] = scans
     rows = [[i + 1, p.a_name, p.b_name, float(s)] + ([p.label] if p.label is not None else []) for i, (p, s) in enumerate(zip(pairs, scores))]
     labelled = all(p.label is not None for p in pairs)
     header = ["index", "a_name", "b_name", "score"] + (["label"] if labelled else [])
     if labelled:
         result["metrics"] = rri_metrics(np.array([p.label for p in pairs]), scores)
     text = _table(header, rows)
-    if maps is not None:
-        maps = Path(maps)
-        if maps.suffix != ".npz":
-            raise ValueError(f"{maps}: --maps writes one .npz file (arrays named by pair index)")
-        with atomic_path(maps) as tmp, open(tmp, "wb") as fh:  # a file object: numpy adds no suffix
+    if o.maps is not None:
+        with atomic_path(o.maps) as tmp, open(tmp, "wb") as fh:  # a file object: numpy adds no suffix
             np.savez_compressed(fh, **{f"pair{i + 1}": m.astype(np.float16) for i, m in enumerate(pair_maps)})
-    if out is not None:
-        atomic_write_text(out, text)
+    if o.sites is not None:
+        atomic_write_text(o.sites, _table(SITES_HEADER, _sites_rows(pairs, scans)))
+    if o.out is not None:
+        atomic_write_text(o.out, text)
     else:
         result["text"] = text
     return result
@@ -176,10 +252,11 @@ def predict_expression(path: Path, model: Path, out: Optional[Path] = None, vari
                        backbone: Optional[str] = None, batch_size: int = 256, device: str = "cpu",
                        trust: bool = False) -> Dict[str, object]:
     """Predicted MRL of every UTR of ``path``; returns ``{"pred", "names", "metrics"?, "variants"?}``."""
-    from .tasks.mrl import load_mrl_model, mrl_metrics, predict_mrl, variant_effect
+    from .tasks.mrl import MAX_UTR, load_mrl_model, mrl_metrics, predict_mrl, variant_effect
 
     tm, head, entry, scheme = load_mrl_model(model, backbone=backbone, trust=trust)
-    limit = entry["config"].get("length") or entry["config"].get("max_length")
+    # the Optimus baseline reads a fixed width; the pooled expression head any length to MAX_UTR
+    limit = entry["config"].get("length") if entry["config"].get("kind") == "optimus" else MAX_UTR
     if variants:
         from .data.mrl import read_variants
 
@@ -193,7 +270,8 @@ def predict_expression(path: Path, model: Path, out: Optional[Path] = None, vari
         raise MRLError(f"{path}: no UTRs to predict (the file holds a header only)")
     for n, s in zip(names, seqs):
         if limit and len(s) > int(limit):
-            raise ValueError(f"{Path(path).name}: record {n!r} has {len(s)} nt, longer than the {limit} nt this model supports")
+            what = "the Optimus baseline reads" if limit != MAX_UTR else "supported"
+            raise ValueError(f"{Path(path).name}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
         scheme.encode(s, n)
     extra = entry["extra"]
     pred = predict_mrl(tm.to(device), scheme, seqs, float(extra["mean"]), float(extra["std"]), batch_size, device, head)

@@ -124,6 +124,9 @@ class BackboneEncoder(nn.Module):
         prepare_backbone(backbone, mode, adapter, adapter_name, seed)
         self.backbone, self.mode = backbone, mode
         self.adapter_cfg, self.adapter_name = adapter, adapter_name if adapter is not None else None
+        # 0: one pass over the whole sequence; > 0: sequences longer than this many nt read
+        # through overlapping windows (window_hidden), as inference on long inputs sets it
+        self.window = 0
         self.train(self.training)
 
     @property
@@ -140,7 +143,10 @@ class BackboneEncoder(nn.Module):
         tokens = batch["tokens"]
         frozen = self.mode == "frozen" or not torch.is_grad_enabled()
         with torch.no_grad() if frozen else contextlib.nullcontext():
-            h = self.backbone(tokens, return_logits=False)["last_hidden"]
+            if self.window > 0:
+                h = window_hidden(self.backbone, tokens, self.window)
+            else:
+                h = self.backbone(tokens, return_logits=False)["last_hidden"]
         return h[:, 1:-1], bos_eos_positions(tokens)[:, 1:-1]
 
 

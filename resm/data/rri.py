@@ -179,8 +179,8 @@ def iter_pairs(
                 raise PairsError(f"{where}: {col}: {e}") from None
             if max_length is not None and len(seq) > max_length:
                 raise PairsError(
-                    f"{where}: {col} has {len(seq)} nt, longer than the {max_length} nt this "
-                    "model supports"
+                    f"{where}: {col} of {nm!r} has {len(seq)} nt, longer than the {max_length} nt "
+                    "supported"
                 )
             seqs[side], names[side] = seq, nm
         label: Optional[int] = None

@@ -38,7 +38,8 @@ class ExpressionHeadConfig:
         kernel: their width (odd).
         anchor: the last ``anchor`` positions get their own learnt pooling weights.
         dropout: dropout before the output layer.
-        max_length: longest UTR (nt) the head accepts.
+        max_length: longest UTR (nt) of the training data (prediction reads any length up to
+            resm.tasks.mrl.MAX_UTR, 4,000 nt: the head pools its positions).
     """
 
     embed_dim: int = 0

@@ -12,8 +12,9 @@ residual blocks over it and reads out
   final feature map and of the strongest pair logit. The pair map is therefore learnt from the
   interaction label alone (weak supervision): it shows where the head puts the duplex.
 
-The head supports partners of at most ``max_length`` nucleotides each; longer inputs are
-rejected by the data path, never truncated.
+The head reads partners of at most ``max_length`` nucleotides each (its training length);
+longer partners, up to 4,000 nt, are scanned in windows of that length by
+:mod:`resm.tasks.rri_sites`, never truncated.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class InteractionHeadConfig:
         kernel: 2-D convolution size (odd).
         dropout: dropout inside the blocks and before the read-out.
         use_onehot_pairs: add the 16 one-hot base-pair channels (AU, GC, GU ... identities).
-        max_length: longest partner (nt) the head accepts.
+        max_length: longest partner (nt) of the training data; longer partners (to 4,000 nt) are
+            scanned in windows of at most this length (resm.tasks.rri_sites).
     """
 
     embed_dim: int = 0

@@ -27,7 +27,7 @@ from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, Optimu
 from .base import (BUNDLE_DIR, SEQUENCE_KEYS, ItemStream, ModelConfig, TaskModel, TaskSpec, build_encoder, encode_batch,
                    load_bundle, save_bundle, subset)
 
-__all__ = ["MRLDataConfig", "MRLTask", "mrl_metrics", "predict_mrl", "variant_effect", "load_mrl_model"]
+__all__ = ["MRLDataConfig", "MRLTask", "mrl_metrics", "predict_mrl", "variant_effect", "load_mrl_model", "MAX_UTR"]
 
 
 @dataclass
@@ -199,20 +199,52 @@ class MRLTask:
         return {"final": self.final_metrics}
 
 
+MAX_UTR = 4000  # longest UTR (nt) a trained expression head predicts for
+ENCODER_WINDOW = 512  # at inference, longer UTRs reach the backbone in overlapping windows of this length
+TOKENS_PER_BATCH = 32768  # a prediction batch holds at most this many (padded) nucleotides
+
+
+def _batches(seqs: Sequence[str], batch_size: int, tokens: int = TOKENS_PER_BATCH):
+    """Consecutive ``(start, end)`` chunks of at most ``batch_size`` sequences and ``tokens``
+    padded nucleotides (a sequence longer than ``tokens`` goes alone)."""
+    s = 0
+    while s < len(seqs):
+        e, width = s, 0
+        while e < len(seqs) and e - s < batch_size:
+            w = max(width, len(seqs[e]))
+            if e > s and (e - s + 1) * w > tokens:
+                break
+            width, e = w, e + 1
+        yield s, e
+        s = e
+
+
 @torch.no_grad()
 def predict_mrl(model: TaskModel, scheme, seqs: Sequence[str], mean: float, std: float, batch_size: int = 128,
                 device="cpu", head: str = "mrl") -> np.ndarray:
-    """Predicted MRL (in the training target's units) of each sequence."""
+    """Predicted MRL (in the training target's units) of each sequence.
+
+    The expression head pools its positions (masked mean and max, and the 3'-most ``anchor``
+    positions), so it reads any length; UTRs longer than :data:`ENCODER_WINDOW` reach a
+    backbone encoder through overlapping windows (:func:`resm.backbone.encoder.window_hidden`;
+    shorter ones exactly as before), and batches are capped at :data:`TOKENS_PER_BATCH`
+    nucleotides, so memory stays bounded up to :data:`MAX_UTR` nt."""
     was = model.training
     model.eval()
+    enc = model.encoder
+    old_window = getattr(enc, "window", None)
+    if old_window is not None:
+        enc.window = ENCODER_WINDOW
     out = []
     try:
-        for s in range(0, len(seqs), batch_size):
-            chunk = list(seqs[s : s + batch_size])
+        for s, e in _batches(seqs, batch_size):
+            chunk = list(seqs[s:e])
             b = {k: v.to(device) for k, v in encode_batch(chunk, scheme).items()}
             out.append(model(b, [head])[head].float().cpu().numpy() * std + mean)
     finally:
         model.train(was)
+        if old_window is not None:
+            enc.window = old_window
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 

@@ -72,7 +72,7 @@ def test_headered_file_without_names_and_sniffed_delimiter(tmp_path):
 def test_max_length(tmp_path):
     p = write(tmp_path, "pairs.tsv", "m\tACGU\tt\tACGU\t1\nm\tACGU\tt\t" + "A" * 80 + "\t0\n")
     assert len(read_pairs(p, max_length=80)) == 2
-    with pytest.raises(PairsError, match="pairs.tsv line 2: b_seq has 80 nt, longer than the 60 nt this model supports"):
+    with pytest.raises(PairsError, match="pairs.tsv line 2: b_seq of 't' has 80 nt, longer than the 60 nt supported$"):
         read_pairs(p, max_length=60)
 
 

@@ -1,0 +1,303 @@
+"""Interaction sites along partners of any length up to :data:`MAX_PARTNER` nt: a trained
+``rri`` head scanned in windows.
+
+The interaction head (:class:`resm.heads.rri.InteractionHead`) is trained on short partners
+(``max_length``, 64 nt in the shipped configs: a miRNA against a 40-nt target site). A longer
+partner is cut into windows of ``window`` nucleotides (default: the head's ``max_length``)
+every ``stride`` (default ``window // 2``), the last one ending at the sequence's end, so
+every nucleotide is in at least one window and nothing is truncated; a partner no longer than
+the window is one window, itself. Each window runs through the encoder as a sequence of its
+own, exactly as a partner did in training, once per partner; the head then scores every
+(window of a) x (window of b) pair in batches, so memory grows with the batch, not with
+``len(a) x len(b)`` (except with ``with_maps``, which keeps the stitched map).
+
+For each pair the scan gives
+
+* ``score``: the largest window-pair probability (for two partners that fit in one window
+  each, exactly the head's probability of the pair: :func:`resm.tasks.rri.predict_rri`);
+* ``sites``: the best window pairs, strongest first, with a window pair skipped when both of
+  its windows overlap those of a stronger site already kept (overlapping windows see the
+  same duplex), at most ``max_sites``;
+* each site's predicted duplex, read from the head's intermolecular pair map of that window
+  pair (:func:`duplex_from_map`): the antiparallel chain of pairs (i increasing on a while j
+  decreases on b) of largest summed logit among pairs of probability > 0.5;
+* with ``with_maps``: the (La, Lb) pair-probability map stitched from the windows (the
+  largest value where windows overlap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..config import ConfigError
+from .base import TaskModel, encode_batch
+
+__all__ = ["MAX_PARTNER", "ScanOptions", "Site", "PairScan", "window_starts", "duplex_from_map", "scan_pairs"]
+
+MAX_PARTNER = 4000  # longest partner (nt) the scan accepts
+
+
+@dataclass
+class ScanOptions:
+    """How partners are scanned.
+
+    Attributes:
+        window: window length in nt (0: the head's ``max_length``); at most ``max_length``.
+        stride: step between window starts (0: ``window // 2``); at most ``window``.
+        max_sites: sites kept per pair (strongest first).
+        batch_size: window pairs per head batch (and windows per encoder batch).
+        with_maps: also return each pair's stitched (La, Lb) pair-probability map.
+        progress: show a progress bar over the pairs.
+    """
+
+    window: int = 0
+    stride: int = 0
+    max_sites: int = 10
+    batch_size: int = 64
+    with_maps: bool = False
+    progress: bool = False
+
+    def resolved(self, max_length: int) -> Tuple[int, int]:
+        """``(window, stride)`` for a head trained up to ``max_length`` nt."""
+        w = self.window or int(max_length)
+        if w < 1 or w > max_length:
+            raise ConfigError(f"window must lie in [1, {max_length}] (the head's max_length), got {w}")
+        s = self.stride or max(1, w // 2)
+        if s < 1 or s > w:
+            raise ConfigError(f"stride must lie in [1, window={w}], got {s}")
+        if self.max_sites < 1 or self.batch_size < 1:
+            raise ConfigError("max_sites and batch_size must be >= 1")
+        return w, s
+
+
+@dataclass
+class Site:
+    """One scored window pair (coordinates 1-based, inclusive, in the full partners)."""
+
+    a_start: int
+    a_end: int
+    b_start: int
+    b_end: int
+    prob: float
+    logit: float
+    duplex: str = ""  # dot-bracket over the duplex spans, "a&b" (RNAduplex-style); "" if none
+    duplex_a: Tuple[int, int] = (0, 0)  # span of the duplex on a (1-based; (0, 0) if none)
+    duplex_b: Tuple[int, int] = (0, 0)
+    pairs: List[Tuple[int, int]] = field(default_factory=list)  # 1-based (i on a, j on b)
+
+
+@dataclass
+class PairScan:
+    """One pair's scan: ``score`` (best window pair's probability) and its ``logit``, the
+    ``sites`` kept, the number of windows on each partner and their 0-based ``starts``, every
+    window pair's logit (``logits``, (Na, Nb)) and, with ``with_maps``, the stitched map."""
+
+    score: float
+    logit: float
+    sites: List[Site]
+    n_windows: Tuple[int, int]
+    map: Optional[np.ndarray] = None
+    logits: Optional[np.ndarray] = None
+    starts: Tuple[List[int], List[int]] = ([0], [0])
+
+
+def window_starts(n: int, window: int, stride: int) -> List[int]:
+    """0-based starts of the windows over ``n`` nt: every ``stride``, the last ending at ``n``."""
+    if n <= window:
+        return [0]
+    starts = list(range(0, n - window, stride))
+    return starts + [n - window]
+
+
+def duplex_from_map(logits: np.ndarray) -> List[Tuple[int, int]]:
+    """The antiparallel chain of (i, j) pairs (i increasing, j decreasing; 0-based) of largest
+    summed logit among the pairs with logit > 0 (probability > 0.5); [] when none is."""
+    w = np.where(logits > 0, logits, 0.0).astype(np.float64)
+    La, Lb = w.shape
+    if not (w > 0).any():
+        return []
+    # F[i, j]: best chain using a[:i+1] and b[j:]; a pair (i, j) extends a chain on a[:i], b[j+1:]
+    F = np.zeros((La + 1, Lb + 1))
+    for i in range(La):
+        prev = F[i]  # row for a[:i]
+        take = prev[1:] + w[i]  # pair (i, j): F[i-1][j+1] + w
+        best = np.maximum(prev[:Lb], take)
+        F[i + 1, :Lb] = np.maximum.accumulate(best[::-1])[::-1]  # also allow skipping b[j]
+    pairs = []
+    i, j = La, 0
+    while i > 0 and j < Lb:
+        v = F[i, j]
+        if v <= 0:
+            break
+        if np.isclose(v, F[i - 1, j]):
+            i -= 1
+        elif np.isclose(v, F[i, j + 1]):
+            j += 1
+        else:  # the pair (i-1, j) was taken
+            pairs.append((i - 1, j))
+            i, j = i - 1, j + 1
+    return pairs[::-1]
+
+
+def _dotbracket(pairs: List[Tuple[int, int]]) -> Tuple[str, Tuple[int, int], Tuple[int, int]]:
+    """RNAduplex-style ``"((..((&))..))"`` over the pairs' spans, with the 0-based spans."""
+    if not pairs:
+        return "", (0, 0), (0, 0)
+    ia = sorted(i for i, _ in pairs)
+    jb = sorted(j for _, j in pairs)
+    a0, a1, b0, b1 = ia[0], ia[-1], jb[0], jb[-1]
+    sa, sb = ["."] * (a1 - a0 + 1), ["."] * (b1 - b0 + 1)
+    for i, j in pairs:
+        sa[i - a0], sb[j - b0] = "(", ")"
+    return "".join(sa) + "&" + "".join(sb), (a0, a1), (b0, b1)
+
+
+@torch.no_grad()
+def _embed_windows(model: TaskModel, scheme, seq: str, starts: Sequence[int], window: int, name: str,
+                   batch_size: int, device):
+    """Encoder output (N, w, E), mask (N, w) and nucleotide codes (N, w) of each window."""
+    w = min(window, len(seq))
+    parts = [seq[s : s + w] for s in starts]
+    hs, ms, ns = [], [], []
+    for k in range(0, len(parts), batch_size):
+        chunk = parts[k : k + batch_size]
+        names = [f"{name} (nt {starts[k + i] + 1}-{starts[k + i] + w})" for i in range(len(chunk))]
+        b = {key: v.to(device) for key, v in encode_batch(chunk, scheme, names).items()}
+        h, m = model.encoder(b)
+        hs.append(h[:, :w].float())
+        ms.append(m[:, :w])
+        ns.append(b["nuc"][:, :w])
+    return torch.cat(hs), torch.cat(ms), torch.cat(ns)
+
+
+def _keep(sites: List[Site], cand: Site) -> bool:
+    for s in sites:
+        if cand.a_start <= s.a_end and s.a_start <= cand.a_end and cand.b_start <= s.b_end and s.b_start <= cand.b_end:
+            return False
+    return True
+
+
+@torch.no_grad()
+def scan_pair(model: TaskModel, head: str, scheme, a: str, b: str, max_length: int, opts: ScanOptions,
+              device="cpu", name: str = "pair") -> PairScan:
+    """Scan one pair (sequences already validated; see the module notes)."""
+    if max(len(a), len(b)) > MAX_PARTNER:
+        raise ConfigError(f"{name}: a partner has {max(len(a), len(b))} nt, longer than the {MAX_PARTNER} nt supported")
+    window, stride = opts.resolved(max_length)
+    sa, sb = window_starts(len(a), window, stride), window_starts(len(b), window, stride)
+    wa, wb = min(window, len(a)), min(window, len(b))
+    ha, ma, na = _embed_windows(model, scheme, a, sa, window, name.split("|")[0], opts.batch_size, device)
+    hb, mb, nb = _embed_windows(model, scheme, b, sb, window, name.split("|")[-1], opts.batch_size, device)
+    mod = model.heads[head]
+    grid = [(i, j) for i in range(len(sa)) for j in range(len(sb))]
+    logits = np.empty(len(grid), np.float32)
+    full = np.zeros((len(a), len(b)), np.float32) if opts.with_maps else None
+    maps_kept = {}
+    # keep the pair maps of the current best candidates only (bounded memory)
+    keep_n = 4 * opts.max_sites
+    for k in range(0, len(grid), opts.batch_size):
+        chunk = grid[k : k + opts.batch_size]
+        ia = torch.tensor([i for i, _ in chunk], device=ha.device)
+        ib = torch.tensor([j for _, j in chunk], device=hb.device)
+        out = mod(ha[ia], ma[ia], hb[ib], mb[ib], na[ia], nb[ib])
+        lg = out["logit"].float().cpu().numpy()
+        logits[k : k + len(chunk)] = lg
+        pl = out["pair_logits"].float().cpu().numpy()
+        if full is not None:
+            pm = 1.0 / (1.0 + np.exp(-pl))
+            for t, (i, j) in enumerate(chunk):
+                region = full[sa[i] : sa[i] + wa, sb[j] : sb[j] + wb]
+                np.maximum(region, pm[t], out=region)
+        for t in range(len(chunk)):
+            maps_kept[k + t] = pl[t].copy()
+        if len(maps_kept) > 2 * keep_n:
+            top = sorted(maps_kept, key=lambda g: -logits[g])[:keep_n]
+            maps_kept = {g: maps_kept[g] for g in top}
+    order = np.argsort(-logits, kind="stable")
+    sites: List[Site] = []
+    for g in order:
+        if len(sites) >= opts.max_sites:
+            break
+        i, j = grid[g]
+        lg = float(logits[g])
+        cand = Site(sa[i] + 1, sa[i] + wa, sb[j] + 1, sb[j] + wb, float(1.0 / (1.0 + np.exp(-lg))), lg)
+        if not _keep(sites, cand):
+            continue
+        pl = maps_kept.get(int(g))
+        if pl is None:  # evicted from the kept maps (sites skipped as overlapping): recompute
+            out = mod(ha[i : i + 1], ma[i : i + 1], hb[j : j + 1], mb[j : j + 1], na[i : i + 1], nb[j : j + 1])
+            pl = out["pair_logits"][0].float().cpu().numpy()
+        cand = _site_from_map(len(a), len(b), lg, pl, sa[i], sb[j], wa, wb)
+        sites.append(cand)
+    best = float(logits[order[0]])
+    return PairScan(float(1.0 / (1.0 + np.exp(-best))), best, sites, (len(sa), len(sb)), full,
+                    logits.reshape(len(sa), len(sb)), (sa, sb))
+
+
+def _site_from_map(a_len: int, b_len: int, logit: float, pl: np.ndarray, a0: int = 0, b0: int = 0,
+                   wa: Optional[int] = None, wb: Optional[int] = None) -> Site:
+    wa, wb = wa or a_len, wb or b_len
+    site = Site(a0 + 1, a0 + wa, b0 + 1, b0 + wb, float(1.0 / (1.0 + np.exp(-logit))), float(logit))
+    pairs = duplex_from_map(pl[:wa, :wb])
+    site.duplex, span_a, span_b = _dotbracket(pairs)
+    if pairs:
+        site.duplex_a = (a0 + span_a[0] + 1, a0 + span_a[1] + 1)
+        site.duplex_b = (b0 + span_b[0] + 1, b0 + span_b[1] + 1)
+    site.pairs = [(a0 + x + 1, b0 + y + 1) for x, y in pairs]
+    return site
+
+
+@torch.no_grad()
+def _short_pairs(model: TaskModel, head: str, scheme, pairs, opts: ScanOptions, device) -> List[PairScan]:
+    """Pairs whose partners both fit in one window: scored in batches, as in training."""
+    from .rri import collate_pairs
+
+    out: List[PairScan] = []
+    for k in range(0, len(pairs), opts.batch_size):
+        chunk = list(pairs[k : k + opts.batch_size])
+        b = {key: v.to(device) if torch.is_tensor(v) else v for key, v in collate_pairs(chunk, scheme).items()}
+        r = model(b, [head])[head]
+        lg = r["logit"].float().cpu().numpy()
+        pl = r["pair_logits"].float().cpu().numpy()
+        for t, p in enumerate(chunk):
+            m = pl[t, : len(p.a), : len(p.b)]
+            site = _site_from_map(len(p.a), len(p.b), float(lg[t]), m)
+            full = (1.0 / (1.0 + np.exp(-m))).astype(np.float32) if opts.with_maps else None
+            out.append(PairScan(site.prob, site.logit, [site], (1, 1), full, np.array([[site.logit]], np.float32)))
+    return out
+
+
+def scan_pairs(model: TaskModel, head: str, scheme, pairs, max_length: int, opts: ScanOptions,
+               device="cpu") -> List[PairScan]:
+    """:func:`scan_pair` over ``pairs`` (:class:`resm.data.rri.Pair`), the model in eval mode;
+    pairs whose partners both fit in one window are scored in batches (the same result)."""
+    window, _ = opts.resolved(max_length)
+    was = model.training
+    model.eval()
+    short = [k for k, p in enumerate(pairs) if len(p.a) <= window and len(p.b) <= window]
+    results: List[Optional[PairScan]] = [None] * len(pairs)
+    bar = None
+    if opts.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(pairs), desc="interact", unit="pair")
+    try:
+        for k, r in zip(short, _short_pairs(model, head, scheme, [pairs[k] for k in short], opts, device)):
+            results[k] = r
+        if bar is not None:
+            bar.update(len(short))
+        for k, p in enumerate(pairs):
+            if results[k] is None:
+                results[k] = scan_pair(model, head, scheme, p.a, p.b, max_length, opts, device,
+                                       f"{p.name} (line {p.line})")
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        model.train(was)
+        if bar is not None:
+            bar.close()
+    return results
