@@ -25,12 +25,17 @@ Write and read an embeddings file (the file ``resm embed`` writes; layout in :mo
 >>> index["ids"], index["lengths"], arrays[f"a/per_tok/{layer}"].shape[0]
 (['a', 'b'], [11, 12], 11)
 
+Load a trained bundle (``out_dir/model`` of ``resm finetune``) and use every head it holds:
+``bundle = resm.load_bundle("runs/joint/model")``, then ``bundle.interact([(mirna, utr)])``
+(partners to 4,000 nt, scanned in windows), ``bundle.predict_mrl([utr])`` and, with a
+structure head, ``bundle.fold(seq)``.
+
 Nothing heavy is imported by ``import resm``: the names above load their modules on first use.
 """
 
 from ._version import __version__
 
-__all__ = ["__version__", "load_predictor", "load_backbone", "embed_sequences", "read_embeddings", "write_embeddings",
+__all__ = ["__version__", "load_predictor", "load_bundle", "Bundle", "load_backbone", "embed_sequences", "read_embeddings", "write_embeddings",
            "Structure", "Predictor"]
 _API = frozenset(__all__) - {"__version__"}
 

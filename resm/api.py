@@ -7,6 +7,8 @@ top level: ``resm.load_predictor``, ``resm.embed_sequences``, ...; see the packa
   :meth:`~resm.structure.predictor.Predictor.fold` folds many, lazily), built from the same
   options as ``resm fold``'s (:class:`resm.structure.predictor.PredictorOptions`, through
   :func:`resm.config.options`);
+* :func:`load_bundle`: a trained model folder (``out_dir/model`` of ``resm finetune``) with
+  ``.fold``, ``.interact`` and ``.predict_mrl`` for the heads it holds (:class:`resm.bundle.Bundle`);
 * :func:`load_backbone`: an ESM-2 backbone and its mapping scheme, from any model spec;
 * :func:`embed_sequences`: representations of sequences, the arrays and index ``resm embed`` writes;
 * :func:`read_embeddings` / :func:`write_embeddings`: the embeddings file (layout in
@@ -20,6 +22,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .bundle import Bundle
 from .embed import embed_records, embedding_index, map_records, read_embeddings, resolve_layers, write_embeddings
 from .mapping import Scheme, get_scheme
 from .backbone.esm2 import ESM2
@@ -28,7 +31,7 @@ from .structure.model import DEFAULT_MODEL, load_with_scheme
 from .structure.predictor import Predictor
 from .utils.device import resolve_device
 
-__all__ = ["load_predictor", "load_backbone", "embed_sequences", "read_embeddings", "write_embeddings", "Structure", "Predictor"]
+__all__ = ["load_predictor", "load_bundle", "Bundle", "load_backbone", "embed_sequences", "read_embeddings", "write_embeddings", "Structure", "Predictor"]
 
 Sequences = Mapping[str, str] | Iterable[Tuple[str, str]] | Iterable[str] | str | os.PathLike
 
@@ -49,6 +52,17 @@ def load_predictor(model: Union[str, os.PathLike, None] = DEFAULT_MODEL, zero_sh
     given = dict(model=model, zero_shot=zero_shot, device=resolve_device(device), scheme=scheme, trust=trust,
                  threads=threads, bpp_cache=bpp_cache)
     return build(options(PredictorOptions, given))
+
+
+def load_bundle(folder: Union[str, os.PathLike], backbone: Optional[str] = None, device: str = "auto",
+                trust: bool = False) -> Bundle:
+    """A trained bundle (``out_dir/model`` of ``resm finetune``: adapter, one file per head,
+    manifest) on ``device`` (``auto``: the GPU when there is one): ``.fold``, ``.interact`` and
+    ``.predict_mrl`` serve the heads it holds, as ``resm fold / interact / predict --model DIR``
+    do. ``backbone`` overrides the recorded backbone (its checksum must match)."""
+    from .bundle import load_bundle as _load
+
+    return _load(folder, backbone=backbone, device=resolve_device(device), trust=trust)
 
 
 def load_backbone(model: Union[str, os.PathLike] = DEFAULT_MODEL, scheme: Optional[str] = None, device: str = "auto",

@@ -37,6 +37,7 @@ from .io import FoldError, Structure
 from .probe import ProbeFile, predict_pair_probs
 
 __all__ = [
+    "bundle_predictor",
     "PairProbs",
     "Predictor",
     "MapPredictor",
@@ -365,6 +366,13 @@ def supervised_predictor(path: PathLike, device: str = "cpu", tile: int = 512, w
     ``resm evaluate --bpp-cache`` and training's ``data.bpp_cache``)."""
     from .model import load_structure_model
 
+    from ..tasks.base import is_bundle
+
+    if is_bundle(path):  # a trained bundle (out_dir/model of `resm finetune`): its structure head
+        from ..tasks.base import head_for, open_bundle
+
+        tm, entries, scheme = open_bundle(path)
+        return bundle_predictor(path, tm.to(device).eval(), entries, scheme, head_for(path, entries, "structure"), tile)
     model, meta = load_structure_model(path)
     return model_predictor(model.to(device).eval(), meta, workers=workers, cache=cache, tile=tile,
                            source=f"structure model {path}", where=str(path))
@@ -385,3 +393,38 @@ def model_predictor(model, meta: Dict, *, workers: int = 0, cache: Optional[Path
         return predict_pairs(model, scheme, seq, tile=tile, bpp_cache=cache)
 
     return MapPredictor(model, scheme, float(meta["threshold"]), "greedy", pair_probs, source)
+
+
+def bundle_predictor(folder, model, entries: Dict, scheme: Scheme, head: str, tile: int = 512) -> MapPredictor:
+    """The structure head ``head`` of a loaded bundle (:func:`resm.tasks.base.load_bundle`:
+    one encoder with its adapter, several heads) as a predictor: the encoder's embeddings (and,
+    when the head reads one, the thermodynamic pair prior) go through the head's tiled 2-D
+    pass, decoded greedily at the threshold stored with the head (0.5 when none)."""
+    import torch
+
+    from ..nucleotides import rna_codes
+    from ..tasks.base import BundleError, encode_batch
+
+    net = model.heads[head]
+    cfg = net.cfg
+    if getattr(cfg, "use_attention", False):
+        raise BundleError(f"{folder}: structure head {head!r} reads attention maps, which a bundle's encoder "
+                          "does not pass on; fold with a structure_model.pt instead")
+    threshold = float(entries[head].get("extra", {}).get("threshold", 0.5))
+
+    @torch.no_grad()
+    def pair_probs(seq: str) -> np.ndarray:
+        device = next(net.parameters()).device
+        b = {k: v.to(device) for k, v in encode_batch([seq], scheme).items()}
+        h, mask = model.encoder(b)
+        nuc = torch.as_tensor(rna_codes(seq).astype(np.int64))[None].to(device)
+        bpp = None
+        if getattr(cfg, "use_bpp", False):
+            from .priors import head_pair_prior
+
+            prior = head_pair_prior(seq, cfg).astype(np.float16).astype(np.float32)
+            bpp = torch.from_numpy(prior)[None, None].to(device)
+        logits = net.predict_tiled(h, mask, attn_feats=None, bpp=bpp, nuc=nuc, tile=tile)
+        return torch.sigmoid(logits[0].float()).cpu().numpy().astype(np.float32)
+
+    return MapPredictor(model, scheme, threshold, "greedy", pair_probs, f"bundle {folder} (head {head})")

@@ -38,7 +38,8 @@ from ..backbone.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncod
 
 __all__ = ["TaskSpec", "SEQUENCE_KEYS", "resolve",
            "ModelConfig", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
-           "ItemStream", "encode_batch", "save_bundle", "load_bundle", "subset", "BUNDLE_DIR"]
+           "ItemStream", "encode_batch", "save_bundle", "load_bundle", "subset", "BUNDLE_DIR", "BundleError",
+           "is_bundle", "head_for", "open_bundle"]
 
 BUNDLE_DIR = "model"
 
@@ -327,6 +328,49 @@ def resolve_source(src: str, folder: Path) -> str:
         return src
     beside = Path(folder) / src
     return str(beside) if beside.exists() else src
+
+
+COMMANDS = {"structure": "resm fold", "rri": "resm interact", "mrl": "resm predict --task mrl"}
+
+
+class BundleError(ValueError):
+    """A bundle that cannot serve the request (one line naming the bundle)."""
+
+
+def is_bundle(path: "str | os.PathLike") -> bool:
+    """A folder holding a bundle manifest (or the one-hot baseline's head files)."""
+    from ..model.adapters import MANIFEST
+
+    p = Path(path)
+    return p.is_dir() and ((p / MANIFEST).is_file() or any(p.glob("onehot-*.pt")))
+
+
+def head_for(folder, entries: Dict[str, dict], task: str) -> str:
+    """The name of the bundle's head for ``task``; BundleError naming the bundle otherwise."""
+    names = [n for n, e in entries.items() if e.get("task") == task]
+    if not names:
+        have = ", ".join(sorted(f"{n} ({e.get('task')})" for n, e in entries.items())) or "none"
+        need = f" that `{COMMANDS[task]}` needs" if task in COMMANDS else ""
+        raise BundleError(f"{folder}: the bundle has no {task} head{need} (its heads: {have})")
+    return names[0]
+
+
+def open_bundle(folder, backbone: Optional[str] = None, trust: bool = False):
+    """:func:`load_bundle` for the commands and the API: a folder that is no bundle, or one
+    made for another backbone (checksum) or mapping scheme, is a :class:`BundleError` naming
+    the bundle."""
+    from ..mapping import MappingError
+    from ..model.adapters import AdapterError
+    from ..model.load import CheckpointError
+
+    folder = Path(folder)
+    if not is_bundle(folder):
+        raise BundleError(f"{folder}: not a model bundle (a folder with manifest.json: out_dir/model of `resm finetune`)")
+    try:
+        return load_bundle(folder, backbone=backbone, trust=trust)
+    except (AdapterError, CheckpointError, MappingError) as e:
+        msg = str(e)
+        raise BundleError(msg if str(folder) in msg else f"{folder}: {msg}") from None
 
 
 def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = False,

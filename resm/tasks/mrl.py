@@ -25,7 +25,7 @@ from ..config import ConfigError, from_dict
 from ..data.mrl import UTR, VariantPair, read_mrl, split_utrs
 from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, OptimusConfig, mrl_apply, optimus_apply
 from .base import (BUNDLE_DIR, SEQUENCE_KEYS, ItemStream, ModelConfig, TaskModel, TaskSpec, build_encoder, encode_batch,
-                   load_bundle, save_bundle, subset)
+                   head_for, open_bundle, save_bundle, subset)
 
 __all__ = ["MRLDataConfig", "MRLTask", "mrl_metrics", "predict_mrl", "variant_effect", "load_mrl_model", "MAX_UTR"]
 
@@ -263,11 +263,9 @@ def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False):
             model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": optimus_apply}).eval()
             entry = {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}
             return model, "mrl", entry, get_scheme(d["scheme"])
-    model, entries, scheme = load_bundle(folder, backbone=backbone, trust=trust)  # a joint bundle holds other heads too
-    names = [n for n, e in entries.items() if e["task"] == "mrl"]
-    if not names:
-        raise ConfigError(f"{folder}: the bundle has no mrl head")
-    return model, names[0], entries[names[0]], scheme
+    model, entries, scheme = open_bundle(folder, backbone=backbone, trust=trust)  # a joint bundle holds other heads too
+    name = head_for(folder, entries, "mrl")
+    return model, name, entries[name], scheme
 
 
 TASK = TaskSpec("mrl", MRLTask, SEQUENCE_KEYS, head="mrl", config="mrl", joint=True, predict="resm.predict:predict_mrl",

@@ -30,7 +30,7 @@ from ..config import ConfigError, from_dict
 from ..data.rri import Pair, read_pairs, split_pairs
 from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
 from .base import (BUNDLE_DIR, SEQUENCE_KEYS, ItemStream, ModelConfig, TaskModel, TaskSpec, build_encoder, encode_batch,
-                   load_bundle, save_bundle, subset)
+                   head_for, open_bundle, save_bundle, subset)
 
 __all__ = ["RRIDataConfig", "RRITask", "collate_pairs", "rri_metrics", "predict_rri", "load_rri_model",
            "zero_shot_scores"]
@@ -189,11 +189,9 @@ def predict_rri(model: TaskModel, scheme, pairs: Sequence[Pair], batch_size: int
 def load_rri_model(folder, backbone: Optional[str] = None, trust: bool = False):
     """``(TaskModel, head name, manifest entry of the rri head, scheme)`` from ``out_dir/model``
     (a jointly trained bundle also holds other heads)."""
-    model, entries, scheme = load_bundle(Path(folder), backbone=backbone, trust=trust)
-    rri = [n for n, e in entries.items() if e["task"] == "rri"]
-    if not rri:
-        raise ConfigError(f"{folder}: the bundle has no rri head")
-    return model, rri[0], entries[rri[0]], scheme
+    model, entries, scheme = open_bundle(Path(folder), backbone=backbone, trust=trust)
+    name = head_for(folder, entries, "rri")
+    return model, name, entries[name], scheme
 
 
 @torch.no_grad()

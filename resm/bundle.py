@@ -1,0 +1,125 @@
+"""One trained model folder for every command: a bundle (``out_dir/model`` of ``resm
+finetune``: adapter, one file per head, ``manifest.json``; :func:`resm.tasks.base.save_bundle`)
+as ``resm fold --model DIR``, ``resm interact --model DIR``, ``resm predict --task mrl --model
+DIR`` and the Python API read it:
+
+>>> bundle = resm.load_bundle("runs/joint/model")      # doctest: +SKIP
+>>> bundle.heads                                        # doctest: +SKIP
+{'rri': 'rri', 'mrl': 'mrl'}
+>>> scans = bundle.interact([("UGGAAUGUAAAGAAGUAUGUAU", utr)])   # doctest: +SKIP
+>>> bundle.predict_mrl(["GGGACAUCGAUCGAUGC..."])       # doctest: +SKIP
+>>> structure, probs = bundle.fold("GGGGAAACCCC")[0]    # doctest: +SKIP
+
+A command whose head the bundle lacks gets one line naming the bundle and the missing head
+(:class:`BundleError`); a bundle made for another backbone (checksum) or mapping scheme is
+refused at loading, naming the bundle.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .tasks.base import BundleError, head_for, is_bundle, open_bundle
+
+__all__ = ["Bundle", "BundleError", "load_bundle", "is_bundle"]
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: one encoder (backbone + adapter) and its heads, on ``device``."""
+
+    folder: Path
+    model: Any  # resm.tasks.base.TaskModel
+    entries: Dict[str, dict]
+    scheme: Any
+    device: str = "cpu"
+
+    @property
+    def heads(self) -> Dict[str, str]:
+        """Head name -> task."""
+        return {n: e["task"] for n, e in self.entries.items()}
+
+    def head(self, task: str) -> str:
+        return head_for(self.folder, self.entries, task)
+
+    def interact(self, pairs: Iterable, scan=None, progress: bool = False) -> List:
+        """Scan pairs (``(a, b)`` sequences, ``(a_name, a, b_name, b)`` or
+        :class:`resm.data.rri.Pair`) with the interaction head: one
+        :class:`resm.tasks.rri_sites.PairScan` each (score, sites with their duplexes).
+        Partners up to :data:`resm.tasks.rri_sites.MAX_PARTNER` nt; a longer one, or a symbol
+        that is no nucleotide, is a one-line error naming the record."""
+        from .data.rri import Pair
+        from .mapping import MappingError, normalise
+        from .tasks.rri_sites import MAX_PARTNER, ScanOptions, scan_pairs
+
+        name = self.head("rri")
+        items = []
+        for k, p in enumerate(pairs, 1):
+            if not isinstance(p, Pair):
+                t = tuple(p)
+                an, a, bn, b = (f"a{k}", t[0], f"b{k}", t[1]) if len(t) == 2 else t[:4]
+                try:
+                    a, b = normalise(a, an), normalise(b, bn)
+                except MappingError as e:
+                    raise BundleError(f"pair {k}: {e}") from None
+                p = Pair(an, a, bn, b, None, k)
+            for nm, s in ((p.a_name, p.a), (p.b_name, p.b)):
+                if len(s) > MAX_PARTNER:
+                    raise BundleError(f"pair {k}: {nm!r} has {len(s)} nt, longer than the {MAX_PARTNER} nt supported")
+                self.scheme.encode(s, f"pair {k}: {nm}")
+            items.append(p)
+        opts = scan or ScanOptions(progress=progress)
+        return scan_pairs(self.model, name, self.scheme, items, int(self.entries[name]["config"]["max_length"]),
+                          opts, self.device)
+
+    def predict_mrl(self, seqs: Union[Sequence[str], Dict[str, str]]) -> np.ndarray:
+        """Predicted mean ribosome load of each UTR (any length up to
+        :data:`resm.tasks.mrl.MAX_UTR` nt), in the training target's units."""
+        from .mapping import MappingError, normalise
+        from .tasks.mrl import MAX_UTR, predict_mrl
+
+        name = self.head("mrl")
+        named = list(seqs.items()) if isinstance(seqs, dict) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
+        clean = []
+        for n, s in named:
+            try:
+                s = normalise(s, n)
+            except MappingError as e:
+                raise BundleError(str(e)) from None
+            if len(s) > MAX_UTR:
+                raise BundleError(f"{n}: {len(s)} nt, longer than the {MAX_UTR} nt supported")
+            self.scheme.encode(s, n)
+            clean.append(s)
+        extra = self.entries[name]["extra"]
+        return predict_mrl(self.model, self.scheme, clean, float(extra["mean"]), float(extra["std"]), 128,
+                           self.device, name)
+
+    def predictor(self):
+        """The structure head as a :class:`resm.structure.predictor.Predictor` (what ``resm
+        fold`` folds with)."""
+        from .structure.predictor import bundle_predictor
+
+        return bundle_predictor(self.folder, self.model, self.entries, self.scheme, self.head("structure"))
+
+    def fold(self, seqs: Union[str, Sequence[str], Dict[str, str]], **kw) -> List[Tuple[Any, np.ndarray]]:
+        """``(Structure, probabilities)`` of each sequence with the bundle's structure head
+        (keyword arguments as :meth:`resm.structure.predictor.Predictor.fold`)."""
+        pred = self.predictor()
+        if isinstance(seqs, str):
+            seqs = [seqs]
+        named = list(seqs.items()) if isinstance(seqs, dict) else [(f"seq_{k}", s) for k, s in enumerate(seqs, 1)]
+        return [pred.fold_one(s, n, **kw) for n, s in named]
+
+
+def load_bundle(folder: Union[str, os.PathLike], backbone: Optional[str] = None, device: str = "cpu",
+                trust: bool = False) -> Bundle:
+    """A :class:`Bundle` from ``folder``; ``backbone`` overrides the one its manifest records
+    (its checksum must match). Errors (no such folder, another backbone or scheme, a file that
+    does not read) are one line naming the bundle (:func:`resm.tasks.base.open_bundle`)."""
+    model, entries, scheme = open_bundle(folder, backbone=backbone, trust=trust)
+    return Bundle(Path(folder), model.to(device).eval(), entries, scheme, device)

@@ -1,0 +1,145 @@
+"""One bundle for every command: the folder a joint run writes is read by `resm interact`,
+`resm predict --task mrl`, `resm fold` (when it holds a structure head) and resm.load_bundle;
+a missing head, another scheme or another backbone is a one-line error naming the bundle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import resm_cli
+from tests.tasks.test_rri_mrl import mrl_config, rand, rri_config, train_cfg, write_pairs, rri_pairs
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    for seed in (1, 2):
+        resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", seed, "--out", d / f"tiny{seed}.pt")
+    return d / "tiny1.pt", d / "tiny2.pt"
+
+
+@pytest.fixture(scope="module")
+def joint_bundle(ckpts, tmp_path_factory):
+    from resm.tasks import run
+
+    tmp = tmp_path_factory.mktemp("joint")
+    r = rri_config(tmp, ckpts[0], steps=6)
+    m = mrl_config(tmp, ckpts[0], mode="adapters", steps=6)
+    cfg = {"task": "joint", "model": r["model"], "tasks": {"rri": {"head": r["head"], "data": r["data"]},
+           "mrl": {"head": m["head"], "data": m["data"]}}, "optim": r["optim"], "train": train_cfg(tmp / "run", 6)}
+    return Path(run(cfg)["model_file"])
+
+
+def _one_line_error(p, *parts):
+    assert p.returncode == 1, p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    for x in parts:
+        assert x in lines[0], lines[0]
+    return lines[0]
+
+
+def test_joint_bundle_serves_interact_predict_and_the_api(tmp_path, joint_bundle):
+    import resm
+
+    rng = np.random.default_rng(0)
+    mir, utr = rand(rng, 21), rand(rng, 700)
+    pairs = tmp_path / "p.tsv"
+    pairs.write_text(f"a_name\ta_seq\tb_name\tb_seq\nm\t{mir}\tu\t{utr}\n")
+    resm_cli("interact", pairs, "--model", joint_bundle, "-o", tmp_path / "s.tsv", "--sites", tmp_path / "sites.tsv")
+    cli_score = float((tmp_path / "s.tsv").read_text().splitlines()[1].split("\t")[3])
+    utrs = tmp_path / "u.fa"
+    utrs.write_text(f">short\n{utr[:40]}\n>long\n{utr}\n")
+    resm_cli("predict", "--task", "mrl", utrs, "--model", joint_bundle, "-o", tmp_path / "m.tsv")
+    cli_mrl = [float(r.split("\t")[1]) for r in (tmp_path / "m.tsv").read_text().splitlines()[1:]]
+
+    b = resm.load_bundle(joint_bundle, device="cpu")
+    assert b.heads == {"rri": "rri", "mrl": "mrl"}
+    (scan,) = b.interact([(mir, utr)])
+    assert scan.score == pytest.approx(cli_score, abs=1e-5) and scan.n_windows[1] > 1
+    np.testing.assert_allclose(b.predict_mrl({"short": utr[:40], "long": utr}), cli_mrl, rtol=1e-5)
+    # one encoder, one adapter: both heads read the same encoder module
+    assert b.model.encoder.backbone is not None and set(b.model.heads) == {"rri", "mrl"}
+
+    # fold needs a structure head: the joint rri+mrl bundle has none
+    fa = tmp_path / "x.fa"
+    fa.write_text(">x\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n")
+    p = resm_cli("fold", fa, "--model", joint_bundle, "-o", tmp_path / "never.dbn", check=False)
+    _one_line_error(p, str(joint_bundle), "no structure head", "resm fold")
+    assert not (tmp_path / "never.dbn").exists()
+    with pytest.raises(resm.bundle.BundleError, match="no structure head"):
+        b.fold("GGGGAAACCCC")
+    with pytest.raises(resm.bundle.BundleError, match="longer than the 4000 nt"):
+        b.interact([(mir, "A" * 4001)])
+
+
+def test_structure_head_in_a_bundle_folds(tmp_path, ckpts):
+    import resm
+    from resm.heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
+    from resm.heads.structure import StructureHead, StructureHeadConfig, structure_apply
+    from resm.mapping import get_scheme
+    from resm.model.adapters import AdapterConfig
+    from resm.model.encoder import BackboneEncoder
+    from resm.model.load import load_backbone
+    from resm.tasks.base import TaskModel, save_bundle
+
+    scheme = get_scheme("kdny")
+    bb = load_backbone(str(ckpts[0]), scheme).model
+    enc = BackboneEncoder(bb, "adapters", AdapterConfig(r=2), seed=0)
+    torch.manual_seed(0)
+    scfg = StructureHeadConfig(embed_dim=bb.embed_dim, proj_dim=8, channels=8, blocks=1, dilations=[1])
+    rcfg = InteractionHeadConfig(embed_dim=bb.embed_dim, proj_dim=8, channels=8, max_length=40)
+    tm = TaskModel(enc, {"structure": StructureHead(scfg), "rri": InteractionHead(rcfg)},
+                   {"structure": structure_apply, "rri": rri_apply})
+    strip = lambda c: {k: v for k, v in c.to_dict().items() if k != "embed_dim"}  # noqa: E731
+    folder = save_bundle(tmp_path / "model", tm, scheme, str(ckpts[0]),
+                         {"structure": {"task": "structure", "config": strip(scfg), "extra": {"threshold": 0.3}},
+                          "rri": {"task": "rri", "config": strip(rcfg), "extra": {}}})
+    seq = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
+    fa = tmp_path / "x.fa"
+    fa.write_text(f">x\n{seq}\n")
+    resm_cli("fold", fa, "--model", folder, "-o", tmp_path / "x.dbn")
+    cli = (tmp_path / "x.dbn").read_text().splitlines()
+    b = resm.load_bundle(folder, device="cpu")
+    ((structure, probs),) = b.fold({"x": seq})
+    assert cli[0] == ">x" and cli[1] == seq and cli[2].split()[0] == structure.dotbracket
+    assert probs.shape == (len(seq), len(seq)) and np.allclose(probs, probs.T, atol=1e-6)
+    # the probabilities are the head's on the adapter's embeddings, decoded at the stored 0.3
+    with torch.no_grad():
+        from resm.tasks.base import encode_batch
+
+        batch = encode_batch([seq], scheme)
+        ref = torch.sigmoid(b.model(batch, ["structure"])["structure"][0]).numpy()
+    np.testing.assert_allclose(probs, ref, atol=1e-5)
+    p = resm_cli("predict", "--task", "mrl", fa, "--model", folder, "-o", tmp_path / "never.tsv", check=False)
+    _one_line_error(p, str(folder), "no mrl head", "resm predict --task mrl")
+
+
+def test_bundle_for_another_scheme_or_backbone_is_refused(tmp_path, ckpts, joint_bundle):
+    pairs = write_pairs(tmp_path / "p.tsv", rri_pairs(3, 1), labels=False)
+    other = tmp_path / "other_scheme"
+    shutil.copytree(joint_bundle, other)
+    man = json.loads((other / "manifest.json").read_text())
+    man["scheme"]["name"] = "kerd"
+    (other / "manifest.json").write_text(json.dumps(man))
+    for args in (["interact", pairs], ["predict", "--task", "mrl", pairs]):
+        p = resm_cli(*args, "--model", other, "-o", tmp_path / "never.tsv", check=False)
+        _one_line_error(p, str(other))
+    fa = tmp_path / "x.fa"
+    fa.write_text(">x\nGGGGAAACCCC\n")
+    _one_line_error(resm_cli("fold", fa, "--model", other, "-o", tmp_path / "n.dbn", check=False), str(other))
+    # another backbone (a different checksum) than the one the bundle was trained on
+    p = resm_cli("interact", pairs, "--model", joint_bundle, "--backbone", ckpts[1], "-o", tmp_path / "never.tsv",
+                 check=False)
+    _one_line_error(p, str(joint_bundle), "backbone")
+    import resm
+
+    with pytest.raises(resm.bundle.BundleError, match=str(joint_bundle)):
+        resm.load_bundle(joint_bundle, backbone=str(ckpts[1]), device="cpu")
+    assert not (tmp_path / "never.tsv").exists()
