@@ -129,12 +129,13 @@ def _sites_rows(pairs, scans) -> List[List[object]]:
         for rank, s in enumerate(r.sites, 1):
             rows.append([k, p.a_name, p.b_name, rank, s.a_start, s.a_end, s.b_start, s.b_end, float(s.prob),
                          s.duplex_a[0] or "", s.duplex_a[1] or "", s.duplex_b[0] or "", s.duplex_b[1] or "",
-                         s.duplex or "-"])
+                         s.duplex or "-", f"{s.duplex_energy:.2f}" if s.duplex else "",
+                         ";".join(f"{i}-{j}" for i, j in s.head_pairs) or "-"])
     return rows
 
 
 SITES_HEADER = ["index", "a_name", "b_name", "rank", "a_start", "a_end", "b_start", "b_end", "probability",
-                "duplex_a_start", "duplex_a_end", "duplex_b_start", "duplex_b_end", "duplex"]
+                "duplex_a_start", "duplex_a_end", "duplex_b_start", "duplex_b_end", "duplex", "duplex_energy", "head_pairs"]
 
 
 def interact(pairs_path: Path, model: Optional[Path] = None, options: Optional[InteractOptions] = None,

@@ -18,9 +18,12 @@ For each pair the scan gives
 * ``sites``: the best window pairs, strongest first, with a window pair skipped when both of
   its windows overlap those of a stronger site already kept (overlapping windows see the
   same duplex), at most ``max_sites``;
-* each site's predicted duplex, read from the head's intermolecular pair map of that window
-  pair (:func:`duplex_from_map`): the antiparallel chain of pairs (i increasing on a while j
-  decreases on b) of largest summed logit among pairs of probability > 0.5;
+* each site's predicted duplex: ViennaRNA's ``RNA.duplexfold`` of the site's two windows
+  (structure, spans, free energy). The head's own intermolecular pair map is learnt from the
+  interaction label alone and in practice puts probability > 0.5 on one or two pairs, so it is
+  no duplex; its strongest chain (:func:`duplex_from_map`: the antiparallel chain of pairs, i
+  increasing on a while j decreases on b, of largest summed logit among pairs of probability
+  > 0.5) is kept as ``head_pairs`` to show where the head looks;
 * with ``with_maps``: the (La, Lb) pair-probability map stitched from the windows (the
   largest value where windows overlap).
 """
@@ -84,10 +87,11 @@ class Site:
     b_end: int
     prob: float
     logit: float
-    duplex: str = ""  # dot-bracket over the duplex spans, "a&b" (RNAduplex-style); "" if none
+    duplex: str = ""  # RNA.duplexfold of the two windows: dot-bracket "a&b" over the spans below
     duplex_a: Tuple[int, int] = (0, 0)  # span of the duplex on a (1-based; (0, 0) if none)
     duplex_b: Tuple[int, int] = (0, 0)
-    pairs: List[Tuple[int, int]] = field(default_factory=list)  # 1-based (i on a, j on b)
+    duplex_energy: float = 0.0  # kcal/mol
+    head_pairs: List[Tuple[int, int]] = field(default_factory=list)  # from the head's map, 1-based (i on a, j on b)
 
 
 @dataclass
@@ -141,19 +145,6 @@ def duplex_from_map(logits: np.ndarray) -> List[Tuple[int, int]]:
             pairs.append((i - 1, j))
             i, j = i - 1, j + 1
     return pairs[::-1]
-
-
-def _dotbracket(pairs: List[Tuple[int, int]]) -> Tuple[str, Tuple[int, int], Tuple[int, int]]:
-    """RNAduplex-style ``"((..((&))..))"`` over the pairs' spans, with the 0-based spans."""
-    if not pairs:
-        return "", (0, 0), (0, 0)
-    ia = sorted(i for i, _ in pairs)
-    jb = sorted(j for _, j in pairs)
-    a0, a1, b0, b1 = ia[0], ia[-1], jb[0], jb[-1]
-    sa, sb = ["."] * (a1 - a0 + 1), ["."] * (b1 - b0 + 1)
-    for i, j in pairs:
-        sa[i - a0], sb[j - b0] = "(", ")"
-    return "".join(sa) + "&" + "".join(sb), (a0, a1), (b0, b1)
 
 
 @torch.no_grad()
@@ -231,23 +222,27 @@ def scan_pair(model: TaskModel, head: str, scheme, a: str, b: str, max_length: i
         if pl is None:  # evicted from the kept maps (sites skipped as overlapping): recompute
             out = mod(ha[i : i + 1], ma[i : i + 1], hb[j : j + 1], mb[j : j + 1], na[i : i + 1], nb[j : j + 1])
             pl = out["pair_logits"][0].float().cpu().numpy()
-        cand = _site_from_map(len(a), len(b), lg, pl, sa[i], sb[j], wa, wb)
+        cand = _site_from_map(a, b, lg, pl, sa[i], sb[j], wa, wb)
         sites.append(cand)
     best = float(logits[order[0]])
     return PairScan(float(1.0 / (1.0 + np.exp(-best))), best, sites, (len(sa), len(sb)), full,
                     logits.reshape(len(sa), len(sb)), (sa, sb))
 
 
-def _site_from_map(a_len: int, b_len: int, logit: float, pl: np.ndarray, a0: int = 0, b0: int = 0,
+def _site_from_map(a: str, b: str, logit: float, pl: np.ndarray, a0: int = 0, b0: int = 0,
                    wa: Optional[int] = None, wb: Optional[int] = None) -> Site:
-    wa, wb = wa or a_len, wb or b_len
+    """The site of the window pair a[a0:a0+wa] x b[b0:b0+wb] (coordinates into the full a, b)."""
+    import RNA
+
+    wa, wb = wa or len(a), wb or len(b)
     site = Site(a0 + 1, a0 + wa, b0 + 1, b0 + wb, float(1.0 / (1.0 + np.exp(-logit))), float(logit))
-    pairs = duplex_from_map(pl[:wa, :wb])
-    site.duplex, span_a, span_b = _dotbracket(pairs)
-    if pairs:
-        site.duplex_a = (a0 + span_a[0] + 1, a0 + span_a[1] + 1)
-        site.duplex_b = (b0 + span_b[0] + 1, b0 + span_b[1] + 1)
-    site.pairs = [(a0 + x + 1, b0 + y + 1) for x, y in pairs]
+    site.head_pairs = [(a0 + x + 1, b0 + y + 1) for x, y in duplex_from_map(pl[:wa, :wb])]
+    d = RNA.duplexfold(a[a0 : a0 + wa], b[b0 : b0 + wb])
+    left, _, right = d.structure.partition("&")
+    if "(" in left:
+        site.duplex, site.duplex_energy = d.structure, float(d.energy)
+        site.duplex_a = (a0 + d.i - len(left) + 1, a0 + d.i)  # d.i: last nt of the duplex on a
+        site.duplex_b = (b0 + d.j, b0 + d.j + len(right) - 1)  # d.j: first nt on b
     return site
 
 
@@ -265,7 +260,7 @@ def _short_pairs(model: TaskModel, head: str, scheme, pairs, opts: ScanOptions, 
         pl = r["pair_logits"].float().cpu().numpy()
         for t, p in enumerate(chunk):
             m = pl[t, : len(p.a), : len(p.b)]
-            site = _site_from_map(len(p.a), len(p.b), float(lg[t]), m)
+            site = _site_from_map(p.a, p.b, float(lg[t]), m)
             full = (1.0 / (1.0 + np.exp(-m))).astype(np.float32) if opts.with_maps else None
             out.append(PairScan(site.prob, site.logit, [site], (1, 1), full, np.array([[site.logit]], np.float32)))
     return out

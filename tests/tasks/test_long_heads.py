@@ -87,7 +87,7 @@ def test_scan_equals_the_windows_scored_as_pairs(tiny_ckpt):
     exactly as an ordinary pair (predict_rri); two partners within the window are one pair."""
     from resm.data.rri import Pair
     from resm.tasks.rri import predict_rri
-    from resm.tasks.rri_sites import ScanOptions, scan_pair, scan_pairs, window_starts
+    from resm.tasks.rri_sites import ScanOptions, _site_from_map, scan_pair, scan_pairs, window_starts
 
     tm, scheme, _ = _model(tiny_ckpt, heads=("rri",))
     rng = np.random.default_rng(0)
@@ -108,8 +108,24 @@ def test_scan_equals_the_windows_scored_as_pairs(tiny_ckpt):
             for t in r.sites:
                 if s is not t:
                     assert s.a_end < t.a_start or t.a_end < s.a_start or s.b_end < t.b_start or t.b_end < s.b_start
-        for i, j in top.pairs:  # the duplex lies in the site's windows
+        for i, j in top.head_pairs:  # the pairs read from the head's map lie in the site's windows
             assert top.a_start <= i <= top.a_end and top.b_start <= j <= top.b_end
+        for s in r.sites:  # the duplex is ViennaRNA's of the two windows, in full-sequence coordinates
+            if s.duplex:
+                left, right = s.duplex.split("&")
+                assert s.a_start <= s.duplex_a[0] <= s.duplex_a[1] <= s.a_end and len(left) == s.duplex_a[1] - s.duplex_a[0] + 1
+                assert s.b_start <= s.duplex_b[0] <= s.duplex_b[1] <= s.b_end and len(right) == s.duplex_b[1] - s.duplex_b[0] + 1
+                assert s.duplex_energy < 0
+    # a perfect complement planted in b: the site covering it reports exactly that duplex
+    mir = rand(rng, 22)
+    comp = "".join({"A": "U", "C": "G", "G": "C", "U": "A"}[c] for c in reversed(mir))
+    b = rand(rng, 70) + comp + rand(rng, 60)
+    s = _site_from_map(mir, b, 0.0, np.zeros((22, 32)), 0, 64, 22, 32)  # the window b[64:96]
+    assert (s.b_start, s.b_end) == (65, 96) and s.duplex_energy < -20
+    left, right = s.duplex.split("&")  # ViennaRNA's spans include dangling unpaired ends
+    assert left.strip(".") == "(" * 22 and right.strip(".") == ")" * 22
+    assert s.duplex_a[0] + left.index("(") == 1 and s.duplex_b[0] + right.index(")") == 71  # the planted complement
+    assert s.duplex_b[1] - s.duplex_b[0] + 1 == len(right) and s.duplex_a[1] - s.duplex_a[0] + 1 == len(left)
     # partners within the window: the scan and the batched path give the pair's own probability
     pairs = [Pair("a", rand(rng, 20), "b", rand(rng, 30), None, k) for k in range(5)]
     direct = predict_rri(tm, scheme, pairs, 4)[0]
@@ -134,7 +150,9 @@ def test_interact_scans_long_partners(tmp_path, bundle):
     rows = [r.split("\t") for r in out.read_text().splitlines()]
     assert rows[0] == ["index", "a_name", "b_name", "score"] and len(rows) == 3
     srows = [r.split("\t") for r in sites.read_text().splitlines()]
-    assert srows[0][:9] == ["index", "a_name", "b_name", "rank", "a_start", "a_end", "b_start", "b_end", "probability"]
+    assert srows[0] == ["index", "a_name", "b_name", "rank", "a_start", "a_end", "b_start", "b_end", "probability",
+                        "duplex_a_start", "duplex_a_end", "duplex_b_start", "duplex_b_end", "duplex", "duplex_energy",
+                        "head_pairs"]
     first = [r for r in srows[1:] if r[0] == "1"]
     second = [r for r in srows[1:] if r[0] == "2"]
     assert len(first) == 4 and len(second) == 4
