@@ -18,9 +18,10 @@ refused at loading, naming the bundle.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 
@@ -35,26 +36,27 @@ class Bundle:
 
     folder: Path
     model: Any  # resm.tasks.base.TaskModel
-    entries: Dict[str, dict]
+    entries: dict[str, dict]
     scheme: Any
     device: str = "cpu"
 
     @property
-    def heads(self) -> Dict[str, str]:
+    def heads(self) -> dict[str, str]:
         """Head name -> task."""
         return {n: e["task"] for n, e in self.entries.items()}
 
     def head(self, task: str) -> str:
         return head_for(self.folder, self.entries, task)
 
-    def interact(self, pairs: Iterable, scan=None, progress: bool = False) -> List:
+    def interact(self, pairs: Iterable, scan=None, progress: bool = False) -> list:
         """Scan pairs (``(a, b)`` sequences, ``(a_name, a, b_name, b)`` or
         :class:`resm.data.rri.Pair`) with the interaction head: one
         :class:`resm.tasks.rri_sites.PairScan` each (score, sites with their duplexes).
         Partners up to :data:`resm.tasks.rri_sites.MAX_PARTNER` nt; a longer one, or a symbol
         that is no nucleotide, is a one-line error naming the record."""
         from .data.rri import Pair
-        from .mapping import MappingError, normalise
+        from .mapping import MappingError
+        from .nucleotides import normalise
         from .tasks.rri_sites import MAX_PARTNER, ScanOptions, scan_pairs
 
         name = self.head("rri")
@@ -74,13 +76,15 @@ class Bundle:
                 self.scheme.encode(s, f"pair {k}: {nm}")
             items.append(p)
         opts = scan or ScanOptions(progress=progress)
-        return scan_pairs(self.model, name, self.scheme, items, int(self.entries[name]["config"]["max_length"]),
-                          opts, self.device)
+        return scan_pairs(
+            self.model, name, self.scheme, items, int(self.entries[name]["config"]["max_length"]), opts, self.device
+        )
 
-    def predict_mrl(self, seqs: Union[Sequence[str], Dict[str, str]]) -> np.ndarray:
+    def predict_mrl(self, seqs: Sequence[str] | dict[str, str]) -> np.ndarray:
         """Predicted mean ribosome load of each UTR (any length up to
         :data:`resm.tasks.mrl.MAX_UTR` nt), in the training target's units."""
-        from .mapping import MappingError, normalise
+        from .mapping import MappingError
+        from .nucleotides import normalise
         from .tasks.mrl import MAX_UTR, predict_mrl
 
         name = self.head("mrl")
@@ -96,8 +100,9 @@ class Bundle:
             self.scheme.encode(s, n)
             clean.append(s)
         extra = self.entries[name]["extra"]
-        return predict_mrl(self.model, self.scheme, clean, float(extra["mean"]), float(extra["std"]), 128,
-                           self.device, name)
+        return predict_mrl(
+            self.model, self.scheme, clean, float(extra["mean"]), float(extra["std"]), 128, self.device, name
+        )
 
     def predictor(self):
         """The structure head as a :class:`resm.structure.predictor.Predictor` (what ``resm
@@ -106,7 +111,7 @@ class Bundle:
 
         return bundle_predictor(self.folder, self.model, self.entries, self.scheme, self.head("structure"))
 
-    def fold(self, seqs: Union[str, Sequence[str], Dict[str, str]], **kw) -> List[Tuple[Any, np.ndarray]]:
+    def fold(self, seqs: str | Sequence[str] | dict[str, str], **kw) -> list[tuple[Any, np.ndarray]]:
         """``(Structure, probabilities)`` of each sequence with the bundle's structure head
         (keyword arguments as :meth:`resm.structure.predictor.Predictor.fold`)."""
         pred = self.predictor()
@@ -116,8 +121,9 @@ class Bundle:
         return [pred.fold_one(s, n, **kw) for n, s in named]
 
 
-def load_bundle(folder: Union[str, os.PathLike], backbone: Optional[str] = None, device: str = "cpu",
-                trust: bool = False) -> Bundle:
+def load_bundle(
+    folder: str | os.PathLike, backbone: str | None = None, device: str = "cpu", trust: bool = False
+) -> Bundle:
     """A :class:`Bundle` from ``folder``; ``backbone`` overrides the one its manifest records
     (its checksum must match). Errors (no such folder, another backbone or scheme, a file that
     does not read) are one line naming the bundle (:func:`resm.tasks.base.open_bundle`)."""

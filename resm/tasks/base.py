@@ -339,7 +339,7 @@ class BundleError(ValueError):
 
 def is_bundle(path: "str | os.PathLike") -> bool:
     """A folder holding a bundle manifest (or the one-hot baseline's head files)."""
-    from ..model.adapters import MANIFEST
+    from ..backbone.adapters import MANIFEST
 
     p = Path(path)
     return p.is_dir() and ((p / MANIFEST).is_file() or any(p.glob("onehot-*.pt")))
@@ -360,8 +360,8 @@ def open_bundle(folder, backbone: Optional[str] = None, trust: bool = False):
     made for another backbone (checksum) or mapping scheme, is a :class:`BundleError` naming
     the bundle."""
     from ..mapping import MappingError
-    from ..model.adapters import AdapterError
-    from ..model.load import CheckpointError
+    from ..backbone.adapters import AdapterError
+    from ..backbone.load import CheckpointError
 
     folder = Path(folder)
     if not is_bundle(folder):

@@ -30,8 +30,8 @@ For each pair the scan gives
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ class ScanOptions:
     with_maps: bool = False
     progress: bool = False
 
-    def resolved(self, max_length: int) -> Tuple[int, int]:
+    def resolved(self, max_length: int) -> tuple[int, int]:
         """``(window, stride)`` for a head trained up to ``max_length`` nt."""
         w = self.window or int(max_length)
         if w < 1 or w > max_length:
@@ -88,10 +88,10 @@ class Site:
     prob: float
     logit: float
     duplex: str = ""  # RNA.duplexfold of the two windows: dot-bracket "a&b" over the spans below
-    duplex_a: Tuple[int, int] = (0, 0)  # span of the duplex on a (1-based; (0, 0) if none)
-    duplex_b: Tuple[int, int] = (0, 0)
+    duplex_a: tuple[int, int] = (0, 0)  # span of the duplex on a (1-based; (0, 0) if none)
+    duplex_b: tuple[int, int] = (0, 0)
     duplex_energy: float = 0.0  # kcal/mol
-    head_pairs: List[Tuple[int, int]] = field(default_factory=list)  # from the head's map, 1-based (i on a, j on b)
+    head_pairs: list[tuple[int, int]] = field(default_factory=list)  # from the head's map, 1-based (i on a, j on b)
 
 
 @dataclass
@@ -102,14 +102,14 @@ class PairScan:
 
     score: float
     logit: float
-    sites: List[Site]
-    n_windows: Tuple[int, int]
-    map: Optional[np.ndarray] = None
-    logits: Optional[np.ndarray] = None
-    starts: Tuple[List[int], List[int]] = ([0], [0])
+    sites: list[Site]
+    n_windows: tuple[int, int]
+    map: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    starts: tuple[list[int], list[int]] = ([0], [0])
 
 
-def window_starts(n: int, window: int, stride: int) -> List[int]:
+def window_starts(n: int, window: int, stride: int) -> list[int]:
     """0-based starts of the windows over ``n`` nt: every ``stride``, the last ending at ``n``."""
     if n <= window:
         return [0]
@@ -117,7 +117,7 @@ def window_starts(n: int, window: int, stride: int) -> List[int]:
     return starts + [n - window]
 
 
-def duplex_from_map(logits: np.ndarray) -> List[Tuple[int, int]]:
+def duplex_from_map(logits: np.ndarray) -> list[tuple[int, int]]:
     """The antiparallel chain of (i, j) pairs (i increasing, j decreasing; 0-based) of largest
     summed logit among the pairs with logit > 0 (probability > 0.5); [] when none is."""
     w = np.where(logits > 0, logits, 0.0).astype(np.float64)
@@ -148,8 +148,9 @@ def duplex_from_map(logits: np.ndarray) -> List[Tuple[int, int]]:
 
 
 @torch.no_grad()
-def _embed_windows(model: TaskModel, scheme, seq: str, starts: Sequence[int], window: int, name: str,
-                   batch_size: int, device):
+def _embed_windows(
+    model: TaskModel, scheme, seq: str, starts: Sequence[int], window: int, name: str, batch_size: int, device
+):
     """Encoder output (N, w, E), mask (N, w) and nucleotide codes (N, w) of each window."""
     w = min(window, len(seq))
     parts = [seq[s : s + w] for s in starts]
@@ -165,7 +166,7 @@ def _embed_windows(model: TaskModel, scheme, seq: str, starts: Sequence[int], wi
     return torch.cat(hs), torch.cat(ms), torch.cat(ns)
 
 
-def _keep(sites: List[Site], cand: Site) -> bool:
+def _keep(sites: list[Site], cand: Site) -> bool:
     for s in sites:
         if cand.a_start <= s.a_end and s.a_start <= cand.a_end and cand.b_start <= s.b_end and s.b_start <= cand.b_end:
             return False
@@ -173,8 +174,17 @@ def _keep(sites: List[Site], cand: Site) -> bool:
 
 
 @torch.no_grad()
-def scan_pair(model: TaskModel, head: str, scheme, a: str, b: str, max_length: int, opts: ScanOptions,
-              device="cpu", name: str = "pair") -> PairScan:
+def scan_pair(
+    model: TaskModel,
+    head: str,
+    scheme,
+    a: str,
+    b: str,
+    max_length: int,
+    opts: ScanOptions,
+    device="cpu",
+    name: str = "pair",
+) -> PairScan:
     """Scan one pair (sequences already validated; see the module notes)."""
     if max(len(a), len(b)) > MAX_PARTNER:
         raise ConfigError(f"{name}: a partner has {max(len(a), len(b))} nt, longer than the {MAX_PARTNER} nt supported")
@@ -209,7 +219,7 @@ def scan_pair(model: TaskModel, head: str, scheme, a: str, b: str, max_length: i
             top = sorted(maps_kept, key=lambda g: -logits[g])[:keep_n]
             maps_kept = {g: maps_kept[g] for g in top}
     order = np.argsort(-logits, kind="stable")
-    sites: List[Site] = []
+    sites: list[Site] = []
     for g in order:
         if len(sites) >= opts.max_sites:
             break
@@ -225,12 +235,20 @@ def scan_pair(model: TaskModel, head: str, scheme, a: str, b: str, max_length: i
         cand = _site_from_map(a, b, lg, pl, sa[i], sb[j], wa, wb)
         sites.append(cand)
     best = float(logits[order[0]])
-    return PairScan(float(1.0 / (1.0 + np.exp(-best))), best, sites, (len(sa), len(sb)), full,
-                    logits.reshape(len(sa), len(sb)), (sa, sb))
+    return PairScan(
+        float(1.0 / (1.0 + np.exp(-best))),
+        best,
+        sites,
+        (len(sa), len(sb)),
+        full,
+        logits.reshape(len(sa), len(sb)),
+        (sa, sb),
+    )
 
 
-def _site_from_map(a: str, b: str, logit: float, pl: np.ndarray, a0: int = 0, b0: int = 0,
-                   wa: Optional[int] = None, wb: Optional[int] = None) -> Site:
+def _site_from_map(
+    a: str, b: str, logit: float, pl: np.ndarray, a0: int = 0, b0: int = 0, wa: int | None = None, wb: int | None = None
+) -> Site:
     """The site of the window pair a[a0:a0+wa] x b[b0:b0+wb] (coordinates into the full a, b)."""
     import RNA
 
@@ -247,11 +265,11 @@ def _site_from_map(a: str, b: str, logit: float, pl: np.ndarray, a0: int = 0, b0
 
 
 @torch.no_grad()
-def _short_pairs(model: TaskModel, head: str, scheme, pairs, opts: ScanOptions, device) -> List[PairScan]:
+def _short_pairs(model: TaskModel, head: str, scheme, pairs, opts: ScanOptions, device) -> list[PairScan]:
     """Pairs whose partners both fit in one window: scored in batches, as in training."""
     from .rri import collate_pairs
 
-    out: List[PairScan] = []
+    out: list[PairScan] = []
     for k in range(0, len(pairs), opts.batch_size):
         chunk = list(pairs[k : k + opts.batch_size])
         b = {key: v.to(device) if torch.is_tensor(v) else v for key, v in collate_pairs(chunk, scheme).items()}
@@ -266,15 +284,16 @@ def _short_pairs(model: TaskModel, head: str, scheme, pairs, opts: ScanOptions, 
     return out
 
 
-def scan_pairs(model: TaskModel, head: str, scheme, pairs, max_length: int, opts: ScanOptions,
-               device="cpu") -> List[PairScan]:
+def scan_pairs(
+    model: TaskModel, head: str, scheme, pairs, max_length: int, opts: ScanOptions, device="cpu"
+) -> list[PairScan]:
     """:func:`scan_pair` over ``pairs`` (:class:`resm.data.rri.Pair`), the model in eval mode;
     pairs whose partners both fit in one window are scored in batches (the same result)."""
     window, _ = opts.resolved(max_length)
     was = model.training
     model.eval()
     short = [k for k, p in enumerate(pairs) if len(p.a) <= window and len(p.b) <= window]
-    results: List[Optional[PairScan]] = [None] * len(pairs)
+    results: list[PairScan | None] = [None] * len(pairs)
     bar = None
     if opts.progress:
         from tqdm import tqdm
@@ -287,8 +306,9 @@ def scan_pairs(model: TaskModel, head: str, scheme, pairs, max_length: int, opts
             bar.update(len(short))
         for k, p in enumerate(pairs):
             if results[k] is None:
-                results[k] = scan_pair(model, head, scheme, p.a, p.b, max_length, opts, device,
-                                       f"{p.name} (line {p.line})")
+                results[k] = scan_pair(
+                    model, head, scheme, p.a, p.b, max_length, opts, device, f"{p.name} (line {p.line})"
+                )
                 if bar is not None:
                     bar.update(1)
     finally:

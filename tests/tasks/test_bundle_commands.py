@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import resm_cli
-from tests.tasks.test_rri_mrl import mrl_config, rand, rri_config, train_cfg, write_pairs, rri_pairs
+from tests.tasks.test_rri_mrl import mrl_config, rand, rri_config, rri_pairs, train_cfg, write_pairs
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,13 @@ def joint_bundle(ckpts, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("joint")
     r = rri_config(tmp, ckpts[0], steps=6)
     m = mrl_config(tmp, ckpts[0], mode="adapters", steps=6)
-    cfg = {"task": "joint", "model": r["model"], "tasks": {"rri": {"head": r["head"], "data": r["data"]},
-           "mrl": {"head": m["head"], "data": m["data"]}}, "optim": r["optim"], "train": train_cfg(tmp / "run", 6)}
+    cfg = {
+        "task": "joint",
+        "model": r["model"],
+        "tasks": {"rri": {"head": r["head"], "data": r["data"]}, "mrl": {"head": m["head"], "data": m["data"]}},
+        "optim": r["optim"],
+        "train": train_cfg(tmp / "run", 6),
+    }
     return Path(run(cfg)["model_file"])
 
 
@@ -81,12 +86,12 @@ def test_joint_bundle_serves_interact_predict_and_the_api(tmp_path, joint_bundle
 
 def test_structure_head_in_a_bundle_folds(tmp_path, ckpts):
     import resm
+    from resm.backbone.adapters import AdapterConfig
+    from resm.backbone.encoder import BackboneEncoder
+    from resm.backbone.load import load_backbone
+    from resm.heads.pair_map import StructureHead, StructureHeadConfig, structure_apply
     from resm.heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
-    from resm.heads.structure import StructureHead, StructureHeadConfig, structure_apply
     from resm.mapping import get_scheme
-    from resm.model.adapters import AdapterConfig
-    from resm.model.encoder import BackboneEncoder
-    from resm.model.load import load_backbone
     from resm.tasks.base import TaskModel, save_bundle
 
     scheme = get_scheme("kdny")
@@ -95,12 +100,22 @@ def test_structure_head_in_a_bundle_folds(tmp_path, ckpts):
     torch.manual_seed(0)
     scfg = StructureHeadConfig(embed_dim=bb.embed_dim, proj_dim=8, channels=8, blocks=1, dilations=[1])
     rcfg = InteractionHeadConfig(embed_dim=bb.embed_dim, proj_dim=8, channels=8, max_length=40)
-    tm = TaskModel(enc, {"structure": StructureHead(scfg), "rri": InteractionHead(rcfg)},
-                   {"structure": structure_apply, "rri": rri_apply})
+    tm = TaskModel(
+        enc,
+        {"structure": StructureHead(scfg), "rri": InteractionHead(rcfg)},
+        {"structure": structure_apply, "rri": rri_apply},
+    )
     strip = lambda c: {k: v for k, v in c.to_dict().items() if k != "embed_dim"}  # noqa: E731
-    folder = save_bundle(tmp_path / "model", tm, scheme, str(ckpts[0]),
-                         {"structure": {"task": "structure", "config": strip(scfg), "extra": {"threshold": 0.3}},
-                          "rri": {"task": "rri", "config": strip(rcfg), "extra": {}}})
+    folder = save_bundle(
+        tmp_path / "model",
+        tm,
+        scheme,
+        str(ckpts[0]),
+        {
+            "structure": {"task": "structure", "config": strip(scfg), "extra": {"threshold": 0.3}},
+            "rri": {"task": "rri", "config": strip(rcfg), "extra": {}},
+        },
+    )
     seq = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
     fa = tmp_path / "x.fa"
     fa.write_text(f">x\n{seq}\n")
@@ -135,8 +150,9 @@ def test_bundle_for_another_scheme_or_backbone_is_refused(tmp_path, ckpts, joint
     fa.write_text(">x\nGGGGAAACCCC\n")
     _one_line_error(resm_cli("fold", fa, "--model", other, "-o", tmp_path / "n.dbn", check=False), str(other))
     # another backbone (a different checksum) than the one the bundle was trained on
-    p = resm_cli("interact", pairs, "--model", joint_bundle, "--backbone", ckpts[1], "-o", tmp_path / "never.tsv",
-                 check=False)
+    p = resm_cli(
+        "interact", pairs, "--model", joint_bundle, "--backbone", ckpts[1], "-o", tmp_path / "never.tsv", check=False
+    )
     _one_line_error(p, str(joint_bundle), "backbone")
     import resm
 

@@ -24,11 +24,11 @@ def tiny_ckpt(tmp_path_factory):
 
 
 def _model(ckpt, heads=("rri", "mrl"), max_length=40):
+    from resm.backbone.encoder import BackboneEncoder
+    from resm.backbone.load import load_backbone
     from resm.heads.mrl import ExpressionHead, ExpressionHeadConfig, mrl_apply
     from resm.heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
     from resm.mapping import get_scheme
-    from resm.backbone.encoder import BackboneEncoder
-    from resm.backbone.load import load_backbone
     from resm.tasks.base import TaskModel
 
     scheme = get_scheme("kdny")
@@ -36,15 +36,23 @@ def _model(ckpt, heads=("rri", "mrl"), max_length=40):
     torch.manual_seed(3)
     mods, apply, specs = {}, {}, {}
     if "rri" in heads:
-        cfg = InteractionHeadConfig(embed_dim=bb.embed_dim, proj_dim=16, channels=16, blocks=2, dropout=0.0,
-                                    max_length=max_length)
+        cfg = InteractionHeadConfig(
+            embed_dim=bb.embed_dim, proj_dim=16, channels=16, blocks=2, dropout=0.0, max_length=max_length
+        )
         mods["rri"], apply["rri"] = InteractionHead(cfg), rri_apply
-        specs["rri"] = {"task": "rri", "config": {k: v for k, v in cfg.to_dict().items() if k != "embed_dim"}, "extra": {}}
+        specs["rri"] = {
+            "task": "rri",
+            "config": {k: v for k, v in cfg.to_dict().items() if k != "embed_dim"},
+            "extra": {},
+        }
     if "mrl" in heads:
         cfg = ExpressionHeadConfig(embed_dim=bb.embed_dim, hidden=16, dropout=0.0, max_length=60)
         mods["mrl"], apply["mrl"] = ExpressionHead(cfg), mrl_apply
-        specs["mrl"] = {"task": "mrl", "config": {k: v for k, v in cfg.to_dict().items() if k != "embed_dim"},
-                        "extra": {"mean": 5.0, "std": 2.0}}
+        specs["mrl"] = {
+            "task": "mrl",
+            "config": {k: v for k, v in cfg.to_dict().items() if k != "embed_dim"},
+            "extra": {"mean": 5.0, "std": 2.0},
+        }
     return TaskModel(BackboneEncoder(bb, "frozen"), mods, apply).eval(), scheme, specs
 
 
@@ -113,8 +121,14 @@ def test_scan_equals_the_windows_scored_as_pairs(tiny_ckpt):
         for s in r.sites:  # the duplex is ViennaRNA's of the two windows, in full-sequence coordinates
             if s.duplex:
                 left, right = s.duplex.split("&")
-                assert s.a_start <= s.duplex_a[0] <= s.duplex_a[1] <= s.a_end and len(left) == s.duplex_a[1] - s.duplex_a[0] + 1
-                assert s.b_start <= s.duplex_b[0] <= s.duplex_b[1] <= s.b_end and len(right) == s.duplex_b[1] - s.duplex_b[0] + 1
+                assert (
+                    s.a_start <= s.duplex_a[0] <= s.duplex_a[1] <= s.a_end
+                    and len(left) == s.duplex_a[1] - s.duplex_a[0] + 1
+                )
+                assert (
+                    s.b_start <= s.duplex_b[0] <= s.duplex_b[1] <= s.b_end
+                    and len(right) == s.duplex_b[1] - s.duplex_b[0] + 1
+                )
                 assert s.duplex_energy < 0
     # a perfect complement planted in b: the site covering it reports exactly that duplex
     mir = rand(rng, 22)
@@ -150,9 +164,24 @@ def test_interact_scans_long_partners(tmp_path, bundle):
     rows = [r.split("\t") for r in out.read_text().splitlines()]
     assert rows[0] == ["index", "a_name", "b_name", "score"] and len(rows) == 3
     srows = [r.split("\t") for r in sites.read_text().splitlines()]
-    assert srows[0] == ["index", "a_name", "b_name", "rank", "a_start", "a_end", "b_start", "b_end", "probability",
-                        "duplex_a_start", "duplex_a_end", "duplex_b_start", "duplex_b_end", "duplex", "duplex_energy",
-                        "head_pairs"]
+    assert srows[0] == [
+        "index",
+        "a_name",
+        "b_name",
+        "rank",
+        "a_start",
+        "a_end",
+        "b_start",
+        "b_end",
+        "probability",
+        "duplex_a_start",
+        "duplex_a_end",
+        "duplex_b_start",
+        "duplex_b_end",
+        "duplex",
+        "duplex_energy",
+        "head_pairs",
+    ]
     first = [r for r in srows[1:] if r[0] == "1"]
     second = [r for r in srows[1:] if r[0] == "2"]
     assert len(first) == 4 and len(second) == 4
