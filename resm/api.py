@@ -31,7 +31,8 @@ from .structure.model import DEFAULT_MODEL, load_with_scheme
 from .structure.predictor import Predictor
 from .utils.device import resolve_device
 
-__all__ = ["load_predictor", "load_bundle", "Bundle", "load_backbone", "embed_sequences", "read_embeddings", "write_embeddings", "Structure", "Predictor"]
+__all__ = ["load_predictor", "load_bundle", "Bundle", "load_backbone", "embed_sequences", "read_embeddings",
+           "write_embeddings", "Structure", "Predictor"]
 
 Sequences = Mapping[str, str] | Iterable[Tuple[str, str]] | Iterable[str] | str | os.PathLike
 

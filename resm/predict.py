@@ -125,7 +125,7 @@ ZERO_SHOT_MAX = 1024  # the zero-shot score attends over a + linker + b in one p
 
 def _sites_rows(pairs, scans) -> List[List[object]]:
     rows = []
-    for k, (p, r) in enumerate(zip(pairs, scans), 1):
+    for k, (p, r) in enumerate(zip(pairs, scans, strict=True), 1):
         for rank, s in enumerate(r.sites, 1):
             rows.append([k, p.a_name, p.b_name, rank, s.a_start, s.a_end, s.b_start, s.b_end, float(s.prob),
                          s.duplex_a[0] or "", s.duplex_a[1] or "", s.duplex_b[0] or "", s.duplex_b[1] or "",
@@ -135,7 +135,8 @@ def _sites_rows(pairs, scans) -> List[List[object]]:
 
 
 SITES_HEADER = ["index", "a_name", "b_name", "rank", "a_start", "a_end", "b_start", "b_end", "probability",
-                "duplex_a_start", "duplex_a_end", "duplex_b_start", "duplex_b_end", "duplex", "duplex_energy", "head_pairs"]
+                "duplex_a_start", "duplex_a_end", "duplex_b_start", "duplex_b_end", "duplex", "duplex_energy",
+                "head_pairs"]
 
 
 def interact(pairs_path: Path, model: Optional[Path] = None, options: Optional[InteractOptions] = None,
@@ -168,8 +169,9 @@ def interact(pairs_path: Path, model: Optional[Path] = None, options: Optional[I
         for p in pairs:
             n = len(p.a) + len(o.linker) + len(p.b)
             if n > ZERO_SHOT_MAX:
-                raise ValueError(f"{Path(pairs_path).name} line {p.line}: pair {p.name!r} joins to {n} nt, longer than "
-                                 f"the {ZERO_SHOT_MAX} nt the zero-shot score reads in one pass (a trained model scans any length)")
+                raise ValueError(f"{Path(pairs_path).name} line {p.line}: pair {p.name!r} joins to {n} nt, longer "
+                                 f"than the {ZERO_SHOT_MAX} nt the zero-shot score reads in one pass (a trained model "
+                                 "scans any length)")
         loaded, scheme = load_with_scheme(o.backbone, o.scheme_name, trust=o.trust)
         bb = loaded.model.to(o.device).eval()
         if o.probe:

@@ -226,7 +226,8 @@ def main() -> None:
         f"{stride} nt; all methods scored on the same windows in this run (ViennaRNA {RNA.__version__}); "
         f"{time.time() - t0:.0f} s in all, one thread.",
         "",
-        "| method | target length (nt) | windows | top-1 hit | duplex hit | head-map hit | median rank of the site | chance |",
+        "| method | target length (nt) | windows | top-1 hit | duplex hit | head-map hit "
+        "| median rank of the site | chance |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for L in a.lengths:

@@ -365,7 +365,8 @@ def open_bundle(folder, backbone: Optional[str] = None, trust: bool = False):
 
     folder = Path(folder)
     if not is_bundle(folder):
-        raise BundleError(f"{folder}: not a model bundle (a folder with manifest.json: out_dir/model of `resm finetune`)")
+        raise BundleError(f"{folder}: not a model bundle (a folder with manifest.json: out_dir/model of "
+                          "`resm finetune`)")
     try:
         return load_bundle(folder, backbone=backbone, trust=trust)
     except (AdapterError, CheckpointError, MappingError) as e:
