@@ -101,8 +101,9 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
 def cmd_export(a: argparse.Namespace) -> None:
     from .export import export_checkpoint
 
-    export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype)
-    print(f"wrote {a.out}" + (f" and {a.hf}" if a.hf else ""))
+    export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype, any_name=a.any_name)
+    reg = a.out.with_name(a.out.stem + "-contact-regression.pt")
+    print(f"wrote {a.out}, {reg.name}" + (f" and {a.hf}" if a.hf else ""))
 
 
 def cmd_probe(a: argparse.Namespace) -> None:
@@ -366,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("export", cmd_export, "consolidate a training checkpoint (torch or ZeRO-sharded) into a fair-esm .pt / HF folder")
     sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
-    sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write (required)")
+    sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write, its name starting with esm2 as fair-esm requires (required); <stem>-contact-regression.pt is written beside it")
+    sp.add_argument("--any-name", action="store_true", help="allow an --out name that does not start with esm2 (resm reads it; fair-esm does not; default: refuse)")
     sp.add_argument("--hf", type=Path, default=None, help="also write a Hugging Face folder here, tokenizer included (default: none)")
     sp.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32", help="weights of the .pt: fp16 halves the file, read back as fp32 (default: fp32; the HF folder stays fp32)")
     sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects from the checkpoint's DeepSpeed files (only for run folders you trust; default: refuse)")
