@@ -422,6 +422,17 @@ def save_fair_esm(
             torch.save({"model": reg}, tmp)
 
 
+def _replacements(meta: Optional[dict]) -> Dict[str, str]:
+    """The RNA -> protein letters the folder's tokenizer applies (its scheme's, when single-letter)."""
+    from ..mapping import MappingError, get_scheme
+
+    name = (meta or {}).get("scheme")
+    try:
+        return get_scheme(name).rna_replacements() if name else {}
+    except MappingError:
+        return {}
+
+
 def save_hf(model: ESM2, folder: str | os.PathLike, meta: Optional[dict] = None) -> None:
     """Write ``model`` as a Hugging Face ``EsmForMaskedLM`` folder (config.json +
     model.safetensors and the tokenizer files, :func:`hf_tokenizer_files`), plus resm.json with
@@ -435,7 +446,7 @@ def save_hf(model: ESM2, folder: str | os.PathLike, meta: Optional[dict] = None)
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg), indent=2) + "\n")
         (tmp / "resm.json").write_text(json.dumps(dict(meta or {}), indent=2) + "\n")
-        for name, text in hf_tokenizer_files().items():
+        for name, text in hf_tokenizer_files(_replacements(meta)).items():
             (tmp / name).write_text(text)
 
 
