@@ -186,6 +186,12 @@ def _print_metrics(label: str, m: dict) -> None:
     print(label + ": " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()))
 
 
+def _inference(a: argparse.Namespace):
+    from .predict import InferenceOptions
+
+    return InferenceOptions(a.backbone, a.adapter, a.batch_size, a.device, a.trust_checkpoint)
+
+
 def cmd_interact(a: argparse.Namespace) -> None:
     from .predict import interact
 
@@ -193,8 +199,7 @@ def cmd_interact(a: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(a.threads)
-    r = interact(a.pairs, a.model, a.out, a.maps, a.zero_shot, a.backbone, a.probe, a.linker, a.scheme,
-                 a.batch_size, a.device, a.trust_checkpoint)
+    r = interact(a.pairs, a.model, a.out, a.maps, a.zero_shot, a.probe, a.linker, a.scheme, options=_inference(a))
     if a.out is None:
         sys.stdout.write(r["text"])
     else:
@@ -423,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def infer_args(sp):
         sp.add_argument("--backbone", default=None, help="backbone checkpoint (default: the one recorded in the model's manifest; its checksum must match)")
+        sp.add_argument("--adapter", type=Path, default=None, metavar="PEFT_DIR", help="a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors, made on the Hugging Face export of the same backbone) in place of the model's adapter (default: the model's own)")
         sp.add_argument("-o", "--out", type=Path, default=None, help="TSV to write (default: stdout)")
         sp.add_argument("--batch-size", type=int, default=64, help="pairs or UTRs per batch")
         device_args(sp)

@@ -45,12 +45,16 @@ class PredictOptions:
     batch_size: int = 64
     device: str = "cpu"
     trust: bool = False
+    adapter: Optional[Path] = None  # a PEFT LoRA folder in place of the model's adapter
+
+    def inference(self) -> "InferenceOptions":
+        return InferenceOptions(self.backbone, self.adapter, self.batch_size, self.device, self.trust)
 
 
 def predict_rri(o: PredictOptions) -> Dict[str, object]:
     """``resm predict --task rri``: :func:`interact` with a trained model; adds ``n``, ``what``
     and the labelled ``metrics`` the command prints."""
-    r = interact(o.input, o.model, o.out, o.maps, False, o.backbone, None, "", None, o.batch_size, o.device, o.trust)
+    r = interact(o.input, o.model, o.out, o.maps, options=o.inference())
     shown = {"labels in the file": r["metrics"]} if "metrics" in r else {}
     what = "pairs" + (f", pair maps in {o.maps}" if o.maps else "")
     return {**r, "n": len(r["scores"]), "what": what, "metrics": shown}
@@ -61,7 +65,7 @@ def predict_mrl(o: PredictOptions) -> Dict[str, object]:
     labelled ``metrics`` the command prints."""
     if o.maps:
         raise ValueError("--maps is for --task rri")
-    r = predict_expression(o.input, o.model, o.out, o.variants, o.backbone, o.batch_size, o.device, o.trust)
+    r = predict_expression(o.input, o.model, o.out, o.variants, options=o.inference())
     shown = {"observed MRL in the file": r["metrics"]} if "metrics" in r else {}
     if "variants" in r:
         shown["variant effect (variant - wild type)"] = r["variants"]
@@ -77,10 +81,26 @@ def _table(header: List[str], rows: List[List[object]]) -> str:
     return buf.getvalue()
 
 
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How ``interact``/``predict_expression`` load and run a model.
+
+    * backbone: a checkpoint in place of the one a bundle records (its checksum must match);
+      with ``interact``'s ``zero_shot``, the backbone that scores.
+    * adapter: a PEFT LoRA folder in place of the bundle's adapter (``resm.model.peft_format``).
+    * batch_size, device: of the forward passes. trust: allow unpickling arbitrary objects.
+    """
+
+    backbone: Optional[str] = None
+    adapter: Optional[Path] = None
+    batch_size: int = 64
+    device: str = "cpu"
+    trust: bool = False
+
+
 def interact(pairs_path: Path, model: Optional[Path] = None, out: Optional[Path] = None, maps: Optional[Path] = None,
-             zero_shot: bool = False, backbone: Optional[str] = None, probe: Optional[Path] = None,
-             linker: str = "", scheme_name: Optional[str] = None, batch_size: int = 64,
-             device: str = "cpu", trust: bool = False) -> Dict[str, object]:
+             zero_shot: bool = False, probe: Optional[Path] = None, linker: str = "",
+             scheme_name: Optional[str] = None, *, options: InferenceOptions = InferenceOptions()) -> Dict[str, object]:
     """Score every pair of ``pairs_path``; returns ``{"scores", "pairs", "metrics"?}``.
 
     With ``zero_shot`` the score comes from ``backbone`` (and an optional ``resm probe``
@@ -88,6 +108,7 @@ def interact(pairs_path: Path, model: Optional[Path] = None, out: Optional[Path]
     from .data.rri import read_pairs
     from .tasks.rri import load_rri_model, predict_rri, rri_metrics, zero_shot_scores
 
+    backbone, batch_size, device, trust = options.backbone, options.batch_size, options.device, options.trust
     if zero_shot:
         if not backbone:
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
@@ -106,7 +127,7 @@ def interact(pairs_path: Path, model: Optional[Path] = None, out: Optional[Path]
     else:
         if model is None:
             raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
-        tm, head, entry, scheme = load_rri_model(model, backbone=backbone, trust=trust)
+        tm, head, entry, scheme = load_rri_model(model, backbone=backbone, trust=trust, adapter=options.adapter)
         pairs = read_pairs(pairs_path, require_label=False, max_length=int(entry["config"]["max_length"]))
         for p in pairs:
             scheme.encode(p.a, f"{p.a_name} (line {p.line})")
@@ -172,13 +193,13 @@ def _read_utrs(path: Path):
     return names, seqs, None
 
 
-def predict_expression(path: Path, model: Path, out: Optional[Path] = None, variants: bool = False,
-                       backbone: Optional[str] = None, batch_size: int = 256, device: str = "cpu",
-                       trust: bool = False) -> Dict[str, object]:
+def predict_expression(path: Path, model: Path, out: Optional[Path] = None, variants: bool = False, *,
+                       options: InferenceOptions = InferenceOptions(batch_size=256)) -> Dict[str, object]:
     """Predicted MRL of every UTR of ``path``; returns ``{"pred", "names", "metrics"?, "variants"?}``."""
     from .tasks.mrl import load_mrl_model, mrl_metrics, predict_mrl, variant_effect
 
-    tm, head, entry, scheme = load_mrl_model(model, backbone=backbone, trust=trust)
+    batch_size, device = options.batch_size, options.device
+    tm, head, entry, scheme = load_mrl_model(model, backbone=options.backbone, trust=options.trust, adapter=options.adapter)
     limit = entry["config"].get("length") or entry["config"].get("max_length")
     if variants:
         from .data.mrl import read_variants

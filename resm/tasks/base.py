@@ -302,6 +302,10 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
         adapter = None
         if enc.mode == "adapters":
             A.save_adapter(tmp, backbone, enc.adapter_name, enc.adapter_cfg, scheme, backbone_source=source)
+            from ..model.peft_format import peft_folder_name, save_peft_adapter
+
+            # the same adapter in PEFT's format: PeftModel.from_pretrained(<the HF export>, bundle/peft-<name>)
+            save_peft_adapter(tmp / peft_folder_name(enc.adapter_name), backbone, enc.adapter_name, enc.adapter_cfg)
             adapter = enc.adapter_name
         for name, spec in heads.items():
             extra = dict(spec.get("extra", {}), backbone_source=source, mode=enc.mode)
@@ -331,12 +335,13 @@ def resolve_source(src: str, folder: Path) -> str:
 
 def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = False,
                 builders: Optional[Dict[str, Callable[[dict, int], Tuple[nn.Module, Callable]]]] = None,
-                ) -> Tuple[TaskModel, Dict[str, dict], Scheme]:
+                adapter: Optional[Path] = None) -> Tuple[TaskModel, Dict[str, dict], Scheme]:
     """``(TaskModel in eval mode, manifest head entries, scheme)`` from a bundle folder.
 
     Each head is rebuilt by ``builders[task](head_config, embed_dim) -> (head module, apply)``,
     by default the head registry :data:`resm.heads.HEADS`. ``backbone`` overrides the backbone
-    recorded in the manifest (its checksum must match).
+    recorded in the manifest (its checksum must match). ``adapter``, a PEFT LoRA folder (made on
+    the Hugging Face export of the same backbone), takes the place of the bundle's adapter.
     """
     from ..heads import HEADS
     from ..backbone import adapters as A
@@ -381,6 +386,14 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     A.check_manifest(manifest, bb, scheme, str(folder))
     names = list(manifest.get("adapters", {}))
     enc = BackboneEncoder(bb, "frozen")
+    if adapter is not None:
+        from ..model.peft_format import load_peft_adapter
+
+        if len(names) > 1:
+            raise A.AdapterError(f"{folder}: the bundle holds {len(names)} adapters; a PEFT folder replaces only one")
+        load_peft_adapter(adapter, bb, names[0] if names else "shared")
+        names = []
+        entries = {k: dict(e, adapter=None) for k, e in entries.items()}  # the PEFT adapter stays active
     for n in names:
         A.load_adapter(folder, bb, n, scheme)
     heads, apply = {}, {}
