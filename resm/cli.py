@@ -274,10 +274,22 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
     path = find_config(a.config, "compare")
     cfg = parse_config(load_config(path, a.overrides), path.stem)  # checked before any work
+    cfg.strict = cfg.strict or a.strict
     check_output(cfg.output_dir(), "dir")
-    result = run_compare(cfg)
+    from .compare.backends import BackendUnavailable
+
+    try:
+        result = run_compare(cfg)
+    except BackendUnavailable as e:
+        raise ValueError(str(e)) from None
     print(format_markdown(cfg, result))
-    print(f"wrote {len(result['files'])} files to {result['out_dir']}/")
+    rows = [r for t in ("rows", "rri_rows", "mrl_rows") for r in result[t]]
+    skipped = sorted({r["backend"] for r in rows if str(r.get("status", "")).startswith("skipped")})
+    ran = sorted({r["backend"] for r in rows} - set(skipped))
+    print(f"compared {len(ran)} backends ({', '.join(ran)}); wrote {len(result['files'])} files to {result['out_dir']}/")
+    if skipped:
+        print(f"SKIPPED {len(skipped)} backends: {', '.join(skipped)} (reasons in their rows; --strict makes a skip an error)",
+              file=sys.stderr)
 
 
 def cmd_schemes(a: argparse.Namespace) -> None:
@@ -473,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("compare", cmd_compare, "compare backbones (mapped ESM-2, nucleotide models, RNA-FM, one-hot, ViennaRNA) on the same structure, RRI and MRL tasks")
     sp.add_argument("--config", required=True, type=Path, help="YAML config, or the name of a shipped one (e.g. cpu_small; see configs/compare/); required")
+    sp.add_argument("--strict", action="store_true", help="a backend whose weights or package are missing is an error, and nothing is written (default: a SKIPPED line and row)")
     sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.steps=50")
 
     sp = add("schemes", cmd_schemes, "list the mapping schemes")
