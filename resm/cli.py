@@ -250,6 +250,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     if "{fold}" in str(a.model) and set(a.dataset) != {"archiveii-famfold"}:
         raise ValueError("a --model path with {fold} goes with --dataset archiveii-famfold only")
+    if "{fold}" not in str(a.model):
+        from .structure.benchmark import check_models
+
+        check_models(a.model)  # before any data is read or any folder runs
     results = []
     for d in a.dataset:
         if d == "archiveii-famfold":
@@ -475,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
     sp.add_argument("--tile", type=int, default=512, help="tile size of the memory-bounded 2D head (default: 512)")
     sp.add_argument("--folders", nargs="*", default=None, metavar="FOLDER",
-                    help="classical folders run on the same records (default: all five: rnafold, rnafold-mea, eternafold, linearpartition-v, linearfold-v)")
+                    help="classical folders run on the same records (default: those of rnafold, rnafold-mea, eternafold, linearpartition-v, linearfold-v that are installed, each missing one named in a 'skipped folder' line; a folder named here must be installed)")
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
     sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
     sp.add_argument("--bpp-cache", default=None, metavar="DIR",

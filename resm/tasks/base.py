@@ -138,8 +138,12 @@ class ModelConfig:
     def __post_init__(self):
         if self.encoder not in ("backbone", "onehot"):
             raise ConfigError(f"model.encoder must be backbone or onehot, not {self.encoder!r}")
-        if self.encoder == "backbone" and bool(self.init) == bool(self.arch):
-            raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
+        if self.encoder == "backbone" and self.init and self.arch:
+            raise ConfigError(f"model: give exactly one of init (checkpoint) or arch (random init), not both: "
+                              f"add model.arch=null to start from model.init={self.init}")
+        if self.encoder == "backbone" and not self.init and not self.arch:
+            raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init), e.g. "
+                              "model.init=default (the shipped model's backbone) or model.arch=small")
         if self.arch is not None:
             from ..backbone.config import ARCHS
 
@@ -174,10 +178,17 @@ class ModelConfig:
 def load_model_backbone(cfg, scheme: Scheme):
     """``(ESM2, arch name or None, source)`` of a ``model`` section with ``init`` (a checkpoint)
     or ``arch`` (random weights from ``init_seed``); shared by every task."""
-    from ..backbone.load import init_model
+    from ..backbone.load import HUB_ID, init_model
     from ..structure.model import load_backbone
 
     if cfg.init:
+        from pathlib import Path
+
+        init = str(cfg.init)
+        a_file = Path(init).suffix in (".pt", ".pth", ".bin") or ("/" in init and not HUB_ID.match(init))
+        if a_file and not Path(init).exists():
+            raise ConfigError(f"model.init: {cfg.init}: no such checkpoint; make it first (resm pretrain --config cpu_demo "
+                              f"writes runs/cpu_demo/model.pt) or start from the shipped model's backbone: model.init=default")
         loaded = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint)
         return loaded.model, loaded.meta.get("arch"), cfg.init
     return init_model(cfg.arch, seed=cfg.init_seed), cfg.arch, f"random:{cfg.arch}"
