@@ -87,7 +87,7 @@ class InferenceOptions:
 
     * backbone: a checkpoint in place of the one a bundle records (its checksum must match);
       with ``interact``'s ``zero_shot``, the backbone that scores.
-    * adapter: a PEFT LoRA folder in place of the bundle's adapter (``resm.model.peft_format``).
+    * adapter: a PEFT LoRA folder in place of the bundle's adapter (``resm.backbone.peft_format``).
     * batch_size, device: of the forward passes. trust: allow unpickling arbitrary objects.
     """
 

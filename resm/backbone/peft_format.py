@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Dict, Tuple
 
 import torch
 
@@ -32,11 +31,11 @@ from .adapters import (
     TARGETS,
     AdapterConfig,
     AdapterError,
-    _target_modules,
-    add_adapter,
     adapter_state_dict,
+    add_adapter,
     load_adapter_state_dict,
     set_active_adapter,
+    target_modules,
 )
 from .esm2 import ESM2
 
@@ -73,7 +72,7 @@ def save_peft_adapter(folder, model: ESM2, name: str, cfg: AdapterConfig) -> Pat
 
     from ..utils.io import atomic_dir
 
-    targets = [_hf_module(m) for m in _target_modules(model, cfg)]
+    targets = [_hf_module(m) for m in target_modules(model, cfg)]
     state = {}
     for key, value in adapter_state_dict(model, name).items():  # layers.0.self_attn.q_proj.lora_A.weight
         module, rest = key.split(".lora_", 1)
@@ -86,7 +85,7 @@ def save_peft_adapter(folder, model: ESM2, name: str, cfg: AdapterConfig) -> Pat
     return folder
 
 
-def read_peft_adapter(folder) -> Tuple[AdapterConfig, Dict[str, torch.Tensor]]:
+def read_peft_adapter(folder) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
     """(resm adapter config, adapter tensors under resm's portable keys) of a PEFT LoRA folder."""
     folder = Path(folder)
     cfg_file, weights = folder / CONFIG, folder / WEIGHTS
@@ -99,8 +98,9 @@ def read_peft_adapter(folder) -> Tuple[AdapterConfig, Dict[str, torch.Tensor]]:
         pc = json.loads(cfg_file.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise AdapterError(f"{cfg_file}: not readable JSON ({e})") from None
-    if not isinstance(pc, dict) or pc.get("peft_type") != "LORA":
-        raise AdapterError(f"{cfg_file}: field 'peft_type' is {pc.get('peft_type') if isinstance(pc, dict) else None!r}; only LoRA adapters are read")
+    kind = pc.get("peft_type") if isinstance(pc, dict) else None
+    if kind != "LORA":
+        raise AdapterError(f"{cfg_file}: field 'peft_type' is {kind!r}; only LoRA adapters are read")
     if pc.get("bias", "none") != "none":
         raise AdapterError(f"{cfg_file}: field 'bias' is {pc['bias']!r}; resm's adapters train no biases (need 'none')")
     for k, default in _UNSUPPORTED.items():
@@ -115,7 +115,7 @@ def read_peft_adapter(folder) -> Tuple[AdapterConfig, Dict[str, torch.Tensor]]:
     except (SafetensorError, OSError) as e:
         raise AdapterError(f"{weights}: unreadable safetensors file ({e})") from None
     inverse = {v: k for k, v in _HF_MODULE.items()}
-    state: Dict[str, torch.Tensor] = {}
+    state: dict[str, torch.Tensor] = {}
     layers, targets = set(), set()
     for key, value in raw.items():
         m = _HF_KEY.match(key.replace(".default.", "."))
@@ -124,13 +124,15 @@ def read_peft_adapter(folder) -> Tuple[AdapterConfig, Dict[str, torch.Tensor]]:
         i, target, ab = int(m.group(1)), inverse[m.group(2)], m.group(3)
         layers.add(i)
         targets.add(target)
-        module = f"layers.{i}.self_attn.{target}" if target in ("q_proj", "k_proj", "v_proj", "out_proj") else f"layers.{i}.{target}"
+        attn = target in ("q_proj", "k_proj", "v_proj", "out_proj")
+        module = f"layers.{i}.self_attn.{target}" if attn else f"layers.{i}.{target}"
         state[f"{module}.{ab}.weight"] = value
     if not state:
         raise AdapterError(f"{weights}: holds no LoRA weights")
     per_module = {k.rsplit(".lora_", 1)[0] for k in state}
     if len(per_module) != len(layers) * len(targets):
-        raise AdapterError(f"{weights}: the adapted modules are not the same in every adapted layer, which resm's adapters require")
+        raise AdapterError(f"{weights}: the adapted modules are not the same in every adapted layer, "
+                           "which resm's adapters require")
     r = int(pc.get("r", 8))
     try:
         cfg = AdapterConfig(r=r, alpha=float(pc.get("lora_alpha", 8)), dropout=float(pc.get("lora_dropout", 0.0)),

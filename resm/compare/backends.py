@@ -159,7 +159,7 @@ class BackendSpec:
             if spec.folder not in FOLDERS:
                 raise ConfigError(f"{where}: unknown folder {spec.folder!r}; known: {', '.join(FOLDERS)}")
         if kind == "resm" and str(spec.checkpoint).startswith("random:"):
-            from ..model.config import ARCHS
+            from ..backbone.config import ARCHS
 
             if spec.checkpoint[len("random:"):] not in ARCHS:
                 raise ConfigError(f"{where}: checkpoint {spec.checkpoint!r}: unknown architecture; known: {', '.join(ARCHS)}")
@@ -269,7 +269,7 @@ class ResmBackend(Backend):
         p = _path(spec.checkpoint)
         if str(spec.checkpoint).startswith("random:") and not p.exists():
             from ..mapping import DEFAULT_SCHEME, get_scheme
-            from ..model.load import Loaded, init_model
+            from ..backbone.load import Loaded, init_model
 
             loaded, self.scheme = Loaded(init_model(spec.checkpoint[len("random:"):], seed=0)), get_scheme(spec.scheme or DEFAULT_SCHEME)
         elif p.exists() or str(spec.checkpoint) == DEFAULT_MODEL:  # a file or folder, or the shipped model's backbone

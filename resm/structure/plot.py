@@ -175,7 +175,7 @@ def plot_structure(
         ax.set_xticks(np.arange(1, L + 1))
         ax.set_xticklabels(list(seq), fontsize=6, family="monospace")
     else:
-        _integer_ticks(ax.xaxis)
+        integer_ticks(ax.xaxis)
         ax.set_xlabel("position")
     n_pred = int((pairs >= 0).sum() // 2)
     ax.set_title(f"{title + ': ' if title else ''}{n_pred} pairs, {L} nt", fontsize=10)
@@ -199,7 +199,7 @@ def plot_structure(
                             c=COLOURS[kind], marker="s", linewidths=0, alpha=0.6 if kind == "fn" else 1.0)
                 marks.append(Line2D([], [], color=COLOURS[kind], marker="s", linestyle="", markersize=5,
                                     label=LABELS[kind]))
-        _integer_ticks(ax2.xaxis, ax2.yaxis, nbins=5)
+        integer_ticks(ax2.xaxis, ax2.yaxis, nbins=5)
         binned = f", max over {b}x{b}-nt bins" if b > 1 else ""
         ax2.set_title(f"pair probability{binned}\n(upper: probability; lower: pairs)", fontsize=8)
         if marks:  # below the map, where it hides nothing
@@ -211,7 +211,7 @@ def plot_structure(
     _save(fig, path, fmt, dpi)
 
 
-def _integer_ticks(*axes, nbins="auto") -> None:
+def integer_ticks(*axes, nbins="auto") -> None:
     from matplotlib.ticker import MaxNLocator
 
     for a in axes:

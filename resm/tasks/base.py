@@ -313,7 +313,7 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
         adapter = None
         if enc.mode == "adapters":
             A.save_adapter(tmp, backbone, enc.adapter_name, enc.adapter_cfg, scheme, backbone_source=source)
-            from ..model.peft_format import peft_folder_name, save_peft_adapter
+            from ..backbone.peft_format import peft_folder_name, save_peft_adapter
 
             # the same adapter in PEFT's format: PeftModel.from_pretrained(<the HF export>, bundle/peft-<name>)
             save_peft_adapter(tmp / peft_folder_name(enc.adapter_name), backbone, enc.adapter_name, enc.adapter_cfg)
@@ -398,7 +398,7 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     names = list(manifest.get("adapters", {}))
     enc = BackboneEncoder(bb, "frozen")
     if adapter is not None:
-        from ..model.peft_format import load_peft_adapter
+        from ..backbone.peft_format import load_peft_adapter
 
         if len(names) > 1:
             raise A.AdapterError(f"{folder}: the bundle holds {len(names)} adapters; a PEFT folder replaces only one")

@@ -2,7 +2,6 @@
 need nothing downloaded; a skipped backend is a loud line; --strict and an all-skipped run fail
 in one line and write nothing."""
 
-import pytest
 import yaml
 
 from resm.cli import main as cli_main
@@ -30,8 +29,8 @@ def test_shipped_cpu_small_config_has_two_backbones_that_always_load():
 def _cfg(tmp_path, backends, **extra):
     write_structures(hairpins(6, 0), tmp_path / "tr.dbn")
     write_structures(hairpins(4, 1), tmp_path / "va.dbn")
-    cfg = {"data": {"train": str(tmp_path / "tr.dbn"), "val": str(tmp_path / "va.dbn"), "test": str(tmp_path / "va.dbn"),
-                    "max_length": 60, "seed": 0},
+    data = {"train": str(tmp_path / "tr.dbn"), "val": str(tmp_path / "va.dbn"), "test": str(tmp_path / "va.dbn")}
+    cfg = {"data": {**data, "max_length": 60, "seed": 0},
            "backends": backends, "probe": {"max_pairs_per_seq": 50},
            "head": {"proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1], "dropout": 0.0},
            "train": {"steps": 2, "crop": 24, "batch": 2}, "out_dir": str(tmp_path / "out"), "progress": False, **extra}

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from resm.alphabet import pad_batch
+from resm.backbone.load import load_backbone
 from resm.mapping import get_scheme
-from resm.model.load import load_backbone
 from tests.conftest import resm_cli
 from tests.tasks.test_mlm import write_cfg
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from resm.alphabet import pad_batch
+from resm.backbone.load import load_backbone, resm_meta, save_hf
 from resm.mapping import get_scheme
-from resm.model.load import load_backbone, resm_meta, save_hf
 from tests.conftest import resm_cli
 from tests.tasks.test_rri_mrl import rri_config, rri_pairs, write_pairs
 
@@ -70,7 +70,7 @@ def test_a_peft_trained_adapter_takes_the_bundles_place(setup):
     from peft import LoraConfig, get_peft_model
     from transformers import EsmForMaskedLM
 
-    from resm.model.peft_format import load_peft_adapter
+    from resm.backbone.peft_format import load_peft_adapter
 
     torch.manual_seed(0)
     pm = get_peft_model(EsmForMaskedLM.from_pretrained(setup["hf"]),

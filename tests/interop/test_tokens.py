@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from resm.alphabet import pad_batch
+from resm.backbone.load import init_model, resm_meta, save_hf
 from resm.mapping import get_scheme
-from resm.model.load import init_model, resm_meta, save_hf
 from tests.conftest import ENV, REPO
 
 

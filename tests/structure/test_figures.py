@@ -11,7 +11,7 @@ RNA = pytest.importorskip("RNA")
 
 from resm.structure.io import parse_dotbracket  # noqa: E402
 from resm.structure.plot import (  # noqa: E402
-    _integer_ticks,
+    integer_ticks,
     layout_coordinates,
     plot_layout,
     plot_record,
@@ -79,6 +79,6 @@ def test_ticks_are_integers():
 
     ax = Figure().add_subplot(1, 1, 1)
     ax.set_xlim(0.5, 21.5)
-    _integer_ticks(ax.xaxis)
+    integer_ticks(ax.xaxis)
     ticks = [t for t in ax.get_xticks() if 0.5 <= t <= 21.5]
     assert ticks and all(float(t).is_integer() for t in ticks)

@@ -121,7 +121,7 @@ def test_evaluate_defaults_to_the_installed_folders_and_names_the_others(monkeyp
     import resm.structure.folders as F
     from resm.cli import main as cli_main
 
-    gone = F.Folder("gone", lambda s: F._optional("resm_no_such_module", "no-such-pkg"), "no-such-pkg", "-", "-")
+    gone = F.Folder("gone", lambda s: F.optional_package("resm_no_such_module", "no-such-pkg"), "no-such-pkg", "-", "-")
     monkeypatch.setattr(B, "DEFAULT_FOLDERS", ("rnafold", "gone"))
     monkeypatch.setitem(F.FOLDERS, "gone", gone)
     said = []

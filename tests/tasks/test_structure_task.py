@@ -539,7 +539,7 @@ def test_pair_priors_are_computed_for_the_records_a_run_uses(assets, monkeypatch
     training set before step 1 (a 20-step run on TR0 used to fold all 10,172 records first)."""
     pytest.importorskip("linearpartition")
     from resm.structure import priors
-    from resm.tasks.structure import StructureTask
+    from resm.tasks.structure_task import StructureTask
 
     folded = []
     real = priors.compute_priors
