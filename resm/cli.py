@@ -84,6 +84,10 @@ def _print_rank0(line: str) -> None:
         print(line)
 
 
+_RESUME_HINT = {c: "; run the same command again to resume from the run's last checkpoint (train.out_dir/checkpoints)"
+                for c in ("pretrain", "finetune")}
+
+
 def cmd_pretrain(a: argparse.Namespace) -> None:
     from .config import find_config, load_config
     from .tasks import run
@@ -163,9 +167,10 @@ def cmd_finetune(a: argparse.Namespace) -> None:
     result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=tasks_with("finetune"))
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
-    if "val_f1_shift" in v:
-        line += f": validation F1 {v['val_f1']:.3f} strict, {v['val_f1_shift']:.3f} shift ("
-        line += ("MEA gamma 2" if result.get("decoding") else "at 0.5") + f"), loss {v['val_loss']:.4f}"
+    if "val_f1_shift" in v and result.get("decoding"):  # the F1 shown is the one of the decoding chosen below
+        line += f": validation loss {v['val_loss']:.4f}"
+    elif "val_f1_shift" in v:
+        line += f": validation F1 {v['val_f1']:.3f} strict, {v['val_f1_shift']:.3f} shift (at 0.5), loss {v['val_loss']:.4f}"
     if result.get("decoding"):
         d, f = result["decoding"], result.get("final") or {}
         line += f"; decoding: {Decoding.from_dict(d).describe()}"
@@ -178,6 +183,7 @@ def cmd_finetune(a: argparse.Namespace) -> None:
         line += f"; threshold {result['threshold']:g}; wrote {result['model_file']}"
     elif result.get("final"):
         shown = {k: v for k, v in result["final"].items() if isinstance(v, float) and not k.startswith("n_")}
+        shown = {k[4:] if k.startswith("val_") else k: v for k, v in shown.items()}  # "validation loss", not "validation val_loss"
         line += ": validation " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()) + f"; wrote {result['model_file']}"
     _print_rank0(line)
 
@@ -346,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
         sp.add_argument("--nogpu", dest="device", action="store_const", const="cpu", help="run on the CPU (same as --device cpu; esm-extract's spelling)")
         if threads:
-            sp.add_argument("--threads", type=int, default=0, help="CPU threads: torch's, and for `fold` the processes computing pair priors (default 0: every core)")
+            extra = ", and the processes computing pair priors" if sp.prog.endswith(" fold") else ""
+            sp.add_argument("--threads", type=int, default=0, help=f"CPU threads: torch's{extra} (default 0: every core)")
 
     def model_args(sp):
         sp.add_argument("model", help="fair-esm .pt file, Hugging Face folder, Hugging Face hub id in the local cache (e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), or 'default' (the backbone of the shipped structure model)")
@@ -620,7 +627,7 @@ def _terminate_handler(command: str):
                 child.kill()
             bars = getattr(sys.modules.get("tqdm"), "tqdm", None)
             live = bool(getattr(bars, "_instances", None))  # a progress bar is mid-line
-            sys.stderr.write(("\n" if live else "") + f"resm {command}: terminated\n")
+            sys.stderr.write(("\n" if live else "") + f"resm {command}: terminated{_RESUME_HINT.get(command, '')}\n")
             sys.stderr.flush()
         finally:
             os._exit(128 + signum)
@@ -679,7 +686,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"resm {args.command}: error: {_one_line(_os_error(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"resm {args.command}: interrupted", file=sys.stderr)
+        print(f"resm {args.command}: interrupted" + _RESUME_HINT.get(args.command, ""), file=sys.stderr)
         return 130
     except Exception as e:  # a case no check foresaw: still one line, the traceback with --debug
         if args.debug:

@@ -267,7 +267,7 @@ def hf_cached_folder(repo_id: str) -> Path:
     root = _hf_cache_root()
     missing = CheckpointError(
         f"{repo_id}: not in the local Hugging Face cache ({root}); fetch it first "
-        f"(huggingface-cli download {repo_id}) or give a local model folder")
+        f"(hf download {repo_id}) or give a local model folder")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:

@@ -219,7 +219,9 @@ def _terminate_when(argv, ready, command):
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 143
-    assert [ln for ln in err.splitlines() if "terminated" in ln] == [f"resm {command}: terminated"]
+    hint = "; run the same command again to resume from the run's last checkpoint (train.out_dir/checkpoints)"
+    want = f"resm {command}: terminated" + (hint if command in ("pretrain", "finetune") else "")
+    assert [ln for ln in err.splitlines() if "terminated" in ln] == [want]
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])  # 2: pair priors in worker processes

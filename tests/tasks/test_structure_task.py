@@ -334,6 +334,7 @@ def test_pair_head_learns_and_chooses_its_decoding(assets, pair_trained):
     from resm.structure.io import read_structures
 
     assert "decoding: MEA gamma" in pair_trained["stdout"]
+    assert "validation F1" not in pair_trained["stdout"]  # one F1 per split: the chosen decoding's
     losses = log(pair_trained["dir"])
     assert np.mean([losses[s] for s in range(56, 61)]) < 0.6 * np.mean([losses[s] for s in range(1, 6)]), losses
     path = pair_trained["dir"] / "structure_model.pt"
