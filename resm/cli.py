@@ -106,8 +106,10 @@ def cmd_export(a: argparse.Namespace) -> None:
     from .export import export_checkpoint
 
     export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype, any_name=a.any_name)
-    reg = a.out.with_name(a.out.stem + "-contact-regression.pt")
-    print(f"wrote {a.out}, {reg.name}" + (f" and {a.hf}" if a.hf else ""))
+    from .backbone.load import fair_esm_name_problem
+
+    reg = a.out.with_name(a.out.stem + "-contact-regression.pt")  # written where fair-esm reads the pair
+    print(f"wrote {a.out}" + ("" if fair_esm_name_problem(a.out) else f", {reg.name}") + (f" and {a.hf}" if a.hf else ""))
 
 
 def cmd_probe(a: argparse.Namespace) -> None:

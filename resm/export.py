@@ -60,7 +60,8 @@ def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: b
     its contact regression beside it as fair-esm expects (``<stem>-contact-regression.pt``),
     and, given ``hf``, a Hugging Face folder; all or nothing (one transaction). ``dtype``
     ``fp16``/``bf16`` halves the ``.pt`` (the Hugging Face folder stays fp32). ``out``'s name
-    must start with ``esm2`` (fair-esm's test for an ESM-2 file) unless ``any_name``."""
+    must start with ``esm2`` (fair-esm's test for an ESM-2 file) unless ``any_name`` (then no
+    regression file is written: fair-esm would not read that model anyway)."""
     if dtype not in DTYPES:
         raise CheckpointError(f"export dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     folder = resolve_checkpoint(path)
@@ -79,18 +80,12 @@ def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: b
     if missing or unexpected:
         raise CheckpointError(f"{folder}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]))
-DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: bool = False,
-                      dtype: str = "fp32", any_name: bool = False) -> ESM2:
-    """Write the model of checkpoint (or run folder) ``path`` to the fair-esm ``.pt`` ``out``,
-    its contact regression beside it as fair-esm expects (``<stem>-contact-regression.pt``),
-    and, given ``hf``, a Hugging Face folder; all or nothing (one transaction). ``dtype``
-    ``fp16``/``bf16`` halves the ``.pt`` (the Hugging Face folder stays fp32). ``out``'s name
-    must start with ``esm2`` (fair-esm's test for an ESM-2 file) unless ``any_name``."""
-    if dtype not in DTYPES:
-        raise CheckpointError(f"export dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    meta["dtype"] = dtype
+    misread = fair_esm_name_problem(out)
+    if misread and not any_name:
+        raise CheckpointError(misread)
+    with transaction():  # the contact regression beside it only where fair-esm would read the pair
+        save_fair_esm(model, out, meta, dtype=DTYPES[dtype], companion=not misread)
         if hf is not None:
             save_hf(model, hf, meta)
     return model

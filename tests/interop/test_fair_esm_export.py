@@ -60,4 +60,4 @@ def test_a_name_fair_esm_would_misread_is_refused_unless_asked(run_dir, tmp_path
     assert "starts with 'esm2'" in p.stderr and "esm2_rna_model.pt" in p.stderr
     assert list(tmp_path.iterdir()) == []
     resm_cli("export", run_dir, "--out", tmp_path / "rna_model.pt", "--any-name")
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["rna_model-contact-regression.pt", "rna_model.pt"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["rna_model.pt"]  # fair-esm would not read it: no companion
