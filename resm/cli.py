@@ -141,7 +141,9 @@ def cmd_fold(a: argparse.Namespace) -> None:
     from .config import options
     from .structure.pipeline import FoldOptions, fold_fasta
     from .structure.report import format_summary
+    from .structure.rnafold_vocabulary import resolve
 
+    resolve(a)  # RNAfold's spellings, -o's extension
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
     r = fold_fasta(a.fasta, options(FoldOptions, a, _CLI_NAMES))
@@ -149,7 +151,7 @@ def cmd_fold(a: argparse.Namespace) -> None:
         return
     files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]
     files += [f"{a.split_dir}/ ({r['n']} {a.format} files)"] if a.split_dir is not None else []
-    files += [f"{r['n']} plots in {a.plot}/"] if a.plot is not None else []
+    files += [f"{2 * r['n']} {a.plot_format} figures in {a.plot}/"] if a.plot is not None else []
     from .utils.io import is_stream
 
     quiet = (r["mode"] == "stdout" or (a.reference is not None and a.report is None)  # stdout holds the output
@@ -420,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "folded; - or a pipe: standard input")
     sp.add_argument("--model", default=None, help="structure model from `resm finetune` (default: the one shipped in the package, also named 'default'); with --zero-shot: the backbone (fair-esm .pt, HF folder or ESM-2 name)")
     sp.add_argument("--zero-shot", type=Path, default=None, metavar="PROBE.pt", help="fold with a zero-shot probe from `resm probe` instead of a supervised model (default: no probe)")
-    sp.add_argument("--format", choices=["dbn", "bpseq", "ct", "pairs"], default="dbn", help="structure format (dbn: pseudoknots as [] {} <> Aa...; pairs: a pair list, 'i j' lines, one record per file)")
+    sp.add_argument("--format", choices=["dbn", "bpseq", "ct", "pairs"], default=None, help="structure format (dbn: pseudoknots as [] {} <> Aa...; pairs: a pair list, 'i j' lines, one record per file; default: from -o's extension, .ct .bpseq .dbn .pairs, else dbn)")
     sp.add_argument("--input-format", choices=["fasta", "plain", "dbn", "ct", "bpseq"], default=None,
                     help="input format (default: from the extension, else from the text)")
     sp.add_argument("-o", "--out", type=Path, default=None, help="one output file holding every record (dbn, or ct: records one after the other; bpseq: one record) (default: stdout)")
@@ -430,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--noLP", "--no-lp", dest="noLP", action="store_true", help="no lone pairs: drop every pair without a stacked neighbour (as RNAfold --noLP)")
     sp.add_argument("--nested", action="store_true", help="no pseudoknots: keep a maximum nested subset of the pairs")
     sp.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write <id>.png (arc diagram + probability map; against the reference with --reference) per record here (default: no plots)")
+    from .structure.rnafold_vocabulary import add_arguments as rnafold_spellings
+
+    rnafold_spellings(sp)
     sp.add_argument("--reference", type=Path, default=None, help="known structures with the same ids (dbn, ct, bpseq): score each record, with RNAfold alongside, as a TSV (default: no scoring)")
     sp.add_argument("--report", type=Path, default=None, metavar="TSV", help="with --reference: write the per-record scores here (default: stdout)")
     sp.add_argument("--noncanonical", action="store_true", help="allow pairs other than AU, GC, GU")

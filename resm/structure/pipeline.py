@@ -125,6 +125,7 @@ class _Plan:
     plot: Optional[Path]
     bpp_min: Optional[float]  # None: no --bpp
     wanted: Optional[Dict[str, np.ndarray]]  # reference structures
+    plot_style: Tuple[str, int] = ("png", 100)  # --plot-format, --dpi
 
 
 def _fold_block(predictor: "Predictor", records: Sequence[Tuple[str, str]], plan: _Plan, emit: Callable[[dict], None],
@@ -151,11 +152,12 @@ def _fold_block(predictor: "Predictor", records: Sequence[Tuple[str, str]], plan
                 from .report import score_record
 
                 item["report"] = score_record(rec.name, rec.seq, rec.pairs, ref)
-            if plots is not None:
-                from .plot import plot_structure
+            if plots is not None:  # <id>.<fmt> (arcs and map) and <id>_ss.<fmt> (ViennaRNA's 2-D layout)
+                from .plot import plot_record
 
-                plot_structure(plots / f"{safe_filename(rec.name)}.png", rec.seq, rec.pairs, P, title=rec.name,
-                               reference=ref)
+                fmt, dpi = plan.plot_style
+                plot_record(plots, safe_filename(rec.name), rec.seq, rec.pairs, P, title=rec.name, reference=ref,
+                            fmt=fmt, dpi=dpi)
             emit(item)
 
 
@@ -219,7 +221,8 @@ class FoldOptions(PredictorOptions):
     ``threshold``, ``method`` and ``noncanonical`` (a 2-D head or probe only; None: the
     model's), ``nested`` (no pseudoknots), ``no_lp`` (no lone pairs). Input: ``input_format``
     (None: sniffed), ``max_length`` (longer records refused). Run: ``progress`` (bars on
-    stderr), ``shard_size`` (records per shard under torchrun)."""
+    stderr), ``shard_size`` (records per shard under torchrun). Figures: ``plot_format`` (png,
+    svg, pdf) and ``dpi`` of the ``plot`` folder's files."""
 
     fmt: str = "dbn"
     out: Optional[Path] = None
@@ -238,6 +241,8 @@ class FoldOptions(PredictorOptions):
     max_length: Optional[int] = 10000
     progress: bool = True
     shard_size: int = DEFAULT_SHARD_SIZE
+    plot_format: str = "png"
+    dpi: int = 100
 
 
 def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, stdin=None) -> Dict[str, object]:
@@ -284,9 +289,9 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         from .plot import require_matplotlib
 
         require_matplotlib()
-        record_file_names(ids, "png", o.plot)
+        record_file_names(ids, o.plot_format, o.plot)
     plan = _Plan(o.fmt, mode in ("stdout", "file"), o.split_dir if mode == "dir" else None, o.plot,
-                 o.bpp_min if o.bpp is not None else None, wanted)
+                 o.bpp_min if o.bpp is not None else None, wanted, (o.plot_format, o.dpi))
     job = {"command": "fold", "input": fingerprint_records(records), "source": source_name(fasta),
            "model": ShardRun.hash_file(o.model if o.zero_shot is not None else o.model_file()),
            "zero_shot": ShardRun.hash_file(o.zero_shot), "scheme": the_scheme.name, "format": o.fmt,
