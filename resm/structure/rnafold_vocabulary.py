@@ -35,10 +35,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
                    help="RNAfold's --MEA: accepted; a structure model decodes by maximum expected accuracy already, "
                         "a zero-shot probe by its threshold (default: the model's decoding)")
     g.add_argument("--noPS", dest="no_ps", action="store_true",
-                   help="RNAfold's --noPS: accepted; resm draws nothing unless --plot DIR (default: no drawing)")
+                   help="RNAfold's --noPS: accepted; resm draws nothing unless --plot DIR "
+                        "(default: no drawing)")
     g.add_argument("-p", "--partfunc", dest="partfunc", action="store_true",
-                   help="RNAfold's -p: answered with resm's equivalents, --bpp FILE (pair probabilities) and --plot DIR "
-                        "(their drawing)")
+                   help="RNAfold's -p: answered with resm's equivalents, --bpp FILE (pair probabilities) and "
+                        "--plot DIR (their drawing)")
     sp.add_argument("--plot-format", choices=PLOT_FORMATS, default="png",
                     help="file format of the --plot figures (default: png)")
     sp.add_argument("--dpi", type=int, default=100, help="resolution of --plot figures in dots per inch (default: 100)")
