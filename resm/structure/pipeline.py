@@ -73,14 +73,17 @@ def _require_memory(lengths: Sequence[int], workers: int = 0) -> None:
 
 
 def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]],
-                   sequences: Optional[Dict[str, str]] = None) -> Dict[str, np.ndarray]:
+                   sequences: Optional[Dict[str, str]] = None, fmt: Optional[str] = None) -> Dict[str, np.ndarray]:
     """Reference partner arrays for the ``(id, length)`` records in ``wanted``, read from any
-    structure file; every id must be there with the same length (extra records are ignored).
-    Where ``sequences`` gives the input's sequence and the reference holds one too, the two
-    must agree once normalised (case, T/U; an unknown letter, N, matches any base)."""
+    structure file (``fmt``: dbn, ct, bpseq; None: from the extension); every id must be there
+    with the same length (extra records are ignored). A reference's id is cut at its first
+    whitespace, as the input's are (``>id description``). Where ``sequences`` gives the input's
+    sequence and the reference holds one too, the two must agree once normalised (case, T/U;
+    an unknown letter, N, matches any base)."""
     want = dict(wanted)
     found: Dict[str, np.ndarray] = {}
-    for rec in read_structures(path):
+    for rec in read_structures(path, fmt):
+        rec.name = (rec.name.split() or [rec.name])[0]
         if rec.name in found:
             raise FoldError(f"{path}: duplicate id {rec.name!r}: which reference structure to score against is unclear")
         if rec.name in want:
@@ -222,7 +225,8 @@ class FoldOptions(PredictorOptions):
     model's), ``nested`` (no pseudoknots), ``no_lp`` (no lone pairs). Input: ``input_format``
     (None: sniffed), ``max_length`` (longer records refused). Run: ``progress`` (bars on
     stderr), ``shard_size`` (records per shard under torchrun). Figures: ``plot_format`` (png,
-    svg, pdf) and ``dpi`` of the ``plot`` folder's files."""
+    svg, pdf) and ``dpi`` of the ``plot`` folder's files; ``reference_format`` (dbn, ct,
+    bpseq; None: from the reference's extension)."""
 
     fmt: str = "dbn"
     out: Optional[Path] = None
@@ -243,6 +247,7 @@ class FoldOptions(PredictorOptions):
     shard_size: int = DEFAULT_SHARD_SIZE
     plot_format: str = "png"
     dpi: int = 100
+    reference_format: Optional[str] = None
 
 
 def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, stdin=None) -> Dict[str, object]:
@@ -279,7 +284,8 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
     lengths = check_records(records, the_scheme, o.max_length, source_name(fasta))
     _require_memory(lengths, o.threads)
     ids = [i for i, _ in records]
-    wanted = read_reference(o.reference, list(zip(ids, lengths)), dict(records)) if o.reference is not None else None
+    wanted = (read_reference(o.reference, list(zip(ids, lengths)), dict(records), o.reference_format)
+              if o.reference is not None else None)
     write_structures = o.reference is None or o.out is not None or o.split_dir is not None
     mode = structure_output_mode(o.fmt, o.out, ids, o.split_dir) if write_structures else None
     check_distinct(**{"-o": o.out, "--bpp": o.bpp, "--report": o.report})

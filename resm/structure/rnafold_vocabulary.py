@@ -42,6 +42,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
                         "--plot DIR (their drawing)")
     sp.add_argument("--plot-format", choices=PLOT_FORMATS, default="png",
                     help="file format of the --plot figures (default: png)")
+    sp.add_argument("--reference-format", choices=["dbn", "ct", "bpseq"], default=None,
+                    help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
+                         "(default: from its extension)")
     sp.add_argument("--dpi", type=int, default=100, help="resolution of --plot figures in dots per inch (default: 100)")
 
 

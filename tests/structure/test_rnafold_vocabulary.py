@@ -51,3 +51,16 @@ def test_plot_format_and_dpi(fa, tmp_path):
                      str(tmp_path / "o.dbn")]) == 0
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["r1.svg", "r1_ss.svg"]
     assert b"<svg" in (tmp_path / "p" / "r1_ss.svg").read_bytes()[:400]
+
+
+def test_reference_ids_are_cut_as_the_inputs_and_its_format_can_be_named(fa, tmp_path, capsys):
+    """'>r1 a description' is r1 in the input and in the reference; a reference in dot-bracket
+    saved under another extension is read with --reference-format dbn."""
+    ref = tmp_path / "rnafold_output.txt"
+    ref.write_text(f">r1 another description\n{SEQ}\n((((...))))" + "." * 23 + "\n")
+    argv = ["fold", str(fa), "--reference", str(ref), "--report", str(tmp_path / "r.tsv")]
+    assert cli_main(argv) == 1  # .txt: no format to read it by
+    assert "txt" in capsys.readouterr().err
+    assert cli_main([*argv, "--reference-format", "dbn"]) == 0
+    rows = (tmp_path / "r.tsv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].split("\t")[0] == "r1"
