@@ -46,6 +46,12 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name.isidentifier() and not name.startswith("_"):  # a submodule: resm.mapping.get_scheme(...)
+        import importlib
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'resm' has no attribute {name!r}")
 
 

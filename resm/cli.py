@@ -84,6 +84,10 @@ def _print_rank0(line: str) -> None:
         print(line)
 
 
+_RESUME_HINT = {c: "; run the same command again to resume from the run's last checkpoint (train.out_dir/checkpoints)"
+                for c in ("pretrain", "finetune")}
+
+
 def cmd_pretrain(a: argparse.Namespace) -> None:
     from .config import find_config, load_config
     from .tasks import run
@@ -101,8 +105,11 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
 def cmd_export(a: argparse.Namespace) -> None:
     from .export import export_checkpoint
 
-    export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype)
-    print(f"wrote {a.out}" + (f" and {a.hf}" if a.hf else ""))
+    export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype, any_name=a.any_name)
+    from .backbone.load import fair_esm_name_problem
+
+    reg = a.out.with_name(a.out.stem + "-contact-regression.pt")  # written where fair-esm reads the pair
+    print(f"wrote {a.out}" + ("" if fair_esm_name_problem(a.out) else f", {reg.name}") + (f" and {a.hf}" if a.hf else ""))
 
 
 def cmd_probe(a: argparse.Namespace) -> None:
@@ -134,7 +141,9 @@ def cmd_fold(a: argparse.Namespace) -> None:
     from .config import options
     from .structure.pipeline import FoldOptions, fold_fasta
     from .structure.report import format_summary
+    from .structure.rnafold_vocabulary import resolve
 
+    resolve(a)  # RNAfold's spellings, -o's extension
     if a.threads:
         __import__("torch").set_num_threads(a.threads)
     r = fold_fasta(a.fasta, options(FoldOptions, a, _CLI_NAMES))
@@ -142,7 +151,7 @@ def cmd_fold(a: argparse.Namespace) -> None:
         return
     files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]
     files += [f"{a.split_dir}/ ({r['n']} {a.format} files)"] if a.split_dir is not None else []
-    files += [f"{r['n']} plots in {a.plot}/"] if a.plot is not None else []
+    files += [f"{2 * r['n']} {a.plot_format} figures in {a.plot}/"] if a.plot is not None else []
     from .utils.io import is_stream
 
     quiet = (r["mode"] == "stdout" or (a.reference is not None and a.report is None)  # stdout holds the output
@@ -162,9 +171,10 @@ def cmd_finetune(a: argparse.Namespace) -> None:
     result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=tasks_with("finetune"))
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
-    if "val_f1_shift" in v:
-        line += f": validation F1 {v['val_f1']:.3f} strict, {v['val_f1_shift']:.3f} shift ("
-        line += ("MEA gamma 2" if result.get("decoding") else "at 0.5") + f"), loss {v['val_loss']:.4f}"
+    if "val_f1_shift" in v and result.get("decoding"):  # the F1 shown is the one of the decoding chosen below
+        line += f": validation loss {v['val_loss']:.4f}"
+    elif "val_f1_shift" in v:
+        line += f": validation F1 {v['val_f1']:.3f} strict, {v['val_f1_shift']:.3f} shift (at 0.5), loss {v['val_loss']:.4f}"
     if result.get("decoding"):
         d, f = result["decoding"], result.get("final") or {}
         line += f"; decoding: {Decoding.from_dict(d).describe()}"
@@ -177,6 +187,7 @@ def cmd_finetune(a: argparse.Namespace) -> None:
         line += f"; threshold {result['threshold']:g}; wrote {result['model_file']}"
     elif result.get("final"):
         shown = {k: v for k, v in result["final"].items() if isinstance(v, float) and not k.startswith("n_")}
+        shown = {k[4:] if k.startswith("val_") else k: v for k, v in shown.items()}  # "validation loss", not "validation val_loss"
         line += ": validation " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()) + f"; wrote {result['model_file']}"
     _print_rank0(line)
 
@@ -196,7 +207,8 @@ def cmd_interact(a: argparse.Namespace) -> None:
     scan = ScanOptions(window=a.window, stride=a.stride, max_sites=a.max_sites, progress=a.out is not None)
     opts = InteractOptions(out=a.out, maps=a.maps, sites=a.sites, zero_shot=a.zero_shot, backbone=a.backbone,
                            probe=a.probe, linker=a.linker, scheme_name=a.scheme, batch_size=a.batch_size,
-                           device=a.device, trust=a.trust_checkpoint, scan=scan)
+                           device=a.device, trust=a.trust_checkpoint, scan=scan,
+                           adapter=a.adapter)
     r = interact(a.pairs, a.model, opts)
     if a.out is None:
         sys.stdout.write(r["text"])
@@ -249,6 +261,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     if "{fold}" in str(a.model) and set(a.dataset) != {"archiveii-famfold"}:
         raise ValueError("a --model path with {fold} goes with --dataset archiveii-famfold only")
+    if "{fold}" not in str(a.model):
+        from .structure.benchmark import check_models
+
+        check_models(a.model)  # before any data is read or any folder runs
     results = []
     for d in a.dataset:
         if d == "archiveii-famfold":
@@ -273,10 +289,22 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
     path = find_config(a.config, "compare")
     cfg = parse_config(load_config(path, a.overrides), path.stem)  # checked before any work
+    cfg.strict = cfg.strict or a.strict
     check_output(cfg.output_dir(), "dir")
-    result = run_compare(cfg)
+    from .compare.backends import BackendUnavailable
+
+    try:
+        result = run_compare(cfg)
+    except BackendUnavailable as e:
+        raise ValueError(str(e)) from None
     print(format_markdown(cfg, result))
-    print(f"wrote {len(result['files'])} files to {result['out_dir']}/")
+    rows = [r for t in ("rows", "rri_rows", "mrl_rows") for r in result[t]]
+    skipped = sorted({r["backend"] for r in rows if str(r.get("status", "")).startswith("skipped")})
+    ran = sorted({r["backend"] for r in rows} - set(skipped))
+    print(f"compared {len(ran)} backends ({', '.join(ran)}); wrote {len(result['files'])} files to {result['out_dir']}/")
+    if skipped:
+        print(f"SKIPPED {len(skipped)} backends: {', '.join(skipped)} (reasons in their rows; --strict makes a skip an error)",
+              file=sys.stderr)
 
 
 def cmd_schemes(a: argparse.Namespace) -> None:
@@ -329,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
         sp.add_argument("--nogpu", dest="device", action="store_const", const="cpu", help="run on the CPU (same as --device cpu; esm-extract's spelling)")
         if threads:
-            sp.add_argument("--threads", type=int, default=0, help="CPU threads: torch's, and for `fold` the processes computing pair priors (default 0: every core)")
+            extra = ", and the processes computing pair priors" if sp.prog.endswith(" fold") else ""
+            sp.add_argument("--threads", type=int, default=0, help=f"CPU threads: torch's{extra} (default 0: every core)")
 
     def model_args(sp):
         sp.add_argument("model", help="fair-esm .pt file, Hugging Face folder, Hugging Face hub id in the local cache (e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), or 'default' (the backbone of the shipped structure model)")
@@ -371,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("export", cmd_export, "consolidate a training checkpoint (torch or ZeRO-sharded) into a fair-esm .pt / HF folder")
     sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
-    sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write (required)")
+    sp.add_argument("--out", required=True, type=Path, help="fair-esm .pt to write, its name starting with esm2 as fair-esm requires (required); <stem>-contact-regression.pt is written beside it")
+    sp.add_argument("--any-name", action="store_true", help="allow an --out name that does not start with esm2 (resm reads it; fair-esm does not; default: refuse)")
     sp.add_argument("--hf", type=Path, default=None, help="also write a Hugging Face folder here, tokenizer included (default: none)")
     sp.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32", help="weights of the .pt: fp16 halves the file, read back as fp32 (default: fp32; the HF folder stays fp32)")
     sp.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects from the checkpoint's DeepSpeed files (only for run folders you trust; default: refuse)")
@@ -393,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "folded; - or a pipe: standard input")
     sp.add_argument("--model", default=None, help="structure model from `resm finetune` (default: the one shipped in the package, also named 'default'); with --zero-shot: the backbone (fair-esm .pt, HF folder or ESM-2 name)")
     sp.add_argument("--zero-shot", type=Path, default=None, metavar="PROBE.pt", help="fold with a zero-shot probe from `resm probe` instead of a supervised model (default: no probe)")
-    sp.add_argument("--format", choices=["dbn", "bpseq", "ct", "pairs"], default="dbn", help="structure format (dbn: pseudoknots as [] {} <> Aa...; pairs: a pair list, 'i j' lines, one record per file)")
+    sp.add_argument("--format", choices=["dbn", "bpseq", "ct", "pairs"], default=None, help="structure format (dbn: pseudoknots as [] {} <> Aa...; pairs: a pair list, 'i j' lines, one record per file; default: from -o's extension, .ct .bpseq .dbn .pairs, else dbn)")
     sp.add_argument("--input-format", choices=["fasta", "plain", "dbn", "ct", "bpseq"], default=None,
                     help="input format (default: from the extension, else from the text)")
     sp.add_argument("-o", "--out", type=Path, default=None, help="one output file holding every record (dbn, or ct: records one after the other; bpseq: one record) (default: stdout)")
@@ -403,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--noLP", "--no-lp", dest="noLP", action="store_true", help="no lone pairs: drop every pair without a stacked neighbour (as RNAfold --noLP)")
     sp.add_argument("--nested", action="store_true", help="no pseudoknots: keep a maximum nested subset of the pairs")
     sp.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write <id>.png (arc diagram + probability map; against the reference with --reference) per record here (default: no plots)")
+    from .structure.rnafold_vocabulary import add_arguments as rnafold_spellings
+
+    rnafold_spellings(sp)
     sp.add_argument("--reference", type=Path, default=None, help="known structures with the same ids (dbn, ct, bpseq): score each record, with RNAfold alongside, as a TSV (default: no scoring)")
     sp.add_argument("--report", type=Path, default=None, metavar="TSV", help="with --reference: write the per-record scores here (default: stdout)")
     sp.add_argument("--noncanonical", action="store_true", help="allow pairs other than AU, GC, GU")
@@ -432,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def infer_args(sp):
         sp.add_argument("--backbone", default=None, help="backbone checkpoint (default: the one recorded in the model's manifest; its checksum must match)")
+        sp.add_argument("--adapter", type=Path, default=None, metavar="PEFT_DIR", help="a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors, made on the Hugging Face export of the same backbone) in place of the model's adapter (default: the model's own)")
         sp.add_argument("-o", "--out", type=Path, default=None, help="TSV to write (default: stdout)")
         sp.add_argument("--batch-size", type=int, default=64, help="pairs or UTRs per batch")
         device_args(sp)
@@ -468,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
     sp.add_argument("--tile", type=int, default=512, help="tile size of the memory-bounded 2D head (default: 512)")
     sp.add_argument("--folders", nargs="*", default=None, metavar="FOLDER",
-                    help="classical folders run on the same records (default: all five: rnafold, rnafold-mea, eternafold, linearpartition-v, linearfold-v)")
+                    help="classical folders run on the same records (default: those of rnafold, rnafold-mea, eternafold, linearpartition-v, linearfold-v that are installed, each missing one named in a 'skipped folder' line; a folder named here must be installed)")
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
     sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
     sp.add_argument("--bpp-cache", default=None, metavar="DIR",
@@ -478,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("compare", cmd_compare, "compare backbones (mapped ESM-2, nucleotide models, RNA-FM, one-hot, ViennaRNA) on the same structure, RRI and MRL tasks")
     sp.add_argument("--config", required=True, type=Path, help="YAML config, or the name of a shipped one (e.g. cpu_small; see configs/compare/); required")
+    sp.add_argument("--strict", action="store_true", help="a backend whose weights or package are missing is an error, and nothing is written (default: a SKIPPED line and row)")
     sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.steps=50")
 
     sp = add("schemes", cmd_schemes, "list the mapping schemes")
@@ -611,7 +646,7 @@ def _terminate_handler(command: str):
                 child.kill()
             bars = getattr(sys.modules.get("tqdm"), "tqdm", None)
             live = bool(getattr(bars, "_instances", None))  # a progress bar is mid-line
-            sys.stderr.write(("\n" if live else "") + f"resm {command}: terminated\n")
+            sys.stderr.write(("\n" if live else "") + f"resm {command}: terminated{_RESUME_HINT.get(command, '')}\n")
             sys.stderr.flush()
         finally:
             os._exit(128 + signum)
@@ -670,7 +705,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"resm {args.command}: error: {_one_line(_os_error(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"resm {args.command}: interrupted", file=sys.stderr)
+        print(f"resm {args.command}: interrupted" + _RESUME_HINT.get(args.command, ""), file=sys.stderr)
         return 130
     except Exception as e:  # a case no check foresaw: still one line, the traceback with --debug
         if args.debug:

@@ -11,7 +11,7 @@ import torch
 from .mapping import get_scheme
 from .backbone.config import ESM2Config
 from .backbone.esm2 import ESM2
-from .backbone.load import CheckpointError, resm_meta, save_fair_esm, save_hf
+from .backbone.load import CheckpointError, fair_esm_name_problem, resm_meta, save_fair_esm, save_hf
 from .train import list_checkpoints
 from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
 from .utils.io import transaction
@@ -55,10 +55,13 @@ DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: bool = False,
-                      dtype: str = "fp32") -> ESM2:
-    """Write the model of checkpoint (or run folder) ``path`` to the fair-esm ``.pt`` ``out``
-    and, given ``hf``, a Hugging Face folder; both or neither (one transaction). ``dtype``
-    ``fp16``/``bf16`` halves the ``.pt`` (the Hugging Face folder stays fp32)."""
+                      dtype: str = "fp32", any_name: bool = False) -> ESM2:
+    """Write the model of checkpoint (or run folder) ``path`` to the fair-esm ``.pt`` ``out``,
+    its contact regression beside it as fair-esm expects (``<stem>-contact-regression.pt``),
+    and, given ``hf``, a Hugging Face folder; all or nothing (one transaction). ``dtype``
+    ``fp16``/``bf16`` halves the ``.pt`` (the Hugging Face folder stays fp32). ``out``'s name
+    must start with ``esm2`` (fair-esm's test for an ESM-2 file) unless ``any_name`` (then no
+    regression file is written: fair-esm would not read that model anyway)."""
     if dtype not in DTYPES:
         raise CheckpointError(f"export dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     folder = resolve_checkpoint(path)
@@ -78,8 +81,11 @@ def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: b
         raise CheckpointError(f"{folder}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
     meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]))
     meta["dtype"] = dtype
-    with transaction():
-        save_fair_esm(model, out, meta, dtype=DTYPES[dtype])
+    misread = fair_esm_name_problem(out)
+    if misread and not any_name:
+        raise CheckpointError(misread)
+    with transaction():  # the contact regression beside it only where fair-esm would read the pair
+        save_fair_esm(model, out, meta, dtype=DTYPES[dtype], companion=not misread)
         if hf is not None:
             save_hf(model, hf, meta)
     return model

@@ -95,6 +95,35 @@ class Scheme:
         except KeyError as e:
             raise ValueError(f"token id {e.args[0]} is not a letter of scheme {self.name!r}") from None
 
+    def to_rna(self, letters: str) -> str:
+        """Invert :meth:`to_protein` for a single-letter scheme: protein letters (a model's
+        prediction, a fill-mask ``token_str`` or ``sequence``; whitespace ignored) -> RNA, the
+        scheme's unknown letter -> N. A letter the scheme never emits is a ValueError naming it."""
+        text = "".join(str(letters).split())
+        ids = []
+        for p, c in enumerate(text):
+            i = ALPHABET.tok_to_idx.get(c.upper(), -1)
+            if i not in self.letter_ids and i != self.unknown_id:
+                want = "".join(sorted(self.letters + ALPHABET.all_toks[self.unknown_id]))
+                raise ValueError(f"letter {c!r} at position {p + 1} is not one scheme {self.name!r} emits ({want})")
+            ids.append(i)
+        return self.decode(ids)
+
+    def rna_replacements(self) -> Dict[str, str]:
+        """RNA letter -> protein letter, both cases and T as U, for a tokenizer that maps raw
+        RNA itself; empty when one pass of replacements could not do it (a context or identity
+        scheme, or a letter that is both a source and a target)."""
+        if self.kind != "letter":
+            return {}
+        table = {n: ALPHABET.all_toks[i] for n, i in zip(NUCLEOTIDES, self.letter_ids)}
+        table["T"] = table["U"]
+        out = {}
+        for n, p in table.items():
+            for src in (n, n.lower()):
+                if src != p:
+                    out[src] = p
+        return {} if set(out) & set(out.values()) else out
+
     @property
     def letters(self) -> str:
         return "".join(ALPHABET.all_toks[i] for i in self.letter_ids)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .utils.io import atomic_path, atomic_write_text
 
-__all__ = ["interact", "InteractOptions", "predict_expression", "PredictOptions", "predict_rri", "predict_mrl"]
+__all__ = ["interact", "InteractOptions", "InferenceOptions", "predict_expression", "PredictOptions", "predict_rri", "predict_mrl"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +49,11 @@ class PredictOptions:
     window: int = 0
     stride: int = 0
     max_sites: int = 10
+    adapter: Optional[Path] = None  # a PEFT LoRA folder in place of the model's adapter
+
+    def inference(self) -> "InferenceOptions":
+        return InferenceOptions(backbone=self.backbone, adapter=self.adapter, batch_size=self.batch_size,
+                                device=self.device, trust=self.trust)
 
 
 def predict_rri(o: PredictOptions) -> Dict[str, object]:
@@ -58,7 +63,8 @@ def predict_rri(o: PredictOptions) -> Dict[str, object]:
 
     scan = ScanOptions(window=o.window, stride=o.stride, max_sites=o.max_sites, progress=o.out is not None)
     r = interact(o.input, o.model, InteractOptions(out=o.out, maps=o.maps, sites=o.sites, backbone=o.backbone,
-                                                   batch_size=o.batch_size, device=o.device, trust=o.trust, scan=scan))
+                                                   batch_size=o.batch_size, device=o.device, trust=o.trust, scan=scan,
+                                                   adapter=o.adapter))
     shown = {"labels in the file": r["metrics"]} if "metrics" in r else {}
     what = "pairs" + (f", pair maps in {o.maps}" if o.maps else "") + (f", sites in {o.sites}" if o.sites else "")
     return {**r, "n": len(r["scores"]), "what": what, "metrics": shown}
@@ -69,7 +75,7 @@ def predict_mrl(o: PredictOptions) -> Dict[str, object]:
     labelled ``metrics`` the command prints."""
     if o.maps or o.sites:
         raise ValueError("--maps and --sites are for --task rri")
-    r = predict_expression(o.input, o.model, o.out, o.variants, o.backbone, o.batch_size, o.device, o.trust)
+    r = predict_expression(o.input, o.model, o.out, o.variants, options=o.inference())
     shown = {"observed MRL in the file": r["metrics"]} if "metrics" in r else {}
     if "variants" in r:
         shown["variant effect (variant - wild type)"] = r["variants"]
@@ -83,6 +89,23 @@ def _table(header: List[str], rows: List[List[object]]) -> str:
     for r in rows:
         w.writerow([f"{x:.6g}" if isinstance(x, float) else x for x in r])
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How ``interact``/``predict_expression`` load and run a model.
+
+    * backbone: a checkpoint in place of the one a bundle records (its checksum must match);
+      with ``interact``'s ``zero_shot``, the backbone that scores.
+    * adapter: a PEFT LoRA folder in place of the bundle's adapter (``resm.backbone.peft_format``).
+    * batch_size, device: of the forward passes. trust: allow unpickling arbitrary objects.
+    """
+
+    backbone: Optional[str] = None
+    adapter: Optional[Path] = None
+    batch_size: int = 64
+    device: str = "cpu"
+    trust: bool = False
 
 
 @dataclass
@@ -104,6 +127,7 @@ class InteractOptions:
         trust: allow unpickling arbitrary objects.
         scan: window, stride and sites per pair for partners longer than the window
             (:class:`resm.tasks.rri_sites.ScanOptions`).
+        adapter: a PEFT LoRA folder in place of the bundle's adapter.
     """
 
     out: Optional[Path] = None
@@ -118,6 +142,7 @@ class InteractOptions:
     device: str = "cpu"
     trust: bool = False
     scan: Optional[object] = None
+    adapter: Optional[Path] = None
 
 
 ZERO_SHOT_MAX = 1024  # the zero-shot score attends over a + linker + b in one pass
@@ -183,7 +208,7 @@ def interact(pairs_path: Path, model: Optional[Path] = None, options: Optional[I
         if model is None:
             raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
         pairs = read_pairs(pairs_path, require_label=False, max_length=MAX_PARTNER)
-        tm, head, entry, scheme = load_rri_model(model, backbone=o.backbone, trust=o.trust)
+        tm, head, entry, scheme = load_rri_model(model, backbone=o.backbone, trust=o.trust, adapter=o.adapter)
         for p in pairs:
             scheme.encode(p.a, f"{p.a_name} (line {p.line})")
             scheme.encode(p.b, f"{p.b_name} (line {p.line})")
@@ -251,13 +276,14 @@ def _read_utrs(path: Path):
     return names, seqs, None
 
 
-def predict_expression(path: Path, model: Path, out: Optional[Path] = None, variants: bool = False,
-                       backbone: Optional[str] = None, batch_size: int = 256, device: str = "cpu",
-                       trust: bool = False) -> Dict[str, object]:
+def predict_expression(path: Path, model: Path, out: Optional[Path] = None, variants: bool = False, *,
+                       options: InferenceOptions = InferenceOptions(batch_size=256)) -> Dict[str, object]:
     """Predicted MRL of every UTR of ``path``; returns ``{"pred", "names", "metrics"?, "variants"?}``."""
     from .tasks.mrl import MAX_UTR, load_mrl_model, mrl_metrics, predict_mrl, variant_effect
 
-    tm, head, entry, scheme = load_mrl_model(model, backbone=backbone, trust=trust)
+    batch_size, device = options.batch_size, options.device
+    tm, head, entry, scheme = load_mrl_model(model, backbone=options.backbone, trust=options.trust,
+                                             adapter=options.adapter)
     # the Optimus baseline reads a fixed width; the pooled expression head any length to MAX_UTR
     limit = entry["config"].get("length") if entry["config"].get("kind") == "optimus" else MAX_UTR
     if variants:

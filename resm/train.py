@@ -536,10 +536,11 @@ class Trainer:
         set_rng_state(state["rng"])
         set_generator_state(self.generator, state["mask_rng"])
         if self.rank == 0:
+            import sys
+
+            print(f"resm: resumed from step {self.step} ({folder})", file=sys.stderr)
             self._truncate_log(self.step)
             if changed:
-                import sys
-
                 print(f"resm: resuming from {folder} with changed settings: {', '.join(changed)}", file=sys.stderr)
                 self._log({"split": "resume", "step": self.step, "changed": changed})
                 atomic_write_text(self.out_dir / "config.json", json.dumps(self.config_dump, indent=2, default=str))

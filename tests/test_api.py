@@ -35,16 +35,28 @@ def readme_python_blocks() -> list:
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     """Every python block of the README, in order, in one namespace, in a folder holding what
     the blocks name (a small random backbone under the name they use)."""
-    from resm.backbone.load import init_model, save_fair_esm
+    import torch
+
+    from resm.mapping import get_scheme
+    from resm.backbone.load import init_model, resm_meta, save_fair_esm, save_hf
 
     blocks = readme_python_blocks()
     assert len(blocks) >= 3
     monkeypatch.chdir(tmp_path)
     save_fair_esm(init_model("tiny", seed=0), tmp_path / "esm2_t6_8M_UR50D.pt")
+    save_fair_esm(init_model("tiny", seed=1), tmp_path / "esm2_rna_model.pt", companion=True)  # resm export's files
+    save_hf(init_model("tiny", seed=1), tmp_path / "rna_model_hf", resm_meta(get_scheme("kdny"), "tiny"))
     namespace: dict = {}
-    for code in blocks:
-        exec(compile(code, "README.md", "exec"), namespace)
+    allowed = torch.serialization.get_safe_globals()
+    try:
+        for code in blocks:
+            exec(compile(code, "README.md", "exec"), namespace)
+    finally:  # the fair-esm block allow-lists argparse.Namespace process-wide
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(allowed)
     assert (tmp_path / "emb.safetensors").exists()
+    assert namespace["scheme"].to_rna(namespace["best"][0]["sequence"]) == "GGAC" + namespace["scheme"].to_rna(
+        namespace["best"][0]["token_str"]) + "UCGG"
 
 
 def test_embed_sequences_equals_resm_embed(tmp_path):

@@ -92,7 +92,7 @@ def test_hugging_face_hub_ids_from_the_local_cache(tmp_path):
     err = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(err) == 1
     assert "facebook/esm2_t12_35M_UR50D: not in the local Hugging Face cache" in err[0]
-    assert "huggingface-cli download facebook/esm2_t12_35M_UR50D" in err[0]
+    assert "hf download facebook/esm2_t12_35M_UR50D" in err[0]
     assert not (tmp_path / "f.npz").exists()
 
 
@@ -138,3 +138,9 @@ def test_schemes_show_prints_the_tables():
     assert "Example: GGACUUCGGUCC -> " in out and "triplet GGA -> G" in out
     out = resm_cli("schemes", "--show", "kdny").stdout
     assert "A -> K" in out and "U -> D" in out and "C -> N" in out and "G -> Y" in out
+
+
+def test_threads_help_speaks_of_its_own_command():
+    helps = {name: next(a.help for a in sp._actions if "--threads" in a.option_strings)
+             for name, sp in subparsers(build_parser()) if any("--threads" in a.option_strings for a in sp._actions)}
+    assert "pair priors" in helps["fold"] and "fold" not in helps["embed"] and "pair priors" not in helps["embed"]

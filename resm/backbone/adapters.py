@@ -187,7 +187,7 @@ def _check_name(name: str, what: str = "adapter") -> None:
         raise AdapterError(f"{what} name {name!r}: must match [A-Za-z0-9_-]+")
 
 
-def _target_modules(model: ESM2, cfg: AdapterConfig) -> List[str]:
+def target_modules(model: ESM2, cfg: AdapterConfig) -> List[str]:
     """Module names (e.g. ``layers.0.self_attn.q_proj``) that ``cfg`` puts adapters on."""
     n = len(model.layers)
     layers = list(range(n)) if cfg.layers is None else cfg.layers
@@ -252,7 +252,7 @@ def add_adapter(model: ESM2, name: str, cfg: AdapterConfig) -> None:
     if name in adapter_names(model):
         raise AdapterError(f"adapter {name!r} already exists in the model")
     cfg.validate()
-    targets = _target_modules(model, cfg)
+    targets = target_modules(model, cfg)
     from peft import LoraConfig, inject_adapter_in_model
 
     lcfg = LoraConfig(
@@ -449,7 +449,7 @@ def save_adapter(
     if not params:
         raise AdapterError(f"no adapter {name!r} in the model")
     held = {k.rsplit(".lora_", 1)[0] for k in params}
-    if held != set(_target_modules(model, cfg)) or any(
+    if held != set(target_modules(model, cfg)) or any(
         p.shape[0] != cfg.r for k, p in params.items() if ".lora_A." in f".{k}"
     ):
         raise AdapterError(f"adapter {name!r}: the config given does not match the adapter in the model")

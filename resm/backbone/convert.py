@@ -7,7 +7,7 @@ resm's backbone uses fair-esm's parameter names, so a fair-esm checkpoint only l
 from __future__ import annotations
 
 import re
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
@@ -155,21 +155,63 @@ def config_from_hf(cfg: dict) -> ESM2Config:
     )
 
 
-def hf_tokenizer_files() -> Dict[str, str]:
-    """File name -> text of the tokenizer of an ESM-2 Hugging Face folder (``EsmTokenizer``:
-    ESM-2's 33 tokens in id order, its special tokens), so that
-    ``transformers.AutoTokenizer.from_pretrained(folder)`` works on a folder resm wrote. The
-    tokenizer reads protein letters: map RNA first (``Scheme.to_protein``)."""
+def _fast_tokenizer(replacements: Dict[str, str]) -> dict:
+    """tokenizer.json (the ``tokenizers`` library's format) of ESM-2's 33 tokens that first
+    replaces raw RNA letters by the scheme's protein letters, then reads one token per
+    character; ``<cls>``/``<eos>`` around a sequence, as ``EsmTokenizer`` does."""
+    from ..alphabet import ALPHABET
+
+    special = ["<cls>", "<pad>", "<eos>", "<unk>", "<mask>"]
+    idx = ALPHABET.tok_to_idx
+    added = [{"id": idx[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for t in special]
+    rules = [{"type": "Replace", "pattern": {"String": a}, "content": b} for a, b in sorted(replacements.items())]
+
+    def seq(name, type_id=0):
+        return {"Sequence": {"id": name, "type_id": type_id}}
+
+    def tok(name, type_id=0):
+        return {"SpecialToken": {"id": name, "type_id": type_id}}
+
+    return {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": rules},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "WhitespaceSplit"},
+            {"type": "Split", "pattern": {"Regex": "."}, "behavior": "Isolated", "invert": False}]},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [tok("<cls>"), seq("A"), tok("<eos>")],
+            "pair": [tok("<cls>"), seq("A"), tok("<eos>"), seq("B", 1), tok("<eos>", 1)],
+            "special_tokens": {t: {"id": t, "ids": [idx[t]], "tokens": [t]} for t in ("<cls>", "<eos>")}},
+        "decoder": None,
+        "model": {"type": "WordLevel", "vocab": dict(idx), "unk_token": "<unk>"},
+    }
+
+
+def hf_tokenizer_files(replacements: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """File name -> text of the tokenizer of an ESM-2 Hugging Face folder, so that
+    ``transformers.AutoTokenizer.from_pretrained(folder)`` works on a folder resm wrote.
+
+    Without ``replacements`` (a protein or context scheme): ``EsmTokenizer``, ESM-2's 33 tokens
+    in id order, reading protein letters. With them (a single-letter RNA scheme,
+    ``Scheme.rna_replacements``): a fast tokenizer (``tokenizer.json``) over the same ids that
+    maps raw RNA letters (A, C, G, U, T, either case) to the scheme's letters first, so RNA and
+    already-mapped text both tokenize right; other letters are read as protein letters."""
     import json
 
     from ..alphabet import ALPHABET
 
     special = {"cls_token": "<cls>", "pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>",
                "mask_token": "<mask>"}
-    config = {"tokenizer_class": "EsmTokenizer", "model_max_length": 1026, "clean_up_tokenization_spaces": True,
+    cls = "PreTrainedTokenizerFast" if replacements else "EsmTokenizer"
+    config = {"tokenizer_class": cls, "model_max_length": 1026, "clean_up_tokenization_spaces": True,
               **special}
-    return {
+    files = {
         "vocab.txt": "".join(t + "\n" for t in ALPHABET.all_toks),
         "tokenizer_config.json": json.dumps(config, indent=2) + "\n",
         "special_tokens_map.json": json.dumps(special, indent=2) + "\n",
     }
+    if replacements:
+        files["tokenizer.json"] = json.dumps(_fast_tokenizer(replacements), indent=2) + "\n"
+    return files

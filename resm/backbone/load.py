@@ -267,7 +267,7 @@ def hf_cached_folder(repo_id: str) -> Path:
     root = _hf_cache_root()
     missing = CheckpointError(
         f"{repo_id}: not in the local Hugging Face cache ({root}); fetch it first "
-        f"(huggingface-cli download {repo_id}) or give a local model folder")
+        f"(hf download {repo_id}) or give a local model folder")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
@@ -382,14 +382,27 @@ def resm_meta(scheme: Optional[Scheme], arch: Optional[str] = None, **extra) -> 
     return meta
 
 
+def fair_esm_name_problem(path: str | os.PathLike) -> Optional[str]:
+    """Why fair-esm's ``load_model_and_alphabet_local`` would not read ``path`` as ESM-2 (it
+    takes the ESM-2 path only for a file name starting with ``esm2``), or None."""
+    path = Path(path)
+    if path.stem.startswith("esm2"):
+        return None
+    return (f"{path}: fair-esm reads a file as ESM-2 only when its name starts with 'esm2' "
+            f"(name it {path.with_name('esm2_' + path.name).name}, or give --any-name: resm itself reads any name)")
+
+
 def save_fair_esm(
     model: ESM2, path: str | os.PathLike, meta: Optional[dict] = None, regression: bool = True,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None, companion: bool = False,
 ) -> None:
     """Write ``model`` as a fair-esm ESM-2 ``.pt`` (loadable by ``esm.pretrained``) atomically.
     resm's own metadata (mapping scheme, hash) rides along under the key ``resm``. ``dtype``
     (e.g. ``torch.float16``: half the file) casts the weights; the rotary frequencies stay fp32,
-    and loaders read the file back into fp32 parameters."""
+    and loaders read the file back into fp32 parameters. With ``companion``, the contact
+    regression is also written beside it as ``<stem>-contact-regression.pt``, where fair-esm's
+    ``load_model_and_alphabet_local`` requires it (the main file keeps its own copy, so resm
+    needs only that one)."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if dtype is not None:
         state = {k: v if k.endswith("inv_freq") or not v.is_floating_point() else v.to(dtype) for k, v in state.items()}
@@ -403,6 +416,21 @@ def save_fair_esm(
     }
     with atomic_path(path) as tmp:
         torch.save(data, tmp)
+    if companion:
+        reg = {k: v for k, v in state.items() if k.startswith("contact_head.")}
+        with atomic_path(_regression_path(Path(path))) as tmp:
+            torch.save({"model": reg}, tmp)
+
+
+def _replacements(meta: Optional[dict]) -> Dict[str, str]:
+    """The RNA -> protein letters the folder's tokenizer applies (its scheme's, when single-letter)."""
+    from ..mapping import MappingError, get_scheme
+
+    name = (meta or {}).get("scheme")
+    try:
+        return get_scheme(name).rna_replacements() if name else {}
+    except MappingError:
+        return {}
 
 
 def save_hf(model: ESM2, folder: str | os.PathLike, meta: Optional[dict] = None) -> None:
@@ -418,7 +446,7 @@ def save_hf(model: ESM2, folder: str | os.PathLike, meta: Optional[dict] = None)
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg), indent=2) + "\n")
         (tmp / "resm.json").write_text(json.dumps(dict(meta or {}), indent=2) + "\n")
-        for name, text in hf_tokenizer_files().items():
+        for name, text in hf_tokenizer_files(_replacements(meta)).items():
             (tmp / name).write_text(text)
 
 

@@ -102,8 +102,10 @@ class BackendSpec:
         name: label in tables and plots; unique within a config.
         kind: ``resm``, ``rnafm``, ``multimolecule``, ``viennarna`` or ``onehot``.
         checkpoint: resm: fair-esm ``.pt``, Hugging Face folder, ESM-2 name, Hugging Face hub id
-            in the local cache, or ``default`` (the backbone of the shipped structure model); rnafm: local
-            RNA-FM ``.pth`` (``~`` is expanded). A path that does not exist skips the backend.
+            in the local cache, ``default`` (the backbone of the shipped structure model), or
+            ``random:ARCH`` (an untrained ESM-2 of architecture ARCH, seed 0, e.g. ``random:small``,
+            the shipped backbone's; the no-pretraining control); rnafm: local RNA-FM ``.pth``
+            (``~`` is expanded). A path that does not exist skips the backend.
         scheme: resm only: mapping scheme (default: the checkpoint's own, else kdny); must
             match the scheme the checkpoint was trained with.
         model: multimolecule only: hub id or local folder, e.g. ``multimolecule/rinalmo``.
@@ -156,6 +158,11 @@ class BackendSpec:
 
             if spec.folder not in FOLDERS:
                 raise ConfigError(f"{where}: unknown folder {spec.folder!r}; known: {', '.join(FOLDERS)}")
+        if kind == "resm" and str(spec.checkpoint).startswith("random:"):
+            from ..backbone.config import ARCHS
+
+            if spec.checkpoint[len("random:"):] not in ARCHS:
+                raise ConfigError(f"{where}: checkpoint {spec.checkpoint!r}: unknown architecture; known: {', '.join(ARCHS)}")
         if spec.max_bp_span is not None and spec.max_bp_span < 4:
             raise ConfigError(f"{where}: max_bp_span must be an integer >= 4, got {spec.max_bp_span!r}")
         return spec
@@ -260,7 +267,12 @@ class ResmBackend(Backend):
 
         spec = self.spec
         p = _path(spec.checkpoint)
-        if p.exists() or str(spec.checkpoint) == DEFAULT_MODEL:  # a file or folder, or the shipped model's backbone
+        if str(spec.checkpoint).startswith("random:") and not p.exists():
+            from ..mapping import DEFAULT_SCHEME, get_scheme
+            from ..backbone.load import Loaded, init_model
+
+            loaded, self.scheme = Loaded(init_model(spec.checkpoint[len("random:"):], seed=0)), get_scheme(spec.scheme or DEFAULT_SCHEME)
+        elif p.exists() or str(spec.checkpoint) == DEFAULT_MODEL:  # a file or folder, or the shipped model's backbone
             loaded, self.scheme = load_with_scheme(p if p.exists() else DEFAULT_MODEL, spec.scheme, None,
                                                    spec.trust_checkpoint)
         elif (str(spec.checkpoint) in ARCHS and str(spec.checkpoint).startswith("esm2_")) or HUB_ID.match(str(spec.checkpoint)):

@@ -348,6 +348,9 @@ class CompareConfig:
         device: ``auto`` (the GPU when CUDA is available), ``cpu`` or ``cuda[:n]``.
         threads: torch CPU threads (0: torch's default).
         progress: show tqdm progress bars.
+        strict: a backend that cannot be loaded (weights or package missing) is an error, and
+            nothing is written (``resm compare --strict``); otherwise it is a loud
+            ``skipped`` line and a ``skipped: <reason>`` row.
     """
 
     name: str
@@ -363,6 +366,7 @@ class CompareConfig:
     device: str = "auto"
     threads: int = 0
     progress: bool = True
+    strict: bool = False
 
     def head_config(self, embed_dim: int) -> StructureHeadConfig:
         return StructureHeadConfig(**{**self.head, "embed_dim": int(embed_dim)})
@@ -372,7 +376,7 @@ class CompareConfig:
 
 
 TOP_KEYS = ("data", "backends", "tasks", "probe", "head", "train", "rri", "mrl", "out_dir", "device", "threads",
-            "progress", "data_dir")
+            "progress", "data_dir", "strict")
 
 
 def _parse_tasks(raw: Any) -> List[str]:
@@ -432,4 +436,5 @@ def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
     return CompareConfig(name=name, data=data, backends=backends, probe=probe, head=dict(head), train=train,
                          tasks=tasks, rri=sections.get("rri"), mrl=sections.get("mrl"),
                          out_dir=coerce(str | None, cfg.get("out_dir"), "out_dir"), device=device, threads=threads,
-                         progress=coerce(bool, cfg.get("progress", True), "progress"))
+                         progress=coerce(bool, cfg.get("progress", True), "progress"),
+                         strict=coerce(bool, cfg.get("strict", False), "strict"))

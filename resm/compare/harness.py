@@ -419,7 +419,9 @@ def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=
         try:
             backend = make_backend(spec, cfg.device).load()
         except BackendUnavailable as e:
-            log(f"skipped {spec.name}: {e}")
+            if cfg.strict:
+                raise BackendUnavailable(f"backend {spec.name} cannot be loaded: {e} (--strict; nothing written)") from None
+            log(f"SKIPPED backend {spec.name}: {e}; its rows say so (--strict makes this an error)")
             for t in cfg.tasks:
                 rows[t].append(_empty_row(spec, f"skipped: {e}", TASK_COLUMNS[t]))
             _free(backend)
@@ -434,12 +436,17 @@ def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=
                 else:
                     row, det[t] = runner(backend, cfg, task_data[t], log)
             except BackendUnavailable as e:
-                log(f"skipped {spec.name}: {e} ({t})")
+                if cfg.strict:
+                    raise BackendUnavailable(f"backend {spec.name} cannot run {t}: {e} (--strict; nothing written)") from None
+                log(f"SKIPPED backend {spec.name} on {t}: {e}")
                 row, det[t] = _empty_row(spec, f"skipped: {e}", TASK_COLUMNS[t]), {"skipped": str(e)}
             rows[t].append(row)
         _free(backend)
         det["seconds_total"] = time.perf_counter() - t0
         details[spec.name] = det
+    ran = [r for t in cfg.tasks for r in rows[t] if not str(r.get("status", "")).startswith("skipped")]
+    if not ran:
+        raise BackendUnavailable("nothing compared: every backend was skipped (see the SKIPPED lines); nothing written")
     result = {"rows": rows.get("structure", []), "rri_rows": rows.get("rri", []), "mrl_rows": rows.get("mrl", []),
               "per_sequence": per_seq, "details": details, "splits": splits, "task_data": task_data,
               "tasks": list(cfg.tasks), "out_dir": out_dir}

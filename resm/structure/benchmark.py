@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
 from .datasets import FAMFOLD_SPLIT, load_dataset, read_split, reference_views
-from .folders import FOLDERS
+from .folders import FOLDERS, FolderUnavailable
 from .io import Structure
 from .metrics import evaluate
 from .model import load_structure_model
@@ -44,16 +44,38 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def check_folders(names: Optional[Sequence[str]]) -> List[str]:
+def check_folders(names: Optional[Sequence[str]], log=None) -> List[str]:
     """The folders asked for, each known and installed (else a one-line error naming it or
-    its package)."""
+    its package). Without names: every default folder that is installed, each one that is not
+    named in a ``skipped folder`` line on stderr (or through ``log``)."""
+    if names is None:
+        import sys
+
+        out = []
+        for n in DEFAULT_FOLDERS:
+            try:
+                FOLDERS[n].check()
+                out.append(n)
+            except FolderUnavailable as e:
+                (log or (lambda m: print(m, file=sys.stderr)))(
+                    f"skipped folder {n}: {e} (--folders {n} makes it required)")
+        return out
     out = []
-    for n in DEFAULT_FOLDERS if names is None else names:
+    for n in names:
         if n not in FOLDERS:
             raise ValueError(f"unknown folder {n!r}; known: {', '.join(FOLDERS)}")
         FOLDERS[n].check()
         out.append(n)
     return out
+
+
+def check_models(model_path, folds: Sequence[str] = ()) -> None:
+    """Each structure model file exists (one per fold where the path holds ``{fold}``),
+    checked before any data is read or any folder runs."""
+    paths = [str(model_path).replace("{fold}", f) for f in folds] if "{fold}" in str(model_path) else [str(model_path)]
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"{p}: no such structure model (a structure_model.pt from resm finetune, or 'default')")
 
 
 def _model_predictor(model, meta, workers: int, bpp_cache, tile: int) -> Callable[[List[Structure], str, bool], List[np.ndarray]]:
@@ -113,6 +135,7 @@ def evaluate_dataset(model_path, dataset: str, data_dir, limit: Optional[int] = 
     give two, canonical pairs and all pairs, from the same predictions)."""
     if dataset == "archiveii-famfold":
         raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
+    check_models(model_path)
     folders = check_folders(folders)
     model, meta = load_structure_model(model_path)
     predict = _model_predictor(model, meta, workers, bpp_cache, tile)
@@ -142,12 +165,13 @@ def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = Non
     folds": every test sequence once, each scored by its own fold's model)."""
     if "{fold}" not in str(model_path):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
-    folders = check_folders(folders)
     split = read_split(Path(data_dir) / FAMFOLD_SPLIT)
     names = folds or sorted(split)
     unknown = sorted(set(names) - set(split))
     if unknown:
         raise ValueError(f"unknown fold(s) {unknown}; known: {sorted(split)}")
+    check_models(model_path, names)
+    folders = check_folders(folders)
     recs = load_dataset("archiveii-famfold", data_dir)
     results: List[Dict[str, object]] = []
     pooled: dict = {}

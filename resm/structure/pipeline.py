@@ -73,14 +73,17 @@ def _require_memory(lengths: Sequence[int], workers: int = 0) -> None:
 
 
 def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]],
-                   sequences: Optional[Dict[str, str]] = None) -> Dict[str, np.ndarray]:
+                   sequences: Optional[Dict[str, str]] = None, fmt: Optional[str] = None) -> Dict[str, np.ndarray]:
     """Reference partner arrays for the ``(id, length)`` records in ``wanted``, read from any
-    structure file; every id must be there with the same length (extra records are ignored).
-    Where ``sequences`` gives the input's sequence and the reference holds one too, the two
-    must agree once normalised (case, T/U; an unknown letter, N, matches any base)."""
+    structure file (``fmt``: dbn, ct, bpseq; None: from the extension); every id must be there
+    with the same length (extra records are ignored). A reference's id is cut at its first
+    whitespace, as the input's are (``>id description``). Where ``sequences`` gives the input's
+    sequence and the reference holds one too, the two must agree once normalised (case, T/U;
+    an unknown letter, N, matches any base)."""
     want = dict(wanted)
     found: Dict[str, np.ndarray] = {}
-    for rec in read_structures(path):
+    for rec in read_structures(path, fmt):
+        rec.name = (rec.name.split() or [rec.name])[0]
         if rec.name in found:
             raise FoldError(f"{path}: duplicate id {rec.name!r}: which reference structure to score against is unclear")
         if rec.name in want:
@@ -125,6 +128,7 @@ class _Plan:
     plot: Optional[Path]
     bpp_min: Optional[float]  # None: no --bpp
     wanted: Optional[Dict[str, np.ndarray]]  # reference structures
+    plot_style: Tuple[str, int] = ("png", 100)  # --plot-format, --dpi
 
 
 def _fold_block(predictor: "Predictor", records: Sequence[Tuple[str, str]], plan: _Plan, emit: Callable[[dict], None],
@@ -151,11 +155,12 @@ def _fold_block(predictor: "Predictor", records: Sequence[Tuple[str, str]], plan
                 from .report import score_record
 
                 item["report"] = score_record(rec.name, rec.seq, rec.pairs, ref)
-            if plots is not None:
-                from .plot import plot_structure
+            if plots is not None:  # <id>.<fmt> (arcs and map) and <id>_ss.<fmt> (ViennaRNA's 2-D layout)
+                from .plot import plot_record
 
-                plot_structure(plots / f"{safe_filename(rec.name)}.png", rec.seq, rec.pairs, P, title=rec.name,
-                               reference=ref)
+                fmt, dpi = plan.plot_style
+                plot_record(plots, safe_filename(rec.name), rec.seq, rec.pairs, P, title=rec.name, reference=ref,
+                            fmt=fmt, dpi=dpi)
             emit(item)
 
 
@@ -219,7 +224,9 @@ class FoldOptions(PredictorOptions):
     ``threshold``, ``method`` and ``noncanonical`` (a 2-D head or probe only; None: the
     model's), ``nested`` (no pseudoknots), ``no_lp`` (no lone pairs). Input: ``input_format``
     (None: sniffed), ``max_length`` (longer records refused). Run: ``progress`` (bars on
-    stderr), ``shard_size`` (records per shard under torchrun)."""
+    stderr), ``shard_size`` (records per shard under torchrun). Figures: ``plot_format`` (png,
+    svg, pdf) and ``dpi`` of the ``plot`` folder's files; ``reference_format`` (dbn, ct,
+    bpseq; None: from the reference's extension)."""
 
     fmt: str = "dbn"
     out: Optional[Path] = None
@@ -238,6 +245,9 @@ class FoldOptions(PredictorOptions):
     max_length: Optional[int] = 10000
     progress: bool = True
     shard_size: int = DEFAULT_SHARD_SIZE
+    plot_format: str = "png"
+    dpi: int = 100
+    reference_format: Optional[str] = None
 
 
 def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, stdin=None) -> Dict[str, object]:
@@ -274,7 +284,8 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
     lengths = check_records(records, the_scheme, o.max_length, source_name(fasta))
     _require_memory(lengths, o.threads)
     ids = [i for i, _ in records]
-    wanted = read_reference(o.reference, list(zip(ids, lengths)), dict(records)) if o.reference is not None else None
+    wanted = (read_reference(o.reference, list(zip(ids, lengths)), dict(records), o.reference_format)
+              if o.reference is not None else None)
     write_structures = o.reference is None or o.out is not None or o.split_dir is not None
     mode = structure_output_mode(o.fmt, o.out, ids, o.split_dir) if write_structures else None
     check_distinct(**{"-o": o.out, "--bpp": o.bpp, "--report": o.report})
@@ -284,9 +295,9 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         from .plot import require_matplotlib
 
         require_matplotlib()
-        record_file_names(ids, "png", o.plot)
+        record_file_names(ids, o.plot_format, o.plot)
     plan = _Plan(o.fmt, mode in ("stdout", "file"), o.split_dir if mode == "dir" else None, o.plot,
-                 o.bpp_min if o.bpp is not None else None, wanted)
+                 o.bpp_min if o.bpp is not None else None, wanted, (o.plot_format, o.dpi))
     job = {"command": "fold", "input": fingerprint_records(records), "source": source_name(fasta),
            "model": ShardRun.hash_file(o.model if o.zero_shot is not None else o.model_file()),
            "zero_shot": ShardRun.hash_file(o.zero_shot), "scheme": the_scheme.name, "format": o.fmt,

@@ -139,8 +139,12 @@ class ModelConfig:
     def __post_init__(self):
         if self.encoder not in ("backbone", "onehot"):
             raise ConfigError(f"model.encoder must be backbone or onehot, not {self.encoder!r}")
-        if self.encoder == "backbone" and bool(self.init) == bool(self.arch):
-            raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init)")
+        if self.encoder == "backbone" and self.init and self.arch:
+            raise ConfigError(f"model: give exactly one of init (checkpoint) or arch (random init), not both: "
+                              f"add model.arch=null to start from model.init={self.init}")
+        if self.encoder == "backbone" and not self.init and not self.arch:
+            raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init), e.g. "
+                              "model.init=default (the shipped model's backbone) or model.arch=small")
         if self.arch is not None:
             from ..backbone.config import ARCHS
 
@@ -175,10 +179,17 @@ class ModelConfig:
 def load_model_backbone(cfg, scheme: Scheme):
     """``(ESM2, arch name or None, source)`` of a ``model`` section with ``init`` (a checkpoint)
     or ``arch`` (random weights from ``init_seed``); shared by every task."""
-    from ..backbone.load import init_model
+    from ..backbone.load import HUB_ID, init_model
     from ..structure.model import load_backbone
 
     if cfg.init:
+        from pathlib import Path
+
+        init = str(cfg.init)
+        a_file = Path(init).suffix in (".pt", ".pth", ".bin") or ("/" in init and not HUB_ID.match(init))
+        if a_file and not Path(init).exists():
+            raise ConfigError(f"model.init: {cfg.init}: no such checkpoint; make it first (resm pretrain --config cpu_demo "
+                              f"writes runs/cpu_demo/model.pt) or start from the shipped model's backbone: model.init=default")
         loaded = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint)
         return loaded.model, loaded.meta.get("arch"), cfg.init
     return init_model(cfg.arch, seed=cfg.init_seed), cfg.arch, f"random:{cfg.arch}"
@@ -303,6 +314,10 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
         adapter = None
         if enc.mode == "adapters":
             A.save_adapter(tmp, backbone, enc.adapter_name, enc.adapter_cfg, scheme, backbone_source=source)
+            from ..backbone.peft_format import peft_folder_name, save_peft_adapter
+
+            # the same adapter in PEFT's format: PeftModel.from_pretrained(<the HF export>, bundle/peft-<name>)
+            save_peft_adapter(tmp / peft_folder_name(enc.adapter_name), backbone, enc.adapter_name, enc.adapter_cfg)
             adapter = enc.adapter_name
         for name, spec in heads.items():
             extra = dict(spec.get("extra", {}), backbone_source=source, mode=enc.mode)
@@ -355,7 +370,7 @@ def head_for(folder, entries: Dict[str, dict], task: str) -> str:
     return names[0]
 
 
-def open_bundle(folder, backbone: Optional[str] = None, trust: bool = False):
+def open_bundle(folder, backbone: Optional[str] = None, trust: bool = False, adapter: Optional[Path] = None):
     """:func:`load_bundle` for the commands and the API: a folder that is no bundle, or one
     made for another backbone (checksum) or mapping scheme, is a :class:`BundleError` naming
     the bundle."""
@@ -368,7 +383,7 @@ def open_bundle(folder, backbone: Optional[str] = None, trust: bool = False):
         raise BundleError(f"{folder}: not a model bundle (a folder with manifest.json: out_dir/model of "
                           "`resm finetune`)")
     try:
-        return load_bundle(folder, backbone=backbone, trust=trust)
+        return load_bundle(folder, backbone=backbone, trust=trust, adapter=adapter)
     except (AdapterError, CheckpointError, MappingError) as e:
         msg = str(e)
         raise BundleError(msg if str(folder) in msg else f"{folder}: {msg}") from None
@@ -376,12 +391,13 @@ def open_bundle(folder, backbone: Optional[str] = None, trust: bool = False):
 
 def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = False,
                 builders: Optional[Dict[str, Callable[[dict, int], Tuple[nn.Module, Callable]]]] = None,
-                ) -> Tuple[TaskModel, Dict[str, dict], Scheme]:
+                adapter: Optional[Path] = None) -> Tuple[TaskModel, Dict[str, dict], Scheme]:
     """``(TaskModel in eval mode, manifest head entries, scheme)`` from a bundle folder.
 
     Each head is rebuilt by ``builders[task](head_config, embed_dim) -> (head module, apply)``,
     by default the head registry :data:`resm.heads.HEADS`. ``backbone`` overrides the backbone
-    recorded in the manifest (its checksum must match).
+    recorded in the manifest (its checksum must match). ``adapter``, a PEFT LoRA folder (made on
+    the Hugging Face export of the same backbone), takes the place of the bundle's adapter.
     """
     from ..heads import HEADS
     from ..backbone import adapters as A
@@ -426,6 +442,14 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     A.check_manifest(manifest, bb, scheme, str(folder))
     names = list(manifest.get("adapters", {}))
     enc = BackboneEncoder(bb, "frozen")
+    if adapter is not None:
+        from ..backbone.peft_format import load_peft_adapter
+
+        if len(names) > 1:
+            raise A.AdapterError(f"{folder}: the bundle holds {len(names)} adapters; a PEFT folder replaces only one")
+        load_peft_adapter(adapter, bb, names[0] if names else "shared")
+        names = []
+        entries = {k: dict(e, adapter=None) for k, e in entries.items()}  # the PEFT adapter stays active
     for n in names:
         A.load_adapter(folder, bb, n, scheme)
     heads, apply = {}, {}

@@ -248,11 +248,14 @@ def predict_mrl(model: TaskModel, scheme, seqs: Sequence[str], mean: float, std:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False):
-    """``(TaskModel, head name, manifest entry, scheme)`` from ``out_dir/model``."""
+def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False, adapter: Optional[Path] = None):
+    """``(TaskModel, head name, manifest entry, scheme)`` from ``out_dir/model``; ``adapter``: a
+    PEFT folder in place of the bundle's adapter."""
     folder = Path(folder)
     optimus = folder / "optimus-mrl.pt"
     if optimus.exists():
+        if adapter is not None:
+            raise ConfigError(f"{folder}: an Optimus model has no backbone, so no adapter ({adapter})")
         from ..mapping import get_scheme
         from ..backbone.load import reading, safe_load
 
@@ -263,7 +266,7 @@ def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False):
             model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": optimus_apply}).eval()
             entry = {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}
             return model, "mrl", entry, get_scheme(d["scheme"])
-    model, entries, scheme = open_bundle(folder, backbone=backbone, trust=trust)  # a joint bundle holds other heads too
+    model, entries, scheme = open_bundle(folder, backbone=backbone, trust=trust, adapter=adapter)  # a joint bundle holds other heads too
     name = head_for(folder, entries, "mrl")
     return model, name, entries[name], scheme
 

@@ -186,10 +186,11 @@ def predict_rri(model: TaskModel, scheme, pairs: Sequence[Pair], batch_size: int
     return np.concatenate(probs) if probs else np.zeros(0, np.float32), maps
 
 
-def load_rri_model(folder, backbone: Optional[str] = None, trust: bool = False):
+def load_rri_model(folder, backbone: Optional[str] = None, trust: bool = False, adapter: Optional[Path] = None):
     """``(TaskModel, head name, manifest entry of the rri head, scheme)`` from ``out_dir/model``
-    (a jointly trained bundle also holds other heads)."""
-    model, entries, scheme = open_bundle(Path(folder), backbone=backbone, trust=trust)
+    (a jointly trained bundle also holds other heads); ``adapter``: a PEFT folder in place of the
+    bundle's adapter."""
+    model, entries, scheme = open_bundle(Path(folder), backbone=backbone, trust=trust, adapter=adapter)
     name = head_for(folder, entries, "rri")
     return model, name, entries[name], scheme
 

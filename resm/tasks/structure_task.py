@@ -165,8 +165,9 @@ class StructureTask:
     output = MODEL_FILE
 
     def __init__(self, cfg: Dict[str, Any], *, train_priors: bool = True):
-        """``train_priors=False``: the training records' pair priors are not computed (a task
-        built only to validate or choose the decoding of a trained model)."""
+        """Pair priors are computed lazily, for the records a batch or a validation uses, so
+        ``train_priors`` (False: a task built only to validate or choose the decoding of a
+        trained model) changes nothing now; it is kept for callers."""
         self.model_cfg = ModelConfig.for_task(cfg.get("model"), "structure")
         self.data_cfg = from_dict(StructureDataConfig, cfg.get("data"), "data")
         self.loss_cfg = from_dict(StructureLossConfig, cfg.get("loss"), "loss")
@@ -223,9 +224,7 @@ class StructureTask:
             name: load_records(path, self.scheme, d.max_val, d.seed, None, d.pdb_pairs)[:2]
             for name, path in (d.val_sets or {}).items()}
         self._bpp: Dict[Tuple[str, int], np.ndarray] = {}
-        self._priors: Dict[Tuple[str, int], list] = {}
-        if self.kind == "pairs":
-            self._compute_priors(train_priors)
+        self._priors: Dict[Tuple[str, int], list] = {}  # filled as records are first used
         self.threshold: Optional[float] = None
         self.decoding: Optional[Dict[str, Any]] = None
         self.final_metrics: Dict[str, float] = {}
@@ -245,20 +244,23 @@ class StructureTask:
         """The validation sets that hold records: ``val``, ``family``, then ``data.val_sets``."""
         return [s for s in ("val", "family", *self.extra_sets) if self._records(s)]
 
-    def _compute_priors(self, train: bool = True) -> None:
-        """Every record's pair priors, before training (parallel; cached on disk if asked)."""
+    def _ensure_priors(self, keys, progress: bool = False) -> None:
+        """The pair priors of the records ``keys`` that have none yet, computed when a run first
+        uses them (parallel over the records; cached on disk if asked): a short run computes
+        the priors of the records it trains on, not of the whole training set."""
         import os
 
         from ..structure.priors import compute_priors
 
-        splits = ("train", "val", "family", *self.extra_sets) if train else ("val", "family", *self.extra_sets)
-        keys = [(s, k) for s in splits for k in range(len(self._records(s)))]
-        workers = self.data_cfg.workers or (os.cpu_count() or 1)
-        seqs = [self._records(s)[k].seq for s, k in keys]
+        missing = [k for k in dict.fromkeys(keys) if k not in self._priors]
+        if not missing:
+            return
+        seqs = [self._records(s)[k].seq for s, k in missing]
         unique = list(dict.fromkeys(seqs))  # a record repeated (data.train's repeat) is folded once
+        workers = min(self.data_cfg.workers or (os.cpu_count() or 1), len(unique))
         out = dict(zip(unique, compute_priors(unique, self.prior_cfgs, self.data_cfg.bpp_cache, workers,
-                                              desc="pair priors")))
-        self._priors = {key: out[s] for key, s in zip(keys, seqs)}
+                                              progress=progress, desc="pair priors")))
+        self._priors.update({key: out[q] for key, q in zip(missing, seqs)})
 
     def bpp_of(self, it: Item) -> np.ndarray:
         """2-D head: RNAfold pair probabilities of the item's window (whole record folded once, cached)."""
@@ -283,6 +285,7 @@ class StructureTask:
         """Pair head: token ids and the candidate batch of ``items``."""
         from ..alphabet import pad_batch
 
+        self._ensure_priors([it.key for it in items])
         cands = []
         for it in items:
             pri = [p.window(it.start, it.start + len(it.seq)) if (it.start or p.length != len(it.seq)) else p
@@ -327,8 +330,10 @@ class StructureTask:
         """Pair head: ``[(seq, i, j, model_p, prior_p, true_pairs)]`` of a validation split and
         the pooled candidate loss."""
         out, total, n = [], 0.0, 0
+        groups = self._eval_items(split, rank, world)
+        self._ensure_priors([it.key for g in groups for it in g], progress=True)  # the whole split, in parallel
         with torch.no_grad():
-            for batch_items in self._eval_items(split, rank, world):
+            for batch_items in groups:
                 tokens, batch, cands = self._pair_batch(batch_items)
                 if not len(batch["i"]):
                     out += [(it.seq, c.i, c.j, np.zeros(0, np.float32), np.zeros(0, np.float32), it.pairs)

@@ -272,7 +272,7 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
     path.write_text(yaml.safe_dump(cfg))
     assert cli_main(["compare", "--config", str(path)]) == 0
     printed = capsys.readouterr().out
-    assert "skipped missing: checkpoint" in printed and "skipped rinalmo:" in printed
+    assert "SKIPPED backend missing: checkpoint" in printed and "SKIPPED backend rinalmo:" in printed
 
     with open(out / "results.csv") as fh:
         rows = {r["backend"]: r for r in csv.DictReader(fh)}
@@ -326,7 +326,7 @@ def test_too_long_for_a_backend_is_a_skip_and_disabled_stages(tmp_path):
     res = run_compare(cfg, log=logged.append)
     rows = {r["backend"]: r for r in res["rows"]}
     assert rows["rna-fm"]["status"].startswith("skipped: sequences up to") and "limit of 14 nt" in rows["rna-fm"]["status"]
-    assert any(line.startswith("skipped rna-fm:") for line in logged)
+    assert any(line.startswith("SKIPPED backend rna-fm on structure:") for line in logged)
     assert rows["viennarna"]["mfe_f1"] > 0.8
     assert not (tmp_path / "o" / "per_family.png").exists()  # not ArchiveII: no families
     assert (tmp_path / "o" / "f1_vs_length.png").exists()

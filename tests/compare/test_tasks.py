@@ -231,7 +231,7 @@ def test_compare_all_tasks_end_to_end(files, tmp_path, capsys, monkeypatch):
     path.write_text(yaml.safe_dump(cfg))
     assert cli_main(["compare", "--config", str(path)]) == 0
     printed = capsys.readouterr().out
-    assert "skipped missing: checkpoint" in printed and "## RNA-RNA interaction" in printed
+    assert "SKIPPED backend missing: checkpoint" in printed and "## RNA-RNA interaction" in printed
 
     names = ["resm-kdny", "native-nt", "missing", "rinalmo", "onehot", "short", "viennarna"]
     st, rri, mrl = (read_csv(out / f) for f in ("results.csv", "results_rri.csv", "results_mrl.csv"))

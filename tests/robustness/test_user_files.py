@@ -99,11 +99,11 @@ def test_run_folders_and_checkpoints_honour_the_umask(ws, tmp_path, mask):
     old = os.umask(mask)
     try:
         assert run("pretrain", "--config", tmp_path / "c.yaml") == 0
-        assert run("export", tmp_path / "run", "--out", tmp_path / "x.pt", "--hf", tmp_path / "x_hf") == 0
+        assert run("export", tmp_path / "run", "--out", tmp_path / "esm2_x.pt", "--hf", tmp_path / "x_hf") == 0
     finally:
         os.umask(old)
     modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [tmp_path / "run", *(tmp_path / "run").rglob("*"),
-                                                         tmp_path / "x.pt", tmp_path / "x_hf", *(tmp_path / "x_hf").iterdir()]}
+                                                         tmp_path / "esm2_x.pt", tmp_path / "esm2_x-contact-regression.pt", tmp_path / "x_hf", *(tmp_path / "x_hf").iterdir()]}
     want = {p: (0o777 if p.is_dir() else 0o666) & ~mask for p in modes}
     assert modes == want
 
@@ -219,7 +219,9 @@ def _terminate_when(argv, ready, command):
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 143
-    assert [ln for ln in err.splitlines() if "terminated" in ln] == [f"resm {command}: terminated"]
+    hint = "; run the same command again to resume from the run's last checkpoint (train.out_dir/checkpoints)"
+    want = f"resm {command}: terminated" + (hint if command in ("pretrain", "finetune") else "")
+    assert [ln for ln in err.splitlines() if "terminated" in ln] == [want]
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])  # 2: pair priors in worker processes

@@ -210,7 +210,8 @@ def test_reference_report_with_structures_and_plots(tiny, tmp_path, capsys):
     r = fold(d, d / "in.fa", reference=d / "ref.dbn", out=tmp_path / "pred.dbn", plot=tmp_path / "plots",
              report=tmp_path / "report.tsv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plots", "pred.dbn", "report.tsv"]
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["s1.png", "s3.png", "s_2.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["s1.png", "s1_ss.png", "s3.png", "s3_ss.png",
+                                                                     "s_2.png", "s_2_ss.png"]
     rows = [ln.split("\t") for ln in (tmp_path / "report.tsv").read_text().splitlines()]
     assert tuple(rows[0]) == COLUMNS and [x[0] for x in rows[1:]] == ["s1", "s/2", "s3"]
     preds = {x.name: x for x in read_structures(tmp_path / "pred.dbn")}

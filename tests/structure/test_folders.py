@@ -112,3 +112,23 @@ def test_evaluate_names_a_missing_folder_package(monkeypatch):
     with pytest.raises(FolderUnavailable) as e:
         check_folders(["rnafold", "gone"])
     assert str(e.value) == "this needs the package no-such-pkg, which is not installed: pip install no-such-pkg"
+
+
+def test_evaluate_defaults_to_the_installed_folders_and_names_the_others(monkeypatch, tmp_path, capsys):
+    """Without --folders, a folder whose package is missing is left out with a line naming it;
+    a model that does not exist is the first error, before any folder or data set."""
+    import resm.structure.benchmark as B
+    import resm.structure.folders as F
+    from resm.cli import main as cli_main
+
+    gone = F.Folder("gone", lambda s: F.optional_package("resm_no_such_module", "no-such-pkg"), "no-such-pkg", "-", "-")
+    monkeypatch.setattr(B, "DEFAULT_FOLDERS", ("rnafold", "gone"))
+    monkeypatch.setitem(F.FOLDERS, "gone", gone)
+    said = []
+    assert B.check_folders(None, said.append) == ["rnafold"]
+    assert said == ["skipped folder gone: this needs the package no-such-pkg, which is not installed: "
+                    "pip install no-such-pkg (--folders gone makes it required)"]
+    code = cli_main(["evaluate", "structure", "--model", str(tmp_path / "nope.pt"), "--dataset", "ts0",
+                     "--folders", "gone", "--data-dir", str(tmp_path / "no_data")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "nope.pt: no such structure model" in err[0]

@@ -94,7 +94,7 @@ def test_fold_dbn_with_plots(work, tmp_path):
     assert sum(int((r.pairs >= 0).sum()) for r in recs) > 0  # threshold 0: the check is not vacuous
     if _has_matplotlib():
         pngs = sorted(p.name for p in plots.iterdir())
-        assert pngs == ["s1.png", "s3.png", "s_2.png"]
+        assert pngs == ["s1.png", "s1_ss.png", "s3.png", "s3_ss.png", "s_2.png", "s_2_ss.png"]
         assert all((plots / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 

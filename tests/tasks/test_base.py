@@ -125,3 +125,20 @@ def test_bundle_records_the_backbone_relative_to_itself(tmp_path, monkeypatch):
     for name in ("esm2_t6_8M_UR50D", "default", "facebook/esm2_t6_8M_UR50D", "random:tiny", ""):
         assert manifest_source(name, bundle) == name and resolve_source(name, tmp_path) == name
     assert resolve_source("work/ckpt/bb.pt", tmp_path / "elsewhere") == "work/ckpt/bb.pt"  # older manifests
+
+
+def test_model_messages_suggest_the_fix(tmp_path):
+    """The README's `--config cpu_demo model.init=X.pt` (the config also names an arch) and a
+    fine-tune config whose default init has not been made yet: each error names the fix."""
+    from resm.mapping import get_scheme
+    from resm.tasks.base import load_model_backbone
+
+    with pytest.raises(ConfigError, match=r"not both: add model.arch=null to start from model.init=x.pt"):
+        ModelConfig.for_task({"init": "x.pt", "arch": "small"}, "mlm")
+    with pytest.raises(ConfigError, match="e.g. model.init=default"):
+        ModelConfig.for_task({}, "structure")
+    cfg = ModelConfig.for_task({"init": "runs/cpu_demo/model.pt"}, "structure")
+    with pytest.raises(ConfigError, match=r"runs/cpu_demo/model.pt: no such checkpoint; make it first \(resm pretrain "
+                                          r"--config cpu_demo.*model.init=default"):
+        load_model_backbone(cfg, get_scheme())
+    assert load_model_backbone(ModelConfig.for_task({"init": "default"}, "structure"), get_scheme())[2] == "default"

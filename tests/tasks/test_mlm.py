@@ -114,6 +114,7 @@ def test_resume_with_changed_config_is_refused(tmp_path):
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == listing  # nothing written
     p = run("pretrain", "--config", cfg, "train.max_steps=8", "optim.lr=1e-3", "train.resume_changed=true")
     assert "resuming from" in p.stderr and "optim.lr 0.003 → 0.001, train.max_steps 5 → 8" in p.stderr
+    assert "resm: resumed from step 5 (" in p.stderr
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r["split"] == "resume"] == [5]
     lr = {r["step"]: r["lr"] for r in log if r["split"] == "train"}
@@ -142,8 +143,8 @@ def test_zero3_one_process_matches_plain_and_exports(tmp_path):
     assert sorted(a) == sorted(b) == list(range(1, 7))
     np.testing.assert_allclose([b[s] for s in a], [a[s] for s in a], rtol=1e-4)
     # ZeRO-3 shards -> one fair-esm .pt and a HF folder, both loadable, equal to the plain run
-    run("export", tmp_path / "z3", "--out", tmp_path / "z3.pt", "--hf", tmp_path / "z3_hf")
-    m_pt = load_backbone(tmp_path / "z3.pt").model.state_dict()
+    run("export", tmp_path / "z3", "--out", tmp_path / "esm2_z3.pt", "--hf", tmp_path / "z3_hf")
+    m_pt = load_backbone(tmp_path / "esm2_z3.pt").model.state_dict()
     m_hf = load_backbone(tmp_path / "z3_hf").model.state_dict()
     m_plain = load_backbone(tmp_path / "plain" / "model.pt").model.state_dict()
     for k in m_pt:
@@ -167,5 +168,5 @@ def test_zero2_two_processes_match_ddp(tmp_path):
     # both ranks wrote their own trainer state; export consolidates the ZeRO-2 shards
     ck = tmp_path / "z2" / "checkpoints" / "step_00000005"
     assert (ck / "trainer_rank0.json").exists() and (ck / "trainer_rank1.json").exists()
-    run("export", tmp_path / "z2", "--out", tmp_path / "z2.pt")
-    assert load_backbone(tmp_path / "z2.pt").meta["step"] == 5
+    run("export", tmp_path / "z2", "--out", tmp_path / "esm2_z2.pt")
+    assert load_backbone(tmp_path / "esm2_z2.pt").meta["step"] == 5

@@ -334,6 +334,7 @@ def test_pair_head_learns_and_chooses_its_decoding(assets, pair_trained):
     from resm.structure.io import read_structures
 
     assert "decoding: MEA gamma" in pair_trained["stdout"]
+    assert "validation F1" not in pair_trained["stdout"]  # one F1 per split: the chosen decoding's
     losses = log(pair_trained["dir"])
     assert np.mean([losses[s] for s in range(56, 61)]) < 0.6 * np.mean([losses[s] for s in range(1, 6)]), losses
     path = pair_trained["dir"] / "structure_model.pt"
@@ -532,3 +533,24 @@ def test_gpu_recipe_runs_on_cpu_with_a_tiny_checkpoint(assets, tmp_path):
     pred = supervised_predictor(out / "structure_model.pt", workers=1)
     rec, P = pred.fold_one("GGGGCGCAAAGCGCCCC" + "A" * 30 + "GCGGAUUUAGCUCAGUUGGGAGAGC")  # 72 nt > 32: windows
     assert len(rec.pairs) == 72 and P.shape == (72, 72)
+
+
+def test_pair_priors_are_computed_for_the_records_a_run_uses(assets, monkeypatch):
+    """A short fine-tune computes the priors of the records it trains on, not of the whole
+    training set before step 1 (a 20-step run on TR0 used to fold all 10,172 records first)."""
+    pytest.importorskip("linearpartition")
+    from resm.structure import priors
+    from resm.tasks.structure_task import StructureTask
+
+    folded = []
+    real = priors.compute_priors
+    monkeypatch.setattr(priors, "compute_priors", lambda seqs, *a, **k: folded.extend(seqs) or real(seqs, *a, **k))
+    task = StructureTask(pair_config(assets, assets["dir"] / "lazy"))
+    assert folded == [] and len(task.train_records) == 40
+    batch = next(iter(task.train_stream(0, 1).iter_epoch(0)))  # the first batch of the first epoch
+    task.loss(task.model, batch, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert sorted(folded) == sorted({it.seq for it in batch}) and len(folded) < len(task.train_records)
+    task.loss(task.model, batch, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert len(folded) == len({it.seq for it in batch})  # computed once
+    task.predict_pairs_val(task.model.eval(), torch.device("cpu"))
+    assert len(folded) == len({it.seq for it in batch}) + len(task.val_records)

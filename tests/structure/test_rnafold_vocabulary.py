@@ -1,0 +1,66 @@
+"""RNAfold's spellings in `resm fold`: accepted with resm's meaning, or answered in one line
+naming resm's equivalent; the structure format follows -o's extension; figures in the format
+and resolution asked for."""
+
+import pytest
+
+from resm.cli import main as cli_main
+from resm.structure.io import read_structures
+
+SEQ = "GGGGAAACCCCAUAGCGCGAAAGCGCUUUCGAGG"
+
+
+@pytest.fixture
+def fa(tmp_path):
+    pytest.importorskip("linearpartition")
+    p = tmp_path / "in.fa"
+    p.write_text(f">r1 a description\n{SEQ}\n")
+    return p
+
+
+def test_rnafold_spellings_fold_as_resms_own(fa, tmp_path, capsys):
+    assert cli_main(["fold", str(fa), "-o", str(tmp_path / "a.dbn")]) == 0
+    assert cli_main(["fold", "-i", str(fa), "-j", "1", "--MEA", "--noPS", "-o", str(tmp_path / "b.dbn")]) == 0
+    assert (tmp_path / "a.dbn").read_text() == (tmp_path / "b.dbn").read_text()
+    assert not [p for p in tmp_path.iterdir() if p.suffix in (".ps", ".png")]  # --noPS: nothing drawn
+
+
+def test_p_is_answered_with_resms_equivalent(fa, tmp_path, capsys):
+    assert cli_main(["fold", str(fa), "-p", "-o", str(tmp_path / "x.dbn")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--bpp FILE" in err[0] and "--plot DIR" in err[0]
+    assert not (tmp_path / "x.dbn").exists()
+    assert cli_main(["fold", str(fa), "-i", str(fa)]) == 1
+    assert "give the input once" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix,first", [(".ct", "34"), (".bpseq", "#Name: r1"), (".dbn", ">r1")])
+def test_the_format_follows_the_extension_of_o(fa, tmp_path, suffix, first):
+    out = tmp_path / f"s{suffix}"
+    assert cli_main(["fold", str(fa), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.split("\n")[0].strip().startswith(first), text[:80]
+    assert [r.name for r in read_structures(out)] == ["r1"]
+    assert cli_main(["fold", str(fa), "-o", str(tmp_path / "forced.ct"), "--format", "dbn"]) == 0  # --format wins
+    assert (tmp_path / "forced.ct").read_text().startswith(">r1")
+
+
+def test_plot_format_and_dpi(fa, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert cli_main(["fold", str(fa), "--plot", str(tmp_path / "p"), "--plot-format", "svg", "-o",
+                     str(tmp_path / "o.dbn")]) == 0
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["r1.svg", "r1_ss.svg"]
+    assert b"<svg" in (tmp_path / "p" / "r1_ss.svg").read_bytes()[:400]
+
+
+def test_reference_ids_are_cut_as_the_inputs_and_its_format_can_be_named(fa, tmp_path, capsys):
+    """'>r1 a description' is r1 in the input and in the reference; a reference in dot-bracket
+    saved under another extension is read with --reference-format dbn."""
+    ref = tmp_path / "rnafold_output.txt"
+    ref.write_text(f">r1 another description\n{SEQ}\n((((...))))" + "." * 23 + "\n")
+    argv = ["fold", str(fa), "--reference", str(ref), "--report", str(tmp_path / "r.tsv")]
+    assert cli_main(argv) == 1  # .txt: no format to read it by
+    assert "txt" in capsys.readouterr().err
+    assert cli_main([*argv, "--reference-format", "dbn"]) == 0
+    rows = (tmp_path / "r.tsv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].split("\t")[0] == "r1"
