@@ -51,28 +51,36 @@ def main() -> None:
     rows = []
     for L in a.lengths:
         for impl in ("fair-esm", "resm"):
-            if impl == "fair-esm" and L > a.fair_max_length:
+            if impl == "fair-esm" and a.fair_max_length < L:
                 rows.append((impl, L, None))
                 continue
             p = subprocess.run([sys.executable, "-c", CHILD, impl, a.arch, str(L)], capture_output=True, text=True)
             r = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None
             rows.append((impl, L, r))
             print(impl, L, r, flush=True)
-    lines = ["| length (nt) | fair-esm time (s) | fair-esm peak (GiB) | resm time (s) | resm peak (GiB) |", "|---|---|---|---|---|"]
+    lines = [
+        "| length (nt) | fair-esm time (s) | fair-esm peak (GiB) | resm time (s) | resm peak (GiB) |",
+        "|---|---|---|---|---|",
+    ]
     for L in a.lengths:
         f = next(r for i, n, r in rows if i == "fair-esm" and n == L)
         o = next(r for i, n, r in rows if i == "resm" and n == L)
         fs = f"{f['seconds']:.1f} | {f['peak_bytes'] / 2**30:.2f}" if f else "not run | (> 20 GiB reported)"
         lines.append(f"| {L} | {fs} | {o['seconds']:.1f} | {o['peak_bytes'] / 2**30:.2f} |")
-    text = "\n".join([
-        f"# Zero-shot contact maps on CPU ({a.arch}, random weights, batch of 1)",
-        "",
-        f"Command: `python experiments/bench_contacts.py --out {a.out}`; "
-        f"2 threads, {time.strftime('%Y-%m-%d')}; "
-        "peak = whole-process RSS including weights.",
-        "",
-        *lines,
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                f"# Zero-shot contact maps on CPU ({a.arch}, random weights, batch of 1)",
+                "",
+                f"Command: `python experiments/bench_contacts.py --out {a.out}`; "
+                f"2 threads, {time.strftime('%Y-%m-%d')}; "
+                "peak = whole-process RSS including weights.",
+                "",
+                *lines,
+            ]
+        )
+        + "\n"
+    )
     print(text)
     if a.out:
         a.out.write_text(text)

@@ -110,13 +110,29 @@ def main():
             fa = Path(tmp) / "in.fa"
             write_fasta(fa, recs)
             nt = sum(len(s) for _, s in recs)
-            resm_s, resm_m = timed([sys.executable, "-m", "resm", "fold", fa, "--model", a.model, "-o", Path(tmp) / "o.dbn",
-                                    "--threads", str(a.threads)])
+            resm_s, resm_m = timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "resm",
+                    "fold",
+                    fa,
+                    "--model",
+                    a.model,
+                    "-o",
+                    Path(tmp) / "o.dbn",
+                    "--threads",
+                    str(a.threads),
+                ]
+            )
             rna_s, _ = timed([sys.executable, "-c", LOOP, "rnafold", fa])
             lp_s, _ = timed([sys.executable, "-c", LOOP, "eternafold", fa])
             rows.append((name, len(recs), nt, resm_s, rna_s, lp_s, resm_m))
-            print(f"{name}: {len(recs)} records, {nt} nt: resm {resm_s:.1f} s, RNAfold {rna_s:.1f} s, "
-                  f"LinearPartition-E {lp_s:.1f} s", flush=True)
+            print(
+                f"{name}: {len(recs)} records, {nt} nt: resm {resm_s:.1f} s, RNAfold {rna_s:.1f} s, "
+                f"LinearPartition-E {lp_s:.1f} s",
+                flush=True,
+            )
     lines = [
         "# Folding speed: resm fold against RNAfold and LinearPartition (same files, same run)",
         "",
@@ -130,7 +146,9 @@ def main():
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, n, nt, rs, fs, ls, rm in rows:
-        lines.append(f"| {name} | {n} | {nt} | {rs:.1f} | {fs:.1f} | {ls:.1f} | {fs / rs:.2f} | {ls / rs:.2f} | {rm:.2f} |")
+        lines.append(
+            f"| {name} | {n} | {nt} | {rs:.1f} | {fs:.1f} | {ls:.1f} | {fs / rs:.2f} | {ls / rs:.2f} | {rm:.2f} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

@@ -57,7 +57,9 @@ print(json.dumps({"times": times, "peak_bytes": peak}))
 def run_cell(impl: str, arch: str, length: int, repeats: int, threads: int) -> dict:
     p = subprocess.run(
         [sys.executable, "-c", CHILD, impl, arch, str(length), str(repeats), str(threads)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(p.stdout.strip().splitlines()[-1])
 
@@ -100,8 +102,11 @@ def main() -> None:
                     cell = results.setdefault((arch, length, impl), {"times": [], "peaks": []})
                     cell["times"] += r["times"]
                     cell["peaks"].append(r["peak_bytes"])
-                    print(f"{arch} L={length} {impl} round {rnd}: "
-                          f"{statistics.median(r['times']):.2f}s, peak {r['peak_bytes'] / 2**30:.2f} GiB", flush=True)
+                    print(
+                        f"{arch} L={length} {impl} round {rnd}: "
+                        f"{statistics.median(r['times']):.2f}s, peak {r['peak_bytes'] / 2**30:.2f} GiB",
+                        flush=True,
+                    )
 
     lines = [
         "| model | length (nt) | fair-esm time (s) | resm time (s) | speed-up "
@@ -113,7 +118,9 @@ def main() -> None:
             f, o = results[(arch, length, "fair-esm")], results[(arch, length, "resm")]
             ft, ot = statistics.median(f["times"]), statistics.median(o["times"])
             fp, op = max(f["peaks"]) / 2**30, max(o["peaks"]) / 2**30
-            lines.append(f"| {arch} | {length} | {ft:.2f} | {ot:.2f} | {ft / ot:.1f}x | {fp:.2f} | {op:.2f} | {op / fp:.2f} |")
+            lines.append(
+                f"| {arch} | {length} | {ft:.2f} | {ot:.2f} | {ft / ot:.1f}x | {fp:.2f} | {op:.2f} | {op / fp:.2f} |"
+            )
     maps = mapping_throughput()
     import torch
 
@@ -129,8 +136,7 @@ def main() -> None:
     ]
     footer = [
         "",
-        "Mapping 1,000,000 nt (median of 5): "
-        + ", ".join(f"`{n}` {t * 1e3:.1f} ms" for n, t in maps),
+        "Mapping 1,000,000 nt (median of 5): " + ", ".join(f"`{n}` {t * 1e3:.1f} ms" for n, t in maps),
     ]
     text = "\n".join(header + lines + footer) + "\n"
     print(text)

@@ -82,7 +82,12 @@ def main() -> None:
     ap.add_argument("--arch", default="esm2_t6_8M_UR50D")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--max-length", type=int, default=1024)
-    ap.add_argument("--batch", type=int, default=8, help="sequences per naive batch; resm's token budget is batch x (max_length + 2)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=8,
+        help="sequences per naive batch; resm's token budget is batch x (max_length + 2)",
+    )
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
@@ -90,8 +95,22 @@ def main() -> None:
     res = {"naive": [], "resm": []}
     for rnd in range(a.rounds):
         for impl in ("naive", "resm"):
-            p = subprocess.run([sys.executable, "-c", CHILD, impl, a.corpus, str(a.steps), str(a.max_length), str(a.batch), str(a.threads), a.arch],
-                               capture_output=True, text=True)
+            p = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    CHILD,
+                    impl,
+                    a.corpus,
+                    str(a.steps),
+                    str(a.max_length),
+                    str(a.batch),
+                    str(a.threads),
+                    a.arch,
+                ],
+                capture_output=True,
+                text=True,
+            )
             if p.returncode:
                 sys.exit(p.stderr[-3000:])
             r = json.loads(p.stdout.strip().splitlines()[-1])
@@ -101,24 +120,29 @@ def main() -> None:
     o = statistics.median(r["tokens_per_s"] for r in res["resm"])
     import torch
 
-    text = "\n".join([
-        "# Training throughput on CPU: resm step vs a naive fair-esm loop",
-        "",
-        f"Command: `python experiments/bench_train.py --out {a.out}`  ",
-        f"{a.arch}, random init, Rfam 14.2 seed corpus cropped to {a.max_length} nt, AdamW, 15% masking; "
-        f"naive = fair-esm ESM2 on random batches of {a.batch} sequences padded to the longest; "
-        f"resm = resm backbone on length-bucketed batches of at most "
-        f"{a.batch * (a.max_length + 2)} padded tokens. "
-        f"{a.steps} steps after one warm-up, median over {a.rounds} alternating fresh processes; "
-        f"{a.threads} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.",
-        "",
-        "| loop | real tokens/s | padding computed |",
-        "|---|---|---|",
-        f"| naive fair-esm | {n:.0f} | {statistics.median(r['padding_frac'] for r in res['naive']):.0%} |",
-        f"| resm | {o:.0f} | {statistics.median(r['padding_frac'] for r in res['resm']):.0%} |",
-        "",
-        f"Speed-up: **{o / n:.1f}x** real tokens per second.",
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                "# Training throughput on CPU: resm step vs a naive fair-esm loop",
+                "",
+                f"Command: `python experiments/bench_train.py --out {a.out}`  ",
+                f"{a.arch}, random init, Rfam 14.2 seed corpus cropped to {a.max_length} nt, AdamW, 15% masking; "
+                f"naive = fair-esm ESM2 on random batches of {a.batch} sequences padded to the longest; "
+                f"resm = resm backbone on length-bucketed batches of at most "
+                f"{a.batch * (a.max_length + 2)} padded tokens. "
+                f"{a.steps} steps after one warm-up, median over {a.rounds} alternating fresh processes; "
+                f"{a.threads} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.",
+                "",
+                "| loop | real tokens/s | padding computed |",
+                "|---|---|---|",
+                f"| naive fair-esm | {n:.0f} | {statistics.median(r['padding_frac'] for r in res['naive']):.0%} |",
+                f"| resm | {o:.0f} | {statistics.median(r['padding_frac'] for r in res['resm']):.0%} |",
+                "",
+                f"Speed-up: **{o / n:.1f}x** real tokens per second.",
+            ]
+        )
+        + "\n"
+    )
     print(text)
     if a.out:
         a.out.write_text(text)

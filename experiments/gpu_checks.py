@@ -81,8 +81,12 @@ def report_lines(device: str, summary: str, rows: list, results: dict) -> list:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=REPO / "experiments/results/gpu.md",
-                    help="report to write (default: experiments/results/gpu.md)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "experiments/results/gpu.md",
+        help="report to write (default: experiments/results/gpu.md)",
+    )
     ap.add_argument("--log", type=Path, default=None, help="also write pytest's whole output here")
     a = ap.parse_args()
     import torch
@@ -93,8 +97,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         log, junit = Path(tmp) / "gpu.jsonl", Path(tmp) / "junit.xml"
         env = {**os.environ, "RESM_GPU_REPORT": str(log)}
-        cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "tests/gpu", "-q", "-rA", "-p", "no:cacheprovider",
-               f"--junitxml={junit}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "gpu",
+            "tests/gpu",
+            "-q",
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+        ]
         p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
         print(p.stdout[-3000:], p.stderr[-2000:], sep="\n")
         if a.log:

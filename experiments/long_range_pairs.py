@@ -66,7 +66,8 @@ def main():
         "",
         f"Command: `python experiments/{Path(__file__).name} {' '.join(sys.argv[1:])}`  ",
         f"Model: `{os.path.relpath(model, REPO) if Path(model).is_absolute() else model}`"
-        + (" (the shipped one)" if a.model is None else "") + f". Each cell: predicted pairs with j - i > {a.span}, in brackets how many of them are "
+        + (" (the shipped one)" if a.model is None else "")
+        + f". Each cell: predicted pairs with j - i > {a.span}, in brackets how many of them are "
         "reference pairs. Last column: the longest span of any pair resm predicts.",
         "",
         "| RNA | nt | reference | " + " | ".join(names) + " | resm longest span |",

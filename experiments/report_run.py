@@ -1,6 +1,6 @@
 """Summarise a training run's log.jsonl: a markdown table of the validation curve and a PNG.
 
-    python experiments/report_run.py runs/cpu_demo --out experiments/pretrain_cpu_demo
+python experiments/report_run.py runs/cpu_demo --out experiments/pretrain_cpu_demo
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(a.run / "log.jsonl", a.out / "log.jsonl")
     shutil.copy(a.run / "config.json", a.out / "config.json")
+
     def tokens_at_step(step: int) -> int:  # tokens seen by the last logged step <= step
         return max((r["tokens_seen"] for r in train if r["step"] <= step), default=0)
 
@@ -29,11 +30,15 @@ def main() -> None:
     by_step = {r["step"]: r for r in train}
     for v in val:
         t = by_step.get(v["step"]) or min(train, key=lambda r: abs(r["step"] - v["step"]))
-        lines.append(f"| {v['step']} | {tokens_at_step(v['step']):,} | {t['loss']:.3f} "
-                     f"| {v['val_loss']:.3f} | {v['unigram_baseline']:.3f} |")
+        lines.append(
+            f"| {v['step']} | {tokens_at_step(v['step']):,} | {t['loss']:.3f} "
+            f"| {v['val_loss']:.3f} | {v['unigram_baseline']:.3f} |"
+        )
     last = train[-1]
-    summary = (f"{last['step']} steps, {last['tokens_seen']:,} tokens, {last['elapsed_s'] / 60:.1f} min wall, "
-               f"final throughput {last['tokens_per_s']:.0f} tokens/s")
+    summary = (
+        f"{last['step']} steps, {last['tokens_seen']:,} tokens, {last['elapsed_s'] / 60:.1f} min wall, "
+        f"final throughput {last['tokens_per_s']:.0f} tokens/s"
+    )
     (a.out / "curve.md").write_text("\n".join([summary, "", *lines]) + "\n")
     try:
         import matplotlib
@@ -42,8 +47,18 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot([r["tokens_seen"] / 1e6 for r in train], [r["loss"] for r in train], label="train (masked tokens)", alpha=0.6)
-        ax.plot([tokens_at_step(v["step"]) / 1e6 for v in val], [v["val_loss"] for v in val], "o-", label="validation (held-out families)")
+        ax.plot(
+            [r["tokens_seen"] / 1e6 for r in train],
+            [r["loss"] for r in train],
+            label="train (masked tokens)",
+            alpha=0.6,
+        )
+        ax.plot(
+            [tokens_at_step(v["step"]) / 1e6 for v in val],
+            [v["val_loss"] for v in val],
+            "o-",
+            label="validation (held-out families)",
+        )
         ax.axhline(val[-1]["unigram_baseline"], color="grey", ls="--", label="unigram baseline")
         ax.set_xlabel("tokens seen (millions)")
         ax.set_ylabel("MLM loss (nats)")

@@ -35,9 +35,18 @@ Nothing heavy is imported by ``import resm``: the names above load their modules
 
 from ._version import __version__
 
-__all__ = ["__version__", "load_predictor", "load_bundle", "Bundle", "load_backbone", "embed_sequences",
-           "read_embeddings", "write_embeddings",
-           "Structure", "Predictor"]
+__all__ = [
+    "__version__",
+    "load_predictor",
+    "load_bundle",
+    "Bundle",
+    "load_backbone",
+    "embed_sequences",
+    "read_embeddings",
+    "write_embeddings",
+    "Structure",
+    "Predictor",
+]
 _API = frozenset(__all__) - {"__version__"}
 
 

@@ -18,28 +18,43 @@ top level: ``resm.load_predictor``, ``resm.embed_sequences``, ...; see the packa
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .backbone.esm2 import ESM2
 from .bundle import Bundle
 from .embed import embed_records, embedding_index, map_records, read_embeddings, resolve_layers, write_embeddings
 from .mapping import Scheme, get_scheme
-from .backbone.esm2 import ESM2
 from .structure.io import Structure
 from .structure.model import DEFAULT_MODEL, load_with_scheme
 from .structure.predictor import Predictor
 from .utils.device import resolve_device
 
-__all__ = ["load_predictor", "load_bundle", "Bundle", "load_backbone", "embed_sequences", "read_embeddings",
-           "write_embeddings", "Structure", "Predictor"]
+__all__ = [
+    "load_predictor",
+    "load_bundle",
+    "Bundle",
+    "load_backbone",
+    "embed_sequences",
+    "read_embeddings",
+    "write_embeddings",
+    "Structure",
+    "Predictor",
+]
 
-Sequences = Mapping[str, str] | Iterable[Tuple[str, str]] | Iterable[str] | str | os.PathLike
+Sequences = Mapping[str, str] | Iterable[tuple[str, str]] | Iterable[str] | str | os.PathLike
 
 
-def load_predictor(model: Union[str, os.PathLike, None] = DEFAULT_MODEL, zero_shot: Union[str, os.PathLike, None] = None,
-                   device: str = "auto", scheme: Optional[str] = None, trust: bool = False, threads: int = 0,
-                   bpp_cache: Union[str, os.PathLike, None] = None) -> Predictor:
+def load_predictor(
+    model: str | os.PathLike | None = DEFAULT_MODEL,
+    zero_shot: str | os.PathLike | None = None,
+    device: str = "auto",
+    scheme: str | None = None,
+    trust: bool = False,
+    threads: int = 0,
+    bpp_cache: str | os.PathLike | None = None,
+) -> Predictor:
     """A :class:`~resm.structure.predictor.Predictor`: the structure model at ``model``
     (``"default"`` or None: the one shipped in the package), or, with ``zero_shot`` (a probe
     from ``resm probe``), the backbone at ``model`` with that probe. ``device`` ``auto``: the
@@ -50,13 +65,21 @@ def load_predictor(model: Union[str, os.PathLike, None] = DEFAULT_MODEL, zero_sh
     from .structure.predictor import PredictorOptions
     from .structure.predictor import load_predictor as build
 
-    given = dict(model=model, zero_shot=zero_shot, device=resolve_device(device), scheme=scheme, trust=trust,
-                 threads=threads, bpp_cache=bpp_cache)
+    given = dict(
+        model=model,
+        zero_shot=zero_shot,
+        device=resolve_device(device),
+        scheme=scheme,
+        trust=trust,
+        threads=threads,
+        bpp_cache=bpp_cache,
+    )
     return build(options(PredictorOptions, given))
 
 
-def load_bundle(folder: Union[str, os.PathLike], backbone: Optional[str] = None, device: str = "auto",
-                trust: bool = False) -> Bundle:
+def load_bundle(
+    folder: str | os.PathLike, backbone: str | None = None, device: str = "auto", trust: bool = False
+) -> Bundle:
     """A trained bundle (``out_dir/model`` of ``resm finetune``: adapter, one file per head,
     manifest) on ``device`` (``auto``: the GPU when there is one): ``.fold``, ``.interact`` and
     ``.predict_mrl`` serve the heads it holds, as ``resm fold / interact / predict --model DIR``
@@ -66,8 +89,9 @@ def load_bundle(folder: Union[str, os.PathLike], backbone: Optional[str] = None,
     return _load(folder, backbone=backbone, device=resolve_device(device), trust=trust)
 
 
-def load_backbone(model: Union[str, os.PathLike] = DEFAULT_MODEL, scheme: Optional[str] = None, device: str = "auto",
-                  trust: bool = False) -> Tuple[ESM2, Scheme]:
+def load_backbone(
+    model: str | os.PathLike = DEFAULT_MODEL, scheme: str | None = None, device: str = "auto", trust: bool = False
+) -> tuple[ESM2, Scheme]:
     """``(ESM-2 model in eval mode, its mapping scheme)`` from a fair-esm ``.pt``, a Hugging
     Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or ``"default"``."""
     loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
@@ -90,9 +114,17 @@ def _records(sequences: Sequences) -> list:
     return out
 
 
-def embed_sequences(model: Union[str, os.PathLike, ESM2], sequences: Sequences, layers: Sequence[int] = (-1,),
-          include: Sequence[str] = ("mean",), scheme: Optional[str] = None, device: str = "auto",
-          toks_per_batch: int = 4096, dtype=None, progress: bool = False) -> Tuple[Dict[str, np.ndarray], dict]:
+def embed_sequences(
+    model: str | os.PathLike | ESM2,
+    sequences: Sequences,
+    layers: Sequence[int] = (-1,),
+    include: Sequence[str] = ("mean",),
+    scheme: str | None = None,
+    device: str = "auto",
+    toks_per_batch: int = 4096,
+    dtype=None,
+    progress: bool = False,
+) -> tuple[dict[str, np.ndarray], dict]:
     """Representations of ``sequences`` (a dict id -> sequence, ``(id, sequence)`` pairs, bare
     sequences named ``seq_1``..., or a FASTA / structure file) under ``model`` (any spec of
     :func:`load_backbone`, or a loaded ``ESM2``, then with ``scheme``, default kdny).

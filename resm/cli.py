@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 from ._version import __version__
 
 
 def _user_errors() -> tuple:
     """Errors a user can cause: reported in one line (a traceback only with --debug)."""
+    from .backbone.load import CheckpointError
     from .config import ConfigError
     from .fasta import FastaError
     from .mapping import MappingError
-    from .backbone.load import CheckpointError
 
     errs = [FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError]
     from .utils.io import OutputError
@@ -35,7 +35,7 @@ def _resolve_device(a: argparse.Namespace) -> None:
         a.device = resolve_device(a.device)
 
 
-def _dtype(name: Optional[str]):
+def _dtype(name: str | None):
     import torch
 
     return {None: None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
@@ -47,8 +47,8 @@ _CLI_NAMES = {"fmt": "format", "no_lp": "noLP", "trust": "trust_checkpoint", "la
 
 
 def cmd_init_checkpoint(a: argparse.Namespace) -> None:
-    from .mapping import get_scheme
     from .backbone.load import init_model, resm_meta, save_fair_esm, save_hf
+    from .mapping import get_scheme
 
     model = init_model(a.arch, seed=a.seed)
     scheme = get_scheme(a.scheme) if a.scheme else None
@@ -532,7 +532,7 @@ def _one_line(text: str) -> str:
     return " ".join(ln.strip() for ln in str(text).splitlines() if ln.strip())
 
 
-def _device_ok(v: str) -> Optional[str]:
+def _device_ok(v: str) -> str | None:
     from .config import ConfigError, check_device
 
     try:
@@ -662,7 +662,7 @@ def _os_error(e: OSError) -> str:
     return f"{where}: {what}" if where else what
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run one command. A bad input is one line on stderr naming the file, record or key, exit
     code 1 (2 for a bad command line), and nothing written: every command but the training
     ones writes its outputs in one :func:`resm.utils.io.transaction`."""

@@ -20,14 +20,24 @@ import dataclasses
 import os
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any
 
 import yaml
 
-__all__ = ["ConfigError", "from_dict", "options", "coerce", "check_device",
-           "load_config", "apply_override", "default_data_dir",
-           "find_config", "CONFIG_KINDS"]
+__all__ = [
+    "ConfigError",
+    "from_dict",
+    "options",
+    "coerce",
+    "check_device",
+    "load_config",
+    "apply_override",
+    "default_data_dir",
+    "find_config",
+    "CONFIG_KINDS",
+]
 
 
 class ConfigError(ValueError):
@@ -83,7 +93,7 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
             return str(value)
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     container = origin or tp
-    if container in (list, tuple, List, typing.Tuple):
+    if container in (list, tuple, list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         if container is tuple and len(args) == 2 and args[1] is Ellipsis:
@@ -96,15 +106,21 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
             item_types = [args[0] if args else Any] * len(value)
         items = [coerce(t, v, f"{where}[{k}]") for k, (t, v) in enumerate(zip(item_types, value))]
         return tuple(items) if container is tuple else items
-    if container in (dict, Dict, Mapping):
+    if container in (dict, dict, Mapping):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
     return value
 
 
-def from_dict(cls, d: Optional[Mapping[str, Any]], where: str, *, fixed: Optional[Mapping[str, str]] = None,
-              extra: Optional[Mapping[str, Any]] = None):
+def from_dict(
+    cls,
+    d: Mapping[str, Any] | None,
+    where: str,
+    *,
+    fixed: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+):
     """Build dataclass ``cls`` from the config section ``d`` (None: all defaults).
 
     ``where`` names the section in messages (``"train"``, ``"rri.head"``). ``fixed`` maps
@@ -135,7 +151,7 @@ def from_dict(cls, d: Optional[Mapping[str, Any]], where: str, *, fixed: Optiona
         raise ConfigError(f"{where}: {e}") from None
 
 
-def options(cls, values, renamed: Optional[Mapping[str, str]] = None):
+def options(cls, values, renamed: Mapping[str, str] | None = None):
     """The keyword-only options dataclass ``cls`` of a command (e.g.
     :class:`resm.structure.pipeline.FoldOptions`), built the same way from the command line and
     from the Python API: each field takes the entry of ``values`` (a mapping, or an
@@ -177,7 +193,7 @@ def default_data_dir() -> str:
     return os.environ.get("RESM_DATA", "../shared/data")
 
 
-def apply_override(cfg: Dict[str, Any], item: str) -> None:
+def apply_override(cfg: dict[str, Any], item: str) -> None:
     """Apply one ``section.key=value`` override (the value is read as YAML)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not key=value")
@@ -215,7 +231,7 @@ def _substitute(x: Any, data_dir: str) -> Any:
     return x
 
 
-def load_config(path: str | os.PathLike, overrides: List[str] = ()) -> Dict[str, Any]:
+def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str, Any]:
     """Read a YAML config, apply overrides, and expand ``{data_dir}`` in strings."""
     path = Path(path)
     if path.is_dir():
@@ -244,7 +260,7 @@ def load_config(path: str | os.PathLike, overrides: List[str] = ()) -> Dict[str,
 CONFIG_KINDS = {"pretrain": ".yaml", "finetune": ".yaml", "compare": ".yaml", "deepspeed": ".json"}
 
 
-def _config_roots() -> List[Path]:
+def _config_roots() -> list[Path]:
     """Where shipped configs live: the package data ``resm._configs`` (an installed package),
     and the repository's ``configs/`` folder beside the package (a source checkout)."""
     roots = []
@@ -280,5 +296,7 @@ def find_config(spec: str | os.PathLike, kind: str) -> Path:
     if p.is_dir():
         raise ConfigError(f"{spec}: is a folder, not a config file")
     shipped = sorted({f.stem for r in roots for f in (r / kind).glob(f"*{ext}")})
-    raise ConfigError(f"{spec}: no such config file, nor a shipped {kind} config of that name "
-                      f"(shipped: {', '.join(shipped) or 'none'})")
+    raise ConfigError(
+        f"{spec}: no such config file, nor a shipped {kind} config of that name "
+        f"(shipped: {', '.join(shipped) or 'none'})"
+    )

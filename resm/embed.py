@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .alphabet import pad_batch
+from .backbone.esm2 import ESM2
 from .fasta import token_batches
 from .mapping import MappingError, Scheme
-from .backbone.esm2 import ESM2
 from .utils.io import atomic_path
 from .utils.shards import DEFAULT_SHARD_SIZE
 
@@ -41,7 +41,7 @@ class Mapped:
     ids: np.ndarray  # token ids, one per nucleotide
 
 
-def map_records(records, scheme: Scheme, max_length: Optional[int] = None, source: str = "input") -> List[Mapped]:
+def map_records(records, scheme: Scheme, max_length: int | None = None, source: str = "input") -> list[Mapped]:
     """Map every ``(id, sequence)`` record; errors name the record."""
     out = []
     for rid, seq in records:
@@ -57,7 +57,7 @@ def map_records(records, scheme: Scheme, max_length: Optional[int] = None, sourc
     return out
 
 
-def resolve_layers(layers: Sequence[int], num_layers: int) -> List[int]:
+def resolve_layers(layers: Sequence[int], num_layers: int) -> list[int]:
     out = []
     for layer in layers:
         if not -(num_layers + 1) <= layer <= num_layers:
@@ -69,21 +69,21 @@ def resolve_layers(layers: Sequence[int], num_layers: int) -> List[int]:
 @torch.inference_mode()
 def embed_records(
     model: ESM2,
-    records: List[Mapped],
+    records: list[Mapped],
     layers: Sequence[int] = (-1,),
     include: Sequence[str] = ("mean",),
     toks_per_batch: int = 4096,
     device: str | torch.device = "cpu",
-    dtype: Optional[torch.dtype] = None,
+    dtype: torch.dtype | None = None,
     progress: bool = True,
-) -> Dict[str, np.ndarray]:
+) -> dict[str, np.ndarray]:
     """Run the model over token-budget batches; returns ``{"<id>/<what>/<layer>": array}``."""
     bad = set(include) - set(INCLUDE_CHOICES)
     if bad:
         raise ValueError(f"unknown --include {sorted(bad)}; choose from {INCLUDE_CHOICES}")
     layers = resolve_layers(layers, model.num_layers)
     want_contacts = "contacts" in include
-    out: Dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
     batches = token_batches([len(r.ids) for r in records], toks_per_batch)
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype is not None)
     for batch in tqdm(batches, desc="embed", unit="batch", disable=not progress):
@@ -111,7 +111,7 @@ def _record_of(key: str) -> str:
     return key[: -len("/contacts")] if key.endswith("/contacts") else key.rsplit("/", 2)[0]
 
 
-def write_embeddings(path: str | os.PathLike, arrays: Dict[str, np.ndarray], index: dict) -> None:
+def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], index: dict) -> None:
     """One file holding every array plus a JSON index (ids in input order, lengths, layers).
 
     ``.safetensors``: the index is in the file's metadata under ``resm_index``;
@@ -127,9 +127,8 @@ def write_embeddings(path: str | os.PathLike, arrays: Dict[str, np.ndarray], ind
         with atomic_path(path, ".safetensors") as tmp:
             save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata={"resm_index": text})
     elif path.suffix == ".npz":
-        with atomic_path(path, ".npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, __index__=np.array(text), **arrays)
+        with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, __index__=np.array(text), **arrays)
     else:
         raise ValueError(f"{path}: output must end in .safetensors or .npz")
 
@@ -152,24 +151,33 @@ def read_embeddings(path: str | os.PathLike):
         if isinstance(e, FileNotFoundError):
             raise ValueError(f"{path}: no such file") from None
         text = " ".join(str(e).split())
-        why = ("it holds pickled Python objects, which resm never loads" if "allow_pickle" in text
-               else f"{type(e).__name__}: {text}" if text else type(e).__name__)
+        why = (
+            "it holds pickled Python objects, which resm never loads"
+            if "allow_pickle" in text
+            else f"{type(e).__name__}: {text}"
+            if text
+            else type(e).__name__
+        )
         raise ValueError(f"{path}: not a readable embeddings file ({why})") from None
 
 
-def _require_memory(net: ESM2, lengths: List[int], toks_per_batch: int, contacts: bool) -> None:
+def _require_memory(net: ESM2, lengths: list[int], toks_per_batch: int, contacts: bool) -> None:
     """Refuse, before any work, an embedding estimated to need more memory than is available
     (:mod:`resm.utils.memory`; ``--ignore-memory-check`` turns it off)."""
     from .utils.memory import embed_estimate, require_memory
 
     n_params = sum(p.numel() for p in net.parameters())
-    need = embed_estimate(n_params, net.embed_dim, net.num_layers, net.attention_heads, lengths, toks_per_batch,
-                          contacts)
-    require_memory(need, f"embedding {len(lengths)} record{'' if len(lengths) == 1 else 's'} "
-                         f"(the longest {max(lengths)} nt{', with contacts' if contacts else ''})")
+    need = embed_estimate(
+        n_params, net.embed_dim, net.num_layers, net.attention_heads, lengths, toks_per_batch, contacts
+    )
+    require_memory(
+        need,
+        f"embedding {len(lengths)} record{'' if len(lengths) == 1 else 's'} "
+        f"(the longest {max(lengths)} nt{', with contacts' if contacts else ''})",
+    )
 
 
-def _read_shard(run, s: int, path: Path) -> Dict[str, np.ndarray]:
+def _read_shard(run, s: int, path: Path) -> dict[str, np.ndarray]:
     """The arrays of one shard of a sharded run: its index must list the input's records of that
     shard, each with arrays; a damaged shard is refused naming it (never unpickled)."""
     from .utils.shards import ShardError
@@ -190,7 +198,9 @@ def _read_shard(run, s: int, path: Path) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def embedding_index(records: List[Mapped], layers: List[int], include: Sequence[str], scheme: Scheme, model: str) -> dict:
+def embedding_index(
+    records: list[Mapped], layers: list[int], include: Sequence[str], scheme: Scheme, model: str
+) -> dict:
     """The index of an embeddings file (see the module's docstring)."""
     per_layer = any(w in include for w in ("mean", "per_tok", "bos"))
     return {
@@ -211,17 +221,17 @@ class EmbedOptions:
     keep (``layers``, ``include``); the run (``toks_per_batch``, ``max_length``, ``device``,
     ``dtype`` (autocast; None: fp32), ``shard_size``, ``input_format``, ``progress``)."""
 
-    scheme: Optional[str] = None
-    regression: Optional[str | os.PathLike] = None
+    scheme: str | None = None
+    regression: str | os.PathLike | None = None
     trust: bool = False
     layers: Sequence[int] = (-1,)
     include: Sequence[str] = ("mean",)
     toks_per_batch: int = 4096
-    max_length: Optional[int] = 10000
+    max_length: int | None = 10000
     device: str = "cpu"
-    dtype: Optional[torch.dtype] = None
+    dtype: torch.dtype | None = None
     shard_size: int = DEFAULT_SHARD_SIZE
-    input_format: Optional[str] = None
+    input_format: str | None = None
     progress: bool = True
 
 
@@ -256,31 +266,47 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
     the_layers = resolve_layers(o.layers, loaded.model.num_layers)
     _require_memory(loaded.model, [len(r.ids) for r in records], toks_per_batch, "contacts" in include)
     index = embedding_index(records, the_layers, include, the_scheme, str(model))
-    job = {"command": "embed", "input": fingerprint_records(seqs), "model": ShardRun.hash_file(model),
-           "scheme": the_scheme.name, "layers": the_layers, "include": sorted(include),
-           "toks_per_batch": toks_per_batch, "dtype": str(dtype)}
+    job = {
+        "command": "embed",
+        "input": fingerprint_records(seqs),
+        "model": ShardRun.hash_file(model),
+        "scheme": the_scheme.name,
+        "layers": the_layers,
+        "include": sorted(include),
+        "toks_per_batch": toks_per_batch,
+        "dtype": str(dtype),
+    }
     run = ShardRun(out, len(records), o.shard_size, job, out.suffix, ids=[r.id for r in records])
     run.prepare()
     net = loaded.model.to(device)
     t0 = time.perf_counter()
-    result = {"n": len(records), "nt": sum(index["lengths"]), "rank": run.rank, "world": run.world,
-              "shards": run.n_shards, "skipped": 0}
+    result = {
+        "n": len(records),
+        "nt": sum(index["lengths"]),
+        "rank": run.rank,
+        "world": run.world,
+        "shards": run.n_shards,
+        "skipped": 0,
+    }
 
-    def embed(recs: List[Mapped]) -> Dict[str, np.ndarray]:
+    def embed(recs: list[Mapped]) -> dict[str, np.ndarray]:
         return embed_records(net, recs, the_layers, include, toks_per_batch, device, dtype, o.progress)
 
     if not run.sharded:
         write_embeddings(out, embed(records), index)
     else:
+
         def shard(s: int, block: range) -> None:
             recs = [records[k] for k in block]
             arrays = embed(recs)
             with suspended():  # on disk at once, even inside the command's transaction: other ranks read it
-                write_embeddings(run.path(s), arrays, embedding_index(recs, the_layers, include, the_scheme, str(model)))
+                write_embeddings(
+                    run.path(s), arrays, embedding_index(recs, the_layers, include, the_scheme, str(model))
+                )
             run.seal(s)
 
-        def combine(paths: List[Path]) -> None:
-            merged: Dict[str, np.ndarray] = {}
+        def combine(paths: list[Path]) -> None:
+            merged: dict[str, np.ndarray] = {}
             for s, path in enumerate(paths):
                 merged.update(_read_shard(run, s, path))
             write_embeddings(out, merged, index)

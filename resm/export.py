@@ -4,14 +4,13 @@ fair-esm ``.pt`` and, optionally, a Hugging Face folder."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 
-from .mapping import get_scheme
 from .backbone.config import ESM2Config
 from .backbone.esm2 import ESM2
 from .backbone.load import CheckpointError, fair_esm_name_problem, resm_meta, save_fair_esm, save_hf
+from .mapping import get_scheme
 from .train import list_checkpoints
 from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
 from .utils.io import transaction
@@ -54,8 +53,9 @@ def consolidated_state(folder: Path, trust: bool = False) -> dict:
 DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: bool = False,
-                      dtype: str = "fp32", any_name: bool = False) -> ESM2:
+def export_checkpoint(
+    path: Path, out: Path, hf: Path | None = None, trust: bool = False, dtype: str = "fp32", any_name: bool = False
+) -> ESM2:
     """Write the model of checkpoint (or run folder) ``path`` to the fair-esm ``.pt`` ``out``,
     its contact regression beside it as fair-esm expects (``<stem>-contact-regression.pt``),
     and, given ``hf``, a Hugging Face folder; all or nothing (one transaction). ``dtype``
@@ -78,7 +78,9 @@ def export_checkpoint(path: Path, out: Path, hf: Optional[Path] = None, trust: b
     missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith("inv_freq")]
     if missing or unexpected:
-        raise CheckpointError(f"{folder}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(
+            f"{folder}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]))
     meta["dtype"] = dtype
     misread = fair_esm_name_problem(out)

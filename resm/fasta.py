@@ -5,8 +5,8 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Optional, Sequence
 
 
 class FastaError(ValueError):
@@ -27,7 +27,7 @@ def _open_text(path: str | os.PathLike) -> io.TextIOBase:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
-    return open(path, "r", encoding="utf-8-sig", errors="replace")
+    return open(path, encoding="utf-8-sig", errors="replace")
 
 
 def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record]:
@@ -50,9 +50,9 @@ def parse_fasta(lines: Iterable[str], name: str = "<fasta>", unique: bool = Fals
     ``unique``) a repeated id.
     """
     seen = set() if unique else None
-    header: Optional[str] = None
+    header: str | None = None
     header_line = 0
-    chunks: List[str] = []
+    chunks: list[str] = []
 
     def emit() -> Record:
         rid, _, desc = header.partition(" ")
@@ -95,21 +95,18 @@ def write_fasta(records: Iterable[tuple], fh, width: int = 0) -> None:
 
 
 def token_batches(
-    lengths: Sequence[int], max_tokens: int, max_batch: Optional[int] = None, extra: int = 2
-) -> List[List[int]]:
+    lengths: Sequence[int], max_tokens: int, max_batch: int | None = None, extra: int = 2
+) -> list[list[int]]:
     """Group indices into batches sorted by length whose padded size stays within
     ``max_tokens`` (a batch's cost is ``count x (longest + extra)``). A sequence longer than
     the budget gets a batch of its own."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: List[List[int]] = []
-    cur: List[int] = []
+    batches: list[list[int]] = []
+    cur: list[int] = []
     longest = 0
     for i in order:
         n = lengths[i] + extra
-        if cur and (
-            max(longest, n) * (len(cur) + 1) > max_tokens
-            or (max_batch is not None and len(cur) >= max_batch)
-        ):
+        if cur and (max(longest, n) * (len(cur) + 1) > max_tokens or (max_batch is not None and len(cur) >= max_batch)):
             batches.append(cur)
             cur, longest = [], 0
         cur.append(i)

@@ -17,7 +17,6 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 import yaml
@@ -49,8 +48,8 @@ class Scheme:
     # Token ids (ESM alphabet) the scheme emits for the four nucleotides / context letters.
     letter_ids: tuple = ()
     unknown_id: int = 0
-    _lut: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
-    _fallback: Optional["Scheme"] = field(default=None, repr=False, compare=False)
+    _lut: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _fallback: Scheme | None = field(default=None, repr=False, compare=False)
 
     # ---- encoding -------------------------------------------------------------------
     def encode(self, seq, record: str = "<sequence>") -> np.ndarray:
@@ -64,8 +63,7 @@ class Scheme:
             if bad.size:
                 p = int(bad[0])
                 raise MappingError(
-                    f"record {record!r}: {describe_symbol(seq, raw, p)} at position {p + 1} "
-                    "is not an amino acid"
+                    f"record {record!r}: {describe_symbol(seq, raw, p)} at position {p + 1} is not an amino acid"
                 )
             return ids.astype(np.int64)
         codes = rna_codes(seq, record)
@@ -109,7 +107,7 @@ class Scheme:
             ids.append(i)
         return self.decode(ids)
 
-    def rna_replacements(self) -> Dict[str, str]:
+    def rna_replacements(self) -> dict[str, str]:
         """RNA letter -> protein letter, both cases and T as U, for a tokenizer that maps raw
         RNA itself; empty when one pass of replacements could not do it (a context or identity
         scheme, or a letter that is both a source and a target)."""
@@ -135,23 +133,36 @@ class Scheme:
         unknown = ALPHABET.all_toks[self.unknown_id]
         if self.kind == "letter":
             lines += [f"  {n} -> {ALPHABET.all_toks[i]}" for n, i in zip(NUCLEOTIDES, self.letter_ids)]
-            lines += [f"  any unknown base (N, IUPAC codes, I, P, X) -> {unknown}", "",
-                      "T is read as U; case does not matter; one token per nucleotide."]
+            lines += [
+                f"  any unknown base (N, IUPAC codes, I, P, X) -> {unknown}",
+                "",
+                "T is read as U; case does not matter; one token per nucleotide.",
+            ]
         elif self.kind == "identity":
-            lines += [f"  letters kept as they are: {self.spec['letters']}",
-                      f"  rare letters kept: {self.spec.get('rare', '')}", f"  unknown: {unknown}"]
+            lines += [
+                f"  letters kept as they are: {self.spec['letters']}",
+                f"  rare letters kept: {self.spec.get('rare', '')}",
+                f"  unknown: {unknown}",
+            ]
             return "\n".join(lines)
         else:
             fb, stop = self._fallback, self.spec["stop"]
-            lines += ["The letter of base i is the amino acid that the triplet (i-1, i, i+1) encodes under",
-                      f"the standard genetic code (stop codons give {stop}); one token per nucleotide, so pair",
-                      "maps stay aligned. At the two ends, or next to an unknown base, the base takes its",
-                      f"{fb.name} letter ({', '.join(f'{n}->{fb.letters[k]}' for k, n in enumerate(NUCLEOTIDES))});",
-                      f"an unknown base is {unknown}.", "", "Triplet -> letter (the centre base is the one encoded):"]
+            lines += [
+                "The letter of base i is the amino acid that the triplet (i-1, i, i+1) encodes under",
+                f"the standard genetic code (stop codons give {stop}); one token per nucleotide, so pair",
+                "maps stay aligned. At the two ends, or next to an unknown base, the base takes its",
+                f"{fb.name} letter ({', '.join(f'{n}->{fb.letters[k]}' for k, n in enumerate(NUCLEOTIDES))});",
+                f"an unknown base is {unknown}.",
+                "",
+                "Triplet -> letter (the centre base is the one encoded):",
+            ]
             order = "UCAG"
             for a in order:
                 for c in order:
-                    lines.append("  " + "   ".join(f"{a}{b}{c} {self.spec['codons'][a + b + c].replace('*', stop)}" for b in order))
+                    lines.append(
+                        "  "
+                        + "   ".join(f"{a}{b}{c} {self.spec['codons'][a + b + c].replace('*', stop)}" for b in order)
+                    )
         if example:
             seq = normalise(example)
             out = self.to_protein(seq)
@@ -164,17 +175,15 @@ class Scheme:
                 lines.append("  ...")
         return "\n".join(lines)
 
-    def metadata(self) -> Dict[str, str]:
+    def metadata(self) -> dict[str, str]:
         return {"scheme": self.name, "scheme_hash": self.table_hash}
 
-    def check(self, meta: Optional[dict], where: str = "checkpoint") -> None:
+    def check(self, meta: dict | None, where: str = "checkpoint") -> None:
         """Raise if `meta` (from a checkpoint) names another scheme or another table."""
         if not meta or "scheme" not in meta or meta["scheme"] == "protein":
             return  # a protein checkpoint (ESM-2's own, or ours): any scheme may be applied
         if meta["scheme"] != self.name:
-            raise MappingError(
-                f"{where} was trained with mapping scheme {meta['scheme']!r}, not {self.name!r}"
-            )
+            raise MappingError(f"{where} was trained with mapping scheme {meta['scheme']!r}, not {self.name!r}")
         if meta.get("scheme_hash") and meta["scheme_hash"] != self.table_hash:
             raise MappingError(
                 f"{where}: the table of scheme {self.name!r} differs from the one it was "
@@ -182,7 +191,7 @@ class Scheme:
             )
 
 
-def _hash(spec: dict, fallback: Optional[Scheme] = None) -> str:
+def _hash(spec: dict, fallback: Scheme | None = None) -> str:
     body = {k: v for k, v in spec.items() if k != "description"}
     if fallback is not None:  # a context scheme also depends on its fallback's table
         body["fallback_hash"] = fallback.table_hash
@@ -247,7 +256,7 @@ def _build(spec: dict) -> Scheme:
     )
 
 
-def _scheme_files() -> Dict[str, "resources.abc.Traversable"]:
+def _scheme_files() -> dict[str, resources.abc.Traversable]:
     """The scheme files: the package data ``resm._schemes`` of an installed package, else the
     repository's ``mapping/`` folder beside the package (a source checkout on ``PYTHONPATH``)."""
     try:
@@ -257,11 +266,11 @@ def _scheme_files() -> Dict[str, "resources.abc.Traversable"]:
     return {p.name[:-5]: p for p in root.iterdir() if p.name.endswith(".yaml")}
 
 
-def list_schemes() -> List[str]:
+def list_schemes() -> list[str]:
     return sorted(_scheme_files())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def get_scheme(name: str = DEFAULT_SCHEME) -> Scheme:
     files = _scheme_files()
     if name not in files:

@@ -20,13 +20,20 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 
 from .utils.io import atomic_path, atomic_write_text
 
-__all__ = ["interact", "InteractOptions", "InferenceOptions", "predict_expression", "PredictOptions", "predict_rri", "predict_mrl"]
+__all__ = [
+    "interact",
+    "InteractOptions",
+    "InferenceOptions",
+    "predict_expression",
+    "PredictOptions",
+    "predict_rri",
+    "predict_mrl",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,39 +45,56 @@ class PredictOptions:
 
     input: Path
     model: Path
-    out: Optional[Path] = None
-    maps: Optional[Path] = None
+    out: Path | None = None
+    maps: Path | None = None
     variants: bool = False
-    backbone: Optional[str] = None
+    backbone: str | None = None
     batch_size: int = 64
     device: str = "cpu"
     trust: bool = False
-    sites: Optional[Path] = None
+    sites: Path | None = None
     window: int = 0
     stride: int = 0
     max_sites: int = 10
-    adapter: Optional[Path] = None  # a PEFT LoRA folder in place of the model's adapter
+    adapter: Path | None = None  # a PEFT LoRA folder in place of the model's adapter
 
-    def inference(self) -> "InferenceOptions":
-        return InferenceOptions(backbone=self.backbone, adapter=self.adapter, batch_size=self.batch_size,
-                                device=self.device, trust=self.trust)
+    def inference(self) -> InferenceOptions:
+        return InferenceOptions(
+            backbone=self.backbone,
+            adapter=self.adapter,
+            batch_size=self.batch_size,
+            device=self.device,
+            trust=self.trust,
+        )
 
 
-def predict_rri(o: PredictOptions) -> Dict[str, object]:
+def predict_rri(o: PredictOptions) -> dict[str, object]:
     """``resm predict --task rri``: :func:`interact` with a trained model (partners to 4,000 nt,
     scanned in windows); adds ``n``, ``what`` and the labelled ``metrics`` the command prints."""
     from .tasks.rri_sites import ScanOptions
 
     scan = ScanOptions(window=o.window, stride=o.stride, max_sites=o.max_sites, progress=o.out is not None)
-    r = interact(o.input, o.model, InteractOptions(out=o.out, maps=o.maps, sites=o.sites, backbone=o.backbone,
-                                                   batch_size=o.batch_size, device=o.device, trust=o.trust, scan=scan,
-                                                   adapter=o.adapter))
+    r = interact(
+        o.input,
+        o.model,
+        InteractOptions(
+            out=o.out,
+            maps=o.maps,
+            sites=o.sites,
+            backbone=o.backbone,
+            batch_size=o.batch_size,
+            device=o.device,
+            trust=o.trust,
+            scan=scan,
+            adapter=o.adapter,
+        ),
+    )
     shown = {"labels in the file": r["metrics"]} if "metrics" in r else {}
     what = "pairs" + (f", pair maps in {o.maps}" if o.maps else "") + (f", sites in {o.sites}" if o.sites else "")
     return {**r, "n": len(r["scores"]), "what": what, "metrics": shown}
 
 
-def predict_mrl(o: PredictOptions) -> Dict[str, object]:
+def predict_mrl(o: PredictOptions) -> dict[str, object]:
     """``resm predict --task mrl``: :func:`predict_expression`; adds ``n``, ``what`` and the
     labelled ``metrics`` the command prints."""
     if o.maps or o.sites:
@@ -82,7 +106,7 @@ def predict_mrl(o: PredictOptions) -> Dict[str, object]:
     return {**r, "n": len(r["pred"]), "what": "predictions", "metrics": shown}
 
 
-def _table(header: List[str], rows: List[List[object]]) -> str:
+def _table(header: list[str], rows: list[list[object]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, delimiter="\t", lineterminator="\n")
     w.writerow(header)
@@ -101,8 +125,8 @@ class InferenceOptions:
     * batch_size, device: of the forward passes. trust: allow unpickling arbitrary objects.
     """
 
-    backbone: Optional[str] = None
-    adapter: Optional[Path] = None
+    backbone: str | None = None
+    adapter: Path | None = None
     batch_size: int = 64
     device: str = "cpu"
     trust: bool = False
@@ -130,42 +154,74 @@ class InteractOptions:
         adapter: a PEFT LoRA folder in place of the bundle's adapter.
     """
 
-    out: Optional[Path] = None
-    maps: Optional[Path] = None
-    sites: Optional[Path] = None
+    out: Path | None = None
+    maps: Path | None = None
+    sites: Path | None = None
     zero_shot: bool = False
-    backbone: Optional[str] = None
-    probe: Optional[Path] = None
+    backbone: str | None = None
+    probe: Path | None = None
     linker: str = ""
-    scheme_name: Optional[str] = None
+    scheme_name: str | None = None
     batch_size: int = 64
     device: str = "cpu"
     trust: bool = False
-    scan: Optional[object] = None
-    adapter: Optional[Path] = None
+    scan: object | None = None
+    adapter: Path | None = None
 
 
 ZERO_SHOT_MAX = 1024  # the zero-shot score attends over a + linker + b in one pass
 
 
-def _sites_rows(pairs, scans) -> List[List[object]]:
+def _sites_rows(pairs, scans) -> list[list[object]]:
     rows = []
     for k, (p, r) in enumerate(zip(pairs, scans, strict=True), 1):
         for rank, s in enumerate(r.sites, 1):
-            rows.append([k, p.a_name, p.b_name, rank, s.a_start, s.a_end, s.b_start, s.b_end, float(s.prob),
-                         s.duplex_a[0] or "", s.duplex_a[1] or "", s.duplex_b[0] or "", s.duplex_b[1] or "",
-                         s.duplex or "-", f"{s.duplex_energy:.2f}" if s.duplex else "",
-                         ";".join(f"{i}-{j}" for i, j in s.head_pairs) or "-"])
+            rows.append(
+                [
+                    k,
+                    p.a_name,
+                    p.b_name,
+                    rank,
+                    s.a_start,
+                    s.a_end,
+                    s.b_start,
+                    s.b_end,
+                    float(s.prob),
+                    s.duplex_a[0] or "",
+                    s.duplex_a[1] or "",
+                    s.duplex_b[0] or "",
+                    s.duplex_b[1] or "",
+                    s.duplex or "-",
+                    f"{s.duplex_energy:.2f}" if s.duplex else "",
+                    ";".join(f"{i}-{j}" for i, j in s.head_pairs) or "-",
+                ]
+            )
     return rows
 
 
-SITES_HEADER = ["index", "a_name", "b_name", "rank", "a_start", "a_end", "b_start", "b_end", "probability",
-                "duplex_a_start", "duplex_a_end", "duplex_b_start", "duplex_b_end", "duplex", "duplex_energy",
-                "head_pairs"]
+SITES_HEADER = [
+    "index",
+    "a_name",
+    "b_name",
+    "rank",
+    "a_start",
+    "a_end",
+    "b_start",
+    "b_end",
+    "probability",
+    "duplex_a_start",
+    "duplex_a_end",
+    "duplex_b_start",
+    "duplex_b_end",
+    "duplex",
+    "duplex_energy",
+    "head_pairs",
+]
 
 
-def interact(pairs_path: Path, model: Optional[Path] = None, options: Optional[InteractOptions] = None,
-             **kwargs) -> Dict[str, object]:
+def interact(
+    pairs_path: Path, model: Path | None = None, options: InteractOptions | None = None, **kwargs
+) -> dict[str, object]:
     """Score every pair of ``pairs_path``; returns ``{"scores", "pairs", "scans"?, "metrics"?}``.
 
     ``options`` (or its fields as keywords) is :class:`InteractOptions`. With a trained model,
@@ -194,9 +250,11 @@ def interact(pairs_path: Path, model: Optional[Path] = None, options: Optional[I
         for p in pairs:
             n = len(p.a) + len(o.linker) + len(p.b)
             if n > ZERO_SHOT_MAX:
-                raise ValueError(f"{Path(pairs_path).name} line {p.line}: pair {p.name!r} joins to {n} nt, longer "
-                                 f"than the {ZERO_SHOT_MAX} nt the zero-shot score reads in one pass (a trained model "
-                                 "scans any length)")
+                raise ValueError(
+                    f"{Path(pairs_path).name} line {p.line}: pair {p.name!r} joins to {n} nt, longer "
+                    f"than the {ZERO_SHOT_MAX} nt the zero-shot score reads in one pass (a trained model "
+                    "scans any length)"
+                )
         loaded, scheme = load_with_scheme(o.backbone, o.scheme_name, trust=o.trust)
         bb = loaded.model.to(o.device).eval()
         if o.probe:
@@ -218,10 +276,13 @@ def interact(pairs_path: Path, model: Optional[Path] = None, options: Optional[I
         scans = scan_pairs(tm.to(o.device), head, scheme, pairs, int(entry["config"]["max_length"]), scan, o.device)
         scores = np.array([r.score for r in scans], np.float32)
         pair_maps = [r.map for r in scans]
-    result: Dict[str, object] = {"scores": scores, "pairs": pairs}
+    result: dict[str, object] = {"scores": scores, "pairs": pairs}
     if scans is not None:
         result["scans"] = scans
-    rows = [[i + 1, p.a_name, p.b_name, float(s)] + ([p.label] if p.label is not None else []) for i, (p, s) in enumerate(zip(pairs, scores))]
+    rows = [
+        [i + 1, p.a_name, p.b_name, float(s)] + ([p.label] if p.label is not None else [])
+        for i, (p, s) in enumerate(zip(pairs, scores))
+    ]
     labelled = all(p.label is not None for p in pairs)
     header = ["index", "a_name", "b_name", "score"] + (["label"] if labelled else [])
     if labelled:
@@ -276,14 +337,21 @@ def _read_utrs(path: Path):
     return names, seqs, None
 
 
-def predict_expression(path: Path, model: Path, out: Optional[Path] = None, variants: bool = False, *,
-                       options: InferenceOptions = InferenceOptions(batch_size=256)) -> Dict[str, object]:
+def predict_expression(
+    path: Path,
+    model: Path,
+    out: Path | None = None,
+    variants: bool = False,
+    *,
+    options: InferenceOptions = InferenceOptions(batch_size=256),
+) -> dict[str, object]:
     """Predicted MRL of every UTR of ``path``; returns ``{"pred", "names", "metrics"?, "variants"?}``."""
     from .tasks.mrl import MAX_UTR, load_mrl_model, mrl_metrics, predict_mrl, variant_effect
 
     batch_size, device = options.batch_size, options.device
-    tm, head, entry, scheme = load_mrl_model(model, backbone=options.backbone, trust=options.trust,
-                                             adapter=options.adapter)
+    tm, head, entry, scheme = load_mrl_model(
+        model, backbone=options.backbone, trust=options.trust, adapter=options.adapter
+    )
     # the Optimus baseline reads a fixed width; the pooled expression head any length to MAX_UTR
     limit = entry["config"].get("length") if entry["config"].get("kind") == "optimus" else MAX_UTR
     if variants:
@@ -304,12 +372,15 @@ def predict_expression(path: Path, model: Path, out: Optional[Path] = None, vari
         scheme.encode(s, n)
     extra = entry["extra"]
     pred = predict_mrl(tm.to(device), scheme, seqs, float(extra["mean"]), float(extra["std"]), batch_size, device, head)
-    result: Dict[str, object] = {"pred": pred, "names": names}
+    result: dict[str, object] = {"pred": pred, "names": names}
     if y is not None:
         result["metrics"] = mrl_metrics(y, pred)
     if variants:
         result["variants"] = variant_effect(pred, utrs, vpairs)
-    rows = [[n, float(p)] + ([float(t)] if y is not None else []) for n, p, t in zip(names, pred, y if y is not None else pred)]
+    rows = [
+        [n, float(p)] + ([float(t)] if y is not None else [])
+        for n, p, t in zip(names, pred, y if y is not None else pred)
+    ]
     text = _table(["name", "predicted_mrl"] + (["observed_mrl"] if y is not None else []), rows)
     if out is not None:
         atomic_write_text(out, text)

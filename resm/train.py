@@ -23,9 +23,10 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -123,7 +124,7 @@ class TrainConfig:
 
     out_dir: str = "runs/train"
     max_steps: int = 1000
-    max_minutes: Optional[float] = None
+    max_minutes: float | None = None
     grad_accum: int = 1
     log_every: int = 10
     val_every: int = 200
@@ -131,7 +132,7 @@ class TrainConfig:
     keep_last: int = 3
     seed: int = 0
     engine: str = "torch"
-    deepspeed_config: Optional[str] = None
+    deepspeed_config: str | None = None
     precision: str = "fp32"
     activation_checkpointing: bool = False
     device: str = "auto"
@@ -156,8 +157,10 @@ class TrainConfig:
         self.device = check_device(self.device, "train.device")
         if self.engine == "deepspeed":  # checked here, before any model is built or op compiled
             if not self.deepspeed_config:
-                raise ConfigError("engine deepspeed needs train.deepspeed_config "
-                                  "(a file, or a shipped name: zero0..zero3, zero2_offload)")
+                raise ConfigError(
+                    "engine deepspeed needs train.deepspeed_config "
+                    "(a file, or a shipped name: zero0..zero3, zero2_offload)"
+                )
             try:
                 self.deepspeed_config = str(find_config(self.deepspeed_config, "deepspeed"))
             except ConfigError as e:
@@ -175,13 +178,13 @@ class Task(Protocol):
     def loss(self, model: torch.nn.Module, batch: Any, generator: torch.Generator, device) -> tuple:
         """(scalar loss, {"tokens": n, ...}) for one micro-batch."""
 
-    def validate(self, model: torch.nn.Module, device) -> Dict[str, float]:
+    def validate(self, model: torch.nn.Module, device) -> dict[str, float]:
         """Validation metrics (run on every rank; reduced by the caller)."""
 
-    def fingerprint(self) -> Dict[str, Any]:
+    def fingerprint(self) -> dict[str, Any]:
         """Settings that must not change across a resume."""
 
-    def save_final(self, model: torch.nn.Module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+    def save_final(self, model: torch.nn.Module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         """Write the finished model (consolidated ``state``) in its user-facing format."""
 
 
@@ -225,7 +228,7 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def _all_mean(values: Dict[str, float], weights_key: Optional[str] = None) -> Dict[str, float]:
+def _all_mean(values: dict[str, float], weights_key: str | None = None) -> dict[str, float]:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return values
     keys = sorted(values)
@@ -253,7 +256,7 @@ def lr_lambda(cfg: OptimConfig, max_steps: int):
     return f
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> List[dict]:
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     seen = set()
     for name, p in model.named_parameters():
@@ -280,9 +283,7 @@ class TorchEngine:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.model = DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None
-            )
+            self.model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(
             param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
         )
@@ -332,11 +333,11 @@ class TorchEngine:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
 
-    def full_state_dict(self) -> Dict[str, torch.Tensor]:
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()
 
 
-def read_deepspeed_config(train: TrainConfig) -> Dict[str, Any]:
+def read_deepspeed_config(train: TrainConfig) -> dict[str, Any]:
     """The DeepSpeed JSON of ``train.deepspeed_config``; a one-line ConfigError naming it."""
     if not train.deepspeed_config:
         raise ConfigError("engine deepspeed needs train.deepspeed_config (see configs/deepspeed/)")
@@ -377,9 +378,13 @@ class DeepSpeedEngine:
         if offload:
             from deepspeed.ops.adam import DeepSpeedCPUAdam
 
-            opt = DeepSpeedCPUAdam(param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps, adamw_mode=True)
+            opt = DeepSpeedCPUAdam(
+                param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps, adamw_mode=True
+            )
         else:
-            opt = torch.optim.AdamW(param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps)
+            opt = torch.optim.AdamW(
+                param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
+            )
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, train.max_steps))
         self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg
@@ -411,7 +416,7 @@ class DeepSpeedEngine:
         if path is None:
             raise ConfigError(f"{folder}: DeepSpeed could not load its checkpoint")
 
-    def full_state_dict(self) -> Dict[str, torch.Tensor]:
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
         """Consolidated fp32 weights (gathers ZeRO-3 partitions)."""
         if self.model.zero_optimization_partition_weights():
             import deepspeed
@@ -423,7 +428,7 @@ class DeepSpeedEngine:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def list_checkpoints(out_dir: Path) -> List[Path]:
+def list_checkpoints(out_dir: Path) -> list[Path]:
     d = Path(out_dir) / "checkpoints"
     if not d.is_dir():
         return []
@@ -449,7 +454,7 @@ class Trainer:
     task: Any
     optim: OptimConfig
     train: TrainConfig
-    config_dump: Dict[str, Any] = field(default_factory=dict)
+    config_dump: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         self.out_dir = Path(self.train.out_dir)
@@ -475,17 +480,21 @@ class Trainer:
             tmp.mkdir(parents=True)
         _barrier()
         self.engine.save(tmp, {})
-        save_trainer_state(tmp, self.rank, {
-            "step": self.step,
-            "tokens_seen": self.tokens_seen,
-            "data": self.stream.state_dict(),
-            "rng": rng_state(),
-            "mask_rng": generator_state(self.generator),
-            "fingerprint": self.task.fingerprint(),
-            "settings": self._settings(),
-            "world_size": self.world_size,
-            "engine": self.engine.name,
-        })
+        save_trainer_state(
+            tmp,
+            self.rank,
+            {
+                "step": self.step,
+                "tokens_seen": self.tokens_seen,
+                "data": self.stream.state_dict(),
+                "rng": rng_state(),
+                "mask_rng": generator_state(self.generator),
+                "fingerprint": self.task.fingerprint(),
+                "settings": self._settings(),
+                "world_size": self.world_size,
+                "engine": self.engine.name,
+            },
+        )
         _barrier()
         if self.rank == 0:
             (tmp / "config.json").write_text(json.dumps(self.config_dump, indent=2, default=str))
@@ -495,10 +504,21 @@ class Trainer:
         _barrier()
 
     # settings of optim/train that a resume may not change silently (the rest is bookkeeping)
-    BOOKKEEPING = ("out_dir", "max_minutes", "log_every", "val_every", "ckpt_every", "keep_last", "device",
-                   "progress", "activation_checkpointing", "trust_checkpoint", "resume_changed")
+    BOOKKEEPING = (
+        "out_dir",
+        "max_minutes",
+        "log_every",
+        "val_every",
+        "ckpt_every",
+        "keep_last",
+        "device",
+        "progress",
+        "activation_checkpointing",
+        "trust_checkpoint",
+        "resume_changed",
+    )
 
-    def _settings(self) -> Dict[str, Any]:
+    def _settings(self) -> dict[str, Any]:
         train = {k: v for k, v in asdict(self.train).items() if k not in self.BOOKKEEPING}
         return jsonable({"optim": asdict(self.optim), "train": train})
 
@@ -520,13 +540,17 @@ class Trainer:
             )
         fixed = changes(state["fingerprint"], self.task.fingerprint(), ignore=("trust_checkpoint",))
         if fixed:
-            raise ConfigError(f"cannot resume {self.out_dir}: {', '.join(fixed)} differ{'s' if len(fixed) == 1 else ''} "
-                              f"from its checkpoint {folder.name} (use a new train.out_dir)")
+            raise ConfigError(
+                f"cannot resume {self.out_dir}: {', '.join(fixed)} differ{'s' if len(fixed) == 1 else ''} "
+                f"from its checkpoint {folder.name} (use a new train.out_dir)"
+            )
         changed = changes(state["settings"], self._settings()) if "settings" in state else []
         if changed and not self.train.resume_changed:
-            raise ConfigError(f"cannot resume {self.out_dir}: {', '.join(changed)} differ{'s' if len(changed) == 1 else ''} "
-                              f"from its checkpoint {folder.name} (use a new train.out_dir, or "
-                              "train.resume_changed=true to accept)")
+            raise ConfigError(
+                f"cannot resume {self.out_dir}: {', '.join(changed)} differ{'s' if len(changed) == 1 else ''} "
+                f"from its checkpoint {folder.name} (use a new train.out_dir, or "
+                "train.resume_changed=true to accept)"
+            )
         self.engine.load(folder)
         if changed:
             self._apply_optim(int(state["step"]))
@@ -585,11 +609,14 @@ class Trainer:
         if bad:
             import sys
 
-            print(f"resm: warning: {log}: dropped line{'s' if len(bad) > 1 else ''} "
-                  f"{', '.join(map(str, bad))}, not complete JSON (cut off by a crash?)", file=sys.stderr)
+            print(
+                f"resm: warning: {log}: dropped line{'s' if len(bad) > 1 else ''} "
+                f"{', '.join(map(str, bad))}, not complete JSON (cut off by a crash?)",
+                file=sys.stderr,
+            )
         atomic_write_text(log, "".join(k + "\n" for k in keep))
 
-    def _log(self, record: Dict[str, Any]) -> None:
+    def _log(self, record: dict[str, Any]) -> None:
         if self.rank != 0:
             return
         with open(self.out_dir / "log.jsonl", "a") as fh:
@@ -599,7 +626,7 @@ class Trainer:
                 if isinstance(v, (int, float)) and k != "step":
                     self.tb.add_scalar(f"{record.get('split', 'train')}/{k}", v, record["step"])
 
-    def _validate(self) -> Dict[str, float]:
+    def _validate(self) -> dict[str, float]:
         model = self.engine.module
         model.eval()
         with torch.no_grad(), self.engine.autocast():
@@ -610,7 +637,7 @@ class Trainer:
         return metrics
 
     # ---------------------------------------------------------------- loop
-    def fit(self) -> Dict[str, Any]:
+    def fit(self) -> dict[str, Any]:
         """Train (resuming from the newest checkpoint, if any) and write the final model.
 
         The run folder is written as the run goes (checkpoints, log, final model), even inside
@@ -637,12 +664,16 @@ class Trainer:
             raise
         o = self.optim
         if self.rank == 0 and o.warmup_steps and o.warmup_steps >= self.train.max_steps:  # said once the run is through
-            print(f"resm: warning: optim.warmup_steps {o.warmup_steps} >= train.max_steps {self.train.max_steps}: "
-                  f"the warm-up never ended, so the learning rate never reached optim.lr {o.lr} (it stopped at "
-                  f"{float(o.lr) * self.train.max_steps / o.warmup_steps:.3g})", file=sys.stderr, flush=True)
+            print(
+                f"resm: warning: optim.warmup_steps {o.warmup_steps} >= train.max_steps {self.train.max_steps}: "
+                f"the warm-up never ended, so the learning rate never reached optim.lr {o.lr} (it stopped at "
+                f"{float(o.lr) * self.train.max_steps / o.warmup_steps:.3g})",
+                file=sys.stderr,
+                flush=True,
+            )
         return result
 
-    def _fit(self) -> Dict[str, Any]:
+    def _fit(self) -> dict[str, Any]:
         t = self.train
         torch.manual_seed(t.seed)
         np.random.seed(t.seed)
@@ -672,9 +703,11 @@ class Trainer:
         batches: Iterator = iter(self.stream)
         start = time.time()
         window = {"loss": 0.0, "n": 0, "tokens": 0, "t0": time.time()}
-        bar = tqdm(total=t.max_steps, initial=self.step, desc="train", unit="step", disable=not (t.progress and self.rank == 0))
-        last: Dict[str, Any] = {}
-        last_val: Dict[str, Any] = {}
+        bar = tqdm(
+            total=t.max_steps, initial=self.step, desc="train", unit="step", disable=not (t.progress and self.rank == 0)
+        )
+        last: dict[str, Any] = {}
+        last_val: dict[str, Any] = {}
         last_val_step = -1
         stop_for_time = False
         while self.step < t.max_steps:
@@ -729,7 +762,7 @@ class Trainer:
         return {"step": self.step, "train": last, "validation": final_val}
 
 
-def run_task(make_task, cfg: Dict[str, Any], sections: set) -> tuple:
+def run_task(make_task, cfg: dict[str, Any], sections: set) -> tuple:
     """The entry point every training command shares: check the config's sections, build the
     task (``make_task(cfg)``) and the loop, train, and shut the process group down in order.
     Returns ``(fit result, task)``."""

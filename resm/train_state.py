@@ -28,17 +28,30 @@ import pickle
 import random
 import re
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
-from .config import ConfigError
 from .backbone.load import CheckpointError, load_failure, safe_load
+from .config import ConfigError
 
-__all__ = ["STATE_FORMAT", "DEEPSPEED_GLOBALS", "TRAIN_HINT", "EXPORT_HINT", "rng_state", "set_rng_state", "save_trainer_state",
-           "load_trainer_state", "load_engine_state", "guarded_torch_load", "jsonable", "changes"]
+__all__ = [
+    "STATE_FORMAT",
+    "DEEPSPEED_GLOBALS",
+    "TRAIN_HINT",
+    "EXPORT_HINT",
+    "rng_state",
+    "set_rng_state",
+    "save_trainer_state",
+    "load_trainer_state",
+    "load_engine_state",
+    "guarded_torch_load",
+    "jsonable",
+    "changes",
+]
 
 STATE_FORMAT = "resm-trainer-state"
 DEEPSPEED_GLOBALS = (
@@ -60,7 +73,7 @@ def _bytes_tensor(s: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8).clone()
 
 
-def rng_state() -> Dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     """Python's, numpy's (legacy global), torch's and CUDA's random states, as JSON values."""
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
@@ -98,7 +111,7 @@ def jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
 
-def save_trainer_state(folder: Path, rank: int, state: Dict[str, Any]) -> Path:
+def save_trainer_state(folder: Path, rank: int, state: dict[str, Any]) -> Path:
     path = Path(folder) / f"trainer_rank{rank}.json"
     path.write_text(json.dumps({"format": STATE_FORMAT, "version": 1, **state}, default=str), encoding="utf-8")
     return path
@@ -107,7 +120,7 @@ def save_trainer_state(folder: Path, rank: int, state: Dict[str, Any]) -> Path:
 _NEEDED = ("step", "tokens_seen", "data", "rng", "mask_rng", "fingerprint", "world_size", "engine")
 
 
-def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str = TRAIN_HINT) -> Dict[str, Any]:
+def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str = TRAIN_HINT) -> dict[str, Any]:
     """The trainer state of ``rank`` in checkpoint ``folder`` (JSON; an old ``.pt`` state is
     read with ``weights_only=True``). One-line errors name the file."""
     folder = Path(folder)
@@ -122,8 +135,13 @@ def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str =
     elif (folder / f"trainer_rank{rank}.pt").exists():
         path = folder / f"trainer_rank{rank}.pt"
         reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct
-        allow = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), reconstruct,
-                 (reconstruct, "numpy.core.multiarray._reconstruct")]  # written by numpy 1 or 2
+        allow = [
+            np.ndarray,
+            np.dtype,
+            type(np.dtype(np.uint32)),
+            reconstruct,
+            (reconstruct, "numpy.core.multiarray._reconstruct"),
+        ]  # written by numpy 1 or 2
         state = safe_load(path, trust, allow=allow, hint=hint)
         if not isinstance(state, dict):
             raise CheckpointError(f"{path}: not a resm trainer state")
@@ -136,7 +154,7 @@ def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str =
     return state
 
 
-def load_engine_state(path: Path, map_location) -> Dict[str, Any]:
+def load_engine_state(path: Path, map_location) -> dict[str, Any]:
     """``engine.pt`` of the plain torch engine, read with ``weights_only=True`` (it holds only
     tensors and numbers; a file that names anything else was not written by resm, and is never
     unpickled in full)."""
@@ -147,7 +165,7 @@ def load_engine_state(path: Path, map_location) -> Dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- DeepSpeed files
-def _deepspeed_globals() -> List[object]:
+def _deepspeed_globals() -> list[object]:
     import importlib
 
     out = []
@@ -196,9 +214,9 @@ def guarded_torch_load(trust: bool = False, hint: str = TRAIN_HINT) -> Iterator[
 
 
 # ----------------------------------------------------------------------------- resume checks
-def _flat(x: Any, prefix: str) -> Dict[str, Any]:
+def _flat(x: Any, prefix: str) -> dict[str, Any]:
     if isinstance(x, dict):
-        out: Dict[str, Any] = {}
+        out: dict[str, Any] = {}
         for k, v in x.items():
             out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
@@ -210,7 +228,7 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def changes(before: Mapping[str, Any], now: Mapping[str, Any], ignore: tuple = ()) -> List[str]:
+def changes(before: Mapping[str, Any], now: Mapping[str, Any], ignore: tuple = ()) -> list[str]:
     """``["key old → new", ...]`` for the dotted keys whose values differ (JSON-compared);
     keys whose last part is in ``ignore`` are left out."""
     a, b = _flat(jsonable(dict(before)), ""), _flat(jsonable(dict(now)), "")

@@ -38,7 +38,9 @@ def resm_cli(*args, procs: int = 1, check: bool = True, **kw):
     if procs > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
     env = kw.pop("env", ENV)
-    p = subprocess.run([*launcher, "-m", "resm", *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO, **kw)
+    p = subprocess.run(
+        [*launcher, "-m", "resm", *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO, **kw
+    )
     if check and p.returncode != 0:
         raise AssertionError(p.stdout[-2000:] + p.stderr[-4000:])
     return p

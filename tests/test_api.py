@@ -37,8 +37,8 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     the blocks name (a small random backbone under the name they use)."""
     import torch
 
-    from resm.mapping import get_scheme
     from resm.backbone.load import init_model, resm_meta, save_fair_esm, save_hf
+    from resm.mapping import get_scheme
 
     blocks = readme_python_blocks()
     assert len(blocks) >= 3
@@ -55,8 +55,10 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
         torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(allowed)
     assert (tmp_path / "emb.safetensors").exists()
-    assert namespace["scheme"].to_rna(namespace["best"][0]["sequence"]) == "GGAC" + namespace["scheme"].to_rna(
-        namespace["best"][0]["token_str"]) + "UCGG"
+    assert (
+        namespace["scheme"].to_rna(namespace["best"][0]["sequence"])
+        == "GGAC" + namespace["scheme"].to_rna(namespace["best"][0]["token_str"]) + "UCGG"
+    )
 
 
 def test_embed_sequences_equals_resm_embed(tmp_path):

@@ -1,14 +1,12 @@
 """The command line as a user runs it: real subprocesses, exit codes, files left behind."""
 
-
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import REPO, resm_cli
-from resm.embed import read_embeddings
 from resm.backbone.load import load_backbone
-
+from resm.embed import read_embeddings
+from tests.conftest import REPO, resm_cli
 
 resm = resm_cli
 
@@ -34,7 +32,10 @@ def test_readme_demo_runs(tmp_path):
     assert [len(r.seq) for r in recs] == [76, 120, 21]
     assert all((r.pairs >= 0).any() for r in recs[:2])  # the tRNA and 5S rRNA get paired bases
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
-        "5S_rRNA_Ecoli.png", "hairpin_dna_lowercase.png", "tRNA-Phe_yeast.png"]
+        "5S_rRNA_Ecoli.png",
+        "hairpin_dna_lowercase.png",
+        "tRNA-Phe_yeast.png",
+    ]
 
 
 def test_embed_example_fasta(tmp_path):
@@ -53,7 +54,22 @@ def test_embed_outputs_match_the_model(tmp_path, ckpt, suffix):
     fa = tmp_path / "x.fa"
     fa.write_text(">b\nGGGAAACCCAUGC\n>a\nACGUACGUAAAAACCCGGGUUUACGU\n")
     out = tmp_path / f"e{suffix}"
-    resm("embed", ckpt, fa, out, "--repr-layers", "0", "-1", "--include", "mean", "per_tok", "bos", "contacts", "--toks-per-batch", "20")
+    resm(
+        "embed",
+        ckpt,
+        fa,
+        out,
+        "--repr-layers",
+        "0",
+        "-1",
+        "--include",
+        "mean",
+        "per_tok",
+        "bos",
+        "contacts",
+        "--toks-per-batch",
+        "20",
+    )
     arrays, index = read_embeddings(out)
     assert index["ids"] == ["b", "a"] and index["lengths"] == [13, 26] and index["layers"] == [0, 2]
     model = load_backbone(ckpt).model

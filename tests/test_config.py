@@ -1,7 +1,7 @@
 """The one config validator, :func:`resm.config.from_dict`: unknown keys, types, coercion."""
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import pytest
 
@@ -16,10 +16,10 @@ class Section:
     rate: float = 0.5
     flag: bool = False
     name: str = "x"
-    cap: Optional[int] = 3
-    sizes: Tuple[int, ...] = (1, 2)
-    shares: List[float] = field(default_factory=lambda: [0.5, 0.5])
-    options: Dict[str, Any] = field(default_factory=dict)
+    cap: int | None = 3
+    sizes: tuple[int, ...] = (1, 2)
+    shares: list[float] = field(default_factory=lambda: [0.5, 0.5])
+    options: dict[str, Any] = field(default_factory=dict)
     width: int = 0
 
     def __post_init__(self):
@@ -28,32 +28,53 @@ class Section:
 
 
 def test_values_are_coerced_to_the_field_types():
-    s = from_dict(Section, {"count": "7", "rate": "1e-3", "name": 12, "cap": None, "sizes": [4, "5"],
-                            "shares": (1, "0.25"), "options": {"a": 1}}, "sec")
-    assert (s.count, s.rate, s.name, s.cap, s.sizes, s.shares, s.options) == \
-        (7, 1e-3, "12", None, (4, 5), [1.0, 0.25], {"a": 1})
+    s = from_dict(
+        Section,
+        {
+            "count": "7",
+            "rate": "1e-3",
+            "name": 12,
+            "cap": None,
+            "sizes": [4, "5"],
+            "shares": (1, "0.25"),
+            "options": {"a": 1},
+        },
+        "sec",
+    )
+    assert (s.count, s.rate, s.name, s.cap, s.sizes, s.shares, s.options) == (
+        7,
+        1e-3,
+        "12",
+        None,
+        (4, 5),
+        [1.0, 0.25],
+        {"a": 1},
+    )
     assert isinstance(s.rate, float) and isinstance(s.shares[0], float)
     assert from_dict(Section, None, "sec") == Section()
     # YAML reads 1e-3 as a string: the optimiser still gets a float
     assert from_dict(OptimConfig, {"lr": "1e-3", "betas": [0.9, 0.99]}, "optim").lr == 1e-3
 
 
-@pytest.mark.parametrize("d, msg", [
-    ({"cuont": 2}, "sec: unknown key 'cuont'; known: count, rate"),
-    ({"count": "abc"}, "sec.count: expected an integer, got 'abc'"),
-    ({"count": 2.5}, "sec.count: expected an integer, got 2.5"),
-    ({"count": True}, "sec.count: expected an integer, got True"),
-    ({"rate": "fast"}, "sec.rate: expected a number, got 'fast'"),
-    ({"flag": "yes"}, "sec.flag: expected true or false, got 'yes'"),
-    ({"flag": 1}, "sec.flag: expected true or false, got 1"),
-    ({"name": None}, "sec.name: expected a string, got None"),
-    ({"cap": "many"}, "sec.cap: expected an integer, got 'many'"),
-    ({"sizes": 3}, "sec.sizes: expected a list, got 3"),
-    ({"sizes": [1, "x"]}, r"sec.sizes\[1\]: expected an integer, got 'x'"),
-    ({"options": [1]}, "sec.options: expected a mapping, got \\[1\\]"),
-    ({"count": 0}, "sec: count must be >= 1, got 0"),
-    ({"width": 3}, r"sec.width cannot be set here \(taken from the model\)"),
-])
+@pytest.mark.parametrize(
+    "d, msg",
+    [
+        ({"cuont": 2}, "sec: unknown key 'cuont'; known: count, rate"),
+        ({"count": "abc"}, "sec.count: expected an integer, got 'abc'"),
+        ({"count": 2.5}, "sec.count: expected an integer, got 2.5"),
+        ({"count": True}, "sec.count: expected an integer, got True"),
+        ({"rate": "fast"}, "sec.rate: expected a number, got 'fast'"),
+        ({"flag": "yes"}, "sec.flag: expected true or false, got 'yes'"),
+        ({"flag": 1}, "sec.flag: expected true or false, got 1"),
+        ({"name": None}, "sec.name: expected a string, got None"),
+        ({"cap": "many"}, "sec.cap: expected an integer, got 'many'"),
+        ({"sizes": 3}, "sec.sizes: expected a list, got 3"),
+        ({"sizes": [1, "x"]}, r"sec.sizes\[1\]: expected an integer, got 'x'"),
+        ({"options": [1]}, "sec.options: expected a mapping, got \\[1\\]"),
+        ({"count": 0}, "sec: count must be >= 1, got 0"),
+        ({"width": 3}, r"sec.width cannot be set here \(taken from the model\)"),
+    ],
+)
 def test_bad_values_are_one_line_errors_naming_the_key(d, msg):
     with pytest.raises(ConfigError, match=msg) as e:
         from_dict(Section, d, "sec", fixed={"width": "taken from the model"})

@@ -7,10 +7,10 @@ import argparse
 import numpy as np
 import pytest
 
-from tests.conftest import ENV, resm_cli
+from resm.backbone.load import init_model, load_backbone, save_hf
 from resm.cli import HelpFormatter, build_parser
 from resm.embed import read_embeddings
-from resm.backbone.load import init_model, load_backbone, save_hf
+from tests.conftest import ENV, resm_cli
 
 
 def subparsers(parser: argparse.ArgumentParser):
@@ -59,12 +59,42 @@ def test_esm_extract_spellings(tmp_path):
     save_fair_esm(init_model("tiny", seed=0), ck)
     (tmp_path / "x.fa").write_text(">a\nGGGAAACCC\n>b\nACGUACGU\n")
     parse = build_parser().parse_args
-    a = parse(["embed", str(ck), "x.fa", "o.pt", "--repr_layers", "0", "2", "--toks_per_batch", "99", "--nogpu",
-               "--include", "mean", "per_tok", "bos", "contacts"])
+    a = parse(
+        [
+            "embed",
+            str(ck),
+            "x.fa",
+            "o.pt",
+            "--repr_layers",
+            "0",
+            "2",
+            "--toks_per_batch",
+            "99",
+            "--nogpu",
+            "--include",
+            "mean",
+            "per_tok",
+            "bos",
+            "contacts",
+        ]
+    )
     assert a.repr_layers == [0, 2] and a.toks_per_batch == 99 and a.device == "cpu"
     assert a.include == ["mean", "per_tok", "bos", "contacts"]
-    resm_cli("embed", ck, tmp_path / "x.fa", tmp_path / "e.npz", "--repr_layers", "0", "-1", "--toks_per_batch", "30",
-             "--nogpu", "--include", "mean", "contacts")
+    resm_cli(
+        "embed",
+        ck,
+        tmp_path / "x.fa",
+        tmp_path / "e.npz",
+        "--repr_layers",
+        "0",
+        "-1",
+        "--toks_per_batch",
+        "30",
+        "--nogpu",
+        "--include",
+        "mean",
+        "contacts",
+    )
     arrays, index = read_embeddings(tmp_path / "e.npz")
     assert index["layers"] == [0, 2] and arrays["a/contacts"].shape == (9, 9)
 
@@ -87,8 +117,9 @@ def test_hugging_face_hub_ids_from_the_local_cache(tmp_path):
     resm_cli("embed", "facebook/esm2_t6_8M_UR50D", tmp_path / "x.fa", tmp_path / "e.npz", "--nogpu", env=env)
     arrays, index = read_embeddings(tmp_path / "e.npz")
     assert index["model"] == "facebook/esm2_t6_8M_UR50D" and arrays["a/mean/2"].shape == (64,)
-    p = resm_cli("embed", "facebook/esm2_t12_35M_UR50D", tmp_path / "x.fa", tmp_path / "f.npz", "--nogpu", env=env,
-                 check=False)
+    p = resm_cli(
+        "embed", "facebook/esm2_t12_35M_UR50D", tmp_path / "x.fa", tmp_path / "f.npz", "--nogpu", env=env, check=False
+    )
     err = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(err) == 1
     assert "facebook/esm2_t12_35M_UR50D: not in the local Hugging Face cache" in err[0]
@@ -141,6 +172,9 @@ def test_schemes_show_prints_the_tables():
 
 
 def test_threads_help_speaks_of_its_own_command():
-    helps = {name: next(a.help for a in sp._actions if "--threads" in a.option_strings)
-             for name, sp in subparsers(build_parser()) if any("--threads" in a.option_strings for a in sp._actions)}
+    helps = {
+        name: next(a.help for a in sp._actions if "--threads" in a.option_strings)
+        for name, sp in subparsers(build_parser())
+        if any("--threads" in a.option_strings for a in sp._actions)
+    }
     assert "pair priors" in helps["fold"] and "fold" not in helps["embed"] and "pair priors" not in helps["embed"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Dict, List, Set
 
 from tests.conftest import REPO
 
@@ -13,7 +12,7 @@ PACKAGE = REPO / "resm"
 MAX_LINES = 800
 
 
-def module_names() -> Dict[str, Path]:
+def module_names() -> dict[str, Path]:
     """``resm.x.y`` -> file; a package is named by its ``__init__.py``."""
     out = {}
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -28,12 +27,12 @@ def _is_package(path: Path) -> bool:
     return path.name == "__init__.py"
 
 
-def imports_of(name: str, path: Path, modules: Dict[str, Path]) -> Set[str]:
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The resm modules that ``name`` imports anywhere in its file (module level, inside
     functions and classes); ``from package import submodule`` counts as the submodule, an
     import of a package as its ``__init__``."""
     package = name if _is_package(path) else name.rpartition(".")[0]
-    found: Set[str] = set()
+    found: set[str] = set()
 
     def add(target: str) -> None:
         while target and target not in modules:  # `import resm.x.y.attr`-like names: the module
@@ -61,18 +60,18 @@ def imports_of(name: str, path: Path, modules: Dict[str, Path]) -> Set[str]:
     return found
 
 
-def import_graph() -> Dict[str, Set[str]]:
+def import_graph() -> dict[str, set[str]]:
     modules = module_names()
     return {name: imports_of(name, path, modules) for name, path in modules.items()}
 
 
-def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components with more than one module (Tarjan)."""
-    index: Dict[str, int] = {}
-    low: Dict[str, int] = {}
-    stack: List[str] = []
-    on_stack: Set[str] = set()
-    out: List[List[str]] = []
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
     counter = [0]
 
     def visit(v: str) -> None:
@@ -119,8 +118,9 @@ def test_no_import_cycles():
 
 
 def test_no_source_file_is_over_800_lines():
-    long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, f"files over {MAX_LINES} lines: {long}"
 
 
@@ -129,10 +129,10 @@ MAX_PARAMETERS = 12
 # Entry points still wider than MAX_PARAMETERS, each with its width today. They are being turned
 # into keyword-only options dataclasses (issue 25, "options as data"); this list may only shrink:
 # an entry that grows fails, and one that no longer exceeds the limit must be removed.
-WIDE_ALLOWED: Dict[str, int] = {}  # fold_fasta, embed_file and fit_probe_file take options dataclasses now
+WIDE_ALLOWED: dict[str, int] = {}  # fold_fasta, embed_file and fit_probe_file take options dataclasses now
 
 
-def parameter_counts() -> Dict[str, int]:
+def parameter_counts() -> dict[str, int]:
     """``file::function`` -> its positional and keyword-only parameters (not ``self``/``cls``,
     not ``*args``/``**kwargs``), for every function and method in resm/."""
     out = {}
@@ -172,7 +172,7 @@ NUCLEOTIDE_NAMES = {"UNKNOWN_BASE", "CANONICAL_PAIRS", "PAIR_TYPE", "NUCLEOTIDES
 CODE_ORDERS = {"ACGU", "ACGUN", "ACGUT"}  # the spellings a code table is built from
 
 
-def nucleotide_tables(rel: str, source: str) -> List[str]:
+def nucleotide_tables(rel: str, source: str) -> list[str]:
     """What in ``source`` builds a nucleotide table of its own: a module-level or class-level
     definition of one of the alphabet's names, a string in code order (``"ACGU"``, ``b"ACGUN"``,
     either case) or a dict keyed by A, C, G and U."""
@@ -198,8 +198,12 @@ def nucleotide_tables(rel: str, source: str) -> List[str]:
 
 
 def test_the_nucleotide_tables_have_one_home():
-    found = [f for p in sorted(PACKAGE.rglob("*.py")) if str(p.relative_to(REPO)) != NUCLEOTIDE_HOME
-             for f in nucleotide_tables(str(p.relative_to(REPO)), p.read_text())]
+    found = [
+        f
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if str(p.relative_to(REPO)) != NUCLEOTIDE_HOME
+        for f in nucleotide_tables(str(p.relative_to(REPO)), p.read_text())
+    ]
     assert not found, "nucleotide tables outside resm/nucleotides.py: " + "; ".join(found)
     home = nucleotide_tables(NUCLEOTIDE_HOME, (REPO / NUCLEOTIDE_HOME).read_text())
     assert any("UNKNOWN_BASE" in f for f in home) and any("CANONICAL_PAIRS" in f for f in home)
@@ -212,7 +216,7 @@ def test_the_nucleotide_check_sees_copies():
 
 
 # ----------------------------------------------------------------------------- private names stay home
-def private_imports(name: str, path: Path, modules: Dict[str, Path]) -> List[str]:
+def private_imports(name: str, path: Path, modules: dict[str, Path]) -> list[str]:
     """``from resm... import _x`` and ``module._x`` (``module`` an imported resm module) in
     ``name``'s file, where ``_x`` is a private (single-underscore) name of another module."""
     package = name if _is_package(path) else name.rpartition(".")[0]
@@ -256,8 +260,10 @@ def test_no_private_name_is_imported_across_modules():
 
 def test_the_private_name_check_sees_both_forms(tmp_path):
     src = tmp_path / "priors.py"
-    src.write_text("from .folders import _optional, fold_with\nfrom . import io\nfrom .io import read\n"
-                   "io._stem(p)\nio.read(p)\nself._x\n")
+    src.write_text(
+        "from .folders import _optional, fold_with\nfrom . import io\nfrom .io import read\n"
+        "io._stem(p)\nio.read(p)\nself._x\n"
+    )
     modules = {"resm.structure.priors": src, "resm.structure.io": src, "resm.structure.folders": src}
     found = private_imports("resm.structure.priors", src, modules)
     assert [f.split(" ", 1)[1] for f in found] == ["imports resm.structure.folders._optional", "uses io._stem"]

@@ -44,8 +44,12 @@ def test_bad_symbols_name_record_and_position(seq, pos, what):
 
 @pytest.mark.parametrize(
     "seq,expected",
-    [("GGGＡAA", "symbol 'Ａ' (U+FF21) at position 4"), ("GGéA", "symbol 'é' (U+00E9) at position 3"),
-     (b"GG\xc3\xa9A", "byte 0xc3 at position 3"), ("GG\x00A", "symbol '\\x00' at position 3")],
+    [
+        ("GGGＡAA", "symbol 'Ａ' (U+FF21) at position 4"),
+        ("GGéA", "symbol 'é' (U+00E9) at position 3"),
+        (b"GG\xc3\xa9A", "byte 0xc3 at position 3"),
+        ("GG\x00A", "symbol '\\x00' at position 3"),
+    ],
 )
 def test_non_ascii_symbols_are_named_as_written(seq, expected):
     for scheme in ("kdny", "protein"):

@@ -37,8 +37,22 @@ def test_the_wheel_holds_every_module_and_the_package_data(tmp_path):
     shutil.copytree(REPO / "resm", src / "resm", ignore=ignore)
     shutil.copytree(REPO / "mapping", src / "mapping", ignore=ignore)
     shutil.copytree(REPO / "configs", src / "configs", ignore=ignore)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = (tmp_path / "dist").glob("resm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {str(p.relative_to(REPO)) for p in (REPO / "resm").rglob("*.py")}
@@ -56,8 +70,7 @@ def test_scheme_tables_are_package_data():
 
 
 def test_default_structure_model_ships_and_is_small():
-    from resm.structure.model import load_structure_model
-    from resm.structure.model import shipped_model_path
+    from resm.structure.model import load_structure_model, shipped_model_path
 
     path = shipped_model_path()
     assert path.exists(), "the default structure model must ship inside the package"

@@ -49,28 +49,37 @@ def main() -> None:
     a = ap.parse_args()
 
     sys.path.insert(0, str(REPO))
-    from resm.structure.folders import rnafold_duplex_energy
+    from resm.backbone.load import load_backbone
     from resm.config import default_data_dir
     from resm.data.mrl import read_mrl, read_variants, split_utrs
     from resm.data.rri import read_pairs, split_pairs
     from resm.mapping import get_scheme
-    from resm.backbone.load import load_backbone
     from resm.predict import interact, predict_expression
-    from resm.tasks.rri import rri_metrics, zero_shot_scores
+    from resm.structure.folders import rnafold_duplex_energy
     from resm.structure.probe import load_probe
+    from resm.tasks.rri import rri_metrics, zero_shot_scores
 
     data = Path(a.data_dir or default_data_dir())
     runs = REPO / a.runs
     runs.mkdir(parents=True, exist_ok=True)
     log = open(runs / "commands.log", "a")  # noqa: SIM115 (appended to by every run below)
-    common = [f"model.init={a.backbone}", f"train.max_steps={a.steps}", "train.max_minutes=null", "train.progress=false",
-              "train.val_every=0", "train.ckpt_every=250"]
+    common = [
+        f"model.init={a.backbone}",
+        f"train.max_steps={a.steps}",
+        "train.max_minutes=null",
+        "train.progress=false",
+        "train.val_every=0",
+        "train.ckpt_every=250",
+    ]
     if a.data_dir:
         common.append(f"data_dir={a.data_dir}")
     arms = {
         "rri_adapters": ("configs/finetune/rri.yaml", []),
         "rri_frozen": ("configs/finetune/rri.yaml", ["model.mode=frozen", "model.adapter=null"]),
-        "rri_onehot": ("configs/finetune/rri.yaml", ["model.encoder=onehot", "model.init=null", "model.mode=full", "model.adapter=null"]),
+        "rri_onehot": (
+            "configs/finetune/rri.yaml",
+            ["model.encoder=onehot", "model.init=null", "model.mode=full", "model.adapter=null"],
+        ),
         "mrl_adapters": ("configs/finetune/mrl.yaml", []),
         "mrl_frozen": ("configs/finetune/mrl.yaml", ["model.mode=frozen", "model.adapter=null"]),
         "mrl_optimus": ("configs/finetune/mrl.yaml", ["model.init=null", "head={kind: optimus}"]),
@@ -81,8 +90,14 @@ def main() -> None:
         out = runs / name
         if a.only is not None and name not in a.only and (out / "model").exists():
             continue
-        over = [c for c in common if not (c.startswith("model.init") and any(e.startswith("model.init") for e in extra))]
-        over = [c for c in over if not (c.startswith("train.max_steps") and any(e.startswith("train.max_steps") for e in extra))]
+        over = [
+            c for c in common if not (c.startswith("model.init") and any(e.startswith("model.init") for e in extra))
+        ]
+        over = [
+            c
+            for c in over
+            if not (c.startswith("train.max_steps") and any(e.startswith("train.max_steps") for e in extra))
+        ]
         times[name] = run(["finetune", "--config", cfg, *over, *extra, f"train.out_dir={out}"], log)
         print(f"{name}: trained in {times[name]:.0f} s", flush=True)
 
@@ -108,7 +123,14 @@ def main() -> None:
     e_va = -np.array([rnafold_duplex_energy(p.a, p.b) for p in va])
     e_te = -np.array([rnafold_duplex_energy(p.a, p.b) for p in te])
     thr = float(np.median(e_va))  # threshold of a score without training: median on validation
-    add("ViennaRNA duplexfold (-dG)", "no training; accuracy/F1 at the validation median", e_va, e_te, time.time() - t, thr)
+    add(
+        "ViennaRNA duplexfold (-dG)",
+        "no training; accuracy/F1 at the validation median",
+        e_va,
+        e_te,
+        time.time() - t,
+        thr,
+    )
     t = time.time()
     scheme = get_scheme("kdny")
     bb = load_backbone(a.backbone, scheme).model.eval()
@@ -116,7 +138,14 @@ def main() -> None:
         load_probe(bb, a.probe)
     z_va = zero_shot_scores(bb, scheme, va, linker="")
     z_te = zero_shot_scores(bb, scheme, te, linker="")
-    add("resm zero-shot (contact probe)", "no RRI training; accuracy/F1 at the validation median", z_va, z_te, time.time() - t, float(np.median(z_va)))
+    add(
+        "resm zero-shot (contact probe)",
+        "no RRI training; accuracy/F1 at the validation median",
+        z_va,
+        z_te,
+        time.time() - t,
+        float(np.median(z_va)),
+    )
 
     # ---------------------------------------------------------------- MRL
     utrs = read_mrl(data / "mrl/Smart5UTR_egfp_m1pseudo_2_test20k.csv")
@@ -130,8 +159,18 @@ def main() -> None:
         t = time.time()
         r1 = predict_expression(te_csv, runs / name / "model")
         r2 = predict_expression(human, runs / name / "model", variants=True)
-        mrows.append((name, r1["metrics"]["r2"], r1["metrics"]["spearman"], r2["metrics"]["r2"], r2["metrics"]["spearman"],
-                      r2["variants"]["spearman"], r2["variants"]["pearson"], time.time() - t))
+        mrows.append(
+            (
+                name,
+                r1["metrics"]["r2"],
+                r1["metrics"]["spearman"],
+                r2["metrics"]["r2"],
+                r2["metrics"]["spearman"],
+                r2["variants"]["spearman"],
+                r2["variants"]["pearson"],
+                time.time() - t,
+            )
+        )
 
     lines = [
         "# RNA–RNA interaction and expression on CPU (resm vs baselines, one run)",
@@ -149,16 +188,25 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.0f} |")
-    lines += ["", "## Expression: mean ribosome load of 50-nt 5'UTRs", "",
-              f"Test 20k: the seeded 10% of the 20k library ({len(te20)} UTRs). "
-              f"Human: {len(hu)} wild-type and variant fragments "
-              f"(another library, measured as `hrl`); variant effect over {len(vp)} (wild type, variant) pairs.", "",
-              "| model | test20k R² | test20k Spearman | human R² | human Spearman "
-              "| variant Δ Spearman | variant Δ Pearson | eval s |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.0f} |"
+        )
+    lines += [
+        "",
+        "## Expression: mean ribosome load of 50-nt 5'UTRs",
+        "",
+        f"Test 20k: the seeded 10% of the 20k library ({len(te20)} UTRs). "
+        f"Human: {len(hu)} wild-type and variant fragments "
+        f"(another library, measured as `hrl`); variant effect over {len(vp)} (wild type, variant) pairs.",
+        "",
+        "| model | test20k R² | test20k Spearman | human R² | human Spearman "
+        "| variant Δ Spearman | variant Δ Pearson | eval s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in mrows:
-        lines.append(f"| {r[0]} | {r[1]:.3f} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.0f} |")
+        lines.append(
+            f"| {r[0]} | {r[1]:.3f} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.0f} |"
+        )
     lines += ["", "Training times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()) if times else ""]
     a.out.write_text("\n".join(lines) + "\n")
     (runs / "results.json").write_text(json.dumps({"rri": rows, "mrl": mrows, "times": times}, indent=1, default=float))
@@ -166,7 +214,10 @@ def main() -> None:
 
 
 def _tsv(pairs, path: Path) -> Path:
-    path.write_text("a_name\ta_seq\tb_name\tb_seq\tlabel\n" + "".join(f"{p.a_name}\t{p.a}\t{p.b_name}\t{p.b}\t{p.label}\n" for p in pairs))
+    path.write_text(
+        "a_name\ta_seq\tb_name\tb_seq\tlabel\n"
+        + "".join(f"{p.a_name}\t{p.a}\t{p.b_name}\t{p.b}\t{p.label}\n" for p in pairs)
+    )
     return path
 
 

@@ -74,8 +74,7 @@ def main() -> None:
     from resm.structure.folders import linearpartition_mea
     from resm.structure.io import read_structures
     from resm.structure.metrics import f1_score
-    from resm.structure.model import load_structure_model
-    from resm.structure.model import resolve_model
+    from resm.structure.model import load_structure_model, resolve_model
     from resm.structure.predictor import PairPredictor
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -121,8 +120,10 @@ def main() -> None:
             k += len(g)
 
         def score(preds, refs=refs):
-            return (float(np.mean([f1_score(p, r) for p, r in zip(preds, refs)])),
-                    float(np.mean([f1_score(p, r, shift=True) for p, r in zip(preds, refs)])))
+            return (
+                float(np.mean([f1_score(p, r) for p, r in zip(preds, refs)])),
+                float(np.mean([f1_score(p, r, shift=True) for p, r in zip(preds, refs)])),
+            )
 
         rows.append((L, label, "resm, each record alone (no length effect)", *score(stitched), secs))
         t = time.perf_counter()
@@ -130,7 +131,11 @@ def main() -> None:
         rows.append((L, label, "EternaFold MEA, joined", *score(ef), time.perf_counter() - t))
         for w in [0, *a.windows]:
             preds, secs = fold(seqs, w)
-            name = "resm, joined, backbone on the whole sequence" if w == 0 else f"resm, joined, backbone windows of {w} nt"
+            name = (
+                "resm, joined, backbone on the whole sequence"
+                if w == 0
+                else f"resm, joined, backbone windows of {w} nt"
+            )
             rows.append((L, label, name, *score(preds), secs))
             print(f"{L} {name}: {rows[-1][3]:.4f} / {rows[-1][4]:.4f}", flush=True)
         print(f"{L}: {n_nt} nt done", flush=True)
@@ -142,7 +147,8 @@ def main() -> None:
         "# Long RNAs built from validation records (VL0 joined end to end): accuracy against length",
         "",
         f"Command: `python experiments/structure_cpu/length_proxy.py --threads {a.threads}"
-        + (f" --bpp-cache {a.bpp_cache}" if a.bpp_cache else "") + f" --out {a.out}`  ",
+        + (f" --bpp-cache {a.bpp_cache}" if a.bpp_cache else "")
+        + f" --out {a.out}`  ",
         f"Model: `{a.model or 'default (the shipped model)'}`, its stored decoding; every resm row reads one "
         f"model file, only `head.embed_window` changes. Validation records only (VL0). "
         f"Machine: {platform.machine()}, {a.threads} threads. "

@@ -22,8 +22,8 @@ import argparse
 import shlex
 import sys
 
-from resm.config import load_config
 from resm.backbone.load import safe_load
+from resm.config import load_config
 from resm.structure.decode import Decoding
 from resm.structure.model import model_from_payload, save_structure_model
 from resm.tasks.structure_task import StructureTask
@@ -31,18 +31,26 @@ from resm.utils.io import atomic_write_text
 
 
 def table(before: dict, after: dict, old: Decoding, new: Decoding, selected, command: str) -> str:
-    lines = ["# Decoding chosen again on the validation sets", "", f"Command: `{command}`  ",
-             f"Chosen on the mean F1 of: {', '.join(selected)}.  ",
-             f"Before: {old.describe()}.  ", f"After: {new.describe()}.", "",
-             "| set | n | F1 before | F1 after | F1 ±1 before | F1 ±1 after | precision before / after "
-             "| recall before / after | pred/ref pairs before | pred/ref pairs after |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Decoding chosen again on the validation sets",
+        "",
+        f"Command: `{command}`  ",
+        f"Chosen on the mean F1 of: {', '.join(selected)}.  ",
+        f"Before: {old.describe()}.  ",
+        f"After: {new.describe()}.",
+        "",
+        "| set | n | F1 before | F1 after | F1 ±1 before | F1 ±1 after | precision before / after "
+        "| recall before / after | pred/ref pairs before | pred/ref pairs after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in before:
         b, a = before[s], after[s]
-        lines.append(f"| {s} | {b['n']} | {b['f1_mean']:.3f} | {a['f1_mean']:.3f} | {b['f1_shift_mean']:.3f} "
-                     f"| {a['f1_shift_mean']:.3f} | {b['precision_mean']:.3f} / {a['precision_mean']:.3f} "
-                     f"| {b['recall_mean']:.3f} / {a['recall_mean']:.3f} "
-                     f"| {b['pair_ratio']:.2f} | {a['pair_ratio']:.2f} |")
+        lines.append(
+            f"| {s} | {b['n']} | {b['f1_mean']:.3f} | {a['f1_mean']:.3f} | {b['f1_shift_mean']:.3f} "
+            f"| {a['f1_shift_mean']:.3f} | {b['precision_mean']:.3f} / {a['precision_mean']:.3f} "
+            f"| {b['recall_mean']:.3f} / {a['recall_mean']:.3f} "
+            f"| {b['pair_ratio']:.2f} | {a['pair_ratio']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from resm.heads.pairs import PairHeadConfig
 from resm.backbone.load import safe_load
+from resm.heads.pairs import PairHeadConfig
 from resm.structure.model import model_from_payload, save_structure_model
 
 

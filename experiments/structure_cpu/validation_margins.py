@@ -39,8 +39,8 @@ def main() -> None:
     import torch
 
     from resm.config import load_config
-    from resm.fasta import token_batches
     from resm.data.labelled_structures import family_split, load_records
+    from resm.fasta import token_batches
     from resm.mapping import get_scheme
     from resm.structure.decode import Decoding
     from resm.structure.folders import fold_with
@@ -52,8 +52,11 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="a pair-head structure_model.pt (default: the shipped model)")
-    ap.add_argument("--config", default="configs/finetune/structure.yaml",
-                    help="the finetune config the model was trained with (its validation sets and seed)")
+    ap.add_argument(
+        "--config",
+        default="configs/finetune/structure.yaml",
+        help="the finetune config the model was trained with (its validation sets and seed)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bpp-cache", default=None, help="folder of stored priors (read and filled)")
     ap.add_argument("--out", required=True)
@@ -88,9 +91,13 @@ def main() -> None:
             return r["f1_mean"], r["f1_shift_mean"]
 
         gamma = "per sequence" if stored.auto_gamma else f"{stored.gamma:g}"
-        rows = [(f"resm, stored decoding (gamma {gamma}, prior weight {stored.prior_weight:g}, "
-                 f"pseudoknots above {stored.pseudoknot_threshold})",
-                 *score([pred.decode(s, c.i, c.j, q, pp) for s, c, q, pp in items]))]
+        rows = [
+            (
+                f"resm, stored decoding (gamma {gamma}, prior weight {stored.prior_weight:g}, "
+                f"pseudoknots above {stored.pseudoknot_threshold})",
+                *score([pred.decode(s, c.i, c.j, q, pp) for s, c, q, pp in items]),
+            )
+        ]
         for w in WEIGHTS:
             dec = Decoding(stored.gamma, w, stored.pseudoknot_threshold, stored.auto_gamma)
             label = "EternaFold probabilities alone, resm's MEA decoder" if w == 1.0 else f"resm, prior weight {w:g}"
@@ -98,8 +105,12 @@ def main() -> None:
         for folder in ("eternafold", "rnafold"):
             with ProcessPoolExecutor(a.threads) as ex:
                 preds = list(ex.map(fold_with, [folder] * len(seqs), seqs, chunksize=16))
-            rows.append(({"eternafold": "EternaFold MEA (LinearPartition, beam 100)",
-                          "rnafold": "RNAfold MFE"}[folder], *score(preds)))
+            rows.append(
+                (
+                    {"eternafold": "EternaFold MEA (LinearPartition, beam 100)", "rnafold": "RNAfold MFE"}[folder],
+                    *score(preds),
+                )
+            )
         results[name] = (len(recs), rows, model_s)
         for r in rows:
             print(f"{name}: {r[0]}: {r[1]:.4f} / {r[2]:.4f}", flush=True)
@@ -108,7 +119,8 @@ def main() -> None:
         "# The structure model's margin over EternaFold on the validation sets",
         "",
         f"Command: `python experiments/structure_cpu/validation_margins.py --threads {a.threads}"
-        + (f" --bpp-cache {a.bpp_cache}" if a.bpp_cache else "") + f" --out {a.out}`  ",
+        + (f" --bpp-cache {a.bpp_cache}" if a.bpp_cache else "")
+        + f" --out {a.out}`  ",
         f"Model: `{a.model or 'default (the shipped model)'}`; validation sets of `{a.config}` (whole sets, "
         f"not the 400-record subsets the decoding was chosen on). Machine: {platform.machine()}, "
         f"{a.threads} threads. Mean per-sequence F1, strict / ±1 shift; margin: against EternaFold MEA.",

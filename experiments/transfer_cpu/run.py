@@ -60,34 +60,82 @@ def run_arm(name: str, a) -> None:
     res = json.loads(res_file.read_text()) if res_file.exists() else {}
     model_init = [f"model.init={a.protein}", "model.arch=null"] if init else ["model.arch=small", "model.init=null"]
     if "pretrain_s" not in res:
-        res["pretrain_s"] = sh(["pretrain", "--config", "configs/pretrain/cpu_demo.yaml", *model_init, f"data.scheme={scheme}",
-                                f"train.max_steps={a.steps}", "train.max_minutes=null", "train.val_every=200",
-                                "train.ckpt_every=200", "train.progress=false", f"train.out_dir={out / 'pretrain'}"], log)
+        res["pretrain_s"] = sh(
+            [
+                "pretrain",
+                "--config",
+                "configs/pretrain/cpu_demo.yaml",
+                *model_init,
+                f"data.scheme={scheme}",
+                f"train.max_steps={a.steps}",
+                "train.max_minutes=null",
+                "train.val_every=200",
+                "train.ckpt_every=200",
+                "train.progress=false",
+                f"train.out_dir={out / 'pretrain'}",
+            ],
+            log,
+        )
         res_file.write_text(json.dumps(res))
     model = out / "pretrain" / "model.pt"
     data = Path(a.data_dir)
     if "probe" not in res:
         t = time.time()
-        sh(["probe", model, data / "ss/bprna/TR0.dbn", "--val", data / "ss/bprna/VL0.dbn", "--scheme", scheme,
-            "--out", out / "probe.pt", "--max-train", 100, "--max-val", 100], log)
+        sh(
+            [
+                "probe",
+                model,
+                data / "ss/bprna/TR0.dbn",
+                "--val",
+                data / "ss/bprna/VL0.dbn",
+                "--scheme",
+                scheme,
+                "--out",
+                out / "probe.pt",
+                "--max-train",
+                100,
+                "--max-val",
+                100,
+            ],
+            log,
+        )
         res["probe"] = zero_shot_scores(model, out / "probe.pt", scheme, data, a.limit)
         res["probe"]["seconds"] = time.time() - t
         res_file.write_text(json.dumps(res))
     if "f1_mean" not in res.get("supervised", {}).get("ts0", {}):
         t = time.time()
         if not (out / "structure" / "structure_model.pt").exists():
-            sh(["finetune", "--config", "configs/finetune/structure_conv.yaml", f"model.init={model}", f"model.scheme={scheme}",
-                "data.use_bpp=false", f"train.max_steps={a.head_steps}", "train.max_minutes=null", "train.val_every=0",
-                "train.progress=false", f"train.out_dir={out / 'structure'}"], log)
+            sh(
+                [
+                    "finetune",
+                    "--config",
+                    "configs/finetune/structure_conv.yaml",
+                    f"model.init={model}",
+                    f"model.scheme={scheme}",
+                    "data.use_bpp=false",
+                    f"train.max_steps={a.head_steps}",
+                    "train.max_minutes=null",
+                    "train.val_every=0",
+                    "train.progress=false",
+                    f"train.out_dir={out / 'structure'}",
+                ],
+                log,
+            )
         sys.path.insert(0, str(REPO))
         from resm.structure.benchmark import evaluate_structure
 
         sup = {}
         for ds in ("ts0", "bprna-new"):
             r = evaluate_structure(out / "structure" / "structure_model.pt", ds, data, limit=a.limit, progress=False)
-            sup[ds] = {"n": r["n"], "threshold": r["threshold"], "f1_mean": r["model"]["f1_mean"],
-                       "f1_shift_mean": r["model"]["f1_shift_mean"], "rnafold_f1_mean": r["rnafold"]["f1_mean"],
-                       "rnafold_f1_shift_mean": r["rnafold"]["f1_shift_mean"], "seconds_model": r["seconds_model"]}
+            sup[ds] = {
+                "n": r["n"],
+                "threshold": r["threshold"],
+                "f1_mean": r["model"]["f1_mean"],
+                "f1_shift_mean": r["model"]["f1_shift_mean"],
+                "rnafold_f1_mean": r["rnafold"]["f1_mean"],
+                "rnafold_f1_shift_mean": r["rnafold"]["f1_shift_mean"],
+                "seconds_model": r["seconds_model"],
+            }
         res["supervised"] = sup
         res["supervised"]["seconds"] = time.time() - t
         res_file.write_text(json.dumps(res, default=float))
@@ -95,14 +143,13 @@ def run_arm(name: str, a) -> None:
 
 def zero_shot_scores(model_path, probe, scheme_name, data: Path, limit: int) -> dict:
     sys.path.insert(0, str(REPO))
-    from resm.structure.datasets import load_dataset
-    from resm.structure.probe import ProbeFile
-    from resm.mapping import get_scheme
-    from resm.structure.metrics import evaluate
     from resm.backbone.load import load_backbone
+    from resm.mapping import get_scheme
+    from resm.structure.datasets import load_dataset
     from resm.structure.io import read_structures
-    from resm.structure.probe import load_probe
+    from resm.structure.metrics import evaluate
     from resm.structure.predictor import MapPredictor
+    from resm.structure.probe import ProbeFile, load_probe
 
     scheme = get_scheme(scheme_name)
     model = load_backbone(str(model_path), scheme).model.eval()
@@ -132,20 +179,36 @@ def report(a) -> None:
         tr = [x for x in log if x["split"] == "train"]
         curves[label] = val
         p, s = r.get("probe", {}), r.get("supervised", {})
-        rows.append((label, val[-1][1] if val else float("nan"), val[-1][2] if val else float("nan"),
-                     tr[-1]["tokens_seen"] if tr else 0, (tr[-1]["elapsed_s"] if tr else 0) / 60,
-                     p.get("vl0", {}).get("f1", float("nan")), p.get("ts0", {}).get("f1", float("nan")),
-                     s.get("ts0", {}).get("f1_mean", float("nan")), s.get("ts0", {}).get("f1_shift_mean", float("nan")),
-                     s.get("bprna-new", {}).get("f1_mean", float("nan")), s.get("bprna-new", {}).get("f1_shift_mean", float("nan"))))
-    lines = ["# Transfer at equal budget (CPU scale): protein-initialised vs random vs native tokens", "",
-             f"Command: `python experiments/transfer_cpu/run.py --protein {a.protein} --steps {a.steps} "
-             f"--head-steps {a.head_steps} --limit {a.limit}`", "",
-             "| arm | val MLM loss (held-out families) | unigram | tokens | pretrain min | zero-shot F1 VL0 "
-             "| zero-shot F1 TS0 | supervised TS0 F1 | ±1 | supervised bpRNA-new F1 | ±1 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+        rows.append(
+            (
+                label,
+                val[-1][1] if val else float("nan"),
+                val[-1][2] if val else float("nan"),
+                tr[-1]["tokens_seen"] if tr else 0,
+                (tr[-1]["elapsed_s"] if tr else 0) / 60,
+                p.get("vl0", {}).get("f1", float("nan")),
+                p.get("ts0", {}).get("f1", float("nan")),
+                s.get("ts0", {}).get("f1_mean", float("nan")),
+                s.get("ts0", {}).get("f1_shift_mean", float("nan")),
+                s.get("bprna-new", {}).get("f1_mean", float("nan")),
+                s.get("bprna-new", {}).get("f1_shift_mean", float("nan")),
+            )
+        )
+    lines = [
+        "# Transfer at equal budget (CPU scale): protein-initialised vs random vs native tokens",
+        "",
+        f"Command: `python experiments/transfer_cpu/run.py --protein {a.protein} --steps {a.steps} "
+        f"--head-steps {a.head_steps} --limit {a.limit}`",
+        "",
+        "| arm | val MLM loss (held-out families) | unigram | tokens | pretrain min | zero-shot F1 VL0 "
+        "| zero-shot F1 TS0 | supervised TS0 F1 | ±1 | supervised bpRNA-new F1 | ±1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:,} | {r[4]:.1f} | {r[5]:.3f} | {r[6]:.3f} "
-                     f"| {r[7]:.3f} | {r[8]:.3f} | {r[9]:.3f} | {r[10]:.3f} |")
+        lines.append(
+            f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]:,} | {r[4]:.1f} | {r[5]:.3f} | {r[6]:.3f} "
+            f"| {r[7]:.3f} | {r[8]:.3f} | {r[9]:.3f} | {r[10]:.3f} |"
+        )
     ref = None
     for n in ARMS:
         f = REPO / a.runs / n / "result.json"
@@ -155,9 +218,12 @@ def report(a) -> None:
             break
     if ref:
         ts0, new = ref["ts0"], ref["bprna-new"]
-        lines += ["", f"RNAfold (MFE) on the same subsets: TS0 {ts0['rnafold_f1_mean']:.3f} / "
-                  f"{ts0['rnafold_f1_shift_mean']:.3f}, bpRNA-new {new['rnafold_f1_mean']:.3f} / "
-                  f"{new['rnafold_f1_shift_mean']:.3f} (strict / ±1)."]
+        lines += [
+            "",
+            f"RNAfold (MFE) on the same subsets: TS0 {ts0['rnafold_f1_mean']:.3f} / "
+            f"{ts0['rnafold_f1_shift_mean']:.3f}, bpRNA-new {new['rnafold_f1_mean']:.3f} / "
+            f"{new['rnafold_f1_shift_mean']:.3f} (strict / ±1).",
+        ]
     lines += ["", "Validation MLM loss along the run (step: loss):", ""]
     for label, val in curves.items():
         lines.append(f"* {label}: " + ", ".join(f"{s}: {v:.4f}" for s, v, _ in val))

@@ -46,7 +46,6 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -84,14 +83,15 @@ class AdapterConfig:
     r: int = 8
     alpha: float = 16.0
     dropout: float = 0.0
-    targets: List[str] = field(default_factory=lambda: list(TARGETS))
-    layers: Optional[List[int]] = None
+    targets: list[str] = field(default_factory=lambda: list(TARGETS))
+    layers: list[int] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise AdapterError naming the first bad field."""
+
         def bad(f: str, why: str) -> AdapterError:
             return AdapterError(f"adapter config: field {f!r}: {why}")
 
@@ -136,7 +136,7 @@ class AdapterConfig:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "AdapterConfig":
+    def from_dict(cls, d: dict) -> AdapterConfig:
         if not isinstance(d, dict):
             raise AdapterError(f"adapter config: expected a mapping, got {type(d).__name__}")
         unknown = sorted(set(d) - {"r", "alpha", "dropout", "targets", "layers"})
@@ -150,14 +150,10 @@ def _is_lora_key(key: str) -> bool:
     return any(part.startswith("lora_") for part in key.split("."))
 
 
-def base_state_dict(model: ESM2) -> Dict[str, torch.Tensor]:
+def base_state_dict(model: ESM2) -> dict[str, torch.Tensor]:
     """The backbone's state dict under fair-esm names: peft's ``.base_layer`` infix removed and
     every ``lora_*`` entry dropped, so a model with adapters still exports as a plain backbone."""
-    return {
-        k.replace(".base_layer.", "."): v
-        for k, v in model.state_dict().items()
-        if not _is_lora_key(k)
-    }
+    return {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if not _is_lora_key(k)}
 
 
 def backbone_checksum(model: ESM2) -> str:
@@ -174,7 +170,7 @@ def backbone_checksum(model: ESM2) -> str:
 
 
 # ----------------------------------------------------------------------- adapters in memory
-def _lora_layers(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+def _lora_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     if "peft" not in sys.modules:  # no LoRA layer can exist yet; spare the slow import
         return []
     from peft.tuners.lora import LoraLayer
@@ -187,7 +183,7 @@ def _check_name(name: str, what: str = "adapter") -> None:
         raise AdapterError(f"{what} name {name!r}: must match [A-Za-z0-9_-]+")
 
 
-def target_modules(model: ESM2, cfg: AdapterConfig) -> List[str]:
+def target_modules(model: ESM2, cfg: AdapterConfig) -> list[str]:
     """Module names (e.g. ``layers.0.self_attn.q_proj``) that ``cfg`` puts adapters on."""
     n = len(model.layers)
     layers = list(range(n)) if cfg.layers is None else cfg.layers
@@ -195,15 +191,13 @@ def target_modules(model: ESM2, cfg: AdapterConfig) -> List[str]:
         if i >= n:
             raise AdapterError(f"adapter config: field 'layers': layer {i} does not exist (model has {n})")
     return [
-        f"layers.{i}.self_attn.{t}" if t in _ATTN_TARGETS else f"layers.{i}.{t}"
-        for i in layers
-        for t in cfg.targets
+        f"layers.{i}.self_attn.{t}" if t in _ATTN_TARGETS else f"layers.{i}.{t}" for i in layers for t in cfg.targets
     ]
 
 
-def _adapter_params(model: nn.Module, name: str) -> Dict[str, nn.Parameter]:
+def _adapter_params(model: nn.Module, name: str) -> dict[str, nn.Parameter]:
     """{portable key (adapter name removed): parameter} of adapter ``name``."""
-    out: Dict[str, nn.Parameter] = {}
+    out: dict[str, nn.Parameter] = {}
     for key, p in model.named_parameters(remove_duplicate=False):
         parts = key.split(".")
         for i in range(len(parts) - 1):
@@ -213,7 +207,7 @@ def _adapter_params(model: nn.Module, name: str) -> Dict[str, nn.Parameter]:
     return out
 
 
-def adapter_names(model: nn.Module) -> List[str]:
+def adapter_names(model: nn.Module) -> list[str]:
     """Names of the adapters injected into ``model``, sorted."""
     names: set = set()
     for _, layer in _lora_layers(model):
@@ -221,7 +215,7 @@ def adapter_names(model: nn.Module) -> List[str]:
     return sorted(names)
 
 
-def active_adapter(model: nn.Module) -> Optional[str]:
+def active_adapter(model: nn.Module) -> str | None:
     """The active adapter's name; None when there are none or they are disabled."""
     layers = _lora_layers(model)
     if not layers or any(layer.disable_adapters for _, layer in layers):
@@ -230,7 +224,7 @@ def active_adapter(model: nn.Module) -> Optional[str]:
     return active[0] if active else None
 
 
-def set_active_adapter(model: nn.Module, name: Optional[str]) -> None:
+def set_active_adapter(model: nn.Module, name: str | None) -> None:
     """Route every LoRA layer through adapter ``name`` (its parameters trainable, every other
     adapter's frozen); None disables all adapters, so the model computes the plain backbone."""
     layers = _lora_layers(model)
@@ -255,9 +249,7 @@ def add_adapter(model: ESM2, name: str, cfg: AdapterConfig) -> None:
     targets = target_modules(model, cfg)
     from peft import LoraConfig, inject_adapter_in_model
 
-    lcfg = LoraConfig(
-        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, bias="none"
-    )
+    lcfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, bias="none")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Already found a `peft_config`")
         inject_adapter_in_model(lcfg, model, adapter_name=name)
@@ -267,7 +259,7 @@ def add_adapter(model: ESM2, name: str, cfg: AdapterConfig) -> None:
     set_active_adapter(model, name)
 
 
-def adapter_parameters(model: nn.Module, name: str) -> List[nn.Parameter]:
+def adapter_parameters(model: nn.Module, name: str) -> list[nn.Parameter]:
     """The trainable tensors of adapter ``name`` (for an optimiser)."""
     params = list(_adapter_params(model, name).values())
     if not params:
@@ -275,7 +267,7 @@ def adapter_parameters(model: nn.Module, name: str) -> List[nn.Parameter]:
     return params
 
 
-def adapter_state_dict(model: nn.Module, name: str) -> Dict[str, torch.Tensor]:
+def adapter_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
     """Copies of adapter ``name``'s tensors under portable keys (without the adapter name)."""
     params = _adapter_params(model, name)
     if not params:
@@ -283,7 +275,7 @@ def adapter_state_dict(model: nn.Module, name: str) -> Dict[str, torch.Tensor]:
     return {k: p.detach().clone() for k, p in params.items()}
 
 
-def load_adapter_state_dict(model: nn.Module, name: str, state: Dict[str, torch.Tensor]) -> None:
+def load_adapter_state_dict(model: nn.Module, name: str, state: dict[str, torch.Tensor]) -> None:
     """Copy ``state`` (portable keys) into adapter ``name``; strict on keys and shapes."""
     params = _adapter_params(model, name)
     if not params:
@@ -350,9 +342,7 @@ def read_manifest(folder) -> dict:
 def _check_backbone(manifest: dict, model: ESM2, where: str) -> None:
     want, have = manifest["backbone"]["sha256"], backbone_checksum(model)
     if want != have:
-        raise AdapterError(
-            f"{where}: adapters were trained on backbone {want[:12]} but this backbone is {have[:12]}"
-        )
+        raise AdapterError(f"{where}: adapters were trained on backbone {want[:12]} but this backbone is {have[:12]}")
 
 
 def _check_scheme(manifest: dict, scheme: Scheme, where: str) -> None:
@@ -375,7 +365,7 @@ def check_manifest(manifest: dict, model: ESM2, scheme: Scheme, where: str) -> N
     _check_scheme(manifest, scheme, where)
 
 
-def _open_manifest(folder: Path, model: Optional[ESM2], scheme: Optional[Scheme], source: str = "") -> dict:
+def _open_manifest(folder: Path, model: ESM2 | None, scheme: Scheme | None, source: str = "") -> dict:
     """The existing manifest checked against model/scheme, or a new one made from them."""
     path = folder / MANIFEST
     if path.exists():
@@ -399,7 +389,7 @@ def _open_manifest(folder: Path, model: Optional[ESM2], scheme: Optional[Scheme]
     }
 
 
-def _write_tensors(path: Path, state: Dict[str, torch.Tensor], meta: Dict[str, str]) -> str:
+def _write_tensors(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
     """Atomically write ``state`` as safetensors; returns the sha256 of the bytes written."""
     from safetensors.torch import save_file
 
@@ -417,7 +407,7 @@ def _write_manifest(folder: Path, manifest: dict) -> None:
     atomic_write_text(folder / MANIFEST, text + "\n")
 
 
-def _read_tensors(folder: Path, entry: dict, what: str) -> Dict[str, torch.Tensor]:
+def _read_tensors(folder: Path, entry: dict, what: str) -> dict[str, torch.Tensor]:
     """Load an entry's safetensors file after checking its name and sha256."""
     from safetensors.torch import load
 
@@ -437,9 +427,7 @@ def _read_tensors(folder: Path, entry: dict, what: str) -> Dict[str, torch.Tenso
         raise AdapterError(f"{path}: not a safetensors file: {e}") from None
 
 
-def save_adapter(
-    folder, model: ESM2, name: str, cfg: AdapterConfig, scheme: Scheme, backbone_source: str = ""
-) -> Path:
+def save_adapter(folder, model: ESM2, name: str, cfg: AdapterConfig, scheme: Scheme, backbone_source: str = "") -> Path:
     """Write adapter ``name`` to ``folder/adapter-<name>.safetensors`` and record it in the
     manifest (created if needed; a manifest of another backbone or scheme -> AdapterError)."""
     folder = Path(folder)
@@ -467,10 +455,10 @@ def save_head(
     head: nn.Module,
     config: dict,
     task: str,
-    adapter: Optional[str],
-    extra: Optional[dict] = None,
-    model: Optional[ESM2] = None,
-    scheme: Optional[Scheme] = None,
+    adapter: str | None,
+    extra: dict | None = None,
+    model: ESM2 | None = None,
+    scheme: Scheme | None = None,
     backbone_source: str = "",
 ) -> Path:
     """Write a task head to ``folder/head-<name>.safetensors`` and record it in the manifest with
@@ -517,8 +505,8 @@ def load_adapter(folder, model: ESM2, name: str, scheme: Scheme) -> AdapterConfi
 
 
 def load_head_state(
-    folder, name: str, model: Optional[ESM2] = None, scheme: Optional[Scheme] = None
-) -> Tuple[Dict[str, torch.Tensor], dict]:
+    folder, name: str, model: ESM2 | None = None, scheme: Scheme | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
     """(state dict, manifest entry) of head ``name``, its file's sha256 verified; the bundle is
     checked against ``model`` and/or ``scheme`` when given."""
     folder = Path(folder)

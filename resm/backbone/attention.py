@@ -21,7 +21,7 @@ through :func:`sym_apc`) use the same ones.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -51,8 +51,9 @@ def sym_apc(attn: torch.Tensor) -> torch.Tensor:
     return apc(a + a.transpose(-1, -2))
 
 
-def run_attention(model: ESM2, tokens: torch.Tensor, consume: LayerMaps, repr_layers: Iterable[int] = (),
-                  return_logits: bool = False) -> Dict[str, torch.Tensor]:
+def run_attention(
+    model: ESM2, tokens: torch.Tensor, consume: LayerMaps, repr_layers: Iterable[int] = (), return_logits: bool = False
+) -> dict[str, torch.Tensor]:
     """Run ``model`` once on ``tokens`` (B, T) and hand each layer's (B, H, L, L) sym+APC maps
     (residues only, L = T - 2) to ``consume``; returns the model's output dict."""
 
@@ -67,7 +68,7 @@ class StackedMaps:
 
     def __init__(self, cpu: bool = False):
         self.cpu = cpu
-        self.layers: Dict[int, torch.Tensor] = {}
+        self.layers: dict[int, torch.Tensor] = {}
 
     def __call__(self, layer: int, maps: torch.Tensor) -> None:
         self.layers[layer] = maps.detach().float().cpu() if self.cpu else maps
@@ -81,8 +82,15 @@ class PairCells:
     """Keeps the features of cells ``(i[k], j[k])`` of one sequence: :attr:`out` is float32
     (n, layers * heads); memory O(n x layers x heads) besides one layer's maps."""
 
-    def __init__(self, i: np.ndarray, j: np.ndarray, num_layers: int, heads: int,
-                 device: torch.device | str = "cpu", name: str = "model"):
+    def __init__(
+        self,
+        i: np.ndarray,
+        j: np.ndarray,
+        num_layers: int,
+        heads: int,
+        device: torch.device | str = "cpu",
+        name: str = "model",
+    ):
         self.heads, self.name = heads, name
         self.out = np.zeros((len(i), num_layers * heads), dtype=np.float32)
         self.ti = torch.as_tensor(i, device=device)
@@ -91,7 +99,9 @@ class PairCells:
     def __call__(self, layer: int, maps: torch.Tensor) -> None:
         if maps.ndim == 4:
             if maps.shape[0] != 1:
-                raise ValueError(f"{self.name}: pair features are read from one sequence, got a batch of {maps.shape[0]}")
+                raise ValueError(
+                    f"{self.name}: pair features are read from one sequence, got a batch of {maps.shape[0]}"
+                )
             maps = maps[0]
         H = self.heads
         if maps.shape[0] != H:
@@ -106,7 +116,7 @@ class BatchCells:
 
     def __init__(self, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor):
         self.b, self.i, self.j = b, i, j
-        self.layers: Dict[int, torch.Tensor] = {}
+        self.layers: dict[int, torch.Tensor] = {}
 
     def __call__(self, layer: int, maps: torch.Tensor) -> None:
         if maps.ndim == 3:
@@ -125,7 +135,7 @@ class LinearMap:
     def __init__(self, weight: np.ndarray | torch.Tensor, heads: int, device: torch.device | str = "cpu"):
         self.w = torch.as_tensor(weight, dtype=torch.float32, device=device).reshape(-1)
         self.heads = heads
-        self.acc: Optional[torch.Tensor] = None
+        self.acc: torch.Tensor | None = None
 
     def __call__(self, layer: int, maps: torch.Tensor) -> None:
         H = self.heads
@@ -139,7 +149,7 @@ class LinearMap:
 
 
 # ----------------------------------------------------------------------------- ESM-2 helpers
-def pair_index(pairs_mask, L: int) -> Tuple[np.ndarray, np.ndarray]:
+def pair_index(pairs_mask, L: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``i`` and columns ``j`` of an (L, L) bool mask (``np.nonzero`` order), of an (n, 2)
     integer array (in its order), or of all i < j (``np.triu_indices(L, 1)`` order) for None."""
     if pairs_mask is None:
@@ -160,8 +170,9 @@ def pair_index(pairs_mask, L: int) -> Tuple[np.ndarray, np.ndarray]:
     return i.astype(np.int64), j.astype(np.int64)
 
 
-def stacked_attention_maps(model: ESM2, tokens: torch.Tensor,
-                           layers: Optional[Sequence[int]] = None) -> Tuple[torch.Tensor, Dict[int, torch.Tensor]]:
+def stacked_attention_maps(
+    model: ESM2, tokens: torch.Tensor, layers: Sequence[int] | None = None
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """Run the backbone once: ``(maps, representations)``.
 
     maps: (B, layers * heads, L, L) fp32 sym+APC maps. The result itself is

@@ -7,7 +7,6 @@ resm's backbone uses fair-esm's parameter names, so a fair-esm checkpoint only l
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional
 
 import torch
 
@@ -42,12 +41,12 @@ _GLOBAL_KEYS = [
 _FAIR_PREFIX = re.compile(r"^(encoder\.sentence_encoder\.|encoder\.)")
 
 
-def strip_fair_prefixes(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+def strip_fair_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """fair-esm checkpoint keys (``encoder.sentence_encoder.layers...``) -> module keys."""
     return {_FAIR_PREFIX.sub("", k): v for k, v in state.items()}
 
 
-def add_fair_prefixes(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+def add_fair_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Module keys -> the key layout of fair-esm's released ``.pt`` files."""
     out = {}
     for k, v in state.items():
@@ -58,7 +57,7 @@ def add_fair_prefixes(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
-def normalise_hf_names(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+def normalise_hf_names(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Drop rotary buffers (recomputed) and accept LayerNorm ``gamma``/``beta`` names, which
     older checkpoints and some transformers releases write instead of ``weight``/``bias``."""
     out = {}
@@ -71,8 +70,8 @@ def normalise_hf_names(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
-def hf_to_fair(state: Dict[str, Tensor], num_layers: int) -> Dict[str, Tensor]:
-    out: Dict[str, Tensor] = {}
+def hf_to_fair(state: dict[str, Tensor], num_layers: int) -> dict[str, Tensor]:
+    out: dict[str, Tensor] = {}
     for fair, hf in _GLOBAL_KEYS:
         if hf in state:
             out[fair] = state[hf]
@@ -87,8 +86,8 @@ def hf_to_fair(state: Dict[str, Tensor], num_layers: int) -> Dict[str, Tensor]:
     return out
 
 
-def fair_to_hf(state: Dict[str, Tensor], num_layers: int) -> Dict[str, Tensor]:
-    out: Dict[str, Tensor] = {}
+def fair_to_hf(state: dict[str, Tensor], num_layers: int) -> dict[str, Tensor]:
+    out: dict[str, Tensor] = {}
     for fair, hf in _GLOBAL_KEYS:
         if fair in state:
             out[hf] = state[fair]
@@ -155,7 +154,7 @@ def config_from_hf(cfg: dict) -> ESM2Config:
     )
 
 
-def _fast_tokenizer(replacements: Dict[str, str]) -> dict:
+def _fast_tokenizer(replacements: dict[str, str]) -> dict:
     """tokenizer.json (the ``tokenizers`` library's format) of ESM-2's 33 tokens that first
     replaces raw RNA letters by the scheme's protein letters, then reads one token per
     character; ``<cls>``/``<eos>`` around a sequence, as ``EsmTokenizer`` does."""
@@ -163,8 +162,18 @@ def _fast_tokenizer(replacements: Dict[str, str]) -> dict:
 
     special = ["<cls>", "<pad>", "<eos>", "<unk>", "<mask>"]
     idx = ALPHABET.tok_to_idx
-    added = [{"id": idx[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-              "normalized": False, "special": True} for t in special]
+    added = [
+        {
+            "id": idx[t],
+            "content": t,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+        for t in special
+    ]
     rules = [{"type": "Replace", "pattern": {"String": a}, "content": b} for a, b in sorted(replacements.items())]
 
     def seq(name, type_id=0):
@@ -174,22 +183,30 @@ def _fast_tokenizer(replacements: Dict[str, str]) -> dict:
         return {"SpecialToken": {"id": name, "type_id": type_id}}
 
     return {
-        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
         "normalizer": {"type": "Sequence", "normalizers": rules},
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "WhitespaceSplit"},
-            {"type": "Split", "pattern": {"Regex": "."}, "behavior": "Isolated", "invert": False}]},
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "WhitespaceSplit"},
+                {"type": "Split", "pattern": {"Regex": "."}, "behavior": "Isolated", "invert": False},
+            ],
+        },
         "post_processor": {
             "type": "TemplateProcessing",
             "single": [tok("<cls>"), seq("A"), tok("<eos>")],
             "pair": [tok("<cls>"), seq("A"), tok("<eos>"), seq("B", 1), tok("<eos>", 1)],
-            "special_tokens": {t: {"id": t, "ids": [idx[t]], "tokens": [t]} for t in ("<cls>", "<eos>")}},
+            "special_tokens": {t: {"id": t, "ids": [idx[t]], "tokens": [t]} for t in ("<cls>", "<eos>")},
+        },
         "decoder": None,
         "model": {"type": "WordLevel", "vocab": dict(idx), "unk_token": "<unk>"},
     }
 
 
-def hf_tokenizer_files(replacements: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def hf_tokenizer_files(replacements: dict[str, str] | None = None) -> dict[str, str]:
     """File name -> text of the tokenizer of an ESM-2 Hugging Face folder, so that
     ``transformers.AutoTokenizer.from_pretrained(folder)`` works on a folder resm wrote.
 
@@ -202,11 +219,15 @@ def hf_tokenizer_files(replacements: Optional[Dict[str, str]] = None) -> Dict[st
 
     from ..alphabet import ALPHABET
 
-    special = {"cls_token": "<cls>", "pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>",
-               "mask_token": "<mask>"}
+    special = {
+        "cls_token": "<cls>",
+        "pad_token": "<pad>",
+        "eos_token": "<eos>",
+        "unk_token": "<unk>",
+        "mask_token": "<mask>",
+    }
     cls = "PreTrainedTokenizerFast" if replacements else "EsmTokenizer"
-    config = {"tokenizer_class": cls, "model_max_length": 1026, "clean_up_tokenization_spaces": True,
-              **special}
+    config = {"tokenizer_class": cls, "model_max_length": 1026, "clean_up_tokenization_spaces": True, **special}
     files = {
         "vocab.txt": "".join(t + "\n" for t in ALPHABET.all_toks),
         "tokenizer_config.json": json.dumps(config, indent=2) + "\n",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -29,7 +29,15 @@ import torch.nn.functional as F
 
 from .esm2 import ESM2, bos_eos_positions
 
-__all__ = ["MODES", "prepare_backbone", "window_hidden", "BackboneEncoder", "OneHotEncoder", "OneHotConfig", "EncoderError"]
+__all__ = [
+    "MODES",
+    "prepare_backbone",
+    "window_hidden",
+    "BackboneEncoder",
+    "OneHotEncoder",
+    "OneHotConfig",
+    "EncoderError",
+]
 
 MODES = ("frozen", "adapters", "full")
 SHARED_ADAPTER = "shared"
@@ -39,8 +47,9 @@ class EncoderError(ValueError):
     """A bad encoder setting (one line)."""
 
 
-def prepare_backbone(backbone: ESM2, mode: str, adapter: Optional[Any] = None, adapter_name: str = SHARED_ADAPTER,
-                     seed: int = 0) -> None:
+def prepare_backbone(
+    backbone: ESM2, mode: str, adapter: Any | None = None, adapter_name: str = SHARED_ADAPTER, seed: int = 0
+) -> None:
     """Set which backbone weights train, in place: ``frozen`` none; ``adapters`` a new LoRA
     adapter (``adapter``, an :class:`resm.backbone.adapters.AdapterConfig`, initialised from
     ``seed``) and nothing else; ``full`` everything except the LM head and the contact
@@ -89,7 +98,7 @@ def window_hidden(backbone: ESM2, tokens: torch.Tensor, window: int, max_windows
     B, T = tokens.shape
     long_rows = [b for b in range(B) if int(lengths[b]) > window]
     short_rows = [b for b in range(B) if int(lengths[b]) <= window]
-    parts: Dict[int, torch.Tensor] = {}
+    parts: dict[int, torch.Tensor] = {}
     if short_rows:
         width = int(lengths[short_rows].max()) + 2
         h = backbone(tokens[short_rows, :width], return_logits=False)["last_hidden"]
@@ -100,10 +109,15 @@ def window_hidden(backbone: ESM2, tokens: torch.Tensor, window: int, max_windows
         n = int(lengths[b])
         starts = list(range(0, n - window, step)) + [n - window]
         res = tokens[b, 1 : 1 + n]
-        wins = torch.stack([torch.cat([tokens.new_tensor([BOS]), res[s : s + window], tokens.new_tensor([EOS])])
-                            for s in starts])
-        hs = torch.cat([backbone(wins[k : k + max_windows], return_logits=False)["last_hidden"]
-                        for k in range(0, len(starts), max_windows)])
+        wins = torch.stack(
+            [torch.cat([tokens.new_tensor([BOS]), res[s : s + window], tokens.new_tensor([EOS])]) for s in starts]
+        )
+        hs = torch.cat(
+            [
+                backbone(wins[k : k + max_windows], return_logits=False)["last_hidden"]
+                for k in range(0, len(starts), max_windows)
+            ]
+        )
         centres = torch.tensor([s + (window - 1) / 2 for s in starts], dtype=torch.float64)
         pos = torch.arange(n, dtype=torch.float64)
         mids = (centres[1:] + centres[:-1]) / 2  # a position on a midpoint stays with the first window
@@ -118,8 +132,14 @@ def window_hidden(backbone: ESM2, tokens: torch.Tensor, window: int, max_windows
 class BackboneEncoder(nn.Module):
     """ESM-2 backbone -> residue embeddings (last layer), in mode frozen / adapters / full."""
 
-    def __init__(self, backbone: ESM2, mode: str = "frozen", adapter: Optional[Any] = None,
-                 adapter_name: str = SHARED_ADAPTER, seed: int = 0):
+    def __init__(
+        self,
+        backbone: ESM2,
+        mode: str = "frozen",
+        adapter: Any | None = None,
+        adapter_name: str = SHARED_ADAPTER,
+        seed: int = 0,
+    ):
         super().__init__()
         prepare_backbone(backbone, mode, adapter, adapter_name, seed)
         self.backbone, self.mode = backbone, mode
@@ -139,7 +159,7 @@ class BackboneEncoder(nn.Module):
             self.backbone.eval()
         return self
 
-    def forward(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = batch["tokens"]
         frozen = self.mode == "frozen" or not torch.is_grad_enabled()
         with torch.no_grad() if frozen else contextlib.nullcontext():
@@ -178,7 +198,7 @@ class OneHotEncoder(nn.Module):
 
     mode = "full"
 
-    def __init__(self, cfg: Optional[OneHotConfig] = None):
+    def __init__(self, cfg: OneHotConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or OneHotConfig()
         self.stem = nn.Conv1d(4, cfg.channels, cfg.kernel, padding=cfg.kernel // 2) if cfg.layers else None
@@ -192,7 +212,7 @@ class OneHotEncoder(nn.Module):
     def embed_dim(self) -> int:
         return self.cfg.channels if self.cfg.layers else 4
 
-    def forward(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         nuc = batch["nuc"]
         mask = batch.get("mask", nuc < 4)
         x = F.one_hot(nuc.clamp(max=4), 5)[..., :4].float() * mask[..., None]

@@ -14,7 +14,7 @@ without renaming), and the maths is the same, with three differences in how it i
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -39,9 +39,9 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         inv_freq = 1.0 / (10000 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
         self.register_buffer("inv_freq", inv_freq)  # persistent: fair-esm checkpoints hold it
-        self._cache: Tuple[int, torch.device, torch.Tensor, torch.Tensor] | None = None
+        self._cache: tuple[int, torch.device, torch.Tensor, torch.Tensor] | None = None
 
-    def cos_sin(self, length: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    def cos_sin(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         c = self._cache
         if c is None or c[0] < length or c[1] != device:
             with torch.autocast(device_type=device.type, enabled=False):
@@ -59,7 +59,7 @@ class RotaryEmbedding(nn.Module):
         rotated = torch.cat((-x2, x1), dim=-1)
         return (xf * cos + rotated * sin).to(x.dtype)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k: (..., T, head_dim)."""
         cos, sin = self.cos_sin(k.shape[-2], k.device)
         return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
@@ -85,9 +85,9 @@ class SelfAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        key_padding_mask: Optional[torch.Tensor],
+        key_padding_mask: torch.Tensor | None,
         need_weights: bool = False,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (B, T, E); key_padding_mask: (B, T), True at padding, or None."""
         b, t, e = x.shape
         q = self._heads(self.q_proj(x) * self.scaling)
@@ -166,7 +166,7 @@ class ContactHead(nn.Module):
         attn = attn[..., 1:-1, 1:-1]  # drop BOS and the last column (EOS or padding)
         return apc(attn + attn.transpose(-1, -2))
 
-    def accumulate(self, acc: Optional[torch.Tensor], layer: int, attn, tokens) -> torch.Tensor:
+    def accumulate(self, acc: torch.Tensor | None, layer: int, attn, tokens) -> torch.Tensor:
         """Add this layer's weighted features to ``acc``, a few heads at a time."""
         b, h, t, _ = attn.shape
         w = self.regression.weight[0, layer * self.num_heads : (layer + 1) * self.num_heads].float()
@@ -224,9 +224,9 @@ class ESM2(nn.Module):
         repr_layers: Iterable[int] = (),
         need_head_weights: bool = False,
         return_contacts: bool = False,
-        attention_callback: Optional[AttentionCallback] = None,
+        attention_callback: AttentionCallback | None = None,
         return_logits: bool = True,
-    ) -> Dict[str, torch.Tensor]:
+    ) -> dict[str, torch.Tensor]:
         """tokens: (B, T) with BOS/EOS and PAD, as made by ``resm.alphabet.pad_batch``.
 
         * repr_layers: layers whose hidden states to return (0 = embeddings; the last layer is
@@ -241,7 +241,7 @@ class ESM2(nn.Module):
         padding_mask = tokens.eq(PAD)
         x = self.embed(tokens, padding_mask)
         repr_layers = set(repr_layers)
-        reps: Dict[int, torch.Tensor] = {}
+        reps: dict[int, torch.Tensor] = {}
         if 0 in repr_layers:
             reps[0] = x
         kpm = padding_mask if padding_mask.any() else None
@@ -273,7 +273,7 @@ class ESM2(nn.Module):
         x = self.emb_layer_norm_after(x)
         if self.num_layers in repr_layers:
             reps[self.num_layers] = x
-        out: Dict[str, torch.Tensor] = {"representations": reps, "last_hidden": x}
+        out: dict[str, torch.Tensor] = {"representations": reps, "last_hidden": x}
         if return_logits:
             out["logits"] = self.lm_head(x)
         if need_head_weights:

@@ -18,9 +18,9 @@ import pickle
 import re
 import sys
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 
@@ -52,7 +52,7 @@ class CheckpointError(RuntimeError):
 @dataclass
 class Loaded:
     model: ESM2
-    meta: Dict[str, object] = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
 
     @property
     def cfg(self) -> ESM2Config:
@@ -85,12 +85,21 @@ TRUST_HINT = "if you trust this file, pass --trust-checkpoint (in a config: trus
 
 def warn_unpickling(path, named: str) -> None:
     """The stderr line said whenever a file is unpickled in full because it is trusted."""
-    print(f"resm: warning: {path}: unpickled in full because it is trusted (--trust-checkpoint / trust_checkpoint); "
-          f"it names {named}, and unpickling runs whatever code the file holds", file=sys.stderr, flush=True)
+    print(
+        f"resm: warning: {path}: unpickled in full because it is trusted (--trust-checkpoint / trust_checkpoint); "
+        f"it names {named}, and unpickling runs whatever code the file holds",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
-def safe_load(path: str | os.PathLike, trust: bool = False, allow: Sequence[object] = (),
-              map_location="cpu", hint: str = TRUST_HINT) -> object:
+def safe_load(
+    path: str | os.PathLike,
+    trust: bool = False,
+    allow: Sequence[object] = (),
+    map_location="cpu",
+    hint: str = TRUST_HINT,
+) -> object:
     """``torch.load`` with ``weights_only=True``: only tensors, plain containers and the
     globals allow-listed here (``argparse.Namespace``, plus ``allow``) are rebuilt, so loading
     runs no code from the file. A file that names anything else is a :class:`CheckpointError`
@@ -159,7 +168,7 @@ def _config_from_fair(data: dict, where: str) -> ESM2Config:
         raise CheckpointError(f"{where}: not an ESM-2 checkpoint (no cfg.model; {e})") from None
 
 
-def load_state(model: ESM2, state: Dict[str, torch.Tensor], where: str) -> bool:
+def load_state(model: ESM2, state: dict[str, torch.Tensor], where: str) -> bool:
     """Load weights strictly except for rotary buffers (recomputed) and the contact regression
     (optional). Returns whether the contact regression was present."""
     expected = set(model.state_dict())
@@ -185,7 +194,7 @@ def _regression_path(path: Path) -> Path:
 
 
 def load_fair_esm(
-    path: str | os.PathLike, regression: Optional[str | os.PathLike] = None, trust: bool = False, data=None
+    path: str | os.PathLike, regression: str | os.PathLike | None = None, trust: bool = False, data=None
 ) -> Loaded:
     """A fair-esm ESM-2 ``.pt`` under any file name (``data``: its content, when already read).
     The contact regression is taken from ``regression`` or, like fair-esm, from
@@ -267,7 +276,8 @@ def hf_cached_folder(repo_id: str) -> Path:
     root = _hf_cache_root()
     missing = CheckpointError(
         f"{repo_id}: not in the local Hugging Face cache ({root}); fetch it first "
-        f"(hf download {repo_id}) or give a local model folder")
+        f"(hf download {repo_id}) or give a local model folder"
+    )
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
@@ -311,8 +321,8 @@ def load_pretrained(name: str, trust: bool = False) -> Loaded:
 
 def load_backbone(
     spec: str | os.PathLike,
-    scheme: Optional[Scheme] = None,
-    regression: Optional[str | os.PathLike] = None,
+    scheme: Scheme | None = None,
+    regression: str | os.PathLike | None = None,
     trust: bool = False,
 ) -> Loaded:
     """Load ESM-2 weights from a fair-esm ``.pt`` path, a Hugging Face folder or a fair-esm
@@ -328,7 +338,9 @@ def load_backbone(
         loaded = load_hf(hf_cached_folder(str(spec)), trust)
         loaded.meta["source"] = str(spec)
     else:
-        raise CheckpointError(f"{spec}: no such checkpoint file, model folder, ESM-2 model name or cached Hugging Face id")
+        raise CheckpointError(
+            f"{spec}: no such checkpoint file, model folder, ESM-2 model name or cached Hugging Face id"
+        )
     if scheme is not None:
         scheme.check(loaded.meta, where=str(spec))
     return loaded
@@ -336,17 +348,17 @@ def load_backbone(
 
 def load_with_scheme(
     spec: str | os.PathLike,
-    scheme_name: Optional[str] = None,
-    regression: Optional[str | os.PathLike] = None,
+    scheme_name: str | None = None,
+    regression: str | os.PathLike | None = None,
     trust: bool = False,
-) -> Tuple[Loaded, Scheme]:
+) -> tuple[Loaded, Scheme]:
     """:func:`load_backbone`, with the scheme chosen: the one named, else the checkpoint's own,
     else the default; it must be the scheme the checkpoint was trained with."""
     loaded = load_backbone(spec, None, regression, trust)
     return loaded, choose_scheme(loaded, scheme_name, spec)
 
 
-def choose_scheme(loaded: Loaded, scheme_name: Optional[str], spec) -> Scheme:
+def choose_scheme(loaded: Loaded, scheme_name: str | None, spec) -> Scheme:
     """The scheme named, else the checkpoint's own, else the default; it must be the scheme the
     checkpoint was trained with."""
     from ..mapping import DEFAULT_SCHEME, get_scheme
@@ -370,7 +382,7 @@ def _fair_namespace(cfg: ESM2Config, arch: str) -> argparse.Namespace:
     )
 
 
-def resm_meta(scheme: Optional[Scheme], arch: Optional[str] = None, **extra) -> dict:
+def resm_meta(scheme: Scheme | None, arch: str | None = None, **extra) -> dict:
     from .._version import __version__
 
     meta = {"resm_version": __version__}
@@ -382,19 +394,25 @@ def resm_meta(scheme: Optional[Scheme], arch: Optional[str] = None, **extra) -> 
     return meta
 
 
-def fair_esm_name_problem(path: str | os.PathLike) -> Optional[str]:
+def fair_esm_name_problem(path: str | os.PathLike) -> str | None:
     """Why fair-esm's ``load_model_and_alphabet_local`` would not read ``path`` as ESM-2 (it
     takes the ESM-2 path only for a file name starting with ``esm2``), or None."""
     path = Path(path)
     if path.stem.startswith("esm2"):
         return None
-    return (f"{path}: fair-esm reads a file as ESM-2 only when its name starts with 'esm2' "
-            f"(name it {path.with_name('esm2_' + path.name).name}, or give --any-name: resm itself reads any name)")
+    return (
+        f"{path}: fair-esm reads a file as ESM-2 only when its name starts with 'esm2' "
+        f"(name it {path.with_name('esm2_' + path.name).name}, or give --any-name: resm itself reads any name)"
+    )
 
 
 def save_fair_esm(
-    model: ESM2, path: str | os.PathLike, meta: Optional[dict] = None, regression: bool = True,
-    dtype: torch.dtype | None = None, companion: bool = False,
+    model: ESM2,
+    path: str | os.PathLike,
+    meta: dict | None = None,
+    regression: bool = True,
+    dtype: torch.dtype | None = None,
+    companion: bool = False,
 ) -> None:
     """Write ``model`` as a fair-esm ESM-2 ``.pt`` (loadable by ``esm.pretrained``) atomically.
     resm's own metadata (mapping scheme, hash) rides along under the key ``resm``. ``dtype``
@@ -422,7 +440,7 @@ def save_fair_esm(
             torch.save({"model": reg}, tmp)
 
 
-def _replacements(meta: Optional[dict]) -> Dict[str, str]:
+def _replacements(meta: dict | None) -> dict[str, str]:
     """The RNA -> protein letters the folder's tokenizer applies (its scheme's, when single-letter)."""
     from ..mapping import MappingError, get_scheme
 
@@ -433,7 +451,7 @@ def _replacements(meta: Optional[dict]) -> Dict[str, str]:
         return {}
 
 
-def save_hf(model: ESM2, folder: str | os.PathLike, meta: Optional[dict] = None) -> None:
+def save_hf(model: ESM2, folder: str | os.PathLike, meta: dict | None = None) -> None:
     """Write ``model`` as a Hugging Face ``EsmForMaskedLM`` folder (config.json +
     model.safetensors and the tokenizer files, :func:`hf_tokenizer_files`), plus resm.json with
     the mapping metadata; atomically."""

@@ -53,9 +53,18 @@ _HF_MODULE = {
 }
 _HF_KEY = re.compile(r"^(?:base_model\.model\.)?esm\.encoder\.layer\.(\d+)\.(.+)\.(lora_[AB])\.weight$")
 # fields of LoraConfig whose non-default values resm's adapters cannot honour
-_UNSUPPORTED = {"use_dora": False, "use_rslora": False, "fan_in_fan_out": False, "modules_to_save": None,
-                "rank_pattern": {}, "alpha_pattern": {}, "layer_replication": None, "lora_bias": False,
-                "target_parameters": None, "trainable_token_indices": None}
+_UNSUPPORTED = {
+    "use_dora": False,
+    "use_rslora": False,
+    "fan_in_fan_out": False,
+    "modules_to_save": None,
+    "rank_pattern": {},
+    "alpha_pattern": {},
+    "layer_replication": None,
+    "lora_bias": False,
+    "target_parameters": None,
+    "trainable_token_indices": None,
+}
 
 
 def _hf_module(resm_module: str) -> str:
@@ -131,12 +140,18 @@ def read_peft_adapter(folder) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
         raise AdapterError(f"{weights}: holds no LoRA weights")
     per_module = {k.rsplit(".lora_", 1)[0] for k in state}
     if len(per_module) != len(layers) * len(targets):
-        raise AdapterError(f"{weights}: the adapted modules are not the same in every adapted layer, "
-                           "which resm's adapters require")
+        raise AdapterError(
+            f"{weights}: the adapted modules are not the same in every adapted layer, which resm's adapters require"
+        )
     r = int(pc.get("r", 8))
     try:
-        cfg = AdapterConfig(r=r, alpha=float(pc.get("lora_alpha", 8)), dropout=float(pc.get("lora_dropout", 0.0)),
-                            targets=[t for t in TARGETS if t in targets], layers=sorted(layers))
+        cfg = AdapterConfig(
+            r=r,
+            alpha=float(pc.get("lora_alpha", 8)),
+            dropout=float(pc.get("lora_dropout", 0.0)),
+            targets=[t for t in TARGETS if t in targets],
+            layers=sorted(layers),
+        )
     except AdapterError as e:
         raise AdapterError(f"{cfg_file}: {e}") from None
     return cfg, state

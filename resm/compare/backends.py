@@ -51,9 +51,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -121,16 +121,16 @@ class BackendSpec:
 
     name: str
     kind: str
-    checkpoint: Optional[str] = None
-    scheme: Optional[str] = None
-    model: Optional[str] = None
+    checkpoint: str | None = None
+    scheme: str | None = None
+    model: str | None = None
     layer: int = -1
     trust_checkpoint: bool = False
-    max_bp_span: Optional[int] = None
-    folder: Optional[str] = None
+    max_bp_span: int | None = None
+    folder: str | None = None
 
     @classmethod
-    def from_dict(cls, d: object, where: str = "backend") -> "BackendSpec":
+    def from_dict(cls, d: object, where: str = "backend") -> BackendSpec:
         """Validate one ``backends`` entry (the keys its kind takes, then
         :func:`resm.config.from_dict`); every problem is a one-line ConfigError naming the key."""
         from ..config import ConfigError, from_dict
@@ -161,8 +161,10 @@ class BackendSpec:
         if kind == "resm" and str(spec.checkpoint).startswith("random:"):
             from ..backbone.config import ARCHS
 
-            if spec.checkpoint[len("random:"):] not in ARCHS:
-                raise ConfigError(f"{where}: checkpoint {spec.checkpoint!r}: unknown architecture; known: {', '.join(ARCHS)}")
+            if spec.checkpoint[len("random:") :] not in ARCHS:
+                raise ConfigError(
+                    f"{where}: checkpoint {spec.checkpoint!r}: unknown architecture; known: {', '.join(ARCHS)}"
+                )
         if spec.max_bp_span is not None and spec.max_bp_span < 4:
             raise ConfigError(f"{where}: max_bp_span must be an integer >= 4, got {spec.max_bp_span!r}")
         return spec
@@ -200,13 +202,13 @@ class Backend:
         self.num_heads = 0
         self.embed_dim = 0
         self.num_params = 0
-        self.max_length: Optional[int] = None
+        self.max_length: int | None = None
 
-    def load(self) -> "Backend":
+    def load(self) -> Backend:
         """Load the weights; raise :class:`BackendUnavailable` when they are not present."""
         raise NotImplementedError
 
-    def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
+    def run(self, seq: str, attention_callback: AttentionCallback | None = None) -> torch.Tensor:
         """One forward pass (no gradients): the (L, E) float32 CPU embeddings of ``seq``; with a
         callback, each layer's (H, L, L) sym+APC attention features are passed to it."""
         raise NotImplementedError
@@ -249,9 +251,13 @@ class Backend:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def describe(self) -> Dict[str, object]:
-        return {"layers": self.num_layers, "heads": self.num_heads, "embed_dim": self.embed_dim,
-                "params_m": self.num_params / 1e6}
+    def describe(self) -> dict[str, object]:
+        return {
+            "layers": self.num_layers,
+            "heads": self.num_heads,
+            "embed_dim": self.embed_dim,
+            "params_m": self.num_params / 1e6,
+        }
 
 
 # --------------------------------------------------------------------------- resm (ESM-2)
@@ -260,7 +266,7 @@ class ResmBackend(Backend):
 
     kind = "resm"
 
-    def load(self) -> "ResmBackend":
+    def load(self) -> ResmBackend:
         from ..backbone.config import ARCHS
         from ..backbone.load import HUB_ID, CheckpointError
         from ..structure.model import DEFAULT_MODEL, load_with_scheme
@@ -268,14 +274,20 @@ class ResmBackend(Backend):
         spec = self.spec
         p = _path(spec.checkpoint)
         if str(spec.checkpoint).startswith("random:") and not p.exists():
-            from ..mapping import DEFAULT_SCHEME, get_scheme
             from ..backbone.load import Loaded, init_model
+            from ..mapping import DEFAULT_SCHEME, get_scheme
 
-            loaded, self.scheme = Loaded(init_model(spec.checkpoint[len("random:"):], seed=0)), get_scheme(spec.scheme or DEFAULT_SCHEME)
+            loaded, self.scheme = (
+                Loaded(init_model(spec.checkpoint[len("random:") :], seed=0)),
+                get_scheme(spec.scheme or DEFAULT_SCHEME),
+            )
         elif p.exists() or str(spec.checkpoint) == DEFAULT_MODEL:  # a file or folder, or the shipped model's backbone
-            loaded, self.scheme = load_with_scheme(p if p.exists() else DEFAULT_MODEL, spec.scheme, None,
-                                                   spec.trust_checkpoint)
-        elif (str(spec.checkpoint) in ARCHS and str(spec.checkpoint).startswith("esm2_")) or HUB_ID.match(str(spec.checkpoint)):
+            loaded, self.scheme = load_with_scheme(
+                p if p.exists() else DEFAULT_MODEL, spec.scheme, None, spec.trust_checkpoint
+            )
+        elif (str(spec.checkpoint) in ARCHS and str(spec.checkpoint).startswith("esm2_")) or HUB_ID.match(
+            str(spec.checkpoint)
+        ):
             try:
                 loaded, self.scheme = load_with_scheme(str(spec.checkpoint), spec.scheme, None, spec.trust_checkpoint)
             except CheckpointError as e:
@@ -290,7 +302,7 @@ class ResmBackend(Backend):
         self.layer = _resolve_layer(spec.layer, self.num_layers, self.name)
         return self
 
-    def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
+    def run(self, seq: str, attention_callback: AttentionCallback | None = None) -> torch.Tensor:
         from ..alphabet import pad_batch
 
         tokens = pad_batch([self.scheme.encode(seq, self.name)]).to(self.device)
@@ -298,8 +310,9 @@ class ResmBackend(Backend):
             if attention_callback is None:
                 out = self.model(tokens, repr_layers=[self.layer], return_logits=False)
             else:
-                out = run_attention(self.model, tokens, lambda layer, maps: attention_callback(layer, maps[0]),
-                                    repr_layers=[self.layer])
+                out = run_attention(
+                    self.model, tokens, lambda layer, maps: attention_callback(layer, maps[0]), repr_layers=[self.layer]
+                )
         return out["representations"][self.layer][0, 1:-1].float().cpu()
 
 
@@ -309,7 +322,7 @@ class RnaFmBackend(Backend):
 
     kind = "rnafm"
 
-    def load(self) -> "RnaFmBackend":
+    def load(self) -> RnaFmBackend:
         from ..backbone.load import CheckpointError, safe_load
 
         try:
@@ -351,7 +364,7 @@ class RnaFmBackend(Backend):
         _, _, tokens = self.converter([("seq", s)])
         return tokens
 
-    def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
+    def run(self, seq: str, attention_callback: AttentionCallback | None = None) -> torch.Tensor:
         tokens = self.tokens(seq).to(self.device)
         a, L = self.start, len(seq)
         with torch.no_grad():
@@ -369,7 +382,7 @@ class MultiMoleculeBackend(Backend):
 
     kind = "multimolecule"
 
-    def load(self) -> "MultiMoleculeBackend":
+    def load(self) -> MultiMoleculeBackend:
         try:
             import multimolecule  # noqa: F401  (registers its models with transformers' Auto classes)
         except ImportError:
@@ -397,7 +410,7 @@ class MultiMoleculeBackend(Backend):
         self.layer = _resolve_layer(self.spec.layer, self.num_layers, self.name)
         return self
 
-    def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
+    def run(self, seq: str, attention_callback: AttentionCallback | None = None) -> torch.Tensor:
         from ..nucleotides import normalise
 
         s = normalise(seq, self.name)
@@ -425,7 +438,7 @@ class ViennaBackend(Backend):
     has_embeddings = False
     has_attention = False
 
-    def load(self) -> "ViennaBackend":
+    def load(self) -> ViennaBackend:
         try:
             from ..structure import folders  # noqa: F401  (imports RNA)
         except ImportError:
@@ -444,7 +457,7 @@ class ViennaBackend(Backend):
 
         return rnafold_duplex_energy(a, b)
 
-    def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
+    def run(self, seq: str, attention_callback: AttentionCallback | None = None) -> torch.Tensor:
         raise ValueError(f"{self.name}: ViennaRNA has no embeddings")
 
 
@@ -455,7 +468,7 @@ class FolderBackend(ViennaBackend):
 
     kind = "folder"
 
-    def load(self) -> "FolderBackend":
+    def load(self) -> FolderBackend:
         from ..structure.folders import FOLDERS, FolderUnavailable
 
         f = FOLDERS[self.spec.folder]
@@ -482,11 +495,11 @@ class OneHotBackend(Backend):
     kind = "onehot"
     has_attention = False
 
-    def load(self) -> "OneHotBackend":
+    def load(self) -> OneHotBackend:
         self.embed_dim = 4
         return self
 
-    def run(self, seq: str, attention_callback: Optional[AttentionCallback] = None) -> torch.Tensor:
+    def run(self, seq: str, attention_callback: AttentionCallback | None = None) -> torch.Tensor:
         from ..nucleotides import rna_codes
 
         if attention_callback is not None:

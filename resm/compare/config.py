@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, ClassVar
 
 from ..config import ConfigError, coerce, from_dict
 from ..heads.mrl import ExpressionHeadConfig
-from ..heads.rri import InteractionHeadConfig
 from ..heads.pair_map import StructureHeadConfig
+from ..heads.rri import InteractionHeadConfig
 from ..train import OptimConfig
 from .backends import BackendSpec
 
@@ -43,7 +43,9 @@ def _positive(where: str, v: Any, allow_none: bool = False, zero: bool = False) 
     if v is None and allow_none:
         return
     if not isinstance(v, int) or isinstance(v, bool) or v < (0 if zero else 1):
-        raise ConfigError(f"{where} must be an integer >= {0 if zero else 1}{' or null' if allow_none else ''}, got {v!r}")
+        raise ConfigError(
+            f"{where} must be an integer >= {0 if zero else 1}{' or null' if allow_none else ''}, got {v!r}"
+        )
 
 
 @dataclass
@@ -64,9 +66,9 @@ class DataSection:
     train: str = ""
     val: str = ""
     test: str = ""
-    max_train: Optional[int] = 100
-    max_val: Optional[int] = 100
-    max_test: Optional[int] = 200
+    max_train: int | None = 100
+    max_val: int | None = 100
+    max_test: int | None = 200
     max_length: int = 500
     seed: int = 0
 
@@ -148,8 +150,15 @@ class Budget:
     def optim(self) -> OptimConfig:
         """The loop's optimiser settings: AdamW (betas 0.9 / 0.999) at a constant rate after
         the warm-up, gradient clipping."""
-        return OptimConfig(lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.999), eps=1e-8,
-                           warmup_steps=self.warmup_steps, schedule="constant", max_grad_norm=self.max_grad_norm)
+        return OptimConfig(
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            betas=(0.9, 0.999),
+            eps=1e-8,
+            warmup_steps=self.warmup_steps,
+            schedule="constant",
+            max_grad_norm=self.max_grad_norm,
+        )
 
 
 @dataclass
@@ -182,7 +191,7 @@ class TrainSection(Budget):
         _number("train.pos_weight", self.pos_weight)
 
 
-def _number(where: str, v: Any, low: float = 0.0, strict: bool = True, high: Optional[float] = None) -> None:
+def _number(where: str, v: Any, low: float = 0.0, strict: bool = True, high: float | None = None) -> None:
     """A real number above ``low`` (``>= low`` unless ``strict``) and below ``high`` when given."""
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > low if strict else v >= low)
     if ok and high is not None:
@@ -199,7 +208,7 @@ def _file_key(where: str, v: Any, what: str, optional: bool = False) -> None:
         raise ConfigError(f"{where}: give {what}{' (or null)' if optional else ''}, got {v!r}")
 
 
-def _head_options(where: str, head: Any, head_cls, forbidden: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+def _head_options(where: str, head: Any, head_cls, forbidden: dict[str, str] | None = None) -> dict[str, Any]:
     """Validate a ``head`` mapping (:func:`resm.config.from_dict`): fields of ``head_cls`` except
     the ``forbidden`` ones (name -> why it is not set in the config; default: embed_dim, taken
     from each backend). Returns the options as given."""
@@ -217,10 +226,10 @@ class TaskSection(Budget):
     task: ClassVar[str] = ""
     head_cls: ClassVar[type] = object
 
-    max_train: Optional[int] = 2000
-    max_val: Optional[int] = 500
-    max_test: Optional[int] = None
-    head: Optional[Dict[str, Any]] = field(default_factory=dict)
+    max_train: int | None = 2000
+    max_val: int | None = 500
+    max_test: int | None = None
+    head: dict[str, Any] | None = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -265,7 +274,7 @@ class RRISection(TaskSection):
 
     train: str = ""
     val_fraction: float = 0.1
-    val: Optional[str] = None
+    val: str | None = None
     test: str = ""
 
     def __post_init__(self) -> None:
@@ -301,9 +310,9 @@ class MRLSection(TaskSection):
     head_cls: ClassVar[type] = ExpressionHeadConfig
 
     train: str = ""
-    fractions: List[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
-    target: Optional[str] = None
-    test: Optional[str] = None
+    fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    target: str | None = None
+    test: str | None = None
     batch: int = 64
 
     def __post_init__(self) -> None:
@@ -311,15 +320,19 @@ class MRLSection(TaskSection):
         _file_key("mrl.test", self.test, "a test UTR file", optional=True)
         _file_key("mrl.target", self.target, "a column name", optional=True)
         f = self.fractions
-        if (not isinstance(f, (list, tuple)) or len(f) != 3
-                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in f)
-                or abs(sum(f) - 1) > 1e-6 or f[0] <= 0):
+        if (
+            not isinstance(f, (list, tuple))
+            or len(f) != 3
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in f)
+            or abs(sum(f) - 1) > 1e-6
+            or f[0] <= 0
+        ):
             raise ConfigError(f"mrl.fractions must be three shares >= 0 (train > 0) summing to 1, got {f!r}")
         self.fractions = [float(x) for x in f]
         super().__post_init__()
 
 
-def compare_tasks() -> Tuple[str, ...]:
+def compare_tasks() -> tuple[str, ...]:
     """The tasks ``resm compare`` runs: those whose descriptor (:data:`resm.tasks.TASKS`) has a
     compare runner, in registry order."""
     from ..tasks import tasks_with
@@ -354,15 +367,15 @@ class CompareConfig:
     """
 
     name: str
-    data: Optional[DataSection]
-    backends: List[BackendSpec]
+    data: DataSection | None
+    backends: list[BackendSpec]
     probe: ProbeSection = field(default_factory=ProbeSection)
-    head: Dict[str, Any] = field(default_factory=dict)
+    head: dict[str, Any] = field(default_factory=dict)
     train: TrainSection = field(default_factory=TrainSection)
-    tasks: List[str] = field(default_factory=lambda: ["structure"])
-    rri: Optional[RRISection] = None
-    mrl: Optional[MRLSection] = None
-    out_dir: Optional[str] = None
+    tasks: list[str] = field(default_factory=lambda: ["structure"])
+    rri: RRISection | None = None
+    mrl: MRLSection | None = None
+    out_dir: str | None = None
     device: str = "auto"
     threads: int = 0
     progress: bool = True
@@ -375,11 +388,25 @@ class CompareConfig:
         return Path(self.out_dir or f"runs/compare/{self.name}")
 
 
-TOP_KEYS = ("data", "backends", "tasks", "probe", "head", "train", "rri", "mrl", "out_dir", "device", "threads",
-            "progress", "data_dir", "strict")
+TOP_KEYS = (
+    "data",
+    "backends",
+    "tasks",
+    "probe",
+    "head",
+    "train",
+    "rri",
+    "mrl",
+    "out_dir",
+    "device",
+    "threads",
+    "progress",
+    "data_dir",
+    "strict",
+)
 
 
-def _parse_tasks(raw: Any) -> List[str]:
+def _parse_tasks(raw: Any) -> list[str]:
     TASKS = compare_tasks()
     if raw is None:
         return ["structure"]
@@ -393,7 +420,7 @@ def _parse_tasks(raw: Any) -> List[str]:
     return [t for t in TASKS if t in raw]  # always run in this order
 
 
-def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
+def parse_config(cfg: dict[str, Any], name: str = "compare") -> CompareConfig:
     """Validate a config dict (from :func:`resm.config.load_config`); every section goes through
     :func:`resm.config.from_dict`, and every problem is a one-line
     :class:`resm.config.ConfigError` (a ValueError) naming the key."""
@@ -406,7 +433,7 @@ def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
     if "structure" in tasks and "data" not in cfg:
         raise ConfigError("compare config: missing section 'data' (the structure sets)")
     data = from_dict(DataSection, cfg["data"], "data") if "data" in cfg else None
-    sections: Dict[str, Any] = {}
+    sections: dict[str, Any] = {}
     for key, cls in (("rri", RRISection), ("mrl", MRLSection)):
         if key in tasks or cfg.get(key) is not None:  # a section present is checked even when its task is off
             if key in tasks and cfg.get(key) is None:
@@ -433,8 +460,19 @@ def parse_config(cfg: Dict[str, Any], name: str = "compare") -> CompareConfig:
         device = resolve_device(device)
     threads = coerce(int, cfg.get("threads") or 0, "threads")
     _positive("threads", threads, zero=True)
-    return CompareConfig(name=name, data=data, backends=backends, probe=probe, head=dict(head), train=train,
-                         tasks=tasks, rri=sections.get("rri"), mrl=sections.get("mrl"),
-                         out_dir=coerce(str | None, cfg.get("out_dir"), "out_dir"), device=device, threads=threads,
-                         progress=coerce(bool, cfg.get("progress", True), "progress"),
-                         strict=coerce(bool, cfg.get("strict", False), "strict"))
+    return CompareConfig(
+        name=name,
+        data=data,
+        backends=backends,
+        probe=probe,
+        head=dict(head),
+        train=train,
+        tasks=tasks,
+        rri=sections.get("rri"),
+        mrl=sections.get("mrl"),
+        out_dir=coerce(str | None, cfg.get("out_dir"), "out_dir"),
+        device=device,
+        threads=threads,
+        progress=coerce(bool, cfg.get("progress", True), "progress"),
+        strict=coerce(bool, cfg.get("strict", False), "strict"),
+    )

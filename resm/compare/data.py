@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 
@@ -22,20 +22,20 @@ class Split:
     """The records of one set after filtering and subsetting, with what was left out."""
 
     path: str
-    records: List[Structure]
+    records: list[Structure]
     n_read: int
     n_long: int
     n_bad: int
     archiveii: bool
 
-    def family(self, rec: Structure) -> Optional[str]:
+    def family(self, rec: Structure) -> str | None:
         """ArchiveII family (name prefix before ``_``), or None."""
         if not self.archiveii or "_" not in rec.name:
             return None
         return rec.name.split("_", 1)[0]
 
 
-def load_split(path: str, cap: Optional[int], max_length: int, seed: int, what: str = "data") -> Split:
+def load_split(path: str, cap: int | None, max_length: int, seed: int, what: str = "data") -> Split:
     """Records of ``path`` with a usable sequence (A C G U/T and IUPAC codes) and length <=
     ``max_length``; then a seeded random subset of ``cap`` (file order kept)."""
     from ..nucleotides import MappingError, rna_codes
@@ -61,15 +61,17 @@ def load_split(path: str, cap: Optional[int], max_length: int, seed: int, what: 
             continue
         keep.append(r)
     if not keep:
-        raise ConfigError(f"{what}: no usable structures in {p} ({n_long} longer than max_length {max_length}, "
-                          f"{n_bad} without a valid sequence)")
+        raise ConfigError(
+            f"{what}: no usable structures in {p} ({n_long} longer than max_length {max_length}, "
+            f"{n_bad} without a valid sequence)"
+        )
     if cap is not None and cap < len(keep):
         idx = sorted(np.random.default_rng(seed).choice(len(keep), cap, replace=False).tolist())
         keep = [keep[i] for i in idx]
     return Split(str(p), keep, len(recs), n_long, n_bad, archiveii)
 
 
-def load_structure_splits(d: DataSection) -> Dict[str, Split]:
+def load_structure_splits(d: DataSection) -> dict[str, Split]:
     """The train / val / test structure sets of ``data``."""
     return {
         "train": load_split(d.train, d.max_train, d.max_length, d.seed, "data.train"),
@@ -87,14 +89,14 @@ class TaskData:
     and ``std`` standardise the MRL target (training set; 0 / 1 for RRI).
     """
 
-    train: List[Any]
-    val: List[Any]
-    test: List[Any]
-    about: Dict[str, str]
+    train: list[Any]
+    val: list[Any]
+    test: list[Any]
+    about: dict[str, str]
     mean: float = 0.0
     std: float = 1.0
 
-    def sequences(self, part: str) -> List[str]:
+    def sequences(self, part: str) -> list[str]:
         """The sequences of one set (both partners of every pair), in order."""
         items = getattr(self, part)
         if items and hasattr(items[0], "b"):
@@ -125,7 +127,9 @@ def load_rri(sec: RRISection) -> TaskData:
         src_tr, src_va = f"`{sec.train}`", f"`{sec.val}`"
     else:
         tr, va = split_pairs(pairs, sec.val_fraction, sec.seed)
-        src_tr = f"the training part of `{sec.train}` (`split_pairs`, val_fraction {sec.val_fraction:g}, seed {sec.seed})"
+        src_tr = (
+            f"the training part of `{sec.train}` (`split_pairs`, val_fraction {sec.val_fraction:g}, seed {sec.seed})"
+        )
         src_va = "its validation part"
     te = read_pairs(_table_file(sec.test, "rri.test"), max_length=n)
     sub = [subset(x, cap, sec.seed) for x, cap in ((tr, sec.max_train), (va, sec.max_val), (te, sec.max_test))]
@@ -135,10 +139,12 @@ def load_rri(sec: RRISection) -> TaskData:
         raise ConfigError("rri.test: AUROC and AUPRC need both labels, 0 and 1, among the test pairs")
     seen = {(p.a, p.b) for p in sub[0]}
     overlap = sum((p.a, p.b) in seen for p in sub[2])
-    about = {"train": f"{_of(len(sub[0]), len(tr))} pairs: {src_tr}",
-             "val": f"{_of(len(sub[1]), len(va))} pairs: {src_va}",
-             "test": f"{_of(len(sub[2]), len(te))} pairs from `{sec.test}` "
-                     f"({overlap} of them also among the training pairs)"}
+    about = {
+        "train": f"{_of(len(sub[0]), len(tr))} pairs: {src_tr}",
+        "val": f"{_of(len(sub[1]), len(va))} pairs: {src_va}",
+        "test": f"{_of(len(sub[2]), len(te))} pairs from `{sec.test}` "
+        f"({overlap} of them also among the training pairs)",
+    }
     return TaskData(*sub, about=about)
 
 
@@ -157,15 +163,18 @@ def load_mrl(sec: MRLSection) -> TaskData:
     limit = sec.head_config(1).max_length
     for u in (*tr, *va, *te):
         if len(u.seq) > limit:
-            raise ConfigError(f"mrl: UTR {u.name!r} (line {u.line}) has {len(u.seq)} nt, longer than "
-                              f"mrl.head.max_length {limit}")
+            raise ConfigError(
+                f"mrl: UTR {u.name!r} (line {u.line}) has {len(u.seq)} nt, longer than mrl.head.max_length {limit}"
+            )
     sub = [subset(x, cap, sec.seed) for x, cap in ((tr, sec.max_train), (va, sec.max_val), (te, sec.max_test))]
     if len(sub[0]) < 2:
         raise ConfigError(f"mrl.train: {len(sub[0])} training UTRs; the head needs at least 2")
     if len(sub[2]) < 2:
         raise ConfigError("mrl: fewer than 2 test UTRs (mrl.fractions gives the test share none; or give mrl.test)")
     y = np.array([u.mrl for u in sub[0]])
-    about = {"train": f"{_of(len(sub[0]), len(tr))} UTRs: the training part of {split}",
-             "val": f"{_of(len(sub[1]), len(va))} UTRs: its validation part",
-             "test": f"{_of(len(sub[2]), len(te))} UTRs: {src_te}"}
+    about = {
+        "train": f"{_of(len(sub[0]), len(tr))} UTRs: the training part of {split}",
+        "val": f"{_of(len(sub[1]), len(va))} UTRs: its validation part",
+        "test": f"{_of(len(sub[2]), len(te))} UTRs: {src_te}",
+    }
     return TaskData(*sub, about=about, mean=float(y.mean()), std=float(y.std() or 1.0))

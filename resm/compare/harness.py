@@ -79,13 +79,13 @@ exceed is skipped in that task's table only. "n/a" marks what a backend cannot d
 Timing and memory: :mod:`resm.compare.measure`.
 """
 
-
 from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -125,27 +125,46 @@ class AttentionProbe:
         return torch.sigmoid(backend.weighted_attention(seq, self.weight) + self.bias).cpu().numpy()
 
 
-def fit_attention_probe(backend: Backend, recs: Sequence[Structure], cfg: ProbeSection,
-                        progress: bool = True) -> AttentionProbe:
+def fit_attention_probe(
+    backend: Backend, recs: Sequence[Structure], cfg: ProbeSection, progress: bool = True
+) -> AttentionProbe:
     """Fit the probe on ``recs`` with the one probe fit, :func:`resm.structure.probe.fit_probe_weights`,
     on the backend's attention features (:meth:`resm.compare.backends.Backend.pair_features`)."""
-    fit = fit_probe_weights(lambda r, index: backend.pair_features(r.seq, index), recs, cfg.max_pairs_per_seq,
-                            cfg.C, cfg.seed, cfg.min_sep, progress=progress, desc=f"{backend.name}: probe features")
-    return AttentionProbe(fit["weight"].astype(np.float32), fit["bias"], backend.num_heads, fit["n_seqs"],
-                          fit["n_pos"], fit["n_neg"], fit["train_auroc"])
+    fit = fit_probe_weights(
+        lambda r, index: backend.pair_features(r.seq, index),
+        recs,
+        cfg.max_pairs_per_seq,
+        cfg.C,
+        cfg.seed,
+        cfg.min_sep,
+        progress=progress,
+        desc=f"{backend.name}: probe features",
+    )
+    return AttentionProbe(
+        fit["weight"].astype(np.float32),
+        fit["bias"],
+        backend.num_heads,
+        fit["n_seqs"],
+        fit["n_pos"],
+        fit["n_neg"],
+        fit["train_auroc"],
+    )
 
 
 # ----------------------------------------------------------------------------- scoring
 def _choose_and_decode(val_maps, val_recs, test_maps, test_recs, method: str, min_loop: int):
     from ..structure.decode import choose_threshold, decode
 
-    t = float(choose_threshold(val_maps, [r.seq for r in val_recs], [r.pairs for r in val_recs],
-                               method=method, min_loop=min_loop))
+    t = float(
+        choose_threshold(
+            val_maps, [r.seq for r in val_recs], [r.pairs for r in val_recs], method=method, min_loop=min_loop
+        )
+    )
     preds = [decode(P, r.seq, t, method, min_loop=min_loop) for P, r in zip(test_maps, test_recs)]
     return t, preds
 
 
-def _score(preds, recs) -> Tuple[Dict[str, float], List[Tuple[float, float]]]:
+def _score(preds, recs) -> tuple[dict[str, float], list[tuple[float, float]]]:
     from ..structure.metrics import evaluate, f1_score
 
     m = evaluate(preds, [r.pairs for r in recs])
@@ -153,12 +172,12 @@ def _score(preds, recs) -> Tuple[Dict[str, float], List[Tuple[float, float]]]:
     return m, per
 
 
-def _on(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+def _on(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 # ----------------------------------------------------------------------------- the run
-def _empty_row(spec: BackendSpec, status: str, columns: Sequence[Tuple[str, str]] = COLUMNS) -> Dict[str, Any]:
+def _empty_row(spec: BackendSpec, status: str, columns: Sequence[tuple[str, str]] = COLUMNS) -> dict[str, Any]:
     row = {k: None for k, _ in columns}
     row.update(backend=spec.name, kind=spec.kind, status=status)
     return row
@@ -171,26 +190,37 @@ def _check_length(backend: Backend, seqs: Sequence[str]) -> None:
             raise BackendUnavailable(f"sequences up to {longest} nt exceed its limit of {backend.max_length} nt")
 
 
-def _free(backend: Optional[Backend]) -> None:
+def _free(backend: Backend | None) -> None:
     if backend is not None:
         backend.close()
     gc.collect()
 
 
-def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], log) -> Tuple[Dict[str, Any], List[Dict[str, Any]], Dict[str, Any]]:
+def run_backend(
+    backend: Backend, cfg: CompareConfig, splits: dict[str, Split], log
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """The whole protocol for one loaded backend: (table row, per-sequence rows, details)."""
     tr, va, te = (splits[k].records for k in ("train", "val", "test"))
     row = _empty_row(backend.spec, "ok")
-    per_seq: List[Dict[str, Any]] = []
-    details: Dict[str, Any] = {}
+    per_seq: list[dict[str, Any]] = []
+    details: dict[str, Any] = {}
     prog = cfg.progress
 
-    def seq_rows(method: str, scores, timed: Optional[Timed]):
+    def seq_rows(method: str, scores, timed: Timed | None):
         for k, (r, (f, fs)) in enumerate(zip(te, scores)):
-            per_seq.append({"backend": backend.name, "method": method, "name": r.name, "length": len(r),
-                            "family": splits["test"].family(r), "f1": f, "f1_shift": fs,
-                            "seconds": timed.seconds[k] if timed else None,
-                            "peak_mem_mb": timed.peak_mb[k] if timed else None})
+            per_seq.append(
+                {
+                    "backend": backend.name,
+                    "method": method,
+                    "name": r.name,
+                    "length": len(r),
+                    "family": splits["test"].family(r),
+                    "f1": f,
+                    "f1_shift": fs,
+                    "seconds": timed.seconds[k] if timed else None,
+                    "peak_mem_mb": timed.peak_mb[k] if timed else None,
+                }
+            )
 
     if isinstance(backend, ViennaBackend):
         preds, secs, mems = [], [], []
@@ -202,8 +232,13 @@ def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], 
             mems.append(pm.mb)
         m, per = _score(preds, te)
         what = getattr(backend, "about", "RNAfold MFE")
-        row.update(status=f"ok ({what})", mfe_f1=m["f1_mean"], mfe_f1_shift=m["f1_shift_mean"],
-                   embed_s=float(np.sum(secs)), peak_mem_mb=_nanmax(mems))
+        row.update(
+            status=f"ok ({what})",
+            mfe_f1=m["f1_mean"],
+            mfe_f1_shift=m["f1_shift_mean"],
+            embed_s=float(np.sum(secs)),
+            peak_mem_mb=_nanmax(mems),
+        )
         seq_rows("mfe", per, Timed(secs, mems))
         return row, per_seq, {"mfe": m}
 
@@ -212,14 +247,15 @@ def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], 
         if longest > backend.max_length:
             raise BackendUnavailable(
                 f"sequences up to {longest} nt exceed its limit of {backend.max_length} nt "
-                f"(set data.max_length <= {backend.max_length})")
+                f"(set data.max_length <= {backend.max_length})"
+            )
     row.update(params_m=backend.num_params / 1e6)
     details["model"] = backend.describe()
 
     # embeddings: one timed pass per sequence, cached (the head's input)
     need_embs = cfg.train.enabled
-    timed_test: Optional[Timed] = None
-    embs: Dict[str, List[torch.Tensor]] = {}
+    timed_test: Timed | None = None
+    embs: dict[str, list[torch.Tensor]] = {}
     for k in ("test", "val", "train") if need_embs else ("test",):
         e, timed = embed_all(backend, splits[k].records, prog, f"{backend.name}: embed {k}")
         embs[k] = e if need_embs else []
@@ -231,16 +267,29 @@ def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], 
     # 1. zero-shot probe
     if cfg.probe.enabled and backend.has_attention:
         probe = fit_attention_probe(backend, tr, cfg.probe, prog)
-        val_maps = [probe.pair_probs(backend, r.seq) for r in tqdm(va, desc=f"{backend.name}: probe val", disable=not prog, leave=False)]
-        test_maps = [probe.pair_probs(backend, r.seq) for r in tqdm(te, desc=f"{backend.name}: probe test", disable=not prog, leave=False)]
+        val_maps = [
+            probe.pair_probs(backend, r.seq)
+            for r in tqdm(va, desc=f"{backend.name}: probe val", disable=not prog, leave=False)
+        ]
+        test_maps = [
+            probe.pair_probs(backend, r.seq)
+            for r in tqdm(te, desc=f"{backend.name}: probe test", disable=not prog, leave=False)
+        ]
         t, preds = _choose_and_decode(val_maps, va, test_maps, te, cfg.probe.method, cfg.probe.min_sep)
         m, per = _score(preds, te)
         row.update(zeroshot_f1=m["f1_mean"], zeroshot_f1_shift=m["f1_shift_mean"])
         seq_rows("zeroshot", per, timed_test)
-        details["zeroshot"] = {"threshold": t, "train_auroc": probe.train_auroc, "n_pos": probe.n_pos,
-                               "n_neg": probe.n_neg, **m}
-        log(f"{backend.name}: zero-shot F1 {m['f1_mean']:.3f} (±1 {m['f1_shift_mean']:.3f}), threshold {t:g}, "
-            f"train AUROC {probe.train_auroc:.3f}")
+        details["zeroshot"] = {
+            "threshold": t,
+            "train_auroc": probe.train_auroc,
+            "n_pos": probe.n_pos,
+            "n_neg": probe.n_neg,
+            **m,
+        }
+        log(
+            f"{backend.name}: zero-shot F1 {m['f1_mean']:.3f} (±1 {m['f1_shift_mean']:.3f}), threshold {t:g}, "
+            f"train AUROC {probe.train_auroc:.3f}"
+        )
     elif cfg.probe.enabled:
         row.update(zeroshot_f1=NA, zeroshot_f1_shift=NA)
         details["zeroshot"] = "n/a: the backend has no attention maps"
@@ -259,14 +308,16 @@ def run_backend(backend: Backend, cfg: CompareConfig, splits: Dict[str, Split], 
         row.update(supervised_f1=m["f1_mean"], supervised_f1_shift=m["f1_shift_mean"])
         seq_rows("supervised", per, timed_test)
         details["supervised"] = {"threshold": t, "final_loss": loss, "head_params": head.num_parameters(), **m}
-        log(f"{backend.name}: supervised F1 {m['f1_mean']:.3f} (±1 {m['f1_shift_mean']:.3f}), threshold {t:g}, "
-            f"final loss {loss:.4f}")
+        log(
+            f"{backend.name}: supervised F1 {m['f1_mean']:.3f} (±1 {m['f1_shift_mean']:.3f}), threshold {t:g}, "
+            f"final loss {loss:.4f}"
+        )
     if not any(r["method"] != "embed" for r in per_seq):
         seq_rows("embed", [(None, None)] * len(te), timed_test)
     return row, per_seq, details
 
 
-def _nanmax(v: Sequence[float]) -> Optional[float]:
+def _nanmax(v: Sequence[float]) -> float | None:
     a = np.asarray([x for x in v if x is not None], dtype=float)
     return None if a.size == 0 or np.all(np.isnan(a)) else float(np.nanmax(a))
 
@@ -278,17 +329,28 @@ def _sequence_task_model(backend: Backend, data: TaskData, sec: TaskSection, hea
     Returns ``(model, head, cache, seconds per set)``."""
     name = sec.task
     _check_length(backend, [s for part in ("train", "val", "test") for s in data.sequences(part)])
-    cache, secs = embed_unique(backend, [data.sequences("test"), data.sequences("val"), data.sequences("train")],
-                               progress, f"{backend.name}: embed {name}")
+    cache, secs = embed_unique(
+        backend,
+        [data.sequences("test"), data.sequences("val"), data.sequences("train")],
+        progress,
+        f"{backend.name}: embed {name}",
+    )
     torch.manual_seed(sec.seed)
     head = head_cls(sec.head_config(backend.embed_dim))
     model = TaskModel(CachedEncoder(cache, backend.embed_dim), {name: head}, {name: apply}).to(backend.device)
     return model, head, cache, secs
 
 
-def _task_details(m, mv, loss: float, head, cache, secs, train_s: float) -> Dict[str, Any]:
-    return {"test": m, "val": mv, "final_loss": loss, "head_params": sum(q.numel() for q in head.parameters()),
-            "distinct_sequences": len(cache), "embed_s_all": float(sum(secs)), "train_s": train_s}
+def _task_details(m, mv, loss: float, head, cache, secs, train_s: float) -> dict[str, Any]:
+    return {
+        "test": m,
+        "val": mv,
+        "final_loss": loss,
+        "head_params": sum(q.numel() for q in head.parameters()),
+        "distinct_sequences": len(cache),
+        "embed_s_all": float(sum(secs)),
+        "train_s": train_s,
+    }
 
 
 def _scheme():
@@ -298,7 +360,7 @@ def _scheme():
     return get_scheme(DEFAULT_SCHEME)
 
 
-def run_rri(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+def run_rri(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> tuple[dict[str, Any], dict[str, Any]]:
     """RNA-RNA interaction for one loaded backend: (table row, details)."""
     from ..heads.rri import rri_apply
     from ..tasks.rri import collate_pairs, predict_rri, rri_metrics
@@ -308,7 +370,7 @@ def run_rri(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
     y_val = np.array([p.label for p in data.val])
     y_test = np.array([p.label for p in data.test])
 
-    def metrics(y: np.ndarray, score: np.ndarray) -> Optional[Dict[str, float]]:
+    def metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float] | None:
         return rri_metrics(y, score) if len(y) else None
 
     if isinstance(backend, FolderBackend):
@@ -316,13 +378,22 @@ def run_rri(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
         return row, {}
     if isinstance(backend, ViennaBackend):
         t0 = time.perf_counter()
-        s_test = -np.array([backend.duplex_energy(p.a, p.b) for p in tqdm(data.test, desc=f"{backend.name}: duplexfold",
-                                                                           disable=not prog, leave=False)])
+        s_test = -np.array(
+            [
+                backend.duplex_energy(p.a, p.b)
+                for p in tqdm(data.test, desc=f"{backend.name}: duplexfold", disable=not prog, leave=False)
+            ]
+        )
         secs = time.perf_counter() - t0
         s_val = -np.array([backend.duplex_energy(p.a, p.b) for p in data.val])
         m, mv = metrics(y_test, s_test), metrics(y_val, s_val)
-        row.update(status="ok (duplexfold -dG, no training)", auroc=m["auroc"], auprc=m["auprc"],
-                   val_auroc=mv["auroc"] if mv else None, embed_s=secs)
+        row.update(
+            status="ok (duplexfold -dG, no training)",
+            auroc=m["auroc"],
+            auprc=m["auprc"],
+            val_auroc=mv["auroc"] if mv else None,
+            embed_s=secs,
+        )
         log(f"{backend.name}: RRI duplexfold -dG test AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}")
         return row, {"test": m, "val": mv, "score": "-dG of RNA.duplexfold"}
     if not backend.has_embeddings:
@@ -331,21 +402,32 @@ def run_rri(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
     model, head, cache, secs = _sequence_task_model(backend, data, sec, InteractionHead, rri_apply, prog)
     scheme = _scheme()
     t0 = time.perf_counter()
-    task = CachedHeadTask(model, "rri", data.train, lambda items: _on(collate_pairs(items, scheme), backend.device),
-                          lambda out, b: F.binary_cross_entropy_with_logits(out["logit"].float(), b["label"]),
-                          sec.batch, sec.seed)
+    task = CachedHeadTask(
+        model,
+        "rri",
+        data.train,
+        lambda items: _on(collate_pairs(items, scheme), backend.device),
+        lambda out, b: F.binary_cross_entropy_with_logits(out["logit"].float(), b["label"]),
+        sec.batch,
+        sec.seed,
+    )
     loss = train_cached(task, sec, backend.device, prog)
     train_s = time.perf_counter() - t0
     p_test = predict_rri(model, scheme, data.test, sec.batch, backend.device, "rri")[0]
     m = metrics(y_test, p_test)
     mv = metrics(y_val, predict_rri(model, scheme, data.val, sec.batch, backend.device, "rri")[0]) if data.val else None
-    row.update(auroc=m["auroc"], auprc=m["auprc"], val_auroc=mv["auroc"] if mv else None, embed_s=secs[0], train_s=train_s)
-    log(f"{backend.name}: RRI test AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}"
-        + (f", val AUROC {mv['auroc']:.3f}" if mv else "") + f", final loss {loss:.4f}, head {train_s:.0f} s")
+    row.update(
+        auroc=m["auroc"], auprc=m["auprc"], val_auroc=mv["auroc"] if mv else None, embed_s=secs[0], train_s=train_s
+    )
+    log(
+        f"{backend.name}: RRI test AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}"
+        + (f", val AUROC {mv['auroc']:.3f}" if mv else "")
+        + f", final loss {loss:.4f}, head {train_s:.0f} s"
+    )
     return row, _task_details(m, mv, loss, head, cache, secs, train_s)
 
 
-def run_mrl(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+def run_mrl(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> tuple[dict[str, Any], dict[str, Any]]:
     """Mean ribosome load for one loaded backend: (table row, details)."""
     from ..heads.mrl import mrl_apply
     from ..tasks.base import encode_batch
@@ -366,12 +448,13 @@ def run_mrl(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
         return _on(b, backend.device)
 
     t0 = time.perf_counter()
-    task = CachedHeadTask(model, "mrl", data.train, collate, lambda out, b: F.mse_loss(out.float(), b["y"]),
-                          sec.batch, sec.seed)
+    task = CachedHeadTask(
+        model, "mrl", data.train, collate, lambda out, b: F.mse_loss(out.float(), b["y"]), sec.batch, sec.seed
+    )
     loss = train_cached(task, sec, backend.device, prog)
     train_s = time.perf_counter() - t0
 
-    def metrics(utrs) -> Optional[Dict[str, float]]:
+    def metrics(utrs) -> dict[str, float] | None:
         if not utrs:
             return None
         pred = predict_mrl(model, scheme, [u.seq for u in utrs], mean, std, sec.batch, backend.device, "mrl")
@@ -379,12 +462,15 @@ def run_mrl(backend: Backend, cfg: CompareConfig, data: TaskData, log) -> Tuple[
 
     m, mv = metrics(data.test), metrics(data.val)
     row.update(r2=m["r2"], spearman=m["spearman"], val_r2=mv["r2"] if mv else None, embed_s=secs[0], train_s=train_s)
-    log(f"{backend.name}: MRL test R² {m['r2']:.3f}, Spearman {m['spearman']:.3f}"
-        + (f", val R² {mv['r2']:.3f}" if mv else "") + f", final loss {loss:.4f}, head {train_s:.0f} s")
+    log(
+        f"{backend.name}: MRL test R² {m['r2']:.3f}, Spearman {m['spearman']:.3f}"
+        + (f", val R² {mv['r2']:.3f}" if mv else "")
+        + f", final loss {loss:.4f}, head {train_s:.0f} s"
+    )
     return row, {**_task_details(m, mv, loss, head, cache, secs, train_s), "target_mean": mean, "target_std": std}
 
 
-def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=print) -> Dict[str, Any]:
+def run_compare(cfg: CompareConfig | dict[str, Any], name: str = "compare", log=print) -> dict[str, Any]:
     """Run every task of ``cfg`` for every backend and write the tables and plots; returns
     ``{"rows" (structure), "rri_rows", "mrl_rows", "per_sequence", "details", "splits",
     "task_data", "tasks", "out_dir", "files"}``."""
@@ -396,23 +482,25 @@ def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     # every data set is read (and checked) before any backend runs
-    splits: Dict[str, Split] = {}
+    splits: dict[str, Split] = {}
     if "structure" in cfg.tasks:
         d = cfg.data
         splits = load_structure_splits(d)
         for k, s in splits.items():
-            log(f"{k}: {len(s.records)} structures from {s.path} ({s.n_long} longer than {d.max_length} nt and "
-                f"{s.n_bad} without a valid sequence left out)")
-    task_data: Dict[str, TaskData] = {}
+            log(
+                f"{k}: {len(s.records)} structures from {s.path} ({s.n_long} longer than {d.max_length} nt and "
+                f"{s.n_bad} without a valid sequence left out)"
+            )
+    task_data: dict[str, TaskData] = {}
     for task, loader, sec in (("rri", load_rri, cfg.rri), ("mrl", load_mrl, cfg.mrl)):
         if task in cfg.tasks:
             task_data[task] = loader(sec)
             for k, text in task_data[task].about.items():
                 log(f"{task} {k}: {text}")
     out_dir = cfg.output_dir()
-    rows: Dict[str, List[Dict[str, Any]]] = {t: [] for t in cfg.tasks}
-    per_seq: List[Dict[str, Any]] = []
-    details: Dict[str, Any] = {}
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in cfg.tasks}
+    per_seq: list[dict[str, Any]] = []
+    details: dict[str, Any] = {}
     for spec in cfg.backends:
         backend = None
         t0 = time.perf_counter()
@@ -420,13 +508,15 @@ def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=
             backend = make_backend(spec, cfg.device).load()
         except BackendUnavailable as e:
             if cfg.strict:
-                raise BackendUnavailable(f"backend {spec.name} cannot be loaded: {e} (--strict; nothing written)") from None
+                raise BackendUnavailable(
+                    f"backend {spec.name} cannot be loaded: {e} (--strict; nothing written)"
+                ) from None
             log(f"SKIPPED backend {spec.name}: {e}; its rows say so (--strict makes this an error)")
             for t in cfg.tasks:
                 rows[t].append(_empty_row(spec, f"skipped: {e}", TASK_COLUMNS[t]))
             _free(backend)
             continue
-        det: Dict[str, Any] = {}
+        det: dict[str, Any] = {}
         for t in cfg.tasks:
             runner = resolve(TASKS[t].compare)  # the task descriptor's compare runner
             try:
@@ -437,7 +527,9 @@ def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=
                     row, det[t] = runner(backend, cfg, task_data[t], log)
             except BackendUnavailable as e:
                 if cfg.strict:
-                    raise BackendUnavailable(f"backend {spec.name} cannot run {t}: {e} (--strict; nothing written)") from None
+                    raise BackendUnavailable(
+                        f"backend {spec.name} cannot run {t}: {e} (--strict; nothing written)"
+                    ) from None
                 log(f"SKIPPED backend {spec.name} on {t}: {e}")
                 row, det[t] = _empty_row(spec, f"skipped: {e}", TASK_COLUMNS[t]), {"skipped": str(e)}
             rows[t].append(row)
@@ -447,8 +539,16 @@ def run_compare(cfg: CompareConfig | Dict[str, Any], name: str = "compare", log=
     ran = [r for t in cfg.tasks for r in rows[t] if not str(r.get("status", "")).startswith("skipped")]
     if not ran:
         raise BackendUnavailable("nothing compared: every backend was skipped (see the SKIPPED lines); nothing written")
-    result = {"rows": rows.get("structure", []), "rri_rows": rows.get("rri", []), "mrl_rows": rows.get("mrl", []),
-              "per_sequence": per_seq, "details": details, "splits": splits, "task_data": task_data,
-              "tasks": list(cfg.tasks), "out_dir": out_dir}
+    result = {
+        "rows": rows.get("structure", []),
+        "rri_rows": rows.get("rri", []),
+        "mrl_rows": rows.get("mrl", []),
+        "per_sequence": per_seq,
+        "details": details,
+        "splits": splits,
+        "task_data": task_data,
+        "tasks": list(cfg.tasks),
+        "out_dir": out_dir,
+    }
     result["files"] = write_outputs(cfg, result, log)
     return result

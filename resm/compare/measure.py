@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from tqdm.auto import tqdm
@@ -20,7 +20,7 @@ from .backends import Backend
 __all__ = ["PeakMemory", "Timed", "embed_all", "embed_unique"]
 
 
-def _rss_bytes() -> Optional[int]:
+def _rss_bytes() -> int | None:
     try:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -41,7 +41,7 @@ class PeakMemory:
         self.interval = interval
         self.mb = float("nan")
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -76,11 +76,13 @@ class PeakMemory:
 
 @dataclass
 class Timed:
-    seconds: List[float]
-    peak_mb: List[float]
+    seconds: list[float]
+    peak_mb: list[float]
 
 
-def embed_all(backend: Backend, recs: Sequence[Structure], progress: bool, desc: str) -> Tuple[List[torch.Tensor], Timed]:
+def embed_all(
+    backend: Backend, recs: Sequence[Structure], progress: bool, desc: str
+) -> tuple[list[torch.Tensor], Timed]:
     """Embeddings (cached, CPU float32) of ``recs``, each pass timed and its memory measured
     (after one untimed warm-up pass, so first-call set-up is not charged to a sequence)."""
     out, secs, mems = [], [], []
@@ -98,14 +100,15 @@ def embed_all(backend: Backend, recs: Sequence[Structure], progress: bool, desc:
     return out, Timed(secs, mems)
 
 
-def embed_unique(backend: Backend, groups: Sequence[Sequence[str]], progress: bool = False,
-                 desc: str = "embed") -> Tuple[Dict[str, torch.Tensor], List[float]]:
+def embed_unique(
+    backend: Backend, groups: Sequence[Sequence[str]], progress: bool = False, desc: str = "embed"
+) -> tuple[dict[str, torch.Tensor], list[float]]:
     """Embed every distinct sequence of ``groups`` once (after one untimed warm-up pass).
 
     Returns the cache (sequence -> (L, E) CPU float32) and, per group, the seconds spent on the
     sequences it added (the first group's figure is its full embedding time)."""
-    cache: Dict[str, torch.Tensor] = {}
-    secs: List[float] = []
+    cache: dict[str, torch.Tensor] = {}
+    secs: list[float] = []
     first = next((s for g in groups for s in g), None)
     if first is not None:
         backend.embed(first)

@@ -6,7 +6,7 @@ figure (:func:`backend_colours`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import numpy as np
 
@@ -32,13 +32,13 @@ def _length_bins(lengths: np.ndarray, n: int = 5) -> np.ndarray:
     return edges
 
 
-def backend_colours(names: List[str]) -> Dict[str, str]:
+def backend_colours(names: list[str]) -> dict[str, str]:
     """One colour per backend, in the config's order, the same in every figure."""
     palette = [f"C{k}" for k in range(10)] + ["black", "olive", "navy", "teal", "maroon"]
     return {b: palette[k % len(palette)] for k, b in enumerate(names)}
 
 
-def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print) -> List[str]:
+def make_plots(cfg: CompareConfig, result: dict[str, Any], out: Path, log=print) -> list[str]:
     """Write the plots; returns their file names (none without matplotlib)."""
     try:
         import matplotlib
@@ -57,12 +57,15 @@ def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print)
     colour = backend_colours([b.name for b in cfg.backends])
     written = []
 
-    def series(backend: str, method: str, key: str) -> List[Dict[str, Any]]:
+    def series(backend: str, method: str, key: str) -> list[dict[str, Any]]:
         return [s for s in seqs if s["backend"] == backend and s["method"] == method and s.get(key) is not None]
 
     # F1 against length
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, method, title in ((axes[0], "zeroshot", "zero-shot probe"), (axes[1], "supervised", "supervised head (frozen)")):
+    for ax, method, title in (
+        (axes[0], "zeroshot", "zero-shot probe"),
+        (axes[1], "supervised", "supervised head (frozen)"),
+    ):
         for b in names:
             for m, style in ((method, "-o"), ("mfe", "--s")):
                 ss = series(b, m, "f1")
@@ -86,7 +89,7 @@ def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print)
     # time and memory against length: every test sequence (points) and bin means (lines)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for b in names:
-        pts: Dict[str, Dict[str, Any]] = {}
+        pts: dict[str, dict[str, Any]] = {}
         for s in seqs:
             if s["backend"] == b and s.get("seconds") is not None:
                 pts.setdefault(s["name"], s)  # one timing per sequence, whatever the method
@@ -95,11 +98,18 @@ def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print)
         L = np.array([s["length"] for s in pts.values()])
         label = b + (" (RNAfold)" if any(s["method"] == "mfe" for s in pts.values()) else "")
         k = np.searchsorted(edges, L, side="right") - 1
-        for ax, vals in ((axes[0], [1000 * s["seconds"] for s in pts.values()]),
-                         (axes[1], [np.nan if s["peak_mem_mb"] is None else s["peak_mem_mb"] for s in pts.values()])):
+        for ax, vals in (
+            (axes[0], [1000 * s["seconds"] for s in pts.values()]),
+            (axes[1], [np.nan if s["peak_mem_mb"] is None else s["peak_mem_mb"] for s in pts.values()]),
+        ):
             v = np.asarray(vals, dtype=float)
-            line = ax.plot(centres, [np.nanmean(v[k == i]) if np.any((k == i) & ~np.isnan(v)) else np.nan
-                                     for i in range(len(centres))], "-o", color=colour[b], label=label)[0]
+            line = ax.plot(
+                centres,
+                [np.nanmean(v[k == i]) if np.any((k == i) & ~np.isnan(v)) else np.nan for i in range(len(centres))],
+                "-o",
+                color=colour[b],
+                label=label,
+            )[0]
             ax.scatter(L, v, s=8, alpha=0.35, color=line.get_color())
     axes[0].set_ylabel("embedding time per sequence (ms)")
     axes[1].set_ylabel("peak extra memory of one pass (MB)")
@@ -131,8 +141,15 @@ def make_plots(cfg: CompareConfig, result: Dict[str, Any], out: Path, log=print)
     width = 0.8 / len(bars)
     x = np.arange(len(fams))
     for i, (label, vals, c, mfe) in enumerate(bars):
-        ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=label, color=c, hatch="//" if mfe else None,
-               edgecolor="white" if mfe else None)
+        ax.bar(
+            x + i * width - 0.4 + width / 2,
+            vals,
+            width,
+            label=label,
+            color=c,
+            hatch="//" if mfe else None,
+            edgecolor="white" if mfe else None,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(fams, rotation=30, ha="right")
     ax.set_ylim(0, 1)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -18,25 +19,50 @@ from .config import CompareConfig
 from .data import TaskData
 from .plots import make_plots
 
-__all__ = ["COLUMNS", "RRI_COLUMNS", "MRL_COLUMNS", "TASK_COLUMNS", "TASK_CSV", "NA", "format_markdown",
-           "write_outputs"]
+__all__ = [
+    "COLUMNS",
+    "RRI_COLUMNS",
+    "MRL_COLUMNS",
+    "TASK_COLUMNS",
+    "TASK_CSV",
+    "NA",
+    "format_markdown",
+    "write_outputs",
+]
 
 COLUMNS = [
-    ("backend", "backend"), ("kind", "kind"), ("status", "status"),
-    ("zeroshot_f1", "zero-shot F1"), ("zeroshot_f1_shift", "zero-shot F1 ±1"),
-    ("supervised_f1", "supervised F1"), ("supervised_f1_shift", "supervised F1 ±1"),
-    ("mfe_f1", "classical fold F1"), ("mfe_f1_shift", "classical fold F1 ±1"),
-    ("embed_s", "embed s (test)"), ("peak_mem_mb", "peak MB"), ("params_m", "params (M)"),
+    ("backend", "backend"),
+    ("kind", "kind"),
+    ("status", "status"),
+    ("zeroshot_f1", "zero-shot F1"),
+    ("zeroshot_f1_shift", "zero-shot F1 ±1"),
+    ("supervised_f1", "supervised F1"),
+    ("supervised_f1_shift", "supervised F1 ±1"),
+    ("mfe_f1", "classical fold F1"),
+    ("mfe_f1_shift", "classical fold F1 ±1"),
+    ("embed_s", "embed s (test)"),
+    ("peak_mem_mb", "peak MB"),
+    ("params_m", "params (M)"),
 ]
 RRI_COLUMNS = [
-    ("backend", "backend"), ("kind", "kind"), ("status", "status"),
-    ("auroc", "test AUROC"), ("auprc", "test AUPRC"), ("val_auroc", "val AUROC"),
-    ("embed_s", "embed s (test)"), ("train_s", "head train s"),
+    ("backend", "backend"),
+    ("kind", "kind"),
+    ("status", "status"),
+    ("auroc", "test AUROC"),
+    ("auprc", "test AUPRC"),
+    ("val_auroc", "val AUROC"),
+    ("embed_s", "embed s (test)"),
+    ("train_s", "head train s"),
 ]
 MRL_COLUMNS = [
-    ("backend", "backend"), ("kind", "kind"), ("status", "status"),
-    ("r2", "test R²"), ("spearman", "test Spearman"), ("val_r2", "val R²"),
-    ("embed_s", "embed s (test)"), ("train_s", "head train s"),
+    ("backend", "backend"),
+    ("kind", "kind"),
+    ("status", "status"),
+    ("r2", "test R²"),
+    ("spearman", "test Spearman"),
+    ("val_r2", "val R²"),
+    ("embed_s", "embed s (test)"),
+    ("train_s", "head train s"),
 ]
 TASK_COLUMNS = {"structure": COLUMNS, "rri": RRI_COLUMNS, "mrl": MRL_COLUMNS}
 TASK_CSV = {"structure": "results.csv", "rri": "results_rri.csv", "mrl": "results_mrl.csv"}
@@ -57,7 +83,7 @@ def _fmt(v: Any, key: str) -> str:
     return str(v).replace("|", "/")
 
 
-def _table(rows: List[Dict[str, Any]], columns: Sequence[Tuple[str, str]]) -> List[str]:
+def _table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> list[str]:
     lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row.get(k), k) for k, _ in columns) + " |")
@@ -66,18 +92,20 @@ def _table(rows: List[Dict[str, Any]], columns: Sequence[Tuple[str, str]]) -> Li
 
 def _budget(sec: Any) -> str:
     warm = f", {sec.warmup_steps} warm-up steps" if sec.warmup_steps else ""
-    return (f"{sec.steps} AdamW steps through resm's training loop (no weight decay on norms and biases), "
-            f"lr {sec.lr:g} (constant{warm}), weight decay {sec.weight_decay:g}, batch {sec.batch}, "
-            f"gradient clipping {sec.max_grad_norm:g}, seed {sec.seed}")
+    return (
+        f"{sec.steps} AdamW steps through resm's training loop (no weight decay on norms and biases), "
+        f"lr {sec.lr:g} (constant{warm}), weight decay {sec.weight_decay:g}, batch {sec.batch}, "
+        f"gradient clipping {sec.max_grad_norm:g}, seed {sec.seed}"
+    )
 
 
-def _structure_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> List[str]:
+def _structure_markdown(cfg: CompareConfig, result: dict[str, Any]) -> list[str]:
     s = result["splits"]
     t, p = cfg.train, cfg.probe
     lines = [
         "## Secondary structure",
         "",
-        "Data (records longer than {} nt left out, seeded subsets, seed {}):".format(cfg.data.max_length, cfg.data.seed),
+        f"Data (records longer than {cfg.data.max_length} nt left out, seeded subsets, seed {cfg.data.seed}):",
         "",
     ]
     for k in ("train", "val", "test"):
@@ -102,50 +130,67 @@ def _structure_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> List[str]
     return lines
 
 
-def _task_markdown(cfg: CompareConfig, result: Dict[str, Any], task: str) -> List[str]:
+def _task_markdown(cfg: CompareConfig, result: dict[str, Any], task: str) -> list[str]:
     data: TaskData = result["task_data"][task]
-    common = ("on frozen per-residue embeddings (each backend's `layer`, default the last; one pass per distinct "
-              "sequence, cached), ")
+    common = (
+        "on frozen per-residue embeddings (each backend's `layer`, default the last; one pass per distinct "
+        "sequence, cached), "
+    )
     if task == "rri":
         sec = cfg.rri
-        intro = (f"Pairs (each partner at most {sec.head_config(1).max_length} nt; seeded subsets, "
-                 f"seed {sec.seed}):")
+        intro = f"Pairs (each partner at most {sec.head_config(1).max_length} nt; seeded subsets, seed {sec.seed}):"
         lines = ["## RNA-RNA interaction", "", intro, ""]
         about = [
-            (f"- head: InteractionHead {json.dumps(sec.head, sort_keys=True)} {common}the two partners embedded "
-             f"apart; {_budget(sec)}; binary cross-entropy on the interaction label; the head after the last step "
-             "is scored."),
-            ("- AUROC / AUPRC on the test pairs (`resm.tasks.rri.rri_metrics`), val AUROC alongside; ViennaRNA: "
-             "-dG of `RNA.duplexfold` as the score, no training."),
-            ("- embed s: seconds of the embedding passes over the test pairs' distinct sequences (ViennaRNA: "
-             f"duplexfold over the test pairs); head train s: the head's training steps; device {cfg.device}."),
+            (
+                f"- head: InteractionHead {json.dumps(sec.head, sort_keys=True)} {common}the two partners embedded "
+                f"apart; {_budget(sec)}; binary cross-entropy on the interaction label; the head after the last step "
+                "is scored."
+            ),
+            (
+                "- AUROC / AUPRC on the test pairs (`resm.tasks.rri.rri_metrics`), val AUROC alongside; ViennaRNA: "
+                "-dG of `RNA.duplexfold` as the score, no training."
+            ),
+            (
+                "- embed s: seconds of the embedding passes over the test pairs' distinct sequences (ViennaRNA: "
+                f"duplexfold over the test pairs); head train s: the head's training steps; device {cfg.device}."
+            ),
         ]
         rows, columns = result["rri_rows"], RRI_COLUMNS
     else:
         sec = cfg.mrl
-        intro = (f"5'UTRs (at most {sec.head_config(1).max_length} nt; seeded subsets, seed {sec.seed}; "
-                 f"target mean {data.mean:.3f}, sd {data.std:.3f} on train):")
+        intro = (
+            f"5'UTRs (at most {sec.head_config(1).max_length} nt; seeded subsets, seed {sec.seed}; "
+            f"target mean {data.mean:.3f}, sd {data.std:.3f} on train):"
+        )
         lines = ["## Mean ribosome load", "", intro, ""]
         about = [
-            (f"- head: ExpressionHead {json.dumps(sec.head, sort_keys=True)} {common}{_budget(sec)}; mean squared "
-             "error on the standardised MRL; the head after the last step is scored."),
-            ("- R² and Spearman's rho on the test UTRs (`resm.tasks.mrl.mrl_metrics`), val R² alongside; "
-             "ViennaRNA has no MRL model (n/a)."),
-            ("- embed s: seconds of the embedding passes over the test UTRs' distinct sequences; head train s: "
-             f"the head's training steps; device {cfg.device}."),
+            (
+                f"- head: ExpressionHead {json.dumps(sec.head, sort_keys=True)} {common}{_budget(sec)}; mean squared "
+                "error on the standardised MRL; the head after the last step is scored."
+            ),
+            (
+                "- R² and Spearman's rho on the test UTRs (`resm.tasks.mrl.mrl_metrics`), val R² alongside; "
+                "ViennaRNA has no MRL model (n/a)."
+            ),
+            (
+                "- embed s: seconds of the embedding passes over the test UTRs' distinct sequences; head train s: "
+                f"the head's training steps; device {cfg.device}."
+            ),
         ]
         rows, columns = result["mrl_rows"], MRL_COLUMNS
     lines += [f"- {k}: {data.about[k]}" for k in ("train", "val", "test")] + ["", *about, ""]
     return lines + _table(rows, columns)
 
 
-def format_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> str:
+def format_markdown(cfg: CompareConfig, result: dict[str, Any]) -> str:
     """The result tables in markdown (one section per task), with the data, protocol and
     budgets they came from."""
     tasks = result.get("tasks", cfg.tasks)
-    intro = ("Same data, same frozen-backbone protocol, same heads and budgets for every backend "
-             f"(`resm compare`); tasks: {', '.join(tasks)}. A skipped backend lacks its package or weights "
-             "(or, in one task's table, cannot take that task's sequences); n/a: the backend cannot do it.")
+    intro = (
+        "Same data, same frozen-backbone protocol, same heads and budgets for every backend "
+        f"(`resm compare`); tasks: {', '.join(tasks)}. A skipped backend lacks its package or weights "
+        "(or, in one task's table, cannot take that task's sequences); n/a: the backend cannot do it."
+    )
     lines = [f"# Backbone comparison: {cfg.name}", "", intro]
     for task in tasks:
         lines.append("")
@@ -153,7 +198,7 @@ def format_markdown(cfg: CompareConfig, result: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv_text(rows: List[Dict[str, Any]], keys: List[str]) -> str:
+def _csv_text(rows: list[dict[str, Any]], keys: list[str]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     w.writeheader()
@@ -162,7 +207,7 @@ def _csv_text(rows: List[Dict[str, Any]], keys: List[str]) -> str:
     return buf.getvalue()
 
 
-def write_outputs(cfg: CompareConfig, result: Dict[str, Any], log=print) -> List[Path]:
+def write_outputs(cfg: CompareConfig, result: dict[str, Any], log=print) -> list[Path]:
     """Write the tables (one CSV per task that ran), config.json, results.md and, with the
     structure task, per_sequence.csv and the plots; returns the paths."""
     out = Path(result["out_dir"])  # created by the first write (and removed again if the command fails)
@@ -177,10 +222,19 @@ def write_outputs(cfg: CompareConfig, result: Dict[str, Any], log=print) -> List
         keys = ["backend", "method", "name", "length", "family", "f1", "f1_shift", "seconds", "peak_mem_mb"]
         atomic_write_text(out / "per_sequence.csv", _csv_text(result["per_sequence"], keys))
         files.append(out / "per_sequence.csv")
-    conf = {"name": cfg.name, "tasks": list(tasks), "data": asdict(cfg.data) if cfg.data else None,
-            "backends": [asdict(b) for b in cfg.backends], "probe": asdict(cfg.probe), "head": cfg.head,
-            "train": asdict(cfg.train), "rri": asdict(cfg.rri) if cfg.rri else None,
-            "mrl": asdict(cfg.mrl) if cfg.mrl else None, "device": cfg.device, "details": result["details"]}
+    conf = {
+        "name": cfg.name,
+        "tasks": list(tasks),
+        "data": asdict(cfg.data) if cfg.data else None,
+        "backends": [asdict(b) for b in cfg.backends],
+        "probe": asdict(cfg.probe),
+        "head": cfg.head,
+        "train": asdict(cfg.train),
+        "rri": asdict(cfg.rri) if cfg.rri else None,
+        "mrl": asdict(cfg.mrl) if cfg.mrl else None,
+        "device": cfg.device,
+        "details": result["details"],
+    }
     atomic_write_text(out / "config.json", json.dumps(conf, indent=2, default=str) + "\n")
     files.append(out / "config.json")
     atomic_write_text(out / "results.md", format_markdown(cfg, result))

@@ -22,7 +22,8 @@ periodic checkpoint; the run folder is temporary.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from .config import Budget
 
 __all__ = ["CachedEncoder", "WindowStream", "CachedStructureTask", "CachedHeadTask", "train_cached", "head_probs"]
 
+
 class CachedEncoder(torch.nn.Module):
     """A frozen encoder that reads embeddings computed beforehand.
 
@@ -49,12 +51,12 @@ class CachedEncoder(torch.nn.Module):
 
     mode = "frozen"
 
-    def __init__(self, cache: Dict[str, torch.Tensor], embed_dim: int):
+    def __init__(self, cache: dict[str, torch.Tensor], embed_dim: int):
         super().__init__()
         self.cache = cache
         self.embed_dim = int(embed_dim)
 
-    def forward(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         nuc, mask = batch["nuc"], batch["mask"]
         codes = nuc.cpu().numpy().astype(np.intp)
         lengths = mask.sum(1).tolist()
@@ -84,27 +86,27 @@ class WindowStream:
         for _ in range(drawn):
             self._next()
 
-    def _next(self) -> List[Tuple[int, int, int]]:
+    def _next(self) -> list[tuple[int, int, int]]:
         picks = []
         for k in self.rng.integers(0, len(self.lengths), size=self.batch).tolist():
             L = self.lengths[k]
-            s = int(self.rng.integers(0, L - self.crop + 1)) if L > self.crop else 0
+            s = int(self.rng.integers(0, L - self.crop + 1)) if self.crop < L else 0
             picks.append((k, s, min(L, s + self.crop)))
         self.drawn += 1
         return picks
 
-    def __iter__(self) -> Iterator[List[Tuple[int, int, int]]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
         while True:
             yield self._next()
 
-    def state_dict(self) -> Dict[str, int]:
+    def state_dict(self) -> dict[str, int]:
         return {"drawn": self.drawn}
 
-    def load_state_dict(self, state: Dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, int]) -> None:
         self._reset(int(state["drawn"]))
 
 
-def window_batch(embs: Sequence[torch.Tensor], recs: Sequence[Structure], picks: List[Tuple[int, int, int]]):
+def window_batch(embs: Sequence[torch.Tensor], recs: Sequence[Structure], picks: list[tuple[int, int, int]]):
     """Padded (h, mask, nuc, target) of windows ``(record, start, stop)``."""
     B, W, E = len(picks), max(e - s for _, s, e in picks), embs[0].shape[1]
     h = torch.zeros(B, W, E)
@@ -130,12 +132,12 @@ class _CachedTask:
 
     def __init__(self, seed: int):
         self.seed = seed
-        self.losses: List[float] = []
+        self.losses: list[float] = []
 
-    def validate(self, model, device) -> Dict[str, float]:
+    def validate(self, model, device) -> dict[str, float]:
         return {}
 
-    def fingerprint(self) -> Dict[str, Any]:
+    def fingerprint(self) -> dict[str, Any]:
         return {"task": self.name, "seed": self.seed}
 
     def save_final(self, model, out_dir, state) -> None:
@@ -143,7 +145,7 @@ class _CachedTask:
 
     def final_loss(self) -> float:
         """Mean loss of the last 10% of steps."""
-        return float(np.mean(self.losses[-max(1, len(self.losses) // 10):]))
+        return float(np.mean(self.losses[-max(1, len(self.losses) // 10) :]))
 
 
 class CachedStructureTask(_CachedTask):
@@ -151,8 +153,16 @@ class CachedStructureTask(_CachedTask):
 
     name = "compare-structure"
 
-    def __init__(self, embs: Sequence[torch.Tensor], recs: Sequence[Structure], head_cfg: StructureHeadConfig,
-                 batch: int, crop: int, pos_weight: float, seed: int):
+    def __init__(
+        self,
+        embs: Sequence[torch.Tensor],
+        recs: Sequence[Structure],
+        head_cfg: StructureHeadConfig,
+        batch: int,
+        crop: int,
+        pos_weight: float,
+        seed: int,
+    ):
         super().__init__(seed)
         torch.manual_seed(seed)
         self.model = StructureHead(head_cfg)
@@ -173,8 +183,16 @@ class CachedHeadTask(_CachedTask):
     """Head ``name`` of ``model`` (a :class:`TaskModel` over a :class:`CachedEncoder`) trained
     on ``items``: ``collate(items)`` makes a batch, ``loss_fn(output, batch)`` the loss."""
 
-    def __init__(self, model: TaskModel, name: str, items: Sequence[Any], collate: Callable,
-                 loss_fn: Callable, batch: int, seed: int):
+    def __init__(
+        self,
+        model: TaskModel,
+        name: str,
+        items: Sequence[Any],
+        collate: Callable,
+        loss_fn: Callable,
+        batch: int,
+        seed: int,
+    ):
         super().__init__(seed)
         self.model, self.head, self.items = model, name, list(items)
         self.name = f"compare-{name}"
@@ -195,15 +213,30 @@ def train_cached(task: _CachedTask, budget: Budget, device: torch.device | str, 
     ``steps``, ``seed``) through :class:`resm.train.Trainer` in a temporary run folder; leaves
     the model in eval mode and returns the mean loss of the last 10% of steps."""
     with scratch_dir("resm-compare-") as tmp:
-        train = TrainConfig(out_dir=str(tmp), max_steps=budget.steps, log_every=0, val_every=0, ckpt_every=0, keep_last=1,
-                            seed=budget.seed, device=str(device), progress=progress)
+        train = TrainConfig(
+            out_dir=str(tmp),
+            max_steps=budget.steps,
+            log_every=0,
+            val_every=0,
+            ckpt_every=0,
+            keep_last=1,
+            seed=budget.seed,
+            device=str(device),
+            progress=progress,
+        )
         Trainer(task, budget.optim(), train).fit()
     task.model.eval()
     return task.final_loss()
 
 
-def head_probs(head: StructureHead, embs: Sequence[torch.Tensor], recs: Sequence[Structure], tile: int,
-               progress: bool = False, desc: str = "head") -> List[np.ndarray]:
+def head_probs(
+    head: StructureHead,
+    embs: Sequence[torch.Tensor],
+    recs: Sequence[Structure],
+    tile: int,
+    progress: bool = False,
+    desc: str = "head",
+) -> list[np.ndarray]:
     """(L, L) pair probabilities of each record from the head (tiled inference)."""
     from tqdm.auto import tqdm
 

@@ -13,23 +13,32 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..alphabet import pad_batch
 from ..config import ConfigError, from_dict
+from ..fasta import token_batches
 from ..mapping import MappingError, Scheme
 from ..nucleotides import UNKNOWN_BASE, normalise_lenient, rna_codes
 from ..structure.io import Structure, read_structures
 from ..structure.pairsets import PairRecord, PairSet
-from ..fasta import token_batches
 from .stream import EpochStream
 
-__all__ = ["StructureDataConfig", "Item", "crop", "load_records", "load_training_records", "family_split",
-           "StructureStream", "collate"]
+__all__ = [
+    "StructureDataConfig",
+    "Item",
+    "crop",
+    "load_records",
+    "load_training_records",
+    "family_split",
+    "StructureStream",
+    "collate",
+]
 
 _EXTRA = 2  # BOS + EOS
 
@@ -96,44 +105,54 @@ class StructureDataConfig:
     """
 
     train: Any = ""
-    val: Optional[str] = None
+    val: str | None = None
     max_length: int = 200
-    max_train: Optional[int] = None
-    max_val: Optional[int] = 200
+    max_train: int | None = None
+    max_val: int | None = 200
     tokens_per_batch: int = 2048
     use_bpp: bool = False
-    priors: Optional[List[Dict[str, Any]]] = None
-    bpp_cache: Optional[str] = None
+    priors: list[dict[str, Any]] | None = None
+    bpp_cache: str | None = None
     workers: int = 0
-    families: Optional[str] = None
+    families: str | None = None
     family_holdout: float = 0.0
     pdb_pairs: str = "canonical"
-    val_sets: Optional[Dict[str, str]] = None
+    val_sets: dict[str, str] | None = None
     select_on: Any = "both"
     seed: int = 0
-    split: Optional[str] = None
-    fold: Optional[str] = None
+    split: str | None = None
+    fold: str | None = None
 
-    def train_files(self) -> List[Tuple[str, int]]:
+    def train_files(self) -> list[tuple[str, int]]:
         """``[(file, repeat)]`` of ``train``."""
         entries = self.train if isinstance(self.train, list) else [self.train]
         out = []
         for k, e in enumerate(entries):
             if isinstance(e, str) and e:
                 out.append((e, 1))
-            elif (isinstance(e, dict) and set(e) <= {"file", "repeat"} and isinstance(e.get("file"), str)
-                  and e["file"] and isinstance(e.get("repeat", 1), int) and e.get("repeat", 1) >= 1):
+            elif (
+                isinstance(e, dict)
+                and set(e) <= {"file", "repeat"}
+                and isinstance(e.get("file"), str)
+                and e["file"]
+                and isinstance(e.get("repeat", 1), int)
+                and e.get("repeat", 1) >= 1
+            ):
                 out.append((e["file"], int(e.get("repeat", 1))))
             else:
                 raise ConfigError(f"data.train[{k}]: expected a file or {{file: F, repeat: N >= 1}}, got {e!r}")
         return out
 
-    def selection(self) -> List[str]:
+    def selection(self) -> list[str]:
         """The names of the validation sets the decoding is chosen on (``select_on``)."""
         if isinstance(self.select_on, list):
             return list(self.select_on)
-        return {"val": ["val"], "family": ["family"], "both": ["val", "family"],
-                "all": ["val", "family", *(self.val_sets or {})]}[self.select_on]
+        return {
+            "val": ["val"],
+            "family": ["family"],
+            "both": ["val", "family"],
+            "all": ["val", "family", *(self.val_sets or {})],
+        }[self.select_on]
 
     def __post_init__(self):
         if not self.train:
@@ -157,8 +176,9 @@ class StructureDataConfig:
         if self.pdb_pairs not in ("canonical", "all"):
             raise ConfigError(f"data.pdb_pairs must be canonical or all, not {self.pdb_pairs!r}")
         if self.val_sets is not None:
-            if not isinstance(self.val_sets, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
-                                                              for k, v in self.val_sets.items()):
+            if not isinstance(self.val_sets, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in self.val_sets.items()
+            ):
                 raise ConfigError("data.val_sets must map names to structure files, e.g. {vl1: path/VL1.tsv}")
             clash = sorted(set(self.val_sets) & {"train", "val", "family", "both", "all"})
             if clash:
@@ -170,8 +190,9 @@ class StructureDataConfig:
                 first = bad[0] if bad else "[]"
                 raise ConfigError(f"data.select_on: {first!r} is not a validation set; known: {known}")
         elif self.select_on not in ("val", "family", "both", "all"):
-            raise ConfigError(f"data.select_on must be val, family, both, all or a list of {known}, "
-                              f"not {self.select_on!r}")
+            raise ConfigError(
+                f"data.select_on must be val, family, both, all or a list of {known}, not {self.select_on!r}"
+            )
         if self.workers < 0:
             raise ConfigError(f"data.workers must be >= 0, got {self.workers}")
         if self.priors is not None:
@@ -191,7 +212,7 @@ class StructureDataConfig:
 class Item:
     """One (possibly cropped) training or validation example."""
 
-    key: Tuple[str, int]  # (split, record index): the prior cache key
+    key: tuple[str, int]  # (split, record index): the prior cache key
     name: str
     seq: str  # the window's sequence
     pairs: np.ndarray | PairSet  # partners inside the window (-1: unpaired or partner outside), or
@@ -201,7 +222,7 @@ class Item:
     nuc: np.ndarray  # codes 0..4 of the window
 
 
-def crop(rec: Structure | PairRecord, start: int, stop: int) -> Tuple[str, np.ndarray | PairSet]:
+def crop(rec: Structure | PairRecord, start: int, stop: int) -> tuple[str, np.ndarray | PairSet]:
     """Sequence and partner array (or pair set) of the window [start, stop); pairs leaving it
     are dropped."""
     if isinstance(rec.pairs, PairSet):
@@ -211,8 +232,9 @@ def crop(rec: Structure | PairRecord, start: int, stop: int) -> Tuple[str, np.nd
     return rec.seq[start:stop], p
 
 
-def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int, keep: Optional[set] = None,
-                 pdb_pairs: str = "canonical") -> Tuple[List[Structure | PairRecord], List[np.ndarray], int]:
+def load_records(
+    path: str, scheme: Scheme, cap: int | None, seed: int, keep: set | None = None, pdb_pairs: str = "canonical"
+) -> tuple[list[Structure | PairRecord], list[np.ndarray], int]:
     """Records of ``path`` that map under ``scheme`` (only ids in ``keep`` when given; first
     ``cap`` after a seeded shuffle), their token ids, and the number skipped. A PDB pair table
     (``.tsv``) gives :class:`PairRecord` with its ``pdb_pairs`` view (canonical or all)."""
@@ -249,8 +271,9 @@ def load_records(path: str, scheme: Scheme, cap: Optional[int], seed: int, keep:
     return kept, ids, skipped
 
 
-def load_training_records(cfg: StructureDataConfig, scheme: Scheme, keep: Optional[set] = None
-                          ) -> Tuple[List[Structure | PairRecord], List[np.ndarray], int]:
+def load_training_records(
+    cfg: StructureDataConfig, scheme: Scheme, keep: set | None = None
+) -> tuple[list[Structure | PairRecord], list[np.ndarray], int]:
     """The training records of every ``data.train`` file (:func:`load_records`, each capped at
     ``max_train``), each file's records ``repeat`` times, in the order given."""
     recs, ids, skipped = [], [], 0
@@ -262,15 +285,16 @@ def load_training_records(cfg: StructureDataConfig, scheme: Scheme, keep: Option
     return recs, ids, skipped
 
 
-def family_split(records: Sequence[Structure], families_fasta: str, fraction: float,
-                 seed: int) -> Tuple[List[int], List[int], Dict[str, int]]:
+def family_split(
+    records: Sequence[Structure], families_fasta: str, fraction: float, seed: int
+) -> tuple[list[int], list[int], dict[str, int]]:
     """Indices of the records kept for training and of those held out, by family.
 
     A record takes the family of an identical sequence in ``families_fasta`` (FASTA whose
     headers start ``>FAMILY|``; gzip ok); a seeded ``fraction`` of the families found is held
     out (all their records); records of no known family stay in training. Returns ``(train,
     held_out, counts)`` with counts of records matched, families and families held out."""
-    seq_family: Dict[str, str] = {}
+    seq_family: dict[str, str] = {}
     opener = gzip.open if str(families_fasta).endswith(".gz") else open
     try:
         with opener(families_fasta, "rt") as fh:
@@ -308,8 +332,14 @@ class StructureStream(EpochStream):
     Iteration is endless (epoch after epoch). A batch is a list of :class:`Item`.
     """
 
-    def __init__(self, records: List[Structure], ids: List[np.ndarray], cfg: StructureDataConfig,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        records: list[Structure],
+        ids: list[np.ndarray],
+        cfg: StructureDataConfig,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         super().__init__(cfg.seed, rank, world_size)
         self.cfg = cfg
         self.index = [k for k in range(len(records)) if k % world_size == rank]
@@ -318,9 +348,9 @@ class StructureStream(EpochStream):
         self.records, self.ids = records, ids
         self.codes = {k: rna_codes(records[k].seq, records[k].name) for k in self.index}
 
-    def iter_epoch(self, epoch: int) -> Iterator[List[Item]]:
+    def iter_epoch(self, epoch: int) -> Iterator[list[Item]]:
         rng = np.random.default_rng([self.cfg.seed, epoch, self.rank, 11])
-        items: List[Item] = []
+        items: list[Item] = []
         for k in self.index:
             rec, n, m = self.records[k], len(self.records[k]), self.cfg.max_length
             s = int(rng.integers(0, n - m + 1)) if n > m else 0
@@ -333,7 +363,7 @@ class StructureStream(EpochStream):
             yield [items[i] for i in groups[g]]
 
 
-def collate(items: List[Item], bpp_of=None) -> Dict[str, torch.Tensor]:
+def collate(items: list[Item], bpp_of=None) -> dict[str, torch.Tensor]:
     """Padded tensors of a batch: tokens (B, T), nuc (B, L), target (B, L, L), mask (B, L),
     and bpp (B, 1, L, L) when ``bpp_of(item)`` is given."""
     B, L = len(items), max(len(it.seq) for it in items)

@@ -9,8 +9,8 @@ cannot produce.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -50,8 +50,7 @@ class MaskingConfig:
             raise ValueError("mask_token_frac and random_token_frac must be >= 0")
         if self.mask_token_frac + self.random_token_frac > 1.0 + 1e-9:
             raise ValueError(
-                f"mask_token_frac + random_token_frac = "
-                f"{self.mask_token_frac + self.random_token_frac} exceeds 1"
+                f"mask_token_frac + random_token_frac = {self.mask_token_frac + self.random_token_frac} exceeds 1"
             )
         if self.span < 1:
             raise ValueError(f"span must be >= 1, got {self.span}")
@@ -64,15 +63,13 @@ def _letters(letter_ids: LetterIds, device: torch.device) -> torch.Tensor:
     return t
 
 
-def _rand(shape, generator: Optional[torch.Generator], device: torch.device) -> torch.Tensor:
+def _rand(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     # Draw on the generator's device (a CPU generator cannot feed CUDA kernels), then move.
     gdev = generator.device if generator is not None else torch.device("cpu")
     return torch.rand(shape, generator=generator, device=gdev).to(device)
 
 
-def _select_exact(
-    eligible: torch.Tensor, p: float, u: torch.Tensor, r: torch.Tensor
-) -> torch.Tensor:
+def _select_exact(eligible: torch.Tensor, p: float, u: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """Per row, select round_stochastic(p * n) (at least 1) of its n eligible positions."""
     n = eligible.sum(dim=1)
     k = torch.floor(n.to(torch.float64) * p + r.to(torch.float64)).long()
@@ -109,9 +106,9 @@ def _select_spans(
 def mask_batch(
     tokens: torch.Tensor,
     letter_ids: LetterIds,
-    cfg: Optional[MaskingConfig] = None,
-    generator: Optional[torch.Generator] = None,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    cfg: MaskingConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask a padded (B, T) batch for MLM training.
 
     Eligible positions are those holding a token of ``letter_ids`` (so never BOS, EOS, PAD
@@ -163,9 +160,7 @@ def restricted_logits(logits: torch.Tensor, letter_ids: LetterIds) -> torch.Tens
     return logits.masked_fill(~allowed, -math.inf)
 
 
-def mlm_loss(
-    logits: torch.Tensor, labels: torch.Tensor, letter_ids: Optional[LetterIds] = None
-) -> torch.Tensor:
+def mlm_loss(logits: torch.Tensor, labels: torch.Tensor, letter_ids: LetterIds | None = None) -> torch.Tensor:
     """Mean cross-entropy over labelled positions (labels != -100).
 
     ``logits`` is (B, T, V) and ``labels`` (B, T). With ``letter_ids`` the softmax runs over
@@ -173,9 +168,7 @@ def mlm_loss(
     in float32; a batch without labelled positions gives a zero that still has a gradient.
     """
     if logits.shape[:-1] != labels.shape:
-        raise ValueError(
-            f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} do not match"
-        )
+        raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} do not match")
     picked = labels != IGNORE_INDEX
     flat = logits[picked].float()
     target = labels[picked].long()

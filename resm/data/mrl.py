@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -54,12 +54,12 @@ class VariantPair:
 def _iter_rows(
     path: PathLike,
     seq_column: str = "utr",
-    target_column: Optional[str] = None,
+    target_column: str | None = None,
     extra: Sequence[str] = (),
-) -> Iterator[Tuple[UTR, Dict[str, str]]]:
+) -> Iterator[tuple[UTR, dict[str, str]]]:
     """Yield ``(UTR, {column: value for column in extra})`` per data row."""
     name = os.fspath(path)
-    header: Optional[List[str]] = None
+    header: list[str] | None = None
     header_line = 0
     count = 0
     for line, cells in table_rows(path, MRLError):
@@ -73,8 +73,7 @@ def _iter_rows(
                 target_column = next((c for c in TARGET_COLUMNS if c in header), None)
                 if target_column is None:
                     raise MRLError(
-                        f"{where}: no target column ({' or '.join(TARGET_COLUMNS)}); give one "
-                        f"of the columns: {listed}"
+                        f"{where}: no target column ({' or '.join(TARGET_COLUMNS)}); give one of the columns: {listed}"
                     )
             elif target_column not in header:
                 raise MRLError(f"{where}: no target column {target_column!r}; columns: {listed}")
@@ -83,7 +82,7 @@ def _iter_rows(
                     raise MRLError(f"{where}: no column {c!r}; columns: {listed}")
             i_seq, i_y = header.index(seq_column), header.index(target_column)
             if "id" in header:
-                i_name: Optional[int] = header.index("id")
+                i_name: int | None = header.index("id")
             elif 0 not in (i_seq, i_y):
                 i_name = 0
             else:
@@ -117,9 +116,7 @@ def _iter_rows(
         raise MRLError(f"{name} line {header_line}: a header but no UTRs")
 
 
-def iter_mrl(
-    path: PathLike, seq_column: str = "utr", target_column: Optional[str] = None
-) -> Iterator[UTR]:
+def iter_mrl(path: PathLike, seq_column: str = "utr", target_column: str | None = None) -> Iterator[UTR]:
     """Stream the UTRs of an MRL file (see the module docstring for the format).
 
     ``target_column`` None picks ``rl`` if present, else ``hrl``, else raises listing the
@@ -131,16 +128,14 @@ def iter_mrl(
         yield utr
 
 
-def read_mrl(
-    path: PathLike, seq_column: str = "utr", target_column: Optional[str] = None
-) -> List[UTR]:
+def read_mrl(path: PathLike, seq_column: str = "utr", target_column: str | None = None) -> list[UTR]:
     """All UTRs of an MRL file, in file order (see :func:`iter_mrl`)."""
     return list(iter_mrl(path, seq_column, target_column))
 
 
 def split_utrs(
     utrs: Sequence[UTR], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> Tuple[List[UTR], List[UTR], List[UTR]]:
+) -> tuple[list[UTR], list[UTR], list[UTR]]:
     """Fixed, seeded train/validation/test split (disjoint, covering, file order kept).
 
     ``numpy.random.default_rng([seed, 17]).permutation(n)``: the first
@@ -157,13 +152,13 @@ def split_utrs(
     part = np.zeros(n, dtype=np.int8)  # 0 train, 1 validation, 2 test
     part[perm[:n_val]] = 1
     part[perm[n_val : n_val + n_test]] = 2
-    out: Tuple[List[UTR], List[UTR], List[UTR]] = ([], [], [])
+    out: tuple[list[UTR], list[UTR], list[UTR]] = ([], [], [])
     for u, k in zip(utrs, part):
         out[k].append(u)
     return out
 
 
-def read_variants(path: PathLike) -> Tuple[List[UTR], List[VariantPair]]:
+def read_variants(path: PathLike) -> tuple[list[UTR], list[VariantPair]]:
     """The human designed SNV library (``pjsample_human_snv_designed_library_mrl.csv``):
     every row as a :class:`UTR` (target ``hrl``, name = ``id``) plus the wild-type/variant pairs.
 
@@ -185,9 +180,9 @@ def read_variants(path: PathLike) -> Tuple[List[UTR], List[VariantPair]]:
     Pairs come in the file order of their variant rows.
     """
     name = os.fspath(path)
-    utrs: List[UTR] = []
-    kinds: List[str] = []
-    mothers: List[str] = []
+    utrs: list[UTR] = []
+    kinds: list[str] = []
+    mothers: list[str] = []
     for utr, extra in _iter_rows(path, "utr", "hrl", extra=("info4", "mother")):
         kind = extra["info4"].lower()
         if kind not in ("normal", "variant"):
@@ -201,13 +196,9 @@ def read_variants(path: PathLike) -> Tuple[List[UTR], List[VariantPair]]:
         utrs.append(utr)
         kinds.append(kind)
         mothers.append(mother)
-    wt_of: Dict[str, int] = {}
+    wt_of: dict[str, int] = {}
     for i, (u, k) in enumerate(zip(utrs, kinds)):
         if k == "normal":
             wt_of.setdefault(u.seq, i)
-    pairs = [
-        VariantPair(wt_of[m], i)
-        for i, (k, m) in enumerate(zip(kinds, mothers))
-        if k == "variant" and m in wt_of
-    ]
+    pairs = [VariantPair(wt_of[m], i) for i, (k, m) in enumerate(zip(kinds, mothers)) if k == "variant" and m in wt_of]
     return utrs, pairs

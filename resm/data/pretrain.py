@@ -20,18 +20,19 @@ import gzip
 import hashlib
 import math
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 
 from ..alphabet import BOS, EOS, MASK, PAD, VOCAB_SIZE
+from ..fasta import read_fasta, token_batches
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import rna_codes
-from ..fasta import read_fasta, token_batches
 
-Batch = List[np.ndarray]
+Batch = list[np.ndarray]
 PathLike = Union[str, "os.PathLike[str]"]
 
 SPLITS = ("train", "validation")
@@ -72,18 +73,18 @@ class PretrainDataConfig:
         seed: seed of crops and batch shuffling (the split does not depend on it).
     """
 
-    train: Union[str, List[str]] = field(default_factory=list)
+    train: str | list[str] = field(default_factory=list)
     scheme: str = "kdny"
     max_length: int = 1024
     min_length: int = 10
-    max_input_length: Optional[int] = None
+    max_input_length: int | None = None
     dedupe: bool = True
     val_fraction: float = 0.02
     val_by: str = "auto"
-    clusters: Optional[str] = None
+    clusters: str | None = None
     bad_records: str = "skip"
     tokens_per_batch: int = 16384
-    max_batch: Optional[int] = None
+    max_batch: int | None = None
     bucket_size: int = 2000
     seed: int = 0
 
@@ -98,15 +99,15 @@ class PretrainDataConfig:
         if self.min_length > self.max_length:
             raise ValueError(f"min_length {self.min_length} > max_length {self.max_length}")
         if self.max_input_length is not None and self.max_input_length < self.min_length:
-            raise ValueError(
-                f"max_input_length {self.max_input_length} < min_length {self.min_length}"
-            )
+            raise ValueError(f"max_input_length {self.max_input_length} < min_length {self.min_length}")
         if not 0.0 <= self.val_fraction <= 1.0:
             raise ValueError(f"val_fraction must lie in [0, 1], got {self.val_fraction}")
         if self.val_by not in ("auto", "hash", "family", "cluster"):
             raise ValueError(f"val_by must be 'auto', 'hash', 'family' or 'cluster', got {self.val_by!r}")
         if (self.val_by == "cluster") != bool(self.clusters):
-            raise ValueError("val_by 'cluster' needs a clusters table (data.clusters), and clusters needs val_by 'cluster'")
+            raise ValueError(
+                "val_by 'cluster' needs a clusters table (data.clusters), and clusters needs val_by 'cluster'"
+            )
         if self.clusters is not None:
             self.clusters = os.fspath(self.clusters)
         if self.bad_records not in ("skip", "error"):
@@ -132,12 +133,12 @@ def _unit_hash(key: str) -> float:
 
 
 @functools.lru_cache(maxsize=4)
-def read_clusters(path: str) -> Dict[str, str]:
+def read_clusters(path: str) -> dict[str, str]:
     """member -> representative from a ``representative <TAB> member`` TSV (plain or gzip).
 
     A malformed line is a ValueError naming the file and line number."""
     opener = gzip.open if path.endswith(".gz") else open
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     with opener(path, "rt", encoding="utf-8-sig") as f:
         for n, line in enumerate(f, 1):
             line = line.rstrip("\n")
@@ -150,7 +151,7 @@ def read_clusters(path: str) -> Dict[str, str]:
     return out
 
 
-def split_key(record_id: str, val_by: str = "auto", clusters: Optional[Dict[str, str]] = None) -> str:
+def split_key(record_id: str, val_by: str = "auto", clusters: dict[str, str] | None = None) -> str:
     """The string whose hash decides the split of a record: its cluster, family or id."""
     if val_by == "cluster":
         if clusters is None:
@@ -174,7 +175,7 @@ def is_validation(record_id: str, cfg: PretrainDataConfig) -> bool:
 
 
 # ---- record pipeline ------------------------------------------------------------------
-def new_stats() -> Dict[str, Any]:
+def new_stats() -> dict[str, Any]:
     """An empty statistics dict as kept by PretrainStream."""
     return {
         "read": 0,
@@ -195,8 +196,8 @@ def _digest(seq: str, ids: np.ndarray, scheme: Scheme, record: str) -> bytes:
 
 
 def iter_split_records(
-    cfg: PretrainDataConfig, split: str, stats: Optional[Dict[str, Any]] = None
-) -> Iterator[Tuple[str, np.ndarray]]:
+    cfg: PretrainDataConfig, split: str, stats: dict[str, Any] | None = None
+) -> Iterator[tuple[str, np.ndarray]]:
     """Stream ``(record_id, token_ids)`` of one split, filtered and deduplicated, uncropped.
 
     Every rank runs the same pass, so filtering, dedupe and the split agree everywhere.
@@ -210,7 +211,7 @@ def iter_split_records(
     skipped = stats["skipped"]
     scheme = get_scheme(cfg.scheme)
     want_val = split == "validation"
-    seen: Optional[set] = set() if cfg.dedupe else None
+    seen: set | None = set() if cfg.dedupe else None
     for path in cfg.train:
         name = os.fspath(path)
         for rec in read_fasta(path):
@@ -251,7 +252,7 @@ def center_crop(ids: np.ndarray, max_length: int) -> np.ndarray:
     return ids[start : start + max_length]
 
 
-def _bucket_batches(lengths: Sequence[int], cfg: PretrainDataConfig) -> List[List[int]]:
+def _bucket_batches(lengths: Sequence[int], cfg: PretrainDataConfig) -> list[list[int]]:
     return token_batches(lengths, cfg.tokens_per_batch, cfg.max_batch, extra=_EXTRA)
 
 
@@ -283,14 +284,14 @@ class PretrainStream:
         self.world_size = world_size
         self.epoch = 0
         self.batches_done = 0  # batches of ``self.epoch`` already yielded by __iter__
-        self.stats: Dict[str, Any] = new_stats()
+        self.stats: dict[str, Any] = new_stats()
         get_scheme(cfg.scheme)  # fail early on an unknown scheme
 
     # -- records and batches of one epoch --
     def _rng(self, epoch: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.seed, epoch, self.rank, self.world_size, stream])
 
-    def iter_records(self, epoch: int) -> Iterator[Tuple[str, np.ndarray]]:
+    def iter_records(self, epoch: int) -> Iterator[tuple[str, np.ndarray]]:
         """``(record_id, cropped token ids)`` of this rank in file order for one epoch."""
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
@@ -313,7 +314,7 @@ class PretrainStream:
         """Batches of one epoch: lists of token-id arrays, or of ``(record_id, ids)`` pairs
         with ``with_ids``. Does not touch the resumption state."""
         shuffle_rng = self._rng(epoch, 1)
-        bucket: List[Tuple[str, np.ndarray]] = []
+        bucket: list[tuple[str, np.ndarray]] = []
 
         def flush() -> Iterator[list]:
             groups = _bucket_batches([len(ids) for _, ids in bucket], self.cfg)
@@ -353,7 +354,7 @@ class PretrainStream:
             self.epoch, self.batches_done = epoch + 1, 0
 
     # -- resumption --
-    def state_dict(self) -> Dict[str, int]:
+    def state_dict(self) -> dict[str, int]:
         """Position of the stream: epoch and batches already yielded in it."""
         return {
             "epoch": self.epoch,
@@ -363,7 +364,7 @@ class PretrainStream:
             "world_size": self.world_size,
         }
 
-    def load_state_dict(self, state: Dict[str, int], strict: bool = True) -> None:
+    def load_state_dict(self, state: dict[str, int], strict: bool = True) -> None:
         """Restore a position saved by ``state_dict``. With ``strict``, a different seed or
         world size (which would change the batches) is an error."""
         if strict:
@@ -392,11 +393,11 @@ class PretrainStream:
 # ---- validation -----------------------------------------------------------------------
 def validation_batches(
     cfg: PretrainDataConfig,
-    limit: Optional[int] = None,
+    limit: int | None = None,
     rank: int = 0,
     world_size: int = 1,
-    stats: Optional[Dict[str, Any]] = None,
-) -> List[Batch]:
+    stats: dict[str, Any] | None = None,
+) -> list[Batch]:
     """Batches of the validation split, center-cropped to ``max_length``, in a fixed order.
 
     ``limit`` caps the number of validation records (the first ones in file order). With
@@ -405,7 +406,7 @@ def validation_batches(
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
-    seqs: List[np.ndarray] = []
+    seqs: list[np.ndarray] = []
     if limit != 0:
         for _, ids in iter_split_records(cfg, "validation", stats):
             seqs.append(center_crop(ids, cfg.max_length))
@@ -419,7 +420,7 @@ def validation_batches(
 _SPECIALS = (PAD, BOS, EOS, MASK)
 
 
-def unigram_counts(batches: Iterable[Union[Batch, torch.Tensor, np.ndarray]]) -> np.ndarray:
+def unigram_counts(batches: Iterable[Batch | torch.Tensor | np.ndarray]) -> np.ndarray:
     """Token counts (length VOCAB_SIZE) over batches, ignoring PAD/BOS/EOS/MASK.
 
     A batch is a list of token-id arrays or a padded (B, T) tensor/array.
@@ -438,7 +439,7 @@ def unigram_counts(batches: Iterable[Union[Batch, torch.Tensor, np.ndarray]]) ->
     return counts
 
 
-def unigram_entropy(batches: Iterable[Union[Batch, torch.Tensor, np.ndarray]]) -> float:
+def unigram_entropy(batches: Iterable[Batch | torch.Tensor | np.ndarray]) -> float:
     """Entropy (nats) of the token distribution in ``batches``: the MLM loss of a model
     that always predicts the corpus letter frequencies. The baseline a trained model must
     beat (ln 4 = 1.386 for uniform nucleotides). NaN when there are no tokens."""

@@ -31,8 +31,9 @@ import csv
 import gzip
 import io
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class Pair:
     a: str  # normalised sequence (ACGU, N for unknown)
     b_name: str
     b: str
-    label: Optional[int]  # 0/1, None when the file has no labels
+    label: int | None  # 0/1, None when the file has no labels
     line: int  # 1-based line in the file
 
     @property
@@ -71,7 +72,7 @@ def open_table(path: PathLike) -> io.TextIOBase:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace", newline="")
-    return open(path, "r", encoding="utf-8-sig", errors="replace", newline="")
+    return open(path, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def table_delimiter(path: PathLike) -> str:
@@ -91,7 +92,7 @@ def table_delimiter(path: PathLike) -> str:
     return ","
 
 
-def table_rows(path: PathLike, error: type) -> Iterator[Tuple[int, List[str]]]:
+def table_rows(path: PathLike, error: type) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line, cells)`` for each non-blank row, cells stripped of surrounding blanks.
 
     ``line`` is the 1-based physical line where the row starts (a quoted field may span lines).
@@ -116,7 +117,7 @@ def table_rows(path: PathLike, error: type) -> Iterator[Tuple[int, List[str]]]:
 
 
 # ---- pairs ------------------------------------------------------------------------------------
-def _header_columns(cells: List[str]) -> Optional[dict]:
+def _header_columns(cells: list[str]) -> dict | None:
     """Column name -> index if ``cells`` is a header row (it holds ``a_seq`` and ``b_seq``)."""
     low = [c.lower() for c in cells]
     if "a_seq" not in low or "b_seq" not in low:
@@ -128,9 +129,7 @@ def _header_columns(cells: List[str]) -> Optional[dict]:
     return cols
 
 
-def iter_pairs(
-    path: PathLike, require_label: bool = True, max_length: Optional[int] = None
-) -> Iterator[Pair]:
+def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | None = None) -> Iterator[Pair]:
     """Stream the pairs of a file one by one (see the module docstring for the formats).
 
     Raises :class:`PairsError` at the first bad line: wrong number of columns, an empty
@@ -138,7 +137,7 @@ def iter_pairs(
     ``require_label``, a sequence longer than ``max_length`` nt, or a file without pairs.
     """
     name = os.fspath(path)
-    cols: Optional[dict] = None
+    cols: dict | None = None
     ncols = 0
     first_line = 0
     count = 0
@@ -179,11 +178,10 @@ def iter_pairs(
                 raise PairsError(f"{where}: {col}: {e}") from None
             if max_length is not None and len(seq) > max_length:
                 raise PairsError(
-                    f"{where}: {col} of {nm!r} has {len(seq)} nt, longer than the {max_length} nt "
-                    "supported"
+                    f"{where}: {col} of {nm!r} has {len(seq)} nt, longer than the {max_length} nt supported"
                 )
             seqs[side], names[side] = seq, nm
-        label: Optional[int] = None
+        label: int | None = None
         if "label" in cols:
             raw = cells[cols["label"]]
             if raw:
@@ -200,16 +198,12 @@ def iter_pairs(
         raise PairsError(f"{name} line {first_line}: a header but no pairs")
 
 
-def read_pairs(
-    path: PathLike, require_label: bool = True, max_length: Optional[int] = None
-) -> List[Pair]:
+def read_pairs(path: PathLike, require_label: bool = True, max_length: int | None = None) -> list[Pair]:
     """All pairs of a file, in file order (see :func:`iter_pairs`)."""
     return list(iter_pairs(path, require_label=require_label, max_length=max_length))
 
 
-def split_pairs(
-    pairs: Sequence[Pair], val_fraction: float = 0.1, seed: int = 0
-) -> Tuple[List[Pair], List[Pair]]:
+def split_pairs(pairs: Sequence[Pair], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
     """Fixed, seeded train/validation split.
 
     ``numpy.random.default_rng([seed, 17]).permutation(n)``: its first

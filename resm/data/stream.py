@@ -9,7 +9,8 @@ stream would have yielded next.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 class EpochStream:
@@ -37,11 +38,19 @@ class EpochStream:
                 yield batch
             self.epoch, self.batches_done = self.epoch + 1, 0
 
-    def state_dict(self) -> Dict[str, int]:
-        return {"epoch": self.epoch, "batches": self.batches_done, "seed": self.seed,
-                "rank": self.rank, "world_size": self.world_size}
+    def state_dict(self) -> dict[str, int]:
+        return {
+            "epoch": self.epoch,
+            "batches": self.batches_done,
+            "seed": self.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+        }
 
-    def load_state_dict(self, state: Dict[str, int]) -> None:
-        if int(state.get("seed", self.seed)) != self.seed or int(state.get("world_size", self.world_size)) != self.world_size:
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if (
+            int(state.get("seed", self.seed)) != self.seed
+            or int(state.get("world_size", self.world_size)) != self.world_size
+        ):
             raise ValueError(f"stream state {state} was saved with another seed or world size")
         self.epoch, self.batches_done = int(state["epoch"]), int(state["batches"])

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable, Dict
+from collections.abc import Callable
 
 
-def _discover() -> Dict[str, Callable]:
-    found: Dict[str, Callable] = {}
+def _discover() -> dict[str, Callable]:
+    found: dict[str, Callable] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         for name, build in getattr(module, "HEADS", {}).items():

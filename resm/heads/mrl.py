@@ -17,14 +17,20 @@ one linear output. It takes fixed-length input (``length``; 50 nt in the MRL lib
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Dict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ExpressionHeadConfig", "ExpressionHead", "OptimusConfig", "OptimusCNN", "build_mrl_head", "mrl_apply",
-           "optimus_apply"]
+__all__ = [
+    "ExpressionHeadConfig",
+    "ExpressionHead",
+    "OptimusConfig",
+    "OptimusCNN",
+    "build_mrl_head",
+    "mrl_apply",
+    "optimus_apply",
+]
 
 
 @dataclass
@@ -58,11 +64,11 @@ class ExpressionHeadConfig:
         if self.hidden < 1 or self.conv_layers < 0 or self.anchor < 0 or self.max_length < 1:
             raise ValueError("hidden and max_length must be >= 1, conv_layers and anchor >= 0")
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, object]) -> "ExpressionHeadConfig":
+    def from_dict(cls, d: dict[str, object]) -> ExpressionHeadConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -121,11 +127,11 @@ class OptimusConfig:
     dense: int = 40
     dropout: float = 0.2
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, object]) -> "OptimusConfig":
+    def from_dict(cls, d: dict[str, object]) -> OptimusConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -143,21 +149,27 @@ class OptimusCNN(nn.Module):
             layers += [nn.ConstantPad1d(((k - 1) // 2, k // 2), 0.0), nn.Conv1d(c, cfg.filters, k), nn.ReLU()]
             c = cfg.filters
         self.convs = nn.Sequential(*layers)
-        self.dense = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(cfg.filters * cfg.length, cfg.dense),
-                                   nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.dense, 1))
+        self.dense = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.filters * cfg.length, cfg.dense),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.dense, 1),
+        )
 
     def forward(self, nuc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """nuc (B, L) codes 0..4, mask (B, L); right-aligned into ``length`` columns."""
         B, L = nuc.shape
         n = self.cfg.length
-        if L > n:
+        if n < L:
             raise ValueError(f"OptimusCNN takes at most {n} nt, got {L}")
         x = F.one_hot(nuc.clamp(max=4), 5)[..., :4].float() * mask[..., None]
         lengths = mask.sum(1)
         out = x.new_zeros(B, n, 4)
         for b in range(B):  # right-align (UTR 3' end next to the CDS)
             k = int(lengths[b])
-            out[b, n - k:] = x[b, :k]
+            out[b, n - k :] = x[b, :k]
         return self.dense(self.convs(out.transpose(1, 2)))[:, 0]
 
 

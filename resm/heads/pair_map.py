@@ -32,8 +32,8 @@ full computation (to float rounding) with memory that grows with the tile, not w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -98,7 +98,7 @@ class StructureHeadConfig:
     channels: int = 48
     blocks: int = 8
     kernel: int = 3
-    dilations: Tuple[int, ...] = (1, 2, 4, 8)
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
     use_attention: bool = False
     attn_channels: int = 0
     use_bpp: bool = False
@@ -106,7 +106,7 @@ class StructureHeadConfig:
     dropout: float = 0.1
     min_loop: int = 3
     symmetry: str = "mean"
-    bpp_local_above: Optional[int] = None
+    bpp_local_above: int | None = None
     bpp_window: int = 240
     bpp_span: int = 160
 
@@ -127,17 +127,17 @@ class StructureHeadConfig:
         if self.use_attention and self.attn_channels < 1:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
 
-    def block_dilations(self) -> List[int]:
+    def block_dilations(self) -> list[int]:
         """The dilation of each block's first conv (``dilations`` cycled)."""
         return [self.dilations[b % len(self.dilations)] for b in range(self.blocks)]
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["dilations"] = list(self.dilations)
         return d
 
     @classmethod
-    def from_dict(cls, d: Dict[str, object]) -> "StructureHeadConfig":
+    def from_dict(cls, d: dict[str, object]) -> StructureHeadConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -177,7 +177,7 @@ class ResidualBlock(nn.Module):
         self.norm2 = ChannelLayerNorm(channels)
         self.conv2 = nn.Conv2d(channels, channels, kernel, padding=half)
 
-    def forward(self, x: torch.Tensor, m: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
         """x: (B, C, H, W), zero where m == 0; m: (B, 1, H, W) 0/1 pair mask, or None when
         every pixel is inside the sequence (the products would be no-ops)."""
         y = F.gelu(self.norm1(x))
@@ -206,9 +206,7 @@ def _window1d(x: torch.Tensor, start: int, stop: int, fill: float = 0) -> torch.
     return out
 
 
-def _window2d(
-    src: PairSource, n: int, r0: int, r1: int, c0: int, c1: int, device: torch.device
-) -> torch.Tensor:
+def _window2d(src: PairSource, n: int, r0: int, r1: int, c0: int, c1: int, device: torch.device) -> torch.Tensor:
     """Block [r0:r1, c0:c1] of a (B, C, n, n) pair source, zero outside [0, n)^2, as fp32."""
     a0, a1, b0, b1 = max(r0, 0), min(r1, n), max(c0, 0), min(c1, n)
     if a1 <= a0 or b1 <= b0:
@@ -219,9 +217,14 @@ def _window2d(
     return F.pad(part, pad) if any(pad) else part
 
 
-def valid_pair_mask(mask: torch.Tensor, min_loop: int = 3, upper: bool = False,
-                    row_offset: int = 0, col_offset: int = 0,
-                    col_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def valid_pair_mask(
+    mask: torch.Tensor,
+    min_loop: int = 3,
+    upper: bool = False,
+    row_offset: int = 0,
+    col_offset: int = 0,
+    col_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(B, Lr, Lc) bool: both residues real and ``|i - j| > min_loop`` (``j - i > min_loop``
     when ``upper``). Offsets give the global index of the first row / column (for tiles)."""
     cm = mask if col_mask is None else col_mask
@@ -254,9 +257,7 @@ class StructureHead(nn.Module):
             self.stem_pairs = nn.Parameter(torch.empty(16, c).uniform_(-bound, bound))
         else:
             self.register_parameter("stem_pairs", None)
-        self.blocks = nn.ModuleList(
-            ResidualBlock(c, cfg.kernel, d, cfg.dropout) for d in cfg.block_dilations()
-        )
+        self.blocks = nn.ModuleList(ResidualBlock(c, cfg.kernel, d, cfg.dropout) for d in cfg.block_dilations())
         self.out_norm = ChannelLayerNorm(c)
         self.out = nn.Conv2d(c, 1, 1)
 
@@ -288,10 +289,10 @@ class StructureHead(nn.Module):
         p_cols: torch.Tensor,
         m_rows: torch.Tensor,
         m_cols: torch.Tensor,
-        attn: Optional[torch.Tensor] = None,
-        bpp: Optional[torch.Tensor] = None,
-        nuc_rows: Optional[torch.Tensor] = None,
-        nuc_cols: Optional[torch.Tensor] = None,
+        attn: torch.Tensor | None = None,
+        bpp: torch.Tensor | None = None,
+        nuc_rows: torch.Tensor | None = None,
+        nuc_cols: torch.Tensor | None = None,
         channels_last: bool = False,
     ) -> torch.Tensor:
         """Unsymmetrised logits (B, Lr, Lc) over a rectangle of pairs (rows x columns).
@@ -336,9 +337,9 @@ class StructureHead(nn.Module):
         self,
         h: torch.Tensor,
         mask: torch.Tensor,
-        attn_feats: Optional[torch.Tensor] = None,
-        bpp: Optional[torch.Tensor] = None,
-        nuc: Optional[torch.Tensor] = None,
+        attn_feats: torch.Tensor | None = None,
+        bpp: torch.Tensor | None = None,
+        nuc: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Symmetric fp32 logits (B, L, L); :data:`NEG_LOGIT` at padding and ``|i-j| <= min_loop``.
 
@@ -357,13 +358,13 @@ class StructureHead(nn.Module):
         self,
         h: torch.Tensor,
         mask: torch.Tensor,
-        attn_feats: Optional[PairSource] = None,
-        bpp: Optional[PairSource] = None,
-        nuc: Optional[torch.Tensor] = None,
+        attn_feats: PairSource | None = None,
+        bpp: PairSource | None = None,
+        nuc: torch.Tensor | None = None,
         tile: int = DEFAULT_TILE,
-        dtype: Optional[torch.dtype] = None,
+        dtype: torch.dtype | None = None,
         out_dtype: torch.dtype = torch.float32,
-        out_device: Optional[Union[str, torch.device]] = None,
+        out_device: str | torch.device | None = None,
     ) -> torch.Tensor:
         """Same logits as ``forward`` (in eval mode), computed ``tile x tile`` at a time.
 
@@ -460,8 +461,9 @@ class StructureHead(nn.Module):
         else:
             ba = self._window_logits(p, mask, attn_feats, bpp, nuc, c0, c1, r0, r1, R, L)
             sym = self._symmetrise(ab, ba)
-        valid = valid_pair_mask(mask[:, r0:r1], self.cfg.min_loop, row_offset=r0,
-                                col_offset=c0, col_mask=mask[:, c0:c1])
+        valid = valid_pair_mask(
+            mask[:, r0:r1], self.cfg.min_loop, row_offset=r0, col_offset=c0, col_mask=mask[:, c0:c1]
+        )
         return sym.masked_fill(~valid, NEG_LOGIT)
 
 
@@ -478,7 +480,7 @@ def pair_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     mask: torch.Tensor,
-    pos_weight: Optional[Union[float, torch.Tensor]] = None,
+    pos_weight: float | torch.Tensor | None = None,
     min_loop: int = 3,
 ) -> torch.Tensor:
     """Binary cross-entropy over the valid upper-triangle pairs of a batch.
@@ -500,7 +502,7 @@ def pair_loss(
     return F.binary_cross_entropy_with_logits(x, y, pos_weight=pw)
 
 
-def strip_special(x: torch.Tensor, tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def strip_special(x: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Backbone output (B, T, E) + tokens (B, T) -> residues (B, T-2, E) and mask (B, T-2).
 
     Tokens as made by ``resm.alphabet.pad_batch`` (BOS, residues, EOS, PAD...); the residue
@@ -511,7 +513,9 @@ def strip_special(x: torch.Tensor, tokens: torch.Tensor) -> Tuple[torch.Tensor, 
     return x[:, 1:-1], bos_eos_positions(tokens)[:, 1:-1]
 
 
-def structure_apply(head: StructureHead, h: torch.Tensor, mask: torch.Tensor, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+def structure_apply(
+    head: StructureHead, h: torch.Tensor, mask: torch.Tensor, batch: dict[str, torch.Tensor]
+) -> torch.Tensor:
     """Pair logits from residue embeddings and the batch's ``nuc`` (and ``bpp`` / ``attn``
     channels when the head reads them)."""
     return head(h, mask, attn_feats=batch.get("attn"), bpp=batch.get("bpp"), nuc=batch.get("nuc"))

@@ -33,8 +33,8 @@ padded batch of several sequences gives the same logits as each sequence alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -43,7 +43,16 @@ import torch.nn.functional as F
 
 from ..nucleotides import PAIR_TYPE, UNKNOWN_BASE, lenient_codes
 
-__all__ = ["PairHeadConfig", "Candidates", "candidates", "collate_candidates", "PairHead", "n_pair_features", "prior_probability", "split_by_sequence"]
+__all__ = [
+    "PairHeadConfig",
+    "Candidates",
+    "candidates",
+    "collate_candidates",
+    "PairHead",
+    "n_pair_features",
+    "prior_probability",
+    "split_by_sequence",
+]
 
 
 @dataclass
@@ -83,7 +92,7 @@ class PairHeadConfig:
     pair_width: int = 64
     blocks: int = 4
     kernel: int = 7
-    dilations: Tuple[int, ...] = (1, 2, 4, 8)
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
     rounds: int = 2
     dropout: float = 0.0
     min_prob: float = 1e-4
@@ -111,13 +120,13 @@ class PairHeadConfig:
         if self.use_attention and self.attn_channels < 1:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["dilations"] = list(self.dilations)
         return d
 
     @classmethod
-    def from_dict(cls, d: Dict[str, object]) -> "PairHeadConfig":
+    def from_dict(cls, d: dict[str, object]) -> PairHeadConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -147,7 +156,7 @@ class Candidates:
     inner: np.ndarray
     nuc: np.ndarray
     residue: np.ndarray
-    target: Optional[np.ndarray] = None
+    target: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.i)
@@ -163,7 +172,7 @@ def _lookup(keys: np.ndarray, values: np.ndarray, L: int, a: np.ndarray, b: np.n
     return np.where(ok, values[pos], 0.0).astype(np.float32)
 
 
-def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: Optional[np.ndarray] = None) -> Candidates:
+def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: np.ndarray | None = None) -> Candidates:
     """Candidates and features of ``seq`` from its priors (:class:`resm.structure.priors.SparsePairs`,
     in the order the head was trained with); ``pairs`` (partner array, or a
     :class:`resm.structure.pairsets.PairSet`, where a base may sit in several pairs) adds the
@@ -195,17 +204,30 @@ def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: Optional[
         cp = _lookup(pk, p, L, ci, cj)
         cols += [cp, np.log10(np.maximum(cp, 1e-4)) / 4 + 1]
         cols += [_lookup(pk, p, L, ci + a, cj + b) for a in range(-w, w + 1) for b in range(-w, w + 1) if a or b]
-        cols += [rows[ci], rows[cj], rmax[ci], rmax[cj], cp / np.maximum(rmax[ci], 1e-6), cp / np.maximum(rmax[cj], 1e-6)]
+        cols += [
+            rows[ci],
+            rows[cj],
+            rmax[ci],
+            rmax[cj],
+            cp / np.maximum(rmax[ci], 1e-6),
+            cp / np.maximum(rmax[cj], 1e-6),
+        ]
         residue += [rows, rmax]
 
     def can_pair(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ok = (a >= 0) & (b < L) & (b - a > cfg.min_loop)
-        return (ok & (PAIR_TYPE[nuc[np.clip(a, 0, max(L - 1, 0))], nuc[np.clip(b, 0, max(L - 1, 0))]] >= 0)).astype(np.float32)
+        return (ok & (PAIR_TYPE[nuc[np.clip(a, 0, max(L - 1, 0))], nuc[np.clip(b, 0, max(L - 1, 0))]] >= 0)).astype(
+            np.float32
+        )
 
     for d in (1, 2, 3):
         cols += [can_pair(ci - d, cj + d), can_pair(ci + d, cj - d)]
     span = (cj - ci).astype(np.float32)
-    cols += [np.log(np.maximum(span, 1.0)) / 8, np.minimum(span, 30.0) / 30, np.full(len(ci), np.log(max(L, 1)) / 8, np.float32)]
+    cols += [
+        np.log(np.maximum(span, 1.0)) / 8,
+        np.minimum(span, 30.0) / 30,
+        np.full(len(ci), np.log(max(L, 1)) / 8, np.float32),
+    ]
     feats = np.stack(cols, 1).astype(np.float32) if len(ci) else np.zeros((0, n_pair_features(cfg)), np.float32)
 
     def index_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -222,11 +244,21 @@ def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: Optional[
         pairs = np.asarray(pairs)
         target = (pairs[ci] == cj).astype(np.float32) if len(ci) else np.zeros(0, np.float32)
     res = np.stack(residue, 1).astype(np.float32) if L else np.zeros((0, 2 * cfg.priors), np.float32)
-    return Candidates(L, ci.astype(np.int64), cj.astype(np.int64), feats, PAIR_TYPE[nuc[ci], nuc[cj]] if len(ci) else
-                      np.zeros(0, np.int64), index_of(ci - 1, cj + 1), index_of(ci + 1, cj - 1), nuc, res, target)
+    return Candidates(
+        L,
+        ci.astype(np.int64),
+        cj.astype(np.int64),
+        feats,
+        PAIR_TYPE[nuc[ci], nuc[cj]] if len(ci) else np.zeros(0, np.int64),
+        index_of(ci - 1, cj + 1),
+        index_of(ci + 1, cj - 1),
+        nuc,
+        res,
+        target,
+    )
 
 
-def collate_candidates(batch: Sequence[Candidates]) -> Dict[str, torch.Tensor]:
+def collate_candidates(batch: Sequence[Candidates]) -> dict[str, torch.Tensor]:
     """Tensors of a batch: residues padded to (B, Lmax) (``nuc``, ``residue``, ``mask``);
     candidates concatenated (``i``/``j`` as flat indices into the (B * Lmax) residues, ``seq``
     the batch index, ``feats``, ``ptype``, ``outer``/``inner`` into the concatenation, -1 when
@@ -256,10 +288,19 @@ def collate_candidates(batch: Sequence[Candidates]) -> Dict[str, torch.Tensor]:
     def cat(xs, dtype):
         return torch.from_numpy(np.concatenate(xs).astype(dtype)) if xs else torch.zeros(0, dtype=getattr(torch, dtype))
 
-    out = {"nuc": nuc, "residue": residue, "mask": mask, "i": cat(ii, "int64"), "j": cat(jj, "int64"),
-           "seq": cat(seqs, "int64"), "feats": torch.from_numpy(np.concatenate(feats).astype(np.float32)) if batch
-           else torch.zeros(0, 0), "ptype": cat(ptype, "int64"), "outer": cat(outer, "int64"),
-           "inner": cat(inner, "int64"), "counts": torch.tensor([len(c) for c in batch], dtype=torch.long)}
+    out = {
+        "nuc": nuc,
+        "residue": residue,
+        "mask": mask,
+        "i": cat(ii, "int64"),
+        "j": cat(jj, "int64"),
+        "seq": cat(seqs, "int64"),
+        "feats": torch.from_numpy(np.concatenate(feats).astype(np.float32)) if batch else torch.zeros(0, 0),
+        "ptype": cat(ptype, "int64"),
+        "outer": cat(outer, "int64"),
+        "inner": cat(inner, "int64"),
+        "counts": torch.tensor([len(c) for c in batch], dtype=torch.long),
+    }
     if batch and all(t is not None for t in target):
         out["target"] = cat(target, "float32")
     return out
@@ -298,7 +339,9 @@ class PairHead(nn.Module):
         if cfg.use_embeddings:
             self.embed_norm = nn.LayerNorm(cfg.embed_dim)
             self.embed_in = nn.Linear(cfg.embed_dim, d, bias=False)
-        self.blocks = nn.ModuleList(_Block1d(d, cfg.kernel, cfg.dilations[b % len(cfg.dilations)]) for b in range(cfg.blocks))
+        self.blocks = nn.ModuleList(
+            _Block1d(d, cfg.kernel, cfg.dilations[b % len(cfg.dilations)]) for b in range(cfg.blocks)
+        )
         self.residue_norm = nn.LayerNorm(d)
         self.from_i = nn.Linear(d, z)
         self.from_j = nn.Linear(d, z, bias=False)
@@ -316,7 +359,7 @@ class PairHead(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def residues(self, batch: Dict[str, torch.Tensor], h: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def residues(self, batch: dict[str, torch.Tensor], h: torch.Tensor | None = None) -> torch.Tensor:
         """Residue states (B, Lmax, width), zero at padding."""
         cfg = self.cfg
         m = batch["mask"][..., None].to(self.residue_in.weight.dtype)
@@ -332,15 +375,21 @@ class PairHead(nn.Module):
             x = blk(x, m)
         return self.residue_norm(x) * m
 
-    def forward(self, batch: Dict[str, torch.Tensor], h: Optional[torch.Tensor] = None,
-                attn: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, batch: dict[str, torch.Tensor], h: torch.Tensor | None = None, attn: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits (n_candidates,) of the batch (:func:`collate_candidates`); ``h`` (B, Lmax, E)
         the backbone's residue embeddings when ``use_embeddings``; ``attn`` (n_candidates,
         attn_channels) when ``use_attention``."""
         res = self.residues(batch, h)
         flat = res.reshape(-1, res.shape[-1])
         i, j = batch["i"], batch["j"]
-        z = self.from_i(flat)[i] + self.from_j(flat)[j] + self.from_feats(batch["feats"]) + self.type_embed(batch["ptype"])
+        z = (
+            self.from_i(flat)[i]
+            + self.from_j(flat)[j]
+            + self.from_feats(batch["feats"])
+            + self.type_embed(batch["ptype"])
+        )
         if self.from_attn is not None:
             if attn is None:
                 raise ValueError("this head reads attention maps: pass attn (n_candidates, layers * heads)")
@@ -368,13 +417,14 @@ def prior_probability(c: Candidates, cfg: PairHeadConfig) -> np.ndarray:
     return c.feats[:, [k * step for k in range(cfg.priors)]].mean(1).astype(np.float32)
 
 
-def split_by_sequence(values: torch.Tensor, counts: torch.Tensor) -> List[torch.Tensor]:
+def split_by_sequence(values: torch.Tensor, counts: torch.Tensor) -> list[torch.Tensor]:
     """Per-sequence pieces of a concatenated candidate tensor."""
     return list(torch.split(values, counts.tolist()))
 
 
-def pair_apply(head: PairHead, h: Optional[torch.Tensor], mask: torch.Tensor,
-               batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+def pair_apply(
+    head: PairHead, h: torch.Tensor | None, mask: torch.Tensor, batch: dict[str, torch.Tensor]
+) -> torch.Tensor:
     """Candidate logits from residue embeddings ``h`` and the batch's candidates
     (:func:`collate_candidates`, with ``attn`` when the head reads attention maps)."""
     return head(batch, h, batch.get("attn"))

@@ -20,7 +20,7 @@ longer partners, up to 4,000 nt, are scanned in windows of that length by
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Dict
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -64,11 +64,11 @@ class InteractionHeadConfig:
         if min(self.proj_dim, self.channels, self.max_length) < 1 or self.blocks < 0:
             raise ValueError("proj_dim, channels and max_length must be >= 1, blocks >= 0")
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, object]) -> "InteractionHeadConfig":
+    def from_dict(cls, d: dict[str, object]) -> InteractionHeadConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -94,8 +94,15 @@ class InteractionHead(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.readout = nn.Linear(2 * c + 1, 1)
 
-    def forward(self, ha: torch.Tensor, ma: torch.Tensor, hb: torch.Tensor, mb: torch.Tensor,
-                nuca: torch.Tensor = None, nucb: torch.Tensor = None) -> Dict[str, torch.Tensor]:
+    def forward(
+        self,
+        ha: torch.Tensor,
+        ma: torch.Tensor,
+        hb: torch.Tensor,
+        mb: torch.Tensor,
+        nuca: torch.Tensor = None,
+        nucb: torch.Tensor = None,
+    ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         if cfg.use_onehot_pairs and (nuca is None or nucb is None):
             raise ValueError("this head uses one-hot pair channels: pass nuca and nucb (codes 0..4)")
@@ -107,7 +114,7 @@ class InteractionHead(nn.Module):
             idx = nuca.clamp(max=4)[:, :, None] * 4 + nucb.clamp(max=4)[:, None, :]
             known = (nuca < 4)[:, :, None] & (nucb < 4)[:, None, :]
             x = x + self.stem_pairs[idx.clamp(max=15)] * known[..., None]
-        m2 = (ma[:, :, None] & mb[:, None, :])  # (B, La, Lb)
+        m2 = ma[:, :, None] & mb[:, None, :]  # (B, La, Lb)
         m = m2[:, None].float()
         x = x.permute(0, 3, 1, 2) * m
         for blk in self.blocks:
@@ -122,7 +129,9 @@ class InteractionHead(nn.Module):
         return {"logit": logit, "pair_logits": pair_logits}
 
 
-def rri_apply(head: InteractionHead, h: torch.Tensor, mask: torch.Tensor, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+def rri_apply(
+    head: InteractionHead, h: torch.Tensor, mask: torch.Tensor, batch: dict[str, Any]
+) -> dict[str, torch.Tensor]:
     """Split the encoder output of ``[a_1..a_B, b_1..b_B]`` (``resm.tasks.rri.collate_pairs``)
     and run the head."""
     B, la, lb = batch["n_pairs"], batch["la"], batch["lb"]

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -33,8 +33,14 @@ from .io import Structure
 from .metrics import evaluate
 from .model import load_structure_model
 
-__all__ = ["DEFAULT_FOLDERS", "evaluate_dataset", "evaluate_structure", "evaluate_famfold", "format_table",
-           "write_table"]
+__all__ = [
+    "DEFAULT_FOLDERS",
+    "evaluate_dataset",
+    "evaluate_structure",
+    "evaluate_famfold",
+    "format_table",
+    "write_table",
+]
 
 DEFAULT_FOLDERS = tuple(FOLDERS)
 MODEL = "resm"
@@ -44,7 +50,7 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def check_folders(names: Optional[Sequence[str]], log=None) -> List[str]:
+def check_folders(names: Sequence[str] | None, log=None) -> list[str]:
     """The folders asked for, each known and installed (else a one-line error naming it or
     its package). Without names: every default folder that is installed, each one that is not
     named in a ``skipped folder`` line on stderr (or through ``log``)."""
@@ -58,7 +64,8 @@ def check_folders(names: Optional[Sequence[str]], log=None) -> List[str]:
                 out.append(n)
             except FolderUnavailable as e:
                 (log or (lambda m: print(m, file=sys.stderr)))(
-                    f"skipped folder {n}: {e} (--folders {n} makes it required)")
+                    f"skipped folder {n}: {e} (--folders {n} makes it required)"
+                )
         return out
     out = []
     for n in names:
@@ -75,10 +82,14 @@ def check_models(model_path, folds: Sequence[str] = ()) -> None:
     paths = [str(model_path).replace("{fold}", f) for f in folds] if "{fold}" in str(model_path) else [str(model_path)]
     for p in paths:
         if not Path(p).is_file():
-            raise FileNotFoundError(f"{p}: no such structure model (a structure_model.pt from resm finetune, or 'default')")
+            raise FileNotFoundError(
+                f"{p}: no such structure model (a structure_model.pt from resm finetune, or 'default')"
+            )
 
 
-def _model_predictor(model, meta, workers: int, bpp_cache, tile: int) -> Callable[[List[Structure], str, bool], List[np.ndarray]]:
+def _model_predictor(
+    model, meta, workers: int, bpp_cache, tile: int
+) -> Callable[[list[Structure], str, bool], list[np.ndarray]]:
     """``predict(records, desc, progress) -> partner arrays`` through the model's predictor
     (:func:`resm.structure.predictor.model_predictor`, decoding as stored in its file)."""
     from .predictor import model_predictor
@@ -92,11 +103,10 @@ def _model_predictor(model, meta, workers: int, bpp_cache, tile: int) -> Callabl
     return predict
 
 
-def _predict_all(predict, recs: List[Structure], dataset: str, folders: Sequence[str],
-                 progress: bool = True) -> tuple:
+def _predict_all(predict, recs: list[Structure], dataset: str, folders: Sequence[str], progress: bool = True) -> tuple:
     """Every method's partner arrays on ``recs`` and its wall time: ``(preds, seconds)``."""
-    preds: Dict[str, list] = {}
-    seconds: Dict[str, float] = {}
+    preds: dict[str, list] = {}
+    seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     preds[MODEL] = predict(recs, f"{dataset}: resm", progress)
     seconds[MODEL] = time.perf_counter() - t0
@@ -108,13 +118,24 @@ def _predict_all(predict, recs: List[Structure], dataset: str, folders: Sequence
     return preds, seconds
 
 
-def _result(label: str, preds: Dict[str, list], true: list, seconds: Dict[str, float]) -> Dict[str, object]:
-    return {"dataset": label, "n": len(true), "methods": {k: evaluate(p, true) for k, p in preds.items()},
-            "seconds": dict(seconds), "peak_gib": _peak_gib()}
+def _result(label: str, preds: dict[str, list], true: list, seconds: dict[str, float]) -> dict[str, object]:
+    return {
+        "dataset": label,
+        "n": len(true),
+        "methods": {k: evaluate(p, true) for k, p in preds.items()},
+        "seconds": dict(seconds),
+        "peak_gib": _peak_gib(),
+    }
 
 
-def _score(predict, recs: List[Structure], dataset: str, folders: Sequence[str], progress: bool = True,
-           keep: Optional[dict] = None) -> Dict[str, object]:
+def _score(
+    predict,
+    recs: list[Structure],
+    dataset: str,
+    folders: Sequence[str],
+    progress: bool = True,
+    keep: dict | None = None,
+) -> dict[str, object]:
     """Every method on ``recs``: ``{"dataset", "n", "methods": {name: metrics}, "seconds": {name: s}}``."""
     true = [r.pairs for r in recs]
     preds, seconds = _predict_all(predict, recs, dataset, folders, progress)
@@ -127,9 +148,18 @@ def _score(predict, recs: List[Structure], dataset: str, folders: Sequence[str],
     return _result(dataset, preds, true, seconds)
 
 
-def evaluate_dataset(model_path, dataset: str, data_dir, limit: Optional[int] = None, seed: int = 0,
-                     tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None,
-                     folders: Optional[Sequence[str]] = None, workers: int = 0) -> List[Dict[str, object]]:
+def evaluate_dataset(
+    model_path,
+    dataset: str,
+    data_dir,
+    limit: int | None = None,
+    seed: int = 0,
+    tile: int = DEFAULT_TILE,
+    progress: bool = True,
+    bpp_cache=None,
+    folders: Sequence[str] | None = None,
+    workers: int = 0,
+) -> list[dict[str, object]]:
     """The model at ``model_path`` and the classical ``folders`` on one benchmark set: one
     result per reference view (:func:`resm.structure.datasets.reference_views`; the PDB sets
     give two, canonical pairs and all pairs, from the same predictions)."""
@@ -144,9 +174,18 @@ def evaluate_dataset(model_path, dataset: str, data_dir, limit: Optional[int] = 
     return [_result(label, preds, true, seconds) for label, true in reference_views(dataset, recs).items()]
 
 
-def evaluate_structure(model_path, dataset: str, data_dir, limit: Optional[int] = None, seed: int = 0,
-                       tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None,
-                       folders: Optional[Sequence[str]] = None, workers: int = 0) -> Dict[str, object]:
+def evaluate_structure(
+    model_path,
+    dataset: str,
+    data_dir,
+    limit: int | None = None,
+    seed: int = 0,
+    tile: int = DEFAULT_TILE,
+    progress: bool = True,
+    bpp_cache=None,
+    folders: Sequence[str] | None = None,
+    workers: int = 0,
+) -> dict[str, object]:
     """The model at ``model_path`` and the classical ``folders`` on one benchmark set with one
     reference view (:func:`evaluate_dataset` gives every view of the PDB sets)."""
     out = evaluate_dataset(model_path, dataset, data_dir, limit, seed, tile, progress, bpp_cache, folders, workers)
@@ -155,9 +194,18 @@ def evaluate_structure(model_path, dataset: str, data_dir, limit: Optional[int] 
     return out[0]
 
 
-def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = None, limit: Optional[int] = None,
-                     seed: int = 0, tile: int = DEFAULT_TILE, progress: bool = True, bpp_cache=None,
-                     folders: Optional[Sequence[str]] = None, workers: int = 0) -> List[Dict[str, object]]:
+def evaluate_famfold(
+    model_path: str,
+    data_dir,
+    folds: list[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    tile: int = DEFAULT_TILE,
+    progress: bool = True,
+    bpp_cache=None,
+    folders: Sequence[str] | None = None,
+    workers: int = 0,
+) -> list[dict[str, object]]:
     """Family-wise cross-validation on ArchiveII (<= 512 nt): for each fold, the model trained
     without that family (``model_path`` with ``{fold}`` in it, e.g.
     ``runs/famfold/{fold}/structure_model.pt``) on the held-out family's test partition, with
@@ -173,7 +221,7 @@ def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = Non
     check_models(model_path, names)
     folders = check_folders(folders)
     recs = load_dataset("archiveii-famfold", data_dir)
-    results: List[Dict[str, object]] = []
+    results: list[dict[str, object]] = []
     pooled: dict = {}
     for name in names:
         test = [r for r in recs if r.name in split[name]["test"]]
@@ -183,8 +231,11 @@ def evaluate_famfold(model_path: str, data_dir, folds: Optional[List[str]] = Non
         model, meta = load_structure_model(str(model_path).replace("{fold}", name))
         predict = _model_predictor(model, meta, workers, bpp_cache, tile)
         results.append(_score(predict, test, f"archiveii-famfold {name}", folders, progress, keep=pooled))
-    results.append(_result("archiveii-famfold, all folds", pooled.get("pred", {}), pooled.get("true", []),
-                           pooled.get("seconds", {})))
+    results.append(
+        _result(
+            "archiveii-famfold, all folds", pooled.get("pred", {}), pooled.get("true", []), pooled.get("seconds", {})
+        )
+    )
     return results
 
 
@@ -192,7 +243,7 @@ def _label(name: str) -> str:
     return "**resm**" if name == MODEL else name
 
 
-def format_table(results: List[Dict[str, object]], command: str, model_path, cached_prior: bool = False) -> str:
+def format_table(results: list[dict[str, object]], command: str, model_path, cached_prior: bool = False) -> str:
     threads = torch.get_num_threads()
     timing = f"seconds: wall time over the set on this machine ({threads} torch thread{'s' if threads > 1 else ''}; "
     timing += "the folders run on one core each)"
@@ -212,27 +263,38 @@ def format_table(results: List[Dict[str, object]], command: str, model_path, cac
     margins = []
     for r in results:
         for name, m in r["methods"].items():
-            lines.append(f"| {r['dataset']} | {r['n']} | {_label(name)} | {m['f1_mean']:.3f} | {m['f1_shift_mean']:.3f} "
-                         f"| {m['precision_mean']:.3f} | {m['recall_mean']:.3f} | {m['pair_ratio']:.2f} "
-                         f"| {m['f1_pooled']:.3f} | {m['mcc_mean']:.3f} | {r['seconds'].get(name, float('nan')):.0f} |")
+            lines.append(
+                f"| {r['dataset']} | {r['n']} | {_label(name)} | {m['f1_mean']:.3f} | {m['f1_shift_mean']:.3f} "
+                f"| {m['precision_mean']:.3f} | {m['recall_mean']:.3f} | {m['pair_ratio']:.2f} "
+                f"| {m['f1_pooled']:.3f} | {m['mcc_mean']:.3f} | {r['seconds'].get(name, float('nan')):.0f} |"
+            )
         classical = {k: m for k, m in r["methods"].items() if k != MODEL}
         if classical and MODEL in r["methods"]:
             best = max(classical, key=lambda k: classical[k]["f1_mean"])
             best_s = max(classical, key=lambda k: classical[k]["f1_shift_mean"])
             m = r["methods"][MODEL]
             f1, f1_shift = classical[best]["f1_mean"], classical[best_s]["f1_shift_mean"]
-            margins.append(f"| {r['dataset']} | {best} {f1:.3f} | {m['f1_mean'] - f1:+.3f} "
-                           f"| {best_s} {f1_shift:.3f} | {m['f1_shift_mean'] - f1_shift:+.3f} "
-                           f"| {m['pair_ratio']:.2f} / {classical[best]['pair_ratio']:.2f} |")
+            margins.append(
+                f"| {r['dataset']} | {best} {f1:.3f} | {m['f1_mean'] - f1:+.3f} "
+                f"| {best_s} {f1_shift:.3f} | {m['f1_shift_mean'] - f1_shift:+.3f} "
+                f"| {m['pair_ratio']:.2f} / {classical[best]['pair_ratio']:.2f} |"
+            )
     if margins:
-        lines += ["", "resm against the best classical folder of each set (by that metric):", "",
-                  "| set | best classical F1 | resm − best | best classical F1 ±1 | resm − best "
-                  "| pred/ref pairs: resm / best by F1 |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "resm against the best classical folder of each set (by that metric):",
+            "",
+            "| set | best classical F1 | resm − best | best classical F1 ±1 | resm − best "
+            "| pred/ref pairs: resm / best by F1 |",
+            "|---|---|---|---|---|---|",
+        ]
         lines += margins
     used = [k for k in FOLDERS if any(k in r["methods"] for r in results)]
     if used:
-        lines += ["", "Classical folders: " + "; ".join(f"{k}: {FOLDERS[k].about} ({FOLDERS[k].package})" for k in used) + "."]
+        lines += [
+            "",
+            "Classical folders: " + "; ".join(f"{k}: {FOLDERS[k].about} ({FOLDERS[k].package})" for k in used) + ".",
+        ]
     lines += ["", f"Peak resident memory of the run: {max(r['peak_gib'] for r in results):.2f} GiB."]
     return "\n".join(lines) + "\n"
 

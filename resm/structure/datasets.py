@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -36,12 +35,12 @@ PAIR_TABLES = ("tr1", "vl1")  # sets whose records are PairRecord (a base may si
 FAMFOLD_SPLIT = "ss/archiveII/split_famfold.csv"
 
 
-def read_split(path: str | os.PathLike) -> Dict[str, Dict[str, set]]:
+def read_split(path: str | os.PathLike) -> dict[str, dict[str, set]]:
     """``{fold_name: {partition: ids}}`` from a fold table with columns ``fold_name``,
     ``partition`` (train / valid / test) and ``id`` (ArchiveII's split_famfold.csv)."""
     import csv
 
-    out: Dict[str, Dict[str, set]] = {}
+    out: dict[str, dict[str, set]] = {}
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = csv.DictReader(fh)
         missing = {"fold_name", "partition", "id"} - set(rows.fieldnames or [])
@@ -54,8 +53,9 @@ def read_split(path: str | os.PathLike) -> Dict[str, Dict[str, set]]:
     return out
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike, limit: Optional[int] = None,
-                 seed: int = 0) -> List[Structure | PairRecord]:
+def load_dataset(
+    name: str, data_dir: str | os.PathLike, limit: int | None = None, seed: int = 0
+) -> list[Structure | PairRecord]:
     """The structures of a named set; ``limit`` takes a seeded random subset (reported)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
@@ -76,10 +76,12 @@ def load_dataset(name: str, data_dir: str | os.PathLike, limit: Optional[int] = 
     return recs
 
 
-def reference_views(name: str, records: List[Structure | PairRecord]) -> Dict[str, list]:
+def reference_views(name: str, records: list[Structure | PairRecord]) -> dict[str, list]:
     """``{label: references}`` a set is scored against: ``{name: pairs}``, or for a pair table
     ``{"name, canonical pairs": ..., "name, all pairs": ...}``."""
     if name in PAIR_TABLES or any(isinstance(r, PairRecord) for r in records):
-        return {f"{name}, canonical pairs": [r.canonical().pairs for r in records],
-                f"{name}, all pairs": [r.pairs for r in records]}
+        return {
+            f"{name}, canonical pairs": [r.canonical().pairs for r in records],
+            f"{name}, all pairs": [r.pairs for r in records],
+        }
     return {name: [r.pairs for r in records]}

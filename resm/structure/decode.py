@@ -46,8 +46,8 @@ Post-processing of any decoded structure (``resm fold --nested`` / ``--noLP``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -89,7 +89,7 @@ def _as_matrix(P) -> np.ndarray:
 
 def candidate_pairs(
     P,
-    seq: Optional[str],
+    seq: str | None,
     threshold: float = 0.5,
     noncanonical: bool = False,
     min_loop: int = 3,
@@ -107,7 +107,7 @@ def candidate_pairs(
     if seq is None and not noncanonical:
         raise ValueError("a sequence is needed to keep canonical pairs (or pass noncanonical=True)")
     S = P + P.T  # 2 x the symmetrised score; one L x L temporary
-    i, j = np.nonzero(S > 2 * threshold)
+    i, j = np.nonzero(2 * threshold < S)
     keep = j - i > min_loop
     i, j = i[keep], j[keep]
     if not noncanonical:
@@ -138,9 +138,7 @@ def _matching(i: np.ndarray, j: np.ndarray, w: np.ndarray) -> np.ndarray:
     try:
         import networkx as nx
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "method='matching' needs networkx (pip install networkx); use method='greedy'"
-        ) from None
+        raise ImportError("method='matching' needs networkx (pip install networkx); use method='greedy'") from None
     g = nx.Graph()
     g.add_weighted_edges_from(zip(i.tolist(), j.tolist(), w.astype(np.float64).tolist()))
     matched = nx.max_weight_matching(g, maxcardinality=False)
@@ -157,7 +155,7 @@ def _to_partners(i: np.ndarray, j: np.ndarray, L: int) -> np.ndarray:
 
 def decode(
     P,
-    seq: Optional[str],
+    seq: str | None,
     threshold: float = 0.5,
     method: str = "greedy",
     noncanonical: bool = False,
@@ -182,7 +180,7 @@ def decode(
 
 def choose_threshold(
     prob_maps: Sequence,
-    seqs: Sequence[Optional[str]],
+    seqs: Sequence[str | None],
     true_pairs: Sequence,
     grid: Sequence[float] = np.linspace(0.05, 0.95, 19),
     metric: str = "f1_mean",
@@ -231,8 +229,9 @@ def choose_threshold(
 
 
 # ----------------------------------------------------------------------------- sparse decoding
-def mea_pairs(seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray, gamma: float = 1.0,
-              cutoff: float = 1e-3) -> np.ndarray:
+def mea_pairs(
+    seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray, gamma: float = 1.0, cutoff: float = 1e-3
+) -> np.ndarray:
     """Nested maximum-expected-accuracy structure (partner array) over the candidate pairs
     ``(i[k], j[k], p[k])`` (0-based, i < j).
 
@@ -269,8 +268,9 @@ def mea_pairs(seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray, gamma: floa
         for t in range(starts[a], starts[a + 1]):
             k, wk = j[t], w[t]
             # pair (a, k) inside [a, b] for every b >= k: w + F(a + 1, k - 1) + F(k + 1, b)
-            np.maximum(row[k + 1 :], wk + F[a + 1, k] + F[k + 1, k + 1 :] if k + 1 <= L else wk + F[a + 1, k],
-                       out=row[k + 1 :])
+            np.maximum(
+                row[k + 1 :], wk + F[a + 1, k] + F[k + 1, k + 1 :] if k + 1 <= L else wk + F[a + 1, k], out=row[k + 1 :]
+            )
         row[: a + 1] = 0.0
         F[a] = row
     stack = [(0, L - 1)]
@@ -309,8 +309,9 @@ def expected_f1(pairs: np.ndarray, i: np.ndarray, j: np.ndarray, p: np.ndarray) 
     return 2.0 * float(p[hit].sum()) / denom if denom > 0 else 0.0
 
 
-def mea_auto(seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray,
-             gammas: Sequence[float] = AUTO_GAMMAS) -> np.ndarray:
+def mea_auto(
+    seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray, gammas: Sequence[float] = AUTO_GAMMAS
+) -> np.ndarray:
     """The :func:`mea_pairs` structure of largest :func:`expected_f1` over ``gammas`` (ties:
     the earlier gamma)."""
     best, best_f = None, -1.0
@@ -322,8 +323,9 @@ def mea_auto(seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray,
     return best if best is not None else np.full(len(seq), -1, dtype=np.int64)
 
 
-def add_pseudoknots(pairs: np.ndarray, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: float,
-                    min_stem: int = 2) -> np.ndarray:
+def add_pseudoknots(
+    pairs: np.ndarray, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: float, min_stem: int = 2
+) -> np.ndarray:
     """``pairs`` plus crossing pairs between bases it leaves unpaired: candidates above
     ``threshold``, each the most probable of its row and column among those, in stems of at
     least ``min_stem`` stacked such pairs; added by decreasing probability."""
@@ -340,8 +342,9 @@ def add_pseudoknots(pairs: np.ndarray, i: np.ndarray, j: np.ndarray, p: np.ndarr
     i, j, p = i[top], j[top], p[top]
     if min_stem > 1:
         keys = set(zip(i.tolist(), j.tolist()))
-        stacked = np.array([(a - 1, b + 1) in keys or (a + 1, b - 1) in keys for a, b in zip(i.tolist(), j.tolist())],
-                           dtype=bool)
+        stacked = np.array(
+            [(a - 1, b + 1) in keys or (a + 1, b - 1) in keys for a, b in zip(i.tolist(), j.tolist())], dtype=bool
+        )
         i, j, p = i[stacked], j[stacked], p[stacked]
     for k in np.argsort(-p, kind="stable"):
         a, b = int(i[k]), int(j[k])
@@ -366,33 +369,43 @@ class Decoding:
 
     gamma: float = 2.0
     prior_weight: float = 0.0
-    pseudoknot_threshold: Optional[float] = None
+    pseudoknot_threshold: float | None = None
     auto_gamma: bool = False
 
     def describe(self) -> str:
         """One phrase, e.g. ``MEA gamma 2, prior weight 0.2, pseudoknots above 0.5``."""
-        g = f"gamma per sequence ({'/'.join(f'{x:g}' for x in AUTO_GAMMAS)}, pseudo-expected F1)" if self.auto_gamma \
+        g = (
+            f"gamma per sequence ({'/'.join(f'{x:g}' for x in AUTO_GAMMAS)}, pseudo-expected F1)"
+            if self.auto_gamma
             else f"gamma {self.gamma:g}"
+        )
         pk = "off" if self.pseudoknot_threshold is None else f"above {self.pseudoknot_threshold:g}"
         return f"MEA {g}, prior weight {self.prior_weight:g}, pseudoknots {pk}"
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Dict[str, object]) -> "Decoding":
+    def from_dict(cls, d: dict[str, object]) -> Decoding:
         return cls(**{k: d[k] for k in ("gamma", "prior_weight", "pseudoknot_threshold", "auto_gamma") if k in d})
 
 
-def blend(model_p: np.ndarray, prior_p: Optional[np.ndarray], w: float) -> np.ndarray:
+def blend(model_p: np.ndarray, prior_p: np.ndarray | None, w: float) -> np.ndarray:
     """The probabilities decoded: ``(1 - w) * model + w * prior`` (the model alone when w is 0)."""
     if prior_p is None or w == 0.0:
         return np.asarray(model_p, dtype=np.float32)
     return ((1.0 - w) * np.asarray(model_p) + w * np.asarray(prior_p)).astype(np.float32)
 
 
-def decode_sparse(seq: str, i: np.ndarray, j: np.ndarray, model_p: np.ndarray, decoding: Decoding,
-                  prior_p: Optional[np.ndarray] = None, nested: bool = False) -> np.ndarray:
+def decode_sparse(
+    seq: str,
+    i: np.ndarray,
+    j: np.ndarray,
+    model_p: np.ndarray,
+    decoding: Decoding,
+    prior_p: np.ndarray | None = None,
+    nested: bool = False,
+) -> np.ndarray:
     """The structure of one sequence from its candidates' probabilities (``prior_p``: the
     prior's probability of each candidate, needed when ``decoding.prior_weight`` > 0);
     ``nested=True`` skips the pseudoknot step."""
@@ -403,9 +416,15 @@ def decode_sparse(seq: str, i: np.ndarray, j: np.ndarray, model_p: np.ndarray, d
     return pairs
 
 
-def choose_decoding(groups: Sequence[Sequence[tuple]], gammas: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
-                    prior_weights: Sequence[float] = (0.0,), pseudoknot_thresholds: Sequence[float] = (0.3, 0.5, 0.7),
-                    metric: str = "f1_mean", return_scores: bool = False, auto_gamma: bool = True):
+def choose_decoding(
+    groups: Sequence[Sequence[tuple]],
+    gammas: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
+    prior_weights: Sequence[float] = (0.0,),
+    pseudoknot_thresholds: Sequence[float] = (0.3, 0.5, 0.7),
+    metric: str = "f1_mean",
+    return_scores: bool = False,
+    auto_gamma: bool = True,
+):
     """The :class:`Decoding` that maximises ``metric`` on validation data: ``groups`` holds one
     or more validation sets (the score is the mean of their scores), each a list of
     ``(seq, i, j, model_p, prior_p, true_pairs)``. Gamma and prior weight go over their grids
@@ -420,7 +439,7 @@ def choose_decoding(groups: Sequence[Sequence[tuple]], gammas: Sequence[float] =
     def score(pred_of) -> float:
         return float(np.mean([evaluate([pred_of(it) for it in g], [it[5] for it in g])[metric] for g in groups]))
 
-    scores: Dict[tuple, float] = {}
+    scores: dict[tuple, float] = {}
     best, best_score = None, -1.0
     for w in prior_weights:
         options = [Decoding(float(g), float(w), None) for g in gammas]
@@ -435,8 +454,11 @@ def choose_decoding(groups: Sequence[Sequence[tuple]], gammas: Sequence[float] =
     base = best
     for t in pseudoknot_thresholds:
         d = Decoding(base.gamma, base.prior_weight, float(t), base.auto_gamma)
-        sc = score(lambda it, d=d: add_pseudoknots(nested[id(it)], it[1], it[2], blend(it[3], it[4], d.prior_weight),
-                                                   d.pseudoknot_threshold))
+        sc = score(
+            lambda it, d=d: add_pseudoknots(
+                nested[id(it)], it[1], it[2], blend(it[3], it[4], d.prior_weight), d.pseudoknot_threshold
+            )
+        )
         scores[("auto" if d.auto_gamma else d.gamma, base.prior_weight, float(t))] = sc
         if sc > best_score:
             best, best_score = d, sc

@@ -32,8 +32,9 @@ measures them side by side). Pair probabilities, the inputs of the structure hea
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import RNA
@@ -68,7 +69,7 @@ class FolderUnavailable(ImportError):
 T = TypeVar("T")
 
 
-def fold_compound(seq: str, max_bp_span: Optional[int]) -> "RNA.fold_compound":
+def fold_compound(seq: str, max_bp_span: int | None) -> RNA.fold_compound:
     """ViennaRNA's fold compound of a normalised sequence (default model details, with
     ``max_bp_span`` when given)."""
     md = RNA.md()
@@ -80,7 +81,7 @@ def fold_compound(seq: str, max_bp_span: Optional[int]) -> "RNA.fold_compound":
 def _partners(db: str) -> np.ndarray:
     """Partner array from ViennaRNA's (nested, round-bracket) dot-bracket string."""
     p = np.full(len(db), -1, dtype=np.int64)
-    stack: List[int] = []
+    stack: list[int] = []
     for k, c in enumerate(db):
         if c == "(":
             stack.append(k)
@@ -90,7 +91,7 @@ def _partners(db: str) -> np.ndarray:
     return p
 
 
-def rnafold(seq: str, max_bp_span: Optional[int] = None) -> Tuple[np.ndarray, float]:
+def rnafold(seq: str, max_bp_span: int | None = None) -> tuple[np.ndarray, float]:
     """Minimum free energy structure: ``(pairs, mfe)`` with the partner array and kcal/mol."""
     s = normalise_lenient(seq)
     if not s:
@@ -122,7 +123,9 @@ def optional_package(module: str, package: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise FolderUnavailable(f"this needs the package {package}, which is not installed: pip install {package}") from None
+        raise FolderUnavailable(
+            f"this needs the package {package}, which is not installed: pip install {package}"
+        ) from None
 
 
 def linearpartition_mea(seq: str, mode: str = "eterna", beam: int = 100) -> np.ndarray:
@@ -167,22 +170,44 @@ class Folder:
         return True
 
 
-FOLDERS: Dict[str, Folder] = {
+FOLDERS: dict[str, Folder] = {
     f.name: f
     for f in (
-        Folder("rnafold", lambda s: rnafold(s)[0], "viennarna", "ViennaRNA licence (free, with credit)",
-               "RNAfold minimum free energy (Turner 2004)"),
-        Folder("rnafold-mea", rnafold_mea, "viennarna", "ViennaRNA licence (free, with credit)",
-               "RNAfold maximum expected accuracy (partition function, gamma 1)"),
-        Folder("eternafold", lambda s: linearpartition_mea(s, "eterna"), "linearpartition-unofficial",
-               "binding MIT; LinearPartition free for non-commercial use; EternaFold parameters BSD",
-               "LinearPartition maximum expected accuracy, EternaFold parameters (beam 100)"),
-        Folder("linearpartition-v", lambda s: linearpartition_mea(s, "vienna"), "linearpartition-unofficial",
-               "binding MIT; LinearPartition free for non-commercial use",
-               "LinearPartition maximum expected accuracy, ViennaRNA parameters (beam 100)"),
-        Folder("linearfold-v", linearfold_mfe, "linearfold-unofficial",
-               "binding MIT; LinearFold free for non-commercial use",
-               "LinearFold minimum free energy, ViennaRNA parameters (beam 100)"),
+        Folder(
+            "rnafold",
+            lambda s: rnafold(s)[0],
+            "viennarna",
+            "ViennaRNA licence (free, with credit)",
+            "RNAfold minimum free energy (Turner 2004)",
+        ),
+        Folder(
+            "rnafold-mea",
+            rnafold_mea,
+            "viennarna",
+            "ViennaRNA licence (free, with credit)",
+            "RNAfold maximum expected accuracy (partition function, gamma 1)",
+        ),
+        Folder(
+            "eternafold",
+            lambda s: linearpartition_mea(s, "eterna"),
+            "linearpartition-unofficial",
+            "binding MIT; LinearPartition free for non-commercial use; EternaFold parameters BSD",
+            "LinearPartition maximum expected accuracy, EternaFold parameters (beam 100)",
+        ),
+        Folder(
+            "linearpartition-v",
+            lambda s: linearpartition_mea(s, "vienna"),
+            "linearpartition-unofficial",
+            "binding MIT; LinearPartition free for non-commercial use",
+            "LinearPartition maximum expected accuracy, ViennaRNA parameters (beam 100)",
+        ),
+        Folder(
+            "linearfold-v",
+            linearfold_mfe,
+            "linearfold-unofficial",
+            "binding MIT; LinearFold free for non-commercial use",
+            "LinearFold minimum free energy, ViennaRNA parameters (beam 100)",
+        ),
     )
 }
 
@@ -199,7 +224,7 @@ def fold_many(
     fn: Callable[[str], T] = rnafold,
     progress: bool = True,
     desc: str = "RNAfold",
-) -> List[T]:
+) -> list[T]:
     """``[fn(s) for s in seqs]`` with a tqdm progress bar (serial; ViennaRNA is single-threaded)."""
     seqs = list(seqs)
     return [fn(s) for s in tqdm(seqs, desc=desc, disable=not progress)]

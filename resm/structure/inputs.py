@@ -23,8 +23,9 @@ import itertools
 import os
 import re
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import TextIO
 
 from ..fasta import FastaError, parse_fasta
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
@@ -43,7 +44,7 @@ def source_name(path) -> str:
     return "<stdin>" if str(path) == STDIN else os.fspath(path)
 
 
-def _stdin_lines(stdin: Optional[TextIO]) -> List[str]:
+def _stdin_lines(stdin: TextIO | None) -> list[str]:
     """Every line of standard input, read once (a pipe cannot be read twice)."""
     stream = stdin if stdin is not None else sys.stdin
     if stream is None or (stream.isatty() if hasattr(stream, "isatty") else False):
@@ -101,20 +102,22 @@ def sniff_format(lines: Sequence[str]) -> str:
     return "plain"
 
 
-def _plain(lines: Sequence[str], source: str) -> List[Tuple[str, str]]:
+def _plain(lines: Sequence[str], source: str) -> list[tuple[str, str]]:
     out = []
     for lineno, ln in enumerate(lines, 1):
         s = ln.strip()
         if not s:
             continue
         if any(c.isspace() for c in s):
-            raise FastaError(f"{source} line {lineno}: a bare sequence holds whitespace "
-                             "(one sequence per line, or FASTA with '>' headers)")
+            raise FastaError(
+                f"{source} line {lineno}: a bare sequence holds whitespace "
+                "(one sequence per line, or FASTA with '>' headers)"
+            )
         out.append((f"seq_{len(out) + 1}", s))
     return out
 
 
-def read_sequences(path, fmt: Optional[str] = None, stdin: Optional[TextIO] = None) -> List[Tuple[str, str]]:
+def read_sequences(path, fmt: str | None = None, stdin: TextIO | None = None) -> list[tuple[str, str]]:
     """The ``(id, sequence)`` records of ``path`` (``-``: standard input) in file order.
 
     ``fmt`` forces one of :data:`INPUT_FORMATS`; by default the extension decides when it is a

@@ -33,9 +33,9 @@ import json
 import os
 import re
 import tarfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -95,9 +95,7 @@ class Structure:
     def __post_init__(self) -> None:
         self.pairs = check_pairs(self.pairs)
         if self.seq and len(self.seq) != len(self.pairs):
-            raise StructureError(
-                f"{self.name}: sequence length {len(self.seq)} != structure length {len(self.pairs)}"
-            )
+            raise StructureError(f"{self.name}: sequence length {len(self.seq)} != structure length {len(self.pairs)}")
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -331,9 +329,7 @@ def _int(tok: str, source: str, lineno: int, what: str) -> int:
         raise _err(source, lineno, f"{what} {tok!r} is not an integer") from None
 
 
-def _finish(
-    partners: list[int], linenos: list[int], source: str, name: str, seq: str
-) -> Structure:
+def _finish(partners: list[int], linenos: list[int], source: str, name: str, seq: str) -> Structure:
     """1-based partner list (0 = unpaired) with per-base line numbers -> Structure."""
     L = len(partners)
     for k, j in enumerate(partners):

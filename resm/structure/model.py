@@ -25,22 +25,23 @@ from a structure model (its backbone) or ``default`` (the shipped model's backbo
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from ..alphabet import pad_batch
-from ..config import ConfigError
-from ..heads.pairs import Candidates, PairHead, collate_candidates
-from ..heads.pair_map import DEFAULT_TILE, StructureHead, strip_special
-from ..mapping import Scheme, get_scheme
-from ..nucleotides import rna_codes
 from ..backbone.attention import BatchCells, run_attention, stacked_attention_maps
 from ..backbone.encoder import window_hidden
 from ..backbone.esm2 import ESM2
+from ..config import ConfigError
+from ..heads.pair_map import DEFAULT_TILE, StructureHead, strip_special
+from ..heads.pairs import Candidates, PairHead, collate_candidates
+from ..mapping import Scheme, get_scheme
+from ..nucleotides import rna_codes
 from ..utils.io import atomic_path
 
 __all__ = [
@@ -114,7 +115,7 @@ class StructureModel(nn.Module):
             self.backbone.eval()
         return self
 
-    def features(self, tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    def features(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Residue embeddings (B, L, E), residue mask (B, L) and, if the head uses them,
         attention features (B, layers * heads, L, L); L = T - 2."""
         frozen = self.mode == "frozen" or not torch.is_grad_enabled()
@@ -133,10 +134,10 @@ class StructureModel(nn.Module):
 
     @property
     def kind(self) -> str:
-        """"pairs" (the sparse pair head) or "conv" (the dense 2-D head)."""
+        """ "pairs" (the sparse pair head) or "conv" (the dense 2-D head)."""
         return "pairs" if isinstance(self.head, PairHead) else "conv"
 
-    def pair_logits(self, tokens: torch.Tensor, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def pair_logits(self, tokens: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pair head: logits of the candidates of ``batch`` (:func:`collate_candidates` of the
         same sequences, in the same order, as the rows of ``tokens``)."""
         cfg = self.head.cfg
@@ -161,7 +162,7 @@ class StructureModel(nn.Module):
                 h = h[:, 1 : 1 + Lm]
         return self.head(batch, h, attn)
 
-    def forward(self, tokens: torch.Tensor, nuc: torch.Tensor, bpp: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, nuc: torch.Tensor, bpp: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T) from ``pad_batch``; nuc (B, T-2) codes 0..4 (4 at padding); bpp
         (B, T-2, T-2) or (B, 1, T-2, T-2) when the head uses it. Returns fp32 logits (B, L, L)
         over residues, NEG_LOGIT at padding and at ``|i - j| <= min_loop``."""
@@ -170,10 +171,18 @@ class StructureModel(nn.Module):
             bpp = bpp[:, None]
         return self.head(h, mask, attn_feats=attn, bpp=bpp if self.head.cfg.use_bpp else None, nuc=nuc)
 
+
 # ----------------------------------------------------------------------------- the file
-def structure_payload(model: StructureModel, state: Dict[str, torch.Tensor], head_cfg,
-                      scheme: Scheme, arch: Optional[str], source: str, mode: str,
-                      priors: Sequence = ()) -> Dict[str, Any]:
+def structure_payload(
+    model: StructureModel,
+    state: dict[str, torch.Tensor],
+    head_cfg,
+    scheme: Scheme,
+    arch: str | None,
+    source: str,
+    mode: str,
+    priors: Sequence = (),
+) -> dict[str, Any]:
     """The content of ``structure_model.pt`` for ``model`` with the trained weights ``state``
     (its consolidated state dict): threshold 0.5 (dense head) or the default decoding (pair
     head, with its ``priors``' settings) until the trainer chooses them on validation."""
@@ -202,13 +211,16 @@ def structure_payload(model: StructureModel, state: Dict[str, torch.Tensor], hea
     if mode == "adapters":
         from ..backbone.adapters import adapter_state_dict
 
-        payload["adapter"] = {"config": model.adapter_cfg.to_dict(),
-                              "state": {k: v.detach().float().cpu().clone()
-                                        for k, v in adapter_state_dict(model.backbone, "shared").items()}}
+        payload["adapter"] = {
+            "config": model.adapter_cfg.to_dict(),
+            "state": {
+                k: v.detach().float().cpu().clone() for k, v in adapter_state_dict(model.backbone, "shared").items()
+            },
+        }
     return payload
 
 
-def save_structure_model(payload: Dict[str, Any], path: Union[str, Path]) -> Path:
+def save_structure_model(payload: dict[str, Any], path: str | Path) -> Path:
     """Write ``payload`` (:func:`structure_payload`) to ``path`` atomically."""
     from .._version import __version__
 
@@ -218,7 +230,7 @@ def save_structure_model(payload: Dict[str, Any], path: Union[str, Path]) -> Pat
     return Path(path)
 
 
-def _backbone_payload(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def _backbone_payload(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """fp16 base backbone weights (fair-esm names) from the model's state dict; LoRA tensors
     and peft's ``.base_layer`` infix are dropped (the adapter is stored on its own)."""
     out = {}
@@ -248,7 +260,7 @@ def backbone_from_payload(data: dict, where: str = "structure model") -> ESM2:
     return model
 
 
-def load_backbone(spec, scheme: Optional[Scheme] = None, regression=None, trust: bool = False):
+def load_backbone(spec, scheme: Scheme | None = None, regression=None, trust: bool = False):
     """:func:`resm.backbone.load.load_backbone` (a :class:`resm.backbone.load.Loaded`), where ``spec``
     may also be a structure model (its backbone) or ``default`` (the shipped model's backbone,
     its source recorded as ``default``)."""
@@ -259,8 +271,14 @@ def load_backbone(spec, scheme: Optional[Scheme] = None, regression=None, trust:
         return L.load_backbone(spec, scheme, regression, trust)
     data = L.safe_load(path, trust)
     if isinstance(data, dict) and data.get("format") == FORMAT:
-        meta = {"scheme": data.get("scheme"), "scheme_hash": data.get("scheme_hash"), "arch": data.get("arch"),
-                "source": str(path), "format": FORMAT, "contact_regression": False}
+        meta = {
+            "scheme": data.get("scheme"),
+            "scheme_hash": data.get("scheme_hash"),
+            "arch": data.get("arch"),
+            "source": str(path),
+            "format": FORMAT,
+            "contact_regression": False,
+        }
         loaded = L.Loaded(backbone_from_payload(data, str(path)).eval(), meta)
     else:
         loaded = L.load_fair_esm(path, regression, trust, data=data)
@@ -271,7 +289,7 @@ def load_backbone(spec, scheme: Optional[Scheme] = None, regression=None, trust:
     return loaded
 
 
-def load_with_scheme(spec, scheme_name: Optional[str] = None, regression=None, trust: bool = False):
+def load_with_scheme(spec, scheme_name: str | None = None, regression=None, trust: bool = False):
     """:func:`load_backbone`, with the scheme chosen (:func:`resm.backbone.load.choose_scheme`):
     ``(Loaded, Scheme)``."""
     from ..backbone.load import choose_scheme
@@ -280,7 +298,7 @@ def load_with_scheme(spec, scheme_name: Optional[str] = None, regression=None, t
     return loaded, choose_scheme(loaded, scheme_name, spec)
 
 
-def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, Any]]:
+def model_from_payload(data: dict[str, Any]) -> tuple[StructureModel, dict[str, Any]]:
     """``(model, meta)`` of a structure model file's content (its head rebuilt through
     :data:`resm.heads.HEADS`, by the kind the file records; files without one hold the 2-D head)."""
     from ..heads import HEADS
@@ -293,7 +311,7 @@ def model_from_payload(data: Dict[str, Any]) -> Tuple[StructureModel, Dict[str, 
     return model, meta
 
 
-def load_structure_model(path: Union[str, Path]) -> Tuple[StructureModel, Dict[str, Any]]:
+def load_structure_model(path: str | Path) -> tuple[StructureModel, dict[str, Any]]:
     """``(model, meta)`` from a ``structure_model.pt`` (read with ``weights_only=True``);
     meta holds the configs, scheme name and hash, threshold and validation metrics."""
     from ..backbone.load import CheckpointError, reading, safe_load
@@ -306,8 +324,9 @@ def load_structure_model(path: Union[str, Path]) -> Tuple[StructureModel, Dict[s
 
 
 @torch.no_grad()
-def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, tile: int = DEFAULT_TILE,
-                  bpp_cache=None) -> np.ndarray:
+def predict_pairs(
+    model: StructureModel, scheme: str | Scheme, seq: str, tile: int = DEFAULT_TILE, bpp_cache=None
+) -> np.ndarray:
     """Pair probabilities (L, L) float32 of one sequence, through the head's memory-bounded
     :meth:`StructureHead.predict_tiled` (sigmoid of its logits). Needs RNAfold when the head
     has a bpp channel (read from / stored in the folder ``bpp_cache`` when given:
@@ -330,7 +349,7 @@ def predict_pairs(model: StructureModel, scheme: Union[str, Scheme], seq: str, t
     return torch.sigmoid(logits[0].float()).cpu().numpy().astype(np.float32)
 
 
-def model_priors(meta: Dict[str, Any]) -> List:
+def model_priors(meta: dict[str, Any]) -> list:
     """The :class:`resm.structure.priors.PriorConfig` list a pair-head model was trained with."""
     from .priors import PriorConfig
 
@@ -338,8 +357,9 @@ def model_priors(meta: Dict[str, Any]) -> List:
 
 
 @torch.no_grad()
-def predict_candidates(model: StructureModel, scheme: Union[str, Scheme], seqs: Sequence[str],
-                       priors: Sequence[Sequence], progress=None) -> List[Tuple[Candidates, np.ndarray]]:
+def predict_candidates(
+    model: StructureModel, scheme: str | Scheme, seqs: Sequence[str], priors: Sequence[Sequence], progress=None
+) -> list[tuple[Candidates, np.ndarray]]:
     """Pair head: ``(candidates, probabilities)`` of each sequence, run as one batch.
     ``priors[k]`` holds sequence k's :class:`resm.structure.priors.SparsePairs`, one per prior
     of the model, in its order (:func:`model_priors`)."""

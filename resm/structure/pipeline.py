@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,9 +42,11 @@ __all__ = [
     "fold_fasta",
 ]
 
+
 # ----------------------------------------------------------------------------- inputs
-def check_records(records: Sequence[Tuple[str, str]], scheme: Scheme, max_length: Optional[int] = None,
-                  source: Optional[str] = None) -> List[int]:
+def check_records(
+    records: Sequence[tuple[str, str]], scheme: Scheme, max_length: int | None = None, source: str | None = None
+) -> list[int]:
     """Check every record before any work (sequences mappable under ``scheme``, none longer
     than ``max_length``); their lengths. Errors name ``source`` (the input file) too."""
     lengths = []
@@ -67,13 +69,19 @@ def _require_memory(lengths: Sequence[int], workers: int = 0) -> None:
     from ..utils.memory import fold_estimate, require_memory
 
     workers = min(workers or os.cpu_count() or 1, len(lengths))
-    require_memory(fold_estimate(lengths, workers),
-                   f"folding {len(lengths)} record{'' if len(lengths) == 1 else 's'} (the longest {max(lengths)} nt, "
-                   f"{workers} prior worker{'' if workers == 1 else 's'})")
+    require_memory(
+        fold_estimate(lengths, workers),
+        f"folding {len(lengths)} record{'' if len(lengths) == 1 else 's'} (the longest {max(lengths)} nt, "
+        f"{workers} prior worker{'' if workers == 1 else 's'})",
+    )
 
 
-def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]],
-                   sequences: Optional[Dict[str, str]] = None, fmt: Optional[str] = None) -> Dict[str, np.ndarray]:
+def read_reference(
+    path: str | os.PathLike,
+    wanted: Sequence[tuple[str, int]],
+    sequences: dict[str, str] | None = None,
+    fmt: str | None = None,
+) -> dict[str, np.ndarray]:
     """Reference partner arrays for the ``(id, length)`` records in ``wanted``, read from any
     structure file (``fmt``: dbn, ct, bpseq; None: from the extension); every id must be there
     with the same length (extra records are ignored). A reference's id is cut at its first
@@ -81,25 +89,21 @@ def read_reference(path: str | os.PathLike, wanted: Sequence[Tuple[str, int]],
     sequence and the reference holds one too, the two must agree once normalised (case, T/U;
     an unknown letter, N, matches any base)."""
     want = dict(wanted)
-    found: Dict[str, np.ndarray] = {}
+    found: dict[str, np.ndarray] = {}
     for rec in read_structures(path, fmt):
         rec.name = (rec.name.split() or [rec.name])[0]
         if rec.name in found:
             raise FoldError(f"{path}: duplicate id {rec.name!r}: which reference structure to score against is unclear")
         if rec.name in want:
             if len(rec) != want[rec.name]:
-                raise FoldError(
-                    f"{path}: record {rec.name!r} has length {len(rec)}, the FASTA's has {want[rec.name]}"
-                )
+                raise FoldError(f"{path}: record {rec.name!r} has length {len(rec)}, the FASTA's has {want[rec.name]}")
             if sequences is not None and rec.seq and rec.name in sequences:
                 _same_sequence(path, rec.name, rec.seq, sequences[rec.name])
             found[rec.name] = rec.pairs
     missing = [i for i in want if i not in found]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise FoldError(
-            f"{path}: no reference structure for {', '.join(repr(m) for m in missing[:3])}{more}"
-        )
+        raise FoldError(f"{path}: no reference structure for {', '.join(repr(m) for m in missing[:3])}{more}")
     return found
 
 
@@ -124,15 +128,16 @@ class _Plan:
 
     fmt: str
     structures: bool  # formatted into the merged structure output (stdout or -o)
-    split_dir: Optional[Path]
-    plot: Optional[Path]
-    bpp_min: Optional[float]  # None: no --bpp
-    wanted: Optional[Dict[str, np.ndarray]]  # reference structures
-    plot_style: Tuple[str, int] = ("png", 100)  # --plot-format, --dpi
+    split_dir: Path | None
+    plot: Path | None
+    bpp_min: float | None  # None: no --bpp
+    wanted: dict[str, np.ndarray] | None  # reference structures
+    plot_style: tuple[str, int] = ("png", 100)  # --plot-format, --dpi
 
 
-def _fold_block(predictor: "Predictor", records: Sequence[Tuple[str, str]], plan: _Plan, emit: Callable[[dict], None],
-                fold_kw: dict) -> None:
+def _fold_block(
+    predictor: Predictor, records: Sequence[tuple[str, str]], plan: _Plan, emit: Callable[[dict], None], fold_kw: dict
+) -> None:
     """Fold ``records``; per record, the texts of the merged outputs go to ``emit`` and the
     per-record files (``--split-dir``, plots) into folders staged until the block is done."""
     from .writers import format_bpp, safe_filename, staged_dir
@@ -141,7 +146,7 @@ def _fold_block(predictor: "Predictor", records: Sequence[Tuple[str, str]], plan
         split = stack.enter_context(staged_dir(plan.split_dir)) if plan.split_dir is not None else None
         plots = stack.enter_context(staged_dir(plan.plot)) if plan.plot is not None else None
         for rec, P in predictor.fold(records, **fold_kw):
-            item: Dict[str, object] = {"name": rec.name}
+            item: dict[str, object] = {"name": rec.name}
             if plan.structures:
                 item["structure"] = format_structures([rec], plan.fmt)
             if split is not None:
@@ -159,12 +164,21 @@ def _fold_block(predictor: "Predictor", records: Sequence[Tuple[str, str]], plan
                 from .plot import plot_record
 
                 fmt, dpi = plan.plot_style
-                plot_record(plots, safe_filename(rec.name), rec.seq, rec.pairs, P, title=rec.name, reference=ref,
-                            fmt=fmt, dpi=dpi)
+                plot_record(
+                    plots,
+                    safe_filename(rec.name),
+                    rec.seq,
+                    rec.pairs,
+                    P,
+                    title=rec.name,
+                    reference=ref,
+                    fmt=fmt,
+                    dpi=dpi,
+                )
             emit(item)
 
 
-def _read_shard(path: Path) -> List[dict]:
+def _read_shard(path: Path) -> list[dict]:
     """The items of one shard file of a sharded fold; a damaged one is refused naming it."""
     from ..utils.shards import ShardError
 
@@ -182,16 +196,28 @@ def _read_shard(path: Path) -> List[dict]:
 class _Sinks:
     """The merged outputs (structures, ``--bpp``, the report), committed together."""
 
-    def __init__(self, fmt: str, out: Optional[Path], mode: Optional[str], bpp: Optional[Path], bpp_min: float,
-                 reference: bool, report: Optional[Path]):
+    def __init__(
+        self,
+        fmt: str,
+        out: Path | None,
+        mode: str | None,
+        bpp: Path | None,
+        bpp_min: float,
+        reference: bool,
+        report: Path | None,
+    ):
         from .report import HEADER
         from .writers import BPP_HEADER, StructureSink, TextSink
 
         self._stack = contextlib.ExitStack()
-        self.structures = self._stack.enter_context(StructureSink(fmt, out, mode)) if mode in ("stdout", "file") else None
-        self.bpp = self._stack.enter_context(TextSink(bpp, BPP_HEADER.format(min_p=bpp_min))) if bpp is not None else None
+        self.structures = (
+            self._stack.enter_context(StructureSink(fmt, out, mode)) if mode in ("stdout", "file") else None
+        )
+        self.bpp = (
+            self._stack.enter_context(TextSink(bpp, BPP_HEADER.format(min_p=bpp_min))) if bpp is not None else None
+        )
         self.report = self._stack.enter_context(TextSink(report, HEADER)) if reference else None
-        self.rows: List[dict] = []
+        self.rows: list[dict] = []
         self.n = 0
 
     def add(self, item: dict) -> None:
@@ -206,7 +232,7 @@ class _Sinks:
             self.report.write(format_row(item["report"]))
         self.n += 1
 
-    def __enter__(self) -> "_Sinks":
+    def __enter__(self) -> _Sinks:
         return self
 
     def __exit__(self, et, ev, tb) -> bool:
@@ -229,28 +255,28 @@ class FoldOptions(PredictorOptions):
     bpseq; None: from the reference's extension)."""
 
     fmt: str = "dbn"
-    out: Optional[Path] = None
-    split_dir: Optional[Path] = None
-    bpp: Optional[Path] = None
+    out: Path | None = None
+    split_dir: Path | None = None
+    bpp: Path | None = None
     bpp_min: float = 1e-3
-    plot: Optional[Path] = None
-    reference: Optional[Path] = None
-    report: Optional[Path] = None
-    threshold: Optional[float] = None
-    method: Optional[str] = None
+    plot: Path | None = None
+    reference: Path | None = None
+    report: Path | None = None
+    threshold: float | None = None
+    method: str | None = None
     noncanonical: bool = False
     nested: bool = False
     no_lp: bool = False
-    input_format: Optional[str] = None
-    max_length: Optional[int] = 10000
+    input_format: str | None = None
+    max_length: int | None = 10000
     progress: bool = True
     shard_size: int = DEFAULT_SHARD_SIZE
     plot_format: str = "png"
     dpi: int = 100
-    reference_format: Optional[str] = None
+    reference_format: str | None = None
 
 
-def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, stdin=None) -> Dict[str, object]:
+def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, stdin=None) -> dict[str, object]:
     """``resm fold``: fold every record of ``fasta`` (``-``: standard input) and write, draw
     and score the structures as ``opts`` (:class:`FoldOptions`) says.
 
@@ -271,7 +297,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
 
     o = opts
     o.check()
-    predictor: Optional[Predictor] = None
+    predictor: Predictor | None = None
     probe = None
     if o.zero_shot is not None:
         probe = ProbeFile.read(o.zero_shot)
@@ -284,8 +310,11 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
     lengths = check_records(records, the_scheme, o.max_length, source_name(fasta))
     _require_memory(lengths, o.threads)
     ids = [i for i, _ in records]
-    wanted = (read_reference(o.reference, list(zip(ids, lengths)), dict(records), o.reference_format)
-              if o.reference is not None else None)
+    wanted = (
+        read_reference(o.reference, list(zip(ids, lengths)), dict(records), o.reference_format)
+        if o.reference is not None
+        else None
+    )
     write_structures = o.reference is None or o.out is not None or o.split_dir is not None
     mode = structure_output_mode(o.fmt, o.out, ids, o.split_dir) if write_structures else None
     check_distinct(**{"-o": o.out, "--bpp": o.bpp, "--report": o.report})
@@ -296,31 +325,62 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
 
         require_matplotlib()
         record_file_names(ids, o.plot_format, o.plot)
-    plan = _Plan(o.fmt, mode in ("stdout", "file"), o.split_dir if mode == "dir" else None, o.plot,
-                 o.bpp_min if o.bpp is not None else None, wanted, (o.plot_format, o.dpi))
-    job = {"command": "fold", "input": fingerprint_records(records), "source": source_name(fasta),
-           "model": ShardRun.hash_file(o.model if o.zero_shot is not None else o.model_file()),
-           "zero_shot": ShardRun.hash_file(o.zero_shot), "scheme": the_scheme.name, "format": o.fmt,
-           "threshold": o.threshold, "method": o.method, "noncanonical": o.noncanonical, "nested": o.nested,
-           "no_lp": o.no_lp, "bpp_min": plan.bpp_min, "reference": ShardRun.hash_file(o.reference),
-           "structures": plan.structures, "split_dir": str(o.split_dir) if o.split_dir else None,
-           "plot": str(o.plot) if o.plot else None}
-    run = ShardRun(o.out or o.split_dir or o.bpp or o.report, len(records), o.shard_size, job, ".jsonl",
-                   ids=ids)
+    plan = _Plan(
+        o.fmt,
+        mode in ("stdout", "file"),
+        o.split_dir if mode == "dir" else None,
+        o.plot,
+        o.bpp_min if o.bpp is not None else None,
+        wanted,
+        (o.plot_format, o.dpi),
+    )
+    job = {
+        "command": "fold",
+        "input": fingerprint_records(records),
+        "source": source_name(fasta),
+        "model": ShardRun.hash_file(o.model if o.zero_shot is not None else o.model_file()),
+        "zero_shot": ShardRun.hash_file(o.zero_shot),
+        "scheme": the_scheme.name,
+        "format": o.fmt,
+        "threshold": o.threshold,
+        "method": o.method,
+        "noncanonical": o.noncanonical,
+        "nested": o.nested,
+        "no_lp": o.no_lp,
+        "bpp_min": plan.bpp_min,
+        "reference": ShardRun.hash_file(o.reference),
+        "structures": plan.structures,
+        "split_dir": str(o.split_dir) if o.split_dir else None,
+        "plot": str(o.plot) if o.plot else None,
+    }
+    run = ShardRun(o.out or o.split_dir or o.bpp or o.report, len(records), o.shard_size, job, ".jsonl", ids=ids)
     run.prepare()
     if predictor is None:
         predictor = load_predictor(o, probe)
-    fold_kw = dict(threshold=o.threshold, method=o.method, noncanonical=o.noncanonical, progress=o.progress,
-                   nested=o.nested, no_lp=o.no_lp)
+    fold_kw = dict(
+        threshold=o.threshold,
+        method=o.method,
+        noncanonical=o.noncanonical,
+        progress=o.progress,
+        nested=o.nested,
+        no_lp=o.no_lp,
+    )
     sinks = lambda: _Sinks(o.fmt, o.out, mode, o.bpp, o.bpp_min, o.reference is not None, o.report)  # noqa: E731
-    result: Dict[str, object] = {"n": len(records), "mode": mode, "rank": run.rank, "world": run.world,
-                                 "shards": run.n_shards, "skipped": 0}
-    rows: List[dict] = []  # the report's, with reference
+    result: dict[str, object] = {
+        "n": len(records),
+        "mode": mode,
+        "rank": run.rank,
+        "world": run.world,
+        "shards": run.n_shards,
+        "skipped": 0,
+    }
+    rows: list[dict] = []  # the report's, with reference
     if not run.sharded:
         with sinks() as sink:
             _fold_block(predictor, records, plan, sink.add, fold_kw)
         rows.extend(sink.rows)
     else:
+
         def shard(s: int, block: range) -> None:
             kw = {**fold_kw, "desc": f"fold shard {s + 1}/{run.n_shards}"}
             recs = [records[k] for k in block]
@@ -331,7 +391,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
 
             run.write(s, fill)
 
-        def combine(paths: List[Path]) -> None:
+        def combine(paths: list[Path]) -> None:
             with sinks() as sink:
                 for s, path in enumerate(paths):
                     items = _read_shard(path)

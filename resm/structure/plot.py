@@ -13,15 +13,22 @@ a probability; every mark has a legend entry.
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import numpy as np
 
 from ..utils.io import atomic_path
 from .io import FoldError, check_pairs, pair_list, sparse_probs
 
-__all__ = ["MatplotlibMissing", "require_matplotlib", "binned_map", "plot_structure", "plot_layout", "plot_record",
-           "COLOURS", "FORMATS"]
+__all__ = [
+    "MatplotlibMissing",
+    "require_matplotlib",
+    "binned_map",
+    "plot_structure",
+    "plot_layout",
+    "plot_record",
+    "COLOURS",
+    "FORMATS",
+]
 FORMATS = ("png", "svg", "pdf")
 
 
@@ -58,7 +65,7 @@ def _ij(pairs: np.ndarray) -> np.ndarray:
     return np.asarray(pair_list(pairs), dtype=np.int64).reshape(-1, 2)
 
 
-def _classes(pairs: np.ndarray, reference: Optional[np.ndarray]) -> dict:
+def _classes(pairs: np.ndarray, reference: np.ndarray | None) -> dict:
     """kind -> (n, 2) pairs, and for each pair whether it is a pseudoknot pair (outside a
     maximum nested subset of its own structure)."""
     from .decode import nested_subset
@@ -74,8 +81,11 @@ def _classes(pairs: np.ndarray, reference: Optional[np.ndarray]) -> dict:
     in_ref = reference[pred[:, 0]] == pred[:, 1] if len(pred) else np.zeros(0, dtype=bool)
     in_pred = pairs[ref[:, 0]] == ref[:, 1] if len(ref) else np.zeros(0, dtype=bool)
     pk_pred, pk_ref = pk_mask(pairs, pred), pk_mask(reference, ref)
-    return {"tp": (pred[in_ref], pk_pred[in_ref]), "fp": (pred[~in_ref], pk_pred[~in_ref]),
-            "fn": (ref[~in_pred], pk_ref[~in_pred])}
+    return {
+        "tp": (pred[in_ref], pk_pred[in_ref]),
+        "fp": (pred[~in_ref], pk_pred[~in_ref]),
+        "fn": (ref[~in_pred], pk_ref[~in_pred]),
+    }
 
 
 def binned_map(prob, L: int, max_px: int = 600) -> tuple[np.ndarray, int]:
@@ -95,7 +105,9 @@ def binned_map(prob, L: int, max_px: int = 600) -> tuple[np.ndarray, int]:
         return padded.reshape(n, b, n, b).max(axis=(1, 3)), b
     i, j, p = sparse_probs(prob)
     if len(j) and j.max() >= L:
-        raise ValueError(f"probability of pair ({int(i[j.argmax()]) + 1}, {int(j.max()) + 1}) out of range for length {L}")
+        raise ValueError(
+            f"probability of pair ({int(i[j.argmax()]) + 1}, {int(j.max()) + 1}) out of range for length {L}"
+        )
     M = np.zeros((n, n), dtype=np.float32)
     np.maximum.at(M, (i // b, j // b), p)
     np.maximum.at(M, (j // b, i // b), p)
@@ -107,7 +119,7 @@ def plot_structure(
     seq: str,
     pairs,
     prob=None,
-    title: Optional[str] = None,
+    title: str | None = None,
     dpi: int = 100,
     reference=None,
     max_px: int = 600,
@@ -152,17 +164,27 @@ def plot_structure(
         for below in (False, True):
             sel = ij[pk == below]
             if len(sel):
-                ax.add_collection(LineCollection(
-                    _arc_segments(sel[:, 0], sel[:, 1], below), linewidths=thin * (0.7 if missed else 1.0),
-                    colors=COLOURS[kind], alpha=0.5 if missed else 1.0, linestyles="--" if below else "-",
-                    zorder=1 if missed else 2, antialiaseds=L <= 600))
+                ax.add_collection(
+                    LineCollection(
+                        _arc_segments(sel[:, 0], sel[:, 1], below),
+                        linewidths=thin * (0.7 if missed else 1.0),
+                        colors=COLOURS[kind],
+                        alpha=0.5 if missed else 1.0,
+                        linestyles="--" if below else "-",
+                        zorder=1 if missed else 2,
+                        antialiaseds=L <= 600,
+                    )
+                )
                 h = float((sel[:, 1] - sel[:, 0]).max()) / 2
                 top, bottom = (top, max(bottom, h)) if below else (max(top, h), bottom)
     for kind in classes:
         ij, _ = classes[kind]
         if reference is not None or len(ij):
-            handles.append(Line2D([], [], color=COLOURS[kind], alpha=0.7 if kind == "fn" else 1.0,
-                                  label=f"{LABELS[kind]} ({len(ij)})"))
+            handles.append(
+                Line2D(
+                    [], [], color=COLOURS[kind], alpha=0.7 if kind == "fn" else 1.0, label=f"{LABELS[kind]} ({len(ij)})"
+                )
+            )
     if any(pk.any() for _, pk in classes.values()):
         handles.append(Line2D([], [], color="0.3", linestyle="--", label="pseudoknot pairs (below the axis)"))
     ax.plot([1, max(L, 1)], [0, 0], color="0.3", linewidth=1.0)
@@ -180,31 +202,54 @@ def plot_structure(
     n_pred = int((pairs >= 0).sum() // 2)
     ax.set_title(f"{title + ': ' if title else ''}{n_pred} pairs, {L} nt", fontsize=10)
     if handles:  # under the axis, where no arc runs
-        ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12 if L > 80 else -0.06),
-                  ncol=min(len(handles), 4), frameon=False)
+        ax.legend(
+            handles=handles,
+            fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12 if L > 80 else -0.06),
+            ncol=min(len(handles), 4),
+            frameon=False,
+        )
 
     if grid_map is not None:
         M, b = grid_map
         ax2 = fig.add_subplot(grid[0, 1])
         n = M.shape[0]
         edge = n * b + 0.5
-        im = ax2.imshow(np.triu(M), cmap="Greys", vmin=0.0, vmax=1.0, extent=(0.5, edge, edge, 0.5),
-                        interpolation="nearest")
+        im = ax2.imshow(
+            np.triu(M), cmap="Greys", vmin=0.0, vmax=1.0, extent=(0.5, edge, edge, 0.5), interpolation="nearest"
+        )
         size = float(np.clip(4000.0 / n, 1.0, 16.0))  # about one cell, readable when L is small
         marks = []
         for kind in order:
             ij, _ = classes[kind]
             if len(ij):  # lower triangle: (j, i), at the centre of their bins
-                ax2.scatter((ij[:, 0] // b) * b + (b + 1) / 2, (ij[:, 1] // b) * b + (b + 1) / 2, s=size,
-                            c=COLOURS[kind], marker="s", linewidths=0, alpha=0.6 if kind == "fn" else 1.0)
-                marks.append(Line2D([], [], color=COLOURS[kind], marker="s", linestyle="", markersize=5,
-                                    label=LABELS[kind]))
+                ax2.scatter(
+                    (ij[:, 0] // b) * b + (b + 1) / 2,
+                    (ij[:, 1] // b) * b + (b + 1) / 2,
+                    s=size,
+                    c=COLOURS[kind],
+                    marker="s",
+                    linewidths=0,
+                    alpha=0.6 if kind == "fn" else 1.0,
+                )
+                marks.append(
+                    Line2D([], [], color=COLOURS[kind], marker="s", linestyle="", markersize=5, label=LABELS[kind])
+                )
         integer_ticks(ax2.xaxis, ax2.yaxis, nbins=5)
         binned = f", max over {b}x{b}-nt bins" if b > 1 else ""
         ax2.set_title(f"pair probability{binned}\n(upper: probability; lower: pairs)", fontsize=8)
         if marks:  # below the map, where it hides nothing
-            ax2.legend(handles=marks, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=len(marks),
-                       frameon=False, handletextpad=0.2, columnspacing=0.8)
+            ax2.legend(
+                handles=marks,
+                fontsize=6,
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.07),
+                ncol=len(marks),
+                frameon=False,
+                handletextpad=0.2,
+                columnspacing=0.8,
+            )
         bar = fig.colorbar(im, ax=ax2, fraction=0.046, pad=0.04)
         bar.set_label("pair probability", fontsize=7)
     fig.tight_layout()
@@ -260,8 +305,9 @@ def state_probability(pairs: np.ndarray, prob) -> np.ndarray:
     return out
 
 
-def plot_layout(path: str | os.PathLike, seq: str, pairs, prob=None, title: Optional[str] = None, dpi: int = 100,
-                fmt: str = "png") -> None:
+def plot_layout(
+    path: str | os.PathLike, seq: str, pairs, prob=None, title: str | None = None, dpi: int = 100, fmt: str = "png"
+) -> None:
     """Write the 2-D drawing of ``pairs`` in ViennaRNA's layout (RNAfold's ``_ss`` plot): the
     backbone as a line, pairs as bonds (pseudoknot pairs dashed), each base a dot coloured by
     the probability of its drawn state (:func:`state_probability`) when ``prob`` is given;
@@ -283,15 +329,21 @@ def plot_layout(path: str | os.PathLike, seq: str, pairs, prob=None, title: Opti
     fig = Figure(figsize=(7, 7), dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    span = float(np.ptp(xy, axis=0).max()) or 1.0
     dot = float(np.clip(2.4e4 / max(L, 1) ** 1.2, 2.0, 90.0))
     ax.plot(xy[:, 0], xy[:, 1], color="0.35", linewidth=0.6, zorder=1)
     handles = [Line2D([], [], color="0.35", linewidth=0.8, label="backbone")]
     for mask, style, label in ((~pk, "-", "base pair"), (pk, "--", "pseudoknot pair")):
         sel = ij[mask]
         if len(sel):
-            ax.add_collection(LineCollection(np.stack([xy[sel[:, 0]], xy[sel[:, 1]]], axis=1), colors=COLOURS["pair"],
-                                             linewidths=0.8, linestyles=style, zorder=2))
+            ax.add_collection(
+                LineCollection(
+                    np.stack([xy[sel[:, 0]], xy[sel[:, 1]]], axis=1),
+                    colors=COLOURS["pair"],
+                    linewidths=0.8,
+                    linestyles=style,
+                    zorder=2,
+                )
+            )
             handles.append(Line2D([], [], color=COLOURS["pair"], linestyle=style, label=f"{label} ({len(sel)})"))
     state = state_probability(pairs, prob) if prob is not None else np.zeros(L)
     if prob is not None:
@@ -300,30 +352,57 @@ def plot_layout(path: str | os.PathLike, seq: str, pairs, prob=None, title: Opti
         bar.set_label("probability of the state drawn\n(paired with this partner, or unpaired)", fontsize=7)
     else:
         ax.scatter(xy[:, 0], xy[:, 1], color="0.2", s=dot, zorder=3, linewidths=0)
-    handles.append(Line2D([], [], color="0.5", marker="o", linestyle="", label="base" + (" (colour: probability)" if prob is not None else "")))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="0.5",
+            marker="o",
+            linestyle="",
+            label="base" + (" (colour: probability)" if prob is not None else ""),
+        )
+    )
     if seq and L <= 120:
         for k, c in enumerate(seq):
-            ax.annotate(c, xy[k], fontsize=5, ha="center", va="center", color="black" if state[k] > 0.6 else "white",
-                        zorder=4)
+            ax.annotate(
+                c, xy[k], fontsize=5, ha="center", va="center", color="black" if state[k] > 0.6 else "white", zorder=4
+            )
     step = 10 if L <= 150 else 50 if L <= 600 else 100 if L <= 2000 else 500
     gap = float(np.median(np.linalg.norm(np.diff(xy, axis=0), axis=1))) if L > 1 else 1.0
     for k in [0, *range(step - 1, L, step)]:  # numbers pushed away from the base's neighbours
         near = [xy[m] for m in (k - 1, k + 1, int(pairs[k])) if 0 <= m < L and m != k]
         d = xy[k] - (np.mean(near, axis=0) if near else xy.mean(axis=0))
-        ax.annotate(str(k + 1), xy[k] + d / (np.linalg.norm(d) or 1.0) * gap * 1.5, fontsize=6, ha="center",
-                    va="center", color="0.15", zorder=4)
+        ax.annotate(
+            str(k + 1),
+            xy[k] + d / (np.linalg.norm(d) or 1.0) * gap * 1.5,
+            fontsize=6,
+            ha="center",
+            va="center",
+            color="0.15",
+            zorder=4,
+        )
     ax.set_aspect("equal")
     ax.set_axis_off()
     n = int((pairs >= 0).sum() // 2)
     fig.suptitle(f"{title + ': ' if title else ''}{n} pairs, {L} nt (ViennaRNA naview layout)", fontsize=9)
-    ax.legend(handles=handles, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles),
-              frameon=False)
+    ax.legend(
+        handles=handles, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False
+    )
     fig.tight_layout()
     _save(fig, path, fmt, dpi)
 
 
-def plot_record(folder, stem: str, seq: str, pairs, prob=None, title: Optional[str] = None, reference=None,
-                fmt: str = "png", dpi: int = 100) -> None:
+def plot_record(
+    folder,
+    stem: str,
+    seq: str,
+    pairs,
+    prob=None,
+    title: str | None = None,
+    reference=None,
+    fmt: str = "png",
+    dpi: int = 100,
+) -> None:
     """Both figures of one record in ``folder``: ``<stem>.<fmt>`` (arcs and map) and
     ``<stem>_ss.<fmt>`` (the 2-D drawing, named as RNAfold names its own)."""
     from pathlib import Path

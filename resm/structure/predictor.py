@@ -24,9 +24,9 @@ extends the options) and :func:`resm.load_predictor` both go through it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -50,17 +50,17 @@ __all__ = [
 ]
 
 PairProbs = Callable[[str], np.ndarray]
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 STAGE_LENGTH = 1000  # from this length on, the progress bar names the stage of each record
 BATCH_TOKENS = 8192  # nucleotides per batch of the pair head
 CHUNK = 256  # records whose priors are computed together (one process pool)
 
 
-def name_seq(rec) -> Tuple[str, str]:
+def name_seq(rec) -> tuple[str, str]:
     """``(name, seq)`` of a tuple, a :class:`Structure` or a FASTA record."""
     if isinstance(rec, tuple):
         return str(rec[0]), str(rec[1])
-    return str(getattr(rec, "id", None) or getattr(rec, "name")), str(rec.seq)
+    return str(getattr(rec, "id", None) or rec.name), str(rec.seq)
 
 
 def _output_seq(seq: str, name: str) -> str:
@@ -80,11 +80,11 @@ def fold_records(
     method: str = "greedy",
     noncanonical: bool = False,
     progress: bool = True,
-    pair_probs: Optional[PairProbs] = None,
+    pair_probs: PairProbs | None = None,
     nested: bool = False,
     no_lp: bool = False,
     desc: str = "fold",
-) -> Iterator[Tuple[Structure, np.ndarray]]:
+) -> Iterator[tuple[Structure, np.ndarray]]:
     """Fold ``records`` one at a time, yielding ``(Structure, probabilities)``.
 
     ``records``: ``(id, sequence)`` tuples, :class:`Structure` or FASTA records. The
@@ -105,6 +105,7 @@ def fold_records(
     if method not in METHODS:
         raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
     if pair_probs is None:
+
         def pair_probs(seq: str) -> np.ndarray:
             return predict_pair_probs(model, scheme, seq)
 
@@ -129,7 +130,7 @@ def fold_records(
         yield Structure(name, _output_seq(seq, name), pairs), P
 
 
-def checked_records(records: Iterable, scheme: Scheme) -> List[Tuple[str, str]]:
+def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
     """``(name, seq)`` of every record, each checked against ``scheme`` before any work, so that
     a bad sequence is an error naming the caller's id (not the sequence's place in a batch)."""
     out = [name_seq(r) for r in records]
@@ -147,12 +148,21 @@ class Predictor:
     scheme: Scheme
     source: str
 
-    def fold(self, records: Iterable, *, threshold: Optional[float] = None, method: Optional[str] = None,
-             noncanonical: bool = False, progress: bool = True, nested: bool = False, no_lp: bool = False,
-             desc: str = "fold") -> Iterator[Tuple[Structure, object]]:
+    def fold(
+        self,
+        records: Iterable,
+        *,
+        threshold: float | None = None,
+        method: str | None = None,
+        noncanonical: bool = False,
+        progress: bool = True,
+        nested: bool = False,
+        no_lp: bool = False,
+        desc: str = "fold",
+    ) -> Iterator[tuple[Structure, object]]:
         raise NotImplementedError
 
-    def fold_one(self, seq: str, name: str = "seq", **kw) -> Tuple[Structure, np.ndarray]:
+    def fold_one(self, seq: str, name: str = "seq", **kw) -> tuple[Structure, np.ndarray]:
         """One sequence: ``(Structure, probabilities)``, the probabilities as a dense (L, L)
         map (keyword arguments as :meth:`fold`)."""
         from .io import dense_probs
@@ -172,22 +182,42 @@ class MapPredictor(Predictor):
     scheme: Scheme
     threshold: float
     method: str = "greedy"
-    pair_probs: Optional[PairProbs] = None
+    pair_probs: PairProbs | None = None
     source: str = ""
 
-    def decode(self, P: np.ndarray, seq: str, threshold: Optional[float] = None) -> np.ndarray:
+    def decode(self, P: np.ndarray, seq: str, threshold: float | None = None) -> np.ndarray:
         """The partner array of one dense (L, L) map at this predictor's threshold (or
         ``threshold``) and method, canonical pairs only (as :meth:`fold`)."""
         return decode(P, seq, self.threshold if threshold is None else threshold, self.method)
 
-    def fold(self, records: Iterable, *, threshold: Optional[float] = None, method: Optional[str] = None,
-             noncanonical: bool = False, progress: bool = True, nested: bool = False, no_lp: bool = False,
-             desc: str = "fold") -> Iterator[Tuple[Structure, np.ndarray]]:
+    def fold(
+        self,
+        records: Iterable,
+        *,
+        threshold: float | None = None,
+        method: str | None = None,
+        noncanonical: bool = False,
+        progress: bool = True,
+        nested: bool = False,
+        no_lp: bool = False,
+        desc: str = "fold",
+    ) -> Iterator[tuple[Structure, np.ndarray]]:
         """:func:`fold_records` with this predictor's threshold and method unless overridden. Every
         record is checked first (:func:`checked_records`)."""
         records = checked_records(records, self.scheme)
-        return fold_records(self.model, self.scheme, records, self.threshold if threshold is None else threshold,
-                            method or self.method, noncanonical, progress, self.pair_probs, nested, no_lp, desc)
+        return fold_records(
+            self.model,
+            self.scheme,
+            records,
+            self.threshold if threshold is None else threshold,
+            method or self.method,
+            noncanonical,
+            progress,
+            self.pair_probs,
+            nested,
+            no_lp,
+            desc,
+        )
 
 
 @dataclass
@@ -200,36 +230,48 @@ class PairPredictor(Predictor):
 
     model: object
     scheme: Scheme
-    priors: List
+    priors: list
     decoding: object
     workers: int = 0
-    cache: Optional[PathLike] = None
+    cache: PathLike | None = None
     batch_tokens: int = BATCH_TOKENS
     chunk: int = CHUNK
     source: str = ""
 
     @classmethod
-    def from_meta(cls, model, meta: Dict, scheme: Scheme, **kw) -> "PairPredictor":
+    def from_meta(cls, model, meta: dict, scheme: Scheme, **kw) -> PairPredictor:
         """The predictor of a loaded pair-head model and its file's ``meta``."""
         from .decode import Decoding
         from .model import model_priors
 
         return cls(model, scheme, model_priors(meta), Decoding.from_dict(meta.get("decoding") or {}), **kw)
 
-    def fold(self, records: Iterable, *, threshold: Optional[float] = None, method: Optional[str] = None,
-             noncanonical: bool = False, progress: bool = True, nested: bool = False, no_lp: bool = False,
-             desc: str = "fold") -> Iterator[Tuple[Structure, tuple]]:
+    def fold(
+        self,
+        records: Iterable,
+        *,
+        threshold: float | None = None,
+        method: str | None = None,
+        noncanonical: bool = False,
+        progress: bool = True,
+        nested: bool = False,
+        no_lp: bool = False,
+        desc: str = "fold",
+    ) -> Iterator[tuple[Structure, tuple]]:
         """Yields ``(Structure, (i, j, p))`` in input order, ``p`` the decoded (blended)
         probabilities of the candidate pairs (``nested``: without the pseudoknot step;
         ``no_lp``: lone pairs removed). The threshold, method and noncanonical switches belong
         to the greedy decoding of dense maps, and are refused."""
         if threshold is not None or method is not None or noncanonical:
-            raise FoldError("--threshold, --method and --noncanonical set the greedy decoding of 2-D heads and "
-                            "probes; this model decodes by maximum expected accuracy, as stored in its file")
+            raise FoldError(
+                "--threshold, --method and --noncanonical set the greedy decoding of 2-D heads and "
+                "probes; this model decodes by maximum expected accuracy, as stored in its file"
+            )
         return self._fold(checked_records(records, self.scheme), nested, no_lp, progress, desc)
 
-    def _fold(self, records: List[Tuple[str, str]], nested: bool, no_lp: bool, progress: bool,
-              desc: str) -> Iterator[Tuple[Structure, tuple]]:
+    def _fold(
+        self, records: list[tuple[str, str]], nested: bool, no_lp: bool, progress: bool, desc: str
+    ) -> Iterator[tuple[Structure, tuple]]:
         from tqdm.auto import tqdm
 
         from ..fasta import token_batches
@@ -246,10 +288,14 @@ class PairPredictor(Predictor):
                     one = f"{block[0][0]} ({len(seqs[0])} nt): "
                     bar.set_postfix_str((one if len(block) == 1 else "") + "pair priors")
                 priors = compute_priors(seqs, self.priors, self.cache, min(n_workers, len(seqs)), progress=False)
-                done: Dict[int, Tuple[Structure, tuple]] = {}
+                done: dict[int, tuple[Structure, tuple]] = {}
                 for group in token_batches([len(x) for x in seqs], self.batch_tokens, extra=2):
-                    for k, item in zip(group, self._batch([seqs[k] for k in group], [priors[k] for k in group],
-                                                         nested, no_lp, bar if long else None)):
+                    for k, item in zip(
+                        group,
+                        self._batch(
+                            [seqs[k] for k in group], [priors[k] for k in group], nested, no_lp, bar if long else None
+                        ),
+                    ):
                         done[k] = (Structure(block[k][0], seqs[k], item[0]), item[1])
                 for k in range(len(block)):
                     yield done.pop(k)
@@ -257,8 +303,9 @@ class PairPredictor(Predictor):
         finally:
             bar.close()
 
-    def _batch(self, seqs: List[str], priors: List, nested: bool, no_lp: bool,
-               bar=None) -> List[Tuple[np.ndarray, tuple]]:
+    def _batch(
+        self, seqs: list[str], priors: list, nested: bool, no_lp: bool, bar=None
+    ) -> list[tuple[np.ndarray, tuple]]:
         """One batch through the model, each sequence decoded: ``(pairs, (i, j, p))``."""
         from .decode import blend
 
@@ -275,7 +322,7 @@ class PairPredictor(Predictor):
             out.append((pairs, (c.i, c.j, blend(q, prior_p, self.decoding.prior_weight))))
         return out
 
-    def probabilities(self, seqs: List[str], priors: List) -> List[Tuple[object, np.ndarray, np.ndarray]]:
+    def probabilities(self, seqs: list[str], priors: list) -> list[tuple[object, np.ndarray, np.ndarray]]:
         """One batch: per sequence ``(candidates, model probabilities, prior probabilities)``
         (``priors[k]``: sequence k's :class:`resm.structure.priors.SparsePairs`, one per prior
         of the model, in its order)."""
@@ -285,8 +332,16 @@ class PairPredictor(Predictor):
         got = predict_candidates(self.model, self.scheme, seqs, priors)
         return [(c, q, prior_probability(c, self.model.head.cfg)) for c, q in got]
 
-    def decode(self, seq: str, i: np.ndarray, j: np.ndarray, q: np.ndarray, prior_p: Optional[np.ndarray],
-               nested: bool = False, decoding=None) -> np.ndarray:
+    def decode(
+        self,
+        seq: str,
+        i: np.ndarray,
+        j: np.ndarray,
+        q: np.ndarray,
+        prior_p: np.ndarray | None,
+        nested: bool = False,
+        decoding=None,
+    ) -> np.ndarray:
         """The partner array of one sequence from its candidates ``(i, j)`` and their model
         and prior probabilities (:meth:`probabilities`), by the stored decoding (or
         ``decoding``, a :class:`resm.structure.decode.Decoding` tried instead)."""
@@ -305,13 +360,13 @@ class PredictorOptions:
     computing a pair-head model's priors; 0: one per core) and ``bpp_cache`` (a folder of
     stored priors, read and filled)."""
 
-    model: Optional[PathLike] = None
-    zero_shot: Optional[PathLike] = None
-    scheme: Optional[str] = None
+    model: PathLike | None = None
+    zero_shot: PathLike | None = None
+    scheme: str | None = None
     trust: bool = False
     device: str = "cpu"
     threads: int = 0
-    bpp_cache: Optional[PathLike] = None
+    bpp_cache: PathLike | None = None
 
     def check(self) -> None:
         """The options' own consistency, before anything is read: a one-line FoldError."""
@@ -333,7 +388,7 @@ class PredictorOptions:
         return path
 
 
-def load_predictor(opts: PredictorOptions, probe: Optional[ProbeFile] = None) -> Predictor:
+def load_predictor(opts: PredictorOptions, probe: ProbeFile | None = None) -> Predictor:
     """The predictor ``opts`` name (checked by :meth:`PredictorOptions.check`): the structure
     model's (:func:`supervised_predictor`), or the backbone's with its zero-shot probe
     (``probe``: the probe file already read, if it is)."""
@@ -347,8 +402,9 @@ def load_predictor(opts: PredictorOptions, probe: Optional[ProbeFile] = None) ->
     return zero_shot_predictor(loaded.model.to(opts.device), the_scheme, loaded.meta["source"], opts.zero_shot, probe)
 
 
-def zero_shot_predictor(model, scheme: Scheme, backbone: PathLike, probe_path,
-                        probe: Optional[ProbeFile] = None) -> MapPredictor:
+def zero_shot_predictor(
+    model, scheme: Scheme, backbone: PathLike, probe_path, probe: ProbeFile | None = None
+) -> MapPredictor:
     """Load the probe at ``probe_path`` into ``model`` after checking it belongs to this scheme
     and to the backbone at ``backbone``; threshold and method come from its sidecar."""
     probe = probe or ProbeFile.read(probe_path)
@@ -356,17 +412,17 @@ def zero_shot_predictor(model, scheme: Scheme, backbone: PathLike, probe_path,
     return MapPredictor(model, scheme, float(probe.threshold), probe.method, None, f"zero-shot probe {probe_path}")
 
 
-def supervised_predictor(path: PathLike, device: str = "cpu", tile: int = 512, workers: int = 0,
-                         cache: Optional[PathLike] = None) -> Predictor:
+def supervised_predictor(
+    path: PathLike, device: str = "cpu", tile: int = 512, workers: int = 0, cache: PathLike | None = None
+) -> Predictor:
     """A structure model written by ``resm finetune``, loaded once; its file names the mapping
     scheme (name and table hash, checked here). A pair-head model folds in batches with
     ``workers`` processes for its priors (0: one per CPU core); a 2-D head model decodes its
     map at the stored threshold. ``cache``: a folder where the thermodynamic priors are stored
     and found again (:func:`resm.structure.priors.cached_prior`; the same folder serves
     ``resm evaluate --bpp-cache`` and training's ``data.bpp_cache``)."""
-    from .model import load_structure_model
-
     from ..tasks.base import is_bundle
+    from .model import load_structure_model
 
     if is_bundle(path):  # a trained bundle (out_dir/model of `resm finetune`): its structure head
         from ..tasks.base import head_for, open_bundle
@@ -374,12 +430,27 @@ def supervised_predictor(path: PathLike, device: str = "cpu", tile: int = 512, w
         tm, entries, scheme = open_bundle(path)
         return bundle_predictor(path, tm.to(device).eval(), entries, scheme, head_for(path, entries, "structure"), tile)
     model, meta = load_structure_model(path)
-    return model_predictor(model.to(device).eval(), meta, workers=workers, cache=cache, tile=tile,
-                           source=f"structure model {path}", where=str(path))
+    return model_predictor(
+        model.to(device).eval(),
+        meta,
+        workers=workers,
+        cache=cache,
+        tile=tile,
+        source=f"structure model {path}",
+        where=str(path),
+    )
 
 
-def model_predictor(model, meta: Dict, *, workers: int = 0, cache: Optional[PathLike] = None, tile: int = 512,
-                    source: str = "", where: str = "structure model") -> Predictor:
+def model_predictor(
+    model,
+    meta: dict,
+    *,
+    workers: int = 0,
+    cache: PathLike | None = None,
+    tile: int = 512,
+    source: str = "",
+    where: str = "structure model",
+) -> Predictor:
     """The predictor of a loaded structure model and its file's ``meta`` (the scheme checked
     against it, errors naming ``where``), decoding as the file says."""
     from .model import predict_pairs
@@ -395,7 +466,7 @@ def model_predictor(model, meta: Dict, *, workers: int = 0, cache: Optional[Path
     return MapPredictor(model, scheme, float(meta["threshold"]), "greedy", pair_probs, source)
 
 
-def bundle_predictor(folder, model, entries: Dict, scheme: Scheme, head: str, tile: int = 512) -> MapPredictor:
+def bundle_predictor(folder, model, entries: dict, scheme: Scheme, head: str, tile: int = 512) -> MapPredictor:
     """The structure head ``head`` of a loaded bundle (:func:`resm.tasks.base.load_bundle`:
     one encoder with its adapter, several heads) as a predictor: the encoder's embeddings (and,
     when the head reads one, the thermodynamic pair prior) go through the head's tiled 2-D
@@ -408,8 +479,10 @@ def bundle_predictor(folder, model, entries: Dict, scheme: Scheme, head: str, ti
     net = model.heads[head]
     cfg = net.cfg
     if getattr(cfg, "use_attention", False):
-        raise BundleError(f"{folder}: structure head {head!r} reads attention maps, which a bundle's encoder "
-                          "does not pass on; fold with a structure_model.pt instead")
+        raise BundleError(
+            f"{folder}: structure head {head!r} reads attention maps, which a bundle's encoder "
+            "does not pass on; fold with a structure_model.pt instead"
+        )
     threshold = float(entries[head].get("extra", {}).get("threshold", 0.5))
 
     @torch.no_grad()

@@ -38,7 +38,6 @@ import hashlib
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import RNA
@@ -68,7 +67,7 @@ DENSE_BPP_MAX = 1500
 
 def rnafold_bpp(
     seq: str,
-    max_bp_span: Optional[int] = None,
+    max_bp_span: int | None = None,
     dense_max: int = DENSE_BPP_MAX,
     cutoff: float = 1e-6,
 ) -> np.ndarray:
@@ -87,7 +86,7 @@ def rnafold_bpp(
     _, mfe = fc.mfe()
     fc.exp_params_rescale(mfe)
     fc.pf()
-    if L <= dense_max:
+    if dense_max >= L:
         bpp = np.asarray(fc.bpp(), dtype=np.float64)[1:, 1:]  # drop the 1-based padding row/col
         upper = np.triu(bpp, 1).astype(np.float32)
         out = upper + upper.T
@@ -123,12 +122,12 @@ def rnafold_bpp_local(seq: str, window: int = 240, span: int = 160, cutoff: floa
     return out
 
 
-def _local(n: int, local_above: Optional[int]) -> bool:
+def _local(n: int, local_above: int | None) -> bool:
     """Whether a sequence of ``n`` nt gets the local prior under ``local_above``."""
     return local_above is not None and n > local_above
 
 
-def dense_prior(seq: str, local_above: Optional[int] = None, window: int = 240, span: int = 160) -> np.ndarray:
+def dense_prior(seq: str, local_above: int | None = None, window: int = 240, span: int = 160) -> np.ndarray:
     """The base-pair-probability channel of a structure head: :func:`rnafold_bpp` (global) up
     to ``local_above`` nt, :func:`rnafold_bpp_local` above it (never local when None)."""
     if _local(len(seq), local_above):
@@ -186,7 +185,6 @@ def _store(path: Path, write) -> None:
 
     with suspended(), atomic_path(path) as tmp, open(tmp, "wb") as fh:
         write(fh)
-
 
 
 # ----------------------------------------------------------------------------- sparse priors
@@ -252,12 +250,12 @@ class SparsePairs:
         return len(self.i)
 
     @classmethod
-    def empty(cls, length: int) -> "SparsePairs":
+    def empty(cls, length: int) -> SparsePairs:
         z = np.zeros(0, dtype=np.int64)
         return cls(length, z, z, np.zeros(0, dtype=np.float32))
 
     @classmethod
-    def from_dense(cls, P: np.ndarray, cutoff: float = 0.0) -> "SparsePairs":
+    def from_dense(cls, P: np.ndarray, cutoff: float = 0.0) -> SparsePairs:
         """The upper triangle of a square matrix, entries above ``cutoff``."""
         P = np.asarray(P)
         i, j = np.nonzero(np.triu(P, 1) > cutoff)
@@ -277,24 +275,30 @@ class SparsePairs:
         np.add.at(paired, self.j, self.p)
         return np.clip(1.0 - paired, 0.0, 1.0).astype(np.float32)
 
-    def window(self, start: int, stop: int) -> "SparsePairs":
+    def window(self, start: int, stop: int) -> SparsePairs:
         """The pairs inside ``[start, stop)``, re-indexed from ``start``."""
         keep = (self.i >= start) & (self.j < stop)
         return SparsePairs(stop - start, self.i[keep] - start, self.j[keep] - start, self.p[keep])
 
     def to_arrays(self) -> dict:
-        return {"length": np.asarray(self.length), "i": self.i.astype(np.int32),
-                "j": self.j.astype(np.int32), "p": self.p.astype(np.float16)}
+        return {
+            "length": np.asarray(self.length),
+            "i": self.i.astype(np.int32),
+            "j": self.j.astype(np.int32),
+            "p": self.p.astype(np.float16),
+        }
 
     @classmethod
-    def from_arrays(cls, d) -> "SparsePairs":
+    def from_arrays(cls, d) -> SparsePairs:
         return cls(int(d["length"]), d["i"], d["j"], np.asarray(d["p"], dtype=np.float32))
 
 
 def _linear_partition(seq: str, mode: str, beam: int, cutoff: float) -> SparsePairs:
     if not seq:  # the binding crashes on an empty sequence
         return SparsePairs.empty(0)
-    out = optional_package("linearpartition", "linearpartition-unofficial").partition(seq, mode=mode, beamsize=int(beam))
+    out = optional_package("linearpartition", "linearpartition-unofficial").partition(
+        seq, mode=mode, beamsize=int(beam)
+    )
     bp = out["bpp"]
     keep = (bp["prob"] >= cutoff) & (bp["i"] != bp["j"])
     i, j, p = bp["i"][keep], bp["j"][keep], bp["prob"][keep]
@@ -302,7 +306,7 @@ def _linear_partition(seq: str, mode: str, beam: int, cutoff: float) -> SparsePa
     return SparsePairs(len(seq), lo, hi, p)
 
 
-def pair_prior(seq: str, cfg: Optional[PriorConfig] = None) -> SparsePairs:
+def pair_prior(seq: str, cfg: PriorConfig | None = None) -> SparsePairs:
     """The prior of ``seq`` under ``cfg`` (default: EternaFold through LinearPartition). Its
     probabilities are rounded to fp16, the precision of the prior caches, so that a prior is the
     same number whether it was just computed or read back (training, evaluation and ``resm fold``
@@ -397,8 +401,7 @@ def _worker(conn, inherited, jobs) -> None:
             conn.send((k, None, RuntimeError(f"{type(e).__name__}: {e}")))
 
 
-def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = True,
-                   desc: str = "pair priors") -> list:
+def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = True, desc: str = "pair priors") -> list:
     """``[[pair_prior(s, c) for c in cfgs] for s in seqs]``, in ``workers`` processes (the
     folding libraries hold one core each), read from / stored in the folder ``cache`` when
     given, with a progress bar.

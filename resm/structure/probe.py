@@ -25,17 +25,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..alphabet import pad_batch
-from ..mapping import Scheme
 from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
+from ..mapping import Scheme
 from ..utils.io import atomic_path
 from .decode import METHODS, choose_threshold, decode
 from .io import FoldError, Structure, read_structures
@@ -123,8 +123,8 @@ def fit_probe_weights(
     C: float = 1.0,
     seed: int = 0,
     min_sep: int = 3,
-    max_len: Optional[int] = None,
-    class_weight: Optional[str | dict] = None,
+    max_len: int | None = None,
+    class_weight: str | dict | None = None,
     max_iter: int = 2000,
     progress: bool = False,
     desc: str = "probe features",
@@ -178,8 +178,15 @@ def fit_probe_weights(
     w = lr.coef_[0] / scaler.scale_
     b = float(lr.intercept_[0] - np.dot(w, scaler.mean_))
     auroc = float(roc_auc_score(y, clf.decision_function(X)))
-    return {"weight": w, "bias": b, "n_seqs": len(feats), "n_pos": n_pos, "n_neg": int(len(y) - n_pos),
-            "train_auroc": auroc, "classifier": clf}
+    return {
+        "weight": w,
+        "bias": b,
+        "n_seqs": len(feats),
+        "n_pos": n_pos,
+        "n_neg": int(len(y) - n_pos),
+        "train_auroc": auroc,
+        "classifier": clf,
+    }
 
 
 def fit_probe(model: ESM2, scheme: Scheme, structures: Iterable[Structure], **options) -> dict:
@@ -189,6 +196,7 @@ def fit_probe(model: ESM2, scheme: Scheme, structures: Iterable[Structure], **op
 
     Returns ``{"n_seqs", "n_pos", "n_neg", "train_auroc", "classifier"}``.
     """
+
     def features(rec: Structure, index: np.ndarray) -> np.ndarray:
         return pair_attention_features(model, _tokens(scheme, rec.seq, rec.name), index)
 
@@ -242,9 +250,7 @@ def load_probe(model: ESM2, path: str | os.PathLike) -> ESM2:
         )
     reg = model.contact_head.regression
     if tuple(data["weight"].shape) != tuple(reg.weight.shape) or data["bias"].numel() != 1:
-        raise ValueError(
-            f"{path}: weight shape {tuple(data['weight'].shape)} does not match {tuple(reg.weight.shape)}"
-        )
+        raise ValueError(f"{path}: weight shape {tuple(data['weight'].shape)} does not match {tuple(reg.weight.shape)}")
     with torch.no_grad():
         reg.weight.copy_(data["weight"].to(reg.weight))
         reg.bias.copy_(data["bias"].reshape(reg.bias.shape).to(reg.bias))
@@ -299,7 +305,7 @@ class ProbeFile:
     backbone_sha256: str
     n_train: int
     probe_sha256: str = ""
-    stats: Dict[str, object] = field(default_factory=dict)
+    stats: dict[str, object] = field(default_factory=dict)
 
     # ---- writing
     def write(self, model, path: str | os.PathLike) -> None:
@@ -318,7 +324,7 @@ class ProbeFile:
 
     # ---- reading
     @classmethod
-    def read(cls, path: str | os.PathLike) -> "ProbeFile":
+    def read(cls, path: str | os.PathLike) -> ProbeFile:
         """The sidecar of the probe at ``path`` (no weights are loaded, no checks made)."""
         path = Path(path)
         side = sidecar_path(path)
@@ -367,12 +373,12 @@ class ProbeFile:
 
 # ----------------------------------------------------------------------------- resm probe
 def select_structures(
-    path: str | os.PathLike, limit: Optional[int], max_length: Optional[int] = None
-) -> Tuple[List[Structure], int]:
+    path: str | os.PathLike, limit: int | None, max_length: int | None = None
+) -> tuple[list[Structure], int]:
     """Up to ``limit`` structures of ``path`` (any format :func:`read_structures` reads) in file
     order, skipping those longer than ``max_length``; returns ``(structures, n_skipped)``.
     Structures must carry their sequence."""
-    kept: List[Structure] = []
+    kept: list[Structure] = []
     skipped = 0
     for rec in read_structures(path):
         if limit is not None and len(kept) >= limit:
@@ -384,7 +390,9 @@ def select_structures(
             raise FoldError(f"{Path(path).name}: record {rec.name!r} has no sequence")
         kept.append(rec)
     if not kept:
-        raise FoldError(f"{Path(path).name}: no structures to use" + (f" ({skipped} longer than {max_length})" if skipped else ""))
+        raise FoldError(
+            f"{Path(path).name}: no structures to use" + (f" ({skipped} longer than {max_length})" if skipped else "")
+        )
     return kept, skipped
 
 
@@ -398,7 +406,7 @@ def fit_zero_shot(
     scheme: Scheme,
     backbone: str | os.PathLike,
     train: Sequence[Structure],
-    val: Optional[Sequence[Structure]] = None,
+    val: Sequence[Structure] | None = None,
     method: str = "greedy",
     seed: int = 0,
 ) -> ProbeFile:
@@ -443,20 +451,21 @@ class ProbeOptions:
     at most ``max_length`` nt, the decoding ``method`` the threshold is chosen for, and the
     ``seed`` of the non-pair sampling."""
 
-    val: Optional[str | os.PathLike] = None
-    scheme: Optional[str] = None
-    regression: Optional[str | os.PathLike] = None
+    val: str | os.PathLike | None = None
+    scheme: str | None = None
+    regression: str | os.PathLike | None = None
     trust: bool = False
     device: str = "cpu"
-    max_train: Optional[int] = 100
-    max_val: Optional[int] = 100
-    max_length: Optional[int] = 1000
+    max_train: int | None = 100
+    max_val: int | None = 100
+    max_length: int | None = 1000
     method: str = "greedy"
     seed: int = 0
 
 
-def fit_probe_file(backbone: str | os.PathLike, train: str | os.PathLike, out: str | os.PathLike,
-                   opts: ProbeOptions = ProbeOptions()) -> Tuple[ProbeFile, int, bool]:
+def fit_probe_file(
+    backbone: str | os.PathLike, train: str | os.PathLike, out: str | os.PathLike, opts: ProbeOptions = ProbeOptions()
+) -> tuple[ProbeFile, int, bool]:
     """``resm probe``: read the structures first (:func:`select_structures`), load the backbone
     (:func:`resm.structure.model.load_with_scheme`), fit the probe and choose its threshold
     (:func:`fit_zero_shot`) and write it to ``out`` with its sidecar, as ``opts``

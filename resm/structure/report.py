@@ -9,7 +9,7 @@ same three scores of RNAfold's MFE structure (:func:`resm.structure.folders.rnaf
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,34 +26,40 @@ def _scores(pred: np.ndarray, ref: np.ndarray) -> tuple:
     return f1_score(pred, ref), f1_score(pred, ref, shift=True), mcc(pred, ref)
 
 
-def score_record(name: str, seq: str, pred: np.ndarray, ref: np.ndarray) -> Dict[str, object]:
+def score_record(name: str, seq: str, pred: np.ndarray, ref: np.ndarray) -> dict[str, object]:
     """The report row of one record (RNAfold folds ``seq`` here)."""
     from .folders import rnafold
 
     pred, ref = np.asarray(pred), np.asarray(ref)
     mfe, _ = rnafold(seq)
-    row: Dict[str, object] = {"id": name, "length": int(len(ref)), "n_ref": int((ref >= 0).sum() // 2),
-                              "n_pred": int((pred >= 0).sum() // 2)}
+    row: dict[str, object] = {
+        "id": name,
+        "length": int(len(ref)),
+        "n_ref": int((ref >= 0).sum() // 2),
+        "n_pred": int((pred >= 0).sum() // 2),
+    }
     row.update(zip(("f1", "f1_shift", "mcc"), _scores(pred, ref)))
     row.update(zip(("rnafold_f1", "rnafold_f1_shift", "rnafold_mcc"), _scores(mfe, ref)))
     return row
 
 
-def format_row(row: Dict[str, object]) -> str:
+def format_row(row: dict[str, object]) -> str:
     return "\t".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS) + "\n"
 
 
-def summary(rows: Sequence[Dict[str, object]]) -> Dict[str, float]:
+def summary(rows: Sequence[dict[str, object]]) -> dict[str, float]:
     """``n`` and the mean of every score over ``rows``."""
-    out: Dict[str, float] = {"n": len(rows)}
+    out: dict[str, float] = {"n": len(rows)}
     for c in _SCORES:
         out[c] = float(np.mean([float(r[c]) for r in rows])) if rows else float("nan")
     return out
 
 
-def format_summary(s: Dict[str, float]) -> str:
+def format_summary(s: dict[str, float]) -> str:
     """One line: the means of the model and of RNAfold."""
-    return (f"F1 over {s['n']} sequence{'' if s['n'] == 1 else 's'} (mean): {s['f1']:.3f} strict, "
-            f"{s['f1_shift']:.3f} with +-1 shift, "
-            f"MCC {s['mcc']:.3f}; RNAfold on the same records: {s['rnafold_f1']:.3f} strict, "
-            f"{s['rnafold_f1_shift']:.3f} with +-1 shift, MCC {s['rnafold_mcc']:.3f}")
+    return (
+        f"F1 over {s['n']} sequence{'' if s['n'] == 1 else 's'} (mean): {s['f1']:.3f} strict, "
+        f"{s['f1_shift']:.3f} with +-1 shift, "
+        f"MCC {s['mcc']:.3f}; RNAfold on the same records: {s['rnafold_f1']:.3f} strict, "
+        f"{s['rnafold_f1_shift']:.3f} with +-1 shift, MCC {s['rnafold_mcc']:.3f}"
+    )

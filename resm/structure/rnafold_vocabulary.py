@@ -27,24 +27,55 @@ PLOT_FORMATS = ("png", "svg", "pdf")
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     """RNAfold's spellings and the figure options, on the ``fold`` sub-parser."""
     g = sp.add_argument_group("RNAfold's spellings (each accepted with resm's meaning, or answered in one line)")
-    g.add_argument("-i", "--infile", dest="infile", type=Path, default=None, metavar="FILE",
-                   help="RNAfold's -i: the input file, the same as INPUT (default: INPUT)")
-    g.add_argument("-j", "--jobs", dest="jobs", type=int, default=None, metavar="N",
-                   help="RNAfold's -j: the same as --threads N (default: --threads)")
-    g.add_argument("--MEA", dest="mea", action="store_true",
-                   help="RNAfold's --MEA: accepted; a structure model decodes by maximum expected accuracy already, "
-                        "a zero-shot probe by its threshold (default: the model's decoding)")
-    g.add_argument("--noPS", dest="no_ps", action="store_true",
-                   help="RNAfold's --noPS: accepted; resm draws nothing unless --plot DIR "
-                        "(default: no drawing)")
-    g.add_argument("-p", "--partfunc", dest="partfunc", action="store_true",
-                   help="RNAfold's -p: answered with resm's equivalents, --bpp FILE (pair probabilities) and "
-                        "--plot DIR (their drawing)")
-    sp.add_argument("--plot-format", choices=PLOT_FORMATS, default="png",
-                    help="file format of the --plot figures (default: png)")
-    sp.add_argument("--reference-format", choices=["dbn", "ct", "bpseq"], default=None,
-                    help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
-                         "(default: from its extension)")
+    g.add_argument(
+        "-i",
+        "--infile",
+        dest="infile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="RNAfold's -i: the input file, the same as INPUT (default: INPUT)",
+    )
+    g.add_argument(
+        "-j",
+        "--jobs",
+        dest="jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="RNAfold's -j: the same as --threads N (default: --threads)",
+    )
+    g.add_argument(
+        "--MEA",
+        dest="mea",
+        action="store_true",
+        help="RNAfold's --MEA: accepted; a structure model decodes by maximum expected accuracy already, "
+        "a zero-shot probe by its threshold (default: the model's decoding)",
+    )
+    g.add_argument(
+        "--noPS",
+        dest="no_ps",
+        action="store_true",
+        help="RNAfold's --noPS: accepted; resm draws nothing unless --plot DIR (default: no drawing)",
+    )
+    g.add_argument(
+        "-p",
+        "--partfunc",
+        dest="partfunc",
+        action="store_true",
+        help="RNAfold's -p: answered with resm's equivalents, --bpp FILE (pair probabilities) and "
+        "--plot DIR (their drawing)",
+    )
+    sp.add_argument(
+        "--plot-format", choices=PLOT_FORMATS, default="png", help="file format of the --plot figures (default: png)"
+    )
+    sp.add_argument(
+        "--reference-format",
+        choices=["dbn", "ct", "bpseq"],
+        default=None,
+        help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
+        "(default: from its extension)",
+    )
     sp.add_argument("--dpi", type=int, default=100, help="resolution of --plot figures in dots per inch (default: 100)")
 
 
@@ -52,8 +83,10 @@ def resolve(a: argparse.Namespace) -> None:
     """Turn RNAfold's spellings into resm's options in ``a``, in place; a spelling resm answers
     rather than accepts is a ValueError of one line naming resm's equivalent."""
     if a.partfunc:
-        raise ValueError("-p: resm writes base-pair probabilities with --bpp FILE ('>id' blocks of 'i j p' lines) "
-                         "and draws them with --plot DIR (the probability map beside each structure)")
+        raise ValueError(
+            "-p: resm writes base-pair probabilities with --bpp FILE ('>id' blocks of 'i j p' lines) "
+            "and draws them with --plot DIR (the probability map beside each structure)"
+        )
     if a.jobs is not None:
         if a.jobs < 0:
             raise ValueError(f"-j: must be >= 0, got {a.jobs}")

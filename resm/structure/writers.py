@@ -24,14 +24,24 @@ import contextlib
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from ..utils.io import atomic_path, atomic_write_text, merge_dir
 from .io import FoldError, Structure, format_structures, sparse_probs
 
-__all__ = ["OUTPUT_FORMATS", "BPP_HEADER", "safe_filename", "record_file_names", "structure_output_mode",
-           "check_distinct", "staged_dir", "StructureSink", "TextSink", "format_bpp"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "BPP_HEADER",
+    "safe_filename",
+    "record_file_names",
+    "structure_output_mode",
+    "check_distinct",
+    "staged_dir",
+    "StructureSink",
+    "TextSink",
+    "format_bpp",
+]
 
 OUTPUT_FORMATS = ("dbn", "bpseq", "ct", "pairs")
 ONE_RECORD_FORMATS = ("bpseq", "pairs")  # one record per file
@@ -51,20 +61,22 @@ def safe_filename(name: str) -> str:
 NAME_MAX = 255  # bytes in one file name (Linux, macOS)
 
 
-def record_file_names(ids: Sequence[str], ext: str, folder: Optional[Path] = None) -> Dict[str, str]:
+def record_file_names(ids: Sequence[str], ext: str, folder: Path | None = None) -> dict[str, str]:
     """id -> ``<safe id>.<ext>``; refuses two ids that give the same name, an id too long for a
     file name, and (with ``folder``) a file there that is one of the command's inputs."""
     from ..utils.io import check_not_input
 
-    out: Dict[str, str] = {}
-    seen: Dict[str, str] = {}
+    out: dict[str, str] = {}
+    seen: dict[str, str] = {}
     for i in ids:
         fn = f"{safe_filename(i)}.{ext}"
         if len(fn.encode("utf-8")) > NAME_MAX:
             short = i if len(i) <= 40 else i[:40] + "..."
-            raise FoldError(f"record {short!r} ({len(i)} characters): its file name {fn[:20]}... would be "
-                            f"{len(fn.encode('utf-8'))} bytes, more than the {NAME_MAX} a file name may hold; "
-                            "shorten the id, or write one file (-o)")
+            raise FoldError(
+                f"record {short!r} ({len(i)} characters): its file name {fn[:20]}... would be "
+                f"{len(fn.encode('utf-8'))} bytes, more than the {NAME_MAX} a file name may hold; "
+                "shorten the id, or write one file (-o)"
+            )
         if folder is not None:
             check_not_input(Path(folder) / fn)
         if fn.lower() in seen:
@@ -74,7 +86,7 @@ def record_file_names(ids: Sequence[str], ext: str, folder: Optional[Path] = Non
     return out
 
 
-def structure_output_mode(fmt: str, out: Optional[Path], ids: Sequence[str], split_dir: Optional[Path] = None) -> str:
+def structure_output_mode(fmt: str, out: Path | None, ids: Sequence[str], split_dir: Path | None = None) -> str:
     """How the structures will be written: ``"stdout"``, ``"file"`` (``out``) or ``"dir"``
     (``split_dir``, one ``<id>.<ext>`` file per record).
 
@@ -91,8 +103,10 @@ def structure_output_mode(fmt: str, out: Optional[Path], ids: Sequence[str], spl
         record_file_names(ids, fmt, split_dir)
         return "dir"
     if fmt in ONE_RECORD_FORMATS and len(ids) > 1:
-        raise FoldError(f"{out if out is not None else 'stdout'}: {fmt} holds one record per file and the input has {len(ids)}: "
-                        "give --split-dir DIR (one file per record) or --format dbn/ct")
+        raise FoldError(
+            f"{out if out is not None else 'stdout'}: {fmt} holds one record per file and the input has {len(ids)}: "
+            "give --split-dir DIR (one file per record) or --format dbn/ct"
+        )
     if out is None:
         return "stdout"
     if out.is_dir():
@@ -100,7 +114,7 @@ def structure_output_mode(fmt: str, out: Optional[Path], ids: Sequence[str], spl
     return "file"
 
 
-def check_distinct(**paths: Optional[Path]) -> None:
+def check_distinct(**paths: Path | None) -> None:
     """Refuse two outputs that name the same file (``-o x --bpp x``, through links too)."""
     from ..utils.io import OutputError, check_distinct_outputs
 
@@ -133,7 +147,7 @@ def staged_dir(final: Path) -> contextlib.AbstractContextManager:
     return merge_dir(final)
 
 
-def _abandon(stack: contextlib.ExitStack, exc: Optional[BaseException]) -> None:
+def _abandon(stack: contextlib.ExitStack, exc: BaseException | None) -> None:
     """Unwind ``stack`` as after an error, so its staged files are removed."""
     err = exc or FoldError("output abandoned")
     try:
@@ -149,10 +163,10 @@ class TextSink:
     :meth:`abandon` removes the temporary; as a context manager it commits on success and
     abandons on error."""
 
-    def __init__(self, path: Optional[Path], header: str = "", stream=None):
+    def __init__(self, path: Path | None, header: str = "", stream=None):
         self.path, self.stream = path, stream or sys.stdout
         self._stack = contextlib.ExitStack()
-        self._text: List[str] = []
+        self._text: list[str] = []
         if path is not None:
             self._tmp = self._stack.enter_context(atomic_path(path))
             # the exit stack closes the file
@@ -176,10 +190,10 @@ class TextSink:
             os.fsync(self._fh.fileno())
         self._stack.close()
 
-    def abandon(self, exc: Optional[BaseException] = None) -> None:
+    def abandon(self, exc: BaseException | None = None) -> None:
         _abandon(self._stack, exc)
 
-    def __enter__(self) -> "TextSink":
+    def __enter__(self) -> TextSink:
         return self
 
     def __exit__(self, et, ev, tb) -> bool:
@@ -199,16 +213,16 @@ class StructureSink:
     into place only at :meth:`commit`; :meth:`close` without commit removes them. Used as a
     context manager it commits on success and cleans up on error."""
 
-    def __init__(self, fmt: str, out: Optional[Path], mode: str, stream=None):
+    def __init__(self, fmt: str, out: Path | None, mode: str, stream=None):
         self.fmt, self.out, self.mode = fmt, out, mode
         self.n = 0
         self._stack = contextlib.ExitStack()
-        self._sink: Optional[TextSink] = None
+        self._sink: TextSink | None = None
         if mode in ("stdout", "file"):
             self._sink = TextSink(out if mode == "file" else None, stream=stream)
         elif mode == "dir":
             self._dir = self._stack.enter_context(staged_dir(out))
-            self._names: Dict[str, str] = {}
+            self._names: dict[str, str] = {}
 
     def add(self, rec: Structure) -> None:
         self.add_text(rec.name, format_structures([rec], self.fmt))
@@ -231,13 +245,13 @@ class StructureSink:
             self._sink.commit()
         self._stack.close()
 
-    def close(self, exc: Optional[BaseException] = None) -> None:
+    def close(self, exc: BaseException | None = None) -> None:
         """Abandon: remove the temporary files."""
         if self._sink is not None:
             self._sink.abandon(exc)
         _abandon(self._stack, exc)
 
-    def __enter__(self) -> "StructureSink":
+    def __enter__(self) -> StructureSink:
         return self
 
     def __exit__(self, et, ev, tb) -> bool:

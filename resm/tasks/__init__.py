@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any
 
 from ..config import ConfigError, from_dict
 from ..train import TrainConfig, run_task
@@ -30,7 +31,7 @@ from ..train import TrainConfig, run_task
 __all__ = ["TASKS", "FINETUNE_TASKS", "tasks_with", "run"]
 
 
-def _discover() -> Dict[str, Any]:
+def _discover() -> dict[str, Any]:
     found = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         spec = getattr(importlib.import_module(f"{__name__}.{info.name}"), "TASK", None)
@@ -46,7 +47,7 @@ def _discover() -> Dict[str, Any]:
 TASKS = _discover()
 
 
-def tasks_with(what: str) -> Tuple[str, ...]:
+def tasks_with(what: str) -> tuple[str, ...]:
     """The names of the tasks whose descriptor has ``what`` (``finetune``, ``joint``,
     ``predict``, ``compare``, ``head``) set, in registry order."""
     return tuple(n for n, s in TASKS.items() if getattr(s, what))
@@ -55,7 +56,7 @@ def tasks_with(what: str) -> Tuple[str, ...]:
 FINETUNE_TASKS = tasks_with("finetune")
 
 
-def run(cfg: Dict[str, Any], default: Optional[str] = None, known: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+def run(cfg: dict[str, Any], default: str | None = None, known: Sequence[str] | None = None) -> dict[str, Any]:
     """Train the task named by ``cfg["task"]`` (``default`` when the config names none) on a
     loaded config (:func:`resm.config.load_config`); ``known`` limits the choice.
 

@@ -21,25 +21,42 @@ validation metrics and the final save.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from ..alphabet import pad_batch
+from ..backbone.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 from ..config import ConfigError, from_dict
 from ..data.stream import EpochStream
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import UNKNOWN_BASE, rna_codes
-from ..backbone.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 
-__all__ = ["TaskSpec", "SEQUENCE_KEYS", "resolve",
-           "ModelConfig", "build_encoder", "load_model_backbone", "adapter_config", "TaskModel",
-           "ItemStream", "encode_batch", "save_bundle", "load_bundle", "subset", "BUNDLE_DIR", "BundleError",
-           "is_bundle", "head_for", "open_bundle"]
+__all__ = [
+    "TaskSpec",
+    "SEQUENCE_KEYS",
+    "resolve",
+    "ModelConfig",
+    "build_encoder",
+    "load_model_backbone",
+    "adapter_config",
+    "TaskModel",
+    "ItemStream",
+    "encode_batch",
+    "save_bundle",
+    "load_bundle",
+    "subset",
+    "BUNDLE_DIR",
+    "BundleError",
+    "is_bundle",
+    "head_for",
+    "open_bundle",
+]
 
 BUNDLE_DIR = "model"
 
@@ -74,13 +91,13 @@ class TaskSpec:
 
     name: str
     cls: type
-    model_keys: Tuple[str, ...]
-    head: Optional[str] = None
-    config: Optional[str] = None
+    model_keys: tuple[str, ...]
+    head: str | None = None
+    config: str | None = None
     finetune: bool = True
     joint: bool = False
-    predict: Optional[str] = None
-    compare: Optional[str] = None
+    predict: str | None = None
+    compare: str | None = None
     order: int = 100
 
 
@@ -92,7 +109,7 @@ def resolve(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def _model_keys(task: str) -> Tuple[str, ...]:
+def _model_keys(task: str) -> tuple[str, ...]:
     from . import TASKS
 
     if task not in TASKS:
@@ -126,25 +143,29 @@ class ModelConfig:
     """
 
     encoder: str = "backbone"
-    init: Optional[str] = None
-    arch: Optional[str] = None
+    init: str | None = None
+    arch: str | None = None
     init_seed: int = 0
     mode: str = "frozen"
-    adapter: Optional[Dict[str, Any]] = None
+    adapter: dict[str, Any] | None = None
     scheme: str = "kdny"
     trust_checkpoint: bool = False
-    onehot: Dict[str, Any] = field(default_factory=dict)
+    onehot: dict[str, Any] = field(default_factory=dict)
     save_hf: bool = False
 
     def __post_init__(self):
         if self.encoder not in ("backbone", "onehot"):
             raise ConfigError(f"model.encoder must be backbone or onehot, not {self.encoder!r}")
         if self.encoder == "backbone" and self.init and self.arch:
-            raise ConfigError(f"model: give exactly one of init (checkpoint) or arch (random init), not both: "
-                              f"add model.arch=null to start from model.init={self.init}")
+            raise ConfigError(
+                f"model: give exactly one of init (checkpoint) or arch (random init), not both: "
+                f"add model.arch=null to start from model.init={self.init}"
+            )
         if self.encoder == "backbone" and not self.init and not self.arch:
-            raise ConfigError("model: give exactly one of init (checkpoint) or arch (random init), e.g. "
-                              "model.init=default (the shipped model's backbone) or model.arch=small")
+            raise ConfigError(
+                "model: give exactly one of init (checkpoint) or arch (random init), e.g. "
+                "model.init=default (the shipped model's backbone) or model.arch=small"
+            )
         if self.arch is not None:
             from ..backbone.config import ARCHS
 
@@ -158,7 +179,7 @@ class ModelConfig:
             raise ConfigError("model.adapter is only used with model.mode adapters")
 
     @classmethod
-    def for_task(cls, section: Optional[Dict[str, Any]], task: str, **values) -> "ModelConfig":
+    def for_task(cls, section: dict[str, Any] | None, task: str, **values) -> ModelConfig:
         """The ``model`` section of ``task``, validated by :func:`resm.config.from_dict`; keys
         the task does not use are refused. ``values`` set fields the task decides itself."""
         used = _model_keys(task)
@@ -170,7 +191,7 @@ class ModelConfig:
             values.setdefault("mode", "full")
         return from_dict(cls, d, "model", fixed={k: v for k, v in unused.items() if k not in values}, extra=values)
 
-    def settings(self, task: str) -> Dict[str, Any]:
+    def settings(self, task: str) -> dict[str, Any]:
         """The keys ``task`` reads, with their values (what a resumed run must not change)."""
         d = asdict(self)
         return {k: d[k] for k in _model_keys(task)}
@@ -188,8 +209,10 @@ def load_model_backbone(cfg, scheme: Scheme):
         init = str(cfg.init)
         a_file = Path(init).suffix in (".pt", ".pth", ".bin") or ("/" in init and not HUB_ID.match(init))
         if a_file and not Path(init).exists():
-            raise ConfigError(f"model.init: {cfg.init}: no such checkpoint; make it first (resm pretrain --config cpu_demo "
-                              f"writes runs/cpu_demo/model.pt) or start from the shipped model's backbone: model.init=default")
+            raise ConfigError(
+                f"model.init: {cfg.init}: no such checkpoint; make it first (resm pretrain --config cpu_demo "
+                f"writes runs/cpu_demo/model.pt) or start from the shipped model's backbone: model.init=default"
+            )
         loaded = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint)
         return loaded.model, loaded.meta.get("arch"), cfg.init
     return init_model(cfg.arch, seed=cfg.init_seed), cfg.arch, f"random:{cfg.arch}"
@@ -205,7 +228,7 @@ def adapter_config(cfg):
     return from_dict(AdapterConfig, cfg.adapter, "model.adapter")
 
 
-def build_encoder(cfg: ModelConfig) -> Tuple[nn.Module, Scheme, str]:
+def build_encoder(cfg: ModelConfig) -> tuple[nn.Module, Scheme, str]:
     """``(encoder, scheme, backbone source)`` for a ``model`` section."""
     scheme = get_scheme(cfg.scheme)
     if cfg.encoder == "onehot":
@@ -218,7 +241,7 @@ class TaskModel(nn.Module):
     """One encoder, several heads. ``heads`` maps a head name to ``(module, apply)`` where
     ``apply(head, h, mask, batch) -> output`` reads the encoder output for that head."""
 
-    def __init__(self, encoder: nn.Module, heads: Dict[str, nn.Module], apply: Dict[str, Callable]):
+    def __init__(self, encoder: nn.Module, heads: dict[str, nn.Module], apply: dict[str, Callable]):
         super().__init__()
         self.encoder = encoder
         self.heads = nn.ModuleDict(heads)
@@ -229,14 +252,14 @@ class TaskModel(nn.Module):
         self.heads[name] = head
         self.appliers[name] = apply
 
-    def forward(self, batch: Dict[str, Any], names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    def forward(self, batch: dict[str, Any], names: Sequence[str] | None = None) -> dict[str, Any]:
         names = list(self.heads) if names is None else list(names)
         h, mask = self.encoder(batch)
         self.encoder_calls += 1
         return {n: self.appliers[n](self.heads[n], h, mask, batch) for n in names}
 
 
-def subset(items: Sequence[Any], n: Optional[int], seed: int) -> List[Any]:
+def subset(items: Sequence[Any], n: int | None, seed: int) -> list[Any]:
     """A seeded random subset of ``n`` items (file order kept); all of them when n is None."""
     if n is None or n >= len(items):
         return list(items)
@@ -244,7 +267,7 @@ def subset(items: Sequence[Any], n: Optional[int], seed: int) -> List[Any]:
     return [items[i] for i in keep]
 
 
-def encode_batch(seqs: Sequence[str], scheme: Scheme, names: Optional[Sequence[str]] = None) -> Dict[str, torch.Tensor]:
+def encode_batch(seqs: Sequence[str], scheme: Scheme, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """tokens (B, T) with BOS/EOS, nuc (B, L) codes (4 at padding) and mask (B, L)."""
     names = names or [f"seq{i}" for i in range(len(seqs))]
     ids = [scheme.encode(s, n) for s, n in zip(seqs, names)]
@@ -274,15 +297,14 @@ class ItemStream(EpochStream):
             raise ConfigError(f"rank {rank}/{world_size}: no training examples")
         self.batch_size = batch_size
 
-    def iter_epoch(self, epoch: int) -> Iterator[List[Any]]:
+    def iter_epoch(self, epoch: int) -> Iterator[list[Any]]:
         order = np.random.default_rng([self.seed, epoch, self.rank, 13]).permutation(len(self.items))
         for s in range(0, len(order), self.batch_size):
             yield [self.items[i] for i in order[s : s + self.batch_size]]
 
 
 # ----------------------------------------------------------------------------- bundles
-def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
-                heads: Dict[str, Dict[str, Any]]) -> Path:
+def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str, heads: dict[str, dict[str, Any]]) -> Path:
     """Write ``folder`` (created atomically): adapter (mode adapters), head files and manifest.
 
     ``heads`` maps a head name to ``{"task", "config", "extra"}`` (JSON-able). Returns folder.
@@ -293,6 +315,7 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
     folder = Path(folder)
     source = manifest_source(source, folder)
     enc = model.encoder
+
     def earlier(p: Path) -> bool:  # an existing folder is replaced only if it is an earlier bundle
         return (p / A.MANIFEST).is_file() or any(p.glob("onehot-*.pt"))
 
@@ -301,9 +324,18 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
             for name, spec in heads.items():
                 state = {f"head.{k}": v for k, v in model.heads[name].state_dict().items()}
                 state.update({f"encoder.{k}": v for k, v in enc.state_dict().items()})
-                torch.save({"format": "resm-onehot-task", "task": spec["task"], "head_config": spec["config"],
-                            "encoder_config": asdict(enc.cfg), "extra": spec.get("extra", {}),
-                            "scheme": scheme.name, "state": state}, tmp / f"onehot-{name}.pt")
+                torch.save(
+                    {
+                        "format": "resm-onehot-task",
+                        "task": spec["task"],
+                        "head_config": spec["config"],
+                        "encoder_config": asdict(enc.cfg),
+                        "extra": spec.get("extra", {}),
+                        "scheme": scheme.name,
+                        "state": state,
+                    },
+                    tmp / f"onehot-{name}.pt",
+                )
             return folder
         backbone = enc.backbone
         if enc.mode == "full":
@@ -321,8 +353,18 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str,
             adapter = enc.adapter_name
         for name, spec in heads.items():
             extra = dict(spec.get("extra", {}), backbone_source=source, mode=enc.mode)
-            A.save_head(tmp, name, model.heads[name], spec["config"], spec["task"], adapter, extra=extra,
-                        model=backbone, scheme=scheme, backbone_source=source)
+            A.save_head(
+                tmp,
+                name,
+                model.heads[name],
+                spec["config"],
+                spec["task"],
+                adapter,
+                extra=extra,
+                model=backbone,
+                scheme=scheme,
+                backbone_source=source,
+            )
     return folder
 
 
@@ -352,7 +394,7 @@ class BundleError(ValueError):
     """A bundle that cannot serve the request (one line naming the bundle)."""
 
 
-def is_bundle(path: "str | os.PathLike") -> bool:
+def is_bundle(path: str | os.PathLike) -> bool:
     """A folder holding a bundle manifest (or the one-hot baseline's head files)."""
     from ..backbone.adapters import MANIFEST
 
@@ -360,7 +402,7 @@ def is_bundle(path: "str | os.PathLike") -> bool:
     return p.is_dir() and ((p / MANIFEST).is_file() or any(p.glob("onehot-*.pt")))
 
 
-def head_for(folder, entries: Dict[str, dict], task: str) -> str:
+def head_for(folder, entries: dict[str, dict], task: str) -> str:
     """The name of the bundle's head for ``task``; BundleError naming the bundle otherwise."""
     names = [n for n, e in entries.items() if e.get("task") == task]
     if not names:
@@ -370,18 +412,19 @@ def head_for(folder, entries: Dict[str, dict], task: str) -> str:
     return names[0]
 
 
-def open_bundle(folder, backbone: Optional[str] = None, trust: bool = False, adapter: Optional[Path] = None):
+def open_bundle(folder, backbone: str | None = None, trust: bool = False, adapter: Path | None = None):
     """:func:`load_bundle` for the commands and the API: a folder that is no bundle, or one
     made for another backbone (checksum) or mapping scheme, is a :class:`BundleError` naming
     the bundle."""
-    from ..mapping import MappingError
     from ..backbone.adapters import AdapterError
     from ..backbone.load import CheckpointError
+    from ..mapping import MappingError
 
     folder = Path(folder)
     if not is_bundle(folder):
-        raise BundleError(f"{folder}: not a model bundle (a folder with manifest.json: out_dir/model of "
-                          "`resm finetune`)")
+        raise BundleError(
+            f"{folder}: not a model bundle (a folder with manifest.json: out_dir/model of `resm finetune`)"
+        )
     try:
         return load_bundle(folder, backbone=backbone, trust=trust, adapter=adapter)
     except (AdapterError, CheckpointError, MappingError) as e:
@@ -389,9 +432,13 @@ def open_bundle(folder, backbone: Optional[str] = None, trust: bool = False, ada
         raise BundleError(msg if str(folder) in msg else f"{folder}: {msg}") from None
 
 
-def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = False,
-                builders: Optional[Dict[str, Callable[[dict, int], Tuple[nn.Module, Callable]]]] = None,
-                adapter: Optional[Path] = None) -> Tuple[TaskModel, Dict[str, dict], Scheme]:
+def load_bundle(
+    folder: Path,
+    backbone: str | None = None,
+    trust: bool = False,
+    builders: dict[str, Callable[[dict, int], tuple[nn.Module, Callable]]] | None = None,
+    adapter: Path | None = None,
+) -> tuple[TaskModel, dict[str, dict], Scheme]:
     """``(TaskModel in eval mode, manifest head entries, scheme)`` from a bundle folder.
 
     Each head is rebuilt by ``builders[task](head_config, embed_dim) -> (head module, apply)``,
@@ -399,8 +446,8 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     recorded in the manifest (its checksum must match). ``adapter``, a PEFT LoRA folder (made on
     the Hugging Face export of the same backbone), takes the place of the bundle's adapter.
     """
-    from ..heads import HEADS
     from ..backbone import adapters as A
+    from ..heads import HEADS
 
     builders = HEADS if builders is None else builders
     from ..backbone.load import reading
@@ -417,7 +464,7 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
         enc = None
         for f in onehot:
             d = safe_load(f)
-            name = f.stem[len("onehot-"):]
+            name = f.stem[len("onehot-") :]
             with reading(f, "one-hot model"):
                 if enc is None:
                     enc = OneHotEncoder(OneHotConfig(**d["encoder_config"]))
@@ -434,8 +481,9 @@ def load_bundle(folder: Path, backbone: Optional[str] = None, trust: bool = Fals
     if not entries:
         raise A.AdapterError(f"{folder}: the bundle has no heads")
     first = next(iter(entries.values()))
-    src = backbone or resolve_source(manifest["backbone"].get("source") or
-                                     first.get("extra", {}).get("backbone_source", ""), folder)
+    src = backbone or resolve_source(
+        manifest["backbone"].get("source") or first.get("extra", {}).get("backbone_source", ""), folder
+    )
     if not src or src.startswith("random:"):
         raise A.AdapterError(f"{folder}: no backbone recorded ({src or 'none'}); pass the backbone checkpoint")
     bb = load_backbone(src, scheme, trust=trust).model

@@ -21,9 +21,10 @@ weighted sum. The bundle holds the shared adapter once and one head file per tas
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any
 
 import torch
 
@@ -33,7 +34,7 @@ from .base import BUNDLE_DIR, SEQUENCE_KEYS, ModelConfig, TaskModel, TaskSpec, b
 __all__ = ["JointEntry", "JointTask", "JointStream", "sub_tasks"]
 
 
-def sub_tasks() -> Dict[str, type]:
+def sub_tasks() -> dict[str, type]:
     """The tasks that can be sub-tasks (their descriptor's ``joint``): name -> class."""
     from . import TASKS
 
@@ -45,21 +46,21 @@ class JointEntry:
     """One sub-task of ``tasks``: its ``head`` and ``data`` sections (as in the single-head
     task's config) and the weight of its loss."""
 
-    head: Dict[str, Any] = field(default_factory=dict)
-    data: Dict[str, Any] = field(default_factory=dict)
+    head: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
     weight: float = 1.0
 
 
 class JointStream:
     """Round-robin over named sub-streams; resumable (each sub-stream keeps its own state)."""
 
-    def __init__(self, streams: Dict[str, Any]):
+    def __init__(self, streams: dict[str, Any]):
         self.streams = streams
         self.names = list(streams)
         self.turn = 0
-        self._iters: Dict[str, Iterator] = {}
+        self._iters: dict[str, Iterator] = {}
 
-    def __iter__(self) -> Iterator[Tuple[str, List[Any]]]:
+    def __iter__(self) -> Iterator[tuple[str, list[Any]]]:
         self._iters = {n: iter(s) for n, s in self.streams.items()}
         while True:
             name = self.names[self.turn % len(self.names)]
@@ -67,10 +68,10 @@ class JointStream:
             self.turn += 1
             yield name, batch
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {"turn": self.turn, **{n: s.state_dict() for n, s in self.streams.items()}}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.turn = int(state["turn"])
         for n, s in self.streams.items():
             s.load_state_dict(state[n])
@@ -83,7 +84,7 @@ class JointTask:
     sections = ("model", "tasks")
     output = BUNDLE_DIR
 
-    def __init__(self, cfg: Dict[str, Any]):
+    def __init__(self, cfg: dict[str, Any]):
         self.model_cfg = ModelConfig.for_task(cfg.get("model"), "joint")
         subs = cfg.get("tasks") or {}
         known = sub_tasks()
@@ -104,7 +105,7 @@ class JointTask:
             heads[name] = task.model.heads[task.head_name]
             apply[name] = task.model.appliers[task.head_name]
         self.model = TaskModel(enc[0], heads, apply)
-        self.final_metrics: Dict[str, float] = {}
+        self.final_metrics: dict[str, float] = {}
 
     def train_stream(self, rank: int, world_size: int) -> JointStream:
         return JointStream({n: t.train_stream(rank, world_size) for n, t in self.tasks.items()})
@@ -114,8 +115,8 @@ class JointTask:
         loss, info = self.tasks[name].loss(model, batch, generator, device)
         return loss * self.weights[name], {**info, f"loss_{name}": float(loss.detach())}
 
-    def validate(self, model, device) -> Dict[str, float]:
-        out: Dict[str, float] = {}
+    def validate(self, model, device) -> dict[str, float]:
+        out: dict[str, float] = {}
         total = 0.0
         for name, t in self.tasks.items():
             m = t.validate(model, device)
@@ -124,11 +125,15 @@ class JointTask:
         out["val_loss"] = total
         return out
 
-    def fingerprint(self) -> Dict[str, Any]:
-        return {"task": "joint", "model": self.model_cfg.settings("joint"), "weights": self.weights,
-                "tasks": {n: t.fingerprint() for n, t in self.tasks.items()}}
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "task": "joint",
+            "model": self.model_cfg.settings("joint"),
+            "weights": self.weights,
+            "tasks": {n: t.fingerprint() for n, t in self.tasks.items()},
+        }
 
-    def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+    def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         device = next(iter(state.values())).device
         specs = {}
         for name, t in self.tasks.items():
@@ -137,7 +142,7 @@ class JointTask:
         self.final_metrics = {f"{n}_{k}": v for n, t in self.tasks.items() for k, v in t.final_metrics.items()}
         save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, specs)
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         return {"final": self.final_metrics}
 
 

@@ -21,17 +21,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 import torch
 
 from ..alphabet import PAD, pad_batch
+from ..backbone.esm2 import ESM2
+from ..backbone.load import resm_meta, save_fair_esm, save_hf
 from ..config import from_dict
 from ..data.masking import MaskingConfig, mask_batch, mlm_loss
 from ..data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, validation_batches
 from ..mapping import get_scheme
-from ..backbone.esm2 import ESM2
-from ..backbone.load import resm_meta, save_fair_esm, save_hf
 from .base import ModelConfig, TaskSpec, load_model_backbone
 
 __all__ = ["ValidationConfig", "MLMTask"]
@@ -46,7 +46,7 @@ class ValidationConfig:
         mask_seed: fixed seed of validation masks, so values are comparable across steps.
     """
 
-    max_records: Optional[int] = 2000
+    max_records: int | None = 2000
     mask_seed: int = 12345
 
 
@@ -57,7 +57,7 @@ class MLMTask:
     sections = ("model", "data", "masking", "validation")
     output = "model.pt"
 
-    def __init__(self, cfg: Dict[str, Any]):
+    def __init__(self, cfg: dict[str, Any]):
         self.model_cfg = ModelConfig.for_task(cfg.get("model"), "mlm")
         self.data_cfg = from_dict(PretrainDataConfig, cfg.get("data"), "data")
         self.mask_cfg = from_dict(MaskingConfig, cfg.get("masking"), "masking")
@@ -68,8 +68,8 @@ class MLMTask:
         # MLM does not train the contact regression; freezing it keeps DDP/ZeRO from waiting
         # for gradients that never come.
         self.model.contact_head.requires_grad_(False)
-        self._val: Optional[list] = None
-        self.baseline: Optional[float] = None
+        self._val: list | None = None
+        self.baseline: float | None = None
 
     # -------------------------------------------------------------- Task protocol
     def train_stream(self, rank: int, world_size: int) -> PretrainStream:
@@ -86,7 +86,7 @@ class MLMTask:
         loss, n_masked = self._forward_loss(model, toks, generator, device)
         return loss, {"tokens": int((toks != PAD).sum()), "masked": n_masked}
 
-    def validate(self, model, device) -> Dict[str, float]:
+    def validate(self, model, device) -> dict[str, float]:
         import torch.distributed as dist
 
         if self._val is None:
@@ -97,8 +97,12 @@ class MLMTask:
             if not self._val and rank == 0:
                 import sys
 
-                print(f"resm: warning: the validation split is empty (data.val_fraction {self.data_cfg.val_fraction}"
-                      f" of {self.data_cfg.train}): no validation loss is measured", file=sys.stderr, flush=True)
+                print(
+                    f"resm: warning: the validation split is empty (data.val_fraction {self.data_cfg.val_fraction}"
+                    f" of {self.data_cfg.train}): no validation loss is measured",
+                    file=sys.stderr,
+                    flush=True,
+                )
         gen = torch.Generator().manual_seed(self.val_cfg.mask_seed)
         total, n = 0.0, 0
         for batch in self._val:
@@ -108,7 +112,7 @@ class MLMTask:
         val = total / max(n, 1)
         return {"val_loss": val, "unigram_baseline": self.baseline, "n_masked": n}
 
-    def fingerprint(self) -> Dict[str, Any]:
+    def fingerprint(self) -> dict[str, Any]:
         return {
             "model": self.model_cfg.settings("mlm"),
             "data": asdict(self.data_cfg),
@@ -118,7 +122,7 @@ class MLMTask:
             "arch": self.arch,
         }
 
-    def save_final(self, model, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+    def save_final(self, model, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         final = ESM2(self.model.cfg)
         final.load_state_dict({k: v.float().cpu() for k, v in state.items()})
         meta = resm_meta(self.scheme, self.arch, pretrained_from=self.model_cfg.init or "random")
@@ -126,7 +130,7 @@ class MLMTask:
         if self.model_cfg.save_hf:
             save_hf(final, out_dir / "model_hf", meta)
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         return {}
 
 

@@ -13,9 +13,10 @@ the observed ``mrl(var) - mrl(wt)`` (:func:`variant_effect`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +25,20 @@ import torch.nn.functional as F
 from ..config import ConfigError, from_dict
 from ..data.mrl import UTR, VariantPair, read_mrl, split_utrs
 from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, OptimusConfig, mrl_apply, optimus_apply
-from .base import (BUNDLE_DIR, SEQUENCE_KEYS, ItemStream, ModelConfig, TaskModel, TaskSpec, build_encoder, encode_batch,
-                   head_for, open_bundle, save_bundle, subset)
+from .base import (
+    BUNDLE_DIR,
+    SEQUENCE_KEYS,
+    ItemStream,
+    ModelConfig,
+    TaskModel,
+    TaskSpec,
+    build_encoder,
+    encode_batch,
+    head_for,
+    open_bundle,
+    save_bundle,
+    subset,
+)
 
 __all__ = ["MRLDataConfig", "MRLTask", "mrl_metrics", "predict_mrl", "variant_effect", "load_mrl_model", "MAX_UTR"]
 
@@ -46,10 +59,10 @@ class MRLDataConfig:
     """
 
     train: str = ""
-    fractions: Optional[List[float]] = None
-    target: Optional[str] = None
-    max_train: Optional[int] = None
-    max_val: Optional[int] = None
+    fractions: list[float] | None = None
+    target: str | None = None
+    max_train: int | None = None
+    max_val: int | None = None
     batch_size: int = 128
     seed: int = 0
 
@@ -74,24 +87,31 @@ class _NoEncoder(torch.nn.Module):
         return None, batch["mask"]
 
 
-def mrl_metrics(y: np.ndarray, pred: np.ndarray) -> Dict[str, float]:
+def mrl_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """R^2 and Spearman's rho (and Pearson's r) of predictions against targets."""
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import r2_score
 
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
-    return {"r2": float(r2_score(y, pred)), "spearman": float(spearmanr(y, pred).statistic),
-            "pearson": float(pearsonr(y, pred).statistic), "n": int(len(y))}
+    return {
+        "r2": float(r2_score(y, pred)),
+        "spearman": float(spearmanr(y, pred).statistic),
+        "pearson": float(pearsonr(y, pred).statistic),
+        "n": int(len(y)),
+    }
 
 
-def variant_effect(pred: np.ndarray, utrs: Sequence[UTR], pairs: Sequence[VariantPair]) -> Dict[str, float]:
+def variant_effect(pred: np.ndarray, utrs: Sequence[UTR], pairs: Sequence[VariantPair]) -> dict[str, float]:
     """Correlation of predicted and observed MRL changes (variant minus wild type)."""
     from scipy.stats import pearsonr, spearmanr
 
     obs = np.array([utrs[p.var].mrl - utrs[p.wt].mrl for p in pairs])
     dp = np.array([pred[p.var] - pred[p.wt] for p in pairs])
-    return {"spearman": float(spearmanr(obs, dp).statistic), "pearson": float(pearsonr(obs, dp).statistic),
-            "n_pairs": int(len(pairs))}
+    return {
+        "spearman": float(spearmanr(obs, dp).statistic),
+        "pearson": float(pearsonr(obs, dp).statistic),
+        "n_pairs": int(len(pairs)),
+    }
 
 
 class MRLTask:
@@ -101,7 +121,7 @@ class MRLTask:
     sections = ("model", "head", "data")
     output = BUNDLE_DIR
 
-    def __init__(self, cfg: Dict[str, Any], encoder=None):
+    def __init__(self, cfg: dict[str, Any], encoder=None):
         head_section = dict(cfg.get("head") or {})
         kind = head_section.pop("kind", "mlp")
         if kind not in ("mlp", "optimus"):
@@ -123,8 +143,13 @@ class MRLTask:
         if kind == "optimus":
             self.head_cfg = from_dict(cfg_cls, head_section, "head")
         else:
-            self.head_cfg = from_dict(cfg_cls, head_section, "head", fixed={"embed_dim": "taken from the encoder"},
-                                      extra={"embed_dim": encoder.embed_dim})
+            self.head_cfg = from_dict(
+                cfg_cls,
+                head_section,
+                "head",
+                fixed={"embed_dim": "taken from the encoder"},
+                extra={"embed_dim": encoder.embed_dim},
+            )
         self.kind = kind
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(d.seed)
@@ -135,16 +160,18 @@ class MRLTask:
         limit = self.head_cfg.length if kind == "optimus" else self.head_cfg.max_length
         for u in utrs:
             if len(u.seq) > limit:
-                raise ConfigError(f"{d.train} line {u.line}: UTR {u.name!r} has {len(u.seq)} nt, "
-                                  f"longer than the {limit} nt this head supports")
+                raise ConfigError(
+                    f"{d.train} line {u.line}: UTR {u.name!r} has {len(u.seq)} nt, "
+                    f"longer than the {limit} nt this head supports"
+                )
         self.train_utrs, self.val_utrs, self.test_utrs = split_utrs(utrs, tuple(d.fractions), d.seed)
         self.train_utrs = subset(self.train_utrs, d.max_train, d.seed)
         self.val_utrs = subset(self.val_utrs, d.max_val, d.seed)
         y = np.array([u.mrl for u in self.train_utrs])
         self.mean, self.std = float(y.mean()), float(y.std() or 1.0)
-        self.final_metrics: Dict[str, float] = {}
+        self.final_metrics: dict[str, float] = {}
 
-    def _batch(self, utrs: Sequence[UTR], device) -> Dict[str, Any]:
+    def _batch(self, utrs: Sequence[UTR], device) -> dict[str, Any]:
         b = encode_batch([u.seq for u in utrs], self.scheme, [f"{u.name} (line {u.line})" for u in utrs])
         b["y"] = torch.tensor([(u.mrl - self.mean) / self.std for u in utrs], dtype=torch.float32)
         return {k: v.to(device) for k, v in b.items()}
@@ -153,33 +180,54 @@ class MRLTask:
     def train_stream(self, rank: int, world_size: int) -> ItemStream:
         return ItemStream(self.train_utrs, self.data_cfg.batch_size, self.data_cfg.seed, rank, world_size)
 
-    def loss(self, model, batch: List[UTR], generator, device):
+    def loss(self, model, batch: list[UTR], generator, device):
         b = self._batch(batch, device)
         pred = model(b, [self.head_name])[self.head_name]
         return F.mse_loss(pred.float(), b["y"]), {"tokens": int(b["mask"].sum())}
 
-    def validate(self, model, device) -> Dict[str, float]:
+    def validate(self, model, device) -> dict[str, float]:
         if not self.val_utrs:
             return {}
-        pred = predict_mrl(model, self.scheme, [u.seq for u in self.val_utrs], self.mean, self.std,
-                           self.data_cfg.batch_size, device, self.head_name)
+        pred = predict_mrl(
+            model,
+            self.scheme,
+            [u.seq for u in self.val_utrs],
+            self.mean,
+            self.std,
+            self.data_cfg.batch_size,
+            device,
+            self.head_name,
+        )
         y = np.array([u.mrl for u in self.val_utrs])
         m = mrl_metrics(y, pred)
-        return {"val_loss": float(np.mean(((pred - y) / self.std) ** 2)), "val_r2": m["r2"],
-                "val_spearman": m["spearman"], "n_val": m["n"]}
+        return {
+            "val_loss": float(np.mean(((pred - y) / self.std) ** 2)),
+            "val_r2": m["r2"],
+            "val_spearman": m["spearman"],
+            "n_val": m["n"],
+        }
 
-    def fingerprint(self) -> Dict[str, Any]:
-        return {"task": "mrl", "kind": self.kind, "model": self.model_cfg.settings("mrl"), "head": self.head_cfg.to_dict(),
-                "data": asdict(self.data_cfg), "scheme_hash": self.scheme.table_hash}
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "task": "mrl",
+            "kind": self.kind,
+            "model": self.model_cfg.settings("mrl"),
+            "head": self.head_cfg.to_dict(),
+            "data": asdict(self.data_cfg),
+            "scheme_hash": self.scheme.table_hash,
+        }
 
-    def head_spec(self) -> Dict[str, Any]:
+    def head_spec(self) -> dict[str, Any]:
         cfg = {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
         if self.kind == "optimus":
             cfg["kind"] = "optimus"
-        return {"task": "mrl", "config": cfg,
-                "extra": {"mean": self.mean, "std": self.std, "val_metrics": self.final_metrics}}
+        return {
+            "task": "mrl",
+            "config": cfg,
+            "extra": {"mean": self.mean, "std": self.std, "val_metrics": self.final_metrics},
+        }
 
-    def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+    def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         device = next(iter(state.values())).device
         self.final_metrics = dict(self.validate(module, device))
         if self.kind == "optimus":
@@ -188,14 +236,20 @@ class MRLTask:
             path = Path(out_dir) / BUNDLE_DIR / "optimus-mrl.pt"
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as tmp:
-                torch.save({"format": "resm-optimus", "config": self.head_cfg.to_dict(),
-                            "extra": self.head_spec()["extra"], "scheme": self.scheme.name,
-                            "state": module.heads[self.head_name].state_dict()}, tmp)
+                torch.save(
+                    {
+                        "format": "resm-optimus",
+                        "config": self.head_cfg.to_dict(),
+                        "extra": self.head_spec()["extra"],
+                        "scheme": self.scheme.name,
+                        "state": module.heads[self.head_name].state_dict(),
+                    },
+                    tmp,
+                )
             return
-        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source,
-                    {self.head_name: self.head_spec()})
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: self.head_spec()})
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         return {"final": self.final_metrics}
 
 
@@ -220,8 +274,16 @@ def _batches(seqs: Sequence[str], batch_size: int, tokens: int = TOKENS_PER_BATC
 
 
 @torch.no_grad()
-def predict_mrl(model: TaskModel, scheme, seqs: Sequence[str], mean: float, std: float, batch_size: int = 128,
-                device="cpu", head: str = "mrl") -> np.ndarray:
+def predict_mrl(
+    model: TaskModel,
+    scheme,
+    seqs: Sequence[str],
+    mean: float,
+    std: float,
+    batch_size: int = 128,
+    device="cpu",
+    head: str = "mrl",
+) -> np.ndarray:
     """Predicted MRL (in the training target's units) of each sequence.
 
     The expression head pools its positions (masked mean and max, and the 3'-most ``anchor``
@@ -248,7 +310,7 @@ def predict_mrl(model: TaskModel, scheme, seqs: Sequence[str], mean: float, std:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False, adapter: Optional[Path] = None):
+def load_mrl_model(folder, backbone: str | None = None, trust: bool = False, adapter: Path | None = None):
     """``(TaskModel, head name, manifest entry, scheme)`` from ``out_dir/model``; ``adapter``: a
     PEFT folder in place of the bundle's adapter."""
     folder = Path(folder)
@@ -256,8 +318,8 @@ def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False, 
     if optimus.exists():
         if adapter is not None:
             raise ConfigError(f"{folder}: an Optimus model has no backbone, so no adapter ({adapter})")
-        from ..mapping import get_scheme
         from ..backbone.load import reading, safe_load
+        from ..mapping import get_scheme
 
         d = safe_load(optimus)
         with reading(optimus, "Optimus model"):
@@ -266,10 +328,21 @@ def load_mrl_model(folder, backbone: Optional[str] = None, trust: bool = False, 
             model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": optimus_apply}).eval()
             entry = {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}
             return model, "mrl", entry, get_scheme(d["scheme"])
-    model, entries, scheme = open_bundle(folder, backbone=backbone, trust=trust, adapter=adapter)  # a joint bundle holds other heads too
+    model, entries, scheme = open_bundle(
+        folder, backbone=backbone, trust=trust, adapter=adapter
+    )  # a joint bundle holds other heads too
     name = head_for(folder, entries, "mrl")
     return model, name, entries[name], scheme
 
 
-TASK = TaskSpec("mrl", MRLTask, SEQUENCE_KEYS, head="mrl", config="mrl", joint=True, predict="resm.predict:predict_mrl",
-                compare="resm.compare.harness:run_mrl", order=30)
+TASK = TaskSpec(
+    "mrl",
+    MRLTask,
+    SEQUENCE_KEYS,
+    head="mrl",
+    config="mrl",
+    joint=True,
+    predict="resm.predict:predict_mrl",
+    compare="resm.compare.harness:run_mrl",
+    order=30,
+)

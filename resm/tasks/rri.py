@@ -18,9 +18,10 @@ probability into the second partner.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,11 +30,30 @@ import torch.nn.functional as F
 from ..config import ConfigError, from_dict
 from ..data.rri import Pair, read_pairs, split_pairs
 from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
-from .base import (BUNDLE_DIR, SEQUENCE_KEYS, ItemStream, ModelConfig, TaskModel, TaskSpec, build_encoder, encode_batch,
-                   head_for, open_bundle, save_bundle, subset)
+from .base import (
+    BUNDLE_DIR,
+    SEQUENCE_KEYS,
+    ItemStream,
+    ModelConfig,
+    TaskModel,
+    TaskSpec,
+    build_encoder,
+    encode_batch,
+    head_for,
+    open_bundle,
+    save_bundle,
+    subset,
+)
 
-__all__ = ["RRIDataConfig", "RRITask", "collate_pairs", "rri_metrics", "predict_rri", "load_rri_model",
-           "zero_shot_scores"]
+__all__ = [
+    "RRIDataConfig",
+    "RRITask",
+    "collate_pairs",
+    "rri_metrics",
+    "predict_rri",
+    "load_rri_model",
+    "zero_shot_scores",
+]
 
 
 @dataclass
@@ -52,9 +72,9 @@ class RRIDataConfig:
 
     train: str = ""
     val_fraction: float = 0.1
-    val: Optional[str] = None
-    max_train: Optional[int] = None
-    max_val: Optional[int] = None
+    val: str | None = None
+    max_train: int | None = None
+    max_val: int | None = None
     batch_size: int = 64
     seed: int = 0
 
@@ -69,7 +89,7 @@ class RRIDataConfig:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
 
 
-def collate_pairs(pairs: Sequence[Pair], scheme) -> Dict[str, Any]:
+def collate_pairs(pairs: Sequence[Pair], scheme) -> dict[str, Any]:
     seqs = [p.a for p in pairs] + [p.b for p in pairs]
     names = [f"{p.a_name} (line {p.line})" for p in pairs] + [f"{p.b_name} (line {p.line})" for p in pairs]
     batch = encode_batch(seqs, scheme, names)
@@ -79,17 +99,21 @@ def collate_pairs(pairs: Sequence[Pair], scheme) -> Dict[str, Any]:
     return batch
 
 
-def _to(batch: Dict[str, Any], device) -> Dict[str, Any]:
+def _to(batch: dict[str, Any], device) -> dict[str, Any]:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def rri_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> Dict[str, float]:
+def rri_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """accuracy and F1 at ``threshold``, AUROC and AUPRC (scikit-learn)."""
     from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
     y, p = np.asarray(labels).astype(int), np.asarray(probs, dtype=np.float64)
     pred = (p >= threshold).astype(int)
-    out = {"accuracy": float(accuracy_score(y, pred)), "f1": float(f1_score(y, pred, zero_division=0)), "n": int(len(y))}
+    out = {
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1": float(f1_score(y, pred, zero_division=0)),
+        "n": int(len(y)),
+    }
     both = len(set(y.tolist())) == 2
     out["auroc"] = float(roc_auc_score(y, p)) if both else float("nan")
     out["auprc"] = float(average_precision_score(y, p)) if both else float("nan")
@@ -103,15 +127,20 @@ class RRITask:
     sections = ("model", "head", "data")
     output = BUNDLE_DIR
 
-    def __init__(self, cfg: Dict[str, Any], encoder=None):
+    def __init__(self, cfg: dict[str, Any], encoder=None):
         self.model_cfg = ModelConfig.for_task(cfg.get("model"), "rri")
         self.data_cfg = d = from_dict(RRIDataConfig, cfg.get("data"), "data")
         if encoder is None:
             encoder, self.scheme, self.source = build_encoder(self.model_cfg)
         else:
             encoder, self.scheme, self.source = encoder
-        self.head_cfg = from_dict(InteractionHeadConfig, cfg.get("head"), "head",
-                                  fixed={"embed_dim": "taken from the encoder"}, extra={"embed_dim": encoder.embed_dim})
+        self.head_cfg = from_dict(
+            InteractionHeadConfig,
+            cfg.get("head"),
+            "head",
+            fixed={"embed_dim": "taken from the encoder"},
+            extra={"embed_dim": encoder.embed_dim},
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(d.seed)
             head = InteractionHead(self.head_cfg)
@@ -123,13 +152,13 @@ class RRITask:
             self.train_pairs, self.val_pairs = split_pairs(read_pairs(d.train, max_length=n), d.val_fraction, d.seed)
         self.train_pairs = subset(self.train_pairs, d.max_train, d.seed)
         self.val_pairs = subset(self.val_pairs, d.max_val, d.seed)
-        self.final_metrics: Dict[str, float] = {}
+        self.final_metrics: dict[str, float] = {}
 
     # ---- Task protocol
     def train_stream(self, rank: int, world_size: int) -> ItemStream:
         return ItemStream(self.train_pairs, self.data_cfg.batch_size, self.data_cfg.seed, rank, world_size)
 
-    def loss(self, model, batch: List[Pair], generator, device):
+    def loss(self, model, batch: list[Pair], generator, device):
         b = _to(collate_pairs(batch, self.scheme), device)
         out = model(b, [self.head_name])[self.head_name]
         return F.binary_cross_entropy_with_logits(out["logit"].float(), b["label"]), {"tokens": int(b["mask"].sum())}
@@ -137,7 +166,7 @@ class RRITask:
     def predict(self, model, pairs: Sequence[Pair], device) -> np.ndarray:
         return predict_rri(model, self.scheme, pairs, self.data_cfg.batch_size, device, self.head_name)[0]
 
-    def validate(self, model, device) -> Dict[str, float]:
+    def validate(self, model, device) -> dict[str, float]:
         if not self.val_pairs:
             return {}
         probs = self.predict(model, self.val_pairs, device)
@@ -145,29 +174,46 @@ class RRITask:
         eps = 1e-7
         loss = float(-np.mean(y * np.log(probs + eps) + (1 - y) * np.log(1 - probs + eps)))
         m = rri_metrics(y, probs)
-        return {"val_loss": loss, "val_auroc": m["auroc"], "val_accuracy": m["accuracy"], "val_f1": m["f1"], "n_val": m["n"]}
+        return {
+            "val_loss": loss,
+            "val_auroc": m["auroc"],
+            "val_accuracy": m["accuracy"],
+            "val_f1": m["f1"],
+            "n_val": m["n"],
+        }
 
-    def fingerprint(self) -> Dict[str, Any]:
-        return {"task": "rri", "model": self.model_cfg.settings("rri"), "head": self.head_cfg.to_dict(),
-                "data": asdict(self.data_cfg), "scheme_hash": self.scheme.table_hash}
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "task": "rri",
+            "model": self.model_cfg.settings("rri"),
+            "head": self.head_cfg.to_dict(),
+            "data": asdict(self.data_cfg),
+            "scheme_hash": self.scheme.table_hash,
+        }
 
-    def head_spec(self) -> Dict[str, Any]:
+    def head_spec(self) -> dict[str, Any]:
         cfg = {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
         return {"task": "rri", "config": cfg, "extra": {"threshold": 0.5, "val_metrics": self.final_metrics}}
 
-    def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+    def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         device = next(iter(state.values())).device
         self.final_metrics = {k: v for k, v in self.validate(module, device).items()}
-        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source,
-                    {self.head_name: self.head_spec()})
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: self.head_spec()})
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         return {"final": self.final_metrics}
 
 
 @torch.no_grad()
-def predict_rri(model: TaskModel, scheme, pairs: Sequence[Pair], batch_size: int = 64, device="cpu",
-                head: str = "rri", with_maps: bool = False) -> Tuple[np.ndarray, List[np.ndarray]]:
+def predict_rri(
+    model: TaskModel,
+    scheme,
+    pairs: Sequence[Pair],
+    batch_size: int = 64,
+    device="cpu",
+    head: str = "rri",
+    with_maps: bool = False,
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Interaction probabilities (N,) and, with ``with_maps``, one (La, Lb) pair-probability map
     per pair."""
     was = model.training
@@ -186,7 +232,7 @@ def predict_rri(model: TaskModel, scheme, pairs: Sequence[Pair], batch_size: int
     return np.concatenate(probs) if probs else np.zeros(0, np.float32), maps
 
 
-def load_rri_model(folder, backbone: Optional[str] = None, trust: bool = False, adapter: Optional[Path] = None):
+def load_rri_model(folder, backbone: str | None = None, trust: bool = False, adapter: Path | None = None):
     """``(TaskModel, head name, manifest entry of the rri head, scheme)`` from ``out_dir/model``
     (a jointly trained bundle also holds other heads); ``adapter``: a PEFT folder in place of the
     bundle's adapter."""
@@ -215,5 +261,14 @@ def zero_shot_scores(backbone, scheme, pairs: Sequence[Pair], linker: str = "", 
     return out
 
 
-TASK = TaskSpec("rri", RRITask, SEQUENCE_KEYS, head="rri", config="rri", joint=True, predict="resm.predict:predict_rri",
-                compare="resm.compare.harness:run_rri", order=20)
+TASK = TaskSpec(
+    "rri",
+    RRITask,
+    SEQUENCE_KEYS,
+    head="rri",
+    config="rri",
+    joint=True,
+    predict="resm.predict:predict_rri",
+    compare="resm.compare.harness:run_rri",
+    order=20,
+)

@@ -40,14 +40,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..backbone.esm2 import ESM2
 from ..config import ConfigError, from_dict
-from ..fasta import token_batches
 from ..data.labelled_structures import (
     Item,
     StructureDataConfig,
@@ -57,13 +57,20 @@ from ..data.labelled_structures import (
     load_records,
     load_training_records,
 )
-from ..heads.pairs import PairHeadConfig, candidates, collate_candidates, prior_probability
+from ..fasta import token_batches
 from ..heads.pair_map import StructureHeadConfig, pair_loss
+from ..heads.pairs import PairHeadConfig, candidates, collate_candidates, prior_probability
 from ..mapping import get_scheme
 from ..nucleotides import rna_codes
-from ..backbone.esm2 import ESM2
-from ..structure.model import (DEFAULT_KIND, HEAD_KINDS, MODEL_FILE, StructureModel, model_from_payload,
-                               save_structure_model, structure_payload)
+from ..structure.model import (
+    DEFAULT_KIND,
+    HEAD_KINDS,
+    MODEL_FILE,
+    StructureModel,
+    model_from_payload,
+    save_structure_model,
+    structure_payload,
+)
 from .base import ModelConfig, TaskSpec, adapter_config, load_model_backbone
 
 __all__ = ["StructureLossConfig", "StructureStartConfig", "StructureTask"]
@@ -101,7 +108,7 @@ class StructureStartConfig:
             backbone's architecture; its weights are replaced). None: the head starts at random.
     """
 
-    model: Optional[str] = None
+    model: str | None = None
 
 
 def _start_weights(path: str, backbone, head, kind: str, head_cfg, scheme, prior_cfgs) -> None:
@@ -117,11 +124,13 @@ def _start_weights(path: str, backbone, head, kind: str, head_cfg, scheme, prior
     if not isinstance(payload, dict) or payload.get("format") != "resm-structure":
         raise ConfigError(f"{where}: not a resm structure model (written by resm finetune)")
     if payload.get("head_kind", "conv") != kind:
-        raise ConfigError(f"{where}: its head is {payload.get('head_kind', 'conv')!r}, "
-                          f"this config's head.kind {kind!r}")
+        raise ConfigError(
+            f"{where}: its head is {payload.get('head_kind', 'conv')!r}, this config's head.kind {kind!r}"
+        )
     if payload.get("scheme") != scheme.name:
-        raise ConfigError(f"{where}: trained with scheme {payload.get('scheme')!r}, "
-                          f"this config's model.scheme {scheme.name!r}")
+        raise ConfigError(
+            f"{where}: trained with scheme {payload.get('scheme')!r}, this config's model.scheme {scheme.name!r}"
+        )
     if kind == "pairs" and payload.get("priors") != [asdict(c) for c in prior_cfgs]:
         raise ConfigError(f"{where}: its priors {payload.get('priors')} differ from data.priors")
     mine, theirs = head_cfg.to_dict(), payload.get("head_config") or {}
@@ -139,21 +148,27 @@ def _start_weights(path: str, backbone, head, kind: str, head_cfg, scheme, prior
 
 
 # ----------------------------------------------------------------------------- task
-def _pair_head_config(section: Dict[str, Any], backbone: ESM2, n_priors: int) -> PairHeadConfig:
+def _pair_head_config(section: dict[str, Any], backbone: ESM2, n_priors: int) -> PairHeadConfig:
     extra = {"embed_dim": backbone.embed_dim, "priors": n_priors}
     if section.get("use_attention") is True:
         extra["attn_channels"] = backbone.num_layers * backbone.attention_heads
-    fixed = {"embed_dim": "taken from the backbone", "attn_channels": "layers x heads of the backbone",
-             "priors": "the number of data.priors"}
+    fixed = {
+        "embed_dim": "taken from the backbone",
+        "attn_channels": "layers x heads of the backbone",
+        "priors": "the number of data.priors",
+    }
     return from_dict(PairHeadConfig, section, "head", fixed=fixed, extra=extra)
 
 
-def _head_config(section: Optional[Dict[str, Any]], backbone: ESM2, use_bpp: bool) -> StructureHeadConfig:
+def _head_config(section: dict[str, Any] | None, backbone: ESM2, use_bpp: bool) -> StructureHeadConfig:
     extra = {"embed_dim": backbone.embed_dim, "use_bpp": use_bpp}
     if isinstance(section, dict) and section.get("use_attention") is True:
         extra["attn_channels"] = backbone.num_layers * backbone.attention_heads
-    fixed = {"embed_dim": "taken from the backbone", "attn_channels": "layers x heads of the backbone",
-             "use_bpp": "set data.use_bpp instead"}
+    fixed = {
+        "embed_dim": "taken from the backbone",
+        "attn_channels": "layers x heads of the backbone",
+        "use_bpp": "set data.use_bpp instead",
+    }
     return from_dict(StructureHeadConfig, section, "head", fixed=fixed, extra=extra)
 
 
@@ -164,7 +179,7 @@ class StructureTask:
     sections = ("model", "head", "data", "loss", "start")
     output = MODEL_FILE
 
-    def __init__(self, cfg: Dict[str, Any], *, train_priors: bool = True):
+    def __init__(self, cfg: dict[str, Any], *, train_priors: bool = True):
         """Pair priors are computed lazily, for the records a batch or a validation uses, so
         ``train_priors`` (False: a task built only to validate or choose the decoding of a
         trained model) changes nothing now; it is kept for callers."""
@@ -179,7 +194,7 @@ class StructureTask:
         if self.kind not in HEAD_KINDS:
             raise ConfigError(f"head.kind must be one of {sorted(HEAD_KINDS)}, not {self.kind!r}")
         backbone, self.arch, _ = load_model_backbone(m, self.scheme)
-        self.prior_cfgs: List = []
+        self.prior_cfgs: list = []
         if self.kind == "pairs":
             from ..structure.priors import PriorConfig
 
@@ -218,16 +233,18 @@ class StructureTask:
         self.val_records, self.val_ids = ([], [])
         val_path = d.val or (d.train if d.split else None)
         if val_path:
-            self.val_records, self.val_ids, _ = load_records(val_path, self.scheme, d.max_val, d.seed, keep_val,
-                                                             d.pdb_pairs)
-        self.extra_sets: Dict[str, Tuple[list, list]] = {  # data.val_sets: name -> (records, token ids)
+            self.val_records, self.val_ids, _ = load_records(
+                val_path, self.scheme, d.max_val, d.seed, keep_val, d.pdb_pairs
+            )
+        self.extra_sets: dict[str, tuple[list, list]] = {  # data.val_sets: name -> (records, token ids)
             name: load_records(path, self.scheme, d.max_val, d.seed, None, d.pdb_pairs)[:2]
-            for name, path in (d.val_sets or {}).items()}
-        self._bpp: Dict[Tuple[str, int], np.ndarray] = {}
-        self._priors: Dict[Tuple[str, int], list] = {}  # filled as records are first used
-        self.threshold: Optional[float] = None
-        self.decoding: Optional[Dict[str, Any]] = None
-        self.final_metrics: Dict[str, float] = {}
+            for name, path in (d.val_sets or {}).items()
+        }
+        self._bpp: dict[tuple[str, int], np.ndarray] = {}
+        self._priors: dict[tuple[str, int], list] = {}  # filled as records are first used
+        self.threshold: float | None = None
+        self.decoding: dict[str, Any] | None = None
+        self.final_metrics: dict[str, float] = {}
 
     # -------------------------------------------------------------- records and priors
     def _records(self, split: str):
@@ -240,7 +257,7 @@ class StructureTask:
             return self.extra_sets[split][1]
         return {"val": self.val_ids, "family": self.family_ids, "train": self.train_ids}[split]
 
-    def validation_splits(self) -> List[str]:
+    def validation_splits(self) -> list[str]:
         """The validation sets that hold records: ``val``, ``family``, then ``data.val_sets``."""
         return [s for s in ("val", "family", *self.extra_sets) if self._records(s)]
 
@@ -258,8 +275,14 @@ class StructureTask:
         seqs = [self._records(s)[k].seq for s, k in missing]
         unique = list(dict.fromkeys(seqs))  # a record repeated (data.train's repeat) is folded once
         workers = min(self.data_cfg.workers or (os.cpu_count() or 1), len(unique))
-        out = dict(zip(unique, compute_priors(unique, self.prior_cfgs, self.data_cfg.bpp_cache, workers,
-                                              progress=progress, desc="pair priors")))
+        out = dict(
+            zip(
+                unique,
+                compute_priors(
+                    unique, self.prior_cfgs, self.data_cfg.bpp_cache, workers, progress=progress, desc="pair priors"
+                ),
+            )
+        )
         self._priors.update({key: out[q] for key, q in zip(missing, seqs)})
 
     def bpp_of(self, it: Item) -> np.ndarray:
@@ -281,23 +304,25 @@ class StructureTask:
         n = len(it.seq)
         return full[it.start : it.start + n, it.start : it.start + n]
 
-    def _pair_batch(self, items: List[Item]):
+    def _pair_batch(self, items: list[Item]):
         """Pair head: token ids and the candidate batch of ``items``."""
         from ..alphabet import pad_batch
 
         self._ensure_priors([it.key for it in items])
         cands = []
         for it in items:
-            pri = [p.window(it.start, it.start + len(it.seq)) if (it.start or p.length != len(it.seq)) else p
-                   for p in self._priors[it.key]]
+            pri = [
+                p.window(it.start, it.start + len(it.seq)) if (it.start or p.length != len(it.seq)) else p
+                for p in self._priors[it.key]
+            ]
             cands.append(candidates(it.seq, pri, self.head_cfg, it.pairs))
         return pad_batch([it.tokens for it in items]), collate_candidates(cands), cands
 
-    def _forward(self, model, batch: Dict[str, torch.Tensor], device) -> torch.Tensor:
+    def _forward(self, model, batch: dict[str, torch.Tensor], device) -> torch.Tensor:
         bpp = batch.get("bpp")
         return model(batch["tokens"].to(device), batch["nuc"].to(device), None if bpp is None else bpp.to(device))
 
-    def _eval_items(self, split: str, rank: int = 0, world: int = 1) -> List[List[Item]]:
+    def _eval_items(self, split: str, rank: int = 0, world: int = 1) -> list[list[Item]]:
         recs, ids = self._records(split), self._ids(split)
         items = []
         for k in range(rank, len(recs), world):
@@ -336,13 +361,21 @@ class StructureTask:
             for batch_items in groups:
                 tokens, batch, cands = self._pair_batch(batch_items)
                 if not len(batch["i"]):
-                    out += [(it.seq, c.i, c.j, np.zeros(0, np.float32), np.zeros(0, np.float32), it.pairs)
-                            for it, c in zip(batch_items, cands)]
+                    out += [
+                        (it.seq, c.i, c.j, np.zeros(0, np.float32), np.zeros(0, np.float32), it.pairs)
+                        for it, c in zip(batch_items, cands)
+                    ]
                     continue
                 logits = model.pair_logits(tokens.to(device), {k: v.to(device) for k, v in batch.items()})
                 target = batch["target"].to(device)
-                total += float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum",
-                                                                  pos_weight=torch.tensor(self.loss_cfg.pos_weight, device=device)))
+                total += float(
+                    F.binary_cross_entropy_with_logits(
+                        logits,
+                        target,
+                        reduction="sum",
+                        pos_weight=torch.tensor(self.loss_cfg.pos_weight, device=device),
+                    )
+                )
                 n += len(target)
                 probs = torch.sigmoid(logits).cpu().numpy()
                 o = 0
@@ -366,7 +399,7 @@ class StructureTask:
     def train_stream(self, rank: int, world_size: int) -> StructureStream:
         return StructureStream(self.train_records, self.train_ids, self.data_cfg, rank, world_size)
 
-    def loss(self, model, batch: List[Item], generator, device):
+    def loss(self, model, batch: list[Item], generator, device):
         if self.kind == "pairs":
             tokens, b, _ = self._pair_batch(batch)
             logits = model.pair_logits(tokens.to(device), {k: v.to(device) for k, v in b.items()})
@@ -377,10 +410,12 @@ class StructureTask:
             return loss, {"tokens": sum(len(it.seq) for it in batch)}
         b = collate(batch, self.bpp_of if self.head_cfg.use_bpp else None)
         logits = self._forward(model, b, device)
-        loss = pair_loss(logits, b["target"].to(device), b["mask"].to(device), self.loss_cfg.pos_weight, self.head_cfg.min_loop)
+        loss = pair_loss(
+            logits, b["target"].to(device), b["mask"].to(device), self.loss_cfg.pos_weight, self.head_cfg.min_loop
+        )
         return loss, {"tokens": int(b["mask"].sum())}
 
-    def validate(self, model, device) -> Dict[str, float]:
+    def validate(self, model, device) -> dict[str, float]:
         if not self.validation_splits():
             return {}
         import torch.distributed as dist
@@ -391,21 +426,31 @@ class StructureTask:
         world = dist.get_world_size() if dist.is_initialized() else 1
         pred = self.predictor(model)
         if self.kind == "pairs":
-            out: Dict[str, float] = {}
+            out: dict[str, float] = {}
             for split in self.validation_splits():
                 tag = split
                 items, loss = self.predict_pairs_val(model, device, split, rank, world)
                 r = evaluate([pred.decode(s, i, j, q, None) for s, i, j, q, _, _ in items], [t for *_, t in items])
-                out.update({f"{tag}_loss": loss, f"{tag}_f1": r.get("f1_mean", float("nan")),
-                            f"{tag}_f1_shift": r.get("f1_shift_mean", float("nan")), f"n_{tag}": len(items)})
+                out.update(
+                    {
+                        f"{tag}_loss": loss,
+                        f"{tag}_f1": r.get("f1_mean", float("nan")),
+                        f"{tag}_f1_shift": r.get("f1_shift_mean", float("nan")),
+                        f"n_{tag}": len(items),
+                    }
+                )
             return out
         maps, items, val_loss = self.predict_val(model, device, rank, world)
         preds = [pred.decode(P, it.seq) for P, it in zip(maps, items)]
         r = evaluate(preds, [it.pairs for it in items])
-        return {"val_loss": val_loss, "val_f1": r.get("f1_mean", float("nan")),
-                "val_f1_shift": r.get("f1_shift_mean", float("nan")), "n_val": len(items)}
+        return {
+            "val_loss": val_loss,
+            "val_f1": r.get("f1_mean", float("nan")),
+            "val_f1_shift": r.get("f1_shift_mean", float("nan")),
+            "n_val": len(items),
+        }
 
-    def fingerprint(self) -> Dict[str, Any]:
+    def fingerprint(self) -> dict[str, Any]:
         out = {
             "task": "structure",
             "model": self.model_cfg.settings("structure"),
@@ -421,11 +466,19 @@ class StructureTask:
             out["start"] = asdict(self.start_cfg)
         return out
 
-    def save_final(self, module, out_dir: Path, state: Dict[str, torch.Tensor]) -> None:
+    def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         """Write ``out_dir/structure_model.pt`` with the decoding chosen on validation."""
         m = self.model_cfg
-        payload = structure_payload(self.model, state, self.head_cfg, self.scheme, self.arch,
-                                    m.init or f"random:{m.arch}", m.mode, self.prior_cfgs)
+        payload = structure_payload(
+            self.model,
+            state,
+            self.head_cfg,
+            self.scheme,
+            self.arch,
+            m.init or f"random:{m.arch}",
+            m.mode,
+            self.prior_cfgs,
+        )
         model, _ = model_from_payload(payload)  # exactly the model that the file holds
         device = next(iter(state.values())).device
         model = model.to(device)
@@ -441,28 +494,38 @@ class StructureTask:
             pred = self.predictor(model, threshold=t)
             r = evaluate([pred.decode(P, s) for P, s in zip(maps, seqs)], trues)
             payload["threshold"] = t
-            payload["val_metrics"] = {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"],
-                                      "val_loss": val_loss, "n": len(items)}
+            payload["val_metrics"] = {
+                "f1_mean": r["f1_mean"],
+                "f1_shift_mean": r["f1_shift_mean"],
+                "val_loss": val_loss,
+                "n": len(items),
+            }
         self.threshold = payload["threshold"] if self.kind == "conv" else None
         self.final_metrics, self.decoding = payload["val_metrics"], payload.get("decoding")
         save_structure_model(payload, Path(out_dir) / MODEL_FILE)
 
-    def validation_predictions(self, model, device) -> Dict[str, list]:
+    def validation_predictions(self, model, device) -> dict[str, list]:
         """Pair head: ``{split: [(seq, i, j, model_p, prior_p, true_pairs)]}`` of every validation
         set (:meth:`validation_splits`)."""
         return {s: self.predict_pairs_val(model, device, s)[0] for s in self.validation_splits()}
 
-    def decoding_metrics(self, model, items: list, decoding) -> Dict[str, Any]:
+    def decoding_metrics(self, model, items: list, decoding) -> dict[str, Any]:
         """F1 (strict, ±1), precision, recall and predicted/reference pair ratio of one
         validation set's predictions decoded with ``decoding`` (through the model's predictor)."""
         from ..structure.metrics import evaluate
 
         pred = self.predictor(model, decoding=decoding)
         r = evaluate([pred.decode(q[0], q[1], q[2], q[3], q[4]) for q in items], [q[5] for q in items])
-        return {"f1_mean": r["f1_mean"], "f1_shift_mean": r["f1_shift_mean"], "precision_mean": r["precision_mean"],
-                "recall_mean": r["recall_mean"], "pair_ratio": r["pair_ratio"], "n": len(items)}
+        return {
+            "f1_mean": r["f1_mean"],
+            "f1_shift_mean": r["f1_shift_mean"],
+            "precision_mean": r["precision_mean"],
+            "recall_mean": r["recall_mean"],
+            "pair_ratio": r["pair_ratio"],
+            "n": len(items),
+        }
 
-    def choose_decoding(self, model, device, payload: Dict[str, Any], sets: Optional[Dict[str, list]] = None) -> None:
+    def choose_decoding(self, model, device, payload: dict[str, Any], sets: dict[str, list] | None = None) -> None:
         """Pair head: MEA gamma, prior weight and pseudoknot threshold chosen on the validation
         set(s) named by ``data.select_on`` (the mean of their F1, so that no single annotation
         source decides); every set's scores, pair density included, go into the file.
@@ -476,17 +539,23 @@ class StructureTask:
         weights = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
         best = choose_decoding([sets[s] for s in want], prior_weights=weights)
         payload["decoding"] = best.to_dict()
-        metrics: Dict[str, Any] = {"selected_on": want}
+        metrics: dict[str, Any] = {"selected_on": want}
         for s, items in sets.items():
             metrics[s] = self.decoding_metrics(model, items, best)
         if self.family_counts:
             metrics["family_split"] = dict(self.family_counts)
         payload["val_metrics"] = metrics
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "decoding": self.decoding, "final": self.final_metrics}
 
 
-TASK = TaskSpec("structure", StructureTask,
-                ("init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint"),
-                head=HEAD_KINDS[DEFAULT_KIND], config="structure", compare="resm.compare.harness:run_backend", order=10)
+TASK = TaskSpec(
+    "structure",
+    StructureTask,
+    ("init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint"),
+    head=HEAD_KINDS[DEFAULT_KIND],
+    config="structure",
+    compare="resm.compare.harness:run_backend",
+    order=10,
+)

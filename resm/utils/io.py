@@ -48,14 +48,32 @@ import socket
 import stat
 import tempfile
 import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
 
-__all__ = ["umask", "OutputError", "check_output", "transaction", "suspended", "atomic_path", "atomic_dir",
-           "merge_dir", "atomic_write_text", "remove_stale", "scratch_dir", "held_signals", "defer_signal",
-           "abort_all", "on_abort", "declared_inputs", "check_not_input", "check_distinct_outputs", "is_stream",
-           "same_file"]
+__all__ = [
+    "umask",
+    "OutputError",
+    "check_output",
+    "transaction",
+    "suspended",
+    "atomic_path",
+    "atomic_dir",
+    "merge_dir",
+    "atomic_write_text",
+    "remove_stale",
+    "scratch_dir",
+    "held_signals",
+    "defer_signal",
+    "abort_all",
+    "on_abort",
+    "declared_inputs",
+    "check_not_input",
+    "check_distinct_outputs",
+    "is_stream",
+    "same_file",
+]
 
 
 class OutputError(ValueError):
@@ -120,12 +138,12 @@ def _remove(path: Path) -> None:
 _SWEPT: set = set()  # folders already swept by this process
 
 
-def remove_stale(folder: str | os.PathLike) -> List[Path]:
+def remove_stale(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporaries in ``folder`` that resm processes of this machine left when they
     were killed (the name carries host and process id, and that process is gone); returns
     what was removed. Each folder is swept once per process."""
     key = os.path.abspath(folder)
-    removed: List[Path] = []
+    removed: list[Path] = []
     if key in _SWEPT:
         return removed
     _SWEPT.add(key)
@@ -188,7 +206,7 @@ _INPUTS: contextvars.ContextVar[tuple] = contextvars.ContextVar("resm_inputs", d
 
 
 @contextlib.contextmanager
-def declared_inputs(inputs: Dict[str, object]) -> Iterator[None]:
+def declared_inputs(inputs: dict[str, object]) -> Iterator[None]:
     """Inside the block, no output may replace one of ``inputs`` (``{what: path}``, e.g.
     ``{"the input": "x.fa", "--reference": "r.dbn"}``; None values and ``-`` are skipped)."""
     extra = tuple((what, Path(p)) for what, p in inputs.items() if p is not None and os.fspath(p) != "-")
@@ -218,9 +236,9 @@ def check_not_input(path: str | os.PathLike, kind: str = "file", what: str = "")
             raise OutputError(f"{label}: {held} {name}{where}; an output may not replace an input (give another path)")
 
 
-def check_distinct_outputs(outputs: Dict[str, object]) -> None:
+def check_distinct_outputs(outputs: dict[str, object]) -> None:
     """Refuse two outputs (``{option: path}``) that name the same file, through links."""
-    seen: List[tuple] = []
+    seen: list[tuple] = []
     for opt, p in outputs.items():
         if p is None or is_stream(p):
             continue
@@ -277,7 +295,7 @@ class _Entry:
 
 
 _HELD = [0]  # depth of the open held_signals blocks
-_DEFERRED: List[int] = []  # signals that came meanwhile
+_DEFERRED: list[int] = []  # signals that came meanwhile
 
 
 @contextlib.contextmanager
@@ -310,8 +328,8 @@ def defer_signal(signum: int) -> bool:
 class Transaction:
     """Outputs staged as temporaries, put in place together by :meth:`commit`."""
 
-    entries: Dict[str, _Entry] = field(default_factory=dict)
-    made: List[Path] = field(default_factory=list)  # folders created for the outputs, outermost first
+    entries: dict[str, _Entry] = field(default_factory=dict)
+    made: list[Path] = field(default_factory=list)  # folders created for the outputs, outermost first
 
     def __post_init__(self) -> None:
         _LIVE.add(self)
@@ -320,8 +338,9 @@ class Transaction:
         """Whether ``path`` is one of this transaction's temporaries or lies inside one (a
         write there is part of a staged output already)."""
         p = os.path.abspath(path)
-        return any(p == os.path.abspath(e.tmp) or p.startswith(os.path.abspath(e.tmp) + os.sep)
-                   for e in self.entries.values())
+        return any(
+            p == os.path.abspath(e.tmp) or p.startswith(os.path.abspath(e.tmp) + os.sep) for e in self.entries.values()
+        )
 
     def _parent(self, final: Path) -> None:
         missing = []
@@ -335,8 +354,13 @@ class Transaction:
             raise OutputError(f"{final}: cannot create its folder {final.parent} ({_why(e)})") from None
         self.made.extend(reversed(missing))
 
-    def stage(self, final: str | os.PathLike, kind: str = "file", suffix: str = "",
-              replaces: Optional[Callable[[Path], bool]] = None) -> Path:
+    def stage(
+        self,
+        final: str | os.PathLike,
+        kind: str = "file",
+        suffix: str = "",
+        replaces: Callable[[Path], bool] | None = None,
+    ) -> Path:
         """A new temporary for ``final``; staging the same target again replaces the first.
         An existing folder that is not empty is replaced (kind "dir") only when ``replaces``
         says it is an earlier output of the same kind."""
@@ -425,8 +449,8 @@ class Transaction:
         self._guard()
         files = [e for e in self.entries.values() if e.kind != "stream"]
         keep = len(files) > 1
-        undo: List[Callable[[], None]] = []
-        done: List[Callable[[], None]] = []
+        undo: list[Callable[[], None]] = []
+        done: list[Callable[[], None]] = []
         try:
             for e in files:
                 self._install(e, keep, undo, done)
@@ -530,9 +554,9 @@ def _open_up(folder: Path) -> None:
                 os.chmod(p, 0o666 & ~mask)
 
 
-_CURRENT: contextvars.ContextVar[Optional[Transaction]] = contextvars.ContextVar("resm_outputs", default=None)
-_LIVE: "weakref.WeakSet[Transaction]" = weakref.WeakSet()  # every transaction not yet collected
-_UNDO: List[Callable[[], None]] = []  # the undo actions of the open on_abort blocks
+_CURRENT: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar("resm_outputs", default=None)
+_LIVE: weakref.WeakSet[Transaction] = weakref.WeakSet()  # every transaction not yet collected
+_UNDO: list[Callable[[], None]] = []  # the undo actions of the open on_abort blocks
 
 
 def abort_all() -> None:
@@ -605,8 +629,9 @@ def suspended() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _staged(path: str | os.PathLike, kind: str, suffix: str = "",
-            replaces: Optional[Callable[[Path], bool]] = None) -> Iterator[Path]:
+def _staged(
+    path: str | os.PathLike, kind: str, suffix: str = "", replaces: Callable[[Path], bool] | None = None
+) -> Iterator[Path]:
     tx = _CURRENT.get()
     own = tx is None or tx.holds(path)
     if own:
@@ -631,8 +656,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> contextlib.Abstrac
     return _staged(path, "file", suffix)
 
 
-def atomic_dir(path: str | os.PathLike,
-               replaces: Optional[Callable[[Path], bool]] = None) -> contextlib.AbstractContextManager:
+def atomic_dir(
+    path: str | os.PathLike, replaces: Callable[[Path], bool] | None = None
+) -> contextlib.AbstractContextManager:
     """Like :func:`atomic_path` for a folder: fill the yielded folder; it then replaces ``path``.
     An existing ``path`` that holds files is replaced only if ``replaces(path)`` says it is an
     earlier output of the same kind (say, a model folder); otherwise it is an OutputError."""

@@ -29,8 +29,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional
 
 from .device import launch
 from .io import atomic_path, atomic_write_text, suspended
@@ -87,8 +87,16 @@ class ShardRun:
     one-process run of a single shard: it then needs no work folder at all.
     """
 
-    def __init__(self, anchor: Optional[Path], n_items: int, shard_size: int, job: dict, suffix: str,
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr), ids: Optional[List[str]] = None):
+    def __init__(
+        self,
+        anchor: Path | None,
+        n_items: int,
+        shard_size: int,
+        job: dict,
+        suffix: str,
+        log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+        ids: list[str] | None = None,
+    ):
         if shard_size < 1:
             raise ShardError(f"--shard-size must be >= 1, got {shard_size}")
         me = launch()
@@ -100,15 +108,19 @@ class ShardRun:
         self.ids = list(ids) if ids is not None else [str(k) for k in range(n_items)]  # the records' ids, in order
         if len(self.ids) != n_items:
             raise ShardError(f"{len(self.ids)} ids for {n_items} records")
-        self.work: Optional[Path] = None
+        self.work: Path | None = None
         if self.sharded:
             if anchor is None:
-                raise ShardError(f"a sharded run ({self.world} processes, {self.n_shards} shards) needs an output file (-o)")
+                raise ShardError(
+                    f"a sharded run ({self.world} processes, {self.n_shards} shards) needs an output file (-o)"
+                )
             from .io import is_stream
 
             if is_stream(anchor):
-                raise ShardError(f"a sharded run ({self.world} processes, {self.n_shards} shards) needs an output file "
-                                 f"for its work folder, not the stream {anchor}")
+                raise ShardError(
+                    f"a sharded run ({self.world} processes, {self.n_shards} shards) needs an output file "
+                    f"for its work folder, not the stream {anchor}"
+                )
             anchor = Path(anchor)
             self.work = anchor.with_name(anchor.name + ".shards")
 
@@ -117,7 +129,7 @@ class ShardRun:
         """The record indices of shard ``s``."""
         return range(s * self.shard_size, min((s + 1) * self.shard_size, self.n_items))
 
-    def mine(self) -> List[int]:
+    def mine(self) -> list[int]:
         """This process's shards, in order."""
         return list(range(self.rank, self.n_shards, self.world))
 
@@ -130,7 +142,7 @@ class ShardRun:
         p = self.path(s)
         return p.with_name(p.name + ".json")
 
-    def expected_ids(self, s: int) -> List[str]:
+    def expected_ids(self, s: int) -> list[str]:
         """The ids of the records of shard ``s``, from the input."""
         return [self.ids[k] for k in self.block(s)]
 
@@ -143,8 +155,13 @@ class ShardRun:
     def seal(self, s: int) -> None:
         """Write the manifest of shard ``s``, whose file is in place: its index, its records'
         ids, its checksum and the job's."""
-        info = {"shard": s, "n_shards": self.n_shards, "ids": self.expected_ids(s), "sha256": _sha256(self.path(s)),
-                "job_sha256": hashlib.sha256(self._job_text().encode()).hexdigest()}
+        info = {
+            "shard": s,
+            "n_shards": self.n_shards,
+            "ids": self.expected_ids(s),
+            "sha256": _sha256(self.path(s)),
+            "job_sha256": hashlib.sha256(self._job_text().encode()).hexdigest(),
+        }
         with suspended():
             atomic_write_text(self.manifest(s), json.dumps(info) + "\n")
 
@@ -165,8 +182,10 @@ class ShardRun:
         if info.get("job_sha256") != want_job:
             raise ShardError(f"{path}: written by another job (its manifest's job checksum differs); {again}")
         if info.get("shard") != s or info.get("n_shards") != self.n_shards:
-            raise ShardError(f"{path}: its manifest says shard {info.get('shard')} of {info.get('n_shards')}, "
-                             f"this is shard {s} of {self.n_shards}; {again}")
+            raise ShardError(
+                f"{path}: its manifest says shard {info.get('shard')} of {info.get('n_shards')}, "
+                f"this is shard {s} of {self.n_shards}; {again}"
+            )
         if info.get("ids") != self.expected_ids(s):
             raise ShardError(f"{path}: holds other records than the input's shard {s} (ids differ); {again}")
         try:
@@ -174,20 +193,27 @@ class ShardRun:
         except OSError as e:
             raise ShardError(f"{path}: cannot be read ({_one_line(e)}); {again}") from None
         if digest != info.get("sha256"):
-            raise ShardError(f"{path}: its contents changed since it was written (SHA-256 differs from its "
-                             f"manifest's); {again}")
+            raise ShardError(
+                f"{path}: its contents changed since it was written (SHA-256 differs from its manifest's); {again}"
+            )
 
-    def check_ids(self, s: int, found: List[str]) -> None:
+    def check_ids(self, s: int, found: list[str]) -> None:
         """Refuse a shard whose records, as read, are not the input's (ids in order)."""
         want = self.expected_ids(s)
         if list(found) != want:
             extra = [i for i in found if i not in set(want)][:3]
             lost = [i for i in want if i not in set(found)][:3]
-            what = (f"lacks {', '.join(map(repr, lost))}" if lost
-                    else f"holds {', '.join(map(repr, extra))} too" if extra
-                    else "holds its records in another order or twice")
-            raise ShardError(f"{self.path(s)}: {what} (expected the {len(want)} records of shard {s}); "
-                             "remove it and re-run the command to recompute that shard")
+            what = (
+                f"lacks {', '.join(map(repr, lost))}"
+                if lost
+                else f"holds {', '.join(map(repr, extra))} too"
+                if extra
+                else "holds its records in another order or twice"
+            )
+            raise ShardError(
+                f"{self.path(s)}: {what} (expected the {len(want)} records of shard {s}); "
+                "remove it and re-run the command to recompute that shard"
+            )
 
     # ----------------------------------------------------------------- the folder
     def prepare(self) -> None:
@@ -200,8 +226,10 @@ class ShardRun:
         found = self.work / "job.json"
         if found.exists():
             if found.read_text() != want:
-                raise ShardError(f"{self.work} holds the shards of another job (other input or options); "
-                                 "remove it, or re-run the command that made it")
+                raise ShardError(
+                    f"{self.work} holds the shards of another job (other input or options); "
+                    "remove it, or re-run the command that made it"
+                )
             # shards written before this process started: a resumed job (not the other ranks' work of this one)
             started = _process_start()
             finished = sum(self.done(s) and self.path(s).stat().st_mtime < started for s in range(self.n_shards))
@@ -227,7 +255,7 @@ class ShardRun:
             work(s, self.block(s))
         return skipped
 
-    def merge(self, combine: Callable[[List[Path]], None]) -> bool:
+    def merge(self, combine: Callable[[list[Path]], None]) -> bool:
         """Rank 0 waits for every shard, has ``combine(paths in order)`` write the output, and
         removes the work folder; other ranks return at once. Whether this process merged."""
         if self.rank != 0:
@@ -254,7 +282,7 @@ class ShardRun:
             time.sleep(poll)
             missing = [s for s in missing if not self.done(s)]
 
-    def shard_paths(self) -> List[Path]:
+    def shard_paths(self) -> list[Path]:
         return [self.path(s) for s in range(self.n_shards)]
 
     def cleanup(self) -> None:
@@ -262,7 +290,7 @@ class ShardRun:
             shutil.rmtree(self.work, ignore_errors=True)
 
     @staticmethod
-    def hash_file(path: Optional[os.PathLike]) -> Optional[str]:
+    def hash_file(path: os.PathLike | None) -> str | None:
         """Identify a model file by path, size and modification time (cheap, for job.json)."""
         if path is None:
             return None

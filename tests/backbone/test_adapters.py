@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from resm.mapping import get_scheme
 from resm.backbone import adapters as A
 from resm.backbone.adapters import AdapterConfig, AdapterError
 from resm.backbone.load import init_model
+from resm.mapping import get_scheme
 
 CFG_A = AdapterConfig(r=4, alpha=8.0, targets=["q_proj", "v_proj"])
 CFG_B = AdapterConfig(r=4, alpha=8.0, targets=["fc1", "fc2"], layers=[1])
@@ -93,8 +93,10 @@ def test_layers_and_targets_select_modules():
     A.add_adapter(model, "b", CFG_B)
     keys = sorted(A.adapter_state_dict(model, "b"))
     assert keys == [
-        "layers.1.fc1.lora_A.weight", "layers.1.fc1.lora_B.weight",
-        "layers.1.fc2.lora_A.weight", "layers.1.fc2.lora_B.weight",
+        "layers.1.fc1.lora_A.weight",
+        "layers.1.fc1.lora_B.weight",
+        "layers.1.fc2.lora_A.weight",
+        "layers.1.fc2.lora_B.weight",
     ]
     assert A.adapter_state_dict(model, "b")["layers.1.fc1.lora_A.weight"].shape == (4, 64)
 
@@ -119,9 +121,7 @@ def test_switch_and_disable(trained):
     A.set_active_adapter(model, "a")
     out_a = out(model, x)
     assert A.active_adapter(model) == "a"
-    assert {id(p) for p in A.adapter_parameters(model, "a")} == {
-        id(p) for p in model.parameters() if p.requires_grad
-    }
+    assert {id(p) for p in A.adapter_parameters(model, "a")} == {id(p) for p in model.parameters() if p.requires_grad}
     A.set_active_adapter(model, "b")
     out_b = out(model, x)
     assert not torch.allclose(out_a, out_b, atol=1e-4)
@@ -209,10 +209,21 @@ def test_bundle_round_trip(trained, tmp_path):
     A.save_adapter(tmp_path, model, "a", CFG_A, scheme, backbone_source="tiny:seed0")
     A.save_adapter(tmp_path, model, "b", CFG_B, scheme)
     head = nn.Linear(64, 3)
-    A.save_head(tmp_path, "cls", head, {"in": 64, "out": 3}, "classification", "a",
-                extra={"threshold": np.float32(0.5), "mean": torch.tensor([1.0, 2.0])})
+    A.save_head(
+        tmp_path,
+        "cls",
+        head,
+        {"in": 64, "out": 3},
+        "classification",
+        "a",
+        extra={"threshold": np.float32(0.5), "mean": torch.tensor([1.0, 2.0])},
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "adapter-a.safetensors", "adapter-b.safetensors", "head-cls.safetensors", "manifest.json"]
+        "adapter-a.safetensors",
+        "adapter-b.safetensors",
+        "head-cls.safetensors",
+        "manifest.json",
+    ]
     m = A.read_manifest(tmp_path)
     assert m["format"] == "resm-adapters" and m["version"] == 1
     assert m["backbone"]["sha256"] == A.backbone_checksum(model)
@@ -290,8 +301,7 @@ def test_manifest_errors(tmp_path):
 def test_head_config_must_be_json(tmp_path):
     m = init_model("tiny", seed=0)
     with pytest.raises(AdapterError, match="JSON"):
-        A.save_head(tmp_path, "h", nn.Linear(2, 2), {"f": object()}, "t", None,
-                    model=m, scheme=get_scheme("kdny"))
+        A.save_head(tmp_path, "h", nn.Linear(2, 2), {"f": object()}, "t", None, model=m, scheme=get_scheme("kdny"))
     assert not list(tmp_path.iterdir())
 
 

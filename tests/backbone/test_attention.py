@@ -4,7 +4,6 @@ import numpy as np
 import torch
 
 from resm.alphabet import pad_batch
-from resm.mapping import get_scheme
 from resm.backbone.attention import (
     LinearMap,
     PairCells,
@@ -14,6 +13,7 @@ from resm.backbone.attention import (
     stacked_attention_maps,
 )
 from resm.backbone.load import init_model
+from resm.mapping import get_scheme
 
 SCHEME = get_scheme("kdny")
 
@@ -37,8 +37,9 @@ def test_consumers_read_the_same_maps():
     with torch.no_grad():
         run_attention(model, tokens, acc)
         contacts = model.predict_contacts(tokens)[0]
-    torch.testing.assert_close(torch.sigmoid(acc.result()[0] + model.contact_head.regression.bias), contacts,
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        torch.sigmoid(acc.result()[0] + model.contact_head.regression.bias), contacts, atol=1e-5, rtol=1e-5
+    )
 
     # one-sequence (H, L, L) maps, as the compare backends hand them, stack and pick the same way
     stack, picks = StackedMaps(cpu=True), PairCells(idx[:, 0], idx[:, 1], model.num_layers, H)

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from resm.alphabet import MASK, pad_batch
-from resm.mapping import get_scheme
 from resm.backbone.config import ESM2Config
 from resm.backbone.esm2 import ESM2
+from resm.mapping import get_scheme
 
 TOL = 1e-4  # the bound; observed differences are ~1e-6 in fp32
 

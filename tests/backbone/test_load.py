@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from resm.alphabet import pad_batch
-from resm.mapping import MappingError, get_scheme
 from resm.backbone.load import (
     CheckpointError,
     init_model,
@@ -18,6 +17,7 @@ from resm.backbone.load import (
     save_fair_esm,
     save_hf,
 )
+from resm.mapping import MappingError, get_scheme
 
 TOL = 1e-4
 
@@ -91,10 +91,18 @@ def test_hugging_face_folder(tmp_path, model, toks, weights):
 def test_folder_written_by_transformers_loads_with_parity(tmp_path, toks):
     transformers = pytest.importorskip("transformers")
     cfg = transformers.EsmConfig(
-        vocab_size=33, hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=192, position_embedding_type="rotary", token_dropout=True,
-        mask_token_id=32, pad_token_id=1, emb_layer_norm_before=False,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=33,
+        hidden_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=192,
+        position_embedding_type="rotary",
+        token_dropout=True,
+        mask_token_id=32,
+        pad_token_id=1,
+        emb_layer_norm_before=False,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
     )
     torch.manual_seed(0)
     hf = transformers.EsmForMaskedLM(cfg).eval()

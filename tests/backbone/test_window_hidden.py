@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from resm.alphabet import pad_batch
-from resm.mapping import get_scheme
 from resm.backbone.config import ESM2Config
 from resm.backbone.encoder import window_hidden
 from resm.backbone.esm2 import ESM2
+from resm.mapping import get_scheme
 
 
 def _backbone(seed=0):

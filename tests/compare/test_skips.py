@@ -17,8 +17,10 @@ def test_shipped_cpu_small_config_has_two_backbones_that_always_load():
     path = REPO / "configs" / "compare" / "cpu_small.yaml"  # what find_config("cpu_small") finds once installed
     cfg = parse_config(load_config(path, []), path.stem)
     first = cfg.backends[:2]
-    assert [(b.name, b.checkpoint, b.scheme) for b in first] == [("default", "default", None),
-                                                                  ("nt-random", "random:small", "nt")]
+    assert [(b.name, b.checkpoint, b.scheme) for b in first] == [
+        ("default", "default", None),
+        ("nt-random", "random:small", "nt"),
+    ]
     loaded = [make_backend(b, "cpu").load() for b in first]
     assert loaded[0].scheme.name == "kdny" and loaded[1].scheme.name == "nt"
     assert loaded[0].num_layers == loaded[1].num_layers and loaded[0].embed_dim == loaded[1].embed_dim
@@ -30,10 +32,16 @@ def _cfg(tmp_path, backends, **extra):
     write_structures(hairpins(6, 0), tmp_path / "tr.dbn")
     write_structures(hairpins(4, 1), tmp_path / "va.dbn")
     data = {"train": str(tmp_path / "tr.dbn"), "val": str(tmp_path / "va.dbn"), "test": str(tmp_path / "va.dbn")}
-    cfg = {"data": {**data, "max_length": 60, "seed": 0},
-           "backends": backends, "probe": {"max_pairs_per_seq": 50},
-           "head": {"proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1], "dropout": 0.0},
-           "train": {"steps": 2, "crop": 24, "batch": 2}, "out_dir": str(tmp_path / "out"), "progress": False, **extra}
+    cfg = {
+        "data": {**data, "max_length": 60, "seed": 0},
+        "backends": backends,
+        "probe": {"max_pairs_per_seq": 50},
+        "head": {"proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1], "dropout": 0.0},
+        "train": {"steps": 2, "crop": 24, "batch": 2},
+        "out_dir": str(tmp_path / "out"),
+        "progress": False,
+        **extra,
+    }
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -46,8 +54,10 @@ def test_a_skip_is_loud_and_strict_fails_on_it(tmp_path, capsys):
     path = _cfg(tmp_path, [MISSING, {"name": "v", "kind": "viennarna"}])
     assert cli_main(["compare", "--config", str(path), "--strict"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["resm compare: error: backend missing cannot be loaded: checkpoint absent.pt not found "
-                   "(--strict; nothing written)"]
+    assert err == [
+        "resm compare: error: backend missing cannot be loaded: checkpoint absent.pt not found "
+        "(--strict; nothing written)"
+    ]
     assert not (tmp_path / "out").exists()
     assert cli_main(["compare", "--config", str(path)]) == 0
     cap = capsys.readouterr()

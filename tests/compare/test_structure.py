@@ -16,12 +16,12 @@ import pytest
 import torch
 import yaml
 
-from resm.compare.backends import BackendSpec, BackendUnavailable, make_backend
 from resm.backbone.attention import sym_apc
 from resm.cli import main as cli_main
+from resm.compare.backends import BackendSpec, BackendUnavailable, make_backend
 from resm.compare.config import parse_config
-from resm.structure.io import Structure, write_structures
 from resm.config import ConfigError
+from resm.structure.io import Structure, write_structures
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}
 
@@ -36,8 +36,8 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     """Tiny resm checkpoints (kdny and nt) and a tiny RNA-FM checkpoint."""
-    from resm.mapping import get_scheme
     from resm.backbone.load import init_model, resm_meta, save_fair_esm
+    from resm.mapping import get_scheme
 
     d = tmp_path_factory.mktemp("ckpt")
     out = {}
@@ -58,16 +58,29 @@ def _tiny_rnafm(path, seed: int = 0, max_positions: int = 64):
     from fm.model.esm1 import BioBertModel
 
     torch.manual_seed(seed)
-    args = argparse.Namespace(arch="roberta_large", layers=2, embed_dim=32, ffn_embed_dim=64, attention_heads=4,
-                              max_positions=max_positions, emb_layer_norm_before=True)
+    args = argparse.Namespace(
+        arch="roberta_large",
+        layers=2,
+        embed_dim=32,
+        ffn_embed_dim=64,
+        attention_heads=4,
+        max_positions=max_positions,
+        emb_layer_norm_before=True,
+    )
     model = BioBertModel(args, fm.Alphabet.from_architecture("roberta_large", theme="rna"))
     state = {}
     for k, v in model.state_dict().items():
         if k.startswith("contact_head."):
             continue
         state[("encoder." if k.startswith("lm_head") else "encoder.sentence_encoder.") + k] = v.clone()
-    file_args = argparse.Namespace(arch="roberta_large", encoder_layers=2, encoder_embed_dim=32,
-                                   encoder_ffn_embed_dim=64, encoder_attention_heads=4, max_positions=max_positions)
+    file_args = argparse.Namespace(
+        arch="roberta_large",
+        encoder_layers=2,
+        encoder_embed_dim=32,
+        encoder_ffn_embed_dim=64,
+        encoder_attention_heads=4,
+        max_positions=max_positions,
+    )
     torch.save({"args": file_args, "model": state}, path)
 
 
@@ -193,20 +206,26 @@ GOOD = {
 }
 
 
-@pytest.mark.parametrize("patch, msg", [
-    ({"bogus": 1}, "unknown key 'bogus'"),
-    ({"data": {"train": "a", "val": "b", "test": "c", "max_trian": 3}}, "data: unknown key 'max_trian'"),
-    ({"backends": [{"name": "x", "kind": "esm3"}]}, "unknown kind 'esm3'"),
-    ({"backends": [{"name": "x", "kind": "resm", "checkpoint": "m.pt", "model": "y"}]}, "unknown key 'model' for kind resm"),
-    ({"backends": [{"name": "x", "kind": "rnafm"}]}, "needs key 'checkpoint'"),
-    ({"backends": [{"name": "x", "kind": "folder", "folder": "mfold"}]}, "unknown folder 'mfold'"),
-    ({"backends": [{"name": "x", "kind": "folder"}]}, "needs key 'folder'"),
-    ({"backends": [{"name": "v", "kind": "viennarna"}, {"name": "v", "kind": "viennarna"}]}, "used twice"),
-    ({"head": {"use_attention": True}}, r"head.use_attention cannot be set"),
-    ({"head": {"chanels": 8}}, "head: unknown key 'chanels'"),
-    ({"train": {"steps": 0}}, "train.steps must be an integer >= 1"),
-    ({"probe": {"method": "best"}}, "probe.method"),
-])
+@pytest.mark.parametrize(
+    "patch, msg",
+    [
+        ({"bogus": 1}, "unknown key 'bogus'"),
+        ({"data": {"train": "a", "val": "b", "test": "c", "max_trian": 3}}, "data: unknown key 'max_trian'"),
+        ({"backends": [{"name": "x", "kind": "esm3"}]}, "unknown kind 'esm3'"),
+        (
+            {"backends": [{"name": "x", "kind": "resm", "checkpoint": "m.pt", "model": "y"}]},
+            "unknown key 'model' for kind resm",
+        ),
+        ({"backends": [{"name": "x", "kind": "rnafm"}]}, "needs key 'checkpoint'"),
+        ({"backends": [{"name": "x", "kind": "folder", "folder": "mfold"}]}, "unknown folder 'mfold'"),
+        ({"backends": [{"name": "x", "kind": "folder"}]}, "needs key 'folder'"),
+        ({"backends": [{"name": "v", "kind": "viennarna"}, {"name": "v", "kind": "viennarna"}]}, "used twice"),
+        ({"head": {"use_attention": True}}, r"head.use_attention cannot be set"),
+        ({"head": {"chanels": 8}}, "head: unknown key 'chanels'"),
+        ({"train": {"steps": 0}}, "train.steps must be an integer >= 1"),
+        ({"probe": {"method": "best"}}, "probe.method"),
+    ],
+)
 def test_config_errors_name_the_key(patch, msg):
     with pytest.raises(ConfigError, match=msg):
         parse_config({**GOOD, **patch})
@@ -235,10 +254,20 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
 
     def savefig(fig, path):
         for ax in fig.axes:
-            drawn.extend([(path.name, ln.get_label(), mcolors.to_hex(ln.get_color())) for ln in ax.get_lines()
-                      if not ln.get_label().startswith("_")])
-            drawn.extend([(path.name, c.get_label(), mcolors.to_hex(c.patches[0].get_facecolor()))
-                      for c in ax.containers if c.patches])
+            drawn.extend(
+                [
+                    (path.name, ln.get_label(), mcolors.to_hex(ln.get_color()))
+                    for ln in ax.get_lines()
+                    if not ln.get_label().startswith("_")
+                ]
+            )
+            drawn.extend(
+                [
+                    (path.name, c.get_label(), mcolors.to_hex(c.patches[0].get_facecolor()))
+                    for c in ax.containers
+                    if c.patches
+                ]
+            )
         real_savefig(fig, path)
 
     monkeypatch.setattr(plots, "_savefig", savefig)
@@ -251,8 +280,16 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
     if keep:
         out = Path(keep)
     cfg = {
-        "data": {"train": str(tmp_path / "tr.dbn"), "val": str(tmp_path / "va.dbn"), "test": str(tmp_path / "te.csv"),
-                 "max_train": 20, "max_val": 8, "max_test": 9, "max_length": 60, "seed": 0},
+        "data": {
+            "train": str(tmp_path / "tr.dbn"),
+            "val": str(tmp_path / "va.dbn"),
+            "test": str(tmp_path / "te.csv"),
+            "max_train": 20,
+            "max_val": 8,
+            "max_test": 9,
+            "max_length": 60,
+            "seed": 0,
+        },
         "backends": [
             {"name": "resm-kdny", "kind": "resm", "checkpoint": str(ckpts["kdny"]), "scheme": "kdny"},
             {"name": "native-nt", "kind": "resm", "checkpoint": str(ckpts["nt"]), "scheme": "nt"},
@@ -306,11 +343,20 @@ def test_compare_end_to_end(ckpts, tmp_path, capsys, monkeypatch):
     with open(out / "per_sequence.csv") as fh:
         per = list(csv.DictReader(fh))
     assert {r["family"] for r in per} == set(fams)
-    assert {(r["backend"], r["method"]) for r in per} >= {("resm-kdny", "zeroshot"), ("resm-kdny", "supervised"),
-                                                           ("viennarna", "mfe")}
+    assert {(r["backend"], r["method"]) for r in per} >= {
+        ("resm-kdny", "zeroshot"),
+        ("resm-kdny", "supervised"),
+        ("viennarna", "mfe"),
+    }
     # identical budgets: every trained backbone's head saw the same data, splits and steps
     conf = json.loads((out / "config.json").read_text())
-    assert conf["train"]["steps"] == 60 and set(conf["details"]) == {"resm-kdny", "native-nt", "rna-fm", "viennarna", "eternafold"}
+    assert conf["train"]["steps"] == 60 and set(conf["details"]) == {
+        "resm-kdny",
+        "native-nt",
+        "rna-fm",
+        "viennarna",
+        "eternafold",
+    }
 
 
 def test_too_long_for_a_backend_is_a_skip_and_disabled_stages(tmp_path):
@@ -318,14 +364,23 @@ def test_too_long_for_a_backend_is_a_skip_and_disabled_stages(tmp_path):
 
     _tiny_rnafm(tmp_path / "RNA-FM_short.pth", max_positions=16)  # at most 14 nt
     write_structures(hairpins(4, 3), tmp_path / "s.dbn")
-    cfg = {"data": {"train": str(tmp_path / "s.dbn"), "val": str(tmp_path / "s.dbn"), "test": str(tmp_path / "s.dbn")},
-           "backends": [{"name": "rna-fm", "kind": "rnafm", "checkpoint": str(tmp_path / "RNA-FM_short.pth")},
-                        {"name": "viennarna", "kind": "viennarna"}],
-           "probe": {"enabled": False}, "train": {"enabled": False}, "out_dir": str(tmp_path / "o"), "progress": False}
+    cfg = {
+        "data": {"train": str(tmp_path / "s.dbn"), "val": str(tmp_path / "s.dbn"), "test": str(tmp_path / "s.dbn")},
+        "backends": [
+            {"name": "rna-fm", "kind": "rnafm", "checkpoint": str(tmp_path / "RNA-FM_short.pth")},
+            {"name": "viennarna", "kind": "viennarna"},
+        ],
+        "probe": {"enabled": False},
+        "train": {"enabled": False},
+        "out_dir": str(tmp_path / "o"),
+        "progress": False,
+    }
     logged = []
     res = run_compare(cfg, log=logged.append)
     rows = {r["backend"]: r for r in res["rows"]}
-    assert rows["rna-fm"]["status"].startswith("skipped: sequences up to") and "limit of 14 nt" in rows["rna-fm"]["status"]
+    assert (
+        rows["rna-fm"]["status"].startswith("skipped: sequences up to") and "limit of 14 nt" in rows["rna-fm"]["status"]
+    )
     assert any(line.startswith("SKIPPED backend rna-fm on structure:") for line in logged)
     assert rows["viennarna"]["mfe_f1"] > 0.8
     assert not (tmp_path / "o" / "per_family.png").exists()  # not ArchiveII: no families
@@ -341,17 +396,41 @@ def test_plots_keep_one_colour_per_backend_when_a_panel_lacks_one(tmp_path, monk
     from resm.compare import plots
 
     drawn = []
-    monkeypatch.setattr(plots, "_savefig", lambda fig, path: drawn.extend(
-        (ln.get_label(), mcolors.to_hex(ln.get_color())) for ax in fig.axes for ln in ax.get_lines()
-        if not ln.get_label().startswith("_")))
+    monkeypatch.setattr(
+        plots,
+        "_savefig",
+        lambda fig, path: drawn.extend(
+            (ln.get_label(), mcolors.to_hex(ln.get_color()))
+            for ax in fig.axes
+            for ln in ax.get_lines()
+            if not ln.get_label().startswith("_")
+        ),
+    )
     names = ["a", "b", "c"]
     recs = [types.SimpleNamespace(name=f"r{k}", length=20 + 10 * k) for k in range(6)]
     test = types.SimpleNamespace(records=[r.name * r.length for r in recs], archiveii=False, family=lambda r: None)
-    per = [{"backend": b, "method": m, "f1": 0.5, "length": r.length, "name": r.name, "seconds": 0.1,
-            "peak_mem_mb": 1.0, "family": None}
-           for b in names for m in ("zeroshot", "supervised") for r in recs if not (b == "a" and m == "zeroshot")]
-    cfg = types.SimpleNamespace(name="x", device="cpu", train=types.SimpleNamespace(enabled=True),
-                                backends=[types.SimpleNamespace(name=b) for b in names])
+    per = [
+        {
+            "backend": b,
+            "method": m,
+            "f1": 0.5,
+            "length": r.length,
+            "name": r.name,
+            "seconds": 0.1,
+            "peak_mem_mb": 1.0,
+            "family": None,
+        }
+        for b in names
+        for m in ("zeroshot", "supervised")
+        for r in recs
+        if not (b == "a" and m == "zeroshot")
+    ]
+    cfg = types.SimpleNamespace(
+        name="x",
+        device="cpu",
+        train=types.SimpleNamespace(enabled=True),
+        backends=[types.SimpleNamespace(name=b) for b in names],
+    )
     result = {"per_sequence": per, "splits": {"test": test}, "rows": [{"backend": b, "status": "ok"} for b in names]}
     plots.make_plots(cfg, result, tmp_path)
     colours = {}

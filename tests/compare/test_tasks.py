@@ -17,13 +17,13 @@ import pytest
 import torch
 import yaml
 
-from resm.compare.backends import BackendSpec, make_backend
 from resm.cli import main as cli_main
+from resm.compare.backends import BackendSpec, make_backend
 from resm.compare.config import parse_config
 from resm.compare.harness import run_compare
 from resm.compare.training import CachedEncoder
-from resm.structure.io import Structure, write_structures
 from resm.config import ConfigError
+from resm.structure.io import Structure, write_structures
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}
 
@@ -65,7 +65,7 @@ def write_utrs(path, n: int, seed: int, length: int = 30):
             s = rand(rng, length)
             for _ in range(int(rng.integers(0, 4))):
                 k = int(rng.integers(0, length - 2))
-                s = s[:k] + "AUG" + s[k + 3:]
+                s = s[:k] + "AUG" + s[k + 3 :]
             y = 6.0 - 1.5 * s.count("AUG") + 0.1 * rng.standard_normal()
             fh.write(f"u{i},{s.replace('U', 'T')},{y:.4f}\n")  # DNA letters, as the released files
     return path
@@ -88,15 +88,18 @@ def hairpins(n: int, seed: int):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Tiny resm checkpoints (kdny, nt) and the synthetic data sets."""
-    from resm.mapping import get_scheme
     from resm.backbone.load import init_model, resm_meta, save_fair_esm
+    from resm.mapping import get_scheme
 
     d = tmp_path_factory.mktemp("compare_tasks")
     out = {}
     for scheme, seed in (("kdny", 1), ("nt", 2)):
         out[scheme] = d / f"tiny_{scheme}.pt"
-        save_fair_esm(init_model("tiny", seed=seed), out[scheme],
-                      meta=resm_meta(get_scheme(scheme), "tiny", init="random", seed=seed))
+        save_fair_esm(
+            init_model("tiny", seed=seed),
+            out[scheme],
+            meta=resm_meta(get_scheme(scheme), "tiny", init="random", seed=seed),
+        )
     out["pairs"] = write_pairs(d / "pairs.tsv", 300, 0)
     out["pairs_test"] = write_pairs(d / "pairs_test.tsv", 100, 1)
     out["utrs"] = write_utrs(d / "utrs.csv", 600, 2)
@@ -106,15 +109,33 @@ def files(tmp_path_factory):
 
 
 def rri_section(files, **kw):
-    return {"train": str(files["pairs"]), "test": str(files["pairs_test"]), "val_fraction": 0.2,
-            "max_train": 240, "max_val": 40, "head": {"proj_dim": 8, "channels": 8, "blocks": 2, "dropout": 0.0},
-            "steps": 30, "lr": 5.0e-3, "batch": 16, "seed": 0, **kw}
+    return {
+        "train": str(files["pairs"]),
+        "test": str(files["pairs_test"]),
+        "val_fraction": 0.2,
+        "max_train": 240,
+        "max_val": 40,
+        "head": {"proj_dim": 8, "channels": 8, "blocks": 2, "dropout": 0.0},
+        "steps": 30,
+        "lr": 5.0e-3,
+        "batch": 16,
+        "seed": 0,
+        **kw,
+    }
 
 
 def mrl_section(files, **kw):
-    return {"train": str(files["utrs"]), "fractions": [0.7, 0.1, 0.2], "max_train": 300,
-            "head": {"hidden": 16, "conv_layers": 1, "kernel": 5, "anchor": 4, "dropout": 0.0},
-            "steps": 30, "lr": 5.0e-3, "batch": 32, "seed": 0, **kw}
+    return {
+        "train": str(files["utrs"]),
+        "fractions": [0.7, 0.1, 0.2],
+        "max_train": 300,
+        "head": {"hidden": 16, "conv_layers": 1, "kernel": 5, "anchor": 4, "dropout": 0.0},
+        "steps": 30,
+        "lr": 5.0e-3,
+        "batch": 32,
+        "seed": 0,
+        **kw,
+    }
 
 
 def read_csv(path):
@@ -145,35 +166,42 @@ def test_cached_encoder_reads_the_batch_sequences():
     assert torch.equal(h[0], cache["ACGUN"]) and torch.equal(h[1, :3], cache["GGA"]) and not h[1, 3:].any()
 
 
-GOOD = {"tasks": ["rri", "mrl"], "rri": {"train": "p.tsv", "test": "t.tsv"}, "mrl": {"train": "u.csv"},
-        "backends": [{"name": "oh", "kind": "onehot"}]}
+GOOD = {
+    "tasks": ["rri", "mrl"],
+    "rri": {"train": "p.tsv", "test": "t.tsv"},
+    "mrl": {"train": "u.csv"},
+    "backends": [{"name": "oh", "kind": "onehot"}],
+}
 
 
-@pytest.mark.parametrize("patch, msg", [
-    ({"tasks": ["rri", "folding"]}, "tasks: unknown task 'folding'"),
-    ({"tasks": "rri"}, "tasks: give a non-empty list"),
-    ({"tasks": ["rri", "rri"]}, "tasks: a task is listed twice"),
-    ({"tasks": ["structure"]}, "missing section 'data'"),
-    ({"rri": None}, "task rri needs a section 'rri'"),
-    ({"rri": [1]}, "rri: expected a mapping"),
-    ({"rri": {"test": "t.tsv"}}, "rri.train: give the training pairs file"),
-    ({"rri": {"train": "p.tsv"}}, "rri.test: give the test pairs file"),
-    ({"rri": {**GOOD["rri"], "max_trian": 5}}, "rri: unknown key 'max_trian'"),
-    ({"rri": {**GOOD["rri"], "steps": 0}}, "rri.steps must be an integer >= 1"),
-    ({"rri": {**GOOD["rri"], "max_test": -1}}, "rri.max_test must be an integer >= 1 or null"),
-    ({"rri": {**GOOD["rri"], "lr": 0}}, "rri.lr must be a number > 0"),
-    ({"rri": {**GOOD["rri"], "val_fraction": 1.5}}, "rri.val_fraction must be a number > 0 and < 1"),
-    ({"rri": {**GOOD["rri"], "head": {"embed_dim": 4}}}, "rri.head.embed_dim cannot be set"),
-    ({"rri": {**GOOD["rri"], "head": {"chanels": 4}}}, "rri.head: unknown key 'chanels'"),
-    ({"rri": {**GOOD["rri"], "head": {"kernel": 4}}}, "rri.head: kernel must be odd"),
-    ({"mrl": {"train": "u.csv", "fractions": [0.5, 0.4]}}, "mrl.fractions must be three shares"),
-    ({"mrl": {"train": "u.csv", "batch": 2.5}}, "mrl.batch: expected an integer, got 2.5"),
-    ({"mrl": {"train": "u.csv", "weight_decay": -1}}, "mrl.weight_decay must be a number >= 0"),
-    ({"mrl": {"train": "u.csv", "seed": "a"}}, "mrl.seed: expected an integer, got 'a'"),
-    ({"mrl": {"train": "u.csv", "seed": -1}}, "mrl.seed must be an integer >= 0"),
-    ({"mrl": {"train": "u.csv", "head": {"hidden": 0}}}, "mrl.head: hidden and max_length must be >= 1"),
-    ({"mrl": {"train": ""}}, "mrl.train: give the UTR file"),
-])
+@pytest.mark.parametrize(
+    "patch, msg",
+    [
+        ({"tasks": ["rri", "folding"]}, "tasks: unknown task 'folding'"),
+        ({"tasks": "rri"}, "tasks: give a non-empty list"),
+        ({"tasks": ["rri", "rri"]}, "tasks: a task is listed twice"),
+        ({"tasks": ["structure"]}, "missing section 'data'"),
+        ({"rri": None}, "task rri needs a section 'rri'"),
+        ({"rri": [1]}, "rri: expected a mapping"),
+        ({"rri": {"test": "t.tsv"}}, "rri.train: give the training pairs file"),
+        ({"rri": {"train": "p.tsv"}}, "rri.test: give the test pairs file"),
+        ({"rri": {**GOOD["rri"], "max_trian": 5}}, "rri: unknown key 'max_trian'"),
+        ({"rri": {**GOOD["rri"], "steps": 0}}, "rri.steps must be an integer >= 1"),
+        ({"rri": {**GOOD["rri"], "max_test": -1}}, "rri.max_test must be an integer >= 1 or null"),
+        ({"rri": {**GOOD["rri"], "lr": 0}}, "rri.lr must be a number > 0"),
+        ({"rri": {**GOOD["rri"], "val_fraction": 1.5}}, "rri.val_fraction must be a number > 0 and < 1"),
+        ({"rri": {**GOOD["rri"], "head": {"embed_dim": 4}}}, "rri.head.embed_dim cannot be set"),
+        ({"rri": {**GOOD["rri"], "head": {"chanels": 4}}}, "rri.head: unknown key 'chanels'"),
+        ({"rri": {**GOOD["rri"], "head": {"kernel": 4}}}, "rri.head: kernel must be odd"),
+        ({"mrl": {"train": "u.csv", "fractions": [0.5, 0.4]}}, "mrl.fractions must be three shares"),
+        ({"mrl": {"train": "u.csv", "batch": 2.5}}, "mrl.batch: expected an integer, got 2.5"),
+        ({"mrl": {"train": "u.csv", "weight_decay": -1}}, "mrl.weight_decay must be a number >= 0"),
+        ({"mrl": {"train": "u.csv", "seed": "a"}}, "mrl.seed: expected an integer, got 'a'"),
+        ({"mrl": {"train": "u.csv", "seed": -1}}, "mrl.seed must be an integer >= 0"),
+        ({"mrl": {"train": "u.csv", "head": {"hidden": 0}}}, "mrl.head: hidden and max_length must be >= 1"),
+        ({"mrl": {"train": ""}}, "mrl.train: give the UTR file"),
+    ],
+)
 def test_task_config_errors_name_the_key(patch, msg):
     with pytest.raises(ConfigError, match=msg):
         parse_config({**GOOD, **patch})
@@ -186,8 +214,16 @@ def test_task_config_errors_name_the_key(patch, msg):
 
 def test_missing_task_file_is_a_one_line_error(files, tmp_path, capsys):
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump({**GOOD, "rri": rri_section(files, test=str(tmp_path / "nope.tsv")),
-                                    "mrl": mrl_section(files), "out_dir": str(tmp_path / "o")}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                **GOOD,
+                "rri": rri_section(files, test=str(tmp_path / "nope.tsv")),
+                "mrl": mrl_section(files),
+                "out_dir": str(tmp_path / "o"),
+            }
+        )
+    )
     assert cli_main(["compare", "--config", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "rri.test:" in err and "nope.tsv not found" in err
@@ -237,7 +273,9 @@ def test_compare_all_tasks_end_to_end(files, tmp_path, capsys, monkeypatch):
     st, rri, mrl = (read_csv(out / f) for f in ("results.csv", "results_rri.csv", "results_mrl.csv"))
     for table in (st, rri, mrl):
         assert list(table) == names
-        assert table["missing"]["status"].startswith("skipped: checkpoint") and table["rinalmo"]["status"].startswith("skipped: ")
+        assert table["missing"]["status"].startswith("skipped: checkpoint") and table["rinalmo"]["status"].startswith(
+            "skipped: "
+        )
     for name in ("resm-kdny", "native-nt", "onehot"):
         assert rri[name]["status"] == "ok" and mrl[name]["status"] == "ok"
         for k in ("auroc", "auprc", "val_auroc"):
@@ -253,7 +291,10 @@ def test_compare_all_tasks_end_to_end(files, tmp_path, capsys, monkeypatch):
     assert st["onehot"]["zeroshot_f1"] == "n/a" and 0.0 <= float(st["onehot"]["supervised_f1"]) <= 1.0
     assert float(st["resm-kdny"]["zeroshot_f1"]) >= 0.0
     # a task whose sequences exceed a backend's limit is a skip in that task's table only
-    assert rri["short"]["status"] == "ok" and mrl["short"]["status"] == "skipped: sequences up to 30 nt exceed its limit of 20 nt"
+    assert (
+        rri["short"]["status"] == "ok"
+        and mrl["short"]["status"] == "skipped: sequences up to 30 nt exceed its limit of 20 nt"
+    )
     assert st["short"]["status"].startswith("skipped: sequences up to") and "limit of 20 nt" in st["short"]["status"]
 
     md = (out / "results.md").read_text()

@@ -59,8 +59,13 @@ def corpus(n_fam: int = 12, per_fam: int = 8, seed: int = 0, lo: int = 10, hi: i
 
 def cfg_for(paths, **kw) -> PretrainDataConfig:
     base = dict(
-        train=paths, max_length=64, min_length=10, tokens_per_batch=300,
-        bucket_size=16, val_fraction=0.2, seed=3,
+        train=paths,
+        max_length=64,
+        min_length=10,
+        tokens_per_batch=300,
+        bucket_size=16,
+        val_fraction=0.2,
+        seed=3,
     )
     base.update(kw)
     return PretrainDataConfig(**base)
@@ -133,8 +138,13 @@ def test_cluster_split_keeps_clusters_together(tmp_path):
     table = tmp_path / "clu.tsv.gz"
     with gzip.open(table, "wt") as f:
         f.writelines(rows)
-    cfg = PretrainDataConfig(train=[write(tmp_path / "p.fa", recs)], scheme="protein",
-                             val_by="cluster", clusters=str(table), val_fraction=0.3)
+    cfg = PretrainDataConfig(
+        train=[write(tmp_path / "p.fa", recs)],
+        scheme="protein",
+        val_by="cluster",
+        clusters=str(table),
+        val_fraction=0.3,
+    )
     val = {rid for rid, _ in iter_split_records(cfg, "validation")}
     train = {rid for rid, _ in iter_split_records(cfg, "train")}
     assert val and train and not val & train and len(val | train) == len(recs)

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from resm.data.mrl import MRLError, UTR, VariantPair, read_mrl, read_variants, split_utrs
+from resm.data.mrl import UTR, MRLError, VariantPair, read_mrl, read_variants, split_utrs
 from resm.data.rri import Pair, PairsError, read_pairs, split_pairs
 
 
@@ -264,9 +264,7 @@ def test_real_variants(data):
     assert len({p.var for p in pairs}) == 1_996
     for p in pairs:
         assert len(utrs[p.wt].seq) == len(utrs[p.var].seq) and utrs[p.wt].seq != utrs[p.var].seq
-    mismatches = Counter(
-        sum(x != y for x, y in zip(utrs[p.wt].seq, utrs[p.var].seq)) == 1 for p in pairs
-    )
+    mismatches = Counter(sum(x != y for x, y in zip(utrs[p.wt].seq, utrs[p.var].seq)) == 1 for p in pairs)
     assert mismatches == {True: 1_941, False: 55}
     wild = sum(1 for u in utrs if not u.name.endswith(("_v1", "_v2", "_v3")))
     assert wild == 867  # so 2,135 variants, 139 of them unlinked

@@ -44,8 +44,12 @@ def record(name: str, seconds: float, in_process: bool = True, **extra) -> None:
         current = os.environ.get("PYTEST_CURRENT_TEST", "")  # "tests/gpu/test_gpu.py::test_x (call)"
         function = current.split("::")[-1].split(" ")[0]
         with open(path, "a") as fh:
-            fh.write(json.dumps({"test": name, "function": function, "seconds": round(seconds, 2), "peak_gib": peak,
-                                 **extra}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"test": name, "function": function, "seconds": round(seconds, 2), "peak_gib": peak, **extra}
+                )
+                + "\n"
+            )
 
 
 def random_rna(n: int, seed: int = 0) -> str:
@@ -76,8 +80,12 @@ def test_bf16_forward_matches_fp32(model):
     cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)
     la, lb = ref["logits"][mask].float(), low["logits"][mask].float()
     rel = float((la - lb).norm() / la.norm())
-    record("bf16 forward vs fp32 (3 RNAs, 300-1000 nt)", time.perf_counter() - t0, min_cosine=round(float(cos.min()), 5),
-           rel_logits=round(rel, 5))
+    record(
+        "bf16 forward vs fp32 (3 RNAs, 300-1000 nt)",
+        time.perf_counter() - t0,
+        min_cosine=round(float(cos.min()), 5),
+        rel_logits=round(rel, 5),
+    )
     assert float(cos.min()) >= BF16_MIN_COSINE and rel <= BF16_MAX_REL_LOGITS
 
 
@@ -108,14 +116,32 @@ def test_deepspeed_zero2_bf16_pretraining_20_steps(tmp_path):
     from tests.tasks.test_mlm import corpus
 
     fa = corpus(tmp_path / "corpus.fa", n=400)
-    cfg = {"model": {"arch": "esm2_t6_8M_UR50D", "init_seed": 1},
-           "data": {"train": [str(fa)], "max_length": 64, "tokens_per_batch": 4096, "val_fraction": 0.1,
-                    "val_by": "family", "min_length": 5, "bucket_size": 256},
-           "validation": {"max_records": 40},
-           "optim": {"lr": 1e-3, "warmup_steps": 5, "schedule": "cosine"},
-           "train": {"out_dir": str(tmp_path / "run"), "max_steps": 20, "log_every": 1, "val_every": 20,
-                     "ckpt_every": 20, "progress": False, "engine": "deepspeed", "deepspeed_config": "zero2",
-                     "precision": "bf16", "device": "cuda"}}
+    cfg = {
+        "model": {"arch": "esm2_t6_8M_UR50D", "init_seed": 1},
+        "data": {
+            "train": [str(fa)],
+            "max_length": 64,
+            "tokens_per_batch": 4096,
+            "val_fraction": 0.1,
+            "val_by": "family",
+            "min_length": 5,
+            "bucket_size": 256,
+        },
+        "validation": {"max_records": 40},
+        "optim": {"lr": 1e-3, "warmup_steps": 5, "schedule": "cosine"},
+        "train": {
+            "out_dir": str(tmp_path / "run"),
+            "max_steps": 20,
+            "log_every": 1,
+            "val_every": 20,
+            "ckpt_every": 20,
+            "progress": False,
+            "engine": "deepspeed",
+            "deepspeed_config": "zero2",
+            "precision": "bf16",
+            "device": "cuda",
+        },
+    }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     t0 = time.perf_counter()
@@ -123,8 +149,13 @@ def test_deepspeed_zero2_bf16_pretraining_20_steps(tmp_path):
     seconds = time.perf_counter() - t0
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     train = [r for r in log if r["split"] == "train"]
-    record("DeepSpeed ZeRO-2 bf16 pretraining, 20 steps (esm2_t6 architecture), whole command", seconds, False,
-           first_loss=round(train[0]["loss"], 4), last_loss=round(train[-1]["loss"], 4))
+    record(
+        "DeepSpeed ZeRO-2 bf16 pretraining, 20 steps (esm2_t6 architecture), whole command",
+        seconds,
+        False,
+        first_loss=round(train[0]["loss"], 4),
+        last_loss=round(train[-1]["loss"], 4),
+    )
     assert "finished at step 20" in p.stdout and len(train) == 20
     assert all(np.isfinite(r["loss"]) for r in train) and train[-1]["loss"] < train[0]["loss"]
 
@@ -135,11 +166,16 @@ def test_fold_4000_nt_on_the_gpu(tmp_path):
 
     (tmp_path / "long.fa").write_text(f">long\n{random_rna(LONG, 7)}\n")
     t0 = time.perf_counter()
-    r = fold_fasta(tmp_path / "long.fa", FoldOptions(out=tmp_path / "long.dbn", bpp=tmp_path / "long.bpp",
-                                                     device="cuda:0", progress=False))
+    r = fold_fasta(
+        tmp_path / "long.fa",
+        FoldOptions(out=tmp_path / "long.dbn", bpp=tmp_path / "long.bpp", device="cuda:0", progress=False),
+    )
     seconds = time.perf_counter() - t0
     (rec,) = read_structures(tmp_path / "long.dbn")
-    record(f"resm fold, {LONG} nt, shipped model on the GPU (load and RNAfold prior on the CPU included)", seconds,
-           pairs=int((rec.pairs >= 0).sum() // 2))
+    record(
+        f"resm fold, {LONG} nt, shipped model on the GPU (load and RNAfold prior on the CPU included)",
+        seconds,
+        pairs=int((rec.pairs >= 0).sum() // 2),
+    )
     assert r["n"] == 1 and len(rec) == LONG
     assert (tmp_path / "long.bpp").read_text().count("\n") > 3

@@ -159,8 +159,9 @@ def test_tiled_accepts_callable_channels_and_restores_mode():
 
     ref = head.predict_tiled(h, mask, attn_feats=attn, bpp=bpp, nuc=nuc, tile=10, dtype=torch.float32)
     head.train()
-    out = head.predict_tiled(h, mask, attn_feats=get_attn, bpp=bpp, nuc=nuc, tile=10,
-                             dtype=torch.float32, out_dtype=torch.float16)
+    out = head.predict_tiled(
+        h, mask, attn_feats=get_attn, bpp=bpp, nuc=nuc, tile=10, dtype=torch.float32, out_dtype=torch.float16
+    )
     assert head.training
     assert out.dtype == torch.float16 and asked
     torch.testing.assert_close(out.float(), ref, atol=2e-3, rtol=1e-3)
@@ -186,7 +187,7 @@ def test_bf16_tiled_runs_and_correlates():
 )
 def test_receptive_field_matches_perturbation(cfg):
     R = receptive_field(cfg)
-    assert R == sum((cfg.kernel - 1) // 2 * (d + 1) for d in cfg.block_dilations())
+    assert sum((cfg.kernel - 1) // 2 * (d + 1) for d in cfg.block_dilations()) == R
     head = make_head(cfg)
     L, i = 40, 20
     h, mask, nuc, _, _ = batch(L=L, lengths=(L,))
@@ -251,8 +252,9 @@ def test_overfits_synthetic_hairpins():
     h, nuc, target = hairpins()
     mask = torch.ones(h.shape[:2], dtype=torch.bool)
     torch.manual_seed(0)
-    head = StructureHead(StructureHeadConfig(embed_dim=16, proj_dim=8, channels=16, blocks=4,
-                                             dilations=(1, 2), dropout=0.0))
+    head = StructureHead(
+        StructureHeadConfig(embed_dim=16, proj_dim=8, channels=16, blocks=4, dilations=(1, 2), dropout=0.0)
+    )
     opt = torch.optim.Adam(head.parameters(), lr=3e-3)
     losses = []
     for _ in range(150):
@@ -272,9 +274,9 @@ def test_overfits_synthetic_hairpins():
 
 def test_backbone_glue_with_tiny_model():
     from resm.alphabet import pad_batch
+    from resm.backbone.load import init_model
     from resm.mapping import get_scheme
     from resm.nucleotides import rna_codes
-    from resm.backbone.load import init_model
 
     model = init_model("tiny", seed=0)
     seqs = ["GGGAAACCCAUGC", "ACGUACGUAC"]

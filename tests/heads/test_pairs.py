@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from resm.heads.pairs import (PairHead, PairHeadConfig, candidates, collate_candidates, n_pair_features,
-                              prior_probability, split_by_sequence)
+from resm.heads.pairs import (
+    PairHead,
+    PairHeadConfig,
+    candidates,
+    collate_candidates,
+    n_pair_features,
+    prior_probability,
+    split_by_sequence,
+)
 from resm.structure.priors import SparsePairs
 
 CANON = {"AU", "UA", "GC", "CG", "GU", "UG"}
@@ -28,8 +35,9 @@ def test_candidates_are_the_canonical_pairs_the_prior_allows():
     cfg = PairHeadConfig(min_prob=0.05, patch=1)
     truth = np.full(60, -1)
     c = candidates(seq, [prior], cfg)
-    want = {(a, b) for a, b, p in zip(prior.i, prior.j, prior.p)
-            if p >= 0.05 and b - a > 3 and seq[a] + seq[b] in CANON}
+    want = {
+        (a, b) for a, b, p in zip(prior.i, prior.j, prior.p) if p >= 0.05 and b - a > 3 and seq[a] + seq[b] in CANON
+    }
     assert set(zip(c.i.tolist(), c.j.tolist())) == want and len(c) == len(want) > 20
     assert c.feats.shape == (len(c), n_pair_features(cfg)) and np.isfinite(c.feats).all()
     # the first feature column is the pair's own prior probability
@@ -60,8 +68,9 @@ def test_prior_count_and_length_are_checked():
 
 def test_padded_batch_gives_the_logits_of_each_sequence_alone():
     rng = np.random.default_rng(2)
-    cfg = PairHeadConfig(embed_dim=6, width=16, pair_width=16, blocks=2, dilations=(1, 2), rounds=2, min_prob=0.01,
-                         patch=1)
+    cfg = PairHeadConfig(
+        embed_dim=6, width=16, pair_width=16, blocks=2, dilations=(1, 2), rounds=2, min_prob=0.01, patch=1
+    )
     torch.manual_seed(0)
     head = PairHead(cfg).eval()
     seqs = ["".join(rng.choice(list("ACGU"), n)) for n in (37, 80, 12)]
@@ -83,8 +92,9 @@ def test_the_head_learns_stems_that_the_prior_ranks_low():
     """Targets are the candidates of a stacked stem; the prior gives them no signal (random
     probabilities), so only the head's stacking and sequence context can find them."""
     rng = np.random.default_rng(3)
-    cfg = PairHeadConfig(use_embeddings=False, width=16, pair_width=24, blocks=1, dilations=(1,), rounds=2,
-                         min_prob=1e-3, patch=1)
+    cfg = PairHeadConfig(
+        use_embeddings=False, width=16, pair_width=24, blocks=1, dilations=(1,), rounds=2, min_prob=1e-3, patch=1
+    )
     comp = {"A": "U", "U": "A", "G": "C", "C": "G"}
     data = []
     for _ in range(24):

@@ -73,8 +73,10 @@ def test_a_peft_trained_adapter_takes_the_bundles_place(setup):
     from resm.backbone.peft_format import load_peft_adapter
 
     torch.manual_seed(0)
-    pm = get_peft_model(EsmForMaskedLM.from_pretrained(setup["hf"]),
-                        LoraConfig(r=2, lora_alpha=4, target_modules=["query", "value", "intermediate.dense"]))
+    pm = get_peft_model(
+        EsmForMaskedLM.from_pretrained(setup["hf"]),
+        LoraConfig(r=2, lora_alpha=4, target_modules=["query", "value", "intermediate.dense"]),
+    )
     with torch.no_grad():
         for n, p in pm.named_parameters():
             if "lora_B" in n:
@@ -94,8 +96,10 @@ def test_a_peft_trained_adapter_takes_the_bundles_place(setup):
     test = write_pairs(setup["dir"] / "test.tsv", rri_pairs(20, 9))
     from resm.predict import InteractOptions, interact
 
-    runs = {label: interact(test, setup["bundle"], InteractOptions(adapter=a))["scores"]
-            for label, a in (("own", None), ("copy", setup["bundle"] / "peft-shared"))}
+    runs = {
+        label: interact(test, setup["bundle"], InteractOptions(adapter=a))["scores"]
+        for label, a in (("own", None), ("copy", setup["bundle"] / "peft-shared"))
+    }
     o = setup["dir"] / "scores_other.tsv"
     resm_cli("interact", test, "--model", setup["bundle"], "-o", o, "--adapter", out)
     runs["other"] = np.array([float(x.split("\t")[3]) for x in o.read_text().splitlines()[1:]])

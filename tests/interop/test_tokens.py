@@ -17,8 +17,9 @@ def test_readme_mapping_line_works_after_a_plain_import():
     code = "import resm; print(resm.mapping.get_scheme('kdny').to_protein('ACGUN'))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=REPO)
     assert p.returncode == 0 and p.stdout.strip() == "KNYDX", p.stderr
-    p = subprocess.run([sys.executable, "-c", "import resm; resm.nothing_here"], capture_output=True, text=True,
-                       env=ENV, cwd=REPO)
+    p = subprocess.run(
+        [sys.executable, "-c", "import resm; resm.nothing_here"], capture_output=True, text=True, env=ENV, cwd=REPO
+    )
     assert "AttributeError: module 'resm' has no attribute 'nothing_here'" in p.stderr
 
 

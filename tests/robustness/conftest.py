@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import pytest
@@ -38,20 +37,36 @@ def hairpins(n: int, seed: int):
 @dataclass
 class Workspace:
     root: Path
-    files: Dict[str, Path] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Path:
         return self.files[key]
 
 
 def _structure_config(ws: Workspace, out: Path) -> dict:
-    return {"task": "structure", "model": {"init": str(ws["tiny"]), "mode": "frozen"},
-            "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1], "dropout": 0.0},
-            "data": {"train": str(ws["dbn"]), "val": str(ws["dbn"]), "max_length": 40, "tokens_per_batch": 400,
-                     "use_bpp": False, "seed": 0},
-            "optim": {"lr": 1e-2, "warmup_steps": 1},
-            "train": {"out_dir": str(out), "max_steps": 2, "log_every": 1, "val_every": 0, "ckpt_every": 0,
-                      "progress": False, "device": "cpu"}}
+    return {
+        "task": "structure",
+        "model": {"init": str(ws["tiny"]), "mode": "frozen"},
+        "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1], "dropout": 0.0},
+        "data": {
+            "train": str(ws["dbn"]),
+            "val": str(ws["dbn"]),
+            "max_length": 40,
+            "tokens_per_batch": 400,
+            "use_bpp": False,
+            "seed": 0,
+        },
+        "optim": {"lr": 1e-2, "warmup_steps": 1},
+        "train": {
+            "out_dir": str(out),
+            "max_steps": 2,
+            "log_every": 1,
+            "val_every": 0,
+            "ckpt_every": 0,
+            "progress": False,
+            "device": "cpu",
+        },
+    }
 
 
 @pytest.fixture(scope="session")
@@ -97,10 +112,18 @@ def ws(tmp_path_factory) -> Workspace:
     cli("finetune", "--config", f["structure_cfg"])
     f["structure_model"] = root / "structure_run" / "structure_model.pt"
     f["compare_cfg"] = root / "compare.yaml"
-    f["compare_cfg"].write_text(yaml.safe_dump({
-        "data": {"train": str(f["dbn"]), "val": str(f["dbn"]), "test": str(f["dbn"])},
-        "backends": [{"name": "viennarna", "kind": "viennarna"}],
-        "probe": {"enabled": False}, "train": {"enabled": False}, "out_dir": str(root / "cmp"), "progress": False}))
+    f["compare_cfg"].write_text(
+        yaml.safe_dump(
+            {
+                "data": {"train": str(f["dbn"]), "val": str(f["dbn"]), "test": str(f["dbn"])},
+                "backends": [{"name": "viennarna", "kind": "viennarna"}],
+                "probe": {"enabled": False},
+                "train": {"enabled": False},
+                "out_dir": str(root / "cmp"),
+                "progress": False,
+            }
+        )
+    )
     # files that are not what they claim
     f["text"] = root / "text.pt"
     f["text"].write_text("this is a text file, not a checkpoint\n")
@@ -116,7 +139,7 @@ def ws(tmp_path_factory) -> Workspace:
     return ws
 
 
-def listing(*roots: Path) -> Dict[str, tuple]:
+def listing(*roots: Path) -> dict[str, tuple]:
     """Every path under ``roots`` (hidden files too) with, for a file, its size and
     modification time. A folder's own time is left out: checking that an output can be
     written creates and removes a temporary file in it, which is not writing anything."""
@@ -128,7 +151,7 @@ def listing(*roots: Path) -> Dict[str, tuple]:
     return out
 
 
-def said(err: str) -> List[str]:
+def said(err: str) -> list[str]:
     """The lines of stderr other than the progress bars' (tqdm's, which share lines with them)."""
     import re
 

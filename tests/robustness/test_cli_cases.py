@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
 
 import pytest
 import torch
@@ -24,10 +24,10 @@ from tests.robustness.conftest import listing
 @dataclass
 class Case:
     id: str
-    argv: List[str]  # "{key}": a workspace file, "{t}": the case's own folder
+    argv: list[str]  # "{key}": a workspace file, "{t}": the case's own folder
     code: int
-    names: List[str] = field(default_factory=list)  # substrings the one line must hold
-    setup: Optional[Callable[[dict], None]] = None  # spoils copies in {t} before the run
+    names: list[str] = field(default_factory=list)  # substrings the one line must hold
+    setup: Callable[[dict], None] | None = None  # spoils copies in {t} before the run
     env: dict = field(default_factory=dict)  # environment variables of the run ("{key}" filled in)
 
 
@@ -35,6 +35,7 @@ def _copy(src: str, dst: str):
     def setup(p: dict) -> None:
         s, d = Path(p[src]), Path(p["t"]) / dst
         shutil.copytree(s, d) if s.is_dir() else shutil.copy2(s, d)
+
     return setup
 
 
@@ -42,6 +43,7 @@ def _then(*steps):
     def setup(p: dict) -> None:
         for s in steps:
             s(p)
+
     return setup
 
 
@@ -50,6 +52,7 @@ def _write(rel: str, data):
         path = Path(p["t"]) / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data if isinstance(data, bytes) else data.encode())
+
     return setup
 
 
@@ -57,6 +60,7 @@ def _truncate(rel: str, keep: int = 300):
     def setup(p: dict) -> None:
         path = Path(p["t"]) / rel
         path.write_bytes(path.read_bytes()[:keep])
+
     return setup
 
 
@@ -65,6 +69,7 @@ def _mkdir(rel: str, with_file: bool = False):
         (Path(p["t"]) / rel).mkdir(parents=True)
         if with_file:
             (Path(p["t"]) / rel / "notes.txt").write_text("mine\n")
+
     return setup
 
 
@@ -74,6 +79,7 @@ def _edit_json(rel: str, **changes):
         d = json.loads(path.read_text())
         d.update(changes)
         path.write_text(json.dumps(d))
+
     return setup
 
 
@@ -100,15 +106,34 @@ CASES = [
     Case("init/out-readonly-sys", ["init-checkpoint", "--arch", "tiny", "--out", "/sys/x.pt"], 1, ["/sys/x.pt"]),
     Case("init/out-readonly-proc", ["init-checkpoint", "--arch", "tiny", "--out", "/proc/x.pt"], 1, ["/proc/x.pt"]),
     Case("init/out-is-folder", ["init-checkpoint", "--arch", "tiny", "--out", "{dir}"], 1, ["a_folder", "is a folder"]),
-    Case("init/hf-onto-a-file", ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "{t}/x.pt"], 1,
-         ["x.pt", "is a file"], _write("x.pt", "precious\n")),
-    Case("init/hf-onto-a-folder-of-other-files", ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "{t}/d"],
-         1, ["d: is a folder that holds other files"], _mkdir("d", with_file=True)),
-    Case("init/hf-readonly", ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "/sys/hf"], 1, ["/sys/hf"]),
+    Case(
+        "init/hf-onto-a-file",
+        ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "{t}/x.pt"],
+        1,
+        ["x.pt", "is a file"],
+        _write("x.pt", "precious\n"),
+    ),
+    Case(
+        "init/hf-onto-a-folder-of-other-files",
+        ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "{t}/d"],
+        1,
+        ["d: is a folder that holds other files"],
+        _mkdir("d", with_file=True),
+    ),
+    Case(
+        "init/hf-readonly", ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "/sys/hf"], 1, ["/sys/hf"]
+    ),
     Case("init/out-under-a-file", ["init-checkpoint", "--arch", "tiny", "--out", "{fa}/x.pt"], 1, ["x.fa"]),
     Case("init/arch-bogus", ["init-checkpoint", "--arch", "bogus", "--out", "{t}/x.pt"], 2, ["--arch", "bogus"]),
-    Case("init/seed-negative", ["init-checkpoint", "--arch", "tiny", "--seed", "-1", "--out", "{t}/x.pt"], 2, ["--seed"]),
-    Case("init/scheme-bogus", ["init-checkpoint", "--arch", "tiny", "--scheme", "bogus", "--out", "{t}/x.pt"], 1, ["bogus"]),
+    Case(
+        "init/seed-negative", ["init-checkpoint", "--arch", "tiny", "--seed", "-1", "--out", "{t}/x.pt"], 2, ["--seed"]
+    ),
+    Case(
+        "init/scheme-bogus",
+        ["init-checkpoint", "--arch", "tiny", "--scheme", "bogus", "--out", "{t}/x.pt"],
+        1,
+        ["bogus"],
+    ),
     # ------------------------------------------------------------------ embed
     Case("embed/checkpoint-is-text", ["embed", "{text}", "{fa}", "{t}/e.npz"], 1, ["text.pt", "not a readable"]),
     Case("embed/checkpoint-empty", ["embed", "{empty}", "{fa}", "{t}/e.npz"], 1, ["empty.pt"]),
@@ -117,19 +142,48 @@ CASES = [
     Case("embed/hf-folder-without-config", ["embed", "{dir}", "{fa}", "{t}/e.npz"], 1, ["a_folder", "config.json"]),
     Case("embed/fasta-missing", ["embed", "{tiny}", "{t}/none.fa", "{t}/e.npz"], 1, ["none.fa"]),
     Case("embed/fasta-is-a-folder", ["embed", "{tiny}", "{dir}", "{t}/e.npz"], 1, ["a_folder"]),
-    Case("embed/fasta-bad-symbol", ["embed", "{tiny}", "{t}/bad.fa", "{t}/e.npz"], 1, ["bad"], _write("bad.fa", FA_BAD)),
-    Case("embed/fasta-duplicate-id", ["embed", "{tiny}", "{t}/d.fa", "{t}/e.npz"], 1, ["d.fa", "duplicate id 'a'"],
-         _write("d.fa", ">a\nACGU\n>a\nGGCC\n")),
-    Case("embed/fasta-no-header", ["embed", "{tiny}", "{t}/n.fa", "{t}/e.npz"], 1, ["n.fa line 1"], _write("n.fa", "ACGU\n>a\nGGCC\n")),
-    Case("embed/fasta-binary", ["embed", "{tiny}", "{t}/b.fa", "{t}/e.npz"], 1, ["b.fa"], _write("b.fa", bytes(range(256)))),
+    Case(
+        "embed/fasta-bad-symbol", ["embed", "{tiny}", "{t}/bad.fa", "{t}/e.npz"], 1, ["bad"], _write("bad.fa", FA_BAD)
+    ),
+    Case(
+        "embed/fasta-duplicate-id",
+        ["embed", "{tiny}", "{t}/d.fa", "{t}/e.npz"],
+        1,
+        ["d.fa", "duplicate id 'a'"],
+        _write("d.fa", ">a\nACGU\n>a\nGGCC\n"),
+    ),
+    Case(
+        "embed/fasta-no-header",
+        ["embed", "{tiny}", "{t}/n.fa", "{t}/e.npz"],
+        1,
+        ["n.fa line 1"],
+        _write("n.fa", "ACGU\n>a\nGGCC\n"),
+    ),
+    Case(
+        "embed/fasta-binary",
+        ["embed", "{tiny}", "{t}/b.fa", "{t}/e.npz"],
+        1,
+        ["b.fa"],
+        _write("b.fa", bytes(range(256))),
+    ),
     Case("embed/fasta-empty", ["embed", "{tiny}", "{t}/e.fa", "{t}/e.npz"], 1, ["e.fa"], _write("e.fa", "")),
-    Case("embed/fasta-bad-gzip", ["embed", "{tiny}", "{t}/x.fa.gz", "{t}/e.npz"], 1, ["x.fa.gz"],
-         _write("x.fa.gz", b"\x1f\x8b\x08\x00broken")),
+    Case(
+        "embed/fasta-bad-gzip",
+        ["embed", "{tiny}", "{t}/x.fa.gz", "{t}/e.npz"],
+        1,
+        ["x.fa.gz"],
+        _write("x.fa.gz", b"\x1f\x8b\x08\x00broken"),
+    ),
     Case("embed/dtype-bogus", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--dtype", "fp8"], 2, ["--dtype"]),
     Case("embed/out-readonly", ["embed", "{tiny}", "{fa}", "/sys/e.npz"], 1, ["/sys/e.npz"]),
     Case("embed/out-is-folder", ["embed", "{tiny}", "{fa}", "{t}/e.npz"], 1, ["e.npz", "is a folder"], _mkdir("e.npz")),
     Case("embed/out-suffix", ["embed", "{tiny}", "{fa}", "{t}/e.txt"], 1, ["e.txt", ".safetensors or .npz"]),
-    Case("embed/toks-per-batch-0", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--toks-per-batch", "0"], 2, ["--toks-per-batch"]),
+    Case(
+        "embed/toks-per-batch-0",
+        ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--toks-per-batch", "0"],
+        2,
+        ["--toks-per-batch"],
+    ),
     Case("embed/max-length-0", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--max-length", "0"], 2, ["--max-length"]),
     Case("embed/device-bogus", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--device", "bogus"], 2, ["--device", "bogus"]),
     Case("embed/threads-negative", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "-3"], 2, ["--threads"]),
@@ -141,115 +195,352 @@ CASES = [
     # ------------------------------------------------------------------ pretrain
     Case("pretrain/config-is-a-folder", ["pretrain", "--config", "{dir}"], 1, ["a_folder", "is a folder"]),
     Case("pretrain/config-missing", ["pretrain", "--config", "{t}/none.yaml"], 1, ["none.yaml"]),
-    Case("pretrain/config-not-yaml", ["pretrain", "--config", "{t}/c.yaml"], 1, ["c.yaml", "YAML"],
-         _write("c.yaml", "train: [1, 2\n")),
-    Case("pretrain/config-not-a-mapping", ["pretrain", "--config", "{t}/c.yaml"], 1, ["c.yaml"], _write("c.yaml", "- 1\n")),
-    Case("pretrain/max-steps-abc", ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=abc"], 1,
-         ["train.max_steps", "abc"], PRETRAIN_COPY),
-    Case("pretrain/max-steps-negative", ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=-5"], 1,
-         ["train.max_steps", "-5"], PRETRAIN_COPY),
-    Case("pretrain/lr-fast", ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=fast"], 1, ["optim.lr", "fast"], PRETRAIN_COPY),
-    Case("pretrain/lr-negative", ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=-0.1"], 1, ["optim.lr"], PRETRAIN_COPY),
+    Case(
+        "pretrain/config-not-yaml",
+        ["pretrain", "--config", "{t}/c.yaml"],
+        1,
+        ["c.yaml", "YAML"],
+        _write("c.yaml", "train: [1, 2\n"),
+    ),
+    Case(
+        "pretrain/config-not-a-mapping",
+        ["pretrain", "--config", "{t}/c.yaml"],
+        1,
+        ["c.yaml"],
+        _write("c.yaml", "- 1\n"),
+    ),
+    Case(
+        "pretrain/max-steps-abc",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=abc"],
+        1,
+        ["train.max_steps", "abc"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/max-steps-negative",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=-5"],
+        1,
+        ["train.max_steps", "-5"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/lr-fast",
+        ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=fast"],
+        1,
+        ["optim.lr", "fast"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/lr-negative",
+        ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=-0.1"],
+        1,
+        ["optim.lr"],
+        PRETRAIN_COPY,
+    ),
     Case("pretrain/lr-nan", ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=.nan"], 1, ["optim.lr"], PRETRAIN_COPY),
-    Case("pretrain/override-unparsable", ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=[1,"], 1,
-         ["train.max_steps=[1,", "YAML"], PRETRAIN_COPY),
-    Case("pretrain/override-no-equals", ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps"], 1,
-         ["train.max_steps", "key=value"], PRETRAIN_COPY),
+    Case(
+        "pretrain/override-unparsable",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=[1,"],
+        1,
+        ["train.max_steps=[1,", "YAML"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/override-no-equals",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps"],
+        1,
+        ["train.max_steps", "key=value"],
+        PRETRAIN_COPY,
+    ),
     Case("pretrain/override-no-key", ["pretrain", "--config", "{t}/cfg.yaml", "=5"], 1, ["'=5'"], PRETRAIN_COPY),
-    Case("pretrain/override-into-a-value", ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps.x=1"], 1,
-         ["max_steps is not a section"], PRETRAIN_COPY),
-    Case("pretrain/unknown-section", ["pretrain", "--config", "{t}/cfg.yaml", "trian.max_steps=3"], 1, ["trian"], PRETRAIN_COPY),
-    Case("pretrain/unknown-key", ["pretrain", "--config", "{t}/cfg.yaml", "optim.lrr=1"], 1, ["optim", "lrr"], PRETRAIN_COPY),
-    Case("pretrain/arch-bogus", ["pretrain", "--config", "{t}/cfg.yaml", "model.arch=bogus"], 1,
-         ["model.arch", "bogus", "esm2_t6_8M_UR50D"], PRETRAIN_COPY),
-    Case("pretrain/out-dir-is-a-file", ["pretrain", "--config", "{t}/cfg.yaml", "train.out_dir={fa}"], 1,
-         ["train.out_dir", "x.fa"], PRETRAIN_COPY),
-    Case("pretrain/out-dir-readonly", ["pretrain", "--config", "{t}/cfg.yaml", "train.out_dir=/sys/run"], 1,
-         ["train.out_dir", "/sys/run"], PRETRAIN_COPY),
-    Case("pretrain/device-bogus", ["pretrain", "--config", "{t}/cfg.yaml", "train.device=bogus"], 1,
-         ["train.device", "bogus"], PRETRAIN_COPY),
-    Case("pretrain/grad-accum-0", ["pretrain", "--config", "{t}/cfg.yaml", "train.grad_accum=0"], 1,
-         ["train.grad_accum"], PRETRAIN_COPY),
-    Case("pretrain/bool-not-bool", ["pretrain", "--config", "{t}/cfg.yaml", "train.progress=maybe"], 1,
-         ["train.progress", "maybe"], PRETRAIN_COPY),
-    Case("pretrain/max-minutes-0", ["pretrain", "--config", "{t}/cfg.yaml", "train.max_minutes=0"], 1,
-         ["train.max_minutes"], PRETRAIN_COPY),
-    Case("pretrain/keep-last-0", ["pretrain", "--config", "{t}/cfg.yaml", "train.keep_last=0"], 1,
-         ["train.keep_last"], PRETRAIN_COPY),
-    Case("pretrain/betas-out-of-range", ["pretrain", "--config", "{t}/cfg.yaml", "optim.betas=[1.5,0.9]"], 1,
-         ["optim.betas"], PRETRAIN_COPY),
-    Case("pretrain/schedule-bogus", ["pretrain", "--config", "{t}/cfg.yaml", "optim.schedule=bogus"], 1,
-         ["optim.schedule", "bogus"], PRETRAIN_COPY),
-    Case("pretrain/data-max-length-0", ["pretrain", "--config", "{t}/cfg.yaml", "data.max_length=0"], 1,
-         ["data", "max_length"], PRETRAIN_COPY),
-    Case("pretrain/mask-prob-2", ["pretrain", "--config", "{t}/cfg.yaml", "masking.mask_prob=2"], 1,
-         ["mask_prob"], PRETRAIN_COPY),
-    Case("pretrain/config-not-utf8", ["pretrain", "--config", "{t}/c.yaml"], 1, ["c.yaml", "UTF-8"],
-         _write("c.yaml", b"train:\n  out_dir: \xff\xfe\n")),
-    Case("pretrain/corpus-missing", ["pretrain", "--config", "{t}/cfg.yaml", "data.train=[{t}/none.fa]", "train.out_dir={t}/new"],
-         1, ["none.fa"], PRETRAIN_COPY),
-    Case("pretrain/init-is-text", ["pretrain", "--config", "{t}/cfg.yaml", "model.arch=null", "model.init={text}",
-                                   "train.out_dir={t}/new"], 1, ["text.pt"], PRETRAIN_COPY),
-    Case("pretrain/deepspeed-config-missing", ["pretrain", "--config", "{t}/cfg.yaml", "train.engine=deepspeed",
-                                               "train.deepspeed_config={t}/none.json", "train.out_dir={t}/new"], 1,
-         ["train.deepspeed_config", "none.json"], PRETRAIN_COPY),
-    Case("pretrain/resume-engine-truncated", ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=2"], 1,
-         ["engine.pt"], _then(PRETRAIN_COPY, _truncate(f"{CKPT}/engine.pt"))),
-    Case("pretrain/resume-engine-is-text", ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=2"], 1,
-         ["engine.pt", "not a readable"], _then(PRETRAIN_COPY, _write(f"{CKPT}/engine.pt", "hello\n"))),
-    Case("pretrain/resume-state-garbage", ["pretrain", "--config", "{t}/cfg.yaml"], 1,
-         ["trainer_rank0.json"], _then(PRETRAIN_COPY, _write(f"{CKPT}/trainer_rank0.json", "{not json"))),
-    Case("pretrain/resume-state-incomplete", ["pretrain", "--config", "{t}/cfg.yaml"], 1,
-         ["trainer_rank0.json", "step"], _then(PRETRAIN_COPY, _write(f"{CKPT}/trainer_rank0.json",
-                                                                     '{"format": "resm-trainer-state"}'))),
-    Case("pretrain/resume-changed-lr", ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=1e-3"], 1,
-         ["optim.lr 0.003 → 0.001", "train.resume_changed=true"], PRETRAIN_COPY),
-    Case("pretrain/resume-changed-max-steps", ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=3"], 1,
-         ["train.max_steps 2 → 3"], PRETRAIN_COPY),
-    Case("pretrain/resume-changed-data", ["pretrain", "--config", "{t}/cfg.yaml", "data.max_length=32"], 1,
-         ["data.max_length 48 → 32"], PRETRAIN_COPY),
-    Case("pretrain/resume-other-engine", ["pretrain", "--config", "{t}/cfg.yaml"], 1, ["engine deepspeed"],
-         _then(PRETRAIN_COPY, _edit_json(f"{CKPT}/trainer_rank0.json", engine="deepspeed"))),
+    Case(
+        "pretrain/override-into-a-value",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps.x=1"],
+        1,
+        ["max_steps is not a section"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/unknown-section",
+        ["pretrain", "--config", "{t}/cfg.yaml", "trian.max_steps=3"],
+        1,
+        ["trian"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/unknown-key",
+        ["pretrain", "--config", "{t}/cfg.yaml", "optim.lrr=1"],
+        1,
+        ["optim", "lrr"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/arch-bogus",
+        ["pretrain", "--config", "{t}/cfg.yaml", "model.arch=bogus"],
+        1,
+        ["model.arch", "bogus", "esm2_t6_8M_UR50D"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/out-dir-is-a-file",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.out_dir={fa}"],
+        1,
+        ["train.out_dir", "x.fa"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/out-dir-readonly",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.out_dir=/sys/run"],
+        1,
+        ["train.out_dir", "/sys/run"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/device-bogus",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.device=bogus"],
+        1,
+        ["train.device", "bogus"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/grad-accum-0",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.grad_accum=0"],
+        1,
+        ["train.grad_accum"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/bool-not-bool",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.progress=maybe"],
+        1,
+        ["train.progress", "maybe"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/max-minutes-0",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_minutes=0"],
+        1,
+        ["train.max_minutes"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/keep-last-0",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.keep_last=0"],
+        1,
+        ["train.keep_last"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/betas-out-of-range",
+        ["pretrain", "--config", "{t}/cfg.yaml", "optim.betas=[1.5,0.9]"],
+        1,
+        ["optim.betas"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/schedule-bogus",
+        ["pretrain", "--config", "{t}/cfg.yaml", "optim.schedule=bogus"],
+        1,
+        ["optim.schedule", "bogus"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/data-max-length-0",
+        ["pretrain", "--config", "{t}/cfg.yaml", "data.max_length=0"],
+        1,
+        ["data", "max_length"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/mask-prob-2",
+        ["pretrain", "--config", "{t}/cfg.yaml", "masking.mask_prob=2"],
+        1,
+        ["mask_prob"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/config-not-utf8",
+        ["pretrain", "--config", "{t}/c.yaml"],
+        1,
+        ["c.yaml", "UTF-8"],
+        _write("c.yaml", b"train:\n  out_dir: \xff\xfe\n"),
+    ),
+    Case(
+        "pretrain/corpus-missing",
+        ["pretrain", "--config", "{t}/cfg.yaml", "data.train=[{t}/none.fa]", "train.out_dir={t}/new"],
+        1,
+        ["none.fa"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/init-is-text",
+        ["pretrain", "--config", "{t}/cfg.yaml", "model.arch=null", "model.init={text}", "train.out_dir={t}/new"],
+        1,
+        ["text.pt"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/deepspeed-config-missing",
+        [
+            "pretrain",
+            "--config",
+            "{t}/cfg.yaml",
+            "train.engine=deepspeed",
+            "train.deepspeed_config={t}/none.json",
+            "train.out_dir={t}/new",
+        ],
+        1,
+        ["train.deepspeed_config", "none.json"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/resume-engine-truncated",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=2"],
+        1,
+        ["engine.pt"],
+        _then(PRETRAIN_COPY, _truncate(f"{CKPT}/engine.pt")),
+    ),
+    Case(
+        "pretrain/resume-engine-is-text",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=2"],
+        1,
+        ["engine.pt", "not a readable"],
+        _then(PRETRAIN_COPY, _write(f"{CKPT}/engine.pt", "hello\n")),
+    ),
+    Case(
+        "pretrain/resume-state-garbage",
+        ["pretrain", "--config", "{t}/cfg.yaml"],
+        1,
+        ["trainer_rank0.json"],
+        _then(PRETRAIN_COPY, _write(f"{CKPT}/trainer_rank0.json", "{not json")),
+    ),
+    Case(
+        "pretrain/resume-state-incomplete",
+        ["pretrain", "--config", "{t}/cfg.yaml"],
+        1,
+        ["trainer_rank0.json", "step"],
+        _then(PRETRAIN_COPY, _write(f"{CKPT}/trainer_rank0.json", '{"format": "resm-trainer-state"}')),
+    ),
+    Case(
+        "pretrain/resume-changed-lr",
+        ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=1e-3"],
+        1,
+        ["optim.lr 0.003 → 0.001", "train.resume_changed=true"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/resume-changed-max-steps",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=3"],
+        1,
+        ["train.max_steps 2 → 3"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/resume-changed-data",
+        ["pretrain", "--config", "{t}/cfg.yaml", "data.max_length=32"],
+        1,
+        ["data.max_length 48 → 32"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/resume-other-engine",
+        ["pretrain", "--config", "{t}/cfg.yaml"],
+        1,
+        ["engine deepspeed"],
+        _then(PRETRAIN_COPY, _edit_json(f"{CKPT}/trainer_rank0.json", engine="deepspeed")),
+    ),
     # ------------------------------------------------------------------ export
     Case("export/out-readonly", ["export", "{run}", "--out", "/sys/x.pt"], 1, ["/sys/x.pt"]),
     Case("export/out-is-folder", ["export", "{run}", "--out", "{dir}"], 1, ["a_folder", "is a folder"]),
-    Case("export/hf-is-a-file", ["export", "{run}", "--out", "{t}/esm2_m.pt", "--hf", "{fa}"], 1, ["x.fa", "is a file"]),
+    Case(
+        "export/hf-is-a-file", ["export", "{run}", "--out", "{t}/esm2_m.pt", "--hf", "{fa}"], 1, ["x.fa", "is a file"]
+    ),
     Case("export/hf-readonly", ["export", "{run}", "--out", "{t}/esm2_m.pt", "--hf", "/sys/hf"], 1, ["/sys/hf"]),
-    Case("export/hf-folder-of-other-files", ["export", "{run}", "--out", "{t}/esm2_m.pt", "--hf", "{dir}"], 1,
-         ["a_folder", "holds other files"]),
+    Case(
+        "export/hf-folder-of-other-files",
+        ["export", "{run}", "--out", "{t}/esm2_m.pt", "--hf", "{dir}"],
+        1,
+        ["a_folder", "holds other files"],
+    ),
     Case("export/missing", ["export", "{t}/none", "--out", "{t}/esm2_m.pt"], 1, ["none"]),
     Case("export/a-file", ["export", "{fa}", "--out", "{t}/esm2_m.pt"], 1, ["x.fa", "is a file"]),
     Case("export/not-a-run", ["export", "{dir}", "--out", "{t}/esm2_m.pt"], 1, ["a_folder", "checkpoints"]),
-    Case("export/engine-truncated", ["export", "{t}/run", "--out", "{t}/esm2_m.pt"], 1, ["engine.pt"],
-         _then(RUN, _truncate(f"{CKPT}/engine.pt"))),
-    Case("export/engine-is-text", ["export", "{t}/run", "--out", "{t}/esm2_m.pt"], 1, ["engine.pt"],
-         _then(RUN, _write(f"{CKPT}/engine.pt", "hello\n"))),
-    Case("export/engine-wrong-content", ["export", "{t}/run", "--out", "{t}/esm2_m.pt"], 1, ["engine.pt", "not an engine state"],
-         _then(RUN, lambda p: torch.save({"x": torch.zeros(1)}, Path(p["t"]) / CKPT / "engine.pt"))),
-    Case("export/state-garbage", ["export", "{t}/run", "--out", "{t}/esm2_m.pt"], 1, ["trainer_rank0.json"],
-         _then(RUN, _write(f"{CKPT}/trainer_rank0.json", "\x00\x01"))),
-    Case("export/no-engine-state", ["export", "{t}/run", "--out", "{t}/esm2_m.pt"], 1, ["no engine.pt"],
-         _then(RUN, lambda p: (Path(p["t"]) / CKPT / "engine.pt").unlink())),
+    Case(
+        "export/engine-truncated",
+        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
+        1,
+        ["engine.pt"],
+        _then(RUN, _truncate(f"{CKPT}/engine.pt")),
+    ),
+    Case(
+        "export/engine-is-text",
+        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
+        1,
+        ["engine.pt"],
+        _then(RUN, _write(f"{CKPT}/engine.pt", "hello\n")),
+    ),
+    Case(
+        "export/engine-wrong-content",
+        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
+        1,
+        ["engine.pt", "not an engine state"],
+        _then(RUN, lambda p: torch.save({"x": torch.zeros(1)}, Path(p["t"]) / CKPT / "engine.pt")),
+    ),
+    Case(
+        "export/state-garbage",
+        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
+        1,
+        ["trainer_rank0.json"],
+        _then(RUN, _write(f"{CKPT}/trainer_rank0.json", "\x00\x01")),
+    ),
+    Case(
+        "export/no-engine-state",
+        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
+        1,
+        ["no engine.pt"],
+        _then(RUN, lambda p: (Path(p["t"]) / CKPT / "engine.pt").unlink()),
+    ),
     # ------------------------------------------------------------------ probe
     Case("probe/out-readonly", ["probe", "{tiny}", "{dbn}", "--out", "/sys/p.pt"], 1, ["/sys/p.pt"]),
     Case("probe/out-is-folder", ["probe", "{tiny}", "{dbn}", "--out", "{dir}"], 1, ["a_folder", "is a folder"]),
     Case("probe/structures-missing", ["probe", "{tiny}", "{t}/none.dbn", "--out", "{t}/p.pt"], 1, ["none.dbn"]),
-    Case("probe/structures-malformed", ["probe", "{tiny}", "{t}/b.dbn", "--out", "{t}/p.pt"], 1, ["b.dbn"],
-         _write("b.dbn", ">a\nACGUACGU\n((((....\n")),
-    Case("probe/max-train-0", ["probe", "{tiny}", "{dbn}", "--out", "{t}/p.pt", "--max-train", "0"], 2, ["--max-train"]),
+    Case(
+        "probe/structures-malformed",
+        ["probe", "{tiny}", "{t}/b.dbn", "--out", "{t}/p.pt"],
+        1,
+        ["b.dbn"],
+        _write("b.dbn", ">a\nACGUACGU\n((((....\n"),
+    ),
+    Case(
+        "probe/max-train-0", ["probe", "{tiny}", "{dbn}", "--out", "{t}/p.pt", "--max-train", "0"], 2, ["--max-train"]
+    ),
     Case("probe/checkpoint-is-text", ["probe", "{text}", "{dbn}", "--out", "{t}/p.pt"], 1, ["text.pt"]),
     # ------------------------------------------------------------------ fold
     Case("fold/out-readonly-sys", ["fold", "{fa}", "-o", "/sys/x.dbn"], 1, ["/sys/x.dbn"]),
     Case("fold/out-readonly-proc", ["fold", "{fa}", "-o", "/proc/x.dbn"], 1, ["/proc/x.dbn"]),
     Case("fold/out-is-folder", ["fold", "{fa}", "-o", "{dir}"], 1, ["a_folder"]),
-    Case("fold/plot-is-a-file", ["fold", "{fa}", "--plot", "{t}/p.png"], 1, ["p.png", "is a file"], _write("p.png", "x")),
-    Case("fold/plot-is-a-file-with-out", ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "{dbn}"], 1,
-         ["hp.dbn", "is a file"]),
-    Case("fold/plot-is-the-input", ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "{fa}"], 1,
-         ["--plot {fa}: is the input"]),
+    Case(
+        "fold/plot-is-a-file", ["fold", "{fa}", "--plot", "{t}/p.png"], 1, ["p.png", "is a file"], _write("p.png", "x")
+    ),
+    Case(
+        "fold/plot-is-a-file-with-out",
+        ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "{dbn}"],
+        1,
+        ["hp.dbn", "is a file"],
+    ),
+    Case(
+        "fold/plot-is-the-input",
+        ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "{fa}"],
+        1,
+        ["--plot {fa}: is the input"],
+    ),
     Case("fold/plot-readonly", ["fold", "{fa}", "-o", "{t}/s.dbn", "--plot", "/sys/plots"], 1, ["/sys/plots"]),
-    Case("fold/bpseq-records-onto-one-file", ["fold", "{fa}", "--format", "bpseq", "-o", "{t}/o.bpseq"], 1,
-         ["o.bpseq", "--split-dir"]),
+    Case(
+        "fold/bpseq-records-onto-one-file",
+        ["fold", "{fa}", "--format", "bpseq", "-o", "{t}/o.bpseq"],
+        1,
+        ["o.bpseq", "--split-dir"],
+    ),
     Case("fold/threshold-nan", ["fold", "{fa}", "--threshold", "nan"], 2, ["--threshold", "nan"]),
     Case("fold/threshold-above-1", ["fold", "{fa}", "--threshold", "1.5"], 2, ["--threshold"]),
     Case("fold/threads-negative", ["fold", "{fa}", "--threads", "-3"], 2, ["--threads", "-3"]),
@@ -260,100 +551,296 @@ CASES = [
     Case("fold/model-missing", ["fold", "{fa}", "--model", "{t}/none.pt"], 1, ["none.pt"]),
     Case("fold/fasta-missing", ["fold", "{t}/none.fa"], 1, ["none.fa"]),
     Case("fold/fasta-bad-symbol", ["fold", "{t}/bad.fa", "-o", "{t}/s.dbn"], 1, ["bad"], _write("bad.fa", FA_BAD)),
-    Case("fold/fasta-no-sequence", ["fold", "{t}/n.fa", "-o", "{t}/s.dbn"], 1, ["n.fa line 1", "'a'"], _write("n.fa", ">a\n>b\nACGU\n")),
+    Case(
+        "fold/fasta-no-sequence",
+        ["fold", "{t}/n.fa", "-o", "{t}/s.dbn"],
+        1,
+        ["n.fa line 1", "'a'"],
+        _write("n.fa", ">a\n>b\nACGU\n"),
+    ),
     Case("fold/probe-missing", ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/none.pt"], 1, ["none.pt"]),
-    Case("fold/probe-sidecar-garbage", ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/probe.pt"], 1,
-         ["probe.pt.json"], _then(_copy("probe", "probe.pt"), _write("probe.pt.json", "{"))),
-    Case("fold/reference-lacks-records", ["fold", "{fa}", "--reference", "{dbn}", "-o", "{t}/s.dbn"], 1,
-         ["hp.dbn", "no reference structure"]),
-    Case("fold/bpp-cache-is-a-file", ["fold", "{fa}", "-o", "{t}/s.dbn", "--bpp-cache", "{fa}"], 1,
-         ["x.fa", "--bpp-cache must be a folder"]),
-    Case("fold/bpp-cache-with-zero-shot", ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/none.pt",
-                                           "--bpp-cache", "{t}/c"], 1, ["--bpp-cache", "--zero-shot"]),
-    Case("fold/reference-other-sequence", ["fold", "{t}/a.fa", "--reference", "{t}/r.dbn", "-o", "{t}/s.dbn"], 1,
-         ["r.dbn", "'a'", "position 12 (A against C)"],
-         _then(_write("a.fa", ">a\nGGGGAAAACCCC\n"), _write("r.dbn", ">a\nggggaaaaccca\n((((....))))\n"))),
+    Case(
+        "fold/probe-sidecar-garbage",
+        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/probe.pt"],
+        1,
+        ["probe.pt.json"],
+        _then(_copy("probe", "probe.pt"), _write("probe.pt.json", "{")),
+    ),
+    Case(
+        "fold/reference-lacks-records",
+        ["fold", "{fa}", "--reference", "{dbn}", "-o", "{t}/s.dbn"],
+        1,
+        ["hp.dbn", "no reference structure"],
+    ),
+    Case(
+        "fold/bpp-cache-is-a-file",
+        ["fold", "{fa}", "-o", "{t}/s.dbn", "--bpp-cache", "{fa}"],
+        1,
+        ["x.fa", "--bpp-cache must be a folder"],
+    ),
+    Case(
+        "fold/bpp-cache-with-zero-shot",
+        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/none.pt", "--bpp-cache", "{t}/c"],
+        1,
+        ["--bpp-cache", "--zero-shot"],
+    ),
+    Case(
+        "fold/reference-other-sequence",
+        ["fold", "{t}/a.fa", "--reference", "{t}/r.dbn", "-o", "{t}/s.dbn"],
+        1,
+        ["r.dbn", "'a'", "position 12 (A against C)"],
+        _then(_write("a.fa", ">a\nGGGGAAAACCCC\n"), _write("r.dbn", ">a\nggggaaaaccca\n((((....))))\n")),
+    ),
     # ------------------------------------------------------------------ finetune
     Case("finetune/config-is-a-folder", ["finetune", "--config", "{dir}"], 1, ["a_folder"]),
-    Case("finetune/max-steps-negative", ["finetune", "--config", "{rri_cfg}", "train.max_steps=-5",
-                                         "train.out_dir={t}/new"], 1, ["train.max_steps"]),
-    Case("finetune/lr-fast", ["finetune", "--config", "{rri_cfg}", "optim.lr=fast", "train.out_dir={t}/new"], 1, ["optim.lr"]),
-    Case("finetune/unknown-task", ["finetune", "--config", "{rri_cfg}", "task=folding", "train.out_dir={t}/new"], 1, ["folding"]),
-    Case("finetune/batch-size-0", ["finetune", "--config", "{rri_cfg}", "data.batch_size=0", "train.out_dir={t}/new"], 1,
-         ["batch_size"]),
-    Case("finetune/pairs-missing", ["finetune", "--config", "{rri_cfg}", "data.train={t}/none.tsv", "train.out_dir={t}/new"],
-         1, ["none.tsv"]),
-    Case("finetune/out-dir-is-a-file", ["finetune", "--config", "{rri_cfg}", "train.out_dir={fa}"], 1, ["train.out_dir"]),
-    Case("finetune/resume-changed", ["finetune", "--config", "{t}/s.yaml", "optim.lr=0.5"], 1, ["optim.lr 0.01 → 0.5"],
-         _then(_copy("structure_cfg", "s.yaml"), lambda p: _retarget_structure(p))),
+    Case(
+        "finetune/max-steps-negative",
+        ["finetune", "--config", "{rri_cfg}", "train.max_steps=-5", "train.out_dir={t}/new"],
+        1,
+        ["train.max_steps"],
+    ),
+    Case(
+        "finetune/lr-fast",
+        ["finetune", "--config", "{rri_cfg}", "optim.lr=fast", "train.out_dir={t}/new"],
+        1,
+        ["optim.lr"],
+    ),
+    Case(
+        "finetune/unknown-task",
+        ["finetune", "--config", "{rri_cfg}", "task=folding", "train.out_dir={t}/new"],
+        1,
+        ["folding"],
+    ),
+    Case(
+        "finetune/batch-size-0",
+        ["finetune", "--config", "{rri_cfg}", "data.batch_size=0", "train.out_dir={t}/new"],
+        1,
+        ["batch_size"],
+    ),
+    Case(
+        "finetune/pairs-missing",
+        ["finetune", "--config", "{rri_cfg}", "data.train={t}/none.tsv", "train.out_dir={t}/new"],
+        1,
+        ["none.tsv"],
+    ),
+    Case(
+        "finetune/out-dir-is-a-file", ["finetune", "--config", "{rri_cfg}", "train.out_dir={fa}"], 1, ["train.out_dir"]
+    ),
+    Case(
+        "finetune/resume-changed",
+        ["finetune", "--config", "{t}/s.yaml", "optim.lr=0.5"],
+        1,
+        ["optim.lr 0.01 → 0.5"],
+        _then(_copy("structure_cfg", "s.yaml"), lambda p: _retarget_structure(p)),
+    ),
     # ------------------------------------------------------------------ interact / predict
-    Case("interact/out-readonly", ["interact", "{pairs}", "--model", "{rri_model}", "-o", "/sys/s.tsv"], 1, ["/sys/s.tsv"]),
-    Case("interact/maps-readonly-scores-untouched", ["interact", "{pairs}", "--model", "{rri_model}", "-o", "{t}/s.tsv",
-                                                     "--maps", "/sys/m.npz"], 1, ["/sys/m.npz"]),
-    Case("interact/out-is-folder-maps-untouched", ["interact", "{pairs}", "--model", "{rri_model}", "-o", "{dir}",
-                                                   "--maps", "{t}/m.npz"], 1, ["a_folder"]),
-    Case("interact/maps-suffix", ["interact", "{pairs}", "--model", "{rri_model}", "--maps", "{t}/m.txt"], 1, ["m.txt", ".npz"]),
-    Case("interact/batch-size-0", ["interact", "{pairs}", "--model", "{rri_model}", "--batch-size", "0"], 2, ["--batch-size"]),
+    Case(
+        "interact/out-readonly",
+        ["interact", "{pairs}", "--model", "{rri_model}", "-o", "/sys/s.tsv"],
+        1,
+        ["/sys/s.tsv"],
+    ),
+    Case(
+        "interact/maps-readonly-scores-untouched",
+        ["interact", "{pairs}", "--model", "{rri_model}", "-o", "{t}/s.tsv", "--maps", "/sys/m.npz"],
+        1,
+        ["/sys/m.npz"],
+    ),
+    Case(
+        "interact/out-is-folder-maps-untouched",
+        ["interact", "{pairs}", "--model", "{rri_model}", "-o", "{dir}", "--maps", "{t}/m.npz"],
+        1,
+        ["a_folder"],
+    ),
+    Case(
+        "interact/maps-suffix",
+        ["interact", "{pairs}", "--model", "{rri_model}", "--maps", "{t}/m.txt"],
+        1,
+        ["m.txt", ".npz"],
+    ),
+    Case(
+        "interact/batch-size-0",
+        ["interact", "{pairs}", "--model", "{rri_model}", "--batch-size", "0"],
+        2,
+        ["--batch-size"],
+    ),
     Case("interact/pairs-missing", ["interact", "{t}/none.tsv", "--model", "{rri_model}"], 1, ["none.tsv"]),
-    Case("interact/pairs-header-only", ["interact", "{t}/h.tsv", "--model", "{rri_model}"], 1, ["h.tsv", "no pairs"],
-         _write("h.tsv", "a_name\ta_seq\tb_name\tb_seq\tlabel\n")),
-    Case("interact/pairs-bad-label", ["interact", "{t}/h.tsv", "--model", "{rri_model}"], 1, ["h.tsv line 2", "label"],
-         _write("h.tsv", "a_name\ta_seq\tb_name\tb_seq\tlabel\nm\tACGU\tt\tACGU\t7\n")),
-    Case("interact/pairs-binary", ["interact", "{t}/b.tsv", "--model", "{rri_model}"], 1, ["b.tsv"],
-         _write("b.tsv", bytes(range(1, 256)) * 4)),
-    Case("interact/pairs-bad-gzip", ["interact", "{t}/p.tsv.gz", "--model", "{rri_model}"], 1, ["p.tsv.gz"],
-         _write("p.tsv.gz", b"\x1f\x8b\x08\x00broken")),
+    Case(
+        "interact/pairs-header-only",
+        ["interact", "{t}/h.tsv", "--model", "{rri_model}"],
+        1,
+        ["h.tsv", "no pairs"],
+        _write("h.tsv", "a_name\ta_seq\tb_name\tb_seq\tlabel\n"),
+    ),
+    Case(
+        "interact/pairs-bad-label",
+        ["interact", "{t}/h.tsv", "--model", "{rri_model}"],
+        1,
+        ["h.tsv line 2", "label"],
+        _write("h.tsv", "a_name\ta_seq\tb_name\tb_seq\tlabel\nm\tACGU\tt\tACGU\t7\n"),
+    ),
+    Case(
+        "interact/pairs-binary",
+        ["interact", "{t}/b.tsv", "--model", "{rri_model}"],
+        1,
+        ["b.tsv"],
+        _write("b.tsv", bytes(range(1, 256)) * 4),
+    ),
+    Case(
+        "interact/pairs-bad-gzip",
+        ["interact", "{t}/p.tsv.gz", "--model", "{rri_model}"],
+        1,
+        ["p.tsv.gz"],
+        _write("p.tsv.gz", b"\x1f\x8b\x08\x00broken"),
+    ),
     Case("interact/model-missing", ["interact", "{pairs}", "--model", "{t}/none"], 1, ["none"]),
     Case("interact/model-is-mrl", ["interact", "{pairs}", "--model", "{mrl_model}"], 1, ["no rri head"]),
     Case("interact/zero-shot-no-backbone", ["interact", "{pairs}", "--zero-shot"], 1, ["--backbone"]),
-    Case("interact/zero-shot-probe-is-text", ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--probe", "{text}"],
-         1, ["text.pt"]),
-    Case("interact/head-file-changed", ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}"], 1, ["head-rri.safetensors", "sha256"],
-         _then(_copy("rri_model", "m"), _write("m/head-rri.safetensors", "tampered"))),
-    Case("predict/mrl-header-only", ["predict", "--task", "mrl", "{t}/h.csv", "--model", "{mrl_model}"], 1,
-         ["h.csv", "header only"], _write("h.csv", "id,utr\n")),
-    Case("predict/mrl-out-readonly", ["predict", "--task", "mrl", "{utrs}", "--model", "{mrl_model}", "-o", "/sys/p.tsv"], 1,
-         ["/sys/p.tsv"]),
-    Case("predict/mrl-maps", ["predict", "--task", "mrl", "{utrs}", "--model", "{mrl_model}", "--maps", "{t}/m.npz"], 1,
-         ["--maps"]),
-    Case("predict/mrl-batch-size-0", ["predict", "--task", "mrl", "{utrs}", "--model", "{mrl_model}", "--batch-size", "0"],
-         2, ["--batch-size"]),
-    Case("predict/mrl-bad-utr", ["predict", "--task", "mrl", "{t}/b.csv", "--model", "{mrl_model}"], 1, ["b.csv line 3"],
-         _write("b.csv", "id,utr\nu1,ACGU\nu2,ACXZ!\n")),
-    Case("predict/mrl-no-utr-column", ["predict", "--task", "mrl", "{t}/b.csv", "--model", "{mrl_model}"], 1, ["b.csv", "utr"],
-         _write("b.csv", "id,seq\nu1,ACGU\n")),
-    Case("predict/mrl-fasta-duplicate-ids", ["predict", "--task", "mrl", "{t}/u.fa", "--model", "{mrl_model}"], 1,
-         ["u.fa", "duplicate id 'u'"], _write("u.fa", ">u\nACGU\n>u\nACGG\n")),
-    Case("predict/rri-with-mrl-model", ["predict", "--task", "rri", "{pairs}", "--model", "{mrl_model}"], 1, ["no rri head"]),
-    Case("predict/task-bogus", ["predict", "--task", "bogus", "{utrs}", "--model", "{mrl_model}"], 1,
-         ["--task bogus: no predict command"]),
+    Case(
+        "interact/zero-shot-probe-is-text",
+        ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--probe", "{text}"],
+        1,
+        ["text.pt"],
+    ),
+    Case(
+        "interact/head-file-changed",
+        ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}"],
+        1,
+        ["head-rri.safetensors", "sha256"],
+        _then(_copy("rri_model", "m"), _write("m/head-rri.safetensors", "tampered")),
+    ),
+    Case(
+        "predict/mrl-header-only",
+        ["predict", "--task", "mrl", "{t}/h.csv", "--model", "{mrl_model}"],
+        1,
+        ["h.csv", "header only"],
+        _write("h.csv", "id,utr\n"),
+    ),
+    Case(
+        "predict/mrl-out-readonly",
+        ["predict", "--task", "mrl", "{utrs}", "--model", "{mrl_model}", "-o", "/sys/p.tsv"],
+        1,
+        ["/sys/p.tsv"],
+    ),
+    Case(
+        "predict/mrl-maps",
+        ["predict", "--task", "mrl", "{utrs}", "--model", "{mrl_model}", "--maps", "{t}/m.npz"],
+        1,
+        ["--maps"],
+    ),
+    Case(
+        "predict/mrl-batch-size-0",
+        ["predict", "--task", "mrl", "{utrs}", "--model", "{mrl_model}", "--batch-size", "0"],
+        2,
+        ["--batch-size"],
+    ),
+    Case(
+        "predict/mrl-bad-utr",
+        ["predict", "--task", "mrl", "{t}/b.csv", "--model", "{mrl_model}"],
+        1,
+        ["b.csv line 3"],
+        _write("b.csv", "id,utr\nu1,ACGU\nu2,ACXZ!\n"),
+    ),
+    Case(
+        "predict/mrl-no-utr-column",
+        ["predict", "--task", "mrl", "{t}/b.csv", "--model", "{mrl_model}"],
+        1,
+        ["b.csv", "utr"],
+        _write("b.csv", "id,seq\nu1,ACGU\n"),
+    ),
+    Case(
+        "predict/mrl-fasta-duplicate-ids",
+        ["predict", "--task", "mrl", "{t}/u.fa", "--model", "{mrl_model}"],
+        1,
+        ["u.fa", "duplicate id 'u'"],
+        _write("u.fa", ">u\nACGU\n>u\nACGG\n"),
+    ),
+    Case(
+        "predict/rri-with-mrl-model",
+        ["predict", "--task", "rri", "{pairs}", "--model", "{mrl_model}"],
+        1,
+        ["no rri head"],
+    ),
+    Case(
+        "predict/task-bogus",
+        ["predict", "--task", "bogus", "{utrs}", "--model", "{mrl_model}"],
+        1,
+        ["--task bogus: no predict command"],
+    ),
     # ------------------------------------------------------------------ evaluate
-    Case("evaluate/limit-0", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--limit", "0"], 2,
-         ["--limit"]),
-    Case("evaluate/limit-negative", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0",
-                                     "--limit", "-1"], 2, ["--limit", "-1"]),
-    Case("evaluate/out-readonly", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0",
-                                   "--out", "/sys/t.md"], 1, ["/sys/t.md"]),
-    Case("evaluate/out-is-folder", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0",
-                                    "--out", "{dir}"], 1, ["a_folder"]),
-    Case("evaluate/dataset-bogus", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "bogus"], 2,
-         ["--dataset"]),
-    Case("evaluate/tile-0", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--tile", "0"], 2,
-         ["--tile"]),
-    Case("evaluate/data-missing", ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0",
-                                   "--data-dir", "{t}/none"], 1, ["none", "data set not found"]),
-    Case("evaluate/model-missing", ["evaluate", "structure", "--model", "{t}/none.pt", "--dataset", "ts0",
-                                    "--data-dir", "{t}"], 1, ["none.pt"]),
-    Case("evaluate/famfold-without-fold", ["evaluate", "structure", "--model", "{structure_model}", "--dataset",
-                                           "archiveii-famfold"], 1, ["{fold}"]),
+    Case(
+        "evaluate/limit-0",
+        ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--limit", "0"],
+        2,
+        ["--limit"],
+    ),
+    Case(
+        "evaluate/limit-negative",
+        ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--limit", "-1"],
+        2,
+        ["--limit", "-1"],
+    ),
+    Case(
+        "evaluate/out-readonly",
+        ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--out", "/sys/t.md"],
+        1,
+        ["/sys/t.md"],
+    ),
+    Case(
+        "evaluate/out-is-folder",
+        ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--out", "{dir}"],
+        1,
+        ["a_folder"],
+    ),
+    Case(
+        "evaluate/dataset-bogus",
+        ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "bogus"],
+        2,
+        ["--dataset"],
+    ),
+    Case(
+        "evaluate/tile-0",
+        ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--tile", "0"],
+        2,
+        ["--tile"],
+    ),
+    Case(
+        "evaluate/data-missing",
+        ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--data-dir", "{t}/none"],
+        1,
+        ["none", "data set not found"],
+    ),
+    Case(
+        "evaluate/model-missing",
+        ["evaluate", "structure", "--model", "{t}/none.pt", "--dataset", "ts0", "--data-dir", "{t}"],
+        1,
+        ["none.pt"],
+    ),
+    Case(
+        "evaluate/famfold-without-fold",
+        ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "archiveii-famfold"],
+        1,
+        ["{fold}"],
+    ),
     # ------------------------------------------------------------------ compare
     Case("compare/out-dir-readonly", ["compare", "--config", "{compare_cfg}", "out_dir=/sys/cmp"], 1, ["/sys/cmp"]),
-    Case("compare/out-dir-is-a-file", ["compare", "--config", "{compare_cfg}", "out_dir={fa}"], 1, ["x.fa", "is a file"]),
+    Case(
+        "compare/out-dir-is-a-file", ["compare", "--config", "{compare_cfg}", "out_dir={fa}"], 1, ["x.fa", "is a file"]
+    ),
     Case("compare/config-is-a-folder", ["compare", "--config", "{dir}"], 1, ["a_folder"]),
     Case("compare/steps-abc", ["compare", "--config", "{compare_cfg}", "train.steps=abc"], 1, ["train.steps", "abc"]),
-    Case("compare/backend-checkpoint-is-text", ["compare", "--config", "{compare_cfg}",
-                                                "backends=[{{name: m, kind: resm, checkpoint: {text}}}]",
-                                                "out_dir={t}/cmp"], 1, ["text.pt"]),
+    Case(
+        "compare/backend-checkpoint-is-text",
+        [
+            "compare",
+            "--config",
+            "{compare_cfg}",
+            "backends=[{{name: m, kind: resm, checkpoint: {text}}}]",
+            "out_dir={t}/cmp",
+        ],
+        1,
+        ["text.pt"],
+    ),
     # ------------------------------------------------------------------ the rest
     Case("schemes/show-bogus", ["schemes", "--show", "bogus"], 1, ["bogus"]),
     Case("cli/command-bogus", ["bogus"], 2, ["bogus"]),

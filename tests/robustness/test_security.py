@@ -161,8 +161,9 @@ def _head_file(ws, t, m):
 def _adapter_file(ws, t, m):
     d = _bundle_copy(ws, t)
     evil = plant(d / "adapter-shared.safetensors", m)
-    _manifest_edit(d, lambda man: man["adapters"].update(
-        shared={"file": evil.name, "sha256": _sha(evil), "config": {"r": 4}}))
+    _manifest_edit(
+        d, lambda man: man["adapters"].update(shared={"file": evil.name, "sha256": _sha(evil), "config": {"r": 4}})
+    )
     return ["interact", ws["pairs"], "--model", d], evil
 
 
@@ -205,15 +206,25 @@ def _config_init(ws, t, m):
 
 def _compare_backend(ws, t, m):
     evil = plant(t / "backbone.pt", m)
-    return ["compare", "--config", ws["compare_cfg"], f"out_dir={t / 'cmp'}",
-            f"backends=[{{name: m, kind: resm, checkpoint: {evil}}}]"], evil
+    return [
+        "compare",
+        "--config",
+        ws["compare_cfg"],
+        f"out_dir={t / 'cmp'}",
+        f"backends=[{{name: m, kind: resm, checkpoint: {evil}}}]",
+    ], evil
 
 
 def _compare_rnafm(ws, t, m):
     pytest.importorskip("fm")
     evil = plant(t / "RNA-FM_evil.pth", m, wrap=lambda p: {"args": p, "model": {}})
-    return ["compare", "--config", ws["compare_cfg"], f"out_dir={t / 'cmp'}",
-            f"backends=[{{name: fm, kind: rnafm, checkpoint: {evil}}}]"], evil
+    return [
+        "compare",
+        "--config",
+        ws["compare_cfg"],
+        f"out_dir={t / 'cmp'}",
+        f"backends=[{{name: fm, kind: rnafm, checkpoint: {evil}}}]",
+    ], evil
 
 
 KINDS = {

@@ -55,8 +55,10 @@ def test_bom_and_ids_in_any_script_are_kept(ws, tmp_path, capfd):
 
     assert read_embeddings(tmp_path / "e.safetensors")[1]["ids"] == IDS
     pairs = tmp_path / "p.tsv"
-    pairs.write_text(BOM + "a_name\ta_seq\tb_name\tb_seq\n" + "".join(f"{i}\tACGUACGU\tt{i}\tGGCCAAU\n" for i in IDS),
-                     encoding="utf-8")
+    pairs.write_text(
+        BOM + "a_name\ta_seq\tb_name\tb_seq\n" + "".join(f"{i}\tACGUACGU\tt{i}\tGGCCAAU\n" for i in IDS),
+        encoding="utf-8",
+    )
     assert run("interact", pairs, "--model", ws["rri_model"], "-o", tmp_path / "s.tsv") == 0
     rows = (tmp_path / "s.tsv").read_text(encoding="utf-8").splitlines()[1:]
     assert [r.split("\t")[1] for r in rows] == IDS
@@ -102,8 +104,17 @@ def test_run_folders_and_checkpoints_honour_the_umask(ws, tmp_path, mask):
         assert run("export", tmp_path / "run", "--out", tmp_path / "esm2_x.pt", "--hf", tmp_path / "x_hf") == 0
     finally:
         os.umask(old)
-    modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [tmp_path / "run", *(tmp_path / "run").rglob("*"),
-                                                         tmp_path / "esm2_x.pt", tmp_path / "esm2_x-contact-regression.pt", tmp_path / "x_hf", *(tmp_path / "x_hf").iterdir()]}
+    modes = {
+        p: stat.S_IMODE(p.stat().st_mode)
+        for p in [
+            tmp_path / "run",
+            *(tmp_path / "run").rglob("*"),
+            tmp_path / "esm2_x.pt",
+            tmp_path / "esm2_x-contact-regression.pt",
+            tmp_path / "x_hf",
+            *(tmp_path / "x_hf").iterdir(),
+        ]
+    }
     want = {p: (0o777 if p.is_dir() else 0o666) & ~mask for p in modes}
     assert modes == want
 
@@ -170,10 +181,9 @@ def test_all_outputs_or_none(tmp_path, monkeypatch):
         return real(src, dst)
 
     monkeypatch.setattr(io.os, "replace", flaky)
-    with pytest.raises(io.OutputError, match="b.txt: cannot be put in place"):
-        with io.transaction():
-            io.atomic_write_text(tmp_path / "a.txt", "new a")
-            io.atomic_write_text(tmp_path / "sub" / "b.txt", "new b")
+    with pytest.raises(io.OutputError, match="b.txt: cannot be put in place"), io.transaction():
+        io.atomic_write_text(tmp_path / "a.txt", "new a")
+        io.atomic_write_text(tmp_path / "sub" / "b.txt", "new b")
     assert (tmp_path / "a.txt").read_text() == "old a"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.txt"]  # no temporary, no sub/
     monkeypatch.setattr(io.os, "replace", real)
@@ -210,8 +220,14 @@ def test_stale_temporaries_of_killed_processes_are_removed(tmp_path):
 def _terminate_when(argv, ready, command):
     """Run ``resm ARGV`` as a real process, send SIGTERM once ``ready()`` holds, and check the
     answer: exit 143 and exactly one line saying so."""
-    p = subprocess.Popen([sys.executable, "-m", "resm", *map(str, argv)], cwd=REPO, env=ENV,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "resm", *map(str, argv)],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not ready():
         assert p.poll() is None and time.time() < deadline, p.communicate()
@@ -231,8 +247,11 @@ def test_sigterm_cleans_up(tmp_path, threads):
     fa = tmp_path / "many.fa"
     fa.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGU'), 120))}\n" for i in range(400)))
     out_dir = tmp_path / "o"
-    _terminate_when(["fold", fa, "-o", out_dir / "s.dbn", "--threads", threads],
-                    lambda: out_dir.exists() and bool(list(out_dir.glob(".s.dbn.*.tmp"))), "fold")
+    _terminate_when(
+        ["fold", fa, "-o", out_dir / "s.dbn", "--threads", threads],
+        lambda: out_dir.exists() and bool(list(out_dir.glob(".s.dbn.*.tmp"))),
+        "fold",
+    )
     assert sorted(tmp_path.iterdir()) == [fa]  # neither s.dbn, nor its temporary, nor the folder o/
     time.sleep(0.5)
     assert subprocess.run(["pgrep", "-f", str(fa)], capture_output=True).stdout == b""  # no worker left
@@ -245,8 +264,9 @@ def test_sigterm_before_the_first_checkpoint_leaves_no_run_folder(ws, tmp_path):
     run_dir = tmp_path / "run"
     cfg["train"].update(out_dir=str(run_dir), max_steps=100000, ckpt_every=0, val_every=0)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    _terminate_when(["pretrain", "--config", tmp_path / "c.yaml"],
-                    lambda: (run_dir / "log.jsonl").exists(), "pretrain")  # training steps are being taken
+    _terminate_when(
+        ["pretrain", "--config", tmp_path / "c.yaml"], lambda: (run_dir / "log.jsonl").exists(), "pretrain"
+    )  # training steps are being taken
     assert sorted(x.name for x in tmp_path.iterdir()) == ["c.yaml"]
 
 
@@ -255,18 +275,20 @@ def test_a_write_to_a_staged_temporary_goes_straight_in(tmp_path):
     a transaction: the inner write lands in the temporary, which is then put in place."""
     from resm.utils import io
 
-    with io.transaction():
-        with io.atomic_path(tmp_path / "p.pt") as outer:
-            io.atomic_write_text(outer, "weights")
+    with io.transaction(), io.atomic_path(tmp_path / "p.pt") as outer:
+        io.atomic_write_text(outer, "weights")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.pt"]
     assert (tmp_path / "p.pt").read_text() == "weights"
 
 
-@pytest.mark.parametrize("argv,code,named", [
-    (["fold", "{fa}", "-o", "/sys/x.dbn"], 1, "/sys/x.dbn"),
-    (["pretrain", "--config", "{pretrain_cfg}", "train.max_steps=abc"], 1, "train.max_steps"),
-    (["embed", "{text}", "{fa}", "{t}/e.npz", "--threads", "-3"], 2, "--threads"),
-])
+@pytest.mark.parametrize(
+    "argv,code,named",
+    [
+        (["fold", "{fa}", "-o", "/sys/x.dbn"], 1, "/sys/x.dbn"),
+        (["pretrain", "--config", "{pretrain_cfg}", "train.max_steps=abc"], 1, "train.max_steps"),
+        (["embed", "{text}", "{fa}", "{t}/e.npz", "--threads", "-3"], 2, "--threads"),
+    ],
+)
 def test_a_real_process_prints_one_line(ws, tmp_path, argv, code, named):
     """The same rules in a process of its own (what a user runs): import-time noise of torch
     and friends must not reach stderr either."""

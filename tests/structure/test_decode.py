@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -6,8 +8,8 @@ from hypothesis import strategies as st
 
 from resm.nucleotides import lenient_codes
 from resm.structure.decode import candidate_pairs, choose_threshold, decode
-from resm.structure.metrics import f1_score
 from resm.structure.io import check_pairs, pairs_to_matrix, parse_dotbracket
+from resm.structure.metrics import f1_score
 
 HAIRPIN = "GGGGAAAACCCC"
 HAIRPIN_DB = "((((....))))"
@@ -20,7 +22,12 @@ def _valid(p: np.ndarray, seq: str | None = None, canonical: bool = True) -> Non
     if seq is not None and canonical:
         for a, b in zip(i, p[i]):
             assert seq[a].upper().replace("T", "U") + seq[b].upper().replace("T", "U") in {
-                "AU", "UA", "GC", "CG", "GU", "UG"
+                "AU",
+                "UA",
+                "GC",
+                "CG",
+                "GU",
+                "UG",
             }
 
 
@@ -137,7 +144,9 @@ def nested_structures(draw, max_len: int = 60):
     seq = [draw(st.sampled_from("ACGU")) for _ in range(L)]
     for i, j in enumerate(pairs):
         if j > i:
-            seq[i], seq[j] = draw(st.sampled_from([("A", "U"), ("U", "A"), ("G", "C"), ("C", "G"), ("G", "U"), ("U", "G")]))
+            seq[i], seq[j] = draw(
+                st.sampled_from([("A", "U"), ("U", "A"), ("G", "C"), ("C", "G"), ("G", "U"), ("U", "G")])
+            )
     return "".join(seq), np.asarray(pairs, dtype=np.int64)
 
 
@@ -236,7 +245,6 @@ def test_long_sparse_map():
 # ----------------------------------------------------------------------------- sparse MEA
 def _mea_brute(L, cands, gamma):
     """Best nested set of candidates by exhaustive search, with the MEA objective."""
-    from functools import lru_cache
 
     paired = np.zeros(L)
     for a, b, p in cands:
@@ -247,7 +255,7 @@ def _mea_brute(L, cands, gamma):
     for a, b, p in cands:
         by_left.setdefault(a, []).append((b, p))
 
-    @lru_cache(maxsize=None)
+    @functools.cache
     def best(a, b):  # interval [a, b]: weight gained over all-unpaired
         if b <= a:
             return 0.0
@@ -337,8 +345,10 @@ def test_choose_decoding_takes_the_best_setting():
         group.append(("A" * L, i, j, p, rng.random(len(i)), truth))
     best, scores = choose_decoding([group], gammas=(0.5, 1.0, 6.0), prior_weights=(0.0, 0.5), return_scores=True)
     assert (best.gamma, best.prior_weight) == (1.0, 0.0)  # the setting the truth was made with
-    assert scores[(1.0, 0.0, None)] == pytest.approx(1.0) and max(scores.values()) == scores[
-        (best.gamma, best.prior_weight, best.pseudoknot_threshold)]
+    assert (
+        scores[(1.0, 0.0, None)] == pytest.approx(1.0)
+        and max(scores.values()) == scores[(best.gamma, best.prior_weight, best.pseudoknot_threshold)]
+    )
     with pytest.raises(ValueError, match="no validation"):
         choose_decoding([[]])
 
@@ -400,7 +410,8 @@ def test_decoding_round_trip_and_old_files():
     old = {"gamma": 2.0, "prior_weight": 0.2, "pseudoknot_threshold": None}  # files written before auto_gamma
     assert Decoding.from_dict(old) == Decoding(2.0, 0.2, None, False)
     assert "per sequence" in d.describe() and Decoding.from_dict(old).describe() == (
-        "MEA gamma 2, prior weight 0.2, pseudoknots off")
+        "MEA gamma 2, prior weight 0.2, pseudoknots off"
+    )
 
 
 def test_choose_decoding_takes_the_per_sequence_gamma_when_it_scores_higher():
@@ -423,8 +434,9 @@ def test_choose_decoding_takes_the_per_sequence_gamma_when_it_scores_higher():
     assert scores[("auto", 0.0, None)] == pytest.approx(1.0)
     assert max(v for key, v in scores.items() if key[0] != "auto") < 1.0  # no single gamma fits both kinds
     assert best.auto_gamma
-    best, scores = choose_decoding([group], gammas=(1.0, 2.0), pseudoknot_thresholds=(), return_scores=True,
-                                   auto_gamma=False)
+    best, scores = choose_decoding(
+        [group], gammas=(1.0, 2.0), pseudoknot_thresholds=(), return_scores=True, auto_gamma=False
+    )
     assert not best.auto_gamma and all(key[0] != "auto" for key in scores)
 
 
@@ -474,8 +486,12 @@ def test_nested_subset_is_a_maximum_nested_subset(seed):
     assert set(kept) <= set(pair_list(p))
     assert not any(_crosses(a, b) for a, b in combinations(kept, 2))
     pairs = pair_list(p)
-    best = max(r for r in range(len(pairs) + 1) for sub in combinations(pairs, r)
-               if not any(_crosses(a, b) for a, b in combinations(sub, 2)))
+    best = max(
+        r
+        for r in range(len(pairs) + 1)
+        for sub in combinations(pairs, r)
+        if not any(_crosses(a, b) for a, b in combinations(sub, 2))
+    )
     assert len(kept) == best
     assert set(to_dotbracket(got)) <= set("().")
 

@@ -45,38 +45,68 @@ def test_famfold_training_and_evaluation(tmp_path):
     data = fake_data_dir(tmp_path)
     ckpt = tmp_path / "tiny.pt"
     resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--out", ckpt)
-    cfg = {"task": "structure", "model": {"init": str(ckpt)},
-           "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
-           "data": {"train": "{data_dir}/ss/archiveII/ArchiveII.csv", "split": "{data_dir}/ss/archiveII/split_famfold.csv",
-                    "max_length": 32, "tokens_per_batch": 256, "use_bpp": True,
-                    "bpp_cache": str(tmp_path / "bpp")},
-           "optim": {"lr": 3e-3, "warmup_steps": 2},
-           "train": {"max_steps": 4, "val_every": 0, "ckpt_every": 0, "progress": False}}
+    cfg = {
+        "task": "structure",
+        "model": {"init": str(ckpt)},
+        "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
+        "data": {
+            "train": "{data_dir}/ss/archiveII/ArchiveII.csv",
+            "split": "{data_dir}/ss/archiveII/split_famfold.csv",
+            "max_length": 32,
+            "tokens_per_batch": 256,
+            "use_bpp": True,
+            "bpp_cache": str(tmp_path / "bpp"),
+        },
+        "optim": {"lr": 3e-3, "warmup_steps": 2},
+        "train": {"max_steps": 4, "val_every": 0, "ckpt_every": 0, "progress": False},
+    }
     path = tmp_path / "famfold.yaml"
     path.write_text(yaml.safe_dump(cfg))
     for fold in ("5s", "tRNA"):
-        resm_cli("finetune", "--config", path, f"data_dir={data}", f"data.fold={fold}", f"train.out_dir={tmp_path / 'runs' / fold}")
+        resm_cli(
+            "finetune",
+            "--config",
+            path,
+            f"data_dir={data}",
+            f"data.fold={fold}",
+            f"train.out_dir={tmp_path / 'runs' / fold}",
+        )
         used = json.loads((tmp_path / "runs" / fold / "config.json").read_text())["data"]
         assert used["fold"] == fold
     cached = sorted((tmp_path / "bpp").glob("*.npy"))  # the folds share one pair-probability cache
     assert cached and not list((tmp_path / "bpp").glob("*.tmp"))
     # the held-out family was never trained on: the fold's training records are the other family's
-    from resm.tasks.structure_task import StructureTask
     from resm.config import load_config
+    from resm.tasks.structure_task import StructureTask
 
     task = StructureTask(load_config(path, [f"data_dir={data}", "data.fold=5s"]))
     assert {r.name.split("_")[0] for r in task.train_records} == {"tRNA"}
     assert len(task.val_records) == 3 and all(r.name.startswith("tRNA") for r in task.val_records)
     out = tmp_path / "famfold.md"
     folders = ("--folders", "rnafold", "eternafold")
-    p = resm_cli("evaluate", "structure", "--model", str(tmp_path / "runs" / "{fold}" / "structure_model.pt"),
-                 "--dataset", "archiveii-famfold", "--data-dir", data, "--out", out, *folders)
+    p = resm_cli(
+        "evaluate",
+        "structure",
+        "--model",
+        str(tmp_path / "runs" / "{fold}" / "structure_model.pt"),
+        "--dataset",
+        "archiveii-famfold",
+        "--data-dir",
+        data,
+        "--out",
+        out,
+        *folders,
+    )
     text = out.read_text()
     assert "archiveii-famfold 5s | 12 | **resm**" in text and "archiveii-famfold tRNA | 12 | rnafold" in text
 
     def rows(text):  # method -> cells of the pooled row
-        return {c[2].strip(): c for c in (r.split("|")[1:] for r in text.splitlines()
-                                          if r.startswith("| archiveii-famfold, all folds | 24 |"))}
+        return {
+            c[2].strip(): c
+            for c in (
+                r.split("|")[1:] for r in text.splitlines() if r.startswith("| archiveii-famfold, all folds | 24 |")
+            )
+        }
 
     pooled = rows(text)
     assert set(pooled) == {"**resm**", "rnafold", "eternafold"}
@@ -84,15 +114,36 @@ def test_famfold_training_and_evaluation(tmp_path):
     assert float(pooled["rnafold"][3]) > 0.8 and float(pooled["eternafold"][3]) > 0.8
     # the same evaluation reading the training runs' cache (fp16 priors): the same scores
     out2 = tmp_path / "famfold_cached.md"
-    resm_cli("evaluate", "structure", "--model", str(tmp_path / "runs" / "{fold}" / "structure_model.pt"),
-             "--dataset", "archiveii-famfold", "--data-dir", data, "--bpp-cache", tmp_path / "bpp", "--out", out2,
-             *folders)
+    resm_cli(
+        "evaluate",
+        "structure",
+        "--model",
+        str(tmp_path / "runs" / "{fold}" / "structure_model.pt"),
+        "--dataset",
+        "archiveii-famfold",
+        "--data-dir",
+        data,
+        "--bpp-cache",
+        tmp_path / "bpp",
+        "--out",
+        out2,
+        *folders,
+    )
     pooled2 = rows(out2.read_text())
     assert abs(float(pooled2["**resm**"][3]) - float(pooled["**resm**"][3])) < 0.02
     assert pooled2["rnafold"][3] == pooled["rnafold"][3]
     assert len(list((tmp_path / "bpp").glob("*.npy"))) >= len(cached)
-    p = resm_cli("evaluate", "structure", "--model", tmp_path / "runs" / "5s" / "structure_model.pt",
-                 "--dataset", "archiveii-famfold", "--data-dir", data, check=False)
+    p = resm_cli(
+        "evaluate",
+        "structure",
+        "--model",
+        tmp_path / "runs" / "5s" / "structure_model.pt",
+        "--dataset",
+        "archiveii-famfold",
+        "--data-dir",
+        data,
+        check=False,
+    )
     assert p.returncode == 1 and "{fold}" in p.stderr
     p = resm_cli("finetune", "--config", path, f"data_dir={data}", "data.fold=nosuch", check=False)
     assert p.returncode == 1 and "nosuch" in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -8,10 +8,9 @@ import io
 import numpy as np
 import pytest
 
-from tests.conftest import resm_cli
+from resm.backbone.load import init_model, save_fair_esm
 from resm.fasta import FastaError
 from resm.mapping import get_scheme
-from resm.backbone.load import init_model, save_fair_esm
 from resm.structure.decode import decode
 from resm.structure.inputs import read_sequences, sniff_format
 from resm.structure.io import FoldError, iter_dbn, pair_list, parse_dotbracket, read_structures
@@ -19,9 +18,12 @@ from resm.structure.pipeline import FoldOptions, fold_fasta
 from resm.structure.predictor import MapPredictor
 from resm.structure.probe import ProbeOptions, fit_probe_file
 from resm.structure.report import COLUMNS
+from tests.conftest import resm_cli
 
-FASTA = (">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n"
-         ">s3\nGCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC\n")
+FASTA = (
+    ">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n"
+    ">s3\nGCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC\n"
+)
 REF = """>s1
 GGGGAAACCCCAUAGCGCGAAAGCGCU
 ((((...))))...((((...))))..
@@ -63,8 +65,10 @@ def test_read_sequences_of_every_input_kind(tmp_path):
     assert read_sequences("-", stdin=io.StringIO(rnafold_out)) == [("x", "GGGGAAACCCC")]
     (tmp_path / "r.dbn").write_text(REF)
     assert [r[0] for r in read_sequences(tmp_path / "r.dbn")] == ["s1", "s/2", "s3"]
-    ct = "5 one\n1 G 0 2 5 1\n2 A 1 3 0 2\n3 A 2 4 0 3\n4 A 3 5 0 4\n5 C 4 0 1 5\n" \
-         "4 two\n1 G 0 2 0 1\n2 G 1 3 0 2\n3 C 2 4 0 3\n4 C 3 0 0 4\n"
+    ct = (
+        "5 one\n1 G 0 2 5 1\n2 A 1 3 0 2\n3 A 2 4 0 3\n4 A 3 5 0 4\n5 C 4 0 1 5\n"
+        "4 two\n1 G 0 2 0 1\n2 G 1 3 0 2\n3 C 2 4 0 3\n4 C 3 0 0 4\n"
+    )
     (tmp_path / "m.ct").write_text(ct)
     assert read_sequences(tmp_path / "m.ct") == [("one", "GAAAC"), ("two", "GGCC")]
     assert read_sequences("-", stdin=io.StringIO(ct)) == [("one", "GAAAC"), ("two", "GGCC")]
@@ -72,13 +76,16 @@ def test_read_sequences_of_every_input_kind(tmp_path):
     assert read_sequences(tmp_path / "b.bpseq") == [("b", "GAAC")]
 
 
-@pytest.mark.parametrize("text,msg", [
-    ("", "<stdin>: no records"),
-    (">a\nACGU\n>a\nGG\n", "<stdin> line 3: duplicate id 'a'"),
-    ("ACGU\n>x\nACGU\n", "<stdin> line 1: sequence data before the first '>' header"),
-    ("ACGU GG\n", "<stdin> line 1: a bare sequence holds whitespace"),
-    (">a\nGGGAAACCC\n(((...))\n", "<stdin> line 3: structure length 8 != sequence length 9"),
-])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("", "<stdin>: no records"),
+        (">a\nACGU\n>a\nGG\n", "<stdin> line 3: duplicate id 'a'"),
+        ("ACGU\n>x\nACGU\n", "<stdin> line 1: sequence data before the first '>' header"),
+        ("ACGU GG\n", "<stdin> line 1: a bare sequence holds whitespace"),
+        (">a\nGGGAAACCC\n(((...))\n", "<stdin> line 3: structure length 8 != sequence length 9"),
+    ],
+)
 def test_bad_inputs_name_the_line(text, msg):
     with pytest.raises((FastaError, ValueError), match=msg.replace("(", r"\(").replace(")", r"\)")):
         read_sequences("-", stdin=io.StringIO(text))
@@ -94,7 +101,10 @@ def test_fold_from_a_pipe_equals_fold_of_the_file(tiny):
     assert resm_cli("fold", *args, input=FASTA).stdout == from_file
     p = resm_cli("fold", "-", *args, input=">a\nGGGAAACCC\n>b\nGG9C\n", check=False)
     assert p.returncode == 1 and p.stdout == ""
-    assert p.stderr.strip().splitlines()[-1] == "resm fold: error: <stdin>: record 'b': digit '9' at position 3 is not a nucleotide"
+    assert (
+        p.stderr.strip().splitlines()[-1]
+        == "resm fold: error: <stdin>: record 'b': digit '9' at position 3 is not a nucleotide"
+    )
 
 
 def test_structure_files_are_inputs(tiny, tmp_path):
@@ -207,11 +217,23 @@ def test_reference_report_with_structures_and_plots(tiny, tmp_path, capsys):
 
     pytest.importorskip("matplotlib")
     d = tiny
-    r = fold(d, d / "in.fa", reference=d / "ref.dbn", out=tmp_path / "pred.dbn", plot=tmp_path / "plots",
-             report=tmp_path / "report.tsv")
+    r = fold(
+        d,
+        d / "in.fa",
+        reference=d / "ref.dbn",
+        out=tmp_path / "pred.dbn",
+        plot=tmp_path / "plots",
+        report=tmp_path / "report.tsv",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plots", "pred.dbn", "report.tsv"]
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["s1.png", "s1_ss.png", "s3.png", "s3_ss.png",
-                                                                     "s_2.png", "s_2_ss.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "s1.png",
+        "s1_ss.png",
+        "s3.png",
+        "s3_ss.png",
+        "s_2.png",
+        "s_2_ss.png",
+    ]
     rows = [ln.split("\t") for ln in (tmp_path / "report.tsv").read_text().splitlines()]
     assert tuple(rows[0]) == COLUMNS and [x[0] for x in rows[1:]] == ["s1", "s/2", "s3"]
     preds = {x.name: x for x in read_structures(tmp_path / "pred.dbn")}

@@ -58,7 +58,6 @@ def test_duplex_energy():
     assert rnafold_duplex_energy("", "ACGU") == 0.0
 
 
-
 SEQS = [HAIRPIN, "GGGCGCGCAAAAGCGCGCCC", "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC", "acguNNRY", "A", ""]
 
 
@@ -93,8 +92,10 @@ def test_unknown_folder_and_missing_package_are_one_line_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "linearpartition", None)  # as if not installed
     with pytest.raises(FolderUnavailable) as e:
         fold_with("eternafold", HAIRPIN)
-    assert str(e.value) == ("this needs the package linearpartition-unofficial, which is not installed: "
-                            "pip install linearpartition-unofficial")
+    assert str(e.value) == (
+        "this needs the package linearpartition-unofficial, which is not installed: "
+        "pip install linearpartition-unofficial"
+    )
     assert not FOLDERS["eternafold"].available() and FOLDERS["rnafold"].available()
 
 
@@ -126,9 +127,23 @@ def test_evaluate_defaults_to_the_installed_folders_and_names_the_others(monkeyp
     monkeypatch.setitem(F.FOLDERS, "gone", gone)
     said = []
     assert B.check_folders(None, said.append) == ["rnafold"]
-    assert said == ["skipped folder gone: this needs the package no-such-pkg, which is not installed: "
-                    "pip install no-such-pkg (--folders gone makes it required)"]
-    code = cli_main(["evaluate", "structure", "--model", str(tmp_path / "nope.pt"), "--dataset", "ts0",
-                     "--folders", "gone", "--data-dir", str(tmp_path / "no_data")])
+    assert said == [
+        "skipped folder gone: this needs the package no-such-pkg, which is not installed: "
+        "pip install no-such-pkg (--folders gone makes it required)"
+    ]
+    code = cli_main(
+        [
+            "evaluate",
+            "structure",
+            "--model",
+            str(tmp_path / "nope.pt"),
+            "--dataset",
+            "ts0",
+            "--folders",
+            "gone",
+            "--data-dir",
+            str(tmp_path / "no_data"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "nope.pt: no such structure model" in err[0]

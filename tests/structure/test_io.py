@@ -201,7 +201,10 @@ def test_file_roundtrip(tmp_path_factory, p, fmt):
 def test_format_text():
     rec = Structure("x", "GAAC", parse_dotbracket("(..)"))
     assert format_structures([rec], "bpseq") == "#Name: x\n1 G 4\n2 A 0\n3 A 0\n4 C 1\n"
-    assert format_structures([rec], "ct") == "4\tx\n1\tG\t0\t2\t4\t1\n2\tA\t1\t3\t0\t2\n3\tA\t2\t4\t0\t3\n4\tC\t3\t0\t1\t4\n"
+    assert (
+        format_structures([rec], "ct")
+        == "4\tx\n1\tG\t0\t2\t4\t1\n2\tA\t1\t3\t0\t2\n3\tA\t2\t4\t0\t3\n4\tC\t3\t0\t1\t4\n"
+    )
     assert format_structures([rec], "dbn") == ">x\nGAAC\n(..)\n"
     assert format_structures([rec], "pairs") == "#Name: x\n#Length: 4\n#Sequence: GAAC\n1 4\n"
 
@@ -249,7 +252,9 @@ def test_read_formats_from_text(tmp_path):
     (tmp_path / "s.bpseq").write_text("# comment\n#Name: foo\n1 G 4\n2 A 0\n\n3 A 0\n4 C 1\n")
     r = read_structure(tmp_path / "s.bpseq")
     assert (r.name, r.seq, r.pairs.tolist()) == ("foo", "GAAC", [3, -1, -1, 0])
-    (tmp_path / "s.ct").write_text("4  ENERGY = -1.2  bar baz\n1 G 0 2 4 11\n2 A 1 3 0 12\n3 A 2 4 0 13\n4 C 3 0 1 14\n")
+    (tmp_path / "s.ct").write_text(
+        "4  ENERGY = -1.2  bar baz\n1 G 0 2 4 11\n2 A 1 3 0 12\n3 A 2 4 0 13\n4 C 3 0 1 14\n"
+    )
     r = read_structure(tmp_path / "s.ct")
     assert (r.name, r.seq, r.pairs.tolist()) == ("bar baz", "GAAC", [3, -1, -1, 0])
     (tmp_path / "s.pairs").write_text("# pairs\n1 6\n2 5\n")
@@ -344,7 +349,7 @@ def test_ts0_dbn():
         _check_record(r)
         assert np.array_equal(parse_dotbracket(to_dotbracket(r.pairs)), r.pairs)
         assert np.array_equal(parse_dotbracket(db), r.pairs)
-    assert 22 <= min(map(len, recs)) and max(map(len, recs)) <= 499
+    assert min(map(len, recs)) >= 22 and max(map(len, recs)) <= 499
     assert sum(1 for r in recs if "[" in r.dotbracket) > 0
 
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import matthews_corrcoef
 
-from resm.structure.metrics import evaluate, f1_score, mcc, pair_counts, precision_recall_f1
 from resm.structure.io import pairs_from_list, pairs_to_matrix, parse_dotbracket
+from resm.structure.metrics import evaluate, f1_score, mcc, pair_counts, precision_recall_f1
 
 db = parse_dotbracket
 

@@ -7,17 +7,15 @@ import re
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, resm_cli
+from resm.backbone.load import init_model, load_backbone
+from resm.mapping import get_scheme
 from resm.nucleotides import CANONICAL_PAIRS
 from resm.structure.decode import decode
-from resm.structure.io import FoldError
-from resm.structure.predictor import fold_records
+from resm.structure.io import FoldError, iter_dbn, pair_list, read_structures
 from resm.structure.plot import plot_structure, require_matplotlib
-from resm.structure.probe import ProbeFile, sidecar_path
-from resm.mapping import get_scheme
-from resm.backbone.load import init_model, load_backbone
-from resm.structure.io import iter_dbn, pair_list, read_structures
-from resm.structure.probe import load_probe, predict_pair_probs
+from resm.structure.predictor import fold_records
+from resm.structure.probe import ProbeFile, load_probe, predict_pair_probs, sidecar_path
+from tests.conftest import REPO, resm_cli
 
 TRAIN = """>h1
 GGGGAAACCCCAUAGCGCGAAAGCGCU
@@ -33,8 +31,10 @@ VAL = """>v1
 GGACUUCGGUCCAAAGCAGCGAAAGCUGCA
 ((((....))))...((((.....))))..
 """
-FASTA = (">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n"
-         ">s3\nGCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC\n")
+FASTA = (
+    ">s1 first\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n>s/2\nacggcauucgugccgtaaagggcuaaagccca\n"
+    ">s3\nGCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC\n"
+)
 LENGTHS = {"s1": 27, "s/2": 32, "s3": 31}
 
 
@@ -56,7 +56,9 @@ def work(tmp_path_factory):
     (d / "train.dbn").write_text(TRAIN)
     (d / "val.dbn").write_text(VAL)
     (d / "in.fa").write_text(FASTA)
-    p = resm("probe", d / "tiny.pt", d / "train.dbn", "--out", d / "probe.pt", "--val", d / "val.dbn", "--max-train", "3")
+    p = resm(
+        "probe", d / "tiny.pt", d / "train.dbn", "--out", d / "probe.pt", "--val", d / "val.dbn", "--max-train", "3"
+    )
     return d, p.stdout
 
 
@@ -84,8 +86,19 @@ def test_probe_writes_weights_and_record(work):
 def test_fold_dbn_with_plots(work, tmp_path):
     d, _ = work
     out, plots = tmp_path / "pred.dbn", tmp_path / "plots"
-    resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "-o", out,
-         "--threshold", "0", *(["--plot", plots] if _has_matplotlib() else []))
+    resm(
+        "fold",
+        d / "in.fa",
+        "--model",
+        d / "tiny.pt",
+        "--zero-shot",
+        d / "probe.pt",
+        "-o",
+        out,
+        "--threshold",
+        "0",
+        *(["--plot", plots] if _has_matplotlib() else []),
+    )
     recs = list(read_structures(out))
     assert {r.name: len(r) for r in recs} == LENGTHS
     assert recs[1].seq == "ACGGCAUUCGUGCCGUAAAGGGCUAAAGCCCA"  # normalised
@@ -116,8 +129,22 @@ def test_fold_dbn_to_stdout_uses_the_probe_threshold(work):
 def test_fold_bpseq_ct_one_file_per_record(work, tmp_path, fmt):
     d, _ = work
     out = tmp_path / "pred"
-    resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--format", fmt,
-         "--split-dir", out, "--threshold", "0.0", "--method", "matching")
+    resm(
+        "fold",
+        d / "in.fa",
+        "--model",
+        d / "tiny.pt",
+        "--zero-shot",
+        d / "probe.pt",
+        "--format",
+        fmt,
+        "--split-dir",
+        out,
+        "--threshold",
+        "0.0",
+        "--method",
+        "matching",
+    )
     files = sorted(out.iterdir())
     assert [f.name for f in files] == sorted(f"{n}.{fmt}" for n in ("s1", "s_2", "s3"))
     for f in files:
@@ -137,8 +164,17 @@ def test_fold_reference_prints_a_report(work, tmp_path):
     assert "F1 over 3 sequences (mean)" in p.stderr and "RNAfold" in p.stderr
     assert sorted(f.name for f in tmp_path.iterdir()) == ["ref.dbn"]
     (tmp_path / "part.dbn").write_text(TRAIN.replace(">h1", ">s1"))
-    p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--reference",
-             tmp_path / "part.dbn", check=False)
+    p = resm(
+        "fold",
+        d / "in.fa",
+        "--model",
+        d / "tiny.pt",
+        "--zero-shot",
+        d / "probe.pt",
+        "--reference",
+        tmp_path / "part.dbn",
+        check=False,
+    )
     one_line_error(p, "no reference structure for 's/2', 's3'")
 
 
@@ -150,8 +186,11 @@ def test_reference_sequences_are_compared_after_normalising(tmp_path):
     ref.write_text(">a\nggggaaaTcNcc\n((((....))))\n>b\nGGGAAACCC\n(((...)))\n")
     got = read_reference(ref, [("a", 12)], {"a": "GGGGAAAUCCCC"})  # case, T, N: the same sequence
     assert got["a"].tolist()[:4] == [11, 10, 9, 8]
-    with pytest.raises(FoldError, match=rf"^{re.escape(str(ref))}: record 'b': the reference's sequence differs from "
-                                        r"the input's at position 4 \(A against G\)$"):
+    with pytest.raises(
+        FoldError,
+        match=rf"^{re.escape(str(ref))}: record 'b': the reference's sequence differs from "
+        r"the input's at position 4 \(A against G\)$",
+    ):
         read_reference(ref, [("a", 12), ("b", 9)], {"a": "GGGGAAAUCCCC", "b": "GGGGAACCC"})
 
 
@@ -176,8 +215,19 @@ def test_bad_fasta_leaves_no_output(work, tmp_path):
     d, _ = work
     fa = tmp_path / "bad.fa"
     fa.write_text(">a\nGGGGAAACCCC\n>b\nGGG9AAACCC\n")
-    p = resm("fold", fa, "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "-o", tmp_path / "o.dbn",
-             "--plot", tmp_path / "plots", check=False)
+    p = resm(
+        "fold",
+        fa,
+        "--model",
+        d / "tiny.pt",
+        "--zero-shot",
+        d / "probe.pt",
+        "-o",
+        tmp_path / "o.dbn",
+        "--plot",
+        tmp_path / "plots",
+        check=False,
+    )
     one_line_error(p, "record 'b': digit '9' at position 4")
     assert [f.name for f in tmp_path.iterdir()] == ["bad.fa"]
 
@@ -234,13 +284,17 @@ def test_plot_structure_writes_png(tmp_path):
 @pytest.mark.parametrize("fmt,mode", [("dbn", "file"), ("ct", "file"), ("ct", "dir")])
 def test_failure_midway_leaves_nothing(tmp_path, fmt, mode):
     """An error after some records were folded: no output file, directory or temporary."""
-    from resm.structure.writers import StructureSink, staged_dir, structure_output_mode
     from resm.structure.io import Structure
+    from resm.structure.writers import StructureSink, staged_dir, structure_output_mode
 
     out = tmp_path / f"o.{fmt}"
     recs = [Structure(f"r{k}", "GGGAAAACCC", [9, 8, -1, -1, -1, -1, -1, -1, 1, 0]) for k in range(3)]
     names = [r.name for r in recs]
-    assert (structure_output_mode(fmt, None, names, split_dir=out) if mode == "dir" else structure_output_mode(fmt, out, names)) == mode
+    assert (
+        structure_output_mode(fmt, None, names, split_dir=out)
+        if mode == "dir"
+        else structure_output_mode(fmt, out, names)
+    ) == mode
     plots_dir = tmp_path / "plots"
     with pytest.raises(RuntimeError), staged_dir(plots_dir) as plots, StructureSink(fmt, out, mode) as sink:
         for k, r in enumerate(recs):
@@ -312,8 +366,18 @@ def test_fold_bpp_cache_gives_the_same_structures_and_fills_once(tmp_path):
     resm("fold", fa, "-o", tmp_path / "plain.dbn", "--bpp", tmp_path / "plain.bpp", "--threads", "2")
     assert not (tmp_path / "cache").exists()
     for run in ("first", "second"):
-        resm("fold", fa, "-o", tmp_path / f"{run}.dbn", "--bpp", tmp_path / f"{run}.bpp", "--threads", "2",
-             "--bpp-cache", tmp_path / "cache")
+        resm(
+            "fold",
+            fa,
+            "-o",
+            tmp_path / f"{run}.dbn",
+            "--bpp",
+            tmp_path / f"{run}.bpp",
+            "--threads",
+            "2",
+            "--bpp-cache",
+            tmp_path / "cache",
+        )
         assert (tmp_path / f"{run}.dbn").read_bytes() == (tmp_path / "plain.dbn").read_bytes()
         assert (tmp_path / f"{run}.bpp").read_bytes() == (tmp_path / "plain.bpp").read_bytes()
         names = sorted(p.name for p in (tmp_path / "cache").iterdir())

@@ -81,8 +81,9 @@ def test_local_bpp_is_global_with_a_whole_window_and_respects_span():
     for k in range(70 - W + 1):
         total[k : k + W, k : k + W] += rnafold_bpp(sub[k : k + W], max_bp_span=S)
         count[k : k + W, k : k + W] += 1
-    np.testing.assert_allclose(rnafold_bpp_local(sub, window=W, span=S, cutoff=0),
-                               total / np.maximum(count, 1), atol=0.03)
+    np.testing.assert_allclose(
+        rnafold_bpp_local(sub, window=W, span=S, cutoff=0), total / np.maximum(count, 1), atol=0.03
+    )
     # a short sequence (shorter than the window) is one window
     np.testing.assert_allclose(rnafold_bpp_local(HAIRPIN, window=240, span=240), rnafold_bpp(HAIRPIN), atol=1e-5)
 
@@ -92,8 +93,7 @@ def test_dense_prior_switches_to_local_above_the_threshold():
     seq = "".join(rng.choice(list("ACGU"), 150))
     np.testing.assert_array_equal(dense_prior(seq), rnafold_bpp(seq))
     np.testing.assert_array_equal(dense_prior(seq, local_above=150), rnafold_bpp(seq))
-    np.testing.assert_array_equal(dense_prior(seq, local_above=149, window=50, span=40),
-                                  rnafold_bpp_local(seq, 50, 40))
+    np.testing.assert_array_equal(dense_prior(seq, local_above=149, window=50, span=40), rnafold_bpp_local(seq, 50, 40))
 
 
 def test_cached_dense_prior_round_trips_and_keys_on_the_prior_setting(tmp_path):
@@ -130,7 +130,9 @@ def test_vienna_sparse_prior_is_the_dense_one_and_lp_vienna_agrees_closely():
     seq = "GGGAAAUCCCGCGAAAGCGCAUAUGGGAUUUCCCAUAUGC"
     exact = pair_prior(seq, PriorConfig(kind="vienna", cutoff=1e-6)).dense()
     # fp16 probabilities (the caches' precision): relative error <= 2^-11, absolute 2^-25 below 2^-14
-    np.testing.assert_allclose(exact, rnafold_bpp(seq, cutoff=1e-6) * (rnafold_bpp(seq) >= 1e-6), rtol=2**-11, atol=2**-25)
+    np.testing.assert_allclose(
+        exact, rnafold_bpp(seq, cutoff=1e-6) * (rnafold_bpp(seq) >= 1e-6), rtol=2**-11, atol=2**-25
+    )
     beam = pair_prior(seq, PriorConfig(kind="vienna-lp", beam=0, cutoff=1e-6)).dense()  # exhaustive beam
     assert np.abs(beam - exact).max() < 0.05  # the same model; LinearPartition's energy details differ slightly
 
@@ -179,12 +181,11 @@ def test_prior_cache_fills_at_once_inside_a_command_and_from_workers(tmp_path):
     from resm.utils.io import transaction
 
     seqs = ["GGGGAAACCCCAUAUGGCGCAAAGCGCC", "GCGCGAAAAGCGCGUUUUUCCCAAAGGG", "ACGUACGUAGGGAAACCCUUU"]
-    with pytest.raises(RuntimeError, match="the command failed"):
-        with transaction():
-            compute_priors(seqs, [PriorConfig(kind="eternafold", beam=50)], tmp_path / "c", workers=2, progress=False)
-            names = sorted(p.name for p in (tmp_path / "c").iterdir())
-            assert len(names) == 3 and all(n.endswith(".npz") and not n.startswith(".") for n in names)
-            raise RuntimeError("the command failed")
+    with pytest.raises(RuntimeError, match="the command failed"), transaction():
+        compute_priors(seqs, [PriorConfig(kind="eternafold", beam=50)], tmp_path / "c", workers=2, progress=False)
+        names = sorted(p.name for p in (tmp_path / "c").iterdir())
+        assert len(names) == 3 and all(n.endswith(".npz") and not n.startswith(".") for n in names)
+        raise RuntimeError("the command failed")
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == names
 
 
@@ -269,7 +270,8 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path):
         "import time\n"
         "from resm.structure import priors\n"
         "priors._prior_job = lambda job: time.sleep(0.5)\n"
-        "priors.compute_priors(['ACGU'] * 200, [priors.PriorConfig('vienna')], workers=3, progress=False)\n")
+        "priors.compute_priors(['ACGU'] * 200, [priors.PriorConfig('vienna')], workers=3, progress=False)\n"
+    )
     p = subprocess.Popen([sys.executable, str(script)], cwd=str(Path(__file__).resolve().parents[2]))
     deadline = time.time() + 60
     while len(_children(p.pid)) < 3:

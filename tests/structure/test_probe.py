@@ -6,11 +6,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from resm.alphabet import pad_batch
-from resm.structure.decode import decode
-from resm.mapping import get_scheme
-from resm.backbone.load import init_model
-from resm.structure.io import Structure, check_pairs, read_structures
 from resm.backbone.attention import pair_attention_features
+from resm.backbone.load import init_model
+from resm.mapping import get_scheme
+from resm.structure.decode import decode
+from resm.structure.io import Structure, check_pairs, read_structures
 from resm.structure.probe import fit_probe, load_probe, predict_pair_probs, sample_pairs, save_probe
 
 SCHEME = get_scheme("kdny")

@@ -47,8 +47,12 @@ def test_the_format_follows_the_extension_of_o(fa, tmp_path, suffix, first):
 
 def test_plot_format_and_dpi(fa, tmp_path):
     pytest.importorskip("matplotlib")
-    assert cli_main(["fold", str(fa), "--plot", str(tmp_path / "p"), "--plot-format", "svg", "-o",
-                     str(tmp_path / "o.dbn")]) == 0
+    assert (
+        cli_main(
+            ["fold", str(fa), "--plot", str(tmp_path / "p"), "--plot-format", "svg", "-o", str(tmp_path / "o.dbn")]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["r1.svg", "r1_ss.svg"]
     assert b"<svg" in (tmp_path / "p" / "r1_ss.svg").read_bytes()[:400]
 

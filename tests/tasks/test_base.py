@@ -7,8 +7,8 @@ import pytest
 
 from resm.config import ConfigError, from_dict, load_config
 from resm.heads.mrl import ExpressionHeadConfig, OptimusConfig
-from resm.heads.rri import InteractionHeadConfig
 from resm.heads.pair_map import StructureHeadConfig
+from resm.heads.rri import InteractionHeadConfig
 from resm.tasks import FINETUNE_TASKS, TASKS
 from resm.tasks.base import ModelConfig
 from resm.tasks.mrl import MRLDataConfig
@@ -30,18 +30,25 @@ def test_the_registry_holds_every_task():
     assert TASKS["structure"].head == "pairs"  # the shipped head
 
 
-@pytest.mark.parametrize("task, section, msg", [
-    ("structure", {"arch": "tiny", "save_hf": True}, r"model.save_hf cannot be set here \(not used by task structure\)"),
-    ("structure", {"arch": "tiny", "encoder": "onehot"}, "model.encoder cannot be set here"),
-    ("rri", {"arch": "tiny", "save_hf": True}, "model.save_hf cannot be set here"),
-    ("mlm", {"arch": "tiny", "mode": "frozen"}, "model.mode: task mlm trains the whole backbone"),
-    ("mlm", {"arch": "tiny", "scheme": "kdny"}, r"model.scheme cannot be set here \(not used by task mlm\)"),
-    ("mlm", {"arch": "tiny", "adapter": {"r": 4}}, "model.adapter cannot be set here"),
-    ("mlm", {"arch": "tiny", "init_sed": 1}, "model: unknown key 'init_sed'"),
-    ("structure", {"arch": "tiny", "init_seed": "x"}, "model.init_seed: expected an integer, got 'x'"),
-    ("structure", {"init": "a.pt", "arch": "tiny"}, "give exactly one of init"),
-    ("rri", {"arch": "tiny", "mode": "frozen", "adapter": {"r": 4}}, "only used with model.mode adapters"),
-])
+@pytest.mark.parametrize(
+    "task, section, msg",
+    [
+        (
+            "structure",
+            {"arch": "tiny", "save_hf": True},
+            r"model.save_hf cannot be set here \(not used by task structure\)",
+        ),
+        ("structure", {"arch": "tiny", "encoder": "onehot"}, "model.encoder cannot be set here"),
+        ("rri", {"arch": "tiny", "save_hf": True}, "model.save_hf cannot be set here"),
+        ("mlm", {"arch": "tiny", "mode": "frozen"}, "model.mode: task mlm trains the whole backbone"),
+        ("mlm", {"arch": "tiny", "scheme": "kdny"}, r"model.scheme cannot be set here \(not used by task mlm\)"),
+        ("mlm", {"arch": "tiny", "adapter": {"r": 4}}, "model.adapter cannot be set here"),
+        ("mlm", {"arch": "tiny", "init_sed": 1}, "model: unknown key 'init_sed'"),
+        ("structure", {"arch": "tiny", "init_seed": "x"}, "model.init_seed: expected an integer, got 'x'"),
+        ("structure", {"init": "a.pt", "arch": "tiny"}, "give exactly one of init"),
+        ("rri", {"arch": "tiny", "mode": "frozen", "adapter": {"r": 4}}, "only used with model.mode adapters"),
+    ],
+)
 def test_a_task_refuses_model_keys_it_does_not_use(task, section, msg):
     with pytest.raises(ConfigError, match=msg) as e:
         ModelConfig.for_task(section, task)
@@ -52,8 +59,15 @@ def test_each_task_reads_its_own_keys():
     mlm = ModelConfig.for_task({"arch": "tiny", "mode": "full", "save_hf": True}, "mlm")
     assert mlm.mode == "full" and mlm.save_hf and set(mlm.settings("mlm")) == set(TASKS["mlm"].model_keys)
     st = ModelConfig.for_task({"init": "m.pt", "mode": "adapters"}, "structure")
-    assert st.adapter == {} and set(st.settings("structure")) == {"init", "arch", "init_seed", "mode", "adapter",
-                                                                 "scheme", "trust_checkpoint"}
+    assert st.adapter == {} and set(st.settings("structure")) == {
+        "init",
+        "arch",
+        "init_seed",
+        "mode",
+        "adapter",
+        "scheme",
+        "trust_checkpoint",
+    }
     oh = ModelConfig.for_task({"encoder": "onehot", "onehot": {"channels": 8}}, "rri")
     assert oh.encoder == "onehot" and oh.onehot == {"channels": 8}
     assert ModelConfig.for_task({"arch": "tiny"}, "mrl", encoder="onehot").encoder == "onehot"
@@ -91,8 +105,13 @@ def _sections(cfg):
         elif task == "structure" and kind in ("pairs", None):  # pairs: the default
             from resm.heads.pairs import PairHeadConfig
 
-            from_dict(PairHeadConfig, head, "head", fixed={"embed_dim": "x", "attn_channels": "x"},
-                      extra={"embed_dim": 8, "attn_channels": 4})  # both filled in from the backbone
+            from_dict(
+                PairHeadConfig,
+                head,
+                "head",
+                fixed={"embed_dim": "x", "attn_channels": "x"},
+                extra={"embed_dim": 8, "attn_channels": 4},
+            )  # both filled in from the backbone
         else:
             from_dict(heads[task], head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
 
@@ -138,7 +157,10 @@ def test_model_messages_suggest_the_fix(tmp_path):
     with pytest.raises(ConfigError, match="e.g. model.init=default"):
         ModelConfig.for_task({}, "structure")
     cfg = ModelConfig.for_task({"init": "runs/cpu_demo/model.pt"}, "structure")
-    with pytest.raises(ConfigError, match=r"runs/cpu_demo/model.pt: no such checkpoint; make it first \(resm pretrain "
-                                          r"--config cpu_demo.*model.init=default"):
+    with pytest.raises(
+        ConfigError,
+        match=r"runs/cpu_demo/model.pt: no such checkpoint; make it first \(resm pretrain "
+        r"--config cpu_demo.*model.init=default",
+    ):
         load_model_backbone(cfg, get_scheme())
     assert load_model_backbone(ModelConfig.for_task({"init": "default"}, "structure"), get_scheme())[2] == "default"

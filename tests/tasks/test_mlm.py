@@ -12,10 +12,8 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import REPO, logged, resm_cli
 from resm.backbone.load import load_backbone
-
-from tests.conftest import ENV
+from tests.conftest import ENV, REPO, logged, resm_cli
 
 
 def corpus(path, n=160, seed=0):
@@ -37,12 +35,26 @@ def write_cfg(tmp_path, arch="tiny", tokens=400, lr=3e-3, **train):
     fa = corpus(tmp_path / "corpus.fa")
     cfg = {
         "model": {"arch": arch, "init_seed": 1},
-        "data": {"train": [str(fa)], "max_length": 48, "tokens_per_batch": tokens, "val_fraction": 0.2,
-                 "val_by": "family", "min_length": 5, "bucket_size": 64},
+        "data": {
+            "train": [str(fa)],
+            "max_length": 48,
+            "tokens_per_batch": tokens,
+            "val_fraction": 0.2,
+            "val_by": "family",
+            "min_length": 5,
+            "bucket_size": 64,
+        },
         "validation": {"max_records": 40},
         "optim": {"lr": lr, "warmup_steps": 5, "schedule": "cosine"},
-        "train": {"out_dir": str(tmp_path / "run"), "max_steps": 20, "log_every": 1, "val_every": 10,
-                  "ckpt_every": 5, "progress": False, **train},
+        "train": {
+            "out_dir": str(tmp_path / "run"),
+            "max_steps": 20,
+            "log_every": 1,
+            "val_every": 10,
+            "ckpt_every": 5,
+            "progress": False,
+            **train,
+        },
     }
     path = tmp_path / f"cfg_{len(list(tmp_path.glob('cfg_*')))}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -80,8 +92,13 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     (tmp_path / "kill").mkdir()
     cfg = write_cfg(tmp_path / "kill", max_steps=40, val_every=0, ckpt_every=5)
     out = tmp_path / "kill" / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "resm", "pretrain", "--config", str(cfg)], env=ENV, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resm", "pretrain", "--config", str(cfg)],
+        env=ENV,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (out / "checkpoints" / "step_00000010").exists():
         assert proc.poll() is None, "training ended before it could be killed"
@@ -135,8 +152,15 @@ def test_bad_config_errors(tmp_path):
 @pytest.mark.slow
 def test_zero3_one_process_matches_plain_and_exports(tmp_path):
     plain = write_cfg(tmp_path, max_steps=6, val_every=0, ckpt_every=3, out_dir=str(tmp_path / "plain"))
-    z3 = write_cfg(tmp_path, max_steps=6, val_every=0, ckpt_every=3, out_dir=str(tmp_path / "z3"),
-                   engine="deepspeed", deepspeed_config=str(REPO / "configs/deepspeed/zero3.json"))
+    z3 = write_cfg(
+        tmp_path,
+        max_steps=6,
+        val_every=0,
+        ckpt_every=3,
+        out_dir=str(tmp_path / "z3"),
+        engine="deepspeed",
+        deepspeed_config=str(REPO / "configs/deepspeed/zero3.json"),
+    )
     run("pretrain", "--config", plain)
     run("pretrain", "--config", z3)
     a, b = losses(tmp_path / "plain"), losses(tmp_path / "z3")
@@ -155,8 +179,15 @@ def test_zero3_one_process_matches_plain_and_exports(tmp_path):
 @pytest.mark.slow
 def test_zero2_two_processes_match_ddp(tmp_path):
     ddp = write_cfg(tmp_path, max_steps=5, val_every=5, ckpt_every=5, out_dir=str(tmp_path / "ddp"))
-    z2 = write_cfg(tmp_path, max_steps=5, val_every=5, ckpt_every=5, out_dir=str(tmp_path / "z2"),
-                   engine="deepspeed", deepspeed_config=str(REPO / "configs/deepspeed/zero2.json"))
+    z2 = write_cfg(
+        tmp_path,
+        max_steps=5,
+        val_every=5,
+        ckpt_every=5,
+        out_dir=str(tmp_path / "z2"),
+        engine="deepspeed",
+        deepspeed_config=str(REPO / "configs/deepspeed/zero2.json"),
+    )
     run("pretrain", "--config", ddp, procs=2)
     run("pretrain", "--config", z2, procs=2)
     a, b = losses(tmp_path / "ddp"), losses(tmp_path / "z2")

@@ -20,7 +20,7 @@ import resm.tasks
 from resm.cli import main as cli_main
 from tests.conftest import logged
 
-HEAD = '''
+HEAD = """
 import torch.nn as nn
 
 
@@ -29,9 +29,9 @@ def build_toy_head(config, embed_dim):
 
 
 HEADS = {"toy": build_toy_head}
-'''
+"""
 
-TASK = '''
+TASK = """
 import json
 from pathlib import Path
 
@@ -102,7 +102,7 @@ def predict_toy(o):
 
 TASK = TaskSpec("toy", ToyTask, ("arch", "init", "init_seed"), head="toy", config="toy", joint=True,
                 predict="toy_task_for_test:predict_toy", order=99)
-'''
+"""
 
 
 @pytest.fixture
@@ -115,11 +115,25 @@ def toy(tmp_path, monkeypatch):
     (heads / "toy_head_for_test.py").write_text(textwrap.dedent(HEAD))
     (tasks / "toy_task_for_test.py").write_text(textwrap.dedent(TASK))
     config = tmp_path / "toy.yaml"
-    config.write_text(yaml.safe_dump({"task": "toy", "model": {"arch": "tiny"}, "head": {},
-                                      "optim": {"lr": 0.05, "warmup_steps": 1},
-                                      "train": {"out_dir": str(tmp_path / "run"), "max_steps": 60, "log_every": 1,
-                                                "val_every": 0, "ckpt_every": 0, "progress": False,
-                                                "device": "cpu"}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "task": "toy",
+                "model": {"arch": "tiny"},
+                "head": {},
+                "optim": {"lr": 0.05, "warmup_steps": 1},
+                "train": {
+                    "out_dir": str(tmp_path / "run"),
+                    "max_steps": 60,
+                    "log_every": 1,
+                    "val_every": 0,
+                    "ckpt_every": 0,
+                    "progress": False,
+                    "device": "cpu",
+                },
+            }
+        )
+    )
     monkeypatch.setattr(resm.heads, "__path__", [*resm.heads.__path__, str(heads)])
     monkeypatch.setattr(resm.tasks, "__path__", [*resm.tasks.__path__, str(tasks)])
     monkeypatch.syspath_prepend(str(tasks))  # the descriptor's "module:function" reference

@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import resm_cli
 from resm.cli import main as cli_main
+from tests.conftest import resm_cli
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}
 
@@ -69,8 +69,17 @@ def tiny_ckpt(tmp_path_factory):
 
 
 def train_cfg(out, steps=60, **kw):
-    return {"out_dir": str(out), "max_steps": steps, "log_every": 10, "val_every": steps, "ckpt_every": 0,
-            "keep_last": 1, "seed": 0, "progress": False, **kw}
+    return {
+        "out_dir": str(out),
+        "max_steps": steps,
+        "log_every": 10,
+        "val_every": steps,
+        "ckpt_every": 0,
+        "keep_last": 1,
+        "seed": 0,
+        "progress": False,
+        **kw,
+    }
 
 
 def rri_config(tmp_path, ckpt, mode="adapters", steps=60, encoder="backbone"):
@@ -82,27 +91,37 @@ def rri_config(tmp_path, ckpt, mode="adapters", steps=60, encoder="backbone"):
         model["onehot"] = {"layers": 0}
     if mode == "adapters":
         model["adapter"] = {"r": 4, "alpha": 8}
-    return {"task": "rri", "model": model,
-            "head": {"proj_dim": 16, "channels": 16, "blocks": 2, "dropout": 0.0, "max_length": 40},
-            "data": {"train": str(train), "val_fraction": 0.2, "batch_size": 32, "seed": 0},
-            # LoRA on every linear layer destabilises at 3e-3 (the features shift under the head)
-            "optim": {"lr": 1e-3 if mode == "adapters" else 3e-3, "warmup_steps": 5, "weight_decay": 0.0,
-                      "schedule": "constant"},
-            "train": train_cfg(tmp_path / f"run_{encoder}_{mode}", steps)}
+    return {
+        "task": "rri",
+        "model": model,
+        "head": {"proj_dim": 16, "channels": 16, "blocks": 2, "dropout": 0.0, "max_length": 40},
+        "data": {"train": str(train), "val_fraction": 0.2, "batch_size": 32, "seed": 0},
+        # LoRA on every linear layer destabilises at 3e-3 (the features shift under the head)
+        "optim": {
+            "lr": 1e-3 if mode == "adapters" else 3e-3,
+            "warmup_steps": 5,
+            "weight_decay": 0.0,
+            "schedule": "constant",
+        },
+        "train": train_cfg(tmp_path / f"run_{encoder}_{mode}", steps),
+    }
 
 
 @pytest.mark.slow
 def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
-    from resm.tasks import run
     from resm.backbone.adapters import read_manifest
+    from resm.tasks import run
 
     res = run(rri_config(tmp_path, tiny_ckpt, steps=250))
     val = res["final"]
     # chance is 0.5: the complementarity rule is learnt through the adapter + head (observed
     # 0.80 on held-out pairs; training loss 0.72 -> 0.28)
     assert val["val_auroc"] > 0.7, val
-    losses = [json.loads(x)["loss"] for x in (Path(res["model_file"]).parent / "log.jsonl").read_text().splitlines()
-              if json.loads(x)["split"] == "train"]
+    losses = [
+        json.loads(x)["loss"]
+        for x in (Path(res["model_file"]).parent / "log.jsonl").read_text().splitlines()
+        if json.loads(x)["split"] == "train"
+    ]
     assert np.mean(losses[-5:]) < losses[0] - 0.2, losses
     folder = Path(res["model_file"])
     man = read_manifest(folder)
@@ -132,7 +151,14 @@ def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
     np.testing.assert_allclose(z["pair1"], pm[0], atol=1e-3)
 
     # unlabelled input: scores only; a missing sequence is a one-line error naming the line
-    resm_cli("interact", write_pairs(tmp_path / "u.tsv", rri_pairs(5, 3), labels=False), "--model", folder, "-o", tmp_path / "u_out.tsv")
+    resm_cli(
+        "interact",
+        write_pairs(tmp_path / "u.tsv", rri_pairs(5, 3), labels=False),
+        "--model",
+        folder,
+        "-o",
+        tmp_path / "u_out.tsv",
+    )
     assert len((tmp_path / "u_out.tsv").read_text().splitlines()[0].split("\t")) == 4
     bad = tmp_path / "bad.tsv"
     bad.write_text("a_name\ta_seq\tb_name\tb_seq\tlabel\nm1\tACGUACGUACGU\tt1\tACGUAGCU\t1\nm2\t\tt2\tACGU\t0\n")
@@ -170,11 +196,14 @@ def mrl_config(tmp_path, ckpt, head=None, mode="frozen", steps=80):
     model = {"init": str(ckpt), "mode": mode, "scheme": "kdny"}
     if mode == "adapters":
         model["adapter"] = {"r": 4}
-    return {"task": "mrl", "model": model,
-            "head": head or {"hidden": 32, "conv_layers": 2, "kernel": 5, "anchor": 4, "dropout": 0.0, "max_length": 40},
-            "data": {"train": str(data), "batch_size": 64, "seed": 0},
-            "optim": {"lr": 3e-3, "warmup_steps": 5, "weight_decay": 0.0},
-            "train": train_cfg(tmp_path / f"mrl_{mode}_{(head or {}).get('kind', 'mlp')}", steps)}
+    return {
+        "task": "mrl",
+        "model": model,
+        "head": head or {"hidden": 32, "conv_layers": 2, "kernel": 5, "anchor": 4, "dropout": 0.0, "max_length": 40},
+        "data": {"train": str(data), "batch_size": 64, "seed": 0},
+        "optim": {"lr": 3e-3, "warmup_steps": 5, "weight_decay": 0.0},
+        "train": train_cfg(tmp_path / f"mrl_{mode}_{(head or {}).get('kind', 'mlp')}", steps),
+    }
 
 
 @pytest.mark.slow
@@ -183,7 +212,9 @@ def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
 
     res = run(mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=120))
     assert res["final"]["val_r2"] > 0.5 and res["final"]["val_spearman"] > 0.7, res["final"]
-    opt = run(mrl_config(tmp_path, tiny_ckpt, head={"kind": "optimus", "length": 40, "filters": 32, "dense": 16}, steps=120))
+    opt = run(
+        mrl_config(tmp_path, tiny_ckpt, head={"kind": "optimus", "length": 40, "filters": 32, "dense": 16}, steps=120)
+    )
     assert opt["final"]["val_r2"] > 0.5, opt["final"]
     # predict: CSV with targets (metrics), CSV without, FASTA; predictions agree across formats
     rows = utr_rows(50, 7)
@@ -196,7 +227,10 @@ def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
     fa = tmp_path / "u.fa"
     fa.write_text("".join(f">u{i}\n{s}\n" for i, s, _ in rows))
     resm_cli("predict", "--task", "mrl", fa, "--model", res["model_file"], "-o", tmp_path / "p3.tsv")
-    cols = [[float(r.split("\t")[1]) for r in (tmp_path / f).read_text().splitlines()[1:]] for f in ("p1.tsv", "p2.tsv", "p3.tsv")]
+    cols = [
+        [float(r.split("\t")[1]) for r in (tmp_path / f).read_text().splitlines()[1:]]
+        for f in ("p1.tsv", "p2.tsv", "p3.tsv")
+    ]
     np.testing.assert_allclose(cols[0], cols[1], atol=1e-5)
     np.testing.assert_allclose(cols[0], cols[2], atol=1e-5)
     resm_cli("predict", "--task", "mrl", with_y, "--model", opt["model_file"], "-o", tmp_path / "p4.tsv")
@@ -207,15 +241,22 @@ def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
 
 
 def test_joint_adapter_one_pass_serves_both_heads(tmp_path, tiny_ckpt):
-    from resm.tasks import run
     from resm.backbone.adapters import read_manifest
+    from resm.tasks import run
     from resm.tasks.base import encode_batch, load_bundle
 
     r = rri_config(tmp_path, tiny_ckpt, steps=8)
     m = mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=8)
-    cfg = {"task": "joint", "model": r["model"], "tasks": {"rri": {"head": r["head"], "data": r["data"], "weight": 1.0},
-           "mrl": {"head": m["head"], "data": m["data"], "weight": 0.5}},
-           "optim": r["optim"], "train": train_cfg(tmp_path / "joint", 8, val_every=4)}
+    cfg = {
+        "task": "joint",
+        "model": r["model"],
+        "tasks": {
+            "rri": {"head": r["head"], "data": r["data"], "weight": 1.0},
+            "mrl": {"head": m["head"], "data": m["data"], "weight": 0.5},
+        },
+        "optim": r["optim"],
+        "train": train_cfg(tmp_path / "joint", 8, val_every=4),
+    }
     res = run(cfg)
     assert {"rri_val_auroc", "mrl_val_r2"} <= set(res["final"])
     man = read_manifest(res["model_file"])
@@ -240,10 +281,10 @@ def test_joint_adapter_one_pass_serves_both_heads(tmp_path, tiny_ckpt):
 
 def test_adapter_files_swap_on_one_backbone(tmp_path, tiny_ckpt):
     """Two heads trained with their own adapters; one backbone, adapters swapped by file."""
-    from resm.tasks import run
     from resm.backbone.adapters import adapter_names, load_adapter, set_active_adapter
     from resm.backbone.load import load_backbone
     from resm.mapping import get_scheme
+    from resm.tasks import run
     from resm.tasks.base import encode_batch
 
     a = run(rri_config(tmp_path, tiny_ckpt, steps=6))
@@ -256,7 +297,7 @@ def test_adapter_files_swap_on_one_backbone(tmp_path, tiny_ckpt):
     with torch.no_grad():
         base = bb(batch["tokens"])["logits"]
     # same adapter name in both bundles: load each under its own name by copying state
-    from resm.backbone.adapters import add_adapter, adapter_state_dict, load_adapter_state_dict
+    from resm.backbone.adapters import adapter_state_dict, add_adapter, load_adapter_state_dict
 
     outs = {}
     for tag, res in (("rri", a), ("mrl", b)):
@@ -294,9 +335,9 @@ def test_bad_task_configs_are_one_line_errors(tmp_path, tiny_ckpt):
 
 
 def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
-    from resm.tasks import run
-    from resm.structure.model import load_structure_model, predict_pairs
     from resm.structure.io import Structure, write_structures
+    from resm.structure.model import load_structure_model, predict_pairs
+    from resm.tasks import run
 
     rng = np.random.default_rng(0)
     recs = []
@@ -309,11 +350,19 @@ def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
         recs.append(Structure(f"s{i}", seq, pairs))
     write_structures(recs[:24], tmp_path / "tr.dbn")
     write_structures(recs[24:], tmp_path / "va.dbn")
-    cfg = {"task": "structure", "model": {"init": str(tiny_ckpt), "mode": "adapters", "adapter": {"r": 2}},
-           "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
-           "data": {"train": str(tmp_path / "tr.dbn"), "val": str(tmp_path / "va.dbn"), "max_length": 32,
-                    "tokens_per_batch": 256},
-           "optim": {"lr": 3e-3, "warmup_steps": 2}, "train": train_cfg(tmp_path / "st", 6)}
+    cfg = {
+        "task": "structure",
+        "model": {"init": str(tiny_ckpt), "mode": "adapters", "adapter": {"r": 2}},
+        "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
+        "data": {
+            "train": str(tmp_path / "tr.dbn"),
+            "val": str(tmp_path / "va.dbn"),
+            "max_length": 32,
+            "tokens_per_batch": 256,
+        },
+        "optim": {"lr": 3e-3, "warmup_steps": 2},
+        "train": train_cfg(tmp_path / "st", 6),
+    }
     res = run(cfg)
     model, meta = load_structure_model(res["model_file"])
     from resm.backbone.adapters import adapter_names

@@ -2,7 +2,6 @@
 resume, the structure_model.pt round trip and config errors. Tiny backbone, synthetic
 hairpins, frozen mode."""
 
-
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import logged, resm_cli
 from resm.cli import main as cli_main
+from tests.conftest import logged, resm_cli
 
 COMP = {"A": "U", "U": "A", "G": "C", "C": "G"}
 
@@ -41,7 +40,12 @@ def assets(tmp_path_factory):
     d = tmp_path_factory.mktemp("ft")
     backbone = d / "tiny.pt"
     assert cli_main(["init-checkpoint", "--arch", "tiny", "--out", str(backbone), "--seed", "1"]) == 0
-    return {"dir": d, "backbone": str(backbone), "train": hairpins(d / "TR.dbn", 40, 0), "val": hairpins(d / "VL.dbn", 12, 1)}
+    return {
+        "dir": d,
+        "backbone": str(backbone),
+        "train": hairpins(d / "TR.dbn", 40, 0),
+        "val": hairpins(d / "VL.dbn", 12, 1),
+    }
 
 
 def config(assets, out_dir, **over):
@@ -49,12 +53,25 @@ def config(assets, out_dir, **over):
         "task": "structure",
         "model": {"init": assets["backbone"], "mode": "frozen"},
         "head": {"kind": "conv", "proj_dim": 8, "channels": 12, "blocks": 2, "dilations": [1, 2], "dropout": 0.0},
-        "data": {"train": assets["train"], "val": assets["val"], "max_length": 40, "tokens_per_batch": 400,
-                 "use_bpp": False, "seed": 0},
+        "data": {
+            "train": assets["train"],
+            "val": assets["val"],
+            "max_length": 40,
+            "tokens_per_batch": 400,
+            "use_bpp": False,
+            "seed": 0,
+        },
         "loss": {"pos_weight": 30.0},  # positives are ~1% of cells: weigh them up to learn fast
         "optim": {"lr": 1e-2, "warmup_steps": 5, "schedule": "cosine"},
-        "train": {"out_dir": str(out_dir), "max_steps": 80, "log_every": 1, "val_every": 80, "ckpt_every": 80,
-                  "progress": False, "device": "cpu"},
+        "train": {
+            "out_dir": str(out_dir),
+            "max_steps": 80,
+            "log_every": 1,
+            "val_every": 80,
+            "ckpt_every": 80,
+            "progress": False,
+            "device": "cpu",
+        },
     }
     for k, v in over.items():
         cfg[k].update(v)
@@ -97,10 +114,10 @@ def test_finetune_learns_hairpins(trained):
 
 
 def test_model_file_round_trip(trained):
-    from resm.tasks.structure_task import StructureTask
-    from resm.structure.model import load_structure_model, predict_pairs
     from resm.mapping import get_scheme
     from resm.structure.io import read_structures
+    from resm.structure.model import load_structure_model, predict_pairs
+    from resm.tasks.structure_task import StructureTask
 
     path = trained["dir"] / "structure_model.pt"
     raw = torch.load(path, weights_only=True)  # plain dicts and tensors only
@@ -130,8 +147,8 @@ def test_model_file_round_trip(trained):
     old, _ = load_structure_model(trained["dir"] / "no_kind.pt")
     assert old.kind == "conv"
     np.testing.assert_array_equal(predict_pairs(old, scheme, rec.seq, tile=8), P)
-    from resm.tasks.structure_task import collate, Item
     from resm.nucleotides import rna_codes
+    from resm.tasks.structure_task import Item, collate
 
     it = Item(("val", 0), rec.name, rec.seq, rec.pairs, 0, scheme.encode(rec.seq), rna_codes(rec.seq))
     b = collate([it])
@@ -157,8 +174,8 @@ def test_resume_matches_uninterrupted(assets, tmp_path):
 
 
 def test_stream_resume_and_sharding(assets):
-    from resm.tasks.structure_task import StructureDataConfig, StructureStream, load_records
     from resm.mapping import get_scheme
+    from resm.tasks.structure_task import StructureDataConfig, StructureStream, load_records
 
     cfg = StructureDataConfig(train=assets["train"], max_length=30, tokens_per_batch=200)
     recs, ids, _ = load_records(cfg.train, get_scheme("kdny"), None, 0)
@@ -182,16 +199,21 @@ def test_stream_resume_and_sharding(assets):
 
 
 def test_bpp_channel_small(assets, tmp_path):
-    from resm.tasks.structure_task import StructureTask
     from resm.structure.model import predict_pairs
+    from resm.tasks.structure_task import StructureTask
     from resm.train import OptimConfig, TrainConfig, Trainer
 
     small = hairpins(tmp_path / "five.dbn", 5, 3)
     cfg = config(assets, tmp_path / "bpp", data={"train": small, "val": small, "use_bpp": True})
     task = StructureTask(cfg)
     assert task.head_cfg.use_bpp and task.model.head.stem_bpp is not None
-    res = Trainer(task, OptimConfig(lr=1e-3, warmup_steps=1), TrainConfig(out_dir=str(tmp_path / "bpp"), max_steps=2,
-                  val_every=2, ckpt_every=0, progress=False, device="cpu")).fit()
+    res = Trainer(
+        task,
+        OptimConfig(lr=1e-3, warmup_steps=1),
+        TrainConfig(
+            out_dir=str(tmp_path / "bpp"), max_steps=2, val_every=2, ckpt_every=0, progress=False, device="cpu"
+        ),
+    ).fit()
     assert len(task._bpp) == 10  # each record folded once per split, lazily
     assert np.isfinite(res["validation"]["val_loss"])
     from resm.structure.model import load_structure_model
@@ -203,7 +225,12 @@ def test_bpp_channel_small(assets, tmp_path):
 
 
 def test_bad_configs_are_one_line_errors(assets, tmp_path, capsys):
-    p = run("finetune", "--config", write({**config(assets, tmp_path / "x"), "task": "folding"}, tmp_path / "a.yaml"), check=False)
+    p = run(
+        "finetune",
+        "--config",
+        write({**config(assets, tmp_path / "x"), "task": "folding"}, tmp_path / "a.yaml"),
+        check=False,
+    )
     assert p.returncode == 1 and "unknown task 'folding'; known tasks: ['structure', 'rri', 'mrl', 'joint']" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     path = write(config(assets, tmp_path / "y"), tmp_path / "b.yaml")
@@ -219,8 +246,8 @@ def test_bad_configs_are_one_line_errors(assets, tmp_path, capsys):
 
 
 def test_full_mode_and_attention_channels(assets):
-    from resm.tasks.structure_task import StructureTask
     from resm.structure.model import predict_pairs
+    from resm.tasks.structure_task import StructureTask
 
     for mode, frozen_grads in (("full", False), ("frozen", True)):
         task = StructureTask(config(assets, "/nonexistent", model={"mode": mode}, head={"use_attention": True}))
@@ -240,7 +267,7 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
     """resm evaluate structure: the model and the classical folders scored on the same
     sequences; RNAfold's row equals the metrics computed directly, and the margin row is the
     difference."""
-    from resm.structure.folders import rnafold, linearpartition_mea
+    from resm.structure.folders import linearpartition_mea, rnafold
     from resm.structure.metrics import evaluate
 
     data = tmp_path / "data"
@@ -248,15 +275,36 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
     src = trained["cfg"]["data"]["val"]
     (data / "ss" / "bprna" / "TS0.dbn").write_text(Path(src).read_text())
     out = tmp_path / "table.md"
-    run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
-        "--data-dir", data, "--limit", "8", "--out", out, "--folders", "rnafold", "eternafold")
+    run(
+        "evaluate",
+        "structure",
+        "--model",
+        trained["dir"] / "structure_model.pt",
+        "--dataset",
+        "ts0",
+        "--data-dir",
+        data,
+        "--limit",
+        "8",
+        "--out",
+        out,
+        "--folders",
+        "rnafold",
+        "eternafold",
+    )
     table = out.read_text()
     assert "Command: `resm evaluate structure" in table and "EternaFold parameters" in table
     from resm.structure.datasets import load_dataset
 
     recs = load_dataset("ts0", data, limit=8)
-    rows = {c[2]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in table.splitlines()
-                              if line.startswith("| ts0 | 8 |"))}
+    rows = {
+        c[2]: c
+        for c in (
+            [x.strip() for x in line.strip("|").split("|")]
+            for line in table.splitlines()
+            if line.startswith("| ts0 | 8 |")
+        )
+    }
     assert set(rows) == {"**resm**", "rnafold", "eternafold"}
     ref = evaluate([rnafold(r.seq)[0] for r in recs], [r.pairs for r in recs])
     assert float(rows["rnafold"][3]) == pytest.approx(ref["f1_mean"], abs=5e-4)
@@ -264,14 +312,37 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
     assert float(rows["eternafold"][4]) == pytest.approx(lp["f1_shift_mean"], abs=5e-4)
     assert float(rows["**resm**"][3]) > 0.5  # the trained head folds these hairpins well
     best = max(float(rows["rnafold"][3]), float(rows["eternafold"][3]))
-    margin = next(line for line in table.splitlines() if line.startswith("| ts0 |") and "best" not in line
-                  and line.count("|") == 7)
+    margin = next(
+        line
+        for line in table.splitlines()
+        if line.startswith("| ts0 |") and "best" not in line and line.count("|") == 7
+    )
     assert float(margin.split("|")[3]) == pytest.approx(float(rows["**resm**"][3]) - best, abs=2e-3)
-    p = run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
-            "--data-dir", tmp_path / "none", check=False)
+    p = run(
+        "evaluate",
+        "structure",
+        "--model",
+        trained["dir"] / "structure_model.pt",
+        "--dataset",
+        "ts0",
+        "--data-dir",
+        tmp_path / "none",
+        check=False,
+    )
     assert p.returncode == 1 and "data set not found" in p.stderr
-    p = run("evaluate", "structure", "--model", trained["dir"] / "structure_model.pt", "--dataset", "ts0",
-            "--data-dir", data, "--folders", "mfold", check=False)
+    p = run(
+        "evaluate",
+        "structure",
+        "--model",
+        trained["dir"] / "structure_model.pt",
+        "--dataset",
+        "ts0",
+        "--data-dir",
+        data,
+        "--folders",
+        "mfold",
+        check=False,
+    )
     assert p.returncode == 1 and "unknown folder 'mfold'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
@@ -279,8 +350,8 @@ def test_fold_with_a_supervised_model(trained, tmp_path):
     """resm fold --model structure_model.pt: the pairs are the stored-threshold decoding of
     predict_pairs, written as valid dot-brackets."""
     from resm.structure.decode import decode
-    from resm.structure.model import load_structure_model, predict_pairs
     from resm.structure.io import read_structures
+    from resm.structure.model import load_structure_model, predict_pairs
 
     val = list(read_structures(trained["cfg"]["data"]["val"]))[:4]
     fa = tmp_path / "in.fa"
@@ -300,14 +371,35 @@ def pair_config(assets, out_dir, **over):
     cfg = {
         "task": "structure",
         "model": {"init": assets["backbone"], "mode": "frozen"},
-        "head": {"kind": "pairs", "width": 16, "pair_width": 16, "blocks": 1, "dilations": [1], "rounds": 1,
-                 "dropout": 0.0},
-        "data": {"train": assets["train"], "val": assets["val"], "max_length": 60, "tokens_per_batch": 400,
-                 "priors": [{"kind": "eternafold"}], "workers": 1, "seed": 0},
+        "head": {
+            "kind": "pairs",
+            "width": 16,
+            "pair_width": 16,
+            "blocks": 1,
+            "dilations": [1],
+            "rounds": 1,
+            "dropout": 0.0,
+        },
+        "data": {
+            "train": assets["train"],
+            "val": assets["val"],
+            "max_length": 60,
+            "tokens_per_batch": 400,
+            "priors": [{"kind": "eternafold"}],
+            "workers": 1,
+            "seed": 0,
+        },
         "loss": {"pos_weight": 1.0},
         "optim": {"lr": 3e-3, "warmup_steps": 5, "schedule": "cosine"},
-        "train": {"out_dir": str(out_dir), "max_steps": 60, "log_every": 1, "val_every": 60, "ckpt_every": 60,
-                  "progress": False, "device": "cpu"},
+        "train": {
+            "out_dir": str(out_dir),
+            "max_steps": 60,
+            "log_every": 1,
+            "val_every": 60,
+            "ckpt_every": 60,
+            "progress": False,
+            "device": "cpu",
+        },
     }
     for k, v in over.items():
         cfg[k].update(v)
@@ -328,10 +420,10 @@ def test_pair_head_learns_and_chooses_its_decoding(assets, pair_trained):
     decoding chosen on validation and stored, and a model file whose predictions decode to the
     validation score it reports."""
     from resm.structure.decode import Decoding, decode_sparse
+    from resm.structure.io import read_structures
     from resm.structure.metrics import evaluate
     from resm.structure.model import load_structure_model, model_priors, predict_candidates
     from resm.structure.priors import pair_prior
-    from resm.structure.io import read_structures
 
     assert "decoding: MEA gamma" in pair_trained["stdout"]
     assert "validation F1" not in pair_trained["stdout"]  # one F1 per split: the chosen decoding's
@@ -347,7 +439,9 @@ def test_pair_head_learns_and_chooses_its_decoding(assets, pair_trained):
     got = predict_candidates(model, meta["scheme"], [r.seq for r in val], priors)
     from resm.heads.pairs import prior_probability
 
-    preds = [decode_sparse(r.seq, c.i, c.j, q, dec, prior_probability(c, model.head.cfg)) for r, (c, q) in zip(val, got)]
+    preds = [
+        decode_sparse(r.seq, c.i, c.j, q, dec, prior_probability(c, model.head.cfg)) for r, (c, q) in zip(val, got)
+    ]
     f1 = evaluate(preds, [r.pairs for r in val])["f1_mean"]
     assert f1 == pytest.approx(raw["val_metrics"]["val"]["f1_mean"], abs=1e-6) and f1 > 0.7
     # one sequence alone gets the probabilities it got in the batch
@@ -387,15 +481,18 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, caps
     assert m["selected_on"] == ["val", "pdb"] and m["pdb"]["n"] == 6
     assert m["pdb"]["recall_mean"] < 1 and m["pdb"]["pair_ratio"] > 0  # one partner per predicted base
     chosen = Decoding.from_dict(payload["decoding"])
-    _, scores = choose_decoding([sets["val"], sets["pdb"]], prior_weights=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
-                                return_scores=True)
+    _, scores = choose_decoding(
+        [sets["val"], sets["pdb"]], prior_weights=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), return_scores=True
+    )
     mean = np.mean([task.decoding_metrics(model, sets[s], chosen)["f1_mean"] for s in ("val", "pdb")])
     assert mean == pytest.approx(max(scores.values()), abs=1e-12)
     assert m["pdb"]["f1_mean"] == pytest.approx(task.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"])
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
     capsys.readouterr()
-    for over, what in (("data.val_sets={val: x.dbn}", "reserved name"),
-                       ("data.select_on=[val, vl9]", "'vl9' is not a validation set")):
+    for over, what in (
+        ("data.val_sets={val: x.dbn}", "reserved name"),
+        ("data.select_on=[val, vl9]", "'vl9' is not a validation set"),
+    ):
         assert cli_main(["finetune", "--config", str(path), over]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and what in err[0], err
@@ -418,18 +515,33 @@ def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
     tr1 = tmp_path / "TR1.tsv"
     tr1.write_text("id\tsequence\tpairs\n" + "".join(rows))
     out = tmp_path / "run"
-    over = [f"data.train={tr1}", f"data.val={assets['val']}", f"data.val_sets={{vl1: {tr1}}}", "data.max_val=4",
-            f"data.bpp_cache={tmp_path / 'cache'}", "data.workers=1", "data.tokens_per_batch=700",
-            f"train.out_dir={out}", "train.max_steps=3", "train.val_every=3", "train.ckpt_every=3",
-            "train.log_every=1", "train.progress=false", "train.device=cpu"]
+    over = [
+        f"data.train={tr1}",
+        f"data.val={assets['val']}",
+        f"data.val_sets={{vl1: {tr1}}}",
+        "data.max_val=4",
+        f"data.bpp_cache={tmp_path / 'cache'}",
+        "data.workers=1",
+        "data.tokens_per_batch=700",
+        f"train.out_dir={out}",
+        "train.max_steps=3",
+        "train.val_every=3",
+        "train.ckpt_every=3",
+        "train.log_every=1",
+        "train.progress=false",
+        "train.device=cpu",
+    ]
     p = run("finetune", "--config", "configs/finetune/structure_pdb.yaml", *over)
     assert "vl1 F1" in p.stdout and "pairs" in p.stdout
     shipped, _ = load_structure_model("resm/models/structure_default.pt")
     tuned, meta = load_structure_model(out / "structure_model.pt")
     for (k, a), b in zip(shipped.backbone.state_dict().items(), tuned.backbone.state_dict().values()):
         assert torch.equal(a, b), k  # frozen
-    moved = [k for (k, a), b in zip(shipped.head.state_dict().items(), tuned.head.state_dict().values())
-             if a.dtype.is_floating_point and not torch.equal(a, b)]
+    moved = [
+        k
+        for (k, a), b in zip(shipped.head.state_dict().items(), tuned.head.state_dict().values())
+        if a.dtype.is_floating_point and not torch.equal(a, b)
+    ]
     assert moved and len(log(out)) == 3
     assert meta["val_metrics"]["selected_on"] == ["val", "vl1"] and meta["val_metrics"]["vl1"]["n"] == 4  # data.max_val
     raw = safe_load(out / "structure_model.pt")
@@ -460,8 +572,10 @@ def test_training_on_several_sets(assets, tmp_path, capsys):
     assert task.loss(task.model.train(), batch, None, torch.device("cpu"))[0].isfinite()
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
     capsys.readouterr()
-    for over, what in (("data.train=[{file: a.dbn, repeat: 0}]", "data.train[0]: expected a file"),
-                       ("data.train=[a.dbn, 3]", "data.train[1]")):
+    for over, what in (
+        ("data.train=[{file: a.dbn, repeat: 0}]", "data.train[0]: expected a file"),
+        ("data.train=[a.dbn, 3]", "data.train[1]"),
+    ):
         assert cli_main(["finetune", "--config", str(path), over]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and what in err[0], err
@@ -499,7 +613,9 @@ def test_fold_with_a_pair_model(assets, pair_trained, tmp_path):
     model, meta = load_structure_model(model_file)
     dec = Decoding.from_dict(meta["decoding"])
     for r in val:
-        ((c, q),) = predict_candidates(model, meta["scheme"], [r.seq], [[pair_prior(r.seq, k) for k in model_priors(meta)]])
+        ((c, q),) = predict_candidates(
+            model, meta["scheme"], [r.seq], [[pair_prior(r.seq, k) for k in model_priors(meta)]]
+        )
         want = decode_sparse(r.seq, c.i, c.j, q, dec, prior_probability(c, model.head.cfg))
         assert np.array_equal(got[r.name], want), r.name
     bpp = (tmp_path / "out.bpp").read_text()
@@ -521,12 +637,33 @@ def test_gpu_recipe_runs_on_cpu_with_a_tiny_checkpoint(assets, tmp_path):
 
     pytest.importorskip("linearpartition")
     out = tmp_path / "gpu_recipe"
-    run("finetune", "--config", "structure_esm2_gpu", f"model.init={assets['backbone']}",
-        f"data.train={assets['train']}", f"data.val={assets['val']}", "data.families=null", "data.family_holdout=0",
-        "data.bpp_cache=null", "data.max_length=60", "data.tokens_per_batch=400", "data.workers=1", "data.max_val=12",
-        "head.width=16", "head.pair_width=16", "head.blocks=1", "head.rounds=1", "head.embed_window=32",
-        "train.precision=fp32", "train.device=cpu", "train.max_steps=3", "train.val_every=3", "train.ckpt_every=3",
-        "train.progress=false", f"train.out_dir={out}")
+    run(
+        "finetune",
+        "--config",
+        "structure_esm2_gpu",
+        f"model.init={assets['backbone']}",
+        f"data.train={assets['train']}",
+        f"data.val={assets['val']}",
+        "data.families=null",
+        "data.family_holdout=0",
+        "data.bpp_cache=null",
+        "data.max_length=60",
+        "data.tokens_per_batch=400",
+        "data.workers=1",
+        "data.max_val=12",
+        "head.width=16",
+        "head.pair_width=16",
+        "head.blocks=1",
+        "head.rounds=1",
+        "head.embed_window=32",
+        "train.precision=fp32",
+        "train.device=cpu",
+        "train.max_steps=3",
+        "train.val_every=3",
+        "train.ckpt_every=3",
+        "train.progress=false",
+        f"train.out_dir={out}",
+    )
     model, meta = load_structure_model(out / "structure_model.pt")
     cfg = model.head.cfg
     assert cfg.use_attention and cfg.attn_channels > 0 and cfg.embed_window == 32 and meta["decoding"]

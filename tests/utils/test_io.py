@@ -86,16 +86,15 @@ def test_abort_all_removes_every_staged_temporary_and_scratch_folder(tmp_path):
     of a lone atomic write, or of a scratch folder is left."""
     from resm.utils.io import abort_all, scratch_dir, transaction
 
-    with pytest.raises(RuntimeError):
-        with transaction():
-            with atomic_path(tmp_path / "a.txt") as a:
-                a.write_text("a")
-            with scratch_dir("resm-test-") as scratch:
-                (scratch / "x").write_text("x")
-                with atomic_path(tmp_path / "sub" / "b.txt") as b:
-                    b.write_text("b")
-                    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, "sub"])
-                    abort_all()
-                    assert list(tmp_path.iterdir()) == [] and not scratch.exists()
-                    raise RuntimeError("stop")
+    with pytest.raises(RuntimeError), transaction():
+        with atomic_path(tmp_path / "a.txt") as a:
+            a.write_text("a")
+        with scratch_dir("resm-test-") as scratch:
+            (scratch / "x").write_text("x")
+            with atomic_path(tmp_path / "sub" / "b.txt") as b:
+                b.write_text("b")
+                assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, "sub"])
+                abort_all()
+                assert list(tmp_path.iterdir()) == [] and not scratch.exists()
+                raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []

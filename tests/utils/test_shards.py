@@ -8,13 +8,18 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import ENV, REPO, resm_cli
-from resm.embed import read_embeddings
 from resm.backbone.load import init_model, save_fair_esm
+from resm.embed import read_embeddings
 from resm.utils.shards import ShardError, ShardRun
+from tests.conftest import ENV, REPO, resm_cli
 
-SEQS = ["GGGGAAACCCCAUAGCGCGAAAGCGCU", "ACGGCAUUCGUGCCGUAAAGGGCUAAAGCCCA", "GCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC",
-        "GGACUUCGGUCCAAAGCAGCGAAAGCUGCA", "ACGUACGUAAAAACCCGGGUUUACGU"]
+SEQS = [
+    "GGGGAAACCCCAUAGCGCGAAAGCGCU",
+    "ACGGCAUUCGUGCCGUAAAGGGCUAAAGCCCA",
+    "GCGCUUCGGCGCAAAGGAUCCGAAAGGAUCC",
+    "GGACUUCGGUCCAAAGCAGCGAAAGCUGCA",
+    "ACGUACGUAAAAACCCGGGUUUACGU",
+]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +79,10 @@ def test_fold_on_two_processes_equals_one_process_and_resumes(job, tmp_path):
     resm_cli("fold", job / "in.fa", "-o", out, *args, env=env)
     work = tmp_path / "resumed.dbn.shards"
     assert not out.exists() and sorted(p.name for p in work.iterdir()) == [
-        "job.json", "shard-000001-of-000003.jsonl", "shard-000001-of-000003.jsonl.json"]
+        "job.json",
+        "shard-000001-of-000003.jsonl",
+        "shard-000001-of-000003.jsonl.json",
+    ]
     # mark the finished shard, so that its reuse shows in the output: changed behind its manifest's
     # back it is refused, naming it; with its manifest's checksum updated too, it is merged
     shard = work / "shard-000001-of-000003.jsonl"
@@ -82,10 +90,14 @@ def test_fold_on_two_processes_equals_one_process_and_resumes(job, tmp_path):
     p = resm_cli("fold", job / "in.fa", "-o", out, *args, check=False)
     assert p.returncode == 1 and not out.exists()  # refused before any work: no other shard computed
     assert sorted(p.name for p in work.iterdir()) == [
-        "job.json", "shard-000001-of-000003.jsonl", "shard-000001-of-000003.jsonl.json"]
+        "job.json",
+        "shard-000001-of-000003.jsonl",
+        "shard-000001-of-000003.jsonl.json",
+    ]
     assert p.stderr.strip().splitlines()[-1] == (
         f"resm fold: error: {shard}: its contents changed since it was written (SHA-256 differs from its "
-        f"manifest's); remove it (and {shard.name}.json) and re-run the command to recompute that shard")
+        f"manifest's); remove it (and {shard.name}.json) and re-run the command to recompute that shard"
+    )
     manifest = json.loads((work / f"{shard.name}.json").read_text())
     manifest["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
     (work / f"{shard.name}.json").write_text(json.dumps(manifest))
