@@ -31,11 +31,11 @@ def test_readme_demo_runs(tmp_path):
     assert [r.name for r in recs] == ["tRNA-Phe_yeast", "5S_rRNA_Ecoli", "hairpin_dna_lowercase"]
     assert [len(r.seq) for r in recs] == [76, 120, 21]
     assert all((r.pairs >= 0).any() for r in recs[:2])  # the tRNA and 5S rRNA get paired bases
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
-        "5S_rRNA_Ecoli.png",
-        "hairpin_dna_lowercase.png",
-        "tRNA-Phe_yeast.png",
-    ]
+    # per record: the arc diagram with the probability map, and the 2-D layout drawing
+    ids = ["5S_rRNA_Ecoli", "hairpin_dna_lowercase", "tRNA-Phe_yeast"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
+        f"{i}{s}.png" for i in ids for s in ("", "_ss")
+    )
 
 
 def test_embed_example_fasta(tmp_path):

@@ -242,6 +242,7 @@ class StructureTask:
         }
         self._bpp: dict[tuple[str, int], np.ndarray] = {}
         self._priors: dict[tuple[str, int], list] = {}  # filled as records are first used
+        self._prior_of_seq: dict[str, list] = {}  # the same priors, by sequence
         self.threshold: float | None = None
         self.decoding: dict[str, Any] | None = None
         self.final_metrics: dict[str, float] = {}
@@ -273,17 +274,15 @@ class StructureTask:
         if not missing:
             return
         seqs = [self._records(s)[k].seq for s, k in missing]
-        unique = list(dict.fromkeys(seqs))  # a record repeated (data.train's repeat) is folded once
-        workers = min(self.data_cfg.workers or (os.cpu_count() or 1), len(unique))
-        out = dict(
-            zip(
-                unique,
-                compute_priors(
-                    unique, self.prior_cfgs, self.data_cfg.bpp_cache, workers, progress=progress, desc="pair priors"
-                ),
+        # a sequence met again (data.train's repeat, or the same RNA in another split) is folded once
+        unique = [q for q in dict.fromkeys(seqs) if q not in self._prior_of_seq]
+        if unique:
+            workers = min(self.data_cfg.workers or (os.cpu_count() or 1), len(unique))
+            computed = compute_priors(
+                unique, self.prior_cfgs, self.data_cfg.bpp_cache, workers, progress=progress, desc="pair priors"
             )
-        )
-        self._priors.update({key: out[q] for key, q in zip(missing, seqs)})
+            self._prior_of_seq.update(zip(unique, computed))
+        self._priors.update({key: self._prior_of_seq[q] for key, q in zip(missing, seqs)})
 
     def bpp_of(self, it: Item) -> np.ndarray:
         """2-D head: RNAfold pair probabilities of the item's window (whole record folded once, cached)."""

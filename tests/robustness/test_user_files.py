@@ -47,7 +47,9 @@ def test_bom_and_ids_in_any_script_are_kept(ws, tmp_path, capfd):
     assert run("fold", fa, "-o", tmp_path / "s.dbn", "--plot", tmp_path / "plots") == 0
     text = (tmp_path / "s.dbn").read_text(encoding="utf-8")
     assert [ln[1:] for ln in text.splitlines() if ln.startswith(">")] == IDS
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(f"{i}.png" for i in IDS)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
+        f"{i}{s}.png" for i in IDS for s in ("", "_ss")
+    )
     assert run("fold", fa, "--format", "ct", "--split-dir", tmp_path / "ct") == 0
     assert sorted(p.name for p in (tmp_path / "ct").iterdir()) == sorted(f"{i}.ct" for i in IDS)
     assert run("embed", ws["tiny"], fa, tmp_path / "e.safetensors") == 0

@@ -165,9 +165,15 @@ def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
     p = resm_cli("interact", bad, "--model", folder, "-o", tmp_path / "never.tsv", check=False)
     assert p.returncode == 1 and "bad.tsv line 3" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "never.tsv").exists()
+    # a partner longer than the head's 40-nt training length is scanned in windows; past the
+    # 4,000 nt the scan supports it is a one-line error naming the record
     long = write_pairs(tmp_path / "long.tsv", [("m", "ACGU" * 5, "t", "ACGU" * 11, 1)])
     p = resm_cli("interact", long, "--model", folder, check=False)
-    assert p.returncode == 1 and "longer than the 40 nt" in p.stderr
+    assert p.returncode == 0 and len(p.stdout.splitlines()[1].split("\t")) == 5
+    too_long = write_pairs(tmp_path / "too_long.tsv", [("m", "ACGU" * 5, "t", "ACGU" * 1001, 1)])
+    p = resm_cli("interact", too_long, "--model", folder, check=False)
+    assert p.returncode == 1 and "'t'" in p.stderr and "longer than the 4000 nt" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
     # another backbone (same architecture, other weights) is refused by checksum
     other = tmp_path / "other.pt"
     resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "2", "--out", other)

@@ -567,6 +567,8 @@ def test_training_on_several_sets(assets, tmp_path, capsys):
     names = [r.name for r in task.train_records]
     assert len(names) == 43 and names[-3:] == ["t1"] * 3
     assert task.train_records[-1].pairs.multiplet_bases() == 2  # bases 1 and 9, each in two pairs
+    task._ensure_priors([("train", 40)])  # priors are computed when a record is first used
+    task._ensure_priors([("train", 42)])
     assert task._priors[("train", 40)] is task._priors[("train", 42)]
     batch = next(iter(task.train_stream(0, 1)))
     assert task.loss(task.model.train(), batch, None, torch.device("cpu"))[0].isfinite()
