@@ -39,7 +39,7 @@ __all__ = [
 GIB = 2**30
 
 # Fitted to measured peaks of resm fold (shipped model, one record, --threads 1; 5,000 and
-# 10,000 nt in experiments/results/memory_fold_cpu.md, 20,000 nt from issue 28's 9.5 GiB):
+# 10,000 nt in experiments/results/memory_fold_cpu.md, 20,000 nt from issue 28's 9.5 GiB, since measured as 9.54 GiB):
 # peak GiB = BASE + LINEAR * kb + QUADRATIC * kb^2, kb the length in thousands of nucleotides;
 # the fit is raised by MARGIN so that the estimate stays above what was measured.
 FOLD_BASE_GIB = 0.21
