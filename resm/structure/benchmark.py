@@ -174,21 +174,11 @@ def evaluate_dataset(
     return [_result(label, preds, true, seconds) for label, true in reference_views(dataset, recs).items()]
 
 
-def evaluate_structure(
-    model_path,
-    dataset: str,
-    data_dir,
-    limit: int | None = None,
-    seed: int = 0,
-    tile: int = DEFAULT_TILE,
-    progress: bool = True,
-    bpp_cache=None,
-    folders: Sequence[str] | None = None,
-    workers: int = 0,
-) -> dict[str, object]:
-    """The model at ``model_path`` and the classical ``folders`` on one benchmark set with one
-    reference view (:func:`evaluate_dataset` gives every view of the PDB sets)."""
-    out = evaluate_dataset(model_path, dataset, data_dir, limit, seed, tile, progress, bpp_cache, folders, workers)
+def evaluate_structure(model_path, dataset: str, data_dir, **kw) -> dict[str, object]:
+    """The model at ``model_path`` and the classical folders on one benchmark set with one
+    reference view (keyword arguments as :func:`evaluate_dataset`, which gives every view of
+    the PDB sets)."""
+    out = evaluate_dataset(model_path, dataset, data_dir, **kw)
     if len(out) != 1:
         raise ValueError(f"{dataset} is scored against {len(out)} references: use evaluate_dataset")
     return out[0]
