@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,9 @@ class PredictOptions:
     """The options of ``resm predict``, keyword-only: the ``input`` file, the trained ``model``
     folder, the TSV ``out`` (None: returned as text only), ``maps`` (rri: the pair maps' .npz),
     ``variants`` (mrl: the wild-type/variant file), the ``backbone`` (None: the one in the
-    model's manifest), ``batch_size``, ``device`` and ``trust``."""
+    model's manifest), ``batch_size``, ``device``, ``trust``, and for rri the long-partner scan
+    (``sites``: the sites' TSV, ``window``, ``stride``, ``max_sites``) and ``adapter`` (a PEFT
+    LoRA folder in place of the model's adapter)."""
 
     input: Path
     model: Path
@@ -270,9 +272,8 @@ def interact(
         for p in pairs:
             scheme.encode(p.a, f"{p.a_name} (line {p.line})")
             scheme.encode(p.b, f"{p.b_name} (line {p.line})")
-        scan = o.scan or ScanOptions()
-        scan.with_maps = o.maps is not None
-        scan.batch_size = o.batch_size
+        # the caller's scan options are not changed: maps and batch size come from this call
+        scan = replace(o.scan or ScanOptions(), with_maps=o.maps is not None, batch_size=o.batch_size)
         scans = scan_pairs(tm.to(o.device), head, scheme, pairs, int(entry["config"]["max_length"]), scan, o.device)
         scores = np.array([r.score for r in scans], np.float32)
         pair_maps = [r.map for r in scans]
