@@ -189,7 +189,7 @@ def load_state(model: ESM2, state: dict[str, torch.Tensor], where: str) -> bool:
     return "contact_head.regression.weight" in got
 
 
-def _regression_path(path: Path) -> Path:
+def regression_path(path: Path) -> Path:
     return path.with_name(path.stem + "-contact-regression.pt")
 
 
@@ -205,7 +205,7 @@ def load_fair_esm(
         raise CheckpointError(f"{path}: not a fair-esm checkpoint (no 'model' entry)")
     cfg = _config_from_fair(data, str(path))
     state = strip_fair_prefixes(dict(data["model"]))
-    reg_path = Path(regression) if regression else _regression_path(path)
+    reg_path = Path(regression) if regression else regression_path(path)
     if regression or reg_path.exists():
         reg = safe_load(reg_path, trust)
         if not isinstance(reg, dict) or "model" not in reg:
@@ -436,7 +436,7 @@ def save_fair_esm(
         torch.save(data, tmp)
     if companion:
         reg = {k: v for k, v in state.items() if k.startswith("contact_head.")}
-        with atomic_path(_regression_path(Path(path))) as tmp:
+        with atomic_path(regression_path(Path(path))) as tmp:
             torch.save({"model": reg}, tmp)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "TASK_COLUMNS",
     "TASK_CSV",
     "NA",
+    "backends_run",
     "format_markdown",
     "write_outputs",
 ]
@@ -196,6 +197,15 @@ def format_markdown(cfg: CompareConfig, result: dict[str, Any]) -> str:
         lines.append("")
         lines += _structure_markdown(cfg, result) if task == "structure" else _task_markdown(cfg, result, task)
     return "\n".join(lines) + "\n"
+
+
+def backends_run(result: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The backends of a :func:`resm.compare.harness.run_compare` result that ran (in at least
+    one row) and those skipped, each sorted by name."""
+    rows = [r for t in ("rows", "rri_rows", "mrl_rows") for r in result[t]]
+    skipped = sorted({r["backend"] for r in rows if str(r.get("status", "")).startswith("skipped")})
+    ran = sorted({r["backend"] for r in rows} - set(skipped))
+    return ran, skipped
 
 
 def _csv_text(rows: list[dict[str, Any]], keys: list[str]) -> str:

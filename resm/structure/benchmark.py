@@ -31,13 +31,14 @@ from .datasets import FAMFOLD_SPLIT, load_dataset, read_split, reference_views
 from .folders import FOLDERS, FolderUnavailable
 from .io import Structure
 from .metrics import evaluate
-from .model import load_structure_model
+from .model import load_structure_model, resolve_model
 
 __all__ = [
     "DEFAULT_FOLDERS",
     "evaluate_dataset",
     "evaluate_structure",
     "evaluate_famfold",
+    "evaluate_sets",
     "format_table",
     "write_table",
 ]
@@ -227,6 +228,49 @@ def evaluate_famfold(
         )
     )
     return results
+
+
+def evaluate_sets(
+    model,
+    datasets: Sequence[str],
+    data_dir=None,
+    folds: list[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    tile: int = DEFAULT_TILE,
+    bpp_cache=None,
+    folders: Sequence[str] | None = None,
+    workers: int = 0,
+) -> tuple[list[dict[str, object]], str]:
+    """``resm evaluate structure``: the model and the classical folders on each set of
+    ``datasets`` (:func:`evaluate_famfold` for ``archiveii-famfold``, else
+    :func:`evaluate_dataset`), the model file checked before any data is read. ``model`` may be
+    ``default`` (the shipped model); ``data_dir`` None: :func:`resm.config.default_data_dir`.
+    Returns the results and the model's label for :func:`format_table`."""
+    from ..config import default_data_dir
+
+    data_dir = data_dir or default_data_dir()
+    label = model
+    if resolve_model(model) is not model:
+        model = resolve_model(model)
+        label = "default (resm/models/structure_default.pt, the shipped model)"
+    if "archiveii-famfold" in datasets and "{fold}" not in str(model):
+        raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
+    if "{fold}" in str(model) and set(datasets) != {"archiveii-famfold"}:
+        raise ValueError("a --model path with {fold} goes with --dataset archiveii-famfold only")
+    if "{fold}" not in str(model):
+        check_models(model)  # before any data is read or any folder runs
+    results = []
+    for d in datasets:
+        if d == "archiveii-famfold":
+            results += evaluate_famfold(
+                str(model), data_dir, folds, limit, seed, tile, bpp_cache=bpp_cache, folders=folders, workers=workers
+            )
+        else:
+            results += evaluate_dataset(
+                model, d, data_dir, limit, seed, tile, bpp_cache=bpp_cache, folders=folders, workers=workers
+            )
+    return results, label
 
 
 def _label(name: str) -> str:

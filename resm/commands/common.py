@@ -1,0 +1,162 @@
+"""What the command modules share: the :class:`Command` each one declares, the help formatter,
+the argument groups several commands take, and the small helpers of their handlers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# options dataclass field -> the command line's name for it (resm.config.options)
+CLI_NAMES = {"fmt": "format", "no_lp": "noLP", "trust": "trust_checkpoint", "layers": "repr_layers"}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``resm`` subcommand, as a command module declares it; :mod:`resm.cli` builds the
+    parser from the list in :mod:`resm.commands`.
+
+    ``outputs``: ``(option, kind)`` pairs checked before any work (kind ``"file"``, ``"dir"``,
+    ``"any"``, or a function of the parsed arguments giving one); ``inputs``: ``(option,
+    what)`` pairs no output may replace (:func:`resm.utils.io.declared_inputs`); ``training``:
+    the command writes a run folder of its own (no transaction), and an interrupted run is
+    resumed by running the same command again."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], None]
+    outputs: tuple = ()
+    inputs: tuple = ()
+    training: bool = False
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help states its default: ``(default: X)`` is appended unless the help
+    already speaks of it, ``(required)`` to a required option; flags (no value) need none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.required:
+            return text if "required" in text else text + " (required)"
+        if (
+            action.option_strings
+            and action.nargs != 0
+            and "default" not in text
+            and action.default not in (None, argparse.SUPPRESS)
+        ):
+            d = action.default
+            shown = " ".join(map(str, d)) if isinstance(d, (list, tuple)) else d
+            text += f" (default: {shown})".replace("%", "%%")
+        return text
+
+
+# option -> (rule, check): checked after parsing, before any work, for every command that has it
+OPTION_RULES = {
+    "threads": ("must be >= 0 (0: torch's default)", lambda v: v >= 0),
+    "batch_size": ("must be >= 1", lambda v: v >= 1),
+    "toks_per_batch": ("must be >= 1", lambda v: v >= 1),
+    "max_length": ("must be >= 1", lambda v: v >= 1),
+    "window": ("must be >= 0 (0: the head's max_length)", lambda v: v >= 0),
+    "stride": ("must be >= 0 (0: half the window)", lambda v: v >= 0),
+    "max_sites": ("must be >= 1", lambda v: v >= 1),
+    "max_train": ("must be >= 1", lambda v: v >= 1),
+    "max_val": ("must be >= 1", lambda v: v >= 1),
+    "limit": ("must be >= 1 (a number of sequences)", lambda v: v >= 1),
+    "tile": ("must be >= 16", lambda v: v >= 16),
+    "seed": ("must be >= 0", lambda v: v >= 0),
+    "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
+}
+
+
+# --------------------------------------------------------------------------- argument groups
+def device_args(sp: argparse.ArgumentParser, threads: bool = True, threads_extra: str = "") -> None:
+    """``--device``, ``--nogpu`` and (with ``threads``) ``--threads``; ``threads_extra`` names
+    what else the threads run."""
+    from ..utils.device import DEVICE_HELP
+
+    sp.add_argument("--device", default="auto", help=f"{DEVICE_HELP} (default: auto)")
+    sp.add_argument(
+        "--nogpu",
+        dest="device",
+        action="store_const",
+        const="cpu",
+        help="run on the CPU (same as --device cpu; esm-extract's spelling)",
+    )
+    if threads:
+        sp.add_argument(
+            "--threads", type=int, default=0, help=f"CPU threads: torch's{threads_extra} (default 0: every core)"
+        )
+
+
+def model_args(sp: argparse.ArgumentParser) -> None:
+    """The backbone a command runs: the positional model, its scheme, regression and device."""
+    sp.add_argument(
+        "model",
+        help="fair-esm .pt file, Hugging Face folder, Hugging Face hub id in the local cache "
+        "(e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), or 'default' "
+        "(the backbone of the shipped structure model)",
+    )
+    sp.add_argument("--scheme", default=None, help="mapping scheme (default: the checkpoint's, else kdny)")
+    sp.add_argument(
+        "--regression",
+        default=None,
+        help="contact-regression .pt (default: <stem>-contact-regression.pt beside the model)",
+    )
+    trust_arg(sp)
+    device_args(sp)
+
+
+def trust_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow unpickling arbitrary objects (only for files you trust)",
+    )
+
+
+def memory_check_arg(sp: argparse.ArgumentParser, verb: str) -> None:
+    sp.add_argument(
+        "--ignore-memory-check",
+        action="store_true",
+        help=f"{verb} even when the estimated peak memory exceeds the available memory "
+        "(default: refuse before any work)",
+    )
+
+
+# --------------------------------------------------------------------------- handler helpers
+def set_threads(a: argparse.Namespace) -> None:
+    """``--threads N`` (N > 0): torch's CPU threads; 0 leaves torch's default."""
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+
+
+def torch_dtype(name: str | None):
+    """``--dtype``'s name -> the autocast dtype (None: fp32)."""
+    import torch
+
+    return {None: None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def print_rank0(line: str) -> None:
+    """Print once per distributed job."""
+    import os
+
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(line)
+
+
+def print_metrics(label: str, m: dict) -> None:
+    print(label + ": " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()))
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def report_stream(quiet: bool):
+    """Where a command's summary goes: stderr when stdout holds the output, else stdout."""
+    return sys.stderr if quiet else sys.stdout

@@ -1,0 +1,64 @@
+"""``resm compare``: backbones compared on the same structure, RRI and MRL tasks
+(:func:`resm.compare.harness.run_compare`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import Command
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        help="YAML config, or the name of a shipped one (e.g. cpu_small; see configs/compare/); required",
+    )
+    sp.add_argument(
+        "--strict",
+        action="store_true",
+        help="a backend whose weights or package are missing is an error, and nothing is written (default: a "
+        "SKIPPED line and row)",
+    )
+    sp.add_argument("overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.steps=50")
+
+
+def run(a: argparse.Namespace) -> None:
+    from ..compare.backends import BackendUnavailable
+    from ..compare.config import parse_config
+    from ..compare.harness import run_compare
+    from ..compare.report import backends_run, format_markdown
+    from ..config import find_config, load_config
+    from ..utils.io import check_output
+
+    path = find_config(a.config, "compare")
+    cfg = parse_config(load_config(path, a.overrides), path.stem)  # checked before any work
+    cfg.strict = cfg.strict or a.strict
+    check_output(cfg.output_dir(), "dir")
+    try:
+        result = run_compare(cfg)
+    except BackendUnavailable as e:
+        raise ValueError(str(e)) from None
+    print(format_markdown(cfg, result))
+    ran, skipped = backends_run(result)
+    print(
+        f"compared {len(ran)} backends ({', '.join(ran)}); wrote {len(result['files'])} files to {result['out_dir']}/"
+    )
+    if skipped:
+        print(
+            f"SKIPPED {len(skipped)} backends: {', '.join(skipped)} (reasons in their rows; --strict makes a skip an "
+            "error)",
+            file=sys.stderr,
+        )
+
+
+COMPARE = Command(
+    "compare",
+    "compare backbones (mapped ESM-2, nucleotide models, RNA-FM, one-hot, ViennaRNA) on the same structure, RRI "
+    "and MRL tasks",
+    add_arguments,
+    run,
+)

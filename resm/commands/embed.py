@@ -1,0 +1,87 @@
+"""``resm embed``: representations of the RNAs in a FASTA file (like esm-extract)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import CLI_NAMES, Command, memory_check_arg, model_args, plural, report_stream, set_threads, torch_dtype
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    from ..utils.shards import DEFAULT_SHARD_SIZE
+
+    model_args(sp)
+    sp.add_argument(
+        "fasta",
+        type=Path,
+        metavar="INPUT",
+        help="FASTA (.gz too), bare sequences, or .dbn/.ct/.bpseq; - reads standard input",
+    )
+    sp.add_argument("out", type=Path, help="output file: .safetensors or .npz")
+    sp.add_argument(
+        "--repr-layers",
+        "--repr_layers",
+        dest="repr_layers",
+        type=int,
+        nargs="+",
+        default=[-1],
+        help="layers to keep; 0 = embeddings, negative counts from the end",
+    )
+    sp.add_argument(
+        "--include",
+        nargs="+",
+        default=["mean"],
+        choices=["mean", "per_tok", "bos", "contacts"],
+        help="what to keep per sequence (esm-extract's names)",
+    )
+    sp.add_argument(
+        "--toks-per-batch",
+        "--toks_per_batch",
+        dest="toks_per_batch",
+        type=int,
+        default=4096,
+        help="token budget of a batch (padded tokens)",
+    )
+    sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences (no silent truncation)")
+    sp.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16", "fp16"],
+        default=None,
+        help="autocast dtype (default: none, fp32; on a GPU bf16 is faster)",
+    )
+    sp.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        help="records per shard: batches form inside a shard; under torchrun each process takes shards and "
+        "finished ones are resumed",
+    )
+    memory_check_arg(sp, "run")
+
+
+def run(a: argparse.Namespace) -> None:
+    from ..config import options
+    from ..embed import EmbedOptions, embed_file
+    from ..utils.io import is_stream
+
+    set_threads(a)
+    r = embed_file(
+        a.model, a.fasta, a.out, options(EmbedOptions, {**vars(a), "dtype": torch_dtype(a.dtype)}, CLI_NAMES)
+    )
+    if r["rank"] == 0:
+        reused = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
+        print(
+            f"wrote {a.out}: {plural(r['n'], 'sequence')}, {r['nt']} nt in {r['seconds']:.1f}s{reused}",
+            file=report_stream(is_stream(a.out)),
+        )
+
+
+EMBED = Command(
+    "embed",
+    "extract representations of the RNAs in a FASTA file (like esm-extract)",
+    add_arguments,
+    run,
+    outputs=(("out", "file"),),
+    inputs=(("model", "the model"), ("regression", "--regression"), ("fasta", "the input")),
+)

@@ -1,0 +1,91 @@
+"""``resm evaluate structure``: a structure model against known structures, with the classical
+folders in the same run (:func:`resm.structure.benchmark.evaluate_sets`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import Command, set_threads
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("what", choices=["structure"], help="what to evaluate")
+    sp.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        help="structure_model.pt written by resm finetune, or 'default' (the shipped model); for archiveii-famfold "
+        "a path with {fold} (one model per fold); required",
+    )
+    sp.add_argument(
+        "--dataset",
+        nargs="+",
+        required=True,
+        choices=["ts0", "bprna-new", "archiveii", "archiveii-long", "archiveii-famfold", "vl1", "tr1"],
+        help="benchmark sets (required; vl1/tr1: PDB-derived, scored over canonical pairs and over all pairs)",
+    )
+    sp.add_argument("--folds", nargs="+", default=None, help="archiveii-famfold: only these folds (default: all 9)")
+    sp.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="a seeded random subset of this many sequences per set (default: all)",
+    )
+    sp.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
+    sp.add_argument("--tile", type=int, default=512, help="tile size of the memory-bounded 2D head (default: 512)")
+    sp.add_argument(
+        "--folders",
+        nargs="*",
+        default=None,
+        metavar="FOLDER",
+        help="classical folders run on the same records (default: those of rnafold, rnafold-mea, eternafold, "
+        "linearpartition-v, linearfold-v that are installed, each missing one named in a 'skipped folder' line; "
+        "a folder named here must be installed)",
+    )
+    sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
+    sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
+    sp.add_argument(
+        "--bpp-cache",
+        default=None,
+        metavar="DIR",
+        help="reuse the pair priors stored here by training (data.bpp_cache), and store new ones; "
+        "the model's time then leaves out the priors found there (default: compute them)",
+    )
+    sp.add_argument("--out", type=Path, default=None, help="markdown table to write (default: print only)")
+
+
+def run(a: argparse.Namespace) -> None:
+    import shlex
+
+    from ..structure.benchmark import evaluate_sets, format_table, write_table
+
+    set_threads(a)
+    results, label = evaluate_sets(
+        a.model,
+        a.dataset,
+        a.data_dir,
+        a.folds,
+        a.limit,
+        a.seed,
+        a.tile,
+        bpp_cache=a.bpp_cache,
+        folders=a.folders,
+        workers=a.threads,
+    )
+    command = "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    text = format_table(results, command, label, cached_prior=bool(a.bpp_cache))
+    print(text)
+    if a.out:
+        write_table(a.out, text)
+
+
+EVALUATE = Command(
+    "evaluate",
+    "score a structure model against known structures, with RNAfold in the same run",
+    add_arguments,
+    run,
+    outputs=(("out", "file"),),
+    inputs=(("model", "--model"),),
+)

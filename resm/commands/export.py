@@ -1,0 +1,64 @@
+"""``resm export``: a training checkpoint consolidated into a fair-esm ``.pt`` (and a Hugging
+Face folder)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import Command
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
+    sp.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="fair-esm .pt to write, its name starting with esm2 as fair-esm requires (required); "
+        "<stem>-contact-regression.pt is written beside it",
+    )
+    sp.add_argument(
+        "--any-name",
+        action="store_true",
+        help="allow an --out name that does not start with esm2 (resm reads it; fair-esm does not; default: refuse)",
+    )
+    sp.add_argument(
+        "--hf",
+        type=Path,
+        default=None,
+        help="also write a Hugging Face folder here, tokenizer included (default: none)",
+    )
+    sp.add_argument(
+        "--dtype",
+        choices=["fp32", "fp16", "bf16"],
+        default="fp32",
+        help="weights of the .pt: fp16 halves the file, read back as fp32 (default: fp32; the HF folder stays fp32)",
+    )
+    sp.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow unpickling arbitrary objects from the checkpoint's DeepSpeed files (only for run folders you "
+        "trust; default: refuse)",
+    )
+
+
+def run(a: argparse.Namespace) -> None:
+    from ..backbone.load import fair_esm_name_problem, regression_path
+    from ..export import export_checkpoint
+
+    export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype, any_name=a.any_name)
+    reg = regression_path(a.out)  # written where fair-esm reads the pair
+    print(
+        f"wrote {a.out}" + ("" if fair_esm_name_problem(a.out) else f", {reg.name}") + (f" and {a.hf}" if a.hf else "")
+    )
+
+
+EXPORT = Command(
+    "export",
+    "consolidate a training checkpoint (torch or ZeRO-sharded) into a fair-esm .pt / HF folder",
+    add_arguments,
+    run,
+    outputs=(("out", "file"), ("hf", "dir")),
+    inputs=(("checkpoint", "the checkpoint"),),
+)

@@ -1,0 +1,163 @@
+"""``resm fold``: secondary structures of RNAs with the shipped model, a fine-tuned one or a
+zero-shot probe (:func:`resm.structure.pipeline.fold_fasta`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import CLI_NAMES, Command, device_args, memory_check_arg, plural, report_stream, set_threads, trust_arg
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    from ..structure.rnafold_vocabulary import add_arguments as rnafold_spellings
+    from ..utils.shards import DEFAULT_SHARD_SIZE
+
+    sp.add_argument(
+        "fasta",
+        nargs="?",
+        default="-",
+        metavar="INPUT",
+        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq file whose sequences are "
+        "folded; - or a pipe: standard input",
+    )
+    sp.add_argument(
+        "--model",
+        default=None,
+        help="structure model from `resm finetune` (default: the one shipped in the package, also named "
+        "'default'); with --zero-shot: the backbone (fair-esm .pt, HF folder or ESM-2 name)",
+    )
+    sp.add_argument(
+        "--zero-shot",
+        type=Path,
+        default=None,
+        metavar="PROBE.pt",
+        help="fold with a zero-shot probe from `resm probe` instead of a supervised model (default: no probe)",
+    )
+    sp.add_argument(
+        "--format",
+        choices=["dbn", "bpseq", "ct", "pairs"],
+        default=None,
+        help="structure format (dbn: pseudoknots as [] {} <> Aa...; pairs: a pair list, 'i j' lines, one record "
+        "per file; default: from -o's extension, .ct .bpseq .dbn .pairs, else dbn)",
+    )
+    sp.add_argument(
+        "--input-format",
+        choices=["fasta", "plain", "dbn", "ct", "bpseq"],
+        default=None,
+        help="input format (default: from the extension, else from the text)",
+    )
+    sp.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="one output file holding every record (dbn, or ct: records one after the other; bpseq: one record) "
+        "(default: stdout)",
+    )
+    sp.add_argument(
+        "--split-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write one <id>.<format> file per record into DIR instead of -o (default: off)",
+    )
+    sp.add_argument(
+        "--bpp",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write base-pair probabilities: '>id' blocks of 'i j p' lines, 1-based, i < j (default: off)",
+    )
+    sp.add_argument("--bpp-min", type=float, default=1e-3, help="leave out pairs of lower probability in --bpp")
+    sp.add_argument(
+        "--noLP",
+        "--no-lp",
+        dest="noLP",
+        action="store_true",
+        help="no lone pairs: drop every pair without a stacked neighbour (as RNAfold --noLP)",
+    )
+    sp.add_argument("--nested", action="store_true", help="no pseudoknots: keep a maximum nested subset of the pairs")
+    sp.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write <id>.png (arc diagram + probability map; against the reference with --reference) per record "
+        "here (default: no plots)",
+    )
+    rnafold_spellings(sp)
+    sp.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="known structures with the same ids (dbn, ct, bpseq): score each record, with RNAfold alongside, as "
+        "a TSV (default: no scoring)",
+    )
+    sp.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="TSV",
+        help="with --reference: write the per-record scores here (default: stdout)",
+    )
+    sp.add_argument("--noncanonical", action="store_true", help="allow pairs other than AU, GC, GU")
+    sp.add_argument("--method", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
+    sp.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: the model's)")
+    sp.add_argument("--scheme", default=None, help="mapping scheme (default: the probe's)")
+    sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences")
+    sp.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        help="records per shard of a sharded run (under torchrun; shards are resumed)",
+    )
+    memory_check_arg(sp, "fold")
+    sp.add_argument(
+        "--bpp-cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="store the model's thermodynamic pair priors here and reuse them when the same sequences "
+        "are folded again, with any options (the priors are most of the time on short RNAs; "
+        "default: compute them every run)",
+    )
+    trust_arg(sp)
+    device_args(sp, threads_extra=", and the processes computing pair priors")
+
+
+def run(a: argparse.Namespace) -> None:
+    from ..config import options
+    from ..structure.pipeline import FoldOptions, fold_fasta
+    from ..structure.report import format_summary
+    from ..structure.rnafold_vocabulary import resolve
+    from ..utils.io import is_stream
+
+    resolve(a)  # RNAfold's spellings, -o's extension
+    set_threads(a)
+    r = fold_fasta(a.fasta, options(FoldOptions, a, CLI_NAMES))
+    if r["rank"] != 0:
+        return
+    files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]
+    files += [f"{a.split_dir}/ ({r['n']} {a.format} files)"] if a.split_dir is not None else []
+    files += [f"{2 * r['n']} {a.plot_format} figures in {a.plot}/"] if a.plot is not None else []
+    quiet = (
+        r["mode"] == "stdout"
+        or (a.reference is not None and a.report is None)  # stdout holds the output
+        or any(p is not None and is_stream(p) for p in (a.out, a.bpp, a.report))
+    )
+    if "metrics" in r:
+        print(format_summary(r["metrics"]), file=report_stream(quiet))
+    if files:
+        skipped = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
+        print(f"folded {plural(r['n'], 'sequence')}{skipped}: wrote " + ", ".join(files), file=report_stream(quiet))
+
+
+FOLD = Command(
+    "fold",
+    "predict the secondary structures of RNAs (FASTA, bare sequences, or .dbn/.ct/.bpseq files)",
+    add_arguments,
+    run,
+    outputs=(("out", "file"), ("bpp", "file"), ("report", "file"), ("split_dir", "dir"), ("plot", "dir")),
+    inputs=(("fasta", "the input"), ("reference", "--reference"), ("model", "--model"), ("zero_shot", "--zero-shot")),
+)

@@ -1,0 +1,44 @@
+"""``resm init-checkpoint``: a randomly initialised ESM-2 checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import Command
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    from ..backbone.config import ARCHS
+
+    sp.add_argument("--arch", default="esm2_t6_8M_UR50D", choices=list(ARCHS), help="architecture")
+    sp.add_argument("--out", required=True, type=Path, help="file (fair-esm) or folder (hf) to write (required)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    sp.add_argument(
+        "--scheme", default=None, help="record a mapping scheme in the checkpoint (default: none, like a protein model)"
+    )
+    sp.add_argument("--format", choices=["fair-esm", "hf"], default="fair-esm", help="checkpoint format")
+
+
+def run(a: argparse.Namespace) -> None:
+    from ..backbone.load import init_model, resm_meta, save_fair_esm, save_hf
+    from ..mapping import get_scheme
+
+    model = init_model(a.arch, seed=a.seed)
+    scheme = get_scheme(a.scheme) if a.scheme else None
+    meta = resm_meta(scheme, a.arch, init="random", seed=a.seed)
+    if a.format == "hf":
+        save_hf(model, a.out, meta)
+    else:
+        save_fair_esm(model, a.out, meta)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"wrote {a.out}: {a.arch}, {n / 1e6:.1f}M parameters, random init (seed {a.seed})")
+
+
+INIT_CHECKPOINT = Command(
+    "init-checkpoint",
+    "write a randomly initialised ESM-2 checkpoint (fair-esm .pt or HF folder)",
+    add_arguments,
+    run,
+    outputs=(("out", lambda a: "dir" if a.format == "hf" else "file"),),
+)

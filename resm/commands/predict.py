@@ -1,0 +1,179 @@
+"""``resm interact`` and ``resm predict``: inference with trained rri and mrl models (and the
+zero-shot RNA-RNA score), through :mod:`resm.predict`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import CLI_NAMES, Command, device_args, print_metrics, set_threads, trust_arg
+
+
+def scan_args(sp: argparse.ArgumentParser) -> None:
+    """Long partners scanned in windows, and the sites file."""
+    sp.add_argument(
+        "--sites",
+        type=Path,
+        default=None,
+        metavar="SITES.tsv",
+        help="also write each pair's sites: window coordinates, probability and the duplex read from the pair map "
+        "(default: none)",
+    )
+    sp.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        help="partners longer than this (nt) are scanned in windows of this length (default 0: the head's trained "
+        "max_length)",
+    )
+    sp.add_argument("--stride", type=int, default=0, help="step between windows (default 0: half the window)")
+    sp.add_argument("--max-sites", type=int, default=10, help="sites kept per pair in --sites, strongest first")
+
+
+def infer_args(sp: argparse.ArgumentParser) -> None:
+    """The backbone, adapter, output, batch and device of a trained model's inference."""
+    sp.add_argument(
+        "--backbone",
+        default=None,
+        help="backbone checkpoint (default: the one recorded in the model's manifest; its checksum must match)",
+    )
+    sp.add_argument(
+        "--adapter",
+        type=Path,
+        default=None,
+        metavar="PEFT_DIR",
+        help="a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors, made on the Hugging Face export "
+        "of the same backbone) in place of the model's adapter (default: the model's own)",
+    )
+    sp.add_argument("-o", "--out", type=Path, default=None, help="TSV to write (default: stdout)")
+    sp.add_argument("--batch-size", type=int, default=64, help="pairs or UTRs per batch")
+    device_args(sp)
+    trust_arg(sp)
+
+
+def interact_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("pairs", type=Path, help="pairs table (TSV or CSV)")
+    sp.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="rri model folder (out_dir/model of `resm finetune`; default: none, for --zero-shot)",
+    )
+    sp.add_argument(
+        "--maps",
+        type=Path,
+        default=None,
+        metavar="MAPS.npz",
+        help="also write each pair's intermolecular pair-probability map (default: none)",
+    )
+    sp.add_argument(
+        "--zero-shot",
+        action="store_true",
+        help="score from the backbone's contact head (no trained head): needs --backbone",
+    )
+    sp.add_argument(
+        "--probe",
+        type=Path,
+        default=None,
+        help="with --zero-shot: a contact regression from `resm probe` (default: the backbone's own)",
+    )
+    sp.add_argument(
+        "--linker", default="", help="with --zero-shot: nucleotides put between the two sequences (default: none)"
+    )
+    sp.add_argument("--scheme", default=None, help="with --zero-shot: mapping scheme (default: the checkpoint's)")
+    scan_args(sp)
+    infer_args(sp)
+
+
+def run_interact(a: argparse.Namespace) -> None:
+    from ..predict import InteractOptions, interact
+    from ..tasks.rri_sites import ScanOptions
+
+    set_threads(a)
+    scan = ScanOptions(window=a.window, stride=a.stride, max_sites=a.max_sites, progress=a.out is not None)
+    opts = InteractOptions(
+        out=a.out,
+        maps=a.maps,
+        sites=a.sites,
+        zero_shot=a.zero_shot,
+        backbone=a.backbone,
+        probe=a.probe,
+        linker=a.linker,
+        scheme_name=a.scheme,
+        batch_size=a.batch_size,
+        device=a.device,
+        trust=a.trust_checkpoint,
+        scan=scan,
+        adapter=a.adapter,
+    )
+    r = interact(a.pairs, a.model, opts)
+    if a.out is None:
+        sys.stdout.write(r["text"])
+    else:
+        extra = (f", pair maps in {a.maps}" if a.maps else "") + (f", sites in {a.sites}" if a.sites else "")
+        print(f"wrote {a.out}: {len(r['scores'])} pairs" + extra)
+    if "metrics" in r:
+        print_metrics("labels in the file", r["metrics"])
+
+
+def predict_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--task",
+        required=True,
+        help="the model's task: one whose descriptor in resm.tasks.TASKS has a predict command (rri, mrl; required)",
+    )
+    sp.add_argument("input", type=Path, help="pairs table (rri), or UTR CSV / FASTA (mrl)")
+    sp.add_argument(
+        "--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`; required)"
+    )
+    sp.add_argument(
+        "--maps", type=Path, default=None, metavar="MAPS.npz", help="rri: also write the pair maps (default: none)"
+    )
+    sp.add_argument(
+        "--variants",
+        action="store_true",
+        help="mrl: the input is the human wild-type/variant file; report the variant-effect correlation",
+    )
+    scan_args(sp)
+    infer_args(sp)
+
+
+def run_predict(a: argparse.Namespace) -> None:
+    """``resm predict --task NAME``: the predict function of the task's descriptor
+    (:data:`resm.tasks.TASKS`)."""
+    from ..config import options
+    from ..predict import PredictOptions
+    from ..tasks import TASKS, tasks_with
+    from ..tasks.base import resolve
+
+    if a.task not in tasks_with("predict"):
+        known = ", ".join(tasks_with("predict"))
+        raise ValueError(f"--task {a.task}: no predict command for this task; choose from {known}")
+    set_threads(a)
+    r = resolve(TASKS[a.task].predict)(options(PredictOptions, a, CLI_NAMES))
+    if a.out is None:
+        sys.stdout.write(r["text"])
+    else:
+        print(f"wrote {a.out}: {r['n']} {r['what']}")
+    for label, m in r.get("metrics", {}).items():
+        print_metrics(label, m)
+
+
+INTERACT = Command(
+    "interact",
+    "score RNA-RNA pairs (a_name, a_seq, b_name, b_seq[, label] table) with an rri model (partners up to "
+    "4,000 nt, long ones scanned in windows) or zero-shot",
+    interact_arguments,
+    run_interact,
+    outputs=(("out", "file"), ("maps", "file"), ("sites", "file")),
+    inputs=(("pairs", "the input"), ("model", "--model"), ("backbone", "--backbone"), ("probe", "--probe")),
+)
+PREDICT = Command(
+    "predict",
+    "predict with a trained rri or mrl model (pairs table / UTR CSV or FASTA)",
+    predict_arguments,
+    run_predict,
+    outputs=(("out", "file"), ("maps", "file"), ("sites", "file")),
+    inputs=(("input", "the input"), ("model", "--model"), ("backbone", "--backbone")),
+)

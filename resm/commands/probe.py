@@ -1,0 +1,65 @@
+"""``resm probe``: fit the zero-shot structure probe and choose its threshold."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import CLI_NAMES, Command, model_args, set_threads
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    model_args(sp)
+    sp.add_argument("train", type=Path, help="labelled structures to fit on (dbn, bpseq, ct or pairs; .gz ok)")
+    sp.add_argument(
+        "--out", required=True, type=Path, help="probe .pt to write (required; PROBE.pt.json is written beside it)"
+    )
+    sp.add_argument(
+        "--val", type=Path, default=None, help="structures to choose the threshold on (default: the training ones)"
+    )
+    sp.add_argument("--max-train", type=int, default=100, help="use at most this many training structures")
+    sp.add_argument("--max-val", type=int, default=100, help="use at most this many validation structures")
+    sp.add_argument("--max-length", type=int, default=1000, help="skip longer structures")
+    sp.add_argument(
+        "--method", choices=["greedy", "matching"], default="greedy", help="decoding the threshold is chosen for"
+    )
+    sp.add_argument("--seed", type=int, default=0, help="seed of the non-pair sampling")
+
+
+def run(a: argparse.Namespace) -> None:
+    from ..config import options
+    from ..structure.probe import ProbeOptions, fit_probe_file, sidecar_path
+
+    set_threads(a)
+    probe, skipped, val = fit_probe_file(a.model, a.train, a.out, options(ProbeOptions, a, CLI_NAMES))
+    s = probe.stats
+    skip = f", {skipped} longer than {a.max_length} skipped" if skipped else ""
+    print(
+        f"fitted on {probe.n_train} structures{skip}: n_pos {s['n_pos']}, n_neg {s['n_neg']}, "
+        f"train AUROC {s['train_auroc']:.3f}"
+    )
+    on = (
+        f"{s['n_val']} validation structures"
+        if val
+        else f"the {s['n_val']} training structures (no --val given, so this F1 is optimistic)"
+    )
+    print(
+        f"threshold {probe.threshold:g} ({probe.method}) chosen on {on}: "
+        f"F1 {s['f1_mean']:.3f} strict, {s['f1_shift_mean']:.3f} with +-1 shift (mean)"
+    )
+    print(f"wrote {a.out} and {sidecar_path(a.out).name}")
+
+
+PROBE = Command(
+    "probe",
+    "fit the zero-shot structure probe (logistic regression on attention maps) and choose its threshold",
+    add_arguments,
+    run,
+    outputs=(("out", "file"),),
+    inputs=(
+        ("model", "the model"),
+        ("regression", "--regression"),
+        ("train", "the training structures"),
+        ("val", "--val"),
+    ),
+)

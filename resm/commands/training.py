@@ -1,0 +1,86 @@
+"""``resm pretrain`` and ``resm finetune``: the commands that run the shared training loop
+(:func:`resm.tasks.run`) on a config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import Command, print_rank0
+
+
+def training_args(sp: argparse.ArgumentParser, where: str) -> None:
+    sp.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        help=f"YAML config, or the name of a shipped one (see {where}); required",
+    )
+    sp.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.max_steps=100"
+    )
+    # the deepspeed launcher appends --local_rank=N; the rank is read from the environment
+    sp.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def run_pretrain(a: argparse.Namespace) -> None:
+    from ..config import find_config, load_config
+    from ..tasks import run
+
+    result = run(load_config(find_config(a.config, "pretrain"), a.overrides), default="mlm", known=("mlm",))
+    v = result.get("validation") or {}
+    line = f"finished at step {result['step']}"
+    if "val_loss" in v and v.get("n_masked", 1) == 0:
+        line += ": no validation loss (the validation split is empty)"
+    elif "val_loss" in v:
+        line += f": validation loss {v['val_loss']:.4f} (unigram baseline {v['unigram_baseline']:.4f})"
+    print_rank0(line)
+
+
+def run_finetune(a: argparse.Namespace) -> None:
+    from ..config import find_config, load_config
+    from ..structure.decode import Decoding
+    from ..tasks import run, tasks_with
+
+    result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=tasks_with("finetune"))
+    v = result.get("validation") or {}
+    line = f"finished at step {result['step']}"
+    if "val_f1_shift" in v and result.get("decoding"):  # the F1 shown is the one of the decoding chosen below
+        line += f": validation loss {v['val_loss']:.4f}"
+    elif "val_f1_shift" in v:
+        line += f": validation F1 {v['val_f1']:.3f} strict, {v['val_f1_shift']:.3f} shift (at 0.5)"
+        line += f", loss {v['val_loss']:.4f}"
+    if result.get("decoding"):
+        d, f = result["decoding"], result.get("final") or {}
+        line += f"; decoding: {Decoding.from_dict(d).describe()}"
+        for s, m in f.items():
+            if isinstance(m, dict) and "f1_mean" in m:
+                line += f"; {s} F1 {m['f1_mean']:.3f} strict, {m['f1_shift_mean']:.3f} shift"
+                line += f", pairs {m['pair_ratio']:.2f} of the reference's" if "pair_ratio" in m else ""
+        line += f"; wrote {result['model_file']}"
+    elif result.get("threshold") is not None:
+        line += f"; threshold {result['threshold']:g}; wrote {result['model_file']}"
+    elif result.get("final"):
+        shown = {k: v for k, v in result["final"].items() if isinstance(v, float) and not k.startswith("n_")}
+        # "validation loss", not "validation val_loss"
+        shown = {k[4:] if k.startswith("val_") else k: v for k, v in shown.items()}
+        line += ": validation " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
+        line += f"; wrote {result['model_file']}"
+    print_rank0(line)
+
+
+PRETRAIN = Command(
+    "pretrain",
+    "continue masked-LM pretraining of ESM-2 on mapped RNA (or train from scratch)",
+    lambda sp: training_args(sp, "configs/pretrain/"),
+    run_pretrain,
+    training=True,
+)
+FINETUNE = Command(
+    "finetune",
+    "fine-tune the task a config names (any task of resm.tasks.TASKS that "
+    "supports finetune; see configs/finetune/) on an ESM-2 backbone through the shared training loop",
+    lambda sp: training_args(sp, "configs/finetune/"),
+    run_finetune,
+    training=True,
+)
