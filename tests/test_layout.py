@@ -298,3 +298,38 @@ def test_the_command_line_imports_no_torch_until_a_command_runs():
     code = "import sys, resm.cli; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+STRUCTURE_KINDS = {"pairs", "conv"}
+KIND_FREE = ("resm/tasks/structure_task.py", "resm/structure/model.py", "resm/structure/predictor.py")
+
+
+def kind_branches(path: Path) -> list[str]:
+    """Lines of ``path`` that branch on a structure head's kind: a comparison with ``"pairs"`` or
+    ``"conv"``, or an ``isinstance`` test against a structure head class."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Compare):
+            consts = [n for n in [node.left, *node.comparators] if isinstance(n, ast.Constant)]
+            if any(c.value in STRUCTURE_KINDS for c in consts):
+                found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "isinstance"
+            and any(name in ast.unparse(node) for name in ("PairHead", "StructureHead"))
+        ):
+            found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_the_structure_task_model_and_predictor_do_not_branch_on_the_head_kind():
+    """Each head kind implements one interface (resm.tasks.structure_heads.HeadKind, the head's
+    ``run``, its predictor's ``for_model``); the code that calls it names no kind."""
+    found = [f for rel in KIND_FREE for f in kind_branches(REPO / rel)]
+    assert not found, "branches on the structure head kind: " + "; ".join(found)
+
+
+def test_the_kind_branch_check_sees_both_forms(tmp_path):
+    src = tmp_path / "x.py"
+    src.write_text('if self.kind == "pairs":\n    pass\nok = isinstance(h, PairHead)\nk = "conv"\n')
+    assert [f.split(" ", 1)[0] for f in kind_branches(src)] == ["x.py:1", "x.py:3"]

@@ -66,9 +66,9 @@ def main() -> None:
     payload = safe_load(a.model)  # weights_only, like every model file resm reads
     model, _ = model_from_payload(payload)
     old = Decoding.from_dict(payload.get("decoding") or {})
-    sets = task.validation_predictions(model, "cpu")
-    before = {s: task.decoding_metrics(model, items, old) for s, items in sets.items()}
-    task.choose_decoding(model, "cpu", payload, sets=sets)  # fills payload["decoding"] and ["val_metrics"]
+    sets = task.kind.validation_predictions(model, "cpu")
+    before = {s: task.kind.decoding_metrics(model, items, old) for s, items in sets.items()}
+    task.kind.choose(model, "cpu", payload, sets=sets)  # fills payload["decoding"] and ["val_metrics"]
     new = Decoding.from_dict(payload["decoding"])
     after = {s: payload["val_metrics"][s] for s in sets}
     command = "python " + " ".join(shlex.quote(x) for x in sys.argv)

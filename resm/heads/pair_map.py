@@ -32,6 +32,7 @@ full computation (to float rounding) with memory that grows with the tile, not w
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
@@ -39,6 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..backbone.attention import stacked_attention_maps
 from ..nucleotides import UNKNOWN_BASE
 
 __all__ = [
@@ -241,6 +243,8 @@ def valid_pair_mask(
 class StructureHead(nn.Module):
     """Base-pair logits (B, L, L) from residue embeddings (and optional pair channels)."""
 
+    kind = "conv"  # head.kind of a structure config, head_kind of a structure model file
+
     def __init__(self, cfg: StructureHeadConfig):
         super().__init__()
         self.cfg = cfg
@@ -267,6 +271,36 @@ class StructureHead(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    # ---- on a backbone ----------------------------------------------------------------------
+    def backbone_features(
+        self, backbone, tokens: torch.Tensor, frozen: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """What this head reads from ``backbone`` for ``tokens`` (B, T): residue embeddings
+        (B, L, E), residue mask (B, L) and, with ``use_attention``, attention features
+        (B, layers * heads, L, L); L = T - 2. ``frozen``: no gradient reaches the backbone."""
+        attn = None
+        if self.cfg.use_attention:
+            # ESM2's attention-map path is inference-only: the maps are an input without
+            # gradient; with a trainable backbone the hidden states come from a second pass.
+            with torch.no_grad():
+                attn, reps = stacked_attention_maps(backbone, tokens)
+            h = reps[backbone.num_layers] if frozen else None
+        if attn is None or not frozen:
+            with torch.no_grad() if frozen else contextlib.nullcontext():
+                h = backbone(tokens, return_logits=False)["last_hidden"]
+        h, mask = strip_special(h, tokens)
+        return h, mask, attn
+
+    def run(self, backbone, tokens: torch.Tensor, inputs: dict[str, torch.Tensor], frozen: bool) -> torch.Tensor:
+        """Logits (B, L, L) of ``tokens`` (B, T) from ``pad_batch`` on ``backbone``; ``inputs``:
+        ``nuc`` (B, L) codes 0..4 (4 at padding) and, when the head reads it, ``bpp`` (B, L, L)
+        or (B, 1, L, L). NEG_LOGIT at padding and at ``|i - j| <= min_loop``."""
+        h, mask, attn = self.backbone_features(backbone, tokens, frozen)
+        bpp = inputs.get("bpp") if self.cfg.use_bpp else None
+        if bpp is not None and bpp.ndim == 3:
+            bpp = bpp[:, None]
+        return self(h, mask, attn_feats=attn, bpp=bpp, nuc=inputs.get("nuc"))
 
     # ---- pieces ---------------------------------------------------------------------------
     def project(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

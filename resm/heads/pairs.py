@@ -33,6 +33,7 @@ padded batch of several sequences gives the same logits as each sequence alone.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
@@ -41,6 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..backbone.attention import BatchCells, run_attention
+from ..backbone.encoder import window_hidden
 from ..nucleotides import PAIR_TYPE, UNKNOWN_BASE, lenient_codes
 
 __all__ = [
@@ -330,6 +333,8 @@ def _mlp(n_in: int, width: int) -> nn.Sequential:
 class PairHead(nn.Module):
     """Logits of candidate pairs (see the module notes)."""
 
+    kind = "pairs"  # head.kind of a structure config, head_kind of a structure model file
+
     def __init__(self, cfg: PairHeadConfig):
         super().__init__()
         self.cfg = cfg
@@ -358,6 +363,31 @@ class PairHead(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def run(self, backbone, tokens: torch.Tensor, batch: dict[str, torch.Tensor], frozen: bool) -> torch.Tensor:
+        """Logits of the candidates of ``batch`` (:func:`collate_candidates` of the same
+        sequences, in the same order, as the rows of ``tokens``) on ``backbone``. ``frozen``:
+        no gradient reaches the backbone."""
+        cfg = self.cfg
+        h = attn = None
+        if cfg.use_embeddings or cfg.use_attention:
+            Lm = batch["mask"].shape[1]
+            if cfg.use_attention:
+                # maps are an input without gradient (as for the 2-D head); the residue states
+                # come from the same pass when the backbone is frozen
+                b = batch["seq"]
+                cells = BatchCells(b, batch["i"] - b * Lm, batch["j"] - b * Lm)
+                with torch.no_grad():
+                    reps = run_attention(backbone, tokens, cells, repr_layers=[backbone.num_layers])
+                attn = cells.result()
+                if frozen:
+                    h = reps["representations"][backbone.num_layers]
+            if cfg.use_embeddings and (h is None or 0 < cfg.embed_window < Lm):
+                with torch.no_grad() if frozen else contextlib.nullcontext():
+                    h = window_hidden(backbone, tokens, cfg.embed_window)
+            if h is not None:
+                h = h[:, 1 : 1 + Lm]
+        return self(batch, h, attn)
 
     def residues(self, batch: dict[str, torch.Tensor], h: torch.Tensor | None = None) -> torch.Tensor:
         """Residue states (B, Lmax, width), zero at padding."""

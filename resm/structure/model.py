@@ -34,12 +34,10 @@ import torch
 import torch.nn as nn
 
 from ..alphabet import pad_batch
-from ..backbone.attention import BatchCells, run_attention, stacked_attention_maps
-from ..backbone.encoder import window_hidden
 from ..backbone.esm2 import ESM2
 from ..config import ConfigError
-from ..heads.pair_map import DEFAULT_TILE, StructureHead, strip_special
-from ..heads.pairs import Candidates, PairHead, collate_candidates
+from ..heads.pair_map import DEFAULT_TILE
+from ..heads.pairs import Candidates, collate_candidates
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import rna_codes
 from ..utils.io import atomic_path
@@ -55,6 +53,7 @@ __all__ = [
     "load_backbone",
     "load_with_scheme",
     "StructureModel",
+    "HeadOfBundle",
     "structure_payload",
     "save_structure_model",
     "model_from_payload",
@@ -85,7 +84,8 @@ def resolve_model(spec):
 
 
 class StructureModel(nn.Module):
-    """ESM-2 backbone + :class:`StructureHead`: tokens -> base-pair logits (B, L, L).
+    """ESM-2 backbone + a structure head (one of :data:`HEAD_KINDS`): tokens and the head's
+    inputs -> its logits. Each head kind reads the backbone its own way (its ``run`` method).
 
     ``mode`` "frozen": the backbone gets no gradients, runs under ``torch.no_grad()`` and stays
     in eval mode even when the module is put in training mode (only the head trains).
@@ -95,7 +95,7 @@ class StructureModel(nn.Module):
     structure model never uses.
     """
 
-    def __init__(self, backbone: ESM2, head: StructureHead, mode: str = "frozen", adapter=None):
+    def __init__(self, backbone: ESM2, head: nn.Module, mode: str = "frozen", adapter=None):
         super().__init__()
         from ..backbone.encoder import EncoderError, prepare_backbone
 
@@ -115,61 +115,74 @@ class StructureModel(nn.Module):
             self.backbone.eval()
         return self
 
+    @property
+    def kind(self) -> str:
+        """The head's kind (``head.kind`` of its config, ``head_kind`` of its file): ``pairs``
+        (:class:`resm.heads.pairs.PairHead`) or ``conv`` (:class:`resm.heads.pair_map.StructureHead`)."""
+        return self.head.kind
+
+    def frozen_now(self) -> bool:
+        """No gradient reaches the backbone in this call (frozen mode, or no grad enabled)."""
+        return self.mode == "frozen" or not torch.is_grad_enabled()
+
+    def forward(self, tokens: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The head's logits for ``tokens`` (B, T) from ``pad_batch`` and its ``inputs``: the
+        head's ``run`` (:meth:`resm.heads.pairs.PairHead.run`: candidate logits from the batch
+        of :func:`resm.heads.pairs.collate_candidates`; :meth:`StructureHead.run`: (B, L, L)
+        logits from ``nuc`` and, when it reads one, ``bpp``)."""
+        return self.head.run(self.backbone, tokens, inputs, self.frozen_now())
+
     def features(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Residue embeddings (B, L, E), residue mask (B, L) and, if the head uses them,
-        attention features (B, layers * heads, L, L); L = T - 2."""
-        frozen = self.mode == "frozen" or not torch.is_grad_enabled()
-        attn = None
-        if self.head.cfg.use_attention:
-            # ESM2's attention-map path is inference-only: the maps are an input without
-            # gradient; with a trainable backbone the hidden states come from a second pass.
-            with torch.no_grad():
-                attn, reps = stacked_attention_maps(self.backbone, tokens)
-            h = reps[self.backbone.num_layers] if frozen else None
-        if attn is None or not frozen:
-            with torch.no_grad() if frozen else contextlib.nullcontext():
-                h = self.backbone(tokens, return_logits=False)["last_hidden"]
-        h, mask = strip_special(h, tokens)
-        return h, mask, attn
+        """A 2-D head's inputs from the backbone: residue embeddings, mask and attention
+        features (:meth:`resm.heads.pair_map.StructureHead.backbone_features`)."""
+        return self.head.backbone_features(self.backbone, tokens, self.frozen_now())
+
+
+class HeadOfBundle(nn.Module):
+    """The structure head ``name`` of a model with one encoder and several heads
+    (:class:`resm.tasks.base.TaskModel`: a bundle, or a ``task: joint`` run), called as a
+    :class:`StructureModel` is: ``(tokens, inputs) -> logits``, :meth:`features`, ``head`` and
+    ``kind``, so that training, validation and the predictors serve both alike. A pair head's
+    ``embed_window`` is set on the encoder for its call (as :meth:`PairHead.run` windows)."""
+
+    def __init__(self, model: nn.Module, name: str):
+        super().__init__()
+        self.model = model
+        self.name = name
+
+    @property
+    def head(self) -> nn.Module:
+        return self.model.heads[self.name]
 
     @property
     def kind(self) -> str:
-        """ "pairs" (the sparse pair head) or "conv" (the dense 2-D head)."""
-        return "pairs" if isinstance(self.head, PairHead) else "conv"
+        return self.head.kind
 
-    def pair_logits(self, tokens: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pair head: logits of the candidates of ``batch`` (:func:`collate_candidates` of the
-        same sequences, in the same order, as the rows of ``tokens``)."""
-        cfg = self.head.cfg
-        h = attn = None
-        if cfg.use_embeddings or cfg.use_attention:
-            frozen = self.mode == "frozen" or not torch.is_grad_enabled()
-            Lm = batch["mask"].shape[1]
-            if cfg.use_attention:
-                # maps are an input without gradient (as for the 2-D head); the residue states
-                # come from the same pass when the backbone is frozen
-                b = batch["seq"]
-                cells = BatchCells(b, batch["i"] - b * Lm, batch["j"] - b * Lm)
-                with torch.no_grad():
-                    reps = run_attention(self.backbone, tokens, cells, repr_layers=[self.backbone.num_layers])
-                attn = cells.result()
-                if frozen:
-                    h = reps["representations"][self.backbone.num_layers]
-            if cfg.use_embeddings and (h is None or 0 < cfg.embed_window < Lm):
-                with torch.no_grad() if frozen else contextlib.nullcontext():
-                    h = window_hidden(self.backbone, tokens, cfg.embed_window)
-            if h is not None:
-                h = h[:, 1 : 1 + Lm]
-        return self.head(batch, h, attn)
+    @contextlib.contextmanager
+    def _window(self):
+        enc = self.model.encoder
+        old, want = getattr(enc, "window", None), getattr(self.head.cfg, "embed_window", 0)
+        if old is not None:
+            enc.window = want
+        try:
+            yield
+        finally:
+            if old is not None:
+                enc.window = old
 
-    def forward(self, tokens: torch.Tensor, nuc: torch.Tensor, bpp: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (B, T) from ``pad_batch``; nuc (B, T-2) codes 0..4 (4 at padding); bpp
-        (B, T-2, T-2) or (B, 1, T-2, T-2) when the head uses it. Returns fp32 logits (B, L, L)
-        over residues, NEG_LOGIT at padding and at ``|i - j| <= min_loop``."""
-        h, mask, attn = self.features(tokens)
-        if bpp is not None and bpp.ndim == 3:
-            bpp = bpp[:, None]
-        return self.head(h, mask, attn_feats=attn, bpp=bpp if self.head.cfg.use_bpp else None, nuc=nuc)
+    def forward(self, tokens: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        batch = dict(inputs, tokens=tokens)
+        if batch.get("bpp") is not None and batch["bpp"].ndim == 3:
+            batch["bpp"] = batch["bpp"][:, None]
+        with self._window():
+            return self.model(batch, [self.name])[self.name]
+
+    def features(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """The encoder's residue embeddings and mask (no attention maps: a bundle's heads read
+        embeddings only)."""
+        with self._window():
+            h, mask = self.model.encoder({"tokens": tokens})
+        return h, mask, None
 
 
 # ----------------------------------------------------------------------------- the file
@@ -181,14 +194,15 @@ def structure_payload(
     arch: str | None,
     source: str,
     mode: str,
-    priors: Sequence = (),
+    entries: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The content of ``structure_model.pt`` for ``model`` with the trained weights ``state``
-    (its consolidated state dict): threshold 0.5 (dense head) or the default decoding (pair
-    head, with its ``priors``' settings) until the trainer chooses them on validation."""
+    (its consolidated state dict); ``entries``: what its head kind adds or sets (file version,
+    decoding, prior settings: :meth:`resm.tasks.structure_heads.HeadKind.file_entries`), until
+    the trainer chooses the decoding on validation."""
     payload = {
         "format": FORMAT,
-        "version": 2 if model.kind == "pairs" else 1,
+        "version": 1,
         "head_kind": model.kind,
         "task": "structure",
         "head": {k[5:]: v.detach().float().cpu().clone() for k, v in state.items() if k.startswith("head.")},
@@ -204,10 +218,7 @@ def structure_payload(
         "method": "greedy",
         "val_metrics": {},
     }
-    if model.kind == "pairs":
-        from .decode import Decoding
-
-        payload.update(priors=[p.to_dict() for p in priors], decoding=Decoding().to_dict(), method="mea")
+    payload.update(entries or {})
     if mode == "adapters":
         from ..backbone.adapters import adapter_state_dict
 
@@ -373,7 +384,7 @@ def predict_candidates(
         return []
     batch = {k: v.to(device) for k, v in collate_candidates(cands).items()}
     tokens = pad_batch([scheme.encode(s) for s in seqs]).to(device)
-    probs = torch.sigmoid(model.pair_logits(tokens, batch)).cpu().numpy() if len(batch["i"]) else np.zeros(0)
+    probs = torch.sigmoid(model(tokens, batch)).cpu().numpy() if len(batch["i"]) else np.zeros(0)
     out, o = [], 0
     for c in cands:
         out.append((c, probs[o : o + len(c)].astype(np.float32)))

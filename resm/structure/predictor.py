@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from .probe import ProbeFile, predict_pair_probs
 
 __all__ = [
     "bundle_predictor",
+    "PREDICTORS",
     "PairProbs",
     "Predictor",
     "MapPredictor",
@@ -184,6 +186,23 @@ class MapPredictor(Predictor):
     method: str = "greedy"
     pair_probs: PairProbs | None = None
     source: str = ""
+    kind: ClassVar[str] = "conv"  # the structure head kind it folds with (PREDICTORS)
+
+    @classmethod
+    def for_model(
+        cls, model, settings: dict, scheme: Scheme, *, workers: int = 0, cache=None, tile: int = 512, source: str = ""
+    ) -> MapPredictor:
+        """The predictor of a 2-D head structure model (a :class:`resm.structure.model.StructureModel`
+        or a bundle's head, :class:`resm.structure.model.HeadOfBundle`): its tiled inference
+        (:func:`resm.structure.model.predict_pairs`, the thermodynamic channel read from and
+        stored in ``cache``), decoded greedily at the ``threshold`` of ``settings`` (the file's
+        meta or the bundle head's extra; 0.5 when none). ``workers`` is unused."""
+        from .model import predict_pairs
+
+        def pair_probs(seq: str) -> np.ndarray:
+            return predict_pairs(model, scheme, seq, tile=tile, bpp_cache=cache)
+
+        return cls(model, scheme, float(settings.get("threshold", 0.5)), "greedy", pair_probs, source)
 
     def decode(self, P: np.ndarray, seq: str, threshold: float | None = None) -> np.ndarray:
         """The partner array of one dense (L, L) map at this predictor's threshold (or
@@ -237,14 +256,26 @@ class PairPredictor(Predictor):
     batch_tokens: int = BATCH_TOKENS
     chunk: int = CHUNK
     source: str = ""
+    kind: ClassVar[str] = "pairs"  # the structure head kind it folds with (PREDICTORS)
 
     @classmethod
     def from_meta(cls, model, meta: dict, scheme: Scheme, **kw) -> PairPredictor:
-        """The predictor of a loaded pair-head model and its file's ``meta``."""
+        """The predictor of a loaded pair-head model and its file's ``meta`` (the priors and
+        decoding it stores)."""
         from .decode import Decoding
         from .model import model_priors
 
         return cls(model, scheme, model_priors(meta), Decoding.from_dict(meta.get("decoding") or {}), **kw)
+
+    @classmethod
+    def for_model(
+        cls, model, settings: dict, scheme: Scheme, *, workers: int = 0, cache=None, tile: int = 512, source: str = ""
+    ) -> PairPredictor:
+        """The predictor of a pair-head structure model (a
+        :class:`resm.structure.model.StructureModel` or a bundle's head,
+        :class:`resm.structure.model.HeadOfBundle`) with the priors and decoding of
+        ``settings`` (the file's meta or the bundle head's extra). ``tile`` is unused."""
+        return cls.from_meta(model, settings, scheme, workers=workers, cache=cache, source=source)
 
     def fold(
         self,
@@ -350,6 +381,11 @@ class PairPredictor(Predictor):
         return decode_sparse(seq, i, j, q, decoding or self.decoding, prior_p, nested)
 
 
+PREDICTORS: dict[str, type] = {c.kind: c for c in (PairPredictor, MapPredictor)}
+"""Structure head kind -> its predictor class; each builds itself from a loaded model and its
+stored settings (``for_model``)."""
+
+
 # ----------------------------------------------------------------------------- building one
 @dataclass(frozen=True, kw_only=True)
 class PredictorOptions:
@@ -428,7 +464,8 @@ def supervised_predictor(
         from ..tasks.base import head_for, open_bundle
 
         tm, entries, scheme = open_bundle(path)
-        return bundle_predictor(path, tm.to(device).eval(), entries, scheme, head_for(path, entries, "structure"), tile)
+        name = head_for(path, entries, "structure")
+        return bundle_predictor(path, tm.to(device).eval(), entries, scheme, name, tile, workers, cache)
     model, meta = load_structure_model(path)
     return model_predictor(
         model.to(device).eval(),
@@ -453,51 +490,28 @@ def model_predictor(
 ) -> Predictor:
     """The predictor of a loaded structure model and its file's ``meta`` (the scheme checked
     against it, errors naming ``where``), decoding as the file says."""
-    from .model import predict_pairs
-
     scheme = get_scheme(meta["scheme"])
     scheme.check(meta, where=where)
-    if model.kind == "pairs":
-        return PairPredictor.from_meta(model, meta, scheme, workers=workers, cache=cache, source=source)
-
-    def pair_probs(seq: str) -> np.ndarray:
-        return predict_pairs(model, scheme, seq, tile=tile, bpp_cache=cache)
-
-    return MapPredictor(model, scheme, float(meta["threshold"]), "greedy", pair_probs, source)
+    return PREDICTORS[model.kind].for_model(model, meta, scheme, workers=workers, cache=cache, tile=tile, source=source)
 
 
-def bundle_predictor(folder, model, entries: dict, scheme: Scheme, head: str, tile: int = 512) -> MapPredictor:
-    """The structure head ``head`` of a loaded bundle (:func:`resm.tasks.base.load_bundle`:
-    one encoder with its adapter, several heads) as a predictor: the encoder's embeddings (and,
-    when the head reads one, the thermodynamic pair prior) go through the head's tiled 2-D
-    pass, decoded greedily at the threshold stored with the head (0.5 when none)."""
-    import torch
+def bundle_predictor(
+    folder, model, entries: dict, scheme: Scheme, head: str, tile: int = 512, workers: int = 0, cache=None
+) -> Predictor:
+    """The structure head ``head`` of a loaded bundle (:func:`resm.tasks.base.load_bundle`: one
+    encoder with its adapter, several heads) as a predictor: the encoder's embeddings go
+    through the head (:class:`resm.structure.model.HeadOfBundle`), decoded as the settings
+    stored with the head say (the predictor of its kind, :data:`PREDICTORS`)."""
+    from ..tasks.base import BundleError
+    from .model import HeadOfBundle
 
-    from ..nucleotides import rna_codes
-    from ..tasks.base import BundleError, encode_batch
-
-    net = model.heads[head]
-    cfg = net.cfg
-    if getattr(cfg, "use_attention", False):
+    net = HeadOfBundle(model, head)
+    if getattr(net.head.cfg, "use_attention", False):
         raise BundleError(
             f"{folder}: structure head {head!r} reads attention maps, which a bundle's encoder "
             "does not pass on; fold with a structure_model.pt instead"
         )
-    threshold = float(entries[head].get("extra", {}).get("threshold", 0.5))
-
-    @torch.no_grad()
-    def pair_probs(seq: str) -> np.ndarray:
-        device = next(net.parameters()).device
-        b = {k: v.to(device) for k, v in encode_batch([seq], scheme).items()}
-        h, mask = model.encoder(b)
-        nuc = torch.as_tensor(rna_codes(seq).astype(np.int64))[None].to(device)
-        bpp = None
-        if getattr(cfg, "use_bpp", False):
-            from .priors import head_pair_prior
-
-            prior = head_pair_prior(seq, cfg).astype(np.float16).astype(np.float32)
-            bpp = torch.from_numpy(prior)[None, None].to(device)
-        logits = net.predict_tiled(h, mask, attn_feats=None, bpp=bpp, nuc=nuc, tile=tile)
-        return torch.sigmoid(logits[0].float()).cpu().numpy().astype(np.float32)
-
-    return MapPredictor(model, scheme, threshold, "greedy", pair_probs, f"bundle {folder} (head {head})")
+    settings = entries[head].get("extra", {})
+    return PREDICTORS[net.kind].for_model(
+        net, settings, scheme, workers=workers, cache=cache, tile=tile, source=f"bundle {folder} (head {head})"
+    )

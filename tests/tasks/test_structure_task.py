@@ -147,13 +147,13 @@ def test_model_file_round_trip(trained):
     old, _ = load_structure_model(trained["dir"] / "no_kind.pt")
     assert old.kind == "conv"
     np.testing.assert_array_equal(predict_pairs(old, scheme, rec.seq, tile=8), P)
+    from resm.data.labelled_structures import Item, collate
     from resm.nucleotides import rna_codes
-    from resm.tasks.structure_task import Item, collate
 
     it = Item(("val", 0), rec.name, rec.seq, rec.pairs, 0, scheme.encode(rec.seq), rna_codes(rec.seq))
     b = collate([it])
     with torch.no_grad():
-        ref = torch.sigmoid(task.model(b["tokens"], b["nuc"]))[0].numpy()
+        ref = torch.sigmoid(task.model(b["tokens"], {"nuc": b["nuc"]}))[0].numpy()
     np.testing.assert_allclose(P, ref, atol=1e-5)
     np.testing.assert_allclose(predict_pairs(model, "kdny", rec.seq, tile=256), P, atol=1e-5)
 
@@ -214,7 +214,7 @@ def test_bpp_channel_small(assets, tmp_path):
             out_dir=str(tmp_path / "bpp"), max_steps=2, val_every=2, ckpt_every=0, progress=False, device="cpu"
         ),
     ).fit()
-    assert len(task._bpp) == 10  # each record folded once per split, lazily
+    assert len(task.kind._bpp) == 10  # each record folded once per split, lazily
     assert np.isfinite(res["validation"]["val_loss"])
     from resm.structure.model import load_structure_model
 
@@ -472,11 +472,11 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, caps
     cfg = pair_config(assets, tmp_path / "o")
     cfg["data"].update(val_sets={"pdb": str(pdb)}, select_on="all", pdb_pairs="all")
     task = StructureTask(cfg, train_priors=False)
-    assert task.validation_splits() == ["val", "pdb"] and not any(k[0] == "train" for k in task._priors)
+    assert task.validation_splits() == ["val", "pdb"] and not any(k[0] == "train" for k in task.priors)
     payload = safe_load(pair_trained["dir"] / "structure_model.pt")
     model, _ = model_from_payload(payload)
-    sets = task.validation_predictions(model, "cpu")
-    task.choose_decoding(model, "cpu", payload, sets=sets)
+    sets = task.kind.validation_predictions(model, "cpu")
+    task.kind.choose(model, "cpu", payload, sets=sets)
     m = payload["val_metrics"]
     assert m["selected_on"] == ["val", "pdb"] and m["pdb"]["n"] == 6
     assert m["pdb"]["recall_mean"] < 1 and m["pdb"]["pair_ratio"] > 0  # one partner per predicted base
@@ -484,9 +484,9 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, caps
     _, scores = choose_decoding(
         [sets["val"], sets["pdb"]], prior_weights=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), return_scores=True
     )
-    mean = np.mean([task.decoding_metrics(model, sets[s], chosen)["f1_mean"] for s in ("val", "pdb")])
+    mean = np.mean([task.kind.decoding_metrics(model, sets[s], chosen)["f1_mean"] for s in ("val", "pdb")])
     assert mean == pytest.approx(max(scores.values()), abs=1e-12)
-    assert m["pdb"]["f1_mean"] == pytest.approx(task.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"])
+    assert m["pdb"]["f1_mean"] == pytest.approx(task.kind.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"])
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
     capsys.readouterr()
     for over, what in (
@@ -567,9 +567,9 @@ def test_training_on_several_sets(assets, tmp_path, capsys):
     names = [r.name for r in task.train_records]
     assert len(names) == 43 and names[-3:] == ["t1"] * 3
     assert task.train_records[-1].pairs.multiplet_bases() == 2  # bases 1 and 9, each in two pairs
-    task._ensure_priors([("train", 40)])  # priors are computed when a record is first used
-    task._ensure_priors([("train", 42)])
-    assert task._priors[("train", 40)] is task._priors[("train", 42)]
+    task.ensure_priors([("train", 40)])  # priors are computed when a record is first used
+    task.ensure_priors([("train", 42)])
+    assert task.priors[("train", 40)] is task.priors[("train", 42)]
     batch = next(iter(task.train_stream(0, 1)))
     assert task.loss(task.model.train(), batch, None, torch.device("cpu"))[0].isfinite()
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
@@ -691,5 +691,5 @@ def test_pair_priors_are_computed_for_the_records_a_run_uses(assets, monkeypatch
     assert sorted(folded) == sorted({it.seq for it in batch}) and len(folded) < len(task.train_records)
     task.loss(task.model, batch, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert len(folded) == len({it.seq for it in batch})  # computed once
-    task.predict_pairs_val(task.model.eval(), torch.device("cpu"))
+    task.kind.predictions(task.model.eval(), torch.device("cpu"))
     assert len(folded) == len({it.seq for it in batch}) + len(task.val_records)

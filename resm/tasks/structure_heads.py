@@ -1,0 +1,371 @@
+"""The head kinds of the ``structure`` task: what the task asks of its head, one class per kind.
+
+:class:`HeadKind` is the interface; :data:`KINDS` maps ``head.kind`` (a config's, and a model
+file's ``head_kind``) to its class. A kind, bound to its task (the records, the pair priors
+computed so far), gives:
+
+* the head's config from the ``head`` section and the pair priors it reads
+  (:meth:`HeadKind.configure`), the data options it refuses, and the kind-specific checks of a
+  start model (:meth:`HeadKind.check_start`);
+* the loss on a batch of items (:meth:`HeadKind.loss`);
+* validation metrics, decoded through the kind's predictor
+  (:data:`resm.structure.predictor.PREDICTORS`), and the decoding chosen on validation at the
+  end (:meth:`HeadKind.choose`);
+* what it stores: the model file's entries (version, priors, decoding, method) or a bundle
+  head's settings (:meth:`HeadKind.settings`), read back by its predictor's ``for_model``.
+
+The model side, how a head reads the backbone, is the head class's ``run``
+(:meth:`resm.heads.pairs.PairHead.run`, :meth:`resm.heads.pair_map.StructureHead.run`). Every
+method receives ``net``: a :class:`resm.structure.model.StructureModel`, or a head of a model
+with one shared encoder (:class:`resm.structure.model.HeadOfBundle`, ``task: joint``), called
+the same way: ``net(tokens, inputs) -> logits``.
+
+The kinds:
+
+* ``pairs`` (:class:`PairKind`): the sparse pair head over the candidates of one or more pair
+  priors (``data.priors``), binary cross-entropy over the candidates, decoded by maximum
+  expected accuracy; MEA gamma, prior weight and pseudoknots chosen on the validation sets
+  (VL0, held-out families, ``data.val_sets``);
+* ``conv`` (:class:`MapKind`): the dense 2-D head with an optional ViennaRNA channel
+  (``data.use_bpp``), :func:`resm.heads.pair_map.pair_loss`, greedy decoding at a threshold
+  chosen on validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import ConfigError, from_dict
+from ..heads.pair_map import StructureHeadConfig, pair_loss
+from ..heads.pairs import PairHeadConfig, candidates, collate_candidates, prior_probability
+from ..structure.model import HEAD_KINDS
+
+__all__ = ["HeadKind", "PairKind", "MapKind", "KINDS"]
+
+FIXED = {
+    "embed_dim": "taken from the backbone",
+    "attn_channels": "layers x heads of the backbone",
+}
+
+
+class HeadKind:
+    """What the structure task asks of its head (see the module notes). ``task``: the
+    :class:`resm.tasks.structure_task.StructureTask` whose records and priors it reads."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, task):
+        self.task = task
+
+    @property
+    def head(self) -> str:
+        """The head's name in :data:`resm.heads.HEADS`."""
+        return HEAD_KINDS[self.name]
+
+    def configure(self, section: dict[str, Any], backbone, data_cfg) -> tuple[Any, list]:
+        """``(head config, pair prior configs)`` from the ``head`` section (without ``kind``),
+        the backbone's sizes filled in; a ConfigError for data options this head does not read."""
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        """What a new model file holds for this kind (beside the common entries), and what a
+        bundle stores with the head, before the decoding is chosen on validation."""
+        raise NotImplementedError
+
+    def check_start(self, payload: dict[str, Any], where: str) -> None:
+        """Kind-specific checks that the start model ``payload`` was built as this config builds."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Entries of the run's fingerprint (what a resumed run must not change)."""
+        return {}
+
+    def loss(self, net, items: list, device) -> tuple[torch.Tensor, dict[str, Any]]:
+        raise NotImplementedError
+
+    def validate(self, net, device, rank: int = 0, world: int = 1) -> dict[str, float]:
+        raise NotImplementedError
+
+    def choose(self, net, device, settings: dict[str, Any]) -> None:
+        """Choose the decoding on validation and put it, with the validation metrics
+        (``val_metrics``), into ``settings`` (:meth:`settings`' dict, or a model file's payload)."""
+        raise NotImplementedError
+
+    def summary(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """``threshold`` and ``decoding`` of chosen ``settings``, for the run's summary."""
+        return {"threshold": None, "decoding": settings.get("decoding")}
+
+
+def _attention_extra(section: dict[str, Any], backbone) -> dict[str, Any]:
+    if section.get("use_attention") is True:
+        return {"attn_channels": backbone.num_layers * backbone.attention_heads}
+    return {}
+
+
+class PairKind(HeadKind):
+    """The sparse pair head (:class:`resm.heads.pairs.PairHead`; see the module notes)."""
+
+    name = "pairs"
+
+    def configure(self, section, backbone, data_cfg):
+        from ..structure.priors import PriorConfig
+
+        d = data_cfg
+        if d.use_bpp:
+            raise ConfigError("data.use_bpp is the 2-D head's channel; the pair head reads data.priors")
+        priors = [from_dict(PriorConfig, p, f"data.priors[{k}]") for k, p in enumerate(d.priors or [{}])]
+        extra = {"embed_dim": backbone.embed_dim, "priors": len(priors), **_attention_extra(section, backbone)}
+        fixed = dict(FIXED, priors="the number of data.priors")
+        cfg = from_dict(PairHeadConfig, section, "head", fixed=fixed, extra=extra)
+        return cfg, priors
+
+    def settings(self):
+        from ..structure.decode import Decoding
+
+        priors = [p.to_dict() for p in self.task.prior_cfgs]
+        return {"version": 2, "priors": priors, "decoding": Decoding().to_dict(), "method": "mea"}
+
+    def check_start(self, payload, where):
+        if payload.get("priors") != [asdict(c) for c in self.task.prior_cfgs]:
+            raise ConfigError(f"{where}: its priors {payload.get('priors')} differ from data.priors")
+
+    def fingerprint(self):
+        return {"head_kind": "pairs"}
+
+    def batch(self, items: list):
+        """Token ids, the candidate batch and the candidates of ``items``."""
+        from ..alphabet import pad_batch
+
+        t = self.task
+        t.ensure_priors([it.key for it in items])
+        cands = []
+        for it in items:
+            pri = [
+                p.window(it.start, it.start + len(it.seq)) if (it.start or p.length != len(it.seq)) else p
+                for p in t.priors[it.key]
+            ]
+            cands.append(candidates(it.seq, pri, t.head_cfg, it.pairs))
+        return pad_batch([it.tokens for it in items]), collate_candidates(cands), cands
+
+    def loss(self, net, items, device):
+        tokens, b, _ = self.batch(items)
+        logits = net(tokens.to(device), {k: v.to(device) for k, v in b.items()})
+        info = {"tokens": sum(len(it.seq) for it in items)}
+        if not len(logits):
+            return logits.sum() * 0.0, info
+        pw = torch.tensor(self.task.loss_cfg.pos_weight, device=device)
+        return F.binary_cross_entropy_with_logits(logits, b["target"].to(device), pos_weight=pw), info
+
+    def predictions(self, net, device, split: str = "val", rank: int = 0, world: int = 1):
+        """``[(seq, i, j, model_p, prior_p, true_pairs)]`` of a validation split and the pooled
+        candidate loss."""
+        t = self.task
+        out, total, n = [], 0.0, 0
+        groups = t.eval_items(split, rank, world)
+        t.ensure_priors([it.key for g in groups for it in g], progress=True)  # the whole split, in parallel
+        with torch.no_grad():
+            for batch_items in groups:
+                tokens, batch, cands = self.batch(batch_items)
+                if not len(batch["i"]):
+                    out += [
+                        (it.seq, c.i, c.j, np.zeros(0, np.float32), np.zeros(0, np.float32), it.pairs)
+                        for it, c in zip(batch_items, cands)
+                    ]
+                    continue
+                logits = net(tokens.to(device), {k: v.to(device) for k, v in batch.items()})
+                target = batch["target"].to(device)
+                pw = torch.tensor(t.loss_cfg.pos_weight, device=device)
+                total += float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum", pos_weight=pw))
+                n += len(target)
+                probs = torch.sigmoid(logits).cpu().numpy()
+                o = 0
+                for it, c in zip(batch_items, cands):
+                    out.append((it.seq, c.i, c.j, probs[o : o + len(c)], prior_probability(c, t.head_cfg), it.pairs))
+                    o += len(c)
+        return out, total / max(n, 1)
+
+    def predictor(self, net, decoding=None):
+        """The pair predictor of ``net`` (:class:`resm.structure.predictor.PairPredictor`) with
+        ``decoding`` (default: the untuned :class:`resm.structure.decode.Decoding`)."""
+        from ..structure.decode import Decoding
+        from ..structure.predictor import PairPredictor
+
+        return PairPredictor(net, self.task.scheme, self.task.prior_cfgs, decoding or Decoding())
+
+    def validate(self, net, device, rank=0, world=1):
+        from ..structure.metrics import evaluate
+
+        pred = self.predictor(net)
+        out: dict[str, float] = {}
+        for split in self.task.validation_splits():
+            items, loss = self.predictions(net, device, split, rank, world)
+            r = evaluate([pred.decode(s, i, j, q, None) for s, i, j, q, _, _ in items], [x[5] for x in items])
+            out.update(
+                {
+                    f"{split}_loss": loss,
+                    f"{split}_f1": r.get("f1_mean", float("nan")),
+                    f"{split}_f1_shift": r.get("f1_shift_mean", float("nan")),
+                    f"n_{split}": len(items),
+                }
+            )
+        return out
+
+    def validation_predictions(self, net, device) -> dict[str, list]:
+        """``{split: [(seq, i, j, model_p, prior_p, true_pairs)]}`` of every validation set
+        (:meth:`resm.tasks.structure_task.StructureTask.validation_splits`)."""
+        return {s: self.predictions(net, device, s)[0] for s in self.task.validation_splits()}
+
+    def decoding_metrics(self, net, items: list, decoding) -> dict[str, Any]:
+        """F1 (strict, ±1), precision, recall and predicted/reference pair ratio of one
+        validation set's predictions decoded with ``decoding`` (through the predictor)."""
+        from ..structure.metrics import evaluate
+
+        pred = self.predictor(net, decoding)
+        r = evaluate([pred.decode(q[0], q[1], q[2], q[3], q[4]) for q in items], [q[5] for q in items])
+        keys = ("f1_mean", "f1_shift_mean", "precision_mean", "recall_mean", "pair_ratio")
+        return {**{k: r[k] for k in keys}, "n": len(items)}
+
+    def choose(self, net, device, settings, sets: dict[str, list] | None = None):
+        """MEA gamma, prior weight and pseudoknot threshold chosen on the validation set(s)
+        named by ``data.select_on`` (the mean of their F1, so that no single annotation source
+        decides); every set's scores, pair density included, go into ``settings``.
+        ``sets``: :meth:`validation_predictions`, when already computed."""
+        from ..structure.decode import choose_decoding
+
+        sets = self.validation_predictions(net, device) if sets is None else sets
+        if not sets:
+            return
+        want = [s for s in self.task.data_cfg.selection() if s in sets] or list(sets)
+        best = choose_decoding([sets[s] for s in want], prior_weights=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5))
+        settings["decoding"] = best.to_dict()
+        metrics: dict[str, Any] = {"selected_on": want}
+        for s, items in sets.items():
+            metrics[s] = self.decoding_metrics(net, items, best)
+        if self.task.family_counts:
+            metrics["family_split"] = dict(self.task.family_counts)
+        settings["val_metrics"] = metrics
+
+
+class MapKind(HeadKind):
+    """The dense 2-D head (:class:`resm.heads.pair_map.StructureHead`; see the module notes)."""
+
+    name = "conv"
+
+    def __init__(self, task):
+        super().__init__(task)
+        self._bpp: dict[tuple[str, int], np.ndarray] = {}
+
+    def configure(self, section, backbone, data_cfg):
+        d = data_cfg
+        if d.priors is not None or d.family_holdout or d.val_sets:
+            raise ConfigError("data.priors, data.family_holdout and data.val_sets are for head.kind pairs")
+        extra = {"embed_dim": backbone.embed_dim, "use_bpp": d.use_bpp, **_attention_extra(section, backbone)}
+        fixed = dict(FIXED, use_bpp="set data.use_bpp instead")
+        return from_dict(StructureHeadConfig, section, "head", fixed=fixed, extra=extra), []
+
+    def settings(self):
+        return {"threshold": 0.5}
+
+    def summary(self, settings):
+        return {"threshold": settings.get("threshold"), "decoding": None}
+
+    def bpp_of(self, it) -> np.ndarray:
+        """RNAfold pair probabilities of the item's window (whole record folded once, cached)."""
+        t = self.task
+        full = self._bpp.get(it.key)
+        if full is None:
+            from ..structure.priors import cached_dense_prior, head_pair_prior
+
+            split, k = it.key
+            rec = t.records(split)[k]
+            cache = t.data_cfg.bpp_cache
+            if cache:
+                full = cached_dense_prior(cache, rec.seq, t.head_cfg)
+            else:
+                full = head_pair_prior(rec.seq, t.head_cfg).astype(np.float16)
+            self._bpp[it.key] = full
+        n = len(it.seq)
+        return full[it.start : it.start + n, it.start : it.start + n]
+
+    def _logits(self, net, items: list, device):
+        from ..data.labelled_structures import collate
+
+        b = collate(items, self.bpp_of if self.task.head_cfg.use_bpp else None)
+        inputs = {k: b[k].to(device) for k in ("nuc", "bpp") if k in b}
+        return net(b["tokens"].to(device), inputs), b
+
+    def loss(self, net, items, device):
+        t = self.task
+        logits, b = self._logits(net, items, device)
+        mask, target = b["mask"].to(device), b["target"].to(device)
+        loss = pair_loss(logits, target, mask, t.loss_cfg.pos_weight, t.head_cfg.min_loop)
+        return loss, {"tokens": int(b["mask"].sum())}
+
+    def predictions(self, net, device, rank: int = 0, world: int = 1, split: str = "val"):
+        """Validation probability maps (one (L, L) float32 array per record), the items and the
+        pooled validation loss."""
+        t = self.task
+        maps, items, total, n = [], [], 0.0, 0
+        with torch.no_grad():
+            for batch_items in t.eval_items(split, rank, world):
+                logits, b = self._logits(net, batch_items, device)
+                logits = logits.float()
+                mask, target = b["mask"].to(device), b["target"].to(device)
+                k = int(torch.triu(mask[:, :, None] & mask[:, None, :], t.head_cfg.min_loop + 1).sum())
+                total += float(pair_loss(logits, target, mask, t.loss_cfg.pos_weight, t.head_cfg.min_loop)) * k
+                n += k
+                probs = torch.sigmoid(logits).cpu().numpy()
+                for row, it in enumerate(batch_items):
+                    L = len(it.seq)
+                    maps.append(probs[row, :L, :L])
+                    items.append(it)
+        return maps, items, total / max(n, 1)
+
+    def predictor(self, net, threshold: float = 0.5):
+        """The map predictor of ``net`` (:class:`resm.structure.predictor.MapPredictor`) at
+        ``threshold``, greedy."""
+        from ..structure.predictor import MapPredictor
+
+        return MapPredictor(net, self.task.scheme, threshold, "greedy")
+
+    def validate(self, net, device, rank=0, world=1):
+        from ..structure.metrics import evaluate
+
+        if not self.task.val_records:
+            return {}
+        maps, items, val_loss = self.predictions(net, device, rank, world)
+        pred = self.predictor(net)
+        r = evaluate([pred.decode(P, it.seq) for P, it in zip(maps, items)], [it.pairs for it in items])
+        return {
+            "val_loss": val_loss,
+            "val_f1": r.get("f1_mean", float("nan")),
+            "val_f1_shift": r.get("f1_shift_mean", float("nan")),
+            "n_val": len(items),
+        }
+
+    def choose(self, net, device, settings):
+        """The greedy threshold that scores best on the validation set."""
+        if not self.task.val_records:
+            return
+        from ..structure.decode import choose_threshold
+        from ..structure.metrics import evaluate
+
+        maps, items, val_loss = self.predictions(net, device)
+        seqs, trues = [it.seq for it in items], [it.pairs for it in items]
+        threshold = float(choose_threshold(maps, seqs, trues))
+        pred = self.predictor(net, threshold)
+        r = evaluate([pred.decode(P, s) for P, s in zip(maps, seqs)], trues)
+        settings["threshold"] = threshold
+        settings["val_metrics"] = {
+            "f1_mean": r["f1_mean"],
+            "f1_shift_mean": r["f1_shift_mean"],
+            "val_loss": val_loss,
+            "n": len(items),
+        }
+
+
+KINDS: dict[str, type[HeadKind]] = {k.name: k for k in (PairKind, MapKind)}
