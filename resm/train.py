@@ -719,6 +719,10 @@ class Trainer:
                 window["loss"] += float(loss.detach())
                 window["n"] += 1
                 window["tokens"] += int(info.get("tokens", 0))
+                for k, v in info.items():  # a joint run's per-task losses (loss_<task>)
+                    if k.startswith("loss_"):
+                        parts = window.setdefault("parts", {})
+                        parts[k] = (parts.get(k, (0.0, 0))[0] + float(v), parts.get(k, (0.0, 0))[1] + 1)
             lr = self.engine.lr  # the rate this step uses
             gnorm = self.engine.step()
             self.step += 1
@@ -738,6 +742,8 @@ class Trainer:
                     "tokens_seen": self.tokens_seen,
                     "elapsed_s": time.time() - start,
                 }
+                # this rank's mean of each sub-task's loss over the window (joint runs)
+                last.update({k: total / n for k, (total, n) in sorted(window.get("parts", {}).items())})
                 self._log(last)
                 bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.2e}")
                 window = {"loss": 0.0, "n": 0, "tokens": 0, "t0": time.time()}

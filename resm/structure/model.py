@@ -151,8 +151,13 @@ class HeadOfBundle(nn.Module):
         self.name = name
 
     @property
+    def inner(self) -> nn.Module:
+        """The model itself, out of its data-parallel wrapper if training put it in one."""
+        return getattr(self.model, "module", self.model)
+
+    @property
     def head(self) -> nn.Module:
-        return self.model.heads[self.name]
+        return self.inner.heads[self.name]
 
     @property
     def kind(self) -> str:
@@ -160,7 +165,7 @@ class HeadOfBundle(nn.Module):
 
     @contextlib.contextmanager
     def _window(self):
-        enc = self.model.encoder
+        enc = self.inner.encoder
         old, want = getattr(enc, "window", None), getattr(self.head.cfg, "embed_window", 0)
         if old is not None:
             enc.window = want
@@ -181,7 +186,7 @@ class HeadOfBundle(nn.Module):
         """The encoder's residue embeddings and mask (no attention maps: a bundle's heads read
         embeddings only)."""
         with self._window():
-            h, mask = self.model.encoder({"tokens": tokens})
+            h, mask = self.inner.encoder({"tokens": tokens})
         return h, mask, None
 
 

@@ -504,7 +504,9 @@ def load_bundle(
     for name, entry in entries.items():
         state, _ = A.load_head_state(folder, name)
         with reading(folder / A.MANIFEST, f"model bundle (head {name!r})"):
-            head, fn = builders[entry["task"]](entry["config"], bb.embed_dim)
+            # the registry head it is rebuilt with: its task's, unless the entry names another
+            # (a structure head of kind pairs is the registry's "pairs")
+            head, fn = builders[entry.get("extra", {}).get("head", entry["task"])](entry["config"], bb.embed_dim)
             head.load_state_dict(state)
         heads[name], apply[name] = head, fn
         if entry.get("adapter"):

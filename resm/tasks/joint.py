@@ -1,22 +1,27 @@
-"""Several heads on one shared encoder (``task: joint``), e.g. one LoRA adapter trained jointly
-for RNA–RNA interaction and expression.
+"""Several heads on one shared encoder (``task: joint``): one LoRA adapter trained jointly for
+secondary structure, RNA–RNA interaction and expression (``configs/finetune/shared.yaml``).
 
 Config::
 
     task: joint
     model: {init: ..., mode: adapters, adapter: {r: 8}}   # one encoder / adapter for all heads
     tasks:
+      structure: {head: {...}, data: {...}, loss: {...}, weight: 1.0}
       rri: {head: {...}, data: {...}, weight: 1.0}
       mrl: {head: {...}, data: {...}, weight: 1.0}
     optim: ...
     train: ...
 
 Each sub-task (:class:`JointEntry`) is the ordinary single-head task (any task whose
-descriptor in :data:`resm.tasks.TASKS` has ``joint``: :class:`resm.tasks.rri.RRITask`,
-:class:`resm.tasks.mrl.MRLTask`) built on the shared encoder. The training stream interleaves
-their batches round-robin; a step's loss is the named sub-task's loss times its weight.
-Validation reports every sub-task's metrics prefixed with its name, and ``val_loss`` is their
-weighted sum. The bundle holds the shared adapter once and one head file per task.
+descriptor in :data:`resm.tasks.TASKS` has ``joint``: :class:`resm.tasks.structure_task.StructureTask`,
+:class:`resm.tasks.rri.RRITask`, :class:`resm.tasks.mrl.MRLTask`) built on the shared encoder,
+with the sections it reads (``head``, ``data``, and ``loss`` for a task that has one). The
+training stream interleaves their batches round-robin; a step's loss is the named sub-task's
+loss times its weight, and each batch makes one encoder pass. Validation reports every
+sub-task's metrics prefixed with its name, and ``val_loss`` is their weighted sum. The bundle
+holds the shared adapter once and one head file per task, each head's entry made by its
+sub-task's ``bundle_head`` (its decoding settings and last validation metrics with it); ``resm
+fold``, ``resm interact``, ``resm predict --task mrl`` and :func:`resm.load_bundle` read it.
 """
 
 from __future__ import annotations
@@ -44,11 +49,17 @@ def sub_tasks() -> dict[str, type]:
 @dataclass
 class JointEntry:
     """One sub-task of ``tasks``: its ``head`` and ``data`` sections (as in the single-head
-    task's config) and the weight of its loss."""
+    task's config), its ``loss`` section when the task has one (``structure``), and the weight
+    of its loss."""
 
     head: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    loss: dict[str, Any] | None = None
     weight: float = 1.0
+
+    def __post_init__(self):
+        if not self.weight >= 0:
+            raise ConfigError(f"weight must be >= 0, got {self.weight}")
 
 
 class JointStream:
@@ -100,7 +111,12 @@ class JointTask:
         heads, apply = {}, {}
         for name, entry in entries.items():
             self.weights[name] = entry.weight
-            task = known[name]({"model": cfg.get("model"), "head": entry.head, "data": entry.data}, encoder=enc)
+            sub = {"model": cfg.get("model"), "head": entry.head, "data": entry.data}
+            if entry.loss is not None:
+                if "loss" not in known[name].sections:
+                    raise ConfigError(f"tasks.{name}.loss: task {name} has no loss section")
+                sub["loss"] = entry.loss
+            task = known[name](sub, encoder=enc)
             self.tasks[name] = task
             heads[name] = task.model.heads[task.head_name]
             apply[name] = task.model.appliers[task.head_name]
@@ -137,13 +153,21 @@ class JointTask:
         device = next(iter(state.values())).device
         specs = {}
         for name, t in self.tasks.items():
-            t.final_metrics = dict(t.validate(module, device))
-            specs[name] = t.head_spec()
-        self.final_metrics = {f"{n}_{k}": v for n, t in self.tasks.items() for k, v in t.final_metrics.items()}
+            specs[name] = t.bundle_head(module, device)
+        self.final_metrics = {k: v for n, t in self.tasks.items() for k, v in _flat(n, t.final_metrics)}
         save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, specs)
 
     def summary(self) -> dict[str, Any]:
         return {"final": self.final_metrics}
 
 
-TASK = TaskSpec("joint", JointTask, SEQUENCE_KEYS, config="rri_mrl_joint", order=40)
+def _flat(prefix: str, metrics: dict[str, Any]):
+    """``(prefix_key, value)`` of ``metrics``, nested dicts flattened (``structure_val_f1_mean``)."""
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            yield from _flat(f"{prefix}_{k}", v)
+        else:
+            yield f"{prefix}_{k}", v
+
+
+TASK = TaskSpec("joint", JointTask, SEQUENCE_KEYS, config="shared", order=40)

@@ -227,9 +227,13 @@ class MRLTask:
             "extra": {"mean": self.mean, "std": self.std, "val_metrics": self.final_metrics},
         }
 
-    def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
-        device = next(iter(state.values())).device
+    def bundle_head(self, module, device) -> dict[str, Any]:
+        """The head's bundle entry after a last validation (its metrics go into it)."""
         self.final_metrics = dict(self.validate(module, device))
+        return self.head_spec()
+
+    def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
+        spec = self.bundle_head(module, next(iter(state.values())).device)
         if self.kind == "optimus":
             from ..utils.io import atomic_path
 
@@ -240,14 +244,14 @@ class MRLTask:
                     {
                         "format": "resm-optimus",
                         "config": self.head_cfg.to_dict(),
-                        "extra": self.head_spec()["extra"],
+                        "extra": spec["extra"],
                         "scheme": self.scheme.name,
                         "state": module.heads[self.head_name].state_dict(),
                     },
                     tmp,
                 )
             return
-        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: self.head_spec()})
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: spec})
 
     def summary(self) -> dict[str, Any]:
         return {"final": self.final_metrics}

@@ -195,10 +195,14 @@ class RRITask:
         cfg = {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
         return {"task": "rri", "config": cfg, "extra": {"threshold": 0.5, "val_metrics": self.final_metrics}}
 
+    def bundle_head(self, module, device) -> dict[str, Any]:
+        """The head's bundle entry after a last validation (its metrics go into it)."""
+        self.final_metrics = dict(self.validate(module, device))
+        return self.head_spec()
+
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
-        device = next(iter(state.values())).device
-        self.final_metrics = {k: v for k, v in self.validate(module, device).items()}
-        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: self.head_spec()})
+        spec = self.bundle_head(module, next(iter(state.values())).device)
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: spec})
 
     def summary(self) -> dict[str, Any]:
         return {"final": self.final_metrics}

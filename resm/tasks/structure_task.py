@@ -354,6 +354,7 @@ TASK = TaskSpec(
     ("init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint"),
     head=HEAD_KINDS[DEFAULT_KIND],
     config="structure",
+    joint=True,
     compare="resm.compare.harness:run_backend",
     order=10,
 )
