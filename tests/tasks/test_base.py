@@ -95,25 +95,29 @@ def _sections(cfg):
         for name, sub in cfg["tasks"].items():
             entry = from_dict(JointEntry, sub, f"tasks.{name}")
             from_dict(data[name], entry.data, "data")
-            from_dict(heads[name], entry.head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
+            _head(name, entry.head, heads)
     else:
         from_dict(data[task], cfg["data"], "data")
-        head = dict(cfg.get("head") or {})
-        kind = head.pop("kind", None)
-        if kind == "optimus":
-            from_dict(OptimusConfig, head, "head")
-        elif task == "structure" and kind in ("pairs", None):  # pairs: the default
-            from resm.heads.pairs import PairHeadConfig
+        _head(task, cfg.get("head"), heads)
 
-            from_dict(
-                PairHeadConfig,
-                head,
-                "head",
-                fixed={"embed_dim": "x", "attn_channels": "x"},
-                extra={"embed_dim": 8, "attn_channels": 4},
-            )  # both filled in from the backbone
-        else:
-            from_dict(heads[task], head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
+
+def _head(task, section, heads):
+    head = dict(section or {})
+    kind = head.pop("kind", None)
+    if kind == "optimus":
+        from_dict(OptimusConfig, head, "head")
+    elif task == "structure" and kind in ("pairs", None):  # pairs: the default
+        from resm.heads.pairs import PairHeadConfig
+
+        from_dict(
+            PairHeadConfig,
+            head,
+            "head",
+            fixed={"embed_dim": "x", "attn_channels": "x"},
+            extra={"embed_dim": 8, "attn_channels": 4},
+        )  # both filled in from the backbone
+    else:
+        from_dict(heads[task], head, "head", fixed={"embed_dim": "x"}, extra={"embed_dim": 8})
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
