@@ -15,7 +15,10 @@ the experiments all fold through these classes):
   head (:func:`resm.structure.model.predict_pairs`, its stored threshold) or a backbone with a
   zero-shot probe (:mod:`resm.structure.probe`, the probe's threshold and method).
 
-:func:`load_predictor` builds either from a :class:`PredictorOptions`, the one place where the
+A trained structure model's predictor is the one its head kind names (:data:`PREDICTORS`,
+``head kind -> class``; each class builds itself with ``for_model`` from the model and its stored
+settings), whether the model is a ``structure_model.pt`` or the structure head of a bundle
+(:func:`bundle_predictor`). :func:`load_predictor` builds one from a :class:`PredictorOptions`, the one place where the
 name ``default`` (the shipped model, :func:`resm.structure.model.resolve_model`), the probe and
 the prior cache are resolved; ``resm fold`` (:class:`resm.structure.pipeline.FoldOptions`
 extends the options) and :func:`resm.load_predictor` both go through it.
