@@ -157,7 +157,6 @@ def plot_structure(
         if len(reference) != L:
             raise ValueError(f"{compare[0]} structure length {len(reference)} != structure length {L}")
         labels = {"tp": "in both", "fp": "resm only", "fn": f"{compare[0]} only"}
-        title = f"{title + ': ' if title else ''}resm against {compare[0]}"
     classes = _classes(pairs, reference)
 
     fig = Figure(figsize=(11, 4) if prob is not None else (8, 3.5), dpi=dpi)
@@ -210,7 +209,10 @@ def plot_structure(
         integer_ticks(ax.xaxis)
         ax.set_xlabel("position")
     n_pred = int((pairs >= 0).sum() // 2)
-    ax.set_title(f"{title + ': ' if title else ''}{n_pred} pairs, {L} nt", fontsize=10)
+    counts = f"{n_pred} pairs"
+    if labels is not LABELS:  # compare: both structures' pair counts
+        counts = f"resm {n_pred} pairs, {compare[0]} {int((reference >= 0).sum() // 2)} pairs"
+    ax.set_title(f"{title + ': ' if title else ''}{counts}, {L} nt", fontsize=10)
     if handles:  # under the axis, where no arc runs
         ax.legend(
             handles=handles,

@@ -213,7 +213,7 @@ def test_fold_compare_draws_both_and_refuses_ct(tmp_path, predictor, monkeypatch
     )
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["trna.svg", "trna_rnafold_ss.svg", "trna_ss.svg"]
     svg = (tmp_path / "p" / "trna.svg").read_text()
-    assert "RNAfold only" in svg and "in both" in svg and "resm against RNAfold" in svg
+    assert "RNAfold only" in svg and "in both" in svg and "RNAfold 21 pairs" in svg
     for bad, match in (
         (dict(fmt="ct", out=tmp_path / "o.ct"), "ct has no room for a second structure"),
         (dict(compare="mfold"), "--compare mfold: unknown folder; known: rnafold"),
