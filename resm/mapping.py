@@ -66,7 +66,13 @@ class Scheme:
                     f"record {record!r}: {describe_symbol(seq, raw, p)} at position {p + 1} is not an amino acid"
                 )
             return ids.astype(np.int64)
-        codes = rna_codes(seq, record)
+        return self.encode_codes(rna_codes(seq, record))
+
+    def encode_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Token ids (int64) of a sequence already read as nucleotide codes 0..4
+        (:func:`resm.nucleotides.rna_codes`); not for the identity scheme."""
+        if self.kind == "identity":
+            raise ValueError(f"scheme {self.name!r} reads protein letters, not nucleotide codes")
         if self.kind == "letter":
             return self._lut[codes].astype(np.int64)
         # context (centred triplet): code = 25*left + 5*centre + right over a 5-letter alphabet

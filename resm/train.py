@@ -171,6 +171,7 @@ class Task(Protocol):
     """What a training job provides to the loop."""
 
     model: torch.nn.Module  # the module whose trainable parameters are optimised
+    progress: bool  # set by the loop before train_stream: show the task's own bars (train.progress, rank 0)
 
     def train_stream(self, rank: int, world_size: int) -> Any:
         """An iterator of batches with ``state_dict()``/``load_state_dict()``."""
@@ -686,6 +687,7 @@ class Trainer:
                     m.gradient_checkpointing = True
         cls = DeepSpeedEngine if t.engine == "deepspeed" else TorchEngine
         self.engine = cls(model, self.optim, t, self.device)
+        self.task.progress = bool(t.progress and self.rank == 0)  # the task's own bars (its data) follow train.progress
         self.stream = self.task.train_stream(self.rank, self.world_size)
         self.tb = None
         resumed = self._resume()  # reads and checks everything before the first write

@@ -61,6 +61,26 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     )
 
 
+def test_readme_fold_example_prints_what_the_readme_shows():
+    """The README's fold example shows its real output (the shipped model, a real structure):
+    the block run alone prints exactly the text block after it."""
+    import contextlib
+    import io
+
+    text = (REPO / "README.md").read_text()
+    m = re.search(
+        r"```python\n(import resm\npredictor = resm.load_predictor\(\).*?)```\n\nprints[^\n]*\n\n```text\n(.*?)```",
+        text,
+        re.S,
+    )
+    assert m, "the README's fold example and its output block"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(m.group(1), "README.md", "exec"), {})
+    assert out.getvalue() == m.group(2)
+    assert out.getvalue().count("(") >= 20  # a cloverleaf, not a lone pair
+
+
 def test_embed_sequences_equals_resm_embed(tmp_path):
     import resm
     from tests.conftest import resm_cli

@@ -147,3 +147,16 @@ def test_hf_format_init_and_embed(tmp_path):
     fa.write_text(">a\nACGUUU\n")
     resm("embed", folder, fa, tmp_path / "o.safetensors")
     assert read_embeddings(tmp_path / "o.safetensors")[0]["a/mean/2"].shape == (64,)
+
+
+def test_threads_help_speaks_of_each_commands_own_work():
+    """embed's --threads sets torch's threads only; fold's also the pair-prior processes."""
+    import re
+
+    def threads_help(cmd: str) -> str:
+        text = resm_cli(cmd, "--help").stdout
+        return " ".join(re.search(r"--threads THREADS\s+(.*?)(?:\n  -|\Z)", text, re.S).group(1).split())
+
+    embed, fold = threads_help("embed"), threads_help("fold")
+    assert "torch" in embed and "prior" not in embed and "fold" not in embed
+    assert "pair priors" in fold

@@ -24,6 +24,12 @@ def test_every_subpackage_is_listed_in_pyproject():
     by_init = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "resm").rglob("__init__.py")}
     assert by_init == found
     assert {"resm._schemes", "resm.models", "resm._configs"} <= listed
+    # each folder of configs/ is a (data) package of its own, with its files as package data:
+    # setuptools warns at length, at every install, about a data folder that is not listed
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for folder in (p for p in (REPO / "configs").iterdir() if p.is_dir() and p.name != "__pycache__"):
+        name = f"resm._configs.{folder.name}"
+        assert name in listed and name in data, f"add {name} to [tool.setuptools] packages and package-data"
 
 
 def test_the_wheel_holds_every_module_and_the_package_data(tmp_path):
@@ -37,7 +43,7 @@ def test_the_wheel_holds_every_module_and_the_package_data(tmp_path):
     shutil.copytree(REPO / "resm", src / "resm", ignore=ignore)
     shutil.copytree(REPO / "mapping", src / "mapping", ignore=ignore)
     shutil.copytree(REPO / "configs", src / "configs", ignore=ignore)
-    subprocess.run(
+    built = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -45,14 +51,17 @@ def test_the_wheel_holds_every_module_and_the_package_data(tmp_path):
             "wheel",
             "--no-deps",
             "--no-build-isolation",
-            "-q",
+            "-v",
             "-w",
             str(tmp_path / "dist"),
             str(src),
         ],
         check=True,
         capture_output=True,
+        text=True,
     )
+    said = built.stdout + built.stderr
+    assert "Warning" not in said and "is absent from the `packages` configuration" not in said, said[-3000:]
     (wheel,) = (tmp_path / "dist").glob("resm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {str(p.relative_to(REPO)) for p in (REPO / "resm").rglob("*.py")}

@@ -77,6 +77,9 @@ def measure(args, limit: float):
     return usage.ru_maxrss / 1024, wall, ""
 
 
+CASES = ("22x64", "22x4000", "300x4000", "mrl", "4000x4000")
+
+
 def mrl_bundle(rri_bundle: Path, folder: Path) -> Path:
     """A bundle with an untrained expression head on the rri bundle's backbone."""
     import torch
@@ -103,7 +106,16 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=REPO / "runs/rri_long/model")
     ap.add_argument("--out", type=Path, default=REPO / "experiments/results/long_heads_memory_cpu.md")
     ap.add_argument("--limit", type=float, default=3600, help="seconds a case may run before it is stopped")
+    ap.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"comma-separated cases to run, of {', '.join(CASES)} (default: all)",
+    )
     a = ap.parse_args()
+    cases = [c.strip() for c in a.cases.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        raise SystemExit(f"--cases: unknown case {unknown[0]!r}; expected some of {', '.join(CASES)}")
     rng = np.random.default_rng(0)
 
     def seq(n):
@@ -126,18 +138,22 @@ def main() -> None:
             rows.append((f"interact {label}", rss, wall, note))
             print(rows[-1], flush=True)
 
-        interact("22 x 64 (one window: baseline)", mir, t4k[:64])
-        interact("22 x 4,000 (miRNA along a 3'UTR)", mir, t4k)
-        interact("300 x 4,000 (sRNA against an mRNA region)", s300, t4k)
-        mb = mrl_bundle(a.model, tmp / "mrl_model")
-        for n in (50, 4000):
+        if "22x64" in cases:
+            interact("22 x 64 (one window: baseline)", mir, t4k[:64])
+        if "22x4000" in cases:
+            interact("22 x 4,000 (miRNA along a 3'UTR)", mir, t4k)
+        if "300x4000" in cases:
+            interact("300 x 4,000 (sRNA against an mRNA region)", s300, t4k)
+        mb = mrl_bundle(a.model, tmp / "mrl_model") if "mrl" in cases else None
+        for n in (50, 4000) if mb is not None else ():
             f = tmp / "utr.fa"
             f.write_text(f">utr\n{t4k[:n]}\n")
             args = ["predict", "--task", "mrl", f, "--model", mb, "--threads", "1", "--device", "cpu"]
             rss, wall, note = measure(args + ["-o", tmp / "mrl.tsv"], a.limit)
             rows.append((f"predict --task mrl, one {n:,}-nt UTR (untrained head)", rss, wall, note))
             print(rows[-1], flush=True)
-        interact("4,000 x 4,000 (15,376 window pairs)", u4k, t4k)
+        if "4000x4000" in cases:
+            interact("4,000 x 4,000 (15,376 window pairs)", u4k, t4k)
     import torch
 
     cmd = "OMP_NUM_THREADS=1 python experiments/long_heads/bench_memory.py " + " ".join(

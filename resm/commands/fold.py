@@ -8,6 +8,9 @@ from pathlib import Path
 
 from .common import CLI_NAMES, Command, device_args, memory_check_arg, plural, report_stream, set_threads, trust_arg
 
+# the names of resm.structure.folders.FOLDERS (not imported here: building the parser stays light)
+COMPARE_FOLDERS = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", "linearfold-v")
+
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     from ..structure.rnafold_vocabulary import add_arguments as rnafold_spellings
@@ -87,6 +90,31 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "here (default: no plots)",
     )
     rnafold_spellings(sp)
+    g = sp.add_argument_group("scores and comparison (on each structure line, where RNAfold prints the energy)")
+    g.add_argument(
+        "--no-score",
+        dest="score",
+        action="store_false",
+        help="leave out each structure's score (default: [eF1=...], the F1 the structure is expected to "
+        "score if the true pairs follow the model's pair probabilities; dbn on the structure line, bpseq and "
+        "pairs as a #Scores: comment, ct none)",
+    )
+    g.add_argument(
+        "--mfe",
+        action="store_true",
+        help="add RNAfold's minimum free energy of each sequence (kcal/mol, ViennaRNA's Turner 2004 parameters) "
+        "to the score: [eF1=0.944 MFE=-22.40] (default: off)",
+    )
+    g.add_argument(
+        "--compare",
+        choices=COMPARE_FOLDERS,
+        default=None,
+        metavar="FOLDER",
+        help="also fold each RNA with a classical folder (rnafold: ViennaRNA's MFE; also "
+        + ", ".join(COMPARE_FOLDERS[1:])
+        + ") and show its structure on a labelled line after resm's ('<structure> [RNAfold MFE=-22.40]'; "
+        "bpseq and pairs: an #Alternative: comment; not in ct) and in the --plot figures (default: off)",
+    )
     sp.add_argument(
         "--reference",
         type=Path,
@@ -140,7 +168,8 @@ def run(a: argparse.Namespace) -> None:
         return
     files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]
     files += [f"{a.split_dir}/ ({r['n']} {a.format} files)"] if a.split_dir is not None else []
-    files += [f"{2 * r['n']} {a.plot_format} figures in {a.plot}/"] if a.plot is not None else []
+    per_record = 3 if a.compare is not None else 2  # arcs, the 2-D drawing, and the compared structure's
+    files += [f"{per_record * r['n']} {a.plot_format} figures in {a.plot}/"] if a.plot is not None else []
     quiet = (
         r["mode"] == "stdout"
         or (a.reference is not None and a.report is None)  # stdout holds the output

@@ -188,11 +188,15 @@ def new_stats() -> dict[str, Any]:
     }
 
 
-def _digest(seq: str, ids: np.ndarray, scheme: Scheme, record: str) -> bytes:
-    # Normalised RNA codes (A C G U N) identify the sequence even for many-to-one schemes;
-    # the identity (protein) scheme is keyed by its token ids.
-    key = ids.tobytes() if scheme.kind == "identity" else rna_codes(seq, record).tobytes()
-    return hashlib.blake2b(key, digest_size=16).digest()
+def _encoded(seq: str, scheme: Scheme, record: str) -> tuple[np.ndarray, bytes]:
+    """Token ids of a record and the key its duplicates share: the normalised RNA codes
+    (A C G U N), which identify the sequence even for many-to-one schemes, read once and mapped
+    from there; the identity (protein) scheme is keyed by its token ids."""
+    if scheme.kind == "identity":
+        ids = scheme.encode(seq, record)
+        return ids, ids.tobytes()
+    codes = rna_codes(seq, record)
+    return scheme.encode_codes(codes), codes.tobytes()
 
 
 def iter_split_records(
@@ -217,7 +221,7 @@ def iter_split_records(
         for rec in read_fasta(path):
             stats["read"] += 1
             try:
-                ids = scheme.encode(rec.seq, rec.id)
+                ids, key = _encoded(rec.seq, scheme, rec.id)
             except MappingError as e:
                 if cfg.bad_records == "error":
                     raise MappingError(f"{name} line {rec.line}: {e}") from e
@@ -231,7 +235,7 @@ def iter_split_records(
                 skipped["too_long"] += 1
                 continue
             if seen is not None:
-                d = _digest(rec.seq, ids, scheme, rec.id)
+                d = hashlib.blake2b(key, digest_size=16).digest()
                 if d in seen:
                     skipped["duplicate"] += 1
                     continue
@@ -274,7 +278,7 @@ class PretrainStream:
     this rank, cropped, and residue tokens yielded by this rank.
     """
 
-    def __init__(self, cfg: PretrainDataConfig, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, cfg: PretrainDataConfig, rank: int = 0, world_size: int = 1, progress: bool = False) -> None:
         if world_size < 1:
             raise ValueError(f"world_size must be >= 1, got {world_size}")
         if not 0 <= rank < world_size:
@@ -285,6 +289,7 @@ class PretrainStream:
         self.epoch = 0
         self.batches_done = 0  # batches of ``self.epoch`` already yielded by __iter__
         self.stats: dict[str, Any] = new_stats()
+        self.progress = progress  # bars while the first batch is made (first bucket; a resume's skipped batches)
         get_scheme(cfg.scheme)  # fail early on an unknown scheme
 
     # -- records and batches of one epoch --
@@ -310,9 +315,11 @@ class PretrainStream:
             stats["tokens"] += len(ids)
             yield rid, ids
 
-    def iter_epoch(self, epoch: int, with_ids: bool = False) -> Iterator[list]:
+    def iter_epoch(self, epoch: int, with_ids: bool = False, bar=None) -> Iterator[list]:
         """Batches of one epoch: lists of token-id arrays, or of ``(record_id, ids)`` pairs
-        with ``with_ids``. Does not touch the resumption state."""
+        with ``with_ids``. Does not touch the resumption state. ``bar`` (a tqdm bar, total
+        ``bucket_size``) counts the records read into the first bucket and is closed when its
+        batches are made."""
         shuffle_rng = self._rng(epoch, 1)
         bucket: list[tuple[str, np.ndarray]] = []
 
@@ -324,23 +331,58 @@ class PretrainStream:
 
         for item in self.iter_records(epoch):
             bucket.append(item)
+            if bar is not None:
+                bar.update(1)
             if len(bucket) >= self.cfg.bucket_size:
+                if bar is not None:
+                    bar.close()
+                    bar = None
                 yield from flush()
                 bucket = []
+        if bar is not None:
+            bar.close()
         if bucket:
             yield from flush()
 
     def __iter__(self) -> Iterator[Batch]:
         """Endless batches from the saved position on, advancing ``epoch`` as epochs end."""
+        from tqdm.auto import tqdm
+
+        first = True
         while True:
             epoch, skip = self.epoch, self.batches_done
             produced = 0
-            for i, batch in enumerate(self.iter_epoch(epoch)):
+            bar = skipping = None
+            if first and skip:  # a resume regenerates the batches already used, to reach its position
+                skipping = tqdm(
+                    total=skip,
+                    desc="resume: data stream to its saved position",
+                    unit="batch",
+                    leave=False,
+                    disable=not self.progress,
+                )
+            elif first:
+                bar = tqdm(
+                    total=self.cfg.bucket_size,
+                    desc="reading the first training records",
+                    unit="rec",
+                    leave=False,
+                    disable=not self.progress,
+                )
+            first = False
+            for i, batch in enumerate(self.iter_epoch(epoch, bar=bar)):
                 produced += 1
                 if i < skip:
+                    if skipping is not None:
+                        skipping.update(1)
                     continue
+                if skipping is not None:
+                    skipping.close()
+                    skipping = None
                 self.batches_done = i + 1
                 yield batch
+            if skipping is not None:
+                skipping.close()
             if produced == 0:
                 raise ValueError(
                     f"rank {self.rank}/{self.world_size}: epoch {epoch} has no training "
@@ -397,21 +439,27 @@ def validation_batches(
     rank: int = 0,
     world_size: int = 1,
     stats: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> list[Batch]:
     """Batches of the validation split, center-cropped to ``max_length``, in a fixed order.
 
     ``limit`` caps the number of validation records (the first ones in file order). With
     ``world_size > 1`` this rank gets every ``world_size``-th batch. ``stats`` (a dict from
-    ``new_stats``) is filled in if given.
+    ``new_stats``) is filled in if given. ``progress``: a bar over the records found (total
+    ``limit``; the files may end before it is reached).
     """
+    from tqdm.auto import tqdm
+
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     seqs: list[np.ndarray] = []
     if limit != 0:
-        for _, ids in iter_split_records(cfg, "validation", stats):
-            seqs.append(center_crop(ids, cfg.max_length))
-            if limit is not None and len(seqs) >= limit:
-                break
+        with tqdm(total=limit, desc="validation records", unit="rec", leave=False, disable=not progress) as bar:
+            for _, ids in iter_split_records(cfg, "validation", stats):
+                seqs.append(center_crop(ids, cfg.max_length))
+                bar.update(1)
+                if limit is not None and len(seqs) >= limit:
+                    break
     batches = [[seqs[i] for i in g] for g in _bucket_batches([len(s) for s in seqs], cfg)]
     return batches[rank::world_size]
 

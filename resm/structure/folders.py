@@ -157,6 +157,7 @@ class Folder:
     package: str
     licence: str
     about: str
+    label: str = ""  # how resm fold --compare labels its structure (one word)
 
     def check(self) -> None:
         """Raise :class:`FolderUnavailable` (one line naming the package) when it cannot run."""
@@ -179,6 +180,7 @@ FOLDERS: dict[str, Folder] = {
             "viennarna",
             "ViennaRNA licence (free, with credit)",
             "RNAfold minimum free energy (Turner 2004)",
+            "RNAfold",
         ),
         Folder(
             "rnafold-mea",
@@ -186,6 +188,7 @@ FOLDERS: dict[str, Folder] = {
             "viennarna",
             "ViennaRNA licence (free, with credit)",
             "RNAfold maximum expected accuracy (partition function, gamma 1)",
+            "RNAfold-MEA",
         ),
         Folder(
             "eternafold",
@@ -193,6 +196,7 @@ FOLDERS: dict[str, Folder] = {
             "linearpartition-unofficial",
             "binding MIT; LinearPartition free for non-commercial use; EternaFold parameters BSD",
             "LinearPartition maximum expected accuracy, EternaFold parameters (beam 100)",
+            "EternaFold",
         ),
         Folder(
             "linearpartition-v",
@@ -200,6 +204,7 @@ FOLDERS: dict[str, Folder] = {
             "linearpartition-unofficial",
             "binding MIT; LinearPartition free for non-commercial use",
             "LinearPartition maximum expected accuracy, ViennaRNA parameters (beam 100)",
+            "LinearPartition-V",
         ),
         Folder(
             "linearfold-v",
@@ -207,6 +212,7 @@ FOLDERS: dict[str, Folder] = {
             "linearfold-unofficial",
             "binding MIT; LinearFold free for non-commercial use",
             "LinearFold minimum free energy, ViennaRNA parameters (beam 100)",
+            "LinearFold-V",
         ),
     )
 }

@@ -34,7 +34,7 @@ import os
 import re
 import tarfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,11 +86,16 @@ class FoldError(ValueError):
 
 @dataclass
 class Structure:
-    """One record: name, sequence ("" when unknown) and partner array."""
+    """One record: name, sequence ("" when unknown) and partner array; ``scores`` (e.g.
+    ``{"eF1": 0.93}``) and ``alternatives`` (other folders' structures, each named by its
+    folder), written and read back by dbn, bpseq and pairs (:mod:`resm.structure.annotations`;
+    ct holds neither). Equality compares name, sequence and pairs."""
 
     name: str
     seq: str
     pairs: np.ndarray
+    scores: dict[str, float] = field(default_factory=dict)
+    alternatives: list[Structure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pairs = check_pairs(self.pairs)
@@ -347,23 +352,57 @@ def _finish(partners: list[int], linenos: list[int], source: str, name: str, seq
     return Structure(name, seq, p)
 
 
-_DBN_ENERGY = re.compile(r"^\(\s*[-+]?\d+(\.\d*)?\s*\)$")
+def _dbn_structure(line: str, seq: str, source: str, lineno: int, required: bool = False):
+    """``(pairs, (label, scores))`` of a structure line and its note; for a line that is no
+    such line (spaces in it, a wrong length; no note where not ``required``): an error when
+    ``required``, else None."""
+    from .annotations import parse_note
+
+    db, _, rest = line.strip().partition(" ")
+    note = parse_note(rest) if rest.strip() else (("", {}) if required else None)
+    problem = "dot-bracket line contains spaces" if note is None else None
+    if problem is None and len(db) != len(seq):
+        problem = f"structure length {len(db)} != sequence length {len(seq)}"
+    try:
+        if problem is None:
+            return parse_dotbracket(db), note
+    except StructureError as e:
+        problem = str(e)
+    if required:
+        raise _err(source, lineno, problem)
+    return None
 
 
 def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]:
     """Records from ``>name`` / sequence / dot-bracket lines (blank lines skipped).
 
-    A trailing energy ``(-12.30)`` after the dot-bracket (RNAfold output) is ignored.
-    """
+    A note after the dot-bracket gives ``scores`` (``[eF1=0.93]``; RNAfold's ``(-12.30)`` as
+    ``energy``); labelled lines after it (``<dot-bracket> [RNAfold MFE=-21.60]``) are read into
+    ``alternatives`` and ``RNAfold -p``'s further lines are skipped
+    (:mod:`resm.structure.annotations`)."""
+    from .annotations import rnafold_extra_line
+
     state = 0
     name = seq = ""
+    last: Structure | None = None  # the record whose extra lines may follow
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
             continue
         if state == 0:
             if not line.startswith(">"):
+                if last is not None:
+                    alt = _dbn_structure(line, last.seq, source, lineno)
+                    if alt is not None and alt[1][0]:  # a labelled line
+                        pairs, (label, scores) = alt
+                        last.alternatives.append(Structure(label, last.seq, pairs, scores))
+                        continue
+                    if rnafold_extra_line(raw, len(last.seq)):
+                        continue
                 raise _err(source, lineno, f"expected '>name' header, got {line[:30]!r}")
+            if last is not None:
+                yield last
+                last = None
             name = line[1:].strip()
             state = 1
         elif state == 1:
@@ -372,20 +411,11 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
             seq = line
             state = 2
         else:
-            toks = line.split()
-            if len(toks) > 1 and _DBN_ENERGY.match("".join(toks[1:])):
-                toks = toks[:1]
-            if len(toks) != 1:
-                raise _err(source, lineno, "dot-bracket line contains spaces")
-            db = toks[0]
-            if len(db) != len(seq):
-                raise _err(source, lineno, f"structure length {len(db)} != sequence length {len(seq)}")
-            try:
-                p = parse_dotbracket(db)
-            except StructureError as e:
-                raise _err(source, lineno, str(e)) from None
-            yield Structure(name, seq, p)
+            p, (_, scores) = _dbn_structure(line, seq, source, lineno, required=True)
+            last = Structure(name, seq, p, scores)
             state = 0
+    if last is not None:
+        yield last
     if state == 1:
         raise _err(source, lineno, f"record {name!r} ends without sequence and structure")
     if state == 2:
@@ -397,11 +427,44 @@ _LEN_RE = re.compile(r"^#\s*length\s*:\s*(\S+)\s*$", re.IGNORECASE)
 _SEQ_RE = re.compile(r"^#\s*sequence\s*:\s*(\S*)\s*$", re.IGNORECASE)
 
 
+class _CommentNotes:
+    """The ``#Scores:`` and ``#Alternative:`` comments of a bpseq or pairs file
+    (:func:`resm.structure.annotations.parse_comment`), attached to its record at the end."""
+
+    def __init__(self):
+        self.scores: dict[str, float] = {}
+        self.alts: list[tuple[str, str, dict[str, float], int]] = []
+
+    def read(self, line: str, source: str, lineno: int) -> None:
+        from .annotations import parse_comment
+
+        try:
+            kind, db, label, scores = parse_comment(line) or ("", "", "", {})
+        except ValueError as e:
+            raise _err(source, lineno, str(e)) from None
+        if kind == "scores":
+            self.scores = scores
+        elif kind == "alternative":
+            self.alts.append((db, label, scores, lineno))
+
+    def attach(self, rec: Structure, source: str) -> Structure:
+        rec.scores = self.scores
+        for db, label, scores, lineno in self.alts:
+            if len(db) != len(rec):
+                raise _err(source, lineno, f"#Alternative: structure length {len(db)} != record length {len(rec)}")
+            try:
+                rec.alternatives.append(Structure(label, rec.seq, parse_dotbracket(db), scores))
+            except StructureError as e:
+                raise _err(source, lineno, str(e)) from None
+        return rec
+
+
 def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") -> Iterator[Structure]:
     """The single record of a bpseq file (``i base j`` rows)."""
     bases: list[str] = []
     partners: list[int] = []
     linenos: list[int] = []
+    notes = _CommentNotes()
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
@@ -410,6 +473,7 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
             m = _NAME_RE.match(line)
             if m and not partners:
                 name = m.group(1).strip()
+            notes.read(line, source, lineno)
             continue
         toks = line.split()
         if len(toks) != 3:
@@ -423,7 +487,7 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
         linenos.append(lineno)
     if not partners:
         raise _err(source, 1, "no bases")
-    yield _finish(partners, linenos, source, name, _join_bases(bases, source, linenos))
+    yield notes.attach(_finish(partners, linenos, source, name, _join_bases(bases, source, linenos)), source)
 
 
 def _join_bases(bases: list[str], source: str, linenos: list[int]) -> str:
@@ -497,6 +561,7 @@ def iter_pairs(
     file_len: int | None = None
     plist: list[tuple[int, int]] = []
     linenos: list[int] = []
+    notes = _CommentNotes()
     lineno = 0
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -511,6 +576,8 @@ def iter_pairs(
                     raise _err(source, lineno, f"length {file_len} is negative")
             elif m := _SEQ_RE.match(line):
                 seq = m.group(1)
+            else:
+                notes.read(line, source, lineno)
             continue
         toks = line.split()
         if len(toks) != 2:
@@ -536,7 +603,7 @@ def iter_pairs(
             if b in seen:
                 raise _err(source, ln, f"base {b} already paired on line {seen[b]}")
             seen[b] = ln
-    yield Structure(name, seq, pairs_from_list(plist, L, one_based=True))
+    yield notes.attach(Structure(name, seq, pairs_from_list(plist, L, one_based=True)), source)
 
 
 _ITERS = {"dbn": iter_dbn, "bpseq": iter_bpseq, "ct": iter_ct, "pairs": iter_pairs}
@@ -546,7 +613,17 @@ _ITERS = {"dbn": iter_dbn, "bpseq": iter_bpseq, "ct": iter_ct, "pairs": iter_pai
 
 
 def _fmt_dbn(rec: Structure) -> str:
-    return f">{rec.name}\n{rec.seq or 'N' * len(rec)}\n{to_dotbracket(rec.pairs)}\n"
+    from .annotations import noted
+
+    rows = [f">{rec.name}\n{rec.seq or 'N' * len(rec)}\n{noted(to_dotbracket(rec.pairs), rec.scores)}\n"]
+    rows += [f"{noted(to_dotbracket(a.pairs), a.scores, a.name)}\n" for a in rec.alternatives]
+    return "".join(rows)
+
+
+def _comment_notes(rec: Structure) -> list[str]:
+    from .annotations import comment_lines
+
+    return comment_lines(rec.scores, [(to_dotbracket(a.pairs), a.name, a.scores) for a in rec.alternatives])
 
 
 def _bases(rec: Structure) -> str:
@@ -556,6 +633,7 @@ def _bases(rec: Structure) -> str:
 def _fmt_bpseq(rec: Structure) -> str:
     j = rec.pairs + 1
     rows = [f"#Name: {rec.name}\n"] if rec.name else []
+    rows += _comment_notes(rec)
     rows += [f"{i + 1} {b} {j[i]}\n" for i, b in enumerate(_bases(rec))]
     return "".join(rows)
 
@@ -573,6 +651,7 @@ def _fmt_pairs(rec: Structure) -> str:
     rows.append(f"#Length: {len(rec)}\n")
     if rec.seq:
         rows.append(f"#Sequence: {rec.seq}\n")
+    rows += _comment_notes(rec)
     rows += [f"{i + 1} {j + 1}\n" for i, j in pair_list(rec.pairs)]
     return "".join(rows)
 
@@ -581,7 +660,8 @@ _FORMATTERS = {"dbn": _fmt_dbn, "bpseq": _fmt_bpseq, "ct": _fmt_ct, "pairs": _fm
 
 
 def format_structures(records: Iterable[Structure], fmt: str) -> str:
-    """Text of ``records`` in ``fmt``; bpseq and pairs hold exactly one record.
+    """Text of ``records`` in ``fmt``; bpseq and pairs hold exactly one record. Scores and
+    alternative structures are written as :class:`Structure` says (ct: scores left out).
 
     Only the pairs format can hold an empty (length 0) record.
     """
@@ -597,6 +677,10 @@ def format_structures(records: Iterable[Structure], fmt: str) -> str:
             raise ValueError(f"{r.name}: sequence contains whitespace")
         if "\n" in r.name:
             raise ValueError(f"{r.name!r}: name contains a newline")
+        if any(len(a) != len(r) or not a.name for a in r.alternatives):
+            raise ValueError(f"{r.name}: an alternative structure needs a label and the record's length")
+        if r.alternatives and fmt == "ct":
+            raise ValueError(f"{r.name}: ct has no room for a second structure per record (dbn, bpseq and pairs have)")
     return "".join(_FORMATTERS[fmt](r) for r in recs)
 
 

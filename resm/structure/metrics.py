@@ -46,6 +46,7 @@ __all__ = [
     "f1_score",
     "mcc",
     "evaluate",
+    "expected_f1",
 ]
 
 _SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
@@ -153,6 +154,30 @@ def mcc(pred, true) -> float:
     """Matthews correlation over the i < j cells of the pair matrix."""
     L = _ij(true)[0]
     return float(_mcc_from(*_confusion(pair_counts(pred, true), L)))
+
+
+def expected_f1(pairs, probs) -> float:
+    """The F1 that a structure is expected to score if the true pairs follow the pair
+    probabilities ``probs`` (dense (L, L) or sparse ``(i, j, p)``; each pair (i, j) true with
+    probability p): ``2 E[TP] / (|P| + E[|T|])`` with ``E[TP]`` the summed probability of the
+    structure's pairs and ``E[|T|]`` that of every pair (the pseudo-expected F-score of the MEA
+    literature; close to the exact expectation when |T| varies little). An empty structure
+    scores 1 exactly when no pair is true (the module's rule), so its expected F1 is the
+    probability of that, the product of ``1 - p``. This is the score ``resm fold`` prints beside
+    each structure (``[eF1=...]``)."""
+    from .io import sparse_probs
+
+    pairs = np.asarray(pairs)
+    i, j, p = sparse_probs(probs)
+    if len(j) and j.max() >= len(pairs):
+        raise ValueError(f"pair ({int(i[j.argmax()]) + 1}, {int(j.max()) + 1}) out of range for length {len(pairs)}")
+    p = np.clip(p.astype(np.float64), 0.0, 1.0)
+    n_pred = int((pairs >= 0).sum() // 2)
+    expected_true = float(p.sum())
+    tp = float(p[pairs[i] == j].sum()) if len(i) else 0.0
+    if n_pred == 0:
+        return float(np.exp(np.log1p(-np.minimum(p, 1.0 - 1e-12)).sum()))
+    return 2.0 * tp / (n_pred + expected_true)
 
 
 def evaluate(pred_list: Sequence, true_list: Sequence) -> dict[str, float]:

@@ -31,12 +31,13 @@ import numpy as np
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
-from .io import FoldError, format_structures, read_structures
+from .io import FoldError, Structure, format_structures, read_structures
 from .predictor import Predictor, PredictorOptions, load_predictor
 from .probe import ProbeFile
 
 __all__ = [
     "FoldOptions",
+    "annotate",
     "check_records",
     "read_reference",
     "fold_fasta",
@@ -133,6 +134,37 @@ class _Plan:
     bpp_min: float | None  # None: no --bpp
     wanted: dict[str, np.ndarray] | None  # reference structures
     plot_style: tuple[str, int] = ("png", 100)  # --plot-format, --dpi
+    notes: tuple[bool, bool, str | None] = (True, False, None)  # score, mfe, compare
+
+
+def annotate(
+    rec: Structure, probs, *, score: bool = True, mfe: bool = False, compare: str | None = None
+) -> tuple[Structure, np.ndarray | None]:
+    """``rec`` with its notes (a new :class:`Structure`; ``rec`` is left as it is) and the
+    compared folder's partner array (None without ``compare``): with ``score``, ``eF1``, the
+    structure's expected F1 under the pair probabilities ``probs``
+    (:func:`resm.structure.metrics.expected_f1`); with ``mfe``, RNAfold's minimum free energy
+    of the sequence (``MFE``, kcal/mol); with ``compare`` (a name of
+    :data:`resm.structure.folders.FOLDERS`), that folder's structure as an alternative labelled
+    with the folder's label (RNAfold's with its ``MFE``)."""
+    from .folders import FOLDERS, rnafold
+    from .metrics import expected_f1
+
+    scores = dict(rec.scores)
+    if score and probs is not None:
+        scores["eF1"] = expected_f1(rec.pairs, probs)
+    other = energy = None
+    if mfe or compare == "rnafold":
+        other, energy = rnafold(rec.seq)
+    if mfe:
+        scores["MFE"] = energy
+    alternatives = list(rec.alternatives)
+    if compare is not None:
+        folder = FOLDERS[compare]
+        if compare != "rnafold":
+            other = folder.fold(rec.seq)
+        alternatives.append(Structure(folder.label, rec.seq, other, {"MFE": energy} if compare == "rnafold" else {}))
+    return Structure(rec.name, rec.seq, rec.pairs, scores, alternatives), (other if compare is not None else None)
 
 
 def _fold_block(
@@ -145,7 +177,9 @@ def _fold_block(
     with contextlib.ExitStack() as stack:
         split = stack.enter_context(staged_dir(plan.split_dir)) if plan.split_dir is not None else None
         plots = stack.enter_context(staged_dir(plan.plot)) if plan.plot is not None else None
+        score, mfe, compare = plan.notes
         for rec, P in predictor.fold(records, **fold_kw):
+            rec, other = annotate(rec, P, score=score, mfe=mfe, compare=compare)
             item: dict[str, object] = {"name": rec.name}
             if plan.structures:
                 item["structure"] = format_structures([rec], plan.fmt)
@@ -159,7 +193,8 @@ def _fold_block(
             if ref is not None:
                 from .report import score_record
 
-                item["report"] = score_record(rec.name, rec.seq, rec.pairs, ref)
+                mfe_pairs = other if compare == "rnafold" else None
+                item["report"] = score_record(rec.name, rec.seq, rec.pairs, ref, rnafold_pairs=mfe_pairs)
             if plots is not None:  # <id>.<fmt> (arcs and map) and <id>_ss.<fmt> (ViennaRNA's 2-D layout)
                 from .plot import plot_record
 
@@ -174,6 +209,7 @@ def _fold_block(
                     reference=ref,
                     fmt=fmt,
                     dpi=dpi,
+                    compare=(rec.alternatives[-1].name, other) if other is not None else None,
                 )
             emit(item)
 
@@ -252,7 +288,10 @@ class FoldOptions(PredictorOptions):
     (None: sniffed), ``max_length`` (longer records refused). Run: ``progress`` (bars on
     stderr), ``shard_size`` (records per shard under torchrun). Figures: ``plot_format`` (png,
     svg, pdf) and ``dpi`` of the ``plot`` folder's files; ``reference_format`` (dbn, ct,
-    bpseq; None: from the reference's extension)."""
+    bpseq; None: from the reference's extension). Notes (:func:`annotate`): ``score`` (each
+    structure's expected F1, ``[eF1=...]``), ``mfe`` (RNAfold's minimum free energy beside it)
+    and ``compare`` (a classical folder of :data:`resm.structure.folders.FOLDERS`, e.g.
+    ``rnafold``: its structure on a labelled line after resm's, and in the plots)."""
 
     fmt: str = "dbn"
     out: Path | None = None
@@ -274,6 +313,26 @@ class FoldOptions(PredictorOptions):
     plot_format: str = "png"
     dpi: int = 100
     reference_format: str | None = None
+    score: bool = True
+    mfe: bool = False
+    compare: str | None = None
+
+
+def _check_notes(o: FoldOptions) -> None:
+    """Refuse, before any work, a ``compare`` that names no folder or one whose package is
+    missing, and ``compare`` into ct, which has no room for a second structure per record."""
+    from .folders import FOLDERS
+
+    if o.compare is None:
+        return
+    if o.compare not in FOLDERS:
+        raise FoldError(f"--compare {o.compare}: unknown folder; known: {', '.join(FOLDERS)}")
+    if o.fmt == "ct" and (o.out is not None or o.split_dir is not None or o.reference is None):
+        raise FoldError(
+            f"--compare {o.compare}: ct has no room for a second structure per record; "
+            "write dbn, bpseq or pairs (--format), or draw both with --plot DIR"
+        )
+    FOLDERS[o.compare].check()
 
 
 def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, stdin=None) -> dict[str, object]:
@@ -320,6 +379,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
     check_distinct(**{"-o": o.out, "--bpp": o.bpp, "--report": o.report})
     if o.report is not None and o.reference is None:
         raise FoldError("--report writes the --reference scores: give --reference too")
+    _check_notes(o)
     if o.plot is not None:
         from .plot import require_matplotlib
 
@@ -333,6 +393,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         o.bpp_min if o.bpp is not None else None,
         wanted,
         (o.plot_format, o.dpi),
+        (o.score, o.mfe, o.compare),
     )
     job = {
         "command": "fold",
@@ -352,6 +413,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         "structures": plan.structures,
         "split_dir": str(o.split_dir) if o.split_dir else None,
         "plot": str(o.plot) if o.plot else None,
+        "notes": [o.score, o.mfe, o.compare],
     }
     run = ShardRun(o.out or o.split_dir or o.bpp or o.report, len(records), o.shard_size, job, ".jsonl", ids=ids)
     run.prepare()

@@ -124,6 +124,7 @@ def plot_structure(
     reference=None,
     max_px: int = 600,
     fmt: str = "png",
+    compare: tuple[str, np.ndarray] | None = None,
 ) -> None:
     """Write a figure (``fmt``: png, svg or pdf): an arc diagram of ``pairs`` and, if ``prob`` (dense (L, L) or sparse
     ``(i, j, p)``) is given, a second panel with the pair-probability map, its pairs marked in
@@ -132,9 +133,11 @@ def plot_structure(
     Nested pairs arc above the sequence axis, pseudoknot pairs (those outside a maximum nested
     subset) below it. With ``reference`` (a partner array) the arcs and marks are true
     positives, false positives and missed reference pairs in their own colours
-    (:data:`COLOURS`), with a legend. Long RNAs keep a readable map: it is max-pooled to at most
-    ``max_px`` cells a side. Drawn with matplotlib's Agg canvas (no pyplot state) and written
-    atomically."""
+    (:data:`COLOURS`), with a legend. Without ``reference``, ``compare`` (a label and another
+    folder's partner array, e.g. ``("RNAfold", mfe)``) draws the pairs in both structures, in
+    ``pairs`` only and in the other only in those colours instead. Long RNAs keep a readable
+    map: it is max-pooled to at most ``max_px`` cells a side. Drawn with matplotlib's Agg
+    canvas (no pyplot state) and written atomically."""
     Figure, FigureCanvasAgg = require_matplotlib()
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
@@ -148,6 +151,12 @@ def plot_structure(
         if len(reference) != L:
             raise ValueError(f"reference length {len(reference)} != structure length {L}")
     grid_map = binned_map(prob, L, max_px) if prob is not None else None
+    labels = LABELS
+    if reference is None and compare is not None:
+        reference = check_pairs(compare[1])
+        if len(reference) != L:
+            raise ValueError(f"{compare[0]} structure length {len(reference)} != structure length {L}")
+        labels = {"tp": "in both", "fp": "resm only", "fn": f"{compare[0]} only"}
     classes = _classes(pairs, reference)
 
     fig = Figure(figsize=(11, 4) if prob is not None else (8, 3.5), dpi=dpi)
@@ -182,7 +191,7 @@ def plot_structure(
         if reference is not None or len(ij):
             handles.append(
                 Line2D(
-                    [], [], color=COLOURS[kind], alpha=0.7 if kind == "fn" else 1.0, label=f"{LABELS[kind]} ({len(ij)})"
+                    [], [], color=COLOURS[kind], alpha=0.7 if kind == "fn" else 1.0, label=f"{labels[kind]} ({len(ij)})"
                 )
             )
     if any(pk.any() for _, pk in classes.values()):
@@ -200,7 +209,10 @@ def plot_structure(
         integer_ticks(ax.xaxis)
         ax.set_xlabel("position")
     n_pred = int((pairs >= 0).sum() // 2)
-    ax.set_title(f"{title + ': ' if title else ''}{n_pred} pairs, {L} nt", fontsize=10)
+    counts = f"{n_pred} pairs"
+    if labels is not LABELS:  # compare: both structures' pair counts
+        counts = f"resm {n_pred} pairs, {compare[0]} {int((reference >= 0).sum() // 2)} pairs"
+    ax.set_title(f"{title + ': ' if title else ''}{counts}, {L} nt", fontsize=10)
     if handles:  # under the axis, where no arc runs
         ax.legend(
             handles=handles,
@@ -234,7 +246,7 @@ def plot_structure(
                     alpha=0.6 if kind == "fn" else 1.0,
                 )
                 marks.append(
-                    Line2D([], [], color=COLOURS[kind], marker="s", linestyle="", markersize=5, label=LABELS[kind])
+                    Line2D([], [], color=COLOURS[kind], marker="s", linestyle="", markersize=5, label=labels[kind])
                 )
         integer_ticks(ax2.xaxis, ax2.yaxis, nbins=5)
         binned = f", max over {b}x{b}-nt bins" if b > 1 else ""
@@ -402,11 +414,21 @@ def plot_record(
     reference=None,
     fmt: str = "png",
     dpi: int = 100,
+    compare: tuple[str, np.ndarray] | None = None,
 ) -> None:
     """Both figures of one record in ``folder``: ``<stem>.<fmt>`` (arcs and map) and
-    ``<stem>_ss.<fmt>`` (the 2-D drawing, named as RNAfold names its own)."""
+    ``<stem>_ss.<fmt>`` (the 2-D drawing, named as RNAfold names its own); with ``compare``
+    (label, partner array: another folder's structure), the arcs show both structures (against
+    ``reference`` when given, the arcs score resm's) and ``<stem>_<label>_ss.<fmt>`` (label in
+    lower case) draws the other structure."""
     from pathlib import Path
 
     folder = Path(folder)
-    plot_structure(folder / f"{stem}.{fmt}", seq, pairs, prob, title=title, dpi=dpi, reference=reference, fmt=fmt)
+    plot_structure(
+        folder / f"{stem}.{fmt}", seq, pairs, prob, title=title, dpi=dpi, reference=reference, fmt=fmt, compare=compare
+    )
     plot_layout(folder / f"{stem}_ss.{fmt}", seq, pairs, prob, title=title, dpi=dpi, fmt=fmt)
+    if compare is not None:
+        label = compare[0]
+        who = f"{title}, {label}" if title else label
+        plot_layout(folder / f"{stem}_{label.lower()}_ss.{fmt}", seq, compare[1], None, title=who, dpi=dpi, fmt=fmt)

@@ -26,12 +26,15 @@ def _scores(pred: np.ndarray, ref: np.ndarray) -> tuple:
     return f1_score(pred, ref), f1_score(pred, ref, shift=True), mcc(pred, ref)
 
 
-def score_record(name: str, seq: str, pred: np.ndarray, ref: np.ndarray) -> dict[str, object]:
-    """The report row of one record (RNAfold folds ``seq`` here)."""
+def score_record(
+    name: str, seq: str, pred: np.ndarray, ref: np.ndarray, rnafold_pairs: np.ndarray | None = None
+) -> dict[str, object]:
+    """The report row of one record (RNAfold folds ``seq`` here unless its MFE structure is
+    given as ``rnafold_pairs``)."""
     from .folders import rnafold
 
     pred, ref = np.asarray(pred), np.asarray(ref)
-    mfe, _ = rnafold(seq)
+    mfe = rnafold(seq)[0] if rnafold_pairs is None else np.asarray(rnafold_pairs)
     row: dict[str, object] = {
         "id": name,
         "length": int(len(ref)),

@@ -70,10 +70,11 @@ class MLMTask:
         self.model.contact_head.requires_grad_(False)
         self._val: list | None = None
         self.baseline: float | None = None
+        self.progress = False  # bars while reading data (set by the loop from train.progress)
 
     # -------------------------------------------------------------- Task protocol
     def train_stream(self, rank: int, world_size: int) -> PretrainStream:
-        return PretrainStream(self.data_cfg, rank=rank, world_size=world_size)
+        return PretrainStream(self.data_cfg, rank=rank, world_size=world_size, progress=self.progress and rank == 0)
 
     def _forward_loss(self, model, toks: torch.Tensor, generator, device):
         inputs, labels = mask_batch(toks, self.letter_ids, self.mask_cfg, generator)
@@ -92,7 +93,9 @@ class MLMTask:
         if self._val is None:
             rank = dist.get_rank() if dist.is_initialized() else 0
             world = dist.get_world_size() if dist.is_initialized() else 1
-            self._val = validation_batches(self.data_cfg, self.val_cfg.max_records, rank, world)
+            self._val = validation_batches(
+                self.data_cfg, self.val_cfg.max_records, rank, world, progress=self.progress and rank == 0
+            )
             self.baseline = unigram_entropy(self._val) if self._val else float("nan")
             if not self._val and rank == 0:
                 import sys

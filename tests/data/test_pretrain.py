@@ -411,3 +411,42 @@ def test_real_rfam_corpus_first_batches():
     # Rfam headers are split by family
     assert split_key("RF00001|X01556.1/3-119", cfg.val_by) == "RF00001"
     assert isinstance(pad_batch(batches[0]), torch.Tensor)
+
+
+# ---- what the run shows before its first step ---------------------------------------------
+def test_first_bucket_and_resume_show_bars_with_totals(fasta, capsys):
+    """Before the first batch a run reads a whole bucket (20,000 records in cpu_demo): a bar
+    counts them against bucket_size; a resume regenerates the batches already used, counted
+    against their number; validation counts its records against the limit. The batches are
+    those of a stream without bars."""
+    path, _ = fasta
+    cfg = cfg_for(path)
+    plain = take(iter(PretrainStream(cfg)), 5)
+    shown = PretrainStream(cfg, progress=True)
+    assert same_batches(take(iter(shown), 3), plain[:3])
+    err = capsys.readouterr().err
+    assert "reading the first training records" in err and f"/{cfg.bucket_size}" in err
+    resumed = PretrainStream(cfg, progress=True)
+    resumed.load_state_dict(shown.state_dict())
+    assert same_batches(take(iter(resumed), 2), plain[3:5])
+    err = capsys.readouterr().err
+    assert "resume: data stream to its saved position" in err and "/3 " in err  # the total
+    assert "reading the first training records" not in err
+    validation_batches(cfg, 5, progress=True)
+    assert "validation records" in capsys.readouterr().err
+    take(iter(PretrainStream(cfg)), 2)
+    validation_batches(cfg, 5)
+    assert capsys.readouterr().err == ""  # no bars unless asked (ranks other than 0)
+
+
+@pytest.mark.parametrize("name", ["kdny", "kerd", "nt", "codon3"])
+def test_encode_codes_is_encode(name):
+    """The stream reads a record's nucleotide codes once and maps them (encode_codes): the
+    same ids as encode, for the letter and the context schemes."""
+    from resm.nucleotides import rna_codes
+
+    scheme = get_scheme(name)
+    for seq in ("ACGUNacgut", "G", "GGGAAAUCCCRY"):
+        np.testing.assert_array_equal(scheme.encode_codes(rna_codes(seq)), scheme.encode(seq))
+    with pytest.raises(ValueError, match="protein letters"):
+        get_scheme("protein").encode_codes(rna_codes("ACGU"))

@@ -129,9 +129,18 @@ def test_resume_with_changed_config_is_refused(tmp_path):
     assert "optim.lr 0.003 → 0.001, train.max_steps 5 → 8 differ" in p.stderr
     assert "train.resume_changed=true" in p.stderr
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == listing  # nothing written
-    p = run("pretrain", "--config", cfg, "train.max_steps=8", "optim.lr=1e-3", "train.resume_changed=true")
+    p = run(
+        "pretrain",
+        "--config",
+        cfg,
+        "train.max_steps=8",
+        "optim.lr=1e-3",
+        "train.resume_changed=true",
+        "train.progress=true",
+    )
     assert "resuming from" in p.stderr and "optim.lr 0.003 → 0.001, train.max_steps 5 → 8" in p.stderr
     assert "resm: resumed from step 5 (" in p.stderr
+    assert "resume: data stream to its saved position" in p.stderr  # with train.progress, a bar while it gets there
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r["split"] == "resume"] == [5]
     lr = {r["step"]: r["lr"] for r in log if r["split"] == "train"}

@@ -160,6 +160,7 @@ def test_a_toy_task_in_three_files_is_offered_everywhere(toy, tmp_path, capsys):
     assert cli_main(["finetune", "--config", str(toy)]) == 0  # trained through the one loop
     out = capsys.readouterr().out
     assert "finished at step 60" in out
+    assert "validation loss" in out and "val_loss" not in out  # the final line says "validation loss"
     train = logged(tmp_path / "run")
     losses = [train[s] for s in sorted(train)]
     assert len(losses) == 60 and sum(losses[-5:]) < 0.1 * sum(losses[:5])  # it learns
