@@ -17,11 +17,15 @@ Validation data only (the config's ``data.val``, held-out families and ``data.va
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's resm, not an installed one
 
 from resm.backbone.load import safe_load
 from resm.config import load_config
@@ -91,6 +95,7 @@ def main() -> None:
     ap.add_argument("--select", nargs="+", default=["val,family"], help="comma-separated set names, one rule each")
     ap.add_argument("--tolerances", nargs="+", type=float, default=[0.0])
     ap.add_argument("--out", default=None, help="markdown table")
+    ap.add_argument("--scores", default=None, help="also write every grid setting's metrics per set (JSON)")
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     a = ap.parse_intermixed_args()
     task = StructureTask(load_config(a.config, a.overrides), train_priors=False)
@@ -99,6 +104,8 @@ def main() -> None:
     stored = Decoding.from_dict(payload.get("decoding") or {})
     sets = task.validation_predictions(model, "cpu")
     scores = grid_scores(sets)
+    if a.scores:
+        atomic_write_text(a.scores, json.dumps([[list(k), v] for k, v in scores.items()]))
     names = list(sets)
     rows = []
     sk = ("auto" if stored.auto_gamma else stored.gamma, stored.prior_weight, stored.pseudoknot_threshold)
