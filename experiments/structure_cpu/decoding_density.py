@@ -38,6 +38,7 @@ from resm.utils.io import atomic_write_text
 GAMMAS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 THRESHOLDS = (0.3, 0.5, 0.7)
+SMALL = ((2.0,), (0.0, 0.1, 0.2, 0.3, 0.5), (0.3, 0.5))  # --grid small: a subset, for screening
 
 
 def grid_scores(sets: dict[str, list]) -> dict[tuple, dict[str, dict]]:
@@ -95,9 +96,13 @@ def main() -> None:
     ap.add_argument("--select", nargs="+", default=["val,family"], help="comma-separated set names, one rule each")
     ap.add_argument("--tolerances", nargs="+", type=float, default=[0.0])
     ap.add_argument("--out", default=None, help="markdown table")
+    ap.add_argument("--grid", choices=["full", "small"], default="full", help="small: gamma 2 or per sequence")
     ap.add_argument("--scores", default=None, help="also write every grid setting's metrics per set (JSON)")
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     a = ap.parse_intermixed_args()
+    if a.grid == "small":
+        global GAMMAS, WEIGHTS, THRESHOLDS
+        GAMMAS, WEIGHTS, THRESHOLDS = SMALL
     task = StructureTask(load_config(a.config, a.overrides), train_priors=False)
     payload = safe_load(a.model)
     model, _ = model_from_payload(payload)
@@ -119,6 +124,8 @@ def main() -> None:
     )
     lines = [
         "Command: `python " + " ".join(shlex.quote(x) for x in sys.argv) + "`  ",
+        f"Grid: {a.grid} (gamma {', '.join(map(str, GAMMAS))} or per sequence; prior weight "
+        f"{', '.join(map(str, WEIGHTS))}; pseudoknots none or above {', '.join(map(str, THRESHOLDS))}).  ",
         "Sets: " + ", ".join(f"{s} ({len(sets[s])})" for s in names) + ".",
         "",
         head + " | mean F1 |",
