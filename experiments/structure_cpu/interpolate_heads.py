@@ -5,7 +5,8 @@ interpolation between a model and its fine-tuned version keeps much of what the 
 gained while losing less of what the start knew (Wortsman et al., "Robust fine-tuning of
 zero-shot models", CVPR 2022). The two files must hold the same backbone, head configuration,
 priors and scheme; the result takes ``start``'s decoding (choose it again with
-``rechoose_decoding.py``).
+``rechoose_decoding.py``). ``tuned`` may also be a training checkpoint's ``engine.pt`` of a
+``resm finetune`` run from ``start`` (its ``head.*`` weights; the backbone is ``start``'s).
 
     python experiments/structure_cpu/interpolate_heads.py resm/models/structure_default.pt \\
         runs/finetune_structure_mix/structure_model.pt --alpha 0.5 --out runs/wise_05.pt
@@ -23,6 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 
 from resm.backbone.load import safe_load
 from resm.structure.model import save_structure_model
+
+
+def read_tuned(path: str, start: dict) -> dict:
+    """A structure model file, or a checkpoint's ``engine.pt`` read as ``start`` with the
+    checkpoint's head weights."""
+    data = safe_load(path)
+    if "head" in data:
+        return data
+    model = data.get("model") if isinstance(data, dict) else None
+    head = {k[len("head.") :]: v for k, v in (model or {}).items() if k.startswith("head.")}
+    if not head or head.keys() != start["head"].keys():
+        raise SystemExit(f"{path}: neither a structure model file nor a checkpoint of this head")
+    return {**start, "head": head}
 
 
 def interpolate(start: dict, tuned: dict, alpha: float) -> dict:
@@ -52,7 +66,8 @@ def main() -> None:
     a = ap.parse_args()
     if not 0.0 <= a.alpha <= 1.0:
         raise SystemExit(f"--alpha must be in [0, 1], got {a.alpha}")
-    save_structure_model(interpolate(safe_load(a.start), safe_load(a.tuned), a.alpha), a.out)
+    start = safe_load(a.start)
+    save_structure_model(interpolate(start, read_tuned(a.tuned, start), a.alpha), a.out)
     print(f"wrote {a.out}")
 
 
