@@ -96,6 +96,12 @@ def main() -> None:
     ap.add_argument("--select", nargs="+", default=["val,family"], help="comma-separated set names, one rule each")
     ap.add_argument("--tolerances", nargs="+", type=float, default=[0.0])
     ap.add_argument("--out", default=None, help="markdown table")
+    ap.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=None,
+        help="more models: pair probabilities averaged with MODEL's",
+    )
     ap.add_argument("--grid", choices=["full", "small"], default="full", help="small: gamma 2 or per sequence")
     ap.add_argument("--scores", default=None, help="also write every grid setting's metrics per set (JSON)")
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
@@ -108,6 +114,18 @@ def main() -> None:
     model, _ = model_from_payload(payload)
     stored = Decoding.from_dict(payload.get("decoding") or {})
     sets = task.validation_predictions(model, "cpu")
+    for other in a.ensemble or []:  # the mean of the heads' probabilities, candidate by candidate
+        more = task.validation_predictions(model_from_payload(safe_load(other))[0], "cpu")
+        for s, items in sets.items():
+            for k, (it, ot) in enumerate(zip(items, more[s])):
+                if not (np.array_equal(it[1], ot[1]) and np.array_equal(it[2], ot[2])):
+                    raise SystemExit(f"{other}: other candidates than {a.model}'s in {s} record {k}")
+                items[k] = (*it[:3], it[3] + ot[3], *it[4:])
+        n = 1 + len(a.ensemble)
+    if a.ensemble:
+        for items in sets.values():
+            for k, it in enumerate(items):
+                items[k] = (*it[:3], it[3] / n, *it[4:])
     scores = grid_scores(sets)
     if a.scores:
         atomic_write_text(a.scores, json.dumps([[list(k), v] for k, v in scores.items()]))
