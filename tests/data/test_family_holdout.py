@@ -61,3 +61,13 @@ def test_capped_run_holds_out_the_uncapped_runs_families(tmp_path):
     few = recs[:10]
     _, out_few, counts = family_split(few, str(tmp_path / "fam.fa"), 0.25, 0)
     assert counts["families"] < 12
+
+
+def test_density_tolerance_is_checked():
+    import pytest
+
+    from resm.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^data.density_tolerance must be in \[0, 1\), got -0.1$"):
+        StructureDataConfig(train="x.dbn", density_tolerance=-0.1, max_length=64, tokens_per_batch=256)
+    assert StructureDataConfig(train="x.dbn", density_tolerance=0.005).density_tolerance == 0.005
