@@ -3,7 +3,10 @@
 
 Every cell is a whole fresh process on the same FASTA file, start-up and model loading
 included, as a user meets it: ``resm fold FILE -o OUT --threads T``; RNAfold (ViennaRNA's MFE,
-``RNA.fold`` in a loop; single-threaded, as the RNAfold program); LinearPartition's MEA
+``RNA.fold`` in a loop; single-threaded, as the RNAfold program); RNAfold with its partition
+function, as ``RNAfold -p --MEA`` runs it (MFE, then the partition function with the
+Boltzmann factors rescaled by the MFE, then the MEA structure, gamma 1: the classical folder
+that, like ``resm fold``, always computes pair probabilities); LinearPartition's MEA
 structure with EternaFold parameters (beam 100, one process, as the ``linearpartition``
 program). Cases:
 
@@ -47,6 +50,14 @@ if method == "rnafold":
     import RNA
     for s in recs:
         RNA.fold(s)
+elif method == "rnafold-p":
+    import RNA
+    for s in recs:
+        fc = RNA.fold_compound(s)
+        _, mfe = fc.mfe()
+        fc.exp_params_rescale(mfe)
+        fc.pf()
+        fc.MEA(1.0)
 else:
     from resm.structure.folders import linearpartition_mea
     for s in recs:
@@ -126,11 +137,12 @@ def main():
                 ]
             )
             rna_s, _ = timed([sys.executable, "-c", LOOP, "rnafold", fa])
+            pf_s, _ = timed([sys.executable, "-c", LOOP, "rnafold-p", fa])
             lp_s, _ = timed([sys.executable, "-c", LOOP, "eternafold", fa])
-            rows.append((name, len(recs), nt, resm_s, rna_s, lp_s, resm_m))
+            rows.append((name, len(recs), nt, resm_s, rna_s, pf_s, lp_s, resm_m))
             print(
                 f"{name}: {len(recs)} records, {nt} nt: resm {resm_s:.1f} s, RNAfold {rna_s:.1f} s, "
-                f"LinearPartition-E {lp_s:.1f} s",
+                f"RNAfold -p {pf_s:.1f} s, LinearPartition-E {lp_s:.1f} s",
                 flush=True,
             )
     lines = [
@@ -138,16 +150,18 @@ def main():
         "",
         f"Command: `python experiments/{Path(__file__).name} {' '.join(sys.argv[1:])}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch CPU; resm with --threads {a.threads} "
-        "(torch threads and prior processes); RNAfold and LinearPartition single-process. Every cell is a whole "
+        "(torch threads and prior processes); RNAfold (MFE; and -p: MFE, partition function and MEA) and "
+        "LinearPartition single-process. Every cell is a whole "
         "fresh process (start-up and model loading included).",
         "",
-        "| case | records | nt | resm s | RNAfold s | LinearPartition-E s "
-        "| RNAfold s / resm s | LinearPartition-E s / resm s | resm peak GiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | records | nt | resm s | RNAfold s | RNAfold -p (MFE + pf + MEA) s | LinearPartition-E s "
+        "| RNAfold s / resm s | RNAfold -p s / resm s | LinearPartition-E s / resm s | resm peak GiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, n, nt, rs, fs, ls, rm in rows:
+    for name, n, nt, rs, fs, ps, ls, rm in rows:
         lines.append(
-            f"| {name} | {n} | {nt} | {rs:.1f} | {fs:.1f} | {ls:.1f} | {fs / rs:.2f} | {ls / rs:.2f} | {rm:.2f} |"
+            f"| {name} | {n} | {nt} | {rs:.1f} | {fs:.1f} | {ps:.1f} | {ls:.1f} | {fs / rs:.2f} | {ps / rs:.2f} "
+            f"| {ls / rs:.2f} | {rm:.2f} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

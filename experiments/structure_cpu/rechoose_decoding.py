@@ -21,6 +21,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's resm, not an installed one
 
 from resm.backbone.load import safe_load
 from resm.config import load_config

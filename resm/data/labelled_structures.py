@@ -36,6 +36,7 @@ __all__ = [
     "load_records",
     "load_training_records",
     "family_split",
+    "split_training_records",
     "StructureStream",
     "collate",
 ]
@@ -95,6 +96,9 @@ class StructureDataConfig:
             pseudoknots) is chosen on, by the mean of their F1: ``val``, ``family``, ``both``
             (val and family), ``all`` (val, family and every ``val_sets`` entry) or a list of
             their names (e.g. ``[val, family, vl1]``).
+        density_tolerance: the pair density's part in that choice: of the decodings whose
+            mean F1 is within this of the best, the one whose predicted/reference pair ratios
+            on those sets are nearest 1 is taken (0: F1 alone).
         seed: seed of the record subsets, crops and batch order.
         split: a fold table (``fold_name, fold_number, partition, id``; e.g. ArchiveII's
             ``split_famfold.csv``) selecting records of ``train`` by id; needs ``fold``.
@@ -119,6 +123,7 @@ class StructureDataConfig:
     pdb_pairs: str = "canonical"
     val_sets: dict[str, str] | None = None
     select_on: Any = "both"
+    density_tolerance: float = 0.0
     seed: int = 0
     split: str | None = None
     fold: str | None = None
@@ -193,6 +198,8 @@ class StructureDataConfig:
             raise ConfigError(
                 f"data.select_on must be val, family, both, all or a list of {known}, not {self.select_on!r}"
             )
+        if not 0.0 <= self.density_tolerance < 1.0:
+            raise ConfigError(f"data.density_tolerance must be in [0, 1), got {self.density_tolerance}")
         if self.workers < 0:
             raise ConfigError(f"data.workers must be >= 0, got {self.workers}")
         if self.priors is not None:
@@ -283,6 +290,39 @@ def load_training_records(
         ids += i * repeat
         skipped += s
     return recs, ids, skipped
+
+
+def split_training_records(
+    cfg: StructureDataConfig, scheme: Scheme, keep: set | None = None
+) -> tuple[list, list, list, list, dict[str, int], int]:
+    """The training records with ``data.family_holdout`` applied: ``(train, train_ids, held,
+    held_ids, counts, skipped)``. The held-out families are drawn (:func:`family_split`) from
+    the families of every file's whole record list, before ``max_train`` caps what each file
+    keeps for training, so that a capped run holds out exactly the families an uncapped run on
+    the same files holds out (a model fine-tuned from one trained on the whole file is then
+    validated on families neither saw). ``held``: the held-out records in file order, each
+    once; the training records are capped and repeated as :func:`load_training_records` does."""
+    files = [(load_records(path, scheme, None, cfg.seed, keep, cfg.pdb_pairs), rep) for path, rep in cfg.train_files()]
+    every = [r for (recs, _, _), _ in files for r in recs]
+    _, out, counts = family_split(every, cfg.families, cfg.family_holdout, cfg.seed)
+    held_at, k = set(out), 0
+    train, train_ids, held, held_ids, skipped = [], [], [], [], 0
+    for (recs, ids, s), rep in files:
+        skipped += s
+        mine = []
+        for r, t in zip(recs, ids):
+            if k in held_at:
+                held.append(r)
+                held_ids.append(t)
+            else:
+                mine.append((r, t))
+            k += 1
+        if cfg.max_train is not None and cfg.max_train < len(mine):
+            order = np.random.default_rng([cfg.seed, 7]).permutation(len(mine))[: cfg.max_train]
+            mine = [mine[i] for i in sorted(order)]
+        train += [r for r, _ in mine] * rep
+        train_ids += [t for _, t in mine] * rep
+    return train, train_ids, held, held_ids, counts, skipped
 
 
 def family_split(

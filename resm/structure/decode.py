@@ -424,6 +424,7 @@ def choose_decoding(
     metric: str = "f1_mean",
     return_scores: bool = False,
     auto_gamma: bool = True,
+    density_tolerance: float = 0.0,
 ):
     """The :class:`Decoding` that maximises ``metric`` on validation data: ``groups`` holds one
     or more validation sets (the score is the mean of their scores), each a list of
@@ -431,37 +432,49 @@ def choose_decoding(
     with nested structures; then, at the best of those, the pseudoknot step is tried at each
     threshold and kept only if it scores higher. ``auto_gamma``: the per-sequence gamma
     (:func:`mea_auto`) is tried after the fixed ones at each prior weight (score key gamma
-    ``"auto"``). Ties keep the earlier grid value."""
+    ``"auto"``). Ties keep the earlier grid value.
+
+    ``density_tolerance``: the pair density decides between settings whose score is within
+    this of the best: of those, the one whose predicted/reference pair ratios are nearest 1
+    (mean over the groups of ``|log(pair_ratio)|``) is taken, at each of the two stages
+    (0: the score alone, as before)."""
     groups = [list(g) for g in groups if len(g)]
     if not groups:
         raise ValueError("no validation structures to choose the decoding on")
 
-    def score(pred_of) -> float:
-        return float(np.mean([evaluate([pred_of(it) for it in g], [it[5] for it in g])[metric] for g in groups]))
+    def score(pred_of) -> tuple[float, float]:
+        rs = [evaluate([pred_of(it) for it in g], [it[5] for it in g]) for g in groups]
+        off = [abs(np.log(r["pair_ratio"])) if r["pair_ratio"] > 0 else np.inf for r in rs]
+        return float(np.mean([r[metric] for r in rs])), float(np.mean(off))
+
+    def pick(tried: list) -> tuple:
+        top = max(sc for _, sc, _ in tried)
+        near = [t for t in tried if t[1] >= top - density_tolerance]
+        return min(near, key=lambda t: t[2]) if density_tolerance > 0 else near[0]
 
     scores: dict[tuple, float] = {}
-    best, best_score = None, -1.0
+    tried = []
     for w in prior_weights:
         options = [Decoding(float(g), float(w), None) for g in gammas]
         if auto_gamma:
             options.append(Decoding(prior_weight=float(w), auto_gamma=True))
         for d in options:
-            sc = score(lambda it, d=d: decode_sparse(it[0], it[1], it[2], it[3], d, it[4]))
+            sc, off = score(lambda it, d=d: decode_sparse(it[0], it[1], it[2], it[3], d, it[4]))
             scores[("auto" if d.auto_gamma else d.gamma, d.prior_weight, None)] = sc
-            if sc > best_score:
-                best, best_score = d, sc
-    nested = {id(it): decode_sparse(it[0], it[1], it[2], it[3], best, it[4]) for g in groups for it in g}
-    base = best
+            tried.append((d, sc, off))
+    base, base_score, base_off = pick(tried)
+    nested = {id(it): decode_sparse(it[0], it[1], it[2], it[3], base, it[4]) for g in groups for it in g}
+    tried = [(base, base_score, base_off)]
     for t in pseudoknot_thresholds:
         d = Decoding(base.gamma, base.prior_weight, float(t), base.auto_gamma)
-        sc = score(
+        sc, off = score(
             lambda it, d=d: add_pseudoknots(
                 nested[id(it)], it[1], it[2], blend(it[3], it[4], d.prior_weight), d.pseudoknot_threshold
             )
         )
         scores[("auto" if d.auto_gamma else d.gamma, base.prior_weight, float(t))] = sc
-        if sc > best_score:
-            best, best_score = d, sc
+        tried.append((d, sc, off))
+    best = pick(tried)[0]
     return (best, scores) if return_scores else best
 
 

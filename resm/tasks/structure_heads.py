@@ -240,7 +240,8 @@ class PairKind(HeadKind):
         if not sets:
             return
         want = [s for s in self.task.data_cfg.selection() if s in sets] or list(sets)
-        best = choose_decoding([sets[s] for s in want], prior_weights=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5))
+        weights, tol = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), self.task.data_cfg.density_tolerance
+        best = choose_decoding([sets[s] for s in want], prior_weights=weights, density_tolerance=tol)
         settings["decoding"] = best.to_dict()
         metrics: dict[str, Any] = {"selected_on": want}
         for s, items in sets.items():

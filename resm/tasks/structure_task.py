@@ -44,9 +44,9 @@ from ..data.labelled_structures import (
     Item,
     StructureDataConfig,
     StructureStream,
-    family_split,
     load_records,
     load_training_records,
+    split_training_records,
 )
 from ..fasta import token_batches
 from ..mapping import get_scheme
@@ -204,14 +204,13 @@ class StructureTask:
             if d.fold not in folds:
                 raise ConfigError(f"data.fold {d.fold!r} is not in {d.split} (folds: {sorted(folds)})")
             keep_train, keep_val = folds[d.fold]["train"], folds[d.fold]["valid"]
-        self.train_records, self.train_ids, self.n_skipped = load_training_records(d, self.scheme, keep_train)
         self.family_records, self.family_ids, self.family_counts = [], [], {}
-        if d.family_holdout:
-            kept, out, self.family_counts = family_split(self.train_records, d.families, d.family_holdout, d.seed)
-            self.family_records = [self.train_records[k] for k in out][: d.max_val or None]
-            self.family_ids = [self.train_ids[k] for k in out][: d.max_val or None]
-            self.train_records = [self.train_records[k] for k in kept]
-            self.train_ids = [self.train_ids[k] for k in kept]
+        if d.family_holdout:  # families drawn before max_train caps the training records
+            split = split_training_records(d, self.scheme, keep_train)
+            self.train_records, self.train_ids, held, held_ids, self.family_counts, self.n_skipped = split
+            self.family_records, self.family_ids = held[: d.max_val or None], held_ids[: d.max_val or None]
+        else:
+            self.train_records, self.train_ids, self.n_skipped = load_training_records(d, self.scheme, keep_train)
         self.val_records, self.val_ids = ([], [])
         val_path = d.val or (d.train if d.split else None)
         if val_path:

@@ -509,3 +509,38 @@ def test_nested_subset_long():
     kept = np.asarray(pair_list(got))
     i, j = kept[:, 0], kept[:, 1]
     assert not ((i[:, None] < i) & (i < j[:, None]) & (j[:, None] < j)).any()
+
+
+def test_choose_decoding_density_tolerance_prefers_ratios_near_one():
+    from resm.structure.decode import Decoding, choose_decoding, decode_sparse, mea_pairs
+    from resm.structure.metrics import evaluate
+
+    rng = np.random.default_rng(3)
+    group = []
+    for _ in range(8):
+        L = 40
+        i, j = np.triu_indices(L, 4)
+        keep = rng.random(len(i)) < 0.15
+        i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
+        p = rng.random(len(i)) * 0.8
+        truth = mea_pairs("A" * L, i, j, p, 2.0)
+        paired = np.flatnonzero(truth > np.arange(L))
+        drop = paired[: len(paired) // 2]  # the reference holds half the pairs: sparser than gamma 2
+        truth[truth[drop]] = -1
+        truth[drop] = -1
+        group.append(("A" * L, i, j, p, None, truth))
+    gammas = (0.25, 0.5, 1.0, 2.0, 4.0)
+    kw = dict(gammas=gammas, pseudoknot_thresholds=(), auto_gamma=False)
+    f1, ratio = {}, {}
+    for g in gammas:
+        r = evaluate([decode_sparse(*it[:4], Decoding(g), None) for it in group], [it[5] for it in group])
+        f1[g], ratio[g] = r["f1_mean"], r["pair_ratio"]
+    top = max(f1.values())
+    assert choose_decoding([group], **kw).gamma == max(gammas, key=lambda g: (f1[g], -gammas.index(g)))
+    for tol in (0.01, 0.05, 0.2, 0.99):
+        got = choose_decoding([group], density_tolerance=tol, **kw).gamma
+        near = [g for g in gammas if f1[g] >= top - tol]
+        assert got == min(near, key=lambda g: abs(np.log(ratio[g])))
+        assert f1[got] >= top - tol
+    # a tolerance that lets density decide changes the choice here
+    assert choose_decoding([group], density_tolerance=0.99, **kw).gamma != choose_decoding([group], **kw).gamma
