@@ -103,7 +103,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--mfe",
         action="store_true",
         help="add RNAfold's minimum free energy of each sequence (kcal/mol, ViennaRNA's Turner 2004 parameters) "
-        "to the score: [eF1=0.944 MFE=-22.40] (default: off)",
+        "to the score: [eF1=0.944 MFE=-22.40]; not with ct (default: off)",
     )
     g.add_argument(
         "--compare",

@@ -320,19 +320,22 @@ class FoldOptions(PredictorOptions):
 
 def _check_notes(o: FoldOptions) -> None:
     """Refuse, before any work, a ``compare`` that names no folder or one whose package is
-    missing, and ``compare`` into ct, which has no room for a second structure per record."""
+    missing, and ``compare`` or ``mfe`` into ct, which has no room for a second structure or an
+    energy per record (its default score is simply left out)."""
     from .folders import FOLDERS
 
-    if o.compare is None:
-        return
-    if o.compare not in FOLDERS:
+    if o.compare is not None and o.compare not in FOLDERS:
         raise FoldError(f"--compare {o.compare}: unknown folder; known: {', '.join(FOLDERS)}")
-    if o.fmt == "ct" and (o.out is not None or o.split_dir is not None or o.reference is None):
+    ct_written = o.fmt == "ct" and (o.out is not None or o.split_dir is not None or o.reference is None)
+    if ct_written and o.compare is not None:
         raise FoldError(
             f"--compare {o.compare}: ct has no room for a second structure per record; "
             "write dbn, bpseq or pairs (--format), or draw both with --plot DIR"
         )
-    FOLDERS[o.compare].check()
+    if ct_written and o.mfe:
+        raise FoldError("--mfe: ct has no room for an energy per record; write dbn, bpseq or pairs (--format)")
+    if o.compare is not None:
+        FOLDERS[o.compare].check()
 
 
 def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, stdin=None) -> dict[str, object]:

@@ -217,6 +217,7 @@ def test_fold_compare_draws_both_and_refuses_ct(tmp_path, predictor, monkeypatch
     for bad, match in (
         (dict(fmt="ct", out=tmp_path / "o.ct"), "ct has no room for a second structure"),
         (dict(compare="mfold"), "--compare mfold: unknown folder; known: rnafold"),
+        (dict(compare=None, mfe=True, fmt="ct", out=tmp_path / "o.ct"), "--mfe: ct has no room for an energy"),
     ):
         with pytest.raises(FoldError, match=match):
             fold_fasta(tmp_path / "x.fa", FoldOptions(**{**opts, "compare": "rnafold", **bad}))
