@@ -9,7 +9,10 @@ EternaFold or ViennaRNA parameters, LinearFold) folds the same sequence. All are
 :func:`resm.structure.metrics.evaluate` (per-sequence mean and pooled, strict and ±1 shift, MCC),
 with the pair density beside F1: precision, recall and predicted/reference pair count. The PDB
 sets (``vl1``, ``tr1``) are scored twice from the same predictions, over their canonical pairs
-and over all their pairs (:func:`resm.structure.datasets.reference_views`).
+and over all their pairs (:func:`resm.structure.datasets.reference_views`); with
+``non_canonical`` the model adds the pairs of its file's non-canonical scorer
+(:mod:`resm.structure.noncanonical`) and the PDB sets are scored over their non-canonical pairs
+alone as well (the classical folders predict none: their rows there show it).
 Each method's wall time over the set and the peak resident memory of the process are recorded
 too. The table ends, per set, with the model's margin over the best classical folder.
 """
@@ -27,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
-from .datasets import FAMFOLD_SPLIT, load_dataset, read_split, reference_views
+from .datasets import FAMFOLD_SPLIT, load_dataset, read_split, reference_views, restrict, view_class
 from .folders import FOLDERS, FolderUnavailable
 from .io import Structure
 from .metrics import evaluate
@@ -89,17 +92,22 @@ def check_models(model_path, folds: Sequence[str] = ()) -> None:
 
 
 def _model_predictor(
-    model, meta, workers: int, bpp_cache, tile: int
+    model, meta, workers: int, bpp_cache, tile: int, non_canonical: bool = False, where: str = "structure model"
 ) -> Callable[[list[Structure], str, bool], list[np.ndarray]]:
     """``predict(records, desc, progress) -> partner arrays`` through the model's predictor
-    (:func:`resm.structure.predictor.model_predictor`, decoding as stored in its file)."""
-    from .predictor import model_predictor
+    (:func:`resm.structure.predictor.model_predictor`, decoding as stored in its file);
+    ``non_canonical``: with the pairs of the file's non-canonical scorer added (pair sets),
+    the scorer checked here, before any work."""
+    from .predictor import PairPredictor, model_predictor
 
-    pred = model_predictor(model, meta, workers=workers, cache=bpp_cache, tile=tile)
+    pred = model_predictor(model, meta, workers=workers, cache=bpp_cache, tile=tile, source=f"structure model {where}")
+    if non_canonical and isinstance(pred, PairPredictor):
+        pred.non_canonical_scorer()
 
     def predict(recs, desc, progress):
         with torch.inference_mode():
-            return [s.pairs for s, _ in pred.fold([(r.name, r.seq) for r in recs], progress=progress, desc=desc)]
+            got = pred.fold([(r.name, r.seq) for r in recs], progress=progress, desc=desc, noncanonical=non_canonical)
+            return [s.pairs for s, _ in got]
 
     return predict
 
@@ -119,7 +127,14 @@ def _predict_all(predict, recs: list[Structure], dataset: str, folders: Sequence
     return preds, seconds
 
 
-def _result(label: str, preds: dict[str, list], true: list, seconds: dict[str, float]) -> dict[str, object]:
+def _result(
+    label: str, preds: dict[str, list], true: list, seconds: dict[str, float], recs: list | None = None
+) -> dict[str, object]:
+    """One view's scores; with ``recs``, each prediction is first restricted to the class of
+    pairs the view holds (:func:`resm.structure.datasets.restrict`)."""
+    which = view_class(label) if recs is not None else None
+    if which is not None:
+        preds = {k: [restrict(x, r, which) for x, r in zip(p, recs)] for k, p in preds.items()}
     return {
         "dataset": label,
         "n": len(true),
@@ -160,19 +175,23 @@ def evaluate_dataset(
     bpp_cache=None,
     folders: Sequence[str] | None = None,
     workers: int = 0,
+    non_canonical: bool = False,
 ) -> list[dict[str, object]]:
     """The model at ``model_path`` and the classical ``folders`` on one benchmark set: one
     result per reference view (:func:`resm.structure.datasets.reference_views`; the PDB sets
-    give two, canonical pairs and all pairs, from the same predictions)."""
+    give two, canonical pairs and all pairs, from the same predictions, each prediction scored
+    on the same class of its pairs). ``non_canonical``: the model adds the pairs of its file's
+    non-canonical scorer, and the PDB sets are scored over their non-canonical pairs too."""
     if dataset == "archiveii-famfold":
         raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
     check_models(model_path)
     folders = check_folders(folders)
     model, meta = load_structure_model(model_path)
-    predict = _model_predictor(model, meta, workers, bpp_cache, tile)
+    predict = _model_predictor(model, meta, workers, bpp_cache, tile, non_canonical, str(model_path))
     recs = load_dataset(dataset, data_dir, limit, seed)
     preds, seconds = _predict_all(predict, recs, dataset, folders, progress)
-    return [_result(label, preds, true, seconds) for label, true in reference_views(dataset, recs).items()]
+    views = reference_views(dataset, recs, non_canonical)
+    return [_result(label, preds, true, seconds, recs) for label, true in views.items()]
 
 
 def evaluate_structure(model_path, dataset: str, data_dir, **kw) -> dict[str, object]:
@@ -196,12 +215,14 @@ def evaluate_famfold(
     bpp_cache=None,
     folders: Sequence[str] | None = None,
     workers: int = 0,
+    non_canonical: bool = False,
 ) -> list[dict[str, object]]:
     """Family-wise cross-validation on ArchiveII (<= 512 nt): for each fold, the model trained
     without that family (``model_path`` with ``{fold}`` in it, e.g.
     ``runs/famfold/{fold}/structure_model.pt``) on the held-out family's test partition, with
     the classical folders on the same sequences. One result per fold, then a pooled row ("all
-    folds": every test sequence once, each scored by its own fold's model)."""
+    folds": every test sequence once, each scored by its own fold's model). ``non_canonical`` as
+    :func:`evaluate_dataset` (each fold's file then needs a non-canonical scorer)."""
     if "{fold}" not in str(model_path):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     split = read_split(Path(data_dir) / FAMFOLD_SPLIT)
@@ -220,7 +241,9 @@ def evaluate_famfold(
             idx = sorted(np.random.default_rng(seed).choice(len(test), limit, replace=False))
             test = [test[i] for i in idx]
         model, meta = load_structure_model(str(model_path).replace("{fold}", name))
-        predict = _model_predictor(model, meta, workers, bpp_cache, tile)
+        predict = _model_predictor(
+            model, meta, workers, bpp_cache, tile, non_canonical, str(model_path).replace("{fold}", name)
+        )
         results.append(_score(predict, test, f"archiveii-famfold {name}", folders, progress, keep=pooled))
     results.append(
         _result(

@@ -7,7 +7,9 @@ at least 1,000 nt) and ArchiveII's family-wise folds (``split_famfold.csv``, rea
 ``tr1`` and ``vl1`` (pair tables, :mod:`resm.structure.pairsets`: non-canonical pairs and base
 multiplets included). :func:`reference_views` gives the references a set is scored against:
 the PDB sets twice, over their canonical pairs (the pairs resm and the classical folders can
-predict) and over all their pairs.
+predict) and over all their pairs, and, when asked, a third time over their non-canonical pairs
+alone (the pairs ``--non-canonical`` adds; a prediction is scored on the same class of its own
+pairs, :func:`restrict`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ import numpy as np
 from .io import Structure, iter_ct_tarball, read_archiveii_csv, read_structures
 from .pairsets import PairRecord, read_pair_table
 
-__all__ = ["DATASETS", "PAIR_TABLES", "FAMFOLD_SPLIT", "read_split", "load_dataset", "reference_views"]
+__all__ = [
+    "DATASETS",
+    "PAIR_TABLES",
+    "FAMFOLD_SPLIT",
+    "read_split",
+    "load_dataset",
+    "reference_views",
+    "view_class",
+    "restrict",
+]
 
 DATASETS = {
     "ts0": "ss/bprna/TS0.dbn",
@@ -76,12 +87,41 @@ def load_dataset(
     return recs
 
 
-def reference_views(name: str, records: list[Structure | PairRecord]) -> dict[str, list]:
+def reference_views(name: str, records: list[Structure | PairRecord], non_canonical: bool = False) -> dict[str, list]:
     """``{label: references}`` a set is scored against: ``{name: pairs}``, or for a pair table
-    ``{"name, canonical pairs": ..., "name, all pairs": ...}``."""
+    ``{"name, canonical pairs": ..., "name, all pairs": ...}`` and, with ``non_canonical``,
+    ``"name, non-canonical pairs"`` too (:func:`view_class` names each view's pairs)."""
     if name in PAIR_TABLES or any(isinstance(r, PairRecord) for r in records):
-        return {
+        out = {
             f"{name}, canonical pairs": [r.canonical().pairs for r in records],
             f"{name}, all pairs": [r.pairs for r in records],
         }
+        if non_canonical:
+            out[f"{name}, non-canonical pairs"] = [r.non_canonical().pairs for r in records]
+        return out
     return {name: [r.pairs for r in records]}
+
+
+def view_class(label: str) -> str | None:
+    """The pairs a view of :func:`reference_views` holds: ``"canonical"``, ``"non-canonical"``
+    or None (all); a prediction is scored on the same class of its pairs (:func:`restrict`)."""
+    for c in ("non-canonical", "canonical"):
+        if label.endswith(f", {c} pairs"):
+            return c
+    return None
+
+
+def restrict(pred, rec: Structure | PairRecord, which: str | None):
+    """The pairs of ``pred`` (a partner array or pair set of ``rec``'s sequence) of the class
+    ``which`` (:func:`view_class`; letters read from ``rec``'s sequence), or ``pred`` itself
+    for None."""
+    if which is None:
+        return pred
+    from .pairsets import PairSet
+
+    if not isinstance(pred, PairSet):
+        a = np.asarray(pred, dtype=np.int64)
+        i = np.flatnonzero(a > np.arange(len(a)))
+        pred = PairSet(np.stack([i, a[i]], 1), len(a))
+    r = PairRecord(rec.name, rec.seq, pred)
+    return (r.canonical() if which == "canonical" else r.non_canonical()).pairs

@@ -9,6 +9,9 @@ records are :class:`PairRecord`, whose :class:`PairSet` is a list of pairs.
   :meth:`PairSet.window` crops it like a training crop;
 * :class:`PairRecord`: name, sequence (as deposited) and pair set, with the views
   :meth:`PairRecord.canonical` (AU, GC and GU pairs only) and :meth:`PairRecord.non_canonical`;
+* :func:`format_pair_list` / :func:`parse_pair_list`: one record as a pair list, the format
+  ``resm fold --format pairs`` writes (``#Name:``, ``#Length:``, ``#Sequence:`` comments, then
+  one ``i j`` line per pair, 1-based, i < j), where a base may appear on several lines;
 * :func:`read_pair_table`: a TSV with the header ``id  sequence  pairs`` (``pairs``:
   space-separated 1-based ``i:j`` with i < j; empty when the record has none), the format of
   ``ss/pdb/TR1.tsv`` and ``VL1.tsv``. A malformed line, a pair outside the sequence, a
@@ -32,7 +35,7 @@ import numpy as np
 from ..nucleotides import PAIR_TYPE, lenient_codes
 from .io import StructureError
 
-__all__ = ["PairRecord", "PairSet", "read_pair_table"]
+__all__ = ["PairRecord", "PairSet", "format_pair_list", "parse_pair_list", "read_pair_table"]
 
 HEADER = ("id", "sequence", "pairs")
 
@@ -100,6 +103,48 @@ class PairRecord:
 
     def non_canonical(self) -> PairRecord:
         return PairRecord(self.name, self.seq, self.pairs.select(~self.is_canonical()))
+
+
+def format_pair_list(rec: PairRecord) -> str:
+    """The pair-list text of one record (see the module notes)."""
+    if "\n" in rec.name or any(c.isspace() for c in rec.seq):
+        raise ValueError(f"{rec.name!r}: a name with a newline or a sequence with whitespace cannot be written")
+    rows = [f"#Name: {rec.name}\n"] if rec.name else []
+    rows.append(f"#Length: {len(rec.pairs)}\n")
+    if rec.seq:
+        rows.append(f"#Sequence: {rec.seq}\n")
+    rows += [f"{i + 1} {j + 1}\n" for i, j in rec.pairs.ij.tolist()]
+    return "".join(rows)
+
+
+def parse_pair_list(text: str, source: str = "<pairs>") -> PairRecord:
+    """The record of a pair-list text (:func:`format_pair_list`; a base may sit in several
+    pairs); a malformed line, a pair outside ``#Length`` or a self-pair is a one-line
+    :class:`StructureError` naming ``source`` and the line."""
+    name, seq, length, ij = "", "", None, []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("#Name:"):
+            name = line[6:].strip()
+        elif line.startswith("#Length:"):
+            if not line[8:].strip().isdigit():
+                raise StructureError(f"{source} line {n}: length {line[8:].strip()!r} is not a number")
+            length = int(line[8:].strip())
+        elif line.startswith("#Sequence:"):
+            seq = line[10:].strip()
+        elif line and not line.startswith("#"):
+            toks = line.split()
+            if len(toks) != 2:
+                raise StructureError(f"{source} line {n}: expected 2 columns 'i j', got {len(toks)}")
+            ij.append((":".join(toks), n))
+    L = length if length is not None else len(seq)
+    if seq and len(seq) != L:
+        raise StructureError(f"{source}: sequence length {len(seq)} != length {L}")
+    pairs = [_pair(t, source, n, L) for t, n in ij]
+    if len(set(pairs)) != len(pairs):
+        dup = next(p for k, p in enumerate(pairs) if p in pairs[:k])
+        raise StructureError(f"{source}: pair {dup[0] + 1} {dup[1] + 1} written twice")
+    return PairRecord(name, seq, PairSet(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), L))
 
 
 def _pair(tok: str, src: str, n: int, L: int) -> tuple:

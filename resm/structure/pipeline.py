@@ -38,6 +38,7 @@ from .probe import ProbeFile
 __all__ = [
     "FoldOptions",
     "annotate",
+    "check_non_canonical",
     "check_records",
     "read_reference",
     "fold_fasta",
@@ -167,6 +168,38 @@ def annotate(
     return Structure(rec.name, rec.seq, rec.pairs, scores, alternatives), (other if compare is not None else None)
 
 
+def _format(rec, fmt: str) -> str:
+    """One folded record's text: a :class:`Structure` in ``fmt``, a ``PairRecord`` (with
+    non-canonical pairs added) as a pair list (:func:`check_non_canonical` allowed no other)."""
+    from .pairsets import PairRecord, format_pair_list
+
+    return format_pair_list(rec) if isinstance(rec, PairRecord) else format_structures([rec], fmt)
+
+
+def check_non_canonical(predictor: Predictor | None, fmt: str, plot, reference) -> None:
+    """``--non-canonical`` with a pair-head model: its scorer must be in the model file and
+    usable, and the structures are written only as a pair list (a base may sit in several
+    pairs, which dbn, ct and bpseq cannot hold); drawings and ``--reference`` scores read one
+    partner per base and are refused. A one-line FoldError, before any work. (With a 2-D head
+    or a probe the switch keeps the greedy decoding's non-canonical pairs, one partner per
+    base, which every format holds.)"""
+    from .predictor import PairPredictor
+
+    if not isinstance(predictor, PairPredictor):
+        return
+    predictor.non_canonical_scorer()
+    if fmt != "pairs":
+        raise FoldError(
+            f"--format {fmt} cannot hold the pairs --non-canonical adds (a base in two or three pairs, "
+            "non-canonical pairs marked as such): give --format pairs"
+        )
+    if plot is not None or reference is not None:
+        raise FoldError(
+            f"{'--plot' if plot is not None else '--reference'} reads one partner per base and --non-canonical "
+            "gives some bases several: drop one of them (resm evaluate structure --non-canonical scores such pairs)"
+        )
+
+
 def _fold_block(
     predictor: Predictor, records: Sequence[tuple[str, str]], plan: _Plan, emit: Callable[[dict], None], fold_kw: dict
 ) -> None:
@@ -182,11 +215,11 @@ def _fold_block(
             rec, other = annotate(rec, P, score=score, mfe=mfe, compare=compare)
             item: dict[str, object] = {"name": rec.name}
             if plan.structures:
-                item["structure"] = format_structures([rec], plan.fmt)
+                item["structure"] = _format(rec, plan.fmt)
             if split is not None:
                 from ..utils.io import atomic_write_text
 
-                atomic_write_text(split / f"{safe_filename(rec.name)}.{plan.fmt}", format_structures([rec], plan.fmt))
+                atomic_write_text(split / f"{safe_filename(rec.name)}.{plan.fmt}", _format(rec, plan.fmt))
             if plan.bpp_min is not None:
                 item["bpp"] = format_bpp(rec.name, P, plan.bpp_min)
             ref = plan.wanted[rec.name] if plan.wanted is not None else None
@@ -283,8 +316,11 @@ class FoldOptions(PredictorOptions):
     to ``out`` (None: stdout) or ``split_dir`` (one file per record), ``bpp`` (sparse pair
     probabilities of at least ``bpp_min``), ``plot`` (a folder of drawings), ``reference`` (known
     structures: score each record) with ``report`` (the scores' TSV). Decoding:
-    ``threshold``, ``method`` and ``noncanonical`` (a 2-D head or probe only; None: the
-    model's), ``nested`` (no pseudoknots), ``no_lp`` (no lone pairs). Input: ``input_format``
+    ``threshold`` and ``method`` (a 2-D head or probe only; None: the model's),
+    ``noncanonical`` (a pair-head model: add the pairs of the non-canonical scorer stored in
+    its file, written only with ``fmt="pairs"``, :func:`check_non_canonical`; a 2-D head or
+    probe: keep the greedy decoding's non-canonical pairs), ``nested`` (no pseudoknots),
+    ``no_lp`` (no lone pairs; both applied to the canonical structure). Input: ``input_format``
     (None: sniffed), ``max_length`` (longer records refused). Run: ``progress`` (bars on
     stderr), ``shard_size`` (records per shard under torchrun). Figures: ``plot_format`` (png,
     svg, pdf) and ``dpi`` of the ``plot`` folder's files; ``reference_format`` (dbn, ct,
@@ -377,6 +413,8 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         if o.reference is not None
         else None
     )
+    if o.noncanonical:
+        check_non_canonical(predictor, o.fmt, o.plot, o.reference)
     write_structures = o.reference is None or o.out is not None or o.split_dir is not None
     mode = structure_output_mode(o.fmt, o.out, ids, o.split_dir) if write_structures else None
     check_distinct(**{"-o": o.out, "--bpp": o.bpp, "--report": o.report})

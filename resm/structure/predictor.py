@@ -260,6 +260,7 @@ class PairPredictor(Predictor):
     chunk: int = CHUNK
     source: str = ""
     kind: ClassVar[str] = "pairs"  # the structure head kind it folds with (PREDICTORS)
+    non_canonical: dict | None = None  # the file's non-canonical scorer entry, read when first asked for
 
     @classmethod
     def from_meta(cls, model, meta: dict, scheme: Scheme, **kw) -> PairPredictor:
@@ -267,7 +268,9 @@ class PairPredictor(Predictor):
         decoding it stores)."""
         from .decode import Decoding
         from .model import model_priors
+        from .noncanonical import KEY
 
+        kw.setdefault("non_canonical", meta.get(KEY))
         return cls(model, scheme, model_priors(meta), Decoding.from_dict(meta.get("decoding") or {}), **kw)
 
     @classmethod
@@ -279,6 +282,21 @@ class PairPredictor(Predictor):
         :class:`resm.structure.model.HeadOfBundle`) with the priors and decoding of
         ``settings`` (the file's meta or the bundle head's extra). ``tile`` is unused."""
         return cls.from_meta(model, settings, scheme, workers=workers, cache=cache, source=source)
+
+    def non_canonical_scorer(self):
+        """The model file's :class:`resm.structure.noncanonical.NonCanonical` (read once); a
+        one-line error naming the file when it has none or an unusable one."""
+        from .noncanonical import NonCanonical
+
+        where = self.source or "this structure model"
+        if self.non_canonical is None:
+            raise FoldError(
+                f"{where}: has no non-canonical scorer, so it cannot add non-canonical pairs "
+                "(train one with experiments/noncanonical/train.py)"
+            )
+        if not isinstance(self.non_canonical, NonCanonical):
+            self.non_canonical = NonCanonical.from_payload(self.non_canonical, where)
+        return self.non_canonical
 
     def fold(
         self,
@@ -294,14 +312,19 @@ class PairPredictor(Predictor):
     ) -> Iterator[tuple[Structure, tuple]]:
         """Yields ``(Structure, (i, j, p))`` in input order, ``p`` the decoded (blended)
         probabilities of the candidate pairs (``nested``: without the pseudoknot step;
-        ``no_lp``: lone pairs removed). The threshold, method and noncanonical switches belong
-        to the greedy decoding of dense maps, and are refused."""
-        if threshold is not None or method is not None or noncanonical:
+        ``no_lp``: lone pairs removed). The threshold and method switches belong to the greedy
+        decoding of dense maps, and are refused. ``noncanonical``: the model file's
+        non-canonical scorer (:meth:`non_canonical_scorer`) adds its pairs to each decoded
+        structure, which is then a :class:`resm.structure.pairsets.PairRecord` (a base may sit
+        in several pairs)."""
+        if threshold is not None or method is not None:
             raise FoldError(
-                "--threshold, --method and --noncanonical set the greedy decoding of 2-D heads and "
+                "--threshold and --method set the greedy decoding of 2-D heads and "
                 "probes; this model decodes by maximum expected accuracy, as stored in its file"
             )
-        return self._fold(checked_records(records, self.scheme), nested, no_lp, progress, desc)
+        scorer = self.non_canonical_scorer() if noncanonical else None
+        out = self._fold(checked_records(records, self.scheme), nested, no_lp, progress, desc)
+        return out if scorer is None else _with_non_canonical(out, scorer)
 
     def _fold(
         self, records: list[tuple[str, str]], nested: bool, no_lp: bool, progress: bool, desc: str
@@ -387,6 +410,14 @@ class PairPredictor(Predictor):
 PREDICTORS: dict[str, type] = {c.kind: c for c in (PairPredictor, MapPredictor)}
 """Structure head kind -> its predictor class; each builds itself from a loaded model and its
 stored settings (``for_model``)."""
+
+
+def _with_non_canonical(folded: Iterator[tuple[Structure, tuple]], scorer) -> Iterator[tuple[object, tuple]]:
+    """Each decoded structure with ``scorer``'s non-canonical pairs added (a ``PairRecord``)."""
+    from .pairsets import PairRecord
+
+    for rec, P in folded:
+        yield PairRecord(rec.name, rec.seq, scorer.add(rec.seq, rec.pairs, P)), P
 
 
 # ----------------------------------------------------------------------------- building one

@@ -1,0 +1,496 @@
+"""Non-canonical pairs and base multiplets, added to a decoded structure by a small learnt scorer.
+
+The structure model predicts canonical pairs only (AU, GC, GU; :mod:`resm.heads.pairs`), one
+partner per base. Structures annotated from 3D coordinates hold more: about 22% of their pairs
+are non-canonical (sheared GA, AA, GG ...) and some bases sit in two or three pairs (base
+triples). This module adds such pairs *after* the canonical structure is decoded, which it
+leaves as it is:
+
+* candidates (:func:`candidate_pairs`): every pair (i, j), ``j - i >= min_span``, not in the
+  decoded structure, whose letters are not a canonical pair, or one of whose bases is already
+  paired (a second partner: a multiplet);
+* features (:func:`pair_features`): the two letters and their neighbours, the span, the decoded
+  structure around the pair (are i and j paired, is the pair stacked on a decoded pair, how far
+  is j from i's partner, do i and j face the same loop and how large it is) and the structure
+  model's own probabilities (of the pair, of its stacked neighbours, each base's summed and
+  largest pair probability);
+* :class:`NonCanonicalScorer`: a small MLP giving each candidate a probability, trained by
+  binary cross-entropy on PDB-derived pair lists (:func:`train_scorer`; the recipe is
+  ``experiments/noncanonical/train.py``);
+* :func:`add_pairs`: the candidates scoring above the stored threshold are added, best first,
+  while each base has fewer than ``max_partners`` pairs. The result is a
+  :class:`resm.structure.pairsets.PairSet` (a base may sit in several pairs), so it is written
+  only as a pair list.
+
+:class:`NonCanonical` is the scorer with its threshold, stored in a structure model's file under
+the key :data:`KEY` (plain tensors and JSON-like values, read with ``weights_only=True``);
+:meth:`NonCanonical.from_payload` refuses an inconsistent entry in one line naming the file.
+A model file without the entry folds exactly as before; ``resm fold --non-canonical`` with it is
+a one-line error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..nucleotides import PAIR_TYPE, lenient_codes
+from .pairsets import PairSet
+
+__all__ = [
+    "KEY",
+    "FORMAT",
+    "NonCanonicalError",
+    "NonCanonicalConfig",
+    "NonCanonicalScorer",
+    "NonCanonical",
+    "TrainOptions",
+    "candidate_pairs",
+    "pair_features",
+    "n_features",
+    "score_candidates",
+    "add_pairs",
+    "labelled_arrays",
+    "train_scorer",
+    "choose_threshold",
+    "attach",
+]
+
+KEY = "non_canonical"  # the entry of a structure model's file
+FORMAT = "resm-non-canonical"
+VERSION = 1
+_OUTSIDE = 5  # context code of a position outside the sequence (0..4: A C G U, unknown)
+
+
+class NonCanonicalError(ValueError):
+    """A non-canonical scorer that cannot be used (one line, naming the file)."""
+
+
+@dataclass
+class NonCanonicalConfig:
+    """Hyper-parameters of the scorer and its candidates.
+
+    Attributes:
+        hidden: width of the MLP's hidden layers.
+        layers: number of hidden layers.
+        context: neighbours read on each side of i and of j.
+        min_span: candidates need ``j - i >= min_span`` (1: adjacent bases may pair, as in
+            3D-derived annotations).
+        max_partners: a base gets no more than this many pairs in all.
+        block: candidates scored at a time (bounds memory on long sequences).
+    """
+
+    hidden: int = 64
+    layers: int = 2
+    context: int = 2
+    min_span: int = 1
+    max_partners: int = 3
+    block: int = 1 << 18
+
+    def __post_init__(self) -> None:
+        for k in ("hidden", "layers", "min_span", "max_partners", "block"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{k} must be a positive integer, got {v!r}")
+        if not isinstance(self.context, int) or isinstance(self.context, bool) or self.context < 0:
+            raise ValueError(f"context must be an integer >= 0, got {self.context!r}")
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NonCanonicalConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}")
+        return cls(**d)
+
+
+# ----------------------------------------------------------------------------- candidates
+def _nested_partners(partners: np.ndarray) -> np.ndarray:
+    from .decode import nested_subset
+
+    return nested_subset(partners) if len(partners) else partners
+
+
+class _Context:
+    """Per-sequence arrays the features read: codes, decoded partners, loops, probabilities."""
+
+    def __init__(self, seq: str, partners: np.ndarray, probs, cfg: NonCanonicalConfig):
+        L = len(seq)
+        self.L, self.cfg = L, cfg
+        self.nuc = lenient_codes(seq).astype(np.int64)
+        self.partner = np.asarray(partners, dtype=np.int64)
+        if len(self.partner) != L:
+            raise ValueError(f"a structure of length {len(self.partner)} for a sequence of {L} nt")
+        c = cfg.context
+        self.padded = np.concatenate([np.full(c, _OUTSIDE), self.nuc, np.full(c, _OUTSIDE)]).astype(np.int64)
+        # loops of the nested part of the decoded structure: outer = innermost enclosing pair
+        # (its opening index; -1 outside every pair), inner = the loop a paired base closes
+        nested = _nested_partners(self.partner)
+        outer = np.full(L, -1, np.int64)
+        inner = np.full(L, -1, np.int64)
+        stack: list[int] = []
+        for k in range(L):
+            p = nested[k]
+            if p > k:
+                outer[k] = stack[-1] if stack else -1
+                inner[k] = k
+                stack.append(k)
+            elif 0 <= p < k:
+                stack.pop()
+                outer[k] = stack[-1] if stack else -1
+                inner[k] = p
+            else:
+                outer[k] = inner[k] = stack[-1] if stack else -1
+        self.outer, self.inner = outer, inner
+        self.loop_unpaired = np.bincount(outer[nested < 0] + 1, minlength=L + 1).astype(np.float32)
+        # the structure model's probabilities, sparse (i, j, p), i < j
+        if probs is None:
+            pi = pj = np.zeros(0, np.int64)
+            pp = np.zeros(0, np.float32)
+        else:
+            pi, pj, pp = (np.asarray(x) for x in probs)
+        order = np.argsort(pi * (L + 2) + pj, kind="stable")
+        self.pkeys = (pi * (L + 2) + pj)[order].astype(np.int64)
+        self.pvals = pp[order].astype(np.float32)
+        self.rowsum = np.zeros(L, np.float32)
+        np.add.at(self.rowsum, pi, pp)
+        np.add.at(self.rowsum, pj, pp)
+        self.rowmax = np.zeros(L, np.float32)
+        np.maximum.at(self.rowmax, pi, pp)
+        np.maximum.at(self.rowmax, pj, pp)
+
+    def prob(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if not len(self.pkeys):
+            return np.zeros(len(a), np.float32)
+        k = a * (self.L + 2) + b
+        pos = np.minimum(np.searchsorted(self.pkeys, k), len(self.pkeys) - 1)
+        ok = (a >= 0) & (b < self.L) & (a < b) & (self.pkeys[pos] == k)
+        return np.where(ok, self.pvals[pos], 0.0).astype(np.float32)
+
+    def decoded(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ok = (a >= 0) & (b < self.L) & (a < b)
+        return (ok & (self.partner[np.clip(a, 0, self.L - 1)] == b)).astype(np.float32)
+
+
+def _candidate_blocks(ctx: _Context) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Candidates ``(i, j)`` (see the module notes), by blocks of rows of about ``cfg.block``."""
+    L, cfg = ctx.L, ctx.cfg
+    paired = ctx.partner >= 0
+    start = 0
+    while start < L:
+        rows, n = [], 0
+        while start < L and (n == 0 or n + (L - start) <= cfg.block):
+            rows.append(start)
+            n += max(L - start - cfg.min_span, 0)
+            start += 1
+        ii = np.concatenate([np.full(max(L - r - cfg.min_span, 0), r, np.int64) for r in rows])
+        jj = np.concatenate([np.arange(r + cfg.min_span, L, dtype=np.int64) for r in rows])
+        if not len(ii):
+            continue
+        canonical = PAIR_TYPE[ctx.nuc[ii], ctx.nuc[jj]] >= 0
+        keep = (ctx.partner[ii] != jj) & (~canonical | paired[ii] | paired[jj])
+        yield ii[keep], jj[keep]
+
+
+def candidate_pairs(seq: str, partners: np.ndarray, cfg: NonCanonicalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """All candidates ``(i, j)`` of ``seq`` around the decoded structure ``partners``, sorted by i then j."""
+    ctx = _Context(seq, partners, None, cfg)
+    got = list(_candidate_blocks(ctx))
+    if not got:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate([a for a, _ in got]), np.concatenate([b for _, b in got])
+
+
+def _onehot(codes: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((len(codes), n), np.float32)
+    out[np.arange(len(codes)), codes] = 1.0
+    return out
+
+
+def _features(ctx: _Context, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    c, L = ctx.cfg.context, ctx.L
+    cols = [_onehot(ctx.nuc[i] * 5 + ctx.nuc[j], 25)]
+    for d in [x for x in range(-c, c + 1) if x]:
+        cols += [_onehot(ctx.padded[i + c + d], 6), _onehot(ctx.padded[j + c + d], 6)]
+    span = (j - i).astype(np.float32)
+    paired_i, paired_j = ctx.partner[i] >= 0, ctx.partner[j] >= 0
+    far_i = np.where(paired_i, np.minimum(np.abs(ctx.partner[i] - j), 8) / 8, 1.0)
+    far_j = np.where(paired_j, np.minimum(np.abs(ctx.partner[j] - i), 8) / 8, 1.0)
+    oi, ni, oj, nj = ctx.outer[i], ctx.inner[i], ctx.outer[j], ctx.inner[j]
+    shared = np.where((oi == oj) | (oi == nj), oi, np.where((ni == oj) | (ni == nj), ni, -2))
+    same = shared > -2
+    size = np.where(same, np.log1p(ctx.loop_unpaired[np.maximum(shared, -1) + 1]) / 4, 0.0)
+    scalars = [
+        np.log(span) / 8,
+        span == 1,
+        span == 2,
+        span <= 4,
+        np.minimum(span, 30) / 30,
+        paired_i,
+        paired_j,
+        ctx.decoded(i - 1, j + 1),
+        ctx.decoded(i + 1, j - 1),
+        ctx.decoded(i - 2, j + 2),
+        ctx.decoded(i + 2, j - 2),
+        far_i,
+        far_j,
+        same,
+        same & (shared == -1),
+        size,
+        ctx.prob(i, j),
+        ctx.prob(i - 1, j + 1),
+        ctx.prob(i + 1, j - 1),
+        ctx.rowsum[i],
+        ctx.rowsum[j],
+        ctx.rowmax[i],
+        ctx.rowmax[j],
+        np.full(len(i), math.log(max(L, 1)) / 8),
+    ]
+    cols.append(np.stack([np.asarray(s, dtype=np.float32) for s in scalars], 1))
+    return np.concatenate(cols, 1)
+
+
+def n_features(cfg: NonCanonicalConfig) -> int:
+    """Width of a candidate's feature vector."""
+    return 25 + 4 * cfg.context * 6 + 24
+
+
+def pair_features(
+    seq: str, partners: np.ndarray, probs, cfg: NonCanonicalConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(i, j, features)`` of every candidate of ``seq`` (one array; for training sets)."""
+    ctx = _Context(seq, partners, probs, cfg)
+    got = [(a, b, _features(ctx, a, b)) for a, b in _candidate_blocks(ctx)]
+    if not got:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, n_features(cfg)), np.float32)
+    return tuple(np.concatenate(x) for x in zip(*got))
+
+
+# ----------------------------------------------------------------------------- the model
+class NonCanonicalScorer(nn.Module):
+    """Logit of each candidate from its features: an MLP of ``cfg.layers`` hidden layers."""
+
+    def __init__(self, cfg: NonCanonicalConfig):
+        super().__init__()
+        self.cfg = cfg
+        dims = [n_features(cfg)] + [cfg.hidden] * cfg.layers
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.GELU()]
+        layers.append(nn.Linear(dims[-1], 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.net(feats)[:, 0]
+
+
+@torch.no_grad()
+def score_candidates(
+    scorer: NonCanonicalScorer, seq: str, partners: np.ndarray, probs
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(i, j, probability)`` of every candidate, scored block by block."""
+    scorer.eval()
+    ctx = _Context(seq, partners, probs, scorer.cfg)
+    out = []
+    for a, b in _candidate_blocks(ctx):
+        s = torch.sigmoid(scorer(torch.from_numpy(_features(ctx, a, b)))).numpy()
+        out.append((a, b, s.astype(np.float32)))
+    if not out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return tuple(np.concatenate(x) for x in zip(*out))
+
+
+def add_pairs(
+    partners: np.ndarray, i: np.ndarray, j: np.ndarray, s: np.ndarray, threshold: float, max_partners: int
+) -> PairSet:
+    """The decoded pairs plus the candidates scoring above ``threshold``, best first (ties:
+    smaller i, then smaller j), each added while both its bases have fewer than
+    ``max_partners`` pairs."""
+    partners = np.asarray(partners, dtype=np.int64)
+    L = len(partners)
+    a = np.flatnonzero(partners > np.arange(L))
+    base = np.stack([a, partners[a]], 1)
+    deg = np.bincount(base.ravel(), minlength=L)
+    keep = np.flatnonzero(np.asarray(s) > threshold)
+    order = keep[np.lexsort((j[keep], i[keep], -np.asarray(s)[keep]))]
+    added = []
+    for k in order:
+        x, y = int(i[k]), int(j[k])
+        if deg[x] < max_partners and deg[y] < max_partners:
+            deg[x] += 1
+            deg[y] += 1
+            added.append((x, y))
+    ij = np.concatenate([base, np.asarray(added, np.int64).reshape(-1, 2)])
+    return PairSet(ij, L)
+
+
+@dataclass
+class NonCanonical:
+    """A trained scorer and the threshold its pairs must pass (see the module notes)."""
+
+    scorer: NonCanonicalScorer
+    threshold: float
+    about: dict = field(default_factory=dict)  # recipe and validation figures, kept in the file
+
+    @property
+    def cfg(self) -> NonCanonicalConfig:
+        return self.scorer.cfg
+
+    def add(self, seq: str, partners: np.ndarray, probs) -> PairSet:
+        """``partners`` (the decoded canonical structure) with the non-canonical pairs and
+        extra partners that pass the threshold; ``probs`` the structure model's ``(i, j, p)``."""
+        i, j, s = score_candidates(self.scorer, seq, partners, probs)
+        return add_pairs(partners, i, j, s, self.threshold, self.cfg.max_partners)
+
+    def to_payload(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "config": self.cfg.to_dict(),
+            "n_features": n_features(self.cfg),
+            "state": {k: v.detach().float().cpu().clone() for k, v in self.scorer.state_dict().items()},
+            "threshold": float(self.threshold),
+            "about": dict(self.about),
+        }
+
+    @classmethod
+    def from_payload(cls, data, where: str) -> NonCanonical:
+        """The scorer of a structure model file's :data:`KEY` entry; anything inconsistent is
+        a one-line :class:`NonCanonicalError` naming ``where``."""
+
+        def bad(why: str) -> NonCanonicalError:
+            return NonCanonicalError(f"{where}: its non-canonical scorer is unusable: {why}")
+
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise bad(f"the entry {KEY!r} is not a {FORMAT} scorer")
+        if data.get("version") != VERSION:
+            raise bad(f"version {data.get('version')!r}, this resm reads version {VERSION}")
+        missing = [k for k in ("config", "n_features", "state", "threshold") if k not in data]
+        if missing:
+            raise bad(f"no {', '.join(missing)}")
+        if not isinstance(data["config"], dict):
+            raise bad("its config is not a mapping")
+        try:
+            cfg = NonCanonicalConfig.from_dict(data["config"])
+        except (TypeError, ValueError) as e:
+            raise bad(f"config: {e}") from None
+        if data["n_features"] != n_features(cfg):
+            raise bad(f"it was trained on {data['n_features']!r} features, its config gives {n_features(cfg)}")
+        t = data["threshold"]
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.0 <= float(t) < 1.0:
+            raise bad(f"threshold {t!r} is not a probability in [0, 1)")
+        state = data["state"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise bad("its weights are not a mapping of tensors")
+        scorer = NonCanonicalScorer(cfg)
+        want = scorer.state_dict()
+        if set(state) != set(want):
+            diff = sorted(set(state) ^ set(want))
+            raise bad(f"weights {diff[:3]} do not match its config")
+        for k, v in want.items():
+            if tuple(state[k].shape) != tuple(v.shape):
+                raise bad(f"weight {k!r} has shape {tuple(state[k].shape)}, its config needs {tuple(v.shape)}")
+            if not torch.isfinite(state[k]).all():
+                raise bad(f"weight {k!r} is not finite")
+        scorer.load_state_dict({k: v.float() for k, v in state.items()})
+        about = data.get("about") if isinstance(data.get("about"), dict) else {}
+        return cls(scorer.eval(), float(t), about)
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions:
+    """How :func:`train_scorer` fits: ``epochs`` over the candidates in shuffled batches of
+    ``batch``, AdamW at ``lr`` with ``weight_decay``, seeded by ``seed``."""
+
+    epochs: int = 8
+    batch: int = 4096
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+def labelled_arrays(items: Sequence[tuple], cfg: NonCanonicalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Features and 0/1 labels of every candidate of ``items``, each ``(seq, partners, probs,
+    reference)``: the decoded structure, the model's ``(i, j, p)`` and the reference
+    :class:`PairSet`."""
+    xs, ys = [], []
+    for seq, partners, probs, ref in items:
+        i, j, f = pair_features(seq, partners, probs, cfg)
+        L = len(seq)
+        ys.append(np.isin(i * (L + 2) + j, ref.ij[:, 0] * (L + 2) + ref.ij[:, 1]).astype(np.float32))
+        xs.append(f)
+    if not xs:
+        return np.zeros((0, n_features(cfg)), np.float32), np.zeros(0, np.float32)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def train_scorer(
+    X: np.ndarray, y: np.ndarray, cfg: NonCanonicalConfig, opts: TrainOptions = TrainOptions(), progress: bool = False
+) -> tuple[NonCanonicalScorer, list[float]]:
+    """A scorer fitted on features ``X`` and labels ``y`` by binary cross-entropy; returns it
+    with the mean training loss of each epoch."""
+    from tqdm.auto import tqdm
+
+    if len(X) != len(y) or X.ndim != 2 or X.shape[1] != n_features(cfg):
+        raise ValueError(f"expected features (n, {n_features(cfg)}) and n labels, got {X.shape} and {y.shape}")
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    scorer = NonCanonicalScorer(cfg)
+    opt = torch.optim.AdamW(scorer.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    Xt, yt = torch.from_numpy(np.ascontiguousarray(X, np.float32)), torch.from_numpy(np.asarray(y, np.float32))
+    losses = []
+    scorer.train()
+    for _ in tqdm(range(opts.epochs), desc="non-canonical scorer", unit="epoch", disable=not progress):
+        order = torch.from_numpy(rng.permutation(len(X)))
+        total = 0.0
+        for s in range(0, len(X), opts.batch):
+            idx = order[s : s + opts.batch]
+            loss = nn.functional.binary_cross_entropy_with_logits(scorer(Xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        losses.append(total / max(len(X), 1))
+    return scorer.eval(), losses
+
+
+def choose_threshold(
+    items: Sequence[tuple],
+    scored: Sequence[tuple],
+    max_partners: int,
+    grid: Sequence[float] = tuple(np.round(np.arange(0.2, 0.96, 0.05), 2)),
+) -> tuple[float, dict[float, float]]:
+    """The threshold in ``grid`` that maximises the mean per-sequence F1 over all pairs of
+    ``items`` (``(seq, partners, probs, reference)``), each scored as ``scored[k]`` =
+    ``(i, j, s)``; ties keep the higher threshold. Returns it with every threshold's score."""
+    from .metrics import evaluate
+
+    scores = {}
+    for t in grid:
+        preds = [add_pairs(it[1], *sc, float(t), max_partners) for it, sc in zip(items, scored)]
+        scores[float(t)] = evaluate(preds, [it[3] for it in items])["f1_mean"]
+    best = max(sorted(scores, reverse=True), key=lambda t: scores[t])
+    return best, scores
+
+
+def attach(model_path, nc: NonCanonical, out) -> None:
+    """Write the structure model at ``model_path`` with ``nc`` stored in it to ``out``
+    (atomically; every other entry as it was)."""
+    from ..backbone.load import CheckpointError, safe_load
+    from .model import FORMAT as MODEL_FORMAT
+    from .model import save_structure_model
+
+    data = safe_load(model_path)
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT or data.get("head_kind") != "pairs":
+        raise CheckpointError(f"{model_path}: not a pair-head structure model")
+    data[KEY] = nc.to_payload()
+    save_structure_model(data, out)

@@ -1,0 +1,275 @@
+"""Non-canonical pairs (resm.structure.noncanonical): candidates, the scorer learning on a
+synthetic set, the added pairs, the scorer stored in a structure model's file (and refused in
+one line naming the file when inconsistent), ``resm fold --non-canonical`` writing pair lists
+only, and exact evaluation numbers per view on a hand-made example."""
+
+import numpy as np
+import pytest
+import torch
+
+from resm.structure.datasets import reference_views, restrict, view_class
+from resm.structure.io import FoldError, StructureError
+from resm.structure.noncanonical import (
+    KEY,
+    NonCanonical,
+    NonCanonicalConfig,
+    NonCanonicalError,
+    NonCanonicalScorer,
+    TrainOptions,
+    add_pairs,
+    candidate_pairs,
+    labelled_arrays,
+    n_features,
+    pair_features,
+    score_candidates,
+    train_scorer,
+)
+from resm.structure.pairsets import PairRecord, PairSet, format_pair_list, parse_pair_list
+
+
+def partners_of(pairs, L):
+    p = np.full(L, -1, dtype=np.int64)
+    for i, j in pairs:
+        p[i], p[j] = j, i
+    return p
+
+
+def test_candidates_are_non_canonical_pairs_and_second_partners():
+    # G0-C7 decoded; A1, A2, G3, U4 free
+    seq = "GAAGUAAC"
+    part = partners_of([(0, 7)], 8)
+    i, j = candidate_pairs(seq, part, NonCanonicalConfig())
+    got = set(zip(i.tolist(), j.tolist()))
+    assert (0, 7) not in got  # the decoded pair itself
+    assert (3, 4) not in got  # G-U between two free bases: the canonical decoder's to make
+    assert (1, 2) in got and (2, 3) in got  # A-A, A-G: non-canonical, adjacent bases allowed
+    assert (0, 4) in got  # G-U with G already paired: a second partner (a multiplet)
+    assert all(b - a >= 1 for a, b in got)
+    i2, _ = candidate_pairs(seq, part, NonCanonicalConfig(min_span=3))
+    assert len(i2) < len(i)
+    # features: one row per candidate, of the documented width, the same by blocks
+    cfg = NonCanonicalConfig(block=5)
+    probs = (np.array([0]), np.array([7]), np.array([0.9], np.float32))
+    a, b, f = pair_features(seq, part, probs, cfg)
+    _, _, g = pair_features(seq, part, probs, NonCanonicalConfig())
+    assert f.shape == (len(i), n_features(cfg)) and np.array_equal(f, g)
+    assert np.isfinite(f).all()
+
+
+def test_add_pairs_threshold_order_and_partner_cap():
+    part = partners_of([(0, 9)], 10)
+    i = np.array([0, 1, 2, 1, 3])
+    j = np.array([5, 8, 8, 7, 4])
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.2])
+    got = add_pairs(part, i, j, s, 0.5, 2)
+    # best first: (0, 5) (base 0 now in 2 pairs), (1, 8), (2, 8) (base 8 in 2), (1, 7) (base 1
+    # in 2); (3, 4) is below the threshold
+    assert got.ij.tolist() == [[0, 5], [0, 9], [1, 7], [1, 8], [2, 8]]
+    capped = add_pairs(part, i, j, s, 0.5, 1)
+    assert capped.ij.tolist() == [[0, 9], [1, 8]]  # base 0 is full; base 8 then is too
+    assert add_pairs(part, i, j, s, 0.95, 3).ij.tolist() == [[0, 9]]
+
+
+def _synthetic(n, rng):
+    """Random sequences with a decoded 5-pair helix and, in the reference, a G-A pair stacked
+    inside it (the scorer must learn: G-A, stacked on a decoded pair)."""
+    items = []
+    comp = {"G": "C", "C": "G", "A": "U", "U": "A"}
+    for _ in range(n):
+        L = 40
+        s = list(rng.choice(list("ACGU"), L))
+        i0 = int(rng.integers(0, 8))
+        j0 = L - 1 - int(rng.integers(0, 8))
+        helix = [(i0 + d, j0 - d) for d in range(5)]
+        for a, b in helix:
+            s[b] = comp[s[a]]
+        s[i0 + 5], s[j0 - 5] = "G", "A"
+        seq = "".join(s)
+        part = partners_of(helix, L)
+        probs = (np.array([a for a, _ in helix]), np.array([b for _, b in helix]), np.full(5, 0.9, np.float32))
+        ref = PairSet(np.array(helix + [(i0 + 5, j0 - 5)]), L)
+        items.append((seq, part, probs, ref))
+    return items
+
+
+def test_scorer_learns_a_planted_pair():
+    torch.set_num_threads(1)  # tiny matrices: more threads only wait for each other
+    rng = np.random.default_rng(0)
+    cfg = NonCanonicalConfig(hidden=16)
+    train, held = _synthetic(30, rng), _synthetic(10, rng)
+    X, y = labelled_arrays(train, cfg)
+    assert y.sum() == 30  # each planted G-A is a candidate
+    scorer, losses = train_scorer(X, y, cfg, TrainOptions(epochs=5, batch=1024, lr=5e-3))
+    assert losses[-1] < 0.3 * losses[0]
+    nc = NonCanonical(scorer, 0.5)
+    found = 0
+    for seq, part, probs, ref in held:
+        got = nc.add(seq, part, probs)
+        found += len(set(map(tuple, ref.ij.tolist())) & set(map(tuple, got.ij.tolist()))) - 5
+        assert got.n_pairs <= 5 + 3  # few additions beyond the planted one
+    assert found >= 8
+
+
+def test_scorer_round_trips_through_its_payload_and_refuses_inconsistent_ones():
+    torch.manual_seed(0)
+    cfg = NonCanonicalConfig(hidden=8, layers=1)
+    nc = NonCanonical(NonCanonicalScorer(cfg), 0.4, {"note": "test"})
+    seq = "GGGAAAGAAACCC"
+    part = partners_of([(0, 12), (1, 11), (2, 10)], len(seq))
+    back = NonCanonical.from_payload(nc.to_payload(), "m.pt")
+    a = score_candidates(nc.scorer, seq, part, None)
+    b = score_candidates(back.scorer, seq, part, None)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and back.threshold == 0.4
+
+    def broken(**change):
+        d = nc.to_payload()
+        for k, v in change.items():
+            if v is None:
+                d.pop(k)
+            else:
+                d[k] = v
+        return d
+
+    state = nc.to_payload()["state"]
+    cases = [
+        ("not a dict", "is not a resm-non-canonical scorer"),
+        (broken(format="x"), "is not a resm-non-canonical scorer"),
+        (broken(version=9), "version 9"),
+        (broken(state=None), "no state"),
+        (broken(threshold=1.5), "threshold 1.5"),
+        (broken(config={"hidden": 0, "layers": 1}), "hidden must be a positive integer"),
+        (broken(config={**cfg.to_dict(), "colour": 1}), "unknown setting"),
+        (broken(n_features=3), "trained on 3 features"),
+        (broken(state={**state, "net.0.weight": torch.zeros(8, 2)}), "has shape (8, 2)"),
+        (broken(state={k: v for k, v in state.items() if k != "net.0.bias"}), "do not match its config"),
+        (broken(state={**state, "net.0.bias": torch.full((8,), float("nan"))}), "not finite"),
+    ]
+    for data, what in cases:
+        with pytest.raises(NonCanonicalError) as e:
+            NonCanonical.from_payload(data, "runs/m.pt")
+        msg = str(e.value)
+        assert msg.startswith("runs/m.pt: its non-canonical scorer is unusable: ") and what in msg, msg
+        assert "\n" not in msg
+
+
+def test_pair_list_round_trip_keeps_multiplets_and_bad_lines_name_the_line():
+    rec = PairRecord("r1", "GGAAAAAAAACC", PairSet(np.array([[0, 11], [1, 10], [1, 5], [2, 9]]), 12))
+    text = format_pair_list(rec)
+    assert text.splitlines()[:3] == ["#Name: r1", "#Length: 12", "#Sequence: GGAAAAAAAACC"]
+    back = parse_pair_list(text, "x.pairs")
+    assert back.name == "r1" and back.seq == rec.seq and back.pairs == rec.pairs
+    for bad, what in [("1 13", "outside the sequence"), ("4 4", "with itself"), ("1 2 3", "expected 2 columns")]:
+        with pytest.raises(StructureError, match=r"^x.pairs line 4: ") as e:
+            parse_pair_list("#Name: r\n#Length: 12\n1 12\n" + bad + "\n", "x.pairs")
+        assert what in str(e.value)
+
+
+def test_evaluation_per_view_is_exact_on_a_hand_made_example():
+    from resm.structure.benchmark import _result
+
+    # reference: G0-C11 and G1-C10 canonical; A2-A9, A3-A8 and G1-A5 (base 1 in two pairs) not
+    seq = "GGAAAAAAAACC"
+    rec = PairRecord("r", seq, PairSet(np.array([[0, 11], [1, 10], [2, 9], [3, 8], [1, 5]]), 12))
+    resm = PairSet(np.array([[0, 11], [1, 10], [2, 9], [4, 7]]), 12)  # one right, one wrong A-A
+    folder = partners_of([(0, 11)], 12)  # a classical folder: canonical pairs only
+    views = reference_views("vl1", [rec], non_canonical=True)
+    assert list(views) == ["vl1, canonical pairs", "vl1, all pairs", "vl1, non-canonical pairs"]
+    assert [view_class(v) for v in views] == ["canonical", None, "non-canonical"]
+    assert list(reference_views("vl1", [rec])) == ["vl1, canonical pairs", "vl1, all pairs"]
+    assert restrict(folder, rec, "non-canonical").n_pairs == 0
+    got = {
+        label: _result(label, {"resm": [resm], "rnafold": [folder]}, true, {}, [rec])["methods"]
+        for label, true in views.items()
+    }
+    expect = {  # (precision, recall, F1, pair ratio)
+        "vl1, canonical pairs": {"resm": (1, 1, 1, 1), "rnafold": (1, 0.5, 2 / 3, 0.5)},
+        "vl1, all pairs": {"resm": (3 / 4, 3 / 5, 2 / 3, 4 / 5), "rnafold": (1, 1 / 5, 1 / 3, 1 / 5)},
+        "vl1, non-canonical pairs": {"resm": (1 / 2, 1 / 3, 2 / 5, 2 / 3), "rnafold": (0, 0, 0, 0)},
+    }
+    for label, methods in expect.items():
+        for name, (p, r, f, ratio) in methods.items():
+            m = got[label][name]
+            assert (m["precision_mean"], m["recall_mean"], m["f1_mean"], m["pair_ratio"]) == pytest.approx(
+                (p, r, f, ratio), abs=1e-12
+            ), (label, name)
+
+
+# ----------------------------------------------------------------------------- resm fold
+@pytest.fixture(scope="module")
+def nc_model(tmp_path_factory):
+    """The shipped model with an (untrained, seeded) scorer stored in it at threshold 0.5."""
+    from resm.structure.model import shipped_model_path
+    from resm.structure.noncanonical import attach
+
+    torch.manual_seed(1)
+    nc = NonCanonical(NonCanonicalScorer(NonCanonicalConfig(hidden=16, layers=1)), 0.5)
+    out = tmp_path_factory.mktemp("nc") / "structure_model.pt"
+    attach(shipped_model_path(), nc, out)
+    return out
+
+
+SEQ = "GGGCGCAAGCCUAAGAGGCGGAAACGCCUGAGCGCCC"
+
+
+def test_fold_non_canonical_writes_added_pairs_as_a_pair_list(nc_model, tmp_path):
+    from resm.structure.pipeline import FoldOptions, fold_fasta
+    from resm.structure.predictor import supervised_predictor
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(f">s1\n{SEQ}\n")
+    out = tmp_path / "s1.pairs"
+    fold_fasta(fa, FoldOptions(model=nc_model, fmt="pairs", out=out, noncanonical=True, threads=1, progress=False))
+    got = parse_pair_list(out.read_text(), "s1.pairs")
+    pred = supervised_predictor(nc_model, workers=1)
+    ((rec, P),) = list(pred.fold([("s1", SEQ)], progress=False))
+    canonical = {(i, int(rec.pairs[i])) for i in range(len(SEQ)) if rec.pairs[i] > i}
+    expect = pred.non_canonical_scorer().add(rec.seq, rec.pairs, P)
+    assert got.pairs == expect and got.name == "s1"
+    have = set(map(tuple, got.pairs.ij.tolist()))
+    assert canonical < have  # the canonical structure is kept, pairs are added
+    # without the switch the same model folds as before (its canonical structure)
+    plain = tmp_path / "plain.pairs"
+    fold_fasta(fa, FoldOptions(model=nc_model, fmt="pairs", out=plain, threads=1, progress=False))
+    assert set(map(tuple, parse_pair_list(plain.read_text()).pairs.ij.tolist())) == canonical
+
+
+@pytest.mark.parametrize("fmt", ["dbn", "ct", "bpseq"])
+def test_fold_non_canonical_refuses_formats_that_cannot_hold_it(nc_model, tmp_path, fmt):
+    from resm.structure.pipeline import FoldOptions, fold_fasta
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(f">s1\n{SEQ}\n")
+    out = tmp_path / f"s1.{fmt}"
+    with pytest.raises(FoldError) as e:
+        fold_fasta(fa, FoldOptions(model=nc_model, fmt=fmt, out=out, noncanonical=True, threads=1, progress=False))
+    assert str(e.value).startswith(f"--format {fmt} cannot hold") and "\n" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
+
+
+def test_fold_non_canonical_needs_a_scorer_in_the_model_file(tmp_path):
+    from resm.structure.model import shipped_model_path
+    from resm.structure.pipeline import FoldOptions, fold_fasta
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(f">s1\n{SEQ}\n")
+    with pytest.raises(FoldError) as e:
+        fold_fasta(fa, FoldOptions(fmt="pairs", out=tmp_path / "o.pairs", noncanonical=True, threads=1, progress=False))
+    assert str(e.value).startswith(f"structure model {shipped_model_path()}: has no non-canonical scorer")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
+
+
+def test_inconsistent_scorer_in_a_model_file_is_one_line_naming_it(nc_model, tmp_path):
+    from resm.backbone.load import safe_load
+    from resm.structure.model import save_structure_model
+    from resm.structure.pipeline import FoldOptions, fold_fasta
+
+    data = safe_load(nc_model)
+    data[KEY]["n_features"] = 5
+    bad = tmp_path / "bad.pt"
+    save_structure_model(data, bad)
+    fa = tmp_path / "in.fa"
+    fa.write_text(f">s1\n{SEQ}\n")
+    with pytest.raises(NonCanonicalError) as e:
+        fold_fasta(fa, FoldOptions(model=bad, fmt="pairs", out=tmp_path / "o.pairs", noncanonical=True, threads=1))
+    assert str(e.value).startswith(f"structure model {bad}: its non-canonical scorer is unusable: ")
+    assert not (tmp_path / "o.pairs").exists()
