@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bpp-cache", default=None)
     a = ap.parse_args()
@@ -89,7 +90,7 @@ def main() -> None:
     pred = supervised_predictor(a.model, workers=1, cache=a.bpp_cache)
     tr = fold_items(pred, data / "ss/pdb/TR1.tsv")
     vl = fold_items(pred, data / "ss/pdb/VL1.tsv")
-    cfg = NonCanonicalConfig(hidden=a.hidden)
+    cfg = NonCanonicalConfig(hidden=a.hidden, members=a.members)
     opts = TrainOptions(epochs=a.epochs, seed=a.seed)
     # cross-validation on TR1: out-of-fold scores choose the threshold
     fold_of = np.random.default_rng(a.seed).permutation(len(tr)) % a.folds
@@ -143,7 +144,7 @@ def main() -> None:
         "# Non-canonical pair scorer: training and validation",
         "",
         f"Command: `RESM_DATA=../shared/data python experiments/noncanonical/train.py {' '.join(sys.argv[1:])}`  ",
-        f"Structure model: `{a.model}`. Scorer: MLP {cfg.layers} x {cfg.hidden}, "
+        f"Structure model: `{a.model}`. Scorer: {cfg.members} MLPs {cfg.layers} x {cfg.hidden} (mean logit), "
         f"{sum(p.numel() for p in scorer.parameters())} parameters, {len(X)} TR1 candidates "
         f"({int(y.sum())} reference pairs among them), {a.epochs} epochs; training loss per epoch (all TR1): "
         + ", ".join(f"{v:.4f}" for v in losses)

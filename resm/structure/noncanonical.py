@@ -6,15 +6,16 @@ are non-canonical (sheared GA, AA, GG ...) and some bases sit in two or three pa
 triples). This module adds such pairs *after* the canonical structure is decoded, which it
 leaves as it is:
 
-* candidates (:func:`candidate_pairs`): every pair (i, j), ``j - i >= min_span``, not in the
-  decoded structure, whose letters are not a canonical pair, or one of whose bases is already
+* candidates (:func:`candidate_pairs`): every pair (i, j), ``min_span <= j - i <= max_span``,
+  not in the decoded structure, whose letters are not a canonical pair, or one of whose bases is already
   paired (a second partner: a multiplet);
 * features (:func:`pair_features`): the two letters and their neighbours, the span, the decoded
   structure around the pair (are i and j paired, is the pair stacked on a decoded pair, how far
-  is j from i's partner, do i and j face the same loop and how large it is) and the structure
+  is j from i's partner, do i and j face the same loop, how large it is, whether it is a
+  hairpin, an internal or a multi-branch loop, and how far i and j are from its closing pair) and the structure
   model's own probabilities (of the pair, of its stacked neighbours, each base's summed and
   largest pair probability);
-* :class:`NonCanonicalScorer`: a small MLP giving each candidate a probability, trained by
+* :class:`NonCanonicalScorer`: a few small MLPs (their mean logit) giving each candidate a probability, trained by
   binary cross-entropy on PDB-derived pair lists (:func:`train_scorer`; the recipe is
   ``experiments/noncanonical/train.py``);
 * :func:`add_pairs`: the candidates scoring above the stored threshold are added, best first,
@@ -77,28 +78,36 @@ class NonCanonicalConfig:
 
     Attributes:
         hidden: width of the MLP's hidden layers.
+        members: MLPs trained apart whose mean logit is the score (less variance between
+            trainings).
         layers: number of hidden layers.
         context: neighbours read on each side of i and of j.
         min_span: candidates need ``j - i >= min_span`` (1: adjacent bases may pair, as in
             3D-derived annotations).
+        max_span: and ``j - i <= max_span``, so the cost grows with L, not L^2 (200 holds 99% of
+            the non-canonical pairs and second partners of TR1 and VL1 that are candidates).
         max_partners: a base gets no more than this many pairs in all.
         block: candidates scored at a time (bounds memory on long sequences).
     """
 
     hidden: int = 64
+    members: int = 3
     layers: int = 2
     context: int = 2
     min_span: int = 1
+    max_span: int = 200
     max_partners: int = 3
     block: int = 1 << 18
 
     def __post_init__(self) -> None:
-        for k in ("hidden", "layers", "min_span", "max_partners", "block"):
+        for k in ("hidden", "members", "layers", "min_span", "max_span", "max_partners", "block"):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{k} must be a positive integer, got {v!r}")
         if not isinstance(self.context, int) or isinstance(self.context, bool) or self.context < 0:
             raise ValueError(f"context must be an integer >= 0, got {self.context!r}")
+        if self.max_span < self.min_span:
+            raise ValueError(f"max_span {self.max_span} is below min_span {self.min_span}")
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -151,6 +160,9 @@ class _Context:
                 outer[k] = inner[k] = stack[-1] if stack else -1
         self.outer, self.inner = outer, inner
         self.loop_unpaired = np.bincount(outer[nested < 0] + 1, minlength=L + 1).astype(np.float32)
+        opening = np.flatnonzero(nested > np.arange(L))
+        self.loop_branches = np.bincount(outer[opening] + 1, minlength=L + 1)  # pairs right inside
+        self.nested = nested
         # the structure model's probabilities, sparse (i, j, p), i < j
         if probs is None:
             pi = pj = np.zeros(0, np.int64)
@@ -184,15 +196,14 @@ def _candidate_blocks(ctx: _Context) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Candidates ``(i, j)`` (see the module notes), by blocks of rows of about ``cfg.block``."""
     L, cfg = ctx.L, ctx.cfg
     paired = ctx.partner >= 0
-    start = 0
-    while start < L:
-        rows, n = [], 0
-        while start < L and (n == 0 or n + (L - start) <= cfg.block):
-            rows.append(start)
-            n += max(L - start - cfg.min_span, 0)
-            start += 1
-        ii = np.concatenate([np.full(max(L - r - cfg.min_span, 0), r, np.int64) for r in rows])
-        jj = np.concatenate([np.arange(r + cfg.min_span, L, dtype=np.int64) for r in rows])
+    per_row = max(cfg.max_span - cfg.min_span + 1, 1)
+    rows = max(cfg.block // per_row, 1)
+    for start in range(0, L, rows):
+        r = np.arange(start, min(start + rows, L), dtype=np.int64)
+        ii = np.repeat(r, per_row)
+        jj = ii + np.tile(np.arange(cfg.min_span, cfg.max_span + 1, dtype=np.int64), len(r))
+        inside = jj < L
+        ii, jj = ii[inside], jj[inside]
         if not len(ii):
             continue
         canonical = PAIR_TYPE[ctx.nuc[ii], ctx.nuc[jj]] >= 0
@@ -227,7 +238,14 @@ def _features(ctx: _Context, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     oi, ni, oj, nj = ctx.outer[i], ctx.inner[i], ctx.outer[j], ctx.inner[j]
     shared = np.where((oi == oj) | (oi == nj), oi, np.where((ni == oj) | (ni == nj), ni, -2))
     same = shared > -2
-    size = np.where(same, np.log1p(ctx.loop_unpaired[np.maximum(shared, -1) + 1]) / 4, 0.0)
+    loop = np.maximum(shared, -1) + 1
+    size = np.where(same, np.log1p(ctx.loop_unpaired[loop]) / 4, 0.0)
+    branches = np.where(same, ctx.loop_branches[loop], -1)
+    # distances of i and j from the pair closing their shared loop (hairpin GNRA: 1 and 1)
+    closed = same & (shared >= 0)
+    a = np.maximum(shared, 0)
+    d_i = np.where(closed, np.minimum(i - a, 8) / 8, 1.0)
+    d_j = np.where(closed, np.minimum(np.abs(ctx.nested[a] - j), 8) / 8, 1.0)
     scalars = [
         np.log(span) / 8,
         span == 1,
@@ -245,6 +263,11 @@ def _features(ctx: _Context, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         same,
         same & (shared == -1),
         size,
+        branches == 0,
+        branches == 1,
+        branches >= 2,
+        d_i,
+        d_j,
         ctx.prob(i, j),
         ctx.prob(i - 1, j + 1),
         ctx.prob(i + 1, j - 1),
@@ -260,7 +283,7 @@ def _features(ctx: _Context, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 def n_features(cfg: NonCanonicalConfig) -> int:
     """Width of a candidate's feature vector."""
-    return 25 + 4 * cfg.context * 6 + 24
+    return 25 + 4 * cfg.context * 6 + 29
 
 
 def pair_features(
@@ -275,21 +298,26 @@ def pair_features(
 
 
 # ----------------------------------------------------------------------------- the model
+def _mlp(cfg: NonCanonicalConfig) -> nn.Sequential:
+    dims = [n_features(cfg)] + [cfg.hidden] * cfg.layers
+    layers: list[nn.Module] = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), nn.GELU()]
+    layers.append(nn.Linear(dims[-1], 1))
+    return nn.Sequential(*layers)
+
+
 class NonCanonicalScorer(nn.Module):
-    """Logit of each candidate from its features: an MLP of ``cfg.layers`` hidden layers."""
+    """Logit of each candidate from its features: the mean logit of ``cfg.members`` MLPs of
+    ``cfg.layers`` hidden layers, each trained on its own (:func:`train_scorer`, a seed each)."""
 
     def __init__(self, cfg: NonCanonicalConfig):
         super().__init__()
         self.cfg = cfg
-        dims = [n_features(cfg)] + [cfg.hidden] * cfg.layers
-        layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), nn.GELU()]
-        layers.append(nn.Linear(dims[-1], 1))
-        self.net = nn.Sequential(*layers)
+        self.members = nn.ModuleList(_mlp(cfg) for _ in range(cfg.members))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.net(feats)[:, 0]
+        return torch.stack([m(feats)[:, 0] for m in self.members]).mean(0)
 
 
 @torch.no_grad()
@@ -436,31 +464,37 @@ def labelled_arrays(items: Sequence[tuple], cfg: NonCanonicalConfig) -> tuple[np
 def train_scorer(
     X: np.ndarray, y: np.ndarray, cfg: NonCanonicalConfig, opts: TrainOptions = TrainOptions(), progress: bool = False
 ) -> tuple[NonCanonicalScorer, list[float]]:
-    """A scorer fitted on features ``X`` and labels ``y`` by binary cross-entropy; returns it
-    with the mean training loss of each epoch."""
+    """A scorer fitted on features ``X`` and labels ``y`` by binary cross-entropy, each member
+    on its own with seed ``opts.seed + k``; returns it with the mean training loss of each
+    epoch (averaged over the members)."""
     from tqdm.auto import tqdm
 
     if len(X) != len(y) or X.ndim != 2 or X.shape[1] != n_features(cfg):
         raise ValueError(f"expected features (n, {n_features(cfg)}) and n labels, got {X.shape} and {y.shape}")
     torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
     scorer = NonCanonicalScorer(cfg)
-    opt = torch.optim.AdamW(scorer.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     Xt, yt = torch.from_numpy(np.ascontiguousarray(X, np.float32)), torch.from_numpy(np.asarray(y, np.float32))
-    losses = []
+    losses = np.zeros(opts.epochs)
     scorer.train()
-    for _ in tqdm(range(opts.epochs), desc="non-canonical scorer", unit="epoch", disable=not progress):
-        order = torch.from_numpy(rng.permutation(len(X)))
-        total = 0.0
-        for s in range(0, len(X), opts.batch):
-            idx = order[s : s + opts.batch]
-            loss = nn.functional.binary_cross_entropy_with_logits(scorer(Xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        losses.append(total / max(len(X), 1))
-    return scorer.eval(), losses
+    bar = tqdm(total=opts.epochs * cfg.members, desc="non-canonical scorer", unit="epoch", disable=not progress)
+    for k, member in enumerate(scorer.members):
+        torch.manual_seed(opts.seed + k)
+        rng = np.random.default_rng(opts.seed + k)
+        opt = torch.optim.AdamW(member.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+        for e in range(opts.epochs):
+            order = torch.from_numpy(rng.permutation(len(X)))
+            total = 0.0
+            for s in range(0, len(X), opts.batch):
+                idx = order[s : s + opts.batch]
+                loss = nn.functional.binary_cross_entropy_with_logits(member(Xt[idx])[:, 0], yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+            losses[e] += total / max(len(X), 1) / cfg.members
+            bar.update(1)
+    bar.close()
+    return scorer.eval(), losses.tolist()
 
 
 def choose_threshold(

@@ -45,8 +45,8 @@ def test_candidates_are_non_canonical_pairs_and_second_partners():
     assert (1, 2) in got and (2, 3) in got  # A-A, A-G: non-canonical, adjacent bases allowed
     assert (0, 4) in got  # G-U with G already paired: a second partner (a multiplet)
     assert all(b - a >= 1 for a, b in got)
-    i2, _ = candidate_pairs(seq, part, NonCanonicalConfig(min_span=3))
-    assert len(i2) < len(i)
+    i2, j2 = candidate_pairs(seq, part, NonCanonicalConfig(min_span=3, max_span=4))
+    assert len(i2) < len(i) and set(zip(i2.tolist(), j2.tolist())) == {(a, b) for a, b in got if 3 <= b - a <= 4}
     # features: one row per candidate, of the documented width, the same by blocks
     cfg = NonCanonicalConfig(block=5)
     probs = (np.array([0]), np.array([7]), np.array([0.9], np.float32))
@@ -95,12 +95,14 @@ def _synthetic(n, rng):
 def test_scorer_learns_a_planted_pair():
     torch.set_num_threads(1)  # tiny matrices: more threads only wait for each other
     rng = np.random.default_rng(0)
-    cfg = NonCanonicalConfig(hidden=16)
+    cfg = NonCanonicalConfig(hidden=16, members=2)
     train, held = _synthetic(30, rng), _synthetic(10, rng)
     X, y = labelled_arrays(train, cfg)
     assert y.sum() == 30  # each planted G-A is a candidate
     scorer, losses = train_scorer(X, y, cfg, TrainOptions(epochs=5, batch=1024, lr=5e-3))
     assert losses[-1] < 0.3 * losses[0]
+    a, b = (m[0].weight for m in scorer.members)
+    assert not torch.equal(a, b)  # each member trained on its own seed
     nc = NonCanonical(scorer, 0.5)
     found = 0
     for seq, part, probs, ref in held:
@@ -140,9 +142,9 @@ def test_scorer_round_trips_through_its_payload_and_refuses_inconsistent_ones():
         (broken(config={"hidden": 0, "layers": 1}), "hidden must be a positive integer"),
         (broken(config={**cfg.to_dict(), "colour": 1}), "unknown setting"),
         (broken(n_features=3), "trained on 3 features"),
-        (broken(state={**state, "net.0.weight": torch.zeros(8, 2)}), "has shape (8, 2)"),
-        (broken(state={k: v for k, v in state.items() if k != "net.0.bias"}), "do not match its config"),
-        (broken(state={**state, "net.0.bias": torch.full((8,), float("nan"))}), "not finite"),
+        (broken(state={**state, "members.0.0.weight": torch.zeros(8, 2)}), "has shape (8, 2)"),
+        (broken(state={k: v for k, v in state.items() if k != "members.0.0.bias"}), "do not match its config"),
+        (broken(state={**state, "members.0.0.bias": torch.full((8,), float("nan"))}), "not finite"),
     ]
     for data, what in cases:
         with pytest.raises(NonCanonicalError) as e:
