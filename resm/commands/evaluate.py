@@ -24,7 +24,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         nargs="+",
         required=True,
         choices=["ts0", "bprna-new", "archiveii", "archiveii-long", "archiveii-famfold", "vl1", "tr1"],
-        help="benchmark sets (required; vl1/tr1: PDB-derived, scored over canonical pairs and over all pairs)",
+        help="benchmark sets (required; vl1/tr1: PDB-derived, scored over canonical pairs and over all pairs, "
+        "and with --non-canonical over non-canonical pairs too)",
     )
     sp.add_argument("--folds", nargs="+", default=None, help="archiveii-famfold: only these folds (default: all 9)")
     sp.add_argument(
@@ -43,6 +44,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="classical folders run on the same records (default: those of rnafold, rnafold-mea, eternafold, "
         "linearpartition-v, linearfold-v that are installed, each missing one named in a 'skipped folder' line; "
         "a folder named here must be installed)",
+    )
+    sp.add_argument(
+        "--non-canonical",
+        action="store_true",
+        help="the model adds the pairs of its file's non-canonical scorer (as resm fold --non-canonical), and "
+        "vl1/tr1 are scored over their non-canonical pairs alone too (default: off)",
     )
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
     sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
@@ -73,6 +80,7 @@ def run(a: argparse.Namespace) -> None:
         bpp_cache=a.bpp_cache,
         folders=a.folders,
         workers=a.threads,
+        non_canonical=a.non_canonical,
     )
     command = "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     text = format_table(results, command, label, cached_prior=bool(a.bpp_cache))

@@ -129,7 +129,15 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         metavar="TSV",
         help="with --reference: write the per-record scores here (default: stdout)",
     )
-    sp.add_argument("--noncanonical", action="store_true", help="allow pairs other than AU, GC, GU")
+    sp.add_argument(
+        "--non-canonical",
+        "--noncanonical",
+        dest="noncanonical",
+        action="store_true",
+        help="add the non-canonical pairs and base triples scored by the model file's non-canonical scorer "
+        "(written only with --format pairs: dbn, ct and bpseq hold one partner per base); with a 2-D head "
+        "or probe: let the greedy decoding keep pairs other than AU, GC, GU (default: off)",
+    )
     sp.add_argument("--method", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
     sp.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: the model's)")
     sp.add_argument("--scheme", default=None, help="mapping scheme (default: the probe's)")

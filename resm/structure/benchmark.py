@@ -264,12 +264,14 @@ def evaluate_sets(
     bpp_cache=None,
     folders: Sequence[str] | None = None,
     workers: int = 0,
+    non_canonical: bool = False,
 ) -> tuple[list[dict[str, object]], str]:
     """``resm evaluate structure``: the model and the classical folders on each set of
     ``datasets`` (:func:`evaluate_famfold` for ``archiveii-famfold``, else
     :func:`evaluate_dataset`), the model file checked before any data is read. ``model`` may be
     ``default`` (the shipped model); ``data_dir`` None: :func:`resm.config.default_data_dir`.
-    Returns the results and the model's label for :func:`format_table`."""
+    ``non_canonical``: as :func:`evaluate_dataset`. Returns the results and the model's label
+    for :func:`format_table`."""
     from ..config import default_data_dir
 
     data_dir = data_dir or default_data_dir()
@@ -287,11 +289,29 @@ def evaluate_sets(
     for d in datasets:
         if d == "archiveii-famfold":
             results += evaluate_famfold(
-                str(model), data_dir, folds, limit, seed, tile, bpp_cache=bpp_cache, folders=folders, workers=workers
+                str(model),
+                data_dir,
+                folds,
+                limit,
+                seed,
+                tile,
+                bpp_cache=bpp_cache,
+                folders=folders,
+                workers=workers,
+                non_canonical=non_canonical,
             )
         else:
             results += evaluate_dataset(
-                model, d, data_dir, limit, seed, tile, bpp_cache=bpp_cache, folders=folders, workers=workers
+                model,
+                d,
+                data_dir,
+                limit,
+                seed,
+                tile,
+                bpp_cache=bpp_cache,
+                folders=folders,
+                workers=workers,
+                non_canonical=non_canonical,
             )
     return results, label
 

@@ -211,6 +211,7 @@ def nc_model(tmp_path_factory):
 
 
 SEQ = "GGGCGCAAGCCUAAGAGGCGGAAACGCCUGAGCGCCC"
+TRNA = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
 
 
 def test_fold_non_canonical_writes_added_pairs_as_a_pair_list(nc_model, tmp_path):
@@ -249,15 +250,41 @@ def test_fold_non_canonical_refuses_formats_that_cannot_hold_it(nc_model, tmp_pa
 
 
 def test_fold_non_canonical_needs_a_scorer_in_the_model_file(tmp_path):
-    from resm.structure.model import shipped_model_path
+    from resm.backbone.load import safe_load
+    from resm.structure.model import save_structure_model, shipped_model_path
     from resm.structure.pipeline import FoldOptions, fold_fasta
 
+    data = safe_load(shipped_model_path())
+    data.pop(KEY)
+    plain = tmp_path / "plain.pt"
+    save_structure_model(data, plain)
     fa = tmp_path / "in.fa"
     fa.write_text(f">s1\n{SEQ}\n")
     with pytest.raises(FoldError) as e:
-        fold_fasta(fa, FoldOptions(fmt="pairs", out=tmp_path / "o.pairs", noncanonical=True, threads=1, progress=False))
-    assert str(e.value).startswith(f"structure model {shipped_model_path()}: has no non-canonical scorer")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
+        fold_fasta(fa, FoldOptions(model=plain, fmt="pairs", out=tmp_path / "o.pairs", noncanonical=True, threads=1))
+    assert str(e.value).startswith(f"structure model {plain}: has no non-canonical scorer") and "\n" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa", "plain.pt"]
+
+
+def test_shipped_scorer_adds_pairs_to_the_trna_from_the_command_line(tmp_path):
+    """The shipped model holds a scorer: ``resm fold --non-canonical --format pairs`` writes the
+    canonical structure plus added pairs; dbn is refused in one line naming the format, with
+    nothing written; ``--noncanonical`` is the same switch."""
+    from tests.conftest import resm_cli
+
+    fa = tmp_path / "t.fa"
+    fa.write_text(f">tRNA\n{TRNA}\n")
+    out = tmp_path / "t.pairs"
+    resm_cli("fold", fa, "--non-canonical", "--format", "pairs", "-o", out, "--threads", "1")
+    got = parse_pair_list(out.read_text(), "t.pairs")
+    resm_cli("fold", fa, "--format", "pairs", "-o", tmp_path / "c.pairs", "--threads", "1")
+    canonical = parse_pair_list((tmp_path / "c.pairs").read_text(), "c.pairs")
+    have, base = (set(map(tuple, r.pairs.ij.tolist())) for r in (got, canonical))
+    assert base < have and got.pairs.multiplet_bases() + got.non_canonical().pairs.n_pairs > 0
+    p = resm_cli("fold", fa, "--noncanonical", "-o", tmp_path / "t.dbn", check=False)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(err) == 1 and "--format dbn cannot hold" in err[0]
+    assert not (tmp_path / "t.dbn").exists()
 
 
 def test_inconsistent_scorer_in_a_model_file_is_one_line_naming_it(nc_model, tmp_path):
@@ -275,3 +302,29 @@ def test_inconsistent_scorer_in_a_model_file_is_one_line_naming_it(nc_model, tmp
         fold_fasta(fa, FoldOptions(model=bad, fmt="pairs", out=tmp_path / "o.pairs", noncanonical=True, threads=1))
     assert str(e.value).startswith(f"structure model {bad}: its non-canonical scorer is unusable: ")
     assert not (tmp_path / "o.pairs").exists()
+
+
+def test_evaluate_non_canonical_adds_the_view_with_the_folders_rows(tmp_path):
+    """``resm evaluate structure --non-canonical`` on a hand-made VL1: three views; RNAfold
+    predicts no non-canonical pair (pair ratio 0.00 there)."""
+    from tests.conftest import resm_cli
+
+    data = tmp_path / "data"
+    (data / "ss" / "pdb").mkdir(parents=True)
+    # r1: a tRNA-like hairpin with G-A and A-A pairs and a base triple; r2: no pairs at all
+    (data / "ss" / "pdb" / "VL1.tsv").write_text(
+        "id\tsequence\tpairs\n"
+        "r1\tGGGCGCAAGCCUAAGAGGCGGAAACGCCUGAGCGCCC\t1:37 2:36 3:35 4:34 5:33 6:32 7:24 8:23 9:22 7:29\n"
+        "r2\tACGUACGU\t\n"
+    )
+    out = tmp_path / "t.md"
+    args = ["evaluate", "structure", "--model", "default", "--dataset", "vl1", "--data-dir", data]
+    resm_cli(*args, "--folders", "rnafold", "--non-canonical", "--threads", "1", "--out", out)
+    rows = [r.split(" | ") for r in out.read_text().splitlines() if r.startswith("| vl1, ") and " | 2 | " in r]
+    views = [r[0][2:] for r in rows]
+    assert views == ["vl1, canonical pairs"] * 2 + ["vl1, all pairs"] * 2 + ["vl1, non-canonical pairs"] * 2
+    rnafold_nc = next(r for r in rows if r[0] == "| vl1, non-canonical pairs" and r[2] == "rnafold")
+    assert rnafold_nc[7] == "0.00"  # pred/ref pairs
+    # without the switch: the two views of before
+    resm_cli(*args, "--folders", "rnafold", "--threads", "1", "--out", out)
+    assert "non-canonical pairs" not in out.read_text()
