@@ -9,7 +9,8 @@ the experiments all fold through these classes):
   sequences run through the model in batches of about ``batch_tokens`` nucleotides (sorted by
   length, so little padding), and each record is decoded by the model's stored
   :class:`resm.structure.decode.Decoding` (maximum expected accuracy over the blended model and
-  prior probabilities).
+  prior probabilities); asked for non-canonical pairs, the model file's scorer
+  (:mod:`resm.structure.noncanonical`) adds them to each decoded structure.
 * :class:`MapPredictor`: a dense (L, L) pair-probability map decoded at a threshold
   (:func:`resm.structure.decode.decode`, greedy or matching): a structure model with the 2-D
   head (:func:`resm.structure.model.predict_pairs`, its stored threshold) or a backbone with a

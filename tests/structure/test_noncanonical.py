@@ -302,6 +302,13 @@ def test_inconsistent_scorer_in_a_model_file_is_one_line_naming_it(nc_model, tmp
         fold_fasta(fa, FoldOptions(model=bad, fmt="pairs", out=tmp_path / "o.pairs", noncanonical=True, threads=1))
     assert str(e.value).startswith(f"structure model {bad}: its non-canonical scorer is unusable: ")
     assert not (tmp_path / "o.pairs").exists()
+    # the command line: one line naming the file, exit 1, nothing written
+    from tests.conftest import resm_cli
+
+    p = resm_cli("fold", fa, "--model", bad, "--non-canonical", "-o", tmp_path / "o.pairs", check=False)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(err) == 1 and str(bad) in err[0] and "trained on 5 features" in err[0]
+    assert not (tmp_path / "o.pairs").exists()
 
 
 def test_evaluate_non_canonical_adds_the_view_with_the_folders_rows(tmp_path):
