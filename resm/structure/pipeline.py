@@ -190,8 +190,8 @@ def check_non_canonical(predictor: Predictor | None, fmt: str, plot, reference) 
     predictor.non_canonical_scorer()
     if fmt != "pairs":
         raise FoldError(
-            f"--format {fmt} cannot hold the pairs --non-canonical adds (a base in two or three pairs, "
-            "non-canonical pairs marked as such): give --format pairs"
+            f"--format {fmt} cannot hold the pairs --non-canonical adds (a base may sit in two or three pairs; "
+            "dbn, ct and bpseq give each base one partner): give --format pairs"
         )
     if plot is not None or reference is not None:
         raise FoldError(
