@@ -236,6 +236,19 @@ def test_fold_non_canonical_writes_added_pairs_as_a_pair_list(nc_model, tmp_path
     assert set(map(tuple, parse_pair_list(plain.read_text()).pairs.ij.tolist())) == canonical
 
 
+def test_fold_non_canonical_split_dir_writes_one_pair_list_per_record(nc_model, tmp_path):
+    from resm.structure.pipeline import FoldOptions, fold_fasta
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(f">s1\n{SEQ}\n>s2\n{SEQ[::-1]}\n")
+    out = tmp_path / "out"
+    opts = FoldOptions(model=nc_model, fmt="pairs", split_dir=out, noncanonical=True, threads=1, progress=False)
+    fold_fasta(fa, opts)
+    assert sorted(p.name for p in out.iterdir()) == ["s1.pairs", "s2.pairs"]
+    recs = [parse_pair_list((out / f"s{k}.pairs").read_text()) for k in (1, 2)]
+    assert [r.name for r in recs] == ["s1", "s2"] and recs[1].seq == SEQ[::-1]
+
+
 @pytest.mark.parametrize("fmt", ["dbn", "ct", "bpseq"])
 def test_fold_non_canonical_refuses_formats_that_cannot_hold_it(nc_model, tmp_path, fmt):
     from resm.structure.pipeline import FoldOptions, fold_fasta
