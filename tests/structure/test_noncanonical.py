@@ -348,3 +348,22 @@ def test_evaluate_non_canonical_adds_the_view_with_the_folders_rows(tmp_path):
     # without the switch: the two views of before
     resm_cli(*args, "--folders", "rnafold", "--threads", "1", "--out", out)
     assert "non-canonical pairs" not in out.read_text()
+
+
+def test_evaluate_non_canonical_without_a_scorer_is_one_line_before_any_work(tmp_path):
+    from resm.backbone.load import safe_load
+    from resm.structure.model import save_structure_model, shipped_model_path
+    from tests.conftest import resm_cli
+
+    data = safe_load(shipped_model_path())
+    data.pop(KEY)
+    plain = tmp_path / "plain.pt"
+    save_structure_model(data, plain)
+    out = tmp_path / "t.md"
+    p = resm_cli(
+        "evaluate", "structure", "--model", plain, "--dataset", "vl1", "--non-canonical", "--out", out, check=False
+    )
+    err = p.stderr.strip().splitlines()
+    # (a classical folder that is not installed adds its own 'skipped folder' line first)
+    assert p.returncode == 1 and f"{plain}: has no non-canonical scorer" in err[-1] and "Traceback" not in p.stderr
+    assert not out.exists()
