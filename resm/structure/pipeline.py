@@ -176,27 +176,30 @@ def _format(rec, fmt: str) -> str:
     return format_pair_list(rec) if isinstance(rec, PairRecord) else format_structures([rec], fmt)
 
 
-def check_non_canonical(predictor: Predictor | None, fmt: str, plot, reference) -> None:
+def check_non_canonical(predictor: Predictor | None, o: FoldOptions) -> None:
     """``--non-canonical`` with a pair-head model: its scorer must be in the model file and
     usable, and the structures are written only as a pair list (a base may sit in several
-    pairs, which dbn, ct and bpseq cannot hold); drawings and ``--reference`` scores read one
-    partner per base and are refused. A one-line FoldError, before any work. (With a 2-D head
-    or a probe the switch keeps the greedy decoding's non-canonical pairs, one partner per
-    base, which every format holds.)"""
+    pairs, which dbn, ct and bpseq cannot hold); drawings, ``--reference`` scores and the
+    ``--mfe`` / ``--compare`` notes read one partner per base and are refused (the ``eF1``
+    note is left out: the added pairs have no probability in the model's map). A one-line
+    FoldError, before any work. (With a 2-D head or a probe the switch keeps the greedy
+    decoding's non-canonical pairs, one partner per base, which every format holds.)"""
     from .predictor import PairPredictor
 
     if not isinstance(predictor, PairPredictor):
         return
     predictor.non_canonical_scorer()
-    if fmt != "pairs":
+    if o.fmt != "pairs":
         raise FoldError(
-            f"--format {fmt} cannot hold the pairs --non-canonical adds (a base may sit in two or three pairs; "
+            f"--format {o.fmt} cannot hold the pairs --non-canonical adds (a base may sit in two or three pairs; "
             "dbn, ct and bpseq give each base one partner): give --format pairs"
         )
-    if plot is not None or reference is not None:
+    given = {"--plot": o.plot, "--reference": o.reference, "--compare": o.compare, "--mfe": o.mfe or None}
+    clash = next((k for k, v in given.items() if v is not None), None)
+    if clash is not None:
         raise FoldError(
-            f"{'--plot' if plot is not None else '--reference'} reads one partner per base and --non-canonical "
-            "gives some bases several: drop one of them (resm evaluate structure --non-canonical scores such pairs)"
+            f"{clash} reads one partner per base and --non-canonical gives some bases several: drop one of them "
+            "(resm evaluate structure --non-canonical scores such pairs)"
         )
 
 
@@ -212,7 +215,10 @@ def _fold_block(
         plots = stack.enter_context(staged_dir(plan.plot)) if plan.plot is not None else None
         score, mfe, compare = plan.notes
         for rec, P in predictor.fold(records, **fold_kw):
-            rec, other = annotate(rec, P, score=score, mfe=mfe, compare=compare)
+            if isinstance(rec, Structure):  # not a PairRecord (--non-canonical): no notes
+                rec, other = annotate(rec, P, score=score, mfe=mfe, compare=compare)
+            else:
+                other = None
             item: dict[str, object] = {"name": rec.name}
             if plan.structures:
                 item["structure"] = _format(rec, plan.fmt)
@@ -414,7 +420,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         else None
     )
     if o.noncanonical:
-        check_non_canonical(predictor, o.fmt, o.plot, o.reference)
+        check_non_canonical(predictor, o)
     write_structures = o.reference is None or o.out is not None or o.split_dir is not None
     mode = structure_output_mode(o.fmt, o.out, ids, o.split_dir) if write_structures else None
     check_distinct(**{"-o": o.out, "--bpp": o.bpp, "--report": o.report})

@@ -262,6 +262,22 @@ def test_fold_non_canonical_refuses_formats_that_cannot_hold_it(nc_model, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
 
 
+@pytest.mark.parametrize(
+    "extra, flag",
+    [({"mfe": True}, "--mfe"), ({"compare": "rnafold"}, "--compare"), ({"plot": "plots"}, "--plot")],
+)
+def test_fold_non_canonical_refuses_what_reads_one_partner_per_base(nc_model, tmp_path, extra, flag):
+    from resm.structure.pipeline import FoldOptions, fold_fasta
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(f">s1\n{SEQ}\n")
+    extra = {k: (tmp_path / v if k == "plot" else v) for k, v in extra.items()}
+    opts = FoldOptions(model=nc_model, fmt="pairs", out=tmp_path / "o.pairs", noncanonical=True, threads=1, **extra)
+    with pytest.raises(FoldError, match=f"^{flag} reads one partner per base"):
+        fold_fasta(fa, opts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
+
+
 def test_fold_non_canonical_needs_a_scorer_in_the_model_file(tmp_path):
     from resm.backbone.load import safe_load
     from resm.structure.model import save_structure_model, shipped_model_path
