@@ -1,6 +1,7 @@
-"""The data of ``resm compare``, read and checked once before any backend runs, so every
-backend sees the same records: the structure sets (:func:`load_structure_splits`) and the
-examples of the sequence-level tasks (:func:`load_rri`, :func:`load_mrl`)."""
+"""What the data of ``resm compare``'s tasks is held in, read and checked once before any
+backend runs (each task's descriptor names its loader), so every backend sees the same records:
+a structure set (:class:`Split`, :func:`load_split`) and the examples of a sequence-level task
+(:class:`TaskData`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import numpy as np
 
 from ..config import ConfigError
 from ..structure.io import Structure
-from .config import DataSection, MRLSection, RRISection
 
-__all__ = ["Split", "load_split", "load_structure_splits", "TaskData", "load_rri", "load_mrl"]
+__all__ = ["Split", "load_split", "TaskData", "count_of", "table_file"]
 
 
 @dataclass
@@ -71,21 +71,12 @@ def load_split(path: str, cap: int | None, max_length: int, seed: int, what: str
     return Split(str(p), keep, len(recs), n_long, n_bad, archiveii)
 
 
-def load_structure_splits(d: DataSection) -> dict[str, Split]:
-    """The train / val / test structure sets of ``data``."""
-    return {
-        "train": load_split(d.train, d.max_train, d.max_length, d.seed, "data.train"),
-        "val": load_split(d.val, d.max_val, d.max_length, d.seed, "data.val"),
-        "test": load_split(d.test, d.max_test, d.max_length, d.seed, "data.test"),
-    }
-
-
 @dataclass
 class TaskData:
     """The examples of a sequence-level task, drawn once: the same for every backend.
 
-    ``train`` / ``val`` / ``test`` hold :class:`resm.data.rri.Pair` or
-    :class:`resm.data.mrl.UTR` records; ``about`` describes each set for the tables; ``mean``
+    ``train`` / ``val`` / ``test`` hold the task's records (e.g. :class:`resm.data.rri.Pair`,
+    :class:`resm.data.mrl.UTR`); ``about`` describes each set for the tables; ``mean``
     and ``std`` standardise the MRL target (training set; 0 / 1 for RRI).
     """
 
@@ -104,77 +95,14 @@ class TaskData:
         return [u.seq for u in items]
 
 
-def _of(kept: int, total: int) -> str:
+def count_of(kept: int, total: int) -> str:
+    """``kept`` as the tables say it: "N" or "N (seeded subset) of M"."""
     return f"{kept}" if kept == total else f"{kept} (seeded subset) of {total}"
 
 
-def _table_file(path: str, key: str) -> Path:
+def table_file(path: str, key: str) -> Path:
+    """``path`` as a Path; a missing file is a one-line error naming the config ``key``."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{key}: {p} not found")
     return p
-
-
-def load_rri(sec: RRISection) -> TaskData:
-    """Train / val / test pairs of the ``rri`` section (see :class:`RRISection`)."""
-    from ..data.rri import read_pairs, split_pairs
-    from ..tasks.base import subset
-
-    n = sec.head_config(1).max_length
-    pairs = read_pairs(_table_file(sec.train, "rri.train"), max_length=n)
-    if sec.val:
-        tr, va = pairs, read_pairs(_table_file(sec.val, "rri.val"), max_length=n)
-        src_tr, src_va = f"`{sec.train}`", f"`{sec.val}`"
-    else:
-        tr, va = split_pairs(pairs, sec.val_fraction, sec.seed)
-        src_tr = (
-            f"the training part of `{sec.train}` (`split_pairs`, val_fraction {sec.val_fraction:g}, seed {sec.seed})"
-        )
-        src_va = "its validation part"
-    te = read_pairs(_table_file(sec.test, "rri.test"), max_length=n)
-    sub = [subset(x, cap, sec.seed) for x, cap in ((tr, sec.max_train), (va, sec.max_val), (te, sec.max_test))]
-    if len({p.label for p in sub[0]}) < 2:
-        raise ConfigError("rri.train: the training pairs need both labels, 0 and 1")
-    if len({p.label for p in sub[2]}) < 2:
-        raise ConfigError("rri.test: AUROC and AUPRC need both labels, 0 and 1, among the test pairs")
-    seen = {(p.a, p.b) for p in sub[0]}
-    overlap = sum((p.a, p.b) in seen for p in sub[2])
-    about = {
-        "train": f"{_of(len(sub[0]), len(tr))} pairs: {src_tr}",
-        "val": f"{_of(len(sub[1]), len(va))} pairs: {src_va}",
-        "test": f"{_of(len(sub[2]), len(te))} pairs from `{sec.test}` "
-        f"({overlap} of them also among the training pairs)",
-    }
-    return TaskData(*sub, about=about)
-
-
-def load_mrl(sec: MRLSection) -> TaskData:
-    """Train / val / test UTRs of the ``mrl`` section (see :class:`MRLSection`)."""
-    from ..data.mrl import read_mrl, split_utrs
-    from ..tasks.base import subset
-
-    utrs = read_mrl(_table_file(sec.train, "mrl.train"), target_column=sec.target)
-    tr, va, te = split_utrs(utrs, tuple(sec.fractions), sec.seed)
-    split = f"`split_utrs` of `{sec.train}` (fractions {'/'.join(f'{f:g}' for f in sec.fractions)}, seed {sec.seed})"
-    src_te = "its test part"
-    if sec.test:
-        te = read_mrl(_table_file(sec.test, "mrl.test"))
-        src_te = f"`{sec.test}`"
-    limit = sec.head_config(1).max_length
-    for u in (*tr, *va, *te):
-        if len(u.seq) > limit:
-            raise ConfigError(
-                f"mrl: UTR {u.name!r} (line {u.line}) has {len(u.seq)} nt, longer than mrl.head.max_length {limit}"
-            )
-    sub = [subset(x, cap, sec.seed) for x, cap in ((tr, sec.max_train), (va, sec.max_val), (te, sec.max_test))]
-    if len(sub[0]) < 2:
-        raise ConfigError(f"mrl.train: {len(sub[0])} training UTRs; the head needs at least 2")
-    if len(sub[2]) < 2:
-        raise ConfigError("mrl: fewer than 2 test UTRs (mrl.fractions gives the test share none; or give mrl.test)")
-    y = np.array([u.mrl for u in sub[0]])
-    about = {
-        "train": f"{_of(len(sub[0]), len(tr))} UTRs: the training part of {split}",
-        "val": f"{_of(len(sub[1]), len(va))} UTRs: its validation part",
-        "test": f"{_of(len(sub[2]), len(te))} UTRs: {src_te}",
-    }
-    return TaskData(*sub, about=about, mean=float(y.mean()), std=float(y.std() or 1.0))

@@ -39,6 +39,7 @@ from ..nucleotides import UNKNOWN_BASE, rna_codes
 
 __all__ = [
     "TaskSpec",
+    "CompareSpec",
     "SEQUENCE_KEYS",
     "resolve",
     "ModelConfig",
@@ -66,6 +67,43 @@ SEQUENCE_KEYS = ("encoder", "init", "arch", "init_seed", "mode", "adapter", "sch
 
 
 @dataclass(frozen=True)
+class CompareSpec:
+    """How ``resm compare`` runs a task: everything task-specific the comparison reads (the
+    package :mod:`resm.compare` holds no list of tasks). References are ``"module:attribute"``
+    (:func:`resolve`), so a task module can name functions of its own.
+
+    Attributes:
+        run: the runner, ``run(backend, cfg, data, log) -> (row, details)`` or ``(row, details,
+            collected)`` for one loaded :class:`resm.compare.backends.Backend`: ``row`` holds the
+            table's ``columns``, ``details`` goes into ``config.json``, ``collected`` maps a
+            result key to rows added to ``result[key]`` (e.g. ``per_sequence``). It raises
+            :class:`resm.compare.backends.BackendUnavailable` when the backend cannot take the
+            task's data (a ``skipped`` row in this task's table only).
+        load: ``load(cfg, log) -> data``: the task's data, read and checked once before any
+            backend runs (the same for every backend).
+        sections: the config sections the task reads, ``(key, reference, required)``: the
+            reference names a dataclass (validated by :func:`resm.config.from_dict`) or a
+            function ``parse(raw, key)``. A required section must be present when the task runs
+            (else it is None when absent); an optional one always takes its defaults.
+        columns: the table's ``(row key, header)`` pairs, the CSV's columns too.
+        csv: the CSV file the table is written to.
+        report: ``report(cfg, result, rows) -> lines``: the task's section of ``results.md``
+            (heading, data, protocol and the table, :func:`resm.compare.report.table`).
+        write: optional ``write(cfg, result, out, log) -> [file names]``: the task's other
+            outputs (the structure task's plots and per-sequence CSV), written before the
+            tables.
+    """
+
+    run: str
+    load: str
+    sections: tuple[tuple[str, str, bool], ...]
+    columns: tuple[tuple[str, str], ...]
+    csv: str
+    report: str
+    write: str | None = None
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """What a task is and supports: the one descriptor of a task. Each module of
     :mod:`resm.tasks` that holds a task declares it as a module-level ``TASK``, and
@@ -85,7 +123,7 @@ class TaskSpec:
         predict: ``"module:function"`` behind ``resm predict --task <name>``: the function
             takes a :class:`resm.predict.PredictOptions` and returns ``{"text", "n", "what"}``
             and optionally ``"metrics"`` (label -> metrics).
-        compare: ``"module:function"`` running it in ``resm compare`` for one backend.
+        compare: how ``resm compare`` runs it (:class:`CompareSpec`), if it does.
         order: its place in listings and in ``resm compare``'s runs.
     """
 
@@ -97,7 +135,7 @@ class TaskSpec:
     finetune: bool = True
     joint: bool = False
     predict: str | None = None
-    compare: str | None = None
+    compare: CompareSpec | None = None
     order: int = 100
 
 

@@ -62,7 +62,7 @@ from ..structure.model import (
     save_structure_model,
     structure_payload,
 )
-from .base import ModelConfig, TaskModel, TaskSpec, adapter_config, load_model_backbone
+from .base import CompareSpec, ModelConfig, TaskModel, TaskSpec, adapter_config, load_model_backbone
 from .structure_heads import KINDS
 
 __all__ = ["StructureLossConfig", "StructureStartConfig", "StructureTask"]
@@ -347,6 +347,22 @@ class StructureTask:
         return {"threshold": self.threshold, "decoding": self.decoding, "final": self.final_metrics}
 
 
+# the columns of the structure table of ``resm compare`` (resm.structure.comparison)
+COMPARE_COLUMNS = (
+    ("backend", "backend"),
+    ("kind", "kind"),
+    ("status", "status"),
+    ("zeroshot_f1", "zero-shot F1"),
+    ("zeroshot_f1_shift", "zero-shot F1 ±1"),
+    ("supervised_f1", "supervised F1"),
+    ("supervised_f1_shift", "supervised F1 ±1"),
+    ("mfe_f1", "classical fold F1"),
+    ("mfe_f1_shift", "classical fold F1 ±1"),
+    ("embed_s", "embed s (test)"),
+    ("peak_mem_mb", "peak MB"),
+    ("params_m", "params (M)"),
+)
+
 TASK = TaskSpec(
     "structure",
     StructureTask,
@@ -354,6 +370,19 @@ TASK = TaskSpec(
     head=HEAD_KINDS[DEFAULT_KIND],
     config="structure",
     joint=True,
-    compare="resm.compare.harness:run_backend",
+    compare=CompareSpec(
+        run="resm.structure.comparison:run_backend",
+        load="resm.structure.comparison:load",
+        sections=(
+            ("data", "resm.structure.comparison:DataSection", True),
+            ("probe", "resm.structure.comparison:ProbeSection", False),
+            ("head", "resm.structure.comparison:parse_head", False),
+            ("train", "resm.structure.comparison:TrainSection", False),
+        ),
+        columns=COMPARE_COLUMNS,
+        csv="results.csv",
+        report="resm.structure.comparison:report",
+        write="resm.structure.comparison:write",
+    ),
     order=10,
 )

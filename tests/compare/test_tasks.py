@@ -180,7 +180,7 @@ GOOD = {
         ({"tasks": ["rri", "folding"]}, "tasks: unknown task 'folding'"),
         ({"tasks": "rri"}, "tasks: give a non-empty list"),
         ({"tasks": ["rri", "rri"]}, "tasks: a task is listed twice"),
-        ({"tasks": ["structure"]}, "missing section 'data'"),
+        ({"tasks": ["structure"]}, "task structure needs a section 'data'"),
         ({"rri": None}, "task rri needs a section 'rri'"),
         ({"rri": [1]}, "rri: expected a mapping"),
         ({"rri": {"test": "t.tsv"}}, "rri.train: give the training pairs file"),

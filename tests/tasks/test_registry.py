@@ -2,13 +2,16 @@
 resm.tasks declaring its descriptor, ``TASK``) and its config. A toy task written as exactly
 those three files, outside the package, is found by the registries and offered by every list
 that reads the descriptor: ``resm finetune`` trains it from its config, ``task: joint`` offers
-it as a sub-task, ``resm predict --task toy`` runs its predict function, and the ``model`` keys
-it declares are the ones its config may set."""
+it as a sub-task, ``resm predict --task toy`` runs its predict function, ``resm compare`` runs
+it for every backend (its config section, runner, columns and report section all named by its
+descriptor) and the ``model`` keys it declares are the ones its config may set."""
 
 from __future__ import annotations
 
+import csv
 import importlib
 import json
+import shutil
 import sys
 import textwrap
 
@@ -33,12 +36,13 @@ HEADS = {"toy": build_toy_head}
 
 TASK = """
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from resm.heads import HEADS
-from resm.tasks.base import ModelConfig, TaskSpec
+from resm.tasks.base import CompareSpec, ModelConfig, TaskSpec
 
 
 class Stream:
@@ -100,8 +104,45 @@ def predict_toy(o):
     return {"text": f"toy {o.input.name}\\n", "n": 1, "what": "toy rows", "metrics": {"toy": {"n": 1}}}
 
 
+@dataclass
+class ToySection:
+    seqs: list = field(default_factory=lambda: ["ACGUACGU", "GGGAAACCC"])
+    scale: float = 1.0
+
+    def __post_init__(self):
+        if self.scale <= 0:
+            raise ValueError(f"toy.scale must be > 0, got {self.scale!r}")
+
+
+TOY_COLUMNS = (("backend", "backend"), ("kind", "kind"), ("status", "status"), ("dim", "toy dim"),
+               ("norm", "toy mean norm"))
+
+
+def load_toy(cfg, log):
+    log(f"toy: {len(cfg.toy.seqs)} sequences")
+    return list(cfg.toy.seqs)
+
+
+def compare_toy(backend, cfg, seqs, log):
+    row = {"backend": backend.name, "kind": backend.spec.kind, "status": "ok"}
+    if not backend.has_embeddings:
+        return {**row, "status": "n/a: no embeddings"}, {}
+    embs = [backend.embed(s) for s in seqs]
+    norm = float(torch.stack([e.float().norm(dim=-1).mean() for e in embs]).mean()) * cfg.toy.scale
+    return {**row, "dim": int(embs[0].shape[-1]), "norm": norm}, {"n": len(seqs)}
+
+
+def report_toy(cfg, result, rows):
+    from resm.compare.report import table
+
+    return ["## Toy", "", f"{len(result['task_data']['toy'])} sequences.", "", *table(rows, TOY_COLUMNS)]
+
+
 TASK = TaskSpec("toy", ToyTask, ("arch", "init", "init_seed"), head="toy", config="toy", joint=True,
-                predict="toy_task_for_test:predict_toy", order=99)
+                predict="toy_task_for_test:predict_toy", order=99,
+                compare=CompareSpec(run="toy_task_for_test:compare_toy", load="toy_task_for_test:load_toy",
+                                    sections=(("toy", "toy_task_for_test:ToySection", False),),
+                                    columns=TOY_COLUMNS, csv="results_toy.csv", report="toy_task_for_test:report_toy"))
 """
 
 
@@ -153,7 +194,7 @@ def test_a_toy_task_in_three_files_is_offered_everywhere(toy, tmp_path, capsys):
 
     assert "toy" in resm.heads.HEADS and resm.tasks.TASKS["toy"].head == "toy"
     assert "toy" in tasks_with("finetune") and "toy" in tasks_with("predict")
-    assert "toy" in sub_tasks() and "toy" not in tasks_with("compare")
+    assert "toy" in sub_tasks() and "toy" in tasks_with("compare")
     with pytest.raises(ValueError, match="model.mode cannot be set here"):
         ModelConfig.for_task({"arch": "tiny", "mode": "full"}, "toy")  # only its declared keys
 
@@ -169,6 +210,47 @@ def test_a_toy_task_in_three_files_is_offered_everywhere(toy, tmp_path, capsys):
     (tmp_path / "in.txt").write_text("x\n")
     assert cli_main(["predict", "--task", "toy", str(tmp_path / "in.txt"), "--model", str(tmp_path)]) == 0
     assert capsys.readouterr().out == "toy in.txt\ntoy: n 1\n"
+
+
+def test_the_toy_task_runs_through_resm_compare(toy, tmp_path, capsys):
+    """The toy task's compare spec is all ``resm compare`` needs: its section is checked, its
+    data loaded once, its runner called for every backend, its table written as its CSV and
+    as its section of results.md."""
+    from resm.compare.config import parse_config
+
+    base = {
+        "tasks": ["toy"],
+        "backends": [{"name": "r", "kind": "resm", "checkpoint": "random:tiny"}, {"name": "v", "kind": "viennarna"}],
+        "device": "cpu",
+        "progress": False,
+    }
+    with pytest.raises(ValueError, match="toy.scale must be > 0"):
+        parse_config({**base, "toy": {"scale": 0}})
+    with pytest.raises(ValueError, match="toy: unknown key 'sqs'"):
+        parse_config({**base, "toy": {"sqs": []}})
+    with pytest.raises(ValueError, match=r"tasks: unknown task 'toys'; known: structure, rri, mrl, toy"):
+        parse_config({**base, "tasks": ["toys"]})
+    out = tmp_path / "cmp"
+    config = tmp_path / "cmp.yaml"
+
+    def run(scale: float) -> dict[str, str]:
+        cfg = {**base, "toy": {"seqs": ["ACGUACGUAC", "GGGGAAACCCC", "ACGU"], "scale": scale}, "out_dir": str(out)}
+        config.write_text(yaml.safe_dump(cfg))
+        assert cli_main(["compare", "--config", str(config)]) == 0
+        printed = capsys.readouterr().out
+        assert "toy: 3 sequences" in printed and "compared 2 backends (r, v)" in printed
+        rows = {r["backend"]: r for r in csv.DictReader((out / "results_toy.csv").read_text().splitlines())}
+        md = (out / "results.md").read_text()
+        assert "## Toy\n\n3 sequences." in md and "| backend | kind | status | toy dim | toy mean norm |" in md
+        assert json.loads((out / "config.json").read_text())["toy"]["scale"] == scale
+        return rows
+
+    rows = run(1.0)
+    assert rows["v"]["status"] == "n/a: no embeddings" and rows["v"]["norm"] == ""
+    assert rows["r"]["status"] == "ok" and int(rows["r"]["dim"]) > 0 and float(rows["r"]["norm"]) > 0
+    shutil.rmtree(out)
+    twice = run(2.0)  # the runner reads its own section: the number follows it
+    assert float(twice["r"]["norm"]) == pytest.approx(2 * float(rows["r"]["norm"]), rel=1e-6)
 
 
 def test_predict_refuses_a_task_without_a_predict_command(tmp_path, capsys):
