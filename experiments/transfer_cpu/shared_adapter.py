@@ -24,8 +24,9 @@ model selection (the last step is scored).
 Measured: RNA-RNA interaction AUROC / AUPRC on the DeepMirTar test (828 pairs, never used in
 training), expression R^2 / Spearman on the MRL test part (the seeded 10% of the 20k library,
 2,000 UTRs), with `resm interact` / `resm predict --task mrl`'s library functions on each bundle.
-Structure is not measured here: the structure head is not a sub-task of ``task: joint`` in this
-tree, so it cannot share the adapter (the structure effect of the initialisation is in
+Structure is not measured here: when these arms ran, ``structure`` was not yet a sub-task of
+``task: joint`` on this branch (main's 79279a3 added it as this session ended), so the structure
+head could not share the adapter (the structure effect of the initialisation is in
 experiments/results/transfer_cpu.md).
 
 ``--arms`` runs a subset (for two processes at a time); ``--report`` only writes the table and
@@ -187,9 +188,9 @@ def report(a) -> None:
         "architecture (4 layers, 128 dims, 0.8M parameters).",
         "",
         "Test sets: DeepMirTar_IndTest (828 pairs) for interaction; for expression the seeded 10% test part of "
-        f"the 20k MRL library (2,000 UTRs){sub}. Structure is not in this table: `structure` is not a sub-task of "
-        "`task: joint` in this tree (see experiments/results/transfer_cpu.md for the initialisations on "
-        "TS0 / bpRNA-new).",
+        f"the 20k MRL library (2,000 UTRs){sub}. Structure is not in this table: when these arms ran, `structure` was "
+        "not yet a sub-task of `task: joint` on this branch (main's 79279a3 added it as the session ended; see "
+        "experiments/results/transfer_cpu.md for the initialisations on TS0 / bpRNA-new).",
         "",
         "| init | heads | DeepMirTar AUROC | AUPRC | MRL test R² | MRL test Spearman | train s |",
         "|---|---|---|---|---|---|---|",
