@@ -237,3 +237,22 @@ def test_the_shipped_shared_config_reads():
 
     for name, sub in cfg["tasks"].items():
         from_dict(JointEntry, sub, f"tasks.{name}")
+
+
+def test_a_bundle_pair_head_scores_as_a_structure_model_with_its_weights(shared):
+    """The bundle's head, run through the shared encoder (HeadOfBundle), gives the candidate
+    probabilities a StructureModel built from the same backbone, adapter and head gives."""
+    import resm
+    from resm.structure.model import HeadOfBundle, StructureModel, predict_candidates
+    from resm.structure.priors import PriorConfig, pair_prior
+
+    b = resm.load_bundle(shared["bundle"], device="cpu")
+    seqs = ["GGGCGCAAGCCUUCGGGCGCCAUAGCGGAAACCGCU", "GCGCAAAGCGCAUAUGGGAAACCCA"]
+    priors = [[pair_prior(s, PriorConfig(kind="vienna"))] for s in seqs]
+    got = predict_candidates(HeadOfBundle(b.model, "structure"), b.scheme, seqs, priors)
+    alone = StructureModel(b.model.encoder.backbone, b.model.heads["structure"], "frozen").eval()
+    want = predict_candidates(alone, b.scheme, seqs, priors)
+    for (c1, p1), (c2, p2) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(c1.i, c2.i)
+        np.testing.assert_allclose(p1, p2, atol=1e-6)
+    assert len(got[0][1]) > 0
