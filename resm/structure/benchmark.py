@@ -287,32 +287,11 @@ def evaluate_sets(
         check_models(model)  # before any data is read or any folder runs
     results = []
     for d in datasets:
+        common = dict(bpp_cache=bpp_cache, folders=folders, workers=workers, non_canonical=non_canonical)
         if d == "archiveii-famfold":
-            results += evaluate_famfold(
-                str(model),
-                data_dir,
-                folds,
-                limit,
-                seed,
-                tile,
-                bpp_cache=bpp_cache,
-                folders=folders,
-                workers=workers,
-                non_canonical=non_canonical,
-            )
+            results += evaluate_famfold(str(model), data_dir, folds, limit, seed, tile, **common)
         else:
-            results += evaluate_dataset(
-                model,
-                d,
-                data_dir,
-                limit,
-                seed,
-                tile,
-                bpp_cache=bpp_cache,
-                folders=folders,
-                workers=workers,
-                non_canonical=non_canonical,
-            )
+            results += evaluate_dataset(model, d, data_dir, limit, seed, tile, **common)
     return results, label
 
 
