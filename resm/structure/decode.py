@@ -52,7 +52,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..nucleotides import PAIR_TYPE, lenient_codes
-from .metrics import evaluate
+from .metrics import evaluate, pseudo_expected_f1
 
 __all__ = [
     "METHODS",
@@ -61,7 +61,6 @@ __all__ = [
     "choose_threshold",
     "mea_pairs",
     "AUTO_GAMMAS",
-    "expected_f1",
     "mea_auto",
     "add_pseudoknots",
     "Decoding",
@@ -298,26 +297,15 @@ def mea_pairs(
 AUTO_GAMMAS = (1.0, 2.0, 4.0, 8.0)
 
 
-def expected_f1(pairs: np.ndarray, i: np.ndarray, j: np.ndarray, p: np.ndarray) -> float:
-    """Pseudo-expected F1 of a structure under the candidate probabilities: with
-    ``TP = sum of p over its pairs`` (expected true positives) and ``R = sum of every p``
-    (expected number of reference pairs), ``2 TP / (|S| + R)``; 0 when both are empty."""
-    pairs, i, j, p = np.asarray(pairs), np.asarray(i), np.asarray(j), np.asarray(p, dtype=np.float64)
-    hit = pairs[i] == j if len(i) else np.zeros(0, dtype=bool)
-    n = int(np.count_nonzero(pairs > np.arange(len(pairs))))
-    denom = n + float(p.sum())
-    return 2.0 * float(p[hit].sum()) / denom if denom > 0 else 0.0
-
-
 def mea_auto(
     seq: str, i: np.ndarray, j: np.ndarray, p: np.ndarray, gammas: Sequence[float] = AUTO_GAMMAS
 ) -> np.ndarray:
-    """The :func:`mea_pairs` structure of largest :func:`expected_f1` over ``gammas`` (ties:
-    the earlier gamma)."""
+    """The :func:`mea_pairs` structure of largest pseudo-expected F1
+    (:func:`resm.structure.metrics.pseudo_expected_f1`) over ``gammas`` (ties: the earlier gamma)."""
     best, best_f = None, -1.0
     for g in gammas:
         pairs = mea_pairs(seq, i, j, p, g)
-        f = expected_f1(pairs, i, j, p)
+        f = pseudo_expected_f1(pairs, i, j, p)
         if f > best_f + 1e-12:
             best, best_f = pairs, f
     return best if best is not None else np.full(len(seq), -1, dtype=np.int64)

@@ -47,6 +47,7 @@ __all__ = [
     "mcc",
     "evaluate",
     "expected_f1",
+    "pseudo_expected_f1",
 ]
 
 _SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
@@ -156,6 +157,18 @@ def mcc(pred, true) -> float:
     return float(_mcc_from(*_confusion(pair_counts(pred, true), L)))
 
 
+def pseudo_expected_f1(pairs: np.ndarray, i: np.ndarray, j: np.ndarray, p: np.ndarray) -> float:
+    """Pseudo-expected F1 of a structure (partner array ``pairs``) under candidate
+    probabilities ``(i, j, p)``: with ``TP = sum of p over its pairs`` (expected true positives)
+    and ``R = sum of every p`` (expected number of reference pairs), ``2 TP / (|S| + R)``; 0
+    when both are empty. The decoders rank structures by it (:func:`resm.structure.decode.mea_auto`)."""
+    pairs, i, j, p = np.asarray(pairs), np.asarray(i), np.asarray(j), np.asarray(p, dtype=np.float64)
+    hit = pairs[i] == j if len(i) else np.zeros(0, dtype=bool)
+    n = int(np.count_nonzero(pairs > np.arange(len(pairs))))
+    denom = n + float(p.sum())
+    return 2.0 * float(p[hit].sum()) / denom if denom > 0 else 0.0
+
+
 def expected_f1(pairs, probs) -> float:
     """The F1 that a structure is expected to score if the true pairs follow the pair
     probabilities ``probs`` (dense (L, L) or sparse ``(i, j, p)``; each pair (i, j) true with
@@ -173,11 +186,9 @@ def expected_f1(pairs, probs) -> float:
         raise ValueError(f"pair ({int(i[j.argmax()]) + 1}, {int(j.max()) + 1}) out of range for length {len(pairs)}")
     p = np.clip(p.astype(np.float64), 0.0, 1.0)
     n_pred = int((pairs >= 0).sum() // 2)
-    expected_true = float(p.sum())
-    tp = float(p[pairs[i] == j].sum()) if len(i) else 0.0
     if n_pred == 0:
         return float(np.exp(np.log1p(-np.minimum(p, 1.0 - 1e-12)).sum()))
-    return 2.0 * tp / (n_pred + expected_true)
+    return pseudo_expected_f1(pairs, i, j, p)
 
 
 def evaluate(pred_list: Sequence, true_list: Sequence) -> dict[str, float]:

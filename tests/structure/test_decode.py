@@ -354,7 +354,7 @@ def test_choose_decoding_takes_the_best_setting():
 
 
 def test_expected_f1_is_the_pseudo_expected_accuracy():
-    from resm.structure.decode import expected_f1
+    from resm.structure.metrics import pseudo_expected_f1 as expected_f1
 
     i = np.array([0, 1, 0], dtype=np.int64)
     j = np.array([9, 8, 8], dtype=np.int64)
@@ -383,7 +383,8 @@ def _spread_helix(L: int, shifts: int, p_each: float):
 
 
 def test_auto_gamma_gives_a_degenerate_ensemble_its_helix():
-    from resm.structure.decode import AUTO_GAMMAS, Decoding, decode_sparse, expected_f1, mea_auto, mea_pairs
+    from resm.structure.decode import AUTO_GAMMAS, Decoding, decode_sparse, mea_auto, mea_pairs
+    from resm.structure.metrics import pseudo_expected_f1 as expected_f1
 
     L = 120
     i, j, p = _spread_helix(L, 5, 0.085)  # each base paired with p ~ 0.77, no partner above 0.09
