@@ -24,6 +24,7 @@ __all__ = [
     "EMBEDDINGS",
     "table",
     "budget_text",
+    "section",
     "write_csv",
     "backends_run",
     "format_markdown",
@@ -69,6 +70,22 @@ EMBEDDINGS = (
     "on frozen per-residue embeddings (each backend's `layer`, default the last; one pass per distinct "
     "sequence, cached), "
 )
+
+
+def section(
+    title: str,
+    intro: str,
+    about: dict[str, str],
+    notes: Sequence[str],
+    rows: list[dict[str, Any]],
+    columns: Sequence[tuple[str, str]],
+) -> list[str]:
+    """One task's section of ``results.md``: the ``## title``, the ``intro`` line, the train / val /
+    test sets as ``about`` describes them, the ``notes`` (protocol, metrics, timings; each a
+    "- ..." line) and the table of ``rows``."""
+    lines = [f"## {title}", "", intro, ""]
+    lines += [f"- {k}: {about[k]}" for k in ("train", "val", "test")] + ["", *notes, ""]
+    return lines + table(rows, columns)
 
 
 def format_markdown(cfg: CompareConfig, result: dict[str, Any]) -> str:

@@ -503,15 +503,14 @@ def compare_report(cfg, result, rows) -> list[str]:
     """The mean-ribosome-load section of ``results.md``."""
     import json
 
-    from ..compare.report import EMBEDDINGS, budget_text, table
+    from ..compare.report import EMBEDDINGS, budget_text, section
 
     sec, data = cfg.mrl, result["task_data"]["mrl"]
     intro = (
         f"5'UTRs (at most {sec.head_config(1).max_length} nt; seeded subsets, seed {sec.seed}; "
         f"target mean {data.mean:.3f}, sd {data.std:.3f} on train):"
     )
-    lines = ["## Mean ribosome load", "", intro, ""]
-    about = [
+    notes = [
         (
             f"- head: ExpressionHead {json.dumps(sec.head, sort_keys=True)} {EMBEDDINGS}{budget_text(sec)}; mean "
             "squared error on the standardised MRL; the head after the last step is scored."
@@ -525,8 +524,7 @@ def compare_report(cfg, result, rows) -> list[str]:
             f"the head's training steps; device {cfg.device}."
         ),
     ]
-    lines += [f"- {k}: {data.about[k]}" for k in ("train", "val", "test")] + ["", *about, ""]
-    return lines + table(rows, MRL_COLUMNS)
+    return section("Mean ribosome load", intro, data.about, notes, rows, MRL_COLUMNS)
 
 
 TASK = TaskSpec(

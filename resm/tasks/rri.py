@@ -443,12 +443,11 @@ def compare_report(cfg, result, rows) -> list[str]:
     """The interaction section of ``results.md``."""
     import json
 
-    from ..compare.report import EMBEDDINGS, budget_text, table
+    from ..compare.report import EMBEDDINGS, budget_text, section
 
     sec, data = cfg.rri, result["task_data"]["rri"]
     intro = f"Pairs (each partner at most {sec.head_config(1).max_length} nt; seeded subsets, seed {sec.seed}):"
-    lines = ["## RNA-RNA interaction", "", intro, ""]
-    about = [
+    notes = [
         (
             f"- head: InteractionHead {json.dumps(sec.head, sort_keys=True)} {EMBEDDINGS}the two partners embedded "
             f"apart; {budget_text(sec)}; binary cross-entropy on the interaction label; the head after the last step "
@@ -463,8 +462,7 @@ def compare_report(cfg, result, rows) -> list[str]:
             f"duplexfold over the test pairs); head train s: the head's training steps; device {cfg.device}."
         ),
     ]
-    lines += [f"- {k}: {data.about[k]}" for k in ("train", "val", "test")] + ["", *about, ""]
-    return lines + table(rows, RRI_COLUMNS)
+    return section("RNA-RNA interaction", intro, data.about, notes, rows, RRI_COLUMNS)
 
 
 TASK = TaskSpec(
