@@ -46,6 +46,29 @@ def resm_cli(*args, procs: int = 1, check: bool = True, **kw):
     return p
 
 
+def resm_main(*args, check: bool = True):
+    """Run the command line in this process (``resm.cli.main``), with what :func:`resm_cli`
+    returns: the exit code and what was printed on stdout and stderr. It saves the start-up of a
+    new interpreter (several seconds under load); keep at least one :func:`resm_cli` test per
+    command for the real entry point."""
+    import contextlib
+    import io
+    import subprocess
+
+    from resm.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse
+            code = e.code
+    p = subprocess.CompletedProcess(["resm", *map(str, args)], code, out.getvalue(), err.getvalue())
+    if check and p.returncode != 0:
+        raise AssertionError(p.stdout[-2000:] + p.stderr[-4000:])
+    return p
+
+
 def logged(run_dir, split: str = "train", key: str = "loss") -> dict:
     """{step: value} of one metric from a run's log.jsonl."""
     import json

@@ -299,7 +299,7 @@ def test_shipped_scorer_adds_pairs_to_the_trna_from_the_command_line(tmp_path):
     """The shipped model holds a scorer: ``resm fold --non-canonical --format pairs`` writes the
     canonical structure plus added pairs; dbn is refused in one line naming the format, with
     nothing written; ``--noncanonical`` is the same switch."""
-    from tests.conftest import resm_cli
+    from tests.conftest import resm_cli, resm_main
 
     fa = tmp_path / "t.fa"
     fa.write_text(f">tRNA\n{TRNA}\n")
@@ -310,7 +310,7 @@ def test_shipped_scorer_adds_pairs_to_the_trna_from_the_command_line(tmp_path):
     canonical = parse_pair_list((tmp_path / "c.pairs").read_text(), "c.pairs")
     have, base = (set(map(tuple, r.pairs.ij.tolist())) for r in (got, canonical))
     assert base < have and got.pairs.multiplet_bases() + got.non_canonical().pairs.n_pairs > 0
-    p = resm_cli("fold", fa, "--noncanonical", "-o", tmp_path / "t.dbn", check=False)
+    p = resm_main("fold", fa, "--noncanonical", "-o", tmp_path / "t.dbn", check=False)
     err = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(err) == 1 and "--format dbn cannot hold" in err[0]
     assert not (tmp_path / "t.dbn").exists()
@@ -332,9 +332,9 @@ def test_inconsistent_scorer_in_a_model_file_is_one_line_naming_it(nc_model, tmp
     assert str(e.value).startswith(f"structure model {bad}: its non-canonical scorer is unusable: ")
     assert not (tmp_path / "o.pairs").exists()
     # the command line: one line naming the file, exit 1, nothing written
-    from tests.conftest import resm_cli
+    from tests.conftest import resm_main
 
-    p = resm_cli("fold", fa, "--model", bad, "--non-canonical", "-o", tmp_path / "o.pairs", check=False)
+    p = resm_main("fold", fa, "--model", bad, "--non-canonical", "-o", tmp_path / "o.pairs", check=False)
     err = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(err) == 1 and str(bad) in err[0] and "trained on 5 features" in err[0]
     assert not (tmp_path / "o.pairs").exists()
@@ -343,7 +343,7 @@ def test_inconsistent_scorer_in_a_model_file_is_one_line_naming_it(nc_model, tmp
 def test_evaluate_non_canonical_adds_the_view_with_the_folders_rows(tmp_path):
     """``resm evaluate structure --non-canonical`` on a hand-made VL1: three views; RNAfold
     predicts no non-canonical pair (pair ratio 0.00 there)."""
-    from tests.conftest import resm_cli
+    from tests.conftest import resm_cli, resm_main
 
     data = tmp_path / "data"
     (data / "ss" / "pdb").mkdir(parents=True)
@@ -361,22 +361,22 @@ def test_evaluate_non_canonical_adds_the_view_with_the_folders_rows(tmp_path):
     assert views == ["vl1, canonical pairs"] * 2 + ["vl1, all pairs"] * 2 + ["vl1, non-canonical pairs"] * 2
     rnafold_nc = next(r for r in rows if r[0] == "| vl1, non-canonical pairs" and r[2] == "rnafold")
     assert rnafold_nc[7] == "0.00"  # pred/ref pairs
-    # without the switch: the two views of before
-    resm_cli(*args, "--folders", "rnafold", "--threads", "1", "--out", out)
+    # without the switch: the two views of before (in process: the first call ran the real entry point)
+    resm_main(*args, "--folders", "rnafold", "--threads", "1", "--out", out)
     assert "non-canonical pairs" not in out.read_text()
 
 
 def test_evaluate_non_canonical_without_a_scorer_is_one_line_before_any_work(tmp_path):
     from resm.backbone.load import safe_load
     from resm.structure.model import save_structure_model, shipped_model_path
-    from tests.conftest import resm_cli
+    from tests.conftest import resm_main
 
     data = safe_load(shipped_model_path())
     data.pop(KEY)
     plain = tmp_path / "plain.pt"
     save_structure_model(data, plain)
     out = tmp_path / "t.md"
-    p = resm_cli(
+    p = resm_main(
         "evaluate", "structure", "--model", plain, "--dataset", "vl1", "--non-canonical", "--out", out, check=False
     )
     err = p.stderr.strip().splitlines()

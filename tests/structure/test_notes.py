@@ -236,12 +236,12 @@ def test_resm_fold_scores_compares_and_refuses_ct(tmp_path):
     """resm fold: the score by default, --mfe and --compare rnafold (a labelled RNAfold line per
     record, three figures per record), --no-score gives RNAfold's plain three lines; --compare
     into ct is one line naming the way out, and nothing is written."""
-    from tests.conftest import resm_cli
+    from tests.conftest import resm_cli, resm_main
 
     (tmp_path / "x.fa").write_text(f">trna yeast tRNA-Phe\n{TRNA}\n>hp\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n")
     default = resm_cli("fold", tmp_path / "x.fa", "--nogpu", "--threads", "1").stdout.splitlines()
     assert default[0] == ">trna" and default[2].endswith("]") and " [eF1=0." in default[2]
-    resm_cli(
+    resm_main(
         "fold", tmp_path / "x.fa", "--nogpu", "--threads", "1", "--mfe", "--compare", "rnafold",
         "-o", tmp_path / "o.dbn", "--plot", tmp_path / "p", "--no-score",
     )  # fmt: skip
@@ -250,9 +250,9 @@ def test_resm_fold_scores_compares_and_refuses_ct(tmp_path):
     assert lines[:4] == [">trna", TRNA, f"{default[2].split()[0]} [MFE={mfe:.2f}]", f"{db} [RNAfold MFE={mfe:.2f}]"]
     assert len(lines) == 8 and lines[7].endswith("]") and "[RNAfold MFE=" in lines[7]
     assert len(list((tmp_path / "p").iterdir())) == 6
-    p = resm_cli("fold", tmp_path / "x.fa", "--nogpu", "--no-score", "--threads", "1")
+    p = resm_main("fold", tmp_path / "x.fa", "--nogpu", "--no-score", "--threads", "1")
     assert [x for x in p.stdout.splitlines()] == [x.split()[0] for x in default]
-    p = resm_cli("fold", tmp_path / "x.fa", "--nogpu", "--compare", "rnafold", "-o", tmp_path / "o.ct", check=False)
+    p = resm_main("fold", tmp_path / "x.fa", "--nogpu", "--compare", "rnafold", "-o", tmp_path / "o.ct", check=False)
     err = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(err) == 1 and "ct has no room for a second structure" in err[0], p.stderr
     assert not (tmp_path / "o.ct").exists()

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import resm_cli
+from tests.conftest import resm_cli, resm_main
 from tests.tasks.test_rri_mrl import mrl_config, rand, rri_config, rri_pairs, train_cfg, write_pairs
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
-    for seed in (1, 2):
-        resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", seed, "--out", d / f"tiny{seed}.pt")
+    for seed, run in ((1, resm_cli), (2, resm_main)):  # the real entry point once, then in process
+        run("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", seed, "--out", d / f"tiny{seed}.pt")
     return d / "tiny1.pt", d / "tiny2.pt"
 
 
@@ -57,11 +57,11 @@ def test_joint_bundle_serves_interact_predict_and_the_api(tmp_path, joint_bundle
     mir, utr = rand(rng, 21), rand(rng, 700)
     pairs = tmp_path / "p.tsv"
     pairs.write_text(f"a_name\ta_seq\tb_name\tb_seq\nm\t{mir}\tu\t{utr}\n")
-    resm_cli("interact", pairs, "--model", joint_bundle, "-o", tmp_path / "s.tsv", "--sites", tmp_path / "sites.tsv")
+    resm_main("interact", pairs, "--model", joint_bundle, "-o", tmp_path / "s.tsv", "--sites", tmp_path / "sites.tsv")
     cli_score = float((tmp_path / "s.tsv").read_text().splitlines()[1].split("\t")[3])
     utrs = tmp_path / "u.fa"
     utrs.write_text(f">short\n{utr[:40]}\n>long\n{utr}\n")
-    resm_cli("predict", "--task", "mrl", utrs, "--model", joint_bundle, "-o", tmp_path / "m.tsv")
+    resm_main("predict", "--task", "mrl", utrs, "--model", joint_bundle, "-o", tmp_path / "m.tsv")
     cli_mrl = [float(r.split("\t")[1]) for r in (tmp_path / "m.tsv").read_text().splitlines()[1:]]
 
     b = resm.load_bundle(joint_bundle, device="cpu")
@@ -75,7 +75,7 @@ def test_joint_bundle_serves_interact_predict_and_the_api(tmp_path, joint_bundle
     # fold needs a structure head: the joint rri+mrl bundle has none
     fa = tmp_path / "x.fa"
     fa.write_text(">x\nGGGGAAACCCCAUAGCGCGAAAGCGCU\n")
-    p = resm_cli("fold", fa, "--model", joint_bundle, "-o", tmp_path / "never.dbn", check=False)
+    p = resm_main("fold", fa, "--model", joint_bundle, "-o", tmp_path / "never.dbn", check=False)
     _one_line_error(p, str(joint_bundle), "no structure head", "resm fold")
     assert not (tmp_path / "never.dbn").exists()
     with pytest.raises(resm.bundle.BundleError, match="no structure head"):
@@ -119,7 +119,7 @@ def test_structure_head_in_a_bundle_folds(tmp_path, ckpts):
     seq = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
     fa = tmp_path / "x.fa"
     fa.write_text(f">x\n{seq}\n")
-    resm_cli("fold", fa, "--model", folder, "-o", tmp_path / "x.dbn")
+    resm_cli("fold", fa, "--model", folder, "-o", tmp_path / "x.dbn")  # the real entry point
     cli = (tmp_path / "x.dbn").read_text().splitlines()
     b = resm.load_bundle(folder, device="cpu")
     ((structure, probs),) = b.fold({"x": seq})
@@ -132,7 +132,7 @@ def test_structure_head_in_a_bundle_folds(tmp_path, ckpts):
         batch = encode_batch([seq], scheme)
         ref = torch.sigmoid(b.model(batch, ["structure"])["structure"][0]).numpy()
     np.testing.assert_allclose(probs, ref, atol=1e-5)
-    p = resm_cli("predict", "--task", "mrl", fa, "--model", folder, "-o", tmp_path / "never.tsv", check=False)
+    p = resm_main("predict", "--task", "mrl", fa, "--model", folder, "-o", tmp_path / "never.tsv", check=False)
     _one_line_error(p, str(folder), "no mrl head", "resm predict --task mrl")
 
 
@@ -144,13 +144,13 @@ def test_bundle_for_another_scheme_or_backbone_is_refused(tmp_path, ckpts, joint
     man["scheme"]["name"] = "kerd"
     (other / "manifest.json").write_text(json.dumps(man))
     for args in (["interact", pairs], ["predict", "--task", "mrl", pairs]):
-        p = resm_cli(*args, "--model", other, "-o", tmp_path / "never.tsv", check=False)
+        p = resm_main(*args, "--model", other, "-o", tmp_path / "never.tsv", check=False)
         _one_line_error(p, str(other))
     fa = tmp_path / "x.fa"
     fa.write_text(">x\nGGGGAAACCCC\n")
-    _one_line_error(resm_cli("fold", fa, "--model", other, "-o", tmp_path / "n.dbn", check=False), str(other))
+    _one_line_error(resm_main("fold", fa, "--model", other, "-o", tmp_path / "n.dbn", check=False), str(other))
     # another backbone (a different checksum) than the one the bundle was trained on
-    p = resm_cli(
+    p = resm_main(
         "interact", pairs, "--model", joint_bundle, "--backbone", ckpts[1], "-o", tmp_path / "never.tsv", check=False
     )
     _one_line_error(p, str(joint_bundle), "backbone")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import resm_cli
+from tests.conftest import resm_cli, resm_main
 
 
 def rand(rng, n):
@@ -19,7 +19,7 @@ def rand(rng, n):
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
-    resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "1", "--out", d / "tiny.pt")
+    resm_main("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "1", "--out", d / "tiny.pt")
     return d / "tiny.pt"
 
 
@@ -195,12 +195,12 @@ def test_interact_scans_long_partners(tmp_path, bundle):
     # a partner over 4,000 nt, or with a symbol that is no nucleotide: one line naming the record
     too_long = tmp_path / "too_long.tsv"
     too_long.write_text(f"m1\t{mir}\tt1\tACGUACGU\nm2\t{mir}\tlongutr\t{utr}A\n")
-    p = resm_cli("interact", too_long, "--model", bundle, "-o", tmp_path / "never.tsv", check=False)
+    p = resm_main("interact", too_long, "--model", bundle, "-o", tmp_path / "never.tsv", check=False)
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "too_long.tsv line 2: b_seq of 'longutr' has 4001 nt, longer than the 4000 nt supported" in p.stderr
     bad = tmp_path / "bad.tsv"
     bad.write_text(f"m1\t{mir}\tt1\tACGUACGU\nm2\tACGU1ACG\tt2\t{utr[:500]}\n")
-    p = resm_cli("interact", bad, "--model", bundle, "-o", tmp_path / "never.tsv", check=False)
+    p = resm_main("interact", bad, "--model", bundle, "-o", tmp_path / "never.tsv", check=False)
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "bad.tsv line 2" in p.stderr
     assert "m2" in p.stderr and not (tmp_path / "never.tsv").exists()
 
@@ -227,6 +227,6 @@ def test_expression_head_reads_utrs_to_4000_nt(tmp_path, tiny_ckpt, bundle):
         ref = tm.heads[head](h, b["mask"]).item() * 2.0 + 5.0
     assert r["pred"][0] == pytest.approx(ref, abs=1e-4) and tm.encoder.window == 0
     fa.write_text(f">ok\n{seqs['short']}\n>huge\n{seqs['long']}AC\n")
-    p = resm_cli("predict", "--task", "mrl", fa, "--model", bundle, "-o", tmp_path / "never.tsv", check=False)
+    p = resm_main("predict", "--task", "mrl", fa, "--model", bundle, "-o", tmp_path / "never.tsv", check=False)
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
     assert "record 'huge' has 4002 nt, longer than the 4000 nt supported" in p.stderr

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from resm.cli import main as cli_main
-from tests.conftest import resm_cli
+from tests.conftest import resm_cli, resm_main
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}
 
@@ -64,7 +64,7 @@ def write_utrs(path: Path, rows, target="rl"):
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
-    resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "1", "--out", d / "tiny.pt")
+    resm_main("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "1", "--out", d / "tiny.pt")
     return d / "tiny.pt"
 
 
@@ -112,10 +112,11 @@ def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
     from resm.backbone.adapters import read_manifest
     from resm.tasks import run
 
-    res = run(rri_config(tmp_path, tiny_ckpt, steps=250))
+    res = run(rri_config(tmp_path, tiny_ckpt, steps=200))
     val = res["final"]
     # chance is 0.5: the complementarity rule is learnt through the adapter + head (observed
-    # 0.80 on held-out pairs; training loss 0.72 -> 0.28)
+    # 0.80 on held-out pairs after 200 steps, 0.82 after 150, 0.75 after 100; training loss
+    # 0.72 -> 0.37, last five logged 0.40)
     assert val["val_auroc"] > 0.7, val
     losses = [
         json.loads(x)["loss"]
@@ -133,7 +134,7 @@ def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
 
     test = write_pairs(tmp_path / "test.tsv", rri_pairs(200, 9))
     out, maps = tmp_path / "scores.tsv", tmp_path / "maps.npz"
-    p = resm_cli("interact", test, "--model", folder, "-o", out, "--maps", maps)
+    p = resm_cli("interact", test, "--model", folder, "-o", out, "--maps", maps)  # the real entry point
     assert "auroc" in p.stdout
     lines = out.read_text().splitlines()
     assert lines[0].split("\t") == ["index", "a_name", "b_name", "score", "label"] and len(lines) == 201
@@ -151,7 +152,8 @@ def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
     np.testing.assert_allclose(z["pair1"], pm[0], atol=1e-3)
 
     # unlabelled input: scores only; a missing sequence is a one-line error naming the line
-    resm_cli(
+    # (the rest in process: the same resm.cli.main without a new interpreter's start-up)
+    resm_main(
         "interact",
         write_pairs(tmp_path / "u.tsv", rri_pairs(5, 3), labels=False),
         "--model",
@@ -162,22 +164,22 @@ def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
     assert len((tmp_path / "u_out.tsv").read_text().splitlines()[0].split("\t")) == 4
     bad = tmp_path / "bad.tsv"
     bad.write_text("a_name\ta_seq\tb_name\tb_seq\tlabel\nm1\tACGUACGUACGU\tt1\tACGUAGCU\t1\nm2\t\tt2\tACGU\t0\n")
-    p = resm_cli("interact", bad, "--model", folder, "-o", tmp_path / "never.tsv", check=False)
+    p = resm_main("interact", bad, "--model", folder, "-o", tmp_path / "never.tsv", check=False)
     assert p.returncode == 1 and "bad.tsv line 3" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "never.tsv").exists()
     # a partner longer than the head's 40-nt training length is scanned in windows; past the
     # 4,000 nt the scan supports it is a one-line error naming the record
     long = write_pairs(tmp_path / "long.tsv", [("m", "ACGU" * 5, "t", "ACGU" * 11, 1)])
-    p = resm_cli("interact", long, "--model", folder, check=False)
+    p = resm_main("interact", long, "--model", folder, check=False)
     assert p.returncode == 0 and len(p.stdout.splitlines()[1].split("\t")) == 5
     too_long = write_pairs(tmp_path / "too_long.tsv", [("m", "ACGU" * 5, "t", "ACGU" * 1001, 1)])
-    p = resm_cli("interact", too_long, "--model", folder, check=False)
+    p = resm_main("interact", too_long, "--model", folder, check=False)
     assert p.returncode == 1 and "'t'" in p.stderr and "longer than the 4000 nt" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     # another backbone (same architecture, other weights) is refused by checksum
     other = tmp_path / "other.pt"
-    resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "2", "--out", other)
-    p = resm_cli("interact", test, "--model", folder, "--backbone", other, check=False)
+    resm_main("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "2", "--out", other)
+    p = resm_main("interact", test, "--model", folder, "--backbone", other, check=False)
     assert p.returncode == 1 and "backbone" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
@@ -190,10 +192,10 @@ def test_rri_onehot_baseline_and_zero_shot(tmp_path, tiny_ckpt):
     resm_cli("predict", "--task", "rri", test, "--model", res["model_file"], "-o", tmp_path / "o.tsv")
     assert len((tmp_path / "o.tsv").read_text().splitlines()) == 41
     # zero-shot: one score per pair from the backbone's contact head, in [0, 1]
-    p = resm_cli("interact", test, "--zero-shot", "--backbone", tiny_ckpt, "--linker", "NNN", "-o", tmp_path / "z.tsv")
+    p = resm_main("interact", test, "--zero-shot", "--backbone", tiny_ckpt, "--linker", "NNN", "-o", tmp_path / "z.tsv")
     z = [float(r.split("\t")[3]) for r in (tmp_path / "z.tsv").read_text().splitlines()[1:]]
     assert len(z) == 40 and all(0.0 <= v <= 1.0 for v in z) and len(set(z)) > 1
-    p = resm_cli("interact", test, "--zero-shot", check=False)
+    p = resm_main("interact", test, "--zero-shot", check=False)
     assert p.returncode == 1 and "--backbone" in p.stderr
 
 
@@ -216,7 +218,8 @@ def mrl_config(tmp_path, ckpt, head=None, mode="frozen", steps=80):
 def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
     from resm.tasks import run
 
-    res = run(mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=120))
+    # observed val R² 0.83 and Spearman 0.88 after 80 steps (0.80 / 0.89 after 60)
+    res = run(mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=80))
     assert res["final"]["val_r2"] > 0.5 and res["final"]["val_spearman"] > 0.7, res["final"]
     opt = run(
         mrl_config(tmp_path, tiny_ckpt, head={"kind": "optimus", "length": 40, "filters": 32, "dense": 16}, steps=120)
@@ -225,24 +228,24 @@ def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
     # predict: CSV with targets (metrics), CSV without, FASTA; predictions agree across formats
     rows = utr_rows(50, 7)
     with_y = write_utrs(tmp_path / "test.csv", rows)
-    p = resm_cli("predict", "--task", "mrl", with_y, "--model", res["model_file"], "-o", tmp_path / "p1.tsv")
+    p = resm_cli("predict", "--task", "mrl", with_y, "--model", res["model_file"], "-o", tmp_path / "p1.tsv")  # real
     assert "spearman" in p.stdout
     no_y = tmp_path / "noy.csv"
     no_y.write_text("id,utr\n" + "".join(f"u{i},{s}\n" for i, s, _ in rows))
-    resm_cli("predict", "--task", "mrl", no_y, "--model", res["model_file"], "-o", tmp_path / "p2.tsv")
+    resm_main("predict", "--task", "mrl", no_y, "--model", res["model_file"], "-o", tmp_path / "p2.tsv")
     fa = tmp_path / "u.fa"
     fa.write_text("".join(f">u{i}\n{s}\n" for i, s, _ in rows))
-    resm_cli("predict", "--task", "mrl", fa, "--model", res["model_file"], "-o", tmp_path / "p3.tsv")
+    resm_main("predict", "--task", "mrl", fa, "--model", res["model_file"], "-o", tmp_path / "p3.tsv")
     cols = [
         [float(r.split("\t")[1]) for r in (tmp_path / f).read_text().splitlines()[1:]]
         for f in ("p1.tsv", "p2.tsv", "p3.tsv")
     ]
     np.testing.assert_allclose(cols[0], cols[1], atol=1e-5)
     np.testing.assert_allclose(cols[0], cols[2], atol=1e-5)
-    resm_cli("predict", "--task", "mrl", with_y, "--model", opt["model_file"], "-o", tmp_path / "p4.tsv")
+    resm_main("predict", "--task", "mrl", with_y, "--model", opt["model_file"], "-o", tmp_path / "p4.tsv")
     bad = tmp_path / "bad.csv"
     bad.write_text("id,utr\nu1,ACGU\nu2,AC-GU\n")
-    p = resm_cli("predict", "--task", "mrl", bad, "--model", res["model_file"], check=False)
+    p = resm_main("predict", "--task", "mrl", bad, "--model", res["model_file"], check=False)
     assert p.returncode == 1 and "bad.csv line 3" in p.stderr
 
 
@@ -336,7 +339,7 @@ def test_bad_task_configs_are_one_line_errors(tmp_path, tiny_ckpt):
     cfg = mrl_config(tmp_path, tiny_ckpt)
     cfg["head"]["max_length"] = 20
     path.write_text(yaml.safe_dump(cfg))
-    p = resm_cli("finetune", "--config", path, check=False)
+    p = resm_main("finetune", "--config", path, check=False)
     assert p.returncode == 1 and "longer than the 20 nt" in p.stderr
 
 
