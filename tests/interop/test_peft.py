@@ -12,7 +12,7 @@ import torch
 from resm.alphabet import pad_batch
 from resm.backbone.load import load_backbone, resm_meta, save_hf
 from resm.mapping import get_scheme
-from tests.conftest import resm_cli
+from tests.conftest import resm_cli, resm_main
 from tests.tasks.test_rri_mrl import rri_config, rri_pairs, write_pairs
 
 TOL = 1e-4
@@ -26,7 +26,7 @@ def setup(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("peft")
     ckpt = d / "tiny.pt"
-    resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "1", "--out", ckpt)
+    resm_main("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "1", "--out", ckpt)
     cfg = rri_config(d, ckpt, steps=20)
     cfg["optim"]["lr"] = 1e-2  # 20 steps that move the adapter well away from its zero start
     bundle = Path(run(cfg)["model_file"])
@@ -115,8 +115,8 @@ def test_a_peft_folder_resm_cannot_honour_is_one_line(setup, tmp_path):
     c = json.loads((bad / "adapter_config.json").read_text())
     (bad / "adapter_config.json").write_text(json.dumps(dict(c, use_dora=True)))
     test = write_pairs(tmp_path / "t.tsv", rri_pairs(3, 1))
-    p = resm_cli("interact", test, "--model", setup["bundle"], "--adapter", bad, "-o", tmp_path / "o.tsv", check=False)
+    p = resm_main("interact", test, "--model", setup["bundle"], "--adapter", bad, "-o", tmp_path / "o.tsv", check=False)
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
     assert "adapter_config.json: field 'use_dora' is True" in p.stderr and not (tmp_path / "o.tsv").exists()
-    p = resm_cli("interact", test, "--model", setup["bundle"], "--adapter", tmp_path / "none", check=False)
+    p = resm_main("interact", test, "--model", setup["bundle"], "--adapter", tmp_path / "none", check=False)
     assert p.returncode == 1 and "no such PEFT adapter folder" in p.stderr
