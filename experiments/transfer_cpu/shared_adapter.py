@@ -2,35 +2,51 @@
 native-token initialisation? The equal-budget experiment of issue 27 item 4, at CPU scale.
 
     OMP_NUM_THREADS=1 python experiments/transfer_cpu/shared_adapter.py \
-        --protein runs/protein_small/model.pt --steps 80 --out experiments/results/shared_adapter_cpu.md
+        --protein runs/protein_small/model.pt --batches 200 --ss-test 1000 \
+        --runs runs/shared_adapter_3h --arms protein_shared          # one arm; two processes at a time
+    OMP_NUM_THREADS=1 python experiments/transfer_cpu/shared_adapter.py ... --report \
+        --out experiments/results/shared_adapter_cpu_3heads.md        # the table and figure
 
-Nine arms: three backbone initialisations x three ways to train the heads.
+Nine arms: three backbone initialisations x three ways to train the heads, each arm training
+three heads (``--heads``: structure, rri, mrl).
 
 * init ``protein``: our protein checkpoint (configs/pretrain/protein_small_cpu.yaml) read under the
   ``kdny`` mapping; ``random``: the same ``small`` architecture, random weights (init_seed 0), under
   ``kdny``; ``nt``: random weights (init_seed 0) under native nucleotide tokens (scheme ``nt``).
-* ``shared``: one LoRA adapter (r 8) trained jointly for the interaction (rri) and expression
-  (mrl) heads, ``task: joint`` of configs/finetune/rri_mrl_joint.yaml, ``steps`` steps with the
-  two sub-tasks' batches interleaved; ``own``: each head with its own adapter, the same joint
-  config with one sub-task per run, ``steps / 2`` steps each; ``frozen``: the joint config with
-  the backbone frozen (heads only), ``steps`` steps.
+* ``shared``: one LoRA adapter (r 8) trained jointly for every head, ``task: joint``
+  (configs/finetune/rri_mrl_joint.yaml's interaction and expression heads, plus the ``structure``
+  sub-task), ``batches x heads`` steps with the sub-tasks' batches interleaved round-robin;
+  ``own``: each head with its own adapter, the same config with one sub-task per run, ``batches``
+  steps each; ``frozen``: the joint config with the backbone frozen (heads only).
+* The structure head is the dense 2-D head of configs/finetune/structure_conv.yaml (kind ``conv``,
+  one-hot pair channels) reading the encoder's embeddings, without the ViennaRNA channel: no
+  thermodynamic prior, so what it knows beyond the sequence comes from the backbone. (The shipped
+  ``pairs`` head reads EternaFold's candidate pairs, which would carry most of the signal for
+  every arm; an attention-reading head cannot share an encoder in a joint run.) Its greedy
+  threshold is chosen at the end of training on 200 VL0 records.
 
-Equal budget: in every arm each head sees exactly ``steps / 2`` of its own batches (64 pairs, 128
-UTRs), the same batches in the same order (the sub-task streams depend on the data seed only),
-under the same learning-rate schedule per head batch (cosine, warm-up a tenth of the run), the same
-head architectures and initialisation seed. Every arm is trained through ``resm finetune``; no
-model selection (the last step is scored).
+Equal budget: in every arm each head sees exactly ``--batches`` of its own batches (structure:
+bpRNA TR0 crops of ``--ss-max-length`` nt, ``--ss-tokens`` tokens a batch; interaction:
+``--rri-batch`` MirTarRAW pairs; expression: ``--mrl-batch`` UTRs), the same batches in the same
+order (the sub-task streams depend on the data seed only), under the same learning-rate schedule
+per head batch (cosine, warm-up a tenth of the run), the same head architectures and
+initialisation seed. Every arm is trained through ``resm finetune``; no model selection (the
+last step is scored).
 
-Measured: RNA-RNA interaction AUROC / AUPRC on the DeepMirTar test (828 pairs, never used in
-training), expression R^2 / Spearman on the MRL test part (the seeded 10% of the 20k library,
-2,000 UTRs), with `resm interact` / `resm predict --task mrl`'s library functions on each bundle.
-Structure is not measured here: when these arms ran, ``structure`` was not yet a sub-task of
-``task: joint`` on this branch (main's 79279a3 added it as this session ended), so the structure
-head could not share the adapter (the structure effect of the initialisation is in
-experiments/results/transfer_cpu.md).
+Measured on each arm's bundle(s), never on data read in training: structure mean per-sequence
+F1 (strict and ±1) on TS0 and bpRNA-new (all records or a seeded ``--ss-test`` subset of each),
+folded by the bundle's predictor as `resm fold --model DIR` folds and scored by
+resm.structure.metrics.evaluate; RNA-RNA interaction AUROC / AUPRC on the DeepMirTar test (828
+pairs, `resm interact`'s library function); expression R^2 / Spearman on the MRL test part (the
+seeded 10% of the 20k library, 2,000 UTRs, or a seeded ``--mrl-test`` subset; `resm predict
+--task mrl`'s library function). Each arm keeps its per-item test results (items_<head>.json),
+from which the report draws standard errors (per-sequence F1: over sequences; AUROC and R^2:
+seeded bootstrap) and paired differences between arms that differ in one factor.
 
 ``--arms`` runs a subset (for two processes at a time); ``--report`` only writes the table and
-figure from the arms' result files.
+figure from the arms' result files. The two-head tables (shared_adapter_cpu.md,
+shared_adapter_cpu_s400.md) were made by this script before structure joined (commit a706479,
+``--steps`` = joint steps, two heads).
 """
 
 from __future__ import annotations
@@ -70,8 +86,10 @@ def sh(args, log: Path) -> float:
 
 
 def arm_config(init: str, setup: str, subs: list[str], steps: int, out: Path, a) -> dict:
-    """The finetune config of one run of an arm: configs/finetune/rri_mrl_joint.yaml with the
-    arm's backbone, mode, sub-tasks and budget."""
+    """The finetune config of one run of an arm: configs/finetune/rri_mrl_joint.yaml (the
+    interaction and expression heads) plus, for ``structure``, the dense 2-D head of
+    configs/finetune/structure_conv.yaml without its ViennaRNA channel, with the arm's backbone,
+    mode, sub-tasks and budget."""
     cfg = yaml.safe_load((REPO / "configs/finetune/rri_mrl_joint.yaml").read_text())
     scheme, source, _ = INITS[init]
     model = cfg["model"]
@@ -80,9 +98,11 @@ def arm_config(init: str, setup: str, subs: list[str], steps: int, out: Path, a)
     if setup == "frozen":
         model["mode"] = "frozen"
         model.pop("adapter", None)
-    cfg["tasks"] = {k: v for k, v in cfg["tasks"].items() if k in subs}
-    for sub in cfg["tasks"].values():
-        sub["data"]["max_val"] = 200  # the final validation only (no selection); tests are apart
+    tasks = {"structure": structure_entry(a), **cfg["tasks"]}
+    cfg["tasks"] = {k: tasks[k] for k in subs}
+    for name, sub in cfg["tasks"].items():
+        if name != "structure":
+            sub["data"]["max_val"] = 200  # the final validation only (no selection); tests are apart
     cfg["tasks"].get("rri", {}).get("data", {})["batch_size"] = a.rri_batch
     cfg["tasks"].get("mrl", {}).get("data", {})["batch_size"] = a.mrl_batch
     cfg["optim"]["warmup_steps"] = max(1, steps // 10)
@@ -96,6 +116,18 @@ def arm_config(init: str, setup: str, subs: list[str], steps: int, out: Path, a)
         progress=False,
     )
     return cfg
+
+
+def structure_entry(a) -> dict:
+    """The ``structure`` sub-task: configs/finetune/structure_conv.yaml's head (kind ``conv``,
+    one-hot pair channels, no attention) and data, without the ViennaRNA channel (no
+    thermodynamic prior: what the head knows comes from the backbone's embeddings and the
+    sequence), crops of ``--ss-max-length`` nt, ``--ss-tokens`` tokens a batch; the greedy
+    threshold is chosen at the end on a fixed seeded 200-record subset of VL0 (validation
+    only: no test record is read in training)."""
+    cfg = yaml.safe_load((REPO / "configs/finetune/structure_conv.yaml").read_text())
+    data = dict(cfg["data"], use_bpp=False, max_length=a.ss_max_length, tokens_per_batch=a.ss_tokens, max_val=200)
+    return {"weight": 1.0, "head": cfg["head"], "data": data, "loss": cfg["loss"]}
 
 
 def random_backbone(scheme: str, runs: Path) -> Path:
@@ -119,96 +151,260 @@ def run_arm(name: str, a) -> None:
     log = out / "commands.log"
     res_file = out / "result.json"
     res = json.loads(res_file.read_text()) if res_file.exists() else {}
-    runs = {"rri": ["rri"], "mrl": ["mrl"]} if setup == "own" else {"joint": ["rri", "mrl"]}
-    steps = a.steps // 2 if setup == "own" else a.steps
+    runs = {h: [h] for h in a.heads} if setup == "own" else {"joint": list(a.heads)}
     bundles = {}
     for run, subs in runs.items():
         rdir = out / run
         bundles.update({s: rdir / "model" for s in subs})
         if f"train_s_{run}" in res:
             continue
+        steps = a.batches * len(subs)
         cfg_file = out / f"{run}.yaml"
         cfg_file.write_text(yaml.safe_dump(arm_config(init, setup, subs, steps, rdir, a), sort_keys=False))
         res[f"train_s_{run}"] = sh(["finetune", "--config", cfg_file], log)
         res_file.write_text(json.dumps(res, indent=1))
-    if "rri" not in res or "mrl" not in res:
-        res.update(evaluate(bundles, Path(a.data_dir), REPO / a.runs, a.mrl_test))
-        res_file.write_text(json.dumps(res, indent=1, default=float))
-    print(name, json.dumps({k: res[k] for k in ("rri", "mrl")}, default=float), flush=True)
+    for head in a.heads:
+        if head not in res:
+            t = time.time()
+            res[head], items = EVALUATE[head](bundles[head], Path(a.data_dir), REPO / a.runs, a)
+            res[f"{head}_eval_s"] = time.time() - t
+            (out / f"items_{head}.json").write_text(json.dumps(items, default=float))
+            res_file.write_text(json.dumps(res, indent=1, default=float))
+    print(name, json.dumps({k: res[k] for k in a.heads}, default=float), flush=True)
 
 
-def evaluate(bundles: dict[str, Path], data: Path, runs: Path, mrl_test: int | None) -> dict:
-    """DeepMirTar test AUROC / AUPRC and MRL test R^2 / Spearman of an arm's bundles (the MRL
-    test part, or its seeded subset of ``mrl_test`` UTRs: the same for every arm)."""
+def evaluate_rri(bundle: Path, data: Path, runs: Path, a) -> tuple[dict, dict]:
+    """DeepMirTar test AUROC / AUPRC of the bundle's interaction head (`resm interact`'s library
+    function), and each pair's score and label."""
+    sys.path.insert(0, str(REPO))
+    from resm.predict import interact
+
+    got = interact(data / "rri/DeepMirTar_IndTest.tsv", bundle)
+    r = got["metrics"]
+    items = {"score": [float(x) for x in got["scores"]], "label": [int(p.label) for p in got["pairs"]]}
+    return {k: r[k] for k in ("auroc", "auprc", "n")}, items
+
+
+def evaluate_mrl(bundle: Path, data: Path, runs: Path, a) -> tuple[dict, dict]:
+    """MRL test R^2 / Spearman of the bundle's expression head (`resm predict --task mrl`'s
+    library function) on the MRL test part, or its seeded subset of ``--mrl-test`` UTRs (the
+    same for every arm), and each UTR's prediction and measured MRL."""
     sys.path.insert(0, str(REPO))
     from resm.data.mrl import read_mrl, split_utrs
-    from resm.predict import interact, predict_expression
+    from resm.predict import predict_expression
     from resm.tasks.base import subset
 
-    t = time.time()
-    r = interact(data / "rri/DeepMirTar_IndTest.tsv", bundles["rri"])["metrics"]
-    out = {"rri": {k: r[k] for k in ("auroc", "auprc", "n")}, "rri_eval_s": time.time() - t}
-    te_csv = runs / f"mrl_test20k_{mrl_test or 'all'}.csv"
+    te_csv = runs / f"mrl_test20k_{a.mrl_test or 'all'}.csv"
     if not te_csv.exists():
         _, _, te = split_utrs(read_mrl(data / "mrl/Smart5UTR_egfp_m1pseudo_2_test20k.csv"), (0.8, 0.1, 0.1), 0)
-        te = subset(te, mrl_test, 0)
+        te = subset(te, a.mrl_test, 0)
         tmp = te_csv.with_suffix(f".{os.getpid()}.tmp")  # two arms may evaluate at once
         tmp.write_text("id,utr,rl\n" + "".join(f"{u.name},{u.seq},{u.mrl}\n" for u in te))
         os.replace(tmp, te_csv)
-    t = time.time()
-    m = predict_expression(te_csv, bundles["mrl"])["metrics"]
-    out.update(mrl={k: m[k] for k in ("r2", "spearman", "n")}, mrl_eval_s=time.time() - t)
-    return out
+    got = predict_expression(te_csv, bundle)
+    y = [float(line.split(",")[2]) for line in te_csv.read_text().splitlines()[1:]]
+    m = got["metrics"]
+    return {k: m[k] for k in ("r2", "spearman", "n")}, {"pred": [float(x) for x in got["pred"]], "y": y}
+
+
+def evaluate_structure(bundle: Path, data: Path, runs: Path, a) -> tuple[dict, dict]:
+    """Mean per-sequence F1 (strict and ±1 shift) of the bundle's structure head on TS0 and
+    bpRNA-new (all records, or a seeded subset of ``--ss-test`` of each: the same for every
+    arm), folded as `resm fold --model DIR` folds (the bundle's predictor, at the threshold
+    chosen on VL0) and scored with resm.structure.metrics.evaluate, per set with its standard
+    error over sequences; and each sequence's F1 and ±1 F1."""
+    sys.path.insert(0, str(REPO))
+    import numpy as np
+    import torch
+
+    from resm.bundle import load_bundle
+    from resm.structure.datasets import load_dataset
+    from resm.structure.metrics import evaluate
+
+    pred = load_bundle(bundle).predictor()
+    out, items = {}, {}
+    for name in SS_SETS:
+        recs = load_dataset(name, data, a.ss_test, 0)
+        t = time.time()
+        with torch.inference_mode():
+            got = [s.pairs for s, _ in pred.fold([(r.name, r.seq) for r in recs], progress=False)]
+        fold_s = time.time() - t
+        r = evaluate(got, [x.pairs for x in recs])
+        per = [evaluate([p], [x.pairs]) for p, x in zip(got, recs)]  # per-sequence scores, for the SE
+        out[name] = {"n": len(recs), "fold_s": fold_s, "pair_ratio": r["pair_ratio"]}
+        for key in ("f1", "f1_shift"):
+            v = np.array([q[f"{key}_mean"] for q in per])
+            out[name].update({key: r[f"{key}_mean"], f"{key}_se": float(v.std(ddof=1) / np.sqrt(len(v)))})
+            items[f"{name}_{key}"] = v.tolist()
+    return out, items
+
+
+EVALUATE = {"structure": evaluate_structure, "rri": evaluate_rri, "mrl": evaluate_mrl}
+SS_SETS = ("ts0", "bprna-new")
 
 
 def report(a) -> None:
-    res = {}
+    res, items = {}, {}
     for name in ARMS:
         f = REPO / a.runs / name / "result.json"
-        if f.exists() and "mrl" in json.loads(f.read_text()):
-            res[name] = json.loads(f.read_text())
+        r = json.loads(f.read_text()) if f.exists() else {}
+        if all(h in r for h in a.heads):
+            res[name] = r
+            items[name] = {h: json.loads((f.parent / f"items_{h}.json").read_text()) for h in a.heads}
+    se = {n: standard_errors(items[n], a.heads) for n in res}
     cmd = (
         f"OMP_NUM_THREADS=1 python experiments/transfer_cpu/shared_adapter.py --protein {a.protein} "
-        f"--steps {a.steps} --rri-batch {a.rri_batch} --mrl-batch {a.mrl_batch} --mrl-test {a.mrl_test or 0} "
-        f"--arms {' '.join(res)} --out {_shown(a.out)}"
+        f"--heads {' '.join(a.heads)} --batches {a.batches} --rri-batch {a.rri_batch} --mrl-batch {a.mrl_batch} "
+        f"--ss-max-length {a.ss_max_length} --ss-tokens {a.ss_tokens} --ss-test {a.ss_test or 0} "
+        f"--mrl-test {a.mrl_test or 0} --runs {a.runs} --arms {' '.join(res)} --out {_shown(a.out)}"
     )
+    n = len(a.heads)
     sub = f", a seeded subset of {a.mrl_test} of them, the same for every arm" if a.mrl_test else ""
+    ss_sub = f"a seeded subset of {a.ss_test} records of each, the same for every arm" if a.ss_test else "all records"
     lines = [
         "# One adapter for every head? Frozen or adapters? Which initialisation? (equal budget, CPU scale)",
         "",
         f"Command: `{cmd}`{a.note}",
         "",
-        f"Every arm: each head trained on exactly {a.steps // 2} batches of its own (RNA-RNA interaction: "
-        f"{a.rri_batch} MirTarRAW pairs; expression: {a.mrl_batch} UTRs of the 20k library's training part), the "
-        "same batches in the "
-        "same order, the same heads (configs/finetune/rri_mrl_joint.yaml), LoRA r 8 where adapters train, cosine "
-        "learning rate with a tenth of the run as warm-up, the last step scored. `shared`: one run of "
-        f"`task: joint`, {a.steps} interleaved steps; `own`: one run per head, {a.steps // 2} steps each; "
-        f"`frozen`: `task: joint` with the backbone frozen, {a.steps} steps. Backbone: the `small` ESM-2 "
-        "architecture (4 layers, 128 dims, 0.8M parameters).",
+        f"Every arm: each head trained on exactly {a.batches} batches of its own, the same batches in the same "
+        "order, the same head architectures and initialisation seed, LoRA r 8 where adapters train, cosine "
+        "learning rate with a tenth of the run as warm-up, the last step scored (no model selection). Heads: "
+        + "; ".join(HEAD_TEXT[h].format(a=a) for h in a.heads)
+        + f". `shared`: one run of `task: joint`, {a.batches * n} steps with the heads' batches interleaved "
+        f"round-robin; `own`: one run per head, {a.batches} steps each, each with its own adapter; `frozen`: "
+        f"`task: joint` with the backbone frozen (heads only), {a.batches * n} steps. Backbone: the `small` "
+        "ESM-2 architecture (4 layers, 128 dims, 0.8M parameters).",
         "",
-        "Test sets: DeepMirTar_IndTest (828 pairs) for interaction; for expression the seeded 10% test part of "
-        f"the 20k MRL library (2,000 UTRs){sub}. Structure is not in this table: when these arms ran, `structure` was "
-        "not yet a sub-task of `task: joint` on this branch (main's 79279a3 added it as the session ended; see "
-        "experiments/results/transfer_cpu.md for the initialisations on TS0 / bpRNA-new).",
+        "Test sets, never read in training: "
+        + "; ".join(TEST_TEXT[h].format(sub=sub, ss_sub=ss_sub) for h in a.heads)
+        + ". In brackets: the standard error over test items (structure: over sequences; AUROC and R²: "
+        "1,000 seeded bootstrap resamples of the test items).",
         "",
-        "| init | heads | DeepMirTar AUROC | AUPRC | MRL test R² | MRL test Spearman | train s |",
-        "|---|---|---|---|---|---|---|",
+        "| init | heads | " + " | ".join(c for h in a.heads for c in COLUMNS[h]) + " | train s |",
+        "|---|---|" + "---|" * sum(len(COLUMNS[h]) for h in a.heads) + "---|",
     ]
     for name, r in res.items():
         init, setup = name.split("_")
         secs = sum(v for k, v in r.items() if k.startswith("train_s_"))
-        lines.append(
-            f"| {INITS[init][2]} | {SETUPS[setup]} | {r['rri']['auroc']:.3f} | {r['rri']['auprc']:.3f} "
-            f"| {r['mrl']['r2']:.3f} | {r['mrl']['spearman']:.3f} | {secs:.0f} |"
-        )
+        cells = [c for h in a.heads for c in CELLS[h](r[h], se[name])]
+        lines.append(f"| {INITS[init][2]} | {SETUPS[setup]} | " + " | ".join(cells) + f" | {secs:.0f} |")
+    diffs = contrasts(res, items, a.heads)
+    if diffs:
+        lines += [
+            "",
+            "Paired differences (first arm minus second; in brackets the standard error of the difference over "
+            "the same test items: structure over sequences, AUROC and R² by 1,000 seeded paired bootstrap "
+            "resamples):",
+            "",
+            "| contrast | " + " | ".join(lab for h in a.heads for lab in DIFF_LABELS[h]) + " |",
+            "|---|" + "---|" * sum(len(DIFF_KEYS[h]) for h in a.heads),
+        ]
+        for label, cells in diffs:
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     missing = [n for n in ARMS if n not in res]
     if missing:
         lines += ["", "Not run: " + ", ".join(missing) + "."]
     text = "\n".join(lines) + "\n"
     a.out.write_text(text)
-    _figure(res, a.out.with_suffix(".png"), a.steps)
+    _figure(res, se, a.out.with_suffix(".png"), a.batches, a.heads)
     print(text)
+
+
+HEAD_TEXT = {
+    "structure": "structure, the dense 2-D head of configs/finetune/structure_conv.yaml (one-hot pair channels, "
+    "no ViennaRNA channel, no attention maps) on bpRNA TR0 crops of {a.ss_max_length} nt, {a.ss_tokens} tokens "
+    "a batch, greedy threshold chosen on 200 VL0 records",
+    "rri": "interaction, configs/finetune/rri_mrl_joint.yaml's head on {a.rri_batch} MirTarRAW pairs a batch",
+    "mrl": "expression, rri_mrl_joint.yaml's head on {a.mrl_batch} UTRs of the 20k MRL library's training part a batch",
+}
+TEST_TEXT = {
+    "structure": "structure on TS0 (1,305) and bpRNA-new (5,401), {ss_sub}, mean per-sequence F1 strict and "
+    "with ±1 shifts, folded as `resm fold --model DIR` folds",
+    "rri": "interaction on DeepMirTar_IndTest (828 pairs)",
+    "mrl": "expression on the seeded 10% test part of the 20k MRL library (2,000 UTRs){sub}",
+}
+COLUMNS = {
+    "structure": ("TS0 F1", "TS0 F1 ±1", "bpRNA-new F1", "bpRNA-new F1 ±1"),
+    "rri": ("DeepMirTar AUROC", "AUPRC"),
+    "mrl": ("MRL R²", "MRL Spearman"),
+}
+
+
+def _se(v, e) -> str:
+    return f"{v:.3f} ({e:.3f})"
+
+
+CELLS = {
+    "structure": lambda r, se: [_se(r[s][k], r[s][f"{k}_se"]) for s in SS_SETS for k in ("f1", "f1_shift")],
+    "rri": lambda r, se: [_se(r["auroc"], se["auroc"]), f"{r['auprc']:.3f}"],
+    "mrl": lambda r, se: [_se(r["r2"], se["r2"]), f"{r['spearman']:.3f}"],
+}
+DIFF_KEYS = {"structure": ("ts0_f1", "bprna-new_f1"), "rri": ("auroc",), "mrl": ("r2",)}
+DIFF_LABELS = {"structure": ("Δ TS0 F1", "Δ bpRNA-new F1"), "rri": ("Δ AUROC",), "mrl": ("Δ R²",)}
+BOOT = 1000
+
+
+def _metric(key: str, it: dict, idx=None):
+    """An arm's metric ``key`` on its test items (a resample ``idx`` of them)."""
+    import numpy as np
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    if key == "auroc":
+        y, p = np.asarray(it["rri"]["label"]), np.asarray(it["rri"]["score"])
+        return roc_auc_score(y if idx is None else y[idx], p if idx is None else p[idx])
+    if key == "r2":
+        y, p = np.asarray(it["mrl"]["y"]), np.asarray(it["mrl"]["pred"])
+        return r2_score(y if idx is None else y[idx], p if idx is None else p[idx])
+    v = np.asarray(it["structure"][key])
+    return float(v.mean() if idx is None else v[idx].mean())
+
+
+def _n(key: str, it: dict) -> int:
+    return len(it["rri"]["label"] if key == "auroc" else it["mrl"]["y"] if key == "r2" else it["structure"][key])
+
+
+def _boot_se(key: str, a: dict, b: dict | None = None) -> float:
+    """Bootstrap standard error of ``key`` on arm items ``a`` (or of the paired difference a - b),
+    1,000 seeded resamples of the test items."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = _n(key, a)
+    vals = []
+    for _ in range(BOOT):
+        idx = rng.integers(0, n, n)
+        vals.append(_metric(key, a, idx) - (_metric(key, b, idx) if b is not None else 0.0))
+    return float(np.std(vals, ddof=1))
+
+
+def standard_errors(it: dict, heads) -> dict:
+    """Bootstrap standard errors of an arm's AUROC and R² (structure's come with its result)."""
+    return {k: _boot_se(k, it) for h in heads if h != "structure" for k in DIFF_KEYS[h]}
+
+
+def _diff(key: str, a: dict, b: dict) -> str:
+    import numpy as np
+
+    if key in ("auroc", "r2"):
+        d, e = _metric(key, a) - _metric(key, b), _boot_se(key, a, b)
+    else:  # per-sequence F1: the same sequences, so the paired differences' standard error
+        v = np.asarray(a["structure"][key]) - np.asarray(b["structure"][key])
+        d, e = float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))
+    return f"{d:+.3f} ({e:.3f})"
+
+
+def contrasts(res: dict, items: dict, heads) -> list[tuple[str, list[str]]]:
+    """Paired differences between arms that differ in one factor: the setups within each
+    initialisation, and the initialisations within each setup."""
+    pairs = []
+    for i in INITS:
+        for x, y in (("shared", "own"), ("shared", "frozen"), ("own", "frozen")):
+            pairs.append((f"{i}: {x} − {y}", f"{i}_{x}", f"{i}_{y}"))
+    for s in SETUPS:
+        for x, y in (("protein", "random"), ("protein", "nt"), ("random", "nt")):
+            pairs.append((f"{s}: {x} − {y}", f"{x}_{s}", f"{y}_{s}"))
+    keys = [k for h in heads for k in DIFF_KEYS[h]]
+    return [(lab, [_diff(k, items[x], items[y]) for k in keys]) for lab, x, y in pairs if x in res and y in res]
 
 
 def _shown(path: Path) -> str:
@@ -216,36 +412,53 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def _figure(res: dict, path: Path, steps: int) -> None:
+def _figure(res: dict, se: dict, path: Path, batches: int, heads) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    panels = {
+        "structure": [("ts0", "f1", "TS0 F1"), ("bprna-new", "f1", "bpRNA-new F1")],
+        "rri": [("rri", "auroc", "DeepMirTar test AUROC")],
+        "mrl": [("mrl", "r2", "MRL test R²")],
+    }
+    chosen = [p for h in heads for p in panels[h]]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 3.6))
+    axes = np.atleast_1d(axes)
     width = 0.26
     colours = {"shared": "#1b9e77", "own": "#d95f02", "frozen": "#7570b3"}
     inits = list(INITS)
-    for ax, (key, metric, label) in zip(
-        axes, (("rri", "auroc", "DeepMirTar test AUROC"), ("mrl", "r2", "MRL test R²")), strict=True
-    ):
+
+    def value(name, key, metric):
+        r = res.get(name)
+        if r is None:
+            return np.nan, 0.0
+        if key in SS_SETS:
+            return r["structure"][key][metric], r["structure"][key][f"{metric}_se"]
+        return r[key][metric], se[name][metric]
+
+    for ax, (key, metric, label) in zip(axes, chosen, strict=True):
         for k, setup in enumerate(SETUPS):
-            vals = [res.get(f"{i}_{setup}", {}).get(key, {}).get(metric, np.nan) for i in inits]
+            vals, errs = zip(*(value(f"{i}_{setup}", key, metric) for i in inits))
             x = np.arange(len(inits)) + (k - 1) * width
-            ax.bar(x, vals, width, label=SETUPS[setup], color=colours[setup])
+            ax.bar(x, vals, width, yerr=errs, capsize=2, label=SETUPS[setup], color=colours[setup])
             for xi, v in zip(x, vals, strict=True):
                 if np.isfinite(v):
-                    ax.text(xi, v, f"{v:.3f}", ha="center", va="bottom", fontsize=6)
-        ax.set_xticks(np.arange(len(inits)), [INITS[i][2].replace(", ", "\n") for i in inits], fontsize=7)
+                    ax.text(xi, v, f"{v:.3f}", ha="center", va="bottom", fontsize=5)
+        ax.set_xticks(np.arange(len(inits)), [INITS[i][2].replace(", ", "\n") for i in inits], fontsize=6)
         if key == "rri":
             ax.axhline(0.5, color="grey", ls="--", lw=0.8, label="chance (AUROC 0.5)")
         ax.set_ylabel(label)
-        finite = [res[n][key][metric] for n in res if np.isfinite(res[n][key][metric])] or [0.0]
+        finite = [value(n, key, metric)[0] for n in res] or [0.0]
         ax.set_ylim(min(0.0, min(finite) - 0.05), max(finite) + 0.08)
     handles, labels = axes[0].get_legend_handles_labels()
+    if "rri" in heads:
+        h2, l2 = axes[[c[0] for c in chosen].index("rri")].get_legend_handles_labels()
+        handles, labels = h2, l2
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=4, frameon=False)
-    fig.suptitle(f"Equal budget: {steps // 2} batches per head (CPU, small backbone)", fontsize=9)
+    fig.suptitle(f"Equal budget: {batches} batches per head (CPU, small backbone; bars: standard errors)", fontsize=9)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=150)
     plt.close(fig)
@@ -254,20 +467,25 @@ def _figure(res: dict, path: Path, steps: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--protein", default="runs/protein_small/model.pt")
-    ap.add_argument("--steps", type=int, default=80, help="steps of a joint arm (each head gets half)")
+    ap.add_argument("--heads", nargs="+", default=list(EVALUATE), choices=list(EVALUATE), help="the heads trained")
+    ap.add_argument("--batches", type=int, default=40, help="batches per head (every arm, every head)")
     ap.add_argument("--rri-batch", type=int, default=16, help="pairs per interaction batch")
     ap.add_argument("--mrl-batch", type=int, default=32, help="UTRs per expression batch")
+    ap.add_argument("--ss-max-length", type=int, default=400, help="crop length of the structure training records")
+    ap.add_argument("--ss-tokens", type=int, default=2000, help="tokens per structure batch")
+    ap.add_argument("--ss-test", type=int, default=0, help="seeded subset of TS0 and of bpRNA-new (0: all)")
     ap.add_argument("--mrl-test", type=int, default=1000, help="seeded subset of the MRL test part (0: all)")
     ap.add_argument("--runs", default="runs/shared_adapter_cpu")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--arms", nargs="*", default=ARMS, choices=ARMS)
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--note", default="", help="text appended after the command line in the table")
-    ap.add_argument("--out", type=Path, default=REPO / "experiments/results/shared_adapter_cpu.md")
+    ap.add_argument("--out", type=Path, default=REPO / "experiments/results/shared_adapter_cpu_3heads.md")
     a = ap.parse_args()
     a.mrl_test = a.mrl_test or None
-    if a.steps < 2 or a.steps % 2:
-        raise SystemExit("--steps must be an even number >= 2 (each head gets half)")
+    a.ss_test = a.ss_test or None
+    if a.batches < 1:
+        raise SystemExit("--batches must be >= 1")
     if a.data_dir is None:
         sys.path.insert(0, str(REPO))
         from resm.config import default_data_dir
