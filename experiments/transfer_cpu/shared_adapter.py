@@ -106,6 +106,12 @@ def arm_config(init: str, setup: str, subs: list[str], steps: int, out: Path, a)
     cfg["tasks"].get("rri", {}).get("data", {})["batch_size"] = a.rri_batch
     cfg["tasks"].get("mrl", {}).get("data", {})["batch_size"] = a.mrl_batch
     cfg["optim"]["warmup_steps"] = max(1, steps // 10)
+    if a.seed:  # the structure and interaction heads' initialisation, batch order and crops; the
+        # expression data seed stays 0: it defines the MRL test split
+        cfg["train"]["seed"] = a.seed
+        for name in ("structure", "rri"):
+            if name in cfg["tasks"]:
+                cfg["tasks"][name]["data"]["seed"] = a.seed
     cfg["train"].update(
         out_dir=str(out),
         max_steps=steps,
@@ -150,7 +156,7 @@ def run_arm(name: str, a) -> None:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "commands.log"
     res_file = out / "result.json"
-    res = json.loads(res_file.read_text()) if res_file.exists() else {}
+    res = json.loads(res_file.read_text()) if res_file.exists() else {"seed": a.seed}
     runs = {h: [h] for h in a.heads} if setup == "own" else {"joint": list(a.heads)}
     bundles = {}
     for run, subs in runs.items():
@@ -301,6 +307,8 @@ def report(a) -> None:
         ]
         for label, cells in diffs:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if a.seed_runs:
+        lines += ["", *seed_table(res, items, a)]
     missing = [n for n in ARMS if n not in res]
     if missing:
         lines += ["", "Not run: " + ", ".join(missing) + "."]
@@ -407,6 +415,36 @@ def contrasts(res: dict, items: dict, heads) -> list[tuple[str, list[str]]]:
     return [(lab, [_diff(k, items[x], items[y]) for k in keys]) for lab, x, y in pairs if x in res and y in res]
 
 
+def seed_table(res: dict, items: dict, a) -> list[str]:
+    """The seed spread: each arm that also ran under another seed (``--seed-runs`` folders),
+    one row per seed, and the difference between the seeds."""
+    cols = [(h, k) for h in a.heads for k in DIFF_KEYS[h]]
+    lines = [
+        "Seed spread (the same arm trained again under another seed: train.seed and the structure / interaction "
+        "data seeds, i.e. head initialisation, adapter initialisation, dropout, batch order and crops; the "
+        "expression data seed stays 0 because it defines the MRL test split):",
+        "",
+        "| arm | seed | " + " | ".join(lab for h in a.heads for lab in DIFF_LABELS[h]).replace("Δ ", "") + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for name in res:
+        others = []
+        for d in a.seed_runs:
+            f = REPO / d / name / "result.json"
+            r = json.loads(f.read_text()) if f.exists() else {}
+            if all(h in r for h in a.heads):
+                it = {h: json.loads((f.parent / f"items_{h}.json").read_text()) for h in a.heads}
+                others.append((r.get("seed", 0), it))
+        if not others:
+            continue
+        for seed, it in [(res[name].get("seed", 0), items[name]), *others]:
+            lines.append(f"| {name} | {seed} | " + " | ".join(f"{_metric(k, it):.3f}" for _, k in cols) + " |")
+        for seed, it in others:
+            cells = " | ".join(_diff(k, items[name], it) for _, k in cols)
+            lines.append(f"| {name} | {res[name].get('seed', 0)} − {seed} | {cells} |")
+    return lines if len(lines) > 4 else []
+
+
 def _shown(path: Path) -> str:
     path = Path(path).resolve()
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
@@ -476,6 +514,16 @@ def main() -> None:
     ap.add_argument("--ss-test", type=int, default=0, help="seeded subset of TS0 and of bpRNA-new (0: all)")
     ap.add_argument("--mrl-test", type=int, default=1000, help="seeded subset of the MRL test part (0: all)")
     ap.add_argument("--runs", default="runs/shared_adapter_cpu")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="train.seed and the structure / interaction data seeds (head initialisation, batch order, crops); "
+        "the expression data seed stays 0 (it defines the MRL test split)",
+    )
+    ap.add_argument(
+        "--seed-runs", nargs="*", default=[], help="--report: runs folders of other seeds, for the seed-spread table"
+    )
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--arms", nargs="*", default=ARMS, choices=ARMS)
     ap.add_argument("--report", action="store_true")
