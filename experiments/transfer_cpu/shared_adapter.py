@@ -106,6 +106,8 @@ def arm_config(init: str, setup: str, subs: list[str], steps: int, out: Path, a)
     cfg["tasks"].get("rri", {}).get("data", {})["batch_size"] = a.rri_batch
     cfg["tasks"].get("mrl", {}).get("data", {})["batch_size"] = a.mrl_batch
     cfg["optim"]["warmup_steps"] = max(1, steps // 10)
+    if a.lr is not None:
+        cfg["optim"]["lr"] = a.lr
     if a.seed:  # the structure and interaction heads' initialisation, batch order and crops; the
         # expression data seed stays 0: it defines the MRL test split
         cfg["train"]["seed"] = a.seed
@@ -258,10 +260,11 @@ def report(a) -> None:
             res[name] = r
             items[name] = {h: json.loads((f.parent / f"items_{h}.json").read_text()) for h in a.heads}
     se = {n: standard_errors(items[n], a.heads) for n in res}
+    lr = f"--lr {a.lr} " if a.lr is not None else ""
     cmd = (
         f"OMP_NUM_THREADS=1 python experiments/transfer_cpu/shared_adapter.py --protein {a.protein} "
         f"--heads {' '.join(a.heads)} --batches {a.batches} --rri-batch {a.rri_batch} --mrl-batch {a.mrl_batch} "
-        f"--ss-max-length {a.ss_max_length} --ss-tokens {a.ss_tokens} --ss-test {a.ss_test or 0} "
+        f"{lr}--ss-max-length {a.ss_max_length} --ss-tokens {a.ss_tokens} --ss-test {a.ss_test or 0} "
         f"--mrl-test {a.mrl_test or 0} --runs {a.runs} --arms {' '.join(res)} --out {_shown(a.out)}"
     )
     n = len(a.heads)
@@ -274,7 +277,8 @@ def report(a) -> None:
         "",
         f"Every arm: each head trained on exactly {a.batches} batches of its own, the same batches in the same "
         "order, the same head architectures and initialisation seed, LoRA r 8 where adapters train, cosine "
-        "learning rate with a tenth of the run as warm-up, the last step scored (no model selection). Heads: "
+        f"learning rate (peak {a.lr or 1e-3:g}) with a tenth of the run as warm-up, the last step scored (no model "
+        "selection). Heads: "
         + "; ".join(HEAD_TEXT[h].format(a=a) for h in a.heads)
         + f". `shared`: one run of `task: joint`, {a.batches * n} steps with the heads' batches interleaved "
         f"round-robin; `own`: one run per head, {a.batches} steps each, each with its own adapter; `frozen`: "
@@ -509,6 +513,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=40, help="batches per head (every arm, every head)")
     ap.add_argument("--rri-batch", type=int, default=16, help="pairs per interaction batch")
     ap.add_argument("--mrl-batch", type=int, default=32, help="UTRs per expression batch")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: rri_mrl_joint.yaml's)")
     ap.add_argument("--ss-max-length", type=int, default=400, help="crop length of the structure training records")
     ap.add_argument("--ss-tokens", type=int, default=2000, help="tokens per structure batch")
     ap.add_argument("--ss-test", type=int, default=0, help="seeded subset of TS0 and of bpRNA-new (0: all)")
