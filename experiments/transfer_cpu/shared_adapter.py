@@ -357,18 +357,24 @@ BOOT = 1000
 
 
 def _metric(key: str, it: dict, idx=None):
-    """An arm's metric ``key`` on its test items (a resample ``idx`` of them)."""
+    """An arm's metric ``key`` on its test items; with ``idx`` (resamples x items, indices) an
+    array, one value per resample. AUROC by ranks (the Mann-Whitney statistic, ties averaged:
+    scikit-learn's roc_auc_score), R^2 as scikit-learn's r2_score, F1 as a mean over sequences."""
     import numpy as np
-    from sklearn.metrics import r2_score, roc_auc_score
+    from scipy.stats import rankdata
 
+    idx = np.arange(_n(key, it))[None] if idx is None else idx
     if key == "auroc":
-        y, p = np.asarray(it["rri"]["label"]), np.asarray(it["rri"]["score"])
-        return roc_auc_score(y if idx is None else y[idx], p if idx is None else p[idx])
-    if key == "r2":
-        y, p = np.asarray(it["mrl"]["y"]), np.asarray(it["mrl"]["pred"])
-        return r2_score(y if idx is None else y[idx], p if idx is None else p[idx])
-    v = np.asarray(it["structure"][key])
-    return float(v.mean() if idx is None else v[idx].mean())
+        y, p = np.asarray(it["rri"]["label"])[idx], np.asarray(it["rri"]["score"])[idx]
+        ranks = rankdata(p, axis=1)
+        pos = y.sum(axis=1)
+        v = ((ranks * y).sum(axis=1) - pos * (pos + 1) / 2) / (pos * (y.shape[1] - pos))
+    elif key == "r2":
+        y, p = np.asarray(it["mrl"]["y"])[idx], np.asarray(it["mrl"]["pred"])[idx]
+        v = 1 - ((y - p) ** 2).sum(axis=1) / ((y - y.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    else:
+        v = np.asarray(it["structure"][key])[idx].mean(axis=1)
+    return float(v[0]) if v.shape[0] == 1 and idx.shape[0] == 1 else v
 
 
 def _n(key: str, it: dict) -> int:
@@ -380,12 +386,9 @@ def _boot_se(key: str, a: dict, b: dict | None = None) -> float:
     1,000 seeded resamples of the test items."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
     n = _n(key, a)
-    vals = []
-    for _ in range(BOOT):
-        idx = rng.integers(0, n, n)
-        vals.append(_metric(key, a, idx) - (_metric(key, b, idx) if b is not None else 0.0))
+    idx = np.random.default_rng(0).integers(0, n, (BOOT, n))
+    vals = _metric(key, a, idx) - (_metric(key, b, idx) if b is not None else 0.0)
     return float(np.std(vals, ddof=1))
 
 
