@@ -316,6 +316,7 @@ def report(a) -> None:
     missing = [n for n in ARMS if n not in res]
     if missing:
         lines += ["", "Not run: " + ", ".join(missing) + "."]
+    lines += ["", "What the table shows, and what it cannot: experiments/transfer_cpu/README.md (issue 27 item 4)."]
     text = "\n".join(lines) + "\n"
     a.out.write_text(text)
     _figure(res, se, a.out.with_suffix(".png"), a.batches, a.heads)
