@@ -6,6 +6,8 @@ native-token initialisation? The equal-budget experiment of issue 27 item 4, at 
         --runs runs/shared_adapter_3h --arms protein_shared          # one arm; two processes at a time
     OMP_NUM_THREADS=1 python experiments/transfer_cpu/shared_adapter.py ... --report \
         --out experiments/results/shared_adapter_cpu_3heads.md        # the table and figure
+    OMP_NUM_THREADS=1 python experiments/transfer_cpu/shared_adapter.py --structure-head pairs \
+        --bpp-cache DIR --ss-max-length 600 --ss-tokens 2000 --ss-test 300 --prime   # then the arms
 
 Nine arms: three backbone initialisations x three ways to train the heads, each arm training
 three heads (``--heads``: structure, rri, mrl).
@@ -24,6 +26,14 @@ three heads (``--heads``: structure, rri, mrl).
   ``pairs`` head reads EternaFold's candidate pairs, which would carry most of the signal for
   every arm; an attention-reading head cannot share an encoder in a joint run.) Its greedy
   threshold is chosen at the end of training on 200 VL0 records.
+* ``--structure-head pairs``: the shipped kind instead, configs/finetune/shared.yaml's
+  ``tasks.structure`` (the sparse pair head over EternaFold's candidate pairs, beam 100, width
+  32; its ``max_train``, ``tokens_per_batch``, ``max_length`` from --ss-max-length / --ss-tokens;
+  200 VL0 records for the end-of-training choice), priors read from / stored in ``--bpp-cache``
+  by training and by the test folds alike, computed in one process (``data.workers`` 1). Fill
+  the cache first with ``--prime`` (one process: the priors of the structure training,
+  validation and test records), so that arms running side by side never fold the same
+  sequence. Its table: shared_adapter_cpu_3heads_pairs.md.
 
 Equal budget: in every arm each head sees exactly ``--batches`` of its own batches (structure:
 bpRNA TR0 crops of ``--ss-max-length`` nt, ``--ss-tokens`` tokens a batch; interaction:
@@ -127,15 +137,60 @@ def arm_config(init: str, setup: str, subs: list[str], steps: int, out: Path, a)
 
 
 def structure_entry(a) -> dict:
-    """The ``structure`` sub-task: configs/finetune/structure_conv.yaml's head (kind ``conv``,
+    """The ``structure`` sub-task of ``--structure-head`` (:func:`pairs_entry` for ``pairs``);
+    ``conv``: configs/finetune/structure_conv.yaml's head: configs/finetune/structure_conv.yaml's head (kind ``conv``,
     one-hot pair channels, no attention) and data, without the ViennaRNA channel (no
     thermodynamic prior: what the head knows comes from the backbone's embeddings and the
     sequence), crops of ``--ss-max-length`` nt, ``--ss-tokens`` tokens a batch; the greedy
     threshold is chosen at the end on a fixed seeded 200-record subset of VL0 (validation
     only: no test record is read in training)."""
+    if a.structure_head == "pairs":
+        return pairs_entry(a)
     cfg = yaml.safe_load((REPO / "configs/finetune/structure_conv.yaml").read_text())
     data = dict(cfg["data"], use_bpp=False, max_length=a.ss_max_length, tokens_per_batch=a.ss_tokens, max_val=200)
     return {"weight": 1.0, "head": cfg["head"], "data": data, "loss": cfg["loss"]}
+
+
+def pairs_entry(a) -> dict:
+    """configs/finetune/shared.yaml's ``structure`` sub-task (the shipped sparse pair head over
+    EternaFold's candidate pairs) with crops of ``--ss-max-length`` nt, ``--ss-tokens`` tokens a
+    batch, 200 VL0 records for the end-of-training choice, its priors in ``--bpp-cache``
+    computed in one process."""
+    sub = yaml.safe_load((REPO / "configs/finetune/shared.yaml").read_text())["tasks"]["structure"]
+    data = dict(
+        sub["data"],
+        max_length=a.ss_max_length,
+        tokens_per_batch=a.ss_tokens,
+        max_val=200,
+        bpp_cache=str(a.bpp_cache),
+        workers=1,
+    )
+    return dict(sub, data=data)
+
+
+def prime(a) -> None:
+    """Fill ``--bpp-cache`` in this one process: the pair priors of every structure record an
+    arm may read (training records, validation records, the TS0 / bpRNA-new test subsets), so
+    that arms run side by side never compute the same priors."""
+    sys.path.insert(0, str(REPO))
+    from resm.config import from_dict
+    from resm.data.labelled_structures import StructureDataConfig, load_records, load_training_records
+    from resm.mapping import get_scheme
+    from resm.structure.datasets import load_dataset
+    from resm.structure.priors import PriorConfig, compute_priors
+
+    sub = pairs_entry(a)
+    data = {k: v.format(data_dir=a.data_dir) if isinstance(v, str) else v for k, v in sub["data"].items()}
+    d = from_dict(StructureDataConfig, data, "data")
+    scheme = get_scheme("kdny")
+    seqs = [r.seq for r in load_training_records(d, scheme)[0]]
+    seqs += [r.seq for r in load_records(d.val, scheme, d.max_val, d.seed)[0]]
+    seqs += [r.seq for name in SS_SETS for r in load_dataset(name, Path(a.data_dir), a.ss_test, 0)]
+    cfgs = [from_dict(PriorConfig, p, "data.priors") for p in d.priors]
+    t = time.time()
+    Path(a.bpp_cache).mkdir(parents=True, exist_ok=True)
+    compute_priors(list(dict.fromkeys(seqs)), cfgs, a.bpp_cache, workers=1, progress=True)
+    print(f"priors of {len(set(seqs))} sequences in {a.bpp_cache} ({time.time() - t:.0f} s)", flush=True)
 
 
 def random_backbone(scheme: str, runs: Path) -> Path:
@@ -225,11 +280,12 @@ def evaluate_structure(bundle: Path, data: Path, runs: Path, a) -> tuple[dict, d
     import numpy as np
     import torch
 
-    from resm.bundle import load_bundle
     from resm.structure.datasets import load_dataset
     from resm.structure.metrics import evaluate
+    from resm.structure.predictor import supervised_predictor
 
-    pred = load_bundle(bundle).predictor()
+    # `resm fold --model DIR --threads 1 [--bpp-cache]`: priors (pair head) in one process, from the cache
+    pred = supervised_predictor(bundle, workers=1, cache=a.bpp_cache if a.structure_head == "pairs" else None)
     out, items = {}, {}
     for name in SS_SETS:
         recs = load_dataset(name, data, a.ss_test, 0)
@@ -261,10 +317,11 @@ def report(a) -> None:
             items[name] = {h: json.loads((f.parent / f"items_{h}.json").read_text()) for h in a.heads}
     se = {n: standard_errors(items[n], a.heads) for n in res}
     lr = f"--lr {a.lr} " if a.lr is not None else ""
+    pairs = f"--structure-head pairs --bpp-cache {a.bpp_cache} " if a.structure_head == "pairs" else ""
     cmd = (
         f"OMP_NUM_THREADS=1 python experiments/transfer_cpu/shared_adapter.py --protein {a.protein} "
         f"--heads {' '.join(a.heads)} --batches {a.batches} --rri-batch {a.rri_batch} --mrl-batch {a.mrl_batch} "
-        f"{lr}--ss-max-length {a.ss_max_length} --ss-tokens {a.ss_tokens} --ss-test {a.ss_test or 0} "
+        f"{lr}{pairs}--ss-max-length {a.ss_max_length} --ss-tokens {a.ss_tokens} --ss-test {a.ss_test or 0} "
         f"--mrl-test {a.mrl_test or 0} --runs {a.runs} --arms {' '.join(res)} --out {_shown(a.out)}"
     )
     n = len(a.heads)
@@ -279,7 +336,7 @@ def report(a) -> None:
         "order, the same head architectures and initialisation seed, LoRA r 8 where adapters train, cosine "
         f"learning rate (peak {a.lr or 1e-3:g}) with a tenth of the run as warm-up, the last step scored (no model "
         "selection). Heads: "
-        + "; ".join(HEAD_TEXT[h].format(a=a) for h in a.heads)
+        + "; ".join(HEAD_TEXT[_text_key(h, a)].format(a=a) for h in a.heads)
         + f". `shared`: one run of `task: joint`, {a.batches * n} steps with the heads' batches interleaved "
         f"round-robin; `own`: one run per head, {a.batches} steps each, each with its own adapter; `frozen`: "
         f"`task: joint` with the backbone frozen (heads only), {a.batches * n} steps. Backbone: the `small` "
@@ -324,6 +381,10 @@ def report(a) -> None:
 
 
 HEAD_TEXT = {
+    "pairs": "structure, configs/finetune/shared.yaml's sub-task (the shipped sparse pair head over EternaFold's "
+    "candidate pairs, beam 100, width 32; bpRNA TR0, max_train 2000) on crops of {a.ss_max_length} nt, "
+    "{a.ss_tokens} tokens a batch, 200 VL0 records for the end-of-training choice, priors from one cache "
+    "folder for every arm",
     "structure": "structure, the dense 2-D head of configs/finetune/structure_conv.yaml (one-hot pair channels, "
     "no ViennaRNA channel, no attention maps) on bpRNA TR0 crops of {a.ss_max_length} nt, {a.ss_tokens} tokens "
     "a batch, greedy threshold chosen on 200 VL0 records",
@@ -341,6 +402,10 @@ COLUMNS = {
     "rri": ("DeepMirTar AUROC", "AUPRC"),
     "mrl": ("MRL R²", "MRL Spearman"),
 }
+
+
+def _text_key(head: str, a) -> str:
+    return "pairs" if head == "structure" and a.structure_head == "pairs" else head
 
 
 def _se(v, e) -> str:
@@ -533,6 +598,14 @@ def main() -> None:
     ap.add_argument(
         "--seed-runs", nargs="*", default=[], help="--report: runs folders of other seeds, for the seed-spread table"
     )
+    ap.add_argument(
+        "--structure-head",
+        choices=("conv", "pairs"),
+        default="conv",
+        help="conv: the dense 2-D head, no thermodynamic channel; pairs: shared.yaml's head over EternaFold's pairs",
+    )
+    ap.add_argument("--bpp-cache", default="runs/prior_cache", help="--structure-head pairs: the priors' folder")
+    ap.add_argument("--prime", action="store_true", help="--structure-head pairs: fill --bpp-cache, then stop")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--arms", nargs="*", default=ARMS, choices=ARMS)
     ap.add_argument("--report", action="store_true")
@@ -548,6 +621,9 @@ def main() -> None:
         from resm.config import default_data_dir
 
         a.data_dir = default_data_dir()
+    if a.prime:
+        prime(a)
+        return
     if not a.report:
         for name in a.arms:
             run_arm(name, a)
