@@ -277,11 +277,9 @@ def evaluate_structure(bundle: Path, data: Path, runs: Path, a) -> tuple[dict, d
     chosen on VL0) and scored with resm.structure.metrics.evaluate, per set with its standard
     error over sequences; and each sequence's F1 and ±1 F1."""
     sys.path.insert(0, str(REPO))
-    import numpy as np
     import torch
 
     from resm.structure.datasets import load_dataset
-    from resm.structure.metrics import evaluate
     from resm.structure.predictor import supervised_predictor
 
     # `resm fold --model DIR --threads 1 [--bpp-cache]`: priors (pair head) in one process, from the cache
@@ -292,15 +290,47 @@ def evaluate_structure(bundle: Path, data: Path, runs: Path, a) -> tuple[dict, d
         t = time.time()
         with torch.inference_mode():
             got = [s.pairs for s, _ in pred.fold([(r.name, r.seq) for r in recs], progress=False)]
-        fold_s = time.time() - t
-        r = evaluate(got, [x.pairs for x in recs])
-        per = [evaluate([p], [x.pairs]) for p, x in zip(got, recs)]  # per-sequence scores, for the SE
-        out[name] = {"n": len(recs), "fold_s": fold_s, "pair_ratio": r["pair_ratio"]}
-        for key in ("f1", "f1_shift"):
-            v = np.array([q[f"{key}_mean"] for q in per])
-            out[name].update({key: r[f"{key}_mean"], f"{key}_se": float(v.std(ddof=1) / np.sqrt(len(v)))})
-            items[f"{name}_{key}"] = v.tolist()
+        out[name] = {"n": len(recs), "fold_s": time.time() - t}
+        _score(got, recs, name, out[name], items)
     return out, items
+
+
+def _score(got: list, recs: list, name: str, out: dict, items: dict) -> None:
+    """Mean per-sequence F1 and ±1 F1 of the partner arrays ``got`` against ``recs`` (with the
+    standard errors over sequences) into ``out``, each sequence's score into ``items``."""
+    import numpy as np
+
+    from resm.structure.metrics import evaluate
+
+    r = evaluate(got, [x.pairs for x in recs])
+    per = [evaluate([p], [x.pairs]) for p, x in zip(got, recs)]  # per-sequence scores, for the SE
+    out["pair_ratio"] = r["pair_ratio"]
+    for key in ("f1", "f1_shift"):
+        v = np.array([q[f"{key}_mean"] for q in per])
+        out.update({key: r[f"{key}_mean"], f"{key}_se": float(v.std(ddof=1) / np.sqrt(len(v)))})
+        items[f"{name}_{key}"] = v.tolist()
+
+
+def reference(a) -> None:
+    """EternaFold alone (LinearPartition's MEA structure, beam 100: the folder whose pair
+    probabilities the ``pairs`` head reads) on the same TS0 / bpRNA-new records, scored as the
+    arms are; written to ``{runs}/eternafold``."""
+    sys.path.insert(0, str(REPO))
+    from resm.structure.datasets import load_dataset
+    from resm.structure.folders import fold_with
+
+    out, items = {}, {}
+    for name in SS_SETS:
+        recs = load_dataset(name, Path(a.data_dir), a.ss_test, 0)
+        t = time.time()
+        got = [fold_with("eternafold", r.seq) for r in recs]
+        out[name] = {"n": len(recs), "fold_s": time.time() - t}
+        _score(got, recs, name, out[name], items)
+    folder = REPO / a.runs / "eternafold"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "items_structure.json").write_text(json.dumps(items))
+    (folder / "result.json").write_text(json.dumps({"structure": out}, indent=1))
+    print(json.dumps(out), flush=True)
 
 
 EVALUATE = {"structure": evaluate_structure, "rri": evaluate_rri, "mrl": evaluate_mrl}
@@ -370,6 +400,9 @@ def report(a) -> None:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if a.seed_runs:
         lines += ["", *seed_table(res, items, a)]
+    ref = REPO / a.runs / "eternafold" / "result.json"
+    if "structure" in a.heads and ref.exists():
+        lines += ["", *reference_table(res, items, json.loads(ref.read_text()), ref.parent)]
     missing = [n for n in ARMS if n not in res]
     if missing:
         lines += ["", "Not run: " + ", ".join(missing) + "."]
@@ -486,6 +519,25 @@ def contrasts(res: dict, items: dict, heads) -> list[tuple[str, list[str]]]:
             pairs.append((f"{s}: {x} − {y}", f"{x}_{s}", f"{y}_{s}"))
     keys = [k for h in heads for k in DIFF_KEYS[h]]
     return [(lab, [_diff(k, items[x], items[y]) for k in keys]) for lab, x, y in pairs if x in res and y in res]
+
+
+def reference_table(res: dict, items: dict, ref: dict, folder: Path) -> list[str]:
+    """EternaFold alone on the same structure test records (``--reference``), and each arm
+    minus it (paired over the same sequences)."""
+    it = {"structure": json.loads((folder / "items_structure.json").read_text())}
+    cells = [_se(ref["structure"][s][k], ref["structure"][s][f"{k}_se"]) for s in SS_SETS for k in ("f1", "f1_shift")]
+    lines = [
+        "Structure against EternaFold alone (LinearPartition's maximum expected accuracy structure, beam 100, "
+        "the folder whose pair probabilities the pair head reads; `--reference`), on the same records:",
+        "",
+        "| | " + " | ".join(COLUMNS["structure"]) + " |",
+        "|---|" + "---|" * len(COLUMNS["structure"]),
+        "| EternaFold | " + " | ".join(cells) + " |",
+    ]
+    for name in res:
+        diffs = [_diff(f"{s}_{k}", items[name], it) for s in SS_SETS for k in ("f1", "f1_shift")]
+        lines.append(f"| {name} − EternaFold | " + " | ".join(diffs) + " |")
+    return lines
 
 
 def seed_table(res: dict, items: dict, a) -> list[str]:
@@ -606,6 +658,9 @@ def main() -> None:
     )
     ap.add_argument("--bpp-cache", default="runs/prior_cache", help="--structure-head pairs: the priors' folder")
     ap.add_argument("--prime", action="store_true", help="--structure-head pairs: fill --bpp-cache, then stop")
+    ap.add_argument(
+        "--reference", action="store_true", help="fold the structure test records with EternaFold alone, then stop"
+    )
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--arms", nargs="*", default=ARMS, choices=ARMS)
     ap.add_argument("--report", action="store_true")
@@ -621,8 +676,8 @@ def main() -> None:
         from resm.config import default_data_dir
 
         a.data_dir = default_data_dir()
-    if a.prime:
-        prime(a)
+    if a.prime or a.reference:
+        (prime if a.prime else reference)(a)
         return
     if not a.report:
         for name in a.arms:
