@@ -33,7 +33,9 @@ three heads (``--heads``: structure, rri, mrl).
   by training and by the test folds alike, computed in one process (``data.workers`` 1). Fill
   the cache first with ``--prime`` (one process: the priors of the structure training,
   validation and test records), so that arms running side by side never fold the same
-  sequence. Its table: shared_adapter_cpu_3heads_pairs.md.
+  sequence. ``--reference`` folds the same test records with EternaFold alone (the prior the
+  head reads), for the report's arm-minus-EternaFold rows. Its table:
+  shared_adapter_cpu_3heads_pairs.md.
 
 Equal budget: in every arm each head sees exactly ``--batches`` of its own batches (structure:
 bpRNA TR0 crops of ``--ss-max-length`` nt, ``--ss-tokens`` tokens a batch; interaction:
