@@ -55,14 +55,19 @@ def resm_main(*args, check: bool = True):
     import io
     import subprocess
 
+    import torch
+
     from resm.cli import main
 
+    threads = torch.get_num_threads()  # a command's --threads must not outlive its call
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main([str(a) for a in args])
-        except SystemExit as e:  # argparse
-            code = e.code
+        except SystemExit as e:  # argparse; exit codes as the interpreter would give them
+            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+        finally:
+            torch.set_num_threads(threads)
     p = subprocess.CompletedProcess(["resm", *map(str, args)], code, out.getvalue(), err.getvalue())
     if check and p.returncode != 0:
         raise AssertionError(p.stdout[-2000:] + p.stderr[-4000:])
