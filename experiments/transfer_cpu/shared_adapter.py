@@ -140,8 +140,8 @@ def arm_config(init: str, setup: str, subs: list[str], steps: int, out: Path, a)
 
 def structure_entry(a) -> dict:
     """The ``structure`` sub-task of ``--structure-head`` (:func:`pairs_entry` for ``pairs``);
-    ``conv``: configs/finetune/structure_conv.yaml's head: configs/finetune/structure_conv.yaml's head (kind ``conv``,
-    one-hot pair channels, no attention) and data, without the ViennaRNA channel (no
+    ``conv``: configs/finetune/structure_conv.yaml's head (kind ``conv``, one-hot pair channels,
+    no attention) and data, without the ViennaRNA channel (no
     thermodynamic prior: what the head knows comes from the backbone's embeddings and the
     sequence), crops of ``--ss-max-length`` nt, ``--ss-tokens`` tokens a batch; the greedy
     threshold is chosen at the end on a fixed seeded 200-record subset of VL0 (validation
