@@ -20,9 +20,15 @@ def data():
     return d
 
 
+def _test_threads() -> int:
+    """Torch threads for in-process tests: $OMP_NUM_THREADS when it is a positive integer, else 2."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 2
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(_test_threads())
     yield
 
 
