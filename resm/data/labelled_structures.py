@@ -53,9 +53,12 @@ class StructureDataConfig:
             PDB pair table ``.tsv`` such as ``{data_dir}/ss/pdb/TR1.tsv``,
             :mod:`resm.structure.pairsets`; ``.gz`` ok), e.g.
             ``{data_dir}/ss/bprna/TR0.dbn``. Held in memory. Several sets train together when
-            it is a list whose entries are files or ``{file: F, repeat: N}`` (F's records N times
-            an epoch: a small set such as PDB TR1 beside bpRNA TR0), e.g.
-            ``[TR0.dbn, {file: TR1.tsv, repeat: 10}]``; ``max_train`` then caps each file.
+            it is a list whose entries are files or ``{file: F, repeat: N, pos_weight: W}`` (F's
+            records N times an epoch: a small set such as PDB TR1 beside bpRNA TR0; W, optional:
+            the weight of the paired term of the loss on F's records, in place of
+            ``loss.pos_weight``; pair head only), e.g.
+            ``[TR0.dbn, {file: TR1.tsv, repeat: 10, pos_weight: 2}]``; ``max_train`` then caps
+            each file.
         val: structure file of the validation set (e.g. ``VL0.dbn``); None: no validation
             (the decoding threshold then stays 0.5).
         max_length: training records longer than this are randomly cropped, each epoch anew,
@@ -128,24 +131,29 @@ class StructureDataConfig:
     split: str | None = None
     fold: str | None = None
 
-    def train_files(self) -> list[tuple[str, int]]:
-        """``[(file, repeat)]`` of ``train``."""
+    def train_files(self) -> list[tuple[str, int, float | None]]:
+        """``[(file, repeat, pos_weight)]`` of ``train`` (pos_weight None: ``loss.pos_weight``)."""
         entries = self.train if isinstance(self.train, list) else [self.train]
         out = []
         for k, e in enumerate(entries):
             if isinstance(e, str) and e:
-                out.append((e, 1))
+                out.append((e, 1, None))
             elif (
                 isinstance(e, dict)
-                and set(e) <= {"file", "repeat"}
+                and set(e) <= {"file", "repeat", "pos_weight"}
                 and isinstance(e.get("file"), str)
                 and e["file"]
                 and isinstance(e.get("repeat", 1), int)
                 and e.get("repeat", 1) >= 1
             ):
-                out.append((e["file"], int(e.get("repeat", 1))))
+                w = e.get("pos_weight")
+                if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0):
+                    raise ConfigError(f"data.train[{k}].pos_weight must be a number > 0, got {w!r}")
+                out.append((e["file"], int(e.get("repeat", 1)), None if w is None else float(w)))
             else:
-                raise ConfigError(f"data.train[{k}]: expected a file or {{file: F, repeat: N >= 1}}, got {e!r}")
+                raise ConfigError(
+                    f"data.train[{k}]: expected a file or {{file: F, repeat: N >= 1, pos_weight: W > 0}}, got {e!r}"
+                )
         return out
 
     def selection(self) -> list[str]:
@@ -280,34 +288,38 @@ def load_records(
 
 def load_training_records(
     cfg: StructureDataConfig, scheme: Scheme, keep: set | None = None
-) -> tuple[list[Structure | PairRecord], list[np.ndarray], int]:
+) -> tuple[list[Structure | PairRecord], list[np.ndarray], int, list[float | None]]:
     """The training records of every ``data.train`` file (:func:`load_records`, each capped at
-    ``max_train``), each file's records ``repeat`` times, in the order given."""
-    recs, ids, skipped = [], [], 0
-    for path, repeat in cfg.train_files():
+    ``max_train``), each file's records ``repeat`` times, in the order given; with each
+    record's file ``pos_weight`` (None: ``loss.pos_weight``)."""
+    recs, ids, skipped, weights = [], [], 0, []
+    for path, repeat, pos_weight in cfg.train_files():
         r, i, s = load_records(path, scheme, cfg.max_train, cfg.seed, keep, cfg.pdb_pairs)
         recs += r * repeat
         ids += i * repeat
+        weights += [pos_weight] * (len(r) * repeat)
         skipped += s
-    return recs, ids, skipped
+    return recs, ids, skipped, weights
 
 
 def split_training_records(
     cfg: StructureDataConfig, scheme: Scheme, keep: set | None = None
-) -> tuple[list, list, list, list, dict[str, int], int]:
+) -> tuple[list, list, list, list, dict[str, int], int, list[float | None]]:
     """The training records with ``data.family_holdout`` applied: ``(train, train_ids, held,
-    held_ids, counts, skipped)``. The held-out families are drawn (:func:`family_split`) from
+    held_ids, counts, skipped, train_pos_weights)``. The held-out families are drawn (:func:`family_split`) from
     the families of every file's whole record list, before ``max_train`` caps what each file
     keeps for training, so that a capped run holds out exactly the families an uncapped run on
     the same files holds out (a model fine-tuned from one trained on the whole file is then
     validated on families neither saw). ``held``: the held-out records in file order, each
     once; the training records are capped and repeated as :func:`load_training_records` does."""
-    files = [(load_records(path, scheme, None, cfg.seed, keep, cfg.pdb_pairs), rep) for path, rep in cfg.train_files()]
-    every = [r for (recs, _, _), _ in files for r in recs]
+    files = [
+        (load_records(path, scheme, None, cfg.seed, keep, cfg.pdb_pairs), rep, w) for path, rep, w in cfg.train_files()
+    ]
+    every = [r for (recs, _, _), _, _ in files for r in recs]
     _, out, counts = family_split(every, cfg.families, cfg.family_holdout, cfg.seed)
     held_at, k = set(out), 0
-    train, train_ids, held, held_ids, skipped = [], [], [], [], 0
-    for (recs, ids, s), rep in files:
+    train, train_ids, held, held_ids, skipped, weights = [], [], [], [], 0, []
+    for (recs, ids, s), rep, w in files:
         skipped += s
         mine = []
         for r, t in zip(recs, ids):
@@ -322,7 +334,8 @@ def split_training_records(
             mine = [mine[i] for i in sorted(order)]
         train += [r for r, _ in mine] * rep
         train_ids += [t for _, t in mine] * rep
-    return train, train_ids, held, held_ids, counts, skipped
+        weights += [w] * (len(mine) * rep)
+    return train, train_ids, held, held_ids, counts, skipped, weights
 
 
 def family_split(

@@ -24,7 +24,8 @@ The kinds:
 
 * ``pairs`` (:class:`PairKind`): the sparse pair head over the candidates of one or more pair
   priors (``data.priors``), binary cross-entropy over the candidates, decoded by maximum
-  expected accuracy; MEA gamma, prior weight and pseudoknots chosen on the validation sets
+  expected accuracy (a ``data.train`` file's ``pos_weight`` weighs the paired term on its
+  records); MEA gamma, prior weight and pseudoknots chosen on the validation sets
   (VL0, held-out families, ``data.val_sets``);
 * ``conv`` (:class:`MapKind`): the dense 2-D head with an optional ViennaRNA channel
   (``data.use_bpp``), :func:`resm.heads.pair_map.pair_loss`, greedy decoding at a threshold
@@ -157,7 +158,11 @@ class PairKind(HeadKind):
         info = {"tokens": sum(len(it.seq) for it in items)}
         if not len(logits):
             return logits.sum() * 0.0, info
-        pw = torch.tensor(self.task.loss_cfg.pos_weight, device=device)
+        weights = self.task.pos_weights(items)  # data.train's per-file pos_weight, if any differs
+        if weights is None:
+            pw = torch.tensor(self.task.loss_cfg.pos_weight, device=device)
+        else:  # each candidate takes its record's weight
+            pw = torch.tensor(weights, dtype=logits.dtype, device=device)[b["seq"].to(device)]
         return F.binary_cross_entropy_with_logits(logits, b["target"].to(device), pos_weight=pw), info
 
     def predictions(self, net, device, split: str = "val", rank: int = 0, world: int = 1):
@@ -264,6 +269,9 @@ class MapKind(HeadKind):
         d = data_cfg
         if d.priors is not None or d.family_holdout or d.val_sets:
             raise ConfigError("data.priors, data.family_holdout and data.val_sets are for head.kind pairs")
+        for k, (_, _, w) in enumerate(d.train_files()):
+            if w is not None:
+                raise ConfigError(f"data.train[{k}].pos_weight is for head.kind pairs; conv reads loss.pos_weight")
         extra = {"embed_dim": backbone.embed_dim, "use_bpp": d.use_bpp, **_attention_extra(section, backbone)}
         fixed = dict(FIXED, use_bpp="set data.use_bpp instead")
         return from_dict(StructureHeadConfig, section, "head", fixed=fixed, extra=extra), []

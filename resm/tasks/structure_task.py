@@ -207,10 +207,15 @@ class StructureTask:
         self.family_records, self.family_ids, self.family_counts = [], [], {}
         if d.family_holdout:  # families drawn before max_train caps the training records
             split = split_training_records(d, self.scheme, keep_train)
-            self.train_records, self.train_ids, held, held_ids, self.family_counts, self.n_skipped = split
+            self.train_records, self.train_ids, held, held_ids, self.family_counts, self.n_skipped, weights = split
             self.family_records, self.family_ids = held[: d.max_val or None], held_ids[: d.max_val or None]
         else:
-            self.train_records, self.train_ids, self.n_skipped = load_training_records(d, self.scheme, keep_train)
+            loaded = load_training_records(d, self.scheme, keep_train)
+            self.train_records, self.train_ids, self.n_skipped, weights = loaded
+        # each training record's weight of the paired loss term (its data.train file's
+        # pos_weight, else loss.pos_weight); None when every record takes loss.pos_weight
+        pw = self.loss_cfg.pos_weight
+        self.train_pos_weights = None if all(w is None for w in weights) else [pw if w is None else w for w in weights]
         self.val_records, self.val_ids = ([], [])
         val_path = d.val or (d.train if d.split else None)
         if val_path:
@@ -237,6 +242,15 @@ class StructureTask:
         if split in self.extra_sets:
             return self.extra_sets[split][1]
         return {"val": self.val_ids, "family": self.family_ids, "train": self.train_ids}[split]
+
+    def pos_weights(self, items: list[Item]) -> list[float] | None:
+        """The paired term's weight of each item (its training file's ``pos_weight``), or None
+        when every item takes ``loss.pos_weight`` (validation items always do)."""
+        if self.train_pos_weights is None:
+            return None
+        pw = self.loss_cfg.pos_weight
+        out = [self.train_pos_weights[k] if split == "train" else pw for split, k in (it.key for it in items)]
+        return None if all(w == pw for w in out) else out
 
     def validation_splits(self) -> list[str]:
         """The validation sets that hold records: ``val``, ``family``, then ``data.val_sets``."""

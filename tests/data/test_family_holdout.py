@@ -71,3 +71,37 @@ def test_density_tolerance_is_checked():
     with pytest.raises(ConfigError, match=r"^data.density_tolerance must be in \[0, 1\), got -0.1$"):
         StructureDataConfig(train="x.dbn", density_tolerance=-0.1, max_length=64, tokens_per_batch=256)
     assert StructureDataConfig(train="x.dbn", density_tolerance=0.005).density_tolerance == 0.005
+
+
+def test_each_training_record_carries_its_files_pos_weight(tmp_path):
+    """data.train's per-file pos_weight follows each file's records through the family split,
+    the cap and the repeat (None: the record takes loss.pos_weight), with and without a family
+    hold-out."""
+    from resm.data.labelled_structures import load_training_records
+
+    _write(tmp_path)
+    scheme = get_scheme("kdny")
+    train = [str(tmp_path / "TR.dbn"), {"file": str(tmp_path / "PDB.tsv"), "repeat": 3, "pos_weight": 2.5}]
+    recs, _, _, _, _, _, weights = split_training_records(_cfg(tmp_path, train=train, max_train=10), scheme)
+    assert len(weights) == len(recs) == 13
+    assert [w for r, w in zip(recs, weights) if r.name == "p1"] == [2.5] * 3
+    assert all(w is None for r, w in zip(recs, weights) if r.name != "p1")
+    cfg = _cfg(tmp_path, train=train, families=None, family_holdout=0.0)
+    recs, ids, _, weights = load_training_records(cfg, scheme)
+    assert len(weights) == len(ids) == len(recs) == 49 + 3
+    assert weights == [None] * 49 + [2.5] * 3 and [r.name for r in recs[-3:]] == ["p1"] * 3
+    plain = split_training_records(_cfg(tmp_path), scheme)  # no pos_weight: every record None
+    assert plain[6] == [None] * len(plain[0])
+
+
+def test_train_pos_weight_is_checked():
+    import pytest
+
+    from resm.config import ConfigError
+
+    for bad in (0, -1.0, "2", True):
+        entry = {"file": "b.tsv", "repeat": 2, "pos_weight": bad}
+        with pytest.raises(ConfigError, match=rf"^data.train\[1\].pos_weight must be a number > 0, got {bad!r}$"):
+            StructureDataConfig(train=["a.dbn", entry], max_length=64, tokens_per_batch=256)
+    cfg = StructureDataConfig(train=["a.dbn", {"file": "b.tsv", "repeat": 2, "pos_weight": 2}])
+    assert cfg.train_files() == [("a.dbn", 1, None), ("b.tsv", 2, 2.0)]
