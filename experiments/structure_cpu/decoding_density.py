@@ -47,20 +47,27 @@ def grid_scores(sets: dict[str, list]) -> dict[tuple, dict[str, dict]]:
     bases = [Decoding(g, w, None) for w in WEIGHTS for g in GAMMAS]
     bases += [Decoding(prior_weight=w, auto_gamma=True) for w in WEIGHTS]
     for d in tqdm(bases, desc="decodings"):
-        g = "auto" if d.auto_gamma else d.gamma
-        nested = {s: [decode_sparse(*it[:4], d, it[4], nested=True) for it in items] for s, items in sets.items()}
-        out[(g, d.prior_weight, None)] = {s: evaluate(nested[s], [it[5] for it in items]) for s, items in sets.items()}
-        for t in THRESHOLDS:
-            out[(g, d.prior_weight, t)] = {
-                s: evaluate(
-                    [
-                        add_pseudoknots(p, it[1], it[2], blend(it[3], it[4], d.prior_weight), t)
-                        for p, it in zip(nested[s], items)
-                    ],
-                    [it[5] for it in items],
-                )
-                for s, items in sets.items()
-            }
+        out.update(setting_scores(sets, d, THRESHOLDS))
+    return out
+
+
+def setting_scores(sets: dict[str, list], d: Decoding, thresholds) -> dict[tuple, dict[str, dict]]:
+    """The scores of one decoding ``d`` (its own pseudoknot threshold ignored): without
+    pseudoknots and with each of ``thresholds``."""
+    g = "auto" if d.auto_gamma else d.gamma
+    nested = {s: [decode_sparse(*it[:4], d, it[4], nested=True) for it in items] for s, items in sets.items()}
+    out = {(g, d.prior_weight, None): {s: evaluate(nested[s], [it[5] for it in items]) for s, items in sets.items()}}
+    for t in thresholds:
+        out[(g, d.prior_weight, t)] = {
+            s: evaluate(
+                [
+                    add_pseudoknots(p, it[1], it[2], blend(it[3], it[4], d.prior_weight), t)
+                    for p, it in zip(nested[s], items)
+                ],
+                [it[5] for it in items],
+            )
+            for s, items in sets.items()
+        }
     return out
 
 
@@ -132,6 +139,9 @@ def main() -> None:
     names = list(sets)
     rows = []
     sk = ("auto" if stored.auto_gamma else stored.gamma, stored.prior_weight, stored.pseudoknot_threshold)
+    if sk not in scores:  # a stored decoding off the (small) grid: scored alone, never chosen
+        t = stored.pseudoknot_threshold
+        scores[sk] = setting_scores(sets, stored, () if t is None else (t,))[sk]
     rows.append(("stored in the file", "", sk))
     for sel in a.select:
         on = sel.split(",")
