@@ -27,9 +27,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's resm, not an installed one
 
-from resm.backbone.load import safe_load
+from resm.backbone.load import CheckpointError, safe_load
 from resm.config import load_config
 from resm.structure.decode import Decoding, add_pseudoknots, blend, decode_sparse
+from resm.structure.ensemble import ensemble_payload
 from resm.structure.metrics import evaluate
 from resm.structure.model import model_from_payload
 from resm.tasks.structure_task import StructureTask
@@ -107,7 +108,8 @@ def main() -> None:
         "--ensemble",
         nargs="+",
         default=None,
-        help="more models: pair probabilities averaged with MODEL's",
+        help="more models: pair probabilities averaged with MODEL's (resm.structure.ensemble.ensemble_payload); "
+        "the stored row is MODEL's decoding",
     )
     ap.add_argument("--grid", choices=["full", "small"], default="full", help="small: gamma 2 or per sequence")
     ap.add_argument("--scores", default=None, help="also write every grid setting's metrics per set (JSON)")
@@ -118,21 +120,14 @@ def main() -> None:
         GAMMAS, WEIGHTS, THRESHOLDS = SMALL
     task = StructureTask(load_config(a.config, a.overrides), train_priors=False)
     payload = safe_load(a.model)
-    model, _ = model_from_payload(payload)
     stored = Decoding.from_dict(payload.get("decoding") or {})
+    if a.ensemble:  # one model averaging the heads' probabilities, candidate by candidate
+        try:
+            payload = ensemble_payload([(a.model, payload)] + [(n, safe_load(n)) for n in a.ensemble])
+        except CheckpointError as e:
+            raise SystemExit(str(e)) from None
+    model, _ = model_from_payload(payload)
     sets = task.kind.validation_predictions(model, "cpu")
-    for other in a.ensemble or []:  # the mean of the heads' probabilities, candidate by candidate
-        more = task.kind.validation_predictions(model_from_payload(safe_load(other))[0], "cpu")
-        for s, items in sets.items():
-            for k, (it, ot) in enumerate(zip(items, more[s])):
-                if not (np.array_equal(it[1], ot[1]) and np.array_equal(it[2], ot[2])):
-                    raise SystemExit(f"{other}: other candidates than {a.model}'s in {s} record {k}")
-                items[k] = (*it[:3], it[3] + ot[3], *it[4:])
-        n = 1 + len(a.ensemble)
-    if a.ensemble:
-        for items in sets.values():
-            for k, it in enumerate(items):
-                items[k] = (*it[:3], it[3] / n, *it[4:])
     scores = grid_scores(sets)
     if a.scores:
         atomic_write_text(a.scores, json.dumps([[list(k), v] for k, v in scores.items()]))

@@ -52,6 +52,8 @@ __all__ = [
     "candidates",
     "collate_candidates",
     "PairHead",
+    "PairHeadEnsemble",
+    "mean_probability_logits",
     "n_pair_features",
     "prior_probability",
     "split_by_sequence",
@@ -368,6 +370,13 @@ class PairHead(nn.Module):
         """Logits of the candidates of ``batch`` (:func:`collate_candidates` of the same
         sequences, in the same order, as the rows of ``tokens``) on ``backbone``. ``frozen``:
         no gradient reaches the backbone."""
+        return self(batch, *self.backbone_inputs(backbone, tokens, batch, frozen))
+
+    def backbone_inputs(
+        self, backbone, tokens: torch.Tensor, batch: dict[str, torch.Tensor], frozen: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(h, attn)``: what this head reads from ``backbone`` for ``batch`` (residue
+        embeddings (B, Lmax, E) and attention maps at the candidates, each None when unused)."""
         cfg = self.cfg
         h = attn = None
         if cfg.use_embeddings or cfg.use_attention:
@@ -387,7 +396,7 @@ class PairHead(nn.Module):
                     h = window_hidden(backbone, tokens, cfg.embed_window)
             if h is not None:
                 h = h[:, 1 : 1 + Lm]
-        return self(batch, h, attn)
+        return h, attn
 
     def residues(self, batch: dict[str, torch.Tensor], h: torch.Tensor | None = None) -> torch.Tensor:
         """Residue states (B, Lmax, width), zero at padding."""
@@ -435,6 +444,56 @@ class PairHead(nn.Module):
             acc.index_add_(0, j, msg)
             z = z + self.drop(self.compete[r](torch.cat([z, acc[i] - msg, acc[j] - msg], 1)))
         return self.out(z)[:, 0].float()
+
+
+def mean_probability_logits(logits: torch.Tensor) -> torch.Tensor:
+    """The logits of the mean probability of several heads, candidate by candidate:
+    ``logits`` (n_heads, n_candidates) -> ``l`` (n_candidates,) with ``sigmoid(l)`` the mean of
+    ``sigmoid(logits)`` over the heads (to float32 rounding). Computed in float64 through
+    log-sigmoids, so saturated logits stay finite: log p - log(1 - p), each the log-mean-exp
+    of the heads' log-sigmoids."""
+    x = logits.double()
+    log_n = float(np.log(x.shape[0]))
+    log_p = torch.logsumexp(F.logsigmoid(x), 0) - log_n
+    log_q = torch.logsumexp(F.logsigmoid(-x), 0) - log_n
+    return (log_p - log_q).to(logits.dtype)
+
+
+class PairHeadEnsemble(nn.Module):
+    """Several pair heads of one configuration over one backbone, read as one head: the
+    backbone's inputs are computed once, each member scores the candidates, and the logits
+    returned are those of the members' mean probability (:func:`mean_probability_logits`), so
+    that everything downstream (``sigmoid``, decoding) sees the averaged pair probabilities.
+    One member: its logits unchanged, bit for bit. For inference; a structure model file holds
+    one when it has ``head_ensemble`` (:mod:`resm.structure.model`)."""
+
+    kind = PairHead.kind
+
+    def __init__(self, members: Sequence[PairHead]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one head")
+        if not all(isinstance(m, PairHead) for m in members):
+            raise ValueError("an ensemble holds pair heads only")
+        cfgs = {repr(m.cfg) for m in members}
+        if len(cfgs) != 1:
+            raise ValueError("the heads of an ensemble must share one configuration")
+        self.members = nn.ModuleList(members)
+        self.cfg = members[0].cfg
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def run(self, backbone, tokens: torch.Tensor, batch: dict[str, torch.Tensor], frozen: bool) -> torch.Tensor:
+        """:meth:`PairHead.run` of the ensemble (the backbone runs once)."""
+        return self(batch, *self.members[0].backbone_inputs(backbone, tokens, batch, frozen))
+
+    def forward(
+        self, batch: dict[str, torch.Tensor], h: torch.Tensor | None = None, attn: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if len(self.members) == 1:
+            return self.members[0](batch, h, attn)
+        return mean_probability_logits(torch.stack([m(batch, h, attn) for m in self.members]))
 
 
 def prior_probability(c: Candidates, cfg: PairHeadConfig) -> np.ndarray:

@@ -10,7 +10,9 @@ dense 2-D :class:`resm.heads.pair_map.StructureHead` (the first two shipped mode
 with ``weights_only=True``, holding the head, the fp16 backbone weights (and the adapter), the
 configs, the mapping scheme (name and table hash) and the decoding threshold chosen on
 validation (a threshold for the dense head; a :class:`resm.structure.decode.Decoding` and the
-prior settings for the pair head). :func:`load_structure_model` reads it back;
+prior settings for the pair head); a file may hold several pair heads of one configuration over
+its backbone, whose probabilities are averaged (:data:`ENSEMBLE`, :mod:`resm.structure.ensemble`).
+:func:`load_structure_model` reads it back;
 :func:`predict_pairs` gives one sequence's dense pair probabilities through the 2-D head's
 memory-bounded tiled inference and :func:`predict_candidates` the candidate probabilities of a
 batch of sequences through the pair head: the inference paths of the predictors
@@ -67,6 +69,7 @@ MODEL_FILE = "structure_model.pt"
 HEAD_KINDS = {"pairs": "pairs", "conv": "structure"}
 DEFAULT_KIND = "pairs"  # the shipped model's
 FORMAT = "resm-structure"  # the "format" entry of a structure model's file
+ENSEMBLE = "head_ensemble"  # the entry of a file whose head is several pair heads averaged
 DEFAULT_MODEL = "default"  # the name of the shipped structure model (its backbone, where a backbone is asked for)
 
 
@@ -320,7 +323,14 @@ def model_from_payload(data: dict[str, Any]) -> tuple[StructureModel, dict[str, 
     from ..heads import HEADS
 
     backbone = backbone_from_payload(data)
-    head, _ = HEADS[HEAD_KINDS[data.get("head_kind", "conv")]](data["head_config"], backbone.embed_dim)
+    build = HEADS[HEAD_KINDS[data.get("head_kind", "conv")]]
+    n = int((data.get(ENSEMBLE) or {}).get("members", 0))
+    if n:  # several heads of one configuration: their probabilities are averaged (PairHeadEnsemble)
+        from ..heads.pairs import PairHeadEnsemble
+
+        head = PairHeadEnsemble([build(data["head_config"], backbone.embed_dim)[0] for _ in range(n)])
+    else:
+        head, _ = build(data["head_config"], backbone.embed_dim)
     head.load_state_dict(data["head"])
     model = StructureModel(backbone, head, "frozen").eval()
     meta = {k: v for k, v in data.items() if k not in ("head", "backbone", "adapter")}
