@@ -52,11 +52,12 @@ def choose(payload: dict, config: str, overrides: list[str]) -> dict[str, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("models", nargs="+", help="structure_model.pt files with pair heads")
+    ap.add_argument("args", nargs="+", help="structure_model.pt files with pair heads, then key=value config overrides")
     ap.add_argument("--config", required=True, help="the finetune config the heads were trained with")
     ap.add_argument("--out", required=True, help="the ensemble's structure_model.pt")
-    ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     a = ap.parse_intermixed_args()
+    a.models = [x for x in a.args if "=" not in x]
+    a.overrides = [x for x in a.args if "=" in x]
     payload = build(a.models)
     metrics = choose(payload, a.config, a.overrides)
     payload["head_ensemble"]["command"] = "python " + " ".join(shlex.quote(x) for x in sys.argv)
