@@ -117,7 +117,7 @@ def test_other_heads_backbones_or_schemes_are_refused_in_one_line(shipped, chang
     assert msg.startswith("b.pt: ") and words in msg and "\n" not in msg
 
 
-def test_the_ensemble_file_round_trips_and_the_tool_refuses_in_one_line(shipped, priors, tmp_path):
+def test_the_ensemble_file_round_trips_and_the_tool_refuses_in_one_line(shipped, priors, tmp_path, monkeypatch):
     both = ensemble_payload([("a.pt", shipped), ("b.pt", _other(shipped))])
     both["decoding"] = dict(shipped["decoding"], prior_weight=0.3)
     path = save_structure_model(both, tmp_path / "ensemble.pt")
@@ -142,4 +142,10 @@ def test_the_ensemble_file_round_trips_and_the_tool_refuses_in_one_line(shipped,
     with pytest.raises(SystemExit) as e:
         mod.build([str(SHIPPED), str(bad)])
     assert str(e.value).startswith(f"{bad}: its head_config differs") and "\n" not in str(e.value)
+    # the command line: key=value overrides are not model files; a bad file stops it before anything is written
+    argv = ["ensemble_heads.py", str(SHIPPED), "model.init=null", str(bad), "--config", "x.yaml", "--out", "o.pt"]
+    monkeypatch.setattr("sys.argv", argv[:-1] + [str(tmp_path / "o.pt")])
+    with pytest.raises(SystemExit) as e:
+        mod.main()
+    assert str(e.value).startswith(f"{bad}: its head_config differs")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt", "ensemble.pt"]
