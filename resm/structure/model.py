@@ -317,6 +317,20 @@ def load_with_scheme(spec, scheme_name: str | None = None, regression=None, trus
     return loaded, choose_scheme(loaded, scheme_name, spec)
 
 
+def ensemble_members(data: dict[str, Any]) -> int:
+    """How many pair heads a file's content holds under :data:`ENSEMBLE` (0: one plain head).
+    The count must be the number of ``members.K.`` prefixes its head weights carry, so that a
+    damaged or hostile entry cannot make the loader build heads the file does not hold."""
+    entry = data.get(ENSEMBLE)
+    if entry is None:
+        return 0
+    n = entry.get("members") if isinstance(entry, dict) else None
+    held = {k.split(".", 2)[1] for k in data.get("head", {}) if k.startswith("members.") and k.count(".") >= 2}
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or len(held) != n or held != {str(k) for k in range(n)}:
+        raise ValueError(f"its {ENSEMBLE} entry names {n!r} heads but the head weights hold {len(held)}")
+    return n
+
+
 def model_from_payload(data: dict[str, Any]) -> tuple[StructureModel, dict[str, Any]]:
     """``(model, meta)`` of a structure model file's content (its head rebuilt through
     :data:`resm.heads.HEADS`, by the kind the file records; files without one hold the 2-D head)."""
@@ -324,7 +338,7 @@ def model_from_payload(data: dict[str, Any]) -> tuple[StructureModel, dict[str, 
 
     backbone = backbone_from_payload(data)
     build = HEADS[HEAD_KINDS[data.get("head_kind", "conv")]]
-    n = int((data.get(ENSEMBLE) or {}).get("members", 0))
+    n = ensemble_members(data)
     if n:  # several heads of one configuration: their probabilities are averaged (PairHeadEnsemble)
         from ..heads.pairs import PairHeadEnsemble
 

@@ -149,3 +149,15 @@ def test_the_ensemble_file_round_trips_and_the_tool_refuses_in_one_line(shipped,
         mod.main()
     assert str(e.value).startswith(f"{bad}: its head_config differs")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt", "ensemble.pt"]
+
+
+@pytest.mark.parametrize("members", [3, 10**9, 0, "2", True, None])
+def test_an_ensemble_entry_that_does_not_match_its_heads_is_refused_in_one_line(shipped, tmp_path, members):
+    both = ensemble_payload([("a.pt", shipped), ("b.pt", _other(shipped))])
+    path = tmp_path / "damaged.pt"
+    torch.save({**both, ENSEMBLE: {**both[ENSEMBLE], "members": members}}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_structure_model(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: not a usable structure model (its {ENSEMBLE} entry names") and "\n" not in msg
+    assert "hold 2" in msg
