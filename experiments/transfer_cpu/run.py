@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from repo_paths import REPO, data_dir
 
-REPO = Path(__file__).resolve().parents[2]
 ARMS = {
     "a_kdny_protein": ("kdny", "protein", "(a) mapped kdny, protein init"),
     "b_kdny_random": ("kdny", None, "(b) mapped kdny, random init"),
@@ -263,11 +263,7 @@ def main() -> None:
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--out", type=Path, default=REPO / "experiments/results/transfer_cpu.md")
     a = ap.parse_args()
-    if a.data_dir is None:
-        sys.path.insert(0, str(REPO))
-        from resm.config import default_data_dir
-
-        a.data_dir = default_data_dir()
+    a.data_dir = data_dir(a.data_dir)
     if not a.report:
         for name in a.arms:
             run_arm(name, a)

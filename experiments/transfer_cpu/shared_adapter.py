@@ -55,8 +55,10 @@ seeded 10% of the 20k library, 2,000 UTRs, or a seeded ``--mrl-test`` subset; `r
 from which the report draws standard errors (per-sequence F1: over sequences; AUROC and R^2:
 seeded bootstrap) and paired differences between arms that differ in one factor.
 
-``--arms`` runs a subset (for two processes at a time); ``--report`` only writes the table and
-figure from the arms' result files. The two-head tables (shared_adapter_cpu.md,
+``--arms`` runs a subset (for two processes at a time); ``--score`` scores only the heads named
+(a later call without it scores the rest on the bundles already trained, so an arm can train
+while the test priors are still being computed); ``--report`` only writes the table and figure
+from the arms' result files. The two-head tables (shared_adapter_cpu.md,
 shared_adapter_cpu_s400.md) were made by this script before structure joined (commit a706479,
 ``--steps`` = joint steps, two heads).
 """
@@ -72,8 +74,8 @@ import time
 from pathlib import Path
 
 import yaml
+from repo_paths import REPO, data_dir
 
-REPO = Path(__file__).resolve().parents[2]
 INITS = {
     "protein": ("kdny", "protein", "protein checkpoint, kdny"),
     "random": ("kdny", None, "random init, kdny"),
@@ -229,13 +231,13 @@ def run_arm(name: str, a) -> None:
         res[f"train_s_{run}"] = sh(["finetune", "--config", cfg_file], log)
         res_file.write_text(json.dumps(res, indent=1))
     for head in a.heads:
-        if head not in res:
+        if head not in res and head in a.score:
             t = time.time()
             res[head], items = EVALUATE[head](bundles[head], Path(a.data_dir), REPO / a.runs, a)
             res[f"{head}_eval_s"] = time.time() - t
             (out / f"items_{head}.json").write_text(json.dumps(items, default=float))
             res_file.write_text(json.dumps(res, indent=1, default=float))
-    print(name, json.dumps({k: res[k] for k in a.heads}, default=float), flush=True)
+    print(name, json.dumps({k: res[k] for k in a.heads if k in res}, default=float), flush=True)
 
 
 def evaluate_rri(bundle: Path, data: Path, runs: Path, a) -> tuple[dict, dict]:
@@ -665,19 +667,24 @@ def main() -> None:
     )
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--arms", nargs="*", default=ARMS, choices=ARMS)
+    ap.add_argument(
+        "--score",
+        nargs="*",
+        default=None,
+        choices=list(EVALUATE),
+        help="the heads scored in this call (default: every head); the others are scored by a later call, "
+        "which reuses the trained bundles (training and scoring apart, e.g. while the test priors are computed)",
+    )
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--note", default="", help="text appended after the command line in the table")
     ap.add_argument("--out", type=Path, default=REPO / "experiments/results/shared_adapter_cpu_3heads.md")
     a = ap.parse_args()
     a.mrl_test = a.mrl_test or None
     a.ss_test = a.ss_test or None
+    a.score = a.heads if a.score is None else a.score
     if a.batches < 1:
         raise SystemExit("--batches must be >= 1")
-    if a.data_dir is None:
-        sys.path.insert(0, str(REPO))
-        from resm.config import default_data_dir
-
-        a.data_dir = default_data_dir()
+    a.data_dir = data_dir(a.data_dir)
     if a.prime or a.reference:
         (prime if a.prime else reference)(a)
         return
