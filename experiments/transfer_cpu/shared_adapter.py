@@ -341,14 +341,20 @@ EVALUATE = {"structure": evaluate_structure, "rri": evaluate_rri, "mrl": evaluat
 SS_SETS = ("ts0", "bprna-new")
 
 
-def report(a) -> None:
+def load_arms(runs, heads) -> tuple[dict, dict]:
+    """The results and per-item test results of the arms in ``runs`` that scored every head."""
     res, items = {}, {}
     for name in ARMS:
-        f = REPO / a.runs / name / "result.json"
+        f = REPO / runs / name / "result.json"
         r = json.loads(f.read_text()) if f.exists() else {}
-        if all(h in r for h in a.heads):
+        if all(h in r for h in heads):
             res[name] = r
-            items[name] = {h: json.loads((f.parent / f"items_{h}.json").read_text()) for h in a.heads}
+            items[name] = {h: json.loads((f.parent / f"items_{h}.json").read_text()) for h in heads}
+    return res, items
+
+
+def report(a) -> None:
+    res, items = load_arms(a.runs, a.heads)
     se = {n: standard_errors(items[n], a.heads) for n in res}
     lr = f"--lr {a.lr} " if a.lr is not None else ""
     pairs = f"--structure-head pairs --bpp-cache {a.bpp_cache} " if a.structure_head == "pairs" else ""
@@ -356,8 +362,11 @@ def report(a) -> None:
         f"OMP_NUM_THREADS=1 python experiments/transfer_cpu/shared_adapter.py --protein {a.protein} "
         f"--heads {' '.join(a.heads)} --batches {a.batches} --rri-batch {a.rri_batch} --mrl-batch {a.mrl_batch} "
         f"{lr}{pairs}--ss-max-length {a.ss_max_length} --ss-tokens {a.ss_tokens} --ss-test {a.ss_test or 0} "
-        f"--mrl-test {a.mrl_test or 0} --runs {a.runs} --arms {' '.join(res)} --out {_shown(a.out)}"
+        f"--mrl-test {a.mrl_test or 0} {f'--seed {a.seed} ' if a.seed else ''}--runs {a.runs} "
+        f"--arms {' '.join(res)} --out {_shown(a.out)}"
     )
+    if a.seed_runs:
+        cmd += f" --seed-runs {' '.join(a.seed_runs)}"
     n = len(a.heads)
     sub = f", a seeded subset of {a.mrl_test} of them, the same for every arm" if a.mrl_test else ""
     ss_sub = f"a seeded subset of {a.ss_test} records of each, the same for every arm" if a.ss_test else "all records"
@@ -556,14 +565,9 @@ def seed_table(res: dict, items: dict, a) -> list[str]:
         "| arm | seed | " + " | ".join(lab for h in a.heads for lab in DIFF_LABELS[h]).replace("Δ ", "") + " |",
         "|---|---|" + "---|" * len(cols),
     ]
+    runs = [load_arms(d, a.heads) for d in a.seed_runs]
     for name in res:
-        others = []
-        for d in a.seed_runs:
-            f = REPO / d / name / "result.json"
-            r = json.loads(f.read_text()) if f.exists() else {}
-            if all(h in r for h in a.heads):
-                it = {h: json.loads((f.parent / f"items_{h}.json").read_text()) for h in a.heads}
-                others.append((r.get("seed", 0), it))
+        others = [(r[name].get("seed", 0), it[name]) for r, it in runs if name in r]
         if not others:
             continue
         for seed, it in [(res[name].get("seed", 0), items[name]), *others]:
@@ -571,7 +575,17 @@ def seed_table(res: dict, items: dict, a) -> list[str]:
         for seed, it in others:
             cells = " | ".join(_diff(k, items[name], it) for _, k in cols)
             lines.append(f"| {name} | {res[name].get('seed', 0)} − {seed} | {cells} |")
-    return lines if len(lines) > 4 else []
+    if len(lines) == 4:
+        return []
+    for r, it in runs:
+        diffs = contrasts(r, it, a.heads)
+        if diffs:
+            seed = next(iter(r.values())).get("seed", 0)
+            lines += ["", f"Paired differences under seed {seed} (as above, between that seed's arms):", ""]
+            lines += ["| contrast | " + " | ".join(lab for h in a.heads for lab in DIFF_LABELS[h]) + " |"]
+            lines += ["|---|" + "---|" * len(cols)]
+            lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in diffs]
+    return lines
 
 
 def _shown(path: Path) -> str:
