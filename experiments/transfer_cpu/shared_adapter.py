@@ -555,17 +555,26 @@ def reference_table(res: dict, items: dict, ref: dict, folder: Path) -> list[str
 
 def seed_table(res: dict, items: dict, a) -> list[str]:
     """The seed spread: each arm that also ran under another seed (``--seed-runs`` folders),
-    one row per seed, and the difference between the seeds."""
-    cols = [(h, k) for h in a.heads for k in DIFF_KEYS[h]]
+    one row per seed, and the difference between the seeds; then each other seed's paired
+    contrasts between its arms. Where no arm of the other seeds scored structure (``--score rri
+    mrl``), the heads they did score."""
+    heads = list(a.heads)
+    runs = [load_arms(d, heads) for d in a.seed_runs]
+    if not any(r for r, _ in runs) and "structure" in heads:
+        heads.remove("structure")
+        runs = [load_arms(d, heads) for d in a.seed_runs]
+    cols = [(h, k) for h in heads for k in DIFF_KEYS[h]]
+    labels = [lab for h in heads for lab in DIFF_LABELS[h]]
     lines = [
         "Seed spread (the same arm trained again under another seed: train.seed and the structure / interaction "
         "data seeds, i.e. head initialisation, adapter initialisation, dropout, batch order and crops; the "
-        "expression data seed stays 0 because it defines the MRL test split):",
+        "expression data seed stays 0 because it defines the MRL test split"
+        + ("; structure not scored for the other seeds" if heads != list(a.heads) else "")
+        + "):",
         "",
-        "| arm | seed | " + " | ".join(lab for h in a.heads for lab in DIFF_LABELS[h]).replace("Δ ", "") + " |",
+        "| arm | seed | " + " | ".join(labels).replace("Δ ", "") + " |",
         "|---|---|" + "---|" * len(cols),
     ]
-    runs = [load_arms(d, a.heads) for d in a.seed_runs]
     for name in res:
         others = [(r[name].get("seed", 0), it[name]) for r, it in runs if name in r]
         if not others:
@@ -578,12 +587,11 @@ def seed_table(res: dict, items: dict, a) -> list[str]:
     if len(lines) == 4:
         return []
     for r, it in runs:
-        diffs = contrasts(r, it, a.heads)
+        diffs = contrasts(r, it, heads)
         if diffs:
             seed = next(iter(r.values())).get("seed", 0)
             lines += ["", f"Paired differences under seed {seed} (as above, between that seed's arms):", ""]
-            lines += ["| contrast | " + " | ".join(lab for h in a.heads for lab in DIFF_LABELS[h]) + " |"]
-            lines += ["|---|" + "---|" * len(cols)]
+            lines += ["| contrast | " + " | ".join(labels) + " |", "|---|" + "---|" * len(cols)]
             lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in diffs]
     return lines
 
