@@ -114,15 +114,21 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="markdown table")
     ap.add_argument("--scores", default=None, help="also write every setting's metrics per set (JSON)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--from-scores", default=None, help="a --scores file of an earlier run: tabulate it instead of decoding"
+    )
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     a = ap.parse_intermixed_args()
     stored = Decoding.from_dict(safe_load(a.model).get("decoding") or {})
     sets = cached_sets(a.model, a.config, a.overrides)
     names = list(sets)
-    _SETS.update(sets)
-    with Pool(a.workers) as pool:
-        parts = list(tqdm(pool.imap(_score, GRID), total=len(GRID), desc="(w1, w2) settings"))
-    scores = {k: v for p in parts for k, v in p.items()}
+    if a.from_scores:
+        scores = {tuple(k): v for k, v in json.loads(Path(a.from_scores).read_text())}
+    else:
+        _SETS.update(sets)
+        with Pool(a.workers) as pool:
+            parts = list(tqdm(pool.imap(_score, GRID), total=len(GRID), desc="(w1, w2) settings"))
+        scores = {k: v for p in parts for k, v in p.items()}
     order = list(scores)  # grid order: w1, w2, gamma, threshold
     if a.scores:
         atomic_write_text(a.scores, json.dumps([[list(k), v] for k, v in scores.items()]))
@@ -144,7 +150,7 @@ def main() -> None:
     rows.append(("**mixture, chosen by the rule**", chosen))
     for w2 in W[1:]:
         rows.append((f"best with w2 = {w2:g}", best([k for k in order if k[2] == w2])))
-    rows.append(("best with w1 = 0 (RNAfold prior only)", best([k for k in order if k[1] == 0])))
+    rows.append(("best with w1 = 0 (no EternaFold prior)", best([k for k in order if k[1] == 0])))
     ok_ratio = [k for k in order if scores[k]["vl1"]["pair_ratio"] >= BAR["vl1_ratio"]]
     if ok_ratio:  # outside the rule: the best single setting with VL1's density at the bar
         top = max(mean_f1(scores[k], names) for k in ok_ratio)
