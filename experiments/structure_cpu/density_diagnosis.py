@@ -38,13 +38,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiment scripts
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's resm, not an installed one
 
-from validation_cache import cached_sets
+from validation_cache import cached_sets, pair_arrays
 
 from resm.backbone.load import safe_load
 from resm.config import load_config
 from resm.nucleotides import PAIR_TYPE, lenient_codes
 from resm.structure.decode import Decoding, decode_sparse
-from resm.structure.metrics import _ij, evaluate
+from resm.structure.metrics import evaluate
 from resm.structure.pairsets import read_pair_table
 
 METHODS = ("model", "EternaFold", "RNAfold")
@@ -70,7 +70,7 @@ SET_NAMES = {"val": "VL0", "family": "families", "vl1": "VL1"}
 
 
 def pair_keys(pred) -> set[tuple[int, int]]:
-    _, i, j = _ij(pred)
+    _, i, j = pair_arrays(pred)
     return set(zip(i.tolist(), j.tolist()))
 
 

@@ -25,12 +25,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 
 from resm.nucleotides import PAIR_TYPE, lenient_codes
 from resm.structure.folders import fold_with
-from resm.structure.metrics import _ij
 from resm.structure.pairsets import PairSet, read_pair_table
 from resm.structure.priors import rnafold_bpp
 
 MIN_PROB = 1e-4
 FIELDS = ("i", "j", "model_p", "prior_p", "ref", "mfe", "eterna", "vi", "vj", "vp", "multi")
+
+
+def pair_arrays(x) -> tuple[int, np.ndarray, np.ndarray]:
+    """Length and the i < j index arrays of a partner array or a PairSet."""
+    if isinstance(x, PairSet):
+        return x.length, x.ij[:, 0], x.ij[:, 1]
+    a = np.asarray(x, dtype=np.int64)
+    i = np.flatnonzero(a > np.arange(len(a)))
+    return len(a), i, a[i]
 
 
 def _pack(arrs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +73,7 @@ def build(sets: dict[str, list], path: Path, full_tables: dict[str, str]) -> Non
         cols: dict[str, list] = {f: [] for f in FIELDS}
         seqs, lengths = [], []
         for seq, i, j, mp, pp, ref in tqdm(items, desc=f"folders on {s}"):
-            L, ti, tj = _ij(ref)
+            L, ti, tj = pair_arrays(ref)
             seqs.append(seq)
             lengths.append(L)
             cols["i"].append(np.asarray(i, np.int64))
