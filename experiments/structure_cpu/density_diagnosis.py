@@ -289,7 +289,14 @@ def main() -> None:
                 f"{r['recall_mean']:.3f} | {r['pair_ratio']:.2f} | "
                 f"{r['n_pred'] / (r['n_true'] - results[s]['cat'][m]['lone'][1]):.2f} |"
             )
-    lines += ["", "## Recall by category of the reference pair", ""]
+    lines += [
+        "",
+        "## Recall by category of the reference pair",
+        "",
+        "Recall pooled over the category's reference pairs; model − EternaFold: the difference of those recalls; "
+        "share of the misses: the category's missed pairs over all the method's missed pairs of the set.",
+        "",
+    ]
     for s in names:
         lines += [f"### {SET_NAMES.get(s, s)}", "", *category_table(results[s]), ""]
     lines += [
