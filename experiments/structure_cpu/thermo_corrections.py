@@ -63,11 +63,12 @@ from resm.structure.metrics import evaluate  # noqa: E402
 from resm.structure.pairsets import PairSet  # noqa: E402
 from resm.utils.io import atomic_write_text  # noqa: E402
 
-# the grid, fixed before the run
+# the grid, fixed before the run (penalty 1 dropped before any score was seen: 49 settings would
+# have taken ~1 h of the shared machine)
 FORMS = ("logit", "log")
 SCALES = (0.3, 0.6, 1.2, 2.4)
 WEIGHTS = (0.0, 0.3)
-PENALTIES = (0.0, 1.0, 5.0)
+PENALTIES = (0.0, 5.0)
 GAMMAS = (1.0, 2.0, 4.0)
 DECODERS = ("mfe", *(f"mea{g:g}" for g in GAMMAS), "mea-auto")
 LOG_Q = 0.1
@@ -222,23 +223,12 @@ def passes(m: dict[str, dict]) -> bool:
     )
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="a structure_model.pt with the pair head")
-    ap.add_argument("--config", required=True, help="a finetune config naming the validation sets")
-    ap.add_argument("--cache", required=True, help="npz of the head's validation probabilities (made once)")
-    ap.add_argument("--max-length", type=int, default=1000, help="longer records are skipped (every row)")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--top", type=int, default=12, help="grid rows shown, by mean F1")
-    ap.add_argument("--out", default=None, help="markdown table")
-    ap.add_argument("--scores", default=None, help="every row's metrics per set (JSON)")
-    ap.add_argument("overrides", nargs="*", help="key=value config overrides")
-    a = ap.parse_intermixed_args()
+def score(a) -> tuple[dict, dict]:
+    """Every row's metrics per set, and the run's facts (the table's header lines)."""
     if not Path(a.cache).exists():
         save_cache(a.cache, validation_sets(a.model, a.config, a.overrides))
     full = load_cache(a.cache)
     sets = {s: [it for it in items if len(it[0]) <= a.max_length] for s, items in full.items()}
-    skipped = {s: len(full[s]) - len(sets[s]) for s in full}
     stored = Decoding.from_dict(safe_load(a.model).get("decoding") or {})
 
     rows: dict[str, dict[str, dict]] = {}
@@ -264,30 +254,50 @@ def main() -> None:
                 s: evaluate([folded[k][n][dec] for k in range(len(flat)) if flat[k][0] == s], [it[5] for it in items])
                 for s, items in sets.items()
             }
-    if a.scores:
-        atomic_write_text(a.scores, json.dumps(rows))
+    load = os.getloadavg()
+    meta = {
+        "command": "python " + " ".join(shlex.quote(x) for x in sys.argv),
+        "run": f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {socket.gethostname()} "
+        f"({os.cpu_count()} cores, shared), {a.workers} worker(s) of one thread; load average at the end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; folding {seconds / 60:.1f} min.",
+        "sets": "Sets: "
+        + ", ".join(
+            f"{s} ({len(sets[s])}"
+            + (f"; {len(full[s]) - len(sets[s])} over {a.max_length} nt skipped" if len(full[s]) > len(sets[s]) else "")
+            + ")"
+            for s in sets
+        )
+        + "; canonical pairs.",
+    }
+    return rows, meta
 
-    names = list(sets)
+
+def table(rows: dict, labels: list[str], names: list[str]) -> list[str]:
+    head = (
+        "| row | " + " | ".join(f"{s}: F1 / ±1 | {s}: P / R | {s}: pred/ref" for s in names) + " | mean F1 | passes |"
+    )
+    lines = [head, "|" + "---|" * (3 + 3 * len(names))]
+    for r in labels:
+        if r not in rows:
+            lines.append(f"| {r} |" + " |" * (2 + 3 * len(names)))
+            continue
+        m = rows[r]
+        c = [x for s in names for x in cells(m[s])]
+        lines.append(f"| {r} | " + " | ".join(c) + f" | {mean_f1(m):.3f} | {'yes' if passes(m) else 'no'} |")
+    return lines
+
+
+def render(rows: dict, meta: dict, top: int) -> str:
+    names = list(next(iter(rows.values())))
     refs = [r for r in rows if r.startswith(("shipped", "RNAfold"))]
     grid = sorted((r for r in rows if r not in refs), key=lambda r: -mean_f1(rows[r]))
     best = grid[0]
     dense = [r for r in grid if rows[r]["vl1"]["pair_ratio"] >= BAR["vl1_ratio"]]
-    show = list(dict.fromkeys(grid[: a.top] + dense[:3]))
-    head = (
-        "| row | " + " | ".join(f"{s}: F1 / ±1 | {s}: P / R | {s}: pred/ref" for s in names) + " | mean F1 | passes |"
-    )
-    load = os.getloadavg()
+    show = list(dict.fromkeys(grid[:top] + dense[:3]))
     lines = [
-        "Command: `python " + " ".join(shlex.quote(x) for x in sys.argv) + "`  ",
-        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {socket.gethostname()} "
-        f"({os.cpu_count()} cores, shared), {a.workers} worker(s) of one thread; load average at the end "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; folding {seconds / 60:.1f} min.  ",
-        "Sets: "
-        + ", ".join(
-            f"{s} ({len(sets[s])}" + (f"; {skipped[s]} over {a.max_length} nt skipped" if skipped[s] else "") + ")"
-            for s in names
-        )
-        + "; canonical pairs.  ",
+        f"Command: `{meta['command']}`  ",
+        meta["run"] + "  ",
+        meta["sets"] + "  ",
         f"Grid ({len(grid)} settings): form {'/'.join(FORMS)}, scale {'/'.join(map(str, SCALES))} kcal/mol, "
         f"prior weight {'/'.join(map(str, WEIGHTS))}, non-candidate penalty {'/'.join(map(str, PENALTIES))} "
         f"kcal/mol, decoder {'/'.join(DECODERS)}.  ",
@@ -295,17 +305,41 @@ def main() -> None:
         f"families >= {BAR['family']}, VL1 pred/ref >= {BAR['vl1_ratio']}. "
         f"**Candidate: {best} -> {'passes' if passes(rows[best]) else 'fails'}.**",
         "",
-        head,
-        "|" + "---|" * (3 + 3 * len(names)),
+        f"References, then the grid's {top} best settings by mean F1 (and the best three with VL1 pred/ref >= "
+        f"{BAR['vl1_ratio']}):",
+        "",
+        *table(rows, refs + ["**grid, by mean F1**"] + show, names),
+        "",
+        "The whole grid with the per-sequence gamma decoder (mea-auto), as listed:",
+        "",
+        *table(rows, [r for r in rows if r.endswith(", mea-auto") and r not in refs], names),
     ]
-    for r in refs + ["**grid, by mean F1**"] + show:
-        if r not in rows:
-            lines.append(f"| {r} |" + " |" * (2 + 3 * len(names)))
-            continue
-        m = rows[r]
-        c = [x for s in names for x in cells(m[s])]
-        lines.append(f"| {r} | " + " | ".join(c) + f" | {mean_f1(m):.3f} | {'yes' if passes(m) else 'no'} |")
-    text = "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="a structure_model.pt with the pair head")
+    ap.add_argument("--config", required=True, help="a finetune config naming the validation sets")
+    ap.add_argument("--cache", required=True, help="npz of the head's validation probabilities (made once)")
+    ap.add_argument("--max-length", type=int, default=1000, help="longer records are skipped (every row)")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--top", type=int, default=12, help="grid rows shown, by mean F1")
+    ap.add_argument("--out", default=None, help="markdown table")
+    ap.add_argument("--scores", default=None, help="every row's metrics per set and the run's facts (JSON)")
+    ap.add_argument("--render", action="store_true", help="only write the table again from --scores (no folding)")
+    ap.add_argument("overrides", nargs="*", help="key=value config overrides")
+    a = ap.parse_intermixed_args()
+    if a.render:
+        if not a.scores:
+            raise SystemExit("--render needs --scores")
+        saved = json.loads(Path(a.scores).read_text())
+        rows, meta = saved["rows"], saved["meta"]
+    else:
+        rows, meta = score(a)
+        if a.scores:
+            atomic_write_text(a.scores, json.dumps({"rows": rows, "meta": meta}))
+    text = render(rows, meta, a.top)
     print(text)
     if a.out:
         atomic_write_text(a.out, text)
