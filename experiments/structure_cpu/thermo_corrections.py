@@ -229,6 +229,9 @@ def score(a) -> tuple[dict, dict]:
         save_cache(a.cache, validation_sets(a.model, a.config, a.overrides))
     full = load_cache(a.cache)
     sets = {s: [it for it in items if len(it[0]) <= a.max_length] for s, items in full.items()}
+    for s, items in sets.items():
+        if not items:
+            raise SystemExit(f"{a.cache}: no record of set {s} is at most --max-length {a.max_length} nt")
     stored = Decoding.from_dict(safe_load(a.model).get("decoding") or {})
 
     rows: dict[str, dict[str, dict]] = {}
