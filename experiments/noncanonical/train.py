@@ -10,7 +10,13 @@ structure model's file.
    input model with the entry ``non_canonical`` added).
 4. VL1 (validation; never used to fit or choose) is scored over all pairs and over the
    non-canonical pairs alone, with and without the added pairs; the figures go to ``--report``
-   and into the file's entry.
+   and into the file's entry, with VL1's canonical pairs alone and the recall of its lone
+   canonical pairs (a canonical reference pair with neither stacked neighbour (i-1, j+1),
+   (i+1, j-1) among the canonical reference pairs; pooled over the set).
+
+``--tertiary-canonical`` stores ``tertiary_canonical: true`` in the scorer's config: canonical
+pairs between two bases the decoded structure leaves unpaired become candidates too
+(:class:`resm.structure.noncanonical.NonCanonicalConfig`).
 
 Never reads PDB test sets. Runs on CPU in a few minutes:
 
@@ -66,6 +72,27 @@ def non_canonical_view(items, preds) -> tuple[list, list]:
     return p_out, t_out
 
 
+def canonical_view(items, preds) -> tuple[list, list]:
+    """Predictions and references restricted to their canonical pairs (letters)."""
+    from resm.structure.pairsets import PairRecord
+
+    p_out = [PairRecord(it[4].name, it[4].seq, p).canonical().pairs for it, p in zip(items, preds)]
+    return p_out, [it[4].canonical().pairs for it in items]
+
+
+def lone_recall(items, preds) -> tuple[int, int]:
+    """(found, total) over the lone canonical reference pairs of ``items`` (see the notes)."""
+    found = total = 0
+    for it, p in zip(items, preds):
+        ref = {tuple(x) for x in it[4].canonical().pairs.ij.tolist()}
+        got = {tuple(x) for x in p.ij.tolist()}
+        for a, b in ref:
+            if (a - 1, b + 1) not in ref and (a + 1, b - 1) not in ref:
+                total += 1
+                found += (a, b) in got
+    return found, total
+
+
 def as_set(partners) -> PairSet:
     a = np.flatnonzero(partners > np.arange(len(partners)))
     return PairSet(np.stack([a, partners[a]], 1), len(partners))
@@ -83,6 +110,11 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bpp-cache", default=None)
+    ap.add_argument(
+        "--tertiary-canonical",
+        action="store_true",
+        help="also take canonical pairs between two bases unpaired in the decoded structure as candidates",
+    )
     a = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
@@ -90,7 +122,7 @@ def main() -> None:
     pred = supervised_predictor(a.model, workers=1, cache=a.bpp_cache)
     tr = fold_items(pred, data / "ss/pdb/TR1.tsv")
     vl = fold_items(pred, data / "ss/pdb/VL1.tsv")
-    cfg = NonCanonicalConfig(hidden=a.hidden, members=a.members)
+    cfg = NonCanonicalConfig(hidden=a.hidden, members=a.members, tertiary_canonical=a.tertiary_canonical)
     opts = TrainOptions(epochs=a.epochs, seed=a.seed)
     # cross-validation on TR1: out-of-fold scores choose the threshold
     fold_of = np.random.default_rng(a.seed).permutation(len(tr)) % a.folds
@@ -122,6 +154,8 @@ def main() -> None:
     vl_added = [nc.add(it[0], it[1], it[2]) for it in vl]
     refs = [it[3] for it in vl]
     rows = {
+        "VL1 canonical pairs, canonical structure only": evaluate(*canonical_view(vl, vl_base)),
+        "VL1 canonical pairs, with --non-canonical": evaluate(*canonical_view(vl, vl_added)),
         "VL1 all pairs, canonical structure only": evaluate(vl_base, refs),
         "VL1 all pairs, with --non-canonical": evaluate(vl_added, refs),
         "VL1 non-canonical pairs, canonical structure only": evaluate(*non_canonical_view(vl, vl_base)),
@@ -135,6 +169,7 @@ def main() -> None:
         "structure_model": str(a.model),
         "epochs": a.epochs,
         "seed": a.seed,
+        "tertiary_canonical": a.tertiary_canonical,
         "vl1_f1_all_pairs": rows["VL1 all pairs, with --non-canonical"]["f1_mean"],
         "vl1_f1_all_pairs_without": rows["VL1 all pairs, canonical structure only"]["f1_mean"],
     }
@@ -144,7 +179,8 @@ def main() -> None:
         "# Non-canonical pair scorer: training and validation",
         "",
         f"Command: `RESM_DATA=../shared/data python experiments/noncanonical/train.py {' '.join(sys.argv[1:])}`  ",
-        f"Structure model: `{a.model}`. Scorer: {cfg.members} MLPs {cfg.layers} x {cfg.hidden} (mean logit), "
+        f"Structure model: `{a.model}`. Candidates: tertiary_canonical={cfg.tertiary_canonical}. "
+        f"Scorer: {cfg.members} MLPs {cfg.layers} x {cfg.hidden} (mean logit), "
         f"{sum(p.numel() for p in scorer.parameters())} parameters, {len(X)} TR1 candidates "
         f"({int(y.sum())} reference pairs among them), {a.epochs} epochs; training loss per epoch (all TR1): "
         + ", ".join(f"{v:.4f}" for v in losses)
@@ -161,6 +197,9 @@ def main() -> None:
             f"| {k} | {m['n']} | {m['f1_mean']:.3f} | {m['f1_shift_mean']:.3f} | {m['precision_mean']:.3f} "
             f"| {m['recall_mean']:.3f} | {m['pair_ratio']:.2f} | {m['f1_pooled']:.3f} |"
         )
+    for name, preds in (("canonical structure only", vl_base), ("with --non-canonical", vl_added)):
+        f, n = lone_recall(vl, preds)
+        lines.append(f"\nVL1 lone canonical reference pairs found, {name}: {f} of {n} ({f / max(n, 1):.2f}).  ")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.report:

@@ -8,7 +8,10 @@ leaves as it is:
 
 * candidates (:func:`candidate_pairs`): every pair (i, j), ``min_span <= j - i <= max_span``,
   not in the decoded structure, whose letters are not a canonical pair, or one of whose bases is already
-  paired (a second partner: a multiplet);
+  paired (a second partner: a multiplet); with ``tertiary_canonical`` (off unless the stored
+  config says so) also the canonical pairs (AU, GC, GU) between two bases the decoded structure
+  leaves unpaired, such as the lone tertiary contacts of 3D-derived structures (their
+  feature vectors then carry one more column, set on exactly these candidates);
 * features (:func:`pair_features`): the two letters and their neighbours, the span, the decoded
   structure around the pair (are i and j paired, is the pair stacked on a decoded pair, how far
   is j from i's partner, do i and j face the same loop, how large it is, whether it is a
@@ -88,6 +91,9 @@ class NonCanonicalConfig:
             the non-canonical pairs and second partners of TR1 and VL1 that are candidates).
         max_partners: a base gets no more than this many pairs in all.
         block: candidates scored at a time (bounds memory on long sequences).
+        tertiary_canonical: also take canonical pairs between two bases both unpaired in the
+            decoded structure as candidates (and add a feature flagging them). Off by default,
+            and off for files stored without the setting, which fold as they did.
     """
 
     hidden: int = 64
@@ -98,8 +104,11 @@ class NonCanonicalConfig:
     max_span: int = 200
     max_partners: int = 3
     block: int = 1 << 18
+    tertiary_canonical: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.tertiary_canonical, bool):
+            raise ValueError(f"tertiary_canonical must be true or false, got {self.tertiary_canonical!r}")
         for k in ("hidden", "members", "layers", "min_span", "max_span", "max_partners", "block"):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -109,7 +118,7 @@ class NonCanonicalConfig:
         if self.max_span < self.min_span:
             raise ValueError(f"max_span {self.max_span} is below min_span {self.min_span}")
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
     @classmethod
@@ -207,7 +216,10 @@ def _candidate_blocks(ctx: _Context) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if not len(ii):
             continue
         canonical = PAIR_TYPE[ctx.nuc[ii], ctx.nuc[jj]] >= 0
-        keep = (ctx.partner[ii] != jj) & (~canonical | paired[ii] | paired[jj])
+        if cfg.tertiary_canonical:  # canonical between two unpaired bases: every such pair is kept
+            keep = ctx.partner[ii] != jj
+        else:
+            keep = (ctx.partner[ii] != jj) & (~canonical | paired[ii] | paired[jj])
         yield ii[keep], jj[keep]
 
 
@@ -277,13 +289,15 @@ def _features(ctx: _Context, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         ctx.rowmax[j],
         np.full(len(i), math.log(max(L, 1)) / 8),
     ]
+    if ctx.cfg.tertiary_canonical:  # the candidates only this option adds
+        scalars.append((PAIR_TYPE[ctx.nuc[i], ctx.nuc[j]] >= 0) & ~paired_i & ~paired_j)
     cols.append(np.stack([np.asarray(s, dtype=np.float32) for s in scalars], 1))
     return np.concatenate(cols, 1)
 
 
 def n_features(cfg: NonCanonicalConfig) -> int:
     """Width of a candidate's feature vector."""
-    return 25 + 4 * cfg.context * 6 + 29
+    return 25 + 4 * cfg.context * 6 + 29 + int(cfg.tertiary_canonical)
 
 
 def pair_features(

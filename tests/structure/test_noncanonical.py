@@ -56,6 +56,78 @@ def test_candidates_are_non_canonical_pairs_and_second_partners():
     assert np.isfinite(f).all()
 
 
+CANONICAL = {("A", "U"), ("U", "A"), ("G", "C"), ("C", "G"), ("G", "U"), ("U", "G")}
+
+
+def _brute_candidates(seq, part, cfg):
+    """Today's candidates and the ``tertiary_canonical`` extras, by enumeration of every pair."""
+    today, extra = set(), set()
+    for i in range(len(seq)):
+        for j in range(i + cfg.min_span, min(i + cfg.max_span, len(seq) - 1) + 1):
+            if part[i] == j:
+                continue
+            canonical = (seq[i], seq[j]) in CANONICAL
+            if not canonical or part[i] >= 0 or part[j] >= 0:
+                today.add((i, j))
+            else:
+                extra.add((i, j))
+    return today, extra
+
+
+@pytest.mark.parametrize("spans", [(1, 200), (3, 9)])
+def test_tertiary_canonical_candidates_are_exactly_canonical_pairs_between_unpaired_bases(spans):
+    rng = np.random.default_rng(3)
+    seq = "".join(rng.choice(list("ACGU"), 30))
+    helix = [(2, 27), (3, 26), (4, 25), (10, 18), (11, 17), (5, 21)]  # (5, 21) crosses (10, 18)
+    part = partners_of(helix, len(seq))
+    lo, hi = spans
+    off = NonCanonicalConfig(min_span=lo, max_span=hi)
+    on = NonCanonicalConfig(min_span=lo, max_span=hi, tertiary_canonical=True)
+    today, extra = _brute_candidates(seq, part, off)
+    assert extra  # the random sequence has such pairs, so the check below can fail
+    got_off = set(zip(*(x.tolist() for x in candidate_pairs(seq, part, off))))
+    got_on = set(zip(*(x.tolist() for x in candidate_pairs(seq, part, on))))
+    assert got_off == today  # the option off: exactly today's rule
+    assert got_on - got_off == extra and got_off <= got_on
+    # the extra feature column (the last) flags exactly the added candidates; the others are
+    # today's features
+    probs = (np.array([a for a, _ in helix]), np.array([b for _, b in helix]), np.full(len(helix), 0.8, np.float32))
+    i0, j0, f0 = pair_features(seq, part, probs, off)
+    i1, j1, f1 = pair_features(seq, part, probs, on)
+    assert f1.shape == (len(i1), n_features(off) + 1) == (len(i1), n_features(on))
+    flagged = {(a, b) for a, b, x in zip(i1.tolist(), j1.tolist(), f1[:, -1]) if x == 1.0}
+    assert flagged == extra and set(np.unique(f1[:, -1]).tolist()) <= {0.0, 1.0}
+    pos = {k: n for n, k in enumerate(zip(i1.tolist(), j1.tolist()))}
+    rows = [pos[k] for k in zip(i0.tolist(), j0.tolist())]
+    assert np.array_equal(f1[rows, :-1], f0)
+
+
+def test_tertiary_canonical_setting_is_stored_old_payloads_load_off_and_bad_values_are_one_line():
+    torch.manual_seed(0)
+    seq = "GGGAAAGAAACCCUUAGCAUAGC"
+    part = partners_of([(0, 12), (1, 11), (2, 10)], len(seq))
+    on = NonCanonical(NonCanonicalScorer(NonCanonicalConfig(hidden=8, layers=1, tertiary_canonical=True)), 0.4)
+    back = NonCanonical.from_payload(on.to_payload(), "m.pt")
+    assert back.cfg.tertiary_canonical is True
+    assert all(np.array_equal(x, y) for x, y in zip(*(score_candidates(n.scorer, seq, part, None) for n in (on, back))))
+    # a payload written before the setting existed: no key, loads with the option off, scores alike
+    off = NonCanonical(NonCanonicalScorer(NonCanonicalConfig(hidden=8, layers=1)), 0.4)
+    old = off.to_payload()
+    del old["config"]["tertiary_canonical"]
+    loaded = NonCanonical.from_payload(old, "old.pt")
+    assert loaded.cfg.tertiary_canonical is False and loaded.cfg == off.cfg
+    a, b = (score_candidates(n.scorer, seq, part, None) for n in (off, loaded))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    for bad in ("yes", 1, None):
+        d = on.to_payload()
+        d["config"]["tertiary_canonical"] = bad
+        with pytest.raises(NonCanonicalError) as e:
+            NonCanonical.from_payload(d, "runs/m.pt")
+        msg = str(e.value)
+        assert msg.startswith("runs/m.pt: its non-canonical scorer is unusable: config: tertiary_canonical ")
+        assert repr(bad) in msg and "\n" not in msg
+
+
 def test_add_pairs_threshold_order_and_partner_cap():
     part = partners_of([(0, 9)], 10)
     i = np.array([0, 1, 2, 1, 3])
