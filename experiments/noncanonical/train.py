@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's resm, not an installed one
+
 from resm.config import default_data_dir
 from resm.structure.metrics import evaluate
 from resm.structure.noncanonical import (
