@@ -27,6 +27,7 @@ __all__ = [
     "PAIR_TABLES",
     "FAMFOLD_SPLIT",
     "read_split",
+    "dataset_files",
     "load_dataset",
     "reference_views",
     "view_class",
@@ -61,6 +62,19 @@ def read_split(path: str | os.PathLike) -> dict[str, dict[str, set]]:
             if not r["fold_name"] or r["partition"] not in ("train", "valid", "test") or not r["id"]:
                 raise ValueError(f"{path} line {n}: expected fold_name, partition in train/valid/test, id")
             out.setdefault(r["fold_name"], {"train": set(), "valid": set(), "test": set()})[r["partition"]].add(r["id"])
+    return out
+
+
+def dataset_files(names, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """``{"data set NAME": path}``: the files :func:`load_dataset` reads for the sets ``names``
+    under ``data_dir`` (None: :func:`resm.config.default_data_dir`), the fold table of
+    ``archiveii-famfold`` included (the inputs no output of ``resm evaluate`` may replace)."""
+    from ..config import default_data_dir
+
+    root = Path(data_dir or default_data_dir())
+    out = {f"data set {n}": root / DATASETS[n] for n in names if n in DATASETS}
+    if "archiveii-famfold" in names:
+        out["the archiveii-famfold fold table"] = root / FAMFOLD_SPLIT
     return out
 
 
