@@ -1,9 +1,8 @@
 """RNA secondary structures: the :class:`Structure` record and its file formats.
 
-A structure is a numpy int array ``pairs`` of length L: ``pairs[i]`` is the
-0-based partner of base i, or -1 when i is unpaired. Each base has at most one
-partner, pairs are symmetric and no base pairs with itself; pseudoknots
-(crossing pairs) are allowed.
+A structure is a numpy int array ``pairs`` of length L: ``pairs[i]`` is the 0-based partner of
+base i, or -1 when i is unpaired. Each base has at most one partner, pairs are symmetric and no
+base pairs with itself; pseudoknots (crossing pairs) are allowed.
 
 Formats (all indices in files are 1-based):
 
@@ -18,8 +17,8 @@ Formats (all indices in files are 1-based):
 * ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``,
   ``#Length:`` and ``#Sequence:`` comments carry name, length and sequence.
 
-Files may be gzip-compressed (``x.ct.gz``). Every malformed file raises
-:class:`StructureError` naming the file and the 1-based line number.
+Files may be gzip-compressed (``x.ct.gz``). Every malformed file (a record name with a control
+character included) raises :class:`StructureError` naming the file and the 1-based line number.
 
 Pair probabilities come dense, an (L, L) map, or sparse, arrays ``(i, j, p)`` of 0-based
 indices; :func:`sparse_probs` and :func:`dense_probs` turn either into the other.
@@ -38,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..fasta import checked_name
 
 __all__ = [
     "StructureError",
@@ -403,7 +404,7 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
             if last is not None:
                 yield last
                 last = None
-            name = line[1:].strip()
+            name = checked_name(line[1:].strip(), f"{source} line {lineno}", StructureError)
             state = 1
         elif state == 1:
             if line.startswith(">"):
@@ -472,7 +473,7 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
         if line.startswith("#"):
             m = _NAME_RE.match(line)
             if m and not partners:
-                name = m.group(1).strip()
+                name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             notes.read(line, source, lineno)
             continue
         toks = line.split()
@@ -519,6 +520,7 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
             if n < 1:
                 raise _err(source, lineno, f"ct header length {n} must be positive")
             title = _CT_ENERGY.sub("", toks[1].strip()) if len(toks) > 1 else ""
+            title = checked_name(title, f"{source} line {lineno}", StructureError)
             n_rec += 1
             rec_name = title or (name if n_rec == 1 else f"{name}_{n_rec}")
             need, header_line = n, lineno

@@ -4,6 +4,10 @@ exit code 1 and nothing written (or, for ids with a description, the run that no
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from resm.cli import main as cli_main
 from resm.structure.model import shipped_model_path
 from resm.utils.io import PACKAGE_DIR
@@ -56,3 +60,45 @@ def test_evaluate_never_replaces_its_data_set(tmp_path, capfd):
     assert line == (
         f"resm evaluate: error: --out {table}: is data set vl1; an output may not replace an input (give another path)"
     )
+
+
+def test_evaluate_names_file_and_line_of_a_letter_outside_a_z(tmp_path, capfd):
+    """A non-ASCII letter in a pair table's sequence passed the reader's check and was refused
+    later without the file or the line."""
+    table = tmp_path / "ss" / "pdb" / "VL1.tsv"
+    table.parent.mkdir(parents=True)
+    table.write_text("id\tsequence\tpairs\na\tGGG\u00e9AACCCAUGC\t1:9\n", encoding="utf-8")
+    argv = ["evaluate", "structure", "--model", "default", "--dataset", "vl1", "--data-dir", tmp_path]
+    line = refused(capfd, [tmp_path], *argv, "--folders", "rnafold", "--out", tmp_path / "t.md")
+    assert line == (
+        "resm evaluate: error: VL1.tsv line 2: sequence of 'a' holds a character that is not a letter (A-Z, a-z)"
+    )
+
+
+@pytest.mark.parametrize(
+    "header, shown",
+    [("a\x00b", "'a\\x00b' holds the control character U+0000"), ("x\x1b[31m", "'x\\x1b[31m' holds the control")],
+)
+def test_fold_refuses_an_id_with_a_control_character(tmp_path, capfd, header, shown):
+    """A NUL or an escape sequence in an id was written into the outputs (and a plot's title)."""
+    fa = tmp_path / "a.fa"
+    fa.write_text(f">ok\n{SEQ}\n>{header}\n{SEQ}\n")
+    line = refused(capfd, [tmp_path], "fold", fa, "-o", tmp_path / "s.dbn", "--plot", tmp_path / "plots")
+    assert line.startswith(f"resm fold: error: {fa} line 3: id {shown}")
+
+
+def test_a_structure_file_folds_against_itself_with_descriptions(tmp_path, capfd):
+    """Ids of a dbn input were its whole header ('a desc'), and a tab did not end a FASTA id,
+    while a reference's id ends at its first whitespace: the file did not match itself."""
+    dbn = tmp_path / "r.dbn"
+    dbn.write_text(f">a desc\n{SEQ}\n(((...)))....\n>b\tother words\n{SEQ}\n.............\n")
+    report, out = tmp_path / "r.tsv", tmp_path / "s.dbn"
+    code, lines, _ = run(capfd, "fold", dbn, "--reference", dbn, "--report", report, "-o", out)
+    assert code == 0, lines
+    rows = (tmp_path / "r.tsv").read_text().splitlines()
+    assert [r.split("\t")[0] for r in rows[1:]] == ["a", "b"]
+    fa = tmp_path / "t.fa"
+    fa.write_text(f">a\tdesc\n{SEQ}\n")
+    code, lines, out = run(capfd, "fold", fa)
+    assert code == 0 and out.splitlines()[0] == ">a", (lines, out)
+    assert Path(tmp_path / "s.dbn").read_text().splitlines()[0] == ">a"
