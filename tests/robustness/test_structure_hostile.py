@@ -102,3 +102,41 @@ def test_a_structure_file_folds_against_itself_with_descriptions(tmp_path, capfd
     code, lines, out = run(capfd, "fold", fa)
     assert code == 0 and out.splitlines()[0] == ">a", (lines, out)
     assert Path(tmp_path / "s.dbn").read_text().splitlines()[0] == ">a"
+
+
+def _tgz(members: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+LONG_CT = ("1200 long\n" + "".join(f"{i} A {i - 1} {i + 1} 0 {i}\n" for i in range(1, 1201))).encode()
+
+
+@pytest.mark.parametrize(
+    "dataset, rel, data, said",
+    [
+        # an empty set used to end in "error: f1_mean" (a KeyError of the summary)
+        ("ts0", "ss/bprna/TS0.dbn", b"", "no records"),
+        ("archiveii-long", "ss/archiveII/archiveII_ct.tar.gz", _tgz({}), "no records of at least 1,000 nt"),
+        # a bad letter used to name the record alone, not the file
+        ("ts0", "ss/bprna/TS0.dbn", f">a\nGGG1AACCCAUGC\n{'.' * 13}\n".encode(), "record 'a': digit '1' at position 4"),
+        # not an archive, or one cut off: "ReadError: truncated header (unexpected; ...)" without the file
+        ("archiveii-long", "ss/archiveII/archiveII_ct.tar.gz", b"junk", "not a readable tar archive (truncated"),
+        ("archiveii-long", "ss/archiveII/archiveII_ct.tar.gz", _tgz({"x.ct": LONG_CT})[:300], "not a readable tar"),
+    ],
+)
+def test_evaluate_names_the_data_set_file_it_cannot_use(tmp_path, capfd, dataset, rel, data, said):
+    path = tmp_path / rel
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    argv = ["evaluate", "structure", "--model", "default", "--dataset", dataset, "--data-dir", tmp_path]
+    line = refused(capfd, [tmp_path], *argv, "--folders", "rnafold", "--out", tmp_path / "t.md")
+    assert line.startswith(f"resm evaluate: error: {path}: {said}"), line
