@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from resm.cli import main as cli_main
 from resm.structure.model import shipped_model_path
 from resm.utils.io import PACKAGE_DIR
-from tests.robustness.conftest import listing
+from tests.robustness.conftest import listing, said
 
 SEQ = "GGGAAACCCAUGC"
 
@@ -20,7 +21,7 @@ def run(capfd, *argv) -> tuple[int, list[str], str]:
     capfd.readouterr()
     code = cli_main([str(a) for a in argv])
     out, err = capfd.readouterr()
-    return code, [ln for ln in err.splitlines() if ln.strip()], out
+    return code, said(err), out  # the progress bars' lines left out
 
 
 def refused(capfd, roots, *argv) -> str:
@@ -140,3 +141,93 @@ def test_evaluate_names_the_data_set_file_it_cannot_use(tmp_path, capfd, dataset
     argv = ["evaluate", "structure", "--model", "default", "--dataset", dataset, "--data-dir", tmp_path]
     line = refused(capfd, [tmp_path], *argv, "--folders", "rnafold", "--out", tmp_path / "t.md")
     assert line.startswith(f"resm evaluate: error: {path}: {said}"), line
+
+
+def _fails_on(bad_seq: str, error: BaseException):
+    def fold(seq: str, *rest):
+        if seq == bad_seq:
+            raise error
+        return (np.full(len(seq), -1), 0.0) if rest == ("energy",) else np.full(len(seq), -1)
+
+    return fold
+
+
+@pytest.mark.parametrize(
+    "argv, folder, label",
+    [
+        (["--compare", "eternafold"], "eternafold", "EternaFold"),
+        (["--compare", "rnafold-mea", "--format", "bpseq", "--split-dir", "{t}/sd"], "rnafold-mea", "RNAfold-MEA"),
+        (["--mfe"], None, "RNAfold"),
+        (["--reference", "{t}/r.dbn", "--report", "{t}/r.tsv"], None, "RNAfold"),
+    ],
+)
+def test_a_record_a_classical_folder_cannot_take_is_named(tmp_path, capfd, monkeypatch, argv, folder, label):
+    """A folding library that fails on one record (a binding's MemoryError on a record too long
+    for it) was 'MemoryError (unexpected; rerun with --debug ...)', naming no record."""
+    import dataclasses
+
+    from resm.structure import folders
+
+    bad = "GGGGAAAACCCCAUGCAUGC"
+    error = MemoryError("std::bad_alloc")
+    if folder is None:
+        monkeypatch.setattr(folders, "rnafold", lambda seq, *a: _fails_on(bad, error)(seq, "energy"))
+    else:
+        monkeypatch.setitem(
+            folders.FOLDERS, folder, dataclasses.replace(folders.FOLDERS[folder], fold=_fails_on(bad, error))
+        )
+    fa = tmp_path / "a.fa"
+    fa.write_text(f">ok\n{SEQ}\n>long one\n{bad}\n")
+    (tmp_path / "r.dbn").write_text(f">ok\n{SEQ}\n{'.' * len(SEQ)}\n>long\n{bad}\n{'.' * len(bad)}\n")
+    argv = [a.replace("{t}", str(tmp_path)) for a in argv]
+    out = [] if "--split-dir" in argv else ["-o", tmp_path / "s.dbn"]
+    line = refused(capfd, [tmp_path], "fold", fa, *out, *argv)
+    assert line == f"resm fold: error: record 'long' (20 nt): {label} cannot fold it (MemoryError: std::bad_alloc)"
+
+
+def test_evaluate_names_the_record_a_classical_folder_cannot_take(tmp_path, capfd, monkeypatch):
+    import dataclasses
+
+    from resm.structure import folders
+
+    bad = "GGGGAAAACCCCAUGCAUGC"
+    folder = dataclasses.replace(folders.FOLDERS["rnafold"], fold=_fails_on(bad, RuntimeError("segmentation")))
+    monkeypatch.setitem(folders.FOLDERS, "rnafold", folder)
+    path = tmp_path / "ss" / "bprna" / "TS0.dbn"
+    path.parent.mkdir(parents=True)
+    path.write_text(f">ok\n{SEQ}\n{'.' * len(SEQ)}\n>r2\n{bad}\n{'.' * len(bad)}\n")
+    argv = ["evaluate", "structure", "--model", "default", "--dataset", "ts0", "--data-dir", tmp_path]
+    line = refused(capfd, [tmp_path], *argv, "--folders", "rnafold", "--out", tmp_path / "t.md")
+    assert line == "resm evaluate: error: record 'r2' (20 nt): RNAfold cannot fold it (RuntimeError: segmentation)"
+
+
+@pytest.mark.parametrize(
+    "threads, dies, said",
+    [
+        ("1", False, "(RuntimeError: beam overflow)"),
+        ("2", False, "(RuntimeError: beam overflow)"),
+        ("2", True, "(RuntimeError: its worker process stopped, exit code 139)"),  # a crash in the binding
+    ],
+)
+def test_a_record_the_pair_prior_cannot_take_is_named(tmp_path, capfd, monkeypatch, threads, dies, said):
+    """The model's thermodynamic prior (LinearPartition, in worker processes) failing on one
+    record was 'RuntimeError: ...' or 'a pair-prior worker process stopped (exit code 139)',
+    naming no record."""
+    import os
+
+    from resm.structure import priors
+
+    bad = "GGGGAAAACCCCAUGCAUGC"
+    real = priors._linear_partition
+
+    def lp(seq, *a):
+        if seq == bad:
+            os._exit(139) if dies else None
+            raise RuntimeError("beam overflow")
+        return real(seq, *a)
+
+    monkeypatch.setattr(priors, "_linear_partition", lp)
+    fa = tmp_path / "a.fa"
+    fa.write_text(f">ok\n{SEQ}\n>bad one\n{bad}\n")
+    line = refused(capfd, [tmp_path], "fold", fa, "-o", tmp_path / "s.dbn", "--threads", threads)
+    assert line == f"resm fold: error: record 'bad' (20 nt): the pair prior (eternafold) cannot fold it {said}"
