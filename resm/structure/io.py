@@ -572,7 +572,7 @@ def iter_pairs(
             continue
         if line.startswith("#"):
             if m := _NAME_RE.match(line):
-                name = m.group(1).strip()
+                name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             elif m := _LEN_RE.match(line):
                 file_len = _int(m.group(1), source, lineno, "length")
                 if file_len < 0:

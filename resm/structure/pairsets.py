@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fasta import id_problem
+from ..fasta import checked_name, id_problem
 from ..nucleotides import PAIR_TYPE, lenient_codes
 from .io import StructureError
 
@@ -126,7 +126,7 @@ def parse_pair_list(text: str, source: str = "<pairs>") -> PairRecord:
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if line.startswith("#Name:"):
-            name = line[6:].strip()
+            name = checked_name(line[6:].strip(), f"{source} line {n}", StructureError)
         elif line.startswith("#Length:"):
             if not line[8:].strip().isdigit():
                 raise StructureError(f"{source} line {n}: length {line[8:].strip()!r} is not a number")

@@ -98,6 +98,17 @@ def test_bad_inputs_name_the_line(text, msg):
     assert str(e.value).startswith(msg) and "\n" not in str(e.value), str(e.value)
 
 
+def test_pair_lists_refuse_a_name_with_a_control_character(tmp_path):
+    from resm.structure.io import StructureError
+    from resm.structure.pairsets import parse_pair_list
+
+    (tmp_path / "r.pairs").write_text("#Name: a\x1b\n#Length: 4\n1 4\n")
+    with pytest.raises(StructureError, match=r"r.pairs line 1: name 'a\\x1b' holds the control character U\+001B$"):
+        list(read_structures(tmp_path / "r.pairs"))
+    with pytest.raises(StructureError, match=r"^p line 1: name 'a\\x1b' holds the control character U\+001B$"):
+        parse_pair_list("#Name: a\x1b\n#Length: 4\n1 4\n2 4\n", source="p")
+
+
 def test_ids_end_at_the_first_whitespace_in_every_input_format(tmp_path):
     """A tab parts the id from a description as a space does, in FASTA and structure files
     alike, so a file folded and given as its own --reference matches record for record."""
