@@ -6,19 +6,16 @@ base pairs with itself; pseudoknots (crossing pairs) are allowed.
 
 Formats (all indices in files are 1-based):
 
-* dot-bracket: ``()`` ``[]`` ``{}`` ``<>`` then ``Aa`` ``Bb`` ... (upper case
-  opens, lower case closes); ``. - , : _ ~`` are unpaired.
+* dot-bracket: ``()`` ``[]`` ``{}`` ``<>`` then ``Aa`` ``Bb`` ... (upper case opens, lower case closes);
+  ``. - , : _ ~`` are unpaired.
 * ``.dbn``/``.db``: records of three lines ``>name``, sequence, dot-bracket.
-* ``.bpseq``: one record, lines ``i base j`` (j = 0 unpaired), ``#`` comments;
-  a ``#Name: x`` comment names the record.
-* ``.ct``: one or more blocks, header ``N title`` then N rows
-  ``i base i-1 i+1 j i_hist`` (j = 0 unpaired). Columns 3, 4 and 6 must be
-  integers but are not otherwise checked (real files number them freely).
-* ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``,
-  ``#Length:`` and ``#Sequence:`` comments carry name, length and sequence.
+* ``.bpseq``: one record, lines ``i base j`` (j = 0 unpaired), ``#`` comments; ``#Name: x`` names it.
+* ``.ct``: one or more blocks, header ``N title`` then N rows ``i base i-1 i+1 j i_hist`` (j = 0
+  unpaired). Columns 3, 4 and 6 must be integers but are not otherwise checked (real files number them freely).
+* ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``, ``#Length:``, ``#Sequence:`` carry those.
 
-Files may be gzip-compressed (``x.ct.gz``). Every malformed file (a record name with a control
-character included) raises :class:`StructureError` naming the file and the 1-based line number.
+Files may be gzip-compressed (``x.ct.gz``). Every malformed file (a damaged .gz, a control character
+in a record's name included) raises :class:`StructureError` naming the file and the 1-based line.
 
 Pair probabilities come dense, an (L, L) map, or sparse, arrays ``(i, j, p)`` of 0-based
 indices; :func:`sparse_probs` and :func:`dense_probs` turn either into the other.
@@ -717,8 +714,11 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     kwargs = {} if fmt == "dbn" else {"name": file_stem(path)}
-    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark is dropped
-        yield from _ITERS[fmt](fh, source=str(path), **kwargs)
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark is dropped
+            yield from _ITERS[fmt](fh, source=str(path), **kwargs)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a .gz that is not gzip, or one cut off
+        raise StructureError(f"{path}: cannot read ({e})") from None
 
 
 def read_structure(path: str | os.PathLike, fmt: str | None = None) -> Structure:

@@ -231,3 +231,16 @@ def test_a_record_the_pair_prior_cannot_take_is_named(tmp_path, capfd, monkeypat
     fa.write_text(f">ok\n{SEQ}\n>bad one\n{bad}\n")
     line = refused(capfd, [tmp_path], "fold", fa, "-o", tmp_path / "s.dbn", "--threads", threads)
     assert line == f"resm fold: error: record 'bad' (20 nt): the pair prior (eternafold) cannot fold it {said}"
+
+
+@pytest.mark.parametrize(
+    "data, said", [(b"\x1f\x8bjunk", "cannot read (Compressed file ended"), (b"junk", "cannot read (")]
+)
+def test_a_damaged_gzip_reference_names_the_file(tmp_path, capfd, data, said):
+    """A --reference x.dbn.gz cut off was 'EOFError: Compressed file ended ... (unexpected; ...)',
+    naming no file."""
+    fa, ref = tmp_path / "a.fa", tmp_path / "r.dbn.gz"
+    fa.write_text(f">a\n{SEQ}\n")
+    ref.write_bytes(data)
+    line = refused(capfd, [tmp_path], "fold", fa, "--reference", ref, "-o", tmp_path / "s.dbn")
+    assert line.startswith(f"resm fold: error: {ref}: {said}"), line
