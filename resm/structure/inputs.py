@@ -24,6 +24,7 @@ import itertools
 import os
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -53,7 +54,10 @@ def _stdin_lines(stdin: TextIO | None) -> list[str]:
     data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
     if isinstance(data, bytes):
         if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+            try:
+                data = gzip.decompress(data)
+            except (EOFError, OSError, zlib.error) as e:  # gzip cut off, or damaged
+                raise FastaError(f"<stdin>: cannot read the gzip data ({e})") from None
         data = data.decode("utf-8-sig", errors="replace")  # a byte-order mark dropped, ids in any script kept
     return data.splitlines()
 

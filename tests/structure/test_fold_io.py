@@ -98,6 +98,14 @@ def test_bad_inputs_name_the_line(text, msg):
     assert str(e.value).startswith(msg) and "\n" not in str(e.value), str(e.value)
 
 
+def test_damaged_gzip_on_standard_input_is_one_line():
+    import gzip
+
+    for data in (b"\x1f\x8bjunk", gzip.compress(b">a\nGGGAAACCC\n" * 100)[:30]):
+        with pytest.raises(FastaError, match=r"^<stdin>: cannot read the gzip data \(Compressed file ended"):
+            read_sequences("-", stdin=io.TextIOWrapper(io.BytesIO(data)))
+
+
 def test_pair_lists_refuse_a_name_with_a_control_character(tmp_path):
     from resm.structure.io import StructureError
     from resm.structure.pairsets import parse_pair_list
