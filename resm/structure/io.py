@@ -695,7 +695,7 @@ def infer_format(path: Path) -> str:
         name = name[:-3]
     ext = os.path.splitext(name)[1]
     if ext not in _EXT_TO_FMT:
-        raise ValueError(f"cannot infer structure format of {path}; pass fmt= ({', '.join(FORMATS)})")
+        raise ValueError(f"{path}: its extension names no structure format ({', '.join(FORMATS)}); give the format")
     return _EXT_TO_FMT[ext]
 
 

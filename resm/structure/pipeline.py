@@ -31,7 +31,7 @@ import numpy as np
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
-from .io import FoldError, Structure, format_structures, read_structures
+from .io import FoldError, Structure, format_structures, infer_format, read_structures
 from .predictor import Predictor, PredictorOptions, load_predictor
 from .probe import ProbeFile
 
@@ -92,6 +92,10 @@ def read_reference(
     an unknown letter, N, matches any base)."""
     want = dict(wanted)
     found: dict[str, np.ndarray] = {}
+    try:
+        fmt = fmt or infer_format(Path(path))
+    except ValueError as e:
+        raise FoldError(f"{e} with --reference-format") from None
     for rec in read_structures(path, fmt):
         rec.name = (rec.name.split() or [rec.name])[0]
         if rec.name in found:

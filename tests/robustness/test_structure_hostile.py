@@ -244,3 +244,17 @@ def test_a_damaged_gzip_reference_names_the_file(tmp_path, capfd, data, said):
     ref.write_bytes(data)
     line = refused(capfd, [tmp_path], "fold", fa, "--reference", ref, "-o", tmp_path / "s.dbn")
     assert line.startswith(f"resm fold: error: {ref}: {said}"), line
+
+
+def test_a_reference_without_a_structure_extension_names_the_option(tmp_path, capfd):
+    """It said 'cannot infer structure format of r; pass fmt= (...)', a function's argument."""
+    fa, ref = tmp_path / "a.fa", tmp_path / "r"
+    fa.write_text(f">a\n{SEQ}\n")
+    ref.write_text(f">a\n{SEQ}\n{'.' * len(SEQ)}\n")
+    line = refused(capfd, [tmp_path], "fold", fa, "--reference", ref, "-o", tmp_path / "s.dbn")
+    assert line == (
+        f"resm fold: error: {ref}: its extension names no structure format (dbn, bpseq, ct, pairs); "
+        "give the format with --reference-format"
+    )
+    code, lines, out = run(capfd, "fold", fa, "--reference", ref, "--reference-format", "dbn")
+    assert code == 0 and out.splitlines()[1].startswith("a\t13\t0\t"), (lines, out)
