@@ -89,7 +89,10 @@ def _resume_hint(command: str) -> str:
 
 
 def _inputs(args: argparse.Namespace) -> dict:
-    return {what: getattr(args, dest, None) for dest, what in BY_NAME[args.command].inputs}
+    out: dict = {}
+    for item in BY_NAME[args.command].inputs:  # (option, what), or a function of the arguments giving {what: path}
+        out.update(item(args) if callable(item) else {item[1]: getattr(args, item[0], None)})
+    return out
 
 
 # folder outputs whose files are added to the folder (not replacing it): a folder input may hold

@@ -13,6 +13,27 @@ class FastaError(ValueError):
     """Malformed FASTA; the message names the file, line and record."""
 
 
+def id_problem(rid: str) -> str | None:
+    """What makes ``rid`` unfit as a record id, or None: a control character (a NUL, an escape
+    sequence: it would be written into every output and file name), or U+FFFD, the mark of
+    bytes that are not UTF-8 text (the id would not be the one in the file). Ids in any script
+    are fine."""
+    for c in rid:
+        if c == "\ufffd":
+            return "holds bytes that are not UTF-8 text"
+        if ord(c) < 32 or 127 <= ord(c) < 160:
+            return f"holds the control character U+{ord(c):04X}"
+    return None
+
+
+def checked_name(name: str, where: str, error: type[ValueError] = FastaError) -> str:
+    """A structure file's record name (an id, maybe with a description after whitespace),
+    refused in one line naming ``where`` (file and line) when :func:`id_problem` finds one."""
+    if (why := id_problem("".join(name.split()))) is not None:
+        raise error(f"{where}: name {name!r} {why}")
+    return name
+
+
 @dataclass(frozen=True)
 class Record:
     id: str
@@ -46,8 +67,9 @@ def parse_fasta(lines: Iterable[str], name: str = "<fasta>", unique: bool = Fals
 
     Sequence lines are joined with whitespace removed; the sequence itself is not validated
     here (the mapping layer does that and names the record). Raises FastaError on text before
-    the first header, a header without an id, a record without sequence lines, or (with
-    ``unique``) a repeated id.
+    the first header, a header without an id, an id with a control character or with bytes
+    that are not UTF-8 (:func:`id_problem`), a record without sequence lines, or (with
+    ``unique``) a repeated id. The id ends at the header's first whitespace (space or tab).
     """
     seen = set() if unique else None
     header: str | None = None
@@ -55,7 +77,10 @@ def parse_fasta(lines: Iterable[str], name: str = "<fasta>", unique: bool = Fals
     chunks: list[str] = []
 
     def emit() -> Record:
-        rid, _, desc = header.partition(" ")
+        rid, *rest = header.split(None, 1)  # the id ends at the first whitespace (a tab too)
+        desc = rest[0] if rest else ""
+        if (why := id_problem(rid)) is not None:
+            raise FastaError(f"{name} line {header_line}: id {rid!r} {why}")
         if not chunks:
             raise FastaError(f"{name} line {header_line}: record {rid!r} has no sequence")
         if seen is not None:

@@ -348,6 +348,13 @@ def load_arms(runs, heads) -> tuple[dict, dict]:
         f = REPO / runs / name / "result.json"
         r = json.loads(f.read_text()) if f.exists() else {}
         if all(h in r for h in heads):
+            lost = [h for h in heads if not (f.parent / f"items_{h}.json").exists()]
+            if lost:
+                raise SystemExit(
+                    f"{f.parent / f'items_{lost[0]}.json'}: no such file; arm {name} scored {lost[0]} but its "
+                    f"per-item results are gone (take {lost[0]} out of its result.json, then --arms {name} "
+                    f"--score {lost[0]})"
+                )
             res[name] = r
             items[name] = {h: json.loads((f.parent / f"items_{h}.json").read_text()) for h in heads}
     return res, items
@@ -563,6 +570,12 @@ def seed_table(res: dict, items: dict, a) -> list[str]:
     if not any(r for r, _ in runs) and "structure" in heads:
         heads.remove("structure")
         runs = [load_arms(d, heads) for d in a.seed_runs]
+    for folder, (r, _) in zip(a.seed_runs, runs):
+        if not r:
+            raise SystemExit(
+                f"--seed-runs {folder}: no arm there scored {', '.join(heads)} "
+                "(each arm's result.json and items_<head>.json)"
+            )
     cols = [(h, k) for h in heads for k in DIFF_KEYS[h]]
     labels = [lab for h in heads for lab in DIFF_LABELS[h]]
     lines = [

@@ -19,7 +19,9 @@ class Command:
 
     ``outputs``: ``(option, kind)`` pairs checked before any work (kind ``"file"``, ``"dir"``,
     ``"any"``, or a function of the parsed arguments giving one); ``inputs``: ``(option,
-    what)`` pairs no output may replace (:func:`resm.utils.io.declared_inputs`); ``training``:
+    what)`` pairs, or functions of the parsed arguments giving ``{what: path}`` (files the
+    command reads that no option names), no output may replace
+    (:func:`resm.utils.io.declared_inputs`); ``training``:
     the command writes a run folder of its own (no transaction), and an interrupted run is
     resumed by running the same command again."""
 

@@ -89,11 +89,17 @@ def run(a: argparse.Namespace) -> None:
         write_table(a.out, text)
 
 
+def _dataset_files(a: argparse.Namespace) -> dict:
+    from ..structure.datasets import dataset_files
+
+    return dataset_files(a.dataset, a.data_dir)
+
+
 EVALUATE = Command(
     "evaluate",
     "score a structure model against known structures, with RNAfold in the same run",
     add_arguments,
     run,
     outputs=(("out", "file"),),
-    inputs=(("model", "--model"),),
+    inputs=(("model", "--model"), _dataset_files),
 )

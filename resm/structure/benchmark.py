@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
 from .datasets import FAMFOLD_SPLIT, load_dataset, read_split, reference_views, restrict, view_class
-from .folders import FOLDERS, FolderUnavailable
+from .folders import FOLDERS, FolderUnavailable, on_record
 from .io import Structure
 from .metrics import evaluate
 from .model import load_structure_model, resolve_model
@@ -120,9 +120,11 @@ def _predict_all(predict, recs: list[Structure], dataset: str, folders: Sequence
     preds[MODEL] = predict(recs, f"{dataset}: resm", progress)
     seconds[MODEL] = time.perf_counter() - t0
     for name in folders:
-        fold = FOLDERS[name].fold
+        folder, preds[name] = FOLDERS[name], []
         t0 = time.perf_counter()
-        preds[name] = [fold(r.seq) for r in tqdm(recs, desc=f"{dataset}: {name}", disable=not progress)]
+        for r in tqdm(recs, desc=f"{dataset}: {name}", disable=not progress):
+            with on_record(folder.label, r.name, r.seq):
+                preds[name].append(folder.fold(r.seq))
         seconds[name] = time.perf_counter() - t0
     return preds, seconds
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import Structure, iter_ct_tarball, read_archiveii_csv, read_structures
+from ..nucleotides import MappingError, normalise
+from .io import Structure, StructureError, iter_ct_tarball, read_archiveii_csv, read_structures
 from .pairsets import PairRecord, read_pair_table
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "PAIR_TABLES",
     "FAMFOLD_SPLIT",
     "read_split",
+    "dataset_files",
     "load_dataset",
     "reference_views",
     "view_class",
@@ -64,10 +66,24 @@ def read_split(path: str | os.PathLike) -> dict[str, dict[str, set]]:
     return out
 
 
+def dataset_files(names, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """``{"data set NAME": path}``: the files :func:`load_dataset` reads for the sets ``names``
+    under ``data_dir`` (None: :func:`resm.config.default_data_dir`), the fold table of
+    ``archiveii-famfold`` included (the inputs no output of ``resm evaluate`` may replace)."""
+    from ..config import default_data_dir
+
+    root = Path(data_dir or default_data_dir())
+    out = {f"data set {n}": root / DATASETS[n] for n in names if n in DATASETS}
+    if "archiveii-famfold" in names:
+        out["the archiveii-famfold fold table"] = root / FAMFOLD_SPLIT
+    return out
+
+
 def load_dataset(
     name: str, data_dir: str | os.PathLike, limit: int | None = None, seed: int = 0
 ) -> list[Structure | PairRecord]:
-    """The structures of a named set; ``limit`` takes a seeded random subset (reported)."""
+    """The structures of a named set; ``limit`` takes a seeded random subset (reported). A set
+    without records, or with a letter that is no nucleotide, is a one-line error naming the file."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     path = Path(data_dir) / DATASETS[name]
@@ -81,6 +97,13 @@ def load_dataset(
         recs = read_pair_table(path)
     else:
         recs = list(read_structures(path))
+    if not recs:
+        raise StructureError(f"{path}: no records" + (" of at least 1,000 nt" if name == "archiveii-long" else ""))
+    for r in recs:  # a letter that is no nucleotide, named with the file (the model would name the record alone)
+        try:
+            normalise(r.seq, r.name)
+        except MappingError as e:
+            raise StructureError(f"{path}: {e}") from None
     if limit is not None and limit < len(recs):
         idx = sorted(np.random.default_rng(seed).choice(len(recs), limit, replace=False))
         recs = [recs[i] for i in idx]

@@ -32,7 +32,8 @@ measures them side by side). Pair probabilities, the inputs of the structure hea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -46,6 +47,9 @@ __all__ = [
     "FOLDERS",
     "Folder",
     "FolderUnavailable",
+    "FolderFailed",
+    "on_record",
+    "record_failure",
     "fold_with",
     "rnafold",
     "rnafold_mea",
@@ -64,6 +68,30 @@ class FolderUnavailable(ImportError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class FolderFailed(ValueError):
+    """A classical folder failed on one record (a one-line user error naming the record)."""
+
+
+def record_failure(folder: str, name: str, seq: str, e: BaseException) -> FolderFailed:
+    """The one-line :class:`FolderFailed` of ``folder`` failing with ``e`` on the record ``name``."""
+    why = f"{type(e).__name__}: {' '.join(str(e).split())}".rstrip(": ")
+    return FolderFailed(f"record {name!r} ({len(seq)} nt): {folder} cannot fold it ({why})")
+
+
+@contextlib.contextmanager
+def on_record(folder: str, name: str, seq: str) -> Iterator[None]:
+    """Inside the block, an error a folding library raises on the record ``name`` (a binding's
+    MemoryError or RuntimeError on a record it cannot take) becomes :class:`FolderFailed`, one
+    line naming the folder and the record; a missing package (:class:`FolderUnavailable`) and
+    an error of a file (OSError, a prior cache's) go on as they are."""
+    try:
+        yield
+    except (FolderUnavailable, OSError):
+        raise
+    except Exception as e:  # noqa: BLE001 -- whatever the library raised, the record is named
+        raise record_failure(folder, name, seq, e) from None
 
 
 T = TypeVar("T")

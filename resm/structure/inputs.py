@@ -12,7 +12,8 @@
 The format follows the file's extension when it names one, else the text: ``>`` headers make
 FASTA, or dot-bracket records when a record holds a line of brackets and dots; ``N title``
 followed by six columns is ct, ``i base j`` rows (or ``#`` comments first) are bpseq, anything
-else is bare sequences. Ids must be unique. Every error names the source and the line.
+else is bare sequences. Ids are cut at the first whitespace (space or tab) and must be unique.
+Every error names the source and the line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import itertools
 import os
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -52,7 +54,10 @@ def _stdin_lines(stdin: TextIO | None) -> list[str]:
     data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
     if isinstance(data, bytes):
         if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
+            try:
+                data = gzip.decompress(data)
+            except (EOFError, OSError, zlib.error) as e:  # gzip cut off, or damaged
+                raise FastaError(f"<stdin>: cannot read the gzip data ({e})") from None
         data = data.decode("utf-8-sig", errors="replace")  # a byte-order mark dropped, ids in any script kept
     return data.splitlines()
 
@@ -151,6 +156,7 @@ def read_sequences(path, fmt: str | None = None, stdin: TextIO | None = None) ->
         records = []
         seen = {}
         for k, rec in enumerate(it(lines, source=source, **kwargs), 1):
+            rec.name = (rec.name.split() or [rec.name])[0]  # cut at the first whitespace, as FASTA ids and references
             if rec.name in seen:
                 raise StructureError(f"{source}: duplicate id {rec.name!r} (records {seen[rec.name]} and {k})")
             seen[rec.name] = k

@@ -1,25 +1,21 @@
 """RNA secondary structures: the :class:`Structure` record and its file formats.
 
-A structure is a numpy int array ``pairs`` of length L: ``pairs[i]`` is the
-0-based partner of base i, or -1 when i is unpaired. Each base has at most one
-partner, pairs are symmetric and no base pairs with itself; pseudoknots
-(crossing pairs) are allowed.
+A structure is a numpy int array ``pairs`` of length L: ``pairs[i]`` is the 0-based partner of
+base i, or -1 when i is unpaired. Each base has at most one partner, pairs are symmetric and no
+base pairs with itself; pseudoknots (crossing pairs) are allowed.
 
 Formats (all indices in files are 1-based):
 
-* dot-bracket: ``()`` ``[]`` ``{}`` ``<>`` then ``Aa`` ``Bb`` ... (upper case
-  opens, lower case closes); ``. - , : _ ~`` are unpaired.
+* dot-bracket: ``()`` ``[]`` ``{}`` ``<>`` then ``Aa`` ``Bb`` ... (upper case opens, lower case closes);
+  ``. - , : _ ~`` are unpaired.
 * ``.dbn``/``.db``: records of three lines ``>name``, sequence, dot-bracket.
-* ``.bpseq``: one record, lines ``i base j`` (j = 0 unpaired), ``#`` comments;
-  a ``#Name: x`` comment names the record.
-* ``.ct``: one or more blocks, header ``N title`` then N rows
-  ``i base i-1 i+1 j i_hist`` (j = 0 unpaired). Columns 3, 4 and 6 must be
-  integers but are not otherwise checked (real files number them freely).
-* ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``,
-  ``#Length:`` and ``#Sequence:`` comments carry name, length and sequence.
+* ``.bpseq``: one record, lines ``i base j`` (j = 0 unpaired), ``#`` comments; ``#Name: x`` names it.
+* ``.ct``: one or more blocks, header ``N title`` then N rows ``i base i-1 i+1 j i_hist`` (j = 0
+  unpaired). Columns 3, 4 and 6 must be integers but are not otherwise checked (real files number them freely).
+* ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``, ``#Length:``, ``#Sequence:`` carry those.
 
-Files may be gzip-compressed (``x.ct.gz``). Every malformed file raises
-:class:`StructureError` naming the file and the 1-based line number.
+Files may be gzip-compressed (``x.ct.gz``). Every malformed file (a damaged .gz, a control character
+in a record's name included) raises :class:`StructureError` naming the file and the 1-based line.
 
 Pair probabilities come dense, an (L, L) map, or sparse, arrays ``(i, j, p)`` of 0-based
 indices; :func:`sparse_probs` and :func:`dense_probs` turn either into the other.
@@ -33,11 +29,14 @@ import json
 import os
 import re
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..fasta import checked_name
 
 __all__ = [
     "StructureError",
@@ -403,7 +402,7 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
             if last is not None:
                 yield last
                 last = None
-            name = line[1:].strip()
+            name = checked_name(line[1:].strip(), f"{source} line {lineno}", StructureError)
             state = 1
         elif state == 1:
             if line.startswith(">"):
@@ -472,7 +471,7 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
         if line.startswith("#"):
             m = _NAME_RE.match(line)
             if m and not partners:
-                name = m.group(1).strip()
+                name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             notes.read(line, source, lineno)
             continue
         toks = line.split()
@@ -519,6 +518,7 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
             if n < 1:
                 raise _err(source, lineno, f"ct header length {n} must be positive")
             title = _CT_ENERGY.sub("", toks[1].strip()) if len(toks) > 1 else ""
+            title = checked_name(title, f"{source} line {lineno}", StructureError)
             n_rec += 1
             rec_name = title or (name if n_rec == 1 else f"{name}_{n_rec}")
             need, header_line = n, lineno
@@ -569,7 +569,7 @@ def iter_pairs(
             continue
         if line.startswith("#"):
             if m := _NAME_RE.match(line):
-                name = m.group(1).strip()
+                name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             elif m := _LEN_RE.match(line):
                 file_len = _int(m.group(1), source, lineno, "length")
                 if file_len < 0:
@@ -695,7 +695,7 @@ def infer_format(path: Path) -> str:
         name = name[:-3]
     ext = os.path.splitext(name)[1]
     if ext not in _EXT_TO_FMT:
-        raise ValueError(f"cannot infer structure format of {path}; pass fmt= ({', '.join(FORMATS)})")
+        raise ValueError(f"{path}: its extension names no structure format ({', '.join(FORMATS)}); give the format")
     return _EXT_TO_FMT[ext]
 
 
@@ -714,8 +714,11 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     kwargs = {} if fmt == "dbn" else {"name": file_stem(path)}
-    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark is dropped
-        yield from _ITERS[fmt](fh, source=str(path), **kwargs)
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark is dropped
+            yield from _ITERS[fmt](fh, source=str(path), **kwargs)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a .gz that is not gzip, or one cut off
+        raise StructureError(f"{path}: cannot read ({e})") from None
 
 
 def read_structure(path: str | os.PathLike, fmt: str | None = None) -> Structure:
@@ -775,24 +778,23 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
 
 
 def iter_ct_tarball(path: str | os.PathLike, limit: int | None = None) -> Iterator[Structure]:
-    """Stream the ``.ct`` members of a tar(.gz) archive, named by member stem.
-
-    Members holding several ct blocks give ``stem``, ``stem_2``, ... ;
-    ``limit`` stops after that many members.
-    """
-    path = Path(path)
+    """Stream the ``.ct`` members of a tar(.gz) archive, named by member stem (members holding
+    several ct blocks give ``stem``, ``stem_2``, ...); ``limit`` stops after that many members."""
     n = 0
-    with tarfile.open(path, mode="r|*") as tar:
-        for member in tar:
-            if not member.isfile() or not member.name.lower().endswith(".ct"):
-                continue
-            if limit is not None and n >= limit:
-                return
-            n += 1
-            fh = tar.extractfile(member)
-            assert fh is not None
-            stem = file_stem(Path(member.name))
-            text = fh.read().decode("utf-8", errors="replace").splitlines()
-            for k, rec in enumerate(iter_ct(text, source=f"{path}:{member.name}", name=stem)):
-                rec.name = stem if k == 0 else f"{stem}_{k + 1}"
-                yield rec
+    try:
+        with tarfile.open(path, mode="r|*") as tar:
+            for member in tar:
+                if not member.isfile() or not member.name.lower().endswith(".ct"):
+                    continue
+                if limit is not None and n >= limit:
+                    return
+                n += 1
+                fh = tar.extractfile(member)
+                assert fh is not None
+                stem = file_stem(Path(member.name))
+                text = fh.read().decode("utf-8", errors="replace").splitlines()
+                for k, rec in enumerate(iter_ct(text, source=f"{path}:{member.name}", name=stem)):
+                    rec.name = stem if k == 0 else f"{stem}_{k + 1}"
+                    yield rec
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:  # not an archive, or one cut off
+        raise StructureError(f"{path}: not a readable tar archive ({e})") from None

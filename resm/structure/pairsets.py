@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fasta import checked_name, id_problem
 from ..nucleotides import PAIR_TYPE, lenient_codes
 from .io import StructureError
 
@@ -125,7 +126,7 @@ def parse_pair_list(text: str, source: str = "<pairs>") -> PairRecord:
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if line.startswith("#Name:"):
-            name = line[6:].strip()
+            name = checked_name(line[6:].strip(), f"{source} line {n}", StructureError)
         elif line.startswith("#Length:"):
             if not line[8:].strip().isdigit():
                 raise StructureError(f"{source} line {n}: length {line[8:].strip()!r} is not a number")
@@ -184,8 +185,12 @@ def read_pair_table(path: str | os.PathLike) -> list[PairRecord]:
             name, seq, pairs = cols[0].strip(), cols[1].strip(), cols[2].split()
             if not name or not seq:
                 raise StructureError(f"{src} line {n}: empty id or sequence")
-            if not seq.isalpha():
-                raise StructureError(f"{src} line {n}: sequence of {name!r} holds a character that is not a letter")
+            if not (seq.isascii() and seq.isalpha()):
+                raise StructureError(
+                    f"{src} line {n}: sequence of {name!r} holds a character that is not a letter (A-Z, a-z)"
+                )
+            if (why := id_problem(name)) is not None:
+                raise StructureError(f"{src} line {n}: id {name!r} {why}")
             if name in seen:
                 raise StructureError(f"{src} line {n}: id {name!r} already on line {seen[name]}")
             seen[name] = n

@@ -31,7 +31,7 @@ import numpy as np
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
-from .io import FoldError, Structure, format_structures, read_structures
+from .io import FoldError, Structure, format_structures, infer_format, read_structures
 from .predictor import Predictor, PredictorOptions, load_predictor
 from .probe import ProbeFile
 
@@ -92,6 +92,10 @@ def read_reference(
     an unknown letter, N, matches any base)."""
     want = dict(wanted)
     found: dict[str, np.ndarray] = {}
+    try:
+        fmt = fmt or infer_format(Path(path))
+    except ValueError as e:
+        raise FoldError(f"{e} with --reference-format") from None
     for rec in read_structures(path, fmt):
         rec.name = (rec.name.split() or [rec.name])[0]
         if rec.name in found:
@@ -148,7 +152,7 @@ def annotate(
     of the sequence (``MFE``, kcal/mol); with ``compare`` (a name of
     :data:`resm.structure.folders.FOLDERS`), that folder's structure as an alternative labelled
     with the folder's label (RNAfold's with its ``MFE``)."""
-    from .folders import FOLDERS, rnafold
+    from .folders import FOLDERS, on_record, rnafold
     from .metrics import expected_f1
 
     scores = dict(rec.scores)
@@ -156,14 +160,16 @@ def annotate(
         scores["eF1"] = expected_f1(rec.pairs, probs)
     other = energy = None
     if mfe or compare == "rnafold":
-        other, energy = rnafold(rec.seq)
+        with on_record("RNAfold", rec.name, rec.seq):
+            other, energy = rnafold(rec.seq)
     if mfe:
         scores["MFE"] = energy
     alternatives = list(rec.alternatives)
     if compare is not None:
         folder = FOLDERS[compare]
         if compare != "rnafold":
-            other = folder.fold(rec.seq)
+            with on_record(folder.label, rec.name, rec.seq):
+                other = folder.fold(rec.seq)
         alternatives.append(Structure(folder.label, rec.seq, other, {"MFE": energy} if compare == "rnafold" else {}))
     return Structure(rec.name, rec.seq, rec.pairs, scores, alternatives), (other if compare is not None else None)
 

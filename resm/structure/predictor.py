@@ -345,7 +345,14 @@ class PairPredictor(Predictor):
                 if long:
                     one = f"{block[0][0]} ({len(seqs[0])} nt): "
                     bar.set_postfix_str((one if len(block) == 1 else "") + "pair priors")
-                priors = compute_priors(seqs, self.priors, self.cache, min(n_workers, len(seqs)), progress=False)
+                priors = compute_priors(
+                    seqs,
+                    self.priors,
+                    self.cache,
+                    min(n_workers, len(seqs)),
+                    progress=False,
+                    names=[n for n, _ in block],
+                )
                 done: dict[int, tuple[Structure, tuple]] = {}
                 for group in token_batches([len(x) for x in seqs], self.batch_tokens, extra=2):
                     for k, item in zip(

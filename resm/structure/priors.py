@@ -43,7 +43,7 @@ import numpy as np
 import RNA
 
 from ..nucleotides import normalise_lenient
-from .folders import fold_compound, optional_package
+from .folders import FolderUnavailable, fold_compound, on_record, optional_package, record_failure
 
 __all__ = [
     "PRIOR_KINDS",
@@ -401,10 +401,14 @@ def _worker(conn, inherited, jobs) -> None:
             conn.send((k, None, RuntimeError(f"{type(e).__name__}: {e}")))
 
 
-def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = True, desc: str = "pair priors") -> list:
+def compute_priors(
+    seqs, cfgs, cache=None, workers: int = 1, progress: bool = True, desc: str = "pair priors", names=None
+) -> list:
     """``[[pair_prior(s, c) for c in cfgs] for s in seqs]``, in ``workers`` processes (the
     folding libraries hold one core each), read from / stored in the folder ``cache`` when
-    given, with a progress bar.
+    given, with a progress bar. A sequence the folding library fails on (or dies on, a worker
+    gone) is a one-line :class:`resm.structure.folders.FolderFailed` naming its record
+    (``names``, else its number).
 
     Each worker has its own pipe and takes the next sequence (longest first, so the workers end
     together) when it hands back a result; there is no shared queue, lock or helper thread, so
@@ -413,14 +417,17 @@ def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = Tr
     from tqdm.auto import tqdm
 
     seqs, cfgs = list(seqs), list(cfgs)
+    names = list(names) if names is not None else [f"sequence {k + 1}" for k in range(len(seqs))]
+    folder = "the pair prior (" + ", ".join(c.kind for c in cfgs) + ")"
     jobs = [(s, cfgs, cache) for s in seqs]
     bar = tqdm(total=len(jobs), desc=desc, unit="seq", disable=not progress, leave=False)
     workers = min(int(workers), len(jobs))
     if workers <= 1:
         try:
             out = []
-            for j in jobs:
-                out.append(_prior_job(j))
+            for k, j in enumerate(jobs):
+                with on_record(folder, names[k], seqs[k]):
+                    out.append(_prior_job(j))
                 bar.update()
             return out
         finally:
@@ -434,7 +441,7 @@ def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = Tr
     ctx = mp.get_context("fork" if "fork" in methods else methods[0])
     todo = iter(sorted(range(len(jobs)), key=lambda k: -len(seqs[k])))
     out: list = [None] * len(jobs)
-    procs, busy = [], {}
+    procs, busy, current = [], {}, {}  # current: the job each worker's pipe was handed
     try:
         for _ in range(workers):
             with held_signals():  # a signal between the fork and the bookkeeping would orphan it
@@ -444,20 +451,26 @@ def compute_priors(seqs, cfgs, cache=None, workers: int = 1, progress: bool = Tr
                 procs.append(proc)
                 busy[mine] = proc
                 theirs.close()
-            mine.send(next(todo))
+            current[mine] = next(todo)
+            mine.send(current[mine])
         while busy:
             for conn in wait(list(busy)):
                 try:
                     k, result, error = conn.recv()
                 except EOFError:
-                    proc = busy[conn]
+                    proc, k = busy[conn], current[conn]
                     proc.join(1.0)
-                    raise RuntimeError(f"a pair-prior worker process stopped (exit code {proc.exitcode})") from None
+                    stopped = RuntimeError(f"its worker process stopped, exit code {proc.exitcode}")
+                    raise record_failure(folder, names[k], seqs[k], stopped) from None
                 if error is not None:
-                    raise error
+                    raise (
+                        error
+                        if isinstance(error, (OSError, FolderUnavailable))
+                        else record_failure(folder, names[k], seqs[k], error)
+                    )
                 out[k] = result
                 bar.update()
-                nxt = next(todo, None)
+                nxt = current[conn] = next(todo, None)
                 conn.send(nxt)
                 if nxt is None:
                     del busy[conn]

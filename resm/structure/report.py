@@ -31,10 +31,13 @@ def score_record(
 ) -> dict[str, object]:
     """The report row of one record (RNAfold folds ``seq`` here unless its MFE structure is
     given as ``rnafold_pairs``)."""
-    from .folders import rnafold
+    from .folders import on_record, rnafold
 
     pred, ref = np.asarray(pred), np.asarray(ref)
-    mfe = rnafold(seq)[0] if rnafold_pairs is None else np.asarray(rnafold_pairs)
+    if rnafold_pairs is None:
+        with on_record("RNAfold", name, seq):
+            rnafold_pairs = rnafold(seq)[0]
+    mfe = np.asarray(rnafold_pairs)
     row: dict[str, object] = {
         "id": name,
         "length": int(len(ref)),

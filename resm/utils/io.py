@@ -203,13 +203,18 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 _INPUTS: contextvars.ContextVar[tuple] = contextvars.ContextVar("resm_inputs", default=())
+# the installed package's folder: an input of every command (declared_inputs)
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
 def declared_inputs(inputs: dict[str, object]) -> Iterator[None]:
     """Inside the block, no output may replace one of ``inputs`` (``{what: path}``, e.g.
-    ``{"the input": "x.fa", "--reference": "r.dbn"}``; None values and ``-`` are skipped)."""
+    ``{"the input": "x.fa", "--reference": "r.dbn"}``; None values and ``-`` are skipped), nor
+    a file of the resm package itself (its modules, and the shipped model that ``resm fold``
+    reads when no ``--model`` is given)."""
     extra = tuple((what, Path(p)) for what, p in inputs.items() if p is not None and os.fspath(p) != "-")
+    extra += (("the resm package", PACKAGE_DIR),)
     token = _INPUTS.set(_INPUTS.get() + extra)
     try:
         yield

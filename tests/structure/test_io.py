@@ -225,7 +225,7 @@ def test_gzip_and_explicit_format(tmp_path):
     assert read_structure(tmp_path / "a.ct.gz") == rec
     write_structures(rec, tmp_path / "a.txt", fmt="bpseq")
     assert read_structure(tmp_path / "a.txt", fmt="bpseq") == rec
-    with pytest.raises(ValueError, match="infer"):
+    with pytest.raises(ValueError, match=r"a.txt: its extension names no structure format \(dbn, bpseq, ct, pairs\)"):
         read_structure(tmp_path / "a.txt")
 
 

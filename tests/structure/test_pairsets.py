@@ -43,6 +43,8 @@ def test_read_keeps_multiplets_and_views(tmp_path):
         ("r3\tACGUACGU\t1:x", 4, "is not 'i:j'"),
         ("r3\tACGUACGU", 4, "3 tab-separated columns"),
         ("r3\tACGU ACGU\t1:8", 4, "not a letter"),
+        ("r3\tACG\u00e9ACGU\t1:8", 4, "sequence of 'r3' holds a character that is not a letter (A-Z, a-z)"),
+        ("r\x013\tACGUACGU\t1:8", 4, "id 'r\\x013' holds the control character U+0001"),
         ("r3\tACGUACGU\t1:8 1:8", 4, "written twice"),
         ("r1\tACGUACGU\t1:8", 4, "already on line 2"),
         ("\tACGUACGU\t1:8", 4, "empty id or sequence"),

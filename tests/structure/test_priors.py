@@ -253,7 +253,10 @@ def test_compute_priors_names_a_worker_that_died(monkeypatch):
         os._exit(3)
 
     monkeypatch.setattr(priors, "_prior_job", die)
-    with pytest.raises(RuntimeError, match=r"pair-prior worker process stopped \(exit code 3\)"):
+    from resm.structure.folders import FolderFailed
+
+    said = r"^record 'sequence \d' \(\d+ nt\): the pair prior \(vienna\) cannot fold it "
+    with pytest.raises(FolderFailed, match=said + r"\(RuntimeError: its worker process stopped, exit code 3\)$"):
         priors.compute_priors(_seqs(4), [PriorConfig("vienna")], workers=2, progress=False)
     assert multiprocessing.active_children() == []
 
