@@ -23,17 +23,28 @@ from resm.structure.metrics import evaluate
 from resm.structure.predictor import supervised_predictor
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def vl0_check_arguments(doc: str | None = None) -> argparse.Namespace:
+    """The arguments every VL0 check of the scorer takes (one thread for torch)."""
+    ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--model", required=True)
     ap.add_argument("--limit", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bpp-cache", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
+    return a
+
+
+def seeded_vl0(limit: int, seed: int) -> list:
+    """The seeded VL0 subset the checks use: ``limit`` records drawn without replacement, in file order."""
     recs = list(read_structures(Path(default_data_dir()) / "ss/bprna/VL0.dbn"))
-    idx = sorted(np.random.default_rng(a.seed).choice(len(recs), min(a.limit, len(recs)), replace=False))
-    recs = [recs[i] for i in idx]
+    idx = sorted(np.random.default_rng(seed).choice(len(recs), min(limit, len(recs)), replace=False))
+    return [recs[i] for i in idx]
+
+
+def main() -> None:
+    a = vl0_check_arguments(__doc__)
+    recs = seeded_vl0(a.limit, a.seed)
     pred = supervised_predictor(a.model, workers=1, cache=a.bpp_cache)
     scorer = pred.non_canonical_scorer()
     base, added = [], []

@@ -11,19 +11,19 @@ VL1 (all its pairs) and a seeded subset of bpRNA VL0.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiment scripts
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's resm
+
+from bprna_check import seeded_vl0, vl0_check_arguments
 
 from resm.config import default_data_dir
 from resm.nucleotides import PAIR_TYPE, lenient_codes
-from resm.structure.io import read_structures
 from resm.structure.pairsets import read_pair_table
 from resm.structure.predictor import supervised_predictor
 
@@ -65,19 +65,12 @@ def breakdown(pred, scorer, recs) -> Counter:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--limit", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--bpp-cache", default=None)
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    data = Path(default_data_dir())
+    a = vl0_check_arguments(__doc__)
     pred = supervised_predictor(a.model, workers=1, cache=a.bpp_cache)
     scorer = pred.non_canonical_scorer()
-    vl0 = list(read_structures(data / "ss/bprna/VL0.dbn"))
-    idx = sorted(np.random.default_rng(a.seed).choice(len(vl0), min(a.limit, len(vl0)), replace=False))
-    sets = {"VL1 (all pairs)": read_pair_table(data / "ss/pdb/VL1.tsv"), f"VL0 ({len(idx)})": [vl0[i] for i in idx]}
+    vl0 = seeded_vl0(a.limit, a.seed)
+    vl1 = read_pair_table(Path(default_data_dir()) / "ss/pdb/VL1.tsv")
+    sets = {"VL1 (all pairs)": vl1, f"VL0 ({len(vl0)})": vl0}
     res = {name: breakdown(pred, scorer, recs) for name, recs in sets.items()}
     print(f"Command: `python experiments/noncanonical/tertiary_breakdown.py {' '.join(sys.argv[1:])}`\n")
     rows = sorted({k for c in res.values() for k in c}, key=lambda k: (not k.startswith("option"), k))
