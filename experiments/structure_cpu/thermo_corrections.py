@@ -56,9 +56,15 @@ sys.path.insert(0, str(HERE))
 from decoding_density import describe, setting_scores  # noqa: E402
 
 from resm.backbone.load import safe_load  # noqa: E402
-from resm.nucleotides import PAIR_TYPE, lenient_codes, normalise_lenient  # noqa: E402
-from resm.structure.decode import Decoding, blend, mea_auto, mea_pairs  # noqa: E402
-from resm.structure.folders import _partners, fold_compound  # noqa: E402
+from resm.nucleotides import normalise_lenient  # noqa: E402
+from resm.structure.decode import (  # noqa: E402
+    Decoding,
+    blend,
+    mea_auto,
+    mea_pairs,
+    turner_constraints,
+    turner_ensemble,
+)
 from resm.structure.metrics import evaluate  # noqa: E402
 from resm.structure.pairsets import PairSet  # noqa: E402
 from resm.utils.io import atomic_write_text  # noqa: E402
@@ -71,7 +77,6 @@ WEIGHTS = (0.0, 0.3)
 PENALTIES = (0.0, 5.0)
 GAMMAS = (1.0, 2.0, 4.0)
 DECODERS = ("mfe", *(f"mea{g:g}" for g in GAMMAS), "mea-auto")
-LOG_Q = 0.1
 SHIPPED_RULE = Decoding(prior_weight=0.1, pseudoknot_threshold=0.3, auto_gamma=True)  # decoding_shipped_cpu.md
 BAR = {"mean": 0.634, "val": 0.613, "family": 0.559, "vl1_ratio": 0.80}
 
@@ -138,37 +143,13 @@ def validation_sets(model: str, config: str, overrides: list[str]) -> dict[str, 
 
 
 # ----------------------------------------------------------------------------- folding
-def energies(p: np.ndarray, form: str, scale: float) -> np.ndarray:
-    """Pseudo-energies (kcal/mol) of candidates of probability ``p``."""
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
-    if form == "logit":
-        return -scale * np.log(p / (1 - p))
-    if form == "log":
-        return -scale * np.log(p / LOG_Q)
-    raise ValueError(f"unknown form {form!r}")
-
-
-def _sparse_bpp(fc, seq: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Canonical pairs (0-based i < j) above 1e-3 of the fold compound's pair probabilities."""
-    b = np.asarray(fc.bpp(), dtype=np.float64)[1:, 1:]
-    i, j = np.nonzero(np.triu(b, 4) > 1e-3)
-    codes = lenient_codes(seq)
-    ok = PAIR_TYPE[codes[i], codes[j]] >= 0
-    return i[ok], j[ok], b[i[ok], j[ok]]
-
-
+# the soft constraints and the constrained ensemble live in the library (resm fold --turner-scale)
 def fold(seq: str, sc: np.ndarray | None) -> dict[str, np.ndarray]:
     """Every decoder's structure of ``seq`` under the soft constraints ``sc`` ((L+1, L+1),
     1-based pseudo-energies; None: plain Turner)."""
     s = normalise_lenient(seq)
-    fc = fold_compound(s, None)
-    if sc is not None:
-        fc.sc_add_bp(sc.tolist())
-    db, mfe = fc.mfe()
-    out = {"mfe": _partners(db)}
-    fc.exp_params_rescale(mfe)
-    fc.pf()
-    i, j, p = _sparse_bpp(fc, s)
+    mfe, (i, j, p) = turner_ensemble(s, sc)
+    out = {"mfe": mfe}
     for g in GAMMAS:
         out[f"mea{g:g}"] = mea_pairs(s, i, j, p, g)
     out["mea-auto"] = mea_auto(s, i, j, p)
@@ -177,11 +158,7 @@ def fold(seq: str, sc: np.ndarray | None) -> dict[str, np.ndarray]:
 
 def constraints(item: tuple, form: str, scale: float, weight: float, penalty: float) -> np.ndarray:
     seq, i, j, mp, pp = item[:5]
-    L = len(seq)
-    sc = np.full((L + 1, L + 1), float(penalty))
-    if len(i):
-        sc[np.asarray(i) + 1, np.asarray(j) + 1] = energies(blend(mp, pp, weight), form, scale)
-    return sc
+    return turner_constraints(len(seq), i, j, blend(mp, pp, weight), scale, penalty, form)
 
 
 def settings() -> list[tuple]:

@@ -39,6 +39,16 @@ probabilities support. :class:`Decoding` holds these choices with the weight
 given to the prior (the probabilities decoded are ``(1 - w) * model + w * prior``), and
 :func:`choose_decoding` picks them on validation structures.
 
+**Turner-corrected decoding** (:func:`turner_ensemble`, ``Decoding.turner_scale``; ``resm fold
+--turner-scale``): ViennaRNA folds the sequence with each candidate's probability p added to the
+Turner energies as a soft-constraint pseudo-energy ``-s * log(p / (1 - p))`` kcal/mol (pairs the
+model believes are favoured, the others penalised), every pair that is not a candidate gets
+``+penalty``, and the MEA step runs on the constrained partition function's pair probabilities
+instead of the model's. The model decides which helices exist; the Turner model completes them,
+which is what structures annotated from 3D coordinates hold
+(``experiments/results/structure_turner_option_cpu.md``). Off by default: it costs about an
+``RNAfold -p`` per sequence (O(L^3)) and pairs more densely than bpRNA's annotation.
+
 Post-processing of any decoded structure (``resm fold --nested`` / ``--noLP``):
 :func:`nested_subset` keeps a maximum set of mutually non-crossing pairs (no pseudoknots) and
 :func:`remove_lone_pairs` drops every pair without a stacked neighbour.
@@ -46,6 +56,7 @@ Post-processing of any decoded structure (``resm fold --nested`` / ``--noLP``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -66,6 +77,9 @@ __all__ = [
     "Decoding",
     "blend",
     "decode_sparse",
+    "turner_energies",
+    "turner_constraints",
+    "turner_ensemble",
     "choose_decoding",
     "remove_lone_pairs",
     "nested_subset",
@@ -353,12 +367,27 @@ class Decoding:
             ``(1 - w) * model + w * prior`` (0: the model alone).
         pseudoknot_threshold: probability above which :func:`add_pseudoknots` adds crossing
             pairs; None: nested structures only.
+        turner_scale: None (the default): MEA on the decoded probabilities. A number s >= 0
+            (kcal/mol): the Turner-corrected decoding, MEA on the pair probabilities of
+            ViennaRNA's ensemble with the decoded probabilities as soft constraints
+            (:func:`turner_ensemble`); the pseudoknot step still reads the decoded ones.
+        turner_penalty: kcal/mol added to every pair that is not a candidate (Turner mode only).
     """
 
     gamma: float = 2.0
     prior_weight: float = 0.0
     pseudoknot_threshold: float | None = None
     auto_gamma: bool = False
+    turner_scale: float | None = None
+    turner_penalty: float = 5.0
+
+    def __post_init__(self) -> None:
+        for key in ("turner_scale", "turner_penalty"):
+            v = getattr(self, key)
+            if v is None and key == "turner_scale":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"decoding key {key}: must be a finite number >= 0 (kcal/mol), got {v!r}")
 
     def describe(self) -> str:
         """One phrase, e.g. ``MEA gamma 2, prior weight 0.2, pseudoknots above 0.5``."""
@@ -368,14 +397,22 @@ class Decoding:
             else f"gamma {self.gamma:g}"
         )
         pk = "off" if self.pseudoknot_threshold is None else f"above {self.pseudoknot_threshold:g}"
-        return f"MEA {g}, prior weight {self.prior_weight:g}, pseudoknots {pk}"
+        turner = (
+            ""
+            if self.turner_scale is None
+            else f", Turner-corrected (scale {self.turner_scale:g}, penalty {self.turner_penalty:g} kcal/mol)"
+        )
+        return f"MEA {g}, prior weight {self.prior_weight:g}, pseudoknots {pk}{turner}"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Decoding:
-        return cls(**{k: d[k] for k in ("gamma", "prior_weight", "pseudoknot_threshold", "auto_gamma") if k in d})
+        """The decoding a file stores (keys it lacks keep their defaults: a file written before
+        the Turner mode decodes as it always did)."""
+        keys = ("gamma", "prior_weight", "pseudoknot_threshold", "auto_gamma", "turner_scale", "turner_penalty")
+        return cls(**{k: d[k] for k in keys if k in d})
 
 
 def blend(model_p: np.ndarray, prior_p: np.ndarray | None, w: float) -> np.ndarray:
@@ -398,10 +435,66 @@ def decode_sparse(
     prior's probability of each candidate, needed when ``decoding.prior_weight`` > 0);
     ``nested=True`` skips the pseudoknot step."""
     p = blend(model_p, prior_p, decoding.prior_weight)
-    pairs = mea_auto(seq, i, j, p) if decoding.auto_gamma else mea_pairs(seq, i, j, p, decoding.gamma)
+    ei, ej, ep = i, j, p
+    if decoding.turner_scale is not None:
+        sc = turner_constraints(len(seq), i, j, p, decoding.turner_scale, decoding.turner_penalty)
+        _, (ei, ej, ep) = turner_ensemble(seq, sc)
+    pairs = mea_auto(seq, ei, ej, ep) if decoding.auto_gamma else mea_pairs(seq, ei, ej, ep, decoding.gamma)
     if decoding.pseudoknot_threshold is not None and not nested:
         pairs = add_pseudoknots(pairs, i, j, p, decoding.pseudoknot_threshold)
     return pairs
+
+
+# ----------------------------------------------------------------------------- Turner-corrected decoding
+def turner_energies(p: np.ndarray, scale: float, form: str = "logit") -> np.ndarray:
+    """Soft-constraint pseudo-energies (kcal/mol) of candidates of probability ``p`` (clipped to
+    [1e-4, 1 - 1e-4]): ``logit``, ``-scale * log(p / (1 - p))`` (p > 0.5 favoured, the others
+    penalised; ``scale`` = kT, 0.616 at 37 C, multiplies each structure's Boltzmann weight by
+    the product of its pairs' odds); ``log``, ``-scale * log(p / 0.1)`` (only pairs below 0.1
+    penalised)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
+    if form == "logit":
+        return -scale * np.log(p / (1 - p))
+    if form == "log":
+        return -scale * np.log(p / 0.1)
+    raise ValueError(f"unknown form {form!r}; expected logit or log")
+
+
+def turner_constraints(
+    length: int, i: np.ndarray, j: np.ndarray, p: np.ndarray, scale: float, penalty: float, form: str = "logit"
+) -> np.ndarray:
+    """The ``(L + 1, L + 1)`` matrix of pseudo-energies ViennaRNA's ``sc_add_bp`` takes (1-based):
+    :func:`turner_energies` at the candidates ``(i, j)`` (0-based), ``penalty`` elsewhere."""
+    sc = np.full((length + 1, length + 1), float(penalty))
+    if len(i):
+        sc[np.asarray(i) + 1, np.asarray(j) + 1] = turner_energies(p, scale, form)
+    return sc
+
+
+def turner_ensemble(seq: str, sc: np.ndarray | None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """ViennaRNA's fold of ``seq`` under the soft constraints ``sc`` (:func:`turner_constraints`;
+    None: plain Turner 2004): ``(mfe_pairs, (i, j, p))``, the constrained minimum free energy
+    structure (partner array) and the canonical pairs (0-based, i < j, at least 3 unpaired
+    bases between) of the constrained partition function above 1e-3. O(L^3) time, O(L^2)
+    memory: one ``RNAfold -p``."""
+    from ..nucleotides import normalise_lenient
+    from .folders import _partners, fold_compound
+
+    s = normalise_lenient(seq)
+    if not s:
+        e = np.zeros(0, dtype=np.int64)
+        return e, (e, e, np.zeros(0))
+    fc = fold_compound(s, None)
+    if sc is not None:
+        fc.sc_add_bp(sc.tolist())
+    db, mfe = fc.mfe()
+    fc.exp_params_rescale(mfe)
+    fc.pf()
+    b = np.asarray(fc.bpp(), dtype=np.float64)[1:, 1:]
+    i, j = np.nonzero(np.triu(b, 4) > 1e-3)
+    codes = lenient_codes(s)
+    ok = PAIR_TYPE[codes[i], codes[j]] >= 0
+    return _partners(db), (i[ok], j[ok], b[i[ok], j[ok]])
 
 
 def choose_decoding(
