@@ -69,7 +69,21 @@ OPTION_RULES = {
     "tile": ("must be >= 16", lambda v: v >= 16),
     "seed": ("must be >= 0", lambda v: v >= 0),
     "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
+    "turner_scale": ("must be a finite number >= 0 (kcal/mol)", lambda v: 0 <= v < float("inf")),
 }
+
+
+# --turner-scale's help, shared by resm fold and resm evaluate structure (figures:
+# experiments/results/structure_turner_option_cpu.md)
+TURNER_HELP = (
+    "for structures annotated from 3D coordinates (PDB-derived): fold with ViennaRNA's Turner energies "
+    "corrected by the model's pair probabilities (soft constraints -S*log(p/(1-p)) kcal/mol, +5 on pairs the "
+    "model never lists) and decode that ensemble as the model's file says, which completes helices; S=0.3 "
+    "was chosen on PDB TR1. Costs about one RNAfold -p per sequence (O(L^3) time, O(L^2) memory). Not the "
+    "default: it pairs more densely than bpRNA's annotation and loses there (S=0.3: PDB VL1 F1 0.763 against "
+    "0.719, pred/ref pairs 0.82 against 0.73; bpRNA VL0 0.592 against 0.617). A pair-head model only "
+    "(default: off, the file's decoding)"
+)
 
 
 # --------------------------------------------------------------------------- argument groups

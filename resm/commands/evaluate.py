@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import Command, set_threads
+from .common import TURNER_HELP, Command, set_threads
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -51,6 +51,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="the model adds the pairs of its file's non-canonical scorer (as resm fold --non-canonical), and "
         "vl1/tr1 are scored over their non-canonical pairs alone too (default: off)",
     )
+    sp.add_argument("--turner-scale", type=float, default=None, metavar="S", help=TURNER_HELP)
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
     sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
     sp.add_argument(
@@ -81,6 +82,7 @@ def run(a: argparse.Namespace) -> None:
         folders=a.folders,
         workers=a.threads,
         non_canonical=a.non_canonical,
+        decoding={"turner_scale": a.turner_scale},
     )
     command = "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     text = format_table(results, command, label, cached_prior=bool(a.bpp_cache))

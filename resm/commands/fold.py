@@ -6,7 +6,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CLI_NAMES, Command, device_args, memory_check_arg, plural, report_stream, set_threads, trust_arg
+from .common import (
+    CLI_NAMES,
+    TURNER_HELP,
+    Command,
+    device_args,
+    memory_check_arg,
+    plural,
+    report_stream,
+    set_threads,
+    trust_arg,
+)
 
 # the names of resm.structure.folders.FOLDERS (not imported here: building the parser stays light)
 COMPARE_FOLDERS = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", "linearfold-v")
@@ -138,6 +148,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "(written only with --format pairs: dbn, ct and bpseq hold one partner per base); with a 2-D head "
         "or probe: let the greedy decoding keep pairs other than AU, GC, GU (default: off)",
     )
+    sp.add_argument("--turner-scale", type=float, default=None, metavar="S", help=TURNER_HELP)
     sp.add_argument("--method", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
     sp.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: the model's)")
     sp.add_argument("--scheme", default=None, help="mapping scheme (default: the probe's)")

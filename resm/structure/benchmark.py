@@ -92,15 +92,24 @@ def check_models(model_path, folds: Sequence[str] = ()) -> None:
 
 
 def _model_predictor(
-    model, meta, workers: int, bpp_cache, tile: int, non_canonical: bool = False, where: str = "structure model"
+    model,
+    meta,
+    workers: int,
+    bpp_cache,
+    tile: int,
+    non_canonical: bool = False,
+    where: str = "structure model",
+    decoding: dict | None = None,
 ) -> Callable[[list[Structure], str, bool], list[np.ndarray]]:
     """``predict(records, desc, progress) -> partner arrays`` through the model's predictor
-    (:func:`resm.structure.predictor.model_predictor`, decoding as stored in its file);
+    (:func:`resm.structure.predictor.model_predictor`, decoding as stored in its file, with the
+    fields of ``decoding`` replaced: :func:`resm.structure.predictor.override_decoding`);
     ``non_canonical``: with the pairs of the file's non-canonical scorer added (pair sets),
     the scorer checked here, before any work."""
-    from .predictor import PairPredictor, model_predictor
+    from .predictor import PairPredictor, model_predictor, override_decoding
 
     pred = model_predictor(model, meta, workers=workers, cache=bpp_cache, tile=tile, source=f"structure model {where}")
+    pred = override_decoding(pred, decoding)
     if non_canonical and isinstance(pred, PairPredictor):
         pred.non_canonical_scorer()
 
@@ -178,18 +187,20 @@ def evaluate_dataset(
     folders: Sequence[str] | None = None,
     workers: int = 0,
     non_canonical: bool = False,
+    decoding: dict | None = None,
 ) -> list[dict[str, object]]:
     """The model at ``model_path`` and the classical ``folders`` on one benchmark set: one
     result per reference view (:func:`resm.structure.datasets.reference_views`; the PDB sets
     give two, canonical pairs and all pairs, from the same predictions, each prediction scored
     on the same class of its pairs). ``non_canonical``: the model adds the pairs of its file's
-    non-canonical scorer, and the PDB sets are scored over their non-canonical pairs too."""
+    non-canonical scorer, and the PDB sets are scored over their non-canonical pairs too.
+    ``decoding``: fields of the stored decoding replaced (e.g. ``{"turner_scale": 0.3}``)."""
     if dataset == "archiveii-famfold":
         raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
     check_models(model_path)
     folders = check_folders(folders)
     model, meta = load_structure_model(model_path)
-    predict = _model_predictor(model, meta, workers, bpp_cache, tile, non_canonical, str(model_path))
+    predict = _model_predictor(model, meta, workers, bpp_cache, tile, non_canonical, str(model_path), decoding)
     recs = load_dataset(dataset, data_dir, limit, seed)
     preds, seconds = _predict_all(predict, recs, dataset, folders, progress)
     views = reference_views(dataset, recs, non_canonical)
@@ -218,13 +229,15 @@ def evaluate_famfold(
     folders: Sequence[str] | None = None,
     workers: int = 0,
     non_canonical: bool = False,
+    decoding: dict | None = None,
 ) -> list[dict[str, object]]:
     """Family-wise cross-validation on ArchiveII (<= 512 nt): for each fold, the model trained
     without that family (``model_path`` with ``{fold}`` in it, e.g.
     ``runs/famfold/{fold}/structure_model.pt``) on the held-out family's test partition, with
     the classical folders on the same sequences. One result per fold, then a pooled row ("all
     folds": every test sequence once, each scored by its own fold's model). ``non_canonical`` as
-    :func:`evaluate_dataset` (each fold's file then needs a non-canonical scorer)."""
+    :func:`evaluate_dataset` (each fold's file then needs a non-canonical scorer); ``decoding``
+    as :func:`evaluate_dataset`."""
     if "{fold}" not in str(model_path):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     split = read_split(Path(data_dir) / FAMFOLD_SPLIT)
@@ -244,7 +257,7 @@ def evaluate_famfold(
             test = [test[i] for i in idx]
         model, meta = load_structure_model(str(model_path).replace("{fold}", name))
         predict = _model_predictor(
-            model, meta, workers, bpp_cache, tile, non_canonical, str(model_path).replace("{fold}", name)
+            model, meta, workers, bpp_cache, tile, non_canonical, str(model_path).replace("{fold}", name), decoding
         )
         results.append(_score(predict, test, f"archiveii-famfold {name}", folders, progress, keep=pooled))
     results.append(
@@ -267,20 +280,27 @@ def evaluate_sets(
     folders: Sequence[str] | None = None,
     workers: int = 0,
     non_canonical: bool = False,
+    decoding: dict | None = None,
 ) -> tuple[list[dict[str, object]], str]:
     """``resm evaluate structure``: the model and the classical folders on each set of
     ``datasets`` (:func:`evaluate_famfold` for ``archiveii-famfold``, else
     :func:`evaluate_dataset`), the model file checked before any data is read. ``model`` may be
     ``default`` (the shipped model); ``data_dir`` None: :func:`resm.config.default_data_dir`.
-    ``non_canonical``: as :func:`evaluate_dataset`. Returns the results and the model's label
-    for :func:`format_table`."""
+    ``non_canonical`` and ``decoding`` (checked first): as :func:`evaluate_dataset`. Returns the
+    results and the model's label for :func:`format_table`."""
     from ..config import default_data_dir
+    from .predictor import check_decoding_overrides
+
+    decoding = check_decoding_overrides(decoding)
 
     data_dir = data_dir or default_data_dir()
     label = model
     if resolve_model(model) is not model:
         model = resolve_model(model)
         label = "default (resm/models/structure_default.pt, the shipped model)"
+    if decoding:
+        given = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in decoding.items())
+        label = f"{label}, its stored decoding with {given}"
     if "archiveii-famfold" in datasets and "{fold}" not in str(model):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     if "{fold}" in str(model) and set(datasets) != {"archiveii-famfold"}:
@@ -289,7 +309,9 @@ def evaluate_sets(
         check_models(model)  # before any data is read or any folder runs
     results = []
     for d in datasets:
-        common = dict(bpp_cache=bpp_cache, folders=folders, workers=workers, non_canonical=non_canonical)
+        common = dict(
+            bpp_cache=bpp_cache, folders=folders, workers=workers, non_canonical=non_canonical, decoding=decoding
+        )
         if d == "archiveii-famfold":
             results += evaluate_famfold(str(model), data_dir, folds, limit, seed, tile, **common)
         else:

@@ -324,7 +324,8 @@ class _Sinks:
 class FoldOptions(PredictorOptions):
     """Every option of ``resm fold`` (:func:`fold_fasta`), keyword-only; those of the predictor
     (``model``, ``zero_shot``, ``scheme``, ``trust``, ``device``, ``threads``, ``bpp_cache``)
-    are :class:`resm.structure.predictor.PredictorOptions`'. Outputs: ``fmt`` (dbn, bpseq, ct)
+    are :class:`resm.structure.predictor.PredictorOptions`', as is ``turner_scale`` (the
+    Turner-corrected decoding of a pair-head model). Outputs: ``fmt`` (dbn, bpseq, ct)
     to ``out`` (None: stdout) or ``split_dir`` (one file per record), ``bpp`` (sparse pair
     probabilities of at least ``bpp_min``), ``plot`` (a folder of drawings), ``reference`` (known
     structures: score each record) with ``report`` (the scores' TSV). Decoding:
@@ -461,6 +462,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         "noncanonical": o.noncanonical,
         "nested": o.nested,
         "no_lp": o.no_lp,
+        "turner_scale": o.turner_scale,
         "bpp_min": plan.bpp_min,
         "reference": ShardRun.hash_file(o.reference),
         "structures": plan.structures,

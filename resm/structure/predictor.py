@@ -435,8 +435,10 @@ class PredictorOptions:
     ``"default"``: the shipped one; with ``zero_shot``, a probe from ``resm probe``: the
     backbone the probe was fitted on), ``scheme`` (zero-shot only; default: the probe's),
     ``trust`` (unpickle a backbone's arbitrary objects), ``device``, ``threads`` (processes
-    computing a pair-head model's priors; 0: one per core) and ``bpp_cache`` (a folder of
-    stored priors, read and filled)."""
+    computing a pair-head model's priors; 0: one per core), ``bpp_cache`` (a folder of
+    stored priors, read and filled) and ``turner_scale`` (a pair-head model only: its stored
+    decoding with the Turner-corrected step at this scale, :class:`resm.structure.decode.Decoding`;
+    None: the decoding as stored)."""
 
     model: PathLike | None = None
     zero_shot: PathLike | None = None
@@ -445,6 +447,11 @@ class PredictorOptions:
     device: str = "cpu"
     threads: int = 0
     bpp_cache: PathLike | None = None
+    turner_scale: float | None = None
+
+    def decoding_overrides(self) -> dict[str, object]:
+        """The fields of the model's stored decoding these options replace (:func:`override_decoding`)."""
+        return {"turner_scale": self.turner_scale}
 
     def check(self) -> None:
         """The options' own consistency, before anything is read: a one-line FoldError."""
@@ -455,6 +462,10 @@ class PredictorOptions:
                 raise FoldError(f"{self.bpp_cache}: --bpp-cache must be a folder, not a file")
         if self.zero_shot is not None and self.model is None:
             raise FoldError("--zero-shot needs --model, the backbone the probe was fitted on")
+        if self.turner_scale is not None:
+            if self.zero_shot is not None:
+                raise FoldError("--turner-scale sets a pair-head model's decoding; a --zero-shot probe has none")
+            check_decoding_overrides(self.decoding_overrides())
 
     def model_file(self) -> Path:
         """The structure model's file (``default`` resolved); a FoldError when it is missing."""
@@ -472,12 +483,48 @@ def load_predictor(opts: PredictorOptions, probe: ProbeFile | None = None) -> Pr
     (``probe``: the probe file already read, if it is)."""
     opts.check()
     if opts.zero_shot is None:
-        return supervised_predictor(opts.model_file(), opts.device, workers=opts.threads, cache=opts.bpp_cache)
+        pred = supervised_predictor(opts.model_file(), opts.device, workers=opts.threads, cache=opts.bpp_cache)
+        return override_decoding(pred, opts.decoding_overrides())
     from .model import load_with_scheme
 
     probe = probe or ProbeFile.read(opts.zero_shot)
     loaded, the_scheme = load_with_scheme(opts.model, opts.scheme or probe.scheme, trust=opts.trust)
     return zero_shot_predictor(loaded.model.to(opts.device), the_scheme, loaded.meta["source"], opts.zero_shot, probe)
+
+
+def check_decoding_overrides(overrides: dict | None) -> dict[str, object]:
+    """The overrides of a stored decoding that are set (None values dropped), each checked
+    against :class:`resm.structure.decode.Decoding`'s rules: a one-line FoldError naming the
+    option (``turner_scale`` -> ``--turner-scale``)."""
+    from .decode import Decoding
+
+    got = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for k, v in got.items():
+        try:
+            Decoding(**{k: v})
+        except (TypeError, ValueError):
+            raise FoldError(f"--{k.replace('_', '-')} {v}: must be a finite number >= 0 (kcal/mol)") from None
+    return got
+
+
+def override_decoding(pred: Predictor, overrides: dict | None) -> Predictor:
+    """``pred`` with the set ``overrides`` (fields of :class:`resm.structure.decode.Decoding`, e.g.
+    ``{"turner_scale": 0.3}``; None values: as stored) replacing those of its stored decoding; a
+    one-line FoldError when a value is bad or when the predictor decodes a dense map (a 2-D head or
+    probe), which has no such decoding."""
+    from dataclasses import replace
+
+    got = check_decoding_overrides(overrides)
+    if not got:
+        return pred
+    if not isinstance(pred, PairPredictor):
+        name = next(iter(got)).replace("_", "-")
+        raise FoldError(
+            f"--{name}: {pred.source or 'this model'} decodes a dense pair map at a threshold; "
+            "the option sets a pair-head model's decoding"
+        )
+    pred.decoding = replace(pred.decoding, **got)
+    return pred
 
 
 def zero_shot_predictor(

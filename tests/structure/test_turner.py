@@ -1,0 +1,171 @@
+"""The Turner-corrected decoding (``Decoding.turner_scale``, ``resm fold --turner-scale``): off,
+it is today's decoding bit for bit; on, it is ViennaRNA's ensemble under the model's soft
+constraints, which tends to plain Turner at scale 0 and to the model's preference at large
+scales; files without the new keys load as before; bad values are one-line errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import RNA
+
+from resm.nucleotides import PAIR_TYPE, lenient_codes
+from resm.structure.decode import (
+    Decoding,
+    add_pseudoknots,
+    blend,
+    decode_sparse,
+    mea_auto,
+    mea_pairs,
+    turner_constraints,
+    turner_ensemble,
+)
+from resm.structure.folders import _partners
+from resm.structure.io import FoldError
+
+TRNA = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
+SHIPPED = {"gamma": 2.0, "prior_weight": 0.1, "pseudoknot_threshold": 0.5, "auto_gamma": True}  # a v3.2 file's
+
+
+def canonical_candidates(seq: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every canonical pair (i < j, loop >= 3) with random model and prior probabilities."""
+    codes = lenient_codes(seq)
+    i, j = np.nonzero(np.triu(PAIR_TYPE[codes[:, None], codes[None, :]] >= 0, 4))
+    rng = np.random.default_rng(seed)
+    return i, j, rng.beta(0.3, 3.0, len(i)).astype(np.float32), rng.beta(0.3, 3.0, len(i)).astype(np.float32)
+
+
+def todays_decoding(seq, i, j, mp, pp, d: Decoding) -> np.ndarray:
+    """The decoding as it was before the Turner mode (written out here, not called)."""
+    p = blend(mp, pp, d.prior_weight)
+    pairs = mea_auto(seq, i, j, p) if d.auto_gamma else mea_pairs(seq, i, j, p, d.gamma)
+    return add_pseudoknots(pairs, i, j, p, d.pseudoknot_threshold) if d.pseudoknot_threshold is not None else pairs
+
+
+# ----------------------------------------------------------------------------- the Decoding
+def test_off_is_todays_decoding_bit_for_bit():
+    rng = np.random.default_rng(1)
+    seqs = [TRNA, "GGGGAAACCCCAUAGCGCGAAAGCGCU", "".join(rng.choice(list("ACGU"), 120))]
+    for k, seq in enumerate(seqs):
+        i, j, mp, pp = canonical_candidates(seq, k)
+        for d in (Decoding.from_dict(SHIPPED), Decoding(gamma=1.5, prior_weight=0.3)):
+            assert d.turner_scale is None
+            assert np.array_equal(decode_sparse(seq, i, j, mp, d, pp), todays_decoding(seq, i, j, mp, pp, d))
+
+
+def test_round_trip_and_old_files():
+    d = Decoding(gamma=1.5, prior_weight=0.2, pseudoknot_threshold=0.4, auto_gamma=True, turner_scale=0.3)
+    assert Decoding.from_dict(json.loads(json.dumps(d.to_dict()))) == d
+    assert d.to_dict()["turner_scale"] == 0.3 and d.to_dict()["turner_penalty"] == 5.0
+    assert Decoding.from_dict(replace(d, turner_penalty=2.0).to_dict()).turner_penalty == 2.0
+    old = Decoding.from_dict(SHIPPED)  # a file written before the Turner mode
+    assert (old.turner_scale, old.turner_penalty) == (None, 5.0)
+    assert "Turner" not in old.describe() and "Turner-corrected (scale 0.3, penalty 5" in d.describe()
+
+
+@pytest.mark.parametrize(
+    "key, value", [("turner_scale", -1.0), ("turner_scale", float("nan")), ("turner_penalty", float("inf"))]
+)
+def test_a_bad_value_is_one_line_naming_the_key(key, value):
+    with pytest.raises(ValueError) as e:
+        Decoding.from_dict({**SHIPPED, key: value})
+    assert str(e.value).startswith(f"decoding key {key}: must be a finite number >= 0") and "\n" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------- the constrained fold
+def test_scale_zero_without_penalty_is_plain_turner_and_viennas_mea():
+    """No constraint energy: the ensemble is RNAfold -p's, the MFE structure RNAfold's, and the
+    MEA structure at gamma 1 scores as ViennaRNA's own MEA under the library's objective."""
+    seq = TRNA
+    i, j, mp, _ = canonical_candidates(seq)
+    mfe, (ci, cj, cp) = turner_ensemble(seq, turner_constraints(len(seq), i, j, mp, 0.0, 0.0))
+    plain_mfe, (pi, pj, pp) = turner_ensemble(seq, None)
+    assert np.array_equal(mfe, plain_mfe) and np.array_equal(mfe, _partners(RNA.fold(seq)[0]))
+    assert np.array_equal(ci, pi) and np.array_equal(cj, pj) and np.allclose(cp, pp, atol=1e-9)
+    got = decode_sparse(seq, i, j, mp, Decoding(gamma=1.0, turner_scale=0.0, turner_penalty=0.0))
+    fc = RNA.fold_compound(seq)
+    _, e = fc.mfe()
+    fc.exp_params_rescale(e)
+    fc.pf()
+    vienna = _partners(fc.MEA(1.0)[0])
+
+    def accuracy(pairs):  # the MEA objective at gamma 1 over the same probabilities
+        on = pairs[ci] == cj
+        q = np.clip(1 - np.bincount(np.r_[ci, cj], np.r_[cp, cp], len(seq)), 0, 1)
+        return 2 * cp[on].sum() + q[pairs < 0].sum()
+
+    assert accuracy(got) == pytest.approx(accuracy(vienna), abs=1e-6)
+    assert (got >= 0).sum() > 30  # the cloverleaf's stems, not an empty structure
+
+
+def test_a_large_scale_gives_the_models_preference_and_zero_gives_turners():
+    """A helix the model is sure of (four GU pairs closing a 12-nt loop) against the GC hairpin
+    Turner prefers on the same Gs: at a large scale the model's structure, whatever the Turner
+    energies say; at scale 0 without penalty RNAfold's."""
+    seq = "GGGGAAAACCCCAAAAUUUU"
+    turner = _partners(RNA.fold(seq)[0])
+    helix = [(0, 19), (1, 18), (2, 17), (3, 16)]
+    assert [seq[a] + seq[b] for a, b in helix] == ["GU"] * 4 and all(turner[a] != b for a, b in helix)
+    i, j, mp, _ = canonical_candidates(seq)
+    mp[:] = 0.01
+    for a, b in helix:
+        mp[(i == a) & (j == b)] = 0.99
+    model_only = decode_sparse(seq, i, j, mp, Decoding(gamma=2.0))
+    assert all(model_only[a] == b for a, b in helix) and (model_only >= 0).sum() == 2 * len(helix)
+    for s in (2.0, 20.0):
+        assert np.array_equal(decode_sparse(seq, i, j, mp, Decoding(gamma=2.0, turner_scale=s)), model_only)
+    zero = decode_sparse(seq, i, j, mp, Decoding(gamma=1.0, turner_scale=0.0, turner_penalty=0.0))
+    assert np.array_equal(zero, turner) and (turner >= 0).sum() == 8
+
+
+# ----------------------------------------------------------------------------- the options and the command line
+def test_the_option_reaches_the_decoding_and_is_refused_where_it_means_nothing(tmp_path):
+    from resm.structure.predictor import PredictorOptions, check_decoding_overrides
+
+    assert check_decoding_overrides({"turner_scale": None}) == {}
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(FoldError, match=r"^--turner-scale .*: must be a finite number >= 0 \(kcal/mol\)$"):
+            PredictorOptions(turner_scale=bad).check()
+    with pytest.raises(FoldError, match="a --zero-shot probe has none"):
+        PredictorOptions(model="x", zero_shot=tmp_path / "p.pt", turner_scale=0.3).check()
+
+
+def test_resm_fold_turner_scale(tmp_path):
+    """E. coli 5S rRNA (examples/known.dbn), where the shipped decoding leaves helices
+    incomplete: with --turner-scale the fold changes, pairs more, and scores higher against the
+    reference; --turner-scale -1 is one line, exit 2, nothing written."""
+    from resm.structure.io import iter_dbn
+    from resm.structure.metrics import f1_score
+    from tests.conftest import REPO, resm_cli, resm_main
+
+    ref = {r.name: r for r in iter_dbn((REPO / "examples" / "known.dbn").read_text().splitlines())}["5S_rRNA_Ecoli"]
+    (tmp_path / "x.fa").write_text(f">5S\n{ref.seq}\n")
+    base = ["fold", tmp_path / "x.fa", "--nogpu", "--threads", "1", "--no-score"]
+    plain = _partners(resm_main(*base).stdout.splitlines()[2])
+    turner = _partners(resm_main(*base, "--turner-scale", "0.3").stdout.splitlines()[2])
+    assert len(plain) == len(turner) == len(ref.seq) and not np.array_equal(plain, turner)
+    assert (turner >= 0).sum() > (plain >= 0).sum()
+    assert f1_score(turner, ref.pairs) > f1_score(plain, ref.pairs)
+    p = resm_cli(*base, "--turner-scale", "-1", "-o", tmp_path / "o.dbn", check=False)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(err) == 1 and "--turner-scale: must be a finite number >= 0" in err[0], p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["x.fa"]
+
+
+def test_the_override_reaches_a_pair_head_predictor_and_refuses_a_map(tmp_path):
+    from resm.structure.predictor import MapPredictor, PredictorOptions, load_predictor, override_decoding
+    from tests.conftest import resm_main
+
+    pred = load_predictor(PredictorOptions(threads=1, turner_scale=0.5))
+    assert pred.decoding == replace(Decoding.from_dict(SHIPPED), turner_scale=0.5)
+    assert load_predictor(PredictorOptions(threads=1)).decoding == Decoding.from_dict(SHIPPED)
+    with pytest.raises(FoldError, match=r"^--turner-scale: probe p.pt decodes a dense pair map at a threshold; "):
+        override_decoding(MapPredictor(None, None, 0.5, "greedy", None, "probe p.pt"), {"turner_scale": 0.3})
+    p = resm_main("evaluate", "structure", "--model", "default", "--dataset", "vl1", "--turner-scale", "nan",
+                  "--out", tmp_path / "t.md", check=False)  # fmt: skip
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(err) == 1 and "--turner-scale: must be a finite number >= 0" in err[0], p.stderr
+    assert not (tmp_path / "t.md").exists()
