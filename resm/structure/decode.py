@@ -478,7 +478,8 @@ def turner_ensemble(seq: str, sc: np.ndarray | None) -> tuple[np.ndarray, tuple[
     bases between) of the constrained partition function above 1e-3. O(L^3) time, O(L^2)
     memory: one ``RNAfold -p``."""
     from ..nucleotides import normalise_lenient
-    from .folders import _partners, fold_compound
+    from .folders import fold_compound
+    from .io import parse_dotbracket
 
     s = normalise_lenient(seq)
     if not s:
@@ -494,7 +495,7 @@ def turner_ensemble(seq: str, sc: np.ndarray | None) -> tuple[np.ndarray, tuple[
     i, j = np.nonzero(np.triu(b, 4) > 1e-3)
     codes = lenient_codes(s)
     ok = PAIR_TYPE[codes[i], codes[j]] >= 0
-    return _partners(db), (i[ok], j[ok], b[i[ok], j[ok]])
+    return parse_dotbracket(db), (i[ok], j[ok], b[i[ok], j[ok]])
 
 
 def choose_decoding(

@@ -23,8 +23,7 @@ from resm.structure.decode import (
     turner_constraints,
     turner_ensemble,
 )
-from resm.structure.folders import _partners
-from resm.structure.io import FoldError
+from resm.structure.io import FoldError, parse_dotbracket
 
 TRNA = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
 SHIPPED = {"gamma": 2.0, "prior_weight": 0.1, "pseudoknot_threshold": 0.5, "auto_gamma": True}  # a v3.2 file's
@@ -83,14 +82,14 @@ def test_scale_zero_without_penalty_is_plain_turner_and_viennas_mea():
     i, j, mp, _ = canonical_candidates(seq)
     mfe, (ci, cj, cp) = turner_ensemble(seq, turner_constraints(len(seq), i, j, mp, 0.0, 0.0))
     plain_mfe, (pi, pj, pp) = turner_ensemble(seq, None)
-    assert np.array_equal(mfe, plain_mfe) and np.array_equal(mfe, _partners(RNA.fold(seq)[0]))
+    assert np.array_equal(mfe, plain_mfe) and np.array_equal(mfe, parse_dotbracket(RNA.fold(seq)[0]))
     assert np.array_equal(ci, pi) and np.array_equal(cj, pj) and np.allclose(cp, pp, atol=1e-9)
     got = decode_sparse(seq, i, j, mp, Decoding(gamma=1.0, turner_scale=0.0, turner_penalty=0.0))
     fc = RNA.fold_compound(seq)
     _, e = fc.mfe()
     fc.exp_params_rescale(e)
     fc.pf()
-    vienna = _partners(fc.MEA(1.0)[0])
+    vienna = parse_dotbracket(fc.MEA(1.0)[0])
 
     def accuracy(pairs):  # the MEA objective at gamma 1 over the same probabilities
         on = pairs[ci] == cj
@@ -106,7 +105,7 @@ def test_a_large_scale_gives_the_models_preference_and_zero_gives_turners():
     Turner prefers on the same Gs: at a large scale the model's structure, whatever the Turner
     energies say; at scale 0 without penalty RNAfold's."""
     seq = "GGGGAAAACCCCAAAAUUUU"
-    turner = _partners(RNA.fold(seq)[0])
+    turner = parse_dotbracket(RNA.fold(seq)[0])
     helix = [(0, 19), (1, 18), (2, 17), (3, 16)]
     assert [seq[a] + seq[b] for a, b in helix] == ["GU"] * 4 and all(turner[a] != b for a, b in helix)
     i, j, mp, _ = canonical_candidates(seq)
@@ -144,8 +143,8 @@ def test_resm_fold_turner_scale(tmp_path):
     ref = {r.name: r for r in iter_dbn((REPO / "examples" / "known.dbn").read_text().splitlines())}["5S_rRNA_Ecoli"]
     (tmp_path / "x.fa").write_text(f">5S\n{ref.seq}\n")
     base = ["fold", tmp_path / "x.fa", "--nogpu", "--threads", "1", "--no-score"]
-    plain = _partners(resm_main(*base).stdout.splitlines()[2])
-    turner = _partners(resm_main(*base, "--turner-scale", "0.3").stdout.splitlines()[2])
+    plain = parse_dotbracket(resm_main(*base).stdout.splitlines()[2])
+    turner = parse_dotbracket(resm_main(*base, "--turner-scale", "0.3").stdout.splitlines()[2])
     assert len(plain) == len(turner) == len(ref.seq) and not np.array_equal(plain, turner)
     assert (turner >= 0).sum() > (plain >= 0).sum()
     assert f1_score(turner, ref.pairs) > f1_score(plain, ref.pairs)
