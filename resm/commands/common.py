@@ -79,7 +79,7 @@ TURNER_HELP = (
     "for structures annotated from 3D coordinates (PDB-derived): fold with ViennaRNA's Turner energies "
     "corrected by the model's pair probabilities (soft constraints -S*log(p/(1-p)) kcal/mol, +5 on pairs the "
     "model never lists) and decode that ensemble as the model's file says, which completes helices; S=0.3 "
-    "was chosen on PDB TR1. Costs about one RNAfold -p per sequence (O(L^3) time, O(L^2) memory). Not the "
+    "was chosen on PDB TR1. Costs one to two RNAfold -p per sequence (O(L^3) time, O(L^2) memory). Not the "
     "default: it pairs more densely than bpRNA's annotation and loses there (S=0.3: PDB VL1 F1 0.763 against "
     "0.719, pred/ref pairs 0.82 against 0.73; bpRNA VL0 0.592 against 0.617). A pair-head model only "
     "(default: off, the file's decoding)"
