@@ -271,8 +271,12 @@ class PairPredictor(Predictor):
         from .model import model_priors
         from .noncanonical import KEY
 
+        try:
+            decoding = Decoding.from_dict(meta.get("decoding") or {})
+        except ValueError as e:  # a file's bad decoding value: one line naming the file and the key
+            raise FoldError(f"{kw.get('source') or 'structure model'}: {e}") from None
         kw.setdefault("non_canonical", meta.get(KEY))
-        return cls(model, scheme, model_priors(meta), Decoding.from_dict(meta.get("decoding") or {}), **kw)
+        return cls(model, scheme, model_priors(meta), decoding, **kw)
 
     @classmethod
     def for_model(

@@ -188,3 +188,16 @@ def test_evaluate_predicts_with_the_override():
     off = _model_predictor(model, meta, 1, None, 512)(rec, "t", False)[0]
     folded, _ = load_predictor(PredictorOptions(threads=1, turner_scale=0.3)).fold_one(seq)
     assert np.array_equal(on, folded.pairs) and not np.array_equal(on, off)
+
+
+def test_a_file_with_a_bad_stored_value_is_one_line_naming_it():
+    from resm.structure.predictor import PairPredictor
+
+    with pytest.raises(FoldError) as e:
+        PairPredictor.from_meta(
+            None, {"decoding": {**SHIPPED, "turner_scale": -0.5}}, None, source="structure model m.pt"
+        )
+    assert (
+        str(e.value)
+        == "structure model m.pt: decoding key turner_scale: must be a finite number >= 0 (kcal/mol), got -0.5"
+    )
