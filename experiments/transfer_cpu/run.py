@@ -122,11 +122,13 @@ def run_arm(name: str, a) -> None:
                 log,
             )
         sys.path.insert(0, str(REPO))
-        from resm.structure.benchmark import evaluate_structure
+        from resm.structure.benchmark import EvaluateOptions, evaluate_structure
 
         sup = {}
         for ds in ("ts0", "bprna-new"):
-            r = evaluate_structure(out / "structure" / "structure_model.pt", ds, data, limit=a.limit, progress=False)
+            r = evaluate_structure(
+                out / "structure" / "structure_model.pt", ds, data, EvaluateOptions(limit=a.limit, progress=False)
+            )
             sup[ds] = {
                 "n": r["n"],
                 "threshold": r["threshold"],

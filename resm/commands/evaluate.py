@@ -67,23 +67,20 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> None:
     import shlex
 
-    from ..structure.benchmark import evaluate_sets, format_table, write_table
+    from ..structure.benchmark import EvaluateOptions, evaluate_sets, format_table, write_table
 
     set_threads(a)
-    results, label = evaluate_sets(
-        a.model,
-        a.dataset,
-        a.data_dir,
-        a.folds,
-        a.limit,
-        a.seed,
-        a.tile,
+    opts = EvaluateOptions(
+        limit=a.limit,
+        seed=a.seed,
+        tile=a.tile,
         bpp_cache=a.bpp_cache,
         folders=a.folders,
         workers=a.threads,
         non_canonical=a.non_canonical,
         decoding={"turner_scale": a.turner_scale},
     )
+    results, label = evaluate_sets(a.model, a.dataset, a.data_dir, a.folds, opts)
     command = "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     text = format_table(results, command, label, cached_prior=bool(a.bpp_cache))
     print(text)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,25 +92,50 @@ def check_models(model_path, folds: Sequence[str] = ()) -> None:
             )
 
 
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How a structure model and the classical folders are run on a benchmark set.
+
+    Attributes:
+        limit: score a seeded random subset of this many records (None: every record).
+        seed: the subset's seed.
+        tile: the backbone's window for long sequences.
+        progress: show progress bars.
+        bpp_cache: folder of cached pair priors (read, and new ones stored), or None.
+        folders: the classical folders run beside the model (None: every available one).
+        workers: processes for the pair priors and the folders (0: one per core).
+        non_canonical: the model adds the pairs of its file's non-canonical scorer, and the
+            PDB sets are scored over their non-canonical pairs too.
+        decoding: fields of the model's stored decoding replaced (e.g. ``{"turner_scale": 0.3}``;
+            :func:`resm.structure.predictor.override_decoding`).
+    """
+
+    limit: int | None = None
+    seed: int = 0
+    tile: int = DEFAULT_TILE
+    progress: bool = True
+    bpp_cache: object = None
+    folders: Sequence[str] | None = None
+    workers: int = 0
+    non_canonical: bool = False
+    decoding: dict | None = None
+
+
 def _model_predictor(
-    model,
-    meta,
-    workers: int,
-    bpp_cache,
-    tile: int,
-    non_canonical: bool = False,
-    where: str = "structure model",
-    decoding: dict | None = None,
+    model, meta, opts: EvaluateOptions, where: str = "structure model"
 ) -> Callable[[list[Structure], str, bool], list[np.ndarray]]:
     """``predict(records, desc, progress) -> partner arrays`` through the model's predictor
     (:func:`resm.structure.predictor.model_predictor`, decoding as stored in its file, with the
-    fields of ``decoding`` replaced: :func:`resm.structure.predictor.override_decoding`);
-    ``non_canonical``: with the pairs of the file's non-canonical scorer added (pair sets),
+    fields of ``opts.decoding`` replaced: :func:`resm.structure.predictor.override_decoding`);
+    ``opts.non_canonical``: with the pairs of the file's non-canonical scorer added (pair sets),
     the scorer checked here, before any work."""
     from .predictor import PairPredictor, model_predictor, override_decoding
 
-    pred = model_predictor(model, meta, workers=workers, cache=bpp_cache, tile=tile, source=f"structure model {where}")
-    pred = override_decoding(pred, decoding)
+    pred = model_predictor(
+        model, meta, workers=opts.workers, cache=opts.bpp_cache, tile=opts.tile, source=f"structure model {where}"
+    )
+    pred = override_decoding(pred, opts.decoding)
+    non_canonical = opts.non_canonical
     if non_canonical and isinstance(pred, PairPredictor):
         pred.non_canonical_scorer()
 
@@ -176,68 +202,46 @@ def _score(
 
 
 def evaluate_dataset(
-    model_path,
-    dataset: str,
-    data_dir,
-    limit: int | None = None,
-    seed: int = 0,
-    tile: int = DEFAULT_TILE,
-    progress: bool = True,
-    bpp_cache=None,
-    folders: Sequence[str] | None = None,
-    workers: int = 0,
-    non_canonical: bool = False,
-    decoding: dict | None = None,
+    model_path, dataset: str, data_dir, opts: EvaluateOptions | None = None
 ) -> list[dict[str, object]]:
-    """The model at ``model_path`` and the classical ``folders`` on one benchmark set: one
-    result per reference view (:func:`resm.structure.datasets.reference_views`; the PDB sets
-    give two, canonical pairs and all pairs, from the same predictions, each prediction scored
-    on the same class of its pairs). ``non_canonical``: the model adds the pairs of its file's
-    non-canonical scorer, and the PDB sets are scored over their non-canonical pairs too.
-    ``decoding``: fields of the stored decoding replaced (e.g. ``{"turner_scale": 0.3}``)."""
+    """The model at ``model_path`` and the classical folders of ``opts`` on one benchmark set:
+    one result per reference view (:func:`resm.structure.datasets.reference_views`; the PDB
+    sets give two, canonical pairs and all pairs, from the same predictions, each prediction
+    scored on the same class of its pairs; with ``opts.non_canonical`` a third, the
+    non-canonical pairs)."""
+    opts = opts or EvaluateOptions()
     if dataset == "archiveii-famfold":
         raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
     check_models(model_path)
-    folders = check_folders(folders)
+    folders = check_folders(opts.folders)
     model, meta = load_structure_model(model_path)
-    predict = _model_predictor(model, meta, workers, bpp_cache, tile, non_canonical, str(model_path), decoding)
-    recs = load_dataset(dataset, data_dir, limit, seed)
-    preds, seconds = _predict_all(predict, recs, dataset, folders, progress)
-    views = reference_views(dataset, recs, non_canonical)
+    predict = _model_predictor(model, meta, opts, str(model_path))
+    recs = load_dataset(dataset, data_dir, opts.limit, opts.seed)
+    preds, seconds = _predict_all(predict, recs, dataset, folders, opts.progress)
+    views = reference_views(dataset, recs, opts.non_canonical)
     return [_result(label, preds, true, seconds, recs) for label, true in views.items()]
 
 
-def evaluate_structure(model_path, dataset: str, data_dir, **kw) -> dict[str, object]:
+def evaluate_structure(model_path, dataset: str, data_dir, opts: EvaluateOptions | None = None) -> dict[str, object]:
     """The model at ``model_path`` and the classical folders on one benchmark set with one
-    reference view (keyword arguments as :func:`evaluate_dataset`, which gives every view of
-    the PDB sets)."""
-    out = evaluate_dataset(model_path, dataset, data_dir, **kw)
+    reference view (as :func:`evaluate_dataset`, which gives every view of the PDB sets)."""
+    out = evaluate_dataset(model_path, dataset, data_dir, opts)
     if len(out) != 1:
         raise ValueError(f"{dataset} is scored against {len(out)} references: use evaluate_dataset")
     return out[0]
 
 
 def evaluate_famfold(
-    model_path: str,
-    data_dir,
-    folds: list[str] | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    tile: int = DEFAULT_TILE,
-    progress: bool = True,
-    bpp_cache=None,
-    folders: Sequence[str] | None = None,
-    workers: int = 0,
-    non_canonical: bool = False,
-    decoding: dict | None = None,
+    model_path: str, data_dir, folds: list[str] | None = None, opts: EvaluateOptions | None = None
 ) -> list[dict[str, object]]:
     """Family-wise cross-validation on ArchiveII (<= 512 nt): for each fold, the model trained
     without that family (``model_path`` with ``{fold}`` in it, e.g.
     ``runs/famfold/{fold}/structure_model.pt``) on the held-out family's test partition, with
     the classical folders on the same sequences. One result per fold, then a pooled row ("all
-    folds": every test sequence once, each scored by its own fold's model). ``non_canonical`` as
-    :func:`evaluate_dataset` (each fold's file then needs a non-canonical scorer); ``decoding``
-    as :func:`evaluate_dataset`."""
+    folds": every test sequence once, each scored by its own fold's model). ``opts`` as
+    :func:`evaluate_dataset` (with ``non_canonical`` each fold's file needs a non-canonical
+    scorer); ``opts.limit`` records are drawn from each fold's test partition."""
+    opts = opts or EvaluateOptions()
     if "{fold}" not in str(model_path):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     split = read_split(Path(data_dir) / FAMFOLD_SPLIT)
@@ -246,20 +250,18 @@ def evaluate_famfold(
     if unknown:
         raise ValueError(f"unknown fold(s) {unknown}; known: {sorted(split)}")
     check_models(model_path, names)
-    folders = check_folders(folders)
+    folders = check_folders(opts.folders)
     recs = load_dataset("archiveii-famfold", data_dir)
     results: list[dict[str, object]] = []
     pooled: dict = {}
     for name in names:
         test = [r for r in recs if r.name in split[name]["test"]]
-        if limit is not None and limit < len(test):
-            idx = sorted(np.random.default_rng(seed).choice(len(test), limit, replace=False))
+        if opts.limit is not None and opts.limit < len(test):
+            idx = sorted(np.random.default_rng(opts.seed).choice(len(test), opts.limit, replace=False))
             test = [test[i] for i in idx]
         model, meta = load_structure_model(str(model_path).replace("{fold}", name))
-        predict = _model_predictor(
-            model, meta, workers, bpp_cache, tile, non_canonical, str(model_path).replace("{fold}", name), decoding
-        )
-        results.append(_score(predict, test, f"archiveii-famfold {name}", folders, progress, keep=pooled))
+        predict = _model_predictor(model, meta, opts, str(model_path).replace("{fold}", name))
+        results.append(_score(predict, test, f"archiveii-famfold {name}", folders, opts.progress, keep=pooled))
     results.append(
         _result(
             "archiveii-famfold, all folds", pooled.get("pred", {}), pooled.get("true", []), pooled.get("seconds", {})
@@ -269,29 +271,20 @@ def evaluate_famfold(
 
 
 def evaluate_sets(
-    model,
-    datasets: Sequence[str],
-    data_dir=None,
-    folds: list[str] | None = None,
-    limit: int | None = None,
-    seed: int = 0,
-    tile: int = DEFAULT_TILE,
-    bpp_cache=None,
-    folders: Sequence[str] | None = None,
-    workers: int = 0,
-    non_canonical: bool = False,
-    decoding: dict | None = None,
+    model, datasets: Sequence[str], data_dir=None, folds: list[str] | None = None, opts: EvaluateOptions | None = None
 ) -> tuple[list[dict[str, object]], str]:
     """``resm evaluate structure``: the model and the classical folders on each set of
     ``datasets`` (:func:`evaluate_famfold` for ``archiveii-famfold``, else
     :func:`evaluate_dataset`), the model file checked before any data is read. ``model`` may be
     ``default`` (the shipped model); ``data_dir`` None: :func:`resm.config.default_data_dir`.
-    ``non_canonical`` and ``decoding`` (checked first): as :func:`evaluate_dataset`. Returns the
+    ``opts`` as :func:`evaluate_dataset` (its decoding overrides checked first). Returns the
     results and the model's label for :func:`format_table`."""
     from ..config import default_data_dir
     from .predictor import check_decoding_overrides
 
-    decoding = check_decoding_overrides(decoding)
+    opts = opts or EvaluateOptions()
+    decoding = check_decoding_overrides(opts.decoding)
+    opts = replace(opts, decoding=decoding)
 
     data_dir = data_dir or default_data_dir()
     label = model
@@ -309,13 +302,10 @@ def evaluate_sets(
         check_models(model)  # before any data is read or any folder runs
     results = []
     for d in datasets:
-        common = dict(
-            bpp_cache=bpp_cache, folders=folders, workers=workers, non_canonical=non_canonical, decoding=decoding
-        )
         if d == "archiveii-famfold":
-            results += evaluate_famfold(str(model), data_dir, folds, limit, seed, tile, **common)
+            results += evaluate_famfold(str(model), data_dir, folds, opts)
         else:
-            results += evaluate_dataset(model, d, data_dir, limit, seed, tile, **common)
+            results += evaluate_dataset(model, d, data_dir, opts)
     return results, label
 
 

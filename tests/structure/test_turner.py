@@ -173,7 +173,7 @@ def test_the_override_reaches_a_pair_head_predictor_and_refuses_a_map(tmp_path):
 def test_evaluate_predicts_with_the_override():
     """resm evaluate's predictor (benchmark._model_predictor) folds as resm fold does with the
     same --turner-scale, and differently without it."""
-    from resm.structure.benchmark import _model_predictor
+    from resm.structure.benchmark import EvaluateOptions, _model_predictor
     from resm.structure.io import Structure
     from resm.structure.model import load_structure_model, resolve_model
     from resm.structure.predictor import PredictorOptions, load_predictor
@@ -184,8 +184,9 @@ def test_evaluate_predicts_with_the_override():
     )
     rec = [Structure("5S", seq, np.full(len(seq), -1))]
     model, meta = load_structure_model(resolve_model("default"))
-    on = _model_predictor(model, meta, 1, None, 512, decoding={"turner_scale": 0.3})(rec, "t", False)[0]
-    off = _model_predictor(model, meta, 1, None, 512)(rec, "t", False)[0]
+    opts = EvaluateOptions(workers=1, tile=512)
+    on = _model_predictor(model, meta, replace(opts, decoding={"turner_scale": 0.3}))(rec, "t", False)[0]
+    off = _model_predictor(model, meta, opts)(rec, "t", False)[0]
     folded, _ = load_predictor(PredictorOptions(threads=1, turner_scale=0.3)).fold_one(seq)
     assert np.array_equal(on, folded.pairs) and not np.array_equal(on, off)
 
