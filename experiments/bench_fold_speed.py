@@ -18,6 +18,12 @@ program). Cases:
 Ratios are RNAfold seconds / resm seconds (> 1: resm faster). Peak memory is each process's
 maximum RSS.
 
+``--turner-scale S`` (repeatable) adds a column per S: ``resm fold --turner-scale S`` in its own
+fresh process, with its ratio to plain resm (its cost factor) and each classical folder's seconds
+over it. ``--folders`` keeps only some classical columns and ``--cases`` only some cases
+(``random``, ``ts0-300``, ``ts0-all``, ``23s``), so a run fits its time; the defaults give the
+table as before.
+
     python experiments/bench_fold_speed.py --threads 2 --out experiments/results/fold_speed_cpu.md
 """
 
@@ -83,22 +89,28 @@ def write_fasta(path: Path, recs):
     path.write_text("".join(f">{n}\n{s}\n" for n, s in recs))
 
 
-def cases(data_dir: Path, lengths, seed: int):
+CASES = ("random", "ts0-300", "ts0-all", "23s")
+FOLDERS = {"rnafold": "RNAfold", "rnafold-p": "RNAfold -p (MFE + pf + MEA)", "eternafold": "LinearPartition-E"}
+
+
+def cases(data_dir: Path, lengths, seed: int, only=CASES):
     rng = random.Random(seed)
     out = []
-    for L in lengths:
+    for L in lengths if "random" in only else ():
         n = max(1, 8000 // L)
         out.append((f"random {L}", L, [(f"r{L}_{k}", "".join(rng.choice("ACGU") for _ in range(L))) for k in range(n)]))
     ts0 = data_dir / "ss" / "bprna" / "TS0.dbn"
-    if ts0.exists():
+    if ts0.exists() and ("ts0-300" in only or "ts0-all" in only):
         from resm.structure.io import read_structures
 
         recs = [(r.name, r.seq) for r in read_structures(ts0)]
         short = [r for r in recs if 30 <= len(r[1]) <= 999]
-        out.append(("TS0 300 (30-999 nt)", None, random.Random(seed).sample(short, 300)))
-        out.append(("TS0 all", None, recs))
+        if "ts0-300" in only:
+            out.append(("TS0 300 (30-999 nt)", None, random.Random(seed).sample(short, 300)))
+        if "ts0-all" in only:
+            out.append(("TS0 all", None, recs))
     arch = data_dir / "ss" / "archiveII" / "ArchiveII.csv"
-    if arch.exists():
+    if arch.exists() and "23s" in only:
         from resm.structure.datasets import load_dataset
 
         longest = max(load_dataset("archiveii-long", data_dir), key=lambda r: len(r.seq))
@@ -106,47 +118,78 @@ def cases(data_dir: Path, lengths, seed: int):
     return out
 
 
+def variant_name(scale: float) -> str:
+    return f"resm --turner-scale {scale:g}"
+
+
+def table(rows, folders, scales, header_lines):
+    """The markdown table. ``rows``: dicts with ``name``, ``n``, ``nt``, ``resm``, ``peak``, one key per
+    folder in ``folders`` (names of FOLDERS) and one per ``variant_name(s)`` for s in ``scales`` (seconds)."""
+    variants = [variant_name(s) for s in scales]
+    cols = ["case", "records", "nt", "resm s"]
+    cols += [f"{v} s" for v in variants]
+    cols += [f"{FOLDERS[f]} s" for f in folders]
+    cols += [f"{FOLDERS[f].split(' (')[0]} s / resm s" for f in folders]
+    cols += [f"{v} s / resm s" for v in variants]
+    cols += [f"{FOLDERS[f].split(' (')[0]} s / {v} s" for v in variants for f in folders]
+    cols.append("resm peak GiB")
+    lines = list(header_lines) + ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [r["name"], str(r["n"]), str(r["nt"]), f"{r['resm']:.1f}"]
+        cells += [f"{r[v]:.1f}" for v in variants]
+        cells += [f"{r[f]:.1f}" for f in folders]
+        cells += [f"{r[f] / r['resm']:.2f}" for f in folders]
+        cells += [f"{r[v] / r['resm']:.2f}" for v in variants]
+        cells += [f"{r[f] / r[v]:.2f}" for v in variants for f in folders]
+        cells.append(f"{r['peak']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 200, 500, 1000, 2000, 4000])
+    ap.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES), help="which cases (default: all)")
+    ap.add_argument(
+        "--folders", nargs="+", choices=list(FOLDERS), default=list(FOLDERS), help="classical columns (default: all)"
+    )
+    ap.add_argument(
+        "--turner-scale",
+        type=float,
+        action="append",
+        default=[],
+        metavar="S",
+        help="add a column for resm fold --turner-scale S (repeatable)",
+    )
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("RESM_DATA", REPO.parent / "shared" / "data")))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
+    folders = [f for f in FOLDERS if f in a.folders]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, _L, recs in cases(a.data_dir, a.lengths, a.seed):
+        for name, _L, recs in cases(a.data_dir, a.lengths, a.seed, a.cases):
             fa = Path(tmp) / "in.fa"
             write_fasta(fa, recs)
             nt = sum(len(s) for _, s in recs)
-            resm_s, resm_m = timed(
-                [
-                    sys.executable,
-                    "-m",
-                    "resm",
-                    "fold",
-                    fa,
-                    "--model",
-                    a.model,
-                    "-o",
-                    Path(tmp) / "o.dbn",
-                    "--threads",
-                    str(a.threads),
-                ]
-            )
-            rna_s, _ = timed([sys.executable, "-c", LOOP, "rnafold", fa])
-            pf_s, _ = timed([sys.executable, "-c", LOOP, "rnafold-p", fa])
-            lp_s, _ = timed([sys.executable, "-c", LOOP, "eternafold", fa])
-            rows.append((name, len(recs), nt, resm_s, rna_s, pf_s, lp_s, resm_m))
-            print(
-                f"{name}: {len(recs)} records, {nt} nt: resm {resm_s:.1f} s, RNAfold {rna_s:.1f} s, "
-                f"RNAfold -p {pf_s:.1f} s, LinearPartition-E {lp_s:.1f} s",
-                flush=True,
-            )
-    lines = [
-        "# Folding speed: resm fold against RNAfold and LinearPartition (same files, same run)",
+            fold = [sys.executable, "-m", "resm", "fold", fa, "--model", a.model, "-o", Path(tmp) / "o.dbn"]
+            fold += ["--threads", str(a.threads)]
+            row = {"name": name, "n": len(recs), "nt": nt}
+            row["resm"], row["peak"] = timed(fold)
+            for scale in a.turner_scale:
+                row[variant_name(scale)], _ = timed(fold + ["--turner-scale", str(scale)])
+            for f in folders:
+                row[f], _ = timed([sys.executable, "-c", LOOP, f, fa])
+            rows.append(row)
+            times = ", ".join(f"{k} {v:.1f} s" for k, v in row.items() if k not in ("name", "n", "nt", "peak"))
+            print(f"{name}: {len(recs)} records, {nt} nt: {times}", flush=True)
+    title = "# Folding speed: resm fold against RNAfold and LinearPartition (same files, same run)"
+    if a.turner_scale:
+        title = "# Folding speed: resm fold, resm fold --turner-scale, and classical folders (same files, same run)"
+    header = [
+        title,
         "",
         f"Command: `python experiments/{Path(__file__).name} {' '.join(sys.argv[1:])}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch CPU; resm with --threads {a.threads} "
@@ -154,16 +197,8 @@ def main():
         "LinearPartition single-process. Every cell is a whole "
         "fresh process (start-up and model loading included).",
         "",
-        "| case | records | nt | resm s | RNAfold s | RNAfold -p (MFE + pf + MEA) s | LinearPartition-E s "
-        "| RNAfold s / resm s | RNAfold -p s / resm s | LinearPartition-E s / resm s | resm peak GiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, n, nt, rs, fs, ps, ls, rm in rows:
-        lines.append(
-            f"| {name} | {n} | {nt} | {rs:.1f} | {fs:.1f} | {ps:.1f} | {ls:.1f} | {fs / rs:.2f} | {ps / rs:.2f} "
-            f"| {ls / rs:.2f} | {rm:.2f} |"
-        )
-    text = "\n".join(lines) + "\n"
+    text = table(rows, folders, a.turner_scale, header)
     print(text)
     if a.out:
         a.out.write_text(text)
