@@ -118,6 +118,14 @@ def cases(data_dir: Path, lengths, seed: int, only=CASES):
     return out
 
 
+def classical(folders) -> str:
+    """The header's words for the classical folders that ran (all: as the table always said)."""
+    if set(folders) == set(FOLDERS):
+        return "RNAfold (MFE; and -p: MFE, partition function and MEA) and LinearPartition"
+    words = {"rnafold": "RNAfold (MFE)", "rnafold-p": "RNAfold -p (MFE, partition function and MEA)"}
+    return " and ".join(words.get(f, "LinearPartition") for f in folders)
+
+
 def variant_name(scale: float) -> str:
     return f"resm --turner-scale {scale:g}"
 
@@ -193,8 +201,7 @@ def main():
         "",
         f"Command: `python experiments/{Path(__file__).name} {' '.join(sys.argv[1:])}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch CPU; resm with --threads {a.threads} "
-        "(torch threads and prior processes); RNAfold (MFE; and -p: MFE, partition function and MEA) and "
-        "LinearPartition single-process. Every cell is a whole "
+        f"(torch threads and prior processes); {classical(folders)} single-process. Every cell is a whole "
         "fresh process (start-up and model loading included).",
         "",
     ]

@@ -75,3 +75,8 @@ def test_cases_filter(bench, tmp_path):
     got = bench.cases(tmp_path, [50, 200], 0, ["random"])
     assert [(name, len(recs)) for name, _, recs in got] == [("random 50", 160), ("random 200", 40)]
     assert bench.cases(tmp_path, [50, 200], 0, ["23s"]) == []
+
+
+def test_header_names_the_folders_that_ran(bench):
+    assert bench.classical(list(bench.FOLDERS)).endswith("and LinearPartition")
+    assert bench.classical(["rnafold-p"]) == "RNAfold -p (MFE, partition function and MEA)"
