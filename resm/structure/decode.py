@@ -46,8 +46,10 @@ model believes are favoured, the others penalised), every pair that is not a can
 ``+penalty``, and the MEA step runs on the constrained partition function's pair probabilities
 instead of the model's. The model decides which helices exist; the Turner model completes them,
 which is what structures annotated from 3D coordinates hold
-(``experiments/results/structure_turner_option_cpu.md``). Off by default: it costs one to two
-``RNAfold -p`` runs per sequence (O(L^3)) and pairs more densely than bpRNA's annotation.
+(``experiments/results/structure_turner_option_cpu.md``). Off by default: it costs about one more
+``RNAfold -p`` run per sequence (O(L^3); 1.3-1.8x plain decoding's whole-process time to 500 nt,
+5.9x at 2,000 nt: ``experiments/results/fold_speed_turner_cpu.md``) and pairs more densely than
+bpRNA's annotation.
 
 Post-processing of any decoded structure (``resm fold --nested`` / ``--noLP``):
 :func:`nested_subset` keeps a maximum set of mutually non-crossing pairs (no pseudoknots) and
