@@ -335,7 +335,8 @@ def _read_entry(path: Path, s: str) -> SparsePairs:
     """A stored prior of the normalised sequence ``s``, checked: the sequence's hash (entries
     written before it was stored have none), the length, the pairs' positions, and finite
     probabilities in [0, 1]; ValueError (or the reader's error) otherwise."""
-    with np.load(path, allow_pickle=False) as d:
+    # the file is opened here, so a damaged archive that np.load gives up on is still closed
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as d:
         if "seq_sha256" in d.files and str(d["seq_sha256"]) != hashlib.sha256(s.encode()).hexdigest():
             raise ValueError("stored for another sequence")
         if int(d["length"]) != len(s):
