@@ -26,6 +26,12 @@ def id_problem(rid: str) -> str | None:
     return None
 
 
+def record_id(name: str) -> str:
+    """A record's id: its name up to the first whitespace (space or tab), as in a FASTA header;
+    the name itself when it holds nothing else."""
+    return (name.split() or [name])[0]
+
+
 def checked_name(name: str, where: str, error: type[ValueError] = FastaError) -> str:
     """A structure file's record name (an id, maybe with a description after whitespace),
     refused in one line naming ``where`` (file and line) when :func:`id_problem` finds one."""

@@ -49,6 +49,7 @@ __all__ = [
     "FolderUnavailable",
     "FolderFailed",
     "on_record",
+    "record_error",
     "record_failure",
     "fold_with",
     "rnafold",
@@ -80,18 +81,25 @@ def record_failure(folder: str, name: str, seq: str, e: BaseException) -> Folder
     return FolderFailed(f"record {name!r} ({len(seq)} nt): {folder} cannot fold it ({why})")
 
 
+def record_error(folder: str, name: str, seq: str, e: BaseException) -> BaseException:
+    """The error to raise when ``folder`` failed with ``e`` on the record ``name``: a missing
+    package (:class:`FolderUnavailable`) and an error of a file (OSError, a prior cache's) as
+    they are, anything else (a binding's MemoryError or RuntimeError on a record it cannot take)
+    as :func:`record_failure`."""
+    return e if isinstance(e, (FolderUnavailable, OSError)) else record_failure(folder, name, seq, e)
+
+
 @contextlib.contextmanager
 def on_record(folder: str, name: str, seq: str) -> Iterator[None]:
-    """Inside the block, an error a folding library raises on the record ``name`` (a binding's
-    MemoryError or RuntimeError on a record it cannot take) becomes :class:`FolderFailed`, one
-    line naming the folder and the record; a missing package (:class:`FolderUnavailable`) and
-    an error of a file (OSError, a prior cache's) go on as they are."""
+    """Inside the block, an error a folding library raises on the record ``name`` is the one
+    :func:`record_error` gives: one line naming the folder and the record."""
     try:
         yield
-    except (FolderUnavailable, OSError):
-        raise
     except Exception as e:  # noqa: BLE001 -- whatever the library raised, the record is named
-        raise record_failure(folder, name, seq, e) from None
+        err = record_error(folder, name, seq, e)
+        if err is e:
+            raise
+        raise err from None
 
 
 T = TypeVar("T")

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..fasta import FastaError, parse_fasta
+from ..fasta import FastaError, parse_fasta, record_id
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
@@ -156,7 +156,7 @@ def read_sequences(path, fmt: str | None = None, stdin: TextIO | None = None) ->
         records = []
         seen = {}
         for k, rec in enumerate(it(lines, source=source, **kwargs), 1):
-            rec.name = (rec.name.split() or [rec.name])[0]  # cut at the first whitespace, as FASTA ids and references
+            rec.name = record_id(rec.name)  # cut at the first whitespace, as FASTA ids and references
             if rec.name in seen:
                 raise StructureError(f"{source}: duplicate id {rec.name!r} (records {seen[rec.name]} and {k})")
             seen[rec.name] = k

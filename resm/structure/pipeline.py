@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fasta import record_id
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
@@ -97,7 +98,7 @@ def read_reference(
     except ValueError as e:
         raise FoldError(f"{e} with --reference-format") from None
     for rec in read_structures(path, fmt):
-        rec.name = (rec.name.split() or [rec.name])[0]
+        rec.name = record_id(rec.name)
         if rec.name in found:
             raise FoldError(f"{path}: duplicate id {rec.name!r}: which reference structure to score against is unclear")
         if rec.name in want:

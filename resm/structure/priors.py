@@ -43,7 +43,7 @@ import numpy as np
 import RNA
 
 from ..nucleotides import normalise_lenient
-from .folders import FolderUnavailable, fold_compound, on_record, optional_package, record_failure
+from .folders import fold_compound, on_record, optional_package, record_error, record_failure
 
 __all__ = [
     "PRIOR_KINDS",
@@ -464,11 +464,7 @@ def compute_priors(
                     stopped = RuntimeError(f"its worker process stopped, exit code {proc.exitcode}")
                     raise record_failure(folder, names[k], seqs[k], stopped) from None
                 if error is not None:
-                    raise (
-                        error
-                        if isinstance(error, (OSError, FolderUnavailable))
-                        else record_failure(folder, names[k], seqs[k], error)
-                    )
+                    raise record_error(folder, names[k], seqs[k], error)
                 out[k] = result
                 bar.update()
                 nxt = current[conn] = next(todo, None)
