@@ -67,6 +67,19 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(getattr(e, "strerror", None) or e).split()) or type(e).__name__
 
 
+def _differing(found: str, want: str) -> str:
+    """``": key, key differ"``: the entries in which two jobs' ``job.json`` texts differ (empty
+    when the found one is no JSON object)."""
+    try:
+        a, b = json.loads(found), json.loads(want)
+    except ValueError:
+        return ""
+    if not isinstance(a, dict):
+        return ""
+    keys = sorted(k for k in set(a) | set(b) if a.get(k, ...) != b.get(k, ...))
+    return f": {', '.join(keys)} differ{'s' if len(keys) == 1 else ''}" if keys else ""
+
+
 def _process_start() -> float:
     """When this process started (epoch seconds; Linux /proc, else now)."""
     try:
@@ -225,9 +238,10 @@ class ShardRun:
         want = self._job_text()
         found = self.work / "job.json"
         if found.exists():
-            if found.read_text() != want:
+            text = found.read_text(encoding="utf-8", errors="replace")
+            if text != want:
                 raise ShardError(
-                    f"{self.work} holds the shards of another job (other input or options); "
+                    f"{self.work} holds the shards of another job (other input or options{_differing(text, want)}); "
                     "remove it, or re-run the command that made it"
                 )
             # shards written before this process started: a resumed job (not the other ranks' work of this one)

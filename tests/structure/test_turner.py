@@ -26,6 +26,10 @@ from resm.structure.decode import (
 from resm.structure.io import FoldError, parse_dotbracket
 
 TRNA = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
+FIVE_S = (  # E. coli 5S rRNA (examples/known.dbn), where the Turner step changes the fold
+    "UGCCUGGCGGCCGUAGCGCGGUGGUCCCACCUGACCCCAUGCCGAACUCAGAAGUGAAAC"
+    "GCCGUAGCGCCGAUGGUAGUGUGGGGUCUCCCCAUGCGAGAGUAGGGAACUGCCAG"
+)
 SHIPPED = {"gamma": 2.0, "prior_weight": 0.1, "pseudoknot_threshold": 0.5, "auto_gamma": True}  # a v3.2 file's
 
 
@@ -178,10 +182,7 @@ def test_evaluate_predicts_with_the_override():
     from resm.structure.model import load_structure_model, resolve_model
     from resm.structure.predictor import PredictorOptions, load_predictor
 
-    seq = (
-        "UGCCUGGCGGCCGUAGCGCGGUGGUCCCACCUGACCCCAUGCCGAACUCAGAAGUGAAAC"
-        "GCCGUAGCGCCGAUGGUAGUGUGGGGUCUCCCCAUGCGAGAGUAGGGAACUGCCAG"
-    )
+    seq = FIVE_S
     rec = [Structure("5S", seq, np.full(len(seq), -1))]
     model, meta = load_structure_model(resolve_model("default"))
     opts = EvaluateOptions(workers=1, tile=512)
@@ -202,3 +203,127 @@ def test_a_file_with_a_bad_stored_value_is_one_line_naming_it():
         str(e.value)
         == "structure model m.pt: decoding key turner_scale: must be a finite number >= 0 (kcal/mol), got -0.5"
     )
+
+
+# ----------------------------------------------------------------------------- help, sharded runs, stored penalty
+def option_help(text: str, flag: str) -> str:
+    """The help of ``flag`` in an argparse help text, all whitespace removed (argparse wraps
+    lines at the terminal's width, and may break a line after a hyphen)."""
+    import re
+
+    m = re.search(rf"^  {flag} \S+\s+(.*?)(?=^  -|^\S|\Z)", text, flags=re.M | re.S)
+    assert m, f"{flag} is not in this help"
+    return "".join(m.group(1).split())
+
+
+def test_help_is_one_text_on_both_commands_and_says_what_it_must():
+    """resm fold --help and resm evaluate structure --help show the same --turner-scale help,
+    TURNER_HELP; it states the unit, the default, what the option does and where S=0.3 was
+    chosen, and README's command table lists the option on both commands."""
+    from resm.commands.common import TURNER_HELP
+    from tests.conftest import REPO, resm_main
+
+    fold = option_help(resm_main("fold", "--help").stdout, "--turner-scale")
+    evaluate = option_help(resm_main("evaluate", "structure", "--help").stdout, "--turner-scale")
+    assert fold == evaluate == "".join(TURNER_HELP.split())
+    words = " ".join(TURNER_HELP.split())
+    for said in (
+        "S in kcal/mol",  # the unit
+        "(default: off",  # the default
+        "fold with ViennaRNA's Turner energies corrected by the model's pair probabilities",  # what it does
+        "S=0.3 was chosen on PDB TR1",  # where the value comes from
+        "the file's turner_penalty",  # the penalty is the model file's
+    ):
+        assert said in words, said
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `resm ")]
+    fold_row = next(r for r in rows if r.startswith("| `resm fold "))
+    evaluate_row = next(r for r in rows if r.startswith("| `resm evaluate structure "))
+    assert "[--turner-scale S]" in fold_row and "[--turner-scale S]" in evaluate_row
+
+
+def test_a_sharded_fold_records_the_scale_and_a_resume_with_another_is_refused(tmp_path):
+    """A sharded resm fold (two shards, stopped before its merge as a killed job would be)
+    records --turner-scale in its job.json; resumed without it or with another scale it is
+    refused in one line naming the work folder and the option, nothing written; resumed with
+    the same scale it merges what a one-process run with the scale writes."""
+    from unittest import mock
+
+    from resm.utils.shards import ShardRun
+    from tests.conftest import resm_main
+
+    fa = tmp_path / "x.fa"
+    fa.write_text(f">tRNA\n{TRNA}\n>5S\n{FIVE_S}\n")
+    out, work = tmp_path / "o.dbn", tmp_path / "o.dbn.shards"
+    base = ["fold", fa, "-o", out, "--shard-size", "1", "--nogpu", "--threads", "1"]
+    with mock.patch.object(ShardRun, "merge", lambda self, combine: False):
+        resm_main(*base, "--turner-scale", "0.3")
+    assert json.loads((work / "job.json").read_text())["turner_scale"] == 0.3
+    left = {p.name: p.read_bytes() for p in work.iterdir()}
+    assert len(left) == 5 and not out.exists()  # job.json, two shards and their manifests
+    for other in ([], ["--turner-scale", "0.5"]):
+        p = resm_main(*base, *other, check=False)
+        err = p.stderr.strip().splitlines()
+        assert p.returncode == 1 and len(err) == 1, p.stderr
+        assert err[0] == (
+            f"resm fold: error: {work} holds the shards of another job (other input or options: turner_scale "
+            "differs); remove it, or re-run the command that made it"
+        )
+        assert not out.exists() and {p.name: p.read_bytes() for p in work.iterdir()} == left
+    assert "(2 finished shards reused)" in resm_main(*base, "--turner-scale", "0.3").stdout
+    resm_main("fold", fa, "-o", tmp_path / "one.dbn", "--nogpu", "--threads", "1", "--turner-scale", "0.3")
+    resm_main("fold", fa, "-o", tmp_path / "plain.dbn", "--nogpu", "--threads", "1")
+    assert out.read_text() == (tmp_path / "one.dbn").read_text() != (tmp_path / "plain.dbn").read_text()
+    assert not work.exists()
+
+
+def stored_turner_model(tmp_path, penalty: float):
+    """The shipped model with a stored Turner decoding (scale 0.3, ``penalty``) and few
+    candidates (the pairs of prior probability >= 0.5: three on the tRNA), so that the pairs
+    the model does not list, which the penalty is about, decide the fold."""
+    from resm.backbone.load import safe_load
+    from resm.structure.model import save_structure_model, shipped_model_path
+
+    data = safe_load(shipped_model_path())
+    data["head_config"]["min_prob"] = 0.5
+    data["decoding"] = {**data["decoding"], "turner_scale": 0.3, "turner_penalty": penalty}
+    return save_structure_model(data, tmp_path / f"penalty{penalty:g}.pt")
+
+
+def test_a_model_file_decodes_with_its_stored_scale_and_penalty_and_the_option_keeps_the_penalty(tmp_path):
+    """A model file storing turner_scale and turner_penalty folds with both (resm fold equals
+    decode_sparse with those values on the model's probabilities); penalty 0 lets the Turner
+    model add pairs the model never lists (the cloverleaf), penalty 5 does not; --turner-scale
+    replaces the stored scale and keeps the stored penalty."""
+    from resm.structure.predictor import PredictorOptions, load_predictor
+    from resm.structure.priors import compute_priors
+    from tests.conftest import resm_main
+
+    zero, five = stored_turner_model(tmp_path, 0.0), stored_turner_model(tmp_path, 5.0)
+    pred = load_predictor(PredictorOptions(model=zero, threads=1))
+    assert pred.decoding == replace(Decoding.from_dict(SHIPPED), turner_scale=0.3, turner_penalty=0.0)
+    assert load_predictor(PredictorOptions(model=zero, threads=1, turner_scale=0.8)).decoding == replace(
+        pred.decoding, turner_scale=0.8
+    )
+    ((c, q, prior_p),) = pred.probabilities([TRNA], [compute_priors([TRNA], pred.priors, None, 1, progress=False)[0]])
+    listed = set(zip(c.i.tolist(), c.j.tolist()))
+    assert len(listed) == 3
+
+    def expected(**kw):
+        return decode_sparse(TRNA, c.i, c.j, q, replace(pred.decoding, **kw), prior_p)
+
+    (tmp_path / "t.fa").write_text(f">tRNA\n{TRNA}\n")
+
+    def fold(model, *extra):
+        p = resm_main("fold", tmp_path / "t.fa", "--model", model, "--nogpu", "--threads", "1", "--no-score", *extra)
+        return parse_dotbracket(p.stdout.splitlines()[2])
+
+    def pairs(partners):
+        return {(a, int(b)) for a, b in enumerate(partners) if b > a}
+
+    with_zero, with_five = fold(zero), fold(five)
+    assert np.array_equal(with_zero, expected()) and np.array_equal(with_five, expected(turner_penalty=5.0))
+    assert len(pairs(with_zero)) >= 20 and len(pairs(with_zero) - listed) >= 18  # the Turner model's stems
+    assert pairs(with_five) <= listed and len(pairs(with_five)) == 2
+    scaled = fold(zero, "--turner-scale", "0.8")
+    assert np.array_equal(scaled, expected(turner_scale=0.8))
+    assert not np.array_equal(scaled, expected(turner_scale=0.8, turner_penalty=5.0))
