@@ -77,6 +77,7 @@ __all__ = [
     "mea_auto",
     "add_pseudoknots",
     "Decoding",
+    "DecodingError",
     "blend",
     "decode_sparse",
     "turner_energies",
@@ -357,6 +358,18 @@ def add_pseudoknots(
     return out
 
 
+class DecodingError(ValueError):
+    """A bad value of one :class:`Decoding` setting: its ``key``, the ``rule`` it breaks and
+    the ``value``; the message is ``decoding key KEY: RULE, got VALUE``."""
+
+    def __init__(self, key: str, rule: str, value: object):
+        super().__init__(f"decoding key {key}: {rule}, got {value!r}")
+        self.key, self.rule, self.value = key, rule, value
+
+    def __reduce__(self):
+        return type(self), (self.key, self.rule, self.value)
+
+
 @dataclass
 class Decoding:
     """How calibrated candidate probabilities become a structure.
@@ -389,7 +402,7 @@ class Decoding:
             if v is None and key == "turner_scale":
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"decoding key {key}: must be a finite number >= 0 (kcal/mol), got {v!r}")
+                raise DecodingError(key, "must be a finite number >= 0 (kcal/mol)", v)
 
     def describe(self) -> str:
         """One phrase, e.g. ``MEA gamma 2, prior weight 0.2, pseudoknots above 0.5``."""

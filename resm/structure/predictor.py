@@ -271,10 +271,14 @@ class PairPredictor(Predictor):
         from .model import model_priors
         from .noncanonical import KEY
 
+        where = kw.get("source") or "structure model"
+        stored = meta.get("decoding") or {}
+        if not isinstance(stored, dict):
+            raise FoldError(f"{where}: its decoding entry is a {type(stored).__name__}, not a mapping of settings")
         try:
-            decoding = Decoding.from_dict(meta.get("decoding") or {})
+            decoding = Decoding.from_dict(stored)
         except ValueError as e:  # a file's bad decoding value: one line naming the file and the key
-            raise FoldError(f"{kw.get('source') or 'structure model'}: {e}") from None
+            raise FoldError(f"{where}: {e}") from None
         kw.setdefault("non_canonical", meta.get(KEY))
         return cls(model, scheme, model_priors(meta), decoding, **kw)
 
@@ -499,15 +503,22 @@ def load_predictor(opts: PredictorOptions, probe: ProbeFile | None = None) -> Pr
 def check_decoding_overrides(overrides: dict | None) -> dict[str, object]:
     """The overrides of a stored decoding that are set (None values dropped), each checked
     against :class:`resm.structure.decode.Decoding`'s rules: a one-line FoldError naming the
-    option (``turner_scale`` -> ``--turner-scale``)."""
-    from .decode import Decoding
+    option (``turner_scale`` -> ``--turner-scale``) and the rule it breaks, or that it is no
+    setting of a decoding."""
+    from dataclasses import fields
 
+    from .decode import Decoding, DecodingError
+
+    known = [f.name for f in fields(Decoding)]
     got = {k: v for k, v in (overrides or {}).items() if v is not None}
     for k, v in got.items():
+        option = "--" + k.replace("_", "-")
+        if k not in known:
+            raise FoldError(f"{option}: not a setting of a model's decoding (those are {', '.join(known)})")
         try:
             Decoding(**{k: v})
-        except (TypeError, ValueError):
-            raise FoldError(f"--{k.replace('_', '-')} {v}: must be a finite number >= 0 (kcal/mol)") from None
+        except DecodingError as e:
+            raise FoldError(f"{option} {v}: {e.rule}") from None
     return got
 
 

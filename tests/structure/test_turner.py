@@ -327,3 +327,22 @@ def test_a_model_file_decodes_with_its_stored_scale_and_penalty_and_the_option_k
     scaled = fold(zero, "--turner-scale", "0.8")
     assert np.array_equal(scaled, expected(turner_scale=0.8))
     assert not np.array_equal(scaled, expected(turner_scale=0.8, turner_penalty=5.0))
+
+
+def test_a_setting_that_is_no_decoding_key_or_a_stored_entry_that_is_no_mapping_is_one_line():
+    """check_decoding_overrides names an unknown key as such (it said the kcal/mol rule), and a
+    file whose decoding entry is not a mapping is one line naming the file."""
+    from resm.structure.predictor import PairPredictor, check_decoding_overrides
+
+    with pytest.raises(FoldError) as e:
+        check_decoding_overrides({"turner_scal": 0.3})
+    assert str(e.value) == (
+        "--turner-scal: not a setting of a model's decoding (those are gamma, prior_weight, "
+        "pseudoknot_threshold, auto_gamma, turner_scale, turner_penalty)"
+    )
+    for stored in ("gamma", [1.0]):
+        with pytest.raises(FoldError) as e:
+            PairPredictor.from_meta(None, {"decoding": stored}, None, source="structure model m.pt")
+        assert str(e.value) == (
+            f"structure model m.pt: its decoding entry is a {type(stored).__name__}, not a mapping of settings"
+        )
