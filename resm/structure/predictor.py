@@ -500,6 +500,12 @@ def load_predictor(opts: PredictorOptions, probe: ProbeFile | None = None) -> Pr
     return zero_shot_predictor(loaded.model.to(opts.device), the_scheme, loaded.meta["source"], opts.zero_shot, probe)
 
 
+def decoding_option(key: str) -> str:
+    """The command-line option that replaces the stored decoding's ``key`` (``turner_scale`` ->
+    ``--turner-scale``), as errors and tables name it."""
+    return "--" + key.replace("_", "-")
+
+
 def check_decoding_overrides(overrides: dict | None) -> dict[str, object]:
     """The overrides of a stored decoding that are set (None values dropped), each checked
     against :class:`resm.structure.decode.Decoding`'s rules: a one-line FoldError naming the
@@ -512,7 +518,7 @@ def check_decoding_overrides(overrides: dict | None) -> dict[str, object]:
     known = [f.name for f in fields(Decoding)]
     got = {k: v for k, v in (overrides or {}).items() if v is not None}
     for k, v in got.items():
-        option = "--" + k.replace("_", "-")
+        option = decoding_option(k)
         if k not in known:
             raise FoldError(f"{option}: not a setting of a model's decoding (those are {', '.join(known)})")
         try:
@@ -533,10 +539,9 @@ def override_decoding(pred: Predictor, overrides: dict | None) -> Predictor:
     if not got:
         return pred
     if not isinstance(pred, PairPredictor):
-        name = next(iter(got)).replace("_", "-")
         raise FoldError(
-            f"--{name}: {pred.source or 'this model'} decodes a dense pair map at a threshold; "
-            "the option sets a pair-head model's decoding"
+            f"{decoding_option(next(iter(got)))}: {pred.source or 'this model'} decodes a dense pair map at a "
+            "threshold; the option sets a pair-head model's decoding"
         )
     pred.decoding = replace(pred.decoding, **got)
     return pred

@@ -26,7 +26,7 @@ from resm.structure.decode import (
 from resm.structure.io import FoldError, parse_dotbracket
 
 TRNA = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
-FIVE_S = (  # E. coli 5S rRNA (examples/known.dbn), where the Turner step changes the fold
+FIVE_S = (  # E. coli 5S rRNA as README's demo folds it (116 nt), where the Turner step changes the fold
     "UGCCUGGCGGCCGUAGCGCGGUGGUCCCACCUGACCCCAUGCCGAACUCAGAAGUGAAAC"
     "GCCGUAGCGCCGAUGGUAGUGUGGGGUCUCCCCAUGCGAGAGUAGGGAACUGCCAG"
 )
@@ -346,3 +346,35 @@ def test_a_setting_that_is_no_decoding_key_or_a_stored_entry_that_is_no_mapping_
         assert str(e.value) == (
             f"structure model m.pt: its decoding entry is a {type(stored).__name__}, not a mapping of settings"
         )
+
+
+def test_evaluate_names_the_override_in_its_table_and_scores_the_turner_folds(tmp_path):
+    """resm evaluate structure --turner-scale on a hand-made VL1 (E. coli 5S rRNA with its
+    reference): the table's model line says which stored setting was replaced, and resm's row
+    scores the Turner-corrected fold (denser and closer to the reference here) where the run
+    without the option scores the stored decoding's."""
+    from resm.structure.io import iter_dbn
+    from tests.conftest import REPO, resm_main
+
+    ref = {r.name: r for r in iter_dbn((REPO / "examples" / "known.dbn").read_text().splitlines())}["5S_rRNA_Ecoli"]
+    pairs = " ".join(f"{a + 1}:{b + 1}" for a, b in enumerate(ref.pairs) if b > a)
+    (tmp_path / "ss" / "pdb").mkdir(parents=True)
+    (tmp_path / "ss" / "pdb" / "VL1.tsv").write_text(f"id\tsequence\tpairs\n5S\t{ref.seq}\t{pairs}\n")
+
+    def resm_row(*extra):
+        out = tmp_path / "t.md"
+        argv = ["evaluate", "structure", "--model", "default", "--dataset", "vl1", "--data-dir", tmp_path]
+        resm_main(*argv, "--folders", "rnafold", "--threads", "1", "--out", out, *extra)
+        text = out.read_text()
+        row = next(r for r in text.splitlines() if r.startswith("| vl1, canonical pairs | 1 | **resm** |"))
+        model_line = next(line for line in text.splitlines() if line.startswith("Model: "))
+        return [float(x) for x in row.split(" | ")[3:8]], model_line  # F1, F1 +-1, precision, recall, pred/ref
+
+    plain, plain_model = resm_row()
+    turner, turner_model = resm_row("--turner-scale", "0.3")
+    assert "its stored decoding with" not in plain_model
+    assert turner_model.startswith(
+        "Model: `default (resm/models/structure_default.pt, the shipped model), its stored decoding with "
+        "--turner-scale 0.3`."
+    )
+    assert turner[0] > plain[0] and turner[4] > plain[4]
