@@ -117,3 +117,26 @@ def test_readme_documents_the_sharded_commands():
     readme = (REPO / "README.md").read_text()
     assert "torchrun --standalone --nproc_per_node" in readme and "-m resm embed" in readme and "-m resm fold" in readme
     assert os.path.exists(REPO / "resm" / "utils" / "shards.py")
+
+
+def test_another_jobs_folder_is_refused_naming_what_differs(monkeypatch, tmp_path):
+    """The refusal names the job.json entries that differ (input, an option); a job.json that is
+    no JSON object is still refused, in the same line without the list."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    first = ShardRun(tmp_path / "o.dbn", 4, 2, {"input": "a", "turner_scale": None, "nested": False}, ".jsonl")
+    first.prepare()
+    work = tmp_path / "o.dbn.shards"
+    tail = "; remove it, or re-run the command that made it"
+    for job, what in (
+        ({"input": "a", "turner_scale": 0.3, "nested": False}, ": turner_scale differs"),
+        ({"input": "b", "turner_scale": 0.3, "nested": False}, ": input, turner_scale differ"),
+        ({"input": "a", "turner_scale": None}, ": nested differs"),
+    ):
+        with pytest.raises(ShardError) as e:
+            ShardRun(tmp_path / "o.dbn", 4, 2, job, ".jsonl").prepare()
+        assert str(e.value) == f"{work} holds the shards of another job (other input or options{what}){tail}"
+    (work / "job.json").write_bytes(b"\xff[1, 2]")
+    with pytest.raises(ShardError) as e:
+        first.prepare()
+    assert str(e.value) == f"{work} holds the shards of another job (other input or options){tail}"
