@@ -33,7 +33,7 @@ from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
 from .io import FoldError, Structure, format_structures, infer_format, read_structures
-from .predictor import Predictor, PredictorOptions, load_predictor
+from .predictor import PairPredictor, Predictor, PredictorOptions, load_predictor
 from .probe import ProbeFile
 
 __all__ = [
@@ -66,16 +66,17 @@ def check_records(
     return lengths
 
 
-def _require_memory(lengths: Sequence[int], workers: int = 0) -> None:
+def _require_memory(lengths: Sequence[int], workers: int = 0, turner: bool = False) -> None:
     """Refuse, before any work, records whose folding is estimated to need more memory than is
-    available (:mod:`resm.utils.memory`; ``--ignore-memory-check`` turns it off)."""
+    available (:mod:`resm.utils.memory`; ``--ignore-memory-check`` turns it off); ``turner``:
+    the decoding is Turner-corrected, which needs more."""
     from ..utils.memory import fold_estimate, require_memory
 
     workers = min(workers or os.cpu_count() or 1, len(lengths))
     require_memory(
-        fold_estimate(lengths, workers),
+        fold_estimate(lengths, workers, turner),
         f"folding {len(lengths)} record{'' if len(lengths) == 1 else 's'} (the longest {max(lengths)} nt, "
-        f"{workers} prior worker{'' if workers == 1 else 's'})",
+        f"{workers} prior worker{'' if workers == 1 else 's'}{', Turner-corrected decoding' if turner else ''})",
     )
 
 
@@ -420,7 +421,9 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
 
     records = read_sequences(fasta, o.input_format, stdin)
     lengths = check_records(records, the_scheme, o.max_length, source_name(fasta))
-    _require_memory(lengths, o.threads)
+    _require_memory(
+        lengths, o.threads, isinstance(predictor, PairPredictor) and predictor.decoding.turner_scale is not None
+    )
     ids = [i for i, _ in records]
     wanted = (
         read_reference(o.reference, list(zip(ids, lengths)), dict(records), o.reference_format)

@@ -47,6 +47,10 @@ FOLD_LINEAR_GIB_PER_KB = 0.103
 FOLD_QUADRATIC_GIB_PER_KB2 = 0.0181
 FOLD_MARGIN = 1.15
 FOLD_PRIOR_BASE_GIB = 0.2  # what one more prior worker process adds before its sequence
+# What the Turner-corrected decoding (resm fold --turner-scale) adds, for its longest record:
+# QUADRATIC * kb^2 (before the margin), the largest increment per kb^2 over plain resm fold's peak
+# measured at 1,000-3,000 nt in experiments/results/memory_fold_turner_cpu.md (0.68 GiB at 3,000 nt).
+FOLD_TURNER_QUADRATIC_GIB_PER_KB2 = 0.076
 
 
 class MemoryCheckError(ValueError):
@@ -97,10 +101,12 @@ def available_memory() -> int | None:
     return avail
 
 
-def fold_estimate(lengths: Sequence[int], workers: int = 1) -> int:
+def fold_estimate(lengths: Sequence[int], workers: int = 1, turner: bool = False) -> int:
     """Estimated peak bytes of folding records of these lengths with the shipped kind of model
     (the pair head over a LinearPartition prior): the base process plus the prior of the
-    ``workers`` longest records, which are computed at the same time."""
+    ``workers`` longest records, which are computed at the same time; ``turner``: the decoding
+    is Turner-corrected (``resm fold --turner-scale``), whose ViennaRNA fold of the longest
+    record adds its own O(L^2)."""
     if not len(lengths):
         return 0
     longest = sorted(lengths, reverse=True)[: max(1, int(workers))]
@@ -110,6 +116,8 @@ def fold_estimate(lengths: Sequence[int], workers: int = 1) -> int:
         return FOLD_LINEAR_GIB_PER_KB * kb + FOLD_QUADRATIC_GIB_PER_KB2 * kb * kb
 
     gib = FOLD_BASE_GIB + sum(grows(n) for n in longest) + FOLD_PRIOR_BASE_GIB * (len(longest) - 1)
+    if turner:
+        gib += FOLD_TURNER_QUADRATIC_GIB_PER_KB2 * (longest[0] / 1000) ** 2
     return int(gib * FOLD_MARGIN * GIB)
 
 

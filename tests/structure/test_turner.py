@@ -378,3 +378,40 @@ def test_evaluate_names_the_override_in_its_table_and_scores_the_turner_folds(tm
         "--turner-scale 0.3`."
     )
     assert turner[0] > plain[0] and turner[4] > plain[4]
+
+
+def test_the_memory_check_counts_the_turner_step(tmp_path, monkeypatch):
+    """resm fold --turner-scale checks a larger estimate (fold_estimate(..., turner=True)): with
+    just the plain estimate available, the plain fold runs and the Turner fold is refused in one
+    line before any work, naming the decoding; a model file that stores a scale counts too."""
+    import re
+
+    from resm.utils.memory import fold_estimate
+    from tests.conftest import REPO, resm_main
+
+    table = (REPO / "experiments/results/memory_fold_turner_cpu.md").read_text()
+    rows = re.findall(r"^\| ([\d,]+) \| ([\d.]+) \| \d+ \| ([\d.]+) \| \d+ \|", table, re.M)
+    assert len(rows) >= 3
+    for length, plain_peak, turner_peak in rows:  # experiments/memory_fold_turner.py's peaks
+        n = int(length.replace(",", ""))
+        estimate = fold_estimate([n], 1, turner=True) / 2**30
+        assert float(turner_peak) <= estimate <= 1.6 * float(turner_peak) + 0.3, (n, turner_peak, estimate)
+        assert fold_estimate([n], 1) / 2**30 >= float(plain_peak)
+    L = len(FIVE_S)
+    plain, turner = fold_estimate([L], 1), fold_estimate([L], 1, turner=True)
+    assert turner > plain
+    fa = tmp_path / "x.fa"
+    fa.write_text(f">5S\n{FIVE_S}\n")
+    monkeypatch.setenv("RESM_AVAILABLE_MEMORY", str(plain))
+    base = ["fold", fa, "--nogpu", "--threads", "1"]
+    resm_main(*base, "-o", tmp_path / "plain.dbn")
+    stored = stored_turner_model(tmp_path, 5.0)
+    for extra in (["--turner-scale", "0.3"], ["--model", stored]):
+        p = resm_main(*base, *extra, "-o", tmp_path / "t.dbn", check=False)
+        err = p.stderr.strip().splitlines()
+        assert p.returncode == 1 and len(err) == 1, p.stderr
+        assert err[0].startswith(
+            f"resm fold: error: folding 1 record (the longest {L} nt, 1 prior worker, Turner-corrected decoding) "
+            f"needs about {turner / 2**30:.1f} GiB"
+        ), err[0]
+        assert not (tmp_path / "t.dbn").exists()
