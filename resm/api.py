@@ -54,13 +54,16 @@ def load_predictor(
     trust: bool = False,
     threads: int = 0,
     bpp_cache: str | os.PathLike | None = None,
+    turner_scale: float | None = None,
 ) -> Predictor:
     """A :class:`~resm.structure.predictor.Predictor`: the structure model at ``model``
     (``"default"`` or None: the one shipped in the package), or, with ``zero_shot`` (a probe
     from ``resm probe``), the backbone at ``model`` with that probe. ``device`` ``auto``: the
     GPU when there is one. A structure model computes its thermodynamic priors in ``threads``
     processes (0: one per core) and, with ``bpp_cache``, stores them in that folder and reads
-    them back (as ``resm fold --threads --bpp-cache``)."""
+    them back (as ``resm fold --threads --bpp-cache``); ``turner_scale``: a pair-head model's
+    stored decoding with the Turner-corrected step at this scale (as ``resm fold
+    --turner-scale``; None: the decoding as stored)."""
     from .config import options
     from .structure.predictor import PredictorOptions
     from .structure.predictor import load_predictor as build
@@ -73,6 +76,7 @@ def load_predictor(
         trust=trust,
         threads=threads,
         bpp_cache=bpp_cache,
+        turner_scale=turner_scale,
     )
     return build(options(PredictorOptions, given))
 

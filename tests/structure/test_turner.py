@@ -415,3 +415,20 @@ def test_the_memory_check_counts_the_turner_step(tmp_path, monkeypatch):
             f"needs about {turner / 2**30:.1f} GiB"
         ), err[0]
         assert not (tmp_path / "t.dbn").exists()
+
+
+def test_the_python_api_takes_the_scale(tmp_path):
+    """resm.load_predictor(turner_scale=S) folds as resm fold --turner-scale S does (the 5S
+    rRNA, where it changes the fold); a bad value is the command line's one-line error."""
+    import resm
+    from tests.conftest import resm_main
+
+    api = resm.load_predictor(device="cpu", threads=1, turner_scale=0.3)
+    assert api.decoding == replace(Decoding.from_dict(SHIPPED), turner_scale=0.3)
+    folded, _ = api.fold_one(FIVE_S, "5S")
+    plain, _ = resm.load_predictor(device="cpu", threads=1).fold_one(FIVE_S, "5S")
+    (tmp_path / "x.fa").write_text(f">5S\n{FIVE_S}\n")
+    cli = resm_main("fold", tmp_path / "x.fa", "--nogpu", "--threads", "1", "--no-score", "--turner-scale", "0.3")
+    assert cli.stdout.splitlines()[2] == folded.dotbracket != plain.dotbracket
+    with pytest.raises(FoldError, match=r"^--turner-scale -1.0: must be a finite number >= 0 \(kcal/mol\)$"):
+        resm.load_predictor(device="cpu", turner_scale=-1.0)
