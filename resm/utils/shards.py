@@ -68,16 +68,20 @@ def _one_line(e: BaseException) -> str:
 
 
 def _differing(found: str, want: str) -> str:
-    """``": key, key differ"``: the entries in which two jobs' ``job.json`` texts differ (empty
-    when the found one is no JSON object)."""
+    """``": key, key differ"``: the entries of this job's ``job.json`` (``want``) that the found
+    one lacks or holds with another value, named as this job names them (the found file's own
+    extra entries only counted: it may be anything); empty when the found one is no JSON object."""
     try:
         a, b = json.loads(found), json.loads(want)
     except ValueError:
         return ""
     if not isinstance(a, dict):
         return ""
-    keys = sorted(k for k in set(a) | set(b) if a.get(k, ...) != b.get(k, ...))
-    return f": {', '.join(keys)} differ{'s' if len(keys) == 1 else ''}" if keys else ""
+    keys = sorted(k for k in b if a.get(k, ...) != b[k])
+    parts = [f"{', '.join(keys)} differ{'s' if len(keys) == 1 else ''}"] if keys else []
+    if any(k not in b for k in a):
+        parts.append("it holds entries this job has none of")
+    return ": " + "; ".join(parts) if parts else ""
 
 
 def _process_start() -> float:

@@ -120,8 +120,9 @@ def test_readme_documents_the_sharded_commands():
 
 
 def test_another_jobs_folder_is_refused_naming_what_differs(monkeypatch, tmp_path):
-    """The refusal names the job.json entries that differ (input, an option); a job.json that is
-    no JSON object is still refused, in the same line without the list."""
+    """The refusal names the job.json entries that differ (input, an option, one the found job
+    lacks; one only the found job has is counted, not named: that file may hold anything); a
+    job.json that is no JSON object is still refused, in the same line without the list."""
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "1")
     first = ShardRun(tmp_path / "o.dbn", 4, 2, {"input": "a", "turner_scale": None, "nested": False}, ".jsonl")
@@ -131,7 +132,8 @@ def test_another_jobs_folder_is_refused_naming_what_differs(monkeypatch, tmp_pat
     for job, what in (
         ({"input": "a", "turner_scale": 0.3, "nested": False}, ": turner_scale differs"),
         ({"input": "b", "turner_scale": 0.3, "nested": False}, ": input, turner_scale differ"),
-        ({"input": "a", "turner_scale": None}, ": nested differs"),
+        ({"input": "b", "turner_scale": None}, ": input differs; it holds entries this job has none of"),
+        ({"input": "a", "turner_scale": None, "nested": False, "x": 1}, ": x differs"),
     ):
         with pytest.raises(ShardError) as e:
             ShardRun(tmp_path / "o.dbn", 4, 2, job, ".jsonl").prepare()
