@@ -458,7 +458,9 @@ class PredictorOptions:
     turner_scale: float | None = None
 
     def decoding_overrides(self) -> dict[str, object]:
-        """The fields of the model's stored decoding these options replace (:func:`override_decoding`)."""
+        """The fields of the model's stored decoding these options replace (:func:`override_decoding`).
+        ``turner_penalty`` has no option: S=0.3 was chosen with the default 5 kcal/mol, and a
+        model file may store another, which ``turner_scale`` keeps."""
         return {"turner_scale": self.turner_scale}
 
     def check(self) -> None:
