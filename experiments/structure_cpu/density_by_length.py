@@ -1,0 +1,159 @@
+"""Pair density against sequence length (issue 26, the lead left by the density diagnosis), on
+validation data only: per length bin and per validation set, for the shipped model's stored
+decoding, EternaFold (LinearPartition MEA, beam 100) and RNAfold (MFE), the number of records,
+mean per-sequence F1 / precision / recall and predicted/reference pairs (summed over the bin);
+and the head's calibration in the bin: the sum of the head's probabilities over its candidates
+divided by the reference pairs (the same for the decoded blend with the prior), and the mean
+gamma the per-sequence choice (pseudo-expected F1 among 1/2/4/8) takes.
+
+    python experiments/structure_cpu/density_by_length.py resm/models/structure_default.pt \\
+        --config configs/finetune/structure_mix.yaml \\
+        --out experiments/results/structure_density_not_shipped/density_by_length_cpu.md \\
+        model.init=null model.arch=small data.workers=1 data.bpp_cache=/work/density_cache \\
+        'data.val_sets.tr1="{data_dir}/ss/pdb/TR1.tsv"'
+
+Sets: VL0 (the config's ``data.val``, 400 seeded records), the held-out families (400), VL1 and,
+as a check set only, TR1 (SPOT-RNA's PDB-derived training set: the shipped model's head never
+trained on it; ``data.val_sets.tr1`` adds it to the cache), both over canonical pairs. No test
+set is read. The predictions and the folders' structures come from ``validation_cache.py``
+(computed once under ``runs/mixdiag/``, never committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiment scripts
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's resm, not an installed one
+
+from validation_cache import cached_sets
+
+from resm.backbone.load import safe_load
+from resm.structure.decode import AUTO_GAMMAS, Decoding, add_pseudoknots, blend, mea_pairs
+from resm.structure.metrics import evaluate, pseudo_expected_f1
+from resm.utils.io import atomic_write_text
+
+EDGES = (0, 50, 100, 200, 400, 10**9)
+BINS = ("<50", "50-99", "100-199", "200-399", ">=400")
+SET_NAMES = {"val": "VL0", "family": "families", "vl1": "VL1", "tr1": "TR1 (check)"}
+
+
+def length_bin(L: int) -> int:
+    return int(np.searchsorted(EDGES, L, side="right") - 1)
+
+
+def auto_decode(seq: str, i, j, p, gammas) -> tuple[np.ndarray, int]:
+    """``mea_auto``'s structure and the index of the gamma it takes (same rule: the largest
+    pseudo-expected F1, ties to the earlier gamma)."""
+    best, best_f, k_best = None, -1.0, 0
+    for k, g in enumerate(gammas):
+        pairs = mea_pairs(seq, i, j, p, g)
+        f = pseudo_expected_f1(pairs, i, j, p)
+        if f > best_f + 1e-12:
+            best, best_f, k_best = pairs, f, k
+    return best, k_best
+
+
+def model_predictions(recs: list[dict], d: Decoding) -> tuple[list[np.ndarray], list[float]]:
+    """The stored decoding's structure of every record and the gamma it used."""
+    preds, gammas = [], []
+    for r in recs:
+        p = blend(r["model_p"], r["prior_p"], d.prior_weight)
+        if d.auto_gamma:
+            pairs, k = auto_decode(r["seq"], r["i"], r["j"], p, AUTO_GAMMAS)
+            g = AUTO_GAMMAS[k]
+        else:
+            pairs, g = mea_pairs(r["seq"], r["i"], r["j"], p, d.gamma), d.gamma
+        if d.pseudoknot_threshold is not None:
+            pairs = add_pseudoknots(pairs, r["i"], r["j"], p, d.pseudoknot_threshold)
+        preds.append(pairs)
+        gammas.append(g)
+    return preds, gammas
+
+
+def bin_rows(recs: list[dict], preds: list, gammas: list[float], d: Decoding) -> list[dict]:
+    """One dict per bin (and a last one for the whole set)."""
+    groups = [[k for k, r in enumerate(recs) if length_bin(len(r["seq"])) == b] for b in range(len(BINS))]
+    groups.append(list(range(len(recs))))
+    rows = []
+    for label, ks in zip((*BINS, "all"), groups):
+        row = {"bin": label, "n": len(ks)}
+        if ks:
+            refs = [recs[k]["ref"] for k in ks]
+            row["ref_pairs"] = int(sum(len(x.ij) for x in refs))
+            row["model"] = evaluate([preds[k] for k in ks], refs)
+            row["EternaFold"] = evaluate([recs[k]["eterna"] for k in ks], refs)
+            row["RNAfold"] = evaluate([recs[k]["mfe"] for k in ks], refs)
+            head = sum(float(recs[k]["model_p"].sum()) for k in ks)
+            mixed = sum(float(blend(recs[k]["model_p"], recs[k]["prior_p"], d.prior_weight).sum()) for k in ks)
+            row["head_cal"] = head / row["ref_pairs"] if row["ref_pairs"] else float("nan")
+            row["blend_cal"] = mixed / row["ref_pairs"] if row["ref_pairs"] else float("nan")
+            row["gamma"] = float(np.mean([gammas[k] for k in ks]))
+        rows.append(row)
+    return rows
+
+
+def table(name: str, rows: list[dict]) -> list[str]:
+    methods = ("model", "EternaFold", "RNAfold")
+    lines = [
+        f"### {name}",
+        "",
+        "| length (nt) | n | ref pairs | F1: model / EternaFold / RNAfold | precision | recall | pred/ref "
+        "| head Σp / ref | decoded Σp / ref | mean gamma |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if not r["n"]:
+            lines.append(f"| {r['bin']} | 0 | – | – | – | – | – | – | – | – |")
+            continue
+
+        def cell(key: str, fmt: str, r=r) -> str:
+            return " / ".join(format(r[m][key], fmt) for m in methods)
+
+        lines.append(
+            f"| {r['bin']} | {r['n']} | {r['ref_pairs']} | {cell('f1_mean', '.3f')} | {cell('precision_mean', '.3f')} "
+            f"| {cell('recall_mean', '.3f')} | {cell('pair_ratio', '.2f')} | {r['head_cal']:.2f} "
+            f"| {r['blend_cal']:.2f} | {r['gamma']:.2f} |"
+        )
+    return lines + [""]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="a structure_model.pt with the pair head")
+    ap.add_argument("--config", required=True, help="a finetune config naming the validation sets")
+    ap.add_argument("--out", default=None, help="markdown table")
+    ap.add_argument("overrides", nargs="*", help="key=value config overrides")
+    a = ap.parse_intermixed_args()
+    stored = Decoding.from_dict(safe_load(a.model).get("decoding") or {})
+    sets = cached_sets(a.model, a.config, a.overrides)
+    lines = [
+        "Command: `python " + " ".join(shlex.quote(x) for x in sys.argv) + "`  ",
+        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Model decoding (stored in the "
+        f"file): {stored.describe()}. EternaFold: LinearPartition MEA (beam 100); RNAfold: MFE.  ",
+        "Sets: " + ", ".join(f"{SET_NAMES.get(s, s)} ({len(recs)})" for s, recs in sets.items()) + "; VL1 and TR1 "
+        "over their canonical pairs; TR1 is a check set (the head never trained on it), never used for a choice.  ",
+        "Cells: mean per-sequence F1, precision and recall, and predicted/reference pairs summed over the bin, as "
+        "model / EternaFold / RNAfold; head Σp / ref: the head's probabilities summed over its candidates over the "
+        "reference pairs (decoded: the blend with the prior the decoding reads); mean gamma: the per-sequence "
+        "choice's gamma.",
+        "",
+    ]
+    for s, recs in sets.items():
+        preds, gammas = model_predictions(tqdm(recs, desc=f"decoding {s}"), stored)
+        lines += table(SET_NAMES.get(s, s), bin_rows(recs, preds, gammas, stored))
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        atomic_write_text(a.out, text)
+
+
+if __name__ == "__main__":
+    main()
