@@ -17,6 +17,32 @@ as a check set only, TR1 (SPOT-RNA's PDB-derived training set: the shipped model
 trained on it; ``data.val_sets.tr1`` adds it to the cache), both over canonical pairs. No test
 set is read. The predictions and the folders' structures come from ``validation_cache.py``
 (computed once under ``runs/mixdiag/``, never committed).
+
+``--grid`` (the one idea the measurement motivates, measured alone): a length-aware shift of the
+decoded probabilities' log-odds. Above a reference length L0 every decoded probability p (the
+blend with the prior that the stored decoding reads) becomes
+
+    logit(p') = logit(p) + b * log2(L / L0)        (L > L0; unchanged for L <= L0)
+
+before the MEA, the per-sequence gamma choice and the pseudoknot step, so that a long sequence's
+probabilities (whose sum falls below the reference pairs as L grows, "head Σp / ref") are read as
+denser; the rest of the decoding stays the stored one (per-sequence gamma, prior weight 0.1,
+pseudoknots above 0.5). Grid: L0 in {100, 150, 200} nt, b in {0.25, 0.5, 0.75, 1.0}, and b = 0
+(the stored decoding, reproduced in the same run), 13 settings.
+
+Criterion, fixed before the grid was run: the setting is chosen by the mean over VL0, the
+held-out families and VL1 (canonical pairs) of each set's mean per-sequence F1 (ties: the
+earlier in grid order, b = 0 first). It passes only if the chosen setting has b > 0 and
+mean F1 > the b = 0 row's (the shipped decoding, about 0.634), VL0 >= 0.613, families >= 0.559,
+and the predicted/reference pair ratio pooled over the validation records of >= 200 nt (VL0 +
+families + VL1) is nearer 1.0 (smaller |log ratio|) than the shipped decoding's. TR1 is reported
+as a check, never used for the choice.
+
+    python experiments/structure_cpu/density_by_length.py resm/models/structure_default.pt --grid \
+        --config configs/finetune/structure_mix.yaml \
+        --out experiments/results/structure_density_not_shipped/length_shift_cpu.md \
+        model.init=null model.arch=small data.workers=1 data.bpp_cache=/work/density_cache \
+        'data.val_sets.tr1="{data_dir}/ss/pdb/TR1.tsv"'
 """
 
 from __future__ import annotations
