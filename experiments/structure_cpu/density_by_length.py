@@ -49,8 +49,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import shlex
 import sys
+from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,12 @@ from resm.utils.io import atomic_write_text
 EDGES = (0, 50, 100, 200, 400, 10**9)
 BINS = ("<50", "50-99", "100-199", "200-399", ">=400")
 SET_NAMES = {"val": "VL0", "family": "families", "vl1": "VL1", "tr1": "TR1 (check)"}
+CHOICE_SETS = ("val", "family", "vl1")
+L0S = (100, 150, 200)
+BS = (0.25, 0.5, 0.75, 1.0)
+GRID = [(0, 0.0)] + [(L0, b) for L0 in L0S for b in BS]
+BAR = {"val": 0.613, "family": 0.559}
+LONG = 200  # the records whose pooled pred/ref must move towards 1.0
 
 
 def length_bin(L: int) -> int:
@@ -87,11 +95,21 @@ def auto_decode(seq: str, i, j, p, gammas) -> tuple[np.ndarray, int]:
     return best, k_best
 
 
-def model_predictions(recs: list[dict], d: Decoding) -> tuple[list[np.ndarray], list[float]]:
-    """The stored decoding's structure of every record and the gamma it used."""
+def length_shift(p: np.ndarray, L: int, L0: int, b: float) -> np.ndarray:
+    """The decoded probabilities with their log-odds raised by ``b * log2(L / L0)`` when L > L0."""
+    if b == 0 or L <= L0:
+        return p
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    z = np.log(q) - np.log1p(-q) + b * np.log2(L / L0)
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+def model_predictions(recs, d: Decoding, L0: int = 0, b: float = 0.0) -> tuple[list[np.ndarray], list[float]]:
+    """The stored decoding's structure of every record and the gamma it used (with the
+    length-aware shift ``(L0, b)`` of the decoded probabilities; b = 0: none)."""
     preds, gammas = [], []
     for r in recs:
-        p = blend(r["model_p"], r["prior_p"], d.prior_weight)
+        p = length_shift(blend(r["model_p"], r["prior_p"], d.prior_weight), len(r["seq"]), L0, b)
         if d.auto_gamma:
             pairs, k = auto_decode(r["seq"], r["i"], r["j"], p, AUTO_GAMMAS)
             g = AUTO_GAMMAS[k]
@@ -151,11 +169,113 @@ def table(name: str, rows: list[dict]) -> list[str]:
     return lines + [""]
 
 
+_SETS: dict[str, list] = {}  # the cached validation sets, inherited by the forked workers
+_STORED: list[Decoding] = []
+
+
+def _score(setting: tuple[int, float]) -> dict:
+    """One grid setting's metrics per set, its per-bin pred/ref and the >= LONG nt pooled ratio."""
+    L0, b = setting
+    out: dict = {"sets": {}, "bins": {}, "long": [0, 0]}
+    for s, recs in _SETS.items():
+        preds, _ = model_predictions(recs, _STORED[0], L0, b)
+        refs = [r["ref"] for r in recs]
+        out["sets"][s] = evaluate(preds, refs)
+        out["bins"][s] = {}
+        for k, label in enumerate(BINS):
+            ks = [n for n, r in enumerate(recs) if length_bin(len(r["seq"])) == k]
+            if ks:
+                m = evaluate([preds[n] for n in ks], [refs[n] for n in ks])
+                out["bins"][s][label] = [m["n_pred"], m["n_true"], m["f1_mean"]]
+        if s in CHOICE_SETS:
+            for n, r in enumerate(recs):
+                if len(r["seq"]) >= LONG:
+                    out["long"][0] += int(np.count_nonzero(preds[n] > np.arange(len(preds[n]))))
+                    out["long"][1] += len(r["ref"].ij)
+    return out
+
+
+def grid_report(sets: dict, stored: Decoding, workers: int, scores_path: str | None) -> list[str]:
+    """Score the grid and render it, with the verdict under the docstring's criterion."""
+    _SETS.update(sets)
+    _STORED.append(stored)
+    with Pool(workers) as pool:
+        res = list(tqdm(pool.imap(_score, GRID), total=len(GRID), desc="length-shift settings"))
+    scores = dict(zip(GRID, res))
+    if scores_path:
+        atomic_write_text(scores_path, json.dumps([[list(k), v] for k, v in scores.items()]))
+    names = [s for s in CHOICE_SETS if s in sets]
+
+    def mean(k):
+        return float(np.mean([scores[k]["sets"][s]["f1_mean"] for s in names]))
+
+    def long_ratio(k):
+        n_pred, n_true = scores[k]["long"]
+        return n_pred / n_true if n_true else float("nan")
+
+    top = max(mean(k) for k in GRID)
+    chosen = next(k for k in GRID if mean(k) == top)
+    base = GRID[0]
+    c = scores[chosen]["sets"]
+    checks = {
+        "b > 0": chosen[1] > 0,
+        f"mean F1 {mean(chosen):.4f} > shipped {mean(base):.4f}": mean(chosen) > mean(base),
+        f"VL0 {c['val']['f1_mean']:.4f} >= {BAR['val']}": c["val"]["f1_mean"] >= BAR["val"],
+        f"families {c['family']['f1_mean']:.4f} >= {BAR['family']}": c["family"]["f1_mean"] >= BAR["family"],
+        f">= {LONG} nt pooled pred/ref {long_ratio(chosen):.3f} nearer 1 than shipped {long_ratio(base):.3f}": abs(
+            np.log(long_ratio(chosen))
+        )
+        < abs(np.log(long_ratio(base))),
+    }
+    verdict = all(checks.values())
+    allsets = list(sets)
+    head = "| L0 | b | " + " | ".join(f"{SET_NAMES.get(s, s)} F1 (pred/ref)" for s in allsets)
+    lines = [
+        "## Length-aware log-odds shift: the grid",
+        "",
+        "logit(p') = logit(p) + b * log2(L / L0) for L > L0, on the decoded probabilities (per-sequence gamma, "
+        "prior weight 0.1, pseudoknots above 0.5 otherwise unchanged); b = 0 is the shipped decoding. Mean: over "
+        f"VL0, families and VL1; last column: pred/ref pooled over their records of >= {LONG} nt.",
+        "",
+        head + f" | mean F1 | >= {LONG} nt pred/ref |",
+        "|" + "---|" * (4 + len(allsets)),
+    ]
+    for k in GRID:
+        cells = [f"{scores[k]['sets'][s]['f1_mean']:.4f} ({scores[k]['sets'][s]['pair_ratio']:.2f})" for s in allsets]
+        label = "– (shipped)" if k[1] == 0 else str(k[0])
+        lines.append(f"| {label} | {k[1]:g} | " + " | ".join(cells) + f" | {mean(k):.4f} | {long_ratio(k):.3f} |")
+    lines += [
+        "",
+        f"Chosen by the rule: L0 {chosen[0]}, b {chosen[1]:g}. Verdict under the fixed criterion: "
+        f"**{'passes' if verdict else 'does not pass'}** ("
+        + "; ".join(f"{t}: {'yes' if ok else 'no'}" for t, ok in checks.items())
+        + ").",
+        "",
+        "Per-bin pred/ref (F1), shipped -> chosen setting:",
+        "",
+        "| set | " + " | ".join(BINS) + " |",
+        "|---|" + "---|" * len(BINS),
+    ]
+    for s in allsets:
+        cells = []
+        for label in BINS:
+            a, z = scores[base]["bins"][s].get(label), scores[chosen]["bins"][s].get(label)
+            if a is None:
+                cells.append("–")
+                continue
+            cells.append(f"{a[0] / a[1]:.2f} ({a[2]:.3f}) -> {z[0] / z[1]:.2f} ({z[2]:.3f})")
+        lines.append(f"| {SET_NAMES.get(s, s)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", help="a structure_model.pt with the pair head")
     ap.add_argument("--config", required=True, help="a finetune config naming the validation sets")
     ap.add_argument("--out", default=None, help="markdown table")
+    ap.add_argument("--grid", action="store_true", help="the length-aware shift's grid and verdict (docstring)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scores", default=None, help="with --grid: every setting's metrics (JSON)")
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     a = ap.parse_intermixed_args()
     stored = Decoding.from_dict(safe_load(a.model).get("decoding") or {})
@@ -172,9 +292,12 @@ def main() -> None:
         "choice's gamma.",
         "",
     ]
-    for s, recs in sets.items():
-        preds, gammas = model_predictions(tqdm(recs, desc=f"decoding {s}"), stored)
-        lines += table(SET_NAMES.get(s, s), bin_rows(recs, preds, gammas, stored))
+    if a.grid:
+        lines += grid_report(sets, stored, a.workers, a.scores)
+    else:
+        for s, recs in sets.items():
+            preds, gammas = model_predictions(tqdm(recs, desc=f"decoding {s}"), stored)
+            lines += table(SET_NAMES.get(s, s), bin_rows(recs, preds, gammas, stored))
     text = "\n".join(lines)
     print(text)
     if a.out:
