@@ -65,7 +65,7 @@ from validation_cache import cached_sets
 
 from resm.backbone.load import safe_load
 from resm.structure.decode import AUTO_GAMMAS, Decoding, add_pseudoknots, blend, mea_pairs
-from resm.structure.metrics import evaluate, pseudo_expected_f1
+from resm.structure.metrics import evaluate, f1_score, pseudo_expected_f1
 from resm.utils.io import atomic_write_text
 
 EDGES = (0, 50, 100, 200, 400, 10**9)
@@ -181,6 +181,7 @@ def _score(setting: tuple[int, float]) -> dict:
         preds, _ = model_predictions(recs, _STORED[0], L0, b)
         refs = [r["ref"] for r in recs]
         out["sets"][s] = evaluate(preds, refs)
+        out["sets"][s]["f1_each"] = [f1_score(x, y) for x, y in zip(preds, refs)]
         out["bins"][s] = {}
         for k, label in enumerate(BINS):
             ks = [n for n, r in enumerate(recs) if length_bin(len(r["seq"])) == k]
@@ -228,6 +229,11 @@ def grid_report(sets: dict, stored: Decoding, workers: int, scores_path: str | N
         < abs(np.log(long_ratio(base))),
     }
     verdict = all(checks.values())
+
+    def changes(s):
+        d = np.array(scores[chosen]["sets"][s]["f1_each"]) - np.array(scores[base]["sets"][s]["f1_each"])
+        return f"{int((d > 1e-12).sum())} / {int((d < -1e-12).sum())} / {int((np.abs(d) <= 1e-12).sum())}"
+
     allsets = list(sets)
     head = "| L0 | b | " + " | ".join(f"{SET_NAMES.get(s, s)} F1 (pred/ref)" for s in allsets)
     lines = [
@@ -250,6 +256,15 @@ def grid_report(sets: dict, stored: Decoding, workers: int, scores_path: str | N
         f"**{'passes' if verdict else 'does not pass'}** ("
         + "; ".join(f"{t}: {'yes' if ok else 'no'}" for t, ok in checks.items())
         + ").",
+        "",
+        "Descriptive, not part of the criterion (added after the first run of the grid): records whose F1 "
+        "rises / falls / stays from the shipped decoding to the chosen setting, and the ±1 F1: "
+        + "; ".join(
+            f"{SET_NAMES.get(s, s)} {changes(s)}, ±1 {scores[base]['sets'][s]['f1_shift_mean']:.4f} -> "
+            f"{scores[chosen]['sets'][s]['f1_shift_mean']:.4f}"
+            for s in allsets
+        )
+        + ".",
         "",
         "Per-bin pred/ref (F1), shipped -> chosen setting:",
         "",
