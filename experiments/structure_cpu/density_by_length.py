@@ -26,7 +26,8 @@ blend with the prior that the stored decoding reads) becomes
 
 before the MEA, the per-sequence gamma choice and the pseudoknot step, so that a long sequence's
 probabilities (whose sum falls below the reference pairs as L grows, "head Σp / ref") are read as
-denser; the rest of the decoding stays the stored one (per-sequence gamma, prior weight 0.1,
+denser (``resm.structure.decode.shift_by_length``, ``Decoding.length_shift`` / ``length_ref``
+in the library); the rest of the decoding stays the stored one (per-sequence gamma, prior weight 0.1,
 pseudoknots above 0.5). Grid: L0 in {100, 150, 200} nt, b in {0.25, 0.5, 0.75, 1.0}, and b = 0
 (the stored decoding, reproduced in the same run), 13 settings.
 
@@ -52,6 +53,7 @@ import datetime
 import json
 import shlex
 import sys
+from dataclasses import replace
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -64,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 from validation_cache import cached_sets
 
 from resm.backbone.load import safe_load
-from resm.structure.decode import AUTO_GAMMAS, Decoding, add_pseudoknots, blend, mea_pairs
+from resm.structure.decode import AUTO_GAMMAS, Decoding, add_pseudoknots, blend, decode_sparse, mea_pairs
 from resm.structure.metrics import evaluate, f1_score, pseudo_expected_f1
 from resm.utils.io import atomic_write_text
 
@@ -95,21 +97,12 @@ def auto_decode(seq: str, i, j, p, gammas) -> tuple[np.ndarray, int]:
     return best, k_best
 
 
-def length_shift(p: np.ndarray, L: int, L0: int, b: float) -> np.ndarray:
-    """The decoded probabilities with their log-odds raised by ``b * log2(L / L0)`` when L > L0."""
-    if b == 0 or L <= L0:
-        return p
-    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
-    z = np.log(q) - np.log1p(-q) + b * np.log2(L / L0)
-    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
-
-
-def model_predictions(recs, d: Decoding, L0: int = 0, b: float = 0.0) -> tuple[list[np.ndarray], list[float]]:
-    """The stored decoding's structure of every record and the gamma it used (with the
-    length-aware shift ``(L0, b)`` of the decoded probabilities; b = 0: none)."""
+def model_predictions(recs, d: Decoding) -> tuple[list[np.ndarray], list[float]]:
+    """The stored decoding's structure of every record and the gamma it used (the decoding has
+    no length shift: this is the measurement's, not the grid's)."""
     preds, gammas = [], []
     for r in recs:
-        p = length_shift(blend(r["model_p"], r["prior_p"], d.prior_weight), len(r["seq"]), L0, b)
+        p = blend(r["model_p"], r["prior_p"], d.prior_weight)
         if d.auto_gamma:
             pairs, k = auto_decode(r["seq"], r["i"], r["j"], p, AUTO_GAMMAS)
             g = AUTO_GAMMAS[k]
@@ -178,7 +171,9 @@ def _score(setting: tuple[int, float]) -> dict:
     L0, b = setting
     out: dict = {"sets": {}, "bins": {}, "long": [0, 0]}
     for s, recs in _SETS.items():
-        preds, _ = model_predictions(recs, _STORED[0], L0, b)
+        # through the library's decoding (Decoding.length_shift), b = 0 being the stored decoding
+        d = replace(_STORED[0], length_shift=b, length_ref=L0) if b else _STORED[0]
+        preds = [decode_sparse(r["seq"], r["i"], r["j"], r["model_p"], d, r["prior_p"]) for r in recs]
         refs = [r["ref"] for r in recs]
         out["sets"][s] = evaluate(preds, refs)
         out["sets"][s]["f1_each"] = [f1_score(x, y) for x, y in zip(preds, refs)]

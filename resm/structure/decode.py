@@ -79,6 +79,7 @@ __all__ = [
     "Decoding",
     "DecodingError",
     "blend",
+    "shift_by_length",
     "decode_sparse",
     "turner_energies",
     "turner_constraints",
@@ -387,6 +388,13 @@ class Decoding:
             ViennaRNA's ensemble with the decoded probabilities as soft constraints
             (:func:`turner_ensemble`); the pseudoknot step still reads the decoded ones.
         turner_penalty: kcal/mol added to every pair that is not a candidate (Turner mode only).
+        length_shift: b, the length-aware density correction (0, the default: off). For a
+            sequence longer than ``length_ref`` nt the decoded probabilities' log-odds are raised
+            by ``b * log2(L / length_ref)`` (:func:`shift_by_length`) before every step that reads
+            them (MEA, the per-sequence gamma choice, the pseudoknot step, the Turner mode's
+            constraints): the pair head's probabilities sum to fewer pairs than the reference
+            holds as sequences grow. The probabilities ``resm fold`` reports stay unshifted.
+        length_ref: L0 (nt), the length above which ``length_shift`` acts.
     """
 
     gamma: float = 2.0
@@ -395,14 +403,20 @@ class Decoding:
     auto_gamma: bool = False
     turner_scale: float | None = None
     turner_penalty: float = 5.0
+    length_shift: float = 0.0
+    length_ref: float = 150.0
 
     def __post_init__(self) -> None:
         for key in ("turner_scale", "turner_penalty"):
             v = getattr(self, key)
             if v is None and key == "turner_scale":
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            if not _finite(v) or v < 0:
                 raise DecodingError(key, "must be a finite number >= 0 (kcal/mol)", v)
+        if not _finite(self.length_shift):
+            raise DecodingError("length_shift", "must be a finite number", self.length_shift)
+        if not _finite(self.length_ref) or self.length_ref <= 0:
+            raise DecodingError("length_ref", "must be a finite number > 0 (nt)", self.length_ref)
 
     def describe(self) -> str:
         """One phrase, e.g. ``MEA gamma 2, prior weight 0.2, pseudoknots above 0.5``."""
@@ -417,7 +431,12 @@ class Decoding:
             if self.turner_scale is None
             else f", Turner-corrected (scale {self.turner_scale:g}, penalty {self.turner_penalty:g} kcal/mol)"
         )
-        return f"MEA {g}, prior weight {self.prior_weight:g}, pseudoknots {pk}{turner}"
+        length = (
+            ""
+            if self.length_shift == 0
+            else f", log-odds {self.length_shift:+g} per doubling of length above {self.length_ref:g} nt"
+        )
+        return f"MEA {g}, prior weight {self.prior_weight:g}, pseudoknots {pk}{turner}{length}"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -426,8 +445,32 @@ class Decoding:
     def from_dict(cls, d: dict[str, object]) -> Decoding:
         """The decoding a file stores (keys it lacks keep their defaults: a file written before
         the Turner mode decodes as it always did)."""
-        keys = ("gamma", "prior_weight", "pseudoknot_threshold", "auto_gamma", "turner_scale", "turner_penalty")
+        keys = (
+            "gamma",
+            "prior_weight",
+            "pseudoknot_threshold",
+            "auto_gamma",
+            "turner_scale",
+            "turner_penalty",
+            "length_shift",
+            "length_ref",
+        )
         return cls(**{k: d[k] for k in keys if k in d})
+
+
+def _finite(v) -> bool:
+    """A real number (not a bool) that is finite."""
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def shift_by_length(p: np.ndarray, length: int, ref: float, shift: float) -> np.ndarray:
+    """``p`` with its log-odds raised by ``shift * log2(length / ref)`` when ``length > ref``
+    (``p`` itself otherwise, and when ``shift`` is 0): :attr:`Decoding.length_shift`."""
+    if shift == 0 or length <= ref:
+        return p
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    z = np.log(q) - np.log1p(-q) + shift * np.log2(length / ref)
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
 
 def blend(model_p: np.ndarray, prior_p: np.ndarray | None, w: float) -> np.ndarray:
@@ -450,6 +493,7 @@ def decode_sparse(
     prior's probability of each candidate, needed when ``decoding.prior_weight`` > 0);
     ``nested=True`` skips the pseudoknot step."""
     p = blend(model_p, prior_p, decoding.prior_weight)
+    p = shift_by_length(p, len(seq), decoding.length_ref, decoding.length_shift)
     ei, ej, ep = i, j, p
     if decoding.turner_scale is not None:
         sc = turner_constraints(len(seq), i, j, p, decoding.turner_scale, decoding.turner_penalty)
