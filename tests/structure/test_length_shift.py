@@ -1,0 +1,117 @@
+"""The length-aware density correction (``Decoding.length_shift`` / ``length_ref``): off (the
+default, and every file written before it), the decoding is today's bit for bit; on, a sequence
+longer than L0 is decoded from probabilities whose log-odds are raised by b * log2(L / L0), which
+adds pairs, while shorter ones are untouched; the fields round-trip; bad values are one-line
+errors naming the key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from resm.nucleotides import PAIR_TYPE, lenient_codes
+from resm.structure.decode import (
+    Decoding,
+    add_pseudoknots,
+    blend,
+    decode_sparse,
+    mea_auto,
+    mea_pairs,
+    shift_by_length,
+)
+
+SHIPPED = {"gamma": 2.0, "prior_weight": 0.1, "pseudoknot_threshold": 0.5, "auto_gamma": True}  # a v3.2 file's
+
+
+def candidates(seq: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every canonical pair (i < j, loop >= 3) with random model and prior probabilities."""
+    codes = lenient_codes(seq)
+    i, j = np.nonzero(np.triu(PAIR_TYPE[codes[:, None], codes[None, :]] >= 0, 4))
+    rng = np.random.default_rng(seed)
+    return i, j, rng.beta(0.2, 4.0, len(i)).astype(np.float32), rng.beta(0.2, 4.0, len(i)).astype(np.float32)
+
+
+def todays_decoding(seq, i, j, mp, pp, d: Decoding) -> np.ndarray:
+    """The decoding as it was before the length shift (written out here, not called)."""
+    p = blend(mp, pp, d.prior_weight)
+    pairs = mea_auto(seq, i, j, p) if d.auto_gamma else mea_pairs(seq, i, j, p, d.gamma)
+    return add_pseudoknots(pairs, i, j, p, d.pseudoknot_threshold) if d.pseudoknot_threshold is not None else pairs
+
+
+def random_seq(n: int, seed: int) -> str:
+    return "".join(np.random.default_rng(seed).choice(list("ACGU"), n))
+
+
+def test_off_is_todays_decoding_bit_for_bit():
+    for k, n in enumerate((40, 149, 260)):
+        seq = random_seq(n, k)
+        i, j, mp, pp = candidates(seq, k)
+        for d in (Decoding.from_dict(SHIPPED), Decoding(gamma=1.5, prior_weight=0.3)):
+            assert d.length_shift == 0
+            assert np.array_equal(decode_sparse(seq, i, j, mp, d, pp), todays_decoding(seq, i, j, mp, pp, d))
+
+
+def test_on_leaves_sequences_up_to_l0_alone():
+    seq = random_seq(150, 3)
+    i, j, mp, pp = candidates(seq, 3)
+    d = Decoding.from_dict(SHIPPED)
+    on = replace(d, length_shift=1.5, length_ref=150)
+    assert np.array_equal(decode_sparse(seq, i, j, mp, on, pp), todays_decoding(seq, i, j, mp, pp, d))
+
+
+def test_on_decodes_the_shifted_probabilities_and_adds_pairs():
+    seq = random_seq(300, 4)
+    i, j, mp, pp = candidates(seq, 4)
+    p = blend(mp, pp, 0.1)
+    q = shift_by_length(p, 300, 150.0, 1.0)  # one doubling above L0: log-odds + 1
+    logit = np.log(q.astype(np.float64) / (1 - q)) - np.log(p.astype(np.float64) / (1 - p))
+    assert np.allclose(logit, 1.0, atol=1e-3) and np.all(q > p)
+    assert np.allclose(
+        np.log(shift_by_length(p, 600, 150.0, 0.5) / (1 - shift_by_length(p, 600, 150.0, 0.5)))
+        - np.log(p.astype(np.float64) / (1 - p)),
+        1.0,  # two doublings at b = 0.5
+        atol=1e-3,
+    )
+    base = Decoding.from_dict(SHIPPED)
+    on = replace(base, length_shift=1.0, length_ref=150)
+    got = decode_sparse(seq, i, j, mp, on, pp)
+    # the same as decoding the shifted probabilities as the model's own (no prior, no shift)
+    want = decode_sparse(seq, i, j, q, replace(base, prior_weight=0.0))
+    assert np.array_equal(got, want)
+    n_pairs = [
+        int((decode_sparse(seq, i, j, mp, replace(base, length_shift=b), pp) >= 0).sum()) // 2 for b in (0, 1, 2)
+    ]
+    assert n_pairs[0] < n_pairs[1] < n_pairs[2], n_pairs
+
+
+def test_round_trip_old_files_and_describe():
+    d = Decoding(gamma=1.5, prior_weight=0.2, pseudoknot_threshold=0.4, auto_gamma=True, length_shift=0.25)
+    assert Decoding.from_dict(json.loads(json.dumps(d.to_dict()))) == d
+    assert (d.to_dict()["length_shift"], d.to_dict()["length_ref"]) == (0.25, 150.0)
+    assert Decoding.from_dict(replace(d, length_ref=200).to_dict()).length_ref == 200
+    old = Decoding.from_dict(SHIPPED)  # a file written before the length shift
+    assert (old.length_shift, old.length_ref) == (0.0, 150.0)
+    assert "log-odds" not in old.describe()
+    assert d.describe().endswith(", log-odds +0.25 per doubling of length above 150 nt")
+
+
+@pytest.mark.parametrize(
+    "key, value, rule",
+    [
+        ("length_shift", float("nan"), "a finite number"),
+        ("length_shift", float("inf"), "a finite number"),
+        ("length_shift", True, "a finite number"),
+        ("length_shift", "0.25", "a finite number"),
+        ("length_ref", 0, "a finite number > 0 (nt)"),
+        ("length_ref", -150.0, "a finite number > 0 (nt)"),
+        ("length_ref", float("nan"), "a finite number > 0 (nt)"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_key(key, value, rule):
+    with pytest.raises(ValueError) as e:
+        Decoding.from_dict({**SHIPPED, key: value})
+    msg = str(e.value)
+    assert msg.startswith(f"decoding key {key}: must be {rule}, got ") and "\n" not in msg
