@@ -191,8 +191,10 @@ def _score(setting: tuple[int, float]) -> dict:
     return out
 
 
-def grid_report(sets: dict, stored: Decoding, workers: int, scores_path: str | None) -> list[str]:
-    """Score the grid and render it, with the verdict under the docstring's criterion."""
+def grid_report(sets: dict, stored: Decoding, workers: int, scores_path: str | None, fixed=None) -> list[str]:
+    """Score the grid and render it, with the verdict under the docstring's criterion; with
+    ``fixed`` (an ``(L0, b)`` of the grid) that setting is compared with the shipped decoding
+    instead, and no choice is made (a check on records the choice did not see)."""
     _SETS.update(sets)
     _STORED.append(stored)
     with Pool(workers) as pool:
@@ -210,7 +212,7 @@ def grid_report(sets: dict, stored: Decoding, workers: int, scores_path: str | N
         return n_pred / n_true if n_true else float("nan")
 
     top = max(mean(k) for k in GRID)
-    chosen = next(k for k in GRID if mean(k) == top)
+    chosen = fixed if fixed is not None else next(k for k in GRID if mean(k) == top)
     base = GRID[0]
     c = scores[chosen]["sets"]
     checks = {
@@ -245,12 +247,16 @@ def grid_report(sets: dict, stored: Decoding, workers: int, scores_path: str | N
         cells = [f"{scores[k]['sets'][s]['f1_mean']:.4f} ({scores[k]['sets'][s]['pair_ratio']:.2f})" for s in allsets]
         label = "– (shipped)" if k[1] == 0 else str(k[0])
         lines.append(f"| {label} | {k[1]:g} | " + " | ".join(cells) + f" | {mean(k):.4f} | {long_ratio(k):.3f} |")
-    lines += [
-        "",
+    said = (
         f"Chosen by the rule: L0 {chosen[0]}, b {chosen[1]:g}. Verdict under the fixed criterion: "
         f"**{'passes' if verdict else 'does not pass'}** ("
-        + "; ".join(f"{t}: {'yes' if ok else 'no'}" for t, ok in checks.items())
-        + ").",
+        if fixed is None
+        else f"Check of the setting L0 {chosen[0]}, b {chosen[1]:g} (given, not chosen here; no verdict), the "
+        "criterion's tests on these records for information ("
+    )
+    lines += [
+        "",
+        said + "; ".join(f"{t}: {'yes' if ok else 'no'}" for t, ok in checks.items()) + ").",
         "",
         "Descriptive, not part of the criterion (added after the first run of the grid): records whose F1 "
         "rises / falls / stays from the shipped decoding to the chosen setting, and the ±1 F1: "
@@ -286,10 +292,32 @@ def main() -> None:
     ap.add_argument("--grid", action="store_true", help="the length-aware shift's grid and verdict (docstring)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scores", default=None, help="with --grid: every setting's metrics (JSON)")
+    ap.add_argument(
+        "--fixed",
+        nargs=2,
+        type=float,
+        metavar=("L0", "B"),
+        default=None,
+        help="with --grid: compare this setting with the shipped decoding, no choice (a check)",
+    )
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="drop the records (by sequence) of the same command without its data.max_val override: "
+        "those the choice was made on",
+    )
     ap.add_argument("overrides", nargs="*", help="key=value config overrides")
     a = ap.parse_intermixed_args()
     stored = Decoding.from_dict(safe_load(a.model).get("decoding") or {})
     sets = cached_sets(a.model, a.config, a.overrides)
+    if a.fresh:
+        seen_sets = cached_sets(a.model, a.config, [o for o in a.overrides if not o.startswith("data.max_val=")])
+        seen = {r["seq"] for recs in seen_sets.values() for r in recs}
+        sets = {s: [r for r in recs if r["seq"] not in seen] for s, recs in sets.items()}
+        sets = {s: recs for s, recs in sets.items() if recs}
+    fixed = None if a.fixed is None else (int(a.fixed[0]), a.fixed[1])
+    if fixed is not None and fixed not in GRID:
+        raise SystemExit(f"--fixed {a.fixed[0]:g} {a.fixed[1]:g}: not a setting of the grid")
     lines = [
         "Command: `python " + " ".join(shlex.quote(x) for x in sys.argv) + "`  ",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Model decoding (stored in the "
@@ -303,7 +331,7 @@ def main() -> None:
         "",
     ]
     if a.grid:
-        lines += grid_report(sets, stored, a.workers, a.scores)
+        lines += grid_report(sets, stored, a.workers, a.scores, fixed)
     else:
         for s, recs in sets.items():
             preds, gammas = model_predictions(tqdm(recs, desc=f"decoding {s}"), stored)
