@@ -115,3 +115,14 @@ def test_a_bad_value_is_one_line_naming_the_key(key, value, rule):
         Decoding.from_dict({**SHIPPED, key: value})
     msg = str(e.value)
     assert msg.startswith(f"decoding key {key}: must be {rule}, got ") and "\n" not in msg
+
+
+def test_a_bad_override_is_one_line_naming_the_option():
+    from resm.structure.io import FoldError
+    from resm.structure.predictor import check_decoding_overrides
+
+    ok = {"length_shift": 0.25, "length_ref": 150}
+    assert check_decoding_overrides(ok) == ok
+    with pytest.raises(FoldError) as e:
+        check_decoding_overrides({"length_ref": -1})
+    assert str(e.value) == "--length-ref -1: must be a finite number > 0 (nt)"

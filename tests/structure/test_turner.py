@@ -338,7 +338,7 @@ def test_a_setting_that_is_no_decoding_key_or_a_stored_entry_that_is_no_mapping_
         check_decoding_overrides({"turner_scal": 0.3})
     assert str(e.value) == (
         "--turner-scal: not a setting of a model's decoding (those are gamma, prior_weight, "
-        "pseudoknot_threshold, auto_gamma, turner_scale, turner_penalty)"
+        "pseudoknot_threshold, auto_gamma, turner_scale, turner_penalty, length_shift, length_ref)"
     )
     for stored in ("gamma", [1.0]):
         with pytest.raises(FoldError) as e:
