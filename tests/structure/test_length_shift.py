@@ -126,3 +126,20 @@ def test_a_bad_override_is_one_line_naming_the_option():
     with pytest.raises(FoldError) as e:
         check_decoding_overrides({"length_ref": -1})
     assert str(e.value) == "--length-ref -1: must be a finite number > 0 (nt)"
+
+
+def test_a_model_file_storing_the_shift_decodes_with_it_and_a_bad_one_is_one_line():
+    from resm.structure.io import FoldError
+    from resm.structure.predictor import PairPredictor
+
+    seq = random_seq(300, 5)
+    i, j, mp, pp = candidates(seq, 5)
+    stored = {**SHIPPED, "length_shift": 0.5, "length_ref": 120}
+    pred = PairPredictor.from_meta(None, {"decoding": stored}, None, source="structure model m.pt")
+    assert pred.decoding == Decoding.from_dict(stored)
+    want = decode_sparse(seq, i, j, mp, Decoding.from_dict(stored), pp)
+    assert np.array_equal(pred.decode(seq, i, j, mp, pp), want)
+    assert not np.array_equal(want, decode_sparse(seq, i, j, mp, Decoding.from_dict(SHIPPED), pp))
+    with pytest.raises(FoldError) as e:
+        PairPredictor.from_meta(None, {"decoding": {**SHIPPED, "length_ref": 0}}, None, source="structure model m.pt")
+    assert str(e.value) == "structure model m.pt: decoding key length_ref: must be a finite number > 0 (nt), got 0"
