@@ -70,7 +70,9 @@ SEQUENCE_KEYS = ("encoder", "init", "arch", "init_seed", "mode", "adapter", "sch
 class CompareSpec:
     """How ``resm compare`` runs a task: everything task-specific the comparison reads (the
     package :mod:`resm.compare` holds no list of tasks). References are ``"module:attribute"``
-    (:func:`resolve`), so a task module can name functions of its own.
+    (:func:`resolve`), so the descriptor names its task's part of the comparison (a module of
+    :mod:`resm.compare`, e.g. :mod:`resm.compare.rri`) without importing it: the comparison
+    imports the tasks, never the reverse.
 
     Attributes:
         run: the runner, ``run(backend, cfg, data, log) -> (row, details)`` or ``(row, details,
