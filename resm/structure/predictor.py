@@ -110,7 +110,7 @@ def fold_records(
     """
     from tqdm.auto import tqdm
 
-    from .io import dense_probs
+    from .pair_probs import dense_probs
 
     if method not in METHODS:
         raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -175,7 +175,7 @@ class Predictor:
     def fold_one(self, seq: str, name: str = "seq", **kw) -> tuple[Structure, np.ndarray]:
         """One sequence: ``(Structure, probabilities)``, the probabilities as a dense (L, L)
         map (keyword arguments as :meth:`fold`)."""
-        from .io import dense_probs
+        from .pair_probs import dense_probs
 
         kw.setdefault("progress", False)
         ((rec, P),) = list(self.fold([(name, seq)], **kw))
