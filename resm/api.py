@@ -78,7 +78,15 @@ def load_predictor(
         bpp_cache=bpp_cache,
         turner_scale=turner_scale,
     )
-    return build(options(PredictorOptions, given))
+    return build(options(PredictorOptions, given), open_bundle=_open_bundle)
+
+
+def _open_bundle(folder):
+    """A bundle folder given to :func:`load_predictor`: :func:`resm.tasks.base.open_bundle`,
+    imported only then (a structure model does not pay for importing every task)."""
+    from .tasks.base import open_bundle
+
+    return open_bundle(folder)
 
 
 def load_bundle(

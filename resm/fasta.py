@@ -83,8 +83,8 @@ def parse_fasta(lines: Iterable[str], name: str = "<fasta>", unique: bool = Fals
     chunks: list[str] = []
 
     def emit() -> Record:
-        rid, *rest = header.split(None, 1)  # the id ends at the first whitespace (a tab too)
-        desc = rest[0] if rest else ""
+        rid = record_id(header)  # the header is stripped and starts with no whitespace
+        desc = header[len(rid) :]
         if (why := id_problem(rid)) is not None:
             raise FastaError(f"{name} line {header_line}: id {rid!r} {why}")
         if not chunks:

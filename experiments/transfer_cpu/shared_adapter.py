@@ -285,9 +285,11 @@ def evaluate_structure(bundle: Path, data: Path, runs: Path, a) -> tuple[dict, d
 
     from resm.structure.datasets import load_dataset
     from resm.structure.predictor import supervised_predictor
+    from resm.tasks.base import open_bundle
 
     # `resm fold --model DIR --threads 1 [--bpp-cache]`: priors (pair head) in one process, from the cache
-    pred = supervised_predictor(bundle, workers=1, cache=a.bpp_cache if a.structure_head == "pairs" else None)
+    cache = a.bpp_cache if a.structure_head == "pairs" else None
+    pred = supervised_predictor(bundle, workers=1, cache=cache, open_bundle=open_bundle)
     out, items = {}, {}
     for name in SS_SETS:
         recs = load_dataset(name, data, a.ss_test, 0)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import warnings
@@ -65,6 +66,31 @@ VERSION = 1
 
 class AdapterError(ValueError):
     """A bad adapter config, name, state, file or bundle; one-line message naming what and where."""
+
+
+class BundleError(ValueError):
+    """A bundle that cannot serve the request (one line naming the bundle)."""
+
+
+# the command that reads a task's head from a bundle, named when a bundle lacks that head
+COMMANDS = {"structure": "resm fold", "rri": "resm interact", "mrl": "resm predict --task mrl"}
+
+
+def is_bundle(path: str | os.PathLike) -> bool:
+    """A folder holding a bundle manifest (or the one-hot baseline's head files)."""
+    p = Path(path)
+    return p.is_dir() and ((p / MANIFEST).is_file() or any(p.glob("onehot-*.pt")))
+
+
+def head_for(folder, entries: dict[str, dict], task: str) -> str:
+    """The name of the bundle's head for ``task`` (``entries``: the manifest's heads); a
+    :class:`BundleError` naming the bundle otherwise."""
+    names = [n for n, e in entries.items() if e.get("task") == task]
+    if not names:
+        have = ", ".join(sorted(f"{n} ({e.get('task')})" for n, e in entries.items())) or "none"
+        need = f" that `{COMMANDS[task]}` needs" if task in COMMANDS else ""
+        raise BundleError(f"{folder}: the bundle has no {task} head{need} (its heads: {have})")
+    return names[0]
 
 
 # ---------------------------------------------------------------------------------- config

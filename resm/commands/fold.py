@@ -173,6 +173,14 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     device_args(sp, threads_extra=", and the processes computing pair priors")
 
 
+def open_bundle(folder):
+    """``--model DIR``, a bundle: :func:`resm.tasks.base.open_bundle`, imported only when a
+    bundle is folded (a plain fold does not pay for importing every task)."""
+    from ..tasks.base import open_bundle
+
+    return open_bundle(folder)
+
+
 def run(a: argparse.Namespace) -> None:
     from ..config import options
     from ..structure.pipeline import FoldOptions, fold_fasta
@@ -182,7 +190,7 @@ def run(a: argparse.Namespace) -> None:
 
     resolve(a)  # RNAfold's spellings, -o's extension
     set_threads(a)
-    r = fold_fasta(a.fasta, options(FoldOptions, a, CLI_NAMES))
+    r = fold_fasta(a.fasta, options(FoldOptions, a, CLI_NAMES), open_bundle=open_bundle)
     if r["rank"] != 0:
         return
     files = [str(p) for p in (a.out, a.bpp, a.report) if p is not None]

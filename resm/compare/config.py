@@ -119,7 +119,7 @@ def head_options(where: str, head: Any, head_cls, forbidden: dict[str, str] | No
 @dataclass
 class TaskSection(Budget):
     """The section of a sequence-level task that trains its own head on cached embeddings
-    (e.g. :class:`resm.tasks.rri.RRISection`): caps, head options and the training budget
+    (e.g. :class:`resm.compare.rri.RRISection`): caps, head options and the training budget
     (:class:`Budget`). Subclasses set ``task`` and ``head_cls``.
 
     Attributes:

@@ -12,9 +12,9 @@ Everything task-specific comes from the task's descriptor, :attr:`resm.tasks.bas
 any backend, so every backend sees the same examples), its runner for one loaded backend, its
 table's columns and CSV, its section of ``results.md`` and any other outputs. This module holds
 no list of tasks: a task whose descriptor has a compare spec is offered by ``tasks:``. The
-tasks shipped: ``structure`` (:mod:`resm.structure.comparison`: zero-shot attention probe,
-supervised head on frozen embeddings, classical folders), ``rri`` (:func:`resm.tasks.rri.compare_rri`)
-and ``mrl`` (:func:`resm.tasks.mrl.compare_mrl`).
+tasks shipped, each with its module in this package: ``structure`` (:mod:`resm.compare.structure`:
+zero-shot attention probe, supervised head on frozen embeddings, classical folders), ``rri``
+(:mod:`resm.compare.rri`) and ``mrl`` (:mod:`resm.compare.mrl`).
 
 The sequence-level tasks train the task's own head on frozen embeddings: every distinct sequence
 is embedded once (``backend.embed``, per-residue (L, E)) and cached in memory, and a

@@ -178,7 +178,7 @@ def expected_f1(pairs, probs) -> float:
     scores 1 exactly when no pair is true (the module's rule), so its expected F1 is the
     probability of that, the product of ``1 - p``. This is the score ``resm fold`` prints beside
     each structure (``[eF1=...]``)."""
-    from .io import sparse_probs
+    from .pair_probs import sparse_probs
 
     pairs = np.asarray(pairs)
     i, j, p = sparse_probs(probs)

@@ -33,7 +33,7 @@ from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
 from .io import FoldError, Structure, format_structures, infer_format, read_structures
-from .predictor import PairPredictor, Predictor, PredictorOptions, load_predictor
+from .predictor import BundleOpener, PairPredictor, Predictor, PredictorOptions, load_predictor
 from .probe import ProbeFile
 
 __all__ = [
@@ -389,7 +389,9 @@ def _check_notes(o: FoldOptions) -> None:
         FOLDERS[o.compare].check()
 
 
-def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, stdin=None) -> dict[str, object]:
+def fold_fasta(
+    fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, stdin=None, open_bundle: BundleOpener | None = None
+) -> dict[str, object]:
     """``resm fold``: fold every record of ``fasta`` (``-``: standard input) and write, draw
     and score the structures as ``opts`` (:class:`FoldOptions`) says.
 
@@ -403,7 +405,8 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
     record to ``report``, else stdout) and written only when ``out`` or ``split_dir`` is given.
     Returns ``{"n", "mode", "rank", "world", "shards", "skipped"}`` and, with ``reference``,
     ``"metrics"`` (the report's means). ``bpp_cache``: a folder of stored thermodynamic priors,
-    read and filled (a supervised model's; the results are the same).
+    read and filled (a supervised model's; the results are the same). ``open_bundle``: how a
+    bundle folder at ``opts.model`` is opened (:data:`resm.structure.predictor.BundleOpener`).
     """
     from .inputs import read_sequences, source_name
     from .writers import check_distinct, record_file_names, structure_output_mode
@@ -416,7 +419,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
         probe = ProbeFile.read(o.zero_shot)
         the_scheme = get_scheme(o.scheme or probe.scheme)
     else:
-        predictor = load_predictor(o)
+        predictor = load_predictor(o, open_bundle=open_bundle)
         the_scheme = predictor.scheme
 
     records = read_sequences(fasta, o.input_format, stdin)
@@ -477,7 +480,7 @@ def fold_fasta(fasta: str | os.PathLike, opts: FoldOptions = FoldOptions(), *, s
     run = ShardRun(o.out or o.split_dir or o.bpp or o.report, len(records), o.shard_size, job, ".jsonl", ids=ids)
     run.prepare()
     if predictor is None:
-        predictor = load_predictor(o, probe)
+        predictor = load_predictor(o, probe, open_bundle=open_bundle)
     fold_kw = dict(
         threshold=o.threshold,
         method=o.method,

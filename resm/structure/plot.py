@@ -17,7 +17,8 @@ import os
 import numpy as np
 
 from ..utils.io import atomic_path
-from .io import FoldError, check_pairs, pair_list, sparse_probs
+from .io import FoldError, check_pairs, pair_list
+from .pair_probs import sparse_probs
 
 __all__ = [
     "MatplotlibMissing",

@@ -22,7 +22,8 @@ settings), whether the model is a ``structure_model.pt`` or the structure head o
 (:func:`bundle_predictor`). :func:`load_predictor` builds one from a :class:`PredictorOptions`, the one place where the
 name ``default`` (the shipped model, :func:`resm.structure.model.resolve_model`), the probe and
 the prior cache are resolved; ``resm fold`` (:class:`resm.structure.pipeline.FoldOptions`
-extends the options) and :func:`resm.load_predictor` both go through it.
+extends the options) and :func:`resm.load_predictor` both go through it, handing in how a bundle
+is opened (:func:`resm.tasks.base.open_bundle`: the tasks stand above this package).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ __all__ = [
 
 PairProbs = Callable[[str], np.ndarray]
 PathLike = str | os.PathLike
+# opens a bundle folder: ``(model, head entries, scheme)``, as :func:`resm.tasks.base.open_bundle`
+# does; the library cannot import the tasks above it, so the commands and the API hand it in
+BundleOpener = Callable[[PathLike], tuple]
 STAGE_LENGTH = 1000  # from this length on, the progress bar names the stage of each record
 BATCH_TOKENS = 8192  # nucleotides per batch of the pair head
 CHUNK = 256  # records whose priors are computed together (one process pool)
@@ -106,7 +110,7 @@ def fold_records(
     """
     from tqdm.auto import tqdm
 
-    from .io import dense_probs
+    from .pair_probs import dense_probs
 
     if method not in METHODS:
         raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -171,7 +175,7 @@ class Predictor:
     def fold_one(self, seq: str, name: str = "seq", **kw) -> tuple[Structure, np.ndarray]:
         """One sequence: ``(Structure, probabilities)``, the probabilities as a dense (L, L)
         map (keyword arguments as :meth:`fold`)."""
-        from .io import dense_probs
+        from .pair_probs import dense_probs
 
         kw.setdefault("progress", False)
         ((rec, P),) = list(self.fold([(name, seq)], **kw))
@@ -487,13 +491,17 @@ class PredictorOptions:
         return path
 
 
-def load_predictor(opts: PredictorOptions, probe: ProbeFile | None = None) -> Predictor:
+def load_predictor(
+    opts: PredictorOptions, probe: ProbeFile | None = None, *, open_bundle: BundleOpener | None = None
+) -> Predictor:
     """The predictor ``opts`` name (checked by :meth:`PredictorOptions.check`): the structure
-    model's (:func:`supervised_predictor`), or the backbone's with its zero-shot probe
-    (``probe``: the probe file already read, if it is)."""
+    model's (:func:`supervised_predictor`; a bundle's structure head, opened by ``open_bundle``),
+    or the backbone's with its zero-shot probe (``probe``: the probe file already read, if it is)."""
     opts.check()
     if opts.zero_shot is None:
-        pred = supervised_predictor(opts.model_file(), opts.device, workers=opts.threads, cache=opts.bpp_cache)
+        pred = supervised_predictor(
+            opts.model_file(), opts.device, workers=opts.threads, cache=opts.bpp_cache, open_bundle=open_bundle
+        )
         return override_decoding(pred, opts.decoding_overrides())
     from .model import load_with_scheme
 
@@ -560,20 +568,28 @@ def zero_shot_predictor(
 
 
 def supervised_predictor(
-    path: PathLike, device: str = "cpu", tile: int = 512, workers: int = 0, cache: PathLike | None = None
+    path: PathLike,
+    device: str = "cpu",
+    tile: int = 512,
+    workers: int = 0,
+    cache: PathLike | None = None,
+    *,
+    open_bundle: BundleOpener | None = None,
 ) -> Predictor:
     """A structure model written by ``resm finetune``, loaded once; its file names the mapping
     scheme (name and table hash, checked here). A pair-head model folds in batches with
     ``workers`` processes for its priors (0: one per CPU core); a 2-D head model decodes its
     map at the stored threshold. ``cache``: a folder where the thermodynamic priors are stored
     and found again (:func:`resm.structure.priors.cached_prior`; the same folder serves
-    ``resm evaluate --bpp-cache`` and training's ``data.bpp_cache``)."""
-    from ..tasks.base import is_bundle
+    ``resm evaluate --bpp-cache`` and training's ``data.bpp_cache``). A bundle folder
+    (``out_dir/model`` of ``resm finetune``) gives its structure head, opened by
+    ``open_bundle`` (:data:`BundleOpener`); without one a bundle is a one-line BundleError."""
+    from ..backbone.adapters import BundleError, head_for, is_bundle
     from .model import load_structure_model
 
     if is_bundle(path):  # a trained bundle (out_dir/model of `resm finetune`): its structure head
-        from ..tasks.base import head_for, open_bundle
-
+        if open_bundle is None:
+            raise BundleError(f"{path}: a model bundle, and no bundle reader was handed to the structure predictor")
         tm, entries, scheme = open_bundle(path)
         name = head_for(path, entries, "structure")
         return bundle_predictor(path, tm.to(device).eval(), entries, scheme, name, tile, workers, cache)
@@ -613,7 +629,7 @@ def bundle_predictor(
     encoder with its adapter, several heads) as a predictor: the encoder's embeddings go
     through the head (:class:`resm.structure.model.HeadOfBundle`), decoded as the settings
     stored with the head say (the predictor of its kind, :data:`PREDICTORS`)."""
-    from ..tasks.base import BundleError
+    from ..backbone.adapters import BundleError
     from .model import HeadOfBundle
 
     net = HeadOfBundle(model, head)

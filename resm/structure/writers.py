@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..utils.io import atomic_path, atomic_write_text, merge_dir
-from .io import FoldError, Structure, format_structures, sparse_probs
+from .io import FoldError, Structure, format_structures
+from .pair_probs import sparse_probs
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -133,7 +134,7 @@ BPP_HEADER = (
 
 def format_bpp(name: str, probs, min_p: float = 1e-3) -> str:
     """One record's block of the ``--bpp`` file from dense (L, L) or sparse ``(i, j, p)``
-    probabilities (:func:`resm.structure.io.sparse_probs`)."""
+    probabilities (:func:`resm.structure.pair_probs.sparse_probs`)."""
     i, j, p = sparse_probs(probs, min_p)
     rows = [f">{name}\n"]
     rows += [f"{a} {b} {q:.4g}\n" for a, b, q in zip((i + 1).tolist(), (j + 1).tolist(), p.tolist())]

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 
 from ..alphabet import pad_batch
+from ..backbone.adapters import BundleError, head_for, is_bundle
 from ..backbone.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 from ..config import ConfigError, from_dict
 from ..data.stream import EpochStream
@@ -70,7 +71,9 @@ SEQUENCE_KEYS = ("encoder", "init", "arch", "init_seed", "mode", "adapter", "sch
 class CompareSpec:
     """How ``resm compare`` runs a task: everything task-specific the comparison reads (the
     package :mod:`resm.compare` holds no list of tasks). References are ``"module:attribute"``
-    (:func:`resolve`), so a task module can name functions of its own.
+    (:func:`resolve`), so the descriptor names its task's part of the comparison (a module of
+    :mod:`resm.compare`, e.g. :mod:`resm.compare.rri`) without importing it: the comparison
+    imports the tasks, never the reverse.
 
     Attributes:
         run: the runner, ``run(backend, cfg, data, log) -> (row, details)`` or ``(row, details,
@@ -423,31 +426,6 @@ def resolve_source(src: str, folder: Path) -> str:
         return src
     beside = Path(folder) / src
     return str(beside) if beside.exists() else src
-
-
-COMMANDS = {"structure": "resm fold", "rri": "resm interact", "mrl": "resm predict --task mrl"}
-
-
-class BundleError(ValueError):
-    """A bundle that cannot serve the request (one line naming the bundle)."""
-
-
-def is_bundle(path: str | os.PathLike) -> bool:
-    """A folder holding a bundle manifest (or the one-hot baseline's head files)."""
-    from ..backbone.adapters import MANIFEST
-
-    p = Path(path)
-    return p.is_dir() and ((p / MANIFEST).is_file() or any(p.glob("onehot-*.pt")))
-
-
-def head_for(folder, entries: dict[str, dict], task: str) -> str:
-    """The name of the bundle's head for ``task``; BundleError naming the bundle otherwise."""
-    names = [n for n, e in entries.items() if e.get("task") == task]
-    if not names:
-        have = ", ".join(sorted(f"{n} ({e.get('task')})" for n, e in entries.items())) or "none"
-        need = f" that `{COMMANDS[task]}` needs" if task in COMMANDS else ""
-        raise BundleError(f"{folder}: the bundle has no {task} head{need} (its heads: {have})")
-    return names[0]
 
 
 def open_bundle(folder, backbone: str | None = None, trust: bool = False, adapter: Path | None = None):

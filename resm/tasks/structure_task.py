@@ -361,7 +361,7 @@ class StructureTask:
         return {"threshold": self.threshold, "decoding": self.decoding, "final": self.final_metrics}
 
 
-# the columns of the structure table of ``resm compare`` (resm.structure.comparison)
+# the columns of the structure table of ``resm compare`` (resm.compare.structure)
 COMPARE_COLUMNS = (
     ("backend", "backend"),
     ("kind", "kind"),
@@ -385,18 +385,18 @@ TASK = TaskSpec(
     config="structure",
     joint=True,
     compare=CompareSpec(
-        run="resm.structure.comparison:run_backend",
-        load="resm.structure.comparison:load",
+        run="resm.compare.structure:run_backend",
+        load="resm.compare.structure:load",
         sections=(
-            ("data", "resm.structure.comparison:DataSection", True),
-            ("probe", "resm.structure.comparison:ProbeSection", False),
-            ("head", "resm.structure.comparison:parse_head", False),
-            ("train", "resm.structure.comparison:TrainSection", False),
+            ("data", "resm.compare.structure:DataSection", True),
+            ("probe", "resm.compare.structure:ProbeSection", False),
+            ("head", "resm.compare.structure:parse_head", False),
+            ("train", "resm.compare.structure:TrainSection", False),
         ),
         columns=COMPARE_COLUMNS,
         csv="results.csv",
-        report="resm.structure.comparison:report",
-        write="resm.structure.comparison:write",
+        report="resm.compare.structure:report",
+        write="resm.compare.structure:write",
     ),
     order=10,
 )

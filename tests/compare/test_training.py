@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
+from resm.compare.structure import TrainSection
 from resm.compare.training import CachedStructureTask, WindowStream, train_cached
 from resm.heads.pair_map import StructureHeadConfig
-from resm.structure.comparison import TrainSection
 from resm.structure.io import Structure, parse_dotbracket
 
 

@@ -382,7 +382,7 @@ def test_archiveii_csv_matches_dotbracket_and_ct():
 
 # ------------------------------------------------------------ pair probabilities
 def test_sparse_and_dense_probs():
-    from resm.structure.io import dense_probs, sparse_probs
+    from resm.structure.pair_probs import dense_probs, sparse_probs
 
     M = np.zeros((5, 5), np.float32)
     M[0, 4], M[4, 0] = 0.8, 0.6  # symmetrised 0.7

@@ -382,3 +382,27 @@ def test_fold_bpp_cache_gives_the_same_structures_and_fills_once(tmp_path):
         assert (tmp_path / f"{run}.bpp").read_bytes() == (tmp_path / "plain.bpp").read_bytes()
         names = sorted(p.name for p in (tmp_path / "cache").iterdir())
         assert len(names) == 4 and all(n.endswith(".npz") and not n.startswith(".") for n in names)
+
+
+def test_a_bundle_is_opened_by_the_reader_handed_in(tmp_path):
+    """The structure library opens no bundle itself (the tasks stand above it): a bundle folder
+    goes to the ``open_bundle`` the caller hands in, and without one it is a one-line error
+    naming the folder, before anything is read."""
+    from resm.backbone.adapters import MANIFEST, BundleError
+    from resm.structure.predictor import supervised_predictor
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / MANIFEST).write_text("{}")
+    with pytest.raises(BundleError, match=f"^{folder}: a model bundle") as e:
+        supervised_predictor(folder)
+    assert "\n" not in str(e.value)
+    opened = []
+
+    def reader(path):
+        opened.append(path)
+        raise BundleError(f"{path}: opened")
+
+    with pytest.raises(BundleError, match="opened"):
+        supervised_predictor(folder, open_bundle=reader)
+    assert opened == [folder]

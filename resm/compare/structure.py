@@ -40,18 +40,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..compare.backends import Backend, BackendUnavailable, ViennaBackend
-from ..compare.config import Budget, CompareConfig, head_options, number, positive
-from ..compare.data import Split, load_split
-from ..compare.harness import empty_row, nanmax
-from ..compare.measure import PeakMemory, Timed, embed_all
-from ..compare.report import NA, budget_text, table
-from ..compare.training import CachedStructureTask, head_probs, train_cached
 from ..config import ConfigError
 from ..heads.pair_map import StructureHeadConfig
+from ..structure.io import Structure
+from ..structure.probe import fit_probe_weights
 from ..tasks.structure_task import COMPARE_COLUMNS as COLUMNS
-from .io import Structure
-from .probe import fit_probe_weights
+from .backends import Backend, BackendUnavailable, ViennaBackend
+from .config import Budget, CompareConfig, head_options, number, positive
+from .data import Split, load_split
+from .harness import empty_row, nanmax
+from .measure import PeakMemory, Timed, embed_all
+from .report import NA, budget_text, table
+from .training import CachedStructureTask, head_probs, train_cached
 
 __all__ = [
     "DataSection",
@@ -419,8 +419,8 @@ def report(cfg: CompareConfig, result: dict[str, Any], rows: list[dict[str, Any]
 def write(cfg: CompareConfig, result: dict[str, Any], out: Path, log) -> list[str]:
     """The plots (their names are kept in ``result["plots"]`` for the report) and
     ``per_sequence.csv``."""
-    from ..compare.plots import make_plots
-    from ..compare.report import write_csv
+    from .plots import make_plots
+    from .report import write_csv
 
     view = {**result, "rows": result["task_rows"]["structure"], "splits": result["task_data"]["structure"]}
     result["plots"] = make_plots(cfg, view, out, log)
