@@ -31,6 +31,7 @@ FIVE_S = (  # E. coli 5S rRNA as README's demo folds it (116 nt), where the Turn
     "GCCGUAGCGCCGAUGGUAGUGUGGGGUCUCCCCAUGCGAGAGUAGGGAACUGCCAG"
 )
 SHIPPED = {"gamma": 2.0, "prior_weight": 0.1, "pseudoknot_threshold": 0.5, "auto_gamma": True}  # a v3.2 file's
+DEFAULT = {**SHIPPED, "length_shift": 0.25, "length_ref": 150}  # the shipped file's (v3.3)
 
 
 def canonical_candidates(seq: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -163,8 +164,8 @@ def test_the_override_reaches_a_pair_head_predictor_and_refuses_a_map(tmp_path):
     from tests.conftest import resm_main
 
     pred = load_predictor(PredictorOptions(threads=1, turner_scale=0.5))
-    assert pred.decoding == replace(Decoding.from_dict(SHIPPED), turner_scale=0.5)
-    assert load_predictor(PredictorOptions(threads=1)).decoding == Decoding.from_dict(SHIPPED)
+    assert pred.decoding == replace(Decoding.from_dict(DEFAULT), turner_scale=0.5)
+    assert load_predictor(PredictorOptions(threads=1)).decoding == Decoding.from_dict(DEFAULT)
     with pytest.raises(FoldError, match=r"^--turner-scale: probe p.pt decodes a dense pair map at a threshold; "):
         override_decoding(MapPredictor(None, None, 0.5, "greedy", None, "probe p.pt"), {"turner_scale": 0.3})
     p = resm_main("evaluate", "structure", "--model", "default", "--dataset", "vl1", "--turner-scale", "nan",
@@ -300,7 +301,7 @@ def test_a_model_file_decodes_with_its_stored_scale_and_penalty_and_the_option_k
 
     zero, five = stored_turner_model(tmp_path, 0.0), stored_turner_model(tmp_path, 5.0)
     pred = load_predictor(PredictorOptions(model=zero, threads=1))
-    assert pred.decoding == replace(Decoding.from_dict(SHIPPED), turner_scale=0.3, turner_penalty=0.0)
+    assert pred.decoding == replace(Decoding.from_dict(DEFAULT), turner_scale=0.3, turner_penalty=0.0)
     assert load_predictor(PredictorOptions(model=zero, threads=1, turner_scale=0.8)).decoding == replace(
         pred.decoding, turner_scale=0.8
     )
@@ -424,7 +425,7 @@ def test_the_python_api_takes_the_scale(tmp_path):
     from tests.conftest import resm_main
 
     api = resm.load_predictor(device="cpu", threads=1, turner_scale=0.3)
-    assert api.decoding == replace(Decoding.from_dict(SHIPPED), turner_scale=0.3)
+    assert api.decoding == replace(Decoding.from_dict(DEFAULT), turner_scale=0.3)
     folded, _ = api.fold_one(FIVE_S, "5S")
     plain, _ = resm.load_predictor(device="cpu", threads=1).fold_one(FIVE_S, "5S")
     (tmp_path / "x.fa").write_text(f">5S\n{FIVE_S}\n")
