@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import TURNER_HELP, Command, set_threads
+from .common import TURNER_HELP, Command, memory_check_arg, set_threads
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -61,6 +61,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="reuse the pair priors stored here by training (data.bpp_cache), and store new ones; "
         "the model's time then leaves out the priors found there (default: compute them)",
     )
+    memory_check_arg(sp, "evaluate")
     sp.add_argument("--out", type=Path, default=None, help="markdown table to write (default: print only)")
 
 

@@ -123,8 +123,10 @@ class EvaluateOptions:
 
 def _model_predictor(
     model, meta, opts: EvaluateOptions, where: str = "structure model"
-) -> Callable[[list[Structure], str, bool], list[np.ndarray]]:
-    """``predict(records, desc, progress) -> partner arrays`` through the model's predictor
+) -> tuple[Callable[[list[Structure], str, bool], list[np.ndarray]], bool]:
+    """``(predict, turner)``: ``predict(records, desc, progress) -> partner arrays`` through the
+    model's predictor, and whether its decoding is Turner-corrected (which the memory check
+    counts: :func:`resm.utils.memory.require_fold_memory`). The predictor is
     (:func:`resm.structure.predictor.model_predictor`, decoding as stored in its file, with the
     fields of ``opts.decoding`` replaced: :func:`resm.structure.predictor.override_decoding`);
     ``opts.non_canonical``: with the pairs of the file's non-canonical scorer added (pair sets),
@@ -144,7 +146,17 @@ def _model_predictor(
             got = pred.fold([(r.name, r.seq) for r in recs], progress=progress, desc=desc, noncanonical=non_canonical)
             return [s.pairs for s, _ in got]
 
-    return predict
+    return predict, pred.turner_corrected
+
+
+def _require_memory(recs: Sequence[Structure], opts: EvaluateOptions, turner: bool) -> None:
+    """Refuse, before any folding, records whose folding is estimated not to fit in the
+    available memory: the check of ``resm fold`` (:func:`resm.utils.memory.require_fold_memory`,
+    ``opts.workers`` prior workers; ``--ignore-memory-check`` turns it off). The classical
+    folders fold one record at a time in this process, within the model's estimate."""
+    from ..utils.memory import require_fold_memory
+
+    require_fold_memory([len(r.seq) for r in recs], opts.workers, turner)
 
 
 def _predict_all(predict, recs: list[Structure], dataset: str, folders: Sequence[str], progress: bool = True) -> tuple:
@@ -215,8 +227,16 @@ def evaluate_dataset(
     check_models(model_path)
     folders = check_folders(opts.folders)
     model, meta = load_structure_model(model_path)
-    predict = _model_predictor(model, meta, opts, str(model_path))
+    predict, turner = _model_predictor(model, meta, opts, str(model_path))
     recs = load_dataset(dataset, data_dir, opts.limit, opts.seed)
+    _require_memory(recs, opts, turner)
+    return _dataset_results(predict, dataset, recs, folders, opts)
+
+
+def _dataset_results(
+    predict, dataset: str, recs: list[Structure], folders: Sequence[str], opts: EvaluateOptions
+) -> list[dict[str, object]]:
+    """:func:`evaluate_dataset` once the model, its records and the folders are ready."""
     preds, seconds = _predict_all(predict, recs, dataset, folders, opts.progress)
     views = reference_views(dataset, recs, opts.non_canonical)
     return [_result(label, preds, true, seconds, recs) for label, true in views.items()]
@@ -244,23 +264,50 @@ def evaluate_famfold(
     opts = opts or EvaluateOptions()
     if "{fold}" not in str(model_path):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
+    tests = _famfold_tests(data_dir, folds, opts)
+    check_models(model_path, list(tests))
+    folders = check_folders(opts.folders)
+    _require_memory([r for test in tests.values() for r in test], opts, _turner_override(opts))
+    return _famfold_results(model_path, tests, folders, opts)
+
+
+def _famfold_tests(data_dir, folds: list[str] | None, opts: EvaluateOptions) -> dict[str, list[Structure]]:
+    """Each fold's test records (``opts.limit`` of them, seeded), by fold name; an unknown fold
+    is a one-line error naming it."""
     split = read_split(Path(data_dir) / FAMFOLD_SPLIT)
     names = folds or sorted(split)
     unknown = sorted(set(names) - set(split))
     if unknown:
         raise ValueError(f"unknown fold(s) {unknown}; known: {sorted(split)}")
-    check_models(model_path, names)
-    folders = check_folders(opts.folders)
     recs = load_dataset("archiveii-famfold", data_dir)
-    results: list[dict[str, object]] = []
-    pooled: dict = {}
+    tests = {}
     for name in names:
         test = [r for r in recs if r.name in split[name]["test"]]
         if opts.limit is not None and opts.limit < len(test):
             idx = sorted(np.random.default_rng(opts.seed).choice(len(test), opts.limit, replace=False))
             test = [test[i] for i in idx]
+        tests[name] = test
+    return tests
+
+
+def _turner_override(opts: EvaluateOptions) -> bool:
+    """Whether ``opts.decoding`` makes every model's decoding Turner-corrected."""
+    return (opts.decoding or {}).get("turner_scale") is not None
+
+
+def _famfold_results(
+    model_path, tests: dict[str, list[Structure]], folders: Sequence[str], opts: EvaluateOptions
+) -> list[dict[str, object]]:
+    """:func:`evaluate_famfold` once the folds' records and the folders are ready. A fold's
+    model whose stored decoding is Turner-corrected is checked against the memory again, for
+    its own records, before it folds any."""
+    results: list[dict[str, object]] = []
+    pooled: dict = {}
+    for name, test in tests.items():
         model, meta = load_structure_model(str(model_path).replace("{fold}", name))
-        predict = _model_predictor(model, meta, opts, str(model_path).replace("{fold}", name))
+        predict, turner = _model_predictor(model, meta, opts, str(model_path).replace("{fold}", name))
+        if turner and not _turner_override(opts):
+            _require_memory(test, opts, turner)
         results.append(_score(predict, test, f"archiveii-famfold {name}", folders, opts.progress, keep=pooled))
     results.append(
         _result(
@@ -277,8 +324,10 @@ def evaluate_sets(
     ``datasets`` (:func:`evaluate_famfold` for ``archiveii-famfold``, else
     :func:`evaluate_dataset`), the model file checked before any data is read. ``model`` may be
     ``default`` (the shipped model); ``data_dir`` None: :func:`resm.config.default_data_dir`.
-    ``opts`` as :func:`evaluate_dataset` (its decoding overrides checked first). Returns the
-    results and the model's label for :func:`format_table`."""
+    ``opts`` as :func:`evaluate_dataset` (its decoding overrides checked first). Every set's
+    records are read, and checked together against the available memory as ``resm fold``
+    checks its records, before any is folded. Returns the results and the model's label for
+    :func:`format_table`."""
     from ..config import default_data_dir
     from .predictor import check_decoding_overrides, decoding_option
 
@@ -298,15 +347,38 @@ def evaluate_sets(
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     if "{fold}" in str(model) and set(datasets) != {"archiveii-famfold"}:
         raise ValueError("a --model path with {fold} goes with --dataset archiveii-famfold only")
-    if "{fold}" not in str(model):
+    per_fold = "{fold}" in str(model)
+    if not per_fold:
         check_models(model)  # before any data is read or any folder runs
+    sets = [
+        (
+            d,
+            _famfold_tests(data_dir, folds, opts)
+            if d == "archiveii-famfold"
+            else load_dataset(d, data_dir, opts.limit, opts.seed),
+        )
+        for d in datasets
+    ]
+    predict, turner = None, _turner_override(opts)
+    if per_fold:  # archiveii-famfold alone: one model per fold, each loaded when its fold is folded
+        check_models(model, list(sets[0][1]))
+    folders = check_folders(opts.folders)
+    if not per_fold:  # one model for every set, loaded once
+        loaded, meta = load_structure_model(model)
+        predict, turner = _model_predictor(loaded, meta, opts, str(model))
+    _require_memory([r for _, recs in sets for r in _set_records(recs)], opts, turner)
     results = []
-    for d in datasets:
+    for d, recs in sets:
         if d == "archiveii-famfold":
-            results += evaluate_famfold(str(model), data_dir, folds, opts)
+            results += _famfold_results(str(model), recs, folders, opts)
         else:
-            results += evaluate_dataset(model, d, data_dir, opts)
+            results += _dataset_results(predict, d, recs, folders, opts)
     return results, label
+
+
+def _set_records(recs: list[Structure] | dict[str, list[Structure]]) -> list[Structure]:
+    """A set's records: a list, or the folds' lists of archiveii-famfold."""
+    return [r for test in recs.values() for r in test] if isinstance(recs, dict) else recs
 
 
 def _label(name: str) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 from ..fasta import record_id
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
+from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
 from .io import FoldError, Structure, format_structures, infer_format, read_structures
 from .predictor import BundleOpener, PairPredictor, Predictor, PredictorOptions, load_predictor
@@ -64,20 +65,6 @@ def check_records(
             raise MappingError(f"{source}: {e}") from None
         lengths.append(n)
     return lengths
-
-
-def _require_memory(lengths: Sequence[int], workers: int = 0, turner: bool = False) -> None:
-    """Refuse, before any work, records whose folding is estimated to need more memory than is
-    available (:mod:`resm.utils.memory`; ``--ignore-memory-check`` turns it off); ``turner``:
-    the decoding is Turner-corrected, which needs more."""
-    from ..utils.memory import fold_estimate, require_memory
-
-    workers = min(workers or os.cpu_count() or 1, len(lengths))
-    require_memory(
-        fold_estimate(lengths, workers, turner),
-        f"folding {len(lengths)} record{'' if len(lengths) == 1 else 's'} (the longest {max(lengths)} nt, "
-        f"{workers} prior worker{'' if workers == 1 else 's'}{', Turner-corrected decoding' if turner else ''})",
-    )
 
 
 def read_reference(
@@ -192,8 +179,6 @@ def check_non_canonical(predictor: Predictor | None, o: FoldOptions) -> None:
     note is left out: the added pairs have no probability in the model's map). A one-line
     FoldError, before any work. (With a 2-D head or a probe the switch keeps the greedy
     decoding's non-canonical pairs, one partner per base, which every format holds.)"""
-    from .predictor import PairPredictor
-
     if not isinstance(predictor, PairPredictor):
         return
     predictor.non_canonical_scorer()
@@ -424,9 +409,7 @@ def fold_fasta(
 
     records = read_sequences(fasta, o.input_format, stdin)
     lengths = check_records(records, the_scheme, o.max_length, source_name(fasta))
-    _require_memory(
-        lengths, o.threads, isinstance(predictor, PairPredictor) and predictor.decoding.turner_scale is not None
-    )
+    require_fold_memory(lengths, o.threads, predictor is not None and predictor.turner_corrected)
     ids = [i for i, _ in records]
     wanted = (
         read_reference(o.reference, list(zip(ids, lengths)), dict(records), o.reference_format)

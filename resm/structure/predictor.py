@@ -158,6 +158,12 @@ class Predictor:
     scheme: Scheme
     source: str
 
+    @property
+    def turner_corrected(self) -> bool:
+        """Whether the decoding adds a Turner-corrected step (a ViennaRNA fold per record, which
+        the memory check counts: :func:`resm.utils.memory.fold_estimate`); a dense map's never does."""
+        return False
+
     def fold(
         self,
         records: Iterable,
@@ -295,6 +301,10 @@ class PairPredictor(Predictor):
         :class:`resm.structure.model.HeadOfBundle`) with the priors and decoding of
         ``settings`` (the file's meta or the bundle head's extra). ``tile`` is unused."""
         return cls.from_meta(model, settings, scheme, workers=workers, cache=cache, source=source)
+
+    @property
+    def turner_corrected(self) -> bool:
+        return self.decoding.turner_scale is not None
 
     def non_canonical_scorer(self):
         """The model file's :class:`resm.structure.noncanonical.NonCanonical` (read once); a

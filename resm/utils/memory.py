@@ -1,6 +1,7 @@
-"""Memory estimates before long work: ``resm fold`` and ``resm embed`` refuse, in one line and
-before any model runs, a job whose estimated peak exceeds the memory the machine has available,
-rather than be killed by the kernel half way (``--ignore-memory-check`` runs it anyway).
+"""Memory estimates before long work: ``resm fold``, ``resm evaluate structure`` and ``resm
+embed`` refuse, in one line and before any model runs, a job whose estimated peak exceeds the
+memory the machine has available, rather than be killed by the kernel half way
+(``--ignore-memory-check`` runs it anyway).
 
 * :func:`available_memory`: what the machine can still give, in bytes (``RESM_AVAILABLE_MEMORY``
   where set, in bytes, for tests and for jobs that must leave room to others): ``MemAvailable`` of
@@ -15,6 +16,8 @@ rather than be killed by the kernel half way (``--ignore-memory-check`` runs it 
 * :func:`embed_estimate`: the peak of ``resm embed`` from the model's size and the longest
   batch: weights, the activations of a batch, and, with contacts, the (heads, L, L) attention
   maps of a layer.
+* :func:`require_fold_memory`: the check of folding (``resm fold`` and ``resm evaluate
+  structure``, which fold records through the same predictor).
 * :func:`require_memory`: the check itself; :func:`memory_check` (a context manager) is how a
   command line turns it off.
 """
@@ -32,6 +35,7 @@ __all__ = [
     "fold_estimate",
     "embed_estimate",
     "require_memory",
+    "require_fold_memory",
     "memory_check",
     "GIB",
 ]
@@ -174,4 +178,19 @@ def require_memory(need: int, what: str, available: int | None = None) -> None:
         f"{what} needs about {need / GIB:.1f} GiB of memory and {avail / GIB:.1f} GiB are "
         "available; free memory, fold or embed fewer or shorter sequences at a time, or give "
         "--ignore-memory-check to run anyway"
+    )
+
+
+def require_fold_memory(lengths: Sequence[int], workers: int = 0, turner: bool = False) -> None:
+    """Refuse, before any work, records whose folding (``resm fold``, ``resm evaluate
+    structure``) is estimated to need more memory than is available (:func:`fold_estimate` with
+    ``workers`` prior workers, 0: one per core; ``--ignore-memory-check`` turns it off);
+    ``turner``: the decoding is Turner-corrected, which needs more."""
+    if not len(lengths):
+        return
+    workers = min(workers or os.cpu_count() or 1, len(lengths))
+    require_memory(
+        fold_estimate(lengths, workers, turner),
+        f"folding {len(lengths)} record{'' if len(lengths) == 1 else 's'} (the longest {max(lengths)} nt, "
+        f"{workers} prior worker{'' if workers == 1 else 's'}{', Turner-corrected decoding' if turner else ''})",
     )

@@ -187,8 +187,12 @@ def test_evaluate_predicts_with_the_override():
     rec = [Structure("5S", seq, np.full(len(seq), -1))]
     model, meta = load_structure_model(resolve_model("default"))
     opts = EvaluateOptions(workers=1, tile=512)
-    on = _model_predictor(model, meta, replace(opts, decoding={"turner_scale": 0.3}))(rec, "t", False)[0]
-    off = _model_predictor(model, meta, opts)(rec, "t", False)[0]
+    (predict_on, turner_on), (predict_off, turner_off) = (
+        _model_predictor(model, meta, replace(opts, decoding={"turner_scale": 0.3})),
+        _model_predictor(model, meta, opts),
+    )
+    assert turner_on and not turner_off  # what the memory check counts
+    on, off = predict_on(rec, "t", False)[0], predict_off(rec, "t", False)[0]
     folded, _ = load_predictor(PredictorOptions(threads=1, turner_scale=0.3)).fold_one(seq)
     assert np.array_equal(on, folded.pairs) and not np.array_equal(on, off)
 
