@@ -348,8 +348,12 @@ def evaluate_sets(
     if "{fold}" in str(model) and set(datasets) != {"archiveii-famfold"}:
         raise ValueError("a --model path with {fold} goes with --dataset archiveii-famfold only")
     per_fold = "{fold}" in str(model)
-    if not per_fold:
-        check_models(model)  # before any data is read or any folder runs
+    predict, turner = None, _turner_override(opts)
+    if not per_fold:  # one model for every set, read once, before any data is read or any folder runs
+        check_models(model)
+        folders = check_folders(opts.folders)
+        loaded, meta = load_structure_model(model)
+        predict, turner = _model_predictor(loaded, meta, opts, str(model))
     sets = [
         (
             d,
@@ -359,13 +363,9 @@ def evaluate_sets(
         )
         for d in datasets
     ]
-    predict, turner = None, _turner_override(opts)
-    if per_fold:  # archiveii-famfold alone: one model per fold, each loaded when its fold is folded
+    if per_fold:  # archiveii-famfold alone: one model per fold, each read when its fold is folded
         check_models(model, list(sets[0][1]))
-    folders = check_folders(opts.folders)
-    if not per_fold:  # one model for every set, loaded once
-        loaded, meta = load_structure_model(model)
-        predict, turner = _model_predictor(loaded, meta, opts, str(model))
+        folders = check_folders(opts.folders)
     _require_memory([r for _, recs in sets for r in _set_records(recs)], opts, turner)
     results = []
     for d, recs in sets:
