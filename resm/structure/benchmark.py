@@ -14,7 +14,9 @@ and over all their pairs (:func:`resm.structure.datasets.reference_views`); with
 (:mod:`resm.structure.noncanonical`) and the PDB sets are scored over their non-canonical pairs
 alone as well (the classical folders predict none: their rows there show it).
 Each method's wall time over the set and the peak resident memory of the process are recorded
-too. The table ends, per set, with the model's margin over the best classical folder.
+too. Before any folding, every requested set's records are checked against the available
+memory as ``resm fold`` checks its input (:func:`resm.utils.memory.require_fold_memory`).
+The table ends, per set, with the model's margin over the best classical folder.
 """
 
 from __future__ import annotations
