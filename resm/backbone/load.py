@@ -193,6 +193,14 @@ def regression_path(path: Path) -> Path:
     return path.with_name(path.stem + "-contact-regression.pt")
 
 
+def files_beside(model: str | os.PathLike) -> list[Path]:
+    """The files reading the checkpoint ``model`` opens besides it: a fair-esm ``.pt``'s
+    contact regression (``<stem>-contact-regression.pt``) when one is there."""
+    p = Path(model)
+    reg = regression_path(p)
+    return [reg] if p.suffix == ".pt" and p.is_file() and reg.is_file() else []
+
+
 def load_fair_esm(
     path: str | os.PathLike, regression: str | os.PathLike | None = None, trust: bool = False, data=None
 ) -> Loaded:
