@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .config import ConfigError, check_device, find_config, from_dict
+from .config import ConfigError, check_device, check_inputs_outside, find_config, from_dict
 from .train_state import (
     changes,
     generator_state,
@@ -770,9 +770,10 @@ class Trainer:
         return {"step": self.step, "train": last, "validation": final_val}
 
 
-def run_task(make_task, cfg: dict[str, Any], sections: set) -> tuple:
-    """The entry point every training command shares: check the config's sections, build the
-    task (``make_task(cfg)``) and the loop, train, and shut the process group down in order.
+def run_task(make_task, cfg: dict[str, Any], sections: set, config_file: str | os.PathLike | None = None) -> tuple:
+    """The entry point every training command shares: check the config's sections and that
+    no input (``config_file`` included) lies in the run folder, build the task
+    (``make_task(cfg)``) and the loop, train, and shut the process group down in order.
     Returns ``(fit result, task)``."""
     known = set(sections) | {"optim", "train", "data_dir"}
     unknown = sorted(set(cfg) - known)
@@ -786,6 +787,7 @@ def run_task(make_task, cfg: dict[str, Any], sections: set) -> tuple:
         check_output(train.out_dir, "dir")
     except OutputError as e:
         raise ConfigError(f"train.out_dir: {e}") from None
+    check_inputs_outside(cfg, train.out_dir, "train.out_dir", {"--config": config_file})
     task = make_task(cfg)
     try:
         return Trainer(task, optim, train, config_dump=cfg).fit(), task
