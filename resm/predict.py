@@ -301,43 +301,6 @@ def interact(
     return result
 
 
-def _read_utrs(path: Path):
-    """(names, seqs, targets or None) from a FASTA or a CSV/TSV with a ``utr`` column."""
-    from .data.mrl import TARGET_COLUMNS, MRLError, read_mrl
-    from .data.rri import table_rows
-    from .nucleotides import normalise
-
-    suffixes = "".join(Path(path).suffixes[-2:]).lower()
-    if any(x in suffixes for x in (".fa", ".fasta", ".fna")):
-        from .fasta import read_fasta
-
-        recs = list(read_fasta(path, unique=True))
-        return [r.id for r in recs], [normalise(r.seq, r.id) for r in recs], None
-    rows = table_rows(path, MRLError)
-    first = next(rows, None)
-    if first is None:
-        raise MRLError(f"{Path(path).name}: empty file")
-    header = [c.strip() for c in first[1]]
-    if any(t in header for t in TARGET_COLUMNS):
-        utrs = read_mrl(path)
-        return [u.name for u in utrs], [u.seq for u in utrs], np.array([u.mrl for u in utrs])
-    if "utr" not in header:
-        raise MRLError(f"{Path(path).name} line {first[0]}: no 'utr' column (columns: {header})")
-    k = header.index("utr")
-    idc = header.index("id") if "id" in header else None
-    names, seqs = [], []
-    for n, cells in rows:
-        if len(cells) != len(header):
-            raise MRLError(f"{Path(path).name} line {n}: {len(cells)} columns, the header has {len(header)}")
-        name = cells[idc] if idc is not None else f"line{n}"
-        try:
-            seqs.append(normalise(cells[k].strip(), f"{name} (line {n})"))
-        except ValueError as e:
-            raise MRLError(f"{Path(path).name} line {n}: {e}") from None
-        names.append(name)
-    return names, seqs, None
-
-
 def predict_expression(
     path: Path,
     model: Path,
@@ -361,7 +324,9 @@ def predict_expression(
         utrs, vpairs = read_variants(path)
         names, seqs, y = [u.name for u in utrs], [u.seq for u in utrs], np.array([u.mrl for u in utrs])
     else:
-        names, seqs, y = _read_utrs(path)
+        from .data.mrl import read_utrs
+
+        names, seqs, y = read_utrs(path)
     if not seqs:
         from .data.mrl import MRLError
 
@@ -369,7 +334,7 @@ def predict_expression(
     for n, s in zip(names, seqs):
         if limit and len(s) > int(limit):
             what = "the Optimus baseline reads" if limit != MAX_UTR else "supported"
-            raise ValueError(f"{Path(path).name}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
+            raise ValueError(f"{path}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
         scheme.encode(s, n)
     extra = entry["extra"]
     pred = predict_mrl(tm.to(device), scheme, seqs, float(extra["mean"]), float(extra["std"]), batch_size, device, head)

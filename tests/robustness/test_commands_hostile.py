@@ -13,9 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from resm.backbone.load import safe_load
-from tests.robustness.test_cli_cases import Case, _copy, _then, check_one_line
+from tests.robustness.test_cli_cases import Case, _copy, _then, _write, check_one_line
+
+PAIRS = "a_name\ta_seq\tb_name\tb_seq\tlabel\nm1\tGUUAAUUACUCCUCCGGAAU\tt1\tACCCUUGUCCUACACUACCUAGCAU\t1\n"
+UTR = "ACGUACGUACGUACGUAAAAACCCGGGUUU"
 
 
 def _sidecar(p: dict) -> None:
@@ -25,6 +29,34 @@ def _sidecar(p: dict) -> None:
     shutil.copy2(p["tiny"], t / "m.pt")
     d = safe_load(Path(p["tiny"]))
     torch.save({"model": {k: v for k, v in d["model"].items() if "regression" in k}}, t / "m-contact-regression.pt")
+
+
+def _run_config(src: str, name: str = "c.yaml", place: dict | None = None, **keys):
+    """A copy of the workspace's ``src`` config as ``{t}/name`` whose run folder is ``{t}/run``,
+    with ``keys`` set (``"model.init": "{t}/run/model.pt"``; None removes the key) after
+    copying the workspace files of ``place`` (``{key: "run/model.pt"}``) into the case's folder."""
+
+    def setup(p: dict) -> None:
+        t = Path(p["t"])
+        for key, rel in (place or {}).items():
+            (t / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p[key], t / rel)
+        cfg = yaml.safe_load(Path(p[src]).read_text())
+        cfg["train"]["out_dir"] = str(t / "run")
+        for dotted, value in keys.items():
+            *parents, last = dotted.split(".")
+            d = cfg
+            for k in parents:
+                d = d.setdefault(k, {})
+            if value is None:
+                d.pop(last, None)
+            else:
+                fill = [v.replace("{t}", str(t)) for v in (value if isinstance(value, list) else [value])]
+                d[last] = fill if isinstance(value, list) else fill[0]
+        (t / name).parent.mkdir(parents=True, exist_ok=True)
+        (t / name).write_text(yaml.safe_dump(cfg))
+
+    return setup
 
 
 CASES = [
@@ -67,6 +99,118 @@ CASES = [
         1,
         ["the contact regression of --backbone"],
         setup=_sidecar,
+    ),
+    # a training run folder holding the run's own inputs: the run would write over them
+    Case(
+        "pretrain/init-in-the-run-folder",
+        ["pretrain", "--config", "{t}/c.yaml"],
+        1,
+        ["model.init: {t}/run/model.pt", "train.out_dir"],
+        setup=_run_config(
+            "pretrain_cfg", place={"tiny": "run/model.pt"}, **{"model.arch": None, "model.init": "{t}/run/model.pt"}
+        ),
+    ),
+    Case(
+        "pretrain/corpus-in-the-run-folder",
+        ["pretrain", "--config", "{t}/c.yaml"],
+        1,
+        ["data.train[0]: {t}/run/log.jsonl", "train.out_dir"],
+        setup=_run_config("pretrain_cfg", place={"fa": "run/log.jsonl"}, **{"data.train": ["{t}/run/log.jsonl"]}),
+    ),
+    Case(
+        "pretrain/config-in-the-run-folder",
+        ["pretrain", "--config", "{t}/run/config.json"],
+        1,
+        ["--config: {t}/run/config.json", "train.out_dir"],
+        setup=_run_config("pretrain_cfg", name="run/config.json"),
+    ),
+    Case(
+        "finetune/data-in-the-run-folder",
+        ["finetune", "--config", "{t}/c.yaml"],
+        1,
+        ["data.train: {t}/run/model/manifest.json", "train.out_dir"],
+        setup=_run_config(
+            "rri_cfg", place={"pairs": "run/model/manifest.json"}, **{"data.train": "{t}/run/model/manifest.json"}
+        ),
+    ),
+    Case(
+        "finetune/backbone-in-the-run-folder",
+        ["finetune", "--config", "{t}/c.yaml"],
+        1,
+        ["model.init: {t}/run/model.pt", "train.out_dir"],
+        setup=_run_config("rri_cfg", place={"tiny": "run/model.pt"}, **{"model.init": "{t}/run/model.pt"}),
+    ),
+    # tables: names that the FASTA reader refuses, a header without a sequence column, labels
+    # on some lines only (the metrics would leave the others out in silence)
+    Case(
+        "interact/name-with-an-escape-sequence",
+        ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
+        1,
+        ["{t}/p.tsv line 3", "a_name", "U+001B"],
+        setup=_write("p.tsv", PAIRS + "m\x1b[2J\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t0\n"),
+    ),
+    Case(
+        "interact/name-with-a-nul",
+        ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
+        1,
+        ["{t}/p.tsv line 3", "b_name", "U+0000"],
+        setup=_write("p.tsv", PAIRS + "m2\tGUUAAUUACUCC\tt\x002\tACCCUUGUCCUACAC\t0\n"),
+    ),
+    Case(
+        "interact/name-not-utf8",
+        ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
+        1,
+        ["{t}/p.tsv line 3", "a_name", "not UTF-8"],
+        setup=_write("p.tsv", PAIRS.encode() + b"m\xff2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t0\n"),
+    ),
+    Case(
+        "interact/header-without-b_seq",
+        ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
+        1,
+        ["{t}/p.tsv line 1", "no b_seq column"],
+        setup=_write("p.tsv", "a_name\ta_seq\tb_name\tlabel\nm1\tGUUAAUUACUCC\tt1\t1\n"),
+    ),
+    Case(
+        "interact/an-empty-label-among-labels",
+        ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
+        1,
+        ["{t}/p.tsv line 3", "label is empty"],
+        setup=_write("p.tsv", PAIRS + "m2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t\n"),
+    ),
+    Case(
+        "predict/rri-a-label-among-empty-ones",
+        ["predict", "--task", "rri", "--model", "{rri_model}", "-o", "{t}/o.tsv", "{t}/p.tsv"],
+        1,
+        ["{t}/p.tsv line 3", "label '1'"],
+        setup=_write("p.tsv", PAIRS.replace("\t1\n", "\t\n") + "m2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t1\n"),
+    ),
+    Case(
+        "predict/mrl-id-with-an-escape-sequence",
+        ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
+        1,
+        ["{t}/u.csv line 3", "id", "U+001B"],
+        setup=_write("u.csv", f"id,utr\na,{UTR}\nb\x1b[31m,{UTR}\n"),
+    ),
+    Case(
+        "predict/mrl-id-not-utf8-with-targets",
+        ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
+        1,
+        ["{t}/u.csv line 2", "id", "not UTF-8"],
+        setup=_write("u.csv", b"id,utr,rl\nb\xfe," + UTR.encode() + b",2.5\n"),
+    ),
+    Case(
+        "predict/mrl-header-only-names-the-file-in-full",
+        ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
+        1,
+        ["{t}/u.csv line 1", "a header but no UTRs"],
+        setup=_write("u.csv", "id,utr\n"),
+    ),
+    Case(
+        "predict/mrl-too-long-names-the-file-in-full",
+        ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
+        1,
+        ["{t}/u.csv", "record 'a' has 4100 nt"],
+        setup=_write("u.csv", f"id,utr\na,{'A' * 4100}\n"),
     ),
 ]
 
