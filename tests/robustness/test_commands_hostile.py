@@ -59,6 +59,48 @@ def _run_config(src: str, name: str = "c.yaml", place: dict | None = None, **key
     return setup
 
 
+def _nan_checkpoint(p: dict) -> None:
+    """The tiny fair-esm checkpoint with one weight all NaN, as m.pt."""
+    d = safe_load(Path(p["tiny"]))
+    key = next(k for k in d["model"] if k.endswith("q_proj.weight"))
+    d["model"][key] = torch.full_like(d["model"][key], float("nan"))
+    torch.save(d, Path(p["t"]) / "m.pt")
+
+
+def _nan_hf(p: dict) -> None:
+    """A copy of the tiny Hugging Face folder with one weight +inf."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(p["hf"], Path(p["t"]) / "hf")
+    f = Path(p["t"]) / "hf" / "model.safetensors"
+    sd = load_file(f)
+    key = next(k for k in sd if k.endswith("query.weight"))
+    sd[key] = torch.full_like(sd[key], float("inf"))
+    save_file(sd, f)
+
+
+def _nan_head(p: dict) -> None:
+    """A copy of the mrl bundle whose head holds a NaN, its checksum updated to match (a
+    training that diverged writes such a head)."""
+    import hashlib
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(p["t"]) / "mrl_model"
+    shutil.copytree(p["mrl_model"], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = next(iter(manifest["heads"].values()))
+    sd = load_file(folder / entry["file"])
+    key = next(k for k, v in sd.items() if v.is_floating_point())
+    sd[key] = sd[key].clone().reshape(-1)
+    sd[key][0] = float("nan")
+    sd[key] = sd[key].reshape(load_file(folder / entry["file"])[key].shape)
+    save_file(sd, folder / entry["file"])
+    entry["sha256"] = hashlib.sha256((folder / entry["file"]).read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
 CASES = [
     # an output over a file the command reads without an option naming it
     Case(
@@ -211,6 +253,28 @@ CASES = [
         1,
         ["{t}/u.csv", "record 'a' has 4100 nt"],
         setup=_write("u.csv", f"id,utr\na,{'A' * 4100}\n"),
+    ),
+    # weights that are not finite: every output would be NaN, with exit 0
+    Case(
+        "embed/checkpoint-with-nan-weights",
+        ["embed", "{t}/m.pt", "{fa}", "{t}/o.npz"],
+        1,
+        ["{t}/m.pt", "q_proj.weight", "NaN or infinite"],
+        setup=_nan_checkpoint,
+    ),
+    Case(
+        "embed/hf-folder-with-an-infinite-weight",
+        ["embed", "{t}/hf", "{fa}", "{t}/o.npz"],
+        1,
+        ["{t}/hf", "q_proj.weight", "NaN or infinite"],
+        setup=_nan_hf,
+    ),
+    Case(
+        "predict/mrl-head-with-a-nan",
+        ["predict", "--task", "mrl", "--model", "{t}/mrl_model", "--backbone", "{tiny}", "-o", "{t}/o.tsv", "{utrs}"],
+        1,
+        ["{t}/mrl_model/head-mrl.safetensors", "NaN or infinite"],
+        setup=_nan_head,
     ),
 ]
 
