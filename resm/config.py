@@ -272,13 +272,34 @@ def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: s
             break
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last
+    in silence, so a setting written twice would be half ignored)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<': merged keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice (first on line {seen[key]})", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: PyYAML's own error follows
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str, Any]:
     """Read a YAML config, apply overrides, and expand ``{data_dir}`` in strings."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; --config takes a YAML file")
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        cfg = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as e:

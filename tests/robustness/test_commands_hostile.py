@@ -276,6 +276,28 @@ CASES = [
         ["{t}/mrl_model/head-mrl.safetensors", "NaN or infinite"],
         setup=_nan_head,
     ),
+    # a config that sets one key twice: PyYAML kept the last in silence
+    Case(
+        "pretrain/a-key-given-twice",
+        ["pretrain", "--config", "{t}/c.yaml"],
+        1,
+        ["{t}/c.yaml", "line 3", "'max_steps' given twice (first on line 2)"],
+        setup=_write("c.yaml", "train:\n  max_steps: 2\n  max_steps: 3000\n"),
+    ),
+    Case(
+        "finetune/a-section-given-twice",
+        ["finetune", "--config", "{t}/c.yaml"],
+        1,
+        ["{t}/c.yaml", "'optim' given twice"],
+        setup=_write("c.yaml", "task: rri\noptim: {lr: 0.1}\noptim: {lr: 0.2}\n"),
+    ),
+    Case(
+        "compare/a-key-given-twice",
+        ["compare", "--config", "{t}/c.yaml"],
+        1,
+        ["{t}/c.yaml", "'out_dir' given twice"],
+        setup=_write("c.yaml", "out_dir: runs/a\nout_dir: runs/b\n"),
+    ),
 ]
 
 
