@@ -246,14 +246,16 @@ def interact(
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
         if o.maps or o.sites:
             raise ValueError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")
+        from .nucleotides import normalise
         from .structure.model import load_with_scheme
 
+        linker = normalise(o.linker, "--linker") if o.linker else ""  # checked before any pair is read
         pairs = read_pairs(pairs_path, require_label=False)
         for p in pairs:
-            n = len(p.a) + len(o.linker) + len(p.b)
+            n = len(p.a) + len(linker) + len(p.b)
             if n > ZERO_SHOT_MAX:
                 raise ValueError(
-                    f"{Path(pairs_path).name} line {p.line}: pair {p.name!r} joins to {n} nt, longer "
+                    f"{pairs_path} line {p.line}: pair {p.name!r} joins to {n} nt, longer "
                     f"than the {ZERO_SHOT_MAX} nt the zero-shot score reads in one pass (a trained model "
                     "scans any length)"
                 )
@@ -263,7 +265,7 @@ def interact(
             from .structure.probe import load_probe
 
             load_probe(bb, o.probe)
-        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, o.linker, o.batch_size), []
+        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size), []
     else:
         if model is None:
             raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
@@ -310,7 +312,7 @@ def predict_expression(
     options: InferenceOptions = InferenceOptions(batch_size=256),
 ) -> dict[str, object]:
     """Predicted MRL of every UTR of ``path``; returns ``{"pred", "names", "metrics"?, "variants"?}``."""
-    from .tasks.mrl import MAX_UTR, load_mrl_model, mrl_metrics, predict_mrl, variant_effect
+    from .tasks.mrl import MAX_UTR, load_mrl_model, mrl_metrics, mrl_scale, predict_mrl, variant_effect
 
     batch_size, device = options.batch_size, options.device
     tm, head, entry, scheme = load_mrl_model(
@@ -336,8 +338,8 @@ def predict_expression(
             what = "the Optimus baseline reads" if limit != MAX_UTR else "supported"
             raise ValueError(f"{path}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
         scheme.encode(s, n)
-    extra = entry["extra"]
-    pred = predict_mrl(tm.to(device), scheme, seqs, float(extra["mean"]), float(extra["std"]), batch_size, device, head)
+    mean, std = mrl_scale(entry, model)
+    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head)
     result: dict[str, object] = {"pred": pred, "names": names}
     if y is not None:
         result["metrics"] = mrl_metrics(y, pred)

@@ -123,7 +123,7 @@ def _iter_rows(
     if header is None:
         raise MRLError(f"{name} line 1: empty file, no header")
     if count == 0:
-        raise MRLError(f"{name} line {header_line}: a header but no UTRs")
+        raise MRLError(f"{name} line {header_line}: a header but no UTRs (the file holds a header only)")
 
 
 def iter_mrl(path: PathLike, seq_column: str = "utr", target_column: str | None = None) -> Iterator[UTR]:

@@ -28,6 +28,7 @@ from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, Optimu
 from .base import (
     BUNDLE_DIR,
     SEQUENCE_KEYS,
+    BundleError,
     CompareSpec,
     ItemStream,
     ModelConfig,
@@ -323,6 +324,21 @@ def predict_mrl(
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def mrl_scale(entry: dict, where: str | Path) -> tuple[float, float]:
+    """``(mean, std)`` of the MRL the head was trained on (its manifest entry's ``extra``),
+    which de-standardise its output; one line naming ``where`` (the model) unless both are
+    finite numbers and the std is positive."""
+    extra = entry.get("extra") if isinstance(entry.get("extra"), dict) else {}
+    try:
+        mean, std = float(extra["mean"]), float(extra["std"])
+    except (KeyError, TypeError, ValueError):
+        got = {k: extra.get(k) for k in ("mean", "std")}
+        raise BundleError(f"{where}: the mrl head's extra.mean and extra.std must be numbers, got {got}") from None
+    if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+        raise BundleError(f"{where}: the mrl head's extra.mean {mean} and extra.std {std} must be finite, the std > 0")
+    return mean, std
+
+
 def load_mrl_model(folder, backbone: str | None = None, trust: bool = False, adapter: Path | None = None):
     """``(TaskModel, head name, manifest entry, scheme)`` from ``out_dir/model``; ``adapter``: a
     PEFT folder in place of the bundle's adapter."""
@@ -340,11 +356,13 @@ def load_mrl_model(folder, backbone: str | None = None, trust: bool = False, ada
             head.load_state_dict(d["state"])
             model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": optimus_apply}).eval()
             entry = {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}
-            return model, "mrl", entry, get_scheme(d["scheme"])
+        mrl_scale(entry, optimus)
+        return model, "mrl", entry, get_scheme(d["scheme"])
     model, entries, scheme = open_bundle(
         folder, backbone=backbone, trust=trust, adapter=adapter
     )  # a joint bundle holds other heads too
     name = head_for(folder, entries, "mrl")
+    mrl_scale(entries[name], folder / "manifest.json")
     return model, name, entries[name], scheme
 
 
