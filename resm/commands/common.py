@@ -100,6 +100,8 @@ OPTION_RULES = {
     "seed": ("must be >= 0", lambda v: v >= 0),
     "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
     "turner_scale": ("must be a finite number >= 0 (kcal/mol)", lambda v: 0 <= v < float("inf")),
+    "scheme": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
+    "show": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
 }
 
 

@@ -387,12 +387,12 @@ def select_structures(
             skipped += 1
             continue
         if not rec.seq:
-            raise FoldError(f"{Path(path).name}: record {rec.name!r} has no sequence")
+            raise FoldError(f"{path}: record {rec.name!r} has no sequence")
         kept.append(rec)
     if not kept:
-        raise FoldError(
-            f"{Path(path).name}: no structures to use" + (f" ({skipped} longer than {max_length})" if skipped else "")
-        )
+        raise FoldError(f"{path}: no structures to use" + (f" ({skipped} longer than {max_length})" if skipped else ""))
+    if not any((np.asarray(r.pairs) >= 0).any() for r in kept):
+        raise FoldError(f"{path}: none of the {len(kept)} structures used holds a base pair; a probe learns from pairs")
     return kept, skipped
 
 

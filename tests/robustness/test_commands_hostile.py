@@ -101,6 +101,31 @@ def _nan_head(p: dict) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
+def _big_weight(p: dict) -> None:
+    """A copy of the pretraining run whose checkpoint holds a weight of 1e6, beyond fp16."""
+    shutil.copytree(p["run"], Path(p["t"]) / "run")
+    f = Path(p["t"]) / "run" / "checkpoints" / "step_00000002" / "engine.pt"
+    d = torch.load(f, weights_only=True)
+    key = next(k for k in d["model"] if k.endswith("q_proj.weight"))
+    d["model"][key][0, 0] = 1e6
+    torch.save(d, f)
+
+
+def _mrl_scale(**extra):
+    """A copy of the mrl bundle whose head entry says ``extra`` (its mean/std)."""
+
+    def setup(p: dict) -> None:
+        import json
+
+        folder = Path(p["t"]) / "mrl_model"
+        shutil.copytree(p["mrl_model"], folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        next(iter(manifest["heads"].values()))["extra"].update(extra)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    return setup
+
+
 CASES = [
     # an output over a file the command reads without an option naming it
     Case(
@@ -244,7 +269,7 @@ CASES = [
         "predict/mrl-header-only-names-the-file-in-full",
         ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
         1,
-        ["{t}/u.csv line 1", "a header but no UTRs"],
+        ["{t}/u.csv line 1", "header only"],
         setup=_write("u.csv", "id,utr\n"),
     ),
     Case(
@@ -297,6 +322,53 @@ CASES = [
         1,
         ["{t}/c.yaml", "'out_dir' given twice"],
         setup=_write("c.yaml", "out_dir: runs/a\nout_dir: runs/b\n"),
+    ),
+    Case(
+        "export/fp16-of-a-weight-beyond-its-range",
+        ["export", "{t}/run", "--out", "{t}/esm2_x.pt", "--dtype", "fp16"],
+        1,
+        ["{t}/run", "q_proj.weight", "does not fit fp16"],
+        setup=_big_weight,
+    ),
+    Case(
+        "predict/mrl-std-nan-in-the-manifest",
+        ["predict", "--task", "mrl", "--model", "{t}/mrl_model", "--backbone", "{tiny}", "-o", "{t}/o.tsv", "{utrs}"],
+        1,
+        ["{t}/mrl_model/manifest.json", "extra.std nan"],
+        setup=_mrl_scale(std=float("nan")),
+    ),
+    Case(
+        "predict/mrl-mean-not-a-number-in-the-manifest",
+        ["predict", "--task", "mrl", "--model", "{t}/mrl_model", "--backbone", "{tiny}", "-o", "{t}/o.tsv", "{utrs}"],
+        1,
+        ["{t}/mrl_model/manifest.json", "extra.mean and extra.std must be numbers"],
+        setup=_mrl_scale(mean="abc"),
+    ),
+    Case(
+        "predict/mrl-std-0-in-the-manifest",
+        ["predict", "--task", "mrl", "--model", "{t}/mrl_model", "--backbone", "{tiny}", "-o", "{t}/o.tsv", "{utrs}"],
+        1,
+        ["{t}/mrl_model/manifest.json", "extra.std 0.0"],
+        setup=_mrl_scale(std=0),
+    ),
+    # options: a linker that is not RNA, an empty scheme name, a probe with no pairs to learn
+    Case(
+        "interact/zero-shot-linker-not-rna",
+        ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--linker", "AAJ", "-o", "{t}/o.tsv"],
+        1,
+        ["--linker", "'J'"],
+    ),
+    Case("schemes/show-empty", ["schemes", "--show", ""], 2, ["--show", "got ''"]),
+    Case(
+        "init/scheme-empty", ["init-checkpoint", "--arch", "tiny", "--scheme", "", "--out", "{t}/x.pt"], 2, ["--scheme"]
+    ),
+    Case("embed/scheme-blank", ["embed", "{tiny}", "{fa}", "{t}/o.npz", "--scheme", " "], 2, ["--scheme"]),
+    Case(
+        "probe/structures-without-a-pair",
+        ["probe", "{tiny}", "{t}/e.dbn", "--out", "{t}/p.pt"],
+        1,
+        ["{t}/e.dbn", "holds a base pair"],
+        setup=_write("e.dbn", ">a\nACGUACGUAC\n..........\n>b\nACGUACGUAC\n..........\n"),
     ),
 ]
 
