@@ -75,6 +75,8 @@ def predict_rri(o: PredictOptions) -> dict[str, object]:
     scanned in windows); adds ``n``, ``what`` and the labelled ``metrics`` the command prints."""
     from .tasks.rri_sites import ScanOptions
 
+    if o.variants:
+        raise ValueError("--variants is for --task mrl (the wild-type/variant UTR file)")
     scan = ScanOptions(window=o.window, stride=o.stride, max_sites=o.max_sites, progress=o.out is not None)
     r = interact(
         o.input,
@@ -101,6 +103,8 @@ def predict_mrl(o: PredictOptions) -> dict[str, object]:
     labelled ``metrics`` the command prints."""
     if o.maps or o.sites:
         raise ValueError("--maps and --sites are for --task rri")
+    if o.window or o.stride:
+        raise ValueError("--window and --stride are for --task rri (a UTR is read whole)")
     r = predict_expression(o.input, o.model, o.out, o.variants, options=o.inference())
     shown = {"observed MRL in the file": r["metrics"]} if "metrics" in r else {}
     if "variants" in r:

@@ -227,4 +227,6 @@ def read_variants(path: PathLike) -> tuple[list[UTR], list[VariantPair]]:
         if k == "normal":
             wt_of.setdefault(u.seq, i)
     pairs = [VariantPair(wt_of[m], i) for i, (k, m) in enumerate(zip(kinds, mothers)) if k == "variant" and m in wt_of]
+    if not pairs:
+        raise MRLError(f"{name}: no variant row whose mother is the utr of a 'normal' row, so no variant to compare")
     return utrs, pairs

@@ -97,31 +97,32 @@ class _NoEncoder(torch.nn.Module):
         return None, batch["mask"]
 
 
-def mrl_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """R^2 and Spearman's rho (and Pearson's r) of predictions against targets."""
+def correlations(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Spearman's rho and Pearson's r of ``a`` and ``b``: NaN, without a warning, where they
+    are undefined (fewer than two values, or one side constant)."""
     from scipy.stats import pearsonr, spearmanr
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return {"spearman": float("nan"), "pearson": float("nan")}
+    return {"spearman": float(spearmanr(a, b).statistic), "pearson": float(pearsonr(a, b).statistic)}
+
+
+def mrl_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """R^2 and Spearman's rho (and Pearson's r) of predictions against targets (NaN where
+    undefined: :func:`correlations`; R^2 needs two values)."""
     from sklearn.metrics import r2_score
 
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
-    return {
-        "r2": float(r2_score(y, pred)),
-        "spearman": float(spearmanr(y, pred).statistic),
-        "pearson": float(pearsonr(y, pred).statistic),
-        "n": int(len(y)),
-    }
+    r2 = float(r2_score(y, pred)) if len(y) >= 2 else float("nan")
+    return {"r2": r2, **correlations(y, pred), "n": int(len(y))}
 
 
 def variant_effect(pred: np.ndarray, utrs: Sequence[UTR], pairs: Sequence[VariantPair]) -> dict[str, float]:
     """Correlation of predicted and observed MRL changes (variant minus wild type)."""
-    from scipy.stats import pearsonr, spearmanr
-
     obs = np.array([utrs[p.var].mrl - utrs[p.wt].mrl for p in pairs])
     dp = np.array([pred[p.var] - pred[p.wt] for p in pairs])
-    return {
-        "spearman": float(spearmanr(obs, dp).statistic),
-        "pearson": float(pearsonr(obs, dp).statistic),
-        "n_pairs": int(len(pairs)),
-    }
+    return {**correlations(obs, dp), "n_pairs": int(len(pairs))}
 
 
 class MRLTask:

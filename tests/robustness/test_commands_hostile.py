@@ -370,9 +370,51 @@ CASES = [
         ["{t}/e.dbn", "holds a base pair"],
         setup=_write("e.dbn", ">a\nACGUACGUAC\n..........\n>b\nACGUACGUAC\n..........\n"),
     ),
+    # options of the other task, which were ignored in silence; a variant file with no variant
+    Case(
+        "predict/window-with-mrl",
+        ["predict", "--task", "mrl", "--model", "{mrl_model}", "--window", "5", "-o", "{t}/o.tsv", "{utrs}"],
+        1,
+        ["--window and --stride are for --task rri"],
+    ),
+    Case(
+        "predict/variants-with-rri",
+        ["predict", "--task", "rri", "--model", "{rri_model}", "--variants", "-o", "{t}/o.tsv", "{pairs}"],
+        1,
+        ["--variants is for --task mrl"],
+    ),
+    Case(
+        "predict/variants-file-without-a-variant",
+        ["predict", "--task", "mrl", "--model", "{mrl_model}", "--variants", "-o", "{t}/o.tsv", "{t}/v.csv"],
+        1,
+        ["{t}/v.csv", "no variant row"],
+        setup=_write("v.csv", f"utr,hrl,info4,mother\n{UTR},1.0,normal,\n{UTR[:-1]}A,2.0,normal,\n"),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def test_metrics_that_are_undefined_are_nan_without_a_warning(ws, tmp_path):
+    """Two equal UTRs get one prediction, so the correlation with their MRL is undefined: NaN in
+    the printed metrics, and nothing on stderr (before: four lines of scipy's
+    ConstantInputWarning around a run that succeeded). A real process: pytest would catch the
+    warnings of an in-process run."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "u.csv").write_text(f"id,utr,rl\na,{UTR},1.0\nb,{UTR},2.0\n")
+    argv = ["predict", "--task", "mrl", "--model", ws["mrl_model"], "-o", tmp_path / "o.tsv", tmp_path / "u.csv"]
+    r = subprocess.run(
+        [sys.executable, "-m", "resm", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "spearman nan" in r.stdout and "pearson nan" in r.stdout, r.stdout
