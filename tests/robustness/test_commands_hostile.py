@@ -126,6 +126,19 @@ def _mrl_scale(**extra):
     return setup
 
 
+def _compare_config(rel: str):
+    """The workspace's compare config, writing to {t}/cmp, saved as {t}/rel (re-running a
+    comparison from the config.json it wrote)."""
+
+    def setup(p: dict) -> None:
+        cfg = yaml.safe_load(Path(p["compare_cfg"]).read_text())
+        cfg["out_dir"] = str(Path(p["t"]) / "cmp")
+        (Path(p["t"]) / rel).parent.mkdir(parents=True, exist_ok=True)
+        (Path(p["t"]) / rel).write_text(yaml.safe_dump(cfg))
+
+    return setup
+
+
 CASES = [
     # an output over a file the command reads without an option naming it
     Case(
@@ -389,6 +402,13 @@ CASES = [
         1,
         ["{t}/v.csv", "no variant row"],
         setup=_write("v.csv", f"utr,hrl,info4,mother\n{UTR},1.0,normal,\n{UTR[:-1]}A,2.0,normal,\n"),
+    ),
+    Case(
+        "compare/config-is-its-own-output",
+        ["compare", "--config", "{t}/cmp/config.json"],
+        1,
+        ["--config: {t}/cmp/config.json", "out_dir"],
+        setup=_compare_config("cmp/config.json"),
     ),
 ]
 
