@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fasta import checked_name
+from ..fasta import checked_cell_name
 from ..mapping import MappingError
 from ..nucleotides import normalise
 from .rri import PathLike, table_rows
@@ -97,7 +97,7 @@ def _iter_rows(
         if len(cells) != len(header):
             raise MRLError(f"{where}: expected {len(header)} columns, found {len(cells)}")
         rec = cells[i_name] if i_name is not None else ""
-        rec = checked_name(rec, f"{where}: {header[i_name]}", MRLError) if rec else f"line{line}"
+        rec = checked_cell_name(rec, f"{where}: {header[i_name]}", MRLError) if rec else f"line{line}"
         raw = cells[i_seq]
         if not raw:
             raise MRLError(f"{where}: {seq_column} is empty")

@@ -37,7 +37,7 @@ from typing import Union
 
 import numpy as np
 
-from ..fasta import checked_name
+from ..fasta import checked_cell_name
 from ..mapping import MappingError
 from ..nucleotides import normalise
 
@@ -178,7 +178,7 @@ def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | Non
             raw = cells[cols[col]]
             nm = cells[cols[f"{side}_name"]] if f"{side}_name" in cols else ""
             if nm:
-                checked_name(nm, f"{where}: {side}_name", PairsError)
+                checked_cell_name(nm, f"{where}: {side}_name", PairsError)
             nm = nm or f"{side}_line{line}"
             if not raw:
                 raise PairsError(f"{where}: {col} is empty")

@@ -244,6 +244,20 @@ CASES = [
         setup=_write("p.tsv", PAIRS.encode() + b"m\xff2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t0\n"),
     ),
     Case(
+        "interact/quoted-name-with-a-tab",
+        ["interact", "{t}/p.csv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
+        1,
+        ["{t}/p.csv line 2", "a_name", "U+0009"],
+        setup=_write("p.csv", 'a_name,a_seq,b_name,b_seq\n"m\t1",GUUAAUUACUCC,t1,ACCCUUGUCCUACAC\n'),
+    ),
+    Case(
+        "predict/mrl-quoted-id-with-a-line-break",
+        ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
+        1,
+        ["{t}/u.csv line 2", "id", "U+000A"],
+        setup=_write("u.csv", f'id,utr\n"a\nb",{UTR}\n'),
+    ),
+    Case(
         "interact/header-without-b_seq",
         ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
         1,
