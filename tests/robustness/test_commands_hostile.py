@@ -328,6 +328,16 @@ CASES = [
         ["{t}/mrl_model/head-mrl.safetensors", "NaN or infinite"],
         setup=_nan_head,
     ),
+    Case(
+        "pretrain/corpus-without-a-usable-record",
+        ["pretrain", "--config", "{t}/c.yaml"],
+        1,
+        ["data.train ({t}/bad.fa)", "no training records"],
+        setup=_then(
+            _write("bad.fa", ">a\nJJJJJJJJJJJJ\n>b\nAC\n"),
+            _run_config("pretrain_cfg", **{"data.train": ["{t}/bad.fa"]}),
+        ),
+    ),
     # a config that sets one key twice: PyYAML kept the last in silence
     Case(
         "pretrain/a-key-given-twice",
