@@ -148,6 +148,7 @@ class TrainConfig:
         _check("train.max_steps", self.max_steps, ">= 1", self.max_steps >= 1)
         _check("train.grad_accum", self.grad_accum, ">= 1", self.grad_accum >= 1)
         _check("train.keep_last", self.keep_last, ">= 1", self.keep_last >= 1)
+        _check("train.seed", self.seed, ">= 0", self.seed >= 0)
         for key in ("log_every", "val_every", "ckpt_every"):
             _check(f"train.{key}", getattr(self, key), ">= 0 (0: never)", getattr(self, key) >= 0)
         if self.max_minutes is not None:

@@ -338,6 +338,24 @@ CASES = [
             _run_config("pretrain_cfg", **{"data.train": ["{t}/bad.fa"]}),
         ),
     ),
+    # config values that reached torch or numpy, whose errors named no key
+    *[
+        Case(
+            f"finetune/{task}-{key.replace('.', '-')}-{value}",
+            ["finetune", "--config", f"{{{task}_cfg}}", "train.out_dir={t}/run", f"{key}={value}"],
+            1,
+            [said],
+        )
+        for task, key, value, said in (
+            ("rri", "head.dropout", "2", "head: dropout must be in [0, 1), got 2.0"),
+            ("mrl", "head.dropout", ".nan", "head: dropout must be in [0, 1), got nan"),
+            ("structure", "head.dropout", "1", "head: dropout must be in [0, 1), got 1.0"),
+            ("rri", "train.seed", "-1", "train.seed must be >= 0"),
+            ("rri", "data.seed", "-1", "data.seed must be >= 0"),
+            ("mrl", "data.seed", "-1", "data.seed must be >= 0"),
+            ("structure", "data.seed", "-1", "data.seed must be >= 0"),
+        )
+    ],
     # a config that sets one key twice: PyYAML kept the last in silence
     Case(
         "pretrain/a-key-given-twice",
