@@ -101,6 +101,13 @@ def _nan_head(p: dict) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
+def _nan_probe(p: dict) -> None:
+    """The workspace's probe with a NaN weight, as {t}/p.pt."""
+    d = safe_load(Path(p["probe"]))
+    d["weight"] = d["weight"] * float("nan")
+    torch.save(d, Path(p["t"]) / "p.pt")
+
+
 def _big_weight(p: dict) -> None:
     """A copy of the pretraining run whose checkpoint holds a weight of 1e6, beyond fp16."""
     shutil.copytree(p["run"], Path(p["t"]) / "run")
@@ -356,6 +363,13 @@ CASES = [
             ("structure", "data.seed", "-1", "data.seed must be >= 0"),
         )
     ],
+    Case(
+        "interact/zero-shot-probe-with-a-nan",
+        ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.tsv"],
+        1,
+        ["{t}/p.pt", "weight holds NaN or infinite"],
+        setup=_nan_probe,
+    ),
     # a config that sets one key twice: PyYAML kept the last in silence
     Case(
         "pretrain/a-key-given-twice",
