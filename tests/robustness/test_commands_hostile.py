@@ -370,6 +370,18 @@ CASES = [
         ["{t}/p.pt", "weight holds NaN or infinite"],
         setup=_nan_probe,
     ),
+    Case(
+        "interact/stride-beyond-the-window",
+        ["interact", "{pairs}", "--model", "{rri_model}", "--window", "10", "--stride", "50", "-o", "{t}/o.tsv"],
+        1,
+        ["(--stride), got 50"],
+    ),
+    Case(
+        "interact/window-beyond-the-heads-length",
+        ["interact", "{pairs}", "--model", "{rri_model}", "--window", "100000", "-o", "{t}/o.tsv"],
+        1,
+        ["(--window; the head's max_length), got 100000"],
+    ),
     # a config that sets one key twice: PyYAML kept the last in silence
     Case(
         "pretrain/a-key-given-twice",
