@@ -85,7 +85,7 @@ class Bundle:
         :data:`resm.tasks.mrl.MAX_UTR` nt), in the training target's units."""
         from .mapping import MappingError
         from .nucleotides import normalise
-        from .tasks.mrl import MAX_UTR, predict_mrl
+        from .tasks.mrl import MAX_UTR, mrl_scale, predict_mrl
 
         name = self.head("mrl")
         named = list(seqs.items()) if isinstance(seqs, dict) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
@@ -99,10 +99,8 @@ class Bundle:
                 raise BundleError(f"{n}: {len(s)} nt, longer than the {MAX_UTR} nt supported")
             self.scheme.encode(s, n)
             clean.append(s)
-        extra = self.entries[name]["extra"]
-        return predict_mrl(
-            self.model, self.scheme, clean, float(extra["mean"]), float(extra["std"]), 128, self.device, name
-        )
+        mean, std = mrl_scale(self.entries[name], self.folder)
+        return predict_mrl(self.model, self.scheme, clean, mean, std, 128, self.device, name)
 
     def predictor(self):
         """The structure head as a :class:`resm.structure.predictor.Predictor` (what ``resm

@@ -109,7 +109,9 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     for dest, (rule, ok) in OPTION_RULES.items():
         v = getattr(args, dest, None)
         if v is not None and not ok(v):
-            parser.exit(2, f"{prog}: error: argument --{dest.replace('_', '-')}: {rule}, got {v} (see {prog} --help)\n")
+            shown = repr(v) if isinstance(v, str) else v
+            option = "--" + dest.replace("_", "-")
+            parser.exit(2, f"{prog}: error: argument {option}: {rule}, got {shown} (see {prog} --help)\n")
     dev = getattr(args, "device", None)
     if dev is not None and _device_ok(dev):
         parser.exit(2, f"{prog}: error: argument --device: {_device_ok(dev)} (see {prog} --help)\n")

@@ -20,7 +20,7 @@ import dataclasses
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -231,13 +231,75 @@ def _substitute(x: Any, data_dir: str) -> Any:
     return x
 
 
+def _named_paths(x: Any, key: str) -> Iterator[tuple[str, str]]:
+    """``(key, text)`` for every string of a config, lists and mappings walked (``data.train[1].file``)."""
+    if isinstance(x, str):
+        yield key, x
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _named_paths(v, f"{key}[{i}]")
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            yield from _named_paths(v, f"{key}.{k}" if key else str(k))
+
+
+def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: str, files: dict | None = None) -> None:
+    """Refuse, naming the key, a config whose inputs lie in ``folder`` (the ``what`` key, a run
+    folder the run fills with its config, log, checkpoints and model, which would replace
+    them): every string of ``cfg`` that names an existing file or folder (as given, or under
+    ``data_dir``), and ``files`` (``{label: path}``, e.g. the config file itself). Keys
+    naming ``folder`` itself, ``data_dir`` and caches (written to, never replaced) are
+    skipped."""
+    root = os.path.realpath(folder)
+    data_dir = str(cfg.get("data_dir") or "")
+    named = list(_named_paths({k: v for k, v in cfg.items() if k != "data_dir"}, ""))
+    named += [(label, os.fspath(p)) for label, p in (files or {}).items() if p is not None]
+    for key, text in named:
+        if key == what or "cache" in key.lower() or not text or "\n" in text or len(text) > 4096:
+            continue
+        for p in (text, os.path.join(data_dir, text)) if data_dir else (text,):
+            try:
+                if not os.path.lexists(p):
+                    continue
+            except (OSError, ValueError):
+                continue
+            real = os.path.realpath(p)
+            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+                raise ConfigError(
+                    f"{key}: {p} lies in {what} {folder}, which the run writes into; an output may not "
+                    f"replace an input (give another {what})"
+                )
+            break
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last
+    in silence, so a setting written twice would be half ignored)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<': merged keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice (first on line {seen[key]})", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: PyYAML's own error follows
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str, Any]:
     """Read a YAML config, apply overrides, and expand ``{data_dir}`` in strings."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; --config takes a YAML file")
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        cfg = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as e:

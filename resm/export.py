@@ -9,7 +9,7 @@ import torch
 
 from .backbone.config import ESM2Config
 from .backbone.esm2 import ESM2
-from .backbone.load import CheckpointError, fair_esm_name_problem, resm_meta, save_fair_esm, save_hf
+from .backbone.load import CheckpointError, fair_esm_name_problem, non_finite, resm_meta, save_fair_esm, save_hf
 from .mapping import get_scheme
 from .train import list_checkpoints
 from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
@@ -81,6 +81,16 @@ def export_checkpoint(
         raise CheckpointError(
             f"{folder}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
+    if (bad := non_finite(weights)) is not None:
+        raise CheckpointError(f"{folder}: weight {bad} holds NaN or infinite values (did the training diverge?)")
+    if DTYPES[dtype] is not None:
+        cast = {k: v.to(DTYPES[dtype]) for k, v in model.state_dict().items() if v.is_floating_point()}
+        if (bad := non_finite(cast)) is not None:
+            most = float(model.state_dict()[bad].abs().max())
+            raise CheckpointError(
+                f"{folder}: weight {bad} does not fit {dtype} (values up to {most:.3g}, beyond "
+                f"{float(torch.finfo(DTYPES[dtype]).max):.3g}); export as fp32 or bf16"
+            )
     meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]))
     meta["dtype"] = dtype
     misread = fair_esm_name_problem(out)

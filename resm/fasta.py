@@ -40,6 +40,16 @@ def checked_name(name: str, where: str, error: type[ValueError] = FastaError) ->
     return name
 
 
+def checked_cell_name(name: str, where: str, error: type[ValueError] = FastaError) -> str:
+    """A name that is a whole table cell (a pairs or UTR table's): spaces are part of it, and
+    any other control character, a tab or a line break inside quotes included (it would break
+    the tables written from it), is refused in one line naming ``where``, as :func:`id_problem`
+    says."""
+    if (why := id_problem(name.replace(" ", ""))) is not None:
+        raise error(f"{where}: name {name!r} {why}")
+    return name
+
+
 @dataclass(frozen=True)
 class Record:
     id: str

@@ -75,6 +75,8 @@ def predict_rri(o: PredictOptions) -> dict[str, object]:
     scanned in windows); adds ``n``, ``what`` and the labelled ``metrics`` the command prints."""
     from .tasks.rri_sites import ScanOptions
 
+    if o.variants:
+        raise ValueError("--variants is for --task mrl (the wild-type/variant UTR file)")
     scan = ScanOptions(window=o.window, stride=o.stride, max_sites=o.max_sites, progress=o.out is not None)
     r = interact(
         o.input,
@@ -101,6 +103,8 @@ def predict_mrl(o: PredictOptions) -> dict[str, object]:
     labelled ``metrics`` the command prints."""
     if o.maps or o.sites:
         raise ValueError("--maps and --sites are for --task rri")
+    if o.window or o.stride:
+        raise ValueError("--window and --stride are for --task rri (a UTR is read whole)")
     r = predict_expression(o.input, o.model, o.out, o.variants, options=o.inference())
     shown = {"observed MRL in the file": r["metrics"]} if "metrics" in r else {}
     if "variants" in r:
@@ -246,14 +250,16 @@ def interact(
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
         if o.maps or o.sites:
             raise ValueError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")
+        from .nucleotides import normalise
         from .structure.model import load_with_scheme
 
+        linker = normalise(o.linker, "--linker") if o.linker else ""  # checked before any pair is read
         pairs = read_pairs(pairs_path, require_label=False)
         for p in pairs:
-            n = len(p.a) + len(o.linker) + len(p.b)
+            n = len(p.a) + len(linker) + len(p.b)
             if n > ZERO_SHOT_MAX:
                 raise ValueError(
-                    f"{Path(pairs_path).name} line {p.line}: pair {p.name!r} joins to {n} nt, longer "
+                    f"{pairs_path} line {p.line}: pair {p.name!r} joins to {n} nt, longer "
                     f"than the {ZERO_SHOT_MAX} nt the zero-shot score reads in one pass (a trained model "
                     "scans any length)"
                 )
@@ -263,7 +269,7 @@ def interact(
             from .structure.probe import load_probe
 
             load_probe(bb, o.probe)
-        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, o.linker, o.batch_size), []
+        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size), []
     else:
         if model is None:
             raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
@@ -301,43 +307,6 @@ def interact(
     return result
 
 
-def _read_utrs(path: Path):
-    """(names, seqs, targets or None) from a FASTA or a CSV/TSV with a ``utr`` column."""
-    from .data.mrl import TARGET_COLUMNS, MRLError, read_mrl
-    from .data.rri import table_rows
-    from .nucleotides import normalise
-
-    suffixes = "".join(Path(path).suffixes[-2:]).lower()
-    if any(x in suffixes for x in (".fa", ".fasta", ".fna")):
-        from .fasta import read_fasta
-
-        recs = list(read_fasta(path, unique=True))
-        return [r.id for r in recs], [normalise(r.seq, r.id) for r in recs], None
-    rows = table_rows(path, MRLError)
-    first = next(rows, None)
-    if first is None:
-        raise MRLError(f"{Path(path).name}: empty file")
-    header = [c.strip() for c in first[1]]
-    if any(t in header for t in TARGET_COLUMNS):
-        utrs = read_mrl(path)
-        return [u.name for u in utrs], [u.seq for u in utrs], np.array([u.mrl for u in utrs])
-    if "utr" not in header:
-        raise MRLError(f"{Path(path).name} line {first[0]}: no 'utr' column (columns: {header})")
-    k = header.index("utr")
-    idc = header.index("id") if "id" in header else None
-    names, seqs = [], []
-    for n, cells in rows:
-        if len(cells) != len(header):
-            raise MRLError(f"{Path(path).name} line {n}: {len(cells)} columns, the header has {len(header)}")
-        name = cells[idc] if idc is not None else f"line{n}"
-        try:
-            seqs.append(normalise(cells[k].strip(), f"{name} (line {n})"))
-        except ValueError as e:
-            raise MRLError(f"{Path(path).name} line {n}: {e}") from None
-        names.append(name)
-    return names, seqs, None
-
-
 def predict_expression(
     path: Path,
     model: Path,
@@ -347,7 +316,7 @@ def predict_expression(
     options: InferenceOptions = InferenceOptions(batch_size=256),
 ) -> dict[str, object]:
     """Predicted MRL of every UTR of ``path``; returns ``{"pred", "names", "metrics"?, "variants"?}``."""
-    from .tasks.mrl import MAX_UTR, load_mrl_model, mrl_metrics, predict_mrl, variant_effect
+    from .tasks.mrl import MAX_UTR, load_mrl_model, mrl_metrics, mrl_scale, predict_mrl, variant_effect
 
     batch_size, device = options.batch_size, options.device
     tm, head, entry, scheme = load_mrl_model(
@@ -361,7 +330,9 @@ def predict_expression(
         utrs, vpairs = read_variants(path)
         names, seqs, y = [u.name for u in utrs], [u.seq for u in utrs], np.array([u.mrl for u in utrs])
     else:
-        names, seqs, y = _read_utrs(path)
+        from .data.mrl import read_utrs
+
+        names, seqs, y = read_utrs(path)
     if not seqs:
         from .data.mrl import MRLError
 
@@ -369,10 +340,10 @@ def predict_expression(
     for n, s in zip(names, seqs):
         if limit and len(s) > int(limit):
             what = "the Optimus baseline reads" if limit != MAX_UTR else "supported"
-            raise ValueError(f"{Path(path).name}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
+            raise ValueError(f"{path}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
         scheme.encode(s, n)
-    extra = entry["extra"]
-    pred = predict_mrl(tm.to(device), scheme, seqs, float(extra["mean"]), float(extra["std"]), batch_size, device, head)
+    mean, std = mrl_scale(entry, model)
+    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head)
     result: dict[str, object] = {"pred": pred, "names": names}
     if y is not None:
         result["metrics"] = mrl_metrics(y, pred)

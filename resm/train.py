@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .config import ConfigError, check_device, find_config, from_dict
+from .config import ConfigError, check_device, check_inputs_outside, find_config, from_dict
 from .train_state import (
     changes,
     generator_state,
@@ -148,6 +148,7 @@ class TrainConfig:
         _check("train.max_steps", self.max_steps, ">= 1", self.max_steps >= 1)
         _check("train.grad_accum", self.grad_accum, ">= 1", self.grad_accum >= 1)
         _check("train.keep_last", self.keep_last, ">= 1", self.keep_last >= 1)
+        _check("train.seed", self.seed, ">= 0", self.seed >= 0)
         for key in ("log_every", "val_every", "ckpt_every"):
             _check(f"train.{key}", getattr(self, key), ">= 0 (0: never)", getattr(self, key) >= 0)
         if self.max_minutes is not None:
@@ -770,9 +771,10 @@ class Trainer:
         return {"step": self.step, "train": last, "validation": final_val}
 
 
-def run_task(make_task, cfg: dict[str, Any], sections: set) -> tuple:
-    """The entry point every training command shares: check the config's sections, build the
-    task (``make_task(cfg)``) and the loop, train, and shut the process group down in order.
+def run_task(make_task, cfg: dict[str, Any], sections: set, config_file: str | os.PathLike | None = None) -> tuple:
+    """The entry point every training command shares: check the config's sections and that
+    no input (``config_file`` included) lies in the run folder, build the task
+    (``make_task(cfg)``) and the loop, train, and shut the process group down in order.
     Returns ``(fit result, task)``."""
     known = set(sections) | {"optim", "train", "data_dir"}
     unknown = sorted(set(cfg) - known)
@@ -786,6 +788,7 @@ def run_task(make_task, cfg: dict[str, Any], sections: set) -> tuple:
         check_output(train.out_dir, "dir")
     except OutputError as e:
         raise ConfigError(f"train.out_dir: {e}") from None
+    check_inputs_outside(cfg, train.out_dir, "train.out_dir", {"--config": config_file})
     task = make_task(cfg)
     try:
         return Trainer(task, optim, train, config_dump=cfg).fit(), task

@@ -448,9 +448,14 @@ def _read_tensors(folder: Path, entry: dict, what: str) -> dict[str, torch.Tenso
     if _sha256_bytes(data) != entry.get("sha256"):
         raise AdapterError(f"{path}: sha256 checksum mismatch (file corrupt or changed after the manifest was written)")
     try:
-        return load(data)
+        state = load(data)
     except Exception as e:  # a file that matches its checksum but is not safetensors
         raise AdapterError(f"{path}: not a safetensors file: {e}") from None
+    from .load import non_finite
+
+    if (bad := non_finite(state)) is not None:
+        raise AdapterError(f"{path}: {what}: weight {bad} holds NaN or infinite values")
+    return state
 
 
 def save_adapter(folder, model: ESM2, name: str, cfg: AdapterConfig, scheme: Scheme, backbone_source: str = "") -> Path:

@@ -168,9 +168,19 @@ def _config_from_fair(data: dict, where: str) -> ESM2Config:
         raise CheckpointError(f"{where}: not an ESM-2 checkpoint (no cfg.model; {e})") from None
 
 
+def non_finite(state: dict[str, torch.Tensor]) -> str | None:
+    """The first floating-point tensor of ``state`` holding a NaN or an infinity, or None:
+    weights like that give NaN outputs, a wrong result that must not look like one."""
+    for k, v in state.items():
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            return k
+    return None
+
+
 def load_state(model: ESM2, state: dict[str, torch.Tensor], where: str) -> bool:
     """Load weights strictly except for rotary buffers (recomputed) and the contact regression
-    (optional). Returns whether the contact regression was present."""
+    (optional); weights that are not finite are refused. Returns whether the contact regression
+    was present."""
     expected = set(model.state_dict())
     got = set(state)
     unexpected = sorted(got - expected)
@@ -185,12 +195,22 @@ def load_state(model: ESM2, state: dict[str, torch.Tensor], where: str) -> bool:
         want = own[k].shape
         if tuple(v.shape) != tuple(want):
             raise CheckpointError(f"{where}: {k} has shape {tuple(v.shape)}, expected {tuple(want)}")
+    if (bad := non_finite(state)) is not None:
+        raise CheckpointError(f"{where}: weight {bad} holds NaN or infinite values")
     model.load_state_dict(state, strict=False)
     return "contact_head.regression.weight" in got
 
 
 def regression_path(path: Path) -> Path:
     return path.with_name(path.stem + "-contact-regression.pt")
+
+
+def files_beside(model: str | os.PathLike) -> list[Path]:
+    """The files reading the checkpoint ``model`` opens besides it: a fair-esm ``.pt``'s
+    contact regression (``<stem>-contact-regression.pt``) when one is there."""
+    p = Path(model)
+    reg = regression_path(p)
+    return [reg] if p.suffix == ".pt" and p.is_file() and reg.is_file() else []
 
 
 def load_fair_esm(

@@ -34,6 +34,36 @@ class Command:
     training: bool = False
 
 
+def models_read(*options: tuple[str, str]) -> Callable[[argparse.Namespace], dict]:
+    """For :attr:`Command.inputs`: the files a command reads through its model options
+    (``(dest, what)``) that no option names, so that no output replaces them: the backbone a
+    model bundle records (when no ``--backbone`` is given), and the contact regression read
+    beside a fair-esm ``.pt``."""
+
+    def files(a: argparse.Namespace) -> dict:
+        from ..backbone.load import files_beside
+        from ..tasks.base import bundle_backbone, is_bundle
+
+        out: dict = {}
+        for dest, what in options:
+            path = getattr(a, dest, None)
+            if path is None or str(path) == "-":
+                continue
+            if is_bundle(path) and getattr(a, "backbone", None) is None:
+                try:
+                    src = bundle_backbone(path)
+                except ValueError:  # a bad manifest is said when the model is loaded
+                    src = ""
+                if src and not src.startswith("random:"):
+                    out[f"the backbone of {what}"] = src
+                    path, what = src, f"the backbone of {what}"
+            for i, f in enumerate(files_beside(path)):
+                out[f"the contact regression of {what}" + (f" ({i})" if i else "")] = f
+        return out
+
+    return files
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Every option's help states its default: ``(default: X)`` is appended unless the help
     already speaks of it, ``(required)`` to a required option; flags (no value) need none."""
@@ -70,6 +100,8 @@ OPTION_RULES = {
     "seed": ("must be >= 0", lambda v: v >= 0),
     "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
     "turner_scale": ("must be a finite number >= 0 (kcal/mol)", lambda v: 0 <= v < float("inf")),
+    "scheme": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
+    "show": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
 }
 
 

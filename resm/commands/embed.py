@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CLI_NAMES, Command, memory_check_arg, model_args, plural, report_stream, set_threads, torch_dtype
+from .common import (
+    CLI_NAMES,
+    Command,
+    memory_check_arg,
+    model_args,
+    models_read,
+    plural,
+    report_stream,
+    set_threads,
+    torch_dtype,
+)
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -83,5 +93,10 @@ EMBED = Command(
     add_arguments,
     run,
     outputs=(("out", "file"),),
-    inputs=(("model", "the model"), ("regression", "--regression"), ("fasta", "the input")),
+    inputs=(
+        ("model", "the model"),
+        ("regression", "--regression"),
+        ("fasta", "the input"),
+        models_read(("model", "the model")),
+    ),
 )

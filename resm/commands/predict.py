@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import CLI_NAMES, Command, device_args, print_metrics, set_threads, trust_arg
+from .common import CLI_NAMES, Command, device_args, models_read, print_metrics, set_threads, trust_arg
 
 
 def scan_args(sp: argparse.ArgumentParser) -> None:
@@ -167,7 +167,14 @@ INTERACT = Command(
     interact_arguments,
     run_interact,
     outputs=(("out", "file"), ("maps", "file"), ("sites", "file")),
-    inputs=(("pairs", "the input"), ("model", "--model"), ("backbone", "--backbone"), ("probe", "--probe")),
+    inputs=(
+        ("pairs", "the input"),
+        ("model", "--model"),
+        ("backbone", "--backbone"),
+        ("probe", "--probe"),
+        ("adapter", "--adapter"),
+        models_read(("model", "--model"), ("backbone", "--backbone")),
+    ),
 )
 PREDICT = Command(
     "predict",
@@ -175,5 +182,11 @@ PREDICT = Command(
     predict_arguments,
     run_predict,
     outputs=(("out", "file"), ("maps", "file"), ("sites", "file")),
-    inputs=(("input", "the input"), ("model", "--model"), ("backbone", "--backbone")),
+    inputs=(
+        ("input", "the input"),
+        ("model", "--model"),
+        ("backbone", "--backbone"),
+        ("adapter", "--adapter"),
+        models_read(("model", "--model"), ("backbone", "--backbone")),
+    ),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CLI_NAMES, Command, model_args, set_threads
+from .common import CLI_NAMES, Command, model_args, models_read, set_threads
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -61,5 +61,6 @@ PROBE = Command(
         ("regression", "--regression"),
         ("train", "the training structures"),
         ("val", "--val"),
+        models_read(("model", "the model")),
     ),
 )

@@ -27,7 +27,8 @@ def run_pretrain(a: argparse.Namespace) -> None:
     from ..config import find_config, load_config
     from ..tasks import run
 
-    result = run(load_config(find_config(a.config, "pretrain"), a.overrides), default="mlm", known=("mlm",))
+    path = find_config(a.config, "pretrain")
+    result = run(load_config(path, a.overrides), default="mlm", known=("mlm",), config_file=path)
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_loss" in v and v.get("n_masked", 1) == 0:
@@ -42,7 +43,8 @@ def run_finetune(a: argparse.Namespace) -> None:
     from ..structure.decode import Decoding
     from ..tasks import run, tasks_with
 
-    result = run(load_config(find_config(a.config, "finetune"), a.overrides), known=tasks_with("finetune"))
+    path = find_config(a.config, "finetune")
+    result = run(load_config(path, a.overrides), known=tasks_with("finetune"), config_file=path)
     v = result.get("validation") or {}
     line = f"finished at step {result['step']}"
     if "val_f1_shift" in v and result.get("decoding"):  # the F1 shown is the one of the decoding chosen below

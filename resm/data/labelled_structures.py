@@ -170,6 +170,8 @@ class StructureDataConfig:
     def __post_init__(self):
         if not self.train:
             raise ConfigError("data.train: give the training structure file")
+        if self.seed < 0:
+            raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
         self.train_files()  # checks a list's entries
         if self.split and not isinstance(self.train, str):
             raise ConfigError("data.split selects records of one training file: give data.train as one file")

@@ -21,9 +21,11 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from ..fasta import checked_cell_name
 from ..mapping import MappingError
 from ..nucleotides import normalise
 from .rri import PathLike, table_rows
@@ -56,8 +58,10 @@ def _iter_rows(
     seq_column: str = "utr",
     target_column: str | None = None,
     extra: Sequence[str] = (),
+    need_target: bool = True,
 ) -> Iterator[tuple[UTR, dict[str, str]]]:
-    """Yield ``(UTR, {column: value for column in extra})`` per data row."""
+    """Yield ``(UTR, {column: value for column in extra})`` per data row; without
+    ``need_target``, a table with no target column gives UTRs whose ``mrl`` is NaN."""
     name = os.fspath(path)
     header: list[str] | None = None
     header_line = 0
@@ -71,7 +75,7 @@ def _iter_rows(
                 raise MRLError(f"{where}: no sequence column {seq_column!r}; columns: {listed}")
             if target_column is None:
                 target_column = next((c for c in TARGET_COLUMNS if c in header), None)
-                if target_column is None:
+                if target_column is None and need_target:
                     raise MRLError(
                         f"{where}: no target column ({' or '.join(TARGET_COLUMNS)}); give one of the columns: {listed}"
                     )
@@ -80,7 +84,8 @@ def _iter_rows(
             for c in extra:
                 if c not in header:
                     raise MRLError(f"{where}: no column {c!r}; columns: {listed}")
-            i_seq, i_y = header.index(seq_column), header.index(target_column)
+            i_seq = header.index(seq_column)
+            i_y = header.index(target_column) if target_column is not None else None
             if "id" in header:
                 i_name: int | None = header.index("id")
             elif 0 not in (i_seq, i_y):
@@ -91,7 +96,8 @@ def _iter_rows(
             continue
         if len(cells) != len(header):
             raise MRLError(f"{where}: expected {len(header)} columns, found {len(cells)}")
-        rec = (cells[i_name] if i_name is not None else "") or f"line{line}"
+        rec = cells[i_name] if i_name is not None else ""
+        rec = checked_cell_name(rec, f"{where}: {header[i_name]}", MRLError) if rec else f"line{line}"
         raw = cells[i_seq]
         if not raw:
             raise MRLError(f"{where}: {seq_column} is empty")
@@ -99,6 +105,10 @@ def _iter_rows(
             seq = normalise(raw, rec)
         except MappingError as e:
             raise MRLError(f"{where}: {seq_column}: {e}") from None
+        if i_y is None:
+            count += 1
+            yield UTR(rec, seq, math.nan, line), {c: cells[i] for c, i in i_extra.items()}
+            continue
         text = cells[i_y]
         if not text:
             raise MRLError(f"{where}: {target_column} is empty")
@@ -113,7 +123,7 @@ def _iter_rows(
     if header is None:
         raise MRLError(f"{name} line 1: empty file, no header")
     if count == 0:
-        raise MRLError(f"{name} line {header_line}: a header but no UTRs")
+        raise MRLError(f"{name} line {header_line}: a header but no UTRs (the file holds a header only)")
 
 
 def iter_mrl(path: PathLike, seq_column: str = "utr", target_column: str | None = None) -> Iterator[UTR]:
@@ -131,6 +141,22 @@ def iter_mrl(path: PathLike, seq_column: str = "utr", target_column: str | None 
 def read_mrl(path: PathLike, seq_column: str = "utr", target_column: str | None = None) -> list[UTR]:
     """All UTRs of an MRL file, in file order (see :func:`iter_mrl`)."""
     return list(iter_mrl(path, seq_column, target_column))
+
+
+def read_utrs(path: PathLike) -> tuple[list[str], list[str], np.ndarray | None]:
+    """``(names, sequences, measured MRL or None)`` of the UTRs to predict: a FASTA file
+    (``.fa``, ``.fasta``, ``.fna``, gzip too; ids unique), or a table with a ``utr`` column
+    (:func:`iter_mrl`'s rules) whose ``rl``/``hrl`` column, when it has one, is the measured
+    MRL."""
+    from ..fasta import read_fasta
+
+    suffixes = "".join(Path(path).suffixes[-2:]).lower()
+    if any(x in suffixes for x in (".fa", ".fasta", ".fna")):
+        recs = list(read_fasta(path, unique=True))
+        return [r.id for r in recs], [normalise(r.seq, r.id) for r in recs], None
+    utrs = [u for u, _ in _iter_rows(path, need_target=False)]
+    y = np.array([u.mrl for u in utrs])
+    return [u.name for u in utrs], [u.seq for u in utrs], None if np.isnan(y).all() else y
 
 
 def split_utrs(
@@ -201,4 +227,6 @@ def read_variants(path: PathLike) -> tuple[list[UTR], list[VariantPair]]:
         if k == "normal":
             wt_of.setdefault(u.seq, i)
     pairs = [VariantPair(wt_of[m], i) for i, (k, m) in enumerate(zip(kinds, mothers)) if k == "variant" and m in wt_of]
+    if not pairs:
+        raise MRLError(f"{name}: no variant row whose mother is the utr of a 'normal' row, so no variant to compare")
     return utrs, pairs

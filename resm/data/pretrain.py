@@ -385,8 +385,8 @@ class PretrainStream:
                 skipping.close()
             if produced == 0:
                 raise ValueError(
-                    f"rank {self.rank}/{self.world_size}: epoch {epoch} has no training "
-                    f"records (stats: {self.summary()})"
+                    f"data.train ({', '.join(map(str, self.cfg.train))}): rank {self.rank}/{self.world_size}: "
+                    f"epoch {epoch} has no training records (stats: {self.summary()})"
                 )
             if produced < skip:
                 raise ValueError(

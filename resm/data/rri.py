@@ -37,6 +37,7 @@ from typing import Union
 
 import numpy as np
 
+from ..fasta import checked_cell_name
 from ..mapping import MappingError
 from ..nucleotides import normalise
 
@@ -132,15 +133,19 @@ def _header_columns(cells: list[str]) -> dict | None:
 def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | None = None) -> Iterator[Pair]:
     """Stream the pairs of a file one by one (see the module docstring for the formats).
 
-    Raises :class:`PairsError` at the first bad line: wrong number of columns, an empty
-    sequence, a symbol that is not a nucleotide, a label other than 0/1, a missing label while
-    ``require_label``, a sequence longer than ``max_length`` nt, or a file without pairs.
+    Raises :class:`PairsError` at the first bad line: a header without ``a_seq`` or ``b_seq``,
+    wrong number of columns, a name holding a control character or bytes that are not UTF-8
+    (:func:`resm.fasta.id_problem`), an empty sequence, a symbol that is not a nucleotide, a
+    label other than 0/1, a missing label while ``require_label`` (else an empty label among
+    labelled pairs, or a label among unlabelled ones), a sequence longer than ``max_length``
+    nt, or a file without pairs.
     """
     name = os.fspath(path)
     cols: dict | None = None
     ncols = 0
     first_line = 0
     count = 0
+    labelled: bool | None = None  # whether the pairs read so far have labels
     for line, cells in table_rows(path, PairsError):
         where = f"{name} line {line}"
         if cols is None:  # first non-blank row: header or first record
@@ -149,6 +154,9 @@ def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | Non
             is_header = cols is not None
             if is_header:
                 ncols = len(cells)
+            elif any(c.lower() in COLUMNS for c in cells):  # a header that lacks a sequence column
+                lacking = " and ".join(c for c in ("a_seq", "b_seq") if c not in [x.lower() for x in cells])
+                raise PairsError(f"{where}: the header has no {lacking} column (columns: {', '.join(cells)})")
             elif len(cells) in (4, 5):
                 ncols = len(cells)
                 cols = {c: i for i, c in enumerate(COLUMNS[:ncols])}
@@ -169,6 +177,8 @@ def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | Non
             col = f"{side}_seq"
             raw = cells[cols[col]]
             nm = cells[cols[f"{side}_name"]] if f"{side}_name" in cols else ""
+            if nm:
+                checked_cell_name(nm, f"{where}: {side}_name", PairsError)
             nm = nm or f"{side}_line{line}"
             if not raw:
                 raise PairsError(f"{where}: {col} is empty")
@@ -190,6 +200,10 @@ def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | Non
                 label = _LABELS[raw]
             elif require_label:
                 raise PairsError(f"{where}: label is empty")
+            if labelled is not None and (label is not None) != labelled:  # metrics need all or none
+                said, before = ("is empty", "labels") if label is None else (repr(raw), "none")
+                raise PairsError(f"{where}: label {said} where the lines before have {before}")
+            labelled = label is not None
         count += 1
         yield Pair(names["a"], seqs["a"], names["b"], seqs["b"], label, line)
     if cols is None:

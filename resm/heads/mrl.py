@@ -63,6 +63,8 @@ class ExpressionHeadConfig:
             raise ValueError(f"kernel must be odd, got {self.kernel}")
         if self.hidden < 1 or self.conv_layers < 0 or self.anchor < 0 or self.max_length < 1:
             raise ValueError("hidden and max_length must be >= 1, conv_layers and anchor >= 0")
+        if not 0 <= self.dropout < 1:  # nan fails too
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -126,6 +128,10 @@ class OptimusConfig:
     conv_layers: int = 3
     dense: int = 40
     dropout: float = 0.2
+
+    def __post_init__(self):
+        if not 0 <= self.dropout < 1:  # nan fails too
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -128,6 +128,8 @@ class StructureHeadConfig:
             raise ValueError(f"dilations must be >= 1, got {self.dilations}")
         if self.use_attention and self.attn_channels < 1:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
+        if not 0 <= self.dropout < 1:  # nan fails too
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def block_dilations(self) -> list[int]:
         """The dilation of each block's first conv (``dilations`` cycled)."""

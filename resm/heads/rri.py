@@ -63,6 +63,8 @@ class InteractionHeadConfig:
             raise ValueError(f"kernel must be odd, got {self.kernel}")
         if min(self.proj_dim, self.channels, self.max_length) < 1 or self.blocks < 0:
             raise ValueError("proj_dim, channels and max_length must be >= 1, blocks >= 0")
+        if not 0 <= self.dropout < 1:  # nan fails too
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -236,7 +236,7 @@ def load_probe(model: ESM2, path: str | os.PathLike) -> ESM2:
     Raises ValueError if the file is not a probe or was fitted for another number of
     layers or heads.
     """
-    from ..backbone.load import safe_load
+    from ..backbone.load import non_finite, safe_load
 
     data = safe_load(path)
     need = {"weight", "bias", "num_layers", "heads"}
@@ -251,6 +251,8 @@ def load_probe(model: ESM2, path: str | os.PathLike) -> ESM2:
     reg = model.contact_head.regression
     if tuple(data["weight"].shape) != tuple(reg.weight.shape) or data["bias"].numel() != 1:
         raise ValueError(f"{path}: weight shape {tuple(data['weight'].shape)} does not match {tuple(reg.weight.shape)}")
+    if (bad := non_finite({k: data[k] for k in ("weight", "bias")})) is not None:
+        raise ValueError(f"{path}: the probe's {bad} holds NaN or infinite values")
     with torch.no_grad():
         reg.weight.copy_(data["weight"].to(reg.weight))
         reg.bias.copy_(data["bias"].reshape(reg.bias.shape).to(reg.bias))
@@ -387,12 +389,12 @@ def select_structures(
             skipped += 1
             continue
         if not rec.seq:
-            raise FoldError(f"{Path(path).name}: record {rec.name!r} has no sequence")
+            raise FoldError(f"{path}: record {rec.name!r} has no sequence")
         kept.append(rec)
     if not kept:
-        raise FoldError(
-            f"{Path(path).name}: no structures to use" + (f" ({skipped} longer than {max_length})" if skipped else "")
-        )
+        raise FoldError(f"{path}: no structures to use" + (f" ({skipped} longer than {max_length})" if skipped else ""))
+    if not any((np.asarray(r.pairs) >= 0).any() for r in kept):
+        raise FoldError(f"{path}: none of the {len(kept)} structures used holds a base pair; a probe learns from pairs")
     return kept, skipped
 
 

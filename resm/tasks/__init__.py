@@ -20,6 +20,7 @@ runs ``mlm``, ``resm finetune`` the task its config names.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,9 +57,15 @@ def tasks_with(what: str) -> tuple[str, ...]:
 FINETUNE_TASKS = tasks_with("finetune")
 
 
-def run(cfg: dict[str, Any], default: str | None = None, known: Sequence[str] | None = None) -> dict[str, Any]:
+def run(
+    cfg: dict[str, Any],
+    default: str | None = None,
+    known: Sequence[str] | None = None,
+    config_file: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Train the task named by ``cfg["task"]`` (``default`` when the config names none) on a
-    loaded config (:func:`resm.config.load_config`); ``known`` limits the choice.
+    loaded config (:func:`resm.config.load_config`, read from ``config_file``, which the run
+    may not replace); ``known`` limits the choice.
 
     Returns the :meth:`resm.train.Trainer.fit` result plus ``model_file`` (what the task wrote
     into ``train.out_dir``) and the task's summary (``final`` validation metrics; the
@@ -69,6 +76,6 @@ def run(cfg: dict[str, Any], default: str | None = None, known: Sequence[str] | 
         raise ConfigError(f"unknown task {name!r}; known tasks: {list(known)}")
     cls = TASKS[name].cls
     out_dir = Path(from_dict(TrainConfig, cfg.get("train"), "train").out_dir)
-    result, task = run_task(cls, cfg, set(cls.sections) | {"task"})
+    result, task = run_task(cls, cfg, set(cls.sections) | {"task"}, config_file)
     result.update(model_file=str(out_dir / cls.output), **task.summary())
     return result

@@ -428,6 +428,19 @@ def resolve_source(src: str, folder: Path) -> str:
     return str(beside) if beside.exists() else src
 
 
+def bundle_backbone(folder: str | os.PathLike) -> str:
+    """The backbone a bundle's manifest records (``backbone.source``, else the first head's
+    ``extra.backbone_source``), resolved from the bundle folder (:func:`resolve_source`); ""
+    when none is recorded. The manifest is read with :func:`resm.backbone.adapters.read_manifest`
+    (its errors name the file)."""
+    from ..backbone.adapters import read_manifest
+
+    manifest = read_manifest(folder)
+    first = next(iter(manifest.get("heads", {}).values()), {})
+    src = manifest["backbone"].get("source") or first.get("extra", {}).get("backbone_source", "")
+    return resolve_source(src, Path(folder))
+
+
 def open_bundle(folder, backbone: str | None = None, trust: bool = False, adapter: Path | None = None):
     """:func:`load_bundle` for the commands and the API: a folder that is no bundle, or one
     made for another backbone (checksum) or mapping scheme, is a :class:`BundleError` naming
@@ -496,10 +509,7 @@ def load_bundle(
     entries = manifest.get("heads", {})
     if not entries:
         raise A.AdapterError(f"{folder}: the bundle has no heads")
-    first = next(iter(entries.values()))
-    src = backbone or resolve_source(
-        manifest["backbone"].get("source") or first.get("extra", {}).get("backbone_source", ""), folder
-    )
+    src = backbone or bundle_backbone(folder)
     if not src or src.startswith("random:"):
         raise A.AdapterError(f"{folder}: no backbone recorded ({src or 'none'}); pass the backbone checkpoint")
     bb = load_backbone(src, scheme, trust=trust).model

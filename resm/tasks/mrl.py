@@ -28,6 +28,7 @@ from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, Optimu
 from .base import (
     BUNDLE_DIR,
     SEQUENCE_KEYS,
+    BundleError,
     CompareSpec,
     ItemStream,
     ModelConfig,
@@ -78,6 +79,8 @@ class MRLDataConfig:
     def __post_init__(self):
         if not self.train:
             raise ConfigError("data.train: give the UTR file")
+        if self.seed < 0:
+            raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
         for key in ("batch_size", "max_train", "max_val"):
             v = getattr(self, key)
             if v is not None and v < 1:
@@ -96,31 +99,32 @@ class _NoEncoder(torch.nn.Module):
         return None, batch["mask"]
 
 
-def mrl_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """R^2 and Spearman's rho (and Pearson's r) of predictions against targets."""
+def correlations(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Spearman's rho and Pearson's r of ``a`` and ``b``: NaN, without a warning, where they
+    are undefined (fewer than two values, or one side constant)."""
     from scipy.stats import pearsonr, spearmanr
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return {"spearman": float("nan"), "pearson": float("nan")}
+    return {"spearman": float(spearmanr(a, b).statistic), "pearson": float(pearsonr(a, b).statistic)}
+
+
+def mrl_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """R^2 and Spearman's rho (and Pearson's r) of predictions against targets (NaN where
+    undefined: :func:`correlations`; R^2 needs two values)."""
     from sklearn.metrics import r2_score
 
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
-    return {
-        "r2": float(r2_score(y, pred)),
-        "spearman": float(spearmanr(y, pred).statistic),
-        "pearson": float(pearsonr(y, pred).statistic),
-        "n": int(len(y)),
-    }
+    r2 = float(r2_score(y, pred)) if len(y) >= 2 else float("nan")
+    return {"r2": r2, **correlations(y, pred), "n": int(len(y))}
 
 
 def variant_effect(pred: np.ndarray, utrs: Sequence[UTR], pairs: Sequence[VariantPair]) -> dict[str, float]:
     """Correlation of predicted and observed MRL changes (variant minus wild type)."""
-    from scipy.stats import pearsonr, spearmanr
-
     obs = np.array([utrs[p.var].mrl - utrs[p.wt].mrl for p in pairs])
     dp = np.array([pred[p.var] - pred[p.wt] for p in pairs])
-    return {
-        "spearman": float(spearmanr(obs, dp).statistic),
-        "pearson": float(pearsonr(obs, dp).statistic),
-        "n_pairs": int(len(pairs)),
-    }
+    return {**correlations(obs, dp), "n_pairs": int(len(pairs))}
 
 
 class MRLTask:
@@ -323,6 +327,21 @@ def predict_mrl(
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+def mrl_scale(entry: dict, where: str | Path) -> tuple[float, float]:
+    """``(mean, std)`` of the MRL the head was trained on (its manifest entry's ``extra``),
+    which de-standardise its output; one line naming ``where`` (the model) unless both are
+    finite numbers and the std is positive."""
+    extra = entry.get("extra") if isinstance(entry.get("extra"), dict) else {}
+    try:
+        mean, std = float(extra["mean"]), float(extra["std"])
+    except (KeyError, TypeError, ValueError):
+        got = {k: extra.get(k) for k in ("mean", "std")}
+        raise BundleError(f"{where}: the mrl head's extra.mean and extra.std must be numbers, got {got}") from None
+    if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+        raise BundleError(f"{where}: the mrl head's extra.mean {mean} and extra.std {std} must be finite, the std > 0")
+    return mean, std
+
+
 def load_mrl_model(folder, backbone: str | None = None, trust: bool = False, adapter: Path | None = None):
     """``(TaskModel, head name, manifest entry, scheme)`` from ``out_dir/model``; ``adapter``: a
     PEFT folder in place of the bundle's adapter."""
@@ -340,11 +359,13 @@ def load_mrl_model(folder, backbone: str | None = None, trust: bool = False, ada
             head.load_state_dict(d["state"])
             model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": optimus_apply}).eval()
             entry = {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}
-            return model, "mrl", entry, get_scheme(d["scheme"])
+        mrl_scale(entry, optimus)
+        return model, "mrl", entry, get_scheme(d["scheme"])
     model, entries, scheme = open_bundle(
         folder, backbone=backbone, trust=trust, adapter=adapter
     )  # a joint bundle holds other heads too
     name = head_for(folder, entries, "mrl")
+    mrl_scale(entries[name], folder / "manifest.json")
     return model, name, entries[name], scheme
 
 

@@ -82,6 +82,8 @@ class RRIDataConfig:
     def __post_init__(self):
         if not self.train:
             raise ConfigError("data.train: give the pairs file")
+        if self.seed < 0:
+            raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
         for key in ("batch_size", "max_train", "max_val"):
             v = getattr(self, key)
             if v is not None and v < 1:

@@ -68,10 +68,10 @@ class ScanOptions:
         """``(window, stride)`` for a head trained up to ``max_length`` nt."""
         w = self.window or int(max_length)
         if w < 1 or w > max_length:
-            raise ConfigError(f"window must lie in [1, {max_length}] (the head's max_length), got {w}")
+            raise ConfigError(f"window must lie in [1, {max_length}] (--window; the head's max_length), got {w}")
         s = self.stride or max(1, w // 2)
         if s < 1 or s > w:
-            raise ConfigError(f"stride must lie in [1, window={w}], got {s}")
+            raise ConfigError(f"stride must lie in [1, window={w}] (--stride), got {s}")
         if self.max_sites < 1 or self.batch_size < 1:
             raise ConfigError("max_sites and batch_size must be >= 1")
         return w, s
