@@ -13,6 +13,7 @@ a probability; every mark has a legend entry.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -265,7 +266,6 @@ def plot_structure(
             )
         bar = fig.colorbar(im, ax=ax2, fraction=0.046, pad=0.04)
         bar.set_label("pair probability", fontsize=7)
-    fig.tight_layout()
     _save(fig, path, fmt, dpi)
 
 
@@ -277,10 +277,15 @@ def integer_ticks(*axes, nbins="auto") -> None:
 
 
 def _save(fig, path, fmt: str, dpi: int) -> None:
+    """Lay ``fig`` out and write it atomically. A record name in a script the font lacks (CJK,
+    say) is drawn as boxes without a warning line on the user's terminal."""
     if fmt not in FORMATS:
         raise ValueError(f"plot format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    with atomic_path(path, f".{fmt}") as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        fig.tight_layout()
+        with atomic_path(path, f".{fmt}") as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
 
 
 def layout_coordinates(pairs: np.ndarray) -> np.ndarray:
@@ -401,7 +406,6 @@ def plot_layout(
     ax.legend(
         handles=handles, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False
     )
-    fig.tight_layout()
     _save(fig, path, fmt, dpi)
 
 
