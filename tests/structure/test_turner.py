@@ -12,41 +12,21 @@ import numpy as np
 import pytest
 import RNA
 
-from resm.nucleotides import PAIR_TYPE, lenient_codes
 from resm.structure.decode import (
     Decoding,
-    add_pseudoknots,
-    blend,
     decode_sparse,
-    mea_auto,
-    mea_pairs,
     turner_constraints,
     turner_ensemble,
 )
 from resm.structure.io import FoldError, parse_dotbracket
+from tests.structure.decoding_cases import SHIPPED, canonical_candidates, todays_decoding
 
 TRNA = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
 FIVE_S = (  # E. coli 5S rRNA as README's demo folds it (116 nt), where the Turner step changes the fold
     "UGCCUGGCGGCCGUAGCGCGGUGGUCCCACCUGACCCCAUGCCGAACUCAGAAGUGAAAC"
     "GCCGUAGCGCCGAUGGUAGUGUGGGGUCUCCCCAUGCGAGAGUAGGGAACUGCCAG"
 )
-SHIPPED = {"gamma": 2.0, "prior_weight": 0.1, "pseudoknot_threshold": 0.5, "auto_gamma": True}  # a v3.2 file's
 DEFAULT = {**SHIPPED, "length_shift": 0.25, "length_ref": 150}  # the shipped file's (v3.3)
-
-
-def canonical_candidates(seq: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every canonical pair (i < j, loop >= 3) with random model and prior probabilities."""
-    codes = lenient_codes(seq)
-    i, j = np.nonzero(np.triu(PAIR_TYPE[codes[:, None], codes[None, :]] >= 0, 4))
-    rng = np.random.default_rng(seed)
-    return i, j, rng.beta(0.3, 3.0, len(i)).astype(np.float32), rng.beta(0.3, 3.0, len(i)).astype(np.float32)
-
-
-def todays_decoding(seq, i, j, mp, pp, d: Decoding) -> np.ndarray:
-    """The decoding as it was before the Turner mode (written out here, not called)."""
-    p = blend(mp, pp, d.prior_weight)
-    pairs = mea_auto(seq, i, j, p) if d.auto_gamma else mea_pairs(seq, i, j, p, d.gamma)
-    return add_pseudoknots(pairs, i, j, p, d.pseudoknot_threshold) if d.pseudoknot_threshold is not None else pairs
 
 
 # ----------------------------------------------------------------------------- the Decoding
