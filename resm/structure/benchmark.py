@@ -223,22 +223,15 @@ def evaluate_dataset(
     sets give two, canonical pairs and all pairs, from the same predictions, each prediction
     scored on the same class of its pairs; with ``opts.non_canonical`` a third, the
     non-canonical pairs)."""
-    opts = opts or EvaluateOptions()
     if dataset == "archiveii-famfold":
         raise ValueError("archiveii-famfold has one model per fold: use evaluate_famfold")
-    check_models(model_path)
-    folders = check_folders(opts.folders)
-    model, meta = load_structure_model(model_path)
-    predict, turner = _model_predictor(model, meta, opts, str(model_path))
-    recs = load_dataset(dataset, data_dir, opts.limit, opts.seed)
-    _require_memory(recs, opts, turner)
-    return _dataset_results(predict, dataset, recs, folders, opts)
+    return evaluate_sets(model_path, [dataset], data_dir, None, opts)[0]
 
 
 def _dataset_results(
     predict, dataset: str, recs: list[Structure], folders: Sequence[str], opts: EvaluateOptions
 ) -> list[dict[str, object]]:
-    """:func:`evaluate_dataset` once the model, its records and the folders are ready."""
+    """One set's results once the model, its records and the folders are ready."""
     preds, seconds = _predict_all(predict, recs, dataset, folders, opts.progress)
     views = reference_views(dataset, recs, opts.non_canonical)
     return [_result(label, preds, true, seconds, recs) for label, true in views.items()]
@@ -263,14 +256,7 @@ def evaluate_famfold(
     folds": every test sequence once, each scored by its own fold's model). ``opts`` as
     :func:`evaluate_dataset` (with ``non_canonical`` each fold's file needs a non-canonical
     scorer); ``opts.limit`` records are drawn from each fold's test partition."""
-    opts = opts or EvaluateOptions()
-    if "{fold}" not in str(model_path):
-        raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
-    tests = _famfold_tests(data_dir, folds, opts)
-    check_models(model_path, list(tests))
-    folders = check_folders(opts.folders)
-    _require_memory([r for test in tests.values() for r in test], opts, _turner_override(opts))
-    return _famfold_results(model_path, tests, folders, opts)
+    return evaluate_sets(model_path, ["archiveii-famfold"], data_dir, folds, opts)[0]
 
 
 def _famfold_tests(data_dir, folds: list[str] | None, opts: EvaluateOptions) -> dict[str, list[Structure]]:
@@ -300,7 +286,7 @@ def _turner_override(opts: EvaluateOptions) -> bool:
 def _famfold_results(
     model_path, tests: dict[str, list[Structure]], folders: Sequence[str], opts: EvaluateOptions
 ) -> list[dict[str, object]]:
-    """:func:`evaluate_famfold` once the folds' records and the folders are ready. A fold's
+    """archiveii-famfold's results once the folds' records and the folders are ready. A fold's
     model whose stored decoding is Turner-corrected is checked against the memory again, for
     its own records, before it folds any."""
     results: list[dict[str, object]] = []
