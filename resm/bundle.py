@@ -102,17 +102,24 @@ class Bundle:
         mean, std = mrl_scale(self.entries[name], self.folder)
         return predict_mrl(self.model, self.scheme, clean, mean, std, 128, self.device, name)
 
-    def predictor(self):
+    def predictor(self, turner_scale: float | None = None):
         """The structure head as a :class:`resm.structure.predictor.Predictor` (what ``resm
-        fold`` folds with)."""
-        from .structure.predictor import bundle_predictor
+        fold`` folds with); ``turner_scale``: a pair head's stored decoding with the
+        Turner-corrected step at this scale (as ``resm fold --model DIR --turner-scale`` and
+        ``resm.load_predictor(turner_scale=)``: :func:`resm.structure.predictor.override_decoding`,
+        whose one-line FoldError a bad value or a dense-map head gets; None: as stored)."""
+        from .structure.predictor import bundle_predictor, override_decoding
 
-        return bundle_predictor(self.folder, self.model, self.entries, self.scheme, self.head("structure"))
+        pred = bundle_predictor(self.folder, self.model, self.entries, self.scheme, self.head("structure"))
+        return override_decoding(pred, {"turner_scale": turner_scale})
 
-    def fold(self, seqs: str | Sequence[str] | dict[str, str], **kw) -> list[tuple[Any, np.ndarray]]:
+    def fold(
+        self, seqs: str | Sequence[str] | dict[str, str], *, turner_scale: float | None = None, **kw
+    ) -> list[tuple[Any, np.ndarray]]:
         """``(Structure, probabilities)`` of each sequence with the bundle's structure head
-        (keyword arguments as :meth:`resm.structure.predictor.Predictor.fold`)."""
-        pred = self.predictor()
+        (``turner_scale`` as :meth:`predictor`; other keyword arguments as
+        :meth:`resm.structure.predictor.Predictor.fold`)."""
+        pred = self.predictor(turner_scale)
         if isinstance(seqs, str):
             seqs = [seqs]
         named = list(seqs.items()) if isinstance(seqs, dict) else [(f"seq_{k}", s) for k, s in enumerate(seqs, 1)]

@@ -417,3 +417,47 @@ def test_the_python_api_takes_the_scale(tmp_path):
     assert cli.stdout.splitlines()[2] == folded.dotbracket != plain.dotbracket
     with pytest.raises(FoldError, match=r"^--turner-scale -1.0: must be a finite number >= 0 \(kcal/mol\)$"):
         resm.load_predictor(device="cpu", turner_scale=-1.0)
+
+
+def test_a_bundle_folds_with_the_scale_as_the_predictor_does(tmp_path):
+    """Bundle.fold(turner_scale=S) (resm.load_bundle) folds as resm.load_predictor(model=DIR,
+    turner_scale=S) and resm fold --model DIR --turner-scale S do, on a bundle with a pair head
+    (untrained, frozen tiny backbone) and the 5S rRNA, where the scale changes the fold; a bad
+    value is the same one-line error."""
+    import torch
+
+    import resm
+    from resm.backbone.encoder import BackboneEncoder
+    from resm.backbone.load import load_backbone
+    from resm.heads import HEADS
+    from resm.mapping import get_scheme
+    from resm.tasks.base import TaskModel, save_bundle
+    from tests.conftest import resm_main
+
+    ckpt = tmp_path / "tiny.pt"
+    resm_main("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "1", "--out", ckpt)
+    scheme = get_scheme("kdny")
+    bb = load_backbone(str(ckpt), scheme).model
+    cfg = {"width": 8, "pair_width": 8, "blocks": 1, "dilations": [1], "rounds": 1}
+    torch.manual_seed(0)
+    head, apply = HEADS["pairs"](cfg, bb.embed_dim)
+    tm = TaskModel(BackboneEncoder(bb, "frozen"), {"structure": head}, {"structure": apply}).eval()
+    extra = {"head": "pairs", "priors": [{"kind": "vienna"}], "decoding": DEFAULT}
+    folder = save_bundle(
+        tmp_path / "model", tm, scheme, str(ckpt), {"structure": {"task": "structure", "config": cfg, "extra": extra}}
+    )
+    b = resm.load_bundle(folder, device="cpu")
+    ((plain, _),) = b.fold({"5S": FIVE_S})
+    ((scaled, probs),) = b.fold({"5S": FIVE_S}, turner_scale=0.3)
+    assert b.predictor(0.3).decoding == replace(b.predictor().decoding, turner_scale=0.3)
+    api = resm.load_predictor(folder, device="cpu", threads=1, turner_scale=0.3)
+    want, want_probs = api.fold_one(FIVE_S, "5S")
+    assert scaled.dotbracket == want.dotbracket != plain.dotbracket
+    np.testing.assert_array_equal(probs, want_probs)
+    (tmp_path / "x.fa").write_text(f">5S\n{FIVE_S}\n")
+    cli = resm_main(
+        "fold", tmp_path / "x.fa", "--model", folder, "--nogpu", "--threads", "1", "--no-score", "--turner-scale", "0.3"
+    )
+    assert cli.stdout.splitlines()[2] == scaled.dotbracket
+    with pytest.raises(FoldError, match=r"^--turner-scale -1.0: must be a finite number >= 0 \(kcal/mol\)$"):
+        b.fold(FIVE_S, turner_scale=-1.0)
