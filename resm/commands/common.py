@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..structure.kcal import KCAL_RULE, kcal_ok
+
 # options dataclass field -> the command line's name for it (resm.config.options)
 CLI_NAMES = {"fmt": "format", "no_lp": "noLP", "trust": "trust_checkpoint", "layers": "repr_layers"}
 
@@ -99,7 +101,7 @@ OPTION_RULES = {
     "tile": ("must be >= 16", lambda v: v >= 16),
     "seed": ("must be >= 0", lambda v: v >= 0),
     "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
-    "turner_scale": ("must be a finite number >= 0 (kcal/mol)", lambda v: 0 <= v < float("inf")),
+    "turner_scale": (KCAL_RULE, kcal_ok),  # Decoding's own rule (resm.structure.kcal)
     "scheme": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
     "show": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
 }

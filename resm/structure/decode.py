@@ -58,13 +58,13 @@ Post-processing of any decoded structure (``resm fold --nested`` / ``--noLP``):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ..nucleotides import PAIR_TYPE, lenient_codes
+from .kcal import KCAL_RULE, finite, kcal_ok
 from .metrics import evaluate, pseudo_expected_f1
 
 __all__ = [
@@ -411,11 +411,11 @@ class Decoding:
             v = getattr(self, key)
             if v is None and key == "turner_scale":
                 continue
-            if not _finite(v) or v < 0:
-                raise DecodingError(key, "must be a finite number >= 0 (kcal/mol)", v)
-        if not _finite(self.length_shift):
+            if not kcal_ok(v):
+                raise DecodingError(key, KCAL_RULE, v)
+        if not finite(self.length_shift):
             raise DecodingError("length_shift", "must be a finite number", self.length_shift)
-        if not _finite(self.length_ref) or self.length_ref <= 0:
+        if not finite(self.length_ref) or self.length_ref <= 0:
             raise DecodingError("length_ref", "must be a finite number > 0 (nt)", self.length_ref)
 
     def describe(self) -> str:
@@ -456,11 +456,6 @@ class Decoding:
             "length_ref",
         )
         return cls(**{k: d[k] for k in keys if k in d})
-
-
-def _finite(v) -> bool:
-    """A real number (not a bool) that is finite."""
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def shift_by_length(p: np.ndarray, length: int, ref: float, shift: float) -> np.ndarray:

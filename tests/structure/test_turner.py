@@ -59,6 +59,25 @@ def test_a_bad_value_is_one_line_naming_the_key(key, value):
     assert str(e.value).startswith(f"decoding key {key}: must be a finite number >= 0") and "\n" not in str(e.value)
 
 
+def test_the_command_line_and_the_decoding_keep_one_kcal_rule():
+    """--turner-scale's option rule is Decoding's (resm.structure.kcal): the same values pass,
+    refused ones are refused with the same words."""
+    from resm.commands.common import OPTION_RULES
+    from resm.structure.decode import DecodingError
+
+    rule, ok = OPTION_RULES["turner_scale"]
+    assert rule == "must be a finite number >= 0 (kcal/mol)"
+    for v in (-1.0, -1e-9, -0.0, 0.0, 0.3, 1e300, float("inf"), float("nan")):
+        for key in ("turner_scale", "turner_penalty"):
+            try:
+                Decoding(**{key: v})
+                kept = True
+            except DecodingError as e:
+                kept = False
+                assert e.rule == rule and e.key == key
+            assert ok(v) == kept, (key, v)
+
+
 # ----------------------------------------------------------------------------- the constrained fold
 def test_scale_zero_without_penalty_is_plain_turner_and_viennas_mea():
     """No constraint energy: the ensemble is RNAfold -p's, the MFE structure RNAfold's, and the
