@@ -3,6 +3,7 @@ local cache, tokenizer files in exported folders, --device auto, help texts that
 defaults, the shipped model by name, and `resm schemes --show`."""
 
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -178,3 +179,23 @@ def test_threads_help_speaks_of_its_own_command():
         if any("--threads" in a.option_strings for a in sp._actions)
     }
     assert "pair priors" in helps["fold"] and "fold" not in helps["embed"] and "pair priors" not in helps["embed"]
+
+
+def test_the_top_level_help_lists_every_command_with_one_line():
+    from resm.commands import COMMANDS
+
+    text = " ".join(build_parser().format_help().split())
+    for cmd in COMMANDS:
+        assert cmd.help and "\n" not in cmd.help and len(cmd.help) <= 140, cmd.name
+        assert f"{cmd.name} {' '.join(cmd.help.split())}" in text, cmd.name
+
+
+def test_options_in_nucleotides_say_so():
+    """A length, window, stride or tile is in nt, and its help says so."""
+    missing = [
+        f"{name} {a.option_strings[0]}"
+        for name, sp in subparsers(build_parser())
+        for a in sp._actions
+        if a.dest in ("max_length", "window", "stride", "tile") and not re.search(r"\bnt\b", a.help)
+    ]
+    assert not missing, f"options in nucleotides whose help does not say nt: {missing}"

@@ -111,15 +111,12 @@ OPTION_RULES = {
 # experiments/results/structure_turner_option_cpu.md; speed: fold_speed_turner_cpu.md)
 TURNER_HELP = (
     "for structures annotated from 3D coordinates (PDB-derived): fold with ViennaRNA's Turner energies "
-    "corrected by the model's pair probabilities (soft constraints -S*log(p/(1-p)), S in kcal/mol; +P "
-    "kcal/mol on pairs the model never lists, P the file's turner_penalty, 5 unless it stores another) "
-    "and decode that ensemble as the model's file says, which completes helices; S=0.3 was chosen on PDB "
-    "TR1. Costs about one RNAfold -p per sequence on top of the model (O(L^3) time, O(L^2) memory; "
-    "measured 1.3-1.8x plain resm fold up to 500 nt, 2.5x at 1,000 nt, 5.9x at 2,000 nt: "
-    "experiments/results/fold_speed_turner_cpu.md). Not the default: it pairs more densely than bpRNA's "
-    "annotation and loses there (S=0.3: PDB VL1 F1 0.763 against 0.719, pred/ref pairs 0.82 against 0.73; "
-    "bpRNA VL0 0.592 against 0.617). A pair-head model only (default: off, unless the model file stores a "
-    "scale; the shipped one does not)"
+    "corrected by the model's pair probabilities (soft constraints -S*log(p/(1-p)), S in kcal/mol; pairs the "
+    "model never lists get the file's turner_penalty, 5 kcal/mol unless it stores another), then decode that "
+    "ensemble as the model file says. S=0.3 was chosen on PDB TR1: VL1 F1 0.763 against 0.719, but bpRNA VL0 "
+    "0.592 against 0.617, hence opt-in. Costs about one RNAfold -p per sequence more (O(L^3) time, O(L^2) "
+    "memory; 2.5x plain resm fold at 1,000 nt, 5.9x at 2,000 nt: experiments/results/fold_speed_turner_cpu.md). "
+    "Pair-head models only (default: off, unless the model file stores a scale; the shipped one does not)"
 )
 
 

@@ -53,7 +53,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         default=4096,
         help="token budget of a batch (padded tokens)",
     )
-    sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences (no silent truncation)")
+    sp.add_argument(
+        "--max-length", type=int, default=10000, help="refuse sequences longer than this (nt; no silent truncation)"
+    )
     sp.add_argument(
         "--dtype",
         choices=["fp32", "bf16", "fp16"],

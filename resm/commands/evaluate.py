@@ -35,7 +35,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="a seeded random subset of this many sequences per set (default: all)",
     )
     sp.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
-    sp.add_argument("--tile", type=int, default=512, help="tile size of the memory-bounded 2D head (default: 512)")
+    sp.add_argument(
+        "--tile",
+        type=int,
+        default=512,
+        help="tile of the 2-D head's memory-bounded inference, nt a side; the pair head ignores it (default: 512)",
+    )
     sp.add_argument(
         "--folders",
         nargs="*",
@@ -53,7 +58,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument("--turner-scale", type=float, default=None, metavar="S", help=TURNER_HELP)
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
-    sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
+    sp.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads: torch's, and the processes computing pair priors (default 0: every core)",
+    )
     sp.add_argument(
         "--bpp-cache",
         default=None,
@@ -97,7 +107,7 @@ def _dataset_files(a: argparse.Namespace) -> dict:
 
 EVALUATE = Command(
     "evaluate",
-    "score a structure model against known structures, with RNAfold in the same run",
+    "score a structure model against known structures, with every classical folder in the same run",
     add_arguments,
     run,
     outputs=(("out", "file"),),

@@ -96,8 +96,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write <id>.png (arc diagram + probability map; against the reference with --reference) per record "
-        "here (default: no plots)",
+        help="write two figures per record here: <id>.<fmt> (arc diagram + probability map; against the "
+        "reference with --reference) and <id>_ss.<fmt> (2-D drawing) (default: no plots)",
     )
     rnafold_spellings(sp)
     g = sp.add_argument_group("scores and comparison (on each structure line, where RNAfold prints the energy)")
@@ -151,8 +151,10 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--turner-scale", type=float, default=None, metavar="S", help=TURNER_HELP)
     sp.add_argument("--method", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
     sp.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: the model's)")
-    sp.add_argument("--scheme", default=None, help="mapping scheme (default: the probe's)")
-    sp.add_argument("--max-length", type=int, default=10000, help="refuse longer sequences")
+    sp.add_argument(
+        "--scheme", default=None, help="with --zero-shot: mapping scheme (default: the probe's; a model has its own)"
+    )
+    sp.add_argument("--max-length", type=int, default=10000, help="refuse sequences longer than this (nt)")
     sp.add_argument(
         "--shard-size",
         type=int,

@@ -27,7 +27,7 @@ def scan_args(sp: argparse.ArgumentParser) -> None:
         help="partners longer than this (nt) are scanned in windows of this length (default 0: the head's trained "
         "max_length)",
     )
-    sp.add_argument("--stride", type=int, default=0, help="step between windows (default 0: half the window)")
+    sp.add_argument("--stride", type=int, default=0, help="step between windows in nt (default 0: half the window)")
     sp.add_argument("--max-sites", type=int, default=10, help="sites kept per pair in --sites, strongest first")
 
 
@@ -162,8 +162,8 @@ def run_predict(a: argparse.Namespace) -> None:
 
 INTERACT = Command(
     "interact",
-    "score RNA-RNA pairs (a_name, a_seq, b_name, b_seq[, label] table) with an rri model (partners up to "
-    "4,000 nt, long ones scanned in windows) or zero-shot",
+    "score RNA-RNA pairs (a_name, a_seq, b_name, b_seq[, label] table) with an rri model or zero-shot; "
+    "partners up to 4,000 nt",
     interact_arguments,
     run_interact,
     outputs=(("out", "file"), ("maps", "file"), ("sites", "file")),

@@ -19,7 +19,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument("--max-train", type=int, default=100, help="use at most this many training structures")
     sp.add_argument("--max-val", type=int, default=100, help="use at most this many validation structures")
-    sp.add_argument("--max-length", type=int, default=1000, help="skip longer structures")
+    sp.add_argument("--max-length", type=int, default=1000, help="skip structures longer than this (nt)")
     sp.add_argument(
         "--method", choices=["greedy", "matching"], default="greedy", help="decoding the threshold is chosen for"
     )

@@ -23,4 +23,4 @@ def run(a: argparse.Namespace) -> None:
         print("\n" + get_scheme(a.show).describe())
 
 
-SCHEMES = Command("schemes", "list the mapping schemes", add_arguments, run)
+SCHEMES = Command("schemes", "list the mapping schemes (--show S: one scheme's whole table)", add_arguments, run)

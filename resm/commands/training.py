@@ -80,8 +80,8 @@ PRETRAIN = Command(
 )
 FINETUNE = Command(
     "finetune",
-    "fine-tune the task a config names (any task of resm.tasks.TASKS that "
-    "supports finetune; see configs/finetune/) on an ESM-2 backbone through the shared training loop",
+    "fine-tune the task a config names (structure, interaction, expression...; see configs/finetune/) "
+    "on an ESM-2 backbone",
     lambda sp: training_args(sp, "configs/finetune/"),
     run_finetune,
     training=True,
