@@ -1,0 +1,245 @@
+"""The README says only what is true of the checkout: its relative links and anchors resolve,
+every ``resm COMMAND --option`` it shows is an option of that command's parser, every
+``resm.name`` it names imports (with the keywords it passes), every repository path it names
+exists, and its layout sketch names the package's modules. Its code examples run in
+tests/test_api.py (Python) and tests/test_cli.py (the demo)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import re
+
+import pytest
+
+from resm.cli import build_parser
+from tests.conftest import REPO
+
+# paths the README names as not existing yet (each sentence says so); if one appears, say so there
+NOT_IN_REPOSITORY = {"experiments/results/gpu.md"}
+
+
+def readme() -> str:
+    return (REPO / "README.md").read_text()
+
+
+def code_blocks(text: str) -> list[str]:
+    return re.findall(r"^```[\w-]*\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def code_spans(text: str) -> list[str]:
+    """Inline code spans outside the fenced blocks."""
+    prose = re.sub(r"^```[\w-]*\n.*?^```", "", text, flags=re.S | re.M)
+    return re.findall(r"`([^`\n]+)`", prose)
+
+
+def code_lines(text: str) -> list[str]:
+    """Every inline span, and every line of every block (continued lines joined)."""
+    lines = [ln for b in code_blocks(text) for ln in b.replace("\\\n", " ").splitlines()]
+    return code_spans(text) + lines
+
+
+def section(text: str, title: str) -> str:
+    m = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
+    assert m, f"README has no section {title!r}"
+    return m.group(1)
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def broken_links(text: str) -> list[str]:
+    anchors = {anchor(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    bad = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, frag = target.partition("#")
+        if not path:
+            if frag not in anchors:
+                bad.append(target)
+        elif not (REPO / path).exists():
+            bad.append(target)
+    return bad
+
+
+def subparsers() -> dict[str, argparse.ArgumentParser]:
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("resm has no subcommands")
+
+
+COMMAND_LINE = re.compile(r"(?:^|[\s$(/])resm ([a-z][a-z-]*)([^|#;]*)")
+OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
+
+
+def unknown_options(lines: list[str]) -> list[str]:
+    """``resm CMD ... --opt`` in code: CMD must be a command and each option one of its own
+    (an option after ``|``, ``#`` or ``;`` belongs to something else)."""
+    parsers = subparsers()
+    bad = []
+    for line in lines:
+        for m in COMMAND_LINE.finditer(line):
+            cmd, rest = m.group(1), m.group(2)
+            if cmd not in parsers:
+                bad.append(f"resm {cmd} (no such command): {line.strip()[:80]}")
+                continue
+            known = {o for a in parsers[cmd]._actions for o in a.option_strings}
+            bad += [f"resm {cmd} {o}" for o in OPTION.findall(rest.replace("\\|", " ")) if o not in known]
+    return bad
+
+
+def resolve(name: str):
+    """``resm.a.b.c`` -> the object: the longest importable module prefix, then attributes."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)  # AttributeError: the README names what does not exist
+        return obj
+    raise ImportError(name)
+
+
+def bad_names(text: str) -> list[str]:
+    bad = []
+    for name in sorted(set(re.findall(r"\bresm(?:\.[A-Za-z_]\w*)+", text))):
+        try:
+            resolve(name)
+        except (ImportError, AttributeError):
+            bad.append(name)
+    return bad
+
+
+def bad_keywords(lines: list[str]) -> list[str]:
+    """``resm.f(..., key=value)`` in code: f must accept each keyword shown."""
+    bad = []
+    for line in lines:
+        for m in re.finditer(r"\b(resm(?:\.\w+)+)\(([^()]*)\)", line):
+            try:
+                params = inspect.signature(resolve(m.group(1))).parameters
+            except (ImportError, AttributeError):
+                continue  # bad_names reports it
+            if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                continue
+            bad += [f"{m.group(1)}({k}=)" for k in re.findall(r"(\w+)=", m.group(2)) if k not in params]
+    return bad
+
+
+PATH = re.compile(r"(?<![\w/.~-])((?:resm|tests|experiments|configs|examples|mapping)/[\w./-]*\w/?)")
+
+
+def missing_paths(text: str) -> list[str]:
+    """Repository paths named in code spans and blocks (placeholders such as NAME left out)."""
+    found = set()
+    for line in code_lines(text):
+        found.update(p for p in PATH.findall(line) if "NAME" not in p)
+    return sorted(p for p in found if not (REPO / p).exists() and p not in NOT_IN_REPOSITORY)
+
+
+def layout_sketch(text: str) -> str:
+    arch = section(text, "Architecture")
+    m = re.search(r"^```\nresm/\n(.*?)^```", arch, flags=re.S | re.M)
+    assert m, "the Architecture section's layout sketch"
+    return m.group(1)
+
+
+# --------------------------------------------------------------------------- the checks
+def test_relative_links_and_anchors_resolve():
+    assert not broken_links(readme())
+
+
+def test_every_command_and_option_shown_exists():
+    assert not unknown_options(code_lines(readme()))
+
+
+def test_the_command_table_lists_every_command():
+    table = section(readme(), "Command line")
+    listed = set(re.findall(r"^\| `resm ([a-z-]+)", table, flags=re.M))
+    assert listed == set(subparsers())
+
+
+def test_every_python_name_imports_with_the_keywords_shown():
+    text = readme()
+    assert not bad_names(text)
+    assert not bad_keywords(code_lines(text))
+
+
+def test_every_repository_path_named_exists():
+    assert not missing_paths(readme())
+    for path in NOT_IN_REPOSITORY:  # the README says these are not there yet
+        assert not (REPO / path).exists(), f"{path} exists now: update the README's sentence about it"
+
+
+def sketch_entries(sketch: str) -> dict[str, str]:
+    """The sketch's entries: each name before the description (``a.py, b.py`` two names) -> the
+    text of its lines."""
+    out = {}
+    for block in re.split(r"^(?=[├└])", sketch, flags=re.M):
+        m = re.match(r"[├└]── (.+?)\s{2,}(.*)", block, flags=re.S)
+        if m:
+            for name in m.group(1).split(","):
+                out[name.strip().removesuffix(".py")] = m.group(2)
+    return out
+
+
+def test_the_layout_sketch_matches_the_package():
+    """The Architecture sketch names every top-level module and subpackage of resm/ and nothing
+    else, and each subpackage's lines name each of its modules and no module it lacks."""
+    entries = sketch_entries(layout_sketch(readme()))
+    package = REPO / "resm"
+    modules = {p.stem for p in package.glob("*.py") if not p.name.startswith("_")}
+    folders = {p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    names = {n.removesuffix("/") for n in entries}
+    assert names == modules | folders | {"models"}, (
+        f"resm/ has {sorted((modules | folders) - names)} the sketch lacks; "
+        f"the sketch names {sorted(names - modules - folders - {'models'})} resm/ lacks"
+    )
+    for name, text in entries.items():
+        if not name.endswith("/") or name in ("commands/", "models/"):  # commands: one module per command
+            continue
+        have = {p.stem for p in (package / name).glob("*.py") if p.stem != "__init__"}
+        words = set(re.findall(r"\b\w+\b", text))
+        assert have <= words, f"the sketch's resm/{name} line leaves out {sorted(have - words)}"
+        snake = set(re.findall(r"(?<![\w.])([a-z][a-z0-9]*_[a-z0-9_]+)(?![\w.(])", text))
+        assert snake <= have, f"the sketch's resm/{name} line names {sorted(snake - have)}, not modules there"
+
+
+# --------------------------------------------------------------------------- the checks can fail
+BAD = """# T
+
+## Command line
+
+| `resm fold --no-such-option` | x |
+
+See [a table](experiments/results/no_such_table.md) and [below](#no-such-heading), `resm.no_such`,
+`resm.load_predictor(no_such_kw=1)`, `resm/structure/no_such.py`.
+
+```bash
+resm nosuchcommand x
+resm fold x.fa --bpp y | grep --count z   # grep's option is grep's
+```
+"""
+
+
+@pytest.mark.parametrize(
+    "check, expected",
+    [
+        (lambda t: broken_links(t), ["experiments/results/no_such_table.md", "#no-such-heading"]),
+        (
+            lambda t: [b.split(":")[0] for b in unknown_options(code_lines(t))],
+            ["resm fold --no-such-option", "resm nosuchcommand (no such command)"],
+        ),
+        (lambda t: bad_names(t), ["resm.no_such"]),
+        (lambda t: bad_keywords(code_lines(t)), ["resm.load_predictor(no_such_kw=)"]),
+        (lambda t: missing_paths(t), ["resm/structure/no_such.py"]),
+    ],
+)
+def test_each_check_finds_what_is_wrong(check, expected):
+    assert sorted(check(BAD)) == sorted(expected)
