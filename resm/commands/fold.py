@@ -168,7 +168,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="store the model's thermodynamic pair priors here and reuse them when the same sequences "
-        "are folded again, with any options (the priors are most of the time on short RNAs; "
+        "are folded again, with any options (on short RNAs the priors are about half the time; "
         "default: compute them every run)",
     )
     trust_arg(sp)
