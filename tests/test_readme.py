@@ -51,17 +51,21 @@ def anchor(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+def headings(text: str) -> set[str]:
+    return {anchor(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+
+
 def broken_links(text: str) -> list[str]:
-    anchors = {anchor(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    """Relative links whose file, or whose heading (``#anchor``, here or in a linked .md), is missing."""
     bad = []
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
         if target.startswith(("http://", "https://", "mailto:")):
             continue
         path, _, frag = target.partition("#")
-        if not path:
-            if frag not in anchors:
-                bad.append(target)
-        elif not (REPO / path).exists():
+        if path and not (REPO / path).exists():
+            bad.append(target)
+            continue
+        if frag and frag not in headings((REPO / path).read_text() if path else text):
             bad.append(target)
     return bad
 
@@ -218,7 +222,8 @@ BAD = """# T
 
 | `resm fold --no-such-option` | x |
 
-See [a table](experiments/results/no_such_table.md) and [below](#no-such-heading), `resm.no_such`,
+See [a table](experiments/results/no_such_table.md), [below](#no-such-heading) and
+[there](experiments/structure_cpu/README.md#no-such-heading), `resm.no_such`,
 `resm.load_predictor(no_such_kw=1)`, `resm/structure/no_such.py`.
 
 ```bash
@@ -231,7 +236,14 @@ resm fold x.fa --bpp y | grep --count z   # grep's option is grep's
 @pytest.mark.parametrize(
     "check, expected",
     [
-        (lambda t: broken_links(t), ["experiments/results/no_such_table.md", "#no-such-heading"]),
+        (
+            lambda t: broken_links(t),
+            [
+                "experiments/results/no_such_table.md",
+                "#no-such-heading",
+                "experiments/structure_cpu/README.md#no-such-heading",
+            ],
+        ),
         (
             lambda t: [b.split(":")[0] for b in unknown_options(code_lines(t))],
             ["resm fold --no-such-option", "resm nosuchcommand (no such command)"],
