@@ -163,6 +163,17 @@ def test_every_command_and_option_shown_exists():
     assert not unknown_options(code_lines(readme()))
 
 
+TORCHRUN_OPTIONS = {"--standalone", "--nproc_per_node", "--nnodes", "--rdzv-endpoint"}
+
+
+def test_every_long_option_in_code_is_one_of_resm_or_torchrun():
+    """An option shown alone (`--threads -3`, `--bpp-cache`) is still one that some command takes."""
+    parsers = [build_parser(), *subparsers().values()]
+    known = {o for sp in parsers for a in sp._actions for o in a.option_strings} | TORCHRUN_OPTIONS
+    shown = {o for line in code_lines(readme()) for o in re.findall(r"(?<![\w-])(--[A-Za-z][\w-]*)", line)}
+    assert not shown - known
+
+
 def test_the_command_table_lists_every_command():
     table = section(readme(), "Command line")
     listed = set(re.findall(r"^\| `resm ([a-z-]+)", table, flags=re.M))
