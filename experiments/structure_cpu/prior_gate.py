@@ -226,7 +226,8 @@ def report(rows: dict[str, list[dict]], stored: Decoding) -> tuple[list[str], di
         "",
     ]
     scores = {label(k): {g: {x: v for x, v in table[k][g].items() if x != "each"} for g in table[k]} for k in GRID}
-    return lines, {"chosen": label(chosen), "passes": verdict, "checks": checks, "scores": scores}
+    said = {t: bool(ok) for t, ok in checks.items()}
+    return lines, {"chosen": label(chosen), "passes": bool(verdict), "checks": said, "scores": scores}
 
 
 def main() -> None:
@@ -265,11 +266,12 @@ def main() -> None:
         *body,
     ]
     text = "\n".join(lines)
+    scores = json.dumps(result, indent=1)  # serialised before anything is written
     print(text)
     if a.out:
         atomic_write_text(a.out, text)
     if a.scores:
-        atomic_write_text(a.scores, json.dumps(result, indent=1))
+        atomic_write_text(a.scores, scores)
 
 
 if __name__ == "__main__":
