@@ -58,6 +58,9 @@ __all__ = [
     "is_bundle",
     "head_for",
     "open_bundle",
+    "check_item_data",
+    "seeded_head",
+    "BundleHeadTask",
 ]
 
 BUNDLE_DIR = "model"
@@ -298,6 +301,51 @@ class TaskModel(nn.Module):
         h, mask = self.encoder(batch)
         self.encoder_calls += 1
         return {n: self.appliers[n](self.heads[n], h, mask, batch) for n in names}
+
+
+def check_item_data(cfg: Any, what: str) -> None:
+    """The checks every ``data`` section of examples held in memory shares (``train`` named,
+    ``seed`` >= 0, ``batch_size`` / ``max_train`` / ``max_val`` >= 1); ``what``: what the
+    training file holds, as the error names it."""
+    if not cfg.train:
+        raise ConfigError(f"data.train: give the {what} file")
+    if cfg.seed < 0:
+        raise ConfigError(f"data.seed must be >= 0, got {cfg.seed}")
+    for key in ("batch_size", "max_train", "max_val"):
+        v = getattr(cfg, key)
+        if v is not None and v < 1:
+            raise ConfigError(f"data.{key} must be >= 1, got {v}")
+
+
+def seeded_head(make: Callable[[], Any], seed: int) -> Any:
+    """``make()`` under ``torch.manual_seed(seed)`` (a head's initialisation, reproducible), the
+    global random state left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
+class BundleHeadTask:
+    """What a task with one head saved into a bundle shares (``mrl``, ``rri``): its last
+    validation goes into the head's bundle entry (:meth:`bundle_head`, also a joint run's),
+    and the run ends with the bundle written. A subclass sets ``head_name``, ``head_cfg``,
+    ``scheme``, ``source`` and ``final_metrics``, and defines ``validate`` and ``head_spec``."""
+
+    def head_config(self) -> dict[str, Any]:
+        """The head's config as its bundle entry stores it (``embed_dim`` comes from the encoder)."""
+        return {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
+
+    def bundle_head(self, module, device) -> dict[str, Any]:
+        """The head's bundle entry after a last validation (its metrics go into it)."""
+        self.final_metrics = dict(self.validate(module, device))
+        return self.head_spec()
+
+    def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
+        spec = self.bundle_head(module, next(iter(state.values())).device)
+        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: spec})
+
+    def summary(self) -> dict[str, Any]:
+        return {"final": self.final_metrics}
 
 
 def subset(items: Sequence[Any], n: int | None, seed: int) -> list[Any]:

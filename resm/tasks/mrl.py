@@ -29,16 +29,18 @@ from .base import (
     BUNDLE_DIR,
     SEQUENCE_KEYS,
     BundleError,
+    BundleHeadTask,
     CompareSpec,
     ItemStream,
     ModelConfig,
     TaskModel,
     TaskSpec,
     build_encoder,
+    check_item_data,
     encode_batch,
     head_for,
     open_bundle,
-    save_bundle,
+    seeded_head,
     subset,
 )
 
@@ -77,14 +79,7 @@ class MRLDataConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not self.train:
-            raise ConfigError("data.train: give the UTR file")
-        if self.seed < 0:
-            raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
-        for key in ("batch_size", "max_train", "max_val"):
-            v = getattr(self, key)
-            if v is not None and v < 1:
-                raise ConfigError(f"data.{key} must be >= 1, got {v}")
+        check_item_data(self, "UTR")
         self.fractions = list(self.fractions or [0.8, 0.1, 0.1])
         if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6 or min(self.fractions) < 0:
             raise ConfigError(f"data.fractions must be three shares summing to 1, got {self.fractions}")
@@ -127,7 +122,7 @@ def variant_effect(pred: np.ndarray, utrs: Sequence[UTR], pairs: Sequence[Varian
     return {**correlations(obs, dp), "n_pairs": int(len(pairs))}
 
 
-class MRLTask:
+class MRLTask(BundleHeadTask):
     """MRL regression through the shared loop."""
 
     name = head_name = "mrl"
@@ -164,9 +159,7 @@ class MRLTask:
                 extra={"embed_dim": encoder.embed_dim},
             )
         self.kind = kind
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(d.seed)
-            head = head_cls(self.head_cfg)
+        head = seeded_head(lambda: head_cls(self.head_cfg), d.seed)
         apply = optimus_apply if kind == "optimus" else mrl_apply
         self.model = TaskModel(encoder, {self.head_name: head}, {self.head_name: apply})
         utrs = read_mrl(d.train, target_column=d.target)
@@ -231,7 +224,7 @@ class MRLTask:
         }
 
     def head_spec(self) -> dict[str, Any]:
-        cfg = {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
+        cfg = self.head_config()
         if self.kind == "optimus":
             cfg["kind"] = "optimus"
         return {
@@ -240,34 +233,28 @@ class MRLTask:
             "extra": {"mean": self.mean, "std": self.std, "val_metrics": self.final_metrics},
         }
 
-    def bundle_head(self, module, device) -> dict[str, Any]:
-        """The head's bundle entry after a last validation (its metrics go into it)."""
-        self.final_metrics = dict(self.validate(module, device))
-        return self.head_spec()
-
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
-        spec = self.bundle_head(module, next(iter(state.values())).device)
-        if self.kind == "optimus":
-            from ..utils.io import atomic_path
-
-            path = Path(out_dir) / BUNDLE_DIR / "optimus-mrl.pt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                torch.save(
-                    {
-                        "format": "resm-optimus",
-                        "config": self.head_cfg.to_dict(),
-                        "extra": spec["extra"],
-                        "scheme": self.scheme.name,
-                        "state": module.heads[self.head_name].state_dict(),
-                    },
-                    tmp,
-                )
+        """The bundle (:meth:`BundleHeadTask.save_final`), or for the Optimus baseline (no
+        encoder) one ``optimus-mrl.pt`` file."""
+        if self.kind != "optimus":
+            super().save_final(module, out_dir, state)
             return
-        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: spec})
+        spec = self.bundle_head(module, next(iter(state.values())).device)
+        from ..utils.io import atomic_path
 
-    def summary(self) -> dict[str, Any]:
-        return {"final": self.final_metrics}
+        path = Path(out_dir) / BUNDLE_DIR / "optimus-mrl.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(
+                {
+                    "format": "resm-optimus",
+                    "config": self.head_cfg.to_dict(),
+                    "extra": spec["extra"],
+                    "scheme": self.scheme.name,
+                    "state": module.heads[self.head_name].state_dict(),
+                },
+                tmp,
+            )
 
 
 MAX_UTR = 4000  # longest UTR (nt) a trained expression head predicts for

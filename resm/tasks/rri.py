@@ -33,16 +33,18 @@ from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
 from .base import (
     BUNDLE_DIR,
     SEQUENCE_KEYS,
+    BundleHeadTask,
     CompareSpec,
     ItemStream,
     ModelConfig,
     TaskModel,
     TaskSpec,
     build_encoder,
+    check_item_data,
     encode_batch,
     head_for,
     open_bundle,
-    save_bundle,
+    seeded_head,
     subset,
 )
 
@@ -80,14 +82,7 @@ class RRIDataConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not self.train:
-            raise ConfigError("data.train: give the pairs file")
-        if self.seed < 0:
-            raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
-        for key in ("batch_size", "max_train", "max_val"):
-            v = getattr(self, key)
-            if v is not None and v < 1:
-                raise ConfigError(f"data.{key} must be >= 1, got {v}")
+        check_item_data(self, "pairs")
         if not 0.0 < self.val_fraction < 1.0 and not self.val:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
 
@@ -123,7 +118,7 @@ def rri_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -
     return out
 
 
-class RRITask:
+class RRITask(BundleHeadTask):
     """Interaction classification through the shared loop."""
 
     name = head_name = "rri"
@@ -144,9 +139,7 @@ class RRITask:
             fixed={"embed_dim": "taken from the encoder"},
             extra={"embed_dim": encoder.embed_dim},
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(d.seed)
-            head = InteractionHead(self.head_cfg)
+        head = seeded_head(lambda: InteractionHead(self.head_cfg), d.seed)
         self.model = TaskModel(encoder, {self.head_name: head}, {self.head_name: rri_apply})
         n = self.head_cfg.max_length
         if d.val:
@@ -195,20 +188,8 @@ class RRITask:
         }
 
     def head_spec(self) -> dict[str, Any]:
-        cfg = {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
-        return {"task": "rri", "config": cfg, "extra": {"threshold": 0.5, "val_metrics": self.final_metrics}}
-
-    def bundle_head(self, module, device) -> dict[str, Any]:
-        """The head's bundle entry after a last validation (its metrics go into it)."""
-        self.final_metrics = dict(self.validate(module, device))
-        return self.head_spec()
-
-    def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
-        spec = self.bundle_head(module, next(iter(state.values())).device)
-        save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: spec})
-
-    def summary(self) -> dict[str, Any]:
-        return {"final": self.final_metrics}
+        extra = {"threshold": 0.5, "val_metrics": self.final_metrics}
+        return {"task": "rri", "config": self.head_config(), "extra": extra}
 
 
 @torch.no_grad()

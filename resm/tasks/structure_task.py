@@ -62,7 +62,7 @@ from ..structure.model import (
     save_structure_model,
     structure_payload,
 )
-from .base import CompareSpec, ModelConfig, TaskModel, TaskSpec, adapter_config, load_model_backbone
+from .base import CompareSpec, ModelConfig, TaskModel, TaskSpec, adapter_config, load_model_backbone, seeded_head
 from .structure_heads import KINDS
 
 __all__ = ["StructureLossConfig", "StructureStartConfig", "StructureTask"]
@@ -186,9 +186,7 @@ class StructureTask:
         self.head_cfg, self.prior_cfgs = self.kind.configure(section, backbone, d)
         from ..heads import HEADS
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(d.seed)  # head initialisation, reproducible
-            head, apply = HEADS[HEAD_KINDS[kind]](self.head_cfg.to_dict(), backbone.embed_dim)
+        head, apply = seeded_head(lambda: HEADS[HEAD_KINDS[kind]](self.head_cfg.to_dict(), backbone.embed_dim), d.seed)
         if self.start_cfg.model:
             _start_weights(self, self.start_cfg.model, backbone, head)
         if encoder is None:
