@@ -66,6 +66,13 @@ def models_read(*options: tuple[str, str]) -> Callable[[argparse.Namespace], dic
     return files
 
 
+def model_inputs(*more: tuple[str, str]) -> tuple:
+    """For :attr:`Command.inputs` of a command taking :func:`model_args`: the model and its
+    ``--regression``, then ``more`` (the command's own inputs), then the files read through the
+    model (:func:`models_read`)."""
+    return (("model", "the model"), ("regression", "--regression"), *more, models_read(("model", "the model")))
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Every option's help states its default: ``(default: X)`` is appended unless the help
     already speaks of it, ``(required)`` to a required option; flags (no value) need none."""

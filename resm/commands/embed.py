@@ -10,7 +10,7 @@ from .common import (
     Command,
     memory_check_arg,
     model_args,
-    models_read,
+    model_inputs,
     plural,
     report_stream,
     set_threads,
@@ -95,10 +95,5 @@ EMBED = Command(
     add_arguments,
     run,
     outputs=(("out", "file"),),
-    inputs=(
-        ("model", "the model"),
-        ("regression", "--regression"),
-        ("fasta", "the input"),
-        models_read(("model", "the model")),
-    ),
+    inputs=model_inputs(("fasta", "the input")),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CLI_NAMES, Command, model_args, models_read, set_threads
+from .common import CLI_NAMES, Command, model_args, model_inputs, set_threads
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -56,11 +56,5 @@ PROBE = Command(
     add_arguments,
     run,
     outputs=(("out", "file"),),
-    inputs=(
-        ("model", "the model"),
-        ("regression", "--regression"),
-        ("train", "the training structures"),
-        ("val", "--val"),
-        models_read(("model", "the model")),
-    ),
+    inputs=model_inputs(("train", "the training structures"), ("val", "--val")),
 )
