@@ -28,6 +28,7 @@ from .utils.io import atomic_path, atomic_write_text
 __all__ = [
     "interact",
     "InteractOptions",
+    "interact_options",
     "InferenceOptions",
     "predict_expression",
     "PredictOptions",
@@ -73,26 +74,9 @@ class PredictOptions:
 def predict_rri(o: PredictOptions) -> dict[str, object]:
     """``resm predict --task rri``: :func:`interact` with a trained model (partners to 4,000 nt,
     scanned in windows); adds ``n``, ``what`` and the labelled ``metrics`` the command prints."""
-    from .tasks.rri_sites import ScanOptions
-
     if o.variants:
         raise ValueError("--variants is for --task mrl (the wild-type/variant UTR file)")
-    scan = ScanOptions(window=o.window, stride=o.stride, max_sites=o.max_sites, progress=o.out is not None)
-    r = interact(
-        o.input,
-        o.model,
-        InteractOptions(
-            out=o.out,
-            maps=o.maps,
-            sites=o.sites,
-            backbone=o.backbone,
-            batch_size=o.batch_size,
-            device=o.device,
-            trust=o.trust,
-            scan=scan,
-            adapter=o.adapter,
-        ),
-    )
+    r = interact(o.input, o.model, interact_options(o))
     shown = {"labels in the file": r["metrics"]} if "metrics" in r else {}
     what = "pairs" + (f", pair maps in {o.maps}" if o.maps else "") + (f", sites in {o.sites}" if o.sites else "")
     return {**r, "n": len(r["scores"]), "what": what, "metrics": shown}
@@ -173,6 +157,20 @@ class InteractOptions:
     trust: bool = False
     scan: object | None = None
     adapter: Path | None = None
+
+
+def interact_options(values, renamed: dict[str, str] | None = None) -> InteractOptions:
+    """The :class:`InteractOptions` of ``resm interact`` (the parsed command line, its names for
+    the fields given by ``renamed``: :func:`resm.config.options`) or of ``resm predict --task
+    rri`` (a :class:`PredictOptions`): the fields of the same name, and the long-partner scan
+    from ``window``, ``stride`` and ``max_sites``, with a progress bar when the scores go to a
+    file (``out``)."""
+    from .config import options
+    from .tasks.rri_sites import ScanOptions
+
+    v = vars(values)
+    scan = ScanOptions(window=v["window"], stride=v["stride"], max_sites=v["max_sites"], progress=v["out"] is not None)
+    return options(InteractOptions, {**v, "scan": scan}, renamed)
 
 
 ZERO_SHOT_MAX = 1024  # the zero-shot score attends over a + linker + b in one pass

@@ -87,27 +87,10 @@ def interact_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def run_interact(a: argparse.Namespace) -> None:
-    from ..predict import InteractOptions, interact
-    from ..tasks.rri_sites import ScanOptions
+    from ..predict import interact, interact_options
 
     set_threads(a)
-    scan = ScanOptions(window=a.window, stride=a.stride, max_sites=a.max_sites, progress=a.out is not None)
-    opts = InteractOptions(
-        out=a.out,
-        maps=a.maps,
-        sites=a.sites,
-        zero_shot=a.zero_shot,
-        backbone=a.backbone,
-        probe=a.probe,
-        linker=a.linker,
-        scheme_name=a.scheme,
-        batch_size=a.batch_size,
-        device=a.device,
-        trust=a.trust_checkpoint,
-        scan=scan,
-        adapter=a.adapter,
-    )
-    r = interact(a.pairs, a.model, opts)
+    r = interact(a.pairs, a.model, interact_options(a, {**CLI_NAMES, "scheme_name": "scheme"}))
     if a.out is None:
         sys.stdout.write(r["text"])
     else:
