@@ -78,19 +78,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> None:
     import shlex
 
+    from ..config import options
     from ..structure.benchmark import EvaluateOptions, evaluate_sets, format_table, write_table
 
     set_threads(a)
-    opts = EvaluateOptions(
-        limit=a.limit,
-        seed=a.seed,
-        tile=a.tile,
-        bpp_cache=a.bpp_cache,
-        folders=a.folders,
-        workers=a.threads,
-        non_canonical=a.non_canonical,
-        decoding={"turner_scale": a.turner_scale},
-    )
+    given = {**vars(a), "decoding": {"turner_scale": a.turner_scale}}
+    opts = options(EvaluateOptions, given, {"workers": "threads"})
     results, label = evaluate_sets(a.model, a.dataset, a.data_dir, a.folds, opts)
     command = "resm " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     text = format_table(results, command, label, cached_prior=bool(a.bpp_cache))
