@@ -28,7 +28,7 @@ import numpy as np
 from ..fasta import checked_cell_name
 from ..mapping import MappingError
 from ..nucleotides import normalise
-from .rri import PathLike, table_rows
+from .rri import PathLike, table_rows, table_sequence
 
 TARGET_COLUMNS = ("rl", "hrl")  # auto-detected target columns, in order of preference
 
@@ -98,13 +98,7 @@ def _iter_rows(
             raise MRLError(f"{where}: expected {len(header)} columns, found {len(cells)}")
         rec = cells[i_name] if i_name is not None else ""
         rec = checked_cell_name(rec, f"{where}: {header[i_name]}", MRLError) if rec else f"line{line}"
-        raw = cells[i_seq]
-        if not raw:
-            raise MRLError(f"{where}: {seq_column} is empty")
-        try:
-            seq = normalise(raw, rec)
-        except MappingError as e:
-            raise MRLError(f"{where}: {seq_column}: {e}") from None
+        seq = table_sequence(cells[i_seq], rec, f"{where}: {seq_column}", MRLError)
         if i_y is None:
             count += 1
             yield UTR(rec, seq, math.nan, line), {c: cells[i] for c, i in i_extra.items()}

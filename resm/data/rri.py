@@ -117,6 +117,17 @@ def table_rows(path: PathLike, error: type) -> Iterator[tuple[int, list[str]]]:
         raise error(f"{name} line {last + 1}: cannot read ({getattr(e, 'strerror', None) or e})") from e
 
 
+def table_sequence(raw: str, name: str, where: str, error: type) -> str:
+    """The sequence of a table cell (``raw``, of record ``name``), normalised to RNA; an empty
+    cell or a bad symbol raises ``error`` naming ``where`` (file, line and column)."""
+    if not raw:
+        raise error(f"{where} is empty")
+    try:
+        return normalise(raw, name)
+    except MappingError as e:
+        raise error(f"{where}: {e}") from None
+
+
 # ---- pairs ------------------------------------------------------------------------------------
 def _header_columns(cells: list[str]) -> dict | None:
     """Column name -> index if ``cells`` is a header row (it holds ``a_seq`` and ``b_seq``)."""
@@ -180,12 +191,7 @@ def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | Non
             if nm:
                 checked_cell_name(nm, f"{where}: {side}_name", PairsError)
             nm = nm or f"{side}_line{line}"
-            if not raw:
-                raise PairsError(f"{where}: {col} is empty")
-            try:
-                seq = normalise(raw, nm)
-            except MappingError as e:
-                raise PairsError(f"{where}: {col}: {e}") from None
+            seq = table_sequence(raw, nm, f"{where}: {col}", PairsError)
             if max_length is not None and len(seq) > max_length:
                 raise PairsError(
                     f"{where}: {col} of {nm!r} has {len(seq)} nt, longer than the {max_length} nt supported"
