@@ -70,17 +70,24 @@ def normalise_hf_names(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def _layer_keys(i: int) -> list[tuple[str, str]]:
+    """``(fair-esm name, Hugging Face name)`` of every weight and bias of layer ``i``."""
+    return [
+        (f"layers.{i}.{fair}.{p}", f"esm.encoder.layer.{i}.{hf}.{p}")
+        for fair, hf in _LAYER_KEYS
+        for p in ("weight", "bias")
+    ]
+
+
 def hf_to_fair(state: dict[str, Tensor], num_layers: int) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     for fair, hf in _GLOBAL_KEYS:
         if hf in state:
             out[fair] = state[hf]
     for i in range(num_layers):
-        for fair, hf in _LAYER_KEYS:
-            for p in ("weight", "bias"):
-                key = f"esm.encoder.layer.{i}.{hf}.{p}"
-                if key in state:
-                    out[f"layers.{i}.{fair}.{p}"] = state[key]
+        for fair, hf in _layer_keys(i):
+            if hf in state:
+                out[fair] = state[hf]
     if "lm_head.weight" not in out:
         out["lm_head.weight"] = state.get("lm_head.decoder.weight", out.get("embed_tokens.weight"))
     return out
@@ -92,9 +99,8 @@ def fair_to_hf(state: dict[str, Tensor], num_layers: int) -> dict[str, Tensor]:
         if fair in state:
             out[hf] = state[fair]
     for i in range(num_layers):
-        for fair, hf in _LAYER_KEYS:
-            for p in ("weight", "bias"):
-                out[f"esm.encoder.layer.{i}.{hf}.{p}"] = state[f"layers.{i}.{fair}.{p}"]
+        for fair, hf in _layer_keys(i):
+            out[hf] = state[fair]
         out[f"esm.encoder.layer.{i}.attention.self.rotary_embeddings.inv_freq"] = state[
             f"layers.{i}.self_attn.rot_emb.inv_freq"
         ]
@@ -106,7 +112,7 @@ def hf_keys(num_layers: int) -> set:
     """Every weight name an ``EsmForMaskedLM`` of ``num_layers`` layers may hold."""
     keys = {hf for _, hf in _GLOBAL_KEYS} | {"lm_head.decoder.weight"}
     for i in range(num_layers):
-        keys |= {f"esm.encoder.layer.{i}.{hf}.{p}" for _, hf in _LAYER_KEYS for p in ("weight", "bias")}
+        keys |= {hf for _, hf in _layer_keys(i)}
     return keys
 
 
