@@ -275,6 +275,15 @@ def _int(tok: str, source: str, lineno: int, what: str) -> int:
         raise _err(source, lineno, f"{what} {tok!r} is not an integer") from None
 
 
+def _columns(line: str, spec: str, source: str, lineno: int) -> list[str]:
+    """The columns of a data line of a column format (bpseq, ct, pairs), exactly as many as
+    ``spec`` names (e.g. ``"i base j"``), else one line naming the file and line."""
+    toks = line.split()
+    if len(toks) != len(spec.split()):
+        raise _err(source, lineno, f"expected {len(spec.split())} columns '{spec}', got {len(toks)}")
+    return toks
+
+
 def _finish(partners: list[int], linenos: list[int], source: str, name: str, seq: str) -> Structure:
     """1-based partner list (0 = unpaired) with per-base line numbers -> Structure."""
     L = len(partners)
@@ -416,9 +425,7 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
                 name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             notes.read(line, source, lineno)
             continue
-        toks = line.split()
-        if len(toks) != 3:
-            raise _err(source, lineno, f"expected 3 columns 'i base j', got {len(toks)}")
+        toks = _columns(line, "i base j", source, lineno)
         i = _int(toks[0], source, lineno, "index")
         j = _int(toks[2], source, lineno, "partner")
         if i != len(partners) + 1:
@@ -468,9 +475,7 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
             partners: list[int] = []
             linenos: list[int] = []
             continue
-        toks = line.split()
-        if len(toks) != 6:
-            raise _err(source, lineno, f"expected 6 columns 'i base i-1 i+1 j i', got {len(toks)}")
+        toks = _columns(line, "i base i-1 i+1 j i", source, lineno)
         i = _int(toks[0], source, lineno, "index")
         for k in (2, 3, 5):
             _int(toks[k], source, lineno, f"column {k + 1}")
@@ -521,9 +526,7 @@ def iter_pairs(
             else:
                 notes.read(line, source, lineno)
             continue
-        toks = line.split()
-        if len(toks) != 2:
-            raise _err(source, lineno, f"expected 2 columns 'i j', got {len(toks)}")
+        toks = _columns(line, "i j", source, lineno)
         i = _int(toks[0], source, lineno, "index")
         j = _int(toks[1], source, lineno, "index")
         if i < 1:
