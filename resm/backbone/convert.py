@@ -15,7 +15,7 @@ from .config import ESM2Config
 Tensor = torch.Tensor
 
 # (fair-esm name inside layer i, Hugging Face name inside layer i)
-_LAYER_KEYS = [
+LAYER_KEYS = [
     ("self_attn.q_proj", "attention.self.query"),
     ("self_attn.k_proj", "attention.self.key"),
     ("self_attn.v_proj", "attention.self.value"),
@@ -74,7 +74,7 @@ def _layer_keys(i: int) -> list[tuple[str, str]]:
     """``(fair-esm name, Hugging Face name)`` of every weight and bias of layer ``i``."""
     return [
         (f"layers.{i}.{fair}.{p}", f"esm.encoder.layer.{i}.{hf}.{p}")
-        for fair, hf in _LAYER_KEYS
+        for fair, hf in LAYER_KEYS
         for p in ("weight", "bias")
     ]
 

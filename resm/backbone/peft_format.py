@@ -37,20 +37,15 @@ from .adapters import (
     set_active_adapter,
     target_modules,
 )
+from .convert import LAYER_KEYS
 from .esm2 import ESM2
 
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
 _PREFIX = "base_model.model."
-# resm target -> the module inside a Hugging Face EsmLayer
-_HF_MODULE = {
-    "q_proj": "attention.self.query",
-    "k_proj": "attention.self.key",
-    "v_proj": "attention.self.value",
-    "out_proj": "attention.output.dense",
-    "fc1": "intermediate.dense",
-    "fc2": "output.dense",
-}
+# resm target -> the module inside a Hugging Face EsmLayer (the layer names' one home is
+# resm.backbone.convert; the LoRA targets are its linear layers, not the layer norms)
+_HF_MODULE = {fair.rpartition(".")[2]: hf for fair, hf in LAYER_KEYS if "norm" not in fair}
 _HF_KEY = re.compile(r"^(?:base_model\.model\.)?esm\.encoder\.layer\.(\d+)\.(.+)\.(lora_[AB])\.weight$")
 # fields of LoraConfig whose non-default values resm's adapters cannot honour
 _UNSUPPORTED = {
