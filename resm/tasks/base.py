@@ -60,6 +60,7 @@ __all__ = [
     "open_bundle",
     "check_item_data",
     "seeded_head",
+    "bundle_config",
     "BundleHeadTask",
 ]
 
@@ -317,6 +318,12 @@ def check_item_data(cfg: Any, what: str) -> None:
             raise ConfigError(f"data.{key} must be >= 1, got {v}")
 
 
+def bundle_config(head_cfg) -> dict[str, Any]:
+    """A head's config as its bundle entry stores it: without ``embed_dim``, which comes from
+    the encoder the bundle is opened with."""
+    return {k: v for k, v in head_cfg.to_dict().items() if k != "embed_dim"}
+
+
 def seeded_head(make: Callable[[], Any], seed: int) -> Any:
     """``make()`` under ``torch.manual_seed(seed)`` (a head's initialisation, reproducible), the
     global random state left as it was."""
@@ -330,10 +337,6 @@ class BundleHeadTask:
     validation goes into the head's bundle entry (:meth:`bundle_head`, also a joint run's),
     and the run ends with the bundle written. A subclass sets ``head_name``, ``head_cfg``,
     ``scheme``, ``source`` and ``final_metrics``, and defines ``validate`` and ``head_spec``."""
-
-    def head_config(self) -> dict[str, Any]:
-        """The head's config as its bundle entry stores it (``embed_dim`` comes from the encoder)."""
-        return {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
 
     def bundle_head(self, module, device) -> dict[str, Any]:
         """The head's bundle entry after a last validation (its metrics go into it)."""

@@ -36,6 +36,7 @@ from .base import (
     TaskModel,
     TaskSpec,
     build_encoder,
+    bundle_config,
     check_item_data,
     encode_batch,
     head_for,
@@ -224,7 +225,7 @@ class MRLTask(BundleHeadTask):
         }
 
     def head_spec(self) -> dict[str, Any]:
-        cfg = self.head_config()
+        cfg = bundle_config(self.head_cfg)
         if self.kind == "optimus":
             cfg["kind"] = "optimus"
         return {

@@ -40,6 +40,7 @@ from .base import (
     TaskModel,
     TaskSpec,
     build_encoder,
+    bundle_config,
     check_item_data,
     encode_batch,
     head_for,
@@ -189,7 +190,7 @@ class RRITask(BundleHeadTask):
 
     def head_spec(self) -> dict[str, Any]:
         extra = {"threshold": 0.5, "val_metrics": self.final_metrics}
-        return {"task": "rri", "config": self.head_config(), "extra": extra}
+        return {"task": "rri", "config": bundle_config(self.head_cfg), "extra": extra}
 
 
 @torch.no_grad()

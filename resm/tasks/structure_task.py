@@ -62,7 +62,16 @@ from ..structure.model import (
     save_structure_model,
     structure_payload,
 )
-from .base import CompareSpec, ModelConfig, TaskModel, TaskSpec, adapter_config, load_model_backbone, seeded_head
+from .base import (
+    CompareSpec,
+    ModelConfig,
+    TaskModel,
+    TaskSpec,
+    adapter_config,
+    bundle_config,
+    load_model_backbone,
+    seeded_head,
+)
 from .structure_heads import KINDS
 
 __all__ = ["StructureLossConfig", "StructureStartConfig", "StructureTask"]
@@ -352,8 +361,8 @@ class StructureTask:
         settings = self.kind.settings()
         self.kind.choose(self.net(module), device, settings)
         self._finish(settings)
-        cfg = {k: v for k, v in self.head_cfg.to_dict().items() if k != "embed_dim"}
-        return {"task": "structure", "config": cfg, "extra": dict(settings, head=self.kind.head)}
+        extra = dict(settings, head=self.kind.head)
+        return {"task": "structure", "config": bundle_config(self.head_cfg), "extra": extra}
 
     def summary(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "decoding": self.decoding, "final": self.final_metrics}
