@@ -19,6 +19,17 @@ def test_import_resm_is_light():
     assert "load_predictor" in dir(__import__("resm"))
 
 
+def test_package_exports_exactly_the_api():
+    """``import resm`` cannot import ``resm.api`` (it must stay light), so the two name lists are
+    kept apart; every public name of the API is one of the package's and each resolves to it."""
+    import resm
+    import resm.api as api
+
+    assert set(resm.__all__) - {"__version__"} == set(api.__all__)
+    for name in api.__all__:
+        assert getattr(resm, name) is getattr(api, name)
+
+
 def test_package_docstring_examples(tmp_path, monkeypatch):
     import resm
 
