@@ -262,8 +262,14 @@ def train(recs: list[dict]) -> tuple[np.ndarray, list[dict]]:
 # ----------------------------------------------------------------------------- decoding
 def learnt_structures(r: dict, theta: np.ndarray, stored: Decoding) -> dict[str, np.ndarray]:
     """Every decoder's structure of the learnt model."""
-    mfe, (ei, ej, ep) = turner_ensemble(r["s"], pseudo_energies(r, theta))
-    mea = mea_auto(r["s"], ei, ej, ep)
+    mfe, ens = turner_ensemble(r["s"], pseudo_energies(r, theta))
+    return decoders(r, mfe, ens, stored)
+
+
+def decoders(r: dict, mfe: np.ndarray, ens: tuple, stored: Decoding) -> dict[str, np.ndarray]:
+    """Every decoder's structure from one constrained fold: its MFE ``mfe`` and its pairs
+    ``ens = (i, j, p)``."""
+    mea = mea_auto(r["s"], *ens)
     p = blend(r["model_p"], r["prior_p"], stored.prior_weight)
     p = shift_by_length(p, len(r["seq"]), stored.length_ref, stored.length_shift)
     t = stored.pseudoknot_threshold
@@ -276,6 +282,33 @@ def cells(m: dict) -> str:
         f"{m['f1_mean']:.3f} / {m['f1_shift_mean']:.3f} | {m['precision_mean']:.3f} / {m['recall_mean']:.3f} "
         f"| {m['pair_ratio']:.2f}"
     )
+
+
+def evaluation_rows(held: dict[str, list], learnt, stored: Decoding) -> tuple[list[str], dict, dict]:
+    """``(names, rows, rows_full)``: every row's scores per evaluation source, against the
+    canonical references (``rows``) and the cached ones (``rows_full``); ``learnt(r)`` gives the
+    learnt model's structures by decoder."""
+    opt_in = dataclasses.replace(stored, turner_scale=0.3)
+    rows: dict[str, dict[str, dict]] = {}
+    rows_full: dict[str, dict[str, dict]] = {}  # against the cached references, non-canonical pairs included
+    names = [f"learnt, {d}" for d in DECODERS]
+    names += ["shipped decoding", "--turner-scale 0.3", "EternaFold MEA", "RNAfold MFE"]
+    for s in EVAL_SOURCES:
+        preds: dict[str, list] = {n: [] for n in names}
+        for r in tqdm(held[s], desc=f"evaluation on {s}"):
+            for d, x in learnt(r).items():
+                preds[f"learnt, {d}"].append(x)
+            args = (r["seq"], r["i"], r["j"], r["model_p"])
+            preds["shipped decoding"].append(decode_sparse(*args, stored, r["prior_p"]))
+            preds["--turner-scale 0.3"].append(decode_sparse(*args, opt_in, r["prior_p"]))
+            preds["EternaFold MEA"].append(r["eterna"])
+            preds["RNAfold MFE"].append(r["mfe"])
+        refs = [r["ref"] for r in held[s]]
+        full = [r["ref_full"] for r in held[s]]
+        for n in names:
+            rows.setdefault(n, {})[s] = evaluate(preds[n], refs)
+            rows_full.setdefault(n, {})[s] = evaluate(preds[n], full)
+    return names, rows, rows_full
 
 
 def main() -> None:
@@ -294,7 +327,6 @@ def main() -> None:
     globals().update(DELTA=a.delta, EPOCHS=a.epochs)
     t0 = time.time()
     stored = Decoding.from_dict(safe_load(a.model).get("decoding") or {})
-    opt_in = dataclasses.replace(stored, turner_scale=0.3)
     sets = load(Path(a.cache))
     train_recs, held = split(sets)
     train_recs = {s: [prepare(r) for r in v] for s, v in train_recs.items()}
@@ -315,25 +347,7 @@ def main() -> None:
     best = max(DECODERS, key=lambda d: (train_score[d], -DECODERS.index(d)))
     t_choice = time.time() - t0
 
-    rows: dict[str, dict[str, dict]] = {}
-    rows_full: dict[str, dict[str, dict]] = {}  # against the cached references, non-canonical pairs included
-    names = [f"learnt, {d}" for d in DECODERS]
-    names += ["shipped decoding", "--turner-scale 0.3", "EternaFold MEA", "RNAfold MFE"]
-    for s in EVAL_SOURCES:
-        preds: dict[str, list] = {n: [] for n in names}
-        for r in tqdm(held[s], desc=f"evaluation on {s}"):
-            for d, x in learnt_structures(r, theta, stored).items():
-                preds[f"learnt, {d}"].append(x)
-            args = (r["seq"], r["i"], r["j"], r["model_p"])
-            preds["shipped decoding"].append(decode_sparse(*args, stored, r["prior_p"]))
-            preds["--turner-scale 0.3"].append(decode_sparse(*args, opt_in, r["prior_p"]))
-            preds["EternaFold MEA"].append(r["eterna"])
-            preds["RNAfold MFE"].append(r["mfe"])
-        refs = [r["ref"] for r in held[s]]
-        full = [r["ref_full"] for r in held[s]]
-        for n in names:
-            rows.setdefault(n, {})[s] = evaluate(preds[n], refs)
-            rows_full.setdefault(n, {})[s] = evaluate(preds[n], full)
+    names, rows, rows_full = evaluation_rows(held, lambda r: learnt_structures(r, theta, stored), stored)
     wall = time.time() - t0
 
     def mean3(n: str) -> float:
