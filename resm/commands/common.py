@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..structure.kcal import KCAL_RULE, kcal_ok
+from ..utils.device import THREADS_RULE, threads_ok
 
 # options dataclass field -> the command line's name for it (resm.config.options)
 CLI_NAMES = {"fmt": "format", "no_lp": "noLP", "trust": "trust_checkpoint", "layers": "repr_layers"}
@@ -95,7 +96,7 @@ class HelpFormatter(argparse.HelpFormatter):
 
 # option -> (rule, check): checked after parsing, before any work, for every command that has it
 OPTION_RULES = {
-    "threads": ("must be >= 0 (0: torch's default)", lambda v: v >= 0),
+    "threads": (THREADS_RULE, threads_ok),  # tens of thousands crash torch
     "batch_size": ("must be >= 1", lambda v: v >= 1),
     "toks_per_batch": ("must be >= 1", lambda v: v >= 1),
     "max_length": ("must be >= 1", lambda v: v >= 1),

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from ..config import ConfigError, coerce, from_dict
 from ..train import OptimConfig
+from ..utils.device import THREADS_RULE, threads_ok
 from .backends import BackendSpec
 
 __all__ = [
@@ -280,7 +281,8 @@ def parse_config(cfg: dict[str, Any], name: str = "compare") -> CompareConfig:
 
         device = resolve_device(device)
     threads = coerce(int, cfg.get("threads") or 0, "threads")
-    positive("threads", threads, zero=True)
+    if not threads_ok(threads):
+        raise ConfigError(f"threads {THREADS_RULE}, got {threads!r}")
     return CompareConfig(
         name=name,
         backends=backends,

@@ -479,6 +479,10 @@ class PredictorOptions:
 
     def check(self) -> None:
         """The options' own consistency, before anything is read: a one-line FoldError."""
+        from ..utils.device import THREADS_RULE, threads_ok
+
+        if not threads_ok(self.threads):
+            raise FoldError(f"threads {THREADS_RULE}, got {self.threads!r}")
         if self.bpp_cache is not None:
             if self.zero_shot is not None:
                 raise FoldError("--bpp-cache stores a structure model's pair priors; a --zero-shot probe reads none")

@@ -9,7 +9,19 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-__all__ = ["Launch", "launch", "resolve_device", "DEVICE_HELP"]
+__all__ = ["Launch", "launch", "resolve_device", "DEVICE_HELP", "MAX_THREADS", "THREADS_RULE", "threads_ok"]
+
+# CPU threads (--threads, compare's threads:, the API's threads=): torch (OpenMP) dies with a
+# segmentation fault when asked for tens of thousands, so a count past this is refused up front.
+MAX_THREADS = 1024
+THREADS_RULE = f"must be an integer in [0, {MAX_THREADS}] (0: every core)"
+"""What a thread count must be, as errors say it (``..., got VALUE`` follows)."""
+
+
+def threads_ok(v) -> bool:
+    """``v`` keeps :data:`THREADS_RULE`."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_THREADS
+
 
 DEVICE_HELP = "auto: the GPU when CUDA is available (cuda:LOCAL_RANK under a launcher), else cpu; or cpu, cuda, cuda:N"
 
