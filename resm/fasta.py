@@ -58,13 +58,22 @@ class Record:
     line: int  # 1-based line of the header, for error messages
 
 
-def _open_text(path: str | os.PathLike) -> io.TextIOBase:
-    path = os.fspath(path)
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace")
-    return open(path, encoding="utf-8-sig", errors="replace")
+def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOWrapper:
+    """A text handle on a file resm reads (FASTA, tables, structure files), plain or gzip by its
+    magic bytes, opened once: the magic bytes are peeked, not read, so a named pipe or a process
+    substitution (``resm fold <(zcat x.fa.gz)``), which can be read only once, reads as a file
+    does. UTF-8, a byte-order mark dropped; bytes that are not UTF-8 become U+FFFD, which the
+    readers name in their errors. ``newline`` as :func:`open`'s (``""`` for the csv module)."""
+    raw = open(path, "rb")  # noqa: SIM115 (closed with the wrapper)
+    try:
+        if raw.peek(2)[:2] == b"\x1f\x8b":
+            gz = gzip.GzipFile(fileobj=raw, mode="rb")
+            gz.myfileobj = raw  # closed with the GzipFile, as when it opens the file itself
+            return io.TextIOWrapper(gz, encoding="utf-8-sig", errors="replace", newline=newline)
+        return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline=newline)
+    except BaseException:
+        raw.close()
+        raise
 
 
 def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record]:
@@ -72,7 +81,7 @@ def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record
     the lines of a plain or gzip file)."""
     name = os.fspath(path)
     try:
-        with _open_text(path) as fh:
+        with open_text(path) as fh:
             yield from parse_fasta(fh, name, unique)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise FastaError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from e

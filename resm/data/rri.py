@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from typing import Union
 
 import numpy as np
 
-from ..fasta import checked_cell_name
+from ..fasta import checked_cell_name, open_text
 from ..mapping import MappingError
 from ..nucleotides import normalise
 
@@ -68,17 +69,11 @@ class Pair:
 # ---- delimited-table plumbing, shared with resm.data.mrl -------------------------------------
 def open_table(path: PathLike) -> io.TextIOBase:
     """Text handle (``newline=""`` as the csv module wants) on a plain or gzip file."""
-    path = os.fspath(path)
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors="replace", newline="")
-    return open(path, encoding="utf-8-sig", errors="replace", newline="")
+    return open_text(path, newline="")
 
 
-def table_delimiter(path: PathLike) -> str:
-    """Comma or tab: from the extension (``.csv``/``.tsv``/``.tab``, ``.gz`` ignored), else
-    sniffed from the first non-blank line (a tab means tab)."""
+def _delimiter_by_name(path: PathLike) -> str | None:
+    """Comma or tab from the extension (``.csv``/``.tsv``/``.tab``, ``.gz`` ignored), else None."""
     name = os.path.basename(os.fspath(path)).lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -86,11 +81,19 @@ def table_delimiter(path: PathLike) -> str:
         return ","
     if name.endswith((".tsv", ".tab")):
         return "\t"
-    with open_table(path) as fh:
-        for line in fh:
-            if line.strip():
-                return "\t" if "\t" in line else ","
-    return ","
+    return None
+
+
+def _sniffed(fh: Iterator[str]) -> tuple[str, Iterator[str]]:
+    """The delimiter of the first non-blank line (a tab means tab, else comma), and the lines
+    of ``fh`` from its start: the lines read to sniff are given back, so the file is read once
+    (a named pipe can be read only once)."""
+    seen: list[str] = []
+    for line in fh:
+        seen.append(line)
+        if line.strip():
+            break
+    return ("\t" if seen and "\t" in seen[-1] else ","), itertools.chain(seen, fh)
 
 
 def table_rows(path: PathLike, error: type) -> Iterator[tuple[int, list[str]]]:
@@ -100,11 +103,13 @@ def table_rows(path: PathLike, error: type) -> Iterator[tuple[int, list[str]]]:
     Unreadable input (bad gzip, csv syntax) raises ``error`` naming the file and line.
     """
     name = os.fspath(path)
-    delim = table_delimiter(path)
     last = 0  # physical lines consumed so far
     try:
         with open_table(path) as fh:
-            reader = csv.reader(fh, delimiter=delim)
+            delim, lines = _delimiter_by_name(path), iter(fh)
+            if delim is None:  # the first non-blank line decides
+                delim, lines = _sniffed(fh)
+            reader = csv.reader(lines, delimiter=delim)
             for row in reader:
                 start, last = last + 1, reader.line_num
                 cells = [c.strip() for c in row]

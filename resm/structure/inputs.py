@@ -19,7 +19,6 @@ Every error names the source and the line.
 from __future__ import annotations
 
 import gzip
-import io
 import itertools
 import os
 import re
@@ -29,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..fasta import FastaError, parse_fasta, record_id
+from ..fasta import FastaError, open_text, parse_fasta, record_id
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
@@ -66,13 +65,10 @@ def _file_lines(p: Path) -> Iterator[str]:
     """The lines of a plain or gzip file (by its magic bytes), streamed."""
     name = str(p)
     try:
-        with open(p, "rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
-        raw = gzip.open(p, "rb") if gz else open(p, "rb")  # noqa: SIM115 (closed by the wrapper below)
-        with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace") as fh:  # BOM dropped, ids in any script kept
+        with open_text(p) as fh:  # opened once (a named pipe too); BOM dropped, ids in any script kept
             for line in fh:
                 yield line.rstrip("\r\n")
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise FastaError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from None
 
 
@@ -136,8 +132,11 @@ def read_sequences(path, fmt: str | None = None, stdin: TextIO | None = None) ->
         head = lines
     else:
         p = _check_file(path)
-        lines = _file_lines(p)
-        head = list(itertools.islice(_file_lines(p), _SNIFF_LINES)) if fmt is None else []
+        if p.is_file():
+            lines = _file_lines(p)
+            head = list(itertools.islice(_file_lines(p), _SNIFF_LINES)) if fmt is None else []
+        else:  # a named pipe or a process substitution can be read only once, as standard input
+            lines = head = list(_file_lines(p))
     if fmt is None and str(path) != STDIN:
         try:
             by_ext = infer_format(Path(path))

@@ -5,8 +5,17 @@ written)."""
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
+import os
+import signal
+import threading
+
 import pytest
 
+import resm
+from resm.cli import main as cli_main
 from tests.robustness.test_cli_cases import Case, check_one_line
 
 CASES = [
@@ -42,3 +51,76 @@ def test_compare_thread_count_is_checked():
                 "backends": [{"name": "v", "kind": "viennarna"}],
             }
         )
+
+
+# ---------------------------------------------------------------- named pipes and <(...)
+@contextlib.contextmanager
+def _piped(tmp_path, name: str, data: bytes):
+    """A named pipe fed ``data`` once by a writer thread (as ``<(cat file)`` is), with a
+    watchdog: a reader that opens it twice used to wait forever for a second writer."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+
+    def feed():
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as fh:
+            fh.write(data)
+
+    def alarm(*_):
+        raise TimeoutError(f"{fifo}: still waiting for a writer")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(20)
+    try:
+        yield fifo
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        if writer.is_alive():  # unblock it
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_fold_reads_a_named_pipe_once(ws, tmp_path, capfd, gz):
+    """`resm fold <(zcat x.fa.gz)` (or a named pipe) hung: the file was opened once for its
+    magic bytes, once to sniff its format and once to read it, and a pipe can be read once."""
+    data = ws["fa"].read_bytes()
+    assert cli_main(["fold", str(ws["fa"]), "-o", str(tmp_path / "file.dbn"), "--threads", "1"]) == 0
+    with _piped(tmp_path, "in", gzip.compress(data) if gz else data) as fifo:
+        code = cli_main(["fold", str(fifo), "-o", str(tmp_path / "pipe.dbn"), "--threads", "1"])
+    assert code == 0, capfd.readouterr().err
+    assert (tmp_path / "pipe.dbn").read_text() == (tmp_path / "file.dbn").read_text()
+
+
+def test_embed_reads_a_named_pipe(ws, tmp_path, capfd):
+    with _piped(tmp_path, "in", ws["fa"].read_bytes()) as fifo:
+        code = cli_main(["embed", str(ws["tiny"]), str(fifo), str(tmp_path / "e.npz")])
+    assert code == 0, capfd.readouterr().err
+    arrays, index = resm.read_embeddings(tmp_path / "e.npz")
+    assert index["ids"] == ["r1", "r2"]
+
+
+def test_a_table_without_an_extension_is_read_once():
+    """A pairs table from a pipe (no extension: the delimiter is sniffed from its first line)
+    was opened once to sniff and once to read."""
+    from resm.data.rri import table_rows
+
+    text = "a_name\ta_seq\tb_name\tb_seq\n\nx\tACGU\ty\tGGCC\n"
+    calls = []
+
+    def opener(path, newline=None):
+        calls.append(path)
+        return io.StringIO(text, newline=newline)
+
+    import resm.data.rri as rri
+
+    real = rri.open_text
+    rri.open_text = opener
+    try:
+        rows = list(table_rows("/dev/fd/63", ValueError))
+    finally:
+        rri.open_text = real
+    assert calls == ["/dev/fd/63"]
+    assert rows == [(1, ["a_name", "a_seq", "b_name", "b_seq"]), (3, ["x", "ACGU", "y", "GGCC"])]
