@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import os
@@ -58,19 +59,28 @@ class Record:
     line: int  # 1-based line of the header, for error messages
 
 
+def text_encoding(head: bytes) -> str:
+    """How text starting with the bytes ``head`` is decoded: UTF-16 when they are a UTF-16
+    byte-order mark (Windows' "Unicode" text, PowerShell's ``>``), else UTF-8 (a byte-order
+    mark dropped)."""
+    return "utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+
+
 def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOWrapper:
     """A text handle on a file resm reads (FASTA, tables, structure files), plain or gzip by its
     magic bytes, opened once: the magic bytes are peeked, not read, so a named pipe or a process
     substitution (``resm fold <(zcat x.fa.gz)``), which can be read only once, reads as a file
-    does. UTF-8, a byte-order mark dropped; bytes that are not UTF-8 become U+FFFD, which the
-    readers name in their errors. ``newline`` as :func:`open`'s (``""`` for the csv module)."""
+    does. UTF-8 (a byte-order mark dropped), or UTF-16 after its byte-order mark
+    (:func:`text_encoding`); bytes that are not text become U+FFFD, which the readers name in
+    their errors. ``newline`` as :func:`open`'s (``""`` for the csv module)."""
     raw = open(path, "rb")  # noqa: SIM115 (closed with the wrapper)
     try:
+        stream = raw
         if raw.peek(2)[:2] == b"\x1f\x8b":
-            gz = gzip.GzipFile(fileobj=raw, mode="rb")
-            gz.myfileobj = raw  # closed with the GzipFile, as when it opens the file itself
-            return io.TextIOWrapper(gz, encoding="utf-8-sig", errors="replace", newline=newline)
-        return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline=newline)
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+            stream.myfileobj = raw  # closed with the GzipFile, as when it opens the file itself
+        enc = text_encoding(stream.peek(2)[:2])
+        return io.TextIOWrapper(stream, encoding=enc, errors="replace", newline=newline)
     except BaseException:
         raw.close()
         raise

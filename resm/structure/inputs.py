@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..fasta import FastaError, open_text, parse_fasta, record_id
+from ..fasta import FastaError, open_text, parse_fasta, record_id, text_encoding
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
@@ -57,7 +57,7 @@ def _stdin_lines(stdin: TextIO | None) -> list[str]:
                 data = gzip.decompress(data)
             except (EOFError, OSError, zlib.error) as e:  # gzip cut off, or damaged
                 raise FastaError(f"<stdin>: cannot read the gzip data ({e})") from None
-        data = data.decode("utf-8-sig", errors="replace")  # a byte-order mark dropped, ids in any script kept
+        data = data.decode(text_encoding(data), errors="replace")  # BOM dropped, ids in any script kept
     return data.splitlines()
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fasta import checked_name
+from ..fasta import checked_name, open_text
 
 __all__ = [
     "StructureError",
@@ -657,10 +657,13 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator
     fmt = fmt or infer_format(path)
     if fmt not in _ITERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     kwargs = {} if fmt == "dbn" else {"name": file_stem(path)}
     try:
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # a byte-order mark is dropped
+        if path.name.lower().endswith(".gz"):  # a .gz that is not gzip is an error
+            fh = gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")  # noqa: SIM115 (the with below)
+        else:
+            fh = open_text(path)  # UTF-8 or UTF-16 after a byte-order mark, as every input
+        with fh:
             yield from _ITERS[fmt](fh, source=str(path), **kwargs)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a .gz that is not gzip, or one cut off
         raise StructureError(f"{path}: cannot read ({e})") from None

@@ -124,3 +124,34 @@ def test_a_table_without_an_extension_is_read_once():
         rri.open_text = real
     assert calls == ["/dev/fd/63"]
     assert rows == [(1, ["a_name", "a_seq", "b_name", "b_seq"]), (3, ["x", "ACGU", "y", "GGCC"])]
+
+
+# ---------------------------------------------------------------- UTF-16 text
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be-bom", "utf-16-gzip", "utf-16-stdin"])
+def test_utf16_text_with_a_byte_order_mark_is_read(ws, tmp_path, capfd, monkeypatch, codec):
+    """A FASTA saved as Windows' "Unicode" (UTF-16 with a byte-order mark) was refused as
+    "record 'seq_1': symbol '\ufffd' (U+FFFD) at position 1 is not a nucleotide", a record
+    the file does not hold; a UTF-16 --reference failed the same way."""
+    text = ws["fa"].read_text()
+    data = text.encode("utf-16") if codec != "utf-16-be-bom" else b"\xfe\xff" + text.encode("utf-16-be")
+    if codec == "utf-16-gzip":
+        data = gzip.compress(data)
+    fa, ref = tmp_path / "u.fa", tmp_path / "ref.dbn"
+    fa.write_bytes(data)
+    assert cli_main(["fold", str(ws["fa"]), "-o", str(tmp_path / "want.dbn"), "--threads", "1"]) == 0
+    ref.write_bytes((tmp_path / "want.dbn").read_text().encode("utf-16"))
+    argv = ["fold", str(fa), "-o", str(tmp_path / "got.dbn"), "--threads", "1", "--no-score"]
+    if codec == "utf-16-stdin":
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+        argv[1] = "-"
+    capfd.readouterr()
+    assert cli_main(argv) == 0, capfd.readouterr().err
+    capfd.readouterr()
+    assert cli_main(["fold", str(fa), "--reference", str(ref), "--threads", "1"]) == 0, capfd.readouterr().err
+    head, *rows = [ln.split("\t") for ln in capfd.readouterr().out.splitlines()]
+    f1 = head.index("f1")
+    assert [(r[0], r[f1]) for r in rows] == [("r1", "1.0000"), ("r2", "1.0000")], rows  # scored against itself
+    want = (tmp_path / "want.dbn").read_text()
+    assert (tmp_path / "got.dbn").read_text() == "".join(
+        ln if not ln.startswith(("(", ".")) else ln.split(" [")[0] + "\n" for ln in want.splitlines(True)
+    )
