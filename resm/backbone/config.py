@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass
 
 from ..alphabet import VOCAB_SIZE
@@ -28,8 +30,34 @@ class ESM2Config:
         return asdict(self)
 
     def __post_init__(self):
+        for name in ("num_layers", "embed_dim", "attention_heads", "vocab_size"):
+            positive_int(getattr(self, name), name)
         if self.embed_dim % self.attention_heads:
-            raise ValueError("embed_dim must be divisible by attention_heads")
+            raise ValueError(f"embed_dim {self.embed_dim} must be divisible by attention_heads {self.attention_heads}")
+
+
+def positive_int(v, key: str) -> int:
+    """``v`` when it is an integer >= 1 (not a bool), else a ValueError naming ``key``: an
+    architecture value read from a model's file (a fair-esm ``cfg.model``, a Hugging Face
+    ``config.json``), which a wrong type or value would otherwise turn into a crash deep in
+    building the model."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{key} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def flag(v, key: str) -> bool:
+    """``v`` when it is a bool, else a ValueError naming ``key``."""
+    if not isinstance(v, bool):
+        raise ValueError(f"{key} must be true or false, got {v!r}")
+    return v
+
+
+def positive_number(v, key: str) -> float:
+    """``v`` when it is a finite number > 0 (not a bool), else a ValueError naming ``key``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{key} must be a finite number > 0, got {v!r}")
+    return float(v)
 
 
 # The released ESM-2 family (fair-esm's esm.pretrained names), plus tiny presets for tests.

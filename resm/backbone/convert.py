@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from .config import ESM2Config
+from .config import ESM2Config, flag, positive_int, positive_number
 
 Tensor = torch.Tensor
 
@@ -144,19 +144,26 @@ def hf_config(cfg: ESM2Config) -> dict:
 
 
 def config_from_hf(cfg: dict) -> ESM2Config:
+    """The architecture of a Hugging Face ``config.json`` (read as JSON); a ValueError naming
+    the key when it is no ESM-2 config or a value has the wrong type or range."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"expected a JSON object, got {type(cfg).__name__}")
     if cfg.get("model_type") not in (None, "esm"):
         raise ValueError(f"model_type {cfg.get('model_type')!r} is not an ESM model")
     if cfg.get("position_embedding_type", "rotary") != "rotary":
         raise ValueError("only rotary (ESM-2) models are supported, not ESM-1b/absolute positions")
     if cfg.get("emb_layer_norm_before"):
         raise ValueError("emb_layer_norm_before models (ESM-1b) are not supported")
+    for key in ("num_hidden_layers", "hidden_size", "num_attention_heads"):
+        if key not in cfg:
+            raise ValueError(f"no {key!r}")
     return ESM2Config(
-        num_layers=cfg["num_hidden_layers"],
-        embed_dim=cfg["hidden_size"],
-        attention_heads=cfg["num_attention_heads"],
-        token_dropout=cfg.get("token_dropout", True),
-        vocab_size=cfg.get("vocab_size", 33),
-        layer_norm_eps=cfg.get("layer_norm_eps", 1e-5),
+        num_layers=positive_int(cfg["num_hidden_layers"], "num_hidden_layers"),
+        embed_dim=positive_int(cfg["hidden_size"], "hidden_size"),
+        attention_heads=positive_int(cfg["num_attention_heads"], "num_attention_heads"),
+        token_dropout=flag(cfg.get("token_dropout", True), "token_dropout"),
+        vocab_size=positive_int(cfg.get("vocab_size", 33), "vocab_size"),
+        layer_norm_eps=positive_number(cfg.get("layer_norm_eps", 1e-5), "layer_norm_eps"),
     )
 
 

@@ -26,7 +26,7 @@ import torch
 
 from ..mapping import Scheme
 from ..utils.io import atomic_dir, atomic_path
-from .config import ARCHS, ESM2Config
+from .config import ARCHS, ESM2Config, positive_int
 from .convert import (
     add_fair_prefixes,
     config_from_hf,
@@ -158,14 +158,34 @@ def _cfg_get(cfg, name, default=None):
 def _config_from_fair(data: dict, where: str) -> ESM2Config:
     try:
         cfg = data["cfg"]["model"]
-        return ESM2Config(
-            num_layers=int(_cfg_get(cfg, "encoder_layers")),
-            embed_dim=int(_cfg_get(cfg, "encoder_embed_dim")),
-            attention_heads=int(_cfg_get(cfg, "encoder_attention_heads")),
-            token_dropout=bool(_cfg_get(cfg, "token_dropout", True)),
-        )
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{where}: not an ESM-2 checkpoint (no cfg.model; {e})") from None
+    try:
+        return ESM2Config(
+            num_layers=positive_int(_cfg_get(cfg, "encoder_layers"), "encoder_layers"),
+            embed_dim=positive_int(_cfg_get(cfg, "encoder_embed_dim"), "encoder_embed_dim"),
+            attention_heads=positive_int(_cfg_get(cfg, "encoder_attention_heads"), "encoder_attention_heads"),
+            token_dropout=bool(_cfg_get(cfg, "token_dropout", True)),
+        )
+    except ValueError as e:  # a wrong type or range would crash building the model
+        raise CheckpointError(f"{where}: not an ESM-2 checkpoint (cfg.model: {e})") from None
+
+
+def _resm_meta(meta, where: str) -> dict:
+    """A checkpoint's ``resm`` entry (or a Hugging Face folder's resm.json): a mapping, whose
+    ``scheme``, when given, names a mapping scheme; a CheckpointError naming ``where`` else."""
+    from ..mapping import list_schemes
+
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where}: its resm metadata is {type(meta).__name__}, not a mapping")
+    scheme = meta.get("scheme")
+    if scheme is not None and scheme not in list_schemes():
+        raise CheckpointError(
+            f"{where}: records the unknown mapping scheme {scheme!r}; known: {', '.join(list_schemes())}"
+        )
+    return dict(meta)
 
 
 def non_finite(state: dict[str, torch.Tensor]) -> str | None:
@@ -233,7 +253,7 @@ def load_fair_esm(
         state.update(strip_fair_prefixes(dict(reg["model"])))
     model = ESM2(cfg)
     has_reg = load_state(model, state, str(path))
-    meta = dict(data.get("resm") or {})
+    meta = _resm_meta(data.get("resm"), str(path))
     meta.update(source=str(path), format="fair-esm", contact_regression=has_reg)
     return Loaded(model.eval(), meta)
 
@@ -245,7 +265,7 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
     if not cfg_file.exists():
         raise CheckpointError(f"{folder}: no config.json (not a Hugging Face model folder)")
     try:
-        hf_cfg = json.loads(cfg_file.read_text())
+        hf_cfg = json.loads(cfg_file.read_text(encoding="utf-8-sig"))
         cfg = config_from_hf(hf_cfg)
         if hf_cfg.get("intermediate_size", cfg.ffn_dim) != cfg.ffn_dim:
             raise ValueError("intermediate_size must be 4 x hidden_size for ESM-2")
@@ -269,12 +289,15 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
     unknown = sorted(set(raw) - hf_keys(cfg.num_layers))
     if unknown:
         raise CheckpointError(f"{folder}: unexpected weights {unknown[:5]} (not EsmForMaskedLM?)")
-    model = ESM2(cfg)
-    has_reg = load_state(model, state, str(folder))
     meta = {}
     resm_file = folder / "resm.json"
     if resm_file.exists():
-        meta.update(json.loads(resm_file.read_text()))
+        try:
+            meta = _resm_meta(json.loads(resm_file.read_text(encoding="utf-8-sig")), str(resm_file))
+        except ValueError as e:  # not JSON, or not UTF-8
+            raise CheckpointError(f"{resm_file}: not valid JSON ({e})") from None
+    model = ESM2(cfg)
+    has_reg = load_state(model, state, str(folder))
     meta.update(source=str(folder), format="huggingface", contact_regression=has_reg)
     return Loaded(model.eval(), meta)
 

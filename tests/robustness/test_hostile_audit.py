@@ -8,19 +8,142 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import json
 import os
+import shutil
 import signal
 import threading
+from pathlib import Path
 
 import pytest
+import torch
 
 import resm
 from resm.cli import main as cli_main
 from tests.robustness.test_cli_cases import Case, check_one_line
 
+
+def _copy(key: str, rel: str):
+    def setup(p: dict) -> None:
+        src, dst = Path(p[key]), Path(p["t"]) / rel
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
+
+    return setup
+
+
+def _write(rel: str, text: str, key: str | None = None):
+    """Copy workspace ``key`` to ``rel``'s top folder first (when given), then write ``rel``."""
+
+    def setup(p: dict) -> None:
+        if key is not None:
+            _copy(key, rel.split("/")[0])(p)
+        (Path(p["t"]) / rel).write_text(text)
+
+    return setup
+
+
+def _edit_pt(key: str, rel: str, edit):
+    """A copy of the torch file ``key`` at ``rel``, changed by ``edit(data)``."""
+
+    def setup(p: dict) -> None:
+        data = torch.load(p[key], weights_only=False)
+        edit(data)
+        torch.save(data, Path(p["t"]) / rel)
+
+    return setup
+
+
+def _set_cfg(name: str, value):
+    def edit(data):
+        setattr(data["cfg"]["model"], name, value)
+
+    return edit
+
+
+HF_CONFIG = json.dumps({"model_type": "esm", "num_hidden_layers": "two", "hidden_size": 64, "num_attention_heads": 4})
+
 CASES = [
     # torch (OpenMP) dies with a segmentation fault when asked for 100,000 threads
     Case("fold/threads-huge", ["fold", "{fa}", "-o", "{t}/s.dbn", "--threads", "100000"], 2, ["--threads", "1024"]),
+    # a model file's architecture of the wrong type or range crashed building the model: a
+    # TypeError, a ZeroDivisionError or "negative dimension", naming no file
+    Case(
+        "embed/hf-config-wrong-type",
+        ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/hf/config.json", "num_hidden_layers must be a positive integer, got 'two'"],
+        _write("hf/config.json", HF_CONFIG, key="hf"),
+    ),
+    Case(
+        "embed/hf-config-not-an-object",
+        ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/hf/config.json", "expected a JSON object, got list"],
+        _write("hf/config.json", "[1, 2]", key="hf"),
+    ),
+    Case(
+        "embed/hf-resm-json-not-json",
+        ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/hf/resm.json", "not valid JSON"],
+        _write("hf/resm.json", "{scheme: kdny", key="hf"),
+    ),
+    Case(
+        "embed/hf-resm-json-a-list",
+        ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/hf/resm.json", "its resm metadata is list, not a mapping"],
+        _write("hf/resm.json", "[1]", key="hf"),
+    ),
+    Case(
+        "embed/hf-resm-json-unknown-scheme",
+        ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/hf/resm.json", "records the unknown mapping scheme 5; known: codon3, kdny"],
+        _write("hf/resm.json", '{"scheme": 5}', key="hf"),
+    ),
+    Case(
+        "embed/fair-layers-negative",
+        ["embed", "{t}/m.pt", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/m.pt", "cfg.model: encoder_layers must be a positive integer, got -2"],
+        _edit_pt("tiny", "m.pt", _set_cfg("encoder_layers", -2)),
+    ),
+    Case(
+        "embed/fair-heads-zero",
+        ["embed", "{t}/m.pt", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/m.pt", "encoder_attention_heads must be a positive integer, got 0"],
+        _edit_pt("tiny", "m.pt", _set_cfg("encoder_attention_heads", 0)),
+    ),
+    Case(
+        "embed/fair-layers-a-word",
+        ["embed", "{t}/m.pt", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/m.pt", "encoder_layers must be a positive integer, got 'two'"],
+        _edit_pt("tiny", "m.pt", _set_cfg("encoder_layers", "two")),
+    ),
+    Case(
+        "embed/fair-resm-not-a-mapping",
+        ["embed", "{t}/m.pt", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/m.pt", "its resm metadata is str, not a mapping"],
+        _edit_pt("tiny", "m.pt", lambda d: d.__setitem__("resm", "kdny")),
+    ),
+    Case(
+        "embed/fair-unknown-scheme",
+        ["embed", "{t}/m.pt", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/m.pt", "records the unknown mapping scheme 'bogus'"],
+        _edit_pt("tiny", "m.pt", lambda d: d["resm"].__setitem__("scheme", "bogus")),
+    ),
+    Case(
+        "fold/structure-model-backbone-layers-negative",
+        ["fold", "{fa}", "--model", "{t}/s.pt", "-o", "{t}/s.dbn"],
+        1,
+        ["{t}/s.pt", "num_layers must be a positive integer, got -2"],
+        _edit_pt("structure_model", "s.pt", lambda d: d["backbone_config"].__setitem__("num_layers", -2)),
+    ),
     Case("embed/threads-huge", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "100000"], 2, ["--threads"]),
 ]
 
