@@ -29,7 +29,7 @@ is opened (:func:`resm.tasks.base.open_bundle`: the tasks stand above this packa
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -67,10 +67,24 @@ CHUNK = 256  # records whose priors are computed together (one process pool)
 
 
 def name_seq(rec) -> tuple[str, str]:
-    """``(name, seq)`` of a tuple, a :class:`Structure` or a FASTA record."""
-    if isinstance(rec, tuple):
-        return str(rec[0]), str(rec[1])
-    return str(getattr(rec, "id", None) or rec.name), str(rec.seq)
+    """``(name, seq)`` of an ``(id, sequence)`` pair, a :class:`Structure` or a FASTA record. The
+    sequence must be text (``bytes`` are read as ASCII): anything else is a TypeError naming the
+    record, where ``str()`` of it would fold ``"None"`` or ``"b'ACGU'"`` as a sequence."""
+    if isinstance(rec, (tuple, list)):
+        if len(rec) != 2:
+            raise TypeError(f"a record must be an (id, sequence) pair, got {len(rec)} items: {rec!r:.80}")
+        name, seq = rec
+    elif hasattr(rec, "seq") and (getattr(rec, "id", None) or hasattr(rec, "name")):
+        name, seq = getattr(rec, "id", None) or rec.name, rec.seq
+    else:
+        raise TypeError(
+            f"a record must be an (id, sequence) pair, a Structure or a FASTA record, got {type(rec).__name__}"
+        )
+    if isinstance(seq, (bytes, bytearray)):
+        seq = bytes(seq).decode("ascii", errors="replace")  # a non-ASCII byte is named by the scheme's check
+    if not isinstance(seq, str):
+        raise TypeError(f"record {str(name)!r}: the sequence must be a str, got {type(seq).__name__}")
+    return str(name), seq
 
 
 def _output_seq(seq: str, name: str) -> str:
@@ -142,7 +156,16 @@ def fold_records(
 
 def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
     """``(name, seq)`` of every record, each checked against ``scheme`` before any work, so that
-    a bad sequence is an error naming the caller's id (not the sequence's place in a batch)."""
+    a bad sequence is an error naming the caller's id (not the sequence's place in a batch).
+    ``records`` may also be a mapping of id to sequence; a lone sequence is a TypeError
+    (:meth:`Predictor.fold_one` folds one)."""
+    if isinstance(records, (str, bytes, bytearray)):
+        raise TypeError(
+            "records must be (id, sequence) pairs or a mapping of id to sequence, got one "
+            f"{type(records).__name__} (fold_one folds a single sequence)"
+        )
+    if isinstance(records, Mapping):
+        records = records.items()
     out = [name_seq(r) for r in records]
     for name, seq in out:
         scheme.encode(seq, name)

@@ -278,3 +278,39 @@ def test_utf16_text_with_a_byte_order_mark_is_read(ws, tmp_path, capfd, monkeypa
     assert (tmp_path / "got.dbn").read_text() == "".join(
         ln if not ln.startswith(("(", ".")) else ln.split(" [")[0] + "\n" for ln in want.splitlines(True)
     )
+
+
+# ---------------------------------------------------------------- the Python API's records
+@pytest.fixture(scope="module")
+def predictor():
+    return resm.load_predictor(device="cpu", threads=1)
+
+
+@pytest.mark.parametrize(
+    "call, error, said",
+    [
+        # str(None) and str(b"...") used to be folded as the sequences "None" and "b'GGG...'"
+        (lambda p: p.fold_one(None), TypeError, "record 'seq': the sequence must be a str, got NoneType"),
+        (lambda p: p.fold_one(5), TypeError, "record 'seq': the sequence must be a str, got int"),
+        (lambda p: list(p.fold([("a", 7)])), TypeError, "record 'a': the sequence must be a str, got int"),
+        # a lone string or a short tuple was an AttributeError or IndexError
+        (lambda p: list(p.fold("GGGGAAACCCC")), TypeError, "got one str (fold_one folds a single sequence)"),
+        (lambda p: list(p.fold([("a",)])), TypeError, "an (id, sequence) pair, got 1 items"),
+        (lambda p: list(p.fold([3])), TypeError, "a Structure or a FASTA record, got int"),
+    ],
+    ids=["none", "int", "pair-int", "lone-str", "short-tuple", "not-a-record"],
+)
+def test_api_records_of_the_wrong_type_are_refused(predictor, call, error, said):
+    with pytest.raises(error) as e:
+        call(predictor)
+    assert said in str(e.value) and "\n" not in str(e.value)
+
+
+def test_api_folds_a_mapping_and_bytes_as_text(predictor):
+    """``fold({"a": seq})`` was an AttributeError ('str' object has no attribute 'name'), as
+    :func:`resm.embed_sequences` takes a mapping; bytes were folded as "b'GGGG...'"."""
+    seq = "GGGGAAACCCC"
+    want = predictor.fold_one(seq)[0].dotbracket
+    got = [(s.name, s.dotbracket) for s, _ in predictor.fold({"a": seq, "b": seq.encode()}, progress=False)]
+    assert got == [("a", want), ("b", want)]
+    assert predictor.fold_one(seq.encode())[0].seq == seq
