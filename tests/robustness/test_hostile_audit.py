@@ -314,3 +314,13 @@ def test_api_folds_a_mapping_and_bytes_as_text(predictor):
     got = [(s.name, s.dotbracket) for s, _ in predictor.fold({"a": seq, "b": seq.encode()}, progress=False)]
     assert got == [("a", want), ("b", want)]
     assert predictor.fold_one(seq.encode())[0].seq == seq
+
+
+def test_embed_sequences_refuses_a_sequence_that_is_not_text(ws):
+    """``embed_sequences(m, {"a": None})`` embedded... nothing: it was refused as "symbol 'o' at
+    position 2", the sequence read as the text "None"; bytes were read as "b'GGG...'"."""
+    with pytest.raises(TypeError, match=r"^record 'a': the sequence must be a str, got NoneType$"):
+        resm.embed_sequences(ws["tiny"], {"a": None}, device="cpu")
+    _, as_text = resm.embed_sequences(ws["tiny"], {"a": "GGGAAACCC"}, device="cpu")
+    _, as_bytes = resm.embed_sequences(ws["tiny"], {"a": b"GGGAAACCC"}, device="cpu")
+    assert as_bytes["lengths"] == as_text["lengths"] == [9]
