@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
     import warnings
 
-    from .utils.io import declared_inputs, transaction
+    from .utils.io import declared_inputs, stdout_gone, transaction
     from .utils.memory import memory_check
 
     parser = build_parser()
@@ -204,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
                 training = BY_NAME[args.command].training
                 with contextlib.nullcontext() if training else transaction():
                     args.func(args)
+    except BrokenPipeError as e:  # standard output's reader gone (| head): quiet, as SIGPIPE is
+        if args.debug:
+            raise
+        if stdout_gone():
+            return 141
+        print(f"resm {args.command}: error: {_one_line(_os_error(e))}", file=sys.stderr)
+        return 1
     except errors as e:
         if args.debug:
             raise

@@ -171,6 +171,27 @@ def _why(e: OSError) -> str:
 _STREAM_PATH = re.compile(r"^/dev/(stdout|stderr|fd/\d+)$|^/proc/(self|thread-self|\d+)/fd/\d+$")
 
 
+def stdout_gone() -> bool:
+    """Whether standard output is a pipe whose reader has left (``resm fold x.fa | head -1``
+    once ``head`` is done). Then standard output is pointed at ``/dev/null``, so that
+    nothing more (Python's own flush at exit included) fails writing to it."""
+    import select
+    import sys
+
+    try:
+        fd = sys.__stdout__.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if not any(ev & select.POLLERR for _, ev in poller.poll(0)):
+            return False
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+        return True
+    except (OSError, ValueError, AttributeError):  # no file descriptor, or no poll here
+        return False
+
+
 def is_stream(path: str | os.PathLike) -> bool:
     """Whether an output path is streamed rather than replaced: ``-`` (standard output), a
     process's file descriptor (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), or an

@@ -324,3 +324,27 @@ def test_embed_sequences_refuses_a_sequence_that_is_not_text(ws):
     _, as_text = resm.embed_sequences(ws["tiny"], {"a": "GGGAAACCC"}, device="cpu")
     _, as_bytes = resm.embed_sequences(ws["tiny"], {"a": b"GGGAAACCC"}, device="cpu")
     assert as_bytes["lengths"] == as_text["lengths"] == [9]
+
+
+# ---------------------------------------------------------------- standard output's reader gone
+def test_a_closed_stdout_pipe_is_quiet(tmp_path):
+    """`resm schemes --show codon3 | head -c 1` said 'resm schemes: error: Broken pipe' and
+    exited 1: the reader leaving is no error of the input. Now nothing is said and the exit
+    code is 141, a command's that SIGPIPE ended (pipefail still sees it)."""
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", "resm", "schemes", "--show", "codon3"],
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    finally:
+        os.close(w)
+    assert (p.returncode, p.stderr) == (141, "")
