@@ -147,7 +147,13 @@ def read_utrs(path: PathLike) -> tuple[list[str], list[str], np.ndarray | None]:
     suffixes = "".join(Path(path).suffixes[-2:]).lower()
     if any(x in suffixes for x in (".fa", ".fasta", ".fna")):
         recs = list(read_fasta(path, unique=True))
-        return [r.id for r in recs], [normalise(r.seq, r.id) for r in recs], None
+        seqs = []
+        for r in recs:
+            try:
+                seqs.append(normalise(r.seq, r.id))
+            except MappingError as e:  # it named the record only
+                raise MappingError(f"{os.fspath(path)} line {r.line}: {e}") from None
+        return [r.id for r in recs], seqs, None
     utrs = [u for u, _ in _iter_rows(path, need_target=False)]
     y = np.array([u.mrl for u in utrs])
     return [u.name for u in utrs], [u.seq for u in utrs], None if np.isnan(y).all() else y

@@ -144,6 +144,14 @@ CASES = [
         ["{t}/s.pt", "num_layers must be a positive integer, got -2"],
         _edit_pt("structure_model", "s.pt", lambda d: d["backbone_config"].__setitem__("num_layers", -2)),
     ),
+    # a bad symbol in a FASTA of UTRs named the record but not the file
+    Case(
+        "predict/mrl-fasta-bad-symbol",
+        ["predict", "--task", "mrl", "{t}/u.fa", "--model", "{mrl_model}", "-o", "{t}/p.csv"],
+        1,
+        ["{t}/u.fa line 3: record 'b': gap '-' at position 3 is not a nucleotide"],
+        _write("u.fa", ">a\nACGUACGU\n>b\nAC-GU\n"),
+    ),
     Case("embed/threads-huge", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "100000"], 2, ["--threads"]),
 ]
 
