@@ -107,7 +107,7 @@ OPTION_RULES = {
     "max_val": ("must be >= 1", lambda v: v >= 1),
     "limit": ("must be >= 1 (a number of sequences)", lambda v: v >= 1),
     "tile": ("must be >= 16", lambda v: v >= 16),
-    "seed": ("must be >= 0", lambda v: v >= 0),
+    "seed": ("must be in [0, 2**63 - 1]", lambda v: 0 <= v < 2**63),  # torch overflows past 2**64
     "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
     "turner_scale": (KCAL_RULE, kcal_ok),  # Decoding's own rule (resm.structure.kcal)
     "scheme": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),

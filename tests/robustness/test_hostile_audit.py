@@ -152,6 +152,13 @@ CASES = [
         ["{t}/u.fa line 3: record 'b': gap '-' at position 3 is not a nucleotide"],
         _write("u.fa", ">a\nACGUACGU\n>b\nAC-GU\n"),
     ),
+    # torch.manual_seed overflowed: 'error: Overflow when unpacking long long', exit 1, no option named
+    Case(
+        "init/seed-huge",
+        ["init-checkpoint", "--arch", "tiny", "--seed", "99999999999999999999", "--out", "{t}/x.pt"],
+        2,
+        ["argument --seed: must be in [0, 2**63 - 1], got 99999999999999999999"],
+    ),
     Case("embed/threads-huge", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "100000"], 2, ["--threads"]),
 ]
 
