@@ -16,11 +16,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> None:
     from ..mapping import get_scheme, list_schemes
 
+    shown = get_scheme(a.show) if a.show else None  # an unknown name fails before anything is printed
     for name in list_schemes():
         s = get_scheme(name)
         print(f"{name:8s} {s.kind:8s} {s.table_hash[:12]}  {s.description}")
-    if a.show:
-        print("\n" + get_scheme(a.show).describe())
+    if shown is not None:
+        print("\n" + shown.describe())
 
 
 SCHEMES = Command("schemes", "list the mapping schemes (--show S: one scheme's whole table)", add_arguments, run)

@@ -363,3 +363,12 @@ def test_a_closed_stdout_pipe_is_quiet(tmp_path):
     finally:
         os.close(w)
     assert (p.returncode, p.stderr) == (141, "")
+
+
+def test_schemes_show_unknown_prints_nothing_first(capfd):
+    """`resm schemes --show bogus` printed the list of schemes on stdout, then failed."""
+    capfd.readouterr()
+    assert cli_main(["schemes", "--show", "bogus"]) == 1
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err == "resm schemes: error: unknown mapping scheme 'bogus'; known: codon3, kdny, kerd, nt, protein\n"
