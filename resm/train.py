@@ -47,6 +47,7 @@ from .train_state import (
     set_rng_state,
 )
 from .utils.io import OutputError, atomic_write_text, check_output, on_abort, suspended
+from .utils.seeds import SEED_RULE, seed_ok
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
 
@@ -148,7 +149,8 @@ class TrainConfig:
         _check("train.max_steps", self.max_steps, ">= 1", self.max_steps >= 1)
         _check("train.grad_accum", self.grad_accum, ">= 1", self.grad_accum >= 1)
         _check("train.keep_last", self.keep_last, ">= 1", self.keep_last >= 1)
-        _check("train.seed", self.seed, ">= 0", self.seed >= 0)
+        if not seed_ok(self.seed):
+            raise ConfigError(f"train.seed {SEED_RULE}, got {self.seed!r}")
         for key in ("log_every", "val_every", "ckpt_every"):
             _check(f"train.{key}", getattr(self, key), ">= 0 (0: never)", getattr(self, key) >= 0)
         if self.max_minutes is not None:

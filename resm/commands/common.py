@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..structure.kcal import KCAL_RULE, kcal_ok
 from ..utils.device import THREADS_RULE, threads_ok
+from ..utils.seeds import SEED_RULE, seed_ok
 
 # options dataclass field -> the command line's name for it (resm.config.options)
 CLI_NAMES = {"fmt": "format", "no_lp": "noLP", "trust": "trust_checkpoint", "layers": "repr_layers"}
@@ -107,7 +108,7 @@ OPTION_RULES = {
     "max_val": ("must be >= 1", lambda v: v >= 1),
     "limit": ("must be >= 1 (a number of sequences)", lambda v: v >= 1),
     "tile": ("must be >= 16", lambda v: v >= 16),
-    "seed": ("must be in [0, 2**63 - 1]", lambda v: 0 <= v < 2**63),  # torch overflows past 2**64
+    "seed": (SEED_RULE, seed_ok),  # torch overflows past 2**64
     "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
     "turner_scale": (KCAL_RULE, kcal_ok),  # Decoding's own rule (resm.structure.kcal)
     "scheme": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),

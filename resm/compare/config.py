@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from ..config import ConfigError, coerce, from_dict
 from ..train import OptimConfig
 from ..utils.device import THREADS_RULE, threads_ok
+from ..utils.seeds import SEED_RULE, seed_ok
 from .backends import BackendSpec
 
 __all__ = [
@@ -71,8 +72,9 @@ class Budget:
         where = self.where
         for k in ("steps", "batch"):
             positive(f"{where}.{k}", getattr(self, k))
-        for k in ("seed", "warmup_steps"):
-            positive(f"{where}.{k}", getattr(self, k), zero=True)
+        positive(f"{where}.warmup_steps", self.warmup_steps, zero=True)
+        if not seed_ok(self.seed):
+            raise ConfigError(f"{where}.seed {SEED_RULE}, got {self.seed!r}")
         number(f"{where}.lr", self.lr)
         for k in ("weight_decay", "max_grad_norm"):
             number(f"{where}.{k}", getattr(self, k), strict=False)

@@ -27,6 +27,7 @@ from ..mapping import MappingError, Scheme
 from ..nucleotides import UNKNOWN_BASE, normalise_lenient, rna_codes
 from ..structure.io import Structure, read_structures
 from ..structure.pairsets import PairRecord, PairSet
+from ..utils.seeds import SEED_RULE, seed_ok
 from .stream import EpochStream
 
 __all__ = [
@@ -170,8 +171,8 @@ class StructureDataConfig:
     def __post_init__(self):
         if not self.train:
             raise ConfigError("data.train: give the training structure file")
-        if self.seed < 0:
-            raise ConfigError(f"data.seed must be >= 0, got {self.seed}")
+        if not seed_ok(self.seed):
+            raise ConfigError(f"data.seed {SEED_RULE}, got {self.seed!r}")
         self.train_files()  # checks a list's entries
         if self.split and not isinstance(self.train, str):
             raise ConfigError("data.split selects records of one training file: give data.train as one file")

@@ -31,6 +31,7 @@ from ..alphabet import BOS, EOS, MASK, PAD, VOCAB_SIZE
 from ..fasta import read_fasta, token_batches
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import rna_codes
+from ..utils.seeds import SEED_RULE, seed_ok
 
 Batch = list[np.ndarray]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -121,8 +122,8 @@ class PretrainDataConfig:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.bucket_size < 1:
             raise ValueError(f"bucket_size must be >= 1, got {self.bucket_size}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not seed_ok(self.seed):
+            raise ValueError(f"seed {SEED_RULE}, got {self.seed!r}")
 
 
 # ---- split ------------------------------------------------------------------------------

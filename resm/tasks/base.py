@@ -37,6 +37,7 @@ from ..config import ConfigError, from_dict
 from ..data.stream import EpochStream
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import UNKNOWN_BASE, rna_codes
+from ..utils.seeds import SEED_RULE, seed_ok
 
 __all__ = [
     "TaskSpec",
@@ -306,12 +307,12 @@ class TaskModel(nn.Module):
 
 def check_item_data(cfg: Any, what: str) -> None:
     """The checks every ``data`` section of examples held in memory shares (``train`` named,
-    ``seed`` >= 0, ``batch_size`` / ``max_train`` / ``max_val`` >= 1); ``what``: what the
+    ``seed`` as :mod:`resm.utils.seeds` says, ``batch_size`` / ``max_train`` / ``max_val`` >= 1); ``what``: what the
     training file holds, as the error names it."""
     if not cfg.train:
         raise ConfigError(f"data.train: give the {what} file")
-    if cfg.seed < 0:
-        raise ConfigError(f"data.seed must be >= 0, got {cfg.seed}")
+    if not seed_ok(cfg.seed):
+        raise ConfigError(f"data.seed {SEED_RULE}, got {cfg.seed!r}")
     for key in ("batch_size", "max_train", "max_val"):
         v = getattr(cfg, key)
         if v is not None and v < 1:

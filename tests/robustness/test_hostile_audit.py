@@ -157,7 +157,32 @@ CASES = [
         "init/seed-huge",
         ["init-checkpoint", "--arch", "tiny", "--seed", "99999999999999999999", "--out", "{t}/x.pt"],
         2,
-        ["argument --seed: must be in [0, 2**63 - 1], got 99999999999999999999"],
+        ["argument --seed: must be >= 0 and <= 2**53 - 1 (an integer), got 99999999999999999999"],
+    ),
+    # in a config the same overflow named no key
+    Case(
+        "finetune/train-seed-huge",
+        ["finetune", "--config", "{rri_cfg}", "train.seed=99999999999999999999", "train.out_dir={t}/run"],
+        1,
+        ["train.seed must be >= 0 and <= 2**53 - 1 (an integer), got 99999999999999999999"],
+    ),
+    Case(
+        "finetune/data-seed-huge",
+        ["finetune", "--config", "{rri_cfg}", "data.seed=99999999999999999999", "train.out_dir={t}/run"],
+        1,
+        ["data.seed must be >= 0 and <= 2**53 - 1 (an integer), got 99999999999999999999"],
+    ),
+    Case(
+        "finetune/structure-data-seed-huge",
+        ["finetune", "--config", "{structure_cfg}", "data.seed=99999999999999999999", "train.out_dir={t}/run"],
+        1,
+        ["data.seed must be >= 0 and <= 2**53 - 1 (an integer)"],
+    ),
+    Case(
+        "pretrain/train-seed-huge",
+        ["pretrain", "--config", "{pretrain_cfg}", "train.seed=99999999999999999999", "train.out_dir={t}/run"],
+        1,
+        ["train.seed must be >= 0 and <= 2**53 - 1 (an integer)"],
     ),
     Case("embed/threads-huge", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "100000"], 2, ["--threads"]),
 ]
