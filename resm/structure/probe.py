@@ -338,14 +338,21 @@ class ProbeFile:
                 "backbone); fit the probe with `resm probe`"
             )
         try:
-            data = json.loads(side.read_text())
-            if data.pop("format", None) != PROBE_FORMAT:
+            data = json.loads(side.read_text(encoding="utf-8-sig"))
+            if not isinstance(data, dict) or data.pop("format", None) != PROBE_FORMAT:
                 raise ValueError("not a resm probe record")
             data.pop("version", None)
             names = {f for f in cls.__dataclass_fields__}
-            return cls(**{k: v for k, v in data.items() if k in names})
+            rec = cls(**{k: v for k, v in data.items() if k in names})
         except (ValueError, TypeError) as e:
             raise FoldError(f"{side}: unreadable probe record ({e})") from None
+        t = rec.threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:  # NaN fails too
+            # a NaN or 7 decoded no pair at all and exited 0; a word failed later, naming no file
+            raise FoldError(f"{side}: threshold must be a number in [0, 1], got {t!r}")
+        if rec.method not in METHODS:
+            raise FoldError(f"{side}: method must be one of {', '.join(METHODS)}, got {rec.method!r}")
+        return rec
 
     def verify(self, path: str | os.PathLike, scheme: Scheme, backbone: str | os.PathLike) -> None:
         """Raise :class:`FoldError` unless the probe at ``path`` was fitted with ``scheme`` on

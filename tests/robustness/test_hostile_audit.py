@@ -60,6 +60,19 @@ def _set_cfg(name: str, value):
     return edit
 
 
+def _probe_with(**changes):
+    """A copy of the workspace's probe at ``p.pt`` whose record (``p.pt.json``) has ``changes``."""
+
+    def setup(p: dict) -> None:
+        t = Path(p["t"])
+        shutil.copy2(p["probe"], t / "p.pt")
+        record = json.loads(Path(p["probe"] + ".json").read_text())
+        record.update(changes)
+        (t / "p.pt.json").write_text(json.dumps(record))
+
+    return setup
+
+
 HF_CONFIG = json.dumps({"model_type": "esm", "num_hidden_layers": "two", "hidden_size": 64, "num_attention_heads": 4})
 
 CASES = [
@@ -183,6 +196,25 @@ CASES = [
         ["pretrain", "--config", "{pretrain_cfg}", "train.seed=99999999999999999999", "train.out_dir={t}/run"],
         1,
         ["train.seed must be >= 0 and <= 2**53 - 1 (an integer)"],
+    ),
+    # a probe record's threshold NaN or 7 decoded no pair at all and exited 0 (a wrong result);
+    # a word failed later with "could not convert string to float", naming no file
+    *[
+        Case(
+            f"fold/probe-threshold-{name}",
+            ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/s.dbn"],
+            1,
+            [f"{{t}}/p.pt.json: threshold must be a number in [0, 1], got {said}"],
+            _probe_with(threshold=value),
+        )
+        for name, value, said in [("nan", float("nan"), "nan"), ("7", 7, "7"), ("word", "high", "'high'")]
+    ],
+    Case(
+        "fold/probe-method-unknown",
+        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/s.dbn"],
+        1,
+        ["{t}/p.pt.json: method must be one of"],
+        _probe_with(method="best"),
     ),
     Case("embed/threads-huge", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "100000"], 2, ["--threads"]),
 ]
