@@ -87,9 +87,23 @@ __all__ = [
     "choose_decoding",
     "remove_lone_pairs",
     "nested_subset",
+    "stored_threshold",
 ]
 
 METHODS = ("greedy", "matching")
+
+
+def stored_threshold(value, where: str) -> float:
+    """A decoding threshold read from a model's file (a probe's record, a structure model's
+    meta, a bundle head's extra): a number in [0, 1], else a FoldError naming ``where``. A NaN
+    or a threshold above 1 would decode no pair at all and look like a result."""
+    from .io import FoldError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:  # NaN fails too
+        raise FoldError(f"{where}: threshold must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 _ALLOWED = PAIR_TYPE >= 0
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import MappingError, normalise
-from .decode import METHODS, decode, nested_subset, remove_lone_pairs
+from .decode import METHODS, decode, nested_subset, remove_lone_pairs, stored_threshold
 from .io import FoldError, Structure
 from .probe import ProbeFile, predict_pair_probs
 
@@ -239,7 +239,8 @@ class MapPredictor(Predictor):
         def pair_probs(seq: str) -> np.ndarray:
             return predict_pairs(model, scheme, seq, tile=tile, bpp_cache=cache)
 
-        return cls(model, scheme, float(settings.get("threshold", 0.5)), "greedy", pair_probs, source)
+        threshold = stored_threshold(settings.get("threshold", 0.5), source or "structure model")
+        return cls(model, scheme, threshold, "greedy", pair_probs, source)
 
     def decode(self, P: np.ndarray, seq: str, threshold: float | None = None) -> np.ndarray:
         """The partner array of one dense (L, L) map at this predictor's threshold (or

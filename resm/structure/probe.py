@@ -37,7 +37,7 @@ from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
 from ..mapping import Scheme
 from ..utils.io import atomic_path
-from .decode import METHODS, choose_threshold, decode
+from .decode import METHODS, choose_threshold, decode, stored_threshold
 from .io import FoldError, Structure, read_structures
 from .metrics import evaluate
 
@@ -346,10 +346,7 @@ class ProbeFile:
             rec = cls(**{k: v for k, v in data.items() if k in names})
         except (ValueError, TypeError) as e:
             raise FoldError(f"{side}: unreadable probe record ({e})") from None
-        t = rec.threshold
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:  # NaN fails too
-            # a NaN or 7 decoded no pair at all and exited 0; a word failed later, naming no file
-            raise FoldError(f"{side}: threshold must be a number in [0, 1], got {t!r}")
+        rec.threshold = stored_threshold(rec.threshold, str(side))  # NaN or 7 decoded no pair and exited 0
         if rec.method not in METHODS:
             raise FoldError(f"{side}: method must be one of {', '.join(METHODS)}, got {rec.method!r}")
         return rec

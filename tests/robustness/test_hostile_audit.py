@@ -209,6 +209,17 @@ CASES = [
         )
         for name, value, said in [("nan", float("nan"), "nan"), ("7", 7, "7"), ("word", "high", "'high'")]
     ],
+    # the same in a structure model's file (a 2-D head's threshold)
+    *[
+        Case(
+            f"fold/structure-model-threshold-{name}",
+            ["fold", "{fa}", "--model", "{t}/s.pt", "-o", "{t}/s.dbn"],
+            1,
+            [f"structure model {{t}}/s.pt: threshold must be a number in [0, 1], got {said}"],
+            _edit_pt("structure_model", "s.pt", lambda d, v=value: d.__setitem__("threshold", v)),
+        )
+        for name, value, said in [("nan", float("nan"), "nan"), ("7", 7.0, "7.0"), ("word", "x", "'x'")]
+    ],
     Case(
         "fold/probe-method-unknown",
         ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/s.dbn"],
