@@ -421,6 +421,17 @@ class Decoding:
     length_ref: float = 150.0
 
     def __post_init__(self) -> None:
+        # a NaN prior weight decoded no pair at all, and a weight past 1 blends the model's
+        # probabilities in with a negative sign: both looked like results
+        if not finite(self.gamma) or self.gamma <= 0:
+            raise DecodingError("gamma", "must be a finite number > 0", self.gamma)
+        if not finite(self.prior_weight) or not 0 <= self.prior_weight <= 1:
+            raise DecodingError("prior_weight", "must be a number in [0, 1]", self.prior_weight)
+        pk = self.pseudoknot_threshold
+        if pk is not None and (not finite(pk) or not 0 <= pk <= 1):
+            raise DecodingError("pseudoknot_threshold", "must be null or a number in [0, 1]", pk)
+        if not isinstance(self.auto_gamma, bool):
+            raise DecodingError("auto_gamma", "must be true or false", self.auto_gamma)
         for key in ("turner_scale", "turner_penalty"):
             v = getattr(self, key)
             if v is None and key == "turner_scale":

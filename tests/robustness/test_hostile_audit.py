@@ -43,10 +43,13 @@ def _write(rel: str, text: str, key: str | None = None):
 
 
 def _edit_pt(key: str, rel: str, edit):
-    """A copy of the torch file ``key`` at ``rel``, changed by ``edit(data)``."""
+    """A copy of the torch file ``key`` (``shipped``: the shipped structure model) at ``rel``,
+    changed by ``edit(data)``."""
 
     def setup(p: dict) -> None:
-        data = torch.load(p[key], weights_only=False)
+        from resm.structure.model import resolve_model
+
+        data = torch.load(resolve_model("default") if key == "shipped" else p[key], weights_only=False)
         edit(data)
         torch.save(data, Path(p["t"]) / rel)
 
@@ -219,6 +222,23 @@ CASES = [
             _edit_pt("structure_model", "s.pt", lambda d, v=value: d.__setitem__("threshold", v)),
         )
         for name, value, said in [("nan", float("nan"), "nan"), ("7", 7.0, "7.0"), ("word", "x", "'x'")]
+    ],
+    # a pair-head model's stored decoding: a NaN prior weight decoded no pair and exited 0,
+    # a weight of 5 blended the model's probabilities in with a negative sign
+    *[
+        Case(
+            f"fold/decoding-{key}-{value}",
+            ["fold", "{fa}", "--model", "{t}/d.pt", "-o", "{t}/s.dbn"],
+            1,
+            [f"structure model {{t}}/d.pt: decoding key {key}: {rule}, got {value}"],
+            _edit_pt("shipped", "d.pt", lambda d, k=key, v=value: d["decoding"].__setitem__(k, v)),
+        )
+        for key, value, rule in [
+            ("prior_weight", float("nan"), "must be a number in [0, 1]"),
+            ("prior_weight", 5.0, "must be a number in [0, 1]"),
+            ("gamma", -1.0, "must be a finite number > 0"),
+            ("pseudoknot_threshold", float("nan"), "must be null or a number in [0, 1]"),
+        ]
     ],
     Case(
         "fold/probe-method-unknown",
