@@ -72,8 +72,10 @@ def run(
     structure task's decoding ``threshold``)."""
     known = tuple(TASKS) if known is None else known
     name = cfg.get("task", default)
-    if name not in known:
-        raise ConfigError(f"unknown task {name!r}; known tasks: {list(known)}")
+    if name not in known:  # named with its file and key: an empty config said "unknown task None"
+        where = f"{os.fspath(config_file)}: " if config_file is not None else ""
+        what = "missing" if name is None else f"unknown task {name!r}"
+        raise ConfigError(f"{where}task: {what}; known tasks: {list(known)}")
     cls = TASKS[name].cls
     out_dir = Path(from_dict(TrainConfig, cfg.get("train"), "train").out_dir)
     result, task = run_task(cls, cfg, set(cls.sections) | {"task"}, config_file)

@@ -247,6 +247,14 @@ CASES = [
         ["{t}/p.pt.json: method must be one of"],
         _probe_with(method="best"),
     ),
+    # an empty config said "unknown task None", naming neither the file nor the key
+    Case(
+        "finetune/empty-config",
+        ["finetune", "--config", "{t}/c.yaml"],
+        1,
+        ["{t}/c.yaml: task: missing; known tasks: ['structure', 'rri', 'mrl', 'joint']"],
+        _write("c.yaml", ""),
+    ),
     Case("embed/threads-huge", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "100000"], 2, ["--threads"]),
 ]
 
