@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..utils.io import announce
 from .common import (
     CLI_NAMES,
     Command,
@@ -83,9 +84,9 @@ def run(a: argparse.Namespace) -> None:
     )
     if r["rank"] == 0:
         reused = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
-        print(
+        announce(
             f"wrote {a.out}: {plural(r['n'], 'sequence')}, {r['nt']} nt in {r['seconds']:.1f}s{reused}",
-            file=report_stream(is_stream(a.out)),
+            report_stream(is_stream(a.out)),
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..utils.io import announce
 from .common import Command
 
 
@@ -49,7 +50,7 @@ def run(a: argparse.Namespace) -> None:
 
     export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype, any_name=a.any_name)
     reg = regression_path(a.out)  # written where fair-esm reads the pair
-    print(
+    announce(
         f"wrote {a.out}" + ("" if fair_esm_name_problem(a.out) else f", {reg.name}") + (f" and {a.hf}" if a.hf else "")
     )
 

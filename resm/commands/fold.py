@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..utils.io import announce
 from .common import (
     CLI_NAMES,
     TURNER_HELP,
@@ -208,7 +209,7 @@ def run(a: argparse.Namespace) -> None:
         print(format_summary(r["metrics"]), file=report_stream(quiet))
     if files:
         skipped = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
-        print(f"folded {plural(r['n'], 'sequence')}{skipped}: wrote " + ", ".join(files), file=report_stream(quiet))
+        announce(f"folded {plural(r['n'], 'sequence')}{skipped}: wrote " + ", ".join(files), report_stream(quiet))
 
 
 FOLD = Command(

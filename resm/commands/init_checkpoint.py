@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..utils.io import announce
 from .common import Command
 
 
@@ -32,7 +33,7 @@ def run(a: argparse.Namespace) -> None:
     else:
         save_fair_esm(model, a.out, meta)
     n = sum(p.numel() for p in model.parameters())
-    print(f"wrote {a.out}: {a.arch}, {n / 1e6:.1f}M parameters, random init (seed {a.seed})")
+    announce(f"wrote {a.out}: {a.arch}, {n / 1e6:.1f}M parameters, random init (seed {a.seed})")
 
 
 INIT_CHECKPOINT = Command(

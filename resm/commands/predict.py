@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..utils.io import announce
 from .common import CLI_NAMES, Command, device_args, models_read, print_metrics, set_threads, trust_arg
 
 
@@ -95,7 +96,7 @@ def run_interact(a: argparse.Namespace) -> None:
         sys.stdout.write(r["text"])
     else:
         extra = (f", pair maps in {a.maps}" if a.maps else "") + (f", sites in {a.sites}" if a.sites else "")
-        print(f"wrote {a.out}: {len(r['scores'])} pairs" + extra)
+        announce(f"wrote {a.out}: {len(r['scores'])} pairs" + extra)
     if "metrics" in r:
         print_metrics("labels in the file", r["metrics"])
 
@@ -138,7 +139,7 @@ def run_predict(a: argparse.Namespace) -> None:
     if a.out is None:
         sys.stdout.write(r["text"])
     else:
-        print(f"wrote {a.out}: {r['n']} {r['what']}")
+        announce(f"wrote {a.out}: {r['n']} {r['what']}")
     for label, m in r.get("metrics", {}).items():
         print_metrics(label, m)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..utils.io import announce
 from .common import CLI_NAMES, Command, model_args, model_inputs, set_threads
 
 
@@ -47,7 +48,7 @@ def run(a: argparse.Namespace) -> None:
         f"threshold {probe.threshold:g} ({probe.method}) chosen on {on}: "
         f"F1 {s['f1_mean']:.3f} strict, {s['f1_shift_mean']:.3f} with +-1 shift (mean)"
     )
-    print(f"wrote {a.out} and {sidecar_path(a.out).name}")
+    announce(f"wrote {a.out} and {sidecar_path(a.out).name}")
 
 
 PROBE = Command(

@@ -356,6 +356,7 @@ class Transaction:
 
     entries: dict[str, _Entry] = field(default_factory=dict)
     made: list[Path] = field(default_factory=list)  # folders created for the outputs, outermost first
+    said: list[tuple[str, object]] = field(default_factory=list)  # announce()'s lines, said after the commit
 
     def __post_init__(self) -> None:
         _LIVE.add(self)
@@ -641,6 +642,23 @@ def transaction() -> Iterator[Transaction]:
     finally:
         _CURRENT.reset(token)
     tx.commit()
+    for line, stream in tx.said:
+        print(line, file=stream)
+
+
+def announce(line: str, stream=None) -> None:
+    """Say a command's summary of what it wrote (``wrote X``) on ``stream`` (default: standard
+    output) once the outputs are in place: inside a transaction the line waits for the commit,
+    so a commit that fails (a full disk, a stream whose reader left) never follows a line
+    claiming the write; outside one it is said at once."""
+    import sys
+
+    stream = stream if stream is not None else sys.stdout
+    tx = _CURRENT.get()
+    if tx is None:
+        print(line, file=stream)
+    else:
+        tx.said.append((line, stream))
 
 
 @contextlib.contextmanager

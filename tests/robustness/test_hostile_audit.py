@@ -468,3 +468,16 @@ def test_schemes_show_unknown_prints_nothing_first(capfd):
     out, err = capfd.readouterr()
     assert out == ""
     assert err == "resm schemes: error: unknown mapping scheme 'bogus'; known: codon3, kdny, kerd, nt, protein\n"
+
+
+def test_a_failed_commit_says_nothing_of_writing(ws, capfd):
+    """A commit that fails (here a full disk) said "folded 2 sequences: wrote /dev/full" first,
+    then the error: a summary line claimed a write that did not happen. Now it is said only
+    after the commit."""
+    from tests.robustness.conftest import said
+
+    capfd.readouterr()
+    code = cli_main(["fold", str(ws["fa"]), "-o", "/dev/full", "--threads", "1"])
+    lines = said(capfd.readouterr().err)
+    assert code == 1
+    assert lines == ["resm fold: error: /dev/full: cannot be put in place (No space left on device)"]
