@@ -147,7 +147,9 @@ def embed_estimate(
     if not len(lengths):
         return 0
     L = max(lengths) + 2  # BOS and EOS
-    batch = max(int(toks_per_batch), L)
+    # a batch never holds more tokens than the records have (--toks-per-batch 1e20 asked for 1e14 GiB)
+    total = sum(n + 2 for n in lengths)
+    batch = max(min(int(toks_per_batch), total), L)
     maps = heads * L * L * bytes_per_value * EMBED_MAPS_WITH_CONTACTS if contacts else 0
     acts = 12 * batch * embed_dim * bytes_per_value
     return int(n_params * 4 + acts + maps + 0.4 * GIB)

@@ -481,3 +481,14 @@ def test_a_failed_commit_says_nothing_of_writing(ws, capfd):
     lines = said(capfd.readouterr().err)
     assert code == 1
     assert lines == ["resm fold: error: /dev/full: cannot be put in place (No space left on device)"]
+
+
+def test_embed_memory_estimate_counts_the_tokens_there_are():
+    """``resm embed --toks-per-batch 99999999999999999999`` on one 11-nt record was refused as
+    needing 2.9e14 GiB: the estimate took the budget, not the tokens a batch can hold."""
+    from resm.utils.memory import embed_estimate
+
+    args = (10**6, 64, 2, 4)
+    huge = embed_estimate(*args, [11, 20], 99999999999999999999)
+    assert huge == embed_estimate(*args, [11, 20], 13 + 22)  # both records in one batch
+    assert embed_estimate(*args, [11, 20], 8) == embed_estimate(*args, [11, 20], 22)  # the longest still fits
