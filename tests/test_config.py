@@ -116,3 +116,20 @@ def test_shipped_configs_are_found_by_name_from_anywhere(tmp_path, monkeypatch):
     assert t.deepspeed_config.endswith("zero2.json")
     with pytest.raises(ConfigError, match="train.deepspeed_config: zero9: no such config file"):
         from_dict(TrainConfig, {"engine": "deepspeed", "deepspeed_config": "zero9"}, "train")
+
+
+@pytest.mark.parametrize(
+    "section, cls, key, value, message",
+    [
+        ("optim", "OptimConfig", "lr", "inf", "optim.lr must be a finite number > 0, got inf"),
+        ("optim", "OptimConfig", "lr", "nan", "optim.lr must be a finite number > 0, got nan"),
+        ("optim", "OptimConfig", "lr", "0", "optim.lr must be > 0, got 0.0"),
+        ("train", "TrainConfig", "max_minutes", "inf", "train.max_minutes must be a finite number > 0, got inf"),
+    ],
+)
+def test_training_numbers_name_the_key_and_finiteness(section, cls, key, value, message):
+    import resm.train as train
+
+    with pytest.raises(ConfigError) as e:
+        from_dict(getattr(train, cls), {key: value}, section)
+    assert str(e.value) == message
