@@ -53,8 +53,7 @@ CKPT_RE = re.compile(r"^step_(\d{8})$")
 
 
 def _check(key: str, value, rule: str, ok: bool) -> None:
-    """A ConfigError naming ``key`` unless ``ok`` (and the number is finite: an infinite or NaN
-    value is told it must be a finite number, since ``inf`` satisfies "> 0")."""
+    """A ConfigError naming ``key`` unless ``ok`` and the number is finite (inf passes "> 0")."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key} must be a finite number {rule}, got {value!r}")
     if not ok:

@@ -111,9 +111,14 @@ def resolve(name: str):
     raise ImportError(name)
 
 
+FILE_SUFFIXES = {"json", "pt", "yaml", "yml", "safetensors", "npz", "tsv", "csv", "md", "txt"}
+
+
 def bad_names(text: str) -> list[str]:
     bad = []
     for name in sorted(set(re.findall(r"\bresm(?:\.[A-Za-z_]\w*)+", text))):
+        if name.rsplit(".", 1)[-1] in FILE_SUFFIXES:  # a file's name (a model folder's resm.json)
+            continue
         try:
             resolve(name)
         except (ImportError, AttributeError):

@@ -197,7 +197,7 @@ GOOD = {
         ({"mrl": {"train": "u.csv", "batch": 2.5}}, "mrl.batch: expected an integer, got 2.5"),
         ({"mrl": {"train": "u.csv", "weight_decay": -1}}, "mrl.weight_decay must be a number >= 0"),
         ({"mrl": {"train": "u.csv", "seed": "a"}}, "mrl.seed: expected an integer, got 'a'"),
-        ({"mrl": {"train": "u.csv", "seed": -1}}, "mrl.seed must be an integer >= 0"),
+        ({"mrl": {"train": "u.csv", "seed": -1}}, r"mrl.seed must be >= 0 and <= 2\*\*53 - 1 \(an integer\), got -1"),
         ({"mrl": {"train": "u.csv", "head": {"hidden": 0}}}, "mrl.head: hidden and max_length must be >= 1"),
         ({"mrl": {"train": ""}}, "mrl.train: give the UTR file"),
     ],
