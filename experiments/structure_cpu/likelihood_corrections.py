@@ -180,12 +180,6 @@ def main() -> None:
     t_train = time.time() - t0
     print("theta", theta.tolist(), flush=True)
     ll1, choice = training_pass(train_recs, theta, stored, "after training (decoder choice)")
-
-    def score(f1: dict) -> dict[str, float]:
-        return {d: float(np.mean(list(f1[d].values()))) for d in sv.DECODERS}
-
-    before, train_score = score(f1_0), score(choice)
-    best = max(sv.DECODERS, key=lambda d: (train_score[d], -sv.DECODERS.index(d)))
     t_choice = time.time() - t0
 
     def learnt(r: dict) -> dict[str, np.ndarray]:
@@ -193,15 +187,9 @@ def main() -> None:
         return sv.decoders(r, mfe, ensemble_pairs(b), stored)
 
     names, rows, rows_full = sv.evaluation_rows(held, learnt, stored)
+    out = sv.Outcome(held, choice, names, rows, rows_full)
+    before, train_score, best = sv.mean_scores(f1_0), out.train_score, out.best
     wall = time.time() - t0
-
-    def mean3(n: str) -> float:
-        return float(np.mean([rows[n][s]["f1_mean"] for s in sv.EVAL_SOURCES]))
-
-    chosen, ship = f"learnt, {best}", "shipped decoding"
-    gain = mean3(chosen) - mean3(ship)
-    drops = {s: rows[chosen][s]["f1_mean"] - rows[ship][s]["f1_mean"] for s in ("val", "family")}
-    ok = gain >= sv.PASS_MEAN and all(x >= -sv.PASS_DROP for x in drops.values())
     load_avg = os.getloadavg()
     cmd = "python " + " ".join(shlex.quote(x) for x in sys.argv)
     src = sv.SOURCES
@@ -226,12 +214,7 @@ def main() -> None:
         + ". No test set is read."
         + (f" **Smoke test: at most {a.limit} records per source.**" if a.limit else ""),
         "",
-        "## Learnt theta (kcal/mol per unit feature; bonus b = theta . phi, pseudo-energy -b)",
-        "",
-        f"| feature | start | learnt (mean of the last {AVERAGE_LAST} epochs' iterates) |",
-        "|---|---|---|",
-        *(f"| {f} | {x0:g} | {x:+.4f} |" for f, x0, x in zip(sv.FEATURES, sv.THETA0, theta)),
-        "",
+        *sv.theta_lines(theta, AVERAGE_LAST),
         "## Training records before and after training (theta fixed for the pass)",
         "",
         "| | mean log P(y) per reference pair | "
@@ -252,44 +235,7 @@ def main() -> None:
             for c in curve
         ),
         "",
-        "## Decoder choice (training records, learnt theta, mean per-sequence F1, canonical pairs)",
-        "",
-        "| decoder | " + " | ".join(src[s] for s in sv.TRAIN_SOURCES) + " | mean |",
-        "|---|" + "---|" * (len(sv.TRAIN_SOURCES) + 1),
-        *(
-            f"| {'**' + d + '** (chosen)' if d == best else d} | "
-            + " | ".join(f"{choice[d][s]:.3f}" for s in sv.TRAIN_SOURCES)
-            + f" | {train_score[d]:.4f} |"
-            for d in sv.DECODERS
-        ),
-        "",
-        "## Evaluation records (canonical pairs): F1 / ±1 | P / R | pred/ref",
-        "",
-        "| row | "
-        + " | ".join(f"{src[s]} ({len(held[s])}): F1 / ±1 | P / R | pred/ref" for s in sv.EVAL_SOURCES)
-        + " | mean F1 of the three |",
-        "|---|" + "---|---|---|" * len(sv.EVAL_SOURCES) + "---|",
-        *(
-            f"| {'**' + n + '** (chosen)' if n == chosen else n} | "
-            + " | ".join(sv.cells(rows[n][s]) for s in sv.EVAL_SOURCES)
-            + f" | {mean3(n):.4f} |"
-            for n in names
-        ),
-        "",
-        "Against the cached references with their non-canonical pairs (bpRNA's annotation keeps some; "
-        "VL1's cache is canonical already), mean per-sequence F1, not the criterion's: "
-        + "; ".join(
-            f"{n}: " + " / ".join(f"{rows_full[n][s]['f1_mean']:.3f}" for s in sv.EVAL_SOURCES)
-            for n in (chosen, ship, "--turner-scale 0.3", "EternaFold MEA")
-        )
-        + " (VL0 / families / VL1).",
-        "",
-        f"## Verdict: **{'PASS' if ok else 'FAIL'}**",
-        "",
-        f"Chosen decoder ({best}) against the shipped decoding: mean of the three F1 {gain:+.4f} (needs >= "
-        f"+{sv.PASS_MEAN}); VL0 half {drops['val']:+.4f}, families half {drops['family']:+.4f} (each needs >= "
-        f"-{sv.PASS_DROP}).",
-        "",
+        *out.report("Decoder choice (training records, learnt theta, mean per-sequence F1, canonical pairs)"),
     ]
     atomic_write_text(a.out, "\n".join(lines))
     atomic_write_text(
@@ -303,7 +249,7 @@ def main() -> None:
                 "loglik_after": ll1,
                 "train_score_before": before,
                 "train_score": train_score,
-                "pass": ok,
+                "pass": out.ok,
                 "curve": curve,
             }
         ),

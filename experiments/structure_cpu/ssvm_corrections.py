@@ -311,6 +311,92 @@ def evaluation_rows(held: dict[str, list], learnt, stored: Decoding) -> tuple[li
     return names, rows, rows_full
 
 
+def mean_scores(choice: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each decoder's F1 averaged over the training sources."""
+    return {d: float(np.mean(list(choice[d].values()))) for d in DECODERS}
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One learnt model's decoder choice on the training records and its evaluation rows, with the
+    criterion's verdict and the report blocks both training objectives share."""
+
+    held: dict[str, list]
+    choice: dict[str, dict[str, float]]  # decoder -> training source -> F1
+    names: list[str]
+    rows: dict
+    rows_full: dict
+
+    def __post_init__(self) -> None:
+        self.train_score = mean_scores(self.choice)
+        self.best = max(DECODERS, key=lambda d: (self.train_score[d], -DECODERS.index(d)))
+        self.chosen, self.ship = f"learnt, {self.best}", "shipped decoding"
+        self.gain = self.mean3(self.chosen) - self.mean3(self.ship)
+        self.drops = {
+            s: self.rows[self.chosen][s]["f1_mean"] - self.rows[self.ship][s]["f1_mean"] for s in ("val", "family")
+        }
+        self.ok = self.gain >= PASS_MEAN and all(x >= -PASS_DROP for x in self.drops.values())
+
+    def mean3(self, n: str) -> float:
+        return float(np.mean([self.rows[n][s]["f1_mean"] for s in EVAL_SOURCES]))
+
+    def report(self, choice_title: str) -> list[str]:
+        """The decoder-choice table, the evaluation table and the verdict, as report lines."""
+        best, chosen, ship, rows, held = self.best, self.chosen, self.ship, self.rows, self.held
+        return [
+            f"## {choice_title}",
+            "",
+            "| decoder | " + " | ".join(SOURCES[s] for s in TRAIN_SOURCES) + " | mean |",
+            "|---|" + "---|" * (len(TRAIN_SOURCES) + 1),
+            *(
+                f"| {'**' + d + '** (chosen)' if d == best else d} | "
+                + " | ".join(f"{self.choice[d][s]:.3f}" for s in TRAIN_SOURCES)
+                + f" | {self.train_score[d]:.4f} |"
+                for d in DECODERS
+            ),
+            "",
+            "## Evaluation records (canonical pairs): F1 / ±1 | P / R | pred/ref",
+            "",
+            "| row | "
+            + " | ".join(f"{SOURCES[s]} ({len(held[s])}): F1 / ±1 | P / R | pred/ref" for s in EVAL_SOURCES)
+            + " | mean F1 of the three |",
+            "|---|" + "---|---|---|" * len(EVAL_SOURCES) + "---|",
+            *(
+                f"| {'**' + n + '** (chosen)' if n == chosen else n} | "
+                + " | ".join(cells(rows[n][s]) for s in EVAL_SOURCES)
+                + f" | {self.mean3(n):.4f} |"
+                for n in self.names
+            ),
+            "",
+            "Against the cached references with their non-canonical pairs (bpRNA's annotation keeps some; "
+            "VL1's cache is canonical already), mean per-sequence F1, not the criterion's: "
+            + "; ".join(
+                f"{n}: " + " / ".join(f"{self.rows_full[n][s]['f1_mean']:.3f}" for s in EVAL_SOURCES)
+                for n in (chosen, ship, "--turner-scale 0.3", "EternaFold MEA")
+            )
+            + " (VL0 / families / VL1).",
+            "",
+            f"## Verdict: **{'PASS' if self.ok else 'FAIL'}**",
+            "",
+            f"Chosen decoder ({best}) against the shipped decoding: mean of the three F1 {self.gain:+.4f} (needs >= "
+            f"+{PASS_MEAN}); VL0 half {self.drops['val']:+.4f}, families half {self.drops['family']:+.4f} (each "
+            f"needs >= -{PASS_DROP}).",
+            "",
+        ]
+
+
+def theta_lines(theta: np.ndarray, last: int) -> list[str]:
+    """The learnt-theta table of a report."""
+    return [
+        "## Learnt theta (kcal/mol per unit feature; bonus b = theta . phi, pseudo-energy -b)",
+        "",
+        f"| feature | start | learnt (mean of the last {last} epochs' iterates) |",
+        "|---|---|---|",
+        *(f"| {f} | {x0:g} | {x:+.4f} |" for f, x0, x in zip(FEATURES, THETA0, theta)),
+        "",
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("cache", help="the validation cache (.npz of validation_cache.py)")
@@ -343,20 +429,12 @@ def main() -> None:
         outs = [learnt_structures(r, theta, stored) for r in tqdm(train_recs[s], desc=f"choice on {s}")]
         for d in DECODERS:
             choice[d][s] = evaluate([o[d] for o in outs], [r["ref"] for r in train_recs[s]])["f1_mean"]
-    train_score = {d: float(np.mean(list(choice[d].values()))) for d in DECODERS}
-    best = max(DECODERS, key=lambda d: (train_score[d], -DECODERS.index(d)))
     t_choice = time.time() - t0
 
     names, rows, rows_full = evaluation_rows(held, lambda r: learnt_structures(r, theta, stored), stored)
+    out = Outcome(held, choice, names, rows, rows_full)
+    best = out.best
     wall = time.time() - t0
-
-    def mean3(n: str) -> float:
-        return float(np.mean([rows[n][s]["f1_mean"] for s in EVAL_SOURCES]))
-
-    chosen, ship = f"learnt, {best}", "shipped decoding"
-    gain = mean3(chosen) - mean3(ship)
-    drops = {s: rows[chosen][s]["f1_mean"] - rows[ship][s]["f1_mean"] for s in ("val", "family")}
-    ok = gain >= PASS_MEAN and all(x >= -PASS_DROP for x in drops.values())
     load_avg = os.getloadavg()
     cmd = "python " + " ".join(shlex.quote(x) for x in sys.argv)
     lines = [
@@ -377,12 +455,7 @@ def main() -> None:
         + ", ".join(f"{SOURCES[s]} {len(held[s])}" for s in EVAL_SOURCES)
         + ". No test set is read.",
         "",
-        "## Learnt theta (kcal/mol per unit feature; bonus b = theta . phi, pseudo-energy -b)",
-        "",
-        "| feature | start | learnt (mean of the last 2 epochs' iterates) |",
-        "|---|---|---|",
-        *(f"| {f} | {x0:g} | {x:+.4f} |" for f, x0, x in zip(FEATURES, THETA0, theta)),
-        "",
+        *theta_lines(theta, 2),
         "## Training curve (training records; hinge per reference pair, kcal/mol; augmented prediction against y)",
         "",
         "| epoch | mean hinge / pair | augmented F1 | augmented pred/ref | theta at the end of the epoch |",
@@ -394,44 +467,7 @@ def main() -> None:
             for c in curve
         ),
         "",
-        "## Decoder choice (training records, mean per-sequence F1, canonical pairs)",
-        "",
-        "| decoder | " + " | ".join(SOURCES[s] for s in TRAIN_SOURCES) + " | mean |",
-        "|---|" + "---|" * (len(TRAIN_SOURCES) + 1),
-        *(
-            f"| {'**' + d + '** (chosen)' if d == best else d} | "
-            + " | ".join(f"{choice[d][s]:.3f}" for s in TRAIN_SOURCES)
-            + f" | {train_score[d]:.4f} |"
-            for d in DECODERS
-        ),
-        "",
-        "## Evaluation records (canonical pairs): F1 / ±1 | P / R | pred/ref",
-        "",
-        "| row | "
-        + " | ".join(f"{SOURCES[s]} ({len(held[s])}): F1 / ±1 | P / R | pred/ref" for s in EVAL_SOURCES)
-        + " | mean F1 of the three |",
-        "|---|" + "---|---|---|" * len(EVAL_SOURCES) + "---|",
-        *(
-            f"| {'**' + n + '** (chosen)' if n == chosen else n} | "
-            + " | ".join(cells(rows[n][s]) for s in EVAL_SOURCES)
-            + f" | {mean3(n):.4f} |"
-            for n in names
-        ),
-        "",
-        "Against the cached references with their non-canonical pairs (bpRNA's annotation keeps some; "
-        "VL1's cache is canonical already), mean per-sequence F1, not the criterion's: "
-        + "; ".join(
-            f"{n}: " + " / ".join(f"{rows_full[n][s]['f1_mean']:.3f}" for s in EVAL_SOURCES)
-            for n in (chosen, ship, "--turner-scale 0.3", "EternaFold MEA")
-        )
-        + " (VL0 / families / VL1).",
-        "",
-        f"## Verdict: **{'PASS' if ok else 'FAIL'}**",
-        "",
-        f"Chosen decoder ({best}) against the shipped decoding: mean of the three F1 {gain:+.4f} (needs >= "
-        f"+{PASS_MEAN}); VL0 half {drops['val']:+.4f}, families half {drops['family']:+.4f} (each needs >= "
-        f"-{PASS_DROP}).",
-        "",
+        *out.report("Decoder choice (training records, mean per-sequence F1, canonical pairs)"),
     ]
     atomic_write_text(a.out, "\n".join(lines))
     atomic_write_text(
@@ -442,8 +478,8 @@ def main() -> None:
                 "theta": theta.tolist(),
                 "features": FEATURES,
                 "decoder": best,
-                "train_score": train_score,
-                "pass": ok,
+                "train_score": out.train_score,
+                "pass": out.ok,
                 "curve": curve,
             }
         ),
