@@ -30,6 +30,7 @@ __all__ = [
     "ConfigError",
     "from_dict",
     "options",
+    "StoredConfig",
     "coerce",
     "check_device",
     "load_config",
@@ -167,6 +168,20 @@ def options(cls, values, renamed: Mapping[str, str] | None = None):
         if f.init and key in values:
             got[f.name] = values[key]
     return cls(**got)
+
+
+class StoredConfig:
+    """What a config dataclass stored in a model file shares (every head's config, e.g.
+    :class:`resm.heads.pairs.PairHeadConfig`): :meth:`to_dict` for the file, and
+    :meth:`from_dict` to read the stored entry back (through :func:`options`: keys that are no
+    field are passed over)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]):
+        return options(cls, d)
 
 
 def check_device(name: str, key: str) -> str:

@@ -16,11 +16,13 @@ one linear output. It takes fixed-length input (``length``; 50 nt in the MRL lib
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ..config import StoredConfig
 
 __all__ = [
     "ExpressionHeadConfig",
@@ -34,7 +36,7 @@ __all__ = [
 
 
 @dataclass
-class ExpressionHeadConfig:
+class ExpressionHeadConfig(StoredConfig):
     """Shape of the expression head.
 
     Attributes:
@@ -65,14 +67,6 @@ class ExpressionHeadConfig:
             raise ValueError("hidden and max_length must be >= 1, conv_layers and anchor >= 0")
         if not 0 <= self.dropout < 1:  # nan fails too
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> ExpressionHeadConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 class ExpressionHead(nn.Module):
@@ -109,7 +103,7 @@ class ExpressionHead(nn.Module):
 
 
 @dataclass
-class OptimusConfig:
+class OptimusConfig(StoredConfig):
     """Optimus 5-Prime (Sample et al. 2019): conv 120x8 three times, dense 40, dropout.
 
     Attributes:
@@ -132,14 +126,6 @@ class OptimusConfig:
     def __post_init__(self):
         if not 0 <= self.dropout < 1:  # nan fails too
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> OptimusConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 class OptimusCNN(nn.Module):

@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbone.attention import stacked_attention_maps
+from ..config import StoredConfig
 from ..nucleotides import UNKNOWN_BASE
 
 __all__ = [
@@ -68,7 +69,7 @@ PairSource = torch.Tensor | Callable[[int, int, int, int], torch.Tensor]
 
 
 @dataclass
-class StructureHeadConfig:
+class StructureHeadConfig(StoredConfig):
     """Hyper-parameters of :class:`StructureHead`.
 
     Attributes:
@@ -136,14 +137,9 @@ class StructureHeadConfig:
         return [self.dilations[b % len(self.dilations)] for b in range(self.blocks)]
 
     def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
+        d = super().to_dict()
         d["dilations"] = list(self.dilations)
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> StructureHeadConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def receptive_field(cfg: StructureHeadConfig) -> int:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from ..backbone.attention import BatchCells, run_attention
 from ..backbone.encoder import window_hidden
+from ..config import StoredConfig
 from ..nucleotides import PAIR_TYPE, UNKNOWN_BASE, lenient_codes
 
 __all__ = [
@@ -61,7 +62,7 @@ __all__ = [
 
 
 @dataclass
-class PairHeadConfig:
+class PairHeadConfig(StoredConfig):
     """Hyper-parameters of :class:`PairHead` and of its candidate features.
 
     Attributes:
@@ -126,14 +127,9 @@ class PairHeadConfig:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
 
     def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
+        d = super().to_dict()
         d["dilations"] = list(self.dilations)
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> PairHeadConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def n_pair_features(cfg: PairHeadConfig) -> int:

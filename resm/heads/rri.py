@@ -19,20 +19,21 @@ longer partners, up to 4,000 nt, are scanned in windows of that length by
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import StoredConfig
 from .pair_map import NEG_LOGIT, ChannelLayerNorm, ResidualBlock
 
 __all__ = ["InteractionHeadConfig", "InteractionHead", "build_rri_head", "rri_apply"]
 
 
 @dataclass
-class InteractionHeadConfig:
+class InteractionHeadConfig(StoredConfig):
     """Shape of the interaction head.
 
     Attributes:
@@ -65,14 +66,6 @@ class InteractionHeadConfig:
             raise ValueError("proj_dim, channels and max_length must be >= 1, blocks >= 0")
         if not 0 <= self.dropout < 1:  # nan fails too
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> InteractionHeadConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 class InteractionHead(nn.Module):
