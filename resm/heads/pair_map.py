@@ -430,7 +430,6 @@ class StructureHead(nn.Module):
         device = next(self.parameters()).device
         dtype = _default_dtype(device) if dtype is None else dtype
         B, L = mask.shape
-        R = self.receptive_field
         out_device = h.device if out_device is None else out_device
         mask = mask.to(device).bool()
         h = h.to(device)
@@ -449,7 +448,7 @@ class StructureHead(nn.Module):
                         if not (present[ai] and present[bi]):
                             continue
                         r1, c1 = min(r0 + tile, L), min(c0 + tile, L)
-                        t = self._tile(p, mask, attn_feats, bpp, nuc, r0, r1, c0, c1, R, L)
+                        t = self._tile(p, mask, attn_feats, bpp, nuc, r0, r1, c0, c1)
                         out[:, r0:r1, c0:c1] = t.to(out.device, out.dtype)
                         if bi != ai:
                             out[:, c0:c1, r0:r1] = t.transpose(1, 2).to(out.device, out.dtype)
@@ -457,9 +456,10 @@ class StructureHead(nn.Module):
             self.train(was_training)
         return out
 
-    def _window_logits(self, p, mask, attn_feats, bpp, nuc, r0, r1, c0, c1, R, L) -> torch.Tensor:
-        """Unsymmetrised fp32 logits of rows [r0, r1) x cols [c0, c1), from a haloed window."""
-        dev = p.device
+    def _window_logits(self, p, mask, attn_feats, bpp, nuc, r0, r1, c0, c1) -> torch.Tensor:
+        """Unsymmetrised fp32 logits of rows [r0, r1) x cols [c0, c1), from a window grown by the
+        receptive field on every side."""
+        dev, R, L = p.device, self.receptive_field, mask.shape[1]
         wr0, wr1, wc0, wc1 = r0 - R, r1 + R, c0 - R, c1 + R
         raw = self.trunk(
             _window1d(p, wr0, wr1),
@@ -482,16 +482,16 @@ class StructureHead(nn.Module):
         upper = torch.triu(ab, 1)  # only reached for diagonal blocks or the full map
         return upper + upper.transpose(1, 2)
 
-    def _tile(self, p, mask, attn_feats, bpp, nuc, r0, r1, c0, c1, R, L) -> torch.Tensor:
+    def _tile(self, p, mask, attn_feats, bpp, nuc, r0, r1, c0, c1) -> torch.Tensor:
         """Final (symmetrised, masked) fp32 logits of output tile [r0, r1) x [c0, c1), with
         ``r0 <= c0`` (an upper-triangle tile pair)."""
-        ab = self._window_logits(p, mask, attn_feats, bpp, nuc, r0, r1, c0, c1, R, L)
+        ab = self._window_logits(p, mask, attn_feats, bpp, nuc, r0, r1, c0, c1)
         if (r0, r1) == (c0, c1):
             sym = self._symmetrise(ab, ab)
         elif self.cfg.symmetry == "upper":
             sym = ab  # every pair of an off-diagonal upper tile has i < j
         else:
-            ba = self._window_logits(p, mask, attn_feats, bpp, nuc, c0, c1, r0, r1, R, L)
+            ba = self._window_logits(p, mask, attn_feats, bpp, nuc, c0, c1, r0, r1)
             sym = self._symmetrise(ab, ba)
         valid = valid_pair_mask(
             mask[:, r0:r1], self.cfg.min_loop, row_offset=r0, col_offset=c0, col_mask=mask[:, c0:c1]
