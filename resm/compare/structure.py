@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from ..config import ConfigError
 from ..heads.pair_map import StructureHeadConfig
 from ..structure.io import Structure
-from ..structure.probe import fit_probe_weights
+from ..structure.probe import ProbeFitOptions, fit_probe_weights
 from ..tasks.structure_task import COMPARE_COLUMNS as COLUMNS
 from .backends import Backend, BackendUnavailable, ViennaBackend
 from .config import Budget, CompareConfig, head_options, number, positive
@@ -223,10 +223,7 @@ def fit_attention_probe(
     fit = fit_probe_weights(
         lambda r, index: backend.pair_features(r.seq, index),
         recs,
-        cfg.max_pairs_per_seq,
-        cfg.C,
-        cfg.seed,
-        cfg.min_sep,
+        ProbeFitOptions(max_pairs_per_seq=cfg.max_pairs_per_seq, C=cfg.C, seed=cfg.seed, min_sep=cfg.min_sep),
         progress=progress,
         desc=f"{backend.name}: probe features",
     )

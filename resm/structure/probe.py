@@ -43,6 +43,7 @@ from .metrics import evaluate
 
 __all__ = [
     "sample_pairs",
+    "ProbeFitOptions",
     "fit_probe_weights",
     "fit_probe",
     "predict_pair_probs",
@@ -116,29 +117,39 @@ def _tokens(scheme: Scheme, seq: str, record: str = "<sequence>") -> torch.Tenso
     return pad_batch([scheme.encode(seq, record)])
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProbeFitOptions:
+    """The settings of the probe fit (:func:`fit_probe_weights`): ``max_pairs_per_seq``
+    sampled non-pairs per structure, pairs with ``j - i > min_sep``, structures longer than
+    ``max_len`` skipped, the ``seed`` of the sampling and of the regression, and the
+    regression's ``C``, ``class_weight`` and ``max_iter``."""
+
+    max_pairs_per_seq: int = 1000
+    C: float = 1.0
+    seed: int = 0
+    min_sep: int = 3
+    max_len: int | None = None
+    class_weight: str | dict | None = None
+    max_iter: int = 2000
+
+
 def fit_probe_weights(
     features: PairFeatures,
     structures: Iterable[Structure],
-    max_pairs_per_seq: int = 1000,
-    C: float = 1.0,
-    seed: int = 0,
-    min_sep: int = 3,
-    max_len: int | None = None,
-    class_weight: str | dict | None = None,
-    max_iter: int = 2000,
+    options: ProbeFitOptions = ProbeFitOptions(),
     progress: bool = False,
     desc: str = "probe features",
 ) -> dict:
     """Fit the probe's logistic regression on labelled structures; the one probe fit.
 
-    For each structure (longer than ``max_len`` skipped): all pairs with ``j - i > min_sep``
-    are positives and ``max_pairs_per_seq`` negatives are sampled (:func:`sample_pairs`), and
-    ``features(structure, index)`` gives their attention features. Features are standardised,
-    an L2 ``LogisticRegression(C=C)`` is fitted, and the scaling is folded back into
-    raw-feature weights (``w = w_std / sd``, ``b = b_std - sum(w * mean)``). ``class_weight``
-    defaults to None: negatives are subsampled anyway, so the probabilities are not calibrated
-    to the true pair frequency — pick the decoding threshold on validation data
-    (:func:`resm.structure.decode.choose_threshold`).
+    With ``options`` (:class:`ProbeFitOptions`), for each structure (longer than ``max_len``
+    skipped): all pairs with ``j - i > min_sep`` are positives and ``max_pairs_per_seq``
+    negatives are sampled (:func:`sample_pairs`), and ``features(structure, index)`` gives their
+    attention features. Features are standardised, an L2 ``LogisticRegression(C=C)`` is
+    fitted, and the scaling is folded back into raw-feature weights (``w = w_std / sd``,
+    ``b = b_std - sum(w * mean)``). ``class_weight`` defaults to None: negatives are subsampled
+    anyway, so the probabilities are not calibrated to the true pair frequency — pick the
+    decoding threshold on validation data (:func:`resm.structure.decode.choose_threshold`).
 
     Returns ``{"weight" (channels,), "bias", "n_seqs", "n_pos", "n_neg", "train_auroc",
     "classifier"}``; ``classifier`` is the fitted sklearn pipeline (StandardScaler +
@@ -150,14 +161,15 @@ def fit_probe_weights(
     from sklearn.preprocessing import StandardScaler
     from tqdm.auto import tqdm
 
-    rng = np.random.default_rng(seed)
+    o = options
+    rng = np.random.default_rng(o.seed)
     feats, labels = [], []
     for rec in tqdm(structures, desc=desc, disable=not progress, leave=False):
         if not rec.seq:
             raise ValueError(f"{rec.name}: structure has no sequence")
-        if max_len is not None and len(rec) > max_len:
+        if o.max_len is not None and len(rec) > o.max_len:
             continue
-        index, label = sample_pairs(rec.pairs, max_pairs_per_seq, rng, min_sep)
+        index, label = sample_pairs(rec.pairs, o.max_pairs_per_seq, rng, o.min_sep)
         if len(index) == 0:
             continue
         feats.append(features(rec, index))
@@ -171,7 +183,7 @@ def fit_probe_weights(
         raise ValueError(f"need both pairs and non-pairs to fit the probe (n_pos={n_pos}, n={len(y)})")
     clf = make_pipeline(
         StandardScaler(),
-        LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, random_state=seed),
+        LogisticRegression(C=o.C, class_weight=o.class_weight, max_iter=o.max_iter, random_state=o.seed),
     )
     clf.fit(X, y)
     scaler, lr = clf[0], clf[-1]
@@ -189,8 +201,10 @@ def fit_probe_weights(
     }
 
 
-def fit_probe(model: ESM2, scheme: Scheme, structures: Iterable[Structure], **options) -> dict:
-    """:func:`fit_probe_weights` (``options``: its keyword arguments) on an ESM-2 backbone's
+def fit_probe(
+    model: ESM2, scheme: Scheme, structures: Iterable[Structure], options: ProbeFitOptions = ProbeFitOptions()
+) -> dict:
+    """:func:`fit_probe_weights` (``options``: :class:`ProbeFitOptions`) on an ESM-2 backbone's
     attention features (:func:`resm.backbone.attention.pair_attention_features`), written into
     ``model.contact_head.regression``.
 
@@ -200,7 +214,7 @@ def fit_probe(model: ESM2, scheme: Scheme, structures: Iterable[Structure], **op
     def features(rec: Structure, index: np.ndarray) -> np.ndarray:
         return pair_attention_features(model, _tokens(scheme, rec.seq, rec.name), index)
 
-    fit = fit_probe_weights(features, structures, **options)
+    fit = fit_probe_weights(features, structures, options)
     reg = model.contact_head.regression
     with torch.no_grad():
         reg.weight.copy_(torch.as_tensor(fit["weight"], dtype=reg.weight.dtype).view_as(reg.weight))
@@ -422,7 +436,7 @@ def fit_zero_shot(
     save with :meth:`ProbeFile.write`. The validation maps are held in memory: bound ``val``."""
     if method not in METHODS:
         raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
-    fit = fit_probe(model, scheme, train, seed=seed)
+    fit = fit_probe(model, scheme, train, ProbeFitOptions(seed=seed))
     on = list(val) if val else list(train)
     maps = [predict_pair_probs(model, scheme, s.seq) for s in on]
     best = choose_threshold(maps, [s.seq for s in on], [s.pairs for s in on], method=method)

@@ -11,7 +11,7 @@ from resm.backbone.load import init_model
 from resm.mapping import get_scheme
 from resm.structure.decode import decode
 from resm.structure.io import Structure, check_pairs, read_structures
-from resm.structure.probe import fit_probe, load_probe, predict_pair_probs, sample_pairs, save_probe
+from resm.structure.probe import ProbeFitOptions, fit_probe, load_probe, predict_pair_probs, sample_pairs, save_probe
 
 SCHEME = get_scheme("kdny")
 
@@ -102,7 +102,7 @@ def test_fit_probe_recovers_planted_probe():
         thr = float(np.quantile(P[np.triu_indices(L, 4)], 0.99))
         recs.append(Structure(f"s{k}", seq, decode(P, None, threshold=thr, noncanonical=True)))
     _set_regression(model, torch.zeros(n_ch), 0.0)  # forget the planted probe
-    report = fit_probe(model, SCHEME, recs[:4], max_pairs_per_seq=300, seed=0)
+    report = fit_probe(model, SCHEME, recs[:4], ProbeFitOptions(max_pairs_per_seq=300, seed=0))
     assert report["n_seqs"] == 4 and report["n_neg"] == 1200 and report["n_pos"] > 20
     assert report["train_auroc"] > 0.95
     w_fit = model.contact_head.regression.weight.detach()[0]
@@ -142,7 +142,7 @@ def test_fit_probe_real_data_end_to_end(data, tmp_path):
     recs = list(itertools.islice((r for r in read_structures(path) if 30 <= len(r) <= 120), 5))
     assert len(recs) == 5
     model = init_model("tiny", seed=0)
-    report = fit_probe(model, SCHEME, recs[:4], max_pairs_per_seq=200, seed=0)
+    report = fit_probe(model, SCHEME, recs[:4], ProbeFitOptions(max_pairs_per_seq=200, seed=0))
     assert report["n_pos"] > 0 and report["n_neg"] > 0
     assert 0.0 <= report["train_auroc"] <= 1.0
     # the contact head now computes exactly the sklearn classifier's probabilities
