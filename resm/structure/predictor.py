@@ -51,7 +51,6 @@ __all__ = [
     "PairPredictor",
     "PredictorOptions",
     "load_predictor",
-    "fold_records",
     "zero_shot_predictor",
     "supervised_predictor",
 ]
@@ -94,64 +93,6 @@ def _output_seq(seq: str, name: str) -> str:
         return normalise(seq, name)
     except MappingError:
         return seq
-
-
-def fold_records(
-    model,
-    scheme: Scheme,
-    records: Iterable,
-    probe_threshold: float,
-    method: str = "greedy",
-    noncanonical: bool = False,
-    progress: bool = True,
-    pair_probs: PairProbs | None = None,
-    nested: bool = False,
-    no_lp: bool = False,
-    desc: str = "fold",
-) -> Iterator[tuple[Structure, np.ndarray]]:
-    """Fold ``records`` one at a time, yielding ``(Structure, probabilities)``.
-
-    ``records``: ``(id, sequence)`` tuples, :class:`Structure` or FASTA records. The
-    probabilities are ``pair_probs(seq)`` — by default
-    :func:`resm.structure.probe.predict_pair_probs` with ``model`` and ``scheme`` — dense (L, L)
-    or sparse ``(i, j, p)``, decoded by :func:`resm.structure.decode.decode` at
-    ``probe_threshold``; then, with ``nested``, pseudoknots are removed
-    (:func:`resm.structure.decode.nested_subset`) and, with ``no_lp``, lone pairs
-    (:func:`resm.structure.decode.remove_lone_pairs`). Only the current map is alive unless the
-    caller keeps it. The structure's sequence is normalised (upper case, U for T). The progress
-    bar (stderr) counts records against their total with an ETA, and names the stage of a long
-    record.
-    """
-    from tqdm.auto import tqdm
-
-    from .pair_probs import dense_probs
-
-    if method not in METHODS:
-        raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
-    if pair_probs is None:
-
-        def pair_probs(seq: str) -> np.ndarray:
-            return predict_pair_probs(model, scheme, seq)
-
-    total = len(records) if hasattr(records, "__len__") else None
-    bar = tqdm(records, desc=desc, unit="seq", total=total, disable=not progress)
-    for rec in bar:
-        name, seq = name_seq(rec)
-        staged = progress and len(seq) >= STAGE_LENGTH
-        if staged:
-            bar.set_postfix_str(f"{name} ({len(seq)} nt): pair probabilities")
-        P = pair_probs(seq)
-        if staged:
-            bar.set_postfix_str(f"{name} ({len(seq)} nt): decoding")
-        dense = P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(seq))
-        pairs = decode(dense, seq, probe_threshold, method, noncanonical)
-        if nested:
-            pairs = nested_subset(pairs)
-        if no_lp:
-            pairs = remove_lone_pairs(pairs)
-        if staged:
-            bar.set_postfix_str(f"{name} ({len(seq)} nt): done")
-        yield Structure(name, _output_seq(seq, name), pairs), P
 
 
 def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
@@ -213,7 +154,7 @@ class Predictor:
 
 @dataclass
 class MapPredictor(Predictor):
-    """A dense pair-probability map decoded at a threshold (:func:`fold_records`): a 2-D head
+    """A dense pair-probability map decoded at a threshold (:meth:`MapPredictor.fold`): a 2-D head
     structure model (``pair_probs`` its tiled inference) or a zero-shot probe (``pair_probs``
     None: the backbone's contact head with the probe loaded)."""
 
@@ -259,22 +200,67 @@ class MapPredictor(Predictor):
         no_lp: bool = False,
         desc: str = "fold",
     ) -> Iterator[tuple[Structure, np.ndarray]]:
-        """:func:`fold_records` with this predictor's threshold and method unless overridden. Every
-        record is checked first (:func:`checked_records`)."""
+        """Fold ``records`` one at a time, yielding ``(Structure, probabilities)`` in input order,
+        at this predictor's threshold and method unless overridden. Every record is checked first
+        (:func:`checked_records`).
+
+        ``records``: ``(id, sequence)`` tuples, :class:`Structure` or FASTA records. The
+        probabilities are ``pair_probs(seq)`` — by default
+        :func:`resm.structure.probe.predict_pair_probs` with ``model`` and ``scheme`` — dense
+        (L, L) or sparse ``(i, j, p)``, decoded by :func:`resm.structure.decode.decode` at the
+        threshold; then, with ``nested``, pseudoknots are removed
+        (:func:`resm.structure.decode.nested_subset`) and, with ``no_lp``, lone pairs
+        (:func:`resm.structure.decode.remove_lone_pairs`). Only the current map is alive unless
+        the caller keeps it. The structure's sequence is normalised (upper case, U for T). The
+        progress bar (stderr) counts records against their total with an ETA, and names the
+        stage of a long record.
+        """
         records = checked_records(records, self.scheme)
-        return fold_records(
-            self.model,
-            self.scheme,
-            records,
-            self.threshold if threshold is None else threshold,
-            method or self.method,
-            noncanonical,
-            progress,
-            self.pair_probs,
-            nested,
-            no_lp,
-            desc,
-        )
+        threshold = self.threshold if threshold is None else threshold
+        return self._fold(records, threshold, method or self.method, noncanonical, progress, nested, no_lp, desc)
+
+    def _fold(
+        self,
+        records: list[tuple[str, str]],
+        threshold: float,
+        method: str,
+        noncanonical: bool,
+        progress: bool,
+        nested: bool,
+        no_lp: bool,
+        desc: str,
+    ) -> Iterator[tuple[Structure, np.ndarray]]:
+        from tqdm.auto import tqdm
+
+        from .pair_probs import dense_probs
+
+        if method not in METHODS:
+            raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
+        pair_probs = self.pair_probs
+        if pair_probs is None:
+
+            def pair_probs(seq: str) -> np.ndarray:
+                return predict_pair_probs(self.model, self.scheme, seq)
+
+        total = len(records) if hasattr(records, "__len__") else None
+        bar = tqdm(records, desc=desc, unit="seq", total=total, disable=not progress)
+        for rec in bar:
+            name, seq = name_seq(rec)
+            staged = progress and len(seq) >= STAGE_LENGTH
+            if staged:
+                bar.set_postfix_str(f"{name} ({len(seq)} nt): pair probabilities")
+            P = pair_probs(seq)
+            if staged:
+                bar.set_postfix_str(f"{name} ({len(seq)} nt): decoding")
+            dense = P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(seq))
+            pairs = decode(dense, seq, threshold, method, noncanonical)
+            if nested:
+                pairs = nested_subset(pairs)
+            if no_lp:
+                pairs = remove_lone_pairs(pairs)
+            if staged:
+                bar.set_postfix_str(f"{name} ({len(seq)} nt): done")
+            yield Structure(name, _output_seq(seq, name), pairs), P
 
 
 @dataclass

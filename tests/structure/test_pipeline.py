@@ -13,7 +13,7 @@ from resm.nucleotides import CANONICAL_PAIRS
 from resm.structure.decode import decode
 from resm.structure.io import FoldError, iter_dbn, pair_list, read_structures
 from resm.structure.plot import plot_structure, require_matplotlib
-from resm.structure.predictor import fold_records
+from resm.structure.predictor import MapPredictor
 from resm.structure.probe import ProbeFile, load_probe, predict_pair_probs, sidecar_path
 from tests.conftest import REPO, resm_cli
 
@@ -241,7 +241,7 @@ def _has_matplotlib() -> bool:
         return False
 
 
-def test_fold_records_matches_predict_and_decode():
+def test_map_predictor_fold_matches_predict_and_decode():
     model = init_model("tiny", seed=2)
     scheme = get_scheme("kdny")
     rng = np.random.default_rng(0)
@@ -249,7 +249,7 @@ def test_fold_records_matches_predict_and_decode():
     P0 = predict_pair_probs(model, scheme, seqs["r0"])
     t = float(np.quantile(P0, 0.6))  # a threshold that leaves candidates
     for method in ("greedy", "matching"):
-        got = list(fold_records(model, scheme, list(seqs.items()), t, method=method, progress=False))
+        got = list(MapPredictor(model, scheme, t, method).fold(list(seqs.items()), progress=False))
         assert [s.name for s, _ in got] == list(seqs)
         for (s, P), (_name, seq) in zip(got, seqs.items()):
             want_P = predict_pair_probs(model, scheme, seq)
