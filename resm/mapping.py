@@ -240,7 +240,7 @@ def _build(spec: dict) -> Scheme:
                         codon = NUCLEOTIDES[left] + NUCLEOTIDES[centre] + NUCLEOTIDES[right]
                         aa = spec["codons"][codon]
                         lut[i] = stop if aa == "*" else tok(aa)
-        letter_ids = tuple(sorted(set(int(x) for x in lut) - {unknown}))
+        letter_ids = tuple(sorted({int(x) for x in lut} - {unknown}))
     elif kind == "identity":
         lut = np.full(256, -1, dtype=np.int64)
         for c in spec["letters"] + spec.get("rare", ""):

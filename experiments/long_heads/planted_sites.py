@@ -76,7 +76,7 @@ def dinuc_shuffle(s: str, rng: np.random.Generator) -> str:
             rest.remove(exit_[c])
         rng.shuffle(rest)
         order[c] = rest + ([exit_[c]] if c in exit_ else [])
-    ptr = {c: 0 for c in letters}
+    ptr = dict.fromkeys(letters, 0)
     out, v = [s[0]], s[0]
     for _ in range(len(s) - 1):
         nxt = order[v][ptr[v]]

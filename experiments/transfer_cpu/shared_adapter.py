@@ -222,7 +222,7 @@ def run_arm(name: str, a) -> None:
     bundles = {}
     for run, subs in runs.items():
         rdir = out / run
-        bundles.update({s: rdir / "model" for s in subs})
+        bundles.update(dict.fromkeys(subs, rdir / "model"))
         if f"train_s_{run}" in res:
             continue
         steps = a.batches * len(subs)

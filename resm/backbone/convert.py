@@ -50,7 +50,7 @@ def add_fair_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Module keys -> the key layout of fair-esm's released ``.pt`` files."""
     out = {}
     for k, v in state.items():
-        if k.startswith("lm_head.") or k.startswith("contact_head."):
+        if k.startswith(("lm_head.", "contact_head.")):
             out["encoder." + k] = v
         else:
             out["encoder.sentence_encoder." + k] = v

@@ -180,7 +180,7 @@ def new_stats() -> dict[str, Any]:
     """An empty statistics dict as kept by PretrainStream."""
     return {
         "read": 0,
-        "skipped": {r: 0 for r in SKIP_REASONS},
+        "skipped": dict.fromkeys(SKIP_REASONS, 0),
         "other_split": 0,
         "kept": 0,
         "rank_records": 0,

@@ -356,7 +356,7 @@ class ProbeFile:
             if not isinstance(data, dict) or data.pop("format", None) != PROBE_FORMAT:
                 raise ValueError("not a resm probe record")
             data.pop("version", None)
-            names = {f for f in cls.__dataclass_fields__}
+            names = set(cls.__dataclass_fields__)
             rec = cls(**{k: v for k, v in data.items() if k in names})
         except (ValueError, TypeError) as e:
             raise FoldError(f"{side}: unreadable probe record ({e})") from None

@@ -251,7 +251,7 @@ def test_resm_fold_scores_compares_and_refuses_ct(tmp_path):
     assert len(lines) == 8 and lines[7].endswith("]") and "[RNAfold MFE=" in lines[7]
     assert len(list((tmp_path / "p").iterdir())) == 6
     p = resm_main("fold", tmp_path / "x.fa", "--nogpu", "--no-score", "--threads", "1")
-    assert [x for x in p.stdout.splitlines()] == [x.split()[0] for x in default]
+    assert p.stdout.splitlines() == [x.split()[0] for x in default]
     p = resm_main("fold", tmp_path / "x.fa", "--nogpu", "--compare", "rnafold", "-o", tmp_path / "o.ct", check=False)
     err = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(err) == 1 and "ct has no room for a second structure" in err[0], p.stderr
