@@ -339,6 +339,19 @@ class BundleHeadTask:
     and the run ends with the bundle written. A subclass sets ``head_name``, ``head_cfg``,
     ``scheme``, ``source`` and ``final_metrics``, and defines ``validate`` and ``head_spec``."""
 
+    def _encoder(self, encoder: tuple | None) -> nn.Module:
+        """The encoder the head reads: the ``(module, scheme, source)`` a joint run hands in, or
+        one built from ``model_cfg`` (:func:`build_encoder`); ``scheme`` and ``source`` are set
+        from it."""
+        encoder, self.scheme, self.source = build_encoder(self.model_cfg) if encoder is None else encoder
+        return encoder
+
+    @staticmethod
+    def _head_config(config_cls: type, section: Any, encoder: nn.Module):
+        """The config section ``head`` as a ``config_cls``, its ``embed_dim`` the encoder's."""
+        fixed = {"embed_dim": "taken from the encoder"}
+        return from_dict(config_cls, section, "head", fixed=fixed, extra={"embed_dim": encoder.embed_dim})
+
     def bundle_head(self, module, device) -> dict[str, Any]:
         """The head's bundle entry after a last validation (its metrics go into it)."""
         self.final_metrics = dict(self.validate(module, device))

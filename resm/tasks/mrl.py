@@ -35,7 +35,6 @@ from .base import (
     ModelConfig,
     TaskModel,
     TaskSpec,
-    build_encoder,
     bundle_config,
     check_item_data,
     encode_batch,
@@ -141,24 +140,11 @@ class MRLTask(BundleHeadTask):
 
             self.model_cfg = ModelConfig.for_task(cfg.get("model"), "mrl", encoder="onehot")
             encoder, self.scheme, self.source = _NoEncoder(), get_scheme(self.model_cfg.scheme), "none"
-            head_cls, cfg_cls = OptimusCNN, OptimusConfig
+            head_cls, self.head_cfg = OptimusCNN, from_dict(OptimusConfig, head_section, "head")
         else:
             self.model_cfg = ModelConfig.for_task(cfg.get("model"), "mrl")
-            if encoder is None:
-                encoder, self.scheme, self.source = build_encoder(self.model_cfg)
-            else:
-                encoder, self.scheme, self.source = encoder
-            head_cls, cfg_cls = ExpressionHead, ExpressionHeadConfig
-        if kind == "optimus":
-            self.head_cfg = from_dict(cfg_cls, head_section, "head")
-        else:
-            self.head_cfg = from_dict(
-                cfg_cls,
-                head_section,
-                "head",
-                fixed={"embed_dim": "taken from the encoder"},
-                extra={"embed_dim": encoder.embed_dim},
-            )
+            encoder = self._encoder(encoder)
+            head_cls, self.head_cfg = ExpressionHead, self._head_config(ExpressionHeadConfig, head_section, encoder)
         self.kind = kind
         head = seeded_head(lambda: head_cls(self.head_cfg), d.seed)
         apply = optimus_apply if kind == "optimus" else mrl_apply

@@ -39,7 +39,6 @@ from .base import (
     ModelConfig,
     TaskModel,
     TaskSpec,
-    build_encoder,
     bundle_config,
     check_item_data,
     encode_batch,
@@ -129,17 +128,8 @@ class RRITask(BundleHeadTask):
     def __init__(self, cfg: dict[str, Any], encoder=None):
         self.model_cfg = ModelConfig.for_task(cfg.get("model"), "rri")
         self.data_cfg = d = from_dict(RRIDataConfig, cfg.get("data"), "data")
-        if encoder is None:
-            encoder, self.scheme, self.source = build_encoder(self.model_cfg)
-        else:
-            encoder, self.scheme, self.source = encoder
-        self.head_cfg = from_dict(
-            InteractionHeadConfig,
-            cfg.get("head"),
-            "head",
-            fixed={"embed_dim": "taken from the encoder"},
-            extra={"embed_dim": encoder.embed_dim},
-        )
+        encoder = self._encoder(encoder)
+        self.head_cfg = self._head_config(InteractionHeadConfig, cfg.get("head"), encoder)
         head = seeded_head(lambda: InteractionHead(self.head_cfg), d.seed)
         self.model = TaskModel(encoder, {self.head_name: head}, {self.head_name: rri_apply})
         n = self.head_cfg.max_length
