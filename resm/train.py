@@ -5,7 +5,8 @@ A *task* supplies the trainable module, a resumable stream of batches, a loss an
 function; an *engine* (plain torch, optionally DDP, or DeepSpeed ZeRO 0-3) owns the optimiser,
 schedule, precision and checkpoint files. ``Trainer.fit`` runs the loop:
 
-* optimiser AdamW, linear warm-up then cosine or linear decay (``OptimConfig``);
+* optimiser AdamW, linear warm-up then cosine or linear decay
+  (:class:`resm.train_config.OptimConfig`; the loop's settings: :class:`resm.train_config.TrainConfig`);
 * logs loss, perplexity, tokens/s, learning rate and gradient norm to the console (tqdm), to
   ``log.jsonl`` and, when ``tensorboard`` is installed, to TensorBoard;
 * periodic validation, periodic atomic checkpoints (write a temporary folder, then rename;
@@ -33,7 +34,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .config import ConfigError, check_device, check_inputs_outside, find_config, from_dict
+from .config import ConfigError, check_inputs_outside, from_dict
+from .train_config import OptimConfig, TrainConfig
 from .train_state import (
     changes,
     generator_state,
@@ -47,129 +49,8 @@ from .train_state import (
     set_rng_state,
 )
 from .utils.io import OutputError, atomic_write_text, check_output, on_abort, suspended
-from .utils.seeds import SEED_RULE, seed_ok
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
-
-
-def _check(key: str, value, rule: str, ok: bool) -> None:
-    """A ConfigError naming ``key`` unless ``ok`` and the number is finite (inf passes "> 0")."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key} must be a finite number {rule}, got {value!r}")
-    if not ok:
-        raise ConfigError(f"{key} must be {rule}, got {value!r}")
-
-
-@dataclass
-class OptimConfig:
-    """AdamW with warm-up and decay.
-
-    Attributes:
-        lr: peak learning rate.
-        weight_decay: AdamW weight decay (not applied to biases and norms).
-        betas, eps: AdamW moments.
-        warmup_steps: linear warm-up from 0 to ``lr``.
-        schedule: "cosine", "linear" or "constant" decay after warm-up, down to
-            ``lr * min_lr_ratio`` at ``TrainConfig.max_steps``.
-        min_lr_ratio: final learning rate as a fraction of ``lr``.
-        max_grad_norm: clip the global gradient norm to this (0: no clipping).
-    """
-
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    betas: tuple = (0.9, 0.98)
-    eps: float = 1e-8
-    warmup_steps: int = 100
-    schedule: str = "cosine"
-    min_lr_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-
-    def __post_init__(self):
-        if self.schedule not in ("cosine", "linear", "constant"):
-            raise ConfigError(f"optim.schedule must be cosine, linear or constant, not {self.schedule!r}")
-        self.betas = tuple(self.betas)
-        _check("optim.lr", self.lr, "> 0", self.lr > 0)
-        _check("optim.weight_decay", self.weight_decay, ">= 0", self.weight_decay >= 0)
-        _check("optim.eps", self.eps, "> 0", self.eps > 0)
-        _check("optim.warmup_steps", self.warmup_steps, ">= 0", self.warmup_steps >= 0)
-        _check("optim.min_lr_ratio", self.min_lr_ratio, "in [0, 1]", 0 <= self.min_lr_ratio <= 1)
-        _check("optim.max_grad_norm", self.max_grad_norm, ">= 0 (0: no clipping)", self.max_grad_norm >= 0)
-        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
-            raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {list(self.betas)}")
-
-
-@dataclass
-class TrainConfig:
-    """Loop settings.
-
-    Attributes:
-        out_dir: run folder (log.jsonl, checkpoints/, final model).
-        max_steps: optimiser steps to run.
-        max_minutes: optional wall-clock budget; the run stops (and checkpoints) when spent.
-        grad_accum: micro-batches per optimiser step.
-        log_every / val_every / ckpt_every: intervals in optimiser steps (0: never).
-        keep_last: number of checkpoints kept.
-        seed: seeds torch, numpy and Python (and the masking generator).
-        engine: "torch" (one process, or DDP under torchrun) or "deepspeed".
-        deepspeed_config: DeepSpeed JSON (ZeRO stage, offload, bf16) for engine "deepspeed": a
-            path, or the name of a shipped one (``zero2``: ``configs/deepspeed/zero2.json``).
-        precision: "fp32", "bf16" (autocast; on GPU) or "fp16" (DeepSpeed only).
-        activation_checkpointing: recompute each layer in the backward pass.
-        device: "auto" (cuda when available), "cpu" or "cuda".
-        progress: show a progress bar.
-        trust_checkpoint: allow unpickling arbitrary objects from this run folder's checkpoint
-            files (DeepSpeed's, or a trainer state of the old ``.pt`` format) beyond the
-            allow-list; only for run folders you trust.
-        resume_changed: resume even though ``optim`` or ``train`` settings differ from the
-            checkpoint's (the new values apply, and what changed is logged); without it such a
-            resume is refused. Changes to the task's own sections are always refused.
-    """
-
-    out_dir: str = "runs/train"
-    max_steps: int = 1000
-    max_minutes: float | None = None
-    grad_accum: int = 1
-    log_every: int = 10
-    val_every: int = 200
-    ckpt_every: int = 200
-    keep_last: int = 3
-    seed: int = 0
-    engine: str = "torch"
-    deepspeed_config: str | None = None
-    precision: str = "fp32"
-    activation_checkpointing: bool = False
-    device: str = "auto"
-    progress: bool = True
-    trust_checkpoint: bool = False
-    resume_changed: bool = False
-
-    def __post_init__(self):
-        if self.engine not in ("torch", "deepspeed"):
-            raise ConfigError(f"train.engine must be torch or deepspeed, not {self.engine!r}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {self.precision!r}")
-        _check("train.max_steps", self.max_steps, ">= 1", self.max_steps >= 1)
-        _check("train.grad_accum", self.grad_accum, ">= 1", self.grad_accum >= 1)
-        _check("train.keep_last", self.keep_last, ">= 1", self.keep_last >= 1)
-        if not seed_ok(self.seed):
-            raise ConfigError(f"train.seed {SEED_RULE}, got {self.seed!r}")
-        for key in ("log_every", "val_every", "ckpt_every"):
-            _check(f"train.{key}", getattr(self, key), ">= 0 (0: never)", getattr(self, key) >= 0)
-        if self.max_minutes is not None:
-            _check("train.max_minutes", self.max_minutes, "> 0", self.max_minutes > 0)
-        if not self.out_dir:
-            raise ConfigError("train.out_dir must be a folder path, got an empty string")
-        self.device = check_device(self.device, "train.device")
-        if self.engine == "deepspeed":  # checked here, before any model is built or op compiled
-            if not self.deepspeed_config:
-                raise ConfigError(
-                    "engine deepspeed needs train.deepspeed_config "
-                    "(a file, or a shipped name: zero0..zero3, zero2_offload)"
-                )
-            try:
-                self.deepspeed_config = str(find_config(self.deepspeed_config, "deepspeed"))
-            except ConfigError as e:
-                raise ConfigError(f"train.deepspeed_config: {e}") from None
 
 
 class Task(Protocol):

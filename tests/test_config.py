@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from resm.config import ConfigError, from_dict, load_config
-from resm.train import OptimConfig, TrainConfig
+from resm.train_config import OptimConfig, TrainConfig
 from tests.conftest import REPO
 
 
@@ -99,7 +99,7 @@ def test_command_line_overrides_are_validated_like_the_file(tmp_path):
 
 def test_shipped_configs_are_found_by_name_from_anywhere(tmp_path, monkeypatch):
     from resm.config import ConfigError, find_config
-    from resm.train import TrainConfig
+    from resm.train_config import TrainConfig
 
     monkeypatch.chdir(tmp_path)  # not the repository
     assert find_config("structure", "finetune").read_text() == (REPO / "configs/finetune/structure.yaml").read_text()
@@ -128,8 +128,8 @@ def test_shipped_configs_are_found_by_name_from_anywhere(tmp_path, monkeypatch):
     ],
 )
 def test_training_numbers_name_the_key_and_finiteness(section, cls, key, value, message):
-    import resm.train as train
+    import resm.train_config as train_config
 
     with pytest.raises(ConfigError) as e:
-        from_dict(getattr(train, cls), {key: value}, section)
+        from_dict(getattr(train_config, cls), {key: value}, section)
     assert str(e.value) == message

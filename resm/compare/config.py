@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import ConfigError, coerce, from_dict
-from ..train import OptimConfig
+from ..train_config import OptimConfig
 from ..utils.device import THREADS_RULE, threads_ok
 from ..utils.seeds import SEED_RULE, seed_ok
 from .backends import BackendSpec

@@ -32,7 +32,8 @@ from ..heads.pair_map import StructureHead, StructureHeadConfig, pair_loss
 from ..nucleotides import letters_of, rna_codes
 from ..structure.io import Structure
 from ..tasks.base import ItemStream, TaskModel
-from ..train import TrainConfig, Trainer
+from ..train import Trainer
+from ..train_config import TrainConfig
 from ..utils.io import scratch_dir
 from .config import Budget
 

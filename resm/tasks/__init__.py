@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, from_dict
-from ..train import TrainConfig, run_task
+from ..train import run_task
+from ..train_config import TrainConfig
 
 __all__ = ["TASKS", "FINETUNE_TASKS", "tasks_with", "run"]
 

@@ -9,7 +9,7 @@ The config has these sections (every option is documented on its dataclass):
   batching;
 * ``masking`` (:class:`resm.data.masking.MaskingConfig`): BERT masking, spans, restricted logits;
 * ``validation`` (:class:`ValidationConfig`);
-* ``optim`` (:class:`resm.train.OptimConfig`) and ``train`` (:class:`resm.train.TrainConfig`):
+* ``optim`` (:class:`resm.train_config.OptimConfig`) and ``train`` (:class:`resm.train_config.TrainConfig`):
   the loop and its engine (plain torch, or DeepSpeed ZeRO with a JSON under
   ``configs/deepspeed/``).
 

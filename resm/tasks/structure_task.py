@@ -24,7 +24,7 @@ The config has these sections (every option is documented on its dataclass):
 * ``loss`` (:class:`StructureLossConfig`): positive-pair weight;
 * ``start`` (:class:`StructureStartConfig`, optional): a trained structure model to start from
   (fine-tuning it, e.g. the shipped model on PDB-derived TR1);
-* ``optim`` / ``train``: :class:`resm.train.OptimConfig` / :class:`resm.train.TrainConfig`.
+* ``optim`` / ``train``: :class:`resm.train_config.OptimConfig` / :class:`resm.train_config.TrainConfig`.
 
 The loop is :class:`resm.train.Trainer` (checkpoints, exact resume, DDP / DeepSpeed); this
 module supplies the task. The finished model is one file, ``out_dir/structure_model.pt``

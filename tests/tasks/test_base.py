@@ -14,7 +14,7 @@ from resm.tasks.base import ModelConfig
 from resm.tasks.mrl import MRLDataConfig
 from resm.tasks.rri import RRIDataConfig
 from resm.tasks.structure_task import StructureDataConfig
-from resm.train import OptimConfig, TrainConfig
+from resm.train_config import OptimConfig, TrainConfig
 from tests.conftest import REPO
 
 

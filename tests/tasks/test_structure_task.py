@@ -201,7 +201,8 @@ def test_stream_resume_and_sharding(assets):
 def test_bpp_channel_small(assets, tmp_path):
     from resm.structure.model import predict_pairs
     from resm.tasks.structure_task import StructureTask
-    from resm.train import OptimConfig, TrainConfig, Trainer
+    from resm.train import Trainer
+    from resm.train_config import OptimConfig, TrainConfig
 
     small = hairpins(tmp_path / "five.dbn", 5, 3)
     cfg = config(assets, tmp_path / "bpp", data={"train": small, "val": small, "use_bpp": True})
