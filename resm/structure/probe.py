@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import config
 from ..alphabet import pad_batch
 from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
@@ -356,8 +357,7 @@ class ProbeFile:
             if not isinstance(data, dict) or data.pop("format", None) != PROBE_FORMAT:
                 raise ValueError("not a resm probe record")
             data.pop("version", None)
-            names = set(cls.__dataclass_fields__)
-            rec = cls(**{k: v for k, v in data.items() if k in names})
+            rec = config.options(cls, data)  # keys that are no field passed over
         except (ValueError, TypeError) as e:
             raise FoldError(f"{side}: unreadable probe record ({e})") from None
         rec.threshold = stored_threshold(rec.threshold, str(side))  # NaN or 7 decoded no pair and exited 0
