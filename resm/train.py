@@ -48,6 +48,7 @@ from .train_state import (
     set_generator_state,
     set_rng_state,
 )
+from .utils.device import launch, resolve_device
 from .utils.io import OutputError, atomic_write_text, check_output, on_abort, suspended
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
@@ -76,19 +77,10 @@ class Task(Protocol):
 
 
 # ----------------------------------------------------------------------------- distributed
-def dist_info() -> tuple:
-    """(rank, world_size, local_rank) from the launcher's environment (torchrun/deepspeed)."""
-    return (
-        int(os.environ.get("RANK", 0)),
-        int(os.environ.get("WORLD_SIZE", 1)),
-        int(os.environ.get("LOCAL_RANK", 0)),
-    )
-
-
 def init_distributed(engine: str, device: torch.device) -> None:
     """Start the process group. One-process DeepSpeed runs need the rendezvous variables too,
     so they are filled in for a single local process."""
-    rank, world, _ = dist_info()
+    rank, world, _ = launch()
     if world == 1 and engine != "deepspeed":
         return
     for k, v in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1")):
@@ -203,8 +195,7 @@ class TorchEngine:
         return self.optimizer.param_groups[0]["lr"]
 
     def save(self, folder: Path, client: dict) -> None:
-        rank, _, _ = dist_info()
-        if rank == 0:
+        if launch().rank == 0:
             torch.save(
                 {
                     "model": self.module.state_dict(),
@@ -345,15 +336,12 @@ class Trainer:
 
     def __post_init__(self):
         self.out_dir = Path(self.train.out_dir)
-        self.rank, self.world_size, local = dist_info()
-        want = self.train.device
-        if want == "auto":
-            want = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(f"cuda:{local}" if want == "cuda" else want)
+        self.rank, self.world_size, _ = launch()
+        self.device = torch.device(resolve_device(self.train.device))
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         init_distributed(self.train.engine, self.device)
-        self.rank, self.world_size, _ = dist_info()
+        self.rank, self.world_size, _ = launch()
         self.step = 0
         self.tokens_seen = 0
 
