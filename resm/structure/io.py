@@ -268,11 +268,15 @@ def _err(source: str, lineno: int, msg: str) -> StructureError:
     return StructureError(f"{source} line {lineno}: {msg}")
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _int(tok: str, source: str, lineno: int, what: str) -> int:
-    try:
-        return int(tok)
-    except ValueError:
-        raise _err(source, lineno, f"{what} {tok!r} is not an integer") from None
+    """An integer column written in the digits 0-9 (``int`` alone would also take ``1_0`` as 10
+    and other scripts' digits)."""
+    if not _INTEGER.fullmatch(tok.strip()):
+        raise _err(source, lineno, f"{what} {tok!r} is not an integer")
+    return int(tok)
 
 
 def _columns(line: str, spec: str, source: str, lineno: int) -> list[str]:
