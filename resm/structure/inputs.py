@@ -106,10 +106,12 @@ def sniff_format(lines: Sequence[str]) -> str:
         return "bpseq"
     toks = first.split()
     if toks[0].isdigit():
-        if len(toks) == 3 and toks[2].lstrip("-").isdigit():
-            return "bpseq"
+        # a ct header 'N title' is followed by six-column rows; its title may end in a number
+        # ('11  tRNA 5'), which made it three columns like a bpseq row
         if len(body) > 1 and len(body[1][1].split()) == 6:
             return "ct"
+        if len(toks) == 3 and toks[2].lstrip("-").isdigit():
+            return "bpseq"
     return "plain"
 
 

@@ -313,6 +313,18 @@ def test_resm_fold_output_is_read_back_as_dot_bracket(tmp_path):
     assert read_sequences(tmp_path / "out.txt") == want
 
 
+@pytest.mark.parametrize("fmt", ["dbn", "ct", "bpseq"])
+def test_every_written_format_is_recognised_from_a_pipe(fmt):
+    """What resm writes, read back from standard input (no extension to go by) as the records'
+    ids and sequences; a ct title ending in a number ('11  tRNA 5') made its header look like a
+    bpseq row ('index 11, expected 1')."""
+    rng = np.random.default_rng(13)
+    n = 1 if fmt == "bpseq" else 6
+    recs = [Structure(f"tRNA{k} {k + 1}", seq_of(rng, 30), random_structure(rng, 30), {"eF1": 0.5}) for k in range(n)]
+    text = format_structures(recs, fmt)  # ct leaves the scores out
+    assert read_sequences("-", stdin=io.StringIO(text)) == [(f"tRNA{k}", r.seq) for k, r in enumerate(recs)]
+
+
 def rnafold_p_text(name: str, seq: str) -> tuple[str, str, float]:
     """What ``RNAfold -p --MEA`` prints for one record, built from ViennaRNA's own calls."""
     fc = RNA.fold_compound(seq)
