@@ -149,8 +149,13 @@ def pair_list(pairs: Sequence[int] | np.ndarray) -> list[tuple[int, int]]:
 
 
 def pairs_from_list(plist: Iterable[Sequence[int]], length: int, one_based: bool = False) -> np.ndarray:
-    """Partner array of ``length`` from pairs ``(i, j)`` (either order)."""
-    arr = np.asarray(list(plist), dtype=np.int64).reshape(-1, 2)
+    """Partner array of ``length`` from pairs ``(i, j)`` (either order) of integers; a
+    fractional or non-numeric index (``1.5``, ``"1"``, ``null`` in a JSON list) is a
+    StructureError, not truncated or converted."""
+    raw = np.asarray(list(plist))
+    if raw.size and not np.issubdtype(raw.dtype, np.integer):
+        raise StructureError(f"pair indices must be integers, got {raw.ravel()[:4].tolist()}")
+    arr = raw.astype(np.int64).reshape(-1, 2)
     if one_based:
         arr = arr - 1
     p = np.full(length, -1, dtype=np.int64)

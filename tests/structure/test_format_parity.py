@@ -201,6 +201,19 @@ def test_integer_columns_are_ascii_digits(tmp_path, fmt, text, msg):
     assert str(e.value) == f"{path} {msg}"
 
 
+@pytest.mark.parametrize("pairs", ["[[1.5, 9], [2, 8]]", '[["1", "9"]]', "[[1, null]]"])
+def test_archiveii_pairs_must_be_integers(tmp_path, pairs):
+    """ArchiveII's ``base_pairs`` JSON: 1.5 was truncated to base 1, "1" read as 1, and null was a
+    bare TypeError; each is a one-line error naming the file and line."""
+    from resm.structure.io import read_archiveii_csv
+
+    path = tmp_path / "a.csv"
+    cell = pairs.replace('"', '""')  # a CSV cell in quotes
+    path.write_text(f'id,sequence,len,structure,base_pairs\nx,GGGAAACCC,9,(((...))),"{cell}"\n')
+    with pytest.raises(StructureError, match=r"^a\.csv line 2: base_pairs: pair indices must be integers, got "):
+        list(read_archiveii_csv(path))
+
+
 # ------------------------------------------------------------------ pair lists and multiplets
 def random_pair_set(rng, L: int, max_per_base: int = 3) -> PairSet:
     """Random pairs where a base may sit in up to ``max_per_base`` pairs (multiplets)."""
