@@ -268,8 +268,10 @@ def mea_pairs(
 
     Maximises ``sum_{(i,j) in S} 2 gamma p_ij + sum_{i unpaired} q_i`` with
     ``q_i = 1 - sum_j p_ij`` (clipped to [0, 1]), i.e. the nested matching of largest total
-    weight ``w_ij = 2 gamma p_ij - q_i - q_j``; only candidates with ``p > cutoff`` and
-    ``w > 0`` can help. Dynamic programme over intervals, one row per left end: row a holds
+    weight ``w_ij = 2 gamma p_ij - q_i - q_j``. Candidates with ``w <= 0`` never help and are
+    dropped; so, for speed, are those with ``p <= cutoff``, which could each add at most
+    ``2 gamma cutoff`` (the result is within ``gamma * cutoff * L`` of the exact optimum, which
+    ``cutoff=0`` gives). Dynamic programme over intervals, one row per left end: row a holds
     F(a, b) for every b, built from row a + 1 and one vectorised update per candidate (a, k),
     so the time is O(L * n_useful_candidates) numpy work and the memory one (L + 1)^2 table
     (128 MB at 4,000 nt in float64). Backtracking takes, at each interval, the best of its
@@ -347,8 +349,11 @@ def add_pseudoknots(
     pairs: np.ndarray, i: np.ndarray, j: np.ndarray, p: np.ndarray, threshold: float, min_stem: int = 2
 ) -> np.ndarray:
     """``pairs`` plus crossing pairs between bases it leaves unpaired: candidates above
-    ``threshold``, each the most probable of its row and column among those, in stems of at
-    least ``min_stem`` stacked such pairs; added by decreasing probability."""
+    ``threshold``, each the most probable of its row and column among those, taken by
+    decreasing probability (ties: input order) while both bases are still free, and kept only in
+    stems of at least ``min_stem`` of the pairs taken, stacked one on the next ((a, b),
+    (a + 1, b - 1), ...). Equal probabilities can make two such candidates share a base; only one
+    is taken, and a pair whose stack partner lost that way is not added alone."""
     out = np.array(pairs, dtype=np.int64, copy=True)
     i, j, p = np.asarray(i), np.asarray(j), np.asarray(p)
     ok = (p > threshold) & (out[i] < 0) & (out[j] < 0)
@@ -360,15 +365,25 @@ def add_pseudoknots(
     np.maximum.at(best, j, p)
     top = (p >= best[i]) & (p >= best[j])
     i, j, p = i[top], j[top], p[top]
-    if min_stem > 1:
-        keys = set(zip(i.tolist(), j.tolist()))
-        stacked = np.array(
-            [(a - 1, b + 1) in keys or (a + 1, b - 1) in keys for a, b in zip(i.tolist(), j.tolist())], dtype=bool
-        )
-        i, j, p = i[stacked], j[stacked], p[stacked]
+    free = out < 0
+    taken = []
     for k in np.argsort(-p, kind="stable"):
         a, b = int(i[k]), int(j[k])
-        if out[a] < 0 and out[b] < 0:
+        if free[a] and free[b]:
+            free[a] = free[b] = False
+            taken.append((a, b))
+    keys = set(taken)
+
+    def stem(a: int, b: int) -> int:  # the pairs taken stacked with (a, b), itself included
+        n = 1
+        for step in (-1, 1):
+            x, y = a + step, b - step
+            while (x, y) in keys:
+                n, x, y = n + 1, x + step, y - step
+        return n
+
+    for a, b in taken:
+        if stem(a, b) >= min_stem:
             out[a], out[b] = b, a
     return out
 
@@ -658,7 +673,7 @@ def remove_lone_pairs(pairs) -> np.ndarray:
     outer = np.zeros(len(i), dtype=bool)
     ok = (i > 0) & (j + 1 < L)
     outer[ok] = p[i[ok] - 1] == j[ok] + 1
-    inner = p[np.minimum(i + 1, L - 1)] == j - 1
+    inner = (j - i > 2) & (p[np.minimum(i + 1, L - 1)] == j - 1)  # (i, i + 1) does not stack on itself
     lone = ~(outer | inner)
     p[i[lone]] = -1
     p[j[lone]] = -1

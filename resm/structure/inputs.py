@@ -10,7 +10,8 @@
   folded, their structures ignored (give the file as ``--reference`` to score against them).
 
 The format follows the file's extension when it names one, else the text: ``>`` headers make
-FASTA, or dot-bracket records when a record holds a line of brackets and dots; ``N title``
+FASTA, or dot-bracket records when a record holds a line of brackets and dots (alone, or with
+RNAfold's energy or resm's own ``[eF1=...]`` note after it, as ``resm fold`` writes); ``N title``
 followed by six columns is ct, ``i base j`` rows (or ``#`` comments first) are bpseq, anything
 else is bare sequences. Ids are cut at the first whitespace (space or tab) and must be unique.
 Every error names the source and the line.
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..fasta import FastaError, open_text, parse_fasta, record_id, text_encoding
+from .annotations import parse_note
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
@@ -36,8 +38,16 @@ __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_n
 STDIN = "-"
 _SNIFF_LINES = 2000  # the text that decides the format of a file without a telling extension
 INPUT_FORMATS = ("fasta", "plain", "dbn", "ct", "bpseq")
-_STRUCTURE_LINE = re.compile(r"^[().\[\]{}<>,:_~-]*[().\[\]{}<>][().\[\]{}<>,:_~-]*(\s+\(\s*[-+]?\d+(\.\d*)?\s*\))?$")
-_ALL_DOTS = re.compile(r"^[.]+(\s+\(\s*[-+]?\d+(\.\d*)?\s*\))?$")
+# a dot-bracket (pseudoknot letters allowed beside at least one bracket), or dots alone
+_DOTBRACKET = re.compile(r"^(?:[().\[\]{}<>,:_~A-Za-z-]*[()\[\]{}<>][().\[\]{}<>,:_~A-Za-z-]*|[.]+)$")
+
+
+def _structure_line(line: str) -> bool:
+    """Whether ``line`` is a record's structure line: a dot-bracket alone, or followed by
+    RNAfold's energy ``( -1.20)`` or resm's own note ``[eF1=0.934]`` /
+    ``[RNAfold MFE=-21.60]`` (:func:`resm.structure.annotations.parse_note`)."""
+    head, *rest = line.split(None, 1)
+    return bool(_DOTBRACKET.match(head)) and (not rest or parse_note(rest[0]) is not None)
 
 
 def source_name(path) -> str:
@@ -89,17 +99,19 @@ def sniff_format(lines: Sequence[str]) -> str:
     first = body[0][1]
     if any(ln.startswith(">") for _, ln in body):  # FASTA, or text before its first header (an error)
         for _, ln in body[1:]:
-            if not ln.startswith(">") and (_STRUCTURE_LINE.match(ln) or _ALL_DOTS.match(ln)):
+            if not ln.startswith(">") and _structure_line(ln):
                 return "dbn"
         return "fasta"
     if first.startswith("#"):
         return "bpseq"
     toks = first.split()
     if toks[0].isdigit():
-        if len(toks) == 3 and toks[2].lstrip("-").isdigit():
-            return "bpseq"
+        # a ct header 'N title' is followed by six-column rows; its title may end in a number
+        # ('11  tRNA 5'), which made it three columns like a bpseq row
         if len(body) > 1 and len(body[1][1].split()) == 6:
             return "ct"
+        if len(toks) == 3 and toks[2].lstrip("-").isdigit():
+            return "bpseq"
     return "plain"
 
 

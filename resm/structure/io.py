@@ -149,8 +149,13 @@ def pair_list(pairs: Sequence[int] | np.ndarray) -> list[tuple[int, int]]:
 
 
 def pairs_from_list(plist: Iterable[Sequence[int]], length: int, one_based: bool = False) -> np.ndarray:
-    """Partner array of ``length`` from pairs ``(i, j)`` (either order)."""
-    arr = np.asarray(list(plist), dtype=np.int64).reshape(-1, 2)
+    """Partner array of ``length`` from pairs ``(i, j)`` (either order) of integers; a
+    fractional or non-numeric index (``1.5``, ``"1"``, ``null`` in a JSON list) is a
+    StructureError, not truncated or converted."""
+    raw = np.asarray(list(plist))
+    if raw.size and not np.issubdtype(raw.dtype, np.integer):
+        raise StructureError(f"pair indices must be integers, got {raw.ravel()[:4].tolist()}")
+    arr = raw.astype(np.int64).reshape(-1, 2)
     if one_based:
         arr = arr - 1
     p = np.full(length, -1, dtype=np.int64)
@@ -268,11 +273,15 @@ def _err(source: str, lineno: int, msg: str) -> StructureError:
     return StructureError(f"{source} line {lineno}: {msg}")
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _int(tok: str, source: str, lineno: int, what: str) -> int:
-    try:
-        return int(tok)
-    except ValueError:
-        raise _err(source, lineno, f"{what} {tok!r} is not an integer") from None
+    """An integer column written in the digits 0-9 (``int`` alone would also take ``1_0`` as 10
+    and other scripts' digits)."""
+    if not _INTEGER.fullmatch(tok.strip()):
+        raise _err(source, lineno, f"{what} {tok!r} is not an integer")
+    return int(tok)
 
 
 def _columns(line: str, spec: str, source: str, lineno: int) -> list[str]:

@@ -11,15 +11,28 @@ Conventions
 * Strict: a predicted pair is correct iff it is a true pair.
   TP = |P ∩ T|, precision = TP / |P|, recall = TP / |T|,
   F1 = 2 TP / (|P| + |T|).
-* Shift-tolerant (±1, the bpRNA / SPOT-RNA / RiNALMo convention): a predicted
+* Shift-tolerant (±1): Mathews et al.'s rule (J Mol Biol 288:911, 1999; ``compstruct
+  -m``, RNAstructure's ``scorer``), applied to each side separately: a predicted
   pair (i, j) is correct iff one of (i, j), (i-1, j), (i+1, j), (i, j-1),
   (i, j+1) is a true pair; a true pair is recovered iff one of the same five
   neighbours of it is a predicted pair. precision = #correct predicted / |P|,
   recall = #recovered true / |T|, F1 = 2 P R / (P + R) (harmonic mean). Only
   one index moves at a time; diagonal shifts such as (i+1, j-1) do not count.
+  Each predicted pair counts at most once in precision and each true pair at
+  most once in recall, so neither exceeds 1; there is no one-to-one matching,
+  so one true pair (i, j) makes both stacked predicted pairs (i-1, j) and
+  (i, j-1) correct, and one predicted pair may recover two true pairs. The
+  E2Efold / RNA-FM scripts used for many deep-learning tables count the
+  recovered true pairs (as here, so recall agrees) but take precision =
+  #recovered true / |P| and F1 = 2 #recovered true / (|P| + |T|), a precision
+  that passes 1 when one predicted pair recovers two true pairs; resm keeps
+  the per-side rule, whose precision is a fraction of the predicted pairs
+  (``tests/structure/test_metric_reference.py`` checks both).
 * Empty cases (both strict and shifted): |P| = |T| = 0 gives precision =
   recall = F1 = 1; exactly one of P, T empty gives precision = recall =
-  F1 = 0.
+  F1 = 0. (The field is split: the E2Efold / RNA-FM scripts, with their
+  ``eps``, give 1 to two empty structures, MXfold2's evaluation gives 0; resm
+  counts predicting no pair where there is none as right.)
 * MCC is computed strictly over the L(L-1)/2 cells i < j of the pair matrix;
   when its denominator is 0 it is 1 if the prediction equals the truth (e.g.
   both empty) and 0 otherwise (sklearn gives 0 in both cases).
@@ -125,7 +138,10 @@ def prf_from_counts(n_pred, n_true, hit_pred, hit_true) -> tuple[np.ndarray, np.
 
 
 def precision_recall_f1(pred, true, shift: bool = False) -> tuple[float, float, float]:
-    """Per-sequence precision, recall and F1 (strict, or ±1-shift tolerant)."""
+    """Per-sequence precision, recall and F1: strict, or with ``shift`` the ±1 rule of Mathews
+    et al. counted per side (a predicted pair is correct when it or a pair one index away on
+    one side is true, a true pair is found likewise; see the module notes). Two empty
+    structures score 1, one empty structure 0."""
     p, r, f = prf_from_counts(*pair_counts(pred, true, shift))
     return float(p), float(r), float(f)
 

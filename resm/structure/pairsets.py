@@ -128,7 +128,7 @@ def parse_pair_list(text: str, source: str = "<pairs>") -> PairRecord:
         if line.startswith("#Name:"):
             name = checked_name(line[6:].strip(), f"{source} line {n}", StructureError)
         elif line.startswith("#Length:"):
-            if not line[8:].strip().isdigit():
+            if not _digits(line[8:].strip()):
                 raise StructureError(f"{source} line {n}: length {line[8:].strip()!r} is not a number")
             length = int(line[8:].strip())
         elif line.startswith("#Sequence:"):
@@ -137,21 +137,31 @@ def parse_pair_list(text: str, source: str = "<pairs>") -> PairRecord:
             toks = line.split()
             if len(toks) != 2:
                 raise StructureError(f"{source} line {n}: expected 2 columns 'i j', got {len(toks)}")
-            ij.append((":".join(toks), n))
+            ij.append((" ".join(toks), n))
     L = length if length is not None else len(seq)
     if seq and len(seq) != L:
         raise StructureError(f"{source}: sequence length {len(seq)} != length {L}")
-    pairs = [_pair(t, source, n, L) for t, n in ij]
-    if len(set(pairs)) != len(pairs):
-        dup = next(p for k, p in enumerate(pairs) if p in pairs[:k])
-        raise StructureError(f"{source}: pair {dup[0] + 1} {dup[1] + 1} written twice")
-    return PairRecord(name, seq, PairSet(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), L))
+    pairs: dict[tuple, int] = {}
+    for t, n in ij:
+        pair = _pair(t, source, n, L)
+        if pair in pairs:
+            raise StructureError(f"{source} line {n}: pair {t!r} written twice (first on line {pairs[pair]})")
+        pairs[pair] = n
+    return PairRecord(name, seq, PairSet(np.asarray(list(pairs), dtype=np.int64).reshape(-1, 2), L))
+
+
+def _digits(tok: str) -> bool:
+    """Whether ``tok`` is a number written in the digits 0-9 alone (``str.isdigit`` also passes
+    superscripts and other scripts' digits, which ``int`` then misreads or refuses)."""
+    return tok.isascii() and tok.isdigit()
 
 
 def _pair(tok: str, src: str, n: int, L: int) -> tuple:
-    a, sep, b = tok.partition(":")
-    if not sep or not a.isdigit() or not b.isdigit():
-        raise StructureError(f"{src} line {n}: pair {tok!r} is not 'i:j' with positive integers")
+    """0-based ``(i, j)`` of a pair written ``i:j`` (a pair table) or ``i j`` (a pair list)."""
+    sep = " " if " " in tok else ":"
+    a, _, b = tok.partition(sep)
+    if not _digits(a) or not _digits(b):
+        raise StructureError(f"{src} line {n}: pair {tok!r} is not 'i{sep}j' with positive integers")
     i, j = int(a), int(b)
     if i == j:
         raise StructureError(f"{src} line {n}: pair {tok!r} pairs base {i} with itself")

@@ -10,9 +10,11 @@ answered by one line naming resm's equivalent, never by argparse's "unrecognized
 * ``--noPS``: accepted; resm draws nothing unless ``--plot DIR`` is given;
 * ``-p``: answered: pair probabilities are ``--bpp FILE`` and their drawing ``--plot DIR``.
 
-The structure format follows ``-o``'s extension (``.ct``, ``.bpseq``, ``.dbn``/``.db``) unless
-``--format`` is given. ``--plot-format`` (png, svg, pdf) and ``--dpi`` choose the figures'
-files (:mod:`resm.structure.plot`).
+The structure format follows ``-o``'s extension (``.ct``, ``.bpseq``, ``.dbn``/``.db``/``.dot``,
+``.pairs``, each maybe followed by ``.gz``, which compresses the file;
+:func:`resm.structure.io.infer_format`) unless ``--format`` is given; any other name gets dbn.
+``--plot-format`` (png, svg, pdf) and ``--dpi`` choose the figures' files
+(:mod:`resm.structure.plot`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-FORMAT_BY_SUFFIX = {".ct": "ct", ".bpseq": "bpseq", ".dbn": "dbn", ".db": "dbn", ".pairs": "pairs"}
 PLOT_FORMATS = ("png", "svg", "pdf")
 
 
@@ -100,5 +101,9 @@ def resolve(a: argparse.Namespace) -> None:
     if a.dpi < 10 or a.dpi > 2400:
         raise ValueError(f"--dpi: must be in [10, 2400], got {a.dpi}")
     if a.format is None:
-        suffix = Path(a.out).suffix.lower() if a.out is not None else ""
-        a.format = FORMAT_BY_SUFFIX.get(suffix, "dbn")
+        from .io import infer_format
+
+        try:  # x.ct.gz is ct (it was dbn text under that name)
+            a.format = infer_format(Path(a.out)) if a.out is not None else "dbn"
+        except ValueError:  # an extension that names no structure format
+            a.format = "dbn"

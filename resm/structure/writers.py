@@ -21,6 +21,8 @@ the cut-off left out), pairs sorted by i then j.
 from __future__ import annotations
 
 import contextlib
+import gzip
+import io
 import os
 import re
 import sys
@@ -160,7 +162,9 @@ def _abandon(stack: contextlib.ExitStack, exc: BaseException | None) -> None:
 
 class TextSink:
     """A text output written at :meth:`commit`: to ``path`` (a temporary file beside it until
-    then, renamed into place) or, when ``path`` is None, to ``stream`` (default stdout).
+    then, renamed into place; gzip-compressed when the name ends in ``.gz``, as
+    :func:`resm.structure.io.read_structures` reads it) or, when ``path`` is None, to
+    ``stream`` (default stdout).
     :meth:`abandon` removes the temporary; as a context manager it commits on success and
     abandons on error."""
 
@@ -170,8 +174,14 @@ class TextSink:
         self._text: list[str] = []
         if path is not None:
             self._tmp = self._stack.enter_context(atomic_path(path))
-            # the exit stack closes the file
-            self._fh = self._stack.enter_context(open(self._tmp, "w", encoding="utf-8"))  # noqa: SIM115
+            # the exit stack closes the file; a name ending in .gz is written gzip-compressed
+            # (no name or time in its header, as resm.structure.io.write_structures)
+            self._raw = self._stack.enter_context(open(self._tmp, "wb"))  # noqa: SIM115
+            if path.name.lower().endswith(".gz"):
+                target = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
+            else:
+                target = self._raw
+            self._fh = self._stack.enter_context(io.TextIOWrapper(target, encoding="utf-8"))
         self.write(header)
 
     def write(self, text: str) -> None:
@@ -188,7 +198,10 @@ class TextSink:
             self.stream.flush()
         else:
             self._fh.flush()
-            os.fsync(self._fh.fileno())
+            if self._fh.buffer is not self._raw:
+                self._fh.close()  # the gzip stream writes its trailer (the file stays open)
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
         self._stack.close()
 
     def abandon(self, exc: BaseException | None = None) -> None:

@@ -45,6 +45,29 @@ def test_the_format_follows_the_extension_of_o(fa, tmp_path, suffix, first):
     assert (tmp_path / "forced.ct").read_text().startswith(">r1")
 
 
+@pytest.mark.parametrize("name,fmt", [("s.ct.gz", "ct"), ("s.bpseq.gz", "bpseq"), ("s.dot", "dbn"), ("s.gz", "dbn")])
+def test_a_compressed_or_dot_output_is_what_its_name_says(fa, tmp_path, name, fmt):
+    """-o s.ct.gz wrote dot-bracket text, uncompressed, under that name (exit 0): the format now
+    looks through .gz, which compresses the file (bpp and report too), and .dot is dbn."""
+    import gzip
+
+    from resm.structure.io import format_structures
+
+    out = tmp_path / name
+    argv = ["fold", str(fa), "-o", str(out), "--no-score"]
+    if name.endswith(".gz"):
+        argv += ["--bpp", str(tmp_path / "p.bpp.gz")]
+    assert cli_main(argv) == 0
+    (rec,) = read_structures(out, fmt)
+    assert rec.name == "r1" and rec.seq == SEQ
+    raw = out.read_bytes()
+    text = gzip.decompress(raw).decode() if name.endswith(".gz") else raw.decode()
+    assert text == format_structures([rec], fmt)
+    if name.endswith(".gz"):
+        assert gzip.decompress((tmp_path / "p.bpp.gz").read_bytes()).decode().startswith("# resm base-pair")
+        assert raw[4:8] == b"\0\0\0\0"  # no time stamp: the same run gives the same bytes
+
+
 def test_plot_format_and_dpi(fa, tmp_path):
     pytest.importorskip("matplotlib")
     assert (
