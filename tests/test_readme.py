@@ -185,6 +185,42 @@ def test_the_command_table_lists_every_command():
     assert listed == set(subparsers())
 
 
+def positional_names(parser: argparse.ArgumentParser) -> list[str]:
+    """What ``--help``'s usage line shows for each positional argument: its metavar, else each
+    of its choices, else its dest (argparse's own fallback)."""
+    out = []
+    for a in parser._actions:
+        if a.option_strings or a.help == argparse.SUPPRESS or isinstance(a, argparse._SubParsersAction):
+            continue
+        out += [a.metavar] if a.metavar else list(a.choices) if a.choices else [a.dest]
+    return out
+
+
+def table_usages(text: str) -> dict[str, str]:
+    """The command table's first column: command -> its usage lines (a command may have several rows)."""
+    rows: dict[str, str] = {}
+    for cmd, row in re.findall(r"^\| `resm ([a-z-]+)([^`]*)`", section(text, "Command line"), flags=re.M):
+        rows[cmd] = rows.get(cmd, "") + " " + row
+    return rows
+
+
+def misnamed_positionals(text: str) -> list[str]:
+    """A positional argument the command table writes (``MODEL INPUT OUT``) under another name
+    than ``resm CMD --help`` prints, compared up to an example suffix (``TRAIN.dbn`` is
+    ``TRAIN``); a positional printed in lower case (argparse's dest) where the table writes a
+    placeholder is a mismatch too."""
+    rows = table_usages(text)
+    bad = []
+    for cmd, sp in subparsers().items():
+        shown = {w.split(".")[0] for w in re.findall(r"[\w=.]+", rows.get(cmd, ""))}
+        bad += [f"resm {cmd} {name}" for name in positional_names(sp) if name.split(".")[0] not in shown]
+    return bad
+
+
+def test_the_command_table_names_each_positional_as_help_does():
+    assert not misnamed_positionals(readme())
+
+
 def test_every_python_name_imports_with_the_keywords_shown():
     text = readme()
     assert not bad_names(text)
@@ -271,3 +307,8 @@ resm fold x.fa --bpp y | grep --count z   # grep's option is grep's
 )
 def test_each_check_finds_what_is_wrong(check, expected):
     assert sorted(check(BAD)) == sorted(expected)
+
+
+def test_the_positional_check_finds_a_misnamed_one():
+    table = "## Command line\n\n| `resm embed model INPUT OUT.npz [--include mean]` | x |\n"
+    assert [b for b in misnamed_positionals(table) if b.startswith("resm embed")] == ["resm embed MODEL"]

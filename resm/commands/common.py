@@ -153,6 +153,7 @@ def model_args(sp: argparse.ArgumentParser) -> None:
     """The backbone a command runs: the positional model, its scheme, regression and device."""
     sp.add_argument(
         "model",
+        metavar="MODEL",
         help="fair-esm .pt file, Hugging Face folder, Hugging Face hub id in the local cache "
         "(e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), or 'default' "
         "(the backbone of the shipped structure model)",

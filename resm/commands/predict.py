@@ -54,7 +54,7 @@ def infer_args(sp: argparse.ArgumentParser) -> None:
 
 
 def interact_arguments(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("pairs", type=Path, help="pairs table (TSV or CSV)")
+    sp.add_argument("pairs", type=Path, metavar="PAIRS", help="pairs table (TSV or CSV)")
     sp.add_argument(
         "--model",
         type=Path,
@@ -107,7 +107,7 @@ def predict_arguments(sp: argparse.ArgumentParser) -> None:
         required=True,
         help="the model's task: one whose descriptor in resm.tasks.TASKS has a predict command (rri, mrl; required)",
     )
-    sp.add_argument("input", type=Path, help="pairs table (rri), or UTR CSV / FASTA (mrl)")
+    sp.add_argument("input", type=Path, metavar="INPUT", help="pairs table (rri), or UTR CSV / FASTA (mrl)")
     sp.add_argument(
         "--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`; required)"
     )
