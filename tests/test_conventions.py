@@ -170,6 +170,10 @@ def test_schemes_show_prints_the_tables():
     assert "Example: GGACUUCGGUCC -> " in out and "triplet GGA -> G" in out
     out = resm_main("schemes", "--show", "kdny").stdout  # in process: the first call ran the real one
     assert "A -> K" in out and "U -> D" in out and "C -> N" in out and "G -> Y" in out
+    # the table alone, as asked: the list of every scheme is `resm schemes` without --show
+    assert out.startswith("kdny (letter): ") and "kerd" not in out and "codon3" not in out
+    listed = resm_main("schemes").stdout.splitlines()
+    assert [line.split()[0] for line in listed] == ["codon3", "kdny", "kerd", "nt", "protein"]
 
 
 def test_threads_help_speaks_of_its_own_command():
