@@ -65,6 +65,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, with an unknown option said by the command it was given to (``resm fold:
+        error: unrecognized arguments: -T 37 (see resm fold --help)``), not by ``resm``."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+            commands.get(getattr(parsed, "command", None), self).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
 
 def _one_line(text: str) -> str:
     return " ".join(ln.strip() for ln in str(text).splitlines() if ln.strip())

@@ -160,3 +160,19 @@ def test_threads_help_speaks_of_each_commands_own_work():
     embed, fold = threads_help("embed"), threads_help("fold")
     assert "torch" in embed and "prior" not in embed and "fold" not in embed
     assert "pair priors" in fold
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["fold", "x.fa", "-T", "37"], "resm fold: error: unrecognized arguments: -T 37 (see resm fold --help)\n"),
+        (["schemes", "extra"], "resm schemes: error: unrecognized arguments: extra (see resm schemes --help)\n"),
+    ],
+)
+def test_an_unknown_option_is_said_by_its_command(args, said):
+    """An option a command does not take is that command's error, pointing at its own --help
+    (it was 'resm: error: ... (see resm --help)', whose help lists no option of fold)."""
+    from tests.conftest import resm_main
+
+    p = resm_main(*args, check=False)
+    assert (p.returncode, p.stdout, p.stderr) == (2, "", said)
