@@ -119,3 +119,23 @@ def test_load_predictor_passes_threads_and_prior_cache(tmp_path):
     assert len(list((tmp_path / "c").glob("*.npz"))) == 1
     with pytest.raises(ValueError, match="zero-shot"):
         resm.load_predictor("default", zero_shot=tmp_path / "p.pt", bpp_cache=tmp_path / "c")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda resm: resm.load_predictor(device="gpu"),
+        lambda resm: resm.load_bundle("no_such_bundle", device="gpu"),
+        lambda resm: resm.load_backbone("default", device="gpu"),
+        lambda resm: resm.embed_sequences("default", {"a": "GGGAAACCC"}, device="gpu"),
+    ],
+)
+def test_a_bad_device_is_one_line_naming_the_keyword(call):
+    """``device=`` is checked as ``--device`` is: it was torch's 'Expected one of cpu, cuda,
+    ipu, xpu, ... device type at start of device string: gpu', raised after the model loaded."""
+    import resm
+    from resm.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        call(resm)
+    assert str(e.value) == "device: unknown device 'gpu' (auto, cpu, cuda or cuda:N)"
