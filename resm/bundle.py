@@ -30,9 +30,10 @@ from .tasks.base import BundleError, head_for, is_bundle, open_bundle
 __all__ = ["Bundle", "BundleError", "load_bundle", "is_bundle"]
 
 
-@dataclass
+@dataclass(repr=False)
 class Bundle:
-    """A loaded bundle: one encoder (backbone + adapter) and its heads, on ``device``."""
+    """A loaded bundle: one encoder (backbone + adapter) and its heads, on ``device``. Its
+    ``repr`` is one line: the folder, the heads (name -> task), the scheme and the device."""
 
     folder: Path
     model: Any  # resm.tasks.base.TaskModel
@@ -46,7 +47,13 @@ class Bundle:
         return {n: e["task"] for n, e in self.entries.items()}
 
     def head(self, task: str) -> str:
+        """The name of the head serving ``task`` (``"rri"``, ``"mrl"``, ``"structure"``); a
+        one-line :class:`BundleError` naming the bundle when it holds none."""
         return head_for(self.folder, self.entries, task)
+
+    def __repr__(self) -> str:
+        scheme = getattr(self.scheme, "name", self.scheme)
+        return f"Bundle(folder={str(self.folder)!r}, heads={self.heads!r}, scheme={scheme!r}, device={self.device!r})"
 
     def interact(self, pairs: Iterable, scan=None, progress: bool = False) -> list:
         """Scan pairs (``(a, b)`` sequences, ``(a_name, a, b_name, b)`` or

@@ -139,3 +139,60 @@ def test_a_bad_device_is_one_line_naming_the_keyword(call):
     with pytest.raises(ConfigError) as e:
         call(resm)
     assert str(e.value) == "device: unknown device 'gpu' (auto, cpu, cuda or cuda:N)"
+
+
+def test_every_public_name_and_its_methods_have_docstrings():
+    """``help()`` on any name of ``resm.__all__``, and on the public methods and properties of
+    its classes (and of the predictor classes ``load_predictor`` returns), says something."""
+    import inspect
+
+    import resm
+    from resm.structure.predictor import MapPredictor, PairPredictor
+
+    missing = [n for n in resm.__all__ if n != "__version__" and not inspect.getdoc(getattr(resm, n))]
+    classes = [getattr(resm, n) for n in resm.__all__ if inspect.isclass(getattr(resm, n))]
+    for cls in [*classes, PairPredictor, MapPredictor]:
+        for name, member in vars(cls).items():
+            if name.startswith("_") or not (callable(member) or isinstance(member, property)):
+                continue
+            if not inspect.getdoc(getattr(cls, name) if callable(member) else member):
+                missing.append(f"{cls.__name__}.{name}")
+    assert not missing, f"public names without a docstring: {missing}"
+
+
+def test_predictors_and_bundles_print_in_one_line():
+    """Their repr was the dataclass's: every layer of the network, dozens of lines."""
+    import torch
+
+    import resm
+    from resm.backbone.load import init_model
+    from resm.mapping import get_scheme
+    from resm.structure.predictor import MapPredictor
+
+    shown = repr(resm.load_predictor(device="cpu"))
+    assert "\n" not in shown and shown.startswith("PairPredictor(source='structure model ")
+    assert "scheme='kdny', device='cpu', decoding=Decoding(gamma=" in shown and "workers=0, cache=None)" in shown
+    probe = MapPredictor(init_model("tiny", seed=0), get_scheme("kdny"), 0.4, source="probe p.pt")
+    assert (
+        repr(probe) == "MapPredictor(source='probe p.pt', scheme='kdny', device='cpu', threshold=0.4, method='greedy')"
+    )
+    bundle = resm.Bundle(REPO / "m", torch.nn.Linear(1, 1), {"mrl": {"task": "mrl"}}, get_scheme("kerd"), "cpu")
+    assert repr(bundle) == f"Bundle(folder='{REPO / 'm'}', heads={{'mrl': 'mrl'}}, scheme='kerd', device='cpu')"
+
+
+def test_fold_yields_what_the_readme_says():
+    """``predictor.fold`` of the shipped model: ``(Structure, (i, j, p))``, whose dense map
+    (``dense_probs``) is the one ``fold_one`` returns."""
+    import resm
+    from resm.structure.pair_probs import dense_probs
+
+    assert "yielding `(structure, probabilities)` per record" in (REPO / "README.md").read_text()
+    seq = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
+    predictor = resm.load_predictor(device="cpu")
+    ((rec, P),) = list(predictor.fold({"a": seq}, progress=False))
+    assert isinstance(rec, resm.Structure) and rec.name == "a" and isinstance(P, tuple) and len(P) == 3
+    i, j, p = P
+    assert len(i) == len(j) == len(p) > 0 and (i < j).all() and ((p >= 0) & (p <= 1)).all()
+    one, dense = predictor.fold_one(seq)
+    assert one.dotbracket == rec.dotbracket and dense.shape == (len(seq), len(seq))
+    np.testing.assert_array_equal(dense_probs(P, len(seq)), dense)
