@@ -176,3 +176,31 @@ def test_an_unknown_option_is_said_by_its_command(args, said):
 
     p = resm_main(*args, check=False)
     assert (p.returncode, p.stdout, p.stderr) == (2, "", said)
+
+
+def test_init_checkpoint_writes_what_fair_esm_reads(tmp_path):
+    """A fair-esm file named esm2* gets its contact regression beside it, without which fair-esm's
+    loader fails ('No such file ... esm2_t-contact-regression.pt'); another name does not."""
+    import argparse
+
+    esm = pytest.importorskip("esm")
+    from tests.conftest import resm_main
+
+    out = tmp_path / "esm2_t.pt"
+    p = resm_main("init-checkpoint", "--arch", "tiny", "--out", out)
+    assert p.stdout.startswith(f"wrote {out} and esm2_t-contact-regression.pt: tiny, ")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["esm2_t-contact-regression.pt", "esm2_t.pt"]
+    before = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([argparse.Namespace])  # the README's one-line fix
+    try:
+        ref, _ = esm.pretrained.load_model_and_alphabet_local(str(out))
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
+    ours = load_backbone(out).model.eval()
+    toks = torch.tensor([[0, 5, 6, 7, 8, 9, 2]])
+    with torch.no_grad():
+        a, b = ref.eval()(toks, return_contacts=True), ours(toks, return_contacts=True)
+    assert (a["contacts"] - b["contacts"]).abs().max() < 1e-4
+    resm_main("init-checkpoint", "--arch", "tiny", "--out", tmp_path / "other" / "tiny.pt")
+    assert [f.name for f in (tmp_path / "other").iterdir()] == ["tiny.pt"]
