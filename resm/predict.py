@@ -341,7 +341,8 @@ def predict_expression(
             raise ValueError(f"{path}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
         scheme.encode(s, n)
     mean, std = mrl_scale(entry, model)
-    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head)
+    # a progress bar when the predictions go to a file (as resm interact's)
+    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head, progress=out is not None)
     result: dict[str, object] = {"pred": pred, "names": names}
     if y is not None:
         result["metrics"] = mrl_metrics(y, pred)
