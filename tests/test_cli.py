@@ -204,3 +204,16 @@ def test_init_checkpoint_writes_what_fair_esm_reads(tmp_path):
     assert (a["contacts"] - b["contacts"]).abs().max() < 1e-4
     resm_main("init-checkpoint", "--arch", "tiny", "--out", tmp_path / "other" / "tiny.pt")
     assert [f.name for f in (tmp_path / "other").iterdir()] == ["tiny.pt"]
+
+
+def test_predict_help_names_the_tasks_of_the_registry():
+    """``resm predict --help`` shows the tasks it takes (the parser cannot read the registry:
+    that imports torch), so the registry's list is checked here; its help spoke of
+    'a descriptor in resm.tasks.TASKS'."""
+    from resm.cli import build_parser
+    from resm.tasks import tasks_with
+
+    predict = next(a for a in build_parser()._actions if a.dest == "command").choices["predict"]
+    task = next(a for a in predict._actions if a.dest == "task")
+    assert task.metavar == "{" + ",".join(tasks_with("predict")) + "}"
+    assert all(f"{name} (" in task.help for name in tasks_with("predict")) and "TASKS" not in task.help

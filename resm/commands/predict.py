@@ -105,7 +105,9 @@ def predict_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--task",
         required=True,
-        help="the model's task: one whose descriptor in resm.tasks.TASKS has a predict command (rri, mrl; required)",
+        metavar="{rri,mrl}",
+        help="the task of --model's head: rri (a pairs table in, interaction probabilities out) or mrl (UTRs in, "
+        "mean ribosome load out) (required)",
     )
     sp.add_argument("input", type=Path, metavar="INPUT", help="pairs table (rri), or UTR CSV / FASTA (mrl)")
     sp.add_argument(
