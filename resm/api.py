@@ -120,6 +120,11 @@ def _device(name: str | None) -> str:
 
 
 def _records(sequences: Sequences) -> list:
+    if isinstance(sequences, str) and not os.path.exists(sequences) and _looks_like_rna(sequences):
+        raise TypeError(
+            f"sequences: {sequences[:20]!r}{'...' if len(sequences) > 20 else ''} is read as a file name and "
+            "there is no such file; give a sequence in a list or a mapping: ['ACGU...'] or {'id': 'ACGU...'}"
+        )
     if isinstance(sequences, (str, os.PathLike)):
         from .structure.inputs import read_sequences
 
@@ -134,6 +139,11 @@ def _records(sequences: Sequences) -> list:
     if len(set(ids)) != len(ids):
         raise ValueError("sequence ids must be unique")
     return out
+
+
+def _looks_like_rna(text: str) -> bool:
+    """A string of nucleotide letters only (IUPAC codes included), which no one means as a file name."""
+    return bool(text) and not set(text.upper()) - set("ACGUTNRYSWKMBDHV")
 
 
 def embed_sequences(

@@ -196,3 +196,22 @@ def test_fold_yields_what_the_readme_says():
     one, dense = predictor.fold_one(seq)
     assert one.dotbracket == rec.dotbracket and dense.shape == (len(seq), len(seq))
     np.testing.assert_array_equal(dense_probs(P, len(seq)), dense)
+
+
+def test_a_lone_sequence_is_told_how_to_pass_it(tmp_path, monkeypatch):
+    """``embed_sequences(model, "ACGU...")`` read the sequence as a file name and said only
+    'ACGU...: no such file'; ``fold_one`` with a threshold spoke of command-line options alone."""
+    import resm
+    from resm.structure.io import FoldError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError) as e:
+        resm.embed_sequences("default", "GGGGAAACCCCAUAGCGCGAAAGCGCU", device="cpu")
+    assert str(e.value) == (
+        "sequences: 'GGGGAAACCCCAUAGCGCGA'... is read as a file name and there is no such file; "
+        "give a sequence in a list or a mapping: ['ACGU...'] or {'id': 'ACGU...'}"
+    )
+    (tmp_path / "GGGAAACCC").write_text(">a\nGGGAAACCC\n")  # a file of that name is still read
+    assert resm.embed_sequences("default", "GGGAAACCC", device="cpu")[1]["ids"] == ["a"]
+    with pytest.raises(FoldError, match=r"^threshold and method \(--threshold, --method\) set the greedy"):
+        resm.load_predictor(device="cpu").fold_one("GGGGAAACCCC", threshold=0.3)

@@ -394,7 +394,7 @@ class PairPredictor(Predictor):
         in several pairs)."""
         if threshold is not None or method is not None:
             raise FoldError(
-                "--threshold and --method set the greedy decoding of 2-D heads and "
+                "threshold and method (--threshold, --method) set the greedy decoding of 2-D heads and "
                 "probes; this model decodes by maximum expected accuracy, as stored in its file"
             )
         scorer = self.non_canonical_scorer() if noncanonical else None
