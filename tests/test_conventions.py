@@ -203,3 +203,20 @@ def test_options_in_nucleotides_say_so():
         if a.dest in ("max_length", "window", "stride", "tile") and not re.search(r"\bnt\b", a.help)
     ]
     assert not missing, f"options in nucleotides whose help does not say nt: {missing}"
+
+
+def test_an_options_range_is_in_its_help():
+    """An option whose value is checked against a closed range (``OPTION_RULES``: ``in [0, 1]``)
+    says that range in its help, so that --help tells what the check will refuse: fold's
+    --threshold said only 'decoding threshold', --threads nothing of its limit."""
+    from resm.commands.common import OPTION_RULES
+
+    ranges = {d: m.group(0) for d, (rule, _) in OPTION_RULES.items() if (m := re.search(r"\[[^]]+\]", rule))}
+    assert {"threshold", "threads"} <= set(ranges)
+    missing = [
+        f"{name} {a.option_strings[0]}: {ranges[a.dest]}"
+        for name, sp in subparsers(build_parser())
+        for a in sp._actions
+        if a.dest in ranges and a.option_strings and ranges[a.dest] not in a.help
+    ]
+    assert not missing

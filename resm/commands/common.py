@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..structure.kcal import KCAL_RULE, kcal_ok
-from ..utils.device import THREADS_RULE, threads_ok
+from ..utils.device import MAX_THREADS, THREADS_RULE, threads_ok
 from ..utils.seeds import SEED_RULE, seed_ok
 
 # options dataclass field -> the command line's name for it (resm.config.options)
@@ -144,9 +144,17 @@ def device_args(sp: argparse.ArgumentParser, threads: bool = True, threads_extra
         help="run on the CPU (same as --device cpu; esm-extract's spelling)",
     )
     if threads:
-        sp.add_argument(
-            "--threads", type=int, default=0, help=f"CPU threads: torch's{threads_extra} (default 0: every core)"
-        )
+        threads_arg(sp, threads_extra)
+
+
+def threads_arg(sp: argparse.ArgumentParser, extra: str = "") -> None:
+    """``--threads N``: torch's CPU threads (and ``extra``, what else they run), 0 every core."""
+    sp.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help=f"CPU threads, in [0, {MAX_THREADS}]: torch's{extra} (default 0: every core)",
+    )
 
 
 def model_args(sp: argparse.ArgumentParser) -> None:
