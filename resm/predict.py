@@ -267,7 +267,8 @@ def interact(
             from .structure.probe import load_probe
 
             load_probe(bb, o.probe)
-        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size), []
+        progress = o.scan is not None and o.scan.progress  # as the trained path's: when the scores go to a file
+        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size, progress), []
     else:
         if model is None:
             raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")

@@ -217,8 +217,10 @@ def print_rank0(line: str) -> None:
         print(line)
 
 
-def print_metrics(label: str, m: dict) -> None:
-    print(label + ": " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()))
+def print_metrics(label: str, m: dict, stream=None) -> None:
+    """One line ``label: key value, ...`` on ``stream`` (default: standard output)."""
+    line = label + ": " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items())
+    print(line, file=stream if stream is not None else sys.stdout)
 
 
 def plural(n: int, word: str) -> str:
