@@ -24,7 +24,15 @@ import numpy as np
 
 from .backbone.esm2 import ESM2
 from .bundle import Bundle
-from .embed import embed_records, embedding_index, map_records, read_embeddings, resolve_layers, write_embeddings
+from .embed import (
+    autocast_dtype,
+    embed_records,
+    embedding_index,
+    map_records,
+    read_embeddings,
+    resolve_layers,
+    write_embeddings,
+)
 from .mapping import Scheme, get_scheme
 from .structure.io import Structure
 from .structure.model import DEFAULT_MODEL, load_with_scheme
@@ -154,17 +162,20 @@ def embed_sequences(
     scheme: str | None = None,
     device: str = "auto",
     toks_per_batch: int = 4096,
-    dtype=None,
+    dtype: str | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Representations of ``sequences`` (a dict id -> sequence, ``(id, sequence)`` pairs, bare
     sequences named ``seq_1``..., or a FASTA / structure file) under ``model`` (any spec of
     :func:`load_backbone`, or a loaded ``ESM2``, then with ``scheme``, default kdny).
+    ``dtype``: the forward pass's autocast, as ``resm embed --dtype``: ``"bf16"``, ``"fp16"``
+    (or the torch dtype), ``"fp32"`` or None (plain fp32).
 
     Returns ``(arrays, index)`` exactly as :func:`read_embeddings` gives them back from a file
     of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
     ``<id>/bos/<layer>``, ``<id>/contacts``."""
     dev = _device(device)
+    dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
     if isinstance(model, ESM2):
         net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
     else:

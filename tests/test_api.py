@@ -215,3 +215,26 @@ def test_a_lone_sequence_is_told_how_to_pass_it(tmp_path, monkeypatch):
     assert resm.embed_sequences("default", "GGGAAACCC", device="cpu")[1]["ids"] == ["a"]
     with pytest.raises(FoldError, match=r"^threshold and method \(--threshold, --method\) set the greedy"):
         resm.load_predictor(device="cpu").fold_one("GGGGAAACCCC", threshold=0.3)
+
+
+def test_embed_sequences_takes_the_dtype_names_of_resm_embed():
+    """``dtype="bf16"`` (``resm embed --dtype``'s spelling) was torch's 'set_autocast_dtype():
+    argument 'dtype' must be torch.dtype, not str'; the names and the torch dtypes are one thing."""
+    import torch
+
+    import resm
+    from resm.cli import build_parser
+    from resm.embed import AUTOCAST_DTYPES
+
+    seqs = {"a": "GGGGAAACCCCAUAGC"}
+    by_name, _ = resm.embed_sequences("default", seqs, dtype="bf16", device="cpu")
+    by_dtype, _ = resm.embed_sequences("default", seqs, dtype=torch.bfloat16, device="cpu")
+    plain, _ = resm.embed_sequences("default", seqs, dtype="fp32", device="cpu")
+    np.testing.assert_array_equal(by_name["a/mean/4"], by_dtype["a/mean/4"])
+    np.testing.assert_array_equal(plain["a/mean/4"], resm.embed_sequences("default", seqs, device="cpu")[0]["a/mean/4"])
+    assert not np.array_equal(by_name["a/mean/4"], plain["a/mean/4"])  # bf16 did run
+    with pytest.raises(ValueError) as e:
+        resm.embed_sequences("default", seqs, dtype="fp8", device="cpu")
+    assert str(e.value) == "dtype: must be one of fp32, bf16, fp16 (or None: fp32), got 'fp8'"
+    embed = next(a for a in build_parser()._actions if a.dest == "command").choices["embed"]
+    assert set(next(a for a in embed._actions if a.dest == "dtype").choices) == set(AUTOCAST_DTYPES)

@@ -203,10 +203,10 @@ def set_threads(a: argparse.Namespace) -> None:
 
 
 def torch_dtype(name: str | None):
-    """``--dtype``'s name -> the autocast dtype (None: fp32)."""
-    import torch
+    """``--dtype``'s name -> the autocast dtype (None: fp32; :func:`resm.embed.autocast_dtype`)."""
+    from ..embed import autocast_dtype
 
-    return {None: None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return autocast_dtype(name)
 
 
 def print_rank0(line: str) -> None:
