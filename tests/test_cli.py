@@ -217,3 +217,22 @@ def test_predict_help_names_the_tasks_of_the_registry():
     task = next(a for a in predict._actions if a.dest == "task")
     assert task.metavar == "{" + ",".join(tasks_with("predict")) + "}"
     assert all(f"{name} (" in task.help for name in tasks_with("predict")) and "TASKS" not in task.help
+
+
+@pytest.mark.parametrize("args", [["fold"], ["fold", "-"], ["embed", "{ckpt}", "-", "{out}"]])
+def test_no_input_from_a_terminal_is_said_for_every_command(args, ckpt, tmp_path, monkeypatch):
+    """Standard input that is a terminal is no input; the message told 'resm embed MODEL - OUT'
+    users to pipe sequences into `resm fold -`."""
+    import io
+
+    from tests.conftest import resm_main
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    p = resm_main(*[a.format(ckpt=ckpt, out=tmp_path / "e.npz") for a in args], check=False)
+    said = "no input: standard input is a terminal; give an input file, or pipe sequences in (cat x.fa | resm ...)"
+    assert (p.returncode, p.stderr) == (1, f"resm {args[0]}: error: {said}\n")
+    assert list(tmp_path.iterdir()) == []
