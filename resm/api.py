@@ -71,7 +71,9 @@ def load_predictor(
     processes (0: one per core) and, with ``bpp_cache``, stores them in that folder and reads
     them back (as ``resm fold --threads --bpp-cache``); ``turner_scale``: a pair-head model's
     stored decoding with the Turner-corrected step at this scale (as ``resm fold
-    --turner-scale``; None: the decoding as stored)."""
+    --turner-scale``; None: the decoding as stored). ``scheme``: with ``zero_shot``, the
+    backbone's mapping scheme (None: the probe's; a structure model has its own). ``trust``:
+    unpickle what the allow-list refuses, as ``--trust-checkpoint`` (only for files you trust)."""
     from .config import options
     from .structure.predictor import PredictorOptions
     from .structure.predictor import load_predictor as build
@@ -100,10 +102,11 @@ def _open_bundle(folder):
 def load_bundle(
     folder: str | os.PathLike, backbone: str | None = None, device: str = "auto", trust: bool = False
 ) -> Bundle:
-    """A trained bundle (``out_dir/model`` of ``resm finetune``: adapter, one file per head,
-    manifest) on ``device`` (``auto``: the GPU when there is one): ``.fold``, ``.interact`` and
-    ``.predict_mrl`` serve the heads it holds, as ``resm fold / interact / predict --model DIR``
-    do. ``backbone`` overrides the recorded backbone (its checksum must match)."""
+    """The trained bundle in ``folder`` (``out_dir/model`` of ``resm finetune``: adapter, one
+    file per head, manifest) on ``device`` (``auto``: the GPU when there is one): ``.fold``,
+    ``.interact`` and ``.predict_mrl`` serve the heads it holds, as ``resm fold / interact /
+    predict --model DIR`` do. ``backbone`` overrides the recorded backbone (its checksum must
+    match); ``trust`` as :func:`load_predictor`'s."""
     from .bundle import load_bundle as _load
 
     return _load(folder, backbone=backbone, device=_device(device), trust=trust)
@@ -112,8 +115,10 @@ def load_bundle(
 def load_backbone(
     model: str | os.PathLike = DEFAULT_MODEL, scheme: str | None = None, device: str = "auto", trust: bool = False
 ) -> tuple[ESM2, Scheme]:
-    """``(ESM-2 model in eval mode, its mapping scheme)`` from a fair-esm ``.pt``, a Hugging
-    Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or ``"default"``."""
+    """``(ESM-2 model in eval mode, its mapping scheme)`` from ``model``: a fair-esm ``.pt``, a
+    Hugging Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or
+    ``"default"``. ``scheme``: None for the checkpoint's own (else kdny); another than the one it
+    was trained with is an error. ``device`` and ``trust`` as :func:`load_predictor`'s."""
     loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
     return loaded.model.to(_device(device)).eval(), the_scheme
 
@@ -168,8 +173,12 @@ def embed_sequences(
     """Representations of ``sequences`` (a dict id -> sequence, ``(id, sequence)`` pairs, bare
     sequences named ``seq_1``..., or a FASTA / structure file) under ``model`` (any spec of
     :func:`load_backbone`, or a loaded ``ESM2``, then with ``scheme``, default kdny).
-    ``dtype``: the forward pass's autocast, as ``resm embed --dtype``: ``"bf16"``, ``"fp16"``
-    (or the torch dtype), ``"fp32"`` or None (plain fp32).
+    ``layers``: the layers kept (0: the embedding layer; negative counts from the end; ``resm
+    embed --repr-layers``); ``include``: any of ``mean``, ``per_tok``, ``bos``, ``contacts``;
+    ``device`` as :func:`load_predictor`'s; ``toks_per_batch``: the token budget of a batch
+    (padded tokens); ``dtype``: the forward pass's autocast, as ``resm embed --dtype``:
+    ``"bf16"``, ``"fp16"`` (or the torch dtype), ``"fp32"`` or None (plain fp32);
+    ``progress``: a progress bar on stderr.
 
     Returns ``(arrays, index)`` exactly as :func:`read_embeddings` gives them back from a file
     of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,

@@ -131,7 +131,8 @@ def _record_of(key: str) -> str:
 
 
 def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], index: dict) -> None:
-    """One file holding every array plus a JSON index (ids in input order, lengths, layers).
+    """One file at ``path`` holding every array of ``arrays`` (keyed ``<id>/<kind>/<layer>``)
+    plus ``index``, the JSON index (ids in input order, lengths, layers).
 
     ``.safetensors``: the index is in the file's metadata under ``resm_index``;
     ``.npz``: the index is the array ``__index__`` (a JSON string). Arrays are stored in the
@@ -153,7 +154,7 @@ def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], ind
 
 
 def read_embeddings(path: str | os.PathLike):
-    """Inverse of ``write_embeddings``: returns (arrays, index). A file that cannot be read (or
+    """Inverse of ``write_embeddings``: the file at ``path`` as (arrays, index). A file that cannot be read (or
     holds pickled objects, which are never loaded) is a ValueError naming it."""
     path = Path(path)
     try:

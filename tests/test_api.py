@@ -238,3 +238,28 @@ def test_embed_sequences_takes_the_dtype_names_of_resm_embed():
     assert str(e.value) == "dtype: must be one of fp32, bf16, fp16 (or None: fp32), got 'fp8'"
     embed = next(a for a in build_parser()._actions if a.dest == "command").choices["embed"]
     assert set(next(a for a in embed._actions if a.dest == "dtype").choices) == set(AUTOCAST_DTYPES)
+
+
+def test_every_parameter_of_the_api_is_described():
+    """Each parameter of a public function or method of ``resm.__all__`` is named, as
+    ``name``, in its docstring: ``load_predictor``'s ``scheme`` and ``trust`` and
+    ``embed_sequences``' ``layers``, ``include``, ... were not."""
+    import inspect
+
+    import resm
+
+    missing = []
+    for obj in (getattr(resm, n) for n in resm.__all__ if n != "__version__"):
+        named = [(obj.__name__, obj)] if inspect.isfunction(obj) else []
+        if inspect.isclass(obj):
+            named = [
+                (f"{obj.__name__}.{m}", getattr(obj, m)) for m, f in vars(obj).items() if m[0] != "_" and callable(f)
+            ]
+        for where, fn in named:
+            doc = inspect.getdoc(fn) or ""
+            missing += [
+                f"{where}({p})"
+                for p in inspect.signature(fn).parameters
+                if p not in ("self", "cls") and f"``{p}``" not in doc
+            ]
+    assert not missing, f"parameters no docstring describes: {missing}"

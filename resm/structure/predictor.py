@@ -212,19 +212,20 @@ class Predictor:
     ) -> Iterator[tuple[Structure, object]]:
         """Fold ``records`` (``(id, sequence)`` pairs, a mapping of id to sequence, or
         :class:`Structure` records), lazily, yielding ``(Structure, probabilities)`` in input
-        order, with a progress bar on stderr unless ``progress=False``. The probabilities are
-        what the model decodes: a pair-head model's (:class:`PairPredictor`, the shipped one)
-        are sparse, a tuple ``(i, j, p)`` of 0-based candidate pairs and their probabilities;
-        a 2-D head's or a probe's (:class:`MapPredictor`) a dense (L, L) map
-        (:func:`resm.structure.pair_probs.dense_probs` turns the first into the second;
-        :meth:`fold_one` gives the dense map). ``threshold`` and ``method``: a dense map's
-        decoding (a pair-head model refuses them); ``nested``: no pseudoknots; ``no_lp``: no
-        lone pairs; ``noncanonical``: add the model file's non-canonical pairs."""
+        order, with a progress bar on stderr unless ``progress`` is False (``desc``: its
+        label). The probabilities are what the model decodes: a pair-head model's
+        (:class:`PairPredictor`, the shipped one) are sparse, a tuple ``(i, j, p)`` of 0-based
+        candidate pairs and their probabilities; a 2-D head's or a probe's
+        (:class:`MapPredictor`) a dense (L, L) map (:func:`resm.structure.pair_probs.dense_probs`
+        turns the first into the second; :meth:`fold_one` gives the dense map). ``threshold``
+        and ``method``: a dense map's decoding (a pair-head model refuses them); ``nested``: no
+        pseudoknots; ``no_lp``: no lone pairs; ``noncanonical``: add the model file's
+        non-canonical pairs."""
         raise NotImplementedError
 
     def fold_one(self, seq: str, name: str = "seq", **kw) -> tuple[Structure, np.ndarray]:
-        """One sequence: ``(Structure, probabilities)``, the probabilities as a dense (L, L)
-        map (keyword arguments as :meth:`fold`)."""
+        """One sequence ``seq``, named ``name``: ``(Structure, probabilities)``, the
+        probabilities as a dense (L, L) map (``kw``: keyword arguments as :meth:`fold`)."""
         from .pair_probs import dense_probs
 
         kw.setdefault("progress", False)
