@@ -65,7 +65,8 @@ class _Parser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):  # an unknown option: its command's error, not resm's
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            self.commands.get(parsed.command, self).error(f"unrecognized arguments: {' '.join(extras)}")
+            said_by = getattr(self, "commands", {}).get(getattr(parsed, "command", None), self)
+            said_by.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed
 
 
