@@ -162,8 +162,8 @@ def _looks_like_rna(text: str) -> bool:
 def embed_sequences(
     model: str | os.PathLike | ESM2,
     sequences: Sequences,
-    layers: Sequence[int] = (-1,),
-    include: Sequence[str] = ("mean",),
+    layers: int | Sequence[int] = (-1,),
+    include: str | Sequence[str] = ("mean",),
     scheme: str | None = None,
     device: str = "auto",
     toks_per_batch: int = 4096,
@@ -173,8 +173,9 @@ def embed_sequences(
     """Representations of ``sequences`` (a dict id -> sequence, ``(id, sequence)`` pairs, bare
     sequences named ``seq_1``..., or a FASTA / structure file) under ``model`` (any spec of
     :func:`load_backbone`, or a loaded ``ESM2``, then with ``scheme``, default kdny).
-    ``layers``: the layers kept (0: the embedding layer; negative counts from the end; ``resm
-    embed --repr-layers``); ``include``: any of ``mean``, ``per_tok``, ``bos``, ``contacts``;
+    ``layers``: the layers kept, one or a list (0: the embedding layer; negative counts from the
+    end; ``resm embed --repr-layers``); ``include``: one or a list of ``mean``, ``per_tok``,
+    ``bos``, ``contacts``;
     ``device`` as :func:`load_predictor`'s; ``toks_per_batch``: the token budget of a batch
     (padded tokens); ``dtype``: the forward pass's autocast, as ``resm embed --dtype``:
     ``"bf16"``, ``"fp16"`` (or the torch dtype), ``"fp32"`` or None (plain fp32);
@@ -185,6 +186,8 @@ def embed_sequences(
     ``<id>/bos/<layer>``, ``<id>/contacts``."""
     dev = _device(device)
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
+    layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each
+    include = [include] if isinstance(include, str) else include
     if isinstance(model, ESM2):
         net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
     else:

@@ -263,3 +263,15 @@ def test_every_parameter_of_the_api_is_described():
                 if p not in ("self", "cls") and f"``{p}``" not in doc
             ]
     assert not missing, f"parameters no docstring describes: {missing}"
+
+
+def test_embed_sequences_takes_one_layer_and_one_kind_bare():
+    """``layers=-1`` was "TypeError: 'int' object is not iterable" and ``include="mean"`` was
+    "unknown --include ['a', 'e', 'm', 'n']": one of each is the same as a list of one."""
+    import resm
+
+    seqs = {"a": "GGGGAAACCCCAUAGC"}
+    bare, index = resm.embed_sequences("default", seqs, layers=-1, include="per_tok", device="cpu")
+    listed, same = resm.embed_sequences("default", seqs, layers=[-1], include=["per_tok"], device="cpu")
+    assert index == same and list(bare) == list(listed) == ["a/per_tok/4"]
+    np.testing.assert_array_equal(bare["a/per_tok/4"], listed["a/per_tok/4"])
