@@ -24,7 +24,15 @@ import numpy as np
 
 from .backbone.esm2 import ESM2
 from .bundle import Bundle
-from .embed import embed_records, embedding_index, map_records, read_embeddings, resolve_layers, write_embeddings
+from .embed import (
+    autocast_dtype,
+    embed_records,
+    embedding_index,
+    map_records,
+    read_embeddings,
+    resolve_layers,
+    write_embeddings,
+)
 from .mapping import Scheme, get_scheme
 from .structure.io import Structure
 from .structure.model import DEFAULT_MODEL, load_with_scheme
@@ -63,7 +71,9 @@ def load_predictor(
     processes (0: one per core) and, with ``bpp_cache``, stores them in that folder and reads
     them back (as ``resm fold --threads --bpp-cache``); ``turner_scale``: a pair-head model's
     stored decoding with the Turner-corrected step at this scale (as ``resm fold
-    --turner-scale``; None: the decoding as stored)."""
+    --turner-scale``; None: the decoding as stored). ``scheme``: with ``zero_shot``, the
+    backbone's mapping scheme (None: the probe's; a structure model has its own). ``trust``:
+    unpickle what the allow-list refuses, as ``--trust-checkpoint`` (only for files you trust)."""
     from .config import options
     from .structure.predictor import PredictorOptions
     from .structure.predictor import load_predictor as build
@@ -71,7 +81,7 @@ def load_predictor(
     given = dict(
         model=model,
         zero_shot=zero_shot,
-        device=resolve_device(device),
+        device=_device(device),
         scheme=scheme,
         trust=trust,
         threads=threads,
@@ -92,25 +102,42 @@ def _open_bundle(folder):
 def load_bundle(
     folder: str | os.PathLike, backbone: str | None = None, device: str = "auto", trust: bool = False
 ) -> Bundle:
-    """A trained bundle (``out_dir/model`` of ``resm finetune``: adapter, one file per head,
-    manifest) on ``device`` (``auto``: the GPU when there is one): ``.fold``, ``.interact`` and
-    ``.predict_mrl`` serve the heads it holds, as ``resm fold / interact / predict --model DIR``
-    do. ``backbone`` overrides the recorded backbone (its checksum must match)."""
+    """The trained bundle in ``folder`` (``out_dir/model`` of ``resm finetune``: adapter, one
+    file per head, manifest) on ``device`` (``auto``: the GPU when there is one): ``.fold``,
+    ``.interact`` and ``.predict_mrl`` serve the heads it holds, as ``resm fold / interact /
+    predict --model DIR`` do. ``backbone`` overrides the recorded backbone (its checksum must
+    match); ``trust`` as :func:`load_predictor`'s."""
     from .bundle import load_bundle as _load
 
-    return _load(folder, backbone=backbone, device=resolve_device(device), trust=trust)
+    return _load(folder, backbone=backbone, device=_device(device), trust=trust)
 
 
 def load_backbone(
     model: str | os.PathLike = DEFAULT_MODEL, scheme: str | None = None, device: str = "auto", trust: bool = False
 ) -> tuple[ESM2, Scheme]:
-    """``(ESM-2 model in eval mode, its mapping scheme)`` from a fair-esm ``.pt``, a Hugging
-    Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or ``"default"``."""
+    """``(ESM-2 model in eval mode, its mapping scheme)`` from ``model``: a fair-esm ``.pt``, a
+    Hugging Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or
+    ``"default"``. ``scheme``: None for the checkpoint's own (else kdny); another than the one it
+    was trained with is an error. ``device`` and ``trust`` as :func:`load_predictor`'s."""
     loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
-    return loaded.model.to(resolve_device(device)).eval(), the_scheme
+    return loaded.model.to(_device(device)).eval(), the_scheme
+
+
+def _device(name: str | None) -> str:
+    """``device=`` of every call here: checked as ``--device`` is (a one-line
+    :class:`resm.config.ConfigError` naming ``device``: ``device: unknown device 'gpu' (auto,
+    cpu, cuda or cuda:N)``), then resolved (``auto``: the GPU when there is one)."""
+    from .config import check_device
+
+    return resolve_device(check_device(name or "auto", "device"))
 
 
 def _records(sequences: Sequences) -> list:
+    if isinstance(sequences, str) and not os.path.exists(sequences) and _looks_like_rna(sequences):
+        raise TypeError(
+            f"sequences: {sequences[:20]!r}{'...' if len(sequences) > 20 else ''} is read as a file name and "
+            "there is no such file; give a sequence in a list or a mapping: ['ACGU...'] or {'id': 'ACGU...'}"
+        )
     if isinstance(sequences, (str, os.PathLike)):
         from .structure.inputs import read_sequences
 
@@ -127,25 +154,40 @@ def _records(sequences: Sequences) -> list:
     return out
 
 
+def _looks_like_rna(text: str) -> bool:
+    """A string of nucleotide letters only (IUPAC codes included), which no one means as a file name."""
+    return bool(text) and not set(text.upper()) - set("ACGUTNRYSWKMBDHV")
+
+
 def embed_sequences(
     model: str | os.PathLike | ESM2,
     sequences: Sequences,
-    layers: Sequence[int] = (-1,),
-    include: Sequence[str] = ("mean",),
+    layers: int | Sequence[int] = (-1,),
+    include: str | Sequence[str] = ("mean",),
     scheme: str | None = None,
     device: str = "auto",
     toks_per_batch: int = 4096,
-    dtype=None,
+    dtype: str | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Representations of ``sequences`` (a dict id -> sequence, ``(id, sequence)`` pairs, bare
     sequences named ``seq_1``..., or a FASTA / structure file) under ``model`` (any spec of
     :func:`load_backbone`, or a loaded ``ESM2``, then with ``scheme``, default kdny).
+    ``layers``: the layers kept, one or a list (0: the embedding layer; negative counts from the
+    end; ``resm embed --repr-layers``); ``include``: one or a list of ``mean``, ``per_tok``,
+    ``bos``, ``contacts``;
+    ``device`` as :func:`load_predictor`'s; ``toks_per_batch``: the token budget of a batch
+    (padded tokens); ``dtype``: the forward pass's autocast, as ``resm embed --dtype``:
+    ``"bf16"``, ``"fp16"`` (or the torch dtype), ``"fp32"`` or None (plain fp32);
+    ``progress``: a progress bar on stderr.
 
     Returns ``(arrays, index)`` exactly as :func:`read_embeddings` gives them back from a file
     of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
     ``<id>/bos/<layer>``, ``<id>/contacts``."""
-    dev = resolve_device(device)
+    dev = _device(device)
+    dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
+    layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each
+    include = [include] if isinstance(include, str) else include
     if isinstance(model, ESM2):
         net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
     else:

@@ -30,9 +30,10 @@ from .tasks.base import BundleError, head_for, is_bundle, open_bundle
 __all__ = ["Bundle", "BundleError", "load_bundle", "is_bundle"]
 
 
-@dataclass
+@dataclass(repr=False)
 class Bundle:
-    """A loaded bundle: one encoder (backbone + adapter) and its heads, on ``device``."""
+    """A loaded bundle: one encoder (backbone + adapter) and its heads, on ``device``. Its
+    ``repr`` is one line: the folder, the heads (name -> task), the scheme and the device."""
 
     folder: Path
     model: Any  # resm.tasks.base.TaskModel
@@ -46,14 +47,23 @@ class Bundle:
         return {n: e["task"] for n, e in self.entries.items()}
 
     def head(self, task: str) -> str:
+        """The name of the head serving ``task`` (``"rri"``, ``"mrl"``, ``"structure"``); a
+        one-line :class:`BundleError` naming the bundle when it holds none."""
         return head_for(self.folder, self.entries, task)
 
+    def __repr__(self) -> str:
+        scheme = getattr(self.scheme, "name", self.scheme)
+        return f"Bundle(folder={str(self.folder)!r}, heads={self.heads!r}, scheme={scheme!r}, device={self.device!r})"
+
     def interact(self, pairs: Iterable, scan=None, progress: bool = False) -> list:
-        """Scan pairs (``(a, b)`` sequences, ``(a_name, a, b_name, b)`` or
+        """Scan ``pairs`` (``(a, b)`` sequences, ``(a_name, a, b_name, b)`` or
         :class:`resm.data.rri.Pair`) with the interaction head: one
         :class:`resm.tasks.rri_sites.PairScan` each (score, sites with their duplexes).
         Partners up to :data:`resm.tasks.rri_sites.MAX_PARTNER` nt; a longer one, or a symbol
-        that is no nucleotide, is a one-line error naming the record."""
+        that is no nucleotide, is a one-line error naming the record. ``scan``: a
+        :class:`resm.tasks.rri_sites.ScanOptions` (window, stride, sites kept; None: the head's
+        trained length, half-window steps); ``progress``: a bar on stderr counting pairs
+        (``scan``'s own when given)."""
         from .data.rri import Pair
         from .mapping import MappingError
         from .nucleotides import normalise
@@ -81,8 +91,8 @@ class Bundle:
         )
 
     def predict_mrl(self, seqs: Sequence[str] | dict[str, str]) -> np.ndarray:
-        """Predicted mean ribosome load of each UTR (any length up to
-        :data:`resm.tasks.mrl.MAX_UTR` nt), in the training target's units."""
+        """Predicted mean ribosome load of each UTR of ``seqs`` (a list, or a mapping of id to
+        UTR; any length up to :data:`resm.tasks.mrl.MAX_UTR` nt), in the training target's units."""
         from .mapping import MappingError
         from .nucleotides import normalise
         from .tasks.mrl import MAX_UTR, mrl_scale, predict_mrl
@@ -116,9 +126,10 @@ class Bundle:
     def fold(
         self, seqs: str | Sequence[str] | dict[str, str], *, turner_scale: float | None = None, **kw
     ) -> list[tuple[Any, np.ndarray]]:
-        """``(Structure, probabilities)`` of each sequence with the bundle's structure head
-        (``turner_scale`` as :meth:`predictor`; other keyword arguments as
-        :meth:`resm.structure.predictor.Predictor.fold`)."""
+        """``(Structure, probabilities)`` of each sequence of ``seqs`` (one sequence, a list, or
+        a mapping of id to sequence), the probabilities a dense (L, L) map, with the bundle's
+        structure head (``turner_scale`` as :meth:`predictor`; ``kw``, other keyword arguments,
+        as :meth:`resm.structure.predictor.Predictor.fold`)."""
         pred = self.predictor(turner_scale)
         if isinstance(seqs, str):
             seqs = [seqs]

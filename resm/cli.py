@@ -18,16 +18,12 @@ def _user_errors() -> tuple:
     from .config import ConfigError
     from .fasta import FastaError
     from .mapping import MappingError
-
-    errs = [FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError]
-    from .utils.io import OutputError
-
-    errs.append(OutputError)
     from .structure.folders import FolderUnavailable
     from .structure.io import StructureError
+    from .utils.io import OutputError
 
-    errs += [StructureError, FolderUnavailable]
-    return tuple(errs)
+    errs = (FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError)
+    return (*errs, OutputError, StructureError, FolderUnavailable)
 
 
 def _resolve_device(a: argparse.Namespace) -> None:
@@ -50,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"resm {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.commands = sub.choices  # name -> its parser
     for cmd in COMMANDS:
         sp = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, formatter_class=HelpFormatter)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
@@ -64,6 +61,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # an unknown option: its command's error, not resm's
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            said_by = getattr(self, "commands", {}).get(getattr(parsed, "command", None), self)
+            said_by.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
 
 def _one_line(text: str) -> str:

@@ -66,6 +66,23 @@ def resolve_layers(layers: Sequence[int], num_layers: int) -> list[int]:
     return sorted(set(out))
 
 
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""``--dtype``'s names -> the autocast dtype of a forward pass (None: plain fp32)."""
+
+
+def autocast_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """The autocast dtype of ``dtype``: one of :data:`AUTOCAST_DTYPES`' names (``--dtype``'s),
+    a torch dtype among their values (``torch.float32``: None), or None; anything else is a
+    one-line ValueError naming ``dtype``."""
+    if dtype is None or dtype == torch.float32:
+        return None
+    if isinstance(dtype, str) and dtype in AUTOCAST_DTYPES:
+        return AUTOCAST_DTYPES[dtype]
+    if isinstance(dtype, torch.dtype) and dtype in AUTOCAST_DTYPES.values():
+        return dtype
+    raise ValueError(f"dtype: must be one of {', '.join(AUTOCAST_DTYPES)} (or None: fp32), got {dtype!r}")
+
+
 @torch.inference_mode()
 def embed_records(
     model: ESM2,
@@ -77,7 +94,9 @@ def embed_records(
     dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Run the model over token-budget batches; returns ``{"<id>/<what>/<layer>": array}``."""
+    """Run the model over token-budget batches; returns ``{"<id>/<what>/<layer>": array}``
+    (``dtype``: autocast, as :func:`autocast_dtype` reads it)."""
+    dtype = autocast_dtype(dtype)
     bad = set(include) - set(INCLUDE_CHOICES)
     if bad:
         raise ValueError(f"unknown --include {sorted(bad)}; choose from {INCLUDE_CHOICES}")
@@ -112,7 +131,8 @@ def _record_of(key: str) -> str:
 
 
 def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], index: dict) -> None:
-    """One file holding every array plus a JSON index (ids in input order, lengths, layers).
+    """One file at ``path`` holding every array of ``arrays`` (keyed ``<id>/<kind>/<layer>``)
+    plus ``index``, the JSON index (ids in input order, lengths, layers).
 
     ``.safetensors``: the index is in the file's metadata under ``resm_index``;
     ``.npz``: the index is the array ``__index__`` (a JSON string). Arrays are stored in the
@@ -134,7 +154,7 @@ def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], ind
 
 
 def read_embeddings(path: str | os.PathLike):
-    """Inverse of ``write_embeddings``: returns (arrays, index). A file that cannot be read (or
+    """Inverse of ``write_embeddings``: the file at ``path`` as (arrays, index). A file that cannot be read (or
     holds pickled objects, which are never loaded) is a ValueError naming it."""
     path = Path(path)
     try:

@@ -267,7 +267,8 @@ def interact(
             from .structure.probe import load_probe
 
             load_probe(bb, o.probe)
-        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size), []
+        progress = o.scan is not None and o.scan.progress  # as the trained path's: when the scores go to a file
+        scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size, progress), []
     else:
         if model is None:
             raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
@@ -341,7 +342,8 @@ def predict_expression(
             raise ValueError(f"{path}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
         scheme.encode(s, n)
     mean, std = mrl_scale(entry, model)
-    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head)
+    # a progress bar when the predictions go to a file (as resm interact's)
+    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head, progress=out is not None)
     result: dict[str, object] = {"pred": pred, "names": names}
     if y is not None:
         result["metrics"] = mrl_metrics(y, pred)

@@ -119,3 +119,159 @@ def test_load_predictor_passes_threads_and_prior_cache(tmp_path):
     assert len(list((tmp_path / "c").glob("*.npz"))) == 1
     with pytest.raises(ValueError, match="zero-shot"):
         resm.load_predictor("default", zero_shot=tmp_path / "p.pt", bpp_cache=tmp_path / "c")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda resm: resm.load_predictor(device="gpu"),
+        lambda resm: resm.load_bundle("no_such_bundle", device="gpu"),
+        lambda resm: resm.load_backbone("default", device="gpu"),
+        lambda resm: resm.embed_sequences("default", {"a": "GGGAAACCC"}, device="gpu"),
+    ],
+)
+def test_a_bad_device_is_one_line_naming_the_keyword(call):
+    """``device=`` is checked as ``--device`` is: it was torch's 'Expected one of cpu, cuda,
+    ipu, xpu, ... device type at start of device string: gpu', raised after the model loaded."""
+    import resm
+    from resm.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        call(resm)
+    assert str(e.value) == "device: unknown device 'gpu' (auto, cpu, cuda or cuda:N)"
+
+
+def test_every_public_name_and_its_methods_have_docstrings():
+    """``help()`` on any name of ``resm.__all__``, and on the public methods and properties of
+    its classes (and of the predictor classes ``load_predictor`` returns), says something."""
+    import inspect
+
+    import resm
+    from resm.structure.predictor import MapPredictor, PairPredictor
+
+    missing = [n for n in resm.__all__ if n != "__version__" and not inspect.getdoc(getattr(resm, n))]
+    classes = [getattr(resm, n) for n in resm.__all__ if inspect.isclass(getattr(resm, n))]
+    for cls in [*classes, PairPredictor, MapPredictor]:
+        for name, member in vars(cls).items():
+            if name.startswith("_") or not (callable(member) or isinstance(member, property)):
+                continue
+            if not inspect.getdoc(getattr(cls, name) if callable(member) else member):
+                missing.append(f"{cls.__name__}.{name}")
+    assert not missing, f"public names without a docstring: {missing}"
+
+
+def test_predictors_and_bundles_print_in_one_line():
+    """Their repr was the dataclass's: every layer of the network, dozens of lines."""
+    import torch
+
+    import resm
+    from resm.backbone.load import init_model
+    from resm.mapping import get_scheme
+    from resm.structure.predictor import MapPredictor
+
+    shown = repr(resm.load_predictor(device="cpu"))
+    assert "\n" not in shown and shown.startswith("PairPredictor(source='structure model ")
+    assert "scheme='kdny', device='cpu', decoding=Decoding(gamma=" in shown and "workers=0, cache=None)" in shown
+    probe = MapPredictor(init_model("tiny", seed=0), get_scheme("kdny"), 0.4, source="probe p.pt")
+    assert (
+        repr(probe) == "MapPredictor(source='probe p.pt', scheme='kdny', device='cpu', threshold=0.4, method='greedy')"
+    )
+    bundle = resm.Bundle(REPO / "m", torch.nn.Linear(1, 1), {"mrl": {"task": "mrl"}}, get_scheme("kerd"), "cpu")
+    assert repr(bundle) == f"Bundle(folder='{REPO / 'm'}', heads={{'mrl': 'mrl'}}, scheme='kerd', device='cpu')"
+
+
+def test_fold_yields_what_the_readme_says():
+    """``predictor.fold`` of the shipped model: ``(Structure, (i, j, p))``, whose dense map
+    (``dense_probs``) is the one ``fold_one`` returns."""
+    import resm
+    from resm.structure.pair_probs import dense_probs
+
+    assert "yielding `(structure, probabilities)` per record" in (REPO / "README.md").read_text()
+    seq = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
+    predictor = resm.load_predictor(device="cpu")
+    ((rec, P),) = list(predictor.fold({"a": seq}, progress=False))
+    assert isinstance(rec, resm.Structure) and rec.name == "a" and isinstance(P, tuple) and len(P) == 3
+    i, j, p = P
+    assert len(i) == len(j) == len(p) > 0 and (i < j).all() and ((p >= 0) & (p <= 1)).all()
+    one, dense = predictor.fold_one(seq)
+    assert one.dotbracket == rec.dotbracket and dense.shape == (len(seq), len(seq))
+    np.testing.assert_array_equal(dense_probs(P, len(seq)), dense)
+
+
+def test_a_lone_sequence_is_told_how_to_pass_it(tmp_path, monkeypatch):
+    """``embed_sequences(model, "ACGU...")`` read the sequence as a file name and said only
+    'ACGU...: no such file'; ``fold_one`` with a threshold spoke of command-line options alone."""
+    import resm
+    from resm.structure.io import FoldError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError) as e:
+        resm.embed_sequences("default", "GGGGAAACCCCAUAGCGCGAAAGCGCU", device="cpu")
+    assert str(e.value) == (
+        "sequences: 'GGGGAAACCCCAUAGCGCGA'... is read as a file name and there is no such file; "
+        "give a sequence in a list or a mapping: ['ACGU...'] or {'id': 'ACGU...'}"
+    )
+    (tmp_path / "GGGAAACCC").write_text(">a\nGGGAAACCC\n")  # a file of that name is still read
+    assert resm.embed_sequences("default", "GGGAAACCC", device="cpu")[1]["ids"] == ["a"]
+    with pytest.raises(FoldError, match=r"^threshold and method \(--threshold, --method\) set the greedy"):
+        resm.load_predictor(device="cpu").fold_one("GGGGAAACCCC", threshold=0.3)
+
+
+def test_embed_sequences_takes_the_dtype_names_of_resm_embed():
+    """``dtype="bf16"`` (``resm embed --dtype``'s spelling) was torch's 'set_autocast_dtype():
+    argument 'dtype' must be torch.dtype, not str'; the names and the torch dtypes are one thing."""
+    import torch
+
+    import resm
+    from resm.cli import build_parser
+    from resm.embed import AUTOCAST_DTYPES
+
+    seqs = {"a": "GGGGAAACCCCAUAGC"}
+    by_name, _ = resm.embed_sequences("default", seqs, dtype="bf16", device="cpu")
+    by_dtype, _ = resm.embed_sequences("default", seqs, dtype=torch.bfloat16, device="cpu")
+    plain, _ = resm.embed_sequences("default", seqs, dtype="fp32", device="cpu")
+    np.testing.assert_array_equal(by_name["a/mean/4"], by_dtype["a/mean/4"])
+    np.testing.assert_array_equal(plain["a/mean/4"], resm.embed_sequences("default", seqs, device="cpu")[0]["a/mean/4"])
+    assert not np.array_equal(by_name["a/mean/4"], plain["a/mean/4"])  # bf16 did run
+    with pytest.raises(ValueError) as e:
+        resm.embed_sequences("default", seqs, dtype="fp8", device="cpu")
+    assert str(e.value) == "dtype: must be one of fp32, bf16, fp16 (or None: fp32), got 'fp8'"
+    embed = next(a for a in build_parser()._actions if a.dest == "command").choices["embed"]
+    assert set(next(a for a in embed._actions if a.dest == "dtype").choices) == set(AUTOCAST_DTYPES)
+
+
+def test_every_parameter_of_the_api_is_described():
+    """Each parameter of a public function or method of ``resm.__all__`` is named, as
+    ``name``, in its docstring: ``load_predictor``'s ``scheme`` and ``trust`` and
+    ``embed_sequences``' ``layers``, ``include``, ... were not."""
+    import inspect
+
+    import resm
+
+    missing = []
+    for obj in (getattr(resm, n) for n in resm.__all__ if n != "__version__"):
+        named = [(obj.__name__, obj)] if inspect.isfunction(obj) else []
+        if inspect.isclass(obj):
+            named = [
+                (f"{obj.__name__}.{m}", getattr(obj, m)) for m, f in vars(obj).items() if m[0] != "_" and callable(f)
+            ]
+        for where, fn in named:
+            doc = inspect.getdoc(fn) or ""
+            missing += [
+                f"{where}({p})"
+                for p in inspect.signature(fn).parameters
+                if p not in ("self", "cls") and f"``{p}``" not in doc
+            ]
+    assert not missing, f"parameters no docstring describes: {missing}"
+
+
+def test_embed_sequences_takes_one_layer_and_one_kind_bare():
+    """``layers=-1`` was "TypeError: 'int' object is not iterable" and ``include="mean"`` was
+    "unknown --include ['a', 'e', 'm', 'n']": one of each is the same as a list of one."""
+    import resm
+
+    seqs = {"a": "GGGGAAACCCCAUAGC"}
+    bare, index = resm.embed_sequences("default", seqs, layers=-1, include="per_tok", device="cpu")
+    listed, same = resm.embed_sequences("default", seqs, layers=[-1], include=["per_tok"], device="cpu")
+    assert index == same and list(bare) == list(listed) == ["a/per_tok/4"]
+    np.testing.assert_array_equal(bare["a/per_tok/4"], listed["a/per_tok/4"])

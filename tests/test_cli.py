@@ -160,3 +160,79 @@ def test_threads_help_speaks_of_each_commands_own_work():
     embed, fold = threads_help("embed"), threads_help("fold")
     assert "torch" in embed and "prior" not in embed and "fold" not in embed
     assert "pair priors" in fold
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["fold", "x.fa", "-T", "37"], "resm fold: error: unrecognized arguments: -T 37 (see resm fold --help)\n"),
+        (["schemes", "extra"], "resm schemes: error: unrecognized arguments: extra (see resm schemes --help)\n"),
+    ],
+)
+def test_an_unknown_option_is_said_by_its_command(args, said):
+    """An option a command does not take is that command's error, pointing at its own --help
+    (it was 'resm: error: ... (see resm --help)', whose help lists no option of fold)."""
+    from tests.conftest import resm_main
+
+    p = resm_main(*args, check=False)
+    assert (p.returncode, p.stdout, p.stderr) == (2, "", said)
+
+
+def test_init_checkpoint_writes_what_fair_esm_reads(tmp_path):
+    """A fair-esm file named esm2* gets its contact regression beside it, without which fair-esm's
+    loader fails ('No such file ... esm2_t-contact-regression.pt'); another name does not."""
+    import argparse
+
+    esm = pytest.importorskip("esm")
+    from tests.conftest import resm_main
+
+    out = tmp_path / "esm2_t.pt"
+    p = resm_main("init-checkpoint", "--arch", "tiny", "--out", out)
+    assert p.stdout.startswith(f"wrote {out} and esm2_t-contact-regression.pt: tiny, ")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["esm2_t-contact-regression.pt", "esm2_t.pt"]
+    before = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([argparse.Namespace])  # the README's one-line fix
+    try:
+        ref, _ = esm.pretrained.load_model_and_alphabet_local(str(out))
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
+    ours = load_backbone(out).model.eval()
+    toks = torch.tensor([[0, 5, 6, 7, 8, 9, 2]])
+    with torch.no_grad():
+        a, b = ref.eval()(toks, return_contacts=True), ours(toks, return_contacts=True)
+    assert (a["contacts"] - b["contacts"]).abs().max() < 1e-4
+    resm_main("init-checkpoint", "--arch", "tiny", "--out", tmp_path / "other" / "tiny.pt")
+    assert [f.name for f in (tmp_path / "other").iterdir()] == ["tiny.pt"]
+
+
+def test_predict_help_names_the_tasks_of_the_registry():
+    """``resm predict --help`` shows the tasks it takes (the parser cannot read the registry:
+    that imports torch), so the registry's list is checked here; its help spoke of
+    'a descriptor in resm.tasks.TASKS'."""
+    from resm.cli import build_parser
+    from resm.tasks import tasks_with
+
+    predict = next(a for a in build_parser()._actions if a.dest == "command").choices["predict"]
+    task = next(a for a in predict._actions if a.dest == "task")
+    assert task.metavar == "{" + ",".join(tasks_with("predict")) + "}"
+    assert all(f"{name} (" in task.help for name in tasks_with("predict")) and "TASKS" not in task.help
+
+
+@pytest.mark.parametrize("args", [["fold"], ["fold", "-"], ["embed", "{ckpt}", "-", "{out}"]])
+def test_no_input_from_a_terminal_is_said_for_every_command(args, ckpt, tmp_path, monkeypatch):
+    """Standard input that is a terminal is no input; the message told 'resm embed MODEL - OUT'
+    users to pipe sequences into `resm fold -`."""
+    import io
+
+    from tests.conftest import resm_main
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    p = resm_main(*[a.format(ckpt=ckpt, out=tmp_path / "e.npz") for a in args], check=False)
+    said = "no input: standard input is a terminal; give an input file, or pipe sequences in (cat x.fa | resm ...)"
+    assert (p.returncode, p.stderr) == (1, f"resm {args[0]}: error: {said}\n")
+    assert list(tmp_path.iterdir()) == []

@@ -170,6 +170,10 @@ def test_schemes_show_prints_the_tables():
     assert "Example: GGACUUCGGUCC -> " in out and "triplet GGA -> G" in out
     out = resm_main("schemes", "--show", "kdny").stdout  # in process: the first call ran the real one
     assert "A -> K" in out and "U -> D" in out and "C -> N" in out and "G -> Y" in out
+    # the table alone, as asked: the list of every scheme is `resm schemes` without --show
+    assert out.startswith("kdny (letter): ") and "kerd" not in out and "codon3" not in out
+    listed = resm_main("schemes").stdout.splitlines()
+    assert [line.split()[0] for line in listed] == ["codon3", "kdny", "kerd", "nt", "protein"]
 
 
 def test_threads_help_speaks_of_its_own_command():
@@ -199,3 +203,20 @@ def test_options_in_nucleotides_say_so():
         if a.dest in ("max_length", "window", "stride", "tile") and not re.search(r"\bnt\b", a.help)
     ]
     assert not missing, f"options in nucleotides whose help does not say nt: {missing}"
+
+
+def test_an_options_range_is_in_its_help():
+    """An option whose value is checked against a closed range (``OPTION_RULES``: ``in [0, 1]``)
+    says that range in its help, so that --help tells what the check will refuse: fold's
+    --threshold said only 'decoding threshold', --threads nothing of its limit."""
+    from resm.commands.common import OPTION_RULES
+
+    ranges = {d: m.group(0) for d, (rule, _) in OPTION_RULES.items() if (m := re.search(r"\[[^]]+\]", rule))}
+    assert {"threshold", "threads"} <= set(ranges)
+    missing = [
+        f"{name} {a.option_strings[0]}: {ranges[a.dest]}"
+        for name, sp in subparsers(build_parser())
+        for a in sp._actions
+        if a.dest in ranges and a.option_strings and ranges[a.dest] not in a.help
+    ]
+    assert not missing

@@ -1,8 +1,9 @@
 """The README says only what is true of the checkout: its relative links and anchors resolve,
 every ``resm COMMAND --option`` it shows is an option of that command's parser, every
 ``resm.name`` it names imports (with the keywords it passes), every repository path it names
-exists, and its layout sketch names the package's modules. Its code examples run in
-tests/test_api.py (Python) and tests/test_cli.py (the demo)."""
+exists, its layout sketch names the package's modules, its command table names each positional
+as --help does, and each ``$ resm ...`` block prints what the block shows. Its code examples run
+in tests/test_api.py (Python) and tests/test_cli.py (the demo)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import argparse
 import importlib
 import inspect
 import re
+import shlex
+import shutil
+import textwrap
 
 import pytest
 
@@ -185,6 +189,79 @@ def test_the_command_table_lists_every_command():
     assert listed == set(subparsers())
 
 
+def positional_names(parser: argparse.ArgumentParser) -> list[str]:
+    """What ``--help``'s usage line shows for each positional argument: its metavar, else each
+    of its choices, else its dest (argparse's own fallback)."""
+    out = []
+    for a in parser._actions:
+        if a.option_strings or a.help == argparse.SUPPRESS or isinstance(a, argparse._SubParsersAction):
+            continue
+        out += [a.metavar] if a.metavar else list(a.choices) if a.choices else [a.dest]
+    return out
+
+
+def table_usages(text: str) -> dict[str, str]:
+    """The command table's first column: command -> its usage lines (a command may have several rows)."""
+    rows: dict[str, str] = {}
+    for cmd, row in re.findall(r"^\| `resm ([a-z-]+)([^`]*)`", section(text, "Command line"), flags=re.M):
+        rows[cmd] = rows.get(cmd, "") + " " + row
+    return rows
+
+
+def misnamed_positionals(text: str) -> list[str]:
+    """A positional argument the command table writes (``MODEL INPUT OUT``) under another name
+    than ``resm CMD --help`` prints, compared up to an example suffix (``TRAIN.dbn`` is
+    ``TRAIN``); a positional printed in lower case (argparse's dest) where the table writes a
+    placeholder is a mismatch too."""
+    rows = table_usages(text)
+    bad = []
+    for cmd, sp in subparsers().items():
+        shown = {w.split(".")[0] for w in re.findall(r"[\w=.]+", rows.get(cmd, ""))}
+        bad += [f"resm {cmd} {name}" for name in positional_names(sp) if name.split(".")[0] not in shown]
+    return bad
+
+
+def test_the_command_table_names_each_positional_as_help_does():
+    assert not misnamed_positionals(readme())
+
+
+def shown_runs(text: str) -> list[tuple[list[str], list[str]]]:
+    """The blocks that show a ``$ resm ...`` command and what it printed (indented in a list item
+    or not): ``(arguments after resm, the printed lines)``."""
+    runs = []
+    for _, block in re.findall(r"^( *)```[\w-]*\n(.*?)^\1```", text, flags=re.S | re.M):
+        lines = textwrap.dedent(block).splitlines()
+        if lines and lines[0].startswith("$ resm "):
+            runs.append((shlex.split(lines[0])[2:], lines[1:]))
+    return runs
+
+
+def test_every_shown_run_prints_what_the_readme_shows(tmp_path, monkeypatch):
+    """Each ``$ resm ...`` block, run in a folder holding ``examples/`` (an input the repository
+    lacks is written from the records the block prints), prints the block's lines: on stdout
+    field by field (the README aligns tab-separated columns with spaces), and a line the README
+    cuts short with ``...`` as the start of a line on stderr."""
+    from tests.conftest import resm_main
+
+    runs = shown_runs(readme())
+    assert len(runs) >= 2
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    for args, shown in runs:
+        where = tmp_path / str(len(list(tmp_path.iterdir())))
+        where.mkdir()
+        monkeypatch.chdir(where)
+        for arg in args:  # an input named but not in the repository: the records the block prints
+            if arg.endswith(".fa") and not (tmp_path / arg).exists():
+                records = [f"{ln}\n{shown[k + 1]}\n" for k, ln in enumerate(shown) if ln.startswith(">")]
+                (where / arg).write_text("".join(records))
+        args = [str(tmp_path / a) if a.startswith("examples/") else a for a in args]
+        p = resm_main(*args)
+        cut = [ln.removesuffix("...").rstrip() for ln in shown if ln.endswith("...")]
+        assert [ln.split() for ln in p.stdout.splitlines()] == [ln.split() for ln in shown if not ln.endswith("...")]
+        assert all(any(e.strip().startswith(c) for e in p.stderr.splitlines()) for c in cut), (cut, p.stderr[-500:])
+
+
 def test_every_python_name_imports_with_the_keywords_shown():
     text = readme()
     assert not bad_names(text)
@@ -271,3 +348,8 @@ resm fold x.fa --bpp y | grep --count z   # grep's option is grep's
 )
 def test_each_check_finds_what_is_wrong(check, expected):
     assert sorted(check(BAD)) == sorted(expected)
+
+
+def test_the_positional_check_finds_a_misnamed_one():
+    table = "## Command line\n\n| `resm embed model INPUT OUT.npz [--include mean]` | x |\n"
+    assert [b for b in misnamed_positionals(table) if b.startswith("resm embed")] == ["resm embed MODEL"]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..structure.kcal import KCAL_RULE, kcal_ok
-from ..utils.device import THREADS_RULE, threads_ok
+from ..utils.device import MAX_THREADS, THREADS_RULE, threads_ok
 from ..utils.seeds import SEED_RULE, seed_ok
 
 # options dataclass field -> the command line's name for it (resm.config.options)
@@ -144,15 +144,24 @@ def device_args(sp: argparse.ArgumentParser, threads: bool = True, threads_extra
         help="run on the CPU (same as --device cpu; esm-extract's spelling)",
     )
     if threads:
-        sp.add_argument(
-            "--threads", type=int, default=0, help=f"CPU threads: torch's{threads_extra} (default 0: every core)"
-        )
+        threads_arg(sp, threads_extra)
+
+
+def threads_arg(sp: argparse.ArgumentParser, extra: str = "") -> None:
+    """``--threads N``: torch's CPU threads (and ``extra``, what else they run), 0 every core."""
+    sp.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help=f"CPU threads, in [0, {MAX_THREADS}]: torch's{extra} (default 0: every core)",
+    )
 
 
 def model_args(sp: argparse.ArgumentParser) -> None:
     """The backbone a command runs: the positional model, its scheme, regression and device."""
     sp.add_argument(
         "model",
+        metavar="MODEL",
         help="fair-esm .pt file, Hugging Face folder, Hugging Face hub id in the local cache "
         "(e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), or 'default' "
         "(the backbone of the shipped structure model)",
@@ -194,10 +203,10 @@ def set_threads(a: argparse.Namespace) -> None:
 
 
 def torch_dtype(name: str | None):
-    """``--dtype``'s name -> the autocast dtype (None: fp32)."""
-    import torch
+    """``--dtype``'s name -> the autocast dtype (None: fp32; :func:`resm.embed.autocast_dtype`)."""
+    from ..embed import autocast_dtype
 
-    return {None: None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return autocast_dtype(name)
 
 
 def print_rank0(line: str) -> None:
@@ -208,8 +217,10 @@ def print_rank0(line: str) -> None:
         print(line)
 
 
-def print_metrics(label: str, m: dict) -> None:
-    print(label + ": " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()))
+def print_metrics(label: str, m: dict, stream=None) -> None:
+    """One line ``label: key value, ...`` on ``stream`` (default: standard output)."""
+    line = label + ": " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items())
+    print(line, file=stream if stream is not None else sys.stdout)
 
 
 def plural(n: int, word: str) -> str:

@@ -29,7 +29,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         metavar="INPUT",
         help="FASTA (.gz too), bare sequences, or .dbn/.ct/.bpseq; - reads standard input",
     )
-    sp.add_argument("out", type=Path, help="output file: .safetensors or .npz")
+    sp.add_argument("out", type=Path, metavar="OUT", help="output file: .safetensors or .npz")
     sp.add_argument(
         "--repr-layers",
         "--repr_layers",

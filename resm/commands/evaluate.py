@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import TURNER_HELP, Command, memory_check_arg, set_threads
+from .common import TURNER_HELP, Command, memory_check_arg, set_threads, threads_arg
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -58,12 +58,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument("--turner-scale", type=float, default=None, metavar="S", help=TURNER_HELP)
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
-    sp.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="CPU threads: torch's, and the processes computing pair priors (default 0: every core)",
-    )
+    threads_arg(sp, ", and the processes computing pair priors")
     sp.add_argument(
         "--bpp-cache",
         default=None,

@@ -11,7 +11,12 @@ from .common import Command
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("checkpoint", type=Path, help="checkpoint folder, or run folder (its newest checkpoint)")
+    sp.add_argument(
+        "checkpoint",
+        type=Path,
+        metavar="RUN_OR_CHECKPOINT",
+        help="checkpoint folder, or run folder (its newest checkpoint)",
+    )
     sp.add_argument(
         "--out",
         required=True,

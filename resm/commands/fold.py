@@ -150,8 +150,22 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "or probe: let the greedy decoding keep pairs other than AU, GC, GU (default: off)",
     )
     sp.add_argument("--turner-scale", type=float, default=None, metavar="S", help=TURNER_HELP)
-    sp.add_argument("--method", choices=["greedy", "matching"], default=None, help="decoding (default: the model's)")
-    sp.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: the model's)")
+    sp.add_argument(
+        "--method",
+        choices=["greedy", "matching"],
+        default=None,
+        help="how a 2-D head's or probe's pair-probability map is decoded: greedy (most probable pairs first) or "
+        "matching (maximum-weight matching); a pair-head model, the shipped one included, decodes by its stored "
+        "MEA and refuses it (default: the model's)",
+    )
+    sp.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="2-D heads and probes: the pair probability in [0, 1] a pair must exceed to be predicted; a pair-head "
+        "model refuses it (default: the model's or probe's stored threshold)",
+    )
     sp.add_argument(
         "--scheme", default=None, help="with --zero-shot: mapping scheme (default: the probe's; a model has its own)"
     )

@@ -13,7 +13,13 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     from ..backbone.config import ARCHS
 
     sp.add_argument("--arch", default="esm2_t6_8M_UR50D", choices=list(ARCHS), help="architecture")
-    sp.add_argument("--out", required=True, type=Path, help="file (fair-esm) or folder (hf) to write (required)")
+    sp.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="file (fair-esm) or folder (hf) to write (required); a fair-esm file named esm2* gets "
+        "<stem>-contact-regression.pt beside it, which fair-esm's loader reads with it",
+    )
     sp.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     sp.add_argument(
         "--scheme", default=None, help="record a mapping scheme in the checkpoint (default: none, like a protein model)"
@@ -22,18 +28,21 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> None:
-    from ..backbone.load import init_model, resm_meta, save_fair_esm, save_hf
+    from ..backbone.load import fair_esm_name_problem, init_model, regression_path, resm_meta, save_fair_esm, save_hf
     from ..mapping import get_scheme
 
     model = init_model(a.arch, seed=a.seed)
     scheme = get_scheme(a.scheme) if a.scheme else None
     meta = resm_meta(scheme, a.arch, init="random", seed=a.seed)
+    # fair-esm reads a file named esm2* only with its contact regression beside it (as resm export writes)
+    companion = a.format != "hf" and not fair_esm_name_problem(a.out)
     if a.format == "hf":
         save_hf(model, a.out, meta)
     else:
-        save_fair_esm(model, a.out, meta)
+        save_fair_esm(model, a.out, meta, companion=companion)
     n = sum(p.numel() for p in model.parameters())
-    announce(f"wrote {a.out}: {a.arch}, {n / 1e6:.1f}M parameters, random init (seed {a.seed})")
+    also = f" and {regression_path(a.out).name}" if companion else ""
+    announce(f"wrote {a.out}{also}: {a.arch}, {n / 1e6:.1f}M parameters, random init (seed {a.seed})")
 
 
 INIT_CHECKPOINT = Command(

@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 
 from ..utils.io import announce
-from .common import CLI_NAMES, Command, device_args, models_read, print_metrics, set_threads, trust_arg
+from .common import (
+    CLI_NAMES,
+    Command,
+    device_args,
+    models_read,
+    print_metrics,
+    report_stream,
+    set_threads,
+    trust_arg,
+)
 
 
 def scan_args(sp: argparse.ArgumentParser) -> None:
@@ -54,7 +63,7 @@ def infer_args(sp: argparse.ArgumentParser) -> None:
 
 
 def interact_arguments(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("pairs", type=Path, help="pairs table (TSV or CSV)")
+    sp.add_argument("pairs", type=Path, metavar="PAIRS", help="pairs table (TSV or CSV)")
     sp.add_argument(
         "--model",
         type=Path,
@@ -92,22 +101,33 @@ def run_interact(a: argparse.Namespace) -> None:
 
     set_threads(a)
     r = interact(a.pairs, a.model, interact_options(a, {**CLI_NAMES, "scheme_name": "scheme"}))
+    summary = report_stream(_scores_on_stdout(a))
     if a.out is None:
         sys.stdout.write(r["text"])
     else:
         extra = (f", pair maps in {a.maps}" if a.maps else "") + (f", sites in {a.sites}" if a.sites else "")
-        announce(f"wrote {a.out}: {len(r['scores'])} pairs" + extra)
+        announce(f"wrote {a.out}: {len(r['scores'])} pairs" + extra, summary)
     if "metrics" in r:
-        print_metrics("labels in the file", r["metrics"])
+        print_metrics("labels in the file", r["metrics"], summary)
+
+
+def _scores_on_stdout(a: argparse.Namespace) -> bool:
+    """Whether standard output holds the table (no -o, ``-o -``, ``-o /dev/stdout``): the
+    summary and the metrics then go to stderr, so that the table stays a table."""
+    from ..utils.io import is_stream
+
+    return a.out is None or is_stream(a.out)
 
 
 def predict_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--task",
         required=True,
-        help="the model's task: one whose descriptor in resm.tasks.TASKS has a predict command (rri, mrl; required)",
+        metavar="{rri,mrl}",
+        help="the task of --model's head: rri (a pairs table in, interaction probabilities out) or mrl (UTRs in, "
+        "mean ribosome load out) (required)",
     )
-    sp.add_argument("input", type=Path, help="pairs table (rri), or UTR CSV / FASTA (mrl)")
+    sp.add_argument("input", type=Path, metavar="INPUT", help="pairs table (rri), or UTR CSV / FASTA (mrl)")
     sp.add_argument(
         "--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`; required)"
     )
@@ -136,12 +156,13 @@ def run_predict(a: argparse.Namespace) -> None:
         raise ValueError(f"--task {a.task}: no predict command for this task; choose from {known}")
     set_threads(a)
     r = resolve(TASKS[a.task].predict)(options(PredictOptions, a, CLI_NAMES))
+    summary = report_stream(_scores_on_stdout(a))
     if a.out is None:
         sys.stdout.write(r["text"])
     else:
-        announce(f"wrote {a.out}: {r['n']} {r['what']}")
+        announce(f"wrote {a.out}: {r['n']} {r['what']}", summary)
     for label, m in r.get("metrics", {}).items():
-        print_metrics(label, m)
+        print_metrics(label, m, summary)
 
 
 INTERACT = Command(

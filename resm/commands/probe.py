@@ -11,7 +11,9 @@ from .common import CLI_NAMES, Command, model_args, model_inputs, set_threads
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     model_args(sp)
-    sp.add_argument("train", type=Path, help="labelled structures to fit on (dbn, bpseq, ct or pairs; .gz ok)")
+    sp.add_argument(
+        "train", type=Path, metavar="TRAIN", help="labelled structures to fit on (dbn, bpseq, ct or pairs; .gz ok)"
+    )
     sp.add_argument(
         "--out", required=True, type=Path, help="probe .pt to write (required; PROBE.pt.json is written beside it)"
     )

@@ -16,12 +16,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> None:
     from ..mapping import get_scheme, list_schemes
 
-    shown = get_scheme(a.show) if a.show else None  # an unknown name fails before anything is printed
+    if a.show:  # the one scheme asked for, alone (an unknown name is an error, nothing printed)
+        print(get_scheme(a.show).describe())
+        return
     for name in list_schemes():
         s = get_scheme(name)
         print(f"{name:8s} {s.kind:8s} {s.table_hash[:12]}  {s.description}")
-    if shown is not None:
-        print("\n" + shown.describe())
 
 
 SCHEMES = Command("schemes", "list the mapping schemes (--show S: one scheme's whole table)", add_arguments, run)

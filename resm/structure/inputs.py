@@ -59,7 +59,9 @@ def _stdin_lines(stdin: TextIO | None) -> list[str]:
     """Every line of standard input, read once (a pipe cannot be read twice)."""
     stream = stdin if stdin is not None else sys.stdin
     if stream is None or (stream.isatty() if hasattr(stream, "isatty") else False):
-        raise FastaError("no input: give a FASTA file, or pipe sequences into `resm fold -`")
+        raise FastaError(
+            "no input: standard input is a terminal; give an input file, or pipe sequences in (cat x.fa | resm ...)"
+        )
     data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
     if isinstance(data, bytes):
         if data[:2] == b"\x1f\x8b":

@@ -103,6 +103,8 @@ class Structure:
 
     @property
     def dotbracket(self) -> str:
+        """The structure in dot-bracket, pseudoknots as ``[]``, ``{}``, ``<>``, then ``Aa``, ``Bb``...
+        (:func:`to_dotbracket`)."""
         return to_dotbracket(self.pairs)
 
     def __eq__(self, other: object) -> bool:

@@ -116,7 +116,8 @@ def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
 class Predictor:
     """A ready-to-fold model. :meth:`fold` yields ``(Structure, probabilities)`` per record, in
     input order; :meth:`fold_one` folds one sequence. Subclasses: :class:`MapPredictor`,
-    :class:`PairPredictor`."""
+    :class:`PairPredictor`. Its ``repr`` is one line: the class, the model's source, scheme and
+    device, and the decoding settings (not the network's layers)."""
 
     model: object
     scheme: Scheme
@@ -127,6 +128,16 @@ class Predictor:
         """Whether the decoding adds a Turner-corrected step (a ViennaRNA fold per record, which
         the memory check counts: :func:`resm.utils.memory.fold_estimate`); a dense map's never does."""
         return False
+
+    def _settings(self) -> dict[str, object]:
+        """The decoding settings :meth:`__repr__` shows."""
+        return {}
+
+    def __repr__(self) -> str:
+        params = getattr(self.model, "parameters", None)
+        device = next((str(w.device) for w in params()), "?") if callable(params) else "?"
+        shown = {"source": self.source, "scheme": self.scheme.name, "device": device, **self._settings()}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def fold(
         self,
@@ -140,11 +151,22 @@ class Predictor:
         no_lp: bool = False,
         desc: str = "fold",
     ) -> Iterator[tuple[Structure, object]]:
+        """Fold ``records`` (``(id, sequence)`` pairs, a mapping of id to sequence, or
+        :class:`Structure` records), lazily, yielding ``(Structure, probabilities)`` in input
+        order, with a progress bar on stderr unless ``progress`` is False (``desc``: its
+        label). The probabilities are what the model decodes: a pair-head model's
+        (:class:`PairPredictor`, the shipped one) are sparse, a tuple ``(i, j, p)`` of 0-based
+        candidate pairs and their probabilities; a 2-D head's or a probe's
+        (:class:`MapPredictor`) a dense (L, L) map (:func:`resm.structure.pair_probs.dense_probs`
+        turns the first into the second; :meth:`fold_one` gives the dense map). ``threshold``
+        and ``method``: a dense map's decoding (a pair-head model refuses them); ``nested``: no
+        pseudoknots; ``no_lp``: no lone pairs; ``noncanonical``: add the model file's
+        non-canonical pairs."""
         raise NotImplementedError
 
     def fold_one(self, seq: str, name: str = "seq", **kw) -> tuple[Structure, np.ndarray]:
-        """One sequence: ``(Structure, probabilities)``, the probabilities as a dense (L, L)
-        map (keyword arguments as :meth:`fold`)."""
+        """One sequence ``seq``, named ``name``: ``(Structure, probabilities)``, the
+        probabilities as a dense (L, L) map (``kw``: keyword arguments as :meth:`fold`)."""
         from .pair_probs import dense_probs
 
         kw.setdefault("progress", False)
@@ -152,7 +174,7 @@ class Predictor:
         return rec, (P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(seq)))
 
 
-@dataclass
+@dataclass(repr=False)
 class MapPredictor(Predictor):
     """A dense pair-probability map decoded at a threshold (:meth:`MapPredictor.fold`): a 2-D head
     structure model (``pair_probs`` its tiled inference) or a zero-shot probe (``pair_probs``
@@ -182,6 +204,9 @@ class MapPredictor(Predictor):
 
         threshold = stored_threshold(settings.get("threshold", 0.5), source or "structure model")
         return cls(model, scheme, threshold, "greedy", pair_probs, source)
+
+    def _settings(self) -> dict[str, object]:
+        return {"threshold": self.threshold, "method": self.method}
 
     def decode(self, P: np.ndarray, seq: str, threshold: float | None = None) -> np.ndarray:
         """The partner array of one dense (L, L) map at this predictor's threshold (or
@@ -263,7 +288,7 @@ class MapPredictor(Predictor):
             yield Structure(name, _output_seq(seq, name), pairs), P
 
 
-@dataclass
+@dataclass(repr=False)
 class PairPredictor(Predictor):
     """A pair-head structure model folding in batches with its stored decoding (see the
     module's docstring). ``priors``: the model's :class:`resm.structure.priors.PriorConfig`
@@ -314,7 +339,11 @@ class PairPredictor(Predictor):
 
     @property
     def turner_corrected(self) -> bool:
+        """Whether the stored decoding (or ``turner_scale``) adds the Turner-corrected step."""
         return self.decoding.turner_scale is not None
+
+    def _settings(self) -> dict[str, object]:
+        return {"decoding": self.decoding, "workers": self.workers, "cache": self.cache}
 
     def non_canonical_scorer(self):
         """The model file's :class:`resm.structure.noncanonical.NonCanonical` (read once); a
@@ -352,7 +381,7 @@ class PairPredictor(Predictor):
         in several pairs)."""
         if threshold is not None or method is not None:
             raise FoldError(
-                "--threshold and --method set the greedy decoding of 2-D heads and "
+                "threshold and method (--threshold, --method) set the greedy decoding of 2-D heads and "
                 "probes; this model decodes by maximum expected accuracy, as stored in its file"
             )
         scorer = self.non_canonical_scorer() if noncanonical else None

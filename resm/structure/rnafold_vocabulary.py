@@ -4,7 +4,7 @@ A user coming from RNAfold types its spellings; each is accepted with resm's mea
 answered by one line naming resm's equivalent, never by argparse's "unrecognized arguments":
 
 * ``-i FILE``: the input, the same as the positional INPUT;
-* ``-j N``: ``--threads N``;
+* ``-j N``: ``--threads N``; ``-j`` alone (RNAfold's every core): ``--threads 0``;
 * ``--MEA``: accepted; a structure model decodes by maximum expected accuracy already (its
   gamma chosen on validation), a zero-shot probe by its threshold;
 * ``--noPS``: accepted; resm draws nothing unless ``--plot DIR`` is given;
@@ -42,9 +42,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--jobs",
         dest="jobs",
         type=int,
+        nargs="?",
+        const=0,
         default=None,
         metavar="N",
-        help="RNAfold's -j: the same as --threads N (default: --threads)",
+        help="RNAfold's -j[N]: the same as --threads N; -j alone, as RNAfold's, every core (default: --threads)",
     )
     g.add_argument(
         "--MEA",

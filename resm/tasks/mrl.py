@@ -274,8 +274,10 @@ def predict_mrl(
     batch_size: int = 128,
     device="cpu",
     head: str = "mrl",
+    progress: bool = False,
 ) -> np.ndarray:
-    """Predicted MRL (in the training target's units) of each sequence.
+    """Predicted MRL (in the training target's units) of each sequence; with ``progress``, a
+    bar on stderr counting UTRs against their total.
 
     The expression head pools its positions (masked mean and max, and the 3'-most ``anchor``
     positions), so it reads any length; UTRs longer than :data:`ENCODER_WINDOW` reach a
@@ -289,12 +291,17 @@ def predict_mrl(
     if old_window is not None:
         enc.window = ENCODER_WINDOW
     out = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(seqs), desc="predict mrl", unit="UTR", disable=not progress)
     try:
         for s, e in _batches(seqs, batch_size):
             chunk = list(seqs[s:e])
             b = {k: v.to(device) for k, v in encode_batch(chunk, scheme).items()}
             out.append(model(b, [head])[head].float().cpu().numpy() * std + mean)
+            bar.update(e - s)
     finally:
+        bar.close()
         model.train(was)
         if old_window is not None:
             enc.window = old_window

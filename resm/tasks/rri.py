@@ -221,13 +221,19 @@ def load_rri_model(folder, backbone: str | None = None, trust: bool = False, ada
 
 
 @torch.no_grad()
-def zero_shot_scores(backbone, scheme, pairs: Sequence[Pair], linker: str = "", batch_size: int = 32) -> np.ndarray:
+def zero_shot_scores(
+    backbone, scheme, pairs: Sequence[Pair], linker: str = "", batch_size: int = 32, progress: bool = False
+) -> np.ndarray:
     """Training-free interaction score of each pair from the backbone's contact head.
 
     ``a + linker + b`` is mapped and run through ``backbone.predict_contacts``; the score is
-    the mean over a's bases of the largest contact probability into b's bases."""
+    the mean over a's bases of the largest contact probability into b's bases. With
+    ``progress``, a bar on stderr counts pairs against their total."""
+    from tqdm.auto import tqdm
+
     backbone.eval()
     out = np.zeros(len(pairs), np.float32)
+    bar = tqdm(total=len(pairs), desc="interact (zero-shot)", unit="pair", disable=not progress)
     for s in range(0, len(pairs), batch_size):
         chunk = list(pairs[s : s + batch_size])
         seqs = [p.a + linker + p.b for p in chunk]
@@ -237,6 +243,8 @@ def zero_shot_scores(backbone, scheme, pairs: Sequence[Pair], linker: str = "", 
             off = len(p.a) + len(linker)
             block = contacts[i, : len(p.a), off : off + len(p.b)]
             out[s + i] = float(block.amax(dim=1).mean())
+        bar.update(len(chunk))
+    bar.close()
     return out
 
 

@@ -844,7 +844,7 @@ CASES = [
     # ------------------------------------------------------------------ the rest
     Case("schemes/show-bogus", ["schemes", "--show", "bogus"], 1, ["bogus"]),
     Case("cli/command-bogus", ["bogus"], 2, ["bogus"]),
-    Case("cli/positional-missing", ["embed", "{tiny}"], 2, ["INPUT", "out"]),
+    Case("cli/positional-missing", ["embed", "{tiny}"], 2, ["INPUT, OUT"]),
 ]
 
 

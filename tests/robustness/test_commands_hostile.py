@@ -488,7 +488,7 @@ def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, 
 
 def test_metrics_that_are_undefined_are_nan_without_a_warning(ws, tmp_path):
     """Two equal UTRs get one prediction, so the correlation with their MRL is undefined: NaN in
-    the printed metrics, and nothing on stderr (before: four lines of scipy's
+    the printed metrics, and nothing on stderr but the progress bar (before: four lines of scipy's
     ConstantInputWarning around a run that succeeded). A real process: pytest would catch the
     warnings of an in-process run."""
     import os
@@ -504,5 +504,6 @@ def test_metrics_that_are_undefined_are_nan_without_a_warning(ws, tmp_path):
         timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    assert r.returncode == 0 and r.stderr == "", r.stderr
+    said = r.stderr.replace("\r", "\n").split("\n")  # the progress bar alone (the scores go to a file)
+    assert r.returncode == 0 and all(s.startswith("predict mrl: ") for s in said if s.strip()), r.stderr
     assert "spearman nan" in r.stdout and "pearson nan" in r.stdout, r.stdout

@@ -25,6 +25,21 @@ def test_rnafold_spellings_fold_as_resms_own(fa, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.suffix in (".ps", ".png")]  # --noPS: nothing drawn
 
 
+def test_j_alone_is_every_core_as_in_rnafold():
+    """RNAfold's -j takes its count optionally ('RNAfold -j --noPS < x.fa': every core); resm's
+    -j took a number only, so '-j --noPS' was 'expected one argument'."""
+    from resm.cli import build_parser
+    from resm.structure.rnafold_vocabulary import resolve
+
+    for argv, threads in ((["-j", "--noPS"], 0), (["-j3"], 3), (["-j", "2"], 2), ([], 0)):
+        a = build_parser().parse_args(["fold", *argv])
+        resolve(a)
+        assert a.threads == threads, argv
+    a = build_parser().parse_args(["fold", "-j", "--threads", "4"])  # every core, and 4: they disagree
+    with pytest.raises(ValueError, match="-j 0 and --threads 4 disagree"):
+        resolve(a)
+
+
 def test_p_is_answered_with_resms_equivalent(fa, tmp_path, capsys):
     assert cli_main(["fold", str(fa), "-p", "-o", str(tmp_path / "x.dbn")]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -195,6 +195,11 @@ def test_rri_onehot_baseline_and_zero_shot(tmp_path, tiny_ckpt):
     p = resm_main("interact", test, "--zero-shot", "--backbone", tiny_ckpt, "--linker", "NNN", "-o", tmp_path / "z.tsv")
     z = [float(r.split("\t")[3]) for r in (tmp_path / "z.tsv").read_text().splitlines()[1:]]
     assert len(z) == 40 and all(0.0 <= v <= 1.0 for v in z) and len(set(z)) > 1
+    assert "interact (zero-shot): 100%" in p.stderr and "40/40" in p.stderr  # a bar counting pairs
+    p = resm_main("interact", test, "--zero-shot", "--backbone", tiny_ckpt)  # scores on stdout: no bar
+    assert "zero-shot" not in p.stderr
+    # stdout holds the table alone (it ended with the metrics line); the metrics go to stderr
+    assert [ln.count("\t") for ln in p.stdout.splitlines()] == [4] * 41 and "labels in the file: " in p.stderr
     p = resm_main("interact", test, "--zero-shot", check=False)
     assert p.returncode == 1 and "--backbone" in p.stderr
 
@@ -229,7 +234,7 @@ def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
     rows = utr_rows(50, 7)
     with_y = write_utrs(tmp_path / "test.csv", rows)
     p = resm_cli("predict", "--task", "mrl", with_y, "--model", res["model_file"], "-o", tmp_path / "p1.tsv")  # real
-    assert "spearman" in p.stdout
+    assert "spearman" in p.stdout and "predict mrl: 100%" in p.stderr and "50/50" in p.stderr  # the progress bar
     no_y = tmp_path / "noy.csv"
     no_y.write_text("id,utr\n" + "".join(f"u{i},{s}\n" for i, s, _ in rows))
     resm_main("predict", "--task", "mrl", no_y, "--model", res["model_file"], "-o", tmp_path / "p2.tsv")
@@ -379,3 +384,25 @@ def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
     assert meta["mode"] == "adapters" and adapter_names(model.backbone) == ["shared"]
     P = predict_pairs(model, "kdny", recs[25].seq)
     assert P.shape == (len(recs[25].seq),) * 2 and np.isfinite(P).all()
+
+
+def test_mrl_prediction_counts_utrs_against_their_total(capfd):
+    """``resm predict --task mrl -o FILE`` (3,002 UTRs: 48 s in the README) showed no progress;
+    the bar counts UTRs, its total known from the start, and is off unless asked for."""
+    from resm.mapping import get_scheme
+    from resm.tasks.mrl import predict_mrl
+
+    class Constant(torch.nn.Module):  # a head answering 0 for every UTR (de-standardised: mean)
+        encoder = None
+
+        def forward(self, batch, heads):
+            return {"mrl": torch.zeros(next(iter(batch.values())).shape[0])}
+
+    seqs = ["ACGUACGU", "GGGAAACCC", "AUG", "CCCCGGGG", "ACGUUUUUA"]
+    capfd.readouterr()
+    pred = predict_mrl(Constant(), get_scheme("kdny"), seqs, 1.5, 2.0, batch_size=2, progress=True)
+    err = capfd.readouterr().err
+    np.testing.assert_array_equal(pred, np.full(5, 1.5))
+    assert "predict mrl" in err and "5/5" in err and "UTR" in err
+    predict_mrl(Constant(), get_scheme("kdny"), seqs, 1.5, 2.0, batch_size=2)
+    assert capfd.readouterr().err == ""
