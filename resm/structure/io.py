@@ -27,7 +27,6 @@ import gzip
 import json
 import os
 import re
-import tarfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +56,6 @@ __all__ = [
     "read_structure",
     "write_structures",
     "read_archiveii_csv",
-    "iter_ct_tarball",
     "FORMATS",
 ]
 
@@ -732,26 +730,3 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
             except (StructureError, ValueError) as e:
                 raise _err(src, ln, f"base_pairs: {e}") from None
             yield Structure(row["id"], seq, p)
-
-
-def iter_ct_tarball(path: str | os.PathLike, limit: int | None = None) -> Iterator[Structure]:
-    """Stream the ``.ct`` members of a tar(.gz) archive, named by member stem (members holding
-    several ct blocks give ``stem``, ``stem_2``, ...); ``limit`` stops after that many members."""
-    n = 0
-    try:
-        with tarfile.open(path, mode="r|*") as tar:
-            for member in tar:
-                if not member.isfile() or not member.name.lower().endswith(".ct"):
-                    continue
-                if limit is not None and n >= limit:
-                    return
-                n += 1
-                fh = tar.extractfile(member)
-                assert fh is not None
-                stem = file_stem(Path(member.name))
-                text = fh.read().decode("utf-8", errors="replace").splitlines()
-                for k, rec in enumerate(iter_ct(text, source=f"{path}:{member.name}", name=stem)):
-                    rec.name = stem if k == 0 else f"{stem}_{k + 1}"
-                    yield rec
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:  # not an archive, or one cut off
-        raise StructureError(f"{path}: not a readable tar archive ({e})") from None

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from resm.structure.datasets import iter_ct_tarball
 from resm.structure.io import (
     Structure,
     StructureError,
     check_pairs,
     format_structures,
-    iter_ct_tarball,
     matrix_to_pairs,
     pair_list,
     pairs_from_list,
