@@ -13,6 +13,7 @@ Formats (all indices in files are 1-based):
 * ``.ct``: one or more blocks, header ``N title`` then N rows ``i base i-1 i+1 j i_hist`` (j = 0
   unpaired). Columns 3, 4 and 6 must be integers but are not otherwise checked (real files number them freely).
 * ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``, ``#Length:``, ``#Sequence:`` carry those.
+  A base may sit in several pairs (:func:`parse_pair_lines`); :func:`iter_pairs` refuses that.
 
 Files may be gzip-compressed (``x.ct.gz``). Every malformed file (a damaged .gz, a control character
 in a record's name included) raises :class:`StructureError` naming the file and the 1-based line.
@@ -51,6 +52,10 @@ __all__ = [
     "iter_bpseq",
     "iter_ct",
     "iter_pairs",
+    "PairList",
+    "parse_pair_lines",
+    "pair_of",
+    "pair_list_text",
     "format_structures",
     "read_structures",
     "read_structure",
@@ -380,8 +385,8 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
 
 
 _NAME_RE = re.compile(r"^#\s*name\s*:\s*(.*)$", re.IGNORECASE)
-_LEN_RE = re.compile(r"^#\s*length\s*:\s*(\S+)\s*$", re.IGNORECASE)
-_SEQ_RE = re.compile(r"^#\s*sequence\s*:\s*(\S*)\s*$", re.IGNORECASE)
+_LEN_RE = re.compile(r"^#\s*length\s*:(.*)$", re.IGNORECASE)
+_SEQ_RE = re.compile(r"^#\s*sequence\s*:(.*)$", re.IGNORECASE)
 
 
 class _CommentNotes:
@@ -404,15 +409,20 @@ class _CommentNotes:
         elif kind == "alternative":
             self.alts.append((db, label, scores, lineno))
 
-    def attach(self, rec: Structure, source: str) -> Structure:
-        rec.scores = self.scores
+    def alternatives(self, seq: str, length: int, source: str) -> list[Structure]:
+        out = []
         for db, label, scores, lineno in self.alts:
-            if len(db) != len(rec):
-                raise _err(source, lineno, f"#Alternative: structure length {len(db)} != record length {len(rec)}")
+            if len(db) != length:
+                raise _err(source, lineno, f"#Alternative: structure length {len(db)} != record length {length}")
             try:
-                rec.alternatives.append(Structure(label, rec.seq, parse_dotbracket(db), scores))
+                out.append(Structure(label, seq, parse_dotbracket(db), scores))
             except StructureError as e:
                 raise _err(source, lineno, str(e)) from None
+        return out
+
+    def attach(self, rec: Structure, source: str) -> Structure:
+        rec.scores = self.scores
+        rec.alternatives += self.alternatives(rec.seq, len(rec), source)
         return rec
 
 
@@ -503,59 +513,98 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
         raise _err(source, max(lineno, 1), "no ct records")
 
 
-def iter_pairs(
-    lines: Iterable[str], source: str = "<pairs>", name: str = "", length: int | None = None
-) -> Iterator[Structure]:
-    """The single record of a pair-list file (``i j`` rows, 1-based, i < j).
+_DIGITS = re.compile(r"[0-9]+")  # str.isdigit also passes superscripts and other scripts' digits
 
-    Length: ``#Length:`` comment, else ``length``, else length of ``#Sequence:``,
-    else the largest index.
-    """
-    seq = ""
-    file_len: int | None = None
-    plist: list[tuple[int, int]] = []
-    linenos: list[int] = []
+
+def pair_of(written: str, sep: str, where: str, length: int | None = None) -> tuple[int, int]:
+    """0-based ``(i, j)`` of a pair written ``i<sep>j`` (1-based, in digits 0-9, i < j, in 1..length
+    when given) in a pair list or a pair table; else StructureError ``{where}: pair '<written>' ...``."""
+    a, _, b = written.partition(sep)
+    if not (_DIGITS.fullmatch(a) and _DIGITS.fullmatch(b)):
+        raise StructureError(f"{where}: pair {written!r} is not 'i{sep}j' with positive integers")
+    i, j = int(a), int(b)
+    if i == j:
+        raise StructureError(f"{where}: pair {written!r} pairs base {i} with itself")
+    if length is not None and (min(i, j) < 1 or max(i, j) > length):
+        raise StructureError(f"{where}: pair {written!r} lies outside the sequence (1..{length})")
+    if i > j:
+        raise StructureError(f"{where}: pair {written!r} needs i < j")
+    return i - 1, j - 1
+
+
+@dataclass
+class PairList:
+    """A pair-list file (:func:`parse_pair_lines`): pairs ``ij`` (0-based, i < j, each once, in file
+    order, a base maybe in several), the ``lines`` they are on, and the comments' notes."""
+
+    name: str
+    seq: str
+    length: int
+    ij: list[tuple[int, int]]
+    lines: list[int]
+    scores: dict[str, float] = field(default_factory=dict)
+    alternatives: list[Structure] = field(default_factory=list)
+
+    def structure(self, source: str) -> Structure:
+        """The one-partner view: a base in a second pair is an error naming that pair's line."""
+        seen: dict[int, int] = {}
+        for (i, j), ln in zip(self.ij, self.lines):
+            for b in (i + 1, j + 1):
+                if b in seen:
+                    raise _err(source, ln, f"base {b} already paired on line {seen[b]}")
+                seen[b] = ln
+        return Structure(self.name, self.seq, pairs_from_list(self.ij, self.length), self.scores, self.alternatives)
+
+
+def parse_pair_lines(
+    lines: Iterable[str], source: str = "<pairs>", name: str = "", length: int | None = None
+) -> PairList:
+    """The :class:`PairList` of a pair-list file (``i j`` rows, 1-based, i < j, ``#`` comments), the
+    format's one reader. Length: ``#Length:``, else ``length``, else ``#Sequence:``'s, else the
+    largest index. A malformed line, a pair outside the length, a self-pair or a pair written
+    twice is a StructureError naming the line."""
+    seq, seq_line, file_len = "", 0, None
+    first: dict[tuple[int, int], tuple[str, int]] = {}  # pair -> (as written, line)
     notes = _CommentNotes()
-    lineno = 0
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
-        if not line:
-            continue
         if line.startswith("#"):
             if m := _NAME_RE.match(line):
                 name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             elif m := _LEN_RE.match(line):
-                file_len = _int(m.group(1), source, lineno, "length")
-                if file_len < 0:
-                    raise _err(source, lineno, f"length {file_len} is negative")
+                if not _DIGITS.fullmatch(tok := m.group(1).strip()):
+                    raise _err(source, lineno, f"length {tok!r} is not a whole number")
+                file_len = int(tok)
             elif m := _SEQ_RE.match(line):
-                seq = m.group(1)
+                seq, seq_line = m.group(1).strip(), lineno
+                if len(seq.split()) > 1:
+                    raise _err(source, lineno, f"sequence {seq[:30]!r} holds whitespace")
             else:
                 notes.read(line, source, lineno)
-            continue
-        toks = _columns(line, "i j", source, lineno)
-        i = _int(toks[0], source, lineno, "index")
-        j = _int(toks[1], source, lineno, "index")
-        if i < 1:
-            raise _err(source, lineno, f"index {i} must be >= 1")
-        if i >= j:
-            raise _err(source, lineno, f"pair ({i}, {j}) needs i < j")
-        plist.append((i, j))
-        linenos.append(lineno)
+        elif line:
+            written = " ".join(_columns(line, "i j", source, lineno))
+            pair = pair_of(written, " ", f"{source} line {lineno}")
+            if pair in first:
+                raise _err(source, lineno, f"pair {written!r} written twice (first on line {first[pair][1]})")
+            first[pair] = (written, lineno)
     L = file_len if file_len is not None else length
     if L is None:
-        L = len(seq) if seq else max((j for _, j in plist), default=0)
+        L = len(seq) if seq else max((j + 1 for _, j in first), default=0)
     if seq and len(seq) != L:
-        raise _err(source, lineno, f"sequence length {len(seq)} != length {L}")
-    seen: dict[int, int] = {}
-    for (i, j), ln in zip(plist, linenos):
-        if j > L:
-            raise _err(source, ln, f"index {j} out of range 1..{L}")
-        for b in (i, j):
-            if b in seen:
-                raise _err(source, ln, f"base {b} already paired on line {seen[b]}")
-            seen[b] = ln
-    yield notes.attach(Structure(name, seq, pairs_from_list(plist, L, one_based=True)), source)
+        raise _err(source, seq_line, f"sequence length {len(seq)} != length {L}")
+    for (i, j), (written, ln) in first.items():
+        if i < 0 or j >= L:
+            raise _err(source, ln, f"pair {written!r} lies outside the sequence (1..{L})")
+    lines_of = [ln for _, ln in first.values()]
+    return PairList(name, seq, L, list(first), lines_of, notes.scores, notes.alternatives(seq, L, source))
+
+
+def iter_pairs(
+    lines: Iterable[str], source: str = "<pairs>", name: str = "", length: int | None = None
+) -> Iterator[Structure]:
+    """The record of a pair-list file (:func:`parse_pair_lines`) as a :class:`Structure`, one
+    partner per base: a base in two pairs is an error naming the file and the second's line."""
+    yield parse_pair_lines(lines, source, name, length).structure(source)
 
 
 _ITERS = {"dbn": iter_dbn, "bpseq": iter_bpseq, "ct": iter_ct, "pairs": iter_pairs}
@@ -598,14 +647,31 @@ def _fmt_ct(rec: Structure) -> str:
     return "".join(rows)
 
 
-def _fmt_pairs(rec: Structure) -> str:
-    rows = [f"#Name: {rec.name}\n"] if rec.name else []
-    rows.append(f"#Length: {len(rec)}\n")
-    if rec.seq:
-        rows.append(f"#Sequence: {rec.seq}\n")
-    rows += _comment_notes(rec)
-    rows += [f"{i + 1} {j + 1}\n" for i, j in pair_list(rec.pairs)]
+def _check_writable(name: str, seq: str) -> None:
+    if any(c.isspace() for c in seq):
+        raise ValueError(f"{name}: sequence contains whitespace")
+    if "\n" in name:
+        raise ValueError(f"{name!r}: name contains a newline")
+
+
+def pair_list_text(
+    name: str, seq: str, length: int, ij: Iterable[tuple[int, int]], comments: Sequence[str] = ()
+) -> str:
+    """The text of one pair-list record (0-based pairs ``ij``, i < j, written 1-based in the
+    order given; ``comments``: whole ``#`` lines after the header), the one writer of the
+    format; ValueError for a name with a newline or a sequence with whitespace."""
+    _check_writable(name, seq)
+    rows = [f"#Name: {name}\n"] if name else []
+    rows.append(f"#Length: {length}\n")
+    if seq:
+        rows.append(f"#Sequence: {seq}\n")
+    rows += comments
+    rows += [f"{i + 1} {j + 1}\n" for i, j in ij]
     return "".join(rows)
+
+
+def _fmt_pairs(rec: Structure) -> str:
+    return pair_list_text(rec.name, rec.seq, len(rec), pair_list(rec.pairs), _comment_notes(rec))
 
 
 _FORMATTERS = {"dbn": _fmt_dbn, "bpseq": _fmt_bpseq, "ct": _fmt_ct, "pairs": _fmt_pairs}
@@ -625,10 +691,7 @@ def format_structures(records: Iterable[Structure], fmt: str) -> str:
     for r in recs:
         if len(r) == 0 and fmt != "pairs":
             raise ValueError(f"{r.name}: empty structure cannot be written as {fmt}")
-        if any(c.isspace() for c in r.seq):
-            raise ValueError(f"{r.name}: sequence contains whitespace")
-        if "\n" in r.name:
-            raise ValueError(f"{r.name!r}: name contains a newline")
+        _check_writable(r.name, r.seq)
         if any(len(a) != len(r) or not a.name for a in r.alternatives):
             raise ValueError(f"{r.name}: an alternative structure needs a label and the record's length")
         if r.alternatives and fmt == "ct":
