@@ -391,7 +391,7 @@ _SEQ_RE = re.compile(r"^#\s*sequence\s*:(.*)$", re.IGNORECASE)
 
 class _CommentNotes:
     """The ``#Scores:`` and ``#Alternative:`` comments of a bpseq or pairs file
-    (:func:`resm.structure.annotations.parse_comment`), attached to its record at the end."""
+    (:func:`resm.structure.annotations.parse_comment`), given to its record at the end."""
 
     def __init__(self):
         self.scores: dict[str, float] = {}
@@ -420,11 +420,6 @@ class _CommentNotes:
                 raise _err(source, lineno, str(e)) from None
         return out
 
-    def attach(self, rec: Structure, source: str) -> Structure:
-        rec.scores = self.scores
-        rec.alternatives += self.alternatives(rec.seq, len(rec), source)
-        return rec
-
 
 def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") -> Iterator[Structure]:
     """The single record of a bpseq file (``i base j`` rows)."""
@@ -452,7 +447,9 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
         linenos.append(lineno)
     if not partners:
         raise _err(source, 1, "no bases")
-    yield notes.attach(_finish(partners, linenos, source, name, _join_bases(bases, source, linenos)), source)
+    rec = _finish(partners, linenos, source, name, _join_bases(bases, source, linenos))
+    rec.scores, rec.alternatives = notes.scores, notes.alternatives(rec.seq, len(rec), source)
+    yield rec
 
 
 def _join_bases(bases: list[str], source: str, linenos: list[int]) -> str:
@@ -462,14 +459,15 @@ def _join_bases(bases: list[str], source: str, linenos: list[int]) -> str:
     return "".join(bases)
 
 
-_CT_ENERGY = re.compile(r"^(ENERGY|dG)\s*=\s*\S+\s*", re.IGNORECASE)
+CT_ENERGY = re.compile(r"^(ENERGY|dG)\s*=\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?(\s+|$)", re.I)
 
 
 def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Iterator[Structure]:
     """Records of a (multi-record) ct file.
 
-    The name is the header title (a leading ``ENERGY = x`` is dropped), else
-    ``name`` (numbered ``name_2``, ``name_3``... after the first record).
+    The name is the header title (a leading ``ENERGY = <number>`` or ``dG = <number>``, other
+    tools' energy, is dropped: :data:`CT_ENERGY`), else ``name`` (numbered ``name_2``,
+    ``name_3``... after the first record).
     """
     n_rec = 0
     need = 0  # rows still expected in the current block
@@ -483,7 +481,7 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
             n = _int(toks[0], source, lineno, "ct header length")
             if n < 1:
                 raise _err(source, lineno, f"ct header length {n} must be positive")
-            title = _CT_ENERGY.sub("", toks[1].strip()) if len(toks) > 1 else ""
+            title = CT_ENERGY.sub("", toks[1].strip()) if len(toks) > 1 else ""
             title = checked_name(title, f"{source} line {lineno}", StructureError)
             n_rec += 1
             rec_name = title or (name if n_rec == 1 else f"{name}_{n_rec}")
@@ -696,6 +694,8 @@ def format_structures(records: Iterable[Structure], fmt: str) -> str:
             raise ValueError(f"{r.name}: an alternative structure needs a label and the record's length")
         if r.alternatives and fmt == "ct":
             raise ValueError(f"{r.name}: ct has no room for a second structure per record (dbn, bpseq and pairs have)")
+        if fmt == "ct" and CT_ENERGY.match(r.name.strip()):
+            raise ValueError(f"{r.name!r}: ct would read it back as an energy then a name (dbn, bpseq, pairs keep it)")
     return "".join(_FORMATTERS[fmt](r) for r in recs)
 
 
