@@ -2,7 +2,7 @@
 
 ``DATASETS`` names files under the data folder (``$RESM_DATA``, :func:`resm.config.default_data_dir`):
 bpRNA's TS0 and bpRNA-new (dbn), ArchiveII (CSV; ``archiveii-long`` is its ct archive, RNAs of
-at least 1,000 nt) and ArchiveII's family-wise folds (``split_famfold.csv``, read by
+at least 1,000 nt, read by :func:`iter_ct_tarball`) and ArchiveII's family-wise folds (``split_famfold.csv``, read by
 :func:`read_split`; also the ``data.split`` of the structure task), and SPOT-RNA's PDB-derived
 ``tr1`` and ``vl1`` (pair tables, :mod:`resm.structure.pairsets`: non-canonical pairs and base
 multiplets included). :func:`reference_views` gives the references a set is scored against:
@@ -15,12 +15,15 @@ pairs, :func:`restrict`).
 from __future__ import annotations
 
 import os
+import tarfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ..nucleotides import MappingError, normalise
-from .io import Structure, StructureError, iter_ct_tarball, read_archiveii_csv, read_structures
+from .io import Structure, StructureError, file_stem, iter_ct, read_archiveii_csv, read_structures
 from .pairsets import PairRecord, read_pair_table
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "reference_views",
     "view_class",
     "restrict",
+    "iter_ct_tarball",
 ]
 
 DATASETS = {
@@ -148,3 +152,26 @@ def restrict(pred, rec: Structure | PairRecord, which: str | None):
         pred = PairSet(np.stack([i, a[i]], 1), len(a))
     r = PairRecord(rec.name, rec.seq, pred)
     return (r.canonical() if which == "canonical" else r.non_canonical()).pairs
+
+
+def iter_ct_tarball(path: str | os.PathLike, limit: int | None = None) -> Iterator[Structure]:
+    """Stream the ``.ct`` members of a tar(.gz) archive, named by member stem (members holding
+    several ct blocks give ``stem``, ``stem_2``, ...); ``limit`` stops after that many members."""
+    n = 0
+    try:
+        with tarfile.open(path, mode="r|*") as tar:
+            for member in tar:
+                if not member.isfile() or not member.name.lower().endswith(".ct"):
+                    continue
+                if limit is not None and n >= limit:
+                    return
+                n += 1
+                fh = tar.extractfile(member)
+                assert fh is not None
+                stem = file_stem(Path(member.name))
+                text = fh.read().decode("utf-8", errors="replace").splitlines()
+                for k, rec in enumerate(iter_ct(text, source=f"{path}:{member.name}", name=stem)):
+                    rec.name = stem if k == 0 else f"{stem}_{k + 1}"
+                    yield rec
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:  # not an archive, or one cut off
+        raise StructureError(f"{path}: not a readable tar archive ({e})") from None

@@ -13,6 +13,7 @@ Formats (all indices in files are 1-based):
 * ``.ct``: one or more blocks, header ``N title`` then N rows ``i base i-1 i+1 j i_hist`` (j = 0
   unpaired). Columns 3, 4 and 6 must be integers but are not otherwise checked (real files number them freely).
 * ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``, ``#Length:``, ``#Sequence:`` carry those.
+  A base may sit in several pairs (:func:`parse_pair_lines`); :func:`iter_pairs` refuses that.
 
 Files may be gzip-compressed (``x.ct.gz``). Every malformed file (a damaged .gz, a control character
 in a record's name included) raises :class:`StructureError` naming the file and the 1-based line.
@@ -27,7 +28,6 @@ import gzip
 import json
 import os
 import re
-import tarfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,12 +52,15 @@ __all__ = [
     "iter_bpseq",
     "iter_ct",
     "iter_pairs",
+    "PairList",
+    "parse_pair_lines",
+    "pair_of",
+    "pair_list_text",
     "format_structures",
     "read_structures",
     "read_structure",
     "write_structures",
     "read_archiveii_csv",
-    "iter_ct_tarball",
     "FORMATS",
 ]
 
@@ -384,13 +387,13 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
 
 
 _NAME_RE = re.compile(r"^#\s*name\s*:\s*(.*)$", re.IGNORECASE)
-_LEN_RE = re.compile(r"^#\s*length\s*:\s*(\S+)\s*$", re.IGNORECASE)
-_SEQ_RE = re.compile(r"^#\s*sequence\s*:\s*(\S*)\s*$", re.IGNORECASE)
+_LEN_RE = re.compile(r"^#\s*length\s*:(.*)$", re.IGNORECASE)
+_SEQ_RE = re.compile(r"^#\s*sequence\s*:(.*)$", re.IGNORECASE)
 
 
 class _CommentNotes:
     """The ``#Scores:`` and ``#Alternative:`` comments of a bpseq or pairs file
-    (:func:`resm.structure.annotations.parse_comment`), attached to its record at the end."""
+    (:func:`resm.structure.annotations.parse_comment`), given to its record at the end."""
 
     def __init__(self):
         self.scores: dict[str, float] = {}
@@ -408,16 +411,16 @@ class _CommentNotes:
         elif kind == "alternative":
             self.alts.append((db, label, scores, lineno))
 
-    def attach(self, rec: Structure, source: str) -> Structure:
-        rec.scores = self.scores
+    def alternatives(self, seq: str, length: int, source: str) -> list[Structure]:
+        out = []
         for db, label, scores, lineno in self.alts:
-            if len(db) != len(rec):
-                raise _err(source, lineno, f"#Alternative: structure length {len(db)} != record length {len(rec)}")
+            if len(db) != length:
+                raise _err(source, lineno, f"#Alternative: structure length {len(db)} != record length {length}")
             try:
-                rec.alternatives.append(Structure(label, rec.seq, parse_dotbracket(db), scores))
+                out.append(Structure(label, seq, parse_dotbracket(db), scores))
             except StructureError as e:
                 raise _err(source, lineno, str(e)) from None
-        return rec
+        return out
 
 
 def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") -> Iterator[Structure]:
@@ -446,7 +449,9 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
         linenos.append(lineno)
     if not partners:
         raise _err(source, 1, "no bases")
-    yield notes.attach(_finish(partners, linenos, source, name, _join_bases(bases, source, linenos)), source)
+    rec = _finish(partners, linenos, source, name, _join_bases(bases, source, linenos))
+    rec.scores, rec.alternatives = notes.scores, notes.alternatives(rec.seq, len(rec), source)
+    yield rec
 
 
 def _join_bases(bases: list[str], source: str, linenos: list[int]) -> str:
@@ -456,14 +461,15 @@ def _join_bases(bases: list[str], source: str, linenos: list[int]) -> str:
     return "".join(bases)
 
 
-_CT_ENERGY = re.compile(r"^(ENERGY|dG)\s*=\s*\S+\s*", re.IGNORECASE)
+CT_ENERGY = re.compile(r"^(ENERGY|dG)\s*=\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?(\s+|$)", re.I)
 
 
 def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Iterator[Structure]:
     """Records of a (multi-record) ct file.
 
-    The name is the header title (a leading ``ENERGY = x`` is dropped), else
-    ``name`` (numbered ``name_2``, ``name_3``... after the first record).
+    The name is the header title (a leading ``ENERGY = <number>`` or ``dG = <number>``, other
+    tools' energy, is dropped: :data:`CT_ENERGY`), else ``name`` (numbered ``name_2``,
+    ``name_3``... after the first record).
     """
     n_rec = 0
     need = 0  # rows still expected in the current block
@@ -477,7 +483,7 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
             n = _int(toks[0], source, lineno, "ct header length")
             if n < 1:
                 raise _err(source, lineno, f"ct header length {n} must be positive")
-            title = _CT_ENERGY.sub("", toks[1].strip()) if len(toks) > 1 else ""
+            title = CT_ENERGY.sub("", toks[1].strip()) if len(toks) > 1 else ""
             title = checked_name(title, f"{source} line {lineno}", StructureError)
             n_rec += 1
             rec_name = title or (name if n_rec == 1 else f"{name}_{n_rec}")
@@ -507,59 +513,98 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
         raise _err(source, max(lineno, 1), "no ct records")
 
 
-def iter_pairs(
-    lines: Iterable[str], source: str = "<pairs>", name: str = "", length: int | None = None
-) -> Iterator[Structure]:
-    """The single record of a pair-list file (``i j`` rows, 1-based, i < j).
+_DIGITS = re.compile(r"[0-9]+")  # str.isdigit also passes superscripts and other scripts' digits
 
-    Length: ``#Length:`` comment, else ``length``, else length of ``#Sequence:``,
-    else the largest index.
-    """
-    seq = ""
-    file_len: int | None = None
-    plist: list[tuple[int, int]] = []
-    linenos: list[int] = []
+
+def pair_of(written: str, sep: str, where: str, length: int | None = None) -> tuple[int, int]:
+    """0-based ``(i, j)`` of a pair written ``i<sep>j`` (1-based, in digits 0-9, i < j, in 1..length
+    when given) in a pair list or a pair table; else StructureError ``{where}: pair '<written>' ...``."""
+    a, _, b = written.partition(sep)
+    if not (_DIGITS.fullmatch(a) and _DIGITS.fullmatch(b)):
+        raise StructureError(f"{where}: pair {written!r} is not 'i{sep}j' with positive integers")
+    i, j = int(a), int(b)
+    if i == j:
+        raise StructureError(f"{where}: pair {written!r} pairs base {i} with itself")
+    if length is not None and (min(i, j) < 1 or max(i, j) > length):
+        raise StructureError(f"{where}: pair {written!r} lies outside the sequence (1..{length})")
+    if i > j:
+        raise StructureError(f"{where}: pair {written!r} needs i < j")
+    return i - 1, j - 1
+
+
+@dataclass
+class PairList:
+    """A pair-list file (:func:`parse_pair_lines`): pairs ``ij`` (0-based, i < j, each once, in file
+    order, a base maybe in several), the ``lines`` they are on, and the comments' notes."""
+
+    name: str
+    seq: str
+    length: int
+    ij: list[tuple[int, int]]
+    lines: list[int]
+    scores: dict[str, float] = field(default_factory=dict)
+    alternatives: list[Structure] = field(default_factory=list)
+
+    def structure(self, source: str) -> Structure:
+        """The one-partner view: a base in a second pair is an error naming that pair's line."""
+        seen: dict[int, int] = {}
+        for (i, j), ln in zip(self.ij, self.lines):
+            for b in (i + 1, j + 1):
+                if b in seen:
+                    raise _err(source, ln, f"base {b} already paired on line {seen[b]}")
+                seen[b] = ln
+        return Structure(self.name, self.seq, pairs_from_list(self.ij, self.length), self.scores, self.alternatives)
+
+
+def parse_pair_lines(
+    lines: Iterable[str], source: str = "<pairs>", name: str = "", length: int | None = None
+) -> PairList:
+    """The :class:`PairList` of a pair-list file (``i j`` rows, 1-based, i < j, ``#`` comments), the
+    format's one reader. Length: ``#Length:``, else ``length``, else ``#Sequence:``'s, else the
+    largest index. A malformed line, a pair outside the length, a self-pair or a pair written
+    twice is a StructureError naming the line."""
+    seq, seq_line, file_len = "", 0, None
+    first: dict[tuple[int, int], tuple[str, int]] = {}  # pair -> (as written, line)
     notes = _CommentNotes()
-    lineno = 0
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
-        if not line:
-            continue
         if line.startswith("#"):
             if m := _NAME_RE.match(line):
                 name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             elif m := _LEN_RE.match(line):
-                file_len = _int(m.group(1), source, lineno, "length")
-                if file_len < 0:
-                    raise _err(source, lineno, f"length {file_len} is negative")
+                if not _DIGITS.fullmatch(tok := m.group(1).strip()):
+                    raise _err(source, lineno, f"length {tok!r} is not a whole number")
+                file_len = int(tok)
             elif m := _SEQ_RE.match(line):
-                seq = m.group(1)
+                seq, seq_line = m.group(1).strip(), lineno
+                if len(seq.split()) > 1:
+                    raise _err(source, lineno, f"sequence {seq[:30]!r} holds whitespace")
             else:
                 notes.read(line, source, lineno)
-            continue
-        toks = _columns(line, "i j", source, lineno)
-        i = _int(toks[0], source, lineno, "index")
-        j = _int(toks[1], source, lineno, "index")
-        if i < 1:
-            raise _err(source, lineno, f"index {i} must be >= 1")
-        if i >= j:
-            raise _err(source, lineno, f"pair ({i}, {j}) needs i < j")
-        plist.append((i, j))
-        linenos.append(lineno)
+        elif line:
+            written = " ".join(_columns(line, "i j", source, lineno))
+            pair = pair_of(written, " ", f"{source} line {lineno}")
+            if pair in first:
+                raise _err(source, lineno, f"pair {written!r} written twice (first on line {first[pair][1]})")
+            first[pair] = (written, lineno)
     L = file_len if file_len is not None else length
     if L is None:
-        L = len(seq) if seq else max((j for _, j in plist), default=0)
+        L = len(seq) if seq else max((j + 1 for _, j in first), default=0)
     if seq and len(seq) != L:
-        raise _err(source, lineno, f"sequence length {len(seq)} != length {L}")
-    seen: dict[int, int] = {}
-    for (i, j), ln in zip(plist, linenos):
-        if j > L:
-            raise _err(source, ln, f"index {j} out of range 1..{L}")
-        for b in (i, j):
-            if b in seen:
-                raise _err(source, ln, f"base {b} already paired on line {seen[b]}")
-            seen[b] = ln
-    yield notes.attach(Structure(name, seq, pairs_from_list(plist, L, one_based=True)), source)
+        raise _err(source, seq_line, f"sequence length {len(seq)} != length {L}")
+    for (i, j), (written, ln) in first.items():
+        if i < 0 or j >= L:
+            raise _err(source, ln, f"pair {written!r} lies outside the sequence (1..{L})")
+    lines_of = [ln for _, ln in first.values()]
+    return PairList(name, seq, L, list(first), lines_of, notes.scores, notes.alternatives(seq, L, source))
+
+
+def iter_pairs(
+    lines: Iterable[str], source: str = "<pairs>", name: str = "", length: int | None = None
+) -> Iterator[Structure]:
+    """The record of a pair-list file (:func:`parse_pair_lines`) as a :class:`Structure`, one
+    partner per base: a base in two pairs is an error naming the file and the second's line."""
+    yield parse_pair_lines(lines, source, name, length).structure(source)
 
 
 _ITERS = {"dbn": iter_dbn, "bpseq": iter_bpseq, "ct": iter_ct, "pairs": iter_pairs}
@@ -602,14 +647,31 @@ def _fmt_ct(rec: Structure) -> str:
     return "".join(rows)
 
 
-def _fmt_pairs(rec: Structure) -> str:
-    rows = [f"#Name: {rec.name}\n"] if rec.name else []
-    rows.append(f"#Length: {len(rec)}\n")
-    if rec.seq:
-        rows.append(f"#Sequence: {rec.seq}\n")
-    rows += _comment_notes(rec)
-    rows += [f"{i + 1} {j + 1}\n" for i, j in pair_list(rec.pairs)]
+def _check_writable(name: str, seq: str) -> None:
+    if any(c.isspace() for c in seq):
+        raise ValueError(f"{name}: sequence contains whitespace")
+    if "\n" in name:
+        raise ValueError(f"{name!r}: name contains a newline")
+
+
+def pair_list_text(
+    name: str, seq: str, length: int, ij: Iterable[tuple[int, int]], comments: Sequence[str] = ()
+) -> str:
+    """The text of one pair-list record (0-based pairs ``ij``, i < j, written 1-based in the
+    order given; ``comments``: whole ``#`` lines after the header), the one writer of the
+    format; ValueError for a name with a newline or a sequence with whitespace."""
+    _check_writable(name, seq)
+    rows = [f"#Name: {name}\n"] if name else []
+    rows.append(f"#Length: {length}\n")
+    if seq:
+        rows.append(f"#Sequence: {seq}\n")
+    rows += comments
+    rows += [f"{i + 1} {j + 1}\n" for i, j in ij]
     return "".join(rows)
+
+
+def _fmt_pairs(rec: Structure) -> str:
+    return pair_list_text(rec.name, rec.seq, len(rec), pair_list(rec.pairs), _comment_notes(rec))
 
 
 _FORMATTERS = {"dbn": _fmt_dbn, "bpseq": _fmt_bpseq, "ct": _fmt_ct, "pairs": _fmt_pairs}
@@ -629,14 +691,13 @@ def format_structures(records: Iterable[Structure], fmt: str) -> str:
     for r in recs:
         if len(r) == 0 and fmt != "pairs":
             raise ValueError(f"{r.name}: empty structure cannot be written as {fmt}")
-        if any(c.isspace() for c in r.seq):
-            raise ValueError(f"{r.name}: sequence contains whitespace")
-        if "\n" in r.name:
-            raise ValueError(f"{r.name!r}: name contains a newline")
+        _check_writable(r.name, r.seq)
         if any(len(a) != len(r) or not a.name for a in r.alternatives):
             raise ValueError(f"{r.name}: an alternative structure needs a label and the record's length")
         if r.alternatives and fmt == "ct":
             raise ValueError(f"{r.name}: ct has no room for a second structure per record (dbn, bpseq and pairs have)")
+        if fmt == "ct" and CT_ENERGY.match(r.name.strip()):
+            raise ValueError(f"{r.name!r}: ct would read it back as an energy then a name (dbn, bpseq, pairs keep it)")
     return "".join(_FORMATTERS[fmt](r) for r in recs)
 
 
@@ -734,26 +795,3 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
             except (StructureError, ValueError) as e:
                 raise _err(src, ln, f"base_pairs: {e}") from None
             yield Structure(row["id"], seq, p)
-
-
-def iter_ct_tarball(path: str | os.PathLike, limit: int | None = None) -> Iterator[Structure]:
-    """Stream the ``.ct`` members of a tar(.gz) archive, named by member stem (members holding
-    several ct blocks give ``stem``, ``stem_2``, ...); ``limit`` stops after that many members."""
-    n = 0
-    try:
-        with tarfile.open(path, mode="r|*") as tar:
-            for member in tar:
-                if not member.isfile() or not member.name.lower().endswith(".ct"):
-                    continue
-                if limit is not None and n >= limit:
-                    return
-                n += 1
-                fh = tar.extractfile(member)
-                assert fh is not None
-                stem = file_stem(Path(member.name))
-                text = fh.read().decode("utf-8", errors="replace").splitlines()
-                for k, rec in enumerate(iter_ct(text, source=f"{path}:{member.name}", name=stem)):
-                    rec.name = stem if k == 0 else f"{stem}_{k + 1}"
-                    yield rec
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:  # not an archive, or one cut off
-        raise StructureError(f"{path}: not a readable tar archive ({e})") from None

@@ -11,7 +11,9 @@ records are :class:`PairRecord`, whose :class:`PairSet` is a list of pairs.
   :meth:`PairRecord.canonical` (AU, GC and GU pairs only) and :meth:`PairRecord.non_canonical`;
 * :func:`format_pair_list` / :func:`parse_pair_list`: one record as a pair list, the format
   ``resm fold --format pairs`` writes (``#Name:``, ``#Length:``, ``#Sequence:`` comments, then
-  one ``i j`` line per pair, 1-based, i < j), where a base may appear on several lines;
+  one ``i j`` line per pair, 1-based, i < j), where a base may appear on several lines; they
+  are the format's one reader and writer (:func:`resm.structure.io.parse_pair_lines`,
+  :func:`resm.structure.io.pair_list_text`), which the one-partner view shares;
 * :func:`read_pair_table`: a TSV with the header ``id  sequence  pairs`` (``pairs``:
   space-separated 1-based ``i:j`` with i < j; empty when the record has none), the format of
   ``ss/pdb/TR1.tsv`` and ``VL1.tsv``. A malformed line, a pair outside the sequence, a
@@ -26,15 +28,16 @@ multiplet.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..fasta import checked_name, id_problem
+from ..fasta import id_problem
 from ..nucleotides import PAIR_TYPE, lenient_codes
-from .io import StructureError
+from .io import StructureError, pair_list_text, pair_of, parse_pair_lines
 
 __all__ = ["PairRecord", "PairSet", "format_pair_list", "parse_pair_list", "read_pair_table"]
 
@@ -107,69 +110,18 @@ class PairRecord:
 
 
 def format_pair_list(rec: PairRecord) -> str:
-    """The pair-list text of one record (see the module notes)."""
-    if "\n" in rec.name or any(c.isspace() for c in rec.seq):
-        raise ValueError(f"{rec.name!r}: a name with a newline or a sequence with whitespace cannot be written")
-    rows = [f"#Name: {rec.name}\n"] if rec.name else []
-    rows.append(f"#Length: {len(rec.pairs)}\n")
-    if rec.seq:
-        rows.append(f"#Sequence: {rec.seq}\n")
-    rows += [f"{i + 1} {j + 1}\n" for i, j in rec.pairs.ij.tolist()]
-    return "".join(rows)
+    """The pair-list text of one record (:func:`resm.structure.io.pair_list_text`, the format's one
+    writer); ValueError for a name with a newline or a sequence with whitespace."""
+    return pair_list_text(rec.name, rec.seq, len(rec.pairs), rec.pairs.ij.tolist())
 
 
 def parse_pair_list(text: str, source: str = "<pairs>") -> PairRecord:
-    """The record of a pair-list text (:func:`format_pair_list`; a base may sit in several
-    pairs); a malformed line, a pair outside ``#Length`` or a self-pair is a one-line
-    :class:`StructureError` naming ``source`` and the line."""
-    name, seq, length, ij = "", "", None, []
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if line.startswith("#Name:"):
-            name = checked_name(line[6:].strip(), f"{source} line {n}", StructureError)
-        elif line.startswith("#Length:"):
-            if not _digits(line[8:].strip()):
-                raise StructureError(f"{source} line {n}: length {line[8:].strip()!r} is not a number")
-            length = int(line[8:].strip())
-        elif line.startswith("#Sequence:"):
-            seq = line[10:].strip()
-        elif line and not line.startswith("#"):
-            toks = line.split()
-            if len(toks) != 2:
-                raise StructureError(f"{source} line {n}: expected 2 columns 'i j', got {len(toks)}")
-            ij.append((" ".join(toks), n))
-    L = length if length is not None else len(seq)
-    if seq and len(seq) != L:
-        raise StructureError(f"{source}: sequence length {len(seq)} != length {L}")
-    pairs: dict[tuple, int] = {}
-    for t, n in ij:
-        pair = _pair(t, source, n, L)
-        if pair in pairs:
-            raise StructureError(f"{source} line {n}: pair {t!r} written twice (first on line {pairs[pair]})")
-        pairs[pair] = n
-    return PairRecord(name, seq, PairSet(np.asarray(list(pairs), dtype=np.int64).reshape(-1, 2), L))
-
-
-def _digits(tok: str) -> bool:
-    """Whether ``tok`` is a number written in the digits 0-9 alone (``str.isdigit`` also passes
-    superscripts and other scripts' digits, which ``int`` then misreads or refuses)."""
-    return tok.isascii() and tok.isdigit()
-
-
-def _pair(tok: str, src: str, n: int, L: int) -> tuple:
-    """0-based ``(i, j)`` of a pair written ``i:j`` (a pair table) or ``i j`` (a pair list)."""
-    sep = " " if " " in tok else ":"
-    a, _, b = tok.partition(sep)
-    if not _digits(a) or not _digits(b):
-        raise StructureError(f"{src} line {n}: pair {tok!r} is not 'i{sep}j' with positive integers")
-    i, j = int(a), int(b)
-    if i == j:
-        raise StructureError(f"{src} line {n}: pair {tok!r} pairs base {i} with itself")
-    if i < 1 or j > L or i > L:
-        raise StructureError(f"{src} line {n}: pair {tok!r} lies outside the sequence (1..{L})")
-    if i > j:
-        raise StructureError(f"{src} line {n}: pair {tok!r} needs i < j")
-    return i - 1, j - 1
+    """The record of a pair-list text, every pair of a multiplet kept: the format's one reader
+    (:func:`resm.structure.io.parse_pair_lines`, lines split as in a file read), so a malformed
+    line, a pair outside the length, a self-pair or a pair written twice is the one-line
+    :class:`StructureError` naming ``source`` and the line that ``resm`` gives for a file."""
+    got = parse_pair_lines(io.StringIO(text, newline=None), source)
+    return PairRecord(got.name, got.seq, PairSet(np.asarray(got.ij, dtype=np.int64).reshape(-1, 2), got.length))
 
 
 def read_pair_table(path: str | os.PathLike) -> list[PairRecord]:
@@ -204,7 +156,7 @@ def read_pair_table(path: str | os.PathLike) -> list[PairRecord]:
             if name in seen:
                 raise StructureError(f"{src} line {n}: id {name!r} already on line {seen[name]}")
             seen[name] = n
-            ij = [_pair(t, src, n, len(seq)) for t in pairs]
+            ij = [pair_of(t, ":", f"{src} line {n}", len(seq)) for t in pairs]
             if len(set(ij)) != len(ij):
                 dup = next(p for k, p in enumerate(ij) if p in ij[:k])
                 raise StructureError(f"{src} line {n}: pair {dup[0] + 1}:{dup[1] + 1} written twice")

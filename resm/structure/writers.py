@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..utils.io import atomic_path, atomic_write_text, merge_dir
-from .io import FoldError, Structure, format_structures
+from .io import CT_ENERGY, FoldError, Structure, format_structures
 from .pair_probs import sparse_probs
 
 __all__ = [
@@ -95,9 +95,14 @@ def structure_output_mode(fmt: str, out: Path | None, ids: Sequence[str], split_
 
     dbn and ct hold many records in one text (several ct records are written one after the
     other, as ct allows); bpseq and pairs (the pair list, ``i j`` lines) hold one, so several
-    such records need ``split_dir``."""
+    such records need ``split_dir``. An id that ct would read back as an energy (``dG=5``:
+    :data:`resm.structure.io.CT_ENERGY`) is refused for ct."""
     if fmt not in OUTPUT_FORMATS:
         raise FoldError(f"unknown format {fmt!r}; expected one of {OUTPUT_FORMATS}")
+    if fmt == "ct" and (clash := next((i for i in ids if CT_ENERGY.match(i)), None)) is not None:
+        raise FoldError(
+            f"record {clash!r}: ct would read its name back as an energy: give --format dbn, bpseq or pairs"
+        )
     if split_dir is not None:
         if out is not None:
             raise FoldError("-o writes one file and --split-dir one file per record: give one of them")

@@ -188,7 +188,7 @@ def test_bpseq_matches_the_format_definition():
         ("bpseq", "1 G 0\n2 A 1_0\n", "line 2: partner '1_0' is not an integer"),
         ("bpseq", "1 G 0\n\u0662 A 0\n", "line 2: index '\u0662' is not an integer"),
         ("ct", "2 x\n1 G 0 2 0 1\n2 C 1 0 0 \u0662\n", "line 3: column 6 '\u0662' is not an integer"),
-        ("pairs", "#Length: 5\n1 5_0\n", "line 2: index '5_0' is not an integer"),
+        ("pairs", "#Length: 5\n1 5_0\n", "line 2: pair '1 5_0' is not 'i j' with positive integers"),
     ],
 )
 def test_integer_columns_are_ascii_digits(tmp_path, fmt, text, msg):
@@ -270,7 +270,7 @@ def test_one_partner_formats_refuse_a_multiplet(tmp_path):
     [
         ("#Length: 5\n1 \u00b2\n", "x.pairs line 2: pair '1 \u00b2' is not 'i j' with positive integers"),
         ("#Length: 5\n\u0661 5\n", "x.pairs line 2: pair '\u0661 5' is not 'i j' with positive integers"),
-        ("#Length: \u00b2\n", "x.pairs line 1: length '\u00b2' is not a number"),
+        ("#Length: \u00b2\n", "x.pairs line 1: length '\u00b2' is not a whole number"),
         ("#Length: 5\n1 5\n2 4\n1 5\n", "x.pairs line 4: pair '1 5' written twice (first on line 2)"),
         ("#Length: 5\n1 6\n", "x.pairs line 2: pair '1 6' lies outside the sequence (1..5)"),
         ("#Length: 5\n3 3\n", "x.pairs line 2: pair '3 3' pairs base 3 with itself"),

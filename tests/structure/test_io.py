@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from resm.structure.datasets import iter_ct_tarball
 from resm.structure.io import (
     Structure,
     StructureError,
     check_pairs,
     format_structures,
-    iter_ct_tarball,
+    iter_ct,
     matrix_to_pairs,
     pair_list,
     pairs_from_list,
@@ -268,6 +269,47 @@ def test_read_formats_from_text(tmp_path):
     assert c.pairs.tolist() == [-1, -1]
 
 
+def test_ct_titles_that_look_like_an_energy_round_trip(tmp_path):
+    """The ct reader drops other tools' energy before the title (``ENERGY = -3.4``, ``dG = -3.4``)
+    only when a number follows, so a name such as 'dG = high affinity' reads back whole (it
+    came back as 'affinity'); a name the reader would cut is refused by the writer, nothing
+    written, as resm writes no energy header."""
+    p = parse_dotbracket("((((....))))")
+    names = ["dG = high affinity", "ENERGY = x y", "dG", "ENERGY", "energy=", "dG=-3.4hp", "ENERGY = - 3"]
+    recs = [Structure(n, "GGGGAAAACCCC", p) for n in names]
+    write_structures(recs, tmp_path / "t.ct")
+    assert [r.name for r in read_structures(tmp_path / "t.ct")] == names
+    rows = format_structures([recs[0]], "ct").splitlines()[1:]
+    for title, name in [
+        ("ENERGY = -3.4  hp", "hp"),
+        ("dG = -21.6 [initially -22.3] tRNA", "[initially -22.3] tRNA"),
+        ("dG=+1.5e-1\thp", "hp"),
+        ("energy = .5 a b", "a b"),
+        ("ENERGY = -3.4", "x"),  # no title: the file's name, as before
+    ]:
+        assert next(iter_ct([f"12  {title}", *rows], name="x")).name == name, title
+    for bad in ("ENERGY = -3.4 hp", "dG=5", " dG = 1 x"):
+        with pytest.raises(ValueError) as e:
+            write_structures(Structure(bad, "GGGGAAAACCCC", p), tmp_path / "bad.ct")
+        assert str(e.value) == f"{bad!r}: ct would read it back as an energy then a name (dbn, bpseq, pairs keep it)"
+        assert not (tmp_path / "bad.ct").exists()
+        write_structures(Structure(bad, "GGGGAAAACCCC", p), tmp_path / "ok.dbn")
+        assert read_structure(tmp_path / "ok.dbn").name == bad.strip()
+
+
+def test_fold_refuses_an_id_ct_would_read_as_an_energy_before_any_work(tmp_path):
+    from tests.conftest import resm_main
+
+    fa = tmp_path / "in.fa"
+    fa.write_text(">ok\nGGGGAAAACCCC\n>dG=5\nGGGGAAAACCCC\n")
+    out = tmp_path / "o.ct"
+    p = resm_main("fold", fa, "-o", out, "--threads", "1", check=False)
+    assert p.returncode != 0 and not out.exists()
+    assert p.stderr.strip().splitlines() == [
+        "resm fold: error: record 'dG=5': ct would read its name back as an energy: give --format dbn, bpseq or pairs"
+    ]
+
+
 # ------------------------------------------------------------ malformed files
 
 MALFORMED = [
@@ -289,10 +331,10 @@ MALFORMED = [
     ("x.dbn", ">a\nGG\n..\nGG\n", "x.dbn line 4: expected '>name' header"),
     ("x.dbn", ">a\nGG\n", "x.dbn line 2: record 'a' ends without a structure"),
     ("x.pairs", "1 5\n2 4\n3 5\n", "x.pairs line 3: base 5 already paired on line 1"),
-    ("x.pairs", "1 5\n4 2\n", "x.pairs line 2: pair (4, 2) needs i < j"),
-    ("x.pairs", "#Length: 4\n1 5\n", "x.pairs line 2: index 5 out of range 1..4"),
+    ("x.pairs", "1 5\n4 2\n", "x.pairs line 2: pair '4 2' needs i < j"),
+    ("x.pairs", "#Length: 4\n1 5\n", "x.pairs line 2: pair '1 5' lies outside the sequence (1..4)"),
     ("x.pairs", "1 5 7\n", "x.pairs line 1: expected 2 columns"),
-    ("x.pairs", "1 5.0\n", "x.pairs line 1: index '5.0' is not an integer"),
+    ("x.pairs", "1 5.0\n", "x.pairs line 1: pair '1 5.0' is not 'i j' with positive integers"),
 ]
 
 

@@ -1,13 +1,14 @@
 """PDB pair tables (resm.structure.pairsets): base multiplets kept, canonical / all-pairs views,
 one-line errors naming file and line, scoring of pair sets (precision, recall, pair density)
-and the training side (crops, candidate targets, dense targets)."""
+and the training side (crops, candidate targets, dense targets); pair lists: one reader and one
+writer behind both views (a base in several pairs, one partner per base)."""
 
 import numpy as np
 import pytest
 
-from resm.structure.io import StructureError, parse_dotbracket
+from resm.structure.io import Structure, StructureError, format_structures, parse_dotbracket, read_structures
 from resm.structure.metrics import evaluate
-from resm.structure.pairsets import PairRecord, PairSet, read_pair_table
+from resm.structure.pairsets import PairRecord, PairSet, format_pair_list, parse_pair_list, read_pair_table
 
 HEAD = "id\tsequence\tpairs\n"
 # base 2 (1-based) sits in two pairs (2:9 and 2:6); 1:10 is GC, 2:9 GC, 3:8 AU, 2:6 GA, 4:7 PU
@@ -63,6 +64,121 @@ def test_bad_header_and_empty(tmp_path):
         read_pair_table(table(tmp_path, "name\tseq\tpairs\nr\tACGU\t\n", "x.tsv"))
     with pytest.raises(StructureError, match=r"^y.tsv line 1: no records"):
         read_pair_table(table(tmp_path, HEAD, "y.tsv"))
+
+
+# ------------------------------------------------------------ pair lists: one reader, two views
+PAIR_LIST_ERRORS = [
+    ("#Length: 5\n1 \u00b2\n", "line 2: pair '1 \u00b2' is not 'i j' with positive integers"),
+    ("#Length: 5\n1 5_0\n", "line 2: pair '1 5_0' is not 'i j' with positive integers"),
+    ("1 5\n-1 4\n", "line 2: pair '-1 4' is not 'i j' with positive integers"),
+    ("+1 5\n", "line 1: pair '+1 5' is not 'i j' with positive integers"),
+    ("1 5\n2 4 3\n", "line 2: expected 2 columns 'i j', got 3"),
+    ("#Length: -3\n", "line 1: length '-3' is not a whole number"),
+    ("#Length: 5 6\n1 4\n", "line 1: length '5 6' is not a whole number"),
+    ("#Length: 5\n1 5\n2 4\n1 5\n", "line 4: pair '1 5' written twice (first on line 2)"),
+    ("#Length: 5\n1 6\n", "line 2: pair '1 6' lies outside the sequence (1..5)"),
+    ("#Length: 5\n0 3\n", "line 2: pair '0 3' lies outside the sequence (1..5)"),
+    ("#Length: 5\n3 3\n", "line 2: pair '3 3' pairs base 3 with itself"),
+    ("1 5\n4 2\n", "line 2: pair '4 2' needs i < j"),
+    ("#Length: 4\n#Sequence: GGAAC\n1 4\n", "line 2: sequence length 5 != length 4"),
+    ("#Sequence: GG AC\n1 4\n", "line 1: sequence 'GG AC' holds whitespace"),
+    ("#Name: a\x1b\n1 4\n", "line 1: name 'a\\x1b' holds the control character U+001B"),
+    ("#Scores: eF1=x\n1 4\n", "line 1: #Scores: expected 'name=number' items, got 'eF1=x'"),
+    (
+        "#Length: 4\n#Alternative: (...) [RNAfold]\n1 4\n",
+        "line 2: #Alternative: structure length 5 != record length 4",
+    ),
+]
+
+
+@pytest.mark.parametrize("text, msg", PAIR_LIST_ERRORS)
+def test_both_views_of_a_pair_list_give_the_same_one_line_error(tmp_path, text, msg):
+    """A malformed pair list is the same one-line error naming the file and line whether it is
+    read with every pair (parse_pair_list) or one partner per base (read_structures): one reader.
+    Before, the two readers differed ('index 5 out of range' against 'lies outside the
+    sequence'), and the one-partner reader took '+1', a negative length, and ignored a '#Length:'
+    or '#Sequence:' it could not read."""
+    path = tmp_path / "x.pairs"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(StructureError) as many:
+        parse_pair_list(text, str(path))
+    with pytest.raises(StructureError) as one:
+        list(read_structures(path))
+    assert str(many.value) == str(one.value) == f"{path} {msg}"
+
+
+def test_the_views_agree_on_pairs_and_the_one_partner_view_names_a_multiplets_line(tmp_path):
+    """Random pair lists: without a multiplet both views hold the same pairs, and the text written
+    from a PairRecord is the text written from the Structure (one writer); with one, the
+    one-partner view names the first line whose base already sits in a pair, the other keeps all."""
+    rng = np.random.default_rng(4)
+    n_multi = 0
+    for k in range(200):
+        L = int(rng.integers(2, 60))
+        ij = {tuple(sorted(rng.choice(L, 2, replace=False).tolist())) for _ in range(int(rng.integers(0, L)))}
+        order = list(ij)
+        rng.shuffle(order)
+        seq = "".join(rng.choice(list("ACGU"), L)) if k % 3 else ""
+        text = "".join([f"#Name: r{k}\n", f"#Length: {L}\n" if k % 2 or not seq else ""]) + (
+            f"#Sequence: {seq}\n" if seq else ""
+        )
+        text += "".join(f"{i + 1} {j + 1}\n" for i, j in order)
+        path = tmp_path / f"r{k}.pairs"
+        path.write_text(text)
+        rec = parse_pair_list(text, str(path))
+        assert (rec.name, rec.seq, len(rec.pairs)) == (f"r{k}", seq, L)
+        assert set(map(tuple, rec.pairs.ij.tolist())) == set(ij)
+        header = text.count("\n") - len(order)
+        seen, bad = {}, None
+        for n, (i, j) in enumerate(order, header + 1):
+            if bad is None and (i in seen or j in seen):
+                b = i if i in seen else j
+                bad = f"{path} line {n}: base {b + 1} already paired on line {seen[b]}"
+            seen.setdefault(i, n)
+            seen.setdefault(j, n)
+        if bad is not None:
+            n_multi += 1
+            with pytest.raises(StructureError) as e:
+                list(read_structures(path))
+            assert str(e.value) == bad
+            continue
+        (s,) = read_structures(path)
+        partners = np.full(L, -1)
+        for i, j in ij:
+            partners[i], partners[j] = j, i
+        assert s == Structure(f"r{k}", seq, partners)
+        assert format_pair_list(rec) == format_structures([s], "pairs")
+    assert 50 < n_multi < 190
+
+
+def test_a_pair_list_without_a_length_is_as_long_as_its_largest_index(tmp_path):
+    """No '#Length:' and no '#Sequence:': both views take the largest index (the multiplet view
+    refused every pair as 'outside the sequence (1..0)')."""
+    text = "#Name: m\n1 6\n1 4\n"
+    assert parse_pair_list(text).pairs == PairSet(np.array([[0, 3], [0, 5]]), 6)
+    (tmp_path / "o.pairs").write_text("1 6\n2 4\n")
+    assert read_structures(tmp_path / "o.pairs").__next__().pairs.tolist() == [5, 3, -1, 1, -1, 0]
+
+
+def test_a_pair_list_text_splits_into_lines_as_a_file_does(tmp_path):
+    """parse_pair_list reads a text with the line breaks a file read has (\\n, \\r\\n, \\r), so
+    a name with a Unicode line separator (which str.splitlines would break) reads back whole."""
+    rec = PairRecord("a\u2028b", "GGAAAC", PairSet(np.array([[0, 5], [0, 4]]), 6))
+    text = format_pair_list(rec)
+    for t in (text, text.replace("\n", "\r\n"), text.replace("\n", "\r")):
+        back = parse_pair_list(t, "x.pairs")
+        assert (back.name, back.seq, back.pairs) == (rec.name, rec.seq, rec.pairs)
+    (tmp_path / "x.pairs").write_text(
+        format_pair_list(PairRecord("a\u2028b", "GGAAAC", PairSet(np.array([[0, 5]]), 6)))
+    )
+    assert next(read_structures(tmp_path / "x.pairs")).name == "a\u2028b"
+
+
+def test_the_pair_list_writer_refuses_what_it_could_not_read_back():
+    with pytest.raises(ValueError, match=r"^'a\\nb': name contains a newline$"):
+        format_pair_list(PairRecord("a\nb", "GG", PairSet(np.zeros((0, 2)), 2)))
+    with pytest.raises(ValueError, match=r"^a: sequence contains whitespace$"):
+        format_pair_list(PairRecord("a", "G G", PairSet(np.zeros((0, 2)), 3)))
 
 
 def test_cli_names_file_and_line(tmp_path):
