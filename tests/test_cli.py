@@ -97,6 +97,7 @@ def test_long_sequence_is_not_truncated(tmp_path, ckpt):
     assert arrays["long/per_tok/2"].shape[0] == 4500
     p = resm("embed", ckpt, fa, tmp_path / "no.npz", "--max-length", "4000", check=False)
     assert p.returncode == 1 and "'long'" in p.stderr and "--max-length" in p.stderr
+    assert p.stderr.startswith("resm embed: error: ") and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
 BAD_INPUTS = {
