@@ -97,6 +97,7 @@ def test_long_sequence_is_not_truncated(tmp_path, ckpt):
     assert arrays["long/per_tok/2"].shape[0] == 4500
     p = resm("embed", ckpt, fa, tmp_path / "no.npz", "--max-length", "4000", check=False)
     assert p.returncode == 1 and "'long'" in p.stderr and "--max-length" in p.stderr
+    assert p.stderr.startswith("resm embed: error: ") and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
 BAD_INPUTS = {
@@ -126,14 +127,20 @@ def test_bad_checkpoint_and_scheme(tmp_path, ckpt):
     fa.write_text(">a\nACGU\n")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
+
+    def one_line(p):  # the real entry point: a traceback also exits 1, its last line the message
+        assert p.returncode == 1 and p.stderr.startswith("resm embed: error: "), p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        return p.stderr
+
     p = resm("embed", bad, fa, tmp_path / "o.npz", check=False)
-    assert p.returncode == 1 and "not a readable torch checkpoint" in p.stderr
+    assert f"{bad}: not a readable torch checkpoint" in one_line(p)
     p = resm("embed", ckpt, fa, tmp_path / "o.npz", "--scheme", "nope", check=False)
-    assert p.returncode == 1 and "unknown mapping scheme 'nope'" in p.stderr
+    assert "unknown mapping scheme 'nope'" in one_line(p)
     kerd = tmp_path / "kerd.pt"
     resm("init-checkpoint", "--arch", "tiny", "--out", kerd, "--scheme", "kerd")
     p = resm("embed", kerd, fa, tmp_path / "o.npz", "--scheme", "kdny", check=False)
-    assert p.returncode == 1 and "trained with mapping scheme 'kerd'" in p.stderr
+    assert "trained with mapping scheme 'kerd'" in one_line(p)
     p = resm("--debug", "embed", bad, fa, tmp_path / "o.npz", check=False)
     assert "Traceback" in p.stderr  # --debug shows where it failed
     assert sorted(x.name for x in tmp_path.iterdir()) == ["bad.pt", "kerd.pt", "x.fa"]

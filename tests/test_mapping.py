@@ -101,7 +101,7 @@ def test_scheme_check_against_checkpoint_metadata():
     kdny.check({})  # a plain protein checkpoint takes any scheme
     kdny.check(get_scheme("protein").metadata())  # so does one of ours trained on proteins
     get_scheme("codon3").check(get_scheme("protein").metadata())
-    with pytest.raises(MappingError):
+    with pytest.raises(MappingError, match=r"^checkpoint was trained with mapping scheme 'kdny', not 'protein'$"):
         get_scheme("protein").check(kdny.metadata())  # an RNA model is not a protein model
     with pytest.raises(MappingError, match="kdny"):
         kerd.check(kdny.metadata())

@@ -33,8 +33,8 @@ def test_pair_table_holds_exactly_the_canonical_pairs():
     for k, p in enumerate(CANONICAL_PAIRS):
         assert PAIR_TYPE[LETTERS.index(p[0]), LETTERS.index(p[1])] == k
     assert (PAIR_TYPE[UNKNOWN_BASE] == -1).all() and (PAIR_TYPE[:, UNKNOWN_BASE] == -1).all()
-    with pytest.raises(ValueError):
-        PAIR_TYPE[0, 0] = 1  # read-only
+    with pytest.raises(ValueError, match="read-only"):
+        PAIR_TYPE[0, 0] = 1
 
 
 @pytest.mark.parametrize(

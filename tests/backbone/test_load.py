@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import re
 
 import esm
 import pytest
@@ -84,7 +85,9 @@ def test_hugging_face_folder(tmp_path, model, toks, weights):
         (folder / "model.safetensors").unlink()
     loaded = load_backbone(folder, get_scheme("kerd"))
     assert (_logits(loaded.model, toks) - _logits(model, toks)).abs().max() == 0
-    with pytest.raises(MappingError):
+    with pytest.raises(
+        MappingError, match=rf"^{re.escape(str(folder))} was trained with mapping scheme 'kerd', not 'kdny'$"
+    ):
         load_backbone(folder, get_scheme("kdny"))
 
 

@@ -69,5 +69,9 @@ def test_nothing_compared_is_an_error_not_wrote_n_files(tmp_path, capsys):
     path = _cfg(tmp_path, [MISSING, dict(MISSING, name="also-missing")])
     assert cli_main(["compare", "--config", str(path)]) == 1
     cap = capsys.readouterr()
-    assert "nothing compared: every backend was skipped" in cap.err and "wrote" not in cap.out
+    assert (
+        cap.err
+        == "resm compare: error: nothing compared: every backend was skipped (see the SKIPPED lines); nothing written\n"
+    )
+    assert "wrote" not in cap.out
     assert not (tmp_path / "out").exists()

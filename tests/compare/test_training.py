@@ -1,11 +1,13 @@
 """Heads on cached embeddings, trained by the one loop (resm.train.Trainer)."""
 
+import copy
+
 import numpy as np
 import torch
 
 from resm.compare.structure import TrainSection
-from resm.compare.training import CachedStructureTask, WindowStream, train_cached
-from resm.heads.pair_map import StructureHeadConfig
+from resm.compare.training import CachedStructureTask, WindowStream, train_cached, window_batch
+from resm.heads.pair_map import StructureHeadConfig, pair_loss
 from resm.structure.io import Structure, parse_dotbracket
 
 
@@ -28,10 +30,20 @@ def test_structure_head_trains_through_the_loop_and_is_deterministic(tmp_path):
     embs = [torch.randn(len(seq), 8) for _ in recs]
     cfg = StructureHeadConfig(embed_dim=8, proj_dim=4, channels=4, blocks=1, dropout=0.0)
     sec = TrainSection(steps=12, lr=1e-2, batch=2, crop=20, seed=3)
+
+    def whole_loss(head):  # the four whole records, one fixed batch (training draws crops)
+        h, mask, nuc, target = window_batch(embs, recs, [(k, 0, len(seq)) for k in range(len(recs))])
+        with torch.no_grad():
+            return float(pair_loss(head.eval()(h, mask, nuc=nuc), target, mask, sec.pos_weight, cfg.min_loop))
+
     heads, losses = [], []
     for _ in range(2):
         task = CachedStructureTask(embs, recs, cfg, sec.batch, sec.crop, sec.pos_weight, sec.seed)
+        before = whole_loss(copy.deepcopy(task.model))
         losses.append(train_cached(task, sec, "cpu"))
+        # it learns: the loss on the whole records falls (observed 0.768 -> 0.646 in 12 steps;
+        # a head the loop never stepped stays at 0.768)
+        assert whole_loss(task.model) < 0.9 * before, (before, whole_loss(task.model))
         heads.append(task.model)
         assert len(task.losses) == sec.steps and not task.model.training
     assert losses[0] == losses[1] and np.isfinite(losses[0])

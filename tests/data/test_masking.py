@@ -155,11 +155,11 @@ def test_all_unknown_sequence_gets_no_target():
 
 
 def test_config_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^mask_prob must lie in \(0, 1\), got 0.0$"):
         MaskingConfig(mask_prob=0.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^mask_token_frac \+ random_token_frac = 1.1 exceeds 1$"):
         MaskingConfig(mask_token_frac=0.9, random_token_frac=0.2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^span must be >= 1, got 0$"):
         MaskingConfig(span=0)
 
 

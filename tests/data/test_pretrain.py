@@ -200,7 +200,7 @@ def test_three_ranks_partition_the_train_split(tmp_path):
 
 def test_invalid_rank():
     cfg = PretrainDataConfig(train=["x"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^rank must lie in \[0, 3\), got 3$"):
         PretrainStream(cfg, rank=3, world_size=3)
 
 
@@ -350,11 +350,11 @@ def test_bad_records_skip_counts_and_error_names_record(tmp_path):
 
 
 def test_config_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^val_by must be 'auto', 'hash', 'family' or 'cluster', got 'random'$"):
         PretrainDataConfig(train=["x"], val_by="random")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^bad_records must be 'skip' or 'error', got 'ignore'$"):
         PretrainDataConfig(train=["x"], bad_records="ignore")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^tokens_per_batch 1000 cannot hold one sequence of max_length 1024 "):
         PretrainDataConfig(train=["x"], max_length=1024, tokens_per_batch=1000)
     from resm.config import ConfigError, from_dict
 

@@ -143,7 +143,7 @@ def test_split_pairs_deterministic_disjoint_covering():
     assert split_pairs(pairs, 0.1, seed=1)[1] != val
     assert len(split_pairs(_pairs(3), 0.1)[1]) == 1  # never an empty validation part
     assert split_pairs(pairs, 0.0) == (pairs, [])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^val_fraction must be in \[0, 1\), got 1.0$"):
         split_pairs(pairs, 1.0)
 
 
@@ -203,7 +203,9 @@ def test_split_utrs_deterministic_disjoint_covering():
         assert [u.line for u in part] == sorted(u.line for u in part)
     assert split_utrs(utrs, seed=1)[2] != test
     assert [len(x) for x in split_utrs(utrs, (0.5, 0.25, 0.25))] == [500, 250, 250]
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ValueError, match=r"^fractions must be three non-negative numbers summing to 1, got \(0.8, 0.1\)$"
+    ):
         split_utrs(utrs, (0.8, 0.1))
 
 

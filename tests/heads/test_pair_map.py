@@ -53,9 +53,9 @@ def test_defaults_are_small_and_config_round_trips():
     assert head.num_parameters() < 1_000_000
     assert receptive_field(cfg) == 38 == head.receptive_field
     assert StructureHeadConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^kernel must be odd and positive, got 4$"):
         StructureHeadConfig(kernel=4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^use_attention needs attn_channels = layers \* heads > 0$"):
         StructureHeadConfig(use_attention=True, attn_channels=0)
     with pytest.raises(ValueError, match="symmetry"):
         StructureHeadConfig(symmetry="lower")

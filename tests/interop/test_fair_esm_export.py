@@ -3,6 +3,7 @@ read back with ``esm.pretrained.load_model_and_alphabet_local``; logits and cont
 resm's own to 1e-4."""
 
 import argparse
+import pickle
 
 import esm
 import pytest
@@ -32,7 +33,7 @@ def test_exported_file_loads_in_fair_esm_with_its_contact_regression(run_dir, tm
     assert reg.is_file() and "esm2_rna_model-contact-regression.pt" in p.stdout
     # fair-esm's loader calls torch.load without weights_only; torch>=2.6 then refuses the
     # argparse.Namespace config: the README's one-line fix
-    with pytest.raises(Exception, match="Namespace"):
+    with pytest.raises(pickle.UnpicklingError, match=r"argparse\.Namespace"):
         esm.pretrained.load_model_and_alphabet_local(str(out))
     before = torch.serialization.get_safe_globals()
     torch.serialization.add_safe_globals([argparse.Namespace])

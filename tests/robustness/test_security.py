@@ -324,6 +324,6 @@ def test_arrays_read_back_never_unpickle(tmp_path):
     again = cached_prior(tmp_path / "sparse", seq, PriorConfig())  # not unpickled: computed again
     assert np.array_equal(again.i, sparse.i) and np.allclose(again.p, sparse.p)
     np.savez(tmp_path / "emb.npz", __index__=arr, x=arr)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"emb.npz: not a readable embeddings file \(it holds pickled Python objects"):
         read_embeddings(tmp_path / "emb.npz")
     assert not marker.exists()

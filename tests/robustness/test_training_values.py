@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from resm.backbone.load import CheckpointError
 from resm.cli import main as cli_main
 from tests.robustness.conftest import said
 
@@ -89,5 +90,8 @@ def test_a_trusted_training_resume_says_what_it_unpickles(tmp_path, capfd):
     assert len(err) == 2 and all(
         "unpickled in full because it is trusted" in ln and "fractions.Fraction" in ln for ln in err
     )
-    with guarded_torch_load(trust=False), pytest.raises(Exception, match="refusing to unpickle"):
+    with guarded_torch_load(trust=False), pytest.raises(CheckpointError) as e:
         torch.load(odd)
+    # one line naming the file and what it would run, and how to trust it
+    assert str(e.value).startswith(f"{odd}: refusing to unpickle it: it names fractions.Fraction, which is not allowed")
+    assert "trust_checkpoint" in str(e.value) and "\n" not in str(e.value)

@@ -109,16 +109,18 @@ def test_matching_beats_greedy_on_total_weight():
     assert g[1] == 6 and g[0] == -1
     assert m[0] == 6 and m[1] == 7
     _valid(m, seq)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^unknown method 'nope'; expected one of \('greedy', 'matching'\)$"):
         decode(P, seq, method="nope")
 
 
 def test_errors():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^pair matrix must be square, got shape \(3, 4\)$"):
         decode(np.zeros((3, 4)), "AAA")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^sequence length 3 != matrix size 4$"):
         decode(np.zeros((4, 4)), "AAA")
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ValueError, match=r"^a sequence is needed to keep canonical pairs \(or pass noncanonical=True\)$"
+    ):
         decode(np.zeros((4, 4)), None)
     assert (decode(np.zeros((4, 4)), None, noncanonical=True) == -1).all()
 
@@ -226,7 +228,7 @@ def test_choose_threshold_matches_per_threshold_decode_on_random_maps():
     for t, v in scores.items():
         preds = [decode(P, s, threshold=t) for P, s in zip(maps, seqs)]
         assert v == pytest.approx(evaluate(preds, trues)["f1_shift_mean"])
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match=r"unknown metric 'nope'; expected one of \['f1_mean', "):
         choose_threshold(maps, seqs, trues, grid=grid, metric="nope")
 
 

@@ -70,9 +70,12 @@ def test_every_folder_gives_a_valid_structure_and_normalises(name):
         np.testing.assert_array_equal(p[p[paired]], paired)  # symmetric partner array
         s = normalise_lenient(seq)
         assert all(s[i] != "N" for i in paired)  # unknown bases never pair
-    # a strong hairpin folds as one by every folder; lower case and T read as U
+    # a strong hairpin folds as one by every folder; lower case and T read as U. The T pairs, in
+    # the stem (a T in the loop folds the same read as U or as N: LinearFold and LinearPartition
+    # given a raw T leave it unpaired, which only a T in a pair shows)
     assert to_dotbracket(fold_with(name, "GGGCGCGCAAAAGCGCGCCC")) == "((((((((....))))))))"
-    np.testing.assert_array_equal(fold_with(name, "gggcgcgcttttgcgcgccc"), fold_with(name, "GGGCGCGCUUUUGCGCGCCC"))
+    for seq in ("GGGCGCGUAAAAACGCGCCC", "gggcgcgtaaaaacgcgccc", "GGGCGCGTAAAAACGCGCCC"):
+        assert to_dotbracket(fold_with(name, seq)) == "((((((((....))))))))", seq
 
 
 def test_mea_differs_from_mfe_where_the_ensemble_says_so():

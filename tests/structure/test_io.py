@@ -150,7 +150,7 @@ def test_check_pairs_errors():
         check_pairs([0, -1])
     with pytest.raises(StructureError, match="out of range"):
         check_pairs([3, -1, -1])
-    with pytest.raises(StructureError):
+    with pytest.raises(StructureError, match=r"^x: sequence length 3 != structure length 2$"):
         Structure("x", "ACG", [1, 0])
 
 

@@ -205,6 +205,6 @@ def test_evaluate_consistent_with_single(items):
 
 
 def test_evaluate_length_mismatch():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^1 predictions for 0 truths$"):
         evaluate([db("()")], [])
     assert evaluate([], []) == {"n": 0}

@@ -296,7 +296,11 @@ def test_failure_midway_leaves_nothing(tmp_path, fmt, mode):
         else structure_output_mode(fmt, out, names)
     ) == mode
     plots_dir = tmp_path / "plots"
-    with pytest.raises(RuntimeError), staged_dir(plots_dir) as plots, StructureSink(fmt, out, mode) as sink:
+    with (
+        pytest.raises(RuntimeError, match="^model failed$"),
+        staged_dir(plots_dir) as plots,
+        StructureSink(fmt, out, mode) as sink,
+    ):
         for k, r in enumerate(recs):
             sink.add(r)
             (plots / f"{r.name}.png").write_bytes(b"x")

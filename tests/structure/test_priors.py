@@ -1,5 +1,6 @@
 import multiprocessing
 import os
+import re
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from resm.structure import priors
 from resm.structure.folders import rnafold
 from resm.structure.io import to_dotbracket
 from resm.structure.priors import (
+    PRIOR_KINDS,
     PriorConfig,
     SparsePairs,
     cached_dense_prior,
@@ -147,9 +149,11 @@ def test_eternafold_prior_differs_from_vienna_and_finds_a_strong_hairpin():
 
 
 def test_prior_config_checks_and_window():
-    with pytest.raises(Exception, match="kind must be one of"):
+    # ValueError: a user's error (resm.cli reports it in one line, exit 1), the value named
+    kinds = re.escape(str(list(PRIOR_KINDS)))
+    with pytest.raises(ValueError, match=rf"^kind must be one of {kinds}, not 'contrafold'$"):
         PriorConfig(kind="contrafold")
-    with pytest.raises(Exception, match="beam must be >= 0"):
+    with pytest.raises(ValueError, match=r"^beam must be >= 0, got -1$"):
         PriorConfig(beam=-1)
     sp = SparsePairs(10, [0, 2, 5], [9, 6, 8], [0.5, 0.25, 0.75])
     w = sp.window(2, 9)

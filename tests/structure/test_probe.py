@@ -64,9 +64,9 @@ def test_feature_pair_selections_agree():
     np.testing.assert_allclose(
         pair_attention_features(model, tokens, np.stack([j[::5], i[::5]], 1)), full[::5], atol=1e-6
     )  # features are symmetric
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^pair index out of range for L = 30$"):
         pair_attention_features(model, tokens, np.array([[0, 30]]))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^expected the tokens of one sequence, \(T,\) or \(1, T\); got \(2, 32\)$"):
         pair_attention_features(model, pad_batch([SCHEME.encode(seq)] * 2))
 
 

@@ -102,7 +102,9 @@ def test_reference_ids_are_cut_as_the_inputs_and_its_format_can_be_named(fa, tmp
     ref.write_text(f">r1 another description\n{SEQ}\n((((...))))" + "." * 23 + "\n")
     argv = ["fold", str(fa), "--reference", str(ref), "--report", str(tmp_path / "r.tsv")]
     assert cli_main(argv) == 1  # .txt: no format to read it by
-    assert "txt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("resm fold: error: ") and len(err.strip().splitlines()) == 1, err
+    assert "rnafold_output.txt: its extension names no structure format" in err
     assert cli_main([*argv, "--reference-format", "dbn"]) == 0
     rows = (tmp_path / "r.tsv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].split("\t")[0] == "r1"

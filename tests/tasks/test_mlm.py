@@ -152,10 +152,13 @@ def test_resume_with_changed_config_is_refused(tmp_path):
 
 def test_bad_config_errors(tmp_path):
     cfg = write_cfg(tmp_path)
+    # one line each, from the real entry point (a traceback also exits 1 and ends in the message)
     p = run("pretrain", "--config", cfg, "optim.lrr=1", check=False)
-    assert p.returncode == 1 and "optim: unknown key 'lrr'" in p.stderr
+    assert p.returncode == 1 and p.stderr.startswith("resm pretrain: error: optim: unknown key 'lrr'")
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     p = run("pretrain", "--config", tmp_path / "nope.yaml", check=False)
-    assert p.returncode == 1 and "no such config file" in p.stderr
+    assert p.returncode == 1 and p.stderr.startswith("resm pretrain: error: ") and "nope.yaml" in p.stderr
+    assert "no such config file" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
 @pytest.mark.slow

@@ -201,7 +201,7 @@ def test_rri_onehot_baseline_and_zero_shot(tmp_path, tiny_ckpt):
     # stdout holds the table alone (it ended with the metrics line); the metrics go to stderr
     assert [ln.count("\t") for ln in p.stdout.splitlines()] == [4] * 41 and "labels in the file: " in p.stderr
     p = resm_main("interact", test, "--zero-shot", check=False)
-    assert p.returncode == 1 and "--backbone" in p.stderr
+    assert p.returncode == 1 and "--backbone" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
 def mrl_config(tmp_path, ckpt, head=None, mode="frozen", steps=80):
@@ -251,7 +251,7 @@ def test_mrl_head_and_optimus_learn_and_predict(tmp_path, tiny_ckpt):
     bad = tmp_path / "bad.csv"
     bad.write_text("id,utr\nu1,ACGU\nu2,AC-GU\n")
     p = resm_main("predict", "--task", "mrl", bad, "--model", res["model_file"], check=False)
-    assert p.returncode == 1 and "bad.csv line 3" in p.stderr
+    assert p.returncode == 1 and "bad.csv line 3" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
 def test_joint_adapter_one_pass_serves_both_heads(tmp_path, tiny_ckpt):
