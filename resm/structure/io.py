@@ -108,6 +108,16 @@ class Structure:
         (:func:`to_dotbracket`)."""
         return to_dotbracket(self.pairs)
 
+    def __repr__(self) -> str:
+        """One short line however long the RNA: name, length, number of pairs, the sequence's
+        start, and the scores and alternatives when there are any."""
+        seq = self.seq if len(self.seq) <= 40 else f"{self.seq[:37]}..."
+        extra = f", scores={self.scores!r}" if self.scores else ""
+        if self.alternatives:
+            extra += f", alternatives={[a.name for a in self.alternatives]!r}"
+        n = int((self.pairs >= 0).sum()) // 2
+        return f"Structure(name={self.name!r}, length={len(self)}, pairs={n}, seq={seq!r}{extra})"
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Structure):
             return NotImplemented

@@ -443,3 +443,15 @@ def test_sparse_and_dense_probs():
         dense_probs(([0], [9], [0.5]), 5)
     with pytest.raises(ValueError, match="differ in length"):
         sparse_probs(([0, 1], [4], [0.5]))
+
+
+def test_a_structure_prints_in_one_short_line():
+    long = Structure("r", "ACGU" * 1000, np.full(4000, -1))
+    long.pairs[0], long.pairs[3999] = 3999, 0
+    text = repr(long)
+    assert text == "Structure(name='r', length=4000, pairs=1, seq='ACGUACGUACGUACGUACGUACGUACGUACGUACGUA...')"
+    short = Structure("s", "GGGAAACCC", parse_dotbracket("(((...)))"), {"eF1": 0.5})
+    short.alternatives.append(Structure("rnafold", "GGGAAACCC", parse_dotbracket(".........")))
+    assert repr(short) == (
+        "Structure(name='s', length=9, pairs=3, seq='GGGAAACCC', scores={'eF1': 0.5}, alternatives=['rnafold'])"
+    )
