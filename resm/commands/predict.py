@@ -101,10 +101,22 @@ def run_interact(a: argparse.Namespace) -> None:
         print_metrics("labels in the file", r["metrics"])
 
 
+def _predict_task(name: str) -> str:
+    """``--task``'s check, as argparse's ``choices`` (exit code 2), with the choices read from the
+    task registry only when the option is given (``resm --help`` does not import every task)."""
+    from ..tasks import tasks_with
+
+    known = tasks_with("predict")
+    if name not in known:
+        raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from {', '.join(map(repr, known))})")
+    return name
+
+
 def predict_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--task",
         required=True,
+        type=_predict_task,
         help="the model's task: one whose descriptor in resm.tasks.TASKS has a predict command (rri, mrl; required)",
     )
     sp.add_argument("input", type=Path, help="pairs table (rri), or UTR CSV / FASTA (mrl)")
@@ -128,12 +140,9 @@ def run_predict(a: argparse.Namespace) -> None:
     (:data:`resm.tasks.TASKS`)."""
     from ..config import options
     from ..predict import PredictOptions
-    from ..tasks import TASKS, tasks_with
+    from ..tasks import TASKS
     from ..tasks.base import resolve
 
-    if a.task not in tasks_with("predict"):
-        known = ", ".join(tasks_with("predict"))
-        raise ValueError(f"--task {a.task}: no predict command for this task; choose from {known}")
     set_threads(a)
     r = resolve(TASKS[a.task].predict)(options(PredictOptions, a, CLI_NAMES))
     if a.out is None:
