@@ -51,6 +51,16 @@ def checked_cell_name(name: str, where: str, error: type[ValueError] = FastaErro
     return name
 
 
+def check_unique_ids(ids: Iterable[str], error: type[ValueError] = ValueError) -> None:
+    """Refuse a repeated record id in one line naming it and the records (1-based) that hold
+    it, as a file's duplicate ids are (the API's records: outputs and results are keyed by id)."""
+    seen: dict[str, int] = {}
+    for k, rid in enumerate(ids, 1):
+        if rid in seen:
+            raise error(f"duplicate id {rid!r} (records {seen[rid]} and {k})")
+        seen[rid] = k
+
+
 @dataclass(frozen=True)
 class Record:
     id: str
