@@ -178,13 +178,50 @@ def _os_error(e: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A bad input is one line on stderr naming the file, record or key, exit
     code 1 (2 for a bad command line), and nothing written: every command but the training
-    ones writes its outputs in one :func:`resm.utils.io.transaction`."""
+    ones writes its outputs in one :func:`resm.utils.io.transaction`. Standard output writes
+    whole and is flushed before the end (:func:`resm.utils.stdout.for_command`): a failure to
+    write it is one line naming it, exit code 1, and its reader gone (``| head``) is quiet,
+    exit code 141, as SIGPIPE ends other commands (``--help`` and ``--version`` included)."""
+    from .utils.stdout import for_command, named
+
+    words = sys.argv[1:] if argv is None else argv
+    prog = "resm" + "".join(f" {w}" for w in words[:1] if w in BY_NAME)
+    try:
+        with for_command() as out:
+            try:
+                code = _run(argv)
+            except SystemExit as e:  # argparse: --help, --version, a bad command line
+                if out is not None:
+                    out.abandon() if e.code else out.flush()
+                raise
+            if code and out is not None:  # its error is said: one line
+                out.abandon()
+            return code
+    except OSError as e:  # standard output, at the last flush
+        return _os_failed(prog, named(e))
+
+
+def _os_failed(prog: str, e: OSError) -> int:
+    """One line for an OSError, but quiet with 141 when standard output's reader left (``|
+    head``: the reader leaving is no error of the input); after a failed write to standard
+    output nothing more is written to it (Python's flush at exit would fail again)."""
+    from .utils.stdout import STDOUT, drop, stdout_gone
+
+    if isinstance(e, BrokenPipeError) and stdout_gone():
+        return 141
+    if e.filename == STDOUT:
+        drop()
+    print(f"{prog}: error: {_one_line(_os_error(e))}", file=sys.stderr)
+    return 1
+
+
+def _run(argv: list[str] | None) -> int:
     import contextlib
     import signal
     import threading
     import warnings
 
-    from .utils.io import declared_inputs, stdout_gone, transaction
+    from .utils.io import declared_inputs, transaction
     from .utils.memory import memory_check
 
     parser = build_parser()
@@ -204,25 +241,15 @@ def main(argv: list[str] | None = None) -> int:
                 training = BY_NAME[args.command].training
                 with contextlib.nullcontext() if training else transaction():
                     args.func(args)
-    except BrokenPipeError as e:  # standard output's reader gone (| head): quiet, as SIGPIPE is
+    except OSError as e:  # FileNotFoundError among them
         if args.debug:
             raise
-        if stdout_gone():
-            return 141
-        print(f"resm {args.command}: error: {_one_line(_os_error(e))}", file=sys.stderr)
-        return 1
+        return _os_failed(f"resm {args.command}", e)
     except errors as e:
         if args.debug:
             raise
         msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
-        if isinstance(e, OSError):
-            msg = _os_error(e)
         print(f"resm {args.command}: error: {_one_line(msg)}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        if args.debug:
-            raise
-        print(f"resm {args.command}: error: {_one_line(_os_error(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"resm {args.command}: interrupted" + _resume_hint(args.command), file=sys.stderr)

@@ -52,6 +52,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .stdout import STDOUT
+
 __all__ = [
     "umask",
     "OutputError",
@@ -169,27 +171,6 @@ def _why(e: OSError) -> str:
 
 # ----------------------------------------------------------------------------- streams and inputs
 _STREAM_PATH = re.compile(r"^/dev/(stdout|stderr|fd/\d+)$|^/proc/(self|thread-self|\d+)/fd/\d+$")
-
-
-def stdout_gone() -> bool:
-    """Whether standard output is a pipe whose reader has left (``resm fold x.fa | head -1``
-    once ``head`` is done). Then standard output is pointed at ``/dev/null``, so that
-    nothing more (Python's own flush at exit included) fails writing to it."""
-    import select
-    import sys
-
-    try:
-        fd = sys.__stdout__.fileno()
-        poller = select.poll()
-        poller.register(fd, select.POLLOUT)
-        if not any(ev & select.POLLERR for _, ev in poller.poll(0)):
-            return False
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
-        return True
-    except (OSError, ValueError, AttributeError):  # no file descriptor, or no poll here
-        return False
 
 
 def is_stream(path: str | os.PathLike) -> bool:
@@ -490,8 +471,11 @@ class Transaction:
                 with contextlib.suppress(OSError):
                     u()
             self.abort()
+            shown = STDOUT if str(e.final) == "-" else e.final
+            if isinstance(err, BrokenPipeError) and e.kind == "stream":  # its reader left: as SIGPIPE
+                raise BrokenPipeError(err.errno, err.strerror, str(shown)) from None
             if isinstance(err, OSError):
-                raise OutputError(f"{e.final}: cannot be put in place ({_why(err)})") from None
+                raise OutputError(f"{shown}: cannot be put in place ({_why(err)})") from None
             raise
         for d in done:
             with contextlib.suppress(OSError):

@@ -1,0 +1,159 @@
+"""Standard output for one command of the command line (:func:`for_command`).
+
+* Writes to it are whole or an error: under ``PYTHONUNBUFFERED=1`` or ``python -u`` Python's
+  standard output is unbuffered, and a write that a pipe's reader cuts short by leaving (``resm
+  fold x.fa | head -1``) returns a short count that Python's text layer drops without a word,
+  so the command exited 0 with its output cut. Here a short write is written on until done
+  or refused (then ``BrokenPipeError``, as a buffered stream says).
+* Its errors name it: a write that fails with no file name (``resm schemes > /dev/full``)
+  says ``standard output: No space left on device``, not the bare ``No space left on device``.
+* It is flushed before the command ends, so that a failure is the command's one-line error,
+  not Python's "Exception ignored" at exit (exit code 120).
+* :func:`stdout_gone`: whether its reader has left (``| head``), after which nothing more is
+  written to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator
+
+__all__ = ["STDOUT", "for_command", "stdout_gone", "named"]
+
+STDOUT = "standard output"  # how an error names it
+
+
+def named(e: OSError) -> OSError:
+    """``e`` naming standard output when it names no file (the same exception type, so that a
+    reader gone stays a ``BrokenPipeError``)."""
+    if e.filename is not None or e.errno is None:
+        return e
+    return type(e)(e.errno, e.strerror, STDOUT)
+
+
+class _Binary:
+    """Standard output's byte layer, writing whole and naming its errors."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            if not isinstance(self._inner, io.RawIOBase):  # a buffered layer writes all or raises
+                return self._inner.write(view)
+            done = 0
+            while done < len(view):
+                n = self._inner.write(view[done:])
+                if not n:  # a pipe whose reader left mid-write: the next write says so
+                    n = os.write(self._inner.fileno(), view[done:])
+                done += n
+            return done
+        except OSError as e:
+            raise named(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._inner.flush()
+        except OSError as e:
+            raise named(e) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+class _Text:
+    """Standard output's text layer over :class:`_Binary` when Python's own would drop a short
+    write (an unbuffered one), else Python's own with its errors named. A write that failed is
+    said again at the next flush: argparse, for one, drops the errors of its writes (``resm
+    --help > /dev/full`` exited 0)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        raw = getattr(inner, "buffer", None)
+        self.buffer = _Binary(raw) if raw is not None else None
+        self._own = isinstance(raw, io.RawIOBase)  # unbuffered: encode and write whole here
+        self._failed: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            if not self._own:
+                return self._inner.write(text)
+            self._inner.flush()
+            self.buffer.write(text.encode(self._inner.encoding or "utf-8", self._inner.errors or "strict"))
+            return len(text)
+        except OSError as e:
+            self._failed = named(e)
+            raise self._failed from None
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+        try:
+            self._inner.flush()
+        except OSError as e:
+            raise named(e) from None
+
+    def abandon(self) -> None:
+        """After the command's error was said: what standard output still holds is dropped
+        when it cannot be written, rather than said as a second error."""
+        try:
+            self.flush()
+        except OSError:
+            drop()
+            self._failed = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+@contextlib.contextmanager
+def for_command() -> Iterator[_Text | None]:
+    """Within the block, ``sys.stdout`` writes whole and names itself in its errors (the module's
+    docstring); the block's end flushes it (a failure raised there, named). The stream it
+    replaced is put back. Yields the stream (None when there is no standard output)."""
+    real = sys.stdout
+    if real is None:  # no standard output at all (pythonw)
+        yield None
+        return
+    sys.stdout = out = _Text(real)
+    try:
+        yield out
+        out.flush()
+    finally:
+        sys.stdout = real
+
+
+def stdout_gone() -> bool:
+    """Whether standard output is a pipe whose reader has left (``resm fold x.fa | head -1``
+    once ``head`` is done). Then standard output is pointed at ``/dev/null``, so that
+    nothing more (Python's own flush at exit included) fails writing to it."""
+    import select
+
+    try:
+        fd = sys.__stdout__.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if not any(ev & select.POLLERR for _, ev in poller.poll(0)):
+            return False
+        drop()
+        return True
+    except (OSError, ValueError, AttributeError):  # no file descriptor, or no poll here
+        return False
+
+
+def drop() -> None:
+    """Point standard output at ``/dev/null``: after a write to it failed (a full disk), what
+    Python still holds for it would fail again at exit ("Exception ignored", exit code 120)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = sys.__stdout__.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
