@@ -425,10 +425,10 @@ def fold_fasta(
         raise FoldError("--report writes the --reference scores: give --reference too")
     _check_notes(o)
     if o.plot is not None:
-        from .plot import require_matplotlib
+        from .plot import plot_suffixes, require_matplotlib
 
         require_matplotlib()
-        record_file_names(ids, o.plot_format, o.plot)
+        record_file_names(ids, o.plot_format, o.plot, plot_suffixes(o.compare))
     plan = _Plan(
         o.fmt,
         mode in ("stdout", "file"),

@@ -8,17 +8,71 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import resm
 from tests.conftest import ENV, REPO
 from tests.robustness.conftest import said
+from tests.robustness.test_cli_cases import Case, check_one_line
 
 FIVE_S = (
     "UGCCUGGCGGCCGUAGCGCGGUGGUCCCACCUGACCCCAUGCCGAACUCAGAAGUGAAACGCC"
     "GUAGCGCCGAUGGUAGUGUGGGGUCUCCCCAUGCGAGAGUAGGGAACUGCCAGGCAU"
 )
+
+
+def _write(rel: str, text: str):
+    def setup(p: dict) -> None:
+        (Path(p["t"]) / rel).write_text(text)
+
+    return setup
+
+
+TWO = ">a\nGGGGAAACCCC\n>b\nGCGCAAAAGCGCAUAU\n"
+FOLD = ["fold", "{t}/in.fa", "-o", "{t}/o.dbn", "--threads", "1"]
+
+CASES = [
+    # a --bpp-min of nan or 2 wrote a --bpp file without a pair, -1 one of every pair, exit 0
+    *[
+        Case(
+            f"fold/bpp-min-{v}",
+            [*FOLD, "--bpp", "{t}/b.txt", "--bpp-min", v],
+            2,
+            [f"argument --bpp-min: must be a number in [0, 1], got {said_}"],
+            _write("in.fa", TWO),
+        )
+        for v, said_ in [("nan", "nan"), ("2", "2.0"), ("-1", "-1.0")]
+    ],
+    # usage errors said as argparse's are (exit 2): they were exit 1, '--dpi: must be ...'
+    Case("fold/dpi-0", [*FOLD, "--plot", "{t}/p", "--dpi", "0"], 2, ["argument --dpi: must be in [10, 2400], got 0"]),
+    Case("fold/jobs-negative", [*FOLD[:4], "-j", "-1"], 2, ["argument --jobs: must be an integer in [0, 1024]"]),
+    # -j 100000 said that it and --threads disagree
+    Case("fold/jobs-huge", [*FOLD[:4], "-j", "100000"], 2, ["argument --jobs: must be an integer in [0, 1024]"]),
+    Case("fold/shard-size-0", [*FOLD, "--shard-size", "0"], 2, ["argument --shard-size: must be >= 1, got 0"]),
+    # records x and x_ss: the 2-D drawing of x and the arcs of x_ss were both x_ss.png, one lost,
+    # and the summary said 4 figures were written (3 were)
+    Case(
+        "fold/plot-names-collide",
+        ["fold", "{t}/in.fa", "--plot", "{t}/p", "--threads", "1"],
+        1,
+        ["records 'x' and 'x_ss' would both be written to x_ss.png"],
+        _write("in.fa", ">x\nGGGGAAACCCC\n>x_ss\nGGGGAAACCCC\n"),
+    ),
+    Case(
+        "fold/plot-names-collide-with-compare",
+        ["fold", "{t}/in.fa", "--plot", "{t}/p", "--threads", "1", "--compare", "rnafold", "-o", "{t}/o.dbn"],
+        1,
+        ["records 'x' and 'x_rnafold' would both be written to x_rnafold_ss.png"],
+        _write("in.fa", ">x\nGGGGAAACCCC\n>x_rnafold\nGGGGAAACCCC\n"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
 
 
 def _env(unbuffered: bool) -> dict:
