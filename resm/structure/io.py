@@ -354,6 +354,8 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
                 yield last
                 last = None
             name = checked_name(line[1:].strip(), f"{source} line {lineno}", StructureError)
+            if not name:  # as a FASTA header without an id: it would be written back as a bare '>'
+                raise _err(source, lineno, "header has no id")
             state = 1
         elif state == 1:
             if line.startswith(">"):
@@ -421,7 +423,7 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
             continue
         if line.startswith("#"):
             m = _NAME_RE.match(line)
-            if m and not partners:
+            if m and not partners and m.group(1).strip():  # an empty one keeps the file's name
                 name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             notes.read(line, source, lineno)
             continue
@@ -516,7 +518,8 @@ def iter_pairs(
             continue
         if line.startswith("#"):
             if m := _NAME_RE.match(line):
-                name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
+                if m.group(1).strip():  # an empty one keeps the file's name
+                    name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             elif m := _LEN_RE.match(line):
                 file_len = _int(m.group(1), source, lineno, "length")
                 if file_len < 0:

@@ -67,6 +67,22 @@ CASES = [
         ["records 'x' and 'x_rnafold' would both be written to x_rnafold_ss.png"],
         _write("in.fa", ">x\nGGGGAAACCCC\n>x_rnafold\nGGGGAAACCCC\n"),
     ),
+    # a dbn record under a bare '>' was folded as the id '' and written back as a bare '>' (which
+    # no reader takes), and --split-dir named its file _.dbn
+    Case(
+        "fold/dbn-header-without-id",
+        ["fold", "{t}/in.dbn", "--split-dir", "{t}/s", "--threads", "1"],
+        1,
+        ["{t}/in.dbn line 4: header has no id"],
+        _write("in.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>\nGGGAAACCC\n(((...)))\n"),
+    ),
+    Case(
+        "fold/reference-dbn-header-without-id",
+        ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "--threads", "1"],
+        1,
+        ["{t}/r.dbn line 1: header has no id"],
+        lambda p: (_write("in.fa", ">a\nGGGGAAACCCC\n")(p), _write("r.dbn", ">\nGGGGAAACCCC\n((((...))))\n")(p)),
+    ),
 ]
 
 
@@ -167,3 +183,19 @@ def test_api_embed_names_the_repeated_id(ws):
     with pytest.raises(ValueError) as e:
         resm.embed_sequences(ws["tiny"], [("x", "ACGU"), ("a", "ACGU"), ("a", "GGCC")], device="cpu")
     assert str(e.value) == "duplicate id 'a' (records 2 and 3)"
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("e.bpseq", "# Name:\n1 G 4\n2 G 0\n3 C 0\n4 C 1\n"),
+        ("e.pairs", "# Name: \n# Sequence: GGCC\n1 4\n"),
+    ],
+)
+def test_an_empty_name_comment_keeps_the_files_name(tmp_path, name, text):
+    """'# Name:' with nothing after it named the record '' (written back as a bare '>')."""
+    from resm.structure.io import read_structure
+
+    (tmp_path / name).write_text(text)
+    rec = read_structure(tmp_path / name)
+    assert (rec.name, rec.seq, rec.dotbracket) == ("e", "GGCC", "(..)")
