@@ -16,6 +16,7 @@ import resm
 from tests.conftest import ENV, REPO
 from tests.robustness.conftest import said
 from tests.robustness.test_cli_cases import Case, check_one_line
+from tests.robustness.test_hostile_audit import _edit_pt
 
 FIVE_S = (
     "UGCCUGGCGGCCGUAGCGCGGUGGUCCCACCUGACCCCAUGCCGAACUCAGAAGUGAAACGCC"
@@ -83,7 +84,42 @@ CASES = [
         ["{t}/r.dbn line 1: header has no id"],
         lambda p: (_write("in.fa", ">a\nGGGGAAACCCC\n")(p), _write("r.dbn", ">\nGGGGAAACCCC\n((((...))))\n")(p)),
     ),
+    # an architecture a file records that its weights do not hold: 10**12 layers were built layer
+    # by layer until memory ran out (a Hugging Face config's looped over 10**12 layer names first)
+    Case(
+        "fold/structure-model-layers-huge",
+        ["fold", "{fa}", "--model", "{t}/s.pt", "-o", "{t}/s.dbn"],
+        1,
+        ["{t}/s.pt: its config says num_layers 1000000000000, its weights hold 4 layers"],
+        _edit_pt("shipped", "s.pt", lambda d: d["backbone_config"].__setitem__("num_layers", 10**12)),
+    ),
+    Case(
+        "embed/fair-embed-dim-huge",
+        ["embed", "{t}/m.pt", "{fa}", "{t}/e.npz"],
+        1,
+        [
+            "{t}/m.pt: its config says vocab_size 33 and embed_dim 1000000000, "
+            "its embed_tokens.weight has shape (33, 64)"
+        ],
+        _edit_pt("tiny", "m.pt", lambda d: setattr(d["cfg"]["model"], "encoder_embed_dim", 10**9)),
+    ),
+    Case(
+        "embed/hf-layers-huge",
+        ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/hf: its config says num_layers 1000000000000, its weights hold 2 layers"],
+        lambda p: _hf_config(p, num_hidden_layers=10**12),
+    ),
 ]
+
+
+def _hf_config(p: dict, **changes) -> None:
+    import json
+    import shutil
+
+    shutil.copytree(p["hf"], Path(p["t"]) / "hf")
+    cfg = json.loads((Path(p["t"]) / "hf" / "config.json").read_text())
+    (Path(p["t"]) / "hf" / "config.json").write_text(json.dumps({**cfg, **changes}))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
