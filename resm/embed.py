@@ -106,6 +106,32 @@ def embed_records(
     return out
 
 
+NPZ_NAME_MAX = 65535  # bytes in a zip entry's name: an .npz holds each array as an entry "<key>.npy"
+
+
+def array_keys(rid: str, layers: Sequence[int], include: Sequence[str]) -> list[str]:
+    """The keys of one record's arrays (:func:`embed_records` writes them)."""
+    keys = [f"{rid}/{what}/{layer}" for what in include if what != "contacts" for layer in layers]
+    return keys + ([f"{rid}/contacts"] if "contacts" in include else [])
+
+
+def check_array_names(path: str | os.PathLike, keys) -> None:
+    """An ``.npz`` whose arrays' names would be too long for its zip entries is refused naming
+    the record (before any work, from :func:`embed_file`): it failed once the work was done,
+    with 'ushort format requires 0 <= number <= 65535'."""
+    if Path(path).suffix != ".npz":
+        return
+    for k in keys:
+        n = len(f"{k}.npy".encode())
+        if n > NPZ_NAME_MAX:
+            rid = _record_of(k)
+            short = rid if len(rid) <= 40 else rid[:40] + "..."
+            raise ValueError(
+                f"{path}: record {short!r} ({len(rid)} characters): its array name would be {n} bytes, more than "
+                f"the {NPZ_NAME_MAX} an .npz entry name may hold; shorten the id, or write .safetensors"
+            )
+
+
 def _record_of(key: str) -> str:
     """The record id of an array key (ids may hold ``/``)."""
     return key[: -len("/contacts")] if key.endswith("/contacts") else key.rsplit("/", 2)[0]
@@ -118,6 +144,7 @@ def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], ind
     ``.npz``: the index is the array ``__index__`` (a JSON string). Arrays are stored in the
     order of the index's ids (then by key), whatever order they were computed in."""
     path = Path(path)
+    check_array_names(path, arrays)
     text = json.dumps(index)
     rank = {rid: k for k, rid in enumerate(index.get("ids", []))}
     arrays = {k: arrays[k] for k in sorted(arrays, key=lambda k: (rank.get(_record_of(k), len(rank)), k))}
@@ -264,6 +291,7 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
     seqs = read_sequences(inp, o.input_format)
     records = map_records(seqs, the_scheme, o.max_length, source_name(inp))  # every record checked first
     the_layers = resolve_layers(o.layers, loaded.model.num_layers)
+    check_array_names(out, (k for r in records for k in array_keys(r.id, the_layers, include)))
     _require_memory(loaded.model, [len(r.ids) for r in records], toks_per_batch, "contacts" in include)
     index = embedding_index(records, the_layers, include, the_scheme, str(model))
     job = {

@@ -110,6 +110,18 @@ CASES = [
         ["{t}/hf: its config says num_layers 1000000000000, its weights hold 2 layers"],
         lambda p: _hf_config(p, num_hidden_layers=10**12),
     ),
+    # an id of 100,000 characters: the .npz's entry names overflowed once the work was done
+    # ('error: ushort format requires 0 <= number <= 65535 (unexpected; ...)')
+    Case(
+        "embed/npz-name-too-long",
+        ["embed", "{tiny}", "{t}/in.fa", "{t}/e.npz"],
+        1,
+        [
+            "{t}/e.npz: record 'nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...' (100000 characters)",
+            "its array name would be 100011 bytes, more than the 65535 an .npz entry name may hold",
+        ],
+        _write("in.fa", ">" + "n" * 100000 + "\nGGCC\n"),
+    ),
 ]
 
 
