@@ -122,6 +122,29 @@ CASES = [
         ],
         _write("in.fa", ">" + "n" * 100000 + "\nGGCC\n"),
     ),
+    # a header naming a column twice read the first without a word; a UTR table with an id
+    # twice predicted both rows under one name (a FASTA file with one is refused)
+    Case(
+        "interact/header-names-a-column-twice",
+        ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/s.tsv"],
+        1,
+        ["{t}/p.tsv line 1: the header names column 'a_seq' twice (columns 2 and 3)"],
+        _write("p.tsv", "a_name\ta_seq\tA_SEQ\tb_name\tb_seq\nm\tGGGAAAUUU\tCCC\tt\tAAAUUUCCC\n"),
+    ),
+    Case(
+        "predict/header-names-utr-twice",
+        ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/o.tsv"],
+        1,
+        ["{t}/u.csv line 1: the header names column 'utr' twice (columns 2 and 3)"],
+        _write("u.csv", "id,utr,utr\nu1,ACGUACGU,GGGG\n"),
+    ),
+    Case(
+        "predict/table-duplicate-id",
+        ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/o.tsv"],
+        1,
+        ["{t}/u.csv line 3: duplicate id 'u1' (line 2)"],
+        _write("u.csv", "id,utr\nu1,ACGUACGU\nu1,GGCCAAUU\n"),
+    ),
 ]
 
 
