@@ -145,6 +145,29 @@ CASES = [
         ["{t}/u.csv line 3: duplicate id 'u1' (line 2)"],
         _write("u.csv", "id,utr\nu1,ACGUACGU\nu1,GGCCAAUU\n"),
     ),
+    # head sizes of 0 or less (a kernel of -1 is odd) crashed building the convolutions:
+    # 'RuntimeError: Trying to create tensor with negative dimension -1 (unexpected; ...)'
+    *[
+        Case(
+            f"finetune/{cfg}-head-{key}-{value}",
+            ["finetune", "--config", f"{{{cfg}_cfg}}", f"head.{key}={value}", "train.out_dir={t}/run"],
+            1,
+            [f"head: {key} must be {rule}, got {value}"],
+        )
+        for cfg, key, value, rule in [
+            ("structure", "channels", 0, ">= 1"),
+            ("structure", "proj_dim", -1, ">= 1"),
+            ("structure", "min_loop", -1, ">= 0"),
+            ("rri", "kernel", -1, "odd and positive"),
+            ("mrl", "kernel", -1, "odd and positive"),
+        ]
+    ],
+    Case(
+        "finetune/mrl-optimus-filters-0",
+        ["finetune", "--config", "{mrl_cfg}", "head={kind: optimus, filters: 0}", "train.out_dir={t}/run"],
+        1,
+        ["head: filters must be >= 1, got 0"],
+    ),
 ]
 
 
