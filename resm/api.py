@@ -71,7 +71,7 @@ def load_predictor(
     given = dict(
         model=model,
         zero_shot=zero_shot,
-        device=resolve_device(device),
+        device=_device(device),
         scheme=scheme,
         trust=trust,
         threads=threads,
@@ -79,6 +79,14 @@ def load_predictor(
         turner_scale=turner_scale,
     )
     return build(options(PredictorOptions, given), open_bundle=_open_bundle)
+
+
+def _device(name: str) -> str:
+    """``device`` checked as ``--device`` is (a bad one named: torch's own error lists every
+    device type it knows), then resolved (``auto``: the GPU when there is one)."""
+    from .config import check_device
+
+    return resolve_device(check_device(name or "auto", "device"))
 
 
 def _open_bundle(folder):
@@ -98,7 +106,7 @@ def load_bundle(
     do. ``backbone`` overrides the recorded backbone (its checksum must match)."""
     from .bundle import load_bundle as _load
 
-    return _load(folder, backbone=backbone, device=resolve_device(device), trust=trust)
+    return _load(folder, backbone=backbone, device=_device(device), trust=trust)
 
 
 def load_backbone(
@@ -107,7 +115,7 @@ def load_backbone(
     """``(ESM-2 model in eval mode, its mapping scheme)`` from a fair-esm ``.pt``, a Hugging
     Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or ``"default"``."""
     loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
-    return loaded.model.to(resolve_device(device)).eval(), the_scheme
+    return loaded.model.to(_device(device)).eval(), the_scheme
 
 
 def _records(sequences: Sequences) -> list:
@@ -144,7 +152,9 @@ def embed_sequences(
     Returns ``(arrays, index)`` exactly as :func:`read_embeddings` gives them back from a file
     of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
     ``<id>/bos/<layer>``, ``<id>/contacts``."""
-    dev = resolve_device(device)
+    dev = _device(device)
+    include = (include,) if isinstance(include, str) else include  # one kind, not one per letter
+    layers = (layers,) if isinstance(layers, int) else layers
     if isinstance(model, ESM2):
         net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
     else:

@@ -16,6 +16,7 @@ its shards of the records and rank 0 merges them into the same file
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ def map_records(records, scheme: Scheme, max_length: int | None = None, source: 
 def resolve_layers(layers: Sequence[int], num_layers: int) -> list[int]:
     out = []
     for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+            raise TypeError(f"layers must be integers, got {layer!r}")
         if not -(num_layers + 1) <= layer <= num_layers:
             raise ValueError(f"layer {layer} does not exist (model has {num_layers} layers)")
         out.append((layer + num_layers + 1) % (num_layers + 1))
@@ -145,6 +148,9 @@ def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], ind
     order of the index's ids (then by key), whatever order they were computed in."""
     path = Path(path)
     check_array_names(path, arrays)
+    for k, v in arrays.items():  # an object array would be pickled into an .npz that read_embeddings refuses
+        if np.asarray(v).dtype.kind not in "biuf":
+            raise ValueError(f"{path}: array {k!r} holds {np.asarray(v).dtype} values, not numbers")
     text = json.dumps(index)
     rank = {rid: k for k, rid in enumerate(index.get("ids", []))}
     arrays = {k: arrays[k] for k in sorted(arrays, key=lambda k: (rank.get(_record_of(k), len(rank)), k))}

@@ -52,10 +52,16 @@ def checked_cell_name(name: str, where: str, error: type[ValueError] = FastaErro
 
 
 def check_unique_ids(ids: Iterable[str], error: type[ValueError] = ValueError) -> None:
-    """Refuse a repeated record id in one line naming it and the records (1-based) that hold
-    it, as a file's duplicate ids are (the API's records: outputs and results are keyed by id)."""
+    """The API's record ids, held to a file's rules: refuse a repeated id in one line naming it
+    and the records (1-based) that hold it, an empty id, and an id that :func:`id_problem`
+    refuses (a control character: it would be written into every output). Outputs and results
+    are keyed by id."""
     seen: dict[str, int] = {}
     for k, rid in enumerate(ids, 1):
+        if not rid:
+            raise error(f"record {k} has an empty id")
+        if (why := id_problem(rid)) is not None:
+            raise error(f"record {k}: id {rid!r} {why}")
         if rid in seen:
             raise error(f"duplicate id {rid!r} (records {seen[rid]} and {k})")
         seen[rid] = k

@@ -293,3 +293,65 @@ def test_an_empty_name_comment_keeps_the_files_name(tmp_path, name, text):
     (tmp_path / name).write_text(text)
     rec = read_structure(tmp_path / name)
     assert (rec.name, rec.seq, rec.dotbracket) == ("e", "GGCC", "(..)")
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        # an id with a line break or an empty one was folded (a file with either is refused)
+        (
+            lambda p, b, m: p.fold_one("GGGAAACCC", "a\nb"),
+            "FoldError",
+            "record 1: id 'a\\nb' holds the control character U+000A",
+        ),
+        (lambda p, b, m: list(p.fold([("", "GGGAAACCC")], progress=False)), "FoldError", "record 1 has an empty id"),
+        # torch's own error listed every device type it knows, naming no option
+        (lambda p, b, m: resm.load_predictor(device="bogus"), "ConfigError", "device: unknown device 'bogus'"),
+        # "not enough values to unpack (expected 4, got 3)"
+        (
+            lambda p, b, m: b.interact([("GGC", "ACGU", "x")]),
+            "BundleError",
+            "pair 1: expected (a, b) or (a_name, a, b_name, b), got 3 items",
+        ),
+        # "cannot convert 'NoneType' object to bytes"
+        (lambda p, b, m: m.predict_mrl([None]), "TypeError", "record 'utr1': the sequence must be a str, got NoneType"),
+        (
+            lambda p, b, m: b.interact([(None, "ACGU")]),
+            "TypeError",
+            "record 'a1': the sequence must be a str, got NoneType",
+        ),
+        # "'<=' not supported between instances of 'int' and 'str'"
+        (
+            lambda p, b, m: resm.embed_sequences("default", {"a": "ACGU"}, layers=["x"], device="cpu"),
+            "TypeError",
+            "layers must be integers, got 'x'",
+        ),
+    ],
+    ids=["id-line-break", "id-empty", "device", "interact-3-items", "mrl-none", "interact-none", "layers-str"],
+)
+def test_api_refuses_in_one_line(predictor, ws, call, error, message):
+    bundle, mrl = resm.load_bundle(ws["rri_model"], device="cpu"), resm.load_bundle(ws["mrl_model"], device="cpu")
+    with pytest.raises(Exception) as e:
+        call(predictor, bundle, mrl)
+    assert type(e.value).__name__ == error and str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_api_one_str_is_one_item(ws):
+    """`predict_mrl("ACGU...")` predicted one UTR per letter (8 values for an 8-nt UTR), and
+    `embed_sequences(..., include="mean")` refused the letters 'm', 'e', 'a', 'n'."""
+    mrl = resm.load_bundle(ws["mrl_model"], device="cpu")
+    utr = "ACGUACGUAAGG"
+    assert mrl.predict_mrl(utr).tolist() == mrl.predict_mrl([utr]).tolist()
+    assert len(mrl.predict_mrl(utr)) == 1
+    arrays, index = resm.embed_sequences(ws["tiny"], {"a": utr}, include="mean", layers=-1, device="cpu")
+    assert sorted(arrays) == [f"a/mean/{index['layers'][0]}"]
+
+
+def test_write_embeddings_refuses_objects(tmp_path):
+    """An object array was pickled into an .npz that read_embeddings then refused."""
+    import numpy as np
+
+    with pytest.raises(ValueError, match=r"array 'a/mean/1' holds object values, not numbers$"):
+        resm.write_embeddings(tmp_path / "x.npz", {"a/mean/1": np.array([object()])}, {"ids": ["a"]})
+    assert list(tmp_path.iterdir()) == []
