@@ -123,14 +123,14 @@ def _records(sequences: Sequences) -> list:
         from .structure.inputs import read_sequences
 
         return read_sequences(sequences)
-    from .fasta import check_unique_ids
+    from .fasta import check_record_ids
     from .structure.predictor import name_seq  # a sequence that is not text is a TypeError naming the record
 
     items = sequences.items() if isinstance(sequences, Mapping) else sequences
     out = []
     for k, item in enumerate(items, 1):
         out.append(name_seq((f"seq_{k}", item) if isinstance(item, (str, bytes, bytearray)) else item))
-    check_unique_ids(i for i, _ in out)
+    check_record_ids(i for i, _ in out)
     return out
 
 

@@ -51,7 +51,7 @@ def checked_cell_name(name: str, where: str, error: type[ValueError] = FastaErro
     return name
 
 
-def check_unique_ids(ids: Iterable[str], error: type[ValueError] = ValueError) -> None:
+def check_record_ids(ids: Iterable[str], error: type[ValueError] = ValueError) -> None:
     """The API's record ids, held to a file's rules: refuse a repeated id in one line naming it
     and the records (1-based) that hold it, an empty id, and an id that :func:`id_problem`
     refuses (a control character: it would be written into every output). Outputs and results
