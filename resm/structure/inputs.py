@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..fasta import FastaError, open_text, parse_fasta, record_id, text_encoding
+from ..fasta import FastaError, open_text, parse_fasta, record_id, refuse_device, text_encoding
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
@@ -50,6 +50,10 @@ def _stdin_lines(stdin: TextIO | None) -> list[str]:
     stream = stdin if stdin is not None else sys.stdin
     if stream is None or (stream.isatty() if hasattr(stream, "isatty") else False):
         raise FastaError("no input: give a FASTA file, or pipe sequences into `resm fold -`")
+    try:
+        refuse_device(stream, "<stdin>")
+    except OSError as e:
+        raise FastaError(f"<stdin>: cannot read ({e.strerror})") from None
     data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
     if isinstance(data, bytes):
         if data[:2] == b"\x1f\x8b":

@@ -168,6 +168,26 @@ CASES = [
         1,
         ["head: filters must be >= 1, got 0"],
     ),
+    # a device that never ends was read until memory ran out ('MemoryError: no message (unexpected; ...)')
+    Case(
+        "fold/input-dev-zero",
+        ["fold", "/dev/zero", "-o", "{t}/o.dbn"],
+        1,
+        ["/dev/zero: cannot read (a device, not a file)"],
+    ),
+    Case("embed/input-dev-urandom", ["embed", "{tiny}", "/dev/urandom", "{t}/e.npz"], 1, ["/dev/urandom: cannot read"]),
+    Case(
+        "interact/pairs-dev-zero",
+        ["interact", "/dev/zero", "--model", "{rri_model}"],
+        1,
+        ["/dev/zero line 1: cannot read (a device, not a file)"],
+    ),
+    Case(
+        "fold/reference-dev-zero",
+        ["fold", "{fa}", "--reference", "/dev/zero", "--reference-format", "dbn"],
+        1,
+        ["/dev/zero: a device, not a file"],
+    ),
 ]
 
 
@@ -354,4 +374,20 @@ def test_write_embeddings_refuses_objects(tmp_path):
 
     with pytest.raises(ValueError, match=r"array 'a/mean/1' holds object values, not numbers$"):
         resm.write_embeddings(tmp_path / "x.npz", {"a/mean/1": np.array([object()])}, {"ids": ["a"]})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_standard_input_that_never_ends_is_refused(tmp_path):
+    """`resm fold - < /dev/zero` read standard input until memory ran out."""
+    with open("/dev/zero", "rb") as zero:
+        p = subprocess.run(
+            [sys.executable, "-m", "resm", "fold", "-", "-o", str(tmp_path / "o.dbn")],
+            stdin=zero,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=ENV,
+            timeout=120,
+        )
+    assert (p.returncode, said(p.stderr)) == (1, ["resm fold: error: <stdin>: cannot read (a device, not a file)"])
     assert list(tmp_path.iterdir()) == []
