@@ -188,6 +188,28 @@ CASES = [
         1,
         ["/dev/zero: a device, not a file"],
     ),
+    # --out -: the probe went to standard output and its record to '-.json' in the working folder
+    Case(
+        "probe/out-is-a-stream",
+        ["probe", "{tiny}", "{dbn}", "--out", "-"],
+        1,
+        ["--out -: a probe is two files, PROBE.pt and PROBE.pt.json beside it; give a file path"],
+    ),
+    Case(
+        "probe/record-path-is-a-folder",
+        ["probe", "{tiny}", "{dbn}", "--out", "{t}/p.pt"],
+        1,
+        ["{t}/p.pt.json: is a folder"],
+        lambda p: (Path(p["t"]) / "p.pt.json").mkdir(),
+    ),
+    # a sequence that is no RNA named the record, not the file
+    Case(
+        "probe/bad-symbol-names-the-file",
+        ["probe", "{tiny}", "{t}/s.dbn", "--out", "{t}/p.pt"],
+        1,
+        ["{t}/s.dbn: record 'a': gap '-' at position 5 is not a nucleotide"],
+        _write("s.dbn", ">a\nGGGG-AAACCCC\n((((....))))\n"),
+    ),
 ]
 
 
