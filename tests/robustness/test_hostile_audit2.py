@@ -210,6 +210,18 @@ CASES = [
         ["{t}/s.dbn: record 'a': gap '-' at position 5 is not a nucleotide"],
         _write("s.dbn", ">a\nGGGG-AAACCCC\n((((....))))\n"),
     ),
+    # a data set with an id twice: the model's fold refused it naming no file (since the API's
+    # records are held to the rules of a file's; before, both records were scored)
+    Case(
+        "evaluate/data-set-duplicate-id",
+        ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "ts0", "--data-dir", "{t}"],
+        1,
+        ["{t}/ss/bprna/TS0.dbn: duplicate id 'a' (records 1 and 2)"],
+        lambda p: (
+            (Path(p["t"]) / "ss" / "bprna").mkdir(parents=True),
+            _write("ss/bprna/TS0.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>a\nGGGAAACCC\n(((...)))\n")(p),
+        ),
+    ),
 ]
 
 
