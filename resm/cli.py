@@ -167,52 +167,16 @@ def _terminate_handler(command: str):
     return _term
 
 
-def _os_error(e: OSError) -> str:
-    if e.filename is None and e.strerror is None:  # raised with a message of its own
-        return str(e) or type(e).__name__
-    where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "") if e.filename else ""
-    what = e.strerror or type(e).__name__
-    return f"{where}: {what}" if where else what
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A bad input is one line on stderr naming the file, record or key, exit
     code 1 (2 for a bad command line), and nothing written: every command but the training
     ones writes its outputs in one :func:`resm.utils.io.transaction`. Standard output writes
-    whole and is flushed before the end (:func:`resm.utils.stdout.for_command`): a failure to
-    write it is one line naming it, exit code 1, and its reader gone (``| head``) is quiet,
-    exit code 141, as SIGPIPE ends other commands (``--help`` and ``--version`` included)."""
-    from .utils.stdout import for_command, named
+    whole, names itself in its errors and is flushed before the end; its reader gone (``|
+    head``) is quiet with 141 (:func:`resm.utils.stdout.guarded`)."""
+    from .utils.stdout import guarded
 
     words = sys.argv[1:] if argv is None else argv
-    prog = "resm" + "".join(f" {w}" for w in words[:1] if w in BY_NAME)
-    try:
-        with for_command() as out:
-            try:
-                code = _run(argv)
-            except SystemExit as e:  # argparse: --help, --version, a bad command line
-                if out is not None:
-                    out.abandon() if e.code else out.flush()
-                raise
-            if code and out is not None:  # its error is said: one line
-                out.abandon()
-            return code
-    except OSError as e:  # standard output, at the last flush
-        return _os_failed(prog, named(e))
-
-
-def _os_failed(prog: str, e: OSError) -> int:
-    """One line for an OSError, but quiet with 141 when standard output's reader left (``|
-    head``: the reader leaving is no error of the input); after a failed write to standard
-    output nothing more is written to it (Python's flush at exit would fail again)."""
-    from .utils.stdout import STDOUT, drop, stdout_gone
-
-    if isinstance(e, BrokenPipeError) and stdout_gone():
-        return 141
-    if e.filename == STDOUT:
-        drop()
-    print(f"{prog}: error: {_one_line(_os_error(e))}", file=sys.stderr)
-    return 1
+    return guarded(lambda: _run(argv), "resm" + "".join(f" {w}" for w in words[:1] if w in BY_NAME))
 
 
 def _run(argv: list[str] | None) -> int:
@@ -223,6 +187,7 @@ def _run(argv: list[str] | None) -> int:
 
     from .utils.io import declared_inputs, transaction
     from .utils.memory import memory_check
+    from .utils.stdout import failed
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -244,7 +209,7 @@ def _run(argv: list[str] | None) -> int:
     except OSError as e:  # FileNotFoundError among them
         if args.debug:
             raise
-        return _os_failed(f"resm {args.command}", e)
+        return failed(f"resm {args.command}", e)
     except errors as e:
         if args.debug:
             raise

@@ -19,9 +19,9 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-__all__ = ["STDOUT", "for_command", "stdout_gone", "named"]
+__all__ = ["STDOUT", "guarded", "for_command", "failed", "stdout_gone", "named"]
 
 STDOUT = "standard output"  # how an error names it
 
@@ -129,6 +129,43 @@ def for_command() -> Iterator[_Text | None]:
         out.flush()
     finally:
         sys.stdout = real
+
+
+def guarded(run: Callable[[], int], prog: str) -> int:
+    """``run()`` (a command: its exit code) with standard output :func:`for_command`'s; what is
+    left for it is flushed before the end (for argparse's ``--help`` too), or dropped after the
+    command said its error. A failure to write it is :func:`failed`'s (``prog``: who says it)."""
+    try:
+        with for_command() as out:
+            try:
+                code = run()
+            except SystemExit as e:  # argparse: --help, --version, a bad command line
+                if out is not None:
+                    out.abandon() if e.code else out.flush()
+                raise
+            if code and out is not None:  # its error is said: one line
+                out.abandon()
+            return code
+    except OSError as e:  # standard output, at the last flush
+        return failed(prog, named(e))
+
+
+def failed(prog: str, e: OSError) -> int:
+    """Say an OSError in one line (``<prog>: error: <file>: <why>``) and give the exit code 1;
+    but quiet with 141 when standard output's reader left (``| head``: no error of the input,
+    and SIGPIPE's code). After a failed write to standard output nothing more is written to it
+    (Python's flush at exit would fail again)."""
+    if isinstance(e, BrokenPipeError) and stdout_gone():
+        return 141
+    if e.filename == STDOUT:
+        drop()
+    if e.filename is None and e.strerror is None:  # raised with a message of its own
+        what = str(e) or type(e).__name__
+    else:
+        where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "") if e.filename else ""
+        what = f"{where}: {e.strerror or type(e).__name__}" if where else e.strerror or type(e).__name__
+    print(f"{prog}: error: {' '.join(ln.strip() for ln in what.splitlines() if ln.strip())}", file=sys.stderr)
+    return 1
 
 
 def stdout_gone() -> bool:
