@@ -222,7 +222,27 @@ CASES = [
             _write("ss/bprna/TS0.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>a\nGGGAAACCC\n(((...)))\n")(p),
         ),
     ),
+    # a bundle's head config whose sizes its weights do not hold: 10**5 channels allocated a
+    # 10**10-weight convolution until memory ran out
+    Case(
+        "interact/bundle-head-config-huge",
+        ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}", "-o", "{t}/s.tsv"],
+        1,
+        ["{t}/m/manifest.json: not a usable model bundle (head 'rri') (its config gives stem_pairs the shape"],
+        lambda p: _manifest(p, "rri_model", lambda m: m["heads"]["rri"]["config"].__setitem__("channels", 10**5)),
+    ),
 ]
+
+
+def _manifest(p: dict, key: str, edit) -> None:
+    import json
+    import shutil
+
+    shutil.copytree(p[key], Path(p["t"]) / "m")
+    path = Path(p["t"]) / "m" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
 
 
 def _hf_config(p: dict, **changes) -> None:
