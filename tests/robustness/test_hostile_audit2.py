@@ -51,6 +51,17 @@ CASES = [
     Case("fold/jobs-negative", [*FOLD[:4], "-j", "-1"], 2, ["argument --jobs: must be an integer in [0, 1024]"]),
     # -j 100000 said that it and --threads disagree
     Case("fold/jobs-huge", [*FOLD[:4], "-j", "100000"], 2, ["argument --jobs: must be an integer in [0, 1024]"]),
+    # 1e308 overflowed numpy (a RuntimeWarning on stderr, exit 0) and 1e9 ViennaRNA's integer
+    # energies, silently
+    *[
+        Case(
+            f"fold/turner-scale-{v}",
+            [*FOLD, "--turner-scale", v],
+            2,
+            [f"argument --turner-scale: must be a finite number in [0, 1000] (kcal/mol), got {said_}"],
+        )
+        for v, said_ in [("1e308", "1e+308"), ("1e9", "1000000000.0")]
+    ],
     Case("fold/shard-size-0", [*FOLD, "--shard-size", "0"], 2, ["argument --shard-size: must be >= 1, got 0"]),
     # records x and x_ss: the 2-D drawing of x and the arcs of x_ss were both x_ss.png, one lost,
     # and the summary said 4 figures were written (3 were)
