@@ -5,6 +5,7 @@
 * FASTA, from a file (plain or gzip, streamed) or from ``-`` / a pipe (standard input is read
   once);
 * bare sequences, one per line, with no header (named ``seq_1``, ``seq_2``, ... in order);
+  lines starting with ``;`` are comments here too, as in FASTA;
 * structure files, ``.dbn`` (also RNAfold's output: ``>name``, sequence, dot-bracket with an
   optional energy), ``.ct`` (several records allowed) and ``.bpseq``: their sequences are
   folded, their structures ignored (give the file as ``--reference`` to score against them).
@@ -87,8 +88,8 @@ def _check_file(path) -> Path:
 
 def sniff_format(lines: Sequence[str]) -> str:
     """One of :data:`INPUT_FORMATS`, from the text (see the module's rules)."""
-    body = [(k, ln.strip()) for k, ln in enumerate(lines) if ln.strip()]
-    if not body:
+    body = [(k, ln.strip()) for k, ln in enumerate(lines) if ln.strip() and not ln.strip().startswith(";")]
+    if not body:  # nothing, or FASTA's ';' comments only (read as a bare sequence ';...', named 'seq_1')
         return "fasta"  # reported as "no records" by the caller
     first = body[0][1]
     if any(ln.startswith(">") for _, ln in body):  # FASTA, or text before its first header (an error)
@@ -111,7 +112,7 @@ def _plain(lines: Sequence[str], source: str) -> list[tuple[str, str]]:
     out = []
     for lineno, ln in enumerate(lines, 1):
         s = ln.strip()
-        if not s:
+        if not s or s.startswith(";"):
             continue
         if any(c.isspace() for c in s):
             raise FastaError(

@@ -242,6 +242,9 @@ CASES = [
         ["{t}/m/manifest.json: not a usable model bundle (head 'rri') (its config gives stem_pairs the shape"],
         lambda p: _manifest(p, "rri_model", lambda m: m["heads"]["rri"]["config"].__setitem__("channels", 10**5)),
     ),
+    # a file of FASTA ';' comments only was read as the bare sequence ';c', "record 'seq_1':
+    # symbol ';' at position 1 is not a nucleotide", a record the file does not hold
+    Case("fold/comments-only", [*FOLD], 1, ["{t}/in.fa: no records"], _write("in.fa", ";c\n;d\n")),
 ]
 
 
@@ -456,3 +459,10 @@ def test_standard_input_that_never_ends_is_refused(tmp_path):
         )
     assert (p.returncode, said(p.stderr)) == (1, ["resm fold: error: <stdin>: cannot read (a device, not a file)"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bare_sequences_skip_comment_lines(tmp_path):
+    from resm.structure.inputs import read_sequences
+
+    (tmp_path / "s.txt").write_text(";a comment\nGGGGAAACCCC\n; another\nACGU\n")
+    assert read_sequences(tmp_path / "s.txt") == [("seq_1", "GGGGAAACCCC"), ("seq_2", "ACGU")]
