@@ -202,7 +202,7 @@ def apply_override(cfg: dict[str, Any], item: str) -> None:
     if not all(p.strip() for p in parts):
         raise ConfigError(f"override {item!r}: {key!r} is not a key (section.key)")
     try:
-        value = yaml.safe_load(raw) if raw != "" else None
+        value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw != "" else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {item!r}: the value is not valid YAML ({_first_line(e)})") from None
     node = cfg
@@ -272,9 +272,48 @@ def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: s
             break
 
 
+YAML_MAX_VALUES = 100_000  # values a config may expand to through its aliases (*name)
+
+
+def _expanded_size(node, seen: dict, limit: int) -> int:
+    """How many values ``node`` stands for once its aliases are expanded (more than ``limit``
+    for a recursive one), counted without expanding them."""
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = limit + 1  # met again before it is counted: a recursive alias
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    total = 1
+    for child in children:
+        total += _expanded_size(child, seen, limit)
+        if total > limit:
+            break
+    seen[id(node)] = total
+    return total
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last
-    in silence, so a setting written twice would be half ignored)."""
+    in silence, so a setting written twice would be half ignored), and a document whose
+    aliases expand past :data:`YAML_MAX_VALUES` values (nine nested lists of nine aliases are
+    387 million values: reading the config ran out of memory) or into themselves."""
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, YAML_MAX_VALUES) > YAML_MAX_VALUES:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"its aliases expand to more than {YAML_MAX_VALUES:,} values, or into themselves",
+                node.start_mark,
+            )
+        return self.construct_document(node)
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}

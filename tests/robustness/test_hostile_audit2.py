@@ -245,6 +245,25 @@ CASES = [
     # a file of FASTA ';' comments only was read as the bare sequence ';c', "record 'seq_1':
     # symbol ';' at position 1 is not a nucleotide", a record the file does not hold
     Case("fold/comments-only", [*FOLD], 1, ["{t}/in.fa: no records"], _write("in.fa", ";c\n;d\n")),
+    # nine nested lists of nine aliases (387 million values once expanded): reading the config
+    # ran out of memory, 'MemoryError: no message (unexpected; ...)'; a recursive alias recursed
+    Case(
+        "finetune/yaml-alias-bomb",
+        ["finetune", "--config", "{t}/c.yaml"],
+        1,
+        ["{t}/c.yaml: not valid YAML (line 1, column 1: its aliases expand to more than 100,000 values"],
+        _write(
+            "c.yaml",
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")),
+        ),
+    ),
+    Case(
+        "finetune/override-recursive-alias",
+        ["finetune", "--config", "{structure_cfg}", "head.dilations=&a [1, *a]", "train.out_dir={t}/run"],
+        1,
+        ["override 'head.dilations=&a [1, *a]': the value is not valid YAML", "or into themselves"],
+    ),
 ]
 
 
