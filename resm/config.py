@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import types
 import typing
@@ -205,6 +206,8 @@ def apply_override(cfg: dict[str, Any], item: str) -> None:
         value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw != "" else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {item!r}: the value is not valid YAML ({_first_line(e)})") from None
+    except RecursionError:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML (nested too deeply)") from None
     node = cfg
     for p in parts[:-1]:
         if not isinstance(node.setdefault(p, {}), dict):
@@ -296,6 +299,16 @@ def _expanded_size(node, seen: dict, limit: int) -> int:
     return total
 
 
+def load_json(text: str | bytes):
+    """``json.loads``, with a document nested too deep for Python's recursion (``[[[[...``
+    200,000 deep) said as json's own error, a ``JSONDecodeError`` (a ValueError), which every
+    reader of a JSON file names the file with: it was a RecursionError naming nothing."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text if isinstance(text, str) else "", 0) from None
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last
     in silence, so a setting written twice would be half ignored), and a document whose
@@ -347,6 +360,8 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str,
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({_first_line(e)})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections")
     for item in overrides:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .alphabet import pad_batch
 from .backbone.esm2 import ESM2
+from .config import load_json
 from .fasta import token_batches
 from .mapping import MappingError, Scheme
 from .utils.io import atomic_path
@@ -175,11 +176,11 @@ def read_embeddings(path: str | os.PathLike):
             from safetensors import safe_open
 
             with safe_open(str(path), framework="np") as fh:
-                index = json.loads(fh.metadata()["resm_index"])
+                index = load_json(fh.metadata()["resm_index"])
                 return {k: fh.get_tensor(k) for k in fh.keys()}, index  # noqa: SIM118 (a safetensors file, not a dict)
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if k != "__index__"}
-            return arrays, json.loads(str(z["__index__"]))
+            return arrays, load_json(str(z["__index__"]))
     except Exception as e:  # noqa: BLE001 -- every reader's error: one message naming the file
         if isinstance(e, FileNotFoundError):
             raise ValueError(f"{path}: no such file") from None

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import load_json
 from ..mapping import Scheme
 from ..utils.io import atomic_dir, atomic_path
 from .config import ARCHS, ESM2Config, positive_int
@@ -291,7 +292,7 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
     if not cfg_file.exists():
         raise CheckpointError(f"{folder}: no config.json (not a Hugging Face model folder)")
     try:
-        hf_cfg = json.loads(cfg_file.read_text(encoding="utf-8-sig"))
+        hf_cfg = load_json(cfg_file.read_text(encoding="utf-8-sig"))
         cfg = config_from_hf(hf_cfg)
         if hf_cfg.get("intermediate_size", cfg.ffn_dim) != cfg.ffn_dim:
             raise ValueError("intermediate_size must be 4 x hidden_size for ESM-2")
@@ -320,7 +321,7 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
     resm_file = folder / "resm.json"
     if resm_file.exists():
         try:
-            meta = _resm_meta(json.loads(resm_file.read_text(encoding="utf-8-sig")), str(resm_file))
+            meta = _resm_meta(load_json(resm_file.read_text(encoding="utf-8-sig")), str(resm_file))
         except ValueError as e:  # not JSON, or not UTF-8
             raise CheckpointError(f"{resm_file}: not valid JSON ({e})") from None
     model = ESM2(cfg)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import load_json
 from ..fasta import checked_name, open_text
 
 __all__ = [
@@ -718,7 +719,7 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
             if row.get("len") not in (None, "") and _int(row["len"], src, ln, "len") != len(seq):
                 raise _err(src, ln, f"len {row['len']} != sequence length {len(seq)}")
             try:
-                plist = json.loads(row["base_pairs"])
+                plist = load_json(row["base_pairs"])
             except (json.JSONDecodeError, TypeError) as e:
                 raise _err(src, ln, f"base_pairs is not a JSON list: {e}") from None
             try:

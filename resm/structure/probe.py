@@ -35,6 +35,7 @@ import torch
 from ..alphabet import pad_batch
 from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
+from ..config import load_json
 from ..mapping import MappingError, Scheme
 from ..utils.io import atomic_path, check_output, is_stream
 from .decode import METHODS, choose_threshold, decode, stored_threshold
@@ -338,7 +339,7 @@ class ProbeFile:
                 "backbone); fit the probe with `resm probe`"
             )
         try:
-            data = json.loads(side.read_text(encoding="utf-8-sig"))
+            data = load_json(side.read_text(encoding="utf-8-sig"))
             if not isinstance(data, dict) or data.pop("format", None) != PROBE_FORMAT:
                 raise ValueError("not a resm probe record")
             data.pop("version", None)

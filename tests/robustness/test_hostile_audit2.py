@@ -6,6 +6,7 @@ the thing, the exit code, nothing written)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,11 +25,19 @@ FIVE_S = (
 )
 
 
-def _write(rel: str, text: str):
+def _write(rel: str, text: str, key: str | None = None):
+    """Write ``text`` at ``rel`` in the case's folder, after copying workspace ``key`` (a
+    folder) to ``rel``'s top folder when given."""
+
     def setup(p: dict) -> None:
+        if key is not None:
+            shutil.copytree(p[key], Path(p["t"]) / rel.split("/")[0])
         (Path(p["t"]) / rel).write_text(text)
 
     return setup
+
+
+DEEP = "[" * 200000 + "]" * 200000
 
 
 TWO = ">a\nGGGGAAACCCC\n>b\nGCGCAAAAGCGCAUAU\n"
@@ -264,12 +273,41 @@ CASES = [
         1,
         ["override 'head.dilations=&a [1, *a]': the value is not valid YAML", "or into themselves"],
     ),
+    # a document nested 200,000 deep: 'RecursionError: maximum recursion depth exceeded while
+    # decoding a JSON array (unexpected; ...)', naming no file
+    Case(
+        "embed/hf-config-nested-too-deeply",
+        ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
+        1,
+        ["{t}/hf/config.json: nested too deeply"],
+        _write("hf/config.json", DEEP, key="hf"),
+    ),
+    Case(
+        "interact/manifest-nested-too-deeply",
+        ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}"],
+        1,
+        ["{t}/m/manifest.json: invalid JSON (line 1: nested too deeply)"],
+        _write("m/manifest.json", DEEP, key="rri_model"),
+    ),
+    Case(
+        "fold/probe-record-nested-too-deeply",
+        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt"],
+        1,
+        ["{t}/p.pt.json: unreadable probe record (nested too deeply"],
+        lambda p: (shutil.copy2(p["probe"], Path(p["t"]) / "p.pt"), _write("p.pt.json", DEEP)(p)),
+    ),
+    Case(
+        "finetune/yaml-nested-too-deeply",
+        ["finetune", "--config", "{t}/c.yaml"],
+        1,
+        ["{t}/c.yaml: not valid YAML (nested too deeply)"],
+        _write("c.yaml", "a: " + "[" * 50000 + "]" * 50000 + "\n"),
+    ),
 ]
 
 
 def _manifest(p: dict, key: str, edit) -> None:
     import json
-    import shutil
 
     shutil.copytree(p[key], Path(p["t"]) / "m")
     path = Path(p["t"]) / "m" / "manifest.json"
@@ -280,7 +318,6 @@ def _manifest(p: dict, key: str, edit) -> None:
 
 def _hf_config(p: dict, **changes) -> None:
     import json
-    import shutil
 
     shutil.copytree(p["hf"], Path(p["t"]) / "hf")
     cfg = json.loads((Path(p["t"]) / "hf" / "config.json").read_text())
