@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import os
 import re
 import secrets
@@ -277,6 +278,12 @@ def check_output(path: str | os.PathLike, kind: str = "file", what: str = "", re
             raise OutputError(f"{label}: a folder is to be written here, and this is a stream")
         return
     check_not_input(path, kind if replaces else "file", what)
+    if os.path.islink(path):  # a link is written to its target: one that loops has none
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise OutputError(f"{path}: a symbolic link that loops ({_why(e)})") from None
     p = _resolved(Path(path))
     if kind == "file" and p.is_dir():
         raise OutputError(f"{p}: is a folder; a file is to be written here")

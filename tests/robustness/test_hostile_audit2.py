@@ -303,6 +303,15 @@ CASES = [
         ["{t}/c.yaml: not valid YAML (nested too deeply)"],
         _write("c.yaml", "a: " + "[" * 50000 + "]" * 50000 + "\n"),
     ),
+    # an output that is a symbolic link to itself was replaced by a file (exit 0): a link is
+    # written to its target, and this one has none
+    Case(
+        "fold/out-is-a-looping-link",
+        ["fold", "{fa}", "-o", "{t}/loop"],
+        1,
+        ["{t}/loop: a symbolic link that loops"],
+        lambda p: os.symlink("loop", Path(p["t"]) / "loop"),
+    ),
 ]
 
 
