@@ -312,6 +312,14 @@ CASES = [
         ["{t}/loop: a symbolic link that loops"],
         lambda p: os.symlink("loop", Path(p["t"]) / "loop"),
     ),
+    # a test set with an id twice: per_sequence.csv held two rows of one id, exit 0
+    Case(
+        "compare/test-set-duplicate-id",
+        ["compare", "--config", "{compare_cfg}", "data.test={t}/e.dbn", "out_dir={t}/cmp"],
+        1,
+        ["data.test: {t}/e.dbn: duplicate id 'a' (records 1 and 2)"],
+        _write("e.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>a\nGGGGAAACCCC\n((((...))))\n"),
+    ),
 ]
 
 
