@@ -634,7 +634,20 @@ def transaction() -> Iterator[Transaction]:
         _CURRENT.reset(token)
     tx.commit()
     for line, stream in tx.said:
+        _say(line, stream)
+
+
+def _say(line: str, stream) -> None:
+    """Say a summary once the outputs are in place. A stream that cannot take it (a full disk,
+    a closed standard output, a reader gone) does not undo a command whose outputs are written:
+    the line is dropped (resm fold x.fa -o s.dbn > /dev/full wrote s.dbn and exited 1)."""
+    try:
         print(line, file=stream)
+        stream.flush()
+    except OSError:
+        abandon = getattr(stream, "abandon", None)  # standard output's (resm.utils.stdout)
+        if abandon is not None:
+            abandon()
 
 
 def announce(line: str, stream=None) -> None:
@@ -647,7 +660,7 @@ def announce(line: str, stream=None) -> None:
     stream = stream if stream is not None else sys.stdout
     tx = _CURRENT.get()
     if tx is None:
-        print(line, file=stream)
+        _say(line, stream)
     else:
         tx.said.append((line, stream))
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import sys
@@ -102,8 +103,9 @@ class _Text:
             raise named(e) from None
 
     def abandon(self) -> None:
-        """After the command's error was said: what standard output still holds is dropped
-        when it cannot be written, rather than said as a second error."""
+        """After the command's error was said, or for a summary said once the outputs are in
+        place (:func:`resm.utils.io.announce`): what standard output still holds is dropped when
+        it cannot be written, rather than said as a (second) error."""
         try:
             self.flush()
         except OSError:
@@ -114,21 +116,36 @@ class _Text:
         return getattr(self._inner, name)
 
 
+class _Closed:
+    """Standard output when there is none (``resm schemes >&-``): a write is an error naming it,
+    as a shell's is (print() to a missing stream said nothing, exit 0)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "closed", STDOUT)
+
+    def flush(self) -> None:
+        pass
+
+
 @contextlib.contextmanager
-def for_command() -> Iterator[_Text | None]:
+def for_command() -> Iterator[_Text]:
     """Within the block, ``sys.stdout`` writes whole and names itself in its errors (the module's
-    docstring); the block's end flushes it (a failure raised there, named). The stream it
-    replaced is put back. Yields the stream (None when there is no standard output)."""
-    real = sys.stdout
-    if real is None:  # no standard output at all (pythonw)
-        yield None
-        return
-    sys.stdout = out = _Text(real)
+    docstring); the block's end flushes it (a failure raised there, named). A closed standard
+    error (``2>&-``) becomes ``/dev/null``: the progress bars and messages have nowhere to go,
+    and they crashed the command ('NoneType' object has no attribute 'write'); the exit code
+    still tells. The streams replaced are put back. Yields standard output."""
+    real, real_err = sys.stdout, sys.stderr
+    sys.stdout = out = _Text(real if real is not None else _Closed())
+    err = None
+    if real_err is None:
+        sys.stderr = err = open(os.devnull, "w")  # noqa: SIM115 (closed below)
     try:
         yield out
         out.flush()
     finally:
-        sys.stdout = real
+        sys.stdout, sys.stderr = real, real_err
+        if err is not None:
+            err.close()
 
 
 def guarded(run: Callable[[], int], prog: str) -> int:
@@ -140,10 +157,9 @@ def guarded(run: Callable[[], int], prog: str) -> int:
             try:
                 code = run()
             except SystemExit as e:  # argparse: --help, --version, a bad command line
-                if out is not None:
-                    out.abandon() if e.code else out.flush()
+                out.abandon() if e.code else out.flush()
                 raise
-            if code and out is not None:  # its error is said: one line
+            if code:  # its error is said: one line
                 out.abandon()
             return code
     except OSError as e:  # standard output, at the last flush

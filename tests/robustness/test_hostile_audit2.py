@@ -539,3 +539,30 @@ def test_bare_sequences_skip_comment_lines(tmp_path):
 
     (tmp_path / "s.txt").write_text(";a comment\nGGGGAAACCCC\n; another\nACGU\n")
     assert read_sequences(tmp_path / "s.txt") == [("seq_1", "GGGGAAACCCC"), ("seq_2", "ACGU")]
+
+
+def _resm(args: list[str], cwd, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "resm", *args], cwd=cwd, env=ENV, text=True, timeout=300, **kw)
+
+
+def test_a_summary_that_cannot_be_said_does_not_fail_a_written_command(ws, tmp_path):
+    """`resm fold x.fa -o s.dbn > /dev/full` wrote s.dbn, then failed saying its summary
+    ('folded 2 sequences: wrote s.dbn') and exited 1: a failure that wrote its output. The
+    summary is said once the outputs are in place, so it is dropped when it cannot be."""
+    out = tmp_path / "s.dbn"
+    with open("/dev/full", "w") as full:
+        p = _resm(["fold", str(ws["fa"]), "-o", str(out), "--threads", "1"], REPO, stdout=full, stderr=subprocess.PIPE)
+    assert (p.returncode, said(p.stderr)) == (0, [])
+    assert out.read_text().count(">") == 2
+
+
+def test_closed_standard_streams(ws, tmp_path):
+    """`resm schemes >&-` said nothing and exited 0 (print() to no stream is silent); `resm fold
+    x.fa 2>&-` crashed on its progress bar ("'NoneType' object has no attribute 'write'")."""
+    code = "import sys; sys.stdout = None; from resm.cli import main; sys.exit(main(['schemes']))"
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert (p.returncode, said(p.stderr)) == (1, ["resm schemes: error: standard output: closed"])
+    argv = ["fold", str(ws["fa"]), "--threads", "1"]
+    code = f"import sys; sys.stderr = None; from resm.cli import main; sys.exit(main({argv!r}))"
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.count(">") == 2 and p.stderr == "", p.stderr
