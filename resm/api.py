@@ -91,6 +91,14 @@ def load_predictor(
     return build(options(PredictorOptions, given), open_bundle=_open_bundle)
 
 
+def _device(name: str) -> str:
+    """``device`` checked as ``--device`` is (a bad one named: torch's own error lists every
+    device type it knows), then resolved (``auto``: the GPU when there is one)."""
+    from .config import check_device
+
+    return resolve_device(check_device(name or "auto", "device"))
+
+
 def _open_bundle(folder):
     """A bundle folder given to :func:`load_predictor`: :func:`resm.tasks.base.open_bundle`,
     imported only then (a structure model does not pay for importing every task)."""
@@ -123,15 +131,6 @@ def load_backbone(
     return loaded.model.to(_device(device)).eval(), the_scheme
 
 
-def _device(name: str | None) -> str:
-    """``device=`` of every call here: checked as ``--device`` is (a one-line
-    :class:`resm.config.ConfigError` naming ``device``: ``device: unknown device 'gpu' (auto,
-    cpu, cuda or cuda:N)``), then resolved (``auto``: the GPU when there is one)."""
-    from .config import check_device
-
-    return resolve_device(check_device(name or "auto", "device"))
-
-
 def _records(sequences: Sequences) -> list:
     if isinstance(sequences, str) and not os.path.exists(sequences) and _looks_like_rna(sequences):
         raise TypeError(
@@ -142,15 +141,14 @@ def _records(sequences: Sequences) -> list:
         from .structure.inputs import read_sequences
 
         return read_sequences(sequences)
+    from .fasta import check_record_ids
     from .structure.predictor import name_seq  # a sequence that is not text is a TypeError naming the record
 
     items = sequences.items() if isinstance(sequences, Mapping) else sequences
     out = []
     for k, item in enumerate(items, 1):
         out.append(name_seq((f"seq_{k}", item) if isinstance(item, (str, bytes, bytearray)) else item))
-    ids = [i for i, _ in out]
-    if len(set(ids)) != len(ids):
-        raise ValueError("sequence ids must be unique")
+    check_record_ids(i for i, _ in out)
     return out
 
 

@@ -74,7 +74,9 @@ class Bundle:
         for k, p in enumerate(pairs, 1):
             if not isinstance(p, Pair):
                 t = tuple(p)
-                an, a, bn, b = (f"a{k}", t[0], f"b{k}", t[1]) if len(t) == 2 else t[:4]
+                if len(t) not in (2, 4):
+                    raise BundleError(f"pair {k}: expected (a, b) or (a_name, a, b_name, b), got {len(t)} items")
+                an, a, bn, b = (f"a{k}", t[0], f"b{k}", t[1]) if len(t) == 2 else t
                 try:
                     a, b = normalise(a, an), normalise(b, bn)
                 except MappingError as e:
@@ -92,12 +94,15 @@ class Bundle:
 
     def predict_mrl(self, seqs: Sequence[str] | dict[str, str]) -> np.ndarray:
         """Predicted mean ribosome load of each UTR of ``seqs`` (a list, or a mapping of id to
-        UTR; any length up to :data:`resm.tasks.mrl.MAX_UTR` nt), in the training target's units."""
+        UTR; one str: one UTR; any length up to :data:`resm.tasks.mrl.MAX_UTR` nt), in the training
+        target's units."""
         from .mapping import MappingError
         from .nucleotides import normalise
         from .tasks.mrl import MAX_UTR, mrl_scale, predict_mrl
 
         name = self.head("mrl")
+        if isinstance(seqs, str):  # one UTR, as fold takes one sequence (not one UTR per letter)
+            seqs = [seqs]
         named = list(seqs.items()) if isinstance(seqs, dict) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
         clean = []
         for n, s in named:

@@ -171,25 +171,27 @@ def _terminate_handler(command: str):
     return _term
 
 
-def _os_error(e: OSError) -> str:
-    if e.filename is None and e.strerror is None:  # raised with a message of its own
-        return str(e) or type(e).__name__
-    where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "") if e.filename else ""
-    what = e.strerror or type(e).__name__
-    return f"{where}: {what}" if where else what
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A bad input is one line on stderr naming the file, record or key, exit
     code 1 (2 for a bad command line), and nothing written: every command but the training
-    ones writes its outputs in one :func:`resm.utils.io.transaction`."""
+    ones writes its outputs in one :func:`resm.utils.io.transaction`. Standard output writes
+    whole, names itself in its errors and is flushed before the end; its reader gone (``|
+    head``) is quiet with 141 (:func:`resm.utils.stdout.guarded`)."""
+    from .utils.stdout import guarded
+
+    words = sys.argv[1:] if argv is None else argv
+    return guarded(lambda: _run(argv), "resm" + "".join(f" {w}" for w in words[:1] if w in BY_NAME))
+
+
+def _run(argv: list[str] | None) -> int:
     import contextlib
     import signal
     import threading
     import warnings
 
-    from .utils.io import declared_inputs, stdout_gone, transaction
+    from .utils.io import declared_inputs, transaction
     from .utils.memory import memory_check
+    from .utils.stdout import failed
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -208,25 +210,15 @@ def main(argv: list[str] | None = None) -> int:
                 training = BY_NAME[args.command].training
                 with contextlib.nullcontext() if training else transaction():
                     args.func(args)
-    except BrokenPipeError as e:  # standard output's reader gone (| head): quiet, as SIGPIPE is
+    except OSError as e:  # FileNotFoundError among them
         if args.debug:
             raise
-        if stdout_gone():
-            return 141
-        print(f"resm {args.command}: error: {_one_line(_os_error(e))}", file=sys.stderr)
-        return 1
+        return failed(f"resm {args.command}", e)
     except errors as e:
         if args.debug:
             raise
         msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
-        if isinstance(e, OSError):
-            msg = _os_error(e)
         print(f"resm {args.command}: error: {_one_line(msg)}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        if args.debug:
-            raise
-        print(f"resm {args.command}: error: {_one_line(_os_error(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"resm {args.command}: interrupted" + _resume_hint(args.command), file=sys.stderr)

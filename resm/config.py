@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import types
 import typing
@@ -217,9 +218,11 @@ def apply_override(cfg: dict[str, Any], item: str) -> None:
     if not all(p.strip() for p in parts):
         raise ConfigError(f"override {item!r}: {key!r} is not a key (section.key)")
     try:
-        value = yaml.safe_load(raw) if raw != "" else None
+        value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw != "" else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {item!r}: the value is not valid YAML ({_first_line(e)})") from None
+    except RecursionError:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML (nested too deeply)") from None
     node = cfg
     for p in parts[:-1]:
         if not isinstance(node.setdefault(p, {}), dict):
@@ -287,9 +290,58 @@ def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: s
             break
 
 
+YAML_MAX_VALUES = 100_000  # values a config may expand to through its aliases (*name)
+
+
+def _expanded_size(node, seen: dict, limit: int) -> int:
+    """How many values ``node`` stands for once its aliases are expanded (more than ``limit``
+    for a recursive one), counted without expanding them."""
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = limit + 1  # met again before it is counted: a recursive alias
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    total = 1
+    for child in children:
+        total += _expanded_size(child, seen, limit)
+        if total > limit:
+            break
+    seen[id(node)] = total
+    return total
+
+
+def load_json(text: str | bytes):
+    """``json.loads``, with a document nested too deep for Python's recursion (``[[[[...``
+    200,000 deep) said as json's own error, a ``JSONDecodeError`` (a ValueError), which every
+    reader of a JSON file names the file with: it was a RecursionError naming nothing."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text if isinstance(text, str) else "", 0) from None
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last
-    in silence, so a setting written twice would be half ignored)."""
+    in silence, so a setting written twice would be half ignored), and a document whose
+    aliases expand past :data:`YAML_MAX_VALUES` values (nine nested lists of nine aliases are
+    387 million values: reading the config ran out of memory) or into themselves."""
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, YAML_MAX_VALUES) > YAML_MAX_VALUES:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"its aliases expand to more than {YAML_MAX_VALUES:,} values, or into themselves",
+                node.start_mark,
+            )
+        return self.construct_document(node)
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
@@ -323,6 +375,8 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str,
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({_first_line(e)})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections")
     for item in overrides:

@@ -16,6 +16,7 @@ its shards of the records and rank 0 merges them into the same file
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .alphabet import pad_batch
 from .backbone.esm2 import ESM2
+from .config import load_json
 from .fasta import token_batches
 from .mapping import MappingError, Scheme
 from .utils.io import atomic_path
@@ -60,6 +62,8 @@ def map_records(records, scheme: Scheme, max_length: int | None = None, source: 
 def resolve_layers(layers: Sequence[int], num_layers: int) -> list[int]:
     out = []
     for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+            raise TypeError(f"layers must be integers, got {layer!r}")
         if not -(num_layers + 1) <= layer <= num_layers:
             raise ValueError(f"layer {layer} does not exist (model has {num_layers} layers)")
         out.append((layer + num_layers + 1) % (num_layers + 1))
@@ -125,6 +129,32 @@ def embed_records(
     return out
 
 
+NPZ_NAME_MAX = 65535  # bytes in a zip entry's name: an .npz holds each array as an entry "<key>.npy"
+
+
+def array_keys(rid: str, layers: Sequence[int], include: Sequence[str]) -> list[str]:
+    """The keys of one record's arrays (:func:`embed_records` writes them)."""
+    keys = [f"{rid}/{what}/{layer}" for what in include if what != "contacts" for layer in layers]
+    return keys + ([f"{rid}/contacts"] if "contacts" in include else [])
+
+
+def check_array_names(path: str | os.PathLike, keys) -> None:
+    """An ``.npz`` whose arrays' names would be too long for its zip entries is refused naming
+    the record (before any work, from :func:`embed_file`): it failed once the work was done,
+    with 'ushort format requires 0 <= number <= 65535'."""
+    if Path(path).suffix != ".npz":
+        return
+    for k in keys:
+        n = len(f"{k}.npy".encode())
+        if n > NPZ_NAME_MAX:
+            rid = _record_of(k)
+            short = rid if len(rid) <= 40 else rid[:40] + "..."
+            raise ValueError(
+                f"{path}: record {short!r} ({len(rid)} characters): its array name would be {n} bytes, more than "
+                f"the {NPZ_NAME_MAX} an .npz entry name may hold; shorten the id, or write .safetensors"
+            )
+
+
 def _record_of(key: str) -> str:
     """The record id of an array key (ids may hold ``/``)."""
     return key[: -len("/contacts")] if key.endswith("/contacts") else key.rsplit("/", 2)[0]
@@ -138,6 +168,10 @@ def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], ind
     ``.npz``: the index is the array ``__index__`` (a JSON string). Arrays are stored in the
     order of the index's ids (then by key), whatever order they were computed in."""
     path = Path(path)
+    check_array_names(path, arrays)
+    for k, v in arrays.items():  # an object array would be pickled into an .npz that read_embeddings refuses
+        if np.asarray(v).dtype.kind not in "biuf":
+            raise ValueError(f"{path}: array {k!r} holds {np.asarray(v).dtype} values, not numbers")
     text = json.dumps(index)
     rank = {rid: k for k, rid in enumerate(index.get("ids", []))}
     arrays = {k: arrays[k] for k in sorted(arrays, key=lambda k: (rank.get(_record_of(k), len(rank)), k))}
@@ -162,11 +196,11 @@ def read_embeddings(path: str | os.PathLike):
             from safetensors import safe_open
 
             with safe_open(str(path), framework="np") as fh:
-                index = json.loads(fh.metadata()["resm_index"])
+                index = load_json(fh.metadata()["resm_index"])
                 return {k: fh.get_tensor(k) for k in fh.keys()}, index  # noqa: SIM118 (a safetensors file, not a dict)
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if k != "__index__"}
-            return arrays, json.loads(str(z["__index__"]))
+            return arrays, load_json(str(z["__index__"]))
     except Exception as e:  # noqa: BLE001 -- every reader's error: one message naming the file
         if isinstance(e, FileNotFoundError):
             raise ValueError(f"{path}: no such file") from None
@@ -284,6 +318,7 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
     seqs = read_sequences(inp, o.input_format)
     records = map_records(seqs, the_scheme, o.max_length, source_name(inp))  # every record checked first
     the_layers = resolve_layers(o.layers, loaded.model.num_layers)
+    check_array_names(out, (k for r in records for k in array_keys(r.id, the_layers, include)))
     _require_memory(loaded.model, [len(r.ids) for r in records], toks_per_batch, "contacts" in include)
     index = embedding_index(records, the_layers, include, the_scheme, str(model))
     job = {

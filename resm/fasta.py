@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import errno
 import gzip
 import io
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -51,6 +53,22 @@ def checked_cell_name(name: str, where: str, error: type[ValueError] = FastaErro
     return name
 
 
+def check_record_ids(ids: Iterable[str], error: type[ValueError] = ValueError) -> None:
+    """The API's record ids, held to a file's rules: refuse a repeated id in one line naming it
+    and the records (1-based) that hold it, an empty id, and an id that :func:`id_problem`
+    refuses (a control character: it would be written into every output). Outputs and results
+    are keyed by id."""
+    seen: dict[str, int] = {}
+    for k, rid in enumerate(ids, 1):
+        if not rid:
+            raise error(f"record {k} has an empty id")
+        if (why := id_problem(rid)) is not None:
+            raise error(f"record {k}: id {rid!r} {why}")
+        if rid in seen:
+            raise error(f"duplicate id {rid!r} (records {seen[rid]} and {k})")
+        seen[rid] = k
+
+
 @dataclass(frozen=True)
 class Record:
     id: str
@@ -66,15 +84,28 @@ def text_encoding(head: bytes) -> str:
     return "utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
 
 
+def refuse_device(fh, name: str) -> None:
+    """An input that is a device other than a terminal (``/dev/zero``, ``/dev/urandom``: read
+    until memory ran out) is an OSError naming it."""
+    try:
+        fd = fh.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's stream)
+        return
+    if stat.S_ISCHR(os.fstat(fd).st_mode) and not os.isatty(fd):
+        raise OSError(errno.EINVAL, "a device, not a file", name)
+
+
 def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOWrapper:
     """A text handle on a file resm reads (FASTA, tables, structure files), plain or gzip by its
     magic bytes, opened once: the magic bytes are peeked, not read, so a named pipe or a process
     substitution (``resm fold <(zcat x.fa.gz)``), which can be read only once, reads as a file
     does. UTF-8 (a byte-order mark dropped), or UTF-16 after its byte-order mark
     (:func:`text_encoding`); bytes that are not text become U+FFFD, which the readers name in
-    their errors. ``newline`` as :func:`open`'s (``""`` for the csv module)."""
+    their errors. ``newline`` as :func:`open`'s (``""`` for the csv module). A device other
+    than a terminal (``/dev/zero``, which never ends) is an OSError naming it."""
     raw = open(path, "rb")  # noqa: SIM115 (closed with the wrapper)
     try:
+        refuse_device(raw, os.fspath(path))
         stream = raw
         if raw.peek(2)[:2] == b"\x1f\x8b":
             stream = gzip.GzipFile(fileobj=raw, mode="rb")

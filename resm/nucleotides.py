@@ -119,7 +119,10 @@ def rna_codes(seq: Sequence, record: str = "<sequence>") -> np.ndarray:
     """Strict: codes 0..4 (uint8) of an RNA/DNA sequence, by the rules of the module's
     docstring. Raises :class:`MappingError` naming ``record`` and the 1-based position of the
     first symbol that is no nucleotide, or saying the sequence is empty."""
-    raw = as_bytes(seq)
+    try:
+        raw = as_bytes(seq)
+    except TypeError:  # None, a number: "cannot convert 'NoneType' object to bytes" named nothing
+        raise TypeError(f"record {record!r}: the sequence must be a str, got {type(seq).__name__}") from None
     if raw.size == 0:
         raise MappingError(f"record {record!r}: empty sequence")
     codes = _STRICT[raw]

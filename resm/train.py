@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .config import ConfigError, check_inputs_outside, from_dict
+from .config import ConfigError, check_inputs_outside, from_dict, load_json
 from .train_config import OptimConfig, TrainConfig
 from .train_state import (
     changes,
@@ -220,7 +220,7 @@ def read_deepspeed_config(train: TrainConfig) -> dict[str, Any]:
     if not train.deepspeed_config:
         raise ConfigError("engine deepspeed needs train.deepspeed_config (see configs/deepspeed/)")
     try:
-        ds_cfg = json.loads(Path(train.deepspeed_config).read_text(encoding="utf-8-sig"))
+        ds_cfg = load_json(Path(train.deepspeed_config).read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as e:
         why = getattr(e, "strerror", None) or " ".join(str(e).split())
         raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: unreadable JSON ({why})") from None
@@ -474,7 +474,7 @@ class Trainer:
             if not ln.strip():
                 continue
             try:
-                rec = json.loads(ln)
+                rec = load_json(ln)
                 past = int(rec["step"]) > step
             except (ValueError, KeyError, TypeError):
                 bad.append(n)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .backbone.load import CheckpointError, load_failure, safe_load
-from .config import ConfigError
+from .config import ConfigError, load_json
 
 __all__ = [
     "STATE_FORMAT",
@@ -127,7 +127,7 @@ def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str =
     path = folder / f"trainer_rank{rank}.json"
     if path.exists():
         try:
-            state = json.loads(path.read_text(encoding="utf-8"))
+            state = load_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{path}: unreadable trainer state ({str(e).splitlines()[0]})") from None
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..config import load_json
 from ..mapping import Scheme
 from ..utils.io import atomic_path, atomic_write_text
 from .esm2 import ESM2
@@ -346,7 +347,7 @@ def read_manifest(folder) -> dict:
     except OSError as e:
         raise AdapterError(f"{path}: cannot read: {e.strerror or e}") from None
     try:
-        m = json.loads(text)
+        m = load_json(text)
     except json.JSONDecodeError as e:
         raise AdapterError(f"{path}: invalid JSON (line {e.lineno}: {e.msg})") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:

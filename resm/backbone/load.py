@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import load_json
 from ..mapping import Scheme
 from ..utils.io import atomic_dir, atomic_path
 from .config import ARCHS, ESM2Config, positive_int
@@ -197,6 +198,31 @@ def non_finite(state: dict[str, torch.Tensor]) -> str | None:
     return None
 
 
+_FAIR_LAYER = re.compile(r"^layers\.(\d+)\.")
+_HF_LAYER = re.compile(r"^esm\.encoder\.layer\.(\d+)\.")
+
+
+def check_architecture(cfg: ESM2Config, state: dict, where: str, hf: bool = False) -> None:
+    """Before the model is built: the architecture a file records agrees with the weights it
+    holds (their layers, and the token embedding's shape), so that a config saying 10**12 layers
+    or an embedding 10**9 wide is one line naming the file, not a model built until memory runs
+    out. ``hf``: the weights are named as a Hugging Face ``EsmForMaskedLM``'s."""
+    pattern, embed = (
+        (_HF_LAYER, "esm.embeddings.word_embeddings.weight") if hf else (_FAIR_LAYER, "embed_tokens.weight")
+    )
+    layers = {int(m.group(1)) for k in state if (m := pattern.match(str(k)))}
+    if len(layers) != cfg.num_layers:
+        raise CheckpointError(
+            f"{where}: its config says num_layers {cfg.num_layers}, its weights hold {len(layers)} layers"
+        )
+    shape = tuple(getattr(state.get(embed), "shape", ()))
+    if shape and shape != (cfg.vocab_size, cfg.embed_dim):
+        raise CheckpointError(
+            f"{where}: its config says vocab_size {cfg.vocab_size} and embed_dim {cfg.embed_dim}, "
+            f"its {embed} has shape {shape}"
+        )
+
+
 def load_state(model: ESM2, state: dict[str, torch.Tensor], where: str) -> bool:
     """Load weights strictly except for rotary buffers (recomputed) and the contact regression
     (optional); weights that are not finite are refused. Returns whether the contact regression
@@ -251,6 +277,7 @@ def load_fair_esm(
         if not isinstance(reg, dict) or "model" not in reg:
             raise CheckpointError(f"{reg_path}: not a contact-regression file")
         state.update(strip_fair_prefixes(dict(reg["model"])))
+    check_architecture(cfg, state, str(path))
     model = ESM2(cfg)
     has_reg = load_state(model, state, str(path))
     meta = _resm_meta(data.get("resm"), str(path))
@@ -265,7 +292,7 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
     if not cfg_file.exists():
         raise CheckpointError(f"{folder}: no config.json (not a Hugging Face model folder)")
     try:
-        hf_cfg = json.loads(cfg_file.read_text(encoding="utf-8-sig"))
+        hf_cfg = load_json(cfg_file.read_text(encoding="utf-8-sig"))
         cfg = config_from_hf(hf_cfg)
         if hf_cfg.get("intermediate_size", cfg.ffn_dim) != cfg.ffn_dim:
             raise ValueError("intermediate_size must be 4 x hidden_size for ESM-2")
@@ -285,6 +312,7 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
     else:
         raise CheckpointError(f"{folder}: neither model.safetensors nor pytorch_model.bin")
     raw = normalise_hf_names(raw)
+    check_architecture(cfg, raw, str(folder), hf=True)
     state = hf_to_fair(raw, cfg.num_layers)
     unknown = sorted(set(raw) - hf_keys(cfg.num_layers))
     if unknown:
@@ -293,7 +321,7 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
     resm_file = folder / "resm.json"
     if resm_file.exists():
         try:
-            meta = _resm_meta(json.loads(resm_file.read_text(encoding="utf-8-sig")), str(resm_file))
+            meta = _resm_meta(load_json(resm_file.read_text(encoding="utf-8-sig")), str(resm_file))
         except ValueError as e:  # not JSON, or not UTF-8
             raise CheckpointError(f"{resm_file}: not valid JSON ({e})") from None
     model = ESM2(cfg)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import load_json
 from .adapters import (
     TARGETS,
     AdapterConfig,
@@ -99,7 +100,7 @@ def read_peft_adapter(folder) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
         if not f.is_file():
             raise AdapterError(f"{f}: missing (a PEFT adapter folder holds {CONFIG} and {WEIGHTS})")
     try:
-        pc = json.loads(cfg_file.read_text())
+        pc = load_json(cfg_file.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise AdapterError(f"{cfg_file}: not readable JSON ({e})") from None
     kind = pc.get("peft_type") if isinstance(pc, dict) else None

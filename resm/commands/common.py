@@ -110,6 +110,10 @@ OPTION_RULES = {
     "tile": ("must be >= 16", lambda v: v >= 16),
     "seed": (SEED_RULE, seed_ok),  # torch overflows past 2**64
     "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
+    "bpp_min": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan, 2: a --bpp file without a pair
+    "jobs": (THREADS_RULE, threads_ok),  # RNAfold's -j, the same as --threads
+    "dpi": ("must be in [10, 2400]", lambda v: 10 <= v <= 2400),
+    "shard_size": ("must be >= 1", lambda v: v >= 1),
     "turner_scale": (KCAL_RULE, kcal_ok),  # Decoding's own rule (resm.structure.kcal)
     "scheme": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
     "show": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),

@@ -119,11 +119,23 @@ def _scores_on_stdout(a: argparse.Namespace) -> bool:
     return a.out is None or is_stream(a.out)
 
 
+def _predict_task(name: str) -> str:
+    """``--task``'s check, as argparse's ``choices`` (exit code 2), with the choices read from the
+    task registry only when the option is given (``resm --help`` does not import every task)."""
+    from ..tasks import tasks_with
+
+    known = tasks_with("predict")
+    if name not in known:
+        raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (choose from {', '.join(map(repr, known))})")
+    return name
+
+
 def predict_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--task",
         required=True,
         metavar="{rri,mrl}",
+        type=_predict_task,
         help="the task of --model's head: rri (a pairs table in, interaction probabilities out) or mrl (UTRs in, "
         "mean ribosome load out) (required)",
     )
@@ -148,12 +160,9 @@ def run_predict(a: argparse.Namespace) -> None:
     (:data:`resm.tasks.TASKS`)."""
     from ..config import options
     from ..predict import PredictOptions
-    from ..tasks import TASKS, tasks_with
+    from ..tasks import TASKS
     from ..tasks.base import resolve
 
-    if a.task not in tasks_with("predict"):
-        known = ", ".join(tasks_with("predict"))
-        raise ValueError(f"--task {a.task}: no predict command for this task; choose from {known}")
     set_threads(a)
     r = resolve(TASKS[a.task].predict)(options(PredictOptions, a, CLI_NAMES))
     summary = report_stream(_scores_on_stdout(a))

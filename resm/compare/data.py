@@ -38,6 +38,7 @@ class Split:
 def load_split(path: str, cap: int | None, max_length: int, seed: int, what: str = "data") -> Split:
     """Records of ``path`` with a usable sequence (A C G U/T and IUPAC codes) and length <=
     ``max_length``; then a seeded random subset of ``cap`` (file order kept)."""
+    from ..fasta import check_record_ids
     from ..nucleotides import MappingError, rna_codes
     from ..structure.io import read_archiveii_csv, read_structures
 
@@ -46,6 +47,10 @@ def load_split(path: str, cap: int | None, max_length: int, seed: int, what: str
         raise ConfigError(f"{what}: {p} not found")
     archiveii = p.name.lower().endswith(".csv")
     recs = list(read_archiveii_csv(p) if archiveii else read_structures(p))
+    try:  # the per-sequence results are keyed by id
+        check_record_ids(r.name for r in recs)
+    except ValueError as e:
+        raise ConfigError(f"{what}: {p}: {e}") from None
     keep, n_long, n_bad = [], 0, 0
     for r in recs:
         if not r.seq:

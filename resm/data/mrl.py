@@ -28,7 +28,7 @@ import numpy as np
 from ..fasta import checked_cell_name
 from ..mapping import MappingError
 from ..nucleotides import normalise
-from .rri import PathLike, table_rows, table_sequence
+from .rri import PathLike, check_columns_once, table_rows, table_sequence
 
 TARGET_COLUMNS = ("rl", "hrl")  # auto-detected target columns, in order of preference
 
@@ -84,6 +84,7 @@ def _iter_rows(
             for c in extra:
                 if c not in header:
                     raise MRLError(f"{where}: no column {c!r}; columns: {listed}")
+            check_columns_once(header, [seq_column, target_column, "id", *extra], where, MRLError)
             i_seq = header.index(seq_column)
             i_y = header.index(target_column) if target_column is not None else None
             if "id" in header:
@@ -155,6 +156,11 @@ def read_utrs(path: PathLike) -> tuple[list[str], list[str], np.ndarray | None]:
                 raise MappingError(f"{os.fspath(path)} line {r.line}: {e}") from None
         return [r.id for r in recs], seqs, None
     utrs = [u for u, _ in _iter_rows(path, need_target=False)]
+    seen: dict[str, int] = {}
+    for u in utrs:  # as a FASTA file's: the predictions are keyed by name
+        if u.name in seen:
+            raise MRLError(f"{os.fspath(path)} line {u.line}: duplicate id {u.name!r} (line {seen[u.name]})")
+        seen[u.name] = u.line
     y = np.array([u.mrl for u in utrs])
     return [u.name for u in utrs], [u.seq for u in utrs], None if np.isnan(y).all() else y
 

@@ -133,17 +133,24 @@ def table_sequence(raw: str, name: str, where: str, error: type) -> str:
         raise error(f"{where}: {e}") from None
 
 
+def check_columns_once(header: list[str], used, where: str, error: type, fold_case: bool = False) -> None:
+    """A header that names a column the reader uses twice is refused naming it (which of the two
+    holds the data is unclear; the first was read without a word)."""
+    names = [c.lower() for c in header] if fold_case else header
+    for c in used:
+        at = [i for i, x in enumerate(names, 1) if x == c]
+        if len(at) > 1:
+            raise error(f"{where}: the header names column {c!r} twice (columns {at[0]} and {at[1]})")
+
+
 # ---- pairs ------------------------------------------------------------------------------------
-def _header_columns(cells: list[str]) -> dict | None:
+def _header_columns(cells: list[str], where: str) -> dict | None:
     """Column name -> index if ``cells`` is a header row (it holds ``a_seq`` and ``b_seq``)."""
     low = [c.lower() for c in cells]
     if "a_seq" not in low or "b_seq" not in low:
         return None
-    cols = {}
-    for i, c in enumerate(low):
-        if c in COLUMNS and c not in cols:
-            cols[c] = i
-    return cols
+    check_columns_once(cells, COLUMNS, where, PairsError, fold_case=True)
+    return {c: i for i, c in enumerate(low) if c in COLUMNS}
 
 
 def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | None = None) -> Iterator[Pair]:
@@ -166,7 +173,7 @@ def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | Non
         where = f"{name} line {line}"
         if cols is None:  # first non-blank row: header or first record
             first_line = line
-            cols = _header_columns(cells)
+            cols = _header_columns(cells, where)
             is_header = cols is not None
             if is_header:
                 ncols = len(cells)

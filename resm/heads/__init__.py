@@ -32,4 +32,19 @@ def _discover() -> dict[str, Callable]:
 
 HEADS = _discover()
 
-__all__ = ["HEADS"]
+__all__ = ["HEADS", "build_for_weights"]
+
+
+def build_for_weights(build: Callable, config: dict, embed_dim: int, state: dict) -> tuple:
+    """``build(config, embed_dim)`` for a head whose saved weights are ``state``: built first
+    on torch's ``meta`` device (no memory) and its weights' shapes compared with ``state``'s,
+    so that a saved config whose sizes its weights do not hold (10**9 channels) is a
+    ValueError naming the first weight that differs, not an allocation until memory runs out."""
+    import torch
+
+    with torch.device("meta"):
+        sketch, _ = build(config, embed_dim)
+    for k, v in sketch.state_dict().items():
+        if k in state and tuple(state[k].shape) != tuple(v.shape):
+            raise ValueError(f"its config gives {k} the shape {tuple(v.shape)}, its weights {tuple(state[k].shape)}")
+    return build(config, embed_dim)

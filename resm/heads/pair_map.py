@@ -123,6 +123,11 @@ class StructureHeadConfig(StoredConfig):
             raise ValueError(f"need 1 <= bpp_span <= bpp_window, got {self.bpp_span}, {self.bpp_window}")
         if self.kernel < 1 or self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd and positive, got {self.kernel}")
+        for k in ("proj_dim", "channels"):  # 0 or less crashed building the convolutions
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.min_loop < 0:
+            raise ValueError(f"min_loop must be >= 0, got {self.min_loop}")
         if self.blocks < 0 or (self.blocks and not self.dilations):
             raise ValueError("blocks must be >= 0 and dilations non-empty")
         if any(d < 1 for d in self.dilations):

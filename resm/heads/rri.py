@@ -60,8 +60,8 @@ class InteractionHeadConfig(StoredConfig):
     def __post_init__(self):
         if self.embed_dim < 1:
             raise ValueError("embed_dim must be >= 1")
-        if self.kernel % 2 == 0:
-            raise ValueError(f"kernel must be odd, got {self.kernel}")
+        if self.kernel < 1 or self.kernel % 2 == 0:  # -1 is odd, and crashed building the convolutions
+            raise ValueError(f"kernel must be odd and positive, got {self.kernel}")
         if min(self.proj_dim, self.channels, self.max_length) < 1 or self.blocks < 0:
             raise ValueError("proj_dim, channels and max_length must be >= 1, blocks >= 0")
         if not 0 <= self.dropout < 1:  # nan fails too

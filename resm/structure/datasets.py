@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fasta import check_record_ids
 from ..nucleotides import MappingError, normalise
 from .io import Structure, StructureError, file_stem, iter_ct, read_archiveii_csv, read_structures
 from .pairsets import PairRecord, read_pair_table
@@ -108,6 +109,10 @@ def load_dataset(
             normalise(r.seq, r.name)
         except MappingError as e:
             raise StructureError(f"{path}: {e}") from None
+    try:  # a repeated id: the predictions and scores are keyed by id
+        check_record_ids(r.name for r in recs)
+    except ValueError as e:
+        raise StructureError(f"{path}: {e}") from None
     if limit is not None and limit < len(recs):
         idx = sorted(np.random.default_rng(seed).choice(len(recs), limit, replace=False))
         recs = [recs[i] for i in idx]

@@ -5,6 +5,7 @@
 * FASTA, from a file (plain or gzip, streamed) or from ``-`` / a pipe (standard input is read
   once);
 * bare sequences, one per line, with no header (named ``seq_1``, ``seq_2``, ... in order);
+  lines starting with ``;`` are comments here too, as in FASTA;
 * structure files, ``.dbn`` (also RNAfold's output: ``>name``, sequence, dot-bracket with an
   optional energy), ``.ct`` (several records allowed) and ``.bpseq``: their sequences are
   folded, their structures ignored (give the file as ``--reference`` to score against them).
@@ -29,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..fasta import FastaError, open_text, parse_fasta, record_id, text_encoding
+from ..fasta import FastaError, open_text, parse_fasta, record_id, refuse_device, text_encoding
 from .annotations import parse_note
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
 
@@ -62,6 +63,10 @@ def _stdin_lines(stdin: TextIO | None) -> list[str]:
         raise FastaError(
             "no input: standard input is a terminal; give an input file, or pipe sequences in (cat x.fa | resm ...)"
         )
+    try:
+        refuse_device(stream, "<stdin>")
+    except OSError as e:
+        raise FastaError(f"<stdin>: cannot read ({e.strerror})") from None
     data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
     if isinstance(data, bytes):
         if data[:2] == b"\x1f\x8b":
@@ -95,8 +100,8 @@ def _check_file(path) -> Path:
 
 def sniff_format(lines: Sequence[str]) -> str:
     """One of :data:`INPUT_FORMATS`, from the text (see the module's rules)."""
-    body = [(k, ln.strip()) for k, ln in enumerate(lines) if ln.strip()]
-    if not body:
+    body = [(k, ln.strip()) for k, ln in enumerate(lines) if ln.strip() and not ln.strip().startswith(";")]
+    if not body:  # nothing, or FASTA's ';' comments only (read as a bare sequence ';...', named 'seq_1')
         return "fasta"  # reported as "no records" by the caller
     first = body[0][1]
     if any(ln.startswith(">") for _, ln in body):  # FASTA, or text before its first header (an error)
@@ -121,7 +126,7 @@ def _plain(lines: Sequence[str], source: str) -> list[tuple[str, str]]:
     out = []
     for lineno, ln in enumerate(lines, 1):
         s = ln.strip()
-        if not s:
+        if not s or s.startswith(";"):
             continue
         if any(c.isspace() for c in s):
             raise FastaError(

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import load_json
 from ..fasta import checked_name, open_text
 from .partners import (
     StructureError,
@@ -221,6 +222,8 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
                 yield last
                 last = None
             name = checked_name(line[1:].strip(), f"{source} line {lineno}", StructureError)
+            if not name:  # as a FASTA header without an id: it would be written back as a bare '>'
+                raise _err(source, lineno, "header has no id")
             state = 1
         elif state == 1:
             if line.startswith(">"):
@@ -288,7 +291,7 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
             continue
         if line.startswith("#"):
             m = _NAME_RE.match(line)
-            if m and not partners:
+            if m and not partners and m.group(1).strip():  # an empty one keeps the file's name
                 name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             notes.read(line, source, lineno)
             continue
@@ -423,7 +426,8 @@ def parse_pair_lines(
         line = raw.strip()
         if line.startswith("#"):
             if m := _NAME_RE.match(line):
-                name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
+                if m.group(1).strip():  # an empty one keeps the file's name
+                    name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             elif m := _LEN_RE.match(line):
                 if not _DIGITS.fullmatch(tok := m.group(1).strip()):
                     raise _err(source, lineno, f"length {tok!r} is not a whole number")
@@ -640,7 +644,7 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
             if row.get("len") not in (None, "") and _int(row["len"], src, ln, "len") != len(seq):
                 raise _err(src, ln, f"len {row['len']} != sequence length {len(seq)}")
             try:
-                plist = json.loads(row["base_pairs"])
+                plist = load_json(row["base_pairs"])
             except (json.JSONDecodeError, TypeError) as e:
                 raise _err(src, ln, f"base_pairs is not a JSON list: {e}") from None
             try:

@@ -263,10 +263,12 @@ def backbone_from_payload(data: dict, where: str = "structure model") -> ESM2:
     """The ESM-2 backbone held in a ``structure_model.pt`` payload (fp16 weights, made fp32),
     with its LoRA adapter active when it was trained with one."""
     from ..backbone.config import ESM2Config
-    from ..backbone.load import CheckpointError, load_state
+    from ..backbone.load import CheckpointError, check_architecture, load_state
 
     try:
-        model = ESM2(ESM2Config(**data["backbone_config"]))
+        cfg = ESM2Config(**data["backbone_config"])
+        check_architecture(cfg, data["backbone"], where)
+        model = ESM2(cfg)
         load_state(model, {k: v.float() for k, v in data["backbone"].items()}, where)
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{where}: a structure model without a readable backbone ({e})") from None
@@ -331,20 +333,23 @@ def ensemble_members(data: dict[str, Any]) -> int:
     return n
 
 
-def model_from_payload(data: dict[str, Any]) -> tuple[StructureModel, dict[str, Any]]:
+def model_from_payload(data: dict[str, Any], where: str = "structure model") -> tuple[StructureModel, dict[str, Any]]:
     """``(model, meta)`` of a structure model file's content (its head rebuilt through
-    :data:`resm.heads.HEADS`, by the kind the file records; files without one hold the 2-D head)."""
-    from ..heads import HEADS
+    :data:`resm.heads.HEADS`, by the kind the file records; files without one hold the 2-D head);
+    ``where`` (the file) is named by its errors."""
+    from ..heads import HEADS, build_for_weights
 
-    backbone = backbone_from_payload(data)
+    backbone = backbone_from_payload(data, where)
     build = HEADS[HEAD_KINDS[data.get("head_kind", "conv")]]
     n = ensemble_members(data)
     if n:  # several heads of one configuration: their probabilities are averaged (PairHeadEnsemble)
         from ..heads.pairs import PairHeadEnsemble
 
+        member = {k.split(".", 2)[2]: v for k, v in data["head"].items() if k.startswith("members.0.")}
+        build_for_weights(build, data["head_config"], backbone.embed_dim, member)  # sizes checked once
         head = PairHeadEnsemble([build(data["head_config"], backbone.embed_dim)[0] for _ in range(n)])
     else:
-        head, _ = build(data["head_config"], backbone.embed_dim)
+        head, _ = build_for_weights(build, data["head_config"], backbone.embed_dim, data["head"])
     head.load_state_dict(data["head"])
     model = StructureModel(backbone, head, "frozen").eval()
     meta = {k: v for k, v in data.items() if k not in ("head", "backbone", "adapter")}
@@ -360,7 +365,7 @@ def load_structure_model(path: str | Path) -> tuple[StructureModel, dict[str, An
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a resm structure model (written by `resm finetune`)")
     with reading(path, "structure model"):
-        return model_from_payload(data)
+        return model_from_payload(data, str(path))
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import load_json
 from ..fasta import record_id
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
@@ -252,7 +253,7 @@ def _read_shard(path: Path) -> list[dict]:
 
     try:
         with open(path, encoding="utf-8") as fh:
-            items = [json.loads(line) for line in fh]
+            items = [load_json(line) for line in fh]
         if not all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in items):
             raise ValueError("a line is not a record")
     except (OSError, ValueError) as e:
@@ -425,10 +426,10 @@ def fold_fasta(
         raise FoldError("--report writes the --reference scores: give --reference too")
     _check_notes(o)
     if o.plot is not None:
-        from .plot import require_matplotlib
+        from .plot import plot_suffixes, require_matplotlib
 
         require_matplotlib()
-        record_file_names(ids, o.plot_format, o.plot)
+        record_file_names(ids, o.plot_format, o.plot, plot_suffixes(o.compare))
     plan = _Plan(
         o.fmt,
         mode in ("stdout", "file"),

@@ -429,11 +429,22 @@ def plot_record(
     from pathlib import Path
 
     folder = Path(folder)
-    plot_structure(
-        folder / f"{stem}.{fmt}", seq, pairs, prob, title=title, dpi=dpi, reference=reference, fmt=fmt, compare=compare
-    )
-    plot_layout(folder / f"{stem}_ss.{fmt}", seq, pairs, prob, title=title, dpi=dpi, fmt=fmt)
+    arcs, layout, *other = (f"{stem}{suffix}.{fmt}" for suffix in plot_suffixes(compare[0] if compare else None))
+    plot_structure(folder / arcs, seq, pairs, prob, title=title, dpi=dpi, reference=reference, fmt=fmt, compare=compare)
+    plot_layout(folder / layout, seq, pairs, prob, title=title, dpi=dpi, fmt=fmt)
     if compare is not None:
         label = compare[0]
         who = f"{title}, {label}" if title else label
-        plot_layout(folder / f"{stem}_{label.lower()}_ss.{fmt}", seq, compare[1], None, title=who, dpi=dpi, fmt=fmt)
+        plot_layout(folder / other[0], seq, compare[1], None, title=who, dpi=dpi, fmt=fmt)
+
+
+def plot_suffixes(compare: str | None = None) -> tuple[str, ...]:
+    """What :func:`plot_record` adds to a record's file stem, one per figure: the arcs (none),
+    the 2-D drawing (``_ss``) and, with ``compare`` (a folder's name or label), the compared
+    structure's drawing (``_<label>_ss``, the label in lower case)."""
+    if compare is None:
+        return ("", "_ss")
+    from .folders import FOLDERS
+
+    label = FOLDERS[compare].label if compare in FOLDERS else compare
+    return ("", "_ss", f"_{label.lower()}_ss")

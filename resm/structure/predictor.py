@@ -36,6 +36,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..fasta import check_record_ids
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import MappingError, normalise
 from .decode import METHODS, decode, nested_subset, remove_lone_pairs, stored_threshold
@@ -108,6 +109,7 @@ def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
     if isinstance(records, Mapping):
         records = records.items()
     out = [name_seq(r) for r in records]
+    check_record_ids((name for name, _ in out), FoldError)  # as a file's are: the results are keyed by id
     for name, seq in out:
         scheme.encode(seq, name)
     return out

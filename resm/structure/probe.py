@@ -36,8 +36,9 @@ from .. import config
 from ..alphabet import pad_batch
 from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
-from ..mapping import Scheme
-from ..utils.io import atomic_path
+from ..config import load_json
+from ..mapping import MappingError, Scheme
+from ..utils.io import atomic_path, check_output, is_stream
 from .decode import METHODS, choose_threshold, decode, stored_threshold
 from .io import FoldError, Structure, read_structures
 from .metrics import evaluate
@@ -353,7 +354,7 @@ class ProbeFile:
                 "backbone); fit the probe with `resm probe`"
             )
         try:
-            data = json.loads(side.read_text(encoding="utf-8-sig"))
+            data = load_json(side.read_text(encoding="utf-8-sig"))
             if not isinstance(data, dict) or data.pop("format", None) != PROBE_FORMAT:
                 raise ValueError("not a resm probe record")
             data.pop("version", None)
@@ -494,9 +495,18 @@ def fit_probe_file(
     from .model import load_with_scheme
 
     o = opts
+    if is_stream(out):  # its record would have been written to '-.json' in the working folder
+        raise FoldError(f"--out {out}: a probe is two files, PROBE.pt and PROBE.pt.json beside it; give a file path")
+    check_output(sidecar_path(out), "file", "--out's record")
     structures, skipped = select_structures(train, o.max_train, o.max_length)
     held_out = select_structures(o.val, o.max_val, o.max_length)[0] if o.val else None
     loaded, the_scheme = load_with_scheme(backbone, o.scheme, o.regression, o.trust)
+    for path, recs in ((train, structures), (o.val, held_out or [])):  # before any work, naming the file
+        for rec in recs:
+            try:
+                the_scheme.encode(rec.seq, rec.name)
+            except MappingError as e:
+                raise MappingError(f"{path}: {e}") from None
     model = loaded.model.to(o.device)
     probe = fit_zero_shot(model, the_scheme, loaded.meta["source"], structures, held_out, o.method, o.seed)
     probe.write(model, out)

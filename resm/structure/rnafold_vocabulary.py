@@ -91,8 +91,6 @@ def resolve(a: argparse.Namespace) -> None:
             "and draws them with --plot DIR (the probability map beside each structure)"
         )
     if a.jobs is not None:
-        if a.jobs < 0:
-            raise ValueError(f"-j: must be >= 0, got {a.jobs}")
         if a.threads and a.threads != a.jobs:
             raise ValueError(f"-j {a.jobs} and --threads {a.threads} disagree: give one of them")
         a.threads = a.jobs
@@ -100,8 +98,6 @@ def resolve(a: argparse.Namespace) -> None:
         if a.fasta not in (None, "-"):
             raise ValueError(f"give the input once: INPUT {a.fasta} or -i {a.infile}")
         a.fasta = str(a.infile)
-    if a.dpi < 10 or a.dpi > 2400:
-        raise ValueError(f"--dpi: must be in [10, 2400], got {a.dpi}")
     if a.format is None:
         from .io import infer_format
 

@@ -64,28 +64,34 @@ def safe_filename(name: str) -> str:
 NAME_MAX = 255  # bytes in one file name (Linux, macOS)
 
 
-def record_file_names(ids: Sequence[str], ext: str, folder: Path | None = None) -> dict[str, str]:
+def record_file_names(
+    ids: Sequence[str], ext: str, folder: Path | None = None, suffixes: Sequence[str] = ("",)
+) -> dict[str, str]:
     """id -> ``<safe id>.<ext>``; refuses two ids that give the same name, an id too long for a
-    file name, and (with ``folder``) a file there that is one of the command's inputs."""
+    file name, and (with ``folder``) a file there that is one of the command's inputs. With
+    ``suffixes``, each record writes ``<safe id><suffix>.<ext>`` for every one (``--plot``'s
+    ``<id>.png`` and ``<id>_ss.png``), and no two records' files may share a name: records
+    ``x`` and ``x_ss`` would both write ``x_ss.png``."""
     from ..utils.io import check_not_input
 
     out: dict[str, str] = {}
     seen: dict[str, str] = {}
     for i in ids:
-        fn = f"{safe_filename(i)}.{ext}"
-        if len(fn.encode("utf-8")) > NAME_MAX:
-            short = i if len(i) <= 40 else i[:40] + "..."
-            raise FoldError(
-                f"record {short!r} ({len(i)} characters): its file name {fn[:20]}... would be "
-                f"{len(fn.encode('utf-8'))} bytes, more than the {NAME_MAX} a file name may hold; "
-                "shorten the id, or write one file (-o)"
-            )
-        if folder is not None:
-            check_not_input(Path(folder) / fn)
-        if fn.lower() in seen:
-            raise FoldError(f"records {seen[fn.lower()]!r} and {i!r} would both be written to {fn}")
-        seen[fn.lower()] = i
-        out[i] = fn
+        for suffix in suffixes:
+            fn = f"{safe_filename(i)}{suffix}.{ext}"
+            if len(fn.encode("utf-8")) > NAME_MAX:
+                short = i if len(i) <= 40 else i[:40] + "..."
+                raise FoldError(
+                    f"record {short!r} ({len(i)} characters): its file name {fn[:20]}... would be "
+                    f"{len(fn.encode('utf-8'))} bytes, more than the {NAME_MAX} a file name may hold; "
+                    "shorten the id, or write one file (-o)"
+                )
+            if folder is not None:
+                check_not_input(Path(folder) / fn)
+            if fn.lower() in seen and seen[fn.lower()] != i:
+                raise FoldError(f"records {seen[fn.lower()]!r} and {i!r} would both be written to {fn}")
+            seen[fn.lower()] = i
+            out.setdefault(i, fn)
     return out
 
 

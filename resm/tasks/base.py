@@ -541,7 +541,7 @@ def load_bundle(
     the Hugging Face export of the same backbone), takes the place of the bundle's adapter.
     """
     from ..backbone import adapters as A
-    from ..heads import HEADS
+    from ..heads import HEADS, build_for_weights
 
     builders = HEADS if builders is None else builders
     from ..backbone.load import reading
@@ -563,8 +563,9 @@ def load_bundle(
                 if enc is None:
                     enc = OneHotEncoder(OneHotConfig(**d["encoder_config"]))
                     enc.load_state_dict({k[8:]: v for k, v in d["state"].items() if k.startswith("encoder.")})
-                head, fn = builders[d["task"]](d["head_config"], enc.embed_dim)
-                head.load_state_dict({k[5:]: v for k, v in d["state"].items() if k.startswith("head.")})
+                head_state = {k[5:]: v for k, v in d["state"].items() if k.startswith("head.")}
+                head, fn = build_for_weights(builders[d["task"]], d["head_config"], enc.embed_dim, head_state)
+                head.load_state_dict(head_state)
                 heads[name], apply[name] = head, fn
                 entries[name] = {"task": d["task"], "config": d["head_config"], "extra": d["extra"]}
                 scheme = get_scheme(d["scheme"])
@@ -597,7 +598,8 @@ def load_bundle(
         with reading(folder / A.MANIFEST, f"model bundle (head {name!r})"):
             # the registry head it is rebuilt with: its task's, unless the entry names another
             # (a structure head of kind pairs is the registry's "pairs")
-            head, fn = builders[entry.get("extra", {}).get("head", entry["task"])](entry["config"], bb.embed_dim)
+            build = builders[entry.get("extra", {}).get("head", entry["task"])]
+            head, fn = build_for_weights(build, entry["config"], bb.embed_dim, state)
             head.load_state_dict(state)
         heads[name], apply[name] = head, fn
         if entry.get("adapter"):

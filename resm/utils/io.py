@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import os
 import re
 import secrets
@@ -51,6 +52,8 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .stdout import STDOUT
 
 __all__ = [
     "umask",
@@ -171,27 +174,6 @@ def _why(e: OSError) -> str:
 _STREAM_PATH = re.compile(r"^/dev/(stdout|stderr|fd/\d+)$|^/proc/(self|thread-self|\d+)/fd/\d+$")
 
 
-def stdout_gone() -> bool:
-    """Whether standard output is a pipe whose reader has left (``resm fold x.fa | head -1``
-    once ``head`` is done). Then standard output is pointed at ``/dev/null``, so that
-    nothing more (Python's own flush at exit included) fails writing to it."""
-    import select
-    import sys
-
-    try:
-        fd = sys.__stdout__.fileno()
-        poller = select.poll()
-        poller.register(fd, select.POLLOUT)
-        if not any(ev & select.POLLERR for _, ev in poller.poll(0)):
-            return False
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
-        return True
-    except (OSError, ValueError, AttributeError):  # no file descriptor, or no poll here
-        return False
-
-
 def is_stream(path: str | os.PathLike) -> bool:
     """Whether an output path is streamed rather than replaced: ``-`` (standard output), a
     process's file descriptor (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), or an
@@ -296,6 +278,12 @@ def check_output(path: str | os.PathLike, kind: str = "file", what: str = "", re
             raise OutputError(f"{label}: a folder is to be written here, and this is a stream")
         return
     check_not_input(path, kind if replaces else "file", what)
+    if os.path.islink(path):  # a link is written to its target: one that loops has none
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise OutputError(f"{path}: a symbolic link that loops ({_why(e)})") from None
     p = _resolved(Path(path))
     if kind == "file" and p.is_dir():
         raise OutputError(f"{p}: is a folder; a file is to be written here")
@@ -490,8 +478,11 @@ class Transaction:
                 with contextlib.suppress(OSError):
                     u()
             self.abort()
+            shown = STDOUT if str(e.final) == "-" else e.final
+            if isinstance(err, BrokenPipeError) and e.kind == "stream":  # its reader left: as SIGPIPE
+                raise BrokenPipeError(err.errno, err.strerror, str(shown)) from None
             if isinstance(err, OSError):
-                raise OutputError(f"{e.final}: cannot be put in place ({_why(err)})") from None
+                raise OutputError(f"{shown}: cannot be put in place ({_why(err)})") from None
             raise
         for d in done:
             with contextlib.suppress(OSError):
@@ -643,7 +634,20 @@ def transaction() -> Iterator[Transaction]:
         _CURRENT.reset(token)
     tx.commit()
     for line, stream in tx.said:
+        _say(line, stream)
+
+
+def _say(line: str, stream) -> None:
+    """Say a summary once the outputs are in place. A stream that cannot take it (a full disk,
+    a closed standard output, a reader gone) does not undo a command whose outputs are written:
+    the line is dropped (resm fold x.fa -o s.dbn > /dev/full wrote s.dbn and exited 1)."""
+    try:
         print(line, file=stream)
+        stream.flush()
+    except OSError:
+        abandon = getattr(stream, "abandon", None)  # standard output's (resm.utils.stdout)
+        if abandon is not None:
+            abandon()
 
 
 def announce(line: str, stream=None) -> None:
@@ -656,7 +660,7 @@ def announce(line: str, stream=None) -> None:
     stream = stream if stream is not None else sys.stdout
     tx = _CURRENT.get()
     if tx is None:
-        print(line, file=stream)
+        _say(line, stream)
     else:
         tx.said.append((line, stream))
 

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..config import load_json
 from .device import launch
 from .io import atomic_path, atomic_write_text, suspended
 
@@ -190,7 +191,7 @@ class ShardRun:
         if not path.exists():
             raise ShardError(f"{path}: missing; re-run the command to recompute that shard")
         try:
-            info = json.loads(man.read_text(encoding="utf-8"))
+            info = load_json(man.read_text(encoding="utf-8"))
             if not isinstance(info, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:

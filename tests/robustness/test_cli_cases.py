@@ -764,8 +764,8 @@ CASES = [
     Case(
         "predict/task-bogus",
         ["predict", "--task", "bogus", "{utrs}", "--model", "{mrl_model}"],
-        1,
-        ["--task bogus: no predict command"],
+        2,
+        ["argument --task: invalid choice: 'bogus' (choose from 'rri', 'mrl')"],
     ),
     # ------------------------------------------------------------------ evaluate
     Case(

@@ -510,7 +510,7 @@ def _api_cases() -> list:
             "api/embed-duplicate-ids",
             lambda ws, t: resm.embed_sequences(ws["tiny"], [("a", "ACGU"), ("a", "GGCC")], device="cpu"),
             ValueError,
-            ["unique"],
+            ["duplicate id 'a' (records 1 and 2)"],
         ),
         ApiCase(
             "api/embed-no-records",

@@ -56,7 +56,9 @@ def test_round_trip_and_old_files():
 def test_a_bad_value_is_one_line_naming_the_key(key, value):
     with pytest.raises(ValueError) as e:
         Decoding.from_dict({**SHIPPED, key: value})
-    assert str(e.value).startswith(f"decoding key {key}: must be a finite number >= 0") and "\n" not in str(e.value)
+    assert str(e.value).startswith(f"decoding key {key}: must be a finite number in [0, 1000]") and "\n" not in str(
+        e.value
+    )
 
 
 def test_the_command_line_and_the_decoding_keep_one_kcal_rule():
@@ -66,8 +68,8 @@ def test_the_command_line_and_the_decoding_keep_one_kcal_rule():
     from resm.structure.decode import DecodingError
 
     rule, ok = OPTION_RULES["turner_scale"]
-    assert rule == "must be a finite number >= 0 (kcal/mol)"
-    for v in (-1.0, -1e-9, -0.0, 0.0, 0.3, 1e300, float("inf"), float("nan")):
+    assert rule == "must be a finite number in [0, 1000] (kcal/mol)"
+    for v in (-1.0, -1e-9, -0.0, 0.0, 0.3, 1000.0, 1000.1, 1e9, 1e300, float("inf"), float("nan")):
         for key in ("turner_scale", "turner_penalty"):
             try:
                 Decoding(**{key: v})
@@ -130,7 +132,9 @@ def test_the_option_reaches_the_decoding_and_is_refused_where_it_means_nothing(t
 
     assert check_decoding_overrides({"turner_scale": None}) == {}
     for bad in (-1.0, float("nan")):
-        with pytest.raises(FoldError, match=r"^--turner-scale .*: must be a finite number >= 0 \(kcal/mol\)$"):
+        with pytest.raises(
+            FoldError, match=r"^--turner-scale .*: must be a finite number in \[0, 1000\] \(kcal/mol\)$"
+        ):
             PredictorOptions(turner_scale=bad).check()
     with pytest.raises(FoldError, match="a --zero-shot probe has none"):
         PredictorOptions(model="x", zero_shot=tmp_path / "p.pt", turner_scale=0.3).check()
@@ -154,7 +158,9 @@ def test_resm_fold_turner_scale(tmp_path):
     assert f1_score(turner, ref.pairs) > f1_score(plain, ref.pairs)
     p = resm_cli(*base, "--turner-scale", "-1", "-o", tmp_path / "o.dbn", check=False)
     err = p.stderr.strip().splitlines()
-    assert p.returncode == 2 and len(err) == 1 and "--turner-scale: must be a finite number >= 0" in err[0], p.stderr
+    assert p.returncode == 2 and len(err) == 1 and "--turner-scale: must be a finite number in [0, 1000]" in err[0], (
+        p.stderr
+    )
     assert sorted(x.name for x in tmp_path.iterdir()) == ["x.fa"]
 
 
@@ -170,7 +176,9 @@ def test_the_override_reaches_a_pair_head_predictor_and_refuses_a_map(tmp_path):
     p = resm_main("evaluate", "structure", "--model", "default", "--dataset", "vl1", "--turner-scale", "nan",
                   "--out", tmp_path / "t.md", check=False)  # fmt: skip
     err = p.stderr.strip().splitlines()
-    assert p.returncode == 2 and len(err) == 1 and "--turner-scale: must be a finite number >= 0" in err[0], p.stderr
+    assert p.returncode == 2 and len(err) == 1 and "--turner-scale: must be a finite number in [0, 1000]" in err[0], (
+        p.stderr
+    )
     assert not (tmp_path / "t.md").exists()
 
 
@@ -205,7 +213,7 @@ def test_a_file_with_a_bad_stored_value_is_one_line_naming_it():
         )
     assert (
         str(e.value)
-        == "structure model m.pt: decoding key turner_scale: must be a finite number >= 0 (kcal/mol), got -0.5"
+        == "structure model m.pt: decoding key turner_scale: must be a finite number in [0, 1000] (kcal/mol), got -0.5"
     )
 
 
@@ -434,7 +442,7 @@ def test_the_python_api_takes_the_scale(tmp_path):
     (tmp_path / "x.fa").write_text(f">5S\n{FIVE_S}\n")
     cli = resm_main("fold", tmp_path / "x.fa", "--nogpu", "--threads", "1", "--no-score", "--turner-scale", "0.3")
     assert cli.stdout.splitlines()[2] == folded.dotbracket != plain.dotbracket
-    with pytest.raises(FoldError, match=r"^--turner-scale -1.0: must be a finite number >= 0 \(kcal/mol\)$"):
+    with pytest.raises(FoldError, match=r"^--turner-scale -1.0: must be a finite number in \[0, 1000\] \(kcal/mol\)$"):
         resm.load_predictor(device="cpu", turner_scale=-1.0)
 
 
@@ -478,5 +486,5 @@ def test_a_bundle_folds_with_the_scale_as_the_predictor_does(tmp_path):
         "fold", tmp_path / "x.fa", "--model", folder, "--nogpu", "--threads", "1", "--no-score", "--turner-scale", "0.3"
     )
     assert cli.stdout.splitlines()[2] == scaled.dotbracket
-    with pytest.raises(FoldError, match=r"^--turner-scale -1.0: must be a finite number >= 0 \(kcal/mol\)$"):
+    with pytest.raises(FoldError, match=r"^--turner-scale -1.0: must be a finite number in \[0, 1000\] \(kcal/mol\)$"):
         b.fold(FIVE_S, turner_scale=-1.0)

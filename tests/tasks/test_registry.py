@@ -21,6 +21,7 @@ import yaml
 import resm.heads
 import resm.tasks
 from resm.cli import main as cli_main
+from resm.tasks import tasks_with
 from tests.conftest import logged
 
 HEAD = """
@@ -255,7 +256,15 @@ def test_the_toy_task_runs_through_resm_compare(toy, tmp_path, capsys):
 
 
 def test_predict_refuses_a_task_without_a_predict_command(tmp_path, capsys):
+    """A usage error, as argparse's own choices are (exit code 2), the choices read from the registry."""
     (tmp_path / "x").write_text("")
-    assert cli_main(["predict", "--task", "structure", str(tmp_path / "x"), "--model", str(tmp_path)]) == 1
+    with pytest.raises(SystemExit) as e:
+        cli_main(["predict", "--task", "structure", str(tmp_path / "x"), "--model", str(tmp_path)])
+    assert e.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == "resm predict: error: --task structure: no predict command for this task; choose from rri, mrl"
+    known = ", ".join(repr(t) for t in tasks_with("predict"))
+    assert known == "'rri', 'mrl'"
+    assert err == (
+        f"resm predict: error: argument --task: invalid choice: 'structure' (choose from {known}) "
+        "(see resm predict --help)"
+    )
