@@ -129,7 +129,8 @@ TURNER_HELP = (
     "ensemble as the model file says. S=0.3 was chosen on PDB TR1: VL1 F1 0.763 against 0.719, but bpRNA VL0 "
     "0.592 against 0.617, hence opt-in. Costs about one RNAfold -p per sequence more (O(L^3) time, O(L^2) "
     "memory; 2.5x plain resm fold at 1,000 nt, 5.9x at 2,000 nt: experiments/results/fold_speed_turner_cpu.md). "
-    "Pair-head models only (default: off, unless the model file stores a scale; the shipped one does not)"
+    "S in [0, 1000]. Pair-head models only (default: off, unless the model file stores a scale; the shipped one "
+    "does not)"
 )
 
 

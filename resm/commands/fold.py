@@ -83,7 +83,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="also write base-pair probabilities: '>id' blocks of 'i j p' lines, 1-based, i < j (default: off)",
     )
-    sp.add_argument("--bpp-min", type=float, default=1e-3, help="leave out pairs of lower probability in --bpp")
+    sp.add_argument(
+        "--bpp-min",
+        type=float,
+        default=1e-3,
+        help="leave out pairs of lower probability in --bpp; in [0, 1] (default: 0.001)",
+    )
     sp.add_argument(
         "--noLP",
         "--no-lp",

@@ -46,7 +46,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         const=0,
         default=None,
         metavar="N",
-        help="RNAfold's -j[N]: the same as --threads N; -j alone, as RNAfold's, every core (default: --threads)",
+        help="RNAfold's -j[N]: the same as --threads N, in [0, 1024]; -j alone, as RNAfold's, every core "
+        "(default: --threads)",
     )
     g.add_argument(
         "--MEA",
@@ -79,7 +80,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
         "(default: from its extension)",
     )
-    sp.add_argument("--dpi", type=int, default=100, help="resolution of --plot figures in dots per inch (default: 100)")
+    sp.add_argument(
+        "--dpi",
+        type=int,
+        default=100,
+        help="resolution of --plot figures in dots per inch, in [10, 2400] (default: 100)",
+    )
 
 
 def resolve(a: argparse.Namespace) -> None:
