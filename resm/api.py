@@ -73,8 +73,10 @@ def load_predictor(
     stored decoding with the Turner-corrected step at this scale (as ``resm fold
     --turner-scale``; None: the decoding as stored). ``scheme``: with ``zero_shot``, the
     backbone's mapping scheme (None: the probe's; a structure model has its own). ``trust``:
-    unpickle what the allow-list refuses, as ``--trust-checkpoint`` (only for files you trust)."""
-    from .config import options
+    unpickle what the allow-list refuses, as ``--trust-checkpoint`` (only for files you trust).
+    A bad value is a one-line FoldError naming its keyword (``turner_scale: must be ...``)."""
+    from .config import keyword, options
+    from .structure.io import FoldError
     from .structure.predictor import PredictorOptions
     from .structure.predictor import load_predictor as build
 
@@ -88,7 +90,21 @@ def load_predictor(
         bpp_cache=bpp_cache,
         turner_scale=turner_scale,
     )
-    return build(options(PredictorOptions, given), open_bundle=_open_bundle)
+    _check_keywords(given, FoldError)
+    return build(options(PredictorOptions, given), open_bundle=_open_bundle, name=keyword)
+
+
+def _check_keywords(given: Mapping[str, object], error: type[Exception] = ValueError) -> None:
+    """Each keyword of ``given`` held to the rule the command line holds its flag to
+    (:data:`resm.commands.common.OPTION_RULES`, through
+    :func:`~resm.commands.common.option_problem`): a one-line ``error`` naming the keyword
+    (``toks_per_batch: must be >= 1, got 0``) where the command line names the flag."""
+    from .commands.common import option_problem
+    from .config import keyword
+
+    problem = option_problem(given, keyword)
+    if problem:
+        raise error(problem)
 
 
 def _device(name: str) -> str:
@@ -127,6 +143,7 @@ def load_backbone(
     Hugging Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or
     ``"default"``. ``scheme``: None for the checkpoint's own (else kdny); another than the one it
     was trained with is an error. ``device`` and ``trust`` as :func:`load_predictor`'s."""
+    _check_keywords({"scheme": scheme})
     loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
     return loaded.model.to(_device(device)).eval(), the_scheme
 
@@ -183,6 +200,7 @@ def embed_sequences(
     of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
     ``<id>/bos/<layer>``, ``<id>/contacts``."""
     dev = _device(device)
+    _check_keywords({"scheme": scheme, "toks_per_batch": toks_per_batch})
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
     layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each
     include = [include] if isinstance(include, str) else include

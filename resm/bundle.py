@@ -121,12 +121,19 @@ class Bundle:
         """The structure head as a :class:`resm.structure.predictor.Predictor` (what ``resm
         fold`` folds with); ``turner_scale``: a pair head's stored decoding with the
         Turner-corrected step at this scale (as ``resm fold --model DIR --turner-scale`` and
-        ``resm.load_predictor(turner_scale=)``: :func:`resm.structure.predictor.override_decoding`,
-        whose one-line FoldError a bad value or a dense-map head gets; None: as stored)."""
+        ``resm.load_predictor(turner_scale=)``: a bad value is a one-line FoldError naming the
+        keyword, as is a dense-map head (:func:`resm.structure.predictor.override_decoding`); None:
+        as stored)."""
+        from .commands.common import option_problem
+        from .config import keyword
+        from .structure.io import FoldError
         from .structure.predictor import bundle_predictor, override_decoding
 
+        problem = option_problem({"turner_scale": turner_scale}, keyword)
+        if problem:
+            raise FoldError(problem)
         pred = bundle_predictor(self.folder, self.model, self.entries, self.scheme, self.head("structure"))
-        return override_decoding(pred, {"turner_scale": turner_scale})
+        return override_decoding(pred, {"turner_scale": turner_scale}, keyword)
 
     def fold(
         self, seqs: str | Sequence[str] | dict[str, str], *, turner_scale: float | None = None, **kw

@@ -9,7 +9,7 @@ import sys
 
 from ._version import __version__
 from .commands import BY_NAME, COMMANDS
-from .commands.common import OPTION_RULES, HelpFormatter
+from .commands.common import OPTION_RULES, HelpFormatter, option_problem
 
 
 def _user_errors() -> tuple:
@@ -107,15 +107,13 @@ _MERGED = ("split_dir", "plot")
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Option values and output paths, before any work: a bad one is a one-line error (an
     output that is an input, or two outputs that are one file, included)."""
+    from .config import flag
     from .utils.io import check_distinct_outputs, check_output
 
     prog = f"resm {args.command}"
-    for dest, (rule, ok) in OPTION_RULES.items():
-        v = getattr(args, dest, None)
-        if v is not None and not ok(v):
-            shown = repr(v) if isinstance(v, str) else v
-            option = "--" + dest.replace("_", "-")
-            parser.exit(2, f"{prog}: error: argument {option}: {rule}, got {shown} (see {prog} --help)\n")
+    problem = option_problem({dest: getattr(args, dest, None) for dest in OPTION_RULES}, flag)
+    if problem:
+        parser.exit(2, f"{prog}: error: argument {problem} (see {prog} --help)\n")
     dev = getattr(args, "device", None)
     if dev is not None and _device_ok(dev):
         parser.exit(2, f"{prog}: error: argument --device: {_device_ok(dev)} (see {prog} --help)\n")
@@ -129,12 +127,10 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             check_output(
                 path,
                 kind(args) if callable(kind) else kind,
-                f"--{dest.replace('_', '-')}",
+                flag(dest),
                 replaces=dest not in _MERGED,
             )
-    check_distinct_outputs(
-        {f"--{dest.replace('_', '-')}": getattr(args, dest, None) for dest, kind in BY_NAME[args.command].outputs}
-    )
+    check_distinct_outputs({flag(dest): getattr(args, dest, None) for dest, kind in BY_NAME[args.command].outputs})
 
 
 def _terminate_handler(command: str):

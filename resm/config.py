@@ -31,6 +31,8 @@ __all__ = [
     "ConfigError",
     "from_dict",
     "options",
+    "flag",
+    "keyword",
     "StoredConfig",
     "coerce",
     "check_device",
@@ -169,6 +171,20 @@ def options(cls, values, renamed: Mapping[str, str] | None = None):
         if f.init and key in values:
             got[f.name] = values[key]
     return cls(**got)
+
+
+def flag(key: str) -> str:
+    """How the command line names option ``key`` (a field of an options dataclass, or the
+    argparse dest of its flag) in its errors: ``turner_scale`` -> ``--turner-scale``. A check
+    the command line and the Python API share takes the namer to report with, this one or
+    :func:`keyword`."""
+    return "--" + key.replace("_", "-")
+
+
+def keyword(key: str) -> str:
+    """How the Python API names option ``key`` in its errors: the keyword argument itself
+    (``turner_scale``); the command line's namer is :func:`flag`."""
+    return key
 
 
 class StoredConfig:

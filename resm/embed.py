@@ -102,8 +102,8 @@ def embed_records(
     (``dtype``: autocast, as :func:`autocast_dtype` reads it)."""
     dtype = autocast_dtype(dtype)
     bad = set(include) - set(INCLUDE_CHOICES)
-    if bad:
-        raise ValueError(f"unknown --include {sorted(bad)}; choose from {INCLUDE_CHOICES}")
+    if bad:  # resm embed's --include is held to INCLUDE_CHOICES by its parser: the API's keyword is named
+        raise ValueError(f"include: unknown {sorted(bad)}; choose from {INCLUDE_CHOICES}")
     layers = resolve_layers(layers, model.num_layers)
     want_contacts = "contacts" in include
     out: dict[str, np.ndarray] = {}

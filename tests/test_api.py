@@ -117,7 +117,7 @@ def test_load_predictor_passes_threads_and_prior_cache(tmp_path):
     s2, _ = cached.fold_one(seq)
     assert s1.dotbracket == s2.dotbracket == plain.dotbracket
     assert len(list((tmp_path / "c").glob("*.npz"))) == 1
-    with pytest.raises(ValueError, match="zero-shot"):
+    with pytest.raises(ValueError, match="^bpp_cache stores a structure model's pair priors; a zero_shot probe "):
         resm.load_predictor("default", zero_shot=tmp_path / "p.pt", bpp_cache=tmp_path / "c")
 
 
@@ -139,6 +139,105 @@ def test_a_bad_device_is_one_line_naming_the_keyword(call):
     with pytest.raises(ConfigError) as e:
         call(resm)
     assert str(e.value) == "device: unknown device 'gpu' (auto, cpu, cuda or cuda:N)"
+
+
+KCAL = "must be a finite number in [0, 1000] (kcal/mol)"
+THREADS = "must be an integer in [0, 1024] (0: every core)"
+A_FILE = "a_file"  # made by the test, in its working directory
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda resm: resm.load_predictor("default", turner_scale=-1), f"turner_scale: {KCAL}, got -1"),
+        (lambda resm: resm.load_predictor("default", turner_scale=float("nan")), f"turner_scale: {KCAL}, got nan"),
+        (lambda resm: resm.load_predictor("default", turner_scale="0.3"), f"turner_scale: {KCAL}, got '0.3'"),
+        (lambda resm: resm.load_predictor("default", turner_scale=1e9), f"turner_scale: {KCAL}, got 1000000000.0"),
+        (lambda resm: resm.load_predictor("default", threads=-1), f"threads: {THREADS}, got -1"),
+        (lambda resm: resm.load_predictor("default", threads=2.0), f"threads: {THREADS}, got 2.0"),
+        (lambda resm: resm.load_predictor("default", threads="4"), f"threads: {THREADS}, got '4'"),
+        (
+            lambda resm: resm.load_predictor("default", scheme=" "),
+            "scheme: must name a mapping scheme (resm schemes lists them), got ' '",
+        ),
+        (
+            lambda resm: resm.load_predictor("default", bpp_cache=A_FILE),
+            f"{A_FILE}: bpp_cache must be a folder, not a file",
+        ),
+        (lambda resm: resm.load_predictor("default", bpp_cache=3), "bpp_cache: expected a folder's path, got 3"),
+        (
+            lambda resm: resm.load_predictor("default", zero_shot="p.pt", bpp_cache="c"),
+            "bpp_cache stores a structure model's pair priors; a zero_shot probe reads none",
+        ),
+        (
+            lambda resm: resm.load_predictor(None, zero_shot="p.pt"),
+            "zero_shot needs model, the backbone the probe was fitted on",
+        ),
+        (
+            lambda resm: resm.load_predictor("default", zero_shot="p.pt", turner_scale=0.3),
+            "turner_scale sets a pair-head model's decoding; a zero_shot probe has none",
+        ),
+        (lambda resm: resm.Bundle("b", None, {}, None).predictor(turner_scale=-2), f"turner_scale: {KCAL}, got -2"),
+        (
+            lambda resm: resm.Bundle("b", None, {}, None).fold("GGGAAACCC", turner_scale=float("inf")),
+            f"turner_scale: {KCAL}, got inf",
+        ),
+        (
+            lambda resm: resm.load_backbone("default", scheme=""),
+            "scheme: must name a mapping scheme (resm schemes lists them), got ''",
+        ),  # fmt: skip
+        (
+            lambda resm: resm.embed_sequences("default", ["GGGAAACCC"], toks_per_batch=0),
+            "toks_per_batch: must be >= 1, got 0",
+        ),  # fmt: skip
+        (
+            lambda resm: resm.embed_sequences("default", ["GGGAAACCC"], toks_per_batch=float("nan")),
+            "toks_per_batch: must be >= 1, got nan",
+        ),  # fmt: skip
+        (
+            lambda resm: resm.embed_sequences("default", ["GGGAAACCC"], toks_per_batch="8"),
+            "toks_per_batch: must be >= 1, got '8'",
+        ),  # fmt: skip
+        (
+            lambda resm: resm.embed_sequences("default", ["GGGAAACCC"], include=["mean", "cls"]),
+            "include: unknown ['cls']; choose from ('mean', 'per_tok', 'bos', 'contacts')",
+        ),
+    ],
+)
+def test_a_bad_keyword_is_one_line_naming_the_keyword(call, message, tmp_path, monkeypatch):
+    """Every bad keyword value of the API (negative, NaN, infinite, of the wrong type, a file for
+    a folder, a combination that means nothing) is one line naming the keyword, not the command
+    line's flag: ``load_predictor(turner_scale=-1)`` said '--turner-scale -1: ...',
+    ``bpp_cache`` '--bpp-cache ...', ``zero_shot`` '--zero-shot needs --model ...',
+    ``include`` 'unknown --include ...'; ``toks_per_batch=0`` or NaN was not checked at all. The
+    rules are the command line's own (``OPTION_RULES``, through ``option_problem``)."""
+    import resm
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / A_FILE).write_text("x")
+    with pytest.raises(ValueError) as e:
+        call(resm)
+    assert str(e.value) == message and "--" not in message and "\n" not in message
+
+
+def test_the_api_and_the_command_line_say_one_rule(tmp_path):
+    """One rule, two names: ``resm embed --toks-per-batch 0`` and ``embed_sequences(toks_per_batch=0)``
+    say the same words, the flag in one and the keyword in the other; the command line's message
+    is as it was."""
+    import resm
+    from tests.conftest import resm_cli
+
+    (tmp_path / "x.fa").write_text(">a\nGGGAAACCC\n")
+    p = resm_cli(
+        "embed", "default", tmp_path / "x.fa", tmp_path / "e.safetensors", "--toks-per-batch", "0", check=False
+    )
+    assert p.returncode == 2 and p.stderr == (
+        "resm embed: error: argument --toks-per-batch: must be >= 1, got 0 (see resm embed --help)\n"
+    )
+    with pytest.raises(ValueError) as e:
+        resm.embed_sequences("default", {"a": "GGGAAACCC"}, toks_per_batch=0)
+    assert str(e.value) == "toks_per_batch: must be >= 1, got 0"
+    assert not (tmp_path / "e.safetensors").exists()
 
 
 def test_every_public_name_and_its_methods_have_docstrings():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..structure.kcal import KCAL_RULE, kcal_ok
@@ -118,6 +118,28 @@ OPTION_RULES = {
     "scheme": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
     "show": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
 }
+
+
+def option_problem(values: Mapping[str, object], name: Callable[[str], str]) -> str | None:
+    """The first of ``values`` (option -> value; None: not given) that breaks its rule of
+    :data:`OPTION_RULES`, said in one line, ``{name(option)}: {rule}, got {value}``: the command
+    line names the option by its flag (:func:`resm.config.flag`, ``--turner-scale``), the Python
+    API by its keyword (:func:`resm.config.keyword`, ``turner_scale``), so both say one rule. An
+    option is a field of an options dataclass (renamed to its flag's dest by :data:`CLI_NAMES`)
+    or that dest; a value the rule cannot compare (an API's ``threads="4"``) breaks it. None
+    when every value keeps its rule."""
+    for key, v in values.items():
+        rule_ok = OPTION_RULES.get(CLI_NAMES.get(key, key))
+        if v is None or rule_ok is None:
+            continue
+        rule, ok = rule_ok
+        try:
+            good = bool(ok(v))
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            return f"{name(key)}: {rule}, got {v!r}" if isinstance(v, str) else f"{name(key)}: {rule}, got {v}"
+    return None
 
 
 # --turner-scale's help, shared by resm fold and resm evaluate structure (figures:

@@ -316,8 +316,8 @@ def evaluate_sets(
     records are read, and checked together against the available memory as ``resm fold``
     checks its records, before any is folded. Returns the results and the model's label for
     :func:`format_table`."""
-    from ..config import default_data_dir
-    from .predictor import check_decoding_overrides, decoding_option
+    from ..config import default_data_dir, flag
+    from .predictor import check_decoding_overrides
 
     opts = opts or EvaluateOptions()
     decoding = check_decoding_overrides(opts.decoding)
@@ -329,7 +329,7 @@ def evaluate_sets(
         model = resolve_model(model)
         label = "default (resm/models/structure_default.pt, the shipped model)"
     if decoding:
-        given = ", ".join(f"{decoding_option(k)} {v:g}" for k, v in decoding.items())
+        given = ", ".join(f"{flag(k)} {v:g}" for k, v in decoding.items())
         label = f"{label}, its stored decoding with {given}"
     if "archiveii-famfold" in datasets and "{fold}" not in str(model):
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")

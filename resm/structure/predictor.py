@@ -36,6 +36,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..config import flag
 from ..fasta import check_record_ids
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import MappingError, normalise
@@ -61,6 +62,9 @@ PathLike = str | os.PathLike
 # opens a bundle folder: ``(model, head entries, scheme)``, as :func:`resm.tasks.base.open_bundle`
 # does; the library cannot import the tasks above it, so the commands and the API hand it in
 BundleOpener = Callable[[PathLike], tuple]
+# how an error names an option: resm.config.flag (the command line, the default) or
+# resm.config.keyword (the Python API)
+Namer = Callable[[str], str]
 STAGE_LENGTH = 1000  # from this length on, the progress bar names the stage of each record
 BATCH_TOKENS = 8192  # nucleotides per batch of the pair head
 CHUNK = 256  # records whose priors are computed together (one process pool)
@@ -518,23 +522,29 @@ class PredictorOptions:
         model file may store another, which ``turner_scale`` keeps."""
         return {"turner_scale": self.turner_scale}
 
-    def check(self) -> None:
-        """The options' own consistency, before anything is read: a one-line FoldError."""
+    def check(self, name: Namer = flag) -> None:
+        """The options' own consistency, before anything is read: a one-line FoldError naming
+        each option as ``name`` does (the command line's flag; the API's keyword)."""
         from ..utils.device import THREADS_RULE, threads_ok
 
         if not threads_ok(self.threads):
             raise FoldError(f"threads {THREADS_RULE}, got {self.threads!r}")
+        cache, zero_shot, turner = name("bpp_cache"), name("zero_shot"), name("turner_scale")
         if self.bpp_cache is not None:
             if self.zero_shot is not None:
-                raise FoldError("--bpp-cache stores a structure model's pair priors; a --zero-shot probe reads none")
-            if Path(self.bpp_cache).exists() and not Path(self.bpp_cache).is_dir():
-                raise FoldError(f"{self.bpp_cache}: --bpp-cache must be a folder, not a file")
+                raise FoldError(f"{cache} stores a structure model's pair priors; a {zero_shot} probe reads none")
+            try:
+                is_file = Path(self.bpp_cache).exists() and not Path(self.bpp_cache).is_dir()
+            except TypeError:  # the API's bpp_cache=3
+                raise FoldError(f"{cache}: expected a folder's path, got {self.bpp_cache!r}") from None
+            if is_file:
+                raise FoldError(f"{self.bpp_cache}: {cache} must be a folder, not a file")
         if self.zero_shot is not None and self.model is None:
-            raise FoldError("--zero-shot needs --model, the backbone the probe was fitted on")
+            raise FoldError(f"{zero_shot} needs {name('model')}, the backbone the probe was fitted on")
         if self.turner_scale is not None:
             if self.zero_shot is not None:
-                raise FoldError("--turner-scale sets a pair-head model's decoding; a --zero-shot probe has none")
-            check_decoding_overrides(self.decoding_overrides())
+                raise FoldError(f"{turner} sets a pair-head model's decoding; a {zero_shot} probe has none")
+            check_decoding_overrides(self.decoding_overrides(), name)
 
     def model_file(self) -> Path:
         """The structure model's file (``default`` resolved); a FoldError when it is missing."""
@@ -547,17 +557,22 @@ class PredictorOptions:
 
 
 def load_predictor(
-    opts: PredictorOptions, probe: ProbeFile | None = None, *, open_bundle: BundleOpener | None = None
+    opts: PredictorOptions,
+    probe: ProbeFile | None = None,
+    *,
+    open_bundle: BundleOpener | None = None,
+    name: Namer = flag,
 ) -> Predictor:
     """The predictor ``opts`` name (checked by :meth:`PredictorOptions.check`): the structure
     model's (:func:`supervised_predictor`; a bundle's structure head, opened by ``open_bundle``),
-    or the backbone's with its zero-shot probe (``probe``: the probe file already read, if it is)."""
-    opts.check()
+    or the backbone's with its zero-shot probe (``probe``: the probe file already read, if it is).
+    Errors name the options as ``name`` does (:func:`resm.config.flag`; the API: its keywords)."""
+    opts.check(name)
     if opts.zero_shot is None:
         pred = supervised_predictor(
             opts.model_file(), opts.device, workers=opts.threads, cache=opts.bpp_cache, open_bundle=open_bundle
         )
-        return override_decoding(pred, opts.decoding_overrides())
+        return override_decoding(pred, opts.decoding_overrides(), name)
     from .model import load_with_scheme
 
     probe = probe or ProbeFile.read(opts.zero_shot)
@@ -565,17 +580,11 @@ def load_predictor(
     return zero_shot_predictor(loaded.model.to(opts.device), the_scheme, loaded.meta["source"], opts.zero_shot, probe)
 
 
-def decoding_option(key: str) -> str:
-    """The command-line option that replaces the stored decoding's ``key`` (``turner_scale`` ->
-    ``--turner-scale``), as errors and tables name it."""
-    return "--" + key.replace("_", "-")
-
-
-def check_decoding_overrides(overrides: dict | None) -> dict[str, object]:
+def check_decoding_overrides(overrides: dict | None, name: Namer = flag) -> dict[str, object]:
     """The overrides of a stored decoding that are set (None values dropped), each checked
     against :class:`resm.structure.decode.Decoding`'s rules: a one-line FoldError naming the
-    option (``turner_scale`` -> ``--turner-scale``) and the rule it breaks, or that it is no
-    setting of a decoding."""
+    option as ``name`` does (``turner_scale`` -> ``--turner-scale``; the API: ``turner_scale``)
+    and the rule it breaks, or that it is no setting of a decoding."""
     from dataclasses import fields
 
     from .decode import Decoding, DecodingError
@@ -583,7 +592,7 @@ def check_decoding_overrides(overrides: dict | None) -> dict[str, object]:
     known = [f.name for f in fields(Decoding)]
     got = {k: v for k, v in (overrides or {}).items() if v is not None}
     for k, v in got.items():
-        option = decoding_option(k)
+        option = name(k)
         if k not in known:
             raise FoldError(f"{option}: not a setting of a model's decoding (those are {', '.join(known)})")
         try:
@@ -593,19 +602,19 @@ def check_decoding_overrides(overrides: dict | None) -> dict[str, object]:
     return got
 
 
-def override_decoding(pred: Predictor, overrides: dict | None) -> Predictor:
+def override_decoding(pred: Predictor, overrides: dict | None, name: Namer = flag) -> Predictor:
     """``pred`` with the set ``overrides`` (fields of :class:`resm.structure.decode.Decoding`, e.g.
     ``{"turner_scale": 0.3}``; None values: as stored) replacing those of its stored decoding; a
     one-line FoldError when a value is bad or when the predictor decodes a dense map (a 2-D head or
-    probe), which has no such decoding."""
+    probe), which has no such decoding (the option named as ``name`` does: :func:`check_decoding_overrides`)."""
     from dataclasses import replace
 
-    got = check_decoding_overrides(overrides)
+    got = check_decoding_overrides(overrides, name)
     if not got:
         return pred
     if not isinstance(pred, PairPredictor):
         raise FoldError(
-            f"{decoding_option(next(iter(got)))}: {pred.source or 'this model'} decodes a dense pair map at a "
+            f"{name(next(iter(got)))}: {pred.source or 'this model'} decodes a dense pair map at a "
             "threshold; the option sets a pair-head model's decoding"
         )
     pred.decoding = replace(pred.decoding, **got)

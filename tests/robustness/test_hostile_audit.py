@@ -269,7 +269,7 @@ def test_api_thread_count_is_checked_before_loading():
     from resm.structure.io import FoldError
 
     for bad in (-3, 100000, "4"):
-        with pytest.raises(FoldError, match=r"^threads must be an integer in \[0, 1024\]"):
+        with pytest.raises(FoldError, match=r"^threads: must be an integer in \[0, 1024\]"):
             resm.load_predictor("/no/such/model.pt", threads=bad)
 
 

@@ -431,7 +431,8 @@ def test_the_memory_check_counts_the_turner_step(tmp_path, monkeypatch):
 
 def test_the_python_api_takes_the_scale(tmp_path):
     """resm.load_predictor(turner_scale=S) folds as resm fold --turner-scale S does (the 5S
-    rRNA, where it changes the fold); a bad value is the command line's one-line error."""
+    rRNA, where it changes the fold); a bad value breaks the command line's rule, said in one
+    line naming the keyword."""
     import resm
     from tests.conftest import resm_main
 
@@ -442,7 +443,9 @@ def test_the_python_api_takes_the_scale(tmp_path):
     (tmp_path / "x.fa").write_text(f">5S\n{FIVE_S}\n")
     cli = resm_main("fold", tmp_path / "x.fa", "--nogpu", "--threads", "1", "--no-score", "--turner-scale", "0.3")
     assert cli.stdout.splitlines()[2] == folded.dotbracket != plain.dotbracket
-    with pytest.raises(FoldError, match=r"^--turner-scale -1.0: must be a finite number in \[0, 1000\] \(kcal/mol\)$"):
+    with pytest.raises(
+        FoldError, match=r"^turner_scale: must be a finite number in \[0, 1000\] \(kcal/mol\), got -1.0$"
+    ):
         resm.load_predictor(device="cpu", turner_scale=-1.0)
 
 
@@ -450,7 +453,7 @@ def test_a_bundle_folds_with_the_scale_as_the_predictor_does(tmp_path):
     """Bundle.fold(turner_scale=S) (resm.load_bundle) folds as resm.load_predictor(model=DIR,
     turner_scale=S) and resm fold --model DIR --turner-scale S do, on a bundle with a pair head
     (untrained, frozen tiny backbone) and the 5S rRNA, where the scale changes the fold; a bad
-    value is the same one-line error."""
+    value is the same one-line error naming the keyword."""
     import torch
 
     import resm
@@ -486,5 +489,7 @@ def test_a_bundle_folds_with_the_scale_as_the_predictor_does(tmp_path):
         "fold", tmp_path / "x.fa", "--model", folder, "--nogpu", "--threads", "1", "--no-score", "--turner-scale", "0.3"
     )
     assert cli.stdout.splitlines()[2] == scaled.dotbracket
-    with pytest.raises(FoldError, match=r"^--turner-scale -1.0: must be a finite number in \[0, 1000\] \(kcal/mol\)$"):
+    with pytest.raises(
+        FoldError, match=r"^turner_scale: must be a finite number in \[0, 1000\] \(kcal/mol\), got -1.0$"
+    ):
         b.fold(FIVE_S, turner_scale=-1.0)
