@@ -540,7 +540,7 @@ def _api_cases() -> list:
             "api/predictor-cache-with-zero-shot",
             lambda ws, t: resm.load_predictor(ws["tiny"], zero_shot=ws["probe"], bpp_cache=t / "c", device="cpu"),
             ValueError,
-            ["bpp-cache", "zero-shot"],
+            ["bpp_cache", "zero_shot"],
         ),
         ApiCase(
             "api/backbone-is-text",
