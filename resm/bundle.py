@@ -62,13 +62,23 @@ class Bundle:
         Partners up to :data:`resm.tasks.rri_sites.MAX_PARTNER` nt; a longer one, or a symbol
         that is no nucleotide, is a one-line error naming the record. ``scan``: a
         :class:`resm.tasks.rri_sites.ScanOptions` (window, stride, sites kept; None: the head's
-        trained length, half-window steps); ``progress``: a bar on stderr counting pairs
+        trained length, half-window steps; a bad field is a one-line ConfigError naming it,
+        ``scan.window: must be >= 0 ...``); ``progress``: a bar on stderr counting pairs
         (``scan``'s own when given)."""
+        from dataclasses import fields
+
+        from .commands.common import option_problem
+        from .config import ConfigError
         from .data.rri import Pair
         from .mapping import MappingError
         from .nucleotides import normalise
         from .tasks.rri_sites import MAX_PARTNER, ScanOptions, scan_pairs
 
+        if scan is not None:  # held to the rules of resm interact's --window, --stride, ..., named as fields of scan
+            given = {f.name: getattr(scan, f.name) for f in fields(scan)}
+            problem = option_problem(given, lambda key: f"scan.{key}")
+            if problem:
+                raise ConfigError(problem)
         name = self.head("rri")
         items = []
         for k, p in enumerate(pairs, 1):

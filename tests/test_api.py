@@ -141,6 +141,13 @@ def test_a_bad_device_is_one_line_naming_the_keyword(call):
     assert str(e.value) == "device: unknown device 'gpu' (auto, cpu, cuda or cuda:N)"
 
 
+def _scan(**kw):
+    """A :class:`resm.tasks.rri_sites.ScanOptions` (what ``Bundle.interact(scan=)`` takes)."""
+    from resm.tasks.rri_sites import ScanOptions
+
+    return ScanOptions(**kw)
+
+
 KCAL = "must be a finite number in [0, 1000] (kcal/mol)"
 THREADS = "must be an integer in [0, 1024] (0: every core)"
 A_FILE = "a_file"  # made by the test, in its working directory
@@ -199,6 +206,22 @@ A_FILE = "a_file"  # made by the test, in its working directory
             "toks_per_batch: must be >= 1, got '8'",
         ),  # fmt: skip
         (
+            lambda resm: resm.Bundle("b", None, {}, None).interact([], scan=_scan(window=float("nan"))),
+            "scan.window: must be >= 0 (0: the head's max_length), got nan",
+        ),
+        (
+            lambda resm: resm.Bundle("b", None, {}, None).interact([], scan=_scan(stride=-1)),
+            "scan.stride: must be >= 0 (0: half the window), got -1",
+        ),
+        (
+            lambda resm: resm.Bundle("b", None, {}, None).interact([], scan=_scan(max_sites=0)),
+            "scan.max_sites: must be >= 1, got 0",
+        ),
+        (
+            lambda resm: resm.Bundle("b", None, {}, None).interact([], scan=_scan(batch_size="8")),
+            "scan.batch_size: must be >= 1, got '8'",
+        ),
+        (
             lambda resm: resm.embed_sequences("default", ["GGGAAACCC"], include=["mean", "cls"]),
             "include: unknown ['cls']; choose from ('mean', 'per_tok', 'bos', 'contacts')",
         ),
@@ -209,7 +232,8 @@ def test_a_bad_keyword_is_one_line_naming_the_keyword(call, message, tmp_path, m
     a folder, a combination that means nothing) is one line naming the keyword, not the command
     line's flag: ``load_predictor(turner_scale=-1)`` said '--turner-scale -1: ...',
     ``bpp_cache`` '--bpp-cache ...', ``zero_shot`` '--zero-shot needs --model ...',
-    ``include`` 'unknown --include ...'; ``toks_per_batch=0`` or NaN was not checked at all. The
+    ``include`` 'unknown --include ...', ``Bundle.interact(scan=ScanOptions(stride=-1))``
+    '... (--stride) ...'; ``toks_per_batch=0`` or NaN was not checked at all, nor a NaN window. The
     rules are the command line's own (``OPTION_RULES``, through ``option_problem``)."""
     import resm
 
