@@ -1,0 +1,88 @@
+"""The third hostile-input audit: each case was accepted (exit 0, or a silent wrong result)
+or refused in words naming nothing before its fix. Command-line cases keep the rule of
+:mod:`tests.robustness.test_cli_cases` (one line naming the thing, the exit code, nothing
+written)."""
+
+from __future__ import annotations
+
+import pytest
+
+import resm
+from resm.fasta import FastaError, check_record_ids, parse_fasta, read_fasta
+from resm.structure.io import StructureError, read_structure
+from tests.robustness.test_cli_cases import Case, check_one_line
+from tests.robustness.test_hostile_audit2 import _write
+
+FOLD = ["fold", "{t}/in.fa", "-o", "{t}/o.dbn", "--threads", "1"]
+
+# ---------------------------------------------------------------- invisible characters in ids
+# Unicode format characters (category Cf) were accepted in ids: a bidi override makes an id
+# display as another one in every output; a zero-width space makes two ids that look alike.
+FORMAT_CHARACTERS = ["\u200b", "\u200d", "\u202e", "\u2066", "\ufeff", "\u00ad"]
+
+CASES = [
+    Case(
+        "fold/id-with-a-bidi-override",
+        FOLD,
+        1,
+        ["{t}/in.fa line 1: id 'ab\\u202ec' holds the invisible format character U+202E"],
+        _write("in.fa", ">ab\u202ec\nGGGGAAACCCC\n"),
+    ),
+    Case(
+        "fold/ct-name-with-a-zero-width-space",
+        ["fold", "{t}/in.ct", "-o", "{t}/o.dbn", "--threads", "1"],
+        1,
+        ["{t}/in.ct line 1: name 'a\\u200bb' holds the invisible format character U+200B"],
+        _write("in.ct", "4 a\u200bb\n1 G 0 2 4 1\n2 G 1 3 0 2\n3 C 2 4 0 3\n4 C 3 0 1 4\n"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+@pytest.mark.parametrize("c", FORMAT_CHARACTERS, ids=[f"U+{ord(c):04X}" for c in FORMAT_CHARACTERS])
+def test_an_id_with_a_format_character_is_refused_everywhere(c, tmp_path):
+    said = f"holds the invisible format character U+{ord(c):04X}"
+    rid = f"a{c}b"
+    with pytest.raises(FastaError) as e:
+        list(parse_fasta([f">{rid} desc", "ACGU"], "x.fa"))
+    assert str(e.value) == f"x.fa line 1: id {rid!r} {said}"
+    for name, text in [
+        ("e.dbn", f">{rid}\nGGCC\n(..)\n"),
+        ("e.bpseq", f"# Name: {rid}\n1 G 4\n2 G 0\n3 C 0\n4 C 1\n"),
+        ("e.pairs", f"# Name: {rid}\n# Sequence: GGCC\n1 4\n"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(StructureError) as e:
+            read_structure(tmp_path / name)
+        assert said in str(e.value) and str(e.value).startswith(str(tmp_path / name)), str(e.value)
+    with pytest.raises(ValueError) as e:
+        check_record_ids(["ok", rid])
+    assert str(e.value) == f"record 2: id {rid!r} {said}"
+
+
+def test_api_embed_refuses_an_id_with_a_format_character(ws):
+    with pytest.raises(ValueError) as e:
+        resm.embed_sequences(ws["tiny"], {"x\u202egnp.exe": "ACGU"}, device="cpu")
+    assert str(e.value) == "record 1: id 'x\\u202egnp.exe' holds the invisible format character U+202E"
+
+
+def test_a_byte_order_mark_at_the_start_of_a_file_is_still_dropped(tmp_path):
+    (tmp_path / "b.fa").write_bytes("\ufeff>a\nACGU\n".encode())
+    assert [r.id for r in read_fasta(tmp_path / "b.fa")] == ["a"]
+    assert [r.id for r in parse_fasta([">a\u00e9\u4e2d", "ACGU"])] == ["a\u00e9\u4e2d"]  # any script still
+
+
+def test_a_table_name_with_a_format_character_is_refused(tmp_path):
+    from resm.data.rri import PairsError, iter_pairs
+
+    (tmp_path / "p.tsv").write_text("a_name\ta_seq\tb_name\tb_seq\nmiR\u2066-1\tUGGAAUG\tsite\tACAUUCC\n")
+    with pytest.raises(PairsError) as e:
+        list(iter_pairs(tmp_path / "p.tsv", require_label=False))
+    assert (
+        str(e.value)
+        == f"{tmp_path / 'p.tsv'} line 2: a_name: name 'miR\\u2066-1' holds the invisible format character U+2066"
+    )
