@@ -11,7 +11,7 @@ import resm
 from resm.fasta import FastaError, check_record_ids, parse_fasta, read_fasta
 from resm.structure.io import StructureError, read_structure
 from tests.robustness.test_cli_cases import Case, check_one_line
-from tests.robustness.test_hostile_audit2 import _write
+from tests.robustness.test_hostile_audit2 import _hf_config, _write
 
 FOLD = ["fold", "{t}/in.fa", "-o", "{t}/o.dbn", "--threads", "1"]
 
@@ -36,6 +36,29 @@ CASES = [
         _write("in.ct", "4 a\u200bb\n1 G 0 2 4 1\n2 G 1 3 0 2\n3 C 2 4 0 3\n4 C 3 0 1 4\n"),
     ),
 ]
+
+
+# ---------------------------------------------------------------- a model's layer norm epsilon
+# a config.json with layer_norm_eps 1e308 embedded every sequence as the same meaningless vector, exit 0
+CASES += [
+    Case(
+        f"embed/hf-layer-norm-eps-{v}",
+        ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
+        1,
+        [f"{{t}}/hf/config.json: layer_norm_eps must be a number in (0, 0.1] (ESM-2 uses 1e-05), got {said}"],
+        lambda p, v=v: _hf_config(p, layer_norm_eps=v),
+    )
+    for v, said in [(1e308, "1e+308"), (0.5, "0.5"), (0, "0"), (-1e-5, "-1e-05"), ("1e-5", "'1e-5'")]
+]
+
+
+def test_layer_norm_eps_range_holds_for_every_model_config():
+    from resm.backbone.config import ESM2Config
+
+    assert ESM2Config(2, 64, 4, layer_norm_eps=0.1).layer_norm_eps == 0.1  # the bound itself is fine
+    with pytest.raises(ValueError) as e:
+        ESM2Config(2, 64, 4, layer_norm_eps=float("inf"))  # a structure model's backbone_config
+    assert str(e.value) == "layer_norm_eps must be a number in (0, 0.1] (ESM-2 uses 1e-05), got inf"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
