@@ -6,6 +6,7 @@ import codecs
 import errno
 import gzip
 import io
+import numbers
 import os
 import stat
 import unicodedata
@@ -188,6 +189,23 @@ def write_fasta(records: Iterable[tuple], fh, width: int = 0) -> None:
                 fh.write(seq[i : i + width] + "\n")
         else:
             fh.write(seq + "\n")
+
+
+# The token budget of a batch (``resm embed --toks-per-batch``, ``embed_sequences``'s
+# ``toks_per_batch``): one home for the rule, which the command line's option rules use too.
+TOKS_PER_BATCH_RULE = "must be an integer >= 1"
+
+
+def toks_per_batch_ok(v) -> bool:
+    """Whether ``v`` is a token budget: an integer >= 1 (not a bool)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+
+
+def checked_toks_per_batch(v) -> int:
+    """``v`` when :func:`toks_per_batch_ok`, else a one-line ValueError naming ``toks_per_batch``."""
+    if not toks_per_batch_ok(v):
+        raise ValueError(f"toks_per_batch {TOKS_PER_BATCH_RULE}, got {v!r}")
+    return int(v)
 
 
 def token_batches(

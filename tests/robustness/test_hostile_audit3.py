@@ -61,11 +61,6 @@ def test_layer_norm_eps_range_holds_for_every_model_config():
     assert str(e.value) == "layer_norm_eps must be a number in (0, 0.1] (ESM-2 uses 1e-05), got inf"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
-    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
-
-
 @pytest.mark.parametrize("c", FORMAT_CHARACTERS, ids=[f"U+{ord(c):04X}" for c in FORMAT_CHARACTERS])
 def test_an_id_with_a_format_character_is_refused_everywhere(c, tmp_path):
     said = f"holds the invisible format character U+{ord(c):04X}"
@@ -109,3 +104,30 @@ def test_a_table_name_with_a_format_character_is_refused(tmp_path):
         str(e.value)
         == f"{tmp_path / 'p.tsv'} line 2: a_name: name 'miR\\u2066-1' holds the invisible format character U+2066"
     )
+
+
+# ---------------------------------------------------------------- the API's token budget
+@pytest.mark.parametrize("v", [0, -1, True, 2.5, "8"])
+def test_api_embed_refuses_a_token_budget_the_command_line_refuses(v, tmp_path):
+    """`embed_sequences(..., toks_per_batch=0)` embedded (one record a batch) where `resm embed
+    --toks-per-batch 0` is refused: both hold to resm.fasta's rule, checked before the model is
+    loaded (the model named here does not exist)."""
+    with pytest.raises(ValueError) as e:
+        resm.embed_sequences(tmp_path / "none.pt", {"a": "ACGU"}, toks_per_batch=v, device="cpu")
+    assert str(e.value) == f"toks_per_batch must be an integer >= 1, got {v!r}"
+
+
+CASES.append(
+    Case(
+        "embed/toks-per-batch-0-said-as-the-api",
+        ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--toks-per-batch", "0"],
+        2,
+        ["argument --toks-per-batch: must be an integer >= 1, got 0"],
+    )
+)
+
+
+# ---------------------------------------------------------------- every command-line case above
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
