@@ -127,6 +127,54 @@ CASES.append(
 )
 
 
+# ---------------------------------------------------------------- interact's windows
+# --window 1 scanned one nucleotide against one (no duplex fits), exit 0; --stride past the
+# window was already refused (tests/robustness/test_commands_hostile.py)
+INTERACT = ["interact", "{pairs}", "--model", "{rri_model}", "-o", "{t}/o.tsv"]
+CASES += [
+    *[
+        Case(
+            f"interact/window-{w}",
+            [*INTERACT, "--window", w],
+            1,
+            [
+                f"window must lie in [8, 40] (--window; 8 nt: the shortest duplex scored, 40: the head's "
+                f"max_length), got {w}"
+            ],
+        )
+        for w in ("1", "7")
+    ],
+    # the zero-shot score reads each pair whole: --window was ignored in silence
+    Case(
+        "interact/zero-shot-window",
+        ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--window", "20", "-o", "{t}/o.tsv"],
+        1,
+        ["--window and --stride scan a trained rri model (the zero-shot score reads a pair whole)"],
+    ),
+]
+
+
+def test_interact_scans_with_the_shortest_window(ws, tmp_path):
+    from resm.cli import main
+
+    assert (
+        main(
+            [
+                "interact",
+                str(ws["pairs"]),
+                "--model",
+                str(ws["rri_model"]),
+                "--window",
+                "8",
+                "-o",
+                str(tmp_path / "o.tsv"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "o.tsv").read_text().startswith("index\ta_name")
+
+
 # ---------------------------------------------------------------- every command-line case above
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
