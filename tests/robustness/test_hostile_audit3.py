@@ -5,6 +5,8 @@ written)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import resm
@@ -173,6 +175,55 @@ def test_interact_scans_with_the_shortest_window(ws, tmp_path):
         == 0
     )
     assert (tmp_path / "o.tsv").read_text().startswith("index\ta_name")
+
+
+# ---------------------------------------------------------------- wording
+COMPARE = ["compare", "--config", "{compare_cfg}", "out_dir={t}/cmp"]
+CASES += [
+    # said 'data.test: <folder> not found'
+    Case(
+        "compare/test-set-a-folder",
+        [*COMPARE, "data.test={t}/d"],
+        1,
+        ["data.test: {t}/d is a folder, not a file"],
+        lambda p: (Path(p["t"]) / "d").mkdir(),
+    ),
+    Case(
+        "compare/test-set-a-device",
+        [*COMPARE, "data.test=/dev/null"],
+        1,
+        ["data.test: /dev/null is not a regular file"],
+    ),
+    # said '/dev/zero: no such config file, nor a shipped ... config of that name'
+    *[
+        Case(
+            f"{cmd}/config-a-device",
+            [cmd, "--config", "/dev/zero"],
+            1,
+            ["/dev/zero: is not a regular file (a device or a pipe), not a config file"],
+        )
+        for cmd in ("compare", "finetune", "pretrain")
+    ],
+]
+
+
+def test_fold_summary_names_standard_output(ws, tmp_path):
+    """`resm fold x.dbn --reference x.dbn --report - -o o.dbn` said 'wrote o.dbn, -'."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ENV, REPO
+    from tests.robustness.conftest import said
+
+    out = tmp_path / "o.dbn"
+    argv = ["fold", str(ws["dbn"]), "--reference", str(ws["dbn"]), "--report", "-", "-o", str(out), "--threads", "1"]
+    p = subprocess.run(
+        [sys.executable, "-m", "resm", *argv], capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("id\tlength")
+    n = out.read_text().count(">")
+    assert said(p.stderr)[-1] == f"folded {n} sequences: wrote {out}, standard output"
 
 
 # ---------------------------------------------------------------- every command-line case above
