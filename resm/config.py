@@ -442,6 +442,8 @@ def find_config(spec: str | os.PathLike, kind: str) -> Path:
             return root / kind / rel
     if p.is_dir():
         raise ConfigError(f"{spec}: is a folder, not a config file")
+    if p.exists():  # /dev/zero, a pipe, a socket: there, but no file to read a config from
+        raise ConfigError(f"{spec}: is not a regular file (a device or a pipe), not a config file")
     shipped = sorted({f.stem for r in roots for f in (r / kind).glob(f"*{ext}")})
     raise ConfigError(
         f"{spec}: no such config file, nor a shipped {kind} config of that name "

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .alphabet import pad_batch
 from .backbone.esm2 import ESM2
 from .config import load_json
-from .fasta import token_batches
+from .fasta import checked_toks_per_batch, token_batches
 from .mapping import MappingError, Scheme
 from .utils.io import atomic_path
 from .utils.shards import DEFAULT_SHARD_SIZE
@@ -107,7 +107,7 @@ def embed_records(
     layers = resolve_layers(layers, model.num_layers)
     want_contacts = "contacts" in include
     out: dict[str, np.ndarray] = {}
-    batches = token_batches([len(r.ids) for r in records], toks_per_batch)
+    batches = token_batches([len(r.ids) for r in records], checked_toks_per_batch(toks_per_batch))
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype is not None)
     for batch in tqdm(batches, desc="embed", unit="batch", disable=not progress):
         recs = [records[i] for i in batch]

@@ -6,8 +6,10 @@ import codecs
 import errno
 import gzip
 import io
+import numbers
 import os
 import stat
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -18,14 +20,18 @@ class FastaError(ValueError):
 
 def id_problem(rid: str) -> str | None:
     """What makes ``rid`` unfit as a record id, or None: a control character (a NUL, an escape
-    sequence: it would be written into every output and file name), or U+FFFD, the mark of
-    bytes that are not UTF-8 text (the id would not be the one in the file). Ids in any script
-    are fine."""
+    sequence: it would be written into every output and file name), an invisible format
+    character (Unicode category Cf: a zero-width space or joiner, a byte-order mark, a bidi
+    override or isolate, which makes an id display as another one in every output), or U+FFFD,
+    the mark of bytes that are not UTF-8 text (the id would not be the one in the file). Ids in
+    any script are fine otherwise."""
     for c in rid:
         if c == "\ufffd":
             return "holds bytes that are not UTF-8 text"
         if ord(c) < 32 or 127 <= ord(c) < 160:
             return f"holds the control character U+{ord(c):04X}"
+        if unicodedata.category(c) == "Cf":
+            return f"holds the invisible format character U+{ord(c):04X}"
     return None
 
 
@@ -133,8 +139,8 @@ def parse_fasta(lines: Iterable[str], name: str = "<fasta>", unique: bool = Fals
 
     Sequence lines are joined with whitespace removed; the sequence itself is not validated
     here (the mapping layer does that and names the record). Raises FastaError on text before
-    the first header, a header without an id, an id with a control character or with bytes
-    that are not UTF-8 (:func:`id_problem`), a record without sequence lines, or (with
+    the first header, a header without an id, an id with a control or invisible format
+    character or with bytes that are not UTF-8 (:func:`id_problem`), a record without sequence lines, or (with
     ``unique``) a repeated id. The id ends at the header's first whitespace (space or tab).
     """
     seen = set() if unique else None
@@ -183,6 +189,23 @@ def write_fasta(records: Iterable[tuple], fh, width: int = 0) -> None:
                 fh.write(seq[i : i + width] + "\n")
         else:
             fh.write(seq + "\n")
+
+
+# The token budget of a batch (``resm embed --toks-per-batch``, ``embed_sequences``'s
+# ``toks_per_batch``): one home for the rule, which the command line's option rules use too.
+TOKS_PER_BATCH_RULE = "must be an integer >= 1"
+
+
+def toks_per_batch_ok(v) -> bool:
+    """Whether ``v`` is a token budget: an integer >= 1 (not a bool)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+
+
+def checked_toks_per_batch(v) -> int:
+    """``v`` when :func:`toks_per_batch_ok`, else a one-line ValueError naming ``toks_per_batch``."""
+    if not toks_per_batch_ok(v):
+        raise ValueError(f"toks_per_batch {TOKS_PER_BATCH_RULE}, got {v!r}")
+    return int(v)
 
 
 def token_batches(

@@ -248,6 +248,8 @@ def interact(
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
         if o.maps or o.sites:
             raise ValueError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")
+        if o.scan is not None and (o.scan.window or o.scan.stride):
+            raise ValueError("--window and --stride scan a trained rri model (the zero-shot score reads a pair whole)")
         from .nucleotides import normalise
         from .structure.model import load_with_scheme
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import asdict, dataclass
 
@@ -32,6 +31,7 @@ class ESM2Config:
     def __post_init__(self):
         for name in ("num_layers", "embed_dim", "attention_heads", "vocab_size"):
             positive_int(getattr(self, name), name)
+        layer_norm_eps(self.layer_norm_eps)
         if self.embed_dim % self.attention_heads:
             raise ValueError(f"embed_dim {self.embed_dim} must be divisible by attention_heads {self.attention_heads}")
 
@@ -53,10 +53,17 @@ def flag(v, key: str) -> bool:
     return v
 
 
-def positive_number(v, key: str) -> float:
-    """``v`` when it is a finite number > 0 (not a bool), else a ValueError naming ``key``."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{key} must be a finite number > 0, got {v!r}")
+# The layer norm's epsilon a model may have: ESM-2 uses 1e-5; one far above the variance of a
+# hidden state (0.1 and up) makes every layer norm a scaling by a constant, and the embeddings
+# meaningless, with no error.
+LAYER_NORM_EPS_MAX = 0.1
+
+
+def layer_norm_eps(v, key: str = "layer_norm_eps") -> float:
+    """``v`` when it is a number in (0, :data:`LAYER_NORM_EPS_MAX`] (not a bool), else a
+    ValueError naming ``key``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (0 < v <= LAYER_NORM_EPS_MAX):
+        raise ValueError(f"{key} must be a number in (0, {LAYER_NORM_EPS_MAX}] (ESM-2 uses 1e-05), got {v!r}")
     return float(v)
 
 

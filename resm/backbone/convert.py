@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from .config import ESM2Config, flag, positive_int, positive_number
+from .config import ESM2Config, flag, layer_norm_eps, positive_int
 
 Tensor = torch.Tensor
 
@@ -163,7 +163,7 @@ def config_from_hf(cfg: dict) -> ESM2Config:
         attention_heads=positive_int(cfg["num_attention_heads"], "num_attention_heads"),
         token_dropout=flag(cfg.get("token_dropout", True), "token_dropout"),
         vocab_size=positive_int(cfg.get("vocab_size", 33), "vocab_size"),
-        layer_norm_eps=positive_number(cfg.get("layer_norm_eps", 1e-5), "layer_norm_eps"),
+        layer_norm_eps=layer_norm_eps(cfg.get("layer_norm_eps", 1e-5)),
     )
 
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..fasta import TOKS_PER_BATCH_RULE, toks_per_batch_ok
 from ..structure.kcal import KCAL_RULE, kcal_ok
 from ..utils.device import MAX_THREADS, THREADS_RULE, threads_ok
 from ..utils.seeds import SEED_RULE, seed_ok
@@ -99,7 +100,7 @@ class HelpFormatter(argparse.HelpFormatter):
 OPTION_RULES = {
     "threads": (THREADS_RULE, threads_ok),  # tens of thousands crash torch
     "batch_size": ("must be >= 1", lambda v: v >= 1),
-    "toks_per_batch": ("must be >= 1", lambda v: v >= 1),
+    "toks_per_batch": (TOKS_PER_BATCH_RULE, toks_per_batch_ok),  # embed_sequences' own rule (resm.fasta)
     "max_length": ("must be >= 1", lambda v: v >= 1),
     "window": ("must be >= 0 (0: the head's max_length)", lambda v: v >= 0),
     "stride": ("must be >= 0 (0: half the window)", lambda v: v >= 0),

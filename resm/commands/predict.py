@@ -34,10 +34,16 @@ def scan_args(sp: argparse.ArgumentParser) -> None:
         "--window",
         type=int,
         default=0,
-        help="partners longer than this (nt) are scanned in windows of this length (default 0: the head's trained "
-        "max_length)",
+        help="partners longer than this (nt) are scanned in windows of this length, from 8 nt (the shortest "
+        "duplex scored) to the head's trained max_length (default 0: that max_length)",
     )
-    sp.add_argument("--stride", type=int, default=0, help="step between windows in nt (default 0: half the window)")
+    sp.add_argument(
+        "--stride",
+        type=int,
+        default=0,
+        help="step between windows in nt, at most the window: no nucleotide is left between windows "
+        "(default 0: half the window)",
+    )
     sp.add_argument("--max-sites", type=int, default=10, help="sites kept per pair in --sites, strongest first")
 
 

@@ -42,9 +42,7 @@ def load_split(path: str, cap: int | None, max_length: int, seed: int, what: str
     from ..nucleotides import MappingError, rna_codes
     from ..structure.io import read_archiveii_csv, read_structures
 
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what}: {p} not found")
+    p = table_file(path, what)
     archiveii = p.name.lower().endswith(".csv")
     recs = list(read_archiveii_csv(p) if archiveii else read_structures(p))
     try:  # the per-sequence results are keyed by id
@@ -106,8 +104,13 @@ def count_of(kept: int, total: int) -> str:
 
 
 def table_file(path: str, key: str) -> Path:
-    """``path`` as a Path; a missing file is a one-line error naming the config ``key``."""
+    """``path`` as a Path; a missing file, a folder or something else that is no regular file
+    (a device) is a one-line error naming the config ``key``."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{key}: {p} not found")
-    return p
+    if p.is_file():
+        return p
+    if p.is_dir():
+        raise ConfigError(f"{key}: {p} is a folder, not a file")
+    if p.exists():
+        raise ConfigError(f"{key}: {p} is not a regular file")
+    raise ConfigError(f"{key}: {p} not found")

@@ -157,7 +157,7 @@ def iter_pairs(path: PathLike, require_label: bool = True, max_length: int | Non
     """Stream the pairs of a file one by one (see the module docstring for the formats).
 
     Raises :class:`PairsError` at the first bad line: a header without ``a_seq`` or ``b_seq``,
-    wrong number of columns, a name holding a control character or bytes that are not UTF-8
+    wrong number of columns, a name holding a control or invisible format character or bytes that are not UTF-8
     (:func:`resm.fasta.id_problem`), an empty sequence, a symbol that is not a nucleotide, a
     label other than 0/1, a missing label while ``require_label`` (else an empty label among
     labelled pairs, or a label among unlabelled ones), a sequence longer than ``max_length``

@@ -42,6 +42,10 @@ from .base import TaskModel, encode_batch
 __all__ = ["MAX_PARTNER", "ScanOptions", "Site", "PairScan", "window_starts", "duplex_from_map", "scan_pairs"]
 
 MAX_PARTNER = 4000  # longest partner (nt) the scan accepts
+# The shortest window: a miRNA's seed match, the shortest duplex an interaction is called on, is
+# 6-8 nt; a window under it (--window 1: one nucleotide against one) holds no duplex to score.
+# A head trained on shorter partners than this is scanned in windows of its own length.
+MIN_WINDOW = 8
 
 
 @dataclass
@@ -49,8 +53,10 @@ class ScanOptions:
     """How partners are scanned.
 
     Attributes:
-        window: window length in nt (0: the head's ``max_length``); at most ``max_length``.
-        stride: step between window starts (0: ``window // 2``); at most ``window``.
+        window: window length in nt (0: the head's ``max_length``); at least :data:`MIN_WINDOW`
+            (or ``max_length`` when smaller), at most ``max_length``.
+        stride: step between window starts (0: ``window // 2``); at most ``window`` (a longer step
+            would leave nucleotides between windows unscanned).
         max_sites: sites kept per pair (strongest first).
         batch_size: window pairs per head batch (and windows per encoder batch).
         with_maps: also return each pair's stitched (La, Lb) pair-probability map.
@@ -67,8 +73,12 @@ class ScanOptions:
     def resolved(self, max_length: int) -> tuple[int, int]:
         """``(window, stride)`` for a head trained up to ``max_length`` nt."""
         w = self.window or int(max_length)
-        if w < 1 or w > max_length:
-            raise ConfigError(f"window must lie in [1, {max_length}] (--window; the head's max_length), got {w}")
+        least = min(MIN_WINDOW, int(max_length))
+        if w < least or w > max_length:
+            raise ConfigError(
+                f"window must lie in [{least}, {max_length}] (--window; {least} nt: the shortest duplex scored, "
+                f"{max_length}: the head's max_length), got {w}"
+            )
         s = self.stride or max(1, w // 2)
         if s < 1 or s > w:
             raise ConfigError(f"stride must lie in [1, window={w}] (--stride), got {s}")

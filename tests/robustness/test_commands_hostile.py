@@ -380,7 +380,7 @@ CASES = [
         "interact/window-beyond-the-heads-length",
         ["interact", "{pairs}", "--model", "{rri_model}", "--window", "100000", "-o", "{t}/o.tsv"],
         1,
-        ["(--window; the head's max_length), got 100000"],
+        ["40: the head's max_length), got 100000"],
     ),
     # a config that sets one key twice: PyYAML kept the last in silence
     Case(

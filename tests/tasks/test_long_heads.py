@@ -147,7 +147,7 @@ def test_scan_equals_the_windows_scored_as_pairs(tiny_ckpt):
     single = [scan_pair(tm, "rri", scheme, p.a, p.b, 40, ScanOptions()).score for p in pairs]
     np.testing.assert_allclose(batched, direct, atol=1e-5)
     np.testing.assert_allclose(single, direct, atol=1e-5)
-    with pytest.raises(ValueError, match=r"window must lie in \[1, 40\]"):
+    with pytest.raises(ValueError, match=r"window must lie in \[8, 40\]"):
         scan_pair(tm, "rri", scheme, "ACGU", "ACGU", 40, ScanOptions(window=41))
 
 
