@@ -33,7 +33,6 @@ from .embed import (
     resolve_layers,
     write_embeddings,
 )
-from .fasta import checked_toks_per_batch
 from .mapping import Scheme, get_scheme
 from .structure.io import Structure
 from .structure.model import DEFAULT_MODEL, load_with_scheme
@@ -200,7 +199,6 @@ def embed_sequences(
     Returns ``(arrays, index)`` exactly as :func:`read_embeddings` gives them back from a file
     of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
     ``<id>/bos/<layer>``, ``<id>/contacts``."""
-    checked_toks_per_batch(toks_per_batch)  # as resm embed --toks-per-batch, before the model is loaded
     dev = _device(device)
     _check_keywords({"scheme": scheme, "toks_per_batch": toks_per_batch})
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded

@@ -195,15 +195,15 @@ A_FILE = "a_file"  # made by the test, in its working directory
         ),  # fmt: skip
         (
             lambda resm: resm.embed_sequences("default", ["GGGAAACCC"], toks_per_batch=0),
-            "toks_per_batch: must be >= 1, got 0",
+            "toks_per_batch: must be an integer >= 1, got 0",
         ),  # fmt: skip
         (
             lambda resm: resm.embed_sequences("default", ["GGGAAACCC"], toks_per_batch=float("nan")),
-            "toks_per_batch: must be >= 1, got nan",
+            "toks_per_batch: must be an integer >= 1, got nan",
         ),  # fmt: skip
         (
             lambda resm: resm.embed_sequences("default", ["GGGAAACCC"], toks_per_batch="8"),
-            "toks_per_batch: must be >= 1, got '8'",
+            "toks_per_batch: must be an integer >= 1, got '8'",
         ),  # fmt: skip
         (
             lambda resm: resm.Bundle("b", None, {}, None).interact([], scan=_scan(window=float("nan"))),
@@ -256,11 +256,11 @@ def test_the_api_and_the_command_line_say_one_rule(tmp_path):
         "embed", "default", tmp_path / "x.fa", tmp_path / "e.safetensors", "--toks-per-batch", "0", check=False
     )
     assert p.returncode == 2 and p.stderr == (
-        "resm embed: error: argument --toks-per-batch: must be >= 1, got 0 (see resm embed --help)\n"
+        "resm embed: error: argument --toks-per-batch: must be an integer >= 1, got 0 (see resm embed --help)\n"
     )
     with pytest.raises(ValueError) as e:
         resm.embed_sequences("default", {"a": "GGGAAACCC"}, toks_per_batch=0)
-    assert str(e.value) == "toks_per_batch: must be >= 1, got 0"
+    assert str(e.value) == "toks_per_batch: must be an integer >= 1, got 0"
     assert not (tmp_path / "e.safetensors").exists()
 
 

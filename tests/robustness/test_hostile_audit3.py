@@ -116,7 +116,7 @@ def test_api_embed_refuses_a_token_budget_the_command_line_refuses(v, tmp_path):
     loaded (the model named here does not exist)."""
     with pytest.raises(ValueError) as e:
         resm.embed_sequences(tmp_path / "none.pt", {"a": "ACGU"}, toks_per_batch=v, device="cpu")
-    assert str(e.value) == f"toks_per_batch must be an integer >= 1, got {v!r}"
+    assert str(e.value) == f"toks_per_batch: must be an integer >= 1, got {v!r}"
 
 
 CASES.append(
