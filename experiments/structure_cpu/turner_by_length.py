@@ -59,6 +59,7 @@ sys.path.insert(0, str(HERE))
 
 from thermo_corrections import load_cache, save_cache  # noqa: E402
 from turner_option import PDB_SETS, PENALTY, _decode  # noqa: E402
+from turner_option import cells as option_cells  # noqa: E402
 
 from resm.backbone.load import safe_load  # noqa: E402
 from resm.structure.decode import Decoding  # noqa: E402
@@ -99,17 +100,13 @@ def summary(recs: list[dict]) -> dict:
     """Mean per-sequence F1 (±1), precision, recall and the summed pair ratio of ``recs``."""
     out = {k: float(np.mean([r[k] for r in recs])) for k in KEYS[:4]} if recs else {}
     n_true = sum(r["n_true"] for r in recs)
-    out.update(n=len(recs), ratio=sum(r["n_pred"] for r in recs) / n_true if n_true else float("nan"))
+    out.update(n=len(recs), pair_ratio=sum(r["n_pred"] for r in recs) / n_true if n_true else float("nan"))
     return out
 
 
 def cells(m: dict) -> str:
-    if not m["n"]:
-        return "– | – | –"
-    return (
-        f"{m['f1_mean']:.3f} / {m['f1_shift_mean']:.3f} | {m['precision_mean']:.3f} / {m['recall_mean']:.3f} "
-        f"| {m['ratio']:.2f}"
-    )
+    """A bin's three cells, as turner_option's table writes them; dashes for an empty bin."""
+    return option_cells(m) if m["n"] else "– | – | –"
 
 
 def main() -> None:
@@ -164,7 +161,8 @@ def main() -> None:
         "Lc > 0": best[0] > 0,
         "(a) mean >= Lc 0 + 0.005": b["mean"] - base["mean"] >= 0.005,
         "(b) VL0 and families over all records >= -0.001": min(b["delta"].values()) >= -0.001,
-        "(c) PDB pred/ref towards 1": abs(b["groups"][pdb]["ratio"] - 1) < abs(base["groups"][pdb]["ratio"] - 1),
+        "(c) PDB pred/ref towards 1": abs(b["groups"][pdb]["pair_ratio"] - 1)
+        < abs(base["groups"][pdb]["pair_ratio"] - 1),
     }
     verdict = "PASSES" if all(checks.values()) else "FAILS"
 
@@ -191,7 +189,7 @@ def main() -> None:
         if lc == 0 and scale != SCALES[0]:
             continue
         name = f"**{lc}**" if (lc, scale) == best else str(lc)
-        cols = [f"{m['f1_mean']:.4f} ({m['ratio']:.2f})" for m in g["groups"].values()]
+        cols = [f"{m['f1_mean']:.4f} ({m['pair_ratio']:.2f})" for m in g["groups"].values()]
         lines.append(
             f"| {name} | {'–' if lc == 0 else f'{scale:g}'} | " + " | ".join(cols) + f" | {g['mean']:.4f} | "
             f"{g['mean'] - base['mean']:+.4f} | {g['delta']['val']:+.4f} | {g['delta']['family']:+.4f} |"
