@@ -87,7 +87,8 @@ TRUST_HINT = "if you trust this file, pass --trust-checkpoint (in a config: trus
 def warn_unpickling(path, named: str) -> None:
     """The stderr line said whenever a file is unpickled in full because it is trusted."""
     print(
-        f"resm: warning: {path}: unpickled in full because it is trusted (--trust-checkpoint / trust_checkpoint); "
+        f"resm: warning: {path}: unpickled in full because it is trusted (--trust-checkpoint, a config's "
+        f"trust_checkpoint, the Python API's trust=True); "
         f"it names {named}, and unpickling runs whatever code the file holds",
         file=sys.stderr,
         flush=True,

@@ -65,8 +65,9 @@ def test_unpickling_a_trusted_checkpoint_is_said(ws, tmp_path, capfd):
     assert cli_main(["embed", str(ckpt), str(ws["fa"]), str(tmp_path / "e.npz"), "--trust-checkpoint"]) == 0
     err = said(capfd.readouterr().err)
     assert err == [
-        f"resm: warning: {ckpt}: unpickled in full because it is trusted (--trust-checkpoint / "
-        "trust_checkpoint); it names fractions.Fraction, and unpickling runs whatever code the file holds"
+        f"resm: warning: {ckpt}: unpickled in full because it is trusted (--trust-checkpoint, a config's "
+        "trust_checkpoint, the Python API's trust=True); it names fractions.Fraction, and unpickling runs "
+        "whatever code the file holds"
     ]
     # a checkpoint the safe loader reads is not unpickled in full, and nothing is said
     assert cli_main(["embed", str(ws["tiny"]), str(ws["fa"]), str(tmp_path / "f.npz"), "--trust-checkpoint"]) == 0
