@@ -2,8 +2,9 @@
 
 The corpus is one or more FASTA files (plain or gzip), read record by record and never held in
 memory. Each record is mapped through a nucleotide -> protein-letter scheme, filtered (bad
-symbols, too short, too long, duplicates), assigned to the train or validation split by a
-deterministic hash, sharded over ranks, randomly cropped and grouped into token-budget batches.
+symbols, too short, too long, no letter to mask (all N), duplicates), assigned to the train or
+validation split by a deterministic hash, sharded over ranks, randomly cropped and grouped into
+token-budget batches.
 
 Determinism is the backbone of the design: an epoch's batches are a pure function of
 ``(config, epoch, rank, world_size)``. Resuming therefore regenerates the epoch and skips the
@@ -37,7 +38,7 @@ Batch = list[np.ndarray]
 PathLike = Union[str, "os.PathLike[str]"]
 
 SPLITS = ("train", "validation")
-SKIP_REASONS = ("bad_symbol", "too_short", "too_long", "duplicate")
+SKIP_REASONS = ("bad_symbol", "too_short", "too_long", "no_letter", "duplicate")
 # BOS + EOS around every sequence in a padded batch.
 _EXTRA = 2
 
@@ -216,6 +217,7 @@ def iter_split_records(
     skipped = stats["skipped"]
     scheme = get_scheme(cfg.scheme)
     want_val = split == "validation"
+    letters = np.asarray(scheme.letter_ids)
     seen: set | None = set() if cfg.dedupe else None
     for path in cfg.train:
         name = os.fspath(path)
@@ -234,6 +236,9 @@ def iter_split_records(
                 continue
             if cfg.max_input_length is not None and n > cfg.max_input_length:
                 skipped["too_long"] += 1
+                continue
+            if not np.isin(ids, letters).any():  # all N: no residue the masking may select
+                skipped["no_letter"] += 1
                 continue
             if seen is not None:
                 d = hashlib.blake2b(key, digest_size=16).digest()

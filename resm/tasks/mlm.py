@@ -112,7 +112,7 @@ class MLMTask:
             loss, k = self._forward_loss(model, pad_batch(batch), gen, device)
             total += float(loss) * k
             n += k
-        val = total / max(n, 1)
+        val = total / n if n else float("nan")  # nothing masked: no loss, not a perfect one
         return {"val_loss": val, "unigram_baseline": self.baseline, "n_masked": n}
 
     def fingerprint(self) -> dict[str, Any]:
