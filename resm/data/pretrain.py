@@ -295,6 +295,7 @@ class PretrainStream:
         self.epoch = 0
         self.batches_done = 0  # batches of ``self.epoch`` already yielded by __iter__
         self.stats: dict[str, Any] = new_stats()
+        self._digests: list[str] | None = None
         self.progress = progress  # bars while the first batch is made (first bucket; a resume's skipped batches)
         get_scheme(cfg.scheme)  # fail early on an unknown scheme
 
@@ -402,19 +403,35 @@ class PretrainStream:
             self.epoch, self.batches_done = epoch + 1, 0
 
     # -- resumption --
-    def state_dict(self) -> dict[str, int]:
-        """Position of the stream: epoch and batches already yielded in it."""
+    def file_digests(self) -> list[str]:
+        """A blake2b digest of each training file's bytes (read once per stream), so a resume
+        on changed data is refused instead of continuing on other records."""
+        if self._digests is None:
+            digests = []
+            for path in self.cfg.train:
+                h = hashlib.blake2b(digest_size=16)
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda fh=fh: fh.read(1 << 23), b""):
+                        h.update(chunk)
+                digests.append(h.hexdigest())
+            self._digests = digests
+        return self._digests
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position of the stream: epoch and batches already yielded in it, and the digests
+        of the files it reads."""
         return {
             "epoch": self.epoch,
             "batches": self.batches_done,
             "seed": self.cfg.seed,
             "rank": self.rank,
             "world_size": self.world_size,
+            "files": self.file_digests(),
         }
 
-    def load_state_dict(self, state: dict[str, int], strict: bool = True) -> None:
-        """Restore a position saved by ``state_dict``. With ``strict``, a different seed or
-        world size (which would change the batches) is an error."""
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Restore a position saved by ``state_dict``. With ``strict``, a different seed,
+        world size or training file (which would change the batches) is an error."""
         if strict:
             for key, mine in (("seed", self.cfg.seed), ("world_size", self.world_size)):
                 if key in state and int(state[key]) != mine:
@@ -422,6 +439,15 @@ class PretrainStream:
                         f"stream state was saved with {key}={state[key]}, this stream has "
                         f"{key}={mine}; the batches would differ (use strict=False to accept)"
                     )
+            saved = state.get("files")  # absent in states written before the digests were kept
+            if saved is not None:
+                mine = self.file_digests()
+                for k, path in enumerate(self.cfg.train):
+                    if k >= len(saved) or saved[k] != mine[k]:
+                        raise ValueError(
+                            f"cannot resume: data.train[{k}] {os.fspath(path)} changed since the checkpoint was "
+                            "written (its bytes differ); the batches would differ (use a new train.out_dir)"
+                        )
         epoch, batches = int(state["epoch"]), int(state["batches"])
         if epoch < 0 or batches < 0:
             raise ValueError(f"invalid stream state {state!r}")

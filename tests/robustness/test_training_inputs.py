@@ -99,3 +99,24 @@ def test_utr_labels_scaled_near_the_bound_train_as_the_unscaled_ones(ws, tmp_pat
         str(tmp_path / "scaled"), "X"
     )
     assert "nan" not in results["scaled"]
+
+
+def test_resuming_on_a_changed_corpus_is_refused_and_writes_nothing(ws, tmp_path, capfd):
+    import shutil
+
+    corpus = tmp_path / "c.fa"
+    shutil.copy(Path(ws["pretrain_cfg"]).parent / "corpus.fa", corpus)
+    cfg = _config(ws["pretrain_cfg"], tmp_path, {"train": [str(corpus)]}, max_steps=2, val_every=0)
+    assert cli_main(["pretrain", "--config", str(cfg), "train.ckpt_every=1", "train.keep_last=2"]) == 0
+    run = tmp_path / "run"
+    shutil.rmtree(run / "checkpoints" / "step_00000002")
+    (run / "model.pt").unlink()  # as if stopped after step 1
+    listing = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    corpus.write_text(corpus.read_text().replace("ACG", "ACC", 1))
+    capfd.readouterr()
+    assert cli_main(["pretrain", "--config", str(cfg), "train.ckpt_every=1", "train.keep_last=2"]) == 1
+    assert said(capfd.readouterr().err) == [
+        f"resm pretrain: error: cannot resume: data.train[0] {corpus} changed since the checkpoint was written "
+        "(its bytes differ); the batches would differ (use a new train.out_dir)"
+    ]
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == listing
