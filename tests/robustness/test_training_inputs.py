@@ -120,3 +120,44 @@ def test_resuming_on_a_changed_corpus_is_refused_and_writes_nothing(ws, tmp_path
         "(its bytes differ); the batches would differ (use a new train.out_dir)"
     ]
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == listing
+
+
+def _stopped_after_step_1(cfg: Path, run: Path, output: str) -> dict:
+    assert cli_main(["finetune", "--config", str(cfg), "train.ckpt_every=1", "train.keep_last=2"]) == 0
+    import shutil
+
+    shutil.rmtree(run / "checkpoints" / "step_00000002")
+    (shutil.rmtree if (run / output).is_dir() else Path.unlink)(run / output)
+    return {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_resuming_a_finetune_on_changed_records_is_refused(ws, tmp_path, capfd):
+    src = yaml.safe_load(Path(ws["mrl_cfg"]).read_text())["data"]["train"]
+    table = tmp_path / "t.csv"
+    table.write_text(Path(src).read_text())
+    cfg = _config(ws["mrl_cfg"], tmp_path, {"train": str(table)}, max_steps=2, val_every=0)
+    listing = _stopped_after_step_1(cfg, tmp_path / "run", "model")
+    rows = table.read_text().splitlines()
+    table.write_text("\n".join([rows[0]] + [r + "1" for r in rows[1:]]) + "\n")  # every label changes
+    capfd.readouterr()
+    assert cli_main(["finetune", "--config", str(cfg), "train.ckpt_every=1", "train.keep_last=2"]) == 1
+    assert said(capfd.readouterr().err) == [
+        "resm finetune: error: cannot resume: the training records (data.train) differ from those the checkpoint "
+        "was written with; the batches would differ (use a new train.out_dir)"
+    ]
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == listing
+    # the same records, moved down a line by a blank one: the resume goes on
+    table.write_text("\n".join([rows[0], ""] + rows[1:]) + "\n")
+    assert cli_main(["finetune", "--config", str(cfg), "train.ckpt_every=1", "train.keep_last=2"]) == 0
+
+
+def test_resuming_a_structure_finetune_on_changed_structures_is_refused(ws, tmp_path, capfd):
+    dbn = tmp_path / "hp.dbn"
+    dbn.write_text(Path(ws["dbn"]).read_text())
+    cfg = _config(ws["structure_cfg"], tmp_path, {"train": str(dbn)}, max_steps=2, val_every=0)
+    listing = _stopped_after_step_1(cfg, tmp_path / "run", "structure_model.pt")
+    dbn.write_text(dbn.read_text().replace("((((((", "......", 1).replace("))))))", "......", 1))
+    capfd.readouterr()
+    assert cli_main(["finetune", "--config", str(cfg), "train.ckpt_every=1", "train.keep_last=2"]) == 1
+    assert said(capfd.readouterr().err)[-1].startswith("resm finetune: error: cannot resume: the training records")
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == listing
