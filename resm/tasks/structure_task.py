@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..config import ConfigError, from_dict
@@ -219,6 +220,7 @@ class StructureTask:
         else:
             loaded = load_training_records(d, self.scheme, keep_train)
             self.train_records, self.train_ids, self.n_skipped, weights = loaded
+        _say_what_training_lacks(d.train, self.train_records, self.n_skipped, self.scheme.name)
         # each training record's weight of the paired loss term (its data.train file's
         # pos_weight, else loss.pos_weight); None when every record takes loss.pos_weight
         pw = self.loss_cfg.pos_weight
@@ -407,3 +409,32 @@ TASK = TaskSpec(
     ),
     order=10,
 )
+
+
+def _say_what_training_lacks(train: Any, records: list, n_skipped: int, scheme: str) -> None:
+    """Warn (rank 0) of training records dropped as unmappable, and of a training set with no
+    base pair at all (legal, but the head then learns only 'unpaired')."""
+    import os
+    import sys
+
+    if int(os.environ.get("RANK", 0)) != 0:
+        return
+    if n_skipped:
+        print(
+            f"resm: warning: data.train ({train}): {n_skipped} record(s) skipped (no sequence, or a symbol "
+            f"scheme {scheme!r} does not map); training on the other {len(records)}",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not any(_has_pairs(r) for r in records):
+        print(
+            f"resm: warning: data.train ({train}): none of its {len(records)} training record(s) has a base pair, "
+            "so the head learns only 'unpaired'",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _has_pairs(record) -> bool:
+    ij = getattr(record.pairs, "ij", None)  # a PDB pair table's PairSet, else a partner array
+    return bool(len(ij)) if ij is not None else bool((np.asarray(record.pairs) >= 0).any())

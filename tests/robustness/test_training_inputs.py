@@ -161,3 +161,28 @@ def test_resuming_a_structure_finetune_on_changed_structures_is_refused(ws, tmp_
     assert cli_main(["finetune", "--config", str(cfg), "train.ckpt_every=1", "train.keep_last=2"]) == 1
     assert said(capfd.readouterr().err)[-1].startswith("resm finetune: error: cannot resume: the training records")
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == listing
+
+
+def test_a_structure_training_set_without_pairs_or_with_unmappable_records_is_said(ws, tmp_path, capfd):
+    import numpy as np
+
+    from resm.structure.io import Structure, write_structures
+
+    unpaired = tmp_path / "u.dbn"
+    write_structures([Structure(f"u{i}", "ACGUACGUACGUAAAACC", np.full(18, -1)) for i in range(6)], unpaired)
+    cfg = _config(ws["structure_cfg"], tmp_path, {"train": str(unpaired)}, max_steps=1, val_every=0)
+    capfd.readouterr()
+    assert cli_main(["finetune", "--config", str(cfg)]) == 0
+    assert said(capfd.readouterr().err) == [
+        f"resm: warning: data.train ({unpaired}): none of its 6 training record(s) has a base pair, "
+        "so the head learns only 'unpaired'"
+    ]
+    mixed = tmp_path / "m.dbn"
+    mixed.write_text(Path(ws["dbn"]).read_text() + ">bad\nACGU1ACGUAAAACC\n...............\n")
+    (tmp_path / "m").mkdir()
+    cfg = _config(ws["structure_cfg"], tmp_path / "m", {"train": str(mixed)}, max_steps=1, val_every=0)
+    assert cli_main(["finetune", "--config", str(cfg)]) == 0
+    assert said(capfd.readouterr().err) == [
+        f"resm: warning: data.train ({mixed}): 1 record(s) skipped (no sequence, or a symbol scheme 'kdny' "
+        "does not map); training on the other 12"
+    ]
