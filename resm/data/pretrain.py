@@ -296,6 +296,7 @@ class PretrainStream:
         self.batches_done = 0  # batches of ``self.epoch`` already yielded by __iter__
         self.stats: dict[str, Any] = new_stats()
         self._digests: list[str] | None = None
+        self.say_skipped = False  # print the stats of a first epoch that dropped records (stderr)
         self.progress = progress  # bars while the first batch is made (first bucket; a resume's skipped batches)
         get_scheme(cfg.scheme)  # fail early on an unknown scheme
 
@@ -321,6 +322,15 @@ class PretrainStream:
             stats["rank_records"] += 1
             stats["tokens"] += len(ids)
             yield rid, ids
+        if self.say_skipped and epoch == 0 and stats["rank_records"] and any(stats["skipped"].values()):
+            import sys
+
+            print(
+                f"resm: data.train ({', '.join(map(os.fspath, self.cfg.train))}): epoch 0 dropped records: "
+                f"{self.summary()}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def iter_epoch(self, epoch: int, with_ids: bool = False, bar=None) -> Iterator[list]:
         """Batches of one epoch: lists of token-id arrays, or of ``(record_id, ids)`` pairs

@@ -74,7 +74,9 @@ class MLMTask:
 
     # -------------------------------------------------------------- Task protocol
     def train_stream(self, rank: int, world_size: int) -> PretrainStream:
-        return PretrainStream(self.data_cfg, rank=rank, world_size=world_size, progress=self.progress and rank == 0)
+        stream = PretrainStream(self.data_cfg, rank=rank, world_size=world_size, progress=self.progress and rank == 0)
+        stream.say_skipped = rank == 0
+        return stream
 
     def _forward_loss(self, model, toks: torch.Tensor, generator, device):
         inputs, labels = mask_batch(toks, self.letter_ids, self.mask_cfg, generator)

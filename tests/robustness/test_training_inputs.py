@@ -186,3 +186,21 @@ def test_a_structure_training_set_without_pairs_or_with_unmappable_records_is_sa
         f"resm: warning: data.train ({mixed}): 1 record(s) skipped (no sequence, or a symbol scheme 'kdny' "
         "does not map); training on the other 12"
     ]
+
+
+def test_a_pretraining_epoch_that_dropped_records_says_so(ws, tmp_path, capfd):
+    corpus = tmp_path / "dup.fa"
+    corpus.write_text("".join(f">RF{i % 12:05d}|s{i}\n{'ACGU' * 10}\n" for i in range(30)) + ">RF00001|short\nAC\n")
+    cfg = _config(ws["pretrain_cfg"], tmp_path, {"train": [str(corpus)], "val_fraction": 0.0}, max_steps=2)
+    capfd.readouterr()
+    assert cli_main(["pretrain", "--config", str(cfg)]) == 0
+    lines = said(capfd.readouterr().err)
+    assert (
+        f"resm: data.train ({corpus}): epoch 0 dropped records: read 31, skipped (bad symbol 0, too short 1, "
+        "too long 0, no letter 0, duplicate 29), other split 0, kept 1, this rank 1 records / 40 tokens (0 cropped)"
+    ) in lines
+    # a clean corpus says nothing of the kind
+    (tmp_path / "c").mkdir()
+    cfg = _config(ws["pretrain_cfg"], tmp_path / "c", {"val_fraction": 0.0}, max_steps=40)
+    assert cli_main(["pretrain", "--config", str(cfg)]) == 0
+    assert not [ln for ln in said(capfd.readouterr().err) if "dropped" in ln]
