@@ -180,7 +180,9 @@ def test_a_structure_training_set_without_pairs_or_with_unmappable_records_is_sa
     mixed = tmp_path / "m.dbn"
     mixed.write_text(Path(ws["dbn"]).read_text() + ">bad\nACGU1ACGUAAAACC\n...............\n")
     (tmp_path / "m").mkdir()
-    cfg = _config(ws["structure_cfg"], tmp_path / "m", {"train": str(mixed)}, max_steps=1, val_every=0)
+    cfg = _config(
+        ws["structure_cfg"], tmp_path / "m", {"train": str(mixed), "val": str(unpaired)}, max_steps=1, val_every=0
+    )
     assert cli_main(["finetune", "--config", str(cfg)]) == 0
     assert said(capfd.readouterr().err) == [
         f"resm: warning: data.train ({mixed}): 1 record(s) skipped (no sequence, or a symbol scheme 'kdny' "
@@ -204,3 +206,25 @@ def test_a_pretraining_epoch_that_dropped_records_says_so(ws, tmp_path, capfd):
     cfg = _config(ws["pretrain_cfg"], tmp_path / "c", {"val_fraction": 0.0}, max_steps=40)
     assert cli_main(["pretrain", "--config", str(cfg)]) == 0
     assert not [ln for ln in said(capfd.readouterr().err) if "dropped" in ln]
+
+
+def test_a_structure_validation_set_that_is_the_training_set_is_said(ws, tmp_path, capfd):
+    cfg = _config(ws["structure_cfg"], tmp_path, {"val": str(ws["dbn"])}, max_steps=1, val_every=0)
+    capfd.readouterr()
+    assert cli_main(["finetune", "--config", str(cfg)]) == 0
+    assert said(capfd.readouterr().err) == [
+        f"resm: warning: data.val ({ws['dbn']}): all 12 validation record(s) are training records, so the "
+        "validation metrics and the decoding chosen on them measure training fit"
+    ]
+    other = tmp_path / "other.dbn"  # half of them held out: nothing said
+    from resm.structure.io import read_structures, write_structures
+
+    recs = list(read_structures(ws["dbn"]))
+    write_structures(recs[:6], tmp_path / "train.dbn")
+    write_structures(recs[6:], other)
+    (tmp_path / "b").mkdir()
+    cfg = _config(
+        ws["structure_cfg"], tmp_path / "b", {"train": str(tmp_path / "train.dbn"), "val": str(other)}, max_steps=1
+    )
+    assert cli_main(["finetune", "--config", str(cfg)]) == 0
+    assert said(capfd.readouterr().err) == []
