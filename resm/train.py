@@ -565,6 +565,9 @@ class Trainer:
         self.stream = self.task.train_stream(self.rank, self.world_size)
         self.tb = None
         resumed = self._resume()  # reads and checks everything before the first write
+        if self.rank == 0:  # the task's warnings on its data, once nothing is refused
+            for line in getattr(self.task, "notes", list)():
+                print(line, file=sys.stderr, flush=True)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.rank == 0 and not resumed:
             atomic_write_text(self.out_dir / "config.json", json.dumps(self.config_dump, indent=2, default=str))

@@ -28,7 +28,7 @@ from ..nucleotides import UNKNOWN_BASE, normalise_lenient, rna_codes
 from ..structure.io import Structure, read_structures
 from ..structure.pairsets import PairRecord, PairSet
 from ..utils.seeds import SEED_RULE, seed_ok
-from .stream import EpochStream
+from .stream import EpochStream, digest_of
 
 __all__ = [
     "StructureDataConfig",
@@ -377,6 +377,12 @@ def family_split(
     return train, out, {"matched": sum(1 for f in fams if f), "families": len(known), "held_out_families": len(held)}
 
 
+def _pairs_bytes(pairs) -> bytes:
+    """A structure's pairs as bytes: a partner array, or a :class:`PairSet`'s (i, j) rows."""
+    ij = getattr(pairs, "ij", None)
+    return np.asarray(pairs if ij is None else ij, np.int64).tobytes()
+
+
 class StructureStream(EpochStream):
     """Deterministic, resumable, sharded batches of structure crops held in memory.
 
@@ -403,6 +409,13 @@ class StructureStream(EpochStream):
             raise ConfigError(f"rank {rank}/{world_size}: no training records")
         self.records, self.ids = records, ids
         self.codes = {k: rna_codes(records[k].seq, records[k].name) for k in self.index}
+        self._digest: str | None = None
+
+    def records_digest(self) -> str:
+        if self._digest is None:
+            recs = (self.records[k] for k in self.index)
+            self._digest = digest_of(b"\0".join([r.name.encode(), r.seq.encode(), _pairs_bytes(r.pairs)]) for r in recs)
+        return self._digest
 
     def iter_epoch(self, epoch: int) -> Iterator[list[Item]]:
         rng = np.random.default_rng([self.cfg.seed, epoch, self.rank, 11])

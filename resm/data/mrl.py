@@ -31,6 +31,7 @@ from ..nucleotides import normalise
 from .rri import PathLike, check_columns_once, table_rows, table_sequence
 
 TARGET_COLUMNS = ("rl", "hrl")  # auto-detected target columns, in order of preference
+MAX_TARGET = 1e30  # a larger label overflows the 32-bit maths of training (normalised targets, predictions)
 
 
 class MRLError(ValueError):
@@ -113,6 +114,8 @@ def _iter_rows(
             raise MRLError(f"{where}: {target_column} {text!r} is not a number") from None
         if not math.isfinite(y):
             raise MRLError(f"{where}: {target_column} {text!r} is not finite")
+        if abs(y) > MAX_TARGET:
+            raise MRLError(f"{where}: {target_column} {text!r} is out of range (|value| must be <= {MAX_TARGET:g})")
         count += 1
         yield UTR(rec, seq, y, line), {c: cells[i] for c, i in i_extra.items()}
     if header is None:

@@ -2,8 +2,9 @@
 
 The corpus is one or more FASTA files (plain or gzip), read record by record and never held in
 memory. Each record is mapped through a nucleotide -> protein-letter scheme, filtered (bad
-symbols, too short, too long, duplicates), assigned to the train or validation split by a
-deterministic hash, sharded over ranks, randomly cropped and grouped into token-budget batches.
+symbols, too short, too long, no letter to mask (all N), duplicates), assigned to the train or
+validation split by a deterministic hash, sharded over ranks, randomly cropped and grouped into
+token-budget batches.
 
 Determinism is the backbone of the design: an epoch's batches are a pure function of
 ``(config, epoch, rank, world_size)``. Resuming therefore regenerates the epoch and skips the
@@ -37,7 +38,7 @@ Batch = list[np.ndarray]
 PathLike = Union[str, "os.PathLike[str]"]
 
 SPLITS = ("train", "validation")
-SKIP_REASONS = ("bad_symbol", "too_short", "too_long", "duplicate")
+SKIP_REASONS = ("bad_symbol", "too_short", "too_long", "no_letter", "duplicate")
 # BOS + EOS around every sequence in a padded batch.
 _EXTRA = 2
 
@@ -216,6 +217,7 @@ def iter_split_records(
     skipped = stats["skipped"]
     scheme = get_scheme(cfg.scheme)
     want_val = split == "validation"
+    letters = np.asarray(scheme.letter_ids)
     seen: set | None = set() if cfg.dedupe else None
     for path in cfg.train:
         name = os.fspath(path)
@@ -234,6 +236,9 @@ def iter_split_records(
                 continue
             if cfg.max_input_length is not None and n > cfg.max_input_length:
                 skipped["too_long"] += 1
+                continue
+            if not np.isin(ids, letters).any():  # all N: no residue the masking may select
+                skipped["no_letter"] += 1
                 continue
             if seen is not None:
                 d = hashlib.blake2b(key, digest_size=16).digest()
@@ -290,6 +295,8 @@ class PretrainStream:
         self.epoch = 0
         self.batches_done = 0  # batches of ``self.epoch`` already yielded by __iter__
         self.stats: dict[str, Any] = new_stats()
+        self._digests: list[str] | None = None
+        self.say_skipped = False  # print the stats of a first epoch that dropped records (stderr)
         self.progress = progress  # bars while the first batch is made (first bucket; a resume's skipped batches)
         get_scheme(cfg.scheme)  # fail early on an unknown scheme
 
@@ -315,6 +322,15 @@ class PretrainStream:
             stats["rank_records"] += 1
             stats["tokens"] += len(ids)
             yield rid, ids
+        if self.say_skipped and epoch == 0 and stats["rank_records"] and any(stats["skipped"].values()):
+            import sys
+
+            print(
+                f"resm: data.train ({', '.join(map(os.fspath, self.cfg.train))}): epoch 0 dropped records: "
+                f"{self.summary()}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def iter_epoch(self, epoch: int, with_ids: bool = False, bar=None) -> Iterator[list]:
         """Batches of one epoch: lists of token-id arrays, or of ``(record_id, ids)`` pairs
@@ -397,19 +413,35 @@ class PretrainStream:
             self.epoch, self.batches_done = epoch + 1, 0
 
     # -- resumption --
-    def state_dict(self) -> dict[str, int]:
-        """Position of the stream: epoch and batches already yielded in it."""
+    def file_digests(self) -> list[str]:
+        """A blake2b digest of each training file's bytes (read once per stream), so a resume
+        on changed data is refused instead of continuing on other records."""
+        if self._digests is None:
+            digests = []
+            for path in self.cfg.train:
+                h = hashlib.blake2b(digest_size=16)
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda fh=fh: fh.read(1 << 23), b""):
+                        h.update(chunk)
+                digests.append(h.hexdigest())
+            self._digests = digests
+        return self._digests
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position of the stream: epoch and batches already yielded in it, and the digests
+        of the files it reads."""
         return {
             "epoch": self.epoch,
             "batches": self.batches_done,
             "seed": self.cfg.seed,
             "rank": self.rank,
             "world_size": self.world_size,
+            "files": self.file_digests(),
         }
 
-    def load_state_dict(self, state: dict[str, int], strict: bool = True) -> None:
-        """Restore a position saved by ``state_dict``. With ``strict``, a different seed or
-        world size (which would change the batches) is an error."""
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Restore a position saved by ``state_dict``. With ``strict``, a different seed,
+        world size or training file (which would change the batches) is an error."""
         if strict:
             for key, mine in (("seed", self.cfg.seed), ("world_size", self.world_size)):
                 if key in state and int(state[key]) != mine:
@@ -417,6 +449,15 @@ class PretrainStream:
                         f"stream state was saved with {key}={state[key]}, this stream has "
                         f"{key}={mine}; the batches would differ (use strict=False to accept)"
                     )
+            saved = state.get("files")  # absent in states written before the digests were kept
+            if saved is not None:
+                mine = self.file_digests()
+                for k, path in enumerate(self.cfg.train):
+                    if k >= len(saved) or saved[k] != mine[k]:
+                        raise ValueError(
+                            f"cannot resume: data.train[{k}] {os.fspath(path)} changed since the checkpoint was "
+                            "written (its bytes differ); the batches would differ (use a new train.out_dir)"
+                        )
         epoch, batches = int(state["epoch"]), int(state["batches"])
         if epoch < 0 or batches < 0:
             raise ValueError(f"invalid stream state {state!r}")

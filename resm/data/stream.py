@@ -9,8 +9,27 @@ stream would have yielded next.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+
+def digest_of(parts: Iterable[bytes]) -> str:
+    """blake2b of a sequence of byte strings (each length-prefixed, so none runs into the next)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def item_bytes(item: Any) -> bytes:
+    """The bytes a training example is known by: its repr, its file line left out (a record
+    that moved within its file is the same record)."""
+    if dataclasses.is_dataclass(item) and not isinstance(item, type) and hasattr(item, "line"):
+        item = dataclasses.replace(item, line=0)
+    return repr(item).encode()
 
 
 class EpochStream:
@@ -38,19 +57,34 @@ class EpochStream:
                 yield batch
             self.epoch, self.batches_done = self.epoch + 1, 0
 
-    def state_dict(self) -> dict[str, int]:
-        return {
+    def records_digest(self) -> str | None:
+        """A digest of the training records this rank holds (None: not kept), so a resume on
+        changed data is refused instead of continuing on other records."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
             "epoch": self.epoch,
             "batches": self.batches_done,
             "seed": self.seed,
             "rank": self.rank,
             "world_size": self.world_size,
         }
+        digest = self.records_digest()
+        if digest is not None:
+            state["records"] = digest
+        return state
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if (
             int(state.get("seed", self.seed)) != self.seed
             or int(state.get("world_size", self.world_size)) != self.world_size
         ):
             raise ValueError(f"stream state {state} was saved with another seed or world size")
+        saved = state.get("records")  # absent in states written before the digest was kept
+        if saved is not None and saved != self.records_digest():
+            raise ValueError(
+                "cannot resume: the training records (data.train) differ from those the checkpoint was "
+                "written with; the batches would differ (use a new train.out_dir)"
+            )
         self.epoch, self.batches_done = int(state["epoch"]), int(state["batches"])

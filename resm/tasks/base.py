@@ -34,7 +34,7 @@ from ..alphabet import pad_batch
 from ..backbone.adapters import BundleError, head_for, is_bundle
 from ..backbone.encoder import MODES, BackboneEncoder, OneHotConfig, OneHotEncoder
 from ..config import ConfigError, from_dict
-from ..data.stream import EpochStream
+from ..data.stream import EpochStream, digest_of, item_bytes
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import UNKNOWN_BASE, rna_codes
 from ..utils.seeds import SEED_RULE, seed_ok
@@ -402,6 +402,12 @@ class ItemStream(EpochStream):
         if not self.items:
             raise ConfigError(f"rank {rank}/{world_size}: no training examples")
         self.batch_size = batch_size
+        self._digest: str | None = None
+
+    def records_digest(self) -> str:
+        if self._digest is None:
+            self._digest = digest_of(item_bytes(it) for it in self.items)
+        return self._digest
 
     def iter_epoch(self, epoch: int) -> Iterator[list[Any]]:
         order = np.random.default_rng([self.seed, epoch, self.rank, 13]).permutation(len(self.items))

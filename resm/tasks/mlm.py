@@ -74,7 +74,9 @@ class MLMTask:
 
     # -------------------------------------------------------------- Task protocol
     def train_stream(self, rank: int, world_size: int) -> PretrainStream:
-        return PretrainStream(self.data_cfg, rank=rank, world_size=world_size, progress=self.progress and rank == 0)
+        stream = PretrainStream(self.data_cfg, rank=rank, world_size=world_size, progress=self.progress and rank == 0)
+        stream.say_skipped = rank == 0
+        return stream
 
     def _forward_loss(self, model, toks: torch.Tensor, generator, device):
         inputs, labels = mask_batch(toks, self.letter_ids, self.mask_cfg, generator)
@@ -112,7 +114,7 @@ class MLMTask:
             loss, k = self._forward_loss(model, pad_batch(batch), gen, device)
             total += float(loss) * k
             n += k
-        val = total / max(n, 1)
+        val = total / n if n else float("nan")  # nothing masked: no loss, not a perfect one
         return {"val_loss": val, "unigram_baseline": self.baseline, "n_masked": n}
 
     def fingerprint(self) -> dict[str, Any]:

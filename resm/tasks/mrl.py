@@ -298,7 +298,7 @@ def predict_mrl(
         for s, e in _batches(seqs, batch_size):
             chunk = list(seqs[s:e])
             b = {k: v.to(device) for k, v in encode_batch(chunk, scheme).items()}
-            out.append(model(b, [head])[head].float().cpu().numpy() * std + mean)
+            out.append(model(b, [head])[head].double().cpu().numpy() * std + mean)
             bar.update(e - s)
     finally:
         bar.close()

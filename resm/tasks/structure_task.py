@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..config import ConfigError, from_dict
@@ -219,6 +220,8 @@ class StructureTask:
         else:
             loaded = load_training_records(d, self.scheme, keep_train)
             self.train_records, self.train_ids, self.n_skipped, weights = loaded
+        # warnings the loop prints once every check has passed (a refused run says one line)
+        self._notes = _what_training_lacks(d.train, self.train_records, self.n_skipped, self.scheme.name)
         # each training record's weight of the paired loss term (its data.train file's
         # pos_weight, else loss.pos_weight); None when every record takes loss.pos_weight
         pw = self.loss_cfg.pos_weight
@@ -229,6 +232,7 @@ class StructureTask:
             self.val_records, self.val_ids, _ = load_records(
                 val_path, self.scheme, d.max_val, d.seed, keep_val, d.pdb_pairs
             )
+        self._notes += _validation_is_training(d.val, self.val_records, self.train_records)
         self.extra_sets: dict[str, tuple[list, list]] = {  # data.val_sets: name -> (records, token ids)
             name: load_records(path, self.scheme, d.max_val, d.seed, None, d.pdb_pairs)[:2]
             for name, path in (d.val_sets or {}).items()
@@ -300,6 +304,10 @@ class StructureTask:
         return HeadOfBundle(model, self.head_name) if self.joint else model
 
     # -------------------------------------------------------------- Task protocol
+    def notes(self) -> list[str]:
+        """Warnings on the training data, printed by the loop once every check has passed."""
+        return self._notes
+
     def train_stream(self, rank: int, world_size: int) -> StructureStream:
         return StructureStream(self.train_records, self.train_ids, self.data_cfg, rank, world_size)
 
@@ -407,3 +415,39 @@ TASK = TaskSpec(
     ),
     order=10,
 )
+
+
+def _what_training_lacks(train: Any, records: list, n_skipped: int, scheme: str) -> list[str]:
+    """Warnings of training records dropped as unmappable, and of a training set with no base
+    pair at all (legal, but the head then learns only 'unpaired')."""
+    out = []
+    if n_skipped:
+        out.append(
+            f"resm: warning: data.train ({train}): {n_skipped} record(s) skipped (no sequence, or a symbol "
+            f"scheme {scheme!r} does not map); training on the other {len(records)}"
+        )
+    if not any(_has_pairs(r) for r in records):
+        out.append(
+            f"resm: warning: data.train ({train}): none of its {len(records)} training record(s) has a base pair, "
+            "so the head learns only 'unpaired'"
+        )
+    return out
+
+
+def _has_pairs(record) -> bool:
+    ij = getattr(record.pairs, "ij", None)  # a PDB pair table's PairSet, else a partner array
+    return bool(len(ij)) if ij is not None else bool((np.asarray(record.pairs) >= 0).any())
+
+
+def _validation_is_training(val: Any, val_records: list, train_records: list) -> list[str]:
+    """A warning when every validation record is also a training record (same name and
+    sequence): the validation metrics, and the decoding chosen on them, then measure training fit."""
+    if not val or not val_records:
+        return []
+    seen = {(r.name, r.seq) for r in train_records}
+    if not all((r.name, r.seq) in seen for r in val_records):
+        return []
+    return [
+        f"resm: warning: data.val ({val}): all {len(val_records)} validation record(s) are training records, "
+        "so the validation metrics and the decoding chosen on them measure training fit"
+    ]

@@ -342,7 +342,7 @@ def test_bad_records_skip_counts_and_error_names_record(tmp_path):
     assert sorted(r for r, _ in epoch_items(stream)) == ["good1", "good2"]
     s = stream.stats
     assert s["read"] == 6 and s["kept"] == 2
-    assert s["skipped"] == {"bad_symbol": 2, "too_short": 1, "too_long": 1, "duplicate": 0}
+    assert s["skipped"] == {"bad_symbol": 2, "too_short": 1, "too_long": 1, "no_letter": 0, "duplicate": 0}
     assert "bad symbol 2" in stream.summary()
     strict = PretrainStream(cfg_for(path, val_fraction=0.0, bad_records="error"))
     with pytest.raises(MappingError, match="gapped_one"):
