@@ -5,8 +5,8 @@ or a backbone with a zero-shot probe: ``load_predictor("esm2.pt", zero_shot="pro
 
 >>> import resm
 >>> predictor = resm.load_predictor()
->>> structure, probs = predictor.fold_one("GGGGAAACCCCAUAGCGCGAAAGCGCU")
->>> len(structure.dotbracket), probs.shape
+>>> folded = predictor.fold_one("GGGGAAACCCCAUAGCGCGAAAGCGCU")
+>>> len(folded.dotbracket), folded.dense().shape
 (27, (27, 27))
 
 Embed sequences with any backbone (a fair-esm ``.pt``, a Hugging Face folder or cached hub id,
@@ -28,7 +28,7 @@ Write and read an embeddings file (the file ``resm embed`` writes; layout in :mo
 Load a trained bundle (``out_dir/model`` of ``resm finetune``) and use every head it holds:
 ``bundle = resm.load_bundle("runs/joint/model")``, then ``bundle.interact([(mirna, utr)])``
 (partners to 4,000 nt, scanned in windows), ``bundle.predict_mrl([utr])`` and, with a
-structure head, ``bundle.fold(seq)``.
+structure head, ``bundle.fold_one(seq)`` and ``bundle.fold(records)``, as a predictor's.
 
 Nothing heavy is imported by ``import resm``: the names above load their modules on first use.
 """
@@ -46,6 +46,7 @@ __all__ = [
     "write_embeddings",
     "Structure",
     "Predictor",
+    "Folded",
 ]
 _API = frozenset(__all__) - {"__version__"}
 

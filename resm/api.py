@@ -3,12 +3,14 @@ top level: ``resm.load_predictor``, ``resm.embed_sequences``, ...; see the packa
 
 * :func:`load_predictor`: the shipped structure model, a ``structure_model.pt`` of your own, or
   a backbone with a zero-shot probe, ready to fold
-  (:meth:`resm.structure.predictor.Predictor.fold_one` gives a structure and its probabilities;
-  :meth:`~resm.structure.predictor.Predictor.fold` folds many, lazily), built from the same
+  (:meth:`resm.structure.predictor.Predictor.fold_one` folds one sequence,
+  :meth:`~resm.structure.predictor.Predictor.fold` many, lazily: a :class:`Folded` each, the
+  structure and its pair probabilities), built from the same
   options as ``resm fold``'s (:class:`resm.structure.predictor.PredictorOptions`, through
   :func:`resm.config.options`);
 * :func:`load_bundle`: a trained model folder (``out_dir/model`` of ``resm finetune``) with
-  ``.fold``, ``.interact`` and ``.predict_mrl`` for the heads it holds (:class:`resm.bundle.Bundle`);
+  ``.fold`` / ``.fold_one`` (as a predictor's), ``.interact`` and ``.predict_mrl`` for the heads
+  it holds (:class:`resm.bundle.Bundle`);
 * :func:`load_backbone`: an ESM-2 backbone and its mapping scheme, from any model spec;
 * :func:`embed_sequences`: representations of sequences, the arrays and index ``resm embed`` writes;
 * :func:`read_embeddings` / :func:`write_embeddings`: the embeddings file (layout in
@@ -36,7 +38,7 @@ from .embed import (
 from .mapping import Scheme, get_scheme
 from .structure.io import Structure
 from .structure.model import DEFAULT_MODEL, load_with_scheme
-from .structure.predictor import Predictor
+from .structure.predictor import Folded, Predictor
 from .utils.device import resolve_device
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "write_embeddings",
     "Structure",
     "Predictor",
+    "Folded",
 ]
 
 Sequences = Mapping[str, str] | Iterable[tuple[str, str]] | Iterable[str] | str | os.PathLike
@@ -124,16 +127,17 @@ def _open_bundle(folder):
 
 
 def load_bundle(
-    folder: str | os.PathLike, backbone: str | None = None, device: str = "auto", trust: bool = False
+    model: str | os.PathLike, backbone: str | None = None, device: str = "auto", trust: bool = False
 ) -> Bundle:
-    """The trained bundle in ``folder`` (``out_dir/model`` of ``resm finetune``: adapter, one
-    file per head, manifest) on ``device`` (``auto``: the GPU when there is one): ``.fold``,
-    ``.interact`` and ``.predict_mrl`` serve the heads it holds, as ``resm fold / interact /
-    predict --model DIR`` do. ``backbone`` overrides the recorded backbone (its checksum must
-    match); ``trust`` as :func:`load_predictor`'s."""
+    """The trained bundle in the folder ``model`` (``out_dir/model`` of ``resm finetune``:
+    adapter, one file per head, manifest; what ``resm fold / interact / predict --model DIR``
+    read) on ``device`` (``auto``: the GPU when there is one): ``.fold`` and ``.fold_one`` (as a
+    :class:`Predictor`'s), ``.interact`` and ``.predict_mrl`` serve the heads it holds.
+    ``backbone`` overrides the recorded backbone (its checksum must match); ``trust`` as
+    :func:`load_predictor`'s."""
     from .bundle import load_bundle as _load
 
-    return _load(folder, backbone=backbone, device=_device(device), trust=trust)
+    return _load(model, backbone=backbone, device=_device(device), trust=trust)
 
 
 def load_backbone(
@@ -158,15 +162,9 @@ def _records(sequences: Sequences) -> list:
         from .structure.inputs import read_sequences
 
         return read_sequences(sequences)
-    from .fasta import check_record_ids
-    from .structure.predictor import name_seq  # a sequence that is not text is a TypeError naming the record
+    from .structure.predictor import name_records  # as Predictor.fold reads its records
 
-    items = sequences.items() if isinstance(sequences, Mapping) else sequences
-    out = []
-    for k, item in enumerate(items, 1):
-        out.append(name_seq((f"seq_{k}", item) if isinstance(item, (str, bytes, bytearray)) else item))
-    check_record_ids(i for i, _ in out)
-    return out
+    return name_records(sequences)
 
 
 def _looks_like_rna(text: str) -> bool:

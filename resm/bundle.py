@@ -3,12 +3,20 @@ finetune``: adapter, one file per head, ``manifest.json``; :func:`resm.tasks.bas
 as ``resm fold --model DIR``, ``resm interact --model DIR``, ``resm predict --task mrl --model
 DIR`` and the Python API read it:
 
->>> bundle = resm.load_bundle("runs/joint/model")      # doctest: +SKIP
+>>> bundle = resm.load_bundle("runs/shared/model")     # doctest: +SKIP
 >>> bundle.heads                                        # doctest: +SKIP
-{'rri': 'rri', 'mrl': 'mrl'}
->>> scans = bundle.interact([("UGGAAUGUAAAGAAGUAUGUAU", utr)])   # doctest: +SKIP
->>> bundle.predict_mrl(["GGGACAUCGAUCGAUGC..."])       # doctest: +SKIP
->>> structure, probs = bundle.fold("GGGGAAACCCC")[0]    # doctest: +SKIP
+{'structure': 'structure', 'rri': 'rri', 'mrl': 'mrl'}
+>>> (scan,) = bundle.interact([("UGGAAUGUAAAGAAGUAUGUAU", "ACAUUCCAGCUAGC" * 20)])  # doctest: +SKIP
+>>> scan                                                # doctest: +SKIP
+PairScan(score=0.6214, sites=5, n_windows=(1, 13))
+>>> bundle.predict_mrl(["GGGACAUCGAUCGAUGCAUGC"]).shape  # doctest: +SKIP
+(1,)
+>>> folded = bundle.fold_one("GGGGAAACCCC")             # doctest: +SKIP
+>>> len(folded.dotbracket), folded.dense().shape        # doctest: +SKIP
+(11, (11, 11))
+
+(``bundle.fold(records)`` and ``bundle.fold_one(seq)`` are those of a
+:class:`resm.structure.predictor.Predictor`, giving the same :class:`resm.structure.predictor.Folded`.)
 
 A command whose head the bundle lacks gets one line naming the bundle and the missing head
 (:class:`BundleError`); a bundle made for another backbone (checksum) or mapping scheme is
@@ -18,14 +26,17 @@ refused at loading, naming the bundle.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .tasks.base import BundleError, head_for, is_bundle, open_bundle
+
+if TYPE_CHECKING:
+    from .structure.predictor import Folded
 
 __all__ = ["Bundle", "BundleError", "load_bundle", "is_bundle"]
 
@@ -80,6 +91,9 @@ class Bundle:
             if problem:
                 raise ConfigError(problem)
         name = self.head("rri")
+        max_length = int(self.entries[name]["config"]["max_length"])
+        if scan is not None:  # the window and stride against the head's length, named as fields of scan
+            scan.resolved(max_length, lambda key: f"scan.{key}")
         items = []
         for k, p in enumerate(pairs, 1):
             if not isinstance(p, Pair):
@@ -98,14 +112,12 @@ class Bundle:
                 self.scheme.encode(s, f"pair {k}: {nm}")
             items.append(p)
         opts = scan or ScanOptions(progress=progress)
-        return scan_pairs(
-            self.model, name, self.scheme, items, int(self.entries[name]["config"]["max_length"]), opts, self.device
-        )
+        return scan_pairs(self.model, name, self.scheme, items, max_length, opts, self.device)
 
-    def predict_mrl(self, seqs: Sequence[str] | dict[str, str]) -> np.ndarray:
+    def predict_mrl(self, seqs: Sequence[str] | dict[str, str], progress: bool = False) -> np.ndarray:
         """Predicted mean ribosome load of each UTR of ``seqs`` (a list, or a mapping of id to
         UTR; one str: one UTR; any length up to :data:`resm.tasks.mrl.MAX_UTR` nt), in the training
-        target's units."""
+        target's units; ``progress``: a bar on stderr counting UTRs."""
         from .mapping import MappingError
         from .nucleotides import normalise
         from .tasks.mrl import MAX_UTR, mrl_scale, predict_mrl
@@ -125,7 +137,7 @@ class Bundle:
             self.scheme.encode(s, n)
             clean.append(s)
         mean, std = mrl_scale(self.entries[name], self.folder)
-        return predict_mrl(self.model, self.scheme, clean, mean, std, 128, self.device, name)
+        return predict_mrl(self.model, self.scheme, clean, mean, std, 128, self.device, name, progress=progress)
 
     def predictor(self, turner_scale: float | None = None):
         """The structure head as a :class:`resm.structure.predictor.Predictor` (what ``resm
@@ -145,25 +157,26 @@ class Bundle:
         pred = bundle_predictor(self.folder, self.model, self.entries, self.scheme, self.head("structure"))
         return override_decoding(pred, {"turner_scale": turner_scale}, keyword)
 
-    def fold(
-        self, seqs: str | Sequence[str] | dict[str, str], *, turner_scale: float | None = None, **kw
-    ) -> list[tuple[Any, np.ndarray]]:
-        """``(Structure, probabilities)`` of each sequence of ``seqs`` (one sequence, a list, or
-        a mapping of id to sequence), the probabilities a dense (L, L) map, with the bundle's
-        structure head (``turner_scale`` as :meth:`predictor`; ``kw``, other keyword arguments,
-        as :meth:`resm.structure.predictor.Predictor.fold`)."""
-        pred = self.predictor(turner_scale)
-        if isinstance(seqs, str):
-            seqs = [seqs]
-        named = list(seqs.items()) if isinstance(seqs, dict) else [(f"seq_{k}", s) for k, s in enumerate(seqs, 1)]
-        return [pred.fold_one(s, n, **kw) for n, s in named]
+    def fold(self, records: Iterable, *, turner_scale: float | None = None, **kw) -> Iterator[Folded]:
+        """:meth:`resm.structure.predictor.Predictor.fold` with the bundle's structure head: one
+        :class:`resm.structure.predictor.Folded` per record of ``records`` (``(id, sequence)``
+        pairs, a mapping of id to sequence, or a list of sequences), lazily, in input order
+        (``turner_scale`` as :meth:`predictor`; ``kw``: the other keyword arguments of
+        ``Predictor.fold``)."""
+        return self.predictor(turner_scale).fold(records, **kw)
+
+    def fold_one(self, seq: str, name: str = "seq", *, turner_scale: float | None = None, **kw) -> Folded:
+        """:meth:`resm.structure.predictor.Predictor.fold_one` with the bundle's structure head:
+        the :class:`resm.structure.predictor.Folded` of ``seq``, named ``name`` (``turner_scale``
+        as :meth:`predictor`; ``kw`` as :meth:`fold`)."""
+        return self.predictor(turner_scale).fold_one(seq, name, **kw)
 
 
 def load_bundle(
-    folder: str | os.PathLike, backbone: str | None = None, device: str = "cpu", trust: bool = False
+    model: str | os.PathLike, backbone: str | None = None, device: str = "cpu", trust: bool = False
 ) -> Bundle:
-    """A :class:`Bundle` from ``folder``; ``backbone`` overrides the one its manifest records
-    (its checksum must match). Errors (no such folder, another backbone or scheme, a file that
-    does not read) are one line naming the bundle (:func:`resm.tasks.base.open_bundle`)."""
-    model, entries, scheme = open_bundle(folder, backbone=backbone, trust=trust)
-    return Bundle(Path(folder), model.to(device).eval(), entries, scheme, device)
+    """A :class:`Bundle` from the folder ``model``; ``backbone`` overrides the one its manifest
+    records (its checksum must match). Errors (no such folder, another backbone or scheme, a file
+    that does not read) are one line naming the bundle (:func:`resm.tasks.base.open_bundle`)."""
+    net, entries, scheme = open_bundle(model, backbone=backbone, trust=trust)
+    return Bundle(Path(model), net.to(device).eval(), entries, scheme, device)

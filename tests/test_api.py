@@ -262,6 +262,12 @@ def test_the_api_and_the_command_line_say_one_rule(tmp_path):
         resm.embed_sequences("default", {"a": "GGGAAACCC"}, toks_per_batch=0)
     assert str(e.value) == "toks_per_batch: must be an integer >= 1, got 0"
     assert not (tmp_path / "e.safetensors").exists()
+    # a pair-head model refuses a dense map's threshold: the flags on the command line
+    fold = resm_cli("fold", tmp_path / "x.fa", "--nogpu", "--threshold", "0.3", check=False)
+    assert fold.returncode == 1 and fold.stderr.startswith(
+        "resm fold: error: --threshold and --method set the greedy decoding of 2-D heads and probes; structure model "
+    )
+    assert len(fold.stderr.splitlines()) == 1 and not fold.stdout
 
 
 def test_every_public_name_and_its_methods_have_docstrings():
@@ -301,24 +307,87 @@ def test_predictors_and_bundles_print_in_one_line():
     )
     bundle = resm.Bundle(REPO / "m", torch.nn.Linear(1, 1), {"mrl": {"task": "mrl"}}, get_scheme("kerd"), "cpu")
     assert repr(bundle) == f"Bundle(folder='{REPO / 'm'}', heads={{'mrl': 'mrl'}}, scheme='kerd', device='cpu')"
+    # what fold(noncanonical=True) yields: its repr printed the (n, 2) pair array, many lines
+    from resm.structure.pairsets import PairRecord, PairSet
+
+    rec = PairRecord("r", "GGGAAACCC" * 10, PairSet(np.array([[i, 89 - i] for i in range(30)]), 90))
+    assert repr(rec) == "PairRecord(name='r', length=90, pairs=30, seq='GGGAAACCCGGGAAACCCGGGAAACCCGGGAAACCCG...')"
+    assert repr(rec.pairs) == "PairSet(length=90, pairs=30)"
 
 
 def test_fold_yields_what_the_readme_says():
-    """``predictor.fold`` of the shipped model: ``(Structure, (i, j, p))``, whose dense map
-    (``dense_probs``) is the one ``fold_one`` returns."""
+    """``predictor.fold`` of the shipped model yields a ``resm.Folded`` per record, the type
+    ``fold_one`` returns (``fold_one`` gave ``(Structure, dense map)`` where ``fold`` gave
+    ``(Structure, (i, j, p))``): its fields as the README lists them, the sparse probabilities
+    as decoded, the dense map through ``.dense()``; it still unpacks as ``(structure, probs)``."""
     import resm
     from resm.structure.pair_probs import dense_probs
 
-    assert "yielding `(structure, probabilities)` per record" in (REPO / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert "yielding one `resm.Folded` per record" in readme and "`.dense()`" in readme
     seq = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
     predictor = resm.load_predictor(device="cpu")
-    ((rec, P),) = list(predictor.fold({"a": seq}, progress=False))
-    assert isinstance(rec, resm.Structure) and rec.name == "a" and isinstance(P, tuple) and len(P) == 3
+    (folded,) = predictor.fold({"a": seq})
+    assert type(folded) is resm.Folded and isinstance(folded.structure, resm.Structure)
+    assert (folded.name, folded.seq, len(folded.pairs)) == ("a", seq, len(seq))
+    assert folded.dotbracket == folded.structure.dotbracket and folded.dotbracket.count("(") >= 3
+    rec, P = folded
+    assert rec is folded.structure and P is folded.probs and isinstance(P, tuple) and len(P) == 3
     i, j, p = P
     assert len(i) == len(j) == len(p) > 0 and (i < j).all() and ((p >= 0) & (p <= 1)).all()
-    one, dense = predictor.fold_one(seq)
-    assert one.dotbracket == rec.dotbracket and dense.shape == (len(seq), len(seq))
-    np.testing.assert_array_equal(dense_probs(P, len(seq)), dense)
+    one = predictor.fold_one(seq, "a")
+    assert type(one) is resm.Folded and one.dotbracket == folded.dotbracket
+    np.testing.assert_array_equal(one.dense(), dense_probs(P, len(seq)))
+    assert one.dense().shape == (len(seq), len(seq))
+    np.testing.assert_array_equal(one.sparse()[2], folded.sparse()[2])
+    shown = repr(one)
+    assert "\n" not in shown and shown.startswith("Folded(structure=Structure(name='a', length=27, ")
+    assert shown.endswith(f", probs=<sparse, {len(p)} pairs>)")
+    # a list of bare sequences folds as embed_sequences reads one: named seq_1, seq_2...
+    assert [f.name for f in predictor.fold([seq, seq[:20]])] == ["seq_1", "seq_2"]
+
+
+def test_fold_draws_no_progress_bar_unless_asked(capfd):
+    """An API prints nothing unasked: ``Predictor.fold`` drew a progress bar on stderr by
+    default (``embed_sequences`` and ``Bundle.interact`` draw one only with ``progress=True``)."""
+    import resm
+
+    predictor = resm.load_predictor(device="cpu")
+    capfd.readouterr()
+    list(predictor.fold({"a": "GGGGAAACCCCAUAGCGCGAAAGCGCU"}))
+    predictor.fold_one("GGGGAAACCCC")
+    assert capfd.readouterr() == ("", "")
+    list(predictor.fold({"a": "GGGGAAACCCCAUAGCGCGAAAGCGCU"}, progress=True))
+    out, err = capfd.readouterr()
+    assert out == "" and "1/1" in err
+
+
+def test_every_loader_names_the_model_it_loads_model():
+    """One name for one concept: the model to load (a file, a name, a bundle folder) is ``model``
+    in every loader, as ``--model`` is on the command line (``load_bundle`` called it ``folder``,
+    though ``load_predictor(model=DIR)`` takes the same folder)."""
+    import inspect
+
+    import resm
+
+    for fn in (resm.load_predictor, resm.load_bundle, resm.load_backbone, resm.embed_sequences):
+        assert next(iter(inspect.signature(fn).parameters)) == "model", fn.__name__
+
+
+def test_a_checkpoint_needing_trust_says_the_keyword(tmp_path):
+    """A pickled checkpoint the allow-list refuses said only 'pass --trust-checkpoint (in a
+    config: trust_checkpoint: true)' to a caller of the Python API, which has no such flag."""
+    import fractions
+
+    import torch
+
+    import resm
+    from resm.backbone.load import CheckpointError
+
+    torch.save({"model": {}, "note": fractions.Fraction(1, 2)}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError) as e:
+        resm.load_backbone(tmp_path / "odd.pt", device="cpu")
+    assert "trust=True" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_lone_sequence_is_told_how_to_pass_it(tmp_path, monkeypatch):
@@ -336,8 +405,10 @@ def test_a_lone_sequence_is_told_how_to_pass_it(tmp_path, monkeypatch):
     )
     (tmp_path / "GGGAAACCC").write_text(">a\nGGGAAACCC\n")  # a file of that name is still read
     assert resm.embed_sequences("default", "GGGAAACCC", device="cpu")[1]["ids"] == ["a"]
-    with pytest.raises(FoldError, match=r"^threshold and method \(--threshold, --method\) set the greedy"):
+    with pytest.raises(FoldError) as e:
         resm.load_predictor(device="cpu").fold_one("GGGGAAACCCC", threshold=0.3)
+    assert str(e.value).startswith("threshold and method set the greedy decoding of 2-D heads and probes; ")
+    assert "--" not in str(e.value)
 
 
 def test_embed_sequences_takes_the_dtype_names_of_resm_embed():

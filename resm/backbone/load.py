@@ -81,7 +81,10 @@ def load_failure(path: Path, e: BaseException) -> str:
     return "it is not a torch file (no zip or pickle header)"
 
 
-TRUST_HINT = "if you trust this file, pass --trust-checkpoint (in a config: trust_checkpoint: true)"
+TRUST_HINT = (
+    "if you trust this file, pass --trust-checkpoint (in a config: trust_checkpoint: true; "
+    "in the Python API: trust=True)"
+)
 
 
 def warn_unpickling(path, named: str) -> None:

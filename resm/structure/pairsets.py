@@ -64,6 +64,9 @@ class PairSet:
     def __len__(self) -> int:
         return self.length
 
+    def __repr__(self) -> str:
+        return f"PairSet(length={self.length}, pairs={self.n_pairs})"
+
     @property
     def n_pairs(self) -> int:
         return len(self.ij)
@@ -96,6 +99,11 @@ class PairRecord:
 
     def __len__(self) -> int:
         return len(self.seq)
+
+    def __repr__(self) -> str:
+        """One short line however long the RNA (as :class:`resm.structure.io.Structure`'s)."""
+        seq = self.seq if len(self.seq) <= 40 else f"{self.seq[:37]}..."
+        return f"PairRecord(name={self.name!r}, length={len(self)}, pairs={self.pairs.n_pairs}, seq={seq!r})"
 
     def is_canonical(self) -> np.ndarray:
         """Per pair: whether it is AU, GC or GU (any case, T read as U; other letters never)."""

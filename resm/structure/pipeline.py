@@ -28,14 +28,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import load_json
+from ..config import flag, load_json
 from ..fasta import record_id
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
 from .io import FoldError, Structure, format_structures, infer_format, read_structures
-from .predictor import BundleOpener, PairPredictor, Predictor, PredictorOptions, load_predictor
+from .predictor import (
+    BundleOpener,
+    PairPredictor,
+    Predictor,
+    PredictorOptions,
+    load_predictor,
+    refuse_dense_decoding,
+)
 from .probe import ProbeFile
 
 __all__ = [
@@ -465,6 +472,8 @@ def fold_fasta(
     run.prepare()
     if predictor is None:
         predictor = load_predictor(o, probe, open_bundle=open_bundle)
+    if isinstance(predictor, PairPredictor):  # said with the flags, before any record is folded
+        refuse_dense_decoding(predictor, o.threshold, o.method, flag)
     fold_kw = dict(
         threshold=o.threshold,
         method=o.method,

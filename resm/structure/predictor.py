@@ -32,11 +32,11 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ..config import flag
+from ..config import flag, keyword
 from ..fasta import check_record_ids
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import MappingError, normalise
@@ -45,6 +45,7 @@ from .io import FoldError, Structure
 from .probe import ProbeFile, predict_pair_probs
 
 __all__ = [
+    "Folded",
     "bundle_predictor",
     "PREDICTORS",
     "PairProbs",
@@ -100,23 +101,88 @@ def _output_seq(seq: str, name: str) -> str:
         return seq
 
 
+def name_records(records: Iterable, error: type[ValueError] = ValueError) -> list[tuple[str, str]]:
+    """``(name, seq)`` of every record a caller passes: ``(id, sequence)`` pairs, a mapping of id
+    to sequence, :class:`Structure` or FASTA records, or bare sequences (named ``seq_1``,
+    ``seq_2``... by their place); the ids held to a file's rules
+    (:func:`resm.fasta.check_record_ids`, a one-line ``error``): the results are keyed by id."""
+    items = records.items() if isinstance(records, Mapping) else records
+    out = [name_seq((f"seq_{k}", r) if isinstance(r, (str, bytes, bytearray)) else r) for k, r in enumerate(items, 1)]
+    check_record_ids((name for name, _ in out), error)
+    return out
+
+
 def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
-    """``(name, seq)`` of every record, each checked against ``scheme`` before any work, so that
-    a bad sequence is an error naming the caller's id (not the sequence's place in a batch).
-    ``records`` may also be a mapping of id to sequence; a lone sequence is a TypeError
-    (:meth:`Predictor.fold_one` folds one)."""
+    """``(name, seq)`` of every record (:func:`name_records`), each checked against ``scheme``
+    before any work, so that a bad sequence is an error naming the caller's id (not the
+    sequence's place in a batch). A lone sequence is a TypeError (:meth:`Predictor.fold_one`
+    folds one)."""
     if isinstance(records, (str, bytes, bytearray)):
         raise TypeError(
-            "records must be (id, sequence) pairs or a mapping of id to sequence, got one "
+            "records must be (id, sequence) pairs, a mapping of id to sequence or a list of sequences, got one "
             f"{type(records).__name__} (fold_one folds a single sequence)"
         )
-    if isinstance(records, Mapping):
-        records = records.items()
-    out = [name_seq(r) for r in records]
-    check_record_ids((name for name, _ in out), FoldError)  # as a file's are: the results are keyed by id
+    out = name_records(records, FoldError)
     for name, seq in out:
         scheme.encode(seq, name)
     return out
+
+
+class Folded(NamedTuple):
+    """One folded record, what :meth:`Predictor.fold` yields and :meth:`Predictor.fold_one`
+    returns, whatever the model (a ``structure_model.pt``, a bundle's structure head, a zero-shot
+    probe): ``structure`` (a :class:`Structure`; with ``noncanonical``, a
+    :class:`resm.structure.pairsets.PairRecord`) and ``probs``, the pair probabilities the model
+    decoded, as it holds them: a pair-head model's (the shipped one) sparse, a tuple ``(i, j, p)``
+    of 0-based candidate pairs, a 2-D head's or a probe's a dense (L, L) map. :meth:`dense` and
+    :meth:`sparse` give either form from any model. A pair ``(structure, probs)``:
+    ``for structure, probs in predictor.fold(records)`` unpacks it."""
+
+    structure: Structure
+    probs: np.ndarray | tuple
+
+    @property
+    def name(self) -> str:
+        """The record's id."""
+        return self.structure.name
+
+    @property
+    def seq(self) -> str:
+        """The sequence folded (upper case, U for T)."""
+        return self.structure.seq
+
+    @property
+    def pairs(self):
+        """The structure's pairs: a partner array (``pairs[i]``: the 0-based partner of base i,
+        -1 when unpaired), or with ``noncanonical`` a :class:`resm.structure.pairsets.PairSet`."""
+        return self.structure.pairs
+
+    @property
+    def dotbracket(self) -> str:
+        """The structure in dot-bracket (pseudoknots as ``[]``, ``{}``...); a structure with
+        non-canonical pairs, where a base may sit in several, has none (an AttributeError)."""
+        if not isinstance(self.structure, Structure):
+            raise AttributeError("dotbracket: a base may sit in several non-canonical pairs; read .pairs.ij")
+        return self.structure.dotbracket
+
+    def dense(self) -> np.ndarray:
+        """The pair probabilities as a symmetric (L, L) float32 map."""
+        from .pair_probs import dense_probs
+
+        P = self.probs
+        return P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(self.seq))
+
+    def sparse(self, min_p: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pair probabilities as 0-based arrays ``(i, j, p)``, i < j, those above ``min_p``
+        (0: every pair listed; :func:`resm.structure.pair_probs.sparse_probs`)."""
+        from .pair_probs import sparse_probs
+
+        return sparse_probs(self.probs, min_p)
+
+    def __repr__(self) -> str:
+        P = self.probs
+        probs = f"dense {P.shape}" if isinstance(P, np.ndarray) and P.ndim == 2 else f"sparse, {len(P[0])} pairs"
+        return f"Folded(structure={self.structure!r}, probs=<{probs}>)"
 
 
 class Predictor:
@@ -152,32 +218,26 @@ class Predictor:
         threshold: float | None = None,
         method: str | None = None,
         noncanonical: bool = False,
-        progress: bool = True,
+        progress: bool = False,
         nested: bool = False,
         no_lp: bool = False,
         desc: str = "fold",
-    ) -> Iterator[tuple[Structure, object]]:
-        """Fold ``records`` (``(id, sequence)`` pairs, a mapping of id to sequence, or
-        :class:`Structure` records), lazily, yielding ``(Structure, probabilities)`` in input
-        order, with a progress bar on stderr unless ``progress`` is False (``desc``: its
-        label). The probabilities are what the model decodes: a pair-head model's
-        (:class:`PairPredictor`, the shipped one) are sparse, a tuple ``(i, j, p)`` of 0-based
-        candidate pairs and their probabilities; a 2-D head's or a probe's
-        (:class:`MapPredictor`) a dense (L, L) map (:func:`resm.structure.pair_probs.dense_probs`
-        turns the first into the second; :meth:`fold_one` gives the dense map). ``threshold``
-        and ``method``: a dense map's decoding (a pair-head model refuses them); ``nested``: no
+    ) -> Iterator[Folded]:
+        """Fold ``records`` (``(id, sequence)`` pairs, a mapping of id to sequence,
+        :class:`Structure` or FASTA records, or a list of sequences, named ``seq_1``...), lazily,
+        yielding one :class:`Folded` (``.structure``, ``.dotbracket``, ``.pairs``, ``.probs``,
+        ``.dense()``) per record in input order; every record is checked before any is folded.
+        ``progress``: a progress bar on stderr (``desc``: its label). ``threshold`` and
+        ``method``: a dense map's decoding (a pair-head model refuses them); ``nested``: no
         pseudoknots; ``no_lp``: no lone pairs; ``noncanonical``: add the model file's
         non-canonical pairs."""
         raise NotImplementedError
 
-    def fold_one(self, seq: str, name: str = "seq", **kw) -> tuple[Structure, np.ndarray]:
-        """One sequence ``seq``, named ``name``: ``(Structure, probabilities)``, the
-        probabilities as a dense (L, L) map (``kw``: keyword arguments as :meth:`fold`)."""
-        from .pair_probs import dense_probs
-
-        kw.setdefault("progress", False)
-        ((rec, P),) = list(self.fold([(name, seq)], **kw))
-        return rec, (P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(seq)))
+    def fold_one(self, seq: str, name: str = "seq", **kw) -> Folded:
+        """One sequence ``seq``, named ``name``: its :class:`Folded`, as :meth:`fold` yields it
+        (``kw``: keyword arguments as :meth:`fold`; ``.dense()``: the (L, L) map)."""
+        (folded,) = self.fold([(name, seq)], **kw)
+        return folded
 
 
 @dataclass(repr=False)
@@ -226,12 +286,12 @@ class MapPredictor(Predictor):
         threshold: float | None = None,
         method: str | None = None,
         noncanonical: bool = False,
-        progress: bool = True,
+        progress: bool = False,
         nested: bool = False,
         no_lp: bool = False,
         desc: str = "fold",
-    ) -> Iterator[tuple[Structure, np.ndarray]]:
-        """Fold ``records`` one at a time, yielding ``(Structure, probabilities)`` in input order,
+    ) -> Iterator[Folded]:
+        """Fold ``records`` one at a time, yielding a :class:`Folded` per record in input order,
         at this predictor's threshold and method unless overridden. Every record is checked first
         (:func:`checked_records`).
 
@@ -260,7 +320,7 @@ class MapPredictor(Predictor):
         nested: bool,
         no_lp: bool,
         desc: str,
-    ) -> Iterator[tuple[Structure, np.ndarray]]:
+    ) -> Iterator[Folded]:
         from tqdm.auto import tqdm
 
         from .pair_probs import dense_probs
@@ -291,7 +351,7 @@ class MapPredictor(Predictor):
                 pairs = remove_lone_pairs(pairs)
             if staged:
                 bar.set_postfix_str(f"{name} ({len(seq)} nt): done")
-            yield Structure(name, _output_seq(seq, name), pairs), P
+            yield Folded(Structure(name, _output_seq(seq, name), pairs), P)
 
 
 @dataclass(repr=False)
@@ -373,30 +433,26 @@ class PairPredictor(Predictor):
         threshold: float | None = None,
         method: str | None = None,
         noncanonical: bool = False,
-        progress: bool = True,
+        progress: bool = False,
         nested: bool = False,
         no_lp: bool = False,
         desc: str = "fold",
-    ) -> Iterator[tuple[Structure, tuple]]:
-        """Yields ``(Structure, (i, j, p))`` in input order, ``p`` the decoded (blended)
+    ) -> Iterator[Folded]:
+        """Yields a :class:`Folded` per record in input order, its ``probs`` ``(i, j, p)``, ``p`` the decoded (blended)
         probabilities of the candidate pairs (``nested``: without the pseudoknot step;
         ``no_lp``: lone pairs removed). The threshold and method switches belong to the greedy
         decoding of dense maps, and are refused. ``noncanonical``: the model file's
         non-canonical scorer (:meth:`non_canonical_scorer`) adds its pairs to each decoded
         structure, which is then a :class:`resm.structure.pairsets.PairRecord` (a base may sit
         in several pairs)."""
-        if threshold is not None or method is not None:
-            raise FoldError(
-                "threshold and method (--threshold, --method) set the greedy decoding of 2-D heads and "
-                "probes; this model decodes by maximum expected accuracy, as stored in its file"
-            )
+        refuse_dense_decoding(self, threshold, method)
         scorer = self.non_canonical_scorer() if noncanonical else None
         out = self._fold(checked_records(records, self.scheme), nested, no_lp, progress, desc)
         return out if scorer is None else _with_non_canonical(out, scorer)
 
     def _fold(
         self, records: list[tuple[str, str]], nested: bool, no_lp: bool, progress: bool, desc: str
-    ) -> Iterator[tuple[Structure, tuple]]:
+    ) -> Iterator[Folded]:
         from tqdm.auto import tqdm
 
         from ..fasta import token_batches
@@ -420,7 +476,7 @@ class PairPredictor(Predictor):
                     progress=False,
                     names=[n for n, _ in block],
                 )
-                done: dict[int, tuple[Structure, tuple]] = {}
+                done: dict[int, Folded] = {}
                 for group in token_batches([len(x) for x in seqs], self.batch_tokens, extra=2):
                     for k, item in zip(
                         group,
@@ -428,7 +484,7 @@ class PairPredictor(Predictor):
                             [seqs[k] for k in group], [priors[k] for k in group], nested, no_lp, bar if long else None
                         ),
                     ):
-                        done[k] = (Structure(block[k][0], seqs[k], item[0]), item[1])
+                        done[k] = Folded(Structure(block[k][0], seqs[k], item[0]), item[1])
                 for k in range(len(block)):
                     yield done.pop(k)
                     bar.update(1)
@@ -487,12 +543,24 @@ PREDICTORS: dict[str, type] = {c.kind: c for c in (PairPredictor, MapPredictor)}
 stored settings (``for_model``)."""
 
 
-def _with_non_canonical(folded: Iterator[tuple[Structure, tuple]], scorer) -> Iterator[tuple[object, tuple]]:
+def _with_non_canonical(folded: Iterator[Folded], scorer) -> Iterator[Folded]:
     """Each decoded structure with ``scorer``'s non-canonical pairs added (a ``PairRecord``)."""
     from .pairsets import PairRecord
 
     for rec, P in folded:
-        yield PairRecord(rec.name, rec.seq, scorer.add(rec.seq, rec.pairs, P)), P
+        yield Folded(PairRecord(rec.name, rec.seq, scorer.add(rec.seq, rec.pairs, P)), P)
+
+
+def refuse_dense_decoding(pred: Predictor, threshold, method, name: Namer = keyword) -> None:
+    """A one-line FoldError when ``threshold`` or ``method`` is set for ``pred``, a pair-head
+    model, whose stored decoding (maximum expected accuracy) has neither: they set the greedy
+    decoding of a dense map (a 2-D head or a probe). The options are named as ``name`` does
+    (the Python API's keywords; ``resm fold``: its flags)."""
+    if threshold is not None or method is not None:
+        raise FoldError(
+            f"{name('threshold')} and {name('method')} set the greedy decoding of 2-D heads and probes; "
+            f"{pred.source or 'this model'} decodes by maximum expected accuracy, as stored in its file"
+        )
 
 
 # ----------------------------------------------------------------------------- building one

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..config import ConfigError
+from ..config import ConfigError, flag
 from .base import TaskModel, encode_batch
 
 __all__ = ["MAX_PARTNER", "ScanOptions", "Site", "PairScan", "window_starts", "duplex_from_map", "scan_pairs"]
@@ -70,18 +70,20 @@ class ScanOptions:
     with_maps: bool = False
     progress: bool = False
 
-    def resolved(self, max_length: int) -> tuple[int, int]:
-        """``(window, stride)`` for a head trained up to ``max_length`` nt."""
+    def resolved(self, max_length: int, name=flag) -> tuple[int, int]:
+        """``(window, stride)`` for a head trained up to ``max_length`` nt; a bad one is a
+        ConfigError naming the option as ``name`` does (:func:`resm.config.flag`: ``--window``;
+        the Python API: ``scan.window``)."""
         w = self.window or int(max_length)
         least = min(MIN_WINDOW, int(max_length))
         if w < least or w > max_length:
             raise ConfigError(
-                f"window must lie in [{least}, {max_length}] (--window; {least} nt: the shortest duplex scored, "
-                f"{max_length}: the head's max_length), got {w}"
+                f"window must lie in [{least}, {max_length}] ({name('window')}; {least} nt: the shortest duplex "
+                f"scored, {max_length}: the head's max_length), got {w}"
             )
         s = self.stride or max(1, w // 2)
         if s < 1 or s > w:
-            raise ConfigError(f"stride must lie in [1, window={w}] (--stride), got {s}")
+            raise ConfigError(f"stride must lie in [1, window={w}] ({name('stride')}), got {s}")
         if self.max_sites < 1 or self.batch_size < 1:
             raise ConfigError("max_sites and batch_size must be >= 1")
         return w, s
@@ -117,6 +119,11 @@ class PairScan:
     map: np.ndarray | None = None
     logits: np.ndarray | None = None
     starts: tuple[list[int], list[int]] = ([0], [0])
+
+    def __repr__(self) -> str:
+        """One line: the score, the sites kept and the windows (not the arrays)."""
+        maps = ", map" if self.map is not None else ""
+        return f"PairScan(score={self.score:.4g}, sites={len(self.sites)}, n_windows={self.n_windows}{maps})"
 
 
 def window_starts(n: int, window: int, stride: int) -> list[int]:

@@ -576,7 +576,7 @@ def _api_cases() -> list:
             "api/fold-pair-model-rejects-threshold",
             lambda ws, t: _predictor(ws).fold([("a", "ACGU")], threshold=0.5),
             FoldError,
-            ["--threshold"],
+            ["threshold and method set the greedy decoding"],  # the keywords: the API has no --threshold
         ),
     ]
 

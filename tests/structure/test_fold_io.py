@@ -227,11 +227,12 @@ def test_nested_and_nolp_reach_decoding():
         for i, j in pair_list(p):
             assert p[i - 1] == j + 1 or p[i + 1] == j - 1
     np.testing.assert_array_equal(base, decode(P, seq, 0.3, noncanonical=True))
-    # sparse probabilities work too, and fold_one gives them back dense
+    # sparse probabilities work too, and the result gives them back dense
     i, j = np.triu_indices(80, 1)
     sparse = MapPredictor(None, get_scheme("kdny"), 0.3, "greedy", lambda s: (i, j, ((P + P.T) / 2)[i, j]))
-    rec, dense = sparse.fold_one(seq, **kw)
-    np.testing.assert_array_equal(rec.pairs, base)
+    folded = sparse.fold_one(seq, **kw)
+    np.testing.assert_array_equal(folded.pairs, base)
+    dense = folded.dense()
     assert dense.shape == (80, 80) and np.allclose(dense, dense.T)
 
 

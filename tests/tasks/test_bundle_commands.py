@@ -79,9 +79,34 @@ def test_joint_bundle_serves_interact_predict_and_the_api(tmp_path, joint_bundle
     _one_line_error(p, str(joint_bundle), "no structure head", "resm fold")
     assert not (tmp_path / "never.dbn").exists()
     with pytest.raises(resm.bundle.BundleError, match="no structure head"):
-        b.fold("GGGGAAACCCC")
+        b.fold(["GGGGAAACCCC"])
     with pytest.raises(resm.bundle.BundleError, match="longer than the 4000 nt"):
         b.interact([(mir, "A" * 4001)])
+
+
+def test_bundle_api_names_keywords_and_is_quiet_unless_asked(joint_bundle, capfd):
+    """``Bundle.interact(scan=ScanOptions(window=5))`` said '(--window; ...)', a flag the Python
+    API has not; ``predict_mrl`` took no ``progress`` (``interact`` and ``embed_sequences`` do);
+    the scan's result printed its logit arrays."""
+    import resm
+    from resm.config import ConfigError
+    from resm.tasks.rri_sites import ScanOptions
+
+    b = resm.load_bundle(joint_bundle, device="cpu")
+    with pytest.raises(ConfigError) as e:
+        b.interact([("ACGUACGUACGU", "ACGUACGUACGU")], scan=ScanOptions(window=5))
+    assert "(scan.window;" in str(e.value) and "--" not in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        b.interact([("ACGUACGUACGU", "ACGUACGUACGU")], scan=ScanOptions(window=10, stride=11))
+    assert str(e.value) == "stride must lie in [1, window=10] (scan.stride), got 11"
+    capfd.readouterr()
+    (scan,) = b.interact([("ACGUACGUACGUAAAC", "GUUUACGUACGUACGU")])
+    quiet = b.predict_mrl(["ACGUACGUACGUACGUAAAA"])
+    assert capfd.readouterr() == ("", "")  # no bar unless asked, nothing on stdout
+    np.testing.assert_array_equal(b.predict_mrl(["ACGUACGUACGUACGUAAAA"], progress=True), quiet)
+    out, err = capfd.readouterr()
+    assert out == "" and "1/1" in err
+    assert "\n" not in repr(scan) and repr(scan).startswith(f"PairScan(score={scan.score:.4g}, sites=")
 
 
 def test_structure_head_in_a_bundle_folds(tmp_path, ckpts):
@@ -125,6 +150,24 @@ def test_structure_head_in_a_bundle_folds(tmp_path, ckpts):
     ((structure, probs),) = b.fold({"x": seq})
     assert cli[0] == ">x" and cli[1] == seq and cli[2].split()[0] == structure.dotbracket
     assert probs.shape == (len(seq), len(seq)) and np.allclose(probs, probs.T, atol=1e-6)
+    # Bundle.fold and Predictor.fold are one: the same type with the same fields, from one path
+    # (Bundle.fold was a list of (Structure, dense map) built through fold_one)
+    api = resm.load_predictor(folder, device="cpu")
+    (mine,) = b.fold([seq])
+    (theirs,) = api.fold([seq])
+    one = b.fold_one(seq, "seq_1")
+    for got in (mine, one):
+        assert type(got) is type(theirs) is resm.Folded
+        assert (
+            (got.name, got.seq, got.dotbracket)
+            == (theirs.name, theirs.seq, theirs.dotbracket)
+            == ("seq_1", seq, structure.dotbracket)
+        )
+        np.testing.assert_array_equal(got.pairs, theirs.pairs)
+        np.testing.assert_array_equal(got.dense(), theirs.dense())
+        np.testing.assert_array_equal(got.dense(), probs)
+    i, j, p = one.sparse()
+    assert (i < j).all() and np.allclose(p, probs[i, j], atol=1e-6)
     # the probabilities are the head's on the adapter's embeddings, decoded at the stored 0.3
     with torch.no_grad():
         from resm.tasks.base import encode_batch

@@ -143,10 +143,10 @@ def test_the_bundle_serves_fold_interact_predict_and_the_api(shared, tmp_path):
 
     b = resm.load_bundle(folder, device="cpu")
     assert b.heads == {"structure": "structure", "rri": "rri", "mrl": "mrl"}
-    ((structure, probs),) = b.fold({"x": seq})
+    (folded,) = b.fold({"x": seq})
     dbn = (tmp_path / "x.dbn").read_text().splitlines()
-    assert dbn[:2] == [">x", seq] and dbn[2].split()[0] == structure.dotbracket
-    assert probs.shape == (len(seq), len(seq))
+    assert isinstance(folded, resm.Folded) and dbn[:2] == [">x", seq] and dbn[2].split()[0] == folded.dotbracket
+    assert folded.dense().shape == (len(seq), len(seq))
     (scan,) = b.interact([(mir, utr)])
     cli_score = float((tmp_path / "s.tsv").read_text().splitlines()[1].split("\t")[3])
     assert scan.score == pytest.approx(cli_score, abs=1e-5)
@@ -200,7 +200,7 @@ def test_a_bundle_without_the_head_is_one_line_naming_it(shared, tmp_path, capsy
         assert not out.exists()
         b = resm.load_bundle(folder, device="cpu")
         calls = {
-            "structure": lambda b=b: b.fold("GGGGAAACCCC"),
+            "structure": lambda b=b: b.fold_one("GGGGAAACCCC"),
             "mrl": lambda b=b: b.predict_mrl(["ACGUACGU"]),
             "rri": lambda b=b: b.interact([("ACGUACGU", "ACGUACGU")]),
         }

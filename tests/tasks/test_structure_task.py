@@ -671,8 +671,8 @@ def test_gpu_recipe_runs_on_cpu_with_a_tiny_checkpoint(assets, tmp_path):
     cfg = model.head.cfg
     assert cfg.use_attention and cfg.attn_channels > 0 and cfg.embed_window == 32 and meta["decoding"]
     pred = supervised_predictor(out / "structure_model.pt", workers=1)
-    rec, P = pred.fold_one("GGGGCGCAAAGCGCCCC" + "A" * 30 + "GCGGAUUUAGCUCAGUUGGGAGAGC")  # 72 nt > 32: windows
-    assert len(rec.pairs) == 72 and P.shape == (72, 72)
+    folded = pred.fold_one("GGGGCGCAAAGCGCCCC" + "A" * 30 + "GCGGAUUUAGCUCAGUUGGGAGAGC")  # 72 nt > 32: windows
+    assert len(folded.pairs) == 72 and folded.dense().shape == (72, 72)
 
 
 def test_pair_priors_are_computed_for_the_records_a_run_uses(assets, monkeypatch):
