@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 __all__ = ["Bundle", "BundleError", "load_bundle", "is_bundle"]
 
 
+# the method that reads a task's head, named when the bundle lacks it (the commands' names are
+# resm.backbone.adapters.COMMANDS)
+METHODS = {"structure": "Bundle.fold", "rri": "Bundle.interact", "mrl": "Bundle.predict_mrl"}
+
+
 @dataclass(repr=False)
 class Bundle:
     """A loaded bundle: one encoder (backbone + adapter) and its heads, on ``device``. Its
@@ -59,8 +64,9 @@ class Bundle:
 
     def head(self, task: str) -> str:
         """The name of the head serving ``task`` (``"rri"``, ``"mrl"``, ``"structure"``); a
-        one-line :class:`BundleError` naming the bundle when it holds none."""
-        return head_for(self.folder, self.entries, task)
+        one-line :class:`BundleError` naming the bundle and the method that needs the head
+        when it holds none."""
+        return head_for(self.folder, self.entries, task, METHODS)
 
     def __repr__(self) -> str:
         scheme = getattr(self.scheme, "name", self.scheme)

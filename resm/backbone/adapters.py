@@ -83,13 +83,14 @@ def is_bundle(path: str | os.PathLike) -> bool:
     return p.is_dir() and ((p / MANIFEST).is_file() or any(p.glob("onehot-*.pt")))
 
 
-def head_for(folder, entries: dict[str, dict], task: str) -> str:
+def head_for(folder, entries: dict[str, dict], task: str, needs: dict[str, str] = COMMANDS) -> str:
     """The name of the bundle's head for ``task`` (``entries``: the manifest's heads); a
-    :class:`BundleError` naming the bundle otherwise."""
+    :class:`BundleError` naming the bundle otherwise, and what needs the head (``needs``: task
+    -> the command, or in the Python API the method, that reads it)."""
     names = [n for n, e in entries.items() if e.get("task") == task]
     if not names:
         have = ", ".join(sorted(f"{n} ({e.get('task')})" for n, e in entries.items())) or "none"
-        need = f" that `{COMMANDS[task]}` needs" if task in COMMANDS else ""
+        need = f" that `{needs[task]}` needs" if task in needs else ""
         raise BundleError(f"{folder}: the bundle has no {task} head{need} (its heads: {have})")
     return names[0]
 

@@ -78,8 +78,11 @@ def test_joint_bundle_serves_interact_predict_and_the_api(tmp_path, joint_bundle
     p = resm_main("fold", fa, "--model", joint_bundle, "-o", tmp_path / "never.dbn", check=False)
     _one_line_error(p, str(joint_bundle), "no structure head", "resm fold")
     assert not (tmp_path / "never.dbn").exists()
-    with pytest.raises(resm.bundle.BundleError, match="no structure head"):
+    with pytest.raises(resm.bundle.BundleError) as e:  # the method, not the command ('resm fold')
         b.fold(["GGGGAAACCCC"])
+    assert str(e.value) == (
+        f"{joint_bundle}: the bundle has no structure head that `Bundle.fold` needs (its heads: mrl (mrl), rri (rri))"
+    )
     with pytest.raises(resm.bundle.BundleError, match="longer than the 4000 nt"):
         b.interact([(mir, "A" * 4001)])
 
