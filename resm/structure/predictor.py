@@ -16,6 +16,11 @@ the experiments all fold through these classes):
   head (:func:`resm.structure.model.predict_pairs`, its stored threshold) or a backbone with a
   zero-shot probe (:mod:`resm.structure.probe`, the probe's threshold and method).
 
+Whatever the predictor, ``fold`` yields and ``fold_one`` returns one :class:`Folded` per record
+(the structure and the probabilities as decoded, dense or sparse through ``.dense()`` and
+``.sparse()``); records are read by :func:`name_records`, as :func:`resm.embed_sequences` reads
+its sequences.
+
 A trained structure model's predictor is the one its head kind names (:data:`PREDICTORS`,
 ``head kind -> class``; each class builds itself with ``for_model`` from the model and its stored
 settings), whether the model is a ``structure_model.pt`` or the structure head of a bundle
@@ -295,7 +300,7 @@ class MapPredictor(Predictor):
         at this predictor's threshold and method unless overridden. Every record is checked first
         (:func:`checked_records`).
 
-        ``records``: ``(id, sequence)`` tuples, :class:`Structure` or FASTA records. The
+        ``records``: as :meth:`Predictor.fold` reads them (:func:`name_records`). The
         probabilities are ``pair_probs(seq)`` — by default
         :func:`resm.structure.probe.predict_pair_probs` with ``model`` and ``scheme`` — dense
         (L, L) or sparse ``(i, j, p)``, decoded by :func:`resm.structure.decode.decode` at the
