@@ -178,6 +178,47 @@ def test_long_utrs_are_read_in_windows_anchored_at_the_3_end(monkeypatch):
     np.testing.assert_allclose(pred, want, atol=1e-5)
 
 
+@torch.no_grad()
+def test_the_expression_heads_read_the_3_end_of_each_utr():
+    """The head's learnt weights for the last ``anchor`` positions meet each UTR's own 3'-most
+    nucleotides (the last weight the last nucleotide), in a padded batch as alone, and a UTR
+    shorter than the anchor fills its last weights only."""
+    import torch.nn.functional as F
+
+    tm, _ = _model(heads=("mrl",))
+    head = tm.heads["mrl"]
+    k, E = head.cfg.anchor, 32
+    torch.manual_seed(0)
+    lengths = [9, 2, 5, 4]
+    h = torch.randn(len(lengths), max(lengths), E)
+    mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]
+    got = head(h, mask)
+    for b, n in enumerate(lengths):
+        x = F.gelu(head.proj(head.norm(h[b, :n])))  # (n, hidden): the head's own layers, one UTR alone
+        for conv in head.convs:
+            x = x + F.gelu(conv(x.T[None])[0].T)
+        tail = sum(head.anchor[k - 1 - j] * x[n - 1 - j] for j in range(min(k, n)))
+        feats = torch.cat([x.mean(0), x.amax(0), tail])
+        torch.testing.assert_close(got[b], head.out(feats)[0], atol=1e-5, rtol=0)
+    # the Optimus baseline: a shorter UTR is right-aligned (zeros before its 5' end), so its 3'
+    # end sits in the last columns, in a padded batch as alone
+    from resm.heads.mrl import OptimusCNN, OptimusConfig
+
+    cnn = OptimusCNN(OptimusConfig(length=12, filters=4, kernel=3, conv_layers=2, dense=5, dropout=0.0)).eval()
+    rng = np.random.default_rng(4)
+    seqs = [rand(rng, n, "ACGUN") for n in (12, 5, 9)]
+    nuc = torch.full((3, 12), 4)
+    for b, s in enumerate(seqs):
+        nuc[b, : len(s)] = torch.from_numpy(rna_codes(s).astype(np.int64))
+    got = cnn(nuc, nuc.new_tensor([[j < len(s) for j in range(12)] for s in seqs], dtype=torch.bool))
+    for b, s in enumerate(seqs):
+        onehot = torch.zeros(12, 4)
+        for j, c in enumerate(s):
+            if c != "N":
+                onehot[12 - len(s) + j, "ACGU".index(c)] = 1.0
+        torch.testing.assert_close(got[b], cnn.dense(cnn.convs(onehot.T[None]))[0, 0], atol=1e-6, rtol=0)
+
+
 def test_variant_effects_correlate_each_variant_with_its_own_wild_type(tmp_path):
     """resm predict --task mrl --variants: the correlation of predicted with observed changes,
     each change a variant row minus the wild-type row its ``mother`` names."""
