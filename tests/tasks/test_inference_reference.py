@@ -3,8 +3,9 @@ reimplementations on tiny randomly initialised models: the windowed scan of ``re
 (every window pair scored on its own, the map stitched, the sites chosen and read), the
 expression head on UTRs longer than the encoder window (windows anchored at the 3' end, next to
 the start codon) and its variant-effect correlation, ``resm embed``'s arrays (nucleotide i is
-token i + 1, layers as fair-esm numbers them, independent of batching), and the scheme tables
-``resm schemes --show`` prints."""
+token i + 1, layers as fair-esm numbers them, independent of batching), the scheme tables
+``resm schemes --show`` prints, and one reading of unknown bases across fold, embed, interact and
+predict."""
 
 from __future__ import annotations
 
@@ -350,3 +351,52 @@ def test_scheme_tables_as_shown_are_the_mapping():
                 want.append(NCBI_TABLE_1[k].replace("*", "Z"))
         assert c.to_protein(seq) == "".join(want), seq
     assert ALPHABET.all_toks[c.unknown_id] == "X"
+
+
+# ------------------------------------------------------------------ unknown bases, every command
+def test_every_command_reads_a_sequence_as_its_normal_form(tmp_path):
+    """Case, T for U, the IUPAC ambiguity codes and the modified-base letters (all the unknown
+    base N): fold, embed, interact (score, map, sites) and predict (mrl) give the same numbers
+    for a raw sequence as for its normal form, and write the normal form."""
+    import resm
+    from resm.backbone.load import save_fair_esm
+    from resm.mapping import get_scheme
+    from resm.predict import interact, predict_expression
+    from resm.tasks.base import save_bundle
+    from resm.tasks.rri_sites import ScanOptions
+
+    raw_a = "acgtRYSWKMBDHVNIPXggcaUUT"
+    raw_b = "GGACUUCGGUCCacgtnnAGCUAGCUAGGCUAGCAUCGAUCGAUUAGCyr"
+    norm_a, norm_b = resm.nucleotides.normalise(raw_a), resm.nucleotides.normalise(raw_b)
+    assert norm_a == "ACGUNNNNNNNNNNNNNNGGCAUUU" and norm_b.endswith("UUAGCNN")
+
+    folder = resm.load_predictor("default", device="cpu")
+    (s_raw, p_raw), (s_norm, p_norm) = folder.fold({"r": raw_b, "n": norm_b}, progress=False)
+    assert s_raw.seq == norm_b and np.array_equal(s_raw.pairs, s_norm.pairs)
+    np.testing.assert_allclose(np.asarray(p_raw), np.asarray(p_norm), atol=1e-6)
+
+    tm, specs = _model()
+    save_fair_esm(tm.encoder.backbone, tmp_path / "tiny.pt")
+    for name in ("kdny", "codon3"):
+        arrays, _ = resm.embed_sequences(
+            tm.encoder.backbone, {"raw": raw_a, "norm": norm_a}, include=["per_tok", "contacts"], scheme=name
+        )
+        np.testing.assert_allclose(arrays["raw/per_tok/2"], arrays["norm/per_tok/2"], atol=1e-6)
+        np.testing.assert_allclose(arrays["raw/contacts"], arrays["norm/contacts"], atol=1e-6)
+
+    bundle = save_bundle(tmp_path / "model", tm, get_scheme("kdny"), str(tmp_path / "tiny.pt"), specs)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"a_name\ta_seq\tb_name\tb_seq\nx\t{raw_a}\ty\t{raw_b}\nx\t{norm_a}\ty\t{norm_b}\n")
+    scan = ScanOptions(window=16, stride=7)
+    r = interact(pairs, bundle, maps=tmp_path / "m.npz", sites=tmp_path / "s.tsv", scan=scan)
+    assert r["scores"][0] == pytest.approx(r["scores"][1], abs=1e-6) and [p.b for p in r["pairs"]] == [norm_b] * 2
+    z = np.load(tmp_path / "m.npz")
+    np.testing.assert_allclose(z["pair1"], z["pair2"], atol=1e-3)  # float16
+    rows = [ln.split("\t") for ln in (tmp_path / "s.tsv").read_text().splitlines()[1:]]
+    sites = [[r[3:8] + r[9:] for r in rows if r[0] == k] for k in "12"]  # all but the probability
+    assert sites[0] == sites[1] and len(sites[0]) > 1
+
+    fa = tmp_path / "utrs.fa"
+    fa.write_text(f">raw\n{raw_b}\n>norm\n{norm_b}\n")
+    pred = predict_expression(fa, bundle)["pred"]
+    assert pred[0] == pytest.approx(pred[1], abs=1e-6)
