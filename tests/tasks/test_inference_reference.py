@@ -114,6 +114,29 @@ def _brute_scan(tm, scheme, a, b, w, stride, max_sites):
     return 1 / (1 + np.exp(-best)), full, sites[:max_sites], (len(starts(len(a))), len(starts(len(b))))
 
 
+def test_head_pairs_are_the_best_antiparallel_chain_by_exhaustive_search():
+    """duplex_from_map against every chain of pairs of logit > 0 with i increasing on a while j
+    decreases on b (the antiparallel duplex), on random small maps, square and not."""
+    from functools import cache
+
+    from resm.tasks.rri_sites import duplex_from_map
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        La, Lb = (int(x) for x in rng.integers(1, 7, 2))
+        lg = rng.normal(-0.5, 1.5, (La, Lb))
+        pos = [(i, j) for i in range(La) for j in range(Lb) if lg[i, j] > 0]
+
+        @cache
+        def best(i, j, lg=lg, pos=pos):  # the best chain of pairs (x, y) with x > i and y < j
+            return max([lg[x, y] + best(x, y) for x, y in pos if x > i and y < j], default=0.0)
+
+        chain = duplex_from_map(lg)
+        assert all(lg[i, j] > 0 for i, j in chain)
+        assert all(i1 < i2 and j1 > j2 for (i1, j1), (i2, j2) in zip(chain, chain[1:])), chain
+        assert sum(lg[i, j] for i, j in chain) == pytest.approx(best(-1, Lb), abs=1e-9)
+
+
 @pytest.mark.parametrize("scheme_name", ["kdny", "codon3"])
 def test_scan_equals_a_brute_force_over_every_window_pair(scheme_name):
     """Score = best window pair's probability; the stitched map (i on a, j on b) = the largest
