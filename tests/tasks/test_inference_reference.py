@@ -50,10 +50,12 @@ def _model(heads=("rri", "mrl"), rri_length=40):
             embed_dim=bb.embed_dim, proj_dim=8, channels=8, blocks=1, dropout=0.0, max_length=rri_length
         )
         mods["rri"], apply["rri"] = InteractionHead(cfg), rri_apply
-        with torch.no_grad():  # the projections start at zero: open them, and put pairs above 0.5
+        with torch.no_grad():  # open the projections (they start at zero); pair logits of either sign
             for lin in (mods["rri"].proj_a, mods["rri"].proj_b):
                 lin.weight.normal_(0, 0.5)
-            mods["rri"].pair_out.bias += 1.0
+            mods["rri"].stem_pairs.normal_(0, 3.0)
+            mods["rri"].pair_out.weight.normal_(0, 1.0)
+            mods["rri"].pair_out.bias.fill_(3.0)
         specs["rri"] = {"task": "rri", "config": {k: v for k, v in cfg.to_dict().items() if k != "embed_dim"}}
     if "mrl" in heads:
         cfg = ExpressionHeadConfig(embed_dim=bb.embed_dim, hidden=8, anchor=4, dropout=0.0, max_length=30)
@@ -164,7 +166,8 @@ def test_scan_equals_a_brute_force_over_every_window_pair(scheme_name):
         np.testing.assert_allclose(r.map, full, atol=1e-5)
         got = [((s.a_start, s.a_end, s.b_start, s.b_end), s.head_pairs) for s in r.sites]
         assert [g[0] for g in got] == [s[0] for s in sites]
-        assert got == sites and any(hp for _, hp in sites)  # some window pair has pairs above 0.5
+        assert got == sites
+        assert all(0 < len(hp) < min(w, la, lb) for _, hp in sites)  # chains, not every anti-diagonal
         for n, st in zip((la, lb), r.starts):  # the tail's window ends at the partner's last nucleotide
             assert st[-1] + min(w, n) == n and all(y - x <= stride for x, y in zip(st, st[1:]))
 
