@@ -173,36 +173,37 @@ def test_scan_equals_a_brute_force_over_every_window_pair(scheme_name):
 
 
 # ------------------------------------------------------------------ resm predict --task mrl
+@pytest.mark.parametrize("scheme_name", ["kdny", "codon3"])
 @torch.no_grad()
-def test_long_utrs_are_read_in_windows_anchored_at_the_3_end(monkeypatch):
+def test_long_utrs_are_read_in_windows_anchored_at_the_3_end(monkeypatch, scheme_name):
     """A UTR longer than the encoder window: windows every half window from the 5' end and
     one ending at the 3' end, each nucleotide's state from the window whose centre is nearest,
     so the 3'-most nucleotides (next to the start codon, where the head's anchor reads) come
-    from a window that ends where the UTR ends; a short UTR in the same batch reads whole."""
+    from a window that ends where the UTR ends; a short UTR in the same batch reads whole. A
+    window's tokens are cut from the UTR mapped whole (codon3: a window edge keeps its
+    triplet's letter)."""
     import resm.tasks.mrl as M
     from resm.mapping import get_scheme
 
     tm, _ = _model(heads=("mrl",))
-    scheme = get_scheme("kdny")
+    scheme = get_scheme(scheme_name)
     W = 10
     monkeypatch.setattr(M, "ENCODER_WINDOW", W)
     rng = np.random.default_rng(11)
     seqs = [rand(rng, 27), rand(rng, 7), rand(rng, 10)]
     pred = M.predict_mrl(tm, scheme, seqs, 5.0, 2.0, batch_size=8)
 
-    def alone(seq):
-        return tm.encoder.backbone(pad_batch([scheme.encode(seq)]), return_logits=False)["last_hidden"][0, 1:-1]
+    def states_of(ids):
+        return tm.encoder.backbone(pad_batch([ids]), return_logits=False)["last_hidden"][0, 1:-1]
 
-    n = len(seqs[0])
+    n, ids = len(seqs[0]), scheme.encode(seqs[0])
     starts = [0, 5, 10, 15, n - W]  # the last one ends at the 3' end
-    wins = [alone(seqs[0][s : s + W]) for s in starts]
+    wins = [states_of(ids[s : s + W]) for s in starts]
     rows = []
     for p in range(n):
         k = int(np.argmin([abs(p - (s + (W - 1) / 2)) for s in starts]))  # the first on a tie
         rows.append(wins[k][p - starts[k]])
-    states = [torch.stack(rows), alone(seqs[1]), alone(seqs[2])]
-    for row in range(4):  # the anchor's positions: the last window's own states
-        torch.testing.assert_close(states[0][n - 1 - row], wins[-1][W - 1 - row])
+    states = [torch.stack(rows), states_of(scheme.encode(seqs[1])), states_of(scheme.encode(seqs[2]))]
     want = [float(tm.heads["mrl"](h[None], torch.ones(1, len(h), dtype=torch.bool))) * 2.0 + 5.0 for h in states]
     np.testing.assert_allclose(pred, want, atol=1e-5)
 
