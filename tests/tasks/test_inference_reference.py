@@ -344,6 +344,7 @@ def test_scheme_tables_as_shown_are_the_mapping():
 
     from resm.alphabet import ALPHABET
     from resm.mapping import get_scheme, list_schemes
+    from resm.nucleotides import normalise as resm_normalise
     from tests.conftest import resm_main
 
     listed = {ln.split()[0]: ln.split()[2] for ln in resm_main("schemes").stdout.splitlines()}
@@ -357,6 +358,10 @@ def test_scheme_tables_as_shown_are_the_mapping():
             assert len(table) == 4 and s.to_protein("ACGU") == "".join(table[n] for n in "ACGU")
             unknown = re.search(r"any unknown base .* -> (\S)$", shown, re.M).group(1)
             assert s.to_protein("NRYIPXnrykmsw") == unknown * 13
+            rng = np.random.default_rng(1)
+            for _ in range(20):  # and back: letters -> RNA, the unknown letter -> N
+                seq = rand(rng, 15, "ACGUTNRYacgut")
+                assert s.to_rna(s.to_protein(seq)) == s.decode(s.encode(seq)) == resm_normalise(seq)
         elif s.kind == "context":
             table = shown.split("Triplet -> letter")[1].split("Example")[0]
             triplets = dict(re.findall(r"([ACGU]{3}) ([A-Z])\b", table))
