@@ -139,6 +139,23 @@ def test_head_pairs_are_the_best_antiparallel_chain_by_exhaustive_search():
         assert sum(lg[i, j] for i, j in chain) == pytest.approx(best(-1, Lb), abs=1e-9)
 
 
+def _check_duplex(site, a, b):
+    """The site's duplex, laid on a[duplex_a] and b[duplex_b] (1-based, inclusive), inside the
+    site's windows: its brackets close in order, a's i (5' to 3') with b's j (3' to 5'), and every
+    pair it makes is canonical."""
+    if not site.duplex:
+        return
+    left, right = site.duplex.split("&")
+    (a0, a1), (b0, b1) = site.duplex_a, site.duplex_b
+    assert site.a_start <= a0 <= a1 <= site.a_end and site.b_start <= b0 <= b1 <= site.b_end
+    assert (a1 - a0 + 1, b1 - b0 + 1) == (len(left), len(right))
+    opened = [a0 + k for k, c in enumerate(left) if c == "("]
+    closed = [b0 + k for k, c in enumerate(right) if c == ")"]
+    assert len(opened) == len(closed) > 0 and set(left + right) <= set("().")
+    for i, j in zip(opened, reversed(closed)):
+        assert a[i - 1] + b[j - 1] in ("AU", "UA", "GC", "CG", "GU", "UG"), (site, i, j)
+
+
 @pytest.mark.parametrize("scheme_name", ["kdny", "codon3"])
 def test_scan_equals_a_brute_force_over_every_window_pair(scheme_name):
     """Score = best window pair's probability; the stitched map (i on a, j on b) = the largest
@@ -168,6 +185,8 @@ def test_scan_equals_a_brute_force_over_every_window_pair(scheme_name):
         assert [g[0] for g in got] == [s[0] for s in sites]
         assert got == sites
         assert all(0 < len(hp) < min(w, la, lb) for _, hp in sites)  # chains, not every anti-diagonal
+        for site in r.sites:  # the duplex's spans, read on the partners, pair as Watson-Crick or wobble
+            _check_duplex(site, a, b)
         for n, st in zip((la, lb), r.starts):  # the tail's window ends at the partner's last nucleotide
             assert st[-1] + min(w, n) == n and all(y - x <= stride for x, y in zip(st, st[1:]))
 
@@ -427,8 +446,13 @@ def test_every_command_reads_a_sequence_as_its_normal_form(tmp_path):
     z = np.load(tmp_path / "m.npz")
     np.testing.assert_allclose(z["pair1"], z["pair2"], atol=1e-3)  # float16
     rows = [ln.split("\t") for ln in (tmp_path / "s.tsv").read_text().splitlines()[1:]]
-    sites = [[r[3:8] + r[9:] for r in rows if r[0] == k] for k in "12"]  # all but the probability
+    sites = [[x[3:8] + x[9:] for x in rows if x[0] == k] for k in "12"]  # all but the probability
     assert sites[0] == sites[1] and len(sites[0]) > 1
+    for rank, (row, site) in enumerate(zip([x for x in rows if x[0] == "2"], r["scans"][1].sites, strict=True), 1):
+        assert row[:8] == ["2", "x", "y", str(rank), *map(str, (site.a_start, site.a_end, site.b_start, site.b_end))]
+        assert float(row[8]) == pytest.approx(site.prob, rel=1e-5) and row[13] == (site.duplex or "-")
+        assert row[9:13] == [str(v) if v else "" for v in (*site.duplex_a, *site.duplex_b)]
+        assert row[15] == (";".join(f"{i}-{j}" for i, j in site.head_pairs) or "-")
 
     fa = tmp_path / "utrs.fa"
     fa.write_text(f">raw\n{raw_b}\n>norm\n{norm_b}\n")
