@@ -85,10 +85,15 @@ def predict_rri(o: PredictOptions) -> dict[str, object]:
 def predict_mrl(o: PredictOptions) -> dict[str, object]:
     """``resm predict --task mrl``: :func:`predict_expression`; adds ``n``, ``what`` and the
     labelled ``metrics`` the command prints."""
+    from .tasks.mrl import ENCODER_WINDOW
+
     if o.maps or o.sites:
         raise ValueError("--maps and --sites are for --task rri")
     if o.window or o.stride:
-        raise ValueError("--window and --stride are for --task rri (a UTR is read whole)")
+        raise ValueError(
+            "--window and --stride are for --task rri (the expression head reads a UTR whole; one over "
+            f"{ENCODER_WINDOW} nt reaches the backbone in overlapping windows, the last ending at its 3' end)"
+        )
     r = predict_expression(o.input, o.model, o.out, o.variants, options=o.inference())
     shown = {"observed MRL in the file": r["metrics"]} if "metrics" in r else {}
     if "variants" in r:
@@ -130,7 +135,8 @@ class InteractOptions:
         out: TSV of pair scores to write (None: returned as ``text``).
         maps: ``.npz`` of each pair's intermolecular pair-probability map (stitched from the
             windows for long partners).
-        sites: TSV of each pair's sites (window coordinates, probability, predicted duplex).
+        sites: TSV of each pair's sites (window coordinates, 1-based and inclusive, in the
+            partners; probability; ViennaRNA's duplex of the two windows; the head's pair chain).
         zero_shot: score from ``backbone``'s contact head instead of a trained head.
         backbone: backbone checkpoint (zero-shot; else overrides the bundle's, checksum checked).
         probe: zero-shot contact regression from ``resm probe``.

@@ -27,8 +27,8 @@ def scan_args(sp: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="SITES.tsv",
-        help="also write each pair's sites: window coordinates, probability and the duplex read from the pair map "
-        "(default: none)",
+        help="also write each pair's sites: the window pair's coordinates in the partners (1-based, inclusive), "
+        "its probability, ViennaRNA's duplex of the two windows and the head's strongest pair chain (default: none)",
     )
     sp.add_argument(
         "--window",

@@ -7,7 +7,8 @@ partner is cut into windows of ``window`` nucleotides (default: the head's ``max
 every ``stride`` (default ``window // 2``), the last one ending at the sequence's end, so
 every nucleotide is in at least one window and nothing is truncated; a partner no longer than
 the window is one window, itself. Each window runs through the encoder as a sequence of its
-own, exactly as a partner did in training, once per partner; the head then scores every
+own (BOS, the window's tokens cut from the mapped partner, EOS), as a partner did in
+training, once per partner; the head then scores every
 (window of a) x (window of b) pair in batches, so memory grows with the batch, not with
 ``len(a) x len(b)`` (except with ``with_maps``, which keeps the stitched map).
 
@@ -36,8 +37,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..alphabet import pad_batch
 from ..config import ConfigError, flag
-from .base import TaskModel, encode_batch
+from ..nucleotides import rna_codes
+from .base import TaskModel
 
 __all__ = ["MAX_PARTNER", "ScanOptions", "Site", "PairScan", "window_starts", "duplex_from_map", "scan_pairs"]
 
@@ -168,14 +171,23 @@ def duplex_from_map(logits: np.ndarray) -> list[tuple[int, int]]:
 def _embed_windows(
     model: TaskModel, scheme, seq: str, starts: Sequence[int], window: int, name: str, batch_size: int, device
 ):
-    """Encoder output (N, w, E), mask (N, w) and nucleotide codes (N, w) of each window."""
+    """Encoder output (N, w, E), mask (N, w) and nucleotide codes (N, w) of each window.
+
+    The partner is mapped whole and each window's tokens are cut from it: a context scheme
+    (``codon3``) gives a window's edge nucleotide the letter of its triplet in the partner, as
+    the scheme defines it, not the fallback letter of a sequence end (which a window edge is
+    not; :func:`resm.backbone.encoder.window_hidden` cuts its windows the same way)."""
     w = min(window, len(seq))
-    parts = [seq[s : s + w] for s in starts]
+    ids = scheme.encode(seq, name)
+    codes = torch.from_numpy(rna_codes(seq, name).astype(np.int64))
     hs, ms, ns = [], [], []
-    for k in range(0, len(parts), batch_size):
-        chunk = parts[k : k + batch_size]
-        names = [f"{name} (nt {starts[k + i] + 1}-{starts[k + i] + w})" for i in range(len(chunk))]
-        b = {key: v.to(device) for key, v in encode_batch(chunk, scheme, names).items()}
+    for k in range(0, len(starts), batch_size):
+        chunk = starts[k : k + batch_size]
+        b = {
+            "tokens": pad_batch([ids[s : s + w] for s in chunk]).to(device),
+            "nuc": torch.stack([codes[s : s + w] for s in chunk]).to(device),
+            "mask": torch.ones(len(chunk), w, dtype=torch.bool, device=device),
+        }
         h, m = model.encoder(b)
         hs.append(h[:, :w].float())
         ms.append(m[:, :w])
