@@ -31,7 +31,7 @@ def main():
     from resm.structure.datasets import load_dataset
     from resm.structure.folders import FOLDERS
     from resm.structure.model import resolve_model
-    from resm.structure.predictor import supervised_predictor
+    from resm.structure.predictor_loading import supervised_predictor
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None)

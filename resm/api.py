@@ -6,7 +6,7 @@ top level: ``resm.load_predictor``, ``resm.embed_sequences``, ...; see the packa
   (:meth:`resm.structure.predictor.Predictor.fold_one` folds one sequence,
   :meth:`~resm.structure.predictor.Predictor.fold` many, lazily: a :class:`Folded` each, the
   structure and its pair probabilities), built from the same
-  options as ``resm fold``'s (:class:`resm.structure.predictor.PredictorOptions`, through
+  options as ``resm fold``'s (:class:`resm.structure.predictor_loading.PredictorOptions`, through
   :func:`resm.config.options`);
 * :func:`load_bundle`: a trained model folder (``out_dir/model`` of ``resm finetune``) with
   ``.fold`` / ``.fold_one`` (as a predictor's), ``.interact`` and ``.predict_mrl`` for the heads
@@ -80,8 +80,8 @@ def load_predictor(
     A bad value is a one-line FoldError naming its keyword (``turner_scale: must be ...``)."""
     from .config import keyword, options
     from .structure.io import FoldError
-    from .structure.predictor import PredictorOptions
-    from .structure.predictor import load_predictor as build
+    from .structure.predictor_loading import PredictorOptions
+    from .structure.predictor_loading import load_predictor as build
 
     given = dict(
         model=model,
@@ -162,7 +162,7 @@ def _records(sequences: Sequences) -> list:
         from .structure.inputs import read_sequences
 
         return read_sequences(sequences)
-    from .structure.predictor import name_records  # as Predictor.fold reads its records
+    from .records import name_records  # as Predictor.fold reads its records
 
     return name_records(sequences)
 

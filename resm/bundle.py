@@ -150,12 +150,12 @@ class Bundle:
         fold`` folds with); ``turner_scale``: a pair head's stored decoding with the
         Turner-corrected step at this scale (as ``resm fold --model DIR --turner-scale`` and
         ``resm.load_predictor(turner_scale=)``: a bad value is a one-line FoldError naming the
-        keyword, as is a dense-map head (:func:`resm.structure.predictor.override_decoding`); None:
+        keyword, as is a dense-map head (:func:`resm.structure.predictor_loading.override_decoding`); None:
         as stored)."""
         from .commands.common import option_problem
         from .config import keyword
         from .structure.io import FoldError
-        from .structure.predictor import bundle_predictor, override_decoding
+        from .structure.predictor_loading import bundle_predictor, override_decoding
 
         problem = option_problem({"turner_scale": turner_scale}, keyword)
         if problem:

@@ -301,7 +301,12 @@ def test_the_command_line_imports_no_torch_until_a_command_runs():
 
 
 STRUCTURE_KINDS = {"pairs", "conv"}
-KIND_FREE = ("resm/tasks/structure_task.py", "resm/structure/model.py", "resm/structure/predictor.py")
+KIND_FREE = (
+    "resm/tasks/structure_task.py",
+    "resm/structure/model.py",
+    "resm/structure/predictor.py",
+    "resm/structure/predictor_loading.py",
+)
 
 
 def kind_branches(path: Path) -> list[str]:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 from resm.config import default_data_dir
 from resm.structure.io import read_structures
 from resm.structure.metrics import evaluate
-from resm.structure.predictor import supervised_predictor
+from resm.structure.predictor_loading import supervised_predictor
 
 
 def vl0_check_arguments(doc: str | None = None) -> argparse.Namespace:

@@ -28,7 +28,7 @@ from resm.backbone.load import safe_load  # noqa: E402
 from resm.config import default_data_dir  # noqa: E402
 from resm.structure.metrics import evaluate  # noqa: E402
 from resm.structure.noncanonical import KEY, NonCanonical  # noqa: E402
-from resm.structure.predictor import supervised_predictor  # noqa: E402
+from resm.structure.predictor_loading import supervised_predictor  # noqa: E402
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from bprna_check import seeded_vl0, vl0_check_arguments
 from resm.config import default_data_dir
 from resm.nucleotides import PAIR_TYPE, lenient_codes
 from resm.structure.pairsets import read_pair_table
-from resm.structure.predictor import supervised_predictor
+from resm.structure.predictor_loading import supervised_predictor
 
 
 def keys(ij) -> set[tuple[int, int]]:

@@ -51,7 +51,7 @@ from resm.structure.noncanonical import (
     train_scorer,
 )
 from resm.structure.pairsets import PairSet, read_pair_table
-from resm.structure.predictor import supervised_predictor
+from resm.structure.predictor_loading import supervised_predictor
 
 
 def fold_items(pred, path: Path) -> list[tuple]:

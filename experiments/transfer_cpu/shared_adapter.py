@@ -284,7 +284,7 @@ def evaluate_structure(bundle: Path, data: Path, runs: Path, a) -> tuple[dict, d
     import torch
 
     from resm.structure.datasets import load_dataset
-    from resm.structure.predictor import supervised_predictor
+    from resm.structure.predictor_loading import supervised_predictor
     from resm.tasks.base import open_bundle
 
     # `resm fold --model DIR --threads 1 [--bpp-cache]`: priors (pair head) in one process, from the cache

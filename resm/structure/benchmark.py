@@ -109,7 +109,7 @@ class EvaluateOptions:
         non_canonical: the model adds the pairs of its file's non-canonical scorer, and the
             PDB sets are scored over their non-canonical pairs too.
         decoding: fields of the model's stored decoding replaced (e.g. ``{"turner_scale": 0.3}``;
-            :func:`resm.structure.predictor.override_decoding`).
+            :func:`resm.structure.predictor_loading.override_decoding`).
     """
 
     limit: int | None = None
@@ -129,11 +129,12 @@ def _model_predictor(
     """``(predict, turner)``: ``predict(records, desc, progress) -> partner arrays`` through the
     model's predictor, and whether its decoding is Turner-corrected (which the memory check
     counts: :func:`resm.utils.memory.require_fold_memory`). The predictor is
-    (:func:`resm.structure.predictor.model_predictor`, decoding as stored in its file, with the
-    fields of ``opts.decoding`` replaced: :func:`resm.structure.predictor.override_decoding`);
+    (:func:`resm.structure.predictor_loading.model_predictor`, decoding as stored in its file, with the
+    fields of ``opts.decoding`` replaced: :func:`resm.structure.predictor_loading.override_decoding`);
     ``opts.non_canonical``: with the pairs of the file's non-canonical scorer added (pair sets),
     the scorer checked here, before any work."""
-    from .predictor import PairPredictor, model_predictor, override_decoding
+    from .predictor import PairPredictor
+    from .predictor_loading import model_predictor, override_decoding
 
     pred = model_predictor(
         model, meta, workers=opts.workers, cache=opts.bpp_cache, tile=opts.tile, source=f"structure model {where}"
@@ -317,7 +318,7 @@ def evaluate_sets(
     checks its records, before any is folded. Returns the results and the model's label for
     :func:`format_table`."""
     from ..config import default_data_dir, flag
-    from .predictor import check_decoding_overrides
+    from .predictor_loading import check_decoding_overrides
 
     opts = opts or EvaluateOptions()
     decoding = check_decoding_overrides(opts.decoding)

@@ -6,7 +6,7 @@ record, so a caller that plots keeps one map at a time and one that only writes 
 drops it at once.
 
 * :class:`FoldOptions` holds every option of the command (keyword-only; the predictor's own
-  are those of :class:`resm.structure.predictor.PredictorOptions`);
+  are those of :class:`resm.structure.predictor_loading.PredictorOptions`);
 * :func:`fold_fasta` is the whole command: the input read once (FASTA, ``-``/a pipe, bare
   sequences, or the sequences of structure files: :mod:`resm.structure.inputs`), every input
   checked before any work, then the structures written (:mod:`resm.structure.writers`: dbn,
@@ -35,14 +35,8 @@ from ..nucleotides import normalise
 from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
 from .io import FoldError, Structure, format_structures, infer_format, read_structures
-from .predictor import (
-    BundleOpener,
-    PairPredictor,
-    Predictor,
-    PredictorOptions,
-    load_predictor,
-    refuse_dense_decoding,
-)
+from .predictor import PairPredictor, Predictor, refuse_dense_decoding
+from .predictor_loading import BundleOpener, PredictorOptions, load_predictor
 from .probe import ProbeFile
 
 __all__ = [
@@ -319,7 +313,7 @@ class _Sinks:
 class FoldOptions(PredictorOptions):
     """Every option of ``resm fold`` (:func:`fold_fasta`), keyword-only; those of the predictor
     (``model``, ``zero_shot``, ``scheme``, ``trust``, ``device``, ``threads``, ``bpp_cache``)
-    are :class:`resm.structure.predictor.PredictorOptions`', as is ``turner_scale`` (the
+    are :class:`resm.structure.predictor_loading.PredictorOptions`', as is ``turner_scale`` (the
     Turner-corrected decoding of a pair-head model). Outputs: ``fmt`` (dbn, bpseq, ct)
     to ``out`` (None: stdout) or ``split_dir`` (one file per record), ``bpp`` (sparse pair
     probabilities of at least ``bpp_min``), ``plot`` (a folder of drawings), ``reference`` (known
@@ -388,7 +382,7 @@ def fold_fasta(
     """``resm fold``: fold every record of ``fasta`` (``-``: standard input) and write, draw
     and score the structures as ``opts`` (:class:`FoldOptions`) says.
 
-    The predictor is :func:`resm.structure.predictor.load_predictor`'s: the structure model
+    The predictor is :func:`resm.structure.predictor_loading.load_predictor`'s: the structure model
     at ``opts.model`` (None or ``"default"``: the shipped one), or, with ``opts.zero_shot`` (a
     probe from ``resm probe``), the backbone at ``opts.model`` with that probe. Every input is
     checked before the backbone loads (the records against the scheme, the output targets, the
@@ -399,7 +393,7 @@ def fold_fasta(
     Returns ``{"n", "mode", "rank", "world", "shards", "skipped"}`` and, with ``reference``,
     ``"metrics"`` (the report's means). ``bpp_cache``: a folder of stored thermodynamic priors,
     read and filled (a supervised model's; the results are the same). ``open_bundle``: how a
-    bundle folder at ``opts.model`` is opened (:data:`resm.structure.predictor.BundleOpener`).
+    bundle folder at ``opts.model`` is opened (:data:`resm.structure.predictor_loading.BundleOpener`).
     """
     from .inputs import read_sequences, source_name
     from .writers import check_distinct, record_file_names, structure_output_mode

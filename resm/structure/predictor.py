@@ -18,83 +18,49 @@ the experiments all fold through these classes):
 
 Whatever the predictor, ``fold`` yields and ``fold_one`` returns one :class:`Folded` per record
 (the structure and the probabilities as decoded, dense or sparse through ``.dense()`` and
-``.sparse()``); records are read by :func:`name_records`, as :func:`resm.embed_sequences` reads
-its sequences.
+``.sparse()``); records are read by :func:`resm.records.name_records`, as
+:func:`resm.embed_sequences` reads its sequences.
 
 A trained structure model's predictor is the one its head kind names (:data:`PREDICTORS`,
 ``head kind -> class``; each class builds itself with ``for_model`` from the model and its stored
-settings), whether the model is a ``structure_model.pt`` or the structure head of a bundle
-(:func:`bundle_predictor`). :func:`load_predictor` builds one from a :class:`PredictorOptions`, the one place where the
-name ``default`` (the shipped model, :func:`resm.structure.model.resolve_model`), the probe and
-the prior cache are resolved; ``resm fold`` (:class:`resm.structure.pipeline.FoldOptions`
-extends the options) and :func:`resm.load_predictor` both go through it, handing in how a bundle
-is opened (:func:`resm.tasks.base.open_bundle`: the tasks stand above this package).
+settings). Building one from files and options (a ``structure_model.pt``, a bundle's structure
+head, a backbone with a probe; ``resm fold``'s options) is :mod:`resm.structure.predictor_loading`'s.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ..config import flag, keyword
-from ..fasta import check_record_ids
-from ..mapping import Scheme, get_scheme
+from ..config import keyword
+from ..mapping import Scheme
 from ..nucleotides import MappingError, normalise
+from ..records import name_records, name_seq
 from .decode import METHODS, decode, nested_subset, remove_lone_pairs, stored_threshold
 from .io import FoldError, Structure
-from .probe import ProbeFile, predict_pair_probs
+from .probe import predict_pair_probs
 
 __all__ = [
     "Folded",
-    "bundle_predictor",
     "PREDICTORS",
     "PairProbs",
     "Predictor",
     "MapPredictor",
     "PairPredictor",
-    "PredictorOptions",
-    "load_predictor",
-    "zero_shot_predictor",
-    "supervised_predictor",
 ]
 
 PairProbs = Callable[[str], np.ndarray]
 PathLike = str | os.PathLike
-# opens a bundle folder: ``(model, head entries, scheme)``, as :func:`resm.tasks.base.open_bundle`
-# does; the library cannot import the tasks above it, so the commands and the API hand it in
-BundleOpener = Callable[[PathLike], tuple]
 # how an error names an option: resm.config.flag (the command line, the default) or
 # resm.config.keyword (the Python API)
 Namer = Callable[[str], str]
 STAGE_LENGTH = 1000  # from this length on, the progress bar names the stage of each record
 BATCH_TOKENS = 8192  # nucleotides per batch of the pair head
 CHUNK = 256  # records whose priors are computed together (one process pool)
-
-
-def name_seq(rec) -> tuple[str, str]:
-    """``(name, seq)`` of an ``(id, sequence)`` pair, a :class:`Structure` or a FASTA record. The
-    sequence must be text (``bytes`` are read as ASCII): anything else is a TypeError naming the
-    record, where ``str()`` of it would fold ``"None"`` or ``"b'ACGU'"`` as a sequence."""
-    if isinstance(rec, (tuple, list)):
-        if len(rec) != 2:
-            raise TypeError(f"a record must be an (id, sequence) pair, got {len(rec)} items: {rec!r:.80}")
-        name, seq = rec
-    elif hasattr(rec, "seq") and (getattr(rec, "id", None) or hasattr(rec, "name")):
-        name, seq = getattr(rec, "id", None) or rec.name, rec.seq
-    else:
-        raise TypeError(
-            f"a record must be an (id, sequence) pair, a Structure or a FASTA record, got {type(rec).__name__}"
-        )
-    if isinstance(seq, (bytes, bytearray)):
-        seq = bytes(seq).decode("ascii", errors="replace")  # a non-ASCII byte is named by the scheme's check
-    if not isinstance(seq, str):
-        raise TypeError(f"record {str(name)!r}: the sequence must be a str, got {type(seq).__name__}")
-    return str(name), seq
 
 
 def _output_seq(seq: str, name: str) -> str:
@@ -104,17 +70,6 @@ def _output_seq(seq: str, name: str) -> str:
         return normalise(seq, name)
     except MappingError:
         return seq
-
-
-def name_records(records: Iterable, error: type[ValueError] = ValueError) -> list[tuple[str, str]]:
-    """``(name, seq)`` of every record a caller passes: ``(id, sequence)`` pairs, a mapping of id
-    to sequence, :class:`Structure` or FASTA records, or bare sequences (named ``seq_1``,
-    ``seq_2``... by their place); the ids held to a file's rules
-    (:func:`resm.fasta.check_record_ids`, a one-line ``error``): the results are keyed by id."""
-    items = records.items() if isinstance(records, Mapping) else records
-    out = [name_seq((f"seq_{k}", r) if isinstance(r, (str, bytes, bytearray)) else r) for k, r in enumerate(items, 1)]
-    check_record_ids((name for name, _ in out), error)
-    return out
 
 
 def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
@@ -566,216 +521,3 @@ def refuse_dense_decoding(pred: Predictor, threshold, method, name: Namer = keyw
             f"{name('threshold')} and {name('method')} set the greedy decoding of 2-D heads and probes; "
             f"{pred.source or 'this model'} decodes by maximum expected accuracy, as stored in its file"
         )
-
-
-# ----------------------------------------------------------------------------- building one
-@dataclass(frozen=True, kw_only=True)
-class PredictorOptions:
-    """What :func:`load_predictor` needs: ``model`` (a ``structure_model.pt``; None or
-    ``"default"``: the shipped one; with ``zero_shot``, a probe from ``resm probe``: the
-    backbone the probe was fitted on), ``scheme`` (zero-shot only; default: the probe's),
-    ``trust`` (unpickle a backbone's arbitrary objects), ``device``, ``threads`` (processes
-    computing a pair-head model's priors; 0: one per core), ``bpp_cache`` (a folder of
-    stored priors, read and filled) and ``turner_scale`` (a pair-head model only: its stored
-    decoding with the Turner-corrected step at this scale, :class:`resm.structure.decode.Decoding`;
-    None: the decoding as stored)."""
-
-    model: PathLike | None = None
-    zero_shot: PathLike | None = None
-    scheme: str | None = None
-    trust: bool = False
-    device: str = "cpu"
-    threads: int = 0
-    bpp_cache: PathLike | None = None
-    turner_scale: float | None = None
-
-    def decoding_overrides(self) -> dict[str, object]:
-        """The fields of the model's stored decoding these options replace (:func:`override_decoding`).
-        ``turner_penalty`` has no option: S=0.3 was chosen with the default 5 kcal/mol, and a
-        model file may store another, which ``turner_scale`` keeps."""
-        return {"turner_scale": self.turner_scale}
-
-    def check(self, name: Namer = flag) -> None:
-        """The options' own consistency, before anything is read: a one-line FoldError naming
-        each option as ``name`` does (the command line's flag; the API's keyword)."""
-        from ..utils.device import THREADS_RULE, threads_ok
-
-        if not threads_ok(self.threads):
-            raise FoldError(f"threads {THREADS_RULE}, got {self.threads!r}")
-        cache, zero_shot, turner = name("bpp_cache"), name("zero_shot"), name("turner_scale")
-        if self.bpp_cache is not None:
-            if self.zero_shot is not None:
-                raise FoldError(f"{cache} stores a structure model's pair priors; a {zero_shot} probe reads none")
-            try:
-                is_file = Path(self.bpp_cache).exists() and not Path(self.bpp_cache).is_dir()
-            except TypeError:  # the API's bpp_cache=3
-                raise FoldError(f"{cache}: expected a folder's path, got {self.bpp_cache!r}") from None
-            if is_file:
-                raise FoldError(f"{self.bpp_cache}: {cache} must be a folder, not a file")
-        if self.zero_shot is not None and self.model is None:
-            raise FoldError(f"{zero_shot} needs {name('model')}, the backbone the probe was fitted on")
-        if self.turner_scale is not None:
-            if self.zero_shot is not None:
-                raise FoldError(f"{turner} sets a pair-head model's decoding; a {zero_shot} probe has none")
-            check_decoding_overrides(self.decoding_overrides(), name)
-
-    def model_file(self) -> Path:
-        """The structure model's file (``default`` resolved); a FoldError when it is missing."""
-        from .model import resolve_model
-
-        path = Path(resolve_model(self.model))
-        if not path.exists():
-            raise FoldError(f"{path}: no such structure model (train one with `resm finetune`)")
-        return path
-
-
-def load_predictor(
-    opts: PredictorOptions,
-    probe: ProbeFile | None = None,
-    *,
-    open_bundle: BundleOpener | None = None,
-    name: Namer = flag,
-) -> Predictor:
-    """The predictor ``opts`` name (checked by :meth:`PredictorOptions.check`): the structure
-    model's (:func:`supervised_predictor`; a bundle's structure head, opened by ``open_bundle``),
-    or the backbone's with its zero-shot probe (``probe``: the probe file already read, if it is).
-    Errors name the options as ``name`` does (:func:`resm.config.flag`; the API: its keywords)."""
-    opts.check(name)
-    if opts.zero_shot is None:
-        pred = supervised_predictor(
-            opts.model_file(), opts.device, workers=opts.threads, cache=opts.bpp_cache, open_bundle=open_bundle
-        )
-        return override_decoding(pred, opts.decoding_overrides(), name)
-    from .model import load_with_scheme
-
-    probe = probe or ProbeFile.read(opts.zero_shot)
-    loaded, the_scheme = load_with_scheme(opts.model, opts.scheme or probe.scheme, trust=opts.trust)
-    return zero_shot_predictor(loaded.model.to(opts.device), the_scheme, loaded.meta["source"], opts.zero_shot, probe)
-
-
-def check_decoding_overrides(overrides: dict | None, name: Namer = flag) -> dict[str, object]:
-    """The overrides of a stored decoding that are set (None values dropped), each checked
-    against :class:`resm.structure.decode.Decoding`'s rules: a one-line FoldError naming the
-    option as ``name`` does (``turner_scale`` -> ``--turner-scale``; the API: ``turner_scale``)
-    and the rule it breaks, or that it is no setting of a decoding."""
-    from dataclasses import fields
-
-    from .decode import Decoding, DecodingError
-
-    known = [f.name for f in fields(Decoding)]
-    got = {k: v for k, v in (overrides or {}).items() if v is not None}
-    for k, v in got.items():
-        option = name(k)
-        if k not in known:
-            raise FoldError(f"{option}: not a setting of a model's decoding (those are {', '.join(known)})")
-        try:
-            Decoding(**{k: v})
-        except DecodingError as e:
-            raise FoldError(f"{option} {v}: {e.rule}") from None
-    return got
-
-
-def override_decoding(pred: Predictor, overrides: dict | None, name: Namer = flag) -> Predictor:
-    """``pred`` with the set ``overrides`` (fields of :class:`resm.structure.decode.Decoding`, e.g.
-    ``{"turner_scale": 0.3}``; None values: as stored) replacing those of its stored decoding; a
-    one-line FoldError when a value is bad or when the predictor decodes a dense map (a 2-D head or
-    probe), which has no such decoding (the option named as ``name`` does: :func:`check_decoding_overrides`)."""
-    from dataclasses import replace
-
-    got = check_decoding_overrides(overrides, name)
-    if not got:
-        return pred
-    if not isinstance(pred, PairPredictor):
-        raise FoldError(
-            f"{name(next(iter(got)))}: {pred.source or 'this model'} decodes a dense pair map at a "
-            "threshold; the option sets a pair-head model's decoding"
-        )
-    pred.decoding = replace(pred.decoding, **got)
-    return pred
-
-
-def zero_shot_predictor(
-    model, scheme: Scheme, backbone: PathLike, probe_path, probe: ProbeFile | None = None
-) -> MapPredictor:
-    """Load the probe at ``probe_path`` into ``model`` after checking it belongs to this scheme
-    and to the backbone at ``backbone``; threshold and method come from its sidecar."""
-    probe = probe or ProbeFile.read(probe_path)
-    probe.load_into(model, probe_path, scheme, backbone)
-    return MapPredictor(model, scheme, float(probe.threshold), probe.method, None, f"zero-shot probe {probe_path}")
-
-
-def supervised_predictor(
-    path: PathLike,
-    device: str = "cpu",
-    tile: int = 512,
-    workers: int = 0,
-    cache: PathLike | None = None,
-    *,
-    open_bundle: BundleOpener | None = None,
-) -> Predictor:
-    """A structure model written by ``resm finetune``, loaded once; its file names the mapping
-    scheme (name and table hash, checked here). A pair-head model folds in batches with
-    ``workers`` processes for its priors (0: one per CPU core); a 2-D head model decodes its
-    map at the stored threshold. ``cache``: a folder where the thermodynamic priors are stored
-    and found again (:func:`resm.structure.priors.cached_prior`; the same folder serves
-    ``resm evaluate --bpp-cache`` and training's ``data.bpp_cache``). A bundle folder
-    (``out_dir/model`` of ``resm finetune``) gives its structure head, opened by
-    ``open_bundle`` (:data:`BundleOpener`); without one a bundle is a one-line BundleError."""
-    from ..backbone.adapters import BundleError, head_for, is_bundle
-    from .model import load_structure_model
-
-    if is_bundle(path):  # a trained bundle (out_dir/model of `resm finetune`): its structure head
-        if open_bundle is None:
-            raise BundleError(f"{path}: a model bundle, and no bundle reader was handed to the structure predictor")
-        tm, entries, scheme = open_bundle(path)
-        name = head_for(path, entries, "structure")
-        return bundle_predictor(path, tm.to(device).eval(), entries, scheme, name, tile, workers, cache)
-    model, meta = load_structure_model(path)
-    return model_predictor(
-        model.to(device).eval(),
-        meta,
-        workers=workers,
-        cache=cache,
-        tile=tile,
-        source=f"structure model {path}",
-        where=str(path),
-    )
-
-
-def model_predictor(
-    model,
-    meta: dict,
-    *,
-    workers: int = 0,
-    cache: PathLike | None = None,
-    tile: int = 512,
-    source: str = "",
-    where: str = "structure model",
-) -> Predictor:
-    """The predictor of a loaded structure model and its file's ``meta`` (the scheme checked
-    against it, errors naming ``where``), decoding as the file says."""
-    scheme = get_scheme(meta["scheme"])
-    scheme.check(meta, where=where)
-    return PREDICTORS[model.kind].for_model(model, meta, scheme, workers=workers, cache=cache, tile=tile, source=source)
-
-
-def bundle_predictor(
-    folder, model, entries: dict, scheme: Scheme, head: str, tile: int = 512, workers: int = 0, cache=None
-) -> Predictor:
-    """The structure head ``head`` of a loaded bundle (:func:`resm.tasks.base.load_bundle`: one
-    encoder with its adapter, several heads) as a predictor: the encoder's embeddings go
-    through the head (:class:`resm.structure.model.HeadOfBundle`), decoded as the settings
-    stored with the head say (the predictor of its kind, :data:`PREDICTORS`)."""
-    from ..backbone.adapters import BundleError
-    from .model import HeadOfBundle
-
-    net = HeadOfBundle(model, head)
-    if getattr(net.head.cfg, "use_attention", False):
-        raise BundleError(
-            f"{folder}: structure head {head!r} reads attention maps, which a bundle's encoder "
-            "does not pass on; fold with a structure_model.pt instead"
-        )
-    settings = entries[head].get("extra", {})
-    return PREDICTORS[net.kind].for_model(
-        net, settings, scheme, workers=workers, cache=cache, tile=tile, source=f"bundle {folder} (head {head})"
-    )

@@ -19,7 +19,7 @@ from resm.structure.model import (
     model_from_payload,
     save_structure_model,
 )
-from resm.structure.predictor import model_predictor
+from resm.structure.predictor_loading import model_predictor
 from resm.structure.priors import PriorConfig, pair_prior
 
 ROOT = Path(__file__).resolve().parents[2]

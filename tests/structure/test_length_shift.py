@@ -104,7 +104,7 @@ def test_a_bad_value_is_one_line_naming_the_key(key, value, rule):
 
 def test_a_bad_override_is_one_line_naming_the_option():
     from resm.structure.io import FoldError
-    from resm.structure.predictor import check_decoding_overrides
+    from resm.structure.predictor_loading import check_decoding_overrides
 
     ok = {"length_shift": 0.25, "length_ref": 150}
     assert check_decoding_overrides(ok) == ok

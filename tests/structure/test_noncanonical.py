@@ -288,7 +288,7 @@ TRNA = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGC
 
 def test_fold_non_canonical_writes_added_pairs_as_a_pair_list(nc_model, tmp_path):
     from resm.structure.pipeline import FoldOptions, fold_fasta
-    from resm.structure.predictor import supervised_predictor
+    from resm.structure.predictor_loading import supervised_predictor
 
     fa = tmp_path / "in.fa"
     fa.write_text(f">s1\n{SEQ}\n")

@@ -167,7 +167,7 @@ def test_a_stray_line_after_a_structure_is_still_an_error():
 # ----------------------------------------------------------------------------- the pipeline
 @pytest.fixture(scope="module")
 def predictor():
-    from resm.structure.predictor import PredictorOptions, load_predictor
+    from resm.structure.predictor_loading import PredictorOptions, load_predictor
 
     return load_predictor(PredictorOptions(device="cpu", threads=1))
 

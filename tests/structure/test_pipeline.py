@@ -322,7 +322,7 @@ def test_shipped_model_folds_the_trna_as_a_cloverleaf():
     from resm.structure.io import read_structures
     from resm.structure.metrics import f1_score
     from resm.structure.model import shipped_model_path
-    from resm.structure.predictor import supervised_predictor
+    from resm.structure.predictor_loading import supervised_predictor
 
     pytest.importorskip("linearpartition")
     known = {r.name: r for r in read_structures(REPO / "examples" / "known.dbn")}
@@ -341,7 +341,7 @@ def test_shipped_model_reads_long_sequences_through_backbone_windows():
     reach it in windows (head.embed_window; experiments/results/length_proxy_cpu.md). A long
     record folds the same in a batch with a short one as alone, and the windows change it."""
     from resm.structure.model import shipped_model_path
-    from resm.structure.predictor import supervised_predictor
+    from resm.structure.predictor_loading import supervised_predictor
 
     pytest.importorskip("linearpartition")
     pred = supervised_predictor(shipped_model_path(), workers=1)
@@ -394,7 +394,7 @@ def test_a_bundle_is_opened_by_the_reader_handed_in(tmp_path):
     goes to the ``open_bundle`` the caller hands in, and without one it is a one-line error
     naming the folder, before anything is read."""
     from resm.backbone.adapters import MANIFEST, BundleError
-    from resm.structure.predictor import supervised_predictor
+    from resm.structure.predictor_loading import supervised_predictor
 
     folder = tmp_path / "model"
     folder.mkdir()

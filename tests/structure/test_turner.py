@@ -128,7 +128,7 @@ def test_a_large_scale_gives_the_models_preference_and_zero_gives_turners():
 
 # ----------------------------------------------------------------------------- the options and the command line
 def test_the_option_reaches_the_decoding_and_is_refused_where_it_means_nothing(tmp_path):
-    from resm.structure.predictor import PredictorOptions, check_decoding_overrides
+    from resm.structure.predictor_loading import PredictorOptions, check_decoding_overrides
 
     assert check_decoding_overrides({"turner_scale": None}) == {}
     for bad in (-1.0, float("nan")):
@@ -165,7 +165,8 @@ def test_resm_fold_turner_scale(tmp_path):
 
 
 def test_the_override_reaches_a_pair_head_predictor_and_refuses_a_map(tmp_path):
-    from resm.structure.predictor import MapPredictor, PredictorOptions, load_predictor, override_decoding
+    from resm.structure.predictor import MapPredictor
+    from resm.structure.predictor_loading import PredictorOptions, load_predictor, override_decoding
     from tests.conftest import resm_main
 
     pred = load_predictor(PredictorOptions(threads=1, turner_scale=0.5))
@@ -188,7 +189,7 @@ def test_evaluate_predicts_with_the_override():
     from resm.structure.benchmark import EvaluateOptions, _model_predictor
     from resm.structure.io import Structure
     from resm.structure.model import load_structure_model, resolve_model
-    from resm.structure.predictor import PredictorOptions, load_predictor
+    from resm.structure.predictor_loading import PredictorOptions, load_predictor
 
     seq = FIVE_S
     rec = [Structure("5S", seq, np.full(len(seq), -1))]
@@ -306,7 +307,7 @@ def test_a_model_file_decodes_with_its_stored_scale_and_penalty_and_the_option_k
     decode_sparse with those values on the model's probabilities); penalty 0 lets the Turner
     model add pairs the model never lists (the cloverleaf), penalty 5 does not; --turner-scale
     replaces the stored scale and keeps the stored penalty."""
-    from resm.structure.predictor import PredictorOptions, load_predictor
+    from resm.structure.predictor_loading import PredictorOptions, load_predictor
     from resm.structure.priors import compute_priors
     from tests.conftest import resm_main
 
@@ -344,7 +345,8 @@ def test_a_model_file_decodes_with_its_stored_scale_and_penalty_and_the_option_k
 def test_a_setting_that_is_no_decoding_key_or_a_stored_entry_that_is_no_mapping_is_one_line():
     """check_decoding_overrides names an unknown key as such (it said the kcal/mol rule), and a
     file whose decoding entry is not a mapping is one line naming the file."""
-    from resm.structure.predictor import PairPredictor, check_decoding_overrides
+    from resm.structure.predictor import PairPredictor
+    from resm.structure.predictor_loading import check_decoding_overrides
 
     with pytest.raises(FoldError) as e:
         check_decoding_overrides({"turner_scal": 0.3})

@@ -636,7 +636,7 @@ def test_gpu_recipe_runs_on_cpu_with_a_tiny_checkpoint(assets, tmp_path):
     bf16) is the shipped head's GPU recipe; with CPU overrides it trains end to end, and the
     model it writes reads attention maps and windows its embeddings."""
     from resm.structure.model import load_structure_model
-    from resm.structure.predictor import supervised_predictor
+    from resm.structure.predictor_loading import supervised_predictor
 
     pytest.importorskip("linearpartition")
     out = tmp_path / "gpu_recipe"

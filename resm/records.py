@@ -1,0 +1,48 @@
+"""The records a Python caller passes, read as ``(name, sequence)`` pairs: ``(id, sequence)``
+pairs, a mapping of id to sequence, structures (:class:`resm.structure.io.Structure`), FASTA
+records (:class:`resm.fasta.Record`) or bare sequences, the ids held to a file's rules
+(:func:`resm.fasta.check_record_ids`). A predictor's ``fold``
+(:meth:`resm.structure.predictor.Predictor.fold`) and :func:`resm.embed_sequences` both read
+their records here, so both take the same ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from .fasta import check_record_ids
+
+__all__ = ["name_records", "name_seq"]
+
+
+def name_seq(rec) -> tuple[str, str]:
+    """``(name, seq)`` of an ``(id, sequence)`` pair, a structure
+    (:class:`resm.structure.io.Structure`) or a FASTA record. The sequence must be text
+    (``bytes`` are read as ASCII): anything else is a TypeError naming the record, where
+    ``str()`` of it would fold ``"None"`` or ``"b'ACGU'"`` as a sequence."""
+    if isinstance(rec, (tuple, list)):
+        if len(rec) != 2:
+            raise TypeError(f"a record must be an (id, sequence) pair, got {len(rec)} items: {rec!r:.80}")
+        name, seq = rec
+    elif hasattr(rec, "seq") and (getattr(rec, "id", None) or hasattr(rec, "name")):
+        name, seq = getattr(rec, "id", None) or rec.name, rec.seq
+    else:
+        raise TypeError(
+            f"a record must be an (id, sequence) pair, a Structure or a FASTA record, got {type(rec).__name__}"
+        )
+    if isinstance(seq, (bytes, bytearray)):
+        seq = bytes(seq).decode("ascii", errors="replace")  # a non-ASCII byte is named by the scheme's check
+    if not isinstance(seq, str):
+        raise TypeError(f"record {str(name)!r}: the sequence must be a str, got {type(seq).__name__}")
+    return str(name), seq
+
+
+def name_records(records: Iterable, error: type[ValueError] = ValueError) -> list[tuple[str, str]]:
+    """``(name, seq)`` of every record a caller passes: ``(id, sequence)`` pairs, a mapping of id
+    to sequence, structures or FASTA records (:func:`name_seq`), or bare sequences (named
+    ``seq_1``, ``seq_2``... by their place); the ids held to a file's rules
+    (:func:`resm.fasta.check_record_ids`, a one-line ``error``): the results are keyed by id."""
+    items = records.items() if isinstance(records, Mapping) else records
+    out = [name_seq((f"seq_{k}", r) if isinstance(r, (str, bytes, bytearray)) else r) for k, r in enumerate(items, 1)]
+    check_record_ids((name for name, _ in out), error)
+    return out
