@@ -7,6 +7,20 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
+def random_backbone(seed: int = 0):
+    """A tiny ESM-2 (2 layers, 32 dims, 4 heads) with large random weights, so that every token
+    moves the states; in eval mode."""
+    from resm.backbone.config import ESM2Config
+    from resm.backbone.esm2 import ESM2
+
+    torch.manual_seed(seed)
+    bb = ESM2(ESM2Config(2, 32, 4))
+    with torch.no_grad():
+        for p in bb.parameters():
+            p.normal_(0, 0.3)
+    return bb.eval()
+
+
 def data_dir() -> Path:
     """Real data: $RESM_DATA, else ../shared/data beside the repository."""
     return Path(os.environ.get("RESM_DATA", REPO.parent / "shared" / "data"))

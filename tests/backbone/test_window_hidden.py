@@ -5,19 +5,9 @@ import pytest
 import torch
 
 from resm.alphabet import pad_batch
-from resm.backbone.config import ESM2Config
 from resm.backbone.encoder import window_hidden
-from resm.backbone.esm2 import ESM2
 from resm.mapping import get_scheme
-
-
-def _backbone(seed=0):
-    torch.manual_seed(seed)
-    bb = ESM2(ESM2Config(2, 32, 4))
-    with torch.no_grad():
-        for p in bb.parameters():
-            p.normal_(0, 0.3)
-    return bb.eval()
+from tests.conftest import random_backbone
 
 
 def _seqs(lengths, seed=0):
@@ -32,7 +22,7 @@ def _alone(bb, seq):
 
 @torch.no_grad()
 def test_short_sequences_and_window_zero_are_the_whole_pass():
-    bb = _backbone()
+    bb = random_backbone()
     toks = pad_batch([get_scheme().encode(s) for s in _seqs([40, 25, 33])])
     whole = bb(toks, return_logits=False)["last_hidden"]
     assert torch.equal(window_hidden(bb, toks, 0), whole)
@@ -41,7 +31,7 @@ def test_short_sequences_and_window_zero_are_the_whole_pass():
 
 @torch.no_grad()
 def test_each_position_comes_from_the_window_whose_centre_is_nearest():
-    bb = _backbone()
+    bb = random_backbone()
     seqs = _seqs([70, 12, 30])
     W = 20  # windows start at 0, 10, ..., 40 and the last at 50; centres 9.5, 19.5, ..., 59.5
     toks = pad_batch([get_scheme().encode(s) for s in seqs])
@@ -64,7 +54,7 @@ def test_each_position_comes_from_the_window_whose_centre_is_nearest():
 
 
 def test_gradients_flow_through_the_windows():
-    bb = _backbone().train()
+    bb = random_backbone().train()
     toks = pad_batch([get_scheme().encode(s) for s in _seqs([50])])
     window_hidden(bb, toks, 16).sum().backward()
     grads = [p.grad for p in bb.parameters() if p.requires_grad and p.grad is not None]

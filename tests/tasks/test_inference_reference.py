@@ -15,23 +15,11 @@ import torch
 
 from resm.alphabet import pad_batch
 from resm.nucleotides import rna_codes
+from tests.conftest import random_backbone
 
 
 def rand(rng, n, letters="ACGU"):
     return "".join(rng.choice(list(letters), n))
-
-
-def _backbone(seed=0):
-    """A tiny ESM-2 with large random weights, so that every token moves the states."""
-    from resm.backbone.config import ESM2Config
-    from resm.backbone.esm2 import ESM2
-
-    torch.manual_seed(seed)
-    bb = ESM2(ESM2Config(2, 32, 4))
-    with torch.no_grad():
-        for p in bb.parameters():
-            p.normal_(0, 0.3)
-    return bb.eval()
 
 
 def _model(heads=("rri", "mrl"), rri_length=40):
@@ -42,7 +30,7 @@ def _model(heads=("rri", "mrl"), rri_length=40):
     from resm.heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
     from resm.tasks.base import TaskModel
 
-    bb = _backbone()
+    bb = random_backbone()
     torch.manual_seed(3)
     mods, apply, specs = {}, {}, {}
     if "rri" in heads:
@@ -319,7 +307,7 @@ def test_embeddings_are_each_records_own_whatever_it_is_batched_with():
     from resm.embed import embed_records, map_records
     from resm.mapping import get_scheme
 
-    bb = _backbone(1)
+    bb = random_backbone(1)
     rng = np.random.default_rng(3)
     for name in ("kdny", "codon3"):
         scheme = get_scheme(name)
