@@ -322,6 +322,10 @@ def evaluate_sets(
     opts = opts or EvaluateOptions()
     decoding = check_decoding_overrides(opts.decoding)
     opts = replace(opts, decoding=decoding)
+    if opts.bpp_cache is not None:
+        from .priors import check_cache_folder
+
+        check_cache_folder(opts.bpp_cache, flag("bpp_cache"))
 
     data_dir = data_dir or default_data_dir()
     label = model

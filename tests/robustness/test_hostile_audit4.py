@@ -1,0 +1,129 @@
+"""The fourth hostile-input audit: each case hung, was blamed on the wrong thing in more than
+one line, or gave a silent wrong result before its fix. Command-line cases keep the rule of
+:mod:`tests.robustness.test_cli_cases` (one line naming the thing, the exit code, nothing
+written)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resm.cli import main as cli_main
+from tests.conftest import ENV
+from tests.robustness.conftest import said
+from tests.robustness.test_cli_cases import Case, _write, check_one_line
+
+FOLD = ["fold", "{fa}", "-o", "{t}/o.dbn", "--threads", "1"]
+
+
+# ---------------------------------------------------------------- a prior cache folder
+# A cache folder that cannot hold entries was found out when the first prior was stored, and
+# said as 'record 'r1' (13 nt): the pair prior (eternafold) cannot fold it (OutputError: ...)'
+# after a progress bar; resm evaluate did not even refuse a cache folder that is a file.
+def _link_loop(p: dict) -> None:
+    os.symlink("loop", Path(p["t"]) / "loop")
+
+
+CASES = [
+    Case(
+        "fold/bpp-cache-under-a-file",
+        [*FOLD, "--bpp-cache", "{t}/f/c"],
+        1,
+        ["--bpp-cache {t}/f/c: cannot be created, {t}/f is not a folder"],
+        _write("f", "a file\n"),
+    ),
+    Case(
+        "fold/bpp-cache-a-link-that-loops",
+        [*FOLD, "--bpp-cache", "{t}/loop"],
+        1,
+        ["--bpp-cache {t}/loop: a symbolic link that loops"],
+        _link_loop,
+    ),
+    Case("fold/bpp-cache-read-only", [*FOLD, "--bpp-cache", "/proc/c"], 1, ["--bpp-cache /proc/c: cannot write in"]),
+    Case(
+        "evaluate/bpp-cache-a-file",
+        ["evaluate", "structure", "--model", "default", "--dataset", "vl1", "--bpp-cache", "{t}/f", "--threads", "1"],
+        1,
+        ["{t}/f: --bpp-cache must be a folder, not a file"],
+        _write("f", "a file\n"),
+    ),
+    Case(
+        "finetune/data-bpp-cache-under-a-file",
+        ["finetune", "--config", "{structure_cfg}", "train.out_dir={t}/run", "data.bpp_cache={t}/f/c"],
+        1,
+        ["data.bpp_cache {t}/f/c: cannot be created, {t}/f is not a folder"],
+        _write("f", "a file\n"),
+    ),
+]
+
+
+def test_api_refuses_a_cache_folder_under_a_file(tmp_path):
+    import resm
+
+    (tmp_path / "f").write_text("a file\n")
+    with pytest.raises(ValueError) as e:
+        resm.load_predictor("default", bpp_cache=tmp_path / "f" / "c", device="cpu")
+    assert str(e.value) == f"bpp_cache {tmp_path}/f/c: cannot be created, {tmp_path}/f is not a folder"
+    assert os.listdir(tmp_path) == ["f"]
+
+
+# ---------------------------------------------------------------- a cache entry that is no file
+# An entry that is a named pipe hung resm fold for ever (np.load blocked opening it, and
+# SIGTERM did not end the wait); an entry that is a folder failed the fold in two lines.
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_cache_entry_that_is_no_file_is_passed_over(kind, ws, tmp_path):
+    cache = tmp_path / "c"
+    argv = ["fold", str(ws["fa"]), "-o", str(tmp_path / "a.dbn"), "--threads", "1", "--bpp-cache", str(cache)]
+    assert cli_main(argv) == 0
+    entries = sorted(cache.iterdir())
+    assert len(entries) == 2  # one per record
+    for e in entries:
+        e.unlink()
+        os.mkfifo(e) if kind == "fifo" else e.mkdir()
+    argv[3] = str(tmp_path / "b.dbn")
+    # a process of its own, so that a read that blocks on the pipe fails the test (timeout)
+    p = subprocess.run([sys.executable, "-m", "resm", *argv], capture_output=True, text=True, env=ENV, timeout=120)
+    assert p.returncode == 0, p.stderr
+    err = said(p.stderr)
+    why = "is a folder" if kind == "folder" else "is not a regular file"
+    assert sorted(err[:2]) == [
+        f"resm: warning: {e}: prior cache entry not used ({why}); computed again, not stored" for e in entries
+    ], err
+    assert (tmp_path / "a.dbn").read_bytes() == (tmp_path / "b.dbn").read_bytes()
+    assert sorted(cache.iterdir()) == entries  # left in place, nothing written into the pipe
+    assert all(e.is_fifo() if kind == "fifo" else e.is_dir() for e in entries)
+
+
+# ---------------------------------------------------------------- a dense cache entry of another sequence
+# The 2-D head's dense prior cache held no sequence digest: the entry of another sequence of the
+# same length (a copied or renamed file) was read as this sequence's prior, with no warning.
+def test_a_dense_cache_entry_of_another_sequence_is_never_used(tmp_path, capfd):
+    from resm.heads.pair_map import StructureHeadConfig
+    from resm.structure.priors import cached_dense_prior, head_pair_prior
+
+    cfg, a, b = StructureHeadConfig(), "GGGGAAAACCCCAUGCAUGC", "AUAUAUAUGGGGCCCCGCGC"
+    assert len(a) == len(b)
+    first_a = cached_dense_prior(tmp_path / "a", a, cfg)
+    cached_dense_prior(tmp_path / "b", b, cfg)
+    (entry_a,), (entry_b,) = (tmp_path / "a").iterdir(), (tmp_path / "b").iterdir()
+    shutil.copy(entry_b, entry_a)  # b's prior under a's name
+    capfd.readouterr()
+    got = cached_dense_prior(tmp_path / "a", a, cfg)
+    assert np.array_equal(got, first_a) and np.array_equal(got, head_pair_prior(a, cfg).astype(np.float16))
+    err = capfd.readouterr().err.strip().splitlines()
+    said_ = "stored for another sequence"
+    assert err == [f"resm: warning: {entry_a}: prior cache entry not used ({said_}); computed again"]
+    assert np.array_equal(cached_dense_prior(tmp_path / "a", a, cfg), first_a)  # stored again, good this time
+    assert capfd.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- every command-line case above
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
