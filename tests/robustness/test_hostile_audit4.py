@@ -123,6 +123,23 @@ def test_a_dense_cache_entry_of_another_sequence_is_never_used(tmp_path, capfd):
     assert capfd.readouterr().err == ""
 
 
+# ---------------------------------------------------------------- a setting that is no finite number
+# A NaN or an infinity passed every check written as 'x <= 0' or 'x > 0': loss.pos_weight=.inf
+# trained a structure model on a NaN loss and wrote it, exit 0; compare's probe.C=.nan was
+# accepted. One rule now, where a config value becomes a float (resm.config.coerce).
+COMPARE = ["compare", "--config", "{compare_cfg}", "out_dir={t}/cmp"]
+CASES += [
+    Case(
+        "finetune/structure-pos-weight-inf",
+        ["finetune", "--config", "{structure_cfg}", "train.out_dir={t}/run", "loss.pos_weight=.inf"],
+        1,
+        ["loss.pos_weight: expected a finite number, got inf"],
+    ),
+    Case("compare/probe-c-nan", [*COMPARE, "probe.C=.nan"], 1, ["probe.C: expected a finite number, got nan"]),
+    Case("compare/probe-c-inf", [*COMPARE, "probe.C=.inf"], 1, ["probe.C: expected a finite number, got inf"]),
+]
+
+
 # ---------------------------------------------------------------- every command-line case above
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
