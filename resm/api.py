@@ -159,9 +159,10 @@ def _records(sequences: Sequences) -> list:
 
         return read_sequences(sequences)
     from .fasta import check_record_ids
-    from .structure.predictor import name_seq  # a sequence that is not text is a TypeError naming the record
+    from .structure.predictor import iterable, name_seq  # a sequence that is not text: a TypeError naming it
 
-    items = sequences.items() if isinstance(sequences, Mapping) else sequences
+    what = "sequences, (id, sequence) pairs, a mapping of id to sequence, or a file"
+    items = sequences.items() if isinstance(sequences, Mapping) else iterable(sequences, "sequences", what)
     out = []
     for k, item in enumerate(items, 1):
         out.append(name_seq((f"seq_{k}", item) if isinstance(item, (str, bytes, bytearray)) else item))

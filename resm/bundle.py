@@ -81,7 +81,9 @@ class Bundle:
                 raise ConfigError(problem)
         name = self.head("rri")
         items = []
-        for k, p in enumerate(pairs, 1):
+        from .structure.predictor import iterable
+
+        for k, p in enumerate(iterable(pairs, "pairs", "(a, b) or (a_name, a, b_name, b) pairs"), 1):
             if not isinstance(p, Pair):
                 t = tuple(p)
                 if len(t) not in (2, 4):
@@ -111,8 +113,11 @@ class Bundle:
         from .tasks.mrl import MAX_UTR, mrl_scale, predict_mrl
 
         name = self.head("mrl")
+        from .structure.predictor import iterable
+
         if isinstance(seqs, str):  # one UTR, as fold takes one sequence (not one UTR per letter)
             seqs = [seqs]
+        iterable(seqs, "seqs", "UTR sequences, or a mapping of id to UTR")
         named = list(seqs.items()) if isinstance(seqs, dict) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
         clean = []
         for n, s in named:

@@ -70,6 +70,17 @@ BATCH_TOKENS = 8192  # nucleotides per batch of the pair head
 CHUNK = 256  # records whose priors are computed together (one process pool)
 
 
+def iterable(value, keyword: str, what: str):
+    """``value`` as an iterable, or a TypeError naming the API's ``keyword`` and what it takes
+    (``records: expected (id, sequence) pairs or a mapping of id to sequence, got NoneType``),
+    where Python's own said "'NoneType' object is not iterable", naming nothing."""
+    try:
+        iter(value)
+    except TypeError:
+        raise TypeError(f"{keyword}: expected {what}, got {type(value).__name__}") from None
+    return value
+
+
 def name_seq(rec) -> tuple[str, str]:
     """``(name, seq)`` of an ``(id, sequence)`` pair, a :class:`Structure` or a FASTA record. The
     sequence must be text (``bytes`` are read as ASCII): anything else is a TypeError naming the
@@ -112,7 +123,7 @@ def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
         )
     if isinstance(records, Mapping):
         records = records.items()
-    out = [name_seq(r) for r in records]
+    out = [name_seq(r) for r in iterable(records, "records", "(id, sequence) pairs or a mapping of id to sequence")]
     check_record_ids((name for name, _ in out), FoldError)  # as a file's are: the results are keyed by id
     for name, seq in out:
         scheme.encode(seq, name)
@@ -138,6 +149,17 @@ class Predictor:
     def _settings(self) -> dict[str, object]:
         """The decoding settings :meth:`__repr__` shows."""
         return {}
+
+    def _checked(self, records: Iterable) -> list[tuple[str, str]]:
+        """:func:`checked_records`, then the memory check ``resm fold`` makes before any work
+        (:func:`resm.utils.memory.require_fold_memory`): a caller of the API handing a 100,000-nt
+        sequence gets a one-line MemoryCheckError, not a process killed for its memory."""
+        from ..utils.memory import OVERRIDE_API, require_fold_memory
+
+        out = checked_records(records, self.scheme)
+        workers = getattr(self, "workers", 1)
+        require_fold_memory([len(s) for _, s in out], workers, self.turner_corrected, override=OVERRIDE_API)
+        return out
 
     def __repr__(self) -> str:
         params = getattr(self.model, "parameters", None)
@@ -246,7 +268,7 @@ class MapPredictor(Predictor):
         progress bar (stderr) counts records against their total with an ETA, and names the
         stage of a long record.
         """
-        records = checked_records(records, self.scheme)
+        records = self._checked(records)
         threshold = self.threshold if threshold is None else threshold
         return self._fold(records, threshold, method or self.method, noncanonical, progress, nested, no_lp, desc)
 
@@ -391,7 +413,7 @@ class PairPredictor(Predictor):
                 "probes; this model decodes by maximum expected accuracy, as stored in its file"
             )
         scorer = self.non_canonical_scorer() if noncanonical else None
-        out = self._fold(checked_records(records, self.scheme), nested, no_lp, progress, desc)
+        out = self._fold(self._checked(records), nested, no_lp, progress, desc)
         return out if scorer is None else _with_non_canonical(out, scorer)
 
     def _fold(

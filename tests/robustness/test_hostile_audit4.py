@@ -140,6 +140,65 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------- the Python API
+# Predictor.fold / fold_one made no memory check: fold_one('A' * 100000) had the process killed
+# for its memory (resm fold refuses such input in one line before any work).
+@pytest.fixture(scope="module")
+def predictor():
+    import resm
+
+    return resm.load_predictor(device="cpu", threads=1)
+
+
+def test_api_fold_checks_the_memory_first(predictor, monkeypatch):
+    from resm.utils import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: memory.GIB // 2)
+    for call in (lambda: predictor.fold_one("GGGAAACCCA" * 300), lambda: list(predictor.fold({"x": "ACGU" * 750}))):
+        with pytest.raises(memory.MemoryCheckError) as e:
+            call()
+        said_ = str(e.value)
+        assert said_.startswith("folding 1 record (the longest 3000 nt, 1 prior worker) needs about 0.8 GiB"), said_
+        assert said_.endswith("or call inside resm.utils.memory.memory_check(False) to run anyway")
+    with memory.memory_check(False):  # the way round it, as --ignore-memory-check
+        assert len(predictor.fold_one("GGGGAAAACCCC")[0].seq) == 12
+
+
+# A whole number given as a sequence was read as that many NUL bytes ('record utr1: symbol
+# '\x00' at position 1 is not a nucleotide'); a container that is none said "'NoneType' object
+# is not iterable", naming no keyword.
+def _bundles(ws):
+    import resm
+
+    return resm.load_bundle(ws["rri_model"], device="cpu"), resm.load_bundle(ws["mrl_model"], device="cpu")
+
+
+def test_api_names_a_sequence_or_a_container_of_the_wrong_type(ws, predictor):
+    import resm
+
+    rri, mrl = _bundles(ws)
+    calls = [
+        (lambda: mrl.predict_mrl([3]), "record 'utr1': the sequence must be a str, got int"),
+        (lambda: mrl.predict_mrl({"u": 7}), "record 'u': the sequence must be a str, got int"),
+        (lambda: rri.interact([("ACGUACGU", 3)]), "record 'b1': the sequence must be a str, got int"),
+        (lambda: predictor.fold_one(5), "record 'seq': the sequence must be a str, got int"),
+        (
+            lambda: list(predictor.fold(None)),
+            "records: expected (id, sequence) pairs or a mapping of id to sequence, got NoneType",
+        ),
+        (lambda: rri.interact(None), "pairs: expected (a, b) or (a_name, a, b_name, b) pairs, got NoneType"),
+        (lambda: mrl.predict_mrl(3), "seqs: expected UTR sequences, or a mapping of id to UTR, got int"),
+        (
+            lambda: resm.embed_sequences(ws["tiny"], None, device="cpu"),
+            "sequences: expected sequences, (id, sequence) pairs, a mapping of id to sequence, or a file, got NoneType",
+        ),
+    ]
+    for call, message in calls:
+        with pytest.raises(TypeError) as e:
+            call()
+        assert str(e.value) == message
+
+
 # ---------------------------------------------------------------- every command-line case above
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
