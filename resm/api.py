@@ -80,6 +80,7 @@ def load_predictor(
     from .structure.predictor import PredictorOptions
     from .structure.predictor import load_predictor as build
 
+    _check_paths({"model": model, "zero_shot": zero_shot})
     given = dict(
         model=model,
         zero_shot=zero_shot,
@@ -105,6 +106,16 @@ def _check_keywords(given: Mapping[str, object], error: type[Exception] = ValueE
     problem = option_problem(given, keyword)
     if problem:
         raise error(problem)
+
+
+def _check_paths(given: Mapping[str, object], required: tuple[str, ...] = ()) -> None:
+    """Keywords that name a file, a folder or a model (``model``, ``zero_shot``, ``folder``,
+    ``backbone``): anything but a str or a path (None allowed unless ``required``) is a
+    TypeError naming the keyword, where ``os.fspath`` said 'expected str, bytes or os.PathLike
+    object, not int'."""
+    for key, value in given.items():
+        if (value is not None or key in required) and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{key}: expected a path or a model name, got {type(value).__name__}")
 
 
 def _device(name: str) -> str:
@@ -133,6 +144,7 @@ def load_bundle(
     match); ``trust`` as :func:`load_predictor`'s."""
     from .bundle import load_bundle as _load
 
+    _check_paths({"folder": folder, "backbone": backbone}, required=("folder",))
     return _load(folder, backbone=backbone, device=_device(device), trust=trust)
 
 
@@ -143,6 +155,7 @@ def load_backbone(
     Hugging Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or
     ``"default"``. ``scheme``: None for the checkpoint's own (else kdny); another than the one it
     was trained with is an error. ``device`` and ``trust`` as :func:`load_predictor`'s."""
+    _check_paths({"model": model})
     _check_keywords({"scheme": scheme})
     loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
     return loaded.model.to(_device(device)).eval(), the_scheme
@@ -201,6 +214,8 @@ def embed_sequences(
     of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
     ``<id>/bos/<layer>``, ``<id>/contacts``."""
     dev = _device(device)
+    if not isinstance(model, ESM2):
+        _check_paths({"model": model}, required=("model",))
     _check_keywords({"scheme": scheme, "toks_per_batch": toks_per_batch})
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
     layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each

@@ -199,6 +199,32 @@ def test_api_names_a_sequence_or_a_container_of_the_wrong_type(ws, predictor):
         assert str(e.value) == message
 
 
+# A path keyword of the wrong type said 'expected str, bytes or os.PathLike object, not int'.
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda resm, ws: resm.load_predictor(3), "model: expected a path or a model name, got int"),
+        (
+            lambda resm, ws: resm.load_predictor(ws["tiny"], zero_shot=1.5),
+            "zero_shot: expected a path or a model name, got float",
+        ),
+        (lambda resm, ws: resm.load_bundle(None), "folder: expected a path or a model name, got NoneType"),
+        (
+            lambda resm, ws: resm.load_bundle(ws["rri_model"], backbone=7),
+            "backbone: expected a path or a model name, got int",
+        ),
+        (lambda resm, ws: resm.load_backbone(3), "model: expected a path or a model name, got int"),
+        (lambda resm, ws: resm.embed_sequences(None, ["ACGU"]), "model: expected a path or a model name, got NoneType"),
+    ],
+)
+def test_api_names_a_path_keyword_of_the_wrong_type(call, message, ws):
+    import resm
+
+    with pytest.raises(TypeError) as e:
+        call(resm, ws)
+    assert str(e.value) == message
+
+
 # ---------------------------------------------------------------- every command-line case above
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
