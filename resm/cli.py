@@ -99,9 +99,9 @@ def _inputs(args: argparse.Namespace) -> dict:
     return out
 
 
-# folder outputs whose files are added to the folder (not replacing it): a folder input may hold
-# an input there, which only the files written are checked against (when their names are known)
-_MERGED = ("split_dir", "plot")
+# folder outputs whose files are added to the folder (not replacing it; the prior cache too): a folder
+# input may hold an input there, which only the files written are checked against (when their names are known)
+_MERGED = ("split_dir", "plot", "bpp_cache")
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
