@@ -88,8 +88,10 @@ _RESUME_HINT = "; run the same command again to resume from the run's last check
 
 
 def _resume_hint(command: str) -> str:
-    """What an interrupted command says after "interrupted"/"terminated"."""
-    return _RESUME_HINT if BY_NAME[command].training else ""
+    """What an interrupted command says after "interrupted"/"terminated" (shards kept too)."""
+    from .utils.shards import interrupted_note
+
+    return (_RESUME_HINT if BY_NAME[command].training else "") + interrupted_note()
 
 
 def _inputs(args: argparse.Namespace) -> dict:

@@ -171,6 +171,45 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------- an interrupted sharded run
+# Ctrl-C during a sharded resm embed left the work folder (hundreds of MB of finished shards, or
+# only job.json when no shard had finished) and said only 'resm embed: interrupted'.
+@pytest.mark.parametrize("finished", [0, 1])
+def test_an_interrupted_sharded_run_says_what_it_keeps(finished, ws, tmp_path, capfd, monkeypatch):
+    from resm.utils.shards import ShardRun
+
+    fa = tmp_path / "in.fa"
+    fa.write_text("".join(f">r{k}\nGGGAAACCC{'A' * k}\n" for k in range(5)))
+    out = tmp_path / "e.npz"
+    argv = ["embed", str(ws["tiny"]), str(fa), str(out), "--shard-size", "2", "--device", "cpu"]
+    seal = ShardRun.seal
+
+    def sealed(self, s):  # Ctrl-C once shard 0 is in place
+        seal(self, s)
+        raise KeyboardInterrupt
+
+    def nothing_done(self, work):  # Ctrl-C before any shard is done
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ShardRun, "seal", sealed) if finished else monkeypatch.setattr(
+        ShardRun, "process", nothing_done
+    )
+    capfd.readouterr()
+    assert cli_main(argv) == 130
+    err = said(capfd.readouterr().err)
+    work = tmp_path / "e.npz.shards"
+    if finished:
+        assert err[-1] == (
+            f"resm embed: interrupted; 1 of 3 shards are kept in {work} (run the same command again to resume)"
+        ), err
+        assert (work / "job.json").exists() and not out.exists()
+        monkeypatch.setattr(ShardRun, "seal", seal)
+        assert cli_main(argv) == 0 and out.exists() and not work.exists()  # resumed, then merged
+    else:
+        assert err[-1] == "resm embed: interrupted", err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]  # no work folder left
+
+
 # ---------------------------------------------------------------- the Python API
 # Predictor.fold / fold_one made no memory check: fold_one('A' * 100000) had the process killed
 # for its memory (resm fold refuses such input in one line before any work).
