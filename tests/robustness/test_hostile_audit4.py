@@ -295,6 +295,28 @@ def test_api_names_a_path_keyword_of_the_wrong_type(call, message, ws):
     assert str(e.value) == message
 
 
+# ---------------------------------------------------------------- a layer out of range
+# 'layer 99 does not exist (model has 2 layers)' named neither --repr-layers nor the API's layers.
+LAYERS = "layer {v} does not exist (the model has 2 layers: give 0, the embedding layer, to 2, or -3 to -1)"
+CASES += [
+    Case(
+        f"embed/repr-layers-{v}",
+        ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--repr-layers", "-1", str(v)],
+        1,
+        ["--repr-layers: " + LAYERS.format(v=v)],
+    )
+    for v in (3, -4)
+]
+
+
+def test_api_names_a_layer_out_of_range(ws):
+    import resm
+
+    with pytest.raises(ValueError) as e:
+        resm.embed_sequences(ws["tiny"], ["ACGUACGU"], layers=[0, 7], device="cpu")
+    assert str(e.value) == "layers: " + LAYERS.format(v=7)
+
+
 # ---------------------------------------------------------------- every command-line case above
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
