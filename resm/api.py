@@ -25,6 +25,7 @@ import numpy as np
 from .backbone.esm2 import ESM2
 from .bundle import Bundle
 from .embed import (
+    INCLUDE_CHOICES,
     autocast_dtype,
     embed_records,
     embedding_index,
@@ -220,6 +221,10 @@ def embed_sequences(
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
     layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each
     include = [include] if isinstance(include, str) else include
+    wanted = {"layers": "layer", "include": f"of {', '.join(INCLUDE_CHOICES)}"}
+    for key, given in (("layers", layers), ("include", include)):  # resm embed's parser wants one of each too
+        if isinstance(given, (list, tuple)) and not given:
+            raise ValueError(f"{key}: give at least one {wanted[key]}, got an empty list (nothing would be embedded)")
     if isinstance(model, ESM2):
         net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
     else:

@@ -309,6 +309,20 @@ CASES += [
 ]
 
 
+def test_api_refuses_to_embed_nothing(ws):
+    """embed_sequences(include=[]) or (layers=[]) returned empty arrays without a word, where
+    resm embed --include / --repr-layers want at least one value."""
+    import resm
+
+    for kw, said_ in [
+        ({"include": []}, "include: give at least one of mean, per_tok, bos, contacts, got an empty list"),
+        ({"layers": ()}, "layers: give at least one layer, got an empty list"),
+    ]:
+        with pytest.raises(ValueError) as e:
+            resm.embed_sequences(ws["tiny"], ["ACGUACGU"], device="cpu", **kw)
+        assert str(e.value) == said_ + " (nothing would be embedded)"
+
+
 def test_api_names_a_layer_out_of_range(ws):
     import resm
 
