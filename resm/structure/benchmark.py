@@ -320,6 +320,7 @@ def evaluate_sets(
     from .predictor import check_decoding_overrides
 
     opts = opts or EvaluateOptions()
+    datasets = list(dict.fromkeys(datasets))  # a set named twice is scored once (as --folders a a)
     decoding = check_decoding_overrides(opts.decoding)
     opts = replace(opts, decoding=decoding)
     if opts.bpp_cache is not None:

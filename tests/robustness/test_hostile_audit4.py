@@ -154,6 +154,19 @@ def test_a_dense_cache_entry_of_another_sequence_is_never_used(tmp_path, capfd):
     assert capfd.readouterr().err == ""
 
 
+# ---------------------------------------------------------------- a data set named twice
+# resm evaluate structure --dataset vl1 vl1 folded the set twice and printed every row of its
+# table twice, the margins too, as if there were two sets.
+def test_evaluate_scores_a_set_named_twice_once(tmp_path, capfd):
+    d = tmp_path / "data" / "ss" / "pdb"
+    d.mkdir(parents=True)
+    (d / "VL1.tsv").write_text("id\tsequence\tpairs\nhp\tGGGGAAAACCCCAUGGGAAACCCAU\t1:12 2:11 3:10 4:9\n")
+    argv = ["evaluate", "structure", "--model", "default", "--dataset", "vl1", "vl1", "--data-dir", str(d.parents[1])]
+    assert cli_main([*argv, "--folders", "rnafold", "--threads", "1"]) == 0
+    rows = [ln for ln in capfd.readouterr().out.splitlines() if ln.startswith("| vl1, canonical pairs | 1 | rnafold")]
+    assert len(rows) == 1, rows
+
+
 # ---------------------------------------------------------------- a setting that is no finite number
 # A NaN or an infinity passed every check written as 'x <= 0' or 'x > 0': loss.pos_weight=.inf
 # trained a structure model on a NaN loss and wrote it, exit 0; compare's probe.C=.nan was
