@@ -223,6 +223,31 @@ def test_an_interrupted_sharded_run_says_what_it_keeps(finished, ws, tmp_path, c
         assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]  # no work folder left
 
 
+# ---------------------------------------------------------------- a damaged ZeRO folder
+# DeepSpeed printed 'Processing zero checkpoint ...' (and its accelerator, when first imported)
+# on standard output, before the one error line: three lines for one error.
+def test_a_damaged_zero_folder_is_one_line_and_nothing_else(ws, tmp_path, capfd):
+    pytest.importorskip("deepspeed")
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(ws["run"], run)
+    ck = run / "checkpoints" / "step_00000002"
+    (ck / "engine.pt").unlink()
+    (ck / "ds").mkdir()
+    states = {"module": {"w": torch.ones(2)}, "buffer_names": [], "param_shapes": [{"w": torch.Size([2])}]}
+    torch.save({**states, "shared_params": [], "ds_version": "0.14.0"}, ck / "ds" / "mp_rank_00_model_states.pt")
+    capfd.readouterr()
+    assert cli_main(["export", str(run), "--out", str(tmp_path / "esm2_m.pt")]) == 1
+    out, err = capfd.readouterr()
+    assert out == "", out
+    lines = said(err)  # the reason in the brackets is DeepSpeed's own words
+    assert len(lines) == 1 and lines[0].startswith(
+        f"resm export: error: {ck / 'ds'}: not a readable DeepSpeed checkpoint ("
+    )
+    assert not list(tmp_path.glob("esm2_m*"))
+
+
 # ---------------------------------------------------------------- the Python API
 # Predictor.fold / fold_one made no memory check: fold_one('A' * 100000) had the process killed
 # for its memory (resm fold refuses such input in one line before any work).
