@@ -27,6 +27,7 @@ import numpy as np
 from .backbone.esm2 import ESM2
 from .bundle import Bundle
 from .embed import (
+    INCLUDE_CHOICES,
     autocast_dtype,
     embed_records,
     embedding_index,
@@ -83,6 +84,7 @@ def load_predictor(
     from .structure.predictor_loading import PredictorOptions
     from .structure.predictor_loading import load_predictor as build
 
+    _check_paths({"model": model, "zero_shot": zero_shot})
     given = dict(
         model=model,
         zero_shot=zero_shot,
@@ -108,6 +110,15 @@ def _check_keywords(given: Mapping[str, object], error: type[Exception] = ValueE
     problem = option_problem(given, keyword)
     if problem:
         raise error(problem)
+
+
+def _check_paths(given: Mapping[str, object], required: tuple[str, ...] = ()) -> None:
+    """Keywords that name a file, a folder or a model (``model``, ``zero_shot``, ``backbone``):
+    anything but a str or a path (None allowed unless ``required``) is a TypeError naming the
+    keyword, where ``os.fspath`` said 'expected str, bytes or os.PathLike object, not int'."""
+    for key, value in given.items():
+        if (value is not None or key in required) and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{key}: expected a path or a model name, got {type(value).__name__}")
 
 
 def _device(name: str) -> str:
@@ -137,6 +148,7 @@ def load_bundle(
     :func:`load_predictor`'s."""
     from .bundle import load_bundle as _load
 
+    _check_paths({"model": model, "backbone": backbone}, required=("model",))
     return _load(model, backbone=backbone, device=_device(device), trust=trust)
 
 
@@ -147,6 +159,7 @@ def load_backbone(
     Hugging Face folder or cached hub id, an ESM-2 name, a ``structure_model.pt`` or
     ``"default"``. ``scheme``: None for the checkpoint's own (else kdny); another than the one it
     was trained with is an error. ``device`` and ``trust`` as :func:`load_predictor`'s."""
+    _check_paths({"model": model})
     _check_keywords({"scheme": scheme})
     loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
     return loaded.model.to(_device(device)).eval(), the_scheme
@@ -162,9 +175,9 @@ def _records(sequences: Sequences) -> list:
         from .structure.inputs import read_sequences
 
         return read_sequences(sequences)
-    from .records import name_records  # as Predictor.fold reads its records
+    from .records import RECORDS, name_records  # as Predictor.fold reads its records
 
-    return name_records(sequences)
+    return name_records(sequences, keyword="sequences", what=RECORDS + ", or a file")
 
 
 def _looks_like_rna(text: str) -> bool:
@@ -198,10 +211,16 @@ def embed_sequences(
     of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
     ``<id>/bos/<layer>``, ``<id>/contacts``."""
     dev = _device(device)
+    if not isinstance(model, ESM2):
+        _check_paths({"model": model}, required=("model",))
     _check_keywords({"scheme": scheme, "toks_per_batch": toks_per_batch})
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
     layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each
     include = [include] if isinstance(include, str) else include
+    wanted = {"layers": "layer", "include": f"of {', '.join(INCLUDE_CHOICES)}"}
+    for key, given in (("layers", layers), ("include", include)):  # resm embed's parser wants one of each too
+        if isinstance(given, (list, tuple)) and not given:
+            raise ValueError(f"{key}: give at least one {wanted[key]}, got an empty list (nothing would be embedded)")
     if isinstance(model, ESM2):
         net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
     else:

@@ -101,7 +101,9 @@ class Bundle:
         if scan is not None:  # the window and stride against the head's length, named as fields of scan
             scan.resolved(max_length, lambda key: f"scan.{key}")
         items = []
-        for k, p in enumerate(pairs, 1):
+        from .records import iterable
+
+        for k, p in enumerate(iterable(pairs, "pairs", "(a, b) or (a_name, a, b_name, b) pairs"), 1):
             if not isinstance(p, Pair):
                 t = tuple(p)
                 if len(t) not in (2, 4):
@@ -129,8 +131,11 @@ class Bundle:
         from .tasks.mrl import MAX_UTR, mrl_scale, predict_mrl
 
         name = self.head("mrl")
+        from .records import iterable
+
         if isinstance(seqs, str):  # one UTR, as fold takes one sequence (not one UTR per letter)
             seqs = [seqs]
+        iterable(seqs, "seqs", "UTR sequences, or a mapping of id to UTR")
         named = list(seqs.items()) if isinstance(seqs, dict) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
         clean = []
         for n, s in named:

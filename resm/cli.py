@@ -88,8 +88,10 @@ _RESUME_HINT = "; run the same command again to resume from the run's last check
 
 
 def _resume_hint(command: str) -> str:
-    """What an interrupted command says after "interrupted"/"terminated"."""
-    return _RESUME_HINT if BY_NAME[command].training else ""
+    """What an interrupted command says after "interrupted"/"terminated" (shards kept too)."""
+    from .utils.shards import interrupted_note
+
+    return (_RESUME_HINT if BY_NAME[command].training else "") + interrupted_note()
 
 
 def _inputs(args: argparse.Namespace) -> dict:
@@ -99,9 +101,9 @@ def _inputs(args: argparse.Namespace) -> dict:
     return out
 
 
-# folder outputs whose files are added to the folder (not replacing it): a folder input may hold
-# an input there, which only the files written are checked against (when their names are known)
-_MERGED = ("split_dir", "plot")
+# folder outputs whose files are added to the folder (not replacing it; the prior cache too): a folder
+# input may hold an input there, which only the files written are checked against (when their names are known)
+_MERGED = ("split_dir", "plot", "bpp_cache")
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

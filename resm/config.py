@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -56,7 +58,7 @@ def _is_number(v: Any) -> bool:
 def coerce(tp: Any, value: Any, where: str) -> Any:
     """``value`` as type ``tp`` (a field annotation), or a :class:`ConfigError` naming ``where``.
 
-    int: an integer or a string of one; float: a number or a string of one (YAML reads
+    int: an integer or a string of one; float: a finite number or a string of one (YAML reads
     ``1e-3`` as a string); bool: true or false only; str: a string (numbers are written out);
     ``Optional[T]``: null or a T; ``List[T]`` / ``Tuple[T, ...]`` / ``tuple`` / ``list``: a
     list or tuple, item by item; ``Dict``: a mapping; anything else is passed through.
@@ -82,14 +84,17 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if tp in (int, float):
+        got = None
         if _is_number(value) and (tp is float or isinstance(value, int)):
-            return tp(value)
-        if isinstance(value, str):
-            try:
-                return tp(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected {'an integer' if tp is int else 'a number'}, got {value!r}")
+            got = tp(value)
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                got = tp(value.strip())
+        if got is None:
+            raise ConfigError(f"{where}: expected {'an integer' if tp is int else 'a number'}, got {value!r}")
+        if tp is float and not math.isfinite(got):  # no setting is a NaN or an infinity (.nan passes "<= 0")
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return got
     if tp is str:
         if isinstance(value, str):
             return value

@@ -59,13 +59,18 @@ def map_records(records, scheme: Scheme, max_length: int | None = None, source: 
     return out
 
 
-def resolve_layers(layers: Sequence[int], num_layers: int) -> list[int]:
+def resolve_layers(layers: Sequence[int], num_layers: int, name: str = "layers") -> list[int]:
+    """The layers ``layers`` names (negative counts from the end), in order; an integer out of
+    range is a one-line ValueError naming ``name`` (the API's keyword, or ``--repr-layers``)."""
     out = []
     for layer in layers:
         if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
             raise TypeError(f"layers must be integers, got {layer!r}")
         if not -(num_layers + 1) <= layer <= num_layers:
-            raise ValueError(f"layer {layer} does not exist (model has {num_layers} layers)")
+            raise ValueError(
+                f"{name}: layer {layer} does not exist (the model has {num_layers} layers: give 0, the "
+                f"embedding layer, to {num_layers}, or -{num_layers + 1} to -1)"
+            )
         out.append((layer + num_layers + 1) % (num_layers + 1))
     return sorted(set(out))
 
@@ -317,7 +322,7 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
     loaded, the_scheme = load_with_scheme(model, scheme, o.regression, o.trust)
     seqs = read_sequences(inp, o.input_format)
     records = map_records(seqs, the_scheme, o.max_length, source_name(inp))  # every record checked first
-    the_layers = resolve_layers(o.layers, loaded.model.num_layers)
+    the_layers = resolve_layers(o.layers, loaded.model.num_layers, "--repr-layers")
     check_array_names(out, (k for r in records for k in array_keys(r.id, the_layers, include)))
     _require_memory(loaded.model, [len(r.ids) for r in records], toks_per_batch, "contacts" in include)
     index = embedding_index(records, the_layers, include, the_scheme, str(model))

@@ -37,9 +37,14 @@ def consolidated_state(folder: Path, trust: bool = False) -> dict:
     if (folder / "engine.pt").exists():
         return load_engine_state(folder / "engine.pt", "cpu")["model"]
     if (folder / "ds").is_dir():
-        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+        import contextlib
+        import io
 
-        with guarded_torch_load(trust, hint=EXPORT_HINT):
+        # DeepSpeed prints its progress (and, when first imported, its accelerator) on standard
+        # output: an export says one line, and a damaged folder one error line, not three
+        with contextlib.redirect_stdout(io.StringIO()):
+            from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+        with guarded_torch_load(trust, hint=EXPORT_HINT), contextlib.redirect_stdout(io.StringIO()):
             try:
                 return get_fp32_state_dict_from_zero_checkpoint(str(folder), tag="ds")
             except CheckpointError:

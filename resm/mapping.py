@@ -27,9 +27,9 @@ from .nucleotides import (
     UNKNOWN_BASE,
     UNKNOWN_LETTER,
     MappingError,
-    as_bytes,
     describe_symbol,
     normalise,
+    record_bytes,
     rna_codes,
 )
 
@@ -55,9 +55,7 @@ class Scheme:
     def encode(self, seq, record: str = "<sequence>") -> np.ndarray:
         """Token ids (int64, one per residue, no BOS/EOS) of the mapped sequence."""
         if self.kind == "identity":
-            raw = as_bytes(seq)
-            if raw.size == 0:
-                raise MappingError(f"record {record!r}: empty sequence")
+            raw = record_bytes(seq, record)
             ids = self._lut[raw]
             bad = np.flatnonzero(ids < 0)
             if bad.size:

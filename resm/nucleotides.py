@@ -39,6 +39,7 @@ __all__ = [
     "PAIR_TYPE",
     "MappingError",
     "rna_codes",
+    "record_bytes",
     "normalise",
     "lenient_codes",
     "normalise_lenient",
@@ -95,7 +96,22 @@ def as_bytes(seq: Sequence) -> np.ndarray:
     character replaced by one ``?``, so positions still count characters."""
     if isinstance(seq, str):
         seq = seq.encode("ascii", errors="replace")
+    elif not isinstance(seq, (bytes, bytearray, memoryview, np.ndarray)):
+        # bytes(3) is three NUL bytes and bytes([65, 67]) is b'AC': neither is a sequence given as text
+        raise TypeError(f"cannot convert {type(seq).__name__!r} object to bytes")
     return np.frombuffer(bytes(seq), dtype=np.uint8)
+
+
+def record_bytes(seq: Sequence, record: str = "<sequence>") -> np.ndarray:
+    """:func:`as_bytes` of record ``record``'s sequence: a TypeError naming the record for one
+    that is not text (None, a number), a MappingError for an empty one."""
+    try:
+        raw = as_bytes(seq)
+    except TypeError:  # None, a number: "cannot convert 'NoneType' object to bytes" named nothing
+        raise TypeError(f"record {record!r}: the sequence must be a str, got {type(seq).__name__}") from None
+    if raw.size == 0:
+        raise MappingError(f"record {record!r}: empty sequence")
+    return raw
 
 
 def describe_symbol(seq: Sequence, raw: np.ndarray, p: int) -> str:
@@ -119,12 +135,7 @@ def rna_codes(seq: Sequence, record: str = "<sequence>") -> np.ndarray:
     """Strict: codes 0..4 (uint8) of an RNA/DNA sequence, by the rules of the module's
     docstring. Raises :class:`MappingError` naming ``record`` and the 1-based position of the
     first symbol that is no nucleotide, or saying the sequence is empty."""
-    try:
-        raw = as_bytes(seq)
-    except TypeError:  # None, a number: "cannot convert 'NoneType' object to bytes" named nothing
-        raise TypeError(f"record {record!r}: the sequence must be a str, got {type(seq).__name__}") from None
-    if raw.size == 0:
-        raise MappingError(f"record {record!r}: empty sequence")
+    raw = record_bytes(seq, record)
     codes = _STRICT[raw]
     bad = np.flatnonzero(codes == _INVALID)
     if bad.size:

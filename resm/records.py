@@ -12,7 +12,20 @@ from collections.abc import Iterable, Mapping
 
 from .fasta import check_record_ids
 
-__all__ = ["name_records", "name_seq"]
+__all__ = ["iterable", "name_records", "name_seq"]
+
+RECORDS = "sequences, (id, sequence) pairs or a mapping of id to sequence"
+
+
+def iterable(value, keyword: str, what: str):
+    """``value`` as an iterable, or a TypeError naming the API's ``keyword`` and what it takes
+    (``records: expected sequences, (id, sequence) pairs or a mapping of id to sequence, got
+    NoneType``), where Python's own said "'NoneType' object is not iterable", naming nothing."""
+    try:
+        iter(value)
+    except TypeError:
+        raise TypeError(f"{keyword}: expected {what}, got {type(value).__name__}") from None
+    return value
 
 
 def name_seq(rec) -> tuple[str, str]:
@@ -37,12 +50,15 @@ def name_seq(rec) -> tuple[str, str]:
     return str(name), seq
 
 
-def name_records(records: Iterable, error: type[ValueError] = ValueError) -> list[tuple[str, str]]:
+def name_records(
+    records: Iterable, error: type[ValueError] = ValueError, keyword: str = "records", what: str = RECORDS
+) -> list[tuple[str, str]]:
     """``(name, seq)`` of every record a caller passes: ``(id, sequence)`` pairs, a mapping of id
     to sequence, structures or FASTA records (:func:`name_seq`), or bare sequences (named
     ``seq_1``, ``seq_2``... by their place); the ids held to a file's rules
-    (:func:`resm.fasta.check_record_ids`, a one-line ``error``): the results are keyed by id."""
-    items = records.items() if isinstance(records, Mapping) else records
+    (:func:`resm.fasta.check_record_ids`, a one-line ``error``): the results are keyed by id.
+    Anything that is not a collection is a TypeError naming ``keyword`` and ``what`` it takes."""
+    items = records.items() if isinstance(records, Mapping) else iterable(records, keyword, what)
     out = [name_seq((f"seq_{k}", r) if isinstance(r, (str, bytes, bytearray)) else r) for k, r in enumerate(items, 1)]
     check_record_ids((name for name, _ in out), error)
     return out

@@ -121,10 +121,11 @@ def test_shipped_configs_are_found_by_name_from_anywhere(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "section, cls, key, value, message",
     [
-        ("optim", "OptimConfig", "lr", "inf", "optim.lr must be a finite number > 0, got inf"),
-        ("optim", "OptimConfig", "lr", "nan", "optim.lr must be a finite number > 0, got nan"),
+        ("optim", "OptimConfig", "lr", "inf", "optim.lr: expected a finite number, got 'inf'"),
+        ("optim", "OptimConfig", "lr", "nan", "optim.lr: expected a finite number, got 'nan'"),
+        ("optim", "OptimConfig", "lr", float("nan"), "optim.lr: expected a finite number, got nan"),
         ("optim", "OptimConfig", "lr", "0", "optim.lr must be > 0, got 0.0"),
-        ("train", "TrainConfig", "max_minutes", "inf", "train.max_minutes must be a finite number > 0, got inf"),
+        ("train", "TrainConfig", "max_minutes", "inf", "train.max_minutes: expected a finite number, got 'inf'"),
     ],
 )
 def test_training_numbers_name_the_key_and_finiteness(section, cls, key, value, message):

@@ -98,6 +98,6 @@ EVALUATE = Command(
     "score a structure model against known structures, with every classical folder in the same run",
     add_arguments,
     run,
-    outputs=(("out", "file"),),
+    outputs=(("out", "file"), ("bpp_cache", "dir")),
     inputs=(("model", "--model"), _dataset_files),
 )

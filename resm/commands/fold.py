@@ -236,6 +236,13 @@ FOLD = Command(
     "predict the secondary structures of RNAs (FASTA, bare sequences, or .dbn/.ct/.bpseq files)",
     add_arguments,
     run,
-    outputs=(("out", "file"), ("bpp", "file"), ("report", "file"), ("split_dir", "dir"), ("plot", "dir")),
+    outputs=(
+        ("out", "file"),
+        ("bpp", "file"),
+        ("report", "file"),
+        ("split_dir", "dir"),
+        ("plot", "dir"),
+        ("bpp_cache", "dir"),
+    ),
     inputs=(("fasta", "the input"), ("reference", "--reference"), ("model", "--model"), ("zero_shot", "--zero-shot")),
 )

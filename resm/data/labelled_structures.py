@@ -213,6 +213,14 @@ class StructureDataConfig:
             raise ConfigError(f"data.density_tolerance must be in [0, 1), got {self.density_tolerance}")
         if self.workers < 0:
             raise ConfigError(f"data.workers must be >= 0, got {self.workers}")
+        if self.bpp_cache is not None:
+            from ..structure.priors import check_cache_folder
+            from ..utils.io import OutputError
+
+            try:
+                check_cache_folder(self.bpp_cache, "data.bpp_cache")
+            except OutputError as e:
+                raise ConfigError(str(e)) from None
         if self.priors is not None:
             from ..structure.priors import PriorConfig
 

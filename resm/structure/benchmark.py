@@ -321,8 +321,13 @@ def evaluate_sets(
     from .predictor_loading import check_decoding_overrides
 
     opts = opts or EvaluateOptions()
+    datasets = list(dict.fromkeys(datasets))  # a set named twice is scored once (as --folders a a)
     decoding = check_decoding_overrides(opts.decoding)
     opts = replace(opts, decoding=decoding)
+    if opts.bpp_cache is not None:
+        from .priors import check_cache_folder
+
+        check_cache_folder(opts.bpp_cache, flag("bpp_cache"))
 
     data_dir = data_dir or default_data_dir()
     label = model

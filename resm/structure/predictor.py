@@ -165,6 +165,17 @@ class Predictor:
         """The decoding settings :meth:`__repr__` shows."""
         return {}
 
+    def _checked(self, records: Iterable) -> list[tuple[str, str]]:
+        """:func:`checked_records`, then the memory check ``resm fold`` makes before any work
+        (:func:`resm.utils.memory.require_fold_memory`): a caller of the API handing a 100,000-nt
+        sequence gets a one-line MemoryCheckError, not a process killed for its memory."""
+        from ..utils.memory import OVERRIDE_API, require_fold_memory
+
+        out = checked_records(records, self.scheme)
+        workers = getattr(self, "workers", 1)
+        require_fold_memory([len(s) for _, s in out], workers, self.turner_corrected, override=OVERRIDE_API)
+        return out
+
     def __repr__(self) -> str:
         params = getattr(self.model, "parameters", None)
         device = next((str(w.device) for w in params()), "?") if callable(params) else "?"
@@ -266,7 +277,7 @@ class MapPredictor(Predictor):
         progress bar (stderr) counts records against their total with an ETA, and names the
         stage of a long record.
         """
-        records = checked_records(records, self.scheme)
+        records = self._checked(records)
         threshold = self.threshold if threshold is None else threshold
         return self._fold(records, threshold, method or self.method, noncanonical, progress, nested, no_lp, desc)
 
@@ -407,7 +418,7 @@ class PairPredictor(Predictor):
         in several pairs)."""
         refuse_dense_decoding(self, threshold, method)
         scorer = self.non_canonical_scorer() if noncanonical else None
-        out = self._fold(checked_records(records, self.scheme), nested, no_lp, progress, desc)
+        out = self._fold(self._checked(records), nested, no_lp, progress, desc)
         return out if scorer is None else _with_non_canonical(out, scorer)
 
     def _fold(

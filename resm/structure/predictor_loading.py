@@ -78,12 +78,9 @@ class PredictorOptions:
         if self.bpp_cache is not None:
             if self.zero_shot is not None:
                 raise FoldError(f"{cache} stores a structure model's pair priors; a {zero_shot} probe reads none")
-            try:
-                is_file = Path(self.bpp_cache).exists() and not Path(self.bpp_cache).is_dir()
-            except TypeError:  # the API's bpp_cache=3
-                raise FoldError(f"{cache}: expected a folder's path, got {self.bpp_cache!r}") from None
-            if is_file:
-                raise FoldError(f"{self.bpp_cache}: {cache} must be a folder, not a file")
+            from .priors import check_cache_folder
+
+            check_cache_folder(self.bpp_cache, cache)
         if self.zero_shot is not None and self.model is None:
             raise FoldError(f"{zero_shot} needs {name('model')}, the backbone the probe was fitted on")
         if self.turner_scale is not None:

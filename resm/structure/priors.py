@@ -35,6 +35,8 @@ pairs at most ``span`` apart: O(L * window * span), seconds at L = 4000.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -140,11 +142,44 @@ def head_pair_prior(seq: str, cfg) -> np.ndarray:
     return dense_prior(seq, cfg.bpp_local_above, cfg.bpp_window, cfg.bpp_span)
 
 
-def _cache_miss(path: Path, why: str) -> None:
-    """One warning for a cache entry that cannot be used: it is computed again and replaced."""
+def check_cache_folder(folder, name: str) -> None:
+    """Refuse, in one line naming ``name`` (the option or the config key), a prior cache folder
+    that cannot hold entries: not a path, a file, under a file, a link that loops, or not
+    writable. Checked before any work, so a bad folder is never blamed on the record whose
+    prior was to be stored first. Nothing is left behind (:func:`resm.utils.io.check_output`)."""
+    from ..utils.io import OutputError, check_output
+
+    try:
+        path = Path(folder)
+    except TypeError:  # the API's bpp_cache=3
+        raise OutputError(f"{name}: expected a folder's path, got {folder!r}") from None
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{folder}: {name} must be a folder, not a file")
+    try:
+        check_output(path, "dir", replaces=False)
+    except OutputError as e:
+        raise OutputError(f"{name} {e}") from None
+
+
+def _entry_problem(path: Path) -> str | None:
+    """Why an existing cache entry cannot be read as a file (a folder, a named pipe, which would
+    block the read for ever, a link that loops), or None for a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        return f"cannot be read ({e.strerror or type(e).__name__})"
+    if stat.S_ISREG(mode):
+        return None
+    return "is a folder" if stat.S_ISDIR(mode) else "is not a regular file"
+
+
+def _cache_miss(path: Path, why: str, stored: bool = True) -> None:
+    """One warning for a cache entry that cannot be used: it is computed again and replaced
+    (``stored`` False: left in place, not a file resm may replace)."""
     from tqdm.auto import tqdm
 
-    tqdm.write(f"resm: warning: {path}: prior cache entry not used ({why}); computed again", file=sys.stderr)
+    then = "computed again" if stored else "computed again, not stored"
+    tqdm.write(f"resm: warning: {path}: prior cache entry not used ({why}); {then}", file=sys.stderr)
 
 
 def _checked_probs(p: np.ndarray) -> None:
@@ -154,26 +189,64 @@ def _checked_probs(p: np.ndarray) -> None:
         raise ValueError(f"a probability lies outside [0, 1] ({float(p.min()):g} to {float(p.max()):g})")
 
 
-def cached_dense_prior(folder, seq: str, cfg) -> np.ndarray:
-    """:func:`head_pair_prior` as fp16, stored in ``folder`` (one ``.npy`` per sequence and
-    prior setting, named by their SHA-1) and read back when already there. Writes are atomic,
-    so concurrent runs sharing the folder at worst compute a matrix twice. An entry that cannot
-    be read, or is not an (L, L) matrix of probabilities, is computed again with one warning."""
-    setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
-    path = Path(folder) / f"{hashlib.sha1(f'{normalise_lenient(seq)}|{setting}'.encode()).hexdigest()}.npy"
-    if path.exists():
+def _cached(path: Path, read, compute, write):
+    """The one rule of the prior caches: ``read(path)`` when the entry is there and passes its
+    checks; otherwise ``compute()``, stored atomically with ``write(file, value)``. An entry
+    that fails (unreadable, damaged, of another sequence) is never used: one warning names it,
+    and it is replaced. One that is not a regular file (a folder, a named pipe, a device, a link
+    that loops) is neither opened, which for a pipe would block for ever, nor replaced, which
+    would write into the pipe: the prior is computed, with one warning, and not stored."""
+    if os.path.lexists(path):
+        problem = _entry_problem(path)
+        if problem is not None:
+            _cache_miss(path, problem, stored=False)
+            return compute()
         try:
-            m = np.load(path, allow_pickle=False)
-            L = len(normalise_lenient(seq))
-            if m.shape != (L, L):
-                raise ValueError(f"a {'x'.join(map(str, m.shape))} matrix for a {L}-nt sequence")
-            _checked_probs(m)
-            return m
+            return read(path)
         except Exception as e:  # noqa: BLE001 -- whatever is wrong with it, a cache entry is only a cache
             _cache_miss(path, _why(e))
-    out = head_pair_prior(seq, cfg).astype(np.float16)
-    _store(path, lambda fh: np.save(fh, out))
+    out = compute()
+    _store(path, lambda fh: write(fh, out))
     return out
+
+
+def _seq_digest(s: str) -> np.ndarray:
+    return np.array(hashlib.sha256(s.encode()).hexdigest())
+
+
+def _check_digest(d, s: str) -> None:
+    if "seq_sha256" in d.files and str(d["seq_sha256"]) != str(_seq_digest(s)):
+        raise ValueError("stored for another sequence")
+
+
+def _read_dense(path: Path, s: str) -> np.ndarray:
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as d:
+        if "seq_sha256" not in d.files:
+            raise ValueError("no sequence digest")
+        _check_digest(d, s)
+        m = d["bpp"]
+    if m.shape != (len(s), len(s)):
+        raise ValueError(f"a {'x'.join(map(str, m.shape))} matrix for a {len(s)}-nt sequence")
+    _checked_probs(m)
+    return m
+
+
+def cached_dense_prior(folder, seq: str, cfg) -> np.ndarray:
+    """:func:`head_pair_prior` as fp16, stored in ``folder`` (one ``.npz`` per sequence and
+    prior setting, named by their SHA-1, holding the matrix ``bpp`` and the sequence's SHA-256)
+    and read back when already there (:func:`_cached`). Writes are atomic, so concurrent runs
+    sharing the folder at worst compute a matrix twice. An entry that cannot be read, is of
+    another sequence, or is not an (L, L) matrix of probabilities, is computed again with one
+    warning. (Entries of earlier versions, ``.npy`` files without a digest, are not read.)"""
+    s = normalise_lenient(seq)
+    setting = f"local:{cfg.bpp_window}:{cfg.bpp_span}" if _local(len(seq), cfg.bpp_local_above) else "global"
+    path = Path(folder) / f"{hashlib.sha1(f'{s}|{setting}|dense'.encode()).hexdigest()}.npz"
+    return _cached(
+        path,
+        lambda p: _read_dense(p, s),
+        lambda: head_pair_prior(seq, cfg).astype(np.float16),
+        lambda fh, out: np.savez(fh, bpp=out, seq_sha256=_seq_digest(s)),
+    )
 
 
 def _store(path: Path, write) -> None:
@@ -337,8 +410,7 @@ def _read_entry(path: Path, s: str) -> SparsePairs:
     probabilities in [0, 1]; ValueError (or the reader's error) otherwise."""
     # the file is opened here, so a damaged archive that np.load gives up on is still closed
     with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as d:
-        if "seq_sha256" in d.files and str(d["seq_sha256"]) != hashlib.sha256(s.encode()).hexdigest():
-            raise ValueError("stored for another sequence")
+        _check_digest(d, s)
         if int(d["length"]) != len(s):
             raise ValueError(f"stored for a length of {int(d['length'])}, the sequence has {len(s)} nt")
         sp = SparsePairs.from_arrays(d)
@@ -351,19 +423,15 @@ def cached_prior(folder, seq: str, cfg: PriorConfig) -> SparsePairs:
     the SHA-1 of both, written atomically, holding the sequence's SHA-256 too) and read back
     when already there. An entry that cannot be read, or that fails a check (another sequence,
     another length, pairs out of range, a probability that is not finite or not in [0, 1]), is
-    never used: it is computed again and replaced, with one warning naming it."""
+    never used: it is computed again and replaced, with one warning naming it (:func:`_cached`)."""
     s = normalise_lenient(seq)
     name = hashlib.sha1(f"{s}|{cfg.key()}".encode()).hexdigest()
-    path = Path(folder) / f"{name}.npz"
-    if path.exists():
-        try:
-            return _read_entry(path, s)
-        except Exception as e:  # noqa: BLE001 -- whatever is wrong with it, a cache entry is only a cache
-            _cache_miss(path, _why(e))
-    out = pair_prior(seq, cfg)
-    digest = np.array(hashlib.sha256(s.encode()).hexdigest())
-    _store(path, lambda fh: np.savez(fh, **out.to_arrays(), seq_sha256=digest))
-    return out
+    return _cached(
+        Path(folder) / f"{name}.npz",
+        lambda p: _read_entry(p, s),
+        lambda: pair_prior(seq, cfg),
+        lambda fh, out: np.savez(fh, **out.to_arrays(), seq_sha256=_seq_digest(s)),
+    )
 
 
 def _prior_job(args) -> list:

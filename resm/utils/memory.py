@@ -168,9 +168,14 @@ def memory_check(enabled: bool) -> Iterator[None]:
         _CHECK.reset(token)
 
 
-def require_memory(need: int, what: str, available: int | None = None) -> None:
+OVERRIDE_FLAG = "give --ignore-memory-check"
+OVERRIDE_API = "call inside resm.utils.memory.memory_check(False)"  # the Python API's way
+
+
+def require_memory(need: int, what: str, available: int | None = None, override: str = OVERRIDE_FLAG) -> None:
     """Raise :class:`MemoryCheckError` (one line) when ``need`` bytes exceed the available
-    memory; nothing when the check is off or the available memory is unknown."""
+    memory; nothing when the check is off or the available memory is unknown. ``override``:
+    how the caller turns the check off (the command line's flag, or :data:`OVERRIDE_API`)."""
     if not _CHECK.get():
         return
     avail = available_memory() if available is None else available
@@ -178,16 +183,19 @@ def require_memory(need: int, what: str, available: int | None = None) -> None:
         return
     raise MemoryCheckError(
         f"{what} needs about {need / GIB:.1f} GiB of memory and {avail / GIB:.1f} GiB are "
-        "available; free memory, fold or embed fewer or shorter sequences at a time, or give "
-        "--ignore-memory-check to run anyway"
+        f"available; free memory, fold or embed fewer or shorter sequences at a time, or {override} "
+        "to run anyway"
     )
 
 
-def require_fold_memory(lengths: Sequence[int], workers: int = 0, turner: bool = False) -> None:
+def require_fold_memory(
+    lengths: Sequence[int], workers: int = 0, turner: bool = False, override: str = OVERRIDE_FLAG
+) -> None:
     """Refuse, before any work, records whose folding (``resm fold``, ``resm evaluate
-    structure``) is estimated to need more memory than is available (:func:`fold_estimate` with
-    ``workers`` prior workers, 0: one per core; ``--ignore-memory-check`` turns it off);
-    ``turner``: the decoding is Turner-corrected, which needs more."""
+    structure``, the Python API's ``Predictor.fold``) is estimated to need more memory than is
+    available (:func:`fold_estimate` with ``workers`` prior workers, 0: one per core;
+    ``--ignore-memory-check`` turns it off); ``turner``: the decoding is Turner-corrected,
+    which needs more."""
     if not len(lengths):
         return
     workers = min(workers or os.cpu_count() or 1, len(lengths))
@@ -195,4 +203,5 @@ def require_fold_memory(lengths: Sequence[int], workers: int = 0, turner: bool =
         fold_estimate(lengths, workers, turner),
         f"folding {len(lengths)} record{'' if len(lengths) == 1 else 's'} (the longest {max(lengths)} nt, "
         f"{workers} prior worker{'' if workers == 1 else 's'}{', Turner-corrected decoding' if turner else ''})",
+        override=override,
     )

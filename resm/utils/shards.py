@@ -97,6 +97,28 @@ def _process_start() -> float:
         return time.time()
 
 
+_OPEN: list[ShardRun] = []  # the run whose work folder this process prepared (its job's), until cleaned up
+
+
+def interrupted_note() -> str:
+    """What an interrupted command says of its shard work folders: the finished shards kept for
+    a resumed run, or nothing, a folder that holds no finished shard of a one-process run being
+    removed (it kept only the job's description)."""
+    notes = []
+    runs, _OPEN[:] = list(_OPEN), []
+    for run in runs:
+        if not run.work or not run.work.is_dir():
+            continue
+        finished = sum(run.done(s) for s in range(run.n_shards))
+        if finished:
+            notes.append(
+                f"{finished} of {run.n_shards} shards are kept in {run.work} (run the same command again to resume)"
+            )
+        elif run.world == 1:
+            run.cleanup()
+    return "".join(f"; {n}" for n in notes)
+
+
 class ShardRun:
     """The shards of one job, seen from one process.
 
@@ -257,6 +279,7 @@ class ShardRun:
         else:
             with suspended():
                 atomic_write_text(found, want)  # every rank writes the same bytes
+        _OPEN[:] = [self]  # this job's folder (a command runs one job; an earlier one's is forgotten)
 
     def process(self, work: Callable[[int, range], None]) -> int:
         """``work(s, records)`` for each shard of this process not already done (it writes the
@@ -307,6 +330,8 @@ class ShardRun:
     def cleanup(self) -> None:
         if self.work is not None:
             shutil.rmtree(self.work, ignore_errors=True)
+        if self in _OPEN:
+            _OPEN.remove(self)
 
     @staticmethod
     def hash_file(path: os.PathLike | None) -> str | None:

@@ -576,7 +576,7 @@ CASES = [
         "fold/bpp-cache-is-a-file",
         ["fold", "{fa}", "-o", "{t}/s.dbn", "--bpp-cache", "{fa}"],
         1,
-        ["x.fa", "--bpp-cache must be a folder"],
+        ["--bpp-cache", "x.fa: is the input"],
     ),
     Case(
         "fold/bpp-cache-with-zero-shot",

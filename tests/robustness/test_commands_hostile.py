@@ -355,7 +355,7 @@ CASES = [
         )
         for task, key, value, said in (
             ("rri", "head.dropout", "2", "head: dropout must be in [0, 1), got 2.0"),
-            ("mrl", "head.dropout", ".nan", "head: dropout must be in [0, 1), got nan"),
+            ("mrl", "head.dropout", ".nan", "head.dropout: expected a finite number, got nan"),
             ("structure", "head.dropout", "1", "head: dropout must be in [0, 1), got 1.0"),
             ("rri", "train.seed", "-1", "train.seed must be >= 0"),
             ("rri", "data.seed", "-1", "data.seed must be >= 0"),

@@ -314,8 +314,8 @@ def test_arrays_read_back_never_unpickle(tmp_path):
     seq = "GGGAAACCC"
     cfg = StructureHeadConfig()
     cached_dense_prior(tmp_path / "cache", seq, cfg)  # writes the cache file
-    (cache_file,) = (tmp_path / "cache").glob("*.npy")
-    np.save(cache_file, arr, allow_pickle=True)  # replaced by a pickled object array
+    (cache_file,) = (tmp_path / "cache").glob("*.npz")
+    np.savez(cache_file, bpp=arr, seq_sha256=arr)  # replaced by pickled object arrays
     prior = cached_dense_prior(tmp_path / "cache", seq, cfg)  # not unpickled: computed again
     assert prior.shape == (len(seq), len(seq))
     sparse = cached_prior(tmp_path / "sparse", seq, PriorConfig())  # the pair head's prior cache

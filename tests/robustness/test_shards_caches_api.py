@@ -414,8 +414,13 @@ def test_a_bad_dense_cache_entry_is_computed_again(tmp_path, capfd):
     good = head_pair_prior(seq, cfg).astype(np.float16)
     first = cached_dense_prior(tmp_path, seq, cfg)
     (entry,) = tmp_path.iterdir()
+    digest = np.array(hashlib.sha256(seq.encode()).hexdigest())
     for bad in (np.full((3, 3), 0.1, np.float16), np.where(good > 0, np.nan, good), good + 2, b""):
-        np.save(entry, bad) if not isinstance(bad, bytes) else entry.write_bytes(bad)
+        if isinstance(bad, bytes):
+            entry.write_bytes(bad)
+        else:
+            with open(entry, "wb") as fh:
+                np.savez(fh, bpp=bad, seq_sha256=digest)
         capfd.readouterr()
         assert np.array_equal(cached_dense_prior(tmp_path, seq, cfg), first)
         err = capfd.readouterr().err.strip().splitlines()

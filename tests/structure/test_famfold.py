@@ -73,7 +73,7 @@ def test_famfold_training_and_evaluation(tmp_path):
         )
         used = json.loads((tmp_path / "runs" / fold / "config.json").read_text())["data"]
         assert used["fold"] == fold
-    cached = sorted((tmp_path / "bpp").glob("*.npy"))  # the folds share one pair-probability cache
+    cached = sorted((tmp_path / "bpp").glob("*.npz"))  # the folds share one pair-probability cache
     assert cached and not list((tmp_path / "bpp").glob("*.tmp"))
     # the held-out family was never trained on: the fold's training records are the other family's
     from resm.config import load_config
@@ -132,7 +132,7 @@ def test_famfold_training_and_evaluation(tmp_path):
     pooled2 = rows(out2.read_text())
     assert abs(float(pooled2["**resm**"][3]) - float(pooled["**resm**"][3])) < 0.02
     assert pooled2["rnafold"][3] == pooled["rnafold"][3]
-    assert len(list((tmp_path / "bpp").glob("*.npy"))) >= len(cached)
+    assert len(list((tmp_path / "bpp").glob("*.npz"))) >= len(cached)
     p = resm_cli(
         "evaluate",
         "structure",

@@ -105,11 +105,11 @@ def test_cached_dense_prior_round_trips_and_keys_on_the_prior_setting(tmp_path):
     glob_cfg = StructureHeadConfig(use_bpp=True)
     local_cfg = StructureHeadConfig(use_bpp=True, bpp_local_above=20, bpp_window=30, bpp_span=20)
     a = cached_dense_prior(tmp_path, seq, glob_cfg)
-    assert a.dtype == np.float16 and len(list(tmp_path.glob("*.npy"))) == 1
+    assert a.dtype == np.float16 and len(list(tmp_path.glob("*.npz"))) == 1
     np.testing.assert_array_equal(cached_dense_prior(tmp_path, seq, glob_cfg), a)  # read back
     np.testing.assert_allclose(a, head_pair_prior(seq, glob_cfg), atol=1e-3)
     b = cached_dense_prior(tmp_path, seq, local_cfg)  # another setting: another file, other values
-    assert len(list(tmp_path.glob("*.npy"))) == 2
+    assert len(list(tmp_path.glob("*.npz"))) == 2
     np.testing.assert_allclose(b, rnafold_bpp_local(seq, 30, 20), atol=1e-3)
     assert not list(tmp_path.glob("*.tmp"))
 
