@@ -16,8 +16,10 @@ CRITERION (fixed before the runs ended): the variant passes if
 (F1: mean per-sequence strict F1, each arm with its own chosen decoding). No test set is read.
 
     python experiments/structure_cpu/two_priors.py priors --kind eternafold -- OVERRIDES...
+    python experiments/structure_cpu/two_priors.py coverage -- OVERRIDES... "data.priors=[...both...]"
+    python experiments/structure_cpu/two_priors.py folders --out runs/folders.json -- OVERRIDES...
     python experiments/structure_cpu/two_priors.py table --control runs/X/structure_model.pt \
-        --variant runs/Y/structure_model.pt [--folders eternafold rnafold] -- OVERRIDES...
+        --variant runs/Y/structure_model.pt [--baselines runs/folders.json]
 
 ``priors`` fills ``data.bpp_cache`` with one prior kind for every record the run reads (training
 records, VL0 subset, held-out families, ``val_sets``), in one process, so that two processes can
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 CONFIG = "configs/finetune/structure.yaml"
 SETS = (("val", "VL0"), ("family", "families"), ("vl1", "VL1"))
@@ -76,9 +79,41 @@ def folder_metrics(folder: str, overrides: list[str]) -> dict:
     return out
 
 
-def table(control: str, variant: str, folders: list[str], overrides: list[str]) -> str:
+def coverage(overrides: list[str]) -> str:
+    """Candidates per nucleotide and the share of reference pairs that are candidates (the
+    recall ceiling), with the EternaFold prior alone and with the union of both priors."""
+    import numpy as np
+
+    from resm.config import load_config
+    from resm.heads.pairs import candidates
+    from resm.structure.metrics import evaluate
+    from resm.tasks.structure_task import StructureTask
+
+    task = StructureTask(load_config(CONFIG, overrides), train_priors=False)
+    one = type(task.head_cfg).from_dict(dict(task.head_cfg.to_dict(), priors=1))
+    lines = ["| set | candidates / nt, EternaFold / both | reference pairs among candidates, EternaFold / both |"]
+    lines.append("|---|---|---|")
+    for key, label in SETS:
+        recs = task.records(key)
+        task.ensure_priors([(key, k) for k in range(len(recs))])
+        nt, n, cover, total = sum(len(r.seq) for r in recs), [0, 0], [0, 0], 0
+        for k, r in enumerate(recs):
+            pri = task.priors[(key, k)]
+            for m, (cfg, ps) in enumerate(((one, pri[:1]), (task.head_cfg, pri))):
+                c = candidates(r.seq, ps, cfg, r.pairs)
+                n[m] += len(c)
+                cover[m] += int(c.target.sum())
+            total += int(evaluate([np.full(len(r.seq), -1)], [r.pairs])["n_true"])
+        share = f"{cover[0] / total:.3f} / {cover[1] / total:.3f}"
+        lines.append(f"| {label} | {n[0] / nt:.2f} / {n[1] / nt:.2f} | {share} |")
+    return "\n".join(lines)
+
+
+def table(control: str, variant: str, baselines: str | None) -> str:
+    import json
+
     arms = {"control": metrics(control), "variant": metrics(variant)}
-    baselines = {f: folder_metrics(f, overrides) for f in folders}
+    baselines = json.loads(Path(baselines).read_text()) if baselines else {}
     lines = [
         "| set | arm | F1 | F1 ±1 | precision | recall | pred/ref pairs | n |",
         "|---|---|---|---|---|---|---|---|",
@@ -114,13 +149,25 @@ def main() -> None:
     t = sub.add_parser("table")
     t.add_argument("--control", required=True)
     t.add_argument("--variant", required=True)
-    t.add_argument("--folders", nargs="*", default=[], help="classical folders scored on the same records")
-    t.add_argument("overrides", nargs="*", help="the control run's config overrides")
+    t.add_argument("--baselines", help="the JSON file of the folders subcommand")
+    c = sub.add_parser("coverage")
+    c.add_argument("overrides", nargs="*", help="the variant run's config overrides")
+    f = sub.add_parser("folders")
+    f.add_argument("--out", required=True, help="JSON file: {folder: {set: metrics}}")
+    f.add_argument("--names", nargs="+", default=["eternafold", "linearpartition-v", "rnafold"])
+    f.add_argument("overrides", nargs="*", help="the control run's config overrides")
     a = ap.parse_args()
     if a.cmd == "priors":
         build_priors(a.kind, a.overrides)
+    elif a.cmd == "coverage":
+        print(coverage(a.overrides))
+    elif a.cmd == "folders":
+        import json
+
+        out = {name: folder_metrics(name, a.overrides) for name in a.names}
+        Path(a.out).write_text(json.dumps(out, indent=1))
     else:
-        print(table(a.control, a.variant, a.folders, a.overrides))
+        print(table(a.control, a.variant, a.baselines))
 
 
 if __name__ == "__main__":
