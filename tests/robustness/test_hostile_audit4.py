@@ -63,6 +63,34 @@ CASES = [
 ]
 
 
+# A prior cache folder inside the run folder, and a run refused after the cache check: neither
+# folder is left (the cache folder is made when its first entry is stored; the run undoes its start).
+CASES += [
+    Case(
+        f"finetune/bpp-cache-in-the-run-then-{what}",
+        [
+            "finetune",
+            "--config",
+            "{structure_cfg}",
+            "train.out_dir={t}/run",
+            "data.bpp_cache={t}/run/c",
+            "data.use_bpp=true",
+            *extra,
+        ],
+        1,
+        [said_],
+    )
+    for what, extra, said_ in [
+        (
+            "a-start-model-of-another-kind",
+            ["head={kind: pairs}", "data.use_bpp=false", "start.model={structure_model}"],
+            "start.model",
+        ),
+        ("max-minutes-negative", ["train.max_minutes=-1"], "train.max_minutes"),
+    ]
+]
+
+
 # The cache folder is an output of resm fold and resm evaluate, held to the outputs' rules: with
 # -o o.dbn --bpp-cache o.dbn the fold ran, the cache made o.dbn a folder, and the output then
 # failed ('o.dbn: cannot be put in place (Is a directory)') after a progress bar, the folder left.
