@@ -226,6 +226,18 @@ CASES += [
         ["backends[0] (b).checkpoint: expected a path, got 3"],
     ),
     Case(
+        "finetune/out-dir-a-number",
+        ["finetune", "--config", "{structure_cfg}", "train.out_dir=3"],
+        1,
+        ["train.out_dir: expected a path, got 3"],
+    ),
+    Case(
+        "finetune/bpp-cache-a-number",
+        ["finetune", "--config", "{structure_cfg}", "train.out_dir={t}/run", "data.bpp_cache=3"],
+        1,
+        ["data.bpp_cache: expected a path, got 3"],
+    ),
+    Case(
         "finetune/data-dir-a-list",
         ["finetune", "--config", "{structure_cfg}", "train.out_dir={t}/run", "data_dir=[1]"],
         1,
