@@ -96,7 +96,7 @@ def load_predictor(
         turner_scale=turner_scale,
     )
     _check_keywords(given, FoldError)
-    return build(options(PredictorOptions, given), open_bundle=_open_bundle, name=keyword)
+    return build(options(PredictorOptions, given), open_bundle=_open_bundle, name=keyword, caller="resm.load_predictor")
 
 
 def _check_keywords(given: Mapping[str, object], error: type[Exception] = ValueError) -> None:

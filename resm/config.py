@@ -12,6 +12,9 @@
   the string ``"1e-3"`` and becomes a float; ``train.max_steps=abc`` is
   ``train.max_steps: expected an integer, got 'abc'``). Range checks stay on the dataclasses
   (``__post_init__``); a ``ValueError`` they raise is reported as ``section: message``.
+  A key naming a file or a folder is declared :data:`PathText`: it takes a string only
+  (``out_dir: 3`` is ``out_dir: expected a path, got 3``, never a folder named ``3``), and
+  so does ``data_dir`` in every config (:func:`load_config`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "keyword",
     "StoredConfig",
     "coerce",
+    "PathText",
     "check_device",
     "load_config",
     "apply_override",
@@ -51,6 +55,11 @@ class ConfigError(ValueError):
 
 
 # ----------------------------------------------------------------------------- validation
+# a config key naming a file or a folder (a dataclass field's type, read by :func:`coerce`): a
+# string as given, where ``str`` writes a number out (``out_dir: 3`` would be a folder ``3``)
+PathText = typing.NewType("PathText", str)
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -60,6 +69,7 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
 
     int: an integer or a string of one; float: a finite number or a string of one (YAML reads
     ``1e-3`` as a string); bool: true or false only; str: a string (numbers are written out);
+    :data:`PathText` (a file or a folder): a string only;
     ``Optional[T]``: null or a T; ``List[T]`` / ``Tuple[T, ...]`` / ``tuple`` / ``list``: a
     list or tuple, item by item; ``Dict``: a mapping; anything else is passed through.
     """
@@ -95,6 +105,10 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
         if tp is float and not math.isfinite(got):  # no setting is a NaN or an infinity (.nan passes "<= 0")
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return got
+    if tp is PathText:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a path, got {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value
@@ -382,7 +396,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str, Any]:
-    """Read a YAML config, apply overrides, and expand ``{data_dir}`` in strings."""
+    """Read a YAML config, apply overrides, and expand ``{data_dir}`` in strings (``data_dir``:
+    a path, :data:`PathText`; null or empty: :func:`default_data_dir`)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; --config takes a YAML file")
@@ -402,7 +417,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str,
         raise ConfigError(f"{path}: a config must be a mapping of sections")
     for item in overrides:
         apply_override(cfg, item)
-    data_dir = str(cfg.pop("data_dir", None) or default_data_dir())
+    data_dir = coerce(PathText | None, cfg.pop("data_dir", None), "data_dir") or default_data_dir()
     cfg = _substitute(cfg, data_dir)
     cfg["data_dir"] = data_dir
     return cfg

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import ConfigError, check_device, find_config
+from .config import ConfigError, PathText, check_device, find_config
 from .utils.seeds import SEED_RULE, seed_ok
 
 __all__ = ["OptimConfig", "TrainConfig"]
@@ -87,7 +87,7 @@ class TrainConfig:
             resume is refused. Changes to the task's own sections are always refused.
     """
 
-    out_dir: str = "runs/train"
+    out_dir: PathText = "runs/train"
     max_steps: int = 1000
     max_minutes: float | None = None
     grad_accum: int = 1
@@ -97,7 +97,7 @@ class TrainConfig:
     keep_last: int = 3
     seed: int = 0
     engine: str = "torch"
-    deepspeed_config: str | None = None
+    deepspeed_config: PathText | None = None
     precision: str = "fp32"
     activation_checkpointing: bool = False
     device: str = "auto"

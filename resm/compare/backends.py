@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 from ..backbone.attention import LinearMap, PairCells, StackedMaps, run_attention, sym_apc
+from ..config import PathText
 
 __all__ = [
     "AttentionCallback",
@@ -121,9 +122,9 @@ class BackendSpec:
 
     name: str
     kind: str
-    checkpoint: str | None = None
+    checkpoint: PathText | None = None
     scheme: str | None = None
-    model: str | None = None
+    model: PathText | None = None
     layer: int = -1
     trust_checkpoint: bool = False
     max_bp_span: int | None = None

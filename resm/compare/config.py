@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..config import ConfigError, coerce, from_dict
+from ..config import ConfigError, PathText, coerce, from_dict
 from ..train_config import OptimConfig
 from ..utils.device import THREADS_RULE, threads_ok
 from ..utils.seeds import SEED_RULE, seed_ok
@@ -202,7 +202,7 @@ class CompareConfig:
     backends: list[BackendSpec]
     tasks: list[str]
     sections: dict[str, Any] = field(default_factory=dict)
-    out_dir: str | None = None
+    out_dir: PathText | None = None
     device: str = "auto"
     threads: int = 0
     progress: bool = True
@@ -249,9 +249,12 @@ def _parse_section(ref: str, raw: Any, key: str) -> Any:
 def parse_config(cfg: dict[str, Any], name: str = "compare") -> CompareConfig:
     """Validate a config dict (from :func:`resm.config.load_config`); every section goes through
     its task's parser, and every problem is a one-line :class:`resm.config.ConfigError` (a
-    ValueError) naming the key."""
+    ValueError) naming the key. Every key naming a file or a folder (``out_dir``, ``data_dir``,
+    a backend's ``checkpoint`` or ``model``, a section's data files) is a
+    :data:`resm.config.PathText`: a string, never a number written out."""
     if not isinstance(cfg, dict):
         raise ConfigError("compare config: expected a mapping of sections")
+    coerce(PathText | None, cfg.get("data_dir"), "data_dir")  # as load_config reads it
     declared = _sections()
     known = (*declared, *COMMON_KEYS)
     for k in cfg:
@@ -290,7 +293,7 @@ def parse_config(cfg: dict[str, Any], name: str = "compare") -> CompareConfig:
         backends=backends,
         tasks=tasks,
         sections=sections,
-        out_dir=coerce(str | None, cfg.get("out_dir"), "out_dir"),
+        out_dir=coerce(PathText | None, cfg.get("out_dir"), "out_dir"),
         device=device,
         threads=threads,
         progress=coerce(bool, cfg.get("progress", True), "progress"),

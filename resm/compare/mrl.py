@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError
+from ..config import ConfigError, PathText
 from ..data.mrl import read_mrl, split_utrs
 from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, mrl_apply
 from ..tasks.base import encode_batch, subset
@@ -54,10 +54,10 @@ class MRLSection(TaskSection):
     task: ClassVar[str] = "mrl"
     head_cls: ClassVar[type] = ExpressionHeadConfig
 
-    train: str = ""
+    train: PathText = ""
     fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     target: str | None = None
-    test: str | None = None
+    test: PathText | None = None
     batch: int = 64
 
     def __post_init__(self) -> None:

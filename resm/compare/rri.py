@@ -16,7 +16,7 @@ import numpy as np
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..config import ConfigError
+from ..config import ConfigError, PathText
 from ..data.rri import read_pairs, split_pairs
 from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
 from ..tasks.base import subset
@@ -57,10 +57,10 @@ class RRISection(TaskSection):
     task: ClassVar[str] = "rri"
     head_cls: ClassVar[type] = InteractionHeadConfig
 
-    train: str = ""
+    train: PathText = ""
     val_fraction: float = 0.1
-    val: str | None = None
-    test: str = ""
+    val: PathText | None = None
+    test: PathText = ""
 
     def __post_init__(self) -> None:
         file_key("rri.train", self.train, "the training pairs file")

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import ConfigError
+from ..config import ConfigError, PathText
 from ..heads.pair_map import StructureHeadConfig
 from ..structure.io import Structure
 from ..structure.probe import ProbeFitOptions, fit_probe_weights
@@ -87,9 +87,9 @@ class DataSection:
         seed: seed of the subsets.
     """
 
-    train: str = ""
-    val: str = ""
-    test: str = ""
+    train: PathText = ""
+    val: PathText = ""
+    test: PathText = ""
     max_train: int | None = 100
     max_val: int | None = 100
     max_test: int | None = 200

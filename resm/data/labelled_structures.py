@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..alphabet import pad_batch
-from ..config import ConfigError, from_dict
+from ..config import ConfigError, PathText, from_dict
 from ..fasta import token_batches
 from ..mapping import MappingError, Scheme
 from ..nucleotides import UNKNOWN_BASE, normalise_lenient, rna_codes
@@ -113,23 +113,23 @@ class StructureDataConfig:
     """
 
     train: Any = ""
-    val: str | None = None
+    val: PathText | None = None
     max_length: int = 200
     max_train: int | None = None
     max_val: int | None = 200
     tokens_per_batch: int = 2048
     use_bpp: bool = False
     priors: list[dict[str, Any]] | None = None
-    bpp_cache: str | None = None
+    bpp_cache: PathText | None = None
     workers: int = 0
-    families: str | None = None
+    families: PathText | None = None
     family_holdout: float = 0.0
     pdb_pairs: str = "canonical"
     val_sets: dict[str, str] | None = None
     select_on: Any = "both"
     density_tolerance: float = 0.0
     seed: int = 0
-    split: str | None = None
+    split: PathText | None = None
     fold: str | None = None
 
     def train_files(self) -> list[tuple[str, int, float | None]]:

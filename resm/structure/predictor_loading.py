@@ -104,15 +104,23 @@ def load_predictor(
     *,
     open_bundle: BundleOpener | None = None,
     name: Namer = flag,
+    caller: str | None = None,
 ) -> Predictor:
     """The predictor ``opts`` name (checked by :meth:`PredictorOptions.check`): the structure
     model's (:func:`supervised_predictor`; a bundle's structure head, opened by ``open_bundle``),
     or the backbone's with its zero-shot probe (``probe``: the probe file already read, if it is).
-    Errors name the options as ``name`` does (:func:`resm.config.flag`; the API: its keywords)."""
+    Errors name the options as ``name`` does (:func:`resm.config.flag`; the API: its keywords),
+    and the call that needs a bundle's structure head as ``caller`` (None: the command,
+    ``resm fold``; the API: ``resm.load_predictor``)."""
     opts.check(name)
     if opts.zero_shot is None:
         pred = supervised_predictor(
-            opts.model_file(), opts.device, workers=opts.threads, cache=opts.bpp_cache, open_bundle=open_bundle
+            opts.model_file(),
+            opts.device,
+            workers=opts.threads,
+            cache=opts.bpp_cache,
+            open_bundle=open_bundle,
+            caller=caller,
         )
         return override_decoding(pred, opts.decoding_overrides(), name)
     from .model import load_with_scheme
@@ -181,6 +189,7 @@ def supervised_predictor(
     cache: PathLike | None = None,
     *,
     open_bundle: BundleOpener | None = None,
+    caller: str | None = None,
 ) -> Predictor:
     """A structure model written by ``resm finetune``, loaded once; its file names the mapping
     scheme (name and table hash, checked here). A pair-head model folds in batches with
@@ -189,15 +198,17 @@ def supervised_predictor(
     and found again (:func:`resm.structure.priors.cached_prior`; the same folder serves
     ``resm evaluate --bpp-cache`` and training's ``data.bpp_cache``). A bundle folder
     (``out_dir/model`` of ``resm finetune``) gives its structure head, opened by
-    ``open_bundle`` (:data:`BundleOpener`); without one a bundle is a one-line BundleError."""
-    from ..backbone.adapters import BundleError, head_for, is_bundle
+    ``open_bundle`` (:data:`BundleOpener`); without one a bundle is a one-line BundleError, and
+    so is a bundle without a structure head, naming ``caller``, the API call that needs it
+    (None: the command, :data:`resm.backbone.adapters.COMMANDS`; :func:`resm.backbone.adapters.head_for`)."""
+    from ..backbone.adapters import COMMANDS, BundleError, head_for, is_bundle
     from .model import load_structure_model
 
     if is_bundle(path):  # a trained bundle (out_dir/model of `resm finetune`): its structure head
         if open_bundle is None:
             raise BundleError(f"{path}: a model bundle, and no bundle reader was handed to the structure predictor")
         tm, entries, scheme = open_bundle(path)
-        name = head_for(path, entries, "structure")
+        name = head_for(path, entries, "structure", COMMANDS if caller is None else {"structure": caller})
         return bundle_predictor(path, tm.to(device).eval(), entries, scheme, name, tile, workers, cache)
     model, meta = load_structure_model(path)
     return model_predictor(

@@ -63,6 +63,34 @@ CASES = [
 ]
 
 
+# A prior cache folder inside the run folder, and a run refused after the cache check: neither
+# folder is left (the cache folder is made when its first entry is stored; the run undoes its start).
+CASES += [
+    Case(
+        f"finetune/bpp-cache-in-the-run-then-{what}",
+        [
+            "finetune",
+            "--config",
+            "{structure_cfg}",
+            "train.out_dir={t}/run",
+            "data.bpp_cache={t}/run/c",
+            "data.use_bpp=true",
+            *extra,
+        ],
+        1,
+        [said_],
+    )
+    for what, extra, said_ in [
+        (
+            "a-start-model-of-another-kind",
+            ["head={kind: pairs}", "data.use_bpp=false", "start.model={structure_model}"],
+            "start.model",
+        ),
+        ("max-minutes-negative", ["train.max_minutes=-1"], "train.max_minutes"),
+    ]
+]
+
+
 # The cache folder is an output of resm fold and resm evaluate, held to the outputs' rules: with
 # -o o.dbn --bpp-cache o.dbn the fold ran, the cache made o.dbn a folder, and the output then
 # failed ('o.dbn: cannot be put in place (Is a directory)') after a progress bar, the folder left.
@@ -182,6 +210,63 @@ CASES += [
     Case("compare/probe-c-nan", [*COMPARE, "probe.C=.nan"], 1, ["probe.C: expected a finite number, got nan"]),
     Case("compare/probe-c-inf", [*COMPARE, "probe.C=.inf"], 1, ["probe.C: expected a finite number, got inf"]),
 ]
+
+
+# ---------------------------------------------------------------- a path that is a number
+# data_dir: 3 ran resm compare (and every other config) with the data folder '3'; out_dir: 3 wrote
+# a folder '3', a backend's checkpoint: 3 looked for a file '3': str() wrote the number out. A
+# key naming a file or a folder takes a string only (resm.config.PathText).
+CASES += [
+    Case("compare/data-dir-a-number", [*COMPARE, "data_dir=3"], 1, ["data_dir: expected a path, got 3"]),
+    Case("compare/data-train-a-number", [*COMPARE, "data.train=3"], 1, ["data.train: expected a path, got 3"]),
+    Case(
+        "compare/backend-checkpoint-a-number",
+        [*COMPARE, "backends=[{name: b, kind: resm, checkpoint: 3}]"],
+        1,
+        ["backends[0] (b).checkpoint: expected a path, got 3"],
+    ),
+    Case(
+        "finetune/out-dir-a-number",
+        ["finetune", "--config", "{structure_cfg}", "train.out_dir=3"],
+        1,
+        ["train.out_dir: expected a path, got 3"],
+    ),
+    Case(
+        "finetune/bpp-cache-a-number",
+        ["finetune", "--config", "{structure_cfg}", "train.out_dir={t}/run", "data.bpp_cache=3"],
+        1,
+        ["data.bpp_cache: expected a path, got 3"],
+    ),
+    Case(
+        "finetune/data-dir-a-list",
+        ["finetune", "--config", "{structure_cfg}", "train.out_dir={t}/run", "data_dir=[1]"],
+        1,
+        ["data_dir: expected a path, got [1]"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said_"),
+    [
+        ("out_dir", 3, "out_dir: expected a path, got 3"),
+        ("data_dir", 3, "data_dir: expected a path, got 3"),
+        ("backends", [{"name": "m", "kind": "multimolecule", "model": 7}], "backends[0] (m).model: expected a path"),
+        ("rri", {"train": 1, "test": "t.tsv"}, "rri.train: expected a path, got 1"),
+        ("mrl", {"train": "u.csv", "test": 2.5}, "mrl.test: expected a path, got 2.5"),
+    ],
+)
+def test_compare_config_paths_are_strings(key, value, said_):
+    """parse_config (the compare config as a dict, past load_config) holds every key naming a
+    file or a folder to the same rule."""
+    from resm.compare.config import parse_config
+    from resm.config import ConfigError
+
+    cfg = {"backends": [{"name": "v", "kind": "viennarna"}], "data": {"train": "a", "val": "b", "test": "c"}}
+    cfg[key] = value
+    with pytest.raises(ConfigError) as e:
+        parse_config(cfg)
+    assert str(e.value).startswith(said_), str(e.value)
 
 
 # ---------------------------------------------------------------- an interrupted sharded run

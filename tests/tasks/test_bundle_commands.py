@@ -205,3 +205,23 @@ def test_bundle_for_another_scheme_or_backbone_is_refused(tmp_path, ckpts, joint
     with pytest.raises(resm.bundle.BundleError, match=str(joint_bundle)):
         resm.load_bundle(joint_bundle, backbone=str(ckpts[1]), device="cpu")
     assert not (tmp_path / "never.tsv").exists()
+
+
+def test_bundle_without_structure_head_names_the_caller(tmp_path, joint_bundle):
+    """``resm.load_predictor(model=BUNDLE)`` on a bundle without a structure head said the
+    bundle had no head 'that `resm fold` needs': the API names its own call, while the
+    command's line stays as it was."""
+    import resm
+
+    heads = "(its heads: mrl (mrl), rri (rri))"
+    with pytest.raises(resm.bundle.BundleError) as e:
+        resm.load_predictor(joint_bundle, device="cpu")
+    assert str(e.value) == f"{joint_bundle}: the bundle has no structure head that `resm.load_predictor` needs {heads}"
+    fa = tmp_path / "x.fa"
+    fa.write_text(">x\nGGGGAAACCCC\n")
+    p = resm_main("fold", fa, "--model", joint_bundle, "-o", tmp_path / "never.dbn", check=False)
+    assert p.returncode == 1 and not (tmp_path / "never.dbn").exists()
+    assert (
+        p.stderr
+        == f"resm fold: error: {joint_bundle}: the bundle has no structure head that `resm fold` needs {heads}\n"
+    )
