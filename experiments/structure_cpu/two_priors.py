@@ -23,7 +23,10 @@ CRITERION (fixed before the runs ended): the variant passes if
 
 ``priors`` fills ``data.bpp_cache`` with one prior kind for every record the run reads (training
 records, VL0 subset, held-out families, ``val_sets``), in one process, so that two processes can
-build the two kinds at once without writing the same entries.
+build the two kinds at once without writing the same entries. ``--reverse`` takes the records
+from the last one back: a second process of the same kind, started beside the first, fills the
+cache from the other end (each entry is written atomically and read when present, so the two
+meet in the middle and at most recompute the entries in flight).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ SETS = (("val", "VL0"), ("family", "families"), ("vl1", "VL1"))
 KEYS = (("f1_mean", "F1"), ("f1_shift_mean", "F1 ±1"), ("precision_mean", "P"), ("recall_mean", "R"))
 
 
-def build_priors(kind: str, overrides: list[str]) -> None:
+def build_priors(kind: str, overrides: list[str], reverse: bool = False) -> None:
     from resm.config import load_config
     from resm.structure.priors import PriorConfig, compute_priors
     from resm.tasks.structure_task import StructureTask
@@ -50,7 +53,7 @@ def build_priors(kind: str, overrides: list[str]) -> None:
     seqs = []
     for split in ("val", "family", *task.extra_sets, "train"):
         seqs += [r.seq for r in task.records(split)]
-    seqs = list(dict.fromkeys(seqs))
+    seqs = list(dict.fromkeys(seqs))[:: -1 if reverse else 1]
     print(f"{kind}: {len(seqs)} sequences", flush=True)
     compute_priors(seqs, [cfg], task.data_cfg.bpp_cache, 1, progress=True, desc=kind)
 
@@ -145,6 +148,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("priors")
     p.add_argument("--kind", required=True)
+    p.add_argument("--reverse", action="store_true", help="from the last record back (a second process)")
     p.add_argument("overrides", nargs="*")
     t = sub.add_parser("table")
     t.add_argument("--control", required=True)
@@ -158,7 +162,7 @@ def main() -> None:
     f.add_argument("overrides", nargs="*", help="the control run's config overrides")
     a = ap.parse_args()
     if a.cmd == "priors":
-        build_priors(a.kind, a.overrides)
+        build_priors(a.kind, a.overrides, a.reverse)
     elif a.cmd == "coverage":
         print(coverage(a.overrides))
     elif a.cmd == "folders":

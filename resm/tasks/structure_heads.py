@@ -23,13 +23,14 @@ the same way: ``net(tokens, inputs) -> logits``.
 The kinds:
 
 * ``pairs`` (:class:`PairKind`): the sparse pair head over the candidates of one or more pair
-  priors (``data.priors``), binary cross-entropy over the candidates, decoded by maximum
-  expected accuracy (a ``data.train`` file's ``pos_weight`` weighs the paired term on its
+  priors (``data.priors``), binary cross-entropy over the candidates (plus
+  ``loss.f1_weight`` times the expected-F1 term :func:`soft_f1_loss`, when above 0), decoded by
+  maximum expected accuracy (a ``data.train`` file's ``pos_weight`` weighs the paired term on its
   records); MEA gamma, prior weight and pseudoknots chosen on the validation sets
   (VL0, held-out families, ``data.val_sets``);
 * ``conv`` (:class:`MapKind`): the dense 2-D head with an optional ViennaRNA channel
-  (``data.use_bpp``), :func:`resm.heads.pair_map.pair_loss`, greedy decoding at a threshold
-  chosen on validation.
+  (``data.use_bpp``), :func:`resm.heads.pair_map.pair_loss` (``loss.f1_weight`` above 0 is
+  refused), greedy decoding at a threshold chosen on validation.
 """
 
 from __future__ import annotations
@@ -46,12 +47,42 @@ from ..heads.pair_map import StructureHeadConfig, pair_loss
 from ..heads.pairs import PairHeadConfig, candidates, collate_candidates, prior_probability
 from ..structure.model import HEAD_KINDS
 
-__all__ = ["HeadKind", "PairKind", "MapKind", "KINDS"]
+__all__ = ["HeadKind", "PairKind", "MapKind", "KINDS", "reference_pairs", "soft_f1_loss"]
 
 FIXED = {
     "embed_dim": "taken from the backbone",
     "attn_channels": "layers x heads of the backbone",
 }
+
+
+def reference_pairs(pairs) -> int:
+    """The number of reference pairs of a record's target (a partner array, or a
+    :class:`resm.structure.pairsets.PairSet`), as the metrics count them."""
+    if hasattr(pairs, "ij"):
+        return len(pairs.ij)
+    a = np.asarray(pairs)
+    return int((a > np.arange(len(a))).sum())
+
+
+def soft_f1_loss(logits: torch.Tensor, target: torch.Tensor, seq: torch.Tensor, n_true: torch.Tensor) -> torch.Tensor:
+    """``mean_s (1 - softF1_s)`` of ``loss.f1_weight``: ``softF1_s = 2 sum(p y) / (sum(p) + n_s)``
+    over the candidates of sequence s (``seq``: each candidate's batch index, as
+    :func:`resm.heads.pairs.collate_candidates` gives it; ``p = sigmoid(logits)``, ``y`` the
+    ``target``), with ``n_true[s]`` the sequence's reference pairs, those that are no candidate
+    included: the per-sequence F1 of the metrics (a reference pair outside the candidates is
+    one no decoding can recover). Sequences without a reference pair are left out (their F1
+    does not depend on p: 0 whatever it is, or 1 with no pair predicted, the metrics' rule),
+    and a batch of such sequences gives 0 (still on the graph)."""
+    p = torch.sigmoid(logits)
+    B = len(n_true)
+    tp = torch.zeros(B, dtype=p.dtype, device=p.device).index_add(0, seq, p * target)
+    mass = torch.zeros(B, dtype=p.dtype, device=p.device).index_add(0, seq, p)
+    n = n_true.to(p.dtype)
+    keep = n_true > 0
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    f1 = 2 * tp[keep] / (mass[keep] + n[keep])
+    return (1 - f1).mean()
 
 
 class HeadKind:
@@ -163,7 +194,15 @@ class PairKind(HeadKind):
             pw = torch.tensor(self.task.loss_cfg.pos_weight, device=device)
         else:  # each candidate takes its record's weight
             pw = torch.tensor(weights, dtype=logits.dtype, device=device)[b["seq"].to(device)]
-        return F.binary_cross_entropy_with_logits(logits, b["target"].to(device), pos_weight=pw), info
+        target = b["target"].to(device)
+        loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pw)
+        f1_weight = self.task.loss_cfg.f1_weight
+        if f1_weight > 0:  # 0: the binary cross-entropy alone, bit for bit
+            n_true = torch.tensor([reference_pairs(it.pairs) for it in items], device=device)
+            soft = soft_f1_loss(logits, target, b["seq"].to(device), n_true)
+            info["loss_soft_f1"] = float(soft.detach())  # logged beside the loss (its window mean)
+            loss = loss + f1_weight * soft
+        return loss, info
 
     def predictions(self, net, device, split: str = "val", rank: int = 0, world: int = 1):
         """``[(seq, i, j, model_p, prior_p, true_pairs)]`` of a validation split and the pooled
@@ -272,6 +311,8 @@ class MapKind(HeadKind):
         for k, (_, _, w) in enumerate(d.train_files()):
             if w is not None:
                 raise ConfigError(f"data.train[{k}].pos_weight is for head.kind pairs; conv reads loss.pos_weight")
+        if self.task.loss_cfg.f1_weight > 0:
+            raise ConfigError("loss.f1_weight is for head.kind pairs; conv's loss is the cross-entropy alone")
         extra = {"embed_dim": backbone.embed_dim, "use_bpp": d.use_bpp, **_attention_extra(section, backbone)}
         fixed = dict(FIXED, use_bpp="set data.use_bpp instead")
         return from_dict(StructureHeadConfig, section, "head", fixed=fixed, extra=extra), []

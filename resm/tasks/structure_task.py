@@ -21,7 +21,7 @@ The config has these sections (every option is documented on its dataclass):
   (the backbone's sizes and the prior count are filled in);
 * ``data`` (:class:`resm.data.labelled_structures.StructureDataConfig`): structure files, crops,
   batching, priors, family hold-out;
-* ``loss`` (:class:`StructureLossConfig`): positive-pair weight;
+* ``loss`` (:class:`StructureLossConfig`): positive-pair weight, expected-F1 weight;
 * ``start`` (:class:`StructureStartConfig`, optional): a trained structure model to start from
   (fine-tuning it, e.g. the shipped model on PDB-derived TR1);
 * ``optim`` / ``train``: :class:`resm.train_config.OptimConfig` / :class:`resm.train_config.TrainConfig`.
@@ -33,6 +33,7 @@ module supplies the task. The finished model is one file, ``out_dir/structure_mo
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -89,13 +90,25 @@ class StructureLossConfig:
             head sees every cell, of which about 1 in L/2 is paired, so it is well above 1
             there; the pair head's candidates are already mostly plausible pairs, and 1 keeps
             its probabilities calibrated for maximum-expected-accuracy decoding.
+        f1_weight: weight (a finite number >= 0) of an expected-F1 term added to the pair
+            head's loss: ``f1_weight * mean_s (1 - softF1_s)`` over the batch's sequences that
+            have a reference pair, ``softF1_s = 2 sum(p y) / (sum(p) + n_s)`` over sequence s's
+            candidates (p the head's probability, y the reference indicator) and ``n_s`` the
+            sequence's reference pairs, those outside the candidates included: the per-sequence
+            F1 the metrics score (:func:`resm.tasks.structure_heads.soft_f1_loss`). 0 (the
+            default) is the binary cross-entropy alone, bit for bit. The 2-D head (``head.kind
+            conv``) refuses a value above 0.
     """
 
     pos_weight: float = 10.0
+    f1_weight: float = 0.0
 
     def __post_init__(self):
         if not self.pos_weight > 0:
             raise ConfigError(f"loss.pos_weight must be > 0, got {self.pos_weight}")
+        w = self.f1_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ConfigError(f"loss.f1_weight must be a finite number >= 0, got {w!r}")
 
 
 @dataclass
@@ -329,7 +342,8 @@ class StructureTask:
             "model": self.model_cfg.settings("structure"),
             "head": self.head_cfg.to_dict(),
             "data": asdict(self.data_cfg),
-            "loss": asdict(self.loss_cfg),
+            # loss.f1_weight 0 (the default) leaves the fingerprint of earlier runs as it was
+            "loss": {k: v for k, v in asdict(self.loss_cfg).items() if k != "f1_weight" or v},
             "scheme_hash": self.scheme.table_hash,
         }
         if not self.joint:
