@@ -53,6 +53,7 @@ from .pairsets import PairSet
 
 __all__ = [
     "PairCounts",
+    "n_pairs",
     "pair_counts",
     "prf_from_counts",
     "precision_recall_f1",
@@ -106,6 +107,12 @@ def _hits(src_i: np.ndarray, src_j: np.ndarray, ref: np.ndarray, L: int, shift: 
     for di, dj in shifts:
         hit |= np.isin(_keys(src_i + di, src_j + dj, L), ref)
     return int(hit.sum())
+
+
+def n_pairs(x) -> int:
+    """The number of pairs of a partner array, square matrix or pair set, as the metrics count
+    them (``n_true`` of :func:`pair_counts`)."""
+    return int(_ij(x)[1].size)
 
 
 def _pair_sets(pred, true) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

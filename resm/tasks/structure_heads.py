@@ -47,21 +47,12 @@ from ..heads.pair_map import StructureHeadConfig, pair_loss
 from ..heads.pairs import PairHeadConfig, candidates, collate_candidates, prior_probability
 from ..structure.model import HEAD_KINDS
 
-__all__ = ["HeadKind", "PairKind", "MapKind", "KINDS", "reference_pairs", "soft_f1_loss"]
+__all__ = ["HeadKind", "PairKind", "MapKind", "KINDS", "soft_f1_loss"]
 
 FIXED = {
     "embed_dim": "taken from the backbone",
     "attn_channels": "layers x heads of the backbone",
 }
-
-
-def reference_pairs(pairs) -> int:
-    """The number of reference pairs of a record's target (a partner array, or a
-    :class:`resm.structure.pairsets.PairSet`), as the metrics count them."""
-    if hasattr(pairs, "ij"):
-        return len(pairs.ij)
-    a = np.asarray(pairs)
-    return int((a > np.arange(len(a))).sum())
 
 
 def soft_f1_loss(logits: torch.Tensor, target: torch.Tensor, seq: torch.Tensor, n_true: torch.Tensor) -> torch.Tensor:
@@ -198,7 +189,9 @@ class PairKind(HeadKind):
         loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pw)
         f1_weight = self.task.loss_cfg.f1_weight
         if f1_weight > 0:  # 0: the binary cross-entropy alone, bit for bit
-            n_true = torch.tensor([reference_pairs(it.pairs) for it in items], device=device)
+            from ..structure.metrics import n_pairs
+
+            n_true = torch.tensor([n_pairs(it.pairs) for it in items], device=device)
             soft = soft_f1_loss(logits, target, b["seq"].to(device), n_true)
             info["loss_soft_f1"] = float(soft.detach())  # logged beside the loss (its window mean)
             loss = loss + f1_weight * soft

@@ -134,14 +134,15 @@ def test_soft_f1_loss_by_hand():
 
 def test_gradients_reach_the_head(assets, tmp_path):  # noqa: F811
     pytest.importorskip("linearpartition")
-    from resm.tasks.structure_heads import reference_pairs, soft_f1_loss
+    from resm.structure.metrics import n_pairs
+    from resm.tasks.structure_heads import soft_f1_loss
 
     task = _task(assets, tmp_path, 1.0)
     items = _batch(task)
     net = task.model.train()
     tokens, b, _ = task.kind.batch(items)
     logits = net(tokens, b)
-    n_true = torch.tensor([reference_pairs(it.pairs) for it in items])
+    n_true = torch.tensor([n_pairs(it.pairs) for it in items])
     soft_f1_loss(logits, b["target"], b["seq"], n_true).backward()
     grads = [p.grad for p in task.model.head.parameters() if p.requires_grad]
     assert grads and all(g is None or torch.isfinite(g).all() for g in grads)
