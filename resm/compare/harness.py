@@ -64,16 +64,10 @@ __all__ = [
     "empty_row",
     "check_length",
     "nanmax",
-    "on_device",
     "sequence_task_model",
     "task_details",
     "cached_scheme",
 ]
-
-
-def on_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """A batch's tensors on ``device``."""
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def empty_row(spec: BackendSpec, status: str, columns: Sequence[tuple[str, str]]) -> dict[str, Any]:

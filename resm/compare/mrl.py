@@ -19,12 +19,12 @@ import torch.nn.functional as F
 from ..config import ConfigError, PathText
 from ..data.mrl import read_mrl, split_utrs
 from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, mrl_apply
-from ..tasks.base import encode_batch, subset
+from ..tasks.base import encode_batch, on_device, subset
 from ..tasks.mrl import MRL_COLUMNS, mrl_metrics, predict_mrl
 from .backends import ViennaBackend
 from .config import TaskSection, file_key
 from .data import TaskData, count_of, table_file
-from .harness import cached_scheme, empty_row, on_device, sequence_task_model, task_details
+from .harness import cached_scheme, empty_row, sequence_task_model, task_details
 from .report import EMBEDDINGS, NA, budget_text, section
 from .training import CachedHeadTask, train_cached
 

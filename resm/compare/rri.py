@@ -19,12 +19,12 @@ from tqdm.auto import tqdm
 from ..config import ConfigError, PathText
 from ..data.rri import read_pairs, split_pairs
 from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
-from ..tasks.base import subset
+from ..tasks.base import on_device, subset
 from ..tasks.rri import RRI_COLUMNS, collate_pairs, predict_rri, rri_metrics
 from .backends import FolderBackend, ViennaBackend
 from .config import TaskSection, file_key, number
 from .data import TaskData, count_of, table_file
-from .harness import cached_scheme, empty_row, on_device, sequence_task_model, task_details
+from .harness import cached_scheme, empty_row, sequence_task_model, task_details
 from .report import EMBEDDINGS, NA, budget_text, section
 from .training import CachedHeadTask, train_cached
 

@@ -386,6 +386,11 @@ def encode_batch(seqs: Sequence[str], scheme: Scheme, names: Sequence[str] | Non
     return {"tokens": pad_batch(ids), "nuc": nuc, "mask": mask}
 
 
+def on_device(batch: dict[str, Any], device) -> dict[str, Any]:
+    """A batch's tensors on ``device`` (its other entries as they are)."""
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
 class ItemStream(EpochStream):
     """Deterministic, resumable, sharded mini-batches of ``batch_size`` examples.
 

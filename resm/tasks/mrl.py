@@ -39,6 +39,7 @@ from .base import (
     check_item_data,
     encode_batch,
     head_for,
+    on_device,
     open_bundle,
     seeded_head,
     subset,
@@ -167,7 +168,7 @@ class MRLTask(BundleHeadTask):
     def _batch(self, utrs: Sequence[UTR], device) -> dict[str, Any]:
         b = encode_batch([u.seq for u in utrs], self.scheme, [f"{u.name} (line {u.line})" for u in utrs])
         b["y"] = torch.tensor([(u.mrl - self.mean) / self.std for u in utrs], dtype=torch.float32)
-        return {k: v.to(device) for k, v in b.items()}
+        return on_device(b, device)
 
     # ---- Task protocol
     def train_stream(self, rank: int, world_size: int) -> ItemStream:
@@ -297,7 +298,7 @@ def predict_mrl(
     try:
         for s, e in _batches(seqs, batch_size):
             chunk = list(seqs[s:e])
-            b = {k: v.to(device) for k, v in encode_batch(chunk, scheme).items()}
+            b = on_device(encode_batch(chunk, scheme), device)
             out.append(model(b, [head])[head].double().cpu().numpy() * std + mean)
             bar.update(e - s)
     finally:

@@ -43,6 +43,7 @@ from .base import (
     check_item_data,
     encode_batch,
     head_for,
+    on_device,
     open_bundle,
     seeded_head,
     subset,
@@ -97,10 +98,6 @@ def collate_pairs(pairs: Sequence[Pair], scheme) -> dict[str, Any]:
     return batch
 
 
-def _to(batch: dict[str, Any], device) -> dict[str, Any]:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 def rri_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """accuracy and F1 at ``threshold``, AUROC and AUPRC (scikit-learn)."""
     from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
@@ -146,7 +143,7 @@ class RRITask(BundleHeadTask):
         return ItemStream(self.train_pairs, self.data_cfg.batch_size, self.data_cfg.seed, rank, world_size)
 
     def loss(self, model, batch: list[Pair], generator, device):
-        b = _to(collate_pairs(batch, self.scheme), device)
+        b = on_device(collate_pairs(batch, self.scheme), device)
         out = model(b, [self.head_name])[self.head_name]
         return F.binary_cross_entropy_with_logits(out["logit"].float(), b["label"]), {"tokens": int(b["mask"].sum())}
 
@@ -201,7 +198,7 @@ def predict_rri(
     try:
         for s in range(0, len(pairs), batch_size):
             chunk = list(pairs[s : s + batch_size])
-            out = model(_to(collate_pairs(chunk, scheme), device), [head])[head]
+            out = model(on_device(collate_pairs(chunk, scheme), device), [head])[head]
             probs.append(torch.sigmoid(out["logit"].float()).cpu().numpy())
             if with_maps:
                 pm = torch.sigmoid(out["pair_logits"].float()).cpu().numpy()

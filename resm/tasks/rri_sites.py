@@ -40,7 +40,7 @@ import torch
 from ..alphabet import pad_batch
 from ..config import ConfigError, flag
 from ..nucleotides import rna_codes
-from .base import TaskModel
+from .base import TaskModel, on_device
 
 __all__ = ["MAX_PARTNER", "ScanOptions", "Site", "PairScan", "window_starts", "duplex_from_map", "scan_pairs"]
 
@@ -301,7 +301,7 @@ def _short_pairs(model: TaskModel, head: str, scheme, pairs, opts: ScanOptions, 
     out: list[PairScan] = []
     for k in range(0, len(pairs), opts.batch_size):
         chunk = list(pairs[k : k + opts.batch_size])
-        b = {key: v.to(device) if torch.is_tensor(v) else v for key, v in collate_pairs(chunk, scheme).items()}
+        b = on_device(collate_pairs(chunk, scheme), device)
         r = model(b, [head])[head]
         lg = r["logit"].float().cpu().numpy()
         pl = r["pair_logits"].float().cpu().numpy()
