@@ -39,6 +39,8 @@ __all__ = [
     "flag",
     "keyword",
     "StoredConfig",
+    "check_kernel",
+    "check_dropout",
     "coerce",
     "PathText",
     "check_device",
@@ -218,6 +220,19 @@ class StoredConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, object]):
         return options(cls, d)
+
+
+def check_kernel(kernel: int) -> None:
+    """The rule of a head config's convolution width ``kernel``: odd and positive (-1 is odd,
+    and crashed building the convolutions); else a ValueError."""
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"kernel must be odd and positive, got {kernel}")
+
+
+def check_dropout(dropout: float) -> None:
+    """The rule of a head config's ``dropout`` rate: in [0, 1) (NaN fails too); else a ValueError."""
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
 
 def check_device(name: str, key: str) -> str:

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import StoredConfig
+from ..config import StoredConfig, check_dropout, check_kernel
 
 __all__ = [
     "ExpressionHeadConfig",
@@ -61,12 +61,10 @@ class ExpressionHeadConfig(StoredConfig):
     def __post_init__(self):
         if self.embed_dim < 1:
             raise ValueError("embed_dim must be >= 1")
-        if self.kernel < 1 or self.kernel % 2 == 0:  # -1 is odd, and crashed building the convolutions
-            raise ValueError(f"kernel must be odd and positive, got {self.kernel}")
+        check_kernel(self.kernel)
         if self.hidden < 1 or self.conv_layers < 0 or self.anchor < 0 or self.max_length < 1:
             raise ValueError("hidden and max_length must be >= 1, conv_layers and anchor >= 0")
-        if not 0 <= self.dropout < 1:  # nan fails too
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
 
 
 class ExpressionHead(nn.Module):
@@ -127,8 +125,7 @@ class OptimusConfig(StoredConfig):
         for k in ("length", "filters", "kernel", "conv_layers", "dense"):  # 0 or less crashed building the model
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
-        if not 0 <= self.dropout < 1:  # nan fails too
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
 
 
 class OptimusCNN(nn.Module):

@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbone.attention import stacked_attention_maps
-from ..config import StoredConfig
+from ..config import StoredConfig, check_dropout, check_kernel
 from ..nucleotides import UNKNOWN_BASE
 
 __all__ = [
@@ -121,8 +121,7 @@ class StructureHeadConfig(StoredConfig):
             raise ValueError(f"bpp_local_above must be positive or None, got {self.bpp_local_above}")
         if not 1 <= self.bpp_span <= self.bpp_window:
             raise ValueError(f"need 1 <= bpp_span <= bpp_window, got {self.bpp_span}, {self.bpp_window}")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"kernel must be odd and positive, got {self.kernel}")
+        check_kernel(self.kernel)
         for k in ("proj_dim", "channels"):  # 0 or less crashed building the convolutions
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
@@ -134,8 +133,7 @@ class StructureHeadConfig(StoredConfig):
             raise ValueError(f"dilations must be >= 1, got {self.dilations}")
         if self.use_attention and self.attn_channels < 1:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
-        if not 0 <= self.dropout < 1:  # nan fails too
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
 
     def block_dilations(self) -> list[int]:
         """The dilation of each block's first conv (``dilations`` cycled)."""

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from ..backbone.attention import BatchCells, run_attention
 from ..backbone.encoder import window_hidden
-from ..config import StoredConfig
+from ..config import StoredConfig, check_dropout, check_kernel
 from ..nucleotides import PAIR_TYPE, UNKNOWN_BASE, lenient_codes
 
 __all__ = [
@@ -110,8 +110,7 @@ class PairHeadConfig(StoredConfig):
         self.dilations = tuple(int(d) for d in self.dilations)
         if self.priors < 1:
             raise ValueError(f"the pair head needs at least one prior, got {self.priors}")
-        if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"kernel must be odd and positive, got {self.kernel}")
+        check_kernel(self.kernel)
         if self.blocks < 0 or (self.blocks and not self.dilations) or any(d < 1 for d in self.dilations):
             raise ValueError("blocks must be >= 0 and dilations positive")
         for k in ("width", "pair_width"):
@@ -121,8 +120,7 @@ class PairHeadConfig(StoredConfig):
             raise ValueError("rounds, patch, min_loop and embed_window must be >= 0")
         if not 0.0 < self.min_prob < 1.0:
             raise ValueError(f"min_prob must be in (0, 1), got {self.min_prob}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
         if self.use_attention and self.attn_channels < 1:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import StoredConfig
+from ..config import StoredConfig, check_dropout, check_kernel
 from .pair_map import NEG_LOGIT, ChannelLayerNorm, ResidualBlock
 
 __all__ = ["InteractionHeadConfig", "InteractionHead", "build_rri_head", "rri_apply"]
@@ -60,12 +60,10 @@ class InteractionHeadConfig(StoredConfig):
     def __post_init__(self):
         if self.embed_dim < 1:
             raise ValueError("embed_dim must be >= 1")
-        if self.kernel < 1 or self.kernel % 2 == 0:  # -1 is odd, and crashed building the convolutions
-            raise ValueError(f"kernel must be odd and positive, got {self.kernel}")
+        check_kernel(self.kernel)
         if min(self.proj_dim, self.channels, self.max_length) < 1 or self.blocks < 0:
             raise ValueError("proj_dim, channels and max_length must be >= 1, blocks >= 0")
-        if not 0 <= self.dropout < 1:  # nan fails too
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
 
 
 class InteractionHead(nn.Module):
