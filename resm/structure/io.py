@@ -152,22 +152,49 @@ def _columns(line: str, spec: str, source: str, lineno: int) -> list[str]:
     return toks
 
 
-def _finish(partners: list[int], linenos: list[int], source: str, name: str, seq: str) -> Structure:
-    """1-based partner list (0 = unpaired) with per-base line numbers -> Structure."""
-    L = len(partners)
-    for k, j in enumerate(partners):
-        i = k + 1
-        if j == 0:
-            continue
-        if j < 0 or j > L:
-            raise _err(source, linenos[k], f"partner {j} of base {i} out of range 1..{L}")
-        if j == i:
-            raise _err(source, linenos[k], f"base {i} paired with itself")
-        back = partners[j - 1]
-        if back != i:
-            raise _err(source, linenos[k], f"partner {j} of base {i} says {back}")
-    p = np.asarray(partners, dtype=np.int64) - 1
-    return Structure(name, seq, p)
+class _BaseRows:
+    """The numbered base rows of one bpseq or ct record: each base, its 1-based partner
+    (0 = unpaired) and the line it stands on."""
+
+    def __init__(self) -> None:
+        self.bases: list[str] = []
+        self.partners: list[int] = []
+        self.linenos: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.partners)
+
+    def add(self, i: int, base: str, j: int, source: str, lineno: int) -> None:
+        """Row ``i`` (the next index, else one line naming the file and line): ``base`` paired
+        with ``j``."""
+        if i != len(self.partners) + 1:
+            raise _err(source, lineno, f"index {i}, expected {len(self.partners) + 1}")
+        self.bases.append(base)
+        self.partners.append(j)
+        self.linenos.append(lineno)
+
+    def structure(self, source: str, name: str) -> Structure:
+        """The record's Structure: single-letter bases, partners in range and each other's
+        (else one line naming the file and the base's line)."""
+        partners, linenos = self.partners, self.linenos
+        for b, ln in zip(self.bases, linenos):
+            if len(b) != 1:
+                raise _err(source, ln, f"base {b!r} is not a single letter")
+        seq = "".join(self.bases)
+        L = len(partners)
+        for k, j in enumerate(partners):
+            i = k + 1
+            if j == 0:
+                continue
+            if j < 0 or j > L:
+                raise _err(source, linenos[k], f"partner {j} of base {i} out of range 1..{L}")
+            if j == i:
+                raise _err(source, linenos[k], f"base {i} paired with itself")
+            back = partners[j - 1]
+            if back != i:
+                raise _err(source, linenos[k], f"partner {j} of base {i} says {back}")
+        p = np.asarray(partners, dtype=np.int64) - 1
+        return Structure(name, seq, p)
 
 
 def _dbn_structure(line: str, seq: str, source: str, lineno: int, required: bool = False):
@@ -281,9 +308,7 @@ class _CommentNotes:
 
 def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") -> Iterator[Structure]:
     """The single record of a bpseq file (``i base j`` rows)."""
-    bases: list[str] = []
-    partners: list[int] = []
-    linenos: list[int] = []
+    rows = _BaseRows()
     notes = _CommentNotes()
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -291,30 +316,19 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
             continue
         if line.startswith("#"):
             m = _NAME_RE.match(line)
-            if m and not partners and m.group(1).strip():  # an empty one keeps the file's name
+            if m and not rows and m.group(1).strip():  # an empty one keeps the file's name
                 name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             notes.read(line, source, lineno)
             continue
         toks = _columns(line, "i base j", source, lineno)
         i = _int(toks[0], source, lineno, "index")
         j = _int(toks[2], source, lineno, "partner")
-        if i != len(partners) + 1:
-            raise _err(source, lineno, f"index {i}, expected {len(partners) + 1}")
-        bases.append(toks[1])
-        partners.append(j)
-        linenos.append(lineno)
-    if not partners:
+        rows.add(i, toks[1], j, source, lineno)
+    if not rows:
         raise _err(source, 1, "no bases")
-    rec = _finish(partners, linenos, source, name, _join_bases(bases, source, linenos))
+    rec = rows.structure(source, name)
     rec.scores, rec.alternatives = notes.scores, notes.alternatives(rec.seq, len(rec), source)
     yield rec
-
-
-def _join_bases(bases: list[str], source: str, linenos: list[int]) -> str:
-    for b, ln in zip(bases, linenos):
-        if len(b) != 1:
-            raise _err(source, ln, f"base {b!r} is not a single letter")
-    return "".join(bases)
 
 
 CT_ENERGY = re.compile(r"^(ENERGY|dG)\s*=\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?(\s+|$)", re.I)
@@ -343,28 +357,19 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
             title = checked_name(title, f"{source} line {lineno}", StructureError)
             n_rec += 1
             rec_name = title or (name if n_rec == 1 else f"{name}_{n_rec}")
-            need, header_line = n, lineno
-            bases: list[str] = []
-            partners: list[int] = []
-            linenos: list[int] = []
+            need, header_line, rows = n, lineno, _BaseRows()
             continue
         toks = _columns(line, "i base i-1 i+1 j i", source, lineno)
         i = _int(toks[0], source, lineno, "index")
         for k in (2, 3, 5):
             _int(toks[k], source, lineno, f"column {k + 1}")
         j = _int(toks[4], source, lineno, "partner")
-        if i != len(partners) + 1:
-            raise _err(source, lineno, f"index {i}, expected {len(partners) + 1}")
-        bases.append(toks[1])
-        partners.append(j)
-        linenos.append(lineno)
+        rows.add(i, toks[1], j, source, lineno)
         need -= 1
         if need == 0:
-            yield _finish(partners, linenos, source, rec_name, _join_bases(bases, source, linenos))
+            yield rows.structure(source, rec_name)
     if need:
-        raise _err(
-            source, lineno, f"ct block starting line {header_line} has {len(partners)} of {len(partners) + need} rows"
-        )
+        raise _err(source, lineno, f"ct block starting line {header_line} has {len(rows)} of {len(rows) + need} rows")
     if n_rec == 0:
         raise _err(source, max(lineno, 1), "no ct records")
 
