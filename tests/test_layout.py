@@ -27,6 +27,16 @@ def _is_package(path: Path) -> bool:
     return path.name == "__init__.py"
 
 
+def _imported_from(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module name of ``from ... import`` in a module of ``package`` (relative
+    levels resolved)."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The resm modules that ``name`` imports anywhere in its file (module level, inside
     functions and classes); ``from package import submodule`` counts as the submodule, an
@@ -46,12 +56,7 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 if alias.name == "resm" or alias.name.startswith("resm."):
                     add(alias.name)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                full = ".".join(base + ([node.module] if node.module else []))
-            else:
-                full = node.module or ""
+            full = _imported_from(node, package)
             if not (full == "resm" or full.startswith("resm.")):
                 continue
             for alias in node.names:
@@ -225,12 +230,7 @@ def private_imports(name: str, path: Path, modules: dict[str, Path]) -> list[str
     found, aliases = [], set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                full = ".".join(base + ([node.module] if node.module else []))
-            else:
-                full = node.module or ""
+            full = _imported_from(node, package)
             if not (full == "resm" or full.startswith("resm.")):
                 continue
             for alias in node.names:
