@@ -83,6 +83,16 @@ def write(cfg, path):
     return path
 
 
+def finetune_error(capsys, config, *overrides) -> str:
+    """``resm finetune --config config overrides`` in this process: exit 1 and exactly one line
+    on stderr, which is returned."""
+    capsys.readouterr()
+    assert cli_main(["finetune", "--config", str(config), *overrides]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
 run = resm_cli
 
 
@@ -235,9 +245,7 @@ def test_bad_configs_are_one_line_errors(assets, tmp_path, capsys):
     assert p.returncode == 1 and "unknown task 'folding'; known tasks: ['structure', 'rri', 'mrl', 'joint']" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     path = write(config(assets, tmp_path / "y"), tmp_path / "b.yaml")
-    assert cli_main(["finetune", "--config", str(path), "model.mode=adapters", "model.adapter.r=0"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "model.adapter" in err[0]
+    assert "model.adapter" in finetune_error(capsys, path, "model.mode=adapters", "model.adapter.r=0")
     assert cli_main(["finetune", "--config", str(path), "model.adapter.r=4"]) == 1
     assert "only used with model.mode adapters" in capsys.readouterr().err
     assert cli_main(["finetune", "--config", str(path), "head.embed_dim=7"]) == 1
@@ -489,14 +497,11 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, caps
     assert mean == pytest.approx(max(scores.values()), abs=1e-12)
     assert m["pdb"]["f1_mean"] == pytest.approx(task.kind.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"])
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
-    capsys.readouterr()
     for over, what in (
         ("data.val_sets={val: x.dbn}", "reserved name"),
         ("data.select_on=[val, vl9]", "'vl9' is not a validation set"),
     ):
-        assert cli_main(["finetune", "--config", str(path), over]) == 1
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and what in err[0], err
+        assert what in finetune_error(capsys, path, over)
 
 
 def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
@@ -547,11 +552,8 @@ def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
     assert meta["val_metrics"]["selected_on"] == ["val", "vl1"] and meta["val_metrics"]["vl1"]["n"] == 4  # data.max_val
     raw = safe_load(out / "structure_model.pt")
     assert raw["head_config"] == safe_load("resm/models/structure_default.pt")["head_config"]
-    capsys.readouterr()
-    assert cli_main(["finetune", "--config", "configs/finetune/structure_pdb.yaml", *over, "head.width=32"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    want = "start.model resm/models/structure_default.pt: head.width is 64 there, 32 here"
-    assert len(err) == 1 and want in err[0], err
+    err = finetune_error(capsys, "configs/finetune/structure_pdb.yaml", *over, "head.width=32")
+    assert "start.model resm/models/structure_default.pt: head.width is 64 there, 32 here" in err
 
 
 def test_training_on_several_sets(assets, tmp_path, capsys):
@@ -574,21 +576,17 @@ def test_training_on_several_sets(assets, tmp_path, capsys):
     batch = next(iter(task.train_stream(0, 1)))
     assert task.loss(task.model.train(), batch, None, torch.device("cpu"))[0].isfinite()
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
-    capsys.readouterr()
     for over, what in (
         ("data.train=[{file: a.dbn, repeat: 0}]", "data.train[0]: expected a file"),
         ("data.train=[a.dbn, 3]", "data.train[1]"),
     ):
-        assert cli_main(["finetune", "--config", str(path), over]) == 1
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and what in err[0], err
+        assert what in finetune_error(capsys, path, over)
 
 
 def test_pair_head_config_errors(assets, tmp_path, capsys):
     path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
-    assert cli_main(["finetune", "--config", str(path), "data.priors=[{kind: rnastructure}]"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "data.priors[0]" in err[0] and "rnastructure" in err[0]
+    err = finetune_error(capsys, path, "data.priors=[{kind: rnastructure}]")
+    assert "data.priors[0]" in err and "rnastructure" in err
     assert cli_main(["finetune", "--config", str(path), "head.kind=axial"]) == 1
     assert "head.kind must be one of ['conv', 'pairs']" in capsys.readouterr().err
     assert cli_main(["finetune", "--config", str(path), "data.use_bpp=true"]) == 1
