@@ -46,6 +46,7 @@ from ..config import ConfigError, from_dict
 from ..heads.pair_map import StructureHeadConfig, pair_loss
 from ..heads.pairs import PairHeadConfig, candidates, collate_candidates, prior_probability
 from ..structure.model import HEAD_KINDS
+from .base import on_device
 
 __all__ = ["HeadKind", "PairKind", "MapKind", "KINDS", "soft_f1_loss"]
 
@@ -176,7 +177,7 @@ class PairKind(HeadKind):
 
     def loss(self, net, items, device):
         tokens, b, _ = self.batch(items)
-        logits = net(tokens.to(device), {k: v.to(device) for k, v in b.items()})
+        logits = net(tokens.to(device), on_device(b, device))
         info = {"tokens": sum(len(it.seq) for it in items)}
         if not len(logits):
             return logits.sum() * 0.0, info
@@ -213,7 +214,7 @@ class PairKind(HeadKind):
                         for it, c in zip(batch_items, cands)
                     ]
                     continue
-                logits = net(tokens.to(device), {k: v.to(device) for k, v in batch.items()})
+                logits = net(tokens.to(device), on_device(batch, device))
                 target = batch["target"].to(device)
                 pw = torch.tensor(t.loss_cfg.pos_weight, device=device)
                 total += float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum", pos_weight=pw))
