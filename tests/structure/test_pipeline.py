@@ -62,6 +62,12 @@ def work(tmp_path_factory):
     return d, p.stdout
 
 
+def fold_with_probe(d, *args, fasta=None, **kw):
+    """``resm fold`` of ``fasta`` (else the work folder's in.fa) with the tiny backbone and the
+    probe of :func:`work`; ``args``: the options of the case."""
+    return resm("fold", fasta or d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", *args, **kw)
+
+
 def assert_valid(rec) -> None:
     """|i - j| > 3, canonical pairs, one partner per base (read_structures checks symmetry)."""
     seq = rec.seq.upper().replace("T", "U")
@@ -86,19 +92,7 @@ def test_probe_writes_weights_and_record(work):
 def test_fold_dbn_with_plots(work, tmp_path):
     d, _ = work
     out, plots = tmp_path / "pred.dbn", tmp_path / "plots"
-    resm(
-        "fold",
-        d / "in.fa",
-        "--model",
-        d / "tiny.pt",
-        "--zero-shot",
-        d / "probe.pt",
-        "-o",
-        out,
-        "--threshold",
-        "0",
-        *(["--plot", plots] if _has_matplotlib() else []),
-    )
+    fold_with_probe(d, "-o", out, "--threshold", "0", *(["--plot", plots] if _has_matplotlib() else []))
     recs = list(read_structures(out))
     assert {r.name: len(r) for r in recs} == LENGTHS
     assert recs[1].seq == "ACGGCAUUCGUGCCGUAAAGGGCUAAAGCCCA"  # normalised
@@ -113,7 +107,7 @@ def test_fold_dbn_with_plots(work, tmp_path):
 
 def test_fold_dbn_to_stdout_uses_the_probe_threshold(work):
     d, _ = work
-    p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt")
+    p = fold_with_probe(d)
     recs = list(iter_dbn(p.stdout.splitlines()))
     assert [r.name for r in recs] == list(LENGTHS)
     # the same as the library with the probe's own threshold and method
@@ -129,22 +123,7 @@ def test_fold_dbn_to_stdout_uses_the_probe_threshold(work):
 def test_fold_bpseq_ct_one_file_per_record(work, tmp_path, fmt):
     d, _ = work
     out = tmp_path / "pred"
-    resm(
-        "fold",
-        d / "in.fa",
-        "--model",
-        d / "tiny.pt",
-        "--zero-shot",
-        d / "probe.pt",
-        "--format",
-        fmt,
-        "--split-dir",
-        out,
-        "--threshold",
-        "0.0",
-        "--method",
-        "matching",
-    )
+    fold_with_probe(d, "--format", fmt, "--split-dir", out, "--threshold", "0.0", "--method", "matching")
     files = sorted(out.iterdir())
     assert [f.name for f in files] == sorted(f"{n}.{fmt}" for n in ("s1", "s_2", "s3"))
     for f in files:
@@ -157,24 +136,14 @@ def test_fold_reference_prints_a_report(work, tmp_path):
     d, _ = work
     ref = tmp_path / "ref.dbn"
     ref.write_text(TRAIN.replace(">h1", ">s1").replace(">h2", ">s3").replace(">h3", ">s/2"))
-    p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--reference", ref)
+    p = fold_with_probe(d, "--reference", ref)
     lines = p.stdout.strip().splitlines()
     assert lines[0].split("\t")[:7] == ["id", "length", "n_ref", "n_pred", "f1", "f1_shift", "mcc"]
     assert [ln.split("\t")[0] for ln in lines[1:]] == ["s1", "s/2", "s3"]
     assert "F1 over 3 sequences (mean)" in p.stderr and "RNAfold" in p.stderr
     assert sorted(f.name for f in tmp_path.iterdir()) == ["ref.dbn"]
     (tmp_path / "part.dbn").write_text(TRAIN.replace(">h1", ">s1"))
-    p = resm(
-        "fold",
-        d / "in.fa",
-        "--model",
-        d / "tiny.pt",
-        "--zero-shot",
-        d / "probe.pt",
-        "--reference",
-        tmp_path / "part.dbn",
-        check=False,
-    )
+    p = fold_with_probe(d, "--reference", tmp_path / "part.dbn", check=False)
     one_line_error(p, "no reference structure for 's/2', 's3'")
 
 
@@ -215,19 +184,7 @@ def test_bad_fasta_leaves_no_output(work, tmp_path):
     d, _ = work
     fa = tmp_path / "bad.fa"
     fa.write_text(">a\nGGGGAAACCCC\n>b\nGGG9AAACCC\n")
-    p = resm(
-        "fold",
-        fa,
-        "--model",
-        d / "tiny.pt",
-        "--zero-shot",
-        d / "probe.pt",
-        "-o",
-        tmp_path / "o.dbn",
-        "--plot",
-        tmp_path / "plots",
-        check=False,
-    )
+    p = fold_with_probe(d, "-o", tmp_path / "o.dbn", "--plot", tmp_path / "plots", fasta=fa, check=False)
     one_line_error(p, "record 'b': digit '9' at position 4")
     assert [f.name for f in tmp_path.iterdir()] == ["bad.fa"]
 
