@@ -82,21 +82,15 @@ def test_famfold_training_and_evaluation(tmp_path):
     task = StructureTask(load_config(path, [f"data_dir={data}", "data.fold=5s"]))
     assert {r.name.split("_")[0] for r in task.train_records} == {"tRNA"}
     assert len(task.val_records) == 3 and all(r.name.startswith("tRNA") for r in task.val_records)
+
+    def evaluate(model, *options, **kw):  # resm evaluate structure on the family folds of `data`
+        famfold = ("--dataset", "archiveii-famfold", "--data-dir", data)
+        return resm_cli("evaluate", "structure", "--model", model, *famfold, *options, **kw)
+
+    per_fold = str(tmp_path / "runs" / "{fold}" / "structure_model.pt")
     out = tmp_path / "famfold.md"
     folders = ("--folders", "rnafold", "eternafold")
-    p = resm_cli(
-        "evaluate",
-        "structure",
-        "--model",
-        str(tmp_path / "runs" / "{fold}" / "structure_model.pt"),
-        "--dataset",
-        "archiveii-famfold",
-        "--data-dir",
-        data,
-        "--out",
-        out,
-        *folders,
-    )
+    evaluate(per_fold, "--out", out, *folders)
     text = out.read_text()
     assert "archiveii-famfold 5s | 12 | **resm**" in text and "archiveii-famfold tRNA | 12 | rnafold" in text
 
@@ -114,36 +108,12 @@ def test_famfold_training_and_evaluation(tmp_path):
     assert float(pooled["rnafold"][3]) > 0.8 and float(pooled["eternafold"][3]) > 0.8
     # the same evaluation reading the training runs' cache (fp16 priors): the same scores
     out2 = tmp_path / "famfold_cached.md"
-    resm_cli(
-        "evaluate",
-        "structure",
-        "--model",
-        str(tmp_path / "runs" / "{fold}" / "structure_model.pt"),
-        "--dataset",
-        "archiveii-famfold",
-        "--data-dir",
-        data,
-        "--bpp-cache",
-        tmp_path / "bpp",
-        "--out",
-        out2,
-        *folders,
-    )
+    evaluate(per_fold, "--bpp-cache", tmp_path / "bpp", "--out", out2, *folders)
     pooled2 = rows(out2.read_text())
     assert abs(float(pooled2["**resm**"][3]) - float(pooled["**resm**"][3])) < 0.02
     assert pooled2["rnafold"][3] == pooled["rnafold"][3]
     assert len(list((tmp_path / "bpp").glob("*.npz"))) >= len(cached)
-    p = resm_cli(
-        "evaluate",
-        "structure",
-        "--model",
-        tmp_path / "runs" / "5s" / "structure_model.pt",
-        "--dataset",
-        "archiveii-famfold",
-        "--data-dir",
-        data,
-        check=False,
-    )
+    p = evaluate(tmp_path / "runs" / "5s" / "structure_model.pt", check=False)
     assert p.returncode == 1 and "{fold}" in p.stderr
     p = resm_cli("finetune", "--config", path, f"data_dir={data}", "data.fold=nosuch", check=False)
     assert p.returncode == 1 and "nosuch" in p.stderr and len(p.stderr.strip().splitlines()) == 1
