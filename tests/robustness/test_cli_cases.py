@@ -8,97 +8,20 @@ workspace."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import torch
 
-from resm.cli import main as cli_main
-from tests.robustness.conftest import listing
+from tests.robustness.cases import (
+    Case,
+    check_one_line,
+    copy,
+    mkdir,
+    then,
+    write,
+)
 
-
-@dataclass
-class Case:
-    id: str
-    argv: list[str]  # "{key}": a workspace file, "{t}": the case's own folder
-    code: int
-    names: list[str] = field(default_factory=list)  # substrings the one line must hold
-    setup: Callable[[dict], None] | None = None  # spoils copies in {t} before the run
-    env: dict = field(default_factory=dict)  # environment variables of the run ("{key}" filled in)
-
-
-def _copy(src: str, dst: str):
-    def setup(p: dict) -> None:
-        s, d = Path(p[src]), Path(p["t"]) / dst
-        shutil.copytree(s, d) if s.is_dir() else shutil.copy2(s, d)
-
-    return setup
-
-
-def _then(*steps):
-    def setup(p: dict) -> None:
-        for s in steps:
-            s(p)
-
-    return setup
-
-
-def _write(rel: str, data):
-    def setup(p: dict) -> None:
-        path = Path(p["t"]) / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data if isinstance(data, bytes) else data.encode())
-
-    return setup
-
-
-def _truncate(rel: str, keep: int = 300):
-    def setup(p: dict) -> None:
-        path = Path(p["t"]) / rel
-        path.write_bytes(path.read_bytes()[:keep])
-
-    return setup
-
-
-def _mkdir(rel: str, with_file: bool = False):
-    def setup(p: dict) -> None:
-        (Path(p["t"]) / rel).mkdir(parents=True)
-        if with_file:
-            (Path(p["t"]) / rel / "notes.txt").write_text("mine\n")
-
-    return setup
-
-
-def _edit_json(rel: str, **changes):
-    def setup(p: dict) -> None:
-        path = Path(p["t"]) / rel
-        d = json.loads(path.read_text())
-        d.update(changes)
-        path.write_text(json.dumps(d))
-
-    return setup
-
-
-CKPT = "run/checkpoints/step_00000002"
-RUN = _copy("run", "run")
-PRE = [_copy("pretrain_cfg", "cfg.yaml"), _copy("run", "run")]
-
-
-def _retarget(p: dict) -> None:
-    """The copied pretraining config writes to the copied run folder."""
-    import yaml
-
-    cfg_path = Path(p["t"]) / "cfg.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["train"]["out_dir"] = str(Path(p["t"]) / "run")
-    cfg_path.write_text(yaml.safe_dump(cfg))
-
-
-PRETRAIN_COPY = _then(*PRE, _retarget)
 FA_BAD = ">ok\nACGU\n>bad one\nACGUJ\n"
 
 CASES = [
@@ -111,14 +34,14 @@ CASES = [
         ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "{t}/x.pt"],
         1,
         ["x.pt", "is a file"],
-        _write("x.pt", "precious\n"),
+        write("x.pt", "precious\n"),
     ),
     Case(
         "init/hf-onto-a-folder-of-other-files",
         ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "{t}/d"],
         1,
         ["d: is a folder that holds other files"],
-        _mkdir("d", with_file=True),
+        mkdir("d", with_file=True),
     ),
     Case(
         "init/hf-readonly", ["init-checkpoint", "--arch", "tiny", "--format", "hf", "--out", "/sys/hf"], 1, ["/sys/hf"]
@@ -143,40 +66,44 @@ CASES = [
     Case("embed/fasta-missing", ["embed", "{tiny}", "{t}/none.fa", "{t}/e.npz"], 1, ["none.fa"]),
     Case("embed/fasta-is-a-folder", ["embed", "{tiny}", "{dir}", "{t}/e.npz"], 1, ["a_folder"]),
     Case(
-        "embed/fasta-bad-symbol", ["embed", "{tiny}", "{t}/bad.fa", "{t}/e.npz"], 1, ["bad"], _write("bad.fa", FA_BAD)
+        "embed/fasta-bad-symbol",
+        ["embed", "{tiny}", "{t}/bad.fa", "{t}/e.npz"],
+        1,
+        ["bad"],
+        write("bad.fa", FA_BAD),
     ),
     Case(
         "embed/fasta-duplicate-id",
         ["embed", "{tiny}", "{t}/d.fa", "{t}/e.npz"],
         1,
         ["d.fa", "duplicate id 'a'"],
-        _write("d.fa", ">a\nACGU\n>a\nGGCC\n"),
+        write("d.fa", ">a\nACGU\n>a\nGGCC\n"),
     ),
     Case(
         "embed/fasta-no-header",
         ["embed", "{tiny}", "{t}/n.fa", "{t}/e.npz"],
         1,
         ["n.fa line 1"],
-        _write("n.fa", "ACGU\n>a\nGGCC\n"),
+        write("n.fa", "ACGU\n>a\nGGCC\n"),
     ),
     Case(
         "embed/fasta-binary",
         ["embed", "{tiny}", "{t}/b.fa", "{t}/e.npz"],
         1,
         ["b.fa"],
-        _write("b.fa", bytes(range(256))),
+        write("b.fa", bytes(range(256))),
     ),
-    Case("embed/fasta-empty", ["embed", "{tiny}", "{t}/e.fa", "{t}/e.npz"], 1, ["e.fa"], _write("e.fa", "")),
+    Case("embed/fasta-empty", ["embed", "{tiny}", "{t}/e.fa", "{t}/e.npz"], 1, ["e.fa"], write("e.fa", "")),
     Case(
         "embed/fasta-bad-gzip",
         ["embed", "{tiny}", "{t}/x.fa.gz", "{t}/e.npz"],
         1,
         ["x.fa.gz"],
-        _write("x.fa.gz", b"\x1f\x8b\x08\x00broken"),
+        write("x.fa.gz", b"\x1f\x8b\x08\x00broken"),
     ),
     Case("embed/dtype-bogus", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--dtype", "fp8"], 2, ["--dtype"]),
     Case("embed/out-readonly", ["embed", "{tiny}", "{fa}", "/sys/e.npz"], 1, ["/sys/e.npz"]),
-    Case("embed/out-is-folder", ["embed", "{tiny}", "{fa}", "{t}/e.npz"], 1, ["e.npz", "is a folder"], _mkdir("e.npz")),
+    Case("embed/out-is-folder", ["embed", "{tiny}", "{fa}", "{t}/e.npz"], 1, ["e.npz", "is a folder"], mkdir("e.npz")),
     Case("embed/out-suffix", ["embed", "{tiny}", "{fa}", "{t}/e.txt"], 1, ["e.txt", ".safetensors or .npz"]),
     Case(
         "embed/toks-per-batch-0",
@@ -192,314 +119,6 @@ CASES = [
     Case("embed/scheme-bogus", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--scheme", "bogus"], 1, ["bogus"]),
     Case("embed/scheme-mismatch", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--scheme", "nt"], 1, ["tiny.pt", "scheme"]),
     Case("embed/too-long", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--max-length", "5"], 1, ["r1"]),
-    # ------------------------------------------------------------------ pretrain
-    Case("pretrain/config-is-a-folder", ["pretrain", "--config", "{dir}"], 1, ["a_folder", "is a folder"]),
-    Case("pretrain/config-missing", ["pretrain", "--config", "{t}/none.yaml"], 1, ["none.yaml"]),
-    Case(
-        "pretrain/config-not-yaml",
-        ["pretrain", "--config", "{t}/c.yaml"],
-        1,
-        ["c.yaml", "YAML"],
-        _write("c.yaml", "train: [1, 2\n"),
-    ),
-    Case(
-        "pretrain/config-not-a-mapping",
-        ["pretrain", "--config", "{t}/c.yaml"],
-        1,
-        ["c.yaml"],
-        _write("c.yaml", "- 1\n"),
-    ),
-    Case(
-        "pretrain/max-steps-abc",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=abc"],
-        1,
-        ["train.max_steps", "abc"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/max-steps-negative",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=-5"],
-        1,
-        ["train.max_steps", "-5"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/lr-fast",
-        ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=fast"],
-        1,
-        ["optim.lr", "fast"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/lr-negative",
-        ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=-0.1"],
-        1,
-        ["optim.lr"],
-        PRETRAIN_COPY,
-    ),
-    Case("pretrain/lr-nan", ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=.nan"], 1, ["optim.lr"], PRETRAIN_COPY),
-    Case(
-        "pretrain/override-unparsable",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=[1,"],
-        1,
-        ["train.max_steps=[1,", "YAML"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/override-no-equals",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps"],
-        1,
-        ["train.max_steps", "key=value"],
-        PRETRAIN_COPY,
-    ),
-    Case("pretrain/override-no-key", ["pretrain", "--config", "{t}/cfg.yaml", "=5"], 1, ["'=5'"], PRETRAIN_COPY),
-    Case(
-        "pretrain/override-into-a-value",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps.x=1"],
-        1,
-        ["max_steps is not a section"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/unknown-section",
-        ["pretrain", "--config", "{t}/cfg.yaml", "trian.max_steps=3"],
-        1,
-        ["trian"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/unknown-key",
-        ["pretrain", "--config", "{t}/cfg.yaml", "optim.lrr=1"],
-        1,
-        ["optim", "lrr"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/arch-bogus",
-        ["pretrain", "--config", "{t}/cfg.yaml", "model.arch=bogus"],
-        1,
-        ["model.arch", "bogus", "esm2_t6_8M_UR50D"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/out-dir-is-a-file",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.out_dir={fa}"],
-        1,
-        ["train.out_dir", "x.fa"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/out-dir-readonly",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.out_dir=/sys/run"],
-        1,
-        ["train.out_dir", "/sys/run"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/device-bogus",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.device=bogus"],
-        1,
-        ["train.device", "bogus"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/grad-accum-0",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.grad_accum=0"],
-        1,
-        ["train.grad_accum"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/bool-not-bool",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.progress=maybe"],
-        1,
-        ["train.progress", "maybe"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/max-minutes-0",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_minutes=0"],
-        1,
-        ["train.max_minutes"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/keep-last-0",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.keep_last=0"],
-        1,
-        ["train.keep_last"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/betas-out-of-range",
-        ["pretrain", "--config", "{t}/cfg.yaml", "optim.betas=[1.5,0.9]"],
-        1,
-        ["optim.betas"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/schedule-bogus",
-        ["pretrain", "--config", "{t}/cfg.yaml", "optim.schedule=bogus"],
-        1,
-        ["optim.schedule", "bogus"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/data-max-length-0",
-        ["pretrain", "--config", "{t}/cfg.yaml", "data.max_length=0"],
-        1,
-        ["data", "max_length"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/mask-prob-2",
-        ["pretrain", "--config", "{t}/cfg.yaml", "masking.mask_prob=2"],
-        1,
-        ["mask_prob"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/config-not-utf8",
-        ["pretrain", "--config", "{t}/c.yaml"],
-        1,
-        ["c.yaml", "UTF-8"],
-        _write("c.yaml", b"train:\n  out_dir: \xff\xfe\n"),
-    ),
-    Case(
-        "pretrain/corpus-missing",
-        ["pretrain", "--config", "{t}/cfg.yaml", "data.train=[{t}/none.fa]", "train.out_dir={t}/new"],
-        1,
-        ["none.fa"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/init-is-text",
-        ["pretrain", "--config", "{t}/cfg.yaml", "model.arch=null", "model.init={text}", "train.out_dir={t}/new"],
-        1,
-        ["text.pt"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/deepspeed-config-missing",
-        [
-            "pretrain",
-            "--config",
-            "{t}/cfg.yaml",
-            "train.engine=deepspeed",
-            "train.deepspeed_config={t}/none.json",
-            "train.out_dir={t}/new",
-        ],
-        1,
-        ["train.deepspeed_config", "none.json"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/resume-engine-truncated",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=2"],
-        1,
-        ["engine.pt"],
-        _then(PRETRAIN_COPY, _truncate(f"{CKPT}/engine.pt")),
-    ),
-    Case(
-        "pretrain/resume-engine-is-text",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=2"],
-        1,
-        ["engine.pt", "not a readable"],
-        _then(PRETRAIN_COPY, _write(f"{CKPT}/engine.pt", "hello\n")),
-    ),
-    Case(
-        "pretrain/resume-state-garbage",
-        ["pretrain", "--config", "{t}/cfg.yaml"],
-        1,
-        ["trainer_rank0.json"],
-        _then(PRETRAIN_COPY, _write(f"{CKPT}/trainer_rank0.json", "{not json")),
-    ),
-    Case(
-        "pretrain/resume-state-incomplete",
-        ["pretrain", "--config", "{t}/cfg.yaml"],
-        1,
-        ["trainer_rank0.json", "step"],
-        _then(PRETRAIN_COPY, _write(f"{CKPT}/trainer_rank0.json", '{"format": "resm-trainer-state"}')),
-    ),
-    Case(
-        "pretrain/resume-changed-lr",
-        ["pretrain", "--config", "{t}/cfg.yaml", "optim.lr=1e-3"],
-        1,
-        ["optim.lr 0.003 → 0.001", "train.resume_changed=true"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/resume-changed-max-steps",
-        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=3"],
-        1,
-        ["train.max_steps 2 → 3"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/resume-changed-data",
-        ["pretrain", "--config", "{t}/cfg.yaml", "data.max_length=32"],
-        1,
-        ["data.max_length 48 → 32"],
-        PRETRAIN_COPY,
-    ),
-    Case(
-        "pretrain/resume-other-engine",
-        ["pretrain", "--config", "{t}/cfg.yaml"],
-        1,
-        ["engine deepspeed"],
-        _then(PRETRAIN_COPY, _edit_json(f"{CKPT}/trainer_rank0.json", engine="deepspeed")),
-    ),
-    # ------------------------------------------------------------------ export
-    Case("export/out-readonly", ["export", "{run}", "--out", "/sys/x.pt"], 1, ["/sys/x.pt"]),
-    Case("export/out-is-folder", ["export", "{run}", "--out", "{dir}"], 1, ["a_folder", "is a folder"]),
-    Case(
-        "export/hf-is-a-file", ["export", "{run}", "--out", "{t}/esm2_m.pt", "--hf", "{fa}"], 1, ["x.fa", "is a file"]
-    ),
-    Case("export/hf-readonly", ["export", "{run}", "--out", "{t}/esm2_m.pt", "--hf", "/sys/hf"], 1, ["/sys/hf"]),
-    Case(
-        "export/hf-folder-of-other-files",
-        ["export", "{run}", "--out", "{t}/esm2_m.pt", "--hf", "{dir}"],
-        1,
-        ["a_folder", "holds other files"],
-    ),
-    Case("export/missing", ["export", "{t}/none", "--out", "{t}/esm2_m.pt"], 1, ["none"]),
-    Case("export/a-file", ["export", "{fa}", "--out", "{t}/esm2_m.pt"], 1, ["x.fa", "is a file"]),
-    Case("export/not-a-run", ["export", "{dir}", "--out", "{t}/esm2_m.pt"], 1, ["a_folder", "checkpoints"]),
-    Case(
-        "export/engine-truncated",
-        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
-        1,
-        ["engine.pt"],
-        _then(RUN, _truncate(f"{CKPT}/engine.pt")),
-    ),
-    Case(
-        "export/engine-is-text",
-        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
-        1,
-        ["engine.pt"],
-        _then(RUN, _write(f"{CKPT}/engine.pt", "hello\n")),
-    ),
-    Case(
-        "export/engine-wrong-content",
-        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
-        1,
-        ["engine.pt", "not an engine state"],
-        _then(RUN, lambda p: torch.save({"x": torch.zeros(1)}, Path(p["t"]) / CKPT / "engine.pt")),
-    ),
-    Case(
-        "export/state-garbage",
-        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
-        1,
-        ["trainer_rank0.json"],
-        _then(RUN, _write(f"{CKPT}/trainer_rank0.json", "\x00\x01")),
-    ),
-    Case(
-        "export/no-engine-state",
-        ["export", "{t}/run", "--out", "{t}/esm2_m.pt"],
-        1,
-        ["no engine.pt"],
-        _then(RUN, lambda p: (Path(p["t"]) / CKPT / "engine.pt").unlink()),
-    ),
     # ------------------------------------------------------------------ probe
     Case("probe/out-readonly", ["probe", "{tiny}", "{dbn}", "--out", "/sys/p.pt"], 1, ["/sys/p.pt"]),
     Case("probe/out-is-folder", ["probe", "{tiny}", "{dbn}", "--out", "{dir}"], 1, ["a_folder", "is a folder"]),
@@ -509,7 +128,7 @@ CASES = [
         ["probe", "{tiny}", "{t}/b.dbn", "--out", "{t}/p.pt"],
         1,
         ["b.dbn"],
-        _write("b.dbn", ">a\nACGUACGU\n((((....\n"),
+        write("b.dbn", ">a\nACGUACGU\n((((....\n"),
     ),
     Case(
         "probe/max-train-0", ["probe", "{tiny}", "{dbn}", "--out", "{t}/p.pt", "--max-train", "0"], 2, ["--max-train"]
@@ -520,7 +139,11 @@ CASES = [
     Case("fold/out-readonly-proc", ["fold", "{fa}", "-o", "/proc/x.dbn"], 1, ["/proc/x.dbn"]),
     Case("fold/out-is-folder", ["fold", "{fa}", "-o", "{dir}"], 1, ["a_folder"]),
     Case(
-        "fold/plot-is-a-file", ["fold", "{fa}", "--plot", "{t}/p.png"], 1, ["p.png", "is a file"], _write("p.png", "x")
+        "fold/plot-is-a-file",
+        ["fold", "{fa}", "--plot", "{t}/p.png"],
+        1,
+        ["p.png", "is a file"],
+        write("p.png", "x"),
     ),
     Case(
         "fold/plot-is-a-file-with-out",
@@ -550,13 +173,13 @@ CASES = [
     Case("fold/model-is-a-backbone", ["fold", "{fa}", "--model", "{tiny}"], 1, ["tiny.pt", "structure model"]),
     Case("fold/model-missing", ["fold", "{fa}", "--model", "{t}/none.pt"], 1, ["none.pt"]),
     Case("fold/fasta-missing", ["fold", "{t}/none.fa"], 1, ["none.fa"]),
-    Case("fold/fasta-bad-symbol", ["fold", "{t}/bad.fa", "-o", "{t}/s.dbn"], 1, ["bad"], _write("bad.fa", FA_BAD)),
+    Case("fold/fasta-bad-symbol", ["fold", "{t}/bad.fa", "-o", "{t}/s.dbn"], 1, ["bad"], write("bad.fa", FA_BAD)),
     Case(
         "fold/fasta-no-sequence",
         ["fold", "{t}/n.fa", "-o", "{t}/s.dbn"],
         1,
         ["n.fa line 1", "'a'"],
-        _write("n.fa", ">a\n>b\nACGU\n"),
+        write("n.fa", ">a\n>b\nACGU\n"),
     ),
     Case("fold/probe-missing", ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/none.pt"], 1, ["none.pt"]),
     Case(
@@ -564,7 +187,7 @@ CASES = [
         ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/probe.pt"],
         1,
         ["probe.pt.json"],
-        _then(_copy("probe", "probe.pt"), _write("probe.pt.json", "{")),
+        then(copy("probe", "probe.pt"), write("probe.pt.json", "{")),
     ),
     Case(
         "fold/reference-lacks-records",
@@ -589,7 +212,7 @@ CASES = [
         ["fold", "{t}/a.fa", "--reference", "{t}/r.dbn", "-o", "{t}/s.dbn"],
         1,
         ["r.dbn", "'a'", "position 12 (A against C)"],
-        _then(_write("a.fa", ">a\nGGGGAAAACCCC\n"), _write("r.dbn", ">a\nggggaaaaccca\n((((....))))\n")),
+        then(write("a.fa", ">a\nGGGGAAAACCCC\n"), write("r.dbn", ">a\nggggaaaaccca\n((((....))))\n")),
     ),
     # ------------------------------------------------------------------ finetune
     Case("finetune/config-is-a-folder", ["finetune", "--config", "{dir}"], 1, ["a_folder"]),
@@ -631,7 +254,7 @@ CASES = [
         ["finetune", "--config", "{t}/s.yaml", "optim.lr=0.5"],
         1,
         ["optim.lr 0.01 → 0.5"],
-        _then(_copy("structure_cfg", "s.yaml"), lambda p: _retarget_structure(p)),
+        then(copy("structure_cfg", "s.yaml"), lambda p: _retarget_structure(p)),
     ),
     # ------------------------------------------------------------------ interact / predict
     Case(
@@ -670,28 +293,28 @@ CASES = [
         ["interact", "{t}/h.tsv", "--model", "{rri_model}"],
         1,
         ["h.tsv", "no pairs"],
-        _write("h.tsv", "a_name\ta_seq\tb_name\tb_seq\tlabel\n"),
+        write("h.tsv", "a_name\ta_seq\tb_name\tb_seq\tlabel\n"),
     ),
     Case(
         "interact/pairs-bad-label",
         ["interact", "{t}/h.tsv", "--model", "{rri_model}"],
         1,
         ["h.tsv line 2", "label"],
-        _write("h.tsv", "a_name\ta_seq\tb_name\tb_seq\tlabel\nm\tACGU\tt\tACGU\t7\n"),
+        write("h.tsv", "a_name\ta_seq\tb_name\tb_seq\tlabel\nm\tACGU\tt\tACGU\t7\n"),
     ),
     Case(
         "interact/pairs-binary",
         ["interact", "{t}/b.tsv", "--model", "{rri_model}"],
         1,
         ["b.tsv"],
-        _write("b.tsv", bytes(range(1, 256)) * 4),
+        write("b.tsv", bytes(range(1, 256)) * 4),
     ),
     Case(
         "interact/pairs-bad-gzip",
         ["interact", "{t}/p.tsv.gz", "--model", "{rri_model}"],
         1,
         ["p.tsv.gz"],
-        _write("p.tsv.gz", b"\x1f\x8b\x08\x00broken"),
+        write("p.tsv.gz", b"\x1f\x8b\x08\x00broken"),
     ),
     Case("interact/model-missing", ["interact", "{pairs}", "--model", "{t}/none"], 1, ["none"]),
     Case("interact/model-is-mrl", ["interact", "{pairs}", "--model", "{mrl_model}"], 1, ["no rri head"]),
@@ -707,14 +330,14 @@ CASES = [
         ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}"],
         1,
         ["head-rri.safetensors", "sha256"],
-        _then(_copy("rri_model", "m"), _write("m/head-rri.safetensors", "tampered")),
+        then(copy("rri_model", "m"), write("m/head-rri.safetensors", "tampered")),
     ),
     Case(
         "predict/mrl-header-only",
         ["predict", "--task", "mrl", "{t}/h.csv", "--model", "{mrl_model}"],
         1,
         ["h.csv", "header only"],
-        _write("h.csv", "id,utr\n"),
+        write("h.csv", "id,utr\n"),
     ),
     Case(
         "predict/mrl-out-readonly",
@@ -739,21 +362,21 @@ CASES = [
         ["predict", "--task", "mrl", "{t}/b.csv", "--model", "{mrl_model}"],
         1,
         ["b.csv line 3"],
-        _write("b.csv", "id,utr\nu1,ACGU\nu2,ACXZ!\n"),
+        write("b.csv", "id,utr\nu1,ACGU\nu2,ACXZ!\n"),
     ),
     Case(
         "predict/mrl-no-utr-column",
         ["predict", "--task", "mrl", "{t}/b.csv", "--model", "{mrl_model}"],
         1,
         ["b.csv", "utr"],
-        _write("b.csv", "id,seq\nu1,ACGU\n"),
+        write("b.csv", "id,seq\nu1,ACGU\n"),
     ),
     Case(
         "predict/mrl-fasta-duplicate-ids",
         ["predict", "--task", "mrl", "{t}/u.fa", "--model", "{mrl_model}"],
         1,
         ["u.fa", "duplicate id 'u'"],
-        _write("u.fa", ">u\nACGU\n>u\nACGG\n"),
+        write("u.fa", ">u\nACGU\n>u\nACGG\n"),
     ),
     Case(
         "predict/rri-with-mrl-model",
@@ -860,55 +483,19 @@ def _retarget_structure(p: dict) -> None:
     path.write_text(yaml.safe_dump(cfg))
 
 
-def _fill(text: str, places: dict) -> str:
-    for k, v in places.items():
-        text = text.replace("{" + k + "}", str(v))
-    return text.replace("{{", "{").replace("}}", "}")
-
-
 def test_the_table_covers_every_command():
     from resm.cli import build_parser
+    from tests.robustness.test_cli_cases_training import TRAINING_CASES
     from tests.robustness.test_outputs_and_names import OUTPUT_CASES
     from tests.robustness.test_shards_caches_api import API_CASES, CACHE_CASES, SHARD_CASES
 
     commands = set(build_parser()._subparsers._group_actions[0].choices)
-    covered = {c.argv[0] for c in CASES}
+    table = CASES + TRAINING_CASES
+    covered = {c.argv[0] for c in table}
     assert commands <= covered, commands - covered
-    assert len(CASES) >= 80
+    assert len(table) >= 80
     # the whole table-driven suite: bad commands, outputs and names, shards, caches, the API
-    assert len(CASES) + len(OUTPUT_CASES) + len(SHARD_CASES) + len(CACHE_CASES) + len(API_CASES) >= 250
-
-
-def run_case(case: Case, ws, tmp_path, capfd, monkeypatch) -> tuple:
-    """Spoil, run ``resm`` in process, and return ``(code, stdout, stderr, places, before)``,
-    ``before`` the listing of the workspace and the case's folder before the run."""
-    places = {**{k: str(v) for k, v in ws.files.items()}, "t": str(tmp_path)}
-    if case.setup:
-        case.setup(places)
-    for k, v in case.env.items():
-        monkeypatch.setenv(k, _fill(v, places))
-    before = listing(ws.root, tmp_path)
-    capfd.readouterr()
-    argv = [_fill(a, places) for a in case.argv]
-    try:
-        code = cli_main(argv)
-    except SystemExit as e:  # argparse
-        code = e.code
-    out, err = capfd.readouterr()
-    return code, out, err, places, before
-
-
-def check_one_line(case: Case, ws, tmp_path, capfd, monkeypatch) -> None:
-    """The rule of every bad input: one line naming the thing, the exit code, nothing written."""
-    code, out, err, places, before = run_case(case, ws, tmp_path, capfd, monkeypatch)
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert code == case.code, err
-    line = lines[0]
-    assert ": error: " in line and "Traceback" not in err, err
-    for name in case.names:
-        assert _fill(name, places) in line, (name, line)
-    assert listing(ws.root, tmp_path) == before, "something was written or left behind"
+    assert len(table) + len(OUTPUT_CASES) + len(SHARD_CASES) + len(CACHE_CASES) + len(API_CASES) >= 250
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -2,7 +2,7 @@
 (every command but ``fold`` and ``evaluate structure``, which test_structure_hostile.py
 covers). Each case runs ``resm`` in process against the shared workspace
 (:mod:`tests.robustness.conftest`) and checks the rule of every bad input
-(:func:`tests.robustness.test_cli_cases.check_one_line`): the exit code, one line on stderr
+(:func:`tests.robustness.cases.check_one_line`): the exit code, one line on stderr
 naming the file, line, record or key, no traceback, and nothing written anywhere in the
 workspace or the case's folder."""
 
@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from resm.backbone.load import safe_load
-from tests.robustness.test_cli_cases import Case, _copy, _then, _write, check_one_line
+from tests.robustness.cases import Case, check_one_line, copy, then, write
 
 PAIRS = "a_name\ta_seq\tb_name\tb_seq\tlabel\nm1\tGUUAAUUACUCCUCCGGAAU\tt1\tACCCUUGUCCUACACUACCUAGCAU\t1\n"
 UTR = "ACGUACGUACGUACGUAAAAACCCGGGUUU"
@@ -171,7 +171,7 @@ CASES = [
         ["interact", "{pairs}", "--model", "{rri_model}", "--adapter", "{t}/peft", "-o", "{t}/peft/config.json"],
         1,
         ["--out {t}/peft/config.json", "--adapter"],
-        setup=_then(_copy("hf", "peft")),
+        setup=then(copy("hf", "peft")),
     ),
     Case(
         "probe/out-is-the-models-contact-regression",
@@ -234,84 +234,84 @@ CASES = [
         ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
         1,
         ["{t}/p.tsv line 3", "a_name", "U+001B"],
-        setup=_write("p.tsv", PAIRS + "m\x1b[2J\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t0\n"),
+        setup=write("p.tsv", PAIRS + "m\x1b[2J\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t0\n"),
     ),
     Case(
         "interact/name-with-a-nul",
         ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
         1,
         ["{t}/p.tsv line 3", "b_name", "U+0000"],
-        setup=_write("p.tsv", PAIRS + "m2\tGUUAAUUACUCC\tt\x002\tACCCUUGUCCUACAC\t0\n"),
+        setup=write("p.tsv", PAIRS + "m2\tGUUAAUUACUCC\tt\x002\tACCCUUGUCCUACAC\t0\n"),
     ),
     Case(
         "interact/name-not-utf8",
         ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
         1,
         ["{t}/p.tsv line 3", "a_name", "not UTF-8"],
-        setup=_write("p.tsv", PAIRS.encode() + b"m\xff2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t0\n"),
+        setup=write("p.tsv", PAIRS.encode() + b"m\xff2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t0\n"),
     ),
     Case(
         "interact/quoted-name-with-a-tab",
         ["interact", "{t}/p.csv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
         1,
         ["{t}/p.csv line 2", "a_name", "U+0009"],
-        setup=_write("p.csv", 'a_name,a_seq,b_name,b_seq\n"m\t1",GUUAAUUACUCC,t1,ACCCUUGUCCUACAC\n'),
+        setup=write("p.csv", 'a_name,a_seq,b_name,b_seq\n"m\t1",GUUAAUUACUCC,t1,ACCCUUGUCCUACAC\n'),
     ),
     Case(
         "predict/mrl-quoted-id-with-a-line-break",
         ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
         1,
         ["{t}/u.csv line 2", "id", "U+000A"],
-        setup=_write("u.csv", f'id,utr\n"a\nb",{UTR}\n'),
+        setup=write("u.csv", f'id,utr\n"a\nb",{UTR}\n'),
     ),
     Case(
         "interact/header-without-b_seq",
         ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
         1,
         ["{t}/p.tsv line 1", "no b_seq column"],
-        setup=_write("p.tsv", "a_name\ta_seq\tb_name\tlabel\nm1\tGUUAAUUACUCC\tt1\t1\n"),
+        setup=write("p.tsv", "a_name\ta_seq\tb_name\tlabel\nm1\tGUUAAUUACUCC\tt1\t1\n"),
     ),
     Case(
         "interact/an-empty-label-among-labels",
         ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/o.tsv"],
         1,
         ["{t}/p.tsv line 3", "label is empty"],
-        setup=_write("p.tsv", PAIRS + "m2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t\n"),
+        setup=write("p.tsv", PAIRS + "m2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t\n"),
     ),
     Case(
         "predict/rri-a-label-among-empty-ones",
         ["predict", "--task", "rri", "--model", "{rri_model}", "-o", "{t}/o.tsv", "{t}/p.tsv"],
         1,
         ["{t}/p.tsv line 3", "label '1'"],
-        setup=_write("p.tsv", PAIRS.replace("\t1\n", "\t\n") + "m2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t1\n"),
+        setup=write("p.tsv", PAIRS.replace("\t1\n", "\t\n") + "m2\tGUUAAUUACUCC\tt2\tACCCUUGUCCUACAC\t1\n"),
     ),
     Case(
         "predict/mrl-id-with-an-escape-sequence",
         ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
         1,
         ["{t}/u.csv line 3", "id", "U+001B"],
-        setup=_write("u.csv", f"id,utr\na,{UTR}\nb\x1b[31m,{UTR}\n"),
+        setup=write("u.csv", f"id,utr\na,{UTR}\nb\x1b[31m,{UTR}\n"),
     ),
     Case(
         "predict/mrl-id-not-utf8-with-targets",
         ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
         1,
         ["{t}/u.csv line 2", "id", "not UTF-8"],
-        setup=_write("u.csv", b"id,utr,rl\nb\xfe," + UTR.encode() + b",2.5\n"),
+        setup=write("u.csv", b"id,utr,rl\nb\xfe," + UTR.encode() + b",2.5\n"),
     ),
     Case(
         "predict/mrl-header-only-names-the-file-in-full",
         ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
         1,
         ["{t}/u.csv line 1", "header only"],
-        setup=_write("u.csv", "id,utr\n"),
+        setup=write("u.csv", "id,utr\n"),
     ),
     Case(
         "predict/mrl-too-long-names-the-file-in-full",
         ["predict", "--task", "mrl", "--model", "{mrl_model}", "-o", "{t}/o.tsv", "{t}/u.csv"],
         1,
         ["{t}/u.csv", "record 'a' has 4100 nt"],
-        setup=_write("u.csv", f"id,utr\na,{'A' * 4100}\n"),
+        setup=write("u.csv", f"id,utr\na,{'A' * 4100}\n"),
     ),
     # weights that are not finite: every output would be NaN, with exit 0
     Case(
@@ -340,8 +340,8 @@ CASES = [
         ["pretrain", "--config", "{t}/c.yaml"],
         1,
         ["data.train ({t}/bad.fa)", "no training records"],
-        setup=_then(
-            _write("bad.fa", ">a\nJJJJJJJJJJJJ\n>b\nAC\n"),
+        setup=then(
+            write("bad.fa", ">a\nJJJJJJJJJJJJ\n>b\nAC\n"),
             _run_config("pretrain_cfg", **{"data.train": ["{t}/bad.fa"]}),
         ),
     ),
@@ -388,21 +388,21 @@ CASES = [
         ["pretrain", "--config", "{t}/c.yaml"],
         1,
         ["{t}/c.yaml", "line 3", "'max_steps' given twice (first on line 2)"],
-        setup=_write("c.yaml", "train:\n  max_steps: 2\n  max_steps: 3000\n"),
+        setup=write("c.yaml", "train:\n  max_steps: 2\n  max_steps: 3000\n"),
     ),
     Case(
         "finetune/a-section-given-twice",
         ["finetune", "--config", "{t}/c.yaml"],
         1,
         ["{t}/c.yaml", "'optim' given twice"],
-        setup=_write("c.yaml", "task: rri\noptim: {lr: 0.1}\noptim: {lr: 0.2}\n"),
+        setup=write("c.yaml", "task: rri\noptim: {lr: 0.1}\noptim: {lr: 0.2}\n"),
     ),
     Case(
         "compare/a-key-given-twice",
         ["compare", "--config", "{t}/c.yaml"],
         1,
         ["{t}/c.yaml", "'out_dir' given twice"],
-        setup=_write("c.yaml", "out_dir: runs/a\nout_dir: runs/b\n"),
+        setup=write("c.yaml", "out_dir: runs/a\nout_dir: runs/b\n"),
     ),
     Case(
         "export/fp16-of-a-weight-beyond-its-range",
@@ -449,7 +449,7 @@ CASES = [
         ["probe", "{tiny}", "{t}/e.dbn", "--out", "{t}/p.pt"],
         1,
         ["{t}/e.dbn", "holds a base pair"],
-        setup=_write("e.dbn", ">a\nACGUACGUAC\n..........\n>b\nACGUACGUAC\n..........\n"),
+        setup=write("e.dbn", ">a\nACGUACGUAC\n..........\n>b\nACGUACGUAC\n..........\n"),
     ),
     # options of the other task, which were ignored in silence; a variant file with no variant
     Case(
@@ -469,7 +469,7 @@ CASES = [
         ["predict", "--task", "mrl", "--model", "{mrl_model}", "--variants", "-o", "{t}/o.tsv", "{t}/v.csv"],
         1,
         ["{t}/v.csv", "no variant row"],
-        setup=_write("v.csv", f"utr,hrl,info4,mother\n{UTR},1.0,normal,\n{UTR[:-1]}A,2.0,normal,\n"),
+        setup=write("v.csv", f"utr,hrl,info4,mother\n{UTR},1.0,normal,\n{UTR[:-1]}A,2.0,normal,\n"),
     ),
     Case(
         "compare/config-is-its-own-output",

@@ -1,6 +1,6 @@
 """Hostile inputs found by an audit of every command and the Python API: each case was a crash,
 a hang, a misleading message or a traceback before its fix. Command-line cases keep the rule
-of :mod:`tests.robustness.test_cli_cases` (one line naming the thing, the exit code, nothing
+of :mod:`tests.robustness.cases` (one line naming the thing, the exit code, nothing
 written)."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import torch
 
 import resm
 from resm.cli import main as cli_main
-from tests.robustness.test_cli_cases import Case, check_one_line
+from tests.robustness.cases import Case, check_one_line
 
 
-def _copy(key: str, rel: str):
+def copy(key: str, rel: str):
     def setup(p: dict) -> None:
         src, dst = Path(p[key]), Path(p["t"]) / rel
         shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
@@ -31,12 +31,12 @@ def _copy(key: str, rel: str):
     return setup
 
 
-def _write(rel: str, text: str, key: str | None = None):
+def write(rel: str, text: str, key: str | None = None):
     """Copy workspace ``key`` to ``rel``'s top folder first (when given), then write ``rel``."""
 
     def setup(p: dict) -> None:
         if key is not None:
-            _copy(key, rel.split("/")[0])(p)
+            copy(key, rel.split("/")[0])(p)
         (Path(p["t"]) / rel).write_text(text)
 
     return setup
@@ -88,35 +88,35 @@ CASES = [
         ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
         1,
         ["{t}/hf/config.json", "num_hidden_layers must be a positive integer, got 'two'"],
-        _write("hf/config.json", HF_CONFIG, key="hf"),
+        write("hf/config.json", HF_CONFIG, key="hf"),
     ),
     Case(
         "embed/hf-config-not-an-object",
         ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
         1,
         ["{t}/hf/config.json", "expected a JSON object, got list"],
-        _write("hf/config.json", "[1, 2]", key="hf"),
+        write("hf/config.json", "[1, 2]", key="hf"),
     ),
     Case(
         "embed/hf-resm-json-not-json",
         ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
         1,
         ["{t}/hf/resm.json", "not valid JSON"],
-        _write("hf/resm.json", "{scheme: kdny", key="hf"),
+        write("hf/resm.json", "{scheme: kdny", key="hf"),
     ),
     Case(
         "embed/hf-resm-json-a-list",
         ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
         1,
         ["{t}/hf/resm.json", "its resm metadata is list, not a mapping"],
-        _write("hf/resm.json", "[1]", key="hf"),
+        write("hf/resm.json", "[1]", key="hf"),
     ),
     Case(
         "embed/hf-resm-json-unknown-scheme",
         ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
         1,
         ["{t}/hf/resm.json", "records the unknown mapping scheme 5; known: codon3, kdny"],
-        _write("hf/resm.json", '{"scheme": 5}', key="hf"),
+        write("hf/resm.json", '{"scheme": 5}', key="hf"),
     ),
     Case(
         "embed/fair-layers-negative",
@@ -166,7 +166,7 @@ CASES = [
         ["predict", "--task", "mrl", "{t}/u.fa", "--model", "{mrl_model}", "-o", "{t}/p.csv"],
         1,
         ["{t}/u.fa line 3: record 'b': gap '-' at position 3 is not a nucleotide"],
-        _write("u.fa", ">a\nACGUACGU\n>b\nAC-GU\n"),
+        write("u.fa", ">a\nACGUACGU\n>b\nAC-GU\n"),
     ),
     # torch.manual_seed overflowed: 'error: Overflow when unpacking long long', exit 1, no option named
     Case(
@@ -253,7 +253,7 @@ CASES = [
         ["finetune", "--config", "{t}/c.yaml"],
         1,
         ["{t}/c.yaml: task: missing; known tasks: ['structure', 'rri', 'mrl', 'joint']"],
-        _write("c.yaml", ""),
+        write("c.yaml", ""),
     ),
     Case("embed/threads-huge", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "100000"], 2, ["--threads"]),
 ]

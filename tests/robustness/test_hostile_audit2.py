@@ -1,6 +1,6 @@
 """The second hostile-input audit of the command line and the Python API: each case was a wrong
 exit code, a message naming nothing, a traceback or a silent wrong result before its fix.
-Command-line cases keep the rule of :mod:`tests.robustness.test_cli_cases` (one line naming
+Command-line cases keep the rule of :mod:`tests.robustness.cases` (one line naming
 the thing, the exit code, nothing written)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 
 import resm
 from tests.conftest import ENV, REPO
+from tests.robustness.cases import Case, check_one_line
 from tests.robustness.conftest import said
-from tests.robustness.test_cli_cases import Case, check_one_line
 from tests.robustness.test_hostile_audit import _edit_pt
 
 FIVE_S = (
@@ -25,7 +25,7 @@ FIVE_S = (
 )
 
 
-def _write(rel: str, text: str, key: str | None = None):
+def write(rel: str, text: str, key: str | None = None):
     """Write ``text`` at ``rel`` in the case's folder, after copying workspace ``key`` (a
     folder) to ``rel``'s top folder when given."""
 
@@ -51,7 +51,7 @@ CASES = [
             [*FOLD, "--bpp", "{t}/b.txt", "--bpp-min", v],
             2,
             [f"argument --bpp-min: must be a number in [0, 1], got {said_}"],
-            _write("in.fa", TWO),
+            write("in.fa", TWO),
         )
         for v, said_ in [("nan", "nan"), ("2", "2.0"), ("-1", "-1.0")]
     ],
@@ -79,14 +79,14 @@ CASES = [
         ["fold", "{t}/in.fa", "--plot", "{t}/p", "--threads", "1"],
         1,
         ["records 'x' and 'x_ss' would both be written to x_ss.png"],
-        _write("in.fa", ">x\nGGGGAAACCCC\n>x_ss\nGGGGAAACCCC\n"),
+        write("in.fa", ">x\nGGGGAAACCCC\n>x_ss\nGGGGAAACCCC\n"),
     ),
     Case(
         "fold/plot-names-collide-with-compare",
         ["fold", "{t}/in.fa", "--plot", "{t}/p", "--threads", "1", "--compare", "rnafold", "-o", "{t}/o.dbn"],
         1,
         ["records 'x' and 'x_rnafold' would both be written to x_rnafold_ss.png"],
-        _write("in.fa", ">x\nGGGGAAACCCC\n>x_rnafold\nGGGGAAACCCC\n"),
+        write("in.fa", ">x\nGGGGAAACCCC\n>x_rnafold\nGGGGAAACCCC\n"),
     ),
     # a dbn record under a bare '>' was folded as the id '' and written back as a bare '>' (which
     # no reader takes), and --split-dir named its file _.dbn
@@ -95,14 +95,17 @@ CASES = [
         ["fold", "{t}/in.dbn", "--split-dir", "{t}/s", "--threads", "1"],
         1,
         ["{t}/in.dbn line 4: header has no id"],
-        _write("in.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>\nGGGAAACCC\n(((...)))\n"),
+        write("in.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>\nGGGAAACCC\n(((...)))\n"),
     ),
     Case(
         "fold/reference-dbn-header-without-id",
         ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "--threads", "1"],
         1,
         ["{t}/r.dbn line 1: header has no id"],
-        lambda p: (_write("in.fa", ">a\nGGGGAAACCCC\n")(p), _write("r.dbn", ">\nGGGGAAACCCC\n((((...))))\n")(p)),
+        lambda p: (
+            write("in.fa", ">a\nGGGGAAACCCC\n")(p),
+            write("r.dbn", ">\nGGGGAAACCCC\n((((...))))\n")(p),
+        ),
     ),
     # an architecture a file records that its weights do not hold: 10**12 layers were built layer
     # by layer until memory ran out (a Hugging Face config's looped over 10**12 layer names first)
@@ -140,7 +143,7 @@ CASES = [
             "{t}/e.npz: record 'nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...' (100000 characters)",
             "its array name would be 100011 bytes, more than the 65535 an .npz entry name may hold",
         ],
-        _write("in.fa", ">" + "n" * 100000 + "\nGGCC\n"),
+        write("in.fa", ">" + "n" * 100000 + "\nGGCC\n"),
     ),
     # a header naming a column twice read the first without a word; a UTR table with an id
     # twice predicted both rows under one name (a FASTA file with one is refused)
@@ -149,21 +152,21 @@ CASES = [
         ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/s.tsv"],
         1,
         ["{t}/p.tsv line 1: the header names column 'a_seq' twice (columns 2 and 3)"],
-        _write("p.tsv", "a_name\ta_seq\tA_SEQ\tb_name\tb_seq\nm\tGGGAAAUUU\tCCC\tt\tAAAUUUCCC\n"),
+        write("p.tsv", "a_name\ta_seq\tA_SEQ\tb_name\tb_seq\nm\tGGGAAAUUU\tCCC\tt\tAAAUUUCCC\n"),
     ),
     Case(
         "predict/header-names-utr-twice",
         ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/o.tsv"],
         1,
         ["{t}/u.csv line 1: the header names column 'utr' twice (columns 2 and 3)"],
-        _write("u.csv", "id,utr,utr\nu1,ACGUACGU,GGGG\n"),
+        write("u.csv", "id,utr,utr\nu1,ACGUACGU,GGGG\n"),
     ),
     Case(
         "predict/table-duplicate-id",
         ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/o.tsv"],
         1,
         ["{t}/u.csv line 3: duplicate id 'u1' (line 2)"],
-        _write("u.csv", "id,utr\nu1,ACGUACGU\nu1,GGCCAAUU\n"),
+        write("u.csv", "id,utr\nu1,ACGUACGU\nu1,GGCCAAUU\n"),
     ),
     # head sizes of 0 or less (a kernel of -1 is odd) crashed building the convolutions:
     # 'RuntimeError: Trying to create tensor with negative dimension -1 (unexpected; ...)'
@@ -228,7 +231,7 @@ CASES = [
         ["probe", "{tiny}", "{t}/s.dbn", "--out", "{t}/p.pt"],
         1,
         ["{t}/s.dbn: record 'a': gap '-' at position 5 is not a nucleotide"],
-        _write("s.dbn", ">a\nGGGG-AAACCCC\n((((....))))\n"),
+        write("s.dbn", ">a\nGGGG-AAACCCC\n((((....))))\n"),
     ),
     # a data set with an id twice: the model's fold refused it naming no file (since the API's
     # records are held to the rules of a file's; before, both records were scored)
@@ -239,7 +242,7 @@ CASES = [
         ["{t}/ss/bprna/TS0.dbn: duplicate id 'a' (records 1 and 2)"],
         lambda p: (
             (Path(p["t"]) / "ss" / "bprna").mkdir(parents=True),
-            _write("ss/bprna/TS0.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>a\nGGGAAACCC\n(((...)))\n")(p),
+            write("ss/bprna/TS0.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>a\nGGGAAACCC\n(((...)))\n")(p),
         ),
     ),
     # a bundle's head config whose sizes its weights do not hold: 10**5 channels allocated a
@@ -253,7 +256,7 @@ CASES = [
     ),
     # a file of FASTA ';' comments only was read as the bare sequence ';c', "record 'seq_1':
     # symbol ';' at position 1 is not a nucleotide", a record the file does not hold
-    Case("fold/comments-only", [*FOLD], 1, ["{t}/in.fa: no records"], _write("in.fa", ";c\n;d\n")),
+    Case("fold/comments-only", [*FOLD], 1, ["{t}/in.fa: no records"], write("in.fa", ";c\n;d\n")),
     # nine nested lists of nine aliases (387 million values once expanded): reading the config
     # ran out of memory, 'MemoryError: no message (unexpected; ...)'; a recursive alias recursed
     Case(
@@ -261,7 +264,7 @@ CASES = [
         ["finetune", "--config", "{t}/c.yaml"],
         1,
         ["{t}/c.yaml: not valid YAML (line 1, column 1: its aliases expand to more than 100,000 values"],
-        _write(
+        write(
             "c.yaml",
             "a: &a [x, x, x, x, x, x, x, x, x]\n"
             + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi")),
@@ -280,28 +283,28 @@ CASES = [
         ["embed", "{t}/hf", "{fa}", "{t}/e.npz"],
         1,
         ["{t}/hf/config.json: nested too deeply"],
-        _write("hf/config.json", DEEP, key="hf"),
+        write("hf/config.json", DEEP, key="hf"),
     ),
     Case(
         "interact/manifest-nested-too-deeply",
         ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}"],
         1,
         ["{t}/m/manifest.json: invalid JSON (line 1: nested too deeply)"],
-        _write("m/manifest.json", DEEP, key="rri_model"),
+        write("m/manifest.json", DEEP, key="rri_model"),
     ),
     Case(
         "fold/probe-record-nested-too-deeply",
         ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt"],
         1,
         ["{t}/p.pt.json: unreadable probe record (nested too deeply"],
-        lambda p: (shutil.copy2(p["probe"], Path(p["t"]) / "p.pt"), _write("p.pt.json", DEEP)(p)),
+        lambda p: (shutil.copy2(p["probe"], Path(p["t"]) / "p.pt"), write("p.pt.json", DEEP)(p)),
     ),
     Case(
         "finetune/yaml-nested-too-deeply",
         ["finetune", "--config", "{t}/c.yaml"],
         1,
         ["{t}/c.yaml: not valid YAML (nested too deeply)"],
-        _write("c.yaml", "a: " + "[" * 50000 + "]" * 50000 + "\n"),
+        write("c.yaml", "a: " + "[" * 50000 + "]" * 50000 + "\n"),
     ),
     # an output that is a symbolic link to itself was replaced by a file (exit 0): a link is
     # written to its target, and this one has none
@@ -318,7 +321,7 @@ CASES = [
         ["compare", "--config", "{compare_cfg}", "data.test={t}/e.dbn", "out_dir={t}/cmp"],
         1,
         ["data.test: {t}/e.dbn: duplicate id 'a' (records 1 and 2)"],
-        _write("e.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>a\nGGGGAAACCCC\n((((...))))\n"),
+        write("e.dbn", ">a\nGGGGAAACCCC\n((((...))))\n>a\nGGGGAAACCCC\n((((...))))\n"),
     ),
 ]
 

@@ -1,6 +1,6 @@
 """The third hostile-input audit: each case was accepted (exit 0, or a silent wrong result)
 or refused in words naming nothing before its fix. Command-line cases keep the rule of
-:mod:`tests.robustness.test_cli_cases` (one line naming the thing, the exit code, nothing
+:mod:`tests.robustness.cases` (one line naming the thing, the exit code, nothing
 written)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 import resm
 from resm.fasta import FastaError, check_record_ids, parse_fasta, read_fasta
 from resm.structure.io import StructureError, read_structure
-from tests.robustness.test_cli_cases import Case, check_one_line
-from tests.robustness.test_hostile_audit2 import _hf_config, _write
+from tests.robustness.cases import Case, check_one_line
+from tests.robustness.test_hostile_audit2 import _hf_config, write
 
 FOLD = ["fold", "{t}/in.fa", "-o", "{t}/o.dbn", "--threads", "1"]
 
@@ -28,14 +28,14 @@ CASES = [
         FOLD,
         1,
         ["{t}/in.fa line 1: id 'ab\\u202ec' holds the invisible format character U+202E"],
-        _write("in.fa", ">ab\u202ec\nGGGGAAACCCC\n"),
+        write("in.fa", ">ab\u202ec\nGGGGAAACCCC\n"),
     ),
     Case(
         "fold/ct-name-with-a-zero-width-space",
         ["fold", "{t}/in.ct", "-o", "{t}/o.dbn", "--threads", "1"],
         1,
         ["{t}/in.ct line 1: name 'a\\u200bb' holds the invisible format character U+200B"],
-        _write("in.ct", "4 a\u200bb\n1 G 0 2 4 1\n2 G 1 3 0 2\n3 C 2 4 0 3\n4 C 3 0 1 4\n"),
+        write("in.ct", "4 a\u200bb\n1 G 0 2 4 1\n2 G 1 3 0 2\n3 C 2 4 0 3\n4 C 3 0 1 4\n"),
     ),
 ]
 

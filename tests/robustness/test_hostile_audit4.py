@@ -1,6 +1,6 @@
 """The fourth hostile-input audit: each case hung, was blamed on the wrong thing in more than
 one line, or gave a silent wrong result before its fix. Command-line cases keep the rule of
-:mod:`tests.robustness.test_cli_cases` (one line naming the thing, the exit code, nothing
+:mod:`tests.robustness.cases` (one line naming the thing, the exit code, nothing
 written)."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 
 from resm.cli import main as cli_main
 from tests.conftest import ENV
+from tests.robustness.cases import Case, check_one_line, write
 from tests.robustness.conftest import said
-from tests.robustness.test_cli_cases import Case, _write, check_one_line
 
 FOLD = ["fold", "{fa}", "-o", "{t}/o.dbn", "--threads", "1"]
 
@@ -36,7 +36,7 @@ CASES = [
         [*FOLD, "--bpp-cache", "{t}/f/c"],
         1,
         ["{t}/f/c: cannot be created, {t}/f is not a folder"],
-        _write("f", "a file\n"),
+        write("f", "a file\n"),
     ),
     Case(
         "fold/bpp-cache-a-link-that-loops",
@@ -51,14 +51,14 @@ CASES = [
         ["evaluate", "structure", "--model", "default", "--dataset", "vl1", "--bpp-cache", "{t}/f", "--threads", "1"],
         1,
         ["{t}/f: is a file; a folder is to be written here"],
-        _write("f", "a file\n"),
+        write("f", "a file\n"),
     ),
     Case(
         "finetune/data-bpp-cache-under-a-file",
         ["finetune", "--config", "{structure_cfg}", "train.out_dir={t}/run", "data.bpp_cache={t}/f/c"],
         1,
         ["data.bpp_cache {t}/f/c: cannot be created, {t}/f is not a folder"],
-        _write("f", "a file\n"),
+        write("f", "a file\n"),
     ),
 ]
 

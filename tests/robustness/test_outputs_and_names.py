@@ -1,6 +1,6 @@
 """Outputs that would destroy an input, streams and links, messages that name the whole path or
 the record, memory refused before the work, and training values: table-driven (the rules of
-:mod:`tests.robustness.test_cli_cases`: one line naming the thing, the exit code, nothing
+:mod:`tests.robustness.cases`: one line naming the thing, the exit code, nothing
 written), then the outputs that must work: ``-``, ``/dev/stdout``, a named pipe, a link."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from resm.cli import main as cli_main
-from tests.robustness.test_cli_cases import PRETRAIN_COPY, Case, _copy, _then, _write, check_one_line
+from tests.robustness.cases import PRETRAIN_COPY, Case, check_one_line, copy, then, write
 
-IN = _copy("fa", "in.fa")
+IN = copy("fa", "in.fa")
 SEQ1, SEQ2 = "GGGAAACCCAUGC", "ACGUACGUAAAAACCCGGGUUU"
 REF = f">r1\n{SEQ1}\n(((...)))....\n>r2\n{SEQ2}\n{'.' * len(SEQ2)}\n"
-WITH_REF = _then(IN, _write("r.dbn", REF))
+WITH_REF = then(IN, write("r.dbn", REF))
 LONG_ID = "a" * 300
 
 
@@ -45,7 +45,7 @@ def _hard(rel: str, to: str):
 def _copy_to(src: str, dst: str):
     def setup(p: dict) -> None:
         (Path(p["t"]) / dst).parent.mkdir(parents=True, exist_ok=True)
-        _copy(src, dst)(p)
+        copy(src, dst)(p)
 
     return setup
 
@@ -60,7 +60,7 @@ OUTPUT_CASES = [
         ["fold", "{t}/k.dbn", "-o", "{t}/k.dbn"],
         1,
         ["--out {t}/k.dbn: is the input"],
-        _copy("dbn", "k.dbn"),
+        copy("dbn", "k.dbn"),
     ),
     Case(
         "fold/bpp-is-the-input",
@@ -102,35 +102,35 @@ OUTPUT_CASES = [
         ["fold", "{t}/in.fa", "-o", "{t}/link.fa"],
         1,
         ["--out {t}/link.fa: is the input ({t}/in.fa)"],
-        _then(IN, _link("link.fa", "in.fa")),
+        then(IN, _link("link.fa", "in.fa")),
     ),
     Case(
         "fold/input-is-a-link-out-names-its-target",
         ["fold", "{t}/link.fa", "-o", "{t}/in.fa"],
         1,
         ["--out {t}/in.fa: is the input ({t}/link.fa)"],
-        _then(IN, _link("link.fa", "in.fa")),
+        then(IN, _link("link.fa", "in.fa")),
     ),
     Case(
         "fold/out-is-a-hard-link-of-the-input",
         ["fold", "{t}/in.fa", "-o", "{t}/h.dbn"],
         1,
         ["--out {t}/h.dbn: is the input ({t}/in.fa)"],
-        _then(IN, _hard("h.dbn", "in.fa")),
+        then(IN, _hard("h.dbn", "in.fa")),
     ),
     Case(
         "fold/bpp-is-a-hard-link-of-the-reference",
         ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "--bpp", "{t}/h.bpp"],
         1,
         ["--bpp {t}/h.bpp: is --reference"],
-        _then(WITH_REF, _hard("h.bpp", "r.dbn")),
+        then(WITH_REF, _hard("h.bpp", "r.dbn")),
     ),
     Case(
         "fold/out-through-a-linked-folder",
         ["fold", "{t}/sub/in.fa", "-o", "{t}/L/in.fa"],
         1,
         ["--out {t}/L/in.fa: is the input"],
-        _then(_copy_to("fa", "sub/in.fa"), _link("L", "sub")),
+        then(_copy_to("fa", "sub/in.fa"), _link("L", "sub")),
     ),
     Case("fold/out-with-dot-dot", ["fold", "{t}/in.fa", "-o", "{t}/x/../in.fa"], 1, ["is the input"], IN),
     Case(
@@ -159,21 +159,21 @@ OUTPUT_CASES = [
         ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn", "-o", "{t}/a.dbn", "--report", "{t}/b.tsv"],
         1,
         ["--out and --report both name {t}/b.tsv"],
-        _then(WITH_REF, _write("a.dbn", "old\n"), _hard("b.tsv", "a.dbn")),
+        then(WITH_REF, write("a.dbn", "old\n"), _hard("b.tsv", "a.dbn")),
     ),
     Case(
         "fold/out-is-the-model",
         ["fold", "{fa}", "--model", "{t}/m.pt", "-o", "{t}/m.pt"],
         1,
         ["--out {t}/m.pt: is --model"],
-        _copy("structure_model", "m.pt"),
+        copy("structure_model", "m.pt"),
     ),
     Case(
         "fold/out-is-the-probe",
         ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/p.pt"],
         1,
         ["--out {t}/p.pt: is --zero-shot"],
-        _then(_copy("probe", "p.pt")),
+        then(copy("probe", "p.pt")),
     ),
     Case(
         "fold/split-dir-is-stdout",
@@ -198,70 +198,70 @@ OUTPUT_CASES = [
         ["embed", "{tiny}", "{t}/in.npz", "{t}/in.npz"],
         1,
         ["--out {t}/in.npz: is the input"],
-        _copy("fa", "in.npz"),
+        copy("fa", "in.npz"),
     ),
     Case(
         "embed/out-links-to-the-model",
         ["embed", "{t}/m.pt", "{fa}", "{t}/o.npz"],
         1,
         ["--out {t}/o.npz: is the model ({t}/m.pt)"],
-        _then(_copy("tiny", "m.pt"), _link("o.npz", "m.pt")),
+        then(copy("tiny", "m.pt"), _link("o.npz", "m.pt")),
     ),
     Case(
         "embed/out-is-a-hard-link-of-the-input",
         ["embed", "{tiny}", "{t}/in.fa", "{t}/o.safetensors"],
         1,
         ["is the input ({t}/in.fa)"],
-        _then(IN, _hard("o.safetensors", "in.fa")),
+        then(IN, _hard("o.safetensors", "in.fa")),
     ),
     Case(
         "export/out-is-a-file-of-the-checkpoint",
         ["export", "{t}/run", "--out", "{t}/run/checkpoints/step_00000002/engine.pt"],
         1,
         ["is a file of the checkpoint ({t}/run)"],
-        _copy("run", "run"),
+        copy("run", "run"),
     ),
     Case(
         "export/hf-is-the-run-folder",
         ["export", "{t}/run", "--out", "{t}/m.pt", "--hf", "{t}/run"],
         1,
         ["--hf {t}/run: is the checkpoint"],
-        _copy("run", "run"),
+        copy("run", "run"),
     ),
     Case(
         "probe/out-is-the-training-file",
         ["probe", "{tiny}", "{t}/h.dbn", "--out", "{t}/h.dbn"],
         1,
         ["--out {t}/h.dbn: is the training structures"],
-        _copy("dbn", "h.dbn"),
+        copy("dbn", "h.dbn"),
     ),
     Case(
         "probe/out-is-val",
         ["probe", "{tiny}", "{dbn}", "--val", "{t}/v.dbn", "--out", "{t}/v.dbn"],
         1,
         ["--out {t}/v.dbn: is --val"],
-        _copy("dbn", "v.dbn"),
+        copy("dbn", "v.dbn"),
     ),
     Case(
         "probe/out-is-the-model",
         ["probe", "{t}/b.pt", "{dbn}", "--out", "{t}/b.pt"],
         1,
         ["--out {t}/b.pt: is the model"],
-        _copy("tiny", "b.pt"),
+        copy("tiny", "b.pt"),
     ),
     Case(
         "interact/out-is-the-pairs",
         ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/p.tsv"],
         1,
         ["--out {t}/p.tsv: is the input"],
-        _copy("pairs", "p.tsv"),
+        copy("pairs", "p.tsv"),
     ),
     Case(
         "interact/maps-link-to-the-pairs",
         ["interact", "{t}/p.tsv", "--model", "{rri_model}", "--maps", "{t}/m.npz"],
         1,
         ["--maps {t}/m.npz: is the input ({t}/p.tsv)"],
-        _then(_copy("pairs", "p.tsv"), _link("m.npz", "p.tsv")),
+        then(copy("pairs", "p.tsv"), _link("m.npz", "p.tsv")),
     ),
     Case(
         "interact/out-and-maps-one-file",
@@ -275,28 +275,28 @@ OUTPUT_CASES = [
         ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/p.pt"],
         1,
         ["--out {t}/p.pt: is --probe"],
-        _copy("probe", "p.pt"),
+        copy("probe", "p.pt"),
     ),
     Case(
         "predict/out-is-the-input",
         ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/u.csv"],
         1,
         ["--out {t}/u.csv: is the input"],
-        _copy("utrs", "u.csv"),
+        copy("utrs", "u.csv"),
     ),
     Case(
         "predict/out-links-to-the-input",
         ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/o.tsv"],
         1,
         ["--out {t}/o.tsv: is the input ({t}/u.csv)"],
-        _then(_copy("utrs", "u.csv"), _link("o.tsv", "u.csv")),
+        then(copy("utrs", "u.csv"), _link("o.tsv", "u.csv")),
     ),
     Case(
         "evaluate/out-is-the-model",
         ["evaluate", "structure", "--model", "{t}/m.pt", "--dataset", "ts0", "--out", "{t}/m.pt"],
         1,
         ["--out {t}/m.pt: is --model"],
-        _copy("structure_model", "m.pt"),
+        copy("structure_model", "m.pt"),
     ),
     # ------------------------------------------------------------------ messages name the whole path or the record
     Case("fold/missing-input-named-in-full", ["fold", "{t}/nowhere/x.fa", "-o", "{t}/o.dbn"], 1, ["{t}/nowhere/x.fa"]),
@@ -311,35 +311,35 @@ OUTPUT_CASES = [
         ["fold", "{t}/s.txt", "-o", "{t}/o.dbn"],
         1,
         ["{t}/s.txt: no records"],  # FASTA's ';' comments (once read as the bare sequence ';')
-        _write("s.txt", ";\n;\n;\n"),
+        write("s.txt", ";\n;\n;\n"),
     ),
     Case(
         "embed/only-semicolon-lines",
         ["embed", "{tiny}", "{t}/s.txt", "{t}/e.npz"],
         1,
         ["{t}/s.txt: no records"],
-        _write("s.txt", ";\n;\n"),
+        write("s.txt", ";\n;\n"),
     ),
     Case(
         "fold/id-too-long-for-split-dir",
         ["fold", "{t}/long.fa", "--split-dir", "{t}/d"],
         1,
         [f"record '{LONG_ID[:40]}...' (300 characters)", "255"],
-        _write("long.fa", f">{LONG_ID}\nACGUACGU\n"),
+        write("long.fa", f">{LONG_ID}\nACGUACGU\n"),
     ),
     Case(
         "fold/id-too-long-for-plot",
         ["fold", "{t}/long.fa", "-o", "{t}/o.dbn", "--plot", "{t}/p"],
         1,
         ["(300 characters)"],
-        _write("long.fa", f">{LONG_ID}\nACGUACGU\n"),
+        write("long.fa", f">{LONG_ID}\nACGUACGU\n"),
     ),
     Case(
         "fold/reference-duplicate-id",
         ["fold", "{t}/in.fa", "--reference", "{t}/d.dbn"],
         1,
         ["{t}/d.dbn: duplicate id 'r1'"],
-        _then(IN, _write("d.dbn", REF + f">r1\n{SEQ1}\n.............\n")),
+        then(IN, write("d.dbn", REF + f">r1\n{SEQ1}\n.............\n")),
     ),
     Case(
         "fold/reference-missing-named-in-full",
@@ -352,14 +352,14 @@ OUTPUT_CASES = [
         ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn"],
         1,
         ["{t}/r.dbn: record 'r1' has length 4"],
-        _then(IN, _write("r.dbn", ">r1\nGGGA\n(..)\n")),
+        then(IN, write("r.dbn", ">r1\nGGGA\n(..)\n")),
     ),
     Case(
         "fold/reference-other-sequence-named-in-full",
         ["fold", "{t}/in.fa", "--reference", "{t}/r.dbn"],
         1,
         ["{t}/r.dbn: record 'r1'"],
-        _then(IN, _write("r.dbn", REF.replace(SEQ1, "A" * len(SEQ1)))),
+        then(IN, write("r.dbn", REF.replace(SEQ1, "A" * len(SEQ1)))),
     ),
     Case(
         "probe/structures-missing-named-in-full",
@@ -372,14 +372,14 @@ OUTPUT_CASES = [
         ["fold", "{t}/bad.fa", "-o", "{t}/o.dbn"],
         1,
         ["{t}/bad.fa: record 'bad'"],
-        _write("bad.fa", ">ok\nACGU\n>bad one\nACGUJ\n"),
+        write("bad.fa", ">ok\nACGU\n>bad one\nACGUJ\n"),
     ),
     Case(
         "embed/bad-symbol-names-the-file",
         ["embed", "{tiny}", "{t}/bad.fa", "{t}/e.npz"],
         1,
         ["{t}/bad.fa: record 'bad'"],
-        _write("bad.fa", ">ok\nACGU\n>bad one\nACGUJ\n"),
+        write("bad.fa", ">ok\nACGU\n>bad one\nACGUJ\n"),
     ),
     Case(
         "fold/too-long-names-the-file",
@@ -398,7 +398,7 @@ OUTPUT_CASES = [
         ["fold", "{fa}", "--reference", "{t}/r.xyz"],
         1,
         ["{t}/r.xyz"],
-        _write("r.xyz", REF),
+        write("r.xyz", REF),
     ),
     # ------------------------------------------------------------------ memory, before the work
     Case(

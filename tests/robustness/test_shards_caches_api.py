@@ -24,8 +24,8 @@ import pytest
 
 from resm.cli import main as cli_main
 from resm.utils.shards import ShardRun
+from tests.robustness.cases import Case, check_one_line, then
 from tests.robustness.conftest import said
-from tests.robustness.test_cli_cases import Case, _then, check_one_line
 
 # ----------------------------------------------------------------------------- shards
 FOLD_SHARD = "{t}/o.dbn.shards/shard-00000%d-of-000002.jsonl"
@@ -39,10 +39,10 @@ def _unmerged(argv: list[str]):
     there would be)."""
 
     def setup(p: dict) -> None:
-        from tests.robustness.test_cli_cases import _fill
+        from tests.robustness.cases import fill
 
         with mock.patch.object(ShardRun, "merge", lambda self, combine: False):
-            assert cli_main([_fill(a, p) for a in argv]) == 0
+            assert cli_main([fill(a, p) for a in argv]) == 0
 
     return setup
 
@@ -117,126 +117,126 @@ SHARD_CASES = [
         FOLD_ARGS,
         1,
         [F0, "SHA-256 differs", AGAIN],
-        _then(FOLD_UNMERGED, _copy_shard(FOLD_SHARD, 1, 0)),
+        then(FOLD_UNMERGED, _copy_shard(FOLD_SHARD, 1, 0)),
     ),
     Case(
         "shards/fold-copied-with-its-manifest",
         FOLD_ARGS,
         1,
         [F0, "says shard 1 of 2, this is shard 0 of 2"],
-        _then(FOLD_UNMERGED, _copy_shard(FOLD_SHARD, 1, 0, with_manifest=True)),
+        then(FOLD_UNMERGED, _copy_shard(FOLD_SHARD, 1, 0, with_manifest=True)),
     ),
     Case(
         "shards/fold-emptied",
         FOLD_ARGS,
         1,
         [F1, "SHA-256 differs"],
-        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 1, lambda d, p: b"")),
+        then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 1, lambda d, p: b"")),
     ),
     Case(
         "shards/fold-emptied-and-resealed",
         FOLD_ARGS,
         1,
         [F1, "lacks 'r2'"],
-        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 1, lambda d, p: b"", reseal=True)),
+        then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 1, lambda d, p: b"", reseal=True)),
     ),
     Case(
         "shards/fold-damaged-and-resealed",
         FOLD_ARGS,
         1,
         [F0, "damaged shard"],
-        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: b'{"name": "r1", "struct', reseal=True)),
+        then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: b'{"name": "r1", "struct', reseal=True)),
     ),
     Case(
         "shards/fold-other-records-resealed",
         FOLD_ARGS,
         1,
         [F0, "lacks 'r1'"],
-        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, _other_shard(FOLD_SHARD, 1), reseal=True)),
+        then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, _other_shard(FOLD_SHARD, 1), reseal=True)),
     ),
     Case(
         "shards/fold-a-record-twice-resealed",
         FOLD_ARGS,
         1,
         [F0, "twice"],
-        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: d + d, reseal=True)),
+        then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: d + d, reseal=True)),
     ),
     Case(
         "shards/fold-a-line-not-a-record-resealed",
         FOLD_ARGS,
         1,
         [F0, "damaged shard", "not a record"],
-        _then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: d + b"[1, 2]\n", reseal=True)),
+        then(FOLD_UNMERGED, _rewrite(FOLD_SHARD, 0, lambda d, p: d + b"[1, 2]\n", reseal=True)),
     ),
     Case(
         "shards/fold-manifest-not-json",
         FOLD_ARGS,
         1,
         [F0, "its manifest", "cannot be read"],
-        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, text='{"shard": 0,')),
+        then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, text='{"shard": 0,')),
     ),
     Case(
         "shards/fold-manifest-a-list",
         FOLD_ARGS,
         1,
         [F0, "not a JSON object"],
-        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, text="[0]")),
+        then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, text="[0]")),
     ),
     Case(
         "shards/fold-manifest-of-another-job",
         FOLD_ARGS,
         1,
         [F1, "written by another job"],
-        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 1, job_sha256="0" * 64)),
+        then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 1, job_sha256="0" * 64)),
     ),
     Case(
         "shards/fold-manifest-other-ids",
         FOLD_ARGS,
         1,
         [F0, "ids differ"],
-        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, ids=["r9"])),
+        then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, ids=["r9"])),
     ),
     Case(
         "shards/fold-manifest-other-count",
         FOLD_ARGS,
         1,
         [F0, "says shard 0 of 3"],
-        _then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, n_shards=3)),
+        then(FOLD_UNMERGED, _edit_manifest(FOLD_SHARD, 0, n_shards=3)),
     ),
     Case(
         "shards/embed-copied-over-another",
         EMBED_ARGS,
         1,
         [E0, "SHA-256 differs"],
-        _then(EMBED_UNMERGED, _copy_shard(EMBED_SHARD, 1, 0)),
+        then(EMBED_UNMERGED, _copy_shard(EMBED_SHARD, 1, 0)),
     ),
     Case(
         "shards/embed-copied-with-its-manifest",
         EMBED_ARGS,
         1,
         [E0, "says shard 1 of 2"],
-        _then(EMBED_UNMERGED, _copy_shard(EMBED_SHARD, 1, 0, with_manifest=True)),
+        then(EMBED_UNMERGED, _copy_shard(EMBED_SHARD, 1, 0, with_manifest=True)),
     ),
     Case(
         "shards/embed-emptied",
         EMBED_ARGS,
         1,
         [E0, "SHA-256 differs"],
-        _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, lambda d, p: b"")),
+        then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, lambda d, p: b"")),
     ),
     Case(
         "shards/embed-truncated-and-resealed",
         EMBED_ARGS,
         1,
         [E0, "damaged shard"],
-        _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, lambda d, p: d[:200], reseal=True)),
+        then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, lambda d, p: d[:200], reseal=True)),
     ),
     Case(
         "shards/embed-pickled-and-resealed",
         EMBED_ARGS,
         1,
         [E0, "pickled Python objects, which resm never loads"],
-        _then(
+        then(
             EMBED_UNMERGED,
             _rewrite(
                 EMBED_SHARD,
@@ -251,21 +251,21 @@ SHARD_CASES = [
         EMBED_ARGS,
         1,
         [E0, "no arrays for 'r1'"],
-        _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _npz(__index__=np.array('{"ids": ["r1"]}')), reseal=True)),
+        then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _npz(__index__=np.array('{"ids": ["r1"]}')), reseal=True)),
     ),
     Case(
         "shards/embed-other-records-resealed",
         EMBED_ARGS,
         1,
         [E0, "lacks 'r1'"],
-        _then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _other_shard(EMBED_SHARD, 1), reseal=True)),
+        then(EMBED_UNMERGED, _rewrite(EMBED_SHARD, 0, _other_shard(EMBED_SHARD, 1), reseal=True)),
     ),
     Case(
         "shards/embed-manifest-not-json",
         EMBED_ARGS,
         1,
         [E0, "cannot be read"],
-        _then(EMBED_UNMERGED, _edit_manifest(EMBED_SHARD, 0, text="\x00")),
+        then(EMBED_UNMERGED, _edit_manifest(EMBED_SHARD, 0, text="\x00")),
     ),
     Case(
         "shards/fold-to-a-stream",
@@ -283,12 +283,12 @@ def test_a_wrong_shard_is_refused_naming_it(case: Case, ws, tmp_path, capfd, mon
 
 
 def test_an_unspoiled_resumed_shard_run_merges_what_one_run_writes(ws, tmp_path, capfd):
-    from tests.robustness.test_cli_cases import _fill
+    from tests.robustness.cases import fill
 
     p = {**{k: str(v) for k, v in ws.files.items()}, "t": str(tmp_path)}
     _unmerged(FOLD_ARGS)(p)
     capfd.readouterr()
-    assert cli_main([_fill(a, p) for a in FOLD_ARGS]) == 0
+    assert cli_main([fill(a, p) for a in FOLD_ARGS]) == 0
     assert "(2 finished shards reused)" in capfd.readouterr().out
     assert cli_main(["fold", str(ws["fa"]), "-o", str(tmp_path / "one.dbn"), "--threads", "1"]) == 0
     assert (tmp_path / "o.dbn").read_text() == (tmp_path / "one.dbn").read_text()
