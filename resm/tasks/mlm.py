@@ -39,7 +39,8 @@ __all__ = ["ValidationConfig", "MLMTask"]
 
 @dataclass
 class ValidationConfig:
-    """Validation settings.
+    """Validation settings. The validation loss is the mean over every masked position of the
+    validation batches (token-weighted, unlike the train loss, a mean of micro-batch means).
 
     Attributes:
         max_records: cap on validation records (first in file order; None: all).
