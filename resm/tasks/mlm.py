@@ -99,7 +99,7 @@ class MLMTask:
             self._val = validation_batches(
                 self.data_cfg, self.val_cfg.max_records, rank, world, progress=self.progress and rank == 0
             )
-            self.baseline = unigram_entropy(self._val) if self._val else float("nan")
+            self.baseline = unigram_entropy(self._val, self.letter_ids) if self._val else float("nan")
             if not self._val and rank == 0:
                 import sys
 

@@ -20,6 +20,7 @@ from resm.data.pretrain import (
     PretrainStream,
     center_crop,
     iter_split_records,
+    unigram_entropy,
 )
 from resm.mapping import get_scheme
 from resm.train_config import OptimConfig, TrainConfig
@@ -297,3 +298,32 @@ def test_each_epoch_gives_every_training_record_once_over_the_ranks(tmp_path, wo
     endless = [next(it) for _ in range(n0 + n1)]
     expected = list(s.iter_epoch(0)) + list(s.iter_epoch(1))
     assert all(len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b)) for a, b in zip(endless, expected))
+
+
+# ----------------------------------------------------------------------------- unigram baseline
+def test_unigram_baseline_is_the_entropy_of_the_letters_masking_can_target(tmp_path):
+    """The baseline is the loss of always predicting the corpus frequencies of the targets; the
+    masking never targets the unknown letter (N), so it does not count."""
+    from resm.tasks.mlm import MLMTask
+
+    rng = np.random.default_rng(2)
+    recs = [(f"s{i}", rand_rna(rng, 40, "AACGUNNN")) for i in range(12)]
+    path = write_fasta(tmp_path / "c.fa", recs)
+    task = MLMTask(
+        {
+            "model": {"arch": "tiny"},
+            "data": {"train": [path], "val_fraction": 1.0, "max_length": 64, "min_length": 5},
+        }
+    )
+    with torch.no_grad():
+        task.validate(task.model.eval(), torch.device("cpu"))
+    counts: dict[str, int] = {}
+    for _, seq in recs:
+        for c in seq:
+            if c in "ACGU":
+                counts[c] = counts.get(c, 0) + 1
+    total = sum(counts.values())
+    expected = -sum(v / total * math.log(v / total) for v in counts.values())
+    assert task.baseline == pytest.approx(expected, rel=1e-12)
+    batch = [KDNY.encode(seq) for _, seq in recs]
+    assert unigram_entropy([batch], KDNY.letter_ids) == pytest.approx(expected, rel=1e-12)
