@@ -122,13 +122,20 @@ def _all_mean(values: dict[str, float], weights_key: str | None = None) -> dict[
 
 # ----------------------------------------------------------------------------- schedule
 def lr_lambda(cfg: OptimConfig, max_steps: int):
+    """The factor of ``optim.lr`` that optimiser step ``step + 1`` uses (``step``: the steps
+    already taken, as ``LambdaLR`` counts them). Steps 1 .. W (W = ``warmup_steps``) rise
+    linearly to the peak, ``s / W``; steps W + 1 .. ``max_steps`` decay with ``t = (s - W) /
+    (max_steps - W)``, so the peak is used once, by step W, and the last step uses exactly
+    ``min_lr_ratio``."""
+
     def f(step: int) -> float:
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
+        s = step + 1  # the 1-based number of the step this factor is for
+        if cfg.warmup_steps and s <= cfg.warmup_steps:
+            return s / cfg.warmup_steps
         if cfg.schedule == "constant":
             return 1.0
         span = max(1, max_steps - cfg.warmup_steps)
-        t = min(1.0, (step - cfg.warmup_steps) / span)
+        t = min(1.0, (s - cfg.warmup_steps) / span)
         decay = 0.5 * (1 + math.cos(math.pi * t)) if cfg.schedule == "cosine" else 1 - t
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
 

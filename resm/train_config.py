@@ -30,9 +30,10 @@ class OptimConfig:
         lr: peak learning rate.
         weight_decay: AdamW weight decay (not applied to biases and norms).
         betas, eps: AdamW moments.
-        warmup_steps: linear warm-up from 0 to ``lr``.
+        warmup_steps: linear warm-up from 0 to ``lr``: step s (1, 2, ...) uses ``lr * s /
+            warmup_steps``, so step ``warmup_steps`` is the first at ``lr``.
         schedule: "cosine", "linear" or "constant" decay after warm-up, down to
-            ``lr * min_lr_ratio`` at ``TrainConfig.max_steps``.
+            ``lr * min_lr_ratio``, which the last step (``TrainConfig.max_steps``) uses.
         min_lr_ratio: final learning rate as a fraction of ``lr``.
         max_grad_norm: clip the global gradient norm to this (0: no clipping).
     """

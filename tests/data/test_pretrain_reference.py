@@ -327,3 +327,41 @@ def test_unigram_baseline_is_the_entropy_of_the_letters_masking_can_target(tmp_p
     assert task.baseline == pytest.approx(expected, rel=1e-12)
     batch = [KDNY.encode(seq) for _, seq in recs]
     assert unigram_entropy([batch], KDNY.letter_ids) == pytest.approx(expected, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- schedule
+def reference_lr(step: int, o: OptimConfig, max_steps: int) -> float:
+    """The rate of optimiser step ``step`` (1 .. max_steps) from the documented schedule:
+    warm-up lr * s / W for s <= W, then decay from lr (t = 0 at step W) to lr * min_lr_ratio at
+    step max_steps (t = 1)."""
+    W, N = o.warmup_steps, max_steps
+    if step <= W:
+        return o.lr * step / W
+    if o.schedule == "constant":
+        return o.lr
+    t = (step - W) / (N - W)
+    decay = 0.5 * (1 + math.cos(math.pi * t)) if o.schedule == "cosine" else 1 - t
+    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * decay)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
+@pytest.mark.parametrize("warmup,max_steps", [(4, 10), (0, 6), (1, 3), (5, 6), (7, 7)])
+def test_learning_rate_of_every_step(tmp_path, schedule, warmup, max_steps):
+    from resm.train import TorchEngine
+
+    o = OptimConfig(lr=0.01, warmup_steps=warmup, schedule=schedule, min_lr_ratio=0.2)
+    engine = TorchEngine(
+        torch.nn.Linear(2, 2), o, TrainConfig(out_dir=str(tmp_path), max_steps=max_steps), torch.device("cpu")
+    )
+    used = []
+    for _ in range(max_steps):  # the rate each step uses, read as the loop logs it
+        used.append(engine.lr)
+        engine.optimizer.step()
+        engine.scheduler.step()
+    expected = [reference_lr(s, o, max_steps) for s in range(1, max_steps + 1)]
+    assert used == pytest.approx(expected, rel=1e-12, abs=0)
+    if warmup:
+        assert used[warmup - 1] == pytest.approx(o.lr)  # the warm-up ends at lr
+    if warmup < max_steps and schedule != "constant":
+        assert used[-1] == pytest.approx(o.lr * o.min_lr_ratio)  # the last step uses the floor
+        assert used.count(max(used)) == 1  # the peak is used once
