@@ -6,7 +6,9 @@ baseline, and an exact resume of a run with gradient accumulation."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -365,3 +367,85 @@ def test_learning_rate_of_every_step(tmp_path, schedule, warmup, max_steps):
     if warmup < max_steps and schedule != "constant":
         assert used[-1] == pytest.approx(o.lr * o.min_lr_ratio)  # the last step uses the floor
         assert used.count(max(used)) == 1  # the peak is used once
+
+
+# ----------------------------------------------------------------------------- exact resume
+def _resume_cfg(tmp_path: Path, out: str) -> dict:
+    rng = np.random.default_rng(3)
+    fa = tmp_path / "corpus.fa"
+    if not fa.exists():
+        write_fasta(fa, [(f"RF{i % 4:05d}|s{i}", rand_rna(rng, int(rng.integers(12, 40)))) for i in range(30)])
+    return {
+        "model": {"arch": "tiny", "init_seed": 2},
+        "data": {
+            "train": [str(fa)],
+            "max_length": 24,
+            "min_length": 5,
+            "tokens_per_batch": 120,
+            "bucket_size": 8,
+            "val_fraction": 0.0,
+            "seed": 4,
+        },
+        "optim": {"lr": 3e-3, "warmup_steps": 2},
+        "train": {
+            "out_dir": str(tmp_path / out),
+            "max_steps": 7,
+            "grad_accum": 3,
+            "log_every": 2,
+            "val_every": 0,
+            "ckpt_every": 3,  # not a multiple of log_every: a checkpoint inside a log window
+            "keep_last": 5,
+            "progress": False,
+            "device": "cpu",
+        },
+    }
+
+
+def _log(run: Path) -> list[dict]:
+    out = []
+    for line in (run / "log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        out.append({k: v for k, v in rec.items() if k not in ("tokens_per_s", "elapsed_s")})
+    return out
+
+
+def test_stop_and_resume_is_the_uninterrupted_run(tmp_path):
+    """Train 7 steps of 3 accumulated micro-batches; train the same to the end, throw away what
+    followed step 3's checkpoint (as a kill between steps 3 and 4 would, even in the middle of
+    an accumulation window) and resume: weights, optimiser state, data position, masking
+    generator and every log line (loss, lr, tokens seen) are identical."""
+    from resm.backbone.load import CheckpointError, load_backbone
+    from resm.tasks.mlm import MLMTask
+    from resm.train import run_task
+
+    sections = set(MLMTask.sections)
+    run_task(MLMTask, _resume_cfg(tmp_path, "ref"), sections)
+    cfg = _resume_cfg(tmp_path, "cut")
+    run_task(MLMTask, cfg, sections)
+    cut = tmp_path / "cut"
+    for later in ("step_00000006", "step_00000007"):
+        shutil.rmtree(cut / "checkpoints" / later)
+    (cut / "model.pt").unlink()
+    run_task(MLMTask, cfg, sections)  # resumes at step 3
+
+    ref = tmp_path / "ref"
+    a = load_backbone(ref / "model.pt").model.state_dict()
+    b = load_backbone(cut / "model.pt").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ea = torch.load(ref / "checkpoints/step_00000007/engine.pt", weights_only=True)
+    eb = torch.load(cut / "checkpoints/step_00000007/engine.pt", weights_only=True)
+    for pa, pb in zip(ea["optimizer"]["state"].values(), eb["optimizer"]["state"].values()):
+        assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert ea["scheduler"] == eb["scheduler"]
+    ta = json.loads((ref / "checkpoints/step_00000007/trainer_rank0.json").read_text())
+    tb = json.loads((cut / "checkpoints/step_00000007/trainer_rank0.json").read_text())
+    for key in ("step", "tokens_seen", "data", "mask_rng", "rng"):
+        assert ta[key] == tb[key], key
+    assert _log(ref) == _log(cut)
+    # a kept window that is not one is refused in one line naming the file
+    state = cut / "checkpoints/step_00000007/trainer_rank0.json"
+    state.write_text(json.dumps({**tb, "window": {"loss": "x"}}))
+    with pytest.raises(
+        CheckpointError, match=r"trainer_rank0.json: not a complete trainer state \(unusable 'window'\)$"
+    ):
+        run_task(MLMTask, cfg, sections)
