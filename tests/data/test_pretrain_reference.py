@@ -449,3 +449,71 @@ def test_stop_and_resume_is_the_uninterrupted_run(tmp_path):
         CheckpointError, match=r"trainer_rank0.json: not a complete trainer state \(unusable 'window'\)$"
     ):
         run_task(MLMTask, cfg, sections)
+
+
+# ----------------------------------------------------------------------------- processes
+def _val_cfg(path: str, tokens: int) -> dict:
+    return {
+        "model": {"arch": "tiny", "init_seed": 1},
+        "data": {"train": [path], "val_fraction": 1.0, "max_length": 64, "min_length": 5, "tokens_per_batch": tokens},
+        "validation": {"max_records": 9},
+    }
+
+
+def _validate_in_group(rank: int, world: int, store: str, cfgs: list, out: str) -> None:
+    """One process of a gloo group: each config's validation metrics as the loop reduces them."""
+    import torch.distributed as dist
+
+    from resm.tasks.mlm import MLMTask
+    from resm.train import _all_mean
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        metrics = []
+        for cfg in cfgs:
+            task = MLMTask(cfg)
+            with torch.no_grad():
+                metrics.append(_all_mean(task.validate(task.model.eval(), torch.device("cpu"))))
+        Path(out, f"{rank}.json").write_text(json.dumps(metrics))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_validation_over_two_processes_is_the_one_process_value(tmp_path):
+    """The validation loss is the mean over every masked position whatever the number of
+    processes: with one batch (the second process has none) and with three batches shared 2 + 1
+    (unequal counts of masked positions), two processes report what one does."""
+    import torch.multiprocessing as mp
+
+    from resm.tasks.mlm import MLMTask
+
+    rng = np.random.default_rng(4)
+    path = write_fasta(tmp_path / "v.fa", [(f"s{i}", rand_rna(rng, int(rng.integers(10, 60)))) for i in range(9)])
+    cfgs = [_val_cfg(path, 10_000), _val_cfg(path, 190)]
+    alone = []
+    for cfg in cfgs:
+        task = MLMTask(cfg)
+        with torch.no_grad():
+            alone.append(task.validate(task.model.eval(), torch.device("cpu")))
+    assert len(task._val) == 3  # the second config: three batches
+    mp.spawn(_validate_in_group, args=(2, str(tmp_path / "store"), cfgs, str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        for one, two in zip(alone, json.loads((tmp_path / f"{rank}.json").read_text())):
+            assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-12)
+            assert two["n_masked"] == one["n_masked"]
+            assert two["unigram_baseline"] == pytest.approx(one["unigram_baseline"], rel=1e-12)
+
+
+def test_collectives_of_an_nccl_group_use_the_gpu(monkeypatch):
+    """A process group started with NCCL alone (init_distributed on GPUs) has no CPU backend:
+    the loop's reductions must hand it CUDA tensors."""
+    import torch.distributed as dist
+
+    from resm import train
+
+    monkeypatch.setattr(dist, "get_backend_config", lambda group=None: "cuda:nccl")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    assert train._collective_device() == torch.device("cuda", 3)
+    monkeypatch.setattr(dist, "get_backend_config", lambda group=None: "cpu:gloo,cuda:gloo")
+    assert train._collective_device() == torch.device("cpu")
