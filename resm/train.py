@@ -108,13 +108,30 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def _all_mean(values: dict[str, float], weights_key: str | None = None) -> dict[str, float]:
+def _collective_device() -> torch.device:
+    """Where the tensor of a collective must live: on the GPU when the process group has no
+    CPU backend (NCCL alone, as :func:`init_distributed` starts it on GPUs, reduces CUDA
+    tensors only: a CPU tensor is 'No backend type associated with device type cpu')."""
+    config = dist.get_backend_config()
+    if "cpu" in config or "cuda" not in config:
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """``values`` summed over the processes (themselves in a one-process run), in float64."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _all_mean(values: dict[str, float]) -> dict[str, float]:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return values
     keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-    dist.all_reduce(t)
-    out = {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+    out = {k: v / dist.get_world_size() for k, v in zip(keys, all_sum([values[k] for k in keys]))}
     for k in keys:  # counts are summed, not averaged
         if k.startswith("n_") or k == "tokens":
             out[k] = out[k] * dist.get_world_size()
