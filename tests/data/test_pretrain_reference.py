@@ -41,13 +41,19 @@ def rand_rna(rng, n: int, alphabet: str = "ACGU") -> str:
 
 # ----------------------------------------------------------------------------- masking
 def reference_mask(tokens: torch.Tensor, letters, cfg: MaskingConfig, seed: int):
-    """``mask_batch`` (span 1) from its definition, position by position, fed the same random
-    numbers in the order the docstring's steps need them: a score per position, a rounding
-    number per row, an action number and a letter pick per position."""
+    """``mask_batch`` from its definition, position by position, fed the same random numbers in
+    the order its steps need them: span 1, a score per position and a rounding number per row;
+    span k, a run-start number per position (from k - 1 before the row) and a fallback score per
+    position; then an action number and a letter pick per position."""
     g = torch.Generator().manual_seed(seed)
     B, T = tokens.shape
-    u = torch.rand((B, T), generator=g).tolist()
-    r = torch.rand((B,), generator=g).tolist()
+    k = cfg.span
+    if k == 1:
+        u = torch.rand((B, T), generator=g).tolist()
+        r = torch.rand((B,), generator=g).tolist()
+    else:  # a run start per position from k - 1 before the row on, and a fallback score
+        starts = torch.rand((B, T + k - 1), generator=g).tolist()
+        fix = torch.rand((B, T), generator=g).tolist()
     action = torch.rand((B, T), generator=g).tolist()
     pick = torch.randint(0, len(letters), (B, T), generator=g).tolist()
     toks = tokens.tolist()
@@ -58,8 +64,16 @@ def reference_mask(tokens: torch.Tensor, letters, cfg: MaskingConfig, seed: int)
         n = len(eligible)
         if n == 0:
             continue
-        k = min(n, max(1, math.floor(n * cfg.mask_prob + r[b])))  # stochastic rounding of n * p
-        chosen = sorted(eligible, key=lambda t: u[b][t])[:k]  # k eligible positions, at random
+        if k == 1:
+            count = min(n, max(1, math.floor(n * cfg.mask_prob + r[b])))  # stochastic rounding of n p
+            chosen = sorted(eligible, key=lambda t: u[b][t])[:count]  # that many eligible positions
+        else:
+            q = 1 - (1 - cfg.mask_prob) ** (1 / k)  # P(t covered) = 1 - (1 - q)^k = p
+            run_starts = [j - (k - 1) for j in range(T + k - 1) if starts[b][j] < q]
+            chosen = [t for t in eligible if any(s <= t < s + k for s in run_starts)]
+            if not chosen:  # one run from the eligible position of the highest fallback score
+                first = max(eligible, key=lambda t: fix[b][t])
+                chosen = [t for t in eligible if first <= t < first + k]
         for t in chosen:
             labels[b][t] = toks[b][t]
             a = action[b][t]
@@ -87,8 +101,14 @@ def special_rich_batch(scheme, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("scheme", ["kdny", "protein", "codon3"])
 @pytest.mark.parametrize(
     "cfg",
-    [MaskingConfig(), MaskingConfig(mask_prob=0.5, mask_token_frac=0.5, random_token_frac=0.5), MaskingConfig(0.05)],
-    ids=["bert", "half-random", "sparse"],
+    [
+        MaskingConfig(),
+        MaskingConfig(mask_prob=0.5, mask_token_frac=0.5, random_token_frac=0.5),
+        MaskingConfig(0.05),
+        MaskingConfig(span=3),
+        MaskingConfig(0.02, span=4),
+    ],
+    ids=["bert", "half-random", "sparse", "span3", "sparse-span4"],
 )
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_mask_batch_is_the_reference_draw_for_draw(scheme, cfg, seed):
