@@ -34,6 +34,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from .backbone.load import CheckpointError
 from .config import ConfigError, check_inputs_outside, from_dict, load_json
 from .train_config import OptimConfig, TrainConfig
 from .train_state import (
@@ -107,13 +108,30 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def _all_mean(values: dict[str, float], weights_key: str | None = None) -> dict[str, float]:
+def _collective_device() -> torch.device:
+    """Where the tensor of a collective must live: on the GPU when the process group has no
+    CPU backend (NCCL alone, as :func:`init_distributed` starts it on GPUs, reduces CUDA
+    tensors only: a CPU tensor is 'No backend type associated with device type cpu')."""
+    config = dist.get_backend_config()
+    if "cpu" in config or "cuda" not in config:
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """``values`` summed over the processes (themselves in a one-process run), in float64."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _all_mean(values: dict[str, float]) -> dict[str, float]:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return values
     keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-    dist.all_reduce(t)
-    out = {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+    out = {k: v / dist.get_world_size() for k, v in zip(keys, all_sum([values[k] for k in keys]))}
     for k in keys:  # counts are summed, not averaged
         if k.startswith("n_") or k == "tokens":
             out[k] = out[k] * dist.get_world_size()
@@ -122,13 +140,20 @@ def _all_mean(values: dict[str, float], weights_key: str | None = None) -> dict[
 
 # ----------------------------------------------------------------------------- schedule
 def lr_lambda(cfg: OptimConfig, max_steps: int):
+    """The factor of ``optim.lr`` that optimiser step ``step + 1`` uses (``step``: the steps
+    already taken, as ``LambdaLR`` counts them). Steps 1 .. W (W = ``warmup_steps``) rise
+    linearly to the peak, ``s / W``; steps W + 1 .. ``max_steps`` decay with ``t = (s - W) /
+    (max_steps - W)``, so the peak is used once, by step W, and the last step uses exactly
+    ``min_lr_ratio``."""
+
     def f(step: int) -> float:
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
+        s = step + 1  # the 1-based number of the step this factor is for
+        if cfg.warmup_steps and s <= cfg.warmup_steps:
+            return s / cfg.warmup_steps
         if cfg.schedule == "constant":
             return 1.0
         span = max(1, max_steps - cfg.warmup_steps)
-        t = min(1.0, (step - cfg.warmup_steps) / span)
+        t = min(1.0, (s - cfg.warmup_steps) / span)
         decay = 0.5 * (1 + math.cos(math.pi * t)) if cfg.schedule == "cosine" else 1 - t
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
 
@@ -364,6 +389,7 @@ class Trainer:
                 "data": self.stream.state_dict(),
                 "rng": rng_state(),
                 "mask_rng": generator_state(self.generator),
+                "window": {k: v for k, v in self.window.items() if k not in ("t0", "timed")},
                 "fingerprint": self.task.fingerprint(),
                 "settings": self._settings(),
                 "world_size": self.world_size,
@@ -434,6 +460,8 @@ class Trainer:
         self.stream.load_state_dict(state["data"])
         set_rng_state(state["rng"])
         set_generator_state(self.generator, state["mask_rng"])
+        if "window" in state:  # absent in states written before it was kept
+            self.window = self._restored_window(state["window"], state["file"])
         if self.rank == 0:
             import sys
 
@@ -463,6 +491,24 @@ class Trainer:
         self.engine.max_grad_norm = o.max_grad_norm
 
     # ---------------------------------------------------------------- logging
+    @staticmethod
+    def _new_window(loss: float = 0.0, n: int = 0, tokens: int = 0, parts: dict | None = None) -> dict[str, Any]:
+        """The micro-batches since the last train log line: their summed losses, count and
+        tokens (and a joint run's per-task sums). A checkpoint keeps it, so the first line
+        after a resume, and ``tokens_seen``, are those of the run that was not stopped."""
+        w: dict[str, Any] = {"loss": loss, "n": n, "tokens": tokens, "t0": time.time(), "timed": 0}
+        if parts:
+            w["parts"] = parts
+        return w
+
+    def _restored_window(self, w: Any, where: str) -> dict[str, Any]:
+        """The window a checkpoint kept (tokens per second then count from the resume on)."""
+        try:
+            parts = {str(k): (float(t), int(n)) for k, (t, n) in w.get("parts", {}).items()}
+            return self._new_window(float(w["loss"]), int(w["n"]), int(w["tokens"]), parts)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{where}: not a complete trainer state (unusable 'window')") from None
+
     def _truncate_log(self, step: int) -> None:
         """Drop log lines past the checkpoint being resumed: they are about to be redone. A
         line that is not JSON (cut off by a crash mid-write) is dropped with a warning."""
@@ -564,6 +610,7 @@ class Trainer:
         self.task.progress = bool(t.progress and self.rank == 0)  # the task's own bars (its data) follow train.progress
         self.stream = self.task.train_stream(self.rank, self.world_size)
         self.tb = None
+        self.window = self._new_window()
         resumed = self._resume()  # reads and checks everything before the first write
         if self.rank == 0:  # the task's warnings on its data, once nothing is refused
             for line in getattr(self.task, "notes", list)():
@@ -581,7 +628,8 @@ class Trainer:
         self.engine.module.train()
         batches: Iterator = iter(self.stream)
         start = time.time()
-        window = {"loss": 0.0, "n": 0, "tokens": 0, "t0": time.time()}
+        window = self.window
+        window["t0"] = time.time()
         bar = tqdm(
             total=t.max_steps, initial=self.step, desc="train", unit="step", disable=not (t.progress and self.rank == 0)
         )
@@ -598,6 +646,7 @@ class Trainer:
                 window["loss"] += float(loss.detach())
                 window["n"] += 1
                 window["tokens"] += int(info.get("tokens", 0))
+                window["timed"] += int(info.get("tokens", 0))
                 for k, v in info.items():  # a joint run's per-task losses (loss_<task>)
                     if k.startswith("loss_"):
                         parts = window.setdefault("parts", {})
@@ -607,7 +656,9 @@ class Trainer:
             self.step += 1
             bar.update(1)
             if t.log_every and self.step % t.log_every == 0:
-                stats = _all_mean({"loss": window["loss"] / window["n"], "tokens": window["tokens"]})
+                stats = _all_mean(
+                    {"loss": window["loss"] / window["n"], "tokens": window["tokens"], "n_timed": window["timed"]}
+                )
                 dt = time.time() - window["t0"]
                 self.tokens_seen += int(stats["tokens"])
                 last = {
@@ -615,7 +666,7 @@ class Trainer:
                     "step": self.step,
                     "loss": stats["loss"],
                     "ppl": math.exp(min(stats["loss"], 50)),
-                    "tokens_per_s": stats["tokens"] / max(dt, 1e-9),
+                    "tokens_per_s": stats["n_timed"] / max(dt, 1e-9),
                     "lr": lr,
                     "grad_norm": gnorm,
                     "tokens_seen": self.tokens_seen,
@@ -625,7 +676,7 @@ class Trainer:
                 last.update({k: total / n for k, (total, n) in sorted(window.get("parts", {}).items())})
                 self._log(last)
                 bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.2e}")
-                window = {"loss": 0.0, "n": 0, "tokens": 0, "t0": time.time()}
+                window = self.window = self._new_window()
             if t.val_every and self.step % t.val_every == 0:
                 last_val, last_val_step = self._validate(), self.step
             if t.max_minutes is not None:

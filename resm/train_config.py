@@ -30,9 +30,10 @@ class OptimConfig:
         lr: peak learning rate.
         weight_decay: AdamW weight decay (not applied to biases and norms).
         betas, eps: AdamW moments.
-        warmup_steps: linear warm-up from 0 to ``lr``.
+        warmup_steps: linear warm-up from 0 to ``lr``: step s (1, 2, ...) uses ``lr * s /
+            warmup_steps``, so step ``warmup_steps`` is the first at ``lr``.
         schedule: "cosine", "linear" or "constant" decay after warm-up, down to
-            ``lr * min_lr_ratio`` at ``TrainConfig.max_steps``.
+            ``lr * min_lr_ratio``, which the last step (``TrainConfig.max_steps``) uses.
         min_lr_ratio: final learning rate as a fraction of ``lr``.
         max_grad_norm: clip the global gradient norm to this (0: no clipping).
     """
@@ -68,7 +69,12 @@ class TrainConfig:
         out_dir: run folder (log.jsonl, checkpoints/, final model).
         max_steps: optimiser steps to run.
         max_minutes: optional wall-clock budget; the run stops (and checkpoints) when spent.
-        grad_accum: micro-batches per optimiser step.
+        grad_accum: micro-batches per optimiser step. Each micro-batch's loss is its own mean
+            (for MLM: over its masked positions), and the step's gradient is the mean of the
+            micro-batches' gradients (over processes too), so every micro-batch weighs the same
+            whatever the number of its targets: k accumulated micro-batches equal one batch of
+            all their sequences only when they hold as many targets each. The logged train
+            loss is the mean over the micro-batches since the last log line.
         log_every / val_every / ckpt_every: intervals in optimiser steps (0: never).
         keep_last: number of checkpoints kept.
         seed: seeds torch, numpy and Python (and the masking generator).

@@ -510,8 +510,11 @@ def validation_batches(
 _SPECIALS = (PAD, BOS, EOS, MASK)
 
 
-def unigram_counts(batches: Iterable[Batch | torch.Tensor | np.ndarray]) -> np.ndarray:
-    """Token counts (length VOCAB_SIZE) over batches, ignoring PAD/BOS/EOS/MASK.
+def unigram_counts(
+    batches: Iterable[Batch | torch.Tensor | np.ndarray], letter_ids: Sequence[int] | None = None
+) -> np.ndarray:
+    """Token counts (length VOCAB_SIZE) over batches, ignoring PAD/BOS/EOS/MASK; with
+    ``letter_ids``, of those tokens only (the ones the masking may select as targets).
 
     A batch is a list of token-id arrays or a padded (B, T) tensor/array.
     """
@@ -526,14 +529,23 @@ def unigram_counts(batches: Iterable[Batch | torch.Tensor | np.ndarray]) -> np.n
         for a in arrays:
             counts += np.bincount(a.astype(np.int64), minlength=VOCAB_SIZE)[:VOCAB_SIZE]
     counts[list(_SPECIALS)] = 0
+    if letter_ids is not None:
+        keep = np.zeros(VOCAB_SIZE, dtype=bool)
+        keep[np.asarray(letter_ids, dtype=np.int64)] = True
+        counts[~keep] = 0
     return counts
 
 
-def unigram_entropy(batches: Iterable[Batch | torch.Tensor | np.ndarray]) -> float:
+def unigram_entropy(
+    batches: Iterable[Batch | torch.Tensor | np.ndarray], letter_ids: Sequence[int] | None = None
+) -> float:
     """Entropy (nats) of the token distribution in ``batches``: the MLM loss of a model
     that always predicts the corpus letter frequencies. The baseline a trained model must
-    beat (ln 4 = 1.386 for uniform nucleotides). NaN when there are no tokens."""
-    counts = unigram_counts(batches).astype(np.float64)
+    beat (ln 4 = 1.386 for uniform nucleotides). With ``letter_ids`` (the scheme's letters),
+    over those tokens only: the masking never selects another token (the unknown letter of an
+    N, say) as a target, so it is no part of the loss the baseline stands for. NaN when there
+    are no tokens."""
+    counts = unigram_counts(batches, letter_ids).astype(np.float64)
     total = counts.sum()
     if total == 0:
         return math.nan

@@ -32,6 +32,7 @@ from ..config import from_dict
 from ..data.masking import MaskingConfig, mask_batch, mlm_loss
 from ..data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, validation_batches
 from ..mapping import get_scheme
+from ..train import all_sum
 from .base import ModelConfig, TaskSpec, load_model_backbone
 
 __all__ = ["ValidationConfig", "MLMTask"]
@@ -39,7 +40,8 @@ __all__ = ["ValidationConfig", "MLMTask"]
 
 @dataclass
 class ValidationConfig:
-    """Validation settings.
+    """Validation settings. The validation loss is the mean over every masked position of the
+    validation batches (token-weighted, unlike the train loss, a mean of micro-batch means).
 
     Attributes:
         max_records: cap on validation records (first in file order; None: all).
@@ -78,27 +80,27 @@ class MLMTask:
         stream.say_skipped = rank == 0
         return stream
 
-    def _forward_loss(self, model, toks: torch.Tensor, generator, device):
-        inputs, labels = mask_batch(toks, self.letter_ids, self.mask_cfg, generator)
+    def _masked_loss(self, model, inputs: torch.Tensor, labels: torch.Tensor, device):
         logits = model(inputs.to(device))["logits"]
         letters = self.letter_ids if self.mask_cfg.restrict_logits else None
         return mlm_loss(logits, labels.to(device), letters), int((labels != -100).sum())
 
     def loss(self, model, batch, generator, device):
         toks = pad_batch(batch)
-        loss, n_masked = self._forward_loss(model, toks, generator, device)
+        inputs, labels = mask_batch(toks, self.letter_ids, self.mask_cfg, generator)
+        loss, n_masked = self._masked_loss(model, inputs, labels, device)
         return loss, {"tokens": int((toks != PAD).sum()), "masked": n_masked}
 
     def validate(self, model, device) -> dict[str, float]:
         import torch.distributed as dist
 
-        if self._val is None:
-            rank = dist.get_rank() if dist.is_initialized() else 0
-            world = dist.get_world_size() if dist.is_initialized() else 1
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        if self._val is None:  # every batch of the split (each process scores every world-th one)
             self._val = validation_batches(
-                self.data_cfg, self.val_cfg.max_records, rank, world, progress=self.progress and rank == 0
+                self.data_cfg, self.val_cfg.max_records, progress=self.progress and rank == 0
             )
-            self.baseline = unigram_entropy(self._val) if self._val else float("nan")
+            self.baseline = unigram_entropy(self._val, self.letter_ids) if self._val else float("nan")
             if not self._val and rank == 0:
                 import sys
 
@@ -110,11 +112,19 @@ class MLMTask:
                 )
         gen = torch.Generator().manual_seed(self.val_cfg.mask_seed)
         total, n = 0.0, 0
-        for batch in self._val:
-            loss, k = self._forward_loss(model, pad_batch(batch), gen, device)
+        for i, batch in enumerate(self._val):
+            # every process draws every batch's masks, so that a batch is masked alike whatever
+            # the number of processes, and scores its own share of the batches
+            inputs, labels = mask_batch(pad_batch(batch), self.letter_ids, self.mask_cfg, gen)
+            if i % world != rank:
+                continue
+            loss, k = self._masked_loss(model, inputs, labels, device)
             total += float(loss) * k
             n += k
-        val = total / n if n else float("nan")  # nothing masked: no loss, not a perfect one
+        # the mean over every process's masked positions (a process may have none): each one
+        # returns that value and its own count (the loop averages the one and sums the other)
+        all_total, all_n = all_sum([total, n])
+        val = all_total / all_n if all_n else float("nan")  # nothing masked: no loss, not a perfect one
         return {"val_loss": val, "unigram_baseline": self.baseline, "n_masked": n}
 
     def fingerprint(self) -> dict[str, Any]:

@@ -145,8 +145,9 @@ def test_resume_with_changed_config_is_refused(tmp_path):
     assert [r["step"] for r in log if r["split"] == "resume"] == [5]
     lr = {r["step"]: r["lr"] for r in log if r["split"] == "train"}
     assert sorted(lr) == list(range(1, 9))
-    # the new peak rate applies from the resumed step on (cosine decay to 0.1x over 8 steps)
-    assert lr[6] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 0 / 3))), rel=1e-6)
+    # the new peak rate applies from the resumed step on (cosine decay to 0.1x at step 8)
+    assert lr[6] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 1 / 3))), rel=1e-6)
+    assert lr[8] == pytest.approx(1e-4, rel=1e-6)
     assert lr[5] > 1e-3  # before the resume: the old rate
 
 

@@ -163,7 +163,7 @@ def toy(tmp_path, monkeypatch):
                 "task": "toy",
                 "model": {"arch": "tiny"},
                 "head": {},
-                "optim": {"lr": 0.05, "warmup_steps": 1},
+                "optim": {"lr": 0.06, "warmup_steps": 1},
                 "train": {
                     "out_dir": str(tmp_path / "run"),
                     "max_steps": 60,
