@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 def _discover() -> dict[str, Callable]:
@@ -39,8 +39,13 @@ def build_for_weights(build: Callable, config: dict, embed_dim: int, state: dict
     """``build(config, embed_dim)`` for a head whose saved weights are ``state``: built first
     on torch's ``meta`` device (no memory) and its weights' shapes compared with ``state``'s,
     so that a saved config whose sizes its weights do not hold (10**9 channels) is a
-    ValueError naming the first weight that differs, not an allocation until memory runs out."""
+    ValueError naming the first weight that differs, not an allocation until memory runs out.
+    A saved config that is no mapping (null, a list) is a ValueError too: an empty list read as
+    no settings at all, every one at its default, whatever the head was trained with."""
     import torch
+
+    if not isinstance(config, Mapping):
+        raise ValueError(f"its head config is a {type(config).__name__}, not a mapping of settings")
 
     with torch.device("meta"):
         sketch, _ = build(config, embed_dim)

@@ -395,10 +395,16 @@ def predict_pairs(
 
 
 def model_priors(meta: dict[str, Any]) -> list:
-    """The :class:`resm.structure.priors.PriorConfig` list a pair-head model was trained with."""
+    """The :class:`resm.structure.priors.PriorConfig` list a pair-head model was trained with,
+    each entry read as ``data.priors``' are (:func:`resm.config.from_dict`): a value of the
+    wrong type (``beam: true``, folded with a beam of 1) is a ConfigError naming it."""
+    from ..config import ConfigError, from_dict
     from .priors import PriorConfig
 
-    return [PriorConfig(**p) for p in meta.get("priors", [])]
+    stored = meta.get("priors", [])
+    if not isinstance(stored, list):
+        raise ConfigError(f"priors: expected a list, got {type(stored).__name__}")
+    return [from_dict(PriorConfig, p, f"priors[{k}]") for k, p in enumerate(stored)]
 
 
 @torch.no_grad()

@@ -1,0 +1,142 @@
+"""The fifth hostile-input audit: each case gave a wrong result with exit code 0, a message
+naming nothing, or more than one line before its fix. Command-line cases keep the rule of
+:mod:`tests.robustness.test_cli_cases` (one line naming the thing, the exit code, nothing
+written)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.robustness.test_cli_cases import Case, check_one_line
+
+FOLD = ["fold", "{fa}", "--model", "{t}/s.pt", "-o", "{t}/o.dbn", "--threads", "1"]
+
+
+def _shipped(edit):
+    """A copy of the shipped structure model at ``s.pt``, changed by ``edit(data)``."""
+
+    def setup(p: dict) -> None:
+        from resm.structure.model import resolve_model
+
+        data = torch.load(resolve_model("default"), weights_only=True)
+        edit(data)
+        torch.save(data, Path(p["t"]) / "s.pt")
+
+    return setup
+
+
+def _set(section: str, **changes):
+    def edit(data):
+        data[section].update(changes)
+
+    return edit
+
+
+def _put(key: str, value):
+    def edit(data):
+        data[key] = value
+
+    return edit
+
+
+def _bundle(head: str, **changes):
+    """A copy of the workspace's ``head`` bundle at ``m/`` whose head config has ``changes``."""
+
+    def setup(p: dict) -> None:
+        dst = Path(p["t"]) / "m"
+        shutil.copytree(p[f"{head}_model"], dst)
+        manifest = json.loads((dst / "manifest.json").read_text())
+        manifest["heads"][head]["config"].update(changes)
+        (dst / "manifest.json").write_text(json.dumps(manifest))
+
+    return setup
+
+
+# ---------------------------------------------------------------- the settings a model file stores
+# A head's stored config was read without its fields' types: `embed_window: true` folded with
+# one-nucleotide windows, a prior's `beam: true` with a beam of 1, a bundle's `max_length: true`
+# scanned partners in 1-nt windows, and a head config that is an empty list read as every
+# setting at its default: each a different result with exit code 0. A prior's `cutoff: 'x'`
+# was an "unexpected" TypeError, and a priors entry of another length than the head reads was
+# found by the first batch, in a line naming no file.
+CASES = [
+    Case(
+        "fold/model-head-config-bool-for-int",
+        FOLD,
+        1,
+        ["{t}/s.pt", "embed_window: expected an integer, got True"],
+        _shipped(_set("head_config", embed_window=True)),
+    ),
+    Case(
+        "fold/model-head-config-float-for-int",
+        FOLD,
+        1,
+        ["{t}/s.pt", "min_loop: expected an integer, got 3.0"],
+        _shipped(_set("head_config", min_loop=3.0)),
+    ),
+    Case(
+        "fold/model-head-config-a-list",
+        FOLD,
+        1,
+        ["{t}/s.pt", "its head config is a list, not a mapping of settings"],
+        _shipped(_put("head_config", [])),
+    ),
+    Case(
+        "fold/model-prior-beam-bool",
+        FOLD,
+        1,
+        ["{t}/s.pt", "priors[0].beam: expected an integer, got True"],
+        _shipped(lambda d: d["priors"][0].update(beam=True)),
+    ),
+    Case(
+        "fold/model-prior-cutoff-text",
+        FOLD,
+        1,
+        ["{t}/s.pt", "priors[0].cutoff: expected a number, got 'x'"],
+        _shipped(lambda d: d["priors"][0].update(cutoff="x")),
+    ),
+    Case(
+        "fold/model-priors-of-another-count",
+        FOLD,
+        1,
+        ["{t}/s.pt", "its head reads 1 prior(s), its priors entry holds 2"],
+        _shipped(lambda d: d["priors"].append({"kind": "vienna"})),
+    ),
+    Case(
+        "interact/bundle-head-config-bool-for-int",
+        ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"],
+        1,
+        ["{t}/m/manifest.json", "max_length: expected an integer, got True"],
+        _bundle("rri", max_length=True),
+    ),
+    Case(
+        "predict/bundle-head-config-float-for-int",
+        [
+            "predict",
+            "--task",
+            "mrl",
+            "{utrs}",
+            "--model",
+            "{t}/m",
+            "--backbone",
+            "{tiny}",
+            "-o",
+            "{t}/p.tsv",
+            "--threads",
+            "1",
+        ],
+        1,
+        ["{t}/m/manifest.json", "kernel: expected an integer, got 5.0"],
+        _bundle("mrl", kernel=5.0),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
