@@ -137,6 +137,50 @@ CASES = [
 ]
 
 
+# ---------------------------------------------------------------- a head weight that is not finite
+# A structure model whose head held a NaN scored every pair NaN, which decodes as no pair: every
+# RNA folded unpaired with [eF1=1.000], exit code 0 (the backbone's weights were checked, the
+# head's not).
+def _nan_head(key: str):
+    def edit(data):
+        name = sorted(k for k, v in data["head"].items() if v.is_floating_point())[-1]
+        data["head"][name] = data["head"][name].clone().fill_(float("nan"))
+
+    def setup(p: dict) -> None:
+        from resm.structure.model import resolve_model
+
+        data = torch.load(resolve_model("default") if key == "shipped" else p[key], weights_only=True)
+        edit(data)
+        torch.save(data, Path(p["t"]) / "s.pt")
+
+    return setup
+
+
+CASES += [
+    Case(f"fold/model-head-weight-nan-{key}", FOLD, 1, ["{t}/s.pt", "holds NaN or infinite values"], _nan_head(key))
+    for key in ("shipped", "structure_model")
+]
+
+
+def test_an_ensemble_member_with_a_nan_weight_is_refused(tmp_path):
+    """The second member of a head ensemble was never checked (the sizes are read from the first)."""
+    from resm.backbone.load import CheckpointError, safe_load
+    from resm.structure.ensemble import ensemble_payload
+    from resm.structure.model import load_structure_model, resolve_model
+
+    shipped = safe_load(resolve_model("default"))
+    other = {**shipped, "head": {k: v.clone() for k, v in shipped["head"].items()}}
+    name = sorted(k for k, v in other["head"].items() if v.is_floating_point())[-1]
+    other["head"][name].view(-1)[0] = float("inf")
+    path = tmp_path / "e.pt"
+    torch.save(ensemble_payload([("a.pt", shipped), ("b.pt", other)]), path)
+    with pytest.raises(CheckpointError) as e:
+        load_structure_model(path)
+    assert str(e.value) == (
+        f"{path}: not a usable structure model (its head weight members.1.{name} holds NaN or infinite values)"
+    )
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
