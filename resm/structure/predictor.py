@@ -354,7 +354,8 @@ class PairPredictor(Predictor):
         from .noncanonical import KEY
 
         where = kw.get("source") or "structure model"
-        stored = meta.get("decoding") or {}
+        stored = meta.get("decoding")
+        stored = {} if stored is None else stored  # an empty list or string is no decoding: refused below
         if not isinstance(stored, dict):
             raise FoldError(f"{where}: its decoding entry is a {type(stored).__name__}, not a mapping of settings")
         try:

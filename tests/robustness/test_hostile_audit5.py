@@ -181,6 +181,28 @@ def test_an_ensemble_member_with_a_nan_weight_is_refused(tmp_path):
     )
 
 
+# A structure model's backbone_config.token_dropout: 0 (or "no") was read as false (or true) in
+# silence, and a decoding entry that is an empty list as no decoding at all: the stored MEA
+# gamma, prior weight and pseudoknot step gave way to the defaults, a different structure with
+# exit code 0.
+CASES += [
+    Case(
+        "fold/model-token-dropout-not-a-bool",
+        FOLD,
+        1,
+        ["{t}/s.pt", "token_dropout must be true or false, got 0"],
+        _shipped(_set("backbone_config", token_dropout=0)),
+    ),
+    Case(
+        "fold/model-decoding-an-empty-list",
+        FOLD,
+        1,
+        ["{t}/s.pt", "its decoding entry is a list, not a mapping of settings"],
+        _shipped(_put("decoding", [])),
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
