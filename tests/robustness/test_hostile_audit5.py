@@ -203,6 +203,47 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------- an option its mode does not read
+# resm interact --zero-shot --model M scored zero-shot and passed the trained model over (so did
+# --adapter, even one that does not exist); --probe, --linker and --scheme without --zero-shot,
+# and resm fold --scheme with a structure model (and resm.load_predictor(scheme=) without
+# zero_shot), were passed over too: each a result of another model than the one asked for, exit 0.
+INTERACT = ["interact", "{pairs}", "-o", "{t}/s.tsv", "--threads", "1"]
+TRAINED = [*INTERACT, "--model", "{rri_model}", "--backbone", "{tiny}"]
+CASES += [
+    Case(
+        "interact/zero-shot-and-a-model",
+        [*INTERACT, "--zero-shot", "--backbone", "{tiny}", "--model", "{rri_model}"],
+        1,
+        ["--model and --zero-shot"],
+    ),
+    Case(
+        "interact/zero-shot-and-an-adapter",
+        [*INTERACT, "--zero-shot", "--backbone", "{tiny}", "--adapter", "{t}/none"],
+        1,
+        ["--adapter and --zero-shot"],
+    ),
+    Case("interact/probe-without-zero-shot", [*TRAINED, "--probe", "{probe}"], 1, ["--probe comes with --zero-shot"]),
+    Case("interact/linker-without-zero-shot", [*TRAINED, "--linker", "AAA"], 1, ["--linker comes with --zero-shot"]),
+    Case("interact/scheme-without-zero-shot", [*TRAINED, "--scheme", "nt"], 1, ["--scheme comes with --zero-shot"]),
+    Case(
+        "fold/scheme-without-zero-shot",
+        ["fold", "{fa}", "-o", "{t}/o.dbn", "--threads", "1", "--scheme", "nt"],
+        1,
+        ["--scheme comes with --zero-shot; a structure model reads its own scheme"],
+    ),
+]
+
+
+def test_api_load_predictor_refuses_a_scheme_without_a_probe():
+    import resm
+    from resm.structure.io import FoldError
+
+    with pytest.raises(FoldError) as e:
+        resm.load_predictor("default", scheme="nt", device="cpu")
+    assert str(e.value) == "scheme comes with zero_shot; a structure model reads its own scheme"
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
