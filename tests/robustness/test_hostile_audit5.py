@@ -208,6 +208,7 @@ CASES += [
 # --adapter, even one that does not exist); --probe, --linker and --scheme without --zero-shot,
 # and resm fold --scheme with a structure model (and resm.load_predictor(scheme=) without
 # zero_shot), were passed over too: each a result of another model than the one asked for, exit 0.
+# resm evaluate --folds without archiveii-famfold scored every set whole.
 INTERACT = ["interact", "{pairs}", "-o", "{t}/s.tsv", "--threads", "1"]
 TRAINED = [*INTERACT, "--model", "{rri_model}", "--backbone", "{tiny}"]
 CASES += [
@@ -231,6 +232,13 @@ CASES += [
         ["fold", "{fa}", "-o", "{t}/o.dbn", "--threads", "1", "--scheme", "nt"],
         1,
         ["--scheme comes with --zero-shot; a structure model reads its own scheme"],
+    ),
+    # resm evaluate --dataset vl1 --folds 3 scored the whole set (--folds is archiveii-famfold's)
+    Case(
+        "evaluate/folds-without-famfold",
+        ["evaluate", "structure", "--model", "default", "--dataset", "vl1", "--folds", "3", "--out", "{t}/t.md"],
+        1,
+        ["--folds picks folds of archiveii-famfold"],
     ),
 ]
 
