@@ -243,6 +243,21 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------- a name written into tables
+# A compare backend named "a\tb" (or with a line break) was written into results.csv,
+# per_sequence.csv, results.md and the figures (matplotlib's warning a second line on stderr),
+# exit 0; backend names are held to the record ids' rule (resm.fasta.id_problem).
+CASES += [
+    Case(
+        f"compare/backend-name-with-{what}",
+        ["compare", "--config", "{compare_cfg}", "out_dir={t}/cmp", f"backends=[{{name: {name}, kind: viennarna}}]"],
+        1,
+        ["backends[0]: name", f"holds the control character {code}"],
+    )
+    for what, name, code in (("a-tab", '"a\\tb"', "U+0009"), ("a-line-break", '"a\\nb"', "U+000A"))
+]
+
+
 def test_api_load_predictor_refuses_a_scheme_without_a_probe():
     import resm
     from resm.structure.io import FoldError
