@@ -270,3 +270,35 @@ def test_api_load_predictor_refuses_a_scheme_without_a_probe():
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+# ---------------------------------------------------------------- the embeddings' layers and include
+@pytest.mark.parametrize(
+    "kw, said_",
+    [
+        ({"layers": 1.0}, "layers: expected a layer (an integer) or a list of layers, got float"),
+        ({"layers": None}, "layers: expected a layer (an integer) or a list of layers, got NoneType"),
+        ({"include": None}, "include: expected one or a list of mean, per_tok, bos, contacts, got NoneType"),
+    ],
+)
+def test_api_embed_names_layers_or_include_of_the_wrong_type(kw, said_, ws):
+    """`embed_sequences(m, s, layers=1.0)` (or None, or include=None) said "'float' object is not
+    iterable", naming nothing."""
+    import resm
+
+    with pytest.raises(TypeError) as e:
+        resm.embed_sequences(ws["tiny"], {"a": "GGGAAACCC"}, device="cpu", **kw)
+    assert str(e.value) == said_
+
+
+def test_an_include_named_twice_is_listed_once(ws, tmp_path):
+    """`resm embed --include mean mean` (and the API's include=["mean", "mean"]) wrote an index
+    listing mean twice, beside one mean array per record (a layer named twice was listed once)."""
+    import resm
+    from resm.cli import main as cli_main
+
+    out = tmp_path / "e.safetensors"
+    assert cli_main(["embed", str(ws["tiny"]), str(ws["fa"]), str(out), "--include", "mean", "mean", "per_tok"]) == 0
+    assert resm.read_embeddings(out)[1]["include"] == ["mean", "per_tok"]
+    _, index = resm.embed_sequences(ws["tiny"], {"a": "GGGAAACCC"}, include=["mean", "mean"], device="cpu")
+    assert index["include"] == ["mean"]
