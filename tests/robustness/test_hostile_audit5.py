@@ -258,6 +258,18 @@ CASES += [
 ]
 
 
+# resm pretrain data.train=[] said 'no training files given (PretrainDataConfig.train is empty)',
+# naming a class of the code, not the config key.
+CASES += [
+    Case(
+        "pretrain/data-train-empty",
+        ["pretrain", "--config", "{pretrain_cfg}", "train.out_dir={t}/run", "data.train=[]"],
+        1,
+        ["data.train: no training files given"],
+    )
+]
+
+
 def test_api_load_predictor_refuses_a_scheme_without_a_probe():
     import resm
     from resm.structure.io import FoldError
