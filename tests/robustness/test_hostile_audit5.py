@@ -270,6 +270,27 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------- '..' after a folder that is not there
+# resm fold -o zz/../o.dbn created the folder zz to reach ./o.dbn (an empty folder left behind);
+# with -o o.dbn --bpp-cache o.dbn/.. the cache made o.dbn a folder (no other output's check saw
+# it coming), the fold failed in two lines putting o.dbn in place, and the cache entries and the
+# folder o.dbn stayed.
+CASES += [
+    Case(
+        "fold/out-through-a-missing-folder",
+        ["fold", "{fa}", "-o", "{t}/zz/../o.dbn", "--threads", "1"],
+        1,
+        ["--out {t}/zz/../o.dbn: no such folder {t}/zz before its '..'"],
+    ),
+    Case(
+        "fold/bpp-cache-through-the-output",
+        ["fold", "{fa}", "-o", "{t}/o.dbn", "--bpp-cache", "{t}/o.dbn/..", "--threads", "1"],
+        1,
+        ["--bpp-cache {t}/o.dbn/..: no such folder {t}/o.dbn before its '..'"],
+    ),
+]
+
+
 def test_api_load_predictor_refuses_a_scheme_without_a_probe():
     import resm
     from resm.structure.io import FoldError
