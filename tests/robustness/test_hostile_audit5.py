@@ -291,6 +291,30 @@ CASES += [
 ]
 
 
+# A probe record naming an unknown scheme (3, 'bogus') said 'unknown mapping scheme 3; known: ...',
+# naming no file.
+def _probe_scheme(value):
+    def setup(p: dict) -> None:
+        t = Path(p["t"])
+        shutil.copy2(p["probe"], t / "p.pt")
+        record = json.loads(Path(p["probe"] + ".json").read_text())
+        (t / "p.pt.json").write_text(json.dumps({**record, "scheme": value}))
+
+    return setup
+
+
+CASES += [
+    Case(
+        f"fold/probe-record-scheme-{what}",
+        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/o.dbn"],
+        1,
+        ["{t}/p.pt.json: records the unknown mapping scheme"],
+        _probe_scheme(value),
+    )
+    for what, value in (("a-number", 3), ("unknown", "bogus"))
+]
+
+
 def test_api_load_predictor_refuses_a_scheme_without_a_probe():
     import resm
     from resm.structure.io import FoldError
