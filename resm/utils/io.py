@@ -424,11 +424,11 @@ class Transaction:
         return Path(tmp)
 
     def _stage_stream(self, final: Path, suffix: str) -> Path:
-        """A private temporary for a streamed output, copied into the stream at the commit."""
-        key = f"stream:{final}"
-        old = self.entries.pop(key, None)
-        if old is not None:
-            _remove(old.tmp)
+        """A private temporary for a streamed output, copied into the stream at the commit,
+        after the streamed outputs staged before it: two outputs to one stream are written one
+        after the other whatever they call it (``-o - --bpp -`` as ``-o - --bpp /dev/stdout``),
+        where the second staged under the same name replaced the first, lost with exit code 0."""
+        key = f"stream:{len(self.entries)}:{final}"
         with held_signals():
             fd, tmp = tempfile.mkstemp(prefix="resm-stream-", suffix=suffix + ".tmp")
             os.close(fd)

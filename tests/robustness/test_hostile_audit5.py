@@ -6,6 +6,7 @@ written)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -359,3 +360,25 @@ def test_an_include_named_twice_is_listed_once(ws, tmp_path):
     assert resm.read_embeddings(out)[1]["include"] == ["mean", "per_tok"]
     _, index = resm.embed_sequences(ws["tiny"], {"a": "GGGAAACCC"}, include=["mean", "mean"], device="cpu")
     assert index["include"] == ["mean"]
+
+
+# ---------------------------------------------------------------- two outputs to one stream
+def test_two_outputs_named_dash_are_both_written(ws, tmp_path, capfd, monkeypatch):
+    """`resm fold x.fa -o - --bpp -` printed the pair probabilities alone, and `--report - -o -`
+    the report alone: a stream's output staged under the same name replaced the first, lost
+    with exit code 0 (`-o - --bpp /dev/stdout` wrote both). Both are written now, in the order
+    `-o - --bpp /dev/stdout` writes them."""
+    from resm.cli import main as cli_main
+
+    monkeypatch.chdir(tmp_path)
+    fold = ["fold", str(ws["fa"]), "--threads", "1"]
+    capfd.readouterr()
+    assert cli_main([*fold, "-o", "-", "--bpp", "/dev/stdout"]) == 0
+    both = capfd.readouterr().out
+    assert cli_main([*fold, "-o", "-", "--bpp", "-"]) == 0
+    assert capfd.readouterr().out == both and ">r1\nGGGAAACCCAUGC\n" in both and "base-pair probabilities" in both
+    report = ["fold", str(ws["dbn"]), "--reference", str(ws["dbn"]), "--threads", "1", "--report", "-", "-o", "-"]
+    assert cli_main(report) == 0
+    out = capfd.readouterr().out
+    assert ">hp0\n" in out and "\nhp0\t20\t" in out
+    assert os.listdir(tmp_path) == []
