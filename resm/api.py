@@ -217,6 +217,10 @@ def embed_sequences(
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
     layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each
     include = [include] if isinstance(include, str) else include
+    from .records import iterable  # layers=None or 1.0 was "'float' object is not iterable", naming nothing
+
+    iterable(layers, "layers", "a layer (an integer) or a list of layers")
+    iterable(include, "include", f"one or a list of {', '.join(INCLUDE_CHOICES)}")
     wanted = {"layers": "layer", "include": f"of {', '.join(INCLUDE_CHOICES)}"}
     for key, given in (("layers", layers), ("include", include)):  # resm embed's parser wants one of each too
         if isinstance(given, (list, tuple)) and not given:

@@ -212,14 +212,20 @@ class StoredConfig:
     """What a config dataclass stored in a model file shares (every head's config, e.g.
     :class:`resm.heads.pairs.PairHeadConfig`): :meth:`to_dict` for the file, and
     :meth:`from_dict` to read the stored entry back (through :func:`options`: keys that are no
-    field are passed over)."""
+    field are passed over), each value held to its field's type by :func:`coerce`, as a
+    config's are: a file's ``embed_window: true`` or ``max_length: 40.5`` is a
+    :class:`ConfigError` naming the key, where it was read as the number 1 or a fraction and
+    changed every prediction without a word."""
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]):
-        return options(cls, d)
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"expected a mapping of settings, got {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        return options(cls, {k: coerce(hints[k], v, str(k)) if k in hints else v for k, v in d.items()})
 
 
 def check_kernel(kernel: int) -> None:

@@ -260,13 +260,14 @@ def _read_shard(run, s: int, path: Path) -> dict[str, np.ndarray]:
 def embedding_index(
     records: list[Mapped], layers: list[int], include: Sequence[str], scheme: Scheme, model: str
 ) -> dict:
-    """The index of an embeddings file (see the module's docstring)."""
+    """The index of an embeddings file (see the module's docstring); ``include`` named twice
+    (``--include mean mean``) is listed once, as a layer named twice is."""
     per_layer = any(w in include for w in ("mean", "per_tok", "bos"))
     return {
         "ids": [r.id for r in records],
         "lengths": [int(len(r.ids)) for r in records],
         "layers": list(layers) if per_layer else [],
-        "include": list(include),
+        "include": list(dict.fromkeys(include)),
         "scheme": scheme.name,
         "scheme_hash": scheme.table_hash,
         "model": str(model),

@@ -252,6 +252,9 @@ def interact(
     if o.zero_shot:
         if not o.backbone:
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
+        if model is not None or o.adapter is not None:  # a trained model given was passed over in silence
+            what = "--model" if model is not None else "--adapter"
+            raise ValueError(f"{what} and --zero-shot: the zero-shot score reads the backbone's contact head alone")
         if o.maps or o.sites:
             raise ValueError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")
         if o.scan is not None and (o.scan.window or o.scan.stride):
@@ -280,6 +283,9 @@ def interact(
     else:
         if model is None:
             raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
+        given = {"--probe": o.probe, "--linker": o.linker or None, "--scheme": o.scheme_name}
+        if (what := next((k for k, v in given.items() if v is not None), None)) is not None:
+            raise ValueError(f"{what} comes with --zero-shot; a trained rri model reads its own scheme and no probe")
         pairs = read_pairs(pairs_path, require_label=False, max_length=MAX_PARTNER)
         tm, head, entry, scheme = load_rri_model(model, backbone=o.backbone, trust=o.trust, adapter=o.adapter)
         for p in pairs:

@@ -31,6 +31,7 @@ class ESM2Config:
     def __post_init__(self):
         for name in ("num_layers", "embed_dim", "attention_heads", "vocab_size"):
             positive_int(getattr(self, name), name)
+        flag(self.token_dropout, "token_dropout")  # a file's "no" or 0 read as true or false in silence
         layer_norm_eps(self.layer_norm_eps)
         if self.embed_dim % self.attention_heads:
             raise ValueError(f"embed_dim {self.embed_dim} must be divisible by attention_heads {self.attention_heads}")

@@ -135,6 +135,7 @@ class BackendSpec:
         """Validate one ``backends`` entry (the keys its kind takes, then
         :func:`resm.config.from_dict`); every problem is a one-line ConfigError naming the key."""
         from ..config import ConfigError, from_dict
+        from ..fasta import id_problem
 
         if not isinstance(d, dict):
             raise ConfigError(f"{where}: expected a mapping like {{name: ..., kind: ...}}, got {d!r}")
@@ -142,6 +143,8 @@ class BackendSpec:
             if not d.get(k):
                 raise ConfigError(f"{where}: missing key {k!r}")
         name, kind = str(d["name"]), str(d["kind"])
+        if (why := id_problem(name)) is not None:  # a tab or a line break would be written into every table
+            raise ConfigError(f"{where}: name {name!r} {why}")
         where = f"{where} ({name})"
         if kind not in _KIND_KEYS:
             raise ConfigError(f"{where}: unknown kind {kind!r}; known: {', '.join(_KIND_KEYS)}")

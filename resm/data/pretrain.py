@@ -212,7 +212,7 @@ def iter_split_records(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if not cfg.train:
-        raise ValueError("no training files given (PretrainDataConfig.train is empty)")
+        raise ValueError("data.train: no training files given (an empty list)")
     stats = new_stats() if stats is None else stats
     skipped = stats["skipped"]
     scheme = get_scheme(cfg.scheme)

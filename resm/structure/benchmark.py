@@ -341,6 +341,8 @@ def evaluate_sets(
         raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     if "{fold}" in str(model) and set(datasets) != {"archiveii-famfold"}:
         raise ValueError("a --model path with {fold} goes with --dataset archiveii-famfold only")
+    if folds and "archiveii-famfold" not in datasets:  # was passed over: every set scored whole
+        raise ValueError("--folds picks folds of archiveii-famfold; give --dataset archiveii-famfold")
     per_fold = "{fold}" in str(model)
     predict, turner = None, _turner_override(opts)
     if not per_fold:  # one model for every set, read once, before any data is read or any folder runs

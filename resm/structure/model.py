@@ -337,7 +337,7 @@ def model_from_payload(data: dict[str, Any], where: str = "structure model") -> 
     """``(model, meta)`` of a structure model file's content (its head rebuilt through
     :data:`resm.heads.HEADS`, by the kind the file records; files without one hold the 2-D head);
     ``where`` (the file) is named by its errors."""
-    from ..heads import HEADS, build_for_weights
+    from ..heads import HEADS, build_for_weights, check_finite_head
 
     backbone = backbone_from_payload(data, where)
     build = HEADS[HEAD_KINDS[data.get("head_kind", "conv")]]
@@ -347,6 +347,7 @@ def model_from_payload(data: dict[str, Any], where: str = "structure model") -> 
 
         member = {k.split(".", 2)[2]: v for k, v in data["head"].items() if k.startswith("members.0.")}
         build_for_weights(build, data["head_config"], backbone.embed_dim, member)  # sizes checked once
+        check_finite_head(data["head"])  # every member's weights
         head = PairHeadEnsemble([build(data["head_config"], backbone.embed_dim)[0] for _ in range(n)])
     else:
         head, _ = build_for_weights(build, data["head_config"], backbone.embed_dim, data["head"])
@@ -395,10 +396,16 @@ def predict_pairs(
 
 
 def model_priors(meta: dict[str, Any]) -> list:
-    """The :class:`resm.structure.priors.PriorConfig` list a pair-head model was trained with."""
+    """The :class:`resm.structure.priors.PriorConfig` list a pair-head model was trained with,
+    each entry read as ``data.priors``' are (:func:`resm.config.from_dict`): a value of the
+    wrong type (``beam: true``, folded with a beam of 1) is a ConfigError naming it."""
+    from ..config import ConfigError, from_dict
     from .priors import PriorConfig
 
-    return [PriorConfig(**p) for p in meta.get("priors", [])]
+    stored = meta.get("priors", [])
+    if not isinstance(stored, list):
+        raise ConfigError(f"priors: expected a list, got {type(stored).__name__}")
+    return [from_dict(PriorConfig, p, f"priors[{k}]") for k, p in enumerate(stored)]
 
 
 @torch.no_grad()

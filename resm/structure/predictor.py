@@ -354,15 +354,23 @@ class PairPredictor(Predictor):
         from .noncanonical import KEY
 
         where = kw.get("source") or "structure model"
-        stored = meta.get("decoding") or {}
+        stored = meta.get("decoding")
+        stored = {} if stored is None else stored  # an empty list or string is no decoding: refused below
         if not isinstance(stored, dict):
             raise FoldError(f"{where}: its decoding entry is a {type(stored).__name__}, not a mapping of settings")
         try:
             decoding = Decoding.from_dict(stored)
         except ValueError as e:  # a file's bad decoding value: one line naming the file and the key
             raise FoldError(f"{where}: {e}") from None
+        try:
+            priors = model_priors(meta)
+        except ValueError as e:  # a file's bad prior setting: one line naming the file and the key
+            raise FoldError(f"{where}: {e}") from None
+        wanted = getattr(getattr(getattr(model, "head", None), "cfg", None), "priors", len(priors))
+        if wanted != len(priors):  # found by the first batch, after its priors were computed
+            raise FoldError(f"{where}: its head reads {wanted} prior(s), its priors entry holds {len(priors)}")
         kw.setdefault("non_canonical", meta.get(KEY))
-        return cls(model, scheme, model_priors(meta), decoding, **kw)
+        return cls(model, scheme, priors, decoding, **kw)
 
     @classmethod
     def for_model(

@@ -83,6 +83,8 @@ class PredictorOptions:
             check_cache_folder(self.bpp_cache, cache)
         if self.zero_shot is not None and self.model is None:
             raise FoldError(f"{zero_shot} needs {name('model')}, the backbone the probe was fitted on")
+        if self.scheme is not None and self.zero_shot is None:  # was passed over in silence
+            raise FoldError(f"{name('scheme')} comes with {zero_shot}; a structure model reads its own scheme")
         if self.turner_scale is not None:
             if self.zero_shot is not None:
                 raise FoldError(f"{turner} sets a pair-head model's decoding; a {zero_shot} probe has none")

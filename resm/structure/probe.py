@@ -364,6 +364,12 @@ class ProbeFile:
         rec.threshold = stored_threshold(rec.threshold, str(side))  # NaN or 7 decoded no pair and exited 0
         if rec.method not in METHODS:
             raise FoldError(f"{side}: method must be one of {', '.join(METHODS)}, got {rec.method!r}")
+        from ..mapping import list_schemes
+
+        if not isinstance(rec.scheme, str) or rec.scheme not in list_schemes():  # was said naming no file
+            raise FoldError(
+                f"{side}: records the unknown mapping scheme {rec.scheme!r}; known: {', '.join(list_schemes())}"
+            )
         return rec
 
     def verify(self, path: str | os.PathLike, scheme: Scheme, backbone: str | os.PathLike) -> None:

@@ -264,6 +264,17 @@ def _nearest_existing(p: Path) -> Path:
     return p
 
 
+def _dangling_parent(path: Path) -> Path | None:
+    """The folder before the first ``..`` of ``path`` when it does not exist: ``zz/../o.dbn``
+    names no place (as the shell says), and writing there created ``zz`` to reach ``./o.dbn``,
+    which no other output's check saw coming (``-o o.dbn --bpp-cache o.dbn/..``)."""
+    parts = path.parts
+    for k, part in enumerate(parts):
+        if part == ".." and k and not os.path.isdir(Path(*parts[:k])):
+            return Path(*parts[:k])
+    return None
+
+
 def check_output(path: str | os.PathLike, kind: str = "file", what: str = "", replaces: bool = True) -> None:
     """Raise :class:`OutputError` unless ``path`` can receive a ``kind`` output ("file", "dir"
     for a folder, or "any" of the two) that is no input (:func:`check_not_input`; ``replaces``:
@@ -278,6 +289,9 @@ def check_output(path: str | os.PathLike, kind: str = "file", what: str = "", re
             raise OutputError(f"{label}: a folder is to be written here, and this is a stream")
         return
     check_not_input(path, kind if replaces else "file", what)
+    if (gone := _dangling_parent(Path(path))) is not None:
+        label = f"{what} {path}" if what else str(path)
+        raise OutputError(f"{label}: no such folder {gone} before its '..'")
     if os.path.islink(path):  # a link is written to its target: one that loops has none
         try:
             os.stat(path)
@@ -410,11 +424,11 @@ class Transaction:
         return Path(tmp)
 
     def _stage_stream(self, final: Path, suffix: str) -> Path:
-        """A private temporary for a streamed output, copied into the stream at the commit."""
-        key = f"stream:{final}"
-        old = self.entries.pop(key, None)
-        if old is not None:
-            _remove(old.tmp)
+        """A private temporary for a streamed output, copied into the stream at the commit,
+        after the streamed outputs staged before it: two outputs to one stream are written one
+        after the other whatever they call it (``-o - --bpp -`` as ``-o - --bpp /dev/stdout``),
+        where the second staged under the same name replaced the first, lost with exit code 0."""
+        key = f"stream:{len(self.entries)}:{final}"
         with held_signals():
             fd, tmp = tempfile.mkstemp(prefix="resm-stream-", suffix=suffix + ".tmp")
             os.close(fd)
