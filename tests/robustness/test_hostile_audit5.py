@@ -1,6 +1,6 @@
 """The fifth hostile-input audit: each case gave a wrong result with exit code 0, a message
 naming nothing, or more than one line before its fix. Command-line cases keep the rule of
-:mod:`tests.robustness.test_cli_cases` (one line naming the thing, the exit code, nothing
+:func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit code, nothing
 written)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.robustness.test_cli_cases import Case, check_one_line
+from tests.robustness.cases import Case, check_one_line
 
 FOLD = ["fold", "{fa}", "--model", "{t}/s.pt", "-o", "{t}/o.dbn", "--threads", "1"]
 
