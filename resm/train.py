@@ -254,28 +254,35 @@ def read_deepspeed_config(train: TrainConfig) -> dict[str, Any]:
     return ds_cfg
 
 
+def deepspeed_settings(ds_cfg: dict[str, Any], optim: OptimConfig, train: TrainConfig, device) -> dict[str, Any]:
+    """The DeepSpeed config a run uses: ``ds_cfg`` (the JSON) with the loop's settings put in
+    (gradient accumulation and clipping, micro-batches of one token budget) and the precision
+    that ``train.precision`` names. On a GPU ``precision`` alone decides: the shipped JSONs
+    enable bf16, which must not survive a ``precision: fp32`` run, nor sit beside fp16 (DeepSpeed
+    refuses both at once). CPU runs get neither."""
+    ds_cfg = dict(ds_cfg)
+    ds_cfg.setdefault("train_micro_batch_size_per_gpu", 1)  # batches are token budgets
+    ds_cfg["gradient_accumulation_steps"] = train.grad_accum
+    ds_cfg.pop("train_batch_size", None)
+    ds_cfg["gradient_clipping"] = optim.max_grad_norm
+    ds_cfg.setdefault("steps_per_print", 10**9)
+    for key in ("bf16", "fp16"):
+        section = ds_cfg.pop(key, None)
+        if torch.device(device).type == "cuda" and train.precision == key:  # CPU: no half precision
+            ds_cfg[key] = {**(section if isinstance(section, dict) else {}), "enabled": True}
+    return ds_cfg
+
+
 class DeepSpeedEngine:
     """DeepSpeed ZeRO (stage from the JSON config), our AdamW and schedule as client objects."""
 
     name = "deepspeed"
 
     def __init__(self, model, optim: OptimConfig, train: TrainConfig, device):
-        ds_cfg = read_deepspeed_config(train)
+        ds_cfg = deepspeed_settings(read_deepspeed_config(train), optim, train, device)
         self.trust = train.trust_checkpoint
         import deepspeed
 
-        ds_cfg.setdefault("train_micro_batch_size_per_gpu", 1)  # batches are token budgets
-        ds_cfg["gradient_accumulation_steps"] = train.grad_accum
-        ds_cfg.pop("train_batch_size", None)
-        ds_cfg["gradient_clipping"] = optim.max_grad_norm
-        ds_cfg.setdefault("steps_per_print", 10**9)
-        if device.type != "cuda":  # CPU runs: no half precision, no fused GPU kernels
-            ds_cfg.pop("bf16", None)
-            ds_cfg.pop("fp16", None)
-        elif train.precision == "bf16":
-            ds_cfg["bf16"] = {"enabled": True}
-        elif train.precision == "fp16":
-            ds_cfg["fp16"] = {"enabled": True}
         self.device = device
         offload = ds_cfg.get("zero_optimization", {}).get("offload_optimizer", {}).get("device") == "cpu"
         if offload:
