@@ -53,6 +53,7 @@ from .utils.device import launch, resolve_device
 from .utils.io import OutputError, atomic_write_text, check_output, on_abort, suspended
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.precision -> its dtype
 
 
 class Task(Protocol):
@@ -194,7 +195,7 @@ class TorchEngine:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(optim, train.max_steps))
         self.max_grad_norm = optim.max_grad_norm
         self.grad_accum = train.grad_accum
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
+        self.autocast_dtype = HALF.get(train.precision)
         if self.autocast_dtype is torch.float16:
             raise ConfigError("precision fp16 needs engine deepspeed (loss scaling); use bf16")
 
@@ -300,10 +301,12 @@ class DeepSpeedEngine:
             model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg
         )
         self.module = self.model.module
-        self.autocast_dtype = None  # DeepSpeed casts the model itself
+        # DeepSpeed casts the model to bf16/fp16 itself, but not a batch's float inputs (a
+        # head's pair features, priors): autocast casts them where a layer meets them
+        self.autocast_dtype = next((HALF[k] for k in HALF if ds_cfg.get(k, {}).get("enabled")), None)
 
     def autocast(self):
-        return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
     def backward(self, loss: torch.Tensor) -> None:
         self.model.backward(loss)

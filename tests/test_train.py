@@ -47,3 +47,42 @@ def test_deepspeed_settings_keep_the_json_options_and_put_in_the_loops():
     assert out["fp16"] == {"enabled": True, "initial_scale_power": 12} and "bf16" not in out
     assert out["gradient_accumulation_steps"] == 4 and out["gradient_clipping"] == 0.5
     assert out["train_micro_batch_size_per_gpu"] == 1 and "train_batch_size" not in out
+
+
+def test_deepspeed_half_precision_autocasts_the_float_inputs_of_its_half_model(monkeypatch):
+    """DeepSpeed bf16 casts the model, not a batch: a head that reads float inputs (the pair
+    head's residue and pair features) met 'mat1 and mat2 must have the same dtype'. The engine
+    now runs the loss under autocast of the config's half dtype. ``deepspeed.initialize`` is
+    faked, and the engine built for a GPU then runs its autocast on CPU, which takes the same
+    casts."""
+    deepspeed = pytest.importorskip("deepspeed")
+    import numpy as np
+
+    from resm.heads.pairs import PairHead, PairHeadConfig, candidates, collate_candidates
+    from resm.train import DeepSpeedEngine
+    from tests.heads.test_pairs import random_prior
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    def initialize(model, optimizer, lr_scheduler, config):
+        half = torch.bfloat16 if config.get("bf16", {}).get("enabled") else None
+        return Wrapped(model.to(half) if half else model), optimizer, None, lr_scheduler
+
+    monkeypatch.setattr(deepspeed, "initialize", initialize)
+    cfg = PairHeadConfig(embed_dim=6, width=16, pair_width=16, blocks=1, dilations=(1,), rounds=1, min_prob=0.01)
+    rng = np.random.default_rng(3)
+    seq = "".join(rng.choice(list("ACGU"), 40))
+    batch = collate_candidates([candidates(seq, [random_prior(seq, rng)], cfg)])
+    h = torch.randn(1, 40, 6)
+    for precision, dtype in (("bf16", torch.bfloat16), ("fp32", None)):
+        train = TrainConfig(engine="deepspeed", deepspeed_config=str(CONFIGS / "zero2.json"), precision=precision)
+        engine = DeepSpeedEngine(PairHead(cfg), OptimConfig(), train, torch.device("cuda", 0))
+        assert next(engine.module.parameters()).dtype == (dtype or torch.float32)
+        engine.device = torch.device("cpu")  # its autocast, run where this test runs
+        with torch.no_grad(), engine.autocast():
+            logits = engine.module(batch, h.to(dtype or torch.float32))
+        assert logits.shape == (len(batch["i"]),) and torch.isfinite(logits).all()
+        assert engine.autocast_dtype is dtype
