@@ -330,14 +330,29 @@ class DeepSpeedEngine:
             raise ConfigError(f"{folder}: DeepSpeed could not load its checkpoint")
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
-        """Consolidated fp32 weights (gathers ZeRO-3 partitions)."""
-        if self.model.zero_optimization_partition_weights():
-            import deepspeed
+        """Consolidated fp32 weights (gathers ZeRO-3 partitions). In a bf16/fp16 run the
+        module's own weights are rounded copies: every trained parameter is taken from the
+        optimiser's fp32 master weights instead, as ``resm export`` (``zero_to_fp32``) reads them
+        (a collective under ZeRO: every process calls this)."""
+        import deepspeed
 
+        if self.model.zero_optimization_partition_weights():
             params = list(self.module.parameters())
             with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-                return {k: v.detach().clone().float() for k, v in self.module.state_dict().items()}
-        return self.module.state_dict()
+                state = {k: v.detach().clone().float() for k, v in self.module.state_dict().items()}
+        else:
+            state = self.module.state_dict()
+        if self.autocast_dtype is None:  # fp32: the module's weights are the master weights
+            return state
+        state = {k: v.float() for k, v in state.items()}
+        masters: dict[int, torch.Tensor | None] = {}
+        for name, p in self.module.named_parameters(remove_duplicate=False):  # tied names too
+            if id(p) not in masters:
+                masters[id(p)] = deepspeed.utils.safe_get_full_fp32_param(p) if p.requires_grad else None
+            master = masters[id(p)]
+            if master is not None and name in state:
+                state[name] = master.detach().float().reshape(state[name].shape).to(state[name].device)
+        return state
 
 
 # ----------------------------------------------------------------------------- checkpoints

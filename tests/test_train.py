@@ -86,3 +86,49 @@ def test_deepspeed_half_precision_autocasts_the_float_inputs_of_its_half_model(m
             logits = engine.module(batch, h.to(dtype or torch.float32))
         assert logits.shape == (len(batch["i"]),) and torch.isfinite(logits).all()
         assert engine.autocast_dtype is dtype
+
+
+def test_deepspeed_half_precision_run_ends_with_the_fp32_master_weights(monkeypatch):
+    """In a DeepSpeed bf16 run the module's weights are bf16 copies of the optimiser's fp32
+    master weights; the final model (full_state_dict) is made of the masters, as ``resm export``
+    reads them, for every name of a tied weight too; frozen weights stay the module's. DeepSpeed's
+    ``safe_get_full_fp32_param`` is faked (it needs a GPU run's optimiser)."""
+    deepspeed = pytest.importorskip("deepspeed")
+    from resm.train import DeepSpeedEngine
+
+    class Tied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(5, 3)
+            self.out = torch.nn.Linear(3, 5, bias=False)
+            self.out.weight = self.embed.weight
+            self.frozen = torch.nn.Linear(3, 1)
+            self.frozen.requires_grad_(False)
+
+    torch.manual_seed(0)
+    fp32 = Tied()
+    masters = {id(p): p.detach().clone() for p in fp32.parameters()}
+    module = Tied().to(torch.bfloat16)
+    module.load_state_dict({k: v.to(torch.bfloat16) for k, v in fp32.state_dict().items()})
+    module.frozen.requires_grad_(False)
+    by_id = dict(zip(map(id, module.parameters()), masters.values()))
+    calls = []
+
+    def safe_get_full_fp32_param(p):
+        calls.append(id(p))
+        return by_id[id(p)]
+
+    monkeypatch.setattr(deepspeed.utils, "safe_get_full_fp32_param", safe_get_full_fp32_param)
+    engine = DeepSpeedEngine.__new__(DeepSpeedEngine)
+    engine.module, engine.autocast_dtype = module, torch.bfloat16
+    engine.model = type("Wrapped", (), {"zero_optimization_partition_weights": lambda self: False})()
+    state = engine.full_state_dict()
+    want = fp32.state_dict()
+    assert set(state) == set(want) == {"embed.weight", "out.weight", "frozen.weight", "frozen.bias"}
+    for k in ("embed.weight", "out.weight"):  # trained: the masters, not their bf16 copies
+        assert state[k].dtype == torch.float32 and torch.equal(state[k], want[k])
+    assert not torch.equal(module.embed.weight.float(), want["embed.weight"])  # the copies differ
+    assert torch.equal(state["frozen.weight"], module.frozen.weight.float())
+    assert len(calls) == 1  # the tied weight's master is fetched once
+    engine.autocast_dtype = None  # fp32: the module's own weights, as before
+    assert {k: v.dtype for k, v in engine.full_state_dict().items()} == dict.fromkeys(want, torch.bfloat16)

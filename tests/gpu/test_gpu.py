@@ -3,7 +3,8 @@
 
 * bf16 autocast forward against fp32 on the same weights (tolerances below);
 * the SDPA flash / memory-efficient attention path at 4,000 nt (the math path disallowed);
-* 20 steps of DeepSpeed ZeRO-2 bf16 pretraining through ``resm pretrain``;
+* 20 steps of DeepSpeed ZeRO-2 bf16 pretraining through ``resm pretrain`` (its final model
+  holds the fp32 master weights that ``resm export`` reads);
 * a 4,000-nt ``resm fold`` with the shipped model on the GPU.
 * the pair head's forward and backward under bf16 autocast (the structure GPU recipe);
 * a DeepSpeed ZeRO-2 bf16 fine-tune (MRL) whose head reads float32 features;
@@ -161,6 +162,15 @@ def test_deepspeed_zero2_bf16_pretraining_20_steps(tmp_path):
     )
     assert "finished at step 20" in p.stdout and len(train) == 20
     assert all(np.isfinite(r["loss"]) for r in train) and train[-1]["loss"] < train[0]["loss"]
+    # the final model holds the optimiser's fp32 master weights, as resm export reads them
+    # from the last checkpoint, not the module's bf16 copies
+    from resm.backbone.load import load_backbone
+    from resm.export import consolidated_state
+
+    final = load_backbone(tmp_path / "run" / "model.pt").model.state_dict()
+    exported = consolidated_state(tmp_path / "run" / "checkpoints" / "step_00000020")
+    trained = [k for k in exported if not k.startswith("contact_head") and k in final]
+    assert trained and all(torch.equal(final[k].float(), exported[k].float()) for k in trained)
 
 
 def test_fold_4000_nt_on_the_gpu(tmp_path):
