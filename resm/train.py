@@ -16,6 +16,7 @@ schedule, precision and checkpoint files. ``Trainer.fit`` runs the loop:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -240,6 +241,10 @@ class TorchEngine:
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()
 
+    def whole(self):
+        """A block in which the module holds its whole weights (they always do here)."""
+        return contextlib.nullcontext()
+
 
 def read_deepspeed_config(train: TrainConfig) -> dict[str, Any]:
     """The DeepSpeed JSON of ``train.deepspeed_config``; a one-line ConfigError naming it."""
@@ -328,6 +333,16 @@ class DeepSpeedEngine:
             path, _ = self.model.load_checkpoint(str(folder), tag="ds")
         if path is None:
             raise ConfigError(f"{folder}: DeepSpeed could not load its checkpoint")
+
+    def whole(self):
+        """A block in which the module holds its whole weights: under ZeRO-3 each process holds
+        a partition only (empty tensors in the module), so they are gathered (every process
+        enters the block; what it changes is not kept)."""
+        if not self.model.zero_optimization_partition_weights():
+            return contextlib.nullcontext()
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(self.module.parameters()), modifier_rank=None)
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """Consolidated fp32 weights (gathers ZeRO-3 partitions). In a bf16/fp16 run the
@@ -716,8 +731,9 @@ class Trainer:
         if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
             self._save()
         state = self.engine.full_state_dict()
-        if self.rank == 0:
-            self.task.save_final(self.engine.module, self.out_dir, state)
+        with self.engine.whole():  # a task may save the module itself (a bundle's adapter and heads)
+            if self.rank == 0:
+                self.task.save_final(self.engine.module, self.out_dir, state)
         if self.tb is not None:
             self.tb.close()
         return {"step": self.step, "train": last, "validation": final_val}
