@@ -61,6 +61,8 @@ class Task(Protocol):
     """What a training job provides to the loop."""
 
     model: torch.nn.Module  # the module whose trainable parameters are optimised
+    # optional: unused_parameters = True when a step may leave trained parameters without a
+    # gradient (DistributedDataParallel then looks for them)
     progress: bool  # set by the loop before train_stream: show the task's own bars (train.progress, rank 0)
 
     def train_stream(self, rank: int, world_size: int) -> Any:
@@ -182,14 +184,15 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device):
+    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device, unused: bool = False):
         self.device = device
         self.module = model.to(device)
         self.model = model
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
         self.optimizer = torch.optim.AdamW(
             param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
         )
@@ -284,7 +287,7 @@ class DeepSpeedEngine:
 
     name = "deepspeed"
 
-    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device):
+    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device, unused: bool = False):
         ds_cfg = deepspeed_settings(read_deepspeed_config(train), optim, train, device)
         self.trust = train.trust_checkpoint
         import deepspeed
@@ -646,7 +649,10 @@ class Trainer:
                 if hasattr(m, "gradient_checkpointing"):
                     m.gradient_checkpointing = True
         cls = DeepSpeedEngine if t.engine == "deepspeed" else TorchEngine
-        self.engine = cls(model, self.optim, t, self.device)
+        # a task whose steps leave some trained parameters out (a joint run: one head a batch)
+        self.engine = cls(
+            model, self.optim, t, self.device, unused=bool(getattr(self.task, "unused_parameters", False))
+        )
         self.task.progress = bool(t.progress and self.rank == 0)  # the task's own bars (its data) follow train.progress
         self.stream = self.task.train_stream(self.rank, self.world_size)
         self.tb = None

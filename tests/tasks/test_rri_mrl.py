@@ -426,3 +426,28 @@ def test_a_zero3_fine_tune_writes_a_bundle_of_its_whole_weights(tmp_path, tiny_c
     assert all(v.numel() for v in model.heads["mrl"].state_dict().values())
     pred = predict_mrl(model, scheme, ["ACGUACGUAGCUAGCUAGCA", "GGGAUGCCAUGA"], 0.0, 1.0, 2, "cpu", "mrl")
     assert np.isfinite(pred).all() and np.isfinite(res["final"]["val_r2"])
+
+
+@pytest.mark.slow
+def test_a_joint_fine_tune_runs_over_two_processes(tmp_path, tiny_ckpt):
+    """Under torchrun (DistributedDataParallel) a joint run's batch trains one head, so the
+    other head's parameters get no gradient that step: DDP must look for them. It stopped at
+    the second step ('Expected to have finished reduction in the prior iteration')."""
+    from resm.tasks.base import load_bundle
+
+    r = rri_config(tmp_path, tiny_ckpt, steps=4)
+    m = mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=4)
+    cfg = {
+        "task": "joint",
+        "model": r["model"],
+        "tasks": {"rri": {"head": r["head"], "data": r["data"]}, "mrl": {"head": m["head"], "data": m["data"]}},
+        "optim": r["optim"],
+        "train": dict(train_cfg(tmp_path / "joint2", 4, val_every=4), device="cpu"),
+    }
+    path = tmp_path / "joint.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    resm_cli("finetune", "--config", path, procs=2)
+    model, entries, _ = load_bundle(tmp_path / "joint2" / "model")
+    assert set(entries) == {"rri", "mrl"}
+    log = [json.loads(x) for x in (tmp_path / "joint2" / "log.jsonl").read_text().splitlines()]
+    assert any(x["split"] == "validation" and x["step"] == 4 for x in log)
