@@ -27,11 +27,12 @@ def _user_errors() -> tuple:
 
 
 def _resolve_device(a: argparse.Namespace) -> None:
-    """``--device auto`` (the default): the GPU when CUDA is available, else the CPU."""
+    """``--device auto`` (the default): the GPU when CUDA is available (this process's own under
+    a launcher, made its current device), else the CPU."""
     if getattr(a, "device", None) is not None:
-        from .utils.device import resolve_device
+        from .utils.device import use_device
 
-        a.device = resolve_device(a.device)
+        a.device = use_device(a.device)
 
 
 # --------------------------------------------------------------------------- parser

@@ -220,19 +220,26 @@ def read_embeddings(path: str | os.PathLike):
         raise ValueError(f"{path}: not a readable embeddings file ({why})") from None
 
 
-def _require_memory(net: ESM2, lengths: list[int], toks_per_batch: int, contacts: bool) -> None:
+def _require_memory(
+    net: ESM2, lengths: list[int], toks_per_batch: int, contacts: bool, device: str | torch.device = "cpu"
+) -> None:
     """Refuse, before any work, an embedding estimated to need more memory than is available
-    (:mod:`resm.utils.memory`; ``--ignore-memory-check`` turns it off)."""
+    (:mod:`resm.utils.memory`; ``--ignore-memory-check`` turns it off). On a GPU the weights and
+    activations live in the GPU's memory: the estimate is held against that device's free
+    memory, not the machine's."""
     from .utils.memory import embed_estimate, require_memory
 
     n_params = sum(p.numel() for p in net.parameters())
     need = embed_estimate(
         n_params, net.embed_dim, net.num_layers, net.attention_heads, lengths, toks_per_batch, contacts
     )
+    device = torch.device(device)
+    on_gpu = device.type == "cuda"
     require_memory(
         need,
         f"embedding {len(lengths)} record{'' if len(lengths) == 1 else 's'} "
-        f"(the longest {max(lengths)} nt{', with contacts' if contacts else ''})",
+        f"(the longest {max(lengths)} nt{', with contacts' if contacts else ''}){f' on {device}' if on_gpu else ''}",
+        available=torch.cuda.mem_get_info(device)[0] if on_gpu else None,
     )
 
 
@@ -325,7 +332,7 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
     records = map_records(seqs, the_scheme, o.max_length, source_name(inp))  # every record checked first
     the_layers = resolve_layers(o.layers, loaded.model.num_layers, "--repr-layers")
     check_array_names(out, (k for r in records for k in array_keys(r.id, the_layers, include)))
-    _require_memory(loaded.model, [len(r.ids) for r in records], toks_per_batch, "contacts" in include)
+    _require_memory(loaded.model, [len(r.ids) for r in records], toks_per_batch, "contacts" in include, device)
     index = embedding_index(records, the_layers, include, the_scheme, str(model))
     job = {
         "command": "embed",

@@ -16,6 +16,7 @@ schedule, precision and checkpoint files. ``Trainer.fit`` runs the loop:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -53,12 +54,15 @@ from .utils.device import launch, resolve_device
 from .utils.io import OutputError, atomic_write_text, check_output, on_abort, suspended
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.precision -> its dtype
 
 
 class Task(Protocol):
     """What a training job provides to the loop."""
 
     model: torch.nn.Module  # the module whose trainable parameters are optimised
+    # optional: unused_parameters = True when a step may leave trained parameters without a
+    # gradient (DistributedDataParallel then looks for them)
     progress: bool  # set by the loop before train_stream: show the task's own bars (train.progress, rank 0)
 
     def train_stream(self, rank: int, world_size: int) -> Any:
@@ -180,21 +184,22 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device):
+    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device, unused: bool = False):
         self.device = device
         self.module = model.to(device)
         self.model = model
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
         self.optimizer = torch.optim.AdamW(
             param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(optim, train.max_steps))
         self.max_grad_norm = optim.max_grad_norm
         self.grad_accum = train.grad_accum
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
+        self.autocast_dtype = HALF.get(train.precision)
         if self.autocast_dtype is torch.float16:
             raise ConfigError("precision fp16 needs engine deepspeed (loss scaling); use bf16")
 
@@ -239,6 +244,10 @@ class TorchEngine:
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()
 
+    def whole(self):
+        """A block in which the module holds its whole weights (they always do here)."""
+        return contextlib.nullcontext()
+
 
 def read_deepspeed_config(train: TrainConfig) -> dict[str, Any]:
     """The DeepSpeed JSON of ``train.deepspeed_config``; a one-line ConfigError naming it."""
@@ -254,28 +263,35 @@ def read_deepspeed_config(train: TrainConfig) -> dict[str, Any]:
     return ds_cfg
 
 
+def deepspeed_settings(ds_cfg: dict[str, Any], optim: OptimConfig, train: TrainConfig, device) -> dict[str, Any]:
+    """The DeepSpeed config a run uses: ``ds_cfg`` (the JSON) with the loop's settings put in
+    (gradient accumulation and clipping, micro-batches of one token budget) and the precision
+    that ``train.precision`` names. On a GPU ``precision`` alone decides: the shipped JSONs
+    enable bf16, which must not survive a ``precision: fp32`` run, nor sit beside fp16 (DeepSpeed
+    refuses both at once). CPU runs get neither."""
+    ds_cfg = dict(ds_cfg)
+    ds_cfg.setdefault("train_micro_batch_size_per_gpu", 1)  # batches are token budgets
+    ds_cfg["gradient_accumulation_steps"] = train.grad_accum
+    ds_cfg.pop("train_batch_size", None)
+    ds_cfg["gradient_clipping"] = optim.max_grad_norm
+    ds_cfg.setdefault("steps_per_print", 10**9)
+    for key in ("bf16", "fp16"):
+        section = ds_cfg.pop(key, None)
+        if torch.device(device).type == "cuda" and train.precision == key:  # CPU: no half precision
+            ds_cfg[key] = {**(section if isinstance(section, dict) else {}), "enabled": True}
+    return ds_cfg
+
+
 class DeepSpeedEngine:
     """DeepSpeed ZeRO (stage from the JSON config), our AdamW and schedule as client objects."""
 
     name = "deepspeed"
 
-    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device):
-        ds_cfg = read_deepspeed_config(train)
+    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device, unused: bool = False):
+        ds_cfg = deepspeed_settings(read_deepspeed_config(train), optim, train, device)
         self.trust = train.trust_checkpoint
         import deepspeed
 
-        ds_cfg.setdefault("train_micro_batch_size_per_gpu", 1)  # batches are token budgets
-        ds_cfg["gradient_accumulation_steps"] = train.grad_accum
-        ds_cfg.pop("train_batch_size", None)
-        ds_cfg["gradient_clipping"] = optim.max_grad_norm
-        ds_cfg.setdefault("steps_per_print", 10**9)
-        if device.type != "cuda":  # CPU runs: no half precision, no fused GPU kernels
-            ds_cfg.pop("bf16", None)
-            ds_cfg.pop("fp16", None)
-        elif train.precision == "bf16":
-            ds_cfg["bf16"] = {"enabled": True}
-        elif train.precision == "fp16":
-            ds_cfg["fp16"] = {"enabled": True}
         self.device = device
         offload = ds_cfg.get("zero_optimization", {}).get("offload_optimizer", {}).get("device") == "cpu"
         if offload:
@@ -293,10 +309,12 @@ class DeepSpeedEngine:
             model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg
         )
         self.module = self.model.module
-        self.autocast_dtype = None  # DeepSpeed casts the model itself
+        # DeepSpeed casts the model to bf16/fp16 itself, but not a batch's float inputs (a
+        # head's pair features, priors): autocast casts them where a layer meets them
+        self.autocast_dtype = next((HALF[k] for k in HALF if ds_cfg.get(k, {}).get("enabled")), None)
 
     def autocast(self):
-        return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
     def backward(self, loss: torch.Tensor) -> None:
         self.model.backward(loss)
@@ -319,15 +337,40 @@ class DeepSpeedEngine:
         if path is None:
             raise ConfigError(f"{folder}: DeepSpeed could not load its checkpoint")
 
-    def full_state_dict(self) -> dict[str, torch.Tensor]:
-        """Consolidated fp32 weights (gathers ZeRO-3 partitions)."""
-        if self.model.zero_optimization_partition_weights():
-            import deepspeed
+    def whole(self):
+        """A block in which the module holds its whole weights: under ZeRO-3 each process holds
+        a partition only (empty tensors in the module), so they are gathered (every process
+        enters the block; what it changes is not kept)."""
+        if not self.model.zero_optimization_partition_weights():
+            return contextlib.nullcontext()
+        import deepspeed
 
+        return deepspeed.zero.GatheredParameters(list(self.module.parameters()), modifier_rank=None)
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        """Consolidated fp32 weights (gathers ZeRO-3 partitions). In a bf16/fp16 run the
+        module's own weights are rounded copies: every trained parameter is taken from the
+        optimiser's fp32 master weights instead, as ``resm export`` (``zero_to_fp32``) reads them
+        (a collective under ZeRO: every process calls this)."""
+        import deepspeed
+
+        if self.model.zero_optimization_partition_weights():
             params = list(self.module.parameters())
             with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-                return {k: v.detach().clone().float() for k, v in self.module.state_dict().items()}
-        return self.module.state_dict()
+                state = {k: v.detach().clone().float() for k, v in self.module.state_dict().items()}
+        else:
+            state = self.module.state_dict()
+        if self.autocast_dtype is None:  # fp32: the module's weights are the master weights
+            return state
+        state = {k: v.float() for k, v in state.items()}
+        masters: dict[int, torch.Tensor | None] = {}
+        for name, p in self.module.named_parameters(remove_duplicate=False):  # tied names too
+            if id(p) not in masters:
+                masters[id(p)] = deepspeed.utils.safe_get_full_fp32_param(p) if p.requires_grad else None
+            master = masters[id(p)]
+            if master is not None and name in state:
+                state[name] = master.detach().float().reshape(state[name].shape).to(state[name].device)
+        return state
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -606,7 +649,10 @@ class Trainer:
                 if hasattr(m, "gradient_checkpointing"):
                     m.gradient_checkpointing = True
         cls = DeepSpeedEngine if t.engine == "deepspeed" else TorchEngine
-        self.engine = cls(model, self.optim, t, self.device)
+        # a task whose steps leave some trained parameters out (a joint run: one head a batch)
+        self.engine = cls(
+            model, self.optim, t, self.device, unused=bool(getattr(self.task, "unused_parameters", False))
+        )
         self.task.progress = bool(t.progress and self.rank == 0)  # the task's own bars (its data) follow train.progress
         self.stream = self.task.train_stream(self.rank, self.world_size)
         self.tb = None
@@ -691,8 +737,9 @@ class Trainer:
         if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
             self._save()
         state = self.engine.full_state_dict()
-        if self.rank == 0:
-            self.task.save_final(self.engine.module, self.out_dir, state)
+        with self.engine.whole():  # a task may save the module itself (a bundle's adapter and heads)
+            if self.rank == 0:
+                self.task.save_final(self.engine.module, self.out_dir, state)
         if self.tb is not None:
             self.tb.close()
         return {"step": self.step, "train": last, "validation": final_val}

@@ -432,7 +432,9 @@ class PairHead(nn.Module):
         for r in range(self.cfg.rounds):
             zz = torch.cat([z, pad])  # index -1 reads the zero row
             z = z + self.drop(self.stack[r](torch.cat([z, zz[batch["outer"]], zz[batch["inner"]]], 1)))
-            msg = self.message[r](z) * torch.sigmoid(self.gate[r](z))
+            # under autocast the linear layers give half-precision messages; they are summed
+            # in z's own dtype (index_add_ takes one dtype, and a long sum keeps its precision)
+            msg = (self.message[r](z) * torch.sigmoid(self.gate[r](z))).to(z.dtype)
             acc = z.new_zeros(flat.shape[0], z.shape[1])
             acc.index_add_(0, i, msg)
             acc.index_add_(0, j, msg)

@@ -94,6 +94,7 @@ class JointTask:
     name = "joint"
     sections = ("model", "tasks")
     output = BUNDLE_DIR
+    unused_parameters = True  # a batch trains one head: DDP must not wait for the others' gradients
 
     def __init__(self, cfg: dict[str, Any]):
         self.model_cfg = ModelConfig.for_task(cfg.get("model"), "joint")

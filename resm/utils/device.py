@@ -9,7 +9,16 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-__all__ = ["Launch", "launch", "resolve_device", "DEVICE_HELP", "MAX_THREADS", "THREADS_RULE", "threads_ok"]
+__all__ = [
+    "Launch",
+    "launch",
+    "resolve_device",
+    "use_device",
+    "DEVICE_HELP",
+    "MAX_THREADS",
+    "THREADS_RULE",
+    "threads_ok",
+]
 
 # CPU threads (--threads, compare's threads:, the API's threads=): torch (OpenMP) dies with a
 # segmentation fault when asked for tens of thousands, so a count past this is refused up front.
@@ -64,3 +73,16 @@ def resolve_device(name: str | None = "auto") -> str:
             raise ValueError("--device cuda: no CUDA device is available (use --device cpu or auto)")
         return "cpu"
     return name
+
+
+def use_device(name: str | None = "auto") -> str:
+    """:func:`resolve_device`, made this process's current CUDA device when it is a GPU. Under a
+    launcher every process would otherwise keep GPU 0 as its current device, and the work
+    torch does there implicitly (a CUDA context, the current stream, device queries such as
+    ``torch.cuda.is_bf16_supported``) would land on GPU 0 for every process."""
+    device = resolve_device(name)
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
+    return device

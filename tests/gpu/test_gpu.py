@@ -3,8 +3,12 @@
 
 * bf16 autocast forward against fp32 on the same weights (tolerances below);
 * the SDPA flash / memory-efficient attention path at 4,000 nt (the math path disallowed);
-* 20 steps of DeepSpeed ZeRO-2 bf16 pretraining through ``resm pretrain``;
+* 20 steps of DeepSpeed ZeRO-2 bf16 pretraining through ``resm pretrain`` (its final model
+  holds the fp32 master weights that ``resm export`` reads);
 * a 4,000-nt ``resm fold`` with the shipped model on the GPU.
+* the pair head's forward and backward under bf16 autocast (the structure GPU recipe);
+* a DeepSpeed ZeRO-2 bf16 fine-tune (MRL) whose head reads float32 features;
+* a run resumed on the GPU repeats the losses of the run that was not stopped.
 
 Each test records its time and peak GPU memory into the JSON-lines file named by
 ``$RESM_GPU_REPORT`` when that is set.
@@ -158,6 +162,15 @@ def test_deepspeed_zero2_bf16_pretraining_20_steps(tmp_path):
     )
     assert "finished at step 20" in p.stdout and len(train) == 20
     assert all(np.isfinite(r["loss"]) for r in train) and train[-1]["loss"] < train[0]["loss"]
+    # the final model holds the optimiser's fp32 master weights, as resm export reads them
+    # from the last checkpoint, not the module's bf16 copies
+    from resm.backbone.load import load_backbone
+    from resm.export import consolidated_state
+
+    final = load_backbone(tmp_path / "run" / "model.pt").model.state_dict()
+    exported = consolidated_state(tmp_path / "run" / "checkpoints" / "step_00000020")
+    trained = [k for k in exported if not k.startswith("contact_head") and k in final]
+    assert trained and all(torch.equal(final[k].float(), exported[k].float()) for k in trained)
 
 
 def test_fold_4000_nt_on_the_gpu(tmp_path):
@@ -179,3 +192,76 @@ def test_fold_4000_nt_on_the_gpu(tmp_path):
     )
     assert r["n"] == 1 and len(rec) == LONG
     assert (tmp_path / "long.bpp").read_text().count("\n") > 3
+
+
+def test_pair_head_trains_under_bf16_autocast(tmp_path):
+    """The shipped structure recipe's head (configs/finetune/structure_esm2_gpu.yaml: pairs,
+    bf16 autocast): forward and backward on the GPU, logits close to fp32's."""
+    from resm.heads.pairs import PairHead, PairHeadConfig, candidates, collate_candidates
+    from tests.heads.test_pairs import random_prior
+
+    rng = np.random.default_rng(5)
+    cfg = PairHeadConfig(embed_dim=320, min_prob=0.01)
+    torch.manual_seed(0)
+    head = PairHead(cfg).cuda().eval()
+    seq = random_rna(400, 5)
+    batch = {k: v.cuda() for k, v in collate_candidates([candidates(seq, [random_prior(seq, rng)], cfg)]).items()}
+    h = torch.randn(1, 400, 320, device="cuda")
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        full = head(batch, h)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        half = head(batch, h)
+    half.sum().backward()
+    torch.cuda.synchronize()
+    grads = [p.grad for p in head.parameters() if p.grad is not None]
+    record("pair head, bf16 autocast forward and backward (400 nt)", time.perf_counter() - t0, candidates=len(full))
+    assert half.dtype == torch.float32 and grads and all(torch.isfinite(g).all() for g in grads)
+    torch.testing.assert_close(half.detach(), full, atol=0.15, rtol=0.05)
+
+
+def _mrl_run(tmp_path, monkeypatch, name: str, **train) -> dict:
+    """A short MRL fine-tune of a tiny backbone on the GPU, in this process."""
+    from resm.backbone.load import init_model, resm_meta, save_fair_esm
+    from resm.mapping import get_scheme
+    from tests.tasks.test_rri_mrl import mrl_config
+
+    for k, v in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1")):
+        monkeypatch.setenv(k, v)  # what init_distributed would leave behind in this process
+    ckpt = tmp_path / "tiny.pt"
+    if not ckpt.exists():
+        save_fair_esm(init_model("tiny", seed=1), ckpt, resm_meta(get_scheme("kdny"), "tiny"))
+    cfg = mrl_config(tmp_path, ckpt, mode="adapters", steps=4)
+    cfg["head"]["dropout"] = 0.3  # the GPU's random numbers matter
+    cfg["train"].update(out_dir=str(tmp_path / name), device="cuda", log_every=1, **train)
+    from resm.tasks import run
+
+    return run(cfg)
+
+
+def test_deepspeed_bf16_finetunes_a_head_that_reads_float_features(tmp_path, monkeypatch):
+    """DeepSpeed bf16 casts the model, not a batch: the MRL head reads the backbone's states as
+    float32 (h.float()); the engine's autocast must cast them where its bf16 layers meet them."""
+    pytest.importorskip("deepspeed")
+    t0 = time.perf_counter()
+    res = _mrl_run(tmp_path, monkeypatch, "ds", engine="deepspeed", deepspeed_config="zero2", precision="bf16")
+    log = [json.loads(x) for x in (tmp_path / "ds" / "log.jsonl").read_text().splitlines()]
+    record("DeepSpeed ZeRO-2 bf16 MRL fine-tune, 4 steps (tiny backbone)", time.perf_counter() - t0, in_process=False)
+    assert res["step"] == 4 and all(np.isfinite(r["loss"]) for r in log if r["split"] == "train")
+
+
+def test_a_resumed_run_on_the_gpu_repeats_the_uninterrupted_one(tmp_path, monkeypatch):
+    """Steps 3-4 after a resume from step 2 give the losses of the run that was not stopped:
+    the checkpoint restores the GPU's random state too (the head's dropout draws on it)."""
+    t0 = time.perf_counter()
+    _mrl_run(tmp_path, monkeypatch, "run", ckpt_every=2, keep_last=2, val_every=0)
+    log = tmp_path / "run" / "log.jsonl"
+    first = [json.loads(x)["loss"] for x in log.read_text().splitlines() if '"train"' in x]
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step_00000004")
+    _mrl_run(tmp_path, monkeypatch, "run", ckpt_every=2, keep_last=2, val_every=0)
+    again = [json.loads(x)["loss"] for x in log.read_text().splitlines() if '"train"' in x]
+    record("MRL fine-tune, resumed at step 2 of 4 vs not stopped", time.perf_counter() - t0, in_process=False)
+    assert len(first) == len(again) == 4
+    np.testing.assert_allclose(again, first, rtol=1e-4)

@@ -88,6 +88,25 @@ def test_padded_batch_gives_the_logits_of_each_sequence_alone():
             torch.testing.assert_close(together[b], alone, atol=1e-5, rtol=1e-5)
 
 
+def test_the_head_runs_under_bf16_autocast_close_to_fp32():
+    """The GPU recipe (configs/finetune/structure_esm2_gpu.yaml) trains the head under bf16
+    autocast; its message rounds sum half-precision messages into z's float32 accumulator
+    (index_add_ refused the mixed dtypes). CPU autocast takes the same path as CUDA's."""
+    rng = np.random.default_rng(5)
+    cfg = PairHeadConfig(embed_dim=6, width=16, pair_width=16, blocks=1, dilations=(1,), rounds=2, min_prob=0.01)
+    torch.manual_seed(0)
+    head = PairHead(cfg).eval()
+    seq = "".join(rng.choice(list("ACGU"), 50))
+    batch = collate_candidates([candidates(seq, [random_prior(seq, rng)], cfg)])
+    h = torch.randn(1, 50, 6)
+    with torch.no_grad():
+        full = head(batch, h)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = head(batch, h)
+    assert half.dtype == torch.float32 and len(half) > 20
+    torch.testing.assert_close(half, full, atol=0.1, rtol=0.05)
+
+
 def test_the_head_learns_stems_that_the_prior_ranks_low():
     """Targets are the candidates of a stacked stem; the prior gives them no signal (random
     probabilities), so only the head's stacking and sequence context can find them."""

@@ -406,3 +406,48 @@ def test_mrl_prediction_counts_utrs_against_their_total(capfd):
     assert "predict mrl" in err and "5/5" in err and "UTR" in err
     predict_mrl(Constant(), get_scheme("kdny"), seqs, 1.5, 2.0, batch_size=2)
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_a_zero3_fine_tune_writes_a_bundle_of_its_whole_weights(tmp_path, tiny_ckpt):
+    """Under DeepSpeed ZeRO-3 the module holds partitions only (empty tensors); the bundle
+    (adapter, head, the backbone checksum it was trained on) is written from the gathered
+    weights. It was written from the partitions: 'adapters were trained on backbone X but this
+    backbone is Y' when it was opened."""
+    pytest.importorskip("deepspeed")
+    from resm.tasks import run
+    from resm.tasks.base import load_bundle
+    from resm.tasks.mrl import predict_mrl
+
+    cfg = mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=2)
+    cfg["train"].update(engine="deepspeed", deepspeed_config="zero3", val_every=0, device="cpu")
+    res = run(cfg)
+    model, entries, scheme = load_bundle(Path(res["model_file"]))
+    assert all(v.numel() for v in model.heads["mrl"].state_dict().values())
+    pred = predict_mrl(model, scheme, ["ACGUACGUAGCUAGCUAGCA", "GGGAUGCCAUGA"], 0.0, 1.0, 2, "cpu", "mrl")
+    assert np.isfinite(pred).all() and np.isfinite(res["final"]["val_r2"])
+
+
+@pytest.mark.slow
+def test_a_joint_fine_tune_runs_over_two_processes(tmp_path, tiny_ckpt):
+    """Under torchrun (DistributedDataParallel) a joint run's batch trains one head, so the
+    other head's parameters get no gradient that step: DDP must look for them. It stopped at
+    the second step ('Expected to have finished reduction in the prior iteration')."""
+    from resm.tasks.base import load_bundle
+
+    r = rri_config(tmp_path, tiny_ckpt, steps=4)
+    m = mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=4)
+    cfg = {
+        "task": "joint",
+        "model": r["model"],
+        "tasks": {"rri": {"head": r["head"], "data": r["data"]}, "mrl": {"head": m["head"], "data": m["data"]}},
+        "optim": r["optim"],
+        "train": dict(train_cfg(tmp_path / "joint2", 4, val_every=4), device="cpu"),
+    }
+    path = tmp_path / "joint.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    resm_cli("finetune", "--config", path, procs=2)
+    model, entries, _ = load_bundle(tmp_path / "joint2" / "model")
+    assert set(entries) == {"rri", "mrl"}
+    log = [json.loads(x) for x in (tmp_path / "joint2" / "log.jsonl").read_text().splitlines()]
+    assert any(x["split"] == "validation" and x["step"] == 4 for x in log)

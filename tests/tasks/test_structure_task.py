@@ -632,7 +632,8 @@ def test_fold_with_a_pair_model(assets, pair_trained, tmp_path):
 def test_gpu_recipe_runs_on_cpu_with_a_tiny_checkpoint(assets, tmp_path):
     """configs/finetune/structure_esm2_gpu.yaml (attention at the candidates, backbone windows,
     bf16) is the shipped head's GPU recipe; with CPU overrides it trains end to end, and the
-    model it writes reads attention maps and windows its embeddings."""
+    model it writes reads attention maps and windows its embeddings. Its bf16 is kept: CPU
+    autocast takes the half-precision path the GPU run takes."""
     from resm.structure.model import load_structure_model
     from resm.structure.predictor_loading import supervised_predictor
 
@@ -657,7 +658,6 @@ def test_gpu_recipe_runs_on_cpu_with_a_tiny_checkpoint(assets, tmp_path):
         "head.blocks=1",
         "head.rounds=1",
         "head.embed_window=32",
-        "train.precision=fp32",
         "train.device=cpu",
         "train.max_steps=3",
         "train.val_every=3",
