@@ -1,0 +1,128 @@
+"""The sixth hostile-input audit: each case was read as something it is not (a file of a newer
+format as if current, ``RESM_DATA=""`` as the current folder, ``-`` as a file named ``-``, a
+named pipe as a file), or said so in a line naming what the command does not have. Command-line
+cases keep the rule of :func:`tests.robustness.cases.check_one_line` (one line naming the thing,
+the exit code, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.robustness.cases import Case, check_one_line
+
+FOLD = ["fold", "{fa}", "--model", "{t}/s.pt", "-o", "{t}/o.dbn", "--threads", "1"]
+INTERACT = ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"]
+NEWER = "written by a newer resm (format version {v}; this resm reads up to {m})"
+
+
+# ---------------------------------------------------------------- a file of a newer format version
+# A structure model, a probe record or a bundle manifest claiming a format version this resm does
+# not know was read as if current (the manifest's was said as 'unsupported version 2 (expected 1)').
+def _model_version(value):
+    def setup(p: dict) -> None:
+        from resm.structure.model import resolve_model
+
+        data = torch.load(resolve_model("default"), weights_only=True)
+        data["version"] = value
+        torch.save(data, Path(p["t"]) / "s.pt")
+
+    return setup
+
+
+def _probe_version(value):
+    def setup(p: dict) -> None:
+        t = Path(p["t"])
+        shutil.copy2(p["probe"], t / "p.pt")
+        record = json.loads(Path(p["probe"] + ".json").read_text())
+        (t / "p.pt.json").write_text(json.dumps({**record, "version": value}))
+
+    return setup
+
+
+def _manifest_version(value):
+    def setup(p: dict) -> None:
+        dst = Path(p["t"]) / "m"
+        shutil.copytree(p["rri_model"], dst)
+        manifest = json.loads((dst / "manifest.json").read_text())
+        manifest["version"] = value
+        (dst / "manifest.json").write_text(json.dumps(manifest))
+
+    return setup
+
+
+PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/o.dbn"]
+CASES = [
+    Case("fold/model-newer-version", FOLD, 1, ["{t}/s.pt: " + NEWER.format(v=3, m=2)], _model_version(3)),
+    Case(
+        "fold/model-version-text",
+        FOLD,
+        1,
+        ["{t}/s.pt: its format version is '2', not a whole number from 1"],
+        _model_version("2"),
+    ),
+    Case("fold/model-version-bool", FOLD, 1, ["{t}/s.pt: its format version is True"], _model_version(True)),
+    Case(
+        "fold/probe-record-newer-version",
+        PROBE_FOLD,
+        1,
+        ["{t}/p.pt.json: " + NEWER.format(v=2, m=1)],
+        _probe_version(2),
+    ),
+    Case(
+        "fold/probe-record-version-a-list",
+        PROBE_FOLD,
+        1,
+        ["{t}/p.pt.json: its format version is [1]"],
+        _probe_version([1]),
+    ),
+    Case(
+        "interact/bundle-manifest-newer-version",
+        INTERACT,
+        1,
+        ["{t}/m/manifest.json: " + NEWER.format(v=2, m=1)],
+        _manifest_version(2),
+    ),
+]
+
+
+@pytest.mark.parametrize("value", [1, 2, None])
+def test_a_structure_model_of_a_known_version_still_reads(value, tmp_path):
+    """Versions 1 (the 2-D head's files) and 2 (the pair head's), and a file without a version,
+    are read as before."""
+    from resm.structure.model import load_structure_model, resolve_model
+
+    data = torch.load(resolve_model("default"), weights_only=True)
+    if value is None:
+        data.pop("version", None)
+    else:
+        data["version"] = value
+    torch.save(data, tmp_path / "s.pt")
+    load_structure_model(tmp_path / "s.pt")
+
+
+def test_a_trainer_state_of_a_newer_version_is_refused(tmp_path):
+    from resm.backbone.load import CheckpointError
+    from resm.train_state import load_trainer_state
+
+    (tmp_path / "trainer_rank0.json").write_text(json.dumps({"format": "resm-trainer-state", "version": 9}))
+    with pytest.raises(CheckpointError) as e:
+        load_trainer_state(tmp_path, 0)
+    assert str(e.value) == f"{tmp_path / 'trainer_rank0.json'}: " + NEWER.format(v=9, m=1)
+
+
+def test_a_non_canonical_scorer_of_a_newer_version_is_refused():
+    from resm.structure.noncanonical import FORMAT, NonCanonical, NonCanonicalError
+
+    with pytest.raises(NonCanonicalError) as e:
+        NonCanonical.from_payload({"format": FORMAT, "version": 5}, "s.pt")
+    assert str(e.value) == "s.pt: its non-canonical scorer is unusable: " + NEWER.format(v=5, m=1)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
