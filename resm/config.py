@@ -262,8 +262,10 @@ def check_device(name: str, key: str) -> str:
 
 # ----------------------------------------------------------------------------- files
 def default_data_dir() -> str:
-    """``$RESM_DATA``, else ``../shared/data`` (the development layout)."""
-    return os.environ.get("RESM_DATA", "../shared/data")
+    """``$RESM_DATA``, else ``../shared/data`` (the development layout). An empty ``RESM_DATA``
+    is unset, as most tools read an empty variable (``RESM_DATA= resm evaluate`` clears it): it
+    was the current folder, where the data sets were then looked for."""
+    return os.environ.get("RESM_DATA") or "../shared/data"
 
 
 def apply_override(cfg: dict[str, Any], item: str) -> None:

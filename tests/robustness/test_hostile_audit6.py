@@ -126,3 +126,17 @@ def test_a_non_canonical_scorer_of_a_newer_version_is_refused():
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+# ---------------------------------------------------------------- an empty RESM_DATA
+def test_an_empty_resm_data_is_unset(monkeypatch):
+    """`RESM_DATA= resm evaluate ...` looked for the data sets in the current folder; an empty
+    value is read as unset (the default data folder), as most tools read an empty variable."""
+    from resm.config import default_data_dir
+
+    monkeypatch.delenv("RESM_DATA", raising=False)
+    unset = default_data_dir()
+    monkeypatch.setenv("RESM_DATA", "")
+    assert default_data_dir() == unset == "../shared/data"
+    monkeypatch.setenv("RESM_DATA", "/elsewhere")
+    assert default_data_dir() == "/elsewhere"
