@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.robustness.cases import Case, check_one_line
+from tests.robustness.cases import Case, check_one_line, write
 
 FOLD = ["fold", "{fa}", "--model", "{t}/s.pt", "-o", "{t}/o.dbn", "--threads", "1"]
 INTERACT = ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"]
@@ -123,11 +123,6 @@ def test_a_non_canonical_scorer_of_a_newer_version_is_refused():
     assert str(e.value) == "s.pt: its non-canonical scorer is unusable: " + NEWER.format(v=5, m=1)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
-    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
-
-
 # ---------------------------------------------------------------- an empty RESM_DATA
 def test_an_empty_resm_data_is_unset(monkeypatch):
     """`RESM_DATA= resm evaluate ...` looked for the data sets in the current folder; an empty
@@ -140,3 +135,26 @@ def test_an_empty_resm_data_is_unset(monkeypatch):
     assert default_data_dir() == unset == "../shared/data"
     monkeypatch.setenv("RESM_DATA", "/elsewhere")
     assert default_data_dir() == "/elsewhere"
+
+
+# ---------------------------------------------------------------- what resm probe accepts
+# `resm probe default s.txt` said "its extension names no structure format (...); give the format",
+# an option resm probe does not have: it reads the format from the extension alone.
+CASES += [
+    Case(
+        f"probe/{what}-without-a-structure-extension",
+        ["probe", "default", *argv, "--out", "{t}/p.pt", "--threads", "1"],
+        1,
+        [
+            "{t}/s.txt: its extension names no structure format (dbn, bpseq, ct, pairs); "
+            "give it one of the extensions .dbn, .db, .dot, .bpseq, .ct, .pairs (.gz ok)"
+        ],
+        write("s.txt", ">a\nGGGGAAAACCCC\n((((....))))\n"),
+    )
+    for what, argv in (("train", ["{t}/s.txt"]), ("val", ["{dbn}", "--val", "{t}/s.txt"]))
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
