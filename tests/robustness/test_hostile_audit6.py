@@ -155,6 +155,38 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------- '-' where standard input is not read
+# `resm interact - ...` and `resm predict - ...` opened a file named '-': '- line 1: cannot read
+# (No such file or directory)'. Their readers take files alone; '-' is refused saying so.
+PREDICT = ["predict", "-", "--model", "{mrl_model}", "--backbone", "{tiny}", "-o", "{t}/p.tsv", "--threads", "1"]
+CASES += [
+    Case(
+        "interact/pairs-from-stdin",
+        ["interact", "-", "--model", "{rri_model}", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"],
+        1,
+        ["PAIRS -: standard input is not read by this command; give the pairs table as a file"],
+    ),
+    Case(
+        "interact/zero-shot-pairs-from-stdin",
+        ["interact", "-", "--zero-shot", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"],
+        1,
+        ["PAIRS -: standard input is not read by this command"],
+    ),
+    Case(
+        "predict/utrs-from-stdin",
+        [*PREDICT, "--task", "mrl"],
+        1,
+        ["INPUT -: standard input is not read by this command; give the UTRs as a file"],
+    ),
+    Case(
+        "predict/pairs-from-stdin",
+        [*PREDICT, "--task", "rri"],
+        1,
+        ["INPUT -: standard input is not read by this command; give the pairs table as a file"],
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
