@@ -54,7 +54,7 @@ import torch.nn as nn
 
 from ..config import format_version_problem, load_json
 from ..mapping import Scheme
-from ..utils.io import atomic_path, atomic_write_text
+from ..utils.io import atomic_path, atomic_write_text, file_problem
 from .esm2 import ESM2
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
@@ -444,6 +444,8 @@ def _read_tensors(folder: Path, entry: dict, what: str) -> dict[str, torch.Tenso
     if not isinstance(file, str) or Path(file).name != file or file in ("", ".", ".."):
         raise AdapterError(f"{folder / MANIFEST}: {what}: field 'file' must be a plain file name, got {file!r}")
     path = folder / file
+    if (problem := file_problem(path)) is not None:
+        raise AdapterError(f"{path}: {what} {problem}")
     try:
         data = path.read_bytes()
     except OSError as e:

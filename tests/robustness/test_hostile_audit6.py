@@ -7,7 +7,10 @@ the exit code, nothing written)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ import torch
 
 from tests.robustness.cases import Case, check_one_line, write
 
+REPO = Path(__file__).resolve().parents[2]
 FOLD = ["fold", "{fa}", "--model", "{t}/s.pt", "-o", "{t}/o.dbn", "--threads", "1"]
 INTERACT = ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"]
 NEWER = "written by a newer resm (format version {v}; this resm reads up to {m})"
@@ -185,6 +189,52 @@ CASES += [
         ["INPUT -: standard input is not read by this command; give the pairs table as a file"],
     ),
 ]
+
+
+# ---------------------------------------------------------------- a named pipe where a binary file goes
+# `resm.read_embeddings("e.npz")` and `resm fold --model m.pt` on a named pipe waited for ever
+# for a writer (np.load and torch.load open it; a text input, read once, reads a pipe as a file).
+# Every binary reader is held to the prior cache's rule (resm.utils.io.file_problem).
+def _in_subprocess(tmp_path: Path, code: str) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh Python in ``tmp_path``; a run still waiting after a minute (on a
+    named pipe) fails the test rather than hanging the suite."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the read waited on the named pipe")
+
+
+@pytest.mark.parametrize("name", ["e.npz", "e.safetensors"])
+def test_read_embeddings_refuses_a_named_pipe(name, tmp_path):
+    os.mkfifo(tmp_path / name)
+    r = _in_subprocess(
+        tmp_path,
+        f"import resm\ntry:\n    resm.read_embeddings({name!r})\nexcept ValueError as e:\n    print(e)\n",
+    )
+    assert r.returncode == 0 and r.stdout.strip() == f"{name}: is not a regular file, not an embeddings file", r
+
+
+def test_fold_refuses_a_model_that_is_a_named_pipe(ws, tmp_path):
+    os.mkfifo(tmp_path / "s.pt")
+    argv = ["fold", str(ws["fa"]), "--model", "s.pt", "-o", "o.dbn", "--threads", "1"]
+    r = _in_subprocess(tmp_path, f"import sys\nfrom resm.cli import main\nsys.exit(main({argv!r}))\n")
+    assert r.returncode == 1, r
+    assert r.stderr.strip().splitlines() == ["resm fold: error: s.pt: is not a regular file, not a checkpoint file"]
+    assert sorted(os.listdir(tmp_path)) == ["s.pt"]
+
+
+def test_a_bundle_head_file_that_is_a_named_pipe_is_refused(ws, tmp_path):
+    shutil.copytree(ws["rri_model"], tmp_path / "m")
+    head = next((tmp_path / "m").glob("head-*.safetensors"))
+    head.unlink()
+    os.mkfifo(head)  # read_bytes() waited for ever
+    load = f"resm.load_bundle('m', backbone={str(ws['tiny'])!r})"
+    code = f"import resm\ntry:\n    {load}\nexcept ValueError as e:\n    print(e)\n"
+    r = _in_subprocess(tmp_path, code)
+    assert r.returncode == 0 and r.stdout.strip() == f"m/{head.name}: head 'rri' is not a regular file", r
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
