@@ -49,6 +49,7 @@ __all__ = [
     "default_data_dir",
     "find_config",
     "CONFIG_KINDS",
+    "format_version_problem",
 ]
 
 
@@ -261,8 +262,10 @@ def check_device(name: str, key: str) -> str:
 
 # ----------------------------------------------------------------------------- files
 def default_data_dir() -> str:
-    """``$RESM_DATA``, else ``../shared/data`` (the development layout)."""
-    return os.environ.get("RESM_DATA", "../shared/data")
+    """``$RESM_DATA``, else ``../shared/data`` (the development layout). An empty ``RESM_DATA``
+    is unset, as most tools read an empty variable (``RESM_DATA= resm evaluate`` clears it): it
+    was the current folder, where the data sets were then looked for."""
+    return os.environ.get("RESM_DATA") or "../shared/data"
 
 
 def apply_override(cfg: dict[str, Any], item: str) -> None:
@@ -378,6 +381,21 @@ def load_json(text: str | bytes):
         return json.loads(text)
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply", text if isinstance(text, str) else "", 0) from None
+
+
+def format_version_problem(version: Any, reads: int) -> str | None:
+    """What keeps a reader of format versions 1 to ``reads`` from reading a file that records
+    ``version`` (its ``"version"`` entry; absent, None: the first), or None when it reads it.
+    Every resm file that records a format version is held to this rule (structure models,
+    probe records, bundle manifests, non-canonical scorers, trainer states): a newer file was
+    read as if current, its new entries passed over."""
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return f"its format version is {version!r}, not a whole number from 1"
+    if version > reads:
+        return f"written by a newer resm (format version {version}; this resm reads up to {reads})"
+    return None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -31,7 +31,7 @@ from .backbone.esm2 import ESM2
 from .config import load_json
 from .fasta import checked_toks_per_batch, token_batches
 from .mapping import MappingError, Scheme
-from .utils.io import atomic_path
+from .utils.io import atomic_path, file_problem
 from .utils.shards import DEFAULT_SHARD_SIZE
 
 INCLUDE_CHOICES = ("mean", "per_tok", "bos", "contacts")
@@ -196,6 +196,8 @@ def read_embeddings(path: str | os.PathLike):
     """Inverse of ``write_embeddings``: the file at ``path`` as (arrays, index). A file that cannot be read (or
     holds pickled objects, which are never loaded) is a ValueError naming it."""
     path = Path(path)
+    if (problem := file_problem(path)) is not None:  # a named pipe: the read waited for ever
+        raise ValueError(f"{path}: {problem}, not an embeddings file")
     try:
         if path.suffix == ".safetensors":
             from safetensors import safe_open

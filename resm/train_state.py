@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 from .backbone.load import CheckpointError, load_failure, safe_load
-from .config import ConfigError, load_json
+from .config import ConfigError, format_version_problem, load_json
 
 __all__ = [
     "STATE_FORMAT",
+    "STATE_VERSION",
     "DEEPSPEED_GLOBALS",
     "TRAIN_HINT",
     "EXPORT_HINT",
@@ -54,6 +55,7 @@ __all__ = [
 ]
 
 STATE_FORMAT = "resm-trainer-state"
+STATE_VERSION = 1  # the newest format version this resm writes and reads
 DEEPSPEED_GLOBALS = (
     "deepspeed.runtime.fp16.loss_scaler.LossScaler",
     "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler",
@@ -113,7 +115,9 @@ def jsonable(x: Any) -> Any:
 
 def save_trainer_state(folder: Path, rank: int, state: dict[str, Any]) -> Path:
     path = Path(folder) / f"trainer_rank{rank}.json"
-    path.write_text(json.dumps({"format": STATE_FORMAT, "version": 1, **state}, default=str), encoding="utf-8")
+    path.write_text(
+        json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION, **state}, default=str), encoding="utf-8"
+    )
     return path
 
 
@@ -132,6 +136,9 @@ def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str =
             raise CheckpointError(f"{path}: unreadable trainer state ({str(e).splitlines()[0]})") from None
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise CheckpointError(f"{path}: not a resm trainer state")
+        problem = format_version_problem(state.get("version"), STATE_VERSION)
+        if problem:
+            raise CheckpointError(f"{path}: {problem}")
     elif (folder / f"trainer_rank{rank}.pt").exists():
         path = folder / f"trainer_rank{rank}.pt"
         reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct

@@ -23,7 +23,7 @@ def random_backbone(seed: int = 0):
 
 def data_dir() -> Path:
     """Real data: $RESM_DATA, else ../shared/data beside the repository."""
-    return Path(os.environ.get("RESM_DATA", REPO.parent / "shared" / "data"))
+    return Path(os.environ.get("RESM_DATA") or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture

@@ -52,9 +52,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import load_json
+from ..config import format_version_problem, load_json
 from ..mapping import Scheme
-from ..utils.io import atomic_path, atomic_write_text
+from ..utils.io import atomic_path, atomic_write_text, file_problem
 from .esm2 import ESM2
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
@@ -353,8 +353,9 @@ def read_manifest(folder) -> dict:
         raise AdapterError(f"{path}: invalid JSON (line {e.lineno}: {e.msg})") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise AdapterError(f"{path}: not a {FORMAT} manifest (field 'format')")
-    if m.get("version") != VERSION:
-        raise AdapterError(f"{path}: unsupported version {m.get('version')!r} (expected {VERSION})")
+    problem = format_version_problem(m.get("version"), VERSION)
+    if problem:
+        raise AdapterError(f"{path}: {problem}")
     b, s = m.get("backbone"), m.get("scheme")
     if not isinstance(b, dict) or not isinstance(b.get("sha256"), str):
         raise AdapterError(f"{path}: field 'backbone.sha256' missing or not a string")
@@ -443,6 +444,8 @@ def _read_tensors(folder: Path, entry: dict, what: str) -> dict[str, torch.Tenso
     if not isinstance(file, str) or Path(file).name != file or file in ("", ".", ".."):
         raise AdapterError(f"{folder / MANIFEST}: {what}: field 'file' must be a plain file name, got {file!r}")
     path = folder / file
+    if (problem := file_problem(path)) is not None:
+        raise AdapterError(f"{path}: {what} {problem}")
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -26,7 +26,7 @@ import torch
 
 from ..config import load_json
 from ..mapping import Scheme
-from ..utils.io import atomic_dir, atomic_path
+from ..utils.io import atomic_dir, atomic_path, file_problem
 from .config import ARCHS, ESM2Config, positive_int
 from .convert import (
     add_fair_prefixes,
@@ -115,6 +115,8 @@ def safe_load(
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    if (problem := file_problem(path)) is not None:  # a named pipe: torch.load waited for ever
+        raise CheckpointError(f"{path}: {problem}, not a checkpoint file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on pickle protocols are not the user's concern
@@ -307,6 +309,8 @@ def load_hf(folder: str | os.PathLike, trust: bool = False) -> Loaded:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        if (problem := file_problem(st)) is not None:
+            raise CheckpointError(f"{st}: {problem}, not a safetensors file")
         try:
             raw = load_file(str(st))
         except (SafetensorError, OSError) as e:

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..config import load_json
+from ..utils.io import file_problem
 from .adapters import (
     TARGETS,
     AdapterConfig,
@@ -115,6 +116,8 @@ def read_peft_adapter(folder) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if (problem := file_problem(weights)) is not None:
+        raise AdapterError(f"{weights}: {problem}, not a safetensors file")
     try:
         raw = load_file(str(weights))
     except (SafetensorError, OSError) as e:

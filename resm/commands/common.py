@@ -222,6 +222,14 @@ def memory_check_arg(sp: argparse.ArgumentParser, verb: str) -> None:
 
 
 # --------------------------------------------------------------------------- handler helpers
+def refuse_stdin(path, name: str, what: str) -> None:
+    """A one-line error when the input ``path`` (the argument ``name``) is ``-``, for a command
+    whose reader takes files alone (``resm fold``'s and ``resm embed``'s read standard input):
+    ``-`` was opened as a file named ``-`` ("- line 1: cannot read (No such file or directory)")."""
+    if path is not None and str(path) == "-":
+        raise ValueError(f"{name} -: standard input is not read by this command; give {what} as a file")
+
+
 def set_threads(a: argparse.Namespace) -> None:
     """``--threads N`` (N > 0): torch's CPU threads; 0 leaves torch's default."""
     if a.threads:

@@ -14,6 +14,7 @@ from .common import (
     device_args,
     models_read,
     print_metrics,
+    refuse_stdin,
     report_stream,
     set_threads,
     trust_arg,
@@ -105,6 +106,7 @@ def interact_arguments(sp: argparse.ArgumentParser) -> None:
 def run_interact(a: argparse.Namespace) -> None:
     from ..predict import interact, interact_options
 
+    refuse_stdin(a.pairs, "PAIRS", "the pairs table")
     set_threads(a)
     r = interact(a.pairs, a.model, interact_options(a, {**CLI_NAMES, "scheme_name": "scheme"}))
     summary = report_stream(_scores_on_stdout(a))
@@ -169,6 +171,7 @@ def run_predict(a: argparse.Namespace) -> None:
     from ..tasks import TASKS
     from ..tasks.base import resolve
 
+    refuse_stdin(a.input, "INPUT", "the pairs table" if a.task == "rri" else "the UTRs")
     set_threads(a)
     r = resolve(TASKS[a.task].predict)(options(PredictOptions, a, CLI_NAMES))
     summary = report_stream(_scores_on_stdout(a))

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..heads.pairs import PairHeadEnsemble
-from .model import ENSEMBLE, FORMAT
+from .model import ENSEMBLE, FORMAT, check_version
 
 __all__ = ["ensemble_payload"]
 
@@ -49,6 +49,7 @@ def ensemble_payload(payloads: Sequence[tuple[str, dict[str, Any]]]) -> dict[str
     for name, data in payloads:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise CheckpointError(f"{name}: not a resm structure model (written by `resm finetune`)")
+        check_version(data, name)
         if data.get("head_kind", "conv") != PairHeadEnsemble.kind:
             raise CheckpointError(
                 f"{name}: its head is {data.get('head_kind', 'conv')!r}; an ensemble holds pair heads"

@@ -574,7 +574,7 @@ def infer_format(path: Path) -> str:
         name = name[:-3]
     ext = os.path.splitext(name)[1]
     if ext not in _EXT_TO_FMT:
-        raise ValueError(f"{path}: its extension names no structure format ({', '.join(FORMATS)}); give the format")
+        raise ValueError(f"{path}: its extension names no structure format ({', '.join(FORMATS)})")
     return _EXT_TO_FMT[ext]
 
 
@@ -586,9 +586,15 @@ def file_stem(path: Path) -> str:
 
 
 def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator[Structure]:
-    """Yield the records of a structure file (format from extension unless given)."""
+    """Yield the records of a structure file (format from extension unless given: a file whose
+    extension names none is refused naming the extensions that do, since the commands reading
+    structures without a format option, ``resm probe`` among them, have no other way to say it)."""
     path = Path(path)
-    fmt = fmt or infer_format(path)
+    if fmt is None:
+        try:
+            fmt = infer_format(path)
+        except ValueError as e:
+            raise ValueError(f"{e}; give it one of the extensions {', '.join(_EXT_TO_FMT)} (.gz ok)") from None
     if fmt not in _ITERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     kwargs = {} if fmt == "dbn" else {"name": file_stem(path)}

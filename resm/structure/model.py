@@ -37,7 +37,7 @@ import torch.nn as nn
 
 from ..alphabet import pad_batch
 from ..backbone.esm2 import ESM2
-from ..config import ConfigError
+from ..config import ConfigError, format_version_problem
 from ..heads.pair_map import DEFAULT_TILE
 from ..heads.pairs import Candidates, collate_candidates
 from ..mapping import Scheme, get_scheme
@@ -49,6 +49,8 @@ __all__ = [
     "HEAD_KINDS",
     "DEFAULT_KIND",
     "FORMAT",
+    "VERSION",
+    "check_version",
     "DEFAULT_MODEL",
     "shipped_model_path",
     "resolve_model",
@@ -69,6 +71,9 @@ MODEL_FILE = "structure_model.pt"
 HEAD_KINDS = {"pairs": "pairs", "conv": "structure"}
 DEFAULT_KIND = "pairs"  # the shipped model's
 FORMAT = "resm-structure"  # the "format" entry of a structure model's file
+# the newest "version" entry this resm reads (1: the 2-D head's file; 2: the pair head's, with
+# priors and decoding: resm.tasks.structure_heads.PairKind.settings)
+VERSION = 2
 ENSEMBLE = "head_ensemble"  # the entry of a file whose head is several pair heads averaged
 DEFAULT_MODEL = "default"  # the name of the shipped structure model (its backbone, where a backbone is asked for)
 
@@ -259,12 +264,23 @@ def _backbone_payload(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
+def check_version(data: dict, where: str) -> None:
+    """A :class:`resm.backbone.load.CheckpointError` naming ``where`` unless this resm reads the
+    structure model file's format version (:func:`resm.config.format_version_problem`)."""
+    from ..backbone.load import CheckpointError
+
+    problem = format_version_problem(data.get("version"), VERSION)
+    if problem:
+        raise CheckpointError(f"{where}: {problem}")
+
+
 def backbone_from_payload(data: dict, where: str = "structure model") -> ESM2:
     """The ESM-2 backbone held in a ``structure_model.pt`` payload (fp16 weights, made fp32),
     with its LoRA adapter active when it was trained with one."""
     from ..backbone.config import ESM2Config
     from ..backbone.load import CheckpointError, check_architecture, load_state
 
+    check_version(data, where)
     try:
         cfg = ESM2Config(**data["backbone_config"])
         check_architecture(cfg, data["backbone"], where)

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..config import format_version_problem
 from ..nucleotides import PAIR_TYPE, lenient_codes
 from .pairsets import PairSet
 
@@ -413,8 +414,9 @@ class NonCanonical:
 
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise bad(f"the entry {KEY!r} is not a {FORMAT} scorer")
-        if data.get("version") != VERSION:
-            raise bad(f"version {data.get('version')!r}, this resm reads version {VERSION}")
+        problem = format_version_problem(data.get("version"), VERSION)
+        if problem:
+            raise bad(problem)
         missing = [k for k in ("config", "n_features", "state", "threshold") if k not in data]
         if missing:
             raise bad(f"no {', '.join(missing)}")

@@ -86,7 +86,7 @@ def read_reference(
     try:
         fmt = fmt or infer_format(Path(path))
     except ValueError as e:
-        raise FoldError(f"{e} with --reference-format") from None
+        raise FoldError(f"{e}; give the format with --reference-format") from None
     for rec in read_structures(path, fmt):
         rec.name = record_id(rec.name)
         if rec.name in found:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ import numpy as np
 import RNA
 
 from ..nucleotides import normalise_lenient
+from ..utils.io import file_problem
 from .folders import fold_compound, on_record, optional_package, record_error, record_failure
 
 __all__ = [
@@ -161,18 +161,6 @@ def check_cache_folder(folder, name: str) -> None:
         raise OutputError(f"{name} {e}") from None
 
 
-def _entry_problem(path: Path) -> str | None:
-    """Why an existing cache entry cannot be read as a file (a folder, a named pipe, which would
-    block the read for ever, a link that loops), or None for a regular file."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as e:
-        return f"cannot be read ({e.strerror or type(e).__name__})"
-    if stat.S_ISREG(mode):
-        return None
-    return "is a folder" if stat.S_ISDIR(mode) else "is not a regular file"
-
-
 def _cache_miss(path: Path, why: str, stored: bool = True) -> None:
     """One warning for a cache entry that cannot be used: it is computed again and replaced
     (``stored`` False: left in place, not a file resm may replace)."""
@@ -197,7 +185,7 @@ def _cached(path: Path, read, compute, write):
     that loops) is neither opened, which for a pipe would block for ever, nor replaced, which
     would write into the pipe: the prior is computed, with one warning, and not stored."""
     if os.path.lexists(path):
-        problem = _entry_problem(path)
+        problem = file_problem(path, missing=True)
         if problem is not None:
             _cache_miss(path, problem, stored=False)
             return compute()

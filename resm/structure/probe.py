@@ -357,10 +357,13 @@ class ProbeFile:
             data = load_json(side.read_text(encoding="utf-8-sig"))
             if not isinstance(data, dict) or data.pop("format", None) != PROBE_FORMAT:
                 raise ValueError("not a resm probe record")
-            data.pop("version", None)
+            version = data.pop("version", None)
             rec = config.options(cls, data)  # keys that are no field passed over
         except (ValueError, TypeError) as e:
             raise FoldError(f"{side}: unreadable probe record ({e})") from None
+        problem = config.format_version_problem(version, PROBE_VERSION)
+        if problem:
+            raise FoldError(f"{side}: {problem}")
         rec.threshold = stored_threshold(rec.threshold, str(side))  # NaN or 7 decoded no pair and exited 0
         if rec.method not in METHODS:
             raise FoldError(f"{side}: method must be one of {', '.join(METHODS)}, got {rec.method!r}")

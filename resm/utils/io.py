@@ -25,6 +25,8 @@
   streamed: the output is staged in a private temporary file and copied into the stream at the
   commit, never renamed over it. An output that is a symbolic link is written to the link's
   target (staged beside the target and renamed there), so the link stays a link.
+* :func:`file_problem` is the readers' rule for a binary input: a folder, a named pipe or a
+  device is refused before it is opened (opening a named pipe waits for a writer for ever).
 * A process killed with ``SIGKILL`` cannot clean up: its temporaries stay. The first write
   of a later run into the same folder removes those left by processes of this machine that
   are no longer running (their names carry host and process id).
@@ -172,6 +174,24 @@ def _why(e: OSError) -> str:
 
 # ----------------------------------------------------------------------------- streams and inputs
 _STREAM_PATH = re.compile(r"^/dev/(stdout|stderr|fd/\d+)$|^/proc/(self|thread-self|\d+)/fd/\d+$")
+
+
+def file_problem(path: str | os.PathLike, missing: bool = False) -> str | None:
+    """Why ``path`` cannot be read as a file (the rule of every reader of a binary file: models,
+    checkpoints, embeddings, prior cache entries): ``"is a folder"``, ``"is not a regular file"``
+    (a named pipe, whose opening blocks for ever until something writes to it, a device, a
+    socket), ``"cannot be read (...)"`` when it cannot be looked at (a link that loops); None for
+    a regular file, and for a path that is not there unless ``missing`` (each reader says that
+    its own way)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as e:
+        return f"cannot be read ({e.strerror})" if missing else None
+    except OSError as e:
+        return f"cannot be read ({e.strerror or type(e).__name__})"
+    if stat.S_ISREG(mode):
+        return None
+    return "is a folder" if stat.S_ISDIR(mode) else "is not a regular file"
 
 
 def is_stream(path: str | os.PathLike) -> bool:

@@ -393,7 +393,7 @@ def test_unigram_entropy():
 
 # ---- optional: the real corpus ----------------------------------------------------------
 def test_real_rfam_corpus_first_batches():
-    data = Path(os.environ.get("RESM_DATA", REPO.parent / "shared" / "data"))
+    data = Path(os.environ.get("RESM_DATA") or REPO.parent / "shared" / "data")
     path = data / "pretrain" / "rfam14.2_seed_sequences.fasta.gz"
     if not path.exists():
         pytest.skip(f"real corpus not found at {path}")
