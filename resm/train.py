@@ -305,13 +305,17 @@ class DeepSpeedEngine:
                 param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
             )
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, train.max_steps))
+        # DeepSpeed casts the model to bf16/fp16 itself, but not a batch's float inputs (a
+        # head's pair features, priors): autocast casts them where a layer meets them
+        self.autocast_dtype = next((HALF[k] for k in HALF if ds_cfg.get(k, {}).get("enabled")), None)
+        # frozen weights and buffers have no fp32 master and the cast rounds them: kept (host)
+        half = self.autocast_dtype is not None
+        named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+        self.frozen = {n: t.detach().to("cpu", copy=True) for n, t in named if half and not t.requires_grad}
         self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg
         )
         self.module = self.model.module
-        # DeepSpeed casts the model to bf16/fp16 itself, but not a batch's float inputs (a
-        # head's pair features, priors): autocast casts them where a layer meets them
-        self.autocast_dtype = next((HALF[k] for k in HALF if ds_cfg.get(k, {}).get("enabled")), None)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
@@ -351,7 +355,9 @@ class DeepSpeedEngine:
         """Consolidated fp32 weights (gathers ZeRO-3 partitions). In a bf16/fp16 run the
         module's own weights are rounded copies: every trained parameter is taken from the
         optimiser's fp32 master weights instead, as ``resm export`` (``zero_to_fp32``) reads them
-        (a collective under ZeRO: every process calls this)."""
+        (a collective under ZeRO: every process calls this), and every frozen one and every
+        buffer is the value it had before DeepSpeed cast it (a bundle's backbone checksum is
+        that of its backbone)."""
         import deepspeed
 
         if self.model.zero_optimization_partition_weights():
@@ -362,7 +368,7 @@ class DeepSpeedEngine:
             state = self.module.state_dict()
         if self.autocast_dtype is None:  # fp32: the module's weights are the master weights
             return state
-        state = {k: v.float() for k, v in state.items()}
+        state = {k: self.frozen.get(k, v).float().to(v.device) for k, v in state.items()}
         masters: dict[int, torch.Tensor | None] = {}
         for name, p in self.module.named_parameters(remove_duplicate=False):  # tied names too
             if id(p) not in masters:
@@ -371,6 +377,26 @@ class DeepSpeedEngine:
             if master is not None and name in state:
                 state[name] = master.detach().float().reshape(state[name].shape).to(state[name].device)
         return state
+
+
+@contextlib.contextmanager
+def trained_weights(engine) -> Iterator[dict[str, torch.Tensor]]:
+    """The weights a run trained (a collective: every process enters): yields the engine's
+    full_state_dict (a DeepSpeed bf16/fp16 run's fp32 master weights) while its module holds
+    them in place of its own (under ZeRO-3 gathered), put back after. A run's final files read
+    them from either: model.pt, a structure model, a bundle's adapter, heads, backbone checksum
+    and the last validation that goes into it (in fp32, as the weights written)."""
+    state, module, own = engine.full_state_dict(), engine.module, {}
+    with engine.whole():
+        try:
+            for name, t in [*module.named_parameters(remove_duplicate=False), *module.named_buffers()]:
+                if name in state and id(t) not in own:  # a tied weight once
+                    own[id(t)] = (t, t.data)
+                    t.data = state[name].detach().to(t.device).reshape(t.shape)
+            yield state
+        finally:
+            for t, data in own.values():
+                t.data = data
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -736,8 +762,7 @@ class Trainer:
         final_val = self._validate() if t.val_every and self.step != last_val_step else last_val
         if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
             self._save()
-        state = self.engine.full_state_dict()
-        with self.engine.whole():  # a task may save the module itself (a bundle's adapter and heads)
+        with trained_weights(self.engine) as state:  # every process enters; rank 0 writes
             if self.rank == 0:
                 self.task.save_final(self.engine.module, self.out_dir, state)
         if self.tb is not None:

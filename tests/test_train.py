@@ -91,7 +91,8 @@ def test_deepspeed_half_precision_autocasts_the_float_inputs_of_its_half_model(m
 def test_deepspeed_half_precision_run_ends_with_the_fp32_master_weights(monkeypatch):
     """In a DeepSpeed bf16 run the module's weights are bf16 copies of the optimiser's fp32
     master weights; the final model (full_state_dict) is made of the masters, as ``resm export``
-    reads them, for every name of a tied weight too; frozen weights stay the module's. DeepSpeed's
+    reads them, for every name of a tied weight too; frozen weights (no master) are the values
+    the engine kept before DeepSpeed cast them (``engine.frozen``). DeepSpeed's
     ``safe_get_full_fp32_param`` is faked (it needs a GPU run's optimiser)."""
     deepspeed = pytest.importorskip("deepspeed")
     from resm.train import DeepSpeedEngine
@@ -121,6 +122,7 @@ def test_deepspeed_half_precision_run_ends_with_the_fp32_master_weights(monkeypa
     monkeypatch.setattr(deepspeed.utils, "safe_get_full_fp32_param", safe_get_full_fp32_param)
     engine = DeepSpeedEngine.__new__(DeepSpeedEngine)
     engine.module, engine.autocast_dtype = module, torch.bfloat16
+    engine.frozen = {k: v for k, v in fp32.state_dict().items() if k.startswith("frozen.")}
     engine.model = type("Wrapped", (), {"zero_optimization_partition_weights": lambda self: False})()
     state = engine.full_state_dict()
     want = fp32.state_dict()
@@ -128,7 +130,8 @@ def test_deepspeed_half_precision_run_ends_with_the_fp32_master_weights(monkeypa
     for k in ("embed.weight", "out.weight"):  # trained: the masters, not their bf16 copies
         assert state[k].dtype == torch.float32 and torch.equal(state[k], want[k])
     assert not torch.equal(module.embed.weight.float(), want["embed.weight"])  # the copies differ
-    assert torch.equal(state["frozen.weight"], module.frozen.weight.float())
+    assert torch.equal(state["frozen.weight"], want["frozen.weight"])
+    assert not torch.equal(module.frozen.weight.float(), want["frozen.weight"])
     assert len(calls) == 1  # the tied weight's master is fetched once
     engine.autocast_dtype = None  # fp32: the module's own weights, as before
     assert {k: v.dtype for k, v in engine.full_state_dict().items()} == dict.fromkeys(want, torch.bfloat16)

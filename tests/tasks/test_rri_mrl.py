@@ -451,3 +451,58 @@ def test_a_joint_fine_tune_runs_over_two_processes(tmp_path, tiny_ckpt):
     assert set(entries) == {"rri", "mrl"}
     log = [json.loads(x) for x in (tmp_path / "joint2" / "log.jsonl").read_text().splitlines()]
     assert any(x["split"] == "validation" and x["step"] == 4 for x in log)
+
+
+def test_a_half_precision_run_writes_its_bundle_from_the_fp32_weights(tmp_path, tiny_ckpt, monkeypatch):
+    """In a DeepSpeed bf16 run the module holds bf16 copies. The bundle (adapter, head, the
+    backbone checksum) is written from the run's fp32 weights, as model.pt is (the loop's
+    trained_weights: the optimiser's masters, the frozen backbone as it was before the cast),
+    and its last validation runs on them. It was written from the copies (its checksum no
+    longer that of its backbone: 'adapters were trained on backbone X but this backbone is
+    Y'), after a validation of the bf16 module outside autocast, which stopped on mixed dtypes.
+    DeepSpeed's initialize (its cast) and safe_get_full_fp32_param are faked as in
+    tests/test_train.py."""
+    deepspeed = pytest.importorskip("deepspeed")
+    from resm.tasks.base import load_bundle
+    from resm.tasks.mrl import MRLTask
+    from resm.train import DeepSpeedEngine, trained_weights
+    from resm.train_config import OptimConfig, TrainConfig
+
+    task = MRLTask(mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=2))
+    module = task.model
+    torch.manual_seed(0)
+    with torch.no_grad():  # trained weights that bf16 cannot hold exactly
+        for p in module.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 1e-3)
+    fp32 = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    masters = {id(p): p.detach().clone() for p in module.parameters() if p.requires_grad}
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def zero_optimization_partition_weights(self):
+            return False
+
+    def initialize(model, optimizer, lr_scheduler, config):
+        return Wrapped(model.to(torch.bfloat16)), optimizer, None, lr_scheduler
+
+    monkeypatch.setattr(deepspeed, "initialize", initialize)
+    monkeypatch.setattr(deepspeed.utils, "safe_get_full_fp32_param", lambda p: masters[id(p)])
+    config = str(Path(__file__).parents[2] / "configs" / "deepspeed" / "zero2.json")
+    train = TrainConfig(engine="deepspeed", deepspeed_config=config, precision="bf16")
+    engine = DeepSpeedEngine(module, OptimConfig(), train, torch.device("cuda", 0))
+    assert all(p.dtype == torch.bfloat16 for p in engine.module.parameters())
+    with trained_weights(engine) as state:
+        task.save_final(engine.module, tmp_path / "run", state)
+    assert all(p.dtype == torch.bfloat16 for p in module.parameters())  # the module's own are put back
+    loaded, entries, _ = load_bundle(tmp_path / "run" / "model")  # the backbone's checksum
+    got = loaded.state_dict()
+    trained = [k for k, p in module.named_parameters() if p.requires_grad]
+    assert any("lora" in k for k in trained) and any(k.startswith("heads.mrl.") for k in trained)
+    for k in trained:
+        assert torch.equal(got[k], fp32[k]), k
+        assert not torch.equal(module.state_dict()[k].float(), fp32[k])  # the copies differ
+    assert np.isfinite(entries["mrl"]["extra"]["val_metrics"]["val_r2"])
