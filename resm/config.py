@@ -209,6 +209,14 @@ def keyword(key: str) -> str:
     return key
 
 
+def first_given(values: Mapping[str, object]) -> str | None:
+    """The first key of ``values`` (option -> value; None: not given, the default of an option
+    that only shapes another's output or input) that was given, or None: the option a check
+    refuses when the option it comes with is absent (``resm fold --dpi 300`` without ``--plot``,
+    ``resm interact --probe P`` without ``--zero-shot``), where it was passed over in silence."""
+    return next((key for key, value in values.items() if value is not None), None)
+
+
 class StoredConfig:
     """What a config dataclass stored in a model file shares (every head's config, e.g.
     :class:`resm.heads.pairs.PairHeadConfig`): :meth:`to_dict` for the file, and

@@ -240,6 +240,7 @@ def interact(
     window pair's probability, and ``scans`` holds each pair's sites. With ``zero_shot`` the
     score comes from ``backbone`` (and an optional ``resm probe`` regression file) and needs no
     trained head; ``maps`` is then refused."""
+    from .config import first_given
     from .data.rri import read_pairs
     from .tasks.rri import load_rri_model, rri_metrics, zero_shot_scores
     from .tasks.rri_sites import MAX_PARTNER, ScanOptions, scan_pairs
@@ -284,7 +285,7 @@ def interact(
         if model is None:
             raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
         given = {"--probe": o.probe, "--linker": o.linker or None, "--scheme": o.scheme_name}
-        if (what := next((k for k, v in given.items() if v is not None), None)) is not None:
+        if (what := first_given(given)) is not None:
             raise ValueError(f"{what} comes with --zero-shot; a trained rri model reads its own scheme and no probe")
         pairs = read_pairs(pairs_path, require_label=False, max_length=MAX_PARTNER)
         tm, head, entry, scheme = load_rri_model(model, backbone=o.backbone, trust=o.trust, adapter=o.adapter)

@@ -86,7 +86,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--bpp-min",
         type=float,
-        default=1e-3,
+        default=None,
         help="leave out pairs of lower probability in --bpp; in [0, 1] (default: 0.001)",
     )
     sp.add_argument(
@@ -218,7 +218,7 @@ def run(a: argparse.Namespace) -> None:
     files = [("standard output" if str(p) == "-" else str(p)) for p in (a.out, a.bpp, a.report) if p is not None]
     files += [f"{a.split_dir}/ ({r['n']} {a.format} files)"] if a.split_dir is not None else []
     per_record = 3 if a.compare is not None else 2  # arcs, the 2-D drawing, and the compared structure's
-    files += [f"{per_record * r['n']} {a.plot_format} figures in {a.plot}/"] if a.plot is not None else []
+    files += [f"{per_record * r['n']} {a.plot_format or 'png'} figures in {a.plot}/"] if a.plot is not None else []
     quiet = (
         r["mode"] == "stdout"
         or (a.reference is not None and a.report is None)  # stdout holds the output

@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import flag, load_json
+from ..config import first_given, flag, load_json
 from ..fasta import record_id
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
 from .io import FoldError, Structure, format_structures, infer_format, read_structures
-from .predictor import PairPredictor, Predictor, refuse_dense_decoding
+from .predictor import Namer, PairPredictor, Predictor, refuse_dense_decoding
 from .predictor_loading import BundleOpener, PredictorOptions, load_predictor
 from .probe import ProbeFile
 
@@ -272,7 +272,7 @@ class _Sinks:
         out: Path | None,
         mode: str | None,
         bpp: Path | None,
-        bpp_min: float,
+        bpp_min: float | None,
         reference: bool,
         report: Path | None,
     ):
@@ -325,8 +325,10 @@ class FoldOptions(PredictorOptions):
     ``no_lp`` (no lone pairs; both applied to the canonical structure). Input: ``input_format``
     (None: sniffed), ``max_length`` (longer records refused). Run: ``progress`` (bars on
     stderr), ``shard_size`` (records per shard under torchrun). Figures: ``plot_format`` (png,
-    svg, pdf) and ``dpi`` of the ``plot`` folder's files; ``reference_format`` (dbn, ct,
-    bpseq; None: from the reference's extension). Notes (:func:`annotate`): ``score`` (each
+    svg, pdf; None: png) and ``dpi`` (None: 100) of the ``plot`` folder's files;
+    ``reference_format`` (dbn, ct, bpseq; None: from the reference's extension). ``bpp_min``
+    (None: 0.001), ``plot_format``, ``dpi`` and ``reference_format`` shape an output or an input
+    and are refused without it (:meth:`check`). Notes (:func:`annotate`): ``score`` (each
     structure's expected F1, ``[eF1=...]``), ``mfe`` (RNAfold's minimum free energy beside it)
     and ``compare`` (a classical folder of :data:`resm.structure.folders.FOLDERS`, e.g.
     ``rnafold``: its structure on a labelled line after resm's, and in the plots)."""
@@ -335,7 +337,7 @@ class FoldOptions(PredictorOptions):
     out: Path | None = None
     split_dir: Path | None = None
     bpp: Path | None = None
-    bpp_min: float = 1e-3
+    bpp_min: float | None = None
     plot: Path | None = None
     reference: Path | None = None
     report: Path | None = None
@@ -348,12 +350,37 @@ class FoldOptions(PredictorOptions):
     max_length: int | None = 10000
     progress: bool = True
     shard_size: int = DEFAULT_SHARD_SIZE
-    plot_format: str = "png"
-    dpi: int = 100
+    plot_format: str | None = None
+    dpi: int | None = None
     reference_format: str | None = None
     score: bool = True
     mfe: bool = False
     compare: str | None = None
+
+    def check(self, name: Namer = flag) -> None:
+        """:meth:`PredictorOptions.check`, and an option shaping an output or an input that is
+        not asked for (``--dpi`` without ``--plot``, ``--bpp-min`` without ``--bpp``,
+        ``--reference-format`` without ``--reference``, ``--report`` without ``--reference``):
+        a one-line FoldError, where it was passed over in silence."""
+        super().check(name)
+        for parent, shaped, without in (
+            ("plot", ("plot_format", "dpi"), "nothing is drawn"),
+            ("bpp", ("bpp_min",), "no pair probabilities are written"),
+            ("reference", ("reference_format",), "no known structures are read"),
+        ):
+            given = first_given({key: getattr(self, key) for key in shaped})
+            if given is not None and getattr(self, parent) is None:
+                raise FoldError(f"{name(given)} comes with {name(parent)}: {without} without it")
+        if self.report is not None and self.reference is None:
+            raise FoldError(f"{name('report')} writes the {name('reference')} scores: give {name('reference')} too")
+
+    def plot_style(self) -> tuple[str, int]:
+        """``plot_format`` and ``dpi``, their defaults (png, 100) filled in."""
+        return (self.plot_format or "png", 100 if self.dpi is None else self.dpi)
+
+    def bpp_floor(self) -> float | None:
+        """``bpp_min`` (default 0.001) with ``bpp``, else None (no pair probabilities written)."""
+        return None if self.bpp is None else (1e-3 if self.bpp_min is None else self.bpp_min)
 
 
 def _check_notes(o: FoldOptions) -> None:
@@ -423,22 +450,20 @@ def fold_fasta(
     write_structures = o.reference is None or o.out is not None or o.split_dir is not None
     mode = structure_output_mode(o.fmt, o.out, ids, o.split_dir) if write_structures else None
     check_distinct(**{"-o": o.out, "--bpp": o.bpp, "--report": o.report})
-    if o.report is not None and o.reference is None:
-        raise FoldError("--report writes the --reference scores: give --reference too")
     _check_notes(o)
     if o.plot is not None:
         from .plot import plot_suffixes, require_matplotlib
 
         require_matplotlib()
-        record_file_names(ids, o.plot_format, o.plot, plot_suffixes(o.compare))
+        record_file_names(ids, o.plot_style()[0], o.plot, plot_suffixes(o.compare))
     plan = _Plan(
         o.fmt,
         mode in ("stdout", "file"),
         o.split_dir if mode == "dir" else None,
         o.plot,
-        o.bpp_min if o.bpp is not None else None,
+        o.bpp_floor(),
         wanted,
-        (o.plot_format, o.dpi),
+        o.plot_style(),
         (o.score, o.mfe, o.compare),
     )
     job = {
@@ -476,7 +501,7 @@ def fold_fasta(
         nested=o.nested,
         no_lp=o.no_lp,
     )
-    sinks = lambda: _Sinks(o.fmt, o.out, mode, o.bpp, o.bpp_min, o.reference is not None, o.report)  # noqa: E731
+    sinks = lambda: _Sinks(o.fmt, o.out, mode, o.bpp, plan.bpp_min, o.reference is not None, o.report)  # noqa: E731
     result: dict[str, object] = {
         "n": len(records),
         "mode": mode,

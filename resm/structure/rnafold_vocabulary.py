@@ -71,7 +71,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--plot DIR (their drawing)",
     )
     sp.add_argument(
-        "--plot-format", choices=PLOT_FORMATS, default="png", help="file format of the --plot figures (default: png)"
+        "--plot-format", choices=PLOT_FORMATS, default=None, help="file format of the --plot figures (default: png)"
     )
     sp.add_argument(
         "--reference-format",
@@ -83,7 +83,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--dpi",
         type=int,
-        default=100,
+        default=None,
         help="resolution of --plot figures in dots per inch, in [10, 2400] (default: 100)",
     )
 

@@ -237,6 +237,45 @@ def test_a_bundle_head_file_that_is_a_named_pipe_is_refused(ws, tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == f"m/{head.name}: head 'rri' is not a regular file", r
 
 
+# ---------------------------------------------------------------- an option shaping an output not asked for
+# `resm fold --dpi 300` without --plot, --plot-format svg without --plot, --bpp-min 0.1 without --bpp and
+# --reference-format dbn without --reference were passed over in silence: exit 0, the figures, the pair
+# probabilities or the reference the user shaped were never made. Each comes with its option now, even
+# given at its default value (the RNAfold spellings --noPS, --MEA, -j still fold: the test below).
+SHIPPED_FOLD = ["fold", "{fa}", "-o", "{t}/o.dbn", "--threads", "1"]
+CASES += [
+    Case(
+        f"fold/{shaped[0][2:]}-{value}-without-{parent[2:]}",
+        [*SHIPPED_FOLD, *shaped],
+        1,
+        [f"{shaped[0]} comes with {parent}: {without} without it"],
+    )
+    for shaped, value, parent, without in (
+        (["--dpi", "300"], "300", "--plot", "nothing is drawn"),
+        (["--dpi", "100"], "default", "--plot", "nothing is drawn"),
+        (["--plot-format", "svg"], "svg", "--plot", "nothing is drawn"),
+        (["--bpp-min", "0.1"], "0.1", "--bpp", "no pair probabilities are written"),
+        (["--bpp-min", "0.001"], "default", "--bpp", "no pair probabilities are written"),
+        (["--reference-format", "dbn"], "dbn", "--reference", "no known structures are read"),
+    )
+]
+
+
+def test_options_not_given_keep_their_defaults(ws, tmp_path, capfd):
+    """Left out, --bpp-min is 0.001 and --plot-format png; RNAfold's spellings still fold."""
+    from resm.cli import main as cli_main
+
+    argv = ["fold", str(ws["fa"]), "-o", str(tmp_path / "o.dbn"), "--threads", "1", "--noPS", "--MEA", "-j", "1"]
+    assert cli_main([*argv, "--bpp", str(tmp_path / "p.bpp")]) == 0
+    bpp = (tmp_path / "p.bpp").read_text()
+    assert "pairs with p below 0.001 are left out" in bpp
+    assert min(float(line.split()[2]) for line in bpp.splitlines() if line[:1].isdigit()) >= 1e-3
+    pytest.importorskip("matplotlib")
+    assert cli_main([*argv, "--plot", str(tmp_path / "p")]) == 0
+    assert {p.suffix for p in (tmp_path / "p").iterdir()} == {".png"}
+    capfd.readouterr()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
