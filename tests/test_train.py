@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from resm.train import deepspeed_settings
+from resm.engines import deepspeed_settings
 from resm.train_config import OptimConfig, TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "deepspeed"
@@ -58,8 +58,8 @@ def test_deepspeed_half_precision_autocasts_the_float_inputs_of_its_half_model(m
     deepspeed = pytest.importorskip("deepspeed")
     import numpy as np
 
+    from resm.engines import DeepSpeedEngine
     from resm.heads.pairs import PairHead, PairHeadConfig, candidates, collate_candidates
-    from resm.train import DeepSpeedEngine
     from tests.heads.test_pairs import random_prior
 
     class Wrapped(torch.nn.Module):
@@ -95,7 +95,7 @@ def test_deepspeed_half_precision_run_ends_with_the_fp32_master_weights(monkeypa
     the engine kept before DeepSpeed cast them (``engine.frozen``). DeepSpeed's
     ``safe_get_full_fp32_param`` is faked (it needs a GPU run's optimiser)."""
     deepspeed = pytest.importorskip("deepspeed")
-    from resm.train import DeepSpeedEngine
+    from resm.engines import DeepSpeedEngine
 
     class Tied(torch.nn.Module):
         def __init__(self):

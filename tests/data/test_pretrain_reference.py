@@ -192,7 +192,7 @@ def test_accumulated_micro_batches_average_their_own_means(tmp_path):
     each one's own mean over its masked positions (micro-batch weighted, as TrainConfig says), not
     the mean over all their masked positions: one batch of 4 equals 2 accumulated micro-batches of
     2 exactly when the two halves hold as many masked positions."""
-    from resm.train import TorchEngine
+    from resm.engines import TorchEngine
 
     letters = np.asarray(KDNY.letter_ids)
     rng = np.random.default_rng(0)
@@ -369,7 +369,7 @@ def reference_lr(step: int, o: OptimConfig, max_steps: int) -> float:
 @pytest.mark.parametrize("schedule", ["cosine", "linear", "constant"])
 @pytest.mark.parametrize("warmup,max_steps", [(4, 10), (0, 6), (1, 3), (5, 6), (7, 7)])
 def test_learning_rate_of_every_step(tmp_path, schedule, warmup, max_steps):
-    from resm.train import TorchEngine
+    from resm.engines import TorchEngine
 
     o = OptimConfig(lr=0.01, warmup_steps=warmup, schedule=schedule, min_lr_ratio=0.2)
     engine = TorchEngine(

@@ -463,9 +463,9 @@ def test_a_half_precision_run_writes_its_bundle_from_the_fp32_weights(tmp_path, 
     DeepSpeed's initialize (its cast) and safe_get_full_fp32_param are faked as in
     tests/test_train.py."""
     deepspeed = pytest.importorskip("deepspeed")
+    from resm.engines import DeepSpeedEngine, trained_weights
     from resm.tasks.base import load_bundle
     from resm.tasks.mrl import MRLTask
-    from resm.train import DeepSpeedEngine, trained_weights
     from resm.train_config import OptimConfig, TrainConfig
 
     task = MRLTask(mrl_config(tmp_path, tiny_ckpt, mode="adapters", steps=2))

@@ -1,0 +1,282 @@
+"""The engines of the training loop (:class:`resm.train.Trainer`): what owns the optimiser,
+the learning-rate schedule, the precision and the engine's checkpoint files. :class:`TorchEngine`
+(plain torch, DistributedDataParallel over several processes) and :class:`DeepSpeedEngine`
+(ZeRO stages 0-3 from a DeepSpeed JSON, with :func:`deepspeed_settings` putting the loop's
+settings into it), the schedule (:func:`lr_lambda`: linear warm-up, then cosine or linear
+decay), AdamW's parameter groups (:func:`param_groups`) and :func:`trained_weights`, the one
+home of a run's trained weights as its final files hold them."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .config import ConfigError, load_json
+from .train_config import OptimConfig, TrainConfig
+from .train_state import guarded_torch_load, load_engine_state
+from .utils.device import launch
+
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.precision -> its dtype
+
+
+# ----------------------------------------------------------------------------- schedule
+def lr_lambda(cfg: OptimConfig, max_steps: int):
+    """The factor of ``optim.lr`` that optimiser step ``step + 1`` uses (``step``: the steps
+    already taken, as ``LambdaLR`` counts them). Steps 1 .. W (W = ``warmup_steps``) rise
+    linearly to the peak, ``s / W``; steps W + 1 .. ``max_steps`` decay with ``t = (s - W) /
+    (max_steps - W)``, so the peak is used once, by step W, and the last step uses exactly
+    ``min_lr_ratio``."""
+
+    def f(step: int) -> float:
+        s = step + 1  # the 1-based number of the step this factor is for
+        if cfg.warmup_steps and s <= cfg.warmup_steps:
+            return s / cfg.warmup_steps
+        if cfg.schedule == "constant":
+            return 1.0
+        span = max(1, max_steps - cfg.warmup_steps)
+        t = min(1.0, (s - cfg.warmup_steps) / span)
+        decay = 0.5 * (1 + math.cos(math.pi * t)) if cfg.schedule == "cosine" else 1 - t
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
+
+    return f
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    seen = set()
+    for name, p in model.named_parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+# ----------------------------------------------------------------------------- engines
+class TorchEngine:
+    """Plain torch: one process, or DistributedDataParallel under torchrun."""
+
+    name = "torch"
+
+    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device, unused: bool = False):
+        self.device = device
+        self.module = model.to(device)
+        self.model = model
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(optim, train.max_steps))
+        self.max_grad_norm = optim.max_grad_norm
+        self.grad_accum = train.grad_accum
+        self.autocast_dtype = HALF.get(train.precision)
+        if self.autocast_dtype is torch.float16:
+            raise ConfigError("precision fp16 needs engine deepspeed (loss scaling); use bf16")
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss / self.grad_accum).backward()
+
+    def step(self) -> float:
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        if self.max_grad_norm:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        else:
+            norm = torch.norm(torch.stack([p.grad.norm() for p in params])) if params else torch.tensor(0.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def save(self, folder: Path, client: dict) -> None:
+        if launch().rank == 0:
+            torch.save(
+                {
+                    "model": self.module.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                },
+                folder / "engine.pt",
+            )
+
+    def load(self, folder: Path) -> None:
+        state = load_engine_state(folder / "engine.pt", self.device)
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def whole(self):
+        """A block in which the module holds its whole weights (they always do here)."""
+        return contextlib.nullcontext()
+
+
+def read_deepspeed_config(train: TrainConfig) -> dict[str, Any]:
+    """The DeepSpeed JSON of ``train.deepspeed_config``; a one-line ConfigError naming it."""
+    if not train.deepspeed_config:
+        raise ConfigError("engine deepspeed needs train.deepspeed_config (see configs/deepspeed/)")
+    try:
+        ds_cfg = load_json(Path(train.deepspeed_config).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or " ".join(str(e).split())
+        raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: unreadable JSON ({why})") from None
+    if not isinstance(ds_cfg, dict):
+        raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: not a JSON object")
+    return ds_cfg
+
+
+def deepspeed_settings(ds_cfg: dict[str, Any], optim: OptimConfig, train: TrainConfig, device) -> dict[str, Any]:
+    """The DeepSpeed config a run uses: ``ds_cfg`` (the JSON) with the loop's settings put in
+    (gradient accumulation and clipping, micro-batches of one token budget) and the precision
+    that ``train.precision`` names. On a GPU ``precision`` alone decides: the shipped JSONs
+    enable bf16, which must not survive a ``precision: fp32`` run, nor sit beside fp16 (DeepSpeed
+    refuses both at once). CPU runs get neither."""
+    ds_cfg = dict(ds_cfg)
+    ds_cfg.setdefault("train_micro_batch_size_per_gpu", 1)  # batches are token budgets
+    ds_cfg["gradient_accumulation_steps"] = train.grad_accum
+    ds_cfg.pop("train_batch_size", None)
+    ds_cfg["gradient_clipping"] = optim.max_grad_norm
+    ds_cfg.setdefault("steps_per_print", 10**9)
+    for key in ("bf16", "fp16"):
+        section = ds_cfg.pop(key, None)
+        if torch.device(device).type == "cuda" and train.precision == key:  # CPU: no half precision
+            ds_cfg[key] = {**(section if isinstance(section, dict) else {}), "enabled": True}
+    return ds_cfg
+
+
+class DeepSpeedEngine:
+    """DeepSpeed ZeRO (stage from the JSON config), our AdamW and schedule as client objects."""
+
+    name = "deepspeed"
+
+    def __init__(self, model, optim: OptimConfig, train: TrainConfig, device, unused: bool = False):
+        ds_cfg = deepspeed_settings(read_deepspeed_config(train), optim, train, device)
+        self.trust = train.trust_checkpoint
+        import deepspeed
+
+        self.device = device
+        offload = ds_cfg.get("zero_optimization", {}).get("offload_optimizer", {}).get("device") == "cpu"
+        if offload:
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+            opt = DeepSpeedCPUAdam(
+                param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps, adamw_mode=True
+            )
+        else:
+            opt = torch.optim.AdamW(
+                param_groups(model, optim.weight_decay), lr=optim.lr, betas=optim.betas, eps=optim.eps
+            )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(optim, train.max_steps))
+        # DeepSpeed casts the model to bf16/fp16 itself, but not a batch's float inputs (a
+        # head's pair features, priors): autocast casts them where a layer meets them
+        self.autocast_dtype = next((HALF[k] for k in HALF if ds_cfg.get(k, {}).get("enabled")), None)
+        # frozen weights and buffers have no fp32 master and the cast rounds them: kept (host)
+        half = self.autocast_dtype is not None
+        named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+        self.frozen = {n: t.detach().to("cpu", copy=True) for n, t in named if half and not t.requires_grad}
+        self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg
+        )
+        self.module = self.model.module
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.model.backward(loss)
+
+    def step(self) -> float:
+        self.model.step()
+        norm = self.model.get_global_grad_norm()
+        return float(norm) if norm is not None else float("nan")
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def save(self, folder: Path, client: dict) -> None:
+        self.model.save_checkpoint(str(folder), tag="ds", save_latest=False)
+
+    def load(self, folder: Path) -> None:
+        with guarded_torch_load(self.trust):
+            path, _ = self.model.load_checkpoint(str(folder), tag="ds")
+        if path is None:
+            raise ConfigError(f"{folder}: DeepSpeed could not load its checkpoint")
+
+    def whole(self):
+        """A block in which the module holds its whole weights: under ZeRO-3 each process holds
+        a partition only (empty tensors in the module), so they are gathered (every process
+        enters the block; what it changes is not kept)."""
+        if not self.model.zero_optimization_partition_weights():
+            return contextlib.nullcontext()
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(self.module.parameters()), modifier_rank=None)
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        """Consolidated fp32 weights (gathers ZeRO-3 partitions). In a bf16/fp16 run the
+        module's own weights are rounded copies: every trained parameter is taken from the
+        optimiser's fp32 master weights instead, as ``resm export`` (``zero_to_fp32``) reads them
+        (a collective under ZeRO: every process calls this), and every frozen one and every
+        buffer is the value it had before DeepSpeed cast it (a bundle's backbone checksum is
+        that of its backbone)."""
+        import deepspeed
+
+        if self.model.zero_optimization_partition_weights():
+            params = list(self.module.parameters())
+            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+                state = {k: v.detach().clone().float() for k, v in self.module.state_dict().items()}
+        else:
+            state = self.module.state_dict()
+        if self.autocast_dtype is None:  # fp32: the module's weights are the master weights
+            return state
+        state = {k: self.frozen.get(k, v).float().to(v.device) for k, v in state.items()}
+        masters: dict[int, torch.Tensor | None] = {}
+        for name, p in self.module.named_parameters(remove_duplicate=False):  # tied names too
+            if id(p) not in masters:
+                masters[id(p)] = deepspeed.utils.safe_get_full_fp32_param(p) if p.requires_grad else None
+            master = masters[id(p)]
+            if master is not None and name in state:
+                state[name] = master.detach().float().reshape(state[name].shape).to(state[name].device)
+        return state
+
+
+@contextlib.contextmanager
+def trained_weights(engine) -> Iterator[dict[str, torch.Tensor]]:
+    """The weights a run trained (a collective: every process enters): yields the engine's
+    full_state_dict (a DeepSpeed bf16/fp16 run's fp32 master weights) while its module holds
+    them in place of its own (under ZeRO-3 gathered), put back after. A run's final files read
+    them from either: model.pt, a structure model, a bundle's adapter, heads, backbone checksum
+    and the last validation that goes into it (in fp32, as the weights written)."""
+    state, module, own = engine.full_state_dict(), engine.module, {}
+    with engine.whole():
+        try:
+            for name, t in [*module.named_parameters(remove_duplicate=False), *module.named_buffers()]:
+                if name in state and id(t) not in own:  # a tied weight once
+                    own[id(t)] = (t, t.data)
+                    t.data = state[name].detach().to(t.device).reshape(t.shape)
+            yield state
+        finally:
+            for t, data in own.values():
+                t.data = data
