@@ -244,8 +244,7 @@ class DeepSpeedEngine:
         import deepspeed
 
         if self.model.zero_optimization_partition_weights():
-            params = list(self.module.parameters())
-            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            with self.whole():
                 state = {k: v.detach().clone().float() for k, v in self.module.state_dict().items()}
         else:
             state = self.module.state_dict()

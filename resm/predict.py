@@ -253,8 +253,7 @@ def interact(
     if o.zero_shot:
         if not o.backbone:
             raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
-        if model is not None or o.adapter is not None:  # a trained model given was passed over in silence
-            what = "--model" if model is not None else "--adapter"
+        if (what := first_given({"--model": model, "--adapter": o.adapter})) is not None:  # was passed over
             raise ValueError(f"{what} and --zero-shot: the zero-shot score reads the backbone's contact head alone")
         if o.maps or o.sites:
             raise ValueError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")

@@ -113,9 +113,7 @@ def safe_load(
     readable checkpoint (text, truncated, a folder) is a one-line :class:`CheckpointError`
     naming it."""
     path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
-    if (problem := file_problem(path)) is not None:  # a named pipe: torch.load waited for ever
+    if (problem := file_problem(path)) is not None:  # a folder; a named pipe: torch.load waited for ever
         raise CheckpointError(f"{path}: {problem}, not a checkpoint file")
     try:
         with warnings.catch_warnings():

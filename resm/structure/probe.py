@@ -37,7 +37,7 @@ from ..alphabet import pad_batch
 from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
 from ..config import load_json
-from ..mapping import MappingError, Scheme
+from ..mapping import MappingError, Scheme, list_schemes
 from ..utils.io import atomic_path, check_output, is_stream
 from .decode import METHODS, choose_threshold, decode, stored_threshold
 from .io import FoldError, Structure, read_structures
@@ -367,8 +367,6 @@ class ProbeFile:
         rec.threshold = stored_threshold(rec.threshold, str(side))  # NaN or 7 decoded no pair and exited 0
         if rec.method not in METHODS:
             raise FoldError(f"{side}: method must be one of {', '.join(METHODS)}, got {rec.method!r}")
-        from ..mapping import list_schemes
-
         if not isinstance(rec.scheme, str) or rec.scheme not in list_schemes():  # was said naming no file
             raise FoldError(
                 f"{side}: records the unknown mapping scheme {rec.scheme!r}; known: {', '.join(list_schemes())}"
