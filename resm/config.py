@@ -39,6 +39,7 @@ __all__ = [
     "flag",
     "keyword",
     "StoredConfig",
+    "check_embed_dim",
     "check_kernel",
     "check_dropout",
     "coerce",
@@ -235,6 +236,13 @@ class StoredConfig:
             raise ConfigError(f"expected a mapping of settings, got {type(d).__name__}")
         hints = typing.get_type_hints(cls)
         return options(cls, {k: coerce(hints[k], v, str(k)) if k in hints else v for k, v in d.items()})
+
+
+def check_embed_dim(embed_dim: int) -> None:
+    """The rule of a head config's ``embed_dim`` (filled in from the encoder): >= 1; else a
+    ValueError."""
+    if embed_dim < 1:
+        raise ValueError("embed_dim must be >= 1")
 
 
 def check_kernel(kernel: int) -> None:

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import StoredConfig, check_dropout, check_kernel
+from ..config import StoredConfig, check_dropout, check_embed_dim, check_kernel
 
 __all__ = [
     "ExpressionHeadConfig",
@@ -59,8 +59,7 @@ class ExpressionHeadConfig(StoredConfig):
     max_length: int = 100
 
     def __post_init__(self):
-        if self.embed_dim < 1:
-            raise ValueError("embed_dim must be >= 1")
+        check_embed_dim(self.embed_dim)
         check_kernel(self.kernel)
         if self.hidden < 1 or self.conv_layers < 0 or self.anchor < 0 or self.max_length < 1:
             raise ValueError("hidden and max_length must be >= 1, conv_layers and anchor >= 0")

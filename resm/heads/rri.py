@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import StoredConfig, check_dropout, check_kernel
+from ..config import StoredConfig, check_dropout, check_embed_dim, check_kernel
 from .pair_map import NEG_LOGIT, ChannelLayerNorm, ResidualBlock
 
 __all__ = ["InteractionHeadConfig", "InteractionHead", "build_rri_head", "rri_apply"]
@@ -58,8 +58,7 @@ class InteractionHeadConfig(StoredConfig):
     max_length: int = 64
 
     def __post_init__(self):
-        if self.embed_dim < 1:
-            raise ValueError("embed_dim must be >= 1")
+        check_embed_dim(self.embed_dim)
         check_kernel(self.kernel)
         if min(self.proj_dim, self.channels, self.max_length) < 1 or self.blocks < 0:
             raise ValueError("proj_dim, channels and max_length must be >= 1, blocks >= 0")
