@@ -336,8 +336,9 @@ def seeded_head(make: Callable[[], Any], seed: int) -> Any:
 class BundleHeadTask:
     """What a task with one head saved into a bundle shares (``mrl``, ``rri``): its last
     validation goes into the head's bundle entry (:meth:`bundle_head`, also a joint run's),
-    and the run ends with the bundle written. A subclass sets ``head_name``, ``head_cfg``,
-    ``scheme``, ``source`` and ``final_metrics``, and defines ``validate`` and ``head_spec``."""
+    and the run ends with the bundle written. A subclass sets ``name``, ``head_name``,
+    ``model_cfg``, ``head_cfg``, ``data_cfg``, ``scheme``, ``source`` and ``final_metrics``, and
+    defines ``validate`` and ``head_spec``."""
 
     def _encoder(self, encoder: tuple | None) -> nn.Module:
         """The encoder the head reads: the ``(module, scheme, source)`` a joint run hands in, or
@@ -351,6 +352,18 @@ class BundleHeadTask:
         """The config section ``head`` as a ``config_cls``, its ``embed_dim`` the encoder's."""
         fixed = {"embed_dim": "taken from the encoder"}
         return from_dict(config_cls, section, "head", fixed=fixed, extra={"embed_dim": encoder.embed_dim})
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must not change (:meth:`resm.train.Task.fingerprint`): the task,
+        the ``model`` keys it reads, its ``head`` and ``data`` sections and the mapping scheme's
+        table."""
+        return {
+            "task": self.name,
+            "model": self.model_cfg.settings(self.name),
+            "head": self.head_cfg.to_dict(),
+            "data": asdict(self.data_cfg),
+            "scheme_hash": self.scheme.table_hash,
+        }
 
     def bundle_head(self, module, device) -> dict[str, Any]:
         """The head's bundle entry after a last validation (its metrics go into it)."""

@@ -14,7 +14,7 @@ the observed ``mrl(var) - mrl(wt)`` (:func:`variant_effect`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -202,14 +202,9 @@ class MRLTask(BundleHeadTask):
         }
 
     def fingerprint(self) -> dict[str, Any]:
-        return {
-            "task": "mrl",
-            "kind": self.kind,
-            "model": self.model_cfg.settings("mrl"),
-            "head": self.head_cfg.to_dict(),
-            "data": asdict(self.data_cfg),
-            "scheme_hash": self.scheme.table_hash,
-        }
+        """:meth:`BundleHeadTask.fingerprint` with the kind of head (mlp or optimus) after the task."""
+        (key, task), *rest = super().fingerprint().items()
+        return {key: task, "kind": self.kind, **dict(rest)}
 
     def head_spec(self) -> dict[str, Any]:
         cfg = bundle_config(self.head_cfg)

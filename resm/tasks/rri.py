@@ -19,7 +19,7 @@ probability into the second partner.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,15 +164,6 @@ class RRITask(BundleHeadTask):
             "val_accuracy": m["accuracy"],
             "val_f1": m["f1"],
             "n_val": m["n"],
-        }
-
-    def fingerprint(self) -> dict[str, Any]:
-        return {
-            "task": "rri",
-            "model": self.model_cfg.settings("rri"),
-            "head": self.head_cfg.to_dict(),
-            "data": asdict(self.data_cfg),
-            "scheme_hash": self.scheme.table_hash,
         }
 
     def head_spec(self) -> dict[str, Any]:
