@@ -332,6 +332,14 @@ def test_pseudoknots_are_a_separate_step():
     assert (decode_sparse(seq, i, j, p, w, prior) < 0).all()
 
 
+def _scattered(rng, L: int, density: float) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates ``(i, j)`` (int64) of an ``L``-nt sequence: each pair with ``j - i >= 4`` kept
+    with probability ``density`` (one draw of ``rng`` per pair, in row order)."""
+    i, j = np.triu_indices(L, 4)
+    keep = rng.random(len(i)) < density
+    return i[keep].astype(np.int64), j[keep].astype(np.int64)
+
+
 def test_choose_decoding_takes_the_best_setting():
     from resm.structure.decode import choose_decoding, mea_pairs
 
@@ -339,9 +347,7 @@ def test_choose_decoding_takes_the_best_setting():
     group = []
     for _ in range(6):
         L = 30
-        i, j = np.triu_indices(L, 4)
-        keep = rng.random(len(i)) < 0.1
-        i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
+        i, j = _scattered(rng, L, 0.1)
         p = rng.random(len(i)) * 0.6
         truth = mea_pairs("A" * L, i, j, p, 1.0)
         group.append(("A" * L, i, j, p, rng.random(len(i)), truth))
@@ -427,9 +433,7 @@ def test_choose_decoding_takes_the_per_sequence_gamma_when_it_scores_higher():
         if k % 2:  # a spread ensemble: only large gammas fold it
             i, j, p = _spread_helix(L, 4, 0.11)
         else:  # scattered confident and weak candidates: small gammas are the precise ones
-            i, j = np.triu_indices(L, 4)
-            keep = rng.random(len(i)) < 0.08
-            i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
+            i, j = _scattered(rng, L, 0.08)
             p = np.where(rng.random(len(i)) < 0.3, 0.7, 0.12)
         p = p.astype(np.float32)  # what decode_sparse decodes
         group.append(("A" * L, i, j, p, np.zeros(len(i)), mea_auto("A" * L, i, j, p)))
@@ -522,9 +526,7 @@ def test_choose_decoding_density_tolerance_prefers_ratios_near_one():
     group = []
     for _ in range(8):
         L = 40
-        i, j = np.triu_indices(L, 4)
-        keep = rng.random(len(i)) < 0.15
-        i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
+        i, j = _scattered(rng, L, 0.15)
         p = rng.random(len(i)) * 0.8
         truth = mea_pairs("A" * L, i, j, p, 2.0)
         paired = np.flatnonzero(truth > np.arange(L))
