@@ -26,7 +26,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = [
     "keyword",
     "StoredConfig",
     "check_embed_dim",
+    "check_sizes",
     "check_kernel",
     "check_dropout",
     "coerce",
@@ -243,6 +244,14 @@ def check_embed_dim(embed_dim: int) -> None:
     ValueError."""
     if embed_dim < 1:
         raise ValueError("embed_dim must be >= 1")
+
+
+def check_sizes(cfg: Any, keys: Sequence[str]) -> None:
+    """The rule of a head config's sizes (widths, counts) ``keys`` of ``cfg``: each >= 1 (0 or
+    less crashed building the model); else a ValueError naming the first that is not."""
+    for k in keys:
+        if getattr(cfg, k) < 1:
+            raise ValueError(f"{k} must be >= 1, got {getattr(cfg, k)}")
 
 
 def check_kernel(kernel: int) -> None:

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import StoredConfig, check_dropout, check_embed_dim, check_kernel
+from ..config import StoredConfig, check_dropout, check_embed_dim, check_kernel, check_sizes
 
 __all__ = [
     "ExpressionHeadConfig",
@@ -121,9 +121,7 @@ class OptimusConfig(StoredConfig):
     dropout: float = 0.2
 
     def __post_init__(self):
-        for k in ("length", "filters", "kernel", "conv_layers", "dense"):  # 0 or less crashed building the model
-            if getattr(self, k) < 1:
-                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        check_sizes(self, ("length", "filters", "kernel", "conv_layers", "dense"))
         check_dropout(self.dropout)
 
 

@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..backbone.attention import stacked_attention_maps
-from ..config import StoredConfig, check_dropout, check_kernel
+from ..config import StoredConfig, check_dropout, check_kernel, check_sizes
 from ..nucleotides import UNKNOWN_BASE
 
 __all__ = [
@@ -122,9 +122,7 @@ class StructureHeadConfig(StoredConfig):
         if not 1 <= self.bpp_span <= self.bpp_window:
             raise ValueError(f"need 1 <= bpp_span <= bpp_window, got {self.bpp_span}, {self.bpp_window}")
         check_kernel(self.kernel)
-        for k in ("proj_dim", "channels"):  # 0 or less crashed building the convolutions
-            if getattr(self, k) < 1:
-                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        check_sizes(self, ("proj_dim", "channels"))
         if self.min_loop < 0:
             raise ValueError(f"min_loop must be >= 0, got {self.min_loop}")
         if self.blocks < 0 or (self.blocks and not self.dilations):

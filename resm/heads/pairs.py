@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from ..backbone.attention import BatchCells, run_attention
 from ..backbone.encoder import window_hidden
-from ..config import StoredConfig, check_dropout, check_kernel
+from ..config import StoredConfig, check_dropout, check_kernel, check_sizes
 from ..nucleotides import PAIR_TYPE, UNKNOWN_BASE, lenient_codes
 
 __all__ = [
@@ -113,9 +113,7 @@ class PairHeadConfig(StoredConfig):
         check_kernel(self.kernel)
         if self.blocks < 0 or (self.blocks and not self.dilations) or any(d < 1 for d in self.dilations):
             raise ValueError("blocks must be >= 0 and dilations positive")
-        for k in ("width", "pair_width"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        check_sizes(self, ("width", "pair_width"))
         if self.rounds < 0 or self.patch < 0 or self.min_loop < 0 or self.embed_window < 0:
             raise ValueError("rounds, patch, min_loop and embed_window must be >= 0")
         if not 0.0 < self.min_prob < 1.0:
