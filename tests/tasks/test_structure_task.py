@@ -48,27 +48,23 @@ def assets(tmp_path_factory):
     }
 
 
-def config(assets, out_dir, **over):
+def structure_config(assets, out_dir, head: dict, data: dict, loss: dict, lr: float, steps: int, over: dict):
+    """A structure task's config on the tiny backbone and the hairpins of ``assets``: ``head``,
+    ``data`` (besides the two files and the seed), ``loss``, the learning rate, ``steps`` steps
+    (validated and saved at the last), each section of ``over`` updated with its entries."""
     cfg = {
         "task": "structure",
         "model": {"init": assets["backbone"], "mode": "frozen"},
-        "head": {"kind": "conv", "proj_dim": 8, "channels": 12, "blocks": 2, "dilations": [1, 2], "dropout": 0.0},
-        "data": {
-            "train": assets["train"],
-            "val": assets["val"],
-            "max_length": 40,
-            "tokens_per_batch": 400,
-            "use_bpp": False,
-            "seed": 0,
-        },
-        "loss": {"pos_weight": 30.0},  # positives are ~1% of cells: weigh them up to learn fast
-        "optim": {"lr": 1e-2, "warmup_steps": 5, "schedule": "cosine"},
+        "head": head,
+        "data": {"train": assets["train"], "val": assets["val"], **data, "seed": 0},
+        "loss": loss,
+        "optim": {"lr": lr, "warmup_steps": 5, "schedule": "cosine"},
         "train": {
             "out_dir": str(out_dir),
-            "max_steps": 80,
+            "max_steps": steps,
             "log_every": 1,
-            "val_every": 80,
-            "ckpt_every": 80,
+            "val_every": steps,
+            "ckpt_every": steps,
             "progress": False,
             "device": "cpu",
         },
@@ -76,6 +72,13 @@ def config(assets, out_dir, **over):
     for k, v in over.items():
         cfg[k].update(v)
     return cfg
+
+
+def config(assets, out_dir, **over):
+    head = {"kind": "conv", "proj_dim": 8, "channels": 12, "blocks": 2, "dilations": [1, 2], "dropout": 0.0}
+    data = {"max_length": 40, "tokens_per_batch": 400, "use_bpp": False}
+    loss = {"pos_weight": 30.0}  # positives are ~1% of cells: weigh them up to learn fast
+    return structure_config(assets, out_dir, head, data, loss, 1e-2, 80, over)
 
 
 def write(cfg, path):
@@ -377,42 +380,9 @@ def test_fold_with_a_supervised_model(trained, tmp_path):
 
 
 def pair_config(assets, out_dir, **over):
-    cfg = {
-        "task": "structure",
-        "model": {"init": assets["backbone"], "mode": "frozen"},
-        "head": {
-            "kind": "pairs",
-            "width": 16,
-            "pair_width": 16,
-            "blocks": 1,
-            "dilations": [1],
-            "rounds": 1,
-            "dropout": 0.0,
-        },
-        "data": {
-            "train": assets["train"],
-            "val": assets["val"],
-            "max_length": 60,
-            "tokens_per_batch": 400,
-            "priors": [{"kind": "eternafold"}],
-            "workers": 1,
-            "seed": 0,
-        },
-        "loss": {"pos_weight": 1.0},
-        "optim": {"lr": 3e-3, "warmup_steps": 5, "schedule": "cosine"},
-        "train": {
-            "out_dir": str(out_dir),
-            "max_steps": 60,
-            "log_every": 1,
-            "val_every": 60,
-            "ckpt_every": 60,
-            "progress": False,
-            "device": "cpu",
-        },
-    }
-    for k, v in over.items():
-        cfg[k].update(v)
-    return cfg
+    head = {"kind": "pairs", "width": 16, "pair_width": 16, "blocks": 1, "dilations": [1], "rounds": 1, "dropout": 0.0}
+    data = {"max_length": 60, "tokens_per_batch": 400, "priors": [{"kind": "eternafold"}], "workers": 1}
+    return structure_config(assets, out_dir, head, data, {"pos_weight": 1.0}, 3e-3, 60, over)
 
 
 @pytest.fixture(scope="module")
