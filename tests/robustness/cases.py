@@ -41,8 +41,13 @@ def then(*steps):
     return setup
 
 
-def write(rel: str, data):
+def write(rel: str, data, key: str | None = None):
+    """Write ``data`` (text or bytes) at ``rel`` in the case's folder; with ``key``, after
+    copying workspace ``key`` to ``rel``'s top folder (then spoiling one of its files)."""
+
     def setup(p: dict) -> None:
+        if key is not None:
+            copy(key, rel.split("/")[0])(p)
         path = Path(p["t"]) / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data if isinstance(data, bytes) else data.encode())

@@ -20,26 +20,7 @@ import torch
 
 import resm
 from resm.cli import main as cli_main
-from tests.robustness.cases import Case, check_one_line
-
-
-def copy(key: str, rel: str):
-    def setup(p: dict) -> None:
-        src, dst = Path(p[key]), Path(p["t"]) / rel
-        shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
-
-    return setup
-
-
-def write(rel: str, text: str, key: str | None = None):
-    """Copy workspace ``key`` to ``rel``'s top folder first (when given), then write ``rel``."""
-
-    def setup(p: dict) -> None:
-        if key is not None:
-            copy(key, rel.split("/")[0])(p)
-        (Path(p["t"]) / rel).write_text(text)
-
-    return setup
+from tests.robustness.cases import Case, check_one_line, write
 
 
 def _edit_pt(key: str, rel: str, edit):

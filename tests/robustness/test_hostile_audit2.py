@@ -15,7 +15,7 @@ import pytest
 
 import resm
 from tests.conftest import ENV, REPO
-from tests.robustness.cases import Case, check_one_line
+from tests.robustness.cases import Case, check_one_line, write
 from tests.robustness.conftest import said
 from tests.robustness.test_hostile_audit import _edit_pt
 
@@ -23,18 +23,6 @@ FIVE_S = (
     "UGCCUGGCGGCCGUAGCGCGGUGGUCCCACCUGACCCCAUGCCGAACUCAGAAGUGAAACGCC"
     "GUAGCGCCGAUGGUAGUGUGGGGUCUCCCCAUGCGAGAGUAGGGAACUGCCAGGCAU"
 )
-
-
-def write(rel: str, text: str, key: str | None = None):
-    """Write ``text`` at ``rel`` in the case's folder, after copying workspace ``key`` (a
-    folder) to ``rel``'s top folder when given."""
-
-    def setup(p: dict) -> None:
-        if key is not None:
-            shutil.copytree(p[key], Path(p["t"]) / rel.split("/")[0])
-        (Path(p["t"]) / rel).write_text(text)
-
-    return setup
 
 
 DEEP = "[" * 200000 + "]" * 200000

@@ -12,8 +12,8 @@ import pytest
 import resm
 from resm.fasta import FastaError, check_record_ids, parse_fasta, read_fasta
 from resm.structure.io import StructureError, read_structure
-from tests.robustness.cases import Case, check_one_line
-from tests.robustness.test_hostile_audit2 import _hf_config, write
+from tests.robustness.cases import Case, check_one_line, write
+from tests.robustness.test_hostile_audit2 import _hf_config
 
 FOLD = ["fold", "{t}/in.fa", "-o", "{t}/o.dbn", "--threads", "1"]
 
