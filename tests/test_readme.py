@@ -19,6 +19,13 @@ import pytest
 
 from resm.cli import build_parser
 from tests.conftest import REPO
+from tests.markdown import (
+    broken_links,
+    code_lines,
+    repository_paths,
+    subparsers,
+    unknown_options,
+)
 
 # paths the README names as not existing yet (each sentence says so); if one appears, say so there
 NOT_IN_REPOSITORY = {"experiments/results/gpu.md"}
@@ -28,77 +35,10 @@ def readme() -> str:
     return (REPO / "README.md").read_text()
 
 
-def code_blocks(text: str) -> list[str]:
-    return re.findall(r"^```[\w-]*\n(.*?)^```", text, flags=re.S | re.M)
-
-
-def code_spans(text: str) -> list[str]:
-    """Inline code spans outside the fenced blocks."""
-    prose = re.sub(r"^```[\w-]*\n.*?^```", "", text, flags=re.S | re.M)
-    return re.findall(r"`([^`\n]+)`", prose)
-
-
-def code_lines(text: str) -> list[str]:
-    """Every inline span, and every line of every block (continued lines joined)."""
-    lines = [ln for b in code_blocks(text) for ln in b.replace("\\\n", " ").splitlines()]
-    return code_spans(text) + lines
-
-
 def section(text: str, title: str) -> str:
     m = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, flags=re.S | re.M)
     assert m, f"README has no section {title!r}"
     return m.group(1)
-
-
-def anchor(heading: str) -> str:
-    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def headings(text: str) -> set[str]:
-    return {anchor(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
-
-
-def broken_links(text: str) -> list[str]:
-    """Relative links whose file, or whose heading (``#anchor``, here or in a linked .md), is missing."""
-    bad = []
-    for target in re.findall(r"\]\(([^)\s]+)\)", text):
-        if target.startswith(("http://", "https://", "mailto:")):
-            continue
-        path, _, frag = target.partition("#")
-        if path and not (REPO / path).exists():
-            bad.append(target)
-            continue
-        if frag and frag not in headings((REPO / path).read_text() if path else text):
-            bad.append(target)
-    return bad
-
-
-def subparsers() -> dict[str, argparse.ArgumentParser]:
-    for action in build_parser()._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    raise AssertionError("resm has no subcommands")
-
-
-COMMAND_LINE = re.compile(r"(?:^|[\s$(/])resm ([a-z][a-z-]*)([^|#;]*)")
-OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
-
-
-def unknown_options(lines: list[str]) -> list[str]:
-    """``resm CMD ... --opt`` in code: CMD must be a command and each option one of its own
-    (an option after ``|``, ``#`` or ``;`` belongs to something else)."""
-    parsers = subparsers()
-    bad = []
-    for line in lines:
-        for m in COMMAND_LINE.finditer(line):
-            cmd, rest = m.group(1), m.group(2)
-            if cmd not in parsers:
-                bad.append(f"resm {cmd} (no such command): {line.strip()[:80]}")
-                continue
-            known = {o for a in parsers[cmd]._actions for o in a.option_strings}
-            bad += [f"resm {cmd} {o}" for o in OPTION.findall(rest.replace("\\|", " ")) if o not in known]
-    return bad
 
 
 def resolve(name: str):
@@ -145,14 +85,9 @@ def bad_keywords(lines: list[str]) -> list[str]:
     return bad
 
 
-PATH = re.compile(r"(?<![\w/.~-])((?:resm|tests|experiments|configs|examples|mapping)/[\w./-]*\w/?)")
-
-
 def missing_paths(text: str) -> list[str]:
     """Repository paths named in code spans and blocks (placeholders such as NAME left out)."""
-    found = set()
-    for line in code_lines(text):
-        found.update(p for p in PATH.findall(line) if "NAME" not in p)
+    found = repository_paths(code_lines(text))
     return sorted(p for p in found if not (REPO / p).exists() and p not in NOT_IN_REPOSITORY)
 
 
