@@ -380,6 +380,14 @@ def check_config(name: str, config: str, kind: str, overrides: list[str], readin
 
 
 @functools.cache
+def have_history() -> bool:
+    """Whether the checkout has its whole git history (an earlier version's command is checked
+    against it): a git repository, not a shallow clone."""
+    p = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=REPO, capture_output=True, text=True)
+    return p.returncode == 0 and p.stdout.strip() == "false"
+
+
+@functools.cache
 def known_commit(commit: str) -> bool:
     p = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=REPO, capture_output=True)
     return p.returncode == 0
@@ -496,6 +504,8 @@ def problems(text: str, base: Path = REPO) -> tuple[list[str], int, int]:
 # --------------------------------------------------------------------------- the checks
 @pytest.mark.parametrize("doc", documents(), ids=lambda p: str(p.relative_to(REPO)))
 def test_every_command_path_and_link_shown_is_runnable(doc):
+    if EARLIER.search(doc.read_text()) and not have_history():
+        pytest.skip("no git history here to run its earlier versions' commands against")
     found, _, _ = problems(doc.read_text(), doc.parent)
     assert not found, "\n".join(found)
 
@@ -544,6 +554,8 @@ no such commit)
 
 
 def test_each_check_finds_what_is_wrong():
+    if not have_history():
+        pytest.skip("no git history here to run an earlier version's command against")
     found, n, earlier = problems(BAD)
     assert sorted(found) == sorted(
         [
