@@ -212,13 +212,14 @@ def run(a: argparse.Namespace) -> None:
 
     resolve(a)  # RNAfold's spellings, -o's extension
     set_threads(a)
-    r = fold_fasta(a.fasta, options(FoldOptions, a, CLI_NAMES), open_bundle=open_bundle)
+    opts = options(FoldOptions, a, CLI_NAMES)
+    r = fold_fasta(a.fasta, opts, open_bundle=open_bundle)
     if r["rank"] != 0:
         return
     files = [("standard output" if str(p) == "-" else str(p)) for p in (a.out, a.bpp, a.report) if p is not None]
     files += [f"{a.split_dir}/ ({r['n']} {a.format} files)"] if a.split_dir is not None else []
     per_record = 3 if a.compare is not None else 2  # arcs, the 2-D drawing, and the compared structure's
-    files += [f"{per_record * r['n']} {a.plot_format or 'png'} figures in {a.plot}/"] if a.plot is not None else []
+    files += [f"{per_record * r['n']} {opts.plot_style()[0]} figures in {a.plot}/"] if a.plot is not None else []
     quiet = (
         r["mode"] == "stdout"
         or (a.reference is not None and a.report is None)  # stdout holds the output

@@ -129,8 +129,8 @@ class _Plan:
     plot: Path | None
     bpp_min: float | None  # None: no --bpp
     wanted: dict[str, np.ndarray] | None  # reference structures
-    plot_style: tuple[str, int] = ("png", 100)  # --plot-format, --dpi
-    notes: tuple[bool, bool, str | None] = (True, False, None)  # score, mfe, compare
+    plot_style: tuple[str, int]  # --plot-format, --dpi: FoldOptions.plot_style()
+    notes: tuple[bool, bool, str | None]  # score, mfe, compare
 
 
 def annotate(
@@ -375,8 +375,11 @@ class FoldOptions(PredictorOptions):
             raise FoldError(f"{name('report')} writes the {name('reference')} scores: give {name('reference')} too")
 
     def plot_style(self) -> tuple[str, int]:
-        """``plot_format`` and ``dpi``, their defaults (png, 100) filled in."""
-        return (self.plot_format or "png", 100 if self.dpi is None else self.dpi)
+        """``plot_format`` and ``dpi``, their defaults (png, 100:
+        :data:`resm.structure.rnafold_vocabulary.DEFAULT_PLOT_FORMAT`, ``DEFAULT_DPI``) filled in."""
+        from .rnafold_vocabulary import DEFAULT_DPI, DEFAULT_PLOT_FORMAT
+
+        return (self.plot_format or DEFAULT_PLOT_FORMAT, DEFAULT_DPI if self.dpi is None else self.dpi)
 
     def bpp_floor(self) -> float | None:
         """``bpp_min`` (default 0.001) with ``bpp``, else None (no pair probabilities written)."""

@@ -14,7 +14,8 @@ The structure format follows ``-o``'s extension (``.ct``, ``.bpseq``, ``.dbn``/`
 ``.pairs``, each maybe followed by ``.gz``, which compresses the file;
 :func:`resm.structure.io.infer_format`) unless ``--format`` is given; any other name gets dbn.
 ``--plot-format`` (png, svg, pdf) and ``--dpi`` choose the figures' files
-(:mod:`resm.structure.plot`).
+(:mod:`resm.structure.plot`); :data:`PLOT_FORMATS`, :data:`DEFAULT_PLOT_FORMAT` and
+:data:`DEFAULT_DPI` are their one home (this module is light: the parser imports it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-PLOT_FORMATS = ("png", "svg", "pdf")
+PLOT_FORMATS = ("png", "svg", "pdf")  # the figures' file formats (resm.structure.plot.FORMATS)
+DEFAULT_PLOT_FORMAT = "png"  # --plot-format, FoldOptions.plot_format and resm.structure.plot's default
+DEFAULT_DPI = 100  # --dpi likewise
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -71,7 +74,10 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--plot DIR (their drawing)",
     )
     sp.add_argument(
-        "--plot-format", choices=PLOT_FORMATS, default=None, help="file format of the --plot figures (default: png)"
+        "--plot-format",
+        choices=PLOT_FORMATS,
+        default=None,
+        help=f"file format of the --plot figures (default: {DEFAULT_PLOT_FORMAT})",
     )
     sp.add_argument(
         "--reference-format",
@@ -84,7 +90,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--dpi",
         type=int,
         default=None,
-        help="resolution of --plot figures in dots per inch, in [10, 2400] (default: 100)",
+        help=f"resolution of --plot figures in dots per inch, in [10, 2400] (default: {DEFAULT_DPI})",
     )
 
 
