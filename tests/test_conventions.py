@@ -21,21 +21,26 @@ def subparsers(parser: argparse.ArgumentParser):
 
 
 def test_every_option_states_its_default():
-    """Each option's help, as printed, names its default (or says it is required), unless it is
-    a flag (no value)."""
+    """Each option's help, as printed, names its default (or says it is required), switches
+    too: --trust-checkpoint, --noLP, --nested and --variants said nothing of theirs."""
     parser = build_parser()
     missing = []
-    for name, sp in subparsers(parser):
+    for name, sp in [("resm", parser), *subparsers(parser)]:
         assert sp.formatter_class is HelpFormatter
         fmt = sp._get_formatter()
         for a in sp._actions:
-            if not a.option_strings or a.help == argparse.SUPPRESS or a.nargs == 0:
+            if not a.option_strings or a.help == argparse.SUPPRESS or isinstance(a, argparse._HelpAction):
+                continue
+            if isinstance(a, argparse._VersionAction):
                 continue
             if ("required" if a.required else "default") not in fmt._get_help_string(a):
                 missing.append(f"{name} {a.option_strings[0]}")
     assert not missing, f"options whose help gives no default: {missing}"
     text = " ".join(dict(subparsers(parser))["embed"].format_help().split())
     assert "(default: -1)" in text and "(default: mean)" in text and "(default: 4096)" in text
+    assert "only for files you trust; default: refuse" in text
+    fold = " ".join(dict(subparsers(parser))["fold"].format_help().split())
+    assert "neighbour (as RNAfold --noLP) (default: off)" in fold
 
 
 def test_device_defaults_to_auto_everywhere():
@@ -212,7 +217,9 @@ def test_an_options_range_is_in_its_help():
     from resm.commands.common import OPTION_RULES
 
     ranges = {d: m.group(0) for d, (rule, _) in OPTION_RULES.items() if (m := re.search(r"\[[^]]+\]", rule))}
-    assert {"threshold", "threads"} <= set(ranges)
+    # a lower bound other than 0 or 1 (a count starts at 1), e.g. evaluate's --tile >= 16, which said none
+    ranges |= {d: m.group(0) for d, (rule, _) in OPTION_RULES.items() if (m := re.search(r">= ([2-9]|\d\d+)", rule))}
+    assert {"threshold", "threads", "tile"} <= set(ranges)
     missing = [
         f"{name} {a.option_strings[0]}: {ranges[a.dest]}"
         for name, sp in subparsers(build_parser())

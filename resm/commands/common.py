@@ -78,12 +78,15 @@ def model_inputs(*more: tuple[str, str]) -> tuple:
 
 class HelpFormatter(argparse.HelpFormatter):
     """Every option's help states its default: ``(default: X)`` is appended unless the help
-    already speaks of it, ``(required)`` to a required option; flags (no value) need none."""
+    already speaks of it, ``(required)`` to a required option, and ``(default: off)`` to a
+    switch (a flag that turns something on) whose help says nothing of its default."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if action.option_strings and action.required:
             return text if "required" in text else text + " (required)"
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreConstAction)) and "default" not in text:
+            return text + " (default: off)"
         if (
             action.option_strings
             and action.nargs != 0
@@ -208,7 +211,31 @@ def trust_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--trust-checkpoint",
         action="store_true",
-        help="allow unpickling arbitrary objects (only for files you trust)",
+        help="allow unpickling arbitrary objects (only for files you trust; default: refuse, in one line naming "
+        "the file, anything but weights and plain data)",
+    )
+
+
+def max_length_arg(sp: argparse.ArgumentParser, default: int) -> None:
+    """``--max-length``: a longer record is refused (not cut)."""
+    sp.add_argument(
+        "--max-length",
+        type=int,
+        default=default,
+        help="refuse sequences longer than this, in nt (no silent truncation)",
+    )
+
+
+def shard_size_arg(sp: argparse.ArgumentParser) -> None:
+    """``--shard-size``: records per shard of a sharded run (:mod:`resm.utils.shards`)."""
+    from ..utils.shards import DEFAULT_SHARD_SIZE
+
+    sp.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        help="records per shard: batches form inside a shard; under torchrun each process takes shards, and a "
+        "re-run keeps the finished ones",
     )
 
 

@@ -39,7 +39,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--tile",
         type=int,
         default=512,
-        help="tile of the 2-D head's memory-bounded inference, nt a side; the pair head ignores it (default: 512)",
+        help="2-D head models: the pair map is computed in tiles of this many nt a side, >= 16, which bounds "
+        "memory; the pair head ignores it (default: 512)",
     )
     sp.add_argument(
         "--folders",

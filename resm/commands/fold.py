@@ -12,10 +12,12 @@ from .common import (
     TURNER_HELP,
     Command,
     device_args,
+    max_length_arg,
     memory_check_arg,
     plural,
     report_stream,
     set_threads,
+    shard_size_arg,
     trust_arg,
 )
 
@@ -25,7 +27,6 @@ COMPARE_FOLDERS = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     from ..structure.rnafold_vocabulary import add_arguments as rnafold_spellings
-    from ..utils.shards import DEFAULT_SHARD_SIZE
 
     sp.add_argument(
         "fasta",
@@ -66,7 +67,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=None,
-        help="one output file holding every record (dbn, or ct: records one after the other; bpseq: one record) "
+        help="one output file holding every record (dbn, or ct: records one after the other; bpseq and pairs: "
+        "one record; several: --split-dir) "
         "(default: stdout)",
     )
     sp.add_argument(
@@ -135,6 +137,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--reference",
         type=Path,
         default=None,
+        metavar="FILE",
         help="known structures with the same ids (dbn, ct, bpseq): score each record, with RNAfold alongside, as "
         "a TSV (default: no scoring)",
     )
@@ -174,13 +177,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--scheme", default=None, help="with --zero-shot: mapping scheme (default: the probe's; a model has its own)"
     )
-    sp.add_argument("--max-length", type=int, default=10000, help="refuse sequences longer than this (nt)")
-    sp.add_argument(
-        "--shard-size",
-        type=int,
-        default=DEFAULT_SHARD_SIZE,
-        help="records per shard of a sharded run (under torchrun; shards are resumed)",
-    )
+    max_length_arg(sp, 10000)
+    shard_size_arg(sp)
     memory_check_arg(sp, "fold")
     sp.add_argument(
         "--bpp-cache",

@@ -24,7 +24,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--max-val", type=int, default=100, help="use at most this many validation structures")
     sp.add_argument("--max-length", type=int, default=1000, help="skip structures longer than this (nt)")
     sp.add_argument(
-        "--method", choices=["greedy", "matching"], default="greedy", help="decoding the threshold is chosen for"
+        "--method",
+        choices=["greedy", "matching"],
+        default="greedy",
+        help="the decoding the threshold is chosen for, as resm fold --method: greedy (most probable pairs first) "
+        "or matching (maximum-weight matching)",
     )
     sp.add_argument("--seed", type=int, default=0, help="seed of the non-pair sampling")
 
