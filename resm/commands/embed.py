@@ -27,7 +27,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "fasta",
         type=Path,
         metavar="INPUT",
-        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq file whose sequences are "
+        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq/.pairs file whose sequences are "
         "embedded; - or a pipe: standard input",
     )
     sp.add_argument("out", type=Path, metavar="OUT", help="output file: .safetensors or .npz")

@@ -33,7 +33,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         nargs="?",
         default="-",
         metavar="INPUT",
-        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq file whose sequences are "
+        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq/.pairs file whose sequences are "
         "folded; - or a pipe: standard input",
     )
     sp.add_argument(
@@ -58,7 +58,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--input-format",
-        choices=["fasta", "plain", "dbn", "ct", "bpseq"],
+        choices=["fasta", "plain", "dbn", "ct", "bpseq", "pairs"],
         default=None,
         help="input format (default: from the extension, else from the text)",
     )
@@ -138,8 +138,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="known structures with the same ids (dbn, ct, bpseq): score each record, with RNAfold alongside, as "
-        "a TSV (default: no scoring)",
+        help="known structures with the same ids (dbn, ct, bpseq, pairs): score each record, with RNAfold "
+        "alongside, as a TSV (default: no scoring)",
     )
     sp.add_argument(
         "--report",
@@ -232,7 +232,7 @@ def run(a: argparse.Namespace) -> None:
 
 FOLD = Command(
     "fold",
-    "predict the secondary structures of RNAs (FASTA, bare sequences, or .dbn/.ct/.bpseq files)",
+    "predict the secondary structures of RNAs (FASTA, bare sequences, or .dbn/.ct/.bpseq/.pairs files)",
     add_arguments,
     run,
     outputs=(

@@ -81,7 +81,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--reference-format",
-        choices=["dbn", "ct", "bpseq"],
+        choices=["dbn", "ct", "bpseq", "pairs"],
         default=None,
         help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
         "(default: from its extension)",
