@@ -227,3 +227,19 @@ def test_an_options_range_is_in_its_help():
         if a.dest in ranges and a.option_strings and ranges[a.dest] not in a.help
     ]
     assert not missing
+
+
+def test_every_out_answers_to_o():
+    """One spelling for the file a command writes: fold, interact and predict took -o as well as
+    --out, while probe, export, init-checkpoint and evaluate refused it ('unrecognized
+    arguments: -o')."""
+    outs = {
+        name: a.option_strings
+        for name, sp in subparsers(build_parser())
+        for a in sp._actions
+        if "--out" in a.option_strings
+    }
+    assert {"fold", "probe", "export", "init-checkpoint", "evaluate", "interact", "predict"} <= set(outs)
+    assert all(strings == ["-o", "--out"] for strings in outs.values()), outs
+    a = build_parser().parse_args(["evaluate", "structure", "--model", "default", "--dataset", "ts0", "-o", "t.md"])
+    assert str(a.out) == "t.md"

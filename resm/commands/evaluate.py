@@ -68,7 +68,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "the model's time then leaves out the priors found there (default: compute them)",
     )
     memory_check_arg(sp, "evaluate")
-    sp.add_argument("--out", type=Path, default=None, help="markdown table to write (default: print only)")
+    sp.add_argument("-o", "--out", type=Path, default=None, help="markdown table to write (default: print only)")
 
 
 def run(a: argparse.Namespace) -> None:

@@ -15,7 +15,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "train", type=Path, metavar="TRAIN", help="labelled structures to fit on (dbn, bpseq, ct or pairs; .gz ok)"
     )
     sp.add_argument(
-        "--out", required=True, type=Path, help="probe .pt to write (required; PROBE.pt.json is written beside it)"
+        "-o",
+        "--out",
+        required=True,
+        type=Path,
+        help="probe .pt to write (required; PROBE.pt.json is written beside it)",
     )
     sp.add_argument(
         "--val", type=Path, default=None, help="structures to choose the threshold on (default: the training ones)"
