@@ -192,9 +192,13 @@ def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], ind
         raise ValueError(f"{path}: output must end in .safetensors or .npz")
 
 
-def read_embeddings(path: str | os.PathLike):
-    """Inverse of ``write_embeddings``: the file at ``path`` as (arrays, index). A file that cannot be read (or
-    holds pickled objects, which are never loaded) is a ValueError naming it."""
+def read_embeddings(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Inverse of ``write_embeddings``: the file at ``path`` (``.safetensors`` or ``.npz``) as
+    ``(arrays, index)``: ``arrays`` maps each key (``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
+    ``<id>/bos/<layer>``, ``<id>/contacts``) to its float32 array, ``index`` is the JSON index
+    (``ids`` in input order, ``lengths``, ``layers``, ``include``, ``scheme``, ``scheme_hash``,
+    ``model``). A file that cannot be read (or holds pickled objects, which are never loaded) is
+    a one-line ValueError naming it."""
     path = Path(path)
     if (problem := file_problem(path)) is not None:  # a named pipe: the read waited for ever
         raise ValueError(f"{path}: {problem}, not an embeddings file")
