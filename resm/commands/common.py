@@ -211,8 +211,8 @@ def trust_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--trust-checkpoint",
         action="store_true",
-        help="allow unpickling arbitrary objects (only for files you trust; default: refuse, in one line naming "
-        "the file, anything but weights and plain data)",
+        help="allow unpickling arbitrary objects (only for files you trust; default: refuse anything but weights "
+        "and plain data, in one line naming the file)",
     )
 
 
