@@ -27,6 +27,7 @@ COMPARE_FOLDERS = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     from ..structure.rnafold_vocabulary import add_arguments as rnafold_spellings
+    from ..structure.rnafold_vocabulary import add_figure_arguments
 
     sp.add_argument(
         "fasta",
@@ -107,6 +108,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="write two figures per record here: <id>.<fmt> (arc diagram + probability map; against the "
         "reference with --reference) and <id>_ss.<fmt> (2-D drawing) (default: no plots)",
     )
+    add_figure_arguments(sp)
     rnafold_spellings(sp)
     g = sp.add_argument_group("scores and comparison (on each structure line, where RNAfold prints the energy)")
     g.add_argument(
@@ -147,6 +149,13 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         default=None,
         metavar="TSV",
         help="with --reference: write the per-record scores here (default: stdout)",
+    )
+    sp.add_argument(
+        "--reference-format",
+        choices=["dbn", "ct", "bpseq", "pairs"],
+        default=None,
+        help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
+        "(default: from its extension)",
     )
     sp.add_argument(
         "--non-canonical",

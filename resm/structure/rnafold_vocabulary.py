@@ -29,7 +29,7 @@ DEFAULT_DPI = 100  # --dpi likewise
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
-    """RNAfold's spellings and the figure options, on the ``fold`` sub-parser."""
+    """RNAfold's spellings, on the ``fold`` sub-parser, in a group of their own."""
     g = sp.add_argument_group("RNAfold's spellings (each accepted with resm's meaning, or answered in one line)")
     g.add_argument(
         "-i",
@@ -73,18 +73,15 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="RNAfold's -p: answered with resm's equivalents, --bpp FILE (pair probabilities) and "
         "--plot DIR (their drawing)",
     )
+
+
+def add_figure_arguments(sp: argparse.ArgumentParser) -> None:
+    """``--plot-format`` and ``--dpi``, shaping the ``--plot`` figures (listed beside it in --help)."""
     sp.add_argument(
         "--plot-format",
         choices=PLOT_FORMATS,
         default=None,
         help=f"file format of the --plot figures (default: {DEFAULT_PLOT_FORMAT})",
-    )
-    sp.add_argument(
-        "--reference-format",
-        choices=["dbn", "ct", "bpseq", "pairs"],
-        default=None,
-        help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
-        "(default: from its extension)",
     )
     sp.add_argument(
         "--dpi",
