@@ -31,7 +31,7 @@ from .backbone.esm2 import ESM2
 from .config import load_json
 from .fasta import checked_toks_per_batch, token_batches
 from .mapping import MappingError, Scheme
-from .utils.io import atomic_path, file_problem
+from .utils.io import atomic_path, file_problem, numpy_problem
 from .utils.shards import DEFAULT_SHARD_SIZE
 
 INCLUDE_CHOICES = ("mean", "per_tok", "bos", "contacts")
@@ -216,13 +216,7 @@ def read_embeddings(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         if isinstance(e, FileNotFoundError):
             raise ValueError(f"{path}: no such file") from None
         text = " ".join(str(e).split())
-        why = (
-            "it holds pickled Python objects, which resm never loads"
-            if "allow_pickle" in text
-            else f"{type(e).__name__}: {text}"
-            if text
-            else type(e).__name__
-        )
+        why = numpy_problem(path, e) or (f"{type(e).__name__}: {text}" if text else type(e).__name__)
         raise ValueError(f"{path}: not a readable embeddings file ({why})") from None
 
 
