@@ -194,8 +194,8 @@ def model_args(sp: argparse.ArgumentParser) -> None:
         "model",
         metavar="MODEL",
         help="fair-esm .pt file, Hugging Face folder, Hugging Face hub id in the local cache "
-        "(e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), or 'default' "
-        "(the backbone of the shipped structure model)",
+        "(e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), a structure_model.pt (its "
+        "backbone), or 'default' (the backbone of the shipped structure model)",
     )
     sp.add_argument("--scheme", default=None, help="mapping scheme (default: the checkpoint's, else kdny)")
     sp.add_argument(
