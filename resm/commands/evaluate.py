@@ -49,7 +49,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         metavar="FOLDER",
         help="classical folders run on the same records (default: those of rnafold, rnafold-mea, eternafold, "
         "linearpartition-v, linearfold-v that are installed, each missing one named in a 'skipped folder' line; "
-        "a folder named here must be installed)",
+        "a folder named here must be installed; --folders alone: the model only)",
     )
     sp.add_argument(
         "--non-canonical",
