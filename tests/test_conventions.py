@@ -243,3 +243,16 @@ def test_every_out_answers_to_o():
     assert all(strings == ["-o", "--out"] for strings in outs.values()), outs
     a = build_parser().parse_args(["evaluate", "structure", "--model", "default", "--dataset", "ts0", "-o", "t.md"])
     assert str(a.out) == "t.md"
+
+
+def test_an_option_is_spelled_alike_in_every_command():
+    """An option string one command accepts means one option with the same spellings in every
+    command that has it: resm fold took --noncanonical for --non-canonical, resm evaluate
+    refused it."""
+    spellings: dict[str, dict[str, tuple]] = {}
+    for name, sp in subparsers(build_parser()):
+        for a in sp._actions:
+            for s in a.option_strings:
+                spellings.setdefault(s, {})[name] = tuple(a.option_strings)
+    differ = {s: m for s, m in spellings.items() if len(set(m.values())) > 1}
+    assert not differ, differ

@@ -53,6 +53,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--non-canonical",
+        "--noncanonical",
+        dest="non_canonical",
         action="store_true",
         help="the model adds the pairs of its file's non-canonical scorer (as resm fold --non-canonical), and "
         "vl1/tr1 are scored over their non-canonical pairs alone too (default: off)",
