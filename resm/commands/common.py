@@ -201,6 +201,7 @@ def model_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--regression",
         default=None,
+        metavar="FILE",
         help="contact-regression .pt (default: <stem>-contact-regression.pt beside the model)",
     )
     trust_arg(sp)
