@@ -40,8 +40,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--model",
         default=None,
-        help="structure model from `resm finetune` (default: the one shipped in the package, also named "
-        "'default'); with --zero-shot: the backbone (fair-esm .pt, HF folder or ESM-2 name)",
+        help="structure model from `resm finetune`, a structure_model.pt or a model folder with a structure head "
+        "(default: the one shipped in the package, also named 'default'); with --zero-shot: the backbone the "
+        "probe was fitted on (any MODEL of resm probe)",
     )
     sp.add_argument(
         "--zero-shot",
