@@ -195,6 +195,7 @@ def embed_sequences(
     toks_per_batch: int = 4096,
     dtype: str | None = None,
     progress: bool = False,
+    trust: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Representations of ``sequences`` (a dict id -> sequence, ``(id, sequence)`` pairs, bare
     sequences named ``seq_1``..., or a FASTA / structure file) under ``model`` (any spec of
@@ -205,7 +206,8 @@ def embed_sequences(
     ``device`` as :func:`load_predictor`'s; ``toks_per_batch``: the token budget of a batch
     (padded tokens); ``dtype``: the forward pass's autocast, as ``resm embed --dtype``:
     ``"bf16"``, ``"fp16"`` (or the torch dtype), ``"fp32"`` or None (plain fp32);
-    ``progress``: a progress bar on stderr.
+    ``progress``: a progress bar on stderr; ``trust`` as :func:`load_predictor`'s (``resm embed
+    --trust-checkpoint``: a checkpoint the allow-list refuses says to pass ``trust=True``).
 
     Returns ``(arrays, index)`` exactly as :func:`read_embeddings` gives them back from a file
     of ``resm embed``: arrays keyed ``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
@@ -228,7 +230,7 @@ def embed_sequences(
     if isinstance(model, ESM2):
         net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
     else:
-        net, the_scheme = load_backbone(model, scheme, dev)
+        net, the_scheme = load_backbone(model, scheme, dev, trust)
         name = str(model)
     records = map_records(_records(sequences), the_scheme, None, "sequences")
     the_layers = resolve_layers(layers, net.num_layers)

@@ -31,7 +31,7 @@ from .backbone.esm2 import ESM2
 from .config import load_json
 from .fasta import checked_toks_per_batch, token_batches
 from .mapping import MappingError, Scheme
-from .utils.io import atomic_path, file_problem
+from .utils.io import atomic_path, file_problem, numpy_problem
 from .utils.shards import DEFAULT_SHARD_SIZE
 
 INCLUDE_CHOICES = ("mean", "per_tok", "bos", "contacts")
@@ -192,9 +192,13 @@ def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], ind
         raise ValueError(f"{path}: output must end in .safetensors or .npz")
 
 
-def read_embeddings(path: str | os.PathLike):
-    """Inverse of ``write_embeddings``: the file at ``path`` as (arrays, index). A file that cannot be read (or
-    holds pickled objects, which are never loaded) is a ValueError naming it."""
+def read_embeddings(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Inverse of ``write_embeddings``: the file at ``path`` (``.safetensors`` or ``.npz``) as
+    ``(arrays, index)``: ``arrays`` maps each key (``<id>/mean/<layer>``, ``<id>/per_tok/<layer>``,
+    ``<id>/bos/<layer>``, ``<id>/contacts``) to its float32 array, ``index`` is the JSON index
+    (``ids`` in input order, ``lengths``, ``layers``, ``include``, ``scheme``, ``scheme_hash``,
+    ``model``). A file that cannot be read (or holds pickled objects, which are never loaded) is
+    a one-line ValueError naming it."""
     path = Path(path)
     if (problem := file_problem(path)) is not None:  # a named pipe: the read waited for ever
         raise ValueError(f"{path}: {problem}, not an embeddings file")
@@ -212,13 +216,7 @@ def read_embeddings(path: str | os.PathLike):
         if isinstance(e, FileNotFoundError):
             raise ValueError(f"{path}: no such file") from None
         text = " ".join(str(e).split())
-        why = (
-            "it holds pickled Python objects, which resm never loads"
-            if "allow_pickle" in text
-            else f"{type(e).__name__}: {text}"
-            if text
-            else type(e).__name__
-        )
+        why = numpy_problem(path, e) or (f"{type(e).__name__}: {text}" if text else type(e).__name__)
         raise ValueError(f"{path}: not a readable embeddings file ({why})") from None
 
 

@@ -469,3 +469,26 @@ def test_embed_sequences_takes_one_layer_and_one_kind_bare():
     listed, same = resm.embed_sequences("default", seqs, layers=[-1], include=["per_tok"], device="cpu")
     assert index == same and list(bare) == list(listed) == ["a/per_tok/4"]
     np.testing.assert_array_equal(bare["a/per_tok/4"], listed["a/per_tok/4"])
+
+
+def test_embed_sequences_takes_trust_as_the_error_asks(tmp_path):
+    """A checkpoint the allow-list refuses says 'trust=True', which embed_sequences did not take
+    (a TypeError): it takes ``trust`` as load_backbone and load_predictor do (resm embed
+    --trust-checkpoint), and without it still refuses the file."""
+    import fractions
+
+    import torch
+
+    import resm
+    from resm.backbone.load import CheckpointError, init_model, save_fair_esm
+
+    save_fair_esm(init_model("tiny", seed=0), tmp_path / "tiny.pt")
+    raw = torch.load(tmp_path / "tiny.pt", weights_only=False)
+    torch.save({**raw, "note": fractions.Fraction(1, 2)}, tmp_path / "odd.pt")
+    seqs = {"a": "GGGGAAACCCC"}
+    with pytest.raises(CheckpointError, match="trust=True"):
+        resm.embed_sequences(tmp_path / "odd.pt", seqs, device="cpu")
+    trusted, index = resm.embed_sequences(tmp_path / "odd.pt", seqs, device="cpu", trust=True)
+    plain, _ = resm.embed_sequences(tmp_path / "tiny.pt", seqs, device="cpu")
+    np.testing.assert_array_equal(trusted["a/mean/2"], plain["a/mean/2"])
+    assert index["ids"] == ["a"]

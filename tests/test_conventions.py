@@ -21,21 +21,26 @@ def subparsers(parser: argparse.ArgumentParser):
 
 
 def test_every_option_states_its_default():
-    """Each option's help, as printed, names its default (or says it is required), unless it is
-    a flag (no value)."""
+    """Each option's help, as printed, names its default (or says it is required), switches
+    too: --trust-checkpoint, --noLP, --nested and --variants said nothing of theirs."""
     parser = build_parser()
     missing = []
-    for name, sp in subparsers(parser):
+    for name, sp in [("resm", parser), *subparsers(parser)]:
         assert sp.formatter_class is HelpFormatter
         fmt = sp._get_formatter()
         for a in sp._actions:
-            if not a.option_strings or a.help == argparse.SUPPRESS or a.nargs == 0:
+            if not a.option_strings or a.help == argparse.SUPPRESS or isinstance(a, argparse._HelpAction):
+                continue
+            if isinstance(a, argparse._VersionAction):
                 continue
             if ("required" if a.required else "default") not in fmt._get_help_string(a):
                 missing.append(f"{name} {a.option_strings[0]}")
     assert not missing, f"options whose help gives no default: {missing}"
     text = " ".join(dict(subparsers(parser))["embed"].format_help().split())
     assert "(default: -1)" in text and "(default: mean)" in text and "(default: 4096)" in text
+    assert "only for files you trust; default: refuse" in text
+    fold = " ".join(dict(subparsers(parser))["fold"].format_help().split())
+    assert "neighbour (as RNAfold --noLP) (default: off)" in fold
 
 
 def test_device_defaults_to_auto_everywhere():
@@ -212,7 +217,9 @@ def test_an_options_range_is_in_its_help():
     from resm.commands.common import OPTION_RULES
 
     ranges = {d: m.group(0) for d, (rule, _) in OPTION_RULES.items() if (m := re.search(r"\[[^]]+\]", rule))}
-    assert {"threshold", "threads"} <= set(ranges)
+    # a lower bound other than 0 or 1 (a count starts at 1), e.g. evaluate's --tile >= 16, which said none
+    ranges |= {d: m.group(0) for d, (rule, _) in OPTION_RULES.items() if (m := re.search(r">= ([2-9]|\d\d+)", rule))}
+    assert {"threshold", "threads", "tile"} <= set(ranges)
     missing = [
         f"{name} {a.option_strings[0]}: {ranges[a.dest]}"
         for name, sp in subparsers(build_parser())
@@ -220,3 +227,32 @@ def test_an_options_range_is_in_its_help():
         if a.dest in ranges and a.option_strings and ranges[a.dest] not in a.help
     ]
     assert not missing
+
+
+def test_every_out_answers_to_o():
+    """One spelling for the file a command writes: fold, interact and predict took -o as well as
+    --out, while probe, export, init-checkpoint and evaluate refused it ('unrecognized
+    arguments: -o')."""
+    outs = {
+        name: a.option_strings
+        for name, sp in subparsers(build_parser())
+        for a in sp._actions
+        if "--out" in a.option_strings
+    }
+    assert {"fold", "probe", "export", "init-checkpoint", "evaluate", "interact", "predict"} <= set(outs)
+    assert all(strings == ["-o", "--out"] for strings in outs.values()), outs
+    a = build_parser().parse_args(["evaluate", "structure", "--model", "default", "--dataset", "ts0", "-o", "t.md"])
+    assert str(a.out) == "t.md"
+
+
+def test_an_option_is_spelled_alike_in_every_command():
+    """An option string one command accepts means one option with the same spellings in every
+    command that has it: resm fold took --noncanonical for --non-canonical, resm evaluate
+    refused it."""
+    spellings: dict[str, dict[str, tuple]] = {}
+    for name, sp in subparsers(build_parser()):
+        for a in sp._actions:
+            for s in a.option_strings:
+                spellings.setdefault(s, {})[name] = tuple(a.option_strings)
+    differ = {s: m for s, m in spellings.items() if len(set(m.values())) > 1}
+    assert not differ, differ

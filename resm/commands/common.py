@@ -78,12 +78,15 @@ def model_inputs(*more: tuple[str, str]) -> tuple:
 
 class HelpFormatter(argparse.HelpFormatter):
     """Every option's help states its default: ``(default: X)`` is appended unless the help
-    already speaks of it, ``(required)`` to a required option; flags (no value) need none."""
+    already speaks of it, ``(required)`` to a required option, and ``(default: off)`` to a
+    switch (a flag that turns something on) whose help says nothing of its default."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if action.option_strings and action.required:
             return text if "required" in text else text + " (required)"
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreConstAction)) and "default" not in text:
+            return text + " (default: off)"
         if (
             action.option_strings
             and action.nargs != 0
@@ -191,13 +194,14 @@ def model_args(sp: argparse.ArgumentParser) -> None:
         "model",
         metavar="MODEL",
         help="fair-esm .pt file, Hugging Face folder, Hugging Face hub id in the local cache "
-        "(e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), or 'default' "
-        "(the backbone of the shipped structure model)",
+        "(e.g. facebook/esm2_t6_8M_UR50D), ESM-2 name (e.g. esm2_t6_8M_UR50D), a structure_model.pt (its "
+        "backbone), or 'default' (the backbone of the shipped structure model)",
     )
     sp.add_argument("--scheme", default=None, help="mapping scheme (default: the checkpoint's, else kdny)")
     sp.add_argument(
         "--regression",
         default=None,
+        metavar="FILE",
         help="contact-regression .pt (default: <stem>-contact-regression.pt beside the model)",
     )
     trust_arg(sp)
@@ -208,7 +212,31 @@ def trust_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--trust-checkpoint",
         action="store_true",
-        help="allow unpickling arbitrary objects (only for files you trust)",
+        help="allow unpickling arbitrary objects (only for files you trust; default: refuse anything but weights "
+        "and plain data, in one line naming the file)",
+    )
+
+
+def max_length_arg(sp: argparse.ArgumentParser, default: int) -> None:
+    """``--max-length``: a longer record is refused (not cut)."""
+    sp.add_argument(
+        "--max-length",
+        type=int,
+        default=default,
+        help="refuse sequences longer than this, in nt (no silent truncation)",
+    )
+
+
+def shard_size_arg(sp: argparse.ArgumentParser) -> None:
+    """``--shard-size``: records per shard of a sharded run (:mod:`resm.utils.shards`)."""
+    from ..utils.shards import DEFAULT_SHARD_SIZE
+
+    sp.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        help="records per shard: batches form inside a shard; under torchrun each process takes shards, and a "
+        "re-run keeps the finished ones",
     )
 
 

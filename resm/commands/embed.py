@@ -9,25 +9,26 @@ from ..utils.io import announce
 from .common import (
     CLI_NAMES,
     Command,
+    max_length_arg,
     memory_check_arg,
     model_args,
     model_inputs,
     plural,
     report_stream,
     set_threads,
+    shard_size_arg,
     torch_dtype,
 )
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
-    from ..utils.shards import DEFAULT_SHARD_SIZE
-
     model_args(sp)
     sp.add_argument(
         "fasta",
         type=Path,
         metavar="INPUT",
-        help="FASTA (.gz too), bare sequences, or .dbn/.ct/.bpseq; - reads standard input",
+        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq/.pairs file whose sequences are "
+        "embedded; - or a pipe: standard input",
     )
     sp.add_argument("out", type=Path, metavar="OUT", help="output file: .safetensors or .npz")
     sp.add_argument(
@@ -54,22 +55,14 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         default=4096,
         help="token budget of a batch (padded tokens)",
     )
-    sp.add_argument(
-        "--max-length", type=int, default=10000, help="refuse sequences longer than this (nt; no silent truncation)"
-    )
+    max_length_arg(sp, 10000)
     sp.add_argument(
         "--dtype",
         choices=["fp32", "bf16", "fp16"],
         default=None,
-        help="autocast dtype (default: none, fp32; on a GPU bf16 is faster)",
+        help="the forward pass's autocast dtype (default: fp32, no autocast; on a GPU bf16 is faster)",
     )
-    sp.add_argument(
-        "--shard-size",
-        type=int,
-        default=DEFAULT_SHARD_SIZE,
-        help="records per shard: batches form inside a shard; under torchrun each process takes shards and "
-        "finished ones are resumed",
-    )
+    shard_size_arg(sp)
     memory_check_arg(sp, "run")
 
 

@@ -39,7 +39,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--tile",
         type=int,
         default=512,
-        help="tile of the 2-D head's memory-bounded inference, nt a side; the pair head ignores it (default: 512)",
+        help="2-D head models: the pair map is computed in tiles of this many nt a side, >= 16, which bounds "
+        "memory; the pair head ignores it (default: 512)",
     )
     sp.add_argument(
         "--folders",
@@ -48,10 +49,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         metavar="FOLDER",
         help="classical folders run on the same records (default: those of rnafold, rnafold-mea, eternafold, "
         "linearpartition-v, linearfold-v that are installed, each missing one named in a 'skipped folder' line; "
-        "a folder named here must be installed)",
+        "a folder named here must be installed; --folders alone: the model only)",
     )
     sp.add_argument(
         "--non-canonical",
+        "--noncanonical",
+        dest="non_canonical",
         action="store_true",
         help="the model adds the pairs of its file's non-canonical scorer (as resm fold --non-canonical), and "
         "vl1/tr1 are scored over their non-canonical pairs alone too (default: off)",
@@ -67,7 +70,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "the model's time then leaves out the priors found there (default: compute them)",
     )
     memory_check_arg(sp, "evaluate")
-    sp.add_argument("--out", type=Path, default=None, help="markdown table to write (default: print only)")
+    sp.add_argument("-o", "--out", type=Path, default=None, help="markdown table to write (default: print only)")
 
 
 def run(a: argparse.Namespace) -> None:

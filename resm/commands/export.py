@@ -18,6 +18,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="checkpoint folder, or run folder (its newest checkpoint)",
     )
     sp.add_argument(
+        "-o",
         "--out",
         required=True,
         type=Path,

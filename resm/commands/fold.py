@@ -12,10 +12,12 @@ from .common import (
     TURNER_HELP,
     Command,
     device_args,
+    max_length_arg,
     memory_check_arg,
     plural,
     report_stream,
     set_threads,
+    shard_size_arg,
     trust_arg,
 )
 
@@ -25,21 +27,22 @@ COMPARE_FOLDERS = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     from ..structure.rnafold_vocabulary import add_arguments as rnafold_spellings
-    from ..utils.shards import DEFAULT_SHARD_SIZE
+    from ..structure.rnafold_vocabulary import add_figure_arguments
 
     sp.add_argument(
         "fasta",
         nargs="?",
         default="-",
         metavar="INPUT",
-        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq file whose sequences are "
+        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq/.pairs file whose sequences are "
         "folded; - or a pipe: standard input",
     )
     sp.add_argument(
         "--model",
         default=None,
-        help="structure model from `resm finetune` (default: the one shipped in the package, also named "
-        "'default'); with --zero-shot: the backbone (fair-esm .pt, HF folder or ESM-2 name)",
+        help="structure model from `resm finetune`, a structure_model.pt or a model folder with a structure head "
+        "(default: the one shipped in the package, also named 'default'); with --zero-shot: the backbone the "
+        "probe was fitted on (any MODEL of resm probe)",
     )
     sp.add_argument(
         "--zero-shot",
@@ -57,7 +60,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--input-format",
-        choices=["fasta", "plain", "dbn", "ct", "bpseq"],
+        choices=["fasta", "plain", "dbn", "ct", "bpseq", "pairs"],
         default=None,
         help="input format (default: from the extension, else from the text)",
     )
@@ -66,7 +69,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=None,
-        help="one output file holding every record (dbn, or ct: records one after the other; bpseq: one record) "
+        help="one output file holding every record (dbn, or ct: records one after the other; bpseq and pairs: "
+        "one record; several: --split-dir) "
         "(default: stdout)",
     )
     sp.add_argument(
@@ -105,6 +109,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="write two figures per record here: <id>.<fmt> (arc diagram + probability map; against the "
         "reference with --reference) and <id>_ss.<fmt> (2-D drawing) (default: no plots)",
     )
+    add_figure_arguments(sp)
     rnafold_spellings(sp)
     g = sp.add_argument_group("scores and comparison (on each structure line, where RNAfold prints the energy)")
     g.add_argument(
@@ -135,8 +140,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--reference",
         type=Path,
         default=None,
-        help="known structures with the same ids (dbn, ct, bpseq): score each record, with RNAfold alongside, as "
-        "a TSV (default: no scoring)",
+        metavar="FILE",
+        help="known structures with the same ids (dbn, ct, bpseq, pairs): score each record, with RNAfold "
+        "alongside, as a TSV (default: no scoring)",
     )
     sp.add_argument(
         "--report",
@@ -144,6 +150,13 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         default=None,
         metavar="TSV",
         help="with --reference: write the per-record scores here (default: stdout)",
+    )
+    sp.add_argument(
+        "--reference-format",
+        choices=["dbn", "ct", "bpseq", "pairs"],
+        default=None,
+        help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
+        "(default: from its extension)",
     )
     sp.add_argument(
         "--non-canonical",
@@ -174,13 +187,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--scheme", default=None, help="with --zero-shot: mapping scheme (default: the probe's; a model has its own)"
     )
-    sp.add_argument("--max-length", type=int, default=10000, help="refuse sequences longer than this (nt)")
-    sp.add_argument(
-        "--shard-size",
-        type=int,
-        default=DEFAULT_SHARD_SIZE,
-        help="records per shard of a sharded run (under torchrun; shards are resumed)",
-    )
+    max_length_arg(sp, 10000)
+    shard_size_arg(sp)
     memory_check_arg(sp, "fold")
     sp.add_argument(
         "--bpp-cache",
@@ -212,13 +220,14 @@ def run(a: argparse.Namespace) -> None:
 
     resolve(a)  # RNAfold's spellings, -o's extension
     set_threads(a)
-    r = fold_fasta(a.fasta, options(FoldOptions, a, CLI_NAMES), open_bundle=open_bundle)
+    opts = options(FoldOptions, a, CLI_NAMES)
+    r = fold_fasta(a.fasta, opts, open_bundle=open_bundle)
     if r["rank"] != 0:
         return
     files = [("standard output" if str(p) == "-" else str(p)) for p in (a.out, a.bpp, a.report) if p is not None]
     files += [f"{a.split_dir}/ ({r['n']} {a.format} files)"] if a.split_dir is not None else []
     per_record = 3 if a.compare is not None else 2  # arcs, the 2-D drawing, and the compared structure's
-    files += [f"{per_record * r['n']} {a.plot_format or 'png'} figures in {a.plot}/"] if a.plot is not None else []
+    files += [f"{per_record * r['n']} {opts.plot_style()[0]} figures in {a.plot}/"] if a.plot is not None else []
     quiet = (
         r["mode"] == "stdout"
         or (a.reference is not None and a.report is None)  # stdout holds the output
@@ -233,7 +242,7 @@ def run(a: argparse.Namespace) -> None:
 
 FOLD = Command(
     "fold",
-    "predict the secondary structures of RNAs (FASTA, bare sequences, or .dbn/.ct/.bpseq files)",
+    "predict the secondary structures of RNAs (FASTA, bare sequences, or .dbn/.ct/.bpseq/.pairs files)",
     add_arguments,
     run,
     outputs=(

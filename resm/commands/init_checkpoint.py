@@ -14,6 +14,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
     sp.add_argument("--arch", default="esm2_t6_8M_UR50D", choices=list(ARCHS), help="architecture")
     sp.add_argument(
+        "-o",
         "--out",
         required=True,
         type=Path,

@@ -21,35 +21,36 @@ from .common import (
 )
 
 
-def scan_args(sp: argparse.ArgumentParser) -> None:
-    """Long partners scanned in windows, and the sites file."""
+def scan_args(sp: argparse.ArgumentParser, task: str = "") -> None:
+    """Long partners scanned in windows, and the sites file; ``task``: the help's prefix where
+    the command serves other tasks too (``"rri: "``: ``resm predict --task mrl`` refuses them)."""
     sp.add_argument(
         "--sites",
         type=Path,
         default=None,
         metavar="SITES.tsv",
-        help="also write each pair's sites: the window pair's coordinates in the partners (1-based, inclusive), "
+        help=f"{task}also write each pair's sites: the window pair's coordinates in the partners (1-based, inclusive), "
         "its probability, ViennaRNA's duplex of the two windows and the head's strongest pair chain (default: none)",
     )
     sp.add_argument(
         "--window",
         type=int,
         default=0,
-        help="partners longer than this (nt) are scanned in windows of this length, from 8 nt (the shortest "
+        help=f"{task}partners longer than this (nt) are scanned in windows of this length, from 8 nt (the shortest "
         "duplex scored) to the head's trained max_length (default 0: that max_length)",
     )
     sp.add_argument(
         "--stride",
         type=int,
         default=0,
-        help="step between windows in nt, at most the window: no nucleotide is left between windows "
+        help=f"{task}step between windows in nt, at most the window: no nucleotide is left between windows "
         "(default 0: half the window)",
     )
-    sp.add_argument("--max-sites", type=int, default=10, help="sites kept per pair in --sites, strongest first")
+    sp.add_argument("--max-sites", type=int, default=10, help=f"{task}sites kept per pair in --sites, strongest first")
 
 
-def infer_args(sp: argparse.ArgumentParser) -> None:
-    """The backbone, adapter, output, batch and device of a trained model's inference."""
+def infer_args(sp: argparse.ArgumentParser, batch_of: str) -> None:
+    """The backbone, adapter, output, batch (of ``batch_of``) and device of a trained model's inference."""
     sp.add_argument(
         "--backbone",
         default=None,
@@ -64,7 +65,7 @@ def infer_args(sp: argparse.ArgumentParser) -> None:
         "of the same backbone) in place of the model's adapter (default: the model's own)",
     )
     sp.add_argument("-o", "--out", type=Path, default=None, help="TSV to write (default: stdout)")
-    sp.add_argument("--batch-size", type=int, default=64, help="pairs or UTRs per batch")
+    sp.add_argument("--batch-size", type=int, default=64, help=f"{batch_of} per batch")
     device_args(sp)
     trust_arg(sp)
 
@@ -98,9 +99,11 @@ def interact_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--linker", default="", help="with --zero-shot: nucleotides put between the two sequences (default: none)"
     )
-    sp.add_argument("--scheme", default=None, help="with --zero-shot: mapping scheme (default: the checkpoint's)")
+    sp.add_argument(
+        "--scheme", default=None, help="with --zero-shot: mapping scheme (default: the checkpoint's, else kdny)"
+    )
     scan_args(sp)
-    infer_args(sp)
+    infer_args(sp, "pairs")
 
 
 def run_interact(a: argparse.Namespace) -> None:
@@ -159,8 +162,8 @@ def predict_arguments(sp: argparse.ArgumentParser) -> None:
         action="store_true",
         help="mrl: the input is the human wild-type/variant file; report the variant-effect correlation",
     )
-    scan_args(sp)
-    infer_args(sp)
+    scan_args(sp, "rri: ")
+    infer_args(sp, "pairs (rri) or UTRs (mrl)")
 
 
 def run_predict(a: argparse.Namespace) -> None:

@@ -15,7 +15,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "train", type=Path, metavar="TRAIN", help="labelled structures to fit on (dbn, bpseq, ct or pairs; .gz ok)"
     )
     sp.add_argument(
-        "--out", required=True, type=Path, help="probe .pt to write (required; PROBE.pt.json is written beside it)"
+        "-o",
+        "--out",
+        required=True,
+        type=Path,
+        help="probe .pt to write (required; PROBE.pt.json is written beside it)",
     )
     sp.add_argument(
         "--val", type=Path, default=None, help="structures to choose the threshold on (default: the training ones)"
@@ -24,7 +28,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--max-val", type=int, default=100, help="use at most this many validation structures")
     sp.add_argument("--max-length", type=int, default=1000, help="skip structures longer than this (nt)")
     sp.add_argument(
-        "--method", choices=["greedy", "matching"], default="greedy", help="decoding the threshold is chosen for"
+        "--method",
+        choices=["greedy", "matching"],
+        default="greedy",
+        help="the decoding the threshold is chosen for, as resm fold --method: greedy (most probable pairs first) "
+        "or matching (maximum-weight matching)",
     )
     sp.add_argument("--seed", type=int, default=0, help="seed of the non-pair sampling")
 

@@ -7,14 +7,17 @@
 * bare sequences, one per line, with no header (named ``seq_1``, ``seq_2``, ... in order);
   lines starting with ``;`` are comments here too, as in FASTA;
 * structure files, ``.dbn`` (also RNAfold's output: ``>name``, sequence, dot-bracket with an
-  optional energy), ``.ct`` (several records allowed) and ``.bpseq``: their sequences are
-  folded, their structures ignored (give the file as ``--reference`` to score against them).
+  optional energy), ``.ct`` (several records allowed), ``.bpseq`` and pair lists (``.pairs``,
+  as ``resm fold --format pairs`` writes them, with their ``#Sequence:`` line; a base may sit in
+  several pairs): their sequences are folded, their structures ignored (give the file as
+  ``--reference`` to score against them).
 
 The format follows the file's extension when it names one, else the text: ``>`` headers make
 FASTA, or dot-bracket records when a record holds a line of brackets and dots (alone, or with
 RNAfold's energy or resm's own ``[eF1=...]`` note after it, as ``resm fold`` writes); ``N title``
-followed by six columns is ct, ``i base j`` rows (or ``#`` comments first) are bpseq, anything
-else is bare sequences. Ids are cut at the first whitespace (space or tab) and must be unique.
+followed by six columns is ct, ``i base j`` rows are bpseq, and after ``#`` comments the first
+row decides between bpseq (``i base j``) and a pair list (``i j``); anything else is bare
+sequences. Ids are cut at the first whitespace (space or tab) and must be unique.
 Every error names the source and the line.
 """
 
@@ -32,13 +35,13 @@ from typing import TextIO
 
 from ..fasta import FastaError, open_text, parse_fasta, record_id, refuse_device, text_encoding
 from .annotations import parse_note
-from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
+from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn, parse_pair_lines
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
 
 STDIN = "-"
 _SNIFF_LINES = 2000  # the text that decides the format of a file without a telling extension
-INPUT_FORMATS = ("fasta", "plain", "dbn", "ct", "bpseq")
+INPUT_FORMATS = ("fasta", "plain", "dbn", "ct", "bpseq", "pairs")
 # a dot-bracket (pseudoknot letters allowed beside at least one bracket), or dots alone
 _DOTBRACKET = re.compile(r"^(?:[().\[\]{}<>,:_~A-Za-z-]*[()\[\]{}<>][().\[\]{}<>,:_~A-Za-z-]*|[.]+)$")
 
@@ -109,8 +112,9 @@ def sniff_format(lines: Sequence[str]) -> str:
             if not ln.startswith(">") and _structure_line(ln):
                 return "dbn"
         return "fasta"
-    if first.startswith("#"):
-        return "bpseq"
+    if first.startswith("#"):  # bpRNA's bpseq and resm's pair lists both start with '#Name:' comments
+        row = next((ln.split() for _, ln in body if not ln.startswith("#")), [])
+        return "pairs" if len(row) == 2 else "bpseq"
     toks = first.split()
     if toks[0].isdigit():
         # a ct header 'N title' is followed by six-column rows; its title may end in a number
@@ -137,6 +141,15 @@ def _plain(lines: Sequence[str], source: str) -> list[tuple[str, str]]:
     return out
 
 
+def _pair_list_record(lines: Iterable[str], source: str, stem: str) -> tuple[str, str]:
+    """The one record of a pair list: its ``#Name:`` (else ``stem``) and its ``#Sequence:``,
+    which it must hold (the pairs alone give no sequence to fold)."""
+    rec = parse_pair_lines(lines, source, stem)
+    if not rec.seq:
+        raise StructureError(f"{source}: a pair list without a '#Sequence:' line holds no sequence to fold")
+    return record_id(rec.name), rec.seq
+
+
 def read_sequences(path, fmt: str | None = None, stdin: TextIO | None = None) -> list[tuple[str, str]]:
     """The ``(id, sequence)`` records of ``path`` (``-``: standard input) in file order.
 
@@ -161,12 +174,14 @@ def read_sequences(path, fmt: str | None = None, stdin: TextIO | None = None) ->
             by_ext = infer_format(Path(path))
         except ValueError:  # .fa, .fasta, .txt, ...: the text decides
             by_ext = None
-        fmt = by_ext if by_ext in ("dbn", "ct", "bpseq") else None
+        fmt = by_ext if by_ext in ("dbn", "ct", "bpseq", "pairs") else None
     fmt = fmt or sniff_format(head)
     if fmt == "fasta":
         records = [(r.id, r.seq) for r in parse_fasta(lines, source, unique=True)]
     elif fmt == "plain":
         records = _plain(lines, source)
+    elif fmt == "pairs":
+        records = [_pair_list_record(lines, source, "seq" if str(path) == STDIN else file_stem(Path(path)))]
     else:
         stem = "seq" if str(path) == STDIN else file_stem(Path(path))
         it = {"dbn": iter_dbn, "ct": iter_ct, "bpseq": iter_bpseq}[fmt]

@@ -76,7 +76,7 @@ def read_reference(
     fmt: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Reference partner arrays for the ``(id, length)`` records in ``wanted``, read from any
-    structure file (``fmt``: dbn, ct, bpseq; None: from the extension); every id must be there
+    structure file (``fmt``: dbn, ct, bpseq, pairs; None: from the extension); every id must be there
     with the same length (extra records are ignored). A reference's id is cut at its first
     whitespace, as the input's are (``>id description``). Where ``sequences`` gives the input's
     sequence and the reference holds one too, the two must agree once normalised (case, T/U;
@@ -129,8 +129,8 @@ class _Plan:
     plot: Path | None
     bpp_min: float | None  # None: no --bpp
     wanted: dict[str, np.ndarray] | None  # reference structures
-    plot_style: tuple[str, int] = ("png", 100)  # --plot-format, --dpi
-    notes: tuple[bool, bool, str | None] = (True, False, None)  # score, mfe, compare
+    plot_style: tuple[str, int]  # --plot-format, --dpi: FoldOptions.plot_style()
+    notes: tuple[bool, bool, str | None]  # score, mfe, compare
 
 
 def annotate(
@@ -326,7 +326,7 @@ class FoldOptions(PredictorOptions):
     (None: sniffed), ``max_length`` (longer records refused). Run: ``progress`` (bars on
     stderr), ``shard_size`` (records per shard under torchrun). Figures: ``plot_format`` (png,
     svg, pdf; None: png) and ``dpi`` (None: 100) of the ``plot`` folder's files;
-    ``reference_format`` (dbn, ct, bpseq; None: from the reference's extension). ``bpp_min``
+    ``reference_format`` (dbn, ct, bpseq, pairs; None: from the reference's extension). ``bpp_min``
     (None: 0.001), ``plot_format``, ``dpi`` and ``reference_format`` shape an output or an input
     and are refused without it (:meth:`check`). Notes (:func:`annotate`): ``score`` (each
     structure's expected F1, ``[eF1=...]``), ``mfe`` (RNAfold's minimum free energy beside it)
@@ -375,8 +375,11 @@ class FoldOptions(PredictorOptions):
             raise FoldError(f"{name('report')} writes the {name('reference')} scores: give {name('reference')} too")
 
     def plot_style(self) -> tuple[str, int]:
-        """``plot_format`` and ``dpi``, their defaults (png, 100) filled in."""
-        return (self.plot_format or "png", 100 if self.dpi is None else self.dpi)
+        """``plot_format`` and ``dpi``, their defaults (png, 100:
+        :data:`resm.structure.rnafold_vocabulary.DEFAULT_PLOT_FORMAT`, ``DEFAULT_DPI``) filled in."""
+        from .rnafold_vocabulary import DEFAULT_DPI, DEFAULT_PLOT_FORMAT
+
+        return (self.plot_format or DEFAULT_PLOT_FORMAT, DEFAULT_DPI if self.dpi is None else self.dpi)
 
     def bpp_floor(self) -> float | None:
         """``bpp_min`` (default 0.001) with ``bpp``, else None (no pair probabilities written)."""

@@ -20,6 +20,7 @@ import numpy as np
 from ..utils.io import atomic_path
 from .io import FoldError, check_pairs, pair_list
 from .pair_probs import sparse_probs
+from .rnafold_vocabulary import DEFAULT_DPI, DEFAULT_PLOT_FORMAT, PLOT_FORMATS
 
 __all__ = [
     "MatplotlibMissing",
@@ -31,7 +32,7 @@ __all__ = [
     "COLOURS",
     "FORMATS",
 ]
-FORMATS = ("png", "svg", "pdf")
+FORMATS = PLOT_FORMATS
 
 
 class MatplotlibMissing(FoldError, ImportError):
@@ -122,10 +123,10 @@ def plot_structure(
     pairs,
     prob=None,
     title: str | None = None,
-    dpi: int = 100,
+    dpi: int = DEFAULT_DPI,
     reference=None,
     max_px: int = 600,
-    fmt: str = "png",
+    fmt: str = DEFAULT_PLOT_FORMAT,
     compare: tuple[str, np.ndarray] | None = None,
 ) -> None:
     """Write a figure (``fmt``: png, svg or pdf): an arc diagram of ``pairs`` and, if ``prob`` (dense (L, L) or sparse
@@ -324,7 +325,13 @@ def state_probability(pairs: np.ndarray, prob) -> np.ndarray:
 
 
 def plot_layout(
-    path: str | os.PathLike, seq: str, pairs, prob=None, title: str | None = None, dpi: int = 100, fmt: str = "png"
+    path: str | os.PathLike,
+    seq: str,
+    pairs,
+    prob=None,
+    title: str | None = None,
+    dpi: int = DEFAULT_DPI,
+    fmt: str = DEFAULT_PLOT_FORMAT,
 ) -> None:
     """Write the 2-D drawing of ``pairs`` in ViennaRNA's layout (RNAfold's ``_ss`` plot): the
     backbone as a line, pairs as bonds (pseudoknot pairs dashed), each base a dot coloured by
@@ -417,8 +424,8 @@ def plot_record(
     prob=None,
     title: str | None = None,
     reference=None,
-    fmt: str = "png",
-    dpi: int = 100,
+    fmt: str = DEFAULT_PLOT_FORMAT,
+    dpi: int = DEFAULT_DPI,
     compare: tuple[str, np.ndarray] | None = None,
 ) -> None:
     """Both figures of one record in ``folder``: ``<stem>.<fmt>`` (arcs and map) and

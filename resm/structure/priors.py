@@ -44,7 +44,7 @@ import numpy as np
 import RNA
 
 from ..nucleotides import normalise_lenient
-from ..utils.io import file_problem
+from ..utils.io import file_problem, numpy_problem
 from .folders import fold_compound, on_record, optional_package, record_error, record_failure
 
 __all__ = [
@@ -192,7 +192,7 @@ def _cached(path: Path, read, compute, write):
         try:
             return read(path)
         except Exception as e:  # noqa: BLE001 -- whatever is wrong with it, a cache entry is only a cache
-            _cache_miss(path, _why(e))
+            _cache_miss(path, _why(path, e))
     out = compute()
     _store(path, lambda fh: write(fh, out))
     return out
@@ -385,10 +385,10 @@ def pair_prior(seq: str, cfg: PriorConfig | None = None) -> SparsePairs:
     return SparsePairs(sp.length, sp.i, sp.j, np.asarray(sp.p, dtype=np.float16).astype(np.float32))
 
 
-def _why(e: BaseException) -> str:
+def _why(path: Path, e: BaseException) -> str:
     text = " ".join(str(e).split())
-    if "allow_pickle" in text:
-        return "it holds pickled Python objects, which resm never loads"
+    if (problem := numpy_problem(path, e)) is not None:
+        return problem
     return f"{type(e).__name__}: {text}" if not isinstance(e, ValueError) or not text else text
 
 

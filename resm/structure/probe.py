@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -166,7 +166,8 @@ def fit_probe_weights(
     o = options
     rng = np.random.default_rng(o.seed)
     feats, labels = [], []
-    for rec in tqdm(structures, desc=desc, disable=not progress, leave=False):
+    total = len(structures) if isinstance(structures, Sized) else None
+    for rec in tqdm(structures, desc=desc, total=total, unit="seq", disable=not progress, leave=False):
         if not rec.seq:
             raise ValueError(f"{rec.name}: structure has no sequence")
         if o.max_len is not None and len(rec) > o.max_len:
@@ -204,11 +205,15 @@ def fit_probe_weights(
 
 
 def fit_probe(
-    model: ESM2, scheme: Scheme, structures: Iterable[Structure], options: ProbeFitOptions = ProbeFitOptions()
+    model: ESM2,
+    scheme: Scheme,
+    structures: Iterable[Structure],
+    options: ProbeFitOptions = ProbeFitOptions(),
+    progress: bool = False,
 ) -> dict:
     """:func:`fit_probe_weights` (``options``: :class:`ProbeFitOptions`) on an ESM-2 backbone's
     attention features (:func:`resm.backbone.attention.pair_attention_features`), written into
-    ``model.contact_head.regression``.
+    ``model.contact_head.regression``; ``progress``: a bar on stderr counting the structures.
 
     Returns ``{"n_seqs", "n_pos", "n_neg", "train_auroc", "classifier"}``.
     """
@@ -216,7 +221,7 @@ def fit_probe(
     def features(rec: Structure, index: np.ndarray) -> np.ndarray:
         return pair_attention_features(model, _tokens(scheme, rec.seq, rec.name), index)
 
-    fit = fit_probe_weights(features, structures, options)
+    fit = fit_probe_weights(features, structures, options, progress=progress, desc="probe: attention features")
     reg = model.contact_head.regression
     with torch.no_grad():
         reg.weight.copy_(torch.as_tensor(fit["weight"], dtype=reg.weight.dtype).view_as(reg.weight))
@@ -437,16 +442,21 @@ def fit_zero_shot(
     val: Sequence[Structure] | None = None,
     method: str = "greedy",
     seed: int = 0,
+    progress: bool = False,
 ) -> ProbeFile:
     """Fit the probe on ``train`` (:func:`fit_probe`, written into ``model``),
     choose the decoding threshold on ``val`` (on ``train`` when ``val`` is None; then
     ``stats["threshold_on"] == "train"`` and the F1 is optimistic) and return the record to
-    save with :meth:`ProbeFile.write`. The validation maps are held in memory: bound ``val``."""
+    save with :meth:`ProbeFile.write`. The validation maps are held in memory: bound ``val``.
+    ``progress``: bars on stderr counting the structures of each step against their total."""
+    from tqdm.auto import tqdm
+
     if method not in METHODS:
         raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
-    fit = fit_probe(model, scheme, train, ProbeFitOptions(seed=seed))
+    fit = fit_probe(model, scheme, train, ProbeFitOptions(seed=seed), progress=progress)
     on = list(val) if val else list(train)
-    maps = [predict_pair_probs(model, scheme, s.seq) for s in on]
+    bar = tqdm(on, desc="probe: pair maps", total=len(on), unit="seq", disable=not progress, leave=False)
+    maps = [predict_pair_probs(model, scheme, s.seq) for s in bar]
     best = choose_threshold(maps, [s.seq for s in on], [s.pairs for s in on], method=method)
     res = _f1_at(maps, on, best, method)
     stats = {
@@ -477,7 +487,7 @@ class ProbeOptions:
     structures the threshold is chosen on; None: the training ones), the backbone's ``scheme``,
     ``regression`` and ``trust``, ``device``, at most ``max_train`` / ``max_val`` structures of
     at most ``max_length`` nt, the decoding ``method`` the threshold is chosen for, and the
-    ``seed`` of the non-pair sampling."""
+    ``seed`` of the non-pair sampling; ``progress``: bars on stderr (:func:`fit_zero_shot`)."""
 
     val: str | os.PathLike | None = None
     scheme: str | None = None
@@ -489,6 +499,7 @@ class ProbeOptions:
     max_length: int | None = 1000
     method: str = "greedy"
     seed: int = 0
+    progress: bool = True
 
 
 def fit_probe_file(
@@ -515,6 +526,6 @@ def fit_probe_file(
             except MappingError as e:
                 raise MappingError(f"{path}: {e}") from None
     model = loaded.model.to(o.device)
-    probe = fit_zero_shot(model, the_scheme, loaded.meta["source"], structures, held_out, o.method, o.seed)
+    probe = fit_zero_shot(model, the_scheme, loaded.meta["source"], structures, held_out, o.method, o.seed, o.progress)
     probe.write(model, out)
     return probe, skipped, held_out is not None

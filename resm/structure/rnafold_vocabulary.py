@@ -14,7 +14,8 @@ The structure format follows ``-o``'s extension (``.ct``, ``.bpseq``, ``.dbn``/`
 ``.pairs``, each maybe followed by ``.gz``, which compresses the file;
 :func:`resm.structure.io.infer_format`) unless ``--format`` is given; any other name gets dbn.
 ``--plot-format`` (png, svg, pdf) and ``--dpi`` choose the figures' files
-(:mod:`resm.structure.plot`).
+(:mod:`resm.structure.plot`); :data:`PLOT_FORMATS`, :data:`DEFAULT_PLOT_FORMAT` and
+:data:`DEFAULT_DPI` are their one home (this module is light: the parser imports it).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-PLOT_FORMATS = ("png", "svg", "pdf")
+PLOT_FORMATS = ("png", "svg", "pdf")  # the figures' file formats (resm.structure.plot.FORMATS)
+DEFAULT_PLOT_FORMAT = "png"  # --plot-format, FoldOptions.plot_format and resm.structure.plot's default
+DEFAULT_DPI = 100  # --dpi likewise
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
-    """RNAfold's spellings and the figure options, on the ``fold`` sub-parser."""
+    """RNAfold's spellings, on the ``fold`` sub-parser, in a group of their own."""
     g = sp.add_argument_group("RNAfold's spellings (each accepted with resm's meaning, or answered in one line)")
     g.add_argument(
         "-i",
@@ -70,21 +73,21 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="RNAfold's -p: answered with resm's equivalents, --bpp FILE (pair probabilities) and "
         "--plot DIR (their drawing)",
     )
+
+
+def add_figure_arguments(sp: argparse.ArgumentParser) -> None:
+    """``--plot-format`` and ``--dpi``, shaping the ``--plot`` figures (listed beside it in --help)."""
     sp.add_argument(
-        "--plot-format", choices=PLOT_FORMATS, default=None, help="file format of the --plot figures (default: png)"
-    )
-    sp.add_argument(
-        "--reference-format",
-        choices=["dbn", "ct", "bpseq"],
+        "--plot-format",
+        choices=PLOT_FORMATS,
         default=None,
-        help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
-        "(default: from its extension)",
+        help=f"file format of the --plot figures (default: {DEFAULT_PLOT_FORMAT})",
     )
     sp.add_argument(
         "--dpi",
         type=int,
         default=None,
-        help="resolution of --plot figures in dots per inch, in [10, 2400] (default: 100)",
+        help=f"resolution of --plot figures in dots per inch, in [10, 2400] (default: {DEFAULT_DPI})",
     )
 
 

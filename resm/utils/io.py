@@ -194,6 +194,24 @@ def file_problem(path: str | os.PathLike, missing: bool = False) -> str | None:
     return "is a folder" if stat.S_ISDIR(mode) else "is not a regular file"
 
 
+def numpy_problem(path: str | os.PathLike, error: BaseException) -> str | None:
+    """What ``np.load(path, allow_pickle=False)``'s ``error`` means, where it is numpy's refusal of
+    a pickle, which numpy says of every file that is neither an ``.npz`` archive nor an ``.npy``
+    array (a FASTA file 'held pickled objects'): ``"it holds pickled Python objects, which resm
+    never loads"`` for a numpy file, ``"not a numpy file: neither an .npz archive nor an .npy
+    array"`` for any other; None for another error (the reader says it)."""
+    if "allow_pickle" not in str(error):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError:
+        head = b"PK"
+    if head.startswith(b"PK") or head == b"\x93NUMPY":
+        return "it holds pickled Python objects, which resm never loads"
+    return "not a numpy file: neither an .npz archive nor an .npy array"
+
+
 def is_stream(path: str | os.PathLike) -> bool:
     """Whether an output path is streamed rather than replaced: ``-`` (standard output), a
     process's file descriptor (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), or an

@@ -13,7 +13,7 @@ from resm.fasta import FastaError
 from resm.mapping import get_scheme
 from resm.structure.decode import decode
 from resm.structure.inputs import read_sequences, sniff_format
-from resm.structure.io import FoldError, iter_dbn, pair_list, parse_dotbracket, read_structures
+from resm.structure.io import FoldError, StructureError, iter_dbn, pair_list, parse_dotbracket, read_structures
 from resm.structure.pipeline import FoldOptions, fold_fasta
 from resm.structure.predictor import MapPredictor
 from resm.structure.probe import ProbeOptions, fit_probe_file
@@ -306,3 +306,29 @@ def test_long_rna_map_is_binned():
     Ms, bs = binned_map((i, j, p), L, max_px=600)
     assert bs == 3 and np.allclose(Ms, M)
     assert binned_map(P[:100, :100], 100)[1] == 1
+
+
+def test_a_pair_list_is_read_back_as_input_and_as_a_reference(tmp_path):
+    """resm fold writes pair lists (--format pairs) and reads them back: as the input (by the
+    .pairs extension, by its text under another name, from standard input; a base in several
+    pairs too), and as --reference under any name with --reference-format pairs. The input was
+    sniffed as bpseq ('expected 3 columns'), and --reference-format had no 'pairs'."""
+    from resm.cli import build_parser
+    from resm.structure.pipeline import read_reference
+
+    text = "#Name: h\n#Length: 12\n#Sequence: GGGAAAUCCCAU\n#Scores: eF1=0.9\n1 10\n2 9\n3 8\n"
+    for name in ("h.pairs", "h.txt"):
+        (tmp_path / name).write_text(text)
+        assert read_sequences(tmp_path / name) == [("h", "GGGAAAUCCCAU")]
+    assert sniff_format(text.splitlines()) == "pairs"
+    assert sniff_format(["#Name: b", "1 G 3", "2 A 0", "3 C 1"]) == "bpseq"  # bpRNA's bpseq still is
+    assert read_sequences("-", stdin=io.StringIO(text)) == [("h", "GGGAAAUCCCAU")]
+    (tmp_path / "triple.pairs").write_text("#Name: t\n#Sequence: GGGAAAUCCCAU\n1 10\n1 12\n")
+    assert read_sequences(tmp_path / "triple.pairs", "pairs") == [("t", "GGGAAAUCCCAU")]
+    a = build_parser().parse_args(["fold", "x", "--reference", "h.txt", "--reference-format", "pairs"])
+    ref = read_reference(tmp_path / "h.txt", [("h", 12)], {"h": "GGGAAAUCCCAU"}, a.reference_format)
+    assert list(ref["h"][:3]) == [9, 8, 7]
+    assert build_parser().parse_args(["fold", "x", "--input-format", "pairs"]).input_format == "pairs"
+    (tmp_path / "bare.pairs").write_text("#Name: b\n1 10\n")
+    with pytest.raises(StructureError, match=r"bare\.pairs: a pair list without a '#Sequence:' line holds no seq"):
+        read_sequences(tmp_path / "bare.pairs")

@@ -108,3 +108,23 @@ def test_reference_ids_are_cut_as_the_inputs_and_its_format_can_be_named(fa, tmp
     assert cli_main([*argv, "--reference-format", "dbn"]) == 0
     rows = (tmp_path / "r.tsv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].split("\t")[0] == "r1"
+
+
+def test_the_figure_defaults_have_one_home(fa, tmp_path, monkeypatch):
+    """--plot-format's default (and --dpi's) is said once, in resm.structure.rnafold_vocabulary:
+    the help, the files written and the summary line all follow it (the summary spelled 'png'
+    on its own, so a changed default was drawn in one format and announced in another)."""
+    pytest.importorskip("matplotlib")
+    from resm.cli import build_parser
+    from resm.structure import rnafold_vocabulary
+    from resm.structure.pipeline import FoldOptions
+    from tests.conftest import resm_main
+
+    monkeypatch.setattr(rnafold_vocabulary, "DEFAULT_PLOT_FORMAT", "svg")
+    monkeypatch.setattr(rnafold_vocabulary, "DEFAULT_DPI", 42)
+    assert FoldOptions(plot=tmp_path).plot_style() == ("svg", 42)
+    text = " ".join(build_parser().commands["fold"].format_help().split())
+    assert "--plot figures (default: svg)" in text and "(default: 42)" in text
+    r = resm_main("fold", fa, "--plot", tmp_path / "p", "-o", tmp_path / "o.dbn")
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["r1.svg", "r1_ss.svg"]
+    assert "2 svg figures in" in r.stdout + r.stderr

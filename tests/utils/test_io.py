@@ -98,3 +98,32 @@ def test_abort_all_removes_every_staged_temporary_and_scratch_folder(tmp_path):
                 assert list(tmp_path.iterdir()) == [] and not scratch.exists()
                 raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_no_numpy_file_is_not_called_a_pickle(tmp_path, capsys):
+    """np.load(allow_pickle=False) says 'pickled data' of every file that is no .npz or .npy: a
+    FASTA file given to read_embeddings, or a prior cache entry overwritten with text, was said
+    to hold pickled Python objects. Only a numpy file holding object arrays is said to."""
+    import numpy as np
+
+    from resm.embed import read_embeddings
+    from resm.structure.priors import PriorConfig, cached_prior
+
+    (tmp_path / "x.npz").write_text(">a\nACGU\n")
+    with pytest.raises(ValueError) as e:
+        read_embeddings(tmp_path / "x.npz")
+    said = "not a readable embeddings file (not a numpy file: neither an .npz archive nor an .npy array)"
+    assert str(e.value) == f"{tmp_path / 'x.npz'}: {said}"
+    np.savez(tmp_path / "o.npz", __index__=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"o\.npz: not a readable embeddings file \(it holds pickled Python objects"):
+        read_embeddings(tmp_path / "o.npz")
+    pytest.importorskip("linearpartition")
+    seq = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
+    first = cached_prior(tmp_path / "cache", seq, PriorConfig())
+    (entry,) = (tmp_path / "cache").glob("*.npz")
+    entry.write_text("not a cache entry\n")
+    capsys.readouterr()
+    again = cached_prior(tmp_path / "cache", seq, PriorConfig())  # computed again, with one warning
+    assert np.array_equal(again.i, first.i)
+    warned = capsys.readouterr().err
+    assert "not a numpy file" in warned and "pickled" not in warned, warned
