@@ -17,10 +17,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from resm.structure.io import Structure, write_structures
-from tests.conftest import resm_main
-from tests.tasks.test_rri_mrl import RC, mrl_config, rand, rri_config
+from tests.conftest import resm_cli, resm_main
+from tests.tasks.test_rri_mrl import (
+    RC,
+    mrl_config,
+    rand,
+    rri_config,
+    rri_pairs,
+    utr_rows,
+    write_pairs,
+    write_utrs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +233,127 @@ def test_the_same_tensors_make_the_same_bundle_file(tmp_path):
     assert len({(tmp_path / f"h{i}.safetensors").read_bytes() for i in range(8)}) == 1
     with safe_open(tmp_path / "h0.safetensors", "pt") as f:
         assert f.metadata() == meta and all(torch.equal(f.get_tensor(k), v) for k, v in state.items())
+
+
+def test_a_peft_adapter_folder_is_the_same_file_in_every_process(tmp_path):
+    """PEFT writes a LoRA config's target_modules from a set, in an order that changes with
+    the process (string hashing): the PEFT copy of a bundle's adapter lists them sorted."""
+    from resm.backbone.adapters import AdapterConfig, add_adapter
+    from resm.backbone.peft_format import CONFIG, save_peft_adapter
+    from tests.conftest import random_backbone
+
+    bb = random_backbone()
+    add_adapter(bb, "shared", AdapterConfig(r=2))
+    save_peft_adapter(tmp_path / "peft", bb, "shared", AdapterConfig(r=2))
+    targets = json.loads((tmp_path / "peft" / CONFIG).read_text())["target_modules"]
+    assert len(targets) == 12 and targets == sorted(targets)
+
+
+# ----------------------------------------------------------------------------- two processes
+def cut_copy(run: Path, to: Path, step: int) -> None:
+    """``run`` as a kill after its checkpoint of ``step`` leaves it, copied to ``to``."""
+    shutil.copytree(run, to)
+    for ck in (to / "checkpoints").iterdir():
+        if int(ck.name.split("_")[1]) > step:
+            shutil.rmtree(ck)
+    shutil.rmtree(to / "model")
+
+
+def safetensors_of(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    from safetensors.torch import load_file
+
+    return {p.name: load_file(p) for p in sorted(folder.glob("*.safetensors"))}
+
+
+def two_process_run(tmp_path: Path, cfg: dict, *overrides: str) -> None:
+    path = tmp_path / f"{Path(cfg['train']['out_dir']).name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    resm_cli("finetune", "--config", path, *overrides, procs=2)
+
+
+@pytest.mark.slow
+def test_a_zero3_fine_tune_over_two_processes_is_the_one_process_run_and_resumes(tmp_path, tiny_ckpt):
+    """MRL through a LoRA adapter, each step all 16 training UTRs in 2 accumulated batches: one
+    process (plain torch) with batches of 8; two processes under DeepSpeed ZeRO-3 (gloo) with
+    batches of 4, each process its half (the mean of the four quarters' mean losses is the mean
+    loss). The bundles hold the same weights to 1e-6 (sums in another order), the logs the same
+    losses, learning rates, tokens and validation (and its count of 24 UTRs, not 48).
+    DeepSpeed updated the weights every second step only (it counts micro-batches in its own
+    step call). The two-process run stopped after its step-2 checkpoint and started again
+    writes the same bundle byte for byte and the same log."""
+    pytest.importorskip("deepspeed")
+    from resm.backbone.adapters import read_manifest
+    from resm.tasks import run
+
+    def config(out: str, procs: int) -> dict:
+        cfg = task_config("mrl", tmp_path, tiny_ckpt, out)
+        cfg["model"]["adapter"]["dropout"] = 0.0
+        cfg["head"]["dropout"] = 0.0
+        cfg["data"].update(max_train=16, batch_size=8 // procs)
+        cfg["train"].update(max_steps=4, grad_accum=2, log_every=1, val_every=2, ckpt_every=2)
+        if procs > 1:
+            cfg["train"].update(engine="deepspeed", deepspeed_config="zero3")
+        return cfg
+
+    run(config("one", 1))
+    two_process_run(tmp_path, config("z3", 2))
+    one, z3 = tmp_path / "one", tmp_path / "z3"
+    a, b = safetensors_of(one / "model"), safetensors_of(z3 / "model")
+    assert sorted(a) == sorted(b) == ["adapter-shared.safetensors", "head-mrl.safetensors"]
+    for name in a:
+        assert a[name].keys() == b[name].keys()
+        for k in a[name]:
+            torch.testing.assert_close(b[name][k], a[name][k], atol=1e-6, rtol=0, msg=f"{name} {k}")
+    ma, mb = read_manifest(one / "model"), read_manifest(z3 / "model")
+    assert ma["backbone"] == mb["backbone"] and ma["adapters"]["shared"]["config"] == mb["adapters"]["shared"]["config"]
+    va, vb = ma["heads"]["mrl"]["extra"]["val_metrics"], mb["heads"]["mrl"]["extra"]["val_metrics"]
+    assert va["n_val"] == vb["n_val"] == 24 and va.keys() == vb.keys()
+    assert vb == pytest.approx(va, rel=1e-5, abs=1e-6)
+    la, lb = log_lines(one), log_lines(z3)
+    assert [(r["split"], r["step"]) for r in la] == [(r["split"], r["step"]) for r in lb]
+    for ra, rb in zip(la, lb):
+        ra, rb = ({k: v for k, v in r.items() if k != "split"} for r in (ra, rb))
+        assert ra.keys() == rb.keys() and rb == pytest.approx(ra, rel=1e-5, abs=1e-6), (ra, rb)
+    assert [r["n_val"] for r in lb if r["split"] == "validation"] == [24, 24]
+
+    cut_copy(z3, tmp_path / "z3_cut", 2)
+    two_process_run(tmp_path, config("z3_cut", 2))  # resumes at step 2
+    assert_same_output(z3 / "model", tmp_path / "z3_cut" / "model")
+    assert log_lines(z3) == log_lines(tmp_path / "z3_cut")
+
+
+@pytest.mark.slow
+def test_a_joint_deepspeed_run_over_two_processes_serves_predict_and_interact_and_resumes(tmp_path, tiny_ckpt):
+    """The joint task (structure, rri and mrl heads on one shared adapter) under DeepSpeed
+    ZeRO-3 over two processes: each step trains one head on both processes; its bundle serves
+    ``resm interact``, ``resm predict --task mrl`` and ``resm fold``. Stopped after its step-3
+    checkpoint and started again, it writes the same bundle byte for byte and the same log."""
+    pytest.importorskip("deepspeed")
+    cfg = task_config("joint", tmp_path, tiny_ckpt, "joint")
+    cfg["train"].update(max_steps=6, engine="deepspeed", deepspeed_config="zero3")
+    two_process_run(tmp_path, cfg)
+    run = tmp_path / "joint"
+    log = log_lines(run)
+    assert [r["step"] for r in log if r["split"] == "train"] == [2, 4, 6]
+    assert {"loss_rri", "loss_mrl", "loss_structure"} <= set(log[0])
+    val = [r for r in log if r["split"] == "validation"]
+    assert [r["step"] for r in val] == [3, 6] and all(r["rri_n_val"] == 24 and r["mrl_n_val"] == 24 for r in val)
+
+    bundle = run / "model"
+    pairs = write_pairs(tmp_path / "pairs.tsv", rri_pairs(6, 4))
+    p = resm_main("interact", pairs, "--model", bundle, "-o", tmp_path / "scores.tsv")
+    scores = [float(r.split("\t")[3]) for r in (tmp_path / "scores.tsv").read_text().splitlines()[1:]]
+    assert len(scores) == 6 and all(0 <= s <= 1 for s in scores) and "auroc" in p.stdout
+    utrs = write_utrs(tmp_path / "utrs_test.csv", utr_rows(5, 7))
+    resm_main("predict", "--task", "mrl", utrs, "--model", bundle, "-o", tmp_path / "mrl.tsv")
+    mrl = [float(r.split("\t")[1]) for r in (tmp_path / "mrl.tsv").read_text().splitlines()[1:]]
+    assert len(mrl) == 5 and np.isfinite(mrl).all()
+    fa = tmp_path / "fold.fa"
+    fa.write_text(">h\nGGGGAAAACCCCUUUUGGGG\n")
+    resm_main("fold", fa, "--model", bundle, "-o", tmp_path / "fold.dbn")
+    assert (tmp_path / "fold.dbn").read_text().splitlines()[1] == "GGGGAAAACCCCUUUUGGGG"
+
+    cut_copy(run, tmp_path / "joint_cut", 3)
+    two_process_run(tmp_path, {**cfg, "train": {**cfg["train"], "out_dir": str(tmp_path / "joint_cut")}})
+    assert_same_output(bundle, tmp_path / "joint_cut" / "model")
+    assert log_lines(run) == log_lines(tmp_path / "joint_cut")
