@@ -155,7 +155,8 @@ class JointTask:
         """Every process, before the bundle is written: each head's last validation or decoding
         choice (:meth:`resm.train.Task.finish`)."""
         for t in self.tasks.values():
-            t.finish_head(module, device)
+            if hasattr(t, "finish_head"):
+                t.finish_head(module, device)
 
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         device = next(iter(state.values())).device

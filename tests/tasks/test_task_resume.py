@@ -267,7 +267,7 @@ def safetensors_of(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 def two_process_run(tmp_path: Path, cfg: dict, *overrides: str) -> None:
     path = tmp_path / f"{Path(cfg['train']['out_dir']).name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     resm_cli("finetune", "--config", path, *overrides, procs=2)
 
 
@@ -357,3 +357,47 @@ def test_a_joint_deepspeed_run_over_two_processes_serves_predict_and_interact_an
     two_process_run(tmp_path, {**cfg, "train": {**cfg["train"], "out_dir": str(tmp_path / "joint_cut")}})
     assert_same_output(bundle, tmp_path / "joint_cut" / "model")
     assert log_lines(run) == log_lines(tmp_path / "joint_cut")
+
+
+@pytest.mark.slow
+def test_a_joint_fine_tune_killed_by_sigkill_resumes_exactly(tmp_path, tiny_ckpt):
+    """``resm finetune`` of a joint run killed (SIGKILL) once its step-10 checkpoint exists,
+    wherever it then was (mid-step, mid-write), and the same command run again: the bundle,
+    the last checkpoint and the log are those of the run that was not killed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from resm.tasks import run
+    from tests.conftest import ENV, REPO
+
+    def config(out: str) -> dict:
+        cfg = task_config("joint", tmp_path, tiny_ckpt, out)
+        cfg["train"].update(max_steps=30, ckpt_every=5, val_every=10)
+        return cfg
+
+    run(config("ref"))
+    path = tmp_path / "kill.yaml"
+    path.write_text(yaml.safe_dump(config("kill"), sort_keys=False))  # the task order kept
+    out = tmp_path / "kill"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resm", "finetune", "--config", str(path)],
+        env=ENV,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "step_00000010").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model").exists(), "the run was not interrupted"
+    resm_main("finetune", "--config", path)  # the same command: resumes from the newest checkpoint
+    ref = tmp_path / "ref"
+    assert_same_output(ref / "model", out / "model")
+    assert_same_checkpoint(ref / "checkpoints/step_00000030", out / "checkpoints/step_00000030")
+    assert log_lines(ref) == log_lines(out)
