@@ -204,10 +204,25 @@ class DeepSpeedEngine:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
     def backward(self, loss: torch.Tensor) -> None:
+        """One micro-batch's backward pass. DeepSpeed counts micro-batches in its ``step``,
+        which it expects after each of them (it updates the weights at the last of
+        ``grad_accum``): called once a step, it updated them every ``grad_accum`` steps only,
+        and the schedule moved as slowly. So it is called here for every micro-batch but the
+        last, and by :meth:`step` for the last."""
         self.model.backward(loss)
+        if not self.model.is_gradient_accumulation_boundary():
+            self.model.step()
 
     def step(self) -> float:
         self.model.step()
+        # ZeRO-3 keeps each parameter's gradient partition in one flat buffer that it
+        # overwrites (first micro-batch) or adds to (the others) only for the parameters that
+        # had a gradient: one without (a joint run's head that a step does not train) kept the
+        # last one it had, and the next step used it again (a resumed run, its buffer new, did
+        # not). Emptied after each step, such a parameter's gradient is zero, as under ZeRO 0-2.
+        flat = getattr(self.model.optimizer, "grad_partitions_flat_buffer", None)
+        if torch.is_tensor(flat):
+            flat.zero_()
         norm = self.model.get_global_grad_norm()
         return float(norm) if norm is not None else float("nan")
 

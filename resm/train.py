@@ -75,7 +75,13 @@ class Task(Protocol):
         """Settings that must not change across a resume."""
 
     def save_final(self, model: torch.nn.Module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
-        """Write the finished model (consolidated ``state``) in its user-facing format."""
+        """Write the finished model (consolidated ``state``) in its user-facing format (rank 0)."""
+
+    # optional: finish(model, device), run on every process just before save_final with the
+    # same weights: the forward passes the final files need (a bundle's last validation, a
+    # decoding chosen on validation). Under ZeRO-3 a forward pass is a collective (DeepSpeed's
+    # hooks gather weights and check that the processes are in step): in save_final, on rank 0
+    # alone, it waited for the others forever.
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -133,8 +139,8 @@ def _all_mean(values: dict[str, float]) -> dict[str, float]:
         return values
     keys = sorted(values)
     out = {k: v / dist.get_world_size() for k, v in zip(keys, all_sum([values[k] for k in keys]))}
-    for k in keys:  # counts are summed, not averaged
-        if k.startswith("n_") or k == "tokens":
+    for k in keys:  # counts are summed, not averaged (a joint run's too: rri_n_val)
+        if k.startswith("n_") or "_n_" in k or k == "tokens":
             out[k] = out[k] * dist.get_world_size()
     return out
 
@@ -502,6 +508,10 @@ class Trainer:
         final_val = self._validate() if t.val_every and self.step != last_val_step else last_val
         if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
             self._save()
+        if hasattr(self.task, "finish"):
+            with trained_weights(self.engine):
+                self.task.finish(self.engine.module, self.device)
+        # gathered again: under ZeRO-3 the forward passes of finish may have partitioned weights
         with trained_weights(self.engine) as state:  # every process enters; rank 0 writes
             if self.rank == 0:
                 self.task.save_final(self.engine.module, self.out_dir, state)

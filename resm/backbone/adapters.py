@@ -418,14 +418,30 @@ def _open_manifest(folder: Path, model: ESM2 | None, scheme: Scheme | None, sour
     }
 
 
+def _sorted_metadata(data: bytes) -> bytes:
+    """safetensors ``data`` with its header's metadata in sorted key order. safetensors writes
+    the metadata map in an order that changes from one write to the next, so the same tensors
+    and metadata made files (and a bundle's checksums) that differed from run to run."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    meta = header.pop("__metadata__", None)
+    ordered = {"__metadata__": dict(sorted(meta.items())), **header} if meta else header
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:  # not the same header reordered: left as written
+        return data
+    return data[:8] + text.ljust(n, b" ") + data[8 + n :]
+
+
 def _write_tensors(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
-    """Atomically write ``state`` as safetensors; returns the sha256 of the bytes written."""
-    from safetensors.torch import save_file
+    """Atomically write ``state`` as safetensors, the same bytes for the same tensors and
+    metadata; returns the sha256 of the bytes written."""
+    from safetensors.torch import save
 
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    data = _sorted_metadata(save(state, metadata=meta))
     with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(state, str(tmp), metadata=meta)
-        return _sha256_bytes(tmp.read_bytes())
+        tmp.write_bytes(data)
+        return _sha256_bytes(data)
 
 
 def _write_manifest(folder: Path, manifest: dict) -> None:

@@ -87,6 +87,11 @@ def save_peft_adapter(folder, model: ESM2, name: str, cfg: AdapterConfig) -> Pat
     folder = Path(folder)
     with atomic_dir(folder, replaces=lambda p: (p / CONFIG).is_file()) as tmp:
         lcfg.save_pretrained(str(tmp))
+        # PEFT writes target_modules from a set, in an order that changes from one process to
+        # the next: sorted, the same adapter makes the same file
+        written = json.loads((tmp / CONFIG).read_text(encoding="utf-8"))
+        written["target_modules"] = sorted(written["target_modules"])
+        (tmp / CONFIG).write_text(json.dumps(written, indent=2, sort_keys=True), encoding="utf-8")
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
     return folder
 

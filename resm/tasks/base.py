@@ -62,6 +62,7 @@ __all__ = [
     "check_item_data",
     "seeded_head",
     "bundle_config",
+    "counted_once",
     "BundleHeadTask",
 ]
 
@@ -319,6 +320,17 @@ def check_item_data(cfg: Any, what: str) -> None:
             raise ConfigError(f"data.{key} must be >= 1, got {v}")
 
 
+def counted_once(n: int) -> int:
+    """A count of validation examples that every process scores in full (rri, mrl: AUROC, R²
+    and Spearman's rho do not split over processes): ``n`` on the first process, 0 on the
+    others. The training loop sums counts over the processes (and averages the metrics), so it
+    logs ``n``, not ``n`` times the number of processes; a bundle's metrics, measured by the
+    first process alone, hold ``n`` too."""
+    import torch.distributed as dist
+
+    return n if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0 else 0
+
+
 def bundle_config(head_cfg) -> dict[str, Any]:
     """A head's config as its bundle entry stores it: without ``embed_dim``, which comes from
     the encoder the bundle is opened with."""
@@ -335,10 +347,10 @@ def seeded_head(make: Callable[[], Any], seed: int) -> Any:
 
 class BundleHeadTask:
     """What a task with one head saved into a bundle shares (``mrl``, ``rri``): its last
-    validation goes into the head's bundle entry (:meth:`bundle_head`, also a joint run's),
-    and the run ends with the bundle written. A subclass sets ``name``, ``head_name``,
-    ``model_cfg``, ``head_cfg``, ``data_cfg``, ``scheme``, ``source`` and ``final_metrics``, and
-    defines ``validate`` and ``head_spec``."""
+    validation (:meth:`finish_head`, on every process) goes into the head's bundle entry
+    (:meth:`bundle_head`, also a joint run's), and the run ends with the bundle written. A
+    subclass sets ``name``, ``head_name``, ``model_cfg``, ``head_cfg``, ``data_cfg``, ``scheme``,
+    ``source`` and ``final_metrics``, and defines ``validate`` and ``head_spec``."""
 
     def _encoder(self, encoder: tuple | None) -> nn.Module:
         """The encoder the head reads: the ``(module, scheme, source)`` a joint run hands in, or
@@ -365,9 +377,22 @@ class BundleHeadTask:
             "scheme_hash": self.scheme.table_hash,
         }
 
-    def bundle_head(self, module, device) -> dict[str, Any]:
-        """The head's bundle entry after a last validation (its metrics go into it)."""
+    finished = False  # finish_head has run
+
+    def finish_head(self, module, device) -> None:
+        """The last validation, whose metrics go into the head's bundle entry: on every process
+        (the loop's :meth:`resm.train.Task.finish`; a joint run's, for each head)."""
         self.final_metrics = dict(self.validate(module, device))
+        self.finished = True
+
+    def finish(self, module, device) -> None:
+        self.finish_head(module, device)
+
+    def bundle_head(self, module, device) -> dict[str, Any]:
+        """The head's bundle entry, with the metrics of :meth:`finish_head` (run now when it has
+        not run: a caller outside the loop, in one process)."""
+        if not self.finished:
+            self.finish_head(module, device)
         return self.head_spec()
 
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:

@@ -20,7 +20,8 @@ training stream interleaves their batches round-robin; a step's loss is the name
 loss times its weight, and each batch makes one encoder pass. Validation reports every
 sub-task's metrics prefixed with its name, and ``val_loss`` is their weighted sum. The bundle
 holds the shared adapter once and one head file per task, each head's entry made by its
-sub-task's ``bundle_head`` (its decoding settings and last validation metrics with it); ``resm
+sub-task's ``bundle_head`` (its decoding settings and last validation metrics with it, from its
+``finish_head``, which every process runs before the bundle is written); ``resm
 fold``, ``resm interact``, ``resm predict --task mrl`` and :func:`resm.load_bundle` read it.
 """
 
@@ -149,6 +150,13 @@ class JointTask:
             "weights": self.weights,
             "tasks": {n: t.fingerprint() for n, t in self.tasks.items()},
         }
+
+    def finish(self, module, device) -> None:
+        """Every process, before the bundle is written: each head's last validation or decoding
+        choice (:meth:`resm.train.Task.finish`)."""
+        for t in self.tasks.values():
+            if hasattr(t, "finish_head"):
+                t.finish_head(module, device)
 
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         device = next(iter(state.values())).device

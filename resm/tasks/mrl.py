@@ -37,6 +37,7 @@ from .base import (
     TaskSpec,
     bundle_config,
     check_item_data,
+    counted_once,
     encode_batch,
     head_for,
     on_device,
@@ -198,7 +199,7 @@ class MRLTask(BundleHeadTask):
             "val_loss": float(np.mean(((pred - y) / self.std) ** 2)),
             "val_r2": m["r2"],
             "val_spearman": m["spearman"],
-            "n_val": m["n"],
+            "n_val": counted_once(m["n"]),
         }
 
     def fingerprint(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from .base import (
     TaskSpec,
     bundle_config,
     check_item_data,
+    counted_once,
     encode_batch,
     head_for,
     on_device,
@@ -163,7 +164,7 @@ class RRITask(BundleHeadTask):
             "val_auroc": m["auroc"],
             "val_accuracy": m["accuracy"],
             "val_f1": m["f1"],
-            "n_val": m["n"],
+            "n_val": counted_once(m["n"]),
         }
 
     def head_spec(self) -> dict[str, Any]:

@@ -377,13 +377,22 @@ class StructureTask:
         self._finish(payload)
         save_structure_model(payload, Path(out_dir) / MODEL_FILE)
 
-    def bundle_head(self, module, device) -> dict[str, Any]:
-        """Joint runs: the head's bundle entry (``task``, ``config``, ``extra``: the registry
-        head it is rebuilt with, its settings and decoding chosen on validation)."""
+    def finish_head(self, module, device) -> None:
+        """Joint runs, on every process before the bundle is written: the head's decoding
+        chosen on validation (a structure run alone chooses it on the model its file holds,
+        in :meth:`save_final`)."""
         settings = self.kind.settings()
         self.kind.choose(self.net(module), device, settings)
         self._finish(settings)
-        extra = dict(settings, head=self.kind.head)
+        self._head_settings = settings
+
+    def bundle_head(self, module, device) -> dict[str, Any]:
+        """Joint runs: the head's bundle entry (``task``, ``config``, ``extra``: the registry
+        head it is rebuilt with, its settings and decoding chosen on validation by
+        :meth:`finish_head`, run now when it has not run)."""
+        if getattr(self, "_head_settings", None) is None:
+            self.finish_head(module, device)
+        extra = dict(self._head_settings, head=self.kind.head)
         return {"task": "structure", "config": bundle_config(self.head_cfg), "extra": extra}
 
     def summary(self) -> dict[str, Any]:
