@@ -59,6 +59,12 @@ class ConfigError(ValueError):
     """A bad or mismatched configuration (reported in one line)."""
 
 
+class UsageError(ValueError):
+    """A command line that picks no mode, or leaves out an option its mode needs: the command
+    line says it in one line with exit code 2, as argparse's own errors (:mod:`resm.cli`); the
+    Python API sees a ValueError."""
+
+
 # ----------------------------------------------------------------------------- validation
 # a config key naming a file or a folder (a dataclass field's type, read by :func:`coerce`): a
 # string as given, where ``str`` writes a number out (``out_dir: 3`` would be a folder ``3``)
