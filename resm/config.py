@@ -203,6 +203,20 @@ def options(cls, values, renamed: Mapping[str, str] | None = None):
     return cls(**got)
 
 
+def check_switches(given: Mapping[str, object]) -> None:
+    """Keywords of the Python API that turn something on or off (``nested``, ``noncanonical``,
+    ``no_lp``, ``progress``, ``trust``): each True or False (a numpy bool too), else a one-line
+    TypeError naming the keyword (``nested=3`` or ``nested="no"`` was read as true, silently).
+    The command line's switches are argparse flags, always bools."""
+    for key, value in given.items():
+        if isinstance(value, bool):
+            continue
+        dtype = getattr(value, "dtype", None)  # numpy.bool_ (numpy is not imported here)
+        if getattr(dtype, "kind", None) == "b" and getattr(value, "shape", None) == ():
+            continue
+        raise TypeError(f"{key}: expected True or False, got {value!r}")
+
+
 def flag(key: str) -> str:
     """How the command line names option ``key`` (a field of an options dataclass, or the
     argparse dest of its flag) in its errors: ``turner_scale`` -> ``--turner-scale``. A check
