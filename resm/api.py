@@ -26,6 +26,7 @@ import numpy as np
 
 from .backbone.esm2 import ESM2
 from .bundle import Bundle
+from .config import check_switches
 from .embed import (
     INCLUDE_CHOICES,
     autocast_dtype,
@@ -85,6 +86,7 @@ def load_predictor(
     from .structure.predictor_loading import load_predictor as build
 
     _check_paths({"model": model, "zero_shot": zero_shot})
+    check_switches({"trust": trust})
     given = dict(
         model=model,
         zero_shot=zero_shot,
@@ -149,6 +151,7 @@ def load_bundle(
     from .bundle import load_bundle as _load
 
     _check_paths({"model": model, "backbone": backbone}, required=("model",))
+    check_switches({"trust": trust})
     return _load(model, backbone=backbone, device=_device(device), trust=trust)
 
 
@@ -161,6 +164,7 @@ def load_backbone(
     was trained with is an error. ``device`` and ``trust`` as :func:`load_predictor`'s."""
     _check_paths({"model": model})
     _check_keywords({"scheme": scheme})
+    check_switches({"trust": trust})
     loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
     return loaded.model.to(_device(device)).eval(), the_scheme
 
@@ -216,6 +220,7 @@ def embed_sequences(
     if not isinstance(model, ESM2):
         _check_paths({"model": model}, required=("model",))
     _check_keywords({"scheme": scheme, "toks_per_batch": toks_per_batch})
+    check_switches({"progress": progress, "trust": trust})
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
     layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each
     include = [include] if isinstance(include, str) else include

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .config import check_switches
 from .tasks.base import BundleError, head_for, is_bundle, open_bundle
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class Bundle:
         from .nucleotides import normalise
         from .tasks.rri_sites import MAX_PARTNER, ScanOptions, scan_pairs
 
+        check_switches({"progress": progress})
         if scan is not None:  # held to the rules of resm interact's --window, --stride, ..., named as fields of scan
             given = {f.name: getattr(scan, f.name) for f in fields(scan)}
             problem = option_problem(given, lambda key: f"scan.{key}")
@@ -133,6 +135,7 @@ class Bundle:
         name = self.head("mrl")
         from .records import iterable
 
+        check_switches({"progress": progress})
         if isinstance(seqs, str):  # one UTR, as fold takes one sequence (not one UTR per letter)
             seqs = [seqs]
         iterable(seqs, "seqs", "UTR sequences, or a mapping of id to UTR")

@@ -188,6 +188,7 @@ def _run(argv: list[str] | None) -> int:
     import threading
     import warnings
 
+    from .config import UsageError
     from .utils.io import declared_inputs, transaction
     from .utils.memory import memory_check
     from .utils.stdout import failed
@@ -217,8 +218,12 @@ def _run(argv: list[str] | None) -> int:
         if args.debug:
             raise
         msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
-        print(f"resm {args.command}: error: {_one_line(msg)}", file=sys.stderr)
-        return 1
+        usage = isinstance(e, UsageError)  # exit code 2, as argparse's errors
+        print(
+            f"resm {args.command}: error: {_one_line(msg)}" + usage * f" (see resm {args.command} --help)",
+            file=sys.stderr,
+        )
+        return 2 if usage else 1
     except KeyboardInterrupt:
         print(f"resm {args.command}: interrupted" + _resume_hint(args.command), file=sys.stderr)
         return 130

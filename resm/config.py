@@ -59,6 +59,12 @@ class ConfigError(ValueError):
     """A bad or mismatched configuration (reported in one line)."""
 
 
+class UsageError(ValueError):
+    """A command line that picks no mode, or leaves out an option its mode needs: the command
+    line says it in one line with exit code 2, as argparse's own errors (:mod:`resm.cli`); the
+    Python API sees a ValueError."""
+
+
 # ----------------------------------------------------------------------------- validation
 # a config key naming a file or a folder (a dataclass field's type, read by :func:`coerce`): a
 # string as given, where ``str`` writes a number out (``out_dir: 3`` would be a folder ``3``)
@@ -195,6 +201,20 @@ def options(cls, values, renamed: Mapping[str, str] | None = None):
         if f.init and key in values:
             got[f.name] = values[key]
     return cls(**got)
+
+
+def check_switches(given: Mapping[str, object]) -> None:
+    """Keywords of the Python API that turn something on or off (``nested``, ``noncanonical``,
+    ``no_lp``, ``progress``, ``trust``): each True or False (a numpy bool too), else a one-line
+    TypeError naming the keyword (``nested=3`` or ``nested="no"`` was read as true, silently).
+    The command line's switches are argparse flags, always bools."""
+    for key, value in given.items():
+        if isinstance(value, bool):
+            continue
+        dtype = getattr(value, "dtype", None)  # numpy.bool_ (numpy is not imported here)
+        if getattr(dtype, "kind", None) == "b" and getattr(value, "shape", None) == ():
+            continue
+        raise TypeError(f"{key}: expected True or False, got {value!r}")
 
 
 def flag(key: str) -> str:

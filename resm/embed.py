@@ -35,6 +35,8 @@ from .utils.io import atomic_path, file_problem, numpy_problem
 from .utils.shards import DEFAULT_SHARD_SIZE
 
 INCLUDE_CHOICES = ("mean", "per_tok", "bos", "contacts")
+"""What an embeddings file keeps per sequence (esm-extract's names): ``include=`` of the API and
+``resm embed --include``, whose parser reads this tuple."""
 
 
 @dataclass

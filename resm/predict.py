@@ -240,7 +240,7 @@ def interact(
     window pair's probability, and ``scans`` holds each pair's sites. With ``zero_shot`` the
     score comes from ``backbone`` (and an optional ``resm probe`` regression file) and needs no
     trained head; ``maps`` is then refused."""
-    from .config import first_given
+    from .config import UsageError, first_given
     from .data.rri import read_pairs
     from .tasks.rri import load_rri_model, rri_metrics, zero_shot_scores
     from .tasks.rri_sites import MAX_PARTNER, ScanOptions, scan_pairs
@@ -252,7 +252,7 @@ def interact(
     scans = None
     if o.zero_shot:
         if not o.backbone:
-            raise ValueError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
+            raise UsageError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
         if (what := first_given({"--model": model, "--adapter": o.adapter})) is not None:  # was passed over
             raise ValueError(f"{what} and --zero-shot: the zero-shot score reads the backbone's contact head alone")
         if o.maps or o.sites:
@@ -282,7 +282,7 @@ def interact(
         scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size, progress), []
     else:
         if model is None:
-            raise ValueError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
+            raise UsageError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
         given = {"--probe": o.probe, "--linker": o.linker or None, "--scheme": o.scheme_name}
         if (what := first_given(given)) is not None:
             raise ValueError(f"{what} comes with --zero-shot; a trained rri model reads its own scheme and no probe")

@@ -492,3 +492,37 @@ def test_embed_sequences_takes_trust_as_the_error_asks(tmp_path):
     plain, _ = resm.embed_sequences(tmp_path / "tiny.pt", seqs, device="cpu")
     np.testing.assert_array_equal(trusted["a/mean/2"], plain["a/mean/2"])
     assert index["ids"] == ["a"]
+
+
+def test_a_switch_takes_true_or_false_only(tmp_path):
+    """``nested=3`` or ``nested="no"`` was read as true, silently: every on/off keyword of the API
+    (``nested``, ``noncanonical``, ``no_lp``, ``progress``, ``trust``) is a one-line TypeError
+    naming it unless it is a bool; a numpy bool still counts as one."""
+    import resm
+    from resm.mapping import get_scheme
+    from resm.structure.predictor import MapPredictor
+
+    seq = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
+    rng = np.random.default_rng(0)
+    P = rng.random((len(seq), len(seq))).astype(np.float32)
+    dense = MapPredictor(None, get_scheme("kdny"), 0.3, "greedy", lambda s: P)
+    for predictor in (dense, resm.load_predictor(device="cpu")):  # a dense map's and a pair head's
+        for key in ("nested", "noncanonical", "no_lp", "progress"):
+            for bad in (3, "no", None, 1.0):
+                with pytest.raises(TypeError, match=rf"^{key}: expected True or False, got {re.escape(repr(bad))}$"):
+                    predictor.fold_one(seq, **{key: bad})
+        want = predictor.fold_one(seq, nested=True).dotbracket
+        assert predictor.fold_one(seq, nested=np.bool_(True)).dotbracket == want
+        assert predictor.fold_one(seq, nested=np.bool_(False)).dotbracket == predictor.fold_one(seq).dotbracket
+    calls = {
+        "load_predictor": lambda: resm.load_predictor(device="cpu", trust="yes"),
+        "load_backbone": lambda: resm.load_backbone(tmp_path / "none.pt", device="cpu", trust="yes"),
+        "load_bundle": lambda: resm.load_bundle(tmp_path / "none", device="cpu", trust="yes"),
+        "embed_sequences": lambda: resm.embed_sequences(tmp_path / "none.pt", ["ACGU"], device="cpu", trust="yes"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(TypeError, match=r"^trust: expected True or False, got 'yes'$"):
+            call()
+            pytest.fail(f"{name} took trust='yes'")
+    with pytest.raises(TypeError, match=r"^progress: expected True or False, got 2$"):
+        resm.embed_sequences(tmp_path / "none.pt", ["ACGU"], device="cpu", progress=2)

@@ -256,3 +256,14 @@ def test_an_option_is_spelled_alike_in_every_command():
                 spellings.setdefault(s, {})[name] = tuple(a.option_strings)
     differ = {s: m for s, m in spellings.items() if len(set(m.values())) > 1}
     assert not differ, differ
+
+
+def test_embed_include_choices_have_one_home():
+    """``resm embed --include`` takes the library's choices (:data:`resm.embed.INCLUDE_CHOICES`),
+    not a list of its own that could drift from what ``embed_sequences(include=)`` takes."""
+    from resm.cli import build_parser
+    from resm.embed import INCLUDE_CHOICES
+
+    embed = build_parser().commands["embed"]
+    (include,) = [a for a in embed._actions if "--include" in a.option_strings]
+    assert include.choices is INCLUDE_CHOICES

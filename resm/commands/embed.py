@@ -22,6 +22,8 @@ from .common import (
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
+    from ..embed import INCLUDE_CHOICES
+
     model_args(sp)
     sp.add_argument(
         "fasta",
@@ -44,7 +46,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--include",
         nargs="+",
         default=["mean"],
-        choices=["mean", "per_tok", "bos", "contacts"],
+        choices=INCLUDE_CHOICES,
         help="what to keep per sequence (esm-extract's names)",
     )
     sp.add_argument(

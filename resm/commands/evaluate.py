@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import TURNER_HELP, Command, memory_check_arg, set_threads, threads_arg
+from .common import TURNER_HELP, Command, device_args, memory_check_arg, set_threads, threads_arg
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
@@ -61,6 +61,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument("--turner-scale", type=float, default=None, metavar="S", help=TURNER_HELP)
     sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
+    device_args(sp, threads=False)
     threads_arg(sp, ", and the processes computing pair priors")
     sp.add_argument(
         "--bpp-cache",

@@ -487,8 +487,10 @@ def validation_batches(
 
     ``limit`` caps the number of validation records (the first ones in file order). With
     ``world_size > 1`` this rank gets every ``world_size``-th batch. ``stats`` (a dict from
-    ``new_stats``) is filled in if given. ``progress``: a bar over the records found (total
-    ``limit``; the files may end before it is reached).
+    ``new_stats``) is filled in if given. ``progress``: a bar over the records found, counted
+    against ``limit`` while they are read (the split's size is known only once the files are
+    read through: a record's split is drawn from its id), its total then the number found, so
+    that it ends at 100% when the files end before ``limit`` (or without one).
     """
     from tqdm.auto import tqdm
 
@@ -502,6 +504,8 @@ def validation_batches(
                 bar.update(1)
                 if limit is not None and len(seqs) >= limit:
                     break
+            bar.total = len(seqs)  # the exact count, now known
+            bar.refresh()
     batches = [[seqs[i] for i in g] for g in _bucket_batches([len(s) for s in seqs], cfg)]
     return batches[rank::world_size]
 

@@ -110,6 +110,7 @@ class EvaluateOptions:
             PDB sets are scored over their non-canonical pairs too.
         decoding: fields of the model's stored decoding replaced (e.g. ``{"turner_scale": 0.3}``;
             :func:`resm.structure.predictor_loading.override_decoding`).
+        device: where the model runs (``cpu``, ``cuda``, ``cuda:N``; ``resm evaluate --device``).
     """
 
     limit: int | None = None
@@ -121,14 +122,16 @@ class EvaluateOptions:
     workers: int = 0
     non_canonical: bool = False
     decoding: dict | None = None
+    device: str = "cpu"
 
 
 def _model_predictor(
     model, meta, opts: EvaluateOptions, where: str = "structure model"
 ) -> tuple[Callable[[list[Structure], str, bool], list[np.ndarray]], bool]:
     """``(predict, turner)``: ``predict(records, desc, progress) -> partner arrays`` through the
-    model's predictor, and whether its decoding is Turner-corrected (which the memory check
-    counts: :func:`resm.utils.memory.require_fold_memory`). The predictor is
+    model's predictor (the model on ``opts.device``), and whether its decoding is
+    Turner-corrected (which the memory check counts:
+    :func:`resm.utils.memory.require_fold_memory`). The predictor is
     (:func:`resm.structure.predictor_loading.model_predictor`, decoding as stored in its file, with the
     fields of ``opts.decoding`` replaced: :func:`resm.structure.predictor_loading.override_decoding`);
     ``opts.non_canonical``: with the pairs of the file's non-canonical scorer added (pair sets),
@@ -137,7 +140,12 @@ def _model_predictor(
     from .predictor_loading import model_predictor, override_decoding
 
     pred = model_predictor(
-        model, meta, workers=opts.workers, cache=opts.bpp_cache, tile=opts.tile, source=f"structure model {where}"
+        model.to(opts.device),
+        meta,
+        workers=opts.workers,
+        cache=opts.bpp_cache,
+        tile=opts.tile,
+        source=f"structure model {where}",
     )
     pred = override_decoding(pred, opts.decoding)
     non_canonical = opts.non_canonical

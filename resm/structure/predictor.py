@@ -165,11 +165,16 @@ class Predictor:
         """The decoding settings :meth:`__repr__` shows."""
         return {}
 
-    def _checked(self, records: Iterable) -> list[tuple[str, str]]:
-        """:func:`checked_records`, then the memory check ``resm fold`` makes before any work
-        (:func:`resm.utils.memory.require_fold_memory`): a caller of the API handing a 100,000-nt
-        sequence gets a one-line MemoryCheckError, not a process killed for its memory."""
+    def _checked(self, records: Iterable, switches: dict[str, object]) -> list[tuple[str, str]]:
+        """:meth:`fold`'s ``switches`` (``nested``, ``no_lp``...) each a bool
+        (:func:`resm.config.check_switches`), :func:`checked_records`, then the memory check
+        ``resm fold`` makes before any work (:func:`resm.utils.memory.require_fold_memory`): a
+        caller of the API handing a 100,000-nt sequence gets a one-line MemoryCheckError, not a
+        process killed for its memory."""
+        from ..config import check_switches
         from ..utils.memory import OVERRIDE_API, require_fold_memory
+
+        check_switches(switches)
 
         out = checked_records(records, self.scheme)
         workers = getattr(self, "workers", 1)
@@ -277,7 +282,8 @@ class MapPredictor(Predictor):
         progress bar (stderr) counts records against their total with an ETA, and names the
         stage of a long record.
         """
-        records = self._checked(records)
+        switches = {"noncanonical": noncanonical, "progress": progress, "nested": nested, "no_lp": no_lp}
+        records = self._checked(records, switches)
         threshold = self.threshold if threshold is None else threshold
         return self._fold(records, threshold, method or self.method, noncanonical, progress, nested, no_lp, desc)
 
@@ -425,8 +431,10 @@ class PairPredictor(Predictor):
         structure, which is then a :class:`resm.structure.pairsets.PairRecord` (a base may sit
         in several pairs)."""
         refuse_dense_decoding(self, threshold, method)
+        switches = {"noncanonical": noncanonical, "progress": progress, "nested": nested, "no_lp": no_lp}
+        records = self._checked(records, switches)
         scorer = self.non_canonical_scorer() if noncanonical else None
-        out = self._fold(self._checked(records), nested, no_lp, progress, desc)
+        out = self._fold(records, nested, no_lp, progress, desc)
         return out if scorer is None else _with_non_canonical(out, scorer)
 
     def _fold(

@@ -434,6 +434,15 @@ def test_first_bucket_and_resume_show_bars_with_totals(fasta, capsys):
     assert "reading the first training records" not in err
     validation_batches(cfg, 5, progress=True)
     assert "validation records" in capsys.readouterr().err
+    # the validation split's size is known once the files are read through: the bar's total is
+    # then the records found, and it ends at 100% (it stopped at n/limit, short of it)
+    for limit in (10**6, None):
+        n = sum(len(b) for b in validation_batches(cfg, limit))
+        assert 5 < n < 10**6
+        capsys.readouterr()
+        validation_batches(cfg, limit, progress=True)
+        last = [d for d in capsys.readouterr().err.split("\r") if "validation records" in d][-1]  # its last drawing
+        assert "validation records: 100%" in last and f"{n}/{n} " in last, last
     take(iter(PretrainStream(cfg)), 2)
     validation_batches(cfg, 5)
     assert capsys.readouterr().err == ""  # no bars unless asked (ranks other than 0)

@@ -318,7 +318,9 @@ CASES = [
     ),
     Case("interact/model-missing", ["interact", "{pairs}", "--model", "{t}/none"], 1, ["none"]),
     Case("interact/model-is-mrl", ["interact", "{pairs}", "--model", "{mrl_model}"], 1, ["no rri head"]),
-    Case("interact/zero-shot-no-backbone", ["interact", "{pairs}", "--zero-shot"], 1, ["--backbone"]),
+    # a mode not chosen, or an option its mode needs left out: a usage error (exit code 2)
+    Case("interact/zero-shot-no-backbone", ["interact", "{pairs}", "--zero-shot"], 2, ["--backbone", "--help"]),
+    Case("interact/neither-model-nor-zero-shot", ["interact", "{pairs}"], 2, ["give --model", "--zero-shot"]),
     Case(
         "interact/zero-shot-probe-is-text",
         ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--probe", "{text}"],

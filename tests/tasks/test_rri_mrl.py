@@ -201,7 +201,7 @@ def test_rri_onehot_baseline_and_zero_shot(tmp_path, tiny_ckpt):
     # stdout holds the table alone (it ended with the metrics line); the metrics go to stderr
     assert [ln.count("\t") for ln in p.stdout.splitlines()] == [4] * 41 and "labels in the file: " in p.stderr
     p = resm_main("interact", test, "--zero-shot", check=False)
-    assert p.returncode == 1 and "--backbone" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert p.returncode == 2 and "--backbone" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
 def mrl_config(tmp_path, ckpt, head=None, mode="frozen", steps=80):
