@@ -115,10 +115,14 @@ def _check_keywords(given: Mapping[str, object], error: type[Exception] = ValueE
 def _check_paths(given: Mapping[str, object], required: tuple[str, ...] = ()) -> None:
     """Keywords that name a file, a folder or a model (``model``, ``zero_shot``, ``backbone``):
     anything but a str or a path (None allowed unless ``required``) is a TypeError naming the
-    keyword, where ``os.fspath`` said 'expected str, bytes or os.PathLike object, not int'."""
+    keyword, where ``os.fspath`` said 'expected str, bytes or os.PathLike object, not int'; the
+    empty string is a ValueError naming the keyword (``Path("")`` is the current folder: it was
+    said as '.: is a folder')."""
     for key, value in given.items():
         if (value is not None or key in required) and not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{key}: expected a path or a model name, got {type(value).__name__}")
+        if value == "":
+            raise ValueError(f"{key}: is empty ('' names nothing to read)")
 
 
 def _device(name: str) -> str:
@@ -166,6 +170,7 @@ def load_backbone(
 
 
 def _records(sequences: Sequences) -> list:
+    _check_paths({"sequences": sequences} if isinstance(sequences, str) else {})  # '' is no file
     if isinstance(sequences, str) and not os.path.exists(sequences) and _looks_like_rna(sequences):
         raise TypeError(
             f"sequences: {sequences[:20]!r}{'...' if len(sequences) > 20 else ''} is read as a file name and "

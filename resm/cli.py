@@ -63,6 +63,12 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
+    def _get_value(self, action, arg_string):  # '' was Path('') (.), said as '.: is a folder'
+        ruled = action.dest in OPTION_RULES or action.nargs in (argparse.PARSER, argparse.REMAINDER)
+        if arg_string == "" and not ruled and action.default != "":  # one empty by default (--linker) may be
+            raise argparse.ArgumentError(action, "is empty ('' names no file, folder or value)")
+        return super()._get_value(action, arg_string)
+
     def parse_args(self, args=None, namespace=None):  # an unknown option: its command's error, not resm's
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:

@@ -1,0 +1,67 @@
+"""The seventh hostile-input audit: each case was said naming what the user never wrote (an empty
+argument as the current folder ``.``), said as Python's own error (a damaged bundle manifest or
+probe record, a trainer state of another architecture), wrote no file for a value the API itself
+made (NumPy layers), or refused a model the command's help offers (``resm probe default``).
+Command-line cases keep the rule of :func:`tests.robustness.cases.check_one_line` (one line
+naming the thing, the exit code, nothing written)."""
+
+from __future__ import annotations
+
+import pytest
+
+import resm
+from tests.robustness.cases import Case, check_one_line
+
+EMPTY = "is empty ('' names no file, folder or value)"
+
+
+# ---------------------------------------------------------------- an empty argument
+# `resm fold ""` said '.: is a directory, not a sequence file', `-o ""` '.: is a folder; a file is
+# to be written here', `resm embed "" ...` and `resm compare --config ""` "PosixPath('.') has an
+# empty name" (Path("") is the current folder): now a usage error naming the argument.
+CASES = [
+    Case("fold/input-empty", ["fold", "", "-o", "{t}/o.dbn", "--threads", "1"], 2, [f"argument INPUT: {EMPTY}"]),
+    Case("fold/out-empty", ["fold", "{fa}", "-o", "", "--threads", "1"], 2, [f"argument -o/--out: {EMPTY}"]),
+    Case("embed/model-empty", ["embed", "", "{fa}", "{t}/e.npz"], 2, [f"argument MODEL: {EMPTY}"]),
+    Case("embed/input-empty", ["embed", "{tiny}", "", "{t}/e.npz"], 2, [f"argument INPUT: {EMPTY}"]),
+    Case("compare/config-empty", ["compare", "--config", ""], 2, [f"argument --config: {EMPTY}"]),
+    Case("export/out-empty", ["export", "{run}", "--out", ""], 2, [f"argument --out: {EMPTY}"]),
+    Case(
+        "pretrain/override-empty", ["pretrain", "--config", "{pretrain_cfg}", ""], 2, [f"argument key=value: {EMPTY}"]
+    ),
+]
+
+
+def test_an_option_empty_by_default_may_be_given_empty(ws, tmp_path, capfd):
+    """`--linker ""` is its default, no linker; `--scheme ""` keeps its rule's own words."""
+    from resm.cli import main as cli_main
+
+    argv = ["interact", str(ws["pairs"]), "--zero-shot", "--backbone", str(ws["tiny"]), "--threads", "1"]
+    assert cli_main([*argv, "--linker", "", "-o", str(tmp_path / "i.tsv")]) == 0
+    with pytest.raises(SystemExit) as e:
+        cli_main(["fold", str(ws["fa"]), "--scheme", ""])
+    assert e.value.code == 2
+    assert "argument --scheme: must name a mapping scheme" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ws: resm.load_predictor(""),
+        lambda ws: resm.load_backbone(""),
+        lambda ws: resm.load_bundle(""),
+        lambda ws: resm.load_predictor(ws["tiny"], zero_shot=""),
+        lambda ws: resm.embed_sequences("", ["ACGU"], device="cpu"),
+        lambda ws: resm.embed_sequences(ws["tiny"], "", device="cpu"),
+    ],
+    ids=["load_predictor", "load_backbone", "load_bundle", "zero_shot", "embed-model", "embed-sequences"],
+)
+def test_api_names_an_empty_path(call, ws):
+    """The API said '.: is a folder, not a checkpoint file' or '.: is a directory'."""
+    with pytest.raises(ValueError, match=r"^(model|zero_shot|sequences): is empty \('' names nothing to read\)$"):
+        call(ws)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
