@@ -19,6 +19,7 @@ top level: ``resm.load_predictor``, ``resm.embed_sequences``, ...; see the packa
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -220,7 +221,8 @@ def embed_sequences(
         _check_paths({"model": model}, required=("model",))
     _check_keywords({"scheme": scheme, "toks_per_batch": toks_per_batch})
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
-    layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each
+    one_layer = isinstance(layers, numbers.Integral) and not isinstance(layers, bool)  # numpy's too
+    layers = [layers] if one_layer else layers  # layers=-1, include="mean": one of each
     include = [include] if isinstance(include, str) else include
     from .records import iterable  # layers=None or 1.0 was "'float' object is not iterable", naming nothing
 

@@ -7,6 +7,7 @@ naming the thing, the exit code, nothing written)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import resm
@@ -60,6 +61,36 @@ def test_api_names_an_empty_path(call, ws):
     """The API said '.: is a folder, not a checkpoint file' or '.: is a directory'."""
     with pytest.raises(ValueError, match=r"^(model|zero_shot|sequences): is empty \('' names nothing to read\)$"):
         call(ws)
+
+
+# ---------------------------------------------------------------- NumPy layers
+@pytest.mark.parametrize("layers", [np.array([0, 2]), (np.int64(0), 2), np.int64(-1)], ids=["array", "tuple", "one"])
+@pytest.mark.parametrize("name", ["e.npz", "e.safetensors"])
+def test_api_layers_given_as_numpy_integers_are_written(layers, name, ws, tmp_path):
+    """The index kept NumPy integers, and writing it failed with 'Object of type int64 is not
+    JSON serializable' (no file)."""
+    arrays, index = resm.embed_sequences(ws["tiny"], {"a": "GGGAAACCC"}, layers=layers, device="cpu")
+    assert all(type(layer) is int for layer in index["layers"])
+    resm.write_embeddings(tmp_path / name, arrays, index)
+    back, back_index = resm.read_embeddings(tmp_path / name)
+    assert back_index["layers"] == index["layers"] and sorted(back) == sorted(arrays)
+
+
+def test_write_embeddings_names_an_index_or_arrays_of_the_wrong_type(tmp_path):
+    """An index of None or a list of arrays was "'NoneType' object has no attribute 'get'"; an
+    index holding an object JSON cannot write was json's TypeError, naming no file."""
+    good = {"a/mean/1": np.zeros(3, dtype=np.float32)}
+    path = tmp_path / "e.npz"
+    with pytest.raises(TypeError, match=r"e\.npz: index: expected a mapping .* got NoneType$"):
+        resm.write_embeddings(path, good, None)
+    wrong_arrays = r"e\.npz: arrays: expected a mapping of array name \(str\) to array, got list$"
+    with pytest.raises(TypeError, match=wrong_arrays):
+        resm.write_embeddings(path, list(good.values()), {"ids": ["a"]})
+    with pytest.raises(ValueError, match=r"e\.npz: index: not JSON-able \(object is not JSON-able\)$"):
+        resm.write_embeddings(path, good, {"ids": ["a"], "note": object()})
+    resm.write_embeddings(path, good, {"ids": ["a"], "lengths": [np.int32(3)]})  # NumPy numbers are numbers
+    assert resm.read_embeddings(path)[1]["lengths"] == [3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.npz"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
