@@ -364,6 +364,9 @@ class ProbeFile:
         problem = config.format_version_problem(version, PROBE_VERSION)
         if problem:
             raise FoldError(f"{side}: {problem}")
+        for key in ("scheme_hash", "backbone", "backbone_sha256", "probe_sha256"):  # 0 was "'int' object ..."
+            if not isinstance(getattr(rec, key), str):
+                raise FoldError(f"{side}: {key} must be a string, got {getattr(rec, key)!r}")
         rec.threshold = stored_threshold(rec.threshold, str(side))  # NaN or 7 decoded no pair and exited 0
         if rec.method not in METHODS:
             raise FoldError(f"{side}: method must be one of {', '.join(METHODS)}, got {rec.method!r}")

@@ -7,6 +7,10 @@ naming the thing, the exit code, nothing written)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -61,6 +65,95 @@ def test_api_names_an_empty_path(call, ws):
     """The API said '.: is a folder, not a checkpoint file' or '.: is a directory'."""
     with pytest.raises(ValueError, match=r"^(model|zero_shot|sequences): is empty \('' names nothing to read\)$"):
         call(ws)
+
+
+# ---------------------------------------------------------------- a damaged bundle manifest
+# A head entry that is no object was said "no head 'rri' (has: rri)"; its 'extra' null "not a
+# usable model bundle (head 'rri') ('NoneType' object has no attribute 'get')".
+def _head_entry(edit):
+    def setup(p: dict) -> None:
+        dst = Path(p["t"]) / "m"
+        shutil.copytree(p["rri_model"], dst)
+        manifest = json.loads((dst / "manifest.json").read_text())
+        edit(manifest["heads"])
+        (dst / "manifest.json").write_text(json.dumps(manifest))
+
+    return setup
+
+
+INTERACT = ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"]
+CASES += [
+    Case(
+        "interact/bundle-head-a-string",
+        INTERACT,
+        1,
+        ["{t}/m/manifest.json: head 'rri' must be an object, got str"],
+        _head_entry(lambda heads: heads.update(rri="x")),
+    ),
+    Case(
+        "interact/bundle-head-extra-null",
+        INTERACT,
+        1,
+        ["{t}/m/manifest.json: head 'rri': field 'extra' must be an object"],
+        _head_entry(lambda heads: heads["rri"].update(extra=None)),
+    ),
+    Case(
+        "interact/bundle-head-task-a-number",
+        INTERACT,
+        1,
+        ["{t}/m/manifest.json: head 'rri': field 'task' must be a string, got 1"],
+        _head_entry(lambda heads: heads["rri"].update(task=1)),
+    ),
+]
+
+
+# ---------------------------------------------------------------- a checkpoint of two runs
+# A trainer state recording another architecture than its engine.pt's weights (files of two runs
+# put together) was torch's RuntimeError, said as 'unexpected; rerun with --debug'.
+def _architecture(**changes):
+    def setup(p: dict) -> None:
+        shutil.copytree(p["run"], Path(p["t"]) / "run")
+        state = Path(p["t"]) / "run" / "checkpoints" / "step_00000002" / "trainer_rank0.json"
+        data = json.loads(state.read_text())
+        data["fingerprint"]["architecture"].update(changes)
+        state.write_text(json.dumps(data))
+
+    return setup
+
+
+EXPORT = ["export", "{t}/run", "--out", "{t}/esm2_x.pt"]
+FIT = "{t}/run/checkpoints/step_00000002: weights do not fit the architecture trainer_rank0.json records: "
+CASES += [
+    Case("export/more-layers-than-weights", EXPORT, 1, [FIT + "missing weights"], _architecture(num_layers=3)),
+    Case(
+        "export/another-width", EXPORT, 1, [FIT + "embed_tokens.weight has shape (33, 64)"], _architecture(embed_dim=32)
+    ),
+]
+
+
+# ---------------------------------------------------------------- a damaged probe record
+# A checksum that is no string was "TypeError: 'int' object is not subscriptable (unexpected ...)".
+def _probe_record(**changes):
+    def setup(p: dict) -> None:
+        t = Path(p["t"])
+        shutil.copy2(p["probe"], t / "p.pt")
+        record = json.loads(Path(p["probe"] + ".json").read_text())
+        (t / "p.pt.json").write_text(json.dumps({**record, **changes}))
+
+    return setup
+
+
+PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/o.dbn", "--threads", "1"]
+CASES += [
+    Case(
+        f"fold/probe-record-{key}-{value}",
+        PROBE_FOLD,
+        1,
+        [f"{{t}}/p.pt.json: {key} must be a string, got {value}"],
+        _probe_record(**{key: value}),
+    )
+    for key, value in (("backbone_sha256", 0), ("scheme_hash", None), ("probe_sha256", 1))
+]
 
 
 # ---------------------------------------------------------------- NumPy layers
