@@ -156,6 +156,24 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------- the default backbone's probe
+def test_a_probe_fits_and_folds_on_the_default_backbone(ws, tmp_path, capfd):
+    """`resm probe default` (the help offers 'default') fitted its probe, then said
+    'default: backbone file not found (cannot check the probe against it)'."""
+    from resm.cli import main as cli_main
+
+    probe = tmp_path / "p.pt"
+    argv = ["probe", "default", str(ws["dbn"]), "--out", str(probe), "--max-train", "2", "--max-val", "2"]
+    assert cli_main([*argv, "--threads", "1"]) == 0, capfd.readouterr().err
+    assert json.loads((tmp_path / "p.pt.json").read_text())["backbone"] == "default"
+    out = tmp_path / "o.dbn"
+    fold = ["fold", str(ws["fa"]), "--model", "default", "--zero-shot", str(probe), "-o", str(out)]
+    assert cli_main([*fold, "--threads", "1"]) == 0, capfd.readouterr().err
+    assert out.read_text().count(">") == 2
+    assert cli_main([*fold[:3], str(ws["tiny"]), *fold[4:], "--threads", "1"]) == 1  # another backbone
+    assert "probe was fitted on another backbone (default, sha256" in capfd.readouterr().err
+
+
 # ---------------------------------------------------------------- NumPy layers
 @pytest.mark.parametrize("layers", [np.array([0, 2]), (np.int64(0), 2), np.int64(-1)], ids=["array", "tuple", "one"])
 @pytest.mark.parametrize("name", ["e.npz", "e.safetensors"])
