@@ -177,6 +177,11 @@ def _records(sequences: Sequences) -> list:
             f"sequences: {sequences[:20]!r}{'...' if len(sequences) > 20 else ''} is read as a file name and "
             "there is no such file; give a sequence in a list or a mapping: ['ACGU...'] or {'id': 'ACGU...'}"
         )
+    if isinstance(sequences, (bytes, bytearray)):  # was read byte by byte: 'got int', naming nothing
+        raise TypeError(
+            f"sequences: got one {type(sequences).__name__} object; give sequences in a list or a mapping: "
+            "[b'ACGU...'] or {'id': b'ACGU...'}, or a file name as a str"
+        )
     if isinstance(sequences, (str, os.PathLike)):
         from .structure.inputs import read_sequences
 

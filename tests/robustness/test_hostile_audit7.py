@@ -204,6 +204,25 @@ def test_write_embeddings_names_an_index_or_arrays_of_the_wrong_type(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.npz"]
 
 
+# ---------------------------------------------------------------- bytes, NumPy numbers
+def test_one_bytes_object_is_one_utr_and_names_the_keyword_elsewhere(ws):
+    """`predict_mrl(b"ACGU...")` predicted per byte ("record 'utr1': the sequence must be a str,
+    got int"), as `embed_sequences(model, b"ACGU")` read it ('a record must be ..., got int'):
+    one bytes object is one UTR, as `fold_one(b"...")` is one sequence; embed names `sequences`."""
+    mrl = resm.load_bundle(ws["mrl_model"], device="cpu")
+    utr = "ACGUACGUAAGG"
+    assert mrl.predict_mrl(utr.encode()).tolist() == mrl.predict_mrl([utr]).tolist()
+    with pytest.raises(TypeError, match=r"^sequences: got one bytes object; give sequences in a list"):
+        resm.embed_sequences(ws["tiny"], utr.encode(), device="cpu")
+
+
+def test_api_threads_may_be_a_numpy_integer():
+    """`load_predictor(threads=np.int64(2))` was refused as 'threads: must be an integer in
+    [0, 1024] (0: every core), got 2'."""
+    predictor = resm.load_predictor(device="cpu", threads=np.int64(2))
+    assert len(predictor.fold_one("GGGGAAACCCC").dotbracket) == 11
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
