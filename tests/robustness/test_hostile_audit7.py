@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import resm
-from tests.robustness.cases import Case, check_one_line
+from tests.robustness.cases import Case, check_one_line, write
 
 EMPTY = "is empty ('' names no file, folder or value)"
 
@@ -221,6 +221,17 @@ def test_api_threads_may_be_a_numpy_integer():
     [0, 1024] (0: every core), got 2'."""
     predictor = resm.load_predictor(device="cpu", threads=np.int64(2))
     assert len(predictor.fold_one("GGGGAAACCCC").dotbracket) == 11
+
+
+CASES.append(
+    Case(  # was "symbol '\ufffd' (U+FFFD) at position 3", a symbol the file does not hold
+        "fold/a-latin-1-byte-in-a-sequence",
+        ["fold", "{t}/l.fa", "-o", "{t}/o.dbn", "--threads", "1"],
+        1,
+        ["{t}/l.fa: record 'a': a byte that is not UTF-8 text (read as U+FFFD) at position 3 is not a nucleotide"],
+        write("l.fa", b">a\nAC\xe9GU\n"),
+    )
+)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
