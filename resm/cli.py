@@ -9,7 +9,7 @@ import sys
 
 from ._version import __version__
 from .commands import BY_NAME, COMMANDS
-from .commands.common import OPTION_RULES, HelpFormatter, option_problem
+from .commands.common import OPTION_RULES, HelpFormatter, argument_name, option_problem
 
 
 def _user_errors() -> tuple:
@@ -130,16 +130,14 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    for dest, kind in BY_NAME[args.command].outputs:
+    outputs = {
+        argument_name(parser.commands[args.command], dest): (dest, kind) for dest, kind in BY_NAME[args.command].outputs
+    }
+    for name, (dest, kind) in outputs.items():
         path = getattr(args, dest, None)
         if path is not None:
-            check_output(
-                path,
-                kind(args) if callable(kind) else kind,
-                flag(dest),
-                replaces=dest not in _MERGED,
-            )
-    check_distinct_outputs({flag(dest): getattr(args, dest, None) for dest, kind in BY_NAME[args.command].outputs})
+            check_output(path, kind(args) if callable(kind) else kind, name, replaces=dest not in _MERGED)
+    check_distinct_outputs({name: getattr(args, dest, None) for name, (dest, _) in outputs.items()})
 
 
 def _terminate_handler(command: str):
