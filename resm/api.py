@@ -19,6 +19,7 @@ top level: ``resm.load_predictor``, ``resm.embed_sequences``, ...; see the packa
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -117,10 +118,14 @@ def _check_keywords(given: Mapping[str, object], error: type[Exception] = ValueE
 def _check_paths(given: Mapping[str, object], required: tuple[str, ...] = ()) -> None:
     """Keywords that name a file, a folder or a model (``model``, ``zero_shot``, ``backbone``):
     anything but a str or a path (None allowed unless ``required``) is a TypeError naming the
-    keyword, where ``os.fspath`` said 'expected str, bytes or os.PathLike object, not int'."""
+    keyword, where ``os.fspath`` said 'expected str, bytes or os.PathLike object, not int'; the
+    empty string is a ValueError naming the keyword (``Path("")`` is the current folder: it was
+    said as '.: is a folder')."""
     for key, value in given.items():
         if (value is not None or key in required) and not isinstance(value, (str, os.PathLike)):
             raise TypeError(f"{key}: expected a path or a model name, got {type(value).__name__}")
+        if value == "":
+            raise ValueError(f"{key}: is empty ('' names nothing to read)")
 
 
 def _device(name: str) -> str:
@@ -170,10 +175,16 @@ def load_backbone(
 
 
 def _records(sequences: Sequences) -> list:
+    _check_paths({"sequences": sequences} if isinstance(sequences, str) else {})  # '' is no file
     if isinstance(sequences, str) and not os.path.exists(sequences) and _looks_like_rna(sequences):
         raise TypeError(
             f"sequences: {sequences[:20]!r}{'...' if len(sequences) > 20 else ''} is read as a file name and "
             "there is no such file; give a sequence in a list or a mapping: ['ACGU...'] or {'id': 'ACGU...'}"
+        )
+    if isinstance(sequences, (bytes, bytearray)):  # was read byte by byte: 'got int', naming nothing
+        raise TypeError(
+            f"sequences: got one {type(sequences).__name__} object; give sequences in a list or a mapping: "
+            "[b'ACGU...'] or {'id': b'ACGU...'}, or a file name as a str"
         )
     if isinstance(sequences, (str, os.PathLike)):
         from .structure.inputs import read_sequences
@@ -222,7 +233,8 @@ def embed_sequences(
     _check_keywords({"scheme": scheme, "toks_per_batch": toks_per_batch})
     check_switches({"progress": progress, "trust": trust})
     dtype = autocast_dtype(dtype)  # a bad one is refused before the model is loaded
-    layers = [layers] if isinstance(layers, int) else layers  # layers=-1, include="mean": one of each
+    one_layer = isinstance(layers, numbers.Integral) and not isinstance(layers, bool)  # numpy's too
+    layers = [layers] if one_layer else layers  # layers=-1, include="mean": one of each
     include = [include] if isinstance(include, str) else include
     from .records import iterable  # layers=None or 1.0 was "'float' object is not iterable", naming nothing
 

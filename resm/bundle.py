@@ -136,7 +136,7 @@ class Bundle:
         from .records import iterable
 
         check_switches({"progress": progress})
-        if isinstance(seqs, str):  # one UTR, as fold takes one sequence (not one UTR per letter)
+        if isinstance(seqs, (str, bytes, bytearray)):  # one UTR, as fold_one takes one (not one per letter or byte)
             seqs = [seqs]
         iterable(seqs, "seqs", "UTR sequences, or a mapping of id to UTR")
         named = list(seqs.items()) if isinstance(seqs, dict) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]

@@ -9,7 +9,7 @@ import sys
 
 from ._version import __version__
 from .commands import BY_NAME, COMMANDS
-from .commands.common import OPTION_RULES, HelpFormatter, option_problem
+from .commands.common import OPTION_RULES, HelpFormatter, argument_name, option_problem
 
 
 def _user_errors() -> tuple:
@@ -62,6 +62,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+    def _get_value(self, action, arg_string):  # '' was Path('') (.), said as '.: is a folder'
+        ruled = action.dest in OPTION_RULES or action.nargs in (argparse.PARSER, argparse.REMAINDER)
+        if arg_string == "" and not ruled and action.default != "":  # one empty by default (--linker) may be
+            raise argparse.ArgumentError(action, "is empty ('' names no file, folder or value)")
+        return super()._get_value(action, arg_string)
 
     def parse_args(self, args=None, namespace=None):  # an unknown option: its command's error, not resm's
         parsed, extras = self.parse_known_args(args, namespace)
@@ -124,16 +130,14 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    for dest, kind in BY_NAME[args.command].outputs:
+    outputs = {
+        argument_name(parser.commands[args.command], dest): (dest, kind) for dest, kind in BY_NAME[args.command].outputs
+    }
+    for name, (dest, kind) in outputs.items():
         path = getattr(args, dest, None)
         if path is not None:
-            check_output(
-                path,
-                kind(args) if callable(kind) else kind,
-                flag(dest),
-                replaces=dest not in _MERGED,
-            )
-    check_distinct_outputs({flag(dest): getattr(args, dest, None) for dest, kind in BY_NAME[args.command].outputs})
+            check_output(path, kind(args) if callable(kind) else kind, name, replaces=dest not in _MERGED)
+    check_distinct_outputs({name: getattr(args, dest, None) for name, (dest, _) in outputs.items()})
 
 
 def _terminate_handler(command: str):

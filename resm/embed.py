@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +62,8 @@ def map_records(records, scheme: Scheme, max_length: int | None = None, source: 
 
 
 def resolve_layers(layers: Sequence[int], num_layers: int, name: str = "layers") -> list[int]:
-    """The layers ``layers`` names (negative counts from the end), in order; an integer out of
+    """The layers ``layers`` names (negative counts from the end), in order, as Python ints (a
+    NumPy integer went into the index as itself, which JSON cannot write); an integer out of
     range is a one-line ValueError naming ``name`` (the API's keyword, or ``--repr-layers``)."""
     out = []
     for layer in layers:
@@ -73,7 +74,7 @@ def resolve_layers(layers: Sequence[int], num_layers: int, name: str = "layers")
                 f"{name}: layer {layer} does not exist (the model has {num_layers} layers: give 0, the "
                 f"embedding layer, to {num_layers}, or -{num_layers + 1} to -1)"
             )
-        out.append((layer + num_layers + 1) % (num_layers + 1))
+        out.append((int(layer) + num_layers + 1) % (num_layers + 1))
     return sorted(set(out))
 
 
@@ -167,6 +168,13 @@ def _record_of(key: str) -> str:
     return key[: -len("/contacts")] if key.endswith("/contacts") else key.rsplit("/", 2)[0]
 
 
+def _numpy_value(o):
+    """For ``json.dumps``: a NumPy number or array as the Python value it holds."""
+    if isinstance(o, (np.generic, np.ndarray)):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON-able")
+
+
 def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], index: dict) -> None:
     """One file at ``path`` holding every array of ``arrays`` (keyed ``<id>/<kind>/<layer>``)
     plus ``index``, the JSON index (ids in input order, lengths, layers).
@@ -175,11 +183,20 @@ def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], ind
     ``.npz``: the index is the array ``__index__`` (a JSON string). Arrays are stored in the
     order of the index's ids (then by key), whatever order they were computed in."""
     path = Path(path)
+    if not isinstance(arrays, Mapping) or not all(isinstance(k, str) for k in arrays):
+        raise TypeError(f"{path}: arrays: expected a mapping of array name (str) to array, got {type(arrays).__name__}")
+    if not isinstance(index, Mapping):
+        raise TypeError(
+            f"{path}: index: expected a mapping (the index embed_sequences returns), got {type(index).__name__}"
+        )
     check_array_names(path, arrays)
     for k, v in arrays.items():  # an object array would be pickled into an .npz that read_embeddings refuses
         if np.asarray(v).dtype.kind not in "biuf":
             raise ValueError(f"{path}: array {k!r} holds {np.asarray(v).dtype} values, not numbers")
-    text = json.dumps(index)
+    try:  # a NumPy number is written as the number it is
+        text = json.dumps(index, default=_numpy_value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: index: not JSON-able ({e})") from None
     rank = {rid: k for k, rid in enumerate(index.get("ids", []))}
     arrays = {k: arrays[k] for k in sorted(arrays, key=lambda k: (rank.get(_record_of(k), len(rank)), k))}
     if path.suffix == ".safetensors":

@@ -9,7 +9,15 @@ import torch
 
 from .backbone.config import ESM2Config
 from .backbone.esm2 import ESM2
-from .backbone.load import CheckpointError, fair_esm_name_problem, non_finite, resm_meta, save_fair_esm, save_hf
+from .backbone.load import (
+    CheckpointError,
+    fair_esm_name_problem,
+    load_state,
+    non_finite,
+    resm_meta,
+    save_fair_esm,
+    save_hf,
+)
 from .mapping import get_scheme
 from .train import list_checkpoints
 from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
@@ -80,14 +88,13 @@ def export_checkpoint(
     except (TypeError, KeyError, ValueError) as e:
         raise CheckpointError(f"{state['file']}: unusable architecture or scheme ({e})") from None
     weights = {k: v.float() for k, v in consolidated_state(folder, trust).items()}
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    missing = [k for k in missing if not k.endswith("inv_freq")]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{folder}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
     if (bad := non_finite(weights)) is not None:
         raise CheckpointError(f"{folder}: weight {bad} holds NaN or infinite values (did the training diverge?)")
+    # the one loader of ESM-2 weights: a weight of another shape than the recorded architecture
+    # gives it (a trainer state of another run) was torch's RuntimeError, said as unexpected
+    where = f"{folder}: weights do not fit the architecture {Path(state['file']).name} records"
+    if not load_state(model, weights, where):  # a training checkpoint holds the contact regression
+        raise CheckpointError(f"{where}: no contact regression (contact_head.regression.weight)")
     if DTYPES[dtype] is not None:
         cast = {k: v.to(DTYPES[dtype]) for k, v in model.state_dict().items() if v.is_floating_point()}
         if (bad := non_finite(cast)) is not None:

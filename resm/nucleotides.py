@@ -120,6 +120,8 @@ def describe_symbol(seq: Sequence, raw: np.ndarray, p: int) -> str:
     if not isinstance(seq, str) and raw[p] > 127:
         return f"byte 0x{int(raw[p]):02x}"
     c = seq[p] if isinstance(seq, str) else chr(int(raw[p]))
+    if c == "\ufffd":  # what a reader puts for bytes that are not UTF-8 text (a Latin-1 'é'), as ids say
+        return "a byte that is not UTF-8 text (read as U+FFFD)"
     if ord(c) > 127:
         return f"symbol {c!r} (U+{ord(c):04X})"
     if c in "-.":

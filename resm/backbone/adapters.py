@@ -365,6 +365,13 @@ def read_manifest(folder) -> dict:
         m.setdefault(key, {})
         if not isinstance(m[key], dict):
             raise AdapterError(f"{path}: field {key!r} must be an object")
+        for name, entry in m[key].items():  # a head given as "x" was said as "no head 'rri' (has: rri)"
+            if not isinstance(entry, dict):
+                raise AdapterError(f"{path}: {key[:-1]} {name!r} must be an object, got {type(entry).__name__}")
+            if key == "heads" and not isinstance(entry.get("task"), str):
+                raise AdapterError(f"{path}: head {name!r}: field 'task' must be a string, got {entry.get('task')!r}")
+            if not isinstance(entry.get("extra", {}), dict):  # null was "'NoneType' object has no attribute 'get'"
+                raise AdapterError(f"{path}: {key[:-1]} {name!r}: field 'extra' must be an object")
     return m
 
 

@@ -376,6 +376,18 @@ def _hub_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
 
 
+def model_location(spec: str | os.PathLike) -> Path:
+    """The file or folder :func:`load_backbone` reads ``spec`` from: the path itself, an ESM-2
+    name's file in torch's hub cache, a hub id's cached snapshot (never downloading); else
+    ``spec`` as a path (which is not there)."""
+    p = Path(spec)
+    if p.exists():
+        return p
+    if str(spec) in ARCHS and str(spec).startswith("esm2_"):
+        return _hub_file(str(spec))
+    return hf_cached_folder(str(spec)) if HUB_ID.match(str(spec)) else p
+
+
 def load_pretrained(name: str, trust: bool = False) -> Loaded:
     """A released ESM-2 by fair-esm name; downloaded once into torch's hub cache (the same
     place fair-esm uses), then loaded safely."""

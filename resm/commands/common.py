@@ -146,6 +146,18 @@ def option_problem(values: Mapping[str, object], name: Callable[[str], str]) -> 
     return None
 
 
+def argument_name(parser: argparse.ArgumentParser, dest: str) -> str:
+    """How errors name a command's argument ``dest`` (``parser``: the command's): its flag
+    (:func:`resm.config.flag`, ``--out``), or, for a positional, its metavar (``resm embed``'s
+    ``OUT``, which was said as ``--out``, a flag embed does not have)."""
+    from ..config import flag
+
+    for action in parser._actions:
+        if action.dest == dest and not action.option_strings:
+            return str(action.metavar or dest.upper())
+    return flag(dest)
+
+
 # --turner-scale's help, shared by resm fold and resm evaluate structure (figures:
 # experiments/results/structure_turner_option_cpu.md; speed: fold_speed_turner_cpu.md)
 TURNER_HELP = (

@@ -293,9 +293,15 @@ def _sha256_files(files: Sequence[Path], named: bool = False) -> str:
 
 
 def backbone_sha256(source: str | os.PathLike) -> str:
-    """SHA-256 identifying a backbone: of the file's bytes (fair-esm ``.pt``), or of a
-    Hugging Face folder's ``*.safetensors`` files (``*.bin`` if it has none), by name order."""
-    p = Path(source)
+    """SHA-256 identifying a backbone: of the file's bytes (fair-esm ``.pt``, a structure model,
+    ``default``: the shipped one), or of a Hugging Face folder's ``*.safetensors`` files (``*.bin``
+    if it has none), by name order; an ESM-2 name or a hub id: of the file or folder it is read
+    from (every spec :func:`resm.structure.model.load_backbone` reads: ``resm probe default`` fitted
+    its probe, then said 'default: backbone file not found')."""
+    from ..backbone.load import model_location
+    from .model import resolve_model
+
+    p = model_location(resolve_model(source))
     if p.is_file():
         return _sha256_files([p])
     if p.is_dir():
@@ -369,6 +375,9 @@ class ProbeFile:
         problem = config.format_version_problem(version, PROBE_VERSION)
         if problem:
             raise FoldError(f"{side}: {problem}")
+        for key in ("scheme_hash", "backbone", "backbone_sha256", "probe_sha256"):  # 0 was "'int' object ..."
+            if not isinstance(getattr(rec, key), str):
+                raise FoldError(f"{side}: {key} must be a string, got {getattr(rec, key)!r}")
         rec.threshold = stored_threshold(rec.threshold, str(side))  # NaN or 7 decoded no pair and exited 0
         if rec.method not in METHODS:
             raise FoldError(f"{side}: method must be one of {', '.join(METHODS)}, got {rec.method!r}")
@@ -474,7 +483,7 @@ def fit_zero_shot(
         method=method,
         scheme=scheme.name,
         scheme_hash=scheme.table_hash,
-        backbone=str(Path(backbone).resolve()),
+        backbone=str(Path(backbone).resolve()) if Path(backbone).exists() else str(backbone),  # default, a name
         backbone_sha256=backbone_sha256(backbone),
         n_train=int(fit["n_seqs"]),
         stats=stats,

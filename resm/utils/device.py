@@ -6,6 +6,7 @@ the environment variables ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; a plain r
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import NamedTuple
 
@@ -29,7 +30,7 @@ THREADS_RULE = f"must be an integer in [0, {MAX_THREADS}] (0: every core)"
 
 def threads_ok(v) -> bool:
     """``v`` keeps :data:`THREADS_RULE`."""
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_THREADS
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= MAX_THREADS  # numpy's too
 
 
 DEVICE_HELP = "auto: the GPU when CUDA is available (cuda:LOCAL_RANK under a launcher), else cpu; or cpu, cuda, cuda:N"

@@ -197,14 +197,14 @@ OUTPUT_CASES = [
         "embed/out-is-the-input",
         ["embed", "{tiny}", "{t}/in.npz", "{t}/in.npz"],
         1,
-        ["--out {t}/in.npz: is the input"],
+        ["OUT {t}/in.npz: is the input"],
         copy("fa", "in.npz"),
     ),
     Case(
         "embed/out-links-to-the-model",
         ["embed", "{t}/m.pt", "{fa}", "{t}/o.npz"],
         1,
-        ["--out {t}/o.npz: is the model ({t}/m.pt)"],
+        ["OUT {t}/o.npz: is the model ({t}/m.pt)"],
         then(copy("tiny", "m.pt"), _link("o.npz", "m.pt")),
     ),
     Case(
