@@ -30,7 +30,7 @@ CASES = [
     Case("embed/model-empty", ["embed", "", "{fa}", "{t}/e.npz"], 2, [f"argument MODEL: {EMPTY}"]),
     Case("embed/input-empty", ["embed", "{tiny}", "", "{t}/e.npz"], 2, [f"argument INPUT: {EMPTY}"]),
     Case("compare/config-empty", ["compare", "--config", ""], 2, [f"argument --config: {EMPTY}"]),
-    Case("export/out-empty", ["export", "{run}", "--out", ""], 2, [f"argument --out: {EMPTY}"]),
+    Case("export/out-empty", ["export", "{run}", "--out", ""], 2, [f"argument -o/--out: {EMPTY}"]),
     Case(
         "pretrain/override-empty", ["pretrain", "--config", "{pretrain_cfg}", ""], 2, [f"argument key=value: {EMPTY}"]
     ),
