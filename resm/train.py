@@ -77,6 +77,14 @@ class Task(Protocol):
     def save_final(self, model: torch.nn.Module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         """Write the finished model (consolidated ``state``) in its user-facing format."""
 
+    # optional: outputs(out_dir) -> [(path, kind, earlier)], what save_final writes ("file" or
+    # "dir"; earlier(folder): whether an existing folder is an earlier output it may replace),
+    # checked with the run folder's own entries before the run starts (RUN_ENTRIES)
+
+
+# the entries of a run folder the loop writes, and their kinds
+RUN_ENTRIES = (("checkpoints", "dir"), ("log.jsonl", "file"), ("config.json", "file"))
+
 
 # ----------------------------------------------------------------------------- distributed
 def init_distributed(engine: str, device: torch.device) -> None:
@@ -375,6 +383,7 @@ class Trainer:
         removes what it wrote, and the folder itself if it created it."""
         if os.path.lexists(self.out_dir) and not self.out_dir.is_dir():
             raise ConfigError(f"train.out_dir {self.out_dir}: is a file, not a folder")
+        self._check_run_folder()
         existed = self.out_dir.is_dir()
         before = set(self.out_dir.iterdir()) if existed else set()
 
@@ -402,6 +411,16 @@ class Trainer:
                 flush=True,
             )
         return result
+
+    def _check_run_folder(self) -> None:
+        """Every entry of the run folder the run writes (the loop's, :data:`RUN_ENTRIES`, and
+        the task's final model, ``Task.outputs``) can be written: one of the wrong kind (a file
+        where the checkpoints folder goes, a folder of other files where the bundle goes) is
+        refused before the first step, not after the last."""
+        outputs = getattr(self.task, "outputs", None)
+        entries = [(self.out_dir / name, kind, None) for name, kind in RUN_ENTRIES]
+        for path, kind, earlier in entries + (list(outputs(self.out_dir)) if outputs else []):
+            check_output(path, kind, earlier=earlier)
 
     def _fit(self) -> dict[str, Any]:
         t = self.train

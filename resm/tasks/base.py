@@ -63,6 +63,7 @@ __all__ = [
     "seeded_head",
     "bundle_config",
     "BundleHeadTask",
+    "bundle_outputs",
 ]
 
 BUNDLE_DIR = "model"
@@ -370,6 +371,9 @@ class BundleHeadTask:
         self.final_metrics = dict(self.validate(module, device))
         return self.head_spec()
 
+    def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
+        return bundle_outputs(out_dir)
+
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         spec = self.bundle_head(module, next(iter(state.values())).device)
         save_bundle(Path(out_dir) / BUNDLE_DIR, module, self.scheme, self.source, {self.head_name: spec})
@@ -434,6 +438,12 @@ class ItemStream(EpochStream):
 
 
 # ----------------------------------------------------------------------------- bundles
+def bundle_outputs(out_dir: Path) -> list[tuple[Path, str, Any]]:
+    """What a bundle task writes at the end of its run (:meth:`resm.train.Task.outputs`): the
+    bundle folder ``out_dir/model``, replacing only an earlier bundle."""
+    return [(Path(out_dir) / BUNDLE_DIR, "dir", is_bundle)]
+
+
 def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str, heads: dict[str, dict[str, Any]]) -> Path:
     """Write ``folder`` (created atomically): adapter (mode adapters), head files and manifest.
 
@@ -446,10 +456,7 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str, hea
     source = manifest_source(source, folder)
     enc = model.encoder
 
-    def earlier(p: Path) -> bool:  # an existing folder is replaced only if it is an earlier bundle
-        return (p / A.MANIFEST).is_file() or any(p.glob("onehot-*.pt"))
-
-    with atomic_dir(folder, replaces=earlier) as tmp:
+    with atomic_dir(folder, replaces=is_bundle) as tmp:
         if isinstance(enc, OneHotEncoder):
             for name, spec in heads.items():
                 state = {f"head.{k}": v for k, v in model.heads[name].state_dict().items()}

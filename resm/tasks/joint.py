@@ -34,7 +34,16 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, from_dict
-from .base import BUNDLE_DIR, SEQUENCE_KEYS, ModelConfig, TaskModel, TaskSpec, build_encoder, save_bundle
+from .base import (
+    BUNDLE_DIR,
+    SEQUENCE_KEYS,
+    ModelConfig,
+    TaskModel,
+    TaskSpec,
+    build_encoder,
+    bundle_outputs,
+    save_bundle,
+)
 
 __all__ = ["JointEntry", "JointTask", "JointStream", "sub_tasks"]
 
@@ -149,6 +158,9 @@ class JointTask:
             "weights": self.weights,
             "tasks": {n: t.fingerprint() for n, t in self.tasks.items()},
         }
+
+    def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
+        return bundle_outputs(out_dir)
 
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         device = next(iter(state.values())).device

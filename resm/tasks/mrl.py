@@ -55,6 +55,8 @@ __all__ = [
     "MAX_UTR",
 ]
 
+OPTIMUS_FILE = "optimus-mrl.pt"  # the Optimus baseline's one file, in out_dir/model
+
 
 @dataclass
 class MRLDataConfig:
@@ -216,6 +218,12 @@ class MRLTask(BundleHeadTask):
             "extra": {"mean": self.mean, "std": self.std, "val_metrics": self.final_metrics},
         }
 
+    def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
+        """The bundle folder, or for the Optimus baseline its one file in ``out_dir/model``."""
+        if self.kind != "optimus":
+            return super().outputs(out_dir)
+        return [(Path(out_dir) / BUNDLE_DIR / OPTIMUS_FILE, "file", None)]
+
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         """The bundle (:meth:`BundleHeadTask.save_final`), or for the Optimus baseline (no
         encoder) one ``optimus-mrl.pt`` file."""
@@ -225,7 +233,7 @@ class MRLTask(BundleHeadTask):
         spec = self.bundle_head(module, next(iter(state.values())).device)
         from ..utils.io import atomic_path
 
-        path = Path(out_dir) / BUNDLE_DIR / "optimus-mrl.pt"
+        path = Path(out_dir) / BUNDLE_DIR / OPTIMUS_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             torch.save(
@@ -323,7 +331,7 @@ def load_mrl_model(folder, backbone: str | None = None, trust: bool = False, ada
     """``(TaskModel, head name, manifest entry, scheme)`` from ``out_dir/model``; ``adapter``: a
     PEFT folder in place of the bundle's adapter."""
     folder = Path(folder)
-    optimus = folder / "optimus-mrl.pt"
+    optimus = folder / OPTIMUS_FILE
     if optimus.exists():
         if adapter is not None:
             raise ConfigError(f"{folder}: an Optimus model has no backbone, so no adapter ({adapter})")

@@ -358,6 +358,9 @@ class StructureTask:
         summary = self.kind.summary(settings)
         self.threshold, self.decoding = summary["threshold"], summary["decoding"]
 
+    def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
+        return [(Path(out_dir) / MODEL_FILE, "file", None)]
+
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         """Write ``out_dir/structure_model.pt`` with the decoding chosen on validation."""
         m = self.model_cfg

@@ -1,0 +1,71 @@
+"""The seventh hostile-input audit, training side: each case trained to its last step before it
+failed (an entry of the run folder of the wrong kind). Every case keeps the rule of
+:func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit code, nothing
+written: no checkpoint of a run that could not finish)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.robustness.cases import Case, check_one_line, mkdir, then, write
+
+RUN = ["train.out_dir={t}/run"]
+RRI = ["finetune", "--config", "{rri_cfg}", *RUN]
+MRL = ["finetune", "--config", "{mrl_cfg}", *RUN]
+STRUCTURE = ["finetune", "--config", "{structure_cfg}", *RUN]
+PRETRAIN = ["pretrain", "--config", "{pretrain_cfg}", *RUN]
+FOLDER = "is a file; a folder is to be written here"
+FILE = "is a folder; a file is to be written here"
+FOREIGN = "is a folder that holds other files; not replacing it (give a new path)"
+
+
+def _mrl_run(p: dict) -> None:
+    """A copy of the workspace's finished mrl run (two steps, a checkpoint), its bundle removed."""
+    shutil.copytree(Path(p["mrl_model"]).parent, Path(p["t"]) / "run")
+    shutil.rmtree(Path(p["t"]) / "run" / "model")
+
+
+# ---------------------------------------------------------------- run folder entries of the wrong kind
+# The final model (a bundle folder, model.pt, structure_model.pt) and the checkpoints folder were
+# checked only when written: a run trained every step, wrote a checkpoint, then failed.
+RUN_FOLDER = [
+    Case("finetune/rri-bundle-path-is-a-file", RRI, 1, ["{t}/run/model: " + FOLDER], write("run/model", "mine\n")),
+    Case("finetune/mrl-bundle-path-holds-other-files", MRL, 1, ["{t}/run/model: " + FOREIGN], mkdir("run/model", True)),
+    Case(
+        "finetune/structure-model-path-is-a-folder",
+        STRUCTURE,
+        1,
+        ["{t}/run/structure_model.pt: " + FILE],
+        mkdir("run/structure_model.pt", True),
+    ),
+    Case("pretrain/model-pt-is-a-folder", PRETRAIN, 1, ["{t}/run/model.pt: " + FILE], mkdir("run/model.pt", True)),
+    Case(
+        "finetune/checkpoints-is-a-file",
+        RRI,
+        1,
+        ["{t}/run/checkpoints: " + FOLDER],
+        write("run/checkpoints", "mine\n"),
+    ),
+    Case(
+        "finetune/log-is-a-folder",
+        [*RRI, "train.log_every=1"],
+        1,
+        ["{t}/run/log.jsonl: " + FILE],
+        mkdir("run/log.jsonl", True),
+    ),
+    Case(
+        "finetune/resumed-run-with-its-bundle-path-a-file",
+        [*MRL, "train.max_steps=3", "train.resume_changed=true"],
+        1,
+        ["{t}/run/model: " + FOLDER],
+        then(_mrl_run, write("run/model", "mine\n")),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", RUN_FOLDER, ids=lambda c: c.id)
+def test_hostile_input_is_one_line_and_writes_nothing(case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
