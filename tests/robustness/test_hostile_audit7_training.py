@@ -1,5 +1,6 @@
 """The seventh hostile-input audit, training side: each case trained to its last step before it
-failed (an entry of the run folder of the wrong kind). Every case keeps the rule of
+failed (an entry of the run folder of the wrong kind), or failed in words that named neither
+the file nor the key (a DeepSpeed JSON that DeepSpeed refuses). Every case keeps the rule of
 :func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit code, nothing
 written: no checkpoint of a run that could not finish)."""
 
@@ -20,6 +21,10 @@ PRETRAIN = ["pretrain", "--config", "{pretrain_cfg}", *RUN]
 FOLDER = "is a file; a folder is to be written here"
 FILE = "is a folder; a file is to be written here"
 FOREIGN = "is a folder that holds other files; not replacing it (give a new path)"
+
+
+def _deepspeed(args: list[str]) -> list[str]:
+    return [*args, "train.engine=deepspeed", "train.deepspeed_config={t}/ds.json"]
 
 
 def _mrl_run(p: dict) -> None:
@@ -65,7 +70,52 @@ RUN_FOLDER = [
     ),
 ]
 
+# ---------------------------------------------------------------- DeepSpeed JSON that DeepSpeed refuses
+# zero_optimization a list was "AttributeError: 'list' object has no attribute 'get' (unexpected)";
+# a stage or offload device DeepSpeed does not know was its pydantic message, naming no file.
+DEEPSPEED = [
+    Case(
+        "finetune/deepspeed-zero-stage-4",
+        _deepspeed(RRI),
+        1,
+        ["train.deepspeed_config {t}/ds.json: zero_optimization.stage: ", "(got 4)"],
+        write("ds.json", '{"zero_optimization": {"stage": 4}}'),
+    ),
+    Case(
+        "finetune/deepspeed-zero-stage-a-word",
+        _deepspeed(RRI),
+        1,
+        ["train.deepspeed_config {t}/ds.json: zero_optimization.stage: ", '(got "two")'],
+        write("ds.json", '{"zero_optimization": {"stage": "two"}}'),
+    ),
+    Case(
+        "finetune/deepspeed-zero-section-a-list",
+        _deepspeed(RRI),
+        1,
+        ["train.deepspeed_config {t}/ds.json: zero_optimization must be a JSON object, got [2]"],
+        write("ds.json", '{"zero_optimization": [2]}'),
+    ),
+    Case(
+        "pretrain/deepspeed-offload-to-disk",
+        _deepspeed(PRETRAIN),
+        1,
+        ["train.deepspeed_config {t}/ds.json: zero_optimization.offload_optimizer.device: ", '(got "disk")'],
+        write("ds.json", '{"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "disk"}}}'),
+    ),
+]
 
-@pytest.mark.parametrize("case", RUN_FOLDER, ids=lambda c: c.id)
+
+@pytest.mark.parametrize("case", RUN_FOLDER + DEEPSPEED, ids=lambda c: c.id)
 def test_hostile_input_is_one_line_and_writes_nothing(case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def test_shipped_deepspeed_configs_pass_the_early_check():
+    """Every shipped DeepSpeed JSON passes the check made before any model is built."""
+    from resm.engines import read_deepspeed_config
+    from resm.train_config import TrainConfig
+
+    shipped = sorted((Path(__file__).resolve().parents[2] / "configs" / "deepspeed").glob("*.json"))
+    assert shipped
+    for path in shipped:
+        assert isinstance(read_deepspeed_config(TrainConfig(engine="deepspeed", deepspeed_config=str(path))), dict)
