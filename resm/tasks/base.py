@@ -64,6 +64,7 @@ __all__ = [
     "bundle_config",
     "BundleHeadTask",
     "bundle_outputs",
+    "validation_is_training",
 ]
 
 BUNDLE_DIR = "model"
@@ -318,6 +319,23 @@ def check_item_data(cfg: Any, what: str) -> None:
         v = getattr(cfg, key)
         if v is not None and v < 1:
             raise ConfigError(f"data.{key} must be >= 1, got {v}")
+
+
+def validation_is_training(
+    val: Any, val_items: Sequence[Any], train_items: Sequence[Any], key: Callable[[Any], Any], also: str = ""
+) -> list[str]:
+    """A warning when every validation item of the ``data.val`` file ``val`` is also a training
+    item (``key`` of each, its names and sequences, the same): the validation metrics (and
+    ``also``, what is chosen on them) then measure training fit."""
+    if not val or not val_items:
+        return []
+    seen = {key(x) for x in train_items}
+    if not all(key(x) in seen for x in val_items):
+        return []
+    return [
+        f"resm: warning: data.val ({val}): all {len(val_items)} validation record(s) are training records, "
+        f"so the validation metrics{also} measure training fit"
+    ]
 
 
 def bundle_config(head_cfg) -> dict[str, Any]:

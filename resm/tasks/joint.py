@@ -159,6 +159,10 @@ class JointTask:
             "tasks": {n: t.fingerprint() for n, t in self.tasks.items()},
         }
 
+    def notes(self) -> list[str]:
+        """Each task's warnings on its data, in the order of ``tasks``."""
+        return [line for t in self.tasks.values() for line in getattr(t, "notes", list)()]
+
     def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
         return bundle_outputs(out_dir)
 

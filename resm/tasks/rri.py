@@ -47,6 +47,7 @@ from .base import (
     open_bundle,
     seeded_head,
     subset,
+    validation_is_training,
 )
 
 __all__ = [
@@ -86,6 +87,11 @@ class RRIDataConfig:
         check_item_data(self, "pairs")
         if not 0.0 < self.val_fraction < 1.0 and not self.val:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
+
+
+def _names_and_sequences(p: Pair) -> tuple[str, str, str, str]:
+    """What makes a validation pair a training pair (:func:`validation_is_training`)."""
+    return p.a_name, p.a, p.b_name, p.b
 
 
 def collate_pairs(pairs: Sequence[Pair], scheme) -> dict[str, Any]:
@@ -136,9 +142,15 @@ class RRITask(BundleHeadTask):
             self.train_pairs, self.val_pairs = split_pairs(read_pairs(d.train, max_length=n), d.val_fraction, d.seed)
         self.train_pairs = subset(self.train_pairs, d.max_train, d.seed)
         self.val_pairs = subset(self.val_pairs, d.max_val, d.seed)
+        # the loop prints it once every check has passed (a refused run says one line)
+        self._notes = validation_is_training(d.val, self.val_pairs, self.train_pairs, _names_and_sequences)
         self.final_metrics: dict[str, float] = {}
 
     # ---- Task protocol
+    def notes(self) -> list[str]:
+        """Warnings on the data (a validation file of training pairs only)."""
+        return self._notes
+
     def train_stream(self, rank: int, world_size: int) -> ItemStream:
         return ItemStream(self.train_pairs, self.data_cfg.batch_size, self.data_cfg.seed, rank, world_size)
 

@@ -119,3 +119,51 @@ def test_shipped_deepspeed_configs_pass_the_early_check():
     assert shipped
     for path in shipped:
         assert isinstance(read_deepspeed_config(TrainConfig(engine="deepspeed", deepspeed_config=str(path))), dict)
+
+
+# ---------------------------------------------------------------- a validation file of training pairs
+def _finetune(cfg: dict, folder: Path, capfd) -> list[str]:
+    import yaml
+
+    from resm.cli import main as cli_main
+    from tests.robustness.conftest import said
+
+    folder.mkdir()
+    cfg["train"].update(out_dir=str(folder / "run"), max_steps=1, val_every=0, ckpt_every=0)
+    (folder / "c.yaml").write_text(yaml.safe_dump(cfg))
+    capfd.readouterr()
+    assert cli_main(["finetune", "--config", str(folder / "c.yaml"), "optim.warmup_steps=0"]) == 0
+    return said(capfd.readouterr().err)
+
+
+def test_an_rri_validation_file_of_training_pairs_is_said(ws, tmp_path, capfd):
+    """An rri run whose data.val held only its training pairs reported (and wrote into the
+    bundle) validation metrics of training fit without a word; the structure task said so, in a
+    check of its own that is now the one every task shares."""
+    import yaml
+
+    cfg = yaml.safe_load(Path(ws["rri_cfg"]).read_text())
+    train = cfg["data"]["train"]
+    cfg["data"]["val"] = train
+    assert _finetune(cfg, tmp_path / "same", capfd) == [
+        f"resm: warning: data.val ({train}): all 600 validation record(s) are training records, so the "
+        "validation metrics measure training fit"
+    ]
+    # a joint run says it of its rri part
+    joint = {
+        "task": "joint",
+        "model": cfg["model"],
+        "tasks": {"rri": {"head": cfg["head"], "data": {**cfg["data"], "max_val": 5}}},
+        "optim": cfg["optim"],
+        "train": cfg["train"],
+    }
+    assert _finetune(joint, tmp_path / "joint", capfd) == [
+        f"resm: warning: data.val ({train}): all 5 validation record(s) are training records, so the "
+        "validation metrics measure training fit"
+    ]
+    # pairs held out of training: nothing said
+    lines = Path(train).read_text().splitlines()
+    (tmp_path / "train.tsv").write_text("\n".join(lines[:300]) + "\n")
+    (tmp_path / "val.tsv").write_text("\n".join([lines[0], *lines[300:]]) + "\n")
+    cfg["data"].update(train=str(tmp_path / "train.tsv"), val=str(tmp_path / "val.tsv"))
+    assert _finetune(cfg, tmp_path / "other", capfd) == []
