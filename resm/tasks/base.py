@@ -65,6 +65,7 @@ __all__ = [
     "BundleHeadTask",
     "bundle_outputs",
     "validation_is_training",
+    "no_validation",
 ]
 
 BUNDLE_DIR = "model"
@@ -338,6 +339,14 @@ def validation_is_training(
     ]
 
 
+def no_validation(val_items: Sequence[Any], split: str) -> list[str]:
+    """A warning when the validation split is empty (``split``: the keys and the file that made
+    it): the run then measures no validation metrics, and its bundle records none."""
+    if val_items:
+        return []
+    return [f"resm: warning: the validation split is empty ({split}): no validation metrics are measured"]
+
+
 def bundle_config(head_cfg) -> dict[str, Any]:
     """A head's config as its bundle entry stores it: without ``embed_dim``, which comes from
     the encoder the bundle is opened with."""
@@ -383,6 +392,11 @@ class BundleHeadTask:
             "data": asdict(self.data_cfg),
             "scheme_hash": self.scheme.table_hash,
         }
+
+    def notes(self) -> list[str]:
+        """Warnings on the data (``_notes``, set by the subclass), printed by the loop once every
+        check has passed (a refused run says one line)."""
+        return list(getattr(self, "_notes", ()))
 
     def bundle_head(self, module, device) -> dict[str, Any]:
         """The head's bundle entry after a last validation (its metrics go into it)."""

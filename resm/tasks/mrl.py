@@ -39,6 +39,7 @@ from .base import (
     check_item_data,
     encode_batch,
     head_for,
+    no_validation,
     on_device,
     open_bundle,
     seeded_head,
@@ -163,6 +164,9 @@ class MRLTask(BundleHeadTask):
         self.train_utrs, self.val_utrs, self.test_utrs = split_utrs(utrs, tuple(d.fractions), d.seed)
         self.train_utrs = subset(self.train_utrs, d.max_train, d.seed)
         self.val_utrs = subset(self.val_utrs, d.max_val, d.seed)
+        self._notes = no_validation(
+            self.val_utrs, f"data.fractions {d.fractions} of the {len(utrs)} UTR(s) of {d.train}"
+        )
         y = np.array([u.mrl for u in self.train_utrs])
         self.mean, self.std = float(y.mean()), float(y.std() or 1.0)
         self.final_metrics: dict[str, float] = {}

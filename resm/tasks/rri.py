@@ -43,6 +43,7 @@ from .base import (
     check_item_data,
     encode_batch,
     head_for,
+    no_validation,
     on_device,
     open_bundle,
     seeded_head,
@@ -140,17 +141,15 @@ class RRITask(BundleHeadTask):
             self.train_pairs, self.val_pairs = read_pairs(d.train, max_length=n), read_pairs(d.val, max_length=n)
         else:
             self.train_pairs, self.val_pairs = split_pairs(read_pairs(d.train, max_length=n), d.val_fraction, d.seed)
+        read = len(self.train_pairs) + len(self.val_pairs)
         self.train_pairs = subset(self.train_pairs, d.max_train, d.seed)
         self.val_pairs = subset(self.val_pairs, d.max_val, d.seed)
-        # the loop prints it once every check has passed (a refused run says one line)
-        self._notes = validation_is_training(d.val, self.val_pairs, self.train_pairs, _names_and_sequences)
+        split = f"data.val_fraction {d.val_fraction} of the {read} pair(s) of {d.train}"
+        self._notes = no_validation(self.val_pairs, split)
+        self._notes += validation_is_training(d.val, self.val_pairs, self.train_pairs, _names_and_sequences)
         self.final_metrics: dict[str, float] = {}
 
     # ---- Task protocol
-    def notes(self) -> list[str]:
-        """Warnings on the data (a validation file of training pairs only)."""
-        return self._notes
-
     def train_stream(self, rank: int, world_size: int) -> ItemStream:
         return ItemStream(self.train_pairs, self.data_cfg.batch_size, self.data_cfg.seed, rank, world_size)
 

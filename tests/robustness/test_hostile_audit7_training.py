@@ -167,3 +167,26 @@ def test_an_rri_validation_file_of_training_pairs_is_said(ws, tmp_path, capfd):
     (tmp_path / "val.tsv").write_text("\n".join([lines[0], *lines[300:]]) + "\n")
     cfg["data"].update(train=str(tmp_path / "train.tsv"), val=str(tmp_path / "val.tsv"))
     assert _finetune(cfg, tmp_path / "other", capfd) == []
+
+
+def test_an_empty_validation_split_of_rri_or_mrl_is_said(ws, tmp_path, capfd):
+    """An rri file of one pair, or mrl data.fractions leaving no validation UTR, trained and wrote
+    a bundle without validation metrics, saying only 'finished at step 1'; pretraining said it."""
+    import yaml
+
+    rri = yaml.safe_load(Path(ws["rri_cfg"]).read_text())
+    one = tmp_path / "one.tsv"
+    one.write_text("\n".join(Path(rri["data"]["train"]).read_text().splitlines()[:2]) + "\n")
+    rri["data"]["train"] = str(one)
+    assert _finetune(rri, tmp_path / "rri", capfd) == [
+        f"resm: warning: the validation split is empty (data.val_fraction 0.2 of the 1 pair(s) of {one}): "
+        "no validation metrics are measured"
+    ]
+    mrl = yaml.safe_load(Path(ws["mrl_cfg"]).read_text())
+    mrl["data"]["fractions"] = [1.0, 0.0, 0.0]
+    assert _finetune(mrl, tmp_path / "mrl", capfd) == [
+        f"resm: warning: the validation split is empty (data.fractions [1.0, 0.0, 0.0] of the 1500 UTR(s) of "
+        f"{mrl['data']['train']}): no validation metrics are measured"
+    ]
+    mrl["data"]["fractions"] = [0.8, 0.2, 0.0]  # a validation part: nothing said
+    assert _finetune(mrl, tmp_path / "mrl2", capfd) == []
