@@ -190,3 +190,39 @@ def test_an_empty_validation_split_of_rri_or_mrl_is_said(ws, tmp_path, capfd):
     ]
     mrl["data"]["fractions"] = [0.8, 0.2, 0.0]  # a validation part: nothing said
     assert _finetune(mrl, tmp_path / "mrl2", capfd) == []
+
+
+# ---------------------------------------------------------------- two runs into one folder at once
+def test_a_run_folder_another_run_is_writing_into_is_refused(ws, tmp_path, capfd, monkeypatch):
+    """A second run into the folder of a running one resumed from its live checkpoints, wrote
+    into its log, and failed (or made the first fail) on a checkpoint both wrote: 'Directory not
+    empty'. The running one holds a lock on the folder (here, this test does)."""
+    import fcntl
+    import os
+
+    from resm.cli import main as cli_main
+
+    held: list[int] = []
+
+    def hold(p: dict) -> None:
+        (Path(p["t"]) / "run").mkdir()
+        fd = os.open(Path(p["t"]) / "run", os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.append(fd)
+
+    case = Case(
+        "finetune/run-folder-in-use",
+        RRI,
+        1,
+        ["train.out_dir {t}/run: another run is writing into it (wait for it to end, or give another train.out_dir)"],
+        hold,
+    )
+    try:
+        check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+    finally:
+        for fd in held:
+            os.close(fd)
+    # once the other run has ended, the same command runs (and its lock ends with it)
+    argv = [a.replace("{rri_cfg}", str(ws["rri_cfg"])).replace("{t}", str(tmp_path)) for a in RRI]
+    assert cli_main(argv) == 0
+    assert cli_main([*argv, "train.max_steps=3", "train.resume_changed=true"]) == 0
