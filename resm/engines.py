@@ -9,6 +9,7 @@ home of a run's trained weights as its final files hold them."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,7 +144,31 @@ def read_deepspeed_config(train: TrainConfig) -> dict[str, Any]:
         raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: unreadable JSON ({why})") from None
     if not isinstance(ds_cfg, dict):
         raise ConfigError(f"train.deepspeed_config {train.deepspeed_config}: not a JSON object")
+    zero = ds_cfg.get("zero_optimization", {})
+    if not isinstance(zero, dict):
+        raise ConfigError(
+            f"train.deepspeed_config {train.deepspeed_config}: zero_optimization must be a JSON object, "
+            f"got {json.dumps(zero)}"
+        )
+    import pydantic
+    from deepspeed.runtime.zero.config import DeepSpeedZeroConfig
+
+    try:  # DeepSpeed's own rules for the section (stage 0-3, offload devices), before any model is built
+        DeepSpeedZeroConfig(**zero)
+    except pydantic.ValidationError as e:
+        raise deepspeed_refusal(train, e, "zero_optimization") from None
     return ds_cfg
+
+
+def deepspeed_refusal(train: TrainConfig, error: Any, section: str = "") -> ConfigError:
+    """DeepSpeed's refusal of its config (a pydantic ValidationError: a traceback of several
+    lines naming neither the file nor the section) as one line naming both and the key."""
+    first = error.errors()[0]
+    key = ".".join([section] * bool(section) + [str(k) for k in first["loc"]])
+    return ConfigError(
+        f"train.deepspeed_config {train.deepspeed_config}: {key or 'the config'}: {first['msg']} "
+        f"(got {json.dumps(first.get('input'), default=str)})"
+    )
 
 
 def deepspeed_settings(ds_cfg: dict[str, Any], optim: OptimConfig, train: TrainConfig, device) -> dict[str, Any]:
@@ -176,7 +201,7 @@ class DeepSpeedEngine:
         import deepspeed
 
         self.device = device
-        offload = ds_cfg.get("zero_optimization", {}).get("offload_optimizer", {}).get("device") == "cpu"
+        offload = (ds_cfg.get("zero_optimization", {}).get("offload_optimizer") or {}).get("device") == "cpu"
         if offload:
             from deepspeed.ops.adam import DeepSpeedCPUAdam
 
@@ -195,9 +220,14 @@ class DeepSpeedEngine:
         half = self.autocast_dtype is not None
         named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
         self.frozen = {n: t.detach().to("cpu", copy=True) for n, t in named if half and not t.requires_grad}
-        self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg
-        )
+        import pydantic
+
+        try:
+            self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
+                model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg
+            )
+        except pydantic.ValidationError as e:  # a section other than zero_optimization
+            raise deepspeed_refusal(train, e) from None
         self.module = self.model.module
 
     def autocast(self):

@@ -83,6 +83,14 @@ class Task(Protocol):
     # hooks gather weights and check that the processes are in step): in save_final, on rank 0
     # alone, it waited for the others forever.
 
+    # optional: outputs(out_dir) -> [(path, kind, earlier)], what save_final writes ("file" or
+    # "dir"; earlier(folder): whether an existing folder is an earlier output it may replace),
+    # checked with the run folder's own entries before the run starts (RUN_ENTRIES)
+
+
+# the entries of a run folder the loop writes, and their kinds
+RUN_ENTRIES = (("checkpoints", "dir"), ("log.jsonl", "file"), ("config.json", "file"))
+
 
 # ----------------------------------------------------------------------------- distributed
 def init_distributed(engine: str, device: torch.device) -> None:
@@ -378,10 +386,47 @@ class Trainer:
 
         The run folder is written as the run goes (checkpoints, log, final model), even inside
         a :func:`resm.utils.io.transaction`. A run that fails before its first checkpoint
-        removes what it wrote, and the folder itself if it created it."""
+        removes what it wrote, and the folder itself if it created it. The folder is locked for
+        the run (:meth:`_lock`): a second run into it at once is refused."""
         if os.path.lexists(self.out_dir) and not self.out_dir.is_dir():
             raise ConfigError(f"train.out_dir {self.out_dir}: is a file, not a folder")
-        existed = self.out_dir.is_dir()
+        self._check_run_folder()
+        existed = self._lock()
+        try:
+            return self._fit_locked(existed)
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # the lock goes with it (and with the process, however it ends)
+
+    def _lock(self) -> bool:
+        """Hold an exclusive lock on the run folder (rank 0; the folder is created here when
+        absent); return whether it existed. A run writing into the folder already holds it: two
+        runs at once resumed from each other's checkpoints, interleaved their logs and failed on
+        a checkpoint both wrote ('Directory not empty'). The lock is on the folder itself, so
+        nothing is written for it, and it is released when the process ends, killed or not."""
+        self._lock_fd = None
+        if self.rank != 0:
+            return self.out_dir.is_dir()
+        import fcntl
+
+        try:
+            self.out_dir.mkdir(parents=True)
+            existed = False
+        except FileExistsError:
+            existed = True
+        fd = os.open(self.out_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # the folder is the other run's: nothing of it is removed
+            raise ConfigError(
+                f"train.out_dir {self.out_dir}: another run is writing into it (wait for it to end, "
+                "or give another train.out_dir)"
+            ) from None
+        self._lock_fd = fd
+        return existed
+
+    def _fit_locked(self, existed: bool) -> dict[str, Any]:
         before = set(self.out_dir.iterdir()) if existed else set()
 
         def undo_start() -> None:  # on an error, and on SIGTERM at the command line (on_abort)
@@ -408,6 +453,16 @@ class Trainer:
                 flush=True,
             )
         return result
+
+    def _check_run_folder(self) -> None:
+        """Every entry of the run folder the run writes (the loop's, :data:`RUN_ENTRIES`, and
+        the task's final model, ``Task.outputs``) can be written: one of the wrong kind (a file
+        where the checkpoints folder goes, a folder of other files where the bundle goes) is
+        refused before the first step, not after the last."""
+        outputs = getattr(self.task, "outputs", None)
+        entries = [(self.out_dir / name, kind, None) for name, kind in RUN_ENTRIES]
+        for path, kind, earlier in entries + (list(outputs(self.out_dir)) if outputs else []):
+            check_output(path, kind, earlier=earlier)
 
     def _fit(self) -> dict[str, Any]:
         t = self.train

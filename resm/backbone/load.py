@@ -540,6 +540,12 @@ def _replacements(meta: dict | None) -> dict[str, str]:
         return {}
 
 
+def is_hf_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a Hugging Face model (its config.json): an existing folder is
+    replaced by :func:`save_hf` only then."""
+    return (Path(folder) / "config.json").is_file()
+
+
 def save_hf(model: ESM2, folder: str | os.PathLike, meta: dict | None = None) -> None:
     """Write ``model`` as a Hugging Face ``EsmForMaskedLM`` folder (config.json +
     model.safetensors and the tokenizer files, :func:`hf_tokenizer_files`), plus resm.json with
@@ -549,7 +555,7 @@ def save_hf(model: ESM2, folder: str | os.PathLike, meta: dict | None = None) ->
     state = fair_to_hf(model.state_dict(), model.cfg.num_layers)
     state.pop("lm_head.decoder.weight")  # tied to the word embeddings, as HF saves it
     state = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    with atomic_dir(folder, replaces=lambda p: (p / "config.json").is_file()) as tmp:  # an earlier model folder
+    with atomic_dir(folder, replaces=is_hf_folder) as tmp:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg), indent=2) + "\n")
         (tmp / "resm.json").write_text(json.dumps(dict(meta or {}), indent=2) + "\n")

@@ -64,6 +64,9 @@ __all__ = [
     "bundle_config",
     "counted_once",
     "BundleHeadTask",
+    "bundle_outputs",
+    "validation_is_training",
+    "no_validation",
 ]
 
 BUNDLE_DIR = "model"
@@ -331,6 +334,31 @@ def counted_once(n: int) -> int:
     return n if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0 else 0
 
 
+def validation_is_training(
+    val: Any, val_items: Sequence[Any], train_items: Sequence[Any], key: Callable[[Any], Any], also: str = ""
+) -> list[str]:
+    """A warning when every validation item of the ``data.val`` file ``val`` is also a training
+    item (``key`` of each, its names and sequences, the same): the validation metrics (and
+    ``also``, what is chosen on them) then measure training fit."""
+    if not val or not val_items:
+        return []
+    seen = {key(x) for x in train_items}
+    if not all(key(x) in seen for x in val_items):
+        return []
+    return [
+        f"resm: warning: data.val ({val}): all {len(val_items)} validation record(s) are training records, "
+        f"so the validation metrics{also} measure training fit"
+    ]
+
+
+def no_validation(val_items: Sequence[Any], split: str) -> list[str]:
+    """A warning when the validation split is empty (``split``: the keys and the file that made
+    it): the run then measures no validation metrics, and its bundle records none."""
+    if val_items:
+        return []
+    return [f"resm: warning: the validation split is empty ({split}): no validation metrics are measured"]
+
+
 def bundle_config(head_cfg) -> dict[str, Any]:
     """A head's config as its bundle entry stores it: without ``embed_dim``, which comes from
     the encoder the bundle is opened with."""
@@ -377,6 +405,11 @@ class BundleHeadTask:
             "scheme_hash": self.scheme.table_hash,
         }
 
+    def notes(self) -> list[str]:
+        """Warnings on the data (``_notes``, set by the subclass), printed by the loop once every
+        check has passed (a refused run says one line)."""
+        return list(getattr(self, "_notes", ()))
+
     finished = False  # finish_head has run
 
     def finish_head(self, module, device) -> None:
@@ -394,6 +427,9 @@ class BundleHeadTask:
         if not self.finished:
             self.finish_head(module, device)
         return self.head_spec()
+
+    def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
+        return bundle_outputs(out_dir)
 
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         spec = self.bundle_head(module, next(iter(state.values())).device)
@@ -459,6 +495,12 @@ class ItemStream(EpochStream):
 
 
 # ----------------------------------------------------------------------------- bundles
+def bundle_outputs(out_dir: Path) -> list[tuple[Path, str, Any]]:
+    """What a bundle task writes at the end of its run (:meth:`resm.train.Task.outputs`): the
+    bundle folder ``out_dir/model``, replacing only an earlier bundle."""
+    return [(Path(out_dir) / BUNDLE_DIR, "dir", is_bundle)]
+
+
 def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str, heads: dict[str, dict[str, Any]]) -> Path:
     """Write ``folder`` (created atomically): adapter (mode adapters), head files and manifest.
 
@@ -471,10 +513,7 @@ def save_bundle(folder: Path, model: TaskModel, scheme: Scheme, source: str, hea
     source = manifest_source(source, folder)
     enc = model.encoder
 
-    def earlier(p: Path) -> bool:  # an existing folder is replaced only if it is an earlier bundle
-        return (p / A.MANIFEST).is_file() or any(p.glob("onehot-*.pt"))
-
-    with atomic_dir(folder, replaces=earlier) as tmp:
+    with atomic_dir(folder, replaces=is_bundle) as tmp:
         if isinstance(enc, OneHotEncoder):
             for name, spec in heads.items():
                 state = {f"head.{k}": v for k, v in model.heads[name].state_dict().items()}

@@ -35,7 +35,16 @@ from typing import Any
 import torch
 
 from ..config import ConfigError, from_dict
-from .base import BUNDLE_DIR, SEQUENCE_KEYS, ModelConfig, TaskModel, TaskSpec, build_encoder, save_bundle
+from .base import (
+    BUNDLE_DIR,
+    SEQUENCE_KEYS,
+    ModelConfig,
+    TaskModel,
+    TaskSpec,
+    build_encoder,
+    bundle_outputs,
+    save_bundle,
+)
 
 __all__ = ["JointEntry", "JointTask", "JointStream", "sub_tasks"]
 
@@ -157,6 +166,13 @@ class JointTask:
         for t in self.tasks.values():
             if hasattr(t, "finish_head"):
                 t.finish_head(module, device)
+
+    def notes(self) -> list[str]:
+        """Each task's warnings on its data, in the order of ``tasks``."""
+        return [line for t in self.tasks.values() for line in getattr(t, "notes", list)()]
+
+    def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
+        return bundle_outputs(out_dir)
 
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         device = next(iter(state.values())).device

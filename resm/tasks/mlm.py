@@ -27,7 +27,7 @@ import torch
 
 from ..alphabet import PAD, pad_batch
 from ..backbone.esm2 import ESM2
-from ..backbone.load import resm_meta, save_fair_esm, save_hf
+from ..backbone.load import is_hf_folder, resm_meta, save_fair_esm, save_hf
 from ..config import from_dict
 from ..data.masking import MaskingConfig, mask_batch, mlm_loss
 from ..data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, validation_batches
@@ -136,6 +136,11 @@ class MLMTask:
             "architecture": self.model.cfg.to_dict(),
             "arch": self.arch,
         }
+
+    def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
+        """``model.pt``, and with ``save_hf`` the ``model_hf`` folder (replacing only an earlier one)."""
+        hf = [(Path(out_dir) / "model_hf", "dir", is_hf_folder)] if self.model_cfg.save_hf else []
+        return [(Path(out_dir) / self.output, "file", None), *hf]
 
     def save_final(self, model, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         final = ESM2(self.model.cfg)

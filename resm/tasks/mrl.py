@@ -40,6 +40,7 @@ from .base import (
     counted_once,
     encode_batch,
     head_for,
+    no_validation,
     on_device,
     open_bundle,
     seeded_head,
@@ -55,6 +56,8 @@ __all__ = [
     "load_mrl_model",
     "MAX_UTR",
 ]
+
+OPTIMUS_FILE = "optimus-mrl.pt"  # the Optimus baseline's one file, in out_dir/model
 
 
 @dataclass
@@ -162,6 +165,9 @@ class MRLTask(BundleHeadTask):
         self.train_utrs, self.val_utrs, self.test_utrs = split_utrs(utrs, tuple(d.fractions), d.seed)
         self.train_utrs = subset(self.train_utrs, d.max_train, d.seed)
         self.val_utrs = subset(self.val_utrs, d.max_val, d.seed)
+        self._notes = no_validation(
+            self.val_utrs, f"data.fractions {d.fractions} of the {len(utrs)} UTR(s) of {d.train}"
+        )
         y = np.array([u.mrl for u in self.train_utrs])
         self.mean, self.std = float(y.mean()), float(y.std() or 1.0)
         self.final_metrics: dict[str, float] = {}
@@ -217,6 +223,12 @@ class MRLTask(BundleHeadTask):
             "extra": {"mean": self.mean, "std": self.std, "val_metrics": self.final_metrics},
         }
 
+    def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
+        """The bundle folder, or for the Optimus baseline its one file in ``out_dir/model``."""
+        if self.kind != "optimus":
+            return super().outputs(out_dir)
+        return [(Path(out_dir) / BUNDLE_DIR / OPTIMUS_FILE, "file", None)]
+
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         """The bundle (:meth:`BundleHeadTask.save_final`), or for the Optimus baseline (no
         encoder) one ``optimus-mrl.pt`` file."""
@@ -226,7 +238,7 @@ class MRLTask(BundleHeadTask):
         spec = self.bundle_head(module, next(iter(state.values())).device)
         from ..utils.io import atomic_path
 
-        path = Path(out_dir) / BUNDLE_DIR / "optimus-mrl.pt"
+        path = Path(out_dir) / BUNDLE_DIR / OPTIMUS_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             torch.save(
@@ -324,7 +336,7 @@ def load_mrl_model(folder, backbone: str | None = None, trust: bool = False, ada
     """``(TaskModel, head name, manifest entry, scheme)`` from ``out_dir/model``; ``adapter``: a
     PEFT folder in place of the bundle's adapter."""
     folder = Path(folder)
-    optimus = folder / "optimus-mrl.pt"
+    optimus = folder / OPTIMUS_FILE
     if optimus.exists():
         if adapter is not None:
             raise ConfigError(f"{folder}: an Optimus model has no backbone, so no adapter ({adapter})")

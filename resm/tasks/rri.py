@@ -44,10 +44,12 @@ from .base import (
     counted_once,
     encode_batch,
     head_for,
+    no_validation,
     on_device,
     open_bundle,
     seeded_head,
     subset,
+    validation_is_training,
 )
 
 __all__ = [
@@ -87,6 +89,11 @@ class RRIDataConfig:
         check_item_data(self, "pairs")
         if not 0.0 < self.val_fraction < 1.0 and not self.val:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
+
+
+def _names_and_sequences(p: Pair) -> tuple[str, str, str, str]:
+    """What makes a validation pair a training pair (:func:`validation_is_training`)."""
+    return p.a_name, p.a, p.b_name, p.b
 
 
 def collate_pairs(pairs: Sequence[Pair], scheme) -> dict[str, Any]:
@@ -135,8 +142,12 @@ class RRITask(BundleHeadTask):
             self.train_pairs, self.val_pairs = read_pairs(d.train, max_length=n), read_pairs(d.val, max_length=n)
         else:
             self.train_pairs, self.val_pairs = split_pairs(read_pairs(d.train, max_length=n), d.val_fraction, d.seed)
+        read = len(self.train_pairs) + len(self.val_pairs)
         self.train_pairs = subset(self.train_pairs, d.max_train, d.seed)
         self.val_pairs = subset(self.val_pairs, d.max_val, d.seed)
+        split = f"data.val_fraction {d.val_fraction} of the {read} pair(s) of {d.train}"
+        self._notes = no_validation(self.val_pairs, split)
+        self._notes += validation_is_training(d.val, self.val_pairs, self.train_pairs, _names_and_sequences)
         self.final_metrics: dict[str, float] = {}
 
     # ---- Task protocol

@@ -73,6 +73,7 @@ from .base import (
     bundle_config,
     load_model_backbone,
     seeded_head,
+    validation_is_training,
 )
 from .structure_heads import KINDS
 
@@ -245,7 +246,9 @@ class StructureTask:
             self.val_records, self.val_ids, _ = load_records(
                 val_path, self.scheme, d.max_val, d.seed, keep_val, d.pdb_pairs
             )
-        self._notes += _validation_is_training(d.val, self.val_records, self.train_records)
+        self._notes += validation_is_training(
+            d.val, self.val_records, self.train_records, _name_and_sequence, " and the decoding chosen on them"
+        )
         self.extra_sets: dict[str, tuple[list, list]] = {  # data.val_sets: name -> (records, token ids)
             name: load_records(path, self.scheme, d.max_val, d.seed, None, d.pdb_pairs)[:2]
             for name, path in (d.val_sets or {}).items()
@@ -358,6 +361,9 @@ class StructureTask:
         summary = self.kind.summary(settings)
         self.threshold, self.decoding = summary["threshold"], summary["decoding"]
 
+    def outputs(self, out_dir: Path) -> list[tuple[Path, str, Any]]:
+        return [(Path(out_dir) / MODEL_FILE, "file", None)]
+
     def save_final(self, module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
         """Write ``out_dir/structure_model.pt`` with the decoding chosen on validation."""
         m = self.model_cfg
@@ -462,15 +468,6 @@ def _has_pairs(record) -> bool:
     return bool(len(ij)) if ij is not None else bool((np.asarray(record.pairs) >= 0).any())
 
 
-def _validation_is_training(val: Any, val_records: list, train_records: list) -> list[str]:
-    """A warning when every validation record is also a training record (same name and
-    sequence): the validation metrics, and the decoding chosen on them, then measure training fit."""
-    if not val or not val_records:
-        return []
-    seen = {(r.name, r.seq) for r in train_records}
-    if not all((r.name, r.seq) in seen for r in val_records):
-        return []
-    return [
-        f"resm: warning: data.val ({val}): all {len(val_records)} validation record(s) are training records, "
-        "so the validation metrics and the decoding chosen on them measure training fit"
-    ]
+def _name_and_sequence(record) -> tuple[str, str]:
+    """What makes a validation record a training record (:func:`validation_is_training`)."""
+    return record.name, record.seq

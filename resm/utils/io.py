@@ -313,10 +313,25 @@ def _dangling_parent(path: Path) -> Path | None:
     return None
 
 
-def check_output(path: str | os.PathLike, kind: str = "file", what: str = "", replaces: bool = True) -> None:
+def _foreign_folder(final: Path, earlier: Callable[[Path], bool]) -> None:
+    """A folder that holds files and is no earlier output of the same kind (``earlier`` says)
+    is never replaced: an :class:`OutputError` naming it."""
+    if final.is_dir() and any(final.iterdir()) and not earlier(final):
+        raise OutputError(f"{final}: is a folder that holds other files; not replacing it (give a new path)")
+
+
+def check_output(
+    path: str | os.PathLike,
+    kind: str = "file",
+    what: str = "",
+    replaces: bool = True,
+    earlier: Callable[[Path], bool] | None = None,
+) -> None:
     """Raise :class:`OutputError` unless ``path`` can receive a ``kind`` output ("file", "dir"
     for a folder, or "any" of the two) that is no input (:func:`check_not_input`; ``replaces``:
     the folder is replaced whole, so it may hold no input either; ``what`` names the option).
+    With ``earlier``, a folder output replaces an existing folder that holds files only when it
+    is an earlier output of the same kind (as :meth:`Transaction.stage` with ``replaces``).
     Nothing is left behind: the check creates one temporary file in the nearest existing folder
     on the way and removes it."""
     if str(path) == "":
@@ -341,6 +356,8 @@ def check_output(path: str | os.PathLike, kind: str = "file", what: str = "", re
         raise OutputError(f"{p}: is a folder; a file is to be written here")
     if kind != "file" and os.path.lexists(p) and not p.is_dir():
         raise OutputError(f"{p}: is a file; a folder is to be written here")
+    if kind == "dir" and earlier is not None:
+        _foreign_folder(p, earlier)
     where = _nearest_existing(p if p.is_dir() and kind != "file" else p.parent)
     if not where.is_dir():
         raise OutputError(f"{p}: cannot be created, {where} is not a folder")
@@ -441,8 +458,8 @@ class Transaction:
             raise OutputError(f"{final}: is a folder; a file is to be written here")
         if kind != "file" and os.path.lexists(final) and not final.is_dir():
             raise OutputError(f"{final}: is a file; a folder is to be written here")
-        if kind == "dir" and final.is_dir() and any(final.iterdir()) and not (replaces and replaces(final)):
-            raise OutputError(f"{final}: is a folder that holds other files; not replacing it (give a new path)")
+        if kind == "dir":
+            _foreign_folder(final, replaces or (lambda _: False))
         self._parent(final)
         remove_stale(final.parent)
         key = os.path.abspath(final)
