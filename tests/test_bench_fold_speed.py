@@ -80,3 +80,24 @@ def test_cases_filter(bench, tmp_path):
 def test_header_names_the_folders_that_ran(bench):
     assert bench.classical(list(bench.FOLDERS)).endswith("and LinearPartition")
     assert bench.classical(["rnafold-p"]) == "RNAfold -p (MFE, partition function and MEA)"
+
+
+def test_baseline_checkout_column_and_ratio(bench):
+    rows = [{"name": "TS0 300", "n": 300, "nt": 40837, "resm": 20.0, "baseline": 25.0, "peak": 1.1}]
+    cols, out = parse(bench.table(rows, [], [], [], baseline=True))
+    assert cols == ["case", "records", "nt", "baseline resm s", "resm s", "baseline s / resm s", "resm peak GiB"]
+    assert list(out[0].values()) == ["TS0 300", "300", "40837", "25.0", "20.0", "1.25", "1.10"]
+
+
+def test_resm_cells_alternate_the_checkouts_and_report_medians(bench, monkeypatch, tmp_path):
+    calls = []
+    secs = iter([5.0, 4.0, 9.0, 3.0, 6.0, 8.0])
+
+    def fake_timed(cmd, env=None, cwd=bench.REPO):
+        calls.append((cwd, env["PYTHONPATH"].split(":")[0]))
+        return next(secs), 0.5
+
+    monkeypatch.setattr(bench, "timed", fake_timed)
+    got = bench.resm_cells(["resm"], tmp_path, 3)
+    assert calls == [(tmp_path, str(tmp_path)), (bench.REPO, str(bench.REPO))] * 3
+    assert got["baseline"] == 6.0 and got["resm"] == 4.0 and got["runs"]["resm"] == [4.0, 3.0, 8.0]

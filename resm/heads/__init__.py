@@ -45,6 +45,23 @@ def check_finite_head(state: dict) -> None:
         raise ValueError(f"its head weight {bad} holds NaN or infinite values")
 
 
+def _skip_init_mode():
+    """A torch function mode under which ``torch.nn.init``'s in-place fills do nothing: the shape sketch
+    on ``meta`` needs no values, and a ``normal_`` on a meta tensor (an ``nn.Embedding``'s
+    initialisation) runs torch's Python reference, whose first call imports ``torch._dynamo``
+    (seconds of every ``resm fold``'s start-up for nothing)."""
+    from torch.overrides import TorchFunctionMode
+
+    class SkipInit(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if getattr(func, "__module__", None) == "torch.nn.init" and func.__name__.endswith("_"):
+                return args[0] if args else kwargs["tensor"]
+            return func(*args, **kwargs)
+
+    return SkipInit()
+
+
 def build_for_weights(build: Callable, config: dict, embed_dim: int, state: dict) -> tuple:
     """``build(config, embed_dim)`` for a head whose saved weights are ``state``: built first
     on torch's ``meta`` device (no memory) and its weights' shapes compared with ``state``'s,
@@ -59,7 +76,7 @@ def build_for_weights(build: Callable, config: dict, embed_dim: int, state: dict
         raise ValueError(f"its head config is a {type(config).__name__}, not a mapping of settings")
     check_finite_head(state)
 
-    with torch.device("meta"):
+    with torch.device("meta"), _skip_init_mode():
         sketch, _ = build(config, embed_dim)
     for k, v in sketch.state_dict().items():
         if k in state and tuple(state[k].shape) != tuple(v.shape):

@@ -169,6 +169,35 @@ def _lookup(keys: np.ndarray, values: np.ndarray, L: int, a: np.ndarray, b: np.n
     return np.where(ok, values[pos], 0.0).astype(np.float32)
 
 
+DENSE_LOOKUP_MAX = 4096  # nt: up to here a prior's patch values are read from a dense table
+
+
+def _patch_lookup(
+    prepared: tuple, L: int, ci: np.ndarray, cj: np.ndarray, shifts: list[tuple[int, int]]
+) -> list[np.ndarray]:
+    """One prior's values at ``(ci + a, cj + b)`` for each shift ``(a, b)``: :func:`_lookup`'s,
+    value for value. Up to :data:`DENSE_LOOKUP_MAX` nt they are read from an (L + 2w)^2 float32
+    table (w the largest shift; 67 MB at 4,096 nt, freed on return), one gather per shift instead
+    of a binary search; a pair listed twice keeps its first value, as the search finds it."""
+    i, j, p, pk = prepared
+    w = max((max(abs(a), abs(b)) for a, b in shifts), default=0)
+    if L > DENSE_LOOKUP_MAX or not len(pk) or not len(ci) or i.min() < 0 or j.max() >= L:
+        return [_lookup(pk, p, L, ci + a, cj + b) for a, b in shifts]
+    M = L + 2 * w
+    first = np.ones(len(pk), dtype=bool)
+    first[1:] = pk[1:] != pk[:-1]  # pk is sorted
+    table = np.zeros(M * M, dtype=np.float32)
+    table[(i[first] + w) * M + j[first] + w] = p[first]
+    base, span = (ci + w) * M + cj + w, cj - ci
+    out = []
+    for a, b in shifts:
+        v = table[base + (a * M + b)]
+        if a - b >= 0:  # (ci + a, cj + b) is no pair i < j where the span is too short
+            v[span <= a - b] = 0.0
+        out.append(v)
+    return out
+
+
 def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: np.ndarray | None = None) -> Candidates:
     """Candidates and features of ``seq`` from its priors (:class:`resm.structure.priors.SparsePairs`,
     in the order the head was trained with); ``pairs`` (partner array, or a
@@ -191,16 +220,18 @@ def candidates(seq: str, priors: Sequence, cfg: PairHeadConfig, pairs: np.ndarra
     ci, cj = key // (L + 2), key % (L + 2)
     cols, residue = [], []
     w = cfg.patch
-    for i, j, p, pk in prepared:
+    shifts = [(0, 0)] + [(a, b) for a in range(-w, w + 1) for b in range(-w, w + 1) if a or b]  # the pair first
+    for prep in prepared:
+        i, j, p, _ = prep
         rows = np.zeros(L, np.float32)
         np.add.at(rows, i, p)
         np.add.at(rows, j, p)
         rmax = np.zeros(L, np.float32)
         np.maximum.at(rmax, i, p)
         np.maximum.at(rmax, j, p)
-        cp = _lookup(pk, p, L, ci, cj)
+        cp, *patch = _patch_lookup(prep, L, ci, cj, shifts)
         cols += [cp, np.log10(np.maximum(cp, 1e-4)) / 4 + 1]
-        cols += [_lookup(pk, p, L, ci + a, cj + b) for a in range(-w, w + 1) for b in range(-w, w + 1) if a or b]
+        cols += patch
         cols += [
             rows[ci],
             rows[cj],

@@ -296,27 +296,28 @@ def mea_pairs(
     starts = np.searchsorted(i, np.arange(L + 1))
     # F[a, b + 1] = best weight of the interval [a, b] (0 when b < a); row L is the empty tail
     F = np.zeros((L + 1, L + 1), dtype=np.float64)
+    # Python scalars in the loops (the same float64 sums, without numpy's per-scalar cost)
+    jl, wl, sl = j.tolist(), w.tolist(), starts.tolist()
     for a in range(L - 1, -1, -1):
-        row = F[a + 1].copy()
-        for t in range(starts[a], starts[a + 1]):
-            k, wk = j[t], w[t]
+        row, prev = F[a], F[a + 1]
+        row[:] = prev
+        for t in range(sl[a], sl[a + 1]):
+            k = jl[t]
             # pair (a, k) inside [a, b] for every b >= k: w + F(a + 1, k - 1) + F(k + 1, b)
-            np.maximum(
-                row[k + 1 :], wk + F[a + 1, k] + F[k + 1, k + 1 :] if k + 1 <= L else wk + F[a + 1, k], out=row[k + 1 :]
-            )
+            tail = row[k + 1 :]
+            np.maximum(tail, wl[t] + prev[k] + F[k + 1, k + 1 :] if k + 1 <= L else wl[t] + prev[k], out=tail)
         row[: a + 1] = 0.0
-        F[a] = row
     stack = [(0, L - 1)]
     while stack:
         a, b = stack.pop()
         if b <= a:
             continue
         best, choice = F[a + 1, b + 1], None
-        for t in range(starts[a], starts[a + 1]):
-            k = j[t]
+        for t in range(sl[a], sl[a + 1]):
+            k = jl[t]
             if k > b:
                 break
-            v = w[t] + F[a + 1, k] + (F[k + 1, b + 1] if k + 1 <= L else 0.0)
+            v = wl[t] + F[a + 1, k] + (F[k + 1, b + 1] if k + 1 <= L else 0.0)
             if v > best + 1e-12:
                 best, choice = v, k
         if choice is None:

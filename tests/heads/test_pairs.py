@@ -153,3 +153,33 @@ def test_the_head_learns_stems_that_the_prior_ranks_low():
         prob = torch.sigmoid(head(batch))
     t = batch["target"] > 0
     assert prob[t].mean() > 0.7 and prob[~t].mean() < 0.1
+
+
+@pytest.mark.parametrize("patch", [0, 1, 3])
+def test_patch_features_are_the_prior_at_the_shifted_pairs_by_table_and_by_search(patch, monkeypatch):
+    # up to DENSE_LOOKUP_MAX nt the patch values are read from a dense table, above by binary
+    # search: both give each prior's value at (i + a, j + b), 0 outside the sequence or where
+    # i + a >= j + b (min_loop 0 makes such shifts reachable), the first value of a pair
+    # listed twice
+    import resm.heads.pairs as pairs_module
+
+    rng = np.random.default_rng(10 + patch)
+    seq = "".join(rng.choice(list("ACGU"), 50))
+    priors = [random_prior(seq, rng, density) for density in (0.3, 0.6)]
+    dup = priors[1]
+    priors[1] = SparsePairs(50, np.r_[dup.i, dup.i[:5]], np.r_[dup.j, dup.j[:5]], np.r_[dup.p, dup.p[:5] + 0.5])
+    cfg = PairHeadConfig(priors=2, patch=patch, min_loop=0, min_prob=0.01)
+    by_table = candidates(seq, priors, cfg)
+    monkeypatch.setattr(pairs_module, "DENSE_LOOKUP_MAX", 0)
+    by_search = candidates(seq, priors, cfg)
+    assert by_table.feats.tobytes() == by_search.feats.tobytes() and len(by_table) > 100
+    step = (n_pair_features(cfg) - 9) // 2
+    shifts = [(a, b) for a in range(-patch, patch + 1) for b in range(-patch, patch + 1) if a or b]
+    for k, sp in enumerate(priors):
+        dense = np.zeros((52, 52), np.float32)  # padded by one on each side
+        for a, b, p in reversed(list(zip(sp.i, sp.j, sp.p))):  # a pair listed twice: its first value
+            dense[a + 1, b + 1] = p
+        for col, (a, b) in enumerate(shifts):
+            ia, jb = by_table.i + a, by_table.j + b
+            want = np.where(ia < jb, dense[np.clip(ia + 1, 0, 51), np.clip(jb + 1, 0, 51)], 0)
+            np.testing.assert_array_equal(by_table.feats[:, k * step + 2 + col], want)
