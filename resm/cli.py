@@ -10,6 +10,7 @@ import sys
 from ._version import __version__
 from .commands import BY_NAME, COMMANDS
 from .commands.common import OPTION_RULES, HelpFormatter, argument_name, option_problem
+from .utils.paths import OutputError, check_distinct_outputs, declared_inputs
 
 
 def _user_errors() -> tuple:
@@ -20,7 +21,6 @@ def _user_errors() -> tuple:
     from .mapping import MappingError
     from .structure.folders import FolderUnavailable
     from .structure.io import StructureError
-    from .utils.io import OutputError
 
     errs = (FastaError, MappingError, CheckpointError, ConfigError, FileNotFoundError, ValueError, KeyError)
     return (*errs, OutputError, StructureError, FolderUnavailable)
@@ -117,7 +117,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     """Option values and output paths, before any work: a bad one is a one-line error (an
     output that is an input, or two outputs that are one file, included)."""
     from .config import flag
-    from .utils.io import check_distinct_outputs, check_output
+    from .utils.io import check_output
 
     prog = f"resm {args.command}"
     problem = option_problem({dest: getattr(args, dest, None) for dest in OPTION_RULES}, flag)
@@ -193,7 +193,7 @@ def _run(argv: list[str] | None) -> int:
     import warnings
 
     from .config import UsageError
-    from .utils.io import declared_inputs, transaction
+    from .utils.io import transaction
     from .utils.memory import memory_check
     from .utils.stdout import failed
 

@@ -31,7 +31,8 @@ from .backbone.esm2 import ESM2
 from .config import load_json
 from .fasta import checked_toks_per_batch, token_batches
 from .mapping import MappingError, Scheme
-from .utils.io import atomic_path, file_problem, numpy_problem
+from .utils.io import atomic_path
+from .utils.paths import file_problem, numpy_problem
 from .utils.shards import DEFAULT_SHARD_SIZE
 
 INCLUDE_CHOICES = ("mean", "per_tok", "bos", "contacts")

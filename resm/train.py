@@ -49,7 +49,8 @@ from .train_state import (
     set_rng_state,
 )
 from .utils.device import launch, resolve_device
-from .utils.io import OutputError, atomic_write_text, check_output, on_abort, suspended
+from .utils.io import atomic_write_text, check_output, on_abort, suspended
+from .utils.paths import OutputError
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
 

@@ -54,7 +54,8 @@ import torch.nn as nn
 
 from ..config import format_version_problem, load_json
 from ..mapping import Scheme
-from ..utils.io import atomic_path, atomic_write_text, file_problem
+from ..utils.io import atomic_path, atomic_write_text
+from ..utils.paths import file_problem
 from .esm2 import ESM2
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")

@@ -26,7 +26,8 @@ import torch
 
 from ..config import load_json
 from ..mapping import Scheme
-from ..utils.io import atomic_dir, atomic_path, file_problem
+from ..utils.io import atomic_dir, atomic_path
+from ..utils.paths import file_problem
 from .config import ARCHS, ESM2Config, positive_int
 from .convert import (
     add_fair_prefixes,

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..config import load_json
-from ..utils.io import file_problem
+from ..utils.paths import file_problem
 from .adapters import (
     TARGETS,
     AdapterConfig,

@@ -26,7 +26,7 @@ class Command:
     ``"any"``, or a function of the parsed arguments giving one); ``inputs``: ``(option,
     what)`` pairs, or functions of the parsed arguments giving ``{what: path}`` (files the
     command reads that no option names), no output may replace
-    (:func:`resm.utils.io.declared_inputs`); ``training``:
+    (:func:`resm.utils.paths.declared_inputs`); ``training``:
     the command writes a run folder of its own (no transaction), and an interrupted run is
     resumed by running the same command again."""
 

@@ -71,7 +71,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> None:
     from ..config import options
     from ..embed import EmbedOptions, embed_file
-    from ..utils.io import is_stream
+    from ..utils.paths import is_stream
 
     set_threads(a)
     r = embed_file(

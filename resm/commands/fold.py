@@ -216,7 +216,7 @@ def run(a: argparse.Namespace) -> None:
     from ..structure.pipeline import FoldOptions, fold_fasta
     from ..structure.report import format_summary
     from ..structure.rnafold_vocabulary import resolve
-    from ..utils.io import is_stream
+    from ..utils.paths import is_stream
 
     resolve(a)  # RNAfold's spellings, -o's extension
     set_threads(a)

@@ -125,7 +125,7 @@ def run_interact(a: argparse.Namespace) -> None:
 def _scores_on_stdout(a: argparse.Namespace) -> bool:
     """Whether standard output holds the table (no -o, ``-o -``, ``-o /dev/stdout``): the
     summary and the metrics then go to stderr, so that the table stays a table."""
-    from ..utils.io import is_stream
+    from ..utils.paths import is_stream
 
     return a.out is None or is_stream(a.out)
 

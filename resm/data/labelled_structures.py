@@ -215,7 +215,7 @@ class StructureDataConfig:
             raise ConfigError(f"data.workers must be >= 0, got {self.workers}")
         if self.bpp_cache is not None:
             from ..structure.priors import check_cache_folder
-            from ..utils.io import OutputError
+            from ..utils.paths import OutputError
 
             try:
                 check_cache_folder(self.bpp_cache, "data.bpp_cache")

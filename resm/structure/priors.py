@@ -44,7 +44,7 @@ import numpy as np
 import RNA
 
 from ..nucleotides import normalise_lenient
-from ..utils.io import file_problem, numpy_problem
+from ..utils.paths import file_problem, numpy_problem
 from .folders import fold_compound, on_record, optional_package, record_error, record_failure
 
 __all__ = [
@@ -147,7 +147,8 @@ def check_cache_folder(folder, name: str) -> None:
     that cannot hold entries: not a path, a file, under a file, a link that loops, or not
     writable. Checked before any work, so a bad folder is never blamed on the record whose
     prior was to be stored first. Nothing is left behind (:func:`resm.utils.io.check_output`)."""
-    from ..utils.io import OutputError, check_output
+    from ..utils.io import check_output
+    from ..utils.paths import OutputError
 
     try:
         path = Path(folder)

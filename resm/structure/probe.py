@@ -38,7 +38,8 @@ from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
 from ..config import load_json
 from ..mapping import MappingError, Scheme, list_schemes
-from ..utils.io import atomic_path, check_output, is_stream
+from ..utils.io import atomic_path, check_output
+from ..utils.paths import is_stream
 from .decode import METHODS, choose_threshold, decode, stored_threshold
 from .io import FoldError, Structure, read_structures
 from .metrics import evaluate

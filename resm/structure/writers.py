@@ -72,7 +72,7 @@ def record_file_names(
     ``suffixes``, each record writes ``<safe id><suffix>.<ext>`` for every one (``--plot``'s
     ``<id>.png`` and ``<id>_ss.png``), and no two records' files may share a name: records
     ``x`` and ``x_ss`` would both write ``x_ss.png``."""
-    from ..utils.io import check_not_input
+    from ..utils.paths import check_not_input
 
     out: dict[str, str] = {}
     seen: dict[str, str] = {}
@@ -130,7 +130,7 @@ def structure_output_mode(fmt: str, out: Path | None, ids: Sequence[str], split_
 
 def check_distinct(**paths: Path | None) -> None:
     """Refuse two outputs that name the same file (``-o x --bpp x``, through links too)."""
-    from ..utils.io import OutputError, check_distinct_outputs
+    from ..utils.paths import OutputError, check_distinct_outputs
 
     try:
         check_distinct_outputs(paths)

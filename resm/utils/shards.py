@@ -154,7 +154,7 @@ class ShardRun:
                 raise ShardError(
                     f"a sharded run ({self.world} processes, {self.n_shards} shards) needs an output file (-o)"
                 )
-            from .io import is_stream
+            from .paths import is_stream
 
             if is_stream(anchor):
                 raise ShardError(

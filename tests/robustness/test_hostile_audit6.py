@@ -194,7 +194,7 @@ CASES += [
 # ---------------------------------------------------------------- a named pipe where a binary file goes
 # `resm.read_embeddings("e.npz")` and `resm fold --model m.pt` on a named pipe waited for ever
 # for a writer (np.load and torch.load open it; a text input, read once, reads a pipe as a file).
-# Every binary reader is held to the prior cache's rule (resm.utils.io.file_problem).
+# Every binary reader is held to the prior cache's rule (resm.utils.paths.file_problem).
 def _in_subprocess(tmp_path: Path, code: str) -> subprocess.CompletedProcess:
     """``code`` run by a fresh Python in ``tmp_path``; a run still waiting after a minute (on a
     named pipe) fails the test rather than hanging the suite."""

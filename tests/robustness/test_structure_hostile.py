@@ -11,7 +11,7 @@ import pytest
 
 from resm.cli import main as cli_main
 from resm.structure.model import shipped_model_path
-from resm.utils.io import PACKAGE_DIR
+from resm.utils.paths import PACKAGE_DIR
 from tests.robustness.conftest import listing, said
 
 SEQ = "GGGAAACCCAUGC"
