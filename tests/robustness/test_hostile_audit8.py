@@ -1,8 +1,9 @@
 """The eighth hostile-input audit: each case was a hand-edited or damaged file resm reads taken
 silently or said misleadingly: a ``checkpoints/step_*`` entry that is no complete checkpoint (a
-file, an empty folder) taken as the newest one; a probe's ``heads`` of 4.5 read as 4. Command-line cases keep the rule
-of :func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit code,
-nothing written)."""
+file, an empty folder) taken as the newest one; a probe's ``heads`` of 4.5 read as 4; a bundle's
+head config with a key that is no setting, or a value out of its range. Command-line cases keep
+the rule of :func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit
+code, nothing written)."""
 
 from __future__ import annotations
 
@@ -113,6 +114,85 @@ def test_a_probe_with_integer_counts_of_any_kind_loads(make, ws, tmp_path):
     model = load_backbone(ws["tiny"]).model
     load_probe(model, tmp_path / "p.pt")
     torch.testing.assert_close(model.contact_head.regression.weight.detach(), data["weight"])
+
+
+# ---------------------------------------------------------------- a bundle's head config
+# A head config with a key that is no setting was passed over, and a max_length of 10**9 taken
+# (the rri scan's window then never split a partner): now held to the rules of a training
+# config's head section.
+def _head_config(model: str, **changes):
+    def setup(p: dict) -> None:
+        dst = Path(p["t"]) / "m"
+        shutil.copytree(p[model], dst)
+        manifest = json.loads((dst / "manifest.json").read_text())
+        for entry in manifest["heads"].values():
+            entry["config"].update(changes)
+        (dst / "manifest.json").write_text(json.dumps(manifest))
+
+    return setup
+
+
+INTERACT = ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"]
+PREDICT = ["predict", "--task", "mrl", "{utrs}", "--model", "{t}/m", "--backbone", "{tiny}", "-o", "{t}/p.tsv"]
+UNUSABLE = "{t}/m/manifest.json: not a usable model bundle (head '%s') (config"
+CASES += [
+    Case(
+        "interact/bundle-head-config-unknown-key",
+        INTERACT,
+        1,
+        [UNUSABLE % "rri" + ": unknown key 'windw'; known: proj_dim,"],
+        _head_config("rri_model", windw=8),
+    ),
+    Case(
+        "interact/bundle-head-config-max-length-huge",
+        INTERACT,
+        1,
+        [UNUSABLE % "rri" + ": max_length must be <= 4000 (the longest partner scanned), got 1000000000)"],
+        _head_config("rri_model", max_length=10**9),
+    ),
+    Case(
+        "interact/bundle-head-config-negative-width",
+        INTERACT,
+        1,
+        [UNUSABLE % "rri" + ": proj_dim, channels and max_length must be >= 1"],
+        _head_config("rri_model", channels=-8),
+    ),
+    Case(
+        "interact/bundle-head-config-embed-dim",
+        INTERACT,
+        1,
+        [UNUSABLE % "rri" + ".embed_dim cannot be set here (taken from the encoder))"],
+        _head_config("rri_model", embed_dim="x"),
+    ),
+    Case(
+        "predict/bundle-head-config-unknown-key",
+        PREDICT,
+        1,
+        [UNUSABLE % "mrl" + ": unknown key 'hiden'; known: hidden,"],
+        _head_config("mrl_model", hiden=8),
+    ),
+    Case(
+        "predict/bundle-head-config-max-length-huge",
+        PREDICT,
+        1,
+        [UNUSABLE % "mrl" + ": max_length must be <= 4000 (the longest UTR predicted for), got 1000000000)"],
+        _head_config("mrl_model", max_length=10**9),
+    ),
+]
+
+
+def test_a_training_config_holds_max_length_to_the_same_bound(ws, tmp_path):
+    """The bound a bundle is read with is the one its training config is checked against."""
+    import yaml
+
+    from resm.config import ConfigError
+    from resm.tasks.rri import RRITask
+
+    cfg = yaml.safe_load(Path(ws["rri_cfg"]).read_text())
+    cfg["head"] = dict(cfg.get("head") or {}, max_length=4001)
+    bound = r"^head: max_length must be <= 4000 \(the longest partner scanned\), got 4001$"
+    with pytest.raises(ConfigError, match=bound):
+        RRITask(cfg)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
