@@ -258,6 +258,20 @@ class StoredConfig:
         hints = typing.get_type_hints(cls)
         return options(cls, {k: coerce(hints[k], v, str(k)) if k in hints else v for k, v in d.items()})
 
+    @classmethod
+    def from_saved(cls, d: Mapping[str, object], embed_dim: int | None = None):
+        """A head's config as a model file stores it, held to the rules of a training config's
+        ``head`` section (:func:`from_dict`): a key that is no field or a value out of its
+        field's range (hand-edited, damaged) is a :class:`ConfigError` naming ``config`` and the
+        key, where :meth:`from_dict` passed an unknown key over. ``embed_dim`` is the encoder's:
+        a file may repeat it (a structure model's does), not set another."""
+        if embed_dim is None:
+            return from_dict(cls, d, "config")
+        if isinstance(d, Mapping) and d.get("embed_dim") == embed_dim:
+            d = {k: v for k, v in d.items() if k != "embed_dim"}
+        fixed = {"embed_dim": "taken from the encoder"}
+        return from_dict(cls, d, "config", fixed=fixed, extra={"embed_dim": embed_dim})
+
 
 def check_embed_dim(embed_dim: int) -> None:
     """The rule of a head config's ``embed_dim`` (filled in from the encoder): >= 1; else a

@@ -19,7 +19,7 @@ from .backbone.load import (
     save_hf,
 )
 from .mapping import get_scheme
-from .train import list_checkpoints
+from .train import newest_checkpoint
 from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
 from .utils.io import transaction
 
@@ -33,10 +33,10 @@ def resolve_checkpoint(path: Path) -> Path:
         raise CheckpointError(f"{path}: is a file; give a run folder or one of its checkpoints/step_* folders")
     if any(path.glob("trainer_rank0.*")):
         return path
-    found = list_checkpoints(path)
-    if not found:
+    found = newest_checkpoint(path)
+    if found is None:
         raise CheckpointError(f"{path}: neither a checkpoint folder nor a run folder with checkpoints/")
-    return found[-1]
+    return found
 
 
 def consolidated_state(folder: Path, trust: bool = False) -> dict:

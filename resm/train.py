@@ -40,6 +40,7 @@ from .engines import DeepSpeedEngine, TorchEngine, lr_lambda, read_deepspeed_con
 from .train_config import OptimConfig, TrainConfig
 from .train_state import (
     changes,
+    checkpoint_problem,
     generator_state,
     jsonable,
     load_trainer_state,
@@ -162,6 +163,21 @@ def list_checkpoints(out_dir: Path) -> list[Path]:
     return sorted((p for p in d.iterdir() if CKPT_RE.match(p.name)), key=lambda p: p.name)
 
 
+def newest_checkpoint(out_dir: Path) -> Path | None:
+    """The newest checkpoint of a run folder, or None. A damaged newest one is refused, naming
+    it, rather than passed over: checkpoints appear whole (see :meth:`Trainer._save`), so it was
+    spoilt after the fact, and a run resumed from the one before would fail anyway when it came
+    to write that step."""
+    found = list_checkpoints(out_dir)
+    if not found:
+        return None
+    problem = checkpoint_problem(found[-1])
+    if problem:
+        before = f"the one before, {found[-2].name}" if len(found) > 1 else "none before it"
+        raise CheckpointError(f"{found[-1]}: not a complete checkpoint ({problem}); remove it to use {before}")
+    return found[-1]
+
+
 def _barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
@@ -252,8 +268,8 @@ class Trainer:
         is written: the trainer state, the engine, the task's fingerprint (a change there is
         refused) and the optim/train settings (a change is refused unless
         ``train.resume_changed``; then the new values apply and the change is logged)."""
-        found = list_checkpoints(self.out_dir)
-        path = _broadcast_str(str(found[-1]) if found else "")
+        newest = newest_checkpoint(self.out_dir)
+        path = _broadcast_str(str(newest) if newest else "")
         if not path:
             return False
         folder = Path(path)

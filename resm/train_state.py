@@ -48,6 +48,7 @@ __all__ = [
     "set_rng_state",
     "save_trainer_state",
     "load_trainer_state",
+    "checkpoint_problem",
     "load_engine_state",
     "guarded_torch_load",
     "jsonable",
@@ -159,6 +160,22 @@ def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str =
         raise CheckpointError(f"{path}: not a complete trainer state (no {missing[0]!r})")
     state["file"] = str(path)
     return state
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` is no complete checkpoint, or None. The training loop writes a checkpoint
+    in a temporary folder and renames it whole, so a ``step_*`` entry lacking what every
+    checkpoint holds was damaged or made by hand."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "a file, not a checkpoint folder" if folder.exists() else "missing"
+    if not any((folder / f"trainer_rank0.{ext}").is_file() for ext in ("json", "pt")):
+        return "no trainer_rank0.json"
+    if not (folder / "engine.pt").is_file() and not (folder / "ds").is_dir():
+        return "no engine.pt and no DeepSpeed 'ds' folder"
+    if not (folder / "config.json").is_file():
+        return "no config.json"
+    return None
 
 
 def load_engine_state(path: Path, map_location) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..config import StoredConfig, check_dropout, check_embed_dim, check_kernel, check_sizes
 
 __all__ = [
+    "MAX_UTR",
     "ExpressionHeadConfig",
     "ExpressionHead",
     "OptimusConfig",
@@ -33,6 +34,8 @@ __all__ = [
     "mrl_apply",
     "optimus_apply",
 ]
+
+MAX_UTR = 4000  # longest UTR (nt) a trained expression head predicts for (and its max_length's bound)
 
 
 @dataclass
@@ -47,7 +50,7 @@ class ExpressionHeadConfig(StoredConfig):
         anchor: the last ``anchor`` positions get their own learnt pooling weights.
         dropout: dropout before the output layer.
         max_length: longest UTR (nt) of the training data (prediction reads any length up to
-            resm.tasks.mrl.MAX_UTR, 4,000 nt: the head pools its positions).
+            :data:`MAX_UTR`, 4,000 nt: the head pools its positions).
     """
 
     embed_dim: int = 0
@@ -63,6 +66,8 @@ class ExpressionHeadConfig(StoredConfig):
         check_kernel(self.kernel)
         if self.hidden < 1 or self.conv_layers < 0 or self.anchor < 0 or self.max_length < 1:
             raise ValueError("hidden and max_length must be >= 1, conv_layers and anchor >= 0")
+        if self.max_length > MAX_UTR:
+            raise ValueError(f"max_length must be <= {MAX_UTR} (the longest UTR predicted for), got {self.max_length}")
         check_dropout(self.dropout)
 
 
@@ -174,9 +179,9 @@ def optimus_apply(head: OptimusCNN, h, mask, batch) -> torch.Tensor:
 def build_mrl_head(config: dict, embed_dim: int):
     """``(head, apply)`` from a saved head config: the Optimus CNN when ``kind`` is optimus, else
     the expression head (the registry's builder)."""
-    if config.get("kind") == "optimus":
-        return OptimusCNN(OptimusConfig.from_dict(config)), optimus_apply
-    return ExpressionHead(ExpressionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), mrl_apply
+    if config.get("kind") == "optimus":  # the bundle entry's mark of the baseline, no setting
+        return OptimusCNN(OptimusConfig.from_saved({k: v for k, v in config.items() if k != "kind"})), optimus_apply
+    return ExpressionHead(ExpressionHeadConfig.from_saved(config, embed_dim)), mrl_apply
 
 
 HEADS = {"mrl": build_mrl_head}  # this module's entries of resm.heads.HEADS

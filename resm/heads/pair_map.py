@@ -556,7 +556,7 @@ def structure_apply(
 
 def build_structure_head(config: dict, embed_dim: int):
     """``(StructureHead, structure_apply)`` from a head config (the registry's builder)."""
-    return StructureHead(StructureHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), structure_apply
+    return StructureHead(StructureHeadConfig.from_saved(config, embed_dim)), structure_apply
 
 
 HEADS = {"structure": build_structure_head}  # this module's entries of resm.heads.HEADS

@@ -546,7 +546,7 @@ def pair_apply(
 
 def build_pair_head(config: dict, embed_dim: int):
     """``(PairHead, pair_apply)`` from a head config (the registry's builder)."""
-    return PairHead(PairHeadConfig.from_dict(dict(config, embed_dim=embed_dim))), pair_apply
+    return PairHead(PairHeadConfig.from_saved(config, embed_dim)), pair_apply
 
 
 HEADS = {"pairs": build_pair_head}  # this module's entries of resm.heads.HEADS

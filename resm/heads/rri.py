@@ -29,7 +29,9 @@ import torch.nn.functional as F
 from ..config import StoredConfig, check_dropout, check_embed_dim, check_kernel
 from .pair_map import NEG_LOGIT, ChannelLayerNorm, ResidualBlock
 
-__all__ = ["InteractionHeadConfig", "InteractionHead", "build_rri_head", "rri_apply"]
+__all__ = ["MAX_PARTNER", "InteractionHeadConfig", "InteractionHead", "build_rri_head", "rri_apply"]
+
+MAX_PARTNER = 4000  # longest partner (nt) a scan accepts (resm.tasks.rri_sites), and max_length's bound
 
 
 @dataclass
@@ -62,6 +64,10 @@ class InteractionHeadConfig(StoredConfig):
         check_kernel(self.kernel)
         if min(self.proj_dim, self.channels, self.max_length) < 1 or self.blocks < 0:
             raise ValueError("proj_dim, channels and max_length must be >= 1, blocks >= 0")
+        if self.max_length > MAX_PARTNER:  # a scan's window: no partner is longer
+            raise ValueError(
+                f"max_length must be <= {MAX_PARTNER} (the longest partner scanned), got {self.max_length}"
+            )
         check_dropout(self.dropout)
 
 
@@ -133,7 +139,7 @@ def rri_apply(
 
 def build_rri_head(config: dict, embed_dim: int):
     """``(InteractionHead, rri_apply)`` from a saved head config (the registry's builder)."""
-    cfg = InteractionHeadConfig.from_dict(dict(config, embed_dim=embed_dim))
+    cfg = InteractionHeadConfig.from_saved(config, embed_dim)
     return InteractionHead(cfg), rri_apply
 
 

@@ -252,6 +252,19 @@ def save_probe(model: ESM2, path: str | os.PathLike) -> None:
         torch.save(data, tmp)
 
 
+def _probe_count(v, path, key: str) -> int:
+    """A probe's ``num_layers`` or ``heads``: an integer (Python's, NumPy's or a one-element
+    integer tensor, as :func:`save_probe` writes); 4.5 or True is refused, not truncated."""
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_floating_point() and not v.is_complex():
+        v = v.item()
+    if isinstance(v, np.ndarray) and v.size == 1:
+        v = v.item()
+    if isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) or v < 1:
+        shown = v.tolist() if isinstance(v, torch.Tensor | np.ndarray) else v
+        raise ValueError(f"{path}: {key} must be an integer >= 1, got {shown!r}")
+    return int(v)
+
+
 def load_probe(model: ESM2, path: str | os.PathLike) -> ESM2:
     """Load a probe written by :func:`save_probe` into ``model`` (``weights_only=True``).
 
@@ -264,7 +277,7 @@ def load_probe(model: ESM2, path: str | os.PathLike) -> ESM2:
     need = {"weight", "bias", "num_layers", "heads"}
     if not isinstance(data, dict) or not need <= set(data):
         raise ValueError(f"{path}: not a probe file (expected keys {sorted(need)})")
-    layers, heads = int(data["num_layers"]), int(data["heads"])
+    layers, heads = (_probe_count(data[k], path, k) for k in ("num_layers", "heads"))
     if (layers, heads) != (model.num_layers, model.attention_heads):
         raise ValueError(
             f"{path}: probe is for {layers} layers x {heads} heads, model has "

@@ -24,7 +24,15 @@ import torch.nn.functional as F
 
 from ..config import ConfigError, from_dict
 from ..data.mrl import UTR, VariantPair, read_mrl, split_utrs
-from ..heads.mrl import ExpressionHead, ExpressionHeadConfig, OptimusCNN, OptimusConfig, mrl_apply, optimus_apply
+from ..heads.mrl import (
+    MAX_UTR,
+    ExpressionHead,
+    ExpressionHeadConfig,
+    OptimusCNN,
+    OptimusConfig,
+    mrl_apply,
+    optimus_apply,
+)
 from .base import (
     BUNDLE_DIR,
     SEQUENCE_KEYS,
@@ -253,7 +261,6 @@ class MRLTask(BundleHeadTask):
             )
 
 
-MAX_UTR = 4000  # longest UTR (nt) a trained expression head predicts for
 ENCODER_WINDOW = 512  # at inference, longer UTRs reach the backbone in overlapping windows of this length
 TOKENS_PER_BATCH = 32768  # a prediction batch holds at most this many (padded) nucleotides
 
@@ -345,7 +352,7 @@ def load_mrl_model(folder, backbone: str | None = None, trust: bool = False, ada
 
         d = safe_load(optimus)
         with reading(optimus, "Optimus model"):
-            head = OptimusCNN(OptimusConfig.from_dict(d["config"]))
+            head = OptimusCNN(OptimusConfig.from_saved(d["config"]))
             head.load_state_dict(d["state"])
             model = TaskModel(_NoEncoder(), {"mrl": head}, {"mrl": optimus_apply}).eval()
             entry = {"task": "mrl", "config": dict(d["config"], kind="optimus"), "extra": d["extra"]}

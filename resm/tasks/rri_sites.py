@@ -39,12 +39,12 @@ import torch
 
 from ..alphabet import pad_batch
 from ..config import ConfigError, flag
+from ..heads.rri import MAX_PARTNER
 from ..nucleotides import rna_codes
 from .base import TaskModel, on_device
 
 __all__ = ["MAX_PARTNER", "ScanOptions", "Site", "PairScan", "window_starts", "duplex_from_map", "scan_pairs"]
 
-MAX_PARTNER = 4000  # longest partner (nt) the scan accepts
 # The shortest window: a miRNA's seed match, the shortest duplex an interaction is called on, is
 # 6-8 nt; a window under it (--window 1: one nucleotide against one) holds no duplex to score.
 # A head trained on shorter partners than this is scanned in windows of its own length.
