@@ -71,7 +71,10 @@ class Task(Protocol):
         """(scalar loss, {"tokens": n, ...}) for one micro-batch."""
 
     def validate(self, model: torch.nn.Module, device) -> dict[str, float]:
-        """Validation metrics (run on every rank; reduced by the caller)."""
+        """Validation metrics, run on every rank. Each figure is the whole split's on every
+        rank: a task that splits the split over the processes sums its shares itself
+        (:func:`all_sum`; mlm, structure), one that does not scores it all (rri, mrl); the
+        caller averages these equal figures and sums the counts (``n_*``, :func:`_all_mean`)."""
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings that must not change across a resume."""
@@ -145,6 +148,10 @@ def all_sum(values: list[float]) -> list[float]:
 
 
 def _all_mean(values: dict[str, float]) -> dict[str, float]:
+    """``values`` averaged over the processes, counts (``n_*``, ``tokens``) summed. A figure
+    that is a mean over items split unequally between the processes is no mean of the shares'
+    means: the task sums the shares itself (:meth:`Task.validate`), so that validation figures
+    arrive here equal on every process."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return values
     keys = sorted(values)

@@ -67,6 +67,7 @@ __all__ = [
     "bundle_outputs",
     "validation_is_training",
     "no_validation",
+    "one_label",
 ]
 
 BUNDLE_DIR = "model"
@@ -357,6 +358,22 @@ def no_validation(val_items: Sequence[Any], split: str) -> list[str]:
     if val_items:
         return []
     return [f"resm: warning: the validation split is empty ({split}): no validation metrics are measured"]
+
+
+def one_label(labels: Sequence[float], where: str, what: str, metric: str) -> list[str]:
+    """A warning when every training example carries the same label (``what``: the examples,
+    as the line names them; ``metric``: the validation metric it empties): the head then learns
+    only to answer that constant, and ``metric`` measures nothing (nan when the validation
+    examples carry one label too). A warning, not a refusal, as a training set without a base
+    pair is for the structure task: the run is legal, what it logs is not wrong, and a capped
+    quick run (``data.max_train``) may draw such a set."""
+    values = {float(v) for v in labels}
+    if len(values) != 1:
+        return []
+    return [
+        f"resm: warning: {where}: all {len(labels)} training {what} have the label {values.pop():g}, so the head "
+        f"learns only to answer that constant: {metric} measures nothing (nan with one label in validation too)"
+    ]
 
 
 def bundle_config(head_cfg) -> dict[str, Any]:

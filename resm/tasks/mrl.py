@@ -50,6 +50,7 @@ from .base import (
     head_for,
     no_validation,
     on_device,
+    one_label,
     open_bundle,
     seeded_head,
     subset,
@@ -177,6 +178,7 @@ class MRLTask(BundleHeadTask):
             self.val_utrs, f"data.fractions {d.fractions} of the {len(utrs)} UTR(s) of {d.train}"
         )
         y = np.array([u.mrl for u in self.train_utrs])
+        self._notes += one_label(y, f"data.train ({d.train})", "UTR(s)", "val_spearman")
         self.mean, self.std = float(y.mean()), float(y.std() or 1.0)
         self.final_metrics: dict[str, float] = {}
 

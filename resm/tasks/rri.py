@@ -46,6 +46,7 @@ from .base import (
     head_for,
     no_validation,
     on_device,
+    one_label,
     open_bundle,
     seeded_head,
     subset,
@@ -63,6 +64,9 @@ __all__ = [
 ]
 
 
+VAL_FRACTION = 0.1  # data.val_fraction's default
+
+
 @dataclass
 class RRIDataConfig:
     """Pairs for the ``rri`` task.
@@ -71,14 +75,15 @@ class RRIDataConfig:
         train: pairs file (CSV/TSV: a_name, a_seq, b_name, b_seq, label), e.g.
             ``{data_dir}/rri/MirTarRAW.csv``; split into train/validation by ``val_fraction``.
         val_fraction: share of ``train`` held out for validation (fixed seeded split).
-        val: optional separate validation file (then ``train`` is used whole).
+        val: optional separate validation file (then ``train`` is used whole, and a
+            ``val_fraction`` other than the default 0.1 is refused: it would be ignored).
         max_train / max_val: optional caps (a seeded random subset) for quick runs.
         batch_size: pairs per batch.
         seed: seed of the split and the batch order.
     """
 
     train: str = ""
-    val_fraction: float = 0.1
+    val_fraction: float = VAL_FRACTION
     val: str | None = None
     max_train: int | None = None
     max_val: int | None = None
@@ -87,6 +92,11 @@ class RRIDataConfig:
 
     def __post_init__(self):
         check_item_data(self, "pairs")
+        if self.val and self.val_fraction != VAL_FRACTION:
+            raise ConfigError(
+                f"data.val and data.val_fraction {self.val_fraction}: give one of them (with data.val the whole of "
+                "data.train trains, and no share of it is held out)"
+            )
         if not 0.0 < self.val_fraction < 1.0 and not self.val:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
 
@@ -147,6 +157,7 @@ class RRITask(BundleHeadTask):
         self.val_pairs = subset(self.val_pairs, d.max_val, d.seed)
         split = f"data.val_fraction {d.val_fraction} of the {read} pair(s) of {d.train}"
         self._notes = no_validation(self.val_pairs, split)
+        self._notes += one_label([p.label for p in self.train_pairs], f"data.train ({d.train})", "pair(s)", "val_auroc")
         self._notes += validation_is_training(d.val, self.val_pairs, self.train_pairs, _names_and_sequences)
         self.final_metrics: dict[str, float] = {}
 

@@ -77,6 +77,30 @@ def soft_f1_loss(logits: torch.Tensor, target: torch.Tensor, seq: torch.Tensor, 
     return (1 - f1).mean()
 
 
+def split_figures(split: str, decoded: list, trues: list, loss_total: float, loss_n: int) -> dict[str, float]:
+    """The validation figures of ``split`` over every process, from this process's share
+    (``decoded`` structures, their ``trues``, the loss summed over ``loss_n`` candidates or
+    cells): ``<split>_f1`` and ``<split>_f1_shift``, the mean over the split's sequences of
+    their F1, and ``<split>_loss``, the mean over its candidates, each summed over the processes
+    (:func:`resm.train.all_sum`) before it is divided, so that every process returns what one
+    process scoring the whole split does (up to the order of the sums), however unequal the
+    shares; the mean of each share's mean was not that. ``n_<split>`` is this process's count
+    (the loop sums counts)."""
+    from ..structure.metrics import f1_score
+    from ..train import all_sum
+
+    f1 = sum(f1_score(p, t) for p, t in zip(decoded, trues))
+    shift = sum(f1_score(p, t, shift=True) for p, t in zip(decoded, trues))
+    f1, shift, n, total, k = all_sum([f1, shift, len(trues), loss_total, loss_n])
+    nan = float("nan")
+    return {
+        f"{split}_loss": total / max(k, 1),
+        f"{split}_f1": f1 / n if n else nan,
+        f"{split}_f1_shift": shift / n if n else nan,
+        f"n_{split}": len(trues),
+    }
+
+
 class HeadKind:
     """What the structure task asks of its head (see the module notes). ``task``: the
     :class:`resm.tasks.structure_task.StructureTask` whose records and priors it reads."""
@@ -199,8 +223,9 @@ class PairKind(HeadKind):
         return loss, info
 
     def predictions(self, net, device, split: str = "val", rank: int = 0, world: int = 1):
-        """``[(seq, i, j, model_p, prior_p, true_pairs)]`` of a validation split and the pooled
-        candidate loss."""
+        """``[(seq, i, j, model_p, prior_p, true_pairs)]`` of a validation split (this process's
+        share: every ``world``-th record from ``rank``), the candidate loss summed over them
+        and the number of candidates."""
         t = self.task
         out, total, n = [], 0.0, 0
         groups = t.eval_items(split, rank, world)
@@ -224,7 +249,7 @@ class PairKind(HeadKind):
                 for it, c in zip(batch_items, cands):
                     out.append((it.seq, c.i, c.j, probs[o : o + len(c)], prior_probability(c, t.head_cfg), it.pairs))
                     o += len(c)
-        return out, total / max(n, 1)
+        return out, total, n
 
     def predictor(self, net, decoding=None):
         """The pair predictor of ``net`` (:class:`resm.structure.predictor.PairPredictor`) with
@@ -235,27 +260,18 @@ class PairKind(HeadKind):
         return PairPredictor(net, self.task.scheme, self.task.prior_cfgs, decoding or Decoding())
 
     def validate(self, net, device, rank=0, world=1):
-        from ..structure.metrics import evaluate
-
         pred = self.predictor(net)
         out: dict[str, float] = {}
         for split in self.task.validation_splits():
-            items, loss = self.predictions(net, device, split, rank, world)
-            r = evaluate([pred.decode(s, i, j, q, None) for s, i, j, q, _, _ in items], [x[5] for x in items])
-            out.update(
-                {
-                    f"{split}_loss": loss,
-                    f"{split}_f1": r.get("f1_mean", float("nan")),
-                    f"{split}_f1_shift": r.get("f1_shift_mean", float("nan")),
-                    f"n_{split}": len(items),
-                }
-            )
+            items, total, n = self.predictions(net, device, split, rank, world)
+            decoded = [pred.decode(s, i, j, q, None) for s, i, j, q, _, _ in items]
+            out.update(split_figures(split, decoded, [x[5] for x in items], total, n))
         return out
 
     def validation_predictions(self, net, device) -> dict[str, list]:
         """``{split: [(seq, i, j, model_p, prior_p, true_pairs)]}`` of every validation set
         (:meth:`resm.tasks.structure_task.StructureTask.validation_splits`)."""
-        return {s: self.predictions(net, device, s)[0] for s in self.task.validation_splits()}
+        return {s: self.predictions(net, device, s)[0] for s in self.task.validation_splits()}  # every record
 
     def decoding_metrics(self, net, items: list, decoding) -> dict[str, Any]:
         """F1 (strict, ±1), precision, recall and predicted/reference pair ratio of one
@@ -350,8 +366,9 @@ class MapKind(HeadKind):
         return loss, {"tokens": int(b["mask"].sum())}
 
     def predictions(self, net, device, rank: int = 0, world: int = 1, split: str = "val"):
-        """Validation probability maps (one (L, L) float32 array per record), the items and the
-        pooled validation loss."""
+        """Validation probability maps (one (L, L) float32 array per record of this process's
+        share: every ``world``-th from ``rank``), the items, the loss summed over their cells and
+        the number of cells."""
         t = self.task
         maps, items, total, n = [], [], 0.0, 0
         with torch.no_grad():
@@ -367,7 +384,7 @@ class MapKind(HeadKind):
                     L = len(it.seq)
                     maps.append(probs[row, :L, :L])
                     items.append(it)
-        return maps, items, total / max(n, 1)
+        return maps, items, total, n
 
     def predictor(self, net, threshold: float = 0.5):
         """The map predictor of ``net`` (:class:`resm.structure.predictor.MapPredictor`) at
@@ -377,19 +394,12 @@ class MapKind(HeadKind):
         return MapPredictor(net, self.task.scheme, threshold, "greedy")
 
     def validate(self, net, device, rank=0, world=1):
-        from ..structure.metrics import evaluate
-
         if not self.task.val_records:
             return {}
-        maps, items, val_loss = self.predictions(net, device, rank, world)
+        maps, items, total, n = self.predictions(net, device, rank, world)
         pred = self.predictor(net)
-        r = evaluate([pred.decode(P, it.seq) for P, it in zip(maps, items)], [it.pairs for it in items])
-        return {
-            "val_loss": val_loss,
-            "val_f1": r.get("f1_mean", float("nan")),
-            "val_f1_shift": r.get("f1_shift_mean", float("nan")),
-            "n_val": len(items),
-        }
+        decoded = [pred.decode(P, it.seq) for P, it in zip(maps, items)]
+        return split_figures("val", decoded, [it.pairs for it in items], total, n)
 
     def choose(self, net, device, settings):
         """The greedy threshold that scores best on the validation set."""
@@ -398,7 +408,8 @@ class MapKind(HeadKind):
         from ..structure.decode import choose_threshold
         from ..structure.metrics import evaluate
 
-        maps, items, val_loss = self.predictions(net, device)
+        maps, items, total, n = self.predictions(net, device)  # every record, on every process
+        val_loss = total / max(n, 1)
         seqs, trues = [it.seq for it in items], [it.pairs for it in items]
         threshold = float(choose_threshold(maps, seqs, trues))
         pred = self.predictor(net, threshold)

@@ -145,6 +145,7 @@ def test_an_rri_validation_file_of_training_pairs_is_said(ws, tmp_path, capfd):
     cfg = yaml.safe_load(Path(ws["rri_cfg"]).read_text())
     train = cfg["data"]["train"]
     cfg["data"]["val"] = train
+    del cfg["data"]["val_fraction"]  # with data.val, a val_fraction is refused
     assert _finetune(cfg, tmp_path / "same", capfd) == [
         f"resm: warning: data.val ({train}): all 600 validation record(s) are training records, so the "
         "validation metrics measure training fit"
@@ -180,7 +181,9 @@ def test_an_empty_validation_split_of_rri_or_mrl_is_said(ws, tmp_path, capfd):
     rri["data"]["train"] = str(one)
     assert _finetune(rri, tmp_path / "rri", capfd) == [
         f"resm: warning: the validation split is empty (data.val_fraction 0.2 of the 1 pair(s) of {one}): "
-        "no validation metrics are measured"
+        "no validation metrics are measured",
+        f"resm: warning: data.train ({one}): all 1 training pair(s) have the label 0, so the head learns only "
+        "to answer that constant: val_auroc measures nothing (nan with one label in validation too)",
     ]
     mrl = yaml.safe_load(Path(ws["mrl_cfg"]).read_text())
     mrl["data"]["fractions"] = [1.0, 0.0, 0.0]

@@ -506,3 +506,51 @@ def test_a_half_precision_run_writes_its_bundle_from_the_fp32_weights(tmp_path, 
         assert torch.equal(got[k], fp32[k]), k
         assert not torch.equal(module.state_dict()[k].float(), fp32[k])  # the copies differ
     assert np.isfinite(entries["mrl"]["extra"]["val_metrics"]["val_r2"])
+
+
+def test_a_training_set_of_one_label_is_said(tmp_path, tiny_ckpt):
+    """An rri file whose pairs all carry one label, or an mrl file whose UTRs all carry one
+    value, trained and exited 0 with val_auroc / val_spearman nan and no word of why: the run
+    says it in one line (a warning: the head learns that constant, nothing wrong is reported)."""
+    r = rri_config(tmp_path, tiny_ckpt, mode="frozen", steps=2)
+    one = write_pairs(tmp_path / "one.tsv", [(*row[:4], 1) for row in rri_pairs(40, 0)])
+    r["data"].update(train=str(one), batch_size=8)
+    m = mrl_config(tmp_path, tiny_ckpt, steps=2)
+    flat = write_utrs(tmp_path / "flat.csv", [(i, s, 5.0) for i, s, _ in utr_rows(60, 0)])
+    m["data"].update(train=str(flat), batch_size=8)
+    for cfg, line, nan in (
+        (r, f"data.train ({one}): all 32 training pair(s) have the label 1", "val_auroc"),
+        (m, f"data.train ({flat}): all 48 training UTR(s) have the label 5", "val_spearman"),
+    ):
+        cfg["optim"]["warmup_steps"] = 1
+        path = tmp_path / f"{cfg['task']}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        p = resm_main("finetune", "--config", path)
+        said = [x for x in p.stderr.splitlines() if x.startswith("resm: warning")]
+        assert said == [
+            f"resm: warning: {line}, so the head learns only to answer that constant: {nan} measures nothing "
+            "(nan with one label in validation too)"
+        ]
+        log = [json.loads(x) for x in (Path(cfg["train"]["out_dir"]) / "log.jsonl").read_text().splitlines()]
+        val = [x for x in log if x["split"] == "validation"][-1]
+        assert val[nan] != val[nan]  # nan: the validation labels are one too
+    # labels of both kinds: nothing said
+    from resm.tasks.rri import RRITask
+
+    assert RRITask(rri_config(tmp_path, tiny_ckpt, mode="frozen", steps=2)).notes() == []
+
+
+def test_rri_val_with_a_val_fraction_is_refused(tmp_path, tiny_ckpt):
+    """data.val trains on the whole of data.train, so a data.val_fraction set beside it was
+    silently ignored: refused in one line naming both keys, before anything is written. The
+    default val_fraction (the shipped configs' 0.1) beside data.val is no setting, and runs."""
+    cfg = rri_config(tmp_path, tiny_ckpt, mode="frozen", steps=1)
+    cfg["data"]["val"] = str(write_pairs(tmp_path / "val.tsv", rri_pairs(20, 1)))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    p = resm_main("finetune", "--config", path, check=False)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "data.val and data.val_fraction 0.2: give one of them" in p.stderr
+    assert not Path(cfg["train"]["out_dir"]).exists()
+    p = resm_main("finetune", "--config", path, "data.val_fraction=0.1")
+    assert (Path(cfg["train"]["out_dir"]) / "model" / "manifest.json").is_file()
