@@ -33,6 +33,17 @@ from tests.tasks.test_rri_mrl import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The runs of this module on one torch thread: with two, torch's CPU kernels may sum in
+    another order from run to run (two uninterrupted rri runs on two threads already differ in
+    their last bits), and the comparisons here are exact."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
