@@ -24,7 +24,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -145,6 +145,29 @@ def all_sum(values: list[float]) -> list[float]:
     t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_collective_device())
     dist.all_reduce(t)
     return t.tolist()
+
+
+class Lockstep:
+    """Forward passes in step over the processes: a validation's shares differ in size (every
+    ``world``-th record), and under DeepSpeed ZeRO-3 each forward pass gathers the partitioned
+    weights with every process, so a process whose share is done runs spare passes while another
+    still has work (their outputs thrown away); otherwise the others wait for it for ever. Call
+    :meth:`step` before each of this process's forward passes, then :meth:`finish` with a spare
+    pass. ``world``: the number of shares (1, no collective and no spare pass: one process, or
+    a caller that runs every record on its own, as the decoding choice of rank 0's save_final)."""
+
+    def __init__(self, world: int):
+        self.multi = world > 1 and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    def step(self, mine: bool = True) -> bool:
+        """Whether a process runs a forward pass in this round (this one when ``mine``)."""
+        return bool(mine) if not self.multi else all_sum([float(bool(mine))])[0] > 0
+
+    def finish(self, spare: Callable[[], Any]) -> None:
+        """``spare()`` (a forward pass whose output is not used) once for each round in which
+        another process still runs one of its own."""
+        while self.step(False):
+            spare()
 
 
 def _all_mean(values: dict[str, float]) -> dict[str, float]:

@@ -32,7 +32,7 @@ from ..config import from_dict
 from ..data.masking import MaskingConfig, mask_batch, mlm_loss
 from ..data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, validation_batches
 from ..mapping import get_scheme
-from ..train import all_sum
+from ..train import Lockstep, all_sum
 from .base import ModelConfig, TaskSpec, load_model_backbone
 
 __all__ = ["ValidationConfig", "MLMTask"]
@@ -112,15 +112,20 @@ class MLMTask:
                 )
         gen = torch.Generator().manual_seed(self.val_cfg.mask_seed)
         total, n = 0.0, 0
+        lockstep, spare = Lockstep(world), None
         for i, batch in enumerate(self._val):
             # every process draws every batch's masks, so that a batch is masked alike whatever
             # the number of processes, and scores its own share of the batches
             inputs, labels = mask_batch(pad_batch(batch), self.letter_ids, self.mask_cfg, gen)
+            spare = spare or (inputs, labels)
             if i % world != rank:
                 continue
+            lockstep.step()
             loss, k = self._masked_loss(model, inputs, labels, device)
             total += float(loss) * k
             n += k
+        if lockstep.multi and spare is not None:  # ZeRO-3: the processes' forward passes in step
+            lockstep.finish(lambda: self._masked_loss(model, *spare, device))
         # the mean over every process's masked positions (a process may have none): each one
         # returns that value and its own count (the loop averages the one and sums the other)
         all_total, all_n = all_sum([total, n])

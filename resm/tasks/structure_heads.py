@@ -226,10 +226,13 @@ class PairKind(HeadKind):
         """``[(seq, i, j, model_p, prior_p, true_pairs)]`` of a validation split (this process's
         share: every ``world``-th record from ``rank``), the candidate loss summed over them
         and the number of candidates."""
+        from ..train import Lockstep
+
         t = self.task
         out, total, n = [], 0.0, 0
         groups = t.eval_items(split, rank, world)
         t.ensure_priors([it.key for g in groups for it in g], progress=True)  # the whole split, in parallel
+        lockstep, last = Lockstep(world), None
         with torch.no_grad():
             for batch_items in groups:
                 tokens, batch, cands = self.batch(batch_items)
@@ -239,6 +242,8 @@ class PairKind(HeadKind):
                         for it, c in zip(batch_items, cands)
                     ]
                     continue
+                lockstep.step()
+                last = (tokens, batch)
                 logits = net(tokens.to(device), on_device(batch, device))
                 target = batch["target"].to(device)
                 pw = torch.tensor(t.loss_cfg.pos_weight, device=device)
@@ -249,7 +254,20 @@ class PairKind(HeadKind):
                 for it, c in zip(batch_items, cands):
                     out.append((it.seq, c.i, c.j, probs[o : o + len(c)], prior_probability(c, t.head_cfg), it.pairs))
                     o += len(c)
+            if lockstep.multi:
+                spare = last or self._spare_batch(split)
+                lockstep.finish(lambda: net(spare[0].to(device), on_device(spare[1], device)))
         return out, total, n
+
+    def _spare_batch(self, split: str):
+        """A batch with candidate pairs from the whole of ``split``, for the spare forward passes
+        of a process whose share has none (:class:`resm.train.Lockstep`)."""
+        for batch_items in self.task.eval_items(split):
+            self.task.ensure_priors([it.key for it in batch_items])
+            tokens, batch, _ = self.batch(batch_items)
+            if len(batch["i"]):
+                return tokens, batch
+        raise RuntimeError(f"{split}: no validation record has a candidate pair; nothing to run in step")
 
     def predictor(self, net, decoding=None):
         """The pair predictor of ``net`` (:class:`resm.structure.predictor.PairPredictor`) with
@@ -369,10 +387,14 @@ class MapKind(HeadKind):
         """Validation probability maps (one (L, L) float32 array per record of this process's
         share: every ``world``-th from ``rank``), the items, the loss summed over their cells and
         the number of cells."""
+        from ..train import Lockstep
+
         t = self.task
         maps, items, total, n = [], [], 0.0, 0
+        lockstep, groups = Lockstep(world), t.eval_items(split, rank, world)
         with torch.no_grad():
-            for batch_items in t.eval_items(split, rank, world):
+            for batch_items in groups:
+                lockstep.step()
                 logits, b = self._logits(net, batch_items, device)
                 logits = logits.float()
                 mask, target = b["mask"].to(device), b["target"].to(device)
@@ -384,6 +406,9 @@ class MapKind(HeadKind):
                     L = len(it.seq)
                     maps.append(probs[row, :L, :L])
                     items.append(it)
+            if lockstep.multi:
+                spare = groups[-1] if groups else t.eval_items(split)[0]
+                lockstep.finish(lambda: self._logits(net, spare, device))
         return maps, items, total, n
 
     def predictor(self, net, threshold: float = 0.5):

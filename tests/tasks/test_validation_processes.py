@@ -100,3 +100,26 @@ def test_two_processes_validate_as_one(tmp_path, backbone, kind):
     key = "threshold" if kind == "conv" else "decoding"
     assert meta[key] == settings[key]
     assert json.dumps(meta["val_metrics"], sort_keys=True) == json.dumps(settings["val_metrics"], sort_keys=True)
+
+
+@pytest.mark.slow
+def test_zero3_processes_with_shares_of_unequal_size_validate_in_step(tmp_path, backbone):
+    """Under DeepSpeed ZeRO-3 each forward pass gathers the weights with every process (a
+    persistence threshold of 0 partitions even this tiny model's), and the five validation
+    records are shared 3 + 2: the process with two runs a spare pass in the third round
+    (resm.train.Lockstep). Without it the run waited for ever at its first validation."""
+    import subprocess
+
+    pytest.importorskip("deepspeed")
+    cfg = _config(tmp_path, backbone, "conv")
+    ds = tmp_path / "zero3.json"
+    ds.write_text(json.dumps({"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}}))
+    cfg["train"].update(engine="deepspeed", deepspeed_config=str(ds))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    try:
+        resm_cli("finetune", "--config", path, procs=2, timeout=420)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the two processes did not finish: a validation out of step waits for ever")
+    logged = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [x["n_val"] for x in logged if x["split"] == "validation"] == [5]
