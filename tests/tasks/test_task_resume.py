@@ -380,17 +380,19 @@ def test_a_joint_fine_tune_killed_by_sigkill_resumes_exactly(tmp_path, tiny_ckpt
     import sys
     import time
 
-    from resm.tasks import run
     from tests.conftest import ENV, REPO
 
-    def config(out: str) -> dict:
+    def config(out: str) -> Path:
         cfg = task_config("joint", tmp_path, tiny_ckpt, out)
         cfg["train"].update(max_steps=30, ckpt_every=5, val_every=10)
-        return cfg
+        path = tmp_path / f"{out}.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))  # the task order kept
+        return path
 
-    run(config("ref"))
-    path = tmp_path / "kill.yaml"
-    path.write_text(yaml.safe_dump(config("kill"), sort_keys=False))  # the task order kept
+    # every run a fresh process of the same environment (one thread), as the killed one is: in
+    # the test process, kernels set up by earlier tests may sum in another order
+    resm_cli("finetune", "--config", config("ref"))
+    path = config("kill")
     out = tmp_path / "kill"
     proc = subprocess.Popen(
         [sys.executable, "-m", "resm", "finetune", "--config", str(path)],
@@ -407,7 +409,7 @@ def test_a_joint_fine_tune_killed_by_sigkill_resumes_exactly(tmp_path, tiny_ckpt
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "model").exists(), "the run was not interrupted"
-    resm_main("finetune", "--config", path)  # the same command: resumes from the newest checkpoint
+    resm_cli("finetune", "--config", path)  # the same command: resumes from the newest checkpoint
     ref = tmp_path / "ref"
     assert_same_output(ref / "model", out / "model")
     assert_same_checkpoint(ref / "checkpoints/step_00000030", out / "checkpoints/step_00000030")
