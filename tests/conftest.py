@@ -49,6 +49,31 @@ def _few_threads():
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def killed_at_checkpoint(args, run_dir, step: int, timeout: float = 120.0) -> None:
+    """Start ``python -m resm *args`` (one thread) and kill it (SIGKILL) as soon as the
+    checkpoint of ``step`` exists in ``run_dir``, wherever the run then is (mid-step,
+    mid-write)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resm", *map(str, args)],
+        env=ENV,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + timeout
+    while not (Path(run_dir) / "checkpoints" / f"step_{step:08d}").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def resm_cli(*args, procs: int = 1, check: bool = True, **kw):
     """Run the real command line (``python -m resm ...``; under torchrun when procs > 1)."""
     import subprocess

@@ -26,6 +26,8 @@ COMPARE_FOLDERS = ("rnafold", "rnafold-mea", "eternafold", "linearpartition-v", 
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
+    from ..structure.inputs import INPUT_FORMATS
+    from ..structure.io import FORMATS
     from ..structure.rnafold_vocabulary import add_arguments as rnafold_spellings
     from ..structure.rnafold_vocabulary import add_figure_arguments
 
@@ -53,14 +55,14 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--format",
-        choices=["dbn", "bpseq", "ct", "pairs"],
+        choices=FORMATS,
         default=None,
         help="structure format (dbn: pseudoknots as [] {} <> Aa...; pairs: a pair list, 'i j' lines, one record "
         "per file; default: from -o's extension, .ct .bpseq .dbn .pairs, else dbn)",
     )
     sp.add_argument(
         "--input-format",
-        choices=["fasta", "plain", "dbn", "ct", "bpseq", "pairs"],
+        choices=INPUT_FORMATS,
         default=None,
         help="input format (default: from the extension, else from the text)",
     )
@@ -153,7 +155,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--reference-format",
-        choices=["dbn", "ct", "bpseq", "pairs"],
+        choices=FORMATS,
         default=None,
         help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
         "(default: from its extension)",

@@ -30,11 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..utils.io import atomic_path, atomic_write_text, merge_dir
-from .io import CT_ENERGY, FoldError, Structure, format_structures
+from .io import CT_ENERGY, FORMATS, FoldError, Structure, format_structures
 from .pair_probs import sparse_probs
 
 __all__ = [
-    "OUTPUT_FORMATS",
     "BPP_HEADER",
     "safe_filename",
     "record_file_names",
@@ -46,7 +45,6 @@ __all__ = [
     "format_bpp",
 ]
 
-OUTPUT_FORMATS = ("dbn", "bpseq", "ct", "pairs")
 ONE_RECORD_FORMATS = ("bpseq", "pairs")  # one record per file
 
 
@@ -103,8 +101,8 @@ def structure_output_mode(fmt: str, out: Path | None, ids: Sequence[str], split_
     other, as ct allows); bpseq and pairs (the pair list, ``i j`` lines) hold one, so several
     such records need ``split_dir``. An id that ct would read back as an energy (``dG=5``:
     :data:`resm.structure.io.CT_ENERGY`) is refused for ct."""
-    if fmt not in OUTPUT_FORMATS:
-        raise FoldError(f"unknown format {fmt!r}; expected one of {OUTPUT_FORMATS}")
+    if fmt not in FORMATS:
+        raise FoldError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if fmt == "ct" and (clash := next((i for i in ids if CT_ENERGY.match(i)), None)) is not None:
         raise FoldError(
             f"record {clash!r}: ct would read its name back as an energy: give --format dbn, bpseq or pairs"

@@ -2,10 +2,6 @@
 export. Runs real subprocesses (the launcher, the CLI) on a tiny model and a synthetic corpus."""
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +9,7 @@ import torch
 import yaml
 
 from resm.backbone.load import load_backbone
-from tests.conftest import ENV, REPO, logged, resm_cli
+from tests.conftest import REPO, killed_at_checkpoint, logged, resm_cli
 
 
 def corpus(path, n=160, seed=0):
@@ -92,20 +88,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     (tmp_path / "kill").mkdir()
     cfg = write_cfg(tmp_path / "kill", max_steps=40, val_every=0, ckpt_every=5)
     out = tmp_path / "kill" / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "resm", "pretrain", "--config", str(cfg)],
-        env=ENV,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not (out / "checkpoints" / "step_00000010").exists():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    killed_at_checkpoint(["pretrain", "--config", cfg], out, 10)
     done = max(losses(out))
     assert done < 40, "the run was not interrupted"
     run("pretrain", "--config", cfg)  # same command: resumes from the newest checkpoint

@@ -348,10 +348,10 @@ def test_bad_task_configs_are_one_line_errors(tmp_path, tiny_ckpt):
     assert p.returncode == 1 and "longer than the 20 nt" in p.stderr
 
 
-def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
+def hairpin_files(tmp_path: Path) -> tuple[str, str]:
+    """30 random 6-bp hairpins (seeded) as dbn files: 24 for training (``tr.dbn``), 6 for
+    validation (``va.dbn``) in ``tmp_path``; returns their paths."""
     from resm.structure.io import Structure, write_structures
-    from resm.structure.model import load_structure_model, predict_pairs
-    from resm.tasks import run
 
     rng = np.random.default_rng(0)
     recs = []
@@ -364,13 +364,22 @@ def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
         recs.append(Structure(f"s{i}", seq, pairs))
     write_structures(recs[:24], tmp_path / "tr.dbn")
     write_structures(recs[24:], tmp_path / "va.dbn")
+    return str(tmp_path / "tr.dbn"), str(tmp_path / "va.dbn")
+
+
+def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
+    from resm.structure.io import read_structures
+    from resm.structure.model import load_structure_model, predict_pairs
+    from resm.tasks import run
+
+    train, val = hairpin_files(tmp_path)
     cfg = {
         "task": "structure",
         "model": {"init": str(tiny_ckpt), "mode": "adapters", "adapter": {"r": 2}},
         "head": {"kind": "conv", "proj_dim": 8, "channels": 8, "blocks": 1, "dilations": [1]},
         "data": {
-            "train": str(tmp_path / "tr.dbn"),
-            "val": str(tmp_path / "va.dbn"),
+            "train": train,
+            "val": val,
             "max_length": 32,
             "tokens_per_batch": 256,
         },
@@ -382,8 +391,9 @@ def test_structure_head_with_adapters(tmp_path, tiny_ckpt):
     from resm.backbone.adapters import adapter_names
 
     assert meta["mode"] == "adapters" and adapter_names(model.backbone) == ["shared"]
-    P = predict_pairs(model, "kdny", recs[25].seq)
-    assert P.shape == (len(recs[25].seq),) * 2 and np.isfinite(P).all()
+    seq = list(read_structures(val))[1].seq  # a validation hairpin
+    P = predict_pairs(model, "kdny", seq)
+    assert P.shape == (len(seq),) * 2 and np.isfinite(P).all()
 
 
 def test_mrl_prediction_counts_utrs_against_their_total(capfd):

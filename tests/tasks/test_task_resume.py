@@ -19,12 +19,10 @@ import pytest
 import torch
 import yaml
 
-from resm.structure.io import Structure, write_structures
-from tests.conftest import resm_cli, resm_main
+from tests.conftest import killed_at_checkpoint, resm_cli, resm_main
 from tests.tasks.test_rri_mrl import (
-    RC,
+    hairpin_files,
     mrl_config,
-    rand,
     rri_config,
     rri_pairs,
     utr_rows,
@@ -52,21 +50,6 @@ def tiny_ckpt(tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- configs
-def hairpin_files(tmp_path: Path) -> tuple[str, str]:
-    rng = np.random.default_rng(0)
-    recs = []
-    for i in range(30):
-        stem = rand(rng, 6)
-        seq = stem + rand(rng, 5) + "".join(RC[c] for c in reversed(stem)) + rand(rng, 4)
-        pairs = np.full(len(seq), -1)
-        for k in range(6):
-            pairs[k], pairs[16 - k] = 16 - k, k
-        recs.append(Structure(f"s{i}", seq, pairs))
-    write_structures(recs[:24], tmp_path / "tr.dbn")
-    write_structures(recs[24:], tmp_path / "va.dbn")
-    return str(tmp_path / "tr.dbn"), str(tmp_path / "va.dbn")
-
-
 def structure_section(tmp_path: Path) -> dict:
     train, val = hairpin_files(tmp_path)
     return {
@@ -375,12 +358,6 @@ def test_a_joint_fine_tune_killed_by_sigkill_resumes_exactly(tmp_path, tiny_ckpt
     """``resm finetune`` of a joint run killed (SIGKILL) once its step-10 checkpoint exists,
     wherever it then was (mid-step, mid-write), and the same command run again: the bundle,
     the last checkpoint and the log are those of the run that was not killed."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import ENV, REPO
 
     def config(out: str) -> Path:
         cfg = task_config("joint", tmp_path, tiny_ckpt, out)
@@ -394,20 +371,7 @@ def test_a_joint_fine_tune_killed_by_sigkill_resumes_exactly(tmp_path, tiny_ckpt
     resm_cli("finetune", "--config", config("ref"))
     path = config("kill")
     out = tmp_path / "kill"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "resm", "finetune", "--config", str(path)],
-        env=ENV,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not (out / "checkpoints" / "step_00000010").exists():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    killed_at_checkpoint(["finetune", "--config", path], out, 10)
     assert not (out / "model").exists(), "the run was not interrupted"
     resm_cli("finetune", "--config", path)  # the same command: resumes from the newest checkpoint
     ref = tmp_path / "ref"
