@@ -255,8 +255,12 @@ class PairKind(HeadKind):
                     out.append((it.seq, c.i, c.j, probs[o : o + len(c)], prior_probability(c, t.head_cfg), it.pairs))
                     o += len(c)
             if lockstep.multi:
-                spare = last or self._spare_batch(split)
-                lockstep.finish(lambda: net(spare[0].to(device), on_device(spare[1], device)))
+
+                def spare():  # built only when a round needs one (no process may have any batch)
+                    tokens, batch = last or self._spare_batch(split)
+                    net(tokens.to(device), on_device(batch, device))
+
+                lockstep.finish(spare)
         return out, total, n
 
     def _spare_batch(self, split: str):

@@ -123,3 +123,21 @@ def test_zero3_processes_with_shares_of_unequal_size_validate_in_step(tmp_path, 
         pytest.fail("the two processes did not finish: a validation out of step waits for ever")
     logged = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [x["n_val"] for x in logged if x["split"] == "validation"] == [5]
+
+
+def test_a_split_without_candidates_needs_no_spare_pass(tmp_path, backbone, monkeypatch):
+    """Shared validation (world 2) where no record has a candidate pair: no process runs a
+    forward pass, so none needs a spare one (looking for one first raised 'no validation record
+    has a candidate pair'). Lockstep is made to think it has a partner that has no work either."""
+    import resm.train
+    from resm.tasks.structure_task import StructureTask
+
+    monkeypatch.setattr(resm.train.Lockstep, "__init__", lambda self, world: setattr(self, "multi", True))
+    cfg = _config(tmp_path, backbone, "pairs")
+    short = tmp_path / "short.dbn"
+    short.write_text(">a\nGAAA\n....\n>b\nCUUG\n....\n>c\nAAAA\n....\n")
+    cfg["data"]["val"] = str(short)
+    task = StructureTask(cfg, train_priors=False)
+    net = task.net(task.model.eval())
+    items, total, n = task.kind.predictions(net, CPU, "val", rank=1, world=2)
+    assert [x[0] for x in items] == ["CUUG"] and n == 0 and total == 0.0
