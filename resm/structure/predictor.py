@@ -220,7 +220,8 @@ class Predictor:
 class MapPredictor(Predictor):
     """A dense pair-probability map decoded at a threshold (:meth:`MapPredictor.fold`): a 2-D head
     structure model (``pair_probs`` its tiled inference) or a zero-shot probe (``pair_probs``
-    None: the backbone's contact head with the probe loaded)."""
+    None: the backbone's contact head with the probe loaded). Pairs with ``j - i <= min_loop``
+    are never decoded: a 2-D head's own ``min_loop`` (the pairs it masks and learns), else 3."""
 
     model: object
     scheme: Scheme
@@ -228,6 +229,7 @@ class MapPredictor(Predictor):
     method: str = "greedy"
     pair_probs: PairProbs | None = None
     source: str = ""
+    min_loop: int = 3
     kind: ClassVar[str] = "conv"  # the structure head kind it folds with (PREDICTORS)
 
     @classmethod
@@ -238,14 +240,15 @@ class MapPredictor(Predictor):
         or a bundle's head, :class:`resm.structure.model.HeadOfBundle`): its tiled inference
         (:func:`resm.structure.model.predict_pairs`, the thermodynamic channel read from and
         stored in ``cache``), decoded greedily at the ``threshold`` of ``settings`` (the file's
-        meta or the bundle head's extra; 0.5 when none). ``workers`` is unused."""
+        meta or the bundle head's extra; 0.5 when none), over the pairs the head scores (j - i
+        above its ``min_loop``). ``workers`` is unused."""
         from .model import predict_pairs
 
         def pair_probs(seq: str) -> np.ndarray:
             return predict_pairs(model, scheme, seq, tile=tile, bpp_cache=cache)
 
         threshold = stored_threshold(settings.get("threshold", 0.5), source or "structure model")
-        return cls(model, scheme, threshold, "greedy", pair_probs, source)
+        return cls(model, scheme, threshold, "greedy", pair_probs, source, int(model.head.cfg.min_loop))
 
     def _settings(self) -> dict[str, object]:
         return {"threshold": self.threshold, "method": self.method}
@@ -253,7 +256,7 @@ class MapPredictor(Predictor):
     def decode(self, P: np.ndarray, seq: str, threshold: float | None = None) -> np.ndarray:
         """The partner array of one dense (L, L) map at this predictor's threshold (or
         ``threshold``) and method, canonical pairs only (as :meth:`fold`)."""
-        return decode(P, seq, self.threshold if threshold is None else threshold, self.method)
+        return decode(P, seq, self.threshold if threshold is None else threshold, self.method, min_loop=self.min_loop)
 
     def fold(
         self,
@@ -321,7 +324,7 @@ class MapPredictor(Predictor):
             if staged:
                 bar.set_postfix_str(f"{name} ({len(seq)} nt): decoding")
             dense = P if isinstance(P, np.ndarray) and P.ndim == 2 else dense_probs(P, len(seq))
-            pairs = decode(dense, seq, threshold, method, noncanonical)
+            pairs = decode(dense, seq, threshold, method, noncanonical, self.min_loop)
             if nested:
                 pairs = nested_subset(pairs)
             if no_lp:

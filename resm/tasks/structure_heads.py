@@ -417,10 +417,10 @@ class MapKind(HeadKind):
 
     def predictor(self, net, threshold: float = 0.5):
         """The map predictor of ``net`` (:class:`resm.structure.predictor.MapPredictor`) at
-        ``threshold``, greedy."""
+        ``threshold``, greedy, over the pairs the head scores (its ``min_loop``)."""
         from ..structure.predictor import MapPredictor
 
-        return MapPredictor(net, self.task.scheme, threshold, "greedy")
+        return MapPredictor(net, self.task.scheme, threshold, "greedy", min_loop=self.task.head_cfg.min_loop)
 
     def validate(self, net, device, rank=0, world=1):
         if not self.task.val_records:
@@ -440,7 +440,7 @@ class MapKind(HeadKind):
         maps, items, total, n = self.predictions(net, device)  # every record, on every process
         val_loss = total / max(n, 1)
         seqs, trues = [it.seq for it in items], [it.pairs for it in items]
-        threshold = float(choose_threshold(maps, seqs, trues))
+        threshold = float(choose_threshold(maps, seqs, trues, min_loop=self.task.head_cfg.min_loop))
         pred = self.predictor(net, threshold)
         r = evaluate([pred.decode(P, s) for P, s in zip(maps, seqs)], trues)
         settings["threshold"] = threshold

@@ -146,3 +146,27 @@ def test_every_priors_pairs_that_become_candidates_follow_the_rule():
             pytest.skip(str(e))
         strong = {(a, b) for a, b, q in zip(sp.i.tolist(), sp.j.tolist(), sp.p.tolist()) if q > 0.5}
         assert strong and strong <= stem and strong <= allowed(seq), (kind, sorted(strong))
+
+
+@pytest.mark.parametrize("min_loop", [1, 2, 3, 5])
+def test_a_2d_heads_model_decodes_with_its_own_min_loop(min_loop):
+    """A 2-D head masks the pairs with j - i <= its ``min_loop`` and learns the others; its
+    predictor decodes exactly those (the greedy decoding at the stored threshold, ``fold`` and
+    ``decode`` alike), not the default 3."""
+    from resm.heads.pair_map import StructureHead, StructureHeadConfig
+    from resm.mapping import get_scheme
+    from resm.structure.model import StructureModel
+    from resm.structure.predictor import MapPredictor
+    from tests.conftest import random_backbone
+
+    head = StructureHead(StructureHeadConfig(embed_dim=32, channels=8, blocks=1, min_loop=min_loop))
+    model = StructureModel(random_backbone(), head)
+    pred = MapPredictor.for_model(model, {"threshold": 0.5}, get_scheme("kdny"))
+    seq = "GCGAUAUCGCAAAAAAAA"  # G-C at j - i = 9, 7, 5, 3 and A-U at j - i = 1 (0-based: (0, 9), (1, 8)...)
+    P = np.zeros((len(seq), len(seq)))
+    for a, b in ((0, 9), (1, 8), (2, 7), (3, 6), (4, 5)):
+        P[a, b] = P[b, a] = 0.9
+    want = {(a, b) for a, b in ((0, 9), (1, 8), (2, 7), (3, 6), (4, 5)) if b - a > min_loop}
+    assert pairs_of(pred.decode(P, seq)) == want
+    pred.pair_probs = lambda s: P
+    assert pairs_of(pred.fold_one(seq).pairs) == want
