@@ -170,3 +170,33 @@ def test_a_2d_heads_model_decodes_with_its_own_min_loop(min_loop):
     assert pairs_of(pred.decode(P, seq)) == want
     pred.pair_probs = lambda s: P
     assert pairs_of(pred.fold_one(seq).pairs) == want
+
+
+def test_a_2d_heads_validation_and_threshold_choice_score_its_own_pairs():
+    """The conv kind's validation figures and its threshold choice decode the pairs the head
+    scores (j - i above its ``min_loop``): a head of min_loop 2, sure of its true pair 3 apart
+    (0.9) and less sure of a false one (0.62), scores F1 1 from the threshold that drops the
+    false pair (0.65: the lowest of the grid's best); of min_loop 3, the true pair cannot form."""
+    from types import SimpleNamespace
+
+    from resm.heads.pair_map import StructureHeadConfig
+    from resm.mapping import get_scheme
+    from resm.tasks.structure_heads import MapKind
+
+    seq = "GAACGAAAAC"
+    true = np.full(len(seq), -1)
+    true[0], true[3] = 3, 0
+    P = np.full((len(seq), len(seq)), 0.01)
+    P[0, 3] = P[3, 0] = 0.9
+    P[4, 9] = P[9, 4] = 0.62  # G-C, 5 apart: false
+    item = SimpleNamespace(seq=seq, pairs=true)
+    for min_loop, f1, threshold in ((2, 1.0, 0.65), (3, 0.0, 0.05)):
+        task = SimpleNamespace(
+            val_records=[item], scheme=get_scheme("kdny"), head_cfg=StructureHeadConfig(embed_dim=32, min_loop=min_loop)
+        )
+        kind = MapKind(task)
+        kind.predictions = lambda net, device, rank=0, world=1: ([P], [item], 0.0, 1)
+        assert kind.validate(None, "cpu")["val_f1"] == pytest.approx(2 / 3 if min_loop == 2 else 0.0)  # at 0.5
+        settings: dict = {}
+        kind.choose(None, "cpu", settings)
+        assert settings["threshold"] == pytest.approx(threshold) and settings["val_metrics"]["f1_mean"] == f1
