@@ -11,7 +11,11 @@ owns the optimiser, schedule, precision and checkpoint files. ``Trainer.fit`` ru
   ``log.jsonl`` and, when ``tensorboard`` is installed, to TensorBoard;
 * periodic validation, periodic atomic checkpoints (write a temporary folder, then rename;
   the last N kept) holding weights, optimiser, scheduler, RNG states and the data position, so
-  a killed run resumes where its last checkpoint left it.
+  a killed run resumes where its last checkpoint left it;
+* or, with no run folder (``train.out_dir`` None, engine torch), an in-memory run: the same
+  steps, nothing written (no checkpoint, log file or final model; the log lines are returned),
+  the trained weights left in the task's model (the non-canonical scorer's members, the heads
+  of the comparison harness).
 """
 
 from __future__ import annotations
@@ -80,7 +84,8 @@ class Task(Protocol):
         """Settings that must not change across a resume."""
 
     def save_final(self, model: torch.nn.Module, out_dir: Path, state: dict[str, torch.Tensor]) -> None:
-        """Write the finished model (consolidated ``state``) in its user-facing format (rank 0)."""
+        """Write the finished model (consolidated ``state``) in its user-facing format (rank 0).
+        Not called in an in-memory run (no ``train.out_dir``): the caller keeps ``model``."""
 
     # optional: finish(model, device), run on every process just before save_final with the
     # same weights: the forward passes the final files need (a bundle's last validation, a
@@ -230,7 +235,9 @@ class Trainer:
     config_dump: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.out_dir = Path(self.train.out_dir)
+        # None: an in-memory run (see the module notes)
+        self.out_dir = None if self.train.out_dir is None else Path(self.train.out_dir)
+        self.history: list[dict[str, Any]] = []  # an in-memory run's log lines
         self.rank, self.world_size, _ = launch()
         self.device = torch.device(resolve_device(self.train.device))
         if self.device.type == "cuda":
@@ -410,6 +417,9 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         if self.rank != 0:
             return
+        if self.out_dir is None:
+            self.history.append(record)
+            return
         with open(self.out_dir / "log.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
         if self.tb is not None:
@@ -434,16 +444,33 @@ class Trainer:
         The run folder is written as the run goes (checkpoints, log, final model), even inside
         a :func:`resm.utils.io.transaction`. A run that fails before its first checkpoint
         removes what it wrote, and the folder itself if it created it. The folder is locked for
-        the run (:meth:`_lock`): a second run into it at once is refused."""
-        if os.path.lexists(self.out_dir) and not self.out_dir.is_dir():
-            raise ConfigError(f"train.out_dir {self.out_dir}: is a file, not a folder")
-        self._check_run_folder()
-        existed = self._lock()
-        try:
-            return self._fit_locked(existed)
-        finally:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)  # the lock goes with it (and with the process, however it ends)
+        the run (:meth:`_lock`): a second run into it at once is refused.
+
+        With no run folder (``train.out_dir`` None) the run is in memory: it starts afresh,
+        writes nothing, leaves the trained weights in the task's model and returns its log lines
+        as ``log``."""
+        if self.out_dir is None:
+            result = {**self._fit(), "log": self.history}
+        else:
+            if os.path.lexists(self.out_dir) and not self.out_dir.is_dir():
+                raise ConfigError(f"train.out_dir {self.out_dir}: is a file, not a folder")
+            self._check_run_folder()
+            existed = self._lock()
+            try:
+                result = self._fit_locked(existed)
+            finally:
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)  # the lock goes with it (and with the process, however it ends)
+        o = self.optim
+        if self.rank == 0 and o.warmup_steps and o.warmup_steps >= self.train.max_steps:  # said once the run is through
+            print(
+                f"resm: warning: optim.warmup_steps {o.warmup_steps} >= train.max_steps {self.train.max_steps}: "
+                f"the warm-up never ended, so the learning rate never reached optim.lr {o.lr} (it stopped at "
+                f"{float(o.lr) * self.train.max_steps / o.warmup_steps:.3g})",
+                file=sys.stderr,
+                flush=True,
+            )
+        return result
 
     def _lock(self) -> bool:
         """Hold an exclusive lock on the run folder (rank 0; the folder is created here when
@@ -486,20 +513,10 @@ class Trainer:
 
         try:
             with suspended(), on_abort(undo_start):
-                result = self._fit()
+                return self._fit()
         except BaseException:
             undo_start()
             raise
-        o = self.optim
-        if self.rank == 0 and o.warmup_steps and o.warmup_steps >= self.train.max_steps:  # said once the run is through
-            print(
-                f"resm: warning: optim.warmup_steps {o.warmup_steps} >= train.max_steps {self.train.max_steps}: "
-                f"the warm-up never ended, so the learning rate never reached optim.lr {o.lr} (it stopped at "
-                f"{float(o.lr) * self.train.max_steps / o.warmup_steps:.3g})",
-                file=sys.stderr,
-                flush=True,
-            )
-        return result
 
     def _check_run_folder(self) -> None:
         """Every entry of the run folder the run writes (the loop's, :data:`RUN_ENTRIES`, and
@@ -531,14 +548,16 @@ class Trainer:
         self.stream = self.task.train_stream(self.rank, self.world_size)
         self.tb = None
         self.window = self._new_window()
-        resumed = self._resume()  # reads and checks everything before the first write
+        disk = self.out_dir is not None  # not an in-memory run
+        resumed = disk and self._resume()  # reads and checks everything before the first write
         if self.rank == 0:  # the task's warnings on its data, once nothing is refused
             for line in getattr(self.task, "notes", list)():
                 print(line, file=sys.stderr, flush=True)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.rank == 0 and not resumed:
+        if disk:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0 and disk and not resumed:
             atomic_write_text(self.out_dir / "config.json", json.dumps(self.config_dump, indent=2, default=str))
-        if self.rank == 0:
+        if self.rank == 0 and disk:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -602,12 +621,14 @@ class Trainer:
             if t.max_minutes is not None:
                 over = (time.time() - start) / 60 > t.max_minutes
                 stop_for_time = bool(_broadcast_str("1" if over else ""))
-            if (t.ckpt_every and self.step % t.ckpt_every == 0) or stop_for_time:
+            if disk and ((t.ckpt_every and self.step % t.ckpt_every == 0) or stop_for_time):
                 self._save()
             if stop_for_time:
                 break
         bar.close()
         final_val = self._validate() if t.val_every and self.step != last_val_step else last_val
+        if not disk:  # in memory: the weights stay in the task's model
+            return {"step": self.step, "train": last, "validation": final_val}
         if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
             self._save()
         if hasattr(self.task, "finish"):
@@ -633,6 +654,10 @@ def run_task(make_task, cfg: dict[str, Any], sections: set, config_file: str | o
         raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
     optim = from_dict(OptimConfig, cfg.get("optim"), "optim")
     train = from_dict(TrainConfig, cfg.get("train"), "train")
+    if train.out_dir is None:
+        raise ConfigError(
+            "train.out_dir: a training command needs a run folder (null is for in-memory runs from Python)"
+        )
     if train.engine == "deepspeed":
         read_deepspeed_config(train)
     try:  # before any work: a run folder that cannot be written fails now, not after loading

@@ -66,7 +66,9 @@ class TrainConfig:
     """Loop settings.
 
     Attributes:
-        out_dir: run folder (log.jsonl, checkpoints/, final model).
+        out_dir: run folder (log.jsonl, checkpoints/, final model). None (from Python, not a
+            training command): an in-memory run, engine torch, that writes nothing and leaves
+            the trained weights in the task's model (:meth:`resm.train.Trainer.fit`).
         max_steps: optimiser steps to run.
         max_minutes: optional wall-clock budget; the run stops (and checkpoints) when spent.
         grad_accum: micro-batches per optimiser step. Each micro-batch's loss is its own mean
@@ -93,7 +95,7 @@ class TrainConfig:
             resume is refused. Changes to the task's own sections are always refused.
     """
 
-    out_dir: PathText = "runs/train"
+    out_dir: PathText | None = "runs/train"
     max_steps: int = 1000
     max_minutes: float | None = None
     grad_accum: int = 1
@@ -125,8 +127,10 @@ class TrainConfig:
             _check(f"train.{key}", getattr(self, key), ">= 0 (0: never)", getattr(self, key) >= 0)
         if self.max_minutes is not None:
             _check("train.max_minutes", self.max_minutes, "> 0", self.max_minutes > 0)
-        if not self.out_dir:
+        if self.out_dir is not None and not self.out_dir:
             raise ConfigError("train.out_dir must be a folder path, got an empty string")
+        if self.out_dir is None and self.engine != "torch":  # ZeRO-3 leaves the module partitioned
+            raise ConfigError("train.out_dir: an in-memory run (no run folder) needs engine torch")
         self.device = check_device(self.device, "train.device")
         if self.engine == "deepspeed":  # checked here, before any model is built or op compiled
             if not self.deepspeed_config:

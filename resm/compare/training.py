@@ -16,8 +16,8 @@ Both make their head right after ``torch.manual_seed(seed)`` and draw their batc
 seed alone, so every backend gets the same initial weights and the same batches.
 :func:`train_cached` runs a section's budget (:class:`resm.compare.config.Budget`: AdamW with
 betas 0.9/0.999 and no weight decay on norms and biases, constant learning rate after an
-optional linear warm-up, gradient clipping) through the loop, with no validation and no
-periodic checkpoint; the run folder is temporary.
+optional linear warm-up, gradient clipping) through the loop in memory (no run folder), with
+no validation.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from ..structure.io import Structure
 from ..tasks.base import ItemStream, TaskModel
 from ..train import Trainer
 from ..train_config import TrainConfig
-from ..utils.io import scratch_dir
 from .config import Budget
 
 __all__ = ["CachedEncoder", "WindowStream", "CachedStructureTask", "CachedHeadTask", "train_cached", "head_probs"]
@@ -126,7 +125,8 @@ def window_batch(embs: Sequence[torch.Tensor], recs: Sequence[Structure], picks:
 
 
 class _CachedTask:
-    """What both cached tasks share: the loss of every step, no validation, nothing saved."""
+    """What both cached tasks share: the loss of every step, no validation, nothing saved
+    (an in-memory run: the caller keeps the trained head)."""
 
     name = "compare"
     model: torch.nn.Module
@@ -140,9 +140,6 @@ class _CachedTask:
 
     def fingerprint(self) -> dict[str, Any]:
         return {"task": self.name, "seed": self.seed}
-
-    def save_final(self, model, out_dir, state) -> None:
-        """The caller keeps the trained head; the run folder is temporary."""
 
     def final_loss(self) -> float:
         """Mean loss of the last 10% of steps."""
@@ -211,21 +208,19 @@ class CachedHeadTask(_CachedTask):
 
 def train_cached(task: _CachedTask, budget: Budget, device: torch.device | str, progress: bool = False) -> float:
     """Train ``task`` with a compare section's budget (:meth:`resm.compare.config.Budget.optim`,
-    ``steps``, ``seed``) through :class:`resm.train.Trainer` in a temporary run folder; leaves
+    ``steps``, ``seed``) through :class:`resm.train.Trainer` in memory (no run folder); leaves
     the model in eval mode and returns the mean loss of the last 10% of steps."""
-    with scratch_dir("resm-compare-") as tmp:
-        train = TrainConfig(
-            out_dir=str(tmp),
-            max_steps=budget.steps,
-            log_every=0,
-            val_every=0,
-            ckpt_every=0,
-            keep_last=1,
-            seed=budget.seed,
-            device=str(device),
-            progress=progress,
-        )
-        Trainer(task, budget.optim(), train).fit()
+    train = TrainConfig(
+        out_dir=None,
+        max_steps=budget.steps,
+        log_every=0,
+        val_every=0,
+        ckpt_every=0,
+        seed=budget.seed,
+        device=str(device),
+        progress=progress,
+    )
+    Trainer(task, budget.optim(), train).fit()
     task.model.eval()
     return task.final_loss()
 

@@ -78,7 +78,7 @@ def run(
         what = "missing" if name is None else f"unknown task {name!r}"
         raise ConfigError(f"{where}task: {what}; known tasks: {list(known)}")
     cls = TASKS[name].cls
-    out_dir = Path(from_dict(TrainConfig, cfg.get("train"), "train").out_dir)
-    result, task = run_task(cls, cfg, set(cls.sections) | {"task"}, config_file)
-    result.update(model_file=str(out_dir / cls.output), **task.summary())
+    out_dir = from_dict(TrainConfig, cfg.get("train"), "train").out_dir
+    result, task = run_task(cls, cfg, set(cls.sections) | {"task"}, config_file)  # refuses a null out_dir
+    result.update(model_file=str(Path(out_dir) / cls.output), **task.summary())
     return result
