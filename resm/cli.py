@@ -141,7 +141,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 
 def _terminate_handler(command: str):
-    """The SIGTERM handler of a command: remove every staged output and scratch folder
+    """The SIGTERM handler of a command: remove every staged output and what a training run with no checkpoint yet wrote
     (:func:`resm.utils.io.abort_all`), kill the worker processes, say so in one line and exit
     with 143. It does the cleanup itself rather than raise an exception: Python drops an
     exception raised while it runs a fork hook or a finaliser, and the signal would be lost.

@@ -68,7 +68,6 @@ __all__ = [
     "merge_dir",
     "atomic_write_text",
     "remove_stale",
-    "scratch_dir",
     "held_signals",
     "defer_signal",
     "abort_all",
@@ -536,26 +535,13 @@ def abort_all() -> None:
 @contextlib.contextmanager
 def on_abort(undo: Callable[[], None]) -> Iterator[None]:
     """While the block runs, :func:`abort_all` (a SIGTERM at the command line) calls ``undo``:
-    for work that is written as it goes rather than staged (a training run's folder, a scratch
-    folder)."""
+    for work that is written as it goes rather than staged (a training run's folder)."""
     _UNDO.append(undo)
     try:
         yield
     finally:
         with contextlib.suppress(ValueError):
             _UNDO.remove(undo)
-
-
-@contextlib.contextmanager
-def scratch_dir(prefix: str = "resm-") -> Iterator[Path]:
-    """A private temporary folder (in the system's temporary place) for the block, removed when
-    the block ends, on error, and by :func:`abort_all`."""
-    d = tempfile.mkdtemp(prefix=prefix)
-    try:
-        with on_abort(lambda: shutil.rmtree(d, ignore_errors=True)):
-            yield Path(d)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @contextlib.contextmanager

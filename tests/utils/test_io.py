@@ -81,22 +81,20 @@ def test_held_signals_defers_sigterm_to_the_end_of_the_block():
         signal.signal(signal.SIGTERM, old)
 
 
-def test_abort_all_removes_every_staged_temporary_and_scratch_folder(tmp_path):
-    """What resm's SIGTERM handler does before it exits: no temporary of an open transaction,
-    of a lone atomic write, or of a scratch folder is left."""
-    from resm.utils.io import abort_all, scratch_dir, transaction
+def test_abort_all_removes_every_staged_temporary(tmp_path):
+    """What resm's SIGTERM handler does before it exits: no temporary of an open transaction
+    or of a lone atomic write is left."""
+    from resm.utils.io import abort_all, transaction
 
     with pytest.raises(RuntimeError, match="^stop$"), transaction():  # the test's own, past every check
         with atomic_path(tmp_path / "a.txt") as a:
             a.write_text("a")
-        with scratch_dir("resm-test-") as scratch:
-            (scratch / "x").write_text("x")
-            with atomic_path(tmp_path / "sub" / "b.txt") as b:
-                b.write_text("b")
-                assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, "sub"])
-                abort_all()
-                assert list(tmp_path.iterdir()) == [] and not scratch.exists()
-                raise RuntimeError("stop")
+        with atomic_path(tmp_path / "sub" / "b.txt") as b:
+            b.write_text("b")
+            assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, "sub"])
+            abort_all()
+            assert list(tmp_path.iterdir()) == []
+            raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
 
 
