@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import UsageError
 from .utils.io import atomic_path, atomic_write_text
 
 __all__ = [
@@ -75,7 +76,7 @@ def predict_rri(o: PredictOptions) -> dict[str, object]:
     """``resm predict --task rri``: :func:`interact` with a trained model (partners to 4,000 nt,
     scanned in windows); adds ``n``, ``what`` and the labelled ``metrics`` the command prints."""
     if o.variants:
-        raise ValueError("--variants is for --task mrl (the wild-type/variant UTR file)")
+        raise UsageError("--variants is for --task mrl (the wild-type/variant UTR file)")
     r = interact(o.input, o.model, interact_options(o))
     shown = {"labels in the file": r["metrics"]} if "metrics" in r else {}
     what = "pairs" + (f", pair maps in {o.maps}" if o.maps else "") + (f", sites in {o.sites}" if o.sites else "")
@@ -88,9 +89,9 @@ def predict_mrl(o: PredictOptions) -> dict[str, object]:
     from .tasks.mrl import ENCODER_WINDOW
 
     if o.maps or o.sites:
-        raise ValueError("--maps and --sites are for --task rri")
+        raise UsageError("--maps and --sites are for --task rri")
     if o.window or o.stride:
-        raise ValueError(
+        raise UsageError(
             "--window and --stride are for --task rri (the expression head reads a UTR whole; one over "
             f"{ENCODER_WINDOW} nt reaches the backbone in overlapping windows, the last ending at its 3' end)"
         )
@@ -240,7 +241,7 @@ def interact(
     window pair's probability, and ``scans`` holds each pair's sites. With ``zero_shot`` the
     score comes from ``backbone`` (and an optional ``resm probe`` regression file) and needs no
     trained head; ``maps`` is then refused."""
-    from .config import UsageError, first_given
+    from .config import first_given
     from .data.rri import read_pairs
     from .tasks.rri import load_rri_model, rri_metrics, zero_shot_scores
     from .tasks.rri_sites import MAX_PARTNER, ScanOptions, scan_pairs
@@ -248,17 +249,17 @@ def interact(
     o = options or InteractOptions(**kwargs)
     for path, what in ((o.maps, "--maps writes one .npz file (arrays named by pair index)"),):
         if path is not None and Path(path).suffix != ".npz":
-            raise ValueError(f"{path}: {what}")
+            raise UsageError(f"{path}: {what}")
     scans = None
     if o.zero_shot:
         if not o.backbone:
             raise UsageError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
         if (what := first_given({"--model": model, "--adapter": o.adapter})) is not None:  # was passed over
-            raise ValueError(f"{what} and --zero-shot: the zero-shot score reads the backbone's contact head alone")
+            raise UsageError(f"{what} and --zero-shot: the zero-shot score reads the backbone's contact head alone")
         if o.maps or o.sites:
-            raise ValueError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")
+            raise UsageError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")
         if o.scan is not None and (o.scan.window or o.scan.stride):
-            raise ValueError("--window and --stride scan a trained rri model (the zero-shot score reads a pair whole)")
+            raise UsageError("--window and --stride scan a trained rri model (the zero-shot score reads a pair whole)")
         from .nucleotides import normalise
         from .structure.model import load_with_scheme
 
@@ -285,7 +286,7 @@ def interact(
             raise UsageError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
         given = {"--probe": o.probe, "--linker": o.linker or None, "--scheme": o.scheme_name}
         if (what := first_given(given)) is not None:
-            raise ValueError(f"{what} comes with --zero-shot; a trained rri model reads its own scheme and no probe")
+            raise UsageError(f"{what} comes with --zero-shot; a trained rri model reads its own scheme and no probe")
         pairs = read_pairs(pairs_path, require_label=False, max_length=MAX_PARTNER)
         tm, head, entry, scheme = load_rri_model(model, backbone=o.backbone, trust=o.trust, adapter=o.adapter)
         for p in pairs:

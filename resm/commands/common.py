@@ -267,7 +267,9 @@ def refuse_stdin(path, name: str, what: str) -> None:
     whose reader takes files alone (``resm fold``'s and ``resm embed``'s read standard input):
     ``-`` was opened as a file named ``-`` ("- line 1: cannot read (No such file or directory)")."""
     if path is not None and str(path) == "-":
-        raise ValueError(f"{name} -: standard input is not read by this command; give {what} as a file")
+        from ..config import UsageError
+
+        raise UsageError(f"{name} -: standard input is not read by this command; give {what} as a file")
 
 
 def set_threads(a: argparse.Namespace) -> None:

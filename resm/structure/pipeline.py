@@ -34,7 +34,7 @@ from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
-from .io import FoldError, Structure, format_structures, infer_format, read_structures
+from .io import FoldError, FoldUsageError, Structure, format_structures, infer_format, read_structures
 from .predictor import Namer, PairPredictor, Predictor, refuse_dense_decoding
 from .predictor_loading import BundleOpener, PredictorOptions, load_predictor
 from .probe import ProbeFile
@@ -370,9 +370,11 @@ class FoldOptions(PredictorOptions):
         ):
             given = first_given({key: getattr(self, key) for key in shaped})
             if given is not None and getattr(self, parent) is None:
-                raise FoldError(f"{name(given)} comes with {name(parent)}: {without} without it")
+                raise FoldUsageError(f"{name(given)} comes with {name(parent)}: {without} without it")
         if self.report is not None and self.reference is None:
-            raise FoldError(f"{name('report')} writes the {name('reference')} scores: give {name('reference')} too")
+            raise FoldUsageError(
+                f"{name('report')} writes the {name('reference')} scores: give {name('reference')} too"
+            )
 
     def plot_style(self) -> tuple[str, int]:
         """``plot_format`` and ``dpi``, their defaults (png, 100:
@@ -393,15 +395,15 @@ def _check_notes(o: FoldOptions) -> None:
     from .folders import FOLDERS
 
     if o.compare is not None and o.compare not in FOLDERS:
-        raise FoldError(f"--compare {o.compare}: unknown folder; known: {', '.join(FOLDERS)}")
+        raise FoldUsageError(f"--compare {o.compare}: unknown folder; known: {', '.join(FOLDERS)}")
     ct_written = o.fmt == "ct" and (o.out is not None or o.split_dir is not None or o.reference is None)
     if ct_written and o.compare is not None:
-        raise FoldError(
+        raise FoldUsageError(
             f"--compare {o.compare}: ct has no room for a second structure per record; "
             "write dbn, bpseq or pairs (--format), or draw both with --plot DIR"
         )
     if ct_written and o.mfe:
-        raise FoldError("--mfe: ct has no room for an energy per record; write dbn, bpseq or pairs (--format)")
+        raise FoldUsageError("--mfe: ct has no room for an energy per record; write dbn, bpseq or pairs (--format)")
     if o.compare is not None:
         FOLDERS[o.compare].check()
 

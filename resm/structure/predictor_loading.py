@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..config import flag
 from ..mapping import Scheme, get_scheme
-from .io import FoldError
+from .io import FoldError, FoldUsageError
 from .predictor import PREDICTORS, MapPredictor, Namer, PairPredictor, PathLike, Predictor
 from .probe import ProbeFile
 
@@ -77,17 +77,17 @@ class PredictorOptions:
         cache, zero_shot, turner = name("bpp_cache"), name("zero_shot"), name("turner_scale")
         if self.bpp_cache is not None:
             if self.zero_shot is not None:
-                raise FoldError(f"{cache} stores a structure model's pair priors; a {zero_shot} probe reads none")
+                raise FoldUsageError(f"{cache} stores a structure model's pair priors; a {zero_shot} probe reads none")
             from .priors import check_cache_folder
 
             check_cache_folder(self.bpp_cache, cache)
         if self.zero_shot is not None and self.model is None:
-            raise FoldError(f"{zero_shot} needs {name('model')}, the backbone the probe was fitted on")
+            raise FoldUsageError(f"{zero_shot} needs {name('model')}, the backbone the probe was fitted on")
         if self.scheme is not None and self.zero_shot is None:  # was passed over in silence
-            raise FoldError(f"{name('scheme')} comes with {zero_shot}; a structure model reads its own scheme")
+            raise FoldUsageError(f"{name('scheme')} comes with {zero_shot}; a structure model reads its own scheme")
         if self.turner_scale is not None:
             if self.zero_shot is not None:
-                raise FoldError(f"{turner} sets a pair-head model's decoding; a {zero_shot} probe has none")
+                raise FoldUsageError(f"{turner} sets a pair-head model's decoding; a {zero_shot} probe has none")
             check_decoding_overrides(self.decoding_overrides(), name)
 
     def model_file(self) -> Path:
