@@ -173,6 +173,26 @@ TURNER_HELP = (
 
 
 # --------------------------------------------------------------------------- argument groups
+class DeprecatedSpelling(argparse.Action):
+    """An option's old spelling (:func:`deprecated_spelling`): it sets the new option's value
+    and says so on stderr in one line, ``resm CMD: warning: OLD is deprecated; use NEW``."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_spelling(sp: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
+    """Option ``old`` kept working as ``new`` (whose dest it sets, its value read as ``new``'s
+    ``kwargs`` say), with a one-line deprecation note on stderr and a help line naming ``new``."""
+    dest = new.lstrip("-").replace("-", "_")
+    sp.add_argument(old, action=DeprecatedSpelling, new=new, dest=dest, help=f"deprecated spelling of {new}", **kwargs)
+
+
 def device_args(sp: argparse.ArgumentParser, threads: bool = True, threads_extra: str = "") -> None:
     """``--device``, ``--nogpu`` and (with ``threads``) ``--threads``; ``threads_extra`` names
     what else the threads run."""

@@ -84,7 +84,7 @@ class FoldError(ValueError):
 
 class FoldUsageError(FoldError, UsageError):
     """Fold options that do not go together, whatever the files (``--dpi`` without ``--plot``,
-    ``--scheme`` without ``--zero-shot``): a FoldError to the Python API, a usage error (exit
+    ``--scheme`` without ``--probe``): a FoldError to the Python API, a usage error (exit
     code 2) to the command line (:class:`resm.config.UsageError`)."""
 
 

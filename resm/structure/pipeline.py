@@ -36,7 +36,7 @@ from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
 from .io import FoldError, FoldUsageError, Structure, format_structures, infer_format, read_structures
 from .predictor import Namer, PairPredictor, Predictor, refuse_dense_decoding
-from .predictor_loading import BundleOpener, PredictorOptions, load_predictor
+from .predictor_loading import BundleOpener, PredictorOptions, fold_flag, load_predictor
 from .probe import ProbeFile
 
 __all__ = [
@@ -357,7 +357,7 @@ class FoldOptions(PredictorOptions):
     mfe: bool = False
     compare: str | None = None
 
-    def check(self, name: Namer = flag) -> None:
+    def check(self, name: Namer = fold_flag) -> None:
         """:meth:`PredictorOptions.check`, and an option shaping an output or an input that is
         not asked for (``--dpi`` without ``--plot``, ``--bpp-min`` without ``--bpp``,
         ``--reference-format`` without ``--reference``, ``--report`` without ``--reference``):
@@ -431,14 +431,14 @@ def fold_fasta(
     from .writers import check_distinct, record_file_names, structure_output_mode
 
     o = opts
-    o.check()
+    o.check(fold_flag)
     predictor: Predictor | None = None
     probe = None
     if o.zero_shot is not None:
         probe = ProbeFile.read(o.zero_shot)
         the_scheme = get_scheme(o.scheme or probe.scheme)
     else:
-        predictor = load_predictor(o, open_bundle=open_bundle)
+        predictor = load_predictor(o, open_bundle=open_bundle, name=fold_flag)
         the_scheme = predictor.scheme
 
     records = read_sequences(fasta, o.input_format, stdin)
@@ -495,7 +495,7 @@ def fold_fasta(
     run = ShardRun(o.out or o.split_dir or o.bpp or o.report, len(records), o.shard_size, job, ".jsonl", ids=ids)
     run.prepare()
     if predictor is None:
-        predictor = load_predictor(o, probe, open_bundle=open_bundle)
+        predictor = load_predictor(o, probe, open_bundle=open_bundle, name=fold_flag)
     if isinstance(predictor, PairPredictor):  # said with the flags, before any record is folded
         refuse_dense_decoding(predictor, o.threshold, o.method, flag)
     fold_kw = dict(

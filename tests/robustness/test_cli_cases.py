@@ -181,10 +181,10 @@ CASES = [
         ["n.fa line 1", "'a'"],
         write("n.fa", ">a\n>b\nACGU\n"),
     ),
-    Case("fold/probe-missing", ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/none.pt"], 1, ["none.pt"]),
+    Case("fold/probe-missing", ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/none.pt"], 1, ["none.pt"]),
     Case(
         "fold/probe-sidecar-garbage",
-        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/probe.pt"],
+        ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/probe.pt"],
         1,
         ["probe.pt.json"],
         then(copy("probe", "probe.pt"), write("probe.pt.json", "{")),
@@ -203,9 +203,9 @@ CASES = [
     ),
     Case(
         "fold/bpp-cache-with-zero-shot",
-        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/none.pt", "--bpp-cache", "{t}/c"],
+        ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/none.pt", "--bpp-cache", "{t}/c"],
         2,
-        ["--bpp-cache", "--zero-shot"],
+        ["--bpp-cache", "--probe"],
     ),
     Case(
         "fold/reference-other-sequence",

@@ -232,7 +232,7 @@ CASES += [
         "fold/scheme-without-zero-shot",
         ["fold", "{fa}", "-o", "{t}/o.dbn", "--threads", "1", "--scheme", "nt"],
         2,
-        ["--scheme comes with --zero-shot; a structure model reads its own scheme"],
+        ["--scheme comes with --probe; a structure model reads its own scheme"],
     ),
     # resm evaluate --dataset vl1 --folds 3 scored the whole set (--folds is archiveii-famfold's)
     Case(
@@ -307,7 +307,7 @@ def _probe_scheme(value):
 CASES += [
     Case(
         f"fold/probe-record-scheme-{what}",
-        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/o.dbn"],
+        ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.dbn"],
         1,
         ["{t}/p.pt.json: records the unknown mapping scheme"],
         _probe_scheme(value),

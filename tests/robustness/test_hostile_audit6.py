@@ -59,7 +59,7 @@ def _manifest_version(value):
     return setup
 
 
-PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/o.dbn"]
+PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.dbn"]
 CASES = [
     Case("fold/model-newer-version", FOLD, 1, ["{t}/s.pt: " + NEWER.format(v=3, m=2)], _model_version(3)),
     Case(

@@ -19,17 +19,17 @@ EVALUATE = ["evaluate", "structure", "--out", "{t}/t.md"]
 
 CASES = [
     # resm fold
-    Case("fold/scheme-without-zero-shot", [*FOLD, "--scheme", "nt"], 2, ["--scheme comes with --zero-shot"]),
-    Case("fold/zero-shot-without-model", [*FOLD, "--zero-shot", "{probe}"], 2, ["--zero-shot needs --model"]),
+    Case("fold/scheme-without-probe", [*FOLD, "--scheme", "nt"], 2, ["--scheme comes with --probe"]),
+    Case("fold/zero-shot-without-model", [*FOLD, "--probe", "{probe}"], 2, ["--probe needs --model"]),
     Case(
         "fold/zero-shot-and-bpp-cache",
-        [*FOLD, "--zero-shot", "{probe}", "--model", "{tiny}", "--bpp-cache", "{t}/c"],
+        [*FOLD, "--probe", "{probe}", "--model", "{tiny}", "--bpp-cache", "{t}/c"],
         2,
         ["--bpp-cache stores a structure model's pair priors"],
     ),
     Case(
         "fold/zero-shot-and-turner-scale",
-        [*FOLD, "--zero-shot", "{probe}", "--model", "{tiny}", "--turner-scale", "0.3"],
+        [*FOLD, "--probe", "{probe}", "--model", "{tiny}", "--turner-scale", "0.3"],
         2,
         ["--turner-scale sets a pair-head model's decoding"],
     ),
@@ -113,3 +113,17 @@ def test_a_usage_error_ends_with_the_help_hint(ws, tmp_path, capfd):
     assert main(["fold", str(ws["fa"]), "-o", str(tmp_path / "o.dbn"), "--dpi", "300"]) == 2
     err = capfd.readouterr().err.strip()
     assert err.startswith("resm fold: error: --dpi comes with --plot") and err.endswith("(see resm fold --help)")
+
+
+def test_fold_zero_shot_is_the_deprecated_spelling_of_probe(ws, tmp_path, capfd):
+    """``resm fold --probe PROBE.pt`` names the probe file, as ``resm interact --zero-shot --probe``
+    does; ``--zero-shot PROBE.pt``, its old spelling, folds the same and says so in one line."""
+    from resm.cli import main
+
+    base = ["fold", str(ws["fa"]), "--model", str(ws["tiny"]), "--threads", "1"]
+    assert main([*base, "--probe", str(ws["probe"]), "-o", str(tmp_path / "new.dbn")]) == 0
+    assert "deprecated" not in capfd.readouterr().err
+    assert main([*base, "--zero-shot", str(ws["probe"]), "-o", str(tmp_path / "old.dbn")]) == 0
+    err = [ln for ln in capfd.readouterr().err.splitlines() if "warning" in ln]
+    assert err == ["resm fold: warning: --zero-shot is deprecated; use --probe"]
+    assert (tmp_path / "old.dbn").read_text() == (tmp_path / "new.dbn").read_text()
