@@ -190,7 +190,14 @@ def deprecated_spelling(sp: argparse.ArgumentParser, old: str, new: str, **kwarg
     """Option ``old`` kept working as ``new`` (whose dest it sets, its value read as ``new``'s
     ``kwargs`` say), with a one-line deprecation note on stderr and a help line naming ``new``."""
     dest = new.lstrip("-").replace("-", "_")
-    sp.add_argument(old, action=DeprecatedSpelling, new=new, dest=dest, help=f"deprecated spelling of {new}", **kwargs)
+    sp.add_argument(
+        old,
+        action=DeprecatedSpelling,
+        new=new,
+        dest=dest,
+        help=f"deprecated spelling of {new} (default: that of {new})",
+        **kwargs,
+    )
 
 
 def device_args(sp: argparse.ArgumentParser, threads: bool = True, threads_extra: str = "") -> None:
