@@ -45,7 +45,9 @@ class PredictOptions:
     ``variants`` (mrl: the wild-type/variant file), the ``backbone`` (None: the one in the
     model's manifest), ``batch_size``, ``device``, ``trust``, and for rri the long-partner scan
     (``sites``: the sites' TSV, ``window``, ``stride``, ``max_sites``) and ``adapter`` (a PEFT
-    LoRA folder in place of the model's adapter)."""
+    LoRA folder in place of the model's adapter); ``progress``: a bar on stderr counting the
+    pairs or UTRs against their total (the command line's rule:
+    :data:`resm.commands.common.PROGRESS_BARS`)."""
 
     input: Path
     model: Path
@@ -61,6 +63,7 @@ class PredictOptions:
     stride: int = 0
     max_sites: int = 10
     adapter: Path | None = None  # a PEFT LoRA folder in place of the model's adapter
+    progress: bool = False
 
     def inference(self) -> InferenceOptions:
         return InferenceOptions(
@@ -69,6 +72,7 @@ class PredictOptions:
             batch_size=self.batch_size,
             device=self.device,
             trust=self.trust,
+            progress=self.progress,
         )
 
 
@@ -119,6 +123,7 @@ class InferenceOptions:
       with ``interact``'s ``zero_shot``, the backbone that scores.
     * adapter: a PEFT LoRA folder in place of the bundle's adapter (``resm.backbone.peft_format``).
     * batch_size, device: of the forward passes. trust: allow unpickling arbitrary objects.
+    * progress: a bar on stderr counting the UTRs against their total.
     """
 
     backbone: str | None = None
@@ -126,6 +131,7 @@ class InferenceOptions:
     batch_size: int = 64
     device: str = "cpu"
     trust: bool = False
+    progress: bool = False
 
 
 @dataclass
@@ -170,13 +176,14 @@ def interact_options(values, renamed: dict[str, str] | None = None) -> InteractO
     """The :class:`InteractOptions` of ``resm interact`` (the parsed command line, its names for
     the fields given by ``renamed``: :func:`resm.config.options`) or of ``resm predict --task
     rri`` (a :class:`PredictOptions`): the fields of the same name, and the long-partner scan
-    from ``window``, ``stride`` and ``max_sites``, with a progress bar when the scores go to a
-    file (``out``)."""
+    from ``window``, ``stride`` and ``max_sites``, with a progress bar on stderr where ``values``
+    ask for one (``progress``; the command line's rule: :data:`resm.commands.common.PROGRESS_BARS`)."""
     from .config import options
     from .tasks.rri_sites import ScanOptions
 
     v = vars(values)
-    scan = ScanOptions(window=v["window"], stride=v["stride"], max_sites=v["max_sites"], progress=v["out"] is not None)
+    progress = bool(v.get("progress", False))
+    scan = ScanOptions(window=v["window"], stride=v["stride"], max_sites=v["max_sites"], progress=progress)
     return options(InteractOptions, {**v, "scan": scan}, renamed)
 
 
@@ -279,7 +286,7 @@ def interact(
             from .structure.probe import load_probe
 
             load_probe(bb, o.probe)
-        progress = o.scan is not None and o.scan.progress  # as the trained path's: when the scores go to a file
+        progress = o.scan is not None and o.scan.progress  # as the trained path's
         scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size, progress), []
     else:
         if model is None:
@@ -357,8 +364,7 @@ def predict_expression(
             raise ValueError(f"{path}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
         scheme.encode(s, n)
     mean, std = mrl_scale(entry, model)
-    # a progress bar when the predictions go to a file (as resm interact's)
-    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head, progress=out is not None)
+    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head, progress=options.progress)
     result: dict[str, object] = {"pred": pred, "names": names}
     if y is not None:
         result["metrics"] = mrl_metrics(y, pred)

@@ -99,6 +99,12 @@ class HelpFormatter(argparse.HelpFormatter):
         return text
 
 
+# Every command draws its progress bars, each counting its work against a total, on stderr, whatever
+# standard output holds (the structures, the scores) and whether or not stderr is a terminal (a log
+# file keeps the drawings, as a terminal does): the value of every command's ``progress`` (resm.cli's
+# parser sets it), which the options dataclasses read. The Python API draws none unless asked.
+PROGRESS_BARS = True
+
 # option -> (rule, check): checked after parsing, before any work, for every command that has it
 OPTION_RULES = {
     "threads": (THREADS_RULE, threads_ok),  # tens of thousands crash torch
