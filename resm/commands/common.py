@@ -229,6 +229,7 @@ def threads_arg(sp: argparse.ArgumentParser, extra: str = "") -> None:
         "--threads",
         type=int,
         default=0,
+        metavar="N",
         help=f"CPU threads, in [0, {MAX_THREADS}]: torch's{extra} (default 0: every core)",
     )
 

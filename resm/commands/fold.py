@@ -96,6 +96,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--bpp-min",
         type=float,
         default=None,
+        metavar="P",
         help="leave out pairs of lower probability in --bpp; in [0, 1] (default: 0.001)",
     )
     sp.add_argument(
