@@ -9,7 +9,7 @@ import sys
 
 from ._version import __version__
 from .commands import BY_NAME, COMMANDS
-from .commands.common import OPTION_RULES, HelpFormatter, argument_name, option_problem
+from .commands.common import OPTION_RULES, PROGRESS_BARS, HelpFormatter, argument_name, option_problem
 from .utils.paths import OutputError, check_distinct_outputs, declared_inputs
 
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in COMMANDS:
         sp = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, formatter_class=HelpFormatter)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
-        sp.set_defaults(func=cmd.run)
+        sp.set_defaults(func=cmd.run, progress=PROGRESS_BARS)
         cmd.add_arguments(sp)
     return p
 

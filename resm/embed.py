@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .alphabet import pad_batch
 from .backbone.esm2 import ESM2
-from .config import load_json
+from .config import UsageError, load_json
 from .fasta import checked_toks_per_batch, token_batches
 from .mapping import MappingError, Scheme
 from .utils.io import atomic_path
@@ -343,10 +343,10 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
     scheme, include, device, dtype, toks_per_batch = o.scheme, o.include, o.device, o.dtype, o.toks_per_batch
     out = Path(out)
     if out.suffix not in (".safetensors", ".npz"):
-        raise ValueError(f"{out}: output must end in .safetensors or .npz")
+        raise UsageError(f"{out}: output must end in .safetensors or .npz")
     bad = set(include) - set(INCLUDE_CHOICES)
     if bad:
-        raise ValueError(f"unknown --include {sorted(bad)}; choose from {INCLUDE_CHOICES}")
+        raise UsageError(f"unknown --include {sorted(bad)}; choose from {INCLUDE_CHOICES}")
     loaded, the_scheme = load_with_scheme(model, scheme, o.regression, o.trust)
     seqs = read_sequences(inp, o.input_format)
     records = map_records(seqs, the_scheme, o.max_length, source_name(inp))  # every record checked first

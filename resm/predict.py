@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import UsageError
 from .utils.io import atomic_path, atomic_write_text
 
 __all__ = [
@@ -44,7 +45,9 @@ class PredictOptions:
     ``variants`` (mrl: the wild-type/variant file), the ``backbone`` (None: the one in the
     model's manifest), ``batch_size``, ``device``, ``trust``, and for rri the long-partner scan
     (``sites``: the sites' TSV, ``window``, ``stride``, ``max_sites``) and ``adapter`` (a PEFT
-    LoRA folder in place of the model's adapter)."""
+    LoRA folder in place of the model's adapter); ``progress``: a bar on stderr counting the
+    pairs or UTRs against their total (the command line's rule:
+    :data:`resm.commands.common.PROGRESS_BARS`)."""
 
     input: Path
     model: Path
@@ -60,6 +63,7 @@ class PredictOptions:
     stride: int = 0
     max_sites: int = 10
     adapter: Path | None = None  # a PEFT LoRA folder in place of the model's adapter
+    progress: bool = False
 
     def inference(self) -> InferenceOptions:
         return InferenceOptions(
@@ -68,6 +72,7 @@ class PredictOptions:
             batch_size=self.batch_size,
             device=self.device,
             trust=self.trust,
+            progress=self.progress,
         )
 
 
@@ -75,7 +80,7 @@ def predict_rri(o: PredictOptions) -> dict[str, object]:
     """``resm predict --task rri``: :func:`interact` with a trained model (partners to 4,000 nt,
     scanned in windows); adds ``n``, ``what`` and the labelled ``metrics`` the command prints."""
     if o.variants:
-        raise ValueError("--variants is for --task mrl (the wild-type/variant UTR file)")
+        raise UsageError("--variants is for --task mrl (the wild-type/variant UTR file)")
     r = interact(o.input, o.model, interact_options(o))
     shown = {"labels in the file": r["metrics"]} if "metrics" in r else {}
     what = "pairs" + (f", pair maps in {o.maps}" if o.maps else "") + (f", sites in {o.sites}" if o.sites else "")
@@ -88,9 +93,9 @@ def predict_mrl(o: PredictOptions) -> dict[str, object]:
     from .tasks.mrl import ENCODER_WINDOW
 
     if o.maps or o.sites:
-        raise ValueError("--maps and --sites are for --task rri")
+        raise UsageError("--maps and --sites are for --task rri")
     if o.window or o.stride:
-        raise ValueError(
+        raise UsageError(
             "--window and --stride are for --task rri (the expression head reads a UTR whole; one over "
             f"{ENCODER_WINDOW} nt reaches the backbone in overlapping windows, the last ending at its 3' end)"
         )
@@ -118,6 +123,7 @@ class InferenceOptions:
       with ``interact``'s ``zero_shot``, the backbone that scores.
     * adapter: a PEFT LoRA folder in place of the bundle's adapter (``resm.backbone.peft_format``).
     * batch_size, device: of the forward passes. trust: allow unpickling arbitrary objects.
+    * progress: a bar on stderr counting the UTRs against their total.
     """
 
     backbone: str | None = None
@@ -125,6 +131,7 @@ class InferenceOptions:
     batch_size: int = 64
     device: str = "cpu"
     trust: bool = False
+    progress: bool = False
 
 
 @dataclass
@@ -169,13 +176,14 @@ def interact_options(values, renamed: dict[str, str] | None = None) -> InteractO
     """The :class:`InteractOptions` of ``resm interact`` (the parsed command line, its names for
     the fields given by ``renamed``: :func:`resm.config.options`) or of ``resm predict --task
     rri`` (a :class:`PredictOptions`): the fields of the same name, and the long-partner scan
-    from ``window``, ``stride`` and ``max_sites``, with a progress bar when the scores go to a
-    file (``out``)."""
+    from ``window``, ``stride`` and ``max_sites``, with a progress bar on stderr where ``values``
+    ask for one (``progress``; the command line's rule: :data:`resm.commands.common.PROGRESS_BARS`)."""
     from .config import options
     from .tasks.rri_sites import ScanOptions
 
     v = vars(values)
-    scan = ScanOptions(window=v["window"], stride=v["stride"], max_sites=v["max_sites"], progress=v["out"] is not None)
+    progress = bool(v.get("progress", False))
+    scan = ScanOptions(window=v["window"], stride=v["stride"], max_sites=v["max_sites"], progress=progress)
     return options(InteractOptions, {**v, "scan": scan}, renamed)
 
 
@@ -240,7 +248,7 @@ def interact(
     window pair's probability, and ``scans`` holds each pair's sites. With ``zero_shot`` the
     score comes from ``backbone`` (and an optional ``resm probe`` regression file) and needs no
     trained head; ``maps`` is then refused."""
-    from .config import UsageError, first_given
+    from .config import first_given
     from .data.rri import read_pairs
     from .tasks.rri import load_rri_model, rri_metrics, zero_shot_scores
     from .tasks.rri_sites import MAX_PARTNER, ScanOptions, scan_pairs
@@ -248,17 +256,17 @@ def interact(
     o = options or InteractOptions(**kwargs)
     for path, what in ((o.maps, "--maps writes one .npz file (arrays named by pair index)"),):
         if path is not None and Path(path).suffix != ".npz":
-            raise ValueError(f"{path}: {what}")
+            raise UsageError(f"{path}: {what}")
     scans = None
     if o.zero_shot:
         if not o.backbone:
             raise UsageError("--zero-shot needs --backbone (the checkpoint whose contact head scores the pairs)")
         if (what := first_given({"--model": model, "--adapter": o.adapter})) is not None:  # was passed over
-            raise ValueError(f"{what} and --zero-shot: the zero-shot score reads the backbone's contact head alone")
+            raise UsageError(f"{what} and --zero-shot: the zero-shot score reads the backbone's contact head alone")
         if o.maps or o.sites:
-            raise ValueError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")
+            raise UsageError("--maps and --sites come with a trained rri model (the zero-shot score has no duplex map)")
         if o.scan is not None and (o.scan.window or o.scan.stride):
-            raise ValueError("--window and --stride scan a trained rri model (the zero-shot score reads a pair whole)")
+            raise UsageError("--window and --stride scan a trained rri model (the zero-shot score reads a pair whole)")
         from .nucleotides import normalise
         from .structure.model import load_with_scheme
 
@@ -278,14 +286,14 @@ def interact(
             from .structure.probe import load_probe
 
             load_probe(bb, o.probe)
-        progress = o.scan is not None and o.scan.progress  # as the trained path's: when the scores go to a file
+        progress = o.scan is not None and o.scan.progress  # as the trained path's
         scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size, progress), []
     else:
         if model is None:
             raise UsageError("give --model (an rri model folder from `resm finetune`) or --zero-shot")
         given = {"--probe": o.probe, "--linker": o.linker or None, "--scheme": o.scheme_name}
         if (what := first_given(given)) is not None:
-            raise ValueError(f"{what} comes with --zero-shot; a trained rri model reads its own scheme and no probe")
+            raise UsageError(f"{what} comes with --zero-shot; a trained rri model reads its own scheme and no probe")
         pairs = read_pairs(pairs_path, require_label=False, max_length=MAX_PARTNER)
         tm, head, entry, scheme = load_rri_model(model, backbone=o.backbone, trust=o.trust, adapter=o.adapter)
         for p in pairs:
@@ -356,8 +364,7 @@ def predict_expression(
             raise ValueError(f"{path}: record {n!r} has {len(s)} nt, longer than the {limit} nt {what}")
         scheme.encode(s, n)
     mean, std = mrl_scale(entry, model)
-    # a progress bar when the predictions go to a file (as resm interact's)
-    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head, progress=out is not None)
+    pred = predict_mrl(tm.to(device), scheme, seqs, mean, std, batch_size, device, head, progress=options.progress)
     result: dict[str, object] = {"pred": pred, "names": names}
     if y is not None:
         result["metrics"] = mrl_metrics(y, pred)

@@ -117,7 +117,7 @@ def test_load_predictor_passes_threads_and_prior_cache(tmp_path):
     s2, _ = cached.fold_one(seq)
     assert s1.dotbracket == s2.dotbracket == plain.dotbracket
     assert len(list((tmp_path / "c").glob("*.npz"))) == 1
-    with pytest.raises(ValueError, match="^bpp_cache stores a structure model's pair priors; a zero_shot probe "):
+    with pytest.raises(ValueError, match="^bpp_cache stores a structure model's pair priors; a zero-shot probe "):
         resm.load_predictor("default", zero_shot=tmp_path / "p.pt", bpp_cache=tmp_path / "c")
 
 
@@ -174,7 +174,7 @@ A_FILE = "a_file"  # made by the test, in its working directory
         (lambda resm: resm.load_predictor("default", bpp_cache=3), "bpp_cache: expected a folder's path, got 3"),
         (
             lambda resm: resm.load_predictor("default", zero_shot="p.pt", bpp_cache="c"),
-            "bpp_cache stores a structure model's pair priors; a zero_shot probe reads none",
+            "bpp_cache stores a structure model's pair priors; a zero-shot probe (zero_shot) reads none",
         ),
         (
             lambda resm: resm.load_predictor(None, zero_shot="p.pt"),
@@ -182,7 +182,7 @@ A_FILE = "a_file"  # made by the test, in its working directory
         ),
         (
             lambda resm: resm.load_predictor("default", zero_shot="p.pt", turner_scale=0.3),
-            "turner_scale sets a pair-head model's decoding; a zero_shot probe has none",
+            "turner_scale sets a pair-head model's decoding; a zero-shot probe (zero_shot) has none",
         ),
         (lambda resm: resm.Bundle("b", None, {}, None).predictor(turner_scale=-2), f"turner_scale: {KCAL}, got -2"),
         (

@@ -162,7 +162,7 @@ def test_threads_help_speaks_of_each_commands_own_work():
 
     def threads_help(cmd: str) -> str:
         text = resm_cli(cmd, "--help").stdout
-        return " ".join(re.search(r"--threads THREADS\s+(.*?)(?:\n  -|\Z)", text, re.S).group(1).split())
+        return " ".join(re.search(r"--threads N\s+(.*?)(?:\n  -|\Z)", text, re.S).group(1).split())
 
     embed, fold = threads_help("embed"), threads_help("fold")
     assert "torch" in embed and "prior" not in embed and "fold" not in embed

@@ -99,6 +99,12 @@ class HelpFormatter(argparse.HelpFormatter):
         return text
 
 
+# Every command draws its progress bars, each counting its work against a total, on stderr, whatever
+# standard output holds (the structures, the scores) and whether or not stderr is a terminal (a log
+# file keeps the drawings, as a terminal does): the value of every command's ``progress`` (resm.cli's
+# parser sets it), which the options dataclasses read. The Python API draws none unless asked.
+PROGRESS_BARS = True
+
 # option -> (rule, check): checked after parsing, before any work, for every command that has it
 OPTION_RULES = {
     "threads": (THREADS_RULE, threads_ok),  # tens of thousands crash torch
@@ -173,6 +179,33 @@ TURNER_HELP = (
 
 
 # --------------------------------------------------------------------------- argument groups
+class DeprecatedSpelling(argparse.Action):
+    """An option's old spelling (:func:`deprecated_spelling`): it sets the new option's value
+    and says so on stderr in one line, ``resm CMD: warning: OLD is deprecated; use NEW``."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_spelling(sp: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
+    """Option ``old`` kept working as ``new`` (whose dest it sets, its value read as ``new``'s
+    ``kwargs`` say), with a one-line deprecation note on stderr and a help line naming ``new``."""
+    dest = new.lstrip("-").replace("-", "_")
+    sp.add_argument(
+        old,
+        action=DeprecatedSpelling,
+        new=new,
+        dest=dest,
+        help=f"deprecated spelling of {new} (default: that of {new})",
+        **kwargs,
+    )
+
+
 def device_args(sp: argparse.ArgumentParser, threads: bool = True, threads_extra: str = "") -> None:
     """``--device``, ``--nogpu`` and (with ``threads``) ``--threads``; ``threads_extra`` names
     what else the threads run."""
@@ -196,6 +229,7 @@ def threads_arg(sp: argparse.ArgumentParser, extra: str = "") -> None:
         "--threads",
         type=int,
         default=0,
+        metavar="N",
         help=f"CPU threads, in [0, {MAX_THREADS}]: torch's{extra} (default 0: every core)",
     )
 
@@ -267,7 +301,9 @@ def refuse_stdin(path, name: str, what: str) -> None:
     whose reader takes files alone (``resm fold``'s and ``resm embed``'s read standard input):
     ``-`` was opened as a file named ``-`` ("- line 1: cannot read (No such file or directory)")."""
     if path is not None and str(path) == "-":
-        raise ValueError(f"{name} -: standard input is not read by this command; give {what} as a file")
+        from ..config import UsageError
+
+        raise UsageError(f"{name} -: standard input is not read by this command; give {what} as a file")
 
 
 def set_threads(a: argparse.Namespace) -> None:

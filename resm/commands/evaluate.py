@@ -60,7 +60,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "vl1/tr1 are scored over their non-canonical pairs alone too (default: off)",
     )
     sp.add_argument("--turner-scale", type=float, default=None, metavar="S", help=TURNER_HELP)
-    sp.add_argument("--data-dir", default=None, help="data folder (default: $RESM_DATA or ../shared/data)")
+    sp.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="data folder (default: $RESM_DATA or ../shared/data)"
+    )
     device_args(sp, threads=False)
     threads_arg(sp, ", and the processes computing pair priors")
     sp.add_argument(

@@ -34,6 +34,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--hf",
         type=Path,
         default=None,
+        metavar="DIR",
         help="also write a Hugging Face folder here, tokenizer included (default: none)",
     )
     sp.add_argument(

@@ -11,6 +11,7 @@ from .common import (
     CLI_NAMES,
     TURNER_HELP,
     Command,
+    deprecated_spelling,
     device_args,
     max_length_arg,
     memory_check_arg,
@@ -43,16 +44,18 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         help="structure model from `resm finetune`, a structure_model.pt or a model folder with a structure head "
-        "(default: the one shipped in the package, also named 'default'); with --zero-shot: the backbone the "
+        "(default: the one shipped in the package, also named 'default'); with --probe: the backbone the "
         "probe was fitted on (any MODEL of resm probe)",
     )
     sp.add_argument(
-        "--zero-shot",
+        "--probe",
         type=Path,
         default=None,
         metavar="PROBE.pt",
-        help="fold with a zero-shot probe from `resm probe` instead of a supervised model (default: no probe)",
+        help="fold with a zero-shot probe from `resm probe` on --model's backbone instead of a supervised model "
+        "(as resm interact --zero-shot --probe; default: no probe)",
     )
+    deprecated_spelling(sp, "--zero-shot", "--probe", type=Path, metavar="PROBE.pt")
     sp.add_argument(
         "--format",
         choices=FORMATS,
@@ -93,6 +96,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--bpp-min",
         type=float,
         default=None,
+        metavar="P",
         help="leave out pairs of lower probability in --bpp; in [0, 1] (default: 0.001)",
     )
     sp.add_argument(
@@ -187,7 +191,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "model refuses it (default: the model's or probe's stored threshold)",
     )
     sp.add_argument(
-        "--scheme", default=None, help="with --zero-shot: mapping scheme (default: the probe's; a model has its own)"
+        "--scheme", default=None, help="with --probe: mapping scheme (default: the probe's; a model has its own)"
     )
     max_length_arg(sp, 10000)
     shard_size_arg(sp)
@@ -222,7 +226,7 @@ def run(a: argparse.Namespace) -> None:
 
     resolve(a)  # RNAfold's spellings, -o's extension
     set_threads(a)
-    opts = options(FoldOptions, a, CLI_NAMES)
+    opts = options(FoldOptions, a, {**CLI_NAMES, "zero_shot": "probe"})
     r = fold_fasta(a.fasta, opts, open_bundle=open_bundle)
     if r["rank"] != 0:
         return
@@ -255,5 +259,5 @@ FOLD = Command(
         ("plot", "dir"),
         ("bpp_cache", "dir"),
     ),
-    inputs=(("fasta", "the input"), ("reference", "--reference"), ("model", "--model"), ("zero_shot", "--zero-shot")),
+    inputs=(("fasta", "the input"), ("reference", "--reference"), ("model", "--model"), ("probe", "--probe")),
 )

@@ -54,6 +54,7 @@ def infer_args(sp: argparse.ArgumentParser, batch_of: str) -> None:
     sp.add_argument(
         "--backbone",
         default=None,
+        metavar="CKPT",
         help="backbone checkpoint (default: the one recorded in the model's manifest; its checksum must match)",
     )
     sp.add_argument(
@@ -76,6 +77,7 @@ def interact_arguments(sp: argparse.ArgumentParser) -> None:
         "--model",
         type=Path,
         default=None,
+        metavar="DIR",
         help="rri model folder (out_dir/model of `resm finetune`; default: none, for --zero-shot)",
     )
     sp.add_argument(
@@ -94,7 +96,9 @@ def interact_arguments(sp: argparse.ArgumentParser) -> None:
         "--probe",
         type=Path,
         default=None,
-        help="with --zero-shot: a contact regression from `resm probe` (default: the backbone's own)",
+        metavar="PROBE.pt",
+        help="with --zero-shot: a zero-shot probe from `resm probe` (as resm fold --probe), whose fitted contact "
+        "regression scores the pairs (default: the backbone's own contact head)",
     )
     sp.add_argument(
         "--linker", default="", help="with --zero-shot: nucleotides put between the two sequences (default: none)"
@@ -152,7 +156,11 @@ def predict_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument("input", type=Path, metavar="INPUT", help="pairs table (rri), or UTR CSV / FASTA (mrl)")
     sp.add_argument(
-        "--model", required=True, type=Path, help="model folder (out_dir/model of `resm finetune`; required)"
+        "--model",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="model folder (out_dir/model of `resm finetune`; required)",
     )
     sp.add_argument(
         "--maps", type=Path, default=None, metavar="MAPS.npz", help="rri: also write the pair maps (default: none)"

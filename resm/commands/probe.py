@@ -22,7 +22,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="probe .pt to write (required; PROBE.pt.json is written beside it)",
     )
     sp.add_argument(
-        "--val", type=Path, default=None, help="structures to choose the threshold on (default: the training ones)"
+        "--val",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="structures to choose the threshold on (default: the training ones)",
     )
     sp.add_argument("--max-train", type=int, default=100, help="use at most this many training structures")
     sp.add_argument("--max-val", type=int, default=100, help="use at most this many validation structures")

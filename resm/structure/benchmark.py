@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config import UsageError
 from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
 from .datasets import FAMFOLD_SPLIT, load_dataset, read_split, reference_views, restrict, view_class
@@ -77,7 +78,7 @@ def check_folders(names: Sequence[str] | None, log=None) -> list[str]:
     out = []
     for n in names:
         if n not in FOLDERS:
-            raise ValueError(f"unknown folder {n!r}; known: {', '.join(FOLDERS)}")
+            raise UsageError(f"unknown folder {n!r}; known: {', '.join(FOLDERS)}")
         FOLDERS[n].check()
         out.append(n)
     return out
@@ -346,11 +347,11 @@ def evaluate_sets(
         given = ", ".join(f"{flag(k)} {v:g}" for k, v in decoding.items())
         label = f"{label}, its stored decoding with {given}"
     if "archiveii-famfold" in datasets and "{fold}" not in str(model):
-        raise ValueError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
+        raise UsageError("archiveii-famfold needs one model per fold: give --model with {fold} in the path")
     if "{fold}" in str(model) and set(datasets) != {"archiveii-famfold"}:
-        raise ValueError("a --model path with {fold} goes with --dataset archiveii-famfold only")
+        raise UsageError("a --model path with {fold} goes with --dataset archiveii-famfold only")
     if folds and "archiveii-famfold" not in datasets:  # was passed over: every set scored whole
-        raise ValueError("--folds picks folds of archiveii-famfold; give --dataset archiveii-famfold")
+        raise UsageError("--folds picks folds of archiveii-famfold; give --dataset archiveii-famfold")
     per_fold = "{fold}" in str(model)
     predict, turner = None, _turner_override(opts)
     if not per_fold:  # one model for every set, read once, before any data is read or any folder runs

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import load_json
+from ..config import UsageError, load_json
 from ..fasta import checked_name, open_text
 from .partners import (
     StructureError,
@@ -80,6 +80,12 @@ _EXT_TO_FMT = {".dbn": "dbn", ".db": "dbn", ".dot": "dbn", ".bpseq": "bpseq", ".
 
 class FoldError(ValueError):
     """A user error of the fold and probe commands (reported in one line by the CLI)."""
+
+
+class FoldUsageError(FoldError, UsageError):
+    """Fold options that do not go together, whatever the files (``--dpi`` without ``--plot``,
+    ``--scheme`` without ``--probe``): a FoldError to the Python API, a usage error (exit
+    code 2) to the command line (:class:`resm.config.UsageError`)."""
 
 
 @dataclass

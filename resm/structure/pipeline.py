@@ -34,9 +34,9 @@ from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
 from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
-from .io import FoldError, Structure, format_structures, infer_format, read_structures
+from .io import FoldError, FoldUsageError, Structure, format_structures, infer_format, read_structures
 from .predictor import Namer, PairPredictor, Predictor, refuse_dense_decoding
-from .predictor_loading import BundleOpener, PredictorOptions, load_predictor
+from .predictor_loading import BundleOpener, PredictorOptions, fold_flag, load_predictor
 from .probe import ProbeFile
 
 __all__ = [
@@ -357,7 +357,7 @@ class FoldOptions(PredictorOptions):
     mfe: bool = False
     compare: str | None = None
 
-    def check(self, name: Namer = flag) -> None:
+    def check(self, name: Namer = fold_flag) -> None:
         """:meth:`PredictorOptions.check`, and an option shaping an output or an input that is
         not asked for (``--dpi`` without ``--plot``, ``--bpp-min`` without ``--bpp``,
         ``--reference-format`` without ``--reference``, ``--report`` without ``--reference``):
@@ -370,9 +370,11 @@ class FoldOptions(PredictorOptions):
         ):
             given = first_given({key: getattr(self, key) for key in shaped})
             if given is not None and getattr(self, parent) is None:
-                raise FoldError(f"{name(given)} comes with {name(parent)}: {without} without it")
+                raise FoldUsageError(f"{name(given)} comes with {name(parent)}: {without} without it")
         if self.report is not None and self.reference is None:
-            raise FoldError(f"{name('report')} writes the {name('reference')} scores: give {name('reference')} too")
+            raise FoldUsageError(
+                f"{name('report')} writes the {name('reference')} scores: give {name('reference')} too"
+            )
 
     def plot_style(self) -> tuple[str, int]:
         """``plot_format`` and ``dpi``, their defaults (png, 100:
@@ -393,15 +395,15 @@ def _check_notes(o: FoldOptions) -> None:
     from .folders import FOLDERS
 
     if o.compare is not None and o.compare not in FOLDERS:
-        raise FoldError(f"--compare {o.compare}: unknown folder; known: {', '.join(FOLDERS)}")
+        raise FoldUsageError(f"--compare {o.compare}: unknown folder; known: {', '.join(FOLDERS)}")
     ct_written = o.fmt == "ct" and (o.out is not None or o.split_dir is not None or o.reference is None)
     if ct_written and o.compare is not None:
-        raise FoldError(
+        raise FoldUsageError(
             f"--compare {o.compare}: ct has no room for a second structure per record; "
             "write dbn, bpseq or pairs (--format), or draw both with --plot DIR"
         )
     if ct_written and o.mfe:
-        raise FoldError("--mfe: ct has no room for an energy per record; write dbn, bpseq or pairs (--format)")
+        raise FoldUsageError("--mfe: ct has no room for an energy per record; write dbn, bpseq or pairs (--format)")
     if o.compare is not None:
         FOLDERS[o.compare].check()
 
@@ -429,14 +431,14 @@ def fold_fasta(
     from .writers import check_distinct, record_file_names, structure_output_mode
 
     o = opts
-    o.check()
+    o.check(fold_flag)
     predictor: Predictor | None = None
     probe = None
     if o.zero_shot is not None:
         probe = ProbeFile.read(o.zero_shot)
         the_scheme = get_scheme(o.scheme or probe.scheme)
     else:
-        predictor = load_predictor(o, open_bundle=open_bundle)
+        predictor = load_predictor(o, open_bundle=open_bundle, name=fold_flag)
         the_scheme = predictor.scheme
 
     records = read_sequences(fasta, o.input_format, stdin)
@@ -493,7 +495,7 @@ def fold_fasta(
     run = ShardRun(o.out or o.split_dir or o.bpp or o.report, len(records), o.shard_size, job, ".jsonl", ids=ids)
     run.prepare()
     if predictor is None:
-        predictor = load_predictor(o, probe, open_bundle=open_bundle)
+        predictor = load_predictor(o, probe, open_bundle=open_bundle, name=fold_flag)
     if isinstance(predictor, PairPredictor):  # said with the flags, before any record is folded
         refuse_dense_decoding(predictor, o.threshold, o.method, flag)
     fold_kw = dict(

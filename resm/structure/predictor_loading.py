@@ -20,13 +20,14 @@ from pathlib import Path
 
 from ..config import flag
 from ..mapping import Scheme, get_scheme
-from .io import FoldError
+from .io import FoldError, FoldUsageError
 from .predictor import PREDICTORS, MapPredictor, Namer, PairPredictor, PathLike, Predictor
 from .probe import ProbeFile
 
 __all__ = [
     "BundleOpener",
     "PredictorOptions",
+    "fold_flag",
     "load_predictor",
     "check_decoding_overrides",
     "override_decoding",
@@ -39,6 +40,13 @@ __all__ = [
 # opens a bundle folder: ``(model, head entries, scheme)``, as :func:`resm.tasks.base.open_bundle`
 # does; the library cannot import the tasks above it, so the commands and the API hand it in
 BundleOpener = Callable[[PathLike], tuple]
+
+
+def fold_flag(key: str) -> str:
+    """How ``resm fold`` names option ``key`` in its errors: :func:`resm.config.flag`, but the
+    probe file (``zero_shot``, the Python API's keyword) is ``--probe``, as in ``resm interact``
+    (``--zero-shot PROBE.pt`` is its deprecated spelling)."""
+    return "--probe" if key == "zero_shot" else flag(key)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +75,7 @@ class PredictorOptions:
         model file may store another, which ``turner_scale`` keeps."""
         return {"turner_scale": self.turner_scale}
 
-    def check(self, name: Namer = flag) -> None:
+    def check(self, name: Namer = fold_flag) -> None:
         """The options' own consistency, before anything is read: a one-line FoldError naming
         each option as ``name`` does (the command line's flag; the API's keyword)."""
         from ..utils.device import THREADS_RULE, threads_ok
@@ -77,17 +85,21 @@ class PredictorOptions:
         cache, zero_shot, turner = name("bpp_cache"), name("zero_shot"), name("turner_scale")
         if self.bpp_cache is not None:
             if self.zero_shot is not None:
-                raise FoldError(f"{cache} stores a structure model's pair priors; a {zero_shot} probe reads none")
+                raise FoldUsageError(
+                    f"{cache} stores a structure model's pair priors; a zero-shot probe ({zero_shot}) reads none"
+                )
             from .priors import check_cache_folder
 
             check_cache_folder(self.bpp_cache, cache)
         if self.zero_shot is not None and self.model is None:
-            raise FoldError(f"{zero_shot} needs {name('model')}, the backbone the probe was fitted on")
+            raise FoldUsageError(f"{zero_shot} needs {name('model')}, the backbone the probe was fitted on")
         if self.scheme is not None and self.zero_shot is None:  # was passed over in silence
-            raise FoldError(f"{name('scheme')} comes with {zero_shot}; a structure model reads its own scheme")
+            raise FoldUsageError(f"{name('scheme')} comes with {zero_shot}; a structure model reads its own scheme")
         if self.turner_scale is not None:
             if self.zero_shot is not None:
-                raise FoldError(f"{turner} sets a pair-head model's decoding; a {zero_shot} probe has none")
+                raise FoldUsageError(
+                    f"{turner} sets a pair-head model's decoding; a zero-shot probe ({zero_shot}) has none"
+                )
             check_decoding_overrides(self.decoding_overrides(), name)
 
     def model_file(self) -> Path:
@@ -105,7 +117,7 @@ def load_predictor(
     probe: ProbeFile | None = None,
     *,
     open_bundle: BundleOpener | None = None,
-    name: Namer = flag,
+    name: Namer = fold_flag,
     caller: str | None = None,
 ) -> Predictor:
     """The predictor ``opts`` name (checked by :meth:`PredictorOptions.check`): the structure

@@ -94,18 +94,20 @@ def add_figure_arguments(sp: argparse.ArgumentParser) -> None:
 def resolve(a: argparse.Namespace) -> None:
     """Turn RNAfold's spellings into resm's options in ``a``, in place; a spelling resm answers
     rather than accepts is a ValueError of one line naming resm's equivalent."""
+    from ..config import UsageError
+
     if a.partfunc:
-        raise ValueError(
+        raise UsageError(
             "-p: resm writes base-pair probabilities with --bpp FILE ('>id' blocks of 'i j p' lines) "
             "and draws them with --plot DIR (the probability map beside each structure)"
         )
     if a.jobs is not None:
         if a.threads and a.threads != a.jobs:
-            raise ValueError(f"-j {a.jobs} and --threads {a.threads} disagree: give one of them")
+            raise UsageError(f"-j {a.jobs} and --threads {a.threads} disagree: give one of them")
         a.threads = a.jobs
     if a.infile is not None:
         if a.fasta not in (None, "-"):
-            raise ValueError(f"give the input once: INPUT {a.fasta} or -i {a.infile}")
+            raise UsageError(f"give the input once: INPUT {a.fasta} or -i {a.infile}")
         a.fasta = str(a.infile)
     if a.format is None:
         from .io import infer_format

@@ -104,7 +104,7 @@ CASES = [
     Case("embed/dtype-bogus", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--dtype", "fp8"], 2, ["--dtype"]),
     Case("embed/out-readonly", ["embed", "{tiny}", "{fa}", "/sys/e.npz"], 1, ["/sys/e.npz"]),
     Case("embed/out-is-folder", ["embed", "{tiny}", "{fa}", "{t}/e.npz"], 1, ["e.npz", "is a folder"], mkdir("e.npz")),
-    Case("embed/out-suffix", ["embed", "{tiny}", "{fa}", "{t}/e.txt"], 1, ["e.txt", ".safetensors or .npz"]),
+    Case("embed/out-suffix", ["embed", "{tiny}", "{fa}", "{t}/e.txt"], 2, ["e.txt", ".safetensors or .npz"]),
     Case(
         "embed/toks-per-batch-0",
         ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--toks-per-batch", "0"],
@@ -181,10 +181,10 @@ CASES = [
         ["n.fa line 1", "'a'"],
         write("n.fa", ">a\n>b\nACGU\n"),
     ),
-    Case("fold/probe-missing", ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/none.pt"], 1, ["none.pt"]),
+    Case("fold/probe-missing", ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/none.pt"], 1, ["none.pt"]),
     Case(
         "fold/probe-sidecar-garbage",
-        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/probe.pt"],
+        ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/probe.pt"],
         1,
         ["probe.pt.json"],
         then(copy("probe", "probe.pt"), write("probe.pt.json", "{")),
@@ -203,9 +203,9 @@ CASES = [
     ),
     Case(
         "fold/bpp-cache-with-zero-shot",
-        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/none.pt", "--bpp-cache", "{t}/c"],
-        1,
-        ["--bpp-cache", "--zero-shot"],
+        ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/none.pt", "--bpp-cache", "{t}/c"],
+        2,
+        ["--bpp-cache", "--probe"],
     ),
     Case(
         "fold/reference-other-sequence",
@@ -278,7 +278,7 @@ CASES = [
     Case(
         "interact/maps-suffix",
         ["interact", "{pairs}", "--model", "{rri_model}", "--maps", "{t}/m.txt"],
-        1,
+        2,
         ["m.txt", ".npz"],
     ),
     Case(
@@ -350,7 +350,7 @@ CASES = [
     Case(
         "predict/mrl-maps",
         ["predict", "--task", "mrl", "{utrs}", "--model", "{mrl_model}", "--maps", "{t}/m.npz"],
-        1,
+        2,
         ["--maps"],
     ),
     Case(
@@ -444,7 +444,7 @@ CASES = [
     Case(
         "evaluate/famfold-without-fold",
         ["evaluate", "structure", "--model", "{structure_model}", "--dataset", "archiveii-famfold"],
-        1,
+        2,
         ["{fold}"],
     ),
     # ------------------------------------------------------------------ compare

@@ -455,13 +455,13 @@ CASES = [
     Case(
         "predict/window-with-mrl",
         ["predict", "--task", "mrl", "--model", "{mrl_model}", "--window", "5", "-o", "{t}/o.tsv", "{utrs}"],
-        1,
+        2,
         ["--window and --stride are for --task rri"],
     ),
     Case(
         "predict/variants-with-rri",
         ["predict", "--task", "rri", "--model", "{rri_model}", "--variants", "-o", "{t}/o.tsv", "{pairs}"],
-        1,
+        2,
         ["--variants is for --task mrl"],
     ),
     Case(

@@ -186,7 +186,7 @@ CASES = [
     *[
         Case(
             f"fold/probe-threshold-{name}",
-            ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/s.dbn"],
+            ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/s.dbn"],
             1,
             [f"{{t}}/p.pt.json: threshold must be a number in [0, 1], got {said}"],
             _probe_with(threshold=value),
@@ -223,7 +223,7 @@ CASES = [
     ],
     Case(
         "fold/probe-method-unknown",
-        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/s.dbn"],
+        ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/s.dbn"],
         1,
         ["{t}/p.pt.json: method must be one of"],
         _probe_with(method="best"),

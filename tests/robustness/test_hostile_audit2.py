@@ -282,7 +282,7 @@ CASES = [
     ),
     Case(
         "fold/probe-record-nested-too-deeply",
-        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt"],
+        ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt"],
         1,
         ["{t}/p.pt.json: unreadable probe record (nested too deeply"],
         lambda p: (shutil.copy2(p["probe"], Path(p["t"]) / "p.pt"), write("p.pt.json", DEEP)(p)),

@@ -150,7 +150,7 @@ CASES += [
     Case(
         "interact/zero-shot-window",
         ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--window", "20", "-o", "{t}/o.tsv"],
-        1,
+        2,
         ["--window and --stride scan a trained rri model (the zero-shot score reads a pair whole)"],
     ),
 ]

@@ -216,29 +216,29 @@ CASES += [
     Case(
         "interact/zero-shot-and-a-model",
         [*INTERACT, "--zero-shot", "--backbone", "{tiny}", "--model", "{rri_model}"],
-        1,
+        2,
         ["--model and --zero-shot"],
     ),
     Case(
         "interact/zero-shot-and-an-adapter",
         [*INTERACT, "--zero-shot", "--backbone", "{tiny}", "--adapter", "{t}/none"],
-        1,
+        2,
         ["--adapter and --zero-shot"],
     ),
-    Case("interact/probe-without-zero-shot", [*TRAINED, "--probe", "{probe}"], 1, ["--probe comes with --zero-shot"]),
-    Case("interact/linker-without-zero-shot", [*TRAINED, "--linker", "AAA"], 1, ["--linker comes with --zero-shot"]),
-    Case("interact/scheme-without-zero-shot", [*TRAINED, "--scheme", "nt"], 1, ["--scheme comes with --zero-shot"]),
+    Case("interact/probe-without-zero-shot", [*TRAINED, "--probe", "{probe}"], 2, ["--probe comes with --zero-shot"]),
+    Case("interact/linker-without-zero-shot", [*TRAINED, "--linker", "AAA"], 2, ["--linker comes with --zero-shot"]),
+    Case("interact/scheme-without-zero-shot", [*TRAINED, "--scheme", "nt"], 2, ["--scheme comes with --zero-shot"]),
     Case(
         "fold/scheme-without-zero-shot",
         ["fold", "{fa}", "-o", "{t}/o.dbn", "--threads", "1", "--scheme", "nt"],
-        1,
-        ["--scheme comes with --zero-shot; a structure model reads its own scheme"],
+        2,
+        ["--scheme comes with --probe; a structure model reads its own scheme"],
     ),
     # resm evaluate --dataset vl1 --folds 3 scored the whole set (--folds is archiveii-famfold's)
     Case(
         "evaluate/folds-without-famfold",
         ["evaluate", "structure", "--model", "default", "--dataset", "vl1", "--folds", "3", "--out", "{t}/t.md"],
-        1,
+        2,
         ["--folds picks folds of archiveii-famfold"],
     ),
 ]
@@ -307,7 +307,7 @@ def _probe_scheme(value):
 CASES += [
     Case(
         f"fold/probe-record-scheme-{what}",
-        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/o.dbn"],
+        ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.dbn"],
         1,
         ["{t}/p.pt.json: records the unknown mapping scheme"],
         _probe_scheme(value),

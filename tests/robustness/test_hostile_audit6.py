@@ -59,7 +59,7 @@ def _manifest_version(value):
     return setup
 
 
-PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/o.dbn"]
+PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.dbn"]
 CASES = [
     Case("fold/model-newer-version", FOLD, 1, ["{t}/s.pt: " + NEWER.format(v=3, m=2)], _model_version(3)),
     Case(
@@ -167,25 +167,25 @@ CASES += [
     Case(
         "interact/pairs-from-stdin",
         ["interact", "-", "--model", "{rri_model}", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"],
-        1,
+        2,
         ["PAIRS -: standard input is not read by this command; give the pairs table as a file"],
     ),
     Case(
         "interact/zero-shot-pairs-from-stdin",
         ["interact", "-", "--zero-shot", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"],
-        1,
+        2,
         ["PAIRS -: standard input is not read by this command"],
     ),
     Case(
         "predict/utrs-from-stdin",
         [*PREDICT, "--task", "mrl"],
-        1,
+        2,
         ["INPUT -: standard input is not read by this command; give the UTRs as a file"],
     ),
     Case(
         "predict/pairs-from-stdin",
         [*PREDICT, "--task", "rri"],
-        1,
+        2,
         ["INPUT -: standard input is not read by this command; give the pairs table as a file"],
     ),
 ]
@@ -247,7 +247,7 @@ CASES += [
     Case(
         f"fold/{shaped[0][2:]}-{value}-without-{parent[2:]}",
         [*SHIPPED_FOLD, *shaped],
-        1,
+        2,
         [f"{shaped[0]} comes with {parent}: {without} without it"],
     )
     for shaped, value, parent, without in (

@@ -143,7 +143,7 @@ def _probe_record(**changes):
     return setup
 
 
-PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/o.dbn", "--threads", "1"]
+PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.dbn", "--threads", "1"]
 CASES += [
     Case(
         f"fold/probe-record-{key}-{value}",
@@ -167,7 +167,7 @@ def test_a_probe_fits_and_folds_on_the_default_backbone(ws, tmp_path, capfd):
     assert cli_main([*argv, "--threads", "1"]) == 0, capfd.readouterr().err
     assert json.loads((tmp_path / "p.pt.json").read_text())["backbone"] == "default"
     out = tmp_path / "o.dbn"
-    fold = ["fold", str(ws["fa"]), "--model", "default", "--zero-shot", str(probe), "-o", str(out)]
+    fold = ["fold", str(ws["fa"]), "--model", "default", "--probe", str(probe), "-o", str(out)]
     assert cli_main([*fold, "--threads", "1"]) == 0, capfd.readouterr().err
     assert out.read_text().count(">") == 2
     assert cli_main([*fold[:3], str(ws["tiny"]), *fold[4:], "--threads", "1"]) == 1  # another backbone

@@ -81,7 +81,7 @@ def _probe_with(key: str, value):
     return setup
 
 
-PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/o.dbn", "--threads", "1"]
+PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.dbn", "--threads", "1"]
 CASES += [
     Case(
         f"fold/probe-{key}-{name}",

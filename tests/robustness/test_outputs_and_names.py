@@ -170,9 +170,9 @@ OUTPUT_CASES = [
     ),
     Case(
         "fold/out-is-the-probe",
-        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/p.pt"],
+        ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/p.pt"],
         1,
-        ["--out {t}/p.pt: is --zero-shot"],
+        ["--out {t}/p.pt: is --probe"],
         then(copy("probe", "p.pt")),
     ),
     Case(

@@ -129,7 +129,7 @@ def _probe_fold(ws, t, m):
     side = json.loads(Path(str(ws["probe"]) + ".json").read_text())
     side["probe_sha256"] = _sha(evil)  # a consistent pair: the weights file is what is refused
     (t / "probe.pt.json").write_text(json.dumps(side))
-    return ["fold", ws["fa"], "--model", ws["tiny"], "--zero-shot", evil], evil
+    return ["fold", ws["fa"], "--model", ws["tiny"], "--probe", evil], evil
 
 
 def _bundle_copy(ws, t, which="rri_model"):
@@ -238,7 +238,7 @@ KINDS = {
     "engine.pt on resume": _engine_resume,
     "ZeRO shards on export": _zero_shards,
     "probe (interact --probe)": _probe,
-    "probe (fold --zero-shot)": _probe_fold,
+    "probe (fold --probe)": _probe_fold,
     "bundle head file": _head_file,
     "bundle adapter file": _adapter_file,
     "bundle backbone.pt": _bundle_backbone,

@@ -273,7 +273,7 @@ SHARD_CASES = [
         1,
         ["2 shards) needs an output file for its work folder, not the stream /dev/stdout"],
     ),
-    Case("shards/embed-to-a-stream", ["embed", "{tiny}", "{fa}", "-", "--shard-size", "1"], 1, ["output must end in"]),
+    Case("shards/embed-to-a-stream", ["embed", "{tiny}", "{fa}", "-", "--shard-size", "1"], 2, ["output must end in"]),
 ]
 
 

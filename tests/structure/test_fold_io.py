@@ -131,7 +131,7 @@ def test_ids_end_at_the_first_whitespace_in_every_input_format(tmp_path):
 def test_fold_from_a_pipe_equals_fold_of_the_file(tiny):
     """The real command: `cat x.fa | resm fold -`, `resm fold < x.fa` and `resm fold x.fa`."""
     d = tiny
-    args = ["--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", "--threshold", "0.1"]
+    args = ["--model", d / "tiny.pt", "--probe", d / "probe.pt", "--threshold", "0.1"]
     from_file = resm_cli("fold", d / "in.fa", *args).stdout
     assert [r.name for r in iter_dbn(from_file.splitlines())] == ["s1", "s/2", "s3"]
     assert resm_cli("fold", "-", *args, input=FASTA).stdout == from_file

@@ -254,5 +254,5 @@ def test_resm_fold_scores_compares_and_refuses_ct(tmp_path):
     assert p.stdout.splitlines() == [x.split()[0] for x in default]
     p = resm_main("fold", tmp_path / "x.fa", "--nogpu", "--compare", "rnafold", "-o", tmp_path / "o.ct", check=False)
     err = p.stderr.strip().splitlines()
-    assert p.returncode == 1 and len(err) == 1 and "ct has no room for a second structure" in err[0], p.stderr
+    assert p.returncode == 2 and len(err) == 1 and "ct has no room for a second structure" in err[0], p.stderr
     assert not (tmp_path / "o.ct").exists()

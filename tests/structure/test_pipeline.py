@@ -65,7 +65,7 @@ def work(tmp_path_factory):
 def fold_with_probe(d, *args, fasta=None, **kw):
     """``resm fold`` of ``fasta`` (else the work folder's in.fa) with the tiny backbone and the
     probe of :func:`work`; ``args``: the options of the case."""
-    return resm("fold", fasta or d / "in.fa", "--model", d / "tiny.pt", "--zero-shot", d / "probe.pt", *args, **kw)
+    return resm("fold", fasta or d / "in.fa", "--model", d / "tiny.pt", "--probe", d / "probe.pt", *args, **kw)
 
 
 def assert_valid(rec) -> None:
@@ -168,7 +168,7 @@ def test_probe_for_another_backbone_is_refused(work, tmp_path):
     other = tmp_path / "other.pt"
     resm("init-checkpoint", "--arch", "tiny", "--out", other, "--seed", "1")
     out = tmp_path / "pred.dbn"
-    p = resm("fold", d / "in.fa", "--model", other, "--zero-shot", d / "probe.pt", "-o", out, check=False)
+    p = resm("fold", d / "in.fa", "--model", other, "--probe", d / "probe.pt", "-o", out, check=False)
     one_line_error(p, "probe was fitted on another backbone")
     assert not out.exists()
 

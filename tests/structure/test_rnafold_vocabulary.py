@@ -41,11 +41,11 @@ def test_j_alone_is_every_core_as_in_rnafold():
 
 
 def test_p_is_answered_with_resms_equivalent(fa, tmp_path, capsys):
-    assert cli_main(["fold", str(fa), "-p", "-o", str(tmp_path / "x.dbn")]) == 1
+    assert cli_main(["fold", str(fa), "-p", "-o", str(tmp_path / "x.dbn")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--bpp FILE" in err[0] and "--plot DIR" in err[0]
     assert not (tmp_path / "x.dbn").exists()
-    assert cli_main(["fold", str(fa), "-i", str(fa)]) == 1
+    assert cli_main(["fold", str(fa), "-i", str(fa)]) == 2
     assert "give the input once" in capsys.readouterr().err
 
 

@@ -136,7 +136,7 @@ def test_the_option_reaches_the_decoding_and_is_refused_where_it_means_nothing(t
             FoldError, match=r"^--turner-scale .*: must be a finite number in \[0, 1000\] \(kcal/mol\)$"
         ):
             PredictorOptions(turner_scale=bad).check()
-    with pytest.raises(FoldError, match="a --zero-shot probe has none"):
+    with pytest.raises(FoldError, match=r"a zero-shot probe \(--probe\) has none"):
         PredictorOptions(model="x", zero_shot=tmp_path / "p.pt", turner_scale=0.3).check()
 
 

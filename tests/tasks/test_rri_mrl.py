@@ -196,8 +196,8 @@ def test_rri_onehot_baseline_and_zero_shot(tmp_path, tiny_ckpt):
     z = [float(r.split("\t")[3]) for r in (tmp_path / "z.tsv").read_text().splitlines()[1:]]
     assert len(z) == 40 and all(0.0 <= v <= 1.0 for v in z) and len(set(z)) > 1
     assert "interact (zero-shot): 100%" in p.stderr and "40/40" in p.stderr  # a bar counting pairs
-    p = resm_main("interact", test, "--zero-shot", "--backbone", tiny_ckpt)  # scores on stdout: no bar
-    assert "zero-shot" not in p.stderr
+    p = resm_main("interact", test, "--zero-shot", "--backbone", tiny_ckpt)  # scores on stdout: the bar on stderr
+    assert "interact (zero-shot): 100%" in p.stderr and "40/40" in p.stderr
     # stdout holds the table alone (it ended with the metrics line); the metrics go to stderr
     assert [ln.count("\t") for ln in p.stdout.splitlines()] == [4] * 41 and "labels in the file: " in p.stderr
     p = resm_main("interact", test, "--zero-shot", check=False)

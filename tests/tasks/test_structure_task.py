@@ -355,7 +355,7 @@ def test_evaluate_structure_against_rnafold(trained, tmp_path):
         "mfold",
         check=False,
     )
-    assert p.returncode == 1 and "unknown folder 'mfold'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert p.returncode == 2 and "unknown folder 'mfold'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
 def test_fold_with_a_supervised_model(trained, tmp_path):
