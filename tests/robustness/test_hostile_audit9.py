@@ -1,0 +1,172 @@
+"""The ninth hostile-input audit: each case was an input resm took silently or said without naming
+it: a JSON file (a bundle's manifest, a DeepSpeed config, a probe record) naming one key twice, of
+which the last was kept; a PEFT adapter whose ``r`` of 4.5 was read as 4, whose ``lora_alpha`` of
+true was 1.0, or whose NaN weight scored every pair NaN ('Input contains NaN.'); the Python API's
+``Bundle.interact(["ACGU"])``, which scored C against U, and a record id of None or bytes, written
+out as ``'None'`` or ``"b'r1'"``. Command-line cases keep the rule of
+:func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit code, nothing
+written)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.robustness.cases import Case, check_one_line
+
+
+# ---------------------------------------------------------------- a JSON key given twice
+# json.loads keeps the last of a key given twice: a manifest's head config saying max_length 40,
+# then 4000, was read as 4000 in silence (YAML configs refuse it already).
+def _manifest_with_a_key_twice(p: dict) -> None:
+    dst = Path(p["t"]) / "m"
+    shutil.copytree(p["rri_model"], dst)
+    text = (dst / "manifest.json").read_text()
+    assert text.count('"max_length": 40') == 1
+    (dst / "manifest.json").write_text(text.replace('"max_length": 40', '"max_length": 40, "max_length": 4000'))
+
+
+INTERACT = ["interact", "{pairs}", "--model", "{t}/m", "--backbone", "{tiny}", "-o", "{t}/s.tsv", "--threads", "1"]
+CASES = [
+    Case(
+        "interact/manifest-key-given-twice",
+        INTERACT,
+        1,
+        ["{t}/m/manifest.json: invalid JSON (line ", ": key 'max_length' given twice in one object)"],
+        _manifest_with_a_key_twice,
+    ),
+]
+
+
+def test_a_json_key_given_twice_is_named_with_its_line():
+    from resm.config import load_json
+
+    assert load_json('{"a": {"b": 1}, "c": [{"b": 2}]}') == {"a": {"b": 1}, "c": [{"b": 2}]}  # one per object
+    with pytest.raises(json.JSONDecodeError) as e:
+        load_json('{"a": 1,\n "b": {"c": 2,\n  "c": 3}}')
+    assert (e.value.msg, e.value.lineno) == ("key 'c' given twice in one object", 2)
+    with pytest.raises(json.JSONDecodeError, match="key 'a' given twice"):
+        load_json(b'\xef\xbb\xbf{"a": 1, "a": 1}')  # bytes, a byte-order mark too
+
+
+# ---------------------------------------------------------------- a PEFT adapter folder
+def _peft(config: dict, weight: float = 0.0, rank: int = 4):
+    """A PEFT LoRA folder ``{t}/peft`` on the tiny backbone's first query projection."""
+
+    def setup(p: dict) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(p["t"]) / "peft"
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", **config}))
+        key = "base_model.model.esm.encoder.layer.0.attention.self.query.lora_{}.weight"
+        a, b = torch.full((rank, 64), weight), torch.zeros(64, rank)
+        save_file({key.format("A"): a, key.format("B"): b}, str(folder / "adapter_model.safetensors"))
+
+    return setup
+
+
+ADAPTER = [*INTERACT[:3], "{rri_model}", *INTERACT[4:], "--adapter", "{t}/peft"]
+CONFIG = "{t}/peft/adapter_config.json: field "
+CASES += [
+    Case(
+        "interact/peft-nan-weight", ADAPTER, 1, ["{t}/peft/adapter_model.safetensors: weight "], _peft({}, float("nan"))
+    ),
+    Case("interact/peft-rank-half", ADAPTER, 1, [CONFIG + "'r' is 4.5; expected a whole number"], _peft({"r": 4.5})),
+    Case("interact/peft-rank-null", ADAPTER, 1, [CONFIG + "'r' is None; expected a whole number"], _peft({"r": None})),
+    Case("interact/peft-rank-text", ADAPTER, 1, [CONFIG + "'r' is '4'; expected a whole number"], _peft({"r": "4"})),
+    Case(
+        "interact/peft-alpha-bool",
+        ADAPTER,
+        1,
+        [CONFIG + "'lora_alpha' is True; expected a number"],
+        _peft({"r": 4, "lora_alpha": True}),
+    ),
+    Case(
+        "interact/peft-rank-not-the-weights",
+        ADAPTER,
+        1,
+        [CONFIG + "'r' is 8, but adapter_model.safetensors holds base_model.model.esm.encoder.layer.0.attention."],
+        _peft({"r": 8}),
+    ),
+]
+
+
+def test_a_peft_adapter_of_whole_numbers_loads(ws, tmp_path):
+    """PEFT's own fields as it writes them (an integer rank, a float or integer alpha) still load."""
+    from resm.backbone.peft_format import read_peft_adapter
+
+    _peft({"r": 4, "lora_alpha": 16, "lora_dropout": 0.1})({"t": str(tmp_path)})
+    cfg, state = read_peft_adapter(tmp_path / "peft")
+    assert (cfg.r, cfg.alpha, cfg.dropout, cfg.targets, cfg.layers) == (4, 16.0, 0.1, ["q_proj"], [0])
+    assert sorted(state) == ["layers.0.self_attn.q_proj.lora_A.weight", "layers.0.self_attn.q_proj.lora_B.weight"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+# ---------------------------------------------------------------- the Python API's pairs and ids
+@pytest.fixture(scope="module")
+def rri(ws):
+    import resm
+
+    return resm.load_bundle(ws["rri_model"], device="cpu")
+
+
+@pytest.mark.parametrize(
+    "pairs, error, said",
+    [
+        # tuple("ACGU") was the pair (a_name 'A', a 'C', b_name 'G', b 'U'); tuple("AC") was A against C
+        (["ACGU"], "BundleError", "pair 1: expected (a, b) or (a_name, a, b_name, b), got one str"),
+        ([b"AC"], "BundleError", "pair 1: expected (a, b) or (a_name, a, b_name, b), got one bytes"),
+        # a mapping of a to b was iterated as its keys, each a str taken as a pair
+        (
+            {"ACGUACGUAA": "GGGGAAAACC"},
+            "TypeError",
+            "pairs: expected (a, b) or (a_name, a, b_name, b) pairs in a list, got one dict",
+        ),
+        ("ACGUACGUAA", "TypeError", "pairs: expected (a, b) or (a_name, a, b_name, b) pairs in a list, got one str"),
+        # a partner named None was named 'None' in the scan
+        ([(None, "ACGUACGUAA", "b", "GGGGAAAACC")], "TypeError", "record None: the id must be a str, got NoneType"),
+    ],
+    ids=["four-letters", "two-bytes", "mapping", "one-str", "name-none"],
+)
+def test_api_interact_refuses_what_is_no_pair(rri, pairs, error, said):
+    with pytest.raises(Exception) as e:
+        rri.interact(pairs)
+    assert (type(e.value).__name__, str(e.value)) == (error, said)
+
+
+@pytest.mark.parametrize(
+    "records, said",
+    [
+        ({None: "ACGU"}, "record None: the id must be a str, got NoneType"),
+        ([(("a", 1), "ACGU")], "record ('a', 1): the id must be a str, got tuple"),
+        ([(1.5, "ACGU")], "record 1.5: the id must be a str, got float"),
+    ],
+    ids=["none", "tuple", "float"],
+)
+def test_api_record_ids_that_are_no_text_are_refused(ws, records, said):
+    """str() of the id named the record 'None', "('a', 1)" or '1.5' in every result."""
+    import resm
+
+    with pytest.raises(TypeError) as e:
+        resm.embed_sequences(ws["tiny"], records, device="cpu")
+    assert str(e.value) == said
+
+
+def test_api_record_ids_of_bytes_or_integers_are_their_text(ws):
+    """bytes ids are read as ASCII (as bytes sequences are), not written as "b'r1'"; integers
+    (a table's row numbers) as themselves."""
+    import numpy as np
+
+    import resm
+
+    arrays, index = resm.embed_sequences(ws["tiny"], [(b"r1", "ACGU"), (np.int64(7), "GGCA")], device="cpu")
+    assert index["ids"] == ["r1", "7"] and sorted(arrays) == ["7/mean/2", "r1/mean/2"]
