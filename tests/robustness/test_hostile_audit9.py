@@ -1,7 +1,8 @@
 """The ninth hostile-input audit: each case was an input resm took silently or said without naming
 it: a JSON file (a bundle's manifest, a DeepSpeed config, a probe record) naming one key twice, of
 which the last was kept; a PEFT adapter whose ``r`` of 4.5 was read as 4, whose ``lora_alpha`` of
-true was 1.0, or whose NaN weight scored every pair NaN ('Input contains NaN.'); the Python API's
+true was 1.0, or whose NaN weight scored every pair NaN ('Input contains NaN.'); a pretraining
+config's validation.max_records of -1 or 0 or a mask_seed past a seed's range; the Python API's
 ``Bundle.interact(["ACGU"])``, which scored C against U, and a record id of None or bytes, written
 out as ``'None'`` or ``"b'r1'"``. Command-line cases keep the rule of
 :func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit code, nothing
@@ -106,6 +107,27 @@ def test_a_peft_adapter_of_whole_numbers_loads(ws, tmp_path):
     assert sorted(state) == ["layers.0.self_attn.q_proj.lora_A.weight", "layers.0.self_attn.q_proj.lora_B.weight"]
 
 
+# ---------------------------------------------------------------- the validation section
+# validation.max_records -1 failed at the first validation with 'limit must be >= 0, got -1'
+# (naming no key); 0 trained without a validation loss, warning that data.val_fraction had left
+# the split empty; a mask_seed past 2**64 overflowed torch's generator there.
+PRETRAIN = ["pretrain", "--config", "{pretrain_cfg}", "train.out_dir={t}/run", "train.val_every=1"]
+CASES += [
+    Case(
+        f"pretrain/validation-{key}-{value}",
+        [*PRETRAIN, f"validation.{key}={value}"],
+        1,
+        [f"validation: {key} must be >= {low}", f"got {value}"],
+    )
+    for key, value, low in (
+        ("max_records", -1, 1),
+        ("max_records", 0, 1),
+        ("mask_seed", -1, 0),
+        ("mask_seed", 2**70, 0),
+    )
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
@@ -170,3 +192,37 @@ def test_api_record_ids_of_bytes_or_integers_are_their_text(ws):
 
     arrays, index = resm.embed_sequences(ws["tiny"], [(b"r1", "ACGU"), (np.int64(7), "GGCA")], device="cpu")
     assert index["ids"] == ["r1", "7"] and sorted(arrays) == ["7/mean/2", "r1/mean/2"]
+
+
+# ---------------------------------------------------------------- the Python API's decoding values
+# resm fold --threshold and --bpp-min are held to [0, 1]; Predictor.fold(threshold=nan) or 2
+# predicted no pair, True was 1, "0.5" a NumPy UFuncTypeError; Folded.sparse(min_p=nan) listed
+# every pair.
+@pytest.fixture(scope="module")
+def probe_predictor(ws):
+    import resm
+
+    return resm.load_predictor(ws["tiny"], zero_shot=ws["probe"], device="cpu", threads=1)
+
+
+@pytest.mark.parametrize("value", [float("nan"), 2, -0.5, True, "0.5"], ids=["nan", "two", "negative", "bool", "text"])
+def test_api_decoding_values_are_held_to_the_flags_rules(probe_predictor, value):
+    from resm.structure.io import FoldError
+
+    shown = repr(value) if isinstance(value, str) else value
+    with pytest.raises(FoldError) as e:
+        list(probe_predictor.fold(["GGGGAAAACCCC"], threshold=value))
+    assert str(e.value) == f"threshold: must be a number in [0, 1], got {shown}"
+    folded = probe_predictor.fold_one("GGGGAAAACCCC")
+    with pytest.raises(FoldError) as e:
+        folded.sparse(value)
+    assert str(e.value) == f"min_p: must be a number in [0, 1], got {shown}"
+
+
+def test_api_decoding_values_in_range_still_decode(probe_predictor):
+    import numpy as np
+
+    (a,) = probe_predictor.fold(["GGGGAAAACCCC"], threshold=np.float32(0.0))
+    (b,) = probe_predictor.fold(["GGGGAAAACCCC"], threshold=1)
+    assert (a.pairs >= 0).sum() > 0 and (b.pairs >= 0).sum() == 0
+    assert len(a.sparse(0)[0]) == len(a.sparse(np.float64(0.0))[0]) > len(a.sparse(1)[0]) == 0
