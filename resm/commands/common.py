@@ -4,6 +4,7 @@ the argument groups several commands take, and the small helpers of their handle
 from __future__ import annotations
 
 import argparse
+import numbers
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,7 +15,13 @@ from ..utils.device import MAX_THREADS, THREADS_RULE, threads_ok
 from ..utils.seeds import SEED_RULE, seed_ok
 
 # options dataclass field -> the command line's name for it (resm.config.options)
-CLI_NAMES = {"fmt": "format", "no_lp": "noLP", "trust": "trust_checkpoint", "layers": "repr_layers"}
+CLI_NAMES = {
+    "fmt": "format",
+    "no_lp": "noLP",
+    "trust": "trust_checkpoint",
+    "layers": "repr_layers",
+    "min_p": "bpp_min",
+}
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,11 @@ class HelpFormatter(argparse.HelpFormatter):
         return text
 
 
+def _unit(v) -> bool:
+    """A probability: a number in [0, 1] (not NaN; not a bool, which the API may be handed)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1
+
+
 # option -> (rule, check): checked after parsing, before any work, for every command that has it
 OPTION_RULES = {
     "threads": (THREADS_RULE, threads_ok),  # tens of thousands crash torch
@@ -113,8 +125,8 @@ OPTION_RULES = {
     "limit": ("must be >= 1 (a number of sequences)", lambda v: v >= 1),
     "tile": ("must be >= 16", lambda v: v >= 16),
     "seed": (SEED_RULE, seed_ok),  # torch overflows past 2**64
-    "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
-    "bpp_min": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan, 2: a --bpp file without a pair
+    "threshold": ("must be a number in [0, 1]", lambda v: _unit(v)),  # nan fails too
+    "bpp_min": ("must be a number in [0, 1]", lambda v: _unit(v)),  # nan, 2: a --bpp file without a pair
     "jobs": (THREADS_RULE, threads_ok),  # RNAfold's -j, the same as --threads
     "dpi": ("must be in [10, 2400]", lambda v: 10 <= v <= 2400),
     "shard_size": ("must be >= 1", lambda v: v >= 1),
