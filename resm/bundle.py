@@ -145,7 +145,8 @@ class Bundle:
         if isinstance(seqs, (str, bytes, bytearray)):  # one UTR, as fold_one takes one (not one per letter or byte)
             seqs = [seqs]
         iterable(seqs, "seqs", "UTR sequences, or a mapping of id to UTR")
-        named = list(seqs.items()) if isinstance(seqs, dict) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
+        # a mapping other than a dict (MappingProxyType, a read-only view) was iterated as its ids: "a" was a UTR
+        named = list(seqs.items()) if isinstance(seqs, Mapping) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
         clean = []
         for n, s in named:
             try:

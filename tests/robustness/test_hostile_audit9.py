@@ -226,3 +226,18 @@ def test_api_decoding_values_in_range_still_decode(probe_predictor):
     (b,) = probe_predictor.fold(["GGGGAAAACCCC"], threshold=1)
     assert (a.pairs >= 0).sum() > 0 and (b.pairs >= 0).sum() == 0
     assert len(a.sparse(0)[0]) == len(a.sparse(np.float64(0.0))[0]) > len(a.sparse(1)[0]) == 0
+
+
+def test_api_predict_mrl_reads_any_mapping_as_ids_to_utrs(ws):
+    """A mapping other than a dict (a read-only MappingProxyType) was iterated as its keys: the
+    id "a" was predicted as a 1-nt UTR, exit 0."""
+    from types import MappingProxyType
+
+    import numpy as np
+
+    import resm
+
+    mrl = resm.load_bundle(ws["mrl_model"], device="cpu")
+    utrs = {"a": "ACGUACGUACGGAUG", "b": "GGGAAACCCAUG"}
+    want = mrl.predict_mrl(list(utrs.values()))
+    np.testing.assert_array_equal(mrl.predict_mrl(MappingProxyType(utrs)), want)
