@@ -1,12 +1,13 @@
 """The ninth hostile-input audit: each case was an input resm took silently or said without naming
 it: a JSON file (a bundle's manifest, a DeepSpeed config, a probe record) naming one key twice, of
 which the last was kept; a PEFT adapter whose ``r`` of 4.5 was read as 4, whose ``lora_alpha`` of
-true was 1.0, or whose NaN weight scored every pair NaN ('Input contains NaN.'); a pretraining
-config's validation.max_records of -1 or 0 or a mask_seed past a seed's range; the Python API's
-``Bundle.interact(["ACGU"])``, which scored C against U, and a record id of None or bytes, written
-out as ``'None'`` or ``"b'r1'"``. Command-line cases keep the rule of
-:func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit code, nothing
-written)."""
+true was 1.0, or whose NaN weight scored every pair NaN ('Input contains NaN.'); two pair lists
+one after the other, read as one record; a pretraining config's validation.max_records of -1 or
+0 or a mask_seed past a seed's range; the Python API's ``Bundle.interact(["ACGU"])``, which
+scored C against U, a record id of None or bytes, written out as ``'None'`` or ``"b'r1'"``, a
+``threshold`` or ``min_p`` of NaN, and a read-only mapping of UTRs read as its ids. Command-line
+cases keep the rule of :func:`tests.robustness.cases.check_one_line` (one line naming the thing,
+the exit code, nothing written)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,41 @@ def test_a_peft_adapter_of_whole_numbers_loads(ws, tmp_path):
     cfg, state = read_peft_adapter(tmp_path / "peft")
     assert (cfg.r, cfg.alpha, cfg.dropout, cfg.targets, cfg.layers) == (4, 16.0, 0.1, ["q_proj"], [0])
     assert sorted(state) == ["layers.0.self_attn.q_proj.lora_A.weight", "layers.0.self_attn.q_proj.lora_B.weight"]
+
+
+# ---------------------------------------------------------------- two records in one pair list
+# `cat a.pairs b.pairs > ab.pairs` was read as one record: the second's name and sequence with
+# the pairs of both, folded and scored with exit 0.
+def _two_pair_lists(p: dict) -> None:
+    one = "#Name: a\n#Sequence: GGGGAAAACCCC\n1 12\n2 11\n"
+    two = "#Name: b\n#Sequence: ACGUACGUACGU\n5 9\n"
+    (Path(p["t"]) / "ab.pairs").write_text(one + two)
+    (Path(p["t"]) / "a.fa").write_text(">b\nACGUACGUACGU\n")
+
+
+FOLD = ["fold", "{t}/ab.pairs", "-o", "{t}/o.dbn", "--threads", "1"]
+TWO = "{t}/ab.pairs line 5: a second #Name: line, 'b' (the first, on line 1: 'a'); a pair list holds one record"
+CASES += [
+    Case("fold/pairs-two-records", FOLD, 1, [TWO], _two_pair_lists),
+    Case(
+        "fold/pairs-two-records-as-reference",
+        [
+            "fold",
+            "{t}/a.fa",
+            "--reference",
+            "{t}/ab.pairs",
+            "--report",
+            "{t}/r.tsv",
+            "-o",
+            "{t}/o.dbn",
+            "--threads",
+            "1",
+        ],
+        1,
+        [TWO],
+        _two_pair_lists,
+    ),
+]
 
 
 # ---------------------------------------------------------------- the validation section
