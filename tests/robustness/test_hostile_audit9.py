@@ -2,7 +2,8 @@
 it: a JSON file (a bundle's manifest, a DeepSpeed config, a probe record) naming one key twice, of
 which the last was kept; a PEFT adapter whose ``r`` of 4.5 was read as 4, whose ``lora_alpha`` of
 true was 1.0, or whose NaN weight scored every pair NaN ('Input contains NaN.'); two pair lists
-one after the other, read as one record; a pretraining config's validation.max_records of -1 or
+one after the other, read as one record; ``--bpp`` or ``--report`` naming a file that ``--plot``
+or ``--split-dir`` writes; a pretraining config's validation.max_records of -1 or
 0 or a mask_seed past a seed's range; the Python API's ``Bundle.interact(["ACGU"])``, which
 scored C against U, a record id of None or bytes, written out as ``'None'`` or ``"b'r1'"``, a
 ``threshold`` or ``min_p`` of NaN, and a read-only mapping of UTRs read as its ids. Command-line
@@ -139,6 +140,35 @@ CASES += [
         1,
         [TWO],
         _two_pair_lists,
+    ),
+]
+
+
+# ---------------------------------------------------------------- a file output inside a folder output
+# `resm fold x.fa --plot d --bpp d/r1.png` wrote record r1's figure over the pair probabilities
+# and said it had written both; --split-dir d with --bpp d/r1.dbn kept one of the two.
+FOLD_FA = ["fold", "{fa}", "--threads", "1"]
+CASES += [
+    Case(
+        "fold/bpp-is-a-plot-file",
+        [*FOLD_FA, "-o", "{t}/o.dbn", "--plot", "{t}/d", "--bpp", "{t}/d/r1.png"],
+        1,
+        ["--bpp {t}/d/r1.png: is the file r1.png that record 'r1' writes into {t}/d"],
+    ),
+    Case(
+        "fold/bpp-is-a-split-file",
+        [*FOLD_FA, "--split-dir", "{t}/d", "--bpp", "{t}/d/r2.dbn"],
+        1,
+        ["--bpp {t}/d/r2.dbn: is the file r2.dbn that record 'r2' writes into {t}/d"],
+    ),
+    Case(
+        "fold/report-is-a-plot-file",
+        [*FOLD_FA, "-o", "{t}/o.dbn", "--plot", "{t}/d", "--reference", "{t}/r.dbn", "--report", "{t}/d/r2_ss.png"],
+        1,
+        ["--report {t}/d/r2_ss.png: is the file r2_ss.png that record 'r2' writes into {t}/d"],
+        lambda p: (Path(p["t"]) / "r.dbn").write_text(
+            ">r1\nGGGAAACCCAUGC\n(((...)))....\n>r2\nACGUACGUAAAAACCCGGGUUU\n......................\n"
+        ),
     ),
 ]
 
