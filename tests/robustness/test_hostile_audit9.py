@@ -3,7 +3,8 @@ it: a JSON file (a bundle's manifest, a DeepSpeed config, a probe record) naming
 which the last was kept; a PEFT adapter whose ``r`` of 4.5 was read as 4, whose ``lora_alpha`` of
 true was 1.0, or whose NaN weight scored every pair NaN ('Input contains NaN.'); two pair lists
 one after the other, read as one record; ``--bpp`` or ``--report`` naming a file that ``--plot``
-or ``--split-dir`` writes; a pretraining config's validation.max_records of -1 or
+or ``--split-dir`` writes, ``resm export --hf`` naming the contact regression ``--out`` writes beside
+it; a pretraining config's validation.max_records of -1 or
 0 or a mask_seed past a seed's range; the Python API's ``Bundle.interact(["ACGU"])``, which
 scored C against U, a record id of None or bytes, written out as ``'None'`` or ``"b'r1'"``, a
 ``threshold`` or ``min_p`` of NaN, and a read-only mapping of UTRs read as its ids. Command-line
@@ -170,6 +171,17 @@ CASES += [
             ">r1\nGGGAAACCCAUGC\n(((...)))....\n>r2\nACGUACGUAAAAACCCGGGUUU\n......................\n"
         ),
     ),
+]
+
+# `resm export RUN --out esm2_a.pt --hf esm2_a-contact-regression.pt` wrote the contact regression
+# fair-esm reads beside the .pt, then the Hugging Face folder in its place, and said it wrote both.
+CASES += [
+    Case(
+        "export/hf-is-the-contact-regression",
+        ["export", "{run}", "--out", "{t}/esm2_a.pt", "--hf", "{t}/esm2_a-contact-regression.pt"],
+        1,
+        ["--hf {t}/esm2_a-contact-regression.pt: is where the contact regression of --out {t}/esm2_a.pt is written"],
+    )
 ]
 
 
