@@ -76,6 +76,22 @@ def models_read(*options: tuple[str, str]) -> Callable[[argparse.Namespace], dic
     return files
 
 
+def probes_read(*options: tuple[str, str]) -> Callable[[argparse.Namespace], dict]:
+    """For :attr:`Command.inputs`: the record read beside each probe the options
+    (``(dest, what)``) name, ``PROBE.pt.json`` (its threshold and backbone), so that no output
+    replaces it: ``resm fold --zero-shot p.pt -o p.pt.json`` wrote the structures over it."""
+
+    def files(a: argparse.Namespace) -> dict:
+        from ..structure.probe import sidecar_path
+
+        given = {what: getattr(a, dest, None) for dest, what in options}
+        return {
+            f"the record of {what}": sidecar_path(p) for what, p in given.items() if p is not None and str(p) != "-"
+        }
+
+    return files
+
+
 def model_inputs(*more: tuple[str, str]) -> tuple:
     """For :attr:`Command.inputs` of a command taking :func:`model_args`: the model and its
     ``--regression``, then ``more`` (the command's own inputs), then the files read through the

@@ -15,6 +15,7 @@ from .common import (
     max_length_arg,
     memory_check_arg,
     plural,
+    probes_read,
     report_stream,
     set_threads,
     shard_size_arg,
@@ -255,5 +256,11 @@ FOLD = Command(
         ("plot", "dir"),
         ("bpp_cache", "dir"),
     ),
-    inputs=(("fasta", "the input"), ("reference", "--reference"), ("model", "--model"), ("zero_shot", "--zero-shot")),
+    inputs=(
+        ("fasta", "the input"),
+        ("reference", "--reference"),
+        ("model", "--model"),
+        ("zero_shot", "--zero-shot"),
+        probes_read(("zero_shot", "--zero-shot")),
+    ),
 )

@@ -1,15 +1,16 @@
 """The ninth hostile-input audit: each case was an input resm took silently or said without naming
-it: a JSON file (a bundle's manifest, a DeepSpeed config, a probe record) naming one key twice, of
-which the last was kept; a PEFT adapter whose ``r`` of 4.5 was read as 4, whose ``lora_alpha`` of
-true was 1.0, or whose NaN weight scored every pair NaN ('Input contains NaN.'); two pair lists
-one after the other, read as one record; ``--bpp`` or ``--report`` naming a file that ``--plot``
-or ``--split-dir`` writes, ``resm export --hf`` naming the contact regression ``--out`` writes beside
-it; a pretraining config's validation.max_records of -1 or
-0 or a mask_seed past a seed's range; the Python API's ``Bundle.interact(["ACGU"])``, which
-scored C against U, a record id of None or bytes, written out as ``'None'`` or ``"b'r1'"``, a
-``threshold`` or ``min_p`` of NaN, and a read-only mapping of UTRs read as its ids. Command-line
-cases keep the rule of :func:`tests.robustness.cases.check_one_line` (one line naming the thing,
-the exit code, nothing written)."""
+it: a JSON file (a bundle's manifest, a DeepSpeed config, a probe record) naming one key twice,
+of which the last was kept; a PEFT adapter whose ``r`` of 4.5 was read as 4, whose
+``lora_alpha`` of true was 1.0, or whose NaN weight scored every pair NaN ('Input contains
+NaN.'); two pair lists one after the other, read as one record; ``--bpp`` or ``--report`` naming
+a file that ``--plot`` or ``--split-dir`` writes, ``resm export --hf`` naming the contact
+regression ``--out`` writes beside it, and an output over the record beside a probe
+(``p.pt.json``); a pretraining config's validation.max_records of -1 or 0 or a mask_seed past a
+seed's range; the Python API's ``Bundle.interact(["ACGU"])``, which scored C against U, a record
+id of None or bytes, written out as ``'None'`` or ``"b'r1'"``, a ``threshold`` or ``min_p`` of
+NaN, and a read-only mapping of UTRs read as its ids. Command-line cases keep the rule of
+:func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit code, nothing
+written)."""
 
 from __future__ import annotations
 
@@ -182,6 +183,34 @@ CASES += [
         1,
         ["--hf {t}/esm2_a-contact-regression.pt: is where the contact regression of --out {t}/esm2_a.pt is written"],
     )
+]
+
+
+# ---------------------------------------------------------------- the record beside a probe
+# `resm fold x.fa --zero-shot p.pt -o p.pt.json` (or `resm interact --zero-shot --probe p.pt -o
+# p.pt.json`) wrote its output over the probe's record, which it had just read: the probe
+# became unusable, exit 0.
+def _probe_copy(p: dict) -> None:
+    shutil.copy2(p["probe"], Path(p["t"]) / "p.pt")
+    shutil.copy2(p["probe"] + ".json", Path(p["t"]) / "p.pt.json")
+
+
+RECORD = "--out {t}/p.pt.json: is the record of %s; an output may not replace an input"
+CASES += [
+    Case(
+        "fold/out-is-the-probe-record",
+        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{t}/p.pt", "-o", "{t}/p.pt.json", "--threads", "1"],
+        1,
+        [RECORD % "--zero-shot"],
+        _probe_copy,
+    ),
+    Case(
+        "interact/out-is-the-probe-record",
+        ["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/p.pt.json"],
+        1,
+        [RECORD % "--probe"],
+        _probe_copy,
+    ),
 ]
 
 
