@@ -105,8 +105,9 @@ def read_peft_adapter(folder) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
     """(resm adapter config, adapter tensors under resm's portable keys) of a PEFT LoRA folder."""
     folder = Path(folder)
     cfg_file, weights = folder / CONFIG, folder / WEIGHTS
-    if not folder.is_dir():
-        raise AdapterError(f"{folder}: no such PEFT adapter folder")
+    if not folder.is_dir():  # a file was 'no such PEFT adapter folder'
+        there = f"is a file, not a PEFT adapter folder ({CONFIG} and {WEIGHTS})"
+        raise AdapterError(f"{folder}: {there if folder.exists() else 'no such PEFT adapter folder'}")
     for f in (cfg_file, weights):
         if not f.is_file():
             raise AdapterError(f"{f}: missing (a PEFT adapter folder holds {CONFIG} and {WEIGHTS})")

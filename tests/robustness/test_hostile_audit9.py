@@ -213,6 +213,22 @@ CASES += [
     ),
 ]
 
+# a folder given as the probe, or a file as the PEFT adapter folder, was said not to exist
+CASES += [
+    Case(
+        "fold/probe-is-a-folder",
+        ["fold", "{fa}", "--model", "{tiny}", "--zero-shot", "{dir}", "-o", "{t}/o.dbn", "--threads", "1"],
+        1,
+        ["{dir}: is a folder, not a probe file"],
+    ),
+    Case(
+        "interact/adapter-is-a-file",
+        [*ADAPTER[:-1], "{fa}"],
+        1,
+        ["{fa}: is a file, not a PEFT adapter folder (adapter_config.json and adapter_model.safetensors)"],
+    ),
+]
+
 
 # ---------------------------------------------------------------- the validation section
 # validation.max_records -1 failed at the first validation with 'limit must be >= 0, got -1'
