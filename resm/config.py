@@ -603,6 +603,10 @@ def find_config(spec: str | os.PathLike, kind: str) -> Path:
         raise ConfigError(f"{spec}: is a folder, not a config file")
     if p.exists():  # /dev/zero, a pipe, a socket: there, but no file to read a config from
         raise ConfigError(f"{spec}: is not a regular file (a device or a pipe), not a config file")
+    from .utils.paths import broken_link
+
+    if (why := broken_link(p)) is not None:  # a link to nothing: no shipped config is meant
+        raise ConfigError(f"{spec}: {why}")
     shipped = sorted({f.stem for r in roots for f in (r / kind).glob(f"*{ext}")})
     raise ConfigError(
         f"{spec}: no such config file, nor a shipped {kind} config of that name "

@@ -230,6 +230,29 @@ CASES += [
 ]
 
 
+# ---------------------------------------------------------------- a link to nothing
+# A link that loops, or points at nothing, was 'no such file' (or a config 'nor a shipped config
+# of that name'), of a path that is there.
+def _links(p: dict) -> None:
+    t = Path(p["t"])
+    (t / "loop_a").symlink_to("loop_b")
+    (t / "loop_b").symlink_to("loop_a")
+    (t / "dangling.pt").symlink_to("gone.pt")
+
+
+LOOP = "{t}/loop_a: is a link that loops ("
+DANGLING = "{t}/dangling.pt: is a link to gone.pt, which is not there"
+CASES += [
+    Case(f"{cmd}/link-{kind}", argv, 1, [said], _links)
+    for cmd, kind, argv, said in (
+        ("fold", "loop-input", ["fold", "{t}/loop_a", "-o", "{t}/o.dbn"], LOOP),
+        ("fold", "dangling-model", ["fold", "{fa}", "--model", "{t}/dangling.pt", "-o", "{t}/o.dbn"], DANGLING),
+        ("embed", "loop-model", ["embed", "{t}/loop_a", "{fa}", "{t}/e.npz"], LOOP),
+        ("pretrain", "loop-config", ["pretrain", "--config", "{t}/loop_a"], LOOP),
+    )
+]
+
+
 # ---------------------------------------------------------------- the validation section
 # validation.max_records -1 failed at the first validation with 'limit must be >= 0, got -1'
 # (naming no key); 0 trained without a validation loss, warning that data.val_fraction had left
