@@ -10,7 +10,19 @@ seed's range; the Python API's ``Bundle.interact(["ACGU"])``, which scored C aga
 id of None or bytes, written out as ``'None'`` or ``"b'r1'"``, a ``threshold`` or ``min_p`` of
 NaN, and a read-only mapping of UTRs read as its ids. Command-line cases keep the rule of
 :func:`tests.robustness.cases.check_one_line` (one line naming the thing, the exit code, nothing
-written)."""
+written).
+
+Checked and already handled (no test added): FASTA, dbn, reference dbn, pairs TSV and UTR CSV
+with a byte-order mark, CRLF or CR-only line ends, NUL bytes, tabs, 200,000-character lines,
+repeated ids, empty records or files, lowercase, T, N and IUPAC letters, gaps, digits, UTF-16
+and Latin-1 bytes; bpseq, ct and pair-list damage (partners out of range or disagreeing,
+indices out of order, self-pairs, pairs written twice); ids with '/', '..' or 300 characters in
+--split-dir and --plot; a folder, /dev/zero or a named pipe as an input; outputs equal to an
+input through a link, a hard link or a relative path, in a missing folder, or a folder; '-' for
+binary outputs; two options naming one file; the umask on every output; SIGINT during fold,
+embed and interact (exit 130, no temporary left, no worker left); every numeric option's rule
+at its bounds; YAML keys given twice; the API's generators, empty lists, wrong container
+types, bytes sequences and long sequences."""
 
 from __future__ import annotations
 
