@@ -26,7 +26,7 @@ refused at loading, naming the bundle.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,15 +103,21 @@ class Bundle:
         if scan is not None:  # the window and stride against the head's length, named as fields of scan
             scan.resolved(max_length, lambda key: f"scan.{key}")
         items = []
-        from .records import iterable
+        from .records import caller_id, iterable
 
-        for k, p in enumerate(iterable(pairs, "pairs", "(a, b) or (a_name, a, b_name, b) pairs"), 1):
+        what = "(a, b) or (a_name, a, b_name, b) pairs"
+        if isinstance(pairs, (str, bytes, bytearray, Mapping)):  # iterated, a str's letters were taken as pairs
+            raise TypeError(f"pairs: expected {what} in a list, got one {type(pairs).__name__}")
+        for k, p in enumerate(iterable(pairs, "pairs", what), 1):
+            if isinstance(p, (str, bytes, bytearray)):  # "ACGU" was the pair ('A', 'C', 'G', 'U'): C against U
+                raise BundleError(f"pair {k}: expected (a, b) or (a_name, a, b_name, b), got one {type(p).__name__}")
             if not isinstance(p, Pair):
                 t = tuple(p)
                 if len(t) not in (2, 4):
                     raise BundleError(f"pair {k}: expected (a, b) or (a_name, a, b_name, b), got {len(t)} items")
                 an, a, bn, b = (f"a{k}", t[0], f"b{k}", t[1]) if len(t) == 2 else t
                 try:
+                    an, bn = caller_id(an), caller_id(bn)  # None was the partner named 'None'
                     a, b = normalise(a, an), normalise(b, bn)
                 except MappingError as e:
                     raise BundleError(f"pair {k}: {e}") from None
@@ -139,7 +145,8 @@ class Bundle:
         if isinstance(seqs, (str, bytes, bytearray)):  # one UTR, as fold_one takes one (not one per letter or byte)
             seqs = [seqs]
         iterable(seqs, "seqs", "UTR sequences, or a mapping of id to UTR")
-        named = list(seqs.items()) if isinstance(seqs, dict) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
+        # a mapping other than a dict (MappingProxyType, a read-only view) was iterated as its ids: "a" was a UTR
+        named = list(seqs.items()) if isinstance(seqs, Mapping) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
         clean = []
         for n, s in named:
             try:

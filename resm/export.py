@@ -14,6 +14,7 @@ from .backbone.load import (
     fair_esm_name_problem,
     load_state,
     non_finite,
+    regression_path,
     resm_meta,
     save_fair_esm,
     save_hf,
@@ -22,6 +23,7 @@ from .mapping import get_scheme
 from .train import newest_checkpoint
 from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
 from .utils.io import transaction
+from .utils.paths import same_file
 
 
 def resolve_checkpoint(path: Path) -> Path:
@@ -77,6 +79,11 @@ def export_checkpoint(
     regression file is written: fair-esm would not read that model anyway)."""
     if dtype not in DTYPES:
         raise CheckpointError(f"export dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if hf is not None and not fair_esm_name_problem(out) and same_file(hf, regression_path(out)):
+        # the folder took the place of the file, and both were said to be written
+        raise CheckpointError(
+            f"--hf {hf}: is where the contact regression of --out {out} is written; give another path"
+        )
     folder = resolve_checkpoint(path)
     state = load_trainer_state(folder, 0, trust, hint=EXPORT_HINT)
     fp = state["fingerprint"]

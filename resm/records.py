@@ -8,11 +8,12 @@ their records here, so both take the same ones.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 
 from .fasta import check_record_ids
 
-__all__ = ["iterable", "name_records", "name_seq"]
+__all__ = ["iterable", "name_records", "name_seq", "caller_id"]
 
 RECORDS = "sequences, (id, sequence) pairs or a mapping of id to sequence"
 
@@ -43,11 +44,26 @@ def name_seq(rec) -> tuple[str, str]:
         raise TypeError(
             f"a record must be an (id, sequence) pair, a Structure or a FASTA record, got {type(rec).__name__}"
         )
+    name = caller_id(name)
     if isinstance(seq, (bytes, bytearray)):
         seq = bytes(seq).decode("ascii", errors="replace")  # a non-ASCII byte is named by the scheme's check
     if not isinstance(seq, str):
-        raise TypeError(f"record {str(name)!r}: the sequence must be a str, got {type(seq).__name__}")
-    return str(name), seq
+        raise TypeError(f"record {name!r}: the sequence must be a str, got {type(seq).__name__}")
+    return name, seq
+
+
+def caller_id(name) -> str:
+    """A record's id as the caller gave it: a str, ``bytes`` read as ASCII (as a sequence's are)
+    or an integer written out (a table's row number); anything else is a TypeError naming it,
+    where ``str()`` of it named the record ``"None"``, ``"b'r1'"`` or ``"('a', 1)"`` in every
+    result and output."""
+    if isinstance(name, str):
+        return str(name)  # a NumPy str too
+    if isinstance(name, (bytes, bytearray)):
+        return bytes(name).decode("ascii", errors="replace")
+    if isinstance(name, numbers.Integral) and not isinstance(name, bool):
+        return str(int(name))
+    raise TypeError(f"record {name!r:.40}: the id must be a str, got {type(name).__name__}")
 
 
 def name_records(

@@ -27,7 +27,7 @@ import torch
 from ..config import load_json
 from ..mapping import Scheme
 from ..utils.io import atomic_dir, atomic_path
-from ..utils.paths import file_problem
+from ..utils.paths import broken_link, file_problem
 from .config import ARCHS, ESM2Config, positive_int
 from .convert import (
     add_fair_prefixes,
@@ -427,6 +427,8 @@ def load_backbone(
     elif HUB_ID.match(str(spec)):
         loaded = load_hf(hf_cached_folder(str(spec)), trust)
         loaded.meta["source"] = str(spec)
+    elif (why := broken_link(p)) is not None:
+        raise CheckpointError(f"{spec}: {why}")
     else:
         raise CheckpointError(
             f"{spec}: no such checkpoint file, model folder, ESM-2 model name or cached Hugging Face id"

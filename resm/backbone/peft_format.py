@@ -41,6 +41,7 @@ from .adapters import (
 )
 from .convert import LAYER_KEYS
 from .esm2 import ESM2
+from .load import non_finite
 
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
@@ -62,6 +63,10 @@ _UNSUPPORTED = {
     "target_parameters": None,
     "trainable_token_indices": None,
 }
+
+
+# PEFT's numeric fields -> AdapterConfig's, with PEFT's defaults
+_NUMBERS = (("r", "r", 8), ("lora_alpha", "alpha", 8), ("lora_dropout", "dropout", 0.0))
 
 
 def _hf_module(resm_module: str) -> str:
@@ -100,8 +105,9 @@ def read_peft_adapter(folder) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
     """(resm adapter config, adapter tensors under resm's portable keys) of a PEFT LoRA folder."""
     folder = Path(folder)
     cfg_file, weights = folder / CONFIG, folder / WEIGHTS
-    if not folder.is_dir():
-        raise AdapterError(f"{folder}: no such PEFT adapter folder")
+    if not folder.is_dir():  # a file was 'no such PEFT adapter folder'
+        there = f"is a file, not a PEFT adapter folder ({CONFIG} and {WEIGHTS})"
+        raise AdapterError(f"{folder}: {there if folder.exists() else 'no such PEFT adapter folder'}")
     for f in (cfg_file, weights):
         if not f.is_file():
             raise AdapterError(f"{f}: missing (a PEFT adapter folder holds {CONFIG} and {WEIGHTS})")
@@ -142,20 +148,30 @@ def read_peft_adapter(folder) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
         state[f"{module}.{ab}.weight"] = value
     if not state:
         raise AdapterError(f"{weights}: holds no LoRA weights")
+    if (bad := non_finite(raw)) is not None:  # scored every pair NaN: 'Input contains NaN.', naming nothing
+        raise AdapterError(f"{weights}: weight {bad} holds NaN or infinite values")
     per_module = {k.rsplit(".lora_", 1)[0] for k in state}
     if len(per_module) != len(layers) * len(targets):
         raise AdapterError(
             f"{weights}: the adapted modules are not the same in every adapted layer, which resm's adapters require"
         )
-    r = int(pc.get("r", 8))
+    values = {}
+    for key, field_, default in _NUMBERS:  # r 4.5 was read as 4, lora_alpha true as 1.0, null was a traceback
+        v = pc.get(key, default)
+        whole = isinstance(v, int) or (isinstance(v, float) and v.is_integer() and field_ == "r")
+        if isinstance(v, bool) or not (whole if field_ == "r" else isinstance(v, (int, float))):
+            want = "a whole number" if field_ == "r" else "a number"
+            raise AdapterError(f"{cfg_file}: field {key!r} is {v!r}; expected {want}")
+        values[field_] = int(v) if field_ == "r" else float(v)
+    for key, value in raw.items():  # lora_A is (r, in), lora_B (out, r): a field 'r' the weights do not have
+        rank = value.shape[0 if key.endswith("lora_A.weight") else -1] if value.dim() == 2 else None
+        if rank != values["r"]:
+            shape = tuple(value.shape)
+            raise AdapterError(
+                f"{cfg_file}: field 'r' is {values['r']}, but {weights.name} holds {key} of shape {shape}"
+            )
     try:
-        cfg = AdapterConfig(
-            r=r,
-            alpha=float(pc.get("lora_alpha", 8)),
-            dropout=float(pc.get("lora_dropout", 0.0)),
-            targets=[t for t in TARGETS if t in targets],
-            layers=sorted(layers),
-        )
+        cfg = AdapterConfig(**values, targets=[t for t in TARGETS if t in targets], layers=sorted(layers))
     except AdapterError as e:
         raise AdapterError(f"{cfg_file}: {e}") from None
     return cfg, state

@@ -4,6 +4,7 @@ the argument groups several commands take, and the small helpers of their handle
 from __future__ import annotations
 
 import argparse
+import numbers
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,7 +15,13 @@ from ..utils.device import MAX_THREADS, THREADS_RULE, threads_ok
 from ..utils.seeds import SEED_RULE, seed_ok
 
 # options dataclass field -> the command line's name for it (resm.config.options)
-CLI_NAMES = {"fmt": "format", "no_lp": "noLP", "trust": "trust_checkpoint", "layers": "repr_layers"}
+CLI_NAMES = {
+    "fmt": "format",
+    "no_lp": "noLP",
+    "trust": "trust_checkpoint",
+    "layers": "repr_layers",
+    "min_p": "bpp_min",
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,22 @@ def models_read(*options: tuple[str, str]) -> Callable[[argparse.Namespace], dic
     return files
 
 
+def probes_read(*options: tuple[str, str]) -> Callable[[argparse.Namespace], dict]:
+    """For :attr:`Command.inputs`: the record read beside each probe the options
+    (``(dest, what)``) name, ``PROBE.pt.json`` (its threshold and backbone), so that no output
+    replaces it: ``resm fold --probe p.pt -o p.pt.json`` wrote the structures over it."""
+
+    def files(a: argparse.Namespace) -> dict:
+        from ..structure.probe import sidecar_path
+
+        given = {what: getattr(a, dest, None) for dest, what in options}
+        return {
+            f"the record of {what}": sidecar_path(p) for what, p in given.items() if p is not None and str(p) != "-"
+        }
+
+    return files
+
+
 def model_inputs(*more: tuple[str, str]) -> tuple:
     """For :attr:`Command.inputs` of a command taking :func:`model_args`: the model and its
     ``--regression``, then ``more`` (the command's own inputs), then the files read through the
@@ -105,6 +128,12 @@ class HelpFormatter(argparse.HelpFormatter):
 # parser sets it), which the options dataclasses read. The Python API draws none unless asked.
 PROGRESS_BARS = True
 
+
+def _unit(v) -> bool:
+    """A probability: a number in [0, 1] (not NaN; not a bool, which the API may be handed)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1
+
+
 # option -> (rule, check): checked after parsing, before any work, for every command that has it
 OPTION_RULES = {
     "threads": (THREADS_RULE, threads_ok),  # tens of thousands crash torch
@@ -119,8 +148,8 @@ OPTION_RULES = {
     "limit": ("must be >= 1 (a number of sequences)", lambda v: v >= 1),
     "tile": ("must be >= 16", lambda v: v >= 16),
     "seed": (SEED_RULE, seed_ok),  # torch overflows past 2**64
-    "threshold": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan fails too
-    "bpp_min": ("must be a number in [0, 1]", lambda v: 0 <= v <= 1),  # nan, 2: a --bpp file without a pair
+    "threshold": ("must be a number in [0, 1]", lambda v: _unit(v)),  # nan fails too
+    "bpp_min": ("must be a number in [0, 1]", lambda v: _unit(v)),  # nan, 2: a --bpp file without a pair
     "jobs": (THREADS_RULE, threads_ok),  # RNAfold's -j, the same as --threads
     "dpi": ("must be in [10, 2400]", lambda v: 10 <= v <= 2400),
     "shard_size": ("must be >= 1", lambda v: v >= 1),

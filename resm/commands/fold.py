@@ -16,6 +16,7 @@ from .common import (
     max_length_arg,
     memory_check_arg,
     plural,
+    probes_read,
     report_stream,
     set_threads,
     shard_size_arg,
@@ -259,5 +260,11 @@ FOLD = Command(
         ("plot", "dir"),
         ("bpp_cache", "dir"),
     ),
-    inputs=(("fasta", "the input"), ("reference", "--reference"), ("model", "--model"), ("probe", "--probe")),
+    inputs=(
+        ("fasta", "the input"),
+        ("reference", "--reference"),
+        ("model", "--model"),
+        ("probe", "--probe"),
+        probes_read(("probe", "--probe")),
+    ),
 )

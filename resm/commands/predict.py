@@ -14,6 +14,7 @@ from .common import (
     device_args,
     models_read,
     print_metrics,
+    probes_read,
     refuse_stdin,
     report_stream,
     set_threads,
@@ -208,6 +209,7 @@ INTERACT = Command(
         ("probe", "--probe"),
         ("adapter", "--adapter"),
         models_read(("model", "--model"), ("backbone", "--backbone")),
+        probes_read(("probe", "--probe")),
     ),
 )
 PREDICT = Command(

@@ -433,18 +433,35 @@ def parse_pair_lines(
     seq, seq_line, file_len = "", 0, None
     first: dict[tuple[int, int], tuple[str, int]] = {}  # pair -> (as written, line)
     notes = _CommentNotes()
+    said: dict[str, tuple[str, int]] = {}  # header -> (its value, line)
+
+    def once(key: str, value: str, lineno: int) -> None:
+        # two records one after the other (cat a.pairs b.pairs) were read as one: the second's
+        # name and sequence with the pairs of both
+        if key in said and said[key][0] != value:
+            raise _err(
+                source,
+                lineno,
+                f"a second #{key}: line, {value[:30]!r} (the first, on line {said[key][1]}: "
+                f"{said[key][0][:30]!r}); a pair list holds one record (one file per record)",
+            )
+        said.setdefault(key, (value, lineno))
+
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if line.startswith("#"):
             if m := _NAME_RE.match(line):
                 if m.group(1).strip():  # an empty one keeps the file's name
                     name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
+                    once("Name", name, lineno)
             elif m := _LEN_RE.match(line):
                 if not _DIGITS.fullmatch(tok := m.group(1).strip()):
                     raise _err(source, lineno, f"length {tok!r} is not a whole number")
                 file_len = int(tok)
+                once("Length", tok, lineno)
             elif m := _SEQ_RE.match(line):
                 seq, seq_line = m.group(1).strip(), lineno
+                once("Sequence", seq, lineno)
                 if len(seq.split()) > 1:
                     raise _err(source, lineno, f"sequence {seq[:30]!r} holds whitespace")
             else:

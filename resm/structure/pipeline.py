@@ -455,12 +455,15 @@ def fold_fasta(
     write_structures = o.reference is None or o.out is not None or o.split_dir is not None
     mode = structure_output_mode(o.fmt, o.out, ids, o.split_dir) if write_structures else None
     check_distinct(**{"-o": o.out, "--bpp": o.bpp, "--report": o.report})
+    files = {"-o": o.out, "--bpp": o.bpp, "--report": o.report}  # none may be a file of a folder output
+    if mode == "dir":
+        record_file_names(ids, o.fmt, o.split_dir, files=files)
     _check_notes(o)
     if o.plot is not None:
         from .plot import plot_suffixes, require_matplotlib
 
         require_matplotlib()
-        record_file_names(ids, o.plot_style()[0], o.plot, plot_suffixes(o.compare))
+        record_file_names(ids, o.plot_style()[0], o.plot, plot_suffixes(o.compare), files)
     plan = _Plan(
         o.fmt,
         mode in ("stdout", "file"),

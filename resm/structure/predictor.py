@@ -88,6 +88,17 @@ def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
     return out
 
 
+def _check_options(given: dict[str, object]) -> None:
+    """The keywords of ``given`` held to the rules of their flags (``threshold`` as ``resm fold
+    --threshold``, ``min_p`` as ``--bpp-min``): a one-line FoldError naming the keyword."""
+    from ..commands.common import option_problem
+    from ..config import keyword
+
+    problem = option_problem(given, keyword)
+    if problem:
+        raise FoldError(problem)
+
+
 class Folded(NamedTuple):
     """One folded record, what :meth:`Predictor.fold` yields and :meth:`Predictor.fold_one`
     returns, whatever the model (a ``structure_model.pt``, a bundle's structure head, a zero-shot
@@ -137,6 +148,7 @@ class Folded(NamedTuple):
         (0: every pair listed; :func:`resm.structure.pair_probs.sparse_probs`)."""
         from .pair_probs import sparse_probs
 
+        _check_options({"min_p": min_p})  # NaN listed every pair, 2 none, as --bpp-min refuses them
         return sparse_probs(self.probs, min_p)
 
     def __repr__(self) -> str:
@@ -286,6 +298,7 @@ class MapPredictor(Predictor):
         stage of a long record.
         """
         switches = {"noncanonical": noncanonical, "progress": progress, "nested": nested, "no_lp": no_lp}
+        _check_options({"threshold": threshold})  # NaN or 2 predicted no pair, True was 1
         records = self._checked(records, switches)
         threshold = self.threshold if threshold is None else threshold
         return self._fold(records, threshold, method or self.method, noncanonical, progress, nested, no_lp, desc)

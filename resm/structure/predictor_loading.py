@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..config import flag
 from ..mapping import Scheme, get_scheme
+from ..utils.paths import broken_link
 from .io import FoldError, FoldUsageError
 from .predictor import PREDICTORS, MapPredictor, Namer, PairPredictor, PathLike, Predictor
 from .probe import ProbeFile
@@ -108,7 +109,9 @@ class PredictorOptions:
 
         path = Path(resolve_model(self.model))
         if not path.exists():
-            raise FoldError(f"{path}: no such structure model (train one with `resm finetune`)")
+            raise FoldError(
+                f"{path}: {broken_link(path) or 'no such structure model (train one with `resm finetune`)'}"
+            )
         return path
 
 

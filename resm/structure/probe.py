@@ -39,7 +39,7 @@ from ..backbone.esm2 import ESM2
 from ..config import load_json
 from ..mapping import MappingError, Scheme, list_schemes
 from ..utils.io import atomic_path, check_output
-from ..utils.paths import is_stream
+from ..utils.paths import file_problem, is_stream
 from .decode import METHODS, choose_threshold, decode, stored_threshold
 from .io import FoldError, Structure, read_structures
 from .metrics import evaluate
@@ -371,8 +371,9 @@ class ProbeFile:
         """The sidecar of the probe at ``path`` (no weights are loaded, no checks made)."""
         path = Path(path)
         side = sidecar_path(path)
-        if not path.is_file():
-            raise FoldError(f"{path}: no such probe file")
+        if not path.is_file():  # a folder or a named pipe was 'no such probe file'
+            problem = file_problem(path)
+            raise FoldError(f"{path}: {problem}, not a probe file" if problem else f"{path}: no such probe file")
         if not side.is_file():
             raise FoldError(
                 f"{path}: {side.name} is missing beside it (it records the threshold and the "

@@ -26,7 +26,7 @@ import io
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..utils.io import atomic_path, atomic_write_text, merge_dir
@@ -63,14 +63,22 @@ NAME_MAX = 255  # bytes in one file name (Linux, macOS)
 
 
 def record_file_names(
-    ids: Sequence[str], ext: str, folder: Path | None = None, suffixes: Sequence[str] = ("",)
+    ids: Sequence[str],
+    ext: str,
+    folder: Path | None = None,
+    suffixes: Sequence[str] = ("",),
+    files: Mapping[str, object] | None = None,
 ) -> dict[str, str]:
     """id -> ``<safe id>.<ext>``; refuses two ids that give the same name, an id too long for a
-    file name, and (with ``folder``) a file there that is one of the command's inputs. With
-    ``suffixes``, each record writes ``<safe id><suffix>.<ext>`` for every one (``--plot``'s
-    ``<id>.png`` and ``<id>_ss.png``), and no two records' files may share a name: records
-    ``x`` and ``x_ss`` would both write ``x_ss.png``."""
-    from ..utils.paths import check_not_input
+    file name, and (with ``folder``) a file there that is one of the command's inputs, or one of
+    its file outputs ``files`` (``{"--bpp": path}``: ``--plot d --bpp d/r1.png`` wrote the
+    figure over the pair probabilities and said it wrote both). With ``suffixes``, each record
+    writes ``<safe id><suffix>.<ext>`` for every one (``--plot``'s ``<id>.png`` and
+    ``<id>_ss.png``), and no two records' files may share a name: records ``x`` and ``x_ss``
+    would both write ``x_ss.png``."""
+    from ..utils.paths import check_not_input, is_stream, same_file
+
+    outputs = {k: v for k, v in (files or {}).items() if v is not None and not is_stream(v)}
 
     out: dict[str, str] = {}
     seen: dict[str, str] = {}
@@ -86,6 +94,9 @@ def record_file_names(
                 )
             if folder is not None:
                 check_not_input(Path(folder) / fn)
+                for opt, path in outputs.items():
+                    if same_file(Path(folder) / fn, path):
+                        raise FoldError(f"{opt} {path}: is the file {fn} that record {i!r} writes into {folder}")
             if fn.lower() in seen and seen[fn.lower()] != i:
                 raise FoldError(f"records {seen[fn.lower()]!r} and {i!r} would both be written to {fn}")
             seen[fn.lower()] = i

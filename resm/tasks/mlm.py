@@ -33,6 +33,7 @@ from ..data.masking import MaskingConfig, mask_batch, mlm_loss
 from ..data.pretrain import PretrainDataConfig, PretrainStream, unigram_entropy, validation_batches
 from ..mapping import get_scheme
 from ..train import Lockstep, all_sum
+from ..utils.seeds import SEED_RULE, seed_ok
 from .base import ModelConfig, TaskSpec, load_model_backbone
 
 __all__ = ["ValidationConfig", "MLMTask"]
@@ -50,6 +51,14 @@ class ValidationConfig:
 
     max_records: int | None = 2000
     mask_seed: int = 12345
+
+    def __post_init__(self):
+        # -1 was 'limit must be >= 0' at the first validation, naming no key; 0 warned that
+        # data.val_fraction left the validation split empty
+        if self.max_records is not None and self.max_records < 1:
+            raise ValueError(f"max_records must be >= 1 (null: every validation record), got {self.max_records}")
+        if not seed_ok(self.mask_seed):  # past 2**64 torch's generator overflowed mid-run
+            raise ValueError(f"mask_seed {SEED_RULE}, got {self.mask_seed!r}")
 
 
 class MLMTask:

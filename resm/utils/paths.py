@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import os
 import re
 import stat
@@ -60,6 +61,21 @@ def file_problem(path: str | os.PathLike, missing: bool = False) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return "is a folder" if stat.S_ISDIR(mode) else "is not a regular file"
+
+
+def broken_link(path: str | os.PathLike) -> str | None:
+    """What a path that is a symbolic link to nothing is (``"is a link that loops"``, ``"is a
+    link to X, which is not there"``), where a reader said 'no such file' of a path that is
+    there; None for any other path."""
+    p = os.fspath(path)
+    if not os.path.islink(p) or os.path.exists(p):
+        return None
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"is a link that loops ({e.strerror})"
+    return f"is a link to {os.readlink(p)}, which is not there"
 
 
 def numpy_problem(path: str | os.PathLike, error: BaseException) -> str | None:
