@@ -142,7 +142,9 @@ def test_the_head_learns_stems_that_the_prior_ranks_low():
         return torch.nn.functional.binary_cross_entropy_with_logits(head(batch), batch["target"])
 
     start = loss().item()
-    for _ in range(150):
+    # 80 steps: over three data and weight seeds the loss had fallen to 0.018-0.028 of its start,
+    # stems 0.87-0.92 and the rest 0.003-0.006 on average (150 steps: 0.004-0.013, 0.96-0.99)
+    for _ in range(80):
         opt.zero_grad()
         lo = loss()
         lo.backward()

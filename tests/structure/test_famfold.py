@@ -8,7 +8,7 @@ import json
 import numpy as np
 import yaml
 
-from tests.conftest import resm_cli
+from tests.conftest import resm_cli, resm_main
 
 RC = {"A": "U", "C": "G", "G": "C", "U": "A"}
 
@@ -44,7 +44,7 @@ def fake_data_dir(tmp_path):
 def test_famfold_training_and_evaluation(tmp_path):
     data = fake_data_dir(tmp_path)
     ckpt = tmp_path / "tiny.pt"
-    resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--out", ckpt)
+    resm_main("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--out", ckpt)
     cfg = {
         "task": "structure",
         "model": {"init": str(ckpt)},
@@ -62,8 +62,10 @@ def test_famfold_training_and_evaluation(tmp_path):
     }
     path = tmp_path / "famfold.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    for fold in ("5s", "tRNA"):
-        resm_cli(
+    # the first fold's training and the first evaluation through the real entry point, the other
+    # commands in this process (resm.cli.main: the same code without an interpreter's start-up)
+    for fold, run in (("5s", resm_cli), ("tRNA", resm_main)):
+        run(
             "finetune",
             "--config",
             path,
@@ -83,14 +85,14 @@ def test_famfold_training_and_evaluation(tmp_path):
     assert {r.name.split("_")[0] for r in task.train_records} == {"tRNA"}
     assert len(task.val_records) == 3 and all(r.name.startswith("tRNA") for r in task.val_records)
 
-    def evaluate(model, *options, **kw):  # resm evaluate structure on the family folds of `data`
+    def evaluate(model, *options, run=resm_main, **kw):  # resm evaluate structure on the family folds of `data`
         famfold = ("--dataset", "archiveii-famfold", "--data-dir", data)
-        return resm_cli("evaluate", "structure", "--model", model, *famfold, *options, **kw)
+        return run("evaluate", "structure", "--model", model, *famfold, *options, **kw)
 
     per_fold = str(tmp_path / "runs" / "{fold}" / "structure_model.pt")
     out = tmp_path / "famfold.md"
     folders = ("--folders", "rnafold", "eternafold")
-    evaluate(per_fold, "--out", out, *folders)
+    evaluate(per_fold, "--out", out, *folders, run=resm_cli)
     text = out.read_text()
     assert "archiveii-famfold 5s | 12 | **resm**" in text and "archiveii-famfold tRNA | 12 | rnafold" in text
 
@@ -114,6 +116,6 @@ def test_famfold_training_and_evaluation(tmp_path):
     assert pooled2["rnafold"][3] == pooled["rnafold"][3]
     assert len(list((tmp_path / "bpp").glob("*.npz"))) >= len(cached)
     p = evaluate(tmp_path / "runs" / "5s" / "structure_model.pt", check=False)
-    assert p.returncode == 1 and "{fold}" in p.stderr
-    p = resm_cli("finetune", "--config", path, f"data_dir={data}", "data.fold=nosuch", check=False)
+    assert p.returncode == 2 and "{fold}" in p.stderr  # a usage error (resm.config.UsageError)
+    p = resm_main("finetune", "--config", path, f"data_dir={data}", "data.fold=nosuch", check=False)
     assert p.returncode == 1 and "nosuch" in p.stderr and len(p.stderr.strip().splitlines()) == 1

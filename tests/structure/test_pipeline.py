@@ -15,7 +15,7 @@ from resm.structure.io import FoldError, iter_dbn, pair_list, read_structures
 from resm.structure.plot import plot_structure, require_matplotlib
 from resm.structure.predictor import MapPredictor
 from resm.structure.probe import ProbeFile, load_probe, predict_pair_probs, sidecar_path
-from tests.conftest import REPO, resm_cli
+from tests.conftest import REPO, resm_cli, resm_main
 
 TRAIN = """>h1
 GGGGAAACCCCAUAGCGCGAAAGCGCU
@@ -52,7 +52,7 @@ def one_line_error(p, expected: str) -> None:
 def work(tmp_path_factory):
     """Checkpoint, labelled structures and a probe fitted with ``resm probe``."""
     d = tmp_path_factory.mktemp("fold")
-    resm("init-checkpoint", "--arch", "tiny", "--out", d / "tiny.pt", "--seed", "0")
+    resm_main("init-checkpoint", "--arch", "tiny", "--out", d / "tiny.pt", "--seed", "0")
     (d / "train.dbn").write_text(TRAIN)
     (d / "val.dbn").write_text(VAL)
     (d / "in.fa").write_text(FASTA)
@@ -62,10 +62,12 @@ def work(tmp_path_factory):
     return d, p.stdout
 
 
-def fold_with_probe(d, *args, fasta=None, **kw):
+def fold_with_probe(d, *args, fasta=None, run=resm_main, **kw):
     """``resm fold`` of ``fasta`` (else the work folder's in.fa) with the tiny backbone and the
-    probe of :func:`work`; ``args``: the options of the case."""
-    return resm("fold", fasta or d / "in.fa", "--model", d / "tiny.pt", "--probe", d / "probe.pt", *args, **kw)
+    probe of :func:`work`; ``args``: the options of the case. In this process (resm.cli.main, the
+    same code without an interpreter's start-up) unless ``run`` is :func:`resm_cli`: the probe's
+    fitting and the fold to standard output run the real entry point."""
+    return run("fold", fasta or d / "in.fa", "--model", d / "tiny.pt", "--probe", d / "probe.pt", *args, **kw)
 
 
 def assert_valid(rec) -> None:
@@ -107,7 +109,7 @@ def test_fold_dbn_with_plots(work, tmp_path):
 
 def test_fold_dbn_to_stdout_uses_the_probe_threshold(work):
     d, _ = work
-    p = fold_with_probe(d)
+    p = fold_with_probe(d, run=resm_cli)
     recs = list(iter_dbn(p.stdout.splitlines()))
     assert [r.name for r in recs] == list(LENGTHS)
     # the same as the library with the probe's own threshold and method
@@ -166,16 +168,16 @@ def test_reference_sequences_are_compared_after_normalising(tmp_path):
 def test_probe_for_another_backbone_is_refused(work, tmp_path):
     d, _ = work
     other = tmp_path / "other.pt"
-    resm("init-checkpoint", "--arch", "tiny", "--out", other, "--seed", "1")
+    resm_main("init-checkpoint", "--arch", "tiny", "--out", other, "--seed", "1")
     out = tmp_path / "pred.dbn"
-    p = resm("fold", d / "in.fa", "--model", other, "--probe", d / "probe.pt", "-o", out, check=False)
+    p = resm_main("fold", d / "in.fa", "--model", other, "--probe", d / "probe.pt", "-o", out, check=False)
     one_line_error(p, "probe was fitted on another backbone")
     assert not out.exists()
 
 
 def test_fold_without_zero_shot_needs_a_structure_model(work, tmp_path):
     d, _ = work
-    p = resm("fold", d / "in.fa", "--model", d / "tiny.pt", "-o", tmp_path / "x.dbn", check=False)
+    p = resm_main("fold", d / "in.fa", "--model", d / "tiny.pt", "-o", tmp_path / "x.dbn", check=False)
     one_line_error(p, "not a resm structure model")  # a bare backbone is not a structure model
     assert not list(tmp_path.iterdir())
 

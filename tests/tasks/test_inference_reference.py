@@ -62,17 +62,20 @@ def _model(heads=("rri", "mrl"), rri_length=40):
 
 # ------------------------------------------------------------------ resm interact: the scan
 @torch.no_grad()
-def _window_pair(tm, scheme, a, b, x, y, w):
-    """Logit and (wa, wb) pair logits of a[x:x+w] x b[y:y+w], each window's tokens cut from its
-    partner mapped whole, run through the backbone and the head directly."""
-    out = []
-    for seq, s in ((a, x), (b, y)):
-        n = min(w, len(seq))
-        toks = pad_batch([scheme.encode(seq)[s : s + n]])
-        h = tm.encoder.backbone(toks, return_logits=False)["last_hidden"][:, 1:-1]
-        nuc = torch.from_numpy(rna_codes(seq)[s : s + n].astype(np.int64))[None]
-        out.append((h, torch.ones(1, n, dtype=torch.bool), nuc))
-    (ha, ma, na), (hb, mb, nb) = out
+def _window(tm, scheme, seq, s, w):
+    """seq[s:s+w]'s states, mask and nucleotide codes: the window's tokens cut from its partner
+    mapped whole, run through the backbone alone (one window, no batch to share)."""
+    n = min(w, len(seq))
+    toks = pad_batch([scheme.encode(seq)[s : s + n]])
+    h = tm.encoder.backbone(toks, return_logits=False)["last_hidden"][:, 1:-1]
+    nuc = torch.from_numpy(rna_codes(seq)[s : s + n].astype(np.int64))[None]
+    return h, torch.ones(1, n, dtype=torch.bool), nuc
+
+
+@torch.no_grad()
+def _window_pair(tm, a_window, b_window):
+    """Logit and (wa, wb) pair logits of two windows (as _window gives them) through the head."""
+    (ha, ma, na), (hb, mb, nb) = a_window, b_window
     r = tm.heads["rri"](ha, ma, hb, mb, na, nb)
     return float(r["logit"][0]), r["pair_logits"][0].numpy()
 
@@ -88,7 +91,10 @@ def _brute_scan(tm, scheme, a, b, w, stride, max_sites):
         return s + [n - w]
 
     wa, wb = min(w, len(a)), min(w, len(b))
-    scored = [(*_window_pair(tm, scheme, a, b, x, y, w), x, y) for x in starts(len(a)) for y in starts(len(b))]
+    # each window through the backbone once (it reads its window alone, whatever the partner)
+    win_a = {x: _window(tm, scheme, a, x, w) for x in starts(len(a))}
+    win_b = {y: _window(tm, scheme, b, y, w) for y in starts(len(b))}
+    scored = [(*_window_pair(tm, win_a[x], win_b[y]), x, y) for x in win_a for y in win_b]
     full = np.zeros((len(a), len(b)))
     for _, pl, x, y in scored:
         for i in range(wa):

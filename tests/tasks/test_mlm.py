@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from resm.backbone.load import load_backbone
-from tests.conftest import REPO, killed_at_checkpoint, logged, resm_cli
+from tests.conftest import REPO, killed_at_checkpoint, logged, resm_cli, resm_main
 
 
 def corpus(path, n=160, seed=0):
@@ -100,14 +100,16 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 
 def test_resume_with_changed_config_is_refused(tmp_path):
     cfg = write_cfg(tmp_path, max_steps=5, val_every=0)
-    run("pretrain", "--config", cfg)
+    # the first run and the refusals in this process (resm.cli.main, the same code without an
+    # interpreter's start-up); the resumed run through the real entry point
+    resm_main("pretrain", "--config", cfg)
     listing = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     # a change to the task's own sections is always refused, naming the key and both values
-    p = run("pretrain", "--config", cfg, "train.max_steps=8", "masking.mask_prob=0.3", check=False)
+    p = resm_main("pretrain", "--config", cfg, "train.max_steps=8", "masking.mask_prob=0.3", check=False)
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
     assert "masking.mask_prob 0.15 → 0.3 differs from its checkpoint step_00000005" in p.stderr
     # an optim/train change too, unless accepted explicitly
-    p = run("pretrain", "--config", cfg, "train.max_steps=8", "optim.lr=1e-3", check=False)
+    p = resm_main("pretrain", "--config", cfg, "train.max_steps=8", "optim.lr=1e-3", check=False)
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
     assert "optim.lr 0.003 → 0.001, train.max_steps 5 → 8 differ" in p.stderr
     assert "train.resume_changed=true" in p.stderr

@@ -134,7 +134,10 @@ def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
 
     test = write_pairs(tmp_path / "test.tsv", rri_pairs(200, 9))
     out, maps = tmp_path / "scores.tsv", tmp_path / "maps.npz"
-    p = resm_cli("interact", test, "--model", folder, "-o", out, "--maps", maps)  # the real entry point
+    # in process (resm.cli.main): tests/tasks/test_long_heads.py and test_shared_adapter.py run a
+    # bundle's interact, --maps included, through the real entry point, whose start-up here is
+    # mostly peft's import (seconds)
+    p = resm_main("interact", test, "--model", folder, "-o", out, "--maps", maps)
     assert "auroc" in p.stdout
     lines = out.read_text().splitlines()
     assert lines[0].split("\t") == ["index", "a_name", "b_name", "score", "label"] and len(lines) == 201
@@ -152,7 +155,6 @@ def test_rri_learns_and_bundle_serves_interact(tmp_path, tiny_ckpt):
     np.testing.assert_allclose(z["pair1"], pm[0], atol=1e-3)
 
     # unlabelled input: scores only; a missing sequence is a one-line error naming the line
-    # (the rest in process: the same resm.cli.main without a new interpreter's start-up)
     resm_main(
         "interact",
         write_pairs(tmp_path / "u.tsv", rri_pairs(5, 3), labels=False),

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import resm_cli
+from tests.conftest import resm_main
 from tests.tasks.test_rri_mrl import rand, rri_pairs, utr_rows, write_pairs, write_utrs
 from tests.tasks.test_structure_task import hairpins
 
@@ -87,7 +87,7 @@ def shared(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("shared")
     ckpt = d / "tiny.pt"
-    resm_cli("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "1", "--out", ckpt)
+    resm_main("init-checkpoint", "--arch", "tiny", "--scheme", "kdny", "--seed", "1", "--out", ckpt)
     cfg = shared_config(d, ckpt)
     task = JointTask(cfg)  # seeded: the run starts from exactly these weights
     before = batch_losses(task, task.model)
@@ -132,14 +132,17 @@ def test_the_bundle_serves_fold_interact_predict_and_the_api(shared, tmp_path):
     seq = "GGGCGCAAGCCUUCGGGCGCCAUAGCGGAAACCGCU"
     fa = tmp_path / "x.fa"
     fa.write_text(f">x\n{seq}\n")
-    resm_cli("fold", fa, "--model", folder, "-o", tmp_path / "x.dbn", "--threads", "1")
+    # the commands in this process (resm.cli.main): a new interpreter's start-up here is mostly
+    # peft's import; the real entry point serves bundles in tests/tasks/test_bundle_commands.py
+    # (fold), test_long_heads.py (interact) and test_rri_mrl.py (predict --task mrl)
+    resm_main("fold", fa, "--model", folder, "-o", tmp_path / "x.dbn", "--threads", "1")
     mir, utr = rand(rng, 21), rand(rng, 300)
     pairs = tmp_path / "p.tsv"
     pairs.write_text(f"a_name\ta_seq\tb_name\tb_seq\nm\t{mir}\tu\t{utr}\n")
-    resm_cli("interact", pairs, "--model", folder, "-o", tmp_path / "s.tsv")
+    resm_main("interact", pairs, "--model", folder, "-o", tmp_path / "s.tsv")
     utrs = tmp_path / "u.fa"
     utrs.write_text(f">a\n{utr[:30]}\n>b\n{utr[:40]}\n")
-    resm_cli("predict", "--task", "mrl", utrs, "--model", folder, "-o", tmp_path / "m.tsv")
+    resm_main("predict", "--task", "mrl", utrs, "--model", folder, "-o", tmp_path / "m.tsv")
 
     b = resm.load_bundle(folder, device="cpu")
     assert b.heads == {"structure": "structure", "rri": "rri", "mrl": "mrl"}
