@@ -659,6 +659,8 @@ def load_bundle(
         why = f"is a file, not a {what}" if folder.exists() else no_such(folder, what)
         raise A.AdapterError(f"{folder}: {why}")
     onehot = sorted(folder.glob("onehot-*.pt"))
+    if onehot and adapter is not None:
+        raise A.AdapterError(f"{adapter}: the bundle {folder} is a one-hot baseline: no backbone for an adapter")
     if onehot:
         from ..backbone.load import safe_load
 
@@ -695,7 +697,13 @@ def load_bundle(
 
         if len(names) > 1:
             raise A.AdapterError(f"{folder}: the bundle holds {len(names)} adapters; a PEFT folder replaces only one")
-        load_peft_adapter(adapter, bb, names[0] if names else "shared")
+        load_peft_adapter(adapter, bb, names[0] if names else "shared")  # its own faults are named first
+        if not names:  # nothing to take the place of: the heads read the backbone's own features
+            mode = next(iter(entries.values())).get("extra", {}).get("mode", "frozen")
+            raise A.AdapterError(
+                f"{adapter}: the bundle {folder} holds no adapter for it to replace (trained in mode {mode}: "
+                "its heads read the backbone without one)"
+            )
         names = []
         entries = {k: dict(e, adapter=None) for k, e in entries.items()}  # the PEFT adapter stays active
     for n in names:
