@@ -1,7 +1,7 @@
 """The tenth hostile-input audit: each case was an input resm took silently or said wrongly: a
 link that loops or points at nothing, given as ``resm evaluate``'s model, a compare config's
-data file, a probe's or fold's structures, an export's checkpoint or a training config's file,
-was said not to exist ('No such file or directory', 'not found') of a path that is there, now
+data file, a probe's or fold's structures, an export's checkpoint (or a step of its run) or a
+training config's file, was said not to exist ('No such file or directory', 'not found') of a path that is there, now
 said through :func:`resm.utils.paths.no_such` (or, for what Python's ``open`` raises, the one
 line of every OSError); ``resm fold --model BUNDLE -o BACKBONE`` wrote over the backbone the
 bundle records; ``resm interact --adapter`` on a bundle with no adapter (frozen backbone, or the
@@ -97,6 +97,22 @@ CASES = [
         1,
         [DANGLING],
         _links,
+    ),
+]
+
+
+def _run_with_a_dangling_step(p: dict) -> None:
+    shutil.copytree(Path(p["run"]), Path(p["t"]) / "run")
+    (Path(p["t"]) / "run" / "checkpoints" / "step_00000009").symlink_to("gone")
+
+
+CASES += [
+    Case(
+        "export/link-dangling-checkpoint-step",
+        ["export", "{t}/run", "--out", "{t}/esm2_x.pt"],
+        1,
+        ["{t}/run/checkpoints/step_00000009: not a complete checkpoint (is a link to gone, which is not there)"],
+        _run_with_a_dangling_step,
     ),
 ]
 
