@@ -130,7 +130,7 @@ def csv_problem(e: csv.Error) -> str:
         return str(e)
     limit = csv.field_size_limit()
     return (
-        f"a field of more than {limit:,} characters (longer than any sequence resm reads; a quote "
+        f"a field of more than {limit:,} characters (no field resm reads is that long; a quote "
         "left open runs a field on to the end of the file)"
     )
 

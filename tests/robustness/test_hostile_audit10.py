@@ -211,7 +211,7 @@ def _open_quote(name: str, header: str, row: str):
     return setup
 
 
-FIELD = "line 3: a field of more than 131,072 characters (longer than any sequence resm reads; a quote left open"
+FIELD = "line 3: a field of more than 131,072 characters (no field resm reads is that long; a quote left open"
 CASES += [
     Case(
         "interact/pairs-field-over-the-csv-limit",
@@ -226,6 +226,40 @@ CASES += [
         1,
         ["{t}/u.csv " + FIELD],
         _open_quote("u.csv", "id,utr\nu1,ACGUACGU", 'u2,"ACGU'),
+    ),
+]
+
+
+def _archiveii(table: str, split: str = ""):
+    """``{t}/data``: a data folder whose ArchiveII table (and fold table) have a quote left open."""
+
+    def setup(p: dict) -> None:
+        d = Path(p["t"]) / "data" / "ss" / "archiveII"
+        d.mkdir(parents=True)
+        (d / "ArchiveII.csv").write_text(table)
+        (d / "split_famfold.csv").write_text(split)
+        shutil.copy2(p["structure_model"], Path(p["t"]) / "m_f1.pt")  # the model of fold f1
+
+    return setup
+
+
+GOOD_ARCHIVE = 'id,sequence,len,structure,base_pairs\na,GGGGAAACCCC,11,((((...)))),"[[1,11],[2,10]]"\n'
+OPEN_QUOTE = '"' + "A" * 140_000 + "\n"
+ARCHIVE_EVAL = ["evaluate", "structure", "--model", "{structure_model}", "--folders", "--data-dir", "{t}/data"]
+CASES += [
+    Case(
+        "evaluate/archiveii-field-over-the-csv-limit",
+        [*ARCHIVE_EVAL, "--dataset", "archiveii"],
+        1,
+        ["ArchiveII.csv line 3: a field of more than 131,072 characters"],
+        _archiveii(GOOD_ARCHIVE + "b," + OPEN_QUOTE),
+    ),
+    Case(
+        "evaluate/famfold-split-field-over-the-csv-limit",
+        [*ARCHIVE_EVAL, "--dataset", "archiveii-famfold", "--model", "{t}/m_{{fold}}.pt", "--folds", "f1"],
+        1,
+        ["split_famfold.csv line 3: a field of more than 131,072 characters"],
+        _archiveii(GOOD_ARCHIVE, "fold_name,partition,id\nf1,test,a\nf1," + OPEN_QUOTE),
     ),
 ]
 
