@@ -114,6 +114,6 @@ def test_famfold_training_and_evaluation(tmp_path):
     assert pooled2["rnafold"][3] == pooled["rnafold"][3]
     assert len(list((tmp_path / "bpp").glob("*.npz"))) >= len(cached)
     p = evaluate(tmp_path / "runs" / "5s" / "structure_model.pt", check=False)
-    assert p.returncode == 1 and "{fold}" in p.stderr
+    assert p.returncode == 2 and "{fold}" in p.stderr
     p = resm_cli("finetune", "--config", path, f"data_dir={data}", "data.fold=nosuch", check=False)
     assert p.returncode == 1 and "nosuch" in p.stderr and len(p.stderr.strip().splitlines()) == 1
