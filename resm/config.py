@@ -546,7 +546,9 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str,
     try:
         cfg = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader) or {}
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        from .utils.paths import no_such
+
+        raise ConfigError(f"{path}: {no_such(path, 'config file')}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     except UnicodeDecodeError as e:

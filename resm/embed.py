@@ -234,7 +234,9 @@ def read_embeddings(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
             return arrays, load_json(str(z["__index__"]))
     except Exception as e:  # noqa: BLE001 -- every reader's error: one message naming the file
         if isinstance(e, FileNotFoundError):
-            raise ValueError(f"{path}: no such file") from None
+            from .utils.paths import no_such
+
+            raise ValueError(f"{path}: {no_such(path, 'file')}") from None
         text = " ".join(str(e).split())
         why = numpy_problem(path, e) or (f"{type(e).__name__}: {text}" if text else type(e).__name__)
         raise ValueError(f"{path}: not a readable embeddings file ({why})") from None

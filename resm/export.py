@@ -23,14 +23,14 @@ from .mapping import get_scheme
 from .train import newest_checkpoint
 from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
 from .utils.io import transaction
-from .utils.paths import same_file
+from .utils.paths import no_such, same_file
 
 
 def resolve_checkpoint(path: Path) -> Path:
     """A checkpoint folder, or a run folder (its newest checkpoint)."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint or run folder")
+        raise CheckpointError(f"{path}: {no_such(path, 'checkpoint or run folder')}")
     if not path.is_dir():
         raise CheckpointError(f"{path}: is a file; give a run folder or one of its checkpoints/step_* folders")
     if any(path.glob("trainer_rank0.*")):

@@ -37,6 +37,7 @@ import torch
 
 from .backbone.load import CheckpointError, load_failure, safe_load
 from .config import ConfigError, format_version_problem, load_json
+from .utils.paths import no_such
 
 __all__ = [
     "STATE_FORMAT",
@@ -168,7 +169,7 @@ def checkpoint_problem(folder: Path) -> str | None:
     checkpoint holds was damaged or made by hand."""
     folder = Path(folder)
     if not folder.is_dir():
-        return "a file, not a checkpoint folder" if folder.exists() else "missing"
+        return "a file, not a checkpoint folder" if folder.exists() else no_such(folder, "folder")
     if not any((folder / f"trainer_rank0.{ext}").is_file() for ext in ("json", "pt")):
         return "no trainer_rank0.json"
     if not (folder / "engine.pt").is_file() and not (folder / "ds").is_dir():

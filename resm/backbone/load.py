@@ -27,7 +27,7 @@ import torch
 from ..config import load_json
 from ..mapping import Scheme
 from ..utils.io import atomic_dir, atomic_path
-from ..utils.paths import broken_link, file_problem
+from ..utils.paths import broken_link, file_problem, no_such
 from .config import ARCHS, ESM2Config, positive_int
 from .convert import (
     add_fair_prefixes,
@@ -135,7 +135,7 @@ def safe_load(
             f"checkpoint (loading it could run code)" + (f"; {hint}" if hint else "")
         ) from None
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
+        raise CheckpointError(f"{path}: {no_such(path, 'file')}") from None
     except PermissionError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
     except Exception as e:  # torch raises many kinds of error for a file that is no checkpoint

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..config import load_json
-from ..utils.paths import file_problem
+from ..utils.paths import file_problem, no_such
 from .adapters import (
     TARGETS,
     AdapterConfig,
@@ -107,7 +107,7 @@ def read_peft_adapter(folder) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
     cfg_file, weights = folder / CONFIG, folder / WEIGHTS
     if not folder.is_dir():  # a file was 'no such PEFT adapter folder'
         there = f"is a file, not a PEFT adapter folder ({CONFIG} and {WEIGHTS})"
-        raise AdapterError(f"{folder}: {there if folder.exists() else 'no such PEFT adapter folder'}")
+        raise AdapterError(f"{folder}: {there if folder.exists() else no_such(folder, 'PEFT adapter folder')}")
     for f in (cfg_file, weights):
         if not f.is_file():
             raise AdapterError(f"{f}: missing (a PEFT adapter folder holds {CONFIG} and {WEIGHTS})")

@@ -15,6 +15,7 @@ from .common import (
     device_args,
     max_length_arg,
     memory_check_arg,
+    models_read,
     plural,
     probes_read,
     report_stream,
@@ -265,6 +266,7 @@ FOLD = Command(
         ("reference", "--reference"),
         ("model", "--model"),
         ("probe", "--probe"),
+        models_read(("model", "--model")),
         probes_read(("probe", "--probe")),
     ),
 )

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..structure.io import Structure
+from ..utils.paths import no_such
 
 __all__ = ["Split", "load_split", "TaskData", "count_of", "table_file"]
 
@@ -113,4 +114,4 @@ def table_file(path: str, key: str) -> Path:
         raise ConfigError(f"{key}: {p} is a folder, not a file")
     if p.exists():
         raise ConfigError(f"{key}: {p} is not a regular file")
-    raise ConfigError(f"{key}: {p} not found")
+    raise ConfigError(f"{key}: {p}: {no_such(p, 'file')}")

@@ -27,6 +27,7 @@ from ..mapping import MappingError, Scheme
 from ..nucleotides import UNKNOWN_BASE, normalise_lenient, rna_codes
 from ..structure.io import Structure, read_structures
 from ..structure.pairsets import PairRecord, PairSet
+from ..utils.paths import no_such
 from ..utils.seeds import SEED_RULE, seed_ok
 from .stream import EpochStream, digest_of
 
@@ -373,7 +374,7 @@ def family_split(
             if fam is not None:
                 seq_family.setdefault(normalise_lenient("".join(buf)), fam)
     except FileNotFoundError:
-        raise ConfigError(f"data.families: {families_fasta}: no such file") from None
+        raise ConfigError(f"data.families: {families_fasta}: {no_such(families_fasta, 'file')}") from None
     fams = [seq_family.get(normalise_lenient(r.seq)) for r in records]
     known = sorted({f for f in fams if f})
     if not known:

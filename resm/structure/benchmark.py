@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from ..config import UsageError
 from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
+from ..utils.paths import file_problem, no_such
 from .datasets import FAMFOLD_SPLIT, load_dataset, read_split, reference_views, restrict, view_class
 from .folders import FOLDERS, FolderUnavailable, on_record
 from .io import Structure
@@ -90,9 +91,8 @@ def check_models(model_path, folds: Sequence[str] = ()) -> None:
     paths = [str(model_path).replace("{fold}", f) for f in folds] if "{fold}" in str(model_path) else [str(model_path)]
     for p in paths:
         if not Path(p).is_file():
-            raise FileNotFoundError(
-                f"{p}: no such structure model (a structure_model.pt from resm finetune, or 'default')"
-            )
+            what = "structure model (a structure_model.pt from resm finetune, or 'default')"
+            raise FileNotFoundError(f"{p}: {file_problem(p) if Path(p).exists() else no_such(p, what)}")
 
 
 @dataclass(frozen=True)

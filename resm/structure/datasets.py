@@ -58,16 +58,23 @@ def read_split(path: str | os.PathLike) -> dict[str, dict[str, set]]:
     ``partition`` (train / valid / test) and ``id`` (ArchiveII's split_famfold.csv)."""
     import csv
 
+    from ..data.rri import csv_problem
+
     out: dict[str, dict[str, set]] = {}
+    n = 0  # the line of the last row read
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = csv.DictReader(fh)
-        missing = {"fold_name", "partition", "id"} - set(rows.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: fold table lacks column(s) {sorted(missing)}")
-        for n, r in enumerate(rows, 2):
-            if not r["fold_name"] or r["partition"] not in ("train", "valid", "test") or not r["id"]:
-                raise ValueError(f"{path} line {n}: expected fold_name, partition in train/valid/test, id")
-            out.setdefault(r["fold_name"], {"train": set(), "valid": set(), "test": set()})[r["partition"]].add(r["id"])
+        try:
+            rows = csv.DictReader(fh)
+            missing = {"fold_name", "partition", "id"} - set(rows.fieldnames or [])
+            if missing:
+                raise ValueError(f"{path}: fold table lacks column(s) {sorted(missing)}")
+            for n, r in enumerate(rows, 2):
+                if not r["fold_name"] or r["partition"] not in ("train", "valid", "test") or not r["id"]:
+                    raise ValueError(f"{path} line {n}: expected fold_name, partition in train/valid/test, id")
+                parts = out.setdefault(r["fold_name"], {"train": set(), "valid": set(), "test": set()})
+                parts[r["partition"]].add(r["id"])
+        except csv.Error as e:
+            raise ValueError(f"{path} line {n + 1}: {csv_problem(e)}") from None
     return out
 
 

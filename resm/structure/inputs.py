@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..fasta import FastaError, open_text, parse_fasta, record_id, refuse_device, text_encoding
-from ..utils.paths import broken_link
+from ..utils.paths import no_such
 from .annotations import parse_note
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn, parse_pair_lines
 
@@ -98,7 +98,7 @@ def _check_file(path) -> Path:
     if p.is_dir():
         raise FastaError(f"{p}: is a directory, not a sequence file")
     if not p.exists():
-        raise FastaError(f"{p}: {broken_link(p) or 'no such file'}")
+        raise FastaError(f"{p}: {no_such(p, 'file')}")
     return p
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import UsageError, load_json
+from ..data.rri import csv_problem
 from ..fasta import checked_name, open_text
 from .partners import (
     StructureError,
@@ -669,10 +670,20 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
     src = path.name
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        missing = {"id", "sequence", "base_pairs"} - set(reader.fieldnames or [])
+        ln = 1  # the line of the last row read
+        try:
+            missing = {"id", "sequence", "base_pairs"} - set(reader.fieldnames or [])
+        except csv.Error as e:
+            raise _err(src, 1, csv_problem(e)) from None
         if missing:
             raise _err(src, 1, f"missing columns {sorted(missing)}")
-        for row in reader:
+        while True:
+            try:
+                row = next(reader, None)
+            except csv.Error as e:
+                raise _err(src, ln + 1, csv_problem(e)) from None
+            if row is None:
+                break
             ln = reader.line_num
             seq = row["sequence"] or ""
             if row.get("len") not in (None, "") and _int(row["len"], src, ln, "len") != len(seq):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..config import flag
 from ..mapping import Scheme, get_scheme
-from ..utils.paths import broken_link
+from ..utils.paths import no_such
 from .io import FoldError, FoldUsageError
 from .predictor import PREDICTORS, MapPredictor, Namer, PairPredictor, PathLike, Predictor
 from .probe import ProbeFile
@@ -109,9 +109,7 @@ class PredictorOptions:
 
         path = Path(resolve_model(self.model))
         if not path.exists():
-            raise FoldError(
-                f"{path}: {broken_link(path) or 'no such structure model (train one with `resm finetune`)'}"
-            )
+            raise FoldError(f"{path}: {no_such(path, 'structure model (train one with `resm finetune`)')}")
         return path
 
 

@@ -39,7 +39,7 @@ from ..backbone.esm2 import ESM2
 from ..config import load_json
 from ..mapping import MappingError, Scheme, list_schemes
 from ..utils.io import atomic_path, check_output
-from ..utils.paths import file_problem, is_stream
+from ..utils.paths import file_problem, is_stream, no_such
 from .decode import METHODS, choose_threshold, decode, stored_threshold
 from .io import FoldError, Structure, read_structures
 from .metrics import evaluate
@@ -323,7 +323,7 @@ def backbone_sha256(source: str | os.PathLike) -> str:
         if not files:
             raise FoldError(f"{p}: no *.safetensors or *.bin weights to identify the backbone by")
         return _sha256_files(files, named=True)
-    raise FoldError(f"{p}: backbone file not found (cannot check the probe against it)")
+    raise FoldError(f"{p}: {no_such(p, 'backbone file')} (cannot check the probe against it)")
 
 
 # ----------------------------------------------------------------------------- the sidecar
@@ -373,7 +373,8 @@ class ProbeFile:
         side = sidecar_path(path)
         if not path.is_file():  # a folder or a named pipe was 'no such probe file'
             problem = file_problem(path)
-            raise FoldError(f"{path}: {problem}, not a probe file" if problem else f"{path}: no such probe file")
+            why = f"{problem}, not a probe file" if problem and path.exists() else no_such(path, "probe file")
+            raise FoldError(f"{path}: {why}")
         if not side.is_file():
             raise FoldError(
                 f"{path}: {side.name} is missing beside it (it records the threshold and the "

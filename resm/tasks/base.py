@@ -37,6 +37,7 @@ from ..config import ConfigError, from_dict
 from ..data.stream import EpochStream, digest_of, item_bytes
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import UNKNOWN_BASE, rna_codes
+from ..utils.paths import no_such
 from ..utils.seeds import SEED_RULE, seed_ok
 
 __all__ = [
@@ -261,8 +262,9 @@ def load_model_backbone(cfg, scheme: Scheme):
         a_file = Path(init).suffix in (".pt", ".pth", ".bin") or ("/" in init and not HUB_ID.match(init))
         if a_file and not Path(init).exists():
             raise ConfigError(
-                f"model.init: {cfg.init}: no such checkpoint; make it first (resm pretrain --config cpu_demo "
-                f"writes runs/cpu_demo/model.pt) or start from the shipped model's backbone: model.init=default"
+                f"model.init: {cfg.init}: {no_such(init, 'checkpoint')}; make it first "
+                "(resm pretrain --config cpu_demo writes runs/cpu_demo/model.pt) or start from the shipped "
+                "model's backbone: model.init=default"
             )
         loaded = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint)
         return loaded.model, loaded.meta.get("arch"), cfg.init
@@ -621,9 +623,8 @@ def open_bundle(folder, backbone: str | None = None, trust: bool = False, adapte
 
     folder = Path(folder)
     if not is_bundle(folder):
-        raise BundleError(
-            f"{folder}: not a model bundle (a folder with manifest.json: out_dir/model of `resm finetune`)"
-        )
+        what = "model bundle (a folder with manifest.json: out_dir/model of `resm finetune`)"
+        raise BundleError(f"{folder}: {f'not a {what}' if folder.exists() else no_such(folder, what)}")
     try:
         return load_bundle(folder, backbone=backbone, trust=trust, adapter=adapter)
     except (AdapterError, CheckpointError, MappingError) as e:
@@ -654,8 +655,12 @@ def load_bundle(
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise A.AdapterError(f"{folder}: no such model folder (out_dir/model of `resm finetune`)")
+        what = "model folder (out_dir/model of `resm finetune`)"
+        why = f"is a file, not a {what}" if folder.exists() else no_such(folder, what)
+        raise A.AdapterError(f"{folder}: {why}")
     onehot = sorted(folder.glob("onehot-*.pt"))
+    if onehot and adapter is not None:
+        raise A.AdapterError(f"{adapter}: the bundle {folder} is a one-hot baseline: no backbone for an adapter")
     if onehot:
         from ..backbone.load import safe_load
 
@@ -692,7 +697,13 @@ def load_bundle(
 
         if len(names) > 1:
             raise A.AdapterError(f"{folder}: the bundle holds {len(names)} adapters; a PEFT folder replaces only one")
-        load_peft_adapter(adapter, bb, names[0] if names else "shared")
+        load_peft_adapter(adapter, bb, names[0] if names else "shared")  # its own faults are named first
+        if not names:  # nothing to take the place of: the heads read the backbone's own features
+            mode = next(iter(entries.values())).get("extra", {}).get("mode", "frozen")
+            raise A.AdapterError(
+                f"{adapter}: the bundle {folder} holds no adapter for it to replace (trained in mode {mode}: "
+                "its heads read the backbone without one)"
+            )
         names = []
         entries = {k: dict(e, adapter=None) for k, e in entries.items()}  # the PEFT adapter stays active
     for n in names:

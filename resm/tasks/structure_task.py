@@ -64,6 +64,7 @@ from ..structure.model import (
     save_structure_model,
     structure_payload,
 )
+from ..utils.paths import no_such
 from .base import (
     CompareSpec,
     ModelConfig,
@@ -136,7 +137,7 @@ def _start_weights(task, path: str, backbone, head) -> None:
     try:
         payload = safe_load(path)
     except FileNotFoundError:
-        raise ConfigError(f"{where}: no such file") from None
+        raise ConfigError(f"{where}: {no_such(path, 'file')}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ConfigError(f"{where}: not a resm structure model (written by resm finetune)")
     kind = task.kind.name

@@ -28,6 +28,8 @@ from pathlib import Path
 __all__ = [
     "OutputError",
     "file_problem",
+    "broken_link",
+    "no_such",
     "numpy_problem",
     "is_stream",
     "same_file",
@@ -76,6 +78,13 @@ def broken_link(path: str | os.PathLike) -> str | None:
         if e.errno == errno.ELOOP:
             return f"is a link that loops ({e.strerror})"
     return f"is a link to {os.readlink(p)}, which is not there"
+
+
+def no_such(path: str | os.PathLike, what: str) -> str:
+    """What a reader says of an input ``path`` that it cannot find: ``"no such <what>"``, unless
+    the path is a link to nothing (:func:`broken_link`), which is said as such. The one wording
+    of every "no such file / model / folder" message."""
+    return broken_link(path) or f"no such {what}"
 
 
 def numpy_problem(path: str | os.PathLike, error: BaseException) -> str | None:

@@ -178,8 +178,13 @@ def failed(prog: str, e: OSError) -> int:
     if e.filename is None and e.strerror is None:  # raised with a message of its own
         what = str(e) or type(e).__name__
     else:
+        from .paths import broken_link
+
         where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "") if e.filename else ""
-        what = f"{where}: {e.strerror or type(e).__name__}" if where else e.strerror or type(e).__name__
+        why = e.strerror or type(e).__name__
+        if isinstance(e, FileNotFoundError) and e.filename and not e.filename2:  # a link to nothing is there
+            why = broken_link(e.filename) or why
+        what = f"{where}: {why}" if where else why
     print(f"{prog}: error: {' '.join(ln.strip() for ln in what.splitlines() if ln.strip())}", file=sys.stderr)
     return 1
 

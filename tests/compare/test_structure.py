@@ -240,7 +240,7 @@ def test_bad_config_is_a_one_line_error(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "unknown kind 'esm3'" in err and err.startswith("resm compare: error:")
     path.write_text(yaml.safe_dump({**GOOD, "data": {**GOOD["data"], "train": str(tmp_path / "nope.dbn")}}))
     assert cli_main(["compare", "--config", str(path)]) == 1
-    assert "nope.dbn not found" in capsys.readouterr().err
+    assert "nope.dbn: no such file" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- end to end

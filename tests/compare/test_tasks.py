@@ -226,7 +226,7 @@ def test_missing_task_file_is_a_one_line_error(files, tmp_path, capsys):
     )
     assert cli_main(["compare", "--config", str(path)]) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "rri.test:" in err and "nope.tsv not found" in err
+    assert len(err.splitlines()) == 1 and "rri.test:" in err and "nope.tsv: no such file" in err
     assert not (tmp_path / "o").exists()
 
 
