@@ -119,6 +119,18 @@ def resm_main(*args, check: bool = True):
     return p
 
 
+def experiment_script(relpath: str, name: str | None = None):
+    """The module of the script ``experiments/<relpath>``, loaded from its file (the scripts are
+    no package); ``name`` is its module name (default: the file's stem)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / relpath
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def logged(run_dir, split: str = "train", key: str = "loss") -> dict:
     """{step: value} of one metric from a run's log.jsonl."""
     import json

@@ -1,19 +1,13 @@
 """experiments/bench_fold_speed.py's table: columns and ratios formed from fake timings (nothing timed)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-PATH = Path(__file__).resolve().parents[1] / "experiments" / "bench_fold_speed.py"
+from tests.conftest import experiment_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_fold_speed", PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return experiment_script("bench_fold_speed.py")
 
 
 def parse(text):

@@ -3,7 +3,6 @@ training loop), and the script writes its table. Tiny settings on a made-up corp
 timed is asserted."""
 
 import gzip
-import importlib.util
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from resm.alphabet import PAD, pad_batch
 from resm.data.pretrain import PretrainDataConfig, PretrainStream
 from resm.engines import lr_lambda
 from resm.train_config import OptimConfig
+from tests.conftest import experiment_script
 
 ROOT = Path(__file__).resolve().parents[1]
 PATH = ROOT / "experiments" / "bench_train.py"
@@ -26,10 +26,7 @@ STEPS, MAX_LEN, BATCH = 2, 16, 2
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_train", PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return experiment_script("bench_train.py")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ resm.heads.pairs.PairHeadEnsemble): one head reads exactly as that head; two giv
 their pair probabilities through the predictor; files that are not two trainings of one head
 over one backbone are refused in one line naming the file; the file round-trips."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from resm.structure.model import (
 )
 from resm.structure.predictor_loading import model_predictor
 from resm.structure.priors import PriorConfig, pair_prior
+from tests.conftest import experiment_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "resm" / "models" / "structure_default.pt"
@@ -133,10 +133,7 @@ def test_the_ensemble_file_round_trips_and_the_tool_refuses_in_one_line(shipped,
     assert saved["head"].keys() == both["head"].keys()
     assert all(torch.equal(saved["head"][k], v) for k, v in both["head"].items())
 
-    tool = ROOT / "experiments" / "structure_cpu" / "ensemble_heads.py"
-    spec = importlib.util.spec_from_file_location("ensemble_heads", tool)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = experiment_script("structure_cpu/ensemble_heads.py")
     bad = tmp_path / "bad.pt"
     torch.save({**shipped, "head_config": {**shipped["head_config"], "blocks": 2}}, bad)
     with pytest.raises(SystemExit) as e:

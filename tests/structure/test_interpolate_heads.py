@@ -1,24 +1,20 @@
 """experiments/structure_cpu/interpolate_heads.py: a head between a model and its fine-tune,
 tensor by tensor; models of different backbones or head configurations are refused."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
 from resm.backbone.load import safe_load
+from tests.conftest import experiment_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "resm" / "models" / "structure_default.pt"
 
 
 def _script():
-    path = ROOT / "experiments" / "structure_cpu" / "interpolate_heads.py"
-    spec = importlib.util.spec_from_file_location("interpolate_heads", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return experiment_script("structure_cpu/interpolate_heads.py")
 
 
 def test_interpolation_is_a_lerp_of_the_heads_and_refuses_other_models(tmp_path):

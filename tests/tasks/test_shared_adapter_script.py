@@ -6,12 +6,13 @@ on per-arm result files made here by hand."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+from tests.conftest import experiment_script
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADS = ["structure", "rri", "mrl"]
@@ -21,10 +22,7 @@ HEADS = ["structure", "rri", "mrl"]
 def mod(monkeypatch):
     folder = ROOT / "experiments" / "transfer_cpu"
     monkeypatch.syspath_prepend(str(folder))  # its repo_paths
-    spec = importlib.util.spec_from_file_location("shared_adapter_script", folder / "shared_adapter.py")
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
+    return experiment_script("transfer_cpu/shared_adapter.py", "shared_adapter_script")
 
 
 def items(ts0, bprna, scores, preds) -> dict:
