@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
+import numbers
 import os
 import types
 import typing
@@ -69,6 +69,18 @@ class UsageError(ValueError):
 
 
 # ----------------------------------------------------------------------------- validation
+UNIT_RULE = "must be a number in [0, 1]"
+"""What a probability setting must be (``resm fold --threshold`` and ``--bpp-min``; the API's
+``Predictor.fold(threshold=)`` and ``Folded.sparse(min_p=)``), as errors say it (``..., got
+VALUE`` follows)."""
+
+
+def unit_ok(v) -> bool:
+    """``v`` keeps :data:`UNIT_RULE`: a real number in [0, 1] (not NaN; not a bool, which the
+    API may be handed)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1
+
+
 # a config key naming a file or a folder (a dataclass field's type, read by :func:`coerce`): a
 # string as given, where ``str`` writes a number out (``out_dir: 3`` would be a folder ``3``)
 PathText = typing.NewType("PathText", str)
@@ -433,57 +445,6 @@ def _expanded_size(node, seen: dict, limit: int) -> int:
             break
     seen[id(node)] = total
     return total
-
-
-class _RepeatedKey(Exception):
-    """A JSON object that names one key twice (found by :func:`_unique_pairs`)."""
-
-
-def _unique_pairs(pairs: list) -> dict:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise _RepeatedKey
-    return out
-
-
-def _repeated_key_error(text: str | bytes) -> json.JSONDecodeError:
-    """The error of a document an object of which names one key twice: parsed again with
-    json's pure-Python scanner, whose object parser knows where each object starts, so the
-    error names the key and the line of its object."""
-    doc = text.decode(json.detect_encoding(text), "surrogatepass") if isinstance(text, bytes) else text
-    decoder = json.JSONDecoder(object_pairs_hook=list)
-
-    def parse_object(s_and_end, *args):
-        pairs, end = json.decoder.JSONObject(s_and_end, *args)
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise json.JSONDecodeError(f"key {key!r} given twice in one object", s_and_end[0], s_and_end[1] - 1)
-            seen.add(key)
-        return pairs, end
-
-    decoder.parse_object = parse_object
-    decoder.scan_once = json.scanner.py_make_scanner(decoder)
-    try:
-        decoder.decode(doc)
-    except json.JSONDecodeError as e:
-        return e
-    return json.JSONDecodeError("a key given twice in one object", doc, 0)  # not reached
-
-
-def load_json(text: str | bytes):
-    """``json.loads``, with a document nested too deep for Python's recursion (``[[[[...``
-    200,000 deep) said as json's own error, a ``JSONDecodeError`` (a ValueError), which every
-    reader of a JSON file names the file with: it was a RecursionError naming nothing. So is an
-    object that names one key twice (``json`` kept the last in silence, so a hand-edited
-    manifest, DeepSpeed config or probe record setting one value twice was half ignored), said
-    with the key and the line of its object, as a config's YAML is (:class:`_UniqueKeyLoader`)."""
-    try:
-        return json.loads(text, object_pairs_hook=_unique_pairs)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", text if isinstance(text, str) else "", 0) from None
-    except _RepeatedKey:
-        raise _repeated_key_error(text) from None
 
 
 def format_version_problem(version: Any, reads: int) -> str | None:

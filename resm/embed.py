@@ -28,10 +28,11 @@ from tqdm.auto import tqdm
 
 from .alphabet import pad_batch
 from .backbone.esm2 import ESM2
-from .config import UsageError, load_json
+from .config import UsageError
 from .fasta import checked_toks_per_batch, token_batches
 from .mapping import MappingError, Scheme
 from .utils.io import atomic_path
+from .utils.jsontext import load_json
 from .utils.paths import file_problem, numpy_problem
 from .utils.shards import DEFAULT_SHARD_SIZE
 

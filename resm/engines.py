@@ -18,10 +18,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .config import ConfigError, load_json
+from .config import ConfigError
 from .train_config import OptimConfig, TrainConfig
 from .train_state import guarded_torch_load, load_engine_state
 from .utils.device import launch
+from .utils.jsontext import load_json
 
 HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.precision -> its dtype
 

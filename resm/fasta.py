@@ -1,8 +1,10 @@
-"""Streaming FASTA reading (plain or gzip) and token-budget batching."""
+"""Streaming FASTA reading (plain or gzip), the checks of the text files and table cells resm
+reads, and token-budget batching."""
 
 from __future__ import annotations
 
 import codecs
+import csv
 import errno
 import gzip
 import io
@@ -121,6 +123,19 @@ def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOW
     except BaseException:
         raw.close()
         raise
+
+
+def csv_problem(e: csv.Error) -> str:
+    """What the ``csv`` module's error means, in resm's words: a field over its size limit
+    (``field larger than field limit (131072)``) is most often a quote left open, which runs
+    the field on to the end of the file."""
+    if "field limit" not in str(e):
+        return str(e)
+    limit = csv.field_size_limit()
+    return (
+        f"a field of more than {limit:,} characters (no field resm reads is that long; a quote "
+        "left open runs a field on to the end of the file)"
+    )
 
 
 def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record]:

@@ -39,7 +39,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .backbone.load import CheckpointError
-from .config import ConfigError, check_inputs_outside, from_dict, load_json
+from .config import ConfigError, check_inputs_outside, from_dict
 from .engines import DeepSpeedEngine, TorchEngine, lr_lambda, read_deepspeed_config, trained_weights
 from .train_config import OptimConfig, TrainConfig
 from .train_state import (
@@ -55,6 +55,7 @@ from .train_state import (
 )
 from .utils.device import launch, resolve_device
 from .utils.io import atomic_write_text, check_output, on_abort, suspended
+from .utils.jsontext import load_json
 from .utils.paths import OutputError
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from .backbone.load import CheckpointError, load_failure, safe_load
-from .config import ConfigError, format_version_problem, load_json
+from .config import ConfigError, format_version_problem
+from .utils.jsontext import load_json
 from .utils.paths import no_such
 
 __all__ = [

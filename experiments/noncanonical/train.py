@@ -42,16 +42,15 @@ from resm.structure.metrics import evaluate
 from resm.structure.noncanonical import (
     NonCanonical,
     NonCanonicalConfig,
-    TrainOptions,
     add_pairs,
     attach,
     choose_threshold,
     labelled_arrays,
     score_candidates,
-    train_scorer,
 )
 from resm.structure.pairsets import PairSet, read_pair_table
 from resm.structure.predictor_loading import supervised_predictor
+from resm.tasks.noncanonical_scorer import TrainOptions, train_scorer
 
 
 def fold_items(pred, path: Path) -> list[tuple]:

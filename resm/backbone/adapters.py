@@ -52,9 +52,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import format_version_problem, load_json
+from ..config import format_version_problem
 from ..mapping import Scheme
 from ..utils.io import atomic_path, atomic_write_text
+from ..utils.jsontext import load_json
 from ..utils.paths import file_problem
 from .esm2 import ESM2
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import load_json
 from ..mapping import Scheme
 from ..utils.io import atomic_dir, atomic_path
+from ..utils.jsontext import load_json
 from ..utils.paths import broken_link, file_problem, no_such
 from .config import ARCHS, ESM2Config, positive_int
 from .convert import (

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import load_json
+from ..utils.jsontext import load_json
 from ..utils.paths import file_problem, no_such
 from .adapters import (
     TARGETS,

@@ -4,11 +4,11 @@ the argument groups several commands take, and the small helpers of their handle
 from __future__ import annotations
 
 import argparse
-import numbers
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..config import UNIT_RULE, unit_ok
 from ..fasta import TOKS_PER_BATCH_RULE, toks_per_batch_ok
 from ..structure.kcal import KCAL_RULE, kcal_ok
 from ..utils.device import MAX_THREADS, THREADS_RULE, threads_ok
@@ -129,11 +129,6 @@ class HelpFormatter(argparse.HelpFormatter):
 PROGRESS_BARS = True
 
 
-def _unit(v) -> bool:
-    """A probability: a number in [0, 1] (not NaN; not a bool, which the API may be handed)."""
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1
-
-
 # option -> (rule, check): checked after parsing, before any work, for every command that has it
 OPTION_RULES = {
     "threads": (THREADS_RULE, threads_ok),  # tens of thousands crash torch
@@ -148,8 +143,8 @@ OPTION_RULES = {
     "limit": ("must be >= 1 (a number of sequences)", lambda v: v >= 1),
     "tile": ("must be >= 16", lambda v: v >= 16),
     "seed": (SEED_RULE, seed_ok),  # torch overflows past 2**64
-    "threshold": ("must be a number in [0, 1]", lambda v: _unit(v)),  # nan fails too
-    "bpp_min": ("must be a number in [0, 1]", lambda v: _unit(v)),  # nan, 2: a --bpp file without a pair
+    "threshold": (UNIT_RULE, unit_ok),  # nan fails too; the API's Predictor.fold too (resm.config)
+    "bpp_min": (UNIT_RULE, unit_ok),  # nan, 2: a --bpp file without a pair; Folded.sparse's min_p too
     "jobs": (THREADS_RULE, threads_ok),  # RNAfold's -j, the same as --threads
     "dpi": ("must be in [10, 2400]", lambda v: 10 <= v <= 2400),
     "shard_size": ("must be >= 1", lambda v: v >= 1),

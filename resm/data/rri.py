@@ -38,7 +38,7 @@ from typing import Union
 
 import numpy as np
 
-from ..fasta import checked_cell_name, open_text
+from ..fasta import checked_cell_name, csv_problem, open_text
 from ..mapping import MappingError
 from ..nucleotides import normalise
 
@@ -120,19 +120,6 @@ def table_rows(path: PathLike, error: type) -> Iterator[tuple[int, list[str]]]:
         raise error(f"{name} line {last + 1}: {csv_problem(e)}") from e
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise error(f"{name} line {last + 1}: cannot read ({getattr(e, 'strerror', None) or e})") from e
-
-
-def csv_problem(e: csv.Error) -> str:
-    """What the ``csv`` module's error means, in resm's words: a field over its size limit
-    (``field larger than field limit (131072)``) is most often a quote left open, which runs
-    the field on to the end of the file."""
-    if "field limit" not in str(e):
-        return str(e)
-    limit = csv.field_size_limit()
-    return (
-        f"a field of more than {limit:,} characters (no field resm reads is that long; a quote "
-        "left open runs a field on to the end of the file)"
-    )
 
 
 def table_sequence(raw: str, name: str, where: str, error: type) -> str:

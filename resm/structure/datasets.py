@@ -58,7 +58,7 @@ def read_split(path: str | os.PathLike) -> dict[str, dict[str, set]]:
     ``partition`` (train / valid / test) and ``id`` (ArchiveII's split_famfold.csv)."""
     import csv
 
-    from ..data.rri import csv_problem
+    from ..fasta import csv_problem
 
     out: dict[str, dict[str, set]] = {}
     n = 0  # the line of the last row read

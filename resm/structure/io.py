@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import UsageError, load_json
-from ..data.rri import csv_problem
-from ..fasta import checked_name, open_text
+from ..config import UsageError
+from ..fasta import checked_name, csv_problem, open_text
+from ..utils.jsontext import load_json
 from .partners import (
     StructureError,
     check_pairs,

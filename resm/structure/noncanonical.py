@@ -20,7 +20,7 @@ leaves as it is:
   largest pair probability);
 * :class:`NonCanonicalScorer`: a few small MLPs (their mean logit) giving each candidate a probability, trained by
   binary cross-entropy on PDB-derived pair lists, each by the one training loop
-  (:func:`train_scorer`: :class:`resm.train.Trainer` in memory; the recipe is
+  (:func:`resm.tasks.noncanonical_scorer.train_scorer`; the recipe is
   ``experiments/noncanonical/train.py``);
 * :func:`add_pairs`: the candidates scoring above the stored threshold are added, best first,
   while each base has fewer than ``max_partners`` pairs. The result is a
@@ -45,7 +45,6 @@ import torch
 import torch.nn as nn
 
 from ..config import format_version_problem
-from ..data.stream import EpochStream
 from ..nucleotides import PAIR_TYPE, lenient_codes
 from .pairsets import PairSet
 
@@ -56,14 +55,12 @@ __all__ = [
     "NonCanonicalConfig",
     "NonCanonicalScorer",
     "NonCanonical",
-    "TrainOptions",
     "candidate_pairs",
     "pair_features",
     "n_features",
     "score_candidates",
     "add_pairs",
     "labelled_arrays",
-    "train_scorer",
     "choose_threshold",
     "attach",
 ]
@@ -326,7 +323,8 @@ def _mlp(cfg: NonCanonicalConfig) -> nn.Sequential:
 
 class NonCanonicalScorer(nn.Module):
     """Logit of each candidate from its features: the mean logit of ``cfg.members`` MLPs of
-    ``cfg.layers`` hidden layers, each trained on its own (:func:`train_scorer`, a seed each)."""
+    ``cfg.layers`` hidden layers, each trained on its own, a seed each
+    (:func:`resm.tasks.noncanonical_scorer.train_scorer`)."""
 
     def __init__(self, cfg: NonCanonicalConfig):
         super().__init__()
@@ -452,21 +450,6 @@ class NonCanonical:
 
 
 # ----------------------------------------------------------------------------- training
-@dataclass(frozen=True, kw_only=True)
-class TrainOptions:
-    """How :func:`train_scorer` fits each member through the one training loop: ``epochs``
-    over the candidates in shuffled batches of ``batch``, AdamW (betas 0.9 / 0.999) at a
-    constant ``lr`` with ``weight_decay`` (on the weight matrices, not the biases: the loop's
-    parameter groups, :func:`resm.engines.param_groups`), no warm-up and no gradient clipping,
-    seeded by ``seed``."""
-
-    epochs: int = 8
-    batch: int = 4096
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-
-
 def labelled_arrays(items: Sequence[tuple], cfg: NonCanonicalConfig) -> tuple[np.ndarray, np.ndarray]:
     """Features and 0/1 labels of every candidate of ``items``, each ``(seq, partners, probs,
     reference)``: the decoded structure, the model's ``(i, j, p)`` and the reference
@@ -480,102 +463,6 @@ def labelled_arrays(items: Sequence[tuple], cfg: NonCanonicalConfig) -> tuple[np
     if not xs:
         return np.zeros((0, n_features(cfg)), np.float32), np.zeros(0, np.float32)
     return np.concatenate(xs), np.concatenate(ys)
-
-
-class _RowBatches(EpochStream):
-    """Endless ``(epoch, rows)`` batches of ``batch`` row indices out of ``n``: each epoch a
-    permutation drawn from one generator seeded with ``seed`` (epoch e's is its (e+1)-th draw),
-    cut in order; resumable (:class:`resm.data.stream.EpochStream`)."""
-
-    def __init__(self, n: int, batch: int, seed: int):
-        super().__init__(seed, 0, 1)
-        self.n, self.batch = n, batch
-        self._rng, self._drawn = np.random.default_rng(seed), 0  # the generator after _drawn draws
-
-    def iter_epoch(self, epoch: int) -> Iterator[tuple[int, torch.Tensor]]:
-        if self._drawn > epoch:  # an earlier epoch again (a resume): draw from the start
-            self._rng, self._drawn = np.random.default_rng(self.seed), 0
-        while self._drawn <= epoch:
-            order = torch.from_numpy(self._rng.permutation(self.n))
-            self._drawn += 1
-        for s in range(0, self.n, self.batch):
-            yield epoch, order[s : s + self.batch]
-
-
-class _MemberTask:
-    """One member of a :class:`NonCanonicalScorer` as a task of the training loop
-    (:class:`resm.train.Trainer`, in memory): batches of candidate rows, binary cross-entropy.
-    Keeps each epoch's summed loss (weighted by the batch sizes) in ``sums``."""
-
-    name = "non-canonical-scorer"
-    progress = False
-
-    def __init__(self, member: nn.Module, X: torch.Tensor, y: torch.Tensor, opts: TrainOptions, seed: int):
-        self.model, self.X, self.y, self.opts, self.seed = member, X, y, opts, seed
-        self.sums = np.zeros(opts.epochs)
-
-    def train_stream(self, rank: int, world_size: int) -> _RowBatches:
-        if world_size != 1:
-            raise ValueError("the non-canonical scorer is fitted in one process")
-        return _RowBatches(len(self.X), self.opts.batch, self.seed)
-
-    def loss(self, model, batch, generator, device):
-        epoch, rows = batch
-        out = model(self.X[rows].to(device))[:, 0]
-        loss = nn.functional.binary_cross_entropy_with_logits(out, self.y[rows].to(device))
-        self.sums[epoch] += loss.item() * len(rows)
-        return loss, {"tokens": len(rows)}
-
-    def validate(self, model, device) -> dict[str, float]:
-        return {}
-
-    def fingerprint(self) -> dict:
-        return {"task": self.name, "rows": len(self.X), "seed": self.seed, **asdict(self.opts)}
-
-
-def train_scorer(
-    X: np.ndarray, y: np.ndarray, cfg: NonCanonicalConfig, opts: TrainOptions = TrainOptions(), progress: bool = False
-) -> tuple[NonCanonicalScorer, list[float]]:
-    """A scorer fitted on features ``X`` and labels ``y`` by binary cross-entropy, each member
-    on its own by the one training loop (:class:`resm.train.Trainer`, in memory, on the CPU;
-    the settings: :class:`TrainOptions`) with seed ``opts.seed + k``; the members' initial
-    weights are drawn from ``opts.seed``. Returns it with the mean training loss of each epoch
-    (averaged over the members)."""
-    from ..train import Trainer
-    from ..train_config import OptimConfig, TrainConfig
-
-    if len(X) != len(y) or X.ndim != 2 or X.shape[1] != n_features(cfg):
-        raise ValueError(f"expected features (n, {n_features(cfg)}) and n labels, got {X.shape} and {y.shape}")
-    if not len(X):
-        raise ValueError("no candidates to fit the scorer on")
-    torch.manual_seed(opts.seed)
-    scorer = NonCanonicalScorer(cfg)
-    Xt, yt = torch.from_numpy(np.ascontiguousarray(X, np.float32)), torch.from_numpy(np.asarray(y, np.float32))
-    optim = OptimConfig(
-        lr=opts.lr,
-        weight_decay=opts.weight_decay,
-        betas=(0.9, 0.999),
-        warmup_steps=0,
-        schedule="constant",
-        max_grad_norm=0.0,
-    )
-    steps = opts.epochs * math.ceil(len(X) / opts.batch)
-    losses = np.zeros(opts.epochs)
-    for k, member in enumerate(scorer.members):
-        task = _MemberTask(member, Xt, yt, opts, opts.seed + k)
-        train = TrainConfig(
-            out_dir=None,
-            max_steps=steps,
-            log_every=0,
-            val_every=0,
-            ckpt_every=0,
-            seed=opts.seed + k,
-            device="cpu",
-            progress=progress,
-        )
-        Trainer(task, optim, train).fit()
-        losses += task.sums / len(X) / cfg.members
-    return scorer.eval(), losses.tolist()
 
 
 def choose_threshold(

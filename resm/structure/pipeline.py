@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import first_given, flag, load_json
+from ..config import first_given, flag
 from ..fasta import record_id
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import normalise
+from ..utils.jsontext import load_json
 from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
 from .io import FoldError, FoldUsageError, Structure, format_structures, infer_format, read_structures

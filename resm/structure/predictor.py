@@ -36,7 +36,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ..config import keyword
+from ..config import UNIT_RULE, keyword, unit_ok
 from ..mapping import Scheme
 from ..nucleotides import MappingError, normalise
 from ..records import name_records, name_seq
@@ -88,15 +88,12 @@ def checked_records(records: Iterable, scheme: Scheme) -> list[tuple[str, str]]:
     return out
 
 
-def _check_options(given: dict[str, object]) -> None:
-    """The keywords of ``given`` held to the rules of their flags (``threshold`` as ``resm fold
-    --threshold``, ``min_p`` as ``--bpp-min``): a one-line FoldError naming the keyword."""
-    from ..commands.common import option_problem
-    from ..config import keyword
-
-    problem = option_problem(given, keyword)
-    if problem:
-        raise FoldError(problem)
+def _check_probability(key: str, v) -> None:
+    """Keyword ``key``'s value ``v`` (None: not given) held to the rule of its flag
+    (``threshold`` as ``resm fold --threshold``, ``min_p`` as ``--bpp-min``:
+    :data:`resm.config.UNIT_RULE`): a one-line FoldError naming the keyword."""
+    if v is not None and not unit_ok(v):
+        raise FoldError(f"{key}: {UNIT_RULE}, got {v!r}" if isinstance(v, str) else f"{key}: {UNIT_RULE}, got {v}")
 
 
 class Folded(NamedTuple):
@@ -148,7 +145,7 @@ class Folded(NamedTuple):
         (0: every pair listed; :func:`resm.structure.pair_probs.sparse_probs`)."""
         from .pair_probs import sparse_probs
 
-        _check_options({"min_p": min_p})  # NaN listed every pair, 2 none, as --bpp-min refuses them
+        _check_probability("min_p", min_p)  # NaN listed every pair, 2 none, as --bpp-min refuses them
         return sparse_probs(self.probs, min_p)
 
     def __repr__(self) -> str:
@@ -298,7 +295,7 @@ class MapPredictor(Predictor):
         stage of a long record.
         """
         switches = {"noncanonical": noncanonical, "progress": progress, "nested": nested, "no_lp": no_lp}
-        _check_options({"threshold": threshold})  # NaN or 2 predicted no pair, True was 1
+        _check_probability("threshold", threshold)  # NaN or 2 predicted no pair, True was 1
         records = self._checked(records, switches)
         threshold = self.threshold if threshold is None else threshold
         return self._fold(records, threshold, method or self.method, noncanonical, progress, nested, no_lp, desc)

@@ -36,9 +36,9 @@ from .. import config
 from ..alphabet import pad_batch
 from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
-from ..config import load_json
 from ..mapping import MappingError, Scheme, list_schemes
 from ..utils.io import atomic_path, check_output
+from ..utils.jsontext import load_json
 from ..utils.paths import file_problem, is_stream, no_such
 from .decode import METHODS, choose_threshold, decode, stored_threshold
 from .io import FoldError, Structure, read_structures

@@ -32,9 +32,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..config import load_json
 from .device import launch
 from .io import atomic_path, atomic_write_text, suspended
+from .jsontext import load_json
 
 __all__ = ["ShardError", "ShardRun", "fingerprint_records", "DEFAULT_SHARD_SIZE"]
 

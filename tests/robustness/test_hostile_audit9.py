@@ -60,7 +60,7 @@ CASES = [
 
 
 def test_a_json_key_given_twice_is_named_with_its_line():
-    from resm.config import load_json
+    from resm.utils.jsontext import load_json
 
     assert load_json('{"a": {"b": 1}, "c": [{"b": 2}]}') == {"a": {"b": 1}, "c": [{"b": 2}]}  # one per object
     with pytest.raises(json.JSONDecodeError) as e:

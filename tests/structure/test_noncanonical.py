@@ -15,16 +15,15 @@ from resm.structure.noncanonical import (
     NonCanonicalConfig,
     NonCanonicalError,
     NonCanonicalScorer,
-    TrainOptions,
     add_pairs,
     candidate_pairs,
     labelled_arrays,
     n_features,
     pair_features,
     score_candidates,
-    train_scorer,
 )
 from resm.structure.pairsets import PairRecord, PairSet, format_pair_list, parse_pair_list
+from resm.tasks.noncanonical_scorer import TrainOptions, train_scorer
 
 
 def partners_of(pairs, L):

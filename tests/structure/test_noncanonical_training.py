@@ -1,4 +1,4 @@
-"""The non-canonical scorer's fit (resm.structure.noncanonical.train_scorer) runs through the one
+"""The non-canonical scorer's fit (resm.tasks.noncanonical_scorer.train_scorer) runs through the one
 training loop (resm.train.Trainer, in memory): it learns, it is seeded, and it is plain AdamW
 over the same batches as the loop the scorer had of its own before, but for weight decay on the
 biases, which the loop's parameter groups leave out."""
@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from resm.structure.noncanonical import NonCanonicalConfig, NonCanonicalScorer, TrainOptions, n_features, train_scorer
+from resm.structure.noncanonical import NonCanonicalConfig, NonCanonicalScorer, n_features
+from resm.tasks.noncanonical_scorer import TrainOptions, train_scorer
 
 CFG = NonCanonicalConfig(hidden=8, members=2, layers=1)
 
@@ -112,7 +113,7 @@ def test_the_fit_refuses_no_candidates():
 
 
 def test_the_member_batches_resume_where_they_stopped():
-    from resm.structure.noncanonical import _RowBatches
+    from resm.tasks.noncanonical_scorer import _RowBatches
 
     whole = _RowBatches(10, 4, 7)  # 3 batches an epoch (4, 4, 2)
     it = iter(whole)
