@@ -61,10 +61,10 @@ class ConfigError(ValueError):
 
 class UsageError(ValueError):
     """A command line wrong whatever the files it names: no mode picked, an option its mode
-    needs left out, options that do not go together (``--probe`` without ``--zero-shot``), a
-    value the option cannot take (``-`` where standard input is not read). The command line
-    says it in one line with exit code 2, as argparse's own errors (:mod:`resm.cli`); the
-    Python API sees a ValueError. What the files decide (a bad record, an option the model
+    needs left out, options that do not go together (``resm interact --probe`` without
+    ``--zero-shot``), a value the option cannot take (``-`` where standard input is not read).
+    The command line says it in one line with exit code 2, as argparse's own errors
+    (:mod:`resm.cli`); the Python API sees a ValueError. What the files decide (a bad record, an option the model
     file refuses, as a pair-head model refuses ``--threshold``) is another error, exit code 1."""
 
 
