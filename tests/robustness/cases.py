@@ -99,6 +99,9 @@ def retarget(p: dict) -> None:
 
 PRETRAIN_COPY = then(*PRE, retarget)
 
+# resm fold with the probe copied into the case's folder ({t}/p.pt, spoilt by the case's setup)
+PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.dbn", "--threads", "1"]
+
 
 def fill(text: str, places: dict) -> str:
     for k, v in places.items():

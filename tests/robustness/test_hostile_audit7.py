@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import resm
-from tests.robustness.cases import Case, check_one_line, write
+from tests.robustness.cases import PROBE_FOLD, Case, check_one_line, write
 
 EMPTY = "is empty ('' names no file, folder or value)"
 
@@ -143,7 +143,6 @@ def _probe_record(**changes):
     return setup
 
 
-PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.dbn", "--threads", "1"]
 CASES += [
     Case(
         f"fold/probe-record-{key}-{value}",

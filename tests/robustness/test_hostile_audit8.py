@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.robustness.cases import PRETRAIN_COPY, RUN, Case, check_one_line, mkdir, then, write
+from tests.robustness.cases import PRETRAIN_COPY, PROBE_FOLD, RUN, Case, check_one_line, mkdir, then, write
 
 
 # ---------------------------------------------------------------- an incomplete newest checkpoint
@@ -81,7 +81,6 @@ def _probe_with(key: str, value):
     return setup
 
 
-PROBE_FOLD = ["fold", "{fa}", "--model", "{tiny}", "--probe", "{t}/p.pt", "-o", "{t}/o.dbn", "--threads", "1"]
 CASES += [
     Case(
         f"fold/probe-{key}-{name}",
