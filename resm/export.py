@@ -19,6 +19,7 @@ from .backbone.load import (
     save_fair_esm,
     save_hf,
 )
+from .config import UsageError
 from .mapping import get_scheme
 from .train import newest_checkpoint
 from .train_state import EXPORT_HINT, guarded_torch_load, load_engine_state, load_trainer_state
@@ -76,7 +77,12 @@ def export_checkpoint(
     and, given ``hf``, a Hugging Face folder; all or nothing (one transaction). ``dtype``
     ``fp16``/``bf16`` halves the ``.pt`` (the Hugging Face folder stays fp32). ``out``'s name
     must start with ``esm2`` (fair-esm's test for an ESM-2 file) unless ``any_name`` (then no
-    regression file is written: fair-esm would not read that model anyway)."""
+    regression file is written: fair-esm would not read that model anyway); that name is
+    refused before anything is read, a :class:`resm.config.UsageError` (the command line's
+    exit code 2: ``--out`` and ``--any-name`` decide it, whatever the checkpoint holds)."""
+    misread = fair_esm_name_problem(out)
+    if misread and not any_name:
+        raise UsageError(misread)
     if dtype not in DTYPES:
         raise CheckpointError(f"export dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     if hf is not None and not fair_esm_name_problem(out) and same_file(hf, regression_path(out)):
@@ -112,9 +118,6 @@ def export_checkpoint(
             )
     meta = resm_meta(scheme, fp.get("arch"), exported_from=str(folder), step=int(state["step"]))
     meta["dtype"] = dtype
-    misread = fair_esm_name_problem(out)
-    if misread and not any_name:
-        raise CheckpointError(misread)
     with transaction():  # the contact regression beside it only where fair-esm would read the pair
         save_fair_esm(model, out, meta, dtype=DTYPES[dtype], companion=not misread)
         if hf is not None:

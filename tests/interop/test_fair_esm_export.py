@@ -57,8 +57,8 @@ def test_exported_file_loads_in_fair_esm_with_its_contact_regression(run_dir, tm
 
 def test_a_name_fair_esm_would_misread_is_refused_unless_asked(run_dir, tmp_path):
     p = resm_main("export", run_dir, "--out", tmp_path / "rna_model.pt", check=False)
-    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
-    assert "starts with 'esm2'" in p.stderr and "esm2_rna_model.pt" in p.stderr
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1  # a usage error: --any-name decides
+    assert "starts with 'esm2'" in p.stderr and "--any-name" in p.stderr and "esm2_rna_model.pt" in p.stderr
     assert list(tmp_path.iterdir()) == []
     resm_main("export", run_dir, "--out", tmp_path / "rna_model.pt", "--any-name")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["rna_model.pt"]  # fair-esm would not read it: no companion

@@ -76,7 +76,13 @@ CASES = [
         [DANGLING_DBN],
         _links,
     ),
-    Case("export/link-dangling-checkpoint", ["export", "{t}/dangling.pt", "--out", "{t}/e.pt"], 1, [DANGLING], _links),
+    Case(
+        "export/link-dangling-checkpoint",
+        ["export", "{t}/dangling.pt", "--out", "{t}/esm2_e.pt"],
+        1,
+        [DANGLING],
+        _links,
+    ),
     Case(
         "compare/link-dangling-train",
         ["compare", "--config", "{t}/c.yaml"],

@@ -1,0 +1,25 @@
+"""What the command line alone decides is a usage error (exit code 2, one line, nothing read
+or written), what a file decides is exit code 1: cases that were said with the other code, or
+too late (after the input was read), and the warnings and conventions that went unsaid."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.robustness.cases import Case, check_one_line
+
+CASES = [
+    # resm export: --out's name and --any-name decide it, whatever the checkpoint holds
+    Case("export/out-not-an-esm2-name", ["export", "{run}", "--out", "{t}/rna.pt"], 2, ["{t}/rna.pt", "--any-name"]),
+    Case(
+        "export/out-not-an-esm2-name-before-the-checkpoint-is-read",
+        ["export", "{t}/none", "--out", "{t}/rna.pt"],
+        2,
+        ["{t}/rna.pt", "--any-name"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_the_command_line_alone_is_a_usage_error(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
