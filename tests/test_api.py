@@ -165,7 +165,7 @@ A_FILE = "a_file"  # made by the test, in its working directory
         (lambda resm: resm.load_predictor("default", threads="4"), f"threads: {THREADS}, got '4'"),
         (
             lambda resm: resm.load_predictor("default", scheme=" "),
-            "scheme: must name a mapping scheme (resm schemes lists them), got ' '",
+            "scheme: must name a mapping scheme (codon3, kdny, kerd, nt, protein), got ' '",
         ),
         (
             lambda resm: resm.load_predictor("default", bpp_cache=A_FILE),
@@ -191,7 +191,7 @@ A_FILE = "a_file"  # made by the test, in its working directory
         ),
         (
             lambda resm: resm.load_backbone("default", scheme=""),
-            "scheme: must name a mapping scheme (resm schemes lists them), got ''",
+            "scheme: must name a mapping scheme (codon3, kdny, kerd, nt, protein), got ''",
         ),  # fmt: skip
         (
             lambda resm: resm.embed_sequences("default", ["GGGAAACCC"], toks_per_batch=0),

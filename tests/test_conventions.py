@@ -216,9 +216,10 @@ def test_an_options_range_is_in_its_help():
     --threshold said only 'decoding threshold', --threads nothing of its limit."""
     from resm.commands.common import OPTION_RULES
 
-    ranges = {d: m.group(0) for d, (rule, _) in OPTION_RULES.items() if (m := re.search(r"\[[^]]+\]", rule))}
+    rules = {d: rule for d, (rule, _) in OPTION_RULES.items() if isinstance(rule, str)}  # not the names listed
+    ranges = {d: m.group(0) for d, rule in rules.items() if (m := re.search(r"\[[^]]+\]", rule))}
     # a lower bound other than 0 or 1 (a count starts at 1), e.g. evaluate's --tile >= 16, which said none
-    ranges |= {d: m.group(0) for d, (rule, _) in OPTION_RULES.items() if (m := re.search(r">= ([2-9]|\d\d+)", rule))}
+    ranges |= {d: m.group(0) for d, rule in rules.items() if (m := re.search(r">= ([2-9]|\d\d+)", rule))}
     assert {"threshold", "threads", "tile"} <= set(ranges)
     missing = [
         f"{name} {a.option_strings[0]}: {ranges[a.dest]}"

@@ -129,7 +129,23 @@ class HelpFormatter(argparse.HelpFormatter):
 PROGRESS_BARS = True
 
 
-# option -> (rule, check): checked after parsing, before any work, for every command that has it
+def scheme_known(v) -> bool:
+    """``v`` names a mapping scheme of :func:`resm.mapping.list_schemes` (read when an option
+    names one: resm.mapping loads numpy, which ``import resm.cli`` does not)."""
+    from ..mapping import list_schemes
+
+    return isinstance(v, str) and v in list_schemes()
+
+
+def scheme_rule() -> str:
+    """The rule of ``--scheme`` and ``--show``, the known schemes listed."""
+    from ..mapping import list_schemes
+
+    return f"must name a mapping scheme ({', '.join(list_schemes())})"
+
+
+# option -> (rule, check): checked after parsing, before any work, for every command that has it;
+# a rule is its text, or a function giving it where the text is only known at run time (the schemes)
 OPTION_RULES = {
     "threads": (THREADS_RULE, threads_ok),  # tens of thousands crash torch
     "batch_size": ("must be >= 1", lambda v: v >= 1),
@@ -149,8 +165,8 @@ OPTION_RULES = {
     "dpi": ("must be in [10, 2400]", lambda v: 10 <= v <= 2400),
     "shard_size": ("must be >= 1", lambda v: v >= 1),
     "turner_scale": (KCAL_RULE, kcal_ok),  # Decoding's own rule (resm.structure.kcal)
-    "scheme": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
-    "show": ("must name a mapping scheme (resm schemes lists them)", lambda v: str(v).strip() != ""),
+    "scheme": (scheme_rule, scheme_known),  # the installed scheme files decide: a name, not a file
+    "show": (scheme_rule, scheme_known),
 }
 
 
@@ -172,6 +188,7 @@ def option_problem(values: Mapping[str, object], name: Callable[[str], str]) -> 
         except (TypeError, ValueError):
             good = False
         if not good:
+            rule = rule() if callable(rule) else rule
             return f"{name(key)}: {rule}, got {v!r}" if isinstance(v, str) else f"{name(key)}: {rule}, got {v}"
     return None
 

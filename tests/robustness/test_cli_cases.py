@@ -54,8 +54,8 @@ CASES = [
     Case(
         "init/scheme-bogus",
         ["init-checkpoint", "--arch", "tiny", "--scheme", "bogus", "--out", "{t}/x.pt"],
-        1,
-        ["bogus"],
+        2,
+        ["--scheme", "bogus", "kdny"],
     ),
     # ------------------------------------------------------------------ embed
     Case("embed/checkpoint-is-text", ["embed", "{text}", "{fa}", "{t}/e.npz"], 1, ["text.pt", "not a readable"]),
@@ -116,7 +116,7 @@ CASES = [
     Case("embed/threads-negative", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "-3"], 2, ["--threads"]),
     Case("embed/threads-not-a-number", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--threads", "x"], 2, ["--threads"]),
     Case("embed/layer-out-of-range", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--repr-layers", "99"], 1, ["99"]),
-    Case("embed/scheme-bogus", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--scheme", "bogus"], 1, ["bogus"]),
+    Case("embed/scheme-bogus", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--scheme", "bogus"], 2, ["--scheme", "bogus"]),
     Case("embed/scheme-mismatch", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--scheme", "nt"], 1, ["tiny.pt", "scheme"]),
     Case("embed/too-long", ["embed", "{tiny}", "{fa}", "{t}/e.npz", "--max-length", "5"], 1, ["r1"]),
     # ------------------------------------------------------------------ probe
@@ -467,7 +467,7 @@ CASES = [
         ["text.pt"],
     ),
     # ------------------------------------------------------------------ the rest
-    Case("schemes/show-bogus", ["schemes", "--show", "bogus"], 1, ["bogus"]),
+    Case("schemes/show-bogus", ["schemes", "--show", "bogus"], 2, ["--show", "bogus", "kdny"]),
     Case("cli/command-bogus", ["bogus"], 2, ["bogus"]),
     Case("cli/positional-missing", ["embed", "{tiny}"], 2, ["INPUT, OUT"]),
 ]

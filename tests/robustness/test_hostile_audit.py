@@ -445,10 +445,15 @@ def test_a_closed_stdout_pipe_is_quiet(tmp_path):
 def test_schemes_show_unknown_prints_nothing_first(capfd):
     """`resm schemes --show bogus` printed the list of schemes on stdout, then failed."""
     capfd.readouterr()
-    assert cli_main(["schemes", "--show", "bogus"]) == 1
+    with pytest.raises(SystemExit) as e:  # a usage error, said by the option check before any work
+        cli_main(["schemes", "--show", "bogus"])
+    assert e.value.code == 2
     out, err = capfd.readouterr()
     assert out == ""
-    assert err == "resm schemes: error: unknown mapping scheme 'bogus'; known: codon3, kdny, kerd, nt, protein\n"
+    assert err == (
+        "resm schemes: error: argument --show: must name a mapping scheme (codon3, kdny, kerd, nt, protein), "
+        "got 'bogus' (see resm schemes --help)\n"
+    )
 
 
 def test_a_failed_commit_says_nothing_of_writing(ws, capfd):

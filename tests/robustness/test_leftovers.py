@@ -8,6 +8,8 @@ import pytest
 
 from tests.robustness.cases import Case, check_one_line
 
+KNOWN = "(codon3, kdny, kerd, nt, protein)"
+
 CASES = [
     # resm export: --out's name and --any-name decide it, whatever the checkpoint holds
     Case("export/out-not-an-esm2-name", ["export", "{run}", "--out", "{t}/rna.pt"], 2, ["{t}/rna.pt", "--any-name"]),
@@ -16,6 +18,18 @@ CASES = [
         ["export", "{t}/none", "--out", "{t}/rna.pt"],
         2,
         ["{t}/rna.pt", "--any-name"],
+    ),
+    # an unknown scheme name: every command that takes one says it alike, the known ones listed
+    *(
+        Case(f"{argv[0]}/scheme-unknown", [*argv, flag, "nope"], 2, [f"argument {flag}: ", "'nope'", KNOWN])
+        for argv, flag in (
+            (["init-checkpoint", "--arch", "tiny", "--out", "{t}/x.pt"], "--scheme"),
+            (["embed", "{tiny}", "{fa}", "{t}/e.npz"], "--scheme"),
+            (["probe", "{tiny}", "{dbn}", "--out", "{t}/p.pt"], "--scheme"),
+            (["fold", "{fa}", "--model", "{tiny}", "--probe", "{probe}", "-o", "{t}/o.dbn"], "--scheme"),
+            (["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "-o", "{t}/s.tsv"], "--scheme"),
+            (["schemes"], "--show"),
+        )
     ),
 ]
 
