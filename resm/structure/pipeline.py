@@ -362,7 +362,8 @@ class FoldOptions(PredictorOptions):
         """:meth:`PredictorOptions.check`, and an option shaping an output or an input that is
         not asked for (``--dpi`` without ``--plot``, ``--bpp-min`` without ``--bpp``,
         ``--reference-format`` without ``--reference``, ``--report`` without ``--reference``):
-        a one-line FoldError, where it was passed over in silence."""
+        a one-line FoldError, where it was passed over in silence; ``out`` with ``split_dir``
+        (one file, and one file per record) likewise, before the model or the input is read."""
         super().check(name)
         for parent, shaped, without in (
             ("plot", ("plot_format", "dpi"), "nothing is drawn"),
@@ -376,6 +377,8 @@ class FoldOptions(PredictorOptions):
             raise FoldUsageError(
                 f"{name('report')} writes the {name('reference')} scores: give {name('reference')} too"
             )
+        if self.out is not None and self.split_dir is not None:
+            raise FoldUsageError("-o writes one file and --split-dir one file per record: give one of them")
 
     def plot_style(self) -> tuple[str, int]:
         """``plot_format`` and ``dpi``, their defaults (png, 100:

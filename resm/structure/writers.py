@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..utils.io import atomic_path, atomic_write_text, merge_dir
-from .io import CT_ENERGY, FORMATS, FoldError, FoldUsageError, Structure, format_structures
+from .io import CT_ENERGY, FORMATS, FoldError, Structure, format_structures
 from .pair_probs import sparse_probs
 
 __all__ = [
@@ -118,9 +118,7 @@ def structure_output_mode(fmt: str, out: Path | None, ids: Sequence[str], split_
         raise FoldError(
             f"record {clash!r}: ct would read its name back as an energy: give --format dbn, bpseq or pairs"
         )
-    if split_dir is not None:
-        if out is not None:
-            raise FoldUsageError("-o writes one file and --split-dir one file per record: give one of them")
+    if split_dir is not None:  # with out too: refused before any work (FoldOptions.check)
         if split_dir.exists() and not split_dir.is_dir():
             raise FoldError(f"--split-dir {split_dir}: is a file, not a folder")
         record_file_names(ids, fmt, split_dir)

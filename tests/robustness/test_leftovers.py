@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.robustness.cases import Case, check_one_line
+from tests.robustness.cases import Case, check_one_line, write
 
 KNOWN = "(codon3, kdny, kerd, nt, protein)"
 
@@ -30,6 +30,20 @@ CASES = [
             (["interact", "{pairs}", "--zero-shot", "--backbone", "{tiny}", "-o", "{t}/s.tsv"], "--scheme"),
             (["schemes"], "--show"),
         )
+    ),
+    # resm fold -o with --split-dir: refused before the model or the input is read
+    Case(
+        "fold/out-and-split-dir-before-the-input-is-read",
+        ["fold", "{t}/bad.fa", "-o", "{t}/o.dbn", "--split-dir", "{t}/d", "--threads", "1"],
+        2,
+        ["-o writes one file and --split-dir one file per record"],
+        write("bad.fa", "no FASTA here\n"),
+    ),
+    Case(
+        "fold/out-and-split-dir-before-the-model-is-read",
+        ["fold", "{fa}", "--model", "{text}", "-o", "{t}/o.dbn", "--split-dir", "{t}/d", "--threads", "1"],
+        2,
+        ["-o writes one file and --split-dir one file per record"],
     ),
 ]
 
