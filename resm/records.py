@@ -3,17 +3,20 @@ pairs, a mapping of id to sequence, structures (:class:`resm.structure.io.Struct
 records (:class:`resm.fasta.Record`) or bare sequences, the ids held to a file's rules
 (:func:`resm.fasta.check_record_ids`). A predictor's ``fold``
 (:meth:`resm.structure.predictor.Predictor.fold`) and :func:`resm.embed_sequences` both read
-their records here, so both take the same ones.
+their records here, so both take the same ones. Records are one another by name and sequence:
+:func:`validation_is_training`, the warning of a validation set that is the training set
+(``resm finetune``'s ``data.val``, ``resm probe``'s ``--val``), compares them so.
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .fasta import check_record_ids
 
-__all__ = ["iterable", "name_records", "name_seq", "caller_id"]
+__all__ = ["iterable", "name_records", "name_seq", "caller_id", "validation_is_training"]
 
 RECORDS = "sequences, (id, sequence) pairs or a mapping of id to sequence"
 
@@ -78,3 +81,27 @@ def name_records(
     out = [name_seq((f"seq_{k}", r) if isinstance(r, (str, bytes, bytearray)) else r) for k, r in enumerate(items, 1)]
     check_record_ids((name for name, _ in out), error)
     return out
+
+
+def validation_is_training(
+    val: Any,
+    val_items: Sequence[Any],
+    train_items: Sequence[Any],
+    key: Callable[[Any], Any],
+    also: str = "",
+    name: str = "data.val",
+) -> list[str]:
+    """A warning when every validation item of the validation file ``val`` (given as ``name``:
+    ``data.val`` of a finetuning config, ``resm probe``'s ``--val``) is also a training item
+    (``key`` of each, its names and sequences, the same): the validation metrics (and
+    ``also``, what is chosen on them) then measure training fit. A warning, not a refusal: the
+    run is legal, its figures are only optimistic, and the line says so."""
+    if not val or not val_items:
+        return []
+    seen = {key(x) for x in train_items}
+    if not all(key(x) in seen for x in val_items):
+        return []
+    return [
+        f"resm: warning: {name} ({val}): all {len(val_items)} validation record(s) are training records, "
+        f"so the validation metrics{also} measure training fit"
+    ]

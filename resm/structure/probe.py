@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from ..alphabet import pad_batch
 from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
 from ..mapping import MappingError, Scheme, list_schemes
+from ..records import validation_is_training
 from ..utils.io import atomic_path, check_output
 from ..utils.jsontext import load_json
 from ..utils.paths import file_problem, is_stream, no_such
@@ -430,6 +432,11 @@ class ProbeFile:
 
 
 # ----------------------------------------------------------------------------- resm probe
+def _name_and_sequence(rec: Structure) -> tuple[str, str]:
+    """What makes a validation structure a training structure (:func:`resm.records.validation_is_training`)."""
+    return rec.name, rec.seq
+
+
 def select_structures(
     path: str | os.PathLike, limit: int | None, max_length: int | None = None
 ) -> tuple[list[Structure], int]:
@@ -543,6 +550,10 @@ def fit_probe_file(
     check_output(sidecar_path(out), "file", "--out's record")
     structures, skipped = select_structures(train, o.max_train, o.max_length)
     held_out = select_structures(o.val, o.max_val, o.max_length)[0] if o.val else None
+    for line in validation_is_training(  # the training data as --val: finetune's warning, before any work
+        o.val, held_out or [], structures, _name_and_sequence, " and the threshold chosen on them", "--val"
+    ):
+        print(line, file=sys.stderr, flush=True)
     loaded, the_scheme = load_with_scheme(backbone, o.scheme, o.regression, o.trust)
     for path, recs in ((train, structures), (o.val, held_out or [])):  # before any work, naming the file
         for rec in recs:

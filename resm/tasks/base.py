@@ -66,7 +66,6 @@ __all__ = [
     "counted_once",
     "BundleHeadTask",
     "bundle_outputs",
-    "validation_is_training",
     "no_validation",
     "one_label",
 ]
@@ -335,23 +334,6 @@ def counted_once(n: int) -> int:
     import torch.distributed as dist
 
     return n if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0 else 0
-
-
-def validation_is_training(
-    val: Any, val_items: Sequence[Any], train_items: Sequence[Any], key: Callable[[Any], Any], also: str = ""
-) -> list[str]:
-    """A warning when every validation item of the ``data.val`` file ``val`` is also a training
-    item (``key`` of each, its names and sequences, the same): the validation metrics (and
-    ``also``, what is chosen on them) then measure training fit."""
-    if not val or not val_items:
-        return []
-    seen = {key(x) for x in train_items}
-    if not all(key(x) in seen for x in val_items):
-        return []
-    return [
-        f"resm: warning: data.val ({val}): all {len(val_items)} validation record(s) are training records, "
-        f"so the validation metrics{also} measure training fit"
-    ]
 
 
 def no_validation(val_items: Sequence[Any], split: str) -> list[str]:

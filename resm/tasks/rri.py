@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ..config import ConfigError, from_dict
 from ..data.rri import Pair, read_pairs, split_pairs
 from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
+from ..records import validation_is_training
 from .base import (
     BUNDLE_DIR,
     SEQUENCE_KEYS,
@@ -50,7 +51,6 @@ from .base import (
     open_bundle,
     seeded_head,
     subset,
-    validation_is_training,
 )
 
 __all__ = [

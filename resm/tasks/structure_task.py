@@ -53,6 +53,7 @@ from ..data.labelled_structures import (
 from ..fasta import token_batches
 from ..mapping import get_scheme
 from ..nucleotides import rna_codes
+from ..records import validation_is_training
 from ..structure.model import (
     DEFAULT_KIND,
     FORMAT,
@@ -74,7 +75,6 @@ from .base import (
     bundle_config,
     load_model_backbone,
     seeded_head,
-    validation_is_training,
 )
 from .structure_heads import KINDS
 

@@ -51,3 +51,30 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_the_command_line_alone_is_a_usage_error(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+@pytest.mark.parametrize("val", ["same", "copy"])
+def test_probe_warns_when_its_val_is_the_training_data(val, ws, tmp_path, capfd):
+    """``resm probe TRAIN --val TRAIN`` (or a copy of it) chose the threshold on the training
+    structures and reported their F1 as a validation figure in silence; finetune warns of its
+    data.val alike (:func:`resm.records.validation_is_training`): the run goes on, one line says so."""
+    import shutil
+    from dataclasses import replace
+
+    from resm.cli import main
+    from resm.structure.io import write_structures
+    from tests.robustness.conftest import hairpins
+
+    path = ws["dbn"] if val == "same" else shutil.copy(ws["dbn"], tmp_path / "val.dbn")
+    argv = ["probe", str(ws["tiny"]), str(ws["dbn"]), "--max-train", "6", "--max-val", "4", "--threads", "1"]
+    capfd.readouterr()
+    assert main([*argv, "--val", str(path), "-o", str(tmp_path / "p.pt")]) == 0
+    warned = [ln for ln in capfd.readouterr().err.splitlines() if "warning" in ln]
+    assert warned == [
+        f"resm: warning: --val ({path}): all 4 validation record(s) are training records, so the validation "
+        "metrics and the threshold chosen on them measure training fit"
+    ]
+    other = tmp_path / "other.dbn"  # records the probe was not fitted on: no warning
+    write_structures([replace(r, name=f"v{r.name}") for r in hairpins(4, 1)], other)
+    assert main([*argv, "--val", str(other), "-o", str(tmp_path / "q.pt")]) == 0
+    assert "warning" not in capfd.readouterr().err
