@@ -31,8 +31,18 @@ Conventions
 * Empty cases (both strict and shifted): |P| = |T| = 0 gives precision =
   recall = F1 = 1; exactly one of P, T empty gives precision = recall =
   F1 = 0. (The field is split: the E2Efold / RNA-FM scripts, with their
-  ``eps``, give 1 to two empty structures, MXfold2's evaluation gives 0; resm
-  counts predicting no pair where there is none as right.)
+  ``eps``, give 1 to two empty structures, RiNALMo's and MXfold2's evaluations
+  give 0; resm counts predicting no pair where there is none as right.) Every
+  score resm reports goes through these functions, so the rule is one for all
+  methods: ``resm evaluate structure`` (the model and every classical folder),
+  ``resm compare`` (every backend and folder row), ``resm fold --reference``,
+  the training loop's validation F1 and the threshold and decoding chosen on
+  it. A mean differs from a table that gives such a record 0 by at most the
+  share of records without a reference pair (TS0: 1 of 1,305; ArchiveII: 5 of
+  3,864; bpRNA-new: none). The decoders' ranking score
+  :func:`pseudo_expected_f1` is no score against a reference and gives an empty
+  structure 0; :func:`expected_f1`, the score printed beside a structure,
+  follows the rule above.
 * MCC is computed strictly over the L(L-1)/2 cells i < j of the pair matrix;
   when its denominator is 0 it is 1 if the prediction equals the truth (e.g.
   both empty) and 0 otherwise (sklearn gives 0 in both cases).
@@ -154,7 +164,8 @@ def precision_recall_f1(pred, true, shift: bool = False) -> tuple[float, float, 
 
 
 def f1_score(pred, true, shift: bool = False) -> float:
-    """Per-sequence F1."""
+    """Per-sequence F1, strict or with the ±1 ``shift``: 1 when neither ``pred`` nor ``true``
+    holds a pair, 0 when one of them only is empty (the module's empty-case rule)."""
     return precision_recall_f1(pred, true, shift)[2]
 
 
@@ -221,6 +232,8 @@ def evaluate(pred_list: Sequence, true_list: Sequence) -> dict[str, float]:
     ``{precision,recall,f1}_shift_{mean,pooled}``; ``mcc_mean``, ``mcc_pooled``; the pair
     density: ``n_pred`` and ``n_true`` (pairs summed over the sequences) and ``pair_ratio``
     = n_pred / n_true (nan when there is no true pair).
+    A sequence with no pair on either side scores 1 in every precision, recall, F1 and MCC,
+    one side empty 0 (the module's empty-case rule; RiNALMo's evaluation gives 0 to both).
     With no sequences only ``n`` (= 0) is returned.
     """
     if len(pred_list) != len(true_list):

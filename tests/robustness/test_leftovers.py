@@ -78,3 +78,43 @@ def test_probe_warns_when_its_val_is_the_training_data(val, ws, tmp_path, capfd)
     write_structures([replace(r, name=f"v{r.name}") for r in hairpins(4, 1)], other)
     assert main([*argv, "--val", str(other), "-o", str(tmp_path / "q.pt")]) == 0
     assert "warning" not in capfd.readouterr().err
+
+
+def test_no_pair_on_either_side_scores_one_for_resm_and_every_classical_folder():
+    """The empty-case convention (:mod:`resm.structure.metrics`): a record whose reference and
+    prediction hold no pair scores precision, recall, F1 (strict and +-1) and MCC 1, pooled
+    too, for resm's prediction and for each classical folder ``resm compare`` scores (its
+    RNAfold row and every folder of :data:`resm.structure.folders.FOLDERS`), through the one
+    scorer both ``resm compare`` and ``resm evaluate structure`` use. RiNALMo's and MXfold2's
+    evaluations give such a record 0, so resm's means are not theirs where a set holds one
+    (TS0: 1 of 1,305 records; README, Results). A pair predicted where none is scores 0."""
+    import numpy as np
+
+    import resm
+
+    pytest.importorskip("RNA")  # ViennaRNA: RNAfold's row, and the rest of the folders' packages
+    from resm.compare.backends import BackendSpec, FolderBackend, ViennaBackend
+    from resm.compare.structure import _score
+    from resm.structure.folders import FOLDERS
+    from resm.structure.io import Structure
+
+    seq = "A" * 30  # no base can pair
+    ref = Structure("polyA", seq, np.full(len(seq), -1))
+    backends = [ViennaBackend(BackendSpec(name="rnafold", kind="viennarna"))]
+    backends += [FolderBackend(BackendSpec(name=n, kind="folder", folder=n)) for n in FOLDERS if FOLDERS[n].available()]
+    preds = {b.name: b.load().fold(seq) for b in backends}
+    preds["resm"] = resm.load_predictor(threads=1).fold_one(seq, "polyA").pairs
+    for name, pred in preds.items():
+        assert (np.asarray(pred) == -1).all(), name  # nothing predicted: the case pinned
+        m, per = _score([pred], [ref])
+        assert per == [(1.0, 1.0)], name
+        ones = [
+            f"{s}{t}_{a}" for s in ("precision", "recall", "f1") for t in ("", "_shift") for a in ("mean", "pooled")
+        ]
+        assert {k: m[k] for k in [*ones, "mcc_mean", "mcc_pooled"]} == dict.fromkeys(
+            [*ones, "mcc_mean", "mcc_pooled"], 1.0
+        )
+    one_pair = np.full(len(seq), -1)
+    one_pair[[0, 29]] = [29, 0]
+    m, per = _score([one_pair], [ref])
+    assert per == [(0.0, 0.0)] and m["f1_mean"] == m["precision_mean"] == m["recall_mean"] == 0.0
