@@ -185,17 +185,19 @@ def check_non_canonical(predictor: Predictor | None, o: FoldOptions) -> None:
     if not isinstance(predictor, PairPredictor):
         return
     predictor.non_canonical_scorer()
+    # the model file decides (exit code 1, not 2): a 2-D head's or a probe's pairs fit every format
+    model = predictor.source or "this structure model"
     if o.fmt != "pairs":
         raise FoldError(
-            f"--format {o.fmt} cannot hold the pairs --non-canonical adds (a base may sit in two or three pairs; "
-            "dbn, ct and bpseq give each base one partner): give --format pairs"
+            f"--format {o.fmt} cannot hold the pairs --non-canonical adds with {model} (a pair-head model: a base "
+            "may sit in two or three pairs; dbn, ct and bpseq give each base one partner): give --format pairs"
         )
     given = {"--plot": o.plot, "--reference": o.reference, "--compare": o.compare, "--mfe": o.mfe or None}
     clash = next((k for k, v in given.items() if v is not None), None)
     if clash is not None:
         raise FoldError(
-            f"{clash} reads one partner per base and --non-canonical gives some bases several: drop one of them "
-            "(resm evaluate structure --non-canonical scores such pairs)"
+            f"{clash} reads one partner per base and --non-canonical gives some bases several with {model} "
+            "(a pair-head model): drop one of them (resm evaluate structure --non-canonical scores such pairs)"
         )
 
 

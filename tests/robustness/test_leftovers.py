@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from resm.structure.model import shipped_model_path
 from tests.robustness.cases import Case, check_one_line, write
 
 KNOWN = "(codon3, kdny, kerd, nt, protein)"
@@ -46,6 +47,33 @@ CASES = [
         ["-o writes one file and --split-dir one file per record"],
     ),
 ]
+
+
+# what the model file decides is exit code 1, the line naming the option and the file: a pair-head
+# model (the shipped one) adds --non-canonical pairs dbn cannot hold and has no --threshold, where a
+# 2-D head or a probe takes both (test_a_probe_takes_what_a_pair_head_model_refuses)
+SHIPPED = str(shipped_model_path())
+FOLD = ["fold", "{fa}", "-o", "{t}/o.dbn", "--threads", "1"]
+FILE_CASES = [
+    Case("fold/non-canonical-into-dbn", [*FOLD, "--non-canonical"], 1, ["--format dbn", "--non-canonical", SHIPPED]),
+    Case("fold/threshold-of-a-pair-head-model", [*FOLD, "--threshold", "0.5"], 1, ["--threshold", SHIPPED]),
+]
+
+
+@pytest.mark.parametrize("case", FILE_CASES, ids=[c.id for c in FILE_CASES])
+def test_what_the_model_file_refuses_names_the_option_and_the_file(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def test_a_probe_takes_what_a_pair_head_model_refuses(ws, tmp_path):
+    """The same options with a probe for the model: folded (so the command line alone does not
+    decide them, and their exit code is 1, not 2)."""
+    from resm.cli import main
+
+    probe = ["--model", str(ws["tiny"]), "--probe", str(ws["probe"]), "--threads", "1"]
+    assert main(["fold", str(ws["fa"]), *probe, "--non-canonical", "-o", str(tmp_path / "n.dbn")]) == 0
+    assert main(["fold", str(ws["fa"]), *probe, "--threshold", "0.5", "-o", str(tmp_path / "t.dbn")]) == 0
+    assert (tmp_path / "n.dbn").read_text().count(">") == (tmp_path / "t.dbn").read_text().count(">") == 2
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
