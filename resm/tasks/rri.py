@@ -31,6 +31,7 @@ from ..config import ConfigError, from_dict
 from ..data.rri import Pair, read_pairs, split_pairs
 from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
 from .base import (
+    BACKEND_COLUMNS,
     BUNDLE_DIR,
     SEQUENCE_KEYS,
     BundleHeadTask,
@@ -261,9 +262,7 @@ def zero_shot_scores(
 
 # the columns of the rri table of ``resm compare`` (resm.compare.rri)
 RRI_COLUMNS = (
-    ("backend", "backend"),
-    ("kind", "kind"),
-    ("status", "status"),
+    *BACKEND_COLUMNS,
     ("auroc", "test AUROC"),
     ("auprc", "test AUPRC"),
     ("val_auroc", "val AUROC"),
