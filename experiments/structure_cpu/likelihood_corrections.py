@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import shlex
 import socket
@@ -76,7 +75,6 @@ from resm.structure.decode import Decoding  # noqa: E402
 from resm.structure.folders import fold_compound  # noqa: E402
 from resm.structure.io import parse_dotbracket  # noqa: E402
 from resm.structure.metrics import evaluate, f1_score  # noqa: E402
-from resm.utils.io import atomic_write_text  # noqa: E402
 
 # ----------------------------------------------------------------------------- fixed before the run
 EPOCHS, BATCH, LR, AVERAGE_LAST = sv.EPOCHS, sv.BATCH, sv.LR, sv.AVERAGE_LAST  # ssvm_corrections.py's Adam (sv.fit)
@@ -213,24 +211,21 @@ def main() -> None:
         "",
         *out.report("Decoder choice (training records, learnt theta, mean per-sequence F1, canonical pairs)"),
     ]
-    atomic_write_text(a.out, "\n".join(lines))
-    atomic_write_text(
-        str(Path(a.out).with_suffix(".json")),
-        json.dumps(
-            {
-                "theta": theta.tolist(),
-                "features": sv.FEATURES,
-                "decoder": best,
-                "loglik_before": ll0,
-                "loglik_after": ll1,
-                "train_score_before": before,
-                "train_score": train_score,
-                "pass": out.ok,
-                "curve": curve,
-            }
-        ),
+    sv.write_outputs(
+        a.out,
+        lines,
+        {
+            "theta": theta.tolist(),
+            "features": sv.FEATURES,
+            "decoder": best,
+            "loglik_before": ll0,
+            "loglik_after": ll1,
+            "train_score_before": before,
+            "train_score": train_score,
+            "pass": out.ok,
+            "curve": curve,
+        },
     )
-    print("\n".join(lines[-3:]))
 
 
 if __name__ == "__main__":

@@ -398,6 +398,14 @@ def theta_lines(theta: np.ndarray, last: int) -> list[str]:
     ]
 
 
+def write_outputs(out: str, lines: list[str], result: dict) -> None:
+    """The report (markdown ``lines``) at ``out``, ``result`` as JSON beside it (``.json``), and
+    the report's last three lines on stdout."""
+    atomic_write_text(out, "\n".join(lines))
+    atomic_write_text(str(Path(out).with_suffix(".json")), json.dumps(result))
+    print("\n".join(lines[-3:]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("cache", help="the validation cache (.npz of validation_cache.py)")
@@ -470,22 +478,19 @@ def main() -> None:
         "",
         *out.report("Decoder choice (training records, mean per-sequence F1, canonical pairs)"),
     ]
-    atomic_write_text(a.out, "\n".join(lines))
-    atomic_write_text(
-        str(Path(a.out).with_suffix(".json")),
-        json.dumps(
-            {
-                "delta": DELTA,
-                "theta": theta.tolist(),
-                "features": FEATURES,
-                "decoder": best,
-                "train_score": out.train_score,
-                "pass": out.ok,
-                "curve": curve,
-            }
-        ),
+    write_outputs(
+        a.out,
+        lines,
+        {
+            "delta": DELTA,
+            "theta": theta.tolist(),
+            "features": FEATURES,
+            "decoder": best,
+            "train_score": out.train_score,
+            "pass": out.ok,
+            "curve": curve,
+        },
     )
-    print("\n".join(lines[-3:]))
 
 
 if __name__ == "__main__":
