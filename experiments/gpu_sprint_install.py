@@ -192,12 +192,10 @@ def wheel_metadata(path: Path) -> tuple[str, str, list[str]]:
     return field("Name")[0], field("Version")[0], field("Requires-Dist")
 
 
-def check_closure(wheels: Path, python: str = "3.12") -> list[str]:
-    """Requirements of the carried wheels (and of pyproject) that nothing satisfies on the GPU
-    machine: neither a carried wheel nor :data:`IMAGE_HAS`. Also two versions of one package."""
-    from packaging.requirements import Requirement
-
-    env = {
+def marker_env(python: str = "3.12") -> dict[str, str]:
+    """The GPU machine (Linux x86_64, CPython ``python``) as the environment that requirement
+    markers are evaluated in (``packaging.markers.Marker.evaluate``)."""
+    return {
         "python_version": python,
         "python_full_version": python + ".0",
         "sys_platform": "linux",
@@ -208,6 +206,14 @@ def check_closure(wheels: Path, python: str = "3.12") -> list[str]:
         "platform_python_implementation": "CPython",
         "extra": "",
     }
+
+
+def check_closure(wheels: Path, python: str = "3.12") -> list[str]:
+    """Requirements of the carried wheels (and of pyproject) that nothing satisfies on the GPU
+    machine: neither a carried wheel nor :data:`IMAGE_HAS`. Also two versions of one package."""
+    from packaging.requirements import Requirement
+
+    env = marker_env(python)
     have: dict[str, str] = {}
     needs: list[tuple[str, str]] = [("pyproject.toml", r) for r in requirements()]
     problems = []

@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_sprint_install import IMAGE_HAS, check_closure, norm, requirements, wheel_metadata  # noqa: E402
+from gpu_sprint_install import IMAGE_HAS, check_closure, marker_env, norm, requirements, wheel_metadata  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WHEELS = REPO / ".whl" / "gpu_sprint"
@@ -111,17 +111,7 @@ def carried(resolved: dict[str, dict], roots: list[str]) -> dict[str, str]:
     installed version falls short."""
     from packaging.requirements import Requirement
 
-    env = {
-        "python_version": "3.12",
-        "python_full_version": "3.12.0",
-        "sys_platform": "linux",
-        "platform_system": "Linux",
-        "platform_machine": "x86_64",
-        "os_name": "posix",
-        "implementation_name": "cpython",
-        "platform_python_implementation": "CPython",
-        "extra": "",
-    }
+    env = marker_env()
     out: dict[str, str] = {}
     todo = [(norm(Requirement(r).name), True) for r in roots]
     while todo:

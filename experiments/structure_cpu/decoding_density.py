@@ -72,6 +72,16 @@ def setting_scores(sets: dict[str, list], d: Decoding, thresholds) -> dict[tuple
     return out
 
 
+def score_cells(m: dict) -> list[str]:
+    """The three table cells of one set's scores (:func:`resm.structure.metrics.evaluate`'s
+    means): F1 / F1 with a one-base shift, precision / recall, predicted pairs per reference pair."""
+    return [
+        f"{m['f1_mean']:.3f} / {m['f1_shift_mean']:.3f}",
+        f"{m['precision_mean']:.3f} / {m['recall_mean']:.3f}",
+        f"{m['pair_ratio']:.2f}",
+    ]
+
+
 def choose(scores: dict, on: list[str], tol: float) -> tuple:
     """The setting ``choose_decoding`` takes with ``density_tolerance=tol`` on the sets ``on``."""
 
@@ -157,12 +167,7 @@ def main() -> None:
     for label, tol, key in rows:
         cells = []
         for s in names:
-            m = scores[key][s]
-            cells += [
-                f"{m['f1_mean']:.3f} / {m['f1_shift_mean']:.3f}",
-                f"{m['precision_mean']:.3f} / {m['recall_mean']:.3f}",
-                f"{m['pair_ratio']:.2f}",
-            ]
+            cells += score_cells(scores[key][s])
         mean = np.mean([scores[key][s]["f1_mean"] for s in names])
         lines.append(f"| {label} | {tol} | {describe(key)} | " + " | ".join(cells) + f" | {mean:.3f} |")
     text = "\n".join(lines) + "\n"

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import shlex
 import socket
@@ -76,10 +75,9 @@ from resm.structure.decode import Decoding  # noqa: E402
 from resm.structure.folders import fold_compound  # noqa: E402
 from resm.structure.io import parse_dotbracket  # noqa: E402
 from resm.structure.metrics import evaluate, f1_score  # noqa: E402
-from resm.utils.io import atomic_write_text  # noqa: E402
 
 # ----------------------------------------------------------------------------- fixed before the run
-EPOCHS, BATCH, LR, AVERAGE_LAST = 6, 16, 0.01, 2
+EPOCHS, BATCH, LR, AVERAGE_LAST = sv.EPOCHS, sv.BATCH, sv.LR, sv.AVERAGE_LAST  # ssvm_corrections.py's Adam (sv.fit)
 KT = (37.0 + RNA.K0) * RNA.GASCONST / 1000.0  # kcal/mol
 
 
@@ -131,31 +129,7 @@ def training_pass(recs: dict[str, list], theta: np.ndarray, stored: Decoding, de
 
 
 def train(recs: list[dict]) -> tuple[np.ndarray, list[dict]]:
-    theta = sv.THETA0.copy()
-    m, v = np.zeros_like(theta), np.zeros_like(theta)
-    t, kept, curve = 0, [], []
-    rng = np.random.default_rng(sv.SEED + 3)
-    for ep in range(EPOCHS):
-        order = rng.permutation(len(recs))
-        stats = []
-        for b in tqdm(range(0, len(order), BATCH), desc=f"epoch {ep + 1}/{EPOCHS}", total=-(-len(order) // BATCH)):
-            g = np.zeros_like(theta)
-            batch = order[b : b + BATCH]
-            for k in batch:
-                gk, ll, f1, _ = likelihood_step(recs[k], theta)
-                g += gk
-                stats.append((ll, f1))
-            g = g / len(batch) + sv.L2 * theta
-            t += 1
-            m = 0.9 * m + 0.1 * g
-            v = 0.999 * v + 0.001 * g * g
-            theta = theta - LR * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-            if ep >= EPOCHS - AVERAGE_LAST:
-                kept.append(theta.copy())
-        ll, f1 = (float(x) for x in np.array(stats).mean(axis=0))
-        curve.append({"epoch": ep + 1, "loglik": ll, "mfe_f1": f1, "theta": theta.tolist()})
-        print(json.dumps(curve[-1]), flush=True)
-    return (np.mean(kept, axis=0) if kept else theta), curve
+    return sv.fit(recs, lambda r, theta: likelihood_step(r, theta)[:3], ("loglik", "mfe_f1"))
 
 
 def main() -> None:
@@ -237,24 +211,21 @@ def main() -> None:
         "",
         *out.report("Decoder choice (training records, learnt theta, mean per-sequence F1, canonical pairs)"),
     ]
-    atomic_write_text(a.out, "\n".join(lines))
-    atomic_write_text(
-        str(Path(a.out).with_suffix(".json")),
-        json.dumps(
-            {
-                "theta": theta.tolist(),
-                "features": sv.FEATURES,
-                "decoder": best,
-                "loglik_before": ll0,
-                "loglik_after": ll1,
-                "train_score_before": before,
-                "train_score": train_score,
-                "pass": out.ok,
-                "curve": curve,
-            }
-        ),
+    sv.write_outputs(
+        a.out,
+        lines,
+        {
+            "theta": theta.tolist(),
+            "features": sv.FEATURES,
+            "decoder": best,
+            "loglik_before": ll0,
+            "loglik_after": ll1,
+            "train_score_before": before,
+            "train_score": train_score,
+            "pass": out.ok,
+            "curve": curve,
+        },
     )
-    print("\n".join(lines[-3:]))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling experiment scripts
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's resm, not an installed one
 
-from decoding_density import setting_scores
+from decoding_density import score_cells, setting_scores
 from validation_cache import cached_sets
 
 from resm.backbone.load import safe_load
@@ -192,12 +192,7 @@ def main() -> None:
     for label, key in rows:
         cells = []
         for s in names:
-            m = scores[key][s]
-            cells += [
-                f"{m['f1_mean']:.3f} / {m['f1_shift_mean']:.3f}",
-                f"{m['precision_mean']:.3f} / {m['recall_mean']:.3f}",
-                f"{m['pair_ratio']:.2f}",
-            ]
+            cells += score_cells(scores[key][s])
         lines.append(f"| {label} | {describe(key)} | " + " | ".join(cells) + f" | {mean_f1(scores[key], names):.3f} |")
     lines += [
         "",

@@ -89,6 +89,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # this checkout's resm, not an installed one
 sys.path.insert(0, str(HERE))
 
+from decoding_density import score_cells  # noqa: E402
 from validation_cache import load  # noqa: E402
 
 from resm.backbone.load import safe_load  # noqa: E402
@@ -230,21 +231,25 @@ def augmented_step(r: dict, theta: np.ndarray) -> tuple[np.ndarray, float, float
     return grad, hinge / max(1, ny), f1_score(pred, y), int((pred > np.arange(len(pred))).sum()) / max(1, ny)
 
 
-def train(recs: list[dict]) -> tuple[np.ndarray, list[dict]]:
+def fit(recs: list[dict], step, stats: tuple[str, ...]) -> tuple[np.ndarray, list[dict]]:
+    """Adam from THETA0 over ``recs`` (the schedule above: EPOCHS epochs of batches of BATCH, lr
+    LR, L2 toward zero): ``step(r, theta) -> (gradient, *values)`` per record, the epoch's mean
+    values logged in the curve under the names ``stats``; returns the mean theta of the last
+    AVERAGE_LAST epochs and the curve."""
     theta = THETA0.copy()
     m, v = np.zeros_like(theta), np.zeros_like(theta)
     t, kept, curve = 0, [], []
     rng = np.random.default_rng(SEED + 3)
     for ep in range(EPOCHS):
         order = rng.permutation(len(recs))
-        stats = []
+        values = []
         for b in tqdm(range(0, len(order), BATCH), desc=f"epoch {ep + 1}/{EPOCHS}", total=-(-len(order) // BATCH)):
             g = np.zeros_like(theta)
             batch = order[b : b + BATCH]
             for k in batch:
-                gk, *st = augmented_step(recs[k], theta)
+                gk, *st = step(recs[k], theta)
                 g += gk
-                stats.append(st)
+                values.append(st)
             g = g / len(batch) + L2 * theta
             t += 1
             m = 0.9 * m + 0.1 * g
@@ -252,11 +257,14 @@ def train(recs: list[dict]) -> tuple[np.ndarray, list[dict]]:
             theta = theta - LR * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
             if ep >= EPOCHS - AVERAGE_LAST:
                 kept.append(theta.copy())
-        s = np.array(stats)
-        hinge, f1, ratio = (float(x) for x in s.mean(axis=0))
-        curve.append({"epoch": ep + 1, "hinge": hinge, "aug_f1": f1, "aug_ratio": ratio, "theta": theta.tolist()})
+        means = (float(x) for x in np.array(values).mean(axis=0))
+        curve.append({"epoch": ep + 1, **dict(zip(stats, means)), "theta": theta.tolist()})
         print(json.dumps(curve[-1]), flush=True)
     return (np.mean(kept, axis=0) if kept else theta), curve
+
+
+def train(recs: list[dict]) -> tuple[np.ndarray, list[dict]]:
+    return fit(recs, augmented_step, ("hinge", "aug_f1", "aug_ratio"))
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -275,13 +283,6 @@ def decoders(r: dict, mfe: np.ndarray, ens: tuple, stored: Decoding) -> dict[str
     t = stored.pseudoknot_threshold
     pk = (lambda x: add_pseudoknots(x, r["i"], r["j"], p, t)) if t is not None else (lambda x: x)
     return {"mfe": mfe, "mea-auto": mea, "mfe+pk": pk(mfe), "mea-auto+pk": pk(mea)}
-
-
-def cells(m: dict) -> str:
-    return (
-        f"{m['f1_mean']:.3f} / {m['f1_shift_mean']:.3f} | {m['precision_mean']:.3f} / {m['recall_mean']:.3f} "
-        f"| {m['pair_ratio']:.2f}"
-    )
 
 
 def evaluation_rows(held: dict[str, list], learnt, stored: Decoding) -> tuple[list[str], dict, dict]:
@@ -363,7 +364,7 @@ class Outcome:
             "|---|" + "---|---|---|" * len(EVAL_SOURCES) + "---|",
             *(
                 f"| {'**' + n + '** (chosen)' if n == chosen else n} | "
-                + " | ".join(cells(rows[n][s]) for s in EVAL_SOURCES)
+                + " | ".join(x for s in EVAL_SOURCES for x in score_cells(rows[n][s]))
                 + f" | {self.mean3(n):.4f} |"
                 for n in self.names
             ),
@@ -395,6 +396,14 @@ def theta_lines(theta: np.ndarray, last: int) -> list[str]:
         *(f"| {f} | {x0:g} | {x:+.4f} |" for f, x0, x in zip(FEATURES, THETA0, theta)),
         "",
     ]
+
+
+def write_outputs(out: str, lines: list[str], result: dict) -> None:
+    """The report (markdown ``lines``) at ``out``, ``result`` as JSON beside it (``.json``), and
+    the report's last three lines on stdout."""
+    atomic_write_text(out, "\n".join(lines))
+    atomic_write_text(str(Path(out).with_suffix(".json")), json.dumps(result))
+    print("\n".join(lines[-3:]))
 
 
 def main() -> None:
@@ -469,22 +478,19 @@ def main() -> None:
         "",
         *out.report("Decoder choice (training records, mean per-sequence F1, canonical pairs)"),
     ]
-    atomic_write_text(a.out, "\n".join(lines))
-    atomic_write_text(
-        str(Path(a.out).with_suffix(".json")),
-        json.dumps(
-            {
-                "delta": DELTA,
-                "theta": theta.tolist(),
-                "features": FEATURES,
-                "decoder": best,
-                "train_score": out.train_score,
-                "pass": out.ok,
-                "curve": curve,
-            }
-        ),
+    write_outputs(
+        a.out,
+        lines,
+        {
+            "delta": DELTA,
+            "theta": theta.tolist(),
+            "features": FEATURES,
+            "decoder": best,
+            "train_score": out.train_score,
+            "pass": out.ok,
+            "curve": curve,
+        },
     )
-    print("\n".join(lines[-3:]))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # this checkout's resm, not an installed one
 sys.path.insert(0, str(HERE))
 
-from decoding_density import describe, setting_scores  # noqa: E402
+from decoding_density import describe, score_cells, setting_scores  # noqa: E402
 
 from resm.backbone.load import safe_load  # noqa: E402
 from resm.nucleotides import normalise_lenient  # noqa: E402
@@ -179,14 +179,6 @@ def label(st: tuple | None, dec: str) -> str:
 
 
 # ----------------------------------------------------------------------------- report
-def cells(m: dict) -> list[str]:
-    return [
-        f"{m['f1_mean']:.3f} / {m['f1_shift_mean']:.3f}",
-        f"{m['precision_mean']:.3f} / {m['recall_mean']:.3f}",
-        f"{m['pair_ratio']:.2f}",
-    ]
-
-
 def mean_f1(m: dict[str, dict]) -> float:
     return float(np.mean([v["f1_mean"] for v in m.values()]))
 
@@ -262,7 +254,7 @@ def table(rows: dict, labels: list[str], names: list[str]) -> list[str]:
             lines.append(f"| {r} |" + " |" * (2 + 3 * len(names)))
             continue
         m = rows[r]
-        c = [x for s in names for x in cells(m[s])]
+        c = [x for s in names for x in score_cells(m[s])]
         lines.append(f"| {r} | " + " | ".join(c) + f" | {mean_f1(m):.3f} | {'yes' if passes(m) else 'no'} |")
     return lines
 

@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # this checkout's resm, not an installed one
 sys.path.insert(0, str(HERE))
 
+from decoding_density import score_cells  # noqa: E402
 from thermo_corrections import load_cache, save_cache, validation_sets  # noqa: E402
 
 from resm.backbone.load import safe_load  # noqa: E402
@@ -61,10 +62,8 @@ def _decode(job: tuple) -> list[np.ndarray]:
 
 
 def cells(m: dict) -> str:
-    return (
-        f"{m['f1_mean']:.3f} / {m['f1_shift_mean']:.3f} | {m['precision_mean']:.3f} / {m['recall_mean']:.3f} "
-        f"| {m['pair_ratio']:.2f}"
-    )
+    """One set's three cells (:func:`decoding_density.score_cells`) as a piece of a table row."""
+    return " | ".join(score_cells(m))
 
 
 def main() -> None:

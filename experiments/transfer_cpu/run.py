@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from repo_paths import REPO, data_dir
+from repo_paths import REPO, data_dir, run_resm
 
 ARMS = {
     "a_kdny_protein": ("kdny", "protein", "(a) mapped kdny, protein init"),
@@ -39,16 +38,6 @@ ARMS = {
     "c_nt_random": ("nt", None, "(c) native nucleotide tokens, random init"),
     "d_codon3_protein": ("codon3", "protein", "(d) codon3 context scheme, protein init"),
 }
-
-
-def sh(args, log):
-    t = time.time()
-    p = subprocess.run([sys.executable, "-m", "resm", *map(str, args)], cwd=REPO, capture_output=True, text=True)
-    with open(log, "a") as fh:
-        fh.write(f"$ resm {' '.join(map(str, args))}\n{p.stdout[-2000:]}{p.stderr[-3000:] if p.returncode else ''}\n")
-    if p.returncode:
-        raise SystemExit(f"failed: resm {' '.join(map(str, args))}\n{p.stderr[-3000:]}")
-    return time.time() - t
 
 
 def run_arm(name: str, a) -> None:
@@ -60,7 +49,7 @@ def run_arm(name: str, a) -> None:
     res = json.loads(res_file.read_text()) if res_file.exists() else {}
     model_init = [f"model.init={a.protein}", "model.arch=null"] if init else ["model.arch=small", "model.init=null"]
     if "pretrain_s" not in res:
-        res["pretrain_s"] = sh(
+        res["pretrain_s"] = run_resm(
             [
                 "pretrain",
                 "--config",
@@ -81,7 +70,7 @@ def run_arm(name: str, a) -> None:
     data = Path(a.data_dir)
     if "probe" not in res:
         t = time.time()
-        sh(
+        run_resm(
             [
                 "probe",
                 model,
@@ -105,7 +94,7 @@ def run_arm(name: str, a) -> None:
     if "f1_mean" not in res.get("supervised", {}).get("ts0", {}):
         t = time.time()
         if not (out / "structure" / "structure_model.pt").exists():
-            sh(
+            run_resm(
                 [
                     "finetune",
                     "--config",

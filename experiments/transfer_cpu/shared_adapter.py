@@ -68,13 +68,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
-from repo_paths import REPO, data_dir
+from repo_paths import REPO, data_dir, run_resm
 
 INITS = {
     "protein": ("kdny", "protein", "protein checkpoint, kdny"),
@@ -87,16 +86,6 @@ SETUPS = {
     "frozen": "frozen backbone (heads only)",
 }
 ARMS = [f"{i}_{s}" for i in INITS for s in SETUPS]
-
-
-def sh(args, log: Path) -> float:
-    t = time.time()
-    p = subprocess.run([sys.executable, "-m", "resm", *map(str, args)], cwd=REPO, capture_output=True, text=True)
-    with open(log, "a") as fh:
-        fh.write(f"$ resm {' '.join(map(str, args))}\n{p.stdout[-2000:]}{p.stderr[-3000:] if p.returncode else ''}\n")
-    if p.returncode:
-        raise SystemExit(f"failed: resm {' '.join(map(str, args))}\n{p.stderr[-3000:]}")
-    return time.time() - t
 
 
 def arm_config(init: str, setup: str, subs: list[str], steps: int, out: Path, a) -> dict:
@@ -228,7 +217,7 @@ def run_arm(name: str, a) -> None:
         steps = a.batches * len(subs)
         cfg_file = out / f"{run}.yaml"
         cfg_file.write_text(yaml.safe_dump(arm_config(init, setup, subs, steps, rdir, a), sort_keys=False))
-        res[f"train_s_{run}"] = sh(["finetune", "--config", cfg_file], log)
+        res[f"train_s_{run}"] = run_resm(["finetune", "--config", cfg_file], log)
         res_file.write_text(json.dumps(res, indent=1))
     for head in a.heads:
         if head not in res and head in a.score:

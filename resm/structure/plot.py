@@ -64,6 +64,17 @@ COLOURS = {"pair": "tab:blue", "tp": "tab:blue", "fp": "tab:red", "fn": "tab:ora
 LABELS = {"pair": "predicted pair", "tp": "true positive", "fp": "false positive", "fn": "missed (reference only)"}
 
 
+def _drawn(pairs, seq: str = "", length: int | None = None, what: str = "") -> np.ndarray:
+    """``pairs`` as a partner array (:func:`check_pairs`) of a figure: as long as ``seq`` (when
+    given), and as ``length`` (the figure's structure, when ``pairs`` is ``what`` drawn with it)."""
+    pairs = check_pairs(pairs)
+    if seq and len(seq) != len(pairs):
+        raise ValueError(f"sequence length {len(seq)} != structure length {len(pairs)}")
+    if length is not None and len(pairs) != length:
+        raise ValueError(f"{what} length {len(pairs)} != structure length {length}")
+    return pairs
+
+
 def _ij(pairs: np.ndarray) -> np.ndarray:
     return np.asarray(pair_list(pairs), dtype=np.int64).reshape(-1, 2)
 
@@ -145,20 +156,14 @@ def plot_structure(
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
-    pairs = check_pairs(pairs)
+    pairs = _drawn(pairs, seq)
     L = len(pairs)
-    if seq and len(seq) != L:
-        raise ValueError(f"sequence length {len(seq)} != structure length {L}")
     if reference is not None:
-        reference = check_pairs(reference)
-        if len(reference) != L:
-            raise ValueError(f"reference length {len(reference)} != structure length {L}")
+        reference = _drawn(reference, "", L, "reference")
     grid_map = binned_map(prob, L, max_px) if prob is not None else None
     labels = LABELS
     if reference is None and compare is not None:
-        reference = check_pairs(compare[1])
-        if len(reference) != L:
-            raise ValueError(f"{compare[0]} structure length {len(reference)} != structure length {L}")
+        reference = _drawn(compare[1], "", L, f"{compare[0]} structure")
         labels = {"tp": "in both", "fp": "resm only", "fn": f"{compare[0]} only"}
     classes = _classes(pairs, reference)
 
@@ -341,10 +346,8 @@ def plot_layout(
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
-    pairs = check_pairs(pairs)
+    pairs = _drawn(pairs, seq)
     L = len(pairs)
-    if seq and len(seq) != L:
-        raise ValueError(f"sequence length {len(seq)} != structure length {L}")
     xy = layout_coordinates(pairs)
     from .decode import nested_subset
 

@@ -215,7 +215,29 @@ class Predictor:
         ``progress``: a progress bar on stderr (``desc``: its label). ``threshold`` and
         ``method``: a dense map's decoding (a pair-head model refuses them); ``nested``: no
         pseudoknots; ``no_lp``: no lone pairs; ``noncanonical``: add the model file's
-        non-canonical pairs."""
+        non-canonical pairs. How each kind decodes: :meth:`MapPredictor._fold`,
+        :meth:`PairPredictor._fold`."""
+        self._check_decoding(threshold, method)
+        switches = {"noncanonical": noncanonical, "progress": progress, "nested": nested, "no_lp": no_lp}
+        records = self._checked(records, switches)
+        return self._fold(records, threshold, method, noncanonical, progress, nested, no_lp, desc)
+
+    def _check_decoding(self, threshold, method) -> None:
+        """:meth:`fold`'s ``threshold`` and ``method``, checked before the records."""
+        raise NotImplementedError
+
+    def _fold(
+        self,
+        records: list[tuple[str, str]],
+        threshold: float | None,
+        method: str | None,
+        noncanonical: bool,
+        progress: bool,
+        nested: bool,
+        no_lp: bool,
+        desc: str,
+    ) -> Iterator[Folded]:
+        """:meth:`fold` of the checked ``records``."""
         raise NotImplementedError
 
     def fold_one(self, seq: str, name: str = "seq", **kw) -> Folded:
@@ -267,17 +289,19 @@ class MapPredictor(Predictor):
         ``threshold``) and method, canonical pairs only (as :meth:`fold`)."""
         return decode(P, seq, self.threshold if threshold is None else threshold, self.method, min_loop=self.min_loop)
 
-    def fold(
+    def _check_decoding(self, threshold, method) -> None:
+        _check_probability("threshold", threshold)  # NaN or 2 predicted no pair, True was 1
+
+    def _fold(
         self,
-        records: Iterable,
-        *,
-        threshold: float | None = None,
-        method: str | None = None,
-        noncanonical: bool = False,
-        progress: bool = False,
-        nested: bool = False,
-        no_lp: bool = False,
-        desc: str = "fold",
+        records: list[tuple[str, str]],
+        threshold: float | None,
+        method: str | None,
+        noncanonical: bool,
+        progress: bool,
+        nested: bool,
+        no_lp: bool,
+        desc: str,
     ) -> Iterator[Folded]:
         """Fold ``records`` one at a time, yielding a :class:`Folded` per record in input order,
         at this predictor's threshold and method unless overridden. Every record is checked first
@@ -294,27 +318,12 @@ class MapPredictor(Predictor):
         progress bar (stderr) counts records against their total with an ETA, and names the
         stage of a long record.
         """
-        switches = {"noncanonical": noncanonical, "progress": progress, "nested": nested, "no_lp": no_lp}
-        _check_probability("threshold", threshold)  # NaN or 2 predicted no pair, True was 1
-        records = self._checked(records, switches)
-        threshold = self.threshold if threshold is None else threshold
-        return self._fold(records, threshold, method or self.method, noncanonical, progress, nested, no_lp, desc)
-
-    def _fold(
-        self,
-        records: list[tuple[str, str]],
-        threshold: float,
-        method: str,
-        noncanonical: bool,
-        progress: bool,
-        nested: bool,
-        no_lp: bool,
-        desc: str,
-    ) -> Iterator[Folded]:
         from tqdm.auto import tqdm
 
         from .pair_probs import dense_probs
 
+        threshold = self.threshold if threshold is None else threshold
+        method = method or self.method
         if method not in METHODS:
             raise FoldError(f"unknown method {method!r}; expected one of {METHODS}")
         pair_probs = self.pair_probs
@@ -424,17 +433,19 @@ class PairPredictor(Predictor):
             self.non_canonical = NonCanonical.from_payload(self.non_canonical, where)
         return self.non_canonical
 
-    def fold(
+    def _check_decoding(self, threshold, method) -> None:
+        refuse_dense_decoding(self, threshold, method)
+
+    def _fold(
         self,
-        records: Iterable,
-        *,
-        threshold: float | None = None,
-        method: str | None = None,
-        noncanonical: bool = False,
-        progress: bool = False,
-        nested: bool = False,
-        no_lp: bool = False,
-        desc: str = "fold",
+        records: list[tuple[str, str]],
+        threshold: float | None,
+        method: str | None,
+        noncanonical: bool,
+        progress: bool,
+        nested: bool,
+        no_lp: bool,
+        desc: str,
     ) -> Iterator[Folded]:
         """Yields a :class:`Folded` per record in input order, its ``probs`` ``(i, j, p)``, ``p`` the decoded (blended)
         probabilities of the candidate pairs (``nested``: without the pseudoknot step;
@@ -443,14 +454,11 @@ class PairPredictor(Predictor):
         non-canonical scorer (:meth:`non_canonical_scorer`) adds its pairs to each decoded
         structure, which is then a :class:`resm.structure.pairsets.PairRecord` (a base may sit
         in several pairs)."""
-        refuse_dense_decoding(self, threshold, method)
-        switches = {"noncanonical": noncanonical, "progress": progress, "nested": nested, "no_lp": no_lp}
-        records = self._checked(records, switches)
         scorer = self.non_canonical_scorer() if noncanonical else None
-        out = self._fold(records, nested, no_lp, progress, desc)
+        out = self._decoded(records, nested, no_lp, progress, desc)
         return out if scorer is None else _with_non_canonical(out, scorer)
 
-    def _fold(
+    def _decoded(
         self, records: list[tuple[str, str]], nested: bool, no_lp: bool, progress: bool, desc: str
     ) -> Iterator[Folded]:
         from tqdm.auto import tqdm

@@ -43,6 +43,7 @@ from ..utils.seeds import SEED_RULE, seed_ok
 __all__ = [
     "TaskSpec",
     "CompareSpec",
+    "BACKEND_COLUMNS",
     "SEQUENCE_KEYS",
     "resolve",
     "ModelConfig",
@@ -75,6 +76,11 @@ BUNDLE_DIR = "model"
 
 # The ``model`` keys of a task on a sequence encoder (a backbone or the one-hot baseline)
 SEQUENCE_KEYS = ("encoder", "init", "arch", "init_seed", "mode", "adapter", "scheme", "trust_checkpoint", "onehot")
+
+
+# The columns every table of ``resm compare`` starts with: the backend, its kind and the run's
+# status (:func:`resm.compare.harness.empty_row` fills them in any row)
+BACKEND_COLUMNS = (("backend", "backend"), ("kind", "kind"), ("status", "status"))
 
 
 @dataclass(frozen=True)

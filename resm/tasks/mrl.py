@@ -34,6 +34,7 @@ from ..heads.mrl import (
     optimus_apply,
 )
 from .base import (
+    BACKEND_COLUMNS,
     BUNDLE_DIR,
     SEQUENCE_KEYS,
     BundleError,
@@ -370,9 +371,7 @@ def load_mrl_model(folder, backbone: str | None = None, trust: bool = False, ada
 
 # the columns of the mrl table of ``resm compare`` (resm.compare.mrl)
 MRL_COLUMNS = (
-    ("backend", "backend"),
-    ("kind", "kind"),
-    ("status", "status"),
+    *BACKEND_COLUMNS,
     ("r2", "test R²"),
     ("spearman", "test Spearman"),
     ("val_r2", "val R²"),

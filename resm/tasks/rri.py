@@ -32,6 +32,7 @@ from ..data.rri import Pair, read_pairs, split_pairs
 from ..heads.rri import InteractionHead, InteractionHeadConfig, rri_apply
 from ..records import validation_is_training
 from .base import (
+    BACKEND_COLUMNS,
     BUNDLE_DIR,
     SEQUENCE_KEYS,
     BundleHeadTask,
@@ -261,9 +262,7 @@ def zero_shot_scores(
 
 # the columns of the rri table of ``resm compare`` (resm.compare.rri)
 RRI_COLUMNS = (
-    ("backend", "backend"),
-    ("kind", "kind"),
-    ("status", "status"),
+    *BACKEND_COLUMNS,
     ("auroc", "test AUROC"),
     ("auprc", "test AUPRC"),
     ("val_auroc", "val AUROC"),

@@ -67,6 +67,7 @@ from ..structure.model import (
 )
 from ..utils.paths import no_such
 from .base import (
+    BACKEND_COLUMNS,
     CompareSpec,
     ModelConfig,
     TaskModel,
@@ -408,9 +409,7 @@ class StructureTask:
 
 # the columns of the structure table of ``resm compare`` (resm.compare.structure)
 COMPARE_COLUMNS = (
-    ("backend", "backend"),
-    ("kind", "kind"),
-    ("status", "status"),
+    *BACKEND_COLUMNS,
     ("zeroshot_f1", "zero-shot F1"),
     ("zeroshot_f1_shift", "zero-shot F1 ±1"),
     ("supervised_f1", "supervised F1"),

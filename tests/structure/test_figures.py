@@ -82,3 +82,17 @@ def test_ticks_are_integers():
     integer_ticks(ax.xaxis)
     ticks = [t for t in ax.get_xticks() if 0.5 <= t <= 21.5]
     assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_a_structure_and_what_is_drawn_with_it_must_agree_in_length(tmp_path):
+    """Both figures refuse a sequence of another length than the structure; the arc diagram
+    also a reference or a compared structure of another length, each named in the message."""
+    pairs = parse_dotbracket("((..))")
+    for plot in (plot_structure, plot_layout):
+        with pytest.raises(ValueError, match=r"^sequence length 5 != structure length 6$"):
+            plot(tmp_path / "x.png", "ACGUA", pairs)
+    with pytest.raises(ValueError, match=r"^reference length 4 != structure length 6$"):
+        plot_structure(tmp_path / "x.png", "", pairs, reference=parse_dotbracket("().."))
+    with pytest.raises(ValueError, match=r"^RNAfold structure length 7 != structure length 6$"):
+        plot_structure(tmp_path / "x.png", "", pairs, compare=("RNAfold", parse_dotbracket("((...))")))
+    assert not list(tmp_path.iterdir())

@@ -281,6 +281,17 @@ def nc_model(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def plain(tmp_path):
+    """The shipped model without its non-canonical scorer, as ``tmp_path/plain.pt``."""
+    from resm.backbone.load import safe_load
+    from resm.structure.model import save_structure_model, shipped_model_path
+
+    data = safe_load(shipped_model_path())
+    data.pop(KEY)
+    return save_structure_model(data, tmp_path / "plain.pt")
+
+
 SEQ = "GGGCGCAAGCCUAAGAGGCGGAAACGCCUGAGCGCCC"
 TRNA = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
 
@@ -349,15 +360,9 @@ def test_fold_non_canonical_refuses_what_reads_one_partner_per_base(nc_model, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
 
 
-def test_fold_non_canonical_needs_a_scorer_in_the_model_file(tmp_path):
-    from resm.backbone.load import safe_load
-    from resm.structure.model import save_structure_model, shipped_model_path
+def test_fold_non_canonical_needs_a_scorer_in_the_model_file(plain, tmp_path):
     from resm.structure.pipeline import FoldOptions, fold_fasta
 
-    data = safe_load(shipped_model_path())
-    data.pop(KEY)
-    plain = tmp_path / "plain.pt"
-    save_structure_model(data, plain)
     fa = tmp_path / "in.fa"
     fa.write_text(f">s1\n{SEQ}\n")
     with pytest.raises(FoldError) as e:
@@ -437,15 +442,9 @@ def test_evaluate_non_canonical_adds_the_view_with_the_folders_rows(tmp_path):
     assert "non-canonical pairs" not in out.read_text()
 
 
-def test_evaluate_non_canonical_without_a_scorer_is_one_line_before_any_work(tmp_path):
-    from resm.backbone.load import safe_load
-    from resm.structure.model import save_structure_model, shipped_model_path
+def test_evaluate_non_canonical_without_a_scorer_is_one_line_before_any_work(plain, tmp_path):
     from tests.conftest import resm_main
 
-    data = safe_load(shipped_model_path())
-    data.pop(KEY)
-    plain = tmp_path / "plain.pt"
-    save_structure_model(data, plain)
     out = tmp_path / "t.md"
     p = resm_main(
         "evaluate", "structure", "--model", plain, "--dataset", "vl1", "--non-canonical", "--out", out, check=False

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from resm.predict import SITES_HEADER
 from tests.conftest import resm_cli, resm_main
 
 
@@ -164,24 +165,7 @@ def test_interact_scans_long_partners(tmp_path, bundle):
     rows = [r.split("\t") for r in out.read_text().splitlines()]
     assert rows[0] == ["index", "a_name", "b_name", "score"] and len(rows) == 3
     srows = [r.split("\t") for r in sites.read_text().splitlines()]
-    assert srows[0] == [
-        "index",
-        "a_name",
-        "b_name",
-        "rank",
-        "a_start",
-        "a_end",
-        "b_start",
-        "b_end",
-        "probability",
-        "duplex_a_start",
-        "duplex_a_end",
-        "duplex_b_start",
-        "duplex_b_end",
-        "duplex",
-        "duplex_energy",
-        "head_pairs",
-    ]
+    assert srows[0] == SITES_HEADER
     first = [r for r in srows[1:] if r[0] == "1"]
     second = [r for r in srows[1:] if r[0] == "2"]
     assert len(first) == 4 and len(second) == 4

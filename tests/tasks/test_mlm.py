@@ -147,28 +147,33 @@ def test_bad_config_errors(tmp_path):
     assert "no such config file" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
+def torch_and_zero(tmp_path, stage: int, procs: int = 1, **train) -> None:
+    """``resm pretrain`` of one config in ``procs`` processes, with the torch engine (out_dir
+    ``tmp_path/torch``) and with DeepSpeed ZeRO ``stage`` (``tmp_path/z<stage>``,
+    configs/deepspeed/zero<stage>.json): both log every step, with the same losses."""
+    plain = write_cfg(tmp_path, out_dir=str(tmp_path / "torch"), **train)
+    zero = write_cfg(
+        tmp_path,
+        out_dir=str(tmp_path / f"z{stage}"),
+        engine="deepspeed",
+        deepspeed_config=str(REPO / f"configs/deepspeed/zero{stage}.json"),
+        **train,
+    )
+    run("pretrain", "--config", plain, procs=procs)
+    run("pretrain", "--config", zero, procs=procs)
+    a, b = losses(tmp_path / "torch"), losses(tmp_path / f"z{stage}")
+    assert sorted(a) == sorted(b) == list(range(1, train["max_steps"] + 1))
+    np.testing.assert_allclose([b[s] for s in a], [a[s] for s in a], rtol=1e-4)
+
+
 @pytest.mark.slow
 def test_zero3_one_process_matches_plain_and_exports(tmp_path):
-    plain = write_cfg(tmp_path, max_steps=6, val_every=0, ckpt_every=3, out_dir=str(tmp_path / "plain"))
-    z3 = write_cfg(
-        tmp_path,
-        max_steps=6,
-        val_every=0,
-        ckpt_every=3,
-        out_dir=str(tmp_path / "z3"),
-        engine="deepspeed",
-        deepspeed_config=str(REPO / "configs/deepspeed/zero3.json"),
-    )
-    run("pretrain", "--config", plain)
-    run("pretrain", "--config", z3)
-    a, b = losses(tmp_path / "plain"), losses(tmp_path / "z3")
-    assert sorted(a) == sorted(b) == list(range(1, 7))
-    np.testing.assert_allclose([b[s] for s in a], [a[s] for s in a], rtol=1e-4)
+    torch_and_zero(tmp_path, 3, max_steps=6, val_every=0, ckpt_every=3)
     # ZeRO-3 shards -> one fair-esm .pt and a HF folder, both loadable, equal to the plain run
     run("export", tmp_path / "z3", "--out", tmp_path / "esm2_z3.pt", "--hf", tmp_path / "z3_hf")
     m_pt = load_backbone(tmp_path / "esm2_z3.pt").model.state_dict()
     m_hf = load_backbone(tmp_path / "z3_hf").model.state_dict()
-    m_plain = load_backbone(tmp_path / "plain" / "model.pt").model.state_dict()
+    m_plain = load_backbone(tmp_path / "torch" / "model.pt").model.state_dict()
     for k in m_pt:
         assert torch.equal(m_pt[k], m_hf[k])
         assert torch.allclose(m_pt[k], m_plain[k], atol=1e-4), k
@@ -176,22 +181,8 @@ def test_zero3_one_process_matches_plain_and_exports(tmp_path):
 
 @pytest.mark.slow
 def test_zero2_two_processes_match_ddp(tmp_path):
-    ddp = write_cfg(tmp_path, max_steps=5, val_every=5, ckpt_every=5, out_dir=str(tmp_path / "ddp"))
-    z2 = write_cfg(
-        tmp_path,
-        max_steps=5,
-        val_every=5,
-        ckpt_every=5,
-        out_dir=str(tmp_path / "z2"),
-        engine="deepspeed",
-        deepspeed_config=str(REPO / "configs/deepspeed/zero2.json"),
-    )
-    run("pretrain", "--config", ddp, procs=2)
-    run("pretrain", "--config", z2, procs=2)
-    a, b = losses(tmp_path / "ddp"), losses(tmp_path / "z2")
-    assert sorted(a) == sorted(b) == list(range(1, 6))
-    np.testing.assert_allclose([b[s] for s in a], [a[s] for s in a], rtol=1e-4)
-    va = losses(tmp_path / "ddp", "validation", "val_loss")[5]
+    torch_and_zero(tmp_path, 2, procs=2, max_steps=5, val_every=5, ckpt_every=5)
+    va = losses(tmp_path / "torch", "validation", "val_loss")[5]
     vb = losses(tmp_path / "z2", "validation", "val_loss")[5]
     assert abs(va - vb) < 1e-4
     # both ranks wrote their own trainer state; export consolidates the ZeRO-2 shards

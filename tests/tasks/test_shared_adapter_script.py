@@ -123,7 +123,7 @@ def test_score_scores_only_the_heads_named_and_a_later_call_the_rest(mod, tmp_pa
     """An arm trains once; --score rri scores the interaction head alone, a later call with the
     default (every head) scores structure and expression on the same bundles, rri not again."""
     trained, scored = [], []
-    monkeypatch.setattr(mod, "sh", lambda args, log: trained.append(list(map(str, args))) or 2.5)
+    monkeypatch.setattr(mod, "run_resm", lambda args, log: trained.append(list(map(str, args))) or 2.5)
     monkeypatch.setattr(mod, "arm_config", lambda init, setup, subs, steps, rdir, a: {"subs": subs, "steps": steps})
 
     def fake(head):

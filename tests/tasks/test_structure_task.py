@@ -385,6 +385,25 @@ def pair_config(assets, out_dir, **over):
     return structure_config(assets, out_dir, head, data, {"pos_weight": 1.0}, 3e-3, 60, over)
 
 
+@pytest.fixture
+def pair_config_file(assets, tmp_path):
+    """:func:`pair_config` in a file, its out_dir under ``tmp_path``."""
+    return write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
+
+
+def pair_table(records, path):
+    """``records`` as a PDB-style pair table (id, sequence, pairs) at ``path``, each record's
+    first paired base i0 also in a second (usually non-canonical) pair: a triple."""
+    rows = []
+    for r in records:
+        ij = [f"{i + 1}:{j + 1}" for i, j in enumerate(r.pairs.tolist()) if j > i]
+        i0, j0 = next((i, j) for i, j in enumerate(r.pairs.tolist()) if j > i)
+        ij.append(f"{i0 + 1}:{j0}")
+        rows.append(f"{r.name}\t{r.seq}\t{' '.join(ij)}\n")
+    path.write_text("id\tsequence\tpairs\n" + "".join(rows))
+    return path
+
+
 @pytest.fixture(scope="module")
 def pair_trained(assets):
     pytest.importorskip("linearpartition")
@@ -428,7 +447,7 @@ def test_pair_head_learns_and_chooses_its_decoding(assets, pair_trained):
     np.testing.assert_allclose(alone, got[3][1], atol=1e-5)
 
 
-def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, capsys):
+def test_decoding_chosen_on_several_sources(assets, pair_trained, pair_config_file, tmp_path, capsys):
     """data.val_sets adds a validation set (here a PDB pair table with a base triple); with
     select_on all the decoding maximises the mean F1 of every set, the file reports each set's
     precision, recall and pair ratio, and a task built to choose decodings skips the training
@@ -439,15 +458,7 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, caps
     from resm.structure.model import model_from_payload
     from resm.tasks.structure_task import StructureTask
 
-    recs = list(read_structures(assets["val"]))[:6]
-    rows = []
-    for r in recs:
-        ij = [f"{i + 1}:{j + 1}" for i, j in enumerate(r.pairs.tolist()) if j > i]
-        i0, j0 = next((i, j) for i, j in enumerate(r.pairs.tolist()) if j > i)
-        ij.append(f"{i0 + 1}:{j0}")  # base i0 in a second (usually non-canonical) pair: a triple
-        rows.append(f"{r.name}\t{r.seq}\t{' '.join(ij)}\n")
-    pdb = tmp_path / "PDB.tsv"
-    pdb.write_text("id\tsequence\tpairs\n" + "".join(rows))
+    pdb = pair_table(list(read_structures(assets["val"]))[:6], tmp_path / "PDB.tsv")
     cfg = pair_config(assets, tmp_path / "o")
     cfg["data"].update(val_sets={"pdb": str(pdb)}, select_on="all", pdb_pairs="all")
     task = StructureTask(cfg, train_priors=False)
@@ -466,12 +477,11 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, tmp_path, caps
     mean = np.mean([task.kind.decoding_metrics(model, sets[s], chosen)["f1_mean"] for s in ("val", "pdb")])
     assert mean == pytest.approx(max(scores.values()), abs=1e-12)
     assert m["pdb"]["f1_mean"] == pytest.approx(task.kind.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"])
-    path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
     for over, what in (
         ("data.val_sets={val: x.dbn}", "reserved name"),
         ("data.select_on=[val, vl9]", "'vl9' is not a validation set"),
     ):
-        assert what in finetune_error(capsys, path, over)
+        assert what in finetune_error(capsys, pair_config_file, over)
 
 
 def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
@@ -483,13 +493,7 @@ def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
     from resm.structure.io import read_structures
     from resm.structure.model import load_structure_model
 
-    rows = []
-    for r in list(read_structures(assets["train"]))[:8]:
-        ij = [f"{i + 1}:{j + 1}" for i, j in enumerate(r.pairs.tolist()) if j > i]
-        i0, j0 = next((i, j) for i, j in enumerate(r.pairs.tolist()) if j > i)
-        rows.append(f"{r.name}\t{r.seq}\t{' '.join(ij + [f'{i0 + 1}:{j0}'])}\n")
-    tr1 = tmp_path / "TR1.tsv"
-    tr1.write_text("id\tsequence\tpairs\n" + "".join(rows))
+    tr1 = pair_table(list(read_structures(assets["train"]))[:8], tmp_path / "TR1.tsv")
     out = tmp_path / "run"
     over = [
         f"data.train={tr1}",
@@ -526,7 +530,7 @@ def test_finetune_the_shipped_model_on_pdb(assets, tmp_path, capsys):
     assert "start.model resm/models/structure_default.pt: head.width is 64 there, 32 here" in err
 
 
-def test_training_on_several_sets(assets, tmp_path, capsys):
+def test_training_on_several_sets(assets, pair_config_file, tmp_path, capsys):
     """data.train as a list: bpRNA-style dbn records and a PDB pair table taken three times an
     epoch; a repeated record's priors are computed once; bad entries are one-line errors."""
     pytest.importorskip("linearpartition")
@@ -545,24 +549,22 @@ def test_training_on_several_sets(assets, tmp_path, capsys):
     assert task.priors[("train", 40)] is task.priors[("train", 42)]
     batch = next(iter(task.train_stream(0, 1)))
     assert task.loss(task.model.train(), batch, None, torch.device("cpu"))[0].isfinite()
-    path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
     for over, what in (
         ("data.train=[{file: a.dbn, repeat: 0}]", "data.train[0]: expected a file"),
         ("data.train=[a.dbn, 3]", "data.train[1]"),
     ):
-        assert what in finetune_error(capsys, path, over)
+        assert what in finetune_error(capsys, pair_config_file, over)
 
 
-def test_pair_head_config_errors(assets, tmp_path, capsys):
-    path = write(pair_config(assets, tmp_path / "x"), tmp_path / "p.yaml")
-    err = finetune_error(capsys, path, "data.priors=[{kind: rnastructure}]")
+def test_pair_head_config_errors(pair_config_file, capsys):
+    err = finetune_error(capsys, pair_config_file, "data.priors=[{kind: rnastructure}]")
     assert "data.priors[0]" in err and "rnastructure" in err
-    assert cli_main(["finetune", "--config", str(path), "head.kind=axial"]) == 1
-    assert "head.kind must be one of ['conv', 'pairs']" in capsys.readouterr().err
-    assert cli_main(["finetune", "--config", str(path), "data.use_bpp=true"]) == 1
-    assert "data.use_bpp" in capsys.readouterr().err
-    assert cli_main(["finetune", "--config", str(path), "head.priors=2"]) == 1
-    assert "head.priors" in capsys.readouterr().err
+    for over, what in (
+        ("head.kind=axial", "head.kind must be one of ['conv', 'pairs']"),
+        ("data.use_bpp=true", "data.use_bpp"),
+        ("head.priors=2", "head.priors"),
+    ):
+        assert what in finetune_error(capsys, pair_config_file, over)
 
 
 def test_fold_with_a_pair_model(assets, pair_trained, tmp_path):
