@@ -5,7 +5,9 @@
 It runs the tests marked ``gpu`` (``pytest -m gpu tests/gpu``: bf16 forward parity with fp32,
 the SDPA flash / memory-efficient path at 4,000 nt, 20 steps of DeepSpeed ZeRO-2 bf16
 pretraining, a 4,000-nt fold on the GPU, the pair head under bf16 autocast, a DeepSpeed bf16
-fine-tune of a head reading float features, a resume that repeats the uninterrupted run),
+fine-tune of a head reading float features, a resume that repeats the uninterrupted run, the
+training loop in memory on the GPU, a conv head's map predictor on the GPU, the non-canonical
+scorer's fit and its scoring on the GPU),
 collects each check's time and peak GPU memory, and writes them with the GPU, torch and CUDA
 versions to ``experiments/results/gpu.md``.
 
