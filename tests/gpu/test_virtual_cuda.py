@@ -148,3 +148,63 @@ def test_the_backbone_and_the_masking_follow_their_device():
     for a, b in zip(ref[:4], got[:4]):
         assert torch.equal(a, b)
     assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(ref[4], got[4]))
+
+
+def _runs_on_both(monkeypatch, train) -> list:
+    """``train(device)`` (the run folder it returns) on the CPU, then on the stand-in GPU: each
+    run's log lines without their timings."""
+    logs = []
+    for device in ("cpu", "cuda"):
+        with monkeypatch.context() as m:
+            if device == "cuda":
+                pretend_cuda(m)
+                with VirtualCuda():
+                    out = train(device)
+            else:
+                out = train(device)
+        timing = ("tokens_per_s", "elapsed_s")
+        logs.append([{k: v for k, v in r.items() if k not in timing} for r in _log(out)])
+    return logs
+
+
+def _log(out_dir) -> list:
+    import json
+
+    return [json.loads(x) for x in (out_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_a_fine_tune_and_a_pretraining_on_the_gpu_follow_their_device(tmp_path, monkeypatch):
+    """``resm finetune`` of a conv structure head (checkpoint, validation, decoding choice and
+    structure model written from the GPU) and ``resm pretrain`` (engine torch; masks drawn
+    from the loop's CPU generator) with train.device cuda log what the CPU runs log."""
+    from resm.cli import main as cli_main
+    from resm.tasks import run
+    from tests.tasks.test_mlm import write_cfg
+    from tests.tasks.test_structure_task import config, hairpins
+
+    ckpt = tmp_path / "tiny.pt"
+    assert cli_main(["init-checkpoint", "--arch", "tiny", "--out", str(ckpt), "--seed", "1"]) == 0
+    assets = {
+        "backbone": str(ckpt),
+        "train": hairpins(tmp_path / "TR.dbn", 16, 0),
+        "val": hairpins(tmp_path / "VL.dbn", 6, 1),
+    }
+
+    def finetune(device):
+        out = tmp_path / f"ft_{device}"
+        cfg = config(assets, out, train={"max_steps": 4, "val_every": 2, "ckpt_every": 2, "device": device})
+        assert run(cfg)["step"] == 4 and (out / "structure_model.pt").is_file()
+        return out
+
+    def pretrain(device):
+        d = tmp_path / f"pt_{device}"
+        d.mkdir()
+        assert (
+            cli_main(["pretrain", "--config", str(write_cfg(d, max_steps=4, val_every=2, ckpt_every=2, device=device))])
+            == 0
+        )
+        return d / "run"
+
+    for train in (finetune, pretrain):
+        on_cpu, on_gpu_ = _runs_on_both(monkeypatch, train)
+        assert len(on_cpu) > 4 and on_cpu == on_gpu_
