@@ -208,3 +208,31 @@ def test_a_fine_tune_and_a_pretraining_on_the_gpu_follow_their_device(tmp_path, 
     for train in (finetune, pretrain):
         on_cpu, on_gpu_ = _runs_on_both(monkeypatch, train)
         assert len(on_cpu) > 4 and on_cpu == on_gpu_
+
+
+def test_a_checkpoints_gpu_random_states_restore_with_fewer_gpus(monkeypatch):
+    """A run saved where 4 GPUs were visible (its own: cuda:2) resumes where one is: the state
+    of the GPU it used goes to the GPU it now runs on. Restoring every saved state by index failed
+    at the second, as torch.cuda.default_generators[1] does ('tuple index out of range')."""
+    import json
+
+    from resm.train_state import rng_state, set_rng_state
+
+    pretend_cuda(monkeypatch)
+    states = [torch.full((16,), k, dtype=torch.uint8) for k in range(4)]
+    restored = {}
+
+    def set_one(state, device="cuda"):
+        idx = device if isinstance(device, int) else torch.device(device).index or 0
+        if idx >= torch.cuda.device_count():
+            raise IndexError("tuple index out of range")
+        restored[idx] = state.clone()
+
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    saved = json.loads(json.dumps(rng_state()))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", set_one)
+    monkeypatch.setattr(torch.cuda.random, "set_rng_state", set_one)  # what set_rng_state_all calls
+    set_rng_state(saved)
+    assert list(restored) == [0] and torch.equal(restored[0], states[2])

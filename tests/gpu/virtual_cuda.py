@@ -189,13 +189,14 @@ class VirtualCuda(TorchFunctionMode):
 
 def pretend_cuda(monkeypatch) -> None:
     """Make ``torch.cuda`` say that one GPU of 80 GiB is there (``is_available``,
-    ``device_count``, ``set_device``, ``is_bf16_supported``, ``mem_get_info``; its random state
-    empty), so that code which checks before it moves (``resolve_device``, ``check_device``, the
+    ``device_count``, ``current_device``, ``set_device``, ``is_bf16_supported``, ``mem_get_info``;
+    its random state empty), so that code which checks before it moves (``resolve_device``, ``check_device``, the
     training loop and its checkpoints) runs its GPU branch under :class:`VirtualCuda`."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a, **k: (80 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", list)
-    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: None)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": None)
