@@ -178,7 +178,7 @@ else
     stage install 180 "$PY" experiments/gpu_sprint_install.py --wheels "$WHEELS"
 fi
 
-stage checks 200 "$PY" experiments/gpu_checks.py --out "$OUT/gpu.md" --log "$WORK/logs/checks_pytest.log"
+stage checks 200 "$PY" experiments/gpu_checks.py --out "$OUT/gpu.md" --log "$WORK/logs/checks_pytest.log" --limit 180
 
 # ---------------------------------------------------------------------------- pretraining
 # Seconds left decide the budgets: the protein stage at most a third of the training time left
