@@ -79,19 +79,25 @@ def _bytes_tensor(s: str) -> torch.Tensor:
 
 
 def rng_state() -> dict[str, Any]:
-    """Python's, numpy's (legacy global), torch's and CUDA's random states, as JSON values."""
+    """Python's, numpy's (legacy global), torch's and CUDA's random states, as JSON values; with
+    CUDA, every visible GPU's state and the index of this process's own (``cuda_device``)."""
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    gpu = torch.cuda.is_available()
     return {
         "python": [version, list(internal), gauss],
         "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
         "torch": _b64(torch.get_rng_state()),
-        "cuda": [_b64(s) for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        "cuda": [_b64(s) for s in torch.cuda.get_rng_state_all()] if gpu else [],
+        "cuda_device": torch.cuda.current_device() if gpu else None,
     }
 
 
 def set_rng_state(s: Mapping[str, Any]) -> None:
-    """Restore :func:`rng_state` (or the tuples and tensors an old ``.pt`` state held)."""
+    """Restore :func:`rng_state` (or the tuples and tensors an old ``.pt`` state held). The GPUs'
+    states go to the GPUs of the same index that this machine has (a run resumed with fewer
+    visible GPUs than it was saved with failed: 'tuple index out of range'), and the state of the
+    GPU the run used to this process's current GPU, whatever its index now."""
     version, internal, gauss = s["python"]
     random.setstate((int(version), tuple(int(x) for x in internal), gauss))
     kind, keys, pos, has_gauss, cached = s["numpy"]
@@ -99,7 +105,12 @@ def set_rng_state(s: Mapping[str, Any]) -> None:
     t = s["torch"]
     torch.set_rng_state(_bytes_tensor(t) if isinstance(t, str) else t)
     if s.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([_bytes_tensor(c) if isinstance(c, str) else c for c in s["cuda"]])
+        states = [_bytes_tensor(c) if isinstance(c, str) else c for c in s["cuda"]]
+        for i, state in enumerate(states[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, i)
+        used = s.get("cuda_device")
+        if isinstance(used, int) and not isinstance(used, bool) and 0 <= used < len(states):
+            torch.cuda.set_rng_state(states[used], torch.cuda.current_device())
 
 
 def generator_state(g: torch.Generator) -> str:

@@ -339,12 +339,15 @@ class NonCanonicalScorer(nn.Module):
 def score_candidates(
     scorer: NonCanonicalScorer, seq: str, partners: np.ndarray, probs
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(i, j, probability)`` of every candidate, scored block by block."""
+    """``(i, j, probability)`` of every candidate, scored block by block on the scorer's
+    device and in its dtype (a scorer moved to the GPU or cast to bf16 scores as it is)."""
     scorer.eval()
     ctx = _Context(seq, partners, probs, scorer.cfg)
+    w = next(scorer.parameters())
     out = []
     for a, b in _candidate_blocks(ctx):
-        s = torch.sigmoid(scorer(torch.from_numpy(_features(ctx, a, b)))).numpy()
+        feats = torch.from_numpy(_features(ctx, a, b)).to(device=w.device, dtype=w.dtype)
+        s = torch.sigmoid(scorer(feats).float()).cpu().numpy()
         out.append((a, b, s.astype(np.float32)))
     if not out:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)

@@ -8,7 +8,10 @@
 * a 4,000-nt ``resm fold`` with the shipped model on the GPU.
 * the pair head's forward and backward under bf16 autocast (the structure GPU recipe);
 * a DeepSpeed ZeRO-2 bf16 fine-tune (MRL) whose head reads float32 features;
-* a run resumed on the GPU repeats the losses of the run that was not stopped.
+* a run resumed on the GPU repeats the losses of the run that was not stopped;
+* the training loop in memory (engine torch) on the GPU, fp32 as on the CPU and bf16;
+* a conv (2-D) head's MapPredictor on the GPU, as on the CPU, within its own min_loop;
+* the non-canonical scorer fitted (on the CPU) beside a GPU and scoring on it.
 
 Each test records its time and peak GPU memory into the JSON-lines file named by
 ``$RESM_GPU_REPORT`` when that is set.
@@ -265,3 +268,114 @@ def test_a_resumed_run_on_the_gpu_repeats_the_uninterrupted_one(tmp_path, monkey
     record("MRL fine-tune, resumed at step 2 of 4 vs not stopped", time.perf_counter() - t0, in_process=False)
     assert len(first) == len(again) == 4
     np.testing.assert_allclose(again, first, rtol=1e-4)
+
+
+def _cached_structure_task():
+    """The comparison harness's conv head on cached embeddings of four small structures."""
+    from resm.compare.structure import TrainSection
+    from resm.compare.training import CachedStructureTask
+    from resm.heads.pair_map import StructureHeadConfig
+    from resm.structure.io import Structure, parse_dotbracket
+
+    db = "((((....))))....((((....))))"
+    seq = "GGGGAAACCCCAAAAGCGCAAAAGCGCA"[: len(db)]
+    recs = [Structure(f"r{k}", seq, parse_dotbracket(db)) for k in range(4)]
+    torch.manual_seed(0)
+    embs = [torch.randn(len(seq), 8) for _ in recs]
+    cfg = StructureHeadConfig(embed_dim=8, proj_dim=4, channels=4, blocks=1, dropout=0.0)
+    sec = TrainSection(steps=8, lr=1e-2, batch=2, crop=20, seed=3)
+    return CachedStructureTask(embs, recs, cfg, sec.batch, sec.crop, sec.pos_weight, sec.seed), sec
+
+
+def test_an_in_memory_run_on_the_gpu_follows_the_cpu_run():
+    """The training loop in memory (train.out_dir None, engine torch) on the GPU, as the
+    comparison harness trains its heads (resm.compare.training.train_cached): the same steps as
+    on the CPU give the same losses (to TF32 convolutions' rounding), the weights stay on the
+    GPU, and a bf16 run returns its log lines."""
+    from resm.compare.training import train_cached
+    from resm.train import Trainer
+    from resm.train_config import TrainConfig
+
+    t0 = time.perf_counter()
+    losses = {}
+    for device in ("cpu", "cuda"):
+        task, sec = _cached_structure_task()
+        losses[device] = (train_cached(task, sec, device), task.losses)
+        assert next(task.model.parameters()).device.type == device and not task.model.training
+    task, sec = _cached_structure_task()
+    train = TrainConfig(
+        out_dir=None, max_steps=4, log_every=1, val_every=0, ckpt_every=0, seed=3, device="cuda", precision="bf16"
+    )
+    fit = Trainer(task, sec.optim(), train).fit()
+    torch.cuda.synchronize()
+    diff = max(abs(a - b) for a, b in zip(losses["cpu"][1], losses["cuda"][1]))
+    record(
+        "in-memory training loop, engine torch, fp32 and bf16 (conv head, 8 + 4 steps)",
+        time.perf_counter() - t0,
+        max_loss_diff=round(diff, 5),
+    )
+    assert len(losses["cuda"][1]) == 8 and diff < 2e-2 * max(losses["cpu"][1])
+    assert [r["step"] for r in fit["log"]] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in fit["log"])
+
+
+def test_a_conv_heads_map_predictor_folds_on_the_gpu_as_on_the_cpu():
+    """A 2-D (conv) head's structure model folded on the GPU (resm.structure.predictor.MapPredictor:
+    tiled inference under bf16 autocast) gives the CPU's pair probabilities to bf16 rounding,
+    and decodes only pairs farther apart than the head's own min_loop."""
+    import copy
+
+    from resm.heads.pair_map import StructureHead, StructureHeadConfig
+    from resm.mapping import get_scheme
+    from resm.structure.model import StructureModel
+    from resm.structure.predictor import MapPredictor
+    from tests.conftest import random_backbone
+
+    torch.manual_seed(0)
+    head = StructureHead(StructureHeadConfig(embed_dim=32, channels=8, blocks=2, min_loop=5, dropout=0.0))
+    model = StructureModel(random_backbone(), head).eval()
+    scheme, seq = get_scheme("kdny"), random_rna(600, 3)
+    on_cpu = MapPredictor.for_model(model, {"threshold": 0.5}, scheme, tile=128).fold_one(seq).dense()
+    t0 = time.perf_counter()
+    gpu = MapPredictor.for_model(copy.deepcopy(model).cuda(), {"threshold": 0.5}, scheme, tile=128)
+    folded = gpu.fold_one(seq)
+    torch.cuda.synchronize()
+    P, partners = folded.dense(), folded.pairs
+    diff = float(np.abs(P - on_cpu).max())
+    record(
+        "conv head's MapPredictor, 600 nt, tile 128 (tiny backbone)",
+        time.perf_counter() - t0,
+        max_prob_diff=round(diff, 4),
+    )
+    assert gpu.min_loop == 5 and P.shape == (600, 600) and P.dtype == np.float32 and diff < 0.1
+    k = np.arange(len(seq))
+    assert all(P[i, i + d] == 0 for i in (0, 100, 594) for d in range(6))  # masked: sigmoid(NEG_LOGIT)
+    paired = np.flatnonzero(partners > k)
+    assert np.all(partners[paired] - paired > 5)
+
+
+def test_the_noncanonical_scorer_fits_beside_the_gpu_and_scores_on_it():
+    """The non-canonical scorer's fit (resm.tasks.noncanonical_scorer.train_scorer: the training
+    loop in memory) stays on the CPU in a process that has a GPU, and the fitted scorer moved to
+    the GPU scores the candidates as on the CPU (score_candidates follows the scorer's device)."""
+    import copy
+
+    from resm.structure.noncanonical import NonCanonicalConfig, n_features, score_candidates
+    from resm.tasks.noncanonical_scorer import TrainOptions, train_scorer
+
+    cfg = NonCanonicalConfig(hidden=16, members=2, layers=1)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, n_features(cfg))).astype(np.float32)
+    y = (X @ rng.normal(size=n_features(cfg)) > 0).astype(np.float32)
+    t0 = time.perf_counter()
+    scorer, losses = train_scorer(X, y, cfg, TrainOptions(epochs=3, batch=256, lr=1e-2))
+    seq = random_rna(300, 9)
+    partners = np.full(len(seq), -1)
+    for k in range(8):
+        partners[k], partners[len(seq) - 1 - k] = len(seq) - 1 - k, k
+    ref = score_candidates(scorer, seq, partners, None)
+    got = score_candidates(copy.deepcopy(scorer).cuda(), seq, partners, None)
+    torch.cuda.synchronize()
+    record("non-canonical scorer: fit (CPU) and scoring on the GPU", time.perf_counter() - t0, candidates=len(ref[2]))
+    assert losses[-1] < losses[0] and next(scorer.parameters()).device.type == "cpu"
+    assert len(ref[2]) and np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+    np.testing.assert_allclose(got[2], ref[2], atol=1e-3)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,3 +207,48 @@ def test_gpu_report_has_a_row_per_test_with_its_outcome(tmp_path, monkeypatch):
         table[2] == "| test_c | FAILED | 9.0 | check C | 8.0 | n/a (own process) | min_cosine 0.9; assert 0.9 >= 0.99 |"
     )
     assert all(ln.count("|") == 8 for ln in table)
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie waiting for its reaper counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_gpu_checks_past_their_limit_are_killed_with_what_they_started_and_still_reported(tmp_path, monkeypatch):
+    """experiments/gpu_checks.py --limit (the sprint passes one below its checks stage's): pytest
+    and the process it started are killed, and gpu.md lists the checks recorded by then. Killed
+    by the stage's own limit instead, the script wrote no report and left pytest running on the GPU
+    into the pretraining stages."""
+    import time
+
+    monkeypatch.syspath_prepend(str(REPO / "experiments"))
+    import gpu_checks
+
+    child = tmp_path / "child.pid"
+    row = {"test": "check A", "function": "test_a", "seconds": 1.5, "peak_gib": 0.25}
+    script = (
+        "import json, os, subprocess, sys, time\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"open({str(child)!r}, 'w').write(str(c.pid))\n"
+        "with open(os.environ['RESM_GPU_REPORT'], 'a') as fh:\n"
+        f"    fh.write(json.dumps({row!r}) + '\\n')\n"
+        "time.sleep(600)\n"
+    )
+    monkeypatch.setattr(gpu_checks, "PYTEST", ["-c", script])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "GPU X")
+    monkeypatch.setattr(sys, "argv", ["gpu_checks.py", "--out", str(tmp_path / "gpu.md"), "--limit", "8"])
+    t0 = time.monotonic()
+    assert gpu_checks.main() == gpu_checks.CUT
+    assert time.monotonic() - t0 < 120
+    deadline = time.monotonic() + 10
+    while not _gone(int(child.read_text())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _gone(int(child.read_text()))
+    md = (tmp_path / "gpu.md").read_text()
+    assert "pytest: killed after 8 s (--limit)" in md
+    assert "| test_a | recorded, then cut | 1.5 | check A | 1.5 | 0.25 |  |" in md

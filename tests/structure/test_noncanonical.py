@@ -183,6 +183,35 @@ def test_scorer_learns_a_planted_pair():
     assert found >= 8
 
 
+def test_a_scorer_scores_on_its_own_device_and_in_its_own_dtype():
+    """score_candidates hands the features to the scorer where its weights are: on their device
+    (a scorer on the GPU was given CPU features, then .numpy() of a GPU tensor; the meta device
+    stands in for the GPU here) and in their dtype (a bf16 scorer got float32 features:
+    'mat1 and mat2 must have the same dtype')."""
+    seq = "GGGAAAGAAACCCGAUAGCA"
+    part = partners_of([(0, 12), (1, 11), (2, 10)], len(seq))
+    cfg = NonCanonicalConfig(hidden=8, layers=1)
+    torch.manual_seed(0)
+    scorer = NonCanonicalScorer(cfg)
+    i, j, s = score_candidates(scorer, seq, part, None)
+    assert len(s) > 0
+    half = NonCanonicalScorer(cfg)
+    half.load_state_dict(scorer.state_dict())
+    hi, hj, hs = score_candidates(half.to(torch.bfloat16), seq, part, None)
+    assert np.array_equal(hi, i) and np.array_equal(hj, j) and hs.dtype == np.float32
+    np.testing.assert_allclose(hs, s, atol=0.02)
+
+    seen = []
+
+    class Recording(NonCanonicalScorer):
+        def forward(self, feats):
+            seen.append((feats.device.type, feats.dtype))
+            return torch.zeros(len(feats))
+
+    score_candidates(Recording(cfg).to("meta"), seq, part, None)
+    assert seen and set(seen) == {("meta", torch.float32)}
+
+
 def test_scorer_round_trips_through_its_payload_and_refuses_inconsistent_ones():
     torch.manual_seed(0)
     cfg = NonCanonicalConfig(hidden=8, layers=1)
