@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 
 from ..alphabet import pad_batch
 from ..config import ConfigError, PathText, from_dict
-from ..fasta import token_batches
+from ..fasta import FastaError, read_fasta, token_batches
 from ..mapping import MappingError, Scheme
 from ..nucleotides import UNKNOWN_BASE, normalise_lenient, rna_codes
 from ..structure.io import Structure, read_structures
@@ -360,21 +359,13 @@ def family_split(
     out (all their records); records of no known family stay in training. Returns ``(train,
     held_out, counts)`` with counts of records matched, families and families held out."""
     seq_family: dict[str, str] = {}
-    opener = gzip.open if str(families_fasta).endswith(".gz") else open
-    try:
-        with opener(families_fasta, "rt") as fh:
-            fam, buf = None, []
-            for line in fh:
-                if line.startswith(">"):
-                    if fam is not None:
-                        seq_family.setdefault(normalise_lenient("".join(buf)), fam)
-                    fam, buf = line[1:].split("|", 1)[0].strip(), []
-                else:
-                    buf.append(line.strip())
-            if fam is not None:
-                seq_family.setdefault(normalise_lenient("".join(buf)), fam)
-    except FileNotFoundError:
-        raise ConfigError(f"data.families: {families_fasta}: {no_such(families_fasta, 'file')}") from None
+    try:  # the one FASTA reader (a device, a gzip cut off, bytes that are not UTF-8: one line)
+        for rec in read_fasta(families_fasta):
+            seq_family.setdefault(normalise_lenient(rec.seq), rec.id.split("|", 1)[0])
+    except FastaError as e:
+        if isinstance(e.__cause__, FileNotFoundError):
+            raise ConfigError(f"data.families: {families_fasta}: {no_such(families_fasta, 'file')}") from None
+        raise ConfigError(f"data.families: {e}") from None
     fams = [seq_family.get(normalise_lenient(r.seq)) for r in records]
     known = sorted({f for f in fams if f})
     if not known:

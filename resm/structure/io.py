@@ -668,13 +668,19 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
     """
     path = Path(path)
     src = path.name
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    try:  # opened as every input; bytes that are not UTF-8 text are named with their line below
+        fh = open_text(path, newline="")
+    except OSError as e:
+        raise StructureError(f"{path}: cannot read ({e.strerror or e})") from None
+    with fh:
         reader = csv.DictReader(fh)
         ln = 1  # the line of the last row read
         try:
             missing = {"id", "sequence", "base_pairs"} - set(reader.fieldnames or [])
         except csv.Error as e:
             raise _err(src, 1, csv_problem(e)) from None
+        except (OSError, EOFError, zlib.error) as e:  # a gzip cut off or damaged
+            raise StructureError(f"{path}: cannot read ({e})") from None
         if missing:
             raise _err(src, 1, f"missing columns {sorted(missing)}")
         while True:
@@ -682,6 +688,8 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
                 row = next(reader, None)
             except csv.Error as e:
                 raise _err(src, ln + 1, csv_problem(e)) from None
+            except (OSError, EOFError, zlib.error) as e:  # a gzip cut off or damaged
+                raise StructureError(f"{path}: cannot read ({e})") from None
             if row is None:
                 break
             ln = reader.line_num
@@ -696,4 +704,4 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
                 p = pairs_from_list(plist, len(seq), one_based=True)
             except (StructureError, ValueError) as e:
                 raise _err(src, ln, f"base_pairs: {e}") from None
-            yield Structure(row["id"], seq, p)
+            yield Structure(checked_name(row["id"] or "", f"{src} line {ln}", StructureError), seq, p)
