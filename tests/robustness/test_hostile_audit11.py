@@ -1,0 +1,266 @@
+"""The eleventh hostile-input audit: each case was an input resm took silently or said wrongly.
+
+* A file compressed in a format other than gzip (bzip2, xz, zstd, lz4, zip), given as any
+  input, was read as text and refused as "a bare sequence holds whitespace", "sequence data
+  before the first '>' header" or "expected the header ...": now "cannot read (compressed with
+  bzip2, ...)" (:func:`resm.fasta.compression_problem`, in :func:`resm.fasta.open_text` and the
+  standard-input reader).
+* The files training reads beside its data, ``data.clusters`` (pretraining), ``data.families``
+  (a structure run's held-out families), ``data.split`` (a fold table), a PDB pair table
+  (``.tsv``) and ArchiveII's table, opened their own way: a device was read until memory ran
+  out, a gzip file cut off was "EOFError ... (unexpected ...)", bytes that are not UTF-8 text
+  were "'utf-8' codec can't decode byte 0xe9 in position 7" naming no file, and a UTF-16 pair
+  table was "expected the header". They are now opened as every input (the families through
+  the one FASTA reader).
+* A structure config's ``head.kind`` given as a list or a mapping was "TypeError: unhashable
+  type: 'list' (unexpected ...)".
+
+Command-line cases keep the rule of :func:`tests.robustness.cases.check_one_line` (one line
+naming the thing, the exit code, nothing written). ``/dev/urandom`` stands for a device: it
+fails fast without the fixes, where ``/dev/zero`` would fill the memory first."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.robustness.cases import PRETRAIN_COPY, Case, check_one_line, write
+
+FASTA = ">a\nGGGGAAACCCC\n>b\nACGUACGUAA\n"
+PAIRS = "a_name\ta_seq\tb_name\tb_seq\nx\tGGGGAAACCCC\ty\tGGGGUUUCCCC\n"
+
+
+def _zip(text: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("x.fa", text)
+    return buf.getvalue()
+
+
+COMPRESSED = {
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+    "zip": _zip,
+    # no zstd or lz4 module in the standard library: the magic bytes are what is read
+    "zstd": lambda b: b"\x28\xb5\x2f\xfd" + b"\x00" * 8 + b,
+    "lz4": lambda b: b"\x04\x22\x4d\x18" + b"\x00" * 8 + b,
+}
+
+
+def _packed(kind: str, text: str) -> bytes:
+    data = text.encode()
+    return COMPRESSED[kind](data) if kind != "zip" else _zip(text)
+
+
+def _said(kind: str) -> str:
+    return f"compressed with {kind}, which resm does not read"
+
+
+CASES = [
+    Case(
+        f"fold/input-compressed-with-{kind}",
+        ["fold", "{t}/x.fa.cmp", "-o", "{t}/o.dbn", "--threads", "1"],
+        1,
+        [f"{{t}}/x.fa.cmp: cannot read ({_said(kind)}"],
+        write("x.fa.cmp", _packed(kind, FASTA)),
+    )
+    for kind in COMPRESSED
+]
+CASES += [
+    Case(
+        "embed/input-compressed-with-xz",
+        ["embed", "{tiny}", "{t}/x.fa.xz", "{t}/e.npz"],
+        1,
+        [f"{{t}}/x.fa.xz: cannot read ({_said('xz')}"],
+        write("x.fa.xz", lzma.compress(FASTA.encode())),
+    ),
+    Case(
+        "fold/reference-compressed-with-bzip2",
+        ["fold", "{fa}", "-o", "{t}/o.dbn", "--reference", "{t}/r.dbn.bz2", "--reference-format", "dbn"],
+        1,
+        [f"{{t}}/r.dbn.bz2: {_said('bzip2')}"],
+        write("r.dbn.bz2", bz2.compress(b">r1\nGGGAAACCCAUGC\n(((...)))....\n")),
+    ),
+    Case(
+        "interact/pairs-compressed-with-bzip2",
+        ["interact", "{t}/p.tsv", "--model", "{rri_model}", "-o", "{t}/s.tsv"],
+        1,
+        [f"{{t}}/p.tsv line 1: cannot read ({_said('bzip2')}"],
+        write("p.tsv", bz2.compress(PAIRS.encode())),
+    ),
+    Case(
+        "predict/utrs-compressed-with-xz",
+        ["predict", "--task", "mrl", "{t}/u.csv", "--model", "{mrl_model}", "-o", "{t}/m.tsv"],
+        1,
+        [f"{{t}}/u.csv line 1: cannot read ({_said('xz')}"],
+        write("u.csv", lzma.compress(b"id,utr\nu1,ACGUACGU\n")),
+    ),
+]
+
+
+# ---------------------------------------------------------------- the files beside the data
+CLUSTERED = [
+    "pretrain",
+    "--config",
+    "{t}/cfg.yaml",
+    "train.out_dir={t}/run2",
+    "data.val_by=cluster",
+]
+CASES += [
+    Case(
+        "pretrain/clusters-a-device",
+        [*CLUSTERED, "data.clusters=/dev/urandom"],
+        1,
+        ["/dev/urandom: cannot read (a device, not a file)"],
+        PRETRAIN_COPY,
+    ),
+    Case(
+        "pretrain/clusters-gzip-cut-off",
+        [*CLUSTERED, "data.clusters={t}/c.tsv.gz"],
+        1,
+        ["{t}/c.tsv.gz: cannot read (Compressed file ended"],
+        lambda p: (PRETRAIN_COPY(p), write("c.tsv.gz", gzip.compress(b"a\tb\n" * 50)[:-9])(p)),
+    ),
+    Case(
+        "pretrain/clusters-not-utf8",
+        [*CLUSTERED, "data.clusters={t}/c.tsv"],
+        1,
+        ["{t}/c.tsv line 2: name 'b\ufffd' holds bytes that are not UTF-8 text"],
+        lambda p: (PRETRAIN_COPY(p), write("c.tsv", b"a\ta\na\tb\xe9\n")(p)),
+    ),
+    Case(
+        "pretrain/clusters-missing",
+        [*CLUSTERED, "data.clusters={t}/none.tsv"],
+        1,
+        ["{t}/none.tsv: no such cluster table"],
+        PRETRAIN_COPY,
+    ),
+]
+
+STRUCTURE = ["finetune", "--config", "{structure_cfg}", "train.out_dir={t}/run"]
+FAMILIES = [*STRUCTURE, "head={kind: pairs}", "data.family_holdout=0.5"]
+CASES += [
+    Case(
+        "finetune/families-a-device",
+        [*FAMILIES, "data.families=/dev/urandom"],
+        1,
+        ["data.families: /dev/urandom: cannot read (a device, not a file)"],
+    ),
+    Case(
+        "finetune/families-gzip-cut-off",
+        [*FAMILIES, "data.families={t}/f.fa.gz"],
+        1,
+        ["data.families: {t}/f.fa.gz: cannot read (Compressed file ended"],
+        write("f.fa.gz", gzip.compress(b">RF1|a\nGGGGAAACCCC\n" * 50)[:-9]),
+    ),
+    Case(
+        "finetune/families-not-utf8",
+        [*FAMILIES, "data.families={t}/f.fa"],
+        1,
+        ["data.families: {t}/f.fa line 1: id 'RF1|a\ufffd' holds bytes that are not UTF-8 text"],
+        write("f.fa", b">RF1|a\xe9\nGGGGAAACCCC\n"),
+    ),
+    Case(
+        "finetune/split-a-device",
+        [*STRUCTURE, "data.split=/dev/urandom", "data.fold=f1", "data.val=null"],
+        1,
+        ["/dev/urandom: cannot read (a device, not a file)"],
+    ),
+    Case(
+        "finetune/split-not-utf8",
+        [*STRUCTURE, "data.split={t}/s.csv", "data.fold=f1", "data.val=null"],
+        1,
+        ["{t}/s.csv line 2: id 'hp0\ufffd' holds bytes that are not UTF-8 text"],
+        write("s.csv", b"fold_name,partition,id\nf1,train,hp0\xe9\n"),
+    ),
+    Case(
+        "finetune/pair-table-a-device",
+        [*STRUCTURE, "data.train={t}/z.tsv"],
+        1,
+        ["{t}/z.tsv: cannot read (a device, not a file)"],
+        lambda p: (Path(p["t"]) / "z.tsv").symlink_to("/dev/urandom"),
+    ),
+    Case(
+        "finetune/head-kind-a-list",
+        [*STRUCTURE, "head.kind=[conv]"],
+        1,
+        ["head.kind must be one of ['conv', 'pairs'], not ['conv']"],
+    ),
+    Case(
+        "finetune/head-kind-a-mapping",
+        [*STRUCTURE, "head.kind={conv: 1}"],
+        1,
+        ["head.kind must be one of ['conv', 'pairs'], not {'conv': 1}"],
+    ),
+]
+
+
+def _archiveii(data: bytes):
+    def setup(p: dict) -> None:
+        d = Path(p["t"]) / "data" / "ss" / "archiveII"
+        d.mkdir(parents=True)
+        (d / "ArchiveII.csv").write_bytes(data)
+
+    return setup
+
+
+ARCHIVE = b'id,sequence,len,structure,base_pairs\na,GGGGAAACCCC,11,((((...)))),"[[1,11],[2,10]]"\n'
+ROW = b'r%d,GGGGAAACCCC,11,((((...)))),"[[1,11],[2,10]]"\n'
+ARCHIVE_EVAL = ["evaluate", "structure", "--model", "{structure_model}", "--folders", "--data-dir", "{t}/data"]
+CASES += [
+    Case(
+        "evaluate/archiveii-id-not-utf8",
+        [*ARCHIVE_EVAL, "--dataset", "archiveii"],
+        1,
+        ["ArchiveII.csv line 2: name 'a\ufffd' holds bytes that are not UTF-8 text"],
+        _archiveii(ARCHIVE.replace(b"\na,", b"\na\xe9,")),
+    ),
+    Case(
+        "evaluate/archiveii-gzip-cut-off",
+        [*ARCHIVE_EVAL, "--dataset", "archiveii"],
+        1,
+        ["{t}/data/ss/archiveII/ArchiveII.csv: cannot read (Compressed file ended"],
+        _archiveii(gzip.compress(ARCHIVE + b"".join(ROW % k for k in range(50)))[:-9]),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def test_compressed_standard_input_is_named(ws, tmp_path, capfd, monkeypatch):
+    from resm.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(bz2.compress(FASTA.encode()))))
+    code = main(["fold", "-", "-o", str(tmp_path / "o.dbn"), "--threads", "1"])
+    err = capfd.readouterr().err
+    said = f"{_said('bzip2')}: decompress it, or compress it with gzip"
+    assert (code, err.strip()) == (1, f"resm fold: error: <stdin>: cannot read ({said})")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_utf16_pair_table_is_read_as_every_input(tmp_path):
+    """A PDB pair table saved as UTF-16 (Windows' "Unicode" text) was "expected the header"."""
+    from resm.structure.pairsets import read_pair_table
+
+    path = tmp_path / "VL1.tsv"
+    path.write_text("id\tsequence\tpairs\na\tGGGGAAACCCC\t1:11 2:10\n", encoding="utf-16")
+    (rec,) = read_pair_table(path)
+    assert (rec.name, rec.seq, rec.pairs.ij.tolist()) == ("a", "GGGGAAACCCC", [[0, 10], [1, 9]])
+
+
+def test_text_that_merely_starts_like_a_magic_number_is_read():
+    """Only a whole magic number is a compression: a bare sequence file starting "BZh" is text."""
+    from resm.fasta import compression_problem
+
+    assert compression_problem(b"BZhello\n") is None
+    assert compression_problem(b"PK\n") is None
+    assert compression_problem(bz2.compress(b"x")[:10]) is not None
