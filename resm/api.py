@@ -128,12 +128,24 @@ def _check_paths(given: Mapping[str, object], required: tuple[str, ...] = ()) ->
             raise ValueError(f"{key}: is empty ('' names nothing to read)")
 
 
-def _device(name: str) -> str:
+def _device(name: str | None) -> str:
     """``device`` checked as ``--device`` is (a bad one named: torch's own error lists every
-    device type it knows), then resolved (``auto``: the GPU when there is one)."""
+    device type it knows), then resolved (``auto``, or None: the GPU when there is one). A
+    device that is neither text nor a ``torch.device`` is a TypeError naming the keyword, and an
+    empty one is refused as ``--device ''`` is: ``device=0`` and ``device=""`` were taken as
+    ``auto`` in silence (the CPU where there is no GPU), where ``device=1`` was an unknown
+    device."""
+    import torch
+
     from .config import check_device
 
-    return resolve_device(check_device(name or "auto", "device"))
+    if name is None:
+        name = "auto"
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str):
+        raise TypeError(f"device: expected a device name (auto, cpu, cuda or cuda:N), got {name!r}")
+    return resolve_device(check_device(name, "device"))
 
 
 def _open_bundle(folder):

@@ -264,3 +264,32 @@ def test_text_that_merely_starts_like_a_magic_number_is_read():
     assert compression_problem(b"BZhello\n") is None
     assert compression_problem(b"PK\n") is None
     assert compression_problem(bz2.compress(b"x")[:10]) is not None
+
+
+@pytest.mark.parametrize("device", [0, False, 0.0, b"cpu", ["cpu"]])
+def test_api_names_a_device_that_is_no_text(ws, device):
+    """``device=0`` (or False) was taken as ``auto`` in silence, where ``device=1`` was an
+    unknown device; a device is a name, as ``--device`` takes."""
+    import resm
+
+    with pytest.raises(TypeError, match=r"^device: expected a device name \(auto, cpu, cuda or cuda:N\), got "):
+        resm.load_backbone(ws["tiny"], device=device)
+    with pytest.raises(TypeError, match="^device: expected a device name"):
+        resm.embed_sequences(ws["tiny"], {"a": "GGGGAAACCCC"}, device=device)
+
+
+def test_api_refuses_an_empty_device_as_the_command_line_does(ws):
+    import resm
+    from resm.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^device: unknown device ''"):
+        resm.load_backbone(ws["tiny"], device="")
+
+
+def test_api_takes_a_torch_device(ws):
+    import torch
+
+    import resm
+
+    model, _ = resm.load_backbone(ws["tiny"], device=torch.device("cpu"))
+    assert next(model.parameters()).device.type == "cpu"
