@@ -103,6 +103,14 @@ class Structure:
     alternatives: list[Structure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # a name or a sequence that is no text (bytes, None, a list) failed later, where it was
+        # written ("'int' object has no attribute 'isspace'"), or was written as its repr
+        if not isinstance(self.name, str):
+            raise TypeError(f"Structure: the name must be a str, got {type(self.name).__name__}")
+        if not isinstance(self.seq, str):
+            raise TypeError(
+                f"Structure {self.name!r}: the sequence must be a str ('' when unknown), got {type(self.seq).__name__}"
+            )
         self.pairs = check_pairs(self.pairs)
         if self.seq and len(self.seq) != len(self.pairs):
             raise StructureError(f"{self.name}: sequence length {len(self.seq)} != structure length {len(self.pairs)}")

@@ -293,3 +293,23 @@ def test_api_takes_a_torch_device(ws):
 
     model, _ = resm.load_backbone(ws["tiny"], device=torch.device("cpu"))
     assert next(model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize(
+    "name, seq, said",
+    [
+        ("a", b"GGGC", "Structure 'a': the sequence must be a str ('' when unknown), got bytes"),
+        ("a", None, "Structure 'a': the sequence must be a str ('' when unknown), got NoneType"),
+        ("a", list("GGGC"), "Structure 'a': the sequence must be a str ('' when unknown), got list"),
+        (3, "GGGC", "Structure: the name must be a str, got int"),
+        (b"a", "GGGC", "Structure: the name must be a str, got bytes"),
+    ],
+)
+def test_api_structure_names_a_name_or_sequence_that_is_no_text(name, seq, said):
+    """resm.Structure took any name and sequence: a list was written as "['G', 'G', ...]" in
+    silence, bytes failed when written ("'int' object has no attribute 'isspace'")."""
+    import resm
+
+    with pytest.raises(TypeError) as e:
+        resm.Structure(name, seq, [3, -1, -1, 0])
+    assert str(e.value) == said
