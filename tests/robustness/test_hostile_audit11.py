@@ -313,3 +313,30 @@ def test_api_structure_names_a_name_or_sequence_that_is_no_text(name, seq, said)
     with pytest.raises(TypeError) as e:
         resm.Structure(name, seq, [3, -1, -1, 0])
     assert str(e.value) == said
+
+
+@pytest.mark.parametrize("path", [3, None, b"e.npz"], ids=["int", "none", "bytes"])
+def test_api_embeddings_files_name_a_path_of_the_wrong_type(ws, path):
+    """read_embeddings(3) and write_embeddings(None, ...) said os.fspath's words ('expected str,
+    bytes or os.PathLike object, not int'), naming no keyword."""
+    import resm
+
+    arrays, index = resm.embed_sequences(ws["tiny"], {"a": "GGGGAAACCCC"}, device="cpu")
+    said = f"path: expected a path, got {type(path).__name__}"
+    with pytest.raises(TypeError) as e:
+        resm.read_embeddings(path)
+    assert str(e.value) == said
+    with pytest.raises(TypeError) as e:
+        resm.write_embeddings(path, arrays, index)
+    assert str(e.value) == said
+
+
+def test_api_embeddings_files_name_an_empty_path(ws):
+    """'' was '.: is a folder, not an embeddings file' and '.: output must end in ...'."""
+    import resm
+
+    arrays, index = resm.embed_sequences(ws["tiny"], {"a": "GGGGAAACCCC"}, device="cpu")
+    with pytest.raises(ValueError, match=r"^path: is empty \('' names nothing to read\)$"):
+        resm.read_embeddings("")
+    with pytest.raises(ValueError, match=r"^path: is empty \('' names no file to write\)$"):
+        resm.write_embeddings("", arrays, index)
