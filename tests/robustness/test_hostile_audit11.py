@@ -200,6 +200,22 @@ CASES += [
     ),
 ]
 
+# model.init_seed: past 2**64 "Overflow when unpacking long long" (naming no key); a negative one
+# was taken, where init-checkpoint --seed, data.seed and train.seed refuse it
+CASES += [
+    Case(
+        f"{cmd}/model-init-seed-{name}",
+        [*argv, f"model.init_seed={value}"],
+        1,
+        [f"model.init_seed must be >= 0 and <= 2**53 - 1 (an integer), got {value}"],
+    )
+    for cmd, argv in (
+        ("pretrain", ["pretrain", "--config", "{pretrain_cfg}", "train.out_dir={t}/run"]),
+        ("finetune", STRUCTURE),
+    )
+    for name, value in (("negative", -1), ("huge", 2**70))
+]
+
 
 def _archiveii(data: bytes):
     def setup(p: dict) -> None:
