@@ -25,6 +25,7 @@ import bz2
 import gzip
 import io
 import lzma
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -216,6 +217,18 @@ CASES += [
     for name, value in (("negative", -1), ("huge", 2**70))
 ]
 
+# data.train's {file, repeat, pos_weight}: a repeat of 10**11 ran out of memory listing the
+# copies ("MemoryError (unexpected ...)"), true was a repeat of 1, and a pos_weight of .inf was taken
+CASES += [
+    Case(
+        "finetune/train-repeat-huge",
+        [*STRUCTURE, "data.train=[{file: {t}/hp.dbn, repeat: 100000000000}]"],
+        1,
+        ["data.train[0]: expected a file or {file: F, repeat: N in [1, 1000]"],
+        lambda p: shutil.copy2(p["dbn"], Path(p["t"]) / "hp.dbn"),
+    ),
+]
+
 
 def _archiveii(data: bytes):
     def setup(p: dict) -> None:
@@ -356,3 +369,34 @@ def test_api_embeddings_files_name_an_empty_path(ws):
         resm.read_embeddings("")
     with pytest.raises(ValueError, match=r"^path: is empty \('' names no file to write\)$"):
         resm.write_embeddings("", arrays, index)
+
+
+@pytest.mark.parametrize(
+    "entry, said",
+    [
+        (
+            {"file": "b.dbn", "repeat": True},
+            r"^data.train\[0\]: expected a file or \{file: F, repeat: N in \[1, 1000\]",
+        ),
+        (
+            {"file": "b.dbn", "repeat": 1001},
+            r"^data.train\[0\]: expected a file or \{file: F, repeat: N in \[1, 1000\]",
+        ),
+        (
+            {"file": "b.dbn", "pos_weight": float("inf")},
+            r"^data.train\[0\].pos_weight must be a finite number > 0, got inf$",
+        ),
+        (
+            {"file": "b.dbn", "pos_weight": float("nan")},
+            r"^data.train\[0\].pos_weight must be a finite number > 0, got nan$",
+        ),
+    ],
+    ids=["repeat-true", "repeat-1001", "pos-weight-inf", "pos-weight-nan"],
+)
+def test_a_training_file_entry_is_held_to_its_ranges(entry, said):
+    from resm.config import ConfigError
+    from resm.data.labelled_structures import StructureDataConfig
+
+    with pytest.raises(ConfigError, match=said):
+        StructureDataConfig(train=[entry]).train_files()
+    assert StructureDataConfig(train=[{"file": "b.dbn", "repeat": 1000}]).train_files() == [("b.dbn", 1000, None)]
