@@ -16,10 +16,12 @@ A batch is a list of int64 token-id arrays (one per sequence, residues only, no 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
 import os
+import stat
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -311,6 +313,13 @@ class PretrainStream:
         self.say_skipped = False  # print the stats of a first epoch that dropped records (stderr)
         self.progress = progress  # bars while the first batch is made (first bucket; a resume's skipped batches)
         get_scheme(cfg.scheme)  # fail early on an unknown scheme
+        for path in cfg.train:  # its text came once, then the next epoch's read waited for ever
+            with contextlib.suppress(OSError):
+                if stat.S_ISFIFO(os.stat(path).st_mode):
+                    raise ValueError(
+                        f"data.train: {path} is a named pipe, which gives its text once; pretraining "
+                        "reads its corpus once per epoch: give a file"
+                    )
 
     # -- records and batches of one epoch --
     def _rng(self, epoch: int, stream: int) -> np.random.Generator:

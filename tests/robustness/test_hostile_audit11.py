@@ -400,3 +400,21 @@ def test_a_training_file_entry_is_held_to_its_ranges(entry, said):
     with pytest.raises(ConfigError, match=said):
         StructureDataConfig(train=[entry]).train_files()
     assert StructureDataConfig(train=[{"file": "b.dbn", "repeat": 1000}]).train_files() == [("b.dbn", 1000, None)]
+
+
+def test_a_pretraining_corpus_that_is_a_named_pipe_is_refused_before_reading(tmp_path):
+    """``resm pretrain`` on ``data.train=[FIFO]`` read the pipe's text once, then waited for ever
+    at the next read of the corpus (each epoch reads it again). The stream refuses it when built,
+    before the run folder is made or anything is read (so a pipe nothing writes to is fine here)."""
+    import os
+
+    from resm.data.pretrain import PretrainDataConfig, PretrainStream
+
+    fifo = tmp_path / "corpus.fa"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError) as e:
+        PretrainStream(PretrainDataConfig(train=[str(fifo)]))
+    assert str(e.value) == (
+        f"data.train: {fifo} is a named pipe, which gives its text once; pretraining reads its corpus "
+        "once per epoch: give a file"
+    )
