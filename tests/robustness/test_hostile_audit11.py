@@ -418,3 +418,25 @@ def test_a_pretraining_corpus_that_is_a_named_pipe_is_refused_before_reading(tmp
         f"data.train: {fifo} is a named pipe, which gives its text once; pretraining reads its corpus "
         "once per epoch: give a file"
     )
+
+
+@pytest.mark.parametrize(
+    "records", [{"GGGGAAACCCC", "ACGUACGUAA"}, frozenset({"GGGGAAACCCC"})], ids=["set", "frozenset"]
+)
+def test_api_refuses_a_set_of_bare_sequences(ws, records):
+    """A set's order changes from run to run (string hashing is salted), so the same sequence
+    was named seq_1 in one run and seq_2 in the next, in silence; pairs in a set keep their ids."""
+    import resm
+
+    said = (
+        "a set of sequences has no order, so they cannot be named seq_1, seq_2... the same way twice; "
+        "give a list, or a mapping of id to sequence"
+    )
+    with pytest.raises(TypeError) as e:
+        resm.embed_sequences(ws["tiny"], records, device="cpu")
+    assert str(e.value) == f"sequences: {said}"
+    predictor = resm.load_predictor(ws["tiny"], zero_shot=ws["probe"], device="cpu", threads=1)
+    with pytest.raises(TypeError) as e:
+        list(predictor.fold(records))
+    assert str(e.value) == f"records: {said}"
+    assert [f.name for f in predictor.fold({("a", "GGGGAAACCCC")})] == ["a"]
