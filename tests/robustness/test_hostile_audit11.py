@@ -440,3 +440,16 @@ def test_api_refuses_a_set_of_bare_sequences(ws, records):
         list(predictor.fold(records))
     assert str(e.value) == f"records: {said}"
     assert [f.name for f in predictor.fold({("a", "GGGGAAACCCC")})] == ["a"]
+
+
+@pytest.mark.parametrize("argv", [["interact"], ["predict", "--task", "rri"]], ids=["interact", "predict"])
+def test_a_full_disk_under_a_labelled_table_is_one_line(ws, tmp_path, capfd, argv):
+    """-o on a full disk: the labelled table's metrics ("labels in the file: accuracy ...") were
+    said on stderr before the commit failed, a second line before the error."""
+    from resm.cli import main
+    from tests.robustness.conftest import said
+
+    capfd.readouterr()
+    code = main([*argv, str(ws["pairs"]), "--model", str(ws["rri_model"]), "-o", "/dev/full"])
+    err = said(capfd.readouterr().err)
+    assert (code, err) == (1, [f"resm {argv[0]}: error: /dev/full: cannot be put in place (No space left on device)"])
