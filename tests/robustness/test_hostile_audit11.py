@@ -453,3 +453,18 @@ def test_a_full_disk_under_a_labelled_table_is_one_line(ws, tmp_path, capfd, arg
     code = main([*argv, str(ws["pairs"]), "--model", str(ws["rri_model"]), "-o", "/dev/full"])
     err = said(capfd.readouterr().err)
     assert (code, err) == (1, [f"resm {argv[0]}: error: /dev/full: cannot be put in place (No space left on device)"])
+
+
+@pytest.mark.parametrize("out", [["--report", "/dev/full"], ["-o", "/dev/full"]], ids=["report", "out"])
+def test_a_full_disk_under_a_scored_fold_is_one_line(ws, tmp_path, capfd, out):
+    """resm fold --reference said its 'F1 over N sequences (mean): ...' line before the commit of
+    its outputs failed (a full disk), a second line before the error."""
+    from resm.cli import main
+    from tests.robustness.conftest import said
+
+    capfd.readouterr()
+    argv = ["fold", ws["dbn"], "--reference", ws["dbn"], "--threads", "1", *out]
+    code = main([str(a) for a in (argv if "-o" in out else [*argv, "-o", tmp_path / "o.dbn"])])
+    err = said(capfd.readouterr().err)
+    assert (code, err) == (1, ["resm fold: error: /dev/full: cannot be put in place (No space left on device)"])
+    assert not list(tmp_path.iterdir())
