@@ -13,7 +13,16 @@
   table was "expected the header". They are now opened as every input (the families through
   the one FASTA reader).
 * A structure config's ``head.kind`` given as a list or a mapping was "TypeError: unhashable
-  type: 'list' (unexpected ...)".
+  type: 'list' (unexpected ...)"; ``model.init_seed`` past 2**64 "Overflow when unpacking long
+  long" (a negative one was taken); ``data.train``'s ``repeat: 10**11`` a MemoryError, ``repeat:
+  true`` a repeat of 1, ``pos_weight: .inf`` taken.
+* ``resm pretrain`` on a corpus that is a named pipe waited for ever at its second read.
+* A labelled ``resm interact`` / ``resm predict`` table, or ``resm fold --reference``, with ``-o``
+  on a full disk said its metrics line before the error.
+* The Python API: ``device=0`` (or ``""``) was ``auto`` in silence, a ``torch.device`` an
+  AttributeError; ``resm.Structure`` took a sequence that is a list (written as its repr) or a
+  name that is no text; ``read_embeddings(3)`` / ``write_embeddings(None, ...)`` said os.fspath's
+  words; a set of bare sequences was named seq_1, seq_2... in an order that changes from run to run.
 
 Command-line cases keep the rule of :func:`tests.robustness.cases.check_one_line` (one line
 naming the thing, the exit code, nothing written). ``/dev/urandom`` stands for a device: it
