@@ -19,6 +19,7 @@ top level: ``resm.load_predictor``, ``resm.embed_sequences``, ...; see the packa
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,10 +35,10 @@ from .embed import (
     embed_records,
     embedding_index,
     map_records,
-    read_embeddings,
     resolve_layers,
-    write_embeddings,
 )
+from .embed import read_embeddings as _read_embeddings
+from .embed import write_embeddings as _write_embeddings
 from .mapping import Scheme, get_scheme
 from .structure.io import Structure
 from .structure.model import DEFAULT_MODEL, load_with_scheme
@@ -115,25 +116,39 @@ def _check_keywords(given: Mapping[str, object], error: type[Exception] = ValueE
         raise error(problem)
 
 
-def _check_paths(given: Mapping[str, object], required: tuple[str, ...] = ()) -> None:
-    """Keywords that name a file, a folder or a model (``model``, ``zero_shot``, ``backbone``):
-    anything but a str or a path (None allowed unless ``required``) is a TypeError naming the
-    keyword, where ``os.fspath`` said 'expected str, bytes or os.PathLike object, not int'; the
-    empty string is a ValueError naming the keyword (``Path("")`` is the current folder: it was
-    said as '.: is a folder')."""
+def _check_paths(
+    given: Mapping[str, object], required: tuple[str, ...] = (), what: str = "a path or a model name"
+) -> None:
+    """Keywords that name a file, a folder or a model (``model``, ``zero_shot``, ``backbone``;
+    ``what`` says which): anything but a str or a path (None allowed unless ``required``) is a
+    TypeError naming the keyword, where ``os.fspath`` said 'expected str, bytes or os.PathLike
+    object, not int'; the empty string is a ValueError naming the keyword (``Path("")`` is the
+    current folder: it was said as '.: is a folder')."""
     for key, value in given.items():
         if (value is not None or key in required) and not isinstance(value, (str, os.PathLike)):
-            raise TypeError(f"{key}: expected a path or a model name, got {type(value).__name__}")
+            raise TypeError(f"{key}: expected {what}, got {type(value).__name__}")
         if value == "":
             raise ValueError(f"{key}: is empty ('' names nothing to read)")
 
 
-def _device(name: str) -> str:
+def _device(name: str | None) -> str:
     """``device`` checked as ``--device`` is (a bad one named: torch's own error lists every
-    device type it knows), then resolved (``auto``: the GPU when there is one)."""
+    device type it knows), then resolved (``auto``, or None: the GPU when there is one). A
+    device that is neither text nor a ``torch.device`` is a TypeError naming the keyword, and an
+    empty one is refused as ``--device ''`` is: ``device=0`` and ``device=""`` were taken as
+    ``auto`` in silence (the CPU where there is no GPU), where ``device=1`` was an unknown
+    device."""
+    import torch
+
     from .config import check_device
 
-    return resolve_device(check_device(name or "auto", "device"))
+    if name is None:
+        name = "auto"
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str):
+        raise TypeError(f"device: expected a device name (auto, cpu, cuda or cuda:N), got {name!r}")
+    return resolve_device(check_device(name, "device"))
 
 
 def _open_bundle(folder):
@@ -142,6 +157,20 @@ def _open_bundle(folder):
     from .tasks.base import open_bundle
 
     return open_bundle(folder)
+
+
+@functools.wraps(_read_embeddings)
+def read_embeddings(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    _check_paths({"path": path}, required=("path",), what="a path")  # 3 or None: os.fspath's words
+    return _read_embeddings(path)
+
+
+@functools.wraps(_write_embeddings)
+def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], index: dict) -> None:
+    if path == "":
+        raise ValueError("path: is empty ('' names no file to write)")
+    _check_paths({"path": path}, required=("path",), what="a path")
+    _write_embeddings(path, arrays, index)
 
 
 def load_bundle(

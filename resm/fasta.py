@@ -10,6 +10,7 @@ import gzip
 import io
 import numbers
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -92,6 +93,27 @@ def text_encoding(head: bytes) -> str:
     return "utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
 
 
+# the magic bytes of the compressions resm does not read (gzip it reads): such a file was read as
+# text, and its first bytes refused as "a bare sequence holds whitespace" or "sequence data
+# before the first '>' header", which says nothing of the compression
+_OTHER_COMPRESSIONS = (
+    (re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)", re.DOTALL), "bzip2"),
+    (re.compile(rb"\xfd7zXZ\x00", re.DOTALL), "xz"),
+    (re.compile(rb"\x28\xb5\x2f\xfd", re.DOTALL), "zstd"),
+    (re.compile(rb"\x04\x22\x4d\x18", re.DOTALL), "lz4"),
+    (re.compile(rb"PK\x03\x04", re.DOTALL), "zip"),
+)
+
+
+def compression_problem(head: bytes) -> str | None:
+    """What keeps a file starting with the bytes ``head`` (ten of them do) from being read, when
+    it is compressed in a format other than gzip; None otherwise."""
+    for magic, name in _OTHER_COMPRESSIONS:
+        if magic.match(head):
+            return f"compressed with {name}, which resm does not read: decompress it, or compress it with gzip"
+    return None
+
+
 def refuse_device(fh, name: str) -> None:
     """An input that is a device other than a terminal (``/dev/zero``, ``/dev/urandom``: read
     until memory ran out) is an OSError naming it."""
@@ -110,7 +132,8 @@ def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOW
     does. UTF-8 (a byte-order mark dropped), or UTF-16 after its byte-order mark
     (:func:`text_encoding`); bytes that are not text become U+FFFD, which the readers name in
     their errors. ``newline`` as :func:`open`'s (``""`` for the csv module). A device other
-    than a terminal (``/dev/zero``, which never ends) is an OSError naming it."""
+    than a terminal (``/dev/zero``, which never ends), and a file compressed in a format other
+    than gzip (:func:`compression_problem`), are an OSError naming it."""
     raw = open(path, "rb")  # noqa: SIM115 (closed with the wrapper)
     try:
         refuse_device(raw, os.fspath(path))
@@ -118,6 +141,8 @@ def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOW
         if raw.peek(2)[:2] == b"\x1f\x8b":
             stream = gzip.GzipFile(fileobj=raw, mode="rb")
             stream.myfileobj = raw  # closed with the GzipFile, as when it opens the file itself
+        if (why := compression_problem(raw.peek(10)[:10])) is not None:
+            raise OSError(errno.EINVAL, why, os.fspath(path))
         enc = text_encoding(stream.peek(2)[:2])
         return io.TextIOWrapper(stream, encoding=enc, errors="replace", newline=newline)
     except BaseException:

@@ -11,7 +11,7 @@ their records here, so both take the same ones. Records are one another by name 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from .fasta import check_record_ids
@@ -79,6 +79,13 @@ def name_records(
     Anything that is not a collection is a TypeError naming ``keyword`` and ``what`` it takes."""
     items = records.items() if isinstance(records, Mapping) else iterable(records, keyword, what)
     out = [name_seq((f"seq_{k}", r) if isinstance(r, (str, bytes, bytearray)) else r) for k, r in enumerate(items, 1)]
+    if isinstance(records, Set) and any(isinstance(r, (str, bytes, bytearray)) for r in records):
+        # a set's order changes from run to run (string hashing is salted): the same sequence
+        # was seq_1 in one run and seq_2 in the next, in silence
+        raise TypeError(
+            f"{keyword}: a set of sequences has no order, so they cannot be named seq_1, seq_2... "
+            "the same way twice; give a list, or a mapping of id to sequence"
+        )
     check_record_ids((name for name, _ in out), error)
     return out
 

@@ -371,9 +371,13 @@ def print_rank0(line: str) -> None:
 
 
 def print_metrics(label: str, m: dict, stream=None) -> None:
-    """One line ``label: key value, ...`` on ``stream`` (default: standard output)."""
+    """One line ``label: key value, ...`` on ``stream`` (default: standard output), said as the
+    command's summary is (:func:`resm.utils.io.announce`): once the outputs are in place, so a
+    commit that fails (a full disk) is the one line on stderr, not the second after the metrics."""
+    from ..utils.io import announce
+
     line = label + ": " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items())
-    print(line, file=stream if stream is not None else sys.stdout)
+    announce(line, stream)
 
 
 def plural(n: int, word: str) -> str:

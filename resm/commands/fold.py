@@ -241,8 +241,8 @@ def run(a: argparse.Namespace) -> None:
         or (a.reference is not None and a.report is None)  # stdout holds the output
         or any(p is not None and is_stream(p) for p in (a.out, a.bpp, a.report))
     )
-    if "metrics" in r:
-        print(format_summary(r["metrics"]), file=report_stream(quiet))
+    if "metrics" in r:  # once the outputs are in place: a failed commit (a full disk) is the one line
+        announce(format_summary(r["metrics"]), report_stream(quiet))
     if files:
         skipped = f" ({r['skipped']} finished shards reused)" if r["skipped"] else ""
         announce(f"folded {plural(r['n'], 'sequence')}{skipped}: wrote " + ", ".join(files), report_stream(quiet))

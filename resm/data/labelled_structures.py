@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-import gzip
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,7 @@ import torch
 
 from ..alphabet import pad_batch
 from ..config import ConfigError, PathText, from_dict
-from ..fasta import token_batches
+from ..fasta import FastaError, read_fasta, token_batches
 from ..mapping import MappingError, Scheme
 from ..nucleotides import UNKNOWN_BASE, normalise_lenient, rna_codes
 from ..structure.io import Structure, read_structures
@@ -46,6 +46,9 @@ __all__ = [
 _EXTRA = 2  # BOS + EOS
 
 
+MAX_REPEAT = 1000  # data.train's {file, repeat}: each copy of each record is listed in memory
+
+
 @dataclass
 class StructureDataConfig:
     """Labelled structures for the ``structure`` task.
@@ -56,8 +59,9 @@ class StructureDataConfig:
             :mod:`resm.structure.pairsets`; ``.gz`` ok), e.g.
             ``{data_dir}/ss/bprna/TR0.dbn``. Held in memory. Several sets train together when
             it is a list whose entries are files or ``{file: F, repeat: N, pos_weight: W}`` (F's
-            records N times an epoch: a small set such as PDB TR1 beside bpRNA TR0; W, optional:
-            the weight of the paired term of the loss on F's records, in place of
+            records N times an epoch, N in [1, :data:`MAX_REPEAT`]: a small set such as PDB TR1
+            beside bpRNA TR0; W, optional, a finite number > 0: the weight of the paired term of
+            the loss on F's records, in place of
             ``loss.pos_weight``; pair head only), e.g.
             ``[TR0.dbn, {file: TR1.tsv, repeat: 10, pos_weight: 2}]``; ``max_train`` then caps
             each file.
@@ -146,15 +150,18 @@ class StructureDataConfig:
                 and isinstance(e.get("file"), str)
                 and e["file"]
                 and isinstance(e.get("repeat", 1), int)
-                and e.get("repeat", 1) >= 1
+                and not isinstance(e.get("repeat", 1), bool)  # true was a repeat of 1
+                and 1 <= e.get("repeat", 1) <= MAX_REPEAT  # 10**11 ran out of memory listing the copies
             ):
                 w = e.get("pos_weight")
-                if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0):
-                    raise ConfigError(f"data.train[{k}].pos_weight must be a number > 0, got {w!r}")
+                ok = isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < math.inf
+                if w is not None and not ok:  # .inf was taken: an infinite loss on every pair
+                    raise ConfigError(f"data.train[{k}].pos_weight must be a finite number > 0, got {w!r}")
                 out.append((e["file"], int(e.get("repeat", 1)), None if w is None else float(w)))
             else:
                 raise ConfigError(
-                    f"data.train[{k}]: expected a file or {{file: F, repeat: N >= 1, pos_weight: W > 0}}, got {e!r}"
+                    f"data.train[{k}]: expected a file or "
+                    f"{{file: F, repeat: N in [1, {MAX_REPEAT}], pos_weight: W > 0}}, got {e!r}"
                 )
         return out
 
@@ -360,21 +367,13 @@ def family_split(
     out (all their records); records of no known family stay in training. Returns ``(train,
     held_out, counts)`` with counts of records matched, families and families held out."""
     seq_family: dict[str, str] = {}
-    opener = gzip.open if str(families_fasta).endswith(".gz") else open
-    try:
-        with opener(families_fasta, "rt") as fh:
-            fam, buf = None, []
-            for line in fh:
-                if line.startswith(">"):
-                    if fam is not None:
-                        seq_family.setdefault(normalise_lenient("".join(buf)), fam)
-                    fam, buf = line[1:].split("|", 1)[0].strip(), []
-                else:
-                    buf.append(line.strip())
-            if fam is not None:
-                seq_family.setdefault(normalise_lenient("".join(buf)), fam)
-    except FileNotFoundError:
-        raise ConfigError(f"data.families: {families_fasta}: {no_such(families_fasta, 'file')}") from None
+    try:  # the one FASTA reader (a device, a gzip cut off, bytes that are not UTF-8: one line)
+        for rec in read_fasta(families_fasta):
+            seq_family.setdefault(normalise_lenient(rec.seq), rec.id.split("|", 1)[0])
+    except FastaError as e:
+        if isinstance(e.__cause__, FileNotFoundError):
+            raise ConfigError(f"data.families: {families_fasta}: {no_such(families_fasta, 'file')}") from None
+        raise ConfigError(f"data.families: {e}") from None
     fams = [seq_family.get(normalise_lenient(r.seq)) for r in records]
     known = sorted({f for f in fams if f})
     if not known:

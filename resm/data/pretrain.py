@@ -16,11 +16,13 @@ A batch is a list of int64 token-id arrays (one per sequence, residues only, no 
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import gzip
 import hashlib
 import math
 import os
+import stat
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -29,9 +31,10 @@ import numpy as np
 import torch
 
 from ..alphabet import BOS, EOS, MASK, PAD, VOCAB_SIZE
-from ..fasta import read_fasta, token_batches
+from ..fasta import id_problem, open_text, read_fasta, token_batches
 from ..mapping import MappingError, Scheme, get_scheme
 from ..nucleotides import rna_codes
+from ..utils.paths import no_such
 from ..utils.seeds import SEED_RULE, seed_ok
 
 Batch = list[np.ndarray]
@@ -136,20 +139,31 @@ def _unit_hash(key: str) -> float:
 
 @functools.lru_cache(maxsize=4)
 def read_clusters(path: str) -> dict[str, str]:
-    """member -> representative from a ``representative <TAB> member`` TSV (plain or gzip).
+    """member -> representative from a ``representative <TAB> member`` TSV, plain or gzip by its
+    magic bytes, as every input (:func:`resm.fasta.open_text`: a device such as ``/dev/zero`` was
+    read until memory ran out, and a gzip file cut off was an "unexpected" EOFError).
 
-    A malformed line is a ValueError naming the file and line number."""
-    opener = gzip.open if path.endswith(".gz") else open
+    A malformed line, or a name that no record id can be (:func:`resm.fasta.id_problem`: bytes
+    that are not UTF-8 text, a control character), is a ValueError naming the file and line
+    number; a file that cannot be read, one naming the file."""
     out: dict[str, str] = {}
-    with opener(path, "rt", encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2 or not parts[0] or not parts[1]:
-                raise ValueError(f"{path} line {n}: expected 'representative<TAB>member'")
-            out[parts[1]] = parts[0]
+    try:
+        with open_text(path) as f:
+            for n, line in enumerate(f, 1):
+                line = line.rstrip("\r\n")
+                if not line:
+                    continue
+                parts = line.split("\t")
+                if len(parts) != 2 or not parts[0] or not parts[1]:
+                    raise ValueError(f"{path} line {n}: expected 'representative<TAB>member'")
+                for name in parts:
+                    if (why := id_problem(name)) is not None:
+                        raise ValueError(f"{path} line {n}: name {name!r} {why}")
+                out[parts[1]] = parts[0]
+    except FileNotFoundError:
+        raise ValueError(f"{path}: {no_such(path, 'cluster table')}") from None
+    except (OSError, EOFError, zlib.error) as e:  # a folder, a device, a damaged or cut-off gzip
+        raise ValueError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
     return out
 
 
@@ -299,6 +313,13 @@ class PretrainStream:
         self.say_skipped = False  # print the stats of a first epoch that dropped records (stderr)
         self.progress = progress  # bars while the first batch is made (first bucket; a resume's skipped batches)
         get_scheme(cfg.scheme)  # fail early on an unknown scheme
+        for path in cfg.train:  # its text came once, then the next epoch's read waited for ever
+            with contextlib.suppress(OSError):
+                if stat.S_ISFIFO(os.stat(path).st_mode):
+                    raise ValueError(
+                        f"data.train: {path} is a named pipe, which gives its text once; pretraining "
+                        "reads its corpus once per epoch: give a file"
+                    )
 
     # -- records and batches of one epoch --
     def _rng(self, epoch: int, stream: int) -> np.random.Generator:

@@ -55,26 +55,38 @@ FAMFOLD_SPLIT = "ss/archiveII/split_famfold.csv"
 
 def read_split(path: str | os.PathLike) -> dict[str, dict[str, set]]:
     """``{fold_name: {partition: ids}}`` from a fold table with columns ``fold_name``,
-    ``partition`` (train / valid / test) and ``id`` (ArchiveII's split_famfold.csv)."""
+    ``partition`` (train / valid / test) and ``id`` (ArchiveII's split_famfold.csv), opened as
+    every input (:func:`resm.fasta.open_text`: a device such as ``/dev/zero`` was read until
+    memory ran out); a cell with bytes that are not UTF-8 text or a control character is a
+    ValueError naming the line, a file that cannot be read one naming the file."""
     import csv
 
-    from ..fasta import csv_problem
+    from ..fasta import csv_problem, id_problem, open_text
+    from ..utils.paths import no_such
 
     out: dict[str, dict[str, set]] = {}
     n = 0  # the line of the last row read
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        try:
-            rows = csv.DictReader(fh)
-            missing = {"fold_name", "partition", "id"} - set(rows.fieldnames or [])
-            if missing:
-                raise ValueError(f"{path}: fold table lacks column(s) {sorted(missing)}")
-            for n, r in enumerate(rows, 2):
-                if not r["fold_name"] or r["partition"] not in ("train", "valid", "test") or not r["id"]:
-                    raise ValueError(f"{path} line {n}: expected fold_name, partition in train/valid/test, id")
-                parts = out.setdefault(r["fold_name"], {"train": set(), "valid": set(), "test": set()})
-                parts[r["partition"]].add(r["id"])
-        except csv.Error as e:
-            raise ValueError(f"{path} line {n + 1}: {csv_problem(e)}") from None
+    try:
+        with open_text(path, newline="") as fh:
+            try:
+                rows = csv.DictReader(fh)
+                missing = {"fold_name", "partition", "id"} - set(rows.fieldnames or [])
+                if missing:
+                    raise ValueError(f"{path}: fold table lacks column(s) {sorted(missing)}")
+                for n, r in enumerate(rows, 2):
+                    if not r["fold_name"] or r["partition"] not in ("train", "valid", "test") or not r["id"]:
+                        raise ValueError(f"{path} line {n}: expected fold_name, partition in train/valid/test, id")
+                    for key in ("fold_name", "id"):
+                        if (why := id_problem(r[key])) is not None:
+                            raise ValueError(f"{path} line {n}: {key} {r[key]!r} {why}")
+                    parts = out.setdefault(r["fold_name"], {"train": set(), "valid": set(), "test": set()})
+                    parts[r["partition"]].add(r["id"])
+            except csv.Error as e:
+                raise ValueError(f"{path} line {n + 1}: {csv_problem(e)}") from None
+    except FileNotFoundError:
+        raise ValueError(f"{path}: {no_such(path, 'fold table')}") from None
+    except (OSError, EOFError, zlib.error) as e:  # a folder, a device, a damaged gzip
+        raise ValueError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
     return out
 
 

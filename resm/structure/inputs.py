@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..fasta import FastaError, open_text, parse_fasta, record_id, refuse_device, text_encoding
+from ..fasta import FastaError, compression_problem, open_text, parse_fasta, record_id, refuse_device, text_encoding
 from ..utils.paths import no_such
 from .annotations import parse_note
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn, parse_pair_lines
@@ -73,6 +73,8 @@ def _stdin_lines(stdin: TextIO | None) -> list[str]:
         raise FastaError(f"<stdin>: cannot read ({e.strerror})") from None
     data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
     if isinstance(data, bytes):
+        if (why := compression_problem(data[:10])) is not None:
+            raise FastaError(f"<stdin>: cannot read ({why})")
         if data[:2] == b"\x1f\x8b":
             try:
                 data = gzip.decompress(data)

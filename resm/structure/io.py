@@ -103,6 +103,14 @@ class Structure:
     alternatives: list[Structure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # a name or a sequence that is no text (bytes, None, a list) failed later, where it was
+        # written ("'int' object has no attribute 'isspace'"), or was written as its repr
+        if not isinstance(self.name, str):
+            raise TypeError(f"Structure: the name must be a str, got {type(self.name).__name__}")
+        if not isinstance(self.seq, str):
+            raise TypeError(
+                f"Structure {self.name!r}: the sequence must be a str ('' when unknown), got {type(self.seq).__name__}"
+            )
         self.pairs = check_pairs(self.pairs)
         if self.seq and len(self.seq) != len(self.pairs):
             raise StructureError(f"{self.name}: sequence length {len(self.seq)} != structure length {len(self.pairs)}")
@@ -668,13 +676,19 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
     """
     path = Path(path)
     src = path.name
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    try:  # opened as every input; bytes that are not UTF-8 text are named with their line below
+        fh = open_text(path, newline="")
+    except OSError as e:
+        raise StructureError(f"{path}: cannot read ({e.strerror or e})") from None
+    with fh:
         reader = csv.DictReader(fh)
         ln = 1  # the line of the last row read
         try:
             missing = {"id", "sequence", "base_pairs"} - set(reader.fieldnames or [])
         except csv.Error as e:
             raise _err(src, 1, csv_problem(e)) from None
+        except (OSError, EOFError, zlib.error) as e:  # a gzip cut off or damaged
+            raise StructureError(f"{path}: cannot read ({e})") from None
         if missing:
             raise _err(src, 1, f"missing columns {sorted(missing)}")
         while True:
@@ -682,6 +696,8 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
                 row = next(reader, None)
             except csv.Error as e:
                 raise _err(src, ln + 1, csv_problem(e)) from None
+            except (OSError, EOFError, zlib.error) as e:  # a gzip cut off or damaged
+                raise StructureError(f"{path}: cannot read ({e})") from None
             if row is None:
                 break
             ln = reader.line_num
@@ -696,4 +712,4 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
                 p = pairs_from_list(plist, len(seq), one_based=True)
             except (StructureError, ValueError) as e:
                 raise _err(src, ln, f"base_pairs: {e}") from None
-            yield Structure(row["id"], seq, p)
+            yield Structure(checked_name(row["id"] or "", f"{src} line {ln}", StructureError), seq, p)

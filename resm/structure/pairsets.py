@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import io
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..fasta import id_problem
+from ..fasta import id_problem, open_text
 from ..nucleotides import PAIR_TYPE, lenient_codes
 from .io import StructureError, pair_list_text, pair_of, parse_pair_lines
 
@@ -138,37 +139,40 @@ def read_pair_table(path: str | os.PathLike) -> list[PairRecord]:
     src = path.name
     out: list[PairRecord] = []
     seen: dict = {}
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        for n, raw in enumerate(fh, 1):
-            line = raw.rstrip("\r\n")
-            if n == 1:
-                if tuple(c.strip().lower() for c in line.split("\t")) != HEADER:
-                    raise StructureError(f"{src} line 1: expected the header 'id<TAB>sequence<TAB>pairs'")
-                continue
-            if not line.strip():
-                continue
-            cols = line.split("\t")
-            if len(cols) != 3:
-                raise StructureError(
-                    f"{src} line {n}: expected 3 tab-separated columns (id, sequence, pairs), got {len(cols)}"
-                )
-            name, seq, pairs = cols[0].strip(), cols[1].strip(), cols[2].split()
-            if not name or not seq:
-                raise StructureError(f"{src} line {n}: empty id or sequence")
-            if not (seq.isascii() and seq.isalpha()):
-                raise StructureError(
-                    f"{src} line {n}: sequence of {name!r} holds a character that is not a letter (A-Z, a-z)"
-                )
-            if (why := id_problem(name)) is not None:
-                raise StructureError(f"{src} line {n}: id {name!r} {why}")
-            if name in seen:
-                raise StructureError(f"{src} line {n}: id {name!r} already on line {seen[name]}")
-            seen[name] = n
-            ij = [pair_of(t, ":", f"{src} line {n}", len(seq)) for t in pairs]
-            if len(set(ij)) != len(ij):
-                dup = next(p for k, p in enumerate(ij) if p in ij[:k])
-                raise StructureError(f"{src} line {n}: pair {dup[0] + 1}:{dup[1] + 1} written twice")
-            out.append(PairRecord(name, seq, PairSet(np.asarray(ij, dtype=np.int64).reshape(-1, 2), len(seq))))
+    try:
+        with open_text(path) as fh:  # as every input: a device refused, UTF-16 after its mark, gzip
+            for n, raw in enumerate(fh, 1):
+                line = raw.rstrip("\r\n")
+                if n == 1:
+                    if tuple(c.strip().lower() for c in line.split("\t")) != HEADER:
+                        raise StructureError(f"{src} line 1: expected the header 'id<TAB>sequence<TAB>pairs'")
+                    continue
+                if not line.strip():
+                    continue
+                cols = line.split("\t")
+                if len(cols) != 3:
+                    raise StructureError(
+                        f"{src} line {n}: expected 3 tab-separated columns (id, sequence, pairs), got {len(cols)}"
+                    )
+                name, seq, pairs = cols[0].strip(), cols[1].strip(), cols[2].split()
+                if not name or not seq:
+                    raise StructureError(f"{src} line {n}: empty id or sequence")
+                if not (seq.isascii() and seq.isalpha()):
+                    raise StructureError(
+                        f"{src} line {n}: sequence of {name!r} holds a character that is not a letter (A-Z, a-z)"
+                    )
+                if (why := id_problem(name)) is not None:
+                    raise StructureError(f"{src} line {n}: id {name!r} {why}")
+                if name in seen:
+                    raise StructureError(f"{src} line {n}: id {name!r} already on line {seen[name]}")
+                seen[name] = n
+                ij = [pair_of(t, ":", f"{src} line {n}", len(seq)) for t in pairs]
+                if len(set(ij)) != len(ij):
+                    dup = next(p for k, p in enumerate(ij) if p in ij[:k])
+                    raise StructureError(f"{src} line {n}: pair {dup[0] + 1}:{dup[1] + 1} written twice")
+                out.append(PairRecord(name, seq, PairSet(np.asarray(ij, dtype=np.int64).reshape(-1, 2), len(seq))))
+    except (OSError, EOFError, zlib.error) as e:  # a folder, a device, a damaged gzip
+        raise StructureError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
     if not out:
         raise StructureError(f"{src} line 1: no records")
     return out

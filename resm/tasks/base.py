@@ -230,6 +230,8 @@ class ModelConfig:
                 raise ConfigError(f"model.arch: unknown architecture {self.arch!r}; known: {', '.join(ARCHS)}")
         if self.mode not in MODES:
             raise ConfigError(f"model.mode must be one of {list(MODES)}, not {self.mode!r}")
+        if not seed_ok(self.init_seed):  # past 2**64: "Overflow when unpacking long long", naming no key
+            raise ConfigError(f"model.init_seed {SEED_RULE}, got {self.init_seed!r}")
         if self.mode == "adapters" and self.adapter is None:
             self.adapter = {}
         if self.mode != "adapters" and self.adapter:

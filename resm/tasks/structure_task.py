@@ -192,7 +192,7 @@ class StructureTask:
         if not isinstance(section, dict):
             raise ConfigError(f"head: expected a mapping of options, got {section!r}")
         kind = section.pop("kind", DEFAULT_KIND)
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:  # a list or a mapping: unhashable
             raise ConfigError(f"head.kind must be one of {sorted(KINDS)}, not {kind!r}")
         self.kind = KINDS[kind](self)
         if encoder is None:

@@ -101,7 +101,8 @@ def test_train_pos_weight_is_checked():
 
     for bad in (0, -1.0, "2", True):
         entry = {"file": "b.tsv", "repeat": 2, "pos_weight": bad}
-        with pytest.raises(ConfigError, match=rf"^data.train\[1\].pos_weight must be a number > 0, got {bad!r}$"):
+        said = rf"^data.train\[1\].pos_weight must be a finite number > 0, got {bad!r}$"
+        with pytest.raises(ConfigError, match=said):
             StructureDataConfig(train=["a.dbn", entry], max_length=64, tokens_per_batch=256)
     cfg = StructureDataConfig(train=["a.dbn", {"file": "b.tsv", "repeat": 2, "pos_weight": 2}])
     assert cfg.train_files() == [("a.dbn", 1, None), ("b.tsv", 2, 2.0)]
