@@ -206,3 +206,15 @@ def test_each_window_is_encoded_as_a_sequence_of_its_own(model):
             alone = bb(pad_batch([SCHEME.encode(seq[s : s + w])]), return_logits=False)["last_hidden"][0]
             torch.testing.assert_close(h[k], alone[1 : w + 1], rtol=0, atol=1e-5)
             assert nuc[k].tolist() == rna_codes(seq[s : s + w], "p").tolist()
+
+
+def test_sites_sharing_one_nucleotide_overlap_and_touching_ones_do_not(model):
+    """Window pairs overlap (and the weaker is skipped) when both windows share a nucleotide:
+    a of 2W - 1 nt under stride W has windows 1..W and W..2W-1, which share nucleotide W;
+    a of 2W nt has windows 1..W and W+1..2W, which share none."""
+    W = MAX_LENGTH
+    opts = ScanOptions(window=W, stride=W, max_sites=5)
+    r = scan_pair(model, "rri", SCHEME, "G" * (2 * W - 1), "C" * W, MAX_LENGTH, opts)
+    assert r.starts == ([0, W - 1], [0]) and [(s.a_start, s.a_end) for s in r.sites] == [(1, W)]
+    r = scan_pair(model, "rri", SCHEME, "G" * (2 * W), "C" * W, MAX_LENGTH, opts)
+    assert r.starts == ([0, W], [0]) and [(s.a_start, s.a_end) for s in r.sites] == [(1, W), (W + 1, 2 * W)]
