@@ -68,9 +68,11 @@ def test_batched_records_equal_each_record_alone(toks_per_batch):
         check_record(arrays, rid, seq, alone(model, seq, layers), layers)
 
 
-def test_embed_file_index_maps_each_id_to_its_arrays(tmp_path):
-    """`resm embed` (in process) on a FASTA of records of repeated and mixed lengths: the
-    index lists the ids in input order with their lengths, and each id's arrays are its own."""
+@pytest.mark.parametrize("shards", [[], ["--shard-size", 3]])
+def test_embed_file_index_maps_each_id_to_its_arrays(tmp_path, shards):
+    """`resm embed` (in process) on a FASTA of records of repeated and mixed lengths, whole and
+    in shards of 3 records merged: the index lists the ids in input order with their lengths,
+    and each id's arrays are its own."""
     from resm.structure.model import load_with_scheme
 
     ckpt = tmp_path / "tiny.pt"
@@ -81,7 +83,7 @@ def test_embed_file_index_maps_each_id_to_its_arrays(tmp_path):
     out = tmp_path / "emb.npz"
     resm_main(
         "embed", ckpt, fa, out, "--repr-layers", "0", "-1", "--include", "mean", "per_tok", "bos", "contacts",
-        "--toks-per-batch", 30,
+        "--toks-per-batch", 30, *shards,
     )  # fmt: skip
     arrays, index = read_embeddings(out)
     assert index["ids"] == [rid for rid, _ in recs]
