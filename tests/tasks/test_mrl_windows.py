@@ -124,3 +124,33 @@ def test_the_head_pools_exactly_the_utr_and_anchors_at_its_3_end(model):
     got = head(h, mask)
     want = [head_alone(head, h[b, :n]) for b, n in enumerate(lengths)]
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-5)
+
+
+@torch.no_grad()
+def test_the_optimus_baseline_right_aligns_each_utr_at_its_3_end():
+    """The Optimus CNN's input columns for UTRs of length, length - 1 and 1 nt in one padded
+    batch: the last len(u) columns hold u's one-hot nucleotides, in order; the others are zero
+    (padding never reaches a column), and each row's output equals the row alone."""
+    from resm.heads.mrl import OptimusCNN, OptimusConfig
+    from resm.tasks.base import encode_batch
+
+    cfg = OptimusConfig(length=12, filters=4, kernel=3, conv_layers=1, dense=4, dropout=0.0)
+    torch.manual_seed(14)
+    head = OptimusCNN(cfg).eval()
+    seen = []
+    hook = head.convs.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    try:
+        rng = np.random.default_rng(14)
+        seqs = [rand(rng, n) for n in (12, 11, 1)]
+        b = encode_batch(seqs, SCHEME)
+        together = head(b["nuc"], b["mask"])
+        (x,) = seen
+        for row, s in enumerate(seqs):
+            onehot = torch.zeros(4, 12)
+            for p, c in enumerate(s):
+                onehot["ACGU".index(c), 12 - len(s) + p] = 1.0
+            assert torch.equal(x[row], onehot)
+            one = encode_batch([s], SCHEME)
+            torch.testing.assert_close(head(one["nuc"], one["mask"])[0], together[row], rtol=0, atol=1e-6)
+    finally:
+        hook.remove()
