@@ -32,3 +32,18 @@ def test_embed_progress_bar_counts_records(tiny, tmp_path, shard_size):
     else:
         assert "embed shard 1/2: 100%" in err and "2/2" in err and "embed shard 2/2: 100%" in err, err
     assert "batch" not in err, err
+
+
+@pytest.mark.parametrize("command, kind", [("pretrain", "pretrain"), ("finetune", "finetune"), ("compare", "compare")])
+def test_config_help_names_the_shipped_configs(command, kind):
+    """``--config`` takes a shipped config by name; its help said 'see configs/finetune/', a
+    folder an installed resm does not have (the configs are package data), so the names a user
+    could give were found only by giving a wrong one."""
+    from resm.config import shipped_configs
+
+    names = shipped_configs(kind)
+    assert names and (kind != "finetune" or {"structure", "shared", "rri", "mrl"} <= set(names))
+    text = " ".join(resm_main(command, "--help").stdout.split())
+    assert "configs/" not in text.split("--config CONFIG", 2)[-1].split("--strict")[0]
+    for name in names:
+        assert f" {name}," in text or f" {name};" in text, (name, text)
