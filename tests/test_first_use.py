@@ -47,3 +47,32 @@ def test_config_help_names_the_shipped_configs(command, kind):
     assert "configs/" not in text.split("--config CONFIG", 2)[-1].split("--strict")[0]
     for name in names:
         assert f" {name}," in text or f" {name};" in text, (name, text)
+
+
+def test_help_ends_with_examples_that_parse():
+    """The commands a new user runs first end their --help with examples (none had one: the
+    order of embed's MODEL INPUT OUT, the columns of interact's pairs table, how a probe is
+    used, were in the README alone); each example is a command line the parser takes, and its
+    explanation fits the terminal width --help is drawn for."""
+    import shlex
+
+    from resm.cli import build_parser
+    from resm.commands import BY_NAME
+
+    parser = build_parser()
+    shown = {"fold", "embed", "probe", "interact", "predict", "init-checkpoint", "export"}
+    assert shown <= {name for name, cmd in BY_NAME.items() if cmd.examples}
+    for name, cmd in BY_NAME.items():
+        for line, what in cmd.examples:
+            words = shlex.split(line.split("|")[-1].split(">")[0])
+            assert words[0] == "resm" and len(what) <= 74, (line, what)
+            parser.parse_args(words[1:])  # argparse exits on an option the command does not have
+        if cmd.examples:
+            text = resm_main(name, "--help").stdout
+            assert "\nexamples:\n" in text and f"  {cmd.examples[0][0]}\n" in text, text
+
+
+def test_init_checkpoint_help_says_what_tiny_and_small_are():
+    """--arch listed 'tiny' and 'small' beside the ESM-2 names and said only 'architecture'."""
+    text = " ".join(resm_main("init-checkpoint", "--help").stdout.split())
+    assert "tiny (2 layers, 64 dims)" in text and "small (4 layers, 128 dims)" in text, text
