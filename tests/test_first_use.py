@@ -76,3 +76,25 @@ def test_init_checkpoint_help_says_what_tiny_and_small_are():
     """--arch listed 'tiny' and 'small' beside the ESM-2 names and said only 'architecture'."""
     text = " ".join(resm_main("init-checkpoint", "--help").stdout.split())
     assert "tiny (2 layers, 64 dims)" in text and "small (4 layers, 128 dims)" in text, text
+
+
+@pytest.mark.parametrize("fmt", ["fair-esm", "hf"])
+def test_a_backbone_given_as_fold_model_says_how_to_fold_with_it(tmp_path, fmt):
+    """An ML researcher's first try, `resm fold rnas.fa --model esm2.pt`, was 'not a resm
+    structure model (written by `resm finetune`)', and a Hugging Face folder 'is a folder, not
+    a checkpoint file': neither said that a backbone folds through a zero-shot probe."""
+    import resm
+    from resm.backbone.load import CheckpointError
+
+    model = tmp_path / ("esm2_tiny.pt" if fmt == "fair-esm" else "esm2_tiny_hf")
+    resm_main("init-checkpoint", "--arch", "tiny", "--format", fmt, "-o", model)
+    out = tmp_path / "x.dbn"
+    p = resm_main("fold", EXAMPLES / "rna.fasta", "--model", model, "-o", out, check=False)
+    assert p.returncode == 1 and not out.exists() and p.stdout == ""
+    line = p.stderr.strip()
+    assert "\n" not in line and "an ESM-2 backbone, not a structure model" in line, line
+    assert f"resm probe {model} TRAIN.dbn -o PROBE.pt" in line and f"--model {model} --probe PROBE.pt" in line
+    p = resm_main("evaluate", "structure", "--model", model, "--dataset", "vl1", "--data-dir", tmp_path, check=False)
+    assert p.returncode == 1 and "an ESM-2 backbone, not a structure model" in p.stderr, p.stderr
+    with pytest.raises(CheckpointError, match="an ESM-2 backbone, not a structure model"):
+        resm.load_predictor(model, device="cpu")
