@@ -98,3 +98,12 @@ def test_a_backbone_given_as_fold_model_says_how_to_fold_with_it(tmp_path, fmt):
     assert p.returncode == 1 and "an ESM-2 backbone, not a structure model" in p.stderr, p.stderr
     with pytest.raises(CheckpointError, match="an ESM-2 backbone, not a structure model"):
         resm.load_predictor(model, device="cpu")
+
+
+def test_input_tables_say_their_columns():
+    """interact's PAIRS said 'pairs table (TSV or CSV)' and predict's INPUT 'UTR CSV / FASTA
+    (mrl)': which columns the readers want was in the README alone."""
+    interact = " ".join(resm_main("interact", "--help").stdout.split())
+    assert "PAIRS pairs table (TSV or CSV): a_name, a_seq, b_name, b_seq[, label] per line" in interact
+    predict = " ".join(resm_main("predict", "--help").stdout.split())
+    assert "a CSV/TSV with a utr column (an rl or hrl column" in predict and "FASTA of UTRs" in predict

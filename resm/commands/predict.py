@@ -160,7 +160,13 @@ def predict_arguments(sp: argparse.ArgumentParser) -> None:
         help="the task of --model's head: rri (a pairs table in, interaction probabilities out) or mrl (UTRs in, "
         "mean ribosome load out) (required)",
     )
-    sp.add_argument("input", type=Path, metavar="INPUT", help="pairs table (rri), or UTR CSV / FASTA (mrl)")
+    sp.add_argument(
+        "input",
+        type=Path,
+        metavar="INPUT",
+        help="pairs table (rri), or (mrl) a CSV/TSV with a utr column (an rl or hrl column, the measured "
+        "MRL, adds R^2 and Spearman) or a FASTA of UTRs (.fa, .fasta, .fna)",
+    )
     sp.add_argument(
         "--model",
         required=True,
