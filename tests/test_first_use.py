@@ -107,3 +107,21 @@ def test_input_tables_say_their_columns():
     assert "PAIRS pairs table (TSV or CSV): a_name, a_seq, b_name, b_seq[, label] per line" in interact
     predict = " ".join(resm_main("predict", "--help").stdout.split())
     assert "a CSV/TSV with a utr column (an rl or hrl column" in predict and "FASTA of UTRs" in predict
+
+
+def test_an_error_mid_run_is_said_after_the_progress_bars(tmp_path):
+    """`resm pretrain` with its training file missing (a new user's first run outside the
+    development checkout) failed with its bars drawn: the error line was glued to the end of a
+    half-drawn bar ('...0/20000 [00:00<?, ?rec/s]resm pretrain: error: ...') and the bars were
+    drawn again below it at exit, so the last line on the terminal was a bar at 0%."""
+    from tests.conftest import resm_cli
+
+    run = tmp_path / "run"
+    p = resm_cli(
+        "pretrain", "--config", "cpu_demo", f"data_dir={tmp_path / 'no_data'}", "model.arch=tiny",
+        "train.max_steps=2", "train.val_every=0", "validation.max_records=4", f"train.out_dir={run}", check=False,
+    )  # fmt: skip
+    assert p.returncode == 1 and "%|" in p.stderr  # it failed with its bars drawn
+    last = [line for line in p.stderr.split("\n") if line.strip()][-1]
+    assert last.startswith("resm pretrain: error: ") and "\r" not in last and "no_data" in last, p.stderr
+    assert p.stderr.count("error:") == 1 and not run.exists()
