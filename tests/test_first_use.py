@@ -125,3 +125,30 @@ def test_an_error_mid_run_is_said_after_the_progress_bars(tmp_path):
     last = [line for line in p.stderr.split("\n") if line.strip()][-1]
     assert last.startswith("resm pretrain: error: ") and "\r" not in last and "no_data" in last, p.stderr
     assert p.stderr.count("error:") == 1 and not run.exists()
+
+
+def test_contacts_need_the_contact_regression(tiny, tmp_path):
+    """fair-esm's ESM-2 files keep the contact regression in <stem>-contact-regression.pt;
+    a .pt given without it (the common download of the one file) embedded `--include contacts`
+    from the untrained head, written with exit code 0. Now refused before any work, in the
+    command and the API; with --regression, or for the other arrays, it embeds as before."""
+    import torch
+
+    import resm
+    from resm.backbone.load import CheckpointError, safe_load
+
+    data = safe_load(tiny)
+    data["model"] = {k: v for k, v in data["model"].items() if "contact_head" not in k}
+    bare = tmp_path / "bare.pt"
+    torch.save(data, bare)
+    out = tmp_path / "c.npz"
+    p = resm_main("embed", bare, EXAMPLES / "rna.fasta", out, "--include", "mean", "contacts", check=False)
+    assert p.returncode == 1 and not out.exists(), p.stderr
+    assert "bare.pt: has no contact regression" in p.stderr and "%|" not in p.stderr  # before any work
+    with pytest.raises(CheckpointError, match="has no contact regression"):
+        resm.embed_sequences(bare, ["GGGAAACCC"], include="contacts", device="cpu")
+    regression = tiny.with_name("esm2_tiny-contact-regression.pt")
+    resm_main("embed", bare, EXAMPLES / "rna.fasta", out, "--include", "contacts", "--regression", regression)
+    resm_main("embed", bare, EXAMPLES / "rna.fasta", tmp_path / "m.npz", "--include", "mean")
+    _, index = resm.embed_sequences("default", ["GGGAAACCC"], include="contacts", device="cpu")  # its own head
+    assert index["include"] == ["contacts"]

@@ -314,7 +314,8 @@ def load_backbone(spec, scheme: Scheme | None = None, regression=None, trust: bo
             "arch": data.get("arch"),
             "source": str(path),
             "format": FORMAT,
-            "contact_regression": False,
+            "contact_regression": isinstance(data.get("backbone"), dict)
+            and "contact_head.regression.weight" in data["backbone"],
         }
         loaded = L.Loaded(backbone_from_payload(data, str(path)).eval(), meta)
     else:
