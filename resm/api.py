@@ -249,7 +249,8 @@ def embed_sequences(
         net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
     else:
         loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
-        require_contact_regression(loaded.meta, include, str(model))
+        if "contacts" in include:
+            require_contact_regression(loaded.meta, str(model), other=", or leave contacts out")
         net, name = loaded.model.to(dev).eval(), str(model)
     records = map_records(_records(sequences), the_scheme, None, "sequences")
     the_layers = resolve_layers(layers, net.num_layers)

@@ -144,17 +144,18 @@ def embed_records(
     return out
 
 
-def require_contact_regression(meta: Mapping, include: Sequence[str], where: str) -> None:
-    """``contacts`` asked of a backbone loaded without its contact regression (a fair-esm
-    ``.pt`` whose ``<stem>-contact-regression.pt`` is not beside it): a CheckpointError naming
-    it, where the contact maps of the untrained head were written with exit code 0."""
+def require_contact_regression(meta: Mapping, where: str, what: str = "contact maps", other: str = "") -> None:
+    """The contact head's output (``what``) asked of a backbone loaded without its contact
+    regression (a fair-esm ``.pt`` whose ``<stem>-contact-regression.pt`` is not beside it): a
+    CheckpointError naming it and the ways out (``other``: the caller's own), where the untrained
+    head's output was written with exit code 0 (``resm embed --include contacts``, ``resm
+    interact --zero-shot`` without a probe)."""
     from .backbone.load import CheckpointError
 
-    if "contacts" in include and not meta.get("contact_regression"):
+    if not meta.get("contact_regression"):
         raise CheckpointError(
             f"{where}: has no contact regression (fair-esm keeps it in <stem>-contact-regression.pt beside the "
-            "model; resm embed --regression FILE names another), so its contact maps would be an untrained "
-            "head's: put the file beside it, or leave contacts out"
+            f"model), so its {what} would be an untrained head's: put the file beside it{other}"
         )
 
 
@@ -370,7 +371,10 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
     if bad:
         raise UsageError(f"unknown --include {sorted(bad)}; choose from {INCLUDE_CHOICES}")
     loaded, the_scheme = load_with_scheme(model, scheme, o.regression, o.trust)
-    require_contact_regression(loaded.meta, include, str(model))
+    if "contacts" in include:
+        require_contact_regression(
+            loaded.meta, str(model), other=", give it with --regression FILE, or leave contacts out"
+        )
     seqs = read_sequences(inp, o.input_format)
     records = map_records(seqs, the_scheme, o.max_length, source_name(inp))  # every record checked first
     the_layers = resolve_layers(o.layers, loaded.model.num_layers, "--repr-layers")

@@ -152,3 +152,10 @@ def test_contacts_need_the_contact_regression(tiny, tmp_path):
     resm_main("embed", bare, EXAMPLES / "rna.fasta", tmp_path / "m.npz", "--include", "mean")
     _, index = resm.embed_sequences("default", ["GGGAAACCC"], include="contacts", device="cpu")  # its own head
     assert index["include"] == ["contacts"]
+    # resm interact --zero-shot scores pairs with the same head (a probe brings its own regression)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("a_name\ta_seq\tb_name\tb_seq\nm\tUGAGGUAGUAGGUUGUAUAGUU\tu\tAACUAUACAACCUACUACCUCA\n")
+    p = resm_main("interact", pairs, "--zero-shot", "--backbone", bare, "-o", tmp_path / "s.tsv", check=False)
+    assert p.returncode == 1 and "bare.pt: has no contact regression" in p.stderr and "--probe" in p.stderr
+    assert not (tmp_path / "s.tsv").exists()
+    resm_main("interact", pairs, "--zero-shot", "--backbone", tiny, "-o", tmp_path / "s.tsv")
