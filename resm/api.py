@@ -35,6 +35,7 @@ from .embed import (
     embed_records,
     embedding_index,
     map_records,
+    require_contact_regression,
     resolve_layers,
 )
 from .embed import read_embeddings as _read_embeddings
@@ -276,8 +277,10 @@ def embed_sequences(
     if isinstance(model, ESM2):
         net, the_scheme, name = model.to(dev).eval(), get_scheme(scheme or "kdny"), type(model).__name__
     else:
-        net, the_scheme = load_backbone(model, scheme, dev, trust)
-        name = str(model)
+        loaded, the_scheme = load_with_scheme(model, scheme, trust=trust)
+        if "contacts" in include:
+            require_contact_regression(loaded.meta, str(model), other=", or leave contacts out")
+        net, name = loaded.model.to(dev).eval(), str(model)
     records = map_records(_records(sequences), the_scheme, None, "sequences")
     the_layers = resolve_layers(layers, net.num_layers)
     arrays = embed_records(net, records, the_layers, include, toks_per_batch, dev, dtype, progress)

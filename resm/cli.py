@@ -195,7 +195,7 @@ def _run(argv: list[str] | None) -> int:
     from .config import UsageError
     from .utils.io import transaction
     from .utils.memory import memory_check
-    from .utils.stdout import failed
+    from .utils.stdout import failed, say_error
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -223,21 +223,17 @@ def _run(argv: list[str] | None) -> int:
             raise
         msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
         usage = isinstance(e, UsageError)  # exit code 2, as argparse's errors
-        print(
-            f"resm {args.command}: error: {_one_line(msg)}" + usage * f" (see resm {args.command} --help)",
-            file=sys.stderr,
-        )
+        say_error(f"resm {args.command}: error: {_one_line(msg)}" + usage * f" (see resm {args.command} --help)")
         return 2 if usage else 1
     except KeyboardInterrupt:
-        print(f"resm {args.command}: interrupted" + _resume_hint(args.command), file=sys.stderr)
+        say_error(f"resm {args.command}: interrupted" + _resume_hint(args.command))
         return 130
     except Exception as e:  # a case no check foresaw: still one line, the traceback with --debug
         if args.debug:
             raise
-        print(
+        say_error(
             f"resm {args.command}: error: {type(e).__name__}: {_one_line(e) or 'no message'} "
-            "(unexpected; rerun with --debug for the traceback)",
-            file=sys.stderr,
+            "(unexpected; rerun with --debug for the traceback)"
         )
         return 1
     finally:

@@ -573,8 +573,12 @@ def find_config(spec: str | os.PathLike, kind: str) -> Path:
 
     if (why := broken_link(p)) is not None:  # a link to nothing: no shipped config is meant
         raise ConfigError(f"{spec}: {why}")
-    shipped = sorted({f.stem for r in roots for f in (r / kind).glob(f"*{ext}")})
     raise ConfigError(
         f"{spec}: no such config file, nor a shipped {kind} config of that name "
-        f"(shipped: {', '.join(shipped) or 'none'})"
+        f"(shipped: {', '.join(shipped_configs(kind)) or 'none'})"
     )
+
+
+def shipped_configs(kind: str) -> list[str]:
+    """The names of the shipped configs of ``kind`` (what ``--config NAME`` finds), sorted."""
+    return sorted({f.stem for r in _config_roots() for f in (r / kind).glob(f"*{CONFIG_KINDS[kind]}")})

@@ -107,9 +107,11 @@ def embed_records(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     progress: bool = True,
+    desc: str = "embed",
 ) -> dict[str, np.ndarray]:
     """Run the model over token-budget batches; returns ``{"<id>/<what>/<layer>": array}``
-    (``dtype``: autocast, as :func:`autocast_dtype` reads it)."""
+    (``dtype``: autocast, as :func:`autocast_dtype` reads it; ``progress``: a bar on stderr,
+    labelled ``desc``, counting records against their total)."""
     dtype = autocast_dtype(dtype)
     bad = set(include) - set(INCLUDE_CHOICES)
     if bad:  # resm embed's --include is held to INCLUDE_CHOICES by its parser: the API's keyword is named
@@ -119,7 +121,8 @@ def embed_records(
     out: dict[str, np.ndarray] = {}
     batches = token_batches([len(r.ids) for r in records], checked_toks_per_batch(toks_per_batch))
     autocast = torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype is not None)
-    for batch in tqdm(batches, desc="embed", unit="batch", disable=not progress):
+    bar = tqdm(total=len(records), desc=desc, unit="seq", disable=not progress)  # records, as every command's
+    for batch in batches:
         recs = [records[i] for i in batch]
         toks = pad_batch([r.ids for r in recs]).to(device)
         with autocast:
@@ -136,7 +139,24 @@ def embed_records(
                     out[f"{r.id}/bos/{layer}"] = h[0].cpu().numpy()
             if want_contacts:
                 out[f"{r.id}/contacts"] = res["contacts"][b, :n, :n].float().cpu().numpy()
+        bar.update(len(recs))
+    bar.close()
     return out
+
+
+def require_contact_regression(meta: Mapping, where: str, what: str = "contact maps", other: str = "") -> None:
+    """The contact head's output (``what``) asked of a backbone loaded without its contact
+    regression (a fair-esm ``.pt`` whose ``<stem>-contact-regression.pt`` is not beside it): a
+    CheckpointError naming it and the ways out (``other``: the caller's own), where the untrained
+    head's output was written with exit code 0 (``resm embed --include contacts``, ``resm
+    interact --zero-shot`` without a probe)."""
+    from .backbone.load import CheckpointError
+
+    if not meta.get("contact_regression"):
+        raise CheckpointError(
+            f"{where}: has no contact regression (fair-esm keeps it in <stem>-contact-regression.pt beside the "
+            f"model), so its {what} would be an untrained head's: put the file beside it{other}"
+        )
 
 
 NPZ_NAME_MAX = 65535  # bytes in a zip entry's name: an .npz holds each array as an entry "<key>.npy"
@@ -351,6 +371,10 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
     if bad:
         raise UsageError(f"unknown --include {sorted(bad)}; choose from {INCLUDE_CHOICES}")
     loaded, the_scheme = load_with_scheme(model, scheme, o.regression, o.trust)
+    if "contacts" in include:
+        require_contact_regression(
+            loaded.meta, str(model), other=", give it with --regression FILE, or leave contacts out"
+        )
     seqs = read_sequences(inp, o.input_format)
     records = map_records(seqs, the_scheme, o.max_length, source_name(inp))  # every record checked first
     the_layers = resolve_layers(o.layers, loaded.model.num_layers, "--repr-layers")
@@ -380,8 +404,8 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
         "skipped": 0,
     }
 
-    def embed(recs: list[Mapped]) -> dict[str, np.ndarray]:
-        return embed_records(net, recs, the_layers, include, toks_per_batch, device, dtype, o.progress)
+    def embed(recs: list[Mapped], desc: str = "embed") -> dict[str, np.ndarray]:
+        return embed_records(net, recs, the_layers, include, toks_per_batch, device, dtype, o.progress, desc)
 
     if not run.sharded:
         write_embeddings(out, embed(records), index)
@@ -389,7 +413,7 @@ def embed_file(model: str | os.PathLike, inp, out: str | os.PathLike, opts: Embe
 
         def shard(s: int, block: range) -> None:
             recs = [records[k] for k in block]
-            arrays = embed(recs)
+            arrays = embed(recs, f"embed shard {s + 1}/{run.n_shards}")  # as resm fold's bars
             with suspended():  # on disk at once, even inside the command's transaction: other ranks read it
                 write_embeddings(
                     run.path(s), arrays, embedding_index(recs, the_layers, include, the_scheme, str(model))

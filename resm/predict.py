@@ -286,6 +286,10 @@ def interact(
             from .structure.probe import load_probe
 
             load_probe(bb, o.probe)
+        else:
+            from .embed import require_contact_regression
+
+            require_contact_regression(loaded.meta, str(o.backbone), "zero-shot scores", ", or give --probe PROBE.pt")
         progress = o.scan is not None and o.scan.progress  # as the trained path's
         scores, pair_maps = zero_shot_scores(bb, scheme, pairs, linker, o.batch_size, progress), []
     else:

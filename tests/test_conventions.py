@@ -178,7 +178,7 @@ def test_schemes_show_prints_the_tables():
     # the table alone, as asked: the list of every scheme is `resm schemes` without --show
     assert out.startswith("kdny (letter): ") and "kerd" not in out and "codon3" not in out
     listed = resm_main("schemes").stdout.splitlines()
-    assert [line.split()[0] for line in listed] == ["codon3", "kdny", "kerd", "nt", "protein"]
+    assert [line.split()[0] for line in listed] == ["scheme", "codon3", "kdny", "kerd", "nt", "protein"]
 
 
 def test_threads_help_speaks_of_its_own_command():

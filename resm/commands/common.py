@@ -35,7 +35,8 @@ class Command:
     command reads that no option names), no output may replace
     (:func:`resm.utils.paths.declared_inputs`); ``training``:
     the command writes a run folder of its own (no transaction), and an interrupted run is
-    resumed by running the same command again."""
+    resumed by running the same command again; ``examples``: ``(command line, what it does)``
+    pairs, the end of its ``--help``."""
 
     name: str
     help: str
@@ -44,6 +45,17 @@ class Command:
     outputs: tuple = ()
     inputs: tuple = ()
     training: bool = False
+    examples: tuple[tuple[str, str], ...] = ()  # (command line, what it does): the end of --help
+
+    def __post_init__(self):
+        if self.examples:  # resm.cli builds each parser through add_arguments: the examples go with it
+            add = self.add_arguments
+
+            def add_with_examples(sp: argparse.ArgumentParser) -> None:
+                add(sp)
+                sp.epilog = "examples:\n" + "\n".join(f"  {line}\n      {what}" for line, what in self.examples)
+
+            object.__setattr__(self, "add_arguments", add_with_examples)
 
 
 def models_read(*options: tuple[str, str]) -> Callable[[argparse.Namespace], dict]:
@@ -103,6 +115,9 @@ class HelpFormatter(argparse.HelpFormatter):
     """Every option's help states its default: ``(default: X)`` is appended unless the help
     already speaks of it, ``(required)`` to a required option, and ``(default: off)`` to a
     switch (a flag that turns something on) whose help says nothing of its default."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:  # the examples keep their lines
+        return text if text.startswith("examples:\n") else super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""

@@ -8,15 +8,11 @@ import sys
 from pathlib import Path
 
 from .common import Command
+from .training import config_help
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument(
-        "--config",
-        required=True,
-        type=Path,
-        help="YAML config, or the name of a shipped one (e.g. cpu_small; see configs/compare/); required",
-    )
+    sp.add_argument("--config", required=True, type=Path, help=config_help("compare"))
     sp.add_argument(
         "--strict",
         action="store_true",

@@ -92,4 +92,14 @@ EMBED = Command(
     run,
     outputs=(("out", "file"),),
     inputs=model_inputs(("fasta", "the input")),
+    examples=(
+        (
+            "resm embed esm2_t33_650M_UR50D.pt rnas.fasta emb.safetensors --include mean per_tok",
+            "last layer's mean and per-nt states; Python: resm.read_embeddings(path)",
+        ),
+        (
+            "resm embed default rnas.fasta emb.npz --repr-layers 0 -1 --include mean contacts",
+            "the shipped model's backbone; embedding and last layers; contact maps",
+        ),
+    ),
 )

@@ -69,4 +69,10 @@ EXPORT = Command(
     run,
     outputs=(("out", "file"), ("hf", "dir")),
     inputs=(("checkpoint", "the checkpoint"),),
+    examples=(
+        (
+            "resm export runs/cpu_demo -o esm2_rna.pt --hf esm2_rna_hf",
+            "the run's newest checkpoint as a fair-esm .pt and a Hugging Face folder",
+        ),
+    ),
 )

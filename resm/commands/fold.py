@@ -269,4 +269,20 @@ FOLD = Command(
         models_read(("model", "--model")),
         probes_read(("probe", "--probe")),
     ),
+    examples=(
+        (
+            "resm fold rnas.fasta -o rnas.dbn",
+            "the shipped model: dot-bracket, each structure's expected F1 as [eF1=...]",
+        ),
+        ("cat rnas.fasta | resm fold > rnas.dbn", "from a pipe, to standard output, like RNAfold"),
+        (
+            "resm fold rnas.fasta -o rnas.ct --bpp rnas.bpp --plot plots/",
+            "ct (from -o's extension), pair probabilities, figures",
+        ),
+        (
+            "resm fold known.dbn --reference known.dbn --report scores.tsv",
+            "per-record F1 against known structures, RNAfold's too",
+        ),
+        ("resm fold rnas.fasta --model esm2.pt --probe probe.pt", "a zero-shot probe of resm probe on its backbone"),
+    ),
 )

@@ -12,7 +12,13 @@ from .common import Command
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     from ..backbone.config import ARCHS
 
-    sp.add_argument("--arch", default="esm2_t6_8M_UR50D", choices=list(ARCHS), help="architecture")
+    presets = ", ".join(f"{n} ({c.num_layers} layers, {c.embed_dim} dims)" for n, c in ARCHS.items() if "_" not in n)
+    sp.add_argument(
+        "--arch",
+        default="esm2_t6_8M_UR50D",
+        choices=list(ARCHS),
+        help=f"architecture: a released ESM-2 size (fair-esm's names), or {presets} for tests and trials",
+    )
     sp.add_argument(
         "-o",
         "--out",
@@ -52,4 +58,8 @@ INIT_CHECKPOINT = Command(
     add_arguments,
     run,
     outputs=(("out", lambda a: "dir" if a.format == "hf" else "file"),),
+    examples=(
+        ("resm init-checkpoint --arch tiny -o esm2_tiny.pt", "a 0.1M-parameter ESM-2 to try the commands on"),
+        ("resm init-checkpoint --format hf --scheme kdny -o esm2_t6_hf", "ESM-2 t6 as a Hugging Face folder, for RNA"),
+    ),
 )

@@ -73,7 +73,12 @@ def infer_args(sp: argparse.ArgumentParser, batch_of: str) -> None:
 
 
 def interact_arguments(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("pairs", type=Path, metavar="PAIRS", help="pairs table (TSV or CSV)")
+    sp.add_argument(
+        "pairs",
+        type=Path,
+        metavar="PAIRS",
+        help="pairs table (TSV or CSV): a_name, a_seq, b_name, b_seq[, label] per line, a header line optional",
+    )
     sp.add_argument(
         "--model",
         type=Path,
@@ -155,7 +160,13 @@ def predict_arguments(sp: argparse.ArgumentParser) -> None:
         help="the task of --model's head: rri (a pairs table in, interaction probabilities out) or mrl (UTRs in, "
         "mean ribosome load out) (required)",
     )
-    sp.add_argument("input", type=Path, metavar="INPUT", help="pairs table (rri), or UTR CSV / FASTA (mrl)")
+    sp.add_argument(
+        "input",
+        type=Path,
+        metavar="INPUT",
+        help="pairs table (rri), or (mrl) a CSV/TSV with a utr column (an rl or hrl column, the measured "
+        "MRL, adds R^2 and Spearman) or a FASTA of UTRs (.fa, .fasta, .fna)",
+    )
     sp.add_argument(
         "--model",
         required=True,
@@ -211,6 +222,13 @@ INTERACT = Command(
         models_read(("model", "--model"), ("backbone", "--backbone")),
         probes_read(("probe", "--probe")),
     ),
+    examples=(
+        (
+            "resm interact pairs.tsv --model runs/rri/model -o scores.tsv",
+            "pairs.tsv columns: a_name a_seq b_name b_seq [label]; header optional",
+        ),
+        ("resm interact pairs.tsv --zero-shot --backbone esm2.pt", "no trained head: the backbone's contact head"),
+    ),
 )
 PREDICT = Command(
     "predict",
@@ -224,5 +242,9 @@ PREDICT = Command(
         ("backbone", "--backbone"),
         ("adapter", "--adapter"),
         models_read(("model", "--model"), ("backbone", "--backbone")),
+    ),
+    examples=(
+        ("resm predict --task mrl utrs.csv --model runs/mrl/model -o mrl.tsv", "a CSV with a utr column, or a FASTA"),
+        ("resm predict --task rri pairs.tsv --model runs/rri/model", "the pairs table of resm interact"),
     ),
 )

@@ -72,4 +72,8 @@ PROBE = Command(
     run,
     outputs=(("out", "file"),),
     inputs=model_inputs(("train", "the training structures"), ("val", "--val")),
+    examples=(
+        ("resm probe esm2.pt train.dbn --val val.dbn -o probe.pt", "fit on train.dbn, the threshold chosen on val.dbn"),
+        ("resm fold rnas.fasta --model esm2.pt --probe probe.pt", "then fold with it"),
+    ),
 )

@@ -19,6 +19,8 @@ def run(a: argparse.Namespace) -> None:
     if a.show:  # the one scheme asked for, alone (an unknown name is an error, nothing printed)
         print(get_scheme(a.show).describe())
         return
+    # the hash: the first 12 hex digits of the scheme's table hash (an embeddings file's scheme_hash)
+    print(f"{'scheme':8s} {'kind':8s} {'table hash':12s}  description")
     for name in list_schemes():
         s = get_scheme(name)
         print(f"{name:8s} {s.kind:8s} {s.table_hash[:12]}  {s.description}")

@@ -9,13 +9,16 @@ from pathlib import Path
 from .common import Command, print_rank0
 
 
-def training_args(sp: argparse.ArgumentParser, where: str) -> None:
-    sp.add_argument(
-        "--config",
-        required=True,
-        type=Path,
-        help=f"YAML config, or the name of a shipped one (see {where}); required",
-    )
+def config_help(kind: str) -> str:
+    """``--config``'s help: the names of the shipped configs of ``kind`` (package data: an
+    installed resm has no configs/ folder to look in)."""
+    from ..config import shipped_configs
+
+    return f"YAML config, or the name of a shipped one: {', '.join(shipped_configs(kind))}; required"
+
+
+def training_args(sp: argparse.ArgumentParser, kind: str) -> None:
+    sp.add_argument("--config", required=True, type=Path, help=config_help(kind))
     sp.add_argument(
         "overrides", nargs="*", metavar="key=value", help="override config entries, e.g. train.max_steps=100"
     )
@@ -74,7 +77,7 @@ def run_finetune(a: argparse.Namespace) -> None:
 PRETRAIN = Command(
     "pretrain",
     "continue masked-LM pretraining of ESM-2 on mapped RNA (or train from scratch)",
-    lambda sp: training_args(sp, "configs/pretrain/"),
+    lambda sp: training_args(sp, "pretrain"),
     run_pretrain,
     training=True,
 )
@@ -82,7 +85,7 @@ FINETUNE = Command(
     "finetune",
     "fine-tune the task a config names (structure, interaction, expression...; see configs/finetune/) "
     "on an ESM-2 backbone",
-    lambda sp: training_args(sp, "configs/finetune/"),
+    lambda sp: training_args(sp, "finetune"),
     run_finetune,
     training=True,
 )

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..backbone.load import CheckpointError, is_hf_folder
 from ..config import UsageError
 from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
@@ -39,7 +40,7 @@ from .datasets import FAMFOLD_SPLIT, load_dataset, read_split, reference_views, 
 from .folders import FOLDERS, FolderUnavailable, on_record
 from .io import Structure
 from .metrics import evaluate
-from .model import load_structure_model, resolve_model
+from .model import backbone_given, load_structure_model, resolve_model
 
 __all__ = [
     "DEFAULT_FOLDERS",
@@ -90,6 +91,8 @@ def check_models(model_path, folds: Sequence[str] = ()) -> None:
     checked before any data is read or any folder runs."""
     paths = [str(model_path).replace("{fold}", f) for f in folds] if "{fold}" in str(model_path) else [str(model_path)]
     for p in paths:
+        if is_hf_folder(Path(p)):  # a backbone: said with how to fold with one
+            raise CheckpointError(backbone_given(p))
         if not Path(p).is_file():
             what = "structure model (a structure_model.pt from resm finetune, or 'default')"
             raise FileNotFoundError(f"{p}: {file_problem(p) if Path(p).exists() else no_such(p, what)}")

@@ -314,7 +314,8 @@ def load_backbone(spec, scheme: Scheme | None = None, regression=None, trust: bo
             "arch": data.get("arch"),
             "source": str(path),
             "format": FORMAT,
-            "contact_regression": False,
+            "contact_regression": isinstance(data.get("backbone"), dict)
+            and "contact_head.regression.weight" in data["backbone"],
         }
         loaded = L.Loaded(backbone_from_payload(data, str(path)).eval(), meta)
     else:
@@ -373,12 +374,24 @@ def model_from_payload(data: dict[str, Any], where: str = "structure model") -> 
     return model, meta
 
 
+def backbone_given(path: str | Path) -> str:
+    """The error for an ESM-2 backbone (a fair-esm ``.pt``, a Hugging Face folder) given where a
+    structure model goes, with the two ways to fold with it."""
+    return (
+        f"{path}: an ESM-2 backbone, not a structure model: fold with a zero-shot probe fitted on it "
+        f"(resm probe {path} TRAIN.dbn -o PROBE.pt, then resm fold --model {path} --probe PROBE.pt), "
+        "or train a structure head on it (resm finetune --config structure)"
+    )
+
+
 def load_structure_model(path: str | Path) -> tuple[StructureModel, dict[str, Any]]:
     """``(model, meta)`` from a ``structure_model.pt`` (read with ``weights_only=True``);
     meta holds the configs, scheme name and hash, threshold and validation metrics."""
     from ..backbone.load import CheckpointError, reading, safe_load
 
     data = safe_load(path)  # weights_only; a fair-esm backbone file reads too, and is refused below
+    if isinstance(data, dict) and {"model", "cfg"} <= set(data):  # fair-esm's layout: what to do with it
+        raise CheckpointError(backbone_given(path))
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a resm structure model (written by `resm finetune`)")
     with reading(path, "structure model"):

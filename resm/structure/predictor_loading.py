@@ -217,7 +217,8 @@ def supervised_predictor(
     so is a bundle without a structure head, naming ``caller``, the API call that needs it
     (None: the command, :data:`resm.backbone.adapters.COMMANDS`; :func:`resm.backbone.adapters.head_for`)."""
     from ..backbone.adapters import COMMANDS, BundleError, head_for, is_bundle
-    from .model import load_structure_model
+    from ..backbone.load import CheckpointError, is_hf_folder
+    from .model import backbone_given, load_structure_model
 
     if is_bundle(path):  # a trained bundle (out_dir/model of `resm finetune`): its structure head
         if open_bundle is None:
@@ -225,6 +226,8 @@ def supervised_predictor(
         tm, entries, scheme = open_bundle(path)
         name = head_for(path, entries, "structure", COMMANDS if caller is None else {"structure": caller})
         return bundle_predictor(path, tm.to(device).eval(), entries, scheme, name, tile, workers, cache)
+    if is_hf_folder(Path(path)):  # was 'is a folder, not a checkpoint file'
+        raise CheckpointError(backbone_given(path))
     model, meta = load_structure_model(path)
     return model_predictor(
         model.to(device).eval(),

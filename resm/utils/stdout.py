@@ -185,8 +185,19 @@ def failed(prog: str, e: OSError) -> int:
         if isinstance(e, FileNotFoundError) and e.filename and not e.filename2:  # a link to nothing is there
             why = broken_link(e.filename) or why
         what = f"{where}: {why}" if where else why
-    print(f"{prog}: error: {' '.join(ln.strip() for ln in what.splitlines() if ln.strip())}", file=sys.stderr)
+    say_error(f"{prog}: error: {' '.join(ln.strip() for ln in what.splitlines() if ln.strip())}")
     return 1
+
+
+def say_error(line: str) -> None:
+    """A command's last word (its one-line error, or 'interrupted') on stderr, after the progress
+    bars a failure left drawn are closed: a run that failed mid-way (a training file missing)
+    glued its error to a half-drawn bar, and the bars were drawn again below it at exit."""
+    bars = getattr(sys.modules.get("tqdm"), "tqdm", None)  # tqdm's live bars, of every kind
+    for bar in sorted(getattr(bars, "_instances", ()), key=lambda b: -getattr(b, "pos", 0)):
+        with contextlib.suppress(Exception):  # a bar on a stream gone: the error is said all the same
+            bar.close()
+    print(line, file=sys.stderr)
 
 
 def stdout_gone() -> bool:

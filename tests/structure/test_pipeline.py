@@ -178,7 +178,8 @@ def test_probe_for_another_backbone_is_refused(work, tmp_path):
 def test_fold_without_zero_shot_needs_a_structure_model(work, tmp_path):
     d, _ = work
     p = resm_main("fold", d / "in.fa", "--model", d / "tiny.pt", "-o", tmp_path / "x.dbn", check=False)
-    one_line_error(p, "not a resm structure model")  # a bare backbone is not a structure model
+    one_line_error(p, "an ESM-2 backbone, not a structure model")  # and how to fold with it: a probe
+    assert "--probe PROBE.pt" in p.stderr
     assert not list(tmp_path.iterdir())
 
 

@@ -360,7 +360,9 @@ def test_scheme_tables_as_shown_are_the_mapping():
     from resm.nucleotides import normalise as resm_normalise
     from tests.conftest import resm_main
 
-    listed = {ln.split()[0]: ln.split()[2] for ln in resm_main("schemes").stdout.splitlines()}
+    header, *rows = resm_main("schemes").stdout.splitlines()
+    assert header.split() == ["scheme", "kind", "table", "hash", "description"]  # its columns named
+    listed = {ln.split()[0]: ln.split()[2] for ln in rows}
     assert set(listed) == set(list_schemes())
     for name in list_schemes():
         s = get_scheme(name)
