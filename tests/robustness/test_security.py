@@ -83,7 +83,7 @@ def _trainer_state_export(ws, t, m):
     ck = _run_copy(ws, t)
     (ck / "trainer_rank0.json").unlink()  # an old-format (pickled) trainer state instead
     evil = plant(ck / "trainer_rank0.pt", m, wrap=lambda p: {"step": 2, "rng": p})
-    return ["export", t / "run", "--out", t / "m.pt"], evil
+    return ["export", t / "run", "--out", t / "esm2_m.pt"], evil
 
 
 def _trainer_state_resume(ws, t, m):
@@ -103,7 +103,7 @@ def _pretrain_here(ws, t):
 def _engine_export(ws, t, m):
     ck = _run_copy(ws, t)
     evil = plant(ck / "engine.pt", m)
-    return ["export", t / "run", "--out", t / "m.pt"], evil
+    return ["export", t / "run", "--out", t / "esm2_m.pt"], evil
 
 
 def _engine_resume(ws, t, m):
@@ -116,7 +116,7 @@ def _zero_shards(ws, t, m):
     (ck / "engine.pt").unlink()
     plant(ck / "ds" / "mp_rank_00_model_states.pt", m)
     evil = plant(ck / "ds" / "zero_pp_rank_0_mp_rank_00_optim_states.pt", m)
-    return ["export", t / "run", "--out", t / "m.pt"], evil.parent
+    return ["export", t / "run", "--out", t / "esm2_m.pt"], evil.parent
 
 
 def _probe(ws, t, m):
