@@ -330,6 +330,11 @@ class Trainer:
                 f"from its checkpoint {folder.name} (use a new train.out_dir, or "
                 "train.resume_changed=true to accept)"
             )
+        if int(state["step"]) > self.train.max_steps:  # only train.resume_changed lets it differ
+            raise ConfigError(
+                f"cannot resume {self.out_dir}: train.max_steps {self.train.max_steps} is below the step "
+                f"{state['step']} of its checkpoint {folder.name} (use a new train.out_dir)"
+            )
         self.engine.load(folder)
         if changed:
             self._apply_optim(int(state["step"]))

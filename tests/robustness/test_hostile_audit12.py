@@ -1,0 +1,77 @@
+"""Training, resume and comparison paths against hostile input (twelfth audit): run folders
+whose trainer state holds values of the wrong kind, and resumes that cannot honour the config,
+held to :func:`tests.robustness.cases.check_one_line` (one line naming the file and the key,
+exit 1, nothing written)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.robustness.cases import CKPT, PRETRAIN_COPY, Case, check_one_line, then
+
+STATE = f"{CKPT}/trainer_rank0.json"
+
+
+def state_edit(change):
+    """Change the copied checkpoint's trainer state with ``change(state)``."""
+
+    def setup(p: dict) -> None:
+        path = Path(p["t"]) / STATE
+        state = json.loads(path.read_text())
+        change(state)
+        path.write_text(json.dumps(state))
+
+    return setup
+
+
+def put(**values):
+    return state_edit(lambda s: s.update(values))
+
+
+RESUME = ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=4", "train.resume_changed=true"]
+
+STATE_CASES = [
+    # a step the folder is not named after: a negative one wrote step_-0000002 folders and
+    # failed, a huge one finished at once with exit 0, a fraction was cut to 2 without a word
+    ("step-negative", put(step=-5), "'step' is -5"),
+    ("step-huge", put(step=10**30), "'step' is 1000000000000000000000000000000"),
+    ("step-a-fraction", put(step=2.5), "'step' is 2.5"),
+    ("step-a-word", put(step="abc"), "'step' is \"abc\""),
+    ("step-of-another-folder", put(step=3), "'step' is 3"),
+    ("tokens-seen-a-list", put(tokens_seen=[1]), "'tokens_seen' is [1]"),
+    ("world-size-text", put(world_size="1"), "'world_size' is \"1\""),
+    ("fingerprint-a-list", put(fingerprint=[1]), "'fingerprint' is [1]"),
+    ("settings-a-word", put(settings="x"), "'settings' is \"x\""),
+    ("data-null", put(data=None), "'data' is null"),
+    ("data-epoch-a-word", state_edit(lambda s: s["data"].update(epoch="x")), "'data.epoch' is \"x\""),
+    ("data-batches-negative", state_edit(lambda s: s["data"].update(batches=-3)), "'data.batches' is -3"),
+    ("rng-a-number", put(rng=5), "'rng'"),
+    ("rng-torch-cut-short", state_edit(lambda s: s["rng"].update(torch="AAAA")), "'rng'"),
+    ("rng-torch-not-base64", state_edit(lambda s: s["rng"].update(torch="!!!")), "'rng'"),
+    ("rng-python-cut-short", state_edit(lambda s: s["rng"].update(python=[3, [1, 2], None])), "'rng'"),
+    ("rng-numpy-a-word", state_edit(lambda s: s["rng"].update(numpy="x")), "'rng'"),
+    ("mask-rng-cut-short", put(mask_rng="AAAA"), "'mask_rng'"),
+]
+
+CASES = [
+    Case(f"pretrain/resume-state-{name}", RESUME, 1, [STATE, said], then(PRETRAIN_COPY, spoil))
+    for name, spoil, said in STATE_CASES
+] + [
+    # train.resume_changed accepted a max_steps below the checkpoint's step: the run "finished"
+    # at step 2 with max_steps 1, rewrote model.pt and warned of a learning rate never used
+    Case(
+        "pretrain/resume-max-steps-below-the-checkpoint",
+        ["pretrain", "--config", "{t}/cfg.yaml", "train.max_steps=1", "train.resume_changed=true"],
+        1,
+        ["train.max_steps 1", "step 2", "step_00000002"],
+        PRETRAIN_COPY,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
