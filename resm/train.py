@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .backbone.load import CheckpointError
+from .backbone.load import CheckpointError, non_finite
 from .config import ConfigError, check_inputs_outside, from_dict
 from .engines import DeepSpeedEngine, TorchEngine, lr_lambda, read_deepspeed_config, trained_weights
 from .train_config import OptimConfig, TrainConfig
@@ -524,6 +524,18 @@ class Trainer:
             undo_start()
             raise
 
+    def _refuse_diverged(self) -> None:
+        """Before the final model is written: a weight holding NaN or an infinity (a run that
+        diverged) is refused, naming it. Such a model gave NaN everywhere, yet the run ended
+        with exit 0 and wrote it; the checkpoints stay, as after any stopped run."""
+        with trained_weights(self.engine) as state:  # a collective: every process checks
+            bad = _broadcast_str(non_finite(state) or "")
+        if bad:
+            raise ConfigError(
+                f"training diverged: weight {bad} holds NaN or infinite values at step {self.step}, so the "
+                f"final model was not written (see the loss in {self.out_dir / 'log.jsonl'}; lower optim.lr)"
+            )
+
     def _check_run_folder(self) -> None:
         """Every entry of the run folder the run writes (the loop's, :data:`RUN_ENTRIES`, and
         the task's final model, ``Task.outputs``) can be written: one of the wrong kind (a file
@@ -637,6 +649,7 @@ class Trainer:
             return {"step": self.step, "train": last, "validation": final_val}
         if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
             self._save()
+        self._refuse_diverged()
         if hasattr(self.task, "finish"):
             with trained_weights(self.engine):
                 self.task.finish(self.engine.module, self.device)

@@ -56,7 +56,7 @@ STATE_CASES = [
     ("mask-rng-cut-short", put(mask_rng="AAAA"), "'mask_rng'"),
 ]
 
-CASES = [
+STATE_AND_STEP_CASES = [
     Case(f"pretrain/resume-state-{name}", RESUME, 1, [STATE, said], then(PRETRAIN_COPY, spoil))
     for name, spoil, said in STATE_CASES
 ] + [
@@ -72,6 +72,80 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", STATE_AND_STEP_CASES, ids=[c.id for c in STATE_AND_STEP_CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+ENGINE = f"{CKPT}/engine.pt"
+
+
+def engine_edit(change):
+    """Change the copied checkpoint's engine state (weights, optimiser, schedule) with ``change``."""
+
+    def setup(p: dict) -> None:
+        import torch
+
+        path = Path(p["t"]) / ENGINE
+        state = torch.load(path, weights_only=True)
+        change(state)
+        torch.save(state, path)
+
+    return setup
+
+
+def _optimiser_state_of_another_shape(state: dict) -> None:
+    import torch
+
+    for s in state["optimizer"]["state"].values():
+        s["exp_avg"] = torch.zeros(3)
+
+
+def _nan_weights(state: dict) -> None:
+    for v in state["model"].values():
+        if v.is_floating_point():
+            v.fill_(float("nan"))
+
+
+ENGINE_CASES = [
+    # torch's own errors, said as unexpected or naming no file
+    ("optimizer-empty", lambda s: s.update(optimizer={}), "not an optimiser state"),
+    ("optimizer-without-groups", lambda s: s["optimizer"].update(param_groups=[]), "holds 0 parameters"),
+    ("scheduler-a-word", lambda s: s.update(scheduler="x"), "not all mappings"),
+    ("scheduler-empty", lambda s: s.update(scheduler={}), "does not fit"),
+    ("weight-missing", lambda s: s["model"].pop("embed_tokens.weight"), "embed_tokens.weight"),
+    # failed only at the first step, after the run folder's log and config had been rewritten
+    ("optimizer-state-of-another-shape", _optimiser_state_of_another_shape, "exp_avg"),
+    # resumed, trained on NaN and ended with exit 0
+    ("weights-nan", _nan_weights, "NaN or infinite"),
+]
+
+ENGINE_STATE_CASES = [
+    Case(f"pretrain/resume-engine-{name}", RESUME, 1, [ENGINE, said], then(PRETRAIN_COPY, engine_edit(change)))
+    for name, change, said in ENGINE_CASES
+]
+
+
+@pytest.mark.parametrize("case", ENGINE_STATE_CASES, ids=[c.id for c in ENGINE_STATE_CASES])
+def test_an_engine_state_that_does_not_fit_is_one_line(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def test_a_run_that_diverged_writes_no_final_model(ws, tmp_path, capfd):
+    """A learning rate of 1e30 turns every weight to NaN; the run ended with exit 0 and wrote
+    model.pt (which resm export then refused). Now: exit 1, one line naming the weight and the
+    log, no model.pt; the checkpoints stay, as after any stopped run."""
+    import yaml
+
+    from resm.cli import main
+
+    cfg = yaml.safe_load(Path(ws["pretrain_cfg"]).read_text())
+    cfg["train"]["out_dir"] = str(tmp_path / "run")
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    capfd.readouterr()
+    code = main(["pretrain", "--config", str(tmp_path / "cfg.yaml"), "optim.lr=1e30", "optim.warmup_steps=0"])
+    err = capfd.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 1 and len(lines) == 1, err
+    assert "training diverged: weight" in lines[0] and "log.jsonl" in lines[0], err
+    assert not (tmp_path / "run" / "model.pt").exists()
