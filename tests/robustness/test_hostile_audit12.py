@@ -149,3 +149,54 @@ def test_a_run_that_diverged_writes_no_final_model(ws, tmp_path, capfd):
     assert code == 1 and len(lines) == 1, err
     assert "training diverged: weight" in lines[0] and "log.jsonl" in lines[0], err
     assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def _compare_device(value):
+    def setup(p: dict) -> None:
+        import yaml
+
+        cfg = yaml.safe_load(Path(p["compare_cfg"]).read_text())
+        cfg.update(out_dir=str(Path(p["t"]) / "out"), device=value)
+        (Path(p["t"]) / "c.yaml").write_text(yaml.safe_dump(cfg))
+
+    return setup
+
+
+COMPARE_DEVICE_CASES = [
+    # passed the config's check, then failed in torch, said as unexpected
+    Case(
+        "compare/device-cudafoo",
+        ["compare", "--config", "{t}/c.yaml"],
+        1,
+        ["device: unknown device", "cudafoo"],
+        _compare_device("cudafoo"),
+    ),
+    Case(
+        "compare/device-cuda-abc",
+        ["compare", "--config", "{t}/c.yaml"],
+        1,
+        ["device: unknown device", "cuda:abc"],
+        _compare_device("cuda:abc"),
+    ),
+    # taken for auto, and the comparison ran (exit 0)
+    Case("compare/device-false", ["compare", "--config", "{t}/c.yaml"], 1, ["device", "False"], _compare_device(False)),
+    Case("compare/device-empty", ["compare", "--config", "{t}/c.yaml"], 1, ["device", "''"], _compare_device("")),
+]
+
+
+@pytest.mark.parametrize("case", COMPARE_DEVICE_CASES, ids=[c.id for c in COMPARE_DEVICE_CASES])
+def test_a_compare_device_is_held_to_the_rule_of_train_device(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def test_a_compare_device_cuda_without_cuda_is_refused(ws, tmp_path, capfd, monkeypatch):
+    """As train.device and --device: asking for CUDA where there is none is said up front (the
+    comparison ran on, its config.json recording cuda)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    case = Case(
+        "compare/device-cuda", ["compare", "--config", "{t}/c.yaml"], 1, ["device", "CUDA"], _compare_device("cuda")
+    )
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
