@@ -200,3 +200,72 @@ def test_a_compare_device_cuda_without_cuda_is_refused(ws, tmp_path, capfd, monk
         "compare/device-cuda", ["compare", "--config", "{t}/c.yaml"], 1, ["device", "CUDA"], _compare_device("cuda")
     )
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def _hf_copy(change_config=None, change_header=None):
+    """The workspace's HF folder copied to {t}/hf, its config.json or its safetensors header
+    changed (the tensors' bytes stay)."""
+
+    def setup(p: dict) -> None:
+        import shutil
+        import struct
+
+        hf = Path(p["t"]) / "hf"
+        shutil.copytree(p["hf"], hf)
+        if change_config:
+            cfg = json.loads((hf / "config.json").read_text())
+            change_config(cfg)
+            (hf / "config.json").write_text(json.dumps(cfg))
+        if change_header:
+            path = hf / "model.safetensors"
+            data = path.read_bytes()
+            n = struct.unpack("<Q", data[:8])[0]
+            header = json.loads(data[8 : 8 + n])
+            change_header(header)
+            text = json.dumps(header).encode()
+            path.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + n :])
+
+    return setup
+
+
+EMBED_HF = ["embed", "{t}/hf", "{fa}", "{t}/o.npz", "--threads", "1"]
+WORD = "esm.embeddings.word_embeddings.weight"
+
+HF_CASES = [
+    # an F32 weight said to be I32 (same size) was read as integers and embedded with exit 0
+    Case(
+        "embed/hf-weight-dtype-said-int32",
+        EMBED_HF,
+        1,
+        ["{t}/hf", "embed_tokens.weight holds int32 values"],
+        _hf_copy(change_header=lambda h: h[WORD].update(dtype="I32")),
+    ),
+    # resm's ESM-2 runs GELU and ESM-2's token ids whatever the file says: a model the file
+    # does not describe, with exit 0
+    Case(
+        "embed/hf-config-hidden-act-relu",
+        EMBED_HF,
+        1,
+        ["{t}/hf/config.json", "hidden_act 'relu'"],
+        _hf_copy(lambda c: c.update(hidden_act="relu")),
+    ),
+    Case(
+        "embed/hf-config-mask-token-99",
+        EMBED_HF,
+        1,
+        ["{t}/hf/config.json", "mask_token_id 99"],
+        _hf_copy(lambda c: c.update(mask_token_id=99)),
+    ),
+    Case(
+        "embed/hf-config-pad-token-0",
+        EMBED_HF,
+        1,
+        ["{t}/hf/config.json", "pad_token_id 0"],
+        _hf_copy(lambda c: c.update(pad_token_id=0)),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", HF_CASES, ids=[c.id for c in HF_CASES])
+def test_an_hf_folder_resm_would_run_otherwise_than_it_says_is_refused(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
