@@ -269,3 +269,16 @@ HF_CASES = [
 @pytest.mark.parametrize("case", HF_CASES, ids=[c.id for c in HF_CASES])
 def test_an_hf_folder_resm_would_run_otherwise_than_it_says_is_refused(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def test_a_grad_accum_past_what_torch_divides_by_is_refused(ws, tmp_path, capfd, monkeypatch):
+    """train.grad_accum 10**30 passed the config's check and was an OverflowError at the first
+    step, said as unexpected."""
+    case = Case(
+        "pretrain/grad-accum-huge",
+        ["pretrain", "--config", "{t}/cfg.yaml", f"train.grad_accum={10**30}"],
+        1,
+        ["train.grad_accum must be in [1, 2**31 - 1]"],
+        PRETRAIN_COPY,
+    )
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
