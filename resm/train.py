@@ -56,6 +56,7 @@ from .train_state import (
 from .utils.device import launch, resolve_device
 from .utils.io import atomic_write_text, check_output, on_abort, suspended
 from .utils.jsontext import load_json
+from .utils.memory import allocation_failed
 from .utils.paths import OutputError
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
@@ -684,7 +685,16 @@ def run_task(make_task, cfg: dict[str, Any], sections: set, config_file: str | o
     except OutputError as e:
         raise ConfigError(f"train.out_dir: {e}") from None
     check_inputs_outside(cfg, train.out_dir, "train.out_dir", {"--config": config_file})
-    task = make_task(cfg)
+    try:
+        task = make_task(cfg)
+    except (MemoryError, RuntimeError) as e:  # a head or model 10**9 wide was torch's error, said as unexpected
+        if not allocation_failed(e):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        why = f"one of its tensors needs {int(asked.group(1)) / 2**30:.1f} GiB" if asked else type(e).__name__
+        raise ConfigError(
+            f"the model and head the config describes do not fit in memory ({why}); check the sizes in model and head"
+        ) from None
     try:
         return Trainer(task, optim, train, config_dump=cfg).fit(), task
     finally:

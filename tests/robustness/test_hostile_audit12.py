@@ -282,3 +282,47 @@ def test_a_grad_accum_past_what_torch_divides_by_is_refused(ws, tmp_path, capfd,
         PRETRAIN_COPY,
     )
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def _structure_head(**head):
+    def setup(p: dict) -> None:
+        import yaml
+
+        cfg = yaml.safe_load(Path(p["structure_cfg"]).read_text())
+        cfg["train"]["out_dir"] = str(Path(p["t"]) / "run")
+        cfg["head"].update(head)
+        (Path(p["t"]) / "c.yaml").write_text(yaml.safe_dump(cfg))
+
+    return setup
+
+
+def test_a_head_size_past_what_torch_takes_is_refused(ws, tmp_path, capfd, monkeypatch):
+    """head.proj_dim 10**19 was torch's TypeError ('Overflow when unpacking long long'), said
+    as unexpected: a head's sizes are held to [1, 2**31 - 1]."""
+    case = Case(
+        "finetune/structure-proj-dim-huge",
+        ["finetune", "--config", "{t}/c.yaml"],
+        1,
+        ["head: proj_dim must be <= 2**31 - 1"],
+        _structure_head(proj_dim=10**19),
+    )
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def test_a_model_that_cannot_be_allocated_is_said_as_such(tmp_path):
+    """Building the task (its model and head) failing to allocate a tensor was torch's
+    RuntimeError, said as unexpected (a head 10**9 wide asked for 30 GiB at once): now a
+    ConfigError saying how much one tensor needs, and no run folder. A real failure of
+    torch's allocator: 2**50 bytes is past any address space."""
+    import torch
+
+    from resm.config import ConfigError
+    from resm.train import run_task
+
+    def make_task(cfg):
+        return torch.empty(2**50, dtype=torch.uint8)
+
+    cfg = {"train": {"out_dir": str(tmp_path / "run"), "device": "cpu"}}
+    with pytest.raises(ConfigError, match=r"do not fit in memory \(one of its tensors needs 1048576\.0 GiB\)"):
+        run_task(make_task, cfg, set())
+    assert not (tmp_path / "run").exists()
