@@ -296,11 +296,14 @@ def check_embed_dim(embed_dim: int) -> None:
 
 
 def check_sizes(cfg: Any, keys: Sequence[str]) -> None:
-    """The rule of a head config's sizes (widths, counts) ``keys`` of ``cfg``: each >= 1 (0 or
-    less crashed building the model); else a ValueError naming the first that is not."""
+    """The rule of a head config's sizes (widths, counts) ``keys`` of ``cfg``: each in
+    [1, 2**31 - 1] (0 or less crashed building the model; past 2**63 torch took no such size,
+    a TypeError said as unexpected); else a ValueError naming the first that is not."""
     for k in keys:
         if getattr(cfg, k) < 1:
             raise ValueError(f"{k} must be >= 1, got {getattr(cfg, k)}")
+        if getattr(cfg, k) >= 2**31:
+            raise ValueError(f"{k} must be <= 2**31 - 1, got {getattr(cfg, k)}")
 
 
 def check_kernel(kernel: int) -> None:

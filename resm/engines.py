@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .backbone.load import CheckpointError, non_finite
 from .config import ConfigError
 from .train_config import OptimConfig, TrainConfig
 from .train_state import guarded_torch_load, load_engine_state
@@ -121,10 +122,24 @@ class TorchEngine:
             )
 
     def load(self, folder: Path) -> None:
-        state = load_engine_state(folder / "engine.pt", self.device)
-        self.module.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        """Restore ``engine.pt``. What does not fit this run's model, optimiser or schedule (a
+        file of another run, or edited) is one line naming the file, found before the first
+        step: torch's own errors named neither, and an optimiser state of other shapes failed
+        only at the first step, after the run folder's log had been rewritten."""
+        path = folder / "engine.pt"
+        state = load_engine_state(path, self.device)
+        problem = _engine_state_problem(state, self.module, self.optimizer)
+        if problem:
+            raise CheckpointError(f"{path}: {problem}")
+        try:
+            self.module.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (AttributeError, KeyError, RuntimeError, TypeError, ValueError) as e:
+            why = " ".join(str(e).split())
+            raise CheckpointError(
+                f"{path}: does not fit this run's model, optimiser or schedule ({why[:200] or type(e).__name__})"
+            ) from None
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()
@@ -132,6 +147,33 @@ class TorchEngine:
     def whole(self):
         """A block in which the module holds its whole weights (they always do here)."""
         return contextlib.nullcontext()
+
+
+def _engine_state_problem(state: dict[str, Any], module: torch.nn.Module, optimizer: Any) -> str | None:
+    """Why the plain engine's saved ``state`` cannot be restored into ``module`` and
+    ``optimizer``, or None: weights that are not finite (a diverged run), an optimiser or
+    schedule state that is no mapping, or a per-parameter optimiser tensor of another shape
+    than its parameter."""
+    model, opt, sched = state["model"], state["optimizer"], state["scheduler"]
+    if not isinstance(model, dict) or not isinstance(opt, dict) or not isinstance(sched, dict):
+        return "the model, optimizer and scheduler entries are not all mappings"
+    bad = non_finite(model)
+    if bad is not None:
+        return f"weight {bad} holds NaN or infinite values (did the training diverge?)"
+    groups, saved = opt.get("param_groups"), opt.get("state")
+    if not isinstance(groups, list) or not isinstance(saved, dict):
+        return "not an optimiser state (param_groups, state)"
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    ids = [i for g in groups if isinstance(g, dict) for i in g.get("params", ())]
+    if len(ids) != len(params):
+        return f"its optimiser state holds {len(ids)} parameters, this run's model {len(params)}"
+    for i, p in zip(ids, params, strict=True):
+        for k, v in (saved.get(i) or {}).items():
+            if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape != p.shape:
+                return (
+                    f"optimiser state {k} of parameter {i} has shape {tuple(v.shape)}, the parameter {tuple(p.shape)}"
+                )
+    return None
 
 
 def read_deepspeed_config(train: TrainConfig) -> dict[str, Any]:

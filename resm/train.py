@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .backbone.load import CheckpointError
+from .backbone.load import CheckpointError, non_finite
 from .config import ConfigError, check_inputs_outside, from_dict
 from .engines import DeepSpeedEngine, TorchEngine, lr_lambda, read_deepspeed_config, trained_weights
 from .train_config import OptimConfig, TrainConfig
@@ -56,6 +56,7 @@ from .train_state import (
 from .utils.device import launch, resolve_device
 from .utils.io import atomic_write_text, check_output, on_abort, suspended
 from .utils.jsontext import load_json
+from .utils.memory import allocation_failed
 from .utils.paths import OutputError
 
 CKPT_RE = re.compile(r"^step_(\d{8})$")
@@ -330,6 +331,11 @@ class Trainer:
                 f"from its checkpoint {folder.name} (use a new train.out_dir, or "
                 "train.resume_changed=true to accept)"
             )
+        if int(state["step"]) > self.train.max_steps:  # only train.resume_changed lets it differ
+            raise ConfigError(
+                f"cannot resume {self.out_dir}: train.max_steps {self.train.max_steps} is below the step "
+                f"{state['step']} of its checkpoint {folder.name} (use a new train.out_dir)"
+            )
         self.engine.load(folder)
         if changed:
             self._apply_optim(int(state["step"]))
@@ -519,6 +525,18 @@ class Trainer:
             undo_start()
             raise
 
+    def _refuse_diverged(self) -> None:
+        """Before the final model is written: a weight holding NaN or an infinity (a run that
+        diverged) is refused, naming it. Such a model gave NaN everywhere, yet the run ended
+        with exit 0 and wrote it; the checkpoints stay, as after any stopped run."""
+        with trained_weights(self.engine) as state:  # a collective: every process checks
+            bad = _broadcast_str(non_finite(state) or "")
+        if bad:
+            raise ConfigError(
+                f"training diverged: weight {bad} holds NaN or infinite values at step {self.step}, so the "
+                f"final model was not written (see the loss in {self.out_dir / 'log.jsonl'}; lower optim.lr)"
+            )
+
     def _check_run_folder(self) -> None:
         """Every entry of the run folder the run writes (the loop's, :data:`RUN_ENTRIES`, and
         the task's final model, ``Task.outputs``) can be written: one of the wrong kind (a file
@@ -632,6 +650,7 @@ class Trainer:
             return {"step": self.step, "train": last, "validation": final_val}
         if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
             self._save()
+        self._refuse_diverged()
         if hasattr(self.task, "finish"):
             with trained_weights(self.engine):
                 self.task.finish(self.engine.module, self.device)
@@ -666,7 +685,16 @@ def run_task(make_task, cfg: dict[str, Any], sections: set, config_file: str | o
     except OutputError as e:
         raise ConfigError(f"train.out_dir: {e}") from None
     check_inputs_outside(cfg, train.out_dir, "train.out_dir", {"--config": config_file})
-    task = make_task(cfg)
+    try:
+        task = make_task(cfg)
+    except (MemoryError, RuntimeError) as e:  # a head or model 10**9 wide was torch's error, said as unexpected
+        if not allocation_failed(e):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        why = f"one of its tensors needs {int(asked.group(1)) / 2**30:.1f} GiB" if asked else type(e).__name__
+        raise ConfigError(
+            f"the model and head the config describes do not fit in memory ({why}); check the sizes in model and head"
+        ) from None
     try:
         return Trainer(task, optim, train, config_dump=cfg).fit(), task
     finally:

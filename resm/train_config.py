@@ -119,7 +119,9 @@ class TrainConfig:
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"train.precision must be fp32, bf16 or fp16, not {self.precision!r}")
         _check("train.max_steps", self.max_steps, ">= 1", self.max_steps >= 1)
-        _check("train.grad_accum", self.grad_accum, ">= 1", self.grad_accum >= 1)
+        # each micro-batch's loss is divided by it in torch, which takes no integer past 2**63
+        # (10**30 was an OverflowError at the first step, said as unexpected)
+        _check("train.grad_accum", self.grad_accum, "in [1, 2**31 - 1]", 1 <= self.grad_accum < 2**31)
         _check("train.keep_last", self.keep_last, ">= 1", self.keep_last >= 1)
         if not seed_ok(self.seed):
             raise ConfigError(f"train.seed {SEED_RULE}, got {self.seed!r}")

@@ -93,24 +93,56 @@ def rng_state() -> dict[str, Any]:
     }
 
 
+def _rng_parts(s: Mapping[str, Any]) -> tuple:
+    """Python's, numpy's and torch's states of :func:`rng_state`'s value ``s`` as their setters
+    take them, and CUDA's list."""
+    version, internal, gauss = s["python"]
+    kind, keys, pos, has_gauss, cached = s["numpy"]
+    t = s["torch"]
+    return (
+        (int(version), tuple(int(x) for x in internal), gauss),
+        (kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)),
+        _bytes_tensor(t) if isinstance(t, str) else t,
+        [_bytes_tensor(c) if isinstance(c, str) else c for c in s.get("cuda") or ()],
+    )
+
+
 def set_rng_state(s: Mapping[str, Any]) -> None:
     """Restore :func:`rng_state` (or the tuples and tensors an old ``.pt`` state held). The GPUs'
     states go to the GPUs of the same index that this machine has (a run resumed with fewer
     visible GPUs than it was saved with failed: 'tuple index out of range'), and the state of the
     GPU the run used to this process's current GPU, whatever its index now."""
-    version, internal, gauss = s["python"]
-    random.setstate((int(version), tuple(int(x) for x in internal), gauss))
-    kind, keys, pos, has_gauss, cached = s["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
-    t = s["torch"]
-    torch.set_rng_state(_bytes_tensor(t) if isinstance(t, str) else t)
-    if s.get("cuda") and torch.cuda.is_available():
-        states = [_bytes_tensor(c) if isinstance(c, str) else c for c in s["cuda"]]
-        for i, state in enumerate(states[: torch.cuda.device_count()]):
+    py, npy, t, cuda = _rng_parts(s)
+    random.setstate(py)
+    np.random.set_state(npy)
+    torch.set_rng_state(t)
+    if cuda and torch.cuda.is_available():
+        for i, state in enumerate(cuda[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(state, i)
         used = s.get("cuda_device")
-        if isinstance(used, int) and not isinstance(used, bool) and 0 <= used < len(states):
-            torch.cuda.set_rng_state(states[used], torch.cuda.current_device())
+        if isinstance(used, int) and not isinstance(used, bool) and 0 <= used < len(cuda):
+            torch.cuda.set_rng_state(cuda[used], torch.cuda.current_device())
+
+
+def _rng_problem(s: Any, generator: Any) -> str | None:
+    """Why ``s`` (``rng``) or ``generator`` (``mask_rng``) cannot be restored, or None: both are
+    tried on fresh generators, so a damaged state is found before anything is restored."""
+    try:
+        py, npy, t, _ = _rng_parts(s)
+        random.Random().setstate(py)
+        np.random.RandomState().set_state(npy)
+        torch.Generator().set_state(t)
+    except Exception as e:  # of any kind: the values are whatever the file held
+        return f"'rng' ({_first_line(e)})"
+    try:
+        torch.Generator().set_state(_bytes_tensor(generator) if isinstance(generator, str) else generator)
+    except Exception as e:
+        return f"'mask_rng' ({_first_line(e)})"
+    return None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def generator_state(g: torch.Generator) -> str:
@@ -171,8 +203,52 @@ def load_trainer_state(folder: Path, rank: int, trust: bool = False, hint: str =
     missing = [k for k in _NEEDED if k not in state]
     if missing:
         raise CheckpointError(f"{path}: not a complete trainer state (no {missing[0]!r})")
+    problem = _state_problem(state, folder)
+    if problem:
+        raise CheckpointError(f"{path}: not a usable trainer state: {problem}")
     state["file"] = str(path)
     return state
+
+
+_COUNTERS = ("epoch", "batches", "turn", "seed", "rank", "world_size")  # of the data streams' positions
+
+
+def _whole(v: Any, least: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _counter_problem(x: Any, where: str) -> str | None:
+    """The first of a data position's counters (at any depth: a joint run nests one stream per
+    task) that is no whole number >= 0, or None."""
+    if not isinstance(x, dict):
+        return f"{where!r} is {_short(x)}, not a mapping"
+    for k, v in x.items():
+        if isinstance(v, dict):
+            problem = _counter_problem(v, f"{where}.{k}")
+            if problem:
+                return problem
+        elif k in _COUNTERS and not _whole(v):
+            return f"'{where}.{k}' is {_short(v)}, not a whole number >= 0"
+    return None
+
+
+def _state_problem(state: dict[str, Any], folder: Path) -> str | None:
+    """What in a trainer state holding every needed key cannot be resumed from, or None. Its
+    step must be the one its folder is named after: a resume carries on from it, and the next
+    checkpoint is named after it."""
+    named = re.fullmatch(r"step_(\d+)", folder.name)
+    step = state["step"]
+    if not _whole(step) or (named and step != int(named.group(1))):
+        return f"'step' is {_short(step)}, not the step its folder {folder.name} is named after"
+    for key, least in (("tokens_seen", 0), ("world_size", 1)):
+        if not _whole(state[key], least):
+            return f"{key!r} is {_short(state[key])}, not a whole number >= {least}"
+    if not isinstance(state["engine"], str):
+        return f"'engine' is {_short(state['engine'])}, not a name"
+    for key in ("fingerprint", "settings"):
+        if key in state and not isinstance(state[key], dict):
+            return f"{key!r} is {_short(state[key])}, not a mapping"
+    return _counter_problem(state["data"], "data") or _rng_problem(state["rng"], state["mask_rng"])
 
 
 def checkpoint_problem(folder: Path) -> str | None:

@@ -157,6 +157,17 @@ def config_from_hf(cfg: dict) -> ESM2Config:
     for key in ("num_hidden_layers", "hidden_size", "num_attention_heads"):
         if key not in cfg:
             raise ValueError(f"no {key!r}")
+    # what resm's ESM-2 computes with, whatever the file says: another activation or token ids
+    # gave a model that runs as the file does not describe it
+    from ..alphabet import ALPHABET
+
+    for key, value in (
+        ("hidden_act", "gelu"),
+        ("mask_token_id", ALPHABET.mask_idx),
+        ("pad_token_id", ALPHABET.padding_idx),
+    ):
+        if cfg.get(key) is not None and cfg[key] != value:
+            raise ValueError(f"{key} {cfg[key]!r} is not ESM-2's {value!r}")
     return ESM2Config(
         num_layers=positive_int(cfg["num_hidden_layers"], "num_hidden_layers"),
         embed_dim=positive_int(cfg["hidden_size"], "hidden_size"),

@@ -246,6 +246,12 @@ def load_state(model: ESM2, state: dict[str, torch.Tensor], where: str) -> bool:
         want = own[k].shape
         if tuple(v.shape) != tuple(want):
             raise CheckpointError(f"{where}: {k} has shape {tuple(v.shape)}, expected {tuple(want)}")
+        # integers or booleans copied into a floating-point weight are their numbers, not the
+        # bytes' floats: a safetensors header saying I32 for an F32 weight loaded garbage
+        if own[k].is_floating_point() and not v.is_floating_point():
+            raise CheckpointError(
+                f"{where}: {k} holds {str(v.dtype).removeprefix('torch.')} values, not floating-point weights"
+            )
     if (bad := non_finite(state)) is not None:
         raise CheckpointError(f"{where}: weight {bad} holds NaN or infinite values")
     model.load_state_dict(state, strict=False)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..config import ConfigError, PathText, coerce, from_dict
+from ..config import ConfigError, PathText, check_device, coerce, from_dict
 from ..train_config import OptimConfig
 from ..utils.device import THREADS_RULE, threads_ok
 from ..utils.seeds import SEED_RULE, seed_ok
@@ -278,9 +278,12 @@ def parse_config(cfg: dict[str, Any], name: str = "compare") -> CompareConfig:
         if b.name in seen:
             raise ConfigError(f"backends: name {b.name!r} is used twice")
         seen.add(b.name)
-    device = coerce(str, cfg.get("device") or "auto", "device")
+    # null is the default; any other value is a name (0 or false was taken for auto), held to
+    # the rule of train.device and --device ('cudafoo' and 'cuda:abc' passed, then failed in torch)
+    device = "auto" if cfg.get("device") is None else coerce(str, cfg["device"], "device")
     if not (device in ("cpu", "auto") or device.startswith("cuda")):
         raise ConfigError(f"device must be auto, cpu or cuda[:n], got {device!r}")
+    check_device(device, "device")
     if device == "auto":
         from ..utils.device import resolve_device
 

@@ -37,6 +37,7 @@ __all__ = [
     "require_memory",
     "require_fold_memory",
     "memory_check",
+    "allocation_failed",
     "GIB",
 ]
 
@@ -59,6 +60,15 @@ FOLD_TURNER_QUADRATIC_GIB_PER_KB2 = 0.076
 
 class MemoryCheckError(ValueError):
     """A job estimated to need more memory than is available (one line, with the override)."""
+
+
+def allocation_failed(e: BaseException) -> bool:
+    """Whether ``e`` is a failure to allocate memory: Python's MemoryError, torch's CUDA
+    out-of-memory error, or its CPU allocator's RuntimeError (``can't allocate memory``)."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    return isinstance(e, (MemoryError, oom)) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e))
 
 
 def _meminfo_available() -> int | None:
