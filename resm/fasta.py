@@ -133,7 +133,10 @@ def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOW
     (:func:`text_encoding`); bytes that are not text become U+FFFD, which the readers name in
     their errors. ``newline`` as :func:`open`'s (``""`` for the csv module). A device other
     than a terminal (``/dev/zero``, which never ends), and a file compressed in a format other
-    than gzip (:func:`compression_problem`), are an OSError naming it."""
+    than gzip (:func:`compression_problem`), are an OSError naming it. The content decides, never
+    the name: every reader opens its files here, so a file is read the same way whatever reads
+    it, and a plain file named ``x.fa.gz`` (a ``gunzip -c`` kept under its old name) is read as
+    the text it holds, which the reader then checks as any other."""
     raw = open(path, "rb")  # noqa: SIM115 (closed with the wrapper)
     try:
         refuse_device(raw, os.fspath(path))

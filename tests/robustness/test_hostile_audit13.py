@@ -1,0 +1,66 @@
+"""The thirteenth hostile-input audit: three inconsistencies the eleventh left.
+
+* A file named ``.gz`` that is not gzip: the FASTA reader read it as the text it holds (gzip or
+  not by its magic bytes), the structure reader refused it ("cannot read (Not a gzipped file
+  (b'>r'))"). Every reader now opens its files through :func:`resm.fasta.open_text`: the content
+  decides, never the name."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from tests.robustness.cases import Case, check_one_line, write
+
+DBN = ">r1\nGGGAAACCCAUGC\n(((...)))....\n"
+
+# ---------------------------------------------------------------- a .gz name on plain text
+CASES = [
+    Case(
+        "fold/reference-plain-text-named-gz-damaged",  # read as text, so its own fault is named
+        ["fold", "{fa}", "-o", "{t}/o.dbn", "--reference", "{t}/r.dbn.gz", "--threads", "1"],
+        1,
+        ["{t}/r.dbn.gz line 3: structure length 12 != sequence length 13"],
+        write("r.dbn.gz", ">r1\nGGGAAACCCAUGC\n(((...)))...\n"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["plain-text", "gzip"])
+def test_every_reader_reads_a_gz_name_by_its_content(tmp_path, capfd, packed):
+    """resm fold read a plain FASTA named x.fa.gz as text, where the structure reader (its
+    --reference) said "cannot read (Not a gzipped file (b'>r'))" of the same kind of file:
+    both now read by content, so both read it, and a real gzip file as before."""
+    from resm.cli import main
+    from resm.structure.io import read_structures
+
+    def put(name: str, text: str):
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(text.encode()) if packed else text.encode())
+        return path
+
+    fa, ref = put("x.fa.gz", ">r1\nGGGAAACCCAUGC\n"), put("r.dbn.gz", DBN)
+    assert [(s.name, s.seq, s.dotbracket) for s in read_structures(ref)] == [("r1", "GGGAAACCCAUGC", "(((...)))....")]
+    out = tmp_path / "o.dbn"
+    code = main(["fold", str(fa), "-o", str(out), "--threads", "1", "--reference", str(ref)])
+    err = capfd.readouterr().err
+    assert code == 0, err
+    assert out.read_text().startswith(">r1\nGGGAAACCCAUGC\n")
+    assert "F1 over 1 sequence" in err
+
+
+def test_a_structure_file_named_gz_is_read_as_every_input(tmp_path):
+    """The structure reader now opens through :func:`resm.fasta.open_text`: a UTF-16 file named
+    .gz (a byte-order mark, then text) is read as a plain one is."""
+    from resm.structure.io import read_structure
+
+    path = tmp_path / "r.dbn.gz"
+    path.write_text(DBN, encoding="utf-16")
+    rec = read_structure(path)
+    assert (rec.name, rec.seq) == ("r1", "GGGAAACCCAUGC")
