@@ -3,7 +3,11 @@
 * A file named ``.gz`` that is not gzip: the FASTA reader read it as the text it holds (gzip or
   not by its magic bytes), the structure reader refused it ("cannot read (Not a gzipped file
   (b'>r'))"). Every reader now opens its files through :func:`resm.fasta.open_text`: the content
-  decides, never the name."""
+  decides, never the name.
+* ``Bundle.predict_mrl`` took a set of UTRs and gave its predictions in the set's order, which
+  changes from run to run (string hashing is salted); ``Bundle.interact`` a set of pairs, its
+  scans (which name no pair) likewise. Both refuse a set as the other entries refuse a set of
+  bare sequences (:func:`resm.records.refuse_unordered`)."""
 
 from __future__ import annotations
 
@@ -64,3 +68,49 @@ def test_a_structure_file_named_gz_is_read_as_every_input(tmp_path):
     path.write_text(DBN, encoding="utf-16")
     rec = read_structure(path)
     assert (rec.name, rec.seq) == ("r1", "GGGAAACCCAUGC")
+
+
+# ---------------------------------------------------------------- sets of UTRs and pairs
+UNORDERED = [{"GGGACAUCGAUCGAUGC", "ACGUACGUAAGG"}, frozenset({"GGGACAUCGAUCGAUGC"})]
+
+
+@pytest.mark.parametrize("seqs", UNORDERED, ids=["set", "frozenset"])
+def test_predict_mrl_refuses_a_set_of_utrs(ws, seqs):
+    """A set's predictions came back in its order, which changes from run to run: the caller
+    could not tell which UTR each prediction was of."""
+    import resm
+
+    bundle = resm.load_bundle(ws["mrl_model"])
+    with pytest.raises(TypeError) as e:
+        bundle.predict_mrl(seqs)
+    assert str(e.value) == (
+        "seqs: a set of UTRs has no order, so the predictions could not be matched to them; "
+        "give a list, or a mapping of id to UTR"
+    )
+    # a list and a mapping (its keys, its values: a mapping's views keep its order) are taken
+    utrs = {"u1": "GGGACAUCGAUCGAUGC", "u2": "ACGUACGUAAGG"}
+    by_list = bundle.predict_mrl(list(utrs.values()))
+    assert by_list.shape == (2,)
+    assert bundle.predict_mrl(utrs).tolist() == by_list.tolist()
+    assert bundle.predict_mrl(utrs.values()).tolist() == by_list.tolist()
+
+
+def test_interact_refuses_a_set_of_pairs(ws):
+    """The scans name no pair: a set of pairs, even named ones, gave scans no caller could match."""
+    import resm
+
+    bundle = resm.load_bundle(ws["rri_model"])
+    pairs = {("UGGAAUGUAAAGAAGUAUGUAU", "ACAUUCCAGCUAGC"), ("GGGGAAACCCC", "GGGGUUUCCCC")}
+    with pytest.raises(TypeError) as e:
+        bundle.interact(pairs)
+    assert str(e.value) == "pairs: a set of pairs has no order, so the scans could not be matched to them; give a list"
+    assert len(bundle.interact(sorted(pairs))) == 2
+
+
+def test_a_mapping_s_keys_are_ordered_sequences(ws):
+    """A dict's keys are a collections.abc.Set but keep the dict's order: they are taken as a
+    list of sequences, named seq_1, seq_2... by place (they were refused as a set)."""
+    import resm
+
+    _, index = resm.embed_sequences(ws["tiny"], dict.fromkeys(["GGGGAAACCCC", "ACGUACGUAA"]).keys(), device="cpu")
+    assert list(index["ids"]) == ["seq_1", "seq_2"]
