@@ -7,13 +7,17 @@
 * ``Bundle.predict_mrl`` took a set of UTRs and gave its predictions in the set's order, which
   changes from run to run (string hashing is salted); ``Bundle.interact`` a set of pairs, its
   scans (which name no pair) likewise. Both refuse a set as the other entries refuse a set of
-  bare sequences (:func:`resm.records.refuse_unordered`)."""
+  bare sequences (:func:`resm.records.refuse_unordered`).
+* A ``resm compare`` backend whose ``name`` is ``false`` or ``''`` was "missing key 'name'"
+  (the key is there); ``name: false`` is now named as not a string, ``''`` as empty, with the
+  config file that holds it."""
 
 from __future__ import annotations
 
 import gzip
 
 import pytest
+import yaml
 
 from tests.robustness.cases import Case, check_one_line, write
 
@@ -114,3 +118,39 @@ def test_a_mapping_s_keys_are_ordered_sequences(ws):
 
     _, index = resm.embed_sequences(ws["tiny"], dict.fromkeys(["GGGGAAACCCC", "ACGUACGUAA"]).keys(), device="cpu")
     assert list(index["ids"]) == ["seq_1", "seq_2"]
+
+
+# ---------------------------------------------------------------- resm compare: a backend's name
+@pytest.mark.parametrize(
+    "entry, said",
+    [
+        ({"name": False, "kind": "viennarna"}, "backends[0].name: expected a string, got False"),
+        ({"name": "", "kind": "viennarna"}, "backends[0].name: is empty ('')"),
+        ({"name": "  ", "kind": "viennarna"}, "backends[0].name: is empty ('  ')"),
+        ({"name": None, "kind": "viennarna"}, "backends[0].name: expected a string, got None"),
+        ({"name": "v", "kind": False}, "backends[0].kind: expected a string, got False"),
+        ({"name": "v", "kind": ""}, "backends[0].kind: is empty ('')"),
+        ({"kind": "viennarna"}, "backends[0]: missing key 'name'"),
+    ],
+    ids=["name-false", "name-empty", "name-blank", "name-null", "kind-false", "kind-empty", "name-missing"],
+)
+def test_compare_names_a_backend_name_that_is_empty_or_no_text(ws, tmp_path, capfd, entry, said):
+    """``name: false`` and ``name: ''`` were "missing key 'name'" (the key is there), naming no file."""
+    from resm.cli import main
+
+    cfg = yaml.safe_load(ws["compare_cfg"].read_text())
+    cfg.update(backends=[entry], out_dir=str(tmp_path / "cmp"))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    capfd.readouterr()
+    code = main(["compare", "--config", str(path)])
+    err = capfd.readouterr().err
+    assert (code, err) == (1, f"resm compare: error: {path}: {said}\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.yaml"]
+
+
+def test_a_backend_name_written_as_a_number_is_its_text():
+    """As every config key typed str (:func:`resm.config.from_dict`), ``name: 12`` is '12'."""
+    from resm.compare.backends import BackendSpec
+
+    assert BackendSpec.from_dict({"name": 12, "kind": "viennarna"}).name == "12"
