@@ -153,6 +153,22 @@ def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOW
         raise
 
 
+def gz_name_note(path: str | os.PathLike) -> str:
+    """What to add to an error about the content of ``path`` when its name ends in ``.gz`` and
+    it is not gzip (:func:`open_text` read it as the text it holds): most often the wrong file,
+    or a ``gunzip -c`` kept under its old name, which the error alone would not say. Empty
+    otherwise, and for what is not a regular file (a named pipe is not read twice)."""
+    if not os.fspath(path).lower().endswith(".gz") or not os.path.isfile(path):
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(2) == b"\x1f\x8b":
+                return ""
+    except OSError:
+        return ""
+    return " (named .gz, but not gzip-compressed: read as text)"
+
+
 def csv_problem(e: csv.Error) -> str:
     """What the ``csv`` module's error means, in resm's words: a field over its size limit
     (``field larger than field limit (131072)``) is most often a quote left open, which runs
@@ -175,6 +191,10 @@ def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record
             yield from parse_fasta(fh, name, unique)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise FastaError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from e
+    except FastaError as e:
+        if note := gz_name_note(path):
+            raise FastaError(f"{e}{note}") from None
+        raise
 
 
 def parse_fasta(lines: Iterable[str], name: str = "<fasta>", unique: bool = False) -> Iterator[Record]:

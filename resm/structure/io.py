@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import UsageError
-from ..fasta import checked_name, csv_problem, open_text
+from ..fasta import checked_name, csv_problem, gz_name_note, open_text
 from ..utils.jsontext import load_json
 from .partners import (
     StructureError,
@@ -637,6 +637,10 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator
             yield from _ITERS[fmt](fh, source=str(path), **kwargs)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a damaged gzip, or one cut off
         raise StructureError(f"{path}: cannot read ({e})") from None
+    except StructureError as e:
+        if note := gz_name_note(path):
+            raise StructureError(f"{e}{note}") from None
+        raise
 
 
 def read_structure(path: str | os.PathLike, fmt: str | None = None) -> Structure:

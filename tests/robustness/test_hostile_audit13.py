@@ -22,6 +22,7 @@ import yaml
 from tests.robustness.cases import Case, check_one_line, write
 
 DBN = ">r1\nGGGAAACCCAUGC\n(((...)))....\n"
+NOTE = " (named .gz, but not gzip-compressed: read as text)"
 
 # ---------------------------------------------------------------- a .gz name on plain text
 CASES = [
@@ -29,8 +30,25 @@ CASES = [
         "fold/reference-plain-text-named-gz-damaged",  # read as text, so its own fault is named
         ["fold", "{fa}", "-o", "{t}/o.dbn", "--reference", "{t}/r.dbn.gz", "--threads", "1"],
         1,
-        ["{t}/r.dbn.gz line 3: structure length 12 != sequence length 13"],
+        ["{t}/r.dbn.gz line 3: structure length 12 != sequence length 13" + NOTE],
         write("r.dbn.gz", ">r1\nGGGAAACCCAUGC\n(((...)))...\n"),
+    ),
+    Case(
+        "fold/input-junk-named-gz",  # the wrong file, or a gunzip -c kept under its old name
+        ["fold", "{t}/x.fa.gz", "-o", "{t}/o.dbn", "--threads", "1"],
+        1,
+        [
+            "{t}/x.fa.gz line 1: a bare sequence holds whitespace (one sequence per line, or FASTA with '>' headers)"
+            + NOTE
+        ],
+        write("x.fa.gz", b"<html> 404 Not Found </html>\n"),
+    ),
+    Case(
+        "probe/structures-junk-named-gz",
+        ["probe", "{tiny}", "{t}/s.dbn.gz", "--out", "{t}/p.pt"],
+        1,
+        ["{t}/s.dbn.gz line 1: expected '>name' header, got '<html> 404 Not Found </html>'" + NOTE],
+        write("s.dbn.gz", b"<html> 404 Not Found </html>\n"),
     ),
 ]
 
@@ -72,6 +90,22 @@ def test_a_structure_file_named_gz_is_read_as_every_input(tmp_path):
     path.write_text(DBN, encoding="utf-16")
     rec = read_structure(path)
     assert (rec.name, rec.seq) == ("r1", "GGGAAACCCAUGC")
+
+
+def test_the_fasta_reader_says_a_gz_name_is_not_gzip(tmp_path):
+    """resm.fasta.read_fasta (data.families, the pretraining corpus) adds the same note to an
+    error about a file named .gz that holds text; a real gzip file's error has none."""
+    from resm.fasta import FastaError, read_fasta
+
+    path = tmp_path / "f.fa.gz"
+    path.write_bytes(b"GGGG\n>a\nACGU\n")
+    with pytest.raises(FastaError) as e:
+        list(read_fasta(path))
+    assert str(e.value).endswith(NOTE) and str(e.value).startswith(f"{path} line 1: ")
+    path.write_bytes(gzip.compress(b"GGGG\n>a\nACGU\n"))
+    with pytest.raises(FastaError) as e:
+        list(read_fasta(path))
+    assert str(e.value).startswith(f"{path} line 1: ") and not str(e.value).endswith(NOTE)
 
 
 # ---------------------------------------------------------------- sets of UTRs and pairs
