@@ -3,7 +3,8 @@
 * A file named ``.gz`` that is not gzip: the FASTA reader read it as the text it holds (gzip or
   not by its magic bytes), the structure reader refused it ("cannot read (Not a gzipped file
   (b'>r'))"). Every reader now opens its files through :func:`resm.fasta.open_text`: the content
-  decides, never the name.
+  decides, never the name, which only adds to an error about the content of a file named .gz
+  that is not gzip (:func:`resm.fasta.gz_name_note`).
 * ``Bundle.predict_mrl`` took a set of UTRs and gave its predictions in the set's order, which
   changes from run to run (string hashing is salted); ``Bundle.interact`` a set of pairs, its
   scans (which name no pair) likewise. Both refuse a set as the other entries refuse a set of
