@@ -103,11 +103,13 @@ class Bundle:
         if scan is not None:  # the window and stride against the head's length, named as fields of scan
             scan.resolved(max_length, lambda key: f"scan.{key}")
         items = []
-        from .records import caller_id, iterable
+        from .records import caller_id, iterable, refuse_unordered
 
         what = "(a, b) or (a_name, a, b_name, b) pairs"
         if isinstance(pairs, (str, bytes, bytearray, Mapping)):  # iterated, a str's letters were taken as pairs
             raise TypeError(f"pairs: expected {what} in a list, got one {type(pairs).__name__}")
+        # the scans come back by place, named nowhere: a set's order changes from run to run
+        refuse_unordered(pairs, "pairs", "pairs", "the scans could not be matched to them", "give a list")
         for k, p in enumerate(iterable(pairs, "pairs", what), 1):
             if isinstance(p, (str, bytes, bytearray)):  # "ACGU" was the pair ('A', 'C', 'G', 'U'): C against U
                 raise BundleError(f"pair {k}: expected (a, b) or (a_name, a, b_name, b), got one {type(p).__name__}")
@@ -139,12 +141,20 @@ class Bundle:
         from .tasks.mrl import MAX_UTR, mrl_scale, predict_mrl
 
         name = self.head("mrl")
-        from .records import iterable
+        from .records import iterable, refuse_unordered
 
         check_switches({"progress": progress})
         if isinstance(seqs, (str, bytes, bytearray)):  # one UTR, as fold_one takes one (not one per letter or byte)
             seqs = [seqs]
         iterable(seqs, "seqs", "UTR sequences, or a mapping of id to UTR")
+        # the predictions come back in the set's order, which changes from run to run
+        refuse_unordered(
+            seqs,
+            "seqs",
+            "UTRs",
+            "the predictions could not be matched to them",
+            "give a list, or a mapping of id to UTR",
+        )
         # a mapping other than a dict (MappingProxyType, a read-only view) was iterated as its ids: "a" was a UTR
         named = list(seqs.items()) if isinstance(seqs, Mapping) else [(f"utr{k}", s) for k, s in enumerate(seqs, 1)]
         clean = []

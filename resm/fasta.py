@@ -133,7 +133,10 @@ def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOW
     (:func:`text_encoding`); bytes that are not text become U+FFFD, which the readers name in
     their errors. ``newline`` as :func:`open`'s (``""`` for the csv module). A device other
     than a terminal (``/dev/zero``, which never ends), and a file compressed in a format other
-    than gzip (:func:`compression_problem`), are an OSError naming it."""
+    than gzip (:func:`compression_problem`), are an OSError naming it. The content decides, never
+    the name: every reader opens its files here, so a file is read the same way whatever reads
+    it, and a plain file named ``x.fa.gz`` (a ``gunzip -c`` kept under its old name) is read as
+    the text it holds, which the reader then checks as any other."""
     raw = open(path, "rb")  # noqa: SIM115 (closed with the wrapper)
     try:
         refuse_device(raw, os.fspath(path))
@@ -148,6 +151,22 @@ def open_text(path: str | os.PathLike, newline: str | None = None) -> io.TextIOW
     except BaseException:
         raw.close()
         raise
+
+
+def gz_name_note(path: str | os.PathLike) -> str:
+    """What to add to an error about the content of ``path`` when its name ends in ``.gz`` and
+    it is not gzip (:func:`open_text` read it as the text it holds): most often the wrong file,
+    or a ``gunzip -c`` kept under its old name, which the error alone would not say. Empty
+    otherwise, and for what is not a regular file (a named pipe is not read twice)."""
+    if not os.fspath(path).lower().endswith(".gz") or not os.path.isfile(path):
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(2) == b"\x1f\x8b":
+                return ""
+    except OSError:
+        return ""
+    return " (named .gz, but not gzip-compressed: read as text)"
 
 
 def csv_problem(e: csv.Error) -> str:
@@ -172,6 +191,10 @@ def read_fasta(path: str | os.PathLike, unique: bool = False) -> Iterator[Record
             yield from parse_fasta(fh, name, unique)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise FastaError(f"{name}: cannot read ({getattr(e, 'strerror', None) or e})") from e
+    except FastaError as e:
+        if note := gz_name_note(path):
+            raise FastaError(f"{e}{note}") from None
+        raise
 
 
 def parse_fasta(lines: Iterable[str], name: str = "<fasta>", unique: bool = False) -> Iterator[Record]:

@@ -11,12 +11,12 @@ their records here, so both take the same ones. Records are one another by name 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, ItemsView, Iterable, KeysView, Mapping, Sequence, Set
 from typing import Any
 
 from .fasta import check_record_ids
 
-__all__ = ["iterable", "name_records", "name_seq", "caller_id", "validation_is_training"]
+__all__ = ["iterable", "name_records", "refuse_unordered", "name_seq", "caller_id", "validation_is_training"]
 
 RECORDS = "sequences, (id, sequence) pairs or a mapping of id to sequence"
 
@@ -69,6 +69,22 @@ def caller_id(name) -> str:
     raise TypeError(f"record {name!r:.40}: the id must be a str, got {type(name).__name__}")
 
 
+def refuse_unordered(
+    values,
+    keyword: str,
+    what: str = "sequences",
+    lost: str = "they cannot be named seq_1, seq_2... the same way twice",
+    instead: str = "give a list, or a mapping of id to sequence",
+) -> None:
+    """A TypeError naming ``keyword`` when ``values`` is a set (a ``set``, a ``frozenset``, any
+    :class:`collections.abc.Set` but a mapping's keys or items, which follow the mapping's
+    order): its order changes from run to run (string hashing is salted), so results given by
+    place (the names ``seq_1``, ``seq_2``..., an array of predictions) could not be matched to
+    its members. Every API entry taking sequences by place checks them here."""
+    if isinstance(values, Set) and not isinstance(values, (KeysView, ItemsView)):
+        raise TypeError(f"{keyword}: a set of {what} has no order, so {lost}; {instead}")
+
+
 def name_records(
     records: Iterable, error: type[ValueError] = ValueError, keyword: str = "records", what: str = RECORDS
 ) -> list[tuple[str, str]]:
@@ -80,12 +96,7 @@ def name_records(
     items = records.items() if isinstance(records, Mapping) else iterable(records, keyword, what)
     out = [name_seq((f"seq_{k}", r) if isinstance(r, (str, bytes, bytearray)) else r) for k, r in enumerate(items, 1)]
     if isinstance(records, Set) and any(isinstance(r, (str, bytes, bytearray)) for r in records):
-        # a set's order changes from run to run (string hashing is salted): the same sequence
-        # was seq_1 in one run and seq_2 in the next, in silence
-        raise TypeError(
-            f"{keyword}: a set of sequences has no order, so they cannot be named seq_1, seq_2... "
-            "the same way twice; give a list, or a mapping of id to sequence"
-        )
+        refuse_unordered(records, keyword)  # pairs in a set keep their ids
     check_record_ids((name for name, _ in out), error)
     return out
 

@@ -27,12 +27,15 @@ def run(a: argparse.Namespace) -> None:
     from ..compare.config import parse_config
     from ..compare.harness import run_compare
     from ..compare.report import backends_run, format_markdown
-    from ..config import check_inputs_outside, find_config, load_config
+    from ..config import ConfigError, check_inputs_outside, find_config, load_config
     from ..utils.io import check_output
 
     path = find_config(a.config, "compare")
     raw = load_config(path, a.overrides)
-    cfg = parse_config(raw, path.stem)  # checked before any work
+    try:
+        cfg = parse_config(raw, path.stem)  # checked before any work
+    except ConfigError as e:  # the key, in the file that holds it
+        raise ConfigError(f"{path}: {e}") from None
     cfg.strict = cfg.strict or a.strict
     check_output(cfg.output_dir(), "dir")
     check_inputs_outside(raw, cfg.output_dir(), "out_dir", {"--config": path})

@@ -134,15 +134,19 @@ class BackendSpec:
     def from_dict(cls, d: object, where: str = "backend") -> BackendSpec:
         """Validate one ``backends`` entry (the keys its kind takes, then
         :func:`resm.config.from_dict`); every problem is a one-line ConfigError naming the key."""
-        from ..config import ConfigError, from_dict
+        from ..config import ConfigError, coerce, from_dict
         from ..fasta import id_problem
 
         if not isinstance(d, dict):
             raise ConfigError(f"{where}: expected a mapping like {{name: ..., kind: ...}}, got {d!r}")
         for k in ("name", "kind"):
-            if not d.get(k):
+            if k not in d:
                 raise ConfigError(f"{where}: missing key {k!r}")
-        name, kind = str(d["name"]), str(d["kind"])
+        # name: false (or '') was "missing key 'name'"; typed as every config key (a number written out)
+        name, kind = (coerce(str, d[k], f"{where}.{k}") for k in ("name", "kind"))
+        for k, v in (("name", name), ("kind", kind)):
+            if not v.strip():
+                raise ConfigError(f"{where}.{k}: is empty ({v!r})")
         if (why := id_problem(name)) is not None:  # a tab or a line break would be written into every table
             raise ConfigError(f"{where}: name {name!r} {why}")
         where = f"{where} ({name})"

@@ -33,7 +33,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..fasta import FastaError, compression_problem, open_text, parse_fasta, record_id, refuse_device, text_encoding
+from ..fasta import (
+    FastaError,
+    compression_problem,
+    gz_name_note,
+    open_text,
+    parse_fasta,
+    record_id,
+    refuse_device,
+    text_encoding,
+)
 from ..utils.paths import no_such
 from .annotations import parse_note
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn, parse_pair_lines
@@ -158,7 +167,17 @@ def read_sequences(path, fmt: str | None = None, stdin: TextIO | None = None) ->
 
     ``fmt`` forces one of :data:`INPUT_FORMATS`; by default the extension decides when it is a
     structure format's, else :func:`sniff_format`. Raises :class:`FastaError` /
-    :class:`StructureError` naming the source and line (no records, duplicate ids included)."""
+    :class:`StructureError` naming the source and line (no records, duplicate ids included; a
+    file named .gz that is not gzip says so, :func:`resm.fasta.gz_name_note`)."""
+    try:
+        return _read_sequences(path, fmt, stdin)
+    except (FastaError, StructureError) as e:
+        if str(path) != STDIN and (note := gz_name_note(path)):
+            raise type(e)(f"{e}{note}") from None
+        raise
+
+
+def _read_sequences(path, fmt: str | None, stdin: TextIO | None) -> list[tuple[str, str]]:
     source = source_name(path)
     if fmt is not None and fmt not in INPUT_FORMATS:
         raise FastaError(f"unknown input format {fmt!r}; expected one of {INPUT_FORMATS}")

@@ -13,8 +13,9 @@ Formats (all indices in files are 1-based):
 * ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``, ``#Length:``, ``#Sequence:`` carry those.
   A base may sit in several pairs (:func:`parse_pair_lines`); :func:`iter_pairs` refuses that.
 
-Files may be gzip-compressed (``x.ct.gz``). Every malformed file (a damaged .gz, a control character
-in a record's name included) raises :class:`StructureError` naming the file and the 1-based line.
+Files may be gzip-compressed (``x.ct.gz``), told by their content as every input
+(:func:`resm.fasta.open_text`). Every malformed file (a damaged .gz, a control character in a
+record's name included) raises :class:`StructureError` naming the file and the 1-based line.
 
 Pair probabilities (dense maps and sparse ``(i, j, p)`` arrays) are :mod:`resm.structure.pair_probs`.
 """
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import UsageError
-from ..fasta import checked_name, csv_problem, open_text
+from ..fasta import checked_name, csv_problem, gz_name_note, open_text
 from ..utils.jsontext import load_json
 from .partners import (
     StructureError,
@@ -631,14 +632,15 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     kwargs = {} if fmt == "dbn" else {"name": file_stem(path)}
     try:
-        if path.name.lower().endswith(".gz"):  # a .gz that is not gzip is an error
-            fh = gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")  # noqa: SIM115 (the with below)
-        else:
-            fh = open_text(path)  # UTF-8 or UTF-16 after a byte-order mark, as every input
-        with fh:
+        # gzip or not by its content, as every input (a plain file named .gz is read as text)
+        with open_text(path) as fh:
             yield from _ITERS[fmt](fh, source=str(path), **kwargs)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a .gz that is not gzip, or one cut off
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a damaged gzip, or one cut off
         raise StructureError(f"{path}: cannot read ({e})") from None
+    except StructureError as e:
+        if note := gz_name_note(path):
+            raise StructureError(f"{e}{note}") from None
+        raise
 
 
 def read_structure(path: str | os.PathLike, fmt: str | None = None) -> Structure:
