@@ -1,7 +1,9 @@
 """Configs: YAML files with ``key.sub=value`` overrides, and the one validator of their sections.
 
 * :func:`load_config` reads a YAML file, applies command-line overrides and expands
-  ``{data_dir}`` (:func:`default_data_dir`).
+  ``{data_dir}`` (:func:`default_data_dir`), remembering which strings it expanded and where
+  the folder came from (:class:`LoadedConfig`): :func:`check_inputs_outside`, run by every
+  training command and ``resm compare`` before any work, says a missing data file with both.
 * :func:`find_config` finds a config by path or by the name of one shipped with the package
   (``--config structure``: ``configs/finetune/structure.yaml``; ``train.deepspeed_config=zero2``:
   ``configs/deepspeed/zero2.json``), from any working directory.
@@ -47,6 +49,7 @@ __all__ = [
     "PathText",
     "check_device",
     "load_config",
+    "LoadedConfig",
     "apply_override",
     "default_data_dir",
     "find_config",
@@ -397,13 +400,50 @@ def _named_paths(x: Any, key: str) -> Iterator[tuple[str, str]]:
             yield from _named_paths(v, f"{key}.{k}" if key else str(k))
 
 
+class LoadedConfig(dict):
+    """A config as :func:`load_config` returns it: a plain mapping of sections, which also
+    knows where its data folder came from (``data_dir_source``: ``$RESM_DATA``, the config's
+    ``data_dir``, ...) and which of its strings were written with ``{data_dir}``
+    (``from_data_dir``: keys as ``data.train[0]``), so that a missing data file is said with
+    the folder's origin (:func:`check_inputs_outside`)."""
+
+    data_dir_source: str = ""
+    from_data_dir: frozenset = frozenset()
+
+
+def _missing_data(cfg: dict[str, Any], named: list[tuple[str, str]]) -> None:
+    """Refuse, naming the key and the file, a string written with ``{data_dir}`` that names
+    nothing: the data folder is unset or wrong, which the one-line error says with where the
+    folder came from and how to set it."""
+    keys = getattr(cfg, "from_data_dir", frozenset())
+    for key, text in named:
+        if key not in keys or "cache" in key.lower():
+            continue
+        try:
+            if os.path.lexists(text):
+                continue
+        except (OSError, ValueError):  # a NUL byte: the reader says it
+            continue
+        data_dir = str(cfg.get("data_dir") or "")
+        source = getattr(cfg, "data_dir_source", "") or "data_dir"
+        gone = "" if os.path.isdir(data_dir) else " and does not exist"
+        how = "give data_dir=DIR" if "data_dir" in source else "set RESM_DATA or give data_dir=DIR"
+        from .utils.paths import no_such
+
+        raise ConfigError(
+            f"{key}: {text}: {no_such(text, 'file')} (the data folder {data_dir} is {source}{gone}; {how})"
+        )
+
+
 def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: str, files: dict | None = None) -> None:
     """Refuse, naming the key, a config whose inputs lie in ``folder`` (the ``what`` key, a run
     folder the run fills with its config, log, checkpoints and model, which would replace
     them): every string of ``cfg`` that names an existing file or folder (as given, or under
     ``data_dir``), and ``files`` (``{label: path}``, e.g. the config file itself). Keys
     naming ``folder`` itself, ``data_dir`` and caches (written to, never replaced) are
-    skipped."""
+    skipped. First, a string written with ``{data_dir}`` (:class:`LoadedConfig`) that names
+    nothing is refused with where the data folder came from (:func:`_missing_data`)."""
+    _missing_data(cfg, [(k, t) for k, t in _named_paths(cfg, "") if k != what and k != "data_dir"])
     root = os.path.realpath(folder)
     data_dir = str(cfg.get("data_dir") or "")
     named = list(_named_paths({k: v for k, v in cfg.items() if k != "data_dir"}, ""))
@@ -501,7 +541,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str, Any]:
+def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> LoadedConfig:
     """Read a YAML config, apply overrides, and expand ``{data_dir}`` in strings (``data_dir``:
     a path, :data:`PathText`; null or empty: :func:`default_data_dir`)."""
     path = Path(path)
@@ -523,11 +563,19 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str,
         raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections")
+    given = cfg.get("data_dir")
     for item in overrides:
         apply_override(cfg, item)
-    data_dir = coerce(PathText | None, cfg.pop("data_dir", None), "data_dir") or default_data_dir()
-    cfg = _substitute(cfg, data_dir)
+    data_dir = coerce(PathText | None, cfg.pop("data_dir", None), "data_dir")
+    if data_dir:
+        source = "the config's data_dir" if data_dir == given else "data_dir= on the command line"
+    else:
+        source = "$RESM_DATA" if os.environ.get("RESM_DATA") else "the default (RESM_DATA is unset)"
+        data_dir = default_data_dir()
+    templated = frozenset(k for k, t in _named_paths(cfg, "") if "{data_dir}" in t)
+    cfg = LoadedConfig(_substitute(cfg, data_dir))
     cfg["data_dir"] = data_dir
+    cfg.data_dir_source, cfg.from_data_dir = source, templated
     return cfg
 
 
