@@ -26,6 +26,7 @@ import dataclasses
 import math
 import numbers
 import os
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -435,6 +436,35 @@ def _missing_data(cfg: dict[str, Any], named: list[tuple[str, str]]) -> None:
         )
 
 
+INPUT_FILE_KEYS = frozenset({"train", "val", "test", "families", "split", "clusters", "file", "val_sets"})
+"""Names of the config keys that hold data files a run reads (at any depth: ``data.train[0]``,
+``tasks.rri.data.val``, ``data.train[1].file``, ``data.val_sets.vl1``): each must exist before
+any work (:func:`_missing_inputs`). Model and checkpoint keys are not among them: they also take
+names (``default``, ``random:small``, a hub id)."""
+
+
+def _is_input_file(key: str) -> bool:
+    names = [n for n in re.sub(r"\[\d+\]", "", key).split(".") if n]
+    return bool(names) and (names[-1] in INPUT_FILE_KEYS or "val_sets" in names[:-1])
+
+
+def _missing_inputs(named: list[tuple[str, str]]) -> None:
+    """Refuse, naming the key and the path, a data file (:data:`INPUT_FILE_KEYS`) named as
+    given (not through ``{data_dir}``, which :func:`_missing_data` says) that does not exist:
+    it was found only once reading started, after the progress bars."""
+    from .utils.paths import no_such
+
+    for key, text in named:
+        if not text or not _is_input_file(key) or "cache" in key.lower():
+            continue
+        try:
+            if os.path.exists(text):
+                continue
+        except (OSError, ValueError):  # a NUL byte: the reader says it
+            continue
+        raise ConfigError(f"{key}: {text}: {no_such(text, 'file')}")
+
+
 def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: str, files: dict | None = None) -> None:
     """Refuse, naming the key, a config whose inputs lie in ``folder`` (the ``what`` key, a run
     folder the run fills with its config, log, checkpoints and model, which would replace
@@ -442,8 +472,11 @@ def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: s
     ``data_dir``), and ``files`` (``{label: path}``, e.g. the config file itself). Keys
     naming ``folder`` itself, ``data_dir`` and caches (written to, never replaced) are
     skipped. First, a string written with ``{data_dir}`` (:class:`LoadedConfig`) that names
-    nothing is refused with where the data folder came from (:func:`_missing_data`)."""
-    _missing_data(cfg, [(k, t) for k, t in _named_paths(cfg, "") if k != what and k != "data_dir"])
+    nothing is refused with where the data folder came from (:func:`_missing_data`), then
+    any other data file that does not exist (:func:`_missing_inputs`)."""
+    inputs = [(k, t) for k, t in _named_paths(cfg, "") if k != what and k != "data_dir"]
+    _missing_data(cfg, inputs)
+    _missing_inputs(inputs)
     root = os.path.realpath(folder)
     data_dir = str(cfg.get("data_dir") or "")
     named = list(_named_paths({k: v for k, v in cfg.items() if k != "data_dir"}, ""))

@@ -61,12 +61,16 @@ def test_compare_names_the_default(tmp_path, monkeypatch):
 
 
 def test_only_strings_written_with_data_dir(tmp_path, monkeypatch):
-    """A file named outside ``{data_dir}`` is left to its reader (which names it), and a
-    config whose data files are there passes."""
+    """Only a file named through ``{data_dir}`` is said with the data folder's origin: one named
+    outside it is refused without it (tests/robustness/test_preflight.py), and a config whose
+    data files are there passes."""
     monkeypatch.setenv("RESM_DATA", str(tmp_path))
     path = find_config("cpu_demo", "pretrain")
     cfg = load_config(path, [f"data.train=[{tmp_path / 'mine.fasta'}]"])
     assert cfg.from_data_dir == frozenset() and cfg.data_dir_source == "$RESM_DATA"
+    with pytest.raises(ConfigError, match=r"^data\.train\[0\]: .*mine\.fasta: no such file$"):
+        check_inputs_outside(cfg, tmp_path / "run", "train.out_dir")
+    (tmp_path / "mine.fasta").write_bytes(b"")
     check_inputs_outside(cfg, tmp_path / "run", "train.out_dir")
     cfg = load_config(path)
     assert cfg.from_data_dir == {"data.train[0]"}

@@ -110,22 +110,29 @@ def test_input_tables_say_their_columns():
 
 
 def test_an_error_mid_run_is_said_after_the_progress_bars(tmp_path):
-    """`resm pretrain` with its training file missing (a new user's first run outside the
-    development checkout) failed with its bars drawn: the error line was glued to the end of a
+    """`resm pretrain` failing once reading has started (here a training file cut short, a
+    download interrupted) failed with its bars drawn: the error line was glued to the end of a
     half-drawn bar ('...0/20000 [00:00<?, ?rec/s]resm pretrain: error: ...') and the bars were
     drawn again below it at exit, so the last line on the terminal was a bar at 0%. (A missing
-    file from {data_dir} is now refused before the bars, tests/test_data_dir_missing.py; a
-    training file named outside it is still found missing once reading starts.)"""
+    training file is now refused before the bars, tests/test_data_dir_missing.py and
+    tests/robustness/test_preflight.py; a file that is there but broken further down is found
+    only while reading.)"""
+    import gzip
+
     from tests.conftest import resm_cli
 
+    records = "".join(f">RF{i % 50:05d}|s{i}\n{'ACGU' * (20 + i % 7)}\n" for i in range(3000))
+    whole = gzip.compress(records.encode(), mtime=0)
+    cut = tmp_path / "cut_short.fasta.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
     run = tmp_path / "run"
     p = resm_cli(
-        "pretrain", "--config", "cpu_demo", f"data.train=[{tmp_path / 'no_data' / 'rfam.fasta.gz'}]", "model.arch=tiny",
+        "pretrain", "--config", "cpu_demo", f"data.train=[{cut}]", "model.arch=tiny",
         "train.max_steps=2", "train.val_every=0", "validation.max_records=4", f"train.out_dir={run}", check=False,
     )  # fmt: skip
     assert p.returncode == 1 and "%|" in p.stderr  # it failed with its bars drawn
     last = [line for line in p.stderr.split("\n") if line.strip()][-1]
-    assert last.startswith("resm pretrain: error: ") and "\r" not in last and "no_data" in last, p.stderr
+    assert last.startswith("resm pretrain: error: ") and "\r" not in last and "cut_short" in last, p.stderr
     assert p.stderr.count("error:") == 1 and not run.exists()
 
 
