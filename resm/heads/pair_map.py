@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from ..backbone.attention import stacked_attention_maps
 from ..config import StoredConfig, check_dropout, check_kernel, check_sizes
 from ..nucleotides import UNKNOWN_BASE
+from ..utils.memory import require_trainable
 
 __all__ = [
     "NEG_LOGIT",
@@ -132,6 +133,20 @@ class StructureHeadConfig(StoredConfig):
         if self.use_attention and self.attn_channels < 1:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
         check_dropout(self.dropout)
+        # before the head is built: tensors that each fit may not all fit together
+        key = max(("proj_dim", "channels"), key=lambda k: getattr(self, k))
+        require_trainable(self.n_parameters(), key, getattr(self, key), "the 2-D head")
+
+    def n_parameters(self) -> int:
+        """Parameters of :class:`StructureHead` with this config, counted from its sizes without
+        building it (:meth:`StructureHead.num_parameters` of the built head)."""
+        e, p, c, k = self.embed_dim, self.proj_dim, self.channels, self.kernel
+        n = 2 * e + (e + 1) * p + (p + 1) * c + p * c  # in_norm, proj, stem_row, stem_col
+        n += self.attn_channels * c if self.use_attention else 0
+        n += c if self.use_bpp else 0
+        n += 16 * c if self.use_onehot_pairs else 0
+        n += self.blocks * 2 * (2 * c + c * c * k * k + c)  # ResidualBlock: two norms and convolutions
+        return n + 2 * c + c + 1  # out_norm, out
 
     def block_dilations(self) -> list[int]:
         """The dilation of each block's first conv (``dilations`` cycled)."""

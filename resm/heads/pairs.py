@@ -46,6 +46,7 @@ from ..backbone.attention import BatchCells, run_attention
 from ..backbone.encoder import window_hidden
 from ..config import StoredConfig, check_dropout, check_kernel, check_sizes
 from ..nucleotides import PAIR_TYPE, UNKNOWN_BASE, lenient_codes
+from ..utils.memory import require_trainable
 
 __all__ = [
     "PairHeadConfig",
@@ -121,6 +122,27 @@ class PairHeadConfig(StoredConfig):
         check_dropout(self.dropout)
         if self.use_attention and self.attn_channels < 1:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
+        # before the head is built: each tensor of a head 10**9 wide fit, all of them did not
+        key = max(("width", "pair_width"), key=lambda k: getattr(self, k))
+        require_trainable(self.n_parameters(), key, getattr(self, key), "the pair head")
+
+    def n_parameters(self) -> int:
+        """Parameters of :class:`PairHead` with this config, counted from its sizes without
+        building it (:meth:`PairHead.num_parameters` of the built head)."""
+        d, z, r = self.width, self.pair_width, self.rounds
+        n = 5 * d if self.use_nucleotides else 0  # nuc_embed
+        n += (2 * self.priors + 1) * d  # residue_in
+        if self.use_embeddings:
+            n += 2 * self.embed_dim + self.embed_dim * d  # embed_norm, embed_in
+        n += self.blocks * 2 * (2 * d + d * d * self.kernel + d)  # _Block1d: two norms and convolutions
+        n += 2 * d  # residue_norm
+        n += (d + 1) * z + d * z + n_pair_features(self) * z + 6 * z  # from_i, from_j, from_feats, type_embed
+        n += self.attn_channels * z if self.use_attention else 0  # from_attn
+        n += (z + 1) * z  # start
+        mlp = 2 * 3 * z + (3 * z + 1) * z + (z + 1) * z  # _mlp(3z, z)
+        n += r * (2 * mlp + (z + 1) + (z + 1) * z)  # stack, compete, gate, message
+        n += 2 * z + (z + 1) * z + (z + 1)  # out
+        return n
 
     def to_dict(self) -> dict[str, object]:
         d = super().to_dict()

@@ -18,6 +18,10 @@ memory the machine has available, rather than be killed by the kernel half way
   maps of a layer.
 * :func:`require_fold_memory`: the check of folding (``resm fold`` and ``resm evaluate
   structure``, which fold records through the same predictor).
+* :func:`require_trainable`: a head (or model) of ``n`` parameters, estimated from its config
+  before it is built, must fit the machine's total memory to train (:func:`train_bytes`,
+  :func:`total_memory`): a pair head 10**9 wide had tensors that each fit but together got
+  the process killed by the kernel's OOM killer while it was being built.
 * :func:`require_memory`: the check itself; :func:`memory_check` (a context manager) is how a
   command line turns it off.
 """
@@ -38,6 +42,10 @@ __all__ = [
     "require_fold_memory",
     "memory_check",
     "allocation_failed",
+    "total_memory",
+    "train_bytes",
+    "require_trainable",
+    "TOTAL_MEMORY_CAP",
     "GIB",
 ]
 
@@ -113,6 +121,56 @@ def available_memory() -> int | None:
     if room is not None:
         avail = room if avail is None else min(avail, room)
     return avail
+
+
+TOTAL_MEMORY_CAP = 2**40  # bytes a model may take to train where the machine's memory is unknown (1 TiB)
+TRAIN_BYTES_PER_PARAMETER = 16  # fp32 weights, their gradients and Adam's two moments
+
+
+def total_memory() -> int | None:
+    """Bytes of memory the machine has in all (``MemTotal``: ``os.sysconf``'s physical pages,
+    else psutil's total), capped by a cgroup's ``memory.max`` (a container's limit); None if
+    unknown."""
+    total = None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        try:
+            import psutil
+
+            total = int(psutil.virtual_memory().total)
+        except Exception:  # noqa: BLE001 -- psutil is optional
+            total = None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            total = int(limit) if total is None else min(total, int(limit))
+    except (OSError, ValueError):
+        pass
+    return total if total and total > 0 else None
+
+
+def train_bytes(n_parameters: int) -> int:
+    """Least bytes training ``n_parameters`` takes: :data:`TRAIN_BYTES_PER_PARAMETER` each
+    (activations and the backbone come on top, so this bound only refuses the hopeless)."""
+    return int(n_parameters) * TRAIN_BYTES_PER_PARAMETER
+
+
+def require_trainable(n_parameters: int, key: str, value: int, what: str) -> None:
+    """Refuse (ValueError, one line naming ``key`` and its ``value``) ``what`` of
+    ``n_parameters`` parameters, estimated from its config before it is built, when training
+    it needs more than the machine's total memory (:func:`total_memory`;
+    :data:`TOTAL_MEMORY_CAP` where that is unknown): it could never train, and building it got
+    the process killed by the kernel's OOM killer rather than a one-line error."""
+    need, total = train_bytes(n_parameters), total_memory()
+    bound, where = (total, "the machine's memory") if total else (TOTAL_MEMORY_CAP, "the cap where memory is unknown")
+    if need > bound:
+        raise ValueError(
+            f"{key} {value} gives {what} about {n_parameters:.3g} parameters, which need about "
+            f"{need / GIB:.3g} GiB to train (weights, gradients, Adam's moments), more than {bound / GIB:.1f} GiB "
+            f"({where}); give a smaller {key}"
+        )
 
 
 def fold_estimate(lengths: Sequence[int], workers: int = 1, turner: bool = False) -> int:

@@ -7,6 +7,8 @@ one line naming the key and the path, exit 1, no run folder."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import resm_main
 
 
@@ -41,3 +43,74 @@ def test_a_link_to_nothing_is_said_as_such(tmp_path):
                   f"train.out_dir={run}", check=False)  # fmt: skip
     line = _refused(p, run)
     assert line.startswith(f"resm pretrain: error: data.train[0]: {link}: ") and "link" in line, line
+
+
+# A pair head of width 10**9 (resm finetune --config structure head.width=1000000000) had
+# tensors that each fit but together got the process killed by the kernel's OOM killer while
+# it was being built: the head's parameters are now counted from its config before it is built
+# (PairHeadConfig.n_parameters, StructureHeadConfig.n_parameters), and a head whose training
+# needs more than the machine's memory is refused in one line naming the key and the estimate.
+
+
+def test_a_pair_head_too_big_to_train_is_refused_before_it_is_built(tmp_path, data):
+    run = tmp_path / "run"
+    p = resm_main("finetune", "--config", "structure", "head.width=1000000000", "model.init=default",
+                  f"train.out_dir={run}", check=False)  # fmt: skip
+    line = _refused(p, run)
+    assert line.startswith("resm finetune: error: head: width 1000000000 gives the pair head about 5.6e+19 "), line
+    assert "GiB to train" in line and "GiB (the machine's memory); give a smaller width" in line, line
+
+
+def test_a_2d_head_too_big_to_train_is_refused(tmp_path, data):
+    run = tmp_path / "run"
+    p = resm_main("finetune", "--config", "structure_conv", "head.channels=1000000", "model.init=default",
+                  f"train.out_dir={run}", check=False)  # fmt: skip
+    line = _refused(p, run)
+    assert line.startswith("resm finetune: error: head: channels 1000000 gives the 2-D head about "), line
+
+
+def test_the_counts_are_those_of_the_built_heads(monkeypatch):
+    """The estimate is the built head's parameter count, and the bound is the machine's memory
+    (here a stated 1 GiB; the cap where it is unknown)."""
+    import resm.utils.memory as memory
+    from resm.heads.pair_map import StructureHead, StructureHeadConfig
+    from resm.heads.pairs import PairHead, PairHeadConfig
+
+    for cfg in (
+        PairHeadConfig(),
+        PairHeadConfig(
+            embed_dim=40,
+            priors=2,
+            use_attention=True,
+            attn_channels=12,
+            width=24,
+            pair_width=20,
+            blocks=3,
+            rounds=3,
+            kernel=5,
+            use_nucleotides=False,
+        ),  # fmt: skip
+    ):
+        assert cfg.n_parameters() == PairHead(cfg).num_parameters()
+    for cfg in (
+        StructureHeadConfig(),
+        StructureHeadConfig(
+            embed_dim=40,
+            use_attention=True,
+            attn_channels=12,
+            use_bpp=True,
+            use_onehot_pairs=False,
+            kernel=5,
+            blocks=3,
+            proj_dim=8,
+            channels=12,
+        ),  # fmt: skip
+    ):
+        assert cfg.n_parameters() == StructureHead(cfg).num_parameters()
+    monkeypatch.setattr(memory, "total_memory", lambda: 2**30)
+    PairHeadConfig(width=1000)  # about 56M parameters, 0.84 GiB to train
+    with pytest.raises(ValueError, match=r"^width 1500 gives the pair head about 1\.26e\+08 parameters.* 1\.0 GiB"):
+        PairHeadConfig(width=1500)
+    monkeypatch.setattr(memory, "total_memory", lambda: None)
+    with pytest.raises(ValueError, match=r"the cap where memory is unknown"):
+        PairHeadConfig(pair_width=2**20)
