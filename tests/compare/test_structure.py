@@ -238,9 +238,12 @@ def test_bad_config_is_a_one_line_error(tmp_path, capsys):
     assert cli_main(["compare", "--config", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown kind 'esm3'" in err and err.startswith("resm compare: error:")
-    path.write_text(yaml.safe_dump({**GOOD, "data": {**GOOD["data"], "train": str(tmp_path / "nope.dbn")}}))
+    there = tmp_path / "there.dbn"
+    there.write_text(">a\nGGGAAACCC\n(((...)))\n")
+    data = {"train": str(tmp_path / "nope.dbn"), "val": str(there), "test": str(there)}
+    path.write_text(yaml.safe_dump({**GOOD, "data": data}))
     assert cli_main(["compare", "--config", str(path)]) == 1
-    assert "nope.dbn: no such file" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"resm compare: error: data.train: {tmp_path / 'nope.dbn'}: no such file\n"
 
 
 # --------------------------------------------------------------------------- end to end

@@ -75,13 +75,15 @@ def test_a_bad_pos_weight_is_a_one_line_error(assets, tmp_path, capsys):  # noqa
     conv = {**pair_config(assets, tmp_path / "y"), "head": {"kind": "conv", "proj_dim": 8, "channels": 8}}
     conv["data"] = {k: v for k, v in conv["data"].items() if k not in ("priors", "workers")}
     conv_path = write(conv, tmp_path / "c.yaml")
+    a, b = tmp_path / "a.dbn", tmp_path / "b.tsv"  # files that are there: a missing one is said first
+    a.write_text(""), b.write_text("")
     capsys.readouterr()
     rule = "pos_weight must be a finite number > 0"
     for cfg, over, what in (
-        (path, "data.train=[a.dbn, {file: b.tsv, pos_weight: 0}]", f"data.train[1].{rule}"),
-        (path, "data.train=[{file: a.dbn, pos_weight: two}]", f"data.train[0].{rule}"),
-        (path, "data.train=[{file: a.dbn, pos_wieght: 2}]", "data.train[0]: expected a file"),
-        (conv_path, "data.train=[{file: a.dbn, pos_weight: 2}]", "data.train[0].pos_weight is for head.kind pairs"),
+        (path, f"data.train=[{a}, {{file: {b}, pos_weight: 0}}]", f"data.train[1].{rule}"),
+        (path, f"data.train=[{{file: {a}, pos_weight: two}}]", f"data.train[0].{rule}"),
+        (path, f"data.train=[{{file: {a}, pos_wieght: 2}}]", "data.train[0]: expected a file"),
+        (conv_path, f"data.train=[{{file: {a}, pos_weight: 2}}]", "data.train[0].pos_weight is for head.kind pairs"),
     ):
         assert cli_main(["finetune", "--config", str(cfg), over]) == 1
         err = capsys.readouterr().err.strip().splitlines()

@@ -478,7 +478,7 @@ def test_decoding_chosen_on_several_sources(assets, pair_trained, pair_config_fi
     assert mean == pytest.approx(max(scores.values()), abs=1e-12)
     assert m["pdb"]["f1_mean"] == pytest.approx(task.kind.decoding_metrics(model, sets["pdb"], chosen)["f1_mean"])
     for over, what in (
-        ("data.val_sets={val: x.dbn}", "reserved name"),
+        (f"data.val_sets={{val: {pdb}}}", "reserved name"),  # a file that is there: a missing one is said first
         ("data.select_on=[val, vl9]", "'vl9' is not a validation set"),
     ):
         assert what in finetune_error(capsys, pair_config_file, over)
@@ -550,8 +550,8 @@ def test_training_on_several_sets(assets, pair_config_file, tmp_path, capsys):
     batch = next(iter(task.train_stream(0, 1)))
     assert task.loss(task.model.train(), batch, None, torch.device("cpu"))[0].isfinite()
     for over, what in (
-        ("data.train=[{file: a.dbn, repeat: 0}]", "data.train[0]: expected a file"),
-        ("data.train=[a.dbn, 3]", "data.train[1]"),
+        (f"data.train=[{{file: {pdb}, repeat: 0}}]", "data.train[0]: expected a file"),  # files that are there
+        (f"data.train=[{pdb}, 3]", "data.train[1]"),
     ):
         assert what in finetune_error(capsys, pair_config_file, over)
 
