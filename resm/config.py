@@ -3,7 +3,9 @@
 * :func:`load_config` reads a YAML file, applies command-line overrides and expands
   ``{data_dir}`` (:func:`default_data_dir`), remembering which strings it expanded and where
   the folder came from (:class:`LoadedConfig`): :func:`check_inputs_outside`, run by every
-  training command and ``resm compare`` before any work, says a missing data file with both.
+  training command and ``resm compare`` before any work, says a missing data file with both;
+  a data file named as given (a key of :data:`INPUT_FILE_KEYS`) that is missing is refused
+  there too, naming the key.
 * :func:`find_config` finds a config by path or by the name of one shipped with the package
   (``--config structure``: ``configs/finetune/structure.yaml``; ``train.deepspeed_config=zero2``:
   ``configs/deepspeed/zero2.json``), from any working directory.
