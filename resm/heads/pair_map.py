@@ -133,7 +133,11 @@ class StructureHeadConfig(StoredConfig):
         if self.use_attention and self.attn_channels < 1:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
         check_dropout(self.dropout)
-        # before the head is built: tensors that each fit may not all fit together
+
+    def require_trainable(self) -> None:
+        """Before a head is built to train (not when a trained one is read): the training of a
+        head of this config must fit the machine (:func:`resm.utils.memory.require_trainable`);
+        tensors that each fit may not all fit together."""
         key = max(("proj_dim", "channels"), key=lambda k: getattr(self, k))
         require_trainable(self.n_parameters(), key, getattr(self, key), "the 2-D head")
 

@@ -122,7 +122,11 @@ class PairHeadConfig(StoredConfig):
         check_dropout(self.dropout)
         if self.use_attention and self.attn_channels < 1:
             raise ValueError("use_attention needs attn_channels = layers * heads > 0")
-        # before the head is built: each tensor of a head 10**9 wide fit, all of them did not
+
+    def require_trainable(self) -> None:
+        """Before a head is built to train (not when a trained one is read): the training of a
+        head of this config must fit the machine (:func:`resm.utils.memory.require_trainable`);
+        each tensor of a head 10**9 wide fit, all of them did not."""
         key = max(("width", "pair_width"), key=lambda k: getattr(self, k))
         require_trainable(self.n_parameters(), key, getattr(self, key), "the pair head")
 

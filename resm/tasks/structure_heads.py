@@ -154,6 +154,17 @@ def _attention_extra(section: dict[str, Any], backbone) -> dict[str, Any]:
     return {}
 
 
+def _trainable(cfg):
+    """``cfg``, a head config about to be built for training, when its training fits the
+    machine (its ``require_trainable``); else the one-line ConfigError naming the head's key.
+    A trained head read to predict is not held to it: it needs a quarter of that."""
+    try:
+        cfg.require_trainable()
+    except ValueError as e:
+        raise ConfigError(f"head: {e}") from None
+    return cfg
+
+
 class PairKind(HeadKind):
     """The sparse pair head (:class:`resm.heads.pairs.PairHead`; see the module notes)."""
 
@@ -168,7 +179,7 @@ class PairKind(HeadKind):
         priors = [from_dict(PriorConfig, p, f"data.priors[{k}]") for k, p in enumerate(d.priors or [{}])]
         extra = {"embed_dim": backbone.embed_dim, "priors": len(priors), **_attention_extra(section, backbone)}
         fixed = dict(FIXED, priors="the number of data.priors")
-        cfg = from_dict(PairHeadConfig, section, "head", fixed=fixed, extra=extra)
+        cfg = _trainable(from_dict(PairHeadConfig, section, "head", fixed=fixed, extra=extra))
         return cfg, priors
 
     def settings(self):
@@ -347,7 +358,7 @@ class MapKind(HeadKind):
             raise ConfigError("loss.f1_weight is for head.kind pairs; conv's loss is the cross-entropy alone")
         extra = {"embed_dim": backbone.embed_dim, "use_bpp": d.use_bpp, **_attention_extra(section, backbone)}
         fixed = dict(FIXED, use_bpp="set data.use_bpp instead")
-        return from_dict(StructureHeadConfig, section, "head", fixed=fixed, extra=extra), []
+        return _trainable(from_dict(StructureHeadConfig, section, "head", fixed=fixed, extra=extra)), []
 
     def settings(self):
         return {"threshold": 0.5}
