@@ -414,30 +414,6 @@ class LoadedConfig(dict):
     from_data_dir: frozenset = frozenset()
 
 
-def _missing_data(cfg: dict[str, Any], named: list[tuple[str, str]]) -> None:
-    """Refuse, naming the key and the file, a string written with ``{data_dir}`` that names
-    nothing: the data folder is unset or wrong, which the one-line error says with where the
-    folder came from and how to set it."""
-    keys = getattr(cfg, "from_data_dir", frozenset())
-    for key, text in named:
-        if key not in keys or "cache" in key.lower():
-            continue
-        try:
-            if os.path.lexists(text):
-                continue
-        except (OSError, ValueError):  # a NUL byte: the reader says it
-            continue
-        data_dir = str(cfg.get("data_dir") or "")
-        source = getattr(cfg, "data_dir_source", "") or "data_dir"
-        gone = "" if os.path.isdir(data_dir) else " and does not exist"
-        how = "give data_dir=DIR" if "data_dir" in source else "set RESM_DATA or give data_dir=DIR"
-        from .utils.paths import no_such
-
-        raise ConfigError(
-            f"{key}: {text}: {no_such(text, 'file')} (the data folder {data_dir} is {source}{gone}; {how})"
-        )
-
-
 INPUT_FILE_KEYS = frozenset({"train", "val", "test", "families", "split", "clusters", "file", "val_sets"})
 """Names of the config keys that hold data files a run reads (at any depth: ``data.train[0]``,
 ``tasks.rri.data.val``, ``data.train[1].file``, ``data.val_sets.vl1``): each must exist before
@@ -450,21 +426,30 @@ def _is_input_file(key: str) -> bool:
     return bool(names) and (names[-1] in INPUT_FILE_KEYS or "val_sets" in names[:-1])
 
 
-def _missing_inputs(named: list[tuple[str, str]]) -> None:
-    """Refuse, naming the key and the path, a data file (:data:`INPUT_FILE_KEYS`) named as
-    given (not through ``{data_dir}``, which :func:`_missing_data` says) that does not exist:
-    it was found only once reading started, after the progress bars."""
+def _missing_inputs(cfg: dict[str, Any], named: list[tuple[str, str]]) -> None:
+    """Refuse, naming the key and the path, a data file that does not exist: one named by a key
+    of :data:`INPUT_FILE_KEYS`, or any string written with ``{data_dir}`` (:class:`LoadedConfig`),
+    which the error says with where the data folder came from and how to set it (the folder
+    unset or wrong). Such a file was found only once reading started, after the progress bars."""
     from .utils.paths import no_such
 
+    templated = getattr(cfg, "from_data_dir", frozenset())
     for key, text in named:
-        if not text or not _is_input_file(key) or "cache" in key.lower():
+        if not text or "cache" in key.lower() or (key not in templated and not _is_input_file(key)):
             continue
         try:
             if os.path.exists(text):
                 continue
         except (OSError, ValueError):  # a NUL byte: the reader says it
             continue
-        raise ConfigError(f"{key}: {text}: {no_such(text, 'file')}")
+        where = ""
+        if key in templated:
+            data_dir = str(cfg.get("data_dir") or "")
+            source = getattr(cfg, "data_dir_source", "") or "data_dir"
+            gone = "" if os.path.isdir(data_dir) else " and does not exist"
+            how = "give data_dir=DIR" if "data_dir" in source else "set RESM_DATA or give data_dir=DIR"
+            where = f" (the data folder {data_dir} is {source}{gone}; {how})"
+        raise ConfigError(f"{key}: {text}: {no_such(text, 'file')}{where}")
 
 
 def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: str, files: dict | None = None) -> None:
@@ -473,12 +458,9 @@ def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: s
     them): every string of ``cfg`` that names an existing file or folder (as given, or under
     ``data_dir``), and ``files`` (``{label: path}``, e.g. the config file itself). Keys
     naming ``folder`` itself, ``data_dir`` and caches (written to, never replaced) are
-    skipped. First, a string written with ``{data_dir}`` (:class:`LoadedConfig`) that names
-    nothing is refused with where the data folder came from (:func:`_missing_data`), then
-    any other data file that does not exist (:func:`_missing_inputs`)."""
-    inputs = [(k, t) for k, t in _named_paths(cfg, "") if k != what and k != "data_dir"]
-    _missing_data(cfg, inputs)
-    _missing_inputs(inputs)
+    skipped. First, a data file that does not exist is refused (:func:`_missing_inputs`),
+    with where the data folder came from when it was written with ``{data_dir}``."""
+    _missing_inputs(cfg, [(k, t) for k, t in _named_paths(cfg, "") if k != what and k != "data_dir"])
     root = os.path.realpath(folder)
     data_dir = str(cfg.get("data_dir") or "")
     named = list(_named_paths({k: v for k, v in cfg.items() if k != "data_dir"}, ""))

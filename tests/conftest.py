@@ -119,6 +119,36 @@ def resm_main(*args, check: bool = True):
     return p
 
 
+def refused_before_work(p, run) -> str:
+    """The one error line of a training command ``p`` (a :func:`resm_main` result) refused before
+    any work: exit 1, one line on stderr, no progress bar drawn, no run folder ``run`` made."""
+    assert p.returncode == 1, p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "%|" not in p.stderr, p.stderr  # one line, before the progress bars
+    assert not run.exists()  # no run folder
+    return lines[0]
+
+
+def tiny_cached_structure_task(steps: int):
+    """The comparison harness's conv head on random embeddings (width 8) of four copies of a
+    two-hairpin structure: ``(task, section, embeddings, records)``, ``steps`` training steps."""
+    import torch
+
+    from resm.compare.structure import TrainSection
+    from resm.compare.training import CachedStructureTask
+    from resm.heads.pair_map import StructureHeadConfig
+    from resm.structure.io import Structure, parse_dotbracket
+
+    db = "((((....))))....((((....))))"
+    seq = "GGGGAAACCCCAAAAGCGCAAAAGCGCA"[: len(db)]
+    recs = [Structure(f"r{k}", seq, parse_dotbracket(db)) for k in range(4)]
+    torch.manual_seed(0)
+    embs = [torch.randn(len(seq), 8) for _ in recs]
+    cfg = StructureHeadConfig(embed_dim=8, proj_dim=4, channels=4, blocks=1, dropout=0.0)
+    sec = TrainSection(steps=steps, lr=1e-2, batch=2, crop=20, seed=3)
+    return CachedStructureTask(embs, recs, cfg, sec.batch, sec.crop, sec.pos_weight, sec.seed), sec, embs, recs
+
+
 def experiment_script(relpath: str, name: str | None = None):
     """The module of the script ``experiments/<relpath>``, loaded from its file (the scripts are
     no package); ``name`` is its module name (default: the file's stem)."""

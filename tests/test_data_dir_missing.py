@@ -11,22 +11,14 @@ from __future__ import annotations
 import pytest
 
 from resm.config import ConfigError, check_inputs_outside, find_config, load_config
-from tests.conftest import resm_main
-
-
-def _refused(p, run) -> str:
-    assert p.returncode == 1, p.stdout + p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and "%|" not in p.stderr, p.stderr  # one line, before the progress bars
-    assert not run.exists()  # no run folder
-    return lines[0]
+from tests.conftest import refused_before_work, resm_main
 
 
 def test_pretrain_names_resm_data(tmp_path, monkeypatch):
     gone, run = tmp_path / "nonexistent", tmp_path / "run"
     monkeypatch.setenv("RESM_DATA", str(gone))
     p = resm_main("pretrain", "--config", "cpu_demo", "model.arch=tiny", f"train.out_dir={run}", check=False)
-    assert _refused(p, run) == (
+    assert refused_before_work(p, run) == (
         f"resm pretrain: error: data.train[0]: {gone}/pretrain/rfam14.2_seed_sequences.fasta.gz: no such file "
         f"(the data folder {gone} is $RESM_DATA and does not exist; set RESM_DATA or give data_dir=DIR)"
     )
@@ -36,7 +28,7 @@ def test_finetune_names_the_config_or_the_command_line(tmp_path, monkeypatch):
     gone, run = tmp_path / "nonexistent", tmp_path / "run"
     monkeypatch.setenv("RESM_DATA", str(tmp_path))  # a config's data_dir comes before $RESM_DATA
     p = resm_main("finetune", "--config", "structure", f"data_dir={gone}", f"train.out_dir={run}", check=False)
-    line = _refused(p, run)
+    line = refused_before_work(p, run)
     assert line.startswith(f"resm finetune: error: data.train: {gone}/ss/bprna/TR0.dbn: no such file "), line
     assert line.endswith(
         f"(the data folder {gone} is data_dir= on the command line and does not exist; give data_dir=DIR)"
@@ -44,7 +36,7 @@ def test_finetune_names_the_config_or_the_command_line(tmp_path, monkeypatch):
     cfg = tmp_path / "structure.yaml"
     cfg.write_text(f"data_dir: {tmp_path}\n" + find_config("structure", "finetune").read_text(encoding="utf-8"))
     p = resm_main("finetune", "--config", cfg, f"train.out_dir={run}", check=False)
-    assert _refused(p, run).endswith(
+    assert refused_before_work(p, run).endswith(
         f"TR0.dbn: no such file (the data folder {tmp_path} is the config's data_dir; give data_dir=DIR)"
     )
 
@@ -54,7 +46,7 @@ def test_compare_names_the_default(tmp_path, monkeypatch):
     monkeypatch.delenv("RESM_DATA", raising=False)
     monkeypatch.chdir(tmp_path)  # the default, ../shared/data, is not there
     p = resm_main("compare", "--config", "cpu_small", f"out_dir={run}", check=False)
-    assert _refused(p, run) == (
+    assert refused_before_work(p, run) == (
         "resm compare: error: data.train: ../shared/data/ss/bprna/TR0.dbn: no such file (the data folder "
         "../shared/data is the default (RESM_DATA is unset) and does not exist; set RESM_DATA or give data_dir=DIR)"
     )

@@ -5,10 +5,9 @@ import copy
 import numpy as np
 import torch
 
-from resm.compare.structure import TrainSection
-from resm.compare.training import CachedStructureTask, WindowStream, train_cached, window_batch
-from resm.heads.pair_map import StructureHeadConfig, pair_loss
-from resm.structure.io import Structure, parse_dotbracket
+from resm.compare.training import WindowStream, train_cached, window_batch
+from resm.heads.pair_map import pair_loss
+from tests.conftest import tiny_cached_structure_task
 
 
 def test_window_stream_is_seeded_and_resumable():
@@ -23,13 +22,8 @@ def test_window_stream_is_seeded_and_resumable():
 
 
 def test_structure_head_trains_through_the_loop_and_is_deterministic(tmp_path):
-    db = "((((....))))....((((....))))"
-    seq = "GGGGAAACCCCAAAAGCGCAAAAGCGCA"[: len(db)]
-    recs = [Structure(f"r{k}", seq, parse_dotbracket(db)) for k in range(4)]
-    torch.manual_seed(0)
-    embs = [torch.randn(len(seq), 8) for _ in recs]
-    cfg = StructureHeadConfig(embed_dim=8, proj_dim=4, channels=4, blocks=1, dropout=0.0)
-    sec = TrainSection(steps=12, lr=1e-2, batch=2, crop=20, seed=3)
+    first, sec, embs, recs = tiny_cached_structure_task(12)
+    seq, cfg = recs[0].seq, first.head_cfg
 
     def whole_loss(head):  # the four whole records, one fixed batch (training draws crops)
         h, mask, nuc, target = window_batch(embs, recs, [(k, 0, len(seq)) for k in range(len(recs))])
@@ -38,7 +32,7 @@ def test_structure_head_trains_through_the_loop_and_is_deterministic(tmp_path):
 
     heads, losses = [], []
     for _ in range(2):
-        task = CachedStructureTask(embs, recs, cfg, sec.batch, sec.crop, sec.pos_weight, sec.seed)
+        task = tiny_cached_structure_task(12)[0]
         before = whole_loss(copy.deepcopy(task.model))
         losses.append(train_cached(task, sec, "cpu"))
         # it learns: the loss on the whole records falls (observed 0.768 -> 0.646 in 12 steps;

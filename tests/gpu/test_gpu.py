@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import resm_cli
+from tests.conftest import resm_cli, tiny_cached_structure_task
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -270,23 +270,6 @@ def test_a_resumed_run_on_the_gpu_repeats_the_uninterrupted_one(tmp_path, monkey
     np.testing.assert_allclose(again, first, rtol=1e-4)
 
 
-def _cached_structure_task():
-    """The comparison harness's conv head on cached embeddings of four small structures."""
-    from resm.compare.structure import TrainSection
-    from resm.compare.training import CachedStructureTask
-    from resm.heads.pair_map import StructureHeadConfig
-    from resm.structure.io import Structure, parse_dotbracket
-
-    db = "((((....))))....((((....))))"
-    seq = "GGGGAAACCCCAAAAGCGCAAAAGCGCA"[: len(db)]
-    recs = [Structure(f"r{k}", seq, parse_dotbracket(db)) for k in range(4)]
-    torch.manual_seed(0)
-    embs = [torch.randn(len(seq), 8) for _ in recs]
-    cfg = StructureHeadConfig(embed_dim=8, proj_dim=4, channels=4, blocks=1, dropout=0.0)
-    sec = TrainSection(steps=8, lr=1e-2, batch=2, crop=20, seed=3)
-    return CachedStructureTask(embs, recs, cfg, sec.batch, sec.crop, sec.pos_weight, sec.seed), sec
-
-
 def test_an_in_memory_run_on_the_gpu_follows_the_cpu_run():
     """The training loop in memory (train.out_dir None, engine torch) on the GPU, as the
     comparison harness trains its heads (resm.compare.training.train_cached): the same steps as
@@ -299,10 +282,10 @@ def test_an_in_memory_run_on_the_gpu_follows_the_cpu_run():
     t0 = time.perf_counter()
     losses = {}
     for device in ("cpu", "cuda"):
-        task, sec = _cached_structure_task()
+        task, sec = tiny_cached_structure_task(8)[:2]
         losses[device] = (train_cached(task, sec, device), task.losses)
         assert next(task.model.parameters()).device.type == device and not task.model.training
-    task, sec = _cached_structure_task()
+    task, sec = tiny_cached_structure_task(8)[:2]
     train = TrainConfig(
         out_dir=None, max_steps=4, log_every=1, val_every=0, ckpt_every=0, seed=3, device="cuda", precision="bf16"
     )

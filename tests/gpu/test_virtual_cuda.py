@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import tiny_cached_structure_task
 from tests.gpu.virtual_cuda import DeviceMismatch, VirtualCuda, on_gpu, pretend_cuda
 
 
@@ -60,33 +61,17 @@ def test_noncanonical_scoring_follows_the_scorers_device():
     assert len(ref[2]) and all(np.array_equal(a, b) for a, b in zip(ref, got))
 
 
-def _structure_task():
-    from resm.compare.structure import TrainSection
-    from resm.compare.training import CachedStructureTask
-    from resm.heads.pair_map import StructureHeadConfig
-    from resm.structure.io import Structure, parse_dotbracket
-
-    db = "((((....))))....((((....))))"
-    seq = "GGGGAAACCCCAAAAGCGCAAAAGCGCA"[: len(db)]
-    recs = [Structure(f"r{k}", seq, parse_dotbracket(db)) for k in range(4)]
-    torch.manual_seed(0)
-    embs = [torch.randn(len(seq), 8) for _ in recs]
-    cfg = StructureHeadConfig(embed_dim=8, proj_dim=4, channels=4, blocks=1, dropout=0.0)
-    sec = TrainSection(steps=6, lr=1e-2, batch=2, crop=20, seed=3)
-    return CachedStructureTask(embs, recs, cfg, sec.batch, sec.crop, sec.pos_weight, sec.seed), sec, embs, recs
-
-
 def test_the_in_memory_training_loop_on_the_gpu_follows_its_device(monkeypatch):
     """The training loop in memory (engine torch) with train.device cuda, as the comparison
     harness trains its heads, then the head's tiled inference: the CPU run's losses, weights
     and maps, the weights left on the GPU."""
     from resm.compare.training import head_probs, train_cached
 
-    ref, sec, embs, recs = _structure_task()
+    ref, sec, embs, recs = tiny_cached_structure_task(6)
     train_cached(ref, sec, "cpu")
     maps = head_probs(ref.model, embs, recs, 16)
     pretend_cuda(monkeypatch)
-    task = _structure_task()[0]
+    task = tiny_cached_structure_task(6)[0]
     with VirtualCuda():
         train_cached(task, sec, "cuda")
         assert all(on_gpu(p) for p in task.model.parameters())

@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import resm_main
-
-
-def _refused(p, run) -> str:
-    assert p.returncode == 1, p.stdout + p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and "%|" not in p.stderr, p.stderr  # one line, before the progress bars
-    assert not run.exists()  # no run folder
-    return lines[0]
+from tests.conftest import refused_before_work, resm_main
 
 
 def test_pretrain_refuses_a_missing_training_file_up_front(tmp_path):
     nope, run = tmp_path / "nope.fa", tmp_path / "run"
     p = resm_main("pretrain", "--config", "cpu_demo", f"data.train=[{nope}]", "model.arch=tiny",
                   f"train.out_dir={run}", check=False)  # fmt: skip
-    assert _refused(p, run) == f"resm pretrain: error: data.train[0]: {nope}: no such file"
+    assert refused_before_work(p, run) == f"resm pretrain: error: data.train[0]: {nope}: no such file"
 
 
 def test_finetune_refuses_a_missing_validation_file_up_front(tmp_path):
@@ -33,7 +25,7 @@ def test_finetune_refuses_a_missing_validation_file_up_front(tmp_path):
     p = resm_main("finetune", "--config", "structure", f"data.train={train}", f"data.val={nope}",
                   "data.families=null", "data.family_holdout=0", "data.select_on=val", "model.init=default",
                   f"train.out_dir={run}", check=False)  # fmt: skip
-    assert _refused(p, run) == f"resm finetune: error: data.val: {nope}: no such file"
+    assert refused_before_work(p, run) == f"resm finetune: error: data.val: {nope}: no such file"
 
 
 def test_a_link_to_nothing_is_said_as_such(tmp_path):
@@ -41,7 +33,7 @@ def test_a_link_to_nothing_is_said_as_such(tmp_path):
     link.symlink_to(tmp_path / "moved.fa")
     p = resm_main("pretrain", "--config", "cpu_demo", f"data.train=[{link}]", "model.arch=tiny",
                   f"train.out_dir={run}", check=False)  # fmt: skip
-    line = _refused(p, run)
+    line = refused_before_work(p, run)
     assert line.startswith(f"resm pretrain: error: data.train[0]: {link}: ") and "link" in line, line
 
 
@@ -56,7 +48,7 @@ def test_a_pair_head_too_big_to_train_is_refused_before_it_is_built(tmp_path, da
     run = tmp_path / "run"
     p = resm_main("finetune", "--config", "structure", "head.width=1000000000", "model.init=default",
                   f"train.out_dir={run}", check=False)  # fmt: skip
-    line = _refused(p, run)
+    line = refused_before_work(p, run)
     assert line.startswith("resm finetune: error: head: width 1000000000 gives the pair head about 5.6e+19 "), line
     assert "GiB to train" in line and "GiB (the machine's memory); give a smaller width" in line, line
 
@@ -65,7 +57,7 @@ def test_a_2d_head_too_big_to_train_is_refused(tmp_path, data):
     run = tmp_path / "run"
     p = resm_main("finetune", "--config", "structure_conv", "head.channels=1000000", "model.init=default",
                   f"train.out_dir={run}", check=False)  # fmt: skip
-    line = _refused(p, run)
+    line = refused_before_work(p, run)
     assert line.startswith("resm finetune: error: head: channels 1000000 gives the 2-D head about "), line
 
 
