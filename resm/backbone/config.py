@@ -25,6 +25,26 @@ class ESM2Config:
     def head_dim(self) -> int:
         return self.embed_dim // self.attention_heads
 
+    @property
+    def n_parameters(self) -> int:
+        """Parameters of the ESM-2 this config builds (:class:`resm.backbone.esm2.ESM2`), from the
+        config alone: the token embedding (tied to the LM head's output), per layer the attention's
+        four projections, the feed-forward pair and two layer norms, the final layer norm, the LM
+        head's dense, layer norm and bias, and the contact head's regression."""
+        d, v, n = self.embed_dim, self.vocab_size, self.num_layers
+        layer = 4 * (d * d + d) + (d * self.ffn_dim + self.ffn_dim) + (self.ffn_dim * d + d) + 4 * d
+        lm_head = d * d + d + 2 * d + v
+        return v * d + n * layer + 2 * d + lm_head + n * self.attention_heads + 1
+
+    def require_buildable(self, key: str, value: str, train: bool = True) -> None:
+        """Refuse (one line naming ``key`` and its ``value``) an ESM-2 too big for this machine,
+        before it is built: to train (``train``: weights, gradients, Adam's moments) or only to
+        hold its weights (:func:`resm.utils.memory.require_trainable`)."""
+        from ..utils.memory import WEIGHT_BYTES_PER_PARAMETER, require_trainable
+
+        per = None if train else WEIGHT_BYTES_PER_PARAMETER
+        require_trainable(self.n_parameters, key, value, "the ESM-2", bytes_per_parameter=per)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

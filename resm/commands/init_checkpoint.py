@@ -35,9 +35,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> None:
+    from ..backbone.config import ARCHS
     from ..backbone.load import fair_esm_name_problem, init_model, regression_path, resm_meta, save_fair_esm, save_hf
     from ..mapping import get_scheme
 
+    ARCHS[a.arch].require_buildable("--arch", a.arch, train=False)  # before weights too big are built
     model = init_model(a.arch, seed=a.seed)
     scheme = get_scheme(a.scheme) if a.scheme else None
     meta = resm_meta(scheme, a.arch, init="random", seed=a.seed)

@@ -275,6 +275,9 @@ def load_model_backbone(cfg, scheme: Scheme):
             )
         loaded = load_backbone(cfg.init, scheme, trust=cfg.trust_checkpoint)
         return loaded.model, loaded.meta.get("arch"), cfg.init
+    from ..backbone.config import ARCHS
+
+    ARCHS[cfg.arch].require_buildable("model.arch", cfg.arch)  # before a model too big is built
     return init_model(cfg.arch, seed=cfg.init_seed), cfg.arch, f"random:{cfg.arch}"
 
 

@@ -46,6 +46,8 @@ __all__ = [
     "train_bytes",
     "require_trainable",
     "TOTAL_MEMORY_CAP",
+    "TRAIN_BYTES_PER_PARAMETER",
+    "WEIGHT_BYTES_PER_PARAMETER",
     "GIB",
 ]
 
@@ -125,6 +127,7 @@ def available_memory() -> int | None:
 
 TOTAL_MEMORY_CAP = 2**40  # bytes a model may take to train where the machine's memory is unknown (1 TiB)
 TRAIN_BYTES_PER_PARAMETER = 16  # fp32 weights, their gradients and Adam's two moments
+WEIGHT_BYTES_PER_PARAMETER = 4  # fp32 weights alone (a model built only to be written)
 
 
 def total_memory() -> int | None:
@@ -151,25 +154,32 @@ def total_memory() -> int | None:
     return total if total and total > 0 else None
 
 
-def train_bytes(n_parameters: int) -> int:
+def train_bytes(n_parameters: int, bytes_per_parameter: int = TRAIN_BYTES_PER_PARAMETER) -> int:
     """Least bytes training ``n_parameters`` takes: :data:`TRAIN_BYTES_PER_PARAMETER` each
-    (activations and the backbone come on top, so this bound only refuses the hopeless)."""
-    return int(n_parameters) * TRAIN_BYTES_PER_PARAMETER
+    (activations and the backbone come on top, so this bound only refuses the hopeless);
+    ``bytes_per_parameter``: another count (:data:`WEIGHT_BYTES_PER_PARAMETER`: the weights alone)."""
+    return int(n_parameters) * int(bytes_per_parameter)
 
 
-def require_trainable(n_parameters: int, key: str, value: int, what: str) -> None:
+def require_trainable(
+    n_parameters: int, key: str, value: int | str, what: str, bytes_per_parameter: int | None = None
+) -> None:
     """Refuse (ValueError, one line naming ``key`` and its ``value``) ``what`` of
     ``n_parameters`` parameters, estimated from its config before it is built, when training
     it needs more than the machine's total memory (:func:`total_memory`;
     :data:`TOTAL_MEMORY_CAP` where that is unknown): it could never train, and building it got
-    the process killed by the kernel's OOM killer rather than a one-line error."""
-    need, total = train_bytes(n_parameters), total_memory()
+    the process killed by the kernel's OOM killer rather than a one-line error.
+    ``bytes_per_parameter``: :data:`WEIGHT_BYTES_PER_PARAMETER` for a model built only to be
+    written (``resm init-checkpoint``), whose weights alone must fit; None: to train."""
+    train = bytes_per_parameter is None
+    need = train_bytes(n_parameters, TRAIN_BYTES_PER_PARAMETER if train else bytes_per_parameter)
+    total = total_memory()
     bound, where = (total, "the machine's memory") if total else (TOTAL_MEMORY_CAP, "the cap where memory is unknown")
     if need > bound:
+        use = "to train (weights, gradients, Adam's moments)" if train else "for its weights"
         raise ValueError(
             f"{key} {value} gives {what} about {n_parameters:.3g} parameters, which need about "
-            f"{need / GIB:.3g} GiB to train (weights, gradients, Adam's moments), more than {bound / GIB:.1f} GiB "
-            f"({where}); give a smaller {key}"
+            f"{need / GIB:.3g} GiB {use}, more than {bound / GIB:.1f} GiB ({where}); give a smaller {key}"
         )
 
 

@@ -107,3 +107,45 @@ def test_the_counts_are_those_of_the_built_heads(monkeypatch):
     monkeypatch.setattr(memory, "total_memory", lambda: None)
     with pytest.raises(ValueError, match=r"the cap where memory is unknown"):
         PairHeadConfig(pair_width=2**20).require_trainable()
+
+
+# A backbone's size comes from model.arch (resm pretrain and finetune with random weights) or
+# resm init-checkpoint --arch: model.arch=esm2_t48_15B_UR50D built 60 GB of weights, each tensor
+# fitting, until the kernel's OOM killer ended the process. Its parameters are now counted from
+# its config (ESM2Config.n_parameters) and a backbone too big for the machine refused before it
+# is built: to train (pretraining trains it all), or to hold its weights (init-checkpoint).
+
+
+def test_the_backbone_count_is_that_of_the_built_model():
+    from resm.backbone.config import ARCHS, ESM2Config
+    from resm.backbone.esm2 import ESM2
+
+    for cfg in (ARCHS["tiny"], ESM2Config(3, 48, 6, vocab_size=20)):
+        assert cfg.n_parameters == sum(p.numel() for p in ESM2(cfg).parameters())
+    assert 1.4e10 < ARCHS["esm2_t48_15B_UR50D"].n_parameters < 1.6e10
+
+
+def test_a_backbone_too_big_to_train_is_refused_before_it_is_built(tmp_path, data, monkeypatch):
+    import resm.utils.memory as memory
+
+    monkeypatch.setattr(memory, "total_memory", lambda: 2**20)  # a 1 MiB machine: small needs 12 MiB to train
+    run = tmp_path / "run"
+    p = resm_main("pretrain", "--config", "cpu_demo", "model.arch=small", "train.max_steps=1",
+                  f"train.out_dir={run}", check=False)  # fmt: skip
+    line = refused_before_work(p, run)
+    assert line.startswith("resm pretrain: error: model.arch small gives the ESM-2 about 8."), line
+    assert "GiB to train (weights, gradients, Adam's moments), more than 0.0 GiB" in line, line
+    assert line.endswith("give a smaller model.arch"), line
+
+
+def test_init_checkpoint_refuses_weights_too_big_for_the_machine(tmp_path, monkeypatch):
+    """resm init-checkpoint only writes the weights: 4 bytes a parameter must fit."""
+    import resm.utils.memory as memory
+
+    monkeypatch.setattr(memory, "total_memory", lambda: 2**20)  # tiny's 0.4 MiB fit, small's 3.3 do not
+    out = tmp_path / "small.pt"
+    p = resm_main("init-checkpoint", "--arch", "small", "-o", str(out), check=False)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "--arch small gives the ESM-2 about " in p.stderr and "GiB for its weights" in p.stderr, p.stderr
+    assert not list(tmp_path.iterdir())  # nothing written
+    assert resm_main("init-checkpoint", "--arch", "tiny", "-o", str(tmp_path / "tiny.pt")).returncode == 0
