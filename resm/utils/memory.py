@@ -161,6 +161,12 @@ def train_bytes(n_parameters: int, bytes_per_parameter: int = TRAIN_BYTES_PER_PA
     return int(n_parameters) * int(bytes_per_parameter)
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def require_trainable(
     n_parameters: int, key: str, value: int | str, what: str, bytes_per_parameter: int | None = None
 ) -> None:
@@ -170,8 +176,13 @@ def require_trainable(
     :data:`TOTAL_MEMORY_CAP` where that is unknown): it could never train, and building it got
     the process killed by the kernel's OOM killer rather than a one-line error.
     ``bytes_per_parameter``: :data:`WEIGHT_BYTES_PER_PARAMETER` for a model built only to be
-    written (``resm init-checkpoint``), whose weights alone must fit; None: to train."""
+    written (``resm init-checkpoint``), whose weights alone must fit; None: to train, on a
+    machine with a GPU counted as the weights alone too (the model is built in this memory,
+    its gradients and optimiser states live on the GPU), so that only a model that cannot be
+    built at all is refused there."""
     train = bytes_per_parameter is None
+    if train and _cuda_available():  # Adam's moments and the gradients go to the GPU: the CPU builds the weights
+        train, bytes_per_parameter = False, WEIGHT_BYTES_PER_PARAMETER
     need = train_bytes(n_parameters, TRAIN_BYTES_PER_PARAMETER if train else bytes_per_parameter)
     total = total_memory()
     bound, where = (total, "the machine's memory") if total else (TOTAL_MEMORY_CAP, "the cap where memory is unknown")

@@ -12,6 +12,15 @@ import pytest
 from tests.conftest import refused_before_work, resm_main
 
 
+@pytest.fixture(autouse=True)
+def _a_machine_without_a_gpu(monkeypatch):
+    """The memory bounds below are those of a machine without a GPU (training's 16 bytes a
+    parameter); where there is one, only the weights are counted, which one test sets."""
+    import resm.utils.memory as memory
+
+    monkeypatch.setattr(memory, "_cuda_available", lambda: False)
+
+
 def test_pretrain_refuses_a_missing_training_file_up_front(tmp_path):
     nope, run = tmp_path / "nope.fa", tmp_path / "run"
     p = resm_main("pretrain", "--config", "cpu_demo", f"data.train=[{nope}]", "model.arch=tiny",
@@ -104,6 +113,11 @@ def test_the_counts_are_those_of_the_built_heads(monkeypatch):
     wide = PairHeadConfig(width=1500)  # a trained head's config is read whatever the machine: not checked
     with pytest.raises(ValueError, match=r"^width 1500 gives the pair head about 1\.26e\+08 parameters.* 1\.0 GiB"):
         wide.require_trainable()
+    monkeypatch.setattr(memory, "_cuda_available", lambda: True)  # on a GPU machine: the weights alone here
+    wide.require_trainable()  # 0.47 GiB of weights
+    with pytest.raises(ValueError, match=r"^width 3000 gives the pair head .* GiB for its weights, more than 1\.0"):
+        PairHeadConfig(width=3000).require_trainable()
+    monkeypatch.setattr(memory, "_cuda_available", lambda: False)
     monkeypatch.setattr(memory, "total_memory", lambda: None)
     with pytest.raises(ValueError, match=r"the cap where memory is unknown"):
         PairHeadConfig(pair_width=2**20).require_trainable()
