@@ -2,8 +2,10 @@
 
 * :func:`load_config` reads a YAML file, applies command-line overrides and expands
   ``{data_dir}`` (:func:`default_data_dir`), remembering which strings it expanded and where
-  the folder came from (:class:`LoadedConfig`): :func:`check_inputs_outside`, run by every
-  training command and ``resm compare`` before any work, says a missing data file with both;
+  the folder came from in an entry of the config (:data:`DATA_DIR_ORIGIN`, which every copy
+  keeps and :func:`config_sections` leaves out of what is validated and written):
+  :func:`check_inputs_outside`, run by every training command and ``resm compare`` before any
+  work, says a missing data file with both;
   a data file named as given (a key of :data:`INPUT_FILE_KEYS`) that is missing is refused
   there too, naming the key.
 * :func:`find_config` finds a config by path or by the name of one shipped with the package
@@ -52,7 +54,9 @@ __all__ = [
     "PathText",
     "check_device",
     "load_config",
-    "LoadedConfig",
+    "DATA_DIR_ORIGIN",
+    "config_sections",
+    "data_dir_origin",
     "apply_override",
     "default_data_dir",
     "find_config",
@@ -403,15 +407,28 @@ def _named_paths(x: Any, key: str) -> Iterator[tuple[str, str]]:
             yield from _named_paths(v, f"{key}.{k}" if key else str(k))
 
 
-class LoadedConfig(dict):
-    """A config as :func:`load_config` returns it: a plain mapping of sections, which also
-    knows where its data folder came from (``data_dir_source``: ``$RESM_DATA``, the config's
-    ``data_dir``, ...) and which of its strings were written with ``{data_dir}``
-    (``from_data_dir``: keys as ``data.train[0]``), so that a missing data file is said with
-    the folder's origin (:func:`check_inputs_outside`)."""
+DATA_DIR_ORIGIN = "_data_dir_origin"
+"""The entry :func:`load_config` adds to the config it returns: where its data folder came from
+(``source``: ``$RESM_DATA``, the config's ``data_dir``, ...) and which of its strings were
+written with ``{data_dir}`` (``templated``: keys as ``data.train[0]``), so that a missing data
+file is said with the folder's origin (:func:`check_inputs_outside`). An entry of the mapping,
+plain strings, it survives every copy (``dict(cfg)``, ``copy.deepcopy``, a JSON round trip);
+:func:`config_sections` leaves it out of what is validated and written."""
 
-    data_dir_source: str = ""
-    from_data_dir: frozenset = frozenset()
+
+def config_sections(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` without :data:`DATA_DIR_ORIGIN`: the sections a validator checks and a run
+    writes (its ``config.json``)."""
+    return {k: v for k, v in cfg.items() if k != DATA_DIR_ORIGIN}
+
+
+def data_dir_origin(cfg: Mapping[str, Any]) -> tuple[str, frozenset]:
+    """``(where the data folder came from, keys written with {data_dir})`` of a config from
+    :func:`load_config` (``("", frozenset())`` for one built otherwise)."""
+    origin = cfg.get(DATA_DIR_ORIGIN)
+    if not isinstance(origin, Mapping):
+        return "", frozenset()
+    return str(origin.get("source") or ""), frozenset(origin.get("templated") or ())
 
 
 INPUT_FILE_KEYS = frozenset({"train", "val", "test", "families", "split", "clusters", "file", "val_sets"})
@@ -428,12 +445,12 @@ def _is_input_file(key: str) -> bool:
 
 def _missing_inputs(cfg: dict[str, Any], named: list[tuple[str, str]]) -> None:
     """Refuse, naming the key and the path, a data file that does not exist: one named by a key
-    of :data:`INPUT_FILE_KEYS`, or any string written with ``{data_dir}`` (:class:`LoadedConfig`),
+    of :data:`INPUT_FILE_KEYS`, or any string written with ``{data_dir}`` (:data:`DATA_DIR_ORIGIN`),
     which the error says with where the data folder came from and how to set it (the folder
     unset or wrong). Such a file was found only once reading started, after the progress bars."""
     from .utils.paths import no_such
 
-    templated = getattr(cfg, "from_data_dir", frozenset())
+    source, templated = data_dir_origin(cfg)
     for key, text in named:
         if not text or "cache" in key.lower() or (key not in templated and not _is_input_file(key)):
             continue
@@ -445,7 +462,7 @@ def _missing_inputs(cfg: dict[str, Any], named: list[tuple[str, str]]) -> None:
         where = ""
         if key in templated:
             data_dir = str(cfg.get("data_dir") or "")
-            source = getattr(cfg, "data_dir_source", "") or "data_dir"
+            source = source or "data_dir"
             gone = "" if os.path.isdir(data_dir) else " and does not exist"
             how = "give data_dir=DIR" if "data_dir" in source else "set RESM_DATA or give data_dir=DIR"
             where = f" (the data folder {data_dir} is {source}{gone}; {how})"
@@ -460,10 +477,11 @@ def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: s
     naming ``folder`` itself, ``data_dir`` and caches (written to, never replaced) are
     skipped. First, a data file that does not exist is refused (:func:`_missing_inputs`),
     with where the data folder came from when it was written with ``{data_dir}``."""
-    _missing_inputs(cfg, [(k, t) for k, t in _named_paths(cfg, "") if k != what and k != "data_dir"])
+    sections = config_sections(cfg)
+    _missing_inputs(cfg, [(k, t) for k, t in _named_paths(sections, "") if k != what and k != "data_dir"])
     root = os.path.realpath(folder)
     data_dir = str(cfg.get("data_dir") or "")
-    named = list(_named_paths({k: v for k, v in cfg.items() if k != "data_dir"}, ""))
+    named = list(_named_paths({k: v for k, v in sections.items() if k != "data_dir"}, ""))
     named += [(label, os.fspath(p)) for label, p in (files or {}).items() if p is not None]
     for key, text in named:
         if key == what or "cache" in key.lower() or not text or "\n" in text or len(text) > 4096:
@@ -558,9 +576,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> LoadedConfig:
+def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> dict[str, Any]:
     """Read a YAML config, apply overrides, and expand ``{data_dir}`` in strings (``data_dir``:
-    a path, :data:`PathText`; null or empty: :func:`default_data_dir`)."""
+    a path, :data:`PathText`; null or empty: :func:`default_data_dir`), recording where the
+    folder came from and what was expanded in :data:`DATA_DIR_ORIGIN` (one the file gives is
+    replaced)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; --config takes a YAML file")
@@ -589,10 +609,11 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> LoadedCon
     else:
         source = "$RESM_DATA" if os.environ.get("RESM_DATA") else "the default (RESM_DATA is unset)"
         data_dir = default_data_dir()
-    templated = frozenset(k for k, t in _named_paths(cfg, "") if "{data_dir}" in t)
-    cfg = LoadedConfig(_substitute(cfg, data_dir))
+    cfg = config_sections(cfg)
+    templated = sorted(k for k, t in _named_paths(cfg, "") if "{data_dir}" in t)
+    cfg = _substitute(cfg, data_dir)
     cfg["data_dir"] = data_dir
-    cfg.data_dir_source, cfg.from_data_dir = source, templated
+    cfg[DATA_DIR_ORIGIN] = {"source": source, "templated": templated}
     return cfg
 
 

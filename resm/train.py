@@ -39,7 +39,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .backbone.load import CheckpointError, non_finite
-from .config import ConfigError, check_inputs_outside, from_dict
+from .config import ConfigError, check_inputs_outside, config_sections, from_dict
 from .engines import DeepSpeedEngine, TorchEngine, lr_lambda, read_deepspeed_config, trained_weights
 from .train_config import OptimConfig, TrainConfig
 from .train_state import (
@@ -669,7 +669,7 @@ def run_task(make_task, cfg: dict[str, Any], sections: set, config_file: str | o
     (``make_task(cfg)``) and the loop, train, and shut the process group down in order.
     Returns ``(fit result, task)``."""
     known = set(sections) | {"optim", "train", "data_dir"}
-    unknown = sorted(set(cfg) - known)
+    unknown = sorted(set(config_sections(cfg)) - known)
     if unknown:
         raise ConfigError(f"unknown config section(s) {unknown}; known: {sorted(known)}")
     optim = from_dict(OptimConfig, cfg.get("optim"), "optim")
@@ -696,6 +696,6 @@ def run_task(make_task, cfg: dict[str, Any], sections: set, config_file: str | o
             f"the model and head the config describes do not fit in memory ({why}); check the sizes in model and head"
         ) from None
     try:
-        return Trainer(task, optim, train, config_dump=cfg).fit(), task
+        return Trainer(task, optim, train, config_dump=config_sections(cfg)).fit(), task
     finally:
         shutdown_distributed()

@@ -8,9 +8,12 @@ of where the folder came from; ``resm finetune`` and ``resm compare`` failed as 
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
-from resm.config import ConfigError, check_inputs_outside, find_config, load_config
+from resm.config import ConfigError, check_inputs_outside, data_dir_origin, find_config, load_config
 from tests.conftest import refused_before_work, resm_main
 
 
@@ -59,15 +62,45 @@ def test_only_strings_written_with_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("RESM_DATA", str(tmp_path))
     path = find_config("cpu_demo", "pretrain")
     cfg = load_config(path, [f"data.train=[{tmp_path / 'mine.fasta'}]"])
-    assert cfg.from_data_dir == frozenset() and cfg.data_dir_source == "$RESM_DATA"
+    assert data_dir_origin(cfg) == ("$RESM_DATA", frozenset())
     with pytest.raises(ConfigError, match=r"^data\.train\[0\]: .*mine\.fasta: no such file$"):
         check_inputs_outside(cfg, tmp_path / "run", "train.out_dir")
     (tmp_path / "mine.fasta").write_bytes(b"")
     check_inputs_outside(cfg, tmp_path / "run", "train.out_dir")
     cfg = load_config(path)
-    assert cfg.from_data_dir == {"data.train[0]"}
+    assert data_dir_origin(cfg) == ("$RESM_DATA", {"data.train[0]"})
     with pytest.raises(ConfigError, match=r"^data\.train\[0\]: .*: no such file \(the data folder"):
         check_inputs_outside(cfg, tmp_path / "run", "train.out_dir")
     (tmp_path / "pretrain").mkdir()
     (tmp_path / "pretrain" / "rfam14.2_seed_sequences.fasta.gz").write_bytes(b"")
     check_inputs_outside(cfg, tmp_path / "run", "train.out_dir")
+
+
+COPIES = {
+    "dict": dict,
+    "deepcopy": copy.deepcopy,
+    "json": lambda c: json.loads(json.dumps(c)),
+}
+
+
+@pytest.mark.parametrize("how", sorted(COPIES))
+def test_the_hint_survives_a_copy_of_the_config(tmp_path, how):
+    """Where the data folder came from is an entry of the config, not an attribute of the
+    object load_config returns: a copy (``dict(cfg)``, ``copy.deepcopy``, a JSON round trip)
+    still says it, and still passes the checks of the training commands (run_task, through
+    resm.tasks.run) and resm compare (parse_config). A copy lost it, and the error became
+    '...: no such file' with no word of the data folder."""
+    from resm.compare.config import parse_config
+    from resm.tasks import FINETUNE_TASKS, run
+
+    gone, out = tmp_path / "nonexistent", tmp_path / "run"
+    hint = f"(the data folder {gone} is data_dir= on the command line and does not exist; give data_dir=DIR)"
+    cfg = COPIES[how](load_config(find_config("structure", "finetune"), [f"data_dir={gone}", f"train.out_dir={out}"]))
+    with pytest.raises(ConfigError, match=r"^data\.train: .*TR0\.dbn: no such file ") as e:
+        run(cfg, known=FINETUNE_TASKS)
+    assert str(e.value).endswith(hint) and not out.exists()
+    cfg = COPIES[how](load_config(find_config("cpu_small", "compare"), [f"data_dir={gone}", f"out_dir={out}"]))
+    parse_config(cfg, "cpu_small")
+    with pytest.raises(ConfigError, match=r"^data\.train: .*TR0\.dbn: no such file ") as e:
+        check_inputs_outside(cfg, out, "out_dir")
+    assert str(e.value).endswith(hint)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..config import ConfigError, PathText, check_device, coerce, from_dict
+from ..config import ConfigError, PathText, check_device, coerce, config_sections, from_dict
 from ..train_config import OptimConfig
 from ..utils.device import THREADS_RULE, threads_ok
 from ..utils.seeds import SEED_RULE, seed_ok
@@ -257,7 +257,7 @@ def parse_config(cfg: dict[str, Any], name: str = "compare") -> CompareConfig:
     coerce(PathText | None, cfg.get("data_dir"), "data_dir")  # as load_config reads it
     declared = _sections()
     known = (*declared, *COMMON_KEYS)
-    for k in cfg:
+    for k in config_sections(cfg):
         if k not in known:
             raise ConfigError(f"compare config: unknown key {k!r}; known: {', '.join(known)}")
     tasks = _parse_tasks(cfg.get("tasks"))

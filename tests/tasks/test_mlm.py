@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from resm.backbone.load import load_backbone
+from resm.config import DATA_DIR_ORIGIN
 from tests.conftest import REPO, killed_at_checkpoint, logged, resm_cli, resm_main
 
 
@@ -103,6 +104,8 @@ def test_resume_with_changed_config_is_refused(tmp_path):
     # the first run and the refusals in this process (resm.cli.main, the same code without an
     # interpreter's start-up); the resumed run through the real entry point
     resm_main("pretrain", "--config", cfg)
+    written = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert "data" in written and DATA_DIR_ORIGIN not in written  # load_config's own entry is not written
     listing = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     # a change to the task's own sections is always refused, naming the key and both values
     p = resm_main("pretrain", "--config", cfg, "train.max_steps=8", "masking.mask_prob=0.3", check=False)
