@@ -277,7 +277,10 @@ def load_model_backbone(cfg, scheme: Scheme):
         return loaded.model, loaded.meta.get("arch"), cfg.init
     from ..backbone.config import ARCHS
 
-    ARCHS[cfg.arch].require_buildable("model.arch", cfg.arch)  # before a model too big is built
+    # before a model too big is built: its weights, gradients and Adam's moments where it trains
+    # (mode full: pretraining, or fine-tuning it all); its weights alone where it stays frozen
+    # (modes frozen and adapters: only the heads, and a LoRA adapter, train)
+    ARCHS[cfg.arch].require_buildable("model.arch", cfg.arch, train=cfg.mode == "full")
     return init_model(cfg.arch, seed=cfg.init_seed), cfg.arch, f"random:{cfg.arch}"
 
 

@@ -163,3 +163,23 @@ def test_init_checkpoint_refuses_weights_too_big_for_the_machine(tmp_path, monke
     assert "--arch small gives the ESM-2 about " in p.stderr and "GiB for its weights" in p.stderr, p.stderr
     assert not list(tmp_path.iterdir())  # nothing written
     assert resm_main("init-checkpoint", "--arch", "tiny", "-o", str(tmp_path / "tiny.pt")).returncode == 0
+
+
+def test_a_frozen_backbone_from_random_weights_needs_its_weights_only(monkeypatch):
+    """resm finetune from model.arch with the backbone frozen (mode frozen, or adapters: a LoRA
+    adapter on it) trains the heads only: the backbone's weights must fit (4 bytes a parameter),
+    not training's 16, which a backbone that trains (mode full) still needs. A frozen small
+    backbone was refused on a machine that holds its weights."""
+    import resm.utils.memory as memory
+    from resm.mapping import get_scheme
+    from resm.tasks.base import ModelConfig, load_model_backbone
+
+    monkeypatch.setattr(memory, "total_memory", lambda: 6 * 2**20)  # small: 3.3 MiB of weights, 13 MiB to train
+    for mode in ("frozen", "adapters"):
+        model, arch, source = load_model_backbone(ModelConfig(arch="small", mode=mode), get_scheme("kdny"))
+        assert (arch, source) == ("small", "random:small") and model.num_layers == 4
+    with pytest.raises(ValueError, match=r"^model\.arch small gives the ESM-2 about .* GiB to train \(weights, "):
+        load_model_backbone(ModelConfig(arch="small", mode="full"), get_scheme("kdny"))
+    monkeypatch.setattr(memory, "total_memory", lambda: 2**20)  # 1 MiB: not even the weights
+    with pytest.raises(ValueError, match=r"^model\.arch small gives the ESM-2 about .* GiB for its weights, more"):
+        load_model_backbone(ModelConfig(arch="small", mode="frozen"), get_scheme("kdny"))
