@@ -443,16 +443,20 @@ def _is_input_file(key: str) -> bool:
     return bool(names) and (names[-1] in INPUT_FILE_KEYS or "val_sets" in names[:-1])
 
 
-def _missing_inputs(cfg: dict[str, Any], named: list[tuple[str, str]]) -> None:
+def _missing_inputs(cfg: dict[str, Any], named: list[tuple[str, str]], optional: Sequence[str] = ()) -> None:
     """Refuse, naming the key and the path, a data file that does not exist: one named by a key
     of :data:`INPUT_FILE_KEYS`, or any string written with ``{data_dir}`` (:data:`DATA_DIR_ORIGIN`),
     which the error says with where the data folder came from and how to set it (the folder
-    unset or wrong). Such a file was found only once reading started, after the progress bars."""
+    unset or wrong). Such a file was found only once reading started, after the progress bars.
+    Keys in the sections ``optional`` are left to their reader (``resm compare`` skips a
+    backend whose weights are missing)."""
     from .utils.paths import no_such
 
     source, templated = data_dir_origin(cfg)
     for key, text in named:
         if not text or "cache" in key.lower() or (key not in templated and not _is_input_file(key)):
+            continue
+        if re.split(r"[.\[]", key, maxsplit=1)[0] in optional:
             continue
         try:
             if os.path.exists(text):
@@ -469,16 +473,20 @@ def _missing_inputs(cfg: dict[str, Any], named: list[tuple[str, str]]) -> None:
         raise ConfigError(f"{key}: {text}: {no_such(text, 'file')}{where}")
 
 
-def check_inputs_outside(cfg: dict[str, Any], folder: str | os.PathLike, what: str, files: dict | None = None) -> None:
+def check_inputs_outside(
+    cfg: dict[str, Any], folder: str | os.PathLike, what: str, files: dict | None = None, optional: Sequence[str] = ()
+) -> None:
     """Refuse, naming the key, a config whose inputs lie in ``folder`` (the ``what`` key, a run
     folder the run fills with its config, log, checkpoints and model, which would replace
     them): every string of ``cfg`` that names an existing file or folder (as given, or under
     ``data_dir``), and ``files`` (``{label: path}``, e.g. the config file itself). Keys
     naming ``folder`` itself, ``data_dir`` and caches (written to, never replaced) are
     skipped. First, a data file that does not exist is refused (:func:`_missing_inputs`),
-    with where the data folder came from when it was written with ``{data_dir}``."""
+    with where the data folder came from when it was written with ``{data_dir}``, except in the
+    sections ``optional``."""
     sections = config_sections(cfg)
-    _missing_inputs(cfg, [(k, t) for k, t in _named_paths(sections, "") if k != what and k != "data_dir"])
+    named = [(k, t) for k, t in _named_paths(sections, "") if k != what and k != "data_dir"]
+    _missing_inputs(cfg, named, optional)
     root = os.path.realpath(folder)
     data_dir = str(cfg.get("data_dir") or "")
     named = list(_named_paths({k: v for k, v in sections.items() if k != "data_dir"}, ""))

@@ -35,7 +35,9 @@ Outputs under ``out_dir`` (default ``runs/compare/<config name>/``), all written
 :mod:`resm.compare.report`: ``results.md`` (one section and table per task), one CSV per task
 (its descriptor's ``csv``), the task's other outputs (the structure task's
 ``per_sequence.csv`` and plots) and ``config.json``. A backend whose package or weights are
-missing is a ``skipped: <reason>`` row in every task's table; one that cannot take a task's
+missing (a checkpoint written with ``{data_dir}`` too: ``resm compare`` leaves the backends out of
+its check of missing data files, unless ``--strict``) is a ``skipped: <reason>`` row in every
+task's table (``--strict``: an error, nothing written); one that cannot take a task's
 sequences is skipped in that task's table only. "n/a" marks what a backend cannot do.
 
 Timing and memory: :mod:`resm.compare.measure`.

@@ -75,3 +75,24 @@ def test_nothing_compared_is_an_error_not_wrote_n_files(tmp_path, capsys):
     )
     assert "wrote" not in cap.out
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_checkpoint_under_data_dir_is_a_skip_as_any_other(tmp_path, capsys):
+    """A backend's checkpoint written as {data_dir}/... that is not there is skipped, its row
+    naming the file, as any backend whose weights are missing (the compare config's rule);
+    --strict refuses it before any work, saying where the data folder came from. It was a
+    one-line error even without --strict."""
+    path = _cfg(tmp_path, [{"name": "gone", "kind": "resm", "checkpoint": "{data_dir}/models/gone.pt"},
+                           {"name": "v", "kind": "viennarna"}])  # fmt: skip
+    gone = tmp_path / "models" / "gone.pt"
+    assert cli_main(["compare", "--config", str(path), f"data_dir={tmp_path}", "--strict"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"resm compare: error: backends[0].checkpoint: {gone}: no such file "
+        f"(the data folder {tmp_path} is data_dir= on the command line; give data_dir=DIR)"
+    ]
+    assert not (tmp_path / "out").exists()
+    assert cli_main(["compare", "--config", str(path), f"data_dir={tmp_path}"]) == 0
+    cap = capsys.readouterr()
+    assert f"SKIPPED backend gone: checkpoint {gone} not found" in cap.out
+    assert "compared 1 backends (v)" in cap.out and "SKIPPED 1 backends: gone" in cap.err
+    assert f"skipped: checkpoint {gone} not found" in (tmp_path / "out" / "results.csv").read_text()
