@@ -2,15 +2,18 @@
 the learning-rate schedule, the precision and the engine's checkpoint files. :class:`TorchEngine`
 (plain torch, DistributedDataParallel over several processes) and :class:`DeepSpeedEngine`
 (ZeRO stages 0-3 from a DeepSpeed JSON, with :func:`deepspeed_settings` putting the loop's
-settings into it), the schedule (:func:`lr_lambda`: linear warm-up, then cosine or linear
-decay), AdamW's parameter groups (:func:`param_groups`) and :func:`trained_weights`, the one
-home of a run's trained weights as its final files hold them."""
+settings into it, and :func:`refuse_stale_build_locks` run before DeepSpeed starts), the
+schedule (:func:`lr_lambda`: linear warm-up, then cosine or linear decay), AdamW's parameter
+groups (:func:`param_groups`) and :func:`trained_weights`, the one home of a run's trained
+weights as its final files hold them."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import math
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -231,6 +234,71 @@ def deepspeed_settings(ds_cfg: dict[str, Any], optim: OptimConfig, train: TrainC
         if torch.device(device).type == "cuda" and train.precision == key:  # CPU: no half precision
             ds_cfg[key] = {**(section if isinstance(section, dict) else {}), "enabled": True}
     return ds_cfg
+
+
+class StaleBuildLock(ValueError):
+    """A DeepSpeed op's build lock that no process holds (one line naming the file)."""
+
+
+def _extensions_root() -> Path:
+    """Where torch builds C++ extensions, DeepSpeed's ops among them, as
+    ``torch.utils.cpp_extension`` chooses it: ``$TORCH_EXTENSIONS_DIR``, else
+    ``~/.cache/torch_extensions/py<version>_<cpu|cuXY|rocmXY>``."""
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if root is not None:
+        return Path(root)
+    from torch.utils.cpp_extension import get_default_build_root
+
+    hip, cuda = torch.version.hip, torch.version.cuda
+    accel = f"rocm{hip.replace('.', '')}" if hip else f"cu{cuda.replace('.', '')}" if cuda else "cpu"
+    py = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+    return Path(get_default_build_root()) / f"{py}_{accel}"
+
+
+def _held_open(path: Path) -> bool | None:
+    """Whether a process of this machine (one this user may look into) has ``path`` open, from
+    ``/proc/<pid>/fd``; None where there is no ``/proc`` to tell."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return None
+    target = os.path.realpath(path)
+    for fds in proc.glob("[0-9]*/fd"):
+        try:
+            entries = list(fds.iterdir())
+        except OSError:  # another user's process, or one that ended
+            continue
+        for fd in entries:
+            with contextlib.suppress(OSError):  # a descriptor closed since (the listing's own)
+                if os.readlink(fd) == target:
+                    return True
+    return False
+
+
+def refuse_stale_build_locks() -> None:
+    """Refuse (:class:`StaleBuildLock`) to start DeepSpeed while one of its ops' build folders
+    holds a ``lock`` no process holds. DeepSpeed builds an op it lacks (on a CPU,
+    ``deepspeed_shm_comm`` when it starts, ``cpu_adam`` for an offloaded optimiser) through
+    torch's ``cpp_extension``, whose lock (``torch.utils.file_baton.FileBaton``) is a file
+    created exclusively and held open by the building process, removed when the build ends;
+    another process waits while it exists, with no time limit. A build killed (SIGKILL, the
+    OOM killer) leaves it behind, and every later start waited forever. The file holds no
+    process id, but a build in progress has it open: one that no process of this machine has
+    open is stale. It is not removed here: a build on another machine sharing the folder (a
+    network home) cannot be seen from this one, so the user, told the file, removes it. Without
+    ``/proc`` nothing is judged."""
+    root = _extensions_root()
+    try:
+        from deepspeed.git_version_info import installed_ops  # every op DeepSpeed may build
+    except ImportError:
+        return
+    for op in sorted(installed_ops):
+        lock = root / op / "lock"
+        if os.path.lexists(lock) and _held_open(lock) is False:
+            raise StaleBuildLock(
+                f"{lock}: a lock left by a build of DeepSpeed's {op} op that was stopped (no process holds it); "
+                "DeepSpeed would wait for it forever: delete it (if no build runs on another machine sharing "
+                "this folder) and start again"
+            )
 
 
 class DeepSpeedEngine:

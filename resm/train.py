@@ -40,7 +40,14 @@ from tqdm.auto import tqdm
 
 from .backbone.load import CheckpointError, non_finite
 from .config import ConfigError, check_inputs_outside, config_sections, from_dict
-from .engines import DeepSpeedEngine, TorchEngine, lr_lambda, read_deepspeed_config, trained_weights
+from .engines import (
+    DeepSpeedEngine,
+    TorchEngine,
+    lr_lambda,
+    read_deepspeed_config,
+    refuse_stale_build_locks,
+    trained_weights,
+)
 from .train_config import OptimConfig, TrainConfig
 from .train_state import (
     changes,
@@ -123,6 +130,7 @@ def init_distributed(engine: str, device: torch.device) -> None:
     if engine == "deepspeed":
         import deepspeed
 
+        refuse_stale_build_locks()  # else DeepSpeed would wait for a killed build's lock forever
         deepspeed.init_distributed(dist_backend=backend)
     elif not dist.is_initialized():
         dist.init_process_group(backend=backend)
