@@ -149,8 +149,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="known structures with the same ids (dbn, ct, bpseq, pairs): score each record, with RNAfold "
-        "alongside, as a TSV (default: no scoring)",
+        help="known structures with the same ids (dbn, ct, bpseq, pairs; a pair list may give a base several "
+        "pairs, all scored): score each record, with RNAfold alongside, as a TSV (default: no scoring)",
     )
     sp.add_argument(
         "--report",

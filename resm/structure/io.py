@@ -22,6 +22,7 @@ Pair probabilities (dense maps and sparse ``(i, j, p)`` arrays) are :mod:`resm.s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
@@ -70,6 +71,7 @@ __all__ = [
     "format_structures",
     "read_structures",
     "read_structure",
+    "read_pair_list",
     "write_structures",
     "read_archiveii_csv",
     "FORMATS",
@@ -189,9 +191,10 @@ class _BaseRows:
         self.partners.append(j)
         self.linenos.append(lineno)
 
-    def structure(self, source: str, name: str) -> Structure:
+    def structure(self, source: str, name: str, header: str = "") -> Structure:
         """The record's Structure: single-letter bases, partners in range and each other's
-        (else one line naming the file and the base's line)."""
+        (else one line naming the file and the base's line; a partner out of range ends with
+        ``header``, where the length came from)."""
         partners, linenos = self.partners, self.linenos
         for b, ln in zip(self.bases, linenos):
             if len(b) != 1:
@@ -203,7 +206,7 @@ class _BaseRows:
             if j == 0:
                 continue
             if j < 0 or j > L:
-                raise _err(source, linenos[k], f"partner {j} of base {i} out of range 1..{L}")
+                raise _err(source, linenos[k], f"partner {j} of base {i} out of range 1..{L}{header}")
             if j == i:
                 raise _err(source, linenos[k], f"base {i} paired with itself")
             back = partners[j - 1]
@@ -350,6 +353,18 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
 CT_ENERGY = re.compile(r"^(ENERGY|dG)\s*=\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?(\s+|$)", re.I)
 
 
+def _continues(line: str, n: int) -> bool:
+    """Whether ``line``, where a ct header is due, is instead the row of base ``n + 1`` of the
+    block of ``n`` bases just read (``n+1 base n n+2 j n+1``): a header that gave too few bases."""
+    toks = line.split()
+    return (
+        len(toks) == 6
+        and all(_INTEGER.fullmatch(t) for t in toks[:1] + toks[2:])
+        and int(toks[0]) == n + 1
+        and int(toks[2]) == n
+    )
+
+
 def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Iterator[Structure]:
     """Records of a (multi-record) ct file.
 
@@ -359,12 +374,20 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
     """
     n_rec = 0
     need = 0  # rows still expected in the current block
-    lineno = 0
+    lineno = header_line = 0
+    rows = _BaseRows()
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
             continue
         if need == 0:
+            if n_rec and _continues(line, len(rows)):  # the rows go on past the length the header gave
+                raise _err(
+                    source,
+                    lineno,
+                    f"row {len(rows) + 1} continues the ct block starting line {header_line}, whose header "
+                    f"gives {len(rows)} bases",
+                )
             toks = line.split(None, 1)
             n = _int(toks[0], source, lineno, "ct header length")
             if n < 1:
@@ -383,7 +406,7 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
         rows.add(i, toks[1], j, source, lineno)
         need -= 1
         if need == 0:
-            yield rows.structure(source, rec_name)
+            yield rows.structure(source, rec_name, f" (the ct header on line {header_line} gives {n} bases)")
     if need:
         raise _err(source, lineno, f"ct block starting line {header_line} has {len(rows)} of {len(rows) + need} rows")
     if n_rec == 0:
@@ -631,16 +654,32 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator
     if fmt not in _ITERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     kwargs = {} if fmt == "dbn" else {"name": file_stem(path)}
+    with _opened(path) as fh:
+        yield from _ITERS[fmt](fh, source=str(path), **kwargs)
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator:
+    """A structure file opened as every input (gzip or not by its content: a plain file named
+    .gz is read as text); a damaged gzip is a StructureError naming the file, and a
+    StructureError raised inside notes a .gz name that is not gzip."""
     try:
-        # gzip or not by its content, as every input (a plain file named .gz is read as text)
         with open_text(path) as fh:
-            yield from _ITERS[fmt](fh, source=str(path), **kwargs)
+            yield fh
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a damaged gzip, or one cut off
         raise StructureError(f"{path}: cannot read ({e})") from None
     except StructureError as e:
         if note := gz_name_note(path):
             raise StructureError(f"{e}{note}") from None
         raise
+
+
+def read_pair_list(path: str | os.PathLike) -> PairList:
+    """The record of a pair-list file with every pair kept, a base in several pairs included
+    (:func:`parse_pair_lines`; named by ``#Name:``, else the file's stem)."""
+    path = Path(path)
+    with _opened(path) as fh:
+        return parse_pair_lines(fh, str(path), file_stem(path))
 
 
 def read_structure(path: str | os.PathLike, fmt: str | None = None) -> Structure:

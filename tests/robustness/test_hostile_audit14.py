@@ -1,0 +1,154 @@
+"""The fourteenth hostile-input audit: structures and sequences as 3D-derived and other
+non-bpRNA sources give them, in ``resm fold``, ``resm evaluate``, ``resm compare`` and the
+structure readers.
+
+* ``resm fold --reference`` refused a pair list whose bases sit in several pairs (the base
+  triples of every 3D-derived structure) with "base 1 already paired on line 3", which reads as
+  a malformed file; such a reference is now scored over every one of its pairs (the model and
+  RNAfold alike), and ``--plot``, which draws one partner per base, refuses it in one line.
+* A ct header that gives fewer bases than its block has rows was said as a fault of a later
+  line ("index 18, expected 1", "ct block starting line 19 has 0 of 18 rows": the next row read
+  as a header) or of a partner ("out of range 1..14"); both now name the header's count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from resm.structure.io import StructureError, iter_ct
+from resm.structure.metrics import f1_score
+from resm.structure.pairsets import PairSet
+from resm.structure.report import score_record
+from tests.conftest import resm_main
+from tests.robustness.cases import Case, check_one_line, write
+
+HAIRPIN = "GGGCGCAAAAGCGCCC"
+STEM = [(1, 16), (2, 15), (3, 14), (4, 13), (5, 12), (6, 11)]
+
+
+def pair_set(pairs, length: int) -> PairSet:
+    return PairSet(np.asarray([(i - 1, j - 1) for i, j in pairs], dtype=np.int64), length)
+
+
+def partners(pairs, length: int) -> np.ndarray:
+    p = np.full(length, -1, dtype=np.int64)
+    for i, j in pairs:
+        p[i - 1], p[j - 1] = j - 1, i - 1
+    return p
+
+
+# ---------------------------------------------------------------- references with base triples
+def test_a_reference_with_base_triples_scores_every_pair_by_hand():
+    """Reference: the stem, base 1 in a second pair (1, 8) and a pair of span 3 (2, 5), 8 pairs;
+    prediction: 5 of the stem, (6, 10) one off the true (6, 11), and (7, 9), 7 pairs."""
+    ref = pair_set([*STEM, (1, 8), (2, 5)], 16)
+    pred = partners([*STEM[:5], (6, 10), (7, 9)], 16)
+    row = score_record("h", HAIRPIN, pred, ref, rnafold_pairs=pred)
+    assert (row["length"], row["n_ref"], row["n_pred"]) == (16, 8, 7)
+    assert row["f1"] == pytest.approx(2 * 5 / (7 + 8))  # strict: the 5 stem pairs
+    # shifted: 6 of 7 predicted pairs are right ((6, 10) by (6, 11)); 6 of 8 true pairs are found
+    # ((1, 8) and (2, 5) have no predicted pair one index away)
+    p, r = 6 / 7, 6 / 8
+    assert row["f1_shift"] == pytest.approx(2 * p * r / (p + r)) == pytest.approx(0.8)
+    tp, fp, fn = 5, 2, 3
+    tn = 16 * 15 // 2 - tp - fp - fn
+    mcc = (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    assert row["mcc"] == pytest.approx(mcc)
+    assert (row["rnafold_f1"], row["rnafold_f1_shift"], row["rnafold_mcc"]) == (row["f1"], row["f1_shift"], row["mcc"])
+
+
+def test_fold_reference_scores_a_pair_list_with_a_base_triple(tmp_path):
+    """The shipped model and RNAfold scored over every pair of a 3D-style pair list: base 1 sits
+    in two pairs (it was refused, 'base 1 already paired on line 3')."""
+    fa = tmp_path / "h.fa"
+    fa.write_text(f">h1\n{HAIRPIN}\n")
+    ref = tmp_path / "ref.pairs"
+    ref.write_text("#Name: h1\n#Length: 16\n" + "".join(f"{i} {j}\n" for i, j in [*STEM, (1, 8)]))
+    p = resm_main("fold", fa, "--reference", ref, "-o", tmp_path / "o.dbn", "--threads", "1")
+    header, row = p.stdout.splitlines()[:2]
+    got = dict(zip(header.split("\t"), row.split("\t")))
+    assert (got["id"], got["length"], got["n_ref"]) == ("h1", "16", "7")
+    from resm.structure.folders import rnafold
+    from resm.structure.io import read_structure
+
+    truth = pair_set([*STEM, (1, 8)], 16)
+    pred = read_structure(tmp_path / "o.dbn").pairs
+    assert float(got["f1"]) == pytest.approx(f1_score(pred, truth), abs=5e-5)
+    assert float(got["rnafold_f1"]) == pytest.approx(f1_score(rnafold(HAIRPIN)[0], truth), abs=5e-5)
+    assert float(got["f1"]) < 1  # (1, 8) cannot be predicted beside (1, 16)
+
+
+def test_a_pair_list_reference_without_a_triple_is_still_a_partner_array(tmp_path):
+    from resm.structure.pipeline import read_reference
+
+    ref = tmp_path / "r.pairs"
+    ref.write_text("#Name: a\n#Length: 9\n1 9\n2 8\n")
+    got = read_reference(ref, [("a", 9)], {"a": "GGGAAACCC"})
+    assert got["a"].tolist() == [8, 7, -1, -1, -1, -1, -1, 1, 0]
+    ref.write_text("#Name: a\n1 9\n2 8\n2 9\n")  # no #Length: the largest index, 9
+    got = read_reference(ref, [("a", 9)], {"a": "GGGAAACCC"})
+    assert isinstance(got["a"], PairSet) and got["a"].ij.tolist() == [[0, 8], [1, 7], [1, 8]]
+
+
+# ---------------------------------------------------------------- ct headers that give too few bases
+def ct_text(seq: str, partner: list[int], header_n: int) -> str:
+    n = len(seq)
+    rows = [f"{i} {b} {i - 1} {i + 1 if i < n else 0} {j} {i}" for i, (b, j) in enumerate(zip(seq, partner), 1)]
+    return f"{header_n} h1\n" + "\n".join(rows) + "\n"
+
+
+PARTNER = [16, 15, 14, 13, 12, 11, 0, 0, 0, 0, 6, 5, 4, 3, 2, 1, 0, 0]
+
+
+@pytest.mark.parametrize("header_n", [16, 17])
+def test_a_ct_header_giving_too_few_bases_is_named(header_n):
+    text = ct_text(HAIRPIN + "AA", PARTNER, header_n)
+    with pytest.raises(StructureError) as e:
+        list(iter_ct(text.splitlines(), "x.ct"))
+    assert str(e.value) == (
+        f"x.ct line {header_n + 2}: row {header_n + 1} continues the ct block starting line 1, whose header "
+        f"gives {header_n} bases"
+    )
+
+
+def test_a_ct_partner_past_the_headers_count_names_the_header():
+    text = ct_text(HAIRPIN + "AA", PARTNER, 14)
+    with pytest.raises(StructureError) as e:
+        list(iter_ct(text.splitlines(), "x.ct"))
+    header = "(the ct header on line 1 gives 14 bases)"
+    assert str(e.value) == f"x.ct line 2: partner 16 of base 1 out of range 1..14 {header}"
+
+
+def test_ct_records_one_after_the_other_still_read():
+    one = ct_text(HAIRPIN, PARTNER[:16], 16)
+    recs = list(iter_ct((one + one.replace("h1", "h2")).splitlines(), "x.ct"))
+    assert [r.name for r in recs] == ["h1", "h2"] and all(len(r) == 16 for r in recs)
+
+
+FA = ">h1\n" + HAIRPIN + "\n"
+TRIPLE = "#Name: h1\n#Length: 16\n1 16\n2 15\n3 14\n4 13\n5 12\n6 11\n1 8\n"
+CASES = [
+    Case(
+        "fold/reference-triple-with-plot",
+        ["fold", "{t}/h.fa", "--reference", "{t}/r.pairs", "--plot", "{t}/plots", "--threads", "1"],
+        1,
+        [
+            "{t}/r.pairs: record 'h1' has a base in several pairs, which --plot cannot draw (one partner per "
+            "base); leave out --plot to score it"
+        ],
+        lambda p: (write("h.fa", FA)(p), write("r.pairs", TRIPLE)(p)),
+    ),
+    Case(
+        "fold/ct-input-header-too-short",
+        ["fold", "{t}/x.ct", "-o", "{t}/o.dbn", "--threads", "1"],
+        1,
+        ["{t}/x.ct line 18: row 17 continues the ct block starting line 1, whose header gives 16 bases"],
+        write("x.ct", ct_text(HAIRPIN + "AA", PARTNER, 16)),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
