@@ -595,6 +595,27 @@ def _fmt_pairs(rec: Structure) -> str:
 _FORMATTERS = {"dbn": _fmt_dbn, "bpseq": _fmt_bpseq, "ct": _fmt_ct, "pairs": _fmt_pairs}
 
 
+def _check_dotbracket(rec: Structure, fmt: str) -> None:
+    """What ``fmt`` writes in dot-bracket (dbn: the record and its alternatives; bpseq and pairs:
+    the alternatives) must fit its 30 levels of brackets: else a StructureError naming the
+    record, the structure and the formats that hold any pseudoknot."""
+    from .partners import MAX_LEVELS
+
+    main = "ct, bpseq and pairs hold any pseudoknot"
+    todo = ([("its structure", rec.pairs, main)] if fmt == "dbn" else []) + [
+        (f"its {a.name} structure", a.pairs, "every format writes an alternative in dot-bracket")
+        for a in rec.alternatives
+    ]
+    for what, pairs, hold in todo:
+        try:
+            to_dotbracket(pairs)
+        except StructureError:
+            raise StructureError(
+                f"record {rec.name!r}: {what} needs more than {MAX_LEVELS} pseudoknot levels, more than "
+                f"dot-bracket has brackets for ([] {{}} <> Aa..Zz); {hold}"
+            ) from None
+
+
 def format_structures(records: Iterable[Structure], fmt: str) -> str:
     """Text of ``records`` in ``fmt``; bpseq and pairs hold exactly one record. Scores and
     alternative structures are written as :class:`Structure` says (ct: scores left out).
@@ -616,6 +637,7 @@ def format_structures(records: Iterable[Structure], fmt: str) -> str:
             raise ValueError(f"{r.name}: ct has no room for a second structure per record (dbn, bpseq and pairs have)")
         if fmt == "ct" and CT_ENERGY.match(r.name.strip()):
             raise ValueError(f"{r.name!r}: ct would read it back as an energy then a name (dbn, bpseq, pairs keep it)")
+        _check_dotbracket(r, fmt)
     return "".join(_FORMATTERS[fmt](r) for r in recs)
 
 

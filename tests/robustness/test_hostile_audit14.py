@@ -6,6 +6,9 @@ structure readers.
   triples of every 3D-derived structure) with "base 1 already paired on line 3", which reads as
   a malformed file; such a reference is now scored over every one of its pairs (the model and
   RNAfold alike), and ``--plot``, which draws one partner per base, refuses it in one line.
+* A structure needing more than dot-bracket's 30 bracket kinds was refused by the writers as
+  "more than 30 pseudoknot levels needed", naming no record; it now names the record, the
+  structure and the formats that hold it.
 * A ct header that gives fewer bases than its block has rows was said as a fault of a later
   line ("index 18, expected 1", "ct block starting line 19 has 0 of 18 rows": the next row read
   as a header) or of a partner ("out of range 1..14"); both now name the header's count.
@@ -152,3 +155,28 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_input_is_one_line_and_writes_nothing(case: Case, ws, tmp_path, capfd, monkeypatch):
     check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+# ---------------------------------------------------------------- more pseudoknot levels than dot-bracket has
+def test_a_structure_past_dot_brackets_levels_is_refused_naming_the_record(tmp_path):
+    """31 mutually crossing pairs need 31 bracket kinds, dot-bracket has 30: the writer said
+    'more than 30 pseudoknot levels needed', naming no record and no way out; ct, bpseq and
+    pairs write it."""
+    from resm.structure.io import Structure, format_structures, read_structure, write_structures
+    from resm.structure.partners import pairs_from_list
+
+    k = 31
+    rec = Structure("deep", "G" * 2 * k, pairs_from_list([(a, a + k) for a in range(k)], 2 * k))
+    with pytest.raises(StructureError) as e:
+        write_structures(rec, tmp_path / "o.dbn")
+    assert str(e.value) == (
+        "record 'deep': its structure needs more than 30 pseudoknot levels, more than dot-bracket has brackets "
+        "for ([] {} <> Aa..Zz); ct, bpseq and pairs hold any pseudoknot"
+    )
+    assert not list(tmp_path.iterdir())
+    for fmt in ("ct", "bpseq", "pairs"):
+        write_structures(rec, tmp_path / f"o.{fmt}")
+        assert read_structure(tmp_path / f"o.{fmt}") == rec
+    flat = Structure("flat", rec.seq, np.full(2 * k, -1), alternatives=[Structure("Deep", rec.seq, rec.pairs)])
+    with pytest.raises(StructureError, match=r"^record 'flat': its Deep structure needs more than 30 .*in dot-brack"):
+        format_structures([flat], "bpseq")
