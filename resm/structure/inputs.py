@@ -16,7 +16,8 @@ The format follows the file's extension when it names one, else the text: ``>`` 
 FASTA, or dot-bracket records when a record holds a line of brackets and dots (alone, or with
 RNAfold's energy or resm's own ``[eF1=...]`` note after it, as ``resm fold`` writes); ``N title``
 followed by six columns is ct, ``i base j`` rows are bpseq, and after ``#`` comments the first
-row decides between bpseq (``i base j``) and a pair list (``i j``); anything else is bare
+row decides between bpseq (``i base j``) and a pair list (``i j``), or a sequence followed by a
+dot-bracket makes bpRNA's dbn (``#Name:`` comments for ``>name``); anything else is bare
 sequences. Ids are cut at the first whitespace (space or tab) and must be unique.
 Every error names the source and the line.
 """
@@ -124,9 +125,11 @@ def sniff_format(lines: Sequence[str]) -> str:
             if not ln.startswith(">") and _structure_line(ln):
                 return "dbn"
         return "fasta"
-    if first.startswith("#"):  # bpRNA's bpseq and resm's pair lists both start with '#Name:' comments
-        row = next((ln.split() for _, ln in body if not ln.startswith("#")), [])
-        return "pairs" if len(row) == 2 else "bpseq"
+    if first.startswith("#"):  # bpRNA's bpseq and dbn and resm's pair lists all start with '#Name:' comments
+        rows = [ln for _, ln in body if not ln.startswith("#")][:2]
+        if len(rows) == 2 and len(rows[0].split()) == 1 and _structure_line(rows[1]):
+            return "dbn"  # bpRNA's: a sequence, then its dot-bracket
+        return "pairs" if rows and len(rows[0].split()) == 2 else "bpseq"
     toks = first.split()
     if toks[0].isdigit():
         # a ct header 'N title' is followed by six-column rows; its title may end in a number

@@ -6,7 +6,7 @@ and written in dot-bracket by :mod:`resm.structure.partners`; its names are hand
 Formats (all indices in files are 1-based):
 
 * dot-bracket: see :mod:`resm.structure.partners`.
-* ``.dbn``/``.db``: records of three lines ``>name``, sequence, dot-bracket.
+* ``.dbn``/``.db``: records of three lines ``>name``, sequence, dot-bracket (bpRNA's ``#Name:`` comments for ``>name``).
 * ``.bpseq``: one record, lines ``i base j`` (j = 0 unpaired), ``#`` comments; ``#Name: x`` names it.
 * ``.ct``: one or more blocks, header ``N title`` then N rows ``i base i-1 i+1 j i_hist`` (j = 0
   unpaired). Columns 3, 4 and 6 must be integers but are not otherwise checked (real files number them freely).
@@ -233,19 +233,23 @@ def _dbn_structure(line: str, seq: str, source: str, lineno: int, required: bool
     except StructureError as e:
         problem = str(e)
     if required:
+        if db.isalpha() and not set(db.upper()) - set("ACGUTN"):  # a sequence wrapped over two lines
+            problem = "expected the dot-bracket, got nucleotide letters (a dbn record holds its sequence on one line)"
         raise _err(source, lineno, problem)
     return None
 
 
 def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]:
-    """Records from ``>name`` / sequence / dot-bracket lines (blank lines skipped).
+    """Records from ``>name`` / sequence / dot-bracket lines (blank lines skipped; bpRNA's
+    ``#Name:`` comments open a record as ``>name``: :func:`~.annotations.bprna_headers`).
 
     A note after the dot-bracket gives ``scores`` (``[eF1=0.93]``; RNAfold's ``(-12.30)`` as
     ``energy``); labelled lines after it (``<dot-bracket> [RNAfold MFE=-21.60]``) are read into
     ``alternatives`` and ``RNAfold -p``'s further lines are skipped
     (:mod:`resm.structure.annotations`)."""
-    from .annotations import rnafold_extra_line
+    from .annotations import bprna_headers, rnafold_extra_line
 
+    lines = bprna_headers(lines, source)
     state = 0
     name = seq = ""
     last: Structure | None = None  # the record whose extra lines may follow

@@ -9,6 +9,11 @@ structure readers.
 * A structure needing more than dot-bracket's 30 bracket kinds was refused by the writers as
   "more than 30 pseudoknot levels needed", naming no record; it now names the record, the
   structure and the formats that hold it.
+* bpRNA's own dbn files (``#Name:``, ``#Length:``, ``#PageNumber:`` comments, then the
+  sequence and the dot-bracket) were refused ("expected '>name' header"); they are read as
+  ``>name`` records, a ``#Length:`` that is not the sequence's refused naming its line. A
+  sequence wrapped over two lines was said as "unmatched 'A' at position 2" (its letters read
+  as pseudoknot brackets); it is now said as nucleotide letters where the dot-bracket is due.
 * A ct header that gives fewer bases than its block has rows was said as a fault of a later
   line ("index 18, expected 1", "ct block starting line 19 has 0 of 18 rows": the next row read
   as a header) or of a partner ("out of range 1..14"); both now name the header's count.
@@ -129,6 +134,32 @@ def test_ct_records_one_after_the_other_still_read():
     assert [r.name for r in recs] == ["h1", "h2"] and all(len(r) == 16 for r in recs)
 
 
+# ---------------------------------------------------------------- bpRNA's dbn files
+BPRNA_DBN = f"#Name: bpRNA_PDB_1\n#Length:  16\n#PageNumber: 1\n{HAIRPIN}\n((((((....))))))\n"
+
+
+def test_bprna_dbn_records_are_read_as_fold_input_and_reference(tmp_path):
+    """bpRNA's dbn files open a record with '#Name:', '#Length:', '#PageNumber:' comments: they
+    were refused ("expected '>name' header, got '#Name: bpRNA_PDB_1'"), from a file or a pipe."""
+    import io
+
+    from resm.structure.inputs import read_sequences
+    from resm.structure.io import read_structures
+    from resm.structure.pipeline import read_reference
+
+    two = BPRNA_DBN + BPRNA_DBN.replace("bpRNA_PDB_1", "bpRNA_PDB_2")
+    path = tmp_path / "b.dbn"
+    path.write_text(two)
+    want = [("bpRNA_PDB_1", HAIRPIN), ("bpRNA_PDB_2", HAIRPIN)]
+    assert read_sequences(path) == want
+    assert read_sequences("-", stdin=io.StringIO(two)) == want  # no extension: told by the text
+    recs = list(read_structures(path))
+    assert [r.name for r in recs] == ["bpRNA_PDB_1", "bpRNA_PDB_2"]
+    assert all(r.pairs.tolist() == partners(STEM, 16).tolist() for r in recs)
+    got = read_reference(path, [("bpRNA_PDB_2", 16)], {"bpRNA_PDB_2": HAIRPIN.lower()})
+    assert got["bpRNA_PDB_2"].tolist() == partners(STEM, 16).tolist()
+
+
 FA = ">h1\n" + HAIRPIN + "\n"
 TRIPLE = "#Name: h1\n#Length: 16\n1 16\n2 15\n3 14\n4 13\n5 12\n6 11\n1 8\n"
 CASES = [
@@ -141,6 +172,23 @@ CASES = [
             "base); leave out --plot to score it"
         ],
         lambda p: (write("h.fa", FA)(p), write("r.pairs", TRIPLE)(p)),
+    ),
+    Case(
+        "fold/bprna-dbn-length-not-the-sequences",
+        ["fold", "{t}/b.dbn", "-o", "{t}/o.dbn", "--threads", "1"],
+        1,
+        ["{t}/b.dbn line 2: #Length: 17, but the sequence on line 4 has 16 nt"],
+        write("b.dbn", BPRNA_DBN.replace("16", "17")),
+    ),
+    Case(
+        "fold/reference-dbn-sequence-wrapped",  # was "unmatched 'A' at position 2", read as pseudoknot letters
+        ["fold", "{t}/h.fa", "--reference", "{t}/r.dbn", "--threads", "1"],
+        1,
+        [
+            "{t}/r.dbn line 3: expected the dot-bracket, got nucleotide letters (a dbn record holds its sequence "
+            "on one line)"
+        ],
+        lambda p: (write("h.fa", FA)(p), write("r.dbn", f">h1\n{HAIRPIN[:8]}\n{HAIRPIN[8:]}\n((((((....))))))\n")(p)),
     ),
     Case(
         "fold/ct-input-header-too-short",
