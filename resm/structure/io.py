@@ -7,7 +7,8 @@ Formats (all indices in files are 1-based):
 
 * dot-bracket: see :mod:`resm.structure.partners`.
 * ``.dbn``/``.db``: records of three lines ``>name``, sequence, dot-bracket (bpRNA's ``#Name:`` comments for ``>name``).
-* ``.bpseq``: one record, lines ``i base j`` (j = 0 unpaired), ``#`` comments; ``#Name: x`` names it.
+* ``.bpseq``: one record, lines ``i base j`` (j = 0 unpaired), ``#`` comments; ``#Name: x`` names it
+  (the header lines of the Comparative RNA Web site's files are passed over).
 * ``.ct``: one or more blocks, header ``N title`` then N rows ``i base i-1 i+1 j i_hist`` (j = 0
   unpaired). Columns 3, 4 and 6 must be integers but are not otherwise checked (real files number them freely).
 * ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``, ``#Length:``, ``#Sequence:`` carry those.
@@ -329,13 +330,19 @@ class _CommentNotes:
         return out
 
 
+_CRW_HEADER = re.compile(r"^(Filename|Organism|Accession Number|Citation and related information)\b", re.I)
+
+
 def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") -> Iterator[Structure]:
-    """The single record of a bpseq file (``i base j`` rows)."""
+    """The single record of a bpseq file (``i base j`` rows; the header lines of the Comparative
+    RNA Web site's files, ``Filename:``, ``Organism:``, ... before them, are passed over)."""
     rows = _BaseRows()
     notes = _CommentNotes()
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
+            continue
+        if not rows and _CRW_HEADER.match(line):  # the Comparative RNA Web site's header lines
             continue
         if line.startswith("#"):
             m = _NAME_RE.match(line)

@@ -14,6 +14,8 @@ structure readers.
   ``>name`` records, a ``#Length:`` that is not the sequence's refused naming its line. A
   sequence wrapped over two lines was said as "unmatched 'A' at position 2" (its letters read
   as pseudoknot brackets); it is now said as nucleotide letters where the dot-bracket is due.
+* The Comparative RNA Web site's bpseq files, whose header lines (``Filename:``,
+  ``Organism:``, ...) have no ``#``, were refused on line 1; those lines are passed over.
 * A ct header that gives fewer bases than its block has rows was said as a fault of a later
   line ("index 18, expected 1", "ct block starting line 19 has 0 of 18 rows": the next row read
   as a header) or of a partner ("out of range 1..14"); both now name the header's count.
@@ -158,6 +160,26 @@ def test_bprna_dbn_records_are_read_as_fold_input_and_reference(tmp_path):
     assert all(r.pairs.tolist() == partners(STEM, 16).tolist() for r in recs)
     got = read_reference(path, [("bpRNA_PDB_2", 16)], {"bpRNA_PDB_2": HAIRPIN.lower()})
     assert got["bpRNA_PDB_2"].tolist() == partners(STEM, 16).tolist()
+
+
+def test_a_crw_bpseq_header_is_passed_over(tmp_path):
+    """The Comparative RNA Web site's bpseq files open with 'Filename:', 'Organism:', 'Accession
+    Number:' and 'Citation ...' lines: refused as "line 1: expected 3 columns 'i base j', got 2"."""
+    from resm.structure.inputs import read_sequences
+    from resm.structure.io import read_structure
+
+    head = (
+        "Filename: d.5.e.E.coli.bpseq\nOrganism: Escherichia coli\nAccession Number: V00336\n"
+        "Citation and related information available at http://www.rna.ccbb.utexas.edu\n"
+    )
+    path = tmp_path / "crw.bpseq"
+    path.write_text(head + "".join(f"{i} {b} {j}\n" for i, (b, j) in enumerate(zip(HAIRPIN, PARTNER), 1)))
+    rec = read_structure(path)
+    assert (rec.name, rec.seq, rec.pairs.tolist()) == ("crw", HAIRPIN, partners(STEM, 16).tolist())
+    assert read_sequences(path) == [("crw", HAIRPIN)]
+    path.write_text("1 G 0\n" + head)  # after the first row they are no header
+    with pytest.raises(StructureError, match=r"crw.bpseq line 2: expected 3 columns 'i base j', got 2$"):
+        read_structure(path)
 
 
 FA = ">h1\n" + HAIRPIN + "\n"
