@@ -282,6 +282,8 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
             seq = line
             state = 2
         else:
+            if line.startswith(">"):  # was "structure length 2 != sequence length 9", the header read as one
+                raise _err(source, lineno, f"record {name!r} holds one line where a sequence and a dot-bracket are due")
             p, (_, scores) = _dbn_structure(line, seq, source, lineno, required=True)
             last = Structure(name, seq, p, scores)
             state = 0

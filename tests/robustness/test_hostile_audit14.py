@@ -13,7 +13,9 @@ structure readers.
   sequence and the dot-bracket) were refused ("expected '>name' header"); they are read as
   ``>name`` records, a ``#Length:`` that is not the sequence's refused naming its line. A
   sequence wrapped over two lines was said as "unmatched 'A' at position 2" (its letters read
-  as pseudoknot brackets); it is now said as nucleotide letters where the dot-bracket is due.
+  as pseudoknot brackets); it is now said as nucleotide letters where the dot-bracket is due,
+  and a record of one line (its sequence or its structure missing) as such, where the next
+  header was read as its dot-bracket ("structure length 2 != sequence length 16").
 * The Comparative RNA Web site's bpseq files, whose header lines (``Filename:``,
   ``Organism:``, ...) have no ``#``, were refused on line 1; those lines are passed over.
 * A ct header that gives fewer bases than its block has rows was said as a fault of a later
@@ -211,6 +213,13 @@ CASES = [
             "on one line)"
         ],
         lambda p: (write("h.fa", FA)(p), write("r.dbn", f">h1\n{HAIRPIN[:8]}\n{HAIRPIN[8:]}\n((((((....))))))\n")(p)),
+    ),
+    Case(
+        "fold/reference-dbn-record-without-its-structure",  # was "structure length 2 != sequence length 16"
+        ["fold", "{t}/h.fa", "--reference", "{t}/r.dbn", "--threads", "1"],
+        1,
+        ["{t}/r.dbn line 3: record 'h1' holds one line where a sequence and a dot-bracket are due"],
+        lambda p: (write("h.fa", FA)(p), write("r.dbn", f">h1\n{HAIRPIN}\n>h2\n{HAIRPIN}\n((((((....))))))\n")(p)),
     ),
     Case(
         "fold/ct-input-header-too-short",
