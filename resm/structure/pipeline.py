@@ -44,7 +44,8 @@ from .io import (
     read_pair_list,
     read_structures,
 )
-from .pairsets import PairRecord, PairSet
+from .pairsets import PairRecord, PairSet, pair_table_named, read_pair_table
+from .partners import pairs_from_list
 from .predictor import Namer, PairPredictor, Predictor, refuse_dense_decoding
 from .predictor_loading import BundleOpener, PredictorOptions, fold_flag, load_predictor
 from .probe import ProbeFile
@@ -86,17 +87,17 @@ def read_reference(
     fmt: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Reference structures for the ``(id, length)`` records in ``wanted``, read from any
-    structure file (``fmt``: dbn, ct, bpseq, pairs; None: from the extension); every id must be there
+    structure file (``fmt``: dbn, ct, bpseq, pairs, tsv: a pair table; None: from the extension); every id must be there
     with the same length (extra records are ignored). A reference's id is cut at its first
     whitespace, as the input's are (``>id description``). Where ``sequences`` gives the input's
     sequence and the reference holds one too, the two must agree once normalised (case, T/U;
-    an unknown letter, N, matches any base). Each is a partner array, but a pair list's base
+    an unknown letter, N, matches any base). Each is a partner array, but a pair list's or pair table's base
     triples (a base in several pairs, as in 3D-derived structures) are kept: such a reference
     is a :class:`resm.structure.pairsets.PairSet` of every pair, scored as it stands."""
     want = dict(wanted)
     found: dict[str, np.ndarray | PairSet] = {}
     try:
-        fmt = fmt or infer_format(Path(path))
+        fmt = fmt or ("tsv" if pair_table_named(path) else infer_format(Path(path)))
     except ValueError as e:
         raise FoldError(f"{e}; give the format with --reference-format") from None
     for rec in _reference_records(path, fmt):
@@ -119,14 +120,19 @@ def read_reference(
 
 
 def _reference_records(path, fmt: str) -> Iterator[Structure | PairRecord]:
-    """The records of a reference file: Structures, and a pair list whose bases sit in several
-    pairs as the PairRecord of every pair."""
-    if fmt != "pairs":
+    """The records of a reference file: Structures, and those of a pair list or a pair table
+    (``tsv``) whose bases sit in several pairs as the PairRecord of every pair."""
+    if fmt not in ("pairs", "tsv"):
         yield from read_structures(path, fmt)
         return
-    got = read_pair_list(path)
-    pairs = PairSet(np.asarray(got.ij, dtype=np.int64).reshape(-1, 2), got.length)
-    yield got.structure(str(path)) if not pairs.multiplet_bases() else PairRecord(got.name, got.seq, pairs)
+    if fmt == "pairs":
+        got = read_pair_list(path)
+        recs = [PairRecord(got.name, got.seq, PairSet(np.asarray(got.ij, dtype=np.int64).reshape(-1, 2), got.length))]
+    else:
+        recs = read_pair_table(path)
+    for r in recs:
+        multiplet = r.pairs.multiplet_bases()
+        yield r if multiplet else Structure(r.name, r.seq, pairs_from_list(r.pairs.ij.tolist(), r.pairs.length))
 
 
 def _same_sequence(path, name: str, ref_seq: str, seq: str) -> None:

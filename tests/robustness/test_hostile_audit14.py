@@ -6,6 +6,10 @@ structure readers.
   triples of every 3D-derived structure) with "base 1 already paired on line 3", which reads as
   a malformed file; such a reference is now scored over every one of its pairs (the model and
   RNAfold alike), and ``--plot``, which draws one partner per base, refuses it in one line.
+* SPOT-RNA's TSV pair tables (id, sequence, pairs: the format of ``ss/pdb/TR1.tsv`` and of
+  the 3D-derived sets like it) were no input of ``resm fold`` ("a bare sequence holds
+  whitespace") and no ``--reference``; they are both (``.tsv``, or told by the header line),
+  a base triple kept as in a pair list.
 * A structure needing more than dot-bracket's 30 bracket kinds was refused by the writers as
   "more than 30 pseudoknot levels needed", naming no record; it now names the record, the
   structure and the formats that hold it.
@@ -101,6 +105,51 @@ def test_a_pair_list_reference_without_a_triple_is_still_a_partner_array(tmp_pat
     ref.write_text("#Name: a\n1 9\n2 8\n2 9\n")  # no #Length: the largest index, 9
     got = read_reference(ref, [("a", 9)], {"a": "GGGAAACCC"})
     assert isinstance(got["a"], PairSet) and got["a"].ij.tolist() == [[0, 8], [1, 7], [1, 8]]
+
+
+# ---------------------------------------------------------------- pair tables (the 3D-derived sets' TSV)
+TABLE = (
+    "id\tsequence\tpairs\n"
+    f"t1 desc\t{HAIRPIN.lower().replace('u', 't')}\t" + " ".join(f"{i}:{j}" for i, j in [*STEM, (1, 8)]) + "\n"
+    "t2\tGGGAAAPCCC\t1:10 2:9 3:8\n"
+)
+
+
+def test_a_pair_table_is_fold_input_and_reference(tmp_path):
+    """SPOT-RNA's TSV pair tables (``ss/pdb/TR1.tsv``: id, sequence, pairs) were refused by resm
+    fold as input ("a bare sequence holds whitespace") and as --reference (no format). Read as
+    input (by extension or by its header), as reference keeping every pair of a base triple."""
+    import io
+
+    from resm.structure.inputs import read_sequences
+    from resm.structure.pipeline import read_reference
+
+    path = tmp_path / "set.tsv"
+    path.write_text(TABLE)
+    want = [("t1", HAIRPIN.lower().replace("u", "t")), ("t2", "GGGAAAPCCC")]
+    assert read_sequences(path) == want
+    assert read_sequences("-", stdin=io.StringIO(TABLE)) == want
+    (tmp_path / "set.txt").write_text(TABLE)
+    assert read_sequences(tmp_path / "set.txt") == want
+    got = read_reference(path, [("t2", 10), ("t1", 16)], {"t1": HAIRPIN, "t2": "GGGAAAUCCC"})
+    assert isinstance(got["t1"], PairSet) and got["t1"].ij.tolist() == [[0, 7], *[[i - 1, j - 1] for i, j in STEM]]
+    assert got["t2"].tolist() == [9, 8, 7, -1, -1, -1, -1, 2, 1, 0]  # no triple: a partner array
+    with pytest.raises(
+        Exception, match=r"record 't1': the reference's sequence differs from the input's at position 2"
+    ):
+        read_reference(path, [("t1", 16)], {"t1": "G" + "A" * 15})
+
+
+def test_fold_scores_a_pair_table_reference_over_every_pair(tmp_path):
+    from resm.structure.io import read_structures
+
+    (tmp_path / "set.tsv").write_text(TABLE)
+    p = resm_main("fold", tmp_path / "set.tsv", "--reference", tmp_path / "set.tsv", "-o", tmp_path / "o.dbn")
+    rows = [dict(zip(p.stdout.splitlines()[0].split("\t"), r.split("\t"))) for r in p.stdout.splitlines()[1:]]
+    assert [(r["id"], r["length"], r["n_ref"]) for r in rows] == [("t1", "16", "7"), ("t2", "10", "3")]
+    pred = {r.name: r.pairs for r in read_structures(tmp_path / "o.dbn")}
+    truth = pair_set([*STEM, (1, 8)], 16)
+    assert float(rows[0]["f1"]) == pytest.approx(f1_score(pred["t1"], truth), abs=5e-5)
 
 
 # ---------------------------------------------------------------- ct headers that give too few bases
