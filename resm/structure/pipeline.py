@@ -207,7 +207,7 @@ def _format(rec, fmt: str) -> str:
 def check_non_canonical(predictor: Predictor | None, o: FoldOptions) -> None:
     """``--non-canonical`` with a pair-head model: its scorer must be in the model file and
     usable, and the structures are written only as a pair list (a base may sit in several
-    pairs, which dbn, ct and bpseq cannot hold); drawings, ``--reference`` scores and the
+    pairs, which dbn, ct and bpseq cannot hold; ``--reference`` scores every pair); drawings and the
     ``--mfe`` / ``--compare`` notes read one partner per base and are refused (the ``eF1``
     note is left out: the added pairs have no probability in the model's map). A one-line
     FoldError, before any work. (With a 2-D head or a probe the switch keeps the greedy
@@ -222,7 +222,7 @@ def check_non_canonical(predictor: Predictor | None, o: FoldOptions) -> None:
             f"--format {o.fmt} cannot hold the pairs --non-canonical adds with {model} (a pair-head model: a base "
             "may sit in two or three pairs; dbn, ct and bpseq give each base one partner): give --format pairs"
         )
-    given = {"--plot": o.plot, "--reference": o.reference, "--compare": o.compare, "--mfe": o.mfe or None}
+    given = {"--plot": o.plot, "--compare": o.compare, "--mfe": o.mfe or None}  # --reference scores pair sets
     clash = next((k for k, v in given.items() if v is not None), None)
     if clash is not None:
         raise FoldError(

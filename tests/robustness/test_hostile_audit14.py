@@ -9,7 +9,8 @@ structure readers.
 * SPOT-RNA's TSV pair tables (id, sequence, pairs: the format of ``ss/pdb/TR1.tsv`` and of
   the 3D-derived sets like it) were no input of ``resm fold`` ("a bare sequence holds
   whitespace") and no ``--reference``; they are both (``.tsv``, or told by the header line),
-  a base triple kept as in a pair list.
+  a base triple kept as in a pair list; ``--non-canonical``'s pairs, refused with
+  ``--reference`` ("reads one partner per base"), are scored against it, every pair.
 * A structure needing more than dot-bracket's 30 bracket kinds was refused by the writers as
   "more than 30 pseudoknot levels needed", naming no record; it now names the record, the
   structure and the formats that hold it.
@@ -150,6 +151,30 @@ def test_fold_scores_a_pair_table_reference_over_every_pair(tmp_path):
     pred = {r.name: r.pairs for r in read_structures(tmp_path / "o.dbn")}
     truth = pair_set([*STEM, (1, 8)], 16)
     assert float(rows[0]["f1"]) == pytest.approx(f1_score(pred["t1"], truth), abs=5e-5)
+
+
+def test_fold_non_canonical_is_scored_against_a_3d_reference(data, tmp_path):
+    """--non-canonical with --reference was refused ('--reference reads one partner per base'):
+    the added pairs and base triples are now scored, every pair of the prediction (as written
+    in its pair list) against every pair of the reference, on VL1's first records."""
+    from resm.structure.pairsets import parse_pair_list, read_pair_table
+
+    lines = (data / "ss/pdb/VL1.tsv").read_text().splitlines()[:4]
+    (tmp_path / "v.tsv").write_text("\n".join(lines) + "\n")
+    refs = {r.name: r.pairs for r in read_pair_table(tmp_path / "v.tsv")}
+    p = resm_main(
+        "fold", tmp_path / "v.tsv", "--reference", tmp_path / "v.tsv", "--non-canonical", "--format", "pairs",
+        "--split-dir", tmp_path / "out", "--report", tmp_path / "r.tsv", "--threads", "1",
+    )  # fmt: skip
+    rows = (tmp_path / "r.tsv").read_text().splitlines()
+    header = rows[0].split("\t")
+    assert len(rows) == 4, p.stderr
+    for row in rows[1:]:
+        got = dict(zip(header, row.split("\t")))
+        pred = parse_pair_list((tmp_path / "out" / f"{got['id']}.pairs").read_text()).pairs
+        assert int(got["n_pred"]) == pred.n_pairs and int(got["n_ref"]) == refs[got["id"]].n_pairs
+        assert float(got["f1"]) == pytest.approx(f1_score(pred, refs[got["id"]]), abs=5e-5)
+        assert float(got["f1_shift"]) == pytest.approx(f1_score(pred, refs[got["id"]], shift=True), abs=5e-5)
 
 
 # ---------------------------------------------------------------- ct headers that give too few bases
