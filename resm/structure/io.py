@@ -186,6 +186,9 @@ class _BaseRows:
     def add(self, i: int, base: str, j: int, source: str, lineno: int) -> None:
         """Row ``i`` (the next index, else one line naming the file and line): ``base`` paired
         with ``j``."""
+        if i == len(self.partners) and i:  # a base listed twice, as for a base triple: was "index 1, expected 2"
+            why = "a base in two pairs needs a pair list (.pairs), as bpseq and ct give each base one partner"
+            raise _err(source, lineno, f"base {i} listed again (first on line {self.linenos[-1]}): {why}")
         if i != len(self.partners) + 1:
             raise _err(source, lineno, f"index {i}, expected {len(self.partners) + 1}")
         self.bases.append(base)

@@ -23,6 +23,8 @@ structure readers.
   header was read as its dot-bracket ("structure length 2 != sequence length 16").
 * The Comparative RNA Web site's bpseq files, whose header lines (``Filename:``,
   ``Organism:``, ...) have no ``#``, were refused on line 1; those lines are passed over.
+* A bpseq or ct row repeating the base before it (how some tools list a base triple) was
+  "index 1, expected 2"; it is said as a base listed twice, which needs a pair list.
 * A ct header that gives fewer bases than its block has rows was said as a fault of a later
   line ("index 18, expected 1", "ct block starting line 19 has 0 of 18 rows": the next row read
   as a header) or of a partner ("out of range 1..14"); both now name the header's count.
@@ -294,6 +296,16 @@ CASES = [
         1,
         ["{t}/r.dbn line 3: record 'h1' holds one line where a sequence and a dot-bracket are due"],
         lambda p: (write("h.fa", FA)(p), write("r.dbn", f">h1\n{HAIRPIN}\n>h2\n{HAIRPIN}\n((((((....))))))\n")(p)),
+    ),
+    Case(
+        "fold/bpseq-base-listed-twice",  # a 3D tool's base triple: was "index 1, expected 2"
+        ["fold", "{t}/t.bpseq", "-o", "{t}/o.dbn", "--threads", "1"],
+        1,
+        [
+            "{t}/t.bpseq line 2: base 1 listed again (first on line 1): a base in two pairs needs a pair list "
+            "(.pairs), as bpseq and ct give each base one partner"
+        ],
+        write("t.bpseq", "1 G 6\n1 G 4\n2 G 5\n3 A 0\n4 A 1\n5 C 2\n6 C 1\n"),
     ),
     Case(
         "fold/ct-input-header-too-short",
