@@ -85,15 +85,16 @@ def read_reference(
     wanted: Sequence[tuple[str, int]],
     sequences: dict[str, str] | None = None,
     fmt: str | None = None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | PairSet]:
     """Reference structures for the ``(id, length)`` records in ``wanted``, read from any
-    structure file (``fmt``: dbn, ct, bpseq, pairs, tsv: a pair table; None: from the extension); every id must be there
-    with the same length (extra records are ignored). A reference's id is cut at its first
-    whitespace, as the input's are (``>id description``). Where ``sequences`` gives the input's
-    sequence and the reference holds one too, the two must agree once normalised (case, T/U;
-    an unknown letter, N, matches any base). Each is a partner array, but a pair list's or pair table's base
-    triples (a base in several pairs, as in 3D-derived structures) are kept: such a reference
-    is a :class:`resm.structure.pairsets.PairSet` of every pair, scored as it stands."""
+    structure file (``fmt``: dbn, ct, bpseq, pairs, tsv: a pair table; None: from the
+    extension); every id must be there with the same length (extra records are ignored). A
+    reference's id is cut at its first whitespace, as the input's are (``>id description``).
+    Where ``sequences`` gives the input's sequence and the reference holds one too, the two must
+    agree once normalised (case, T/U; an unknown letter, N, matches any base). Each is a partner
+    array, but the base triples of a pair list or a pair table (a base in several pairs, as in
+    3D-derived structures) are kept: such a reference is a
+    :class:`resm.structure.pairsets.PairSet` of every pair, scored as it stands."""
     want = dict(wanted)
     found: dict[str, np.ndarray | PairSet] = {}
     try:
