@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fasta import id_problem, open_text
-from ..nucleotides import PAIR_TYPE, lenient_codes
+from ..nucleotides import PAIR_TYPE, as_bytes, describe_symbol, lenient_codes
 from .io import StructureError, pair_list_text, pair_of, parse_pair_lines
 
 __all__ = [
@@ -184,10 +184,10 @@ def parse_pair_table(lines: Iterable[str], src: str) -> list[PairRecord]:
         name, seq, pairs = cols[0].strip(), cols[1].strip(), cols[2].split()
         if not name or not seq:
             raise StructureError(f"{src} line {n}: empty id or sequence")
-        if not (seq.isascii() and seq.isalpha()):
-            raise StructureError(
-                f"{src} line {n}: sequence of {name!r} holds a character that is not a letter (A-Z, a-z)"
-            )
+        bad = next((k for k, c in enumerate(seq) if not (c.isascii() and c.isalpha())), None)
+        if bad is not None:  # named with its position, as the sequences of every other input
+            what = describe_symbol(seq, as_bytes(seq), bad)
+            raise StructureError(f"{src} line {n}: sequence of {name!r}: {what} at position {bad + 1} is not a letter")
         if (why := id_problem(name)) is not None:
             raise StructureError(f"{src} line {n}: id {name!r} {why}")
         if name in seen:
