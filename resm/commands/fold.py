@@ -39,8 +39,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         nargs="?",
         default="-",
         metavar="INPUT",
-        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq/.pairs file whose sequences are "
-        "folded; - or a pipe: standard input",
+        help="FASTA (.gz too), bare sequences one per line, or a .dbn/.ct/.bpseq/.pairs file or .tsv pair table "
+        "whose sequences are folded; - or a pipe: standard input",
     )
     sp.add_argument(
         "--model",
@@ -149,8 +149,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="known structures with the same ids (dbn, ct, bpseq, pairs): score each record, with RNAfold "
-        "alongside, as a TSV (default: no scoring)",
+        help="known structures with the same ids (dbn, ct, bpseq, pairs, or a .tsv pair table; a pair list or "
+        "table may give a base several pairs, all scored): score each record, with RNAfold alongside, as a TSV "
+        "(default: no scoring)",
     )
     sp.add_argument(
         "--report",
@@ -161,10 +162,10 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--reference-format",
-        choices=FORMATS,
+        choices=(*FORMATS, "tsv"),
         default=None,
-        help="format of --reference, e.g. dbn for RNAfold's own output saved under any name "
-        "(default: from its extension)",
+        help="format of --reference, e.g. dbn for RNAfold's own output saved under any name; tsv: a pair table "
+        "(id, sequence, pairs columns, as ss/pdb/VL1.tsv) (default: from its extension)",
     )
     sp.add_argument(
         "--non-canonical",

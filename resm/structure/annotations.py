@@ -14,14 +14,27 @@ field (as for RNAfold's output) see the dot-bracket alone.
 
 :func:`rnafold_extra_line` recognises the lines ``RNAfold -p`` prints after its MFE line (the
 ensemble ``[...]``, centroid and MEA ``{...}`` structures and the ``frequency of mfe
-structure`` line), so a reader can skip them.
+structure`` line), so a reader can skip them; :func:`bprna_headers` reads the ``#Name:``
+comments with which bpRNA's dbn files open a record as the header ``>name``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 
-__all__ = ["ENERGY_KEYS", "format_note", "parse_note", "noted", "comment_lines", "parse_comment", "rnafold_extra_line"]
+from .partners import StructureError
+
+__all__ = [
+    "ENERGY_KEYS",
+    "format_note",
+    "parse_note",
+    "noted",
+    "comment_lines",
+    "parse_comment",
+    "rnafold_extra_line",
+    "bprna_headers",
+]
 
 ENERGY_KEYS = ("MFE", "energy")  # kcal/mol: two decimals, as RNAfold prints them
 _LABEL = re.compile(r"^[A-Za-z][\w.+-]*$")
@@ -115,3 +128,34 @@ def rnafold_extra_line(line: str, length: int) -> bool:
     head, _, rest = s.partition(" ")
     rest = rest.strip()
     return len(head) == length and len(rest) > 1 and (rest[0], rest[-1]) in (("[", "]"), ("{", "}"))
+
+
+_BPRNA_NAME = re.compile(r"^#\s*name\s*:\s*(.*)$", re.IGNORECASE)
+_BPRNA_LENGTH = re.compile(r"^#\s*length\s*:\s*([0-9]+)\s*$", re.IGNORECASE)
+
+
+def bprna_headers(lines: Iterable[str], source: str) -> Iterator[str]:
+    """The lines of a dbn file with bpRNA's record headers (``#Name: x``, ``#Length: n``,
+    ``#PageNumber: k`` comments before the sequence and dot-bracket lines, where others write
+    ``>x``) as a reader of ``>name`` records takes them: a ``#Name:`` line as ``>x``, every
+    other ``#`` comment as a blank line (line numbers kept). A ``#Length:`` that is not the
+    length of the sequence after it is a StructureError naming its line."""
+    length: tuple[int, int] | None = None  # the last #Length: and its line
+    for lineno, raw in enumerate(lines, 1):
+        s = raw.strip()
+        if s.startswith("#"):
+            if m := _BPRNA_NAME.match(s):
+                yield ">" + m.group(1)
+                continue
+            if m := _BPRNA_LENGTH.match(s):
+                length = (int(m.group(1)), lineno)
+            yield ""
+            continue
+        if length is not None and s and not s.startswith(">"):  # the record's sequence
+            if len(s) != length[0]:
+                raise StructureError(
+                    f"{source} line {length[1]}: #Length: {length[0]}, but the sequence on line {lineno} "
+                    f"has {len(s)} nt"
+                )
+            length = None
+        yield raw

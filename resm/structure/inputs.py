@@ -9,15 +9,18 @@
 * structure files, ``.dbn`` (also RNAfold's output: ``>name``, sequence, dot-bracket with an
   optional energy), ``.ct`` (several records allowed), ``.bpseq`` and pair lists (``.pairs``,
   as ``resm fold --format pairs`` writes them, with their ``#Sequence:`` line; a base may sit in
-  several pairs): their sequences are folded, their structures ignored (give the file as
+  several pairs), and pair tables (``.tsv``: ``id``, ``sequence``, ``pairs`` columns, as
+  ``ss/pdb/TR1.tsv``): their sequences are folded, their structures ignored (give the file as
   ``--reference`` to score against them).
 
 The format follows the file's extension when it names one, else the text: ``>`` headers make
 FASTA, or dot-bracket records when a record holds a line of brackets and dots (alone, or with
 RNAfold's energy or resm's own ``[eF1=...]`` note after it, as ``resm fold`` writes); ``N title``
 followed by six columns is ct, ``i base j`` rows are bpseq, and after ``#`` comments the first
-row decides between bpseq (``i base j``) and a pair list (``i j``); anything else is bare
-sequences. Ids are cut at the first whitespace (space or tab) and must be unique.
+row decides between bpseq (``i base j``) and a pair list (``i j``), or a sequence followed by a
+dot-bracket makes bpRNA's dbn (``#Name:`` comments for ``>name``); a pair table's header
+line makes a pair table; anything else is bare sequences. Ids are cut at the first whitespace
+(space or tab) and must be unique.
 Every error names the source and the line.
 """
 
@@ -46,12 +49,13 @@ from ..fasta import (
 from ..utils.paths import no_such
 from .annotations import parse_note
 from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn, parse_pair_lines
+from .pairsets import is_pair_table_header, pair_table_named, parse_pair_table
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]
 
 STDIN = "-"
 _SNIFF_LINES = 2000  # the text that decides the format of a file without a telling extension
-INPUT_FORMATS = ("fasta", "plain", "dbn", "ct", "bpseq", "pairs")
+INPUT_FORMATS = ("fasta", "plain", "dbn", "ct", "bpseq", "pairs", "tsv")
 # a dot-bracket (pseudoknot letters allowed beside at least one bracket), or dots alone
 _DOTBRACKET = re.compile(r"^(?:[().\[\]{}<>,:_~A-Za-z-]*[()\[\]{}<>][().\[\]{}<>,:_~A-Za-z-]*|[.]+)$")
 
@@ -119,14 +123,18 @@ def sniff_format(lines: Sequence[str]) -> str:
     if not body:  # nothing, or FASTA's ';' comments only (read as a bare sequence ';...', named 'seq_1')
         return "fasta"  # reported as "no records" by the caller
     first = body[0][1]
+    if is_pair_table_header(first):
+        return "tsv"
     if any(ln.startswith(">") for _, ln in body):  # FASTA, or text before its first header (an error)
         for _, ln in body[1:]:
             if not ln.startswith(">") and _structure_line(ln):
                 return "dbn"
         return "fasta"
-    if first.startswith("#"):  # bpRNA's bpseq and resm's pair lists both start with '#Name:' comments
-        row = next((ln.split() for _, ln in body if not ln.startswith("#")), [])
-        return "pairs" if len(row) == 2 else "bpseq"
+    if first.startswith("#"):  # bpRNA's bpseq and dbn and resm's pair lists all start with '#Name:' comments
+        rows = [ln for _, ln in body if not ln.startswith("#")][:2]
+        if len(rows) == 2 and len(rows[0].split()) == 1 and _structure_line(rows[1]):
+            return "dbn"  # bpRNA's: a sequence, then its dot-bracket
+        return "pairs" if rows and len(rows[0].split()) == 2 else "bpseq"
     toks = first.split()
     if toks[0].isdigit():
         # a ct header 'N title' is followed by six-column rows; its title may end in a number
@@ -196,7 +204,7 @@ def _read_sequences(path, fmt: str | None, stdin: TextIO | None) -> list[tuple[s
             by_ext = infer_format(Path(path))
         except ValueError:  # .fa, .fasta, .txt, ...: the text decides
             by_ext = None
-        fmt = by_ext if by_ext in ("dbn", "ct", "bpseq", "pairs") else None
+        fmt = by_ext if by_ext in ("dbn", "ct", "bpseq", "pairs") else "tsv" if pair_table_named(path) else None
     fmt = fmt or sniff_format(head)
     if fmt == "fasta":
         records = [(r.id, r.seq) for r in parse_fasta(lines, source, unique=True)]
@@ -206,11 +214,11 @@ def _read_sequences(path, fmt: str | None, stdin: TextIO | None) -> list[tuple[s
         records = [_pair_list_record(lines, source, "seq" if str(path) == STDIN else file_stem(Path(path)))]
     else:
         stem = "seq" if str(path) == STDIN else file_stem(Path(path))
-        it = {"dbn": iter_dbn, "ct": iter_ct, "bpseq": iter_bpseq}[fmt]
-        kwargs = {} if fmt == "dbn" else {"name": stem}
+        it = {"dbn": iter_dbn, "ct": iter_ct, "bpseq": iter_bpseq, "tsv": parse_pair_table}[fmt]
+        kwargs = {} if fmt in ("dbn", "tsv") else {"name": stem}
         records = []
         seen = {}
-        for k, rec in enumerate(it(lines, source=source, **kwargs), 1):
+        for k, rec in enumerate(it(lines, source, **kwargs), 1):
             rec.name = record_id(rec.name)  # cut at the first whitespace, as FASTA ids and references
             if rec.name in seen:
                 raise StructureError(f"{source}: duplicate id {rec.name!r} (records {seen[rec.name]} and {k})")

@@ -6,8 +6,9 @@ and written in dot-bracket by :mod:`resm.structure.partners`; its names are hand
 Formats (all indices in files are 1-based):
 
 * dot-bracket: see :mod:`resm.structure.partners`.
-* ``.dbn``/``.db``: records of three lines ``>name``, sequence, dot-bracket.
-* ``.bpseq``: one record, lines ``i base j`` (j = 0 unpaired), ``#`` comments; ``#Name: x`` names it.
+* ``.dbn``/``.db``: records of three lines ``>name``, sequence, dot-bracket (bpRNA's ``#Name:`` comments for ``>name``).
+* ``.bpseq``: one record, lines ``i base j`` (j = 0 unpaired), ``#`` comments; ``#Name: x`` names it
+  (the header lines of the Comparative RNA Web site's files are passed over).
 * ``.ct``: one or more blocks, header ``N title`` then N rows ``i base i-1 i+1 j i_hist`` (j = 0
   unpaired). Columns 3, 4 and 6 must be integers but are not otherwise checked (real files number them freely).
 * ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``, ``#Length:``, ``#Sequence:`` carry those.
@@ -22,6 +23,7 @@ Pair probabilities (dense maps and sparse ``(i, j, p)`` arrays) are :mod:`resm.s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
@@ -70,6 +72,7 @@ __all__ = [
     "format_structures",
     "read_structures",
     "read_structure",
+    "read_pair_list",
     "write_structures",
     "read_archiveii_csv",
     "FORMATS",
@@ -183,15 +186,19 @@ class _BaseRows:
     def add(self, i: int, base: str, j: int, source: str, lineno: int) -> None:
         """Row ``i`` (the next index, else one line naming the file and line): ``base`` paired
         with ``j``."""
+        if i == len(self.partners) and i:  # a base listed twice, as for a base triple: was "index 1, expected 2"
+            why = "a base in two pairs needs a pair list (.pairs), as bpseq and ct give each base one partner"
+            raise _err(source, lineno, f"base {i} listed again (first on line {self.linenos[-1]}): {why}")
         if i != len(self.partners) + 1:
             raise _err(source, lineno, f"index {i}, expected {len(self.partners) + 1}")
         self.bases.append(base)
         self.partners.append(j)
         self.linenos.append(lineno)
 
-    def structure(self, source: str, name: str) -> Structure:
+    def structure(self, source: str, name: str, header: str = "") -> Structure:
         """The record's Structure: single-letter bases, partners in range and each other's
-        (else one line naming the file and the base's line)."""
+        (else one line naming the file and the base's line; a partner out of range ends with
+        ``header``, where the length came from)."""
         partners, linenos = self.partners, self.linenos
         for b, ln in zip(self.bases, linenos):
             if len(b) != 1:
@@ -203,7 +210,7 @@ class _BaseRows:
             if j == 0:
                 continue
             if j < 0 or j > L:
-                raise _err(source, linenos[k], f"partner {j} of base {i} out of range 1..{L}")
+                raise _err(source, linenos[k], f"partner {j} of base {i} out of range 1..{L}{header}")
             if j == i:
                 raise _err(source, linenos[k], f"base {i} paired with itself")
             back = partners[j - 1]
@@ -230,19 +237,23 @@ def _dbn_structure(line: str, seq: str, source: str, lineno: int, required: bool
     except StructureError as e:
         problem = str(e)
     if required:
+        if db.isalpha() and not set(db.upper()) - set("ACGUTN"):  # a sequence wrapped over two lines
+            problem = "expected the dot-bracket, got nucleotide letters (a dbn record holds its sequence on one line)"
         raise _err(source, lineno, problem)
     return None
 
 
 def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]:
-    """Records from ``>name`` / sequence / dot-bracket lines (blank lines skipped).
+    """Records from ``>name`` / sequence / dot-bracket lines (blank lines skipped; bpRNA's
+    ``#Name:`` comments open a record as ``>name``: :func:`~.annotations.bprna_headers`).
 
     A note after the dot-bracket gives ``scores`` (``[eF1=0.93]``; RNAfold's ``(-12.30)`` as
     ``energy``); labelled lines after it (``<dot-bracket> [RNAfold MFE=-21.60]``) are read into
     ``alternatives`` and ``RNAfold -p``'s further lines are skipped
     (:mod:`resm.structure.annotations`)."""
-    from .annotations import rnafold_extra_line
+    from .annotations import bprna_headers, rnafold_extra_line
 
+    lines = bprna_headers(lines, source)
     state = 0
     name = seq = ""
     last: Structure | None = None  # the record whose extra lines may follow
@@ -274,6 +285,8 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
             seq = line
             state = 2
         else:
+            if line.startswith(">"):  # was "structure length 2 != sequence length 9", the header read as one
+                raise _err(source, lineno, f"record {name!r} holds one line where a sequence and a dot-bracket are due")
             p, (_, scores) = _dbn_structure(line, seq, source, lineno, required=True)
             last = Structure(name, seq, p, scores)
             state = 0
@@ -322,13 +335,19 @@ class _CommentNotes:
         return out
 
 
+_CRW_HEADER = re.compile(r"^(Filename|Organism|Accession Number|Citation and related information)\b", re.I)
+
+
 def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") -> Iterator[Structure]:
-    """The single record of a bpseq file (``i base j`` rows)."""
+    """The single record of a bpseq file (``i base j`` rows; the header lines of the Comparative
+    RNA Web site's files, ``Filename:``, ``Organism:``, ... before them, are passed over)."""
     rows = _BaseRows()
     notes = _CommentNotes()
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
+            continue
+        if not rows and _CRW_HEADER.match(line):  # the Comparative RNA Web site's header lines
             continue
         if line.startswith("#"):
             m = _NAME_RE.match(line)
@@ -350,6 +369,18 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
 CT_ENERGY = re.compile(r"^(ENERGY|dG)\s*=\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?(\s+|$)", re.I)
 
 
+def _continues(line: str, n: int) -> bool:
+    """Whether ``line``, where a ct header is due, is instead the row of base ``n + 1`` of the
+    block of ``n`` bases just read (``n+1 base n n+2 j n+1``): a header that gave too few bases."""
+    toks = line.split()
+    return (
+        len(toks) == 6
+        and all(_INTEGER.fullmatch(t) for t in toks[:1] + toks[2:])
+        and int(toks[0]) == n + 1
+        and int(toks[2]) == n
+    )
+
+
 def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Iterator[Structure]:
     """Records of a (multi-record) ct file.
 
@@ -359,12 +390,20 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
     """
     n_rec = 0
     need = 0  # rows still expected in the current block
-    lineno = 0
+    lineno = header_line = 0
+    rows = _BaseRows()
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
             continue
         if need == 0:
+            if n_rec and _continues(line, len(rows)):  # the rows go on past the length the header gave
+                raise _err(
+                    source,
+                    lineno,
+                    f"row {len(rows) + 1} continues the ct block starting line {header_line}, whose header "
+                    f"gives {len(rows)} bases",
+                )
             toks = line.split(None, 1)
             n = _int(toks[0], source, lineno, "ct header length")
             if n < 1:
@@ -383,7 +422,7 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
         rows.add(i, toks[1], j, source, lineno)
         need -= 1
         if need == 0:
-            yield rows.structure(source, rec_name)
+            yield rows.structure(source, rec_name, f" (the ct header on line {header_line} gives {n} bases)")
     if need:
         raise _err(source, lineno, f"ct block starting line {header_line} has {len(rows)} of {len(rows) + need} rows")
     if n_rec == 0:
@@ -572,6 +611,27 @@ def _fmt_pairs(rec: Structure) -> str:
 _FORMATTERS = {"dbn": _fmt_dbn, "bpseq": _fmt_bpseq, "ct": _fmt_ct, "pairs": _fmt_pairs}
 
 
+def _check_dotbracket(rec: Structure, fmt: str) -> None:
+    """What ``fmt`` writes in dot-bracket (dbn: the record and its alternatives; bpseq and pairs:
+    the alternatives) must fit its 30 levels of brackets: else a StructureError naming the
+    record, the structure and the formats that hold any pseudoknot."""
+    from .partners import MAX_LEVELS
+
+    main = "ct, bpseq and pairs hold any pseudoknot"
+    todo = ([("its structure", rec.pairs, main)] if fmt == "dbn" else []) + [
+        (f"its {a.name} structure", a.pairs, "every format writes an alternative in dot-bracket")
+        for a in rec.alternatives
+    ]
+    for what, pairs, hold in todo:
+        try:
+            to_dotbracket(pairs)
+        except StructureError:
+            raise StructureError(
+                f"record {rec.name!r}: {what} needs more than {MAX_LEVELS} pseudoknot levels, more than "
+                f"dot-bracket has brackets for ([] {{}} <> Aa..Zz); {hold}"
+            ) from None
+
+
 def format_structures(records: Iterable[Structure], fmt: str) -> str:
     """Text of ``records`` in ``fmt``; bpseq and pairs hold exactly one record. Scores and
     alternative structures are written as :class:`Structure` says (ct: scores left out).
@@ -593,6 +653,7 @@ def format_structures(records: Iterable[Structure], fmt: str) -> str:
             raise ValueError(f"{r.name}: ct has no room for a second structure per record (dbn, bpseq and pairs have)")
         if fmt == "ct" and CT_ENERGY.match(r.name.strip()):
             raise ValueError(f"{r.name!r}: ct would read it back as an energy then a name (dbn, bpseq, pairs keep it)")
+        _check_dotbracket(r, fmt)
     return "".join(_FORMATTERS[fmt](r) for r in recs)
 
 
@@ -631,16 +692,32 @@ def read_structures(path: str | os.PathLike, fmt: str | None = None) -> Iterator
     if fmt not in _ITERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     kwargs = {} if fmt == "dbn" else {"name": file_stem(path)}
+    with _opened(path) as fh:
+        yield from _ITERS[fmt](fh, source=str(path), **kwargs)
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator:
+    """A structure file opened as every input (gzip or not by its content: a plain file named
+    .gz is read as text); a damaged gzip is a StructureError naming the file, and a
+    StructureError raised inside notes a .gz name that is not gzip."""
     try:
-        # gzip or not by its content, as every input (a plain file named .gz is read as text)
         with open_text(path) as fh:
-            yield from _ITERS[fmt](fh, source=str(path), **kwargs)
+            yield fh
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # a damaged gzip, or one cut off
         raise StructureError(f"{path}: cannot read ({e})") from None
     except StructureError as e:
         if note := gz_name_note(path):
             raise StructureError(f"{e}{note}") from None
         raise
+
+
+def read_pair_list(path: str | os.PathLike) -> PairList:
+    """The record of a pair-list file with every pair kept, a base in several pairs included
+    (:func:`parse_pair_lines`; named by ``#Name:``, else the file's stem)."""
+    path = Path(path)
+    with _opened(path) as fh:
+        return parse_pair_lines(fh, str(path), file_stem(path))
 
 
 def read_structure(path: str | os.PathLike, fmt: str | None = None) -> Structure:

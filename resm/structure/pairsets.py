@@ -31,16 +31,26 @@ from __future__ import annotations
 import io
 import os
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..fasta import id_problem, open_text
-from ..nucleotides import PAIR_TYPE, lenient_codes
+from ..nucleotides import PAIR_TYPE, as_bytes, describe_symbol, lenient_codes
 from .io import StructureError, pair_list_text, pair_of, parse_pair_lines
 
-__all__ = ["PairRecord", "PairSet", "format_pair_list", "parse_pair_list", "read_pair_table"]
+__all__ = [
+    "PairRecord",
+    "PairSet",
+    "format_pair_list",
+    "parse_pair_list",
+    "read_pair_table",
+    "parse_pair_table",
+    "is_pair_table_header",
+    "pair_table_named",
+]
 
 HEADER = ("id", "sequence", "pairs")
 
@@ -133,46 +143,61 @@ def parse_pair_list(text: str, source: str = "<pairs>") -> PairRecord:
     return PairRecord(got.name, got.seq, PairSet(np.asarray(got.ij, dtype=np.int64).reshape(-1, 2), got.length))
 
 
+def pair_table_named(path: str | os.PathLike) -> bool:
+    """Whether a file's name (``.tsv``, ``.tsv.gz``) makes it a pair table."""
+    name = Path(path).name.lower()
+    return name.removesuffix(".gz").endswith(".tsv")
+
+
+def is_pair_table_header(line: str) -> bool:
+    """Whether ``line`` is a pair table's header (``id``, ``sequence``, ``pairs``, tab-separated)."""
+    return tuple(c.strip().lower() for c in line.rstrip("\r\n").split("\t")) == HEADER
+
+
 def read_pair_table(path: str | os.PathLike) -> list[PairRecord]:
     """The records of a pair table (see the module notes); errors name the file and line."""
     path = Path(path)
-    src = path.name
-    out: list[PairRecord] = []
-    seen: dict = {}
     try:
         with open_text(path) as fh:  # as every input: a device refused, UTF-16 after its mark, gzip
-            for n, raw in enumerate(fh, 1):
-                line = raw.rstrip("\r\n")
-                if n == 1:
-                    if tuple(c.strip().lower() for c in line.split("\t")) != HEADER:
-                        raise StructureError(f"{src} line 1: expected the header 'id<TAB>sequence<TAB>pairs'")
-                    continue
-                if not line.strip():
-                    continue
-                cols = line.split("\t")
-                if len(cols) != 3:
-                    raise StructureError(
-                        f"{src} line {n}: expected 3 tab-separated columns (id, sequence, pairs), got {len(cols)}"
-                    )
-                name, seq, pairs = cols[0].strip(), cols[1].strip(), cols[2].split()
-                if not name or not seq:
-                    raise StructureError(f"{src} line {n}: empty id or sequence")
-                if not (seq.isascii() and seq.isalpha()):
-                    raise StructureError(
-                        f"{src} line {n}: sequence of {name!r} holds a character that is not a letter (A-Z, a-z)"
-                    )
-                if (why := id_problem(name)) is not None:
-                    raise StructureError(f"{src} line {n}: id {name!r} {why}")
-                if name in seen:
-                    raise StructureError(f"{src} line {n}: id {name!r} already on line {seen[name]}")
-                seen[name] = n
-                ij = [pair_of(t, ":", f"{src} line {n}", len(seq)) for t in pairs]
-                if len(set(ij)) != len(ij):
-                    dup = next(p for k, p in enumerate(ij) if p in ij[:k])
-                    raise StructureError(f"{src} line {n}: pair {dup[0] + 1}:{dup[1] + 1} written twice")
-                out.append(PairRecord(name, seq, PairSet(np.asarray(ij, dtype=np.int64).reshape(-1, 2), len(seq))))
+            return parse_pair_table(fh, path.name)
     except (OSError, EOFError, zlib.error) as e:  # a folder, a device, a damaged gzip
         raise StructureError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+
+
+def parse_pair_table(lines: Iterable[str], src: str) -> list[PairRecord]:
+    """The records of a pair table's ``lines`` (a file's or standard input's), named ``src`` in errors."""
+    out: list[PairRecord] = []
+    seen: dict = {}
+    for n, raw in enumerate(lines, 1):
+        line = raw.rstrip("\r\n")
+        if n == 1:
+            if not is_pair_table_header(line):
+                raise StructureError(f"{src} line 1: expected the header 'id<TAB>sequence<TAB>pairs'")
+            continue
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) != 3:
+            raise StructureError(
+                f"{src} line {n}: expected 3 tab-separated columns (id, sequence, pairs), got {len(cols)}"
+            )
+        name, seq, pairs = cols[0].strip(), cols[1].strip(), cols[2].split()
+        if not name or not seq:
+            raise StructureError(f"{src} line {n}: empty id or sequence")
+        bad = next((k for k, c in enumerate(seq) if not (c.isascii() and c.isalpha())), None)
+        if bad is not None:  # named with its position, as the sequences of every other input
+            what = describe_symbol(seq, as_bytes(seq), bad)
+            raise StructureError(f"{src} line {n}: sequence of {name!r}: {what} at position {bad + 1} is not a letter")
+        if (why := id_problem(name)) is not None:
+            raise StructureError(f"{src} line {n}: id {name!r} {why}")
+        if name in seen:
+            raise StructureError(f"{src} line {n}: id {name!r} already on line {seen[name]}")
+        seen[name] = n
+        ij = [pair_of(t, ":", f"{src} line {n}", len(seq)) for t in pairs]
+        if len(set(ij)) != len(ij):
+            dup = next(p for k, p in enumerate(ij) if p in ij[:k])
+            raise StructureError(f"{src} line {n}: pair {dup[0] + 1}:{dup[1] + 1} written twice")
+        out.append(PairRecord(name, seq, PairSet(np.asarray(ij, dtype=np.int64).reshape(-1, 2), len(seq))))
     if not out:
         raise StructureError(f"{src} line 1: no records")
     return out

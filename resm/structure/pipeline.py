@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,17 @@ from ..nucleotides import normalise
 from ..utils.jsontext import load_json
 from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
-from .io import FoldError, FoldUsageError, Structure, format_structures, infer_format, read_structures
+from .io import (
+    FoldError,
+    FoldUsageError,
+    Structure,
+    format_structures,
+    infer_format,
+    read_pair_list,
+    read_structures,
+)
+from .pairsets import PairRecord, PairSet, pair_table_named, read_pair_table
+from .partners import pairs_from_list
 from .predictor import Namer, PairPredictor, Predictor, refuse_dense_decoding
 from .predictor_loading import BundleOpener, PredictorOptions, fold_flag, load_predictor
 from .probe import ProbeFile
@@ -75,26 +85,31 @@ def read_reference(
     wanted: Sequence[tuple[str, int]],
     sequences: dict[str, str] | None = None,
     fmt: str | None = None,
-) -> dict[str, np.ndarray]:
-    """Reference partner arrays for the ``(id, length)`` records in ``wanted``, read from any
-    structure file (``fmt``: dbn, ct, bpseq, pairs; None: from the extension); every id must be there
-    with the same length (extra records are ignored). A reference's id is cut at its first
-    whitespace, as the input's are (``>id description``). Where ``sequences`` gives the input's
-    sequence and the reference holds one too, the two must agree once normalised (case, T/U;
-    an unknown letter, N, matches any base)."""
+) -> dict[str, np.ndarray | PairSet]:
+    """Reference structures for the ``(id, length)`` records in ``wanted``, read from any
+    structure file (``fmt``: dbn, ct, bpseq, pairs, tsv: a pair table; None: from the
+    extension); every id must be there with the same length (extra records are ignored). A
+    reference's id is cut at its first whitespace, as the input's are (``>id description``).
+    Where ``sequences`` gives the input's sequence and the reference holds one too, the two must
+    agree once normalised (case, T/U; an unknown letter, N, matches any base). Each is a partner
+    array, but the base triples of a pair list or a pair table (a base in several pairs, as in
+    3D-derived structures) are kept: such a reference is a
+    :class:`resm.structure.pairsets.PairSet` of every pair, scored as it stands."""
     want = dict(wanted)
-    found: dict[str, np.ndarray] = {}
+    found: dict[str, np.ndarray | PairSet] = {}
     try:
-        fmt = fmt or infer_format(Path(path))
+        fmt = fmt or ("tsv" if pair_table_named(path) else infer_format(Path(path)))
     except ValueError as e:
         raise FoldError(f"{e}; give the format with --reference-format") from None
-    for rec in read_structures(path, fmt):
+    for rec in _reference_records(path, fmt):
         rec.name = record_id(rec.name)
         if rec.name in found:
             raise FoldError(f"{path}: duplicate id {rec.name!r}: which reference structure to score against is unclear")
         if rec.name in want:
-            if len(rec) != want[rec.name]:
-                raise FoldError(f"{path}: record {rec.name!r} has length {len(rec)}, the FASTA's has {want[rec.name]}")
+            if len(rec.pairs) != want[rec.name]:  # a PairRecord's len is its sequence's, maybe not given
+                raise FoldError(
+                    f"{path}: record {rec.name!r} has length {len(rec.pairs)}, the FASTA's has {want[rec.name]}"
+                )
             if sequences is not None and rec.seq and rec.name in sequences:
                 _same_sequence(path, rec.name, rec.seq, sequences[rec.name])
             found[rec.name] = rec.pairs
@@ -103,6 +118,22 @@ def read_reference(
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise FoldError(f"{path}: no reference structure for {', '.join(repr(m) for m in missing[:3])}{more}")
     return found
+
+
+def _reference_records(path, fmt: str) -> Iterator[Structure | PairRecord]:
+    """The records of a reference file: Structures, and those of a pair list or a pair table
+    (``tsv``) whose bases sit in several pairs as the PairRecord of every pair."""
+    if fmt not in ("pairs", "tsv"):
+        yield from read_structures(path, fmt)
+        return
+    if fmt == "pairs":
+        got = read_pair_list(path)
+        recs = [PairRecord(got.name, got.seq, PairSet(np.asarray(got.ij, dtype=np.int64).reshape(-1, 2), got.length))]
+    else:
+        recs = read_pair_table(path)
+    for r in recs:
+        multiplet = r.pairs.multiplet_bases()
+        yield r if multiplet else Structure(r.name, r.seq, pairs_from_list(r.pairs.ij.tolist(), r.pairs.length))
 
 
 def _same_sequence(path, name: str, ref_seq: str, seq: str) -> None:
@@ -177,7 +208,7 @@ def _format(rec, fmt: str) -> str:
 def check_non_canonical(predictor: Predictor | None, o: FoldOptions) -> None:
     """``--non-canonical`` with a pair-head model: its scorer must be in the model file and
     usable, and the structures are written only as a pair list (a base may sit in several
-    pairs, which dbn, ct and bpseq cannot hold); drawings, ``--reference`` scores and the
+    pairs, which dbn, ct and bpseq cannot hold; ``--reference`` scores every pair); drawings and the
     ``--mfe`` / ``--compare`` notes read one partner per base and are refused (the ``eF1``
     note is left out: the added pairs have no probability in the model's map). A one-line
     FoldError, before any work. (With a 2-D head or a probe the switch keeps the greedy
@@ -192,7 +223,7 @@ def check_non_canonical(predictor: Predictor | None, o: FoldOptions) -> None:
             f"--format {o.fmt} cannot hold the pairs --non-canonical adds with {model} (a pair-head model: a base "
             "may sit in two or three pairs; dbn, ct and bpseq give each base one partner): give --format pairs"
         )
-    given = {"--plot": o.plot, "--reference": o.reference, "--compare": o.compare, "--mfe": o.mfe or None}
+    given = {"--plot": o.plot, "--compare": o.compare, "--mfe": o.mfe or None}  # --reference scores pair sets
     clash = next((k for k, v in given.items() if v is not None), None)
     if clash is not None:
         raise FoldError(
@@ -468,6 +499,12 @@ def fold_fasta(
     if o.plot is not None:
         from .plot import plot_suffixes, require_matplotlib
 
+        triple = next((k for k, v in (wanted or {}).items() if isinstance(v, PairSet)), None)
+        if triple is not None:
+            raise FoldError(
+                f"{o.reference}: record {triple!r} has a base in several pairs, which --plot cannot draw (one "
+                "partner per base); leave out --plot to score it"
+            )
         require_matplotlib()
         record_file_names(ids, o.plot_style()[0], o.plot, plot_suffixes(o.compare), files)
     plan = _Plan(

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .metrics import f1_score, mcc
+from .metrics import f1_score, mcc, n_pairs
+from .pairsets import PairSet
 
 __all__ = ["COLUMNS", "HEADER", "score_record", "format_row", "summary", "format_summary"]
 
@@ -30,10 +31,13 @@ def score_record(
     name: str, seq: str, pred: np.ndarray, ref: np.ndarray, rnafold_pairs: np.ndarray | None = None
 ) -> dict[str, object]:
     """The report row of one record (RNAfold folds ``seq`` here unless its MFE structure is
-    given as ``rnafold_pairs``)."""
+    given as ``rnafold_pairs``); ``pred`` and ``ref`` are partner arrays, or
+    :class:`resm.structure.pairsets.PairSet` whose bases may sit in several pairs (every pair
+    counts in ``n_pred`` / ``n_ref`` and the scores)."""
     from .folders import on_record, rnafold
 
-    pred, ref = np.asarray(pred), np.asarray(ref)
+    # a PairSet: a reference with base triples, or a prediction with --non-canonical's added pairs
+    pred, ref = (x if isinstance(x, PairSet) else np.asarray(x) for x in (pred, ref))
     if rnafold_pairs is None:
         with on_record("RNAfold", name, seq):
             rnafold_pairs = rnafold(seq)[0]
@@ -41,8 +45,8 @@ def score_record(
     row: dict[str, object] = {
         "id": name,
         "length": int(len(ref)),
-        "n_ref": int((ref >= 0).sum() // 2),
-        "n_pred": int((pred >= 0).sum() // 2),
+        "n_ref": n_pairs(ref),
+        "n_pred": n_pairs(pred),
     }
     row.update(zip(("f1", "f1_shift", "mcc"), _scores(pred, ref)))
     row.update(zip(("rnafold_f1", "rnafold_f1_shift", "rnafold_mcc"), _scores(mfe, ref)))

@@ -72,7 +72,7 @@ def test_evaluate_names_file_and_line_of_a_letter_outside_a_z(tmp_path, capfd):
     argv = ["evaluate", "structure", "--model", "default", "--dataset", "vl1", "--data-dir", tmp_path]
     line = refused(capfd, [tmp_path], *argv, "--folders", "rnafold", "--out", tmp_path / "t.md")
     assert line == (
-        "resm evaluate: error: VL1.tsv line 2: sequence of 'a' holds a character that is not a letter (A-Z, a-z)"
+        "resm evaluate: error: VL1.tsv line 2: sequence of 'a': symbol 'é' (U+00E9) at position 4 is not a letter"
     )
 
 
