@@ -442,6 +442,18 @@ class Trainer:
                 if isinstance(v, (int, float)) and k != "step":
                     self.tb.add_scalar(f"{record.get('split', 'train')}/{k}", v, record["step"])
 
+    @staticmethod
+    def _shown(record: dict[str, Any]) -> dict[str, str]:
+        """A train log line as the progress bar shows it: loss, perplexity, tokens/s, learning
+        rate and gradient norm."""
+        return {
+            "loss": f"{record['loss']:.3f}",
+            "ppl": f"{record['ppl']:.2f}",
+            "tok/s": f"{record['tokens_per_s']:.0f}",
+            "lr": f"{record['lr']:.2e}",
+            "gnorm": f"{record['grad_norm']:.2f}",
+        }
+
     def _validate(self) -> dict[str, float]:
         model = self.engine.module
         model.eval()
@@ -600,6 +612,7 @@ class Trainer:
             total=t.max_steps, initial=self.step, desc="train", unit="step", disable=not (t.progress and self.rank == 0)
         )
         last: dict[str, Any] = {}
+        shown: dict[str, str] = {}
         last_val: dict[str, Any] = {}
         last_val_step = -1
         stop_for_time = False
@@ -641,10 +654,14 @@ class Trainer:
                 # this rank's mean of each sub-task's loss over the window (joint runs)
                 last.update({k: total / n for k, (total, n) in sorted(window.get("parts", {}).items())})
                 self._log(last)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.2e}")
+                shown.update(self._shown(last))  # what log.jsonl gets, on the console too
+                bar.set_postfix(shown)
                 window = self.window = self._new_window()
             if t.val_every and self.step % t.val_every == 0:
                 last_val, last_val_step = self._validate(), self.step
+                if last_val.get("val_loss") is not None:  # the last validation's, until the next
+                    shown["val_loss"] = f"{float(last_val['val_loss']):.3f}"
+                    bar.set_postfix(shown)
             if t.max_minutes is not None:
                 over = (time.time() - start) / 60 > t.max_minutes
                 stop_for_time = bool(_broadcast_str("1" if over else ""))
