@@ -38,6 +38,9 @@ def run_pretrain(a: argparse.Namespace) -> None:
         line += ": no validation loss (the validation split is empty)"
     elif "val_loss" in v:
         line += f": validation loss {v['val_loss']:.4f} (unigram baseline {v['unigram_baseline']:.4f})"
+    line += f"; wrote {result['model_file']}"  # the fair-esm .pt that resm embed/probe/finetune read
+    if result.get("hf_folder"):  # model.save_hf
+        line += f" and {result['hf_folder']}"
     print_rank0(line)
 
 

@@ -80,6 +80,15 @@ def test_training_learns_and_beats_unigram(tmp_path):
     assert len(list((tmp_path / "run" / "checkpoints").iterdir())) <= 3
 
 
+def test_the_last_line_names_the_model_written(tmp_path):
+    """``resm pretrain`` ends naming the fair-esm ``.pt`` it wrote (and the Hugging Face folder
+    with ``model.save_hf``), as ``resm finetune`` does: it named neither."""
+    cfg = write_cfg(tmp_path, max_steps=2, val_every=2, ckpt_every=2)
+    p = run("pretrain", "--config", cfg, "model.save_hf=true")
+    assert p.stdout.strip().endswith(f"; wrote {tmp_path / 'run' / 'model.pt'} and {tmp_path / 'run' / 'model_hf'}")
+    assert (tmp_path / "run" / "model.pt").is_file() and (tmp_path / "run" / "model_hf").is_dir()
+
+
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     (tmp_path / "ref").mkdir()
     ref_cfg = write_cfg(tmp_path / "ref", max_steps=40, val_every=0, ckpt_every=5)
