@@ -256,6 +256,7 @@ class Trainer:
         self.rank, self.world_size, _ = launch()
         self.step = 0
         self.tokens_seen = 0
+        self.resumed_validation: dict[str, Any] | None = None  # logged at the step resumed from
 
     # ---------------------------------------------------------------- checkpointing
     def _save(self) -> None:
@@ -354,15 +355,20 @@ class Trainer:
         set_generator_state(self.generator, state["mask_rng"])
         if "window" in state:  # absent in states written before it was kept
             self.window = self._restored_window(state["window"], state["file"])
+        done = None
         if self.rank == 0:
             import sys
 
             print(f"resm: resumed from step {self.step} ({folder})", file=sys.stderr)
-            self._truncate_log(self.step)
+            done = self._truncate_log(self.step)
             if changed:
                 print(f"resm: resuming from {folder} with changed settings: {', '.join(changed)}", file=sys.stderr)
                 self._log({"split": "resume", "step": self.step, "changed": changed})
                 atomic_write_text(self.out_dir / "config.json", json.dumps(self.config_dump, indent=2, default=str))
+        # the validation the checkpoint's step already logged (a finished run re-run): not run and
+        # logged again; every process agrees, as validation is collective
+        done = json.loads(_broadcast_str(json.dumps(done) if self.rank == 0 else ""))
+        self.resumed_validation = done
         return True
 
     def _apply_optim(self, step: int) -> None:
@@ -401,13 +407,14 @@ class Trainer:
         except (AttributeError, KeyError, TypeError, ValueError):
             raise CheckpointError(f"{where}: not a complete trainer state (unusable 'window')") from None
 
-    def _truncate_log(self, step: int) -> None:
+    def _truncate_log(self, step: int) -> dict[str, Any] | None:
         """Drop log lines past the checkpoint being resumed: they are about to be redone. A
-        line that is not JSON (cut off by a crash mid-write) is dropped with a warning."""
+        line that is not JSON (cut off by a crash mid-write) is dropped with a warning. Returns
+        the metrics of the validation logged at ``step``, if one was."""
         log = self.out_dir / "log.jsonl"
         if not log.exists():
-            return
-        keep, bad = [], []
+            return None
+        keep, bad, done = [], [], None
         for n, ln in enumerate(log.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if not ln.strip():
                 continue
@@ -419,6 +426,8 @@ class Trainer:
                 continue
             if not past:
                 keep.append(ln)
+            if not past and int(rec["step"]) == step and rec.get("split") == "validation":
+                done = {k: v for k, v in rec.items() if k not in ("split", "step")}
         if bad:
             import sys
 
@@ -428,6 +437,7 @@ class Trainer:
                 file=sys.stderr,
             )
         atomic_write_text(log, "".join(k + "\n" for k in keep))
+        return done
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.rank != 0:
@@ -615,6 +625,8 @@ class Trainer:
         shown: dict[str, str] = {}
         last_val: dict[str, Any] = {}
         last_val_step = -1
+        if resumed and self.resumed_validation is not None:
+            last_val, last_val_step = self.resumed_validation, self.step
         stop_for_time = False
         while self.step < t.max_steps:
             for _ in range(t.grad_accum):
