@@ -683,8 +683,10 @@ class Trainer:
                 break
         bar.close()
         final_val = self._validate() if t.val_every and self.step != last_val_step else last_val
+        # short of max_steps: train.max_minutes ran out (the same command resumes)
+        end = {"step": self.step, "max_steps": t.max_steps, "out_of_time": self.step < t.max_steps}
         if not disk:  # in memory: the weights stay in the task's model
-            return {"step": self.step, "train": last, "validation": final_val}
+            return {**end, "train": last, "validation": final_val}
         if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
             self._save()
         self._refuse_diverged()
@@ -697,7 +699,7 @@ class Trainer:
                 self.task.save_final(self.engine.module, self.out_dir, state)
         if self.tb is not None:
             self.tb.close()
-        return {"step": self.step, "train": last, "validation": final_val}
+        return {**end, "train": last, "validation": final_val}
 
 
 def run_task(make_task, cfg: dict[str, Any], sections: set, config_file: str | os.PathLike | None = None) -> tuple:

@@ -26,6 +26,17 @@ def training_args(sp: argparse.ArgumentParser, kind: str) -> None:
     sp.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
 
+def ended(result: dict) -> str:
+    """How a training command's last line starts: the step it finished at, or where
+    ``train.max_minutes`` stopped it short of ``train.max_steps`` (the same command resumes)."""
+    if result.get("out_of_time"):
+        return (
+            f"stopped at step {result['step']} of {result['max_steps']}, train.max_minutes spent "
+            "(run the same command again to continue)"
+        )
+    return f"finished at step {result['step']}"
+
+
 def run_pretrain(a: argparse.Namespace) -> None:
     from ..config import find_config, load_config
     from ..tasks import run
@@ -33,7 +44,7 @@ def run_pretrain(a: argparse.Namespace) -> None:
     path = find_config(a.config, "pretrain")
     result = run(load_config(path, a.overrides), default="mlm", known=("mlm",), config_file=path)
     v = result.get("validation") or {}
-    line = f"finished at step {result['step']}"
+    line = ended(result)
     if "val_loss" in v and v.get("n_masked", 1) == 0:
         line += ": no validation loss (the validation split is empty)"
     elif "val_loss" in v:
@@ -52,7 +63,7 @@ def run_finetune(a: argparse.Namespace) -> None:
     path = find_config(a.config, "finetune")
     result = run(load_config(path, a.overrides), known=tasks_with("finetune"), config_file=path)
     v = result.get("validation") or {}
-    line = f"finished at step {result['step']}"
+    line = ended(result)
     if "val_f1_shift" in v and result.get("decoding"):  # the F1 shown is the one of the decoding chosen below
         line += f": validation loss {v['val_loss']:.4f}"
     elif "val_f1_shift" in v:
