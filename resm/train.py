@@ -236,6 +236,17 @@ def _broadcast_str(s: str) -> str:
     return s
 
 
+_INTERRUPTED: list[str] = []  # what a training run stopped by an error or a signal left (interrupted_note)
+
+
+def interrupted_note() -> str:
+    """What an interrupted training command says of its run folder (and forgets): the
+    checkpoint the same command resumes from, or that none had been written, so that what the
+    run wrote was removed and the same command starts afresh. Empty when no run was stopped."""
+    notes, _INTERRUPTED[:] = list(_INTERRUPTED), []
+    return "".join(f"; {n}" for n in notes)
+
+
 # ----------------------------------------------------------------------------- trainer
 @dataclass
 class Trainer:
@@ -541,6 +552,14 @@ class Trainer:
         before = set(self.out_dir.iterdir()) if existed else set()
 
         def undo_start() -> None:  # on an error, and on SIGTERM at the command line (on_abort)
+            if self.rank == 0:
+                kept = list_checkpoints(self.out_dir)
+                _INTERRUPTED[:] = [
+                    f"run the same command again to resume from {kept[-1]}"
+                    if kept
+                    else f"no checkpoint had been written, so what the run wrote in {self.out_dir} was removed "
+                    "(the same command starts it afresh)"
+                ]
             if self.rank == 0 and not list_checkpoints(self.out_dir):
                 if not existed:
                     shutil.rmtree(self.out_dir, ignore_errors=True)
@@ -548,6 +567,7 @@ class Trainer:
                     for p in set(self.out_dir.iterdir()) - before:
                         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
+        _INTERRUPTED.clear()
         try:
             with suspended(), on_abort(undo_start):
                 return self._fit()
