@@ -94,6 +94,16 @@ PRETRAIN = Command(
     lambda sp: training_args(sp, "pretrain"),
     run_pretrain,
     training=True,
+    examples=(
+        (
+            "resm pretrain --config cpu_demo model.arch=null model.init=esm2_t6_8M_UR50D.pt",
+            "continue an ESM-2 checkpoint on mapped RNA (cpu_demo names an arch)",
+        ),
+        (
+            "resm pretrain --config cpu_demo data.train=[my_rnas.fa] train.out_dir=runs/mine",
+            "the same on your own FASTA; re-run it to resume; then resm export",
+        ),
+    ),
 )
 FINETUNE = Command(
     "finetune",
@@ -102,4 +112,10 @@ FINETUNE = Command(
     lambda sp: training_args(sp, "finetune"),
     run_finetune,
     training=True,
+    examples=(
+        (
+            "resm finetune --config structure model.init=esm2_rna.pt",
+            "the structure head on your backbone (a resm export, or runs/X/model.pt)",
+        ),
+    ),
 )
