@@ -91,14 +91,14 @@ def _device_ok(v: str) -> str | None:
     return None
 
 
-_RESUME_HINT = "; run the same command again to resume from the run's last checkpoint (train.out_dir/checkpoints)"
-
-
 def _resume_hint(command: str) -> str:
-    """What an interrupted command says after "interrupted"/"terminated" (shards kept too)."""
+    """What an interrupted command says after "interrupted"/"terminated": of a training run,
+    its checkpoint or that none was kept (:func:`resm.train.interrupted_note`); shards kept."""
     from .utils.shards import interrupted_note
 
-    return (_RESUME_HINT if BY_NAME[command].training else "") + interrupted_note()
+    train = sys.modules.get("resm.train")  # imported by the run, if it started
+    run = train.interrupted_note() if BY_NAME[command].training and train is not None else ""
+    return run + interrupted_note()
 
 
 def _inputs(args: argparse.Namespace) -> dict:

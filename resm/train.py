@@ -236,6 +236,17 @@ def _broadcast_str(s: str) -> str:
     return s
 
 
+_INTERRUPTED: list[str] = []  # what a training run stopped by an error or a signal left (interrupted_note)
+
+
+def interrupted_note() -> str:
+    """What an interrupted training command says of its run folder (and forgets): the
+    checkpoint the same command resumes from, or that none had been written, so that what the
+    run wrote was removed and the same command starts afresh. Empty when no run was stopped."""
+    notes, _INTERRUPTED[:] = list(_INTERRUPTED), []
+    return "".join(f"; {n}" for n in notes)
+
+
 # ----------------------------------------------------------------------------- trainer
 @dataclass
 class Trainer:
@@ -256,6 +267,7 @@ class Trainer:
         self.rank, self.world_size, _ = launch()
         self.step = 0
         self.tokens_seen = 0
+        self.resumed_validation: dict[str, Any] | None = None  # logged at the step resumed from
 
     # ---------------------------------------------------------------- checkpointing
     def _save(self) -> None:
@@ -354,15 +366,20 @@ class Trainer:
         set_generator_state(self.generator, state["mask_rng"])
         if "window" in state:  # absent in states written before it was kept
             self.window = self._restored_window(state["window"], state["file"])
+        done = None
         if self.rank == 0:
             import sys
 
             print(f"resm: resumed from step {self.step} ({folder})", file=sys.stderr)
-            self._truncate_log(self.step)
+            done = self._truncate_log(self.step)
             if changed:
                 print(f"resm: resuming from {folder} with changed settings: {', '.join(changed)}", file=sys.stderr)
                 self._log({"split": "resume", "step": self.step, "changed": changed})
                 atomic_write_text(self.out_dir / "config.json", json.dumps(self.config_dump, indent=2, default=str))
+        # the validation the checkpoint's step already logged (a finished run re-run): not run and
+        # logged again; every process agrees, as validation is collective
+        done = json.loads(_broadcast_str(json.dumps(done) if self.rank == 0 else ""))
+        self.resumed_validation = done
         return True
 
     def _apply_optim(self, step: int) -> None:
@@ -401,13 +418,14 @@ class Trainer:
         except (AttributeError, KeyError, TypeError, ValueError):
             raise CheckpointError(f"{where}: not a complete trainer state (unusable 'window')") from None
 
-    def _truncate_log(self, step: int) -> None:
+    def _truncate_log(self, step: int) -> dict[str, Any] | None:
         """Drop log lines past the checkpoint being resumed: they are about to be redone. A
-        line that is not JSON (cut off by a crash mid-write) is dropped with a warning."""
+        line that is not JSON (cut off by a crash mid-write) is dropped with a warning. Returns
+        the metrics of the validation logged at ``step``, if one was."""
         log = self.out_dir / "log.jsonl"
         if not log.exists():
-            return
-        keep, bad = [], []
+            return None
+        keep, bad, done = [], [], None
         for n, ln in enumerate(log.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if not ln.strip():
                 continue
@@ -419,6 +437,8 @@ class Trainer:
                 continue
             if not past:
                 keep.append(ln)
+            if not past and int(rec["step"]) == step and rec.get("split") == "validation":
+                done = {k: v for k, v in rec.items() if k not in ("split", "step")}
         if bad:
             import sys
 
@@ -428,6 +448,7 @@ class Trainer:
                 file=sys.stderr,
             )
         atomic_write_text(log, "".join(k + "\n" for k in keep))
+        return done
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.rank != 0:
@@ -441,6 +462,18 @@ class Trainer:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k != "step":
                     self.tb.add_scalar(f"{record.get('split', 'train')}/{k}", v, record["step"])
+
+    @staticmethod
+    def _shown(record: dict[str, Any]) -> dict[str, str]:
+        """A train log line as the progress bar shows it: loss, perplexity, tokens/s, learning
+        rate and gradient norm."""
+        return {
+            "loss": f"{record['loss']:.3f}",
+            "ppl": f"{record['ppl']:.2f}",
+            "tok/s": f"{record['tokens_per_s']:.0f}",
+            "lr": f"{record['lr']:.2e}",
+            "gnorm": f"{record['grad_norm']:.2f}",
+        }
 
     def _validate(self) -> dict[str, float]:
         model = self.engine.module
@@ -519,6 +552,14 @@ class Trainer:
         before = set(self.out_dir.iterdir()) if existed else set()
 
         def undo_start() -> None:  # on an error, and on SIGTERM at the command line (on_abort)
+            if self.rank == 0:
+                kept = list_checkpoints(self.out_dir)
+                _INTERRUPTED[:] = [
+                    f"run the same command again to resume from {kept[-1]}"
+                    if kept
+                    else f"no checkpoint had been written, so what the run wrote in {self.out_dir} was removed "
+                    "(the same command starts it afresh)"
+                ]
             if self.rank == 0 and not list_checkpoints(self.out_dir):
                 if not existed:
                     shutil.rmtree(self.out_dir, ignore_errors=True)
@@ -526,6 +567,7 @@ class Trainer:
                     for p in set(self.out_dir.iterdir()) - before:
                         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
+        _INTERRUPTED.clear()
         try:
             with suspended(), on_abort(undo_start):
                 return self._fit()
@@ -600,8 +642,11 @@ class Trainer:
             total=t.max_steps, initial=self.step, desc="train", unit="step", disable=not (t.progress and self.rank == 0)
         )
         last: dict[str, Any] = {}
+        shown: dict[str, str] = {}
         last_val: dict[str, Any] = {}
         last_val_step = -1
+        if resumed and self.resumed_validation is not None:
+            last_val, last_val_step = self.resumed_validation, self.step
         stop_for_time = False
         while self.step < t.max_steps:
             for _ in range(t.grad_accum):
@@ -641,10 +686,14 @@ class Trainer:
                 # this rank's mean of each sub-task's loss over the window (joint runs)
                 last.update({k: total / n for k, (total, n) in sorted(window.get("parts", {}).items())})
                 self._log(last)
-                bar.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.2e}")
+                shown.update(self._shown(last))  # what log.jsonl gets, on the console too
+                bar.set_postfix(shown)
                 window = self.window = self._new_window()
             if t.val_every and self.step % t.val_every == 0:
                 last_val, last_val_step = self._validate(), self.step
+                if last_val.get("val_loss") is not None:  # the last validation's, until the next
+                    shown["val_loss"] = f"{float(last_val['val_loss']):.3f}"
+                    bar.set_postfix(shown)
             if t.max_minutes is not None:
                 over = (time.time() - start) / 60 > t.max_minutes
                 stop_for_time = bool(_broadcast_str("1" if over else ""))
@@ -654,8 +703,10 @@ class Trainer:
                 break
         bar.close()
         final_val = self._validate() if t.val_every and self.step != last_val_step else last_val
+        # short of max_steps: train.max_minutes ran out (the same command resumes)
+        end = {"step": self.step, "max_steps": t.max_steps, "out_of_time": self.step < t.max_steps}
         if not disk:  # in memory: the weights stay in the task's model
-            return {"step": self.step, "train": last, "validation": final_val}
+            return {**end, "train": last, "validation": final_val}
         if not list_checkpoints(self.out_dir) or list_checkpoints(self.out_dir)[-1].name != f"step_{self.step:08d}":
             self._save()
         self._refuse_diverged()
@@ -668,7 +719,7 @@ class Trainer:
                 self.task.save_final(self.engine.module, self.out_dir, state)
         if self.tb is not None:
             self.tb.close()
-        return {"step": self.step, "train": last, "validation": final_val}
+        return {**end, "train": last, "validation": final_val}
 
 
 def run_task(make_task, cfg: dict[str, Any], sections: set, config_file: str | os.PathLike | None = None) -> tuple:

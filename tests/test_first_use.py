@@ -60,13 +60,17 @@ def test_help_ends_with_examples_that_parse():
     from resm.commands import BY_NAME
 
     parser = build_parser()
-    shown = {"fold", "embed", "probe", "interact", "predict", "init-checkpoint", "export"}
+    from tests.test_readme import config_problem
+
+    shown = {"fold", "embed", "probe", "interact", "predict", "init-checkpoint", "export", "pretrain", "finetune"}
     assert shown <= {name for name, cmd in BY_NAME.items() if cmd.examples}
     for name, cmd in BY_NAME.items():
         for line, what in cmd.examples:
             words = shlex.split(line.split("|")[-1].split(">")[0])
             assert words[0] == "resm" and len(what) <= 74, (line, what)
-            parser.parse_args(words[1:])  # argparse exits on an option the command does not have
+            args = parser.parse_args(words[1:])  # argparse exits on an option the command does not have
+            if BY_NAME[name].training:  # and a training example's config reads (model.arch=null beside init)
+                assert config_problem(name, str(args.config), args.overrides) is None, line
         if cmd.examples:
             text = resm_main(name, "--help").stdout
             assert "\nexamples:\n" in text and f"  {cmd.examples[0][0]}\n" in text, text

@@ -197,6 +197,54 @@ def test_every_shown_run_prints_what_the_readme_shows(tmp_path, monkeypatch):
         assert all(any(e.strip().startswith(c) for e in p.stderr.splitlines()) for c in cut), (cut, p.stderr[-500:])
 
 
+def shown_trainings(text: str) -> list[tuple[str, str, list[str]]]:
+    """``(command, --config, overrides)`` of each ``resm pretrain|finetune --config X key=value``
+    the README shows with a real config (placeholders such as ``NAME``, ``...`` or ``{a,b}`` left out)."""
+    found = []
+    for line in code_lines(text):
+        m = re.search(r"\bresm (pretrain|finetune) (--config .*)", line)
+        if not m:
+            continue
+        words = shlex.split(m.group(2), comments=True)
+        config = words[1] if len(words) > 1 else ""
+        if re.search(r"NAME|\.\.\.|[{}\[\]]", config):
+            continue
+        found.append((m.group(1), config, [w for w in words[2:] if "=" in w and not w.startswith("[")]))
+    return found
+
+
+def config_problem(command: str, config: str, overrides: list[str]) -> str | None:
+    """What ``resm COMMAND --config CONFIG OVERRIDES`` says of its config before reading data,
+    or None: the file, the overrides, and the model, optim and train sections."""
+    from resm.config import ConfigError, find_config, from_dict, load_config
+    from resm.tasks.base import ModelConfig
+    from resm.train_config import OptimConfig, TrainConfig
+
+    try:
+        cfg = load_config(find_config(config, command), overrides)
+        ModelConfig.for_task(cfg.get("model"), cfg.get("task", "mlm"))
+        from_dict(OptimConfig, cfg.get("optim"), "optim")
+        from_dict(TrainConfig, cfg.get("train"), "train")
+    except ConfigError as e:
+        return f"resm {command} --config {config} {' '.join(overrides)}: {e}"
+    return None
+
+
+def test_every_training_command_shown_reads_its_config():
+    """A pretraining command copied from the README gets past its config: continuing ESM-2
+    weights from ``cpu_demo`` (a random architecture) needs ``model.arch=null`` shown beside
+    ``model.init``."""
+    shown = shown_trainings(readme())
+    assert any("model.init=esm2_t12_35M_UR50D.pt" in o for _, _, o in shown)
+    assert not [p for c, f, o in shown if (p := config_problem(c, f, o))]
+
+
+def test_the_config_check_finds_init_beside_a_random_architecture():
+    text = "```bash\nresm pretrain --config configs/pretrain/cpu_demo.yaml model.init=x.pt   # a GPU\n```\n"
+    [(command, config, overrides)] = shown_trainings(text)
+    assert "add model.arch=null" in config_problem(command, config, overrides)
+
+
 def test_every_python_name_imports_with_the_keywords_shown():
     text = readme()
     assert not bad_names(text)

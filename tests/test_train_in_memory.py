@@ -99,3 +99,29 @@ def test_an_in_memory_run_needs_engine_torch_and_a_training_command_needs_a_fold
         run_task(lambda cfg: _Regression(), {"train": {"out_dir": None, "device": "cpu"}}, set())
     assert "\n" not in str(e.value)
     assert os.listdir(tmp_path) == []
+
+
+class _WithValLoss(_Regression):
+    def validate(self, model, device):
+        return {"val_loss": super().validate(model, device)["mse"]}
+
+
+def test_the_progress_bar_shows_what_the_log_holds(capsys):
+    """The console shows each log line's loss, perplexity, tokens/s, learning rate and gradient
+    norm (as the README says), and the last validation loss; it showed loss and lr alone."""
+    torch.set_num_threads(1)
+    optim, train = _settings(None)
+    train.progress = True
+    result = Trainer(_WithValLoss(), optim, train).fit()
+    bar = [d for d in capsys.readouterr().err.replace("\n", "\r").split("\r") if d.startswith("train")][-1]
+    last = [r for r in result["log"] if r["split"] == "train"][-1]
+    val = [r for r in result["log"] if r["split"] == "validation"][-1]
+    for key, value in (
+        ("loss", f"{last['loss']:.3f}"),
+        ("ppl", f"{last['ppl']:.2f}"),
+        ("tok/s", f"{last['tokens_per_s']:.0f}"),
+        ("lr", f"{last['lr']:.2e}"),
+        ("gnorm", f"{last['grad_norm']:.2f}"),
+        ("val_loss", f"{val['val_loss']:.3f}"),
+    ):
+        assert f"{key}={value}" in bar, (key, bar)

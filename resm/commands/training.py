@@ -26,6 +26,17 @@ def training_args(sp: argparse.ArgumentParser, kind: str) -> None:
     sp.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
 
+def ended(result: dict) -> str:
+    """How a training command's last line starts: the step it finished at, or where
+    ``train.max_minutes`` stopped it short of ``train.max_steps`` (the same command resumes)."""
+    if result.get("out_of_time"):
+        return (
+            f"stopped at step {result['step']} of {result['max_steps']}, train.max_minutes spent "
+            "(run the same command again to continue)"
+        )
+    return f"finished at step {result['step']}"
+
+
 def run_pretrain(a: argparse.Namespace) -> None:
     from ..config import find_config, load_config
     from ..tasks import run
@@ -33,11 +44,14 @@ def run_pretrain(a: argparse.Namespace) -> None:
     path = find_config(a.config, "pretrain")
     result = run(load_config(path, a.overrides), default="mlm", known=("mlm",), config_file=path)
     v = result.get("validation") or {}
-    line = f"finished at step {result['step']}"
+    line = ended(result)
     if "val_loss" in v and v.get("n_masked", 1) == 0:
         line += ": no validation loss (the validation split is empty)"
     elif "val_loss" in v:
         line += f": validation loss {v['val_loss']:.4f} (unigram baseline {v['unigram_baseline']:.4f})"
+    line += f"; wrote {result['model_file']}"  # the fair-esm .pt that resm embed/probe/finetune read
+    if result.get("hf_folder"):  # model.save_hf
+        line += f" and {result['hf_folder']}"
     print_rank0(line)
 
 
@@ -49,7 +63,7 @@ def run_finetune(a: argparse.Namespace) -> None:
     path = find_config(a.config, "finetune")
     result = run(load_config(path, a.overrides), known=tasks_with("finetune"), config_file=path)
     v = result.get("validation") or {}
-    line = f"finished at step {result['step']}"
+    line = ended(result)
     if "val_f1_shift" in v and result.get("decoding"):  # the F1 shown is the one of the decoding chosen below
         line += f": validation loss {v['val_loss']:.4f}"
     elif "val_f1_shift" in v:
@@ -80,6 +94,16 @@ PRETRAIN = Command(
     lambda sp: training_args(sp, "pretrain"),
     run_pretrain,
     training=True,
+    examples=(
+        (
+            "resm pretrain --config cpu_demo model.arch=null model.init=esm2_t6_8M_UR50D.pt",
+            "continue an ESM-2 checkpoint on mapped RNA (cpu_demo names an arch)",
+        ),
+        (
+            "resm pretrain --config cpu_demo data.train=[my_rnas.fa] train.out_dir=runs/mine",
+            "the same on your own FASTA; re-run it to resume; then resm export",
+        ),
+    ),
 )
 FINETUNE = Command(
     "finetune",
@@ -88,4 +112,10 @@ FINETUNE = Command(
     lambda sp: training_args(sp, "finetune"),
     run_finetune,
     training=True,
+    examples=(
+        (
+            "resm finetune --config structure model.init=esm2_rna.pt",
+            "the structure head on your backbone (a resm export, or runs/X/model.pt)",
+        ),
+    ),
 )

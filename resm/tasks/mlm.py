@@ -74,6 +74,7 @@ class MLMTask:
         self.mask_cfg = from_dict(MaskingConfig, cfg.get("masking"), "masking")
         self.val_cfg = from_dict(ValidationConfig, cfg.get("validation"), "validation")
         self.scheme = get_scheme(self.data_cfg.scheme)
+        self.hf_folder: str | None = None  # written by save_final with model.save_hf
         self.letter_ids = list(self.scheme.letter_ids)
         self.model, self.arch, _ = load_model_backbone(self.model_cfg, self.scheme)
         # MLM does not train the contact regression; freezing it keeps DDP/ZeRO from waiting
@@ -163,9 +164,11 @@ class MLMTask:
         save_fair_esm(final, out_dir / self.output, meta)
         if self.model_cfg.save_hf:
             save_hf(final, out_dir / "model_hf", meta)
+            self.hf_folder = str(out_dir / "model_hf")
 
     def summary(self) -> dict[str, Any]:
-        return {}
+        """``hf_folder``: the Hugging Face folder written beside ``model.pt`` (``model.save_hf``)."""
+        return {"hf_folder": self.hf_folder} if self.hf_folder else {}
 
 
 TASK = TaskSpec("mlm", MLMTask, ("init", "arch", "init_seed", "trust_checkpoint", "save_hf"), finetune=False, order=0)

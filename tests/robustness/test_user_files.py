@@ -219,9 +219,9 @@ def test_stale_temporaries_of_killed_processes_are_removed(tmp_path):
         live.wait()
 
 
-def _terminate_when(argv, ready, command):
+def _terminate_when(argv, ready, command, hint=""):
     """Run ``resm ARGV`` as a real process, send SIGTERM once ``ready()`` holds, and check the
-    answer: exit 143 and exactly one line saying so."""
+    answer: exit 143 and exactly one line saying so (then ``hint``)."""
     p = subprocess.Popen(
         [sys.executable, "-m", "resm", *map(str, argv)],
         cwd=REPO,
@@ -237,8 +237,7 @@ def _terminate_when(argv, ready, command):
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 143
-    hint = "; run the same command again to resume from the run's last checkpoint (train.out_dir/checkpoints)"
-    want = f"resm {command}: terminated" + (hint if command in ("pretrain", "finetune") else "")
+    want = f"resm {command}: terminated" + hint
     assert [ln for ln in err.splitlines() if "terminated" in ln] == [want]
 
 
@@ -266,10 +265,41 @@ def test_sigterm_before_the_first_checkpoint_leaves_no_run_folder(ws, tmp_path):
     run_dir = tmp_path / "run"
     cfg["train"].update(out_dir=str(run_dir), max_steps=100000, ckpt_every=0, val_every=0)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    _terminate_when(
-        ["pretrain", "--config", tmp_path / "c.yaml"], lambda: (run_dir / "log.jsonl").exists(), "pretrain"
-    )  # training steps are being taken
+    removed = f"; no checkpoint had been written, so what the run wrote in {run_dir} was removed "
+    _terminate_when(  # it said to resume from the run's last checkpoint, which there was not
+        ["pretrain", "--config", tmp_path / "c.yaml"],
+        lambda: (run_dir / "log.jsonl").exists(),  # training steps are being taken
+        "pretrain",
+        removed + "(the same command starts it afresh)",
+    )
     assert sorted(x.name for x in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_sigterm_after_a_checkpoint_names_the_one_a_rerun_resumes_from(ws, tmp_path):
+    cfg = yaml.safe_load(Path(ws["pretrain_cfg"]).read_text())
+    run_dir = tmp_path / "run"
+    cfg["train"].update(out_dir=str(run_dir), max_steps=100000, ckpt_every=2, keep_last=1000, val_every=0)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    first = run_dir / "checkpoints" / "step_00000002"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "resm", "pretrain", "--config", str(tmp_path / "c.yaml")],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (first / "trainer_rank0.json").exists():
+        assert p.poll() is None and time.time() < deadline, p.communicate()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    [line] = [ln for ln in err.splitlines() if "terminated" in ln]
+    newest = sorted((run_dir / "checkpoints").glob("step_????????"))[-1]  # the first, or one written since
+    assert (
+        p.returncode == 143 and line == f"resm pretrain: terminated; run the same command again to resume from {newest}"
+    )
 
 
 def test_a_write_to_a_staged_temporary_goes_straight_in(tmp_path):

@@ -80,6 +80,29 @@ def test_training_learns_and_beats_unigram(tmp_path):
     assert len(list((tmp_path / "run" / "checkpoints").iterdir())) <= 3
 
 
+def test_the_last_line_names_the_model_written(tmp_path):
+    """``resm pretrain`` ends naming the fair-esm ``.pt`` it wrote (and the Hugging Face folder
+    with ``model.save_hf``), as ``resm finetune`` does: it named neither."""
+    cfg = write_cfg(tmp_path, max_steps=2, val_every=2, ckpt_every=2)
+    p = run("pretrain", "--config", cfg, "model.save_hf=true")
+    assert p.stdout.strip().endswith(f"; wrote {tmp_path / 'run' / 'model.pt'} and {tmp_path / 'run' / 'model_hf'}")
+    assert (tmp_path / "run" / "model.pt").is_file() and (tmp_path / "run" / "model_hf").is_dir()
+
+
+def test_a_run_stopped_by_its_time_budget_says_so(tmp_path):
+    """A run that train.max_minutes stops short of train.max_steps (cpu_demo's 14 minutes, kept
+    when a GPU run starts from it) says where it stopped and that the same command continues;
+    it said 'finished at step 1'."""
+    cfg = write_cfg(tmp_path, max_steps=20, val_every=0, ckpt_every=0, max_minutes=1e-6)
+    for step in (1, 2):  # each run takes one step: the budget is spent after it
+        p = run("pretrain", "--config", cfg)
+        assert p.stdout.startswith(
+            f"stopped at step {step} of 20, train.max_minutes spent (run the same command again to continue)"
+        ), p.stdout
+    p = run("pretrain", "--config", cfg, "train.max_minutes=null", "train.resume_changed=true")
+    assert p.stdout.startswith("finished at step 20;"), p.stdout
+
+
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     (tmp_path / "ref").mkdir()
     ref_cfg = write_cfg(tmp_path / "ref", max_steps=40, val_every=0, ckpt_every=5)
