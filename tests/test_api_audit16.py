@@ -1,6 +1,7 @@
 """The Python API as a first-time user meets it (README's Python API section): a lone
-``(id, sequence)`` tuple."""
+``(id, sequence)`` tuple, embeddings files whose arrays disagree with their index."""
 
+import numpy as np
 import pytest
 
 SEQ = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
@@ -50,3 +51,78 @@ def test_embed_sequences_refuses_a_lone_id_sequence_tuple(tiny):
         resm.embed_sequences(tiny, ("a", SEQ), device="cpu")
     _, index = resm.embed_sequences(tiny, [("a", SEQ)], device="cpu")
     assert index["ids"] == ["a"]
+
+
+# ---------------------------------------------------------------- write_embeddings
+@pytest.fixture(scope="module")
+def embedded(tiny):
+    import resm
+
+    seqs = {"a": SEQ, "b/x": SEQ[:10]}
+    return resm.embed_sequences(
+        tiny, seqs, layers=[0, -1], include=["mean", "per_tok", "bos", "contacts"], device="cpu"
+    )
+
+
+def _spoiled(arrays):
+    """Arrays that disagree with the index of ``embedded``, and the words naming the fault."""
+    return {
+        "no-arrays": ({}, "record 'a' of the index's ids has no arrays"),
+        "stray": ({**arrays, "c/mean/2": arrays["a/mean/2"]}, "array 'c/mean/2' is of a record the index's ids"),
+        "dropped": (
+            {k: v for k, v in arrays.items() if k != "a/bos/2"},
+            "array 'a/bos/2' is missing (index: layers [0, 2], include ['mean', 'per_tok', 'bos', 'contacts'])",
+        ),
+        "other-layer": (
+            {**arrays, "a/mean/1": arrays["a/mean/2"]},
+            "array 'a/mean/1' is not one its layers and include ask for",
+        ),
+        "per-tok-swapped": (
+            {**arrays, "a/per_tok/2": arrays["b/x/per_tok/2"]},
+            "array 'a/per_tok/2' has shape (10, 64), not (27, E) (index: 27 nt)",
+        ),
+        "contacts-swapped": (
+            {**arrays, "b/x/contacts": arrays["a/contacts"]},
+            "array 'b/x/contacts' has shape (27, 27), not (10, 10)",
+        ),
+        "mean-not-a-vector": (
+            {**arrays, "a/mean/0": arrays["a/per_tok/0"]},
+            "array 'a/mean/0' has shape (27, 64), not (E,)",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["no-arrays", "stray", "dropped", "other-layer", "per-tok-swapped", "contacts-swapped", "mean-not-a-vector"],
+)
+@pytest.mark.parametrize("name", ["e.npz", "e.safetensors"])
+def test_write_embeddings_refuses_arrays_the_index_does_not_describe(embedded, fault, name, tmp_path):
+    """``write_embeddings`` wrote whatever arrays it was given beside the index: an index listing
+    record 'a' over no arrays, a ``per_tok`` array of another record's length, were written and
+    read back without a word (the file's index then lies about its arrays). They are one line
+    naming the file and the array, and nothing is written."""
+    import resm
+
+    arrays, index = embedded
+    bad, said = _spoiled(arrays)[fault]
+    with pytest.raises(ValueError) as e:
+        resm.write_embeddings(tmp_path / name, bad, index)
+    assert str(e.value).startswith(f"{tmp_path / name}: {said}") and "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_embeddings_writes_float32_as_the_layout_says(embedded, tmp_path):
+    """The layout is float32 (README, :mod:`resm.embed`) and ``read_embeddings`` says it gives
+    float32 arrays; float64 arrays were written, and read back, as float64."""
+    import resm
+
+    arrays, index = embedded
+    wide = {k: v.astype(np.float64) for k, v in arrays.items()}
+    for name in ("e.npz", "e.safetensors"):
+        resm.write_embeddings(tmp_path / name, wide, index)
+        back, back_index = resm.read_embeddings(tmp_path / name)
+        assert back_index == index and sorted(back) == sorted(arrays)
+        assert {v.dtype for v in back.values()} == {np.dtype(np.float32)}
+        for k in arrays:
+            np.testing.assert_array_equal(back[k], arrays[k])
