@@ -1,8 +1,13 @@
 """The Python API as a first-time user meets it (README's Python API section): a lone
-``(id, sequence)`` tuple, embeddings files whose arrays disagree with their index."""
+``(id, sequence)`` tuple, embeddings files whose arrays disagree with their index, structures
+written from the API and read back, and the README naming every public name."""
+
+import re
 
 import numpy as np
 import pytest
+
+from tests.conftest import REPO
 
 SEQ = "GGGGAAACCCCAUAGCGCGAAAGCGCU"
 
@@ -126,3 +131,38 @@ def test_write_embeddings_writes_float32_as_the_layout_says(embedded, tmp_path):
         assert {v.dtype for v in back.values()} == {np.dtype(np.float32)}
         for k in arrays:
             np.testing.assert_array_equal(back[k], arrays[k])
+
+
+# ---------------------------------------------------------------- structures out of the API
+@pytest.mark.parametrize("fmt", ["dbn", "bpseq", "ct", "pairs"])
+def test_api_structures_round_trip_and_match_resm_fold(predictor, fmt, tmp_path):
+    """What the README says of the API's structures: written by ``write_structures`` in every
+    format of ``resm fold`` and read back equal, and the same structure ``resm fold`` writes
+    for the same input (lower case DNA included: upper-case RNA in both)."""
+    from resm.structure.io import read_structures, write_structures
+    from tests.conftest import resm_cli
+
+    records = {"low_dna": SEQ.lower().replace("u", "t")}
+    (folded,) = predictor.fold(records)
+    write_structures(folded.structure, tmp_path / f"x.{fmt}")
+    (back,) = read_structures(tmp_path / f"x.{fmt}")
+    assert back == folded.structure if fmt != "ct" else np.array_equal(back.pairs, folded.pairs)
+    fa = tmp_path / "x.fa"
+    fa.write_text(f">low_dna\n{records['low_dna']}\n")
+    resm_cli("fold", fa, "-o", tmp_path / f"cli.{fmt}", "--nogpu", "--threads", "1")
+    (cli,) = read_structures(tmp_path / f"cli.{fmt}")
+    assert np.array_equal(cli.pairs, folded.pairs) and cli.seq == folded.seq == SEQ
+
+
+# ---------------------------------------------------------------- the README's list
+def test_readme_names_every_public_name():
+    """The README's Python API section names every name of ``resm.__all__`` as ``resm.NAME``
+    (``load_backbone``, ``Predictor`` and ``Bundle`` were exported, with docstrings, and named
+    nowhere in it); that every name it shows exists is tests/test_readme.py's."""
+    import resm
+
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
+    public = set(resm.__all__) - {"__version__"}
+    named = set(re.findall(r"`resm\.([A-Za-z_]\w*)", section))
+    assert public - named == set(), f"public names the README's Python API section does not name: {public - named}"
