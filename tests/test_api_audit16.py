@@ -166,3 +166,38 @@ def test_readme_names_every_public_name():
     public = set(resm.__all__) - {"__version__"}
     named = set(re.findall(r"`resm\.([A-Za-z_]\w*)", section))
     assert public - named == set(), f"public names the README's Python API section does not name: {public - named}"
+
+
+# ---------------------------------------------------------------- devices resm does not run on
+@pytest.mark.parametrize("device", ["meta", "mps", "xpu"])
+def test_a_device_other_than_the_cpu_or_cuda_is_refused_before_work(device, tiny, tmp_path):
+    """``device="meta"`` was taken: a predictor on the meta device, whose first fold failed with
+    torch's 'Tensor.item() cannot be called on meta tensors' after the priors were computed (and
+    ``resm fold --device meta`` said it as unexpected, exit 1); ``mps`` and ``xpu`` failed where
+    the model was moved ('PyTorch is not linked with support for mps devices'). Every entry
+    refuses them as it refuses ``gpu``: one line naming the keyword or the flag, nothing written."""
+    import torch
+
+    import resm
+    from resm.config import ConfigError
+    from tests.conftest import resm_cli
+
+    said = f"device: unknown device '{device}' (auto, cpu, cuda or cuda:N)"
+    calls = [
+        lambda: resm.load_predictor(device=device),
+        lambda: resm.load_predictor(device=torch.device(device)),
+        lambda: resm.load_backbone(tiny, device=device),
+        lambda: resm.embed_sequences(tiny, [SEQ], device=device),
+    ]
+    for call in calls:
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert str(e.value) == said
+    fa = tmp_path / "x.fa"
+    fa.write_text(f">a\n{SEQ}\n")
+    p = resm_cli("fold", fa, "-o", tmp_path / "x.dbn", "--device", device, check=False)
+    assert p.returncode == 2 and p.stderr == (
+        f"resm fold: error: argument --device: unknown device '{device}' (auto, cpu, cuda or cuda:N) "
+        "(see resm fold --help)\n"
+    )
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["x.fa"]
