@@ -201,3 +201,23 @@ def test_a_device_other_than_the_cpu_or_cuda_is_refused_before_work(device, tiny
         "(see resm fold --help)\n"
     )
     assert sorted(q.name for q in tmp_path.iterdir()) == ["x.fa"]
+
+
+# ---------------------------------------------------------------- fold_one's name
+@pytest.mark.parametrize(
+    "name, error, said",
+    [
+        ("", "FoldError", "name: '' is empty"),
+        ("a\nb", "FoldError", "name: 'a\\nb' holds the control character U+000A"),
+        (None, "TypeError", "name: the id must be a str, got NoneType"),
+        (1.5, "TypeError", "name: the id must be a str, got float"),
+    ],
+    ids=["empty", "newline", "none", "float"],
+)
+def test_fold_one_names_its_name_keyword(predictor, name, error, said):
+    """``fold_one(seq, name="")`` said 'record 1 has an empty id' and ``name=None`` 'record None:
+    the id must be a str': records of a call that holds none. The keyword is named, with its value."""
+    with pytest.raises(Exception) as e:
+        predictor.fold_one(SEQ, name=name)
+    assert type(e.value).__name__ == error and str(e.value) == said
+    assert predictor.fold_one(SEQ, name=7).name == "7"  # a row number, as fold's ids
