@@ -330,8 +330,11 @@ def check_dropout(dropout: float) -> None:
 
 
 def check_device(name: str, key: str) -> str:
-    """``name`` if it is ``auto`` or a device torch knows (and CUDA is present for a cuda one);
-    else a ConfigError naming ``key``."""
+    """``name`` if it is ``auto``, the CPU or a CUDA device (and CUDA is present for a cuda one);
+    else a ConfigError naming ``key``. Another device torch can name (``meta``, ``mps``, ``xpu``)
+    is refused as unknown to resm: it was taken, and the command failed once at work with
+    torch's words ('Tensor.item() cannot be called on meta tensors', 'PyTorch is not linked with
+    support for mps devices'), said as unexpected."""
     if name == "auto":
         return name
     import torch
@@ -339,7 +342,9 @@ def check_device(name: str, key: str) -> str:
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError, TypeError):
-        raise ConfigError(f"{key}: unknown device {name!r} (auto, cpu, cuda or cuda:N)") from None
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{key}: unknown device {name!r} (auto, cpu, cuda or cuda:N)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{key}: {name!r} asked for, but CUDA is not available here")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

@@ -197,9 +197,51 @@ def _numpy_value(o):
     raise TypeError(f"{type(o).__name__} is not JSON-able")
 
 
+def index_problem(arrays: Mapping[str, np.ndarray], index: Mapping) -> str | None:
+    """What makes ``arrays`` disagree with what ``index`` says of them, in words (None when
+    nothing does): an array of a record the index's ``ids`` do not list, a listed record without
+    arrays; with ``layers`` and ``include``, an array missing or not asked for
+    (:func:`array_keys`); with ``lengths``, a ``per_tok`` or ``contacts`` array whose rows are not
+    its record's nucleotides, and a ``mean`` or ``bos`` array that is not one vector."""
+    ids = index.get("ids")
+    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
+        return f"index: 'ids' must be the list of record ids, got {ids!r:.60}"
+    listed = set(ids)
+    stray = next((k for k in arrays if _record_of(k) not in listed), None)
+    if stray is not None:
+        return f"array {stray!r} is of a record the index's ids do not list"
+    have = {_record_of(k) for k in arrays}
+    lost = next((i for i in ids if i not in have), None)
+    if lost is not None:
+        return f"record {lost!r} of the index's ids has no arrays"
+    layers, include = index.get("layers"), index.get("include")
+    if isinstance(layers, (list, tuple)) and isinstance(include, (list, tuple)):
+        want = {k for rid in ids for k in array_keys(rid, layers, include)}
+        odd = next((k for k in sorted(want.symmetric_difference(arrays))), None)
+        if odd is not None:
+            said = "is missing" if odd in want else "is not one its layers and include ask for"
+            return f"array {odd!r} {said} (index: layers {layers}, include {include})"
+    lengths = index.get("lengths")
+    if not isinstance(lengths, (list, tuple)) or len(lengths) != len(ids):
+        return None
+    length = dict(zip(ids, lengths))
+    for k, v in arrays.items():
+        shape, n = np.shape(v), length[_record_of(k)]
+        parts = k.rsplit("/", 2)
+        kind = "contacts" if k.endswith("/contacts") else parts[-2] if len(parts) == 3 else ""
+        wanted = {"contacts": f"({n}, {n})", "per_tok": f"({n}, E)", "mean": "(E,)", "bos": "(E,)"}.get(kind)
+        ok = {"contacts": shape == (n, n), "per_tok": len(shape) == 2 and shape[0] == n}.get(kind, len(shape) == 1)
+        if wanted is not None and not ok:
+            return f"array {k!r} has shape {shape}, not {wanted} (index: {n} nt)"
+    return None
+
+
 def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], index: dict) -> None:
-    """One file at ``path`` holding every array of ``arrays`` (keyed ``<id>/<kind>/<layer>``)
-    plus ``index``, the JSON index (ids in input order, lengths, layers).
+    """One file at ``path`` holding every array of ``arrays`` (keyed ``<id>/<kind>/<layer>``),
+    as float32, plus ``index``, the JSON index (ids in input order, lengths, layers). Arrays
+    that disagree with the index (:func:`index_problem`) are a ValueError naming the file and
+    the array, and nothing is written: such a file read back without a word, its index naming
+    arrays it does not hold.
 
     ``.safetensors``: the index is in the file's metadata under ``resm_index``;
     ``.npz``: the index is the array ``__index__`` (a JSON string). Arrays are stored in the
@@ -215,6 +257,9 @@ def write_embeddings(path: str | os.PathLike, arrays: dict[str, np.ndarray], ind
     for k, v in arrays.items():  # an object array would be pickled into an .npz that read_embeddings refuses
         if np.asarray(v).dtype.kind not in "biuf":
             raise ValueError(f"{path}: array {k!r} holds {np.asarray(v).dtype} values, not numbers")
+    if (problem := index_problem(arrays, index)) is not None:
+        raise ValueError(f"{path}: {problem}")
+    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}  # the layout's type, as read back
     try:  # a NumPy number is written as the number it is
         text = json.dumps(index, default=_numpy_value)
     except (TypeError, ValueError) as e:

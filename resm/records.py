@@ -92,7 +92,15 @@ def name_records(
     to sequence, structures or FASTA records (:func:`name_seq`), or bare sequences (named
     ``seq_1``, ``seq_2``... by their place); the ids held to a file's rules
     (:func:`resm.fasta.check_record_ids`, a one-line ``error``): the results are keyed by id.
-    Anything that is not a collection is a TypeError naming ``keyword`` and ``what`` it takes."""
+    Anything that is not a collection is a TypeError naming ``keyword`` and ``what`` it takes,
+    and so is a tuple of two texts, which reads as one ``(id, sequence)`` pair as well as two
+    sequences: iterated, ``("my_id", "ACGU")`` folded the id's letters as a sequence ``seq_1``
+    (unknown bases for the letters no nucleotide spells) beside ``seq_2``."""
+    if isinstance(records, tuple) and len(records) == 2 and all(isinstance(r, (str, bytes)) for r in records):
+        raise TypeError(
+            f"{keyword}: one tuple of two texts reads as one (id, sequence) pair or as two sequences; "
+            "give a list: [(id, sequence)] for one record, [sequence, sequence] for two"
+        )
     items = records.items() if isinstance(records, Mapping) else iterable(records, keyword, what)
     out = [name_seq((f"seq_{k}", r) if isinstance(r, (str, bytes, bytearray)) else r) for k, r in enumerate(items, 1)]
     if isinstance(records, Set) and any(isinstance(r, (str, bytes, bytearray)) for r in records):

@@ -242,7 +242,19 @@ class Predictor:
 
     def fold_one(self, seq: str, name: str = "seq", **kw) -> Folded:
         """One sequence ``seq``, named ``name``: its :class:`Folded`, as :meth:`fold` yields it
-        (``kw``: keyword arguments as :meth:`fold`; ``.dense()``: the (L, L) map)."""
+        (``kw``: keyword arguments as :meth:`fold`; ``.dense()``: the (L, L) map). A ``name``
+        unfit as an id (empty, a control character) is a FoldError naming the keyword (one that
+        is no text, a TypeError), where the records' check said 'record 1 has an empty id' or
+        'record None: ...' of a call holding no records."""
+        from ..fasta import id_problem
+        from ..records import caller_id
+
+        try:
+            rid = caller_id(name)
+        except TypeError:  # 'record None: ...' of a call holding no records
+            raise TypeError(f"name: the id must be a str, got {type(name).__name__}") from None
+        if (why := "is empty" if not rid else id_problem(rid)) is not None:
+            raise FoldError(f"name: {rid!r} {why}")
         (folded,) = self.fold([(name, seq)], **kw)
         return folded
 

@@ -454,7 +454,7 @@ def test_an_empty_name_comment_keeps_the_files_name(tmp_path, name, text):
         (
             lambda p, b, m: p.fold_one("GGGAAACCC", "a\nb"),
             "FoldError",
-            "record 1: id 'a\\nb' holds the control character U+000A",
+            "name: 'a\\nb' holds the control character U+000A",
         ),
         (lambda p, b, m: list(p.fold([("", "GGGAAACCC")], progress=False)), "FoldError", "record 1 has an empty id"),
         # torch's own error listed every device type it knows, naming no option

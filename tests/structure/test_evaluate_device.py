@@ -50,10 +50,13 @@ def test_evaluate_takes_device_as_the_other_commands(tmp_path):
 
 def test_evaluate_runs_the_model_on_the_device(tmp_path, monkeypatch):
     """The model reaches its predictor on --device (here torch's meta device, which every machine
-    has): evaluate ran it on the CPU whatever the other commands were told."""
+    has, let through the device check that refuses it to users): evaluate ran it on the CPU
+    whatever the other commands were told."""
+    import resm.config
     import resm.structure.predictor_loading as loading
     from resm.cli import main
 
+    monkeypatch.setattr(resm.config, "check_device", lambda name, key: name)
     pair_table(tmp_path / "data" / "ss" / "pdb" / "VL1.tsv", "short", SHORT)
     seen = []
 
