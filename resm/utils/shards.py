@@ -23,6 +23,7 @@ process sees).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -149,6 +150,7 @@ class ShardRun:
         if len(self.ids) != n_items:
             raise ShardError(f"{len(self.ids)} ids for {n_items} records")
         self.work: Path | None = None
+        self.made: list[Path] = []  # the folders prepare() created for the work folder, outermost first
         if self.sharded:
             if anchor is None:
                 raise ShardError(
@@ -261,7 +263,13 @@ class ShardRun:
         if not self.sharded:
             return
         assert self.work is not None
+        missing = []  # the folders made on the way are the run's too: cleanup() removes them when empty
+        p = Path(os.path.abspath(self.work.parent))
+        while not os.path.lexists(p) and p != p.parent:
+            missing.append(p)
+            p = p.parent
         self.work.mkdir(parents=True, exist_ok=True)
+        self.made = list(reversed(missing))
         want = self._job_text()
         found = self.work / "job.json"
         if found.exists():
@@ -328,8 +336,14 @@ class ShardRun:
         return [self.path(s) for s in range(self.n_shards)]
 
     def cleanup(self) -> None:
+        """Remove the work folder, and the folders :meth:`prepare` created for it that are left
+        empty (an interrupted ``resm fold x.fa -o new/s.dbn`` left ``new/`` behind)."""
         if self.work is not None:
             shutil.rmtree(self.work, ignore_errors=True)
+        for d in reversed(self.made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        self.made = []
         if self in _OPEN:
             _OPEN.remove(self)
 
