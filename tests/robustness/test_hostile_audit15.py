@@ -5,6 +5,10 @@
   done, removed its work folder but left ``new/``, which the work folder's ``mkdir -p`` had
   created (a one-shard run left nothing). :class:`resm.utils.shards.ShardRun` now removes the
   folders it made when it removes its work folder and they are empty.
+* A training run stopped while it wrote a checkpoint (Ctrl-C, SIGTERM or an error) left
+  ``checkpoints/step_N.tmp/`` with a part-written ``engine.pt`` until its next save, forever if
+  the run was not resumed. The save removes its folder when it is stopped (SIGTERM through
+  :func:`resm.utils.io.on_abort`).
 
 Checked and already right (no test added here): SIGINT and SIGTERM mid-run of fold (one shard
 and sharded: finished shards kept and named), embed, probe, interact, predict --task mrl,
@@ -21,7 +25,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from resm.cli import main as cli_main
 from tests.conftest import ENV, REPO
 
 
@@ -82,3 +88,59 @@ def test_sigint_before_the_first_shard_leaves_no_folder(tmp_path):
     )
     assert code == 130 and "resm fold: interrupted" in err and "Traceback" not in err, err
     assert sorted(tmp_path.iterdir()) == [fa]  # nor new/
+
+
+# ---------------------------------------------------------------- a checkpoint stopped mid-save
+def _pretrain_config(ws, tmp_path: Path) -> Path:
+    cfg = yaml.safe_load(Path(ws["pretrain_cfg"]).read_text())
+    cfg["train"].update(out_dir=str(tmp_path / "run"), max_steps=4, ckpt_every=1, val_every=0)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_leaves_no_part_written_one(ws, tmp_path, monkeypatch, capfd):
+    import resm.train as train
+
+    real, calls = train.save_trainer_state, []
+
+    def stopped(*a, **k):  # the second save: Ctrl-C after engine.pt is written
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "save_trainer_state", stopped)
+    assert cli_main(["pretrain", "--config", str(_pretrain_config(ws, tmp_path))]) == 130
+    assert "resm pretrain: interrupted" in capfd.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_00000001"]
+
+
+def test_sigterm_while_a_checkpoint_is_written_leaves_no_part_written_one(ws, tmp_path):
+    """SIGTERM's handler exits at once (no exception reaches the save): the save's folder is
+    removed through on_abort. The signal is sent by the process itself mid-save."""
+    script = (
+        "import os, signal, sys, time\n"
+        "import resm.train as train\n"
+        "from resm.cli import main\n"
+        "real, calls = train.save_trainer_state, []\n"
+        "def stopped(*a, **k):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(60)\n"
+        "    return real(*a, **k)\n"
+        "train.save_trainer_state = stopped\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    cfg = _pretrain_config(ws, tmp_path)
+    p = subprocess.run(
+        [sys.executable, "-c", script, "pretrain", "--config", str(cfg)],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 143 and "resm pretrain: terminated" in p.stderr, p.stderr
+    assert sorted(x.name for x in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_00000001"]
