@@ -193,7 +193,7 @@ def _run(argv: list[str] | None) -> int:
     import warnings
 
     from .config import UsageError
-    from .utils.io import transaction
+    from .utils.io import interrupted, transaction
     from .utils.memory import memory_check
     from .utils.stdout import failed, say_error
 
@@ -214,24 +214,20 @@ def _run(argv: list[str] | None) -> int:
                 training = BY_NAME[args.command].training
                 with contextlib.nullcontext() if training else transaction():
                     args.func(args)
-    except OSError as e:  # FileNotFoundError among them
+    except (KeyboardInterrupt, Exception) as e:
+        if interrupted(e):  # Ctrl-C, also when a library raised its own error because of it
+            say_error(f"resm {args.command}: interrupted" + _resume_hint(args.command))
+            return 130
         if args.debug:
             raise
-        return failed(f"resm {args.command}", e)
-    except errors as e:
-        if args.debug:
-            raise
-        msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
-        usage = isinstance(e, UsageError)  # exit code 2, as argparse's errors
-        say_error(f"resm {args.command}: error: {_one_line(msg)}" + usage * f" (see resm {args.command} --help)")
-        return 2 if usage else 1
-    except KeyboardInterrupt:
-        say_error(f"resm {args.command}: interrupted" + _resume_hint(args.command))
-        return 130
-    except Exception as e:  # a case no check foresaw: still one line, the traceback with --debug
-        if args.debug:
-            raise
-        say_error(
+        if isinstance(e, OSError):  # FileNotFoundError among them
+            return failed(f"resm {args.command}", e)
+        if isinstance(e, errors):
+            msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
+            usage = isinstance(e, UsageError)  # exit code 2, as argparse's errors
+            say_error(f"resm {args.command}: error: {_one_line(msg)}" + usage * f" (see resm {args.command} --help)")
+            return 2 if usage else 1
+        say_error(  # a case no check foresaw: still one line, the traceback with --debug
             f"resm {args.command}: error: {type(e).__name__}: {_one_line(e) or 'no message'} "
             "(unexpected; rerun with --debug for the traceback)"
         )

@@ -70,6 +70,7 @@ __all__ = [
     "remove_stale",
     "held_signals",
     "defer_signal",
+    "interrupted",
     "abort_all",
     "on_abort",
 ]
@@ -277,6 +278,21 @@ def defer_signal(signum: int) -> bool:
     if _HELD[0]:
         _DEFERRED.append(signum)
         return True
+    return False
+
+
+def interrupted(e: BaseException) -> bool:
+    """Whether ``e`` is Ctrl-C (``KeyboardInterrupt``), or an error raised because of it: a
+    library may wrap the interrupt in its own exception (Python itself makes it a RuntimeError
+    when it lands in a class's ``__set_name__``, as while matplotlib is being imported), which
+    was then said as an unexpected error with exit code 1 instead of 'interrupted' and 130."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
     return False
 
 

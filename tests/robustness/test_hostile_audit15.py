@@ -9,6 +9,10 @@
   ``checkpoints/step_N.tmp/`` with a part-written ``engine.pt`` until its next save, forever if
   the run was not resumed. The save removes its folder when it is stopped (SIGTERM through
   :func:`resm.utils.io.on_abort`).
+* Ctrl-C that a library turned into its own error (Python wraps an exception raised in a
+  class's ``__set_name__`` in a RuntimeError: Ctrl-C while ``resm compare`` imported
+  matplotlib) was said as "RuntimeError: Error calling __set_name__ ... (unexpected ...)" with
+  exit code 1; it is "interrupted" with 130 (:func:`resm.utils.io.interrupted`).
 
 Checked and already right (no test added here): SIGINT and SIGTERM mid-run of fold (one shard
 and sharded: finished shards kept and named), embed, probe, interact, predict --task mrl,
@@ -144,3 +148,45 @@ def test_sigterm_while_a_checkpoint_is_written_leaves_no_part_written_one(ws, tm
     )
     assert p.returncode == 143 and "resm pretrain: terminated" in p.stderr, p.stderr
     assert sorted(x.name for x in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_00000001"]
+
+
+# ---------------------------------------------------------------- Ctrl-C wrapped by a library
+def test_ctrl_c_wrapped_in_another_error_is_an_interruption(ws, tmp_path, monkeypatch, capfd):
+    import resm.structure.inputs as inputs
+
+    def importing(*a, **k):  # Ctrl-C in a class's __set_name__, as while a library is imported
+        class Descriptor:
+            def __set_name__(self, owner, name):
+                raise KeyboardInterrupt
+
+        type("Axes", (), {"method": Descriptor()})  # Python 3.11: a RuntimeError caused by it
+
+    monkeypatch.setattr(inputs, "read_sequences", importing)
+    code = cli_main(["fold", str(ws["fa"]), "-o", str(tmp_path / "s.dbn"), "--threads", "1"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 130 and err == ["resm fold: interrupted"], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_that_is_no_interruption_stays_unexpected(ws, tmp_path, monkeypatch, capfd):
+    import resm.structure.inputs as inputs
+
+    def broken(*a, **k):
+        raise RuntimeError("boom") from ZeroDivisionError()
+
+    monkeypatch.setattr(inputs, "read_sequences", broken)
+    assert cli_main(["fold", str(ws["fa"]), "-o", str(tmp_path / "s.dbn"), "--threads", "1"]) == 1
+    assert "RuntimeError: boom (unexpected" in capfd.readouterr().err
+
+
+def test_interrupted_follows_causes_and_contexts():
+    from resm.utils.io import interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ValueError("while stopping") from None
+    except ValueError as e:
+        assert interrupted(e)  # its context is the interrupt (from None only hides it when shown)
+    assert not interrupted(RuntimeError("x"))
