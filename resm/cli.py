@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ._version import __version__
 from .commands import BY_NAME, COMMANDS
@@ -67,6 +68,7 @@ class _Parser(argparse.ArgumentParser):
         ruled = action.dest in OPTION_RULES or action.nargs in (argparse.PARSER, argparse.REMAINDER)
         if arg_string == "" and not ruled and action.default != "":  # one empty by default (--linker) may be
             raise argparse.ArgumentError(action, "is empty ('' names no file, folder or value)")
+        self.__dict__.setdefault("typed", {})[action.dest] = arg_string  # Path() drops an ending '/': kept
         return super()._get_value(action, arg_string)
 
     def parse_args(self, args=None, namespace=None):  # an unknown option: its command's error, not resm's
@@ -133,9 +135,11 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     outputs = {
         argument_name(parser.commands[args.command], dest): (dest, kind) for dest, kind in BY_NAME[args.command].outputs
     }
+    typed = getattr(parser.commands[args.command], "typed", {})  # the paths as given ('out/' names a folder)
     for name, (dest, kind) in outputs.items():
         path = getattr(args, dest, None)
         if path is not None:
+            path = typed[dest] if dest in typed and Path(typed[dest]) == Path(path) else path
             check_output(path, kind(args) if callable(kind) else kind, name, replaces=dest not in _MERGED)
     check_distinct_outputs({name: getattr(args, dest, None) for name, (dest, _) in outputs.items()})
 

@@ -15,7 +15,8 @@
   temporary, or into a staged folder, go straight in: that output is the unit.
 * :func:`check_output` refuses, before any work, a target that cannot be written: a folder
   where a file goes (or the reverse), a path under a file, or a place where no file can be
-  created (read-only or not a real folder: it tries).
+  created (read-only or not a real folder: it tries), and a file output named as a folder
+  (``out/``, ``out/.``: ``Path`` drops the ending, the command line keeps the path as typed).
 * No output may replace an input (:mod:`resm.utils.paths`): every check and staging
   (:func:`check_output`, :meth:`Transaction.stage`, and the commit, for the files of a folder
   output too) refuses one.
@@ -187,6 +188,26 @@ def _dangling_parent(path: Path) -> Path | None:
     return None
 
 
+def _folder_name(path: str | os.PathLike) -> str | None:
+    """The ending (``/``, ``/.``, ``/..``) by which ``path`` names a folder, or None. ``Path``
+    drops it, so ``-o s.dbn/`` wrote the file ``s.dbn`` where the shell and ``cp`` take a
+    folder."""
+    text = os.fspath(path)
+    seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
+    if text.endswith(seps) and text.strip("".join(seps)):
+        return text[-1]
+    name = os.path.basename(text)
+    return f"{text[-len(name) - 1]}{name}" if name in (".", "..") and len(text) > len(name) else None
+
+
+def _refuse_folder_name(path: str | os.PathLike, what: str = "") -> None:
+    """A file output named as a folder (``out/``, ``out/.``) is an :class:`OutputError`."""
+    ending = _folder_name(path)
+    if ending is not None:
+        label = f"{what} {path}" if what else str(path)
+        raise OutputError(f"{label}: ends in '{ending}', so it names a folder; a file is to be written here")
+
+
 def _foreign_folder(final: Path, earlier: Callable[[Path], bool]) -> None:
     """A folder that holds files and is no earlier output of the same kind (``earlier`` says)
     is never replaced: an :class:`OutputError` naming it."""
@@ -215,6 +236,8 @@ def check_output(
             label = f"{what} {path}" if what else str(path)
             raise OutputError(f"{label}: a folder is to be written here, and this is a stream")
         return
+    if kind == "file":
+        _refuse_folder_name(path, what)
     check_not_input(path, kind if replaces else "file", what)
     if (gone := _dangling_parent(Path(path))) is not None:
         label = f"{what} {path}" if what else str(path)
@@ -341,6 +364,8 @@ class Transaction:
             if kind != "file":
                 raise OutputError(f"{final}: a folder is to be written here, and this is a stream")
             return self._stage_stream(Path(final), suffix)
+        if kind == "file":
+            _refuse_folder_name(final)
         check_not_input(final, "dir" if kind == "dir" else "file")
         final = _resolved(Path(final))  # a link: written to its target, the link stays
         if kind == "file" and final.is_dir():

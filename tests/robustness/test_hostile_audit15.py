@@ -29,10 +29,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from resm.cli import main as cli_main
 from tests.conftest import ENV, REPO
+from tests.robustness.cases import Case, check_one_line
 
 
 def _fasta(path: Path, n: int, length: int = 120) -> Path:
@@ -190,3 +192,50 @@ def test_interrupted_follows_causes_and_contexts():
     except ValueError as e:
         assert interrupted(e)  # its context is the interrupt (from None only hides it when shown)
     assert not interrupted(RuntimeError("x"))
+
+
+# ---------------------------------------------------------------- a file output named as a folder
+# Path() drops an ending '/', so -o s.dbn/ wrote the file s.dbn (cp and the shell's > refuse it).
+ENDS = "so it names a folder; a file is to be written here"
+FOLDER_NAMED = [
+    Case(
+        "fold/out-slash",
+        ["fold", "{fa}", "-o", "{t}/s.dbn/", "--threads", "1"],
+        1,
+        [f"--out {{t}}/s.dbn/: ends in '/', {ENDS}"],
+    ),
+    Case("fold/out-slash-dot", ["fold", "{fa}", "-o", "{t}/s.dbn/.", "--threads", "1"], 1, [f"ends in '/.', {ENDS}"]),
+    Case(
+        "fold/bpp-slash",
+        ["fold", "{fa}", "-o", "{t}/s.dbn", "--bpp", "{t}/s.bpp/", "--threads", "1"],
+        1,
+        ["--bpp {t}/s.bpp/"],
+    ),
+    Case("embed/out-slash", ["embed", "{tiny}", "{fa}", "{t}/e.npz/"], 1, [f"OUT {{t}}/e.npz/: ends in '/', {ENDS}"]),
+    Case("probe/out-slash", ["probe", "{tiny}", "{dbn}", "--out", "{t}/p.pt/"], 1, ["--out {t}/p.pt/"]),
+    Case("init-checkpoint/out-slash", ["init-checkpoint", "--arch", "tiny", "-o", "{t}/t.pt/"], 1, ["--out {t}/t.pt/"]),
+    Case(
+        "interact/out-slash", ["interact", "{pairs}", "--model", "{rri_model}", "-o", "{t}/s.tsv/"], 1, ["{t}/s.tsv/"]
+    ),
+]
+
+
+@pytest.mark.parametrize("case", FOLDER_NAMED, ids=[c.id for c in FOLDER_NAMED])
+def test_a_file_output_named_as_a_folder_is_refused(case: Case, ws, tmp_path, capfd, monkeypatch):
+    check_one_line(case, ws, tmp_path, capfd, monkeypatch)
+
+
+def test_a_folder_output_may_end_in_a_slash(ws, tmp_path):
+    out = tmp_path / "hf"
+    assert cli_main(["init-checkpoint", "--arch", "tiny", "--format", "hf", "-o", f"{out}/"]) == 0
+    assert (out / "config.json").is_file()
+    assert cli_main(["fold", str(ws["fa"]), "--split-dir", f"{tmp_path}/sd/", "--threads", "1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "sd").iterdir()) == ["r1.dbn", "r2.dbn"]
+
+
+def test_the_api_refuses_a_file_named_as_a_folder(tmp_path):
+    from resm.utils import io
+
+    with pytest.raises(io.OutputError, match="ends in '/'"):
+        io.atomic_write_text(f"{tmp_path}/a.txt/", "x")
+    assert list(tmp_path.iterdir()) == []
