@@ -68,6 +68,7 @@ __all__ = [
     "atomic_dir",
     "merge_dir",
     "atomic_write_text",
+    "torch_save",
     "remove_stale",
     "held_signals",
     "defer_signal",
@@ -692,3 +693,15 @@ def merge_dir(path: str | os.PathLike) -> contextlib.AbstractContextManager:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` through an open file, as every staged torch file is written:
+    given a path, torch names the folder inside its zip archive after the file, which for a
+    staged temporary held the host, the process id and random letters (``.model.pt.vm-17702.r8g9ddh4/``
+    in every model.pt), so two runs of one command wrote different bytes. Written through a
+    file, the folder is torch's own ``archive/``."""
+    import torch
+
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)

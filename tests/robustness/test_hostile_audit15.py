@@ -239,3 +239,36 @@ def test_the_api_refuses_a_file_named_as_a_folder(tmp_path):
     with pytest.raises(io.OutputError, match="ends in '/'"):
         io.atomic_write_text(f"{tmp_path}/a.txt/", "x")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- a torch file's inner name
+def _zip_names(path: Path) -> list[str]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return z.namelist()
+
+
+def test_a_torch_output_is_the_same_bytes_run_after_run(tmp_path):
+    """torch.save(obj, path) names the folder inside its zip after the file: staged, that was
+    the temporary's name (host, process id, random letters), so one command gave new bytes at
+    each run (and published the host name)."""
+    for name in ("a.pt", "b.pt"):
+        assert cli_main(["init-checkpoint", "--arch", "tiny", "--seed", "3", "-o", str(tmp_path / name)]) == 0
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    names = _zip_names(tmp_path / "a.pt")
+    assert all(n.startswith("archive/") for n in names), names
+
+
+def test_a_probe_and_a_structure_model_name_no_temporary_inside(ws, tmp_path):
+    import torch
+
+    from resm.structure.model import save_structure_model
+
+    assert (
+        cli_main(["probe", str(ws["tiny"]), str(ws["dbn"]), "--out", str(tmp_path / "p.pt"), "--max-train", "4"]) == 0
+    )
+    save_structure_model({"weights": torch.zeros(2)}, tmp_path / "m.pt")
+    for f in ("p.pt", "m.pt"):
+        names = _zip_names(tmp_path / f)
+        assert all(n.startswith("archive/") for n in names), names
