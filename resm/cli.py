@@ -145,14 +145,14 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 
 def _terminate_handler(command: str):
-    """The SIGTERM handler of a command: remove every staged output and what a training run with no checkpoint yet wrote
-    (:func:`resm.utils.io.abort_all`), kill the worker processes, say so in one line and exit
-    with 143. It does the cleanup itself rather than raise an exception: Python drops an
-    exception raised while it runs a fork hook or a finaliser, and the signal would be lost.
-    Commits and stagings hold the signal until they are through (``held_signals``). A forked
-    child that still has this handler just exits."""
+    """The SIGTERM and SIGHUP (its terminal closed) handler of a command: remove every staged output and what a
+    training run with no checkpoint yet wrote (:func:`resm.utils.io.abort_all`), kill the worker processes, say so in
+    one line and exit with 128 + the signal (143, 129). It does the cleanup itself rather than raise an exception:
+    Python drops an exception raised while it runs a fork hook or a finaliser, and the signal would be lost. Commits
+    and stagings hold the signal until they are through (``held_signals``). A forked child with this handler exits."""
     import multiprocessing
     import os
+    import signal
 
     pid = os.getpid()
 
@@ -170,7 +170,8 @@ def _terminate_handler(command: str):
                 child.kill()
             bars = getattr(sys.modules.get("tqdm"), "tqdm", None)
             live = bool(getattr(bars, "_instances", None))  # a progress bar is mid-line
-            sys.stderr.write(("\n" if live else "") + f"resm {command}: terminated{_resume_hint(command)}\n")
+            said = "terminated" if signum == signal.SIGTERM else "hung up"
+            sys.stderr.write(("\n" if live else "") + f"resm {command}: {said}{_resume_hint(command)}\n")
             sys.stderr.flush()
         finally:
             os._exit(128 + signum)
@@ -204,9 +205,10 @@ def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     errors = _user_errors()
-    old_term = None
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        old_term = signal.signal(signal.SIGTERM, _terminate_handler(args.command))
+    old = {}  # SIGTERM, and SIGHUP (the terminal closed), clean up; not where ignored (nohup) or handled
+    for sig in (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ():
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            old[sig] = signal.signal(sig, _terminate_handler(args.command))
     try:
         with warnings.catch_warnings():
             if not args.debug:  # other packages' warnings would break the one-line error
@@ -237,8 +239,8 @@ def _run(argv: list[str] | None) -> int:
         )
         return 1
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     return 0
 
 

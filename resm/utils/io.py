@@ -3,8 +3,8 @@
 * :func:`atomic_path`, :func:`atomic_dir`, :func:`merge_dir` and :func:`atomic_write_text`
   write to a hidden temporary beside the target (``.NAME.<host>-<pid>.<random>.tmp``) and
   rename it into place when the block ends without error; on any error the temporary is
-  removed (on ``SIGTERM`` the command line removes every temporary, :func:`abort_all`, and
-  exits), so a target is never half-written. ``atomic_dir`` replaces a folder whole; ``merge_dir`` moves its files
+  removed (on ``SIGTERM`` or ``SIGHUP`` the command line removes every temporary, :func:`abort_all`,
+  and exits), so a target is never half-written. ``atomic_dir`` replaces a folder whole; ``merge_dir`` moves its files
   into a folder and leaves the folder's other files alone.
 * :func:`transaction` makes several outputs one unit: inside it, those writes are staged and
   renamed into place together when the transaction ends without error, and all removed

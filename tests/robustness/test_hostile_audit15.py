@@ -272,3 +272,18 @@ def test_a_probe_and_a_structure_model_name_no_temporary_inside(ws, tmp_path):
     for f in ("p.pt", "m.pt"):
         names = _zip_names(tmp_path / f)
         assert all(n.startswith("archive/") for n in names), names
+
+
+# ---------------------------------------------------------------- SIGHUP: the terminal closed
+def test_sighup_cleans_up_as_sigterm_does(tmp_path):
+    """Closing the terminal (or an ssh session dropping) sends SIGHUP, whose default ends the
+    process where it stands: a fold left its hidden temporary and the folder it made."""
+    fa = _fasta(tmp_path / "many.fa", 400)
+    out_dir = tmp_path / "o"
+    code, err = _signal_when(
+        ["fold", fa, "-o", out_dir / "s.dbn", "--threads", "1"],
+        lambda: out_dir.exists() and bool(list(out_dir.glob(".s.dbn.*.tmp"))),
+        signal.SIGHUP,
+    )
+    assert code == 129 and [ln for ln in err.splitlines() if "hung up" in ln] == ["resm fold: hung up"], err
+    assert sorted(tmp_path.iterdir()) == [fa]
