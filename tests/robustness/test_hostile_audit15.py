@@ -13,11 +13,25 @@
   class's ``__set_name__`` in a RuntimeError: Ctrl-C while ``resm compare`` imported
   matplotlib) was said as "RuntimeError: Error calling __set_name__ ... (unexpected ...)" with
   exit code 1; it is "interrupted" with 130 (:func:`resm.utils.io.interrupted`).
+* A file output named as a folder (``-o s.dbn/``, ``s.dbn/.``) wrote the file ``s.dbn``
+  (``Path`` drops the ending); it is refused, naming the option (:func:`resm.utils.io.check_output`
+  on the path as typed).
+* Every staged torch file (a model, a probe, a fair-esm checkpoint) held its temporary's name
+  (host, process id, random letters) as the folder inside its zip, so one command wrote new
+  bytes at each run (:func:`resm.utils.io.torch_save`).
+* SIGHUP (the terminal closed) ended a command where it stood, leaving its temporaries; it
+  cleans up as SIGTERM does (exit 129).
 
-Checked and already right (no test added here): SIGINT and SIGTERM mid-run of fold (one shard
-and sharded: finished shards kept and named), embed, probe, interact, predict --task mrl,
-init-checkpoint (.pt and --format hf), compare, pretrain before its first checkpoint (exit 130
-/ 143, one line, nothing left).
+Checked and already right (no test added here): SIGINT and SIGTERM mid-run of fold (one shard,
+and sharded with finished shards kept and named), embed, probe, interact, predict --task mrl,
+init-checkpoint (.pt and --format hf), evaluate (its --bpp-cache entries are kept by design),
+compare, pretrain before its first checkpoint (exit 130 / 143, one line, nothing left); a run
+stopped by Ctrl-C after a checkpoint resumes to the uninterrupted run's weights and losses; an
+output that is the input through a symbolic or hard link, a folder, or in a missing folder; an
+existing output replaced atomically with its mode kept (a foreign folder or one of the other
+kind refused) alike in every command; ``| head`` (quiet, 141) and a closed standard output (one
+line, 1); the umask (077 and 002) on every file and folder written, run folders, checkpoints,
+bundles, plots, split files and kept shards included.
 """
 
 from __future__ import annotations
