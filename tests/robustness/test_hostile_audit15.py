@@ -4,7 +4,8 @@
   did not exist (``-o new/s.dbn``), stopped by Ctrl-C or SIGTERM before its first shard was
   done, removed its work folder but left ``new/``, which the work folder's ``mkdir -p`` had
   created (a one-shard run left nothing). :class:`resm.utils.shards.ShardRun` now removes the
-  folders it made when it removes its work folder and they are empty.
+  folders it made when it removes its work folder and they are empty; an error (not only a
+  signal) before the first shard is done removes the work folder too (``ShardRun.process``).
 * A training run stopped while it wrote a checkpoint (Ctrl-C, SIGTERM or an error) left
   ``checkpoints/step_N.tmp/`` with a part-written ``engine.pt`` until its next save, forever if
   the run was not resumed. The save removes its folder when it is stopped (SIGTERM through
@@ -301,3 +302,40 @@ def test_sighup_cleans_up_as_sigterm_does(tmp_path):
     )
     assert code == 129 and [ln for ln in err.splitlines() if "hung up" in ln] == ["resm fold: hung up"], err
     assert sorted(tmp_path.iterdir()) == [fa]
+
+
+# ---------------------------------------------------------------- a sharded run that fails
+def test_a_sharded_fold_that_fails_before_a_shard_is_done_leaves_nothing(ws, tmp_path, monkeypatch, capfd):
+    """An error (not only Ctrl-C) in a sharded run with no shard finished left the work folder
+    holding job.json, and the folder made for it."""
+    import resm.structure.pipeline as pipeline
+
+    def failing(*a, **k):
+        raise ValueError("record r1: the folder failed")
+
+    monkeypatch.setattr(pipeline, "_fold_block", failing)
+    out = tmp_path / "new" / "s.dbn"
+    assert cli_main(["fold", str(ws["fa"]), "-o", str(out), "--shard-size", "1", "--threads", "1"]) == 1
+    assert capfd.readouterr().err.strip().splitlines() == ["resm fold: error: record r1: the folder failed"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sharded_fold_that_fails_after_a_shard_keeps_it_to_resume(ws, tmp_path, monkeypatch, capfd):
+    import resm.structure.pipeline as pipeline
+
+    real, calls = pipeline._fold_block, []
+
+    def second_fails(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("record r2: the folder failed")
+        return real(*a, **k)
+
+    monkeypatch.setattr(pipeline, "_fold_block", second_fails)
+    out = tmp_path / "s.dbn"
+    assert cli_main(["fold", str(ws["fa"]), "-o", str(out), "--shard-size", "1", "--threads", "1"]) == 1
+    work = tmp_path / "s.dbn.shards"
+    assert (work / "job.json").is_file() and len(list(work.glob("shard-*.jsonl"))) == 1
+    monkeypatch.setattr(pipeline, "_fold_block", real)
+    assert cli_main(["fold", str(ws["fa"]), "-o", str(out), "--shard-size", "1", "--threads", "1"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.dbn"]
