@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ._version import __version__
 from .commands import BY_NAME, COMMANDS
@@ -67,6 +68,7 @@ class _Parser(argparse.ArgumentParser):
         ruled = action.dest in OPTION_RULES or action.nargs in (argparse.PARSER, argparse.REMAINDER)
         if arg_string == "" and not ruled and action.default != "":  # one empty by default (--linker) may be
             raise argparse.ArgumentError(action, "is empty ('' names no file, folder or value)")
+        self.__dict__.setdefault("typed", {})[action.dest] = arg_string  # Path() drops an ending '/': kept
         return super()._get_value(action, arg_string)
 
     def parse_args(self, args=None, namespace=None):  # an unknown option: its command's error, not resm's
@@ -133,22 +135,24 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     outputs = {
         argument_name(parser.commands[args.command], dest): (dest, kind) for dest, kind in BY_NAME[args.command].outputs
     }
+    typed = getattr(parser.commands[args.command], "typed", {})  # the paths as given ('out/' names a folder)
     for name, (dest, kind) in outputs.items():
         path = getattr(args, dest, None)
         if path is not None:
+            path = typed[dest] if dest in typed and Path(typed[dest]) == Path(path) else path
             check_output(path, kind(args) if callable(kind) else kind, name, replaces=dest not in _MERGED)
     check_distinct_outputs({name: getattr(args, dest, None) for name, (dest, _) in outputs.items()})
 
 
 def _terminate_handler(command: str):
-    """The SIGTERM handler of a command: remove every staged output and what a training run with no checkpoint yet wrote
-    (:func:`resm.utils.io.abort_all`), kill the worker processes, say so in one line and exit
-    with 143. It does the cleanup itself rather than raise an exception: Python drops an
-    exception raised while it runs a fork hook or a finaliser, and the signal would be lost.
-    Commits and stagings hold the signal until they are through (``held_signals``). A forked
-    child that still has this handler just exits."""
+    """The SIGTERM and SIGHUP (its terminal closed) handler of a command: remove every staged output and what a
+    training run with no checkpoint yet wrote (:func:`resm.utils.io.abort_all`), kill the worker processes, say so in
+    one line and exit with 128 + the signal (143, 129). It does the cleanup itself rather than raise an exception:
+    Python drops an exception raised while it runs a fork hook or a finaliser, and the signal would be lost. Commits
+    and stagings hold the signal until they are through (``held_signals``). A forked child with this handler exits."""
     import multiprocessing
     import os
+    import signal
 
     pid = os.getpid()
 
@@ -166,7 +170,8 @@ def _terminate_handler(command: str):
                 child.kill()
             bars = getattr(sys.modules.get("tqdm"), "tqdm", None)
             live = bool(getattr(bars, "_instances", None))  # a progress bar is mid-line
-            sys.stderr.write(("\n" if live else "") + f"resm {command}: terminated{_resume_hint(command)}\n")
+            said = "terminated" if signum == signal.SIGTERM else "hung up"
+            sys.stderr.write(("\n" if live else "") + f"resm {command}: {said}{_resume_hint(command)}\n")
             sys.stderr.flush()
         finally:
             os._exit(128 + signum)
@@ -193,16 +198,17 @@ def _run(argv: list[str] | None) -> int:
     import warnings
 
     from .config import UsageError
-    from .utils.io import transaction
+    from .utils.io import interrupted, transaction
     from .utils.memory import memory_check
     from .utils.stdout import failed, say_error
 
     parser = build_parser()
     args = parser.parse_args(argv)
     errors = _user_errors()
-    old_term = None
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        old_term = signal.signal(signal.SIGTERM, _terminate_handler(args.command))
+    old = {}  # SIGTERM, and SIGHUP (the terminal closed), clean up; not where ignored (nohup) or handled
+    for sig in (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ():
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            old[sig] = signal.signal(sig, _terminate_handler(args.command))
     try:
         with warnings.catch_warnings():
             if not args.debug:  # other packages' warnings would break the one-line error
@@ -214,31 +220,27 @@ def _run(argv: list[str] | None) -> int:
                 training = BY_NAME[args.command].training
                 with contextlib.nullcontext() if training else transaction():
                     args.func(args)
-    except OSError as e:  # FileNotFoundError among them
+    except (KeyboardInterrupt, Exception) as e:
+        if interrupted(e):  # Ctrl-C, also when a library raised its own error because of it
+            say_error(f"resm {args.command}: interrupted" + _resume_hint(args.command))
+            return 130
         if args.debug:
             raise
-        return failed(f"resm {args.command}", e)
-    except errors as e:
-        if args.debug:
-            raise
-        msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
-        usage = isinstance(e, UsageError)  # exit code 2, as argparse's errors
-        say_error(f"resm {args.command}: error: {_one_line(msg)}" + usage * f" (see resm {args.command} --help)")
-        return 2 if usage else 1
-    except KeyboardInterrupt:
-        say_error(f"resm {args.command}: interrupted" + _resume_hint(args.command))
-        return 130
-    except Exception as e:  # a case no check foresaw: still one line, the traceback with --debug
-        if args.debug:
-            raise
-        say_error(
+        if isinstance(e, OSError):  # FileNotFoundError among them
+            return failed(f"resm {args.command}", e)
+        if isinstance(e, errors):
+            msg = str(e) if not isinstance(e, KeyError) else str(e.args[0])
+            usage = isinstance(e, UsageError)  # exit code 2, as argparse's errors
+            say_error(f"resm {args.command}: error: {_one_line(msg)}" + usage * f" (see resm {args.command} --help)")
+            return 2 if usage else 1
+        say_error(  # a case no check foresaw: still one line, the traceback with --debug
             f"resm {args.command}: error: {type(e).__name__}: {_one_line(e) or 'no message'} "
             "(unexpected; rerun with --debug for the traceback)"
         )
         return 1
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -271,8 +271,24 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpointing
     def _save(self) -> None:
+        """Write a checkpoint into ``step_N.tmp`` (one name for every rank) and rename it whole.
+        A save stopped part-way (an error, Ctrl-C, SIGTERM: :func:`resm.utils.io.on_abort`)
+        removes its folder; one left by a killed run goes at the next save."""
         final = self.out_dir / "checkpoints" / f"step_{self.step:08d}"
         tmp = final.with_name(final.name + ".tmp")
+
+        def drop() -> None:
+            if self.rank == 0:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        try:
+            with on_abort(drop):
+                self._save_into(tmp, final)
+        except BaseException:
+            drop()
+            raise
+
+    def _save_into(self, tmp: Path, final: Path) -> None:
         if self.rank == 0:
             for stale in final.parent.glob("*.tmp") if final.parent.exists() else ():
                 shutil.rmtree(stale, ignore_errors=True)  # left by a run killed mid-save

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..mapping import Scheme
-from ..utils.io import atomic_dir, atomic_path
+from ..utils.io import atomic_dir, atomic_path, torch_save
 from ..utils.jsontext import load_json
 from ..utils.paths import broken_link, file_problem, no_such
 from .config import ARCHS, ESM2Config, positive_int
@@ -531,11 +531,11 @@ def save_fair_esm(
         "resm": dict(meta or {}),
     }
     with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+        torch_save(data, tmp)
     if companion:
         reg = {k: v for k, v in state.items() if k.startswith("contact_head.")}
         with atomic_path(regression_path(Path(path))) as tmp:
-            torch.save({"model": reg}, tmp)
+            torch_save({"model": reg}, tmp)
 
 
 def _replacements(meta: dict | None) -> dict[str, str]:

@@ -42,7 +42,7 @@ from ..heads.pair_map import DEFAULT_TILE
 from ..heads.pairs import Candidates, collate_candidates
 from ..mapping import Scheme, get_scheme
 from ..nucleotides import rna_codes
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, torch_save
 
 __all__ = [
     "MODEL_FILE",
@@ -250,7 +250,7 @@ def save_structure_model(payload: dict[str, Any], path: str | Path) -> Path:
 
     payload["resm_version"] = __version__
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch_save(payload, tmp)
     return Path(path)
 
 

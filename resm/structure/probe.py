@@ -39,7 +39,7 @@ from ..backbone.attention import pair_attention_features
 from ..backbone.esm2 import ESM2
 from ..mapping import MappingError, Scheme, list_schemes
 from ..records import validation_is_training
-from ..utils.io import atomic_path, check_output
+from ..utils.io import atomic_path, check_output, torch_save
 from ..utils.jsontext import load_json
 from ..utils.paths import file_problem, is_stream, no_such
 from .decode import METHODS, choose_threshold, decode, stored_threshold
@@ -251,7 +251,7 @@ def save_probe(model: ESM2, path: str | os.PathLike) -> None:
         "heads": torch.tensor(model.attention_heads),
     }
     with atomic_path(path) as tmp:
-        torch.save(data, tmp)
+        torch_save(data, tmp)
 
 
 def _probe_count(v, path, key: str) -> int:

@@ -247,12 +247,12 @@ class MRLTask(BundleHeadTask):
             super().save_final(module, out_dir, state)
             return
         spec = self.bundle_head(module, next(iter(state.values())).device)
-        from ..utils.io import atomic_path
+        from ..utils.io import atomic_path, torch_save
 
         path = Path(out_dir) / BUNDLE_DIR / OPTIMUS_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            torch.save(
+            torch_save(
                 {
                     "format": "resm-optimus",
                     "config": self.head_cfg.to_dict(),

@@ -3,8 +3,8 @@
 * :func:`atomic_path`, :func:`atomic_dir`, :func:`merge_dir` and :func:`atomic_write_text`
   write to a hidden temporary beside the target (``.NAME.<host>-<pid>.<random>.tmp``) and
   rename it into place when the block ends without error; on any error the temporary is
-  removed (on ``SIGTERM`` the command line removes every temporary, :func:`abort_all`, and
-  exits), so a target is never half-written. ``atomic_dir`` replaces a folder whole; ``merge_dir`` moves its files
+  removed (on ``SIGTERM`` or ``SIGHUP`` the command line removes every temporary, :func:`abort_all`,
+  and exits), so a target is never half-written. ``atomic_dir`` replaces a folder whole; ``merge_dir`` moves its files
   into a folder and leaves the folder's other files alone.
 * :func:`transaction` makes several outputs one unit: inside it, those writes are staged and
   renamed into place together when the transaction ends without error, and all removed
@@ -15,7 +15,8 @@
   temporary, or into a staged folder, go straight in: that output is the unit.
 * :func:`check_output` refuses, before any work, a target that cannot be written: a folder
   where a file goes (or the reverse), a path under a file, or a place where no file can be
-  created (read-only or not a real folder: it tries).
+  created (read-only or not a real folder: it tries), and a file output named as a folder
+  (``out/``, ``out/.``: ``Path`` drops the ending, the command line keeps the path as typed).
 * No output may replace an input (:mod:`resm.utils.paths`): every check and staging
   (:func:`check_output`, :meth:`Transaction.stage`, and the commit, for the files of a folder
   output too) refuses one.
@@ -67,9 +68,11 @@ __all__ = [
     "atomic_dir",
     "merge_dir",
     "atomic_write_text",
+    "torch_save",
     "remove_stale",
     "held_signals",
     "defer_signal",
+    "interrupted",
     "abort_all",
     "on_abort",
 ]
@@ -186,6 +189,26 @@ def _dangling_parent(path: Path) -> Path | None:
     return None
 
 
+def _folder_name(path: str | os.PathLike) -> str | None:
+    """The ending (``/``, ``/.``, ``/..``) by which ``path`` names a folder, or None. ``Path``
+    drops it, so ``-o s.dbn/`` wrote the file ``s.dbn`` where the shell and ``cp`` take a
+    folder."""
+    text = os.fspath(path)
+    seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
+    if text.endswith(seps) and text.strip("".join(seps)):
+        return text[-1]
+    name = os.path.basename(text)
+    return f"{text[-len(name) - 1]}{name}" if name in (".", "..") and len(text) > len(name) else None
+
+
+def _refuse_folder_name(path: str | os.PathLike, what: str = "") -> None:
+    """A file output named as a folder (``out/``, ``out/.``) is an :class:`OutputError`."""
+    ending = _folder_name(path)
+    if ending is not None:
+        label = f"{what} {path}" if what else str(path)
+        raise OutputError(f"{label}: ends in '{ending}', so it names a folder; a file is to be written here")
+
+
 def _foreign_folder(final: Path, earlier: Callable[[Path], bool]) -> None:
     """A folder that holds files and is no earlier output of the same kind (``earlier`` says)
     is never replaced: an :class:`OutputError` naming it."""
@@ -214,6 +237,8 @@ def check_output(
             label = f"{what} {path}" if what else str(path)
             raise OutputError(f"{label}: a folder is to be written here, and this is a stream")
         return
+    if kind == "file":
+        _refuse_folder_name(path, what)
     check_not_input(path, kind if replaces else "file", what)
     if (gone := _dangling_parent(Path(path))) is not None:
         label = f"{what} {path}" if what else str(path)
@@ -280,6 +305,21 @@ def defer_signal(signum: int) -> bool:
     return False
 
 
+def interrupted(e: BaseException) -> bool:
+    """Whether ``e`` is Ctrl-C (``KeyboardInterrupt``), or an error raised because of it: a
+    library may wrap the interrupt in its own exception (Python itself makes it a RuntimeError
+    when it lands in a class's ``__set_name__``, as while matplotlib is being imported), which
+    was then said as an unexpected error with exit code 1 instead of 'interrupted' and 130."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 @dataclass(eq=False)
 class Transaction:
     """Outputs staged as temporaries, put in place together by :meth:`commit`."""
@@ -325,6 +365,8 @@ class Transaction:
             if kind != "file":
                 raise OutputError(f"{final}: a folder is to be written here, and this is a stream")
             return self._stage_stream(Path(final), suffix)
+        if kind == "file":
+            _refuse_folder_name(final)
         check_not_input(final, "dir" if kind == "dir" else "file")
         final = _resolved(Path(final))  # a link: written to its target, the link stays
         if kind == "file" and final.is_dir():
@@ -651,3 +693,15 @@ def merge_dir(path: str | os.PathLike) -> contextlib.AbstractContextManager:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` through an open file, as every staged torch file is written:
+    given a path, torch names the folder inside its zip archive after the file, which for a
+    staged temporary held the host, the process id and random letters (``.model.pt.vm-17702.r8g9ddh4/``
+    in every model.pt), so two runs of one command wrote different bytes. Written through a
+    file, the folder is torch's own ``archive/``."""
+    import torch
+
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)

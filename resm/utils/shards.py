@@ -23,6 +23,7 @@ process sees).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -109,13 +110,11 @@ def interrupted_note() -> str:
     for run in runs:
         if not run.work or not run.work.is_dir():
             continue
-        finished = sum(run.done(s) for s in range(run.n_shards))
+        finished = run.drop_unfinished()
         if finished:
             notes.append(
                 f"{finished} of {run.n_shards} shards are kept in {run.work} (run the same command again to resume)"
             )
-        elif run.world == 1:
-            run.cleanup()
     return "".join(f"; {n}" for n in notes)
 
 
@@ -149,6 +148,7 @@ class ShardRun:
         if len(self.ids) != n_items:
             raise ShardError(f"{len(self.ids)} ids for {n_items} records")
         self.work: Path | None = None
+        self.made: list[Path] = []  # the folders prepare() created for the work folder, outermost first
         if self.sharded:
             if anchor is None:
                 raise ShardError(
@@ -261,7 +261,13 @@ class ShardRun:
         if not self.sharded:
             return
         assert self.work is not None
+        missing = []  # the folders made on the way are the run's too: cleanup() removes them when empty
+        p = Path(os.path.abspath(self.work.parent))
+        while not os.path.lexists(p) and p != p.parent:
+            missing.append(p)
+            p = p.parent
         self.work.mkdir(parents=True, exist_ok=True)
+        self.made = list(reversed(missing))
         want = self._job_text()
         found = self.work / "job.json"
         if found.exists():
@@ -290,12 +296,27 @@ class ShardRun:
         for s in mine:  # a finished shard is checked before any work: a wrong one is refused at once
             if self.done(s):
                 self.verify(s)
-        for s in mine:
-            if self.done(s):
-                skipped += 1
-                continue
-            work(s, self.block(s))
+        try:
+            for s in mine:
+                if self.done(s):
+                    skipped += 1
+                    continue
+                work(s, self.block(s))
+        except BaseException:  # an error or Ctrl-C: a work folder with nothing finished is not left behind
+            self.drop_unfinished()
+            raise
         return skipped
+
+    def drop_unfinished(self) -> int:
+        """How many shards are finished; with none, a one-process run's work folder (and the
+        folders made for it) is removed, as it holds only the job's description. (Under a
+        launcher the other processes may still be writing theirs.)"""
+        if not self.work or not self.work.is_dir():
+            return 0
+        finished = sum(self.done(s) for s in range(self.n_shards))
+        if not finished and self.world == 1:
+            self.cleanup()
+        return finished
 
     def merge(self, combine: Callable[[list[Path]], None]) -> bool:
         """Rank 0 waits for every shard, has ``combine(paths in order)`` write the output, and
@@ -328,8 +349,14 @@ class ShardRun:
         return [self.path(s) for s in range(self.n_shards)]
 
     def cleanup(self) -> None:
+        """Remove the work folder, and the folders :meth:`prepare` created for it that are left
+        empty (an interrupted ``resm fold x.fa -o new/s.dbn`` left ``new/`` behind)."""
         if self.work is not None:
             shutil.rmtree(self.work, ignore_errors=True)
+        for d in reversed(self.made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        self.made = []
         if self in _OPEN:
             _OPEN.remove(self)
 
