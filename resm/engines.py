@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -274,6 +275,21 @@ def _held_open(path: Path) -> bool | None:
     return False
 
 
+STALE_LOCK_GRACE_S = 3.0
+"""How long a lock no process holds must stay before it is judged stale: a build ending closes
+its lock and then removes it, and a start that looked in between saw a lock nobody held."""
+
+
+def _stale(lock: Path) -> bool:
+    """Whether ``lock`` stays, held by no process, for :data:`STALE_LOCK_GRACE_S`."""
+    deadline = time.monotonic() + STALE_LOCK_GRACE_S
+    while os.path.lexists(lock) and _held_open(lock) is False:
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def refuse_stale_build_locks() -> None:
     """Refuse (:class:`StaleBuildLock`) to start DeepSpeed while one of its ops' build folders
     holds a ``lock`` no process holds. DeepSpeed builds an op it lacks (on a CPU,
@@ -283,7 +299,8 @@ def refuse_stale_build_locks() -> None:
     another process waits while it exists, with no time limit. A build killed (SIGKILL, the
     OOM killer) leaves it behind, and every later start waited forever. The file holds no
     process id, but a build in progress has it open: one that no process of this machine has
-    open is stale. It is not removed here: a build on another machine sharing the folder (a
+    open for a few seconds (:data:`STALE_LOCK_GRACE_S`; a build ending closes it just before
+    removing it) is stale. It is not removed here: a build on another machine sharing the folder (a
     network home) cannot be seen from this one, so the user, told the file, removes it. Without
     ``/proc`` nothing is judged."""
     root = _extensions_root()
@@ -293,7 +310,7 @@ def refuse_stale_build_locks() -> None:
         return
     for op in sorted(installed_ops):
         lock = root / op / "lock"
-        if os.path.lexists(lock) and _held_open(lock) is False:
+        if os.path.lexists(lock) and _stale(lock):
             raise StaleBuildLock(
                 f"{lock}: a lock left by a build of DeepSpeed's {op} op that was stopped (no process holds it); "
                 "DeepSpeed would wait for it forever: delete it (if no build runs on another machine sharing "

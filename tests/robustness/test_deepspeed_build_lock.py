@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 import pytest
 
@@ -41,6 +42,21 @@ def test_a_lock_no_process_holds_is_refused_and_kept(lock):
     with pytest.raises(StaleBuildLock, match="^" + re.escape(f"{lock}: a lock left by a build of DeepSpeed's ")):
         refuse_stale_build_locks()
     assert lock.exists()
+
+
+def test_a_lock_released_while_it_is_looked_at_is_not_stale(lock):
+    """A build ending closes its lock, then removes it: a start of another process (a second
+    rank) that found the file and then no holder must not refuse a build that just ended."""
+    from resm.engines import STALE_LOCK_GRACE_S, refuse_stale_build_locks
+
+    lock.write_bytes(b"")  # closed, not yet removed: the build is ending
+    remover = threading.Timer(min(0.5, STALE_LOCK_GRACE_S / 3), lock.unlink)
+    remover.start()
+    try:
+        refuse_stale_build_locks()
+    finally:
+        remover.join()
+    assert not lock.exists()
 
 
 def test_a_deepspeed_run_is_refused_in_one_line_before_deepspeed_starts(lock, tmp_path, monkeypatch):
