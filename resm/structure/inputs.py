@@ -48,7 +48,8 @@ from ..fasta import (
 )
 from ..utils.paths import no_such
 from .annotations import parse_note
-from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn, parse_pair_lines
+from .io import StructureError, file_stem, infer_format, iter_bpseq, iter_ct, iter_dbn
+from .pair_lists import parse_pair_lines
 from .pairsets import is_pair_table_header, pair_table_named, parse_pair_table
 
 __all__ = ["STDIN", "INPUT_FORMATS", "read_sequences", "sniff_format", "source_name"]

@@ -1,7 +1,9 @@
-"""RNA secondary structures: the :class:`Structure` record and its file formats.
+"""RNA secondary structure files: their formats, read and written.
 
-A record's pairs are a partner array (``pairs[i]``: the 0-based partner of base i, or -1), checked
-and written in dot-bracket by :mod:`resm.structure.partners`; its names are handed on from here.
+A record is a :class:`~resm.structure.record.Structure` (name, sequence, partner array, scores,
+alternatives); its pairs are a partner array (``pairs[i]``: the 0-based partner of base i, or
+-1), checked and written in dot-bracket by :mod:`resm.structure.partners`. The names of both are
+handed on from here.
 
 Formats (all indices in files are 1-based):
 
@@ -12,7 +14,9 @@ Formats (all indices in files are 1-based):
 * ``.ct``: one or more blocks, header ``N title`` then N rows ``i base i-1 i+1 j i_hist`` (j = 0
   unpaired). Columns 3, 4 and 6 must be integers but are not otherwise checked (real files number them freely).
 * ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``, ``#Length:``, ``#Sequence:`` carry those.
-  A base may sit in several pairs (:func:`parse_pair_lines`); :func:`iter_pairs` refuses that.
+  The format's reader and writer are :mod:`resm.structure.pair_lists`: a base may sit in several
+  pairs (:func:`~resm.structure.pair_lists.parse_pair_lines`, :func:`read_pair_list`), which the
+  one-partner view (:func:`~resm.structure.pair_lists.iter_pairs`, :func:`read_structures`) refuses.
 
 Files may be gzip-compressed (``x.ct.gz``), told by their content as every input
 (:func:`resm.fasta.open_text`). Every malformed file (a damaged .gz, a control character in a
@@ -30,8 +34,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,7 @@ import numpy as np
 from ..config import UsageError
 from ..fasta import checked_name, csv_problem, gz_name_note, open_text
 from ..utils.jsontext import load_json
+from .pair_lists import PairList, iter_pairs, pair_list_text, parse_pair_lines
 from .partners import (
     StructureError,
     check_pairs,
@@ -49,6 +53,7 @@ from .partners import (
     parse_dotbracket,
     to_dotbracket,
 )
+from .record import NAME_COMMENT, CommentNotes, Structure, check_writable, columns, line_error
 
 __all__ = [
     "StructureError",
@@ -64,11 +69,6 @@ __all__ = [
     "iter_dbn",
     "iter_bpseq",
     "iter_ct",
-    "iter_pairs",
-    "PairList",
-    "parse_pair_lines",
-    "pair_of",
-    "pair_list_text",
     "format_structures",
     "read_structures",
     "read_structure",
@@ -93,62 +93,7 @@ class FoldUsageError(FoldError, UsageError):
     code 2) to the command line (:class:`resm.config.UsageError`)."""
 
 
-@dataclass
-class Structure:
-    """One record: name, sequence ("" when unknown) and partner array; ``scores`` (e.g.
-    ``{"eF1": 0.93}``) and ``alternatives`` (other folders' structures, each named by its
-    folder), written and read back by dbn, bpseq and pairs (:mod:`resm.structure.annotations`;
-    ct holds neither). Equality compares name, sequence and pairs."""
-
-    name: str
-    seq: str
-    pairs: np.ndarray
-    scores: dict[str, float] = field(default_factory=dict)
-    alternatives: list[Structure] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        # a name or a sequence that is no text (bytes, None, a list) failed later, where it was
-        # written ("'int' object has no attribute 'isspace'"), or was written as its repr
-        if not isinstance(self.name, str):
-            raise TypeError(f"Structure: the name must be a str, got {type(self.name).__name__}")
-        if not isinstance(self.seq, str):
-            raise TypeError(
-                f"Structure {self.name!r}: the sequence must be a str ('' when unknown), got {type(self.seq).__name__}"
-            )
-        self.pairs = check_pairs(self.pairs)
-        if self.seq and len(self.seq) != len(self.pairs):
-            raise StructureError(f"{self.name}: sequence length {len(self.seq)} != structure length {len(self.pairs)}")
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    @property
-    def dotbracket(self) -> str:
-        """The structure in dot-bracket, pseudoknots as ``[]``, ``{}``, ``<>``, then ``Aa``, ``Bb``...
-        (:func:`to_dotbracket`)."""
-        return to_dotbracket(self.pairs)
-
-    def __repr__(self) -> str:
-        """One short line however long the RNA: name, length, number of pairs, the sequence's
-        start, and the scores and alternatives when there are any."""
-        seq = self.seq if len(self.seq) <= 40 else f"{self.seq[:37]}..."
-        extra = f", scores={self.scores!r}" if self.scores else ""
-        if self.alternatives:
-            extra += f", alternatives={[a.name for a in self.alternatives]!r}"
-        n = int((self.pairs >= 0).sum()) // 2
-        return f"Structure(name={self.name!r}, length={len(self)}, pairs={n}, seq={seq!r}{extra})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Structure):
-            return NotImplemented
-        return self.name == other.name and self.seq == other.seq and np.array_equal(self.pairs, other.pairs)
-
-
 # ---------------------------------------------------------------- text parsers
-
-
-def _err(source: str, lineno: int, msg: str) -> StructureError:
-    return StructureError(f"{source} line {lineno}: {msg}")
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -158,17 +103,8 @@ def _int(tok: str, source: str, lineno: int, what: str) -> int:
     """An integer column written in the digits 0-9 (``int`` alone would also take ``1_0`` as 10
     and other scripts' digits)."""
     if not _INTEGER.fullmatch(tok.strip()):
-        raise _err(source, lineno, f"{what} {tok!r} is not an integer")
+        raise line_error(source, lineno, f"{what} {tok!r} is not an integer")
     return int(tok)
-
-
-def _columns(line: str, spec: str, source: str, lineno: int) -> list[str]:
-    """The columns of a data line of a column format (bpseq, ct, pairs), exactly as many as
-    ``spec`` names (e.g. ``"i base j"``), else one line naming the file and line."""
-    toks = line.split()
-    if len(toks) != len(spec.split()):
-        raise _err(source, lineno, f"expected {len(spec.split())} columns '{spec}', got {len(toks)}")
-    return toks
 
 
 class _BaseRows:
@@ -188,9 +124,9 @@ class _BaseRows:
         with ``j``."""
         if i == len(self.partners) and i:  # a base listed twice, as for a base triple: was "index 1, expected 2"
             why = "a base in two pairs needs a pair list (.pairs), as bpseq and ct give each base one partner"
-            raise _err(source, lineno, f"base {i} listed again (first on line {self.linenos[-1]}): {why}")
+            raise line_error(source, lineno, f"base {i} listed again (first on line {self.linenos[-1]}): {why}")
         if i != len(self.partners) + 1:
-            raise _err(source, lineno, f"index {i}, expected {len(self.partners) + 1}")
+            raise line_error(source, lineno, f"index {i}, expected {len(self.partners) + 1}")
         self.bases.append(base)
         self.partners.append(j)
         self.linenos.append(lineno)
@@ -202,7 +138,7 @@ class _BaseRows:
         partners, linenos = self.partners, self.linenos
         for b, ln in zip(self.bases, linenos):
             if len(b) != 1:
-                raise _err(source, ln, f"base {b!r} is not a single letter")
+                raise line_error(source, ln, f"base {b!r} is not a single letter")
         seq = "".join(self.bases)
         L = len(partners)
         for k, j in enumerate(partners):
@@ -210,12 +146,12 @@ class _BaseRows:
             if j == 0:
                 continue
             if j < 0 or j > L:
-                raise _err(source, linenos[k], f"partner {j} of base {i} out of range 1..{L}{header}")
+                raise line_error(source, linenos[k], f"partner {j} of base {i} out of range 1..{L}{header}")
             if j == i:
-                raise _err(source, linenos[k], f"base {i} paired with itself")
+                raise line_error(source, linenos[k], f"base {i} paired with itself")
             back = partners[j - 1]
             if back != i:
-                raise _err(source, linenos[k], f"partner {j} of base {i} says {back}")
+                raise line_error(source, linenos[k], f"partner {j} of base {i} says {back}")
         p = np.asarray(partners, dtype=np.int64) - 1
         return Structure(name, seq, p)
 
@@ -239,7 +175,7 @@ def _dbn_structure(line: str, seq: str, source: str, lineno: int, required: bool
     if required:
         if db.isalpha() and not set(db.upper()) - set("ACGUTN"):  # a sequence wrapped over two lines
             problem = "expected the dot-bracket, got nucleotide letters (a dbn record holds its sequence on one line)"
-        raise _err(source, lineno, problem)
+        raise line_error(source, lineno, problem)
     return None
 
 
@@ -271,68 +207,33 @@ def iter_dbn(lines: Iterable[str], source: str = "<dbn>") -> Iterator[Structure]
                         continue
                     if rnafold_extra_line(raw, len(last.seq)):
                         continue
-                raise _err(source, lineno, f"expected '>name' header, got {line[:30]!r}")
+                raise line_error(source, lineno, f"expected '>name' header, got {line[:30]!r}")
             if last is not None:
                 yield last
                 last = None
             name = checked_name(line[1:].strip(), f"{source} line {lineno}", StructureError)
             if not name:  # as a FASTA header without an id: it would be written back as a bare '>'
-                raise _err(source, lineno, "header has no id")
+                raise line_error(source, lineno, "header has no id")
             state = 1
         elif state == 1:
             if line.startswith(">"):
-                raise _err(source, lineno, f"record {name!r} has no sequence")
+                raise line_error(source, lineno, f"record {name!r} has no sequence")
             seq = line
             state = 2
         else:
             if line.startswith(">"):  # was "structure length 2 != sequence length 9", the header read as one
-                raise _err(source, lineno, f"record {name!r} holds one line where a sequence and a dot-bracket are due")
+                raise line_error(
+                    source, lineno, f"record {name!r} holds one line where a sequence and a dot-bracket are due"
+                )
             p, (_, scores) = _dbn_structure(line, seq, source, lineno, required=True)
             last = Structure(name, seq, p, scores)
             state = 0
     if last is not None:
         yield last
     if state == 1:
-        raise _err(source, lineno, f"record {name!r} ends without sequence and structure")
+        raise line_error(source, lineno, f"record {name!r} ends without sequence and structure")
     if state == 2:
-        raise _err(source, lineno, f"record {name!r} ends without a structure line")
-
-
-_NAME_RE = re.compile(r"^#\s*name\s*:\s*(.*)$", re.IGNORECASE)
-_LEN_RE = re.compile(r"^#\s*length\s*:(.*)$", re.IGNORECASE)
-_SEQ_RE = re.compile(r"^#\s*sequence\s*:(.*)$", re.IGNORECASE)
-
-
-class _CommentNotes:
-    """The ``#Scores:`` and ``#Alternative:`` comments of a bpseq or pairs file
-    (:func:`resm.structure.annotations.parse_comment`), given to its record at the end."""
-
-    def __init__(self):
-        self.scores: dict[str, float] = {}
-        self.alts: list[tuple[str, str, dict[str, float], int]] = []
-
-    def read(self, line: str, source: str, lineno: int) -> None:
-        from .annotations import parse_comment
-
-        try:
-            kind, db, label, scores = parse_comment(line) or ("", "", "", {})
-        except ValueError as e:
-            raise _err(source, lineno, str(e)) from None
-        if kind == "scores":
-            self.scores = scores
-        elif kind == "alternative":
-            self.alts.append((db, label, scores, lineno))
-
-    def alternatives(self, seq: str, length: int, source: str) -> list[Structure]:
-        out = []
-        for db, label, scores, lineno in self.alts:
-            if len(db) != length:
-                raise _err(source, lineno, f"#Alternative: structure length {len(db)} != record length {length}")
-            try:
-                out.append(Structure(label, seq, parse_dotbracket(db), scores))
-            except StructureError as e:
-                raise _err(source, lineno, str(e)) from None
-        return out
+        raise line_error(source, lineno, f"record {name!r} ends without a structure line")
 
 
 _CRW_HEADER = re.compile(r"^(Filename|Organism|Accession Number|Citation and related information)\b", re.I)
@@ -342,7 +243,7 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
     """The single record of a bpseq file (``i base j`` rows; the header lines of the Comparative
     RNA Web site's files, ``Filename:``, ``Organism:``, ... before them, are passed over)."""
     rows = _BaseRows()
-    notes = _CommentNotes()
+    notes = CommentNotes()
     for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
@@ -350,17 +251,17 @@ def iter_bpseq(lines: Iterable[str], source: str = "<bpseq>", name: str = "") ->
         if not rows and _CRW_HEADER.match(line):  # the Comparative RNA Web site's header lines
             continue
         if line.startswith("#"):
-            m = _NAME_RE.match(line)
+            m = NAME_COMMENT.match(line)
             if m and not rows and m.group(1).strip():  # an empty one keeps the file's name
                 name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
             notes.read(line, source, lineno)
             continue
-        toks = _columns(line, "i base j", source, lineno)
+        toks = columns(line, "i base j", source, lineno)
         i = _int(toks[0], source, lineno, "index")
         j = _int(toks[2], source, lineno, "partner")
         rows.add(i, toks[1], j, source, lineno)
     if not rows:
-        raise _err(source, 1, "no bases")
+        raise line_error(source, 1, "no bases")
     rec = rows.structure(source, name)
     rec.scores, rec.alternatives = notes.scores, notes.alternatives(rec.seq, len(rec), source)
     yield rec
@@ -398,7 +299,7 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
             continue
         if need == 0:
             if n_rec and _continues(line, len(rows)):  # the rows go on past the length the header gave
-                raise _err(
+                raise line_error(
                     source,
                     lineno,
                     f"row {len(rows) + 1} continues the ct block starting line {header_line}, whose header "
@@ -407,14 +308,14 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
             toks = line.split(None, 1)
             n = _int(toks[0], source, lineno, "ct header length")
             if n < 1:
-                raise _err(source, lineno, f"ct header length {n} must be positive")
+                raise line_error(source, lineno, f"ct header length {n} must be positive")
             title = CT_ENERGY.sub("", toks[1].strip()) if len(toks) > 1 else ""
             title = checked_name(title, f"{source} line {lineno}", StructureError)
             n_rec += 1
             rec_name = title or (name if n_rec == 1 else f"{name}_{n_rec}")
             need, header_line, rows = n, lineno, _BaseRows()
             continue
-        toks = _columns(line, "i base i-1 i+1 j i", source, lineno)
+        toks = columns(line, "i base i-1 i+1 j i", source, lineno)
         i = _int(toks[0], source, lineno, "index")
         for k in (2, 3, 5):
             _int(toks[k], source, lineno, f"column {k + 1}")
@@ -424,121 +325,11 @@ def iter_ct(lines: Iterable[str], source: str = "<ct>", name: str = "") -> Itera
         if need == 0:
             yield rows.structure(source, rec_name, f" (the ct header on line {header_line} gives {n} bases)")
     if need:
-        raise _err(source, lineno, f"ct block starting line {header_line} has {len(rows)} of {len(rows) + need} rows")
+        raise line_error(
+            source, lineno, f"ct block starting line {header_line} has {len(rows)} of {len(rows) + need} rows"
+        )
     if n_rec == 0:
-        raise _err(source, max(lineno, 1), "no ct records")
-
-
-_DIGITS = re.compile(r"[0-9]+")  # str.isdigit also passes superscripts and other scripts' digits
-
-
-def pair_of(written: str, sep: str, where: str, length: int | None = None) -> tuple[int, int]:
-    """0-based ``(i, j)`` of a pair written ``i<sep>j`` (1-based, in digits 0-9, i < j, in 1..length
-    when given) in a pair list or a pair table; else StructureError ``{where}: pair '<written>' ...``."""
-    a, _, b = written.partition(sep)
-    if not (_DIGITS.fullmatch(a) and _DIGITS.fullmatch(b)):
-        raise StructureError(f"{where}: pair {written!r} is not 'i{sep}j' with positive integers")
-    i, j = int(a), int(b)
-    if i == j:
-        raise StructureError(f"{where}: pair {written!r} pairs base {i} with itself")
-    if length is not None and (min(i, j) < 1 or max(i, j) > length):
-        raise StructureError(f"{where}: pair {written!r} lies outside the sequence (1..{length})")
-    if i > j:
-        raise StructureError(f"{where}: pair {written!r} needs i < j")
-    return i - 1, j - 1
-
-
-@dataclass
-class PairList:
-    """A pair-list file (:func:`parse_pair_lines`): pairs ``ij`` (0-based, i < j, each once, in file
-    order, a base maybe in several), the ``lines`` they are on, and the comments' notes."""
-
-    name: str
-    seq: str
-    length: int
-    ij: list[tuple[int, int]]
-    lines: list[int]
-    scores: dict[str, float] = field(default_factory=dict)
-    alternatives: list[Structure] = field(default_factory=list)
-
-    def structure(self, source: str) -> Structure:
-        """The one-partner view: a base in a second pair is an error naming that pair's line."""
-        seen: dict[int, int] = {}
-        for (i, j), ln in zip(self.ij, self.lines):
-            for b in (i + 1, j + 1):
-                if b in seen:
-                    raise _err(source, ln, f"base {b} already paired on line {seen[b]}")
-                seen[b] = ln
-        return Structure(self.name, self.seq, pairs_from_list(self.ij, self.length), self.scores, self.alternatives)
-
-
-def parse_pair_lines(
-    lines: Iterable[str], source: str = "<pairs>", name: str = "", length: int | None = None
-) -> PairList:
-    """The :class:`PairList` of a pair-list file (``i j`` rows, 1-based, i < j, ``#`` comments), the
-    format's one reader. Length: ``#Length:``, else ``length``, else ``#Sequence:``'s, else the
-    largest index. A malformed line, a pair outside the length, a self-pair or a pair written
-    twice is a StructureError naming the line."""
-    seq, seq_line, file_len = "", 0, None
-    first: dict[tuple[int, int], tuple[str, int]] = {}  # pair -> (as written, line)
-    notes = _CommentNotes()
-    said: dict[str, tuple[str, int]] = {}  # header -> (its value, line)
-
-    def once(key: str, value: str, lineno: int) -> None:
-        # two records one after the other (cat a.pairs b.pairs) were read as one: the second's
-        # name and sequence with the pairs of both
-        if key in said and said[key][0] != value:
-            raise _err(
-                source,
-                lineno,
-                f"a second #{key}: line, {value[:30]!r} (the first, on line {said[key][1]}: "
-                f"{said[key][0][:30]!r}); a pair list holds one record (one file per record)",
-            )
-        said.setdefault(key, (value, lineno))
-
-    for lineno, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if line.startswith("#"):
-            if m := _NAME_RE.match(line):
-                if m.group(1).strip():  # an empty one keeps the file's name
-                    name = checked_name(m.group(1).strip(), f"{source} line {lineno}", StructureError)
-                    once("Name", name, lineno)
-            elif m := _LEN_RE.match(line):
-                if not _DIGITS.fullmatch(tok := m.group(1).strip()):
-                    raise _err(source, lineno, f"length {tok!r} is not a whole number")
-                file_len = int(tok)
-                once("Length", tok, lineno)
-            elif m := _SEQ_RE.match(line):
-                seq, seq_line = m.group(1).strip(), lineno
-                once("Sequence", seq, lineno)
-                if len(seq.split()) > 1:
-                    raise _err(source, lineno, f"sequence {seq[:30]!r} holds whitespace")
-            else:
-                notes.read(line, source, lineno)
-        elif line:
-            written = " ".join(_columns(line, "i j", source, lineno))
-            pair = pair_of(written, " ", f"{source} line {lineno}")
-            if pair in first:
-                raise _err(source, lineno, f"pair {written!r} written twice (first on line {first[pair][1]})")
-            first[pair] = (written, lineno)
-    L = file_len if file_len is not None else length
-    if L is None:
-        L = len(seq) if seq else max((j + 1 for _, j in first), default=0)
-    if seq and len(seq) != L:
-        raise _err(source, seq_line, f"sequence length {len(seq)} != length {L}")
-    for (i, j), (written, ln) in first.items():
-        if i < 0 or j >= L:
-            raise _err(source, ln, f"pair {written!r} lies outside the sequence (1..{L})")
-    lines_of = [ln for _, ln in first.values()]
-    return PairList(name, seq, L, list(first), lines_of, notes.scores, notes.alternatives(seq, L, source))
-
-
-def iter_pairs(
-    lines: Iterable[str], source: str = "<pairs>", name: str = "", length: int | None = None
-) -> Iterator[Structure]:
-    """The record of a pair-list file (:func:`parse_pair_lines`) as a :class:`Structure`, one
-    partner per base: a base in two pairs is an error naming the file and the second's line."""
-    yield parse_pair_lines(lines, source, name, length).structure(source)
+        raise line_error(source, max(lineno, 1), "no ct records")
 
 
 _ITERS = {"dbn": iter_dbn, "bpseq": iter_bpseq, "ct": iter_ct, "pairs": iter_pairs}
@@ -578,29 +369,6 @@ def _fmt_ct(rec: Structure) -> str:
     j = rec.pairs + 1
     rows = [f"{L}\t{rec.name}\n"]
     rows += [f"{i + 1}\t{b}\t{i}\t{i + 2 if i + 1 < L else 0}\t{j[i]}\t{i + 1}\n" for i, b in enumerate(_bases(rec))]
-    return "".join(rows)
-
-
-def _check_writable(name: str, seq: str) -> None:
-    if any(c.isspace() for c in seq):
-        raise ValueError(f"{name}: sequence contains whitespace")
-    if "\n" in name:
-        raise ValueError(f"{name!r}: name contains a newline")
-
-
-def pair_list_text(
-    name: str, seq: str, length: int, ij: Iterable[tuple[int, int]], comments: Sequence[str] = ()
-) -> str:
-    """The text of one pair-list record (0-based pairs ``ij``, i < j, written 1-based in the
-    order given; ``comments``: whole ``#`` lines after the header), the one writer of the
-    format; ValueError for a name with a newline or a sequence with whitespace."""
-    _check_writable(name, seq)
-    rows = [f"#Name: {name}\n"] if name else []
-    rows.append(f"#Length: {length}\n")
-    if seq:
-        rows.append(f"#Sequence: {seq}\n")
-    rows += comments
-    rows += [f"{i + 1} {j + 1}\n" for i, j in ij]
     return "".join(rows)
 
 
@@ -646,7 +414,7 @@ def format_structures(records: Iterable[Structure], fmt: str) -> str:
     for r in recs:
         if len(r) == 0 and fmt != "pairs":
             raise ValueError(f"{r.name}: empty structure cannot be written as {fmt}")
-        _check_writable(r.name, r.seq)
+        check_writable(r.name, r.seq)
         if any(len(a) != len(r) or not a.name for a in r.alternatives):
             raise ValueError(f"{r.name}: an alternative structure needs a label and the record's length")
         if r.alternatives and fmt == "ct":
@@ -765,16 +533,16 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
         try:
             missing = {"id", "sequence", "base_pairs"} - set(reader.fieldnames or [])
         except csv.Error as e:
-            raise _err(src, 1, csv_problem(e)) from None
+            raise line_error(src, 1, csv_problem(e)) from None
         except (OSError, EOFError, zlib.error) as e:  # a gzip cut off or damaged
             raise StructureError(f"{path}: cannot read ({e})") from None
         if missing:
-            raise _err(src, 1, f"missing columns {sorted(missing)}")
+            raise line_error(src, 1, f"missing columns {sorted(missing)}")
         while True:
             try:
                 row = next(reader, None)
             except csv.Error as e:
-                raise _err(src, ln + 1, csv_problem(e)) from None
+                raise line_error(src, ln + 1, csv_problem(e)) from None
             except (OSError, EOFError, zlib.error) as e:  # a gzip cut off or damaged
                 raise StructureError(f"{path}: cannot read ({e})") from None
             if row is None:
@@ -782,13 +550,13 @@ def read_archiveii_csv(path: str | os.PathLike) -> Iterator[Structure]:
             ln = reader.line_num
             seq = row["sequence"] or ""
             if row.get("len") not in (None, "") and _int(row["len"], src, ln, "len") != len(seq):
-                raise _err(src, ln, f"len {row['len']} != sequence length {len(seq)}")
+                raise line_error(src, ln, f"len {row['len']} != sequence length {len(seq)}")
             try:
                 plist = load_json(row["base_pairs"])
             except (json.JSONDecodeError, TypeError) as e:
-                raise _err(src, ln, f"base_pairs is not a JSON list: {e}") from None
+                raise line_error(src, ln, f"base_pairs is not a JSON list: {e}") from None
             try:
                 p = pairs_from_list(plist, len(seq), one_based=True)
             except (StructureError, ValueError) as e:
-                raise _err(src, ln, f"base_pairs: {e}") from None
+                raise line_error(src, ln, f"base_pairs: {e}") from None
             yield Structure(checked_name(row["id"] or "", f"{src} line {ln}", StructureError), seq, p)

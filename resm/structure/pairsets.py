@@ -2,7 +2,7 @@
 
 Structures annotated from 3D coordinates (SPOT-RNA's PDB-derived TR1 and VL1, annotated with
 DSSR) hold non-canonical pairs and base multiplets: a base in two or more pairs (base triples).
-A partner array (:class:`resm.structure.io.Structure`) holds one partner per base, so these
+A partner array (:class:`resm.structure.record.Structure`) holds one partner per base, so these
 records are :class:`PairRecord`, whose :class:`PairSet` is a list of pairs.
 
 * :class:`PairSet`: 0-based pairs ``(i, j)``, i < j, sorted, each once, and the length;
@@ -12,8 +12,8 @@ records are :class:`PairRecord`, whose :class:`PairSet` is a list of pairs.
 * :func:`format_pair_list` / :func:`parse_pair_list`: one record as a pair list, the format
   ``resm fold --format pairs`` writes (``#Name:``, ``#Length:``, ``#Sequence:`` comments, then
   one ``i j`` line per pair, 1-based, i < j), where a base may appear on several lines; they
-  are the format's one reader and writer (:func:`resm.structure.io.parse_pair_lines`,
-  :func:`resm.structure.io.pair_list_text`), which the one-partner view shares;
+  are the format's one reader and writer (:func:`resm.structure.pair_lists.parse_pair_lines`,
+  :func:`resm.structure.pair_lists.pair_list_text`), which the one-partner view shares;
 * :func:`read_pair_table`: a TSV with the header ``id  sequence  pairs`` (``pairs``:
   space-separated 1-based ``i:j`` with i < j; empty when the record has none), the format of
   ``ss/pdb/TR1.tsv`` and ``VL1.tsv``. A malformed line, a pair outside the sequence, a
@@ -39,7 +39,8 @@ import numpy as np
 
 from ..fasta import id_problem, open_text
 from ..nucleotides import PAIR_TYPE, as_bytes, describe_symbol, lenient_codes
-from .io import StructureError, pair_list_text, pair_of, parse_pair_lines
+from .pair_lists import pair_list_text, pair_of, parse_pair_lines
+from .partners import StructureError
 
 __all__ = [
     "PairRecord",
@@ -112,7 +113,7 @@ class PairRecord:
         return len(self.seq)
 
     def __repr__(self) -> str:
-        """One short line however long the RNA (as :class:`resm.structure.io.Structure`'s)."""
+        """One short line however long the RNA (as :class:`resm.structure.record.Structure`'s)."""
         seq = self.seq if len(self.seq) <= 40 else f"{self.seq[:37]}..."
         return f"PairRecord(name={self.name!r}, length={len(self)}, pairs={self.pairs.n_pairs}, seq={seq!r})"
 
@@ -129,14 +130,14 @@ class PairRecord:
 
 
 def format_pair_list(rec: PairRecord) -> str:
-    """The pair-list text of one record (:func:`resm.structure.io.pair_list_text`, the format's one
+    """The pair-list text of one record (:func:`resm.structure.pair_lists.pair_list_text`, the format's one
     writer); ValueError for a name with a newline or a sequence with whitespace."""
     return pair_list_text(rec.name, rec.seq, len(rec.pairs), rec.pairs.ij.tolist())
 
 
 def parse_pair_list(text: str, source: str = "<pairs>") -> PairRecord:
     """The record of a pair-list text, every pair of a multiplet kept: the format's one reader
-    (:func:`resm.structure.io.parse_pair_lines`, lines split as in a file read), so a malformed
+    (:func:`resm.structure.pair_lists.parse_pair_lines`, lines split as in a file read), so a malformed
     line, a pair outside the length, a self-pair or a pair written twice is the one-line
     :class:`StructureError` naming ``source`` and the line that ``resm`` gives for a file."""
     got = parse_pair_lines(io.StringIO(text, newline=None), source)

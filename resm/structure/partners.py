@@ -4,7 +4,8 @@ A structure is a numpy int array ``pairs`` of length L: ``pairs[i]`` is the 0-ba
 base i, or -1 when i is unpaired. Each base has at most one partner, pairs are symmetric and no
 base pairs with itself; pseudoknots (crossing pairs) are allowed. Dot-bracket: ``()`` ``[]``
 ``{}`` ``<>`` then ``Aa`` ``Bb`` ... (upper case opens, lower case closes); ``. - , : _ ~`` are
-unpaired. Structure files are :mod:`resm.structure.io`; base multiplets :mod:`resm.structure.pairsets`.
+unpaired. A record (name, sequence, partner array) is :class:`resm.structure.record.Structure`;
+structure files are :mod:`resm.structure.io`; base multiplets :mod:`resm.structure.pairsets`.
 """
 
 from __future__ import annotations

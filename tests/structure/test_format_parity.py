@@ -22,13 +22,13 @@ from resm.structure.io import (
     iter_bpseq,
     iter_ct,
     iter_dbn,
-    iter_pairs,
     pair_list,
     pairs_from_list,
     parse_dotbracket,
     read_structures,
     to_dotbracket,
 )
+from resm.structure.pair_lists import iter_pairs
 from resm.structure.pairsets import PairRecord, PairSet, format_pair_list, parse_pair_list
 
 RNA = pytest.importorskip("RNA")

@@ -15,10 +15,10 @@ from resm.structure.io import (
     format_structures,
     iter_bpseq,
     iter_dbn,
-    iter_pairs,
     parse_dotbracket,
 )
 from resm.structure.metrics import expected_f1, f1_score
+from resm.structure.pair_lists import iter_pairs
 
 TRNA = "GCGGAUUUAGCUCAGUUGGGAGAGCGCCAGACUGAAGAUCUGGAGGUCCUGUGUUCGAUCCACAGAAUUCGCACCA"
 
