@@ -1,7 +1,8 @@
 """Notes after a structure: the scores ``resm fold`` prints where RNAfold prints the energy,
 and labelled lines for other folders' structures of the same sequence.
 
-A note is one bracketed group after the dot-bracket, separated by a space::
+A note is one bracketed group after the dot-bracket, separated by a space (a tab is read as
+one: :func:`structure_and_note`)::
 
     (((((((..((((........))))...)))))))... [eF1=0.934 MFE=-21.60]
     (((((((..((((........))))...)))))))... [RNAfold MFE=-21.60]
@@ -32,6 +33,7 @@ __all__ = [
     "noted",
     "comment_lines",
     "parse_comment",
+    "structure_and_note",
     "rnafold_extra_line",
     "bprna_headers",
 ]
@@ -118,6 +120,14 @@ def parse_comment(line: str) -> tuple[str, str, str, dict[str, float]] | None:
     return None
 
 
+def structure_and_note(line: str) -> tuple[str, str]:
+    """A dbn structure line split where its dot-bracket ends, at the first whitespace (a space,
+    as RNAfold writes its ``(-3.20)``, or a tab), into the dot-bracket and the note after it
+    (stripped; "" when there is none): the one rule of every structure line a dbn reader reads."""
+    parts = line.split(None, 1)
+    return (parts[0] if parts else ""), (parts[1].strip() if len(parts) > 1 else "")
+
+
 def rnafold_extra_line(line: str, length: int) -> bool:
     """Whether ``line`` is one of the lines ``RNAfold -p`` prints after a record's MFE line: a
     structure of ``length`` characters followed by ``[...]`` or ``{...}``, or the ``frequency
@@ -125,8 +135,7 @@ def rnafold_extra_line(line: str, length: int) -> bool:
     s = line.strip()
     if s.startswith("frequency of mfe structure"):
         return True
-    head, _, rest = s.partition(" ")
-    rest = rest.strip()
+    head, rest = structure_and_note(s)
     return len(head) == length and len(rest) > 1 and (rest[0], rest[-1]) in (("[", "]"), ("{", "}"))
 
 

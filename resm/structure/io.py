@@ -158,13 +158,15 @@ class _BaseRows:
 
 def _dbn_structure(line: str, seq: str, source: str, lineno: int, required: bool = False):
     """``(pairs, (label, scores))`` of a structure line and its note; for a line that is no
-    such line (spaces in it, a wrong length; no note where not ``required``): an error when
+    such line (whitespace then no note, a wrong length; no note where not ``required``): an error when
     ``required``, else None."""
-    from .annotations import parse_note
+    from .annotations import parse_note, structure_and_note
 
-    db, _, rest = line.strip().partition(" ")
-    note = parse_note(rest) if rest.strip() else (("", {}) if required else None)
-    problem = "dot-bracket line contains spaces" if note is None else None
+    db, rest = structure_and_note(line)  # was split at a space only: a tab's note was read as dot-bracket
+    note = parse_note(rest) if rest else (("", {}) if required else None)
+    problem = None
+    if note is None:  # a tab was "structure length 21 != 16", the note read as dot-bracket
+        problem = f"dot-bracket line contains whitespace, then {rest[:30]!r}, which is no note ('(-1.20)', '[k=v ...]')"
     if problem is None and len(db) != len(seq):
         problem = f"structure length {len(db)} != sequence length {len(seq)}"
     try:

@@ -158,7 +158,7 @@ def test_a_stray_line_after_a_structure_is_still_an_error():
     text = ">x\nGGGAAACCC\n(((...)))\n(((...))) not a note\n"
     with pytest.raises(StructureError, match=r"<dbn> line 4: expected '>name' header"):
         list(iter_dbn(text.splitlines()))
-    with pytest.raises(StructureError, match=r"<dbn> line 3: dot-bracket line contains spaces"):
+    with pytest.raises(StructureError, match=r"<dbn> line 3: dot-bracket line contains whitespace, then '\[eF1=oo"):
         list(iter_dbn(">x\nGGGAAACCC\n(((...))) [eF1=oops]\n".splitlines()))
     with pytest.raises(StructureError, match=r"line 2: #Alternative: structure length 5 != record length 3"):
         list(iter_pairs("#Length: 3\n#Alternative: (...) [RNAfold]\n1 3\n".splitlines()))
