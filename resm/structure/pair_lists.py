@@ -2,7 +2,8 @@
 
 A pair-list file holds one record: ``#`` comments, ``#Name:``, ``#Length:`` and ``#Sequence:``
 among them (``#Scores:`` and ``#Alternative:`` as in bpseq: :class:`resm.structure.record.CommentNotes`),
-then one ``i j`` line per pair (1-based, i < j). A base may sit in several pairs.
+then one ``i j`` line per pair (1-based; written i < j, a pair given ``j i`` is read as ``i j``).
+A base may sit in several pairs.
 
 * :func:`parse_pair_lines` is the format's one reader, giving a :class:`PairList` with every pair
   kept; :func:`iter_pairs` reads its one-partner view (:class:`~resm.structure.record.Structure`),
@@ -34,8 +35,9 @@ _DIGITS = re.compile(r"[0-9]+")  # str.isdigit also passes superscripts and othe
 
 
 def pair_of(written: str, sep: str, where: str, length: int | None = None) -> tuple[int, int]:
-    """0-based ``(i, j)`` of a pair written ``i<sep>j`` (1-based, in digits 0-9, i < j, in 1..length
-    when given) in a pair list or a pair table; else StructureError ``{where}: pair '<written>' ...``."""
+    """0-based ``(i, j)``, i < j, of a pair written ``i<sep>j`` or ``j<sep>i`` (1-based, in digits 0-9,
+    in 1..length when given) in a pair list or a pair table, as 3D-derived tables write either
+    order; else StructureError ``{where}: pair '<written>' ...``."""
     a, _, b = written.partition(sep)
     if not (_DIGITS.fullmatch(a) and _DIGITS.fullmatch(b)):
         raise StructureError(f"{where}: pair {written!r} is not 'i{sep}j' with positive integers")
@@ -44,9 +46,7 @@ def pair_of(written: str, sep: str, where: str, length: int | None = None) -> tu
         raise StructureError(f"{where}: pair {written!r} pairs base {i} with itself")
     if length is not None and (min(i, j) < 1 or max(i, j) > length):
         raise StructureError(f"{where}: pair {written!r} lies outside the sequence (1..{length})")
-    if i > j:
-        raise StructureError(f"{where}: pair {written!r} needs i < j")
-    return i - 1, j - 1
+    return min(i, j) - 1, max(i, j) - 1  # was refused, "needs i < j"
 
 
 @dataclass
@@ -76,10 +76,10 @@ class PairList:
 def parse_pair_lines(
     lines: Iterable[str], source: str = "<pairs>", name: str = "", length: int | None = None
 ) -> PairList:
-    """The :class:`PairList` of a pair-list file (``i j`` rows, 1-based, i < j, ``#`` comments), the
+    """The :class:`PairList` of a pair-list file (``i j`` rows, 1-based, either order, ``#`` comments), the
     format's one reader. Length: ``#Length:``, else ``length``, else ``#Sequence:``'s, else the
     largest index. A malformed line, a pair outside the length, a self-pair or a pair written
-    twice is a StructureError naming the line."""
+    twice (``1 5`` and ``5 1`` included) is a StructureError naming the line."""
     seq, seq_line, file_len = "", 0, None
     first: dict[tuple[int, int], tuple[str, int]] = {}  # pair -> (as written, line)
     notes = CommentNotes()
@@ -119,8 +119,10 @@ def parse_pair_lines(
         elif line:
             written = " ".join(columns(line, "i j", source, lineno))
             pair = pair_of(written, " ", f"{source} line {lineno}")
-            if pair in first:
-                raise line_error(source, lineno, f"pair {written!r} written twice (first on line {first[pair][1]})")
+            if pair in first:  # once each way ('1 5', then '5 1') is twice too
+                was, ln = first[pair]
+                said_as = "" if was == written else f" as {was!r}"
+                raise line_error(source, lineno, f"pair {written!r} written twice (first on line {ln}{said_as})")
             first[pair] = (written, lineno)
     L = file_len if file_len is not None else length
     if L is None:

@@ -15,7 +15,8 @@ records are :class:`PairRecord`, whose :class:`PairSet` is a list of pairs.
   are the format's one reader and writer (:func:`resm.structure.pair_lists.parse_pair_lines`,
   :func:`resm.structure.pair_lists.pair_list_text`), which the one-partner view shares;
 * :func:`read_pair_table`: a TSV with the header ``id  sequence  pairs`` (``pairs``:
-  space-separated 1-based ``i:j`` with i < j; empty when the record has none), the format of
+  space-separated 1-based ``i:j``, i < j or, as other 3D-derived tables write them, ``j:i``;
+  empty when the record has none), the format of
   ``ss/pdb/TR1.tsv`` and ``VL1.tsv``. A malformed line, a pair outside the sequence, a
   self-pair, a pair written twice or a repeated id is a one-line :class:`StructureError`
   naming the file and the line.
@@ -195,9 +196,11 @@ def parse_pair_table(lines: Iterable[str], src: str) -> list[PairRecord]:
             raise StructureError(f"{src} line {n}: id {name!r} already on line {seen[name]}")
         seen[name] = n
         ij = [pair_of(t, ":", f"{src} line {n}", len(seq)) for t in pairs]
-        if len(set(ij)) != len(ij):
-            dup = next(p for k, p in enumerate(ij) if p in ij[:k])
-            raise StructureError(f"{src} line {n}: pair {dup[0] + 1}:{dup[1] + 1} written twice")
+        if len(set(ij)) != len(ij):  # once each way ('1:5 5:1') is twice too
+            k = next(k for k, p in enumerate(ij) if p in ij[:k])
+            was = pairs[ij.index(ij[k])]
+            first = "" if was == pairs[k] else f" (first as {was})"
+            raise StructureError(f"{src} line {n}: pair {pairs[k]} written twice{first}")
         out.append(PairRecord(name, seq, PairSet(np.asarray(ij, dtype=np.int64).reshape(-1, 2), len(seq))))
     if not out:
         raise StructureError(f"{src} line 1: no records")

@@ -5,18 +5,22 @@ structure inputs as other tools write them.
   "structure length 21 != 16", the note read as dot-bracket; the dot-bracket now ends at the
   first whitespace, a space (as RNAfold writes it) or a tab, and a line with no note after it
   says so.
+* A pair written ``j:i`` (i < j) in a pair table or ``j i`` in a pair list was refused ("needs
+  i < j"), while 3D-derived tables from other tools write pairs either way round; it is read as
+  ``i:j``, and a pair written once each way is refused as written twice, naming file and line.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from resm.structure.io import StructureError, iter_dbn, read_structure
+from resm.structure.io import StructureError, iter_dbn, read_structure, read_structures
 from tests.robustness.cases import Case, check_one_line, write
 
 HAIRPIN = "GGGCGCAAAAGCGCCC"
 DB = "((((((....))))))"
 FA = ">h1\n" + HAIRPIN + "\n"
+STEM = [(1, 16), (2, 15), (3, 14), (4, 13), (5, 12), (6, 11)]
 
 
 # ---------------------------------------------------------------- a dbn note after a tab
@@ -44,6 +48,43 @@ def test_a_dbn_line_with_no_note_after_its_whitespace_says_so(sep):
     )
 
 
+# ---------------------------------------------------------------- pairs written j, i
+def test_a_pair_table_and_a_pair_list_read_pairs_written_either_way(tmp_path):
+    """Both were refused, "pair '16:1' needs i < j"; read as the same pairs, to the reference too."""
+    from resm.structure.pipeline import read_reference
+
+    both = [(j, i) if k % 2 else (i, j) for k, (i, j) in enumerate(STEM)]
+    (tmp_path / "r.tsv").write_text(
+        "id\tsequence\tpairs\nh1\t" + HAIRPIN + "\t" + " ".join(f"{a}:{b}" for a, b in both)
+    )
+    (tmp_path / "r.pairs").write_text("#Name: h1\n#Length: 16\n" + "".join(f"{a} {b}\n" for a, b in both))
+    want = read_structure(tmp_path / "r.pairs").pairs
+    assert [(i + 1, int(want[i]) + 1) for i in range(6)] == STEM
+    for ref in ("r.tsv", "r.pairs"):
+        got = read_reference(tmp_path / ref, [("h1", 16)], {"h1": HAIRPIN})
+        assert got["h1"].tolist() == want.tolist()
+
+
+TWICE = [
+    ("r.pairs", "#Length: 16\n1 16\n2 15\n16 1\n", "line 4: pair '16 1' written twice (first on line 2 as '1 16')"),
+    (
+        "r.tsv",
+        f"id\tsequence\tpairs\nh1\t{HAIRPIN}\t1:16 2:15 16:1\n",
+        "line 2: pair 16:1 written twice (first as 1:16)",
+    ),
+]
+
+
+@pytest.mark.parametrize("name, text, msg", TWICE)
+def test_a_pair_written_once_each_way_is_written_twice(tmp_path, name, text, msg):
+    from resm.structure.pairsets import read_pair_table
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(StructureError) as e:
+        read_pair_table(tmp_path / name) if name.endswith(".tsv") else list(read_structures(tmp_path / name))
+    assert str(e.value).removeprefix(f"{tmp_path}/") == f"{name} {msg}"
+
+
 CASES = [
     Case(
         "fold/reference-dbn-tab-then-no-note",  # was "structure length 22 != sequence length 16"
@@ -51,6 +92,13 @@ CASES = [
         1,
         ["{t}/r.dbn line 3: dot-bracket line contains whitespace, then 'dG=-3.2', which is no note"],
         lambda p: (write("h.fa", FA)(p), write("r.dbn", f">h1\n{HAIRPIN}\n{DB}\tdG=-3.2\n")(p)),
+    ),
+    Case(
+        "fold/reference-pair-table-pair-both-ways",
+        ["fold", "{t}/h.fa", "--reference", "{t}/r.tsv", "--threads", "1"],
+        1,
+        ["r.tsv line 2: pair 16:1 written twice (first as 1:16)"],
+        lambda p: (write("h.fa", FA)(p), write("r.tsv", f"id\tsequence\tpairs\nh1\t{HAIRPIN}\t1:16 16:1\n")(p)),
     ),
 ]
 

@@ -331,7 +331,7 @@ MALFORMED = [
     ("x.dbn", ">a\nGG\n..\nGG\n", "x.dbn line 4: expected '>name' header"),
     ("x.dbn", ">a\nGG\n", "x.dbn line 2: record 'a' ends without a structure"),
     ("x.pairs", "1 5\n2 4\n3 5\n", "x.pairs line 3: base 5 already paired on line 1"),
-    ("x.pairs", "1 5\n4 2\n", "x.pairs line 2: pair '4 2' needs i < j"),
+    ("x.pairs", "2 4\n4 2\n", "x.pairs line 2: pair '4 2' written twice (first on line 1 as '2 4')"),
     ("x.pairs", "#Length: 4\n1 5\n", "x.pairs line 2: pair '1 5' lies outside the sequence (1..4)"),
     ("x.pairs", "1 5 7\n", "x.pairs line 1: expected 2 columns"),
     ("x.pairs", "1 5.0\n", "x.pairs line 1: pair '1 5.0' is not 'i j' with positive integers"),
