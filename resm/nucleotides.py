@@ -20,11 +20,17 @@ Two normalisers, both case-insensitive and both reading ``T`` as ``U``:
   included (one unknown base per character of a ``str``); it never raises, and an empty
   sequence gives an empty result.
 
+A base named by several letters and digits (``PSU``, ``5MC``, ``H2U``: the residue names of
+modified bases that 3D-annotation tools write in a ct or bpseq file's base column) is a modified
+base, the unknown base, one position: :func:`residue_letter` spells it ``N``.
+
 On a sequence the strict normaliser accepts, both give the same codes. Both work through
 256-entry byte lookup tables, so a million nucleotides take milliseconds.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -44,6 +50,7 @@ __all__ = [
     "lenient_codes",
     "normalise_lenient",
     "letters_of",
+    "residue_letter",
 ]
 
 NUCLEOTIDES = "ACGU"  # codes 0..3
@@ -166,3 +173,16 @@ def normalise_lenient(seq: Sequence) -> str:
 def letters_of(codes: np.ndarray) -> str:
     """The ACGUN string spelt by codes 0..4."""
     return _LETTER_BYTES[np.asarray(codes)].tobytes().decode("ascii")
+
+
+_RESIDUE_NAME = re.compile(r"(?=[0-9]*[A-Za-z])[A-Za-z0-9]{2,5}")  # a PDB chemical component id: PSU, 5MC, H2U
+
+
+def residue_letter(name: str) -> str | None:
+    """The one letter a structure file's base column stands for: a single symbol as it is
+    (the normalisers judge it later, as every sequence's), a residue name of 2 to 5 ASCII letters
+    and digits, one a letter (a modified base, ``PSU``, ``5MC``) the unknown base
+    :data:`UNKNOWN_LETTER`; None for anything else."""
+    if len(name) == 1:
+        return name
+    return UNKNOWN_LETTER if _RESIDUE_NAME.fullmatch(name) else None

@@ -13,6 +13,8 @@ Formats (all indices in files are 1-based):
   (the header lines of the Comparative RNA Web site's files are passed over).
 * ``.ct``: one or more blocks, header ``N title`` then N rows ``i base i-1 i+1 j i_hist`` (j = 0
   unpaired). Columns 3, 4 and 6 must be integers but are not otherwise checked (real files number them freely).
+* In both, a base given as a residue name (a modified base as 3D-annotation tools write it, ``PSU``,
+  ``5MC``) is the unknown base ``N`` at its position (:func:`resm.nucleotides.residue_letter`).
 * ``.pairs``: lines ``i j`` with i < j, ``#`` comments; ``#Name:``, ``#Length:``, ``#Sequence:`` carry those.
   The format's reader and writer are :mod:`resm.structure.pair_lists`: a base may sit in several
   pairs (:func:`~resm.structure.pair_lists.parse_pair_lines`, :func:`read_pair_list`), which the
@@ -41,6 +43,7 @@ import numpy as np
 
 from ..config import UsageError
 from ..fasta import checked_name, csv_problem, gz_name_note, open_text
+from ..nucleotides import residue_letter
 from ..utils.jsontext import load_json
 from .pair_lists import PairList, iter_pairs, pair_list_text, parse_pair_lines
 from .partners import (
@@ -132,14 +135,18 @@ class _BaseRows:
         self.linenos.append(lineno)
 
     def structure(self, source: str, name: str, header: str = "") -> Structure:
-        """The record's Structure: single-letter bases, partners in range and each other's
-        (else one line naming the file and the base's line; a partner out of range ends with
-        ``header``, where the length came from)."""
+        """The record's Structure: bases of one letter, or a residue name read as N
+        (:func:`resm.nucleotides.residue_letter`), partners in range and each other's (else one
+        line naming the file and the base's line; a partner out of range ends with ``header``,
+        where the length came from)."""
         partners, linenos = self.partners, self.linenos
+        letters = []
         for b, ln in zip(self.bases, linenos):
-            if len(b) != 1:
-                raise line_error(source, ln, f"base {b!r} is not a single letter")
-        seq = "".join(self.bases)
+            if (letter := residue_letter(b)) is None:  # a residue name (PSU, 5MC) was refused too
+                why = "is neither one letter nor a residue name (2 to 5 letters and digits, as PSU or 5MC)"
+                raise line_error(source, ln, f"base {b!r} {why}")
+            letters.append(letter)
+        seq = "".join(letters)
         L = len(partners)
         for k, j in enumerate(partners):
             i = k + 1

@@ -8,6 +8,9 @@ structure inputs as other tools write them.
 * A pair written ``j:i`` (i < j) in a pair table or ``j i`` in a pair list was refused ("needs
   i < j"), while 3D-derived tables from other tools write pairs either way round; it is read as
   ``i:j``, and a pair written once each way is refused as written twice, naming file and line.
+* A ct or bpseq base given as a residue name (``PSU``, ``5MC``, ``H2U``, as 3D-annotation tools
+  write modified bases) was refused ("base 'PSU' is not a single letter"); it is read as ``N``
+  at its position, as the sequence readers read a single letter such as ``P``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import pytest
 
 from resm.structure.io import StructureError, iter_dbn, read_structure, read_structures
+from tests.conftest import resm_main
 from tests.robustness.cases import Case, check_one_line, write
 
 HAIRPIN = "GGGCGCAAAAGCGCCC"
@@ -85,6 +89,56 @@ def test_a_pair_written_once_each_way_is_written_twice(tmp_path, name, text, msg
     assert str(e.value).removeprefix(f"{tmp_path}/") == f"{name} {msg}"
 
 
+# ---------------------------------------------------------------- residue names in ct and bpseq
+MODIFIED = {3: "PSU", 8: "5MC", 14: "H2U"}  # 1-based positions
+PARTNER = [16, 15, 14, 13, 12, 11, 0, 0, 0, 0, 6, 5, 4, 3, 2, 1]
+
+
+def bases() -> list[str]:
+    return [MODIFIED.get(i, b) for i, b in enumerate(HAIRPIN, 1)]
+
+
+def bpseq_text() -> str:
+    return "".join(f"{i} {b} {j}\n" for i, (b, j) in enumerate(zip(bases(), PARTNER), 1))
+
+
+def ct_text() -> str:
+    rows = [
+        f"{i}\t{b}\t{i - 1}\t{i + 1 if i < 16 else 0}\t{j}\t{i}" for i, (b, j) in enumerate(zip(bases(), PARTNER), 1)
+    ]
+    return "16 modified\n" + "\n".join(rows) + "\n"
+
+
+WITH_N = "".join("N" if i in MODIFIED else b for i, b in enumerate(HAIRPIN, 1))
+
+
+@pytest.mark.parametrize("fmt", ["bpseq", "ct"])
+def test_a_residue_name_in_ct_and_bpseq_is_read_as_n(tmp_path, fmt):
+    """'base 'PSU' is not a single letter' (line 3): read as N, keeping the indices and pairs,
+    as fold input, as a reference and by the structure readers."""
+    from resm.nucleotides import normalise
+    from resm.structure.inputs import read_sequences
+    from resm.structure.pipeline import read_reference
+
+    path = tmp_path / f"m.{fmt}"
+    path.write_text(bpseq_text() if fmt == "bpseq" else ct_text())
+    rec = read_structure(path)
+    assert (rec.seq, rec.dotbracket) == (WITH_N, DB)
+    assert read_sequences(path) == [(rec.name, WITH_N)]
+    got = read_reference(path, [(rec.name, 16)], {rec.name: HAIRPIN})
+    assert got[rec.name].tolist() == rec.pairs.tolist()
+    # the same rule as a single modified letter's: the unknown base at that position
+    assert normalise(WITH_N) == normalise("".join("P" if i in MODIFIED else b for i, b in enumerate(HAIRPIN, 1)))
+
+
+def test_fold_reads_a_ct_with_residue_names(tmp_path):
+    (tmp_path / "m.ct").write_text(ct_text())
+    resm_main("fold", tmp_path / "m.ct", "-o", tmp_path / "o.dbn", "--threads", "1")
+    rec = read_structure(tmp_path / "o.dbn")
+    assert (rec.name, rec.seq) == ("modified", WITH_N)
+    assert all(rec.pairs[i - 1] == -1 for i in MODIFIED)  # N pairs with nothing
+
+
 CASES = [
     Case(
         "fold/reference-dbn-tab-then-no-note",  # was "structure length 22 != sequence length 16"
@@ -99,6 +153,13 @@ CASES = [
         1,
         ["r.tsv line 2: pair 16:1 written twice (first as 1:16)"],
         lambda p: (write("h.fa", FA)(p), write("r.tsv", f"id\tsequence\tpairs\nh1\t{HAIRPIN}\t1:16 16:1\n")(p)),
+    ),
+    Case(
+        "fold/bpseq-base-no-residue-name",
+        ["fold", "{t}/m.bpseq", "-o", "{t}/o.dbn", "--threads", "1"],
+        1,
+        ["{t}/m.bpseq line 3: base 'G*' is neither one letter nor a residue name (2 to 5 letters and digits"],
+        write("m.bpseq", bpseq_text().replace("PSU", "G*")),
     ),
 ]
 

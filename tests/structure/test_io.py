@@ -319,7 +319,7 @@ MALFORMED = [
     ("x.bpseq", "# c\n1 G 0\n2 A 0 7\n", "x.bpseq line 3: expected 3 columns"),
     ("x.bpseq", "1 G 0\n2 A x\n", "x.bpseq line 2: partner 'x' is not an integer"),
     ("x.bpseq", "1 G 0\n3 A 0\n", "x.bpseq line 2: index 3, expected 2"),
-    ("x.bpseq", "1 G 0\n2 AG 0\n", "x.bpseq line 2: base 'AG'"),
+    ("x.bpseq", "1 G 0\n2 A-G 0\n", "x.bpseq line 2: base 'A-G' is neither one letter nor a residue name"),
     ("x.ct", "3 t\n1 G 0 2 3 1\n2 A 1 3 0 2\n3 C 2 0 2 3\n", "x.ct line 2: partner 3 of base 1 says 2"),
     ("x.ct", "3 t\n1 G 0 2 0 1\n2 A 1 3 0\n3 C 2 0 0 3\n", "x.ct line 3: expected 6 columns"),
     ("x.ct", "3 t\n1 G 0 2 0 1\n2 A 1 3 0 2\n", "x.ct line 3: ct block starting line 1 has 2 of 3 rows"),
