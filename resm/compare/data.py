@@ -45,6 +45,8 @@ def load_split(path: str, cap: int | None, max_length: int, seed: int, what: str
 
     p = table_file(path, what)
     archiveii = p.name.lower().endswith(".csv")
+    if not archiveii:
+        refuse_unread(p, what)
     recs = list(read_archiveii_csv(p) if archiveii else read_structures(p))
     try:  # the per-sequence results are keyed by id
         check_record_ids(r.name for r in recs)
@@ -73,6 +75,29 @@ def load_split(path: str, cap: int | None, max_length: int, seed: int, what: str
         idx = sorted(np.random.default_rng(seed).choice(len(keep), cap, replace=False).tolist())
         keep = [keep[i] for i in idx]
     return Split(str(p), keep, len(recs), n_long, n_bad, archiveii)
+
+
+READS = "structure files (dbn, bpseq, ct, pairs; .gz ok) or ArchiveII's CSV (.csv)"
+
+
+def refuse_unread(p: Path, what: str) -> None:
+    """A ConfigError naming ``what`` (the config key) and the formats compare reads, for a file
+    whose name names none of them. A pair table (``.tsv``: id, sequence, pairs), which ``resm fold
+    --reference``, ``resm evaluate`` and ``resm finetune`` read, is said as such: its base multiplets
+    have no place in the probe's and the head's one-partner targets (it was told to take a
+    structure extension, under which it could not be read)."""
+    from ..structure.io import infer_format
+    from ..structure.pairsets import pair_table_named
+
+    try:
+        infer_format(p)
+    except ValueError:
+        if pair_table_named(p):
+            raise ConfigError(
+                f"{what}: {p}: resm compare reads {READS}, not pair tables (.tsv: id, sequence, pairs), which "
+                "resm fold --reference, resm evaluate and resm finetune read"
+            ) from None
+        raise ConfigError(f"{what}: {p}: its extension names no format resm compare reads: {READS}") from None
 
 
 @dataclass

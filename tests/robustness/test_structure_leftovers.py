@@ -11,6 +11,11 @@ structure inputs as other tools write them.
 * A ct or bpseq base given as a residue name (``PSU``, ``5MC``, ``H2U``, as 3D-annotation tools
   write modified bases) was refused ("base 'PSU' is not a single letter"); it is read as ``N``
   at its position, as the sequence readers read a single letter such as ``P``.
+* ``resm compare`` refused a ``.tsv`` pair table as a structure set with "its extension names no
+  structure format ...; give it one of the extensions .dbn, ..." (renamed, it could not be read),
+  naming no config key. Its probe and head train on one partner per base, which a pair table's
+  base multiplets do not fit, so it stays refused, saying which formats compare reads and that
+  pair tables are read by ``resm fold --reference``, ``resm evaluate`` and ``resm finetune``.
 """
 
 from __future__ import annotations
@@ -139,6 +144,11 @@ def test_fold_reads_a_ct_with_residue_names(tmp_path):
     assert all(rec.pairs[i - 1] == -1 for i in MODIFIED)  # N pairs with nothing
 
 
+# ---------------------------------------------------------------- resm compare and a pair table
+READS = "structure files (dbn, bpseq, ct, pairs; .gz ok) or ArchiveII's CSV (.csv)"
+COMPARE_YAML = "data: {{train: {train}, val: {t}/a.dbn, test: {t}/a.dbn}}\nbackends: [{{name: v, kind: viennarna}}]\n"
+
+
 CASES = [
     Case(
         "fold/reference-dbn-tab-then-no-note",  # was "structure length 22 != sequence length 16"
@@ -160,6 +170,31 @@ CASES = [
         1,
         ["{t}/m.bpseq line 3: base 'G*' is neither one letter nor a residue name (2 to 5 letters and digits"],
         write("m.bpseq", bpseq_text().replace("PSU", "G*")),
+    ),
+    Case(
+        "compare/structure-set-pair-table",
+        ["compare", "--config", "{t}/c.yaml"],
+        1,
+        [
+            f"data.train: {{t}}/s.tsv: resm compare reads {READS}, not pair tables (.tsv: id, sequence, pairs), "
+            "which resm fold --reference, resm evaluate and resm finetune read"
+        ],
+        lambda p: (
+            write("a.dbn", f">h1\n{HAIRPIN}\n{DB}\n")(p),
+            write("s.tsv", f"id\tsequence\tpairs\nh1\t{HAIRPIN}\t1:16 2:15\n")(p),
+            write("c.yaml", COMPARE_YAML.format(train=f"{p['t']}/s.tsv", t=p["t"]))(p),
+        ),
+    ),
+    Case(
+        "compare/structure-set-no-format",
+        ["compare", "--config", "{t}/c.yaml"],
+        1,
+        [f"data.train: {{t}}/a.txt: its extension names no format resm compare reads: {READS}"],
+        lambda p: (
+            write("a.dbn", f">h1\n{HAIRPIN}\n{DB}\n")(p),
+            write("a.txt", f">h1\n{HAIRPIN}\n{DB}\n")(p),
+            write("c.yaml", COMPARE_YAML.format(train=f"{p['t']}/a.txt", t=p["t"]))(p),
+        ),
     ),
 ]
 
