@@ -62,3 +62,43 @@ def test_fold_to_a_file_runs_with_standard_output_closed(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdout", None)
     assert main(["fold", str(fasta), "--threads", "1", "-o", str(out)]) == 0
     assert out.read_text().startswith(">x\nGGGAAACCC\n")
+
+
+def test_a_resumed_run_logs_its_elapsed_time_on_from_the_checkpoint(tmp_path):
+    """`elapsed_s` in log.jsonl started again from 0 after a resume, so a plot of a resumed run's
+    wall time fell back at the resume; the checkpoint now keeps it and the log goes on from it."""
+    import json
+    import shutil
+
+    from resm.backbone.load import CheckpointError
+    from resm.tasks.mlm import MLMTask
+    from resm.train import run_task
+
+    fa = tmp_path / "corpus.fa"
+    fa.write_text("".join(f">RF{i % 3:05d}|s{i}\n{'ACGUAGGCUA'[i % 5 :] * 3}\n" for i in range(24)))
+    cfg = {
+        "model": {"arch": "tiny", "init_seed": 2},
+        "data": {"train": [str(fa)], "max_length": 40, "min_length": 5, "tokens_per_batch": 120, "val_fraction": 0.0},
+        "optim": {"lr": 3e-3, "warmup_steps": 1},
+        "train": {"out_dir": str(tmp_path / "run"), "max_steps": 4, "log_every": 1, "val_every": 0,
+                  "ckpt_every": 2, "keep_last": 5, "progress": False, "device": "cpu"},
+    }  # fmt: skip
+    sections = set(MLMTask.sections)
+    run_task(MLMTask, cfg, sections)
+    run = tmp_path / "run"
+    state = run / "checkpoints/step_00000002/trainer_rank0.json"
+    kept = json.loads(state.read_text())
+    logged = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines()]
+    assert 0 <= kept["elapsed_s"] <= logged[2]["elapsed_s"]  # kept at step 2, before step 3's line
+    shutil.rmtree(run / "checkpoints/step_00000004")
+    (run / "model.pt").unlink()
+    state.write_text(json.dumps({**kept, "elapsed_s": 1000.0}))  # as after 1000 s of training
+    run_task(MLMTask, cfg, sections)  # resumes at step 2
+    lines = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines()]
+    assert [ln["step"] for ln in lines] == [1, 2, 3, 4]
+    assert lines[1]["elapsed_s"] < 1000 <= lines[2]["elapsed_s"] <= lines[3]["elapsed_s"], lines
+    # a kept time that is none is refused in one line naming the file
+    shutil.rmtree(run / "checkpoints/step_00000004")
+    state.write_text(json.dumps({**kept, "elapsed_s": -1}))
+    with pytest.raises(CheckpointError, match=r"trainer_rank0.json: not a usable trainer state: 'elapsed_s' is -1"):
+        run_task(MLMTask, cfg, sections)
