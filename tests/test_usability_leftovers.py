@@ -64,6 +64,19 @@ def test_fold_to_a_file_runs_with_standard_output_closed(tmp_path, monkeypatch):
     assert out.read_text().startswith(">x\nGGGAAACCC\n")
 
 
+def pretrain_config(tmp_path) -> dict:
+    """4 steps of a tiny model, a checkpoint every 2."""
+    fa = tmp_path / "corpus.fa"
+    fa.write_text("".join(f">RF{i % 3:05d}|s{i}\n{'ACGUAGGCUA'[i % 5 :] * 3}\n" for i in range(24)))
+    return {
+        "model": {"arch": "tiny", "init_seed": 2},
+        "data": {"train": [str(fa)], "max_length": 40, "min_length": 5, "tokens_per_batch": 120, "val_fraction": 0.0},
+        "optim": {"lr": 3e-3, "warmup_steps": 1},
+        "train": {"out_dir": str(tmp_path / "run"), "max_steps": 4, "log_every": 1, "val_every": 0,
+                  "ckpt_every": 2, "keep_last": 5, "progress": False, "device": "cpu"},
+    }  # fmt: skip
+
+
 def test_a_resumed_run_logs_its_elapsed_time_on_from_the_checkpoint(tmp_path):
     """`elapsed_s` in log.jsonl started again from 0 after a resume, so a plot of a resumed run's
     wall time fell back at the resume; the checkpoint now keeps it and the log goes on from it."""
@@ -74,15 +87,7 @@ def test_a_resumed_run_logs_its_elapsed_time_on_from_the_checkpoint(tmp_path):
     from resm.tasks.mlm import MLMTask
     from resm.train import run_task
 
-    fa = tmp_path / "corpus.fa"
-    fa.write_text("".join(f">RF{i % 3:05d}|s{i}\n{'ACGUAGGCUA'[i % 5 :] * 3}\n" for i in range(24)))
-    cfg = {
-        "model": {"arch": "tiny", "init_seed": 2},
-        "data": {"train": [str(fa)], "max_length": 40, "min_length": 5, "tokens_per_batch": 120, "val_fraction": 0.0},
-        "optim": {"lr": 3e-3, "warmup_steps": 1},
-        "train": {"out_dir": str(tmp_path / "run"), "max_steps": 4, "log_every": 1, "val_every": 0,
-                  "ckpt_every": 2, "keep_last": 5, "progress": False, "device": "cpu"},
-    }  # fmt: skip
+    cfg = pretrain_config(tmp_path)
     sections = set(MLMTask.sections)
     run_task(MLMTask, cfg, sections)
     run = tmp_path / "run"
@@ -102,3 +107,20 @@ def test_a_resumed_run_logs_its_elapsed_time_on_from_the_checkpoint(tmp_path):
     state.write_text(json.dumps({**kept, "elapsed_s": -1}))
     with pytest.raises(CheckpointError, match=r"trainer_rank0.json: not a usable trainer state: 'elapsed_s' is -1"):
         run_task(MLMTask, cfg, sections)
+
+
+def test_export_says_the_step_it_exported_and_the_files_it_wrote(tmp_path):
+    """`resm export RUN` exported the run's newest checkpoint without saying which step it was
+    (resm pretrain's and finetune's last lines name theirs); its last line now names the step,
+    the checkpoint and every file written."""
+    from resm.tasks.mlm import MLMTask
+    from resm.train import run_task
+
+    run_task(MLMTask, pretrain_config(tmp_path), set(MLMTask.sections))
+    run, out, hf = tmp_path / "run", tmp_path / "esm2_m.pt", tmp_path / "m_hf"
+    p = resm_main("export", run, "--out", out, "--hf", hf)
+    reg = tmp_path / "esm2_m-contact-regression.pt"
+    step = run / "checkpoints" / "step_00000004"
+    assert p.stdout == f"exported step 4 ({step}); wrote {out}, {reg} and {hf}\n"
+    p = resm_main("export", step.with_name("step_00000002"), "--out", tmp_path / "m.pt", "--any-name")
+    assert p.stdout == f"exported step 2 ({step.with_name('step_00000002')}); wrote {tmp_path / 'm.pt'}\n"
