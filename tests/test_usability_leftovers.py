@@ -124,3 +124,34 @@ def test_export_says_the_step_it_exported_and_the_files_it_wrote(tmp_path):
     assert p.stdout == f"exported step 4 ({step}); wrote {out}, {reg} and {hf}\n"
     p = resm_main("export", step.with_name("step_00000002"), "--out", tmp_path / "m.pt", "--any-name")
     assert p.stdout == f"exported step 2 ({step.with_name('step_00000002')}); wrote {tmp_path / 'm.pt'}\n"
+
+
+def test_structure_training_on_own_data_is_told_every_override_it_needs(tmp_path):
+    """`resm finetune --config structure data.train=[my.dbn] data.val=my_val.dbn` met its
+    overrides one error at a time: 'no training sequence is in' the families file, then, with
+    data.families=null, 'data.families ... and data.family_holdout go together'. The first error
+    now names both overrides, and each half of the pair names the other."""
+    from resm.config import ConfigError
+    from resm.data.labelled_structures import StructureDataConfig
+    from tests.tasks.test_structure_task import hairpins
+
+    train, val = hairpins(tmp_path / "my.dbn", 6, 0), hairpins(tmp_path / "my_val.dbn", 3, 1)
+    families = tmp_path / "families.fa"  # as the shipped config's Rfam seeds: none of my sequences
+    families.write_text(">RF00001|a\nGGGGGGGGGGGGGGGGGGGGCCCCCCCCCCCCCCCCCCCC\n")
+    backbone = tmp_path / "esm2_tiny.pt"
+    resm_main("init-checkpoint", "--arch", "tiny", "-o", backbone)
+    args = ["finetune", "--config", "structure", f"model.init={backbone}", f"data.train=[{train}]",
+            f"data.val={val}", f"data.families={families}", "data.bpp_cache=null",
+            f"train.out_dir={tmp_path / 'run'}"]  # fmt: skip
+    p = resm_main(*args, check=False)
+    assert p.returncode == 1 and not (tmp_path / "run").exists(), p.stderr
+    assert p.stderr.strip().endswith(
+        f"data.families: no training sequence is in {families}; to train on structures of your own, "
+        "give data.families=null data.family_holdout=0 together"
+    ), p.stderr
+    with pytest.raises(ConfigError, match=r"^data.family_holdout 0.15 holds out families of data.families, which "
+                       r"is not given: give data.family_holdout=0 too"):  # fmt: skip
+        StructureDataConfig(train=train, families=None, family_holdout=0.15)
+    with pytest.raises(ConfigError, match=r"data.family_holdout is 0: give data.families=null, or data.family_holdout"):
+        StructureDataConfig(train=train, families=str(families), family_holdout=0.0)
+    StructureDataConfig(train=train, families=None, family_holdout=0.0)  # the two together: no error
