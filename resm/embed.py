@@ -66,11 +66,12 @@ def map_records(records, scheme: Scheme, max_length: int | None = None, source: 
 def resolve_layers(layers: Sequence[int], num_layers: int, name: str = "layers") -> list[int]:
     """The layers ``layers`` names (negative counts from the end), in order, as Python ints (a
     NumPy integer went into the index as itself, which JSON cannot write); an integer out of
-    range is a one-line ValueError naming ``name`` (the API's keyword, or ``--repr-layers``)."""
+    range is a one-line ValueError naming ``name`` (the API's keyword, or ``--repr-layers``), one
+    that is no integer a TypeError naming it."""
     out = []
     for layer in layers:
         if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
-            raise TypeError(f"layers must be integers, got {layer!r}")
+            raise TypeError(f"{name}: each layer must be an integer, got {layer!r}")
         if not -(num_layers + 1) <= layer <= num_layers:
             raise ValueError(
                 f"{name}: layer {layer} does not exist (the model has {num_layers} layers: give 0, the "

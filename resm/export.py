@@ -71,7 +71,7 @@ DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 def export_checkpoint(
     path: Path, out: Path, hf: Path | None = None, trust: bool = False, dtype: str = "fp32", any_name: bool = False
-) -> ESM2:
+) -> tuple[ESM2, dict]:
     """Write the model of checkpoint (or run folder) ``path`` to the fair-esm ``.pt`` ``out``,
     its contact regression beside it as fair-esm expects (``<stem>-contact-regression.pt``),
     and, given ``hf``, a Hugging Face folder; all or nothing (one transaction). ``dtype``
@@ -79,7 +79,9 @@ def export_checkpoint(
     must start with ``esm2`` (fair-esm's test for an ESM-2 file) unless ``any_name`` (then no
     regression file is written: fair-esm would not read that model anyway); that name is
     refused before anything is read, a :class:`resm.config.UsageError` (the command line's
-    exit code 2: ``--out`` and ``--any-name`` decide it, whatever the checkpoint holds)."""
+    exit code 2: ``--out`` and ``--any-name`` decide it, whatever the checkpoint holds).
+    Returns the model and the metadata written with it (its ``step``, ``exported_from``: the
+    checkpoint folder, and the mapping scheme's fields)."""
     misread = fair_esm_name_problem(out)
     if misread and not any_name:
         raise UsageError(misread)
@@ -122,4 +124,4 @@ def export_checkpoint(
         save_fair_esm(model, out, meta, dtype=DTYPES[dtype], companion=not misread)
         if hf is not None:
             save_hf(model, hf, meta)
-    return model
+    return model, meta

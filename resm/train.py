@@ -8,7 +8,8 @@ owns the optimiser, schedule, precision and checkpoint files. ``Trainer.fit`` ru
 * optimiser AdamW, linear warm-up then cosine or linear decay
   (:class:`resm.train_config.OptimConfig`; the loop's settings: :class:`resm.train_config.TrainConfig`);
 * logs loss, perplexity, tokens/s, learning rate and gradient norm to the console (tqdm), to
-  ``log.jsonl`` and, when ``tensorboard`` is installed, to TensorBoard;
+  ``log.jsonl`` and, when ``tensorboard`` is installed, to TensorBoard; ``elapsed_s``, the wall
+  time of training, goes on after a resume from the checkpoint's;
 * periodic validation, periodic atomic checkpoints (write a temporary folder, then rename;
   the last N kept) holding weights, optimiser, scheduler, RNG states and the data position, so
   a killed run resumes where its last checkpoint left it;
@@ -267,6 +268,8 @@ class Trainer:
         self.rank, self.world_size, _ = launch()
         self.step = 0
         self.tokens_seen = 0
+        self.elapsed_before = 0.0  # training seconds of the runs a resume continues (log's elapsed_s)
+        self.started = time.time()
         self.resumed_validation: dict[str, Any] | None = None  # logged at the step resumed from
 
     # ---------------------------------------------------------------- checkpointing
@@ -301,6 +304,7 @@ class Trainer:
             {
                 "step": self.step,
                 "tokens_seen": self.tokens_seen,
+                "elapsed_s": self._elapsed(),
                 "data": self.stream.state_dict(),
                 "rng": rng_state(),
                 "mask_rng": generator_state(self.generator),
@@ -318,6 +322,11 @@ class Trainer:
             for old in list_checkpoints(self.out_dir)[: -self.train.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
         _barrier()
+
+    def _elapsed(self) -> float:
+        """Wall seconds of training: this run's, and those of the runs it resumes (a resumed run's
+        ``elapsed_s`` goes on from its checkpoint's, where it started again from 0)."""
+        return self.elapsed_before + (time.time() - self.started)
 
     # settings of optim/train that a resume may not change silently (the rest is bookkeeping)
     BOOKKEEPING = (
@@ -377,6 +386,7 @@ class Trainer:
             self._apply_optim(int(state["step"]))
         self.step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))  # absent in states written before it was kept
         self.stream.load_state_dict(state["data"])
         set_rng_state(state["rng"])
         set_generator_state(self.generator, state["mask_rng"])
@@ -651,7 +661,7 @@ class Trainer:
                 pass
         self.engine.module.train()
         batches: Iterator = iter(self.stream)
-        start = time.time()
+        start = self.started = time.time()
         window = self.window
         window["t0"] = time.time()
         bar = tqdm(
@@ -697,7 +707,7 @@ class Trainer:
                     "lr": lr,
                     "grad_norm": gnorm,
                     "tokens_seen": self.tokens_seen,
-                    "elapsed_s": time.time() - start,
+                    "elapsed_s": self._elapsed(),
                 }
                 # this rank's mean of each sub-task's loss over the window (joint runs)
                 last.update({k: total / n for k, (total, n) in sorted(window.get("parts", {}).items())})

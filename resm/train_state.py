@@ -2,7 +2,8 @@
 
 A checkpoint folder (``out_dir/checkpoints/step_XXXXXXXX/``) holds
 
-* ``trainer_rank{r}.json`` for each process: the step, tokens seen, the data stream's
+* ``trainer_rank{r}.json`` for each process: the step, tokens seen, the training time so far
+  (``elapsed_s``, which a resumed run's log goes on from), the data stream's
   position, the random states (Python's and numpy's as JSON numbers, torch's and the masking
   generator's as base64 bytes), the task's fingerprint and the ``optim``/``train`` settings
   the run was started with. Plain JSON: reading it cannot run code.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import pickle
 import random
 import re
@@ -243,6 +245,9 @@ def _state_problem(state: dict[str, Any], folder: Path) -> str | None:
     for key, least in (("tokens_seen", 0), ("world_size", 1)):
         if not _whole(state[key], least):
             return f"{key!r} is {_short(state[key])}, not a whole number >= {least}"
+    elapsed = state.get("elapsed_s", 0.0)
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not 0 <= elapsed < math.inf:
+        return f"'elapsed_s' is {_short(elapsed)}, not a number of seconds >= 0"
     if not isinstance(state["engine"], str):
         return f"'engine' is {_short(state['engine'])}, not a name"
     for key in ("fingerprint", "settings"):

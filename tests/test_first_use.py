@@ -104,6 +104,29 @@ def test_a_backbone_given_as_fold_model_says_how_to_fold_with_it(tmp_path, fmt):
         resm.load_predictor(model, device="cpu")
 
 
+@pytest.mark.parametrize("name", ["esm2_t6_8M_UR50D", "facebook/esm2_t6_8M_UR50D"])
+def test_a_backbone_named_as_fold_model_says_how_to_fold_with_it(tmp_path, monkeypatch, name):
+    """A backbone given by its ESM-2 name or Hugging Face id, where a structure model goes, was
+    'no such structure model' with no word of the zero-shot probe route that a backbone given as a
+    file is told of; nothing is downloaded or read to say so (the hub cache here is empty)."""
+    import resm
+    from resm.backbone.load import CheckpointError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(CheckpointError, match="an ESM-2 backbone, not a structure model") as e:
+        resm.load_predictor(name, device="cpu")
+    assert f"resm probe {name} TRAIN.dbn -o PROBE.pt" in str(e.value), e.value
+    out = tmp_path / "x.dbn"
+    p = resm_main("fold", EXAMPLES / "rna.fasta", "--model", name, "-o", out, check=False)
+    assert p.returncode == 1 and not out.exists() and "\n" not in p.stderr.strip(), p.stderr
+    assert f"--model {name} --probe PROBE.pt" in p.stderr, p.stderr
+    p = resm_main("evaluate", "structure", "--model", name, "--dataset", "vl1", "--data-dir", tmp_path, check=False)
+    assert p.returncode == 1 and "an ESM-2 backbone, not a structure model" in p.stderr, p.stderr
+    assert not list(tmp_path.glob("torch/**/*.pt")), "a backbone was downloaded"
+
+
 def test_input_tables_say_their_columns():
     """interact's PAIRS said 'pairs table (TSV or CSV)' and predict's INPUT 'UTR CSV / FASTA
     (mrl)': which columns the readers want was in the README alone."""

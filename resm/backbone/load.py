@@ -383,6 +383,21 @@ def _hub_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
 
 
+def esm2_name(spec: str) -> bool:
+    """Whether ``spec`` is the name of a released ESM-2 (fair-esm's, ``esm2_t6_8M_UR50D``)."""
+    return spec in ARCHS and spec.startswith("esm2_")
+
+
+def names_backbone(spec: str | os.PathLike) -> bool:
+    """Whether ``spec``, given where another kind of model goes, is an ESM-2 backbone that is no
+    file: a Hugging Face model folder or, where no file of that name is there, an ESM-2 name
+    (``esm2_t6_8M_UR50D``) or a Hugging Face id of one (``facebook/esm2_t6_8M_UR50D``)."""
+    p, s = Path(spec), str(spec)
+    if p.exists() or os.path.islink(p):
+        return is_hf_folder(p)
+    return esm2_name(s) or (HUB_ID.match(s) is not None and esm2_name(s.split("/")[1]))
+
+
 def model_location(spec: str | os.PathLike) -> Path:
     """The file or folder :func:`load_backbone` reads ``spec`` from: the path itself, an ESM-2
     name's file in torch's hub cache, a hub id's cached snapshot (never downloading); else
@@ -390,7 +405,7 @@ def model_location(spec: str | os.PathLike) -> Path:
     p = Path(spec)
     if p.exists():
         return p
-    if str(spec) in ARCHS and str(spec).startswith("esm2_"):
+    if esm2_name(str(spec)):
         return _hub_file(str(spec))
     return hf_cached_folder(str(spec)) if HUB_ID.match(str(spec)) else p
 
@@ -428,7 +443,7 @@ def load_backbone(
         loaded = load_hf(p, trust)
     elif p.is_file():
         loaded = load_fair_esm(p, regression, trust)
-    elif str(spec) in ARCHS and str(spec).startswith("esm2_"):
+    elif esm2_name(str(spec)):
         loaded = load_pretrained(str(spec), trust)
     elif HUB_ID.match(str(spec)):
         loaded = load_hf(hf_cached_folder(str(spec)), trust)

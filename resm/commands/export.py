@@ -55,11 +55,14 @@ def run(a: argparse.Namespace) -> None:
     from ..backbone.load import fair_esm_name_problem, regression_path
     from ..export import export_checkpoint
 
-    export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype, any_name=a.any_name)
-    reg = regression_path(a.out)  # written where fair-esm reads the pair
-    announce(
-        f"wrote {a.out}" + ("" if fair_esm_name_problem(a.out) else f", {reg.name}") + (f" and {a.hf}" if a.hf else "")
-    )
+    _, meta = export_checkpoint(a.checkpoint, a.out, a.hf, a.trust_checkpoint, dtype=a.dtype, any_name=a.any_name)
+    files = [str(a.out)]
+    if not fair_esm_name_problem(a.out):  # the contact regression, written where fair-esm reads the pair
+        files.append(str(regression_path(a.out)))
+    if a.hf is not None:
+        files.append(str(a.hf))
+    written = files[0] if len(files) == 1 else f"{', '.join(files[:-1])} and {files[-1]}"
+    announce(f"exported step {meta['step']} ({meta['exported_from']}); wrote {written}")
 
 
 EXPORT = Command(

@@ -117,5 +117,10 @@ FINETUNE = Command(
             "resm finetune --config structure model.init=esm2_rna.pt",
             "the structure head on your backbone (a resm export, or runs/X/model.pt)",
         ),
+        (
+            "resm finetune --config structure data.train=[my.dbn] data.val=my_val.dbn data.families=null "
+            "data.family_holdout=0",
+            "on structures of your own (no bpRNA families to hold out)",
+        ),
     ),
 )

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..backbone.load import CheckpointError, is_hf_folder
+from ..backbone.load import CheckpointError, names_backbone
 from ..config import UsageError
 from ..heads.pair_map import DEFAULT_TILE
 from ..utils.io import atomic_write_text
@@ -91,7 +91,7 @@ def check_models(model_path, folds: Sequence[str] = ()) -> None:
     checked before any data is read or any folder runs."""
     paths = [str(model_path).replace("{fold}", f) for f in folds] if "{fold}" in str(model_path) else [str(model_path)]
     for p in paths:
-        if is_hf_folder(Path(p)):  # a backbone: said with how to fold with one
+        if names_backbone(p):  # a backbone (folder, ESM-2 name or id): said with how to fold with one
             raise CheckpointError(backbone_given(p))
         if not Path(p).is_file():
             what = "structure model (a structure_model.pt from resm finetune, or 'default')"

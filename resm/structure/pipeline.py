@@ -35,6 +35,7 @@ from ..nucleotides import normalise
 from ..utils.jsontext import load_json
 from ..utils.memory import require_fold_memory
 from ..utils.shards import DEFAULT_SHARD_SIZE, ShardRun, fingerprint_records
+from ..utils.stdout import require_stdout
 from .io import (
     FoldError,
     FoldUsageError,
@@ -420,6 +421,15 @@ class FoldOptions(PredictorOptions):
 
         return (self.plot_format or DEFAULT_PLOT_FORMAT, DEFAULT_DPI if self.dpi is None else self.dpi)
 
+    def to_stdout(self) -> bool:
+        """Whether an output goes to standard output: the structures (no ``out``, ``split_dir``
+        or ``reference``), the scores (``reference`` without ``report``), or one named ``-``."""
+        return (
+            (self.out is None and self.split_dir is None and self.reference is None)
+            or (self.reference is not None and self.report is None)
+            or any(p is not None and str(p) == "-" for p in (self.out, self.bpp, self.report))
+        )
+
     def bpp_floor(self) -> float | None:
         """``bpp_min`` (default 0.001) with ``bpp``, else None (no pair probabilities written)."""
         return None if self.bpp is None else (1e-3 if self.bpp_min is None else self.bpp_min)
@@ -469,6 +479,8 @@ def fold_fasta(
 
     o = opts
     o.check(fold_flag)
+    if o.to_stdout():  # none: said now, not once every record is folded
+        require_stdout()
     predictor: Predictor | None = None
     probe = None
     if o.zero_shot is not None:

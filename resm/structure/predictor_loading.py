@@ -104,10 +104,15 @@ class PredictorOptions:
             check_decoding_overrides(self.decoding_overrides(), name)
 
     def model_file(self) -> Path:
-        """The structure model's file (``default`` resolved); a FoldError when it is missing."""
-        from .model import resolve_model
+        """The structure model's file (``default`` resolved); a FoldError when it is missing,
+        a CheckpointError with how to fold with one when it names an ESM-2 backbone
+        (:func:`resm.structure.model.backbone_given`)."""
+        from ..backbone.load import CheckpointError, names_backbone
+        from .model import backbone_given, resolve_model
 
         path = Path(resolve_model(self.model))
+        if names_backbone(path):  # an ESM-2 name, or a Hugging Face folder or id
+            raise CheckpointError(backbone_given(path))
         if not path.exists():
             raise FoldError(f"{path}: {no_such(path, 'structure model (train one with `resm finetune`)')}")
         return path
@@ -217,7 +222,7 @@ def supervised_predictor(
     so is a bundle without a structure head, naming ``caller``, the API call that needs it
     (None: the command, :data:`resm.backbone.adapters.COMMANDS`; :func:`resm.backbone.adapters.head_for`)."""
     from ..backbone.adapters import COMMANDS, BundleError, head_for, is_bundle
-    from ..backbone.load import CheckpointError, is_hf_folder
+    from ..backbone.load import CheckpointError, names_backbone
     from .model import backbone_given, load_structure_model
 
     if is_bundle(path):  # a trained bundle (out_dir/model of `resm finetune`): its structure head
@@ -226,7 +231,7 @@ def supervised_predictor(
         tm, entries, scheme = open_bundle(path)
         name = head_for(path, entries, "structure", COMMANDS if caller is None else {"structure": caller})
         return bundle_predictor(path, tm.to(device).eval(), entries, scheme, name, tile, workers, cache)
-    if is_hf_folder(Path(path)):  # was 'is a folder, not a checkpoint file'
+    if names_backbone(path):  # was 'is a folder, not a checkpoint file'
         raise CheckpointError(backbone_given(path))
     model, meta = load_structure_model(path)
     return model_predictor(

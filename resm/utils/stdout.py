@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 
-__all__ = ["STDOUT", "guarded", "for_command", "failed", "stdout_gone", "named"]
+__all__ = ["STDOUT", "guarded", "for_command", "failed", "stdout_gone", "named", "require_stdout"]
 
 STDOUT = "standard output"  # how an error names it
 
@@ -125,6 +125,15 @@ class _Closed:
 
     def flush(self) -> None:
         pass
+
+
+def require_stdout() -> None:
+    """Before a command whose output is standard output does its work: the error its first write
+    would raise (``standard output: closed``) when there is none (``resm fold x.fa >&-``), where
+    the command did all its work and failed only when it wrote."""
+    out = sys.stdout
+    if out is None or isinstance(out, _Closed) or isinstance(getattr(out, "_inner", None), _Closed):
+        raise OSError(errno.EBADF, "closed", STDOUT)
 
 
 @contextlib.contextmanager

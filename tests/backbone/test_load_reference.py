@@ -145,7 +145,8 @@ def test_exported_model_reads_back_with_the_same_outputs_everywhere(tmp_path):
 
     run = _trained_run(tmp_path)
     out, hf_dir = tmp_path / "esm2_export.pt", tmp_path / "export_hf"
-    exported = export_checkpoint(run, out, hf=hf_dir)
+    exported, meta = export_checkpoint(run, out, hf=hf_dir)
+    assert meta["step"] == 3 and meta["exported_from"] == str(run / "checkpoints" / "step_00000003")
     s = get_scheme()
     toks = pad_batch([s.encode("ACGUAGCUAGCUAGGAC"), s.encode("GGGAAACCC")])
     real = toks != PAD

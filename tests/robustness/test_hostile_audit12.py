@@ -54,6 +54,8 @@ STATE_CASES = [
     ("rng-python-cut-short", state_edit(lambda s: s["rng"].update(python=[3, [1, 2], None])), "'rng'"),
     ("rng-numpy-a-word", state_edit(lambda s: s["rng"].update(numpy="x")), "'rng'"),
     ("mask-rng-cut-short", put(mask_rng="AAAA"), "'mask_rng'"),
+    ("elapsed-a-word", put(elapsed_s="x"), "'elapsed_s' is \"x\""),
+    ("elapsed-infinite", put(elapsed_s=1e999), "'elapsed_s' is Infinity"),
 ]
 
 STATE_AND_STEP_CASES = [

@@ -476,7 +476,7 @@ def test_an_empty_name_comment_keeps_the_files_name(tmp_path, name, text):
         (
             lambda p, b, m: resm.embed_sequences("default", {"a": "ACGU"}, layers=["x"], device="cpu"),
             "TypeError",
-            "layers must be integers, got 'x'",
+            "layers: each layer must be an integer, got 'x'",
         ),
     ],
     ids=["id-line-break", "id-empty", "device", "interact-3-items", "mrl-none", "interact-none", "layers-str"],
