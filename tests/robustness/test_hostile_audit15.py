@@ -68,6 +68,8 @@ def _signal_when(argv, ready, sig, timeout: float = 300.0) -> tuple[int, str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: SIGHUP at its default, whatever this run inherited (nohup ignores it)
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     deadline = time.time() + timeout
     while not ready():
