@@ -49,29 +49,48 @@ def _few_threads():
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def killed_at_checkpoint(args, run_dir, step: int, timeout: float = 120.0) -> None:
-    """Start ``python -m resm *args`` (one thread) and kill it (SIGKILL) as soon as the
-    checkpoint of ``step`` exists in ``run_dir``, wherever the run then is (mid-step,
-    mid-write)."""
+def signal_when(argv, ready, sig, timeout: float = 300.0) -> tuple[int, str]:
+    """Run ``python -m resm *argv`` (one thread) as a real process, send ``sig`` as soon as
+    ``ready()`` holds (polled; no timing is asserted) and return its exit code and stderr. The
+    child starts with SIGHUP at its default, as from a terminal, whatever this run inherited
+    (``nohup`` ignores it, and resm keeps an ignored SIGHUP ignored); stderr goes to a file, so
+    a chatty child never blocks on a full pipe."""
     import signal
     import subprocess
     import sys
+    import tempfile
     import time
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "resm", *map(str, args)],
-        env=ENV,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + timeout
-    while not (Path(run_dir) / "checkpoints" / f"step_{step:08d}").exists():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "resm", *map(str, argv)],
+            env=ENV,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+        )
+        deadline = time.time() + timeout
+        while not ready():
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                proc.wait()
+                err.seek(0)
+                raise AssertionError(f"not ready before it ended (exit {proc.returncode}): {err.read()[-2000:]}")
+            time.sleep(0.005)
+        proc.send_signal(sig)
+        proc.wait(timeout=120)
+        err.seek(0)
+        return proc.returncode, err.read()
+
+
+def killed_at_checkpoint(args, run_dir, step: int, timeout: float = 120.0) -> None:
+    """Kill ``python -m resm *args`` (SIGKILL) as soon as the checkpoint of ``step`` exists in
+    ``run_dir``, wherever the run then is (mid-step, mid-write)."""
+    import signal
+
+    signal_when(args, (Path(run_dir) / "checkpoints" / f"step_{step:08d}").exists, signal.SIGKILL, timeout)
 
 
 def resm_cli(*args, procs: int = 1, check: bool = True, **kw):

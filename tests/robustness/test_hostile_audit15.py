@@ -40,7 +40,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,7 @@ import pytest
 import yaml
 
 from resm.cli import main as cli_main
-from tests.conftest import ENV, REPO
+from tests.conftest import ENV, REPO, signal_when
 from tests.robustness.cases import Case, check_one_line
 
 
@@ -56,28 +55,6 @@ def _fasta(path: Path, n: int, length: int = 120) -> Path:
     rng = np.random.default_rng(0)
     path.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGU'), length))}\n" for i in range(n)))
     return path
-
-
-def _signal_when(argv, ready, sig, timeout: float = 300.0) -> tuple[int, str]:
-    """Run ``resm ARGV`` as a real process, send ``sig`` once ``ready()`` holds (polled; no
-    timing is asserted) and return its exit code and stderr."""
-    p = subprocess.Popen(
-        [sys.executable, "-m", "resm", *map(str, argv)],
-        cwd=REPO,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        # as from a terminal: SIGHUP at its default, whatever this run inherited (nohup ignores it)
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
-    )
-    deadline = time.time() + timeout
-    while not ready():
-        assert p.poll() is None and time.time() < deadline, p.communicate()
-        time.sleep(0.05)
-    p.send_signal(sig)
-    _, err = p.communicate(timeout=120)
-    return p.returncode, err
 
 
 # ---------------------------------------------------------------- a sharded run's folders
@@ -104,7 +81,7 @@ def test_a_shard_run_keeps_a_folder_that_holds_other_files(tmp_path):
 def test_sigint_before_the_first_shard_leaves_no_folder(tmp_path):
     fa = _fasta(tmp_path / "many.fa", 1200)
     work = tmp_path / "new" / "s.dbn.shards"
-    code, err = _signal_when(
+    code, err = signal_when(
         ["fold", fa, "-o", tmp_path / "new" / "s.dbn", "--threads", "1", "--shard-size", "600"],
         lambda: (work / "job.json").exists(),  # the work folder is there, the first shard not done
         signal.SIGINT,
@@ -297,7 +274,7 @@ def test_sighup_cleans_up_as_sigterm_does(tmp_path):
     process where it stands: a fold left its hidden temporary and the folder it made."""
     fa = _fasta(tmp_path / "many.fa", 400)
     out_dir = tmp_path / "o"
-    code, err = _signal_when(
+    code, err = signal_when(
         ["fold", fa, "-o", out_dir / "s.dbn", "--threads", "1"],
         lambda: out_dir.exists() and bool(list(out_dir.glob(".s.dbn.*.tmp"))),
         signal.SIGHUP,

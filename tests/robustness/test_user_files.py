@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from resm.cli import main as cli_main
-from tests.conftest import ENV, REPO
+from tests.conftest import ENV, REPO, signal_when
 from tests.robustness.conftest import listing
 
 BOM = "\ufeff"
@@ -222,21 +222,8 @@ def test_stale_temporaries_of_killed_processes_are_removed(tmp_path):
 def _terminate_when(argv, ready, command, hint=""):
     """Run ``resm ARGV`` as a real process, send SIGTERM once ``ready()`` holds, and check the
     answer: exit 143 and exactly one line saying so (then ``hint``)."""
-    p = subprocess.Popen(
-        [sys.executable, "-m", "resm", *map(str, argv)],
-        cwd=REPO,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while not ready():
-        assert p.poll() is None and time.time() < deadline, p.communicate()
-        time.sleep(0.05)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
-    assert p.returncode == 143
+    code, err = signal_when(argv, ready, signal.SIGTERM, timeout=120)
+    assert code == 143, err
     want = f"resm {command}: terminated" + hint
     assert [ln for ln in err.splitlines() if "terminated" in ln] == [want]
 
@@ -281,25 +268,12 @@ def test_sigterm_after_a_checkpoint_names_the_one_a_rerun_resumes_from(ws, tmp_p
     cfg["train"].update(out_dir=str(run_dir), max_steps=100000, ckpt_every=2, keep_last=1000, val_every=0)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     first = run_dir / "checkpoints" / "step_00000002"
-    p = subprocess.Popen(
-        [sys.executable, "-m", "resm", "pretrain", "--config", str(tmp_path / "c.yaml")],
-        cwd=REPO,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, err = signal_when(
+        ["pretrain", "--config", tmp_path / "c.yaml"], (first / "trainer_rank0.json").exists, signal.SIGTERM, 120
     )
-    deadline = time.time() + 120
-    while not (first / "trainer_rank0.json").exists():
-        assert p.poll() is None and time.time() < deadline, p.communicate()
-        time.sleep(0.05)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
     [line] = [ln for ln in err.splitlines() if "terminated" in ln]
     newest = sorted((run_dir / "checkpoints").glob("step_????????"))[-1]  # the first, or one written since
-    assert (
-        p.returncode == 143 and line == f"resm pretrain: terminated; run the same command again to resume from {newest}"
-    )
+    assert code == 143 and line == f"resm pretrain: terminated; run the same command again to resume from {newest}"
 
 
 def test_a_write_to_a_staged_temporary_goes_straight_in(tmp_path):
